@@ -1,1 +1,30 @@
-//! placeholder until this crate lands
+//! The SMTP server engine shared by port25's MX, submission and spampot.
+//!
+//! The engine owns the protocol (RFC 5321 with PIPELINING, SIZE, 8BITMIME,
+//! SMTPUTF8, ENHANCEDSTATUSCODES, STARTTLS) and its strictness: CRLF-only
+//! framing, exact dot-stuffing, limits on lines, messages, recipients,
+//! commands, errors and time. Policies plug in through [`Hooks`].
+//!
+//! Layout: pure parsers first ([`command`], [`address`], [`data`],
+//! [`proxy`], [`input`]'s line splitter), then the I/O: [`session`] (the
+//! state machine), [`server`] (accept loop, connection cap, PROXY header,
+//! implicit TLS, drain on shutdown), [`tls`] (certificates).
+
+pub mod address;
+pub mod command;
+pub mod data;
+pub mod hooks;
+pub mod input;
+pub mod proxy;
+pub mod received;
+pub mod reply;
+mod server;
+mod session;
+pub mod settings;
+pub mod stream;
+pub mod tls;
+
+pub use hooks::{Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
+pub use reply::Reply;
+pub use server::run;
+pub use settings::{Limits, ListenerSettings, TlsMode};

@@ -1,0 +1,94 @@
+//! The one seam between the engine and a policy (mx, submission, spampot).
+//!
+//! The engine owns the protocol: framing, state, limits, replies to syntax
+//! errors. A policy owns the decisions: who may connect, which recipients
+//! are accepted, what happens to a message. Anything a policy does not
+//! accept is refused; there is no default that relays.
+
+use crate::address::{ForwardPath, ReversePath};
+use crate::command::MailParams;
+use crate::reply::Reply;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    pub version: String,
+    pub cipher: String,
+}
+
+/// What the engine knows about a session; handed to every hook.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    /// Unique id, also the prefix of every message id from this session.
+    pub id: String,
+    pub listener: Arc<str>,
+    /// The client: the socket peer, or the address a PROXY header named.
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    /// Set when a PROXY header replaced the socket addresses.
+    pub proxied_by: Option<SocketAddr>,
+    pub helo: Option<String>,
+    pub esmtp: bool,
+    pub tls: Option<TlsInfo>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    pub from: ReversePath,
+    pub params: MailParams,
+    pub rcpts: Vec<ForwardPath>,
+}
+
+/// A received message: the trace header the engine wrote, then the message
+/// exactly as received (dot-stuffing removed, CRLF line ends).
+#[derive(Debug)]
+pub struct Message {
+    pub id: String,
+    pub received_header: Vec<u8>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    pub fn len(&self) -> usize {
+        self.received_header.len() + self.body.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Accept with the engine's standard reply.
+    Accept,
+    /// Accept with this (2xx/3xx) reply.
+    AcceptWith(Reply),
+    /// Refuse with this (4xx/5xx) reply; the session goes on.
+    Reject(Reply),
+    /// Refuse and close the connection.
+    Disconnect(Reply),
+}
+
+/// Policy hooks. Synchronous hooks are for decisions made from memory;
+/// RCPT and DATA may wait (directory lookups, the spool's fsync).
+pub trait Hooks: Send + Sync + 'static {
+    fn connect(&self, _info: &SessionInfo) -> Decision {
+        Decision::Accept
+    }
+
+    fn ehlo(&self, _info: &SessionInfo, _helo: &str) -> Decision {
+        Decision::Accept
+    }
+
+    fn mail(&self, _info: &SessionInfo, _from: &ReversePath, _params: &MailParams) -> Decision {
+        Decision::Accept
+    }
+
+    fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> impl Future<Output = Decision> + Send;
+
+    /// The message is complete; answering `Accept` promises it is stored.
+    fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> impl Future<Output = Decision> + Send;
+}

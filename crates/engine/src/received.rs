@@ -1,0 +1,48 @@
+//! The Received trace header (RFC 5321 §4.4), with the protocol names of
+//! RFC 3848 (ESMTPS when TLS was used) and RFC 6531 (UTF8SMTP).
+
+use crate::address::ForwardPath;
+use crate::hooks::{Envelope, SessionInfo};
+use std::time::SystemTime;
+
+/// RFC 5322 date with a numeric zone, e.g. "Mon, 23 Nov 2026 19:37:57 +0000".
+pub fn rfc5322_date(t: SystemTime) -> String {
+    httpdate::fmt_http_date(t).replace(" GMT", " +0000")
+}
+
+/// Keeps a client-supplied HELO name from breaking the header's comment
+/// syntax or folding: only printable characters without parentheses.
+fn sanitize(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() || c == '(' || c == ')' || c == '\\' { '?' } else { c }).collect()
+}
+
+pub fn header(info: &SessionInfo, hostname: &str, envelope: &Envelope, id: &str) -> Vec<u8> {
+    let helo = sanitize(info.helo.as_deref().unwrap_or("unknown"));
+    let ip = match info.peer.ip() {
+        std::net::IpAddr::V4(v4) => format!("[{v4}]"),
+        std::net::IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
+    };
+    let base = match (envelope.params.smtputf8, info.esmtp) {
+        (true, _) => "UTF8SMTP",
+        (false, true) => "ESMTP",
+        (false, false) => "SMTP",
+    };
+    let with = if info.tls.is_some() { format!("{base}S") } else { base.to_owned() };
+    let tls = match &info.tls {
+        Some(t) => format!("\r\n\t(using {} with cipher {})", t.version, t.cipher),
+        None => String::new(),
+    };
+    let proxied = match info.proxied_by {
+        Some(p) => format!(" via proxy {}", p.ip()),
+        None => String::new(),
+    };
+    let for_clause = match envelope.rcpts.as_slice() {
+        [ForwardPath::Mailbox { mailbox, .. }] => format!("\r\n\tfor <{mailbox}>"),
+        _ => String::new(),
+    };
+    format!(
+        "Received: from {helo} ({ip}{proxied})\r\n\tby {hostname} (port25) with {with} id {id}{tls}{for_clause};\r\n\t{}\r\n",
+        rfc5322_date(SystemTime::now())
+    )
+    .into_bytes()
+}

@@ -1,0 +1,144 @@
+//! The listener loop: accept, cap connections, read a PROXY header or do the
+//! implicit TLS handshake, run a session; on shutdown stop accepting and
+//! drain the sessions that are still in a transaction.
+
+use crate::hooks::{Hooks, SessionInfo};
+use crate::input::Input;
+use crate::proxy::{self, ProxyHeader};
+use crate::reply::std_replies as R;
+use crate::session::Session;
+use crate::settings::{ListenerSettings, TlsMode};
+use crate::stream::Stream;
+use port25_events as ev;
+use port25_events::emit;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// A session id that is unique in this process and, being time-based,
+/// across restarts: 10 hex digits of seconds-and-millis, 5 of a counter.
+fn session_id() -> String {
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
+    let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{:010X}{:05X}", millis & 0xff_ffff_ffff, n & 0xf_ffff)
+}
+
+/// Serves SMTP on an already bound listener until `shutdown` is cancelled,
+/// then waits up to the drain timeout for open sessions.
+pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
+    let tracker = TaskTracker::new();
+    let sessions = shutdown.child_token();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = shutdown.cancelled() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                emit!(warn, ev::SESSION_LIMIT, listener = %settings.name, limit = "accept", error = %e);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            emit!(info, ev::SESSION_LIMIT, listener = %settings.name, peer = %peer, limit = "max_connections");
+            let _ = tcp.try_write(&R::TOO_MANY_CONNECTIONS.to_wire());
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let settings = settings.clone();
+        let hooks = hooks.clone();
+        let token = sessions.clone();
+        tracker.spawn(async move {
+            start_session(tcp, peer, settings, hooks, token).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
+    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
+        emit!(warn, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
+    }
+}
+
+async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+    let local = tcp.local_addr().unwrap_or(socket_peer);
+    let mut info = SessionInfo {
+        id: session_id(),
+        listener: settings.name.clone(),
+        peer: socket_peer,
+        local,
+        proxied_by: None,
+        helo: None,
+        esmtp: false,
+        tls: None,
+    };
+    let mut stream = Stream::Plain(tcp);
+    let mut input = Input::default();
+    if settings.proxy_protocol {
+        match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await {
+            Ok(Ok(ProxyHeader::Proxied { source, destination })) => {
+                emit!(debug, ev::SESSION_PROXY, session = %info.id, proxy = %socket_peer, source = %source, destination = %destination);
+                info.proxied_by = Some(socket_peer);
+                info.peer = source;
+                info.local = destination;
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = %e);
+                return;
+            }
+            Err(_) => {
+                emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = "timeout");
+                return;
+            }
+        }
+    }
+    emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
+    if settings.tls_mode == TlsMode::Implicit {
+        let Some(config) = settings.tls.clone() else { return };
+        let Stream::Plain(tcp) = stream else { return };
+        // Bytes read with the PROXY header belong to the TLS handshake.
+        if !input.buffered().is_empty() {
+            emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = "data after PROXY header before TLS");
+            return;
+        }
+        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+        match tokio::time::timeout(settings.limits.handshake_timeout, acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => stream = Stream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                emit!(info, ev::SMTP_STARTTLS_FAILED, session = %info.id, peer = %info.peer, error = %e);
+                return;
+            }
+            Err(_) => {
+                emit!(info, ev::SMTP_STARTTLS_FAILED, session = %info.id, peer = %info.peer, error = "timeout");
+                return;
+            }
+        }
+    }
+    Session::new(info, settings, hooks, stream, input).run(shutdown).await;
+}
+
+/// Reads exactly the PROXY header; anything after it stays in `input`.
+async fn read_proxy_header(stream: &mut Stream, input: &mut Input) -> Result<ProxyHeader, proxy::ProxyError> {
+    loop {
+        if let Some((header, used)) = proxy::parse(input.buffered())? {
+            input.consume(used);
+            return Ok(header);
+        }
+        match input.fill(stream, proxy::V2_MAX).await {
+            Ok(0) | Err(_) => return Err(proxy::ProxyError::Missing),
+            Ok(_) => {}
+        }
+    }
+}
