@@ -1,1 +1,11 @@
-//! placeholder until this crate lands
+//! port25's durable spool.
+//!
+//! [`record`] is the pure on-disk format; [`spool`] the group-committing
+//! writer, the recovery after a crash and the per-batch progress log. The
+//! scheduler for remote delivery (retries, expiry, DSN) builds on these.
+
+pub mod record;
+pub mod spool;
+
+pub use record::SpooledMessage;
+pub use spool::{DoneLog, PendingBatch, Spool, SpoolError};

@@ -1,0 +1,187 @@
+//! The on-disk form of a spooled message. Pure encode/decode, fuzzable.
+//!
+//! A batch file is the magic line, then records: `len:u32 crc32:u32
+//! payload`, little endian. The payload is a sequence of length-prefixed
+//! fields. The CRC makes a damaged file detectable; a batch file only ever
+//! appears complete (it is renamed into place after fsync), so a damaged
+//! record means media corruption and the file is quarantined, never guessed.
+
+pub const MAGIC: &[u8; 12] = b"PORT25BATCH1";
+/// A record larger than this is corrupt: messages are capped far below it.
+const MAX_RECORD: usize = 1 << 30;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpooledMessage {
+    pub id: String,
+    /// Seconds since the Unix epoch.
+    pub received_at: u64,
+    pub peer: String,
+    pub helo: String,
+    /// Envelope sender; empty for the null reverse-path.
+    pub from: String,
+    /// Final recipient addresses, as the policy resolved them.
+    pub rcpts: Vec<String>,
+    /// Trace header plus message, CRLF line ends.
+    pub content: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("not a port25 batch file (bad magic)")]
+    BadMagic,
+    #[error("record {index} at byte {offset} is truncated")]
+    Truncated { index: usize, offset: usize },
+    #[error("record {index} at byte {offset} fails its checksum")]
+    Checksum { index: usize, offset: usize },
+    #[error("record {index} at byte {offset} is malformed: {what}")]
+    Malformed { index: usize, offset: usize, what: &'static str },
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    out.extend_from_slice(&(b.len() as u32).to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+pub fn encode_message(m: &SpooledMessage, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0u8; 8]);
+    put_bytes(out, m.id.as_bytes());
+    out.extend_from_slice(&m.received_at.to_le_bytes());
+    put_bytes(out, m.peer.as_bytes());
+    put_bytes(out, m.helo.as_bytes());
+    put_bytes(out, m.from.as_bytes());
+    out.extend_from_slice(&(m.rcpts.len() as u32).to_le_bytes());
+    for r in &m.rcpts {
+        put_bytes(out, r.as_bytes());
+    }
+    put_bytes(out, &m.content);
+    let payload_len = (out.len() - start - 8) as u32;
+    let crc = crc32fast::hash(&out[start + 8..]);
+    out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+pub fn encode_batch<'a>(messages: impl IntoIterator<Item = &'a SpooledMessage>) -> Vec<u8> {
+    let mut out = MAGIC.to_vec();
+    for m in messages {
+        encode_message(m, &mut out);
+    }
+    out
+}
+
+struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        let end = self.pos.checked_add(n)?;
+        let s = self.buf.get(self.pos..end)?;
+        self.pos = end;
+        Some(s)
+    }
+    fn u32(&mut self) -> Option<u32> {
+        Some(u32::from_le_bytes(self.take(4)?.try_into().ok()?))
+    }
+    fn u64(&mut self) -> Option<u64> {
+        Some(u64::from_le_bytes(self.take(8)?.try_into().ok()?))
+    }
+    fn bytes(&mut self) -> Option<&'a [u8]> {
+        let n = self.u32()? as usize;
+        self.take(n)
+    }
+    fn string(&mut self) -> Option<String> {
+        String::from_utf8(self.bytes()?.to_vec()).ok()
+    }
+}
+
+fn decode_payload(p: &[u8]) -> Option<SpooledMessage> {
+    let mut c = Cursor { buf: p, pos: 0 };
+    let id = c.string()?;
+    let received_at = c.u64()?;
+    let peer = c.string()?;
+    let helo = c.string()?;
+    let from = c.string()?;
+    let n = c.u32()? as usize;
+    // Each recipient needs at least its 4-byte length: bound before allocating.
+    if n > p.len() / 4 {
+        return None;
+    }
+    let mut rcpts = Vec::with_capacity(n);
+    for _ in 0..n {
+        rcpts.push(c.string()?);
+    }
+    let content = c.bytes()?.to_vec();
+    (c.pos == p.len()).then_some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content })
+}
+
+pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
+    let rest = buf.strip_prefix(MAGIC.as_slice()).ok_or(DecodeError::BadMagic)?;
+    let mut out = Vec::new();
+    let mut offset = MAGIC.len();
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let index = out.len();
+        if rest.len() < 8 {
+            return Err(DecodeError::Truncated { index, offset });
+        }
+        let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+        let crc = u32::from_le_bytes(rest[4..8].try_into().unwrap());
+        if len > MAX_RECORD || rest.len() < 8 + len {
+            return Err(DecodeError::Truncated { index, offset });
+        }
+        let payload = &rest[8..8 + len];
+        if crc32fast::hash(payload) != crc {
+            return Err(DecodeError::Checksum { index, offset });
+        }
+        let m = decode_payload(payload).ok_or(DecodeError::Malformed { index, offset, what: "fields do not fit the record" })?;
+        out.push(m);
+        rest = &rest[8 + len..];
+        offset += 8 + len;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub fn sample(i: usize) -> SpooledMessage {
+        SpooledMessage {
+            id: format!("ID{i}"),
+            received_at: 1_700_000_000 + i as u64,
+            peer: "192.0.2.1:4000".into(),
+            helo: "client.example".into(),
+            from: if i % 2 == 0 { String::new() } else { "a@b.example".into() },
+            rcpts: vec!["u@example.net".into(); i % 3 + 1],
+            content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+        }
+    }
+
+    #[test]
+    fn round_trip() {
+        let msgs: Vec<_> = (0..5).map(sample).collect();
+        assert_eq!(decode_batch(&encode_batch(&msgs)).unwrap(), msgs);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_detected() {
+        let bytes = encode_batch(&[sample(1), sample(2)]);
+        let boundary = encode_batch(&[sample(1)]).len();
+        for cut in 0..bytes.len() {
+            match decode_batch(&bytes[..cut]) {
+                Err(_) => {}
+                // Cuts at a record boundary decode to the records before it.
+                Ok(m) if cut == MAGIC.len() => assert!(m.is_empty()),
+                Ok(m) if cut == boundary => assert_eq!(m, vec![sample(1)]),
+                Ok(_) => panic!("cut at {cut} decoded"),
+            }
+        }
+        for i in MAGIC.len()..bytes.len() {
+            let mut b = bytes.clone();
+            b[i] ^= 0x40;
+            assert!(decode_batch(&b).is_err(), "flip at {i}");
+        }
+    }
+}
