@@ -1,1 +1,54 @@
-//! placeholder until this crate lands
+//! port25's configuration: one TOML file, a default for everything.
+//!
+//! [`parse`] is pure (text in, [`Config`] or [`ConfigError`] out) so it can be
+//! fuzzed; [`load`] reads the file. Every error names the file, the line and
+//! column, and what to change: serde reports unknown keys and wrong types
+//! with their position, and the checks after parsing keep the position of
+//! the value they judge (`toml::Spanned`). `dist/port25.toml` documents every
+//! key with its default.
+
+mod error;
+mod model;
+
+pub use error::{line_col, ConfigError};
+pub use model::*;
+
+use std::path::{Path, PathBuf};
+
+/// Reads and checks a configuration file. Relative paths in it are relative
+/// to the file's directory.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the configuration file: {e}"),
+        hint: "check the path given with --config, or run without --config for the built-in defaults".into(),
+    })?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, path, &base)
+}
+
+/// The built-in configuration `port25 serve` uses without a file: relative
+/// paths are relative to the current directory.
+pub fn embedded_default() -> Config {
+    parse("", Path::new("<built-in defaults>"), Path::new("")).expect("the empty configuration is valid")
+}
+
+/// Parses configuration text; `file` is only used in error messages.
+pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let raw: model::RawConfig = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        ConfigError::at(file, text, offset, e.message().trim_end().to_owned(), "see dist/port25.toml for every key, its type and its default")
+    })?;
+    model::resolve(raw, text, file, base)
+}
+
+pub(crate) fn absolute(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        base.join(p)
+    }
+}

@@ -1,0 +1,407 @@
+//! The file's shape (`Raw*`, as written) and the checked result ([`Config`]).
+
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    hostname: Option<Spanned<String>>,
+    data_dir: Option<String>,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
+    mx: RawMx,
+    #[serde(default)]
+    delivery: RawDelivery,
+    #[serde(default, rename = "listener")]
+    listeners: Option<Vec<Spanned<RawListener>>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    certificate: Option<Spanned<String>>,
+    private_key: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawMx {
+    domains: Option<Vec<Spanned<String>>>,
+    recipients: Option<Vec<Spanned<String>>>,
+    recipients_file: Option<Spanned<String>>,
+    recipient_delimiter: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawDelivery {
+    method: Option<DeliveryMethod>,
+    maildir: Option<String>,
+    lmtp: Option<Spanned<String>>,
+    lmtp_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawListener {
+    name: String,
+    address: SocketAddr,
+    #[serde(default)]
+    service: Service,
+    tls: Option<TlsMode>,
+    #[serde(default)]
+    proxy_protocol: bool,
+    max_connections: Option<usize>,
+    max_commands_before_mail: Option<u32>,
+    max_recipients: Option<usize>,
+    max_message_size: Option<usize>,
+    max_command_line: Option<usize>,
+    max_data_line: Option<usize>,
+    max_errors: Option<u32>,
+    command_timeout_secs: Option<u64>,
+    data_timeout_secs: Option<u64>,
+    handshake_timeout_secs: Option<u64>,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DeliveryMethod {
+    #[default]
+    Maildir,
+    Lmtp,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Service {
+    /// Port 25: mail for local domains from other servers.
+    #[default]
+    Mx,
+}
+
+#[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    None,
+    Starttls,
+    Implicit,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub hostname: String,
+    pub data_dir: PathBuf,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    /// (certificate, key); `None` means a self-signed pair in data_dir/tls.
+    pub tls_files: Option<(PathBuf, PathBuf)>,
+    pub mx: Mx,
+    pub delivery: Delivery,
+    pub listeners: Vec<Listener>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mx {
+    pub domains: Vec<String>,
+    pub recipients: Option<Vec<String>>,
+    pub recipient_delimiter: Option<char>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub method: DeliveryMethod,
+    pub maildir: PathBuf,
+    pub lmtp: Option<String>,
+    pub lmtp_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub service: Service,
+    pub tls: TlsMode,
+    pub proxy_protocol: bool,
+    pub max_connections: usize,
+    pub max_commands_before_mail: u32,
+    pub max_recipients: usize,
+    pub max_message_size: usize,
+    pub max_command_line: usize,
+    pub max_data_line: usize,
+    pub max_errors: u32,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub handshake_timeout: Duration,
+}
+
+pub fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates
+    // or truncates within it.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".into();
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    let name = String::from_utf8_lossy(&buf[..end]).into_owned();
+    if name.is_empty() {
+        "localhost".into()
+    } else {
+        name
+    }
+}
+
+fn valid_domain(d: &str) -> bool {
+    !d.is_empty()
+        && d.len() <= 253
+        && d.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+        })
+}
+
+pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+
+    let hostname = match raw.hostname {
+        Some(h) if !valid_domain(h.get_ref()) => {
+            return Err(err(h.span().start, format!("hostname {:?} is not a valid host name", h.get_ref()), "use a fully qualified name such as \"mx.example.net\""))
+        }
+        Some(h) => h.into_inner(),
+        None => system_hostname(),
+    };
+    let data_dir = crate::absolute(base, raw.data_dir.as_deref().unwrap_or("port25-data"));
+
+    let tls_files = match (raw.tls.certificate, raw.tls.private_key) {
+        (Some(c), Some(k)) => Some((crate::absolute(base, c.get_ref()), crate::absolute(base, k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => return Err(err(c.span().start, "[tls] certificate is set without private_key".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
+        (None, Some(k)) => return Err(err(k.span().start, "[tls] private_key is set without certificate".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
+    };
+
+    let mut domains = Vec::new();
+    match raw.mx.domains {
+        Some(list) => {
+            if list.is_empty() {
+                return Err(err(text.find("domains").unwrap_or(0), "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
+            }
+            for d in list {
+                if !valid_domain(d.get_ref()) {
+                    return Err(err(d.span().start, format!("{:?} is not a valid domain", d.get_ref()), "write a domain name such as \"example.net\" (no @, no brackets, no trailing dot)"));
+                }
+                domains.push(d.into_inner().to_lowercase());
+            }
+        }
+        None => {
+            domains.push(hostname.to_lowercase());
+            if hostname != "localhost" {
+                domains.push("localhost".into());
+            }
+        }
+    }
+
+    let recipient_delimiter = match raw.mx.recipient_delimiter {
+        None => None,
+        Some(d) => {
+            let mut chars = d.get_ref().chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if "+-_=".contains(c) => Some(c),
+                _ => return Err(err(d.span().start, format!("recipient_delimiter {:?} is not one character of + - _ =", d.get_ref()), "use \"+\" (the common choice) or remove the key")),
+            }
+        }
+    };
+
+    let mut recipients: Option<Vec<String>> = None;
+    let check_recipient = |addr: &str, offset: usize| -> Result<String, ConfigError> {
+        let Some((local, domain)) = addr.rsplit_once('@') else {
+            return Err(err(offset, format!("recipient {addr:?} has no @domain"), "write full addresses such as \"alice@example.net\""));
+        };
+        if local.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            return Err(err(offset, format!("recipient {addr:?} is not in a local domain"), "add its domain to [mx] domains or remove the address"));
+        }
+        Ok(addr.to_lowercase())
+    };
+    if let Some(list) = raw.mx.recipients {
+        let mut out = Vec::new();
+        for r in list {
+            out.push(check_recipient(r.get_ref(), r.span().start)?);
+        }
+        recipients = Some(out);
+    }
+    if let Some(f) = raw.mx.recipients_file {
+        let path = crate::absolute(base, f.get_ref());
+        let content = std::fs::read_to_string(&path)
+            .map_err(|e| err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line"))?;
+        let list = recipients.get_or_insert_with(Vec::new);
+        for (n, line) in content.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let addr = check_recipient(line, f.span().start).map_err(|mut e| {
+                e.message = format!("{} (line {} of {})", e.message, n + 1, path.display());
+                e
+            })?;
+            list.push(addr);
+        }
+    }
+
+    let method = raw.delivery.method.unwrap_or_default();
+    let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
+    if let Some((offset, addr)) = &lmtp {
+        let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
+            || addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        if !ok {
+            return Err(err(*offset, format!("lmtp address {addr:?} is not understood"), "write \"unix:/run/dovecot/lmtp\" or \"127.0.0.1:24\""));
+        }
+    }
+    if method == DeliveryMethod::Lmtp && lmtp.is_none() {
+        return Err(err(text.find("method").unwrap_or(0), "delivery method is lmtp but no lmtp address is set".into(), "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]"));
+    }
+    let delivery = Delivery {
+        method,
+        maildir: match raw.delivery.maildir {
+            Some(m) => crate::absolute(base, &m),
+            None => data_dir.join("mail"),
+        },
+        lmtp: lmtp.map(|(_, a)| a),
+        lmtp_timeout: Duration::from_secs(raw.delivery.lmtp_timeout_secs.unwrap_or(60)),
+    };
+
+    let raw_listeners = raw.listeners.unwrap_or_default();
+    let mut listeners = Vec::new();
+    let mut names = HashSet::new();
+    let mut addresses = HashSet::new();
+    for spanned in raw_listeners {
+        let offset = spanned.span().start;
+        let l = spanned.into_inner();
+        if !names.insert(l.name.clone()) {
+            return Err(err(offset, format!("two listeners are named {:?}", l.name), "give each [[listener]] its own name"));
+        }
+        if !addresses.insert(l.address) {
+            return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
+        }
+        let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
+            match v {
+                Some(0) => Err(err(offset, format!("listener {:?}: {key} must be greater than 0", l.name), "remove the key to use the default")),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
+        let max_command_line = positive(l.max_command_line, 2048, "max_command_line")?;
+        if max_command_line < 512 {
+            return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
+        }
+        let max_data_line = positive(l.max_data_line, 998, "max_data_line")?;
+        listeners.push(Listener {
+            max_connections: positive(l.max_connections, 20_000, "max_connections")?,
+            max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
+            max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
+            max_message_size: positive(l.max_message_size, 25 * 1024 * 1024, "max_message_size")?,
+            max_command_line,
+            max_data_line,
+            max_errors: l.max_errors.unwrap_or(20),
+            command_timeout: Duration::from_secs(positive(l.command_timeout_secs.map(|v| v as usize), 300, "command_timeout_secs")? as u64),
+            data_timeout: Duration::from_secs(positive(l.data_timeout_secs.map(|v| v as usize), 180, "data_timeout_secs")? as u64),
+            handshake_timeout: Duration::from_secs(positive(l.handshake_timeout_secs.map(|v| v as usize), 30, "handshake_timeout_secs")? as u64),
+            tls: l.tls.unwrap_or(TlsMode::Starttls),
+            name: l.name,
+            address: l.address,
+            service: l.service,
+            proxy_protocol: l.proxy_protocol,
+        });
+    }
+    if listeners.is_empty() {
+        listeners.push(Listener {
+            name: "mx".into(),
+            address: "127.0.0.1:2525".parse().expect("valid"),
+            service: Service::Mx,
+            tls: TlsMode::Starttls,
+            proxy_protocol: false,
+            max_connections: 20_000,
+            max_commands_before_mail: 50,
+            max_recipients: 100,
+            max_message_size: 25 * 1024 * 1024,
+            max_command_line: 2048,
+            max_data_line: 998,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            handshake_timeout: Duration::from_secs(30),
+        });
+    }
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, listeners })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{parse, ConfigError};
+    use std::path::Path;
+
+    fn check(text: &str) -> Result<crate::Config, ConfigError> {
+        parse(text, Path::new("/etc/port25.toml"), Path::new("/etc"))
+    }
+
+    #[test]
+    fn empty_file_gives_the_embedded_defaults() {
+        let c = check("hostname = \"mx.example.net\"").unwrap();
+        assert_eq!(c.mx.domains, vec!["mx.example.net", "localhost"]);
+        assert_eq!(c.listeners.len(), 1);
+        assert_eq!(c.listeners[0].address.port(), 2525);
+        assert_eq!(c.data_dir, Path::new("/etc/port25-data"));
+        assert_eq!(c.delivery.maildir, Path::new("/etc/port25-data/mail"));
+    }
+
+    #[test]
+    fn errors_name_line_and_fix() {
+        let e = check("hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n").unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (4, "\"bad domain\" is not a valid domain"));
+        assert!(e.to_string().starts_with("/etc/port25.toml:4:"), "{e}");
+        assert!(e.to_string().contains("fix:"));
+
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 5\n").unwrap_err();
+        assert_eq!(e.line, 4);
+        assert!(e.message.contains("unknown field `max_recipents`"), "{}", e.message);
+
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"nowhere\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+
+        let e = check("[delivery]\nmethod = \"lmtp\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.hint.contains("lmtp ="));
+
+        let e = check("[log]\nformat = \"xml\"\n").unwrap_err();
+        assert_eq!(e.line, 2);
+
+        let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
+        assert_eq!(e.line, 3);
+
+        let two = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2525\"\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n";
+        assert_eq!(check(two).unwrap_err().line, 4);
+    }
+}

@@ -1,0 +1,191 @@
+//! LMTP client (RFC 2033) for handing mail to an existing mailbox server
+//! such as Dovecot. One connection per batch carries all its messages; LMTP
+//! answers DATA once per accepted recipient, so outcomes are per recipient.
+
+use crate::outcome::{RcptOutcome, Work};
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LmtpAddress {
+    Tcp(String),
+    Unix(PathBuf),
+}
+
+impl std::str::FromStr for LmtpAddress {
+    type Err = String;
+    /// "unix:/run/dovecot/lmtp" or "host:port".
+    fn from_str(s: &str) -> Result<Self, String> {
+        if let Some(path) = s.strip_prefix("unix:") {
+            return Ok(LmtpAddress::Unix(path.into()));
+        }
+        if s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
+            return Ok(LmtpAddress::Tcp(s.to_owned()));
+        }
+        Err(format!("bad LMTP address {s:?}: use \"unix:/path/to/socket\" or \"host:port\""))
+    }
+}
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+#[derive(Debug, Clone)]
+pub struct Lmtp {
+    pub address: LmtpAddress,
+    pub hostname: String,
+    pub timeout: Duration,
+}
+
+type Conn = BufStream<Box<dyn Io>>;
+
+async fn read_reply(conn: &mut Conn) -> std::io::Result<(u16, String)> {
+    let mut text = String::new();
+    loop {
+        let mut line = String::new();
+        let n = (&mut *conn).take(4096).read_line(&mut line).await?;
+        if n == 0 {
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "LMTP server closed the connection"));
+        }
+        let bytes = line.as_bytes();
+        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|_| bytes.len() >= 4 || line.trim_end().len() == 3);
+        let Some(code) = code else {
+            return Err(std::io::Error::other(format!("malformed LMTP reply {:?}", line.trim_end())));
+        };
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(line.get(4..).unwrap_or("").trim_end());
+        if bytes.get(3) != Some(&b'-') {
+            return Ok((code, format!("{code} {text}")));
+        }
+    }
+}
+
+async fn command(conn: &mut Conn, line: &str) -> std::io::Result<(u16, String)> {
+    conn.write_all(line.as_bytes()).await?;
+    conn.write_all(b"\r\n").await?;
+    conn.flush().await?;
+    read_reply(conn).await
+}
+
+fn judge(code: u16, text: String) -> RcptOutcome {
+    match code {
+        200..=299 => RcptOutcome::Delivered,
+        500..=599 => RcptOutcome::Failed(text),
+        _ => RcptOutcome::Deferred(text),
+    }
+}
+
+/// Dot-stuffs CRLF text for DATA (RFC 5321 §4.5.2) and appends the end mark.
+pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(content.len() + 16);
+    let mut line_start = true;
+    for &b in content {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !line_start {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+    out
+}
+
+impl Lmtp {
+    async fn connect(&self) -> std::io::Result<Conn> {
+        let io: Box<dyn Io> = match &self.address {
+            LmtpAddress::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a).await?),
+            LmtpAddress::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await?),
+        };
+        let mut conn = BufStream::new(io);
+        let (code, text) = read_reply(&mut conn).await?;
+        if code != 220 {
+            return Err(std::io::Error::other(format!("LMTP greeting: {text}")));
+        }
+        let (code, text) = command(&mut conn, &format!("LHLO {}", self.hostname)).await?;
+        if code != 250 {
+            return Err(std::io::Error::other(format!("LHLO refused: {text}")));
+        }
+        Ok(conn)
+    }
+
+    pub async fn deliver(&self, work: &[Work]) -> Vec<(usize, usize, RcptOutcome)> {
+        let mut results = Vec::new();
+        let mut pending: Vec<(usize, usize)> = work.iter().flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r))).collect();
+        let attempt = tokio::time::timeout(self.timeout, async {
+            let mut conn = self.connect().await?;
+            for w in work {
+                let (code, text) = command(&mut conn, &format!("MAIL FROM:<{}>", w.message.from)).await?;
+                if code / 100 != 2 {
+                    for &r in &w.rcpts {
+                        results.push((w.index, r, judge(code, text.clone())));
+                    }
+                    pending.retain(|(m, _)| *m != w.index);
+                    command(&mut conn, "RSET").await?;
+                    continue;
+                }
+                let mut accepted = Vec::new();
+                for &r in &w.rcpts {
+                    let (code, text) = command(&mut conn, &format!("RCPT TO:<{}>", w.message.rcpts[r])).await?;
+                    if code / 100 == 2 {
+                        accepted.push(r);
+                    } else {
+                        results.push((w.index, r, judge(code, text)));
+                        pending.retain(|&p| p != (w.index, r));
+                    }
+                }
+                if accepted.is_empty() {
+                    command(&mut conn, "RSET").await?;
+                    continue;
+                }
+                let (code, text) = command(&mut conn, "DATA").await?;
+                if code != 354 {
+                    for &r in &accepted {
+                        results.push((w.index, r, judge(code, text.clone())));
+                        pending.retain(|&p| p != (w.index, r));
+                    }
+                    continue;
+                }
+                conn.write_all(&dot_stuff(&w.message.content)).await?;
+                conn.flush().await?;
+                for &r in &accepted {
+                    let (code, text) = read_reply(&mut conn).await?;
+                    results.push((w.index, r, judge(code, text)));
+                    pending.retain(|&p| p != (w.index, r));
+                }
+            }
+            let _ = command(&mut conn, "QUIT").await;
+            Ok::<(), std::io::Error>(())
+        })
+        .await;
+        let error = match attempt {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("LMTP {:?}: {e}", self.address)),
+            Err(_) => Some(format!("LMTP {:?}: timed out", self.address)),
+        };
+        if let Some(e) = error {
+            for (m, r) in pending {
+                results.push((m, r, RcptOutcome::Deferred(e.clone())));
+            }
+        }
+        results
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stuffing_and_addresses() {
+        assert_eq!(dot_stuff(b".a\r\nb\r\n..\r\n"), b"..a\r\nb\r\n...\r\n.\r\n");
+        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+        assert_eq!("unix:/run/lmtp".parse::<LmtpAddress>(), Ok(LmtpAddress::Unix("/run/lmtp".into())));
+        assert_eq!("127.0.0.1:24".parse::<LmtpAddress>(), Ok(LmtpAddress::Tcp("127.0.0.1:24".into())));
+        assert!("nonsense".parse::<LmtpAddress>().is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! The local delivery loop: committed batches in, mailboxes out.
+//!
+//! Each batch is delivered by its own task (a few at a time). Finished
+//! recipients, delivered or failed for good, go to the batch's done log
+//! only after the delivery itself is durable; deferred ones are tried again
+//! with a growing delay. At shutdown the loop stops taking batches and lets
+//! the running attempts end; what is left stays in the spool for next time.
+
+use crate::lmtp::Lmtp;
+use crate::maildir::Maildir;
+use crate::outcome::{RcptOutcome, Work};
+use port25_events as ev;
+use port25_events::emit;
+use port25_queue::{DoneLog, PendingBatch, Spool};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Batches delivered at the same time.
+const PARALLEL_BATCHES: usize = 4;
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const MAX_RETRY: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    Maildir(Maildir),
+    Lmtp(Lmtp),
+}
+
+impl Target {
+    async fn deliver(&self, work: Vec<Work>, recovered: bool) -> Vec<(usize, usize, RcptOutcome)> {
+        match self {
+            Target::Maildir(m) => {
+                let m = m.clone();
+                tokio::task::spawn_blocking(move || m.deliver(&work, recovered))
+                    .await
+                    .unwrap_or_else(|e| panic!("maildir delivery thread panicked: {e}"))
+            }
+            Target::Lmtp(l) => l.deliver(&work).await,
+        }
+    }
+}
+
+pub async fn run(spool: Spool, recovered: Vec<PendingBatch>, mut ready: mpsc::UnboundedReceiver<PendingBatch>, target: Arc<Target>, shutdown: CancellationToken) {
+    let slots = Arc::new(Semaphore::new(PARALLEL_BATCHES));
+    let tracker = TaskTracker::new();
+    let mut backlog = recovered.into_iter();
+    loop {
+        let batch = match backlog.next() {
+            Some(b) => b,
+            None => tokio::select! {
+                b = ready.recv() => match b { Some(b) => b, None => break },
+                _ = shutdown.cancelled() => break,
+            },
+        };
+        let permit = tokio::select! {
+            p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
+            _ = shutdown.cancelled() => break,
+        };
+        let (spool, target, shutdown) = (spool.clone(), target.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            deliver_batch(&spool, batch, &target, &shutdown).await;
+            drop(permit);
+        });
+    }
+    tracker.close();
+    tracker.wait().await;
+}
+
+async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shutdown: &CancellationToken) {
+    let mut log = DoneLog::new(spool, batch.seq);
+    let mut todo: Vec<Work> = batch
+        .messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| Work { message: m.clone(), index: i, rcpts: (0..m.rcpts.len()).filter(|r| !batch.done.contains(&(i, *r))).collect() })
+        .filter(|w| !w.rcpts.is_empty())
+        .collect();
+    let mut delay = FIRST_RETRY;
+    let mut recovered = batch.recovered;
+    while !todo.is_empty() {
+        let results = target.deliver(todo.clone(), recovered).await;
+        // After one attempt, files from before the crash have been seen.
+        recovered = true;
+        let mut finished = Vec::new();
+        for (m, r, outcome) in &results {
+            let msg = &batch.messages[*m];
+            match outcome {
+                RcptOutcome::Delivered => {
+                    emit!(info, ev::DELIVERY_DELIVERED, id = %msg.id, to = %msg.rcpts[*r]);
+                    finished.push((*m, *r));
+                }
+                RcptOutcome::Failed(why) => {
+                    emit!(warn, ev::DELIVERY_FAILED, id = %msg.id, to = %msg.rcpts[*r], reason = %why);
+                    finished.push((*m, *r));
+                }
+                RcptOutcome::Deferred(why) => {
+                    emit!(warn, ev::DELIVERY_DEFERRED, id = %msg.id, to = %msg.rcpts[*r], reason = %why, retry_in = delay.as_secs());
+                }
+            }
+        }
+        if let Err(e) = log.record(&finished) {
+            // Without the record the recipients are tried again later, and
+            // the delivery's own idempotence keeps that to one copy.
+            emit!(error, ev::SPOOL_WRITE_FAILED, batch = batch.seq, error = %e);
+            return;
+        }
+        for w in &mut todo {
+            w.rcpts.retain(|r| !finished.contains(&(w.index, *r)));
+        }
+        todo.retain(|w| !w.rcpts.is_empty());
+        if todo.is_empty() {
+            break;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.cancelled() => return,
+        }
+        delay = (delay * 2).min(MAX_RETRY);
+    }
+    if let Err(e) = log.finish() {
+        emit!(error, ev::SPOOL_WRITE_FAILED, batch = batch.seq, error = %e);
+    }
+}
