@@ -5,7 +5,15 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "port25", version, about = "Port 25 management: submission apart from transport, egress policy, SpamPots, reports")]
+#[command(
+    name = "port25",
+    version,
+    about = "Port 25 management: mail submission kept apart from transport, egress policy, SpamPots, reports",
+    long_about = "port25 runs a provider's MX (port 25, transport only, never an open relay) and, \
+                  later, submission (587/465), the access network's egress policy, SpamPots sensors \
+                  and reports.\n\nStart here:  port25 serve        (built-in defaults: MX on 127.0.0.1:2525, \
+                  self-signed TLS, data in ./port25-data)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -13,6 +21,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the mail services (MX, local delivery) until SIGINT or SIGTERM
+    Serve(cmd::serve::Args),
+    /// Check or print the configuration
+    #[command(subcommand)]
+    Config(cmd::config::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
 }
@@ -20,6 +33,8 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Config(c) => cmd::config::run(c),
         Command::Egress(args) => cmd::egress::run(args),
     };
     match result {

@@ -1,2 +1,4 @@
 //! One module per subcommand.
+pub mod config;
 pub mod egress;
+pub mod serve;

@@ -1,0 +1,154 @@
+//! `port25 serve`: the MX listeners, the spool and local delivery.
+//!
+//! Start-up order matters: the spool is opened (and recovered) before any
+//! listener accepts, so a message accepted now never races with recovery;
+//! on shutdown the listeners drain first, then delivery stops.
+
+use anyhow::Context;
+use port25_config::{Config, DeliveryMethod, LogFormat, Service, TlsMode};
+use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
+use port25_engine::{Limits, ListenerSettings};
+use port25_events as ev;
+use port25_events::emit;
+use port25_mx::{MxConfig, MxPolicy};
+use port25_queue::Spool;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Configuration file (TOML). Without it, built-in defaults: an MX on
+    /// 127.0.0.1:2525 with a self-signed certificate, data in ./port25-data
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log format, overriding the file: text or json
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match &args.config {
+        Some(path) => match port25_config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => port25_config::embedded_default(),
+    };
+    let format = match args.log_format.as_deref() {
+        Some(f) => f.parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?,
+        None => match config.log_format {
+            LogFormat::Text => ev::LogFormat::Text,
+            LogFormat::Json => ev::LogFormat::Json,
+        },
+    };
+    ev::init(format, &config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
+        return Ok(None);
+    }
+    let (cert, key) = match &config.tls_files {
+        Some(pair) => pair.clone(),
+        None => {
+            let dir = config.data_dir.join("tls");
+            let (cert, key, fresh) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            if fresh {
+                emit!(info, ev::TLS_CERT_GENERATED, path = %cert.display(), hostname = %config.hostname);
+            }
+            (cert, key)
+        }
+    };
+    Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let tls = tls_config(&config)?;
+
+    let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
+    let target = match config.delivery.method {
+        DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
+        DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
+            address: config.delivery.lmtp.as_deref().unwrap_or_default().parse().map_err(anyhow::Error::msg)?,
+            hostname: config.hostname.clone(),
+            timeout: config.delivery.lmtp_timeout,
+        }),
+    };
+
+    let shutdown = CancellationToken::new();
+    let delivery_stop = CancellationToken::new();
+    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), delivery_stop.clone()));
+
+    let mx = Arc::new(MxPolicy::new(
+        &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
+        spool,
+    ));
+    let mut servers = Vec::new();
+    for l in &config.listeners {
+        let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
+            format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another server on it?)", l.name, l.address)
+        })?;
+        let bound = listener.local_addr()?;
+        let settings = Arc::new(ListenerSettings {
+            name: l.name.as_str().into(),
+            hostname: config.hostname.clone(),
+            tls_mode: match l.tls {
+                TlsMode::None => port25_engine::TlsMode::None,
+                TlsMode::Starttls => port25_engine::TlsMode::StartTls,
+                TlsMode::Implicit => port25_engine::TlsMode::Implicit,
+            },
+            tls: if l.tls == TlsMode::None { None } else { tls.clone() },
+            proxy_protocol: l.proxy_protocol,
+            limits: Limits {
+                max_connections: l.max_connections,
+                max_commands_before_mail: l.max_commands_before_mail,
+                max_recipients: l.max_recipients,
+                max_message_size: l.max_message_size,
+                max_command_line: l.max_command_line,
+                max_data_line: l.max_data_line,
+                max_errors: l.max_errors,
+                command_timeout: l.command_timeout,
+                data_timeout: l.data_timeout,
+                handshake_timeout: l.handshake_timeout,
+            },
+            drain_timeout: Duration::from_secs(30),
+        });
+        emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
+        let hooks = match l.service {
+            Service::Mx => mx.clone(),
+        };
+        servers.push(tokio::spawn(port25_engine::run(listener, settings, hooks, shutdown.clone())));
+    }
+
+    wait_for_signal().await;
+    shutdown.cancel();
+    for s in servers {
+        let _ = s.await;
+    }
+    delivery_stop.cancel();
+    let _ = delivery.await;
+    emit!(info, ev::SERVER_STOPPED);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
