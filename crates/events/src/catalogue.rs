@@ -86,7 +86,7 @@ mod tests {
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
             assert!(
-                id.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_'),
+                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "bad id {id}"
             );
         }
@@ -113,7 +113,7 @@ mod tests {
                             let end = tail.find('"').unwrap_or(tail.len());
                             let id = &tail[..end];
                             let looks_like_event = id.matches('.').count() >= 2
-                                && id.chars().all(|c| c.is_ascii_lowercase() || c == '.' || c == '_');
+                                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }
