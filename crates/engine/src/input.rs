@@ -36,6 +36,13 @@ pub struct Input {
 }
 
 impl Input {
+    /// Appends bytes as if read from the network (tests and fuzzing).
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.truncate(self.end);
+        self.buf.extend_from_slice(bytes);
+        self.end = self.buf.len();
+    }
+
     pub fn buffered(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
