@@ -1,0 +1,12 @@
+//! Property checks for port25's parsers, shared by the libFuzzer targets in
+//! `fuzz_targets/` and the stable smoke tests in `crates/*/tests/fuzz_smoke.rs`
+//! (which include these module files with `#[path]`, so CI checks exactly the
+//! properties the fuzzer checks). Every function panics when a property is
+//! violated; that panic is what libFuzzer reports as a crash.
+//!
+//! Each module only uses `std` and the one port25 crate it checks, so it
+//! compiles inside that crate's integration tests as well.
+
+pub mod config;
+pub mod engine;
+pub mod queue;
