@@ -50,12 +50,15 @@ pub async fn run(spool: Spool, recovered: Vec<PendingBatch>, mut ready: mpsc::Un
     loop {
         let batch = match backlog.next() {
             Some(b) => b,
+            // Biased: batches committed before shutdown are still started.
             None => tokio::select! {
+                biased;
                 b = ready.recv() => match b { Some(b) => b, None => break },
                 _ = shutdown.cancelled() => break,
             },
         };
         let permit = tokio::select! {
+            biased;
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
             _ = shutdown.cancelled() => break,
         };

@@ -1,0 +1,288 @@
+//! Starts the real `port25` binary with a generated configuration and talks
+//! to it over real sockets. Every server gets its own temp directory and
+//! port 0; the port is read from the `port25.server.listening` event.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub child: Option<Child>,
+    pub addrs: Vec<(String, SocketAddr)>,
+    pub log: Arc<Mutex<Vec<serde_json::Value>>>,
+    config: PathBuf,
+}
+
+/// The configuration every test starts from; `extra` is appended (it may
+/// add `[[listener]]` tables or keys under `[mx]`... as TOML allows).
+pub fn base_config(dir: &Path, mx: &str, listeners: &str) -> String {
+    format!(
+        "hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\n{mx}\n{listeners}\n",
+        dir.join("data").display()
+    )
+}
+
+pub const MX_LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\n";
+
+impl Server {
+    pub fn start(mx: &str, listeners: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("port25.toml");
+        std::fs::write(&config, base_config(dir.path(), mx, listeners)).unwrap();
+        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config };
+        s.spawn();
+        s
+    }
+
+    pub fn mx() -> Server {
+        Server::start("domains = [\"example.net\", \"example.org\"]", MX_LISTENER)
+    }
+
+    /// (Re)starts the process on the same configuration and data.
+    pub fn spawn(&mut self) {
+        // A restart binds new port-0 addresses: rewrite them into the config
+        // only when none were assigned yet; a restart reuses the old ports.
+        if !self.addrs.is_empty() {
+            let mut text = std::fs::read_to_string(&self.config).unwrap();
+            for (_, a) in &self.addrs {
+                text = text.replacen("127.0.0.1:0", &a.to_string(), 1);
+            }
+            std::fs::write(&self.config, text).unwrap();
+        }
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config"])
+            .arg(&self.config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start port25");
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
+                    eprintln!("port25 (non-JSON): {line}");
+                    continue;
+                };
+                if v["event"] == "port25.server.listening" {
+                    let addr: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
+                    let _ = tx.send((v["listener"].as_str().unwrap().to_owned(), addr));
+                }
+                log.lock().unwrap().push(v);
+            }
+        });
+        let expected = self.config_listener_count();
+        let mut addrs = Vec::new();
+        while addrs.len() < expected {
+            match rx.recv_timeout(Duration::from_secs(20)) {
+                Ok(a) => addrs.push(a),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("port25 did not report its listeners; log: {:?}", self.log.lock().unwrap());
+                }
+            }
+        }
+        self.addrs = addrs;
+        self.child = Some(child);
+    }
+
+    fn config_listener_count(&self) -> usize {
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        text.matches("[[listener]]").count().max(1)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addrs[0].1
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn maildir(&self, domain: &str, user: &str) -> PathBuf {
+        self.data().join("mail").join(domain).join(user).join("new")
+    }
+
+    /// Files in a mailbox's new/ directory, waiting up to `wait` for `n`.
+    pub fn wait_for_mail(&self, domain: &str, user: &str, n: usize, wait: Duration) -> Vec<Vec<u8>> {
+        let dir = self.maildir(domain, user);
+        let start = Instant::now();
+        loop {
+            let files = read_dir_files(&dir);
+            if files.len() >= n || start.elapsed() > wait {
+                return files;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Every file under the data directory's mail/ tree.
+    pub fn all_mail(&self) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        walk(&self.data().join("mail"), &mut out);
+        out
+    }
+
+    pub fn events(&self, id: &str) -> Vec<serde_json::Value> {
+        self.log.lock().unwrap().iter().filter(|v| v["event"] == id).cloned().collect()
+    }
+
+    pub fn wait_event(&self, id: &str, wait: Duration) -> Option<serde_json::Value> {
+        let start = Instant::now();
+        while start.elapsed() < wait {
+            if let Some(v) = self.events(id).into_iter().next() {
+                return Some(v);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().unwrap().id().to_string();
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
+    }
+
+    pub fn kill9(&mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn read_dir_files(dir: &Path) -> Vec<Vec<u8>> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect()
+}
+
+fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            walk(&p, out);
+        } else if p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "new" || n == "cur") {
+            out.push(std::fs::read(&p).unwrap());
+        }
+    }
+}
+
+/// A byte-exact SMTP client for the protocol tests.
+pub struct Client {
+    pub stream: TcpStream,
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let stream = TcpStream::connect(addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let reader = BufReader::new(stream.try_clone().unwrap());
+        Client { stream, reader }
+    }
+
+    /// Connects and reads the banner.
+    pub fn open(addr: SocketAddr) -> Client {
+        let mut c = Client::connect(addr);
+        let banner = c.reply();
+        assert!(banner.starts_with("220 "), "banner: {banner}");
+        c
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Reads one (possibly multi-line) reply; "" on EOF.
+    pub fn reply(&mut self) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            match self.reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return all,
+                Ok(_) => {}
+            }
+            all.push_str(&line);
+            if line.len() < 4 || line.as_bytes()[3] != b'-' {
+                return all;
+            }
+        }
+    }
+
+    pub fn cmd(&mut self, line: &str) -> String {
+        self.send(format!("{line}\r\n").as_bytes());
+        self.reply()
+    }
+
+    /// True when the server has closed the connection.
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+
+    /// One full transaction; returns the reply to the end of DATA.
+    pub fn send_mail(&mut self, from: &str, to: &[&str], body: &str) -> String {
+        let r = self.cmd(&format!("MAIL FROM:<{from}>"));
+        assert!(r.starts_with("250"), "MAIL: {r}");
+        for t in to {
+            let r = self.cmd(&format!("RCPT TO:<{t}>"));
+            assert!(r.starts_with("250"), "RCPT {t}: {r}");
+        }
+        let r = self.cmd("DATA");
+        assert!(r.starts_with("354"), "DATA: {r}");
+        self.send(body.as_bytes());
+        self.send(b"\r\n.\r\n");
+        self.reply()
+    }
+}
+
+pub fn code(reply: &str) -> u16 {
+    reply.get(..3).and_then(|c| c.parse().ok()).unwrap_or(0)
+}
+
+/// Fails loudly when a peer program this test needs is missing: the test
+/// suite installs them (.ci/install-deps), so absence is a broken setup.
+pub fn require(program: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/sbin", "/bin", "/sbin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(program);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{program} is not installed; run .ci/install-deps (it installs every peer the tests use)");
+}
+
+impl Server {
+    /// Waits for an exit already requested by a signal.
+    pub fn stop_wait(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > Duration::from_secs(40) {
+                let _ = child.kill();
+                panic!("port25 did not stop within 40 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real binary, real sockets, real peers (swaks,
+//! Python smtplib, curl, Postfix). One test binary, one module per area.
+
+mod harness;
+
+mod cli;
+mod clients;
+mod crash;
+mod postfix;
+mod protocol;
+mod relay;
+mod lmtp;
