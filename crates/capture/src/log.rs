@@ -34,7 +34,11 @@ pub fn segment_name(day: &str, seq: u64) -> String {
 pub fn parse_segment_name(name: &str) -> Option<(String, u64)> {
     let rest = name.strip_prefix("events-")?.strip_suffix(".jsonl")?;
     let (day, seq) = rest.split_once('-')?;
-    if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+    if day.len() != 8
+        || !day.bytes().all(|b| b.is_ascii_digit())
+        || seq.is_empty()
+        || !seq.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((day.to_owned(), seq.parse().ok()?))
@@ -78,11 +82,21 @@ impl Writer {
         }
         let day = crate::time::day(SystemTime::now());
         let file = Self::create(dir, &day, seq)?;
-        Ok(Writer { dir: dir.to_owned(), max_segment, file, day, seq, size: 0 })
+        Ok(Writer {
+            dir: dir.to_owned(),
+            max_segment,
+            file,
+            day,
+            seq,
+            size: 0,
+        })
     }
 
     fn create(dir: &Path, day: &str, seq: u64) -> io::Result<File> {
-        let file = OpenOptions::new().create_new(true).append(true).open(dir.join(segment_name(day, seq)))?;
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(dir.join(segment_name(day, seq)))?;
         File::open(dir)?.sync_all()?;
         Ok(file)
     }
@@ -126,8 +140,13 @@ impl Log {
     pub fn open(dir: &Path, max_segment: u64, quota: Option<Arc<Quota>>) -> io::Result<Log> {
         let writer = Writer::open(dir, max_segment)?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("capture-log".into()).spawn(move || writer_loop(writer, rx, quota))?;
-        Ok(Log { tx, dir: dir.to_owned() })
+        std::thread::Builder::new()
+            .name("capture-log".into())
+            .spawn(move || writer_loop(writer, rx, quota))?;
+        Ok(Log {
+            tx,
+            dir: dir.to_owned(),
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -137,7 +156,12 @@ impl Log {
     /// Appends a line and waits until it is on disk (fdatasync).
     pub async fn append_durable(&self, line: Vec<u8>) -> io::Result<()> {
         let (ack, done) = oneshot::channel();
-        self.tx.send(Request { line, ack: Some(ack) }).map_err(|_| closed())?;
+        self.tx
+            .send(Request {
+                line,
+                ack: Some(ack),
+            })
+            .map_err(|_| closed())?;
         done.await.map_err(|_| closed())?
     }
 
@@ -229,7 +253,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(segment_name("20261123", 7), "events-20261123-000007.jsonl");
-        assert_eq!(parse_segment_name("events-20261123-000007.jsonl"), Some(("20261123".into(), 7)));
+        assert_eq!(
+            parse_segment_name("events-20261123-000007.jsonl"),
+            Some(("20261123".into(), 7))
+        );
         assert_eq!(parse_segment_name("events-2026112-000007.jsonl"), None);
         assert_eq!(parse_segment_name("events-20261123-.jsonl"), None);
     }
@@ -264,7 +291,9 @@ mod tests {
         drop(f);
         std::thread::sleep(std::time::Duration::from_millis(50));
         let log = Log::open(&events, 600, None).unwrap();
-        log.append_durable(Event::new("port25.spampot.connect", "s1").to_line()).await.unwrap();
+        log.append_durable(Event::new("port25.spampot.connect", "s1").to_line())
+            .await
+            .unwrap();
         let parsed = crate::reader::read_file(last).unwrap();
         assert!(parsed.torn.is_none());
         let after = list_segments(&events).unwrap();

@@ -22,7 +22,9 @@ pub struct Quota {
 }
 
 fn walk(dir: &Path, out: &mut Vec<(SystemTime, u64, PathBuf)>) {
-    let Ok(entries) = fs::read_dir(dir) else { return };
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let Ok(m) = e.metadata() else { continue };
@@ -40,7 +42,13 @@ impl Quota {
         walk(events, &mut files);
         walk(bodies, &mut files);
         let usage = files.iter().map(|f| f.1).sum();
-        Quota { limit, usage: AtomicU64::new(usage), events: events.to_owned(), bodies: bodies.to_owned(), sensor: sensor.to_owned() }
+        Quota {
+            limit,
+            usage: AtomicU64::new(usage),
+            events: events.to_owned(),
+            bodies: bodies.to_owned(),
+            sensor: sensor.to_owned(),
+        }
     }
 
     pub fn usage(&self) -> u64 {
@@ -91,11 +99,21 @@ impl Quota {
         if files == 0 {
             return None;
         }
-        port25_events::emit!(warn, port25_events::SPAMPOT_QUOTA_ROTATED, files, bytes = freed, usage = self.usage(), limit = self.limit);
+        port25_events::emit!(
+            warn,
+            port25_events::SPAMPOT_QUOTA_ROTATED,
+            files,
+            bytes = freed,
+            usage = self.usage(),
+            limit = self.limit
+        );
         let mut e = Event::new(port25_events::SPAMPOT_QUOTA_ROTATED, &self.sensor);
         e.messages = Some(files);
         e.bytes = Some(freed);
-        e.reason = Some(format!("disk quota {} bytes reached; oldest segments and bodies removed", self.limit));
+        e.reason = Some(format!(
+            "disk quota {} bytes reached; oldest segments and bodies removed",
+            self.limit
+        ));
         Some(e.to_line())
     }
 }

@@ -28,6 +28,8 @@ enum Command {
     Config(cmd::config::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
+    /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
+    Spampot(cmd::spampot::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Egress(args) => cmd::egress::run(args),
+        Command::Spampot(args) => cmd::spampot::run(args),
     };
     match result {
         Ok(code) => code,
