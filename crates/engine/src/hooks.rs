@@ -92,18 +92,8 @@ pub trait Hooks: Send + Sync + 'static {
         Decision::Accept
     }
 
-    fn rcpt(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        to: &ForwardPath,
-    ) -> impl Future<Output = Decision> + Send;
+    fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> impl Future<Output = Decision> + Send;
 
     /// The message is complete; answering `Accept` promises it is stored.
-    fn data(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        message: Message,
-    ) -> impl Future<Output = Decision> + Send;
+    fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> impl Future<Output = Decision> + Send;
 }
