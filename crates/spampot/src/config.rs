@@ -180,7 +180,7 @@ impl Config {
                 "no [[listener]]: add one, or remove the file to get the default bait ports".into(),
             );
         }
-        for (port, _) in &self.refusal_per_port {
+        for port in self.refusal_per_port.keys() {
             port.parse::<u16>()
                 .map_err(|_| format!("refusal_per_port: {port:?} is not a port number"))?;
         }

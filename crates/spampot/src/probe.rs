@@ -91,7 +91,7 @@ mod tests {
             classify(&facts(0, 10, bulk, &addrs), 3),
             (false, vec!["first-message-from-source"])
         );
-        assert_eq!(classify(&facts(5, 1, probe, &addrs), 3).0, false);
+        assert!(!classify(&facts(5, 1, probe, &addrs), 3).0);
         assert!(!mentions_port(b"port :10800", 1080));
         assert!(mentions_port(b"port :1080\r\n", 1080));
     }

@@ -80,7 +80,9 @@ pub fn parse_greeting(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, Error> {
 }
 
 /// (username, password), lossily decoded (they are recorded, not checked).
-pub fn parse_auth(buf: &[u8]) -> Result<Option<((String, String), usize)>, Error> {
+pub type Credentials = (String, String);
+
+pub fn parse_auth(buf: &[u8]) -> Result<Option<(Credentials, usize)>, Error> {
     match buf.first() {
         None => return Ok(None),
         Some(1) => {}

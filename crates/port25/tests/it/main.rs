@@ -10,3 +10,4 @@ mod postfix;
 mod protocol;
 mod relay;
 mod lmtp;
+mod spampot;
