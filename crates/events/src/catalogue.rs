@@ -55,6 +55,10 @@ catalogue! {
     SPAMPOT_LIMIT = "port25.spampot.limit";
     SPAMPOT_QUOTA_ROTATED = "port25.spampot.quota.rotated";
     SPAMPOT_STORE_FAILED = "port25.spampot.store.failed";
+    SPAMPOT_SHIP_SENT = "port25.spampot.ship.sent";
+    SPAMPOT_SHIP_FAILED = "port25.spampot.ship.failed";
+    COLLECT_RECEIVED = "port25.collect.received";
+    COLLECT_REFUSED = "port25.collect.refused";
 }
 
 #[cfg(test)]

@@ -111,6 +111,9 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub limits: Limits,
     pub store: Store,
+    /// `[ship]`: send the capture log to a collector (url, token, ca_file,
+    /// interval_ms, batch_bytes); read by the binary's shipper.
+    pub ship: Option<toml::Table>,
 }
 
 fn listener(name: &str, port: u16, kind: Kind) -> Listener {
@@ -152,6 +155,7 @@ impl Default for Config {
             listeners: default_listeners(),
             limits: Limits::default(),
             store: Store::default(),
+            ship: None,
         }
     }
 }

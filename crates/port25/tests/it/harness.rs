@@ -17,7 +17,7 @@ pub struct Server {
     pub addrs: Vec<(String, SocketAddr)>,
     pub log: Arc<Mutex<Vec<serde_json::Value>>>,
     config: PathBuf,
-    /// `serve`, or `spampot` for the sensor.
+    /// `serve`, or `spampot` for the sensor (words split on spaces).
     subcommand: &'static str,
 }
 
@@ -69,7 +69,8 @@ impl Server {
             std::fs::write(&self.config, text).unwrap();
         }
         let mut child = Command::new(BIN)
-            .args([self.subcommand, "--config"])
+            .args(self.subcommand.split(' '))
+            .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -626,3 +626,118 @@ fn starts_with_no_configuration_on_the_documented_ports() {
     assert_eq!(ports, vec![11080, 13128, 18080, 18000, 16588, 10080, 12525]);
     assert!(dir.path().join("spampot-data/capture/events").is_dir());
 }
+
+/// Message events in a directory of segments: (message_id, digest).
+fn messages_in(dir: &Path) -> Vec<(String, String)> {
+    let Ok(segments) = port25_capture::log::list_segments(dir) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (_, p) in segments {
+        let parsed = port25_capture::reader::read_file(&p).unwrap();
+        assert!(
+            parsed.bad.is_empty() && parsed.torn.is_none(),
+            "{}",
+            p.display()
+        );
+        for (_, e) in parsed.events {
+            if e.event == "port25.spampot.message" {
+                out.push((e.message_id.unwrap(), e.digest.unwrap()));
+            }
+        }
+    }
+    out
+}
+
+fn wait_messages(dir: &Path, n: usize) -> Vec<(String, String)> {
+    let start = Instant::now();
+    loop {
+        let m = messages_in(dir);
+        if m.len() >= n || start.elapsed() > Duration::from_secs(30) {
+            assert_eq!(m.len(), n, "{m:?}");
+            return m;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn shipping_to_a_collector_survives_its_outage_without_loss_or_duplicates() {
+    const TOKEN: &str = "it-token-0123456789abcdef";
+    let mut collector = Server::start_with("spampot collect", |dir: &Path| {
+        format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = \"{}\"\nlog_format = \"json\"\n[[sensor]]\nname = \"it-sensor\"\ntoken = \"{TOKEN}\"\n",
+            dir.join("data").display()
+        )
+    });
+    let port = collector.addr().port();
+    let cert = collector.data().join("tls/selfsigned.crt");
+    let s = sensor(
+        "",
+        &format!("[ship]\nurl = \"https://localhost:{port}\"\ntoken = \"{TOKEN}\"\nca_file = \"{}\"\ninterval_ms = 100\n", cert.display()),
+    );
+    let proxy = listener(&s, "proxy").to_string();
+    let shipped = collector.data().join("sensors/it-sensor/events");
+    for _ in 0..3 {
+        assert!(curl_smtp(
+            &["--proxy", &format!("socks5h://{proxy}")],
+            "smtp://mx.victim.example:25",
+            &["v@victim.example"]
+        )
+        .contains("queued as"));
+    }
+    wait_messages(&shipped, 3);
+    // The collector dies; the sensor goes on capturing and catches up later.
+    collector.kill9();
+    for _ in 0..2 {
+        assert!(curl_smtp(
+            &["--proxy", &format!("socks5h://{proxy}")],
+            "smtp://mx.victim.example:587",
+            &["w@victim.example"]
+        )
+        .contains("queued as"));
+    }
+    assert!(
+        s.wait_event("port25.spampot.ship.failed", Duration::from_secs(10))
+            .is_some(),
+        "the sensor reports the outage"
+    );
+    collector.spawn();
+    let got = wait_messages(&shipped, 5);
+    let local = messages_in(&capture_dir(&s).join("events"));
+    assert_eq!(
+        got, local,
+        "the collector holds exactly the sensor's messages, in order, once"
+    );
+    let bodies = Bodies::open(&collector.data().join("bodies")).unwrap();
+    for (_, digest) in &got {
+        assert_eq!(bodies.get(digest).unwrap(), MESSAGE.as_bytes());
+    }
+    // The collector's copy of each segment is byte for byte the sensor's
+    // complete lines.
+    for (_, p) in port25_capture::log::list_segments(&shipped).unwrap() {
+        let theirs = std::fs::read(&p).unwrap();
+        let ours =
+            std::fs::read(capture_dir(&s).join("events").join(p.file_name().unwrap())).unwrap();
+        assert!(ours.starts_with(&theirs), "{}", p.display());
+    }
+    // A wrong token is refused.
+    let out = Command::new(require("curl"))
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer wrong-token-0123456789",
+        ])
+        .arg(format!(
+            "https://127.0.0.1:{port}/v1/events/events-20260101-000001.jsonl?offset=0"
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+}
