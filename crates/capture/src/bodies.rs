@@ -1,9 +1,11 @@
 //! Message bodies, stored once by SHA-256 and zstd-compressed.
 //!
 //! `bodies/ab/cd/abcd…(64 hex).zst`: two levels of fan-out keep directories
-//! small at millions of bodies. A body is written to `bodies/tmp/`, fsynced,
-//! renamed into place and its directory fsynced, before the event that
-//! names it is logged: an event never points at a body that is not there.
+//! small at millions of bodies. A body is written to `bodies/tmp/` and
+//! renamed into place before the event that names it is queued; it is on
+//! disk before that event is: [`Bodies::put`] fsyncs file and directory
+//! itself, [`Bodies::put_unsynced`] leaves it to the log's group commit
+//! (one `syncfs` per group instead of two fsyncs per body).
 //! Two sessions storing the same new body at once both rename identical
 //! bytes onto the same name, which is harmless.
 
@@ -83,6 +85,17 @@ impl Bodies {
 
     /// Stores `body` unless it is already there. Blocking (fsync).
     pub fn put(&self, body: &[u8]) -> io::Result<Put> {
+        self.write(body, true)
+    }
+
+    /// Stores `body` without syncing it: the caller must make it durable
+    /// (the event log's group commit does, with one `syncfs` for all the
+    /// bodies written since the last group) before anyone relies on it.
+    pub fn put_unsynced(&self, body: &[u8]) -> io::Result<Put> {
+        self.write(body, false)
+    }
+
+    fn write(&self, body: &[u8], sync: bool) -> io::Result<Put> {
         let digest = digest_hex(body);
         let path = path_of(&self.root, &digest).expect("our own digest is valid");
         if path.exists() {
@@ -101,12 +114,16 @@ impl Bodies {
         {
             let mut f = File::create(&tmp)?;
             f.write_all(&compressed)?;
-            f.sync_data()?;
+            if sync {
+                f.sync_data()?;
+            }
         }
         let dir = path.parent().expect("fan-out directory");
         fs::create_dir_all(dir)?;
         fs::rename(&tmp, &path)?;
-        sync_dir(dir)?;
+        if sync {
+            sync_dir(dir)?;
+        }
         Ok(Put {
             digest,
             duplicate: false,

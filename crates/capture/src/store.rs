@@ -27,6 +27,7 @@ pub struct Store {
     bodies: Bodies,
     log: Log,
     quota: Option<Arc<Quota>>,
+    dirty: crate::log::Dirty,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,12 +44,19 @@ impl Store {
         let quota = config
             .quota_bytes
             .map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
-        let log = Log::open(&events, config.max_segment_bytes, quota.clone())?;
+        let dirty = crate::log::Dirty::default();
+        let log = Log::open(
+            &events,
+            config.max_segment_bytes,
+            quota.clone(),
+            dirty.clone(),
+        )?;
         Ok(Store {
             sensor: config.sensor.as_str().into(),
             bodies,
             log,
             quota,
+            dirty,
         })
     }
 
@@ -69,13 +77,18 @@ impl Store {
         Event::new(id, &self.sensor)
     }
 
-    /// Stores a body (once) on a blocking thread; durable when it returns.
+    /// Stores a body (once) on a blocking thread. It is durable as soon as
+    /// an event recorded after this returns is ([`Store::record_durable`]:
+    /// the log's group commit syncs unsynced bodies first).
     pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
         let bodies = self.bodies.clone();
         let size = body.len() as u64;
-        let put = tokio::task::spawn_blocking(move || bodies.put(&body))
+        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced(&body))
             .await
             .map_err(io::Error::other)??;
+        if !put.duplicate {
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        }
         if let Some(q) = &self.quota {
             q.add(put.written);
         }
