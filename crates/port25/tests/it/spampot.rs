@@ -535,7 +535,7 @@ fn kill9_loses_no_acknowledged_message_and_leaves_no_broken_line() {
             stream,
         };
         // Writes fail once the sensor is killed: that ends the run quietly.
-        let mut say = |c: &mut Client, bytes: &[u8]| -> String {
+        let say = |c: &mut Client, bytes: &[u8]| -> String {
             if c.stream.write_all(bytes).is_err() {
                 return String::new();
             }
@@ -747,4 +747,124 @@ fn shipping_to_a_collector_survives_its_outage_without_loss_or_duplicates() {
         .output()
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "401");
+}
+
+/// Fails loudly when PySocks is missing (.ci/install-deps installs it).
+fn require_pysocks() {
+    let ok = Command::new("python3")
+        .args(["-c", "import socks"])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "Python PySocks is not installed; run .ci/install-deps");
+}
+
+#[test]
+fn pysocks_socks4a_socks5_and_http_with_smtplib() {
+    require_pysocks();
+    let s = sensor("", "");
+    let proxy = listener(&s, "proxy");
+    let script = r#"
+import smtplib, socks, sys
+host, port = sys.argv[1], int(sys.argv[2])
+cases = [
+    (socks.SOCKS4, "mx.four.example", 25, None, None),
+    (socks.SOCKS5, "mx.five.example", 587, "pyuser", "pypass"),
+    (socks.HTTP, "mx.http.example", 25, None, None),
+]
+for kind, dest, dport, user, pw in cases:
+    class Proxied(smtplib.SMTP):
+        def _get_socket(self, h, p, timeout):
+            return socks.create_connection((h, p), timeout=20, proxy_type=kind, proxy_addr=host,
+                                           proxy_port=port, proxy_rdns=True, proxy_username=user, proxy_password=pw)
+    s = Proxied(dest, dport, timeout=20)
+    s.ehlo("pysocks.example")
+    refused = s.sendmail("py@spam.example", ["a@victim.example", "b@victim.example"], b"Subject: pysocks\r\n\r\nvia " + dest.encode() + b"\r\n")
+    assert refused == {}, refused
+    s.quit()
+print("ok")
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(proxy.ip().to_string())
+        .arg(proxy.port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = wait_capture(&s, "port25.spampot.message", 3);
+    let seen: Vec<(String, String, u64)> = m
+        .iter()
+        .map(|e| {
+            (
+                e["proxy_type"].as_str().unwrap().to_owned(),
+                e["requested"]["host"].as_str().unwrap().to_owned(),
+                e["requested"]["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("socks4a".to_owned(), "mx.four.example".to_owned(), 25),
+            ("socks5".to_owned(), "mx.five.example".to_owned(), 587),
+            ("http-connect".to_owned(), "mx.http.example".to_owned(), 25)
+        ]
+    );
+    assert_eq!(m[1]["username"], "pyuser");
+    assert_eq!(m[1]["password"], "pypass");
+    for e in &m {
+        let host = e["requested"]["host"].as_str().unwrap();
+        assert!(
+            String::from_utf8_lossy(&body(&s, e["digest"].as_str().unwrap()))
+                .contains(&format!("via {host}"))
+        );
+    }
+}
+
+#[test]
+fn proxychains4_wraps_swaks_through_the_socks5_bait() {
+    let proxychains = require("proxychains4");
+    let swaks = require("swaks");
+    let s = sensor("", "");
+    let proxy = listener(&s, "proxy");
+    let conf = s.dir.path().join("proxychains.conf");
+    std::fs::write(&conf, format!("strict_chain\nproxy_dns\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 {} {}\n", proxy.ip(), proxy.port())).unwrap();
+    let out = Command::new(proxychains)
+        .arg("-q")
+        .arg("-f")
+        .arg(&conf)
+        .arg(swaks)
+        .args([
+            "--server",
+            "mx.chained.example:25",
+            "--from",
+            "pc@spam.example",
+            "--to",
+            "v@victim.example",
+            "--header",
+            "Subject: chained",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && text.contains("<-  220 mx.chained.example ESMTP Postfix")
+            && text.contains("queued as"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = &wait_capture(&s, "port25.spampot.message", 1)[0];
+    assert_eq!(m["proxy_type"], "socks5");
+    assert_eq!(
+        m["requested"],
+        serde_json::json!({"host": "mx.chained.example", "port": 25})
+    );
+    assert_eq!(m["mail_from"], "pc@spam.example");
 }
