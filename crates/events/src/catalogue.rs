@@ -58,8 +58,7 @@ mod tests {
 
     /// Ids written as `port25.x.y` in backticks in the first column of a table row.
     fn documented() -> BTreeSet<String> {
-        let text = std::fs::read_to_string(workspace_root().join("docs/EVENTS.md"))
-            .expect("docs/EVENTS.md exists");
+        let text = std::fs::read_to_string(workspace_root().join("docs/EVENTS.md")).expect("docs/EVENTS.md exists");
         text.lines()
             .filter_map(|line| line.strip_prefix("| `"))
             .filter_map(|rest| rest.split('`').next())
@@ -85,10 +84,7 @@ mod tests {
             assert!(seen.insert(*id), "duplicate id {id}");
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
-            assert!(
-                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
-                "bad id {id}"
-            );
+            assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'), "bad id {id}");
         }
     }
 
@@ -112,8 +108,8 @@ mod tests {
                             let tail = &rest[i + 1..];
                             let end = tail.find('"').unwrap_or(tail.len());
                             let id = &tail[..end];
-                            let looks_like_event = id.matches('.').count() >= 2
-                                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+                            let looks_like_event =
+                                id.matches('.').count() >= 2 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }

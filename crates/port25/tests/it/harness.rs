@@ -55,13 +55,8 @@ impl Server {
             }
             std::fs::write(&self.config, text).unwrap();
         }
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
-            .arg(&self.config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start port25");
+        let mut child =
+            Command::new(BIN).args(["serve", "--config"]).arg(&self.config).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("start port25");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
@@ -168,12 +163,16 @@ impl Drop for Server {
 }
 
 pub fn read_dir_files(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
