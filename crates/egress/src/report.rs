@@ -1,0 +1,1 @@
+//! Per-subscriber port-25 report from flow records.
