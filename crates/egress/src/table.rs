@@ -6,6 +6,8 @@
 //! compilers emit two disjoint sets (blocked, exempt) whose rule order does
 //! not matter, and classification is a search over sorted starts: a 2^16
 //! bucket index for IPv4 narrows it to a few entries.
+//!
+//! The compilers get (blocked, exempt) sets and always match exempt first.
 
 use crate::policy::Policy;
 use crate::prefix::{merge_ranges, range_to_prefixes, Family, Prefix, Range};
@@ -52,7 +54,14 @@ pub struct Table {
 fn flatten(mut items: Vec<(Prefix, u32, u8)>, max: u128) -> Vec<Segment> {
     // Same start: the shorter (enclosing) prefix first; equal prefixes: the
     // higher rank (exemption) first, and only that one is kept.
-    items.sort_by(|a, b| (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1).cmp(&(b.0.first(), b.0.len, std::cmp::Reverse(b.2), b.1)));
+    items.sort_by(|a, b| {
+        (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1).cmp(&(
+            b.0.first(),
+            b.0.len,
+            std::cmp::Reverse(b.2),
+            b.1,
+        ))
+    });
     items.dedup_by(|b, a| a.0 == b.0);
     let mut out: Vec<Segment> = Vec::with_capacity(items.len() * 2);
     let mut push = |first: u128, last: u128, entry: u32| {
@@ -128,7 +137,11 @@ impl Table {
         let mut v6 = Vec::new();
         for (i, n) in policy.networks.iter().enumerate() {
             let id = entries.len() as u32;
-            entries.push(Entry { kind: EntryKind::Network, index: i, blocked: n.block });
+            entries.push(Entry {
+                kind: EntryKind::Network,
+                index: i,
+                blocked: n.block,
+            });
             for p in &n.prefixes {
                 match p.family {
                     Family::V4 => v4.push((*p, id, 0)),
@@ -138,7 +151,11 @@ impl Table {
         }
         for (i, x) in policy.exemptions.iter().enumerate() {
             let id = entries.len() as u32;
-            entries.push(Entry { kind: EntryKind::Exempt, index: i, blocked: false });
+            entries.push(Entry {
+                kind: EntryKind::Exempt,
+                index: i,
+                blocked: false,
+            });
             for p in &x.prefixes {
                 match p.family {
                     Family::V4 => v4.push((*p, id, 1)),
@@ -159,7 +176,16 @@ impl Table {
             }
             v4_index.push(j as u32);
         }
-        Table { entries, v4, v6, v4_starts, v4_vals, v4_index, v6_starts, v6_vals }
+        Table {
+            entries,
+            v4,
+            v6,
+            v4_starts,
+            v4_vals,
+            v4_index,
+            v6_starts,
+            v6_vals,
+        }
     }
 
     /// The deciding entry for an IPv4 address, or [`NONE`].
@@ -194,27 +220,47 @@ impl Table {
         entry != NONE && self.entries[entry as usize].blocked
     }
 
-    /// The minimal prefix sets the firewalls need: (blocked, exempt) for one
-    /// family. "Exempt" is every range decided by an exemption or by a
-    /// network that is not blocked.
+    /// The prefix sets the firewalls need for one family: (blocked, exempt).
+    ///
+    /// "Exempt" is every range decided by an exemption or by a network that
+    /// is not blocked; every dialect matches it first and accepts. So the
+    /// blocked set may cover exempt holes: a /128 exemption inside a /40
+    /// would otherwise cost 89 disjoint prefixes. Of the two correct
+    /// choices (blocked ranges alone, or blocked and exempt ranges merged)
+    /// the one with fewer prefixes is kept.
     pub fn sets(&self, family: Family) -> (Vec<Prefix>, Vec<Prefix>) {
         let segs = match family {
             Family::V4 => &self.v4,
             Family::V6 => &self.v6,
         };
-        let pick = |blocked: bool| {
-            let ranges = segs
-                .iter()
-                .filter(|s| self.entries[s.entry as usize].blocked == blocked)
-                .map(|s| Range { family, first: s.first, last: s.last })
-                .collect();
+        let ranges = |f: &dyn Fn(bool) -> bool| -> Vec<Range> {
+            segs.iter()
+                .filter(|s| f(self.entries[s.entry as usize].blocked))
+                .map(|s| Range {
+                    family,
+                    first: s.first,
+                    last: s.last,
+                })
+                .collect()
+        };
+        let to_prefixes = |r: Vec<Range>| {
             let mut out = Vec::new();
-            for r in merge_ranges(ranges) {
+            for r in merge_ranges(r) {
                 range_to_prefixes(r, &mut out);
             }
             out
         };
-        (pick(true), pick(false))
+        let disjoint = to_prefixes(ranges(&|b| b));
+        let exempt = to_prefixes(ranges(&|b| !b));
+        if disjoint.is_empty() {
+            return (disjoint, exempt);
+        }
+        let covering = to_prefixes(ranges(&|_| true));
+        let blocked = if covering.len() < disjoint.len() {
+            covering
+        } else {
+            disjoint
+        };
+        (blocked, exempt)
     }
 }
-

@@ -9,7 +9,13 @@ use serde_json::{json, Value};
 fn elems(v: &[Prefix]) -> Value {
     Value::Array(
         v.iter()
-            .map(|p| if p.len == p.family.bits() { json!(p.network().to_string()) } else { json!({"prefix": {"addr": p.network().to_string(), "len": p.len}}) })
+            .map(|p| {
+                if p.len == p.family.bits() {
+                    json!(p.network().to_string())
+                } else {
+                    json!({"prefix": {"addr": p.network().to_string(), "len": p.len}})
+                }
+            })
             .collect(),
     )
 }
@@ -23,8 +29,14 @@ pub fn render(s: &Sets) -> String {
         json!({"delete": {"table": {"family": "inet", "name": t}}}),
         json!({"add": {"table": {"family": "inet", "name": t}}}),
     ];
-    for (name, ty, v) in [("enduser_v4", "ipv4_addr", &s.blocked_v4), ("enduser_v6", "ipv6_addr", &s.blocked_v6), ("exempt_v4", "ipv4_addr", &s.exempt_v4), ("exempt_v6", "ipv6_addr", &s.exempt_v6)] {
-        let mut set = json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
+    for (name, ty, v) in [
+        ("enduser_v4", "ipv4_addr", &s.blocked_v4),
+        ("enduser_v6", "ipv6_addr", &s.blocked_v6),
+        ("exempt_v4", "ipv4_addr", &s.exempt_v4),
+        ("exempt_v6", "ipv6_addr", &s.exempt_v6),
+    ] {
+        let mut set =
+            json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
         if !v.is_empty() {
             set["elem"] = elems(v);
         }
@@ -36,7 +48,11 @@ pub fn render(s: &Sets) -> String {
         }
     }
     cmds.push(json!({"add": {"chain": {"family": "inet", "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
-    let ports = if p.blocked_ports.len() == 1 { json!(p.blocked_ports[0]) } else { json!({"set": p.blocked_ports}) };
+    let ports = if p.blocked_ports.len() == 1 {
+        json!(p.blocked_ports[0])
+    } else {
+        json!({"set": p.blocked_ports})
+    };
     for (fam, v) in [("ip", "v4"), ("ip6", "v6")] {
         let m = |set: &str| {
             vec![
@@ -73,7 +89,8 @@ pub fn render(s: &Sets) -> String {
         });
         cmds.push(rule(e, Some("end-user port 25")));
     }
-    let mut text = serde_json::to_string_pretty(&json!({"nftables": cmds})).expect("JSON values serialise");
+    let mut text =
+        serde_json::to_string_pretty(&json!({"nftables": cmds})).expect("JSON values serialise");
     text.push('\n');
     text
 }
