@@ -1,0 +1,1 @@
+//! Flow analysis against real tools: placeholder replaced below.
