@@ -6,6 +6,7 @@
 //! that arrived before their template, kept (bounded) until it comes.
 //! Malformed input is counted in [`Stats`] and skipped; nothing panics.
 
+pub mod encode;
 mod fields;
 mod ipfix;
 pub mod pcap;
