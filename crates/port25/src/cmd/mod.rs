@@ -1,4 +1,5 @@
 //! One module per subcommand.
 pub mod config;
 pub mod egress;
+pub mod egress_flows;
 pub mod serve;
