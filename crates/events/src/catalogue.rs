@@ -36,6 +36,8 @@ catalogue! {
     SMTP_DATA_ACCEPTED = "port25.smtp.data.accepted";
     SMTP_DATA_REJECTED = "port25.smtp.data.rejected";
     SMTP_COMMAND_REJECTED = "port25.smtp.command.rejected";
+    SMTP_AUTH_ACCEPTED = "port25.smtp.auth.accepted";
+    SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
 
     SPOOL_RECOVERED = "port25.spool.recovered";
     SPOOL_QUARANTINED = "port25.spool.quarantined";
