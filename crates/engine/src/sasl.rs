@@ -123,7 +123,7 @@ fn b64_value(c: u8) -> Option<u32> {
 
 /// Strict RFC 4648 base64: padded, canonical, standard alphabet.
 pub fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    if s.len() % 4 != 0 {
+    if !s.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(s.len() / 4 * 3);
