@@ -39,6 +39,14 @@ catalogue! {
     SMTP_AUTH_ACCEPTED = "port25.smtp.auth.accepted";
     SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
 
+    SUBMISSION_ACCEPTED = "port25.submission.accepted";
+    SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";
+    SUBMISSION_LOCKOUT = "port25.submission.lockout";
+    SUBMISSION_SENDER_REJECTED = "port25.submission.sender.rejected";
+    SUBMISSION_LIMIT = "port25.submission.limit";
+    SUBMISSION_LEGACY = "port25.submission.legacy";
+    SUBMISSION_FIXED = "port25.submission.fixed";
+
     SPOOL_RECOVERED = "port25.spool.recovered";
     SPOOL_QUARANTINED = "port25.spool.quarantined";
     SPOOL_WRITE_FAILED = "port25.spool.write_failed";
@@ -76,8 +84,14 @@ mod tests {
         let docs = documented();
         let undocumented: Vec<_> = code.difference(&docs).collect();
         let stale: Vec<_> = docs.difference(&code).collect();
-        assert!(undocumented.is_empty(), "ids missing from docs/EVENTS.md: {undocumented:?}");
-        assert!(stale.is_empty(), "docs/EVENTS.md lists ids the code lacks: {stale:?}");
+        assert!(
+            undocumented.is_empty(),
+            "ids missing from docs/EVENTS.md: {undocumented:?}"
+        );
+        assert!(
+            stale.is_empty(),
+            "docs/EVENTS.md lists ids the code lacks: {stale:?}"
+        );
     }
 
     #[test]
@@ -88,7 +102,8 @@ mod tests {
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
             assert!(
-                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                id.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "bad id {id}"
             );
         }
@@ -115,7 +130,12 @@ mod tests {
                             let end = tail.find('"').unwrap_or(tail.len());
                             let id = &tail[..end];
                             let looks_like_event = id.matches('.').count() >= 2
-                                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+                                && id.chars().all(|c| {
+                                    c.is_ascii_lowercase()
+                                        || c.is_ascii_digit()
+                                        || c == '.'
+                                        || c == '_'
+                                });
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }
