@@ -12,9 +12,7 @@ pub fn normalize(entry: &str) -> Option<String> {
     let domain_ok = !domain.is_empty()
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && domain
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b >= 0x80);
+        && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b >= 0x80);
     let local_ok = !local.contains(['<', '>', ' ', ',', ':', '\t']);
     (domain_ok && local_ok).then(|| entry.to_lowercase())
 }
@@ -25,9 +23,7 @@ pub fn allows(allowed: &[String], address: &str) -> bool {
     let Some((_, domain)) = address.rsplit_once('@') else {
         return false;
     };
-    allowed
-        .iter()
-        .any(|a| *a == address || (a.starts_with('@') && a[1..] == *domain))
+    allowed.iter().any(|a| *a == address || (a.starts_with('@') && a[1..] == *domain))
 }
 
 #[cfg(test)]
@@ -36,10 +32,7 @@ mod tests {
 
     #[test]
     fn exact_and_domain_entries() {
-        let allowed: Vec<String> = ["alice@example.net", "@role.example"]
-            .iter()
-            .map(|a| normalize(a).unwrap())
-            .collect();
+        let allowed: Vec<String> = ["alice@example.net", "@role.example"].iter().map(|a| normalize(a).unwrap()).collect();
         assert!(allows(&allowed, "alice@example.net"));
         assert!(allows(&allowed, "Alice@EXAMPLE.net"));
         assert!(allows(&allowed, "anyone@role.example"));

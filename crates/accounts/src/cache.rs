@@ -20,27 +20,14 @@ pub struct VerifiedCache {
 }
 
 fn message(hash: &str, login: &str, password: &str) -> Vec<u8> {
-    [
-        hash.as_bytes(),
-        b"\0",
-        login.as_bytes(),
-        b"\0",
-        password.as_bytes(),
-    ]
-    .concat()
+    [hash.as_bytes(), b"\0", login.as_bytes(), b"\0", password.as_bytes()].concat()
 }
 
 impl VerifiedCache {
     pub fn new(ttl: Duration, capacity: usize) -> VerifiedCache {
         let rng = ring::rand::SystemRandom::new();
-        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng)
-            .expect("the system random generator works");
-        VerifiedCache {
-            key,
-            ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
-        }
+        let key = hmac::Key::generate(hmac::HMAC_SHA256, &rng).expect("the system random generator works");
+        VerifiedCache { key, ttl, capacity, entries: Mutex::new(HashMap::new()) }
     }
 
     /// True when this exact password was verified against this exact hash
@@ -48,17 +35,13 @@ impl VerifiedCache {
     pub fn hit(&self, hash: &str, login: &str, password: &str) -> bool {
         let entries = self.entries.lock().expect("cache lock");
         match entries.get(login) {
-            Some((tag, at)) if at.elapsed() < self.ttl => {
-                hmac::verify(&self.key, &message(hash, login, password), tag).is_ok()
-            }
+            Some((tag, at)) if at.elapsed() < self.ttl => hmac::verify(&self.key, &message(hash, login, password), tag).is_ok(),
             _ => false,
         }
     }
 
     pub fn remember(&self, hash: &str, login: &str, password: &str) {
-        let tag = hmac::sign(&self.key, &message(hash, login, password))
-            .as_ref()
-            .to_vec();
+        let tag = hmac::sign(&self.key, &message(hash, login, password)).as_ref().to_vec();
         let mut entries = self.entries.lock().expect("cache lock");
         if entries.len() >= self.capacity && !entries.contains_key(login) {
             let ttl = self.ttl;
@@ -91,10 +74,7 @@ mod tests {
         assert!(!c.hit("h1", "bob", "pw"));
         c.remember("h1", "bob", "x");
         c.remember("h1", "carol", "y");
-        assert!(
-            c.hit("h1", "carol", "y"),
-            "capacity is bounded without losing the newest"
-        );
+        assert!(c.hit("h1", "carol", "y"), "capacity is bounded without losing the newest");
         c.forget("carol");
         assert!(!c.hit("h1", "carol", "y"));
         let short = VerifiedCache::new(Duration::from_millis(1), 10);

@@ -36,9 +36,7 @@ fn crypt64(s: &str) -> bool {
 fn sha_crypt_syntax(rest: &str, hash_len: usize) -> bool {
     let mut fields: Vec<&str> = rest.split('$').collect();
     if fields.first().is_some_and(|f| f.starts_with("rounds=")) {
-        let ok = fields[0]["rounds=".len()..]
-            .parse::<u32>()
-            .is_ok_and(|n| (1000..=999_999_999).contains(&n));
+        let ok = fields[0]["rounds=".len()..].parse::<u32>().is_ok_and(|n| (1000..=999_999_999).contains(&n));
         if !ok {
             return false;
         }
@@ -50,12 +48,7 @@ fn sha_crypt_syntax(rest: &str, hash_len: usize) -> bool {
 /// `$2b$NN$` + 22 characters of salt and 31 of hash.
 fn bcrypt_syntax(rest: &str) -> bool {
     match rest.split_once('$') {
-        Some((cost, tail)) => {
-            cost.len() == 2
-                && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
-                && tail.len() == 53
-                && crypt64(tail)
-        }
+        Some((cost, tail)) => cost.len() == 2 && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c)) && tail.len() == 53 && crypt64(tail),
         None => false,
     }
 }
@@ -65,47 +58,24 @@ fn bcrypt_syntax(rest: &str) -> bool {
 pub fn scheme(hash: &str) -> Result<Scheme, String> {
     if hash.starts_with("$argon2") {
         return match argon2::PasswordHash::new(hash) {
-            Ok(h)
-                if [
-                    argon2::ARGON2ID_IDENT,
-                    argon2::ARGON2I_IDENT,
-                    argon2::ARGON2D_IDENT,
-                ]
-                .contains(&h.algorithm) =>
-            {
-                Ok(Scheme::Argon2)
-            }
+            Ok(h) if [argon2::ARGON2ID_IDENT, argon2::ARGON2I_IDENT, argon2::ARGON2D_IDENT].contains(&h.algorithm) => Ok(Scheme::Argon2),
             Ok(_) => Err("unknown argon2 variant".into()),
             Err(e) => Err(format!("malformed argon2 hash: {e}")),
         };
     }
     if let Some(rest) = hash.strip_prefix("$6$") {
-        return if sha_crypt_syntax(rest, 86) {
-            Ok(Scheme::Sha512Crypt)
-        } else {
-            Err("malformed SHA-512-crypt ($6$) hash".into())
-        };
+        return if sha_crypt_syntax(rest, 86) { Ok(Scheme::Sha512Crypt) } else { Err("malformed SHA-512-crypt ($6$) hash".into()) };
     }
     if let Some(rest) = hash.strip_prefix("$5$") {
-        return if sha_crypt_syntax(rest, 43) {
-            Ok(Scheme::Sha256Crypt)
-        } else {
-            Err("malformed SHA-256-crypt ($5$) hash".into())
-        };
+        return if sha_crypt_syntax(rest, 43) { Ok(Scheme::Sha256Crypt) } else { Err("malformed SHA-256-crypt ($5$) hash".into()) };
     }
     for prefix in ["$2a$", "$2b$", "$2y$"] {
         if let Some(rest) = hash.strip_prefix(prefix) {
-            return if bcrypt_syntax(rest) {
-                Ok(Scheme::Bcrypt)
-            } else {
-                Err(format!("malformed bcrypt ({prefix}) hash"))
-            };
+            return if bcrypt_syntax(rest) { Ok(Scheme::Bcrypt) } else { Err(format!("malformed bcrypt ({prefix}) hash")) };
         }
     }
     if hash.starts_with("$1$") {
-        return Err(
-            "MD5-crypt ($1$) is too weak to keep; ask the user to set a new password".into(),
-        );
+        return Err("MD5-crypt ($1$) is too weak to keep; ask the user to set a new password".into());
     }
     Err("unknown hash type: expected $argon2id$, $6$ (SHA-512-crypt), $5$ (SHA-256-crypt) or $2b$/$2y$/$2a$ (bcrypt)".into())
 }
@@ -114,14 +84,10 @@ pub fn scheme(hash: &str) -> Result<Scheme, String> {
 pub fn verify(password: &str, hash: &str) -> bool {
     match scheme(hash) {
         Ok(Scheme::Argon2) => match argon2::PasswordHash::new(hash) {
-            Ok(h) => Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok(),
+            Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
             Err(_) => false,
         },
-        Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default()
-            .verify_password(password.as_bytes(), hash)
-            .is_ok(),
+        Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok(),
         Ok(Scheme::Bcrypt) => bcrypt::verify(password, hash).unwrap_or(false),
         Err(_) => false,
     }
@@ -130,10 +96,7 @@ pub fn verify(password: &str, hash: &str) -> bool {
 /// A new argon2id hash (RFC 9106, the argon2 crate's defaults: 19 MiB, t=2,
 /// p=1, OWASP's recommendation) with a random salt.
 pub fn new_hash(password: &str) -> String {
-    Argon2::default()
-        .hash_password(password.as_bytes())
-        .expect("argon2 with default parameters and a random salt")
-        .to_string()
+    Argon2::default().hash_password(password.as_bytes()).expect("argon2 with default parameters and a random salt").to_string()
 }
 
 /// Verified against when the login is unknown, so that a wrong login takes
@@ -177,9 +140,7 @@ mod tests {
     #[test]
     fn broken_hashes_are_named() {
         assert!(scheme("$1$abc$def").unwrap_err().contains("MD5"));
-        assert!(scheme("plaintext")
-            .unwrap_err()
-            .contains("unknown hash type"));
+        assert!(scheme("plaintext").unwrap_err().contains("unknown hash type"));
         assert!(scheme("$6$salt$short").is_err());
         assert!(scheme("$2b$99$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG").is_err());
         assert!(scheme("$argon2id$v=19$garbage").is_err());

@@ -31,11 +31,7 @@ pub fn parse(text: &str) -> Result<Vec<ImportLine>, String> {
         }
         let parsed = parse_line(line).map_err(|e| format!("line {}: {e}", n + 1))?;
         if !seen.insert(parsed.login.clone()) {
-            return Err(format!(
-                "line {}: login {:?} appears twice",
-                n + 1,
-                parsed.login
-            ));
+            return Err(format!("line {}: login {:?} appears twice", n + 1, parsed.login));
         }
         out.push(parsed);
     }
@@ -54,18 +50,11 @@ pub fn parse_line(line: &str) -> Result<ImportLine, String> {
     let addresses = match fields.next() {
         Some(list) if !list.trim().is_empty() => list
             .split(',')
-            .map(|a| {
-                address::normalize(a)
-                    .ok_or_else(|| format!("{:?} is not an address or @domain", a.trim()))
-            })
+            .map(|a| address::normalize(a).ok_or_else(|| format!("{:?} is not an address or @domain", a.trim())))
             .collect::<Result<Vec<_>, _>>()?,
         _ => crate::default_addresses(login),
     };
-    Ok(ImportLine {
-        login: login.to_owned(),
-        hash: hash.to_owned(),
-        addresses,
-    })
+    Ok(ImportLine { login: login.to_owned(), hash: hash.to_owned(), addresses })
 }
 
 /// Drops a Dovecot `{SCHEME}` prefix.
@@ -91,17 +80,10 @@ mod tests {
         assert_eq!(lines[1].hash, SHA512);
         assert_eq!(lines[1].addresses, vec!["@example.net", "info@example.org"]);
 
-        assert_eq!(
-            parse("a@b.example\n").unwrap_err(),
-            "line 1: expected login:hash[:addresses]"
-        );
-        assert!(parse(&format!("\nx:{SHA512}:not-an-address\n"))
-            .unwrap_err()
-            .starts_with("line 2: "));
+        assert_eq!(parse("a@b.example\n").unwrap_err(), "line 1: expected login:hash[:addresses]");
+        assert!(parse(&format!("\nx:{SHA512}:not-an-address\n")).unwrap_err().starts_with("line 2: "));
         assert!(parse("x:$1$abc$def\n").unwrap_err().contains("MD5"));
-        assert!(parse(&format!("x:{SHA512}\nx:{SHA512}\n"))
-            .unwrap_err()
-            .contains("twice"));
+        assert!(parse(&format!("x:{SHA512}\nx:{SHA512}\n")).unwrap_err().contains("twice"));
         assert!(parse(&format!("bad login:{SHA512}\n")).is_err());
     }
 }

@@ -25,10 +25,7 @@ use store::Store;
 #[derive(Debug, thiserror::Error)]
 pub enum AccountsError {
     #[error("account database {path}: {source}")]
-    Open {
-        path: String,
-        source: rusqlite::Error,
-    },
+    Open { path: String, source: rusqlite::Error },
     #[error("account database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("no such user: {0}")]
@@ -63,34 +60,20 @@ pub fn check_login(login: &str) -> std::result::Result<(), String> {
     if login.is_empty() || login.len() > 255 {
         return Err("a login is 1 to 255 bytes long".into());
     }
-    if login
-        .chars()
-        .any(|c| c.is_whitespace() || c.is_control() || c == ':')
-    {
-        return Err(format!(
-            "login {login:?} contains a space, a control character or ':'"
-        ));
+    if login.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+        return Err(format!("login {login:?} contains a space, a control character or ':'"));
     }
     Ok(())
 }
 
 /// A login that is an address may send as itself unless told otherwise.
 pub fn default_addresses(login: &str) -> Vec<String> {
-    address::normalize(login)
-        .filter(|a| !a.starts_with('@'))
-        .into_iter()
-        .collect()
+    address::normalize(login).filter(|a| !a.starts_with('@')).into_iter().collect()
 }
 
 fn normalize_addresses(list: &[String]) -> Result<Vec<String>> {
     list.iter()
-        .map(|a| {
-            address::normalize(a).ok_or_else(|| {
-                AccountsError::Invalid(format!(
-                    "{a:?} is not an address (local@domain) or a whole domain (@domain)"
-                ))
-            })
-        })
+        .map(|a| address::normalize(a).ok_or_else(|| AccountsError::Invalid(format!("{a:?} is not an address (local@domain) or a whole domain (@domain)"))))
         .collect()
 }
 
@@ -104,18 +87,10 @@ impl Accounts {
     /// turns the verified-password cache off.
     pub fn open(path: &Path, cache_ttl: Option<Duration>) -> Result<Accounts> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                AccountsError::Invalid(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir).map_err(|e| AccountsError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let store = Store::open(path).map_err(|source| AccountsError::Open {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(Accounts {
-            store: Mutex::new(store),
-            cache: cache_ttl.map(|ttl| VerifiedCache::new(ttl, 100_000)),
-        })
+        let store = Store::open(path).map_err(|source| AccountsError::Open { path: path.display().to_string(), source })?;
+        Ok(Accounts { store: Mutex::new(store), cache: cache_ttl.map(|ttl| VerifiedCache::new(ttl, 100_000)) })
     }
 
     fn store(&self) -> std::sync::MutexGuard<'_, Store> {
@@ -149,11 +124,7 @@ impl Accounts {
     pub fn add(&self, login: &str, password: &str, addresses: &[String]) -> Result<()> {
         check_login(login).map_err(AccountsError::Invalid)?;
         let login = login.to_lowercase();
-        let addresses = if addresses.is_empty() {
-            default_addresses(&login)
-        } else {
-            normalize_addresses(addresses)?
-        };
+        let addresses = if addresses.is_empty() { default_addresses(&login) } else { normalize_addresses(addresses)? };
         let hash = hash::new_hash(password);
         if !self.store().put(&login, &hash, &addresses, false)? {
             return Err(AccountsError::Exists(login));
@@ -198,13 +169,7 @@ impl Accounts {
         let mut out = Vec::new();
         for (login, h) in store.users()? {
             let addresses = store.addresses(&login)?;
-            out.push(User {
-                scheme: hash::scheme(&h)
-                    .map(hash::Scheme::name)
-                    .unwrap_or("invalid"),
-                login,
-                addresses,
-            });
+            out.push(User { scheme: hash::scheme(&h).map(hash::Scheme::name).unwrap_or("invalid"), login, addresses });
         }
         Ok(out)
     }
@@ -248,74 +213,29 @@ mod tests {
     #[test]
     fn add_verify_cache_passwd_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let a = Accounts::open(
-            &dir.path().join("accounts.db"),
-            Some(Duration::from_secs(60)),
-        )
-        .unwrap();
+        let a = Accounts::open(&dir.path().join("accounts.db"), Some(Duration::from_secs(60))).unwrap();
         a.add("Alice@Example.net", "pw one", &[]).unwrap();
-        assert!(matches!(
-            a.add("alice@example.net", "x", &[]),
-            Err(AccountsError::Exists(_))
-        ));
-        assert_eq!(
-            a.verify("alice@example.net", "pw one").unwrap(),
-            Verdict::Valid { cached: false }
-        );
-        assert_eq!(
-            a.verify("ALICE@example.net", "pw one").unwrap(),
-            Verdict::Valid { cached: true }
-        );
-        assert_eq!(
-            a.verify("alice@example.net", "pw two").unwrap(),
-            Verdict::WrongPassword
-        );
+        assert!(matches!(a.add("alice@example.net", "x", &[]), Err(AccountsError::Exists(_))));
+        assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::Valid { cached: false });
+        assert_eq!(a.verify("ALICE@example.net", "pw one").unwrap(), Verdict::Valid { cached: true });
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::WrongPassword);
         assert_eq!(a.verify("nobody", "pw one").unwrap(), Verdict::UnknownUser);
-        assert!(a
-            .may_send_as("alice@example.net", "alice@example.net")
-            .unwrap());
-        assert!(!a
-            .may_send_as("alice@example.net", "bob@example.net")
-            .unwrap());
+        assert!(a.may_send_as("alice@example.net", "alice@example.net").unwrap());
+        assert!(!a.may_send_as("alice@example.net", "bob@example.net").unwrap());
 
         a.set_password("alice@example.net", "pw two").unwrap();
-        assert_eq!(
-            a.verify("alice@example.net", "pw one").unwrap(),
-            Verdict::WrongPassword,
-            "old password no longer valid, cached or not"
-        );
-        assert_eq!(
-            a.verify("alice@example.net", "pw two").unwrap(),
-            Verdict::Valid { cached: false }
-        );
+        assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::WrongPassword, "old password no longer valid, cached or not");
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::Valid { cached: false });
 
-        a.set_addresses("alice@example.net", &["@example.net".into()])
-            .unwrap();
-        assert!(a
-            .may_send_as("alice@example.net", "anyone@example.net")
-            .unwrap());
-        assert!(a
-            .set_addresses("alice@example.net", &["bad".into()])
-            .is_err());
+        a.set_addresses("alice@example.net", &["@example.net".into()]).unwrap();
+        assert!(a.may_send_as("alice@example.net", "anyone@example.net").unwrap());
+        assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());
 
         let users = a.list().unwrap();
-        assert_eq!(
-            users,
-            vec![User {
-                login: "alice@example.net".into(),
-                scheme: "argon2",
-                addresses: vec!["@example.net".into()]
-            }]
-        );
+        assert_eq!(users, vec![User { login: "alice@example.net".into(), scheme: "argon2", addresses: vec!["@example.net".into()] }]);
         a.delete("alice@example.net").unwrap();
-        assert_eq!(
-            a.verify("alice@example.net", "pw two").unwrap(),
-            Verdict::UnknownUser
-        );
-        assert!(matches!(
-            a.delete("alice@example.net"),
-            Err(AccountsError::UnknownUser(_))
-        ));
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::UnknownUser);
+        assert!(matches!(a.delete("alice@example.net"), Err(AccountsError::UnknownUser(_))));
     }
 
     #[test]
@@ -324,30 +244,12 @@ mod tests {
         let a = Accounts::open(&dir.path().join("a.db"), None).unwrap();
         let sha = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
         let bcrypt = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
-        assert!(a
-            .import(&format!("a@x.example:{sha}\nb@x.example:garbage\n"), false)
-            .is_err());
+        assert!(a.import(&format!("a@x.example:{sha}\nb@x.example:garbage\n"), false).is_err());
         assert!(a.list().unwrap().is_empty());
-        assert_eq!(
-            a.import(
-                &format!("a@x.example:{sha}\nb@x.example:{bcrypt}:@x.example\n"),
-                false
-            )
-            .unwrap(),
-            (2, 0)
-        );
-        assert_eq!(
-            a.verify("a@x.example", "secret").unwrap(),
-            Verdict::Valid { cached: false }
-        );
-        assert_eq!(
-            a.verify("b@x.example", "secret").unwrap(),
-            Verdict::Valid { cached: false }
-        );
+        assert_eq!(a.import(&format!("a@x.example:{sha}\nb@x.example:{bcrypt}:@x.example\n"), false).unwrap(), (2, 0));
+        assert_eq!(a.verify("a@x.example", "secret").unwrap(), Verdict::Valid { cached: false });
+        assert_eq!(a.verify("b@x.example", "secret").unwrap(), Verdict::Valid { cached: false });
         assert!(a.import(&format!("a@x.example:{sha}\n"), false).is_err());
-        assert_eq!(
-            a.import(&format!("a@x.example:{sha}\n"), true).unwrap(),
-            (0, 1)
-        );
+        assert_eq!(a.import(&format!("a@x.example:{sha}\n"), true).unwrap(), (0, 1));
     }
 }

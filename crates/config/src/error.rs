@@ -15,21 +15,9 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn at(
-        file: &std::path::Path,
-        text: &str,
-        offset: usize,
-        message: impl Into<String>,
-        hint: impl Into<String>,
-    ) -> ConfigError {
+    pub fn at(file: &std::path::Path, text: &str, offset: usize, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
         let (line, column) = line_col(text, offset);
-        ConfigError {
-            file: file.to_owned(),
-            line,
-            column,
-            message: message.into(),
-            hint: hint.into(),
-        }
+        ConfigError { file: file.to_owned(), line, column, message: message.into(), hint: hint.into() }
     }
 }
 
@@ -44,14 +32,7 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line > 0 {
-            write!(
-                f,
-                "{}:{}:{}: {}",
-                self.file.display(),
-                self.line,
-                self.column,
-                self.message
-            )?;
+            write!(f, "{}:{}:{}: {}", self.file.display(), self.line, self.column, self.message)?;
         } else {
             write!(f, "{}: {}", self.file.display(), self.message)?;
         }

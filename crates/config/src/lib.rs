@@ -25,9 +25,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         line: 0,
         column: 0,
         message: format!("cannot read the configuration file: {e}"),
-        hint:
-            "check the path given with --config, or run without --config for the built-in defaults"
-                .into(),
+        hint: "check the path given with --config, or run without --config for the built-in defaults".into(),
     })?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, path, &base)
@@ -36,21 +34,14 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 /// The built-in configuration `port25 serve` uses without a file: relative
 /// paths are relative to the current directory.
 pub fn embedded_default() -> Config {
-    parse("", Path::new("<built-in defaults>"), Path::new(""))
-        .expect("the empty configuration is valid")
+    parse("", Path::new("<built-in defaults>"), Path::new("")).expect("the empty configuration is valid")
 }
 
 /// Parses configuration text; `file` is only used in error messages.
 pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
     let raw: model::RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
-        ConfigError::at(
-            file,
-            text,
-            offset,
-            e.message().trim_end().to_owned(),
-            "see dist/port25.toml for every key, its type and its default",
-        )
+        ConfigError::at(file, text, offset, e.message().trim_end().to_owned(), "see dist/port25.toml for every key, its type and its default")
     })?;
     model::resolve(raw, text, file, base)
 }

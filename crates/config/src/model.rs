@@ -188,65 +188,34 @@ fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
         })
 }
 
-pub(crate) fn resolve(
-    raw: RawConfig,
-    text: &str,
-    file: &Path,
-    base: &Path,
-) -> Result<Config, ConfigError> {
-    let err =
-        |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
 
     let hostname = match raw.hostname {
         Some(h) if !valid_domain(h.get_ref()) => {
-            return Err(err(
-                h.span().start,
-                format!("hostname {:?} is not a valid host name", h.get_ref()),
-                "use a fully qualified name such as \"mx.example.net\"",
-            ))
+            return Err(err(h.span().start, format!("hostname {:?} is not a valid host name", h.get_ref()), "use a fully qualified name such as \"mx.example.net\""))
         }
         Some(h) => h.into_inner(),
         None => system_hostname(),
     };
     let data_dir = crate::absolute(base, raw.data_dir.as_deref().unwrap_or("port25-data"));
 
-    let tls_files =
-        match (raw.tls.certificate, raw.tls.private_key) {
-            (Some(c), Some(k)) => Some((
-                crate::absolute(base, c.get_ref()),
-                crate::absolute(base, k.get_ref()),
-            )),
-            (None, None) => None,
-            (Some(c), None) => return Err(err(
-                c.span().start,
-                "[tls] certificate is set without private_key".into(),
-                "set both certificate and private_key, or neither for a self-signed certificate",
-            )),
-            (None, Some(k)) => return Err(err(
-                k.span().start,
-                "[tls] private_key is set without certificate".into(),
-                "set both certificate and private_key, or neither for a self-signed certificate",
-            )),
-        };
+    let tls_files = match (raw.tls.certificate, raw.tls.private_key) {
+        (Some(c), Some(k)) => Some((crate::absolute(base, c.get_ref()), crate::absolute(base, k.get_ref()))),
+        (None, None) => None,
+        (Some(c), None) => return Err(err(c.span().start, "[tls] certificate is set without private_key".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
+        (None, Some(k)) => return Err(err(k.span().start, "[tls] private_key is set without certificate".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
+    };
 
     let mut domains = Vec::new();
     match raw.mx.domains {
         Some(list) => {
             if list.is_empty() {
-                return Err(err(
-                    text.find("domains").unwrap_or(0),
-                    "[mx] domains is empty".into(),
-                    "list at least one domain this MX receives mail for",
-                ));
+                return Err(err(text.find("domains").unwrap_or(0), "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
             }
             for d in list {
                 if !valid_domain(d.get_ref()) {
@@ -269,16 +238,7 @@ pub(crate) fn resolve(
             let mut chars = d.get_ref().chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if "+-_=".contains(c) => Some(c),
-                _ => {
-                    return Err(err(
-                        d.span().start,
-                        format!(
-                            "recipient_delimiter {:?} is not one character of + - _ =",
-                            d.get_ref()
-                        ),
-                        "use \"+\" (the common choice) or remove the key",
-                    ))
-                }
+                _ => return Err(err(d.span().start, format!("recipient_delimiter {:?} is not one character of + - _ =", d.get_ref()), "use \"+\" (the common choice) or remove the key")),
             }
         }
     };
@@ -286,18 +246,10 @@ pub(crate) fn resolve(
     let mut recipients: Option<Vec<String>> = None;
     let check_recipient = |addr: &str, offset: usize| -> Result<String, ConfigError> {
         let Some((local, domain)) = addr.rsplit_once('@') else {
-            return Err(err(
-                offset,
-                format!("recipient {addr:?} has no @domain"),
-                "write full addresses such as \"alice@example.net\"",
-            ));
+            return Err(err(offset, format!("recipient {addr:?} has no @domain"), "write full addresses such as \"alice@example.net\""));
         };
         if local.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(err(
-                offset,
-                format!("recipient {addr:?} is not in a local domain"),
-                "add its domain to [mx] domains or remove the address",
-            ));
+            return Err(err(offset, format!("recipient {addr:?} is not in a local domain"), "add its domain to [mx] domains or remove the address"));
         }
         Ok(addr.to_lowercase())
     };
@@ -310,13 +262,8 @@ pub(crate) fn resolve(
     }
     if let Some(f) = raw.mx.recipients_file {
         let path = crate::absolute(base, f.get_ref());
-        let content = std::fs::read_to_string(&path).map_err(|e| {
-            err(
-                f.span().start,
-                format!("cannot read recipients_file {}: {e}", path.display()),
-                "give a readable file with one address per line",
-            )
-        })?;
+        let content = std::fs::read_to_string(&path)
+            .map_err(|e| err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line"))?;
         let list = recipients.get_or_insert_with(Vec::new);
         for (n, line) in content.lines().enumerate() {
             let line = line.trim();
@@ -334,26 +281,14 @@ pub(crate) fn resolve(
     let method = raw.delivery.method.unwrap_or_default();
     let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
     if let Some((offset, addr)) = &lmtp {
-        let ok = addr
-            .strip_prefix("unix:")
-            .is_some_and(|p| p.starts_with('/'))
-            || addr
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+        let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
+            || addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if !ok {
-            return Err(err(
-                *offset,
-                format!("lmtp address {addr:?} is not understood"),
-                "write \"unix:/run/dovecot/lmtp\" or \"127.0.0.1:24\"",
-            ));
+            return Err(err(*offset, format!("lmtp address {addr:?} is not understood"), "write \"unix:/run/dovecot/lmtp\" or \"127.0.0.1:24\""));
         }
     }
     if method == DeliveryMethod::Lmtp && lmtp.is_none() {
-        return Err(err(
-            text.find("method").unwrap_or(0),
-            "delivery method is lmtp but no lmtp address is set".into(),
-            "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]",
-        ));
+        return Err(err(text.find("method").unwrap_or(0), "delivery method is lmtp but no lmtp address is set".into(), "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]"));
     }
     let delivery = Delivery {
         method,
@@ -373,52 +308,26 @@ pub(crate) fn resolve(
         let offset = spanned.span().start;
         let l = spanned.into_inner();
         if !names.insert(l.name.clone()) {
-            return Err(err(
-                offset,
-                format!("two listeners are named {:?}", l.name),
-                "give each [[listener]] its own name",
-            ));
+            return Err(err(offset, format!("two listeners are named {:?}", l.name), "give each [[listener]] its own name"));
         }
         if !addresses.insert(l.address) {
-            return Err(err(
-                offset,
-                format!("two listeners use the address {}", l.address),
-                "give each [[listener]] its own address or port",
-            ));
+            return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
         }
-        let positive =
-            |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
-                match v {
-                    Some(0) => Err(err(
-                        offset,
-                        format!("listener {:?}: {key} must be greater than 0", l.name),
-                        "remove the key to use the default",
-                    )),
-                    Some(n) => Ok(n),
-                    None => Ok(default),
-                }
-            };
+        let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
+            match v {
+                Some(0) => Err(err(offset, format!("listener {:?}: {key} must be greater than 0", l.name), "remove the key to use the default")),
+                Some(n) => Ok(n),
+                None => Ok(default),
+            }
+        };
         let max_command_line = positive(l.max_command_line, 2048, "max_command_line")?;
         if max_command_line < 512 {
-            return Err(err(
-                offset,
-                format!(
-                    "listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512",
-                    l.name
-                ),
-                "use at least 512",
-            ));
+            return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
         }
         let max_data_line = positive(l.max_data_line, 998, "max_data_line")?;
         if l.plaintext_auth.is_some() && l.service != Service::Submission {
-            return Err(err(
-                offset,
-                format!(
-                    "listener {:?}: plaintext_auth is only for service = \"submission\"",
-                    l.name
-                ),
-                "remove plaintext_auth from this listener (the MX never offers AUTH)",
-            ));
+            let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
+            return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
         }
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
@@ -429,21 +338,9 @@ pub(crate) fn resolve(
             max_command_line,
             max_data_line,
             max_errors: l.max_errors.unwrap_or(20),
-            command_timeout: Duration::from_secs(positive(
-                l.command_timeout_secs.map(|v| v as usize),
-                300,
-                "command_timeout_secs",
-            )? as u64),
-            data_timeout: Duration::from_secs(positive(
-                l.data_timeout_secs.map(|v| v as usize),
-                180,
-                "data_timeout_secs",
-            )? as u64),
-            handshake_timeout: Duration::from_secs(positive(
-                l.handshake_timeout_secs.map(|v| v as usize),
-                30,
-                "handshake_timeout_secs",
-            )? as u64),
+            command_timeout: Duration::from_secs(positive(l.command_timeout_secs.map(|v| v as usize), 300, "command_timeout_secs")? as u64),
+            data_timeout: Duration::from_secs(positive(l.data_timeout_secs.map(|v| v as usize), 180, "data_timeout_secs")? as u64),
+            handshake_timeout: Duration::from_secs(positive(l.handshake_timeout_secs.map(|v| v as usize), 30, "handshake_timeout_secs")? as u64),
             tls: l.tls.unwrap_or(TlsMode::Starttls),
             name: l.name,
             address: l.address,
@@ -452,66 +349,50 @@ pub(crate) fn resolve(
         });
     }
     if listeners.is_empty() {
-        // Unprivileged stand-ins for 25, 587 and 465, so that a first
-        // `port25 serve` runs as any user.
-        for (name, address, service, tls) in [
-            ("mx", "127.0.0.1:2525", Service::Mx, TlsMode::Starttls),
-            (
-                "submission",
-                "127.0.0.1:5870",
-                Service::Submission,
-                TlsMode::Starttls,
-            ),
-            (
-                "submissions",
-                "127.0.0.1:4650",
-                Service::Submission,
-                TlsMode::Implicit,
-            ),
-        ] {
-            listeners.push(Listener {
-                name: name.into(),
-                address: address.parse().expect("valid"),
-                service,
-                tls,
-                proxy_protocol: false,
-                plaintext_auth: false,
-                max_connections: 20_000,
-                max_commands_before_mail: 50,
-                max_recipients: 100,
-                max_message_size: 25 * 1024 * 1024,
-                max_command_line: 2048,
-                max_data_line: 998,
-                max_errors: 20,
-                command_timeout: Duration::from_secs(300),
-                data_timeout: Duration::from_secs(180),
-                handshake_timeout: Duration::from_secs(30),
-            });
-        }
+        listeners = default_listeners();
     }
     for l in &listeners {
         if l.service == Service::Submission && l.tls == TlsMode::None && !l.plaintext_auth {
-            return Err(err(text.find(&format!("\"{}\"", l.name)).unwrap_or(0), format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only"));
+            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
+            let offset = text.find(&format!("\"{}\"", l.name)).unwrap_or(0);
+            return Err(err(offset, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
         }
     }
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config {
-        hostname,
-        data_dir,
-        log_format: raw.log.format.unwrap_or_default(),
-        log_level,
-        tls_files,
-        mx: Mx {
-            domains,
-            recipients,
-            recipient_delimiter,
-        },
-        delivery,
-        submission,
-        listeners,
-    })
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, listeners })
+}
+
+/// Unprivileged stand-ins for 25, 587 and 465, so that a first
+/// `port25 serve` runs as any user.
+fn default_listeners() -> Vec<Listener> {
+    let defaults = [
+        ("mx", "127.0.0.1:2525", Service::Mx, TlsMode::Starttls),
+        ("submission", "127.0.0.1:5870", Service::Submission, TlsMode::Starttls),
+        ("submissions", "127.0.0.1:4650", Service::Submission, TlsMode::Implicit),
+    ];
+    defaults
+        .into_iter()
+        .map(|(name, address, service, tls)| Listener {
+            name: name.into(),
+            address: address.parse().expect("valid"),
+            service,
+            tls,
+            proxy_protocol: false,
+            plaintext_auth: false,
+            max_connections: 20_000,
+            max_commands_before_mail: 50,
+            max_recipients: 100,
+            max_message_size: 25 * 1024 * 1024,
+            max_command_line: 2048,
+            max_data_line: 998,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            handshake_timeout: Duration::from_secs(30),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -527,49 +408,24 @@ mod tests {
     fn empty_file_gives_the_embedded_defaults() {
         let c = check("hostname = \"mx.example.net\"").unwrap();
         assert_eq!(c.mx.domains, vec!["mx.example.net", "localhost"]);
-        let ports: Vec<(u16, Service, TlsMode)> = c
-            .listeners
-            .iter()
-            .map(|l| (l.address.port(), l.service, l.tls))
-            .collect();
-        assert_eq!(
-            ports,
-            vec![
-                (2525, Service::Mx, TlsMode::Starttls),
-                (5870, Service::Submission, TlsMode::Starttls),
-                (4650, Service::Submission, TlsMode::Implicit)
-            ]
-        );
-        assert_eq!(
-            c.submission.accounts,
-            Path::new("/etc/port25-data/accounts.db")
-        );
+        let ports: Vec<(u16, Service, TlsMode)> = c.listeners.iter().map(|l| (l.address.port(), l.service, l.tls)).collect();
+        let expected = vec![(2525, Service::Mx, TlsMode::Starttls), (5870, Service::Submission, TlsMode::Starttls), (4650, Service::Submission, TlsMode::Implicit)];
+        assert_eq!(ports, expected);
+        assert_eq!(c.submission.accounts, Path::new("/etc/port25-data/accounts.db"));
         assert_eq!(c.data_dir, Path::new("/etc/port25-data"));
         assert_eq!(c.delivery.maildir, Path::new("/etc/port25-data/mail"));
     }
 
     #[test]
     fn errors_name_line_and_fix() {
-        let e = check(
-            "hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n",
-        )
-        .unwrap_err();
-        assert_eq!(
-            (e.line, e.message.as_str()),
-            (4, "\"bad domain\" is not a valid domain")
-        );
+        let e = check("hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n").unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (4, "\"bad domain\" is not a valid domain"));
         assert!(e.to_string().starts_with("/etc/port25.toml:4:"), "{e}");
         assert!(e.to_string().contains("fix:"));
 
-        let e =
-            check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 5\n")
-                .unwrap_err();
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 5\n").unwrap_err();
         assert_eq!(e.line, 4);
-        assert!(
-            e.message.contains("unknown field `max_recipents`"),
-            "{}",
-            e.message
-        );
+        assert!(e.message.contains("unknown field `max_recipents`"), "{}", e.message);
 
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"nowhere\"\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
@@ -581,18 +437,13 @@ mod tests {
         let e = check("[log]\nformat = \"xml\"\n").unwrap_err();
         assert_eq!(e.line, 2);
 
-        let e =
-            check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
+        let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
         assert_eq!(e.line, 3);
 
-        let e =
-            check("[submission]\ntrusted_networks = [\"10.0.0.0/8\", \"printer\"]\n").unwrap_err();
+        let e = check("[submission]\ntrusted_networks = [\"10.0.0.0/8\", \"printer\"]\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.hint.contains("192.0.2.0/28"));
-        let e = check(
-            "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n",
-        )
-        .unwrap_err();
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n").unwrap_err();
         assert!(e.message.contains("only for service"), "{e}");
         let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");

@@ -52,31 +52,17 @@ pub struct Submission {
     pub auth_known_device: Duration,
 }
 
-pub(crate) fn resolve(
-    raw: RawSubmission,
-    text: &str,
-    file: &Path,
-    base: &Path,
-    data_dir: &Path,
-) -> Result<Submission, ConfigError> {
-    let err =
-        |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut trusted_networks = Vec::new();
     for n in raw.trusted_networks.unwrap_or_default() {
-        let parsed = n.get_ref().parse::<ipnet::IpNet>().or_else(|_| {
-            n.get_ref()
-                .parse::<std::net::IpAddr>()
-                .map(ipnet::IpNet::from)
-        });
+        let parsed = n.get_ref().parse::<ipnet::IpNet>().or_else(|_| n.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
         match parsed {
             Ok(net) => trusted_networks.push(net.trunc()),
             Err(_) => {
                 return Err(err(
                     n.span().start,
-                    format!(
-                        "trusted network {:?} is not an address or a prefix",
-                        n.get_ref()
-                    ),
+                    format!("trusted network {:?} is not an address or a prefix", n.get_ref()),
                     "write e.g. \"192.0.2.0/28\" or \"2001:db8:5::/64\"",
                 ))
             }
@@ -84,7 +70,11 @@ pub(crate) fn resolve(
     }
     let lock = |v: Option<Spanned<u32>>, default: u32, key: &str| -> Result<u32, ConfigError> {
         match v {
-            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default, or give the number of failures that starts a lockout")),
+            Some(s) if *s.get_ref() == 0 => Err(err(
+                s.span().start,
+                format!("{key} must be at least 1"),
+                "remove the key for the default, or give the number of failures that starts a lockout",
+            )),
             Some(s) => Ok(s.into_inner()),
             None => Ok(default),
         }

@@ -20,14 +20,10 @@ impl std::str::FromStr for LmtpAddress {
         if let Some(path) = s.strip_prefix("unix:") {
             return Ok(LmtpAddress::Unix(path.into()));
         }
-        if s.rsplit_once(':')
-            .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
-        {
+        if s.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok()) {
             return Ok(LmtpAddress::Tcp(s.to_owned()));
         }
-        Err(format!(
-            "bad LMTP address {s:?}: use \"unix:/path/to/socket\" or \"host:port\""
-        ))
+        Err(format!("bad LMTP address {s:?}: use \"unix:/path/to/socket\" or \"host:port\""))
     }
 }
 
@@ -49,21 +45,12 @@ async fn read_reply(conn: &mut Conn) -> std::io::Result<(u16, String)> {
         let mut line = String::new();
         let n = (&mut *conn).take(4096).read_line(&mut line).await?;
         if n == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "LMTP server closed the connection",
-            ));
+            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "LMTP server closed the connection"));
         }
         let bytes = line.as_bytes();
-        let code = line
-            .get(..3)
-            .and_then(|c| c.parse::<u16>().ok())
-            .filter(|_| bytes.len() >= 4 || line.trim_end().len() == 3);
+        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|_| bytes.len() >= 4 || line.trim_end().len() == 3);
         let Some(code) = code else {
-            return Err(std::io::Error::other(format!(
-                "malformed LMTP reply {:?}",
-                line.trim_end()
-            )));
+            return Err(std::io::Error::other(format!("malformed LMTP reply {:?}", line.trim_end())));
         };
         if !text.is_empty() {
             text.push(' ');
@@ -128,15 +115,11 @@ impl Lmtp {
 
     pub async fn deliver(&self, work: &[Work]) -> Vec<(usize, usize, RcptOutcome)> {
         let mut results = Vec::new();
-        let mut pending: Vec<(usize, usize)> = work
-            .iter()
-            .flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r)))
-            .collect();
+        let mut pending: Vec<(usize, usize)> = work.iter().flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r))).collect();
         let attempt = tokio::time::timeout(self.timeout, async {
             let mut conn = self.connect().await?;
             for w in work {
-                let (code, text) =
-                    command(&mut conn, &format!("MAIL FROM:<{}>", w.message.from)).await?;
+                let (code, text) = command(&mut conn, &format!("MAIL FROM:<{}>", w.message.from)).await?;
                 if code / 100 != 2 {
                     for &r in &w.rcpts {
                         results.push((w.index, r, judge(code, text.clone())));
@@ -147,8 +130,7 @@ impl Lmtp {
                 }
                 let mut accepted = Vec::new();
                 for &r in &w.rcpts {
-                    let (code, text) =
-                        command(&mut conn, &format!("RCPT TO:<{}>", w.message.rcpts[r])).await?;
+                    let (code, text) = command(&mut conn, &format!("RCPT TO:<{}>", w.message.rcpts[r])).await?;
                     if code / 100 == 2 {
                         accepted.push(r);
                     } else {
@@ -202,14 +184,8 @@ mod tests {
     fn stuffing_and_addresses() {
         assert_eq!(dot_stuff(b".a\r\nb\r\n..\r\n"), b"..a\r\nb\r\n...\r\n.\r\n");
         assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
-        assert_eq!(
-            "unix:/run/lmtp".parse::<LmtpAddress>(),
-            Ok(LmtpAddress::Unix("/run/lmtp".into()))
-        );
-        assert_eq!(
-            "127.0.0.1:24".parse::<LmtpAddress>(),
-            Ok(LmtpAddress::Tcp("127.0.0.1:24".into()))
-        );
+        assert_eq!("unix:/run/lmtp".parse::<LmtpAddress>(), Ok(LmtpAddress::Unix("/run/lmtp".into())));
+        assert_eq!("127.0.0.1:24".parse::<LmtpAddress>(), Ok(LmtpAddress::Tcp("127.0.0.1:24".into())));
         assert!("nonsense".parse::<LmtpAddress>().is_err());
     }
 }

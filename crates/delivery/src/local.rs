@@ -43,13 +43,7 @@ impl Target {
     }
 }
 
-pub async fn run(
-    spool: Spool,
-    recovered: Vec<PendingBatch>,
-    mut ready: mpsc::UnboundedReceiver<PendingBatch>,
-    target: Arc<Target>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(spool: Spool, recovered: Vec<PendingBatch>, mut ready: mpsc::UnboundedReceiver<PendingBatch>, target: Arc<Target>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(PARALLEL_BATCHES));
     let tracker = TaskTracker::new();
     let mut backlog = recovered.into_iter();
@@ -78,24 +72,13 @@ pub async fn run(
     tracker.wait().await;
 }
 
-async fn deliver_batch(
-    spool: &Spool,
-    batch: PendingBatch,
-    target: &Target,
-    shutdown: &CancellationToken,
-) {
+async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shutdown: &CancellationToken) {
     let mut log = DoneLog::new(spool, batch.seq);
     let mut todo: Vec<Work> = batch
         .messages
         .iter()
         .enumerate()
-        .map(|(i, m)| Work {
-            message: m.clone(),
-            index: i,
-            rcpts: (0..m.rcpts.len())
-                .filter(|r| !batch.done.contains(&(i, *r)))
-                .collect(),
-        })
+        .map(|(i, m)| Work { message: m.clone(), index: i, rcpts: (0..m.rcpts.len()).filter(|r| !batch.done.contains(&(i, *r))).collect() })
         .filter(|w| !w.rcpts.is_empty())
         .collect();
     let mut delay = FIRST_RETRY;

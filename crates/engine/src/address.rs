@@ -93,14 +93,8 @@ impl fmt::Display for ForwardPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ForwardPath::Postmaster => f.write_str("Postmaster"),
-            ForwardPath::Mailbox {
-                mailbox,
-                source_route: Some(r),
-            } => write!(f, "{r}:{mailbox}"),
-            ForwardPath::Mailbox {
-                mailbox,
-                source_route: None,
-            } => mailbox.fmt(f),
+            ForwardPath::Mailbox { mailbox, source_route: Some(r) } => write!(f, "{r}:{mailbox}"),
+            ForwardPath::Mailbox { mailbox, source_route: None } => mailbox.fmt(f),
         }
     }
 }
@@ -115,9 +109,7 @@ fn is_atext(c: char) -> bool {
 
 /// Splits `<...>` off the front of `s`, returning the inside and the rest.
 pub(crate) fn split_angle(s: &str) -> Result<(&str, &str), PathError> {
-    let s = s
-        .strip_prefix('<')
-        .ok_or(PathError("address must be enclosed in <>"))?;
+    let s = s.strip_prefix('<').ok_or(PathError("address must be enclosed in <>"))?;
     // A '>' inside a quoted local part does not close the path.
     let mut in_quote = false;
     let mut escaped = false;
@@ -152,19 +144,14 @@ pub fn parse_forward_path(inner: &str) -> Result<ForwardPath, PathError> {
         return Ok(ForwardPath::Postmaster);
     }
     let (source_route, mbox) = split_route(inner)?;
-    Ok(ForwardPath::Mailbox {
-        mailbox: parse_mailbox(mbox)?,
-        source_route: source_route.map(str::to_owned),
-    })
+    Ok(ForwardPath::Mailbox { mailbox: parse_mailbox(mbox)?, source_route: source_route.map(str::to_owned) })
 }
 
 fn split_route(inner: &str) -> Result<(Option<&str>, &str), PathError> {
     if !inner.starts_with('@') {
         return Ok((None, inner));
     }
-    let colon = inner
-        .find(':')
-        .ok_or(PathError("source route without ':'"))?;
+    let colon = inner.find(':').ok_or(PathError("source route without ':'"))?;
     let route = &inner[..colon];
     for hop in route.split(',') {
         let d = hop.strip_prefix('@').ok_or(PathError("bad source route"))?;
@@ -188,9 +175,7 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
                     end = Some(i + 1);
                     break;
                 }
-                c if (c as u32) < 0x20 || c == '\x7f' => {
-                    return Err(PathError("control character in local part"))
-                }
+                c if (c as u32) < 0x20 || c == '\x7f' => return Err(PathError("control character in local part")),
                 c => local.push(c),
             }
         }
@@ -212,25 +197,14 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
     if local.len() > 64 {
         return Err(PathError("local part longer than 64 octets"));
     }
-    let domain = rest
-        .strip_prefix('@')
-        .ok_or(PathError("address has no domain"))?;
-    Ok(Mailbox {
-        local,
-        quoted,
-        domain: parse_domain(domain)?,
-    })
+    let domain = rest.strip_prefix('@').ok_or(PathError("address has no domain"))?;
+    Ok(Mailbox { local, quoted, domain: parse_domain(domain)? })
 }
 
 pub fn parse_domain(d: &str) -> Result<Domain, PathError> {
     if let Some(lit) = d.strip_prefix('[') {
-        let lit = lit
-            .strip_suffix(']')
-            .ok_or(PathError("unterminated address literal"))?;
-        let valid = if let Some(v6) = lit
-            .strip_prefix("IPv6:")
-            .or_else(|| lit.strip_prefix("ipv6:"))
-        {
+        let lit = lit.strip_suffix(']').ok_or(PathError("unterminated address literal"))?;
+        let valid = if let Some(v6) = lit.strip_prefix("IPv6:").or_else(|| lit.strip_prefix("ipv6:")) {
             v6.parse::<std::net::Ipv6Addr>().is_ok()
         } else {
             lit.parse::<std::net::Ipv4Addr>().is_ok()
@@ -248,9 +222,7 @@ pub fn parse_domain(d: &str) -> Result<Domain, PathError> {
             && label.len() <= 63
             && !label.starts_with('-')
             && !label.ends_with('-')
-            && label
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii());
+            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii());
         if !ok {
             return Err(PathError("bad domain"));
         }
@@ -268,31 +240,17 @@ mod tests {
 
     #[test]
     fn plain_and_special_forms() {
-        let ForwardPath::Mailbox {
-            mailbox,
-            source_route,
-        } = fwd("User.Name+tag@Example.NET").unwrap()
-        else {
-            panic!()
-        };
+        let ForwardPath::Mailbox { mailbox, source_route } = fwd("User.Name+tag@Example.NET").unwrap() else { panic!() };
         assert_eq!(mailbox.local, "User.Name+tag");
         assert!(mailbox.domain.eq_name("example.net"));
         assert!(source_route.is_none());
         assert_eq!(fwd("POSTMASTER").unwrap(), ForwardPath::Postmaster);
-        let ForwardPath::Mailbox { source_route, .. } =
-            fwd("@relay.example,@b.example:u@c.example").unwrap()
-        else {
-            panic!()
-        };
+        let ForwardPath::Mailbox { source_route, .. } = fwd("@relay.example,@b.example:u@c.example").unwrap() else { panic!() };
         assert_eq!(source_route.as_deref(), Some("@relay.example,@b.example"));
-        let ForwardPath::Mailbox { mailbox, .. } = fwd("\"a@b\\\"c\"@example.net").unwrap() else {
-            panic!()
-        };
+        let ForwardPath::Mailbox { mailbox, .. } = fwd("\"a@b\\\"c\"@example.net").unwrap() else { panic!() };
         assert!(mailbox.quoted);
         assert_eq!(mailbox.local, "a@b\"c");
-        let ForwardPath::Mailbox { mailbox, .. } = fwd("u@[127.0.0.1]").unwrap() else {
-            panic!()
-        };
+        let ForwardPath::Mailbox { mailbox, .. } = fwd("u@[127.0.0.1]").unwrap() else { panic!() };
         assert_eq!(mailbox.domain, Domain::Literal("127.0.0.1".into()));
         assert!(fwd("u@[IPv6:::1]").is_ok());
         assert!(fwd("jo\u{e3}o@exemplo.com.br").is_ok());
@@ -300,20 +258,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_syntax() {
-        for bad in [
-            "",
-            "user",
-            "@example.net",
-            "a..b@example.net",
-            ".a@example.net",
-            "a@",
-            "a@-x.net",
-            "a@x..net",
-            "a@[300.1.1.1]",
-            "a b@example.net",
-            "\"unterminated@example.net",
-            "a@example.net.",
-        ] {
+        for bad in ["", "user", "@example.net", "a..b@example.net", ".a@example.net", "a@", "a@-x.net", "a@x..net", "a@[300.1.1.1]", "a b@example.net", "\"unterminated@example.net", "a@example.net."] {
             assert!(fwd(bad).is_err(), "{bad:?} should not parse");
         }
         assert!(parse_reverse_path("").is_ok());

@@ -24,13 +24,8 @@ pub struct MailParams {
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail {
-        from: ReversePath,
-        params: MailParams,
-    },
-    Rcpt {
-        to: ForwardPath,
-    },
+    Mail { from: ReversePath, params: MailParams },
+    Rcpt { to: ForwardPath },
     Data,
     Rset,
     Noop,
@@ -57,8 +52,7 @@ fn path_error(enhanced: &'static str, what: &str, e: PathError) -> Reply {
 
 /// Parses one command line (without CRLF).
 pub fn parse(line: &[u8]) -> Result<Command, Reply> {
-    let line = std::str::from_utf8(line)
-        .map_err(|_| Reply::new(500, "5.5.2", "Command is not valid UTF-8"))?;
+    let line = std::str::from_utf8(line).map_err(|_| Reply::new(500, "5.5.2", "Command is not valid UTF-8"))?;
     if line.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
         return Err(Reply::new(500, "5.5.2", "Control character in command"));
     }
@@ -89,9 +83,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "EXPN" => Ok(Command::Expn),
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => Ok(Command::Auth(rest.trim_end_matches(' ').to_owned())),
-        "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => {
-            Ok(Command::NotImplemented)
-        }
+        "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => Ok(Command::NotImplemented),
         "" => Err(Reply::new(500, "5.5.2", "Empty command")),
         _ => Err(Reply::new(500, "5.5.2", "Command unrecognized")),
     }
@@ -119,10 +111,8 @@ fn strip_keyword<'a>(rest: &'a str, kw: &str) -> Option<&'a str> {
 }
 
 fn parse_mail(rest: &str) -> Result<Command, Reply> {
-    let rest =
-        strip_keyword(rest, "FROM:").ok_or(syntax("Syntax: MAIL FROM:<address> [parameters]"))?;
-    let (inner, params) =
-        address::split_angle(rest).map_err(|e| path_error("5.1.7", "sender", e))?;
+    let rest = strip_keyword(rest, "FROM:").ok_or(syntax("Syntax: MAIL FROM:<address> [parameters]"))?;
+    let (inner, params) = address::split_angle(rest).map_err(|e| path_error("5.1.7", "sender", e))?;
     let from = address::parse_reverse_path(inner).map_err(|e| path_error("5.1.7", "sender", e))?;
     let mut out = MailParams::default();
     for param in split_params(params)? {
@@ -136,24 +126,10 @@ fn parse_mail(rest: &str) -> Result<Command, Reply> {
                 out.size = Some(n);
             }
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.body = Some(Body::SevenBit),
-            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => {
-                out.body = Some(Body::EightBitMime)
-            }
-            ("BODY", _) => {
-                return Err(Reply::new(
-                    555,
-                    "5.5.4",
-                    "Unsupported BODY type (7BIT and 8BITMIME are supported)",
-                ))
-            }
+            ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.body = Some(Body::EightBitMime),
+            ("BODY", _) => return Err(Reply::new(555, "5.5.4", "Unsupported BODY type (7BIT and 8BITMIME are supported)")),
             ("SMTPUTF8", None) => out.smtputf8 = true,
-            _ => {
-                return Err(Reply::owned(
-                    555,
-                    "5.5.4",
-                    format!("Unsupported MAIL parameter {key}"),
-                ))
-            }
+            _ => return Err(Reply::owned(555, "5.5.4", format!("Unsupported MAIL parameter {key}"))),
         }
     }
     Ok(Command::Mail { from, params: out })
@@ -161,16 +137,11 @@ fn parse_mail(rest: &str) -> Result<Command, Reply> {
 
 fn parse_rcpt(rest: &str) -> Result<Command, Reply> {
     let rest = strip_keyword(rest, "TO:").ok_or(syntax("Syntax: RCPT TO:<address>"))?;
-    let (inner, params) =
-        address::split_angle(rest).map_err(|e| path_error("5.1.3", "recipient", e))?;
+    let (inner, params) = address::split_angle(rest).map_err(|e| path_error("5.1.3", "recipient", e))?;
     let to = address::parse_forward_path(inner).map_err(|e| path_error("5.1.3", "recipient", e))?;
     if let Some(p) = split_params(params)?.first() {
         // No RCPT extension (DSN NOTIFY/ORCPT) is advertised yet.
-        return Err(Reply::owned(
-            555,
-            "5.5.4",
-            format!("Unsupported RCPT parameter {p}"),
-        ));
+        return Err(Reply::owned(555, "5.5.4", format!("Unsupported RCPT parameter {p}")));
     }
     Ok(Command::Rcpt { to })
 }
@@ -179,9 +150,7 @@ fn split_params(params: &str) -> Result<Vec<&str>, Reply> {
     if params.is_empty() {
         return Ok(Vec::new());
     }
-    let params = params
-        .strip_prefix(' ')
-        .ok_or(syntax("Parameters must follow the address after a space"))?;
+    let params = params.strip_prefix(' ').ok_or(syntax("Parameters must follow the address after a space"))?;
     Ok(params.split(' ').filter(|p| !p.is_empty()).collect())
 }
 
@@ -191,53 +160,24 @@ mod tests {
 
     #[test]
     fn verbs_are_case_insensitive() {
-        assert_eq!(
-            parse(b"ehlo client.example").unwrap(),
-            Command::Ehlo("client.example".into())
-        );
+        assert_eq!(parse(b"ehlo client.example").unwrap(), Command::Ehlo("client.example".into()));
         assert_eq!(parse(b"QuIt").unwrap(), Command::Quit);
         assert_eq!(parse(b"NOOP anything").unwrap(), Command::Noop);
     }
 
     #[test]
     fn mail_with_parameters() {
-        let Command::Mail { from, params } =
-            parse(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap()
-        else {
-            panic!()
-        };
+        let Command::Mail { from, params } = parse(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap() else { panic!() };
         assert_eq!(from.to_string(), "a@b.example");
-        assert_eq!(
-            params,
-            MailParams {
-                size: Some(1000),
-                body: Some(Body::EightBitMime),
-                smtputf8: true
-            }
-        );
-        assert_eq!(
-            parse(b"MAIL FROM:<>").unwrap(),
-            Command::Mail {
-                from: ReversePath::Null,
-                params: MailParams::default()
-            }
-        );
-        assert!(
-            parse(b"mail from: <a@b.example>").is_ok(),
-            "space after colon is tolerated"
-        );
+        assert_eq!(params, MailParams { size: Some(1000), body: Some(Body::EightBitMime), smtputf8: true });
+        assert_eq!(parse(b"MAIL FROM:<>").unwrap(), Command::Mail { from: ReversePath::Null, params: MailParams::default() });
+        assert!(parse(b"mail from: <a@b.example>").is_ok(), "space after colon is tolerated");
     }
 
     #[test]
     fn errors_carry_codes() {
-        assert_eq!(
-            parse(b"MAIL FROM:<a@b.example> FOO=1").unwrap_err().code,
-            555
-        );
-        assert_eq!(
-            parse(b"MAIL FROM:a@b.example").unwrap_err().enhanced,
-            Some("5.1.7")
-        );
+        assert_eq!(parse(b"MAIL FROM:<a@b.example> FOO=1").unwrap_err().code, 555);
+        assert_eq!(parse(b"MAIL FROM:a@b.example").unwrap_err().enhanced, Some("5.1.7"));
         assert_eq!(parse(b"RCPT TO:<>").unwrap_err().enhanced, Some("5.1.3"));
         assert_eq!(parse(b"XYZZY").unwrap_err().code, 500);
         assert_eq!(parse(b"DATA now").unwrap_err().code, 501);

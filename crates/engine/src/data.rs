@@ -49,15 +49,7 @@ impl DataReader {
     /// `max_line` excludes the CRLF (998 by RFC 5322 §2.1.1);
     /// `max_size` is the largest message stored, in bytes.
     pub fn new(max_line: usize, max_size: usize) -> DataReader {
-        DataReader {
-            state: State::LineStart,
-            line_len: 0,
-            max_line,
-            max_size,
-            oversize: false,
-            line_too_long: false,
-            size: 0,
-        }
+        DataReader { state: State::LineStart, line_len: 0, max_line, max_size, oversize: false, line_too_long: false, size: 0 }
     }
 
     fn push(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
@@ -86,10 +78,7 @@ impl DataReader {
                 }
                 State::Text | State::LineStart => {
                     // Copy the run of ordinary bytes in one go.
-                    let run = input[i..]
-                        .iter()
-                        .position(|&b| b == b'\r' || b == b'\n')
-                        .unwrap_or(input.len() - i);
+                    let run = input[i..].iter().position(|&b| b == b'\r' || b == b'\n').unwrap_or(input.len() - i);
                     if run > 0 {
                         self.line_len += run;
                         if self.line_len > self.max_line {
@@ -149,11 +138,7 @@ mod tests {
         for (n, chunk) in chunks.iter().enumerate() {
             let (used, outcome) = r.feed(chunk, &mut out);
             if outcome != Outcome::NeedMore {
-                return (
-                    out,
-                    outcome,
-                    used + chunks[..n].iter().map(|c| c.len()).sum::<usize>(),
-                );
+                return (out, outcome, used + chunks[..n].iter().map(|c| c.len()).sum::<usize>());
             }
         }
         (out, Outcome::NeedMore, 0)
@@ -186,12 +171,7 @@ mod tests {
             (b"a\r\n.\r.\r\n", Outcome::BareCr),
             (b"a\rb\r\n.\r\n", Outcome::BareCr),
         ] {
-            assert_eq!(
-                read_all(&[bytes]).1,
-                want,
-                "{:?}",
-                String::from_utf8_lossy(bytes)
-            );
+            assert_eq!(read_all(&[bytes]).1, want, "{:?}", String::from_utf8_lossy(bytes));
         }
     }
 
@@ -200,10 +180,7 @@ mod tests {
         assert_eq!(read_all(&[b".\r\n"]).0, b"");
         let mut r = DataReader::new(4, 10);
         let mut out = Vec::new();
-        assert_eq!(
-            r.feed(b"abcdef\r\n0123456789\r\n.\r\n", &mut out).1,
-            Outcome::End
-        );
+        assert_eq!(r.feed(b"abcdef\r\n0123456789\r\n.\r\n", &mut out).1, Outcome::End);
         assert!(r.line_too_long && r.oversize);
         assert!(out.is_empty());
         assert_eq!(r.size, 20);

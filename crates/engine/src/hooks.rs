@@ -106,11 +106,7 @@ pub trait Hooks: Send + Sync + 'static {
     /// carries the failure reply (535 5.7.8, or 454 4.7.0 when locked out).
     /// Asynchronous: password hashing is slow on purpose, and a policy may
     /// also delay failures to slow down guessing.
-    fn authenticate(
-        &self,
-        _info: &SessionInfo,
-        _credentials: &Credentials,
-    ) -> impl Future<Output = Decision> + Send {
+    fn authenticate(&self, _info: &SessionInfo, _credentials: &Credentials) -> impl Future<Output = Decision> + Send {
         async { Decision::Reject(crate::reply::std_replies::NO_AUTH) }
     }
 
@@ -118,18 +114,8 @@ pub trait Hooks: Send + Sync + 'static {
         Decision::Accept
     }
 
-    fn rcpt(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        to: &ForwardPath,
-    ) -> impl Future<Output = Decision> + Send;
+    fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> impl Future<Output = Decision> + Send;
 
     /// The message is complete; answering `Accept` promises it is stored.
-    fn data(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        message: Message,
-    ) -> impl Future<Output = Decision> + Send;
+    fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> impl Future<Output = Decision> + Send;
 }

@@ -78,11 +78,7 @@ impl Input {
 
     /// Reads more bytes; `Ok(0)` is end of stream. `want` is the buffer size
     /// wanted (line limit or DATA chunk); the buffer never grows past it.
-    pub async fn fill<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-        want: usize,
-    ) -> std::io::Result<usize> {
+    pub async fn fill<R: AsyncRead + Unpin>(&mut self, reader: &mut R, want: usize) -> std::io::Result<usize> {
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
@@ -90,11 +86,7 @@ impl Input {
         }
         let target = want.max(INITIAL);
         if self.buf.len() < target && self.end == self.buf.len() {
-            let grow = if self.buf.is_empty() {
-                INITIAL
-            } else {
-                (self.buf.len() * 2).min(target)
-            };
+            let grow = if self.buf.is_empty() { INITIAL } else { (self.buf.len() * 2).min(target) };
             self.buf.resize(grow.max(INITIAL), 0);
         }
         if self.end == self.buf.len() {
@@ -106,10 +98,7 @@ impl Input {
         Ok(n)
     }
 
-    pub async fn fill_data<R: AsyncRead + Unpin>(
-        &mut self,
-        reader: &mut R,
-    ) -> std::io::Result<usize> {
+    pub async fn fill_data<R: AsyncRead + Unpin>(&mut self, reader: &mut R) -> std::io::Result<usize> {
         self.fill(reader, DATA_CHUNK).await
     }
 
@@ -158,12 +147,7 @@ mod tests {
     use super::*;
 
     fn input(bytes: &[u8]) -> Input {
-        Input {
-            buf: bytes.to_vec(),
-            start: 0,
-            end: bytes.len(),
-            discarding: false,
-        }
+        Input { buf: bytes.to_vec(), start: 0, end: bytes.len(), discarding: false }
     }
 
     #[test]

@@ -14,10 +14,7 @@ pub enum ProxyHeader {
     /// The proxy speaks for itself (health checks): use the socket addresses.
     Local,
     /// A proxied connection from `source` to `destination`.
-    Proxied {
-        source: SocketAddr,
-        destination: SocketAddr,
-    },
+    Proxied { source: SocketAddr, destination: SocketAddr },
     /// Protocol the proxy could not describe (v1 UNKNOWN, v2 UNSPEC/UNIX).
     Unknown,
 }
@@ -36,11 +33,7 @@ pub enum ProxyError {
 pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let n = buf.len().min(V2_SIGNATURE.len());
     if buf[..n] == V2_SIGNATURE[..n] {
-        return if n < V2_SIGNATURE.len() {
-            Ok(None)
-        } else {
-            parse_v2(buf)
-        };
+        return if n < V2_SIGNATURE.len() { Ok(None) } else { parse_v2(buf) };
     }
     let n = buf.len().min(6);
     if buf[..n] == b"PROXY "[..n] {
@@ -51,11 +44,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
 
 fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let Some(end) = buf.iter().take(V1_MAX).position(|&b| b == b'\n') else {
-        return if buf.len() >= V1_MAX {
-            Err(ProxyError::BadV1("longer than 107 bytes"))
-        } else {
-            Ok(None)
-        };
+        return if buf.len() >= V1_MAX { Err(ProxyError::BadV1("longer than 107 bytes")) } else { Ok(None) };
     };
     if end == 0 || buf[end - 1] != b'\r' {
         return Err(ProxyError::BadV1("line must end with CRLF"));
@@ -83,11 +72,7 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 destination: SocketAddr::new(ip(dst)?, port(dport)?),
             }
         }
-        _ => {
-            return Err(ProxyError::BadV1(
-                "expected PROXY TCP4|TCP6 src dst sport dport",
-            ))
-        }
+        _ => return Err(ProxyError::BadV1("expected PROXY TCP4|TCP6 src dst sport dport")),
     };
     Ok(Some((header, end + 1)))
 }
@@ -116,19 +101,9 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 if body.len() < 12 {
                     return Err(ProxyError::BadV2("IPv4 address block too short"));
                 }
-                let ip = |o: usize| {
-                    IpAddr::V4(Ipv4Addr::new(
-                        body[o],
-                        body[o + 1],
-                        body[o + 2],
-                        body[o + 3],
-                    ))
-                };
+                let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(body[o], body[o + 1], body[o + 2], body[o + 3]));
                 let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-                ProxyHeader::Proxied {
-                    source: SocketAddr::new(ip(0), port(8)),
-                    destination: SocketAddr::new(ip(4), port(10)),
-                }
+                ProxyHeader::Proxied { source: SocketAddr::new(ip(0), port(8)), destination: SocketAddr::new(ip(4), port(10)) }
             }
             0x21 | 0x22 => {
                 if body.len() < 36 {
@@ -140,10 +115,7 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                     IpAddr::V6(Ipv6Addr::from(a))
                 };
                 let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-                ProxyHeader::Proxied {
-                    source: SocketAddr::new(ip(0), port(32)),
-                    destination: SocketAddr::new(ip(16), port(34)),
-                }
+                ProxyHeader::Proxied { source: SocketAddr::new(ip(0), port(32)), destination: SocketAddr::new(ip(16), port(34)) }
             }
             _ => ProxyHeader::Unknown,
         },
@@ -164,17 +136,8 @@ mod tests {
         }
         let (header, used) = parse(h).unwrap().unwrap();
         assert_eq!(used, 44);
-        assert_eq!(
-            header,
-            ProxyHeader::Proxied {
-                source: "192.0.2.1:56324".parse().unwrap(),
-                destination: "198.51.100.2:25".parse().unwrap()
-            }
-        );
-        assert_eq!(
-            parse(b"PROXY UNKNOWN\r\n").unwrap().unwrap().0,
-            ProxyHeader::Unknown
-        );
+        assert_eq!(header, ProxyHeader::Proxied { source: "192.0.2.1:56324".parse().unwrap(), destination: "198.51.100.2:25".parse().unwrap() });
+        assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap().unwrap().0, ProxyHeader::Unknown);
         assert!(parse(b"PROXY TCP4 ::1 ::1 1 2\r\n").is_err());
         assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n").is_err());
         assert_eq!(parse(b"EHLO x\r\n"), Err(ProxyError::Missing));
@@ -189,13 +152,7 @@ mod tests {
         h.extend_from_slice(&[0x30, 0x39, 0, 25]);
         let (header, used) = parse(&h).unwrap().unwrap();
         assert_eq!(used, 52);
-        assert_eq!(
-            header,
-            ProxyHeader::Proxied {
-                source: "[2001:db8::1]:12345".parse().unwrap(),
-                destination: "[2001:db8::2]:25".parse().unwrap()
-            }
-        );
+        assert_eq!(header, ProxyHeader::Proxied { source: "[2001:db8::1]:12345".parse().unwrap(), destination: "[2001:db8::2]:25".parse().unwrap() });
         assert_eq!(parse(&h[..30]), Ok(None));
         let mut local = V2_SIGNATURE.to_vec();
         local.extend_from_slice(&[0x20, 0, 0, 0]);

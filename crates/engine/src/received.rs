@@ -13,15 +13,7 @@ pub fn rfc5322_date(t: SystemTime) -> String {
 /// Keeps a client-supplied HELO name from breaking the header's comment
 /// syntax or folding: only printable characters without parentheses.
 fn sanitize(s: &str) -> String {
-    s.chars()
-        .map(|c| {
-            if c.is_control() || c == '(' || c == ')' || c == '\\' {
-                '?'
-            } else {
-                c
-            }
-        })
-        .collect()
+    s.chars().map(|c| if c.is_control() || c == '(' || c == ')' || c == '\\' { '?' } else { c }).collect()
 }
 
 pub fn header(info: &SessionInfo, hostname: &str, envelope: &Envelope, id: &str) -> Vec<u8> {

@@ -16,19 +16,11 @@ pub struct Reply {
 
 impl Reply {
     pub const fn new(code: u16, enhanced: &'static str, text: &'static str) -> Reply {
-        Reply {
-            code,
-            enhanced: Some(enhanced),
-            text: Cow::Borrowed(text),
-        }
+        Reply { code, enhanced: Some(enhanced), text: Cow::Borrowed(text) }
     }
 
     pub fn owned(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
-        Reply {
-            code,
-            enhanced: Some(enhanced),
-            text: Cow::Owned(text.into()),
-        }
+        Reply { code, enhanced: Some(enhanced), text: Cow::Owned(text.into()) }
     }
 
     pub fn is_positive(&self) -> bool {
@@ -85,76 +77,33 @@ pub mod std_replies {
     pub const OK: Reply = Reply::new(250, "2.0.0", "Ok");
     pub const SENDER_OK: Reply = Reply::new(250, "2.1.0", "Sender ok");
     pub const RECIPIENT_OK: Reply = Reply::new(250, "2.1.5", "Recipient ok");
-    pub const START_DATA: Reply = Reply {
-        code: 354,
-        enhanced: None,
-        text: std::borrow::Cow::Borrowed("End data with <CR><LF>.<CR><LF>"),
-    };
+    pub const START_DATA: Reply = Reply { code: 354, enhanced: None, text: std::borrow::Cow::Borrowed("End data with <CR><LF>.<CR><LF>") };
     pub const BYE: Reply = Reply::new(221, "2.0.0", "Bye");
-    pub const VRFY: Reply = Reply::new(
-        252,
-        "2.5.0",
-        "Cannot VRFY user; send some mail and I will try my best",
-    );
+    pub const VRFY: Reply = Reply::new(252, "2.5.0", "Cannot VRFY user; send some mail and I will try my best");
     pub const READY_TLS: Reply = Reply::new(220, "2.0.0", "Ready to start TLS");
     pub const SYNTAX: Reply = Reply::new(500, "5.5.2", "Syntax error, command unrecognized");
     pub const LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Line too long");
-    pub const BARE_CR: Reply = Reply::new(
-        500,
-        "5.5.2",
-        "Bare <CR> in command; SMTP lines end with <CR><LF>",
-    );
-    pub const BARE_LF: Reply = Reply::new(
-        521,
-        "5.5.2",
-        "Bare <LF> received; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection",
-    );
-    pub const BARE_CR_DATA: Reply = Reply::new(
-        521,
-        "5.5.2",
-        "Bare <CR> in message; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection",
-    );
+    pub const BARE_CR: Reply = Reply::new(500, "5.5.2", "Bare <CR> in command; SMTP lines end with <CR><LF>");
+    pub const BARE_LF: Reply = Reply::new(521, "5.5.2", "Bare <LF> received; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
+    pub const BARE_CR_DATA: Reply = Reply::new(521, "5.5.2", "Bare <CR> in message; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
     pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
     pub const NEED_HELO: Reply = Reply::new(503, "5.5.1", "Send EHLO or HELO first");
-    pub const NESTED_MAIL: Reply = Reply::new(
-        503,
-        "5.5.1",
-        "Sender already specified; send RSET to start over",
-    );
+    pub const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already specified; send RSET to start over");
     pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Send MAIL first");
     pub const NEED_RCPT: Reply = Reply::new(503, "5.5.1", "Send RCPT first; no valid recipients");
     pub const TLS_ACTIVE: Reply = Reply::new(503, "5.5.1", "TLS already active");
     pub const TLS_UNAVAILABLE: Reply = Reply::new(454, "4.7.0", "TLS not available");
     pub const NO_AUTH: Reply = Reply::new(503, "5.5.1", "AUTH is not offered on this service");
     pub const TOO_MANY_RCPTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
-    pub const SIZE_EXCEEDED: Reply = Reply::new(
-        552,
-        "5.3.4",
-        "Message size exceeds fixed maximum message size",
-    );
-    pub const DATA_LINE_TOO_LONG: Reply = Reply::new(
-        500,
-        "5.5.2",
-        "Message line longer than the limit (RFC 5321 4.5.3.1.6: 1000 octets with CRLF)",
-    );
+    pub const SIZE_EXCEEDED: Reply = Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    pub const DATA_LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Message line longer than the limit (RFC 5321 4.5.3.1.6: 1000 octets with CRLF)");
     pub const TIMEOUT: Reply = Reply::new(421, "4.4.2", "Timeout exceeded; closing connection");
     pub const SHUTDOWN: Reply = Reply::new(421, "4.3.2", "Service shutting down; try again later");
-    pub const TOO_MANY_CONNECTIONS: Reply =
-        Reply::new(421, "4.7.0", "Too many connections; try again later");
-    pub const TOO_MANY_COMMANDS: Reply = Reply::new(
-        421,
-        "4.7.0",
-        "Too many commands without a transaction; closing connection",
-    );
-    pub const TOO_MANY_ERRORS: Reply =
-        Reply::new(421, "4.7.0", "Too many errors; closing connection");
-    pub const LOCAL_ERROR: Reply =
-        Reply::new(451, "4.3.0", "Local error in processing; try again later");
-    pub const HELP: Reply = Reply::new(
-        214,
-        "2.0.0",
-        "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\nSee RFC 5321",
-    );
+    pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(421, "4.7.0", "Too many connections; try again later");
+    pub const TOO_MANY_COMMANDS: Reply = Reply::new(421, "4.7.0", "Too many commands without a transaction; closing connection");
+    pub const TOO_MANY_ERRORS: Reply = Reply::new(421, "4.7.0", "Too many errors; closing connection");
+    pub const LOCAL_ERROR: Reply = Reply::new(451, "4.3.0", "Local error in processing; try again later");
+    pub const HELP: Reply = Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\nSee RFC 5321");
 }
 
 #[cfg(test)]
@@ -165,9 +114,6 @@ mod tests {
     fn multiline_and_control_characters() {
         let r = Reply::owned(250, "2.0.0", "first\nsecond\u{7}");
         assert_eq!(r.to_wire(), b"250-2.0.0 first\r\n250 2.0.0 second?\r\n");
-        assert_eq!(
-            std_replies::START_DATA.to_wire(),
-            b"354 End data with <CR><LF>.<CR><LF>\r\n"
-        );
+        assert_eq!(std_replies::START_DATA.to_wire(), b"354 End data with <CR><LF>.<CR><LF>\r\n");
     }
 }

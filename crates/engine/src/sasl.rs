@@ -56,27 +56,11 @@ impl std::fmt::Debug for Credentials {
 }
 
 pub const CANCELLED: Reply = Reply::new(501, "5.0.0", "Authentication cancelled");
-pub const BAD_BASE64: Reply = Reply::new(
-    501,
-    "5.5.2",
-    "Cannot decode the response: it is not valid base64",
-);
-pub const UNKNOWN_MECHANISM: Reply = Reply::new(
-    504,
-    "5.5.4",
-    "Unrecognized authentication type; this server offers PLAIN and LOGIN",
-);
+pub const BAD_BASE64: Reply = Reply::new(501, "5.5.2", "Cannot decode the response: it is not valid base64");
+pub const UNKNOWN_MECHANISM: Reply = Reply::new(504, "5.5.4", "Unrecognized authentication type; this server offers PLAIN and LOGIN");
 pub const SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax: AUTH <mechanism> [initial-response]");
-pub const BAD_PLAIN: Reply = Reply::new(
-    501,
-    "5.5.2",
-    "Malformed PLAIN response: expected [authzid] NUL login NUL password in UTF-8",
-);
-pub const BAD_LOGIN: Reply = Reply::new(
-    501,
-    "5.5.2",
-    "Malformed LOGIN response: the login and the password must be non-empty UTF-8",
-);
+pub const BAD_PLAIN: Reply = Reply::new(501, "5.5.2", "Malformed PLAIN response: expected [authzid] NUL login NUL password in UTF-8");
+pub const BAD_LOGIN: Reply = Reply::new(501, "5.5.2", "Malformed LOGIN response: the login and the password must be non-empty UTF-8");
 
 /// Longest login or password accepted (RFC 4616 §2 allows up to 255 octets
 /// each; a little more room costs nothing and helps long passphrases).
@@ -154,11 +138,7 @@ pub fn base64_encode(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            *chunk.get(1).unwrap_or(&0),
-            *chunk.get(2).unwrap_or(&0),
-        ];
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -181,9 +161,7 @@ fn field(bytes: &[u8]) -> Option<String> {
 /// Parses a PLAIN message: `[authzid] NUL authcid NUL passwd`.
 pub fn parse_plain(msg: &[u8]) -> Result<Credentials, Reply> {
     let mut parts = msg.split(|&b| b == 0);
-    let (Some(authzid), Some(user), Some(pass), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(authzid), Some(user), Some(pass), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(BAD_PLAIN);
     };
     if user.is_empty() || pass.is_empty() {
@@ -216,27 +194,10 @@ mod tests {
 
     #[test]
     fn base64_is_strict_and_round_trips() {
-        assert_eq!(
-            base64_decode(b"AGFsaWNlAHNlY3JldA==").unwrap(),
-            b"\0alice\0secret"
-        );
+        assert_eq!(base64_decode(b"AGFsaWNlAHNlY3JldA==").unwrap(), b"\0alice\0secret");
         assert_eq!(base64_decode(b"").unwrap(), b"");
-        for bad in [
-            &b"AGFsaWNlAHNlY3JldA"[..],
-            b"AGFs aWNl",
-            b"AG=s",
-            b"A===",
-            b"QQ==QQ==",
-            b"QR==",
-            b"QUI=x",
-            b"-_-_",
-            b"QUJD\r\n",
-        ] {
-            assert!(
-                base64_decode(bad).is_none(),
-                "{:?}",
-                String::from_utf8_lossy(bad)
-            );
+        for bad in [&b"AGFsaWNlAHNlY3JldA"[..], b"AGFs aWNl", b"AG=s", b"A===", b"QQ==QQ==", b"QR==", b"QUI=x", b"-_-_", b"QUJD\r\n"] {
+            assert!(base64_decode(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
         for n in 0..40u8 {
             let data: Vec<u8> = (0..n).map(|i| i.wrapping_mul(37) ^ 0xa5).collect();
@@ -249,21 +210,9 @@ mod tests {
 
     #[test]
     fn auth_command_arguments() {
-        assert_eq!(
-            parse_auth("PLAIN").unwrap(),
-            AuthCommand {
-                mechanism: Mechanism::Plain,
-                initial: None
-            }
-        );
+        assert_eq!(parse_auth("PLAIN").unwrap(), AuthCommand { mechanism: Mechanism::Plain, initial: None });
         assert_eq!(parse_auth("plain =").unwrap().initial, Some(Vec::new()));
-        assert_eq!(
-            parse_auth("LOGIN YWxpY2U=").unwrap(),
-            AuthCommand {
-                mechanism: Mechanism::Login,
-                initial: Some(b"alice".to_vec())
-            }
-        );
+        assert_eq!(parse_auth("LOGIN YWxpY2U=").unwrap(), AuthCommand { mechanism: Mechanism::Login, initial: Some(b"alice".to_vec()) });
         assert_eq!(parse_auth("CRAM-MD5").unwrap_err().code, 504);
         assert_eq!(parse_auth("").unwrap_err().code, 501);
         assert_eq!(parse_auth("PLAIN a b").unwrap_err(), SYNTAX);
@@ -275,20 +224,10 @@ mod tests {
     #[test]
     fn plain_messages() {
         let c = parse_plain(b"\0alice@example.net\0s3cret").unwrap();
-        assert_eq!(
-            (c.authzid, c.username.as_str(), c.password.as_str()),
-            (None, "alice@example.net", "s3cret")
-        );
+        assert_eq!((c.authzid, c.username.as_str(), c.password.as_str()), (None, "alice@example.net", "s3cret"));
         let c = parse_plain(b"admin\0alice\0pw").unwrap();
         assert_eq!(c.authzid.as_deref(), Some("admin"));
-        for bad in [
-            &b"alice\0pw"[..],
-            b"\0\0pw",
-            b"\0alice\0",
-            b"\0a\0b\0c",
-            b"\0\xff\0pw",
-            b"",
-        ] {
+        for bad in [&b"alice\0pw"[..], b"\0\0pw", b"\0alice\0", b"\0a\0b\0c", b"\0\xff\0pw", b""] {
             assert_eq!(parse_plain(bad).unwrap_err(), BAD_PLAIN, "{bad:?}");
         }
         assert!(!format!("{:?}", parse_plain(b"\0u\0hunter2").unwrap()).contains("hunter2"));

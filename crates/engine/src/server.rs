@@ -25,22 +25,14 @@ static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A session id that is unique in this process and, being time-based,
 /// across restarts: 10 hex digits of seconds-and-millis, 5 of a counter.
 fn session_id() -> String {
-    let millis = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0) as u64;
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
     let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:010X}{:05X}", millis & 0xff_ffff_ffff, n & 0xf_ffff)
 }
 
 /// Serves SMTP on an already bound listener until `shutdown` is cancelled,
 /// then waits up to the drain timeout for open sessions.
-pub async fn run<H: Hooks>(
-    listener: TcpListener,
-    settings: Arc<ListenerSettings>,
-    hooks: Arc<H>,
-    shutdown: CancellationToken,
-) {
+pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     let tracker = TaskTracker::new();
     let sessions = shutdown.child_token();
@@ -74,21 +66,12 @@ pub async fn run<H: Hooks>(
     }
     tracker.close();
     emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
-    if tokio::time::timeout(settings.drain_timeout, tracker.wait())
-        .await
-        .is_err()
-    {
+    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
         emit!(warn, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
     }
 }
 
-async fn start_session<H: Hooks>(
-    tcp: TcpStream,
-    socket_peer: SocketAddr,
-    settings: Arc<ListenerSettings>,
-    hooks: Arc<H>,
-    shutdown: CancellationToken,
-) {
+async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
     let local = tcp.local_addr().unwrap_or(socket_peer);
     let mut info = SessionInfo {
         id: session_id(),
@@ -104,16 +87,8 @@ async fn start_session<H: Hooks>(
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();
     if settings.proxy_protocol {
-        match tokio::time::timeout(
-            settings.limits.handshake_timeout,
-            read_proxy_header(&mut stream, &mut input),
-        )
-        .await
-        {
-            Ok(Ok(ProxyHeader::Proxied {
-                source,
-                destination,
-            })) => {
+        match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await {
+            Ok(Ok(ProxyHeader::Proxied { source, destination })) => {
                 emit!(debug, ev::SESSION_PROXY, session = %info.id, proxy = %socket_peer, source = %source, destination = %destination);
                 info.proxied_by = Some(socket_peer);
                 info.peer = source;
@@ -132,9 +107,7 @@ async fn start_session<H: Hooks>(
     }
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
     if settings.tls_mode == TlsMode::Implicit {
-        let Some(config) = settings.tls.clone() else {
-            return;
-        };
+        let Some(config) = settings.tls.clone() else { return };
         let Stream::Plain(tcp) = stream else { return };
         // Bytes read with the PROXY header belong to the TLS handshake.
         if !input.buffered().is_empty() {
@@ -154,16 +127,11 @@ async fn start_session<H: Hooks>(
             }
         }
     }
-    Session::new(info, settings, hooks, stream, input)
-        .run(shutdown)
-        .await;
+    Session::new(info, settings, hooks, stream, input).run(shutdown).await;
 }
 
 /// Reads exactly the PROXY header; anything after it stays in `input`.
-async fn read_proxy_header(
-    stream: &mut Stream,
-    input: &mut Input,
-) -> Result<ProxyHeader, proxy::ProxyError> {
+async fn read_proxy_header(stream: &mut Stream, input: &mut Input) -> Result<ProxyHeader, proxy::ProxyError> {
     loop {
         if let Some((header, used)) = proxy::parse(input.buffered())? {
             input.consume(used);

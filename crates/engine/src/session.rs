@@ -45,13 +45,7 @@ pub(crate) struct Session<H: Hooks> {
 }
 
 impl<H: Hooks> Session<H> {
-    pub(crate) fn new(
-        info: SessionInfo,
-        settings: Arc<ListenerSettings>,
-        hooks: Arc<H>,
-        stream: Stream,
-        input: Input,
-    ) -> Self {
+    pub(crate) fn new(info: SessionInfo, settings: Arc<ListenerSettings>, hooks: Arc<H>, stream: Stream, input: Input) -> Self {
         Session {
             info,
             settings,
@@ -74,11 +68,7 @@ impl<H: Hooks> Session<H> {
         }
         let end = match self.hooks.connect(&self.info) {
             Decision::Accept | Decision::AcceptWith(_) => {
-                let banner = Reply::owned(
-                    220,
-                    "2.0.0",
-                    format!("{} ESMTP port25", self.settings.hostname),
-                );
+                let banner = Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname));
                 self.reply(banner);
                 self.serve(&shutdown).await
             }
@@ -89,8 +79,7 @@ impl<H: Hooks> Session<H> {
             }
         };
         let _ = self.flush().await;
-        let _ =
-            tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.shutdown()).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.stream.shutdown()).await;
         let reason = match end {
             End::Quit => "quit",
             End::ClientClosed => "client closed",
@@ -125,10 +114,7 @@ impl<H: Hooks> Session<H> {
         }
         match result {
             Ok(r) => r,
-            Err(_) => Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "write timed out",
-            )),
+            Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "write timed out")),
         }
     }
 
@@ -144,10 +130,7 @@ impl<H: Hooks> Session<H> {
             }
             let limits = &self.settings.limits;
             let in_transaction = self.envelope.is_some();
-            let read = tokio::time::timeout(
-                limits.command_timeout,
-                self.input.fill(&mut self.stream, limits.max_command_line),
-            );
+            let read = tokio::time::timeout(limits.command_timeout, self.input.fill(&mut self.stream, limits.max_command_line));
             let result = tokio::select! {
                 r = read => r,
                 _ = shutdown.cancelled(), if !in_transaction => {
@@ -199,9 +182,7 @@ impl<H: Hooks> Session<H> {
                 self.reply(R::TOO_MANY_ERRORS);
                 return End::Closed("too many errors");
             }
-            if self.envelope.is_none()
-                && self.commands_before_mail > self.settings.limits.max_commands_before_mail
-            {
+            if self.envelope.is_none() && self.commands_before_mail > self.settings.limits.max_commands_before_mail {
                 emit!(info, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "max_commands_before_mail");
                 self.reply(R::TOO_MANY_COMMANDS);
                 return End::Closed("too many commands");
@@ -220,10 +201,7 @@ impl<H: Hooks> Session<H> {
                 return None;
             }
         };
-        if !matches!(
-            cmd,
-            Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Quit
-        ) {
+        if !matches!(cmd, Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Quit) {
             self.commands_before_mail += 1;
         }
         match cmd {
@@ -275,10 +253,7 @@ impl<H: Hooks> Session<H> {
             "SMTPUTF8".to_owned(),
             "ENHANCEDSTATUSCODES".to_owned(),
         ];
-        if self.settings.tls_mode == TlsMode::StartTls
-            && self.info.tls.is_none()
-            && self.settings.tls.is_some()
-        {
+        if self.settings.tls_mode == TlsMode::StartTls && self.info.tls.is_none() && self.settings.tls.is_some() {
             lines.push("STARTTLS".to_owned());
         }
         if self.auth_advertised() {
@@ -288,8 +263,7 @@ impl<H: Hooks> Session<H> {
         let last = lines.len() - 1;
         for (i, l) in lines.iter().enumerate() {
             let sep = if i == last { ' ' } else { '-' };
-            self.out
-                .extend_from_slice(format!("250{sep}{l}\r\n").as_bytes());
+            self.out.extend_from_slice(format!("250{sep}{l}\r\n").as_bytes());
         }
     }
 
@@ -302,17 +276,10 @@ impl<H: Hooks> Session<H> {
         }
         if let ReversePath::Mailbox(m) = &from {
             if !m.is_ascii() && !params.smtputf8 {
-                return self.refuse(Reply::new(
-                    553,
-                    "5.6.7",
-                    "Non-ASCII address requires the SMTPUTF8 parameter",
-                ));
+                return self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"));
             }
         }
-        if params
-            .size
-            .is_some_and(|s| s > self.settings.limits.max_message_size as u64)
-        {
+        if params.size.is_some_and(|s| s > self.settings.limits.max_message_size as u64) {
             emit!(info, ev::SMTP_MAIL_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %from, reason = "size");
             return self.refuse(R::SIZE_EXCEEDED);
         }
@@ -320,11 +287,7 @@ impl<H: Hooks> Session<H> {
             Decision::Accept | Decision::AcceptWith(_) => {
                 emit!(debug, ev::SMTP_MAIL_ACCEPTED, session = %self.info.id, from = %from);
                 self.commands_before_mail = 0;
-                self.envelope = Some(Envelope {
-                    from,
-                    params,
-                    rcpts: Vec::new(),
-                });
+                self.envelope = Some(Envelope { from, params, rcpts: Vec::new() });
                 self.reply(R::SENDER_OK);
             }
             Decision::Reject(r) | Decision::Disconnect(r) => {
@@ -344,11 +307,7 @@ impl<H: Hooks> Session<H> {
         }
         if let ForwardPath::Mailbox { mailbox, .. } = &to {
             if !mailbox.is_ascii() && !envelope.params.smtputf8 {
-                return self.refuse(Reply::new(
-                    553,
-                    "5.6.7",
-                    "Non-ASCII address requires SMTPUTF8 in MAIL FROM",
-                ));
+                return self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8 in MAIL FROM"));
             }
         }
         match self.hooks.rcpt(&self.info, envelope, &to).await {
@@ -392,9 +351,7 @@ impl<H: Hooks> Session<H> {
             if outcome != Outcome::NeedMore {
                 break outcome;
             }
-            match tokio::time::timeout(limits.data_timeout, self.input.fill_data(&mut self.stream))
-                .await
-            {
+            match tokio::time::timeout(limits.data_timeout, self.input.fill_data(&mut self.stream)).await {
                 Err(_) => {
                     emit!(info, ev::SESSION_TIMEOUT, session = %self.info.id, peer = %self.info.peer, phase = "data");
                     self.reply(R::TIMEOUT);
@@ -409,11 +366,7 @@ impl<H: Hooks> Session<H> {
         let envelope = self.envelope.take().expect("checked above");
         match outcome {
             Outcome::BareLf | Outcome::BareCr => {
-                let (reply, what) = if outcome == Outcome::BareLf {
-                    (R::BARE_LF, "bare LF in DATA")
-                } else {
-                    (R::BARE_CR_DATA, "bare CR in DATA")
-                };
+                let (reply, what) = if outcome == Outcome::BareLf { (R::BARE_LF, "bare LF in DATA") } else { (R::BARE_CR_DATA, "bare CR in DATA") };
                 emit!(info, ev::SESSION_PROTOCOL_VIOLATION, session = %self.info.id, peer = %self.info.peer, violation = what);
                 emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reason = what);
                 self.reply(reply);
@@ -437,11 +390,7 @@ impl<H: Hooks> Session<H> {
         let id = format!("{}{:03}", self.info.id, self.transactions);
         let received_header = received::header(&self.info, &self.settings.hostname, &envelope, &id);
         let size = received_header.len() + body.len();
-        let message = Message {
-            id: id.clone(),
-            received_header,
-            body,
-        };
+        let message = Message { id: id.clone(), received_header, body };
         let decision = self.hooks.data(&self.info, &envelope, message).await;
         match decision {
             Decision::Accept | Decision::AcceptWith(_) => {
@@ -493,9 +442,7 @@ impl<H: Hooks> Session<H> {
             return Some(End::Closed("STARTTLS on a non-plain stream"));
         };
         let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match tokio::time::timeout(self.settings.limits.handshake_timeout, acceptor.accept(tcp))
-            .await
-        {
+        match tokio::time::timeout(self.settings.limits.handshake_timeout, acceptor.accept(tcp)).await {
             Ok(Ok(tls)) => {
                 self.stream = Stream::Tls(Box::new(tls));
                 let (version, cipher) = self.stream.tls_info().unwrap_or_default();

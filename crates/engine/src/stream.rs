@@ -21,12 +21,8 @@ impl Stream {
         match self {
             Stream::Tls(tls) => {
                 let (_, conn) = tls.get_ref();
-                let version = conn
-                    .protocol_version()
-                    .map(|v| format!("{v:?}").replace('_', "."));
-                let cipher = conn
-                    .negotiated_cipher_suite()
-                    .map(|c| format!("{:?}", c.suite()));
+                let version = conn.protocol_version().map(|v| format!("{v:?}").replace('_', "."));
+                let cipher = conn.negotiated_cipher_suite().map(|c| format!("{:?}", c.suite()));
                 Some((version.unwrap_or_default(), cipher.unwrap_or_default()))
             }
             _ => None,
@@ -35,18 +31,11 @@ impl Stream {
 }
 
 fn upgrading() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::NotConnected,
-        "stream is being upgraded to TLS",
-    )
+    io::Error::new(io::ErrorKind::NotConnected, "stream is being upgraded to TLS")
 }
 
 impl AsyncRead for Stream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -56,11 +45,7 @@ impl AsyncRead for Stream {
 }
 
 impl AsyncWrite for Stream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             Stream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),

@@ -9,15 +9,9 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Write { path: PathBuf, source: std::io::Error },
     #[error("{path} holds no PEM certificate")]
     NoCertificate { path: PathBuf },
     #[error("{path} holds no PEM private key (PKCS#8, PKCS#1 or SEC1)")]
@@ -30,38 +24,22 @@ pub enum TlsError {
 
 /// Builds the rustls configuration from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let read = |p: &Path| {
-        std::fs::read(p).map_err(|source| TlsError::Read {
-            path: p.to_owned(),
-            source,
-        })
-    };
+    let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_owned(), source });
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
     let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
         .collect::<Result<_, _>>()
-        .map_err(|source| TlsError::Read {
-            path: cert.to_owned(),
-            source,
-        })?;
+        .map_err(|source| TlsError::Read { path: cert.to_owned(), source })?;
     if certs.is_empty() {
-        return Err(TlsError::NoCertificate {
-            path: cert.to_owned(),
-        });
+        return Err(TlsError::NoCertificate { path: cert.to_owned() });
     }
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|source| TlsError::Read {
-            path: key.to_owned(),
-            source,
-        })?
-        .ok_or_else(|| TlsError::NoKey {
-            path: key.to_owned(),
-        })?;
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_no_client_auth()
-            .with_single_cert(certs, key)?;
+        .map_err(|source| TlsError::Read { path: key.to_owned(), source })?
+        .ok_or_else(|| TlsError::NoKey { path: key.to_owned() })?;
+    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
     Ok(Arc::new(config))
 }
 
@@ -73,17 +51,11 @@ pub fn self_signed(dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf, bool
     if cert.exists() && key.exists() {
         return Ok((cert, key, false));
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.to_owned(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_owned(), source })?;
     let names = vec![hostname.to_owned(), "localhost".to_owned()];
     let rcgen::CertifiedKey { cert: c, key_pair } = rcgen::generate_simple_self_signed(names)?;
     write_private(&key, key_pair.serialize_pem().as_bytes())?;
-    std::fs::write(&cert, c.pem()).map_err(|source| TlsError::Write {
-        path: cert.clone(),
-        source,
-    })?;
+    std::fs::write(&cert, c.pem()).map_err(|source| TlsError::Write { path: cert.clone(), source })?;
     Ok((cert, key, true))
 }
 
@@ -96,14 +68,8 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
         .truncate(true)
         .mode(0o600)
         .open(path)
-        .map_err(|source| TlsError::Write {
-            path: path.to_owned(),
-            source,
-        })?;
-    f.write_all(bytes).map_err(|source| TlsError::Write {
-        path: path.to_owned(),
-        source,
-    })
+        .map_err(|source| TlsError::Write { path: path.to_owned(), source })?;
+    f.write_all(bytes).map_err(|source| TlsError::Write { path: path.to_owned(), source })
 }
 
 #[cfg(test)]

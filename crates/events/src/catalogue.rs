@@ -84,14 +84,8 @@ mod tests {
         let docs = documented();
         let undocumented: Vec<_> = code.difference(&docs).collect();
         let stale: Vec<_> = docs.difference(&code).collect();
-        assert!(
-            undocumented.is_empty(),
-            "ids missing from docs/EVENTS.md: {undocumented:?}"
-        );
-        assert!(
-            stale.is_empty(),
-            "docs/EVENTS.md lists ids the code lacks: {stale:?}"
-        );
+        assert!(undocumented.is_empty(), "ids missing from docs/EVENTS.md: {undocumented:?}");
+        assert!(stale.is_empty(), "docs/EVENTS.md lists ids the code lacks: {stale:?}");
     }
 
     #[test]
@@ -102,8 +96,7 @@ mod tests {
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
             assert!(
-                id.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
                 "bad id {id}"
             );
         }
@@ -130,12 +123,7 @@ mod tests {
                             let end = tail.find('"').unwrap_or(tail.len());
                             let id = &tail[..end];
                             let looks_like_event = id.matches('.').count() >= 2
-                                && id.chars().all(|c| {
-                                    c.is_ascii_lowercase()
-                                        || c.is_ascii_digit()
-                                        || c == '.'
-                                        || c == '_'
-                                });
+                                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }

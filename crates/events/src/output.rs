@@ -17,9 +17,7 @@ impl FromStr for LogFormat {
         match s {
             "text" => Ok(LogFormat::Text),
             "json" => Ok(LogFormat::Json),
-            other => Err(format!(
-                "unknown log format {other:?}: use \"text\" or \"json\""
-            )),
+            other => Err(format!("unknown log format {other:?}: use \"text\" or \"json\"")),
         }
     }
 }

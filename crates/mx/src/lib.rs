@@ -33,40 +33,27 @@ pub struct MxPolicy {
 const RELAY_DENIED: &str = "Relay access denied: this MX accepts mail only for its own domains";
 
 fn relay_denied(to: &ForwardPath, why: &str) -> Decision {
-    Decision::Reject(Reply::owned(
-        554,
-        "5.7.1",
-        format!("<{to}>: {RELAY_DENIED} ({why})"),
-    ))
+    Decision::Reject(Reply::owned(554, "5.7.1", format!("<{to}>: {RELAY_DENIED} ({why})")))
 }
 
 /// Characters allowed in a local part when no recipient list is configured
 /// (catch-all per domain): what can safely become a mailbox directory.
 fn plain_local_part(local: &str) -> bool {
-    !local.starts_with('.')
-        && local
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
+    !local.starts_with('.') && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
 }
 
 impl MxPolicy {
     pub fn new(config: &MxConfig, spool: Spool) -> MxPolicy {
         MxPolicy {
             domains: config.domains.iter().map(|d| d.to_lowercase()).collect(),
-            recipients: config
-                .recipients
-                .as_ref()
-                .map(|r| r.iter().map(|a| a.to_lowercase()).collect()),
+            recipients: config.recipients.as_ref().map(|r| r.iter().map(|a| a.to_lowercase()).collect()),
             delimiter: config.recipient_delimiter,
             spool,
         }
     }
 
     fn primary_domain(&self) -> &str {
-        self.domains
-            .first()
-            .map(String::as_str)
-            .unwrap_or("localhost")
+        self.domains.first().map(String::as_str).unwrap_or("localhost")
     }
 
     pub fn is_local(&self, domain: &Domain) -> bool {
@@ -93,10 +80,7 @@ impl MxPolicy {
     pub fn check(&self, to: &ForwardPath) -> Decision {
         let (mailbox, source_route): (&Mailbox, _) = match to {
             ForwardPath::Postmaster => return Decision::Accept,
-            ForwardPath::Mailbox {
-                mailbox,
-                source_route,
-            } => (mailbox, source_route),
+            ForwardPath::Mailbox { mailbox, source_route } => (mailbox, source_route),
         };
         if source_route.is_some() {
             return relay_denied(to, "source routes are not accepted");
@@ -121,11 +105,7 @@ impl MxPolicy {
         if known {
             Decision::Accept
         } else {
-            Decision::Reject(Reply::owned(
-                550,
-                "5.1.1",
-                format!("<{to}>: Recipient address rejected: user unknown"),
-            ))
+            Decision::Reject(Reply::owned(550, "5.1.1", format!("<{to}>: Recipient address rejected: user unknown")))
         }
     }
 }
@@ -146,13 +126,7 @@ impl MxPolicy {
     /// Commits a message for local delivery (fsync'ed before it returns
     /// `Accept`); shared with submission, whose local recipients go the
     /// same way.
-    pub async fn store(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        id: String,
-        content: Vec<u8>,
-    ) -> Decision {
+    pub async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
         let mut rcpts: Vec<String> = Vec::with_capacity(envelope.rcpts.len());
         for r in &envelope.rcpts {
             let a = self.resolve(r);
@@ -162,10 +136,7 @@ impl MxPolicy {
         }
         let spooled = SpooledMessage {
             id,
-            received_at: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            received_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             peer: info.peer.to_string(),
             helo: info.helo.clone().unwrap_or_default(),
             from: envelope.from.to_string(),

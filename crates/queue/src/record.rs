@@ -34,11 +34,7 @@ pub enum DecodeError {
     #[error("record {index} at byte {offset} fails its checksum")]
     Checksum { index: usize, offset: usize },
     #[error("record {index} at byte {offset} is malformed: {what}")]
-    Malformed {
-        index: usize,
-        offset: usize,
-        what: &'static str,
-    },
+    Malformed { index: usize, offset: usize, what: &'static str },
 }
 
 fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
@@ -117,21 +113,11 @@ fn decode_payload(p: &[u8]) -> Option<SpooledMessage> {
         rcpts.push(c.string()?);
     }
     let content = c.bytes()?.to_vec();
-    (c.pos == p.len()).then_some(SpooledMessage {
-        id,
-        received_at,
-        peer,
-        helo,
-        from,
-        rcpts,
-        content,
-    })
+    (c.pos == p.len()).then_some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content })
 }
 
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
-    let rest = buf
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or(DecodeError::BadMagic)?;
+    let rest = buf.strip_prefix(MAGIC.as_slice()).ok_or(DecodeError::BadMagic)?;
     let mut out = Vec::new();
     let mut offset = MAGIC.len();
     let mut rest = rest;
@@ -149,11 +135,7 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
         if crc32fast::hash(payload) != crc {
             return Err(DecodeError::Checksum { index, offset });
         }
-        let m = decode_payload(payload).ok_or(DecodeError::Malformed {
-            index,
-            offset,
-            what: "fields do not fit the record",
-        })?;
+        let m = decode_payload(payload).ok_or(DecodeError::Malformed { index, offset, what: "fields do not fit the record" })?;
         out.push(m);
         rest = &rest[8 + len..];
         offset += 8 + len;
@@ -171,11 +153,7 @@ mod tests {
             received_at: 1_700_000_000 + i as u64,
             peer: "192.0.2.1:4000".into(),
             helo: "client.example".into(),
-            from: if i % 2 == 0 {
-                String::new()
-            } else {
-                "a@b.example".into()
-            },
+            from: if i % 2 == 0 { String::new() } else { "a@b.example".into() },
             rcpts: vec!["u@example.net".into(); i % 3 + 1],
             content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
         }

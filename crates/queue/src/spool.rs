@@ -40,10 +40,7 @@ pub enum SpoolError {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
-    move |source| SpoolError::Io {
-        path: path.to_owned(),
-        source,
-    }
+    move |source| SpoolError::Io { path: path.to_owned(), source }
 }
 
 /// A batch that is on disk and has recipients still to deliver.
@@ -72,10 +69,7 @@ pub struct Spool {
 impl Spool {
     /// Opens (creating) the spool at `dir`, recovers what is pending, and
     /// starts the committer. New batches are announced on `ready`.
-    pub fn open(
-        dir: &Path,
-        ready: tokio::sync::mpsc::UnboundedSender<PendingBatch>,
-    ) -> Result<(Spool, Vec<PendingBatch>), SpoolError> {
+    pub fn open(dir: &Path, ready: tokio::sync::mpsc::UnboundedSender<PendingBatch>) -> Result<(Spool, Vec<PendingBatch>), SpoolError> {
         let batches = dir.join("batches");
         let tmp = dir.join("tmp");
         let quarantine = dir.join("quarantine");
@@ -89,23 +83,12 @@ impl Spool {
         }
         let (pending, max_seq) = recover(&batches, &quarantine)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        let committer = Committer {
-            batches,
-            tmp,
-            next_seq: max_seq + 1,
-            ready,
-        };
+        let committer = Committer { batches, tmp, next_seq: max_seq + 1, ready };
         std::thread::Builder::new()
             .name("spool-commit".into())
             .spawn(move || committer.run(rx))
             .map_err(io_err(dir))?;
-        Ok((
-            Spool {
-                dir: Arc::new(dir.to_owned()),
-                jobs,
-            },
-            pending,
-        ))
+        Ok((Spool { dir: Arc::new(dir.to_owned()), jobs }, pending))
     }
 
     pub fn dir(&self) -> &Path {
@@ -115,15 +98,10 @@ impl Spool {
     /// Stores the message durably; returns once it is fsynced.
     pub async fn commit(&self, message: SpooledMessage) -> Result<(), SpoolError> {
         let (reply, rx) = oneshot::channel();
-        self.jobs
-            .send(Job { message, reply })
-            .map_err(|_| SpoolError::Stopped)?;
+        self.jobs.send(Job { message, reply }).map_err(|_| SpoolError::Stopped)?;
         match rx.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(SpoolError::Io {
-                path: self.dir.to_path_buf(),
-                source: io::Error::other(e),
-            }),
+            Ok(Err(e)) => Err(SpoolError::Io { path: self.dir.to_path_buf(), source: io::Error::other(e) }),
             Err(_) => Err(SpoolError::Stopped),
         }
     }
@@ -156,12 +134,7 @@ impl Committer {
                         let _ = job.reply.send(Ok(()));
                         messages.push(Arc::new(job.message));
                     }
-                    let _ = self.ready.send(PendingBatch {
-                        seq,
-                        messages,
-                        done: BTreeSet::new(),
-                        recovered: false,
-                    });
+                    let _ = self.ready.send(PendingBatch { seq, messages, done: BTreeSet::new(), recovered: false });
                 }
                 Err(e) => {
                     emit!(error, ev::SPOOL_WRITE_FAILED, batch = seq, error = %e);
@@ -203,13 +176,9 @@ fn recover(batches: &Path, quarantine: &Path) -> Result<(Vec<PendingBatch>, u64)
     let mut max_seq = 0;
     for entry in fs::read_dir(batches).map_err(io_err(batches))? {
         let path = entry.map_err(io_err(batches))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else { continue };
         let (stem, ext) = name.split_once('.').unwrap_or((name, ""));
-        let Ok(seq) = u64::from_str_radix(stem, 16) else {
-            continue;
-        };
+        let Ok(seq) = u64::from_str_radix(stem, 16) else { continue };
         max_seq = max_seq.max(seq);
         match ext {
             "batch" => seqs.push(seq),
@@ -229,19 +198,8 @@ fn recover(batches: &Path, quarantine: &Path) -> Result<(Vec<PendingBatch>, u64)
         match record::decode_batch(&bytes) {
             Ok(messages) => {
                 let done = read_done(&batches.join(done_name(seq)));
-                let batch = PendingBatch {
-                    seq,
-                    messages: messages.into_iter().map(Arc::new).collect(),
-                    done,
-                    recovered: true,
-                };
-                emit!(
-                    info,
-                    ev::SPOOL_RECOVERED,
-                    batch = seq,
-                    messages = batch.messages.len(),
-                    done = batch.done.len()
-                );
+                let batch = PendingBatch { seq, messages: messages.into_iter().map(Arc::new).collect(), done, recovered: true };
+                emit!(info, ev::SPOOL_RECOVERED, batch = seq, messages = batch.messages.len(), done = batch.done.len());
                 pending.push(batch);
             }
             Err(e) => {
@@ -260,9 +218,7 @@ pub fn done_name(seq: u64) -> String {
 /// Reads "message recipient" lines; a torn last line (crash mid-append) is
 /// ignored, which only means that recipient is tried again.
 fn read_done(path: &Path) -> BTreeSet<(usize, usize)> {
-    let Ok(text) = fs::read_to_string(path) else {
-        return BTreeSet::new();
-    };
+    let Ok(text) = fs::read_to_string(path) else { return BTreeSet::new() };
     text.split_inclusive('\n')
         .filter(|l| l.ends_with('\n'))
         .filter_map(|l| {
@@ -282,11 +238,7 @@ pub struct DoneLog {
 
 impl DoneLog {
     pub fn new(spool: &Spool, seq: u64) -> DoneLog {
-        DoneLog {
-            batches: spool.dir.join("batches"),
-            seq,
-            file: None,
-        }
+        DoneLog { batches: spool.dir.join("batches"), seq, file: None }
     }
 
     /// Appends and fdatasyncs; call only after the delivery itself is durable.
@@ -355,29 +307,18 @@ mod tests {
         }
         let total: usize = announced.iter().map(|b| b.messages.len()).sum();
         assert_eq!(total, 200);
-        assert!(
-            announced.len() < 200,
-            "group commit should batch: {} batches",
-            announced.len()
-        );
+        assert!(announced.len() < 200, "group commit should batch: {} batches", announced.len());
 
         // Finish the first batch entirely, half of the second.
         let first = &announced[0];
         let mut log = DoneLog::new(&spool, first.seq);
-        let all: Vec<_> = (0..first.messages.len())
-            .flat_map(|m| [(m, 0), (m, 1)])
-            .collect();
+        let all: Vec<_> = (0..first.messages.len()).flat_map(|m| [(m, 0), (m, 1)]).collect();
         log.record(&all).unwrap();
         log.finish().unwrap();
         let second = &announced[1];
         DoneLog::new(&spool, second.seq).record(&[(0, 0)]).unwrap();
         // A torn line from a crash mid-append is ignored.
-        OpenOptions::new()
-            .append(true)
-            .open(dir.path().join("batches").join(done_name(second.seq)))
-            .unwrap()
-            .write_all(b"0 1")
-            .unwrap();
+        OpenOptions::new().append(true).open(dir.path().join("batches").join(done_name(second.seq))).unwrap().write_all(b"0 1").unwrap();
 
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let (_spool, pending) = Spool::open(dir.path(), tx).unwrap();
@@ -402,13 +343,7 @@ mod tests {
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let (_spool, pending) = Spool::open(dir.path(), tx).unwrap();
         assert!(pending.is_empty());
-        assert_eq!(
-            fs::read(dir.path().join("quarantine").join(batch_name(7))).unwrap(),
-            bytes
-        );
-        assert!(fs::read_dir(dir.path().join("tmp"))
-            .unwrap()
-            .next()
-            .is_none());
+        assert_eq!(fs::read(dir.path().join("quarantine").join(batch_name(7))).unwrap(), bytes);
+        assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
     }
 }

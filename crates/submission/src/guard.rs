@@ -98,11 +98,7 @@ struct Record {
 
 impl Record {
     fn new(now: Instant) -> Record {
-        Record {
-            failures: 0,
-            first: now,
-            locked_until: None,
-        }
+        Record { failures: 0, first: now, locked_until: None }
     }
 
     fn locked(&self, now: Instant) -> Option<Duration> {
@@ -162,10 +158,7 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
 
 impl AuthGuard {
     pub fn new(config: GuardConfig) -> AuthGuard {
-        AuthGuard {
-            config,
-            state: Mutex::new(State::default()),
-        }
+        AuthGuard { config, state: Mutex::new(State::default()) }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -184,32 +177,15 @@ impl AuthGuard {
         let window = self.config.window;
         let by_ip = state.addresses.get(&ip).copied();
         if let Some(remaining) = by_ip.and_then(|r| r.locked(now)) {
-            return Check::Locked {
-                scope: Scope::Address,
-                remaining,
-            };
+            return Check::Locked { scope: Scope::Address, remaining };
         }
-        let known = state
-            .known
-            .get(&(login.to_owned(), ip))
-            .is_some_and(|&t| now.duration_since(t) < self.config.known_for);
-        let by_login = if known {
-            None
-        } else {
-            state.logins.get(login).copied()
-        };
+        let known = state.known.get(&(login.to_owned(), ip)).is_some_and(|&t| now.duration_since(t) < self.config.known_for);
+        let by_login = if known { None } else { state.logins.get(login).copied() };
         if let Some(remaining) = by_login.and_then(|r| r.locked(now)) {
-            return Check::Locked {
-                scope: Scope::Login,
-                remaining,
-            };
+            return Check::Locked { scope: Scope::Login, remaining };
         }
-        let failures = by_ip
-            .map_or(0, |r| r.live_failures(now, window))
-            .max(by_login.map_or(0, |r| r.live_failures(now, window)));
-        Check::Allowed {
-            delay: self.delay(failures),
-        }
+        let failures = by_ip.map_or(0, |r| r.live_failures(now, window)).max(by_login.map_or(0, |r| r.live_failures(now, window)));
+        Check::Allowed { delay: self.delay(failures) }
     }
 
     /// Records a failed login; returns the locks it started.
@@ -221,27 +197,13 @@ impl AuthGuard {
             sweep(&mut state, now, &c);
         }
         let mut started = Vec::new();
-        let r = state
-            .addresses
-            .entry(ip)
-            .or_insert_with(|| Record::new(now));
+        let r = state.addresses.entry(ip).or_insert_with(|| Record::new(now));
         if r.fail(now, c.window, c.ip_lock_after, c.lockout) {
-            started.push(Lockout {
-                scope: Scope::Address,
-                failures: r.failures,
-                duration: c.lockout,
-            });
+            started.push(Lockout { scope: Scope::Address, failures: r.failures, duration: c.lockout });
         }
-        let r = state
-            .logins
-            .entry(login.to_owned())
-            .or_insert_with(|| Record::new(now));
+        let r = state.logins.entry(login.to_owned()).or_insert_with(|| Record::new(now));
         if r.fail(now, c.window, c.user_lock_after, c.lockout) {
-            started.push(Lockout {
-                scope: Scope::Login,
-                failures: r.failures,
-                duration: c.lockout,
-            });
+            started.push(Lockout { scope: Scope::Login, failures: r.failures, duration: c.lockout });
         }
         started
     }
@@ -254,15 +216,9 @@ impl AuthGuard {
         let mut state = self.state();
         if state.known.len() > SWEEP_AT {
             let known_for = self.config.known_for;
-            state
-                .known
-                .retain(|_, t| now.duration_since(*t) < known_for);
+            state.known.retain(|_, t| now.duration_since(*t) < known_for);
         }
-        if state
-            .logins
-            .get(login)
-            .is_some_and(|r| r.locked(now).is_none())
-        {
+        if state.logins.get(login).is_some_and(|r| r.locked(now).is_none()) {
             state.logins.remove(login);
         }
         state.known.insert((login.to_owned(), ip), now);
@@ -298,10 +254,7 @@ mod tests {
 
     #[test]
     fn slows_down_then_locks_the_address() {
-        let g = AuthGuard::new(GuardConfig {
-            user_lock_after: 100,
-            ..config()
-        });
+        let g = AuthGuard::new(GuardConfig { user_lock_after: 100, ..config() });
         let t0 = Instant::now();
         let a = ip("192.0.2.1");
         let mut delays = Vec::new();
@@ -314,32 +267,10 @@ mod tests {
         }
         assert_eq!(delays, vec![0, 0, 0, 1, 2]);
         let started = g.failure(a, "user5", t0);
-        assert_eq!(
-            started,
-            vec![Lockout {
-                scope: Scope::Address,
-                failures: 6,
-                duration: Duration::from_secs(300)
-            }]
-        );
-        assert_eq!(
-            g.check(a, "anyone", t0 + Duration::from_secs(10)),
-            Check::Locked {
-                scope: Scope::Address,
-                remaining: Duration::from_secs(290)
-            }
-        );
-        assert!(matches!(
-            g.check(ip("192.0.2.2"), "anyone", t0),
-            Check::Allowed { .. }
-        ));
-        assert!(
-            matches!(
-                g.check(a, "anyone", t0 + Duration::from_secs(301)),
-                Check::Allowed { .. }
-            ),
-            "the lock ends"
-        );
+        assert_eq!(started, vec![Lockout { scope: Scope::Address, failures: 6, duration: Duration::from_secs(300) }]);
+        assert_eq!(g.check(a, "anyone", t0 + Duration::from_secs(10)), Check::Locked { scope: Scope::Address, remaining: Duration::from_secs(290) });
+        assert!(matches!(g.check(ip("192.0.2.2"), "anyone", t0), Check::Allowed { .. }));
+        assert!(matches!(g.check(a, "anyone", t0 + Duration::from_secs(301)), Check::Allowed { .. }), "the lock ends");
     }
 
     #[test]
@@ -352,50 +283,25 @@ mod tests {
         for i in 0..4 {
             g.failure(ip(&format!("203.0.113.{i}")), "alice", t0);
         }
-        assert!(matches!(
-            g.check(ip("203.0.113.99"), "alice", t0),
-            Check::Locked {
-                scope: Scope::Login,
-                ..
-            }
-        ));
-        assert!(
-            matches!(g.check(home, "alice", t0), Check::Allowed { .. }),
-            "alice's own device is not locked out"
-        );
+        assert!(matches!(g.check(ip("203.0.113.99"), "alice", t0), Check::Locked { scope: Scope::Login, .. }));
+        assert!(matches!(g.check(home, "alice", t0), Check::Allowed { .. }), "alice's own device is not locked out");
         // Attempts during the lock are refused before counting, so they do
         // not extend it: after the lockout anyone may try again.
         let later = t0 + Duration::from_secs(301);
-        assert!(matches!(
-            g.check(ip("203.0.113.99"), "alice", later),
-            Check::Allowed { .. }
-        ));
+        assert!(matches!(g.check(ip("203.0.113.99"), "alice", later), Check::Allowed { .. }));
     }
 
     #[test]
     fn ipv6_counts_per_64_and_success_resets_the_login() {
-        assert_eq!(
-            address_key(ip("2001:db8:1:2:aaaa::1")),
-            ip("2001:db8:1:2::")
-        );
+        assert_eq!(address_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
         assert_eq!(address_key(ip("::ffff:192.0.2.9")), ip("192.0.2.9"));
         let g = AuthGuard::new(config());
         let t0 = Instant::now();
         for i in 1..=3 {
             g.failure(ip(&format!("2001:db8:1:2::{i}")), "bob", t0);
         }
-        assert_eq!(
-            g.check(ip("2001:db8:1:2::ffff"), "carol", t0),
-            Check::Allowed {
-                delay: Duration::from_secs(1)
-            }
-        );
+        assert_eq!(g.check(ip("2001:db8:1:2::ffff"), "carol", t0), Check::Allowed { delay: Duration::from_secs(1) });
         g.success(ip("2001:db8:9::1"), "bob", t0);
-        assert_eq!(
-            g.check(ip("2001:db8:7::1"), "bob", t0),
-            Check::Allowed {
-                delay: Duration::ZERO
-            }
-        );
+        assert_eq!(g.check(ip("2001:db8:7::1"), "bob", t0), Check::Allowed { delay: Duration::ZERO });
     }
 }

@@ -18,14 +18,7 @@ pub struct HeaderInfo {
 
 /// Header fields, unfolded: (name, value) up to the first empty line.
 fn fields(message: &[u8]) -> Vec<(String, String)> {
-    let end = if message.starts_with(b"\r\n") {
-        0
-    } else {
-        message
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .map_or(message.len(), |p| p + 2)
-    };
+    let end = if message.starts_with(b"\r\n") { 0 } else { message.windows(4).position(|w| w == b"\r\n\r\n").map_or(message.len(), |p| p + 2) };
     let text = String::from_utf8_lossy(&message[..end]);
     let mut out: Vec<(String, String)> = Vec::new();
     for line in text.split("\r\n") {
@@ -114,8 +107,7 @@ fn mailbox_address(mailbox: &str) -> Option<String> {
         _ => return None,
     };
     let addr = addr.trim();
-    (!addr.is_empty() && addr.contains('@') && !addr.contains([' ', '<', '>', ',']))
-        .then(|| addr.to_owned())
+    (!addr.is_empty() && addr.contains('@') && !addr.contains([' ', '<', '>', ','])).then(|| addr.to_owned())
 }
 
 pub fn scan(message: &[u8]) -> HeaderInfo {
@@ -127,8 +119,7 @@ pub fn scan(message: &[u8]) -> HeaderInfo {
                 for part in split_list(&strip_comments(&value)) {
                     if !part.trim().is_empty() {
                         // An unreadable mailbox is kept as it is, so it matches nothing.
-                        info.from
-                            .push(mailbox_address(&part).unwrap_or_else(|| part.trim().to_owned()));
+                        info.from.push(mailbox_address(&part).unwrap_or_else(|| part.trim().to_owned()));
                     }
                 }
             }
@@ -163,31 +154,12 @@ mod tests {
         assert_eq!(h.from, vec!["alice@example.net", "bob@example.net"]);
         assert_eq!(h.from_fields, 1);
         assert!(h.has_date && !h.has_message_id);
-        assert_eq!(
-            scan(b"FROM:alice@example.net\r\n\r\n").from,
-            vec!["alice@example.net"]
-        );
-        assert_eq!(
-            scan(b"From: =?UTF-8?B?w6Fs?= <a@x.example>\r\n\r\n").from,
-            vec!["a@x.example"]
-        );
-        assert_eq!(
-            scan(b"From: (c) <a@x.example (inner)>\r\n\r\n").from,
-            vec!["a@x.example"]
-        );
-        assert_eq!(
-            scan(b"From: Name <a@x.example\r\n\r\n").from,
-            vec!["Name <a@x.example"],
-            "kept, so it matches nothing"
-        );
-        assert!(
-            scan(b"\r\nFrom: a@x.example\r\n").from.is_empty(),
-            "that is the body"
-        );
-        assert_eq!(
-            scan(b"From: a@x.example\r\nFrom: b@x.example\r\n\r\n").from_fields,
-            2
-        );
+        assert_eq!(scan(b"FROM:alice@example.net\r\n\r\n").from, vec!["alice@example.net"]);
+        assert_eq!(scan(b"From: =?UTF-8?B?w6Fs?= <a@x.example>\r\n\r\n").from, vec!["a@x.example"]);
+        assert_eq!(scan(b"From: (c) <a@x.example (inner)>\r\n\r\n").from, vec!["a@x.example"]);
+        assert_eq!(scan(b"From: Name <a@x.example\r\n\r\n").from, vec!["Name <a@x.example"], "kept, so it matches nothing");
+        assert!(scan(b"\r\nFrom: a@x.example\r\n").from.is_empty(), "that is the body");
+        assert_eq!(scan(b"From: a@x.example\r\nFrom: b@x.example\r\n\r\n").from_fields, 2);
         assert!(scan(b"Message-Id: <1@x>\r\n\r\n").has_message_id);
     }
 
@@ -195,10 +167,7 @@ mod tests {
     fn additions_only_for_what_is_missing() {
         let h = scan(b"From: a@x.example\r\n\r\nbody");
         let add = additions(&h, "ID1", "mail.example", "Mon, 23 Nov 2026 23:50:00 +0000");
-        assert_eq!(
-            add,
-            b"Message-ID: <ID1@mail.example>\r\nDate: Mon, 23 Nov 2026 23:50:00 +0000\r\n"
-        );
+        assert_eq!(add, b"Message-ID: <ID1@mail.example>\r\nDate: Mon, 23 Nov 2026 23:50:00 +0000\r\n");
         let h = scan(b"Date: x\r\nMessage-ID: <y@z>\r\n\r\n");
         assert!(additions(&h, "ID1", "h", "d").is_empty());
     }

@@ -48,22 +48,10 @@ pub struct SubmissionConfig {
     pub trusted_networks: Vec<IpNet>,
 }
 
-pub const AUTH_REQUIRED: Reply = Reply::new(
-    530,
-    "5.7.0",
-    "Authentication required: this is the submission service; log in with AUTH before sending",
-);
+pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
 pub const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
-const AUTH_TEMPORARY: Reply = Reply::new(
-    454,
-    "4.7.0",
-    "Temporary authentication failure; try again later",
-);
-const NULL_SENDER: Reply = Reply::new(
-    553,
-    "5.7.1",
-    "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address",
-);
+const AUTH_TEMPORARY: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure; try again later");
+const NULL_SENDER: Reply = Reply::new(553, "5.7.1", "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address");
 const REMOTE_UNAVAILABLE: &str = "delivery to other domains is not available on this server yet (no outbound queue); only local recipients are accepted";
 
 /// State shared by every submission listener of the process.
@@ -77,12 +65,7 @@ pub struct Submission {
 }
 
 impl Submission {
-    pub fn new(
-        config: SubmissionConfig,
-        accounts: Arc<Accounts>,
-        mx: Arc<MxPolicy>,
-        hostname: &str,
-    ) -> Arc<Submission> {
+    pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
         Arc::new(Submission {
             accounts,
             guard: AuthGuard::new(config.guard),
@@ -103,23 +86,12 @@ pub struct SubmissionPolicy {
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy {
-            shared,
-            offer: if plaintext_auth {
-                AuthOffer::Always
-            } else {
-                AuthOffer::AfterTls
-            },
-        }
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
         let ip = info.peer.ip();
-        self.shared
-            .trusted
-            .iter()
-            .find(|n| n.contains(&ip))
-            .copied()
+        self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
     }
 
     /// Who is sending: the login, or the trusted network of a device.
@@ -135,33 +107,16 @@ impl SubmissionPolicy {
         emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = e.limit, max = e.max, retry_after_secs = retry.unwrap_or(0));
         let text = match (e.limit, retry) {
             ("recipients_per_message", _) => {
-                return Decision::Reject(Reply::owned(
-                    452,
-                    "4.5.3",
-                    format!(
-                        "Too many recipients for one message: the limit for {who} is {}",
-                        e.max
-                    ),
-                ))
+                return Decision::Reject(Reply::owned(452, "4.5.3", format!("Too many recipients for one message: the limit for {who} is {}", e.max)))
             }
-            (limit, Some(secs)) => format!(
-                "Sending limit reached for {who}: {limit} is {}; try again in {} minutes",
-                e.max,
-                secs.div_ceil(60).max(1)
-            ),
+            (limit, Some(secs)) => format!("Sending limit reached for {who}: {limit} is {}; try again in {} minutes", e.max, secs.div_ceil(60).max(1)),
             (limit, None) => format!("Sending limit reached for {who}: {limit} is {}", e.max),
         };
         Decision::Reject(Reply::owned(450, "4.7.1", text))
     }
 
     /// Sender binding for one address; `field` names where it came from.
-    fn may_send_as(
-        &self,
-        info: &SessionInfo,
-        who: &str,
-        address: &str,
-        field: &str,
-    ) -> Result<(), Decision> {
+    fn may_send_as(&self, info: &SessionInfo, who: &str, address: &str, field: &str) -> Result<(), Decision> {
         let allowed = match &info.auth {
             Some(login) => match self.shared.accounts.addresses(login) {
                 Ok(list) => {
@@ -183,11 +138,7 @@ impl SubmissionPolicy {
             },
         };
         emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field);
-        Err(Decision::Reject(Reply::owned(
-            553,
-            "5.7.1",
-            format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"),
-        )))
+        Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
     }
 
     fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
@@ -211,22 +162,10 @@ impl Hooks for SubmissionPolicy {
 
     async fn authenticate(&self, info: &SessionInfo, credentials: &Credentials) -> Decision {
         let login = credentials.username.to_lowercase();
-        if credentials
-            .authzid
-            .as_ref()
-            .is_some_and(|z| !z.eq_ignore_ascii_case(&login))
-        {
-            return self.auth_failure(
-                info,
-                &login,
-                "authorization identity differs from the login",
-            );
+        if credentials.authzid.as_ref().is_some_and(|z| !z.eq_ignore_ascii_case(&login)) {
+            return self.auth_failure(info, &login, "authorization identity differs from the login");
         }
-        match self
-            .shared
-            .guard
-            .check(info.peer.ip(), &login, Instant::now())
-        {
+        match self.shared.guard.check(info.peer.ip(), &login, Instant::now()) {
             Check::Locked { scope, remaining } => {
                 let reason = format!("locked: {}", scope.name());
                 emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = %reason);
@@ -235,11 +174,7 @@ impl Hooks for SubmissionPolicy {
                     guard::Scope::Login => "for this login",
                 };
                 let minutes = remaining.as_secs().div_ceil(60).max(1);
-                return Decision::Reject(Reply::owned(
-                    454,
-                    "4.7.0",
-                    format!("Too many failed logins {whose}; try again in {minutes} minutes"),
-                ));
+                return Decision::Reject(Reply::owned(454, "4.7.0", format!("Too many failed logins {whose}; try again in {minutes} minutes")));
             }
             Check::Allowed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
             Check::Allowed { .. } => {}
@@ -249,9 +184,7 @@ impl Hooks for SubmissionPolicy {
         let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
         match verdict {
             Ok(Ok(Verdict::Valid { .. })) => {
-                self.shared
-                    .guard
-                    .success(info.peer.ip(), &login, Instant::now());
+                self.shared.guard.success(info.peer.ip(), &login, Instant::now());
                 Decision::Accept
             }
             Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
@@ -272,10 +205,7 @@ impl Hooks for SubmissionPolicy {
             return Decision::Reject(AUTH_REQUIRED);
         };
         if info.auth.is_none() {
-            let network = self
-                .trusted_network(info)
-                .map(|n| n.to_string())
-                .unwrap_or_default();
+            let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
             emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
@@ -295,17 +225,9 @@ impl Hooks for SubmissionPolicy {
         let Some(who) = self.sender_identity(info) else {
             return Decision::Reject(AUTH_REQUIRED);
         };
-        if let ForwardPath::Mailbox {
-            mailbox,
-            source_route: None,
-        } = to
-        {
+        if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
             if !self.shared.mx.is_local(&mailbox.domain) {
-                return Decision::Reject(Reply::owned(
-                    451,
-                    "4.4.0",
-                    format!("<{to}>: {REMOTE_UNAVAILABLE}"),
-                ));
+                return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
             }
         }
         // Local, or a relay trick the MX names precisely (literal, route, %).
@@ -313,11 +235,7 @@ impl Hooks for SubmissionPolicy {
             Decision::Accept | Decision::AcceptWith(_) => {}
             refusal => return refusal,
         }
-        match self
-            .shared
-            .quota
-            .check_recipient(&who, envelope.rcpts.len() as u32, Instant::now())
-        {
+        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -329,11 +247,7 @@ impl Hooks for SubmissionPolicy {
         };
         let found = headers::scan(&message.body);
         if found.from_fields != 1 || found.from.is_empty() {
-            return Decision::Reject(Reply::new(
-                550,
-                "5.6.0",
-                "The message needs exactly one From: header field with your address (RFC 5322 3.6)",
-            ));
+            return Decision::Reject(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
         }
         for address in &found.from {
             if let Err(d) = self.may_send_as(info, &who, address, "the From: header") {
@@ -349,15 +263,9 @@ impl Hooks for SubmissionPolicy {
         content.extend_from_slice(&added);
         content.extend_from_slice(&message.body);
         let id = message.id;
-        let decision = self
-            .shared
-            .mx
-            .store(info, envelope, id.clone(), content)
-            .await;
+        let decision = self.shared.mx.store(info, envelope, id.clone(), content).await;
         if matches!(decision, Decision::Accept) {
-            self.shared
-                .quota
-                .record(&who, envelope.rcpts.len() as u32, Instant::now());
+            self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
         }
         decision

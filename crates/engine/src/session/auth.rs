@@ -19,11 +19,7 @@ pub const NEED_TLS: Reply = Reply::new(
 );
 const NEED_EHLO: Reply = Reply::new(503, "5.5.1", "Send EHLO first: AUTH is an ESMTP extension");
 const ALREADY: Reply = Reply::new(503, "5.5.1", "Already authenticated");
-const IN_TRANSACTION: Reply = Reply::new(
-    503,
-    "5.5.1",
-    "AUTH is not permitted during a mail transaction; send RSET first",
-);
+const IN_TRANSACTION: Reply = Reply::new(503, "5.5.1", "AUTH is not permitted during a mail transaction; send RSET first");
 const SUCCESS: Reply = Reply::new(235, "2.7.0", "Authentication successful");
 
 /// Why an exchange stopped before the policy saw credentials.
@@ -91,11 +87,7 @@ impl<H: Hooks> Session<H> {
     }
 
     /// Runs the mechanism's challenges and returns what the client claims.
-    async fn exchange(
-        &mut self,
-        args: &str,
-        shutdown: &CancellationToken,
-    ) -> Result<Credentials, Abort> {
+    async fn exchange(&mut self, args: &str, shutdown: &CancellationToken) -> Result<Credentials, Abort> {
         let command = sasl::parse_auth(args).map_err(Abort::Refuse)?;
         match command.mechanism {
             Mechanism::Plain => {
@@ -113,27 +105,14 @@ impl<H: Hooks> Session<H> {
                 let username = sasl::parse_login_field(&user).map_err(Abort::Refuse)?;
                 let pass = self.response(sasl::LOGIN_PASSWORD_PROMPT, shutdown).await?;
                 let password = sasl::parse_login_field(&pass).map_err(Abort::Refuse)?;
-                Ok(Credentials {
-                    mechanism: Mechanism::Login,
-                    authzid: None,
-                    username,
-                    password,
-                })
+                Ok(Credentials { mechanism: Mechanism::Login, authzid: None, username, password })
             }
         }
     }
 
     /// Sends a 334 challenge and reads the client's decoded answer.
-    async fn response(
-        &mut self,
-        prompt: &'static str,
-        shutdown: &CancellationToken,
-    ) -> Result<Vec<u8>, Abort> {
-        self.reply(Reply {
-            code: 334,
-            enhanced: None,
-            text: Cow::Borrowed(prompt),
-        });
+    async fn response(&mut self, prompt: &'static str, shutdown: &CancellationToken) -> Result<Vec<u8>, Abort> {
+        self.reply(Reply { code: 334, enhanced: None, text: Cow::Borrowed(prompt) });
         match self.next_line(shutdown).await.map_err(Abort::End)? {
             Line::Complete(line) => sasl::decode_response(&line).map_err(Abort::Refuse),
             Line::BareLf => {

@@ -28,18 +28,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     println!("  recipients {} addresses", r.len());
                 }
                 for l in &c.listeners {
-                    println!(
-                        "  listener   {} {} {:?} tls={:?}{}",
-                        l.name,
-                        l.address,
-                        l.service,
-                        l.tls,
-                        if l.proxy_protocol {
-                            " proxy_protocol"
-                        } else {
-                            ""
-                        }
-                    );
+                    println!("  listener   {} {} {:?} tls={:?}{}", l.name, l.address, l.service, l.tls, if l.proxy_protocol { " proxy_protocol" } else { "" });
                 }
                 println!("  delivery   {:?}", c.delivery.method);
                 Ok(ExitCode::SUCCESS)
@@ -60,11 +49,6 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 mod tests {
     #[test]
     fn the_documented_default_file_is_valid() {
-        port25_config::parse(
-            super::DEFAULT_TOML,
-            std::path::Path::new("dist/port25.toml"),
-            std::path::Path::new("/tmp"),
-        )
-        .unwrap();
+        port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
     }
 }

@@ -50,10 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     ev::init(format, &config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("port25")
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
     runtime.block_on(serve(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -78,24 +75,15 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
     let target = match config.delivery.method {
-        DeliveryMethod::Maildir => {
-            Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname))
-        }
+        DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
-            address: config
-                .delivery
-                .lmtp
-                .as_deref()
-                .unwrap_or_default()
-                .parse()
-                .map_err(anyhow::Error::msg)?,
+            address: config.delivery.lmtp.as_deref().unwrap_or_default().parse().map_err(anyhow::Error::msg)?,
             hostname: config.hostname.clone(),
             timeout: config.delivery.lmtp_timeout,
         }),
@@ -103,27 +91,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
-    let delivery = tokio::spawn(port25_delivery::run(
-        spool.clone(),
-        recovered,
-        ready_rx,
-        Arc::new(target),
-        delivery_stop.clone(),
-    ));
+    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), delivery_stop.clone()));
 
     let mx = Arc::new(MxPolicy::new(
-        &MxConfig {
-            domains: config.mx.domains.clone(),
-            recipients: config.mx.recipients.clone(),
-            recipient_delimiter: config.mx.recipient_delimiter,
-        },
+        &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
-    let submission = match config
-        .listeners
-        .iter()
-        .any(|l| l.service == Service::Submission)
-    {
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
         true => Some(submission(&config, mx.clone())?),
         false => None,
     };
@@ -141,11 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 TlsMode::Starttls => port25_engine::TlsMode::StartTls,
                 TlsMode::Implicit => port25_engine::TlsMode::Implicit,
             },
-            tls: if l.tls == TlsMode::None {
-                None
-            } else {
-                tls.clone()
-            },
+            tls: if l.tls == TlsMode::None { None } else { tls.clone() },
             proxy_protocol: l.proxy_protocol,
             limits: Limits {
                 max_connections: l.max_connections,
@@ -163,20 +133,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
-            (Service::Mx, _) => tokio::spawn(port25_engine::run(
-                listener,
-                settings,
-                mx.clone(),
-                shutdown.clone(),
-            )),
+            (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
             (Service::Submission, Some(shared)) => {
                 let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
-                tokio::spawn(port25_engine::run(
-                    listener,
-                    settings,
-                    policy,
-                    shutdown.clone(),
-                ))
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
             }
             (Service::Submission, None) => {
                 unreachable!("opened above when any listener is a submission listener")

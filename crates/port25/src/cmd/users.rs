@@ -60,14 +60,12 @@ pub enum Command {
         common: Common,
     },
     /// Import users with existing hashes from a file of login:hash[:addresses] lines
-    #[command(
-        after_help = "The file has one user per line:  login:hash[:addresses]\n  \
+    #[command(after_help = "The file has one user per line:  login:hash[:addresses]\n  \
         hash       $6$... (SHA-512-crypt), $5$... (SHA-256-crypt), $2b$/$2y$/$2a$... (bcrypt) or $argon2id$...;\n             \
         a Dovecot scheme prefix such as {SHA512-CRYPT} or {BLF-CRYPT} is accepted and dropped\n  \
         addresses  comma-separated addresses and @domain entries; default: the login itself if it is an address\n  \
         Blank lines and lines starting with # are skipped. Nothing is imported when any line is bad.\n\n\
-        Example line:  alice@example.net:$6$saltsalt$...:alice@example.net,@example.org"
-    )]
+        Example line:  alice@example.net:$6$saltsalt$...:alice@example.net,@example.org")]
     Import {
         file: PathBuf,
         /// Replace logins that already exist (default: refuse the whole file)
@@ -88,8 +86,7 @@ fn config(common: &Common) -> anyhow::Result<port25_config::Config> {
 /// Opens the account database the configuration names.
 pub fn open(config: &port25_config::Config) -> anyhow::Result<Accounts> {
     let path = &config.submission.accounts;
-    Accounts::open(path, config.submission.password_cache)
-        .with_context(|| format!("cannot open the account database {}", path.display()))
+    Accounts::open(path, config.submission.password_cache).with_context(|| format!("cannot open the account database {}", path.display()))
 }
 
 /// Reads a password: a prompt without echo on a terminal, else one line.
@@ -145,11 +142,7 @@ impl Drop for EchoOff {
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
-        Command::Add {
-            login,
-            addresses,
-            common,
-        } => {
+        Command::Add { login, addresses, common } => {
             let accounts = open(&config(&common)?)?;
             let password = read_password("Password: ")?;
             accounts.add(&login, &password, &addresses)?;
@@ -157,11 +150,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!(
                 "added {} (may send as: {})",
                 login.to_lowercase(),
-                if list.is_empty() {
-                    "nothing yet; use port25 users addresses".into()
-                } else {
-                    list.join(", ")
-                }
+                if list.is_empty() { "nothing yet; use port25 users addresses".into() } else { list.join(", ") }
             );
         }
         Command::Passwd { login, common } => {
@@ -170,18 +159,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             accounts.set_password(&login, &password)?;
             println!("password of {} changed", login.to_lowercase());
         }
-        Command::Addresses {
-            login,
-            addresses,
-            common,
-        } => {
+        Command::Addresses { login, addresses, common } => {
             let accounts = open(&config(&common)?)?;
             accounts.set_addresses(&login, &addresses)?;
-            println!(
-                "{} may send as: {}",
-                login.to_lowercase(),
-                accounts.addresses(&login)?.join(", ")
-            );
+            println!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
         }
         Command::Del { login, common } => {
             open(&config(&common)?)?.delete(&login)?;
@@ -190,33 +171,19 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::List { json, common } => {
             for u in open(&config(&common)?)?.list()? {
                 if json {
-                    println!(
-                        "{}",
-                        serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses})
-                    );
+                    println!("{}", serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses}));
                 } else {
                     println!("{}\t{}\t{}", u.login, u.scheme, u.addresses.join(","));
                 }
             }
         }
-        Command::Import {
-            file,
-            replace,
-            common,
-        } => {
-            let text = std::fs::read_to_string(&file)
-                .with_context(|| format!("cannot read {}", file.display()))?;
+        Command::Import { file, replace, common } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let accounts = open(&config(&common)?)?;
             match accounts.import(&text, replace) {
-                Ok((added, replaced)) => println!(
-                    "imported {}: {added} added, {replaced} replaced",
-                    file.display()
-                ),
+                Ok((added, replaced)) => println!("imported {}: {added} added, {replaced} replaced", file.display()),
                 Err(port25_accounts::AccountsError::Invalid(e)) => {
-                    eprintln!(
-                        "{}: {e}\n  nothing was imported; fix the line and run again",
-                        file.display()
-                    );
+                    eprintln!("{}: {e}\n  nothing was imported; fix the line and run again", file.display());
                     return Ok(ExitCode::from(2));
                 }
                 Err(e) => return Err(e.into()),

@@ -7,14 +7,8 @@ use std::process::Command;
 fn version_and_help() {
     let out = Command::new(BIN).arg("--version").output().unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("port25 {}", env!("CARGO_PKG_VERSION"))
-    );
-    let out = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("port25 {}", env!("CARGO_PKG_VERSION")));
+    let out = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("--config"));
 }
 
@@ -23,48 +17,22 @@ fn config_check_reports_file_line_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 10\n").unwrap();
-    let out = Command::new(BIN)
-        .args(["config", "check"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["config", "check"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.starts_with(&format!(
-            "{}:8:1: unknown field `max_recipents`",
-            bad.display()
-        )),
-        "{err}"
-    );
+    assert!(err.starts_with(&format!("{}:8:1: unknown field `max_recipents`", bad.display())), "{err}");
     assert!(err.contains("fix:"), "{err}");
     // serve refuses to start on the same file, with the same message.
-    let out = Command::new(BIN)
-        .args(["serve", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["serve", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains(":8:1: unknown field"));
 
     let good = dir.path().join("good.toml");
-    let out = Command::new(BIN)
-        .args(["config", "default"])
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).args(["config", "default"]).output().unwrap();
     std::fs::write(&good, &out.stdout).unwrap();
-    let out = Command::new(BIN)
-        .args(["config", "check"])
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("listener   mx 127.0.0.1:2525 Mx tls=Starttls"));
+    let out = Command::new(BIN).args(["config", "check"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("listener   mx 127.0.0.1:2525 Mx tls=Starttls"));
 }
 
 #[test]
@@ -73,12 +41,7 @@ fn serve_with_no_configuration_uses_the_embedded_default() {
     // port may be taken on a shared machine, so only the start-up is checked
     // through its events, then the process is stopped.
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--log-format", "json"])
-        .current_dir(dir.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(BIN).args(["serve", "--log-format", "json"]).current_dir(dir.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let mut seen = Vec::new();
@@ -90,14 +53,9 @@ fn serve_with_no_configuration_uses_the_embedded_default() {
             break;
         }
     }
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
-    assert!(
-        seen.contains(&"port25.tls.cert.generated".to_owned()),
-        "{seen:?}"
-    );
+    assert!(seen.contains(&"port25.tls.cert.generated".to_owned()), "{seen:?}");
     assert!(dir.path().join("port25-data/tls/selfsigned.crt").exists());
     assert!(dir.path().join("port25-data/spool/batches").is_dir());
 }

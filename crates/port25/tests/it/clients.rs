@@ -10,44 +10,16 @@ fn swaks_delivers_plain_and_over_starttls() {
     let swaks = require("swaks");
     for (i, tls) in [false, true].into_iter().enumerate() {
         let mut cmd = Command::new(&swaks);
-        cmd.args([
-            "--server",
-            &s.addr().to_string(),
-            "--from",
-            "sender@remote.example",
-            "--to",
-            "alice@example.net",
-            "--ehlo",
-            "client.remote.example",
-        ])
-        .args([
-            "--header",
-            &format!("Subject: swaks test {i}"),
-            "--body",
-            "hello from swaks",
-        ]);
+        cmd.args(["--server", &s.addr().to_string(), "--from", "sender@remote.example", "--to", "alice@example.net", "--ehlo", "client.remote.example"])
+            .args(["--header", &format!("Subject: swaks test {i}"), "--body", "hello from swaks"]);
         if tls {
             cmd.arg("--tls");
         }
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success(),
-            "swaks failed: {text}\nserver log: {:#?}",
-            s.log
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .take(6)
-                .collect::<Vec<_>>()
-        );
+        assert!(out.status.success(), "swaks failed: {text}\nserver log: {:#?}", s.log.lock().unwrap().iter().rev().take(6).collect::<Vec<_>>());
         // swaks marks lines sent over TLS with "~" instead of "-".
-        let queued = if tls {
-            "<~  250 2.0.0 Ok: queued as"
-        } else {
-            "<-  250 2.0.0 Ok: queued as"
-        };
+        let queued = if tls { "<~  250 2.0.0 Ok: queued as" } else { "<-  250 2.0.0 Ok: queued as" };
         assert!(text.contains(queued), "{text}");
         if tls {
             assert!(text.contains("<-  220 2.0.0 Ready to start TLS"), "{text}");
@@ -56,25 +28,13 @@ fn swaks_delivers_plain_and_over_starttls() {
     }
     let mail = s.wait_for_mail("example.net", "alice", 2, Duration::from_secs(10));
     assert_eq!(mail.len(), 2);
-    let texts: Vec<String> = mail
-        .iter()
-        .map(|m| String::from_utf8_lossy(m).into_owned())
-        .collect();
-    let tls_copy = texts
-        .iter()
-        .find(|t| t.contains("swaks test 1"))
-        .expect("TLS message delivered");
+    let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+    let tls_copy = texts.iter().find(|t| t.contains("swaks test 1")).expect("TLS message delivered");
     assert!(tls_copy.starts_with("Return-Path: <sender@remote.example>\r\nDelivered-To: alice@example.net\r\nReceived: from client.remote.example ([127.0.0.1])"), "{tls_copy}");
     assert!(tls_copy.contains("with ESMTPS id"), "{tls_copy}");
-    assert!(
-        tls_copy.contains("(using TLSv1.3 with cipher"),
-        "{tls_copy}"
-    );
+    assert!(tls_copy.contains("(using TLSv1.3 with cipher"), "{tls_copy}");
     let plain = texts.iter().find(|t| t.contains("swaks test 0")).unwrap();
-    assert!(
-        plain.contains("with ESMTP id") && !plain.contains("ESMTPS"),
-        "{plain}"
-    );
+    assert!(plain.contains("with ESMTP id") && !plain.contains("ESMTPS"), "{plain}");
 }
 
 #[test]
@@ -108,32 +68,15 @@ except smtplib.SMTPRecipientsRefused as e:
 s.quit()
 print("ok")
 "#;
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg("127.0.0.1")
-        .arg(s.addr().port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "smtplib: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("python3").arg("-c").arg(script).arg("127.0.0.1").arg(s.addr().port().to_string()).output().unwrap();
+    assert!(out.status.success(), "smtplib: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let mail = s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10));
     assert_eq!(mail.len(), 1);
     let text = String::from_utf8(mail[0].clone()).unwrap();
     assert!(text.contains("Subject: ol\u{e1}"), "{text}");
-    assert!(
-        text.contains("\r\n.leading dot line\r\n"),
-        "dot-stuffing must be undone exactly: {text}"
-    );
+    assert!(text.contains("\r\n.leading dot line\r\n"), "dot-stuffing must be undone exactly: {text}");
     assert!(text.contains("with UTF8SMTPS id"), "{text}");
-    assert!(
-        text.contains("Return-Path: <j\u{e3}o@remetente.example>"),
-        "{text}"
-    );
+    assert!(text.contains("Return-Path: <j\u{e3}o@remetente.example>"), "{text}");
 }
 
 #[test]
@@ -142,58 +85,22 @@ fn curl_smtp_upload() {
     let curl = require("curl");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mail.txt");
-    std::fs::write(
-        &file,
-        "From: c@remote.example\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n",
-    )
-    .unwrap();
+    std::fs::write(&file, "From: c@remote.example\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n").unwrap();
     let out = Command::new(curl)
-        .args([
-            "-sS",
-            "--url",
-            &format!("smtp://{}", s.addr()),
-            "--mail-from",
-            "c@remote.example",
-            "--mail-rcpt",
-            "carol@example.org",
-            "--upload-file",
-        ])
+        .args(["-sS", "--url", &format!("smtp://{}", s.addr()), "--mail-from", "c@remote.example", "--mail-rcpt", "carol@example.org", "--upload-file"])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "curl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
     let mail = s.wait_for_mail("example.org", "carol", 1, Duration::from_secs(10));
     assert_eq!(mail.len(), 1);
     assert!(String::from_utf8_lossy(&mail[0]).contains("Subject: via curl"));
     // curl's --ssl-reqd with STARTTLS against the self-signed certificate.
     let out = Command::new(require("curl"))
-        .args([
-            "-sS",
-            "-k",
-            "--ssl-reqd",
-            "--url",
-            &format!("smtp://{}", s.addr()),
-            "--mail-from",
-            "c@remote.example",
-            "--mail-rcpt",
-            "carol@example.org",
-            "--upload-file",
-        ])
+        .args(["-sS", "-k", "--ssl-reqd", "--url", &format!("smtp://{}", s.addr()), "--mail-from", "c@remote.example", "--mail-rcpt", "carol@example.org", "--upload-file"])
         .arg(&file)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "curl STARTTLS: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        s.wait_for_mail("example.org", "carol", 2, Duration::from_secs(10))
-            .len(),
-        2
-    );
+    assert!(out.status.success(), "curl STARTTLS: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.wait_for_mail("example.org", "carol", 2, Duration::from_secs(10)).len(), 2);
 }

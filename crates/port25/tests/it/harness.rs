@@ -35,13 +35,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("port25.toml");
         std::fs::write(&config, base_config(dir.path(), mx, listeners)).unwrap();
-        let mut s = Server {
-            dir,
-            child: None,
-            addrs: Vec::new(),
-            log: Arc::new(Mutex::new(Vec::new())),
-            config,
-        };
+        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config };
         s.spawn();
         s
     }
@@ -92,10 +86,7 @@ impl Server {
                 Ok(a) => addrs.push(a),
                 Err(_) => {
                     let _ = child.kill();
-                    panic!(
-                        "port25 did not report its listeners; log: {:?}",
-                        self.log.lock().unwrap()
-                    );
+                    panic!("port25 did not report its listeners; log: {:?}", self.log.lock().unwrap());
                 }
             }
         }
@@ -121,13 +112,7 @@ impl Server {
     }
 
     /// Files in a mailbox's new/ directory, waiting up to `wait` for `n`.
-    pub fn wait_for_mail(
-        &self,
-        domain: &str,
-        user: &str,
-        n: usize,
-        wait: Duration,
-    ) -> Vec<Vec<u8>> {
+    pub fn wait_for_mail(&self, domain: &str, user: &str, n: usize, wait: Duration) -> Vec<Vec<u8>> {
         let dir = self.maildir(domain, user);
         let start = Instant::now();
         loop {
@@ -147,13 +132,7 @@ impl Server {
     }
 
     pub fn events(&self, id: &str) -> Vec<serde_json::Value> {
-        self.log
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|v| v["event"] == id)
-            .cloned()
-            .collect()
+        self.log.lock().unwrap().iter().filter(|v| v["event"] == id).cloned().collect()
     }
 
     pub fn wait_event(&self, id: &str, wait: Duration) -> Option<serde_json::Value> {
@@ -169,11 +148,7 @@ impl Server {
 
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
-        assert!(Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .unwrap()
-            .success());
+        assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());
     }
 
     pub fn kill9(&mut self) {
@@ -193,27 +168,17 @@ impl Drop for Server {
 }
 
 pub fn read_dir_files(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| std::fs::read(e.ok()?.path()).ok())
-        .collect()
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {
             walk(&p, out);
-        } else if p
-            .parent()
-            .and_then(|d| d.file_name())
-            .is_some_and(|n| n == "new" || n == "cur")
-        {
+        } else if p.parent().and_then(|d| d.file_name()).is_some_and(|n| n == "new" || n == "cur") {
             out.push(std::fs::read(&p).unwrap());
         }
     }
@@ -228,9 +193,7 @@ pub struct Client {
 impl Client {
     pub fn connect(addr: SocketAddr) -> Client {
         let stream = TcpStream::connect(addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         let reader = BufReader::new(stream.try_clone().unwrap());
         Client { stream, reader }
     }
@@ -303,9 +266,7 @@ pub fn require(program: &str) -> PathBuf {
             return p;
         }
     }
-    panic!(
-        "{program} is not installed; run .ci/install-deps (it installs every peer the tests use)"
-    );
+    panic!("{program} is not installed; run .ci/install-deps (it installs every peer the tests use)");
 }
 
 impl Server {

@@ -33,63 +33,30 @@ async def main():
     await asyncio.sleep(3600)
 asyncio.run(main())
 "#;
-    let mut lmtpd = Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(&sock)
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut lmtpd = Command::new("python3").arg("-c").arg(script).arg(&sock).arg(&out_dir).stdout(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(
-        line.trim(),
-        "ready",
-        "aiosmtpd LMTP server did not start (pip install aiosmtpd)"
-    );
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
 
-    let mx = format!(
-        "domains = [\"example.net\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"",
-        sock.display()
-    );
+    let mx = format!("domains = [\"example.net\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"", sock.display());
     let s = Server::start(&mx, MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
-    let r = c.send_mail(
-        "s@remote.example",
-        &["alice@example.net", "full@example.net"],
-        "Subject: lmtp\r\n\r\n..dot\r\nbody",
-    );
+    let r = c.send_mail("s@remote.example", &["alice@example.net", "full@example.net"], "Subject: lmtp\r\n\r\n..dot\r\nbody");
     assert!(r.starts_with("250"), "{r}");
     let start = std::time::Instant::now();
     while !out_dir.join("alice@example.net").exists() {
-        assert!(
-            start.elapsed() < Duration::from_secs(15),
-            "LMTP delivery did not happen"
-        );
+        assert!(start.elapsed() < Duration::from_secs(15), "LMTP delivery did not happen");
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
     let got = std::fs::read_to_string(out_dir.join("alice@example.net")).unwrap();
     assert!(got.starts_with("MAIL FROM s@remote.example\n"), "{got}");
-    assert!(
-        got.contains("Subject: lmtp\r\n\r\n.dot\r\nbody\r\n"),
-        "dot-stuffing round trip: {got:?}"
-    );
+    assert!(got.contains("Subject: lmtp\r\n\r\n.dot\r\nbody\r\n"), "dot-stuffing round trip: {got:?}");
     // The full mailbox is deferred, not lost and not bounced.
-    let deferred = s
-        .wait_event("port25.delivery.deferred", Duration::from_secs(10))
-        .expect("deferred event");
+    let deferred = s.wait_event("port25.delivery.deferred", Duration::from_secs(10)).expect("deferred event");
     assert_eq!(deferred["to"], "full@example.net");
-    assert!(deferred["reason"]
-        .as_str()
-        .unwrap()
-        .contains("452 4.2.2 Mailbox full"));
+    assert!(deferred["reason"].as_str().unwrap().contains("452 4.2.2 Mailbox full"));
     assert!(!out_dir.join("full@example.net").exists());
     let _ = lmtpd.kill();
 }

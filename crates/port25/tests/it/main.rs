@@ -6,7 +6,7 @@ mod harness;
 mod cli;
 mod clients;
 mod crash;
-mod lmtp;
 mod postfix;
 mod protocol;
 mod relay;
+mod lmtp;

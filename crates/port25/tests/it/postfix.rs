@@ -11,22 +11,12 @@ struct Postfix {
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("postfix")
-            .arg("-c")
-            .arg(self.dir.path())
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+        let _ = Command::new("postfix").arg("-c").arg(self.dir.path()).arg("stop").stdout(Stdio::null()).stderr(Stdio::null()).status();
     }
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A throwaway Postfix instance listening on `port` that sends every mail
@@ -77,39 +67,15 @@ fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
         "tlsmgr unix - - n 1000? 1 tlsmgr",
         "postlog unix-dgram n - n - 1 postlogd",
     ];
-    let master = format!(
-        "127.0.0.1:{port} inet n - n - - smtpd\n{}\n",
-        services.join("\n")
-    );
+    let master = format!("127.0.0.1:{port} inet n - n - - smtpd\n{}\n", services.join("\n"));
     std::fs::write(d.join("master.cf"), master).unwrap();
-    let _ = Command::new("chown")
-        .arg("postfix")
-        .arg(d.join("data"))
-        .status();
+    let _ = Command::new("chown").arg("postfix").arg(d.join("data")).status();
     // `postfix check` creates the queue tree with its owners.
-    let _ = Command::new("postfix")
-        .arg("-c")
-        .arg(d)
-        .arg("check")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("postfix").arg("-c").arg(d).arg("check").stdout(Stdio::null()).stderr(Stdio::null()).status();
     // The master daemon keeps any pipe it inherits open: give it a file.
     let out = std::fs::File::create(d.join("start.log")).unwrap();
-    let status = Command::new("postfix")
-        .arg("-c")
-        .arg(d)
-        .arg("start")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .status()
-        .unwrap();
-    assert!(
-        status.success(),
-        "postfix start failed: {}",
-        std::fs::read_to_string(d.join("start.log")).unwrap_or_default()
-    );
+    let status = Command::new("postfix").arg("-c").arg(d).arg("start").stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).status().unwrap();
+    assert!(status.success(), "postfix start failed: {}", std::fs::read_to_string(d.join("start.log")).unwrap_or_default());
     Postfix { dir }
 }
 
@@ -122,30 +88,18 @@ fn postfix_relays_into_port25_over_starttls() {
     let start = std::time::Instant::now();
     let mut c = loop {
         if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream
-                .set_read_timeout(Some(Duration::from_secs(20)))
-                .unwrap();
-            let mut c = Client {
-                stream: stream.try_clone().unwrap(),
-                reader: std::io::BufReader::new(stream),
-            };
+            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut c = Client { stream: stream.try_clone().unwrap(), reader: std::io::BufReader::new(stream) };
             if c.reply().starts_with("220") {
                 break c;
             }
         }
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "postfix did not start"
-        );
+        assert!(start.elapsed() < Duration::from_secs(20), "postfix did not start");
         std::thread::sleep(Duration::from_millis(100));
     };
     c.cmd("EHLO client.remote.example");
     for i in 0..3 {
-        let r = c.send_mail(
-            "someone@remote.example",
-            &["alice@example.net"],
-            &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"),
-        );
+        let r = c.send_mail("someone@remote.example", &["alice@example.net"], &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"));
         assert!(r.starts_with("250"), "postfix accepted: {r}");
     }
     c.cmd("QUIT");
@@ -154,18 +108,9 @@ fn postfix_relays_into_port25_over_starttls() {
     assert_eq!(mail.len(), 3, "postfix log:\n{log}");
     let text = String::from_utf8_lossy(&mail[0]);
     // Postfix's own Received line, then ours naming Postfix and TLS.
-    assert!(
-        text.contains("Received: from relay.remote.example ([127.0.0.1])"),
-        "{text}"
-    );
-    assert!(
-        text.contains("with ESMTPS id"),
-        "Postfix used STARTTLS: {text}"
-    );
+    assert!(text.contains("Received: from relay.remote.example ([127.0.0.1])"), "{text}");
+    assert!(text.contains("with ESMTPS id"), "Postfix used STARTTLS: {text}");
     assert!(text.contains("by relay.remote.example (Postfix)"), "{text}");
-    assert!(
-        log.contains("status=sent") && log.contains("250 2.0.0 Ok: queued as"),
-        "{log}"
-    );
+    assert!(log.contains("status=sent") && log.contains("250 2.0.0 Ok: queued as"), "{log}");
     assert!(log.contains("TLS connection established"), "{log}");
 }

@@ -21,29 +21,16 @@ fn smtp_smuggling_variants_are_refused_and_nothing_is_stored() {
     // Each body tries to end DATA early with a non-CRLF terminator and
     // smuggle a second message behind it.
     let smuggled = "MAIL FROM:<ceo@example.net>\r\nRCPT TO:<alice@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n";
-    for (name, terminator) in [
-        ("LF.LF", "\n.\n"),
-        ("LF.CRLF", "\n.\r\n"),
-        ("CRLF.LF", "\r\n.\n"),
-        ("CR.CR", "\r.\r"),
-        ("CR.CRLF", "\r.\r\n"),
-        ("CRLF.CR", "\r\n.\r"),
-    ] {
+    for (name, terminator) in [("LF.LF", "\n.\n"), ("LF.CRLF", "\n.\r\n"), ("CRLF.LF", "\r\n.\n"), ("CR.CR", "\r.\r"), ("CR.CRLF", "\r.\r\n"), ("CRLF.CR", "\r\n.\r")] {
         let mut c = ready(&s);
         begin_data(&mut c, "alice@example.net");
         c.send(format!("Subject: first\r\n\r\nhello{terminator}{smuggled}").as_bytes());
         let reply = c.reply();
         assert!(reply.starts_with("521 5.5.2 Bare"), "{name}: {reply}");
-        assert!(
-            c.is_closed(),
-            "{name}: connection must close after bare CR/LF"
-        );
+        assert!(c.is_closed(), "{name}: connection must close after bare CR/LF");
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(
-        s.all_mail().is_empty(),
-        "no part of a smuggling attempt may be delivered"
-    );
+    assert!(s.all_mail().is_empty(), "no part of a smuggling attempt may be delivered");
     assert_eq!(s.events("port25.session.protocol_violation").len(), 6);
 }
 
@@ -81,9 +68,7 @@ fn limits_answer_with_rfc_codes() {
     let ehlo = c.cmd("EHLO client.example");
     assert!(ehlo.contains("250-SIZE 2000\r\n"), "{ehlo}");
     // SIZE declared too big: refused at MAIL.
-    assert!(c
-        .cmd("MAIL FROM:<a@remote.example> SIZE=5000")
-        .starts_with("552 5.3.4"));
+    assert!(c.cmd("MAIL FROM:<a@remote.example> SIZE=5000").starts_with("552 5.3.4"));
     // Too many recipients: 452 4.5.3 (RFC 5321 4.5.3.1.10).
     c.cmd("MAIL FROM:<a@remote.example>");
     for i in 0..3 {
@@ -92,15 +77,7 @@ fn limits_answer_with_rfc_codes() {
     assert!(c.cmd("RCPT TO:<u9@example.net>").starts_with("452 4.5.3"));
     // Message larger than the limit: read to the end, then 552 5.3.4.
     assert_eq!(code(&c.cmd("DATA")), 354);
-    c.send(
-        &b"x"
-            .repeat(900)
-            .iter()
-            .chain(b"\r\n")
-            .copied()
-            .collect::<Vec<u8>>()
-            .repeat(3),
-    );
+    c.send(&b"x".repeat(900).iter().chain(b"\r\n").copied().collect::<Vec<u8>>().repeat(3));
     c.send(b".\r\n");
     assert!(c.reply().starts_with("552 5.3.4"));
     // A message line over 998 octets: 500 5.5.2 after the terminator.
@@ -131,45 +108,23 @@ fn limits_answer_with_rfc_codes() {
 fn sequence_errors_vrfy_help_and_rset() {
     let s = Server::mx();
     let mut c = Client::open(s.addr());
-    assert!(
-        c.cmd("MAIL FROM:<a@remote.example>")
-            .starts_with("503 5.5.1"),
-        "MAIL before EHLO"
-    );
+    assert!(c.cmd("MAIL FROM:<a@remote.example>").starts_with("503 5.5.1"), "MAIL before EHLO");
     c.cmd("HELO client.example");
-    assert!(c
-        .cmd("RCPT TO:<alice@example.net>")
-        .starts_with("503 5.5.1"));
+    assert!(c.cmd("RCPT TO:<alice@example.net>").starts_with("503 5.5.1"));
     assert!(c.cmd("DATA").starts_with("503 5.5.1"));
-    assert!(
-        c.cmd("VRFY alice").starts_with("252 2.5.0"),
-        "VRFY never confirms a user"
-    );
+    assert!(c.cmd("VRFY alice").starts_with("252 2.5.0"), "VRFY never confirms a user");
     assert!(c.cmd("VRFY nobody-at-all").starts_with("252 2.5.0"));
     assert!(c.cmd("HELP").starts_with("214"));
     assert!(c.cmd("EXPN staff").starts_with("502"));
     assert!(c.cmd("BDAT 10 LAST").starts_with("502 5.5.1"));
     assert_eq!(code(&c.cmd("MAIL FROM:<a@remote.example>")), 250);
-    assert!(
-        c.cmd("MAIL FROM:<b@remote.example>")
-            .starts_with("503 5.5.1"),
-        "nested MAIL"
-    );
+    assert!(c.cmd("MAIL FROM:<b@remote.example>").starts_with("503 5.5.1"), "nested MAIL");
     assert_eq!(code(&c.cmd("RSET")), 250);
     assert_eq!(code(&c.cmd("MAIL FROM:<b@remote.example>")), 250);
     c.cmd("RSET");
-    assert!(c
-        .cmd("MAIL FROM:<b@remote.example> FOO=BAR")
-        .starts_with("555 5.5.4"));
-    assert!(
-        c.cmd("MAIL FROM:<j\u{e3}o@remote.example>")
-            .starts_with("553 5.6.7"),
-        "UTF-8 needs SMTPUTF8"
-    );
-    assert!(
-        c.cmd("HELO client.example").starts_with("250 "),
-        "HELO reply has no extensions"
-    );
+    assert!(c.cmd("MAIL FROM:<b@remote.example> FOO=BAR").starts_with("555 5.5.4"));
+    assert!(c.cmd("MAIL FROM:<j\u{e3}o@remote.example>").starts_with("553 5.6.7"), "UTF-8 needs SMTPUTF8");
+    assert!(c.cmd("HELO client.example").starts_with("250 "), "HELO reply has no extensions");
     assert!(c.cmd("QUIT").starts_with("221 2.0.0"));
     assert!(c.is_closed());
 }
@@ -188,16 +143,8 @@ fn pipelined_commands_get_replies_in_order() {
     c.send(b"Subject: pipelined\r\n\r\nx\r\n.\r\nQUIT\r\n");
     assert!(c.reply().starts_with("250 2.0.0 Ok: queued as"));
     assert!(c.reply().starts_with("221"));
-    assert_eq!(
-        s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10))
-            .len(),
-        1
-    );
-    assert_eq!(
-        s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10))
-            .len(),
-        1
-    );
+    assert_eq!(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10)).len(), 1);
+    assert_eq!(s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10)).len(), 1);
 }
 
 #[test]
@@ -230,28 +177,15 @@ r = tls.recv(4096).decode()
 assert r.startswith("503 5.5.1 Send EHLO"), "EHLO state must be reset after TLS: %r" % r
 print("ok")
 "#;
-    let out = std::process::Command::new("python3")
-        .arg("-c")
-        .arg(script)
-        .arg(s.addr().port().to_string())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v = s
-        .wait_event("port25.session.protocol_violation", Duration::from_secs(5))
-        .expect("violation logged");
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(s.addr().port().to_string()).output().unwrap();
+    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let v = s.wait_event("port25.session.protocol_violation", Duration::from_secs(5)).expect("violation logged");
     assert_eq!(v["bytes"], 6);
 }
 
 #[test]
 fn idle_timeout_closes_with_421() {
-    let listeners =
-        "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ncommand_timeout_secs = 1\n";
+    let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ncommand_timeout_secs = 1\n";
     let s = Server::start("domains = [\"example.net\"]", listeners);
     let mut c = Client::open(s.addr());
     let started = std::time::Instant::now();
@@ -282,54 +216,26 @@ fn proxy_protocol_v1_and_v2_name_the_real_client() {
     c.send(b"PROXY TCP4 198.51.100.7 192.0.2.25 40000 25\r\n");
     assert!(c.reply().starts_with("220"));
     c.cmd("EHLO proxied.example");
-    assert!(c
-        .send_mail("a@remote.example", &["alice@example.net"], "Subject: v1")
-        .starts_with("250"));
+    assert!(c.send_mail("a@remote.example", &["alice@example.net"], "Subject: v1").starts_with("250"));
     // v2, IPv6 source.
     let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x21\x00\x24".to_vec();
-    v2.extend_from_slice(
-        &"2001:db8::7"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets(),
-    );
-    v2.extend_from_slice(
-        &"2001:db8::25"
-            .parse::<std::net::Ipv6Addr>()
-            .unwrap()
-            .octets(),
-    );
+    v2.extend_from_slice(&"2001:db8::7".parse::<std::net::Ipv6Addr>().unwrap().octets());
+    v2.extend_from_slice(&"2001:db8::25".parse::<std::net::Ipv6Addr>().unwrap().octets());
     v2.extend_from_slice(&[0x9c, 0x40, 0, 25]);
     let mut c = Client::connect(s.addr());
     c.send(&v2);
     assert!(c.reply().starts_with("220"));
     c.cmd("EHLO proxied6.example");
-    assert!(c
-        .send_mail("a@remote.example", &["bob@example.net"], "Subject: v2")
-        .starts_with("250"));
-    let alice = String::from_utf8(
-        s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10))[0].clone(),
-    )
-    .unwrap();
-    assert!(
-        alice.contains("Received: from proxied.example ([198.51.100.7] via proxy 127.0.0.1)"),
-        "{alice}"
-    );
-    let bob = String::from_utf8(
-        s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10))[0].clone(),
-    )
-    .unwrap();
-    assert!(
-        bob.contains("([IPv6:2001:db8::7] via proxy 127.0.0.1)"),
-        "{bob}"
-    );
+    assert!(c.send_mail("a@remote.example", &["bob@example.net"], "Subject: v2").starts_with("250"));
+    let alice = String::from_utf8(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10))[0].clone()).unwrap();
+    assert!(alice.contains("Received: from proxied.example ([198.51.100.7] via proxy 127.0.0.1)"), "{alice}");
+    let bob = String::from_utf8(s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10))[0].clone()).unwrap();
+    assert!(bob.contains("([IPv6:2001:db8::7] via proxy 127.0.0.1)"), "{bob}");
     // Without a header the connection is dropped, never served.
     let mut c = Client::connect(s.addr());
     c.send(b"EHLO sneaky.example\r\n");
     assert_eq!(c.reply(), "");
-    assert!(s
-        .wait_event("port25.session.proxy.invalid", Duration::from_secs(5))
-        .is_some());
+    assert!(s.wait_event("port25.session.proxy.invalid", Duration::from_secs(5)).is_some());
 }
 
 #[test]
