@@ -310,7 +310,8 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         if !names.insert(l.name.clone()) {
             return Err(err(offset, format!("two listeners are named {:?}", l.name), "give each [[listener]] its own name"));
         }
-        if !addresses.insert(l.address) {
+        // Port 0 (the system picks a free port, as tests do) never collides.
+        if l.address.port() != 0 && !addresses.insert(l.address) {
             return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
         }
         let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
