@@ -9,4 +9,5 @@ mod crash;
 mod postfix;
 mod protocol;
 mod relay;
+mod submission;
 mod lmtp;
