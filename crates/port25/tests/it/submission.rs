@@ -449,3 +449,41 @@ fn users_import_list_passwd_and_delete() {
     assert!(send("role", "secret", "noreply@example.org").contains("<~* 535 5.7.8"));
     assert_eq!(s.wait_for_mail("example.net", "alice", 3, Duration::from_secs(10)).len(), 3);
 }
+
+#[test]
+fn tls_offers_only_1_2_and_1_3_with_strong_suites() {
+    let s = server("");
+    let script = r#"
+import socket, ssl, sys, json
+port = int(sys.argv[1])
+def try_tls(minv, maxv, ciphers=None):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+    if ciphers: ctx.set_ciphers(ciphers)
+    ctx.minimum_version = minv; ctx.maximum_version = maxv
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with ctx.wrap_socket(raw) as t:
+                return [t.version(), t.cipher()[0]]
+    except (ssl.SSLError, OSError) as e:
+        return ["refused", type(e).__name__]
+V = ssl.TLSVersion
+print(json.dumps({
+    "default": try_tls(V.MINIMUM_SUPPORTED, V.MAXIMUM_SUPPORTED),
+    "tls12": try_tls(V.TLSv1_2, V.TLSv1_2),
+    "tls11": try_tls(V.MINIMUM_SUPPORTED, V.TLSv1_1, "ALL:@SECLEVEL=0"),
+    "tls10": try_tls(V.MINIMUM_SUPPORTED, V.TLSv1, "ALL:@SECLEVEL=0"),
+    "cbc_sha1": try_tls(V.TLSv1_2, V.TLSv1_2, "ECDHE-RSA-AES128-SHA:ECDHE-ECDSA-AES128-SHA:AES128-SHA:@SECLEVEL=0"),
+    "rc4_3des": try_tls(V.TLSv1_2, V.TLSv1_2, "RC4:3DES:NULL:@SECLEVEL=0"),
+}))
+"#;
+    let text = python(script, &[addr(&s, "submissions").port().to_string()]);
+    // The first line is the JSON; Python's deprecation warnings follow.
+    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(v["default"][0], "TLSv1.3", "{v}");
+    assert_eq!(v["tls12"][0], "TLSv1.2", "{v}");
+    let suite = v["tls12"][1].as_str().unwrap();
+    assert!(suite.starts_with("ECDHE-") && (suite.contains("GCM") || suite.contains("CHACHA20")), "forward secrecy and AEAD only: {v}");
+    for weak in ["tls11", "tls10", "cbc_sha1", "rc4_3des"] {
+        assert_eq!(v[weak][0], "refused", "{weak} must not be negotiated: {v}");
+    }
+}
