@@ -10,3 +10,9 @@
 pub mod config;
 pub mod engine;
 pub mod queue;
+
+// --- submission ---
+pub mod accounts;
+pub mod sasl;
+pub mod smoke;
+pub mod submission;

@@ -9,9 +9,11 @@
 
 mod error;
 mod model;
+mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use submission::Submission;
 
 use std::path::{Path, PathBuf};
 

@@ -73,8 +73,17 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
 
 async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
     let local = tcp.local_addr().unwrap_or(socket_peer);
-    let mut info =
-        SessionInfo { id: session_id(), listener: settings.name.clone(), peer: socket_peer, local, proxied_by: None, helo: None, esmtp: false, tls: None };
+    let mut info = SessionInfo {
+        id: session_id(),
+        listener: settings.name.clone(),
+        peer: socket_peer,
+        local,
+        proxied_by: None,
+        helo: None,
+        esmtp: false,
+        tls: None,
+        auth: None,
+    };
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();
     if settings.proxy_protocol {
@@ -98,9 +107,7 @@ async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settin
     }
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
     if settings.tls_mode == TlsMode::Implicit {
-        let Some(config) = settings.tls.clone() else {
-            return;
-        };
+        let Some(config) = settings.tls.clone() else { return };
         let Stream::Plain(tcp) = stream else { return };
         // Bytes read with the PROXY header belong to the TLS handshake.
         if !input.buffered().is_empty() {

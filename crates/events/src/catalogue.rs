@@ -36,6 +36,16 @@ catalogue! {
     SMTP_DATA_ACCEPTED = "port25.smtp.data.accepted";
     SMTP_DATA_REJECTED = "port25.smtp.data.rejected";
     SMTP_COMMAND_REJECTED = "port25.smtp.command.rejected";
+    SMTP_AUTH_ACCEPTED = "port25.smtp.auth.accepted";
+    SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
+
+    SUBMISSION_ACCEPTED = "port25.submission.accepted";
+    SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";
+    SUBMISSION_LOCKOUT = "port25.submission.lockout";
+    SUBMISSION_SENDER_REJECTED = "port25.submission.sender.rejected";
+    SUBMISSION_LIMIT = "port25.submission.limit";
+    SUBMISSION_LEGACY = "port25.submission.legacy";
+    SUBMISSION_FIXED = "port25.submission.fixed";
 
     SPOOL_RECOVERED = "port25.spool.recovered";
     SPOOL_QUARANTINED = "port25.spool.quarantined";

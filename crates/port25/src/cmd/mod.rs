@@ -3,3 +3,4 @@ pub mod config;
 pub mod egress;
 pub mod egress_flows;
 pub mod serve;
+pub mod users;

@@ -1,4 +1,5 @@
-//! `port25 serve`: the MX listeners, the spool and local delivery.
+//! `port25 serve`: the MX and submission listeners, the spool and local
+//! delivery.
 //!
 //! Start-up order matters: the spool is opened (and recovered) before any
 //! listener accepts, so a message accepted now never races with recovery;
@@ -12,6 +13,7 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_mx::{MxConfig, MxPolicy};
 use port25_queue::Spool;
+use port25_submission::{Submission, SubmissionPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -98,6 +100,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
+        true => Some(submission(&config, mx.clone())?),
+        false => None,
+    };
     let mut servers = Vec::new();
     for l in &config.listeners {
         let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
@@ -129,10 +135,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(30),
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
-        let hooks = match l.service {
-            Service::Mx => mx.clone(),
+        let server = match (l.service, &submission) {
+            (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
+            (Service::Submission, Some(shared)) => {
+                let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
+            (Service::Submission, None) => {
+                unreachable!("opened above when any listener is a submission listener")
+            }
         };
-        servers.push(tokio::spawn(port25_engine::run(listener, settings, hooks, shutdown.clone())));
+        servers.push(server);
     }
 
     stop.await;
@@ -144,6 +157,34 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = delivery.await;
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
+}
+
+/// The state every submission listener shares: accounts, brute-force and
+/// sending limits.
+fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submission>> {
+    let s = &config.submission;
+    let accounts = Arc::new(super::users::open(config)?);
+    let settings = port25_submission::SubmissionConfig {
+        guard: port25_submission::guard::GuardConfig {
+            window: s.auth_failure_window,
+            slow_after: s.auth_slow_after,
+            delay_step: s.auth_delay_step,
+            max_delay: s.auth_max_delay,
+            ip_lock_after: s.auth_address_lock_after,
+            user_lock_after: s.auth_login_lock_after,
+            lockout: s.auth_lockout,
+            known_for: s.auth_known_device,
+        },
+        quota: port25_submission::quota::QuotaConfig {
+            messages_per_hour: s.messages_per_hour,
+            messages_per_day: s.messages_per_day,
+            recipients_per_hour: s.recipients_per_hour,
+            recipients_per_day: s.recipients_per_day,
+            recipients_per_message: s.recipients_per_message,
+        },
+        trusted_networks: s.trusted_networks.clone(),
+    };
+    Ok(Submission::new(settings, accounts, mx, &config.hostname))
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

@@ -10,3 +10,4 @@ mod lmtp;
 mod postfix;
 mod protocol;
 mod relay;
+mod submission;

@@ -3,7 +3,7 @@
 use crate::harness::*;
 
 /// (description, HELO, MAIL FROM, RCPT TO argument as sent)
-const TRICKS: &[(&str, &str, &str, &str)] = &[
+pub(crate) const TRICKS: &[(&str, &str, &str, &str)] = &[
     ("foreign domain", "client.example", "<a@remote.example>", "<victim@elsewhere.example>"),
     ("address literal of the loopback", "client.example", "<a@remote.example>", "<victim@[127.0.0.1]>"),
     ("IPv6 address literal", "client.example", "<a@remote.example>", "<victim@[IPv6:::1]>"),
