@@ -54,6 +54,21 @@ catalogue! {
     DELIVERY_DELIVERED = "port25.delivery.delivered";
     DELIVERY_DEFERRED = "port25.delivery.deferred";
     DELIVERY_FAILED = "port25.delivery.failed";
+
+    SPAMPOT_CONNECT = "port25.spampot.connect";
+    SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";
+    SPAMPOT_PROXY_REFUSED = "port25.spampot.proxy.refused";
+    SPAMPOT_HTTP_REQUEST = "port25.spampot.http.request";
+    SPAMPOT_PROTOCOL_UNKNOWN = "port25.spampot.protocol.unknown";
+    SPAMPOT_MESSAGE = "port25.spampot.message";
+    SPAMPOT_SESSION_CLOSED = "port25.spampot.session.closed";
+    SPAMPOT_LIMIT = "port25.spampot.limit";
+    SPAMPOT_QUOTA_ROTATED = "port25.spampot.quota.rotated";
+    SPAMPOT_STORE_FAILED = "port25.spampot.store.failed";
+    SPAMPOT_SHIP_SENT = "port25.spampot.ship.sent";
+    SPAMPOT_SHIP_FAILED = "port25.spampot.ship.failed";
+    COLLECT_RECEIVED = "port25.collect.received";
+    COLLECT_REFUSED = "port25.collect.refused";
 }
 
 #[cfg(test)]

@@ -32,6 +32,8 @@ enum Command {
     Users(cmd::users::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
+    /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
+    Spampot(cmd::spampot::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -41,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
         Command::Egress(args) => cmd::egress::run(args),
+        Command::Spampot(args) => cmd::spampot::run(args),
     };
     match result {
         Ok(code) => code,

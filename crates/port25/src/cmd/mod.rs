@@ -4,3 +4,4 @@ pub mod egress;
 pub mod egress_flows;
 pub mod serve;
 pub mod users;
+pub mod spampot;

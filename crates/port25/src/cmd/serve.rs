@@ -199,3 +199,9 @@ fn stop_signals() -> impl std::future::Future<Output = ()> {
         }
     }
 }
+
+/// Waits for SIGTERM/SIGINT, installing the handlers only when first polled;
+/// prefer `stop_signals()` early in start-up.
+pub(crate) async fn wait_for_signal() {
+    stop_signals().await
+}

@@ -11,3 +11,4 @@ mod postfix;
 mod protocol;
 mod relay;
 mod submission;
+mod spampot;
