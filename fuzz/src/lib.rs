@@ -12,3 +12,9 @@ pub mod config;
 pub mod engine;
 pub mod queue;
 pub mod spampot;
+
+// --- submission ---
+pub mod accounts;
+pub mod sasl;
+pub mod smoke;
+pub mod submission;

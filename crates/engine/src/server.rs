@@ -82,6 +82,7 @@ async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settin
         helo: None,
         esmtp: false,
         tls: None,
+        auth: None,
     };
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();

@@ -54,6 +54,7 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
         helo: None,
         esmtp: false,
         tls: None,
+        auth: None,
     };
     let hooks = Arc::new(Capture(Mutex::new(Vec::new())));
     let task = tokio::spawn(port25_engine::serve_stream(

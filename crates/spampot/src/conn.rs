@@ -228,6 +228,7 @@ async fn smtp(
         helo: None,
         esmtp: false,
         tls: None,
+        auth: None,
     };
     let policy = Arc::new(CapturePolicy::new(conn.shared.clone(), base, host));
     port25_engine::serve_stream(

@@ -1,5 +1,7 @@
 //! One module per subcommand.
 pub mod config;
 pub mod egress;
+pub mod egress_flows;
 pub mod serve;
+pub mod users;
 pub mod spampot;
