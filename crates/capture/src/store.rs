@@ -41,23 +41,10 @@ impl Store {
     pub fn open(config: &StoreConfig) -> io::Result<Store> {
         let events = config.root.join("events");
         let bodies = Bodies::open(&config.root.join("bodies"))?;
-        let quota = config
-            .quota_bytes
-            .map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
+        let quota = config.quota_bytes.map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
         let dirty = crate::log::Dirty::default();
-        let log = Log::open(
-            &events,
-            config.max_segment_bytes,
-            quota.clone(),
-            dirty.clone(),
-        )?;
-        Ok(Store {
-            sensor: config.sensor.as_str().into(),
-            bodies,
-            log,
-            quota,
-            dirty,
-        })
+        let log = Log::open(&events, config.max_segment_bytes, quota.clone(), dirty.clone())?;
+        Ok(Store { sensor: config.sensor.as_str().into(), bodies, log, quota, dirty })
     }
 
     pub fn sensor(&self) -> &str {
@@ -83,20 +70,14 @@ impl Store {
     pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
         let bodies = self.bodies.clone();
         let size = body.len() as u64;
-        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced(&body))
-            .await
-            .map_err(io::Error::other)??;
+        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced(&body)).await.map_err(io::Error::other)??;
         if !put.duplicate {
             self.dirty.store(true, std::sync::atomic::Ordering::Release);
         }
         if let Some(q) = &self.quota {
             q.add(put.written);
         }
-        Ok(StoredBody {
-            digest: put.digest,
-            duplicate: put.duplicate,
-            size,
-        })
+        Ok(StoredBody { digest: put.digest, duplicate: put.duplicate, size })
     }
 
     /// Logs an event and waits until it is on disk.

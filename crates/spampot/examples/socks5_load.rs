@@ -47,9 +47,7 @@ async fn expect(c: &mut Conn, n: usize, code: &str) -> std::io::Result<()> {
             continue;
         }
         if !line.starts_with(code) {
-            return Err(std::io::Error::other(format!(
-                "expected {code}, got {line:?}"
-            )));
+            return Err(std::io::Error::other(format!("expected {code}, got {line:?}")));
         }
         done += 1;
     }
@@ -59,9 +57,7 @@ async fn expect(c: &mut Conn, n: usize, code: &str) -> std::io::Result<()> {
 fn body(size: usize) -> Vec<u8> {
     let mut b = b"From: bench@spam.example\r\nSubject: bench\r\n\r\n".to_vec();
     while b.len() + 80 < size {
-        b.extend_from_slice(
-            b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n",
-        );
+        b.extend_from_slice(b"Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor.\r\n");
     }
     b.extend_from_slice(b".\r\n");
     b
@@ -70,15 +66,7 @@ fn body(size: usize) -> Vec<u8> {
 /// With `unique`, each message gets its own header line, so every body is
 /// new to the store (the worst case: one zstd compression and one fsynced
 /// file per message); without, all bodies are one campaign (deduplicated).
-async fn sender(
-    addr: String,
-    n: usize,
-    until: Instant,
-    size: usize,
-    rcpts: usize,
-    unique: bool,
-    sent: Arc<AtomicU64>,
-) -> std::io::Result<()> {
+async fn sender(addr: String, n: usize, until: Instant, size: usize, rcpts: usize, unique: bool, sent: Arc<AtomicU64>) -> std::io::Result<()> {
     let mut c = tunnel(&addr, n).await?;
     c.get_mut().write_all(b"EHLO bench.example\r\n").await?;
     expect(&mut c, 1, "250").await?;
@@ -95,9 +83,7 @@ async fn sender(
         expect(&mut c, 1, "354").await?;
         if unique {
             i += 1;
-            c.get_mut()
-                .write_all(format!("X-Seq: {n}-{i}\r\n").as_bytes())
-                .await?;
+            c.get_mut().write_all(format!("X-Seq: {n}-{i}\r\n").as_bytes()).await?;
         }
         c.get_mut().write_all(&body).await?;
         expect(&mut c, 1, "250").await?;
@@ -110,11 +96,7 @@ async fn sender(
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| {
-        args.get(i)
-            .cloned()
-            .unwrap_or_else(|| panic!("usage: see the file's header"))
-    };
+    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("usage: see the file's header"));
     let addr = arg(2);
     let clients: usize = arg(3).parse().unwrap();
     match arg(1).as_str() {
@@ -126,19 +108,7 @@ async fn main() {
             let sent = Arc::new(AtomicU64::new(0));
             let start = Instant::now();
             let until = start + Duration::from_secs(seconds);
-            let tasks: Vec<_> = (0..clients)
-                .map(|n| {
-                    tokio::spawn(sender(
-                        addr.clone(),
-                        n,
-                        until,
-                        size,
-                        rcpts,
-                        unique,
-                        sent.clone(),
-                    ))
-                })
-                .collect();
+            let tasks: Vec<_> = (0..clients).map(|n| tokio::spawn(sender(addr.clone(), n, until, size, rcpts, unique, sent.clone()))).collect();
             let mut errors = 0;
             for t in tasks {
                 if let Ok(Err(e)) = t.await {
@@ -148,7 +118,10 @@ async fn main() {
             }
             let secs = start.elapsed().as_secs_f64();
             let n = sent.load(Ordering::Relaxed);
-            println!("messages={n} seconds={secs:.1} rate={:.0} clients={clients} size={size} rcpts={rcpts} unique_bodies={unique} errors={errors}", n as f64 / secs);
+            println!(
+                "messages={n} seconds={secs:.1} rate={:.0} clients={clients} size={size} rcpts={rcpts} unique_bodies={unique} errors={errors}",
+                n as f64 / secs
+            );
         }
         "idle" => {
             let hold: u64 = arg(4).parse().unwrap();
@@ -165,9 +138,7 @@ async fn main() {
             // Every tunnel must still answer.
             let mut alive = 0;
             for c in conns.iter_mut() {
-                if c.get_mut().write_all(b"NOOP\r\n").await.is_ok()
-                    && expect(c, 1, "250").await.is_ok()
-                {
+                if c.get_mut().write_all(b"NOOP\r\n").await.is_ok() && expect(c, 1, "250").await.is_ok() {
                     alive += 1;
                 }
             }

@@ -10,5 +10,5 @@ mod lmtp;
 mod postfix;
 mod protocol;
 mod relay;
-mod submission;
 mod spampot;
+mod submission;
