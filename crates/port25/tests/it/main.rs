@@ -11,4 +11,5 @@ mod postfix;
 mod protocol;
 mod relay;
 mod spampot;
+mod spampot_netns;
 mod submission;
