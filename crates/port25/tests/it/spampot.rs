@@ -556,3 +556,32 @@ fn proxychains4_wraps_swaks_through_the_socks5_bait() {
     assert_eq!(m["requested"], serde_json::json!({"host": "mx.chained.example", "port": 25}));
     assert_eq!(m["mail_from"], "pc@spam.example");
 }
+
+#[test]
+fn bytes_per_session_and_the_disk_quota_are_enforced() {
+    let s = sensor("", "[limits]\nmax_session_bytes = 3000\n[store]\nmax_segment_bytes = 4000\nquota_bytes = 30000\n");
+    let relay = listener(&s, "smtp");
+    let mut c = Client::open(relay);
+    assert!(c.cmd("EHLO quota.example").starts_with("250"));
+    let body = "x".repeat(998) + "\r\n";
+    for _ in 0..2 {
+        assert!(c.send_mail("a@spam.example", &["v@victim.example"], &body).starts_with("250"));
+    }
+    // The third message passes 3000 bytes in this session: 421 and close.
+    let r = c.send_mail("a@spam.example", &["v@victim.example"], &body);
+    assert!(r.starts_with("421 4.7.0"), "{r}");
+    assert!(c.is_closed());
+    wait_capture_where(&s, "port25.spampot.limit", 1, |l| l["reason"] == "max_session_bytes");
+    // Distinct bodies until the quota has to rotate the oldest data away.
+    for i in 0..40 {
+        let mut c = Client::open(relay);
+        assert!(c.cmd("EHLO quota.example").starts_with("250"));
+        let body: String = (0..30).map(|j| format!("line {i} {j} {}\r\n", (i * 7919 + j * 104729) % 1000003)).collect();
+        assert!(c.send_mail("a@spam.example", &["v@victim.example"], &body).starts_with("250"));
+        c.cmd("QUIT");
+    }
+    let rotated = wait_capture(&s, "port25.spampot.quota.rotated", 1);
+    assert!(rotated[0]["bytes"].as_u64().unwrap() > 0, "{rotated:#?}");
+    let segments = port25_capture::log::list_segments(&capture_dir(&s).join("events")).unwrap();
+    assert!(segments[0].0 > 1, "the oldest segment was removed first");
+}
