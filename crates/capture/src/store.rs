@@ -28,6 +28,8 @@ pub struct Store {
     log: Log,
     quota: Option<Arc<Quota>>,
     dirty: crate::log::Dirty,
+    /// A live copy of every line for a feed (hpfeeds); never blocks.
+    tap: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<u8>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,7 +46,7 @@ impl Store {
         let quota = config.quota_bytes.map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
         let dirty = crate::log::Dirty::default();
         let log = Log::open(&events, config.max_segment_bytes, quota.clone(), dirty.clone())?;
-        Ok(Store { sensor: config.sensor.as_str().into(), bodies, log, quota, dirty })
+        Ok(Store { sensor: config.sensor.as_str().into(), bodies, log, quota, dirty, tap: Arc::default() })
     }
 
     pub fn sensor(&self) -> &str {
@@ -82,11 +84,29 @@ impl Store {
 
     /// Logs an event and waits until it is on disk.
     pub async fn record_durable(&self, event: &Event) -> io::Result<()> {
-        self.log.append_durable(event.to_line()).await
+        let line = event.to_line();
+        self.feed(&line);
+        self.log.append_durable(line).await
     }
 
     /// Logs an event; it reaches the disk with the next durable group.
     pub fn record(&self, event: &Event) {
-        self.log.append(event.to_line());
+        let line = event.to_line();
+        self.feed(&line);
+        self.log.append(line);
+    }
+
+    /// A live copy of every line logged from now on (one subscriber). Lines
+    /// are dropped, never waited for, when the subscriber falls `capacity`
+    /// behind: the log is the record, a feed is best effort.
+    pub fn subscribe(&self, capacity: usize) -> Option<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        self.tap.set(tx).ok().map(|()| rx)
+    }
+
+    fn feed(&self, line: &[u8]) {
+        if let Some(tx) = self.tap.get() {
+            let _ = tx.try_send(line.to_vec());
+        }
     }
 }

@@ -111,6 +111,9 @@ pub struct Config {
     /// `[ship]`: send the capture log to a collector (url, token, ca_file,
     /// interval_ms, batch_bytes); read by the binary's shipper.
     pub ship: Option<toml::Table>,
+    /// `[hpfeeds]`: publish events to a broker (broker, ident, secret,
+    /// channel); read by the binary.
+    pub hpfeeds: Option<toml::Table>,
 }
 
 fn listener(name: &str, port: u16, kind: Kind) -> Listener {
@@ -148,6 +151,7 @@ impl Default for Config {
             limits: Limits::default(),
             store: Store::default(),
             ship: None,
+            hpfeeds: None,
         }
     }
 }

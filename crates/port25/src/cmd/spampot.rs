@@ -99,15 +99,23 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let hpfeeds = match &config.hpfeeds {
+        Some(table) => {
+            let feed: port25_collect::hpfeeds::HpfeedsConfig = table.clone().try_into().map_err(|e| anyhow::anyhow!("[hpfeeds]: {e}"))?;
+            Some((feed, store.subscribe(10_000).expect("first subscriber")))
+        }
+        None => None,
+    };
     let shared = port25_spampot::Shared::new(config, store);
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(port25_spampot::run(shared, bound, shutdown.clone()));
     let shipping = shipper.map(|s| tokio::spawn(s.run(shutdown.clone())));
+    let feeding = hpfeeds.map(|(feed, rx)| tokio::spawn(port25_collect::hpfeeds::run(feed, rx, shutdown.clone())));
     super::serve::wait_for_signal().await;
     shutdown.cancel();
     let _ = server.await;
-    if let Some(s) = shipping {
-        let _ = s.await;
+    for task in shipping.into_iter().chain(feeding) {
+        let _ = task.await;
     }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())

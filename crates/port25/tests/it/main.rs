@@ -11,5 +11,6 @@ mod postfix;
 mod protocol;
 mod relay;
 mod spampot;
+mod spampot_hpfeeds;
 mod spampot_netns;
 mod submission;
