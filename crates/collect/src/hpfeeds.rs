@@ -43,7 +43,7 @@ pub struct HpfeedsConfig {
 }
 
 fn default_channel() -> String {
-    "port25.spampot.events".into()
+    "spampot.events".into()
 }
 
 fn put_str(out: &mut Vec<u8>, s: &[u8]) {
@@ -76,9 +76,12 @@ pub fn publish(ident: &str, channel: &str, payload: &[u8]) -> Vec<u8> {
     frame(OP_PUBLISH, &body)
 }
 
-/// (opcode, body) of one complete message at the start of `buf`, and its
-/// length; `Ok(None)`: more bytes needed. Pure.
-pub fn parse(buf: &[u8]) -> Result<Option<(u8, &[u8], usize)>, &'static str> {
+/// (opcode, body, bytes used) of one message.
+pub type Frame<'a> = (u8, &'a [u8], usize);
+
+/// The complete message at the start of `buf`; `Ok(None)`: more bytes
+/// needed. Pure.
+pub fn parse(buf: &[u8]) -> Result<Option<Frame<'_>>, &'static str> {
     if buf.len() < 5 {
         return Ok(None);
     }

@@ -21,7 +21,7 @@ impl Drop for Kill {
 const SUBSCRIBER: &str = r#"
 import sys, hpfeeds.client
 c = hpfeeds.client.new("127.0.0.1", int(sys.argv[1]), "reader", "reader-secret")
-c.subscribe("port25.spampot.events")
+c.subscribe("spampot.events")
 print("subscribed", flush=True)
 c.run(lambda ident, chan, payload: print(ident, chan, payload.decode(), flush=True), lambda e: print("error", e, flush=True))
 "#;
@@ -34,9 +34,9 @@ fn events_are_published_to_an_hpfeeds_broker() {
         Command::new(broker_bin)
             .args(["--bind", &format!("127.0.0.1:{port}"), "--auth", "env"])
             .env("HPFEEDS_SPAMPOT_SECRET", "spampot-secret")
-            .env("HPFEEDS_SPAMPOT_PUBCHANS", "port25.spampot.events")
+            .env("HPFEEDS_SPAMPOT_PUBCHANS", "spampot.events")
             .env("HPFEEDS_READER_SECRET", "reader-secret")
-            .env("HPFEEDS_READER_SUBCHANS", "port25.spampot.events")
+            .env("HPFEEDS_READER_SUBCHANS", "spampot.events")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -76,7 +76,7 @@ fn events_are_published_to_an_hpfeeds_broker() {
         c.cmd("QUIT");
         let got: Vec<String> = rx.try_iter().collect();
         if let Some(line) = got.iter().find(|l| l.contains("\"port25.spampot.message\"")) {
-            assert!(line.starts_with("spampot port25.spampot.events {"), "{line}");
+            assert!(line.starts_with("spampot spampot.events {"), "{line}");
             let json: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1.split_once(' ').unwrap().1).unwrap();
             assert_eq!(json["sensor"], "hp-sensor");
             assert_eq!(json["mail_from"], "hp@spam.example");
