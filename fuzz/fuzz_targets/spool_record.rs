@@ -19,7 +19,15 @@ struct Message {
 
 impl From<Message> for SpooledMessage {
     fn from(m: Message) -> SpooledMessage {
-        SpooledMessage { id: m.id, received_at: m.received_at, peer: m.peer, helo: m.helo, from: m.from, rcpts: m.rcpts, content: m.content }
+        SpooledMessage {
+            id: m.id,
+            received_at: m.received_at,
+            peer: m.peer,
+            helo: m.helo,
+            from: m.from,
+            rcpts: m.rcpts,
+            content: m.content,
+        }
     }
 }
 
