@@ -265,3 +265,27 @@ pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: Cancell
         tokio::spawn(serve_conn(state.clone(), tls.clone(), tcp, peer));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_example_parses_and_bad_configs_say_why() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/collect.toml");
+        let c = CollectConfig::load(&path).unwrap();
+        assert_eq!(c.sensors[0].name, "br-sp-01");
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("c.toml");
+        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"s\"\ntoken = \"short\"\n").unwrap();
+        assert!(CollectConfig::load(&bad).unwrap_err().contains("at least 16 characters"));
+        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"../x\"\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(CollectConfig::load(&bad).unwrap_err().contains("sensor name"));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd") && !same("abc", "ab"));
+    }
+}

@@ -215,3 +215,15 @@ mod tests {
         assert!(e.contains("not a port number"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod dist {
+    /// The example shipped in dist/ must stay valid.
+    #[test]
+    fn dist_example_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/spampot.toml");
+        let c = super::Config::load(&path).unwrap();
+        assert_eq!(c.listeners.len(), 4);
+        assert_eq!(c.store.quota_bytes, 50_000_000_000);
+    }
+}
