@@ -81,6 +81,24 @@ pub fn parse_url(url: &str) -> Result<(String, u16), String> {
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
 }
 
+/// Up to `batch` bytes of `path` from `offset`, more when no line ends in
+/// them (a line longer than a batch goes alone, up to the collector's limit).
+fn read_from(path: &Path, offset: u64, batch: usize) -> io::Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = std::fs::File::open(path)?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut out = Vec::new();
+    let mut limit = batch as u64;
+    loop {
+        let before = out.len();
+        (&mut f).take(limit).read_to_end(&mut out)?;
+        if out.contains(&b'\n') || out.len() == before || out.len() >= crate::collector::MAX_BODY {
+            return Ok(out);
+        }
+        limit = batch as u64;
+    }
+}
+
 pub struct Shipper {
     config: ShipConfig,
     host: String,
@@ -151,9 +169,7 @@ impl Shipper {
             if Some(seq) != current {
                 pos = Position { segment: name.clone(), offset: 0 };
             }
-            let bytes = std::fs::read(&path)?;
-            let start = (pos.offset as usize).min(bytes.len());
-            let window = &bytes[start..];
+            let window = read_from(&path, pos.offset, self.config.batch_bytes)?;
             let cut = match window.iter().take(self.config.batch_bytes).rposition(|&b| b == b'\n') {
                 Some(i) => i + 1,
                 // One line longer than a batch goes alone.
@@ -242,5 +258,27 @@ impl Shipper {
                 _ = shutdown.cancelled() => return,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_whole_lines_from_an_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("seg");
+        let long = "x".repeat(50);
+        std::fs::write(&p, format!("a\nbb\n{long}\ntail")).unwrap();
+        assert_eq!(read_from(&p, 0, 4).unwrap(), b"a\nbb");
+        assert_eq!(read_from(&p, 2, 100).unwrap(), format!("bb\n{long}\ntail").as_bytes());
+        // A line longer than the batch is read to its end.
+        let got = read_from(&p, 5, 8).unwrap();
+        assert!(got.len() > 50 && got.contains(&b'\n'), "{}", String::from_utf8_lossy(&got));
+        assert_eq!(read_from(&p, 100, 8).unwrap(), b"");
+        assert_eq!(parse_url("https://c.example:8443/").unwrap(), ("c.example".into(), 8443));
+        assert!(parse_url("http://c.example:8443").is_err());
+        assert!(parse_url("https://c.example").is_err());
     }
 }
