@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub struct TlsInfo {
     pub version: String,
     pub cipher: String,
+    /// SHA-256 of the client's certificate, when it sent one that the
+    /// listener's device CA verified (see [`crate::device_tls`]).
+    pub client_cert: Option<String>,
 }
 
 /// What the engine knows about a session; handed to every hook.
