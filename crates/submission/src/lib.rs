@@ -18,8 +18,9 @@
 //!   says so (451 4.4.0) rather than spooled into a local mailbox.
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
-//! - Off by default: devices in trusted networks may submit without AUTH,
-//!   as any address of a local domain; each use is an event
+//! - Off by default: devices in trusted networks, or presenting a TLS
+//!   client certificate from the configured device CA, may submit without
+//!   AUTH, as any address of a local domain; each use is an event
 //!   (`port25.submission.legacy`) for the migration report.
 
 pub mod guard;
@@ -94,12 +95,16 @@ impl SubmissionPolicy {
         self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
     }
 
-    /// Who is sending: the login, or the trusted network of a device.
+    /// Who is sending: the login, or a device (its verified client
+    /// certificate, or its trusted network).
     fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
-        match &info.auth {
-            Some(login) => Some(login.to_lowercase()),
-            None => self.trusted_network(info).map(|n| format!("network {n}")),
+        if let Some(login) = &info.auth {
+            return Some(login.to_lowercase());
         }
+        if let Some(cert) = device_cert(info) {
+            return Some(format!("device {}", &cert[..16]));
+        }
+        self.trusted_network(info).map(|n| format!("network {n}"))
     }
 
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
@@ -155,6 +160,11 @@ impl SubmissionPolicy {
     }
 }
 
+/// The SHA-256 of a client certificate the listener's device CA verified.
+fn device_cert(info: &SessionInfo) -> Option<&str> {
+    info.tls.as_ref()?.client_cert.as_deref()
+}
+
 impl Hooks for SubmissionPolicy {
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         self.offer
@@ -206,7 +216,8 @@ impl Hooks for SubmissionPolicy {
         };
         if info.auth.is_none() {
             let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
-            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
+            let cert = device_cert(info).unwrap_or_default();
+            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, certificate = %cert, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");

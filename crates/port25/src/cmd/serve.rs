@@ -73,10 +73,25 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
     Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
 }
 
+/// Submission listeners ask for device certificates when a device CA is set.
+fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(ca) = &config.submission.device_ca else { return Ok(None) };
+    let (cert, key) = match &config.tls_files {
+        Some(pair) => pair.clone(),
+        None => {
+            let dir = config.data_dir.join("tls");
+            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            (cert, key)
+        }
+    };
+    Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
+    let device_tls = device_tls_config(&config)?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
@@ -115,7 +130,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 TlsMode::Starttls => port25_engine::TlsMode::StartTls,
                 TlsMode::Implicit => port25_engine::TlsMode::Implicit,
             },
-            tls: if l.tls == TlsMode::None { None } else { tls.clone() },
+            tls: match (l.tls, l.service, &device_tls) {
+                (TlsMode::None, _, _) => None,
+                (_, Service::Submission, Some(d)) => Some(d.clone()),
+                _ => tls.clone(),
+            },
             proxy_protocol: l.proxy_protocol,
             limits: Limits {
                 max_connections: l.max_connections,

@@ -487,3 +487,46 @@ print(json.dumps({
         assert_eq!(v[weak][0], "refused", "{weak} must not be negotiated: {v}");
     }
 }
+
+/// Makes a device CA, a device certificate it signs, and a stranger's
+/// self-signed one, with the openssl command.
+fn device_certificates(dir: &std::path::Path) {
+    let sh = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=devices-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev.key -out dev.csr -subj /CN=printer1
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' > ext
+openssl x509 -req -in dev.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dev.pem -days 2 -extfile ext
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=stranger
+"#;
+    require("openssl");
+    let out = Command::new("sh").arg("-c").arg(sh).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn device_client_certificates_submit_without_login_and_are_recorded() {
+    let certs = tempfile::tempdir().unwrap();
+    device_certificates(certs.path());
+    let s = server(&format!("device_ca = \"{}\"\n", certs.path().join("ca.pem").display()));
+    let subs = addr(&s, "submissions").to_string();
+    let (dev, key) = (certs.path().join("dev.pem"), certs.path().join("dev.key"));
+    let base = ["--server", subs.as_str(), "--tlsc", "--to", "alice@example.net"];
+    let text = swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
+    let text = swaks(&[&base[..], &["--from", "printer@elsewhere.example", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    assert!(text.contains("<~* 553 5.7.1"), "a device sends only as a local domain: {text}");
+    // Without a certificate: a normal client, which must log in.
+    let text = swaks(&[&base[..], &["--from", "printer@example.org"]].concat());
+    assert!(text.contains("<~* 530 5.7.0"), "{text}");
+    // A certificate from another issuer is refused in the handshake.
+    let (other, other_key) = (certs.path().join("other.pem"), certs.path().join("other.key"));
+    let text =
+        swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", other.to_str().unwrap(), "--tls-key", other_key.to_str().unwrap()]].concat());
+    assert!(!text.contains("250 2.0.0 Ok: queued") && !text.contains("<~  250 2.1.0"), "{text}");
+    let legacy = s.events("port25.submission.legacy");
+    assert_eq!(legacy.len(), 2, "{legacy:?}");
+    assert_eq!(legacy[0]["certificate"].as_str().map(str::len), Some(64), "the certificate's SHA-256 names the device");
+    let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10));
+    assert_eq!(mail.len(), 1);
+}
