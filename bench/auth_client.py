@@ -10,7 +10,9 @@ import json, multiprocessing, smtplib, ssl, sys, time
 def worker(args):
     host, port, mode, user, password, msgs, size, seconds = args
     ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
-    body = ("From: %s\r\nTo: %s\r\nSubject: bench\r\n\r\n" % (user, user)).encode() + b"x" * max(0, size - 60) + b"\r\n"
+    head = ("From: %s\r\nTo: %s\r\nSubject: bench\r\n\r\n" % (user, user)).encode()
+    line = b"x" * 76 + b"\r\n"
+    body = head + line * max(0, (size - len(head)) // len(line))
     end = time.monotonic() + seconds
     sessions = messages = failures = 0
     while time.monotonic() < end:
