@@ -105,6 +105,12 @@ pub trait Hooks: Send + Sync + 'static {
         AuthOffer::No
     }
 
+    /// The answer to AUTH where it is not offered; a policy may say where
+    /// to go instead (the MX points mail clients to port 587).
+    fn auth_refused(&self, _info: &SessionInfo) -> Reply {
+        crate::reply::std_replies::NO_AUTH
+    }
+
     /// Checks a login. `Accept` authenticates the session (235); `Reject`
     /// carries the failure reply (535 5.7.8, or 454 4.7.0 when locked out).
     /// Asynchronous: password hashing is slow on purpose, and a policy may

@@ -30,6 +30,9 @@ enum Command {
     /// Submission accounts: add, passwd, del, list, import, addresses
     #[command(subcommand)]
     Users(cmd::users::Command),
+    /// Migration off port 25: the share of active users on 587/465
+    #[command(subcommand)]
+    Migration(cmd::migration::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
 }
@@ -40,6 +43,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
+        Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
     };
     match result {

@@ -25,6 +25,7 @@
 
 pub mod guard;
 pub mod headers;
+pub mod legacy;
 pub mod quota;
 
 use guard::{AuthGuard, Check, GuardConfig};
@@ -63,6 +64,9 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    /// When each (login, legacy) use was last written to the usage table:
+    /// one write a minute per login is enough for a report in days.
+    recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
 }
 
 impl Submission {
@@ -74,7 +78,23 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            recorded: Default::default(),
         })
+    }
+
+    /// Records a successful login for the migration report (blocking).
+    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) {
+        let now = Instant::now();
+        {
+            let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            recorded.insert((login.to_owned(), legacy), now);
+        }
+        if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
+            emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
+        }
     }
 }
 
@@ -82,12 +102,14 @@ impl Submission {
 pub struct SubmissionPolicy {
     shared: Arc<Submission>,
     offer: AuthOffer,
+    /// Port 25 with legacy submission: logins are recorded as legacy.
+    legacy: bool,
 }
 
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls }, legacy: false }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
@@ -191,10 +213,21 @@ impl Hooks for SubmissionPolicy {
         }
         let shared = self.shared.clone();
         let (l, p) = (login.clone(), credentials.password.clone());
-        let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
+        let (legacy, ip, port) = (self.legacy, info.peer.ip(), info.local.port());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let verdict = shared.accounts.verify(&l, &p);
+            if matches!(verdict, Ok(Verdict::Valid { .. })) {
+                shared.record_use(&l, legacy, ip, port);
+            }
+            verdict
+        })
+        .await;
         match verdict {
             Ok(Ok(Verdict::Valid { .. })) => {
                 self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+                if self.legacy {
+                    emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
+                }
                 Decision::Accept
             }
             Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),

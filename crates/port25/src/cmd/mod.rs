@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod config;
 pub mod egress;
+pub mod migration;
 pub mod serve;
 pub mod users;

@@ -112,7 +112,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
-    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
         true => Some(submission(&config, mx.clone())?),
         false => None,
     };
@@ -152,6 +152,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
+            (Service::Mx, Some(shared)) if l.legacy_submission => {
+                let policy = Arc::new(port25_submission::legacy::LegacyMx::new(mx.clone(), shared.clone()));
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
             (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
             (Service::Submission, Some(shared)) => {
                 let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));

