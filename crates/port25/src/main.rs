@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the mail services (MX, local delivery) until SIGINT or SIGTERM
+    /// Run the mail services (MX, submission, local delivery) until SIGINT or SIGTERM
     Serve(cmd::serve::Args),
     /// Check or print the configuration
     #[command(subcommand)]

@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args)]
 pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
-    /// 127.0.0.1:2525 with a self-signed certificate, data in ./port25-data
+    /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
+    /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
+    /// accounts (`port25 users`) in ./port25-data
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
