@@ -7,9 +7,11 @@
 //! Each module only uses `std` and the one port25 crate it checks, so it
 //! compiles inside that crate's integration tests as well.
 
+pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod queue;
+pub mod spampot;
 
 // --- submission ---
 pub mod accounts;

@@ -1,1 +1,25 @@
-//! placeholder until this crate lands
+//! The access network's side of Port 25 Management.
+//!
+//! A provider's access network (residential, dynamic, mobile space) blocks
+//! outbound TCP/25 so infected machines cannot deliver spam directly, while
+//! submission (587/465) and the web stay open and the provider's MTAs and
+//! business customers stay free. This crate:
+//!
+//! - reads the policy file ([`policy`]), with errors that name file and line;
+//! - flattens it to longest-prefix-match ranges ([`table`], [`prefix`]) so
+//!   every firewall gets minimal, disjoint, deterministic sets;
+//! - compiles it to nftables (text and `nft -j` JSON), iptables + ipset,
+//!   Cisco IOS and Juniper ([`compile`]);
+//! - answers "why is this address blocked" and "what does this change do"
+//!   ([`check`], [`diff`]);
+//! - parses NetFlow v5/v9 and IPFIX ([`flow`], pure, no I/O) and turns flow
+//!   records into the list of subscribers still trying port 25 ([`report`]).
+
+pub mod check;
+pub mod compile;
+pub mod diff;
+pub mod flow;
+pub mod policy;
+pub mod prefix;
+pub mod report;
+pub mod table;

@@ -24,8 +24,13 @@ pub struct MailParams {
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: ReversePath, params: MailParams },
-    Rcpt { to: ForwardPath },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
+    Rcpt {
+        to: ForwardPath,
+    },
     Data,
     Rset,
     Noop,

@@ -97,6 +97,11 @@ pub trait Hooks: Send + Sync + 'static {
         Decision::Accept
     }
 
+    /// The 220 greeting; `None` gives the engine's standard banner.
+    fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
+        None
+    }
+
     fn ehlo(&self, _info: &SessionInfo, _helo: &str) -> Decision {
         Decision::Accept
     }

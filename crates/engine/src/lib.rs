@@ -28,5 +28,5 @@ pub mod tls;
 
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
 pub use reply::Reply;
-pub use server::run;
+pub use server::{run, serve_stream, session_id};
 pub use settings::{Limits, ListenerSettings, TlsMode};

@@ -68,7 +68,12 @@ impl<H: Hooks> Session<H> {
         }
         let end = match self.hooks.connect(&self.info) {
             Decision::Accept | Decision::AcceptWith(_) => {
-                let banner = Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname));
+                // A policy may give its own greeting (the spampot plays the
+                // requested host's server, which must not say "port25").
+                let banner = match self.hooks.connect_banner(&self.info) {
+                    Some(r) => r,
+                    None => Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)),
+                };
                 self.reply(banner);
                 self.serve(&shutdown).await
             }

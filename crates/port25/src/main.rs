@@ -35,6 +35,8 @@ enum Command {
     Migration(cmd::migration::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
+    /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
+    Spampot(cmd::spampot::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -45,6 +47,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(c) => cmd::users::run(c),
         Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
+        Command::Spampot(args) => cmd::spampot::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,6 +1,123 @@
-//! `port25 egress`: placeholder until the egress crate lands.
+//! `port25 egress`: the access network's policy (compile, check, diff) and
+//! flow analysis (flows, in egress_flows.rs).
+
+use anyhow::Context;
+use port25_egress::{check, compile, diff, policy};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 #[derive(clap::Args)]
-pub struct Args {}
-pub fn run(_args: Args) -> anyhow::Result<std::process::ExitCode> {
-    anyhow::bail!("egress is not built yet")
+#[command(
+    about = "Access-network egress policy: block outbound TCP/25 from end-user space",
+    long_about = "The access network's side of Port 25 Management: end-user networks (residential, dynamic, \
+                  mobile) may not reach TCP port 25 on the Internet; submission (587/465) and the web stay \
+                  open; the provider's MTAs and business customers stay free.\n\n\
+                  Start from the documented example:  port25 egress compile --policy dist/egress.toml --target nftables"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Compile the policy for a firewall (prefixes aggregated, deterministic output)
+    #[command(
+        after_help = "Targets:\n  nftables       nft -f ruleset (table inet, interval sets, named counters)\n  \
+                            nftables-json  the same for nft -j -f\n  ipset          ipset restore -exist input (load first)\n  \
+                            iptables       iptables-restore --noflush input (IPv4 chain)\n  ip6tables      ip6tables-restore --noflush input (IPv6 chain)\n  \
+                            cisco          Cisco IOS extended ACLs\n  juniper        Junos firewall filters and prefix lists\n\n\
+                            Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft"
+    )]
+    Compile {
+        /// The policy file (see dist/egress.toml)
+        #[arg(long, short)]
+        policy: PathBuf,
+        /// nftables | nftables-json | ipset | iptables | ip6tables | cisco | juniper
+        #[arg(long, short, default_value = "nftables")]
+        target: compile::Target,
+        /// Write here instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Say whether TCP from ADDRESS to PORT (default: the blocked ports) is blocked, which rule decides, and why
+    #[command(
+        after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25"
+    )]
+    Check {
+        #[arg(long, short)]
+        policy: PathBuf,
+        /// IPv4 or IPv6 source address
+        address: std::net::IpAddr,
+        /// TCP destination port
+        port: Option<u16>,
+    },
+    /// List the addresses whose port-25 verdict differs between two policies
+    #[command(after_help = "Exit status: 0 no change, 1 changes listed, 2 error.")]
+    Diff { old: PathBuf, new: PathBuf },
+    /// Find subscribers still trying port 25, from NetFlow v5/v9 or IPFIX (UDP or pcap files)
+    Flows(super::egress_flows::Args),
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Compile {
+            policy,
+            target,
+            output,
+        } => {
+            let p = policy::load(&policy)?;
+            let text = compile::compile(&p, target);
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check {
+            policy,
+            address,
+            port,
+        } => {
+            let p = policy::load(&policy)?;
+            let d = check::decide(&p, address, port);
+            print!("{}", check::explain(&p, &d));
+            Ok(if d.blocked {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        Command::Diff { old, new } => {
+            let (po, pn) = (policy::load(&old)?, policy::load(&new)?);
+            let mut out = std::io::stdout().lock();
+            let ports = diff::port_changes(&po, &pn);
+            for line in &ports {
+                writeln!(out, "! {line}")?;
+            }
+            let changes = diff::diff(&po, &pn);
+            for c in &changes {
+                let (sign, what) = if c.now_blocked {
+                    ('+', "now blocked")
+                } else {
+                    ('-', "no longer blocked")
+                };
+                writeln!(
+                    out,
+                    "{sign} {:<43} {what} ({} -> {})",
+                    c.prefix.to_string(),
+                    c.old_rule,
+                    c.new_rule
+                )?;
+            }
+            if changes.is_empty() && ports.is_empty() {
+                writeln!(out, "no address changes verdict")?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            Ok(ExitCode::from(1))
+        }
+        Command::Flows(a) => super::egress_flows::run(a),
+    }
 }

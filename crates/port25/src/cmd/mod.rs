@@ -1,6 +1,8 @@
 //! One module per subcommand.
 pub mod config;
 pub mod egress;
+pub mod egress_flows;
 pub mod migration;
 pub mod serve;
 pub mod users;
+pub mod spampot;

@@ -90,6 +90,9 @@ fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::Serve
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while the listeners are being
+    // set up must mean "stop gracefully", not the default "die at once".
+    let stop = stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
@@ -170,7 +173,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         servers.push(server);
     }
 
-    wait_for_signal().await;
+    stop.await;
     shutdown.cancel();
     for s in servers {
         let _ = s.await;
@@ -209,12 +212,21 @@ fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submissi
     Ok(Submission::new(settings, accounts, mx, &config.hostname))
 }
 
-async fn wait_for_signal() {
+/// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
+}
+
+/// Waits for SIGTERM/SIGINT, installing the handlers only when first polled;
+/// prefer `stop_signals()` early in start-up.
+pub(crate) async fn wait_for_signal() {
+    stop_signals().await
 }

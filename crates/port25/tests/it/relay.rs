@@ -73,10 +73,7 @@ fn classic_relay_tricks_are_all_refused_and_nothing_is_spooled() {
 
 #[test]
 fn recipient_list_unknown_users_and_postmaster() {
-    let s = Server::start(
-        "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"",
-        MX_LISTENER,
-    );
+    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"", MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
     c.cmd("MAIL FROM:<a@remote.example>");

@@ -1,0 +1,347 @@
+//! Who still tries port 25: flow records folded per subscriber.
+//!
+//! A flow counts when it is TCP to a blocked port from an address the policy
+//! blocks (what the firewall drops, or would drop once deployed). Per
+//! subscriber: flows, packets, bytes, distinct destinations, first and last
+//! seen, and the spambot flag: at least `threshold` distinct destination
+//! addresses within `window` (a mail client talks to one or two servers; a
+//! spambot talks to many MXes). With `block_at`, counts are split into
+//! before and after the block went live.
+
+use crate::flow::Flow;
+use crate::policy::Policy;
+use crate::table::{EntryKind, Table};
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
+use std::net::IpAddr;
+
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub window_ms: u64,
+    pub threshold: usize,
+    pub block_at_ms: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            window_ms: 600_000,
+            threshold: 10,
+            block_at_ms: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Sub {
+    entry: u32,
+    flows: [u64; 2],
+    packets: [u64; 2],
+    bytes: u64,
+    dsts: HashSet<IpAddr>,
+    events: Vec<(u64, IpAddr)>,
+    first: u64,
+    last: u64,
+}
+
+pub struct Analyzer<'a> {
+    policy: &'a Policy,
+    table: &'a Table,
+    opts: Options,
+    subs: HashMap<IpAddr, Sub>,
+    pub flows_seen: u64,
+    pub flows_matched: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Row {
+    pub subscriber: IpAddr,
+    pub network: String,
+    pub class: String,
+    pub flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+    pub distinct_destinations: usize,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// Most distinct destinations within one window.
+    pub peak_destinations_in_window: usize,
+    pub spambot: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows_before_block: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flows_after_block: Option<u64>,
+}
+
+impl<'a> Analyzer<'a> {
+    pub fn new(policy: &'a Policy, table: &'a Table, opts: Options) -> Analyzer<'a> {
+        Analyzer {
+            policy,
+            table,
+            opts,
+            subs: HashMap::new(),
+            flows_seen: 0,
+            flows_matched: 0,
+        }
+    }
+
+    #[inline]
+    pub fn add(&mut self, f: &Flow) {
+        self.flows_seen += 1;
+        if f.proto != 6 || !self.policy.blocked_ports.contains(&f.dst_port) {
+            return;
+        }
+        let entry = self.table.lookup(f.src);
+        if !self.table.is_blocked(entry) {
+            return;
+        }
+        self.flows_matched += 1;
+        let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
+        let s = self.subs.entry(f.src).or_insert_with(|| Sub {
+            entry,
+            first: u64::MAX,
+            ..Sub::default()
+        });
+        s.flows[after] += 1;
+        s.packets[after] += f.packets;
+        s.bytes += f.bytes;
+        s.dsts.insert(f.dst);
+        s.events.push((f.start_ms, f.dst));
+        s.first = s.first.min(f.start_ms);
+        s.last = s.last.max(f.end_ms.max(f.start_ms));
+    }
+
+    /// Rows sorted: spambots first, then by distinct destinations, flows,
+    /// and address, so the output is stable.
+    pub fn rows(&self) -> Vec<Row> {
+        let mut rows: Vec<Row> = self
+            .subs
+            .iter()
+            .map(|(ip, s)| {
+                let e = &self.table.entries[s.entry as usize];
+                let (network, class) = match e.kind {
+                    EntryKind::Network => (
+                        self.policy.networks[e.index].name.clone(),
+                        self.policy.networks[e.index].class.as_str().to_owned(),
+                    ),
+                    EntryKind::Exempt => (
+                        self.policy.exemptions[e.index].name.clone(),
+                        "exempt".to_owned(),
+                    ),
+                };
+                let peak = peak_in_window(&s.events, self.opts.window_ms);
+                Row {
+                    subscriber: *ip,
+                    network,
+                    class,
+                    flows: s.flows[0] + s.flows[1],
+                    packets: s.packets[0] + s.packets[1],
+                    bytes: s.bytes,
+                    distinct_destinations: s.dsts.len(),
+                    first_seen: rfc3339(s.first),
+                    last_seen: rfc3339(s.last),
+                    peak_destinations_in_window: peak,
+                    spambot: peak >= self.opts.threshold,
+                    flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
+                    flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            (b.spambot, b.distinct_destinations, b.flows)
+                .cmp(&(a.spambot, a.distinct_destinations, a.flows))
+                .then(a.subscriber.cmp(&b.subscriber))
+        });
+        rows
+    }
+}
+
+/// The most distinct destinations seen within any `window` span.
+fn peak_in_window(events: &[(u64, IpAddr)], window: u64) -> usize {
+    let mut ev = events.to_vec();
+    ev.sort_unstable();
+    let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+    let (mut lo, mut best) = (0, 0);
+    for hi in 0..ev.len() {
+        *counts.entry(ev[hi].1).or_default() += 1;
+        while ev[hi].0 - ev[lo].0 > window {
+            let c = counts.get_mut(&ev[lo].1).expect("counted on entry");
+            *c -= 1;
+            if *c == 0 {
+                counts.remove(&ev[lo].1);
+            }
+            lo += 1;
+        }
+        best = best.max(counts.len());
+    }
+    best
+}
+
+/// Unix milliseconds as RFC 3339 UTC (days-from-civil inverse, Howard Hinnant).
+pub fn rfc3339(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ` into Unix milliseconds.
+pub fn parse_time(s: &str) -> Result<u64, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(n * 1000);
+    }
+    let bad = || format!("{s:?} is neither Unix seconds nor YYYY-MM-DDTHH:MM:SSZ");
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return Err(bad());
+    }
+    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
+    let (y, m, d, hh, mm, ss) = (
+        num(0..4)?,
+        num(5..7)?,
+        num(8..10)?,
+        num(11..13)?,
+        num(14..16)?,
+        num(17..19)?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return Err(bad());
+    }
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    u64::try_from(secs).map(|s| s * 1000).map_err(|_| bad())
+}
+
+pub fn table(rows: &[Row], with_block: bool) -> String {
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "{:<39} {:<22} {:>7} {:>8} {:>6} {:>5} {:<20} {:<20} {:<7}",
+        "SUBSCRIBER",
+        "NETWORK",
+        "FLOWS",
+        "PACKETS",
+        "DSTS",
+        "PEAK",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "SPAMBOT"
+    );
+    if with_block {
+        let _ = write!(s, " {:>7} {:>7}", "BEFORE", "AFTER");
+    }
+    s.push('\n');
+    for r in rows {
+        let _ = write!(
+            s,
+            "{:<39} {:<22} {:>7} {:>8} {:>6} {:>5} {:<20} {:<20} {:<7}",
+            r.subscriber.to_string(),
+            r.network,
+            r.flows,
+            r.packets,
+            r.distinct_destinations,
+            r.peak_destinations_in_window,
+            r.first_seen,
+            r.last_seen,
+            if r.spambot { "yes" } else { "no" }
+        );
+        if with_block {
+            let _ = write!(
+                s,
+                " {:>7} {:>7}",
+                r.flows_before_block.unwrap_or(0),
+                r.flows_after_block.unwrap_or(0)
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+pub fn csv(rows: &[Row], with_block: bool) -> String {
+    let mut s = String::from("subscriber,network,class,flows,packets,bytes,distinct_destinations,peak_destinations_in_window,first_seen,last_seen,spambot");
+    if with_block {
+        s.push_str(",flows_before_block,flows_after_block");
+    }
+    s.push('\n');
+    for r in rows {
+        // Names are restricted to [A-Za-z0-9._-] by the policy parser: no quoting needed.
+        let _ = write!(
+            s,
+            "{},{},{},{},{},{},{},{},{},{},{}",
+            r.subscriber,
+            r.network,
+            r.class,
+            r.flows,
+            r.packets,
+            r.bytes,
+            r.distinct_destinations,
+            r.peak_destinations_in_window,
+            r.first_seen,
+            r.last_seen,
+            r.spambot
+        );
+        if with_block {
+            let _ = write!(
+                s,
+                ",{},{}",
+                r.flows_before_block.unwrap_or(0),
+                r.flows_after_block.unwrap_or(0)
+            );
+        }
+        s.push('\n');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_round_trip() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(1_764_000_000_000), "2025-11-24T16:00:00Z");
+        for t in [0u64, 951_782_400, 1_764_000_000, 4_102_444_800] {
+            assert_eq!(parse_time(&rfc3339(t * 1000)).unwrap(), t * 1000);
+        }
+        assert!(parse_time("2025-13-01T00:00:00Z").is_err());
+        assert_eq!(parse_time("17").unwrap(), 17_000);
+    }
+
+    #[test]
+    fn window_peak() {
+        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
+        let ev: Vec<(u64, IpAddr)> = (0..20).map(|i| (i as u64 * 100_000, ip(i))).collect();
+        assert_eq!(peak_in_window(&ev, 600_000), 7);
+        assert_eq!(peak_in_window(&ev, 10_000_000), 20);
+        assert_eq!(peak_in_window(&[], 1), 0);
+    }
+}

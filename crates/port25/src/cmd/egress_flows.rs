@@ -1,0 +1,172 @@
+//! `port25 egress flows`: NetFlow v5/v9/IPFIX from UDP or pcap files to the
+//! list of subscribers that still try port 25.
+
+use anyhow::Context;
+use port25_egress::flow::{pcap, Collector, Flow};
+use port25_egress::report::{self, Analyzer, Options};
+use port25_egress::{policy, table::Table};
+use std::io::Write;
+use std::net::UdpSocket;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
+                        --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration\n\n\
+                        A flow counts when it is TCP to a blocked port from an address the policy blocks.\n\
+                        Decoder statistics (malformed datagrams, late or missing templates) go to standard error.\n\n\
+                        Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
+                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --duration 3600 --block-at 2026-11-01T00:00:00Z"
+)]
+pub struct Args {
+    /// The policy file: which addresses are subscribers in blocked space
+    #[arg(long, short)]
+    policy: PathBuf,
+    /// pcap file(s) of exported datagrams
+    #[arg(long)]
+    pcap: Vec<PathBuf>,
+    /// Receive exports on this UDP address
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// With --listen: stop after this many seconds without a datagram (once one came)
+    #[arg(long, default_value_t = 5.0)]
+    idle: f64,
+    /// With --listen: stop after this many seconds in any case
+    #[arg(long)]
+    duration: Option<f64>,
+    /// table | json | csv
+    #[arg(long, short, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Spambot window in seconds
+    #[arg(long, default_value_t = 600)]
+    window: u64,
+    /// Spambot threshold: distinct destination addresses within one window
+    #[arg(long, default_value_t = 10)]
+    threshold: usize,
+    /// When the block went live (Unix seconds or YYYY-MM-DDTHH:MM:SSZ): split counts before/after
+    #[arg(long, value_parser = report::parse_time)]
+    block_at: Option<u64>,
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    if a.pcap.is_empty() && a.listen.is_none() {
+        anyhow::bail!("no flow source: give --pcap FILE or --listen ADDR (see --help)");
+    }
+    let p = policy::load(&a.policy)?;
+    let table = Table::new(&p);
+    let opts = Options {
+        window_ms: a.window * 1000,
+        threshold: a.threshold,
+        block_at_ms: a.block_at,
+    };
+    let mut analyzer = Analyzer::new(&p, &table, opts);
+    let mut collector = Collector::new();
+    let mut flows: Vec<Flow> = Vec::with_capacity(64);
+    let mut skipped_packets = 0;
+
+    for file in &a.pcap {
+        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut reader =
+            pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for d in reader.by_ref() {
+            collector.datagram(d.src, d.payload, &mut flows);
+            for f in flows.drain(..) {
+                analyzer.add(&f);
+            }
+        }
+        skipped_packets += reader.skipped;
+        if reader.truncated {
+            eprintln!(
+                "port25: {}: the last packet is cut short (capture still running?); read up to it",
+                file.display()
+            );
+        }
+    }
+    if let Some(addr) = a.listen {
+        let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
+        // Start-up line for scripts and tests that wait for the socket.
+        eprintln!(
+            "port25: listening for NetFlow/IPFIX on udp {}",
+            sock.local_addr()?
+        );
+        let started = Instant::now();
+        let mut last: Option<Instant> = None;
+        let mut buf = vec![0u8; 65536];
+        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
+        loop {
+            if a.duration
+                .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
+            {
+                break;
+            }
+            if last.is_some_and(|l| l.elapsed().as_secs_f64() >= a.idle) {
+                break;
+            }
+            match sock.recv_from(&mut buf) {
+                Ok((n, from)) => {
+                    last = Some(Instant::now());
+                    collector.datagram(from.ip(), &buf[..n], &mut flows);
+                    for f in flows.drain(..) {
+                        analyzer.add(&f);
+                    }
+                }
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(e) => return Err(e).context("receiving"),
+            }
+        }
+    }
+    collector.finish();
+
+    let rows = analyzer.rows();
+    let s = &collector.stats;
+    eprintln!(
+        "port25: {} datagrams, {} flows ({} to blocked ports from blocked space, {} subscribers, {} flagged); malformed {}, templates learned {} changed {} withdrawn {}, sets deferred {} recovered {} without template {}, incomplete records {}, non-UDP packets {}",
+        s.datagrams,
+        s.flows,
+        analyzer.flows_matched,
+        rows.len(),
+        rows.iter().filter(|r| r.spambot).count(),
+        s.malformed,
+        s.templates_learned,
+        s.templates_changed,
+        s.templates_withdrawn,
+        s.sets_deferred,
+        s.sets_recovered,
+        s.sets_without_template,
+        s.records_incomplete,
+        skipped_packets
+    );
+    let with_block = a.block_at.is_some();
+    let text = match a.format {
+        Format::Table => report::table(&rows, with_block),
+        Format::Csv => report::csv(&rows, with_block),
+        Format::Json => {
+            let v = serde_json::json!({
+                "subscribers": rows,
+                "stats": {
+                    "datagrams": s.datagrams, "flows": s.flows, "flows_matched": analyzer.flows_matched,
+                    "malformed": s.malformed, "templates_learned": s.templates_learned,
+                    "templates_changed": s.templates_changed, "templates_withdrawn": s.templates_withdrawn,
+                    "sets_deferred": s.sets_deferred, "sets_recovered": s.sets_recovered,
+                    "sets_without_template": s.sets_without_template, "records_incomplete": s.records_incomplete,
+                }
+            });
+            serde_json::to_string_pretty(&v)? + "\n"
+        }
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(ExitCode::SUCCESS)
+}

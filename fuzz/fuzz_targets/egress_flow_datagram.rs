@@ -1,0 +1,7 @@
+//! port25_egress: see port25_fuzz's egress module, function `flow_datagram`.
+#![no_main]
+
+#[path = "../src/egress.rs"]
+mod egress;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| egress::flow_datagram(data));

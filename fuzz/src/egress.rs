@@ -1,0 +1,108 @@
+//! Properties of port25_egress's parsers: NetFlow/IPFIX datagrams (one and
+//! a stream sharing template state), pcap files, and the policy file.
+//! Uses only std and port25_egress, so crates/egress/tests/fuzz_smoke.rs
+//! includes this file with `#[path]`.
+
+use port25_egress::check::deciding_entry;
+use port25_egress::compile::{compile, Target};
+use port25_egress::flow::{pcap, Collector};
+use port25_egress::policy;
+use port25_egress::prefix::u128_to_ip;
+use port25_egress::table::{Table, NONE};
+use std::net::IpAddr;
+
+/// One datagram: never panics; at most one malformed count; the flow count
+/// in the stats equals what was returned; v5 yields exactly its count.
+pub fn flow_datagram(data: &[u8]) {
+    let mut c = Collector::new();
+    let mut out = Vec::new();
+    c.datagram(IpAddr::from([192, 0, 2, 1]), data, &mut out);
+    assert_eq!(c.stats.datagrams, 1);
+    assert!(c.stats.malformed <= 1);
+    assert_eq!(c.stats.flows, out.len() as u64);
+    if data.len() >= 4 && data[..2] == [0, 5] && c.stats.malformed == 0 {
+        assert_eq!(out.len(), u16::from_be_bytes([data[2], data[3]]) as usize);
+    }
+    if data.len() >= 2 && data[..2] != [0, 5] && data[..2] != [0, 9] && data[..2] != [0, 10] {
+        assert_eq!(c.stats.malformed, 1);
+    }
+}
+
+/// A stream of datagrams (each prefixed by a 2-byte length; the low bit of
+/// the length's first byte picks one of two exporters) through one
+/// collector: templates learned in one datagram serve the next; every
+/// deferred set ends decoded or counted as without template.
+pub fn flow_stream(data: &[u8]) {
+    let mut c = Collector::new();
+    let mut out = Vec::new();
+    let mut rest = data;
+    let mut n = 0;
+    while rest.len() >= 2 {
+        let len = (u16::from_be_bytes([rest[0], rest[1]]) >> 1) as usize;
+        let exporter = IpAddr::from([192, 0, 2, 1 + (rest[1] & 1)]);
+        let take = len.min(rest.len() - 2);
+        c.datagram(exporter, &rest[2..2 + take], &mut out);
+        n += 1;
+        rest = &rest[2 + take..];
+    }
+    c.finish();
+    let s = &c.stats;
+    assert_eq!(s.datagrams, n);
+    assert_eq!(s.flows, out.len() as u64);
+    assert!(s.sets_recovered <= s.sets_deferred);
+    assert!(s.sets_deferred <= s.sets_recovered + s.sets_without_template);
+}
+
+/// A pcap file: never panics; every payload lies inside the input.
+pub fn pcap_file(data: &[u8]) {
+    let Ok(mut r) = pcap::Reader::new(data) else { return };
+    let range = data.as_ptr_range();
+    let mut total = 0usize;
+    for d in r.by_ref() {
+        let p = d.payload.as_ptr_range();
+        assert!(p.start >= range.start && p.end <= range.end);
+        total += d.payload.len();
+        flow_datagram(d.payload);
+    }
+    assert!(total <= data.len());
+}
+
+/// Policy text: never panics; errors name a line inside the text and a
+/// fix; accepted policies never block a protected port, compile
+/// deterministically for every target, and the flattened table agrees with
+/// the direct longest-prefix decision at every prefix edge.
+pub fn policy_text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    let file = std::path::Path::new("fuzz.toml");
+    match policy::parse(text, file) {
+        Err(e) => {
+            let lines = text.lines().count().max(1);
+            assert!(e.line >= 1 && e.line <= lines + 1, "line {} of {lines}: {e}", e.line);
+            assert!(!e.message.is_empty(), "{e}");
+            assert!(!e.hint.is_empty(), "{e}");
+        }
+        Ok(p) => {
+            assert!(p.blocked_ports.iter().all(|b| !p.protected_ports.contains(b)));
+            for (_, t) in Target::ALL {
+                assert_eq!(compile(&p, *t), compile(&p, *t));
+            }
+            let table = Table::new(&p);
+            let all = p.networks.iter().flat_map(|n| n.prefixes.iter()).chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
+            for pf in all.take(64) {
+                let max = pf.family.max();
+                for v in [pf.first().wrapping_sub(1) & max, pf.first(), pf.last(), pf.last().wrapping_add(1) & max] {
+                    let ip = u128_to_ip(pf.family, v);
+                    let want = deciding_entry(&p, ip);
+                    let got = table.lookup(ip);
+                    match want {
+                        None => assert_eq!(got, NONE, "{ip}"),
+                        Some((kind, index, _)) => {
+                            let e = &table.entries[got as usize];
+                            assert_eq!((e.kind, e.index), (kind, index), "{ip}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
