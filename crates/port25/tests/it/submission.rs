@@ -281,7 +281,9 @@ fn auth_exchange_byte_by_byte() {
 
 #[test]
 fn no_relay_on_any_submission_listener_without_or_with_login() {
-    let s = server("");
+    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    users(&s, &["add", ALICE], ALICE_PW);
     // Without a login, nothing at all; after a failed login, neither.
     let mut c = Client::open(addr(&s, "plain"));
     c.cmd("EHLO client.example");
@@ -319,6 +321,27 @@ print(a, b, t.mail("alice@example.net")[0], t.rcpt("victim@elsewhere.example")[0
         }
     }
     assert!(accepted.is_empty(), "relayed: {accepted:#?}");
+    // The same tricks after a login over STARTTLS on 587 and on port 25 with
+    // legacy submission on.
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port, user, pw, tricks = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+# One session per trick: refusals count as errors, and 20 close a session.
+for t in tricks:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=20); s.starttls(context=ctx); s.ehlo("x.example"); s.login(user, pw)
+    assert s.mail(user)[0] == 250
+    code, text = s.docmd("RCPT", "TO:" + t)
+    if code < 400:
+        print("accepted", t, code, text)
+    s.quit()
+print("done")
+"#;
+    let tricks: Vec<String> = crate::relay::TRICKS.iter().map(|t| t.3.to_owned()).collect();
+    for listener in ["submission", "legacy25"] {
+        let args = [vec![addr(&s, listener).port().to_string(), ALICE.into(), ALICE_PW.into()], tricks.clone()].concat();
+        assert_eq!(python(script, &args).trim(), "done", "on {listener}");
+    }
     std::thread::sleep(Duration::from_millis(300));
     assert!(s.all_mail().is_empty());
 }
