@@ -129,6 +129,18 @@ impl SubmissionPolicy {
         self.trusted_network(info).map(|n| format!("network {n}"))
     }
 
+    /// The limits that apply to `who`: its own where it has them.
+    fn limits(&self, info: &SessionInfo) -> QuotaConfig {
+        let defaults = self.shared.quota.defaults();
+        match &info.auth {
+            Some(login) => match self.shared.accounts.limits(login) {
+                Ok(own) => defaults.with(&own),
+                Err(_) => defaults.clone(),
+            },
+            None => defaults.clone(),
+        }
+    }
+
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
         let retry = e.retry_after.map(|d| d.as_secs());
         emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = e.limit, max = e.max, retry_after_secs = retry.unwrap_or(0));
@@ -259,7 +271,7 @@ impl Hooks for SubmissionPolicy {
         if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&who, Instant::now()) {
+        match self.shared.quota.check_message(&who, &self.limits(info), Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -279,7 +291,7 @@ impl Hooks for SubmissionPolicy {
             Decision::Accept | Decision::AcceptWith(_) => {}
             refusal => return refusal,
         }
-        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }

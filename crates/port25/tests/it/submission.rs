@@ -400,6 +400,23 @@ print(json.dumps(out))
 }
 
 #[test]
+fn a_login_with_its_own_limits() {
+    let s = server("messages_per_hour = 100\n");
+    let out = users(&s, &["limits", ALICE, "--messages-per-hour", "1"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("messages_per_hour       1\n") && text.contains("messages_per_day        1000  (default)"), "{text}");
+    let mut c = Client::open(addr(&s, "plain"));
+    c.cmd("EHLO client.example");
+    assert_eq!(code(&login(&mut c, ALICE, ALICE_PW)), 235);
+    assert_eq!(code(&c.send_mail(ALICE, &["bob@example.net"], "From: alice@example.net\r\n\r\nx")), 250);
+    let r = c.cmd("MAIL FROM:<alice@example.net>");
+    assert!(r.starts_with("450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 1"), "{r}");
+    // Back to the default: sending works again at once.
+    users(&s, &["limits", ALICE], "");
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
+}
+
+#[test]
 fn per_login_limits_refuse_with_a_clear_reply() {
     let s = server("messages_per_hour = 2\nrecipients_per_message = 2\n");
     let mut c = Client::open(addr(&s, "plain"));
