@@ -48,6 +48,8 @@ pub struct SubmissionConfig {
     pub quota: QuotaConfig,
     /// Client networks whose devices may submit without AUTH (legacy).
     pub trusted_networks: Vec<IpNet>,
+    /// The MX's address extension separator: "alice+news@" is alice's.
+    pub recipient_delimiter: Option<char>,
 }
 
 pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
@@ -64,6 +66,7 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    delimiter: Option<char>,
     /// When each (login, legacy) use was last written to the usage table:
     /// one write a minute per login is enough for a report in days.
     recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
@@ -78,6 +81,7 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            delimiter: config.recipient_delimiter,
             recorded: Default::default(),
         })
     }
@@ -159,7 +163,7 @@ impl SubmissionPolicy {
         let allowed = match &info.auth {
             Some(login) => match self.shared.accounts.addresses(login) {
                 Ok(list) => {
-                    if port25_accounts::address::allows(&list, address) {
+                    if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
                         return Ok(());
                     }
                     let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
@@ -178,6 +182,15 @@ impl SubmissionPolicy {
         };
         emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field);
         Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
+    }
+
+    /// "alice+news@example.net" with "+" as the delimiter is alice's too.
+    fn allows_base(&self, list: &[String], address: &str) -> bool {
+        let (Some(d), Some((local, domain))) = (self.shared.delimiter, address.rsplit_once('@')) else { return false };
+        match local.split_once(d) {
+            Some((base, _)) if !base.is_empty() => port25_accounts::address::allows(list, &format!("{base}@{domain}")),
+            _ => false,
+        }
     }
 
     fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {

@@ -208,6 +208,7 @@ fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submissi
             recipients_per_message: s.recipients_per_message,
         },
         trusted_networks: s.trusted_networks.clone(),
+        recipient_delimiter: config.mx.recipient_delimiter,
     };
     Ok(Submission::new(settings, accounts, mx, &config.hostname))
 }

@@ -23,7 +23,7 @@ fn listeners(submission: &str) -> String {
 }
 
 fn server(submission: &str) -> Server {
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &listeners(submission));
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }
@@ -258,6 +258,9 @@ fn auth_exchange_byte_by_byte() {
     assert!(login(&mut c, ALICE, ALICE_PW).starts_with("503 5.5.1 Already authenticated"));
     assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
     assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice+lists@example.net>")), 250, "an address extension of her own address");
+    assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<bob+alice@example.net>")), 553);
     assert!(c.cmd("MAIL FROM:<>").starts_with("553 5.7.1"), "null sender from a client");
     let r = c.send_mail(ALICE, &["dave@example.net"], "From: alice@example.net\r\nSubject: raw\r\n\r\nbody");
     assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
