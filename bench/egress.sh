@@ -54,8 +54,11 @@ printf '  nft -f (kernel load, for scale)  %.3f s\n' "$m"
 
 echo "== 2. longest-prefix classification, one core"
 "$R/examples/egress_bench_gen" addrs "$ADDRS" "$W/addrs.txt"
-ours=$(taskset -c 0 "$R/examples/egress_lpm_bench" "$W/big.toml" "$W/addrs.txt" | tee /dev/stderr | awk '/^median/ {print $2}')
-peer=$(taskset -c 0 python3 "$ROOT/bench/egress_lpm.py" "$W/big.toml" "$W/addrs.txt" "$PY_ADDRS" | tee /dev/stderr | awk '/^median/ {print $2}')
+taskset -c 0 "$R/examples/egress_lpm_bench" "$W/big.toml" "$W/addrs.txt" > "$W/lpm-port25.txt"
+taskset -c 0 python3 "$ROOT/bench/egress_lpm.py" "$W/big.toml" "$W/addrs.txt" "$PY_ADDRS" > "$W/lpm-pytricia.txt"
+sed 's/^/  port25:   /' "$W/lpm-port25.txt"; sed 's/^/  pytricia: /' "$W/lpm-pytricia.txt"
+ours=$(awk '/^median/ {print $2}' "$W/lpm-port25.txt")
+peer=$(awk '/^median/ {print $2}' "$W/lpm-pytricia.txt")
 printf '  port25 %.1f M/s, pytricia %.2f M/s: ratio %.1fx\n' "$ours" "$peer" "$(echo "$ours / $peer" | bc -l)"
 
 echo "== 3. flow analysis from files: $FLOWS NetFlow v5 records"

@@ -12,9 +12,32 @@ use crate::flow::Flow;
 use crate::policy::Policy;
 use crate::table::{EntryKind, Table};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+
+/// FxHash-style hasher: subscriber addresses are not attacker-chosen keys
+/// in a way that matters here (one report, bounded by the end-user space),
+/// and SipHash was the largest cost per flow.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b))
+                .wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -39,7 +62,6 @@ struct Sub {
     flows: [u64; 2],
     packets: [u64; 2],
     bytes: u64,
-    dsts: HashSet<IpAddr>,
     events: Vec<(u64, IpAddr)>,
     first: u64,
     last: u64,
@@ -49,7 +71,7 @@ pub struct Analyzer<'a> {
     policy: &'a Policy,
     table: &'a Table,
     opts: Options,
-    subs: HashMap<IpAddr, Sub>,
+    subs: FxMap<IpAddr, Sub>,
     pub flows_seen: u64,
     pub flows_matched: u64,
 }
@@ -80,7 +102,7 @@ impl<'a> Analyzer<'a> {
             policy,
             table,
             opts,
-            subs: HashMap::new(),
+            subs: FxMap::default(),
             flows_seen: 0,
             flows_matched: 0,
         }
@@ -106,7 +128,6 @@ impl<'a> Analyzer<'a> {
         s.flows[after] += 1;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
-        s.dsts.insert(f.dst);
         s.events.push((f.start_ms, f.dst));
         s.first = s.first.min(f.start_ms);
         s.last = s.last.max(f.end_ms.max(f.start_ms));
@@ -131,6 +152,9 @@ impl<'a> Analyzer<'a> {
                     ),
                 };
                 let peak = peak_in_window(&s.events, self.opts.window_ms);
+                let mut dsts: Vec<IpAddr> = s.events.iter().map(|e| e.1).collect();
+                dsts.sort_unstable();
+                dsts.dedup();
                 Row {
                     subscriber: *ip,
                     network,
@@ -138,7 +162,7 @@ impl<'a> Analyzer<'a> {
                     flows: s.flows[0] + s.flows[1],
                     packets: s.packets[0] + s.packets[1],
                     bytes: s.bytes,
-                    distinct_destinations: s.dsts.len(),
+                    distinct_destinations: dsts.len(),
                     first_seen: rfc3339(s.first),
                     last_seen: rfc3339(s.last),
                     peak_destinations_in_window: peak,
@@ -161,7 +185,7 @@ impl<'a> Analyzer<'a> {
 fn peak_in_window(events: &[(u64, IpAddr)], window: u64) -> usize {
     let mut ev = events.to_vec();
     ev.sort_unstable();
-    let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+    let mut counts: FxMap<IpAddr, usize> = FxMap::default();
     let (mut lo, mut best) = (0, 0);
     for hi in 0..ev.len() {
         *counts.entry(ev[hi].1).or_default() += 1;
