@@ -108,7 +108,7 @@ fn main() {
                     (v >> 24) as u8,
                     (v >> 32) as u8,
                 ]);
-                let dport = if (v >> 40) % 5 == 0 {
+                let dport = if (v >> 40).is_multiple_of(5) {
                     25
                 } else {
                     [443, 80, 587, 53][(v >> 44) as usize % 4]

@@ -98,7 +98,7 @@ impl<'a> Reader<'a> {
                 f.get(16..)?,
             ),
             276 => (
-                Some(u16::from_be_bytes([*f.get(0)?, *f.get(1)?])),
+                Some(u16::from_be_bytes([*f.first()?, *f.get(1)?])),
                 f.get(20..)?,
             ),
             0 => (None, f.get(4..)?),

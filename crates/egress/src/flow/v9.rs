@@ -111,7 +111,7 @@ fn options_templates(
         if id == 0 {
             break;
         }
-        if id < 256 || (scope_len + opt_len) % 4 != 0 || scope_len + opt_len == 0 {
+        if id < 256 || (scope_len + opt_len) & 3 != 0 || scope_len + opt_len == 0 {
             return Err(Malformed("v9 options template header"));
         }
         let mut fields = Vec::new();
