@@ -2,7 +2,7 @@
 //! fields, options templates, template withdrawal, data sets.
 
 use super::template::{Field, Template, TemplateKey};
-use super::{be16, be32, Collector, Context, Flow, Malformed};
+use super::{be16, be32, for_each_set, Collector, Context, Flow, Malformed};
 use std::net::IpAddr;
 
 pub fn decode(
@@ -23,38 +23,22 @@ pub fn decode(
         uptime_ms: None,
         init_ms: None,
     };
-    let mut pos = 16;
-    while pos < d.len() {
-        let id = be16(d, pos)?;
-        let len = be16(d, pos + 2)? as usize;
-        if len < 4 || pos + len > d.len() {
-            return Err(Malformed("ipfix set length"));
-        }
-        let body = &d[pos + 4..pos + len];
-        pos += len;
-        match id {
-            2 => templates(c, exporter, domain, body, false, out)?,
-            3 => templates(c, exporter, domain, body, true, out)?,
-            0..=255 => {}
-            _ => c.data(
-                TemplateKey {
-                    exporter,
-                    domain,
-                    id,
-                },
-                body,
-                ctx,
-                out,
-            )?,
-        }
-    }
-    Ok(())
+    let key = |id| TemplateKey {
+        exporter,
+        domain,
+        id,
+    };
+    for_each_set(d, 16, |id, body| match id {
+        2 => templates(c, key, body, false, out),
+        3 => templates(c, key, body, true, out),
+        0..=255 => Ok(()),
+        _ => c.data(key(id), body, ctx, out),
+    })
 }
 
 fn templates(
     c: &mut Collector,
-    exporter: IpAddr,
-    domain: u32,
+    key: impl Fn(u16) -> TemplateKey,
     b: &[u8],
     options: bool,
     out: &mut Vec<Flow>,
@@ -77,14 +61,10 @@ fn templates(
         if id < 256 {
             return Err(Malformed("ipfix template id"));
         }
-        let key = TemplateKey {
-            exporter,
-            domain,
-            id,
-        };
+        let tkey = key(id);
         if n == 0 {
             // A withdrawal (RFC 7011 section 8.1).
-            c.withdraw(key);
+            c.withdraw(tkey);
             continue;
         }
         if scope > n || (options && scope == 0) {
@@ -113,7 +93,7 @@ fn templates(
                 len,
             });
         }
-        c.learn(key, Template::new(fields, options), out);
+        c.learn(tkey, Template::new(fields, options), out);
     }
     Ok(())
 }

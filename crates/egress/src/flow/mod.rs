@@ -206,6 +206,26 @@ impl Collector {
     }
 }
 
+/// Walks the sets of a v9/IPFIX message from `pos`: (set id, set body).
+/// Fewer than 4 trailing bytes are padding; a set length that is too short
+/// or overruns the message makes the message malformed.
+pub(crate) fn for_each_set(
+    d: &[u8],
+    mut pos: usize,
+    mut f: impl FnMut(u16, &[u8]) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
+    while d.len().saturating_sub(pos) >= 4 {
+        let id = be16(d, pos)?;
+        let len = be16(d, pos + 2)? as usize;
+        if len < 4 || pos + len > d.len() {
+            return Err(Malformed("set length"));
+        }
+        f(id, &d[pos + 4..pos + len])?;
+        pos += len;
+    }
+    Ok(())
+}
+
 pub(crate) fn be16(b: &[u8], at: usize) -> Result<u16, Malformed> {
     b.get(at..at + 2)
         .map(|v| u16::from_be_bytes([v[0], v[1]]))

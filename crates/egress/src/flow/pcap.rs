@@ -120,7 +120,7 @@ fn udp(ip: &[u8]) -> Option<(IpAddr, &[u8])> {
             if *ip.get(9)? != 17 || frag & 0x3fff != 0 || ihl < 20 {
                 return None;
             }
-            let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+            let src = IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?));
             Some((src, ip.get(ihl..total.min(ip.len()))?))
         }
         6 => {
