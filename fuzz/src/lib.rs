@@ -7,6 +7,14 @@
 //! Each module only uses `std` and the one port25 crate it checks, so it
 //! compiles inside that crate's integration tests as well.
 
+pub mod capture;
 pub mod config;
 pub mod engine;
 pub mod queue;
+pub mod spampot;
+
+// --- submission ---
+pub mod accounts;
+pub mod sasl;
+pub mod smoke;
+pub mod submission;

@@ -39,11 +39,7 @@ pub fn fix_crcs(buf: &[u8]) -> Vec<u8> {
 /// byte for byte (the format has one encoding per batch).
 pub fn decode(buf: &[u8]) {
     if let Ok(msgs) = decode_batch(buf) {
-        assert_eq!(
-            encode_batch(&msgs),
-            buf,
-            "decoded {msgs:?} but it encodes differently"
-        );
+        assert_eq!(encode_batch(&msgs), buf, "decoded {msgs:?} but it encodes differently");
     }
 }
 
@@ -62,23 +58,15 @@ pub fn spool_record(buf: &[u8]) {
 pub fn round_trip(msgs: &[SpooledMessage], cut: usize) {
     let bytes = encode_batch(msgs);
     assert!(bytes.starts_with(MAGIC));
-    assert_eq!(
-        decode_batch(&bytes).as_ref(),
-        Ok(&msgs.to_vec()),
-        "round trip"
-    );
+    assert_eq!(decode_batch(&bytes).as_ref(), Ok(&msgs.to_vec()), "round trip");
     let mut boundaries = vec![MAGIC.len()];
     for m in msgs {
-        let end =
-            encode_batch(std::slice::from_ref(m)).len() - MAGIC.len() + boundaries.last().unwrap();
+        let end = encode_batch(std::slice::from_ref(m)).len() - MAGIC.len() + boundaries.last().unwrap();
         boundaries.push(end);
     }
     assert_eq!(*boundaries.last().unwrap(), bytes.len());
     let cut = cut % (bytes.len() + 1);
-    match (
-        decode_batch(&bytes[..cut]),
-        boundaries.iter().position(|&b| b == cut),
-    ) {
+    match (decode_batch(&bytes[..cut]), boundaries.iter().position(|&b| b == cut)) {
         (Ok(got), Some(n)) => assert_eq!(got, msgs[..n].to_vec(), "cut at boundary {cut}"),
         (Err(_), None) => {}
         (got, at) => panic!("cut at {cut} (record boundary: {at:?}) decoded as {got:?}"),
@@ -87,9 +75,6 @@ pub fn round_trip(msgs: &[SpooledMessage], cut: usize) {
         // One flipped bit anywhere after the magic is detected.
         let mut flipped = bytes.clone();
         flipped[cut] ^= 1 << (cut % 8);
-        assert!(
-            decode_batch(&flipped).is_err(),
-            "bit flip at {cut} went unnoticed"
-        );
+        assert!(decode_batch(&flipped).is_err(), "bit flip at {cut} went unnoticed");
     }
 }

@@ -9,9 +9,11 @@
 
 mod error;
 mod model;
+mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use submission::Submission;
 
 use std::path::{Path, PathBuf};
 
@@ -39,9 +41,26 @@ pub fn embedded_default() -> Config {
 pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
     let raw: model::RawConfig = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
-        ConfigError::at(file, text, offset, e.message().trim_end().to_owned(), "see dist/port25.toml for every key, its type and its default")
+        ConfigError::at(file, text, offset, toml_message(&e, text, offset), "see dist/port25.toml for every key, its type and its default")
     })?;
     model::resolve(raw, text, file, base)
+}
+
+/// toml's message, or one of our own where toml gives none: some syntax
+/// errors (a control character in a comment, `a=` at the end of the file)
+/// come back with an empty message, and "file:1:2: " alone helps nobody.
+fn toml_message(e: &toml::de::Error, text: &str, offset: usize) -> String {
+    let message = e.message().trim_end();
+    if !message.is_empty() {
+        return message.to_owned();
+    }
+    match text.get(offset..).and_then(|rest| rest.chars().next()) {
+        None => "TOML syntax error: the file ends where a value or line end is expected".to_owned(),
+        Some(c) if c.is_control() => {
+            format!("TOML syntax error: control character {c:?} is not allowed here")
+        }
+        Some(c) => format!("TOML syntax error: unexpected {c:?}"),
+    }
 }
 
 pub(crate) fn absolute(base: &Path, p: &str) -> PathBuf {

@@ -21,6 +21,8 @@ pub(crate) struct RawConfig {
     mx: RawMx,
     #[serde(default)]
     delivery: RawDelivery,
+    #[serde(default)]
+    submission: crate::submission::RawSubmission,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
 }
@@ -67,6 +69,8 @@ struct RawListener {
     tls: Option<TlsMode>,
     #[serde(default)]
     proxy_protocol: bool,
+    /// Submission only: offer AUTH before TLS (tests, trusted loopback).
+    plaintext_auth: Option<bool>,
     max_connections: Option<usize>,
     max_commands_before_mail: Option<u32>,
     max_recipients: Option<usize>,
@@ -101,6 +105,8 @@ pub enum Service {
     /// Port 25: mail for local domains from other servers.
     #[default]
     Mx,
+    /// Ports 587/465: the provider's users, authenticated (RFC 6409).
+    Submission,
 }
 
 #[derive(Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -121,6 +127,7 @@ pub struct Config {
     pub tls_files: Option<(PathBuf, PathBuf)>,
     pub mx: Mx,
     pub delivery: Delivery,
+    pub submission: crate::submission::Submission,
     pub listeners: Vec<Listener>,
 }
 
@@ -146,6 +153,8 @@ pub struct Listener {
     pub service: Service,
     pub tls: TlsMode,
     pub proxy_protocol: bool,
+    /// Submission listeners: AUTH offered before TLS (for tests only).
+    pub plaintext_auth: bool,
     pub max_connections: usize,
     pub max_commands_before_mail: u32,
     pub max_recipients: usize,
@@ -301,7 +310,8 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         if !names.insert(l.name.clone()) {
             return Err(err(offset, format!("two listeners are named {:?}", l.name), "give each [[listener]] its own name"));
         }
-        if !addresses.insert(l.address) {
+        // Port 0 (the system picks a free port, as tests do) never collides.
+        if l.address.port() != 0 && !addresses.insert(l.address) {
             return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
         }
         let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
@@ -316,7 +326,12 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
         }
         let max_data_line = positive(l.max_data_line, 998, "max_data_line")?;
+        if l.plaintext_auth.is_some() && l.service != Service::Submission {
+            let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
+            return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
+        }
         listeners.push(Listener {
+            plaintext_auth: l.plaintext_auth.unwrap_or(false),
             max_connections: positive(l.max_connections, 20_000, "max_connections")?,
             max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
             max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
@@ -335,12 +350,38 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         });
     }
     if listeners.is_empty() {
-        listeners.push(Listener {
-            name: "mx".into(),
-            address: "127.0.0.1:2525".parse().expect("valid"),
-            service: Service::Mx,
-            tls: TlsMode::Starttls,
+        listeners = default_listeners();
+    }
+    for l in &listeners {
+        if l.service == Service::Submission && l.tls == TlsMode::None && !l.plaintext_auth {
+            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
+            let offset = text.find(&format!("\"{}\"", l.name)).unwrap_or(0);
+            return Err(err(offset, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
+        }
+    }
+    let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, listeners })
+}
+
+/// Unprivileged stand-ins for 25, 587 and 465, so that a first
+/// `port25 serve` runs as any user.
+fn default_listeners() -> Vec<Listener> {
+    let defaults = [
+        ("mx", "127.0.0.1:2525", Service::Mx, TlsMode::Starttls),
+        ("submission", "127.0.0.1:5870", Service::Submission, TlsMode::Starttls),
+        ("submissions", "127.0.0.1:4650", Service::Submission, TlsMode::Implicit),
+    ];
+    defaults
+        .into_iter()
+        .map(|(name, address, service, tls)| Listener {
+            name: name.into(),
+            address: address.parse().expect("valid"),
+            service,
+            tls,
             proxy_protocol: false,
+            plaintext_auth: false,
             max_connections: 20_000,
             max_commands_before_mail: 50,
             max_recipients: 100,
@@ -351,16 +392,13 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             command_timeout: Duration::from_secs(300),
             data_timeout: Duration::from_secs(180),
             handshake_timeout: Duration::from_secs(30),
-        });
-    }
-
-    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, listeners })
+        })
+        .collect()
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::{parse, ConfigError};
+    use crate::{parse, ConfigError, Service, TlsMode};
     use std::path::Path;
 
     fn check(text: &str) -> Result<crate::Config, ConfigError> {
@@ -371,8 +409,10 @@ mod tests {
     fn empty_file_gives_the_embedded_defaults() {
         let c = check("hostname = \"mx.example.net\"").unwrap();
         assert_eq!(c.mx.domains, vec!["mx.example.net", "localhost"]);
-        assert_eq!(c.listeners.len(), 1);
-        assert_eq!(c.listeners[0].address.port(), 2525);
+        let ports: Vec<(u16, Service, TlsMode)> = c.listeners.iter().map(|l| (l.address.port(), l.service, l.tls)).collect();
+        let expected = vec![(2525, Service::Mx, TlsMode::Starttls), (5870, Service::Submission, TlsMode::Starttls), (4650, Service::Submission, TlsMode::Implicit)];
+        assert_eq!(ports, expected);
+        assert_eq!(c.submission.accounts, Path::new("/etc/port25-data/accounts.db"));
         assert_eq!(c.data_dir, Path::new("/etc/port25-data"));
         assert_eq!(c.delivery.maildir, Path::new("/etc/port25-data/mail"));
     }
@@ -400,6 +440,16 @@ mod tests {
 
         let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
         assert_eq!(e.line, 3);
+
+        let e = check("[submission]\ntrusted_networks = [\"10.0.0.0/8\", \"printer\"]\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.hint.contains("192.0.2.0/28"));
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n").unwrap_err();
+        assert!(e.message.contains("only for service"), "{e}");
+        let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = check("[submission]\nauth_login_lock_after = 0\n").unwrap_err();
+        assert_eq!(e.line, 2);
 
         let two = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2525\"\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n";
         assert_eq!(check(two).unwrap_err().line, 4);

@@ -34,16 +34,20 @@ impl Target {
         match self {
             Target::Maildir(m) => {
                 let m = m.clone();
-                tokio::task::spawn_blocking(move || m.deliver(&work, recovered))
-                    .await
-                    .unwrap_or_else(|e| panic!("maildir delivery thread panicked: {e}"))
+                tokio::task::spawn_blocking(move || m.deliver(&work, recovered)).await.unwrap_or_else(|e| panic!("maildir delivery thread panicked: {e}"))
             }
             Target::Lmtp(l) => l.deliver(&work).await,
         }
     }
 }
 
-pub async fn run(spool: Spool, recovered: Vec<PendingBatch>, mut ready: mpsc::UnboundedReceiver<PendingBatch>, target: Arc<Target>, shutdown: CancellationToken) {
+pub async fn run(
+    spool: Spool,
+    recovered: Vec<PendingBatch>,
+    mut ready: mpsc::UnboundedReceiver<PendingBatch>,
+    target: Arc<Target>,
+    shutdown: CancellationToken,
+) {
     let slots = Arc::new(Semaphore::new(PARALLEL_BATCHES));
     let tracker = TaskTracker::new();
     let mut backlog = recovered.into_iter();
@@ -104,7 +108,17 @@ async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shut
                 }
             }
         }
-        if let Err(e) = log.record(&finished) {
+        // The done log fsyncs: on a blocking thread, never on a worker
+        // that SMTP sessions are waiting for.
+        let record = finished.clone();
+        let (returned, written) = tokio::task::spawn_blocking(move || {
+            let written = log.record(&record);
+            (log, written)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
+        log = returned;
+        if let Err(e) = written {
             // Without the record the recipients are tried again later, and
             // the delivery's own idempotence keeps that to one copy.
             emit!(error, ev::SPOOL_WRITE_FAILED, batch = batch.seq, error = %e);
@@ -123,7 +137,8 @@ async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shut
         }
         delay = (delay * 2).min(MAX_RETRY);
     }
-    if let Err(e) = log.finish() {
+    let finished = tokio::task::spawn_blocking(move || log.finish()).await.unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
+    if let Err(e) = finished {
         emit!(error, ev::SPOOL_WRITE_FAILED, batch = batch.seq, error = %e);
     }
 }

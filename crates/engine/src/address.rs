@@ -258,7 +258,20 @@ mod tests {
 
     #[test]
     fn refuses_bad_syntax() {
-        for bad in ["", "user", "@example.net", "a..b@example.net", ".a@example.net", "a@", "a@-x.net", "a@x..net", "a@[300.1.1.1]", "a b@example.net", "\"unterminated@example.net", "a@example.net."] {
+        for bad in [
+            "",
+            "user",
+            "@example.net",
+            "a..b@example.net",
+            ".a@example.net",
+            "a@",
+            "a@-x.net",
+            "a@x..net",
+            "a@[300.1.1.1]",
+            "a b@example.net",
+            "\"unterminated@example.net",
+            "a@example.net.",
+        ] {
             assert!(fwd(bad).is_err(), "{bad:?} should not parse");
         }
         assert!(parse_reverse_path("").is_ok());

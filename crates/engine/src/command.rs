@@ -24,8 +24,13 @@ pub struct MailParams {
 pub enum Command {
     Ehlo(String),
     Helo(String),
-    Mail { from: ReversePath, params: MailParams },
-    Rcpt { to: ForwardPath },
+    Mail {
+        from: ReversePath,
+        params: MailParams,
+    },
+    Rcpt {
+        to: ForwardPath,
+    },
     Data,
     Rset,
     Noop,
@@ -34,7 +39,10 @@ pub enum Command {
     Expn,
     Help,
     StartTls,
-    Auth,
+    /// AUTH with its raw arguments: the session parses them (see
+    /// [`crate::sasl`]) only where AUTH is offered, so a service without
+    /// AUTH answers every form of it the same way.
+    Auth(String),
     /// BDAT, ETRN, TURN and the like: recognised, not offered.
     NotImplemented,
 }
@@ -79,7 +87,7 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "VRFY" => Err(syntax("Syntax: VRFY <address>")),
         "EXPN" => Ok(Command::Expn),
         "STARTTLS" => no_args(Command::StartTls),
-        "AUTH" => Ok(Command::Auth),
+        "AUTH" => Ok(Command::Auth(rest.trim_end_matches(' ').to_owned())),
         "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => Ok(Command::NotImplemented),
         "" => Err(Reply::new(500, "5.5.2", "Empty command")),
         _ => Err(Reply::new(500, "5.5.2", "Command unrecognized")),

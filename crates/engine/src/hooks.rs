@@ -8,6 +8,7 @@
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::MailParams;
 use crate::reply::Reply;
+use crate::sasl::Credentials;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +33,20 @@ pub struct SessionInfo {
     pub helo: Option<String>,
     pub esmtp: bool,
     pub tls: Option<TlsInfo>,
+    /// The login the client authenticated as (SMTP AUTH), if any.
+    pub auth: Option<String>,
+}
+
+/// Whether a listener's policy offers SMTP AUTH (RFC 4954).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthOffer {
+    /// AUTH is answered 503 (the MX, the spampot).
+    No,
+    /// Offered once TLS is active; before it AUTH gets 538 5.7.11 (RFC 8314:
+    /// a password never crosses the network in clear).
+    AfterTls,
+    /// Offered with or without TLS: only for tests and trusted loopback.
+    Always,
 }
 
 #[derive(Debug, Clone)]
@@ -79,8 +94,25 @@ pub trait Hooks: Send + Sync + 'static {
         Decision::Accept
     }
 
+    /// The 220 greeting; `None` gives the engine's standard banner.
+    fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
+        None
+    }
+
     fn ehlo(&self, _info: &SessionInfo, _helo: &str) -> Decision {
         Decision::Accept
+    }
+
+    fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
+        AuthOffer::No
+    }
+
+    /// Checks a login. `Accept` authenticates the session (235); `Reject`
+    /// carries the failure reply (535 5.7.8, or 454 4.7.0 when locked out).
+    /// Asynchronous: password hashing is slow on purpose, and a policy may
+    /// also delay failures to slow down guessing.
+    fn authenticate(&self, _info: &SessionInfo, _credentials: &Credentials) -> impl Future<Output = Decision> + Send {
+        async { Decision::Reject(crate::reply::std_replies::NO_AUTH) }
     }
 
     fn mail(&self, _info: &SessionInfo, _from: &ReversePath, _params: &MailParams) -> Decision {

@@ -18,13 +18,14 @@ pub mod input;
 pub mod proxy;
 pub mod received;
 pub mod reply;
+pub mod sasl;
 mod server;
 mod session;
 pub mod settings;
 pub mod stream;
 pub mod tls;
 
-pub use hooks::{Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
+pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
 pub use reply::Reply;
-pub use server::run;
+pub use server::{run, serve_stream, session_id};
 pub use settings::{Limits, ListenerSettings, TlsMode};

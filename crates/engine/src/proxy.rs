@@ -67,10 +67,7 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 }
                 s.parse().map_err(|_| ProxyError::BadV1("bad port"))
             };
-            ProxyHeader::Proxied {
-                source: SocketAddr::new(ip(src)?, port(sport)?),
-                destination: SocketAddr::new(ip(dst)?, port(dport)?),
-            }
+            ProxyHeader::Proxied { source: SocketAddr::new(ip(src)?, port(sport)?), destination: SocketAddr::new(ip(dst)?, port(dport)?) }
         }
         _ => return Err(ProxyError::BadV1("expected PROXY TCP4|TCP6 src dst sport dport")),
     };

@@ -1,5 +1,5 @@
 //! The Received trace header (RFC 5321 §4.4), with the protocol names of
-//! RFC 3848 (ESMTPS when TLS was used) and RFC 6531 (UTF8SMTP).
+//! RFC 3848 (ESMTPS when TLS was used, ESMTPSA with SMTP AUTH) and RFC 6531 (UTF8SMTP).
 
 use crate::address::ForwardPath;
 use crate::hooks::{Envelope, SessionInfo};
@@ -27,7 +27,10 @@ pub fn header(info: &SessionInfo, hostname: &str, envelope: &Envelope, id: &str)
         (false, true) => "ESMTP",
         (false, false) => "SMTP",
     };
-    let with = if info.tls.is_some() { format!("{base}S") } else { base.to_owned() };
+    // RFC 3848: S for TLS, A for SMTP AUTH ("ESMTPSA").
+    let tls_mark = if info.tls.is_some() { "S" } else { "" };
+    let auth_mark = if info.auth.is_some() { "A" } else { "" };
+    let with = format!("{base}{tls_mark}{auth_mark}");
     let tls = match &info.tls {
         Some(t) => format!("\r\n\t(using {} with cipher {})", t.version, t.cipher),
         None => String::new(),

@@ -24,7 +24,7 @@ static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// A session id that is unique in this process and, being time-based,
 /// across restarts: 10 hex digits of seconds-and-millis, 5 of a counter.
-fn session_id() -> String {
+pub fn session_id() -> String {
     let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
     let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:010X}{:05X}", millis & 0xff_ffff_ffff, n & 0xf_ffff)
@@ -82,6 +82,7 @@ async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settin
         helo: None,
         esmtp: false,
         tls: None,
+        auth: None,
     };
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();
@@ -141,4 +142,16 @@ async fn read_proxy_header(stream: &mut Stream, input: &mut Input) -> Result<Pro
             Ok(_) => {}
         }
     }
+}
+
+/// Runs one SMTP session over a connection someone else accepted and
+/// already read from (the spampot's proxy layer hands over a tunnel this
+/// way): `buffered` is what the client sent after the handshake, `info`
+/// says who it is, `settings` may be per session (hostname of the host the
+/// client believes it reached). No PROXY header or implicit TLS here.
+pub async fn serve_stream<H: Hooks>(info: SessionInfo, tcp: TcpStream, buffered: &[u8], settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+    let mut input = Input::default();
+    input.push(buffered);
+    emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
+    Session::new(info, settings, hooks, Stream::Plain(tcp), input).run(shutdown).await;
 }

@@ -20,6 +20,8 @@ use std::time::Instant;
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 
+mod auth;
+
 /// Why the session loop ended.
 enum End {
     Quit,
@@ -66,7 +68,12 @@ impl<H: Hooks> Session<H> {
         }
         let end = match self.hooks.connect(&self.info) {
             Decision::Accept | Decision::AcceptWith(_) => {
-                let banner = Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname));
+                // A policy may give its own greeting (the spampot plays the
+                // requested host's server, which must not say "port25").
+                let banner = match self.hooks.connect_banner(&self.info) {
+                    Some(r) => r,
+                    None => Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)),
+                };
                 self.reply(banner);
                 self.serve(&shutdown).await
             }
@@ -222,7 +229,7 @@ impl<H: Hooks> Session<H> {
             Command::Expn => self.refuse(Reply::new(502, "5.5.1", "EXPN is not available")),
             Command::Help => self.reply(R::HELP),
             Command::StartTls => return self.starttls().await,
-            Command::Auth => self.refuse(R::NO_AUTH),
+            Command::Auth(args) => return self.auth(&args, shutdown).await,
             Command::NotImplemented => self.refuse(R::NOT_IMPLEMENTED),
         }
         None
@@ -253,6 +260,9 @@ impl<H: Hooks> Session<H> {
         ];
         if self.settings.tls_mode == TlsMode::StartTls && self.info.tls.is_none() && self.settings.tls.is_some() {
             lines.push("STARTTLS".to_owned());
+        }
+        if self.auth_advertised() {
+            lines.push("AUTH PLAIN LOGIN".to_owned());
         }
         // The EHLO reply has no enhanced codes on its keyword lines.
         let last = lines.len() - 1;
@@ -445,6 +455,7 @@ impl<H: Hooks> Session<H> {
                 self.info.tls = Some(TlsInfo { version, cipher });
                 // RFC 3207 §4.2: forget everything learnt before TLS.
                 self.info.helo = None;
+                self.info.auth = None;
                 self.envelope = None;
                 None
             }

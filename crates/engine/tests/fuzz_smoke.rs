@@ -27,31 +27,12 @@ impl Rng {
 }
 
 const SPECIAL: &[u8] = b"\r\n.\0 <>@\":\\[],\t\x7f\xff";
-const PIECES: &[&[u8]] = &[
-    b"\r\n",
-    b".\r\n",
-    b"\r\n.\r\n",
-    b"\n.\n",
-    b"\r.\r",
-    b"..",
-    b"@",
-    b"<>",
-    b"\"",
-    b"[IPv6:",
-    b"PROXY ",
-    b"TCP4 ",
-    b"\r\n\r\n\0\r\nQUIT\n",
-    b"\xc3\xa3",
-];
+const PIECES: &[&[u8]] =
+    &[b"\r\n", b".\r\n", b"\r\n.\r\n", b"\n.\n", b"\r.\r", b"..", b"@", b"<>", b"\"", b"[IPv6:", b"PROXY ", b"TCP4 ", b"\r\n\r\n\0\r\nQUIT\n", b"\xc3\xa3"];
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
     files.sort();
     let seeds: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
@@ -107,15 +88,8 @@ fn smoke(target: &str, n: usize, seed: u64, check: impl Fn(&[u8])) {
     let mut rng = Rng(seed);
     let run = |input: &[u8]| {
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| check(input))) {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!(
-                "{target}: property violated on input {:?}\n{why}",
-                String::from_utf8_lossy(input)
-            );
+            let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            panic!("{target}: property violated on input {:?}\n{why}", String::from_utf8_lossy(input));
         }
     };
     for s in &corpus {
@@ -166,15 +140,7 @@ fn proxy_header() {
 fn data_round_trip_of_random_messages() {
     let mut rng = Rng(0x5eed_0006);
     for _ in 0..2000 {
-        let body: Vec<u8> = (0..rng.below(200))
-            .map(|_| {
-                if rng.below(4) == 0 {
-                    SPECIAL[rng.below(4)]
-                } else {
-                    rng.next() as u8
-                }
-            })
-            .collect();
+        let body: Vec<u8> = (0..rng.below(200)).map(|_| if rng.below(4) == 0 { SPECIAL[rng.below(4)] } else { rng.next() as u8 }).collect();
         let trailer: Vec<u8> = (0..rng.below(20)).map(|_| rng.next() as u8).collect();
         let cuts = checks::split_points(rng.next(), body.len() + trailer.len());
         checks::data_round_trip(&body, &trailer, &cuts);

@@ -36,6 +36,16 @@ catalogue! {
     SMTP_DATA_ACCEPTED = "port25.smtp.data.accepted";
     SMTP_DATA_REJECTED = "port25.smtp.data.rejected";
     SMTP_COMMAND_REJECTED = "port25.smtp.command.rejected";
+    SMTP_AUTH_ACCEPTED = "port25.smtp.auth.accepted";
+    SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
+
+    SUBMISSION_ACCEPTED = "port25.submission.accepted";
+    SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";
+    SUBMISSION_LOCKOUT = "port25.submission.lockout";
+    SUBMISSION_SENDER_REJECTED = "port25.submission.sender.rejected";
+    SUBMISSION_LIMIT = "port25.submission.limit";
+    SUBMISSION_LEGACY = "port25.submission.legacy";
+    SUBMISSION_FIXED = "port25.submission.fixed";
 
     SPOOL_RECOVERED = "port25.spool.recovered";
     SPOOL_QUARANTINED = "port25.spool.quarantined";
@@ -44,6 +54,21 @@ catalogue! {
     DELIVERY_DELIVERED = "port25.delivery.delivered";
     DELIVERY_DEFERRED = "port25.delivery.deferred";
     DELIVERY_FAILED = "port25.delivery.failed";
+
+    SPAMPOT_CONNECT = "port25.spampot.connect";
+    SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";
+    SPAMPOT_PROXY_REFUSED = "port25.spampot.proxy.refused";
+    SPAMPOT_HTTP_REQUEST = "port25.spampot.http.request";
+    SPAMPOT_PROTOCOL_UNKNOWN = "port25.spampot.protocol.unknown";
+    SPAMPOT_MESSAGE = "port25.spampot.message";
+    SPAMPOT_SESSION_CLOSED = "port25.spampot.session.closed";
+    SPAMPOT_LIMIT = "port25.spampot.limit";
+    SPAMPOT_QUOTA_ROTATED = "port25.spampot.quota.rotated";
+    SPAMPOT_STORE_FAILED = "port25.spampot.store.failed";
+    SPAMPOT_SHIP_SENT = "port25.spampot.ship.sent";
+    SPAMPOT_SHIP_FAILED = "port25.spampot.ship.failed";
+    COLLECT_RECEIVED = "port25.collect.received";
+    COLLECT_REFUSED = "port25.collect.refused";
 }
 
 #[cfg(test)]
@@ -58,8 +83,7 @@ mod tests {
 
     /// Ids written as `port25.x.y` in backticks in the first column of a table row.
     fn documented() -> BTreeSet<String> {
-        let text = std::fs::read_to_string(workspace_root().join("docs/EVENTS.md"))
-            .expect("docs/EVENTS.md exists");
+        let text = std::fs::read_to_string(workspace_root().join("docs/EVENTS.md")).expect("docs/EVENTS.md exists");
         text.lines()
             .filter_map(|line| line.strip_prefix("| `"))
             .filter_map(|rest| rest.split('`').next())
@@ -85,10 +109,7 @@ mod tests {
             assert!(seen.insert(*id), "duplicate id {id}");
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
-            assert!(
-                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
-                "bad id {id}"
-            );
+            assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'), "bad id {id}");
         }
     }
 
@@ -112,8 +133,8 @@ mod tests {
                             let tail = &rest[i + 1..];
                             let end = tail.find('"').unwrap_or(tail.len());
                             let id = &tail[..end];
-                            let looks_like_event = id.matches('.').count() >= 2
-                                && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+                            let looks_like_event =
+                                id.matches('.').count() >= 2 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }

@@ -56,7 +56,7 @@ impl MxPolicy {
         self.domains.first().map(String::as_str).unwrap_or("localhost")
     }
 
-    fn is_local(&self, domain: &Domain) -> bool {
+    pub fn is_local(&self, domain: &Domain) -> bool {
         self.domains.iter().any(|d| domain.eq_name(d))
     }
 
@@ -75,7 +75,9 @@ impl MxPolicy {
         }
     }
 
-    fn check(&self, to: &ForwardPath) -> Decision {
+    /// The verdict on a recipient: local and deliverable, or refused as
+    /// relaying or unknown. Submission uses it for its local recipients.
+    pub fn check(&self, to: &ForwardPath) -> Decision {
         let (mailbox, source_route): (&Mailbox, _) = match to {
             ForwardPath::Postmaster => return Decision::Accept,
             ForwardPath::Mailbox { mailbox, source_route } => (mailbox, source_route),
@@ -114,6 +116,17 @@ impl Hooks for MxPolicy {
     }
 
     async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+        let mut content = message.received_header;
+        content.extend_from_slice(&message.body);
+        self.store(info, envelope, message.id, content).await
+    }
+}
+
+impl MxPolicy {
+    /// Commits a message for local delivery (fsync'ed before it returns
+    /// `Accept`); shared with submission, whose local recipients go the
+    /// same way.
+    pub async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
         let mut rcpts: Vec<String> = Vec::with_capacity(envelope.rcpts.len());
         for r in &envelope.rcpts {
             let a = self.resolve(r);
@@ -121,10 +134,8 @@ impl Hooks for MxPolicy {
                 rcpts.push(a);
             }
         }
-        let mut content = message.received_header;
-        content.extend_from_slice(&message.body);
         let spooled = SpooledMessage {
-            id: message.id,
+            id,
             received_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             peer: info.peer.to_string(),
             helo: info.helo.clone().unwrap_or_default(),

@@ -9,10 +9,11 @@ mod cmd;
     name = "port25",
     version,
     about = "Port 25 management: mail submission kept apart from transport, egress policy, SpamPots, reports",
-    long_about = "port25 runs a provider's MX (port 25, transport only, never an open relay) and, \
-                  later, submission (587/465), the access network's egress policy, SpamPots sensors \
+    long_about = "port25 runs a provider's MX (port 25, transport only, never an open relay), \
+                  authenticated submission (587/465) and, later, the access network's egress policy, SpamPots sensors \
                   and reports.\n\nStart here:  port25 serve        (built-in defaults: MX on 127.0.0.1:2525, \
-                  self-signed TLS, data in ./port25-data)"
+                  submission on 127.0.0.1:5870 (STARTTLS) and 127.0.0.1:4650 (implicit TLS), \
+                  self-signed TLS, data in ./port25-data)\n             port25 users add alice@example.net   (password read from standard input)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,8 +27,13 @@ enum Command {
     /// Check or print the configuration
     #[command(subcommand)]
     Config(cmd::config::Command),
+    /// Submission accounts: add, passwd, del, list, import, addresses
+    #[command(subcommand)]
+    Users(cmd::users::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
+    /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
+    Spampot(cmd::spampot::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -35,7 +41,9 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Config(c) => cmd::config::run(c),
+        Command::Users(c) => cmd::users::run(c),
         Command::Egress(args) => cmd::egress::run(args),
+        Command::Spampot(args) => cmd::spampot::run(args),
     };
     match result {
         Ok(code) => code,

@@ -153,7 +153,7 @@ mod tests {
             received_at: 1_700_000_000 + i as u64,
             peer: "192.0.2.1:4000".into(),
             helo: "client.example".into(),
-            from: if i % 2 == 0 { String::new() } else { "a@b.example".into() },
+            from: if i.is_multiple_of(2) { String::new() } else { "a@b.example".into() },
             rcpts: vec!["u@example.net".into(); i % 3 + 1],
             content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
         }

@@ -26,23 +26,11 @@ impl Rng {
 }
 
 const SPECIAL: &[u8] = b"\r\n.\0 <>@\":\\[],\t\x7f\xff";
-const PIECES: &[&[u8]] = &[
-    b"PORT25BATCH1",
-    b"\0\0\0\0",
-    b"\xff\xff\xff\xff",
-    b"\x01\0\0\0",
-    b"\r\n",
-    b"\xc3\xa3",
-];
+const PIECES: &[&[u8]] = &[b"PORT25BATCH1", b"\0\0\0\0", b"\xff\xff\xff\xff", b"\x01\0\0\0", b"\r\n", b"\xc3\xa3"];
 
 fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fuzz/seeds")
-        .join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .collect();
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
     files.sort();
     let seeds: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
@@ -98,15 +86,8 @@ fn smoke(target: &str, n: usize, seed: u64, check: impl Fn(&[u8])) {
     let mut rng = Rng(seed);
     let run = |input: &[u8]| {
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| check(input))) {
-            let why = e
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            panic!(
-                "{target}: property violated on input {:?}\n{why}",
-                String::from_utf8_lossy(input)
-            );
+            let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            panic!("{target}: property violated on input {:?}\n{why}", String::from_utf8_lossy(input));
         }
     };
     for s in &corpus {
@@ -129,22 +110,8 @@ fn smoke(target: &str, n: usize, seed: u64, check: impl Fn(&[u8])) {
 }
 
 fn string(rng: &mut Rng) -> String {
-    const CHARS: &[&str] = &[
-        "a",
-        "Z",
-        "0",
-        "@",
-        ".",
-        " ",
-        "\r\n",
-        "\0",
-        "ã",
-        "€",
-        "\u{10ffff}",
-    ];
-    (0..rng.below(24))
-        .map(|_| CHARS[rng.below(CHARS.len())])
-        .collect()
+    const CHARS: &[&str] = &["a", "Z", "0", "@", ".", " ", "\r\n", "\0", "ã", "€", "\u{10ffff}"];
+    (0..rng.below(24)).map(|_| CHARS[rng.below(CHARS.len())]).collect()
 }
 
 fn message(rng: &mut Rng) -> SpooledMessage {
@@ -206,8 +173,5 @@ fn test_crc_matches_the_format() {
     let mut damaged = bytes.clone();
     *damaged.last_mut().unwrap() ^= 1;
     assert!(port25_queue::record::decode_batch(&damaged).is_err());
-    assert_eq!(
-        port25_queue::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content,
-        b"b"
-    );
+    assert_eq!(port25_queue::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content, b"b");
 }

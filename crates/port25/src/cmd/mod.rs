@@ -3,3 +3,5 @@ pub mod config;
 pub mod egress;
 pub mod egress_flows;
 pub mod serve;
+pub mod users;
+pub mod spampot;

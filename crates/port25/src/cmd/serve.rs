@@ -1,4 +1,5 @@
-//! `port25 serve`: the MX listeners, the spool and local delivery.
+//! `port25 serve`: the MX and submission listeners, the spool and local
+//! delivery.
 //!
 //! Start-up order matters: the spool is opened (and recovered) before any
 //! listener accepts, so a message accepted now never races with recovery;
@@ -12,6 +13,7 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_mx::{MxConfig, MxPolicy};
 use port25_queue::Spool;
+use port25_submission::{Submission, SubmissionPolicy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -72,6 +74,9 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    // Handlers first: a SIGTERM that arrives while the listeners are being
+    // set up must mean "stop gracefully", not the default "die at once".
+    let stop = stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
@@ -95,6 +100,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
+        true => Some(submission(&config, mx.clone())?),
+        false => None,
+    };
     let mut servers = Vec::new();
     for l in &config.listeners {
         let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
@@ -126,13 +135,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             drain_timeout: Duration::from_secs(30),
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
-        let hooks = match l.service {
-            Service::Mx => mx.clone(),
+        let server = match (l.service, &submission) {
+            (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
+            (Service::Submission, Some(shared)) => {
+                let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
+            (Service::Submission, None) => {
+                unreachable!("opened above when any listener is a submission listener")
+            }
         };
-        servers.push(tokio::spawn(port25_engine::run(listener, settings, hooks, shutdown.clone())));
+        servers.push(server);
     }
 
-    wait_for_signal().await;
+    stop.await;
     shutdown.cancel();
     for s in servers {
         let _ = s.await;
@@ -143,12 +159,49 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// The state every submission listener shares: accounts, brute-force and
+/// sending limits.
+fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submission>> {
+    let s = &config.submission;
+    let accounts = Arc::new(super::users::open(config)?);
+    let settings = port25_submission::SubmissionConfig {
+        guard: port25_submission::guard::GuardConfig {
+            window: s.auth_failure_window,
+            slow_after: s.auth_slow_after,
+            delay_step: s.auth_delay_step,
+            max_delay: s.auth_max_delay,
+            ip_lock_after: s.auth_address_lock_after,
+            user_lock_after: s.auth_login_lock_after,
+            lockout: s.auth_lockout,
+            known_for: s.auth_known_device,
+        },
+        quota: port25_submission::quota::QuotaConfig {
+            messages_per_hour: s.messages_per_hour,
+            messages_per_day: s.messages_per_day,
+            recipients_per_hour: s.recipients_per_hour,
+            recipients_per_day: s.recipients_per_day,
+            recipients_per_message: s.recipients_per_message,
+        },
+        trusted_networks: s.trusted_networks.clone(),
+    };
+    Ok(Submission::new(settings, accounts, mx, &config.hostname))
+}
+
+/// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
+fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
+}
+
+/// Waits for SIGTERM/SIGINT, installing the handlers only when first polled;
+/// prefer `stop_signals()` early in start-up.
+pub(crate) async fn wait_for_signal() {
+    stop_signals().await
 }

@@ -26,8 +26,9 @@ fn compile(policy: &std::path::Path, target: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-fn network() -> Net {
-    let mut net = Net::build("k");
+/// `name` keeps the namespaces of tests that run at the same time apart.
+fn network(name: &str) -> Net {
+    let mut net = Net::build(name);
     net.listen("mx", &[25, 80]);
     net.listen("mta", &[25, 587, 465]);
     net
@@ -113,7 +114,7 @@ fn nft_counter(net: &Net, name: &str) -> u64 {
 #[test]
 fn nftables_ruleset_enforces_the_policy_in_the_kernel() {
     require("nft");
-    let net = network();
+    let net = network("n");
     assert_all_open(&net);
     net.exec_stdin(
         "router",
@@ -200,7 +201,7 @@ fn iptables_and_ipset_enforce_the_policy_in_the_kernel() {
     require("iptables-restore");
     require("ip6tables-restore");
     require("ipset");
-    let net = network();
+    let net = network("i");
     assert_all_open(&net);
     let policy = example_policy();
     net.exec_stdin(

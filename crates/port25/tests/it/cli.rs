@@ -16,7 +16,11 @@ fn version_and_help() {
 fn config_check_reports_file_line_and_fix() {
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.toml");
-    std::fs::write(&bad, "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 10\n").unwrap();
+    std::fs::write(
+        &bad,
+        "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nmax_recipents = 10\n",
+    )
+    .unwrap();
     let out = Command::new(BIN).args(["config", "check"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);

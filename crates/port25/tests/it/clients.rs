@@ -30,7 +30,10 @@ fn swaks_delivers_plain_and_over_starttls() {
     assert_eq!(mail.len(), 2);
     let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
     let tls_copy = texts.iter().find(|t| t.contains("swaks test 1")).expect("TLS message delivered");
-    assert!(tls_copy.starts_with("Return-Path: <sender@remote.example>\r\nDelivered-To: alice@example.net\r\nReceived: from client.remote.example ([127.0.0.1])"), "{tls_copy}");
+    assert!(
+        tls_copy.starts_with("Return-Path: <sender@remote.example>\r\nDelivered-To: alice@example.net\r\nReceived: from client.remote.example ([127.0.0.1])"),
+        "{tls_copy}"
+    );
     assert!(tls_copy.contains("with ESMTPS id"), "{tls_copy}");
     assert!(tls_copy.contains("(using TLSv1.3 with cipher"), "{tls_copy}");
     let plain = texts.iter().find(|t| t.contains("swaks test 0")).unwrap();
@@ -97,7 +100,18 @@ fn curl_smtp_upload() {
     assert!(String::from_utf8_lossy(&mail[0]).contains("Subject: via curl"));
     // curl's --ssl-reqd with STARTTLS against the self-signed certificate.
     let out = Command::new(require("curl"))
-        .args(["-sS", "-k", "--ssl-reqd", "--url", &format!("smtp://{}", s.addr()), "--mail-from", "c@remote.example", "--mail-rcpt", "carol@example.org", "--upload-file"])
+        .args([
+            "-sS",
+            "-k",
+            "--ssl-reqd",
+            "--url",
+            &format!("smtp://{}", s.addr()),
+            "--mail-from",
+            "c@remote.example",
+            "--mail-rcpt",
+            "carol@example.org",
+            "--upload-file",
+        ])
         .arg(&file)
         .output()
         .unwrap();

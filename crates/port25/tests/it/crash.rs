@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 /// subjects that were answered 250.
 fn sender(addr: std::net::SocketAddr, tag: String, stop: Arc<AtomicBool>) -> Vec<String> {
     let mut acked = Vec::new();
-    let Ok(stream) = std::net::TcpStream::connect(addr) else { return acked };
+    let Ok(stream) = std::net::TcpStream::connect(addr) else {
+        return acked;
+    };
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut c = Client { stream: stream.try_clone().unwrap(), reader: std::io::BufReader::new(stream) };
     if !c.reply().starts_with("220") || code(&c.cmd("EHLO crash.example")) != 250 {

@@ -17,6 +17,8 @@ pub struct Server {
     pub addrs: Vec<(String, SocketAddr)>,
     pub log: Arc<Mutex<Vec<serde_json::Value>>>,
     config: PathBuf,
+    /// `serve`, or `spampot` for the sensor (words split on spaces).
+    subcommand: &'static str,
 }
 
 /// The configuration every test starts from; `extra` is appended (it may
@@ -35,7 +37,18 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("port25.toml");
         std::fs::write(&config, base_config(dir.path(), mx, listeners)).unwrap();
-        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config };
+        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config, subcommand: "serve" };
+        s.spawn();
+        s
+    }
+
+    /// Starts `port25 <subcommand> --config F` with F written by `config`
+    /// (given the test's temp directory).
+    pub fn start_with(subcommand: &'static str, config: impl FnOnce(&Path) -> String) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("port25.toml");
+        std::fs::write(&path, config(dir.path())).unwrap();
+        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config: path, subcommand };
         s.spawn();
         s
     }
@@ -56,7 +69,8 @@ impl Server {
             std::fs::write(&self.config, text).unwrap();
         }
         let mut child = Command::new(BIN)
-            .args(["serve", "--config"])
+            .args(self.subcommand.split(' '))
+            .arg("--config")
             .arg(&self.config)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -168,12 +182,16 @@ impl Drop for Server {
 }
 
 pub fn read_dir_files(dir: &Path) -> Vec<Vec<u8>> {
-    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
     entries.filter_map(|e| std::fs::read(e.ok()?.path()).ok()).collect()
 }
 
 fn walk(dir: &Path, out: &mut Vec<Vec<u8>>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         if p.is_dir() {

@@ -59,4 +59,5 @@ asyncio.run(main())
     assert!(deferred["reason"].as_str().unwrap().contains("452 4.2.2 Mailbox full"));
     assert!(!out_dir.join("full@example.net").exists());
     let _ = lmtpd.kill();
+    let _ = lmtpd.wait();
 }

@@ -36,7 +36,7 @@ fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
          mydestination =\nalias_maps =\nalias_database =\nlocal_recipient_maps =\nmynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
          transport_maps = inline:{{ example.net=smtp:[127.0.0.1]:{mxport} }}\nrelayhost =\n\
          smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\nsmtp_dns_support_level = disabled\n\
-         maillog_file = {d}/maillog\nbiff = no\n",
+         maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\nbiff = no\n",
         q = d.join("queue").display(),
         data = d.join("data").display(),
         mxport = mx.port(),
@@ -71,11 +71,13 @@ fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
     std::fs::write(d.join("master.cf"), master).unwrap();
     let _ = Command::new("chown").arg("postfix").arg(d.join("data")).status();
     // `postfix check` creates the queue tree with its owners.
-    let _ = Command::new("postfix").arg("-c").arg(d).arg("check").stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let check_log = std::fs::File::create(d.join("check.log")).unwrap();
+    let _ = Command::new("postfix").arg("-c").arg(d).arg("check").stdin(Stdio::null()).stdout(check_log.try_clone().unwrap()).stderr(check_log).status();
     // The master daemon keeps any pipe it inherits open: give it a file.
     let out = std::fs::File::create(d.join("start.log")).unwrap();
     let status = Command::new("postfix").arg("-c").arg(d).arg("start").stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).status().unwrap();
-    assert!(status.success(), "postfix start failed: {}", std::fs::read_to_string(d.join("start.log")).unwrap_or_default());
+    let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
+    assert!(status.success(), "postfix start failed: {}\npostfix check said: {}\nmaillog: {}", read("start.log"), read("check.log"), read("maillog"));
     Postfix { dir }
 }
 
@@ -99,7 +101,8 @@ fn postfix_relays_into_port25_over_starttls() {
     };
     c.cmd("EHLO client.remote.example");
     for i in 0..3 {
-        let r = c.send_mail("someone@remote.example", &["alice@example.net"], &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"));
+        let r =
+            c.send_mail("someone@remote.example", &["alice@example.net"], &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"));
         assert!(r.starts_with("250"), "postfix accepted: {r}");
     }
     c.cmd("QUIT");

@@ -21,7 +21,9 @@ fn smtp_smuggling_variants_are_refused_and_nothing_is_stored() {
     // Each body tries to end DATA early with a non-CRLF terminator and
     // smuggle a second message behind it.
     let smuggled = "MAIL FROM:<ceo@example.net>\r\nRCPT TO:<alice@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n";
-    for (name, terminator) in [("LF.LF", "\n.\n"), ("LF.CRLF", "\n.\r\n"), ("CRLF.LF", "\r\n.\n"), ("CR.CR", "\r.\r"), ("CR.CRLF", "\r.\r\n"), ("CRLF.CR", "\r\n.\r")] {
+    for (name, terminator) in
+        [("LF.LF", "\n.\n"), ("LF.CRLF", "\n.\r\n"), ("CRLF.LF", "\r\n.\n"), ("CR.CR", "\r.\r"), ("CR.CRLF", "\r.\r\n"), ("CRLF.CR", "\r\n.\r")]
+    {
         let mut c = ready(&s);
         begin_data(&mut c, "alice@example.net");
         c.send(format!("Subject: first\r\n\r\nhello{terminator}{smuggled}").as_bytes());
@@ -247,7 +249,8 @@ fn graceful_shutdown_lets_a_transaction_finish() {
     busy.send(b"Subject: in flight\r\n\r\nfirst half\r\n");
     s.signal("-TERM");
     // The idle session is told to go away.
-    assert!(idle.reply().starts_with("421 4.3.2"));
+    let bye = idle.reply();
+    assert!(bye.starts_with("421 4.3.2"), "idle session got {bye:?}");
     // The session in DATA may finish its message.
     std::thread::sleep(Duration::from_millis(300));
     busy.send(b"second half\r\n.\r\n");
@@ -255,6 +258,6 @@ fn graceful_shutdown_lets_a_transaction_finish() {
     let status = s.stop_wait();
     assert!(status.success(), "{status:?}");
     let mail = s.all_mail();
-    assert_eq!(mail.len(), 1);
+    assert_eq!(mail.len(), 1, "{:#?}", s.log.lock().unwrap());
     assert!(String::from_utf8_lossy(&mail[0]).contains("first half\r\nsecond half\r\n"));
 }

@@ -3,7 +3,7 @@
 use crate::harness::*;
 
 /// (description, HELO, MAIL FROM, RCPT TO argument as sent)
-const TRICKS: &[(&str, &str, &str, &str)] = &[
+pub(crate) const TRICKS: &[(&str, &str, &str, &str)] = &[
     ("foreign domain", "client.example", "<a@remote.example>", "<victim@elsewhere.example>"),
     ("address literal of the loopback", "client.example", "<a@remote.example>", "<victim@[127.0.0.1]>"),
     ("IPv6 address literal", "client.example", "<a@remote.example>", "<victim@[IPv6:::1]>"),
@@ -73,10 +73,7 @@ fn classic_relay_tricks_are_all_refused_and_nothing_is_spooled() {
 
 #[test]
 fn recipient_list_unknown_users_and_postmaster() {
-    let s = Server::start(
-        "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"",
-        MX_LISTENER,
-    );
+    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"", MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
     c.cmd("MAIL FROM:<a@remote.example>");

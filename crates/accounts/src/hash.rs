@@ -1,0 +1,149 @@
+//! Password hashes: argon2id for every new password, and verification of
+//! the crypt-style hashes a provider brings from its old system
+//! (SHA-512-crypt `$6$`, SHA-256-crypt `$5$`, bcrypt `$2a$/$2b$/$2y$`), so
+//! users migrate without a password reset. A user who logs in with an
+//! imported hash keeps it; `port25 users passwd` replaces it with argon2id.
+
+use argon2::{Argon2, PasswordHasher, PasswordVerifier};
+use sha_crypt::ShaCrypt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Argon2,
+    Sha512Crypt,
+    Sha256Crypt,
+    Bcrypt,
+}
+
+impl Scheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            Scheme::Argon2 => "argon2",
+            Scheme::Sha512Crypt => "sha512-crypt",
+            Scheme::Sha256Crypt => "sha256-crypt",
+            Scheme::Bcrypt => "bcrypt",
+        }
+    }
+}
+
+const CRYPT64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn crypt64(s: &str) -> bool {
+    s.bytes().all(|b| CRYPT64.contains(&b))
+}
+
+/// `$5$`/`$6$[rounds=N$]salt$hash` with the lengths crypt(3) produces.
+fn sha_crypt_syntax(rest: &str, hash_len: usize) -> bool {
+    let mut fields: Vec<&str> = rest.split('$').collect();
+    if fields.first().is_some_and(|f| f.starts_with("rounds=")) {
+        let ok = fields[0]["rounds=".len()..].parse::<u32>().is_ok_and(|n| (1000..=999_999_999).contains(&n));
+        if !ok {
+            return false;
+        }
+        fields.remove(0);
+    }
+    matches!(fields.as_slice(), [salt, hash] if salt.len() <= 16 && crypt64(salt) && hash.len() == hash_len && crypt64(hash))
+}
+
+/// `$2b$NN$` + 22 characters of salt and 31 of hash.
+fn bcrypt_syntax(rest: &str) -> bool {
+    match rest.split_once('$') {
+        Some((cost, tail)) => cost.len() == 2 && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c)) && tail.len() == 53 && crypt64(tail),
+        None => false,
+    }
+}
+
+/// Recognises a stored hash and checks its syntax completely, so that a
+/// broken line is refused at import rather than failing every login later.
+pub fn scheme(hash: &str) -> Result<Scheme, String> {
+    if hash.starts_with("$argon2") {
+        return match argon2::PasswordHash::new(hash) {
+            Ok(h) if [argon2::ARGON2ID_IDENT, argon2::ARGON2I_IDENT, argon2::ARGON2D_IDENT].contains(&h.algorithm) => Ok(Scheme::Argon2),
+            Ok(_) => Err("unknown argon2 variant".into()),
+            Err(e) => Err(format!("malformed argon2 hash: {e}")),
+        };
+    }
+    if let Some(rest) = hash.strip_prefix("$6$") {
+        return if sha_crypt_syntax(rest, 86) { Ok(Scheme::Sha512Crypt) } else { Err("malformed SHA-512-crypt ($6$) hash".into()) };
+    }
+    if let Some(rest) = hash.strip_prefix("$5$") {
+        return if sha_crypt_syntax(rest, 43) { Ok(Scheme::Sha256Crypt) } else { Err("malformed SHA-256-crypt ($5$) hash".into()) };
+    }
+    for prefix in ["$2a$", "$2b$", "$2y$"] {
+        if let Some(rest) = hash.strip_prefix(prefix) {
+            return if bcrypt_syntax(rest) { Ok(Scheme::Bcrypt) } else { Err(format!("malformed bcrypt ({prefix}) hash")) };
+        }
+    }
+    if hash.starts_with("$1$") {
+        return Err("MD5-crypt ($1$) is too weak to keep; ask the user to set a new password".into());
+    }
+    Err("unknown hash type: expected $argon2id$, $6$ (SHA-512-crypt), $5$ (SHA-256-crypt) or $2b$/$2y$/$2a$ (bcrypt)".into())
+}
+
+/// Checks a password against a stored hash. Constant-time in the libraries.
+pub fn verify(password: &str, hash: &str) -> bool {
+    match scheme(hash) {
+        Ok(Scheme::Argon2) => match argon2::PasswordHash::new(hash) {
+            Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+            Err(_) => false,
+        },
+        Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok(),
+        Ok(Scheme::Bcrypt) => bcrypt::verify(password, hash).unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+/// A new argon2id hash (RFC 9106, the argon2 crate's defaults: 19 MiB, t=2,
+/// p=1, OWASP's recommendation) with a random salt.
+pub fn new_hash(password: &str) -> String {
+    Argon2::default().hash_password(password.as_bytes()).expect("argon2 with default parameters and a random salt").to_string()
+}
+
+/// Verified against when the login is unknown, so that a wrong login takes
+/// as long as a wrong password and does not reveal which logins exist.
+pub fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| new_hash("port25 dummy password for unknown logins"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Made by other programs, for the password "secret":
+    // `openssl passwd -6 -salt saltsaltsalt secret`, glibc crypt(3) with
+    // "$6$rounds=10000$saltsaltsalt", and `htpasswd -bnBC 4 u secret`.
+    const SHA512: &str = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+    const SHA512_ROUNDS: &str = "$6$rounds=10000$saltsaltsalt$mxZLFC.27fmAOmrI3MHCgrNvevu4IGEUC1gDEROE3aOW7NYpdeD3Aqx8vf/dRCUEMDtPgGPhepq3R/j4C3Yvq/";
+    const BCRYPT: &str = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
+
+    #[test]
+    fn imported_hashes_verify() {
+        for h in [SHA512, SHA512_ROUNDS, BCRYPT] {
+            assert!(scheme(h).is_ok(), "{h}: {:?}", scheme(h));
+            assert!(verify("secret", h), "{h}");
+            assert!(!verify("Secret", h), "{h}");
+        }
+        assert!(verify("secret", &BCRYPT.replace("$2y$", "$2b$")));
+    }
+
+    #[test]
+    fn new_hashes_are_argon2id() {
+        let h = new_hash("correct horse");
+        assert!(h.starts_with("$argon2id$v=19$"), "{h}");
+        assert_eq!(scheme(&h), Ok(Scheme::Argon2));
+        assert!(verify("correct horse", &h));
+        assert!(!verify("correct horse ", &h));
+        assert_ne!(h, new_hash("correct horse"), "salted");
+    }
+
+    #[test]
+    fn broken_hashes_are_named() {
+        assert!(scheme("$1$abc$def").unwrap_err().contains("MD5"));
+        assert!(scheme("plaintext").unwrap_err().contains("unknown hash type"));
+        assert!(scheme("$6$salt$short").is_err());
+        assert!(scheme("$2b$99$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG").is_err());
+        assert!(scheme("$argon2id$v=19$garbage").is_err());
+        assert!(!verify("x", "$6$salt$short"));
+    }
+}

@@ -1,0 +1,255 @@
+//! port25's accounts: who may log in to submission, with which password,
+//! and which addresses each login may send as.
+//!
+//! Layout: [`store`] (the embedded SQLite file), [`hash`] (argon2id for new
+//! passwords; imported SHA-512-crypt, SHA-256-crypt and bcrypt verified as
+//! they are), [`cache`] (the verified-password cache that keeps argon2's
+//! cost off the session rate), [`address`] (exact addresses and whole
+//! domains), [`import`] (the `login:hash[:addresses]` file format).
+//!
+//! Logins are case-insensitive (stored in lower case). [`Accounts::verify`]
+//! is blocking (password hashing): call it from a blocking thread.
+
+pub mod address;
+pub mod cache;
+pub mod hash;
+pub mod import;
+mod store;
+
+use cache::VerifiedCache;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+use store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountsError {
+    #[error("account database {path}: {source}")]
+    Open { path: String, source: rusqlite::Error },
+    #[error("account database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("no such user: {0}")]
+    UnknownUser(String),
+    #[error("user {0} already exists (use `port25 users passwd` to change its password)")]
+    Exists(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+pub type Result<T> = std::result::Result<T, AccountsError>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password is right; `cached` when the cache answered.
+    Valid {
+        cached: bool,
+    },
+    WrongPassword,
+    UnknownUser,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub login: String,
+    pub scheme: &'static str,
+    pub addresses: Vec<String>,
+}
+
+/// A login is what a mail client types: an address or a plain name.
+pub fn check_login(login: &str) -> std::result::Result<(), String> {
+    if login.is_empty() || login.len() > 255 {
+        return Err("a login is 1 to 255 bytes long".into());
+    }
+    if login.chars().any(|c| c.is_whitespace() || c.is_control() || c == ':') {
+        return Err(format!("login {login:?} contains a space, a control character or ':'"));
+    }
+    Ok(())
+}
+
+/// A login that is an address may send as itself unless told otherwise.
+pub fn default_addresses(login: &str) -> Vec<String> {
+    address::normalize(login).filter(|a| !a.starts_with('@')).into_iter().collect()
+}
+
+fn normalize_addresses(list: &[String]) -> Result<Vec<String>> {
+    list.iter()
+        .map(|a| address::normalize(a).ok_or_else(|| AccountsError::Invalid(format!("{a:?} is not an address (local@domain) or a whole domain (@domain)"))))
+        .collect()
+}
+
+pub struct Accounts {
+    store: Mutex<Store>,
+    cache: Option<VerifiedCache>,
+}
+
+impl Accounts {
+    /// Opens (creating when needed) the database; `cache_ttl` of `None`
+    /// turns the verified-password cache off.
+    pub fn open(path: &Path, cache_ttl: Option<Duration>) -> Result<Accounts> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| AccountsError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let store = Store::open(path).map_err(|source| AccountsError::Open { path: path.display().to_string(), source })?;
+        Ok(Accounts { store: Mutex::new(store), cache: cache_ttl.map(|ttl| VerifiedCache::new(ttl, 100_000)) })
+    }
+
+    fn store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Checks a login's password. Blocking: argon2 takes tens of ms.
+    pub fn verify(&self, login: &str, password: &str) -> Result<Verdict> {
+        let login = login.to_lowercase();
+        let stored = self.store().hash(&login)?;
+        let Some(stored) = stored else {
+            // Same work as a wrong password, so logins cannot be probed by time.
+            hash::verify(password, hash::dummy_hash());
+            return Ok(Verdict::UnknownUser);
+        };
+        if let Some(cache) = &self.cache {
+            if cache.hit(&stored, &login, password) {
+                return Ok(Verdict::Valid { cached: true });
+            }
+        }
+        if !hash::verify(password, &stored) {
+            return Ok(Verdict::WrongPassword);
+        }
+        if let Some(cache) = &self.cache {
+            cache.remember(&stored, &login, password);
+        }
+        Ok(Verdict::Valid { cached: false })
+    }
+
+    /// Adds a user with a new argon2id hash of `password`.
+    pub fn add(&self, login: &str, password: &str, addresses: &[String]) -> Result<()> {
+        check_login(login).map_err(AccountsError::Invalid)?;
+        let login = login.to_lowercase();
+        let addresses = if addresses.is_empty() { default_addresses(&login) } else { normalize_addresses(addresses)? };
+        let hash = hash::new_hash(password);
+        if !self.store().put(&login, &hash, &addresses, false)? {
+            return Err(AccountsError::Exists(login));
+        }
+        Ok(())
+    }
+
+    pub fn set_password(&self, login: &str, password: &str) -> Result<()> {
+        let login = login.to_lowercase();
+        if !self.store().set_hash(&login, &hash::new_hash(password))? {
+            return Err(AccountsError::UnknownUser(login));
+        }
+        if let Some(c) = &self.cache {
+            c.forget(&login);
+        }
+        Ok(())
+    }
+
+    pub fn set_addresses(&self, login: &str, addresses: &[String]) -> Result<()> {
+        let login = login.to_lowercase();
+        let addresses = normalize_addresses(addresses)?;
+        let mut store = self.store();
+        if store.hash(&login)?.is_none() {
+            return Err(AccountsError::UnknownUser(login));
+        }
+        Ok(store.set_addresses(&login, &addresses)?)
+    }
+
+    pub fn delete(&self, login: &str) -> Result<()> {
+        let login = login.to_lowercase();
+        if !self.store().delete(&login)? {
+            return Err(AccountsError::UnknownUser(login));
+        }
+        if let Some(c) = &self.cache {
+            c.forget(&login);
+        }
+        Ok(())
+    }
+
+    pub fn list(&self) -> Result<Vec<User>> {
+        let store = self.store();
+        let mut out = Vec::new();
+        for (login, h) in store.users()? {
+            let addresses = store.addresses(&login)?;
+            out.push(User { scheme: hash::scheme(&h).map(hash::Scheme::name).unwrap_or("invalid"), login, addresses });
+        }
+        Ok(out)
+    }
+
+    /// Imports a whole file (see [`import`]); nothing is written when any
+    /// line is bad. Returns (added, replaced).
+    pub fn import(&self, text: &str, replace: bool) -> Result<(usize, usize)> {
+        let lines = import::parse(text).map_err(AccountsError::Invalid)?;
+        let mut store = self.store();
+        let (mut added, mut replaced) = (0, 0);
+        for l in &lines {
+            let login = l.login.to_lowercase();
+            let existed = store.hash(&login)?.is_some();
+            if existed && !replace {
+                return Err(AccountsError::Exists(login));
+            }
+            store.put(&login, &l.hash, &l.addresses, replace)?;
+            if existed {
+                replaced += 1;
+            } else {
+                added += 1;
+            }
+        }
+        Ok((added, replaced))
+    }
+
+    /// The addresses (and `@domain` entries) `login` may send as.
+    pub fn addresses(&self, login: &str) -> Result<Vec<String>> {
+        Ok(self.store().addresses(&login.to_lowercase())?)
+    }
+
+    pub fn may_send_as(&self, login: &str, sender: &str) -> Result<bool> {
+        Ok(address::allows(&self.addresses(login)?, sender))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_verify_cache_passwd_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(&dir.path().join("accounts.db"), Some(Duration::from_secs(60))).unwrap();
+        a.add("Alice@Example.net", "pw one", &[]).unwrap();
+        assert!(matches!(a.add("alice@example.net", "x", &[]), Err(AccountsError::Exists(_))));
+        assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::Valid { cached: false });
+        assert_eq!(a.verify("ALICE@example.net", "pw one").unwrap(), Verdict::Valid { cached: true });
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::WrongPassword);
+        assert_eq!(a.verify("nobody", "pw one").unwrap(), Verdict::UnknownUser);
+        assert!(a.may_send_as("alice@example.net", "alice@example.net").unwrap());
+        assert!(!a.may_send_as("alice@example.net", "bob@example.net").unwrap());
+
+        a.set_password("alice@example.net", "pw two").unwrap();
+        assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::WrongPassword, "old password no longer valid, cached or not");
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::Valid { cached: false });
+
+        a.set_addresses("alice@example.net", &["@example.net".into()]).unwrap();
+        assert!(a.may_send_as("alice@example.net", "anyone@example.net").unwrap());
+        assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());
+
+        let users = a.list().unwrap();
+        assert_eq!(users, vec![User { login: "alice@example.net".into(), scheme: "argon2", addresses: vec!["@example.net".into()] }]);
+        a.delete("alice@example.net").unwrap();
+        assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::UnknownUser);
+        assert!(matches!(a.delete("alice@example.net"), Err(AccountsError::UnknownUser(_))));
+    }
+
+    #[test]
+    fn import_is_all_or_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(&dir.path().join("a.db"), None).unwrap();
+        let sha = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+        let bcrypt = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
+        assert!(a.import(&format!("a@x.example:{sha}\nb@x.example:garbage\n"), false).is_err());
+        assert!(a.list().unwrap().is_empty());
+        assert_eq!(a.import(&format!("a@x.example:{sha}\nb@x.example:{bcrypt}:@x.example\n"), false).unwrap(), (2, 0));
+        assert_eq!(a.verify("a@x.example", "secret").unwrap(), Verdict::Valid { cached: false });
+        assert_eq!(a.verify("b@x.example", "secret").unwrap(), Verdict::Valid { cached: false });
+        assert!(a.import(&format!("a@x.example:{sha}\n"), false).is_err());
+        assert_eq!(a.import(&format!("a@x.example:{sha}\n"), true).unwrap(), (0, 1));
+    }
+}

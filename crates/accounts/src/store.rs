@@ -1,0 +1,94 @@
+//! The embedded SQLite store: one file, WAL mode so that `port25 users`
+//! can change accounts while `port25 serve` reads them.
+
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    login   TEXT PRIMARY KEY NOT NULL,
+    hash    TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    updated INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS addresses (
+    login   TEXT NOT NULL REFERENCES users(login) ON DELETE CASCADE,
+    address TEXT NOT NULL,
+    PRIMARY KEY (login, address)
+);
+";
+
+pub struct Store {
+    db: Connection,
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Store {
+    pub fn open(path: &Path) -> rusqlite::Result<Store> {
+        let db = Connection::open(path)?;
+        db.busy_timeout(std::time::Duration::from_secs(5))?;
+        db.pragma_update(None, "journal_mode", "WAL")?;
+        db.pragma_update(None, "foreign_keys", "ON")?;
+        db.execute_batch(SCHEMA)?;
+        Ok(Store { db })
+    }
+
+    pub fn hash(&self, login: &str) -> rusqlite::Result<Option<String>> {
+        self.db.prepare_cached("SELECT hash FROM users WHERE login = ?1")?.query_row([login], |r| r.get(0)).optional()
+    }
+
+    pub fn addresses(&self, login: &str) -> rusqlite::Result<Vec<String>> {
+        let mut stmt = self.db.prepare_cached("SELECT address FROM addresses WHERE login = ?1 ORDER BY address")?;
+        let rows = stmt.query_map([login], |r| r.get(0))?;
+        rows.collect()
+    }
+
+    /// Inserts or replaces a user and its addresses in one transaction.
+    pub fn put(&mut self, login: &str, hash: &str, addresses: &[String], replace: bool) -> rusqlite::Result<bool> {
+        let tx = self.db.transaction()?;
+        let exists = tx.query_row("SELECT 1 FROM users WHERE login = ?1", [login], |_| Ok(())).optional()?.is_some();
+        if exists && !replace {
+            return Ok(false);
+        }
+        let t = now();
+        tx.execute(
+            "INSERT INTO users (login, hash, created, updated) VALUES (?1, ?2, ?3, ?3)
+             ON CONFLICT(login) DO UPDATE SET hash = excluded.hash, updated = excluded.updated",
+            params![login, hash, t],
+        )?;
+        tx.execute("DELETE FROM addresses WHERE login = ?1", [login])?;
+        for a in addresses {
+            tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
+        }
+        tx.commit()?;
+        Ok(true)
+    }
+
+    pub fn set_hash(&self, login: &str, hash: &str) -> rusqlite::Result<bool> {
+        Ok(self.db.execute("UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1", params![login, hash, now()])? == 1)
+    }
+
+    pub fn set_addresses(&mut self, login: &str, addresses: &[String]) -> rusqlite::Result<()> {
+        let tx = self.db.transaction()?;
+        tx.execute("DELETE FROM addresses WHERE login = ?1", [login])?;
+        for a in addresses {
+            tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
+        }
+        tx.commit()
+    }
+
+    pub fn delete(&self, login: &str) -> rusqlite::Result<bool> {
+        Ok(self.db.execute("DELETE FROM users WHERE login = ?1", [login])? == 1)
+    }
+
+    /// (login, hash) of every user, sorted by login.
+    pub fn users(&self) -> rusqlite::Result<Vec<(String, String)>> {
+        let mut stmt = self.db.prepare("SELECT login, hash FROM users ORDER BY login")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect()
+    }
+}

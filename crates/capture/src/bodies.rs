@@ -1,0 +1,165 @@
+//! Message bodies, stored once by SHA-256 and zstd-compressed.
+//!
+//! `bodies/ab/cd/abcd…(64 hex).zst`: two levels of fan-out keep directories
+//! small at millions of bodies. A body is written to `bodies/tmp/`, fsynced,
+//! renamed into place and its directory fsynced, before the event that
+//! names it is logged: an event never points at a body that is not there.
+//! Two sessions storing the same new body at once both rename identical
+//! bytes onto the same name, which is harmless.
+
+use sha2::{Digest, Sha256};
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// zstd level 3: the library's default; spam compresses well at it and it
+/// costs little CPU per message.
+const LEVEL: i32 = 3;
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+pub fn digest_hex(body: &[u8]) -> String {
+    let d = Sha256::digest(body);
+    let mut s = String::with_capacity(64);
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+/// The path of a body under `root` (the `bodies` directory). Refuses
+/// anything that is not 64 lower-case hex digits, so a digest read from a
+/// log can never name a path outside the store.
+pub fn path_of(root: &Path, digest: &str) -> Option<PathBuf> {
+    if digest.len() != 64
+        || !digest
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        return None;
+    }
+    Some(
+        root.join(&digest[..2])
+            .join(&digest[2..4])
+            .join(format!("{digest}.zst")),
+    )
+}
+
+#[derive(Debug, Clone)]
+pub struct Bodies {
+    root: PathBuf,
+}
+
+/// What [`Bodies::put`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Put {
+    pub digest: String,
+    /// The body was already stored: nothing was written.
+    pub duplicate: bool,
+    /// Compressed bytes written (0 for a duplicate).
+    pub written: u64,
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Bodies {
+    pub fn open(root: &Path) -> io::Result<Bodies> {
+        fs::create_dir_all(root.join("tmp"))?;
+        // Leftovers of a crash between write and rename: never named by an event.
+        for e in fs::read_dir(root.join("tmp"))?.flatten() {
+            let _ = fs::remove_file(e.path());
+        }
+        Ok(Bodies {
+            root: root.to_owned(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Stores `body` unless it is already there. Blocking (fsync).
+    pub fn put(&self, body: &[u8]) -> io::Result<Put> {
+        let digest = digest_hex(body);
+        let path = path_of(&self.root, &digest).expect("our own digest is valid");
+        if path.exists() {
+            return Ok(Put {
+                digest,
+                duplicate: true,
+                written: 0,
+            });
+        }
+        let compressed = zstd::bulk::compress(body, LEVEL)?;
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&compressed)?;
+            f.sync_data()?;
+        }
+        let dir = path.parent().expect("fan-out directory");
+        fs::create_dir_all(dir)?;
+        fs::rename(&tmp, &path)?;
+        sync_dir(dir)?;
+        Ok(Put {
+            digest,
+            duplicate: false,
+            written: compressed.len() as u64,
+        })
+    }
+
+    /// The body named by `digest`, decompressed and checked against it.
+    pub fn get(&self, digest: &str) -> io::Result<Vec<u8>> {
+        let path = path_of(&self.root, digest).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest")
+        })?;
+        let body = zstd::stream::decode_all(File::open(path)?)?;
+        if digest_hex(&body) != digest {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stored body does not match its digest",
+            ));
+        }
+        Ok(body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = Bodies::open(&dir.path().join("bodies")).unwrap();
+        let body = b"Subject: buy now\r\n\r\n".repeat(100);
+        let first = b.put(&body).unwrap();
+        assert!(!first.duplicate && first.written > 0 && first.written < body.len() as u64);
+        let second = b.put(&body).unwrap();
+        assert_eq!(
+            second,
+            Put {
+                digest: first.digest.clone(),
+                duplicate: true,
+                written: 0
+            }
+        );
+        assert_eq!(b.get(&first.digest).unwrap(), body);
+        let p = path_of(b.root(), &first.digest).unwrap();
+        assert!(p.starts_with(
+            dir.path()
+                .join("bodies")
+                .join(&first.digest[..2])
+                .join(&first.digest[2..4])
+        ));
+        assert_eq!(first.digest, digest_hex(&body));
+        assert!(path_of(b.root(), "../../etc/passwd").is_none());
+        assert!(path_of(b.root(), &"A".repeat(64)).is_none());
+    }
+}

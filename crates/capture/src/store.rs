@@ -1,0 +1,98 @@
+//! [`Store`]: the event log, the bodies and the quota behind one handle
+//! that sessions share.
+
+use crate::bodies::Bodies;
+use crate::event::Event;
+use crate::log::Log;
+use crate::quota::Quota;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// The capture directory: `events/` and `bodies/` are created in it.
+    pub root: PathBuf,
+    /// This sensor's name, written in every event.
+    pub sensor: String,
+    /// A segment is closed before it would pass this size.
+    pub max_segment_bytes: u64,
+    /// Disk quota for segments plus bodies; `None`: unlimited.
+    pub quota_bytes: Option<u64>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    sensor: Arc<str>,
+    bodies: Bodies,
+    log: Log,
+    quota: Option<Arc<Quota>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBody {
+    pub digest: String,
+    pub duplicate: bool,
+    pub size: u64,
+}
+
+impl Store {
+    pub fn open(config: &StoreConfig) -> io::Result<Store> {
+        let events = config.root.join("events");
+        let bodies = Bodies::open(&config.root.join("bodies"))?;
+        let quota = config
+            .quota_bytes
+            .map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
+        let log = Log::open(&events, config.max_segment_bytes, quota.clone())?;
+        Ok(Store {
+            sensor: config.sensor.as_str().into(),
+            bodies,
+            log,
+            quota,
+        })
+    }
+
+    pub fn sensor(&self) -> &str {
+        &self.sensor
+    }
+
+    pub fn bodies(&self) -> &Bodies {
+        &self.bodies
+    }
+
+    pub fn events_dir(&self) -> &std::path::Path {
+        self.log.dir()
+    }
+
+    /// A new event of kind `id` from this sensor, stamped now.
+    pub fn event(&self, id: &str) -> Event {
+        Event::new(id, &self.sensor)
+    }
+
+    /// Stores a body (once) on a blocking thread; durable when it returns.
+    pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
+        let bodies = self.bodies.clone();
+        let size = body.len() as u64;
+        let put = tokio::task::spawn_blocking(move || bodies.put(&body))
+            .await
+            .map_err(io::Error::other)??;
+        if let Some(q) = &self.quota {
+            q.add(put.written);
+        }
+        Ok(StoredBody {
+            digest: put.digest,
+            duplicate: put.duplicate,
+            size,
+        })
+    }
+
+    /// Logs an event and waits until it is on disk.
+    pub async fn record_durable(&self, event: &Event) -> io::Result<()> {
+        self.log.append_durable(event.to_line()).await
+    }
+
+    /// Logs an event; it reaches the disk with the next durable group.
+    pub fn record(&self, event: &Event) {
+        self.log.append(event.to_line());
+    }
+}

@@ -1,0 +1,106 @@
+//! The `[submission]` section: the account store, the password cache,
+//! brute-force limits, sending limits and trusted device networks. Every
+//! key has a default, so a file without the section runs submission with
+//! sane limits.
+
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubmission {
+    accounts: Option<String>,
+    password_cache_secs: Option<u64>,
+    trusted_networks: Option<Vec<Spanned<String>>>,
+    messages_per_hour: Option<u32>,
+    messages_per_day: Option<u32>,
+    recipients_per_hour: Option<u32>,
+    recipients_per_day: Option<u32>,
+    recipients_per_message: Option<u32>,
+    auth_failure_window_secs: Option<u64>,
+    auth_slow_after: Option<u32>,
+    auth_delay_step_ms: Option<u64>,
+    auth_max_delay_ms: Option<u64>,
+    auth_address_lock_after: Option<Spanned<u32>>,
+    auth_login_lock_after: Option<Spanned<u32>>,
+    auth_lockout_secs: Option<u64>,
+    auth_known_device_days: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submission {
+    /// The SQLite account database.
+    pub accounts: PathBuf,
+    /// `None`: the verified-password cache is off.
+    pub password_cache: Option<Duration>,
+    pub trusted_networks: Vec<ipnet::IpNet>,
+    pub messages_per_hour: u32,
+    pub messages_per_day: u32,
+    pub recipients_per_hour: u32,
+    pub recipients_per_day: u32,
+    pub recipients_per_message: u32,
+    pub auth_failure_window: Duration,
+    pub auth_slow_after: u32,
+    pub auth_delay_step: Duration,
+    pub auth_max_delay: Duration,
+    pub auth_address_lock_after: u32,
+    pub auth_login_lock_after: u32,
+    pub auth_lockout: Duration,
+    pub auth_known_device: Duration,
+}
+
+pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let mut trusted_networks = Vec::new();
+    for n in raw.trusted_networks.unwrap_or_default() {
+        let parsed = n.get_ref().parse::<ipnet::IpNet>().or_else(|_| n.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            Ok(net) => trusted_networks.push(net.trunc()),
+            Err(_) => {
+                return Err(err(
+                    n.span().start,
+                    format!("trusted network {:?} is not an address or a prefix", n.get_ref()),
+                    "write e.g. \"192.0.2.0/28\" or \"2001:db8:5::/64\"",
+                ))
+            }
+        }
+    }
+    let lock = |v: Option<Spanned<u32>>, default: u32, key: &str| -> Result<u32, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err(
+                s.span().start,
+                format!("{key} must be at least 1"),
+                "remove the key for the default, or give the number of failures that starts a lockout",
+            )),
+            Some(s) => Ok(s.into_inner()),
+            None => Ok(default),
+        }
+    };
+    Ok(Submission {
+        accounts: match raw.accounts {
+            Some(p) => crate::absolute(base, &p),
+            None => data_dir.join("accounts.db"),
+        },
+        password_cache: match raw.password_cache_secs.unwrap_or(3600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        trusted_networks,
+        messages_per_hour: raw.messages_per_hour.unwrap_or(200),
+        messages_per_day: raw.messages_per_day.unwrap_or(1000),
+        recipients_per_hour: raw.recipients_per_hour.unwrap_or(500),
+        recipients_per_day: raw.recipients_per_day.unwrap_or(2000),
+        recipients_per_message: raw.recipients_per_message.unwrap_or(100),
+        auth_failure_window: Duration::from_secs(raw.auth_failure_window_secs.unwrap_or(900)),
+        auth_slow_after: raw.auth_slow_after.unwrap_or(3),
+        auth_delay_step: Duration::from_millis(raw.auth_delay_step_ms.unwrap_or(1000)),
+        auth_max_delay: Duration::from_millis(raw.auth_max_delay_ms.unwrap_or(5000)),
+        auth_address_lock_after: lock(raw.auth_address_lock_after, 20, "auth_address_lock_after")?,
+        auth_login_lock_after: lock(raw.auth_login_lock_after, 10, "auth_login_lock_after")?,
+        auth_lockout: Duration::from_secs(raw.auth_lockout_secs.unwrap_or(900)),
+        auth_known_device: Duration::from_secs(raw.auth_known_device_days.unwrap_or(30) * 86400),
+    })
+}

@@ -1,0 +1,161 @@
+//! `port25 spampot`: the SpamPots sensor (open-proxy and open-relay bait).
+
+use anyhow::Context;
+use port25_capture::{Store, StoreConfig};
+use port25_events as ev;
+use port25_events::emit;
+use port25_spampot::config::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tokio_util::sync::CancellationToken;
+
+#[derive(clap::Args)]
+#[command(
+    about = "Run the SpamPots sensor: open-proxy and open-relay bait that captures spam and never delivers",
+    long_about = "Poses as an open proxy (HTTP CONNECT and absolute-URI requests, SOCKS4, SOCKS4a, SOCKS5 \
+                  with or without username/password, all on every proxy port) and as an open relay. \
+                  Tunnels to ports 25 and 587 reach a fake mail server that answers 250 and stores every \
+                  message in the capture store (docs/capture-format.md); tunnels to other ports are \
+                  refused; nothing is ever forwarded.\n\n\
+                  Without --config: sensor \"spampot\", data in ./spampot-data, bait on 0.0.0.0 ports \
+                  11080 13128 18080 18000 16588 10080 (proxy) and 12525 (SMTP), standing for 1080 3128 \
+                  8080 8000 6588 80 and 25: redirect the real ports to them (docs/spampot.md)."
+)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Option<Sub>,
+    /// Sensor configuration (TOML, every key optional; see docs/spampot.md)
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+    /// Log format: text or json (overrides the file)
+    #[arg(long)]
+    log_format: Option<String>,
+}
+
+#[derive(clap::Subcommand)]
+enum Sub {
+    /// Run the collector: receive capture logs and bodies from sensors over HTTPS
+    #[command(
+        long_about = "Receives what sensors ship (their [ship] section names this collector's \
+        https://host:port, a token and the certificate to trust) and stores it per sensor in the \
+        capture format: <data_dir>/sensors/<sensor>/events/ and one shared <data_dir>/bodies/. \
+        Appends are by byte offset and fsynced before they are acknowledged: nothing lost, nothing twice.\n\n\
+        Configuration (TOML):\n  listen = \"0.0.0.0:8443\"\n  data_dir = \"/var/lib/port25-collector\"\n  \
+        # cert = \"...\"  key = \"...\"   (else a self-signed pair in data_dir/tls/)\n  \
+        [[sensor]]\n  name = \"br-sp-01\"\n  token = \"a long random secret\""
+    )]
+    Collect {
+        /// Collector configuration (TOML)
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Log format: text or json (overrides the file)
+        #[arg(long)]
+        log_format: Option<String>,
+    },
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(Sub::Collect { config, log_format }) = args.command {
+        return collect(&config, log_format);
+    }
+    let config = match &args.config {
+        Some(path) => match Config::load(path) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        None => Config::default(),
+    };
+    let format = args
+        .log_format
+        .as_deref()
+        .unwrap_or(&config.log_format)
+        .parse::<ev::LogFormat>()
+        .map_err(anyhow::Error::msg)?;
+    ev::init(format, &config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("spampot")
+        .build()?;
+    runtime.block_on(sensor(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sensor(config: Config) -> anyhow::Result<()> {
+    emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), sensor = %config.sensor, data_dir = %config.data_dir.display());
+    let root = config.data_dir.join("capture");
+    let store = Store::open(&StoreConfig {
+        root: root.clone(),
+        sensor: config.sensor.clone(),
+        max_segment_bytes: config.store.max_segment_bytes,
+        quota_bytes: (config.store.quota_bytes > 0).then_some(config.store.quota_bytes),
+    })
+    .with_context(|| format!("cannot open the capture store in {}", root.display()))?;
+    let mut bound = Vec::new();
+    for l in &config.listeners {
+        let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
+            format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another program on it?)", l.name, l.address)
+        })?;
+        emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %listener.local_addr()?, service = ?l.kind, proxy_protocol = l.proxy_protocol);
+        bound.push((l.clone(), listener));
+    }
+    let shipper = match &config.ship {
+        Some(table) => {
+            let ship: port25_collect::shipper::ShipConfig = table
+                .clone()
+                .try_into()
+                .map_err(|e| anyhow::anyhow!("[ship]: {e}"))?;
+            Some(port25_collect::shipper::Shipper::new(ship, &root).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let shared = port25_spampot::Shared::new(config, store);
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(port25_spampot::run(shared, bound, shutdown.clone()));
+    let shipping = shipper.map(|s| tokio::spawn(s.run(shutdown.clone())));
+    super::serve::wait_for_signal().await;
+    shutdown.cancel();
+    let _ = server.await;
+    if let Some(s) = shipping {
+        let _ = s.await;
+    }
+    emit!(info, ev::SERVER_STOPPED);
+    Ok(())
+}
+
+fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result<ExitCode> {
+    let config = match port25_collect::collector::CollectConfig::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let format = log_format
+        .as_deref()
+        .unwrap_or(&config.log_format)
+        .parse::<ev::LogFormat>()
+        .map_err(anyhow::Error::msg)?;
+    ev::init(format, "info");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("collect")
+        .build()?;
+    runtime.block_on(async {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot bind {}", config.listen))?;
+        emit!(info, ev::SERVER_LISTENING, listener = "collect", address = %listener.local_addr()?, service = "collect");
+        let shutdown = CancellationToken::new();
+        let server = tokio::spawn(port25_collect::collector::run(config, listener, shutdown.clone()));
+        tokio::select! {
+            r = server => r?.map_err(anyhow::Error::msg)?,
+            _ = super::serve::wait_for_signal() => shutdown.cancel(),
+        }
+        emit!(info, ev::SERVER_STOPPED);
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}

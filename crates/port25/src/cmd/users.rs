@@ -1,0 +1,194 @@
+//! `port25 users`: the submission accounts in the SQLite database named by
+//! the configuration (`[submission] accounts`, default data_dir/accounts.db).
+//! Changes are seen by a running `port25 serve` at the next login.
+
+use anyhow::Context;
+use port25_accounts::Accounts;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+pub struct Common {
+    /// Configuration file (for the database path); without it the built-in
+    /// defaults: ./port25-data/accounts.db
+    #[arg(long, short)]
+    config: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Add a login with a new password (argon2id), read from standard input
+    #[command(
+        after_help = "Examples:\n  port25 users add alice@example.net          (asks for the password)\n  echo 's3cret' | port25 users add alice@example.net --address alice@example.net --address @example.org\n\nWithout --address, a login that is an address may send as itself only."
+    )]
+    Add {
+        login: String,
+        /// An address the login may send as, or @domain for a whole domain; repeat for more
+        #[arg(long = "address", short)]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set a new password (argon2id), read from standard input
+    Passwd {
+        login: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Set the addresses a login may send as (replacing the old list)
+    Addresses {
+        login: String,
+        /// Addresses, or @domain for a whole domain
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Delete a login
+    Del {
+        login: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List logins, their hash scheme and their addresses
+    List {
+        /// One JSON object per line
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Import users with existing hashes from a file of login:hash[:addresses] lines
+    #[command(after_help = "The file has one user per line:  login:hash[:addresses]\n  \
+        hash       $6$... (SHA-512-crypt), $5$... (SHA-256-crypt), $2b$/$2y$/$2a$... (bcrypt) or $argon2id$...;\n             \
+        a Dovecot scheme prefix such as {SHA512-CRYPT} or {BLF-CRYPT} is accepted and dropped\n  \
+        addresses  comma-separated addresses and @domain entries; default: the login itself if it is an address\n  \
+        Blank lines and lines starting with # are skipped. Nothing is imported when any line is bad.\n\n\
+        Example line:  alice@example.net:$6$saltsalt$...:alice@example.net,@example.org")]
+    Import {
+        file: PathBuf,
+        /// Replace logins that already exist (default: refuse the whole file)
+        #[arg(long)]
+        replace: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn config(common: &Common) -> anyhow::Result<port25_config::Config> {
+    match &common.config {
+        Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}")),
+        None => Ok(port25_config::embedded_default()),
+    }
+}
+
+/// Opens the account database the configuration names.
+pub fn open(config: &port25_config::Config) -> anyhow::Result<Accounts> {
+    let path = &config.submission.accounts;
+    Accounts::open(path, config.submission.password_cache).with_context(|| format!("cannot open the account database {}", path.display()))
+}
+
+/// Reads a password: a prompt without echo on a terminal, else one line.
+fn read_password(prompt: &str) -> anyhow::Result<String> {
+    let stdin = std::io::stdin();
+    let tty = stdin.is_terminal();
+    if tty {
+        eprint!("{prompt}");
+        std::io::stderr().flush()?;
+    }
+    let _echo = tty.then(EchoOff::new);
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    if tty {
+        eprintln!();
+    }
+    let password = line.trim_end_matches(['\r', '\n']).to_owned();
+    if password.is_empty() {
+        anyhow::bail!("empty password (give it on standard input, e.g. echo 'secret' | port25 users add LOGIN)");
+    }
+    Ok(password)
+}
+
+/// Turns terminal echo off while a password is typed; restored on drop.
+struct EchoOff(Option<libc::termios>);
+
+impl EchoOff {
+    fn new() -> EchoOff {
+        // SAFETY: termios is plain data; tcgetattr fills it for fd 0 or fails.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return EchoOff(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            libc::tcsetattr(0, libc::TCSANOW, &t);
+            EchoOff(Some(saved))
+        }
+    }
+}
+
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        if let Some(t) = self.0 {
+            // SAFETY: restores the attributes read in new().
+            unsafe {
+                libc::tcsetattr(0, libc::TCSANOW, &t);
+            }
+        }
+    }
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    match cmd {
+        Command::Add { login, addresses, common } => {
+            let accounts = open(&config(&common)?)?;
+            let password = read_password("Password: ")?;
+            accounts.add(&login, &password, &addresses)?;
+            let list = accounts.addresses(&login)?;
+            println!(
+                "added {} (may send as: {})",
+                login.to_lowercase(),
+                if list.is_empty() { "nothing yet; use port25 users addresses".into() } else { list.join(", ") }
+            );
+        }
+        Command::Passwd { login, common } => {
+            let accounts = open(&config(&common)?)?;
+            let password = read_password("New password: ")?;
+            accounts.set_password(&login, &password)?;
+            println!("password of {} changed", login.to_lowercase());
+        }
+        Command::Addresses { login, addresses, common } => {
+            let accounts = open(&config(&common)?)?;
+            accounts.set_addresses(&login, &addresses)?;
+            println!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
+        }
+        Command::Del { login, common } => {
+            open(&config(&common)?)?.delete(&login)?;
+            println!("deleted {}", login.to_lowercase());
+        }
+        Command::List { json, common } => {
+            for u in open(&config(&common)?)?.list()? {
+                if json {
+                    println!("{}", serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses}));
+                } else {
+                    println!("{}\t{}\t{}", u.login, u.scheme, u.addresses.join(","));
+                }
+            }
+        }
+        Command::Import { file, replace, common } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let accounts = open(&config(&common)?)?;
+            match accounts.import(&text, replace) {
+                Ok((added, replaced)) => println!("imported {}: {added} added, {replaced} replaced", file.display()),
+                Err(port25_accounts::AccountsError::Invalid(e)) => {
+                    eprintln!("{}: {e}\n  nothing was imported; fix the line and run again", file.display());
+                    return Ok(ExitCode::from(2));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

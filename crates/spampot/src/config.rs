@@ -1,0 +1,237 @@
+//! The sensor's configuration: its own small TOML file (`port25 spampot
+//! --config spampot.toml`), every key optional. With no file the sensor
+//! starts with the defaults below: bait on unprivileged ports that stand for
+//! the ports open proxies are found on (docs/spampot.md has the mapping and
+//! the firewall redirects that put them on the real ports).
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// HTTP proxy, SOCKS4/4a and SOCKS5 on one port.
+    Proxy,
+    /// SMTP spoken directly: open-relay bait.
+    Smtp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listener {
+    pub name: String,
+    pub address: SocketAddr,
+    pub kind: Kind,
+    /// Expect a PROXY v1/v2 header (sensor behind NAT or a load balancer).
+    #[serde(default)]
+    pub proxy_protocol: bool,
+}
+
+/// What a tunnel to a port that is not a mail port gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Refusal {
+    /// The protocol's "connection refused" (SOCKS5 05, SOCKS4 5B, HTTP 503).
+    Refuse,
+    /// Close without a reply.
+    Close,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub max_connections_per_source: usize,
+    /// Bytes one connection may send in messages before it is closed.
+    pub max_session_bytes: u64,
+    pub max_message_size: usize,
+    pub max_recipients: usize,
+    /// Seconds for the proxy handshake (and a PROXY header).
+    pub handshake_timeout: u64,
+    /// Seconds to wait for each SMTP command.
+    pub command_timeout: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 20_000,
+            max_connections_per_source: 64,
+            max_session_bytes: 64 * 1024 * 1024,
+            max_message_size: 10 * 1024 * 1024,
+            max_recipients: 1000,
+            handshake_timeout: 30,
+            command_timeout: 120,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    pub max_segment_bytes: u64,
+    /// Disk quota for the capture directory; 0 means none.
+    pub quota_bytes: u64,
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store {
+            max_segment_bytes: 64 * 1024 * 1024,
+            quota_bytes: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// This sensor's name in every event.
+    pub sensor: String,
+    pub data_dir: PathBuf,
+    pub log_format: String,
+    pub log_level: String,
+    /// The sensor's public addresses, for probe recognition.
+    pub public_addresses: Vec<IpAddr>,
+    /// Tunnels to these ports get the fake mail server.
+    pub mail_ports: Vec<u16>,
+    /// Refusal for other ports; `refusal_per_port` overrides it per port.
+    pub refusal: Refusal,
+    pub refusal_per_port: BTreeMap<String, Refusal>,
+    /// Name in the relay bait's banner, and for tunnels to an IP literal.
+    pub hostname: String,
+    /// The mail server the sensor claims to be ("ESMTP <software>").
+    pub smtp_software: String,
+    /// Messages from a new source that may be probes.
+    pub probe_first_messages: u64,
+    #[serde(rename = "listener")]
+    pub listeners: Vec<Listener>,
+    pub limits: Limits,
+    pub store: Store,
+    /// `[ship]`: send the capture log to a collector (url, token, ca_file,
+    /// interval_ms, batch_bytes); read by the binary's shipper.
+    pub ship: Option<toml::Table>,
+}
+
+fn listener(name: &str, port: u16, kind: Kind) -> Listener {
+    Listener {
+        name: name.to_owned(),
+        address: SocketAddr::from(([0, 0, 0, 0], port)),
+        kind,
+        proxy_protocol: false,
+    }
+}
+
+/// The default bait: real port + 10000 (or 10080 for 80).
+pub fn default_listeners() -> Vec<Listener> {
+    vec![
+        listener("socks-1080", 11080, Kind::Proxy),
+        listener("squid-3128", 13128, Kind::Proxy),
+        listener("http-8080", 18080, Kind::Proxy),
+        listener("http-8000", 18000, Kind::Proxy),
+        listener("proxy-6588", 16588, Kind::Proxy),
+        listener("http-80", 10080, Kind::Proxy),
+        listener("smtp-25", 12525, Kind::Smtp),
+    ]
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sensor: "spampot".into(),
+            data_dir: PathBuf::from("./spampot-data"),
+            log_format: "text".into(),
+            log_level: "info".into(),
+            public_addresses: Vec::new(),
+            mail_ports: vec![25, 587],
+            refusal: Refusal::Refuse,
+            refusal_per_port: BTreeMap::new(),
+            hostname: "mail".into(),
+            smtp_software: "Postfix".into(),
+            probe_first_messages: 3,
+            listeners: default_listeners(),
+            limits: Limits::default(),
+            store: Store::default(),
+            ship: None,
+        }
+    }
+}
+
+impl Config {
+    pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
+        let c: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start].matches('\n').count() + 1)
+                .unwrap_or(0);
+            format!("{}:{line}: {}", file.display(), e.message())
+        })?;
+        c.check().map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(c)
+    }
+
+    pub fn load(path: &Path) -> Result<Config, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Config::parse(&text, path)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        if self.listeners.is_empty() {
+            return Err(
+                "no [[listener]]: add one, or remove the file to get the default bait ports".into(),
+            );
+        }
+        for port in self.refusal_per_port.keys() {
+            port.parse::<u16>()
+                .map_err(|_| format!("refusal_per_port: {port:?} is not a port number"))?;
+        }
+        if self.sensor.is_empty() || self.sensor.contains(char::is_whitespace) {
+            return Err("sensor: give a name without spaces, e.g. sensor = \"br-sp-01\"".into());
+        }
+        Ok(())
+    }
+
+    pub fn refusal_for(&self, port: u16) -> Refusal {
+        self.refusal_per_port
+            .get(&port.to_string())
+            .copied()
+            .unwrap_or(self.refusal)
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.limits.handshake_timeout)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_errors_with_line() {
+        let c = Config::parse("", Path::new("s.toml")).unwrap();
+        assert_eq!(c.listeners.len(), 7);
+        assert_eq!(c.mail_ports, vec![25, 587]);
+        let c = Config::parse("sensor = \"s1\"\nrefusal_per_port = { \"80\" = \"close\" }\n[[listener]]\nname = \"p\"\naddress = \"127.0.0.1:0\"\nkind = \"proxy\"\n", Path::new("s.toml")).unwrap();
+        assert_eq!(c.refusal_for(80), Refusal::Close);
+        assert_eq!(c.refusal_for(443), Refusal::Refuse);
+        let e = Config::parse(
+            "sensor = \"s1\"\n\n[limits]\nmax_conections = 3\n",
+            Path::new("s.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            e.starts_with("s.toml:4: unknown field `max_conections`"),
+            "{e}"
+        );
+        let e = Config::parse(
+            "refusal_per_port = { \"http\" = \"close\" }\n",
+            Path::new("s.toml"),
+        )
+        .unwrap_err();
+        assert!(e.contains("not a port number"), "{e}");
+    }
+}

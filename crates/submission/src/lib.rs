@@ -1,0 +1,273 @@
+//! The submission policy (ports 587 and 465, RFC 6409, RFC 8314): the
+//! mail clients of the provider's own users, always authenticated.
+//!
+//! A sibling of the MX policy over the same engine, in its own crate because
+//! it owns what the MX must never have: accounts, AUTH, brute-force limits
+//! and sending quotas. It reuses the MX for what they share: which
+//! recipients are local, and storing a message for local delivery.
+//!
+//! Rules, in the order a session meets them:
+//! - AUTH (PLAIN, LOGIN) only after TLS unless the listener allows plaintext
+//!   for tests; failures 535 5.7.8; brute force slowed then locked
+//!   ([`guard`]); MAIL before AUTH 530 5.7.0.
+//! - MAIL FROM and the From: header must be addresses of the login
+//!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
+//! - Per-login limits on messages and recipients ([`quota`]).
+//! - Recipients: local ones as the MX accepts them; remote delivery does not
+//!   exist yet, so other domains are refused with a temporary reply that
+//!   says so (451 4.4.0) rather than spooled into a local mailbox.
+//! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
+//!   ESMTPSA (RFC 3848).
+//! - Off by default: devices in trusted networks may submit without AUTH,
+//!   as any address of a local domain; each use is an event
+//!   (`port25.submission.legacy`) for the migration report.
+
+pub mod guard;
+pub mod headers;
+pub mod quota;
+
+use guard::{AuthGuard, Check, GuardConfig};
+use ipnet::IpNet;
+use port25_accounts::{Accounts, Verdict};
+use port25_engine::address::{ForwardPath, ReversePath};
+use port25_engine::command::MailParams;
+use port25_engine::sasl::Credentials;
+use port25_engine::{AuthOffer, Decision, Envelope, Hooks, Message, Reply, SessionInfo};
+use port25_events as ev;
+use port25_events::emit;
+use port25_mx::MxPolicy;
+use quota::{Exceeded, Quota, QuotaConfig};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+#[derive(Debug, Clone, Default)]
+pub struct SubmissionConfig {
+    pub guard: GuardConfig,
+    pub quota: QuotaConfig,
+    /// Client networks whose devices may submit without AUTH (legacy).
+    pub trusted_networks: Vec<IpNet>,
+}
+
+pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
+pub const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
+const AUTH_TEMPORARY: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure; try again later");
+const NULL_SENDER: Reply = Reply::new(553, "5.7.1", "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address");
+const REMOTE_UNAVAILABLE: &str = "delivery to other domains is not available on this server yet (no outbound queue); only local recipients are accepted";
+
+/// State shared by every submission listener of the process.
+pub struct Submission {
+    accounts: Arc<Accounts>,
+    guard: AuthGuard,
+    quota: Quota,
+    mx: Arc<MxPolicy>,
+    hostname: String,
+    trusted: Vec<IpNet>,
+}
+
+impl Submission {
+    pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
+        Arc::new(Submission {
+            accounts,
+            guard: AuthGuard::new(config.guard),
+            quota: Quota::new(config.quota),
+            mx,
+            hostname: hostname.to_owned(),
+            trusted: config.trusted_networks,
+        })
+    }
+}
+
+/// The hooks of one submission listener.
+pub struct SubmissionPolicy {
+    shared: Arc<Submission>,
+    offer: AuthOffer,
+}
+
+impl SubmissionPolicy {
+    /// `plaintext_auth` offers AUTH before TLS: for tests only.
+    pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
+    }
+
+    fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
+        let ip = info.peer.ip();
+        self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
+    }
+
+    /// Who is sending: the login, or the trusted network of a device.
+    fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
+        match &info.auth {
+            Some(login) => Some(login.to_lowercase()),
+            None => self.trusted_network(info).map(|n| format!("network {n}")),
+        }
+    }
+
+    fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
+        let retry = e.retry_after.map(|d| d.as_secs());
+        emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = e.limit, max = e.max, retry_after_secs = retry.unwrap_or(0));
+        let text = match (e.limit, retry) {
+            ("recipients_per_message", _) => {
+                return Decision::Reject(Reply::owned(452, "4.5.3", format!("Too many recipients for one message: the limit for {who} is {}", e.max)))
+            }
+            (limit, Some(secs)) => format!("Sending limit reached for {who}: {limit} is {}; try again in {} minutes", e.max, secs.div_ceil(60).max(1)),
+            (limit, None) => format!("Sending limit reached for {who}: {limit} is {}", e.max),
+        };
+        Decision::Reject(Reply::owned(450, "4.7.1", text))
+    }
+
+    /// Sender binding for one address; `field` names where it came from.
+    fn may_send_as(&self, info: &SessionInfo, who: &str, address: &str, field: &str) -> Result<(), Decision> {
+        let allowed = match &info.auth {
+            Some(login) => match self.shared.accounts.addresses(login) {
+                Ok(list) => {
+                    if port25_accounts::address::allows(&list, address) {
+                        return Ok(());
+                    }
+                    let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
+                    format!("login {login} may send as {list}")
+                }
+                Err(e) => {
+                    emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field, error = %e);
+                    return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
+                }
+            },
+            // A trusted device may use any address of a local domain.
+            None => match address.rsplit_once('@').and_then(|(_, d)| port25_engine::address::parse_domain(d).ok()) {
+                Some(domain) if self.shared.mx.is_local(&domain) => return Ok(()),
+                _ => "devices on trusted networks may only send as addresses of this provider's domains".to_owned(),
+            },
+        };
+        emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field);
+        Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
+    }
+
+    fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
+        let now = Instant::now();
+        emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason);
+        for lock in self.shared.guard.failure(info.peer.ip(), login, now) {
+            let key = match lock.scope {
+                guard::Scope::Address => guard::address_key(info.peer.ip()).to_string(),
+                guard::Scope::Login => login.to_owned(),
+            };
+            emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %key, failures = lock.failures, seconds = lock.duration.as_secs());
+        }
+        Decision::Reject(AUTH_FAILED)
+    }
+}
+
+impl Hooks for SubmissionPolicy {
+    fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
+        self.offer
+    }
+
+    async fn authenticate(&self, info: &SessionInfo, credentials: &Credentials) -> Decision {
+        let login = credentials.username.to_lowercase();
+        if credentials.authzid.as_ref().is_some_and(|z| !z.eq_ignore_ascii_case(&login)) {
+            return self.auth_failure(info, &login, "authorization identity differs from the login");
+        }
+        match self.shared.guard.check(info.peer.ip(), &login, Instant::now()) {
+            Check::Locked { scope, remaining } => {
+                let reason = format!("locked: {}", scope.name());
+                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = %reason);
+                let whose = match scope {
+                    guard::Scope::Address => "from your address",
+                    guard::Scope::Login => "for this login",
+                };
+                let minutes = remaining.as_secs().div_ceil(60).max(1);
+                return Decision::Reject(Reply::owned(454, "4.7.0", format!("Too many failed logins {whose}; try again in {minutes} minutes")));
+            }
+            Check::Allowed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
+            Check::Allowed { .. } => {}
+        }
+        let shared = self.shared.clone();
+        let (l, p) = (login.clone(), credentials.password.clone());
+        let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
+        match verdict {
+            Ok(Ok(Verdict::Valid { .. })) => {
+                self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+                Decision::Accept
+            }
+            Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
+            Ok(Ok(Verdict::UnknownUser)) => self.auth_failure(info, &login, "unknown login"),
+            Ok(Err(e)) => {
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "account database error", error = %e);
+                Decision::Reject(AUTH_TEMPORARY)
+            }
+            Err(e) => {
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "verification task failed", error = %e);
+                Decision::Reject(AUTH_TEMPORARY)
+            }
+        }
+    }
+
+    fn mail(&self, info: &SessionInfo, from: &ReversePath, _params: &MailParams) -> Decision {
+        let Some(who) = self.sender_identity(info) else {
+            return Decision::Reject(AUTH_REQUIRED);
+        };
+        if info.auth.is_none() {
+            let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
+            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
+        }
+        let ReversePath::Mailbox(mailbox) = from else {
+            emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");
+            return Decision::Reject(NULL_SENDER);
+        };
+        if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
+            return d;
+        }
+        match self.shared.quota.check_message(&who, Instant::now()) {
+            Ok(()) => Decision::Accept,
+            Err(e) => self.limit_reply(info, &who, e),
+        }
+    }
+
+    async fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> Decision {
+        let Some(who) = self.sender_identity(info) else {
+            return Decision::Reject(AUTH_REQUIRED);
+        };
+        if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
+            if !self.shared.mx.is_local(&mailbox.domain) {
+                return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+            }
+        }
+        // Local, or a relay trick the MX names precisely (literal, route, %).
+        match self.shared.mx.check(to) {
+            Decision::Accept | Decision::AcceptWith(_) => {}
+            refusal => return refusal,
+        }
+        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
+            Ok(()) => Decision::Accept,
+            Err(e) => self.limit_reply(info, &who, e),
+        }
+    }
+
+    async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+        let Some(who) = self.sender_identity(info) else {
+            return Decision::Reject(AUTH_REQUIRED);
+        };
+        let found = headers::scan(&message.body);
+        if found.from_fields != 1 || found.from.is_empty() {
+            return Decision::Reject(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
+        }
+        for address in &found.from {
+            if let Err(d) = self.may_send_as(info, &who, address, "the From: header") {
+                return d;
+            }
+        }
+        let date = port25_engine::received::rfc5322_date(SystemTime::now());
+        let added = headers::additions(&found, &message.id, &self.shared.hostname, &date);
+        if !added.is_empty() {
+            emit!(debug, ev::SUBMISSION_FIXED, session = %info.id, id = %message.id, added = %String::from_utf8_lossy(&added).trim_end());
+        }
+        let mut content = message.received_header;
+        content.extend_from_slice(&added);
+        content.extend_from_slice(&message.body);
+        let id = message.id;
+        let decision = self.shared.mx.store(info, envelope, id.clone(), content).await;
+        if matches!(decision, Decision::Accept) {
+            self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
+            emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
+        }
+        decision
+    }
+}

@@ -1,0 +1,142 @@
+//! Per-login sending limits: messages and recipients per hour and per day,
+//! recipients per message. A compromised account is contained to these
+//! numbers; over a limit the client gets a reply that says which limit and
+//! when to try again (never a silent delay).
+//!
+//! What counts: every message the login submits and every recipient of it,
+//! local or remote, since a spammer with a stolen password targets local
+//! users too. What the server generates (bounces) and mail delivered *to*
+//! the user never pass here, so they never count. Usage lives in memory: a
+//! restart forgives the current window.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86400);
+
+/// Zero means "no limit".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaConfig {
+    pub messages_per_hour: u32,
+    pub messages_per_day: u32,
+    pub recipients_per_hour: u32,
+    pub recipients_per_day: u32,
+    pub recipients_per_message: u32,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> QuotaConfig {
+        QuotaConfig { messages_per_hour: 200, messages_per_day: 1000, recipients_per_hour: 500, recipients_per_day: 2000, recipients_per_message: 100 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exceeded {
+    /// e.g. "messages_per_hour", as in the configuration.
+    pub limit: &'static str,
+    pub max: u32,
+    /// When the oldest counted message leaves the window.
+    pub retry_after: Option<Duration>,
+}
+
+pub struct Quota {
+    config: QuotaConfig,
+    /// Per login: (time, recipients) of each message in the last day.
+    sent: Mutex<HashMap<String, VecDeque<(Instant, u32)>>>,
+}
+
+struct Window {
+    messages: u32,
+    recipients: u32,
+    oldest: Option<Instant>,
+}
+
+fn window(log: Option<&VecDeque<(Instant, u32)>>, now: Instant, span: Duration) -> Window {
+    let mut w = Window { messages: 0, recipients: 0, oldest: None };
+    for &(t, r) in log.into_iter().flatten() {
+        if now.duration_since(t) < span {
+            w.messages += 1;
+            w.recipients += r;
+            w.oldest = Some(w.oldest.map_or(t, |o: Instant| o.min(t)));
+        }
+    }
+    w
+}
+
+fn over(limit: &'static str, max: u32, used: u32, oldest: Option<Instant>, span: Duration, now: Instant) -> Result<(), Exceeded> {
+    if max == 0 || used < max {
+        return Ok(());
+    }
+    Err(Exceeded { limit, max, retry_after: oldest.map(|t| (t + span).saturating_duration_since(now)) })
+}
+
+impl Quota {
+    pub fn new(config: QuotaConfig) -> Quota {
+        Quota { config, sent: Mutex::new(HashMap::new()) }
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<(Instant, u32)>>> {
+        self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// At MAIL: may this login start another message?
+    pub fn check_message(&self, login: &str, now: Instant) -> Result<(), Exceeded> {
+        let log = self.log();
+        let c = &self.config;
+        let hour = window(log.get(login), now, HOUR);
+        over("messages_per_hour", c.messages_per_hour, hour.messages, hour.oldest, HOUR, now)?;
+        let day = window(log.get(login), now, DAY);
+        over("messages_per_day", c.messages_per_day, day.messages, day.oldest, DAY, now)
+    }
+
+    /// At RCPT: may the message get one more recipient, `in_message` being
+    /// the recipients it already has?
+    pub fn check_recipient(&self, login: &str, in_message: u32, now: Instant) -> Result<(), Exceeded> {
+        let c = &self.config;
+        over("recipients_per_message", c.recipients_per_message, in_message, None, HOUR, now)?;
+        let log = self.log();
+        let hour = window(log.get(login), now, HOUR);
+        over("recipients_per_hour", c.recipients_per_hour, hour.recipients + in_message, hour.oldest, HOUR, now)?;
+        let day = window(log.get(login), now, DAY);
+        over("recipients_per_day", c.recipients_per_day, day.recipients + in_message, day.oldest, DAY, now)
+    }
+
+    /// After the message is stored.
+    pub fn record(&self, login: &str, recipients: u32, now: Instant) {
+        let mut log = self.log();
+        let entry = log.entry(login.to_owned()).or_default();
+        while entry.front().is_some_and(|&(t, _)| now.duration_since(t) >= DAY) {
+            entry.pop_front();
+        }
+        entry.push_back((now, recipients));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_daily_and_per_message_limits() {
+        let q = Quota::new(QuotaConfig { messages_per_hour: 2, messages_per_day: 3, recipients_per_hour: 5, recipients_per_day: 0, recipients_per_message: 3 });
+        let t0 = Instant::now();
+        assert!(q.check_message("a", t0).is_ok());
+        assert!(q.check_recipient("a", 2, t0).is_ok());
+        assert_eq!(q.check_recipient("a", 3, t0).unwrap_err().limit, "recipients_per_message");
+        q.record("a", 3, t0);
+        q.record("a", 1, t0 + Duration::from_secs(60));
+        let e = q.check_message("a", t0 + Duration::from_secs(120)).unwrap_err();
+        assert_eq!((e.limit, e.max, e.retry_after), ("messages_per_hour", 2, Some(Duration::from_secs(3480))));
+        assert!(q.check_message("b", t0).is_ok(), "limits are per login");
+        // 4 recipients used this hour: a message may have one more.
+        assert!(q.check_recipient("a", 0, t0 + Duration::from_secs(120)).is_ok());
+        assert_eq!(q.check_recipient("a", 1, t0 + Duration::from_secs(120)).unwrap_err().limit, "recipients_per_hour");
+        let later = t0 + Duration::from_secs(3700);
+        assert!(q.check_message("a", later).is_ok());
+        q.record("a", 1, later);
+        assert_eq!(q.check_message("a", later).unwrap_err().limit, "messages_per_day");
+        assert!(q.check_message("a", t0 + DAY + Duration::from_secs(61)).is_ok());
+    }
+}

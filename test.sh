@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs the whole test suite on a fresh machine of this kind (as root).
+#
+#  1. installs the peers the tests use (swaks, curl, postfix, nftables, ...)
+#     with apt-get, and aiosmtpd (an LMTP server) with pip;
+#  2. cargo test --workspace: unit tests, smoke fuzzing of every parser,
+#     and the integration tests that start the real binary.
+#
+# A test whose peer or kernel feature is missing fails and says which; none
+# is skipped silently.
+set -euo pipefail
+cd "$(dirname "$0")"
+[ "$(id -u)" = 0 ] || { echo "test.sh: run as root (Postfix and network namespaces need it)" >&2; exit 1; }
+bash .ci/install-deps
+python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
+cargo test --workspace --locked --no-fail-fast "$@"
