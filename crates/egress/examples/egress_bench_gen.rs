@@ -27,28 +27,14 @@ fn policy(n: usize) -> String {
     let per = n / 4;
     let mut written = 0;
     for (k, class) in classes.iter().enumerate() {
-        let _ = write!(
-            s,
-            "[[network]]\nname = \"{class}\"\nclass = \"{class}\"\nprefixes = [\n"
-        );
+        let _ = write!(s, "[[network]]\nname = \"{class}\"\nclass = \"{class}\"\nprefixes = [\n");
         for i in 0..per * 9 / 10 {
             let v = r.next();
             if i % 5 == 4 {
-                let _ = writeln!(
-                    s,
-                    "\"2001:db8:{:x}:{:x}::/64\",",
-                    k * 0x1000 + (v as usize & 0xfff),
-                    (v >> 16) & 0xffff
-                );
+                let _ = writeln!(s, "\"2001:db8:{:x}:{:x}::/64\",", k * 0x1000 + (v as usize & 0xfff), (v >> 16) & 0xffff);
             } else {
                 let a = ((k as u64 * 64) + (v & 63)) as u8;
-                let _ = writeln!(
-                    s,
-                    "\"{}.{}.{}.0/24\",",
-                    if k == 3 { 172 } else { 10 + k as u8 },
-                    a,
-                    (v >> 8) as u8
-                );
+                let _ = writeln!(s, "\"{}.{}.{}.0/24\",", if k == 3 { 172 } else { 10 + k as u8 }, a, (v >> 8) as u8);
             }
             written += 1;
         }
@@ -57,13 +43,7 @@ fn policy(n: usize) -> String {
     s.push_str("[[exempt]]\nname = \"mtas\"\nprefixes = [\n");
     while written < n {
         let v = r.next();
-        let _ = writeln!(
-            s,
-            "\"10.{}.{}.{}/32\",",
-            v as u8 & 63,
-            (v >> 8) as u8,
-            (v >> 16) as u8
-        );
+        let _ = writeln!(s, "\"10.{}.{}.{}/32\",", v as u8 & 63, (v >> 8) as u8, (v >> 16) as u8);
         written += 1;
     }
     s.push_str("]\n");
@@ -72,11 +52,7 @@ fn policy(n: usize) -> String {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let (what, n, out) = (
-        args[1].as_str(),
-        args[2].parse::<usize>().unwrap(),
-        &args[3],
-    );
+    let (what, n, out) = (args[1].as_str(), args[2].parse::<usize>().unwrap(), &args[3]);
     let mut r = Rng(7);
     match what {
         "policy" => std::fs::write(out, policy(n)).unwrap(),
@@ -85,11 +61,7 @@ fn main() {
             for _ in 0..n {
                 let v = r.next() as u32;
                 // Half inside the policy's 10.0.0.0/8 space.
-                let v = if v & 1 == 0 {
-                    0x0a00_0000 | (v >> 8)
-                } else {
-                    v
-                };
+                let v = if v & 1 == 0 { 0x0a00_0000 | (v >> 8) } else { v };
                 let _ = writeln!(s, "{}", std::net::Ipv4Addr::from(v));
             }
             std::fs::write(out, s).unwrap();
@@ -102,17 +74,8 @@ fn main() {
                 let v = r.next();
                 // 2,000 subscribers in 10.0.0.0/16; a fifth of flows to port 25.
                 let src = IpAddr::from([10, 0, (v % 8) as u8, (v >> 8) as u8 % 250]);
-                let dst = IpAddr::from([
-                    100,
-                    64 + ((v >> 16) as u8 & 63),
-                    (v >> 24) as u8,
-                    (v >> 32) as u8,
-                ]);
-                let dport = if (v >> 40).is_multiple_of(5) {
-                    25
-                } else {
-                    [443, 80, 587, 53][(v >> 44) as usize % 4]
-                };
+                let dst = IpAddr::from([100, 64 + ((v >> 16) as u8 & 63), (v >> 24) as u8, (v >> 32) as u8]);
+                let dport = if (v >> 40).is_multiple_of(5) { 25 } else { [443, 80, 587, 53][(v >> 44) as usize % 4] };
                 let start = (t0 * 1000) + i as u64;
                 batch.push(Flow {
                     src,
@@ -132,17 +95,7 @@ fn main() {
                     batch.clear();
                 }
             }
-            std::fs::write(
-                out,
-                pcap::write_raw_udp(
-                    &datagrams,
-                    [192, 0, 2, 1].into(),
-                    [192, 0, 2, 2].into(),
-                    2055,
-                    t0 as u32,
-                ),
-            )
-            .unwrap();
+            std::fs::write(out, pcap::write_raw_udp(&datagrams, [192, 0, 2, 1].into(), [192, 0, 2, 2].into(), 2055, t0 as u32)).unwrap();
         }
         _ => panic!("policy | addrs | flows"),
     }

@@ -14,17 +14,8 @@ fn main() {
     let t = Instant::now();
     let table = Table::new(&p);
     let build = t.elapsed();
-    let addrs: Vec<u32> = std::fs::read_to_string(&args[2])
-        .unwrap()
-        .lines()
-        .map(|l| u32::from(l.parse::<std::net::Ipv4Addr>().unwrap()))
-        .collect();
-    println!(
-        "parse {:.3}s, table {:.3}s, {} addresses",
-        parse.as_secs_f64(),
-        build.as_secs_f64(),
-        addrs.len()
-    );
+    let addrs: Vec<u32> = std::fs::read_to_string(&args[2]).unwrap().lines().map(|l| u32::from(l.parse::<std::net::Ipv4Addr>().unwrap())).collect();
+    println!("parse {:.3}s, table {:.3}s, {} addresses", parse.as_secs_f64(), build.as_secs_f64(), addrs.len());
     let mut rates = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -35,10 +26,7 @@ fn main() {
         let secs = t.elapsed().as_secs_f64();
         std::hint::black_box(blocked);
         rates.push(addrs.len() as f64 / secs);
-        println!(
-            "pass: {:.1} M lookups/s ({blocked} blocked)",
-            addrs.len() as f64 / secs / 1e6
-        );
+        println!("pass: {:.1} M lookups/s ({blocked} blocked)", addrs.len() as f64 / secs / 1e6);
     }
     rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!("median: {:.1} M lookups/s", rates[2] / 1e6);

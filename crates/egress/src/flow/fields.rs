@@ -32,15 +32,11 @@ struct Rec {
 }
 
 fn ip4(v: &[u8]) -> Option<IpAddr> {
-    <[u8; 4]>::try_from(v)
-        .ok()
-        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+    <[u8; 4]>::try_from(v).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a)))
 }
 
 fn ip6(v: &[u8]) -> Option<IpAddr> {
-    <[u8; 16]>::try_from(v)
-        .ok()
-        .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+    <[u8; 16]>::try_from(v).ok().map(|a| IpAddr::V6(Ipv6Addr::from(a)))
 }
 
 impl Rec {
@@ -110,9 +106,7 @@ pub(crate) fn decode_records(
             } else {
                 f.len as usize
             };
-            let v = body
-                .get(pos..pos + len)
-                .ok_or(Malformed("record overruns its set"))?;
+            let v = body.get(pos..pos + len).ok_or(Malformed("record overruns its set"))?;
             pos += len;
             if f.enterprise == 0 {
                 rec.set(f.id, v);

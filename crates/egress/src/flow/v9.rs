@@ -4,25 +4,12 @@ use super::template::{Field, Template, TemplateKey, VARLEN};
 use super::{be16, be32, for_each_set, Collector, Context, Flow, Malformed};
 use std::net::IpAddr;
 
-pub fn decode(
-    c: &mut Collector,
-    exporter: IpAddr,
-    d: &[u8],
-    out: &mut Vec<Flow>,
-) -> Result<(), Malformed> {
+pub fn decode(c: &mut Collector, exporter: IpAddr, d: &[u8], out: &mut Vec<Flow>) -> Result<(), Malformed> {
     let uptime = be32(d, 4)? as u64;
     let secs = be32(d, 8)? as u64;
     let domain = be32(d, 16)?;
-    let ctx = Context {
-        export_ms: secs * 1000,
-        uptime_ms: Some(uptime),
-        init_ms: None,
-    };
-    let key = |id| TemplateKey {
-        exporter,
-        domain,
-        id,
-    };
+    let ctx = Context { export_ms: secs * 1000, uptime_ms: Some(uptime), init_ms: None };
+    let key = |id| TemplateKey { exporter, domain, id };
     for_each_set(d, 20, |id, body| match id {
         0 => templates(c, key, body, out),
         1 => options_templates(c, key, body, out),
@@ -43,21 +30,12 @@ fn fields(b: &[u8], pos: &mut usize, n: usize, scope: usize) -> Result<Vec<Field
         if len == 0 || len == VARLEN {
             return Err(Malformed("v9 field length"));
         }
-        out.push(Field {
-            id,
-            enterprise: if i < scope { u32::MAX } else { 0 },
-            len,
-        });
+        out.push(Field { id, enterprise: if i < scope { u32::MAX } else { 0 }, len });
     }
     Ok(out)
 }
 
-fn templates(
-    c: &mut Collector,
-    key: impl Fn(u16) -> TemplateKey,
-    b: &[u8],
-    out: &mut Vec<Flow>,
-) -> Result<(), Malformed> {
+fn templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], out: &mut Vec<Flow>) -> Result<(), Malformed> {
     let mut pos = 0;
     while b.len() - pos >= 4 {
         let id = be16(b, pos)?;
@@ -76,12 +54,7 @@ fn templates(
     Ok(())
 }
 
-fn options_templates(
-    c: &mut Collector,
-    key: impl Fn(u16) -> TemplateKey,
-    b: &[u8],
-    out: &mut Vec<Flow>,
-) -> Result<(), Malformed> {
+fn options_templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], out: &mut Vec<Flow>) -> Result<(), Malformed> {
     let mut pos = 0;
     while b.len() - pos >= 6 {
         let id = be16(b, pos)?;
