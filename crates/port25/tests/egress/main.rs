@@ -6,6 +6,7 @@
 mod cli;
 mod flows;
 mod kernel;
+mod mail;
 mod netns;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
