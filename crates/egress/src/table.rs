@@ -54,7 +54,7 @@ pub struct Table {
 fn flatten(mut items: Vec<(Prefix, u32, u8)>, max: u128) -> Vec<Segment> {
     // Same start: the shorter (enclosing) prefix first; equal prefixes: the
     // higher rank (exemption) first, and only that one is kept.
-    items.sort_by(|a, b| (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1).cmp(&(b.0.first(), b.0.len, std::cmp::Reverse(b.2), b.1)));
+    items.sort_by_key(|a| (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1));
     items.dedup_by(|b, a| a.0 == b.0);
     let mut out: Vec<Segment> = Vec::with_capacity(items.len() * 2);
     let mut push = |first: u128, last: u128, entry: u32| {
