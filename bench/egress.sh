@@ -38,7 +38,7 @@ trap cleanup EXIT
 (cd "$ROOT" && cargo build --release -q -p port25 -p port25-egress --examples)
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
 
 echo "== 1. compile $PREFIXES prefixes"
 "$R/examples/egress_bench_gen" policy "$PREFIXES" "$W/big.toml"

@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-#[command(
-    about = "Access-network egress policy: block outbound TCP/25 from end-user space",
-    long_about = "The access network's side of Port 25 Management: end-user networks (residential, dynamic, \
-                  mobile) may not reach TCP port 25 on the Internet; submission (587/465) and the web stay \
-                  open; the provider's MTAs and business customers stay free.\n\n\
-                  Start from the documented example:  port25 egress compile --policy dist/egress.toml --target nftables"
-)]
+#[command(after_help = "End-user networks (residential, dynamic, mobile) may not reach TCP port 25 on the Internet; submission (587/465) \
+                        and the web stay open; the provider's MTAs and business customers stay free.\n\n\
+                        Start from the documented example policy (dist/egress.toml, docs/egress.md):\n  \
+                        port25 egress compile --policy dist/egress.toml --target nftables\n  \
+                        port25 egress check --policy dist/egress.toml 198.51.100.77 25")]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
