@@ -8,6 +8,7 @@
 //! compiles inside that crate's integration tests as well.
 
 pub mod capture;
+pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod queue;

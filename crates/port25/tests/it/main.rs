@@ -10,5 +10,7 @@ mod lmtp;
 mod postfix;
 mod protocol;
 mod relay;
-mod submission;
 mod spampot;
+mod spampot_hpfeeds;
+mod spampot_netns;
+mod submission;
