@@ -150,11 +150,13 @@ try:
     raise SystemExit("message without From: accepted")
 except smtplib.SMTPDataError as e:
     assert e.smtp_code == 550, e
-# Remote recipients: no outbound queue yet, said clearly and temporarily.
+# Remote recipients go to the outbound queue; address literals do not.
 code, text = s.mail(user)
 assert code == 250
 code, text = s.rcpt("someone@elsewhere.example")
-assert code == 451 and b"other domains" in text, (code, text)
+assert code == 250, (code, text)
+code, text = s.rcpt("someone@[192.0.2.1]")
+assert code == 550 and b"5.7.1" in text, (code, text)
 s.rset()
 # Accepted: no Message-ID, no Date; they are added.
 s.sendmail(user, ["bob@example.net"], b"From: Alice <ALICE@example.net>\r\nTo: bob@example.net\r\nSubject: fixed by the MSA\r\n\r\nhello\r\n")
