@@ -3,6 +3,7 @@ pub mod config;
 pub mod egress;
 pub mod egress_flows;
 pub mod outbound;
+pub mod queue;
 pub mod serve;
 pub mod users;
 pub mod spampot;
