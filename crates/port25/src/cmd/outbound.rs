@@ -52,7 +52,8 @@ pub fn start(config: &Config, local: Spool) -> anyhow::Result<Running> {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         servers = resolv_conf_servers(&text);
         if servers.is_empty() {
-            anyhow::bail!("no name server: /etc/resolv.conf lists none; set [outbound] nameservers = [\"192.0.2.53\"]");
+            // resolv.conf(5): without nameserver lines, the local machine.
+            servers.push(std::net::SocketAddr::from(([127, 0, 0, 1], 53)));
         }
     }
     let dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
