@@ -106,26 +106,47 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         let parsed = n.get_ref().parse::<SocketAddr>().or_else(|_| n.get_ref().parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
         match parsed {
             Ok(a) => nameservers.push(a),
-            Err(_) => return Err(err(n.span().start, format!("name server {:?} is not an address", n.get_ref()), "write \"192.0.2.53\" or \"127.0.0.1:5353\" (port 53 by default)")),
+            Err(_) => {
+                return Err(err(
+                    n.span().start,
+                    format!("name server {:?} is not an address", n.get_ref()),
+                    "write \"192.0.2.53\" or \"127.0.0.1:5353\" (port 53 by default)",
+                ))
+            }
         }
     }
     let smarthost = match raw.smarthost {
         Some(s) => match host_port(s.get_ref(), 25) {
             Some(hp) => Some(hp),
-            None => return Err(err(s.span().start, format!("smarthost {:?} is not host or host:port", s.get_ref()), "write e.g. \"relay.example.net:587\" or \"192.0.2.25\"")),
+            None => {
+                return Err(err(
+                    s.span().start,
+                    format!("smarthost {:?} is not host or host:port", s.get_ref()),
+                    "write e.g. \"relay.example.net:587\" or \"192.0.2.25\"",
+                ))
+            }
         },
         None => None,
     };
     let smarthost_auth = match (raw.smarthost_username, raw.smarthost_password_file) {
         (Some(u), Some(f)) => {
             let path = crate::absolute(base, f.get_ref());
-            let password = std::fs::read_to_string(&path)
-                .map_err(|e| err(f.span().start, format!("cannot read smarthost_password_file {}: {e}", path.display()), "give a file readable by port25 holding the password"))?;
+            let password = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    f.span().start,
+                    format!("cannot read smarthost_password_file {}: {e}", path.display()),
+                    "give a file readable by port25 holding the password",
+                )
+            })?;
             Some((u, password.trim_end_matches(['\r', '\n']).to_owned()))
         }
         (None, None) => None,
         (Some(_), None) | (None, Some(_)) => {
-            return Err(err(text.find("smarthost_").unwrap_or(0), "smarthost_username and smarthost_password_file go together".into(), "set both, or neither for a smarthost without AUTH"))
+            return Err(err(
+                text.find("smarthost_").unwrap_or(0),
+                "smarthost_username and smarthost_password_file go together".into(),
+                "set both, or neither for a smarthost without AUTH",
+            ))
         }
     };
     let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {
@@ -143,7 +164,9 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         }
     };
     let retry_jitter = match raw.retry_jitter {
-        Some(j) if !(0.0..=1.0).contains(j.get_ref()) => return Err(err(j.span().start, format!("retry_jitter {} is not between 0 and 1", j.get_ref()), "use a fraction such as 0.2 (±20%)")),
+        Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
+            return Err(err(j.span().start, format!("retry_jitter {} is not between 0 and 1", j.get_ref()), "use a fraction such as 0.2 (±20%)"))
+        }
         Some(j) => j.into_inner(),
         None => 0.2,
     };
@@ -161,7 +184,11 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         }
         let path = crate::absolute(base, &d.private_key);
         if !path.exists() {
-            return Err(err(offset, format!("DKIM private key {} does not exist", path.display()), "create it with `port25 dkim keygen --domain D --selector S --out FILE`"));
+            return Err(err(
+                offset,
+                format!("DKIM private key {} does not exist", path.display()),
+                "create it with `port25 dkim keygen --domain D --selector S --out FILE`",
+            ));
         }
         dkim.push(DkimKey { domain: d.domain.to_lowercase(), selector: d.selector, private_key: path });
     }

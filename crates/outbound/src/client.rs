@@ -121,7 +121,13 @@ fn base64(input: &[u8]) -> String {
 impl Session {
     /// Connects, reads the greeting, says EHLO and does STARTTLS (and AUTH
     /// when credentials are given) as `policy` asks.
-    pub async fn connect(addr: SocketAddr, host: &str, settings: &ClientSettings, policy: TlsPolicy, auth: Option<(&str, &str)>) -> Result<Session, ConnectFailure> {
+    pub async fn connect(
+        addr: SocketAddr,
+        host: &str,
+        settings: &ClientSettings,
+        policy: TlsPolicy,
+        auth: Option<(&str, &str)>,
+    ) -> Result<Session, ConnectFailure> {
         let fail = |reason: String| ConnectFailure { reason, tls: false };
         let stream = match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
@@ -129,7 +135,15 @@ impl Session {
             Err(_) => return Err(fail(format!("connect to {host}[{addr}]: timed out"))),
         };
         let _ = stream.set_nodelay(true);
-        let mut s = Session { io: Io::Plain(stream), buf: Vec::with_capacity(4096), host: host.to_owned(), addr, ext: Extensions::default(), tls: false, settings: settings.clone() };
+        let mut s = Session {
+            io: Io::Plain(stream),
+            buf: Vec::with_capacity(4096),
+            host: host.to_owned(),
+            addr,
+            ext: Extensions::default(),
+            tls: false,
+            settings: settings.clone(),
+        };
         let greeting = s.read_reply(settings.command_timeout).await.map_err(fail)?;
         if !greeting.is_positive() {
             return Err(fail(format!("{host}[{addr}] greeted with {}", greeting.one_line())));
@@ -196,7 +210,8 @@ impl Session {
             Err(_) => ServerName::try_from(self.host.clone()).unwrap_or(ServerName::IpAddress(self.addr.ip().into())),
         };
         let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
-        let tls = tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
+        let tls =
+            tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
         self.io = Io::Tls(Box::new(tls));
         self.tls = true;
         Ok(())

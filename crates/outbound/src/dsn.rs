@@ -113,7 +113,12 @@ mod tests {
             rcpts: vec!["bob@remote.example".into()],
             content: b"Received: x\r\nSubject: hello\r\n\r\nsecret body\r\n".to_vec(),
         };
-        let r = RcptReport { rcpt: "bob@remote.example".into(), status: "5.1.1".into(), remote_mta: Some("mx.remote.example".into()), diagnostic: "550 5.1.1 no such user".into() };
+        let r = RcptReport {
+            rcpt: "bob@remote.example".into(),
+            status: "5.1.1".into(),
+            remote_mta: Some("mx.remote.example".into()),
+            diagnostic: "550 5.1.1 no such user".into(),
+        };
         let text = String::from_utf8(build("mx.example.net", &m, Kind::Failed, &[r], 1_700_000_100)).unwrap();
         assert!(text.contains("Content-Type: multipart/report; report-type=delivery-status;"));
         assert!(text.contains("\r\nFinal-Recipient: rfc822; bob@remote.example\r\nAction: failed\r\nStatus: 5.1.1\r\nRemote-MTA: dns; mx.remote.example\r\n"));

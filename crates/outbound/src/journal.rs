@@ -21,9 +21,22 @@ use std::sync::mpsc;
 
 pub enum Record {
     /// A batch the queue holds, with how many recipients are still open.
-    Register { seq: u64, open: usize },
-    State { seq: u64, m: usize, r: usize, state: RcptState },
-    Finished { seq: u64, m: usize, r: usize, history: HistoryLine },
+    Register {
+        seq: u64,
+        open: usize,
+    },
+    State {
+        seq: u64,
+        m: usize,
+        r: usize,
+        state: RcptState,
+    },
+    Finished {
+        seq: u64,
+        m: usize,
+        r: usize,
+        history: HistoryLine,
+    },
     /// Answered once everything sent before it is written.
     Sync(tokio::sync::oneshot::Sender<()>),
 }
@@ -50,7 +63,9 @@ impl Journal {
         let root = spool.dir().to_owned();
         fs::create_dir_all(state_dir(&root))?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("outbound-journal".into()).spawn(move || Writer { spool, root, batches: HashMap::new(), states: HashMap::new(), history: None }.run(rx))?;
+        std::thread::Builder::new()
+            .name("outbound-journal".into())
+            .spawn(move || Writer { spool, root, batches: HashMap::new(), states: HashMap::new(), history: None }.run(rx))?;
         Ok(Journal { tx })
     }
 

@@ -11,6 +11,7 @@
 //! - [`state`], [`reply`], [`backoff`], [`dsn`]: pure formats and rules;
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
 //! - [`client`] and [`tls_policy`]: the SMTP client, STARTTLS policy.
+//!
 //! See docs/queue.md for the operator's view.
 
 pub mod backoff;

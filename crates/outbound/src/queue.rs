@@ -60,10 +60,18 @@ struct Dest {
 }
 
 enum Event {
-    Results { results: Vec<(u64, Verdict)>, remote: Option<String> },
-    Closed { dest: String },
+    Results {
+        results: Vec<(u64, Verdict)>,
+        remote: Option<String>,
+    },
+    Closed {
+        dest: String,
+    },
     /// A bounce was stored (or is not needed): finish these; else retry later.
-    Bounced { finished: Vec<(u64, Outcome, String)>, stored: bool },
+    Bounced {
+        finished: Vec<(u64, Outcome, String)>,
+        stored: bool,
+    },
 }
 
 /// What connection tasks share.
@@ -317,7 +325,17 @@ impl Queue {
         let deferred = self.entries.values().filter(|e| e.state.attempts > 0).count();
         let attempts: u64 = self.entries.values().map(|e| u64::from(e.state.attempts)).sum();
         let connections = self.dests.values().map(|d| d.active).sum::<usize>();
-        emit!(info, ev::OUTBOUND_STATS, recipients = self.entries.len(), messages = messages.len(), deferred, oldest_secs = oldest, attempts, connections, hold = self.hold);
+        emit!(
+            info,
+            ev::OUTBOUND_STATS,
+            recipients = self.entries.len(),
+            messages = messages.len(),
+            deferred,
+            oldest_secs = oldest,
+            attempts,
+            connections,
+            hold = self.hold
+        );
     }
 
     /// Operator commands left by `port25 queue` in `control/`.

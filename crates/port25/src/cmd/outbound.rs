@@ -23,7 +23,12 @@ pub fn settings(config: &Config) -> Settings {
     Settings {
         hostname: config.hostname.clone(),
         port: o.port,
-        smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost { host: host.clone(), port: *port, auth: o.smarthost_auth.clone(), require_tls: o.smarthost_require_tls }),
+        smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost {
+            host: host.clone(),
+            port: *port,
+            auth: o.smarthost_auth.clone(),
+            require_tls: o.smarthost_require_tls,
+        }),
         require_tls: o.require_tls.clone(),
         backoff: Backoff { first: o.first_retry, max: o.max_retry, jitter: o.retry_jitter },
         max_lifetime: o.max_lifetime,

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
-#[command(after_help = "Examples:\n  port25 queue list -c /etc/port25/port25.toml\n  port25 queue show 4F1A2B3C0000001\n  port25 queue retry 4F1A2B3C0000001     # try now instead of at the next scheduled time\n  port25 queue hold && port25 queue release")]
+#[command(
+    after_help = "Examples:\n  port25 queue list -c /etc/port25/port25.toml\n  port25 queue show 4F1A2B3C0000001\n  port25 queue retry 4F1A2B3C0000001     # try now instead of at the next scheduled time\n  port25 queue hold && port25 queue release"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: Cmd,
@@ -92,7 +94,14 @@ fn open_recipients(root: &Path) -> anyhow::Result<Vec<Open>> {
                 if done.contains(&(m, r)) {
                     continue;
                 }
-                out.push(Open { id: msg.id.clone(), received_at: msg.received_at, from: msg.from.clone(), rcpt: rcpt.clone(), state: states.get(&(m, r)).cloned().unwrap_or_default(), content: msg.content.clone() });
+                out.push(Open {
+                    id: msg.id.clone(),
+                    received_at: msg.received_at,
+                    from: msg.from.clone(),
+                    rcpt: rcpt.clone(),
+                    state: states.get(&(m, r)).cloned().unwrap_or_default(),
+                    content: msg.content.clone(),
+                });
             }
         }
     }
@@ -141,14 +150,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             for o in &open {
                 let next = if o.state.next_attempt > now { age(o.state.next_attempt - now) } else { "now".into() };
                 let from = if o.from.is_empty() { "<>" } else { &o.from };
-                println!("{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  {}", o.id, age(now.saturating_sub(o.received_at)), from, o.rcpt, o.state.attempts, next, o.state.last_reply);
+                println!(
+                    "{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  {}",
+                    o.id,
+                    age(now.saturating_sub(o.received_at)),
+                    from,
+                    o.rcpt,
+                    o.state.attempts,
+                    next,
+                    o.state.last_reply
+                );
             }
             let messages: BTreeSet<&str> = open.iter().map(|o| o.id.as_str()).collect();
             println!("{} recipient(s) of {} message(s) queued", open.len(), messages.len());
         }
         Cmd::Show { id } => {
             let open: Vec<Open> = open_recipients(&root)?.into_iter().filter(|o| o.id == id).collect();
-            let history: Vec<_> = parse_history(&std::fs::read_to_string(root.join("history.log")).unwrap_or_default()).into_iter().filter(|h| h.id == id).collect();
+            let history: Vec<_> =
+                parse_history(&std::fs::read_to_string(root.join("history.log")).unwrap_or_default()).into_iter().filter(|h| h.id == id).collect();
             if open.is_empty() && history.is_empty() {
                 eprintln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
                 return Ok(ExitCode::from(1));

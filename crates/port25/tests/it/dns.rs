@@ -66,8 +66,7 @@ impl DnsServer {
         let t = table.clone();
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
-            loop {
-                let Ok((n, from)) = socket.recv_from(&mut buf) else { break };
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
                 let q = &buf[..n];
                 let Some((name, qtype, end)) = question(q) else { continue };
                 let table = t.lock().unwrap();

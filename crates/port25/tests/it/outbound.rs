@@ -61,7 +61,11 @@ fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize) -> Vec<se
     loop {
         let found = events_where(s, id, key, value);
         if found.len() >= n || start.elapsed() > WAIT {
-            assert!(found.len() >= n, "waited for {n} {id} with {key}~{value}; log: {:#?}", s.log.lock().unwrap().iter().filter(|e| e["event"].as_str().unwrap_or("").starts_with("port25.outbound")).collect::<Vec<_>>());
+            assert!(
+                found.len() >= n,
+                "waited for {n} {id} with {key}~{value}; log: {:#?}",
+                s.log.lock().unwrap().iter().filter(|e| e["event"].as_str().unwrap_or("").starts_with("port25.outbound")).collect::<Vec<_>>()
+            );
             return found;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -118,7 +122,10 @@ fn delivers_over_ipv6_with_starttls_and_bounces_unknown_users_with_a_dsn() {
     let port = free_port(&[remote]);
     let dns = DnsServer::start();
     dns.add("remote.example", Rr::Mx(10, "mx.remote.example".into())).add("mx.remote.example", Rr::Aaaa(Ipv6Addr::LOCALHOST));
-    let b = Server::start("domains = [\"remote.example\"]\nrecipients = [\"bob@remote.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"[::1]:{port}\"\n"));
+    let b = Server::start(
+        "domains = [\"remote.example\"]\nrecipients = [\"bob@remote.example\"]",
+        &format!("[[listener]]\nname = \"mx\"\naddress = \"[::1]:{port}\"\n"),
+    );
     let a = sender(&dns, port, "");
     submit(&a, &["bob@remote.example", "nobody@remote.example"], "first outbound");
 
@@ -133,7 +140,14 @@ fn delivers_over_ipv6_with_starttls_and_bounces_unknown_users_with_a_dsn() {
     let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
     assert_eq!(dsn.len(), 1, "no DSN for alice");
     let dsn = String::from_utf8_lossy(&dsn[0]);
-    for want in ["Return-Path: <>", "Content-Type: multipart/report; report-type=delivery-status", "Final-Recipient: rfc822; nobody@remote.example", "Action: failed", "Status: 5.1.1", "Subject: first outbound"] {
+    for want in [
+        "Return-Path: <>",
+        "Content-Type: multipart/report; report-type=delivery-status",
+        "Final-Recipient: rfc822; nobody@remote.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Subject: first outbound",
+    ] {
         assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
     }
     assert!(!dsn.contains("bob@remote.example\r\nAction"), "bob was delivered, not bounced");
