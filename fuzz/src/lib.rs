@@ -19,3 +19,6 @@ pub mod accounts;
 pub mod sasl;
 pub mod smoke;
 pub mod submission;
+
+// --- outbound ---
+pub mod outbound;

@@ -37,6 +37,8 @@ enum Command {
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
     Spampot(cmd::spampot::Args),
+    /// The outbound queue: list, show, flush, retry, delete, hold, release
+    Queue(cmd::queue::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
+        Command::Queue(args) => cmd::queue::run(args),
     };
     match result {
         Ok(code) => code,

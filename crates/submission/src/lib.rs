@@ -13,9 +13,10 @@
 //! - MAIL FROM and the From: header must be addresses of the login
 //!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
 //! - Per-login limits on messages and recipients ([`quota`]).
-//! - Recipients: local ones as the MX accepts them; remote delivery does not
-//!   exist yet, so other domains are refused with a temporary reply that
-//!   says so (451 4.4.0) rather than spooled into a local mailbox.
+//! - Recipients: local ones as the MX accepts them (on to local delivery);
+//!   other domains go to the outbound queue when the server has one
+//!   ([`Submission::with_outbound`]), else they are refused with a
+//!   temporary reply that says so (451 4.4.0).
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
 //! - Off by default: devices in trusted networks, or presenting a TLS
@@ -70,10 +71,21 @@ pub struct Submission {
     /// When each (login, legacy) use was last written to the usage table:
     /// one write a minute per login is enough for a report in days.
     recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
+    /// Where mail for other domains goes; `None`: refused with 451.
+    outbound: Option<port25_outbound::Enqueuer>,
 }
 
 impl Submission {
     pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, None)
+    }
+
+    /// Like `new`, with remote recipients accepted into the outbound queue.
+    pub fn with_outbound(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, Some(outbound))
+    }
+
+    fn build(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
         Arc::new(Submission {
             accounts,
             guard: AuthGuard::new(config.guard),
@@ -83,6 +95,7 @@ impl Submission {
             trusted: config.trusted_networks,
             delimiter: config.recipient_delimiter,
             recorded: Default::default(),
+            outbound,
         })
     }
 
@@ -99,6 +112,10 @@ impl Submission {
         if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
             emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
         }
+    }
+
+    fn is_remote(&self, to: &ForwardPath) -> bool {
+        matches!(to, ForwardPath::Mailbox { mailbox, source_route: None } if !self.mx.is_local(&mailbox.domain))
     }
 }
 
@@ -212,6 +229,52 @@ fn device_cert(info: &SessionInfo) -> Option<&str> {
     info.tls.as_ref()?.client_cert.as_deref()
 }
 
+impl SubmissionPolicy {
+    /// Remote recipients to the outbound queue first, then local ones to
+    /// the spool; 250 only when both are stored. (If the second store
+    /// fails the client retries and the remote recipients may get the
+    /// message twice: duplicates over losses.)
+    async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
+        let (remote, local): (Vec<ForwardPath>, Vec<ForwardPath>) = envelope.rcpts.iter().cloned().partition(|r| self.shared.is_remote(r));
+        if !remote.is_empty() {
+            let Some(outbound) = &self.shared.outbound else {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            };
+            let mut rcpts: Vec<String> = Vec::new();
+            for r in &remote {
+                if let ForwardPath::Mailbox { mailbox, .. } = r {
+                    // The local part is the remote domain's business: kept as sent.
+                    let mut m = mailbox.clone();
+                    if let port25_engine::address::Domain::Name(n) = &mut m.domain {
+                        *n = n.to_lowercase();
+                    }
+                    let a = m.to_string();
+                    if !rcpts.contains(&a) {
+                        rcpts.push(a);
+                    }
+                }
+            }
+            let spooled = port25_queue::SpooledMessage {
+                id: id.clone(),
+                received_at: SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                peer: info.peer.to_string(),
+                helo: info.helo.clone().unwrap_or_default(),
+                from: envelope.from.to_string(),
+                rcpts,
+                content: content.clone(),
+            };
+            if outbound.enqueue(spooled).await.is_err() {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            }
+        }
+        if local.is_empty() {
+            return Decision::Accept;
+        }
+        let local_envelope = Envelope { rcpts: local, ..envelope.clone() };
+        self.shared.mx.store(info, &local_envelope, id, content).await
+    }
+}
+
 impl Hooks for SubmissionPolicy {
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         self.offer
@@ -296,13 +359,22 @@ impl Hooks for SubmissionPolicy {
         };
         if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
             if !self.shared.mx.is_local(&mailbox.domain) {
-                return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                if self.shared.outbound.is_none() {
+                    return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                }
+                // Authenticated users relay to domain names; an address
+                // literal would bypass DNS and any per-domain TLS policy.
+                if matches!(mailbox.domain, port25_engine::address::Domain::Literal(_)) {
+                    return Decision::Reject(Reply::owned(550, "5.7.1", format!("<{to}>: address literals are not accepted as recipients; use a domain name")));
+                }
             }
         }
-        // Local, or a relay trick the MX names precisely (literal, route, %).
-        match self.shared.mx.check(to) {
-            Decision::Accept | Decision::AcceptWith(_) => {}
-            refusal => return refusal,
+        if !self.shared.is_remote(to) {
+            // Local, or a relay trick the MX names precisely (literal, route, %).
+            match self.shared.mx.check(to) {
+                Decision::Accept | Decision::AcceptWith(_) => {}
+                refusal => return refusal,
+            }
         }
         match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
@@ -332,7 +404,7 @@ impl Hooks for SubmissionPolicy {
         content.extend_from_slice(&added);
         content.extend_from_slice(&message.body);
         let id = message.id;
-        let decision = self.shared.mx.store(info, envelope, id.clone(), content).await;
+        let decision = self.store(info, envelope, id.clone(), content).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());

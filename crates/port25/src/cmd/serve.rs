@@ -109,6 +109,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }),
     };
 
+    let outbound = super::outbound::start(&config, spool.clone())?;
+
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), delivery_stop.clone()));
@@ -118,7 +120,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         spool,
     ));
     let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
-        true => Some(submission(&config, mx.clone())?),
+        true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
         false => None,
     };
     let mut servers = Vec::new();
@@ -179,14 +181,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         let _ = s.await;
     }
     delivery_stop.cancel();
+    outbound.stop.cancel();
     let _ = delivery.await;
+    let _ = outbound.task.await;
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
 }
 
 /// The state every submission listener shares: accounts, brute-force and
 /// sending limits.
-fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submission>> {
+fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> anyhow::Result<Arc<Submission>> {
     let s = &config.submission;
     let accounts = Arc::new(super::users::open(config)?);
     let settings = port25_submission::SubmissionConfig {
@@ -210,7 +214,7 @@ fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submissi
         trusted_networks: s.trusted_networks.clone(),
         recipient_delimiter: config.mx.recipient_delimiter,
     };
-    Ok(Submission::new(settings, accounts, mx, &config.hostname))
+    Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
