@@ -14,8 +14,17 @@
 //!   ASN over time) and [`complaints`] (ARF and plain abuse reports);
 //! - output: [`table`] (JSON, CSV), [`svg`] (charts), [`html`].
 
+pub mod campaigns;
 pub mod date;
+pub mod enrich;
+pub mod error;
 pub mod generate;
+pub mod ip;
+pub mod mmdb;
+pub mod pfx2as;
+pub mod ranges;
 pub mod rng;
 pub mod scan;
 pub mod stats;
+pub mod table;
+pub mod table1;

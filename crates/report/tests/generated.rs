@@ -61,3 +61,89 @@ fn window_and_sensor_filters() {
     let (acc, _) = scan(&dir.path().join("capture"), &f, 2).unwrap();
     assert_eq!(acc.spam.emails, truth.per_sensor["br-sp-02"]);
 }
+
+fn enricher(dir: &std::path::Path) -> port25_report::enrich::Enricher {
+    let mut e = port25_report::enrich::Enricher::default();
+    e.add(&dir.join("geoip.csv")).unwrap();
+    e.add(&dir.join("routeviews.pfx2as")).unwrap();
+    e
+}
+
+fn column(t: &port25_report::table::Table, name: &str) -> Vec<serde_json::Value> {
+    let i = t.columns.iter().position(|c| c == name).unwrap();
+    t.rows.iter().map(|r| r[i].clone()).collect()
+}
+
+fn table<'a>(r: &'a port25_report::table1::CaptureReport, id: &str) -> &'a port25_report::table::Table {
+    r.tables.iter().find(|t| t.id == id).unwrap()
+}
+
+/// The truth's top-N: by count, then key, as the report orders them.
+fn expected_top<K: Clone + Ord>(m: &BTreeMap<K, u64>, n: usize) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+#[test]
+fn table1_top_lists_and_campaigns_match_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(&small(), dir.path()).unwrap();
+    let (acc, damage) = scan(&dir.path().join("capture"), &Filter::default(), 2).unwrap();
+    let bodies = port25_capture::bodies::Bodies::open(&dir.path().join("capture/bodies")).unwrap();
+    let opt = port25_report::table1::Options { top: 10, ..Default::default() };
+    let r = port25_report::table1::build(&acc, damage, &enricher(dir.path()), Some(&bodies), &opt);
+    let t1 = &r.table1;
+    assert_eq!(t1.start.as_deref(), Some(truth.first_day.as_str()));
+    assert_eq!(t1.end.as_deref(), Some(truth.last_day.as_str()));
+    assert_eq!(t1.days, 7);
+    assert_eq!(t1.emails, truth.emails);
+    assert_eq!(t1.recipients, truth.recipients);
+    assert_eq!(t1.recipients_per_spam, ((truth.recipients as f64 / truth.emails as f64) * 100.0).round() / 100.0);
+    assert_eq!(t1.emails_per_day, truth.emails / 7);
+    assert_eq!(t1.unique_ips, truth.unique_ips);
+    assert_eq!(t1.unique_asns, Some(truth.unique_asns));
+    assert_eq!(t1.countries, Some(truth.countries));
+    assert_eq!(t1.probes, truth.probes);
+    assert_eq!(t1.probe_sources, truth.probes, "every source probes once");
+
+    let want: Vec<serde_json::Value> = expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    assert_eq!(column(table(&r, "top_countries"), "country"), want);
+    let want: Vec<serde_json::Value> = expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.1)).collect();
+    assert_eq!(column(table(&r, "top_countries"), "emails"), want);
+    let want: Vec<serde_json::Value> = expected_top(&truth.per_asn, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    assert_eq!(column(table(&r, "top_asns"), "asn"), want);
+    let want: Vec<serde_json::Value> = expected_top(&truth.per_ip, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    assert_eq!(column(table(&r, "top_ips"), "ip"), want);
+    let want: Vec<serde_json::Value> = expected_top(&truth.per_domain, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    assert_eq!(column(table(&r, "dest_domains"), "domain"), want);
+    let top5: u64 = expected_top(&truth.per_country, 5).iter().map(|x| x.1).sum();
+    assert_eq!(r.top5_country_share, Some(((top5 as f64 * 100.0 / truth.emails as f64) * 100.0).round() / 100.0));
+    let br: u64 = truth.per_domain.iter().filter(|(d, _)| d.ends_with(".br")).map(|x| x.1).sum();
+    assert_eq!(r.abroad_recipient_share, Some((((truth.recipients - br) as f64 * 100.0 / truth.recipients as f64) * 100.0).round() / 100.0));
+
+    // Near-duplicates: one cluster per campaign, holding its variants.
+    let nd = table(&r, "near_duplicates");
+    assert_eq!(nd.rows.len(), truth.campaign_digests.len().min(10));
+    let got: Vec<(u64, u64)> = column(nd, "emails").iter().zip(column(nd, "bodies")).map(|(e, b)| (e.as_u64().unwrap(), b.as_u64().unwrap())).collect();
+    let mut want: Vec<(u64, u64)> = truth.campaign_digests.iter().map(|c| (c.iter().map(|d| truth.per_digest[d]).sum::<u64>(), c.len() as u64)).collect();
+    want.sort_by(|a, b| b.cmp(a));
+    assert_eq!(got, want);
+    // Exact campaigns: the largest digest.
+    let (d, n) = expected_top(&truth.per_digest, 1)[0].clone();
+    assert_eq!(table(&r, "campaigns").rows[0][1], serde_json::json!(d));
+    assert_eq!(table(&r, "campaigns").rows[0][2], serde_json::json!(n));
+}
+
+#[test]
+fn without_enrichment_the_report_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    generate(&small(), dir.path()).unwrap();
+    let (acc, damage) = scan(&dir.path().join("capture"), &Filter::default(), 1).unwrap();
+    let r = port25_report::table1::build(&acc, damage, &Default::default(), None, &Default::default());
+    assert_eq!(r.table1.unique_asns, None);
+    assert_eq!(r.table1.countries, None);
+    assert!(r.notes.iter().any(|n| n.contains("No enrichment")), "{:?}", r.notes);
+    assert!(r.tables.iter().all(|t| t.id != "top_countries"));
+}
