@@ -34,6 +34,8 @@ enum Command {
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
     Spampot(cmd::spampot::Args),
+    /// Reports: Table 1 over captures, origin and destination, campaigns, blocklist rank, complaints
+    Report(cmd::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,6 +46,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(c) => cmd::users::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -160,9 +160,25 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
 
     let mut tables = Vec::new();
     let mut t = Table::new("table1", "Table 1: captured spam (probes counted apart)", &["figure", "value"]);
-    let t1 = serde_json::to_value(&table1).expect("plain struct");
-    for (k, v) in t1.as_object().expect("struct is an object") {
-        t.push(vec![json!(k), v.clone()]);
+    // In the white paper's order, with its wording.
+    let rows: [(&str, Value); 14] = [
+        ("Start of data collection", json!(table1.start)),
+        ("End of data collection", json!(table1.end)),
+        ("Days of data collected", json!(table1.days)),
+        ("Days with spam", json!(table1.days_with_data)),
+        ("Emails collected", json!(table1.emails)),
+        ("Recipients", json!(table1.recipients)),
+        ("Recipients per spam", json!(table1.recipients_per_spam)),
+        ("Emails per day", json!(table1.emails_per_day)),
+        ("Unique IPs that sent spam", json!(table1.unique_ips)),
+        ("Unique ASes that sent spam", json!(table1.unique_asns)),
+        ("Countries of origin", json!(table1.countries)),
+        ("Probes (proxy tests, not counted above)", json!(table1.probes)),
+        ("Probe recipients", json!(table1.probe_recipients)),
+        ("IPs that sent probes", json!(table1.probe_sources)),
+    ];
+    for (k, v) in rows {
+        t.push(vec![json!(k), v]);
     }
     tables.push(t);
 
@@ -209,7 +225,7 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     tables.push(t);
     let mut dest: HashMap<String, u64> = HashMap::new();
     for (d, n) in &acc.domains {
-        *dest.entry(domain_country(d).unwrap_or_else(|| "(generic TLD)".into())).or_default() += n;
+        *dest.entry(domain_country(d).unwrap_or_else(|| "gTLD".into())).or_default() += n;
     }
     let home_n = dest.get(&opt.home).copied().unwrap_or(0);
     let abroad = (spam.recipients > 0).then(|| round2((spam.recipients - home_n) as f64 * 100.0 / spam.recipients as f64));
@@ -219,7 +235,7 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     }
     tables.push(t);
     notes.push(format!(
-        "Destination country is the recipient domain's ccTLD; generic TLDs (.com, .net...) are counted as abroad from {} (DNS MX lookup is not done).",
+        "Destination country is the recipient domain's ccTLD; generic TLDs (.com, .net..., shown as gTLD) are counted as abroad from {} (DNS MX lookup is not done).",
         opt.home
     ));
 

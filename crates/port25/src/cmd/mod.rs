@@ -5,3 +5,4 @@ pub mod egress_flows;
 pub mod serve;
 pub mod users;
 pub mod spampot;
+pub mod report;
