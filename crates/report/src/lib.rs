@@ -14,13 +14,17 @@
 //!   ASN over time) and [`complaints`] (ARF and plain abuse reports);
 //! - output: [`table`] (JSON, CSV), [`svg`] (charts), [`html`].
 
+pub mod arf;
+pub mod blocklist;
 pub mod campaigns;
+pub mod complaints;
 pub mod date;
 pub mod enrich;
 pub mod error;
 pub mod generate;
 pub mod html;
 pub mod ip;
+pub mod ip4set;
 pub mod mmdb;
 pub mod output;
 pub mod pfx2as;

@@ -92,6 +92,21 @@ pub struct BuildArgs {
     /// Threads reading the capture log
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
     threads: usize,
+    /// Blocklist dumps (rbldnsd ip4set or plain address lists), dated in their names; a directory = all its files. Repeatable
+    #[arg(long)]
+    blocklist: Vec<PathBuf>,
+    /// Country followed in the blocklist rank and complaint charts
+    #[arg(long, default_value = "BR")]
+    country: String,
+    /// The AS ranking cut-off for "the country's ASes in the top N"
+    #[arg(long, default_value_t = 200)]
+    top_asns: usize,
+    /// Abuse reports: ARF or plain messages in an mbox file, a Maildir or a directory of files. Repeatable
+    #[arg(long)]
+    complaints: Vec<PathBuf>,
+    /// End-user (residential/dynamic) prefixes, one a line: complaints from them are "direct delivery"
+    #[arg(long)]
+    end_user: Option<PathBuf>,
     /// Write report.html, report.json and csv/ here
     #[arg(long, short)]
     out: Option<PathBuf>,
@@ -162,8 +177,50 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         sections.push(output::capture_section(&r));
     }
+    if !b.blocklist.is_empty() {
+        let files = port25_report::blocklist::dated_files(&b.blocklist)?;
+        let mut examples = Vec::new();
+        let mut dumps = Vec::new();
+        for (day, f) in files {
+            dumps.push(port25_report::blocklist::count(&f, day, &enricher, &mut examples)?);
+        }
+        for e in &examples {
+            eprintln!("port25 report: {e}");
+        }
+        let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
+        let s = port25_report::blocklist::section(&dumps, examples, &opt);
+        if !b.json {
+            print_tables(&s, "focus_rank");
+        }
+        summary.insert("blocklist".into(), s.summary.clone());
+        sections.push(s);
+    }
+    if !b.complaints.is_empty() {
+        let end_user = match &b.end_user {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                port25_report::complaints::parse_prefixes(&text).map_err(|e| e.in_file(p))?
+            }
+            None => Vec::new(),
+        };
+        let mut trend = port25_report::complaints::Trend::default();
+        for p in &b.complaints {
+            for (place, raw) in port25_report::complaints::messages(p)? {
+                trend.add(&place, &raw, &end_user, &enricher);
+            }
+        }
+        for e in &trend.examples {
+            eprintln!("port25 report: {e}");
+        }
+        let s = trend.section();
+        if !b.json {
+            print_tables(&s, "per_month");
+        }
+        summary.insert("complaints".into(), s.summary.clone());
+        sections.push(s);
+    }
     if sections.is_empty() {
-        anyhow::bail!("nothing to report: give --capture DIR (see port25 report build --help)");
+        anyhow::bail!("nothing to report: give --capture DIR, --blocklist DUMPS or --complaints REPORTS (see port25 report build --help)");
     }
     if b.json {
         println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
@@ -197,5 +254,15 @@ fn print_table1(r: &table1::CaptureReport) {
     }
     for n in &r.notes {
         println!("note: {n}");
+    }
+}
+
+/// One table of a section as aligned text on standard output.
+fn print_tables(s: &port25_report::output::Section, id: &str) {
+    let Some(t) = s.tables.iter().find(|t| t.id == id) else { return };
+    println!("{}", t.title);
+    println!("{}", t.columns.join("\t"));
+    for r in &t.rows {
+        println!("{}", r.iter().map(port25_report::table::cell_text).collect::<Vec<_>>().join("\t"));
     }
 }
