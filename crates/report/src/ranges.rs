@@ -60,6 +60,10 @@ impl Ranges {
             if hi < lo {
                 return Err(LineError::new(line_no, "range ends before it starts"));
             }
+            // tor-geoipdb marks unassigned space `??`: no answer, not an error.
+            if f[2] == "??" {
+                continue;
+            }
             let value =
                 parse_value(f[2]).ok_or_else(|| LineError::new(line_no, format!("{:?} is neither a two-letter country code nor an AS number", f[2])))?;
             rows.push((lo, hi, value, line_no));
@@ -96,7 +100,7 @@ mod tests {
 
     #[test]
     fn tor_geoip_forms() {
-        let t = "# comment\n16777216,16777471,AU\n\"1.0.1.0\",\"1.0.3.255\",\"cn\"\n2001:200::\t2001:200:ffff:ffff:ffff:ffff:ffff:ffff\tJP\n10.0.0.0,10.0.0.255,AS64512\n";
+        let t = "# comment\n15726992,15726999,??\n16777216,16777471,AU\n\"1.0.1.0\",\"1.0.3.255\",\"cn\"\n2001:200::\t2001:200:ffff:ffff:ffff:ffff:ffff:ffff\tJP\n10.0.0.0,10.0.0.255,AS64512\n";
         let r = Ranges::parse(t).unwrap();
         assert_eq!(r.len(), 4);
         assert_eq!(r.lookup("1.0.0.7".parse().unwrap()), Some(&Value::Country(*b"AU")));
