@@ -34,7 +34,7 @@ fn nice_max(v: f64) -> f64 {
 fn open(out: &mut String, id: &str, title: &str, h: f64) {
     let _ = write!(
         out,
-        r#"<svg class="chart" id="{}" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{}"><text x="{}" y="18" font-size="14" font-weight="bold">{}</text>"#,
+        r#"<svg class="chart" id="{}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{}"><text x="{}" y="18" font-size="14" font-weight="bold">{}</text>"#,
         esc(id),
         esc(title),
         LEFT,

@@ -10,5 +10,6 @@ mod lmtp;
 mod postfix;
 mod protocol;
 mod relay;
+mod report;
 mod submission;
 mod spampot;
