@@ -62,7 +62,12 @@ fn prefix(ip: IpAddr, len: u8) -> Result<Entry, String> {
 /// One line: `Ok(None)` for blank lines, comments and directives.
 pub fn parse_line(line: &str) -> Result<Option<Entry>, String> {
     let line = line.trim();
-    if line.is_empty() || line.starts_with(['#', ';', '$', ':']) {
+    if line.is_empty() || line.starts_with(['#', ';', '$']) {
+        return Ok(None);
+    }
+    // `:value` sets the default; an IPv6 address such as `::1` (plain
+    // lists) also starts with a colon, and is an entry.
+    if line.starts_with(':') && !line.split_whitespace().next().is_some_and(|w| w.split('/').next().is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())) {
         return Ok(None);
     }
     let (excluded, rest) = match line.strip_prefix('!') {
@@ -117,6 +122,7 @@ mod tests {
         assert_eq!(parse_line("1.2.3.4-1.2.3.9").unwrap().unwrap().size(), 6);
         assert!(parse_line("!1.2.3.5").unwrap().unwrap().excluded);
         assert_eq!(parse_line("2001:db8::1").unwrap().unwrap().size(), 1);
+        assert_eq!(parse_line("::1").unwrap().unwrap().first, k("::1"));
         assert_eq!(parse_line("2001:db8::/64 listed").unwrap().unwrap().size(), 1 << 64);
         for skip in ["", "# c", "; c", "$SOA 3600 a b 0 1 2 3 4", ":127.0.0.2:Listed $"] {
             assert_eq!(parse_line(skip).unwrap(), None, "{skip:?}");
