@@ -219,7 +219,7 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
         lines += 1;
         // The writer thread's queue is unbounded: wait for it every so often
         // so memory stays flat however many events are generated.
-        if lines % 20_000 == 0 {
+        if lines.is_multiple_of(20_000) {
             rt.block_on(log.append_durable(e.to_line()))
         } else {
             log.append(e.to_line());

@@ -67,7 +67,7 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, String> {
     }
     // `:value` sets the default; an IPv6 address such as `::1` (plain
     // lists) also starts with a colon, and is an entry.
-    if line.starts_with(':') && !line.split_whitespace().next().is_some_and(|w| w.split('/').next().is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok())) {
+    if line.starts_with(':') && line.split_whitespace().next().is_none_or(|w| w.split('/').next().is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err())) {
         return Ok(None);
     }
     let (excluded, rest) = match line.strip_prefix('!') {

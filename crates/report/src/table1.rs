@@ -274,6 +274,9 @@ fn lifetime(first: &str, last: &str) -> Value {
     }
 }
 
+/// A near-duplicate cluster: bodies, emails, recipients, first and last time.
+type Cluster = (u64, u64, u64, String, String);
+
 /// Exact campaigns (one body digest) and near-duplicate clusters.
 fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bodies>, opt: &Options, notes: &mut Vec<String>) -> Vec<Table> {
     let mut out = Vec::new();
@@ -314,7 +317,7 @@ fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bo
         notes.push(format!("{missing} bodies were missing or unreadable (quota rotation?): left out of near-duplicate clustering."));
     }
     let ids = crate::campaigns::cluster(&sigs, opt.similarity);
-    let mut clusters: BTreeMap<usize, (u64, u64, u64, String, String)> = BTreeMap::new();
+    let mut clusters: BTreeMap<usize, Cluster> = BTreeMap::new();
     for (i, id) in ids.iter().enumerate() {
         let c = members[i].1;
         let e = clusters.entry(*id).or_insert((0, 0, 0, c.first.clone(), c.last.clone()));
@@ -328,7 +331,7 @@ fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bo
             e.4 = c.last.clone();
         }
     }
-    let mut cl: Vec<(usize, (u64, u64, u64, String, String))> = clusters.into_iter().collect();
+    let mut cl: Vec<(usize, Cluster)> = clusters.into_iter().collect();
     cl.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
     let mut t = Table::new(
         "near_duplicates",

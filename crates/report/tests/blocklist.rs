@@ -79,7 +79,7 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
         text.push_str("this is not an address\n");
         std::fs::write(dumps_dir.join(format!("cbl-{}-03-01.txt", 2009 + k)), text).unwrap();
     }
-    let files = dated_files(&[dumps_dir.clone()]).unwrap();
+    let files = dated_files(std::slice::from_ref(&dumps_dir)).unwrap();
     assert_eq!(files.len(), 5);
     let mut examples = Vec::new();
     let dumps: Vec<_> = files.iter().map(|(d, f)| count(f, *d, &e, &mut examples).unwrap()).collect();
