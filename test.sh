@@ -14,5 +14,5 @@ cd "$(dirname "$0")"
 bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
 # report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
-python3 -c 'import mmdb_writer, netaddr' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr
+python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
 cargo test --workspace --locked "$@"

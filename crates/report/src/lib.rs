@@ -27,6 +27,7 @@ pub mod ip;
 pub mod ip4set;
 pub mod mmdb;
 pub mod output;
+pub mod parquet_export;
 pub mod pfx2as;
 pub mod ranges;
 pub mod rng;

@@ -92,6 +92,9 @@ pub struct BuildArgs {
     /// Threads reading the capture log
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
     threads: usize,
+    /// Also export the capture's message records, enriched, as Parquet to this file
+    #[arg(long)]
+    parquet: Option<PathBuf>,
     /// Blocklist dumps (rbldnsd ip4set or plain address lists), dated in their names; a directory = all its files. Repeatable
     #[arg(long)]
     blocklist: Vec<PathBuf>,
@@ -176,6 +179,10 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             print_table1(&r);
         }
         sections.push(output::capture_section(&r));
+        if let Some(pq) = &b.parquet {
+            let rows = port25_report::parquet_export::export(dir, &filter, &enricher, pq).with_context(|| format!("writing {}", pq.display()))?;
+            eprintln!("port25 report: wrote {rows} message records to {}", pq.display());
+        }
     }
     if !b.blocklist.is_empty() {
         let files = port25_report::blocklist::dated_files(&b.blocklist)?;
