@@ -22,3 +22,6 @@ pub mod submission;
 
 // --- outbound ---
 pub mod outbound;
+
+// --- report ---
+pub mod report;

@@ -39,6 +39,8 @@ enum Command {
     Spampot(cmd::spampot::Args),
     /// The outbound queue: list, show, flush, retry, delete, hold, release
     Queue(cmd::queue::Args),
+    /// Reports: Table 1 over captures, origin and destination, campaigns, blocklist rank, complaints
+    Report(cmd::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -51,6 +53,7 @@ fn main() -> std::process::ExitCode {
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
         Command::Queue(args) => cmd::queue::run(args),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

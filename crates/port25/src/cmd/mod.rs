@@ -8,3 +8,4 @@ pub mod queue;
 pub mod serve;
 pub mod users;
 pub mod spampot;
+pub mod report;

@@ -12,6 +12,7 @@ mod outbound;
 mod postfix;
 mod protocol;
 mod relay;
+mod report;
 mod spampot;
 mod spampot_hpfeeds;
 mod spampot_netns;
