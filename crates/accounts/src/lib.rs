@@ -14,6 +14,7 @@ pub mod address;
 pub mod cache;
 pub mod hash;
 pub mod import;
+pub mod migration;
 mod store;
 
 use cache::VerifiedCache;
@@ -199,6 +200,17 @@ impl Accounts {
     /// The addresses (and `@domain` entries) `login` may send as.
     pub fn addresses(&self, login: &str) -> Result<Vec<String>> {
         Ok(self.store().addresses(&login.to_lowercase())?)
+    }
+
+    /// Records an authenticated submission (`legacy`: on port 25), for
+    /// `port25 migration report`.
+    pub fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Ok(self.store().record_use(&login.to_lowercase(), legacy, now, &ip.to_string(), port)?)
+    }
+
+    pub fn usage(&self) -> Result<Vec<migration::Use>> {
+        Ok(self.store().usage()?)
     }
 
     pub fn may_send_as(&self, login: &str, sender: &str) -> Result<bool> {

@@ -17,6 +17,15 @@ CREATE TABLE IF NOT EXISTS addresses (
     address TEXT NOT NULL,
     PRIMARY KEY (login, address)
 );
+CREATE TABLE IF NOT EXISTS usage (
+    login     TEXT NOT NULL,
+    legacy    INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    last_ip   TEXT NOT NULL,
+    last_port INTEGER NOT NULL,
+    uses      INTEGER NOT NULL,
+    PRIMARY KEY (login, legacy)
+);
 ";
 
 pub struct Store {
@@ -79,6 +88,26 @@ impl Store {
             tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
         }
         tx.commit()
+    }
+
+    /// Counts one authenticated submission: on 587/465, or legacy on 25.
+    pub fn record_use(&self, login: &str, legacy: bool, at: i64, ip: &str, port: u16) -> rusqlite::Result<()> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO usage (login, legacy, last_seen, last_ip, last_port, uses) VALUES (?1, ?2, ?3, ?4, ?5, 1)
+                 ON CONFLICT(login, legacy) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+                   last_ip = excluded.last_ip, last_port = excluded.last_port, uses = uses + 1",
+            )?
+            .execute(params![login, legacy, at, ip, port])?;
+        Ok(())
+    }
+
+    pub fn usage(&self) -> rusqlite::Result<Vec<crate::migration::Use>> {
+        let mut stmt = self.db.prepare("SELECT login, legacy, last_seen, last_ip, last_port, uses FROM usage ORDER BY login, legacy")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::migration::Use { login: r.get(0)?, legacy: r.get(1)?, last_seen: r.get(2)?, last_ip: r.get(3)?, last_port: r.get(4)?, uses: r.get(5)? })
+        })?;
+        rows.collect()
     }
 
     pub fn delete(&self, login: &str) -> rusqlite::Result<bool> {

@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the mail services (MX, local delivery) until SIGINT or SIGTERM
+    /// Run the mail services (MX, submission, local delivery) until SIGINT or SIGTERM
     Serve(cmd::serve::Args),
     /// Check or print the configuration
     #[command(subcommand)]
@@ -30,6 +30,9 @@ enum Command {
     /// Submission accounts: add, passwd, del, list, import, addresses
     #[command(subcommand)]
     Users(cmd::users::Command),
+    /// Migration off port 25: the share of active users on 587/465
+    #[command(subcommand)]
+    Migration(cmd::migration::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
@@ -42,6 +45,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
+        Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
     };

@@ -18,12 +18,14 @@
 //!   says so (451 4.4.0) rather than spooled into a local mailbox.
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
-//! - Off by default: devices in trusted networks may submit without AUTH,
-//!   as any address of a local domain; each use is an event
+//! - Off by default: devices in trusted networks, or presenting a TLS
+//!   client certificate from the configured device CA, may submit without
+//!   AUTH, as any address of a local domain; each use is an event
 //!   (`port25.submission.legacy`) for the migration report.
 
 pub mod guard;
 pub mod headers;
+pub mod legacy;
 pub mod quota;
 
 use guard::{AuthGuard, Check, GuardConfig};
@@ -62,6 +64,9 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    /// When each (login, legacy) use was last written to the usage table:
+    /// one write a minute per login is enough for a report in days.
+    recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
 }
 
 impl Submission {
@@ -73,7 +78,23 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            recorded: Default::default(),
         })
+    }
+
+    /// Records a successful login for the migration report (blocking).
+    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) {
+        let now = Instant::now();
+        {
+            let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            recorded.insert((login.to_owned(), legacy), now);
+        }
+        if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
+            emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
+        }
     }
 }
 
@@ -81,12 +102,14 @@ impl Submission {
 pub struct SubmissionPolicy {
     shared: Arc<Submission>,
     offer: AuthOffer,
+    /// Port 25 with legacy submission: logins are recorded as legacy.
+    legacy: bool,
 }
 
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls }, legacy: false }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
@@ -94,12 +117,16 @@ impl SubmissionPolicy {
         self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
     }
 
-    /// Who is sending: the login, or the trusted network of a device.
+    /// Who is sending: the login, or a device (its verified client
+    /// certificate, or its trusted network).
     fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
-        match &info.auth {
-            Some(login) => Some(login.to_lowercase()),
-            None => self.trusted_network(info).map(|n| format!("network {n}")),
+        if let Some(login) = &info.auth {
+            return Some(login.to_lowercase());
         }
+        if let Some(cert) = device_cert(info) {
+            return Some(format!("device {}", &cert[..16]));
+        }
+        self.trusted_network(info).map(|n| format!("network {n}"))
     }
 
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
@@ -155,6 +182,11 @@ impl SubmissionPolicy {
     }
 }
 
+/// The SHA-256 of a client certificate the listener's device CA verified.
+fn device_cert(info: &SessionInfo) -> Option<&str> {
+    info.tls.as_ref()?.client_cert.as_deref()
+}
+
 impl Hooks for SubmissionPolicy {
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         self.offer
@@ -181,10 +213,21 @@ impl Hooks for SubmissionPolicy {
         }
         let shared = self.shared.clone();
         let (l, p) = (login.clone(), credentials.password.clone());
-        let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
+        let (legacy, ip, port) = (self.legacy, info.peer.ip(), info.local.port());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let verdict = shared.accounts.verify(&l, &p);
+            if matches!(verdict, Ok(Verdict::Valid { .. })) {
+                shared.record_use(&l, legacy, ip, port);
+            }
+            verdict
+        })
+        .await;
         match verdict {
             Ok(Ok(Verdict::Valid { .. })) => {
                 self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+                if self.legacy {
+                    emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
+                }
                 Decision::Accept
             }
             Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
@@ -206,7 +249,8 @@ impl Hooks for SubmissionPolicy {
         };
         if info.auth.is_none() {
             let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
-            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
+            let cert = device_cert(info).unwrap_or_default();
+            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, certificate = %cert, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");

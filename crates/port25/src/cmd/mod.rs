@@ -2,6 +2,7 @@
 pub mod config;
 pub mod egress;
 pub mod egress_flows;
+pub mod migration;
 pub mod serve;
 pub mod users;
 pub mod spampot;
