@@ -8,11 +8,13 @@
 //! key with its default.
 
 mod error;
+mod http;
 mod model;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use http::Http;
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

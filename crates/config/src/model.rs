@@ -23,6 +23,8 @@ pub(crate) struct RawConfig {
     delivery: RawDelivery,
     #[serde(default)]
     submission: crate::submission::RawSubmission,
+    #[serde(default)]
+    http: crate::http::RawHttp,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
 }
@@ -130,6 +132,7 @@ pub struct Config {
     pub mx: Mx,
     pub delivery: Delivery,
     pub submission: crate::submission::Submission,
+    pub http: crate::http::Http,
     pub listeners: Vec<Listener>,
 }
 
@@ -188,7 +191,7 @@ pub fn system_hostname() -> String {
     }
 }
 
-fn valid_domain(d: &str) -> bool {
+pub(crate) fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
@@ -369,9 +372,10 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
+    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, listeners })
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, http, listeners })
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first
