@@ -27,7 +27,7 @@ enum Command {
     /// Check or print the configuration
     #[command(subcommand)]
     Config(cmd::config::Command),
-    /// Submission accounts: add, passwd, del, list, import, addresses
+    /// Submission accounts: add, passwd, del, list, import, addresses, operator
     #[command(subcommand)]
     Users(cmd::users::Command),
     /// Migration off port 25: the share of active users on 587/465
