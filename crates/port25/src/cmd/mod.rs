@@ -4,5 +4,6 @@ pub mod egress;
 pub mod egress_flows;
 pub mod migration;
 pub mod serve;
+pub mod serve_http;
 pub mod users;
 pub mod spampot;
