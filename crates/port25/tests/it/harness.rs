@@ -25,10 +25,14 @@ pub struct Server {
 /// add `[[listener]]` tables or keys under `[mx]`... as TOML allows).
 pub fn base_config(dir: &Path, mx: &str, listeners: &str) -> String {
     format!(
-        "hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\n{mx}\n{listeners}\n",
+        "hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\n{mx}\n{listeners}\n{HTTP_ON_PORT_0}",
         dir.join("data").display()
     )
 }
+
+/// Tests run in parallel: the HTTP listener too binds port 0 (its address
+/// is in the `port25.http.listening` event).
+pub const HTTP_ON_PORT_0: &str = "[http]\naddress = \"127.0.0.1:0\"\n";
 
 pub const MX_LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\n";
 
