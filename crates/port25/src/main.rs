@@ -37,6 +37,9 @@ enum Command {
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
     Spampot(cmd::spampot::Args),
+    /// DNS records mail clients use to find submission (RFC 6186 SRV) and autoconfig/autodiscover
+    #[command(subcommand)]
+    Dns(cmd::dns::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -48,6 +51,7 @@ fn main() -> std::process::ExitCode {
         Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
+        Command::Dns(c) => cmd::dns::run(c),
     };
     match result {
         Ok(code) => code,
