@@ -6,6 +6,7 @@ mod harness;
 mod cli;
 mod clients;
 mod crash;
+mod http;
 mod lmtp;
 mod postfix;
 mod protocol;
