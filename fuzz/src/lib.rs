@@ -18,3 +18,6 @@ pub mod accounts;
 pub mod sasl;
 pub mod smoke;
 pub mod submission;
+
+// --- http ---
+pub mod http;
