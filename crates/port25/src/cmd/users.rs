@@ -184,7 +184,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             for u in accounts.list()? {
                 let operator = accounts.is_operator(&u.login)?;
                 if json {
-                    println!("{}", serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses, "operator": operator}));
+                    // "operator" only when set, so the lines of other logins keep their shape.
+                    let mut line = serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses});
+                    if operator {
+                        line["operator"] = true.into();
+                    }
+                    println!("{line}");
                 } else {
                     println!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
                 }

@@ -62,7 +62,7 @@ fn curl(args: &[&str]) -> (u16, String, String) {
 fn serve(dir: &Path, http: &str, listeners: &str) -> String {
     format!(
         "hostname = \"mx.example.net\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\ndomains = [\"example.net\", \"example.org\"]\n\
-         [http]\naddress = \"127.0.0.1:0\"\n{http}\n{listeners}",
+         {listeners}\n{HTTP_ON_PORT_0}{http}\n",
         dir.join("data").display()
     )
 }
