@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod crash;
 mod dns;
+mod http;
 mod lmtp;
 mod outbound;
 mod postfix;
