@@ -19,3 +19,14 @@ pub mod accounts;
 pub mod sasl;
 pub mod smoke;
 pub mod submission;
+
+<<<<<<< HEAD
+// --- outbound ---
+pub mod outbound;
+
+// --- report ---
+pub mod report;
+=======
+// --- http ---
+pub mod http;
+>>>>>>> http
