@@ -9,10 +9,12 @@
 
 mod error;
 mod model;
+mod outbound;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use outbound::{DkimKey, Outbound};
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

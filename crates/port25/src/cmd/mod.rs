@@ -2,6 +2,9 @@
 pub mod config;
 pub mod egress;
 pub mod egress_flows;
+pub mod migration;
+pub mod outbound;
+pub mod queue;
 pub mod serve;
 pub mod users;
 pub mod spampot;
