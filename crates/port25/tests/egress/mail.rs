@@ -82,6 +82,11 @@ fn add_user(dir: &Path, role: &str, login: &str) {
     assert!(out.status.success(), "users add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// swaks arguments: AUTH PLAIN as the subscriber's login, from its address.
+fn submit_as_alice(to: &str) -> [&str; 10] {
+    ["--auth", "PLAIN", "--auth-user", "alice@provider.example", "--auth-password", PASSWORD, "--from", "alice@provider.example", "--to", to]
+}
+
 fn swaks(net: &Net, role: &str, args: &[&str]) -> String {
     let out = Command::new("ip").args(["netns", "exec", &net.ns(role), "swaks", "--timeout", "5"]).args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
@@ -142,18 +147,7 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
     assert_eq!(mailbox(&remote, "remote.example", "bob", 0), 0);
 
     // Submission from the same subscriber: 587 STARTTLS (v4 and v6) and 465 implicit TLS.
-    let auth = [
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice@provider.example",
-        "--auth-password",
-        PASSWORD,
-        "--from",
-        "alice@provider.example",
-        "--to",
-        "carol@provider.example",
-    ];
+    let auth = submit_as_alice("carol@provider.example");
     for (server, tls) in [("198.51.100.25:587", "--tls"), ("[2001:db8:100::25]:587", "--tls"), ("198.51.100.25:465", "--tlsc")] {
         let t = swaks(&net, "sub", &[&["--server", server, tls][..], &auth].concat());
         assert!(t.contains("<~  235 2.7.0 Authentication successful") && t.contains("<~  250 2.0.0 Ok: queued"), "submission via {server}:\n{t}");
@@ -162,18 +156,7 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
 
     // A message for the remote domain, submitted by the subscriber, is
     // carried by the provider's outbound queue to the remote MX.
-    let remote_rcpt = [
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice@provider.example",
-        "--auth-password",
-        PASSWORD,
-        "--from",
-        "alice@provider.example",
-        "--to",
-        "bob@remote.example",
-    ];
+    let remote_rcpt = submit_as_alice("bob@remote.example");
     let t = swaks(&net, "sub", &[&["--server", "198.51.100.25:587", "--tls", "--header", "Subject: through submission"][..], &remote_rcpt].concat());
     assert!(t.contains("<~  250 2.0.0 Ok: queued"), "submission for a remote recipient:\n{t}");
     assert_eq!(mailbox(&remote, "remote.example", "bob", 1), 1, "the submitted message did not reach the remote MX");
