@@ -239,6 +239,19 @@ impl Accounts {
         Ok(self.store().usage()?)
     }
 
+    /// Lets `login` sign in to the operator dashboard (or stops it).
+    pub fn set_operator(&self, login: &str, operator: bool) -> Result<()> {
+        let login = login.to_lowercase();
+        if !self.store().set_operator(&login, operator)? {
+            return Err(AccountsError::UnknownUser(login));
+        }
+        Ok(())
+    }
+
+    pub fn is_operator(&self, login: &str) -> Result<bool> {
+        Ok(self.store().is_operator(&login.to_lowercase())?)
+    }
+
     pub fn may_send_as(&self, login: &str, sender: &str) -> Result<bool> {
         Ok(address::allows(&self.addresses(login)?, sender))
     }
@@ -247,6 +260,24 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operator_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Accounts::open(&dir.path().join("accounts.db"), None).unwrap();
+        a.add("ops@example.net", "pw", &[]).unwrap();
+        assert!(!a.is_operator("ops@example.net").unwrap());
+        a.set_operator("OPS@example.net", true).unwrap();
+        a.set_operator("ops@example.net", true).unwrap();
+        assert!(a.is_operator("ops@example.net").unwrap());
+        assert!(matches!(a.set_operator("nobody", true), Err(AccountsError::UnknownUser(_))));
+        a.delete("ops@example.net").unwrap();
+        a.add("ops@example.net", "pw", &[]).unwrap();
+        assert!(!a.is_operator("ops@example.net").unwrap(), "a deleted login's flag goes with it");
+        a.set_operator("ops@example.net", true).unwrap();
+        a.set_operator("ops@example.net", false).unwrap();
+        assert!(!a.is_operator("ops@example.net").unwrap());
+    }
 
     #[test]
     fn add_verify_cache_passwd_delete() {

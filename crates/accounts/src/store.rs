@@ -34,6 +34,11 @@ CREATE TABLE IF NOT EXISTS usage (
     uses      INTEGER NOT NULL,
     PRIMARY KEY (login, legacy)
 );
+-- Logins that may sign in to the HTTP dashboard (`port25 users operator`).
+-- A table of its own, so databases made before it need no migration.
+CREATE TABLE IF NOT EXISTS operators (
+    login   TEXT PRIMARY KEY NOT NULL REFERENCES users(login) ON DELETE CASCADE
+);
 ";
 
 pub struct Store {
@@ -147,6 +152,23 @@ impl Store {
 
     pub fn delete(&self, login: &str) -> rusqlite::Result<bool> {
         Ok(self.db.execute("DELETE FROM users WHERE login = ?1", [login])? == 1)
+    }
+
+    /// Grants (or revokes) the dashboard; false when the login does not exist.
+    pub fn set_operator(&self, login: &str, operator: bool) -> rusqlite::Result<bool> {
+        if self.hash(login)?.is_none() {
+            return Ok(false);
+        }
+        if operator {
+            self.db.execute("INSERT OR IGNORE INTO operators (login) VALUES (?1)", [login])?;
+        } else {
+            self.db.execute("DELETE FROM operators WHERE login = ?1", [login])?;
+        }
+        Ok(true)
+    }
+
+    pub fn is_operator(&self, login: &str) -> rusqlite::Result<bool> {
+        Ok(self.db.prepare_cached("SELECT 1 FROM operators WHERE login = ?1")?.query_row([login], |_| Ok(())).optional()?.is_some())
     }
 
     /// (login, hash) of every user, sorted by login.

@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     submission: crate::submission::RawSubmission,
     #[serde(default)]
     outbound: crate::outbound::RawOutbound,
+    http: crate::http::RawHttp,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
 }
@@ -133,6 +134,7 @@ pub struct Config {
     pub delivery: Delivery,
     pub submission: crate::submission::Submission,
     pub outbound: crate::outbound::Outbound,
+    pub http: crate::http::Http,
     pub listeners: Vec<Listener>,
 }
 
@@ -191,7 +193,7 @@ pub fn system_hostname() -> String {
     }
 }
 
-fn valid_domain(d: &str) -> bool {
+pub(crate) fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
@@ -374,8 +376,10 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
 
+    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
+
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, outbound, listeners })
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, outbound, http, listeners })
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first

@@ -79,6 +79,12 @@ catalogue! {
     SPAMPOT_HPFEEDS_FAILED = "port25.spampot.hpfeeds.failed";
     COLLECT_RECEIVED = "port25.collect.received";
     COLLECT_REFUSED = "port25.collect.refused";
+
+    HTTP_LISTENING = "port25.http.listening";
+    HTTP_AUTOCONFIG = "port25.http.autoconfig";
+    HTTP_LOGIN = "port25.http.login";
+    HTTP_LOGIN_FAILED = "port25.http.login.failed";
+    HTTP_ERROR = "port25.http.error";
 }
 
 #[cfg(test)]

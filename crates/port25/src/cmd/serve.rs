@@ -51,9 +51,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             LogFormat::Json => ev::LogFormat::Json,
         },
     };
-    ev::init(format, &config.log_level);
+    // The metrics layer sees every catalogued event (crates/http/src/metrics.rs).
+    let metrics = Arc::new(port25_http::Metrics::default());
+    ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, metrics))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -89,7 +91,7 @@ fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::Serve
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
@@ -97,9 +99,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
     let device_tls = device_tls_config(&config)?;
+    let http = super::serve_http::start(&config, metrics).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
+    http.ready.spool_open();
     let target = match config.delivery.method {
         DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
@@ -175,7 +179,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         servers.push(server);
     }
 
+    http.ready.listeners_bound();
+
     stop.await;
+    http.ready.stopping();
     shutdown.cancel();
     for s in servers {
         let _ = s.await;
@@ -184,6 +191,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     outbound.stop.cancel();
     let _ = delivery.await;
     let _ = outbound.task.await;
+    http.stop.cancel();
+    if let Some(task) = http.task {
+        let _ = task.await;
+    }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
 }

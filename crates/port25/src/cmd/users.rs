@@ -78,6 +78,17 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Let a login sign in to the HTTP operator dashboard (or, with --revoke, stop it)
+    #[command(after_help = "The dashboard (`[http]` in the configuration, /dashboard) shows migration progress, the queue, \
+        recent rejections and SpamPots captures to operators only.\nExample:  port25 users operator ops@example.net")]
+    Operator {
+        login: String,
+        /// Take the operator flag away
+        #[arg(long)]
+        revoke: bool,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Import users with existing hashes from a file of login:hash[:addresses] lines
     #[command(after_help = "The file has one user per line:  login:hash[:addresses]\n  \
         hash       $6$... (SHA-512-crypt), $5$... (SHA-256-crypt), $2b$/$2y$/$2a$... (bcrypt) or $argon2id$...;\n             \
@@ -206,12 +217,26 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             println!("deleted {}", login.to_lowercase());
         }
         Command::List { json, common } => {
-            for u in open(&config(&common)?)?.list()? {
+            let accounts = open(&config(&common)?)?;
+            for u in accounts.list()? {
+                let operator = accounts.is_operator(&u.login)?;
                 if json {
-                    println!("{}", serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses}));
+                    // "operator" only when set, so the lines of other logins keep their shape.
+                    let mut line = serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses});
+                    if operator {
+                        line["operator"] = true.into();
+                    }
+                    println!("{line}");
                 } else {
-                    println!("{}\t{}\t{}", u.login, u.scheme, u.addresses.join(","));
+                    println!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
                 }
+            }
+        }
+        Command::Operator { login, revoke, common } => {
+            open(&config(&common)?)?.set_operator(&login, !revoke)?;
+            match revoke {
+                false => println!("{} may sign in to the dashboard", login.to_lowercase()),
+                true => println!("{} may no longer sign in to the dashboard", login.to_lowercase()),
             }
         }
         Command::Import { file, replace, common } => {
