@@ -36,8 +36,8 @@ out["top_domains"] = con.execute(
 out["top_digests"] = con.execute("SELECT digest, count(*) c FROM m GROUP BY digest ORDER BY c DESC, digest LIMIT 20").fetchall()
 out["proxy_types"] = con.execute("SELECT proxy_type, count(*) FROM m GROUP BY proxy_type ORDER BY proxy_type").fetchall()
 # Enrichment: per distinct address, a range join on the integer form.
-con.execute(f"CREATE TEMP TABLE geo AS SELECT * FROM read_csv('{synth}/geoip.csv', comment='#', header=false, columns={{'lo':'UBIGINT','hi':'UBIGINT','cc':'VARCHAR'}})")
-con.execute(f"CREATE TEMP TABLE pfx AS SELECT * FROM read_csv('{synth}/routeviews.pfx2as', delim='\t', header=false, columns={{'net':'VARCHAR','len':'INTEGER','asn':'UBIGINT'}})")
+con.execute(f"CREATE TEMP TABLE geo AS SELECT * FROM read_csv('{synth}/geoip.csv', auto_detect=false, delim=',', skip=1, header=false, columns={{'lo':'UBIGINT','hi':'UBIGINT','cc':'VARCHAR'}})")
+con.execute(f"CREATE TEMP TABLE pfx AS SELECT * FROM read_csv('{synth}/routeviews.pfx2as', auto_detect=false, delim='\t', header=false, columns={{'net':'VARCHAR','len':'INTEGER','asn':'UBIGINT'}})")
 con.execute("""CREATE TEMP TABLE pfxr AS SELECT asn,
   (split_part(net,'.',1)::UBIGINT<<24 | split_part(net,'.',2)::UBIGINT<<16 | split_part(net,'.',3)::UBIGINT<<8 | split_part(net,'.',4)::UBIGINT) lo,
   len FROM pfx""")
