@@ -2,7 +2,8 @@
 # Runs the whole test suite on a fresh machine of this kind (as root).
 #
 #  1. installs the peers the tests use (swaks, curl, postfix, nftables, ...)
-#     with apt-get, and aiosmtpd (an LMTP server) with pip;
+#     with apt-get, aiosmtpd (an LMTP server) and prometheus-client (the
+#     /metrics test's parser) with pip;
 #  2. cargo test --workspace: unit tests, smoke fuzzing of every parser,
 #     and the integration tests that start the real binary.
 #
@@ -15,4 +16,6 @@ bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
 # report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
 python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
-cargo test --workspace --locked "$@"
+# Prometheus' own text-format parser, for the /metrics test
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus-client
+cargo test --workspace --locked --no-fail-fast "$@"

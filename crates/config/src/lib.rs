@@ -8,11 +8,15 @@
 //! key with its default.
 
 mod error;
+mod http;
 mod model;
+mod outbound;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use outbound::{DkimKey, Outbound};
+pub use http::Http;
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

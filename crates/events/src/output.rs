@@ -1,7 +1,7 @@
 //! Log output: human-readable text for a terminal, JSON lines for machines.
 
 use std::str::FromStr;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum LogFormat {
@@ -36,4 +36,25 @@ pub fn init(format: LogFormat, level: &str) {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
+}
+
+/// A layer to install next to the log output (the HTTP crate's metrics).
+pub type ExtraLayer = Box<dyn Layer<tracing_subscriber::Registry> + Send + Sync>;
+
+/// [`init`] plus `extra`, which sees events whatever the log level: the
+/// level filter applies to the log output only, so `level = "warn"` does
+/// not make counters miss the info events they count.
+pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false);
+    let fmt: ExtraLayer = match format {
+        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
+    };
+    let _ = tracing_subscriber::registry().with(vec![fmt, extra]).try_init();
 }

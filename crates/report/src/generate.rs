@@ -187,7 +187,7 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
     write_enrichment(&asns, out)?;
     let capture = out.join("capture");
     let bodies = Bodies::open(&capture.join("bodies"))?;
-    let log = Log::open(&capture.join("events"), 64 << 20, None)?;
+    let log = Log::open(&capture.join("events"), 64 << 20, None, Default::default())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
 
     // Sources: an AS each (uniform over ASes, so countries follow ORIGIN) and

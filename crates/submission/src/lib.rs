@@ -13,17 +13,20 @@
 //! - MAIL FROM and the From: header must be addresses of the login
 //!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
 //! - Per-login limits on messages and recipients ([`quota`]).
-//! - Recipients: local ones as the MX accepts them; remote delivery does not
-//!   exist yet, so other domains are refused with a temporary reply that
-//!   says so (451 4.4.0) rather than spooled into a local mailbox.
+//! - Recipients: local ones as the MX accepts them (on to local delivery);
+//!   other domains go to the outbound queue when the server has one
+//!   ([`Submission::with_outbound`]), else they are refused with a
+//!   temporary reply that says so (451 4.4.0).
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
-//! - Off by default: devices in trusted networks may submit without AUTH,
-//!   as any address of a local domain; each use is an event
+//! - Off by default: devices in trusted networks, or presenting a TLS
+//!   client certificate from the configured device CA, may submit without
+//!   AUTH, as any address of a local domain; each use is an event
 //!   (`port25.submission.legacy`) for the migration report.
 
 pub mod guard;
 pub mod headers;
+pub mod legacy;
 pub mod quota;
 
 use guard::{AuthGuard, Check, GuardConfig};
@@ -46,6 +49,8 @@ pub struct SubmissionConfig {
     pub quota: QuotaConfig,
     /// Client networks whose devices may submit without AUTH (legacy).
     pub trusted_networks: Vec<IpNet>,
+    /// The MX's address extension separator: "alice+news@" is alice's.
+    pub recipient_delimiter: Option<char>,
 }
 
 pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
@@ -62,10 +67,25 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    delimiter: Option<char>,
+    /// When each (login, legacy) use was last written to the usage table:
+    /// one write a minute per login is enough for a report in days.
+    recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
+    /// Where mail for other domains goes; `None`: refused with 451.
+    outbound: Option<port25_outbound::Enqueuer>,
 }
 
 impl Submission {
     pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, None)
+    }
+
+    /// Like `new`, with remote recipients accepted into the outbound queue.
+    pub fn with_outbound(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, Some(outbound))
+    }
+
+    fn build(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
         Arc::new(Submission {
             accounts,
             guard: AuthGuard::new(config.guard),
@@ -73,7 +93,29 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            delimiter: config.recipient_delimiter,
+            recorded: Default::default(),
+            outbound,
         })
+    }
+
+    /// Records a successful login for the migration report (blocking).
+    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) {
+        let now = Instant::now();
+        {
+            let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            recorded.insert((login.to_owned(), legacy), now);
+        }
+        if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
+            emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
+        }
+    }
+
+    fn is_remote(&self, to: &ForwardPath) -> bool {
+        matches!(to, ForwardPath::Mailbox { mailbox, source_route: None } if !self.mx.is_local(&mailbox.domain))
     }
 }
 
@@ -81,12 +123,14 @@ impl Submission {
 pub struct SubmissionPolicy {
     shared: Arc<Submission>,
     offer: AuthOffer,
+    /// Port 25 with legacy submission: logins are recorded as legacy.
+    legacy: bool,
 }
 
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls }, legacy: false }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
@@ -94,11 +138,27 @@ impl SubmissionPolicy {
         self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
     }
 
-    /// Who is sending: the login, or the trusted network of a device.
+    /// Who is sending: the login, or a device (its verified client
+    /// certificate, or its trusted network).
     fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
+        if let Some(login) = &info.auth {
+            return Some(login.to_lowercase());
+        }
+        if let Some(cert) = device_cert(info) {
+            return Some(format!("device {}", &cert[..16]));
+        }
+        self.trusted_network(info).map(|n| format!("network {n}"))
+    }
+
+    /// The limits that apply to `who`: its own where it has them.
+    fn limits(&self, info: &SessionInfo) -> QuotaConfig {
+        let defaults = self.shared.quota.defaults();
         match &info.auth {
-            Some(login) => Some(login.to_lowercase()),
-            None => self.trusted_network(info).map(|n| format!("network {n}")),
+            Some(login) => match self.shared.accounts.limits(login) {
+                Ok(own) => defaults.with(&own),
+                Err(_) => defaults.clone(),
+            },
+            None => defaults.clone(),
         }
     }
 
@@ -120,7 +180,7 @@ impl SubmissionPolicy {
         let allowed = match &info.auth {
             Some(login) => match self.shared.accounts.addresses(login) {
                 Ok(list) => {
-                    if port25_accounts::address::allows(&list, address) {
+                    if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
                         return Ok(());
                     }
                     let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
@@ -141,6 +201,15 @@ impl SubmissionPolicy {
         Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
     }
 
+    /// "alice+news@example.net" with "+" as the delimiter is alice's too.
+    fn allows_base(&self, list: &[String], address: &str) -> bool {
+        let (Some(d), Some((local, domain))) = (self.shared.delimiter, address.rsplit_once('@')) else { return false };
+        match local.split_once(d) {
+            Some((base, _)) if !base.is_empty() => port25_accounts::address::allows(list, &format!("{base}@{domain}")),
+            _ => false,
+        }
+    }
+
     fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
         let now = Instant::now();
         emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason);
@@ -152,6 +221,57 @@ impl SubmissionPolicy {
             emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %key, failures = lock.failures, seconds = lock.duration.as_secs());
         }
         Decision::Reject(AUTH_FAILED)
+    }
+}
+
+/// The SHA-256 of a client certificate the listener's device CA verified.
+fn device_cert(info: &SessionInfo) -> Option<&str> {
+    info.tls.as_ref()?.client_cert.as_deref()
+}
+
+impl SubmissionPolicy {
+    /// Remote recipients to the outbound queue first, then local ones to
+    /// the spool; 250 only when both are stored. (If the second store
+    /// fails the client retries and the remote recipients may get the
+    /// message twice: duplicates over losses.)
+    async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
+        let (remote, local): (Vec<ForwardPath>, Vec<ForwardPath>) = envelope.rcpts.iter().cloned().partition(|r| self.shared.is_remote(r));
+        if !remote.is_empty() {
+            let Some(outbound) = &self.shared.outbound else {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            };
+            let mut rcpts: Vec<String> = Vec::new();
+            for r in &remote {
+                if let ForwardPath::Mailbox { mailbox, .. } = r {
+                    // The local part is the remote domain's business: kept as sent.
+                    let mut m = mailbox.clone();
+                    if let port25_engine::address::Domain::Name(n) = &mut m.domain {
+                        *n = n.to_lowercase();
+                    }
+                    let a = m.to_string();
+                    if !rcpts.contains(&a) {
+                        rcpts.push(a);
+                    }
+                }
+            }
+            let spooled = port25_queue::SpooledMessage {
+                id: id.clone(),
+                received_at: SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                peer: info.peer.to_string(),
+                helo: info.helo.clone().unwrap_or_default(),
+                from: envelope.from.to_string(),
+                rcpts,
+                content: content.clone(),
+            };
+            if outbound.enqueue(spooled).await.is_err() {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            }
+        }
+        if local.is_empty() {
+            return Decision::Accept;
+        }
+        let local_envelope = Envelope { rcpts: local, ..envelope.clone() };
+        self.shared.mx.store(info, &local_envelope, id, content).await
     }
 }
 
@@ -181,10 +301,21 @@ impl Hooks for SubmissionPolicy {
         }
         let shared = self.shared.clone();
         let (l, p) = (login.clone(), credentials.password.clone());
-        let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
+        let (legacy, ip, port) = (self.legacy, info.peer.ip(), info.local.port());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let verdict = shared.accounts.verify(&l, &p);
+            if matches!(verdict, Ok(Verdict::Valid { .. })) {
+                shared.record_use(&l, legacy, ip, port);
+            }
+            verdict
+        })
+        .await;
         match verdict {
             Ok(Ok(Verdict::Valid { .. })) => {
                 self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+                if self.legacy {
+                    emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
+                }
                 Decision::Accept
             }
             Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
@@ -206,7 +337,8 @@ impl Hooks for SubmissionPolicy {
         };
         if info.auth.is_none() {
             let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
-            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
+            let cert = device_cert(info).unwrap_or_default();
+            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, certificate = %cert, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");
@@ -215,7 +347,7 @@ impl Hooks for SubmissionPolicy {
         if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&who, Instant::now()) {
+        match self.shared.quota.check_message(&who, &self.limits(info), Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -227,15 +359,24 @@ impl Hooks for SubmissionPolicy {
         };
         if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
             if !self.shared.mx.is_local(&mailbox.domain) {
-                return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                if self.shared.outbound.is_none() {
+                    return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                }
+                // Authenticated users relay to domain names; an address
+                // literal would bypass DNS and any per-domain TLS policy.
+                if matches!(mailbox.domain, port25_engine::address::Domain::Literal(_)) {
+                    return Decision::Reject(Reply::owned(550, "5.7.1", format!("<{to}>: address literals are not accepted as recipients; use a domain name")));
+                }
             }
         }
-        // Local, or a relay trick the MX names precisely (literal, route, %).
-        match self.shared.mx.check(to) {
-            Decision::Accept | Decision::AcceptWith(_) => {}
-            refusal => return refusal,
+        if !self.shared.is_remote(to) {
+            // Local, or a relay trick the MX names precisely (literal, route, %).
+            match self.shared.mx.check(to) {
+                Decision::Accept | Decision::AcceptWith(_) => {}
+                refusal => return refusal,
+            }
         }
-        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -263,7 +404,7 @@ impl Hooks for SubmissionPolicy {
         content.extend_from_slice(&added);
         content.extend_from_slice(&message.body);
         let id = message.id;
-        let decision = self.shared.mx.store(info, envelope, id.clone(), content).await;
+        let decision = self.store(info, envelope, id.clone(), content).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());

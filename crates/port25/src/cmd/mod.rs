@@ -1,8 +1,13 @@
 //! One module per subcommand.
 pub mod config;
+pub mod dns;
 pub mod egress;
 pub mod egress_flows;
+pub mod migration;
+pub mod outbound;
+pub mod queue;
 pub mod serve;
+pub mod serve_http;
 pub mod users;
 pub mod spampot;
 pub mod report;

@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args)]
 pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
-    /// 127.0.0.1:2525 with a self-signed certificate, data in ./port25-data
+    /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
+    /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
+    /// accounts (`port25 users`) in ./port25-data
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
@@ -49,9 +51,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             LogFormat::Json => ev::LogFormat::Json,
         },
     };
-    ev::init(format, &config.log_level);
+    // The metrics layer sees every catalogued event (crates/http/src/metrics.rs).
+    let metrics = Arc::new(port25_http::Metrics::default());
+    ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, metrics))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -73,16 +77,33 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
     Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Submission listeners ask for device certificates when a device CA is set.
+fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(ca) = &config.submission.device_ca else { return Ok(None) };
+    let (cert, key) = match &config.tls_files {
+        Some(pair) => pair.clone(),
+        None => {
+            let dir = config.data_dir.join("tls");
+            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            (cert, key)
+        }
+    };
+    Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
+}
+
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
+    let device_tls = device_tls_config(&config)?;
+    let http = super::serve_http::start(&config, metrics).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
+    http.ready.spool_open();
     let target = match config.delivery.method {
         DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
@@ -92,6 +113,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }),
     };
 
+    let outbound = super::outbound::start(&config, spool.clone())?;
+
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), delivery_stop.clone()));
@@ -100,8 +123,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
-    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
-        true => Some(submission(&config, mx.clone())?),
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
+        true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
         false => None,
     };
     let mut servers = Vec::new();
@@ -118,7 +141,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 TlsMode::Starttls => port25_engine::TlsMode::StartTls,
                 TlsMode::Implicit => port25_engine::TlsMode::Implicit,
             },
-            tls: if l.tls == TlsMode::None { None } else { tls.clone() },
+            tls: match (l.tls, l.service, &device_tls) {
+                (TlsMode::None, _, _) => None,
+                (_, Service::Submission, Some(d)) => Some(d.clone()),
+                _ => tls.clone(),
+            },
             proxy_protocol: l.proxy_protocol,
             limits: Limits {
                 max_connections: l.max_connections,
@@ -136,6 +163,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
+            (Service::Mx, Some(shared)) if l.legacy_submission => {
+                let policy = Arc::new(port25_submission::legacy::LegacyMx::new(mx.clone(), shared.clone()));
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
             (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
             (Service::Submission, Some(shared)) => {
                 let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
@@ -148,20 +179,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         servers.push(server);
     }
 
+    http.ready.listeners_bound();
+
     stop.await;
+    http.ready.stopping();
     shutdown.cancel();
     for s in servers {
         let _ = s.await;
     }
     delivery_stop.cancel();
+    outbound.stop.cancel();
     let _ = delivery.await;
+    let _ = outbound.task.await;
+    http.stop.cancel();
+    if let Some(task) = http.task {
+        let _ = task.await;
+    }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
 }
 
 /// The state every submission listener shares: accounts, brute-force and
 /// sending limits.
-fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submission>> {
+fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> anyhow::Result<Arc<Submission>> {
     let s = &config.submission;
     let accounts = Arc::new(super::users::open(config)?);
     let settings = port25_submission::SubmissionConfig {
@@ -183,8 +223,9 @@ fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submissi
             recipients_per_message: s.recipients_per_message,
         },
         trusted_networks: s.trusted_networks.clone(),
+        recipient_delimiter: config.mx.recipient_delimiter,
     };
-    Ok(Submission::new(settings, accounts, mx, &config.hostname))
+    Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

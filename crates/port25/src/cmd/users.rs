@@ -45,6 +45,25 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Give a login its own sending limits (0 = none); unset ones follow [submission]
+    #[command(after_help = "Examples:\n  port25 users limits news@example.net --messages-per-hour 2000 --recipients-per-message 500\n  \
+        port25 users limits alice@example.net --messages-per-hour 5     (contain a suspicious account)\n  \
+        port25 users limits alice@example.net                           (back to the defaults)\n\nPrints the limits in force.")]
+    Limits {
+        login: String,
+        #[arg(long)]
+        messages_per_hour: Option<u32>,
+        #[arg(long)]
+        messages_per_day: Option<u32>,
+        #[arg(long)]
+        recipients_per_hour: Option<u32>,
+        #[arg(long)]
+        recipients_per_day: Option<u32>,
+        #[arg(long)]
+        recipients_per_message: Option<u32>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Delete a login
     Del {
         login: String,
@@ -56,6 +75,17 @@ pub enum Command {
         /// One JSON object per line
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Let a login sign in to the HTTP operator dashboard (or, with --revoke, stop it)
+    #[command(after_help = "The dashboard (`[http]` in the configuration, /dashboard) shows migration progress, the queue, \
+        recent rejections and SpamPots captures to operators only.\nExample:  port25 users operator ops@example.net")]
+    Operator {
+        login: String,
+        /// Take the operator flag away
+        #[arg(long)]
+        revoke: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -164,17 +194,49 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             accounts.set_addresses(&login, &addresses)?;
             println!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
         }
+        Command::Limits { login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message, common } => {
+            let config = config(&common)?;
+            let accounts = open(&config)?;
+            let own = port25_accounts::UserLimits { messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message };
+            accounts.set_limits(&login, &own)?;
+            let s = &config.submission;
+            let show = |name: &str, own: Option<u32>, default: u32| {
+                let value = own.unwrap_or(default);
+                let value = if value == 0 { "no limit".to_owned() } else { value.to_string() };
+                println!("{name:<24}{value}{}", if own.is_some() { "" } else { "  (default)" });
+            };
+            println!("limits of {}:", login.to_lowercase());
+            show("messages_per_hour", own.messages_per_hour, s.messages_per_hour);
+            show("messages_per_day", own.messages_per_day, s.messages_per_day);
+            show("recipients_per_hour", own.recipients_per_hour, s.recipients_per_hour);
+            show("recipients_per_day", own.recipients_per_day, s.recipients_per_day);
+            show("recipients_per_message", own.recipients_per_message, s.recipients_per_message);
+        }
         Command::Del { login, common } => {
             open(&config(&common)?)?.delete(&login)?;
             println!("deleted {}", login.to_lowercase());
         }
         Command::List { json, common } => {
-            for u in open(&config(&common)?)?.list()? {
+            let accounts = open(&config(&common)?)?;
+            for u in accounts.list()? {
+                let operator = accounts.is_operator(&u.login)?;
                 if json {
-                    println!("{}", serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses}));
+                    // "operator" only when set, so the lines of other logins keep their shape.
+                    let mut line = serde_json::json!({"login": u.login, "scheme": u.scheme, "addresses": u.addresses});
+                    if operator {
+                        line["operator"] = true.into();
+                    }
+                    println!("{line}");
                 } else {
-                    println!("{}\t{}\t{}", u.login, u.scheme, u.addresses.join(","));
+                    println!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
                 }
+            }
+        }
+        Command::Operator { login, revoke, common } => {
+            open(&config(&common)?)?.set_operator(&login, !revoke)?;
+            match revoke {
+                false => println!("{} may sign in to the dashboard", login.to_lowercase()),
+                true => println!("{} may no longer sign in to the dashboard", login.to_lowercase()),
             }
         }
         Command::Import { file, replace, common } => {

@@ -25,10 +25,14 @@ pub struct Server {
 /// add `[[listener]]` tables or keys under `[mx]`... as TOML allows).
 pub fn base_config(dir: &Path, mx: &str, listeners: &str) -> String {
     format!(
-        "hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\n{mx}\n{listeners}\n",
+        "hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\n{mx}\n{listeners}\n{HTTP_ON_PORT_0}",
         dir.join("data").display()
     )
 }
+
+/// Tests run in parallel: the HTTP listener too binds port 0 (its address
+/// is in the `port25.http.listening` event).
+pub const HTTP_ON_PORT_0: &str = "[http]\naddress = \"127.0.0.1:0\"\n";
 
 pub const MX_LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\n";
 
@@ -62,11 +66,12 @@ impl Server {
         // A restart binds new port-0 addresses: rewrite them into the config
         // only when none were assigned yet; a restart reuses the old ports.
         if !self.addrs.is_empty() {
-            let mut text = std::fs::read_to_string(&self.config).unwrap();
+            // The HTTP listener's port 0 is not one of them: set it aside.
+            let mut text = std::fs::read_to_string(&self.config).unwrap().replace(HTTP_ON_PORT_0, "\u{0}http\u{0}");
             for (_, a) in &self.addrs {
                 text = text.replacen("127.0.0.1:0", &a.to_string(), 1);
             }
-            std::fs::write(&self.config, text).unwrap();
+            std::fs::write(&self.config, text.replace("\u{0}http\u{0}", HTTP_ON_PORT_0)).unwrap();
         }
         let mut child = Command::new(BIN)
             .args(self.subcommand.split(' '))

@@ -1,0 +1,154 @@
+//! The `[http]` section: the HTTP listener `port25 serve` starts (client
+//! autoconfiguration, /metrics, the operator dashboard, /healthz, /readyz)
+//! and what mail clients are told. The ports mail clients are given are the
+//! public ones (587, 465), not the listener addresses: a provider often
+//! maps them (NAT, a load balancer, the unprivileged defaults).
+
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttp {
+    enabled: Option<bool>,
+    address: Option<Spanned<String>>,
+    display_name: Option<String>,
+    submission_host: Option<Spanned<String>>,
+    submission_port: Option<Spanned<u16>>,
+    submissions_port: Option<Spanned<u16>>,
+    imap: Option<Spanned<String>>,
+    imaps: Option<Spanned<String>>,
+    spampot_capture: Option<String>,
+    migration_days: Option<Spanned<u32>>,
+    migration_threshold: Option<Spanned<f64>>,
+    session_hours: Option<Spanned<u64>>,
+    login_attempts_per_minute: Option<Spanned<u32>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Http {
+    /// `None`: no HTTP listener (`enabled = false`).
+    pub address: Option<SocketAddr>,
+    /// The provider's name in client profiles; default: the first domain.
+    pub display_name: String,
+    /// The host mail clients submit to; default: `hostname`.
+    pub submission_host: String,
+    pub submission_port: u16,
+    pub submissions_port: u16,
+    /// (host, port) of IMAP with STARTTLS, when the provider has one.
+    pub imap: Option<(String, u16)>,
+    /// (host, port) of IMAP over implicit TLS.
+    pub imaps: Option<(String, u16)>,
+    /// A SpamPots capture directory shown on the dashboard.
+    pub spampot_capture: Option<PathBuf>,
+    pub migration_days: u32,
+    pub migration_threshold: f64,
+    pub session: Duration,
+    pub login_attempts_per_minute: u32,
+}
+
+// Config derives Eq; the one float (migration_threshold) is checked to be
+// in 0..=100, never NaN, so equality is total.
+impl Eq for Http {}
+
+pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostname: &str, domains: &[String]) -> Result<Http, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let address = match (raw.enabled.unwrap_or(true), raw.address) {
+        (false, _) => None,
+        (true, None) => Some("127.0.0.1:8025".parse().expect("valid")),
+        (true, Some(a)) => Some(a.get_ref().parse::<SocketAddr>().map_err(|_| {
+            err(a.span().start, format!("[http] address {:?} is not an address:port", a.get_ref()), "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")
+        })?),
+    };
+    let host_port = |v: Option<Spanned<String>>, key: &str| -> Result<Option<(String, u16)>, ConfigError> {
+        let Some(v) = v else { return Ok(None) };
+        match v.get_ref().rsplit_once(':') {
+            Some((h, p)) if crate::model::valid_domain(h) && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(Some((h.to_lowercase(), p.parse().expect("checked")))),
+            _ => Err(err(v.span().start, format!("[http] {key} {:?} is not host:port", v.get_ref()), "write e.g. \"imap.example.net:993\"")),
+        }
+    };
+    let port = |v: Option<Spanned<u16>>, default: u16, key: &str| -> Result<u16, ConfigError> {
+        match v {
+            Some(p) if *p.get_ref() == 25 => Err(err(
+                p.span().start,
+                format!("[http] {key} = 25: mail clients must never be sent to port 25"),
+                "use 587 (submission, STARTTLS) and 465 (submissions, implicit TLS)",
+            )),
+            Some(p) if *p.get_ref() == 0 => Err(err(p.span().start, format!("[http] {key} must be a port number"), "remove the key for the default")),
+            Some(p) => Ok(p.into_inner()),
+            None => Ok(default),
+        }
+    };
+    let submission_host = match raw.submission_host {
+        Some(h) if !crate::model::valid_domain(h.get_ref()) => {
+            return Err(err(h.span().start, format!("[http] submission_host {:?} is not a host name", h.get_ref()), "write e.g. \"smtp.example.net\""))
+        }
+        Some(h) => h.into_inner().to_lowercase(),
+        None => hostname.to_lowercase(),
+    };
+    let migration_threshold = match raw.migration_threshold {
+        Some(t) if !(0.0..=100.0).contains(t.get_ref()) => {
+            return Err(err(t.span().start, "[http] migration_threshold is a percentage".into(), "write a number from 0 to 100 (the seeds' mark is 90)"))
+        }
+        Some(t) => t.into_inner(),
+        None => 90.0,
+    };
+    let positive = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<u64, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("[http] {key} must be at least 1"), "remove the key for the default")),
+            Some(s) => Ok(s.into_inner()),
+            None => Ok(default),
+        }
+    };
+    Ok(Http {
+        address,
+        display_name: raw.display_name.unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
+        submission_host,
+        submission_port: port(raw.submission_port, 587, "submission_port")?,
+        submissions_port: port(raw.submissions_port, 465, "submissions_port")?,
+        imap: host_port(raw.imap, "imap")?,
+        imaps: host_port(raw.imaps, "imaps")?,
+        spampot_capture: raw.spampot_capture.map(|p| crate::absolute(base, &p)),
+        migration_days: positive(raw.migration_days.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))), 30, "migration_days")? as u32,
+        migration_threshold,
+        session: Duration::from_secs(positive(raw.session_hours, 8, "session_hours")? * 3600),
+        login_attempts_per_minute: positive(raw.login_attempts_per_minute.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))), 5, "login_attempts_per_minute")?
+            as u32,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse;
+    use std::path::Path;
+
+    fn check(text: &str) -> Result<crate::Config, crate::ConfigError> {
+        parse(text, Path::new("/etc/port25.toml"), Path::new("/etc"))
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = check("hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n").unwrap();
+        assert_eq!(c.http.address, Some("127.0.0.1:8025".parse().unwrap()));
+        assert_eq!((c.http.submission_host.as_str(), c.http.submission_port, c.http.submissions_port), ("mx.example.net", 587, 465));
+        assert_eq!((c.http.display_name.as_str(), c.http.imap.clone(), c.http.migration_threshold), ("example.net", None, 90.0));
+        let c = check("[http]\nenabled = false\nimaps = \"imap.example.net:993\"\n").unwrap();
+        assert_eq!((c.http.address, c.http.imaps), (None, Some(("imap.example.net".into(), 993))));
+
+        let e = check("[http]\nsubmission_port = 25\n").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("never"), "{e}");
+        let e = check("[http]\n\nimap = \"imap.example.net\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = check("[http]\naddress = \"localhost\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = check("[http]\nmigration_threshold = 190.0\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
+        let e = check("[http]\nsesion_hours = 1\n").unwrap_err();
+        assert!(e.message.contains("unknown field"), "{e}");
+    }
+}

@@ -1,0 +1,324 @@
+//! Counters fed by the event catalogue, and the Prometheus text format.
+//!
+//! [`MetricsLayer`] is a tracing layer: every `emit!` in every crate passes
+//! through it, so the services need no metrics code of their own and the
+//! event ids stay the one contract (docs/EVENTS.md). Only callsites with an
+//! `event` field reach it (decided once per callsite by tracing), whatever
+//! the log level. Gauges that describe state (queue, migration, captures)
+//! are read at scrape time by [`crate::state`], not counted here.
+//!
+//! Label values come from bounded sets (listener names, enhanced status
+//! codes, reasons the code writes); nothing a client sends becomes a label.
+
+use port25_events as ev;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::fmt::Write;
+use std::sync::{Arc, Mutex};
+use tracing::field::{Field, Visit};
+use tracing_subscriber::layer::{Context, Filter, Layer};
+
+/// Remembered HELO names and listeners of open sessions; beyond this many
+/// the oldest are dropped (only a label or a dashboard column is lost).
+const MAX_SESSIONS: usize = 50_000;
+pub const RECENT_REJECTIONS: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub time: std::time::SystemTime,
+    pub event: &'static str,
+    pub listener: String,
+    pub peer: String,
+    pub helo: String,
+    /// The sender, recipient or login concerned, as the client gave it.
+    pub subject: String,
+    pub reason: String,
+}
+
+#[derive(Default)]
+struct Inner {
+    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
+    active: BTreeMap<String, i64>,
+    sessions: HashMap<String, (String, String)>,
+    order: VecDeque<String>,
+    recent: VecDeque<Rejection>,
+}
+
+#[derive(Default)]
+pub struct Metrics {
+    inner: Mutex<Inner>,
+}
+
+/// One event's fields, as strings.
+#[derive(Default)]
+struct Fields(HashMap<&'static str, String>);
+
+impl Visit for Fields {
+    fn record_str(&mut self, f: &Field, v: &str) {
+        self.0.insert(f.name(), v.to_owned());
+    }
+    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+        self.0.insert(f.name(), format!("{v:?}"));
+    }
+    fn record_u64(&mut self, f: &Field, v: u64) {
+        self.0.insert(f.name(), v.to_string());
+    }
+    fn record_i64(&mut self, f: &Field, v: i64) {
+        self.0.insert(f.name(), v.to_string());
+    }
+    fn record_bool(&mut self, f: &Field, v: bool) {
+        self.0.insert(f.name(), v.to_string());
+    }
+}
+
+impl Fields {
+    fn get(&self, k: &str) -> &str {
+        self.0.get(k).map_or("", String::as_str)
+    }
+}
+
+/// The enhanced status code of an SMTP reply ("550 5.7.1 ..." gives
+/// "5.7.1"), or its basic code: a bounded label for "why".
+fn reply_reason(reply: &str) -> String {
+    let mut words = reply.split_whitespace();
+    let code = words.next().unwrap_or("");
+    match words.next() {
+        Some(w) if w.split('.').count() == 3 && w.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) => w.to_owned(),
+        _ if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => code.to_owned(),
+        _ => "other".into(),
+    }
+}
+
+/// Keeps a label value from a field the code writes short; anything odd
+/// (a field that turned out to carry client text) collapses to "other".
+fn bounded(v: &str) -> String {
+    if !v.is_empty() && v.len() <= 48 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b" _-.:/".contains(&b)) {
+        v.to_owned()
+    } else {
+        "other".into()
+    }
+}
+
+impl Metrics {
+    fn add(inner: &mut Inner, name: &'static str, labels: Vec<(&'static str, String)>) {
+        *inner.counters.entry((name, labels)).or_default() += 1;
+    }
+
+    /// Counts one catalogued event (the layer calls this; tests too).
+    fn observe(&self, id: &str, f: &Fields) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = &mut *g;
+        let session = f.get("session").to_owned();
+        let stage = |id: &str| id.trim_start_matches("port25.").replace('.', "_");
+        match id {
+            ev::SESSION_CONNECT => {
+                let listener = f.get("listener").to_owned();
+                Self::add(inner, "port25_sessions_total", vec![("listener", bounded(&listener))]);
+                *inner.active.entry(bounded(&listener)).or_default() += 1;
+                if inner.order.len() >= MAX_SESSIONS {
+                    if let Some(old) = inner.order.pop_front() {
+                        inner.sessions.remove(&old);
+                    }
+                }
+                inner.order.push_back(session.clone());
+                inner.sessions.insert(session, (listener, String::new()));
+            }
+            ev::SESSION_CLOSED => {
+                if let Some((listener, _)) = inner.sessions.remove(&session) {
+                    *inner.active.entry(bounded(&listener)).or_default() -= 1;
+                }
+            }
+            ev::SMTP_EHLO => {
+                if let Some(s) = inner.sessions.get_mut(&session) {
+                    s.1 = f.get("helo").to_owned();
+                }
+            }
+            ev::SMTP_DATA_ACCEPTED => {
+                let listener = inner.sessions.get(&session).map(|s| bounded(&s.0)).unwrap_or_else(|| "unknown".into());
+                Self::add(inner, "port25_messages_accepted_total", vec![("listener", listener)]);
+            }
+            ev::SUBMISSION_AUTH_FAILED => Self::add(inner, "port25_auth_failures_total", vec![("reason", bounded(f.get("reason")))]),
+            ev::SUBMISSION_LOCKOUT => Self::add(inner, "port25_auth_lockouts_total", vec![("scope", bounded(f.get("scope")))]),
+            ev::SUBMISSION_LEGACY => Self::add(inner, "port25_legacy_submissions_total", vec![("listener", bounded(f.get("listener")))]),
+            ev::DELIVERY_DELIVERED | ev::DELIVERY_DEFERRED | ev::DELIVERY_FAILED => {
+                let outcome = id.rsplit('.').next().unwrap_or("other").to_owned();
+                Self::add(inner, "port25_delivery_total", vec![("outcome", outcome)]);
+            }
+            ev::SPAMPOT_MESSAGE => Self::add(inner, "port25_spampot_messages_total", vec![]),
+            ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get("kind")))]),
+            ev::SMTP_MAIL_REJECTED
+            | ev::SMTP_RCPT_REJECTED
+            | ev::SMTP_DATA_REJECTED
+            | ev::SESSION_REFUSED
+            | ev::SESSION_LIMIT
+            | ev::SESSION_PROTOCOL_VIOLATION
+            | ev::SUBMISSION_SENDER_REJECTED
+            | ev::SUBMISSION_LIMIT => {
+                let reason = match (f.get("reason"), f.get("limit"), f.get("violation"), f.get("reply")) {
+                    (r, _, _, _) if !r.is_empty() => bounded(r),
+                    (_, l, _, _) if !l.is_empty() => bounded(l),
+                    (_, _, v, _) if !v.is_empty() => bounded(v),
+                    (_, _, _, reply) if !reply.is_empty() => reply_reason(reply),
+                    _ => "other".into(),
+                };
+                Self::add(inner, "port25_rejections_total", vec![("stage", stage(id)), ("reason", reason)]);
+                let (listener, helo) = inner.sessions.get(&session).cloned().unwrap_or_default();
+                let subject = [f.get("from"), f.get("to"), f.get("sender"), f.get("user")].into_iter().find(|s| !s.is_empty()).unwrap_or("").to_owned();
+                let why = [f.get("reply"), f.get("reason"), f.get("limit"), f.get("violation")].into_iter().find(|s| !s.is_empty()).unwrap_or("").to_owned();
+                if inner.recent.len() >= RECENT_REJECTIONS {
+                    inner.recent.pop_front();
+                }
+                let event = ev::ALL.iter().copied().find(|e| *e == id).unwrap_or("port25.other");
+                inner.recent.push_back(Rejection {
+                    time: std::time::SystemTime::now(),
+                    event,
+                    listener,
+                    peer: f.get("peer").to_owned(),
+                    helo,
+                    subject,
+                    reason: why,
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// The most recent rejections, newest first.
+    pub fn recent_rejections(&self) -> Vec<Rejection> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).recent.iter().rev().cloned().collect()
+    }
+
+    /// Sum of a counter over all its label sets.
+    pub fn total(&self, name: &str) -> u64 {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).counters.iter().filter(|((n, _), _)| *n == name).map(|(_, v)| v).sum()
+    }
+
+    /// The counters and the active-session gauge in the text format.
+    pub fn render_counters(&self, out: &mut Exposition) {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for (name, help) in COUNTERS {
+            out.family(name, "counter", help);
+            for ((n, labels), v) in g.counters.iter() {
+                if *n == name {
+                    out.sample(name, labels, *v as f64);
+                }
+            }
+        }
+        out.family("port25_sessions_active", "gauge", "SMTP sessions open now, per listener.");
+        for (listener, v) in &g.active {
+            out.sample("port25_sessions_active", &[("listener", listener.clone())], *v as f64);
+        }
+    }
+}
+
+const COUNTERS: [(&str, &str); 9] = [
+    ("port25_sessions_total", "SMTP sessions accepted, per listener."),
+    ("port25_messages_accepted_total", "Messages answered 250 after DATA (on disk), per listener."),
+    ("port25_rejections_total", "Refusals: stage is the event (smtp_rcpt_rejected...), reason the enhanced status code or the limit."),
+    ("port25_auth_failures_total", "Failed submission logins, per reason."),
+    ("port25_auth_lockouts_total", "Brute-force lockouts, per scope (address or login)."),
+    ("port25_legacy_submissions_total", "Submissions by the migration's legacy paths (port 25 AUTH, trusted devices)."),
+    ("port25_delivery_total", "Delivery attempts per recipient, per outcome (delivered, deferred, failed)."),
+    ("port25_spampot_messages_total", "Messages captured by a SpamPots sensor in this process."),
+    ("port25_autoconfig_requests_total", "Client configuration documents served, per kind (mozilla, autodiscover, mobileconfig)."),
+];
+
+/// Builds Prometheus text exposition format 0.0.4.
+#[derive(Default)]
+pub struct Exposition {
+    pub text: String,
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+impl Exposition {
+    pub fn family(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.text, "# HELP {name} {}", help.replace('\\', "\\\\").replace('\n', "\\n"));
+        let _ = writeln!(self.text, "# TYPE {name} {kind}");
+    }
+    pub fn sample(&mut self, name: &str, labels: &[(&str, String)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape_label(v))).collect();
+            let _ = write!(self.text, "{{{}}}", l.join(","));
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// The tracing layer; see the module documentation.
+pub struct MetricsLayer(pub Arc<Metrics>);
+
+/// Lets through only callsites that carry an `event` field.
+struct Catalogued;
+
+impl<S> Filter<S> for Catalogued {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        meta.is_event() && meta.fields().field("event").is_some()
+    }
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        if meta.is_event() && meta.fields().field("event").is_some() {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
+impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let mut f = Fields::default();
+        event.record(&mut f);
+        if let Some(id) = f.0.get("event").cloned() {
+            self.0.observe(&id, &f);
+        }
+    }
+}
+
+impl MetricsLayer {
+    /// The layer with its callsite filter, ready for `port25_events::init_with`.
+    pub fn boxed(metrics: Arc<Metrics>) -> port25_events::ExtraLayer {
+        Box::new(MetricsLayer(metrics).with_filter(Catalogued))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    #[test]
+    fn events_become_counters() {
+        let m = Arc::new(Metrics::default());
+        let subscriber = tracing_subscriber::registry().with(MetricsLayer(m.clone()).with_filter(Catalogued));
+        tracing::subscriber::with_default(subscriber, || {
+            use port25_events::emit;
+            emit!(info, ev::SESSION_CONNECT, session = "s1", listener = "mx", peer = "192.0.2.1:1");
+            emit!(debug, ev::SMTP_EHLO, session = "s1", helo = "<script>x</script>");
+            emit!(info, ev::SMTP_RCPT_REJECTED, session = "s1", peer = "192.0.2.1:1", to = "a@b", reply = %"554 5.7.1 relay denied");
+            emit!(info, ev::SMTP_DATA_ACCEPTED, session = "s1", id = "x");
+            emit!(info, ev::SUBMISSION_AUTH_FAILED, session = "s2", user = "u", reason = "wrong password");
+            tracing::info!(note = "not catalogued");
+        });
+        let mut out = Exposition::default();
+        m.render_counters(&mut out);
+        assert!(out.text.contains("port25_sessions_total{listener=\"mx\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_rejections_total{stage=\"smtp_rcpt_rejected\",reason=\"5.7.1\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
+        assert!(out.text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
+        assert!(out.text.contains("port25_sessions_active{listener=\"mx\"} 1"));
+        let r = m.recent_rejections();
+        assert_eq!((r[0].helo.as_str(), r[0].subject.as_str(), r[0].listener.as_str()), ("<script>x</script>", "a@b", "mx"));
+    }
+
+    #[test]
+    fn labels_stay_bounded() {
+        assert_eq!(reply_reason("550 5.1.1 no such user"), "5.1.1");
+        assert_eq!(reply_reason("421 too busy"), "421");
+        assert_eq!(bounded("<evil>\n"), "other");
+        let mut e = Exposition::default();
+        e.sample("x", &[("l", "a\"b\\c\nd".into())], 1.0);
+        assert_eq!(e.text, "x{l=\"a\\\"b\\\\c\\nd\"} 1\n");
+    }
+}

@@ -1,0 +1,143 @@
+//! What the HTTP side reads besides the event counters: the accounts store
+//! (operators; migration records), the spool directory and a SpamPots
+//! capture directory. Each is optional so the router also serves a
+//! configuration without them (and tests build it in pieces).
+
+use crate::captures::CaptureStats;
+use crate::clients::ClientSettings;
+use crate::health::Readiness;
+use crate::metrics::{Exposition, Metrics};
+use port25_accounts::migration::{self, DomainReport};
+use port25_accounts::Accounts;
+use port25_events as ev;
+use port25_events::emit;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+pub struct AppState {
+    pub clients: ClientSettings,
+    pub ready: Readiness,
+    pub metrics: Arc<Metrics>,
+    pub accounts: Option<Arc<Accounts>>,
+    pub spool: Option<PathBuf>,
+    pub captures: Option<Mutex<CaptureStats>>,
+    pub migration_days: u32,
+    pub migration_threshold: f64,
+    pub sessions: crate::auth::Sessions,
+}
+
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// Everything read from disk for one page or scrape.
+pub struct Snapshot {
+    pub migration: Result<Vec<DomainReport>, String>,
+    pub queue: Result<crate::queue::QueueStatus, String>,
+    pub captures: Option<Result<CaptureView, String>>,
+}
+
+pub struct CaptureView {
+    pub messages: u64,
+    pub connections: u64,
+    pub last_hour: usize,
+    pub sources: usize,
+    pub top: Vec<(String, u64)>,
+    /// (capture, subject)
+    pub recent: Vec<(crate::captures::Captured, Option<String>)>,
+}
+
+impl AppState {
+    /// Reads the migration records, the spool and the captures. Blocking
+    /// (SQLite, files): call from a blocking thread.
+    pub fn snapshot(&self, with_subjects: bool) -> Snapshot {
+        let now = unix_now();
+        let migration = match &self.accounts {
+            Some(a) => a.usage().map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold)).map_err(|e| e.to_string()),
+            None => Err("no account database".into()),
+        };
+        let queue = match &self.spool {
+            Some(dir) => crate::queue::status(dir, now).map_err(|e| format!("{}: {e}", dir.display())),
+            None => Err("no spool".into()),
+        };
+        let captures = self.captures.as_ref().map(|c| {
+            let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
+            c.refresh().map_err(|e| e.to_string())?;
+            let hour_ago = port25_capture::time::rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
+            let recent = c.recent().into_iter().map(|m| {
+                let subject = if with_subjects && !m.digest.is_empty() { c.subject(&m.digest) } else { None };
+                (m, subject)
+            });
+            Ok(CaptureView {
+                messages: c.messages,
+                connections: c.connections,
+                last_hour: c.messages_since(&hour_ago),
+                sources: c.sources.len(),
+                top: c.top_sources(10),
+                recent: recent.collect(),
+            })
+        });
+        for (what, e) in [("migration", migration.as_ref().err()), ("queue", queue.as_ref().err())] {
+            if let Some(e) = e.filter(|e| !e.starts_with("no ")) {
+                emit!(warn, ev::HTTP_ERROR, what, error = %e);
+            }
+        }
+        if let Some(Err(e)) = &captures {
+            emit!(warn, ev::HTTP_ERROR, what = "spampot captures", error = %e);
+        }
+        Snapshot { migration, queue, captures }
+    }
+
+    /// The whole /metrics document.
+    pub fn exposition(&self) -> String {
+        let snap = self.snapshot(false);
+        let mut out = Exposition::default();
+        self.metrics.render_counters(&mut out);
+        out.family("port25_ready", "gauge", "1 when every SMTP listener is bound and the spool is open (/readyz).");
+        out.sample("port25_ready", &[], if self.ready.check().is_ok() { 1.0 } else { 0.0 });
+        if let Ok(q) = &snap.queue {
+            for (name, help, v) in [
+                ("port25_queue_messages", "Spooled messages with a recipient not delivered yet.", q.messages as f64),
+                ("port25_queue_recipients", "Recipients not delivered yet.", q.recipients as f64),
+                ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting.", q.oldest_age as f64),
+                ("port25_queue_bytes", "Size of the spool's batch files.", q.bytes as f64),
+                ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", q.quarantined as f64),
+            ] {
+                out.family(name, "gauge", help);
+                out.sample(name, &[], v);
+            }
+        }
+        if let Ok(m) = &snap.migration {
+            out.family("port25_migration_threshold_percent", "gauge", "The share of active users that must submit only on 587/465.");
+            out.sample("port25_migration_threshold_percent", &[], self.migration_threshold);
+            type Get = fn(&DomainReport) -> f64;
+            let families: [(&str, &str, Get); 4] = [
+                ("port25_migration_active_users", "Users who submitted in the migration window, per domain.", |d| d.active as f64),
+                ("port25_migration_submission_only_users", "Active users seen only on 587/465, per domain.", |d| d.submission_only as f64),
+                ("port25_migration_still_on_25_users", "Active users still submitting on port 25, per domain.", |d| d.still_on_25.len() as f64),
+                (
+                    "port25_migration_share_percent",
+                    "Share of active users submitting only on 587/465, per domain (same figures as port25 migration report).",
+                    |d| d.share,
+                ),
+            ];
+            for (name, help, get) in families {
+                out.family(name, "gauge", help);
+                for d in m {
+                    out.sample(name, &[("domain", d.domain.clone())], get(d));
+                }
+            }
+        }
+        if let Some(Ok(c)) = &snap.captures {
+            out.family("port25_spampot_captures_total", "counter", "Messages in the SpamPots capture directory ([http] spampot_capture).");
+            out.sample("port25_spampot_captures_total", &[], c.messages as f64);
+            out.family("port25_spampot_connections_total", "counter", "Connections recorded in the capture directory.");
+            out.sample("port25_spampot_connections_total", &[], c.connections as f64);
+            out.family("port25_spampot_captures_last_hour", "gauge", "Messages captured in the last hour.");
+            out.sample("port25_spampot_captures_last_hour", &[], c.last_hour as f64);
+            out.family("port25_spampot_sources", "gauge", "Distinct source addresses that sent captured messages.");
+            out.sample("port25_spampot_sources", &[], c.sources as f64);
+        }
+        out.text
+    }
+}
