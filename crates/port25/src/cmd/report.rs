@@ -32,7 +32,7 @@ enum Command {
         OUT/truth.json with every figure a correct report must give. Same seed, same bytes.")]
     Generate(GenArgs),
     /// Build a report from captures, blocklist dumps and/or abuse reports
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
 }
 
 #[derive(clap::Args)]
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build(b) => build(b),
+        Command::Build(b) => build(*b),
     }
 }
 
