@@ -69,6 +69,8 @@ pub struct Accumulator {
     pub last: Option<String>,
     pub per_day: BTreeMap<i64, (Count, u64)>,
     pub per_sensor: BTreeMap<String, (Count, u64)>,
+    /// Spam per sensor per day (the series behind both tables above).
+    pub sensor_days: HashMap<String, BTreeMap<i64, u64>>,
     pub sources: HashMap<IpAddr, Source>,
     pub probe_sources: HashMap<IpAddr, u64>,
     /// Recipients per domain (lower case).
@@ -147,6 +149,12 @@ impl Accumulator {
                 self.per_sensor.insert(e.sensor.to_string(), (c, 0));
             }
         }
+        match self.sensor_days.get_mut(&*e.sensor) {
+            Some(m) => *m.entry(day).or_default() += 1,
+            None => {
+                self.sensor_days.insert(e.sensor.to_string(), BTreeMap::from([(day, 1)]));
+            }
+        }
         let s = self.sources.entry(ip).or_insert(Source { count: Count::default(), first_day: day });
         s.count.add(c);
         s.first_day = s.first_day.min(day);
@@ -211,6 +219,12 @@ impl Accumulator {
             let e = self.per_sensor.entry(k).or_default();
             e.0.add(v.0);
             e.1 += v.1;
+        }
+        for (k, v) in o.sensor_days {
+            let mine = self.sensor_days.entry(k).or_default();
+            for (d, n) in v {
+                *mine.entry(d).or_default() += n;
+            }
         }
         for (k, v) in o.sources {
             let e = self.sources.entry(k).or_insert(Source { count: Count::default(), first_day: v.first_day });
