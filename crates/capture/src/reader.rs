@@ -24,7 +24,22 @@ pub struct Parsed {
 /// Parses one segment's bytes (or a suffix of them starting at a line
 /// boundary, with `base` its offset in the file).
 pub fn parse(bytes: &[u8], base: u64) -> Parsed {
-    let mut out = Parsed { complete_len: base, ..Parsed::default() };
+    let mut events = Vec::new();
+    let s = scan_lines(bytes, base, |offset, line| match serde_json::from_slice::<Event>(line) {
+        Ok(e) => {
+            events.push((offset, e));
+            true
+        }
+        Err(_) => false,
+    });
+    Parsed { events, bad: s.bad, torn: s.torn, complete_len: s.complete_len }
+}
+
+/// The framing both readers share: every complete non-empty line goes to
+/// `line_ok` (false: not a valid event, recorded in `bad`); a last line
+/// without its newline is `torn`.
+fn scan_lines<'a>(bytes: &'a [u8], base: u64, mut line_ok: impl FnMut(u64, &'a [u8]) -> bool) -> Scanned {
+    let mut out = Scanned { complete_len: base, ..Scanned::default() };
     let mut pos = 0usize;
     while pos < bytes.len() {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
@@ -33,11 +48,8 @@ pub fn parse(bytes: &[u8], base: u64) -> Parsed {
         };
         let line = &bytes[pos..pos + nl];
         let offset = base + pos as u64;
-        if !line.is_empty() {
-            match serde_json::from_slice::<Event>(line) {
-                Ok(e) => out.events.push((offset, e)),
-                Err(_) => out.bad.push(offset),
-            }
+        if !line.is_empty() && !line_ok(offset, line) {
+            out.bad.push(offset);
         }
         pos += nl + 1;
         out.complete_len = base + pos as u64;
@@ -57,25 +69,13 @@ pub struct Scanned {
 /// [`EventView`](crate::view::EventView) with its offset, nothing is
 /// collected, and the same lines are bad or torn.
 pub fn parse_views<'a>(bytes: &'a [u8], base: u64, mut f: impl FnMut(u64, crate::view::EventView<'a>)) -> Scanned {
-    let mut out = Scanned { complete_len: base, ..Scanned::default() };
-    let mut pos = 0usize;
-    while pos < bytes.len() {
-        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
-            out.torn = Some(base + pos as u64);
-            break;
-        };
-        let line = &bytes[pos..pos + nl];
-        let offset = base + pos as u64;
-        if !line.is_empty() {
-            match serde_json::from_slice::<crate::view::EventView>(line) {
-                Ok(e) => f(offset, e),
-                Err(_) => out.bad.push(offset),
-            }
+    scan_lines(bytes, base, |offset, line| match serde_json::from_slice::<crate::view::EventView>(line) {
+        Ok(e) => {
+            f(offset, e);
+            true
         }
-        pos += nl + 1;
-        out.complete_len = base + pos as u64;
-    }
-    out
+        Err(_) => false,
+    })
 }
 
 /// Reads a segment file; see [`parse`].
