@@ -35,14 +35,15 @@ out["top_domains"] = con.execute(
     "SELECT lower(split_part(r, '@', 2)) d, count(*) c FROM (SELECT unnest(rcpt_to) r FROM m) GROUP BY d ORDER BY c DESC, d LIMIT 20").fetchall()
 out["top_digests"] = con.execute("SELECT digest, count(*) c FROM m GROUP BY digest ORDER BY c DESC, digest LIMIT 20").fetchall()
 out["proxy_types"] = con.execute("SELECT proxy_type, count(*) FROM m GROUP BY proxy_type ORDER BY proxy_type").fetchall()
-# Enrichment: per distinct address, a range join on the integer form.
-con.execute(f"CREATE TEMP TABLE geo AS SELECT * FROM read_csv('{synth}/geoip.csv', comment='#', header=false, columns={{'lo':'UBIGINT','hi':'UBIGINT','cc':'VARCHAR'}})")
-con.execute(f"CREATE TEMP TABLE pfx AS SELECT * FROM read_csv('{synth}/routeviews.pfx2as', delim='\t', header=false, columns={{'net':'VARCHAR','len':'INTEGER','asn':'UBIGINT'}})")
+# Enrichment: per distinct address, a range join on the integer form
+# (parenthesised: in DuckDB `|` binds tighter than `<<`).
+con.execute(f"CREATE TEMP TABLE geo AS SELECT * FROM read_csv('{synth}/geoip.csv', auto_detect=false, delim=',', skip=1, header=false, columns={{'lo':'UBIGINT','hi':'UBIGINT','cc':'VARCHAR'}})")
+con.execute(f"CREATE TEMP TABLE pfx AS SELECT * FROM read_csv('{synth}/routeviews.pfx2as', auto_detect=false, delim='\t', header=false, columns={{'net':'VARCHAR','len':'INTEGER','asn':'UBIGINT'}})")
 con.execute("""CREATE TEMP TABLE pfxr AS SELECT asn,
-  (split_part(net,'.',1)::UBIGINT<<24 | split_part(net,'.',2)::UBIGINT<<16 | split_part(net,'.',3)::UBIGINT<<8 | split_part(net,'.',4)::UBIGINT) lo,
+  ((split_part(net,'.',1)::UBIGINT<<24) | (split_part(net,'.',2)::UBIGINT<<16) | (split_part(net,'.',3)::UBIGINT<<8) | split_part(net,'.',4)::UBIGINT) lo,
   len FROM pfx""")
 con.execute("""CREATE TEMP TABLE ips AS SELECT src_ip, count(*) n,
-  (split_part(src_ip,'.',1)::UBIGINT<<24 | split_part(src_ip,'.',2)::UBIGINT<<16 | split_part(src_ip,'.',3)::UBIGINT<<8 | split_part(src_ip,'.',4)::UBIGINT) k
+  ((split_part(src_ip,'.',1)::UBIGINT<<24) | (split_part(src_ip,'.',2)::UBIGINT<<16) | (split_part(src_ip,'.',3)::UBIGINT<<8) | split_part(src_ip,'.',4)::UBIGINT) k
   FROM m GROUP BY src_ip""")
 out["top_countries"] = con.execute(
     "SELECT cc, sum(n) s FROM ips JOIN geo ON k BETWEEN lo AND hi GROUP BY cc ORDER BY s DESC, cc LIMIT 20").fetchall()

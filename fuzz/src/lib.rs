@@ -20,13 +20,11 @@ pub mod sasl;
 pub mod smoke;
 pub mod submission;
 
-<<<<<<< HEAD
 // --- outbound ---
 pub mod outbound;
 
 // --- report ---
 pub mod report;
-=======
+
 // --- http ---
 pub mod http;
->>>>>>> http

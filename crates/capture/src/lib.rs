@@ -19,6 +19,7 @@ pub mod quota;
 pub mod reader;
 mod store;
 pub mod time;
+pub mod view;
 
 pub use event::{Destination, Event, FORMAT_VERSION};
 pub use store::{Store, StoreConfig, StoredBody};

@@ -24,7 +24,22 @@ pub struct Parsed {
 /// Parses one segment's bytes (or a suffix of them starting at a line
 /// boundary, with `base` its offset in the file).
 pub fn parse(bytes: &[u8], base: u64) -> Parsed {
-    let mut out = Parsed { complete_len: base, ..Parsed::default() };
+    let mut events = Vec::new();
+    let s = scan_lines(bytes, base, |offset, line| match serde_json::from_slice::<Event>(line) {
+        Ok(e) => {
+            events.push((offset, e));
+            true
+        }
+        Err(_) => false,
+    });
+    Parsed { events, bad: s.bad, torn: s.torn, complete_len: s.complete_len }
+}
+
+/// The framing both readers share: every complete non-empty line goes to
+/// `line_ok` (false: not a valid event, recorded in `bad`); a last line
+/// without its newline is `torn`.
+fn scan_lines<'a>(bytes: &'a [u8], base: u64, mut line_ok: impl FnMut(u64, &'a [u8]) -> bool) -> Scanned {
+    let mut out = Scanned { complete_len: base, ..Scanned::default() };
     let mut pos = 0usize;
     while pos < bytes.len() {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
@@ -33,16 +48,34 @@ pub fn parse(bytes: &[u8], base: u64) -> Parsed {
         };
         let line = &bytes[pos..pos + nl];
         let offset = base + pos as u64;
-        if !line.is_empty() {
-            match serde_json::from_slice::<Event>(line) {
-                Ok(e) => out.events.push((offset, e)),
-                Err(_) => out.bad.push(offset),
-            }
+        if !line.is_empty() && !line_ok(offset, line) {
+            out.bad.push(offset);
         }
         pos += nl + 1;
         out.complete_len = base + pos as u64;
     }
     out
+}
+
+/// What [`parse_views`] found besides the events it handed over.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Scanned {
+    pub bad: Vec<u64>,
+    pub torn: Option<u64>,
+    pub complete_len: u64,
+}
+
+/// [`parse`] for bulk readers: each event is handed to `f` as a borrowed
+/// [`EventView`](crate::view::EventView) with its offset, nothing is
+/// collected, and the same lines are bad or torn.
+pub fn parse_views<'a>(bytes: &'a [u8], base: u64, mut f: impl FnMut(u64, crate::view::EventView<'a>)) -> Scanned {
+    scan_lines(bytes, base, |offset, line| match serde_json::from_slice::<crate::view::EventView>(line) {
+        Ok(e) => {
+            f(offset, e);
+            true
+        }
+        Err(_) => false,
+    })
 }
 
 /// Reads a segment file; see [`parse`].
@@ -72,6 +105,38 @@ mod tests {
         let q = parse(&bytes[a.len()..], a.len() as u64);
         assert_eq!(q.events, p.events[1..]);
         assert_eq!(q.complete_len, p.complete_len);
+    }
+
+    #[test]
+    fn views_agree_with_events() {
+        let mut full = Event::new("port25.spampot.message", "s1");
+        full.src_ip = Some("203.0.113.9".into());
+        full.rcpt_to = vec!["a@x.example".into(), "b\"q@y.example".into()];
+        full.requested = Some(crate::Destination { host: "mx.example".into(), port: 25 });
+        full.digest = Some("ab".repeat(32));
+        full.probe = Some(true);
+        full.probe_reasons = vec!["single-recipient".into()];
+        full.size = Some(9);
+        let a = Event::new("port25.spampot.connect", "s1").to_line();
+        let mut bytes = a.clone();
+        bytes.extend_from_slice(b"{\"v\":1}\n");
+        bytes.extend_from_slice(&full.to_line());
+        bytes.extend_from_slice(&a[..7]);
+        let p = parse(&bytes, 10);
+        let mut seen = Vec::new();
+        let s = parse_views(&bytes, 10, |off, v| {
+            // Field by field, the view says what the event says.
+            let back = serde_json::to_value(&p.events.iter().find(|e| e.0 == off).unwrap().1).unwrap();
+            assert_eq!(back["event"], *v.event);
+            assert_eq!(back.get("src_ip").and_then(|x| x.as_str()), v.src_ip.as_deref());
+            let rc: Vec<&str> = v.rcpt_to.iter().map(|r| &**r).collect();
+            assert_eq!(back.get("rcpt_to").map(|x| x.as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect::<Vec<_>>()).unwrap_or_default(), rc);
+            assert_eq!(back.get("probe").and_then(|x| x.as_bool()), v.probe);
+            assert_eq!(back.get("requested").map(|r| r["port"].as_u64().unwrap() as u16), v.requested.as_ref().map(|r| r.port));
+            seen.push(off);
+        });
+        assert_eq!(seen, p.events.iter().map(|e| e.0).collect::<Vec<_>>());
+        assert_eq!((s.bad, s.torn, s.complete_len), (p.bad, p.torn, p.complete_len));
     }
 
     #[test]

@@ -37,13 +37,7 @@ pub fn dated_files(paths: &[PathBuf]) -> Result<Vec<(i64, PathBuf)>, crate::erro
     let mut out = Vec::new();
     for p in paths {
         let files: Vec<PathBuf> = if p.is_dir() {
-            let mut v: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| crate::error::InputError::file(p, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && !f.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-                .collect();
-            v.sort();
-            v
+            crate::error::files_in(p)?
         } else if p.exists() {
             vec![p.clone()]
         } else {

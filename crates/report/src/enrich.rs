@@ -80,12 +80,7 @@ impl Enricher {
         let meta = std::fs::metadata(path).map_err(|e| InputError::file(path, format!("cannot open: {e}")))?;
         let mut versions = Vec::new();
         if meta.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-                .map_err(|e| InputError::file(path, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
-                .collect();
-            files.sort();
+            let files = crate::error::files_in(path)?;
             for f in files {
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                 let day = crate::date::day_in_name(&name)

@@ -25,6 +25,17 @@ pub fn read(path: &Path) -> Result<Vec<u8>, InputError> {
     std::fs::read(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))
 }
 
+/// The files of a directory of dated inputs, by name, hidden ones left out.
+pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, InputError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| InputError::file(dir, format!("cannot list: {e}")))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
 /// A parser's complaint about one line (1-based), before it knows the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {

@@ -131,7 +131,9 @@ pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, out: &Path) -> s
                 return;
             }
             let (Some(ms), Some(day)) = (millis(&e.time), crate::date::parse_day(&e.time)) else { return };
-            if filter.from.is_some_and(|f| day < f) || filter.to.is_some_and(|t| day > t) || !(filter.sensors.is_empty() || filter.sensors.contains(&e.sensor))
+            if filter.from.is_some_and(|f| day < f)
+                || filter.to.is_some_and(|t| day > t)
+                || !(filter.sensors.is_empty() || filter.sensors.iter().any(|s| *s == *e.sensor))
             {
                 return;
             }

@@ -1,6 +1,6 @@
 //! Reading a capture store for the report: every segment of every sensor,
-//! streamed in bounded chunks through `port25_capture::reader::parse` (the
-//! format's own reader, so torn tails and bad lines are handled as the
+//! streamed in bounded chunks through `port25_capture::reader::parse_views` (the
+//! format's own reader, borrowing rather than copying each field, so torn tails and bad lines are handled as the
 //! contract says), counted on as many threads as there are cores.
 //!
 //! A capture directory is either one sensor's store (`<dir>/events/`), a
@@ -66,7 +66,7 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Feeds one segment to `f` event by event.
-pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::Event)) -> std::io::Result<()> {
+pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::view::EventView<'_>)) -> std::io::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut base = 0u64;
@@ -82,10 +82,7 @@ pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25
         if cut == 0 && !eof {
             continue;
         }
-        let parsed = port25_capture::reader::parse(&buf[..cut], base);
-        for (_, e) in &parsed.events {
-            f(e);
-        }
+        let parsed = port25_capture::reader::parse_views(&buf[..cut], base, |_, e| f(&e));
         for off in &parsed.bad {
             damage.bad_lines += 1;
             let rel = (off - base) as usize;

@@ -9,7 +9,7 @@
 //! Probes (the sensor's `probe: true`, proxy tests a spammer sends itself)
 //! are counted apart, as are the other events by kind.
 
-use port25_capture::Event;
+use port25_capture::view::EventView as Event;
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
@@ -69,6 +69,8 @@ pub struct Accumulator {
     pub last: Option<String>,
     pub per_day: BTreeMap<i64, (Count, u64)>,
     pub per_sensor: BTreeMap<String, (Count, u64)>,
+    /// Spam per sensor per day (the series behind both tables above).
+    pub sensor_days: HashMap<String, BTreeMap<i64, u64>>,
     pub sources: HashMap<IpAddr, Source>,
     pub probe_sources: HashMap<IpAddr, u64>,
     /// Recipients per domain (lower case).
@@ -85,7 +87,7 @@ pub struct Accumulator {
 }
 
 /// Where an event comes from, for Table 1: a parsed address or none.
-fn source_of(e: &Event) -> Option<IpAddr> {
+fn source_of(e: &Event<'_>) -> Option<IpAddr> {
     e.src_ip.as_deref()?.parse().ok()
 }
 
@@ -94,7 +96,7 @@ impl Accumulator {
         Accumulator { filter, ..Accumulator::default() }
     }
 
-    pub fn add(&mut self, e: &Event) {
+    pub fn add(&mut self, e: &Event<'_>) {
         let Some(day) = crate::date::parse_day(&e.time) else {
             self.unusable += 1;
             return;
@@ -102,8 +104,13 @@ impl Accumulator {
         if !self.filter.day_ok(day) || !self.filter.sensor_ok(&e.sensor) {
             return;
         }
-        *self.kinds.entry(e.event.clone()).or_default() += 1;
-        match e.event.as_str() {
+        match self.kinds.get_mut(&*e.event) {
+            Some(n) => *n += 1,
+            None => {
+                self.kinds.insert(e.event.to_string(), 1);
+            }
+        }
+        match &*e.event {
             "port25.spampot.message" => {}
             "port25.spampot.proxy.request" | "port25.spampot.proxy.refused" => {
                 if let Some(r) = &e.requested {
@@ -118,7 +125,7 @@ impl Accumulator {
         if e.probe == Some(true) {
             self.probes.add(c);
             self.per_day.entry(day).or_default().1 += 1;
-            self.per_sensor.entry(e.sensor.clone()).or_default().1 += 1;
+            self.per_sensor.entry(e.sensor.to_string()).or_default().1 += 1;
             if let Some(ip) = src {
                 *self.probe_sources.entry(ip).or_default() += 1;
             }
@@ -129,17 +136,23 @@ impl Accumulator {
             return;
         };
         self.spam.add(c);
-        if self.first.as_ref().is_none_or(|f| e.time < *f) {
-            self.first = Some(e.time.clone());
+        if self.first.as_deref().is_none_or(|f| *e.time < *f) {
+            self.first = Some(e.time.to_string());
         }
-        if self.last.as_ref().is_none_or(|l| e.time > *l) {
-            self.last = Some(e.time.clone());
+        if self.last.as_deref().is_none_or(|l| *e.time > *l) {
+            self.last = Some(e.time.to_string());
         }
         self.per_day.entry(day).or_default().0.add(c);
-        match self.per_sensor.get_mut(&e.sensor) {
+        match self.per_sensor.get_mut(&*e.sensor) {
             Some(s) => s.0.add(c),
             None => {
-                self.per_sensor.insert(e.sensor.clone(), (c, 0));
+                self.per_sensor.insert(e.sensor.to_string(), (c, 0));
+            }
+        }
+        match self.sensor_days.get_mut(&*e.sensor) {
+            Some(m) => *m.entry(day).or_default() += 1,
+            None => {
+                self.sensor_days.insert(e.sensor.to_string(), BTreeMap::from([(day, 1)]));
             }
         }
         let s = self.sources.entry(ip).or_insert(Source { count: Count::default(), first_day: day });
@@ -155,7 +168,12 @@ impl Accumulator {
             }
         }
         if let Some(t) = &e.proxy_type {
-            *self.proxy_types.entry(t.clone()).or_default() += 1;
+            match self.proxy_types.get_mut(&**t) {
+                Some(n) => *n += 1,
+                None => {
+                    self.proxy_types.insert(t.to_string(), 1);
+                }
+            }
         } else if let Some(p) = &e.protocol {
             *self.proxy_types.entry(format!("({p})")).or_default() += 1;
         }
@@ -163,19 +181,19 @@ impl Accumulator {
             *self.requested_ports.entry(r.port).or_default() += 1;
         }
         if let Some(d) = &e.digest {
-            match self.campaigns.get_mut(d) {
+            match self.campaigns.get_mut(&**d) {
                 Some(k) => {
                     k.count.add(c);
-                    if e.time < k.first {
-                        k.first = e.time.clone();
+                    if *e.time < *k.first {
+                        k.first = e.time.to_string();
                     }
-                    if e.time > k.last {
-                        k.last = e.time.clone();
+                    if *e.time > *k.last {
+                        k.last = e.time.to_string();
                     }
                 }
                 None => {
-                    let k = Campaign { count: c, first: e.time.clone(), last: e.time.clone(), size: e.size.unwrap_or(0) };
-                    self.campaigns.insert(d.clone(), k);
+                    let k = Campaign { count: c, first: e.time.to_string(), last: e.time.to_string(), size: e.size.unwrap_or(0) };
+                    self.campaigns.insert(d.to_string(), k);
                 }
             }
         }
@@ -201,6 +219,12 @@ impl Accumulator {
             let e = self.per_sensor.entry(k).or_default();
             e.0.add(v.0);
             e.1 += v.1;
+        }
+        for (k, v) in o.sensor_days {
+            let mine = self.sensor_days.entry(k).or_default();
+            for (d, n) in v {
+                *mine.entry(d).or_default() += n;
+            }
         }
         for (k, v) in o.sources {
             let e = self.sources.entry(k).or_insert(Source { count: Count::default(), first_day: v.first_day });

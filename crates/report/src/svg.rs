@@ -47,7 +47,8 @@ fn y_axis(out: &mut String, max: f64, invert: bool) {
     for i in 0..=4 {
         let v = max * f64::from(i) / 4.0;
         let y = if invert { TOP + plot_h * f64::from(i) / 4.0 } else { H - BOTTOM - plot_h * f64::from(i) / 4.0 };
-        let label = if invert { (v.max(1.0)).round() } else { v };
+        // Inverted (ranks): the axis runs from 1 at the top to `max`.
+        let label = if invert { (1.0 + (max - 1.0) * f64::from(i) / 4.0).round() } else { v };
         let _ = write!(
             out,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,

@@ -192,6 +192,15 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         t.push(vec![json!(s), json!(c.emails), json!(c.recipients), json!(p), pct(c.emails, spam.emails)]);
     }
     tables.push(t);
+    let mut t = Table::new("per_sensor_day", "Spam per sensor per day", &["sensor", "day", "emails"]);
+    let mut sensors: Vec<&String> = acc.sensor_days.keys().collect();
+    sensors.sort();
+    for s in sensors {
+        for (d, n) in &acc.sensor_days[s] {
+            t.push(vec![json!(s), json!(crate::date::format_day(*d)), json!(n)]);
+        }
+    }
+    tables.push(t);
 
     let mut top5 = None;
     if enriched {

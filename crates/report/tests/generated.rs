@@ -45,6 +45,15 @@ fn counts_match_the_truth() {
     assert_eq!(domains, truth.per_domain);
     assert_eq!(acc.proxy_types, truth.per_proxy_type);
     assert_eq!(acc.requested_ports, truth.per_port);
+    // The sensor x day series adds up to both margins.
+    let mut by_day: BTreeMap<i64, u64> = BTreeMap::new();
+    for (s, days) in &acc.sensor_days {
+        assert_eq!(days.values().sum::<u64>(), truth.per_sensor[s]);
+        for (d, n) in days {
+            *by_day.entry(*d).or_default() += n;
+        }
+    }
+    assert_eq!(by_day.into_iter().map(|(d, n)| (port25_report::date::format_day(d), n)).collect::<BTreeMap<_, _>>(), truth.per_day);
     let digests: BTreeMap<String, u64> = acc.campaigns.iter().map(|(d, c)| (d.clone(), c.count.emails)).collect();
     assert_eq!(digests, truth.per_digest);
 }

@@ -32,7 +32,7 @@ enum Command {
         OUT/truth.json with every figure a correct report must give. Same seed, same bytes.")]
     Generate(GenArgs),
     /// Build a report from captures, blocklist dumps and/or abuse reports
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
 }
 
 #[derive(clap::Args)]
@@ -98,7 +98,7 @@ pub struct BuildArgs {
     /// Blocklist dumps (rbldnsd ip4set or plain address lists), dated in their names; a directory = all its files. Repeatable
     #[arg(long)]
     blocklist: Vec<PathBuf>,
-    /// Country followed in the blocklist rank and complaint charts
+    /// Country followed in the blocklist section (its rank over time, its ASes in the top N)
     #[arg(long, default_value = "BR")]
     country: String,
     /// The AS ranking cut-off for "the country's ASes in the top N"
@@ -149,7 +149,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::Build(b) => build(b),
+        Command::Build(b) => build(*b),
     }
 }
 
