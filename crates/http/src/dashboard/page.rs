@@ -18,7 +18,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25em .5
 td.n,th.n{text-align:right}.bar{background:#eee;height:.9em;width:12em;position:relative;display:inline-block}\
 .bar span{background:#2a7;height:100%;display:block}.bar i{position:absolute;top:-.2em;bottom:-.2em;border-left:2px solid #c33}\
 .no{color:#b00;font-weight:bold}.ok{color:#070;font-weight:bold}.err{color:#b00}code{word-break:break-all}\
-form.inline{display:inline}small{color:#666}";
+small{color:#666}";
 
 pub fn layout(title: &str, body: &str) -> String {
     format!(
@@ -65,7 +65,7 @@ pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rej
     let mut b = String::new();
     let _ = writeln!(
         b,
-        "<h1>port25 dashboard</h1>\n<p>Signed in as <b id=\"operator\">{}</b>. <form class=\"inline\" method=\"post\" action=\"/dashboard/logout\"><button>Sign out</button></form> <small>Read-only; reload for fresh figures.</small></p>",
+        "<h1>port25 dashboard</h1>\n<form method=\"post\" action=\"/dashboard/logout\">Signed in as <b id=\"operator\">{}</b>. <button>Sign out</button> <small>Read-only; reload for fresh figures.</small></form>",
         html(operator)
     );
     let _ = writeln!(
@@ -195,7 +195,7 @@ fn captures(b: &mut String, snap: &Snapshot) {
     };
     let _ = writeln!(
         b,
-        "<p id=\"captures\" data-messages=\"{}\" data-last-hour=\"{}\" data-sources=\"{}\">{} messages captured from {} sources over {} connections; {} in the last hour ({:.1} per minute).</p>",
+        "<p id=\"captures\" data-messages=\"{}\" data-last-hour=\"{}\" data-sources=\"{}\">Messages captured: {}, from {} source addresses over {} connections; in the last hour: {} ({:.2} per minute).</p>",
         c.messages,
         c.last_hour,
         c.sources,
