@@ -25,7 +25,8 @@ pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
     /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
     /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
-    /// accounts (`port25 users`) in ./port25-data
+    /// accounts (`port25 users`) in ./port25-data; HTTP (autoconfig,
+    /// /metrics, /dashboard, /healthz, /readyz) on 127.0.0.1:8025
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
