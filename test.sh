@@ -14,6 +14,8 @@ cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (Postfix and network namespaces need it)" >&2; exit 1; }
 bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
+# report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
+python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
 # Prometheus' own text-format parser, for the /metrics test
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus-client
 cargo test --workspace --locked --no-fail-fast "$@"

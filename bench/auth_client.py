@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Load generator for submission: each session connects (implicit TLS or
-STARTTLS), EHLOs, logs in with AUTH PLAIN, sends MSGS messages of SIZE
+"""Load generator for submission: each session connects (implicit TLS,
+STARTTLS, or plain without AUTH for the MX path), EHLOs, logs in with AUTH PLAIN, sends MSGS messages of SIZE
 bytes (0 = none) and quits. PROCS processes run sessions back to back for
 SECONDS; prints one JSON line: sessions, messages, failures, sessions/s,
 messages/s. Python's own TLS cost is part of the figure, the same for
@@ -21,9 +21,13 @@ def worker(args):
                 s = smtplib.SMTP_SSL(host, port, timeout=30, context=ctx)
             else:
                 s = smtplib.SMTP(host, port, timeout=30)
-                s.starttls(context=ctx)
+                if mode == "starttls":
+                    s.starttls(context=ctx)
             s.ehlo("bench.example")
-            s.login(user, password)
+            # mode "plain": no TLS, no AUTH (the MX path), to check this
+            # generator against smtp-source (bench/loadgen-check.sh).
+            if mode != "plain":
+                s.login(user, password)
             for _ in range(msgs):
                 s.sendmail(user, [user], body)
                 messages += 1

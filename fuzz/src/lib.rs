@@ -8,6 +8,7 @@
 //! compiles inside that crate's integration tests as well.
 
 pub mod capture;
+pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod queue;
@@ -18,6 +19,12 @@ pub mod accounts;
 pub mod sasl;
 pub mod smoke;
 pub mod submission;
+
+// --- outbound ---
+pub mod outbound;
+
+// --- report ---
+pub mod report;
 
 // --- http ---
 pub mod http;

@@ -44,9 +44,12 @@ pub fn domain_of(login: &str) -> String {
     login.rsplit_once('@').map(|(_, d)| d.to_lowercase()).unwrap_or_else(|| "(no domain)".into())
 }
 
+/// Per login: (its last use on 587/465, its last legacy use on 25).
+type Logins<'a> = std::collections::BTreeMap<&'a str, (Option<&'a Use>, Option<&'a Use>)>;
+
 pub fn report(uses: &[Use], now: i64, days: u32, threshold: f64) -> Vec<DomainReport> {
     let since = now - i64::from(days) * 86400;
-    let mut by_domain: std::collections::BTreeMap<String, std::collections::BTreeMap<&str, (Option<&Use>, Option<&Use>)>> = Default::default();
+    let mut by_domain: std::collections::BTreeMap<String, Logins> = Default::default();
     for u in uses.iter().filter(|u| u.last_seen >= since) {
         let entry = by_domain.entry(domain_of(&u.login)).or_default().entry(u.login.as_str()).or_default();
         if u.legacy {

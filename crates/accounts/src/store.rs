@@ -17,6 +17,14 @@ CREATE TABLE IF NOT EXISTS addresses (
     address TEXT NOT NULL,
     PRIMARY KEY (login, address)
 );
+CREATE TABLE IF NOT EXISTS limits (
+    login                  TEXT PRIMARY KEY NOT NULL REFERENCES users(login) ON DELETE CASCADE,
+    messages_per_hour      INTEGER,
+    messages_per_day       INTEGER,
+    recipients_per_hour    INTEGER,
+    recipients_per_day     INTEGER,
+    recipients_per_message INTEGER
+);
 CREATE TABLE IF NOT EXISTS usage (
     login     TEXT NOT NULL,
     legacy    INTEGER NOT NULL,
@@ -93,6 +101,33 @@ impl Store {
             tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
         }
         tx.commit()
+    }
+
+    pub fn limits(&self, login: &str) -> rusqlite::Result<crate::UserLimits> {
+        self.db
+            .prepare_cached(
+                "SELECT messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message FROM limits WHERE login = ?1",
+            )?
+            .query_row([login], |r| {
+                Ok(crate::UserLimits {
+                    messages_per_hour: r.get(0)?,
+                    messages_per_day: r.get(1)?,
+                    recipients_per_hour: r.get(2)?,
+                    recipients_per_day: r.get(3)?,
+                    recipients_per_message: r.get(4)?,
+                })
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
+    }
+
+    pub fn set_limits(&self, login: &str, l: &crate::UserLimits) -> rusqlite::Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO limits (login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![login, l.messages_per_hour, l.messages_per_day, l.recipients_per_hour, l.recipients_per_day, l.recipients_per_message],
+        )?;
+        Ok(())
     }
 
     /// Counts one authenticated submission: on 587/465, or legacy on 25.

@@ -10,10 +10,12 @@
 mod error;
 mod http;
 mod model;
+mod outbound;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use model::*;
+pub use outbound::{DkimKey, Outbound};
 pub use http::Http;
 pub use submission::Submission;
 

@@ -24,6 +24,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     submission: crate::submission::RawSubmission,
     #[serde(default)]
+    outbound: crate::outbound::RawOutbound,
     http: crate::http::RawHttp,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
@@ -132,6 +133,7 @@ pub struct Config {
     pub mx: Mx,
     pub delivery: Delivery,
     pub submission: crate::submission::Submission,
+    pub outbound: crate::outbound::Outbound,
     pub http: crate::http::Http,
     pub listeners: Vec<Listener>,
 }
@@ -372,10 +374,11 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
+    let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, http, listeners })
+    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, outbound, http, listeners })
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first

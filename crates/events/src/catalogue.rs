@@ -55,6 +55,15 @@ catalogue! {
     DELIVERY_DEFERRED = "port25.delivery.deferred";
     DELIVERY_FAILED = "port25.delivery.failed";
 
+    OUTBOUND_QUEUED = "port25.outbound.queued";
+    OUTBOUND_DELIVERED = "port25.outbound.delivered";
+    OUTBOUND_DEFERRED = "port25.outbound.deferred";
+    OUTBOUND_BOUNCED = "port25.outbound.bounced";
+    OUTBOUND_DSN = "port25.outbound.dsn";
+    OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed";
+    OUTBOUND_STATS = "port25.outbound.stats";
+    OUTBOUND_CONTROL = "port25.outbound.control";
+
     SPAMPOT_CONNECT = "port25.spampot.connect";
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";
     SPAMPOT_PROXY_REFUSED = "port25.spampot.proxy.refused";
@@ -67,6 +76,7 @@ catalogue! {
     SPAMPOT_STORE_FAILED = "port25.spampot.store.failed";
     SPAMPOT_SHIP_SENT = "port25.spampot.ship.sent";
     SPAMPOT_SHIP_FAILED = "port25.spampot.ship.failed";
+    SPAMPOT_HPFEEDS_FAILED = "port25.spampot.hpfeeds.failed";
     COLLECT_RECEIVED = "port25.collect.received";
     COLLECT_REFUSED = "port25.collect.refused";
 

@@ -27,7 +27,7 @@ enum Command {
     /// Check or print the configuration
     #[command(subcommand)]
     Config(cmd::config::Command),
-    /// Submission accounts: add, passwd, del, list, import, addresses, operator
+    /// Submission accounts: add, passwd, addresses, limits, del, list, import, operator
     #[command(subcommand)]
     Users(cmd::users::Command),
     /// Migration off port 25: the share of active users on 587/465
@@ -37,6 +37,10 @@ enum Command {
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
     Spampot(cmd::spampot::Args),
+    /// The outbound queue: list, show, flush, retry, delete, hold, release
+    Queue(cmd::queue::Args),
+    /// Reports: Table 1 over captures, origin and destination, campaigns, blocklist rank, complaints
+    Report(cmd::report::Args),
     /// DNS records mail clients use to find submission (RFC 6186 SRV) and autoconfig/autodiscover
     #[command(subcommand)]
     Dns(cmd::dns::Command),
@@ -51,6 +55,8 @@ fn main() -> std::process::ExitCode {
         Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
+        Command::Queue(args) => cmd::queue::run(args),
+        Command::Report(args) => cmd::report::run(args),
         Command::Dns(c) => cmd::dns::run(c),
     };
     match result {

@@ -13,9 +13,10 @@
 //! - MAIL FROM and the From: header must be addresses of the login
 //!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
 //! - Per-login limits on messages and recipients ([`quota`]).
-//! - Recipients: local ones as the MX accepts them; remote delivery does not
-//!   exist yet, so other domains are refused with a temporary reply that
-//!   says so (451 4.4.0) rather than spooled into a local mailbox.
+//! - Recipients: local ones as the MX accepts them (on to local delivery);
+//!   other domains go to the outbound queue when the server has one
+//!   ([`Submission::with_outbound`]), else they are refused with a
+//!   temporary reply that says so (451 4.4.0).
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
 //! - Off by default: devices in trusted networks, or presenting a TLS
@@ -48,6 +49,8 @@ pub struct SubmissionConfig {
     pub quota: QuotaConfig,
     /// Client networks whose devices may submit without AUTH (legacy).
     pub trusted_networks: Vec<IpNet>,
+    /// The MX's address extension separator: "alice+news@" is alice's.
+    pub recipient_delimiter: Option<char>,
 }
 
 pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
@@ -64,13 +67,25 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    delimiter: Option<char>,
     /// When each (login, legacy) use was last written to the usage table:
     /// one write a minute per login is enough for a report in days.
     recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
+    /// Where mail for other domains goes; `None`: refused with 451.
+    outbound: Option<port25_outbound::Enqueuer>,
 }
 
 impl Submission {
     pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, None)
+    }
+
+    /// Like `new`, with remote recipients accepted into the outbound queue.
+    pub fn with_outbound(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+        Self::build(config, accounts, mx, hostname, Some(outbound))
+    }
+
+    fn build(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
         Arc::new(Submission {
             accounts,
             guard: AuthGuard::new(config.guard),
@@ -78,7 +93,9 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            delimiter: config.recipient_delimiter,
             recorded: Default::default(),
+            outbound,
         })
     }
 
@@ -95,6 +112,10 @@ impl Submission {
         if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
             emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
         }
+    }
+
+    fn is_remote(&self, to: &ForwardPath) -> bool {
+        matches!(to, ForwardPath::Mailbox { mailbox, source_route: None } if !self.mx.is_local(&mailbox.domain))
     }
 }
 
@@ -129,6 +150,18 @@ impl SubmissionPolicy {
         self.trusted_network(info).map(|n| format!("network {n}"))
     }
 
+    /// The limits that apply to `who`: its own where it has them.
+    fn limits(&self, info: &SessionInfo) -> QuotaConfig {
+        let defaults = self.shared.quota.defaults();
+        match &info.auth {
+            Some(login) => match self.shared.accounts.limits(login) {
+                Ok(own) => defaults.with(&own),
+                Err(_) => defaults.clone(),
+            },
+            None => defaults.clone(),
+        }
+    }
+
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
         let retry = e.retry_after.map(|d| d.as_secs());
         emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = e.limit, max = e.max, retry_after_secs = retry.unwrap_or(0));
@@ -147,7 +180,7 @@ impl SubmissionPolicy {
         let allowed = match &info.auth {
             Some(login) => match self.shared.accounts.addresses(login) {
                 Ok(list) => {
-                    if port25_accounts::address::allows(&list, address) {
+                    if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
                         return Ok(());
                     }
                     let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
@@ -168,6 +201,15 @@ impl SubmissionPolicy {
         Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
     }
 
+    /// "alice+news@example.net" with "+" as the delimiter is alice's too.
+    fn allows_base(&self, list: &[String], address: &str) -> bool {
+        let (Some(d), Some((local, domain))) = (self.shared.delimiter, address.rsplit_once('@')) else { return false };
+        match local.split_once(d) {
+            Some((base, _)) if !base.is_empty() => port25_accounts::address::allows(list, &format!("{base}@{domain}")),
+            _ => false,
+        }
+    }
+
     fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
         let now = Instant::now();
         emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason);
@@ -185,6 +227,52 @@ impl SubmissionPolicy {
 /// The SHA-256 of a client certificate the listener's device CA verified.
 fn device_cert(info: &SessionInfo) -> Option<&str> {
     info.tls.as_ref()?.client_cert.as_deref()
+}
+
+impl SubmissionPolicy {
+    /// Remote recipients to the outbound queue first, then local ones to
+    /// the spool; 250 only when both are stored. (If the second store
+    /// fails the client retries and the remote recipients may get the
+    /// message twice: duplicates over losses.)
+    async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
+        let (remote, local): (Vec<ForwardPath>, Vec<ForwardPath>) = envelope.rcpts.iter().cloned().partition(|r| self.shared.is_remote(r));
+        if !remote.is_empty() {
+            let Some(outbound) = &self.shared.outbound else {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            };
+            let mut rcpts: Vec<String> = Vec::new();
+            for r in &remote {
+                if let ForwardPath::Mailbox { mailbox, .. } = r {
+                    // The local part is the remote domain's business: kept as sent.
+                    let mut m = mailbox.clone();
+                    if let port25_engine::address::Domain::Name(n) = &mut m.domain {
+                        *n = n.to_lowercase();
+                    }
+                    let a = m.to_string();
+                    if !rcpts.contains(&a) {
+                        rcpts.push(a);
+                    }
+                }
+            }
+            let spooled = port25_queue::SpooledMessage {
+                id: id.clone(),
+                received_at: SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                peer: info.peer.to_string(),
+                helo: info.helo.clone().unwrap_or_default(),
+                from: envelope.from.to_string(),
+                rcpts,
+                content: content.clone(),
+            };
+            if outbound.enqueue(spooled).await.is_err() {
+                return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
+            }
+        }
+        if local.is_empty() {
+            return Decision::Accept;
+        }
+        let local_envelope = Envelope { rcpts: local, ..envelope.clone() };
+        self.shared.mx.store(info, &local_envelope, id, content).await
+    }
 }
 
 impl Hooks for SubmissionPolicy {
@@ -259,7 +347,7 @@ impl Hooks for SubmissionPolicy {
         if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&who, Instant::now()) {
+        match self.shared.quota.check_message(&who, &self.limits(info), Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -271,15 +359,24 @@ impl Hooks for SubmissionPolicy {
         };
         if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
             if !self.shared.mx.is_local(&mailbox.domain) {
-                return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                if self.shared.outbound.is_none() {
+                    return Decision::Reject(Reply::owned(451, "4.4.0", format!("<{to}>: {REMOTE_UNAVAILABLE}")));
+                }
+                // Authenticated users relay to domain names; an address
+                // literal would bypass DNS and any per-domain TLS policy.
+                if matches!(mailbox.domain, port25_engine::address::Domain::Literal(_)) {
+                    return Decision::Reject(Reply::owned(550, "5.7.1", format!("<{to}>: address literals are not accepted as recipients; use a domain name")));
+                }
             }
         }
-        // Local, or a relay trick the MX names precisely (literal, route, %).
-        match self.shared.mx.check(to) {
-            Decision::Accept | Decision::AcceptWith(_) => {}
-            refusal => return refusal,
+        if !self.shared.is_remote(to) {
+            // Local, or a relay trick the MX names precisely (literal, route, %).
+            match self.shared.mx.check(to) {
+                Decision::Accept | Decision::AcceptWith(_) => {}
+                refusal => return refusal,
+            }
         }
-        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -307,7 +404,7 @@ impl Hooks for SubmissionPolicy {
         content.extend_from_slice(&added);
         content.extend_from_slice(&message.body);
         let id = message.id;
-        let decision = self.shared.mx.store(info, envelope, id.clone(), content).await;
+        let decision = self.store(info, envelope, id.clone(), content).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());

@@ -104,7 +104,6 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
-    http.ready.spool_open();
     let target = match config.delivery.method {
         DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
@@ -113,6 +112,9 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
             timeout: config.delivery.lmtp_timeout,
         }),
     };
+
+    let outbound = super::outbound::start(&config, spool.clone())?;
+    http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
@@ -123,7 +125,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         spool,
     ));
     let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
-        true => Some(submission(&config, mx.clone())?),
+        true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
         false => None,
     };
     let mut servers = Vec::new();
@@ -187,7 +189,9 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         let _ = s.await;
     }
     delivery_stop.cancel();
+    outbound.stop.cancel();
     let _ = delivery.await;
+    let _ = outbound.task.await;
     http.stop.cancel();
     if let Some(task) = http.task {
         let _ = task.await;
@@ -198,7 +202,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
 /// The state every submission listener shares: accounts, brute-force and
 /// sending limits.
-fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submission>> {
+fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> anyhow::Result<Arc<Submission>> {
     let s = &config.submission;
     let accounts = Arc::new(super::users::open(config)?);
     let settings = port25_submission::SubmissionConfig {
@@ -220,8 +224,9 @@ fn submission(config: &Config, mx: Arc<MxPolicy>) -> anyhow::Result<Arc<Submissi
             recipients_per_message: s.recipients_per_message,
         },
         trusted_networks: s.trusted_networks.clone(),
+        recipient_delimiter: config.mx.recipient_delimiter,
     };
-    Ok(Submission::new(settings, accounts, mx, &config.hostname))
+    Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

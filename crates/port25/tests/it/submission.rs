@@ -23,7 +23,7 @@ fn listeners(submission: &str) -> String {
 }
 
 fn server(submission: &str) -> Server {
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &listeners(submission));
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }
@@ -163,11 +163,13 @@ try:
     raise SystemExit("message without From: accepted")
 except smtplib.SMTPDataError as e:
     assert e.smtp_code == 550, e
-# Remote recipients: no outbound queue yet, said clearly and temporarily.
+# Remote recipients go to the outbound queue; address literals do not.
 code, text = s.mail(user)
 assert code == 250
 code, text = s.rcpt("someone@elsewhere.example")
-assert code == 451 and b"other domains" in text, (code, text)
+assert code == 250, (code, text)
+code, text = s.rcpt("someone@[192.0.2.1]")
+assert code == 550 and b"5.7.1" in text, (code, text)
 s.rset()
 # Accepted: no Message-ID, no Date; they are added.
 s.sendmail(user, ["bob@example.net"], b"From: Alice <ALICE@example.net>\r\nTo: bob@example.net\r\nSubject: fixed by the MSA\r\n\r\nhello\r\n")
@@ -258,6 +260,9 @@ fn auth_exchange_byte_by_byte() {
     assert!(login(&mut c, ALICE, ALICE_PW).starts_with("503 5.5.1 Already authenticated"));
     assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
     assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice+lists@example.net>")), 250, "an address extension of her own address");
+    assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<bob+alice@example.net>")), 553);
     assert!(c.cmd("MAIL FROM:<>").starts_with("553 5.7.1"), "null sender from a client");
     let r = c.send_mail(ALICE, &["dave@example.net"], "From: alice@example.net\r\nSubject: raw\r\n\r\nbody");
     assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
@@ -281,7 +286,9 @@ fn auth_exchange_byte_by_byte() {
 
 #[test]
 fn no_relay_on_any_submission_listener_without_or_with_login() {
-    let s = server("");
+    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    users(&s, &["add", ALICE], ALICE_PW);
     // Without a login, nothing at all; after a failed login, neither.
     let mut c = Client::open(addr(&s, "plain"));
     c.cmd("EHLO client.example");
@@ -318,9 +325,37 @@ print(a, b, t.mail("alice@example.net")[0], t.rcpt("victim@elsewhere.example")[0
             c.reply();
         }
     }
+    // A logged-in user may send to other domains (that is submission: the
+    // outbound queue carries it), but never through a routing trick.
+    let remote = ["foreign domain", "quoted local part at a foreign domain", "local domain as a prefix", "local domain label inside a foreign name", "subdomain of a local domain", "localhost is not local here", "null sender", "spoofed local sender", "HELO claiming to be us", "foreign postmaster", "IDN look-alike", "trailing dot"];
+    accepted.retain(|a| !remote.iter().any(|r| a.starts_with(&format!("{r}: "))));
     assert!(accepted.is_empty(), "relayed: {accepted:#?}");
+    // The same tricks after a login over STARTTLS on 587 and on port 25 with
+    // legacy submission on.
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port, user, pw, tricks = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+# One session per trick: refusals count as errors, and 20 close a session.
+for t in tricks:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=20); s.starttls(context=ctx); s.ehlo("x.example"); s.login(user, pw)
+    assert s.mail(user)[0] == 250
+    code, text = s.docmd("RCPT", "TO:" + t)
+    if code < 400:
+        print("accepted", t, code, text)
+    s.quit()
+print("done")
+"#;
+    let tricks: Vec<String> = crate::relay::TRICKS.iter().map(|t| t.3.to_owned()).collect();
+    for listener in ["submission", "legacy25"] {
+        let args = [vec![addr(&s, listener).port().to_string(), ALICE.into(), ALICE_PW.into()], tricks.clone()].concat();
+        assert_eq!(python(script, &args).trim(), "done", "on {listener}");
+    }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(s.all_mail().is_empty());
+    // Only bounces (from the outbound queue, for names that do not resolve)
+    // may reach a local mailbox.
+    let local: Vec<String> = s.all_mail().iter().map(|m| String::from_utf8_lossy(m).into_owned()).filter(|m| !m.contains("report-type=delivery-status")).collect();
+    assert!(local.is_empty(), "remote recipients must go to the outbound queue, not to local mailboxes: {local:?}");
 }
 
 #[test]
@@ -374,6 +409,23 @@ print(json.dumps(out))
     let scopes: Vec<(&str, &str)> = locks.iter().map(|e| (e["scope"].as_str().unwrap(), e["key"].as_str().unwrap())).collect();
     assert!(scopes.contains(&("address", "127.0.0.2")), "{scopes:?}");
     assert!(scopes.contains(&("login", ALICE)), "{scopes:?}");
+}
+
+#[test]
+fn a_login_with_its_own_limits() {
+    let s = server("messages_per_hour = 100\n");
+    let out = users(&s, &["limits", ALICE, "--messages-per-hour", "1"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("messages_per_hour       1\n") && text.contains("messages_per_day        1000  (default)"), "{text}");
+    let mut c = Client::open(addr(&s, "plain"));
+    c.cmd("EHLO client.example");
+    assert_eq!(code(&login(&mut c, ALICE, ALICE_PW)), 235);
+    assert_eq!(code(&c.send_mail(ALICE, &["bob@example.net"], "From: alice@example.net\r\n\r\nx")), 250);
+    let r = c.cmd("MAIL FROM:<alice@example.net>");
+    assert!(r.starts_with("450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 1"), "{r}");
+    // Back to the default: sending works again at once.
+    users(&s, &["limits", ALICE], "");
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
 }
 
 #[test]

@@ -1,0 +1,244 @@
+//! The `[outbound]` section: the queue and delivery to remote MXes (or a
+//! smarthost), retries and expiry, TLS policy, DKIM keys. Every key has a
+//! default; the section may be left out.
+
+use crate::error::ConfigError;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutbound {
+    hold: Option<bool>,
+    port: Option<Spanned<u16>>,
+    nameservers: Option<Vec<Spanned<String>>>,
+    dns_timeout_secs: Option<u64>,
+    helo_name: Option<String>,
+    smarthost: Option<Spanned<String>>,
+    smarthost_username: Option<String>,
+    smarthost_password_file: Option<Spanned<String>>,
+    smarthost_require_tls: Option<bool>,
+    require_tls: Option<Vec<String>>,
+    first_retry_secs: Option<Spanned<u64>>,
+    max_retry_secs: Option<u64>,
+    retry_jitter: Option<Spanned<f64>>,
+    max_lifetime_secs: Option<Spanned<u64>>,
+    delay_warning_secs: Option<u64>,
+    connections_per_destination: Option<Spanned<usize>>,
+    max_connections: Option<Spanned<usize>>,
+    messages_per_connection: Option<Spanned<usize>>,
+    connect_timeout_secs: Option<u64>,
+    command_timeout_secs: Option<u64>,
+    data_timeout_secs: Option<u64>,
+    stats_interval_secs: Option<Spanned<u64>>,
+    #[serde(default)]
+    dkim: Vec<Spanned<RawDkim>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDkim {
+    domain: String,
+    selector: String,
+    private_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outbound {
+    pub hold: bool,
+    pub port: u16,
+    /// Empty: the name servers of /etc/resolv.conf.
+    pub nameservers: Vec<SocketAddr>,
+    pub dns_timeout: Duration,
+    pub helo_name: Option<String>,
+    /// (host, port)
+    pub smarthost: Option<(String, u16)>,
+    /// (username, password read from the file)
+    pub smarthost_auth: Option<(String, String)>,
+    pub smarthost_require_tls: bool,
+    pub require_tls: Vec<String>,
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    pub retry_jitter: f64,
+    pub max_lifetime: Duration,
+    pub delay_warning: Option<Duration>,
+    pub connections_per_destination: usize,
+    pub max_connections: usize,
+    pub messages_per_connection: usize,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub data_timeout: Duration,
+    pub stats_interval: Duration,
+    pub dkim: Vec<DkimKey>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimKey {
+    pub domain: String,
+    pub selector: String,
+    pub private_key: PathBuf,
+}
+
+impl Eq for Outbound {}
+
+fn host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Some((a.ip().to_string(), a.port()));
+    }
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Some((ip.to_string(), default_port));
+    }
+    let (h, p) = match s.rsplit_once(':') {
+        Some((h, p)) => (h, p.parse().ok()?),
+        None => (s, default_port),
+    };
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    (!h.is_empty() && !h.contains(['/', ' ', '@'])).then(|| (h.to_owned(), p))
+}
+
+pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let mut nameservers = Vec::new();
+    for n in raw.nameservers.unwrap_or_default() {
+        let parsed = n.get_ref().parse::<SocketAddr>().or_else(|_| n.get_ref().parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
+        match parsed {
+            Ok(a) => nameservers.push(a),
+            Err(_) => {
+                return Err(err(
+                    n.span().start,
+                    format!("name server {:?} is not an address", n.get_ref()),
+                    "write \"192.0.2.53\" or \"127.0.0.1:5353\" (port 53 by default)",
+                ))
+            }
+        }
+    }
+    let smarthost = match raw.smarthost {
+        Some(s) => match host_port(s.get_ref(), 25) {
+            Some(hp) => Some(hp),
+            None => {
+                return Err(err(
+                    s.span().start,
+                    format!("smarthost {:?} is not host or host:port", s.get_ref()),
+                    "write e.g. \"relay.example.net:587\" or \"192.0.2.25\"",
+                ))
+            }
+        },
+        None => None,
+    };
+    let smarthost_auth = match (raw.smarthost_username, raw.smarthost_password_file) {
+        (Some(u), Some(f)) => {
+            let path = crate::absolute(base, f.get_ref());
+            let password = std::fs::read_to_string(&path).map_err(|e| {
+                err(
+                    f.span().start,
+                    format!("cannot read smarthost_password_file {}: {e}", path.display()),
+                    "give a file readable by port25 holding the password",
+                )
+            })?;
+            Some((u, password.trim_end_matches(['\r', '\n']).to_owned()))
+        }
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(err(
+                text.find("smarthost_").unwrap_or(0),
+                "smarthost_username and smarthost_password_file go together".into(),
+                "set both, or neither for a smarthost without AUTH",
+            ))
+        }
+    };
+    let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
+            Some(s) => Ok(s.into_inner()),
+            None => Ok(default),
+        }
+    };
+    let positive_secs = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
+            Some(s) => Ok(Duration::from_secs(s.into_inner())),
+            None => Ok(Duration::from_secs(default)),
+        }
+    };
+    let retry_jitter = match raw.retry_jitter {
+        Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
+            return Err(err(j.span().start, format!("retry_jitter {} is not between 0 and 1", j.get_ref()), "use a fraction such as 0.2 (±20%)"))
+        }
+        Some(j) => j.into_inner(),
+        None => 0.2,
+    };
+    let port = match raw.port {
+        Some(p) if *p.get_ref() == 0 => return Err(err(p.span().start, "port 0 cannot be connected to".into(), "remove the key: remote MXes listen on 25")),
+        Some(p) => p.into_inner(),
+        None => 25,
+    };
+    let mut dkim = Vec::new();
+    for d in raw.dkim {
+        let offset = d.span().start;
+        let d = d.into_inner();
+        if d.selector.is_empty() || d.selector.contains(['.', ' ', ';']) && !d.selector.split('.').all(|l| !l.is_empty()) {
+            return Err(err(offset, format!("DKIM selector {:?} is not a DNS label", d.selector), "use e.g. selector = \"port25\""));
+        }
+        let path = crate::absolute(base, &d.private_key);
+        if !path.exists() {
+            return Err(err(
+                offset,
+                format!("DKIM private key {} does not exist", path.display()),
+                "create it with `port25 dkim keygen --domain D --selector S --out FILE`",
+            ));
+        }
+        dkim.push(DkimKey { domain: d.domain.to_lowercase(), selector: d.selector, private_key: path });
+    }
+    Ok(Outbound {
+        hold: raw.hold.unwrap_or(false),
+        port,
+        nameservers,
+        dns_timeout: Duration::from_secs(raw.dns_timeout_secs.unwrap_or(5).max(1)),
+        helo_name: raw.helo_name,
+        smarthost,
+        smarthost_auth,
+        smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
+        require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
+        first_retry: positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?,
+        max_retry: Duration::from_secs(raw.max_retry_secs.unwrap_or(4000)),
+        retry_jitter,
+        max_lifetime: positive_secs(raw.max_lifetime_secs, 5 * 86400, "max_lifetime_secs")?,
+        delay_warning: match raw.delay_warning_secs.unwrap_or(4 * 3600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        connections_per_destination: positive_usize(raw.connections_per_destination, 20, "connections_per_destination")?,
+        max_connections: positive_usize(raw.max_connections, 200, "max_connections")?,
+        messages_per_connection: positive_usize(raw.messages_per_connection, 100, "messages_per_connection")?,
+        connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(30).max(1)),
+        command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(300).max(1)),
+        data_timeout: Duration::from_secs(raw.data_timeout_secs.unwrap_or(600).max(1)),
+        stats_interval: positive_secs(raw.stats_interval_secs, 300, "stats_interval_secs")?,
+        dkim,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::parse;
+    use std::path::Path;
+
+    #[test]
+    fn defaults_and_errors() {
+        let c = parse("", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap();
+        assert_eq!((c.outbound.port, c.outbound.max_lifetime.as_secs(), c.outbound.hold), (25, 432_000, false));
+        let c = parse("[outbound]\nnameservers = [\"127.0.0.1:5353\"]\nsmarthost = \"relay.example:587\"\n", Path::new("/f"), Path::new("/")).unwrap();
+        assert_eq!(c.outbound.smarthost, Some(("relay.example".into(), 587)));
+        assert_eq!(c.outbound.nameservers, vec!["127.0.0.1:5353".parse().unwrap()]);
+        let e = parse("[outbound]\nretry_jitter = 3.0\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 2);
+        let e = parse("[outbound]\nnameservers = [\"dns.example\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.hint.contains("127.0.0.1:5353"));
+        let e = parse("[outbound]\nsmarthost_username = \"u\"\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 2);
+    }
+}

@@ -1,0 +1,372 @@
+//! The SMTP client for one connection to a remote MX or the smarthost:
+//! greeting, EHLO (HELO when EHLO is refused), STARTTLS, AUTH PLAIN, then
+//! any number of transactions on the same connection (the queue sends the
+//! next message for the same destination instead of reconnecting).
+//!
+//! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
+//! write and the replies are read in order; without it, one at a time.
+//! Every read has a timeout. A reply that is not SMTP or a connection that
+//! drops ends the connection, and what was in flight is deferred: only a
+//! 250 to the final dot counts as delivered.
+
+use crate::reply::{self, Reply};
+use crate::tls_policy::TlsPolicy;
+use rustls::pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub helo_name: String,
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    /// For the reply to the final dot (RFC 5321 §4.5.3.2.6: 10 minutes).
+    pub data_timeout: Duration,
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Extensions {
+    pub pipelining: bool,
+    pub starttls: bool,
+    pub size: Option<usize>,
+    pub auth_plain: bool,
+    pub eightbitmime: bool,
+}
+
+enum Io {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+    Closed,
+}
+
+/// A connection that is ready for MAIL FROM.
+pub struct Session {
+    io: Io,
+    buf: Vec<u8>,
+    /// The host name (or address) we are talking to, for reports.
+    pub host: String,
+    pub addr: SocketAddr,
+    pub ext: Extensions,
+    pub tls: bool,
+    settings: ClientSettings,
+}
+
+/// Why a connection could not be set up. `permanent` only for a 5xx
+/// greeting or EHLO/HELO; the queue then tries the next MX all the same.
+#[derive(Debug, Clone)]
+pub struct ConnectFailure {
+    pub reason: String,
+    /// TLS required but not offered, or failed: a new connection to the
+    /// same host would not help.
+    pub tls: bool,
+}
+
+/// The result for one recipient of a transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Delivered(String),
+    Deferred { reply: String, status: String },
+    Failed { reply: String, status: String },
+}
+
+fn verdict_from(r: &Reply) -> Verdict {
+    let status = crate::dsn::status_of(r.enhanced(), r.code);
+    if r.is_permanent() {
+        Verdict::Failed { reply: r.one_line(), status }
+    } else if r.is_temporary() {
+        Verdict::Deferred { reply: r.one_line(), status }
+    } else {
+        Verdict::Delivered(r.one_line())
+    }
+}
+
+/// RFC 5321 §4.5.2 transparency, and a final CRLF if the content lacks one.
+pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
+    out.reserve(content.len() + 64);
+    let mut line_start = true;
+    for &b in content {
+        if line_start && b == b'.' {
+            out.push(b'.');
+        }
+        out.push(b);
+        line_start = b == b'\n';
+    }
+    if !content.ends_with(b"\r\n") {
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b".\r\n");
+}
+
+fn base64(input: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+impl Session {
+    /// Connects, reads the greeting, says EHLO and does STARTTLS (and AUTH
+    /// when credentials are given) as `policy` asks.
+    pub async fn connect(
+        addr: SocketAddr,
+        host: &str,
+        settings: &ClientSettings,
+        policy: TlsPolicy,
+        auth: Option<(&str, &str)>,
+    ) -> Result<Session, ConnectFailure> {
+        let fail = |reason: String| ConnectFailure { reason, tls: false };
+        let stream = match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(fail(format!("connect to {host}[{addr}]: {e}"))),
+            Err(_) => return Err(fail(format!("connect to {host}[{addr}]: timed out"))),
+        };
+        let _ = stream.set_nodelay(true);
+        let mut s = Session {
+            io: Io::Plain(stream),
+            buf: Vec::with_capacity(4096),
+            host: host.to_owned(),
+            addr,
+            ext: Extensions::default(),
+            tls: false,
+            settings: settings.clone(),
+        };
+        let greeting = s.read_reply(settings.command_timeout).await.map_err(fail)?;
+        if !greeting.is_positive() {
+            return Err(fail(format!("{host}[{addr}] greeted with {}", greeting.one_line())));
+        }
+        s.hello().await.map_err(fail)?;
+        if s.ext.starttls {
+            let r = s.command("STARTTLS").await.map_err(fail)?;
+            if r.code == 220 {
+                if let Err(e) = s.start_tls().await {
+                    return Err(ConnectFailure { reason: format!("TLS handshake with {host}[{addr}] failed: {e}"), tls: true });
+                }
+                s.hello().await.map_err(fail)?;
+            } else if policy == TlsPolicy::Required {
+                return Err(ConnectFailure { reason: format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line()), tls: true });
+            }
+        } else if policy == TlsPolicy::Required {
+            return Err(ConnectFailure { reason: format!("TLS is required but {host}[{addr}] does not offer STARTTLS"), tls: true });
+        }
+        if let Some((user, password)) = auth {
+            let token = base64(format!("\0{user}\0{password}").as_bytes());
+            let r = s.command(&format!("AUTH PLAIN {token}")).await.map_err(fail)?;
+            if r.code != 235 {
+                return Err(fail(format!("{host}[{addr}] refused AUTH PLAIN for {user}: {}", r.one_line())));
+            }
+        }
+        Ok(s)
+    }
+
+    async fn hello(&mut self) -> Result<(), String> {
+        let name = self.settings.helo_name.clone();
+        let r = self.command(&format!("EHLO {name}")).await?;
+        if r.is_positive() {
+            let mut ext = Extensions::default();
+            for (k, v) in r.ehlo_keywords() {
+                match k.as_str() {
+                    "PIPELINING" => ext.pipelining = true,
+                    "STARTTLS" => ext.starttls = !self.tls,
+                    "SIZE" => ext.size = v.parse().ok().filter(|&n| n > 0),
+                    "8BITMIME" => ext.eightbitmime = true,
+                    "AUTH" => ext.auth_plain = v.split_whitespace().any(|m| m.eq_ignore_ascii_case("PLAIN")),
+                    _ => {}
+                }
+            }
+            self.ext = ext;
+            return Ok(());
+        }
+        let r = self.command(&format!("HELO {name}")).await?;
+        if r.is_positive() {
+            self.ext = Extensions::default();
+            Ok(())
+        } else {
+            Err(format!("{} refused EHLO and HELO: {}", self.host, r.one_line()))
+        }
+    }
+
+    async fn start_tls(&mut self) -> std::io::Result<()> {
+        let Io::Plain(stream) = std::mem::replace(&mut self.io, Io::Closed) else {
+            return Err(std::io::Error::other("STARTTLS on a connection that is not plaintext"));
+        };
+        // A server must not send anything after its 220 before the handshake.
+        self.buf.clear();
+        let name = match self.host.parse::<std::net::IpAddr>() {
+            Ok(ip) => ServerName::IpAddress(ip.into()),
+            Err(_) => ServerName::try_from(self.host.clone()).unwrap_or(ServerName::IpAddress(self.addr.ip().into())),
+        };
+        let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
+        let tls =
+            tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
+        self.io = Io::Tls(Box::new(tls));
+        self.tls = true;
+        Ok(())
+    }
+
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), String> {
+        let r = match &mut self.io {
+            Io::Plain(s) => s.write_all(bytes).await,
+            Io::Tls(s) => match s.write_all(bytes).await {
+                Ok(()) => s.flush().await,
+                Err(e) => Err(e),
+            },
+            Io::Closed => return Err("connection closed".into()),
+        };
+        r.map_err(|e| format!("write to {}[{}]: {e}", self.host, self.addr))
+    }
+
+    async fn read_reply(&mut self, timeout: Duration) -> Result<Reply, String> {
+        loop {
+            match reply::parse(&self.buf) {
+                Ok(Some((r, used))) => {
+                    self.buf.drain(..used);
+                    return Ok(r);
+                }
+                Ok(None) => {}
+                Err(e) => return Err(format!("{}[{}] sent a malformed reply: {e}", self.host, self.addr)),
+            }
+            let mut chunk = [0u8; 4096];
+            let read = async {
+                match &mut self.io {
+                    Io::Plain(s) => s.read(&mut chunk).await,
+                    Io::Tls(s) => s.read(&mut chunk).await,
+                    Io::Closed => Ok(0),
+                }
+            };
+            match tokio::time::timeout(timeout, read).await {
+                Ok(Ok(0)) => return Err(format!("{}[{}] closed the connection", self.host, self.addr)),
+                Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(Err(e)) => return Err(format!("read from {}[{}]: {e}", self.host, self.addr)),
+                Err(_) => return Err(format!("{}[{}] did not answer within {} s", self.host, self.addr, timeout.as_secs())),
+            }
+        }
+    }
+
+    async fn command(&mut self, line: &str) -> Result<Reply, String> {
+        self.write(format!("{line}\r\n").as_bytes()).await?;
+        self.read_reply(self.settings.command_timeout).await
+    }
+
+    /// One transaction. `Ok` holds one verdict per recipient; `Err` means
+    /// the connection is unusable and nothing of this transaction counts
+    /// as delivered (the caller defers every recipient).
+    pub async fn send(&mut self, from: &str, rcpts: &[&str], content: &[u8]) -> Result<Vec<Verdict>, String> {
+        if let Some(max) = self.ext.size {
+            if content.len() > max {
+                let reply = format!("552 5.3.4 message size {} exceeds the limit of {} at {}", content.len(), max, self.host);
+                return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.3.4".into() }).collect());
+            }
+        }
+        let mut mail = format!("MAIL FROM:<{from}>");
+        if self.ext.size.is_some() {
+            mail.push_str(&format!(" SIZE={}", content.len()));
+        }
+        if self.ext.eightbitmime && content.iter().any(|&b| b >= 0x80) {
+            mail.push_str(" BODY=8BITMIME");
+        }
+        let timeout = self.settings.command_timeout;
+        let (mail_reply, rcpt_replies, data_reply) = if self.ext.pipelining {
+            let mut out = format!("{mail}\r\n");
+            for r in rcpts {
+                out.push_str(&format!("RCPT TO:<{r}>\r\n"));
+            }
+            out.push_str("DATA\r\n");
+            self.write(out.as_bytes()).await?;
+            let m = self.read_reply(timeout).await?;
+            let mut rr = Vec::new();
+            for _ in rcpts {
+                rr.push(self.read_reply(timeout).await?);
+            }
+            let d = self.read_reply(timeout).await?;
+            (m, rr, Some(d))
+        } else {
+            let m = self.command(&mail).await?;
+            let mut rr = Vec::new();
+            if m.is_positive() {
+                for r in rcpts {
+                    rr.push(self.command(&format!("RCPT TO:<{r}>")).await?);
+                }
+            }
+            let d = if rr.iter().any(Reply::is_positive) { Some(self.command("DATA").await?) } else { None };
+            (m, rr, d)
+        };
+        if !mail_reply.is_positive() {
+            if data_reply.as_ref().is_some_and(|d| d.code == 354) {
+                self.abort_data().await?;
+            }
+            self.reset().await?;
+            let v = verdict_from(&mail_reply);
+            return Ok(rcpts.iter().map(|_| v.clone()).collect());
+        }
+        let accepted = rcpt_replies.iter().filter(|r| r.is_positive()).count();
+        let data_ok = data_reply.as_ref().is_some_and(|d| d.code == 354);
+        if accepted == 0 || !data_ok {
+            if data_ok {
+                // RFC 2920 §3.1: DATA accepted with no valid recipient; end it empty.
+                self.abort_data().await?;
+            }
+            self.reset().await?;
+            return Ok(rcpt_replies
+                .iter()
+                .map(|r| match (r.is_positive(), &data_reply) {
+                    (false, _) => verdict_from(r),
+                    (true, Some(d)) => verdict_from(d),
+                    (true, None) => Verdict::Deferred { reply: "DATA was not sent".into(), status: "4.0.0".into() },
+                })
+                .collect());
+        }
+        let mut body = Vec::new();
+        dot_stuff(content, &mut body);
+        self.write(&body).await?;
+        let end = self.read_reply(self.settings.data_timeout).await?;
+        Ok(rcpt_replies.iter().map(|r| if r.is_positive() { verdict_from(&end) } else { verdict_from(r) }).collect())
+    }
+
+    async fn abort_data(&mut self) -> Result<(), String> {
+        self.write(b".\r\n").await?;
+        self.read_reply(self.settings.command_timeout).await.map(|_| ())
+    }
+
+    async fn reset(&mut self) -> Result<(), String> {
+        let r = self.command("RSET").await?;
+        if r.is_positive() {
+            Ok(())
+        } else {
+            Err(format!("{} refused RSET: {}", self.host, r.one_line()))
+        }
+    }
+
+    /// Says QUIT; errors do not matter any more.
+    pub async fn quit(mut self) {
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.command("QUIT")).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_stuffing_and_base64() {
+        let mut out = Vec::new();
+        dot_stuff(b".a\r\nb\r\n..c\r\n.", &mut out);
+        assert_eq!(out, b"..a\r\nb\r\n...c\r\n..\r\n.\r\n");
+        assert_eq!(base64(b"\0u\0p"), "AHUAcA==");
+        assert_eq!(base64(b"abc"), "YWJj");
+        assert_eq!(base64(b"ab"), "YWI=");
+    }
+}

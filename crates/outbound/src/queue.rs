@@ -1,0 +1,547 @@
+//! The scheduler: which recipient is tried when, over which connection.
+//!
+//! Every open recipient of the outbound spool is an entry with its state
+//! (attempts, next attempt, last reply). Entries that are due are grouped
+//! by destination (recipient domain, or the smarthost) and by message, so
+//! one transaction carries all recipients of a message at that domain.
+//! Each destination has a job queue and at most
+//! `connections_per_destination` connection tasks, which take jobs one
+//! after another over the same connection. Results come back here:
+//! delivered and bounced recipients are journaled as finished, deferred
+//! ones get their next attempt by exponential backoff with jitter until
+//! `max_lifetime`, when they are bounced as expired.
+
+use crate::client::{Session, Verdict};
+use crate::dns::{Dns, Route};
+use crate::dsn::{self, Kind, RcptReport};
+use crate::journal::{Journal, Record};
+use crate::settings::Settings;
+use crate::state::{parse_state, HistoryLine, Outcome, RcptState};
+use crate::tls_policy::{policy_for, TlsPolicy};
+use crate::Enqueuer;
+use port25_events as ev;
+use port25_events::emit;
+use port25_queue::{PendingBatch, Spool, SpooledMessage};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+struct Entry {
+    seq: u64,
+    m: usize,
+    r: usize,
+    msg: Arc<SpooledMessage>,
+    state: RcptState,
+    due_ms: u64,
+    in_flight: bool,
+}
+
+struct Job {
+    msg: Arc<SpooledMessage>,
+    /// (entry id, recipient index in msg.rcpts)
+    entries: Vec<(u64, usize)>,
+}
+
+type Jobs = Arc<Mutex<VecDeque<Job>>>;
+
+#[derive(Default)]
+struct Dest {
+    jobs: Jobs,
+    active: usize,
+}
+
+enum Event {
+    Results {
+        results: Vec<(u64, Verdict)>,
+        remote: Option<String>,
+    },
+    Closed {
+        dest: String,
+    },
+    /// A bounce was stored (or is not needed): finish these; else retry later.
+    Bounced {
+        finished: Vec<(u64, Outcome, String)>,
+        stored: bool,
+    },
+}
+
+/// What connection tasks share.
+struct Ctx {
+    settings: Arc<Settings>,
+    dns: Dns,
+    events: mpsc::UnboundedSender<Event>,
+    stopping: CancellationToken,
+}
+
+pub struct Queue {
+    settings: Arc<Settings>,
+    ctx: Arc<Ctx>,
+    events: mpsc::UnboundedSender<Event>,
+    journal: Journal,
+    local: Spool,
+    outbound: Enqueuer,
+    root: PathBuf,
+    entries: HashMap<u64, Entry>,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
+    dests: HashMap<String, Dest>,
+    next_id: u64,
+    connections: Arc<Semaphore>,
+    hold: bool,
+}
+
+fn domain_of(rcpt: &str) -> String {
+    rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
+}
+
+fn unix(ms: u64) -> u64 {
+    ms / 1000
+}
+
+impl Queue {
+    fn add_batch(&mut self, batch: PendingBatch) {
+        let states = match std::fs::read_to_string(crate::journal::state_file(&self.root, batch.seq)) {
+            Ok(t) => parse_state(&t),
+            Err(_) => Default::default(),
+        };
+        let now = now_ms();
+        let mut open = 0;
+        for (m, msg) in batch.messages.iter().enumerate() {
+            if !batch.recovered {
+                emit!(info, ev::OUTBOUND_QUEUED, id = %msg.id, from = %msg.from, rcpts = msg.rcpts.len(), size = msg.content.len());
+            }
+            for r in 0..msg.rcpts.len() {
+                if batch.done.contains(&(m, r)) {
+                    continue;
+                }
+                open += 1;
+                let state = states.get(&(m, r)).cloned().unwrap_or_default();
+                let due_ms = (state.next_attempt * 1000).max(now);
+                let id = self.next_id;
+                self.next_id += 1;
+                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false });
+                self.heap.push(Reverse((due_ms, id)));
+            }
+        }
+        self.journal.send(Record::Register { seq: batch.seq, open });
+    }
+
+    /// Moves every due entry into its destination's jobs and starts
+    /// connections for them.
+    fn dispatch(&mut self) {
+        if self.hold || self.ctx.stopping.is_cancelled() {
+            return;
+        }
+        let now = now_ms();
+        let mut grouped: HashMap<(String, u64, usize), Job> = HashMap::new();
+        while let Some(Reverse((due, id))) = self.heap.peek().copied() {
+            if due > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(e) = self.entries.get_mut(&id) else { continue };
+            if e.due_ms != due || e.in_flight {
+                continue;
+            }
+            e.in_flight = true;
+            let key = match &self.settings.smarthost {
+                Some(_) => "[smarthost]".to_owned(),
+                None => domain_of(&e.msg.rcpts[e.r]),
+            };
+            grouped.entry((key, e.seq, e.m)).or_insert_with(|| Job { msg: e.msg.clone(), entries: Vec::new() }).entries.push((id, e.r));
+        }
+        let mut touched = Vec::new();
+        for ((dest, _, _), job) in grouped {
+            self.dests.entry(dest.clone()).or_default().jobs.lock().expect("jobs lock").push_back(job);
+            touched.push(dest);
+        }
+        touched.sort();
+        touched.dedup();
+        for dest in touched {
+            self.start_connections(&dest);
+        }
+    }
+
+    fn start_connections(&mut self, dest: &str) {
+        let limit = self.settings.connections_per_destination;
+        let Some(d) = self.dests.get_mut(dest) else { return };
+        let pending = d.jobs.lock().expect("jobs lock").len();
+        // One connection per messages_per_connection jobs is enough.
+        let wanted = pending.div_ceil(self.settings.messages_per_connection.max(1)).min(limit);
+        while d.active < wanted {
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else { break };
+            d.active += 1;
+            let (ctx, jobs, dest) = (self.ctx.clone(), d.jobs.clone(), dest.to_owned());
+            tokio::spawn(async move {
+                connection(&ctx, &dest, &jobs).await;
+                drop(permit);
+                let _ = ctx.events.send(Event::Closed { dest });
+            });
+        }
+    }
+
+    fn finish(&mut self, id: u64, outcome: Outcome, reply: String) {
+        let Some(e) = self.entries.remove(&id) else { return };
+        let history = HistoryLine { time: now_ms() / 1000, id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
+        self.journal.send(Record::Finished { seq: e.seq, m: e.m, r: e.r, history });
+    }
+
+    fn results(&mut self, results: Vec<(u64, Verdict)>, remote: Option<String>) {
+        let now = now_ms();
+        type Group = (Arc<SpooledMessage>, Vec<(u64, RcptReport, Outcome)>);
+        let mut bounces: HashMap<(u64, usize), Group> = HashMap::new();
+        let mut warnings: HashMap<(u64, usize), (Arc<SpooledMessage>, Vec<RcptReport>)> = HashMap::new();
+        for (id, verdict) in results {
+            let Some(e) = self.entries.get_mut(&id) else { continue };
+            e.in_flight = false;
+            e.state.attempts += 1;
+            let to = e.msg.rcpts[e.r].clone();
+            match verdict {
+                Verdict::Delivered(reply) => {
+                    emit!(info, ev::OUTBOUND_DELIVERED, id = %e.msg.id, to = %to, host = remote.as_deref().unwrap_or(""), reply = %reply, attempts = e.state.attempts);
+                    self.finish(id, Outcome::Delivered, reply);
+                }
+                Verdict::Failed { reply, status } => {
+                    emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %reply, attempts = e.state.attempts);
+                    let report = RcptReport { rcpt: to, status, remote_mta: remote.clone(), diagnostic: reply };
+                    bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Bounced));
+                }
+                Verdict::Deferred { reply, status } => {
+                    let age = Duration::from_secs(unix(now).saturating_sub(e.msg.received_at));
+                    if age >= self.settings.max_lifetime {
+                        let diagnostic = format!("{reply} (gave up: still undeliverable after {} hours)", age.as_secs() / 3600);
+                        emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %diagnostic, attempts = e.state.attempts, expired = true);
+                        let report = RcptReport { rcpt: to, status: "4.4.7".into(), remote_mta: remote.clone(), diagnostic };
+                        bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Expired));
+                        continue;
+                    }
+                    let delay = self.settings.backoff.delay(e.state.attempts, fastrand::f64());
+                    e.due_ms = now + delay.as_millis() as u64;
+                    e.state.next_attempt = e.due_ms.div_ceil(1000);
+                    e.state.last_reply = reply.clone();
+                    emit!(info, ev::OUTBOUND_DEFERRED, id = %e.msg.id, to = %to, reason = %reply, attempts = e.state.attempts, retry_in = delay.as_secs());
+                    if let Some(after) = self.settings.delay_warning {
+                        if !e.state.warned && age >= after && !e.msg.from.is_empty() {
+                            e.state.warned = true;
+                            let report = RcptReport { rcpt: to, status, remote_mta: remote.clone(), diagnostic: reply };
+                            warnings.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push(report);
+                        }
+                    }
+                    self.heap.push(Reverse((e.due_ms, id)));
+                    self.journal.send(Record::State { seq: e.seq, m: e.m, r: e.r, state: e.state.clone() });
+                }
+            }
+        }
+        for (_, (msg, list)) in bounces {
+            for (id, _, _) in &list {
+                // Not dispatched again while its DSN is being stored.
+                if let Some(e) = self.entries.get_mut(id) {
+                    e.in_flight = true;
+                }
+            }
+            let reports: Vec<RcptReport> = list.iter().map(|(_, r, _)| r.clone()).collect();
+            let dsn = (!msg.from.is_empty()).then(|| self.dsn_message(&msg, Kind::Failed, &reports));
+            let finished = list.into_iter().map(|(id, r, o)| (id, o, r.diagnostic)).collect();
+            self.spawn_dsn(msg, dsn, reports.len(), Some(finished));
+        }
+        for (_, (msg, reports)) in warnings {
+            let until = msg.received_at + self.settings.max_lifetime.as_secs();
+            let dsn = self.dsn_message(&msg, Kind::Delayed { until }, &reports);
+            self.spawn_dsn(msg, Some(dsn), reports.len(), None);
+        }
+    }
+
+    fn dsn_message(&self, msg: &SpooledMessage, kind: Kind, reports: &[RcptReport]) -> SpooledMessage {
+        let now = now_ms() / 1000;
+        let content = dsn::build(&self.settings.hostname, msg, kind, reports, now);
+        let tag = if matches!(kind, Kind::Failed) { "B" } else { "W" };
+        SpooledMessage {
+            id: format!("{}{tag}{:04X}", msg.id, fastrand::u16(..)),
+            received_at: now,
+            peer: "local".into(),
+            helo: self.settings.hostname.clone(),
+            from: String::new(),
+            rcpts: vec![msg.from.clone()],
+            content,
+        }
+    }
+
+    /// Stores a DSN (a local sender's by local delivery, others through
+    /// this queue); for bounces (`finished`), the recipients are finished
+    /// only after the DSN is stored, so a crash repeats a DSN rather than
+    /// losing it.
+    fn spawn_dsn(&self, msg: Arc<SpooledMessage>, dsn: Option<SpooledMessage>, count: usize, finished: Option<Vec<(u64, Outcome, String)>>) {
+        let local = self.settings.local_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain_of(&msg.from)));
+        let (spool, outbound, events) = (self.local.clone(), self.outbound.clone(), self.events.clone());
+        let kind = if finished.is_some() { "failed" } else { "delayed" };
+        tokio::spawn(async move {
+            let mut stored = true;
+            match dsn {
+                Some(d) => {
+                    let (dsn_id, to) = (d.id.clone(), d.rcpts[0].clone());
+                    let r = if local { spool.commit(d).await } else { outbound.enqueue(d).await };
+                    match r {
+                        Ok(()) => emit!(info, ev::OUTBOUND_DSN, id = %msg.id, dsn = %dsn_id, to = %to, kind, recipients = count),
+                        Err(e) => {
+                            stored = false;
+                            emit!(error, ev::OUTBOUND_DSN, id = %msg.id, to = %to, kind, error = %e);
+                        }
+                    }
+                }
+                // RFC 5321 §6.1: never a DSN for a null reverse-path.
+                None => emit!(info, ev::OUTBOUND_DSN, id = %msg.id, to = "", kind = "none (null sender)", recipients = count),
+            }
+            if let Some(finished) = finished {
+                let _ = events.send(Event::Bounced { finished, stored });
+            }
+        });
+    }
+
+    fn bounced(&mut self, finished: Vec<(u64, Outcome, String)>, stored: bool) {
+        for (id, outcome, reply) in finished {
+            if stored {
+                self.finish(id, outcome, reply);
+            } else if let Some(e) = self.entries.get_mut(&id) {
+                // Try the DSN again later, through a new attempt.
+                e.in_flight = false;
+                e.due_ms = now_ms() + self.settings.backoff.first.as_millis() as u64;
+                self.heap.push(Reverse((e.due_ms, id)));
+            }
+        }
+    }
+
+    fn stats(&self) {
+        let now = now_ms() / 1000;
+        let messages: std::collections::HashSet<(u64, usize)> = self.entries.values().map(|e| (e.seq, e.m)).collect();
+        let oldest = self.entries.values().map(|e| now.saturating_sub(e.msg.received_at)).max().unwrap_or(0);
+        let deferred = self.entries.values().filter(|e| e.state.attempts > 0).count();
+        let attempts: u64 = self.entries.values().map(|e| u64::from(e.state.attempts)).sum();
+        let connections = self.dests.values().map(|d| d.active).sum::<usize>();
+        emit!(
+            info,
+            ev::OUTBOUND_STATS,
+            recipients = self.entries.len(),
+            messages = messages.len(),
+            deferred,
+            oldest_secs = oldest,
+            attempts,
+            connections,
+            hold = self.hold
+        );
+    }
+
+    /// Operator commands left by `port25 queue` in `control/`.
+    fn control(&mut self) {
+        let dir = self.root.join("control");
+        let Ok(list) = std::fs::read_dir(&dir) else { return };
+        let mut files: Vec<PathBuf> = list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cmd")).collect();
+        files.sort();
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let _ = std::fs::remove_file(&path);
+            let mut words = text.split_whitespace();
+            let (verb, arg) = (words.next().unwrap_or(""), words.next());
+            let now = now_ms();
+            let mut matched = 0usize;
+            match (verb, arg) {
+                ("flush", None) | ("retry", Some(_)) => {
+                    for (id, e) in self.entries.iter_mut() {
+                        if !e.in_flight && arg.is_none_or(|a| a == e.msg.id) {
+                            e.due_ms = now;
+                            self.heap.push(Reverse((now, *id)));
+                            matched += 1;
+                        }
+                    }
+                }
+                ("delete", Some(a)) => {
+                    let ids: Vec<u64> = self.entries.iter().filter(|(_, e)| !e.in_flight && e.msg.id == a).map(|(id, _)| *id).collect();
+                    matched = ids.len();
+                    for id in ids {
+                        self.finish(id, Outcome::Deleted, "deleted by the operator".into());
+                    }
+                }
+                ("hold", None) => self.hold = true,
+                ("release", None) => self.hold = false,
+                _ => {}
+            }
+            emit!(info, ev::OUTBOUND_CONTROL, command = %text.trim(), recipients = matched);
+        }
+    }
+}
+
+/// Runs the queue until `shutdown`; then lets connections finish the
+/// message they are sending and makes every record durable.
+pub async fn run(
+    settings: Arc<Settings>,
+    dns: Dns,
+    outbound: Enqueuer,
+    recovered: Vec<PendingBatch>,
+    mut ready: mpsc::UnboundedReceiver<PendingBatch>,
+    local: Spool,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let root = outbound.spool().dir().to_owned();
+    std::fs::create_dir_all(root.join("control"))?;
+    let journal = Journal::start(outbound.spool().clone())?;
+    let (events, mut event_rx) = mpsc::unbounded_channel();
+    let stopping = CancellationToken::new();
+    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone() });
+    let mut q = Queue {
+        connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        hold: settings.hold,
+        settings,
+        ctx,
+        events,
+        journal,
+        local,
+        outbound,
+        root,
+        entries: HashMap::new(),
+        heap: BinaryHeap::new(),
+        dests: HashMap::new(),
+        next_id: 0,
+    };
+    for b in recovered {
+        q.add_batch(b);
+    }
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut stats = tokio::time::interval(q.settings.stats_interval);
+    loop {
+        q.dispatch();
+        let wait = q.heap.peek().map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(now_ms()))).unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            biased;
+            _ = shutdown.cancelled() => break,
+            Some(e) = event_rx.recv() => q.event(e),
+            Some(b) = ready.recv() => q.add_batch(b),
+            _ = tokio::time::sleep(wait) => {}
+            _ = tick.tick() => q.control(),
+            _ = stats.tick() => q.stats(),
+        }
+    }
+    // Stop: running connections end after their current message.
+    stopping.cancel();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while q.dests.values().any(|d| d.active > 0) {
+        match tokio::time::timeout_at(deadline, event_rx.recv()).await {
+            Ok(Some(e)) => q.event(e),
+            _ => break,
+        }
+    }
+    q.journal.sync().await;
+    Ok(())
+}
+
+impl Queue {
+    fn event(&mut self, e: Event) {
+        match e {
+            Event::Results { results, remote } => self.results(results, remote),
+            Event::Bounced { finished, stored } => self.bounced(finished, stored),
+            Event::Closed { dest } => {
+                if let Some(d) = self.dests.get_mut(&dest) {
+                    d.active -= 1;
+                }
+                // A slot is free: any destination still waiting may use it.
+                let waiting: Vec<String> = self.dests.iter().filter(|(_, d)| !d.jobs.lock().expect("jobs lock").is_empty()).map(|(k, _)| k.clone()).collect();
+                for k in waiting {
+                    self.start_connections(&k);
+                }
+                self.dests.retain(|_, d| d.active > 0 || !d.jobs.lock().expect("jobs lock").is_empty());
+            }
+        }
+    }
+}
+
+fn take(jobs: &Jobs) -> Option<Job> {
+    jobs.lock().expect("jobs lock").pop_front()
+}
+
+/// Gives every waiting job of the destination the same verdict.
+fn fail_all(ctx: &Ctx, jobs: &Jobs, verdict: Verdict, remote: Option<String>) {
+    let mut results = Vec::new();
+    while let Some(job) = take(jobs) {
+        results.extend(job.entries.iter().map(|(id, _)| (*id, verdict.clone())));
+    }
+    if !results.is_empty() {
+        let _ = ctx.events.send(Event::Results { results, remote });
+    }
+}
+
+/// One connection task: find the route, connect, send jobs until none is
+/// left, the connection breaks or `messages_per_connection` is reached.
+async fn connection(ctx: &Ctx, dest: &str, jobs: &Jobs) {
+    let s = &ctx.settings;
+    let (route, port, policy, auth) = match &s.smarthost {
+        Some(h) => {
+            let policy = if h.require_tls { TlsPolicy::Required } else { TlsPolicy::Opportunistic };
+            let auth = h.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+            let route = match ctx.dns.addresses(&h.host).await {
+                Ok(addrs) if !addrs.is_empty() => Ok(Route::Hosts(vec![crate::dns::Host { name: h.host.clone(), preference: 0, addrs }])),
+                Ok(_) => Err(crate::dns::DnsFailure { permanent: false, reason: format!("smarthost {} has no address", h.host) }),
+                Err(e) => Err(e),
+            };
+            (route, h.port, policy, auth)
+        }
+        None => (ctx.dns.route(dest).await, s.port, policy_for(dest, &s.require_tls), None),
+    };
+    let hosts = match route {
+        Ok(Route::Hosts(h)) => h,
+        Ok(Route::NullMx) => {
+            let reply = format!("556 5.1.10 {dest} does not accept mail (null MX, RFC 7505)");
+            return fail_all(ctx, jobs, Verdict::Failed { reply, status: "5.1.10".into() }, None);
+        }
+        Err(f) if f.permanent => return fail_all(ctx, jobs, Verdict::Failed { reply: format!("550 5.1.2 {}", f.reason), status: "5.1.2".into() }, None),
+        Err(f) => return fail_all(ctx, jobs, Verdict::Deferred { reply: format!("451 4.4.3 {}", f.reason), status: "4.4.3".into() }, None),
+    };
+    let mut session = None;
+    let mut failures = Vec::new();
+    let mut tls_failure = false;
+    'hosts: for host in &hosts {
+        for ip in &host.addrs {
+            match Session::connect(SocketAddr::new(*ip, port), &host.name, &s.client, policy, auth).await {
+                Ok(sess) => {
+                    session = Some(sess);
+                    break 'hosts;
+                }
+                Err(f) => {
+                    emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %dest, host = %host.name, address = %ip, reason = %f.reason);
+                    tls_failure |= f.tls;
+                    failures.push(f.reason);
+                }
+            }
+        }
+    }
+    let Some(mut session) = session else {
+        let status = if tls_failure { "4.7.5" } else { "4.4.1" };
+        let reply = format!("451 {status} {}", failures.last().cloned().unwrap_or_else(|| "no host to connect to".into()));
+        return fail_all(ctx, jobs, Verdict::Deferred { reply, status: status.into() }, None);
+    };
+    let remote = Some(format!("{} [{}]", session.host, session.addr.ip()));
+    let mut sent = 0;
+    while sent < s.messages_per_connection && !ctx.stopping.is_cancelled() {
+        let Some(job) = take(jobs) else { break };
+        sent += 1;
+        let rcpts: Vec<&str> = job.entries.iter().map(|(_, r)| job.msg.rcpts[*r].as_str()).collect();
+        match session.send(&job.msg.from, &rcpts, &job.msg.content).await {
+            Ok(verdicts) => {
+                let results = job.entries.iter().map(|(id, _)| *id).zip(verdicts).collect();
+                let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
+            }
+            Err(reason) => {
+                let verdict = Verdict::Deferred { reply: format!("451 4.4.2 {reason}"), status: "4.4.2".into() };
+                let results = job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect();
+                let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
+                return;
+            }
+        }
+    }
+    session.quit().await;
+}

@@ -1,0 +1,40 @@
+//! What the queue needs to know, filled from `[outbound]` by the binary.
+
+use crate::backoff::Backoff;
+use crate::client::ClientSettings;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Smarthost {
+    pub host: String,
+    pub port: u16,
+    /// (username, password) for AUTH PLAIN, sent only after STARTTLS
+    /// unless `require_tls` is off and the smarthost offers no TLS.
+    pub auth: Option<(String, String)>,
+    pub require_tls: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub hostname: String,
+    /// The port of remote MXes: 25, except in tests.
+    pub port: u16,
+    pub smarthost: Option<Smarthost>,
+    /// Domains whose mail is never sent without TLS.
+    pub require_tls: Vec<String>,
+    pub backoff: Backoff,
+    /// A recipient still deferred this long after arrival is bounced.
+    pub max_lifetime: Duration,
+    /// A sender is told once that a recipient is still deferred after this.
+    pub delay_warning: Option<Duration>,
+    pub connections_per_destination: usize,
+    pub max_connections: usize,
+    pub messages_per_connection: usize,
+    pub client: ClientSettings,
+    /// Senders in these domains get their DSNs by local delivery.
+    pub local_domains: Vec<String>,
+    /// Start with delivery held (messages queue, nothing is sent) until
+    /// `port25 queue release`.
+    pub hold: bool,
+    pub stats_interval: Duration,
+}

@@ -1,0 +1,72 @@
+//! Starting the outbound queue for `port25 serve`: its spool, resolver and
+//! scheduler, from the `[outbound]` section.
+
+use anyhow::Context;
+use port25_config::Config;
+use port25_outbound::backoff::Backoff;
+use port25_outbound::client::ClientSettings;
+use port25_outbound::dns::{resolv_conf_servers, Dns};
+use port25_outbound::{Enqueuer, Settings, Smarthost};
+use port25_queue::Spool;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub struct Running {
+    pub enqueuer: Enqueuer,
+    pub task: JoinHandle<std::io::Result<()>>,
+    pub stop: CancellationToken,
+}
+
+pub fn settings(config: &Config) -> Settings {
+    let o = &config.outbound;
+    Settings {
+        hostname: config.hostname.clone(),
+        port: o.port,
+        smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost {
+            host: host.clone(),
+            port: *port,
+            auth: o.smarthost_auth.clone(),
+            require_tls: o.smarthost_require_tls,
+        }),
+        require_tls: o.require_tls.clone(),
+        backoff: Backoff { first: o.first_retry, max: o.max_retry, jitter: o.retry_jitter },
+        max_lifetime: o.max_lifetime,
+        delay_warning: o.delay_warning,
+        connections_per_destination: o.connections_per_destination,
+        max_connections: o.max_connections,
+        messages_per_connection: o.messages_per_connection,
+        client: ClientSettings {
+            helo_name: o.helo_name.clone().unwrap_or_else(|| config.hostname.clone()),
+            connect_timeout: o.connect_timeout,
+            command_timeout: o.command_timeout,
+            data_timeout: o.data_timeout,
+            tls: port25_outbound::tls_policy::client_config(),
+        },
+        local_domains: config.mx.domains.clone(),
+        hold: o.hold,
+        stats_interval: o.stats_interval,
+    }
+}
+
+/// Opens (and recovers) the outbound spool and starts the scheduler;
+/// `local` receives DSNs for local senders.
+pub fn start(config: &Config, local: Spool) -> anyhow::Result<Running> {
+    let mut servers = config.outbound.nameservers.clone();
+    if servers.is_empty() {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        servers = resolv_conf_servers(&text);
+        if servers.is_empty() {
+            // resolv.conf(5): without nameserver lines, the local machine.
+            servers.push(std::net::SocketAddr::from(([127, 0, 0, 1], 53)));
+        }
+    }
+    let dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let dir = config.data_dir.join("outbound");
+    let (spool, recovered) = Spool::open(&dir, tx).with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
+    let enqueuer = Enqueuer::new(spool);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)), dns, enqueuer.clone(), recovered, rx, local, stop.clone()));
+    Ok(Running { enqueuer, task, stop })
+}

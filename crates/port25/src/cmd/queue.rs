@@ -1,0 +1,194 @@
+//! `port25 queue`: the operator's view of the outbound queue.
+//!
+//! `list` and `show` read the queue's files directly (batches, done logs,
+//! state, history), so they work whether or not the server runs. Commands
+//! that change the queue (`flush`, `retry`, `delete`, `hold`, `release`)
+//! are written as files into `outbound/control/`, which the running server
+//! reads every second (or at its next start): one writer of the queue's
+//! state, never two.
+
+use port25_outbound::state::{parse_history, parse_state, RcptState};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(clap::Args)]
+#[command(
+    after_help = "Examples:\n  port25 queue list -c /etc/port25/port25.toml\n  port25 queue show 4F1A2B3C0000001\n  port25 queue retry 4F1A2B3C0000001     # try now instead of at the next scheduled time\n  port25 queue hold && port25 queue release"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Cmd,
+    /// Configuration file, to find data_dir
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    /// The data directory (instead of --config)
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand)]
+enum Cmd {
+    /// Every queued recipient: message id, age, sender, recipient, attempts, next attempt, last reply
+    List,
+    /// One message: envelope, headers, each recipient's state and what happened to finished ones
+    Show { id: String },
+    /// Try every queued recipient now
+    Flush,
+    /// Try the recipients of one message now
+    Retry { id: String },
+    /// Remove a message from the queue without delivering it and without a DSN
+    Delete { id: String },
+    /// Stop sending (mail keeps queueing) until `release`
+    Hold,
+    /// Resume sending after `hold` or `[outbound] hold = true`
+    Release,
+}
+
+struct Open {
+    id: String,
+    received_at: u64,
+    from: String,
+    rcpt: String,
+    state: RcptState,
+    content: Vec<u8>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn read_done(path: &Path) -> BTreeSet<(usize, usize)> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .split_inclusive('\n')
+        .filter(|l| l.ends_with('\n'))
+        .filter_map(|l| {
+            let (m, r) = l.trim_end().split_once(' ')?;
+            Some((m.parse().ok()?, r.parse().ok()?))
+        })
+        .collect()
+}
+
+fn open_recipients(root: &Path) -> anyhow::Result<Vec<Open>> {
+    let mut out = Vec::new();
+    let batches = root.join("batches");
+    let Ok(dir) = std::fs::read_dir(&batches) else { return Ok(out) };
+    let mut names: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "batch")).collect();
+    names.sort();
+    for path in names {
+        let Ok(bytes) = std::fs::read(&path) else { continue };
+        let messages = match port25_queue::record::decode_batch(&bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                eprintln!("{}: {e} (the server quarantines it at start)", path.display());
+                continue;
+            }
+        };
+        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+        let done = read_done(&batches.join(format!("{stem}.done")));
+        let states = parse_state(&std::fs::read_to_string(root.join("state").join(format!("{stem}.state"))).unwrap_or_default());
+        for (m, msg) in messages.into_iter().enumerate() {
+            for (r, rcpt) in msg.rcpts.iter().enumerate() {
+                if done.contains(&(m, r)) {
+                    continue;
+                }
+                out.push(Open {
+                    id: msg.id.clone(),
+                    received_at: msg.received_at,
+                    from: msg.from.clone(),
+                    rcpt: rcpt.clone(),
+                    state: states.get(&(m, r)).cloned().unwrap_or_default(),
+                    content: msg.content.clone(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn control(root: &Path, command: &str) -> anyhow::Result<()> {
+    let dir = root.join("control");
+    std::fs::create_dir_all(&dir)?;
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let tmp = dir.join(format!("{nanos}.tmp"));
+    std::fs::write(&tmp, format!("{command}\n"))?;
+    // Renamed into place so the server never reads half a command.
+    std::fs::rename(&tmp, dir.join(format!("{nanos}.cmd")))?;
+    println!("{command}: queued for the server (carried out within a second while it runs, else at its next start)");
+    Ok(())
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let data_dir = match (&args.data_dir, &args.config) {
+        (Some(d), _) => d.clone(),
+        (None, Some(c)) => match port25_config::load(c) {
+            Ok(c) => c.data_dir,
+            Err(e) => {
+                eprintln!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        },
+        (None, None) => port25_config::embedded_default().data_dir,
+    };
+    let root = data_dir.join("outbound");
+    match args.command {
+        Cmd::List => {
+            let open = open_recipients(&root)?;
+            let now = now();
+            println!("{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  last reply", "id", "age", "from", "to", "try", "next");
+            for o in &open {
+                let next = if o.state.next_attempt > now { age(o.state.next_attempt - now) } else { "now".into() };
+                let from = if o.from.is_empty() { "<>" } else { &o.from };
+                println!(
+                    "{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  {}",
+                    o.id,
+                    age(now.saturating_sub(o.received_at)),
+                    from,
+                    o.rcpt,
+                    o.state.attempts,
+                    next,
+                    o.state.last_reply
+                );
+            }
+            let messages: BTreeSet<&str> = open.iter().map(|o| o.id.as_str()).collect();
+            println!("{} recipient(s) of {} message(s) queued", open.len(), messages.len());
+        }
+        Cmd::Show { id } => {
+            let open: Vec<Open> = open_recipients(&root)?.into_iter().filter(|o| o.id == id).collect();
+            let history: Vec<_> =
+                parse_history(&std::fs::read_to_string(root.join("history.log")).unwrap_or_default()).into_iter().filter(|h| h.id == id).collect();
+            if open.is_empty() && history.is_empty() {
+                eprintln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
+                return Ok(ExitCode::from(1));
+            }
+            if let Some(o) = open.first() {
+                println!("id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes", o.from, age(now().saturating_sub(o.received_at)), o.content.len());
+                let head = o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
+                println!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+            }
+            for o in &open {
+                println!("queued {}: {} attempt(s), next at {}, last reply: {}", o.rcpt, o.state.attempts, o.state.next_attempt, o.state.last_reply);
+            }
+            for h in history {
+                println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(now().saturating_sub(h.time)));
+            }
+        }
+        Cmd::Flush => control(&root, "flush")?,
+        Cmd::Retry { id } => control(&root, &format!("retry {id}"))?,
+        Cmd::Delete { id } => control(&root, &format!("delete {id}"))?,
+        Cmd::Hold => control(&root, "hold")?,
+        Cmd::Release => control(&root, "release")?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,136 @@
+//! A small authoritative DNS server for the delivery tests: answers A,
+//! AAAA and MX questions over UDP from a table the test fills, NXDOMAIN for
+//! names it does not know, NODATA for known names without that type.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+#[derive(Clone, Debug)]
+pub enum Rr {
+    A(Ipv4Addr),
+    Aaaa(Ipv6Addr),
+    /// (preference, exchange); exchange "." is a null MX (RFC 7505).
+    Mx(u16, String),
+}
+
+impl Rr {
+    fn rtype(&self) -> u16 {
+        match self {
+            Rr::A(_) => 1,
+            Rr::Aaaa(_) => 28,
+            Rr::Mx(..) => 15,
+        }
+    }
+}
+
+type Table = Arc<Mutex<HashMap<String, Vec<Rr>>>>;
+
+pub struct DnsServer {
+    pub addr: SocketAddr,
+    table: Table,
+}
+
+fn encode_name(name: &str, out: &mut Vec<u8>) {
+    for label in name.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        out.push(label.len() as u8);
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+}
+
+/// The question's name (lower case, no final dot), its type, and where the
+/// question section ends.
+fn question(q: &[u8]) -> Option<(String, u16, usize)> {
+    let mut pos = 12;
+    let mut labels = Vec::new();
+    loop {
+        let len = *q.get(pos)? as usize;
+        pos += 1;
+        if len == 0 {
+            break;
+        }
+        labels.push(String::from_utf8_lossy(q.get(pos..pos + len)?).to_lowercase());
+        pos += len;
+    }
+    let qtype = u16::from_be_bytes([*q.get(pos)?, *q.get(pos + 1)?]);
+    Some((labels.join("."), qtype, pos + 4))
+}
+
+impl DnsServer {
+    pub fn start() -> DnsServer {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let table: Table = Arc::default();
+        let t = table.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 1500];
+            while let Ok((n, from)) = socket.recv_from(&mut buf) {
+                let q = &buf[..n];
+                let Some((name, qtype, end)) = question(q) else { continue };
+                let table = t.lock().unwrap();
+                let records = table.get(&name);
+                let answers: Vec<&Rr> = records.map(|r| r.iter().filter(|rr| rr.rtype() == qtype).collect()).unwrap_or_default();
+                let mut out = Vec::new();
+                out.extend_from_slice(&q[..2]);
+                // QR, opcode 0, AA, RD copied; RA; rcode NXDOMAIN when unknown.
+                out.push(0x84 | (q[2] & 1));
+                out.push(0x80 | if records.is_none() { 3 } else { 0 });
+                out.extend_from_slice(&1u16.to_be_bytes());
+                out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
+                out.extend_from_slice(&[0, 0, 0, 0]);
+                out.extend_from_slice(&q[12..end]);
+                for rr in answers {
+                    out.extend_from_slice(&[0xC0, 12]);
+                    out.extend_from_slice(&rr.rtype().to_be_bytes());
+                    out.extend_from_slice(&1u16.to_be_bytes());
+                    out.extend_from_slice(&1u32.to_be_bytes());
+                    let mut data = Vec::new();
+                    match rr {
+                        Rr::A(ip) => data.extend_from_slice(&ip.octets()),
+                        Rr::Aaaa(ip) => data.extend_from_slice(&ip.octets()),
+                        Rr::Mx(pref, exchange) => {
+                            data.extend_from_slice(&pref.to_be_bytes());
+                            encode_name(exchange, &mut data);
+                        }
+                    }
+                    out.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                    out.extend_from_slice(&data);
+                }
+                let _ = socket.send_to(&out, from);
+            }
+        });
+        DnsServer { addr, table }
+    }
+
+    pub fn add(&self, name: &str, rr: Rr) -> &DnsServer {
+        self.table.lock().unwrap().entry(name.to_lowercase()).or_default().push(rr);
+        self
+    }
+
+    /// An MX record and the A record of its exchange.
+    pub fn mx(&self, domain: &str, host: &str, ip: Ipv4Addr) -> &DnsServer {
+        self.add(domain, Rr::Mx(10, host.into())).add(host, Rr::A(ip))
+    }
+}
+
+#[test]
+fn answers_like_a_dns_server() {
+    // Checked with the system's own resolver library would need root's
+    // resolv.conf; instead decode our answer by hand.
+    let dns = DnsServer::start();
+    dns.mx("d.example", "mx.d.example", Ipv4Addr::new(127, 0, 0, 9));
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+    encode_name("MX.d.example", &mut q);
+    q.extend_from_slice(&[0, 1, 0, 1]);
+    s.send_to(&q, dns.addr).unwrap();
+    let mut buf = [0u8; 512];
+    let n = s.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..2], &[0x12, 0x34]);
+    assert_eq!(buf[3] & 0xF, 0);
+    assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1);
+    assert_eq!(&buf[n - 4..n], &[127, 0, 0, 9]);
+}

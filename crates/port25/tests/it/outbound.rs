@@ -1,0 +1,314 @@
+//! The outbound queue against real remote MXes: a second port25, Postfix's
+//! smtp-sink, and hand-made broken servers, found through a DNS server the
+//! test runs. Each test has its own loopback addresses (127.0.N.x) and one
+//! port shared by them, which the sender's `[outbound] port` points at.
+
+use crate::dns::{DnsServer, Rr};
+use crate::harness::*;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(40);
+
+/// A port that is free on every one of `ips` right now.
+fn free_port(ips: &[IpAddr]) -> u16 {
+    'search: for _ in 0..100 {
+        let first = TcpListener::bind(SocketAddr::new(ips[0], 0)).unwrap();
+        let port = first.local_addr().unwrap().port();
+        for ip in &ips[1..] {
+            if TcpListener::bind(SocketAddr::new(*ip, port)).is_err() {
+                continue 'search;
+            }
+        }
+        return port;
+    }
+    panic!("no common free port on {ips:?}");
+}
+
+fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+    Ipv4Addr::new(a, b, c, d)
+}
+
+/// The sending port25: submission from trusted loopback devices (no AUTH
+/// needed), local domain example.net, outbound through `dns` to `port`.
+fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
+    let mx = format!(
+        "domains = [\"example.net\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
+         first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
+        dns.addr
+    );
+    Server::start(&mx, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
+}
+
+fn submit(s: &Server, to: &[&str], subject: &str) {
+    let mut c = Client::open(s.addr());
+    assert!(c.cmd("EHLO laptop.example").starts_with("250"));
+    let body = format!("From: Alice <alice@example.net>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
+    let r = c.send_mail("alice@example.net", to, &body);
+    assert_eq!(code(&r), 250, "{r}");
+    c.cmd("QUIT");
+}
+
+fn events_where(s: &Server, id: &str, key: &str, value: &str) -> Vec<serde_json::Value> {
+    s.events(id).into_iter().filter(|e| e[key].as_str().is_some_and(|v| v.contains(value))).collect()
+}
+
+fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let found = events_where(s, id, key, value);
+        if found.len() >= n || start.elapsed() > WAIT {
+            assert!(
+                found.len() >= n,
+                "waited for {n} {id} with {key}~{value}; log: {:#?}",
+                s.log.lock().unwrap().iter().filter(|e| e["event"].as_str().unwrap_or("").starts_with("port25.outbound")).collect::<Vec<_>>()
+            );
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn history(s: &Server) -> String {
+    std::fs::read_to_string(s.data().join("outbound/history.log")).unwrap_or_default()
+}
+
+/// Postfix's smtp-sink on `addr`, dumping each message into a directory.
+struct Sink {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Sink {
+    fn start(addr: SocketAddr) -> Sink {
+        let bin = require("smtp-sink");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let child = Command::new(bin)
+            .args(["-u", "postfix", "-d"])
+            .arg(dir.path().join("msg."))
+            .arg(addr.to_string())
+            .arg("100")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start smtp-sink");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(start.elapsed() < Duration::from_secs(10), "smtp-sink did not listen on {addr}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sink { child, dir }
+    }
+
+    fn messages(&self) -> Vec<String> {
+        read_dir_files(self.dir.path()).into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn delivers_over_ipv6_with_starttls_and_bounces_unknown_users_with_a_dsn() {
+    let remote = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let port = free_port(&[remote]);
+    let dns = DnsServer::start();
+    dns.add("remote.example", Rr::Mx(10, "mx.remote.example".into())).add("mx.remote.example", Rr::Aaaa(Ipv6Addr::LOCALHOST));
+    let b = Server::start(
+        "domains = [\"remote.example\"]\nrecipients = [\"bob@remote.example\"]",
+        &format!("[[listener]]\nname = \"mx\"\naddress = \"[::1]:{port}\"\n"),
+    );
+    let a = sender(&dns, port, "");
+    submit(&a, &["bob@remote.example", "nobody@remote.example"], "first outbound");
+
+    let got = b.wait_for_mail("remote.example", "bob", 1, WAIT);
+    assert_eq!(got.len(), 1, "bob got nothing; sender log: {:?}", a.events("port25.outbound.deferred"));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("Subject: first outbound"), "{text}");
+    assert!(text.contains("with ESMTPS"), "STARTTLS was not used: {text}");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "bob@remote.example", 1);
+    assert!(delivered[0]["host"].as_str().unwrap().contains("[::1]"), "{delivered:?}");
+
+    let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
+    assert_eq!(dsn.len(), 1, "no DSN for alice");
+    let dsn = String::from_utf8_lossy(&dsn[0]);
+    for want in [
+        "Return-Path: <>",
+        "Content-Type: multipart/report; report-type=delivery-status",
+        "Final-Recipient: rfc822; nobody@remote.example",
+        "Action: failed",
+        "Status: 5.1.1",
+        "Subject: first outbound",
+    ] {
+        assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
+    }
+    assert!(!dsn.contains("bob@remote.example\r\nAction"), "bob was delivered, not bounced");
+    let h = history(&a);
+    assert!(h.lines().any(|l| l.contains("bob@remote.example\tdelivered\t250")), "{h}");
+    assert!(h.lines().any(|l| l.contains("nobody@remote.example\tbounced\t550")), "{h}");
+}
+
+#[test]
+fn null_mx_bounces_at_once_without_connecting() {
+    let dns = DnsServer::start();
+    dns.add("nullmx.example", Rr::Mx(0, ".".into()));
+    let a = sender(&dns, 25, "");
+    submit(&a, &["x@nullmx.example"], "to a null MX");
+    let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
+    assert_eq!(dsn.len(), 1, "no DSN; log: {:?}", a.events("port25.outbound.bounced"));
+    let dsn = String::from_utf8_lossy(&dsn[0]);
+    assert!(dsn.contains("Status: 5.1.10") && dsn.contains("null MX"), "{dsn}");
+    assert!(a.events("port25.outbound.connect_failed").is_empty());
+    assert!(a.events("port25.outbound.deferred").is_empty(), "a null MX is never retried");
+}
+
+#[test]
+fn deferred_while_the_mx_is_down_then_delivered_to_smtp_sink() {
+    let ip = IpAddr::V4(v4(127, 0, 2, 1));
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("later.example", "mx.later.example", v4(127, 0, 2, 1));
+    let a = sender(&dns, port, "");
+    submit(&a, &["carol@later.example"], "deferred first");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "carol@later.example", 1);
+    assert!(deferred[0]["reason"].as_str().unwrap().starts_with("451 4.4.1"), "{deferred:?}");
+    let sink = Sink::start(SocketAddr::new(ip, port));
+    wait_events(&a, "port25.outbound.delivered", "to", "carol@later.example", 1);
+    let msgs = sink.messages();
+    assert_eq!(msgs.len(), 1);
+    assert!(msgs[0].contains("Subject: deferred first"), "{}", msgs[0]);
+    assert!(history(&a).contains("carol@later.example\tdelivered"));
+}
+
+#[test]
+fn tls_required_but_not_offered_is_deferred_never_sent_in_clear() {
+    let ip = IpAddr::V4(v4(127, 0, 3, 1));
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("tls.example", "mx.tls.example", v4(127, 0, 3, 1));
+    let sink = Sink::start(SocketAddr::new(ip, port));
+    let a = sender(&dns, port, "require_tls = [\"tls.example\"]");
+    submit(&a, &["dave@tls.example"], "secret");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "dave@tls.example", 2);
+    let reason = deferred[0]["reason"].as_str().unwrap();
+    assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS is required"), "{reason}");
+    assert!(sink.messages().is_empty(), "sent in clear");
+    assert!(a.events("port25.outbound.delivered").is_empty());
+}
+
+/// Accepts the transaction, then closes the connection in the middle of
+/// the message; counts connections.
+fn dropping_server(addr: SocketAddr) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    let listener = TcpListener::bind(addr).unwrap();
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let c = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = stream.write_all(b"220 dropper.example ESMTP\r\n");
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 {
+                let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
+                    "EHLO" | "HELO" => b"250 dropper.example\r\n",
+                    "DATA" => b"354 go ahead\r\n",
+                    _ => b"250 ok\r\n",
+                };
+                let _ = stream.write_all(reply);
+                if reply.starts_with(b"354") {
+                    let mut some = [0u8; 16];
+                    let _ = reader.read(&mut some);
+                    break;
+                }
+                line.clear();
+            }
+            // Dropped mid-DATA: no reply to the final dot.
+        }
+    });
+    count
+}
+
+#[test]
+fn a_remote_that_drops_mid_data_gets_the_message_again_later() {
+    let ip = IpAddr::V4(v4(127, 0, 4, 1));
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("drop.example", "mx.drop.example", v4(127, 0, 4, 1));
+    let connections = dropping_server(SocketAddr::new(ip, port));
+    let a = sender(&dns, port, "");
+    submit(&a, &["erin@drop.example"], "dropped");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "erin@drop.example", 2);
+    assert!(deferred[0]["reason"].as_str().unwrap().starts_with("451 4.4.2"), "{deferred:?}");
+    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(a.events("port25.outbound.delivered").is_empty());
+    assert!(!history(&a).contains("erin@drop.example"), "never finished");
+}
+
+fn subjects_in(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for f in read_dir_files(dir) {
+        let t = String::from_utf8_lossy(&f).into_owned();
+        if let Some(s) = t.lines().find_map(|l| l.strip_prefix("Subject: ")) {
+            out.push(s.to_owned());
+        }
+    }
+    out
+}
+
+#[test]
+fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
+    const N: usize = 600;
+    let ip = IpAddr::V4(v4(127, 0, 5, 1));
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("crash.example", "mx.crash.example", v4(127, 0, 5, 1));
+    let b = Server::start("domains = [\"crash.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.5.1:{port}\"\ntls = \"none\"\n"));
+    let mut a = sender(&dns, port, "hold = true\nconnections_per_destination = 2\nmessages_per_connection = 10");
+    let mut c = Client::open(a.addr());
+    c.cmd("EHLO laptop.example");
+    for i in 0..N {
+        let body = format!("From: alice@example.net\r\nSubject: crash {i}\r\n\r\nbody {i}\r\n");
+        assert_eq!(code(&c.send_mail("alice@example.net", &["frank@crash.example"], &body)), 250);
+    }
+    // Everything queued; now let it go and kill it in the middle.
+    let out = Command::new(BIN).args(["queue", "release", "--data-dir"]).arg(a.data()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_events(&a, "port25.outbound.delivered", "to", "frank@crash.example", 20);
+    a.kill9();
+    let before = a.events("port25.outbound.delivered").len();
+    assert!(before < N, "all {N} were delivered before the kill: make the test slower");
+    // The restart's configuration has hold = true: release again.
+    a.spawn();
+    let out = Command::new(BIN).args(["queue", "release", "--data-dir"]).arg(a.data()).output().unwrap();
+    assert!(out.status.success());
+    let start = Instant::now();
+    let batches = a.data().join("outbound/batches");
+    loop {
+        let left = std::fs::read_dir(&batches).map(|d| d.count()).unwrap_or(0);
+        if left == 0 || start.elapsed() > WAIT * 2 {
+            assert_eq!(left, 0, "the outbound spool still holds batches");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let mut subjects = subjects_in(&b.maildir("crash.example", "frank"));
+    let total = subjects.len();
+    subjects.sort();
+    subjects.dedup();
+    assert_eq!(subjects.len(), N, "every message arrives at least once ({total} copies)");
+    // At most what was in flight at the kill arrives twice.
+    assert!(total - N <= 50, "{} duplicates", total - N);
+    let h = history(&a);
+    let delivered = h.lines().filter(|l| l.contains("frank@crash.example\tdelivered")).count();
+    assert!(delivered >= N, "history.log records {delivered} deliveries of {N}");
+}

@@ -1,0 +1,51 @@
+//! Properties of the outbound queue's parsers: the SMTP client's reply
+//! parser (`port25_outbound::reply`) and the queue's state and history
+//! records (`port25_outbound::state`).
+
+use port25_outbound::reply::parse;
+use port25_outbound::state::{encode_history, encode_state, parse_history, parse_state};
+
+/// `parse` never panics; a reply it returns used a non-empty prefix that
+/// ends in LF, parses the same from exactly that prefix, and written back
+/// in canonical form (CRLF, '-' continuations) parses to the same reply.
+pub fn smtp_reply(data: &[u8]) {
+    let Ok(Some((reply, used))) = parse(data) else { return };
+    assert!(used > 0 && used <= data.len() && data[used - 1] == b'\n');
+    assert!((200..600).contains(&reply.code), "{}", reply.code);
+    assert_eq!(parse(&data[..used]).unwrap(), Some((reply.clone(), used)));
+    let mut canonical = Vec::new();
+    for (i, line) in reply.lines.iter().enumerate() {
+        let sep = if i + 1 == reply.lines.len() { ' ' } else { '-' };
+        canonical.extend_from_slice(format!("{}{sep}{line}\r\n", reply.code).as_bytes());
+    }
+    let (again, n) = parse(&canonical).unwrap().unwrap();
+    assert_eq!(n, canonical.len());
+    assert_eq!(again.code, reply.code);
+    // Lines keep their text; a line that was empty after the code stays empty.
+    assert_eq!(again.lines, reply.lines);
+    let _ = reply.enhanced();
+    let _ = reply.one_line();
+}
+
+/// State and history files: parsing never panics, and what parses, written
+/// back, parses to the same records.
+pub fn state_records(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let states = parse_state(&text);
+    let written: String = states.iter().map(|((m, r), s)| encode_state(*m, *r, s)).collect();
+    let again = parse_state(&written);
+    assert_eq!(again.len(), states.len());
+    for (k, s) in &states {
+        let a = &again[k];
+        assert_eq!((a.attempts, a.next_attempt, a.warned), (s.attempts, s.next_attempt, s.warned));
+        assert_eq!(parse_state(&encode_state(k.0, k.1, a))[k], *a);
+    }
+    let history = parse_history(&text);
+    let written: String = history.iter().map(encode_history).collect();
+    let again = parse_history(&written);
+    assert_eq!(again.len(), history.len());
+    for (a, h) in again.iter().zip(&history) {
+        assert_eq!((a.time, a.outcome), (h.time, h.outcome));
+        assert_eq!(parse_history(&encode_history(a)), vec![a.clone()]);
+    }
+}
