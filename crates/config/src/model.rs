@@ -25,6 +25,7 @@ pub(crate) struct RawConfig {
     submission: crate::submission::RawSubmission,
     #[serde(default)]
     outbound: crate::outbound::RawOutbound,
+    #[serde(default)]
     http: crate::http::RawHttp,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
