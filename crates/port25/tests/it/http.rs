@@ -270,8 +270,9 @@ fn metrics_parse_with_prometheus_client_and_count_what_happened() {
     assert_eq!(v("port25_rejections_total{\"reason\":\"5.7.1\",\"stage\":\"smtp_rcpt_rejected\"}"), 1.0);
     assert_eq!(v("port25_auth_failures_total{\"reason\":\"wrong password\"}"), 1.0);
     assert_eq!(v("port25_delivery_total{\"outcome\":\"delivered\"}"), 1.0);
-    assert_eq!(v("port25_queue_messages{}"), 0.0);
-    assert_eq!(v("port25_queue_recipients{}"), 0.0);
+    assert_eq!(v("port25_queue_messages{\"queue\":\"local\"}"), 0.0);
+    assert_eq!(v("port25_queue_recipients{\"queue\":\"local\"}"), 0.0);
+    assert_eq!(v("port25_queue_messages{\"queue\":\"outbound\"}"), 0.0);
     assert_eq!(v("port25_ready{}"), 1.0);
     assert_eq!(v("port25_migration_threshold_percent{}"), 90.0);
     assert_eq!(m["#type port25_rejections"], "counter");
@@ -416,7 +417,9 @@ s.quit()
     // SpamPots: one message from 127.0.0.1.
     assert_eq!((page["captures"]["messages"].as_str(), page["captures"]["lastHour"].as_str()), (Some("1"), Some("1")), "{page:#}");
     assert_eq!(page["sources"], serde_json::json!([{"source": "127.0.0.1", "messages": "1"}]));
-    assert_eq!(page["queue"]["messages"], "0");
+    let queues: Vec<(&str, &str)> =
+        page["queues"].as_array().unwrap().iter().map(|q| (q["queue"].as_str().unwrap(), q["messages"].as_str().unwrap())).collect();
+    assert_eq!(queues, [("local", "0"), ("outbound", "0")]);
 
     let png = std::fs::read(&shot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 10_000, "screenshot of {} bytes", png.len());
