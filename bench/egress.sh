@@ -39,6 +39,8 @@ trap cleanup EXIT
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>&1; e=$(date +%s.%N); echo "$e - $s" | bc -l; }
+# user + system CPU seconds: steadier than wall time on a shared machine.
+cpu() { /usr/bin/time -f "%U %S" -o "$W/cpu.txt" "$@" >/dev/null 2>&1; awk '{print $1 + $2}' "$W/cpu.txt"; }
 
 echo "== 1. compile $PREFIXES prefixes"
 "$R/examples/egress_bench_gen" policy "$PREFIXES" "$W/big.toml"
@@ -93,4 +95,8 @@ ours=$(for _ in $(seq "$ROUNDS"); do secs "$R/port25" egress flows -p "$W/flows.
 peer=$(for _ in $(seq "$ROUNDS"); do secs nfdump -r "$NF" -q -A srcip -o 'fmt:%sa %fl' "$FILTER"; done | median)
 printf '  port25 egress flows --pcap  median %.3f s = %.2f M records/s\n' "$ours" "$(echo "$FLOWS / $ours / 1000000" | bc -l)"
 printf '  nfdump -r (nfcapd file)     median %.3f s = %.2f M records/s\n' "$peer" "$(echo "$FLOWS / $peer / 1000000" | bc -l)"
-printf '  ratio port25/nfdump speed %.2fx\n' "$(echo "$peer / $ours" | bc -l)"
+printf '  ratio port25/nfdump speed %.2fx (wall)\n' "$(echo "$peer / $ours" | bc -l)"
+ours=$(for _ in $(seq "$ROUNDS"); do cpu "$R/port25" egress flows -p "$W/flows.toml" --pcap "$W/flows.pcap" -f csv; done | median)
+peer=$(for _ in $(seq "$ROUNDS"); do cpu nfdump -r "$NF" -q -A srcip -o 'fmt:%sa %fl' "$FILTER"; done | median)
+printf '  CPU time (user+sys) median: port25 %.2f s = %.2f M records/s, nfdump %.2f s = %.2f M records/s, ratio %.2fx\n' \
+  "$ours" "$(echo "$FLOWS / $ours / 1000000" | bc -l)" "$peer" "$(echo "$FLOWS / $peer / 1000000" | bc -l)" "$(echo "$peer / $ours" | bc -l)"

@@ -1,127 +1,45 @@
 //! Smoke fuzzing on stable, run by CI: deterministic mutants of the seeds in
-//! fuzz/seeds/egress_* checked against the same properties as the
-//! libFuzzer targets (fuzz/src/egress.rs, included here). The real fuzzing
-//! is `cargo fuzz run egress_...` (see fuzz/README.md).
+//! fuzz/seeds/egress_* (the shared mutator, fuzz/src/smoke.rs) checked
+//! against the same properties as the libFuzzer targets (fuzz/src/egress.rs,
+//! included here). The real fuzzing is `cargo fuzz run egress_...` (see
+//! fuzz/README.md).
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/egress.rs"]
 mod checks;
 
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
+mod smoke;
+
 use port25_egress::flow::encode::{self, IPFIX_V4, IPFIX_V6, V9_V4};
 use port25_egress::flow::Flow;
+use smoke::smoke;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
 
 fn seed_dir(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target)
 }
 
-fn seeds(target: &str) -> Vec<Vec<u8>> {
-    let dir = seed_dir(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
-    files.sort();
-    let seeds: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
-    assert!(!seeds.is_empty(), "no seeds in {}", dir.display());
-    seeds
-}
-
-const PIECES: &[&[u8]] = &[
-    b"\x00\x02",
-    b"\x00\x03",
-    b"\x01\x00",
-    b"\xff\xff",
-    b"\x00\x00\x00\x00",
-    b"\x00\x0a",
-    b"\x00\x09",
-    b"\x00\x05",
-    b"/0",
-    b"::",
-    b"\n[[exempt]]\n",
-    b"\"",
-    b"=",
-];
-
-fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
-    let mut d = seed.to_vec();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(6) {
-            0 if !d.is_empty() => {
-                let i = rng.below(d.len());
-                d[i] = rng.next() as u8;
-            }
-            1 if !d.is_empty() => {
-                let i = rng.below(d.len());
-                d[i] ^= 1 << rng.below(8);
-            }
-            2 if !d.is_empty() => {
-                let at = rng.below(d.len());
-                d.truncate(at);
-            }
-            3 => {
-                let p = PIECES[rng.below(PIECES.len())];
-                let at = rng.below(d.len() + 1);
-                d.splice(at..at, p.iter().copied());
-            }
-            4 if d.len() > 4 => {
-                let a = rng.below(d.len());
-                let b = (a + rng.below(64)).min(d.len());
-                d.drain(a..b);
-            }
-            _ => {
-                let at = rng.below(d.len() + 1);
-                let b = rng.next() as u8;
-                d.insert(at, b);
-            }
-        }
-    }
-    d
-}
-
-fn run(target: &str, rounds: usize, check: fn(&[u8])) {
-    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
-    for s in seeds(target) {
-        check(&s);
-        for _ in 0..rounds {
-            let m = mutate(&mut rng, &s);
-            if let Err(e) = std::panic::catch_unwind(|| check(&m)) {
-                panic!("{target}: property failed for input {m:?}: {e:?}");
-            }
-        }
-    }
-}
-
 #[test]
 fn flow_datagrams() {
-    run("egress_flow_datagram", 3000, checks::flow_datagram);
+    smoke("egress_flow_datagram", 12_000, 0x2545_f491_4f6c_dd1d, checks::flow_datagram);
 }
 
 #[test]
 fn flow_streams() {
-    run("egress_flow_stream", 2000, checks::flow_stream);
+    smoke("egress_flow_stream", 6_000, 0x9e37_79b9_7f4a_7c15, checks::flow_stream);
 }
 
 #[test]
 fn pcap_files() {
-    run("egress_pcap", 1000, checks::pcap_file);
+    smoke("egress_pcap", 3_000, 0xd1b5_4a32_d192_ed03, checks::pcap_file);
 }
 
 #[test]
 fn policies() {
-    run("egress_policy", 1500, checks::policy_text);
+    smoke("egress_policy", 3_000, 0x8cb9_2ba7_2f3d_8dd7, checks::policy_text);
 }
 
 fn flow(i: u32, v6: bool) -> Flow {

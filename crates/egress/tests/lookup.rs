@@ -7,15 +7,10 @@ use port25_egress::table::{EntryKind, Table, NONE};
 use std::net::IpAddr;
 use std::path::Path;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
+mod smoke;
+use smoke::Rng;
 
 fn edge() -> Policy {
     policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge.toml")).unwrap()

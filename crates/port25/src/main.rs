@@ -36,6 +36,7 @@ enum Command {
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
+    #[command(long_about = cmd::spampot::LONG_ABOUT)]
     Spampot(cmd::spampot::Args),
     /// The outbound queue: list, show, flush, retry, delete, hold, release
     Queue(cmd::queue::Args),

@@ -125,12 +125,23 @@ async fn main() {
         }
         "idle" => {
             let hold: u64 = arg(4).parse().unwrap();
+            // Opened 500 at a time: each tunnel waits for its banner.
+            let gate = Arc::new(tokio::sync::Semaphore::new(500));
+            let tasks: Vec<_> = (0..clients)
+                .map(|n| {
+                    let (addr, gate) = (addr.clone(), gate.clone());
+                    tokio::spawn(async move {
+                        let _p = gate.acquire_owned().await.unwrap();
+                        tunnel(&addr, n).await
+                    })
+                })
+                .collect();
             let mut conns = Vec::with_capacity(clients);
             let mut failed = 0;
-            for n in 0..clients {
-                match tunnel(&addr, n).await {
-                    Ok(c) => conns.push(c),
-                    Err(_) => failed += 1,
+            for t in tasks {
+                match t.await {
+                    Ok(Ok(c)) => conns.push(c),
+                    _ => failed += 1,
                 }
             }
             println!("idle_open={} failed={failed}", conns.len());

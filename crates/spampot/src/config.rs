@@ -104,6 +104,11 @@ pub struct Config {
     pub smtp_software: String,
     /// Messages from a new source that may be probes.
     pub probe_first_messages: u64,
+    /// Pause between the proxy's "connected" and the fake server's banner,
+    /// as a real tunnel has (the remote server answers after a round trip).
+    /// It also keeps clients that read the proxy's answer through a
+    /// buffered reader (PySocks' HTTP CONNECT) from swallowing the banner.
+    pub tunnel_banner_delay_ms: u64,
     #[serde(rename = "listener")]
     pub listeners: Vec<Listener>,
     pub limits: Limits,
@@ -147,6 +152,7 @@ impl Default for Config {
             hostname: "mail".into(),
             smtp_software: "Postfix".into(),
             probe_first_messages: 3,
+            tunnel_banner_delay_ms: 150,
             listeners: default_listeners(),
             limits: Limits::default(),
             store: Store::default(),

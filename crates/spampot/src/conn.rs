@@ -200,6 +200,9 @@ async fn smtp(conn: &Conn, tcp: TcpStream, buffered: &[u8], tunnel: Option<Tunne
         tls: None,
         auth: None,
     };
+    if tunnel.is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(conn.shared.config.tunnel_banner_delay_ms)).await;
+    }
     let policy = Arc::new(CapturePolicy::new(conn.shared.clone(), base, host));
     port25_engine::serve_stream(info, tcp, buffered, Arc::new(settings), policy.clone(), shutdown).await;
     ("smtp session ended", policy.messages.load(Ordering::Relaxed), policy.bytes.load(Ordering::Relaxed))

@@ -9,18 +9,18 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tokio_util::sync::CancellationToken;
 
-#[derive(clap::Args)]
-#[command(
-    about = "Run the SpamPots sensor: open-proxy and open-relay bait that captures spam and never delivers",
-    long_about = "Poses as an open proxy (HTTP CONNECT and absolute-URI requests, SOCKS4, SOCKS4a, SOCKS5 \
+/// `port25 spampot --help` (set on the subcommand in main.rs, where the
+/// one-line doc comment would otherwise replace it).
+pub const LONG_ABOUT: &str = "Poses as an open proxy (HTTP CONNECT and absolute-URI requests, SOCKS4, SOCKS4a, SOCKS5 \
                   with or without username/password, all on every proxy port) and as an open relay. \
                   Tunnels to ports 25 and 587 reach a fake mail server that answers 250 and stores every \
                   message in the capture store (docs/capture-format.md); tunnels to other ports are \
                   refused; nothing is ever forwarded.\n\n\
                   Without --config: sensor \"spampot\", data in ./spampot-data, bait on 0.0.0.0 ports \
                   11080 13128 18080 18000 16588 10080 (proxy) and 12525 (SMTP), standing for 1080 3128 \
-                  8080 8000 6588 80 and 25: redirect the real ports to them (docs/spampot.md)."
-)]
+                  8080 8000 6588 80 and 25: redirect the real ports to them (docs/spampot.md).";
+
+#[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]

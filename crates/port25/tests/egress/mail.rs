@@ -5,9 +5,9 @@
 //! provider's MTA delivers to the remote MX on port 25. Real `port25 serve`
 //! processes in the namespaces, real swaks as the client.
 //!
-//! Remote delivery (queue -> remote MX) is not built yet, so the provider
-//! MTA's hop to the remote MX is made by swaks from the MTA's namespace and
-//! the submitted message is addressed to a provider mailbox.
+//! The submitted message for the remote domain travels submission ->
+//! outbound queue -> remote MX (the queue's smarthost setting stands in for
+//! DNS); swaks from the MTA's namespace also shows the exempt hop directly.
 
 use crate::netns::Net;
 use crate::{example_policy, require, BIN};
@@ -32,12 +32,13 @@ impl Drop for Serve {
 
 /// Starts `port25 serve` inside `role`'s namespace; returns once every
 /// listener logged `port25.server.listening`.
-fn serve(net: &Net, role: &str, dir: &Path, domain: &str, listeners: &[(&str, &str, &str, &str)]) -> Serve {
+fn serve(net: &Net, role: &str, dir: &Path, domain: &str, listeners: &[(&str, &str, &str, &str)], extra: &str) -> Serve {
     let data = dir.join(role);
-    let mut cfg = format!("hostname = \"mx.{domain}\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\n[mx]\ndomains = [\"{domain}\"]\n", data.display());
+    let mut cfg = format!("hostname = \"mx.{domain}\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\n[http]\nenabled = false\n[mx]\ndomains = [\"{domain}\"]\n", data.display());
     for (name, address, service, tls) in listeners {
         cfg += &format!("[[listener]]\nname = \"{name}\"\naddress = \"{address}\"\nservice = \"{service}\"\ntls = \"{tls}\"\n");
     }
+    cfg += extra;
     let file = dir.join(format!("{role}.toml"));
     std::fs::write(&file, cfg).unwrap();
     let mut child = Command::new("ip")
@@ -81,6 +82,11 @@ fn add_user(dir: &Path, role: &str, login: &str) {
     assert!(out.status.success(), "users add: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// swaks arguments: AUTH PLAIN as the subscriber's login, from its address.
+fn submit_as_alice(to: &str) -> [&str; 10] {
+    ["--auth", "PLAIN", "--auth-user", "alice@provider.example", "--auth-password", PASSWORD, "--from", "alice@provider.example", "--to", to]
+}
+
 fn swaks(net: &Net, role: &str, args: &[&str]) -> String {
     let out = Command::new("ip").args(["netns", "exec", &net.ns(role), "swaks", "--timeout", "5"]).args(args).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
@@ -119,10 +125,19 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
             ("submissions", "198.51.100.25:465", "submission", "implicit"),
             ("submission6", "[2001:db8:100::25]:587", "submission", "starttls"),
         ],
+        // The provider's outbound queue sends remote mail from the MTA's
+        // address, through the router, to the remote MX (no DNS here).
+        "[outbound]\nsmarthost = \"100.64.25.25:25\"\n",
     );
     add_user(dir.path(), "mta", "alice@provider.example");
-    let remote =
-        serve(&net, "mx", dir.path(), "remote.example", &[("mx", "100.64.25.25:25", "mx", "starttls"), ("mx6", "[2001:db8:ffff::25]:25", "mx", "starttls")]);
+    let remote = serve(
+        &net,
+        "mx",
+        dir.path(),
+        "remote.example",
+        &[("mx", "100.64.25.25:25", "mx", "starttls"), ("mx6", "[2001:db8:ffff::25]:25", "mx", "starttls")],
+        "",
+    );
 
     // Direct delivery from the subscriber: refused at the router, IPv4 and IPv6.
     for server in ["100.64.25.25:25", "[2001:db8:ffff::25]:25"] {
@@ -132,28 +147,24 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
     assert_eq!(mailbox(&remote, "remote.example", "bob", 0), 0);
 
     // Submission from the same subscriber: 587 STARTTLS (v4 and v6) and 465 implicit TLS.
-    let auth = [
-        "--auth",
-        "PLAIN",
-        "--auth-user",
-        "alice@provider.example",
-        "--auth-password",
-        PASSWORD,
-        "--from",
-        "alice@provider.example",
-        "--to",
-        "carol@provider.example",
-    ];
+    let auth = submit_as_alice("carol@provider.example");
     for (server, tls) in [("198.51.100.25:587", "--tls"), ("[2001:db8:100::25]:587", "--tls"), ("198.51.100.25:465", "--tlsc")] {
         let t = swaks(&net, "sub", &[&["--server", server, tls][..], &auth].concat());
         assert!(t.contains("<~  235 2.7.0 Authentication successful") && t.contains("<~  250 2.0.0 Ok: queued"), "submission via {server}:\n{t}");
     }
     assert_eq!(mailbox(&provider, "provider.example", "carol", 3), 3);
 
+    // A message for the remote domain, submitted by the subscriber, is
+    // carried by the provider's outbound queue to the remote MX.
+    let remote_rcpt = submit_as_alice("bob@remote.example");
+    let t = swaks(&net, "sub", &[&["--server", "198.51.100.25:587", "--tls", "--header", "Subject: through submission"][..], &remote_rcpt].concat());
+    assert!(t.contains("<~  250 2.0.0 Ok: queued"), "submission for a remote recipient:\n{t}");
+    assert_eq!(mailbox(&remote, "remote.example", "bob", 1), 1, "the submitted message did not reach the remote MX");
+
     // The provider's MTA is exempt: its port-25 hop to the remote MX goes through.
     for server in ["100.64.25.25:25", "[2001:db8:ffff::25]:25"] {
         let t = swaks(&net, "mta", &["--server", server, "--from", "alice@provider.example", "--to", "bob@remote.example"]);
         assert!(t.contains("<-  250 2.0.0 Ok: queued"), "MTA -> remote MX {server}:\n{t}");
     }
-    assert_eq!(mailbox(&remote, "remote.example", "bob", 2), 2);
+    assert_eq!(mailbox(&remote, "remote.example", "bob", 3), 3);
 }

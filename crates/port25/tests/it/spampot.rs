@@ -585,3 +585,20 @@ fn bytes_per_session_and_the_disk_quota_are_enforced() {
     let segments = port25_capture::log::list_segments(&capture_dir(&s).join("events")).unwrap();
     assert!(segments[0].0 > 1, "the oldest segment was removed first");
 }
+
+#[test]
+fn help_names_the_ports_and_bad_configuration_names_file_and_line() {
+    let out = Command::new(BIN).args(["spampot", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    for needle in ["SOCKS4a", "11080", "12525", "1080 3128", "docs/spampot.md", "collect"] {
+        assert!(help.contains(needle), "{needle} missing from --help:\n{help}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("spampot.toml");
+    std::fs::write(&bad, "sensor = \"s\"\n[limits]\nmax_conections = 1\n").unwrap();
+    let out = Command::new(BIN).args(["spampot", "--config"]).arg(&bad).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&format!("{}:3: unknown field `max_conections`", bad.display())), "{err}");
+}
