@@ -116,8 +116,11 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         migration_days: positive(raw.migration_days.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))), 30, "migration_days")? as u32,
         migration_threshold,
         session: Duration::from_secs(positive(raw.session_hours, 8, "session_hours")? * 3600),
-        login_attempts_per_minute: positive(raw.login_attempts_per_minute.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))), 5, "login_attempts_per_minute")?
-            as u32,
+        login_attempts_per_minute: positive(
+            raw.login_attempts_per_minute.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))),
+            5,
+            "login_attempts_per_minute",
+        )? as u32,
     })
 }
 

@@ -376,7 +376,6 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     }
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
-
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());

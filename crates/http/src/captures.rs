@@ -6,6 +6,7 @@
 use port25_capture::bodies::Bodies;
 use port25_capture::event::Event;
 use std::collections::{HashMap, VecDeque};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 const RECENT: usize = 20;
@@ -47,11 +48,15 @@ impl CaptureStats {
         }
         for (_, path) in port25_capture::log::list_segments(&events)? {
             let from = self.offsets.get(&path).copied().unwrap_or(0);
-            let bytes = std::fs::read(&path)?;
-            if (bytes.len() as u64) <= from {
+            // Only what was appended: segments grow to 64 MiB, scrapes are frequent.
+            let mut file = std::fs::File::open(&path)?;
+            if file.metadata()?.len() <= from {
                 continue;
             }
-            let parsed = port25_capture::reader::parse(&bytes[from as usize..], from);
+            file.seek(SeekFrom::Start(from))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            let parsed = port25_capture::reader::parse(&bytes, from);
             self.bad_lines += parsed.bad.len() as u64;
             for (_, e) in parsed.events {
                 self.add(e);

@@ -75,14 +75,14 @@ fn xml_response(content_type: &'static str, body: String) -> Response {
 
 /// The `emailaddress` query parameter, checked against our domains:
 /// `Ok(None)` when absent, `Err` with the answer to send when bad.
-fn query_address(state: &AppState, query: Option<&str>) -> Result<Option<email::Address>, Response> {
-    let value = email::query_param(query.unwrap_or(""), "emailaddress").map_err(|e| text(StatusCode::BAD_REQUEST, format!("{e}\n")))?;
+fn query_address(state: &AppState, query: Option<&str>) -> Result<Option<email::Address>, Box<Response>> {
+    let value = email::query_param(query.unwrap_or(""), "emailaddress").map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, format!("{e}\n"))))?;
     match value {
         None => Ok(None),
         Some(v) => match email::parse(&v, &state.clients.domains) {
             Ok(a) => Ok(Some(a)),
-            Err(e @ email::EmailError::NotOurs(_)) => Err(text(StatusCode::NOT_FOUND, format!("{e}\n"))),
-            Err(e) => Err(text(StatusCode::BAD_REQUEST, format!("emailaddress: {e}\n"))),
+            Err(e @ email::EmailError::NotOurs(_)) => Err(Box::new(text(StatusCode::NOT_FOUND, format!("{e}\n")))),
+            Err(e) => Err(Box::new(text(StatusCode::BAD_REQUEST, format!("emailaddress: {e}\n")))),
         },
     }
 }
@@ -90,7 +90,7 @@ fn query_address(state: &AppState, query: Option<&str>) -> Result<Option<email::
 async fn mozilla(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(query): RawQuery) -> Response {
     let address = match query_address(&state, query.as_deref()) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let domain = address.as_ref().map_or_else(|| state.clients.domains.first().cloned().unwrap_or_default(), |a| a.domain.clone());
     emit!(info, ev::HTTP_AUTOCONFIG, kind = "mozilla", domain = %domain, peer = %peer);
@@ -122,7 +122,7 @@ async fn mobileconfig(State(state): State<Arc<AppState>>, ConnectInfo(peer): Con
     let address = match query_address(&state, query.as_deref()) {
         Ok(Some(a)) => a,
         Ok(None) => return text(StatusCode::BAD_REQUEST, "an Apple profile is made for one account: add ?emailaddress=you@your.domain\n"),
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let Some(profile) = mobileconfig::render(&state.clients, &address) else {
         return text(StatusCode::NOT_FOUND, "Apple's mail profile needs an incoming (IMAP) server, and none is configured ([http] imaps or imap)\n");

@@ -34,9 +34,12 @@ pub struct Rejection {
     pub reason: String,
 }
 
+/// A counter's name and its label pairs.
+type Key = (&'static str, Vec<(&'static str, String)>);
+
 #[derive(Default)]
 struct Inner {
-    counters: BTreeMap<(&'static str, Vec<(&'static str, String)>), u64>,
+    counters: BTreeMap<Key, u64>,
     active: BTreeMap<String, i64>,
     sessions: HashMap<String, (String, String)>,
     order: VecDeque<String>,

@@ -43,3 +43,30 @@ pub fn status(spool: &Path, now: u64) -> std::io::Result<QueueStatus> {
     s.quarantined = std::fs::read_dir(spool.join("quarantine")).map(|d| d.count()).unwrap_or(0);
     Ok(s)
 }
+
+#[cfg(test)]
+mod tests {
+    use port25_queue::record::{encode_batch, SpooledMessage};
+
+    #[test]
+    fn counts_what_the_done_logs_leave() {
+        let dir = tempfile::tempdir().unwrap();
+        let batches = dir.path().join("batches");
+        std::fs::create_dir_all(&batches).unwrap();
+        let m = |id: &str, at: u64, rcpts: usize| SpooledMessage {
+            id: id.into(),
+            received_at: at,
+            peer: "192.0.2.1".into(),
+            helo: "h".into(),
+            from: "a@example.net".into(),
+            rcpts: (0..rcpts).map(|i| format!("r{i}@example.org")).collect(),
+            content: b"x\r\n".to_vec(),
+        };
+        std::fs::write(batches.join(port25_queue::spool::batch_name(1)), encode_batch([&m("old", 100, 2), &m("new", 900, 1)])).unwrap();
+        // Message 0 is finished, message 1 half: a torn last line counts as not done.
+        std::fs::write(batches.join(port25_queue::spool::done_name(1)), "0 0\n0 1\n1 0").unwrap();
+        let s = super::status(dir.path(), 1000).unwrap();
+        assert_eq!((s.batches, s.messages, s.recipients, s.oldest_age, s.quarantined), (1, 1, 1, 100, 0));
+        assert!(super::status(&dir.path().join("missing"), 0).is_err());
+    }
+}

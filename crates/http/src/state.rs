@@ -19,7 +19,9 @@ pub struct AppState {
     pub ready: Readiness,
     pub metrics: Arc<Metrics>,
     pub accounts: Option<Arc<Accounts>>,
-    pub spool: Option<PathBuf>,
+    /// (name, spool directory): `local` (local delivery) and `outbound`
+    /// (remote delivery) share the batch + done-log layout.
+    pub queues: Vec<(&'static str, PathBuf)>,
     pub captures: Option<Mutex<CaptureStats>>,
     pub migration_days: u32,
     pub migration_threshold: f64,
@@ -33,7 +35,7 @@ pub fn unix_now() -> u64 {
 /// Everything read from disk for one page or scrape.
 pub struct Snapshot {
     pub migration: Result<Vec<DomainReport>, String>,
-    pub queue: Result<crate::queue::QueueStatus, String>,
+    pub queues: Vec<(&'static str, Result<crate::queue::QueueStatus, String>)>,
     pub captures: Option<Result<CaptureView, String>>,
 }
 
@@ -56,10 +58,8 @@ impl AppState {
             Some(a) => a.usage().map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold)).map_err(|e| e.to_string()),
             None => Err("no account database".into()),
         };
-        let queue = match &self.spool {
-            Some(dir) => crate::queue::status(dir, now).map_err(|e| format!("{}: {e}", dir.display())),
-            None => Err("no spool".into()),
-        };
+        let queues: Vec<_> =
+            self.queues.iter().map(|(name, dir)| (*name, crate::queue::status(dir, now).map_err(|e| format!("{}: {e}", dir.display())))).collect();
         let captures = self.captures.as_ref().map(|c| {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
             c.refresh().map_err(|e| e.to_string())?;
@@ -77,15 +77,21 @@ impl AppState {
                 recent: recent.collect(),
             })
         });
-        for (what, e) in [("migration", migration.as_ref().err()), ("queue", queue.as_ref().err())] {
-            if let Some(e) = e.filter(|e| !e.starts_with("no ")) {
-                emit!(warn, ev::HTTP_ERROR, what, error = %e);
+        // "no account database" is a configuration, not an error.
+        if let Err(e) = migration.as_ref().map(|_| ()).map_err(String::as_str) {
+            if !e.starts_with("no ") {
+                emit!(warn, ev::HTTP_ERROR, what = "migration", error = %e);
+            }
+        }
+        for (name, q) in &queues {
+            if let Err(e) = q {
+                emit!(warn, ev::HTTP_ERROR, what = "queue", queue = name, error = %e);
             }
         }
         if let Some(Err(e)) = &captures {
             emit!(warn, ev::HTTP_ERROR, what = "spampot captures", error = %e);
         }
-        Snapshot { migration, queue, captures }
+        Snapshot { migration, queues, captures }
     }
 
     /// The whole /metrics document.
@@ -95,16 +101,20 @@ impl AppState {
         self.metrics.render_counters(&mut out);
         out.family("port25_ready", "gauge", "1 when every SMTP listener is bound and the spool is open (/readyz).");
         out.sample("port25_ready", &[], if self.ready.check().is_ok() { 1.0 } else { 0.0 });
-        if let Ok(q) = &snap.queue {
-            for (name, help, v) in [
-                ("port25_queue_messages", "Spooled messages with a recipient not delivered yet.", q.messages as f64),
-                ("port25_queue_recipients", "Recipients not delivered yet.", q.recipients as f64),
-                ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting.", q.oldest_age as f64),
-                ("port25_queue_bytes", "Size of the spool's batch files.", q.bytes as f64),
-                ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", q.quarantined as f64),
-            ] {
-                out.family(name, "gauge", help);
-                out.sample(name, &[], v);
+        type Field = fn(&crate::queue::QueueStatus) -> f64;
+        let fields: [(&str, &str, Field); 5] = [
+            ("port25_queue_messages", "Spooled messages with a recipient not delivered yet, per queue (local, outbound).", |q| q.messages as f64),
+            ("port25_queue_recipients", "Recipients not delivered yet, per queue.", |q| q.recipients as f64),
+            ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting, per queue.", |q| q.oldest_age as f64),
+            ("port25_queue_bytes", "Size of the queue's batch files.", |q| q.bytes as f64),
+            ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", |q| q.quarantined as f64),
+        ];
+        for (name, help, get) in fields {
+            out.family(name, "gauge", help);
+            for (queue, q) in &snap.queues {
+                if let Ok(q) = q {
+                    out.sample(name, &[("queue", queue.to_string())], get(q));
+                }
             }
         }
         if let Ok(m) = &snap.migration {

@@ -18,7 +18,7 @@ table{border-collapse:collapse;width:100%}td,th{text-align:left;padding:.25em .5
 td.n,th.n{text-align:right}.bar{background:#eee;height:.9em;width:12em;position:relative;display:inline-block}\
 .bar span{background:#2a7;height:100%;display:block}.bar i{position:absolute;top:-.2em;bottom:-.2em;border-left:2px solid #c33}\
 .no{color:#b00;font-weight:bold}.ok{color:#070;font-weight:bold}.err{color:#b00}code{word-break:break-all}\
-form.inline{display:inline}small{color:#666}";
+small{color:#666}";
 
 pub fn layout(title: &str, body: &str) -> String {
     format!(
@@ -65,7 +65,7 @@ pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rej
     let mut b = String::new();
     let _ = writeln!(
         b,
-        "<h1>port25 dashboard</h1>\n<p>Signed in as <b id=\"operator\">{}</b>. <form class=\"inline\" method=\"post\" action=\"/dashboard/logout\"><button>Sign out</button></form> <small>Read-only; reload for fresh figures.</small></p>",
+        "<h1>port25 dashboard</h1>\n<form method=\"post\" action=\"/dashboard/logout\">Signed in as <b id=\"operator\">{}</b>. <button>Sign out</button> <small>Read-only; reload for fresh figures.</small></form>",
         html(operator)
     );
     let _ = writeln!(
@@ -136,26 +136,29 @@ fn migration(b: &mut String, threshold: f64, days: u32, snap: &Snapshot) {
 }
 
 fn queue(b: &mut String, snap: &Snapshot) {
-    b.push_str("<h2>Queue</h2>\n");
-    match &snap.queue {
-        Ok(q) => {
-            let _ = writeln!(
-                b,
-                "<table id=\"queue\" data-messages=\"{}\" data-recipients=\"{}\" data-oldest-age=\"{}\"><tr><td>messages waiting</td><td class=\"n\">{}</td></tr><tr><td>recipients waiting</td><td class=\"n\">{}</td></tr><tr><td>oldest</td><td class=\"n\">{}</td></tr><tr><td>spool size</td><td class=\"n\">{} KiB</td></tr><tr><td>quarantined batches</td><td class=\"n\">{}</td></tr></table>",
-                q.messages,
-                q.recipients,
-                q.oldest_age,
-                q.messages,
-                q.recipients,
-                if q.messages == 0 { "-".into() } else { age(q.oldest_age) },
-                q.bytes.div_ceil(1024),
-                q.quarantined
-            );
-        }
-        Err(e) => {
-            let _ = writeln!(b, "<p class=\"err\">Cannot read the spool: {}</p>", html(e));
+    b.push_str("<h2>Queues</h2>\n<table id=\"queues\"><tr><th>queue</th><th class=\"n\">messages waiting</th><th class=\"n\">recipients waiting</th><th class=\"n\">oldest</th><th class=\"n\">size</th><th class=\"n\">quarantined</th></tr>\n");
+    for (name, q) in &snap.queues {
+        match q {
+            Ok(q) => {
+                let _ = writeln!(
+                    b,
+                    "<tr class=\"queue\" data-queue=\"{name}\" data-messages=\"{}\" data-recipients=\"{}\" data-oldest-age=\"{}\"><td>{name}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{} KiB</td><td class=\"n\">{}</td></tr>",
+                    q.messages,
+                    q.recipients,
+                    q.oldest_age,
+                    q.messages,
+                    q.recipients,
+                    if q.messages == 0 { "-".into() } else { age(q.oldest_age) },
+                    q.bytes.div_ceil(1024),
+                    q.quarantined
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(b, "<tr><td>{name}</td><td colspan=\"5\" class=\"err\">cannot read: {}</td></tr>", html(e));
+            }
         }
     }
+    b.push_str("</table>\n<p><small>The outbound queue in detail: <code>port25 queue list</code>.</small></p>\n");
 }
 
 fn recent_rejections(b: &mut String, rejections: &[Rejection]) {
@@ -195,7 +198,7 @@ fn captures(b: &mut String, snap: &Snapshot) {
     };
     let _ = writeln!(
         b,
-        "<p id=\"captures\" data-messages=\"{}\" data-last-hour=\"{}\" data-sources=\"{}\">{} messages captured from {} sources over {} connections; {} in the last hour ({:.1} per minute).</p>",
+        "<p id=\"captures\" data-messages=\"{}\" data-last-hour=\"{}\" data-sources=\"{}\">Messages captured: {}, from {} source addresses over {} connections; in the last hour: {} ({:.2} per minute).</p>",
         c.messages,
         c.last_hour,
         c.sources,
@@ -249,7 +252,7 @@ mod tests {
                 threshold_met: false,
                 still_on_25: vec![StillOn25 { login: evil.into(), last_ip: "192.0.2.1".into(), last_seen: 0, also_on_submission: false }],
             }]),
-            queue: Err(evil.into()),
+            queues: vec![("local", Err(evil.into()))],
             captures: Some(Ok(CaptureView {
                 messages: 1,
                 connections: 1,

@@ -62,13 +62,7 @@ pub fn records(domain: &str, http: &port25_config::Http, web_host: &str, ttl: u3
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     let Command::Records { domain, web_host, ttl, config } = cmd;
     let config = match &config {
-        Some(path) => match port25_config::load(path) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(ExitCode::from(2));
-            }
-        },
+        Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => port25_config::embedded_default(),
     };
     let domain = domain.trim_end_matches('.').to_lowercase();

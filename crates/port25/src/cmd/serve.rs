@@ -25,7 +25,8 @@ pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
     /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
     /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
-    /// accounts (`port25 users`) in ./port25-data
+    /// accounts (`port25 users`) in ./port25-data; HTTP (autoconfig,
+    /// /metrics, /dashboard, /healthz, /readyz) on 127.0.0.1:8025
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
@@ -103,7 +104,6 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
-    http.ready.spool_open();
     let target = match config.delivery.method {
         DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
@@ -114,6 +114,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     };
 
     let outbound = super::outbound::start(&config, spool.clone())?;
+    http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();

@@ -37,7 +37,7 @@ pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Htt
         ready: ready.clone(),
         metrics,
         accounts: Some(Arc::new(super::users::open(config)?)),
-        spool: Some(config.data_dir.join("spool")),
+        queues: vec![("local", config.data_dir.join("spool")), ("outbound", config.data_dir.join("outbound"))],
         captures: h.spampot_capture.as_deref().map(|d| Mutex::new(port25_http::captures::CaptureStats::new(d))),
         migration_days: h.migration_days,
         migration_threshold: h.migration_threshold,

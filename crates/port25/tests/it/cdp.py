@@ -22,7 +22,7 @@ EXPRESSION = r"""JSON.stringify({
   subjects: [...document.querySelectorAll('td.subject')].map(td => td.textContent),
   captures: Object.assign({}, (document.getElementById('captures') || {dataset: {}}).dataset),
   sources: [...document.querySelectorAll('tr.source')].map(r => Object.assign({}, r.dataset)),
-  queue: Object.assign({}, (document.getElementById('queue') || {dataset: {}}).dataset),
+  queues: [...document.querySelectorAll('tr.queue')].map(r => Object.assign({}, r.dataset)),
   text: document.body.innerText,
 })"""
 
