@@ -2,7 +2,7 @@
 # Runs the whole test suite on a fresh machine of this kind (as root).
 #
 #  1. installs the peers the tests use (swaks, curl, postfix, nftables, ...)
-#     with apt-get, and aiosmtpd (an LMTP server) with pip;
+#     with apt-get, and aiosmtpd (an LMTP server) and dkimpy with pip;
 #  2. cargo test --workspace: unit tests, smoke fuzzing of every parser,
 #     and the integration tests that start the real binary.
 #
@@ -13,4 +13,6 @@ cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (Postfix and network namespaces need it)" >&2; exit 1; }
 bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
+# dkimpy: the second DKIM implementation that verifies port25's signatures.
+python3 -c 'import dkim' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore dkimpy
 cargo test --workspace --locked "$@"

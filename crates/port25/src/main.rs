@@ -36,6 +36,9 @@ enum Command {
     Spampot(cmd::spampot::Args),
     /// The outbound queue: list, show, flush, retry, delete, hold, release
     Queue(cmd::queue::Args),
+    /// DKIM signing keys: keygen
+    #[command(subcommand)]
+    Dkim(cmd::dkim::Command),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,6 +50,7 @@ fn main() -> std::process::ExitCode {
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
         Command::Queue(args) => cmd::queue::run(args),
+        Command::Dkim(c) => cmd::dkim::run(c),
     };
     match result {
         Ok(code) => code,

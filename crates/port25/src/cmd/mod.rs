@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod config;
+pub mod dkim;
 pub mod egress;
 pub mod egress_flows;
 pub mod outbound;

@@ -312,3 +312,44 @@ fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
     let delivered = h.lines().filter(|l| l.contains("frank@crash.example\tdelivered")).count();
     assert!(delivered >= N, "history.log records {delivered} deliveries of {N}");
 }
+
+/// dkimpy (a second DKIM implementation, in its own process) verifies the
+/// signature port25 added, with the public key from `port25 dkim keygen`.
+#[test]
+fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
+    let ip = IpAddr::V4(v4(127, 0, 6, 1));
+    let port = free_port(&[ip]);
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("example.net.pem");
+    let out =
+        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "2048", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = String::from_utf8(out.stdout).unwrap();
+    assert!(record.starts_with("sel1._domainkey.example.net. IN TXT ("), "{record}");
+    // The record's quoted strings, joined, are the TXT value.
+    let txt: String = record.split('"').skip(1).step_by(2).collect();
+    assert!(txt.starts_with("v=DKIM1; k=rsa; p="), "{txt}");
+
+    let dns = DnsServer::start();
+    dns.mx("signed.example", "mx.signed.example", v4(127, 0, 6, 1));
+    let b = Server::start("domains = [\"signed.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.6.1:{port}\"\n"));
+    let a = sender(&dns, port, &format!("[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"", key.display()));
+    submit(&a, &["grace@signed.example"], "signed by port25");
+    let got = b.wait_for_mail("signed.example", "grace", 1, WAIT);
+    assert_eq!(got.len(), 1, "not delivered: {:?}", a.events("port25.outbound.deferred"));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("DKIM-Signature: v=1; a=rsa-sha256;") && text.contains("d=example.net") && text.contains("s=sel1"), "{text}");
+    let msg = a.dir.path().join("signed.eml");
+    std::fs::write(&msg, &got[0]).unwrap();
+    let script = "import dkim, sys\nmsg = open(sys.argv[1], 'rb').read()\ntxt = sys.argv[2].encode()\n\
+                  def dns(name, timeout=5):\n    assert name == b'sel1._domainkey.example.net.', name\n    return txt\n\
+                  print('verified' if dkim.verify(msg, dnsfunc=dns) else 'FAILED')\n";
+    let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.trim() == "verified", "dkimpy: {said} {}", String::from_utf8_lossy(&out.stderr));
+    // A tampered body must fail: the check can fail.
+    let tampered = String::from_utf8_lossy(&got[0]).replace("Hello from the outbound test.", "Hello from a forger.");
+    std::fs::write(&msg, tampered).unwrap();
+    let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED");
+}
