@@ -35,8 +35,12 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
 /// The sending port25: submission from trusted loopback devices (no AUTH
 /// needed), local domain example.net, outbound through `dns` to `port`.
 fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
+    sender_in("example.net", dns, port, extra)
+}
+
+fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
     let mx = format!(
-        "domains = [\"example.net\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
+        "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
          first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
         dns.addr
     );
@@ -44,10 +48,14 @@ fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
 }
 
 fn submit(s: &Server, to: &[&str], subject: &str) {
+    submit_as(s, "alice@example.net", to, subject)
+}
+
+fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
     let mut c = Client::open(s.addr());
     assert!(c.cmd("EHLO laptop.example").starts_with("250"));
-    let body = format!("From: Alice <alice@example.net>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
-    let r = c.send_mail("alice@example.net", to, &body);
+    let body = format!("From: Alice <{from}>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
+    let r = c.send_mail(from, to, &body);
     assert_eq!(code(&r), 250, "{r}");
     c.cmd("QUIT");
 }
@@ -352,4 +360,29 @@ fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
     std::fs::write(&msg, tampered).unwrap();
     let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED");
+}
+
+/// A real Postfix as the remote MX (it relays on to a port25 MX, where the
+/// message lands in a Maildir): found by MX lookup, PIPELINING, 250 with
+/// Postfix's queue id.
+#[test]
+fn a_real_postfix_is_the_remote_mx() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("example.net", "mx.postfix.example", Ipv4Addr::LOCALHOST);
+    let b = Server::mx();
+    let pf = crate::postfix::start_postfix(port, b.addr());
+    let a = sender_in("example.org", &dns, port, "");
+    submit_as(&a, "alice@example.org", &["henry@example.net"], "through postfix");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "henry@example.net", 1);
+    assert!(delivered[0]["reply"].as_str().unwrap().starts_with("250 2.0.0 Ok: queued as"), "{delivered:?}");
+    let mail = b.wait_for_mail("example.net", "henry", 1, Duration::from_secs(60));
+    let log = std::fs::read_to_string(pf.dir.path().join("maillog")).unwrap_or_default();
+    assert_eq!(mail.len(), 1, "postfix log:\n{log}");
+    let text = String::from_utf8_lossy(&mail[0]);
+    assert!(text.contains("Subject: through postfix"), "{text}");
+    assert!(log.contains("from=<alice@example.org>"), "{log}");
+    // Postfix's trace header: it took the message from us over ESMTP.
+    assert!(text.contains("by relay.remote.example (Postfix) with ESMTP"), "{text}");
 }
