@@ -210,6 +210,25 @@ fn tls_required_but_not_offered_is_deferred_never_sent_in_clear() {
     assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS is required"), "{reason}");
     assert!(sink.messages().is_empty(), "sent in clear");
     assert!(a.events("port25.outbound.delivered").is_empty());
+    // The operator sees it queued, with the reason.
+    let out = Command::new(BIN).args(["queue", "list", "--data-dir"]).arg(a.data()).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && list.contains("dave@tls.example") && list.contains("TLS is required"), "{list}");
+    assert!(list.contains("1 recipient(s) of 1 message(s) queued"), "{list}");
+    let id = deferred[0]["id"].as_str().unwrap().to_owned();
+    let out = Command::new(BIN).args(["queue", "show", &id, "--data-dir"]).arg(a.data()).output().unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(show.contains("Subject: secret") && show.contains("queued dave@tls.example"), "{show}");
+    // Deleted by the operator: gone, no DSN, recorded.
+    let out = Command::new(BIN).args(["queue", "delete", &id, "--data-dir"]).arg(a.data()).output().unwrap();
+    assert!(out.status.success());
+    wait_events(&a, "port25.outbound.control", "command", "delete", 1);
+    let start = Instant::now();
+    while !history(&a).contains("dave@tls.example\tdeleted") {
+        assert!(start.elapsed() < WAIT, "not deleted: {}", history(&a));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(a.all_mail().is_empty(), "no DSN for a deleted message");
 }
 
 /// Accepts the transaction, then closes the connection in the middle of
