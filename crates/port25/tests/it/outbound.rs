@@ -405,3 +405,38 @@ fn a_real_postfix_is_the_remote_mx() {
     // Postfix's trace header: it took the message from us over ESMTP.
     assert!(text.contains("by relay.remote.example (Postfix) with ESMTP"), "{text}");
 }
+
+/// Smarthost mode: everything goes to one relay, here another port25's
+/// submission service, which requires AUTH: port25's AUTH PLAIN must work.
+#[test]
+fn smarthost_with_auth_plain_relays_everything_to_one_host() {
+    let ip = IpAddr::V4(v4(127, 0, 7, 1));
+    let port = free_port(&[ip]);
+    let b = Server::start(
+        "domains = [\"relay.example\"]",
+        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n"),
+    );
+    let mut add = Command::new(BIN)
+        .args(["users", "add", "relayuser@relay.example", "--address", "@example.net", "--config"])
+        .arg(b.dir.path().join("port25.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"relay-secret\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let secret = b.dir.path().join("smarthost.pass");
+    std::fs::write(&secret, "relay-secret\n").unwrap();
+    // No DNS entry at all: smarthost mode never looks up MX records.
+    let dns = DnsServer::start();
+    let extra =
+        format!("smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let a = sender(&dns, 25, &extra);
+    submit(&a, &["ivan@relay.example"], "via the smarthost");
+    let got = b.wait_for_mail("relay.example", "ivan", 1, WAIT);
+    assert_eq!(got.len(), 1, "not relayed: {:?}", a.events("port25.outbound.deferred"));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("with ESMTPA"), "the smarthost saw no AUTH: {text}");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ivan@relay.example", 1);
+    assert!(delivered[0]["host"].as_str().unwrap().contains("127.0.7.1"), "{delivered:?}");
+}
