@@ -15,4 +15,6 @@ bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
 # dkimpy: the second DKIM implementation that verifies port25's signatures.
 python3 -c 'import dkim' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore dkimpy
-cargo test --workspace --locked "$@"
+# report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
+python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
+cargo test --workspace --locked --no-fail-fast "$@"

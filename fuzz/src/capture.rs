@@ -9,20 +9,13 @@ use port25_capture::reader;
 
 pub fn capture_log(data: &[u8]) {
     let p = reader::parse(data, 0);
-    let last_nl = data
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map(|i| i + 1)
-        .unwrap_or(0);
+    let last_nl = data.iter().rposition(|&b| b == b'\n').map(|i| i + 1).unwrap_or(0);
     assert_eq!(p.complete_len, last_nl as u64);
     assert_eq!(p.torn.is_some(), last_nl < data.len());
     let mut prev = None;
     for (off, _) in &p.events {
         let o = *off as usize;
-        assert!(
-            o == 0 || data[o - 1] == b'\n',
-            "event offset {o} is not a line start"
-        );
+        assert!(o == 0 || data[o - 1] == b'\n', "event offset {o} is not a line start");
         assert!(prev.is_none_or(|p| p < o));
         prev = Some(o);
     }

@@ -8,6 +8,7 @@
 //! compiles inside that crate's integration tests as well.
 
 pub mod capture;
+pub mod collect;
 pub mod config;
 pub mod engine;
 pub mod queue;
@@ -21,3 +22,6 @@ pub mod submission;
 
 // --- outbound ---
 pub mod outbound;
+
+// --- report ---
+pub mod report;

@@ -16,21 +16,14 @@ where
 {
     let full = parse(data);
     if let Ok(Some((value, used))) = &full {
-        assert!(
-            *used > 0 && *used <= data.len(),
-            "used {used} of {}",
-            data.len()
-        );
+        assert!(*used > 0 && *used <= data.len(), "used {used} of {}", data.len());
         match parse(&data[..*used]) {
             Ok(Some((v, u))) => assert!(v == *value && u == *used, "exact prefix differs"),
             other => panic!("exact prefix gives {other:?}"),
         }
     }
     // Any prefix that already decides must decide the same as the whole.
-    for cut in [1, 2, 3, 5, 8, 9, 16, 64, 300]
-        .into_iter()
-        .filter(|&c| c < data.len())
-    {
+    for cut in [1, 2, 3, 5, 8, 9, 16, 64, 300].into_iter().filter(|&c| c < data.len()) {
         match parse(&data[..cut]) {
             Ok(None) => {}
             other => assert_eq!(other, full, "prefix of {cut} decided differently"),
@@ -103,11 +96,7 @@ pub fn http_proxy(data: &[u8]) {
         Ok(Some((r, used))) => {
             assert!(used <= http::MAX_HEAD);
             if let http::Target::Connect { host, port } = &r.target {
-                let authority = if host.contains(':') {
-                    format!("[{host}]:{port}")
-                } else {
-                    format!("{host}:{port}")
-                };
+                let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
                 let wire = format!("CONNECT {authority} HTTP/1.1\r\n\r\n");
                 let (again, _) = http::parse(wire.as_bytes()).unwrap().unwrap();
                 assert_eq!(again.target, r.target);
@@ -122,10 +111,6 @@ pub fn sniff(data: &[u8]) {
     let p = sniff::sniff(data);
     assert_eq!(p.is_none(), data.is_empty());
     if let Some(p) = p {
-        assert_eq!(
-            sniff::sniff(&data[..1]),
-            Some(p),
-            "only the first byte decides"
-        );
+        assert_eq!(sniff::sniff(&data[..1]), Some(p), "only the first byte decides");
     }
 }

@@ -14,6 +14,7 @@ pub mod address;
 pub mod cache;
 pub mod hash;
 pub mod import;
+pub mod migration;
 mod store;
 
 use cache::VerifiedCache;
@@ -46,6 +47,17 @@ pub enum Verdict {
     },
     WrongPassword,
     UnknownUser,
+}
+
+/// Per-login sending limits; `None` keeps the configured default, 0 means
+/// no limit (as in the configuration).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UserLimits {
+    pub messages_per_hour: Option<u32>,
+    pub messages_per_day: Option<u32>,
+    pub recipients_per_hour: Option<u32>,
+    pub recipients_per_day: Option<u32>,
+    pub recipients_per_message: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -201,6 +213,32 @@ impl Accounts {
         Ok(self.store().addresses(&login.to_lowercase())?)
     }
 
+    /// A login's own sending limits (all `None` when it has none).
+    pub fn limits(&self, login: &str) -> Result<UserLimits> {
+        Ok(self.store().limits(&login.to_lowercase())?)
+    }
+
+    /// Replaces a login's own limits (`None` fields: the configured default).
+    pub fn set_limits(&self, login: &str, limits: &UserLimits) -> Result<()> {
+        let login = login.to_lowercase();
+        let store = self.store();
+        if store.hash(&login)?.is_none() {
+            return Err(AccountsError::UnknownUser(login));
+        }
+        Ok(store.set_limits(&login, limits)?)
+    }
+
+    /// Records an authenticated submission (`legacy`: on port 25), for
+    /// `port25 migration report`.
+    pub fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) -> Result<()> {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Ok(self.store().record_use(&login.to_lowercase(), legacy, now, &ip.to_string(), port)?)
+    }
+
+    pub fn usage(&self) -> Result<Vec<migration::Use>> {
+        Ok(self.store().usage()?)
+    }
+
     pub fn may_send_as(&self, login: &str, sender: &str) -> Result<bool> {
         Ok(address::allows(&self.addresses(login)?, sender))
     }
@@ -227,6 +265,11 @@ mod tests {
         assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::WrongPassword, "old password no longer valid, cached or not");
         assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::Valid { cached: false });
 
+        assert_eq!(a.limits("alice@example.net").unwrap(), UserLimits::default());
+        let l = UserLimits { messages_per_hour: Some(5), recipients_per_message: Some(0), ..Default::default() };
+        a.set_limits("Alice@example.net", &l).unwrap();
+        assert_eq!(a.limits("alice@example.net").unwrap(), l);
+        assert!(matches!(a.set_limits("nobody", &l), Err(AccountsError::UnknownUser(_))));
         a.set_addresses("alice@example.net", &["@example.net".into()]).unwrap();
         assert!(a.may_send_as("alice@example.net", "anyone@example.net").unwrap());
         assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());

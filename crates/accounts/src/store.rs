@@ -17,6 +17,23 @@ CREATE TABLE IF NOT EXISTS addresses (
     address TEXT NOT NULL,
     PRIMARY KEY (login, address)
 );
+CREATE TABLE IF NOT EXISTS limits (
+    login                  TEXT PRIMARY KEY NOT NULL REFERENCES users(login) ON DELETE CASCADE,
+    messages_per_hour      INTEGER,
+    messages_per_day       INTEGER,
+    recipients_per_hour    INTEGER,
+    recipients_per_day     INTEGER,
+    recipients_per_message INTEGER
+);
+CREATE TABLE IF NOT EXISTS usage (
+    login     TEXT NOT NULL,
+    legacy    INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL,
+    last_ip   TEXT NOT NULL,
+    last_port INTEGER NOT NULL,
+    uses      INTEGER NOT NULL,
+    PRIMARY KEY (login, legacy)
+);
 ";
 
 pub struct Store {
@@ -79,6 +96,53 @@ impl Store {
             tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
         }
         tx.commit()
+    }
+
+    pub fn limits(&self, login: &str) -> rusqlite::Result<crate::UserLimits> {
+        self.db
+            .prepare_cached(
+                "SELECT messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message FROM limits WHERE login = ?1",
+            )?
+            .query_row([login], |r| {
+                Ok(crate::UserLimits {
+                    messages_per_hour: r.get(0)?,
+                    messages_per_day: r.get(1)?,
+                    recipients_per_hour: r.get(2)?,
+                    recipients_per_day: r.get(3)?,
+                    recipients_per_message: r.get(4)?,
+                })
+            })
+            .optional()
+            .map(Option::unwrap_or_default)
+    }
+
+    pub fn set_limits(&self, login: &str, l: &crate::UserLimits) -> rusqlite::Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO limits (login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![login, l.messages_per_hour, l.messages_per_day, l.recipients_per_hour, l.recipients_per_day, l.recipients_per_message],
+        )?;
+        Ok(())
+    }
+
+    /// Counts one authenticated submission: on 587/465, or legacy on 25.
+    pub fn record_use(&self, login: &str, legacy: bool, at: i64, ip: &str, port: u16) -> rusqlite::Result<()> {
+        self.db
+            .prepare_cached(
+                "INSERT INTO usage (login, legacy, last_seen, last_ip, last_port, uses) VALUES (?1, ?2, ?3, ?4, ?5, 1)
+                 ON CONFLICT(login, legacy) DO UPDATE SET last_seen = max(last_seen, excluded.last_seen),
+                   last_ip = excluded.last_ip, last_port = excluded.last_port, uses = uses + 1",
+            )?
+            .execute(params![login, legacy, at, ip, port])?;
+        Ok(())
+    }
+
+    pub fn usage(&self) -> rusqlite::Result<Vec<crate::migration::Use>> {
+        let mut stmt = self.db.prepare("SELECT login, legacy, last_seen, last_ip, last_port, uses FROM usage ORDER BY login, legacy")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::migration::Use { login: r.get(0)?, legacy: r.get(1)?, last_seen: r.get(2)?, last_ip: r.get(3)?, last_port: r.get(4)?, uses: r.get(5)? })
+        })?;
+        rows.collect()
     }
 
     pub fn delete(&self, login: &str) -> rusqlite::Result<bool> {

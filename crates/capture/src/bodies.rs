@@ -1,9 +1,11 @@
 //! Message bodies, stored once by SHA-256 and zstd-compressed.
 //!
 //! `bodies/ab/cd/abcd…(64 hex).zst`: two levels of fan-out keep directories
-//! small at millions of bodies. A body is written to `bodies/tmp/`, fsynced,
-//! renamed into place and its directory fsynced, before the event that
-//! names it is logged: an event never points at a body that is not there.
+//! small at millions of bodies. A body is written to `bodies/tmp/` and
+//! renamed into place before the event that names it is queued; it is on
+//! disk before that event is: [`Bodies::put`] fsyncs file and directory
+//! itself, [`Bodies::put_unsynced`] leaves it to the log's group commit
+//! (one `syncfs` per group instead of two fsyncs per body).
 //! Two sessions storing the same new body at once both rename identical
 //! bytes onto the same name, which is harmless.
 
@@ -32,18 +34,10 @@ pub fn digest_hex(body: &[u8]) -> String {
 /// anything that is not 64 lower-case hex digits, so a digest read from a
 /// log can never name a path outside the store.
 pub fn path_of(root: &Path, digest: &str) -> Option<PathBuf> {
-    if digest.len() != 64
-        || !digest
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
+    if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
-    Some(
-        root.join(&digest[..2])
-            .join(&digest[2..4])
-            .join(format!("{digest}.zst")),
-    )
+    Some(root.join(&digest[..2]).join(&digest[2..4]).join(format!("{digest}.zst")))
 }
 
 #[derive(Debug, Clone)]
@@ -72,9 +66,7 @@ impl Bodies {
         for e in fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = fs::remove_file(e.path());
         }
-        Ok(Bodies {
-            root: root.to_owned(),
-        })
+        Ok(Bodies { root: root.to_owned() })
     }
 
     pub fn root(&self) -> &Path {
@@ -83,48 +75,46 @@ impl Bodies {
 
     /// Stores `body` unless it is already there. Blocking (fsync).
     pub fn put(&self, body: &[u8]) -> io::Result<Put> {
+        self.write(body, true)
+    }
+
+    /// Stores `body` without syncing it: the caller must make it durable
+    /// (the event log's group commit does, with one `syncfs` for all the
+    /// bodies written since the last group) before anyone relies on it.
+    pub fn put_unsynced(&self, body: &[u8]) -> io::Result<Put> {
+        self.write(body, false)
+    }
+
+    fn write(&self, body: &[u8], sync: bool) -> io::Result<Put> {
         let digest = digest_hex(body);
         let path = path_of(&self.root, &digest).expect("our own digest is valid");
         if path.exists() {
-            return Ok(Put {
-                digest,
-                duplicate: true,
-                written: 0,
-            });
+            return Ok(Put { digest, duplicate: true, written: 0 });
         }
         let compressed = zstd::bulk::compress(body, LEVEL)?;
-        let tmp = self.root.join("tmp").join(format!(
-            "{}-{}",
-            std::process::id(),
-            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
+        let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
         {
             let mut f = File::create(&tmp)?;
             f.write_all(&compressed)?;
-            f.sync_data()?;
+            if sync {
+                f.sync_data()?;
+            }
         }
         let dir = path.parent().expect("fan-out directory");
         fs::create_dir_all(dir)?;
         fs::rename(&tmp, &path)?;
-        sync_dir(dir)?;
-        Ok(Put {
-            digest,
-            duplicate: false,
-            written: compressed.len() as u64,
-        })
+        if sync {
+            sync_dir(dir)?;
+        }
+        Ok(Put { digest, duplicate: false, written: compressed.len() as u64 })
     }
 
     /// The body named by `digest`, decompressed and checked against it.
     pub fn get(&self, digest: &str) -> io::Result<Vec<u8>> {
-        let path = path_of(&self.root, digest).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest")
-        })?;
+        let path = path_of(&self.root, digest).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest"))?;
         let body = zstd::stream::decode_all(File::open(path)?)?;
         if digest_hex(&body) != digest {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "stored body does not match its digest",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "stored body does not match its digest"));
         }
         Ok(body)
     }
@@ -142,22 +132,10 @@ mod tests {
         let first = b.put(&body).unwrap();
         assert!(!first.duplicate && first.written > 0 && first.written < body.len() as u64);
         let second = b.put(&body).unwrap();
-        assert_eq!(
-            second,
-            Put {
-                digest: first.digest.clone(),
-                duplicate: true,
-                written: 0
-            }
-        );
+        assert_eq!(second, Put { digest: first.digest.clone(), duplicate: true, written: 0 });
         assert_eq!(b.get(&first.digest).unwrap(), body);
         let p = path_of(b.root(), &first.digest).unwrap();
-        assert!(p.starts_with(
-            dir.path()
-                .join("bodies")
-                .join(&first.digest[..2])
-                .join(&first.digest[2..4])
-        ));
+        assert!(p.starts_with(dir.path().join("bodies").join(&first.digest[..2]).join(&first.digest[2..4])));
         assert_eq!(first.digest, digest_hex(&body));
         assert!(path_of(b.root(), "../../etc/passwd").is_none());
         assert!(path_of(b.root(), &"A".repeat(64)).is_none());

@@ -34,11 +34,7 @@ pub fn segment_name(day: &str, seq: u64) -> String {
 pub fn parse_segment_name(name: &str) -> Option<(String, u64)> {
     let rest = name.strip_prefix("events-")?.strip_suffix(".jsonl")?;
     let (day, seq) = rest.split_once('-')?;
-    if day.len() != 8
-        || !day.bytes().all(|b| b.is_ascii_digit())
-        || seq.is_empty()
-        || !seq.bytes().all(|b| b.is_ascii_digit())
-    {
+    if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     Some((day.to_owned(), seq.parse().ok()?))
@@ -82,21 +78,11 @@ impl Writer {
         }
         let day = crate::time::day(SystemTime::now());
         let file = Self::create(dir, &day, seq)?;
-        Ok(Writer {
-            dir: dir.to_owned(),
-            max_segment,
-            file,
-            day,
-            seq,
-            size: 0,
-        })
+        Ok(Writer { dir: dir.to_owned(), max_segment, file, day, seq, size: 0 })
     }
 
     fn create(dir: &Path, day: &str, seq: u64) -> io::Result<File> {
-        let file = OpenOptions::new()
-            .create_new(true)
-            .append(true)
-            .open(dir.join(segment_name(day, seq)))?;
+        let file = OpenOptions::new().create_new(true).append(true).open(dir.join(segment_name(day, seq)))?;
         File::open(dir)?.sync_all()?;
         Ok(file)
     }
@@ -129,6 +115,11 @@ struct Request {
     ack: Option<Ack>,
 }
 
+/// Set when bodies were written unsynced; the next durable group then
+/// syncs the whole filesystem (`syncfs`) before the log itself, so a
+/// message event never reaches the disk before its body.
+pub type Dirty = Arc<std::sync::atomic::AtomicBool>;
+
 /// Handle to the writer thread; cheap to clone.
 #[derive(Clone)]
 pub struct Log {
@@ -137,16 +128,11 @@ pub struct Log {
 }
 
 impl Log {
-    pub fn open(dir: &Path, max_segment: u64, quota: Option<Arc<Quota>>) -> io::Result<Log> {
+    pub fn open(dir: &Path, max_segment: u64, quota: Option<Arc<Quota>>, dirty: Dirty) -> io::Result<Log> {
         let writer = Writer::open(dir, max_segment)?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("capture-log".into())
-            .spawn(move || writer_loop(writer, rx, quota))?;
-        Ok(Log {
-            tx,
-            dir: dir.to_owned(),
-        })
+        std::thread::Builder::new().name("capture-log".into()).spawn(move || writer_loop(writer, rx, quota, dirty))?;
+        Ok(Log { tx, dir: dir.to_owned() })
     }
 
     pub fn dir(&self) -> &Path {
@@ -156,12 +142,7 @@ impl Log {
     /// Appends a line and waits until it is on disk (fdatasync).
     pub async fn append_durable(&self, line: Vec<u8>) -> io::Result<()> {
         let (ack, done) = oneshot::channel();
-        self.tx
-            .send(Request {
-                line,
-                ack: Some(ack),
-            })
-            .map_err(|_| closed())?;
+        self.tx.send(Request { line, ack: Some(ack) }).map_err(|_| closed())?;
         done.await.map_err(|_| closed())?
     }
 
@@ -179,7 +160,7 @@ fn closed() -> io::Error {
 /// Lines per group: bounds one write and the latency of the first waiter.
 const MAX_GROUP: usize = 1024;
 
-fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Request>, quota: Option<Arc<Quota>>) {
+fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Request>, quota: Option<Arc<Quota>>, dirty: Dirty) {
     let mut group: Vec<Request> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     while let Ok(first) = rx.recv() {
@@ -190,7 +171,7 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Request>, quota: Option<Arc<Quo
                 Err(_) => break,
             }
         }
-        let result = write_group(&mut w, &group, &mut buf);
+        let result = sync_bodies(&w, &group, &dirty).and_then(|()| write_group(&mut w, &group, &mut buf));
         if let Err(e) = &result {
             port25_events::emit!(error, port25_events::SPAMPOT_STORE_FAILED, what = "event log", error = %e);
         }
@@ -217,6 +198,20 @@ fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Request>, quota: Option<Arc<Quo
         }
     }
     let _ = w.file.sync_data();
+}
+
+/// Makes bodies written unsynced durable before a durable group's lines
+/// are written (they name those bodies).
+fn sync_bodies(w: &Writer, group: &[Request], dirty: &Dirty) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    if group.iter().any(|r| r.ack.is_some()) && dirty.swap(false, std::sync::atomic::Ordering::AcqRel) {
+        // SAFETY: syncfs only reads the descriptor, which `w.file` keeps open.
+        if unsafe { libc::syncfs(w.file.as_raw_fd()) } != 0 {
+            dirty.store(true, std::sync::atomic::Ordering::Release);
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// Writes a group, rotating between lines when one would not fit, then
@@ -253,10 +248,7 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(segment_name("20261123", 7), "events-20261123-000007.jsonl");
-        assert_eq!(
-            parse_segment_name("events-20261123-000007.jsonl"),
-            Some(("20261123".into(), 7))
-        );
+        assert_eq!(parse_segment_name("events-20261123-000007.jsonl"), Some(("20261123".into(), 7)));
         assert_eq!(parse_segment_name("events-2026112-000007.jsonl"), None);
         assert_eq!(parse_segment_name("events-20261123-.jsonl"), None);
     }
@@ -265,7 +257,7 @@ mod tests {
     async fn rotates_by_size_without_splitting_and_repairs_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let events = dir.path().join("events");
-        let log = Log::open(&events, 600, None).unwrap();
+        let log = Log::open(&events, 600, None, Dirty::default()).unwrap();
         let mut sent = Vec::new();
         for i in 0..20 {
             let mut e = Event::new("port25.spampot.message", "s1");
@@ -290,10 +282,8 @@ mod tests {
         f.write_all(b"{\"v\":1,\"event\":\"port25.spam").unwrap();
         drop(f);
         std::thread::sleep(std::time::Duration::from_millis(50));
-        let log = Log::open(&events, 600, None).unwrap();
-        log.append_durable(Event::new("port25.spampot.connect", "s1").to_line())
-            .await
-            .unwrap();
+        let log = Log::open(&events, 600, None, Dirty::default()).unwrap();
+        log.append_durable(Event::new("port25.spampot.connect", "s1").to_line()).await.unwrap();
         let parsed = crate::reader::read_file(last).unwrap();
         assert!(parsed.torn.is_none());
         let after = list_segments(&events).unwrap();

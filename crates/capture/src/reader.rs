@@ -24,10 +24,7 @@ pub struct Parsed {
 /// Parses one segment's bytes (or a suffix of them starting at a line
 /// boundary, with `base` its offset in the file).
 pub fn parse(bytes: &[u8], base: u64) -> Parsed {
-    let mut out = Parsed {
-        complete_len: base,
-        ..Parsed::default()
-    };
+    let mut out = Parsed { complete_len: base, ..Parsed::default() };
     let mut pos = 0usize;
     while pos < bytes.len() {
         let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {

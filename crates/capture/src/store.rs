@@ -27,6 +27,9 @@ pub struct Store {
     bodies: Bodies,
     log: Log,
     quota: Option<Arc<Quota>>,
+    dirty: crate::log::Dirty,
+    /// A live copy of every line for a feed (hpfeeds); never blocks.
+    tap: Arc<std::sync::OnceLock<tokio::sync::mpsc::Sender<Vec<u8>>>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,16 +43,10 @@ impl Store {
     pub fn open(config: &StoreConfig) -> io::Result<Store> {
         let events = config.root.join("events");
         let bodies = Bodies::open(&config.root.join("bodies"))?;
-        let quota = config
-            .quota_bytes
-            .map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
-        let log = Log::open(&events, config.max_segment_bytes, quota.clone())?;
-        Ok(Store {
-            sensor: config.sensor.as_str().into(),
-            bodies,
-            log,
-            quota,
-        })
+        let quota = config.quota_bytes.map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
+        let dirty = crate::log::Dirty::default();
+        let log = Log::open(&events, config.max_segment_bytes, quota.clone(), dirty.clone())?;
+        Ok(Store { sensor: config.sensor.as_str().into(), bodies, log, quota, dirty, tap: Arc::default() })
     }
 
     pub fn sensor(&self) -> &str {
@@ -69,30 +66,47 @@ impl Store {
         Event::new(id, &self.sensor)
     }
 
-    /// Stores a body (once) on a blocking thread; durable when it returns.
+    /// Stores a body (once) on a blocking thread. It is durable as soon as
+    /// an event recorded after this returns is ([`Store::record_durable`]:
+    /// the log's group commit syncs unsynced bodies first).
     pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
         let bodies = self.bodies.clone();
         let size = body.len() as u64;
-        let put = tokio::task::spawn_blocking(move || bodies.put(&body))
-            .await
-            .map_err(io::Error::other)??;
+        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced(&body)).await.map_err(io::Error::other)??;
+        if !put.duplicate {
+            self.dirty.store(true, std::sync::atomic::Ordering::Release);
+        }
         if let Some(q) = &self.quota {
             q.add(put.written);
         }
-        Ok(StoredBody {
-            digest: put.digest,
-            duplicate: put.duplicate,
-            size,
-        })
+        Ok(StoredBody { digest: put.digest, duplicate: put.duplicate, size })
     }
 
     /// Logs an event and waits until it is on disk.
     pub async fn record_durable(&self, event: &Event) -> io::Result<()> {
-        self.log.append_durable(event.to_line()).await
+        let line = event.to_line();
+        self.feed(&line);
+        self.log.append_durable(line).await
     }
 
     /// Logs an event; it reaches the disk with the next durable group.
     pub fn record(&self, event: &Event) {
-        self.log.append(event.to_line());
+        let line = event.to_line();
+        self.feed(&line);
+        self.log.append(line);
+    }
+
+    /// A live copy of every line logged from now on (one subscriber). Lines
+    /// are dropped, never waited for, when the subscriber falls `capacity`
+    /// behind: the log is the record, a feed is best effort.
+    pub fn subscribe(&self, capacity: usize) -> Option<tokio::sync::mpsc::Receiver<Vec<u8>>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+        self.tap.set(tx).ok().map(|()| rx)
+    }
+
+    fn feed(&self, line: &[u8]) {
+        if let Some(tx) = self.tap.get() {
+            let _ = tx.try_send(line.to_vec());
+        }
     }
 }

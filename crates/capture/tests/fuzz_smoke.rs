@@ -1,15 +1,16 @@
-//! Smoke fuzzing of the capture log reader on stable (properties in
-//! fuzz/src/capture.rs, shared with the `capture_log` libFuzzer target;
-//! generator shared with the spampot crate's smoke tests).
+//! Smoke fuzzing of the capture log reader on stable: the properties of
+//! the `capture_log` libFuzzer target (fuzz/src/capture.rs) on its seeds
+//! and deterministic mutants (fuzz/src/smoke.rs).
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/capture.rs"]
 mod checks;
 
-#[path = "../../spampot/tests/support/smoke.rs"]
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
 mod smoke;
 
 #[test]
 fn capture_log() {
-    smoke::run("capture_log", 2000, checks::capture_log);
+    smoke::smoke("capture_log", 3000, 0x5a4f_0005, checks::capture_log);
 }

@@ -74,45 +74,22 @@ impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let c: CollectConfig = toml::from_str(&text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0);
             format!("{}:{line}: {}", path.display(), e.message())
         })?;
         if c.sensors.is_empty() {
-            return Err(format!(
-                "{}: add at least one [[sensor]] with name and token",
-                path.display()
-            ));
+            return Err(format!("{}: add at least one [[sensor]] with name and token", path.display()));
         }
         for s in &c.sensors {
             if s.token.len() < 16 {
-                return Err(format!(
-                    "{}: sensor {:?}: use a token of at least 16 characters",
-                    path.display(),
-                    s.name
-                ));
+                return Err(format!("{}: sensor {:?}: use a token of at least 16 characters", path.display(), s.name));
             }
-            if s.name.is_empty()
-                || !s
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
-                || s.name.starts_with('.')
-            {
-                return Err(format!(
-                    "{}: sensor name {:?}: use letters, digits, '-', '_' and '.'",
-                    path.display(),
-                    s.name
-                ));
+            if s.name.is_empty() || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) || s.name.starts_with('.') {
+                return Err(format!("{}: sensor name {:?}: use letters, digits, '-', '_' and '.'", path.display(), s.name));
             }
         }
         if c.cert.is_some() != c.key.is_some() {
-            return Err(format!(
-                "{}: give both cert and key, or neither (a self-signed pair is generated)",
-                path.display()
-            ));
+            return Err(format!("{}: give both cert and key, or neither (a self-signed pair is generated)", path.display()));
         }
         Ok(c)
     }
@@ -128,41 +105,25 @@ struct State {
 
 /// Compares without an early exit on the first differing byte.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 impl State {
     fn sensor_of(&self, auth: Option<&str>) -> Option<String> {
         let token = auth?.strip_prefix("Bearer ")?.trim();
-        self.tokens
-            .iter()
-            .find(|(t, _)| same(t, token))
-            .map(|(_, s)| s.clone())
+        self.tokens.iter().find(|(t, _)| same(t, token)).map(|(_, s)| s.clone())
     }
 }
 
 fn reply_json(status: &str, acked: u64) -> (String, Vec<u8>) {
-    (
-        format!("HTTP/1.1 {status}"),
-        format!("{{\"acked\":{acked}}}").into_bytes(),
-    )
+    (format!("HTTP/1.1 {status}"), format!("{{\"acked\":{acked}}}").into_bytes())
 }
 
 fn text(status: &str, msg: &str) -> (String, Vec<u8>) {
     (format!("HTTP/1.1 {status}"), msg.as_bytes().to_vec())
 }
 
-async fn handle(
-    state: &State,
-    sensor: &str,
-    method: &str,
-    target: &str,
-    body: Vec<u8>,
-) -> (String, Vec<u8>) {
+async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: Vec<u8>) -> (String, Vec<u8>) {
     if let Some(digest) = target.strip_prefix("/v1/bodies/") {
         let Some(path) = port25_capture::bodies::path_of(state.bodies.root(), digest) else {
             return text("400 Bad Request", "not a SHA-256 digest");
@@ -179,8 +140,7 @@ async fn handle(
                 let bodies = state.bodies.clone();
                 let digest = digest.to_owned();
                 let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                    let raw = zstd::bulk::decompress(&body, MAX_BODY)
-                        .map_err(|e| format!("not a zstd frame: {e}"))?;
+                    let raw = zstd::bulk::decompress(&body, MAX_BODY).map_err(|e| format!("not a zstd frame: {e}"))?;
                     if port25_capture::bodies::digest_hex(&raw) != digest {
                         return Err("body does not match its digest".into());
                     }
@@ -212,10 +172,7 @@ async fn handle(
         let parsed = reader::parse(&body, offset);
         if let Some((_, e)) = parsed.events.iter().find(|(_, e)| e.sensor != sensor) {
             emit!(warn, ev::COLLECT_REFUSED, sensor, reason = "event names another sensor", named = %e.sensor);
-            return text(
-                "403 Forbidden",
-                "events must name the sensor the token belongs to",
-            );
+            return text("403 Forbidden", "events must name the sensor the token belongs to");
         }
         let dir = state.root.join("sensors").join(sensor).join("events");
         let _guard = state.append.lock().await;
@@ -240,27 +197,13 @@ async fn handle(
         .unwrap_or_else(|e| Err(std::io::Error::other(e)));
         return match r {
             Ok((Plan::Append { .. }, len)) => {
-                emit!(
-                    info,
-                    ev::COLLECT_RECEIVED,
-                    sensor,
-                    segment,
-                    offset,
-                    events,
-                    acked = len
-                );
+                emit!(info, ev::COLLECT_RECEIVED, sensor, segment, offset, events, acked = len);
                 reply_json("200 OK", len)
             }
             Ok((Plan::Duplicate, len)) => reply_json("200 OK", len),
             Ok((Plan::Gap, len)) => reply_json("409 Conflict", len),
             Ok((Plan::Misaligned, len)) => {
-                emit!(
-                    warn,
-                    ev::COLLECT_REFUSED,
-                    sensor,
-                    segment,
-                    reason = "resend does not match what is held"
-                );
+                emit!(warn, ev::COLLECT_REFUSED, sensor, segment, reason = "resend does not match what is held");
                 reply_json("409 Conflict", len)
             }
             Err(e) => text("500 Internal Server Error", &e.to_string()),
@@ -269,14 +212,8 @@ async fn handle(
     text("404 Not Found", "")
 }
 
-async fn serve_conn(
-    state: Arc<State>,
-    tls: tokio_rustls::TlsAcceptor,
-    tcp: tokio::net::TcpStream,
-    peer: std::net::SocketAddr,
-) {
-    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp)).await
-    else {
+async fn serve_conn(state: Arc<State>, tls: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp)).await else {
         return;
     };
     let mut conn = Conn::new(stream, Duration::from_secs(60));
@@ -295,45 +232,29 @@ async fn serve_conn(
             }
             Some(sensor) => handle(&state, &sensor, method, target, body).await,
         };
-        if conn
-            .write(&status, &[("Content-Type", "application/json")], &body)
-            .await
-            .is_err()
-        {
+        if conn.write(&status, &[("Content-Type", "application/json")], &body).await.is_err() {
             return;
         }
     }
 }
 
 /// Serves until `shutdown`; errors (certificate, store) are returned as text.
-pub async fn run(
-    config: CollectConfig,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> Result<(), String> {
+pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: CancellationToken) -> Result<(), String> {
     let (cert, key) = match (&config.cert, &config.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
-            let (c, k, fresh) =
-                port25_engine::tls::self_signed(&config.data_dir.join("tls"), &config.hostname)
-                    .map_err(|e| e.to_string())?;
+            let (c, k, fresh) = port25_engine::tls::self_signed(&config.data_dir.join("tls"), &config.hostname).map_err(|e| e.to_string())?;
             if fresh {
                 emit!(info, ev::TLS_CERT_GENERATED, path = %c.display(), hostname = %config.hostname);
             }
             (c, k)
         }
     };
-    let tls = tokio_rustls::TlsAcceptor::from(
-        port25_engine::tls::server_config(&cert, &key).map_err(|e| e.to_string())?,
-    );
+    let tls = tokio_rustls::TlsAcceptor::from(port25_engine::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
     let state = Arc::new(State {
         bodies: Bodies::open(&config.data_dir.join("bodies")).map_err(|e| e.to_string())?,
         root: config.data_dir.clone(),
-        tokens: config
-            .sensors
-            .iter()
-            .map(|s| (s.token.clone(), s.name.clone()))
-            .collect(),
+        tokens: config.sensors.iter().map(|s| (s.token.clone(), s.name.clone())).collect(),
         append: Mutex::new(()),
     });
     loop {
@@ -342,5 +263,29 @@ pub async fn run(
             _ = shutdown.cancelled() => return Ok(()),
         };
         tokio::spawn(serve_conn(state.clone(), tls.clone(), tcp, peer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dist_example_parses_and_bad_configs_say_why() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/collect.toml");
+        let c = CollectConfig::load(&path).unwrap();
+        assert_eq!(c.sensors[0].name, "br-sp-01");
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("c.toml");
+        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"s\"\ntoken = \"short\"\n").unwrap();
+        assert!(CollectConfig::load(&bad).unwrap_err().contains("at least 16 characters"));
+        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"../x\"\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(CollectConfig::load(&bad).unwrap_err().contains("sensor name"));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same("abc", "abc"));
+        assert!(!same("abc", "abd") && !same("abc", "ab"));
     }
 }

@@ -27,10 +27,7 @@ pub enum Error {
 
 impl Head {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     pub fn content_length(&self) -> Result<usize, Error> {
@@ -39,9 +36,7 @@ impl Head {
         }
         match self.header("content-length") {
             None => Ok(0),
-            Some(v) if !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit()) => {
-                v.parse().map_err(|_| Error::Length)
-            }
+            Some(v) if !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit()) => v.parse().map_err(|_| Error::Length),
             Some(_) => Err(Error::Length),
         }
     }
@@ -66,39 +61,23 @@ impl Head {
 pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     let window = &buf[..buf.len().min(MAX_HEAD)];
     let Some(end) = window.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return if buf.len() >= MAX_HEAD {
-            Err(Error::TooLong)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() >= MAX_HEAD { Err(Error::TooLong) } else { Ok(None) };
     };
     let text = std::str::from_utf8(&buf[..end]).map_err(|_| Error::Malformed)?;
     let mut lines = text.split("\r\n");
-    let start = lines
-        .next()
-        .filter(|s| !s.is_empty())
-        .ok_or(Error::Malformed)?;
+    let start = lines.next().filter(|s| !s.is_empty()).ok_or(Error::Malformed)?;
     if start.bytes().any(|b| b.is_ascii_control()) {
         return Err(Error::Malformed);
     }
     let mut headers = Vec::new();
     for line in lines {
         let (n, v) = line.split_once(':').ok_or(Error::Malformed)?;
-        if n.is_empty()
-            || n.bytes().any(|b| !b.is_ascii_graphic())
-            || v.bytes().any(|b| b.is_ascii_control() && b != b'\t')
-        {
+        if n.is_empty() || n.bytes().any(|b| !b.is_ascii_graphic()) || v.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
             return Err(Error::Malformed);
         }
         headers.push((n.to_owned(), v.trim().to_owned()));
     }
-    Ok(Some((
-        Head {
-            start: start.to_owned(),
-            headers,
-        },
-        end + 4,
-    )))
+    Ok(Some((Head { start: start.to_owned(), headers }, end + 4)))
 }
 
 #[cfg(test)]
@@ -118,17 +97,10 @@ mod tests {
         assert_eq!(h.header("authorization"), Some("Bearer t"));
         let (h, _) = parse(b"HTTP/1.1 409 Conflict\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.status(), Some(409));
-        assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nbad\r\n\r\n"),
-            Err(Error::Malformed)
-        );
-        let (h, _) = parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nbad\r\n\r\n"), Err(Error::Malformed));
+        let (h, _) = parse(b"GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.content_length(), Err(Error::Chunked));
-        let (h, _) = parse(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (h, _) = parse(b"GET / HTTP/1.1\r\nContent-Length: -1\r\n\r\n").unwrap().unwrap();
         assert_eq!(h.content_length(), Err(Error::Length));
         assert_eq!(parse(&vec![b'a'; MAX_HEAD]), Err(Error::TooLong));
     }

@@ -8,6 +8,7 @@
 
 pub mod append;
 pub mod collector;
+pub mod hpfeeds;
 pub mod http;
 pub mod shipper;
 pub mod wire;

@@ -19,18 +19,13 @@ fn invalid(e: impl std::fmt::Display) -> io::Error {
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
     pub fn new(stream: S, timeout: Duration) -> Conn<S> {
-        Conn {
-            stream,
-            buf: Vec::new(),
-            timeout,
-        }
+        Conn { stream, buf: Vec::new(), timeout }
     }
 
     async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
-            .await
-            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
+        let n =
+            tokio::time::timeout(self.timeout, self.stream.read(&mut chunk)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -42,19 +37,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
                 break h;
             }
             if self.fill().await? == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
-                    Err(io::ErrorKind::UnexpectedEof.into())
-                };
+                return if self.buf.is_empty() { Ok(None) } else { Err(io::ErrorKind::UnexpectedEof.into()) };
             }
         };
         self.buf.drain(..used);
         let len = head.content_length().map_err(invalid)?;
         if len > max_body {
-            return Err(invalid(format!(
-                "body of {len} bytes is over the limit of {max_body}"
-            )));
+            return Err(invalid(format!("body of {len} bytes is over the limit of {max_body}")));
         }
         while self.buf.len() < len {
             if self.fill().await? == 0 {
@@ -65,12 +54,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
         Ok(Some((head, body)))
     }
 
-    pub async fn write(
-        &mut self,
-        start: &str,
-        headers: &[(&str, &str)],
-        body: &[u8],
-    ) -> io::Result<()> {
+    pub async fn write(&mut self, start: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<()> {
         let mut out = format!("{start}\r\n");
         for (n, v) in headers {
             out.push_str(&format!("{n}: {v}\r\n"));

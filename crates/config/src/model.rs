@@ -73,6 +73,8 @@ struct RawListener {
     proxy_protocol: bool,
     /// Submission only: offer AUTH before TLS (tests, trusted loopback).
     plaintext_auth: Option<bool>,
+    /// MX only: authenticated submission on port 25 during the migration.
+    legacy_submission: Option<bool>,
     max_connections: Option<usize>,
     max_commands_before_mail: Option<u32>,
     max_recipients: Option<usize>,
@@ -158,6 +160,8 @@ pub struct Listener {
     pub proxy_protocol: bool,
     /// Submission listeners: AUTH offered before TLS (for tests only).
     pub plaintext_auth: bool,
+    /// MX listeners: AUTH after STARTTLS still works, each use recorded.
+    pub legacy_submission: bool,
     pub max_connections: usize,
     pub max_commands_before_mail: u32,
     pub max_recipients: usize,
@@ -333,8 +337,13 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
             return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
         }
+        if l.legacy_submission.is_some() && l.service != Service::Mx {
+            let hint = "legacy_submission belongs on the port-25 (service = \"mx\") listener; submission listeners always take AUTH";
+            return Err(err(offset, format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name), hint));
+        }
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
+            legacy_submission: l.legacy_submission.unwrap_or(false),
             max_connections: positive(l.max_connections, 20_000, "max_connections")?,
             max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
             max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
@@ -386,6 +395,7 @@ fn default_listeners() -> Vec<Listener> {
             tls,
             proxy_protocol: false,
             plaintext_auth: false,
+            legacy_submission: false,
             max_connections: 20_000,
             max_commands_before_mail: 50,
             max_recipients: 100,
@@ -452,6 +462,8 @@ mod tests {
         assert!(e.message.contains("only for service"), "{e}");
         let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+        let e = check("[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\nlegacy_submission = true\n").unwrap_err();
+        assert!(e.message.contains("only for service = \"mx\""), "{e}");
         let e = check("[submission]\nauth_login_lock_after = 0\n").unwrap_err();
         assert_eq!(e.line, 2);
 

@@ -15,6 +15,7 @@ pub(crate) struct RawSubmission {
     accounts: Option<String>,
     password_cache_secs: Option<u64>,
     trusted_networks: Option<Vec<Spanned<String>>>,
+    device_ca: Option<Spanned<String>>,
     messages_per_hour: Option<u32>,
     messages_per_day: Option<u32>,
     recipients_per_hour: Option<u32>,
@@ -37,6 +38,8 @@ pub struct Submission {
     /// `None`: the verified-password cache is off.
     pub password_cache: Option<Duration>,
     pub trusted_networks: Vec<ipnet::IpNet>,
+    /// PEM CA whose client certificates identify devices (off: `None`).
+    pub device_ca: Option<PathBuf>,
     pub messages_per_hour: u32,
     pub messages_per_day: u32,
     pub recipients_per_hour: u32,
@@ -89,6 +92,17 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
             s => Some(Duration::from_secs(s)),
         },
         trusted_networks,
+        device_ca: match raw.device_ca {
+            Some(p) => {
+                let path = crate::absolute(base, p.get_ref());
+                if !path.is_file() {
+                    let hint = "give the PEM file of the CA that signs your devices' certificates, or remove device_ca";
+                    return Err(err(p.span().start, format!("device_ca {} is not a readable file", path.display()), hint));
+                }
+                Some(path)
+            }
+            None => None,
+        },
         messages_per_hour: raw.messages_per_hour.unwrap_or(200),
         messages_per_day: raw.messages_per_day.unwrap_or(1000),
         recipients_per_hour: raw.recipients_per_hour.unwrap_or(500),
@@ -103,4 +117,18 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
         auth_lockout: Duration::from_secs(raw.auth_lockout_secs.unwrap_or(900)),
         auth_known_device: Duration::from_secs(raw.auth_known_device_days.unwrap_or(30) * 86400),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn device_ca_must_exist() {
+        let e = crate::parse("[submission]\ndevice_ca = \"/nonexistent/ca.pem\"\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("not a readable file"), "{e}");
+        let c = crate::parse("[submission]\npassword_cache_secs = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap();
+        assert_eq!((c.submission.password_cache, c.submission.device_ca), (None, None));
+    }
 }

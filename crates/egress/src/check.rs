@@ -25,13 +25,9 @@ pub struct Decision {
 pub fn deciding_entry(policy: &Policy, ip: IpAddr) -> Option<(EntryKind, usize, Prefix)> {
     let (family, v) = ip_to_u128(ip);
     let mut best: Option<(EntryKind, usize, Prefix)> = None;
-    let better = |p: &Prefix, kind: EntryKind, best: &Option<(EntryKind, usize, Prefix)>| match best
-    {
+    let better = |p: &Prefix, kind: EntryKind, best: &Option<(EntryKind, usize, Prefix)>| match best {
         None => true,
-        Some((bk, _, bp)) => {
-            p.len > bp.len
-                || (p.len == bp.len && kind == EntryKind::Exempt && *bk == EntryKind::Network)
-        }
+        Some((bk, _, bp)) => p.len > bp.len || (p.len == bp.len && kind == EntryKind::Exempt && *bk == EntryKind::Network),
     };
     for (i, n) in policy.networks.iter().enumerate() {
         for p in &n.prefixes {
@@ -52,22 +48,13 @@ pub fn deciding_entry(policy: &Policy, ip: IpAddr) -> Option<(EntryKind, usize, 
 
 pub fn decide(policy: &Policy, ip: IpAddr, port: Option<u16>) -> Decision {
     let rule = deciding_entry(policy, ip);
-    let in_blocked_space =
-        matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].block);
+    let in_blocked_space = matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].block);
     let port_blocked = port.is_none_or(|p| policy.blocked_ports.contains(&p));
-    Decision {
-        address: ip,
-        port,
-        blocked: in_blocked_space && port_blocked,
-        rule,
-    }
+    Decision { address: ip, port, blocked: in_blocked_space && port_blocked, rule }
 }
 
 fn ports(list: &[u16]) -> String {
-    list.iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
+    list.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// The human explanation `egress check` prints.
@@ -75,11 +62,7 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
     let mut s = String::new();
     let target = match d.port {
         Some(p) => format!("{} -> TCP port {p}", d.address),
-        None => format!(
-            "{} -> TCP ports {}",
-            d.address,
-            ports(&policy.blocked_ports)
-        ),
+        None => format!("{} -> TCP ports {}", d.address, ports(&policy.blocked_ports)),
     };
     let verdict = if d.blocked {
         match policy.action {
@@ -93,31 +76,22 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
     match d.rule {
         Some((EntryKind::Network, i, p)) => {
             let n = &policy.networks[i];
-            let _ = writeln!(
-                s,
-                "  rule: network {:?} ({}), prefix {p}, policy line {}",
-                n.name,
-                n.class.as_str(),
-                n.line
-            );
+            let _ = writeln!(s, "  rule: network {:?} ({}), prefix {p}, policy line {}", n.name, n.class.as_str(), n.line);
             if n.block {
-                let _ = writeln!(s, "  why:  the most specific prefix holding the address is end-user space ({}) whose outbound TCP to ports {} is blocked", n.class.as_str(), ports(&policy.blocked_ports));
+                let _ = writeln!(
+                    s,
+                    "  why:  the most specific prefix holding the address is end-user space ({}) whose outbound TCP to ports {} is blocked",
+                    n.class.as_str(),
+                    ports(&policy.blocked_ports)
+                );
             } else {
                 let _ = writeln!(s, "  why:  the network is {} with block = false: its customers may run their own mail servers", n.class.as_str());
             }
         }
         Some((EntryKind::Exempt, i, p)) => {
             let x = &policy.exemptions[i];
-            let _ = writeln!(
-                s,
-                "  rule: exemption {:?}, prefix {p}, policy line {}",
-                x.name, x.line
-            );
-            let reason = if x.reason.is_empty() {
-                String::new()
-            } else {
-                format!(" ({})", x.reason)
-            };
+            let _ = writeln!(s, "  rule: exemption {:?}, prefix {p}, policy line {}", x.name, x.line);
+            let reason = if x.reason.is_empty() { String::new() } else { format!(" ({})", x.reason) };
             let _ = writeln!(s, "  why:  exempt addresses may send on port 25{reason}; an exemption wins over any less specific network");
         }
         None => {
@@ -127,11 +101,7 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
     }
     if let Some(p) = d.port {
         if !policy.blocked_ports.contains(&p) {
-            let protected = if policy.protected_ports.contains(&p) {
-                " and protected: the policy never blocks it"
-            } else {
-                ""
-            };
+            let protected = if policy.protected_ports.contains(&p) { " and protected: the policy never blocks it" } else { "" };
             let _ = writeln!(s, "  port: {p} is not a blocked port{protected}");
         }
     }

@@ -53,12 +53,7 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
                 let mut ps = Vec::new();
                 range_to_prefixes(r, &mut ps);
                 for prefix in ps {
-                    out.push(Change {
-                        prefix,
-                        now_blocked,
-                        old_rule: rule_name(old, &to, eo),
-                        new_rule: rule_name(new, &tn, en),
-                    });
+                    out.push(Change { prefix, now_blocked, old_rule: rule_name(old, &to, eo), new_rule: rule_name(new, &tn, en) });
                 }
             }
         };
@@ -71,21 +66,10 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
                 continue;
             }
             match &mut pending {
-                Some((r, nb, po, pn)) if *nb == bn && *po == eo && *pn == en && r.last + 1 == b => {
-                    r.last = last
-                }
+                Some((r, nb, po, pn)) if *nb == bn && *po == eo && *pn == en && r.last + 1 == b => r.last = last,
                 _ => {
                     flush(pending.take(), &mut out);
-                    pending = Some((
-                        Range {
-                            family,
-                            first: b,
-                            last,
-                        },
-                        bn,
-                        eo,
-                        en,
-                    ));
+                    pending = Some((Range { family, first: b, last }, bn, eo, en));
                 }
             }
         }

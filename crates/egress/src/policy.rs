@@ -153,27 +153,17 @@ pub fn parse(text: &str, file: &Path) -> Result<Policy, ConfigError> {
         if msg.is_empty() {
             msg = "TOML syntax error".into();
         }
-        ConfigError::at(
-            file,
-            text,
-            offset,
-            msg,
-            "see dist/egress.toml for every key and its meaning",
-        )
+        ConfigError::at(file, text, offset, msg, "see dist/egress.toml for every key and its meaning")
     })?;
     resolve(raw, text, file)
 }
 
 fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigError> {
-    let err =
-        |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let line_of = |offset: usize| port25_config::line_col(text, offset).0;
     let s = raw.policy;
 
-    let ports = |list: Option<Spanned<Vec<Spanned<i64>>>>,
-                 default: &[u16],
-                 key: &str|
-     -> Result<Vec<u16>, ConfigError> {
+    let ports = |list: Option<Spanned<Vec<Spanned<i64>>>>, default: &[u16], key: &str| -> Result<Vec<u16>, ConfigError> {
         let Some(list) = list else {
             let mut v = default.to_vec();
             v.sort_unstable();
@@ -185,13 +175,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
                 Ok(n) if n > 0 => {
                     out.insert(n);
                 }
-                _ => {
-                    return Err(err(
-                        p.span().start,
-                        format!("{key}: {} is not a TCP port", p.get_ref()),
-                        "use numbers from 1 to 65535",
-                    ))
-                }
+                _ => return Err(err(p.span().start, format!("{key}: {} is not a TCP port", p.get_ref()), "use numbers from 1 to 65535")),
             }
         }
         Ok(out.into_iter().collect())
@@ -199,17 +183,16 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
     let blocked_span = s.blocked_ports.as_ref().map_or(0, |l| l.span().start);
     let blocked_ports = ports(s.blocked_ports, DEFAULT_BLOCKED, "blocked_ports")?;
     if blocked_ports.is_empty() {
-        return Err(err(
-            blocked_span,
-            "blocked_ports is empty: the policy would block nothing".into(),
-            "list 25, or remove the key for the default [25]",
-        ));
+        return Err(err(blocked_span, "blocked_ports is empty: the policy would block nothing".into(), "list 25, or remove the key for the default [25]"));
     }
     let protected_ports = ports(s.protected_ports, DEFAULT_PROTECTED, "protected_ports")?;
     if let Some(p) = blocked_ports.iter().find(|p| protected_ports.contains(p)) {
         return Err(err(
             blocked_span,
-            format!("port {p}{} is protected but listed in blocked_ports: blocking it would cut customers off from their provider's mail service", port_name(*p)),
+            format!(
+                "port {p}{} is protected but listed in blocked_ports: blocking it would cut customers off from their provider's mail service",
+                port_name(*p)
+            ),
             "remove it from blocked_ports; customers submit mail on 587/465 precisely because those stay open",
         ));
     }
@@ -219,19 +202,25 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         Some(a) => match a.get_ref().as_str() {
             "drop" => Action::Drop,
             "reject" => Action::Reject,
-            other => return Err(err(a.span().start, format!("action {other:?} is neither \"drop\" nor \"reject\""), "\"reject\" answers with a TCP reset so clients fail fast; \"drop\" discards silently")),
+            other => {
+                return Err(err(
+                    a.span().start,
+                    format!("action {other:?} is neither \"drop\" nor \"reject\""),
+                    "\"reject\" answers with a TCP reset so clients fail fast; \"drop\" discards silently",
+                ))
+            }
         },
     };
     let table = match &s.table {
         None => "port25_egress".to_owned(),
         Some(t) => {
             let v = t.get_ref();
-            if v.is_empty()
-                || v.len() > 24
-                || !v.starts_with(|c: char| c.is_ascii_alphabetic())
-                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            {
-                return Err(err(t.span().start, format!("table {v:?} is not a usable name"), "start with a letter; letters, digits and _ only; at most 24 characters (ipset names are short)"));
+            if v.is_empty() || v.len() > 24 || !v.starts_with(|c: char| c.is_ascii_alphabetic()) || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(err(
+                    t.span().start,
+                    format!("table {v:?} is not a usable name"),
+                    "start with a letter; letters, digits and _ only; at most 24 characters (ipset names are short)",
+                ));
             }
             v.clone()
         }
@@ -240,11 +229,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut check_name = |n: &Spanned<String>| -> Result<String, ConfigError> {
         let v = n.get_ref();
-        if v.is_empty()
-            || !v
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
+        if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(err(
                 n.span().start,
                 format!("name {v:?} may hold only letters, digits, - _ ."),
@@ -252,27 +237,20 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
             ));
         }
         if let Some(prev) = names.insert(v.clone(), line_of(n.span().start)) {
-            return Err(err(
-                n.span().start,
-                format!("name {v:?} is already used on line {prev}"),
-                "give every network and exemption its own name",
-            ));
+            return Err(err(n.span().start, format!("name {v:?} is already used on line {prev}"), "give every network and exemption its own name"));
         }
         Ok(v.clone())
     };
-    let prefixes = |list: &[Spanned<String>],
-                    at: usize,
-                    what: &str|
-     -> Result<Vec<Prefix>, ConfigError> {
+    let prefixes = |list: &[Spanned<String>], at: usize, what: &str| -> Result<Vec<Prefix>, ConfigError> {
         if list.is_empty() {
-            return Err(err(
-                at,
-                format!("{what} has no prefixes"),
-                "list at least one prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\"",
-            ));
+            return Err(err(at, format!("{what} has no prefixes"), "list at least one prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\""));
         }
         list.iter()
-            .map(|p| p.get_ref().parse::<Prefix>().map_err(|e| err(p.span().start, e.0, "write a prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\", or a single address")))
+            .map(|p| {
+                p.get_ref()
+                    .parse::<Prefix>()
+                    .map_err(|e| err(p.span().start, e.0, "write a prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\", or a single address"))
+            })
             .collect()
     };
 
@@ -294,35 +272,16 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
                 ))
             }
         };
-        let prefixes = prefixes(
-            &n.prefixes,
-            n.name.span().start,
-            &format!("network {name:?}"),
-        )?;
-        networks.push(Network {
-            name,
-            class,
-            block: n.block.unwrap_or(class.blocks_by_default()),
-            prefixes,
-            line: line_of(at),
-        });
+        let prefixes = prefixes(&n.prefixes, n.name.span().start, &format!("network {name:?}"))?;
+        networks.push(Network { name, class, block: n.block.unwrap_or(class.blocks_by_default()), prefixes, line: line_of(at) });
     }
     let mut exemptions = Vec::new();
     for x in &raw.exemptions {
         let at = x.span().start;
         let x = x.get_ref();
         let name = check_name(&x.name)?;
-        let prefixes = prefixes(
-            &x.prefixes,
-            x.name.span().start,
-            &format!("exemption {name:?}"),
-        )?;
-        exemptions.push(Exemption {
-            name,
-            reason: x.reason.clone(),
-            prefixes,
-            line: line_of(at),
-        });
+        let prefixes = prefixes(&x.prefixes, x.name.span().start, &format!("exemption {name:?}"))?;
+        exemptions.push(Exemption { name, reason: x.reason.clone(), prefixes, line: line_of(at) });
     }
 
     // The same prefix in two networks with opposite verdicts has no
@@ -352,9 +311,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
     }
 
     Ok(Policy {
-        name: s
-            .name
-            .map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
+        name: s.name.map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
         blocked_ports,
         protected_ports,
         action,
@@ -401,32 +358,17 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn refuses_protected_ports() {
-        let e = parse_err(&format!(
-            "[policy]\nblocked_ports = [25, 587]\n{}",
-            &OK[10..]
-        ));
-        assert!(
-            e.starts_with("p.toml:2:17: port 587 (message submission, RFC 6409) is protected"),
-            "{e}"
-        );
+        let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", &OK[10..]));
+        assert!(e.starts_with("p.toml:2:17: port 587 (message submission, RFC 6409) is protected"), "{e}");
         assert!(e.contains("fix:"));
     }
 
     #[test]
     fn errors_name_the_line() {
-        let e = parse_err(
-            "[[network]]\nname = \"a\"\nclass = \"residental\"\nprefixes = [\"10.0.0.0/8\"]\n",
-        );
+        let e = parse_err("[[network]]\nname = \"a\"\nclass = \"residental\"\nprefixes = [\"10.0.0.0/8\"]\n");
         assert!(e.starts_with("p.toml:3:9: class \"residental\""), "{e}");
-        let e = parse_err(
-            "[[network]]\nname = \"a\"\nclass = \"mobile\"\nprefixes = [\"10.0.0.1/8\"]\n",
-        );
-        assert!(
-            e.starts_with(
-                "p.toml:4:13: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"
-            ),
-            "{e}"
-        );
+        let e = parse_err("[[network]]\nname = \"a\"\nclass = \"mobile\"\nprefixes = [\"10.0.0.1/8\"]\n");
+        assert!(e.starts_with("p.toml:4:13: \"10.0.0.1/8\" has host bits set; did you mean 10.0.0.0/8?"), "{e}");
         let e = parse_err("[[network]]\nname = \"a\"\nclass = \"mobile\"\nprefixes = [\"10.0.0.0/8\"]\nbolck = true\n");
         assert!(e.starts_with("p.toml:"), "{e}");
         assert!(e.contains("unknown field `bolck`"), "{e}");
@@ -440,11 +382,7 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn business_is_not_blocked_by_default() {
-        let p = parse(
-            "[[network]]\nname = \"b\"\nclass = \"business\"\nprefixes = [\"10.0.0.0/8\"]\n",
-            Path::new("p"),
-        )
-        .unwrap();
+        let p = parse("[[network]]\nname = \"b\"\nclass = \"business\"\nprefixes = [\"10.0.0.0/8\"]\n", Path::new("p")).unwrap();
         assert!(!p.networks[0].block);
     }
 }

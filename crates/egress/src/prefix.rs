@@ -68,11 +68,7 @@ pub fn u128_to_ip(family: Family, v: u128) -> IpAddr {
 impl Prefix {
     pub fn host(ip: IpAddr) -> Prefix {
         let (family, addr) = ip_to_u128(ip);
-        Prefix {
-            family,
-            addr,
-            len: family.bits(),
-        }
+        Prefix { family, addr, len: family.bits() }
     }
     fn host_mask(family: Family, len: u8) -> u128 {
         let host_bits = family.bits() - len;
@@ -89,20 +85,13 @@ impl Prefix {
         self.addr | Self::host_mask(self.family, self.len)
     }
     pub fn range(&self) -> Range {
-        Range {
-            family: self.family,
-            first: self.first(),
-            last: self.last(),
-        }
+        Range { family: self.family, first: self.first(), last: self.last() }
     }
     pub fn contains(&self, family: Family, v: u128) -> bool {
         self.family == family && v >= self.first() && v <= self.last()
     }
     pub fn covers(&self, other: &Prefix) -> bool {
-        self.family == other.family
-            && self.len <= other.len
-            && other.first() >= self.first()
-            && other.last() <= self.last()
+        self.family == other.family && self.len <= other.len && other.first() >= self.first() && other.last() <= self.last()
     }
     pub fn network(&self) -> IpAddr {
         u128_to_ip(self.family, self.addr)
@@ -140,10 +129,7 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let ip: IpAddr = addr
-            .trim()
-            .parse()
-            .map_err(|_| PrefixError(format!("{s:?} is not an IPv4 or IPv6 address or prefix")))?;
+        let ip: IpAddr = addr.trim().parse().map_err(|_| PrefixError(format!("{s:?} is not an IPv4 or IPv6 address or prefix")))?;
         // Mapped addresses are not folded here: a prefix written in IPv6
         // notation is meant as IPv6.
         let (family, v) = match ip {
@@ -154,29 +140,14 @@ impl FromStr for Prefix {
             None => family.bits(),
             Some(l) => match l.trim().parse::<u8>() {
                 Ok(n) if n <= family.bits() => n,
-                _ => {
-                    return Err(PrefixError(format!(
-                        "{s:?}: prefix length must be 0..={}",
-                        family.bits()
-                    )))
-                }
+                _ => return Err(PrefixError(format!("{s:?}: prefix length must be 0..={}", family.bits()))),
             },
         };
         if v & Prefix::host_mask(family, len) != 0 {
-            let p = Prefix {
-                family,
-                addr: v & !Prefix::host_mask(family, len),
-                len,
-            };
-            return Err(PrefixError(format!(
-                "{s:?} has host bits set; did you mean {p}?"
-            )));
+            let p = Prefix { family, addr: v & !Prefix::host_mask(family, len), len };
+            return Err(PrefixError(format!("{s:?} has host bits set; did you mean {p}?")));
         }
-        Ok(Prefix {
-            family,
-            addr: v,
-            len,
-        })
+        Ok(Prefix { family, addr: v, len })
     }
 }
 
@@ -186,33 +157,17 @@ pub fn range_to_prefixes(r: Range, out: &mut Vec<Prefix>) {
     let mut cur = r.first;
     loop {
         // Largest aligned block starting at `cur` that does not pass `last`.
-        let align = if cur == 0 {
-            bits as u32
-        } else {
-            cur.trailing_zeros().min(bits as u32)
-        };
+        let align = if cur == 0 { bits as u32 } else { cur.trailing_zeros().min(bits as u32) };
         let mut size_bits = align;
         while size_bits > 0 {
-            let span_last = if size_bits == 128 {
-                u128::MAX
-            } else {
-                cur + ((1u128 << size_bits) - 1)
-            };
+            let span_last = if size_bits == 128 { u128::MAX } else { cur + ((1u128 << size_bits) - 1) };
             if span_last <= r.last && span_last >= cur {
                 break;
             }
             size_bits -= 1;
         }
-        out.push(Prefix {
-            family: r.family,
-            addr: cur,
-            len: bits - size_bits as u8,
-        });
-        let block_last = if size_bits == 128 {
-            u128::MAX
-        } else {
-            cur + ((1u128 << size_bits) - 1)
-        };
+        out.push(Prefix { family: r.family, addr: cur, len: bits - size_bits as u8 });
+        let block_last = if size_bits == 128 { u128::MAX } else { cur + ((1u128 << size_bits) - 1) };
         if block_last >= r.last {
             return;
         }
@@ -226,10 +181,7 @@ pub fn merge_ranges(mut ranges: Vec<Range>) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
     for r in ranges {
         if let Some(last) = out.last_mut() {
-            if last.family == r.family
-                && (r.first <= last.last
-                    || r.first == last.last.wrapping_add(1) && last.last != r.family.max())
-            {
+            if last.family == r.family && (r.first <= last.last || r.first == last.last.wrapping_add(1) && last.last != r.family.max()) {
                 last.last = last.last.max(r.last);
                 continue;
             }
@@ -263,11 +215,7 @@ mod tests {
         assert_eq!(p("10.0.0.0/8").to_string(), "10.0.0.0/8");
         assert_eq!(p("2001:db8::/32").to_string(), "2001:db8::/32");
         assert_eq!(p("192.0.2.1").to_string(), "192.0.2.1/32");
-        assert!("10.0.0.1/8"
-            .parse::<Prefix>()
-            .unwrap_err()
-            .0
-            .contains("did you mean 10.0.0.0/8"));
+        assert!("10.0.0.1/8".parse::<Prefix>().unwrap_err().0.contains("did you mean 10.0.0.0/8"));
         assert!("10.0.0.0/33".parse::<Prefix>().is_err());
         assert!("::/0".parse::<Prefix>().is_ok());
         assert!("0.0.0.0/0".parse::<Prefix>().is_ok());
@@ -275,20 +223,12 @@ mod tests {
 
     #[test]
     fn aggregation_is_minimal() {
-        let v = aggregate(&[
-            p("10.0.0.0/25"),
-            p("10.0.0.128/25"),
-            p("10.0.1.0/24"),
-            p("10.0.0.7/32"),
-        ]);
+        let v = aggregate(&[p("10.0.0.0/25"), p("10.0.0.128/25"), p("10.0.1.0/24"), p("10.0.0.7/32")]);
         assert_eq!(v, vec![p("10.0.0.0/23")]);
         let v = aggregate(&[p("10.0.0.1/32"), p("10.0.0.2/31"), p("10.0.0.4/32")]);
         let s: Vec<String> = v.iter().map(|x| x.to_string()).collect();
         assert_eq!(s, ["10.0.0.1/32", "10.0.0.2/31", "10.0.0.4/32"]);
-        assert_eq!(
-            aggregate(&[p("0.0.0.0/1"), p("128.0.0.0/1")]),
-            vec![p("0.0.0.0/0")]
-        );
+        assert_eq!(aggregate(&[p("0.0.0.0/1"), p("128.0.0.0/1")]), vec![p("0.0.0.0/0")]);
         assert_eq!(aggregate(&[p("::/1"), p("8000::/1")]), vec![p("::/0")]);
         // Families never merge.
         assert_eq!(aggregate(&[p("0.0.0.0/0"), p("::/96")]).len(), 2);
@@ -297,40 +237,13 @@ mod tests {
     #[test]
     fn range_to_prefix_edges() {
         let mut out = Vec::new();
-        range_to_prefixes(
-            Range {
-                family: Family::V4,
-                first: 0,
-                last: u32::MAX as u128,
-            },
-            &mut out,
-        );
+        range_to_prefixes(Range { family: Family::V4, first: 0, last: u32::MAX as u128 }, &mut out);
         assert_eq!(out, vec![p("0.0.0.0/0")]);
         out.clear();
-        range_to_prefixes(
-            Range {
-                family: Family::V6,
-                first: u128::MAX,
-                last: u128::MAX,
-            },
-            &mut out,
-        );
-        assert_eq!(
-            out[0].to_string(),
-            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128"
-        );
+        range_to_prefixes(Range { family: Family::V6, first: u128::MAX, last: u128::MAX }, &mut out);
+        assert_eq!(out[0].to_string(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
         out.clear();
-        range_to_prefixes(
-            Range {
-                family: Family::V4,
-                first: 1,
-                last: 6,
-            },
-            &mut out,
-        );
-        assert_eq!(
-            out.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
-            ["0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/31", "0.0.0.6/32"]
-        );
+        range_to_prefixes(Range { family: Family::V4, first: 1, last: 6 }, &mut out);
+        assert_eq!(out.iter().map(|x| x.to_string()).collect::<Vec<_>>(), ["0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/31", "0.0.0.6/32"]);
     }
 }

@@ -12,9 +12,31 @@ use crate::flow::Flow;
 use crate::policy::Policy;
 use crate::table::{EntryKind, Table};
 use serde::Serialize;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::IpAddr;
+
+/// FxHash-style hasher: subscriber addresses are not attacker-chosen keys
+/// in a way that matters here (one report, bounded by the end-user space),
+/// and SipHash was the largest cost per flow.
+#[derive(Default)]
+struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -25,11 +47,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            window_ms: 600_000,
-            threshold: 10,
-            block_at_ms: None,
-        }
+        Options { window_ms: 600_000, threshold: 10, block_at_ms: None }
     }
 }
 
@@ -39,7 +57,6 @@ struct Sub {
     flows: [u64; 2],
     packets: [u64; 2],
     bytes: u64,
-    dsts: HashSet<IpAddr>,
     events: Vec<(u64, IpAddr)>,
     first: u64,
     last: u64,
@@ -49,7 +66,7 @@ pub struct Analyzer<'a> {
     policy: &'a Policy,
     table: &'a Table,
     opts: Options,
-    subs: HashMap<IpAddr, Sub>,
+    subs: FxMap<IpAddr, Sub>,
     pub flows_seen: u64,
     pub flows_matched: u64,
 }
@@ -76,14 +93,7 @@ pub struct Row {
 
 impl<'a> Analyzer<'a> {
     pub fn new(policy: &'a Policy, table: &'a Table, opts: Options) -> Analyzer<'a> {
-        Analyzer {
-            policy,
-            table,
-            opts,
-            subs: HashMap::new(),
-            flows_seen: 0,
-            flows_matched: 0,
-        }
+        Analyzer { policy, table, opts, subs: FxMap::default(), flows_seen: 0, flows_matched: 0 }
     }
 
     #[inline]
@@ -98,15 +108,10 @@ impl<'a> Analyzer<'a> {
         }
         self.flows_matched += 1;
         let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
-        let s = self.subs.entry(f.src).or_insert_with(|| Sub {
-            entry,
-            first: u64::MAX,
-            ..Sub::default()
-        });
+        let s = self.subs.entry(f.src).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
         s.flows[after] += 1;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
-        s.dsts.insert(f.dst);
         s.events.push((f.start_ms, f.dst));
         s.first = s.first.min(f.start_ms);
         s.last = s.last.max(f.end_ms.max(f.start_ms));
@@ -121,16 +126,13 @@ impl<'a> Analyzer<'a> {
             .map(|(ip, s)| {
                 let e = &self.table.entries[s.entry as usize];
                 let (network, class) = match e.kind {
-                    EntryKind::Network => (
-                        self.policy.networks[e.index].name.clone(),
-                        self.policy.networks[e.index].class.as_str().to_owned(),
-                    ),
-                    EntryKind::Exempt => (
-                        self.policy.exemptions[e.index].name.clone(),
-                        "exempt".to_owned(),
-                    ),
+                    EntryKind::Network => (self.policy.networks[e.index].name.clone(), self.policy.networks[e.index].class.as_str().to_owned()),
+                    EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
                 };
                 let peak = peak_in_window(&s.events, self.opts.window_ms);
+                let mut dsts: Vec<IpAddr> = s.events.iter().map(|e| e.1).collect();
+                dsts.sort_unstable();
+                dsts.dedup();
                 Row {
                     subscriber: *ip,
                     network,
@@ -138,7 +140,7 @@ impl<'a> Analyzer<'a> {
                     flows: s.flows[0] + s.flows[1],
                     packets: s.packets[0] + s.packets[1],
                     bytes: s.bytes,
-                    distinct_destinations: s.dsts.len(),
+                    distinct_destinations: dsts.len(),
                     first_seen: rfc3339(s.first),
                     last_seen: rfc3339(s.last),
                     peak_destinations_in_window: peak,
@@ -149,9 +151,7 @@ impl<'a> Analyzer<'a> {
             })
             .collect();
         rows.sort_by(|a, b| {
-            (b.spambot, b.distinct_destinations, b.flows)
-                .cmp(&(a.spambot, a.distinct_destinations, a.flows))
-                .then(a.subscriber.cmp(&b.subscriber))
+            (b.spambot, b.distinct_destinations, b.flows).cmp(&(a.spambot, a.distinct_destinations, a.flows)).then(a.subscriber.cmp(&b.subscriber))
         });
         rows
     }
@@ -161,7 +161,7 @@ impl<'a> Analyzer<'a> {
 fn peak_in_window(events: &[(u64, IpAddr)], window: u64) -> usize {
     let mut ev = events.to_vec();
     ev.sort_unstable();
-    let mut counts: HashMap<IpAddr, usize> = HashMap::new();
+    let mut counts: FxMap<IpAddr, usize> = FxMap::default();
     let (mut lo, mut best) = (0, 0);
     for hi in 0..ev.len() {
         *counts.entry(ev[hi].1).or_default() += 1;
@@ -191,12 +191,7 @@ pub fn rfc3339(ms: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 /// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ` into Unix milliseconds.
@@ -206,25 +201,11 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     }
     let bad = || format!("{s:?} is neither Unix seconds nor YYYY-MM-DDTHH:MM:SSZ");
     let b = s.as_bytes();
-    if b.len() != 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b'T'
-        || b[13] != b':'
-        || b[16] != b':'
-        || b[19] != b'Z'
-    {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
-    let (y, m, d, hh, mm, ss) = (
-        num(0..4)?,
-        num(5..7)?,
-        num(8..10)?,
-        num(11..13)?,
-        num(14..16)?,
-        num(17..19)?,
-    );
+    let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return Err(bad());
     }
@@ -244,15 +225,7 @@ pub fn table(rows: &[Row], with_block: bool) -> String {
     let _ = write!(
         s,
         "{:<39} {:<22} {:>7} {:>8} {:>6} {:>5} {:<20} {:<20} {:<7}",
-        "SUBSCRIBER",
-        "NETWORK",
-        "FLOWS",
-        "PACKETS",
-        "DSTS",
-        "PEAK",
-        "FIRST SEEN",
-        "LAST SEEN",
-        "SPAMBOT"
+        "SUBSCRIBER", "NETWORK", "FLOWS", "PACKETS", "DSTS", "PEAK", "FIRST SEEN", "LAST SEEN", "SPAMBOT"
     );
     if with_block {
         let _ = write!(s, " {:>7} {:>7}", "BEFORE", "AFTER");
@@ -273,12 +246,7 @@ pub fn table(rows: &[Row], with_block: bool) -> String {
             if r.spambot { "yes" } else { "no" }
         );
         if with_block {
-            let _ = write!(
-                s,
-                " {:>7} {:>7}",
-                r.flows_before_block.unwrap_or(0),
-                r.flows_after_block.unwrap_or(0)
-            );
+            let _ = write!(s, " {:>7} {:>7}", r.flows_before_block.unwrap_or(0), r.flows_after_block.unwrap_or(0));
         }
         s.push('\n');
     }
@@ -309,12 +277,7 @@ pub fn csv(rows: &[Row], with_block: bool) -> String {
             r.spambot
         );
         if with_block {
-            let _ = write!(
-                s,
-                ",{},{}",
-                r.flows_before_block.unwrap_or(0),
-                r.flows_after_block.unwrap_or(0)
-            );
+            let _ = write!(s, ",{},{}", r.flows_before_block.unwrap_or(0), r.flows_after_block.unwrap_or(0));
         }
         s.push('\n');
     }

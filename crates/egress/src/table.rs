@@ -54,14 +54,7 @@ pub struct Table {
 fn flatten(mut items: Vec<(Prefix, u32, u8)>, max: u128) -> Vec<Segment> {
     // Same start: the shorter (enclosing) prefix first; equal prefixes: the
     // higher rank (exemption) first, and only that one is kept.
-    items.sort_by(|a, b| {
-        (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1).cmp(&(
-            b.0.first(),
-            b.0.len,
-            std::cmp::Reverse(b.2),
-            b.1,
-        ))
-    });
+    items.sort_by_key(|a| (a.0.first(), a.0.len, std::cmp::Reverse(a.2), a.1));
     items.dedup_by(|b, a| a.0 == b.0);
     let mut out: Vec<Segment> = Vec::with_capacity(items.len() * 2);
     let mut push = |first: u128, last: u128, entry: u32| {
@@ -137,11 +130,7 @@ impl Table {
         let mut v6 = Vec::new();
         for (i, n) in policy.networks.iter().enumerate() {
             let id = entries.len() as u32;
-            entries.push(Entry {
-                kind: EntryKind::Network,
-                index: i,
-                blocked: n.block,
-            });
+            entries.push(Entry { kind: EntryKind::Network, index: i, blocked: n.block });
             for p in &n.prefixes {
                 match p.family {
                     Family::V4 => v4.push((*p, id, 0)),
@@ -151,11 +140,7 @@ impl Table {
         }
         for (i, x) in policy.exemptions.iter().enumerate() {
             let id = entries.len() as u32;
-            entries.push(Entry {
-                kind: EntryKind::Exempt,
-                index: i,
-                blocked: false,
-            });
+            entries.push(Entry { kind: EntryKind::Exempt, index: i, blocked: false });
             for p in &x.prefixes {
                 match p.family {
                     Family::V4 => v4.push((*p, id, 1)),
@@ -176,16 +161,7 @@ impl Table {
             }
             v4_index.push(j as u32);
         }
-        Table {
-            entries,
-            v4,
-            v6,
-            v4_starts,
-            v4_vals,
-            v4_index,
-            v6_starts,
-            v6_vals,
-        }
+        Table { entries, v4, v6, v4_starts, v4_vals, v4_index, v6_starts, v6_vals }
     }
 
     /// The deciding entry for an IPv4 address, or [`NONE`].
@@ -234,14 +210,7 @@ impl Table {
             Family::V6 => &self.v6,
         };
         let ranges = |f: &dyn Fn(bool) -> bool| -> Vec<Range> {
-            segs.iter()
-                .filter(|s| f(self.entries[s.entry as usize].blocked))
-                .map(|s| Range {
-                    family,
-                    first: s.first,
-                    last: s.last,
-                })
-                .collect()
+            segs.iter().filter(|s| f(self.entries[s.entry as usize].blocked)).map(|s| Range { family, first: s.first, last: s.last }).collect()
         };
         let to_prefixes = |r: Vec<Range>| {
             let mut out = Vec::new();
@@ -256,11 +225,7 @@ impl Table {
             return (disjoint, exempt);
         }
         let covering = to_prefixes(ranges(&|_| true));
-        let blocked = if covering.len() < disjoint.len() {
-            covering
-        } else {
-            disjoint
-        };
+        let blocked = if covering.len() < disjoint.len() { covering } else { disjoint };
         (blocked, exempt)
     }
 }

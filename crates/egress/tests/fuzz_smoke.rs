@@ -39,7 +39,21 @@ fn seeds(target: &str) -> Vec<Vec<u8>> {
     seeds
 }
 
-const PIECES: &[&[u8]] = &[b"\x00\x02", b"\x00\x03", b"\x01\x00", b"\xff\xff", b"\x00\x00\x00\x00", b"\x00\x0a", b"\x00\x09", b"\x00\x05", b"/0", b"::", b"\n[[exempt]]\n", b"\"", b"="];
+const PIECES: &[&[u8]] = &[
+    b"\x00\x02",
+    b"\x00\x03",
+    b"\x01\x00",
+    b"\xff\xff",
+    b"\x00\x00\x00\x00",
+    b"\x00\x0a",
+    b"\x00\x09",
+    b"\x00\x05",
+    b"/0",
+    b"::",
+    b"\n[[exempt]]\n",
+    b"\"",
+    b"=",
+];
 
 fn mutate(rng: &mut Rng, seed: &[u8]) -> Vec<u8> {
     let mut d = seed.to_vec();
@@ -126,7 +140,17 @@ fn write_seeds() {
     let f4: Vec<Flow> = (0..3).map(|i| flow(i, false)).collect();
     let f6: Vec<Flow> = (0..2).map(|i| flow(i, true)).collect();
     let boot = 1_764_000_000_000 - 3_600_000;
-    let ipfix = encode::ipfix(1, 1_764_000_002, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::template_set(true, 257, IPFIX_V6), encode::data_set(256, IPFIX_V4, &f4, 0), encode::data_set(257, IPFIX_V6, &f6, 0)]);
+    let ipfix = encode::ipfix(
+        1,
+        1_764_000_002,
+        1,
+        &[
+            encode::template_set(true, 256, IPFIX_V4),
+            encode::template_set(true, 257, IPFIX_V6),
+            encode::data_set(256, IPFIX_V4, &f4, 0),
+            encode::data_set(257, IPFIX_V6, &f6, 0),
+        ],
+    );
     let v9 = encode::v9(1, 1_764_000_002, 3_600_000 + 2000, 1, &[encode::template_set(false, 256, V9_V4), encode::data_set(256, V9_V4, &f4, boot)]);
     let v5 = encode::v5(&f4, 1_764_000_002, 3_600_000);
     let dir = seed_dir("egress_flow_datagram");

@@ -25,35 +25,21 @@ fn check(policy_file: &Path, stem: &str) {
             std::fs::write(&file, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&file).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
-                file.display()
-            )
-        });
+        let want = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", file.display()));
         if got != want {
             mismatched.push(file.display().to_string());
             eprintln!("--- {}\n+++ got\n{got}", file.display());
         }
     }
-    assert!(
-        mismatched.is_empty(),
-        "output differs from golden files: {mismatched:?}"
-    );
+    assert!(mismatched.is_empty(), "output differs from golden files: {mismatched:?}");
 }
 
 #[test]
 fn documented_example() {
-    check(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"),
-        "example",
-    );
+    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"), "example");
 }
 
 #[test]
 fn edge_cases() {
-    check(
-        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge.toml"),
-        "edge",
-    );
+    check(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge.toml"), "edge");
 }

@@ -24,25 +24,10 @@ fn edge() -> Policy {
 /// Addresses near every prefix boundary of the policy, plus random ones.
 fn probes(p: &Policy, rng: &mut Rng) -> Vec<IpAddr> {
     let mut out = Vec::new();
-    let all = p
-        .networks
-        .iter()
-        .flat_map(|n| n.prefixes.iter())
-        .chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
+    let all = p.networks.iter().flat_map(|n| n.prefixes.iter()).chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
     for pf in all {
-        for v in [
-            pf.first().wrapping_sub(1),
-            pf.first(),
-            pf.first() + 1,
-            pf.last() - 1,
-            pf.last(),
-            pf.last().wrapping_add(1),
-        ] {
-            let v = if pf.family == Family::V4 {
-                v & 0xffff_ffff
-            } else {
-                v
-            };
+        for v in [pf.first().wrapping_sub(1), pf.first(), pf.first() + 1, pf.last() - 1, pf.last(), pf.last().wrapping_add(1)] {
+            let v = if pf.family == Family::V4 { v & 0xffff_ffff } else { v };
             out.push(u128_to_ip(pf.family, v));
         }
         for _ in 0..200 {
@@ -54,13 +39,7 @@ fn probes(p: &Policy, rng: &mut Rng) -> Vec<IpAddr> {
     out
 }
 
-fn in_sets(
-    sets: &(
-        Vec<port25_egress::prefix::Prefix>,
-        Vec<port25_egress::prefix::Prefix>,
-    ),
-    ip: IpAddr,
-) -> bool {
+fn in_sets(sets: &(Vec<port25_egress::prefix::Prefix>, Vec<port25_egress::prefix::Prefix>), ip: IpAddr) -> bool {
     let (f, v) = ip_to_u128(ip);
     // Exempt first, then blocked: the order every dialect uses.
     !sets.1.iter().any(|p| p.contains(f, v)) && sets.0.iter().any(|p| p.contains(f, v))
@@ -68,11 +47,7 @@ fn in_sets(
 
 #[test]
 fn table_and_sets_agree_with_check() {
-    for p in [
-        edge(),
-        policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"))
-            .unwrap(),
-    ] {
+    for p in [edge(), policy::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml")).unwrap()] {
         let t = Table::new(&p);
         let s4 = t.sets(Family::V4);
         let s6 = t.sets(Family::V6);
@@ -89,11 +64,7 @@ fn table_and_sets_agree_with_check() {
             }
             let blocked = matches!(want, Some((EntryKind::Network, i, _)) if p.networks[i].block);
             let sets = if ip.is_ipv4() { &s4 } else { &s6 };
-            assert_eq!(
-                in_sets(sets, ip),
-                blocked,
-                "{ip}: firewall sets disagree with check"
-            );
+            assert_eq!(in_sets(sets, ip), blocked, "{ip}: firewall sets disagree with check");
         }
     }
 }
@@ -142,9 +113,6 @@ fn default_route_prefixes_flatten() {
     assert!(!t.is_blocked(t.lookup("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff".parse().unwrap())));
     assert!(t.is_blocked(t.lookup("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe".parse().unwrap())));
     let (b, e) = t.sets(Family::V4);
-    assert_eq!(
-        b.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-        ["0.0.0.0/0"]
-    );
+    assert_eq!(b.iter().map(|p| p.to_string()).collect::<Vec<_>>(), ["0.0.0.0/0"]);
     assert_eq!(e.len(), 2);
 }

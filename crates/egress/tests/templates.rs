@@ -23,11 +23,7 @@ fn flow(i: u32) -> Flow {
 }
 
 fn flow6(i: u32) -> Flow {
-    Flow {
-        src: format!("2001:db8:100::{i:x}").parse().unwrap(),
-        dst: format!("2001:db8:ffff::{i:x}").parse().unwrap(),
-        ..flow(i)
-    }
+    Flow { src: format!("2001:db8:100::{i:x}").parse().unwrap(), dst: format!("2001:db8:ffff::{i:x}").parse().unwrap(), ..flow(i) }
 }
 
 fn exporter() -> IpAddr {
@@ -66,16 +62,7 @@ fn v5_and_v9_round_trip() {
     assert_eq!(out, flows);
     out.clear();
     let boot = EXPORT as u64 * 1000 - 3_600_000;
-    let d = encode::v9(
-        1,
-        EXPORT,
-        3_600_000,
-        1,
-        &[
-            encode::template_set(false, 300, V9_V4),
-            encode::data_set(300, V9_V4, &flows, boot),
-        ],
-    );
+    let d = encode::v9(1, EXPORT, 3_600_000, 1, &[encode::template_set(false, 300, V9_V4), encode::data_set(300, V9_V4, &flows, boot)]);
     c.datagram(exporter(), &d, &mut out);
     assert_eq!(out, flows);
 }
@@ -86,48 +73,17 @@ fn late_template_recovers_deferred_data() {
     let mut c = Collector::new();
     let mut out = Vec::new();
     // Data first (the template datagram was reordered or the collector restarted).
-    c.datagram(
-        exporter(),
-        &encode::ipfix(
-            1,
-            EXPORT,
-            1,
-            &[encode::data_set(256, IPFIX_V4, &flows[..4], 0)],
-        ),
-        &mut out,
-    );
-    c.datagram(
-        exporter(),
-        &encode::ipfix(
-            1,
-            EXPORT,
-            2,
-            &[encode::data_set(256, IPFIX_V4, &flows[4..], 0)],
-        ),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[encode::data_set(256, IPFIX_V4, &flows[..4], 0)]), &mut out);
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::data_set(256, IPFIX_V4, &flows[4..], 0)]), &mut out);
     assert!(out.is_empty());
     assert_eq!(c.stats.sets_deferred, 2);
-    c.datagram(
-        exporter(),
-        &encode::ipfix(1, EXPORT, 3, &[encode::template_set(true, 256, IPFIX_V4)]),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 3, &[encode::template_set(true, 256, IPFIX_V4)]), &mut out);
     assert_eq!(out, flows);
     assert_eq!(c.stats.sets_recovered, 2);
     // In the same datagram, data before its template also decodes.
     out.clear();
     let boot = EXPORT as u64 * 1000 - 3_600_000;
-    let d = encode::v9(
-        9,
-        EXPORT,
-        3_600_000,
-        1,
-        &[
-            encode::data_set(400, V9_V4, &flows[..2], boot),
-            encode::template_set(false, 400, V9_V4),
-        ],
-    );
+    let d = encode::v9(9, EXPORT, 3_600_000, 1, &[encode::data_set(400, V9_V4, &flows[..2], boot), encode::template_set(false, 400, V9_V4)]);
     c.datagram(exporter(), &d, &mut out);
     assert_eq!(out, flows[..2]);
 }
@@ -138,43 +94,15 @@ fn changed_template_applies_to_later_data() {
     let mut out = Vec::new();
     let f6: Vec<Flow> = (0..3).map(flow6).collect();
     let f4: Vec<Flow> = (0..3).map(flow).collect();
-    c.datagram(
-        exporter(),
-        &encode::ipfix(
-            1,
-            EXPORT,
-            1,
-            &[
-                encode::template_set(true, 256, IPFIX_V4),
-                encode::data_set(256, IPFIX_V4, &f4, 0),
-            ],
-        ),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f4, 0)]), &mut out);
     // Template 256 is redefined (exporter restart with another layout).
-    c.datagram(
-        exporter(),
-        &encode::ipfix(
-            1,
-            EXPORT,
-            2,
-            &[
-                encode::template_set(true, 256, IPFIX_V6),
-                encode::data_set(256, IPFIX_V6, &f6, 0),
-            ],
-        ),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, IPFIX_V6), encode::data_set(256, IPFIX_V6, &f6, 0)]), &mut out);
     assert_eq!(out[..3], f4[..]);
     assert_eq!(out[3..], f6[..]);
     assert_eq!(c.stats.templates_changed, 1);
     // Templates are per observation domain and exporter: domain 2 knows nothing.
     out.clear();
-    c.datagram(
-        exporter(),
-        &encode::ipfix(2, EXPORT, 1, &[encode::data_set(256, IPFIX_V6, &f6, 0)]),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(2, EXPORT, 1, &[encode::data_set(256, IPFIX_V6, &f6, 0)]), &mut out);
     assert!(out.is_empty());
     c.finish();
     assert_eq!(c.stats.sets_without_template, 1);
@@ -186,23 +114,13 @@ fn missing_template_is_counted_and_bounded() {
     let mut out = Vec::new();
     let f: Vec<Flow> = (0..20).map(flow).collect();
     for i in 0..(port25_egress::flow::MAX_DEFERRED_SETS as u32 + 100) {
-        c.datagram(
-            exporter(),
-            &encode::ipfix(1, EXPORT, i, &[encode::data_set(999, IPFIX_V4, &f, 0)]),
-            &mut out,
-        );
+        c.datagram(exporter(), &encode::ipfix(1, EXPORT, i, &[encode::data_set(999, IPFIX_V4, &f, 0)]), &mut out);
     }
     assert!(out.is_empty());
-    assert_eq!(
-        c.stats.sets_deferred,
-        port25_egress::flow::MAX_DEFERRED_SETS as u64
-    );
+    assert_eq!(c.stats.sets_deferred, port25_egress::flow::MAX_DEFERRED_SETS as u64);
     assert_eq!(c.stats.sets_without_template, 100);
     c.finish();
-    assert_eq!(
-        c.stats.sets_without_template,
-        port25_egress::flow::MAX_DEFERRED_SETS as u64 + 100
-    );
+    assert_eq!(c.stats.sets_without_template, port25_egress::flow::MAX_DEFERRED_SETS as u64 + 100);
     assert_eq!(c.stats.malformed, 0);
 }
 
@@ -211,22 +129,10 @@ fn withdrawn_template_stops_decoding() {
     let mut c = Collector::new();
     let mut out = Vec::new();
     let f: Vec<Flow> = (0..2).map(flow).collect();
-    c.datagram(
-        exporter(),
-        &encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4)]),
-        &mut out,
-    );
-    c.datagram(
-        exporter(),
-        &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, &[])]),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4)]), &mut out);
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, &[])]), &mut out);
     assert_eq!(c.stats.templates_withdrawn, 1);
-    c.datagram(
-        exporter(),
-        &encode::ipfix(1, EXPORT, 3, &[encode::data_set(256, IPFIX_V4, &f, 0)]),
-        &mut out,
-    );
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 3, &[encode::data_set(256, IPFIX_V4, &f, 0)]), &mut out);
     assert!(out.is_empty());
     assert_eq!(c.stats.sets_deferred, 1);
 }
@@ -236,27 +142,12 @@ fn malformed_datagrams_are_counted_and_skipped() {
     let mut c = Collector::new();
     let mut out = Vec::new();
     let f: Vec<Flow> = (0..3).map(flow).collect();
-    let good = encode::ipfix(
-        1,
-        EXPORT,
-        1,
-        &[
-            encode::template_set(true, 256, IPFIX_V4),
-            encode::data_set(256, IPFIX_V4, &f, 0),
-        ],
-    );
-    let bad: Vec<Vec<u8>> = vec![
-        vec![],
-        vec![0, 10],
-        vec![0, 7, 0, 0],
-        good[..good.len() - 3].to_vec(),
-        encode::v5(&f, EXPORT, 3_600_000)[..60].to_vec(),
-        {
-            let mut d = good.clone();
-            d[18] = 0xff; // a set length past the end
-            d
-        },
-    ];
+    let good = encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)]);
+    let bad: Vec<Vec<u8>> = vec![vec![], vec![0, 10], vec![0, 7, 0, 0], good[..good.len() - 3].to_vec(), encode::v5(&f, EXPORT, 3_600_000)[..60].to_vec(), {
+        let mut d = good.clone();
+        d[18] = 0xff; // a set length past the end
+        d
+    }];
     for d in &bad {
         c.datagram(exporter(), d, &mut out);
     }

@@ -17,6 +17,9 @@ use std::sync::Arc;
 pub struct TlsInfo {
     pub version: String,
     pub cipher: String,
+    /// SHA-256 of the client's certificate, when it sent one that the
+    /// listener's device CA verified (see [`crate::device_tls`]).
+    pub client_cert: Option<String>,
 }
 
 /// What the engine knows about a session; handed to every hook.
@@ -105,6 +108,12 @@ pub trait Hooks: Send + Sync + 'static {
 
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         AuthOffer::No
+    }
+
+    /// The answer to AUTH where it is not offered; a policy may say where
+    /// to go instead (the MX points mail clients to port 587).
+    fn auth_refused(&self, _info: &SessionInfo) -> Reply {
+        crate::reply::std_replies::NO_AUTH
     }
 
     /// Checks a login. `Accept` authenticates the session (235); `Reject`

@@ -13,6 +13,7 @@
 pub mod address;
 pub mod command;
 pub mod data;
+pub mod device_tls;
 pub mod hooks;
 pub mod input;
 pub mod proxy;

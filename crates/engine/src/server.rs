@@ -149,7 +149,14 @@ async fn read_proxy_header(stream: &mut Stream, input: &mut Input) -> Result<Pro
 /// way): `buffered` is what the client sent after the handshake, `info`
 /// says who it is, `settings` may be per session (hostname of the host the
 /// client believes it reached). No PROXY header or implicit TLS here.
-pub async fn serve_stream<H: Hooks>(info: SessionInfo, tcp: TcpStream, buffered: &[u8], settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+pub async fn serve_stream<H: Hooks>(
+    info: SessionInfo,
+    tcp: TcpStream,
+    buffered: &[u8],
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    shutdown: CancellationToken,
+) {
     let mut input = Input::default();
     input.push(buffered);
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);

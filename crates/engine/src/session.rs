@@ -64,7 +64,7 @@ impl<H: Hooks> Session<H> {
 
     pub(crate) async fn run(mut self, shutdown: CancellationToken) {
         if let Some((version, cipher)) = self.stream.tls_info() {
-            self.info.tls = Some(TlsInfo { version, cipher });
+            self.info.tls = Some(TlsInfo { version, cipher, client_cert: self.stream.client_cert_sha256() });
         }
         let end = match self.hooks.connect(&self.info) {
             Decision::Accept | Decision::AcceptWith(_) => {
@@ -452,7 +452,7 @@ impl<H: Hooks> Session<H> {
                 self.stream = Stream::Tls(Box::new(tls));
                 let (version, cipher) = self.stream.tls_info().unwrap_or_default();
                 emit!(debug, ev::SMTP_STARTTLS, session = %self.info.id, version = %version, cipher = %cipher);
-                self.info.tls = Some(TlsInfo { version, cipher });
+                self.info.tls = Some(TlsInfo { version, cipher, client_cert: self.stream.client_cert_sha256() });
                 // RFC 3207 §4.2: forget everything learnt before TLS.
                 self.info.helo = None;
                 self.info.auth = None;

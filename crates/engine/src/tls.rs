@@ -20,10 +20,22 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error("device CA {path}: {reason}")]
+    DeviceCa { path: PathBuf, reason: String },
 }
 
 /// Builds the rustls configuration from PEM files.
 pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+    let (certs, key) = load_pair(cert, key)?;
+    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    Ok(Arc::new(config))
+}
+
+/// Reads a PEM certificate chain and its private key.
+pub(crate) fn load_pair(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_owned(), source });
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
@@ -35,11 +47,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
     let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
         .map_err(|source| TlsError::Read { path: key.to_owned(), source })?
         .ok_or_else(|| TlsError::NoKey { path: key.to_owned() })?;
-    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)?;
-    Ok(Arc::new(config))
+    Ok((certs, key))
 }
 
 /// Returns (cert, key) paths under `dir`, generating a self-signed pair for

@@ -3,9 +3,7 @@
 //! (how the spampot hands a SOCKS/HTTP tunnel to the engine).
 
 use port25_engine::address::ForwardPath;
-use port25_engine::{
-    Decision, Envelope, Hooks, Limits, ListenerSettings, Message, Reply, SessionInfo, TlsMode,
-};
+use port25_engine::{Decision, Envelope, Hooks, Limits, ListenerSettings, Message, Reply, SessionInfo, TlsMode};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -15,11 +13,7 @@ struct Capture(Mutex<Vec<Vec<u8>>>);
 
 impl Hooks for Capture {
     fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
-        Some(Reply::owned(
-            220,
-            "2.0.0",
-            "mx.requested.example ESMTP Postfix".to_owned(),
-        ))
+        Some(Reply::owned(220, "2.0.0", "mx.requested.example ESMTP Postfix".to_owned()))
     }
     async fn rcpt(&self, _: &SessionInfo, _: &Envelope, _: &ForwardPath) -> Decision {
         Decision::Accept
@@ -57,18 +51,8 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
         auth: None,
     };
     let hooks = Arc::new(Capture(Mutex::new(Vec::new())));
-    let task = tokio::spawn(port25_engine::serve_stream(
-        info,
-        server,
-        b"EHLO c.example\r\n",
-        settings,
-        hooks.clone(),
-        CancellationToken::new(),
-    ));
-    client
-        .write_all(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<v@c.example>\r\nDATA\r\n")
-        .await
-        .unwrap();
+    let task = tokio::spawn(port25_engine::serve_stream(info, server, b"EHLO c.example\r\n", settings, hooks.clone(), CancellationToken::new()));
+    client.write_all(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<v@c.example>\r\nDATA\r\n").await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !String::from_utf8_lossy(&seen).contains("354 ") {
@@ -76,17 +60,11 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
         assert!(n > 0, "closed: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
-    client
-        .write_all(b"Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n")
-        .await
-        .unwrap();
+    client.write_all(b"Subject: x\r\n\r\nhi\r\n.\r\nQUIT\r\n").await.unwrap();
     client.read_to_end(&mut seen).await.unwrap();
     task.await.unwrap();
     let text = String::from_utf8_lossy(&seen);
     assert!(text.starts_with("220 2.0.0 mx.requested.example ESMTP Postfix\r\n250-mx.requested.example greets 127.0.0.1\r\n"), "{text}");
     assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
-    assert_eq!(
-        hooks.0.lock().unwrap().as_slice(),
-        &[b"Subject: x\r\n\r\nhi\r\n".to_vec()]
-    );
+    assert_eq!(hooks.0.lock().unwrap().as_slice(), &[b"Subject: x\r\n\r\nhi\r\n".to_vec()]);
 }

@@ -77,6 +77,7 @@ catalogue! {
     SPAMPOT_STORE_FAILED = "port25.spampot.store.failed";
     SPAMPOT_SHIP_SENT = "port25.spampot.ship.sent";
     SPAMPOT_SHIP_FAILED = "port25.spampot.ship.failed";
+    SPAMPOT_HPFEEDS_FAILED = "port25.spampot.hpfeeds.failed";
     COLLECT_RECEIVED = "port25.collect.received";
     COLLECT_REFUSED = "port25.collect.refused";
 }

@@ -110,7 +110,18 @@ impl MxPolicy {
     }
 }
 
+/// AUTH on port 25 when legacy submission is off: tell the user what to do.
+pub const USE_SUBMISSION: Reply = Reply::new(
+    503,
+    "5.5.1",
+    "Port 25 is for mail between servers and offers no AUTH: set your mail client to port 587 (STARTTLS) or 465 (SSL/TLS) with your login",
+);
+
 impl Hooks for MxPolicy {
+    fn auth_refused(&self, _info: &SessionInfo) -> Reply {
+        USE_SUBMISSION
+    }
+
     async fn rcpt(&self, _info: &SessionInfo, _envelope: &Envelope, to: &ForwardPath) -> Decision {
         self.check(to)
     }

@@ -22,14 +22,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the mail services (MX, local delivery) until SIGINT or SIGTERM
+    /// Run the mail services (MX, submission, local delivery) until SIGINT or SIGTERM
     Serve(cmd::serve::Args),
     /// Check or print the configuration
     #[command(subcommand)]
     Config(cmd::config::Command),
-    /// Submission accounts: add, passwd, del, list, import, addresses
+    /// Submission accounts: add, passwd, addresses, limits, del, list, import
     #[command(subcommand)]
     Users(cmd::users::Command),
+    /// Migration off port 25: the share of active users on 587/465
+    #[command(subcommand)]
+    Migration(cmd::migration::Command),
     /// Access-network egress policy: compile, check, diff, flows
     Egress(cmd::egress::Args),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
@@ -39,6 +42,8 @@ enum Command {
     /// DKIM signing keys: keygen
     #[command(subcommand)]
     Dkim(cmd::dkim::Command),
+    /// Reports: Table 1 over captures, origin and destination, campaigns, blocklist rank, complaints
+    Report(cmd::report::Args),
 }
 
 fn main() -> std::process::ExitCode {
@@ -47,10 +52,12 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
+        Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
         Command::Queue(args) => cmd::queue::run(args),
         Command::Dkim(c) => cmd::dkim::run(c),
+        Command::Report(args) => cmd::report::run(args),
     };
     match result {
         Ok(code) => code,

@@ -79,10 +79,7 @@ pub struct Store {
 
 impl Default for Store {
     fn default() -> Store {
-        Store {
-            max_segment_bytes: 64 * 1024 * 1024,
-            quota_bytes: 0,
-        }
+        Store { max_segment_bytes: 64 * 1024 * 1024, quota_bytes: 0 }
     }
 }
 
@@ -114,15 +111,13 @@ pub struct Config {
     /// `[ship]`: send the capture log to a collector (url, token, ca_file,
     /// interval_ms, batch_bytes); read by the binary's shipper.
     pub ship: Option<toml::Table>,
+    /// `[hpfeeds]`: publish events to a broker (broker, ident, secret,
+    /// channel); read by the binary.
+    pub hpfeeds: Option<toml::Table>,
 }
 
 fn listener(name: &str, port: u16, kind: Kind) -> Listener {
-    Listener {
-        name: name.to_owned(),
-        address: SocketAddr::from(([0, 0, 0, 0], port)),
-        kind,
-        proxy_protocol: false,
-    }
+    Listener { name: name.to_owned(), address: SocketAddr::from(([0, 0, 0, 0], port)), kind, proxy_protocol: false }
 }
 
 /// The default bait: real port + 10000 (or 10080 for 80).
@@ -156,6 +151,7 @@ impl Default for Config {
             limits: Limits::default(),
             store: Store::default(),
             ship: None,
+            hpfeeds: None,
         }
     }
 }
@@ -163,10 +159,7 @@ impl Default for Config {
 impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
         let c: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|s| text[..s.start].matches('\n').count() + 1)
-                .unwrap_or(0);
+            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0);
             format!("{}:{line}: {}", file.display(), e.message())
         })?;
         c.check().map_err(|e| format!("{}: {e}", file.display()))?;
@@ -180,13 +173,10 @@ impl Config {
 
     fn check(&self) -> Result<(), String> {
         if self.listeners.is_empty() {
-            return Err(
-                "no [[listener]]: add one, or remove the file to get the default bait ports".into(),
-            );
+            return Err("no [[listener]]: add one, or remove the file to get the default bait ports".into());
         }
         for port in self.refusal_per_port.keys() {
-            port.parse::<u16>()
-                .map_err(|_| format!("refusal_per_port: {port:?} is not a port number"))?;
+            port.parse::<u16>().map_err(|_| format!("refusal_per_port: {port:?} is not a port number"))?;
         }
         if self.sensor.is_empty() || self.sensor.contains(char::is_whitespace) {
             return Err("sensor: give a name without spaces, e.g. sensor = \"br-sp-01\"".into());
@@ -195,10 +185,7 @@ impl Config {
     }
 
     pub fn refusal_for(&self, port: u16) -> Refusal {
-        self.refusal_per_port
-            .get(&port.to_string())
-            .copied()
-            .unwrap_or(self.refusal)
+        self.refusal_per_port.get(&port.to_string()).copied().unwrap_or(self.refusal)
     }
 
     pub fn handshake_timeout(&self) -> Duration {
@@ -215,23 +202,28 @@ mod tests {
         let c = Config::parse("", Path::new("s.toml")).unwrap();
         assert_eq!(c.listeners.len(), 7);
         assert_eq!(c.mail_ports, vec![25, 587]);
-        let c = Config::parse("sensor = \"s1\"\nrefusal_per_port = { \"80\" = \"close\" }\n[[listener]]\nname = \"p\"\naddress = \"127.0.0.1:0\"\nkind = \"proxy\"\n", Path::new("s.toml")).unwrap();
+        let c = Config::parse(
+            "sensor = \"s1\"\nrefusal_per_port = { \"80\" = \"close\" }\n[[listener]]\nname = \"p\"\naddress = \"127.0.0.1:0\"\nkind = \"proxy\"\n",
+            Path::new("s.toml"),
+        )
+        .unwrap();
         assert_eq!(c.refusal_for(80), Refusal::Close);
         assert_eq!(c.refusal_for(443), Refusal::Refuse);
-        let e = Config::parse(
-            "sensor = \"s1\"\n\n[limits]\nmax_conections = 3\n",
-            Path::new("s.toml"),
-        )
-        .unwrap_err();
-        assert!(
-            e.starts_with("s.toml:4: unknown field `max_conections`"),
-            "{e}"
-        );
-        let e = Config::parse(
-            "refusal_per_port = { \"http\" = \"close\" }\n",
-            Path::new("s.toml"),
-        )
-        .unwrap_err();
+        let e = Config::parse("sensor = \"s1\"\n\n[limits]\nmax_conections = 3\n", Path::new("s.toml")).unwrap_err();
+        assert!(e.starts_with("s.toml:4: unknown field `max_conections`"), "{e}");
+        let e = Config::parse("refusal_per_port = { \"http\" = \"close\" }\n", Path::new("s.toml")).unwrap_err();
         assert!(e.contains("not a port number"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod dist {
+    /// The example shipped in dist/ must stay valid.
+    #[test]
+    fn dist_example_parses() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/spampot.toml");
+        let c = super::Config::load(&path).unwrap();
+        assert_eq!(c.listeners.len(), 4);
+        assert_eq!(c.store.quota_bytes, 50_000_000_000);
     }
 }

@@ -43,12 +43,7 @@ pub async fn read_more(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>, max:
     }
     let mut chunk = [0u8; 2048];
     let want = (max - buf.len()).min(chunk.len());
-    match tokio::time::timeout(
-        conn.shared.config.handshake_timeout(),
-        tcp.read(&mut chunk[..want]),
-    )
-    .await
-    {
+    match tokio::time::timeout(conn.shared.config.handshake_timeout(), tcp.read(&mut chunk[..want])).await {
         Ok(Ok(0)) | Ok(Err(_)) => false,
         Ok(Ok(n)) => {
             buf.extend_from_slice(&chunk[..n]);
@@ -101,9 +96,7 @@ impl Conn {
     pub fn proxy_request(&self, t: &Tunnel) {
         emit!(info, ev::SPAMPOT_PROXY_REQUEST, session = %self.session, peer = %self.peer, proxy_type = t.proxy_type,
             host = %t.requested.host, port = t.requested.port, username = ?t.credentials.as_ref().map(|c| &c.0));
-        self.shared
-            .store
-            .record(&self.tunnel_event(ev::SPAMPOT_PROXY_REQUEST, t));
+        self.shared.store.record(&self.tunnel_event(ev::SPAMPOT_PROXY_REQUEST, t));
     }
 
     pub fn refused(&self, t: &Tunnel, reason: &str) {
@@ -126,11 +119,7 @@ async fn proxy_protocol(conn: &mut Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>)
         match proxy_header::parse(buf) {
             Ok(Some((header, used))) => {
                 buf.drain(..used);
-                if let ProxyHeader::Proxied {
-                    source,
-                    destination,
-                } = header
-                {
+                if let ProxyHeader::Proxied { source, destination } = header {
                     conn.peer = source;
                     conn.local = destination;
                 }
@@ -149,26 +138,13 @@ async fn proxy_protocol(conn: &mut Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>)
     }
 }
 
-pub async fn serve(
-    shared: Arc<Shared>,
-    listener: Arc<Listener>,
-    mut tcp: TcpStream,
-    peer: SocketAddr,
-    shutdown: CancellationToken,
-) {
+pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
     let local = tcp.local_addr().unwrap_or(peer);
     let protocol = match listener.kind {
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",
     };
-    let mut conn = Conn {
-        shared,
-        session: port25_engine::session_id(),
-        listener: listener.name.as_str().into(),
-        peer,
-        local,
-        protocol,
-    };
+    let mut conn = Conn { shared, session: port25_engine::session_id(), listener: listener.name.as_str().into(), peer, local, protocol };
     let mut buf = Vec::new();
     if listener.proxy_protocol && !proxy_protocol(&mut conn, &mut tcp, &mut buf).await {
         return;
@@ -204,13 +180,7 @@ fn banner_host(shared: &Shared, tunnel: Option<&Tunnel>) -> String {
     }
 }
 
-async fn smtp(
-    conn: &Conn,
-    tcp: TcpStream,
-    buffered: &[u8],
-    tunnel: Option<Tunnel>,
-    shutdown: CancellationToken,
-) -> (&'static str, u64, u64) {
+async fn smtp(conn: &Conn, tcp: TcpStream, buffered: &[u8], tunnel: Option<Tunnel>, shutdown: CancellationToken) -> (&'static str, u64, u64) {
     let host = banner_host(&conn.shared, tunnel.as_ref());
     let base = match &tunnel {
         Some(t) => conn.tunnel_event("", t),
@@ -231,18 +201,6 @@ async fn smtp(
         auth: None,
     };
     let policy = Arc::new(CapturePolicy::new(conn.shared.clone(), base, host));
-    port25_engine::serve_stream(
-        info,
-        tcp,
-        buffered,
-        Arc::new(settings),
-        policy.clone(),
-        shutdown,
-    )
-    .await;
-    (
-        "smtp session ended",
-        policy.messages.load(Ordering::Relaxed),
-        policy.bytes.load(Ordering::Relaxed),
-    )
+    port25_engine::serve_stream(info, tcp, buffered, Arc::new(settings), policy.clone(), shutdown).await;
+    ("smtp session ended", policy.messages.load(Ordering::Relaxed), policy.bytes.load(Ordering::Relaxed))
 }

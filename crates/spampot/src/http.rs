@@ -16,12 +16,7 @@ pub enum Target {
     /// CONNECT authority.
     Connect { host: String, port: u16 },
     /// An absolute URI: a proxy request for a web page.
-    Absolute {
-        scheme: String,
-        host: String,
-        port: u16,
-        url: String,
-    },
+    Absolute { scheme: String, host: String, port: u16, url: String },
     /// An origin-form path: a plain web request to the sensor itself.
     Origin(String),
 }
@@ -85,9 +80,7 @@ pub fn parse_authority(s: &str, default: Option<u16>) -> Result<(String, u16), E
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
-            p.parse().map_err(|_| Error::Target)?
-        }
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().map_err(|_| Error::Target)?,
         Some(_) => return Err(Error::Target),
         None => default.ok_or(Error::Target)?,
     };
@@ -117,12 +110,7 @@ fn parse_target(method: &str, t: &str) -> Result<Target, Error> {
     // userinfo@host is possible in a URI; the host is after the last '@'.
     let authority = authority.rsplit('@').next().unwrap_or(authority);
     let (host, port) = parse_authority(authority, Some(default))?;
-    Ok(Target::Absolute {
-        scheme: scheme.to_ascii_lowercase(),
-        host,
-        port,
-        url: t.to_owned(),
-    })
+    Ok(Target::Absolute { scheme: scheme.to_ascii_lowercase(), host, port, url: t.to_owned() })
 }
 
 fn credentials(value: &str) -> (String, String) {
@@ -143,26 +131,16 @@ fn credentials(value: &str) -> (String, String) {
 
 pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
     let Some(end) = head_end(&buf[..buf.len().min(MAX_HEAD)]) else {
-        return if buf.len() >= MAX_HEAD {
-            Err(Error::TooLong)
-        } else {
-            Ok(None)
-        };
+        return if buf.len() >= MAX_HEAD { Err(Error::TooLong) } else { Ok(None) };
     };
     let head = std::str::from_utf8(&buf[..end]).map_err(|_| Error::Header)?;
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().ok_or(Error::RequestLine)?;
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(Error::RequestLine);
     };
-    if method.is_empty()
-        || !method.bytes().all(|b| b.is_ascii_uppercase())
-        || !version.starts_with("HTTP/1.")
-        || version.len() != 8
-    {
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || !version.starts_with("HTTP/1.") || version.len() != 8 {
         return Err(Error::RequestLine);
     }
     let target = parse_target(method, target)?;
@@ -175,11 +153,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
             return Err(Error::TooManyHeaders);
         }
         let (name, value) = line.split_once(':').ok_or(Error::Header)?;
-        if name.is_empty()
-            || name
-                .bytes()
-                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
-        {
+        if name.is_empty() || name.bytes().any(|b| b.is_ascii_whitespace() || b.is_ascii_control()) {
             return Err(Error::Header);
         }
         if name.eq_ignore_ascii_case("user-agent") {
@@ -188,16 +162,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
             creds = Some(credentials(value));
         }
     }
-    Ok(Some((
-        Request {
-            method: method.to_owned(),
-            target,
-            version: version.to_owned(),
-            user_agent,
-            credentials: creds,
-        },
-        end,
-    )))
+    Ok(Some((Request { method: method.to_owned(), target, version: version.to_owned(), user_agent, credentials: creds }, end)))
 }
 
 #[cfg(test)]
@@ -206,78 +171,42 @@ mod tests {
 
     #[test]
     fn connect_with_credentials_incrementally() {
-        let req = b"CONNECT mx.example.com:25 HTTP/1.1\r\nHost: mx.example.com:25\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\nUser-Agent: curl/8\r\n\r\nEHLO x\r\n";
+        let req =
+            b"CONNECT mx.example.com:25 HTTP/1.1\r\nHost: mx.example.com:25\r\nProxy-Authorization: Basic dXNlcjpwYXNz\r\nUser-Agent: curl/8\r\n\r\nEHLO x\r\n";
         let head_len = req.len() - 8;
         for n in 0..head_len {
             assert_eq!(parse(&req[..n]), Ok(None), "prefix {n}");
         }
         let (r, used) = parse(req).unwrap().unwrap();
         assert_eq!(used, head_len);
-        assert_eq!(
-            r.target,
-            Target::Connect {
-                host: "mx.example.com".into(),
-                port: 25
-            }
-        );
+        assert_eq!(r.target, Target::Connect { host: "mx.example.com".into(), port: 25 });
         assert_eq!(r.credentials, Some(("user".into(), "pass".into())));
         assert_eq!(r.user_agent.as_deref(), Some("curl/8"));
     }
 
     #[test]
     fn absolute_origin_and_ipv6() {
-        let (r, _) = parse(b"GET http://user@Example.COM:8080/judge.php?x=1 HTTP/1.0\n\n")
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse(b"GET http://user@Example.COM:8080/judge.php?x=1 HTTP/1.0\n\n").unwrap().unwrap();
         assert_eq!(
             r.target,
-            Target::Absolute {
-                scheme: "http".into(),
-                host: "example.com".into(),
-                port: 8080,
-                url: "http://user@Example.COM:8080/judge.php?x=1".into()
-            }
+            Target::Absolute { scheme: "http".into(), host: "example.com".into(), port: 8080, url: "http://user@Example.COM:8080/judge.php?x=1".into() }
         );
-        let (r, _) = parse(b"POST http://example.org HTTP/1.1\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse(b"POST http://example.org HTTP/1.1\r\n\r\n").unwrap().unwrap();
         assert!(matches!(r.target, Target::Absolute { port: 80, .. }));
-        let (r, _) = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-            .unwrap()
-            .unwrap();
+        let (r, _) = parse(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
         assert_eq!(r.target, Target::Origin("/".into()));
-        let (r, _) = parse(b"CONNECT [2001:db8::1]:587 HTTP/1.1\r\n\r\n")
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            r.target,
-            Target::Connect {
-                host: "2001:db8::1".into(),
-                port: 587
-            }
-        );
+        let (r, _) = parse(b"CONNECT [2001:db8::1]:587 HTTP/1.1\r\n\r\n").unwrap().unwrap();
+        assert_eq!(r.target, Target::Connect { host: "2001:db8::1".into(), port: 587 });
     }
 
     #[test]
     fn refusals() {
-        assert_eq!(
-            parse(b"CONNECT mx.example.com HTTP/1.1\r\n\r\n"),
-            Err(Error::Target)
-        );
-        assert_eq!(
-            parse(b"CONNECT a:99999 HTTP/1.1\r\n\r\n"),
-            Err(Error::Target)
-        );
-        assert_eq!(
-            parse(b"GET gopher://x/ HTTP/1.1\r\n\r\n"),
-            Err(Error::Target)
-        );
+        assert_eq!(parse(b"CONNECT mx.example.com HTTP/1.1\r\n\r\n"), Err(Error::Target));
+        assert_eq!(parse(b"CONNECT a:99999 HTTP/1.1\r\n\r\n"), Err(Error::Target));
+        assert_eq!(parse(b"GET gopher://x/ HTTP/1.1\r\n\r\n"), Err(Error::Target));
         assert_eq!(parse(b"get / HTTP/1.1\r\n\r\n"), Err(Error::RequestLine));
         assert_eq!(parse(b"GET /  HTTP/1.1\r\n\r\n"), Err(Error::RequestLine));
-        assert_eq!(
-            parse(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"),
-            Err(Error::Header)
-        );
+        assert_eq!(parse(b"GET / HTTP/1.1\r\nbad header\r\n\r\n"), Err(Error::Header));
         assert_eq!(parse(&vec![b'A'; MAX_HEAD]), Err(Error::TooLong));
         let many = format!("GET / HTTP/1.1\r\n{}\r\n", "X: y\r\n".repeat(101));
         assert_eq!(parse(many.as_bytes()), Err(Error::TooManyHeaders));

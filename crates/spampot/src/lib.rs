@@ -80,21 +80,11 @@ impl Shared {
 /// Serves the bait on already bound listeners until `shutdown`, then waits
 /// (up to 10 s) for open sessions; a session in the middle of a message is
 /// let finish it.
-pub async fn run(
-    shared: Arc<Shared>,
-    listeners: Vec<(config::Listener, TcpListener)>,
-    shutdown: CancellationToken,
-) {
+pub async fn run(shared: Arc<Shared>, listeners: Vec<(config::Listener, TcpListener)>, shutdown: CancellationToken) {
     let tracker = TaskTracker::new();
     let mut loops = Vec::new();
     for (config, listener) in listeners {
-        loops.push(tokio::spawn(server::accept_loop(
-            shared.clone(),
-            Arc::new(config),
-            listener,
-            shutdown.clone(),
-            tracker.clone(),
-        )));
+        loops.push(tokio::spawn(server::accept_loop(shared.clone(), Arc::new(config), listener, shutdown.clone(), tracker.clone())));
     }
     for l in loops {
         let _ = l.await;

@@ -36,21 +36,10 @@ fn rcpt_text(p: &ForwardPath) -> String {
 
 impl CapturePolicy {
     pub fn new(shared: Arc<Shared>, base: Event, host: String) -> CapturePolicy {
-        CapturePolicy {
-            shared,
-            base,
-            host,
-            messages: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-        }
+        CapturePolicy { shared, base, host, messages: AtomicU64::new(0), bytes: AtomicU64::new(0) }
     }
 
-    async fn capture(
-        &self,
-        info: &SessionInfo,
-        envelope: &Envelope,
-        message: Message,
-    ) -> Result<Reply, Reply> {
+    async fn capture(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Result<Reply, Reply> {
         let size = message.body.len() as u64;
         let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         if total > self.shared.config.limits.max_session_bytes {
@@ -58,20 +47,10 @@ impl CapturePolicy {
             let mut e = self.event(ev::SPAMPOT_LIMIT);
             e.reason = Some("max_session_bytes".into());
             self.shared.store.record(&e);
-            return Err(Reply::new(
-                421,
-                "4.7.0",
-                "Too much mail from you for now, closing connection",
-            ));
+            return Err(Reply::new(421, "4.7.0", "Too much mail from you for now, closing connection"));
         }
         let earlier = self.shared.sources.message(info.peer.ip());
-        let mut addresses: Vec<String> = self
-            .shared
-            .config
-            .public_addresses
-            .iter()
-            .map(|a| a.to_string())
-            .collect();
+        let mut addresses: Vec<String> = self.shared.config.public_addresses.iter().map(|a| a.to_string()).collect();
         addresses.push(info.local.ip().to_string());
         let facts = probe::Facts {
             earlier_from_source: earlier,
@@ -81,15 +60,10 @@ impl CapturePolicy {
             sensor_port: info.local.port(),
         };
         let (is_probe, reasons) = probe::classify(&facts, self.shared.config.probe_first_messages);
-        let stored = self
-            .shared
-            .store
-            .store_body(message.body)
-            .await
-            .map_err(|e| {
-                emit!(error, ev::SPAMPOT_STORE_FAILED, what = "body", error = %e);
-                Reply::new(451, "4.3.0", "Temporary failure, please try again later")
-            })?;
+        let stored = self.shared.store.store_body(message.body).await.map_err(|e| {
+            emit!(error, ev::SPAMPOT_STORE_FAILED, what = "body", error = %e);
+            Reply::new(451, "4.3.0", "Temporary failure, please try again later")
+        })?;
         let mut e = self.event(ev::SPAMPOT_MESSAGE);
         e.helo = info.helo.clone();
         e.mail_from = Some(path_text(&envelope.from));
@@ -107,11 +81,7 @@ impl CapturePolicy {
         self.messages.fetch_add(1, Ordering::Relaxed);
         emit!(info, ev::SPAMPOT_MESSAGE, session = %info.id, peer = %info.peer, id = %message.id, from = %envelope.from,
             rcpts = envelope.rcpts.len(), size = stored.size, digest = %stored.digest, probe = is_probe);
-        Ok(Reply::owned(
-            250,
-            "2.0.0",
-            format!("Ok: queued as {}", message.id),
-        ))
+        Ok(Reply::owned(250, "2.0.0", format!("Ok: queued as {}", message.id)))
     }
 
     /// An event of this session, stamped now.
@@ -126,11 +96,7 @@ impl CapturePolicy {
 impl Hooks for CapturePolicy {
     fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
         // Postfix's default greeting, without an enhanced code as Postfix sends it.
-        Some(Reply {
-            code: 220,
-            enhanced: None,
-            text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into(),
-        })
+        Some(Reply { code: 220, enhanced: None, text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into() })
     }
 
     async fn rcpt(&self, _info: &SessionInfo, _envelope: &Envelope, _to: &ForwardPath) -> Decision {

@@ -23,9 +23,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 fn mentions_port(body: &[u8], port: u16) -> bool {
     let needle = format!(":{port}");
     let n = needle.as_bytes();
-    body.windows(n.len())
-        .enumerate()
-        .any(|(i, w)| w == n && !body.get(i + n.len()).is_some_and(|b| b.is_ascii_digit()))
+    body.windows(n.len()).enumerate().any(|(i, w)| w == n && !body.get(i + n.len()).is_some_and(|b| b.is_ascii_digit()))
 }
 
 /// (probe?, reasons). A probe is an early message from its source with at
@@ -42,10 +40,7 @@ pub fn classify(f: &Facts, first_messages: u64) -> (bool, Vec<&'static str>) {
         reasons.push("single-recipient");
         telltale = true;
     }
-    if f.sensor_addresses
-        .iter()
-        .any(|a| contains(f.body, a.as_bytes()))
-    {
+    if f.sensor_addresses.iter().any(|a| contains(f.body, a.as_bytes())) {
         reasons.push("mentions-sensor-address");
         telltale = true;
     }
@@ -61,13 +56,7 @@ mod tests {
     use super::*;
 
     fn facts<'a>(earlier: u64, rcpts: usize, body: &'a [u8], addrs: &'a [String]) -> Facts<'a> {
-        Facts {
-            earlier_from_source: earlier,
-            rcpts,
-            body,
-            sensor_addresses: addrs,
-            sensor_port: 1080,
-        }
+        Facts { earlier_from_source: earlier, rcpts, body, sensor_addresses: addrs, sensor_port: 1080 }
     }
 
     #[test]
@@ -76,21 +65,10 @@ mod tests {
         let probe = b"Subject: test\r\n\r\nproxy 198.51.100.7:1080 works\r\n";
         assert_eq!(
             classify(&facts(0, 1, probe, &addrs), 3),
-            (
-                true,
-                vec![
-                    "first-message-from-source",
-                    "single-recipient",
-                    "mentions-sensor-address",
-                    "mentions-sensor-port"
-                ]
-            )
+            (true, vec!["first-message-from-source", "single-recipient", "mentions-sensor-address", "mentions-sensor-port"])
         );
         let bulk = b"Subject: cheap\r\n\r\nbuy\r\n";
-        assert_eq!(
-            classify(&facts(0, 10, bulk, &addrs), 3),
-            (false, vec!["first-message-from-source"])
-        );
+        assert_eq!(classify(&facts(0, 10, bulk, &addrs), 3), (false, vec!["first-message-from-source"]));
         assert!(!classify(&facts(5, 1, probe, &addrs), 3).0);
         assert!(!mentions_port(b"port :10800", 1080));
         assert!(mentions_port(b"port :1080\r\n", 1080));

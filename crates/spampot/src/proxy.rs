@@ -60,51 +60,23 @@ pub async fn handle(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Outc
 }
 
 async fn socks4_handshake(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Outcome {
-    let req = read_until!(
-        conn,
-        tcp,
-        buf,
-        8 + 2 * (socks4::MAX_FIELD + 1),
-        socks4::parse
-    );
+    let req = read_until!(conn, tcp, buf, 8 + 2 * (socks4::MAX_FIELD + 1), socks4::parse);
     let (proxy_type, host) = match req.host {
         socks4::Host::Ip(ip) => ("socks4", ip.to_string()),
         socks4::Host::Name(n) => ("socks4a", n),
     };
     let credentials = (!req.user_id.is_empty()).then(|| (req.user_id.clone(), String::new()));
-    let tunnel = Tunnel {
-        proxy_type,
-        requested: Destination {
-            host,
-            port: req.port,
-        },
-        credentials,
-    };
+    let tunnel = Tunnel { proxy_type, requested: Destination { host, port: req.port }, credentials };
     conn.proxy_request(&tunnel);
     if req.command != 1 || !conn.is_mail_port(req.port) {
-        let refusal = if req.command != 1 {
-            Refusal::Refuse
-        } else {
-            conn.shared.config.refusal_for(req.port)
-        };
-        conn.refused(
-            &tunnel,
-            if req.command != 1 {
-                "BIND is not offered"
-            } else {
-                "not a mail port"
-            },
-        );
+        let refusal = if req.command != 1 { Refusal::Refuse } else { conn.shared.config.refusal_for(req.port) };
+        conn.refused(&tunnel, if req.command != 1 { "BIND is not offered" } else { "not a mail port" });
         if refusal == Refusal::Refuse {
             let _ = tcp.write_all(&socks4::reply(socks4::REJECTED)).await;
         }
         return Outcome::Closed("refused");
     }
-    if tcp
-        .write_all(&socks4::reply(socks4::GRANTED))
-        .await
-        .is_err()
-    {
+    if tcp.write_all(&socks4::reply(socks4::GRANTED)).await.is_err() {
         return Outcome::Closed("client closed");
     }
     Outcome::Smtp(Some(tunnel))
@@ -133,36 +105,21 @@ async fn socks5_handshake(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -
         }
     }
     let req = read_until!(conn, tcp, buf, 6 + 256, socks5::parse_request);
-    let tunnel = Tunnel {
-        proxy_type: "socks5",
-        requested: Destination {
-            host: req.host.to_string(),
-            port: req.port,
-        },
-        credentials,
-    };
+    let tunnel = Tunnel { proxy_type: "socks5", requested: Destination { host: req.host.to_string(), port: req.port }, credentials };
     conn.proxy_request(&tunnel);
     if req.command != 1 {
         conn.refused(&tunnel, "only CONNECT is offered");
-        let _ = tcp
-            .write_all(&socks5::reply(socks5::COMMAND_NOT_SUPPORTED))
-            .await;
+        let _ = tcp.write_all(&socks5::reply(socks5::COMMAND_NOT_SUPPORTED)).await;
         return Outcome::Closed("refused");
     }
     if !conn.is_mail_port(req.port) {
         conn.refused(&tunnel, "not a mail port");
         if conn.shared.config.refusal_for(req.port) == Refusal::Refuse {
-            let _ = tcp
-                .write_all(&socks5::reply(socks5::CONNECTION_REFUSED))
-                .await;
+            let _ = tcp.write_all(&socks5::reply(socks5::CONNECTION_REFUSED)).await;
         }
         return Outcome::Closed("refused");
     }
-    if tcp
-        .write_all(&socks5::reply(socks5::SUCCEEDED))
-        .await
-        .is_err()
-    {
+    if tcp.write_all(&socks5::reply(socks5::SUCCEEDED)).await.is_err() {
         return Outcome::Closed("client closed");
     }
     Outcome::Smtp(Some(tunnel))
@@ -170,8 +127,7 @@ async fn socks5_handshake(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -
 
 /// A small page for absolute-URI requests: a proxy that works but whose
 /// upstream has nothing to say, rather than an error that marks it dead.
-const PAGE: &str =
-    "<html><head><title>Welcome</title></head><body><p>It works!</p></body></html>\n";
+const PAGE: &str = "<html><head><title>Welcome</title></head><body><p>It works!</p></body></html>\n";
 
 fn http_response(status: &str, body: &str) -> Vec<u8> {
     format!("HTTP/1.1 {status}\r\nServer: squid\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).into_bytes()
@@ -181,33 +137,21 @@ async fn http_request(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Ou
     let req = read_until!(conn, tcp, buf, http::MAX_HEAD, http::parse);
     match req.target {
         Target::Connect { host, port } => {
-            let tunnel = Tunnel {
-                proxy_type: "http-connect",
-                requested: Destination { host, port },
-                credentials: req.credentials,
-            };
+            let tunnel = Tunnel { proxy_type: "http-connect", requested: Destination { host, port }, credentials: req.credentials };
             conn.proxy_request(&tunnel);
             if !conn.is_mail_port(port) {
                 conn.refused(&tunnel, "not a mail port");
                 if conn.shared.config.refusal_for(port) == Refusal::Refuse {
-                    let _ = tcp
-                        .write_all(&http_response("503 Service Unavailable", ""))
-                        .await;
+                    let _ = tcp.write_all(&http_response("503 Service Unavailable", "")).await;
                 }
                 return Outcome::Closed("refused");
             }
-            if tcp
-                .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
-                .await
-                .is_err()
-            {
+            if tcp.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await.is_err() {
                 return Outcome::Closed("client closed");
             }
             Outcome::Smtp(Some(tunnel))
         }
-        Target::Absolute {
-            host, port, url, ..
-        } => {
+        Target::Absolute { host, port, url, .. } => {
             let mut e = conn.event(ev::SPAMPOT_HTTP_REQUEST);
             e.proxy_type = Some("http".into());
             e.requested = Some(Destination { host, port });
@@ -230,12 +174,7 @@ async fn http_request(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Ou
             e.user_agent = req.user_agent.clone();
             conn.shared.store.record(&e);
             emit!(info, ev::SPAMPOT_HTTP_REQUEST, session = %conn.session, peer = %conn.peer, method = %req.method, url = %path);
-            let _ = tcp
-                .write_all(&http_response(
-                    "400 Bad Request",
-                    "<html><body>Invalid URL</body></html>\n",
-                ))
-                .await;
+            let _ = tcp.write_all(&http_response("400 Bad Request", "<html><body>Invalid URL</body></html>\n")).await;
             Outcome::Closed("http request answered")
         }
     }

@@ -11,13 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub async fn accept_loop(
-    shared: Arc<Shared>,
-    config: Arc<Listener>,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-) {
+pub async fn accept_loop(shared: Arc<Shared>, config: Arc<Listener>, listener: TcpListener, shutdown: CancellationToken, tracker: TaskTracker) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,

@@ -87,22 +87,11 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
         if name.is_empty() || !name.iter().all(|b| b.is_ascii_graphic()) {
             return Err(Error::BadName);
         }
-        (
-            Host::Name(String::from_utf8_lossy(name).into_owned()),
-            host_end + 1,
-        )
+        (Host::Name(String::from_utf8_lossy(name).into_owned()), host_end + 1)
     } else {
         (Host::Ip(ip), user_end + 1)
     };
-    Ok(Some((
-        Request {
-            command: buf[1],
-            port,
-            host,
-            user_id,
-        },
-        used,
-    )))
+    Ok(Some((Request { command: buf[1], port, host, user_id }, used)))
 }
 
 #[cfg(test)]
@@ -117,15 +106,7 @@ mod tests {
         }
         let (r, used) = parse(v4).unwrap().unwrap();
         assert_eq!(used, 12);
-        assert_eq!(
-            r,
-            Request {
-                command: 1,
-                port: 25,
-                host: Host::Ip(Ipv4Addr::new(192, 0, 2, 1)),
-                user_id: "bob".into()
-            }
-        );
+        assert_eq!(r, Request { command: 1, port: 25, host: Host::Ip(Ipv4Addr::new(192, 0, 2, 1)), user_id: "bob".into() });
 
         let v4a = b"\x04\x01\x02\x4b\x00\x00\x00\x01\x00mx.example.com\x00";
         for n in 0..v4a.len() {
@@ -133,15 +114,7 @@ mod tests {
         }
         let (r, used) = parse(v4a).unwrap().unwrap();
         assert_eq!(used, v4a.len());
-        assert_eq!(
-            r,
-            Request {
-                command: 1,
-                port: 587,
-                host: Host::Name("mx.example.com".into()),
-                user_id: String::new()
-            }
-        );
+        assert_eq!(r, Request { command: 1, port: 587, host: Host::Name("mx.example.com".into()), user_id: String::new() });
     }
 
     #[test]
@@ -151,14 +124,8 @@ mod tests {
         let mut long = b"\x04\x01\x00\x19\x01\x02\x03\x04".to_vec();
         long.extend(std::iter::repeat_n(b'a', 256));
         assert_eq!(parse(&long), Err(Error::TooLong));
-        assert_eq!(
-            parse(b"\x04\x01\x00\x19\x00\x00\x00\x01\x00\x00"),
-            Err(Error::BadName)
-        );
-        assert_eq!(
-            parse(b"\x04\x01\x00\x19\x00\x00\x00\x01\x00a b\x00"),
-            Err(Error::BadName)
-        );
+        assert_eq!(parse(b"\x04\x01\x00\x19\x00\x00\x00\x01\x00\x00"), Err(Error::BadName));
+        assert_eq!(parse(b"\x04\x01\x00\x19\x00\x00\x00\x01\x00a b\x00"), Err(Error::BadName));
         assert_eq!(reply(GRANTED), [0, 0x5a, 0, 0, 0, 0, 0, 0]);
     }
 }

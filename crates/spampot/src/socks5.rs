@@ -151,14 +151,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
         return Ok(None);
     }
     let port = u16::from_be_bytes([buf[addr_end], buf[addr_end + 1]]);
-    Ok(Some((
-        Request {
-            command: buf[1],
-            host,
-            port,
-        },
-        addr_end + 2,
-    )))
+    Ok(Some((Request { command: buf[1], host, port }, addr_end + 2)))
 }
 
 /// A reply with a zero IPv4 bound address, as most proxies send.
@@ -174,10 +167,7 @@ mod tests {
     fn greeting_auth_and_requests() {
         assert_eq!(parse_greeting(b"\x05"), Ok(None));
         assert_eq!(parse_greeting(b"\x05\x02\x00"), Ok(None));
-        assert_eq!(
-            parse_greeting(b"\x05\x02\x00\x02rest"),
-            Ok(Some((vec![0, 2], 4)))
-        );
+        assert_eq!(parse_greeting(b"\x05\x02\x00\x02rest"), Ok(Some((vec![0, 2], 4))));
         assert_eq!(parse_greeting(b"\x05\x00"), Err(Error::NoMethods));
         assert_eq!(parse_greeting(b"\x04"), Err(Error::Version));
 
@@ -185,55 +175,23 @@ mod tests {
         for n in 0..auth.len() {
             assert_eq!(parse_auth(&auth[..n]), Ok(None), "prefix {n}");
         }
-        assert_eq!(
-            parse_auth(auth),
-            Ok(Some((("alice".into(), "s3cr3t".into()), auth.len())))
-        );
+        assert_eq!(parse_auth(auth), Ok(Some((("alice".into(), "s3cr3t".into()), auth.len()))));
         assert_eq!(parse_auth(b"\x05"), Err(Error::AuthVersion));
 
         let name = b"\x05\x01\x00\x03\x0emx.example.com\x00\x19";
         for n in 0..name.len() {
             assert_eq!(parse_request(&name[..n]), Ok(None), "prefix {n}");
         }
-        assert_eq!(
-            parse_request(name),
-            Ok(Some((
-                Request {
-                    command: 1,
-                    host: Host::Name("mx.example.com".into()),
-                    port: 25
-                },
-                name.len()
-            )))
-        );
+        assert_eq!(parse_request(name), Ok(Some((Request { command: 1, host: Host::Name("mx.example.com".into()), port: 25 }, name.len()))));
         let v4 = b"\x05\x01\x00\x01\xc0\x00\x02\x01\x02\x4bEHLO";
-        assert_eq!(
-            parse_request(v4),
-            Ok(Some((
-                Request {
-                    command: 1,
-                    host: Host::V4(Ipv4Addr::new(192, 0, 2, 1)),
-                    port: 587
-                },
-                10
-            )))
-        );
+        assert_eq!(parse_request(v4), Ok(Some((Request { command: 1, host: Host::V4(Ipv4Addr::new(192, 0, 2, 1)), port: 587 }, 10))));
         let mut v6 = b"\x05\x01\x00\x04".to_vec();
         v6.extend_from_slice(&"2001:db8::25".parse::<Ipv6Addr>().unwrap().octets());
         v6.extend_from_slice(&[0, 25]);
-        assert_eq!(
-            parse_request(&v6).unwrap().unwrap().0.host.to_string(),
-            "2001:db8::25"
-        );
+        assert_eq!(parse_request(&v6).unwrap().unwrap().0.host.to_string(), "2001:db8::25");
         assert_eq!(parse_request(b"\x05\x01\x01\x01"), Err(Error::Reserved));
-        assert_eq!(
-            parse_request(b"\x05\x01\x00\x02"),
-            Err(Error::AddressType(2))
-        );
-        assert_eq!(
-            parse_request(b"\x05\x01\x00\x03\x00\x00\x19"),
-            Err(Error::BadName)
-        );
+        assert_eq!(parse_request(b"\x05\x01\x00\x02"), Err(Error::AddressType(2)));
+        assert_eq!(parse_request(b"\x05\x01\x00\x03\x00\x00\x19"), Err(Error::BadName));
         assert_eq!(reply(SUCCEEDED), [5, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
     }
 }

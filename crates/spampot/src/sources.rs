@@ -38,10 +38,7 @@ impl Drop for Slot {
 
 impl Sources {
     pub fn new(max_per_source: usize) -> Arc<Sources> {
-        Arc::new(Sources {
-            map: Mutex::new(HashMap::new()),
-            max_per_source,
-        })
+        Arc::new(Sources { map: Mutex::new(HashMap::new()), max_per_source })
     }
 
     /// A connection slot for `ip`, or `None` at the per-source cap.
@@ -55,10 +52,7 @@ impl Sources {
             return None;
         }
         e.connections += 1;
-        Some(Slot {
-            sources: self.clone(),
-            ip,
-        })
+        Some(Slot { sources: self.clone(), ip })
     }
 
     /// Counts a message from `ip`; returns how many came before it.

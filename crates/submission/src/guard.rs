@@ -201,7 +201,10 @@ impl AuthGuard {
         if r.fail(now, c.window, c.ip_lock_after, c.lockout) {
             started.push(Lockout { scope: Scope::Address, failures: r.failures, duration: c.lockout });
         }
-        let r = state.logins.entry(login.to_owned()).or_insert_with(|| Record::new(now));
+        // Logins are at most 255 bytes (accounts::check_login); a longer
+        // made-up one is counted under its prefix.
+        let key = login.get(..login.len().min(255)).unwrap_or(login);
+        let r = state.logins.entry(key.to_owned()).or_insert_with(|| Record::new(now));
         if r.fail(now, c.window, c.user_lock_after, c.lockout) {
             started.push(Lockout { scope: Scope::Login, failures: r.failures, duration: c.lockout });
         }
@@ -225,10 +228,19 @@ impl AuthGuard {
     }
 }
 
+/// Forgets counts that no longer matter; if a flood of new addresses or
+/// made-up logins still fills the maps, forgets every count that has not
+/// become a lock, so memory and the cost of the next sweep stay bounded.
 fn sweep(state: &mut State, now: Instant, c: &GuardConfig) {
     let stale = |r: &Record| r.locked(now).is_none() && now.duration_since(r.first) > c.window;
     state.addresses.retain(|_, r| !stale(r));
     state.logins.retain(|_, r| !stale(r));
+    if state.addresses.len() > SWEEP_AT / 2 {
+        state.addresses.retain(|_, r| r.locked(now).is_some());
+    }
+    if state.logins.len() > SWEEP_AT / 2 {
+        state.logins.retain(|_, r| r.locked(now).is_some());
+    }
 }
 
 #[cfg(test)]
@@ -289,6 +301,21 @@ mod tests {
         // not extend it: after the lockout anyone may try again.
         let later = t0 + Duration::from_secs(301);
         assert!(matches!(g.check(ip("203.0.113.99"), "alice", later), Check::Allowed { .. }));
+    }
+
+    #[test]
+    fn a_flood_of_made_up_logins_stays_bounded_and_keeps_the_locks() {
+        let g = AuthGuard::new(GuardConfig { ip_lock_after: u32::MAX, ..config() });
+        let t0 = Instant::now();
+        for _ in 0..4 {
+            g.failure(ip("192.0.2.1"), "alice", t0);
+        }
+        for i in 0..(SWEEP_AT as u32 + 10) {
+            g.failure(IpAddr::V4((0x0a00_0000 + i).into()), &format!("u{i}"), t0);
+        }
+        let state = g.state();
+        assert!(state.logins.len() < SWEEP_AT && state.addresses.len() < SWEEP_AT, "{} {}", state.logins.len(), state.addresses.len());
+        assert!(state.logins.get("alice").is_some_and(|r| r.locked(t0).is_some()), "locks survive the sweep");
     }
 
     #[test]

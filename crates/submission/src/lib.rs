@@ -19,12 +19,14 @@
 //!   temporary reply that says so (451 4.4.0).
 //! - Missing Message-ID and Date are added (RFC 6409 §8); Received says
 //!   ESMTPSA (RFC 3848).
-//! - Off by default: devices in trusted networks may submit without AUTH,
-//!   as any address of a local domain; each use is an event
+//! - Off by default: devices in trusted networks, or presenting a TLS
+//!   client certificate from the configured device CA, may submit without
+//!   AUTH, as any address of a local domain; each use is an event
 //!   (`port25.submission.legacy`) for the migration report.
 
 pub mod guard;
 pub mod headers;
+pub mod legacy;
 pub mod quota;
 
 use guard::{AuthGuard, Check, GuardConfig};
@@ -47,6 +49,8 @@ pub struct SubmissionConfig {
     pub quota: QuotaConfig,
     /// Client networks whose devices may submit without AUTH (legacy).
     pub trusted_networks: Vec<IpNet>,
+    /// The MX's address extension separator: "alice+news@" is alice's.
+    pub recipient_delimiter: Option<char>,
 }
 
 pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
@@ -63,6 +67,10 @@ pub struct Submission {
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
+    delimiter: Option<char>,
+    /// When each (login, legacy) use was last written to the usage table:
+    /// one write a minute per login is enough for a report in days.
+    recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
     /// Where mail for other domains goes; `None`: refused with 451.
     outbound: Option<port25_outbound::Enqueuer>,
 }
@@ -85,8 +93,25 @@ impl Submission {
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
+            delimiter: config.recipient_delimiter,
+            recorded: Default::default(),
             outbound,
         })
+    }
+
+    /// Records a successful login for the migration report (blocking).
+    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) {
+        let now = Instant::now();
+        {
+            let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
+                return;
+            }
+            recorded.insert((login.to_owned(), legacy), now);
+        }
+        if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
+            emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
+        }
     }
 
     fn is_remote(&self, to: &ForwardPath) -> bool {
@@ -98,12 +123,14 @@ impl Submission {
 pub struct SubmissionPolicy {
     shared: Arc<Submission>,
     offer: AuthOffer,
+    /// Port 25 with legacy submission: logins are recorded as legacy.
+    legacy: bool,
 }
 
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls } }
+        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls }, legacy: false }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
@@ -111,11 +138,27 @@ impl SubmissionPolicy {
         self.shared.trusted.iter().find(|n| n.contains(&ip)).copied()
     }
 
-    /// Who is sending: the login, or the trusted network of a device.
+    /// Who is sending: the login, or a device (its verified client
+    /// certificate, or its trusted network).
     fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
+        if let Some(login) = &info.auth {
+            return Some(login.to_lowercase());
+        }
+        if let Some(cert) = device_cert(info) {
+            return Some(format!("device {}", &cert[..16]));
+        }
+        self.trusted_network(info).map(|n| format!("network {n}"))
+    }
+
+    /// The limits that apply to `who`: its own where it has them.
+    fn limits(&self, info: &SessionInfo) -> QuotaConfig {
+        let defaults = self.shared.quota.defaults();
         match &info.auth {
-            Some(login) => Some(login.to_lowercase()),
-            None => self.trusted_network(info).map(|n| format!("network {n}")),
+            Some(login) => match self.shared.accounts.limits(login) {
+                Ok(own) => defaults.with(&own),
+                Err(_) => defaults.clone(),
+            },
+            None => defaults.clone(),
         }
     }
 
@@ -137,7 +180,7 @@ impl SubmissionPolicy {
         let allowed = match &info.auth {
             Some(login) => match self.shared.accounts.addresses(login) {
                 Ok(list) => {
-                    if port25_accounts::address::allows(&list, address) {
+                    if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
                         return Ok(());
                     }
                     let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
@@ -158,6 +201,15 @@ impl SubmissionPolicy {
         Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
     }
 
+    /// "alice+news@example.net" with "+" as the delimiter is alice's too.
+    fn allows_base(&self, list: &[String], address: &str) -> bool {
+        let (Some(d), Some((local, domain))) = (self.shared.delimiter, address.rsplit_once('@')) else { return false };
+        match local.split_once(d) {
+            Some((base, _)) if !base.is_empty() => port25_accounts::address::allows(list, &format!("{base}@{domain}")),
+            _ => false,
+        }
+    }
+
     fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
         let now = Instant::now();
         emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason);
@@ -170,6 +222,11 @@ impl SubmissionPolicy {
         }
         Decision::Reject(AUTH_FAILED)
     }
+}
+
+/// The SHA-256 of a client certificate the listener's device CA verified.
+fn device_cert(info: &SessionInfo) -> Option<&str> {
+    info.tls.as_ref()?.client_cert.as_deref()
 }
 
 impl SubmissionPolicy {
@@ -244,10 +301,21 @@ impl Hooks for SubmissionPolicy {
         }
         let shared = self.shared.clone();
         let (l, p) = (login.clone(), credentials.password.clone());
-        let verdict = tokio::task::spawn_blocking(move || shared.accounts.verify(&l, &p)).await;
+        let (legacy, ip, port) = (self.legacy, info.peer.ip(), info.local.port());
+        let verdict = tokio::task::spawn_blocking(move || {
+            let verdict = shared.accounts.verify(&l, &p);
+            if matches!(verdict, Ok(Verdict::Valid { .. })) {
+                shared.record_use(&l, legacy, ip, port);
+            }
+            verdict
+        })
+        .await;
         match verdict {
             Ok(Ok(Verdict::Valid { .. })) => {
                 self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+                if self.legacy {
+                    emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
+                }
                 Decision::Accept
             }
             Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
@@ -269,7 +337,8 @@ impl Hooks for SubmissionPolicy {
         };
         if info.auth.is_none() {
             let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
-            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, listener = %info.listener, from = %from);
+            let cert = device_cert(info).unwrap_or_default();
+            emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, certificate = %cert, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");
@@ -278,7 +347,7 @@ impl Hooks for SubmissionPolicy {
         if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&who, Instant::now()) {
+        match self.shared.quota.check_message(&who, &self.limits(info), Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -307,7 +376,7 @@ impl Hooks for SubmissionPolicy {
                 refusal => return refusal,
             }
         }
-        match self.shared.quota.check_recipient(&who, envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }

@@ -26,6 +26,19 @@ pub struct QuotaConfig {
     pub recipients_per_message: u32,
 }
 
+impl QuotaConfig {
+    /// These limits with a login's own values where it has them.
+    pub fn with(&self, own: &port25_accounts::UserLimits) -> QuotaConfig {
+        QuotaConfig {
+            messages_per_hour: own.messages_per_hour.unwrap_or(self.messages_per_hour),
+            messages_per_day: own.messages_per_day.unwrap_or(self.messages_per_day),
+            recipients_per_hour: own.recipients_per_hour.unwrap_or(self.recipients_per_hour),
+            recipients_per_day: own.recipients_per_day.unwrap_or(self.recipients_per_day),
+            recipients_per_message: own.recipients_per_message.unwrap_or(self.recipients_per_message),
+        }
+    }
+}
+
 impl Default for QuotaConfig {
     fn default() -> QuotaConfig {
         QuotaConfig { messages_per_hour: 200, messages_per_day: 1000, recipients_per_hour: 500, recipients_per_day: 2000, recipients_per_message: 100 }
@@ -81,10 +94,13 @@ impl Quota {
         self.sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// At MAIL: may this login start another message?
-    pub fn check_message(&self, login: &str, now: Instant) -> Result<(), Exceeded> {
+    pub fn defaults(&self) -> &QuotaConfig {
+        &self.config
+    }
+
+    /// At MAIL: may this login start another message? `c`: its limits.
+    pub fn check_message(&self, login: &str, c: &QuotaConfig, now: Instant) -> Result<(), Exceeded> {
         let log = self.log();
-        let c = &self.config;
         let hour = window(log.get(login), now, HOUR);
         over("messages_per_hour", c.messages_per_hour, hour.messages, hour.oldest, HOUR, now)?;
         let day = window(log.get(login), now, DAY);
@@ -93,8 +109,7 @@ impl Quota {
 
     /// At RCPT: may the message get one more recipient, `in_message` being
     /// the recipients it already has?
-    pub fn check_recipient(&self, login: &str, in_message: u32, now: Instant) -> Result<(), Exceeded> {
-        let c = &self.config;
+    pub fn check_recipient(&self, login: &str, c: &QuotaConfig, in_message: u32, now: Instant) -> Result<(), Exceeded> {
         over("recipients_per_message", c.recipients_per_message, in_message, None, HOUR, now)?;
         let log = self.log();
         let hour = window(log.get(login), now, HOUR);
@@ -120,23 +135,28 @@ mod tests {
 
     #[test]
     fn hourly_daily_and_per_message_limits() {
-        let q = Quota::new(QuotaConfig { messages_per_hour: 2, messages_per_day: 3, recipients_per_hour: 5, recipients_per_day: 0, recipients_per_message: 3 });
+        let c = QuotaConfig { messages_per_hour: 2, messages_per_day: 3, recipients_per_hour: 5, recipients_per_day: 0, recipients_per_message: 3 };
+        let q = Quota::new(c.clone());
+        let c = &c;
+        let own = port25_accounts::UserLimits { messages_per_hour: Some(0), recipients_per_message: Some(1), ..Default::default() };
+        let merged = c.with(&own);
+        assert_eq!((merged.messages_per_hour, merged.messages_per_day, merged.recipients_per_message), (0, 3, 1));
         let t0 = Instant::now();
-        assert!(q.check_message("a", t0).is_ok());
-        assert!(q.check_recipient("a", 2, t0).is_ok());
-        assert_eq!(q.check_recipient("a", 3, t0).unwrap_err().limit, "recipients_per_message");
+        assert!(q.check_message("a", c, t0).is_ok());
+        assert!(q.check_recipient("a", c, 2, t0).is_ok());
+        assert_eq!(q.check_recipient("a", c, 3, t0).unwrap_err().limit, "recipients_per_message");
         q.record("a", 3, t0);
         q.record("a", 1, t0 + Duration::from_secs(60));
-        let e = q.check_message("a", t0 + Duration::from_secs(120)).unwrap_err();
+        let e = q.check_message("a", c, t0 + Duration::from_secs(120)).unwrap_err();
         assert_eq!((e.limit, e.max, e.retry_after), ("messages_per_hour", 2, Some(Duration::from_secs(3480))));
-        assert!(q.check_message("b", t0).is_ok(), "limits are per login");
+        assert!(q.check_message("b", c, t0).is_ok(), "limits are per login");
         // 4 recipients used this hour: a message may have one more.
-        assert!(q.check_recipient("a", 0, t0 + Duration::from_secs(120)).is_ok());
-        assert_eq!(q.check_recipient("a", 1, t0 + Duration::from_secs(120)).unwrap_err().limit, "recipients_per_hour");
+        assert!(q.check_recipient("a", c, 0, t0 + Duration::from_secs(120)).is_ok());
+        assert_eq!(q.check_recipient("a", c, 1, t0 + Duration::from_secs(120)).unwrap_err().limit, "recipients_per_hour");
         let later = t0 + Duration::from_secs(3700);
-        assert!(q.check_message("a", later).is_ok());
+        assert!(q.check_message("a", c, later).is_ok());
         q.record("a", 1, later);
-        assert_eq!(q.check_message("a", later).unwrap_err().limit, "messages_per_day");
-        assert!(q.check_message("a", t0 + DAY + Duration::from_secs(61)).is_ok());
+        assert_eq!(q.check_message("a", c, later).unwrap_err().limit, "messages_per_day");
+        assert!(q.check_message("a", c, t0 + DAY + Duration::from_secs(61)).is_ok());
     }
 }

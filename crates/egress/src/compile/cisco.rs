@@ -26,22 +26,13 @@ pub fn render(s: &Sets) -> String {
         out.push_str("! IOS ACLs cannot send TCP resets: reject is compiled as deny.\n");
     }
     let log = if p.log { " log" } else { "" };
-    for (family, blocked, exempt) in [
-        (Family::V4, &s.blocked_v4, &s.exempt_v4),
-        (Family::V6, &s.blocked_v6, &s.exempt_v6),
-    ] {
+    for (family, blocked, exempt) in [(Family::V4, &s.blocked_v4, &s.exempt_v4), (Family::V6, &s.blocked_v6, &s.exempt_v6)] {
         match family {
             Family::V4 => {
-                let _ = writeln!(
-                    out,
-                    "no ip access-list extended {name}-V4\nip access-list extended {name}-V4"
-                );
+                let _ = writeln!(out, "no ip access-list extended {name}-V4\nip access-list extended {name}-V4");
             }
             Family::V6 => {
-                let _ = writeln!(
-                    out,
-                    "no ipv6 access-list {name}-V6\nipv6 access-list {name}-V6"
-                );
+                let _ = writeln!(out, "no ipv6 access-list {name}-V6\nipv6 access-list {name}-V6");
             }
         }
         out.push_str(" remark exempt: provider MTAs and business customers\n");

@@ -21,22 +21,8 @@ fn members(v: &[Prefix]) -> Vec<String> {
     for p in v {
         if p.len == 0 {
             let half = 1u128 << (p.family.bits() - 1);
-            out.push(
-                Prefix {
-                    family: p.family,
-                    addr: 0,
-                    len: 1,
-                }
-                .to_string(),
-            );
-            out.push(
-                Prefix {
-                    family: p.family,
-                    addr: half,
-                    len: 1,
-                }
-                .to_string(),
-            );
+            out.push(Prefix { family: p.family, addr: 0, len: 1 }.to_string());
+            out.push(Prefix { family: p.family, addr: half, len: 1 }.to_string());
         } else {
             out.push(p.to_string());
         }
@@ -47,10 +33,7 @@ fn members(v: &[Prefix]) -> Vec<String> {
 pub fn render_ipset(s: &Sets) -> String {
     let mut out = s.header("#");
     let t = &s.policy.table;
-    for (family, fam, blocked, exempt) in [
-        (Family::V4, "inet", &s.blocked_v4, &s.exempt_v4),
-        (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6),
-    ] {
+    for (family, fam, blocked, exempt) in [(Family::V4, "inet", &s.blocked_v4, &s.exempt_v4), (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6)] {
         let (user, ex) = set_names(t, family);
         for (name, v) in [(user, blocked), (ex, exempt)] {
             let m = members(v);
@@ -70,20 +53,15 @@ pub fn render_rules(s: &Sets, family: Family) -> String {
     let mut out = s.header("#");
     let (user, ex) = set_names(&p.table, family);
     let chain = &p.table;
-    let ports = p
-        .blocked_ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
+    let ports = p.blocked_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(",");
     let m = format!("-p tcp -m multiport --dports {ports}");
     let _ = writeln!(out, "*filter\n:{chain} - [0:0]");
-    let _ = writeln!(
-        out,
-        "-A {chain} {m} -m set --match-set {ex} src -m comment --comment \"exempt\" -j ACCEPT"
-    );
+    let _ = writeln!(out, "-A {chain} {m} -m set --match-set {ex} src -m comment --comment \"exempt\" -j ACCEPT");
     if p.log {
-        let _ = writeln!(out, "-A {chain} {m} -m set --match-set {user} src -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"{LOG_PREFIX}\" --log-level info");
+        let _ = writeln!(
+            out,
+            "-A {chain} {m} -m set --match-set {user} src -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"{LOG_PREFIX}\" --log-level info"
+        );
     }
     let verdict = match (p.action, family) {
         (Action::Drop, _) => "DROP",

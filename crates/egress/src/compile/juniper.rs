@@ -26,39 +26,17 @@ pub fn render(s: &Sets) -> String {
     let ports = if p.blocked_ports.len() == 1 {
         format!("{};", p.blocked_ports[0])
     } else {
-        format!(
-            "[ {} ];",
-            p.blocked_ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(" ")
-        )
+        format!("[ {} ];", p.blocked_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(" "))
     };
     let verdict = match p.action {
         Action::Drop => "discard;",
         Action::Reject => "reject tcp-reset;",
     };
     for (fam, v, proto, empty_b, empty_e) in [
-        (
-            "inet",
-            "v4",
-            "protocol",
-            s.blocked_v4.is_empty(),
-            s.exempt_v4.is_empty(),
-        ),
-        (
-            "inet6",
-            "v6",
-            "next-header",
-            s.blocked_v6.is_empty(),
-            s.exempt_v6.is_empty(),
-        ),
+        ("inet", "v4", "protocol", s.blocked_v4.is_empty(), s.exempt_v4.is_empty()),
+        ("inet6", "v6", "next-header", s.blocked_v6.is_empty(), s.exempt_v6.is_empty()),
     ] {
-        let _ = writeln!(
-            out,
-            "    family {fam} {{\n        replace: filter {stem}-{v} {{"
-        );
+        let _ = writeln!(out, "    family {fam} {{\n        replace: filter {stem}-{v} {{");
         let term = |out: &mut String, name: &str, list: &str, then: &str| {
             let _ = writeln!(
                 out,
@@ -67,35 +45,13 @@ pub fn render(s: &Sets) -> String {
         };
         // Junos refuses a term over an empty prefix list; skip it instead.
         if !empty_e {
-            let count = if p.counters {
-                format!("                    count {stem}-exempt-{v};\n")
-            } else {
-                String::new()
-            };
-            term(
-                &mut out,
-                "exempt",
-                "exempt",
-                &format!("{count}                    accept;\n"),
-            );
+            let count = if p.counters { format!("                    count {stem}-exempt-{v};\n") } else { String::new() };
+            term(&mut out, "exempt", "exempt", &format!("{count}                    accept;\n"));
         }
         if !empty_b {
-            let count = if p.counters {
-                format!("                    count {stem}-blocked-{v};\n")
-            } else {
-                String::new()
-            };
-            let log = if p.log {
-                "                    syslog;\n"
-            } else {
-                ""
-            };
-            term(
-                &mut out,
-                "enduser-smtp",
-                "enduser",
-                &format!("{count}{log}                    {verdict}\n"),
-            );
+            let count = if p.counters { format!("                    count {stem}-blocked-{v};\n") } else { String::new() };
+            let log = if p.log { "                    syslog;\n" } else { "" };
+            term(&mut out, "enduser-smtp", "enduser", &format!("{count}{log}                    {verdict}\n"));
         }
         out.push_str("            term default {\n                then accept;\n            }\n        }\n    }\n");
     }

@@ -56,16 +56,7 @@ impl std::str::FromStr for Target {
             .iter()
             .find(|(n, _)| *n == s)
             .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                format!(
-                    "unknown target {s:?}; one of: {}",
-                    Target::ALL
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
+            .ok_or_else(|| format!("unknown target {s:?}; one of: {}", Target::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")))
     }
 }
 
@@ -83,13 +74,7 @@ impl<'a> Sets<'a> {
         let table = Table::new(policy);
         let (blocked_v4, exempt_v4) = table.sets(Family::V4);
         let (blocked_v6, exempt_v6) = table.sets(Family::V6);
-        Sets {
-            policy,
-            blocked_v4,
-            exempt_v4,
-            blocked_v6,
-            exempt_v6,
-        }
+        Sets { policy, blocked_v4, exempt_v4, blocked_v6, exempt_v6 }
     }
 
     /// The comment block every dialect opens with (its comment marker given).

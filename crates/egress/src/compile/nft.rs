@@ -26,10 +26,7 @@ pub fn render(s: &Sets) -> String {
     let p = s.policy;
     let t = &p.table;
     let mut out = s.header("#");
-    let _ = writeln!(
-        out,
-        "table inet {t}\ndelete table inet {t}\n\ntable inet {t} {{"
-    );
+    let _ = writeln!(out, "table inet {t}\ndelete table inet {t}\n\ntable inet {t} {{");
     set(&mut out, "enduser_v4", "ipv4_addr", &s.blocked_v4);
     set(&mut out, "enduser_v6", "ipv6_addr", &s.blocked_v6);
     set(&mut out, "exempt_v4", "ipv4_addr", &s.exempt_v4);
@@ -42,23 +39,13 @@ pub fn render(s: &Sets) -> String {
     let ports = if p.blocked_ports.len() == 1 {
         p.blocked_ports[0].to_string()
     } else {
-        format!(
-            "{{ {} }}",
-            p.blocked_ports
-                .iter()
-                .map(u16::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        )
+        format!("{{ {} }}", p.blocked_ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", "))
     };
     let verdict = match p.action {
         Action::Drop => "drop",
         Action::Reject => "reject with tcp reset",
     };
-    let _ = writeln!(
-        out,
-        "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;"
-    );
+    let _ = writeln!(out, "\tchain forward {{\n\t\ttype filter hook forward priority filter; policy accept;");
     for (fam, v) in [("ip", "v4"), ("ip6", "v6")] {
         let count = |name: &str| {
             if p.counters {
@@ -67,13 +54,10 @@ pub fn render(s: &Sets) -> String {
                 String::new()
             }
         };
-        let _ = writeln!(
-            out,
-            "\t\t{fam} saddr @exempt_{v} tcp dport {ports} {}accept comment \"exempt\"",
-            count("exempt")
-        );
+        let _ = writeln!(out, "\t\t{fam} saddr @exempt_{v} tcp dport {ports} {}accept comment \"exempt\"", count("exempt"));
         if p.log {
-            let _ = writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} limit rate 10/second burst 20 packets log prefix \"{LOG_PREFIX}\" level info");
+            let _ =
+                writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} limit rate 10/second burst 20 packets log prefix \"{LOG_PREFIX}\" level info");
         }
         let _ = writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} {}{verdict} comment \"end-user port 25\"", count("blocked"));
     }

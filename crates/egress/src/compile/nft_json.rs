@@ -9,13 +9,7 @@ use serde_json::{json, Value};
 fn elems(v: &[Prefix]) -> Value {
     Value::Array(
         v.iter()
-            .map(|p| {
-                if p.len == p.family.bits() {
-                    json!(p.network().to_string())
-                } else {
-                    json!({"prefix": {"addr": p.network().to_string(), "len": p.len}})
-                }
-            })
+            .map(|p| if p.len == p.family.bits() { json!(p.network().to_string()) } else { json!({"prefix": {"addr": p.network().to_string(), "len": p.len}}) })
             .collect(),
     )
 }
@@ -35,8 +29,7 @@ pub fn render(s: &Sets) -> String {
         ("exempt_v4", "ipv4_addr", &s.exempt_v4),
         ("exempt_v6", "ipv6_addr", &s.exempt_v6),
     ] {
-        let mut set =
-            json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
+        let mut set = json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
         if !v.is_empty() {
             set["elem"] = elems(v);
         }
@@ -48,11 +41,7 @@ pub fn render(s: &Sets) -> String {
         }
     }
     cmds.push(json!({"add": {"chain": {"family": "inet", "table": t, "name": "forward", "type": "filter", "hook": "forward", "prio": 0, "policy": "accept"}}}));
-    let ports = if p.blocked_ports.len() == 1 {
-        json!(p.blocked_ports[0])
-    } else {
-        json!({"set": p.blocked_ports})
-    };
+    let ports = if p.blocked_ports.len() == 1 { json!(p.blocked_ports[0]) } else { json!({"set": p.blocked_ports}) };
     for (fam, v) in [("ip", "v4"), ("ip6", "v6")] {
         let m = |set: &str| {
             vec![
@@ -89,8 +78,7 @@ pub fn render(s: &Sets) -> String {
         });
         cmds.push(rule(e, Some("end-user port 25")));
     }
-    let mut text =
-        serde_json::to_string_pretty(&json!({"nftables": cmds})).expect("JSON values serialise");
+    let mut text = serde_json::to_string_pretty(&json!({"nftables": cmds})).expect("JSON values serialise");
     text.push('\n');
     text
 }

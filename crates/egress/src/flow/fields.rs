@@ -32,15 +32,11 @@ struct Rec {
 }
 
 fn ip4(v: &[u8]) -> Option<IpAddr> {
-    <[u8; 4]>::try_from(v)
-        .ok()
-        .map(|a| IpAddr::V4(Ipv4Addr::from(a)))
+    <[u8; 4]>::try_from(v).ok().map(|a| IpAddr::V4(Ipv4Addr::from(a)))
 }
 
 fn ip6(v: &[u8]) -> Option<IpAddr> {
-    <[u8; 16]>::try_from(v)
-        .ok()
-        .map(|a| IpAddr::V6(Ipv6Addr::from(a)))
+    <[u8; 16]>::try_from(v).ok().map(|a| IpAddr::V6(Ipv6Addr::from(a)))
 }
 
 impl Rec {
@@ -61,8 +57,8 @@ impl Rec {
             28 => self.dst = ip6(v),
             22 => self.start_up = Some(uint(v)),
             21 => self.end_up = Some(uint(v)),
-            150 => self.start_abs = Some(uint(v) * 1000),
-            151 => self.end_abs = Some(uint(v) * 1000),
+            150 => self.start_abs = Some(uint(v).saturating_mul(1000)),
+            151 => self.end_abs = Some(uint(v).saturating_mul(1000)),
             152 => self.start_abs = Some(uint(v)),
             153 => self.end_abs = Some(uint(v)),
             160 => self.init = Some(uint(v)),
@@ -76,9 +72,9 @@ impl Rec {
         }
         match (up, ctx.uptime_ms, ctx.init_ms) {
             // v9: the header's uptime anchors FIRST/LAST_SWITCHED.
-            (Some(u), Some(now_up), _) => (ctx.export_ms + u).saturating_sub(now_up),
+            (Some(u), Some(now_up), _) => ctx.export_ms.saturating_add(u).saturating_sub(now_up),
             // IPFIX: the exporter's boot time from its options records.
-            (Some(u), None, Some(init)) => init + u,
+            (Some(u), None, Some(init)) => init.saturating_add(u),
             _ => ctx.export_ms,
         }
     }
@@ -110,9 +106,7 @@ pub(crate) fn decode_records(
             } else {
                 f.len as usize
             };
-            let v = body
-                .get(pos..pos + len)
-                .ok_or(Malformed("record overruns its set"))?;
+            let v = body.get(pos..pos + len).ok_or(Malformed("record overruns its set"))?;
             pos += len;
             if f.enterprise == 0 {
                 rec.set(f.id, v);

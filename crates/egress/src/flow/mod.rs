@@ -155,45 +155,27 @@ impl Collector {
     }
 
     /// A data set: decoded now if its template is known, else deferred.
-    pub(crate) fn data(
-        &mut self,
-        key: TemplateKey,
-        body: &[u8],
-        ctx: Context,
-        out: &mut Vec<Flow>,
-    ) -> Result<(), Malformed> {
+    pub(crate) fn data(&mut self, key: TemplateKey, body: &[u8], ctx: Context, out: &mut Vec<Flow>) -> Result<(), Malformed> {
         match self.templates.get(&key) {
             Some(t) => {
                 let t = t.clone();
                 self.data_set(key, &t, body, ctx, out)
             }
             None => {
-                if self.deferred_sets >= MAX_DEFERRED_SETS
-                    || self.deferred_bytes + body.len() > MAX_DEFERRED_BYTES
-                {
+                if self.deferred_sets >= MAX_DEFERRED_SETS || self.deferred_bytes + body.len() > MAX_DEFERRED_BYTES {
                     self.stats.sets_without_template += 1;
                     return Ok(());
                 }
                 self.stats.sets_deferred += 1;
                 self.deferred_sets += 1;
                 self.deferred_bytes += body.len();
-                self.deferred.entry(key).or_default().push_back(Deferred {
-                    body: body.to_vec(),
-                    ctx,
-                });
+                self.deferred.entry(key).or_default().push_back(Deferred { body: body.to_vec(), ctx });
                 Ok(())
             }
         }
     }
 
-    fn data_set(
-        &mut self,
-        key: TemplateKey,
-        t: &Template,
-        body: &[u8],
-        mut ctx: Context,
-        out: &mut Vec<Flow>,
-    ) -> Result<(), Malformed> {
+    fn data_set(&mut self, key: TemplateKey, t: &Template, body: &[u8], mut ctx: Context, out: &mut Vec<Flow>) -> Result<(), Malformed> {
         if ctx.init_ms.is_none() {
             ctx.init_ms = self.init_ms.get(&(key.exporter, key.domain)).copied();
         }
@@ -206,14 +188,26 @@ impl Collector {
     }
 }
 
+/// Walks the sets of a v9/IPFIX message from `pos`: (set id, set body).
+/// Fewer than 4 trailing bytes are padding; a set length that is too short
+/// or overruns the message makes the message malformed.
+pub(crate) fn for_each_set(d: &[u8], mut pos: usize, mut f: impl FnMut(u16, &[u8]) -> Result<(), Malformed>) -> Result<(), Malformed> {
+    while d.len().saturating_sub(pos) >= 4 {
+        let id = be16(d, pos)?;
+        let len = be16(d, pos + 2)? as usize;
+        if len < 4 || pos + len > d.len() {
+            return Err(Malformed("set length"));
+        }
+        f(id, &d[pos + 4..pos + len])?;
+        pos += len;
+    }
+    Ok(())
+}
+
 pub(crate) fn be16(b: &[u8], at: usize) -> Result<u16, Malformed> {
-    b.get(at..at + 2)
-        .map(|v| u16::from_be_bytes([v[0], v[1]]))
-        .ok_or(Malformed("truncated"))
+    b.get(at..at + 2).map(|v| u16::from_be_bytes([v[0], v[1]])).ok_or(Malformed("truncated"))
 }
 
 pub(crate) fn be32(b: &[u8], at: usize) -> Result<u32, Malformed> {
-    b.get(at..at + 4)
-        .map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]]))
-        .ok_or(Malformed("truncated"))
+    b.get(at..at + 4).map(|v| u32::from_be_bytes([v[0], v[1], v[2], v[3]])).ok_or(Malformed("truncated"))
 }

@@ -37,29 +37,21 @@ pub struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8]) -> Result<Reader<'a>, PcapError> {
-        let magic = data
-            .get(..4)
-            .ok_or_else(|| PcapError("not a pcap file: shorter than its header".into()))?;
+        let magic = data.get(..4).ok_or_else(|| PcapError("not a pcap file: shorter than its header".into()))?;
         let (big_endian, nanos) = match magic {
             [0xd4, 0xc3, 0xb2, 0xa1] => (false, false),
             [0xa1, 0xb2, 0xc3, 0xd4] => (true, false),
             [0x4d, 0x3c, 0xb2, 0xa1] => (false, true),
             [0xa1, 0xb2, 0x3c, 0x4d] => (true, true),
-            [0x0a, 0x0d, 0x0d, 0x0a] => return Err(PcapError("pcapng is not supported: convert with `editcap -F pcap in.pcapng out.pcap` or capture with `tcpdump -w` (pcap)".into())),
+            [0x0a, 0x0d, 0x0d, 0x0a] => {
+                return Err(PcapError("pcapng is not supported: convert with `editcap -F pcap in.pcapng out.pcap` or capture with `tcpdump -w` (pcap)".into()))
+            }
             _ => return Err(PcapError("not a pcap file (bad magic number)".into())),
         };
         if data.len() < 24 {
             return Err(PcapError("not a pcap file: shorter than its header".into()));
         }
-        let mut r = Reader {
-            data,
-            pos: 24,
-            big_endian,
-            nanos,
-            linktype: 0,
-            skipped: 0,
-            truncated: false,
-        };
+        let mut r = Reader { data, pos: 24, big_endian, nanos, linktype: 0, skipped: 0, truncated: false };
         r.linktype = r.u32(20) & 0x0fff_ffff;
         if ![0, 1, 12, 101, 113, 276, 228, 229].contains(&r.linktype) {
             return Err(PcapError(format!("pcap link type {} is not supported (Ethernet, Linux cooked, raw IP and loopback are)", r.linktype)));
@@ -68,12 +60,7 @@ impl<'a> Reader<'a> {
     }
 
     fn u32(&self, at: usize) -> u32 {
-        let b = [
-            self.data[at],
-            self.data[at + 1],
-            self.data[at + 2],
-            self.data[at + 3],
-        ];
+        let b = [self.data[at], self.data[at + 1], self.data[at + 2], self.data[at + 3]];
         if self.big_endian {
             u32::from_be_bytes(b)
         } else {
@@ -93,14 +80,8 @@ impl<'a> Reader<'a> {
                 }
                 (Some(et), f.get(off + 2..)?)
             }
-            113 => (
-                Some(u16::from_be_bytes([*f.get(14)?, *f.get(15)?])),
-                f.get(16..)?,
-            ),
-            276 => (
-                Some(u16::from_be_bytes([*f.get(0)?, *f.get(1)?])),
-                f.get(20..)?,
-            ),
+            113 => (Some(u16::from_be_bytes([*f.get(14)?, *f.get(15)?])), f.get(16..)?),
+            276 => (Some(u16::from_be_bytes([*f.first()?, *f.get(1)?])), f.get(20..)?),
             0 => (None, f.get(4..)?),
             _ => (None, f),
         };
@@ -120,7 +101,7 @@ fn udp(ip: &[u8]) -> Option<(IpAddr, &[u8])> {
             if *ip.get(9)? != 17 || frag & 0x3fff != 0 || ihl < 20 {
                 return None;
             }
-            let src = IpAddr::V4(Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]));
+            let src = IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(ip.get(12..16)?).ok()?));
             Some((src, ip.get(ihl..total.min(ip.len()))?))
         }
         6 => {
@@ -156,12 +137,7 @@ impl<'a> Iterator for Reader<'a> {
             }
             let frame = &self.data[start..start + caplen];
             self.pos = start + caplen;
-            let ts_ms = secs * 1000
-                + if self.nanos {
-                    frac / 1_000_000
-                } else {
-                    frac / 1000
-                };
+            let ts_ms = secs * 1000 + if self.nanos { frac / 1_000_000 } else { frac / 1000 };
             let Some((src, seg)) = self.ip_packet(frame).and_then(udp) else {
                 self.skipped += 1;
                 continue;
@@ -184,13 +160,7 @@ impl<'a> Iterator for Reader<'a> {
 
 /// Writes a pcap (Ethernet-less, linktype raw IPv4) holding one UDP datagram
 /// per payload: used by tests and the benchmark to build replayable exports.
-pub fn write_raw_udp(
-    payloads: &[Vec<u8>],
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    dst_port: u16,
-    ts_secs: u32,
-) -> Vec<u8> {
+pub fn write_raw_udp(payloads: &[Vec<u8>], src: Ipv4Addr, dst: Ipv4Addr, dst_port: u16, ts_secs: u32) -> Vec<u8> {
     let mut out = Vec::new();
     out.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
@@ -204,33 +174,11 @@ pub fn write_raw_udp(
         out.extend_from_slice(&(i as u32 % 1_000_000).to_le_bytes());
         out.extend_from_slice(&(total as u32).to_le_bytes());
         out.extend_from_slice(&(total as u32).to_le_bytes());
-        let mut ip = vec![
-            0x45,
-            0,
-            (total >> 8) as u8,
-            total as u8,
-            0,
-            0,
-            0x40,
-            0,
-            64,
-            17,
-            0,
-            0,
-        ];
+        let mut ip = vec![0x45, 0, (total >> 8) as u8, total as u8, 0, 0, 0x40, 0, 64, 17, 0, 0];
         ip.extend_from_slice(&src.octets());
         ip.extend_from_slice(&dst.octets());
         let ulen = 8 + p.len();
-        ip.extend_from_slice(&[
-            0x08,
-            0x00,
-            (dst_port >> 8) as u8,
-            dst_port as u8,
-            (ulen >> 8) as u8,
-            ulen as u8,
-            0,
-            0,
-        ]);
+        ip.extend_from_slice(&[0x08, 0x00, (dst_port >> 8) as u8, dst_port as u8, (ulen >> 8) as u8, ulen as u8, 0, 0]);
         ip.extend_from_slice(p);
         out.extend_from_slice(&ip);
     }

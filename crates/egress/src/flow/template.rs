@@ -33,14 +33,7 @@ pub struct Template {
 
 impl Template {
     pub fn new(fields: Vec<Field>, options: bool) -> Template {
-        let min_len = fields
-            .iter()
-            .map(|f| if f.len == VARLEN { 1 } else { f.len as usize })
-            .sum();
-        Template {
-            fields,
-            options,
-            min_len,
-        }
+        let min_len = fields.iter().map(|f| if f.len == VARLEN { 1 } else { f.len as usize }).sum();
+        Template { fields, options, min_len }
     }
 }

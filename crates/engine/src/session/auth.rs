@@ -39,7 +39,7 @@ impl<H: Hooks> Session<H> {
 
     pub(super) async fn auth(&mut self, args: &str, shutdown: &CancellationToken) -> Option<End> {
         let precondition = match self.hooks.auth_offer(&self.info) {
-            AuthOffer::No => Some(R::NO_AUTH),
+            AuthOffer::No => Some(self.hooks.auth_refused(&self.info)),
             AuthOffer::AfterTls if self.info.tls.is_none() => Some(NEED_TLS),
             _ if self.info.helo.is_none() || !self.info.esmtp => Some(NEED_EHLO),
             _ if self.info.auth.is_some() => Some(ALREADY),

@@ -8,13 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-#[command(
-    about = "Access-network egress policy: block outbound TCP/25 from end-user space",
-    long_about = "The access network's side of Port 25 Management: end-user networks (residential, dynamic, \
-                  mobile) may not reach TCP port 25 on the Internet; submission (587/465) and the web stay \
-                  open; the provider's MTAs and business customers stay free.\n\n\
-                  Start from the documented example:  port25 egress compile --policy dist/egress.toml --target nftables"
-)]
+#[command(after_help = "End-user networks (residential, dynamic, mobile) may not reach TCP port 25 on the Internet; submission (587/465) \
+                        and the web stay open; the provider's MTAs and business customers stay free.\n\n\
+                        Start from the documented example policy (dist/egress.toml, docs/egress.md):\n  \
+                        port25 egress compile --policy dist/egress.toml --target nftables\n  \
+                        port25 egress check --policy dist/egress.toml 198.51.100.77 25")]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
@@ -23,13 +21,11 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Compile the policy for a firewall (prefixes aggregated, deterministic output)
-    #[command(
-        after_help = "Targets:\n  nftables       nft -f ruleset (table inet, interval sets, named counters)\n  \
+    #[command(after_help = "Targets:\n  nftables       nft -f ruleset (table inet, interval sets, named counters)\n  \
                             nftables-json  the same for nft -j -f\n  ipset          ipset restore -exist input (load first)\n  \
                             iptables       iptables-restore --noflush input (IPv4 chain)\n  ip6tables      ip6tables-restore --noflush input (IPv6 chain)\n  \
                             cisco          Cisco IOS extended ACLs\n  juniper        Junos firewall filters and prefix lists\n\n\
-                            Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft"
-    )]
+                            Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft")]
     Compile {
         /// The policy file (see dist/egress.toml)
         #[arg(long, short)]
@@ -42,9 +38,7 @@ enum Command {
         output: Option<PathBuf>,
     },
     /// Say whether TCP from ADDRESS to PORT (default: the blocked ports) is blocked, which rule decides, and why
-    #[command(
-        after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25"
-    )]
+    #[command(after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25")]
     Check {
         #[arg(long, short)]
         policy: PathBuf,
@@ -62,33 +56,20 @@ enum Command {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Compile {
-            policy,
-            target,
-            output,
-        } => {
+        Command::Compile { policy, target, output } => {
             let p = policy::load(&policy)?;
             let text = compile::compile(&p, target);
             match output {
-                Some(path) => std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?,
+                Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
                 None => std::io::stdout().lock().write_all(text.as_bytes())?,
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Check {
-            policy,
-            address,
-            port,
-        } => {
+        Command::Check { policy, address, port } => {
             let p = policy::load(&policy)?;
             let d = check::decide(&p, address, port);
             print!("{}", check::explain(&p, &d));
-            Ok(if d.blocked {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if d.blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Diff { old, new } => {
             let (po, pn) = (policy::load(&old)?, policy::load(&new)?);
@@ -99,18 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
             let changes = diff::diff(&po, &pn);
             for c in &changes {
-                let (sign, what) = if c.now_blocked {
-                    ('+', "now blocked")
-                } else {
-                    ('-', "no longer blocked")
-                };
-                writeln!(
-                    out,
-                    "{sign} {:<43} {what} ({} -> {})",
-                    c.prefix.to_string(),
-                    c.old_rule,
-                    c.new_rule
-                )?;
+                let (sign, what) = if c.now_blocked { ('+', "now blocked") } else { ('-', "no longer blocked") };
+                writeln!(out, "{sign} {:<43} {what} ({} -> {})", c.prefix.to_string(), c.old_rule, c.new_rule)?;
             }
             if changes.is_empty() && ports.is_empty() {
                 writeln!(out, "no address changes verdict")?;

@@ -19,14 +19,12 @@ enum Format {
 }
 
 #[derive(clap::Args)]
-#[command(
-    after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
+#[command(after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
                         --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration\n\n\
                         A flow counts when it is TCP to a blocked port from an address the policy blocks.\n\
                         Decoder statistics (malformed datagrams, late or missing templates) go to standard error.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
-                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --duration 3600 --block-at 2026-11-01T00:00:00Z"
-)]
+                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --duration 3600 --block-at 2026-11-01T00:00:00Z")]
 pub struct Args {
     /// The policy file: which addresses are subscribers in blocked space
     #[arg(long, short)]
@@ -63,11 +61,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let p = policy::load(&a.policy)?;
     let table = Table::new(&p);
-    let opts = Options {
-        window_ms: a.window * 1000,
-        threshold: a.threshold,
-        block_at_ms: a.block_at,
-    };
+    let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: a.block_at };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     let mut collector = Collector::new();
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
@@ -75,8 +69,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     for file in &a.pcap {
         let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut reader =
-            pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         for d in reader.by_ref() {
             collector.datagram(d.src, d.payload, &mut flows);
             for f in flows.drain(..) {
@@ -85,27 +78,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         skipped_packets += reader.skipped;
         if reader.truncated {
-            eprintln!(
-                "port25: {}: the last packet is cut short (capture still running?); read up to it",
-                file.display()
-            );
+            eprintln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
         }
     }
     if let Some(addr) = a.listen {
         let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
         // Start-up line for scripts and tests that wait for the socket.
-        eprintln!(
-            "port25: listening for NetFlow/IPFIX on udp {}",
-            sock.local_addr()?
-        );
+        eprintln!("port25: listening for NetFlow/IPFIX on udp {}", sock.local_addr()?);
         let started = Instant::now();
         let mut last: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
         sock.set_read_timeout(Some(Duration::from_millis(200)))?;
         loop {
-            if a.duration
-                .is_some_and(|d| started.elapsed().as_secs_f64() >= d)
-            {
+            if a.duration.is_some_and(|d| started.elapsed().as_secs_f64() >= d) {
                 break;
             }
             if last.is_some_and(|l| l.elapsed().as_secs_f64() >= a.idle) {
@@ -119,11 +104,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                         analyzer.add(&f);
                     }
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) => {}
+                Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
                 Err(e) => return Err(e).context("receiving"),
             }
         }

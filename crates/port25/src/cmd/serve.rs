@@ -23,7 +23,9 @@ use tokio_util::sync::CancellationToken;
 #[derive(clap::Args)]
 pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
-    /// 127.0.0.1:2525 with a self-signed certificate, data in ./port25-data
+    /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
+    /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
+    /// accounts (`port25 users`) in ./port25-data
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
@@ -73,6 +75,20 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
     Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
 }
 
+/// Submission listeners ask for device certificates when a device CA is set.
+fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let Some(ca) = &config.submission.device_ca else { return Ok(None) };
+    let (cert, key) = match &config.tls_files {
+        Some(pair) => pair.clone(),
+        None => {
+            let dir = config.data_dir.join("tls");
+            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            (cert, key)
+        }
+    };
+    Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
+}
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
@@ -80,6 +96,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
+    let device_tls = device_tls_config(&config)?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
@@ -102,7 +119,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
-    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission) {
+    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
         true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
         false => None,
     };
@@ -120,7 +137,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
                 TlsMode::Starttls => port25_engine::TlsMode::StartTls,
                 TlsMode::Implicit => port25_engine::TlsMode::Implicit,
             },
-            tls: if l.tls == TlsMode::None { None } else { tls.clone() },
+            tls: match (l.tls, l.service, &device_tls) {
+                (TlsMode::None, _, _) => None,
+                (_, Service::Submission, Some(d)) => Some(d.clone()),
+                _ => tls.clone(),
+            },
             proxy_protocol: l.proxy_protocol,
             limits: Limits {
                 max_connections: l.max_connections,
@@ -138,6 +159,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
+            (Service::Mx, Some(shared)) if l.legacy_submission => {
+                let policy = Arc::new(port25_submission::legacy::LegacyMx::new(mx.clone(), shared.clone()));
+                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
             (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
             (Service::Submission, Some(shared)) => {
                 let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
@@ -187,6 +212,7 @@ fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enq
             recipients_per_message: s.recipients_per_message,
         },
         trusted_networks: s.trusted_networks.clone(),
+        recipient_delimiter: config.mx.recipient_delimiter,
     };
     Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
 }

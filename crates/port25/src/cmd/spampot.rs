@@ -36,15 +36,13 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Sub {
     /// Run the collector: receive capture logs and bodies from sensors over HTTPS
-    #[command(
-        long_about = "Receives what sensors ship (their [ship] section names this collector's \
+    #[command(long_about = "Receives what sensors ship (their [ship] section names this collector's \
         https://host:port, a token and the certificate to trust) and stores it per sensor in the \
         capture format: <data_dir>/sensors/<sensor>/events/ and one shared <data_dir>/bodies/. \
         Appends are by byte offset and fsynced before they are acknowledged: nothing lost, nothing twice.\n\n\
         Configuration (TOML):\n  listen = \"0.0.0.0:8443\"\n  data_dir = \"/var/lib/port25-collector\"\n  \
         # cert = \"...\"  key = \"...\"   (else a self-signed pair in data_dir/tls/)\n  \
-        [[sensor]]\n  name = \"br-sp-01\"\n  token = \"a long random secret\""
-    )]
+        [[sensor]]\n  name = \"br-sp-01\"\n  token = \"a long random secret\"")]
     Collect {
         /// Collector configuration (TOML)
         #[arg(long, short)]
@@ -69,17 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => Config::default(),
     };
-    let format = args
-        .log_format
-        .as_deref()
-        .unwrap_or(&config.log_format)
-        .parse::<ev::LogFormat>()
-        .map_err(anyhow::Error::msg)?;
+    let format = args.log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
     ev::init(format, &config.log_level);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("spampot")
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("spampot").build()?;
     runtime.block_on(sensor(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -104,11 +94,15 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     }
     let shipper = match &config.ship {
         Some(table) => {
-            let ship: port25_collect::shipper::ShipConfig = table
-                .clone()
-                .try_into()
-                .map_err(|e| anyhow::anyhow!("[ship]: {e}"))?;
+            let ship: port25_collect::shipper::ShipConfig = table.clone().try_into().map_err(|e| anyhow::anyhow!("[ship]: {e}"))?;
             Some(port25_collect::shipper::Shipper::new(ship, &root).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let hpfeeds = match &config.hpfeeds {
+        Some(table) => {
+            let feed: port25_collect::hpfeeds::HpfeedsConfig = table.clone().try_into().map_err(|e| anyhow::anyhow!("[hpfeeds]: {e}"))?;
+            Some((feed, store.subscribe(10_000).expect("first subscriber")))
         }
         None => None,
     };
@@ -116,11 +110,12 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(port25_spampot::run(shared, bound, shutdown.clone()));
     let shipping = shipper.map(|s| tokio::spawn(s.run(shutdown.clone())));
+    let feeding = hpfeeds.map(|(feed, rx)| tokio::spawn(port25_collect::hpfeeds::run(feed, rx, shutdown.clone())));
     super::serve::wait_for_signal().await;
     shutdown.cancel();
     let _ = server.await;
-    if let Some(s) = shipping {
-        let _ = s.await;
+    for task in shipping.into_iter().chain(feeding) {
+        let _ = task.await;
     }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
@@ -134,16 +129,9 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
             return Ok(ExitCode::from(2));
         }
     };
-    let format = log_format
-        .as_deref()
-        .unwrap_or(&config.log_format)
-        .parse::<ev::LogFormat>()
-        .map_err(anyhow::Error::msg)?;
+    let format = log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
     ev::init(format, "info");
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("collect")
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("collect").build()?;
     runtime.block_on(async {
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot bind {}", config.listen))?;

@@ -45,6 +45,25 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Give a login its own sending limits (0 = none); unset ones follow [submission]
+    #[command(after_help = "Examples:\n  port25 users limits news@example.net --messages-per-hour 2000 --recipients-per-message 500\n  \
+        port25 users limits alice@example.net --messages-per-hour 5     (contain a suspicious account)\n  \
+        port25 users limits alice@example.net                           (back to the defaults)\n\nPrints the limits in force.")]
+    Limits {
+        login: String,
+        #[arg(long)]
+        messages_per_hour: Option<u32>,
+        #[arg(long)]
+        messages_per_day: Option<u32>,
+        #[arg(long)]
+        recipients_per_hour: Option<u32>,
+        #[arg(long)]
+        recipients_per_day: Option<u32>,
+        #[arg(long)]
+        recipients_per_message: Option<u32>,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Delete a login
     Del {
         login: String,
@@ -163,6 +182,24 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let accounts = open(&config(&common)?)?;
             accounts.set_addresses(&login, &addresses)?;
             println!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
+        }
+        Command::Limits { login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message, common } => {
+            let config = config(&common)?;
+            let accounts = open(&config)?;
+            let own = port25_accounts::UserLimits { messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message };
+            accounts.set_limits(&login, &own)?;
+            let s = &config.submission;
+            let show = |name: &str, own: Option<u32>, default: u32| {
+                let value = own.unwrap_or(default);
+                let value = if value == 0 { "no limit".to_owned() } else { value.to_string() };
+                println!("{name:<24}{value}{}", if own.is_some() { "" } else { "  (default)" });
+            };
+            println!("limits of {}:", login.to_lowercase());
+            show("messages_per_hour", own.messages_per_hour, s.messages_per_hour);
+            show("messages_per_day", own.messages_per_day, s.messages_per_day);
+            show("recipients_per_hour", own.recipients_per_hour, s.recipients_per_hour);
+            show("recipients_per_day", own.recipients_per_day, s.recipients_per_day);
+            show("recipients_per_message", own.recipients_per_message, s.recipients_per_message);
         }
         Command::Del { login, common } => {
             open(&config(&common)?)?.delete(&login)?;

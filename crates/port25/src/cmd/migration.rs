@@ -1,0 +1,74 @@
+//! `port25 migration report`: how far the provider's users have moved from
+//! port 25 to submission on 587/465 (the seeds' first phase: at least 90%
+//! before the access networks block port 25).
+
+use port25_accounts::migration;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Subcommand)]
+pub enum Command {
+    /// Per domain: active users, the share submitting only on 587/465, and who is still on port 25
+    #[command(after_help = "Uses are recorded at each login on the submission listeners and, while an MX listener has \
+        legacy_submission = true, at each login on port 25.\nExit status: 0 when every domain meets the threshold, 1 when one does not, 2 on errors.")]
+    Report {
+        /// Users seen in the last DAYS days are active
+        #[arg(long, default_value_t = 30)]
+        days: u32,
+        /// The share (percent) of active users that must submit only on 587/465
+        #[arg(long, default_value_t = 90.0)]
+        threshold: f64,
+        /// One JSON document instead of text
+        #[arg(long)]
+        json: bool,
+        /// Configuration file (for the account database); default: built-in defaults
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn time(t: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.max(0) as u64);
+    httpdate::fmt_http_date(t)
+}
+
+pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
+    let Command::Report { days, threshold, json, config } = cmd;
+    let config = match &config {
+        Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => port25_config::embedded_default(),
+    };
+    let accounts = super::users::open(&config)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let report = migration::report(&accounts.usage()?, now, days, threshold);
+    let all_met = report.iter().all(|d| d.threshold_met);
+    if json {
+        let domains: Vec<serde_json::Value> = report
+            .iter()
+            .map(|d| {
+                serde_json::json!({
+                    "domain": d.domain, "active": d.active, "submission_only": d.submission_only,
+                    "share": (d.share * 10.0).round() / 10.0, "threshold_met": d.threshold_met,
+                    "still_on_25": d.still_on_25.iter().map(|s| serde_json::json!({
+                        "login": s.login, "last_ip": s.last_ip, "last_seen": s.last_seen, "also_on_submission": s.also_on_submission,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::json!({"days": days, "threshold": threshold, "all_met": all_met, "domains": domains}));
+    } else {
+        println!("Active users in the last {days} days; threshold {threshold}% submitting only on 587/465");
+        if report.is_empty() {
+            println!("  no authenticated submission recorded yet");
+        }
+        for d in &report {
+            let verdict = if d.threshold_met { "met" } else { "NOT met" };
+            println!("{}: {} active, {} only on 587/465 ({:.1}%): {verdict}", d.domain, d.active, d.submission_only, d.share);
+            for s in &d.still_on_25 {
+                let also = if s.also_on_submission { " (also uses 587/465)" } else { "" };
+                println!("  still on 25: {} last from {} at {}{also}", s.login, s.last_ip, time(s.last_seen));
+            }
+        }
+    }
+    Ok(if all_met { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,275 @@
+//! `port25 report`: statistics over SpamPots captures, blocklist rank and
+//! complaint trends, written as one HTML page plus JSON and CSV; and the
+//! synthetic capture generator (`report generate`).
+
+use anyhow::Context;
+use port25_report::{enrich::Enricher, generate, output, scan, stats::Filter, table1};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(clap::Args)]
+#[command(
+    about = "Reports: Table 1 over SpamPots captures, origin/destination, campaigns, blocklist rank, complaints",
+    long_about = "Counts what SpamPots sensors captured (the white paper's Table 1: emails, recipients, recipients per \
+                  spam, emails per day, unique sender IPs, ASes and countries; probes apart), where it came from \
+                  (country, AS, address) and went (recipient domain and its country), campaigns (identical and \
+                  near-duplicate bodies); and, from dated blocklist dumps and abuse reports, the slides' results: a \
+                  country's rank in a blocklist over time, its main ASNs, complaints per month by category.\n\n\
+                  Try it on synthetic data:\n  port25 report generate /tmp/synth\n  port25 report build --capture /tmp/synth/capture \
+                  --enrich /tmp/synth/geoip.csv --enrich /tmp/synth/routeviews.pfx2as --out /tmp/synth/report\n\n\
+                  Details: docs/report.md"
+)]
+pub struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Write a deterministic synthetic capture store with known answers (truth.json)
+    #[command(long_about = "Writes OUT/capture (a real capture store: events and bodies, through the capture crate's writer), \
+        OUT/geoip.csv (tor-geoipdb format) and OUT/routeviews.pfx2as (CAIDA format) describing its address plan, and \
+        OUT/truth.json with every figure a correct report must give. Same seed, same bytes.")]
+    Generate(GenArgs),
+    /// Build a report from captures, blocklist dumps and/or abuse reports
+    Build(BuildArgs),
+}
+
+#[derive(clap::Args)]
+struct GenArgs {
+    /// Output directory (created)
+    out: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// First day, YYYY-MM-DD
+    #[arg(long, default_value = "2006-06-10")]
+    start: String,
+    #[arg(long, default_value_t = 30)]
+    days: u32,
+    #[arg(long, default_value_t = 10)]
+    sensors: u32,
+    /// Distinct source addresses
+    #[arg(long, default_value_t = 2000)]
+    sources: u32,
+    /// Spam messages (probes come on top: one per source)
+    #[arg(long, default_value_t = 100_000)]
+    messages: u64,
+    #[arg(long, default_value_t = 40)]
+    campaigns: u32,
+    /// Body variants per campaign (near-duplicates)
+    #[arg(long, default_value_t = 3)]
+    variants: u32,
+    #[arg(long, default_value_t = 300)]
+    asns: u32,
+}
+
+#[derive(clap::Args)]
+pub struct BuildArgs {
+    /// Capture directory: a sensor's (has events/), a collector's (has sensors/*/events/), or an events/ directory
+    #[arg(long)]
+    capture: Option<PathBuf>,
+    /// IP enrichment: .mmdb (MaxMind), *pfx2as* (CAIDA), or a low,high,CC|AS range file (e.g. /usr/share/tor/geoip); a directory = dated versions. Repeatable; first answer wins
+    #[arg(long)]
+    enrich: Vec<PathBuf>,
+    /// First day counted (YYYY-MM-DD, UTC)
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day counted (YYYY-MM-DD, UTC, inclusive)
+    #[arg(long)]
+    to: Option<String>,
+    /// Count only this sensor (repeatable)
+    #[arg(long)]
+    sensor: Vec<String>,
+    /// Rows in top-N tables
+    #[arg(long, default_value_t = 20)]
+    top: usize,
+    /// The sensors' country: recipients elsewhere are "abroad"
+    #[arg(long, default_value = "BR")]
+    home: String,
+    /// Skip near-duplicate clustering (reads every distinct body)
+    #[arg(long)]
+    no_near_duplicates: bool,
+    /// Threads reading the capture log
+    #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
+    threads: usize,
+    /// Also export the capture's message records, enriched, as Parquet to this file
+    #[arg(long)]
+    parquet: Option<PathBuf>,
+    /// Blocklist dumps (rbldnsd ip4set or plain address lists), dated in their names; a directory = all its files. Repeatable
+    #[arg(long)]
+    blocklist: Vec<PathBuf>,
+    /// Country followed in the blocklist rank and complaint charts
+    #[arg(long, default_value = "BR")]
+    country: String,
+    /// The AS ranking cut-off for "the country's ASes in the top N"
+    #[arg(long, default_value_t = 200)]
+    top_asns: usize,
+    /// Abuse reports: ARF or plain messages in an mbox file, a Maildir or a directory of files. Repeatable
+    #[arg(long)]
+    complaints: Vec<PathBuf>,
+    /// End-user (residential/dynamic) prefixes, one a line: complaints from them are "direct delivery"
+    #[arg(long)]
+    end_user: Option<PathBuf>,
+    /// Write report.html, report.json and csv/ here
+    #[arg(long, short)]
+    out: Option<PathBuf>,
+    /// Print the summary as JSON instead of text
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Command::Generate(g) => {
+            let start = port25_report::date::parse_day(&g.start).with_context(|| format!("--start {:?}: expected YYYY-MM-DD", g.start))?;
+            let p = generate::Params {
+                seed: g.seed,
+                start_day: start,
+                days: g.days.max(1),
+                sensors: g.sensors.max(1),
+                sources: g.sources.max(1),
+                messages: g.messages,
+                campaigns: g.campaigns.max(1),
+                variants: g.variants.max(1),
+                asns: g.asns.max(1),
+            };
+            let t = generate::generate(&p, &g.out).with_context(|| format!("writing {}", g.out.display()))?;
+            println!(
+                "wrote {}: {} events, {} emails, {} recipients, {} probes, {} source IPs, {} ASes, {} countries ({} to {}); truth in truth.json",
+                g.out.display(),
+                t.events,
+                t.emails,
+                t.recipients,
+                t.probes,
+                t.unique_ips,
+                t.unique_asns,
+                t.countries,
+                t.first_day,
+                t.last_day
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build(b) => build(b),
+    }
+}
+
+fn day_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
+    v.as_ref().map(|s| port25_report::date::parse_day(s).with_context(|| format!("--{name} {s:?}: expected YYYY-MM-DD"))).transpose()
+}
+
+fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
+    let mut enricher = Enricher::default();
+    for p in &b.enrich {
+        enricher.add(p)?;
+    }
+    let mut sections = Vec::new();
+    let mut summary = serde_json::Map::new();
+    if let Some(dir) = &b.capture {
+        let filter = Filter { from: day_arg("from", &b.from)?, to: day_arg("to", &b.to)?, sensors: b.sensor.clone() };
+        let (acc, damage) = scan::scan(dir, &filter, b.threads)?;
+        for d in &damage.examples {
+            eprintln!("port25 report: {d}");
+        }
+        let bodies_dir = dir.join("bodies");
+        let bodies = if bodies_dir.is_dir() { Some(port25_capture::bodies::Bodies::open(&bodies_dir)?) } else { None };
+        let opt = table1::Options { top: b.top, home: b.home.to_ascii_uppercase(), near_duplicates: !b.no_near_duplicates, ..Default::default() };
+        let r = table1::build(&acc, damage, &enricher, bodies.as_ref(), &opt);
+        summary.insert("table1".into(), serde_json::to_value(&r.table1)?);
+        if !b.json {
+            print_table1(&r);
+        }
+        sections.push(output::capture_section(&r));
+        if let Some(pq) = &b.parquet {
+            let rows = port25_report::parquet_export::export(dir, &filter, &enricher, pq).with_context(|| format!("writing {}", pq.display()))?;
+            eprintln!("port25 report: wrote {rows} message records to {}", pq.display());
+        }
+    }
+    if !b.blocklist.is_empty() {
+        let files = port25_report::blocklist::dated_files(&b.blocklist)?;
+        let mut examples = Vec::new();
+        let mut dumps = Vec::new();
+        for (day, f) in files {
+            dumps.push(port25_report::blocklist::count(&f, day, &enricher, &mut examples)?);
+        }
+        for e in &examples {
+            eprintln!("port25 report: {e}");
+        }
+        let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
+        let s = port25_report::blocklist::section(&dumps, examples, &opt);
+        if !b.json {
+            print_tables(&s, "focus_rank");
+        }
+        summary.insert("blocklist".into(), s.summary.clone());
+        sections.push(s);
+    }
+    if !b.complaints.is_empty() {
+        let end_user = match &b.end_user {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                port25_report::complaints::parse_prefixes(&text).map_err(|e| e.in_file(p))?
+            }
+            None => Vec::new(),
+        };
+        let mut trend = port25_report::complaints::Trend::default();
+        for p in &b.complaints {
+            for (place, raw) in port25_report::complaints::messages(p)? {
+                trend.add(&place, &raw, &end_user, &enricher);
+            }
+        }
+        for e in &trend.examples {
+            eprintln!("port25 report: {e}");
+        }
+        let s = trend.section();
+        if !b.json {
+            print_tables(&s, "per_month");
+        }
+        summary.insert("complaints".into(), s.summary.clone());
+        sections.push(s);
+    }
+    if sections.is_empty() {
+        anyhow::bail!("nothing to report: give --capture DIR, --blocklist DUMPS or --complaints REPORTS (see port25 report build --help)");
+    }
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
+    }
+    if let Some(out) = &b.out {
+        let html = output::write_dir(out, "port25 report", &sections).with_context(|| format!("writing {}", out.display()))?;
+        eprintln!("port25 report: wrote {} (and report.json, csv/)", html.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table1(r: &table1::CaptureReport) {
+    let t = &r.table1;
+    let opt = |v: Option<u64>| v.map_or("(no enrichment)".to_string(), |n| n.to_string());
+    println!("Start of data collection     {}", t.start.as_deref().unwrap_or("-"));
+    println!("End of data collection       {}", t.end.as_deref().unwrap_or("-"));
+    println!("Days of data collected       {}", t.days);
+    println!("Emails collected             {}", t.emails);
+    println!("Recipients                   {}", t.recipients);
+    println!("Recipients per spam          {:.2}", t.recipients_per_spam);
+    println!("Emails per day               {}", t.emails_per_day);
+    println!("Unique sender IPs            {}", t.unique_ips);
+    println!("Unique sender ASes           {}", opt(t.unique_asns));
+    println!("Countries of origin          {}", opt(t.countries));
+    println!("Probes (apart)               {} from {} IPs", t.probes, t.probe_sources);
+    if let Some(s) = r.top5_country_share {
+        println!("Top 5 countries' share       {s:.2}%");
+    }
+    if let Some(s) = r.abroad_recipient_share {
+        println!("Recipients abroad            {s:.2}%");
+    }
+    for n in &r.notes {
+        println!("note: {n}");
+    }
+}
+
+/// One table of a section as aligned text on standard output.
+fn print_tables(s: &port25_report::output::Section, id: &str) {
+    let Some(t) = s.tables.iter().find(|t| t.id == id) else { return };
+    println!("{}", t.title);
+    println!("{}", t.columns.join("\t"));
+    for r in &t.rows {
+        println!("{}", r.iter().map(port25_report::table::cell_text).collect::<Vec<_>>().join("\t"));
+    }
+}

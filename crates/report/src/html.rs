@@ -1,0 +1,73 @@
+//! The self-contained HTML report: one file, inline CSS and SVG, no script
+//! and no network. Sections are added by the parts of the report (capture,
+//! blocklist, complaints); every table of every section is printed, so the
+//! HTML never shows less than the JSON and CSV files.
+
+use crate::svg::esc;
+use crate::table::{cell_text, Table};
+use std::fmt::Write;
+
+#[derive(Default)]
+pub struct Page {
+    title: String,
+    body: String,
+}
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;color:#222}\
+table{border-collapse:collapse;margin:1em 0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}.notes li{color:#555}\
+svg.chart{display:block;margin:1em 0;background:#fff}";
+
+impl Page {
+    pub fn new(title: &str) -> Page {
+        Page { title: title.into(), body: String::new() }
+    }
+
+    pub fn heading(&mut self, text: &str) {
+        let _ = write!(self.body, "<h2>{}</h2>", esc(text));
+    }
+
+    pub fn notes(&mut self, notes: &[String]) {
+        if notes.is_empty() {
+            return;
+        }
+        self.body.push_str("<ul class=\"notes\">");
+        for n in notes {
+            let _ = write!(self.body, "<li>{}</li>", esc(n));
+        }
+        self.body.push_str("</ul>");
+    }
+
+    pub fn paragraph(&mut self, text: &str) {
+        let _ = write!(self.body, "<p>{}</p>", esc(text));
+    }
+
+    /// Raw SVG from [`crate::svg`].
+    pub fn chart(&mut self, svg: &str) {
+        self.body.push_str(svg);
+    }
+
+    pub fn table(&mut self, t: &Table) {
+        let _ = write!(self.body, "<h3 id=\"{}\">{}</h3><table><tr>", esc(&t.id), esc(&t.title));
+        for c in &t.columns {
+            let _ = write!(self.body, "<th>{}</th>", esc(c));
+        }
+        self.body.push_str("</tr>");
+        for r in &t.rows {
+            self.body.push_str("<tr>");
+            for v in r {
+                let _ = write!(self.body, "<td>{}</td>", esc(&cell_text(v)));
+            }
+            self.body.push_str("</tr>");
+        }
+        self.body.push_str("</table>");
+    }
+
+    pub fn finish(self) -> String {
+        format!(
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head><body><h1>{t}</h1>{}</body></html>\n",
+            self.body,
+            t = esc(&self.title)
+        )
+    }
+}

@@ -1,0 +1,139 @@
+//! Reading a capture store for the report: every segment of every sensor,
+//! streamed in bounded chunks through `port25_capture::reader::parse` (the
+//! format's own reader, so torn tails and bad lines are handled as the
+//! contract says), counted on as many threads as there are cores.
+//!
+//! A capture directory is either one sensor's store (`<dir>/events/`), a
+//! collector's (`<dir>/sensors/<name>/events/`), or a bare `events/`.
+
+use crate::stats::{Accumulator, Filter};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Chunk size: a segment is read this much at a time (cut at a line end),
+/// so memory does not grow with the segment size limit.
+const CHUNK: usize = 4 << 20;
+
+/// Damage found while reading, with where it is.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Damage {
+    pub bad_lines: u64,
+    pub torn_tails: u64,
+    /// The first few, as `file:line: what`.
+    pub examples: Vec<String>,
+}
+
+impl Damage {
+    fn note(&mut self, msg: String) {
+        if self.examples.len() < 20 {
+            self.examples.push(msg);
+        }
+    }
+    fn merge(&mut self, o: Damage) {
+        self.bad_lines += o.bad_lines;
+        self.torn_tails += o.torn_tails;
+        for m in o.examples {
+            self.note(m);
+        }
+    }
+}
+
+/// Every segment under a capture directory, in sequence order per sensor.
+pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut event_dirs = Vec::new();
+    if dir.join("events").is_dir() {
+        event_dirs.push(dir.join("events"));
+    }
+    if dir.join("sensors").is_dir() {
+        let mut names: Vec<_> = std::fs::read_dir(dir.join("sensors"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        names.sort();
+        event_dirs.extend(names.into_iter().map(|p| p.join("events")).filter(|p| p.is_dir()));
+    }
+    if event_dirs.is_empty() {
+        event_dirs.push(dir.to_owned());
+    }
+    let mut out = Vec::new();
+    for d in event_dirs {
+        out.extend(port25_capture::log::list_segments(&d)?.into_iter().map(|(_, p)| p));
+    }
+    if out.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}: no capture segments (events-YYYYMMDD-NNNNNN.jsonl) in events/, sensors/*/events/ or the directory itself", dir.display()),
+        ));
+    }
+    Ok(out)
+}
+
+/// Feeds one segment to `f` event by event.
+pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::Event)) -> std::io::Result<()> {
+    let mut file = std::fs::File::open(path)?;
+    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let mut base = 0u64;
+    let mut line_no = 1u64;
+    loop {
+        let start = buf.len();
+        buf.resize(start + CHUNK, 0);
+        let n = file.read(&mut buf[start..])?;
+        buf.truncate(start + n);
+        let eof = n == 0;
+        // Parse up to the last newline; keep the rest for the next read.
+        let cut = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        if cut == 0 && !eof {
+            continue;
+        }
+        let parsed = port25_capture::reader::parse(&buf[..cut], base);
+        for (_, e) in &parsed.events {
+            f(e);
+        }
+        for off in &parsed.bad {
+            damage.bad_lines += 1;
+            let rel = (off - base) as usize;
+            let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
+            damage.note(format!("{}:{line}: not a capture event (bad JSON or missing fields); skipped", path.display()));
+        }
+        if let Some(off) = parsed.torn {
+            damage.torn_tails += 1;
+            let rel = (off - base) as usize;
+            let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
+            damage.note(format!("{}:{line}: torn last line (no newline: the sensor stopped while writing); skipped", path.display()));
+        }
+        if eof {
+            return Ok(());
+        }
+        line_no += buf[..cut].iter().filter(|&&b| b == b'\n').count() as u64;
+        base += cut as u64;
+        buf.drain(..cut);
+    }
+}
+
+/// Counts a whole capture directory with `threads` workers.
+pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(Accumulator, Damage)> {
+    let segs = segments(dir)?;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::io::Result<(Accumulator, Damage)>> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads.max(1))
+            .map(|_| {
+                s.spawn(|| {
+                    let mut acc = Accumulator::new(filter.clone());
+                    let mut damage = Damage::default();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = segs.get(i) else { break };
+                        read_segment(p, &mut damage, &mut |e| acc.add(e)).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                    }
+                    Ok((acc, damage))
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().expect("scan worker panicked")).collect()
+    });
+    let mut total = Accumulator::new(filter.clone());
+    let mut damage = Damage::default();
+    for r in results {
+        let (a, d) = r?;
+        total.merge(a);
+        damage.merge(d);
+    }
+    Ok((total, damage))
+}

@@ -1,0 +1,347 @@
+//! From counts to the report: the white paper's Table 1 for the chosen
+//! window and sensors, and every other table of the capture report (series
+//! per day and per sensor, origin by country, AS and address, destination
+//! by recipient domain and its country, proxy types and ports, campaigns).
+//!
+//! Enrichment happens here, once per distinct source address (as of the
+//! day of its first spam in the window), not once per event.
+
+use crate::enrich::{country_str, Enricher};
+use crate::scan::Damage;
+use crate::stats::Accumulator;
+use crate::table::{pct, Table};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Rows in top-N tables.
+    pub top: usize,
+    /// The sensors' country: destination outside it is "abroad" (the
+    /// white paper's 94 %).
+    pub home: String,
+    pub near_duplicates: bool,
+    pub similarity: f64,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options { top: 20, home: "BR".into(), near_duplicates: true, similarity: 0.7 }
+    }
+}
+
+/// Table 1, plus the probes counted apart.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Table1 {
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// Calendar days from start to end, both counted (Table 1's 466).
+    pub days: u64,
+    /// Days with at least one spam.
+    pub days_with_data: u64,
+    pub emails: u64,
+    pub recipients: u64,
+    pub recipients_per_spam: f64,
+    pub emails_per_day: u64,
+    pub unique_ips: u64,
+    /// None without AS enrichment.
+    pub unique_asns: Option<u64>,
+    /// None without country enrichment.
+    pub countries: Option<u64>,
+    pub probes: u64,
+    pub probe_recipients: u64,
+    pub probe_sources: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureReport {
+    pub table1: Table1,
+    /// Shares that the seeds quote.
+    pub top5_country_share: Option<f64>,
+    pub abroad_recipient_share: Option<f64>,
+    pub enrichment: Vec<crate::enrich::LayerInfo>,
+    pub notes: Vec<String>,
+    pub damage: Damage,
+    pub tables: Vec<Table>,
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Country of a recipient domain by its top-level domain: a ccTLD names
+/// one (`.uk` is GB); generic TLDs (`.com`, `.net`...) name none.
+pub fn domain_country(domain: &str) -> Option<String> {
+    let tld = domain.rsplit('.').next()?.to_ascii_uppercase();
+    if tld.len() != 2 || !tld.bytes().all(|b| b.is_ascii_alphabetic()) {
+        return None;
+    }
+    Some(if tld == "UK" { "GB".into() } else { tld })
+}
+
+fn top<K: Clone + Ord>(m: &HashMap<K, u64>, n: usize) -> Vec<(K, u64)> {
+    let mut v: Vec<(K, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    v.truncate(n);
+    v
+}
+
+pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Option<&port25_capture::bodies::Bodies>, opt: &Options) -> CaptureReport {
+    let mut notes = Vec::new();
+    let enriched = !enricher.is_empty();
+    if !enriched {
+        notes.push("No enrichment given (--enrich): unique ASes, countries of origin and the AS and country tables are not computed.".into());
+    }
+    let day_of = |t: &Option<String>| t.as_deref().and_then(crate::date::parse_day);
+    let (start, end) = (day_of(&acc.first), day_of(&acc.last));
+    let days = match (start, end) {
+        (Some(s), Some(e)) => (e - s + 1) as u64,
+        _ => 0,
+    };
+    let spam = acc.spam;
+
+    // Origin: one lookup per address.
+    let mut by_country: HashMap<String, u64> = HashMap::new();
+    let mut ips_by_country: HashMap<String, u64> = HashMap::new();
+    let mut by_asn: HashMap<u32, u64> = HashMap::new();
+    let mut ips_by_asn: HashMap<u32, u64> = HashMap::new();
+    let mut asn_country: HashMap<u32, String> = HashMap::new();
+    let mut ip_info: HashMap<std::net::IpAddr, crate::enrich::Info> = HashMap::new();
+    let (mut no_country, mut no_asn) = (0u64, 0u64);
+    if enriched {
+        for (ip, s) in &acc.sources {
+            let info = enricher.lookup(*ip, s.first_day);
+            match info.country {
+                Some(c) => {
+                    let c = country_str(c);
+                    *by_country.entry(c.clone()).or_default() += s.count.emails;
+                    *ips_by_country.entry(c.clone()).or_default() += 1;
+                    for a in &info.asns {
+                        asn_country.entry(*a).or_insert(c.clone());
+                    }
+                }
+                None => no_country += s.count.emails,
+            }
+            if info.asns.is_empty() {
+                no_asn += s.count.emails;
+            }
+            // A multi-origin prefix credits each of its ASes.
+            for a in &info.asns {
+                *by_asn.entry(*a).or_default() += s.count.emails;
+                *ips_by_asn.entry(*a).or_default() += 1;
+            }
+            ip_info.insert(*ip, info);
+        }
+        if no_country > 0 {
+            notes.push(format!("{no_country} emails came from addresses no enrichment source places in a country."));
+        }
+        if no_asn > 0 {
+            notes.push(format!("{no_asn} emails came from addresses no enrichment source maps to an AS."));
+        }
+    }
+
+    let table1 = Table1 {
+        start: start.map(crate::date::format_day),
+        end: end.map(crate::date::format_day),
+        days,
+        days_with_data: acc.per_day.values().filter(|c| c.0.emails > 0).count() as u64,
+        emails: spam.emails,
+        recipients: spam.recipients,
+        recipients_per_spam: if spam.emails == 0 { 0.0 } else { round2(spam.recipients as f64 / spam.emails as f64) },
+        emails_per_day: spam.emails.checked_div(days).unwrap_or(0),
+        unique_ips: acc.sources.len() as u64,
+        unique_asns: enriched.then_some(by_asn.len() as u64),
+        countries: enriched.then_some(by_country.len() as u64),
+        probes: acc.probes.emails,
+        probe_recipients: acc.probes.recipients,
+        probe_sources: acc.probe_sources.len() as u64,
+    };
+
+    let mut tables = Vec::new();
+    let mut t = Table::new("table1", "Table 1: captured spam (probes counted apart)", &["figure", "value"]);
+    // In the white paper's order, with its wording.
+    let rows: [(&str, Value); 14] = [
+        ("Start of data collection", json!(table1.start)),
+        ("End of data collection", json!(table1.end)),
+        ("Days of data collected", json!(table1.days)),
+        ("Days with spam", json!(table1.days_with_data)),
+        ("Emails collected", json!(table1.emails)),
+        ("Recipients", json!(table1.recipients)),
+        ("Recipients per spam", json!(table1.recipients_per_spam)),
+        ("Emails per day", json!(table1.emails_per_day)),
+        ("Unique IPs that sent spam", json!(table1.unique_ips)),
+        ("Unique ASes that sent spam", json!(table1.unique_asns)),
+        ("Countries of origin", json!(table1.countries)),
+        ("Probes (proxy tests, not counted above)", json!(table1.probes)),
+        ("Probe recipients", json!(table1.probe_recipients)),
+        ("IPs that sent probes", json!(table1.probe_sources)),
+    ];
+    for (k, v) in rows {
+        t.push(vec![json!(k), v]);
+    }
+    tables.push(t);
+
+    let mut t = Table::new("per_day", "Spam per day", &["day", "emails", "recipients", "probes"]);
+    for (d, (c, p)) in &acc.per_day {
+        t.push(vec![json!(crate::date::format_day(*d)), json!(c.emails), json!(c.recipients), json!(p)]);
+    }
+    tables.push(t);
+    let mut t = Table::new("per_sensor", "Spam per sensor", &["sensor", "emails", "recipients", "probes", "share_pct"]);
+    for (s, (c, p)) in &acc.per_sensor {
+        t.push(vec![json!(s), json!(c.emails), json!(c.recipients), json!(p), pct(c.emails, spam.emails)]);
+    }
+    tables.push(t);
+
+    let mut top5 = None;
+    if enriched {
+        let mut t = Table::new("top_countries", "Origin: countries", &["rank", "country", "emails", "share_pct", "ips"]);
+        let list = top(&by_country, opt.top);
+        top5 = Some(round2(list.iter().take(5).map(|x| x.1).sum::<u64>() as f64 * 100.0 / spam.emails.max(1) as f64));
+        for (i, (c, n)) in list.iter().enumerate() {
+            t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.emails), json!(ips_by_country[c])]);
+        }
+        tables.push(t);
+        let mut t = Table::new("top_asns", "Origin: autonomous systems", &["rank", "asn", "country", "emails", "share_pct", "ips"]);
+        for (i, (a, n)) in top(&by_asn, opt.top).iter().enumerate() {
+            t.push(vec![json!(i + 1), json!(a), json!(asn_country.get(a)), json!(n), pct(*n, spam.emails), json!(ips_by_asn[a])]);
+        }
+        tables.push(t);
+    }
+    let per_ip: HashMap<std::net::IpAddr, u64> = acc.sources.iter().map(|(k, v)| (*k, v.count.emails)).collect();
+    let mut t = Table::new("top_ips", "Origin: source addresses", &["rank", "ip", "country", "asn", "emails", "share_pct"]);
+    for (i, (ip, n)) in top(&per_ip, opt.top).iter().enumerate() {
+        let info = ip_info.get(ip);
+        let cc = info.and_then(|x| x.country).map(country_str);
+        let asn = info.map(|x| x.asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("_")).filter(|s| !s.is_empty());
+        t.push(vec![json!(i + 1), json!(ip.to_string()), json!(cc), json!(asn), json!(n), pct(*n, spam.emails)]);
+    }
+    tables.push(t);
+
+    let mut t = Table::new("dest_domains", "Destination: recipient domains", &["rank", "domain", "recipients", "share_pct"]);
+    for (i, (d, n)) in top(&acc.domains, opt.top).iter().enumerate() {
+        t.push(vec![json!(i + 1), json!(d), json!(n), pct(*n, spam.recipients)]);
+    }
+    tables.push(t);
+    let mut dest: HashMap<String, u64> = HashMap::new();
+    for (d, n) in &acc.domains {
+        *dest.entry(domain_country(d).unwrap_or_else(|| "gTLD".into())).or_default() += n;
+    }
+    let home_n = dest.get(&opt.home).copied().unwrap_or(0);
+    let abroad = (spam.recipients > 0).then(|| round2((spam.recipients - home_n) as f64 * 100.0 / spam.recipients as f64));
+    let mut t = Table::new("dest_countries", "Destination: country of the recipient domain (ccTLD)", &["rank", "country", "recipients", "share_pct"]);
+    for (i, (c, n)) in top(&dest, usize::MAX).iter().enumerate() {
+        t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.recipients)]);
+    }
+    tables.push(t);
+    notes.push(format!(
+        "Destination country is the recipient domain's ccTLD; generic TLDs (.com, .net..., shown as gTLD) are counted as abroad from {} (DNS MX lookup is not done).",
+        opt.home
+    ));
+
+    let mut t = Table::new("proxy_types", "Proxy type used for spam", &["proxy_type", "emails", "share_pct"]);
+    for (k, n) in &acc.proxy_types {
+        t.push(vec![json!(k), json!(n), pct(*n, spam.emails)]);
+    }
+    tables.push(t);
+    let mut t = Table::new("requested_ports", "Destination port requested", &["port", "emails", "handshakes"]);
+    let ports: std::collections::BTreeSet<u16> = acc.requested_ports.keys().chain(acc.handshake_ports.keys()).copied().collect();
+    for p in ports {
+        t.push(vec![json!(p), json!(acc.requested_ports.get(&p).copied().unwrap_or(0)), json!(acc.handshake_ports.get(&p).copied().unwrap_or(0))]);
+    }
+    tables.push(t);
+
+    tables.extend(campaign_tables(acc, bodies, opt, &mut notes));
+
+    let mut t = Table::new("event_kinds", "Events in the window by kind", &["event", "count"]);
+    for (k, n) in &acc.kinds {
+        t.push(vec![json!(k), json!(n)]);
+    }
+    tables.push(t);
+    if damage.bad_lines + damage.torn_tails > 0 {
+        notes.push(format!("{} bad line(s) and {} torn tail(s) in the capture log were skipped (see damage).", damage.bad_lines, damage.torn_tails));
+    }
+    if acc.unusable > 0 {
+        notes.push(format!("{} message event(s) had no usable source address or time and were not counted.", acc.unusable));
+    }
+    CaptureReport { table1, top5_country_share: top5, abroad_recipient_share: abroad, enrichment: enricher.describe(), notes, damage, tables }
+}
+
+fn lifetime(first: &str, last: &str) -> Value {
+    match (crate::date::parse_day(first), crate::date::parse_day(last)) {
+        (Some(a), Some(b)) => json!(b - a + 1),
+        _ => Value::Null,
+    }
+}
+
+/// A near-duplicate cluster: bodies, emails, recipients, first and last time.
+type Cluster = (u64, u64, u64, String, String);
+
+/// Exact campaigns (one body digest) and near-duplicate clusters.
+fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bodies>, opt: &Options, notes: &mut Vec<String>) -> Vec<Table> {
+    let mut out = Vec::new();
+    let mut list: Vec<(&String, &crate::stats::Campaign)> = acc.campaigns.iter().collect();
+    list.sort_by(|a, b| b.1.count.emails.cmp(&a.1.count.emails).then_with(|| a.0.cmp(b.0)));
+    let mut t =
+        Table::new("campaigns", "Campaigns: identical bodies (SHA-256)", &["rank", "digest", "emails", "recipients", "size", "first", "last", "lifetime_days"]);
+    for (i, (d, c)) in list.iter().take(opt.top).enumerate() {
+        t.push(vec![
+            json!(i + 1),
+            json!(d),
+            json!(c.count.emails),
+            json!(c.count.recipients),
+            json!(c.size),
+            json!(c.first),
+            json!(c.last),
+            lifetime(&c.first, &c.last),
+        ]);
+    }
+    out.push(t);
+    let Some(bodies) = bodies.filter(|_| opt.near_duplicates) else {
+        notes.push("Near-duplicate campaigns not computed (no bodies directory, or --no-near-duplicates).".into());
+        return out;
+    };
+    let mut sigs = Vec::new();
+    let mut members = Vec::new();
+    let mut missing = 0u64;
+    for (d, c) in &list {
+        match bodies.get(d) {
+            Ok(body) => {
+                sigs.push(crate::campaigns::signature(&body));
+                members.push((*d, *c));
+            }
+            Err(_) => missing += 1,
+        }
+    }
+    if missing > 0 {
+        notes.push(format!("{missing} bodies were missing or unreadable (quota rotation?): left out of near-duplicate clustering."));
+    }
+    let ids = crate::campaigns::cluster(&sigs, opt.similarity);
+    let mut clusters: BTreeMap<usize, Cluster> = BTreeMap::new();
+    for (i, id) in ids.iter().enumerate() {
+        let c = members[i].1;
+        let e = clusters.entry(*id).or_insert((0, 0, 0, c.first.clone(), c.last.clone()));
+        e.0 += 1;
+        e.1 += c.count.emails;
+        e.2 += c.count.recipients;
+        if c.first < e.3 {
+            e.3 = c.first.clone();
+        }
+        if c.last > e.4 {
+            e.4 = c.last.clone();
+        }
+    }
+    let mut cl: Vec<(usize, Cluster)> = clusters.into_iter().collect();
+    cl.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(&b.0)));
+    let mut t = Table::new(
+        "near_duplicates",
+        &format!("Campaigns: near-duplicate bodies (MinHash, similarity >= {})", opt.similarity),
+        &["rank", "example_digest", "bodies", "emails", "recipients", "first", "last", "lifetime_days"],
+    );
+    for (i, (id, (n, e, r, f, l))) in cl.iter().take(opt.top).enumerate() {
+        t.push(vec![json!(i + 1), json!(members[*id].0), json!(n), json!(e), json!(r), json!(f), json!(l), lifetime(f, l)]);
+    }
+    out.push(t);
+    notes.push(format!("{} distinct bodies form {} near-duplicate clusters.", members.len(), cl.len()));
+    out
+}

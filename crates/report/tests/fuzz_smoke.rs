@@ -1,0 +1,29 @@
+//! Stable smoke fuzzing of the report's parsers (the cargo-fuzz targets are
+//! fuzz/fuzz_targets/report_*.rs; the properties are fuzz/src/report.rs).
+
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/report.rs"]
+mod checks;
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
+mod smoke;
+
+#[test]
+fn range_files() {
+    smoke::smoke("report_ranges", 5_000, 0x5e01, checks::ranges);
+}
+
+#[test]
+fn pfx2as_files() {
+    smoke::smoke("report_pfx2as", 5_000, 0x5e02, checks::pfx2as);
+}
+
+#[test]
+fn ip4set_lines() {
+    smoke::smoke("report_ip4set", 5_000, 0x5e03, checks::ip4set);
+}
+
+#[test]
+fn abuse_reports() {
+    smoke::smoke("report_complaint", 5_000, 0x5e04, checks::complaint);
+}

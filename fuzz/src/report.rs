@@ -1,0 +1,66 @@
+//! Properties of the report's input parsers (port25_report): IP range
+//! files, CAIDA pfx2as, rbldnsd ip4set lines, abuse reports (ARF/plain).
+//! Each never panics, reports errors with a line inside the input, and what
+//! it accepts is consistent. std and port25_report only (included by
+//! crates/report/tests/fuzz_smoke.rs).
+
+use port25_report::{arf, ip4set, pfx2as::Pfx2as, ranges::Ranges};
+
+fn lines_of(text: &str) -> u64 {
+    text.lines().count() as u64
+}
+
+pub fn ranges(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match Ranges::parse(text) {
+        Ok(r) => {
+            // Every accepted row answers for its own first address.
+            for line in text.lines() {
+                let f: Vec<&str> = line.trim().split([',', '\t']).map(|x| x.trim().trim_matches('"')).collect();
+                if f.len() >= 3 && !line.trim_start().starts_with('#') && f[2] != "??" {
+                    if let Ok(ip) = f[0].parse::<std::net::IpAddr>() {
+                        assert!(r.lookup(ip).is_some(), "{ip} listed but not found");
+                    }
+                }
+            }
+        }
+        Err(e) => assert!(e.line >= 1 && e.line <= lines_of(text), "error line {} outside 1..={}", e.line, lines_of(text)),
+    }
+}
+
+pub fn pfx2as(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else { return };
+    match Pfx2as::parse(text) {
+        Ok(t) => {
+            for line in text.lines() {
+                let f: Vec<&str> = line.split_whitespace().collect();
+                if f.len() == 3 && !line.trim_start().starts_with('#') {
+                    let ip: std::net::IpAddr = f[0].parse().expect("accepted lines have an address");
+                    assert!(t.lookup(ip).is_some_and(|a| !a.is_empty()), "{ip} has a prefix but no AS");
+                }
+            }
+        }
+        Err(e) => assert!(e.line >= 1 && e.line <= lines_of(text)),
+    }
+}
+
+pub fn ip4set(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for line in text.lines() {
+        if let Ok(Some(e)) = ip4set::parse_line(line) {
+            assert!(e.first <= e.last, "{line:?}: range backwards");
+            // The first address, written as a plain entry, is a one-address entry.
+            let ip = port25_report::ip::from_key(e.first);
+            let back = ip4set::parse_line(&ip.to_string()).expect("an address parses").expect("not a comment");
+            assert_eq!((back.first, back.last), (e.first, e.first));
+        }
+    }
+}
+
+pub fn complaint(data: &[u8]) {
+    if let Ok(c) = arf::parse(data) {
+        let (y, _, _) = port25_report::date::civil_from_days(c.day);
+        assert!((1970..=9999).contains(&y), "day {} out of range", c.day);
+        assert_eq!(c.evidence, c.evidence.to_ascii_lowercase());
+    }
+}
