@@ -154,7 +154,6 @@ EOF
 "$PORT25_BIN" serve --config "$P25/port25.toml" 2>"$P25/log" &
 P25_PID=$!
 wait_port $P25_PORT 20 || { cat "$P25/log"; die "port25 did not start"; }
-P25_DONE=0
 p25_finished() { if [ -f "$P25/data/outbound/history.log" ]; then wc -l <"$P25/data/outbound/history.log"; else echo 0; fi; }
 
 inject() { # port
@@ -186,7 +185,8 @@ run_port25() {
     "$PORT25_BIN" queue hold --data-dir "$P25/data" >/dev/null
     sleep 1.2
     inject "$P25_PORT" || die "smtp-source into port25 failed"
-    local target=$((P25_DONE + MSGS)) t0 t1
+    # Runs in a subshell ($(...)): the target comes from the history file.
+    local target=$(($(p25_finished) + MSGS)) t0 t1
     t0=$(now)
     "$PORT25_BIN" queue release --data-dir "$P25/data" >/dev/null
     local deadline=$(($(date +%s) + TIMEOUT))
@@ -195,7 +195,6 @@ run_port25() {
         sleep 0.05
     done
     t1=$(now)
-    P25_DONE=$target
     [ "$(grep -c "$(printf '\tdelivered\t')" "$P25/data/outbound/history.log")" = "$target" ] || die "port25: not every recipient was delivered"
     echo "$t0 $t1" | awk -v n="$MSGS" '{ printf "%.1f", n / ($2 - $1) }'
 }
