@@ -2,8 +2,8 @@
 # Runs the whole test suite on a fresh machine of this kind (as root).
 #
 #  1. installs the peers the tests use (swaks, curl, postfix, nftables, ...)
-#     with apt-get, aiosmtpd (an LMTP server) and prometheus-client (the
-#     /metrics test's parser) with pip;
+#     with apt-get, and aiosmtpd (an LMTP server), dkimpy, prometheus-client
+#     (the /metrics test's parser) and the report's Python peers with pip;
 #  2. cargo test --workspace: unit tests, smoke fuzzing of every parser,
 #     and the integration tests that start the real binary.
 #
@@ -14,6 +14,8 @@ cd "$(dirname "$0")"
 [ "$(id -u)" = 0 ] || { echo "test.sh: run as root (Postfix and network namespaces need it)" >&2; exit 1; }
 bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
+# dkimpy: the second DKIM implementation that verifies port25's signatures.
+python3 -c 'import dkim' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore dkimpy
 # report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
 python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
 # Prometheus' own text-format parser, for the /metrics test

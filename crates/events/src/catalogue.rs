@@ -63,6 +63,7 @@ catalogue! {
     OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed";
     OUTBOUND_STATS = "port25.outbound.stats";
     OUTBOUND_CONTROL = "port25.outbound.control";
+    OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed";
 
     SPAMPOT_CONNECT = "port25.spampot.connect";
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";

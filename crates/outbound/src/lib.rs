@@ -16,6 +16,7 @@
 
 pub mod backoff;
 pub mod client;
+pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod journal;
@@ -30,23 +31,50 @@ pub use settings::{Settings, Smarthost};
 
 use port25_queue::{Spool, SpoolError, SpooledMessage};
 
-/// Hands messages to the outbound queue: stored durably (fsynced) before
-/// `enqueue` returns, then picked up by the scheduler.
+/// Hands messages to the outbound queue: DKIM-signed when the From:
+/// domain has a key, stored durably (fsynced) before `enqueue` returns,
+/// then picked up by the scheduler.
 #[derive(Clone)]
 pub struct Enqueuer {
     spool: Spool,
+    dkim: std::sync::Arc<dkim::Dkim>,
 }
 
 impl Enqueuer {
     pub fn new(spool: Spool) -> Enqueuer {
-        Enqueuer { spool }
+        Enqueuer { spool, dkim: Default::default() }
+    }
+
+    pub fn with_dkim(spool: Spool, dkim: dkim::Dkim) -> Enqueuer {
+        Enqueuer { spool, dkim: std::sync::Arc::new(dkim) }
     }
 
     pub fn spool(&self) -> &Spool {
         &self.spool
     }
 
-    pub async fn enqueue(&self, message: SpooledMessage) -> Result<(), SpoolError> {
+    pub async fn enqueue(&self, mut message: SpooledMessage) -> Result<(), SpoolError> {
+        // DSNs (null sender) are ours, not the user's: never signed.
+        if !self.dkim.is_empty() && !message.from.is_empty() {
+            let dkim = self.dkim.clone();
+            let (m, signed) = tokio::task::spawn_blocking(move || {
+                let signed = dkim.sign(&message.content);
+                (message, signed)
+            })
+            .await
+            .map_err(|_| SpoolError::Stopped)?;
+            message = m;
+            match signed {
+                Some(Ok(header)) => {
+                    let mut content = header.into_bytes();
+                    content.extend_from_slice(&message.content);
+                    message.content = content;
+                }
+                // Sent unsigned rather than not at all; the event says why.
+                Some(Err(e)) => port25_events::emit!(error, port25_events::OUTBOUND_DKIM_FAILED, id = %message.id, error = %e),
+                None => {}
+            }
+        }
         self.spool.commit(message).await
     }
 }

@@ -40,6 +40,9 @@ enum Command {
     Spampot(cmd::spampot::Args),
     /// The outbound queue: list, show, flush, retry, delete, hold, release
     Queue(cmd::queue::Args),
+    /// DKIM signing keys: keygen
+    #[command(subcommand)]
+    Dkim(cmd::dkim::Command),
     /// Reports: Table 1 over captures, origin and destination, campaigns, blocklist rank, complaints
     Report(cmd::report::Args),
     /// DNS records mail clients use to find submission (RFC 6186 SRV) and autoconfig/autodiscover
@@ -57,6 +60,7 @@ fn main() -> std::process::ExitCode {
         Command::Egress(args) => cmd::egress::run(args),
         Command::Spampot(args) => cmd::spampot::run(args),
         Command::Queue(args) => cmd::queue::run(args),
+        Command::Dkim(c) => cmd::dkim::run(c),
         Command::Report(args) => cmd::report::run(args),
         Command::Dns(c) => cmd::dns::run(c),
     };

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 pub mod config;
 pub mod dns;
+pub mod dkim;
 pub mod egress;
 pub mod egress_flows;
 pub mod migration;

@@ -65,7 +65,9 @@ pub fn start(config: &Config, local: Spool) -> anyhow::Result<Running> {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let dir = config.data_dir.join("outbound");
     let (spool, recovered) = Spool::open(&dir, tx).with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
-    let enqueuer = Enqueuer::new(spool);
+    let keys: Vec<_> = config.outbound.dkim.iter().map(|k| (k.domain.clone(), k.selector.clone(), k.private_key.clone())).collect();
+    let dkim = port25_outbound::dkim::Dkim::load(&keys).map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
+    let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
     let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)), dns, enqueuer.clone(), recovered, rx, local, stop.clone()));
     Ok(Running { enqueuer, task, stop })

@@ -35,8 +35,12 @@ fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
 /// The sending port25: submission from trusted loopback devices (no AUTH
 /// needed), local domain example.net, outbound through `dns` to `port`.
 fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
+    sender_in("example.net", dns, port, extra)
+}
+
+fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
     let mx = format!(
-        "domains = [\"example.net\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
+        "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
          first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
         dns.addr
     );
@@ -44,10 +48,14 @@ fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
 }
 
 fn submit(s: &Server, to: &[&str], subject: &str) {
+    submit_as(s, "alice@example.net", to, subject)
+}
+
+fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
     let mut c = Client::open(s.addr());
     assert!(c.cmd("EHLO laptop.example").starts_with("250"));
-    let body = format!("From: Alice <alice@example.net>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
-    let r = c.send_mail("alice@example.net", to, &body);
+    let body = format!("From: Alice <{from}>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
+    let r = c.send_mail(from, to, &body);
     assert_eq!(code(&r), 250, "{r}");
     c.cmd("QUIT");
 }
@@ -202,6 +210,25 @@ fn tls_required_but_not_offered_is_deferred_never_sent_in_clear() {
     assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS is required"), "{reason}");
     assert!(sink.messages().is_empty(), "sent in clear");
     assert!(a.events("port25.outbound.delivered").is_empty());
+    // The operator sees it queued, with the reason.
+    let out = Command::new(BIN).args(["queue", "list", "--data-dir"]).arg(a.data()).output().unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && list.contains("dave@tls.example") && list.contains("TLS is required"), "{list}");
+    assert!(list.contains("1 recipient(s) of 1 message(s) queued"), "{list}");
+    let id = deferred[0]["id"].as_str().unwrap().to_owned();
+    let out = Command::new(BIN).args(["queue", "show", &id, "--data-dir"]).arg(a.data()).output().unwrap();
+    let show = String::from_utf8_lossy(&out.stdout);
+    assert!(show.contains("Subject: secret") && show.contains("queued dave@tls.example"), "{show}");
+    // Deleted by the operator: gone, no DSN, recorded.
+    let out = Command::new(BIN).args(["queue", "delete", &id, "--data-dir"]).arg(a.data()).output().unwrap();
+    assert!(out.status.success());
+    wait_events(&a, "port25.outbound.control", "command", "delete", 1);
+    let start = Instant::now();
+    while !history(&a).contains("dave@tls.example\tdeleted") {
+        assert!(start.elapsed() < WAIT, "not deleted: {}", history(&a));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(a.all_mail().is_empty(), "no DSN for a deleted message");
 }
 
 /// Accepts the transaction, then closes the connection in the middle of
@@ -311,4 +338,105 @@ fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
     let h = history(&a);
     let delivered = h.lines().filter(|l| l.contains("frank@crash.example\tdelivered")).count();
     assert!(delivered >= N, "history.log records {delivered} deliveries of {N}");
+}
+
+/// dkimpy (a second DKIM implementation, in its own process) verifies the
+/// signature port25 added, with the public key from `port25 dkim keygen`.
+#[test]
+fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
+    let ip = IpAddr::V4(v4(127, 0, 6, 1));
+    let port = free_port(&[ip]);
+    let keys = tempfile::tempdir().unwrap();
+    let key = keys.path().join("example.net.pem");
+    let out =
+        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "2048", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let record = String::from_utf8(out.stdout).unwrap();
+    assert!(record.starts_with("sel1._domainkey.example.net. IN TXT ("), "{record}");
+    // The record's quoted strings, joined, are the TXT value.
+    let txt: String = record.split('"').skip(1).step_by(2).collect();
+    assert!(txt.starts_with("v=DKIM1; k=rsa; p="), "{txt}");
+
+    let dns = DnsServer::start();
+    dns.mx("signed.example", "mx.signed.example", v4(127, 0, 6, 1));
+    let b = Server::start("domains = [\"signed.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.6.1:{port}\"\n"));
+    let a = sender(&dns, port, &format!("[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"", key.display()));
+    submit(&a, &["grace@signed.example"], "signed by port25");
+    let got = b.wait_for_mail("signed.example", "grace", 1, WAIT);
+    assert_eq!(got.len(), 1, "not delivered: {:?}", a.events("port25.outbound.deferred"));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("DKIM-Signature: v=1; a=rsa-sha256;") && text.contains("d=example.net") && text.contains("s=sel1"), "{text}");
+    let msg = a.dir.path().join("signed.eml");
+    std::fs::write(&msg, &got[0]).unwrap();
+    let script = "import dkim, sys\nmsg = open(sys.argv[1], 'rb').read()\ntxt = sys.argv[2].encode()\n\
+                  def dns(name, timeout=5):\n    assert name == b'sel1._domainkey.example.net.', name\n    return txt\n\
+                  print('verified' if dkim.verify(msg, dnsfunc=dns) else 'FAILED')\n";
+    let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().expect("python3");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.trim() == "verified", "dkimpy: {said} {}", String::from_utf8_lossy(&out.stderr));
+    // A tampered body must fail: the check can fail.
+    let tampered = String::from_utf8_lossy(&got[0]).replace("Hello from the outbound test.", "Hello from a forger.");
+    std::fs::write(&msg, tampered).unwrap();
+    let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED");
+}
+
+/// A real Postfix as the remote MX (it relays on to a port25 MX, where the
+/// message lands in a Maildir): found by MX lookup, PIPELINING, 250 with
+/// Postfix's queue id.
+#[test]
+fn a_real_postfix_is_the_remote_mx() {
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("example.net", "mx.postfix.example", Ipv4Addr::LOCALHOST);
+    let b = Server::mx();
+    let pf = crate::postfix::start_postfix(port, b.addr());
+    let a = sender_in("example.org", &dns, port, "");
+    submit_as(&a, "alice@example.org", &["henry@example.net"], "through postfix");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "henry@example.net", 1);
+    assert!(delivered[0]["reply"].as_str().unwrap().starts_with("250 2.0.0 Ok: queued as"), "{delivered:?}");
+    let mail = b.wait_for_mail("example.net", "henry", 1, Duration::from_secs(60));
+    let log = std::fs::read_to_string(pf.dir.path().join("maillog")).unwrap_or_default();
+    assert_eq!(mail.len(), 1, "postfix log:\n{log}");
+    let text = String::from_utf8_lossy(&mail[0]);
+    assert!(text.contains("Subject: through postfix"), "{text}");
+    assert!(log.contains("from=<alice@example.org>"), "{log}");
+    // Postfix's trace header: it took the message from us over ESMTP.
+    assert!(text.contains("by relay.remote.example (Postfix) with ESMTP"), "{text}");
+}
+
+/// Smarthost mode: everything goes to one relay, here another port25's
+/// submission service, which requires AUTH: port25's AUTH PLAIN must work.
+#[test]
+fn smarthost_with_auth_plain_relays_everything_to_one_host() {
+    let ip = IpAddr::V4(v4(127, 0, 7, 1));
+    let port = free_port(&[ip]);
+    let b = Server::start(
+        "domains = [\"relay.example\"]",
+        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n"),
+    );
+    let mut add = Command::new(BIN)
+        .args(["users", "add", "relayuser@relay.example", "--address", "@example.net", "--config"])
+        .arg(b.dir.path().join("port25.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    add.stdin.take().unwrap().write_all(b"relay-secret\n").unwrap();
+    assert!(add.wait().unwrap().success());
+    let secret = b.dir.path().join("smarthost.pass");
+    std::fs::write(&secret, "relay-secret\n").unwrap();
+    // No DNS entry at all: smarthost mode never looks up MX records.
+    let dns = DnsServer::start();
+    let extra =
+        format!("smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let a = sender(&dns, 25, &extra);
+    submit(&a, &["ivan@relay.example"], "via the smarthost");
+    let got = b.wait_for_mail("relay.example", "ivan", 1, WAIT);
+    assert_eq!(got.len(), 1, "not relayed: {:?}", a.events("port25.outbound.deferred"));
+    let text = String::from_utf8_lossy(&got[0]);
+    assert!(text.contains("with ESMTPA"), "the smarthost saw no AUTH: {text}");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ivan@relay.example", 1);
+    assert!(delivered[0]["host"].as_str().unwrap().contains("127.0.7.1"), "{delivered:?}");
 }

@@ -5,8 +5,8 @@ use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Postfix {
-    dir: tempfile::TempDir,
+pub(crate) struct Postfix {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Drop for Postfix {
@@ -21,7 +21,7 @@ fn free_port() -> u16 {
 
 /// A throwaway Postfix instance listening on `port` that sends every mail
 /// for example.net to port25 at `mx`, with opportunistic TLS.
-fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
+pub(crate) fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
     require("postfix");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
