@@ -9,10 +9,17 @@
 # Twice per server: MSGS=1 (sessions/s) and MSGS=10 (messages/s). Both
 # servers deliver to Maildir in the background; both fsync before 250.
 #
+# ROUNDS rounds, the servers' order rotating each round; per run the rate
+# and the server's CPU time per session or message; then the medians and
+# the ratio of medians. BASE_BIN: a second port25 binary (e.g. the build
+# before a change) run as a third server, "port25-base", in the same rounds,
+# so before and after are measured under the same machine load.
+#
 # Usage: bench/submission-vs-postfix.sh     (as root; installs postfix and
 #        sasl2-bin if missing)
-# Env:   PROCS=4 SECONDS_EACH=10 SIZE=2048 PF_PORT=4661 P25_PORT=4662
+# Env:   PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
 #        PORT25_BIN=target/release/port25 (built if missing); KEEP=1
+#        BASE_BIN= (off) BASE_PORT=4663
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,6 +30,9 @@ PF_PORT=${PF_PORT:-4661}
 P25_PORT=${P25_PORT:-4662}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 KEEP=${KEEP:-0}
+ROUNDS=${ROUNDS:-3}
+BASE_BIN=${BASE_BIN:-}
+BASE_PORT=${BASE_PORT:-4663}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -42,9 +52,11 @@ WORK=$(mktemp -d /var/tmp/port25-subbench.XXXXXX)
 chmod 755 "$WORK"
 PF=$WORK/postfix
 P25_PID=
+BASE_PID=
 cleanup() {
   set +e
   [ -n "$P25_PID" ] && kill "$P25_PID" 2>/dev/null && wait "$P25_PID" 2>/dev/null
+  [ -n "$BASE_PID" ] && kill "$BASE_PID" 2>/dev/null && wait "$BASE_PID" 2>/dev/null
   [ -f "$PF/etc/main.cf" ] && postfix -c "$PF/etc" stop >/dev/null 2>&1
   if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
@@ -135,10 +147,12 @@ postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start (see $PF/maillog)"
 wait_tls_port "$PF_PORT" || die "postfix is not listening on $PF_PORT"
 
-# --- port25 -----------------------------------------------------------------------
-cat >"$WORK/port25.toml" <<EOF
+# --- port25 (and optionally port25-base) ------------------------------------------
+start_port25() { # bin dir port -> sets STARTED_PID
+  mkdir -p "$2"
+  cat >"$2/port25.toml" <<EOF
 hostname = "bench-port25.localdomain"
-data_dir = "$WORK/port25-data"
+data_dir = "$2/data"
 [log]
 level = "warn"
 [mx]
@@ -150,21 +164,78 @@ recipients_per_hour = 0
 recipients_per_day = 0
 [[listener]]
 name = "submissions"
-address = "127.0.0.1:$P25_PORT"
+address = "127.0.0.1:$3"
 service = "submission"
 tls = "implicit"
 EOF
-echo "$PASSWORD" | "$PORT25_BIN" users add "$LOGIN" --config "$WORK/port25.toml" >/dev/null
-"$PORT25_BIN" serve --config "$WORK/port25.toml" 2>"$WORK/port25.log" &
-P25_PID=$!
-wait_tls_port "$P25_PORT" || die "port25 is not listening on $P25_PORT"
+  echo "$PASSWORD" | "$1" users add "$LOGIN" --config "$2/port25.toml" >/dev/null
+  "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
+  STARTED_PID=$!
+  wait_tls_port "$3" || die "$1 is not listening on $3"
+}
+start_port25 "$PORT25_BIN" "$WORK/port25" "$P25_PORT"
+P25_PID=$STARTED_PID
+SERVERS=(postfix port25)
+if [ -n "$BASE_BIN" ]; then
+  start_port25 "$BASE_BIN" "$WORK/port25-base" "$BASE_PORT"
+  BASE_PID=$STARTED_PID
+  SERVERS+=(port25-base)
+fi
+
+# CPU ticks used so far by one server (as bench/smtp-accept.sh). port25: the
+# process. Postfix: master + its reaped children + the children alive.
+ticks_of() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+server_ticks() { # name
+  local pid t c
+  case $1 in
+    port25) ticks_of "$P25_PID"; return ;;
+    port25-base) ticks_of "$BASE_PID"; return ;;
+  esac
+  pid=$(tr -d ' ' <"$PF/queue/pid/master.pid" 2>/dev/null)
+  t=$(ticks_of "$pid")
+  for c in $(pgrep -P "$pid" || true); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; port25-base) echo "$BASE_PORT" ;; esac; }
+unit_of() { if [ "$1" = 1 ]; then echo session; else echo message; fi; }
 
 load() { # port msgs
   python3 "$ROOT/bench/auth_client.py" 127.0.0.1 "$1" implicit "$LOGIN" "$PASSWORD" "$PROCS" "$SECONDS_EACH" "$2" "$SIZE"
 }
-echo "submission benchmark: implicit TLS + AUTH PLAIN, $PROCS client processes, ${SECONDS_EACH}s per run, ${SIZE}-byte messages"
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+echo "submission benchmark: implicit TLS + AUTH PLAIN, $PROCS client processes, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
+declare -A RATES CPU
 for msgs in 1 10; do
-  echo "postfix  MSGS=$msgs  $(load "$PF_PORT" "$msgs")"
-  echo "port25   MSGS=$msgs  $(load "$P25_PORT" "$msgs")"
+  if [ "$msgs" = 1 ]; then key=sessions_per_s; count=sessions; else key=messages_per_s; count=messages; fi
+  for round in $(seq "$ROUNDS"); do
+    n=${#SERVERS[@]}
+    for k in $(seq 0 $((n - 1))); do
+      name=${SERVERS[$(((k + round - 1) % n))]}
+      t0=$(server_ticks "$name")
+      out=$(load "$(port_of "$name")" "$msgs")
+      t1=$(server_ticks "$name")
+      rate=$(field "$out" "$key")
+      cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field "$out" "$count")" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')
+      RATES[$name,$msgs]+="$rate "
+      CPU[$name,$msgs]+="$cpu "
+      printf '%-11s MSGS=%-2s round %s  %s  server CPU %s ms/%s\n' "$name" "$msgs" "$round" "$out" "$cpu" "$(unit_of "$msgs")"
+    done
+  done
+done
+echo
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+for msgs in 1 10; do
+  # shellcheck disable=SC2086
+  pf=$(median ${RATES[postfix,$msgs]})
+  for name in "${SERVERS[@]}"; do
+    # shellcheck disable=SC2086
+    med=$(median ${RATES[$name,$msgs]})
+    # shellcheck disable=SC2086
+    cpu=$(median ${CPU[$name,$msgs]})
+    printf '%s/s (MSGS=%s) %-11s runs: %-24s median %7s  ratio to postfix %5s  server CPU %s ms/%s\n' "$(unit_of "$msgs")" "$msgs" "$name" "${RATES[$name,$msgs]}" \
+      "$med" "$(awk -v a="$med" -v b="$pf" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" "$cpu" "$(unit_of "$msgs")"
+  done
 done

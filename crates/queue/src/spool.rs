@@ -267,13 +267,20 @@ impl DoneLog {
     }
 
     /// Deletes the batch (first) and its done file. A crash in between
-    /// leaves a done file without batch, which recovery removes. The
-    /// removal is not fsynced: a batch that comes back after a crash comes
+    /// leaves a done file without batch, which recovery removes. When
+    /// nothing was recorded (the whole batch finished at the first attempt,
+    /// the common case, see the delivery loop) the removal is fsynced
+    /// instead: it is then the only record that the batch was delivered.
+    /// Otherwise it is not: a batch that comes back after a crash comes
     /// back with its durable done file, so nothing is delivered twice, and
     /// the next commit's directory fsync persists the removal anyway.
     pub fn finish(self) -> io::Result<()> {
         fs::remove_file(self.batches.join(batch_name(self.seq)))?;
+        // (A recovered batch may have a done file from before the crash.)
         let _ = fs::remove_file(self.batches.join(done_name(self.seq)));
+        if self.file.is_none() {
+            return sync_dir(&self.batches);
+        }
         Ok(())
     }
 }
