@@ -14,9 +14,9 @@ mod outbound;
 mod submission;
 
 pub use error::{line_col, ConfigError};
+pub use http::Http;
 pub use model::*;
 pub use outbound::{DkimKey, Outbound};
-pub use http::Http;
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

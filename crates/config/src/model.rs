@@ -198,7 +198,11 @@ pub(crate) fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
         && d.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || !c.is_ascii())
         })
 }
 
@@ -207,7 +211,11 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
 
     let hostname = match raw.hostname {
         Some(h) if !valid_domain(h.get_ref()) => {
-            return Err(err(h.span().start, format!("hostname {:?} is not a valid host name", h.get_ref()), "use a fully qualified name such as \"mx.example.net\""))
+            return Err(err(
+                h.span().start,
+                format!("hostname {:?} is not a valid host name", h.get_ref()),
+                "use a fully qualified name such as \"mx.example.net\"",
+            ))
         }
         Some(h) => h.into_inner(),
         None => system_hostname(),
@@ -217,8 +225,20 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let tls_files = match (raw.tls.certificate, raw.tls.private_key) {
         (Some(c), Some(k)) => Some((crate::absolute(base, c.get_ref()), crate::absolute(base, k.get_ref()))),
         (None, None) => None,
-        (Some(c), None) => return Err(err(c.span().start, "[tls] certificate is set without private_key".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
-        (None, Some(k)) => return Err(err(k.span().start, "[tls] private_key is set without certificate".into(), "set both certificate and private_key, or neither for a self-signed certificate")),
+        (Some(c), None) => {
+            return Err(err(
+                c.span().start,
+                "[tls] certificate is set without private_key".into(),
+                "set both certificate and private_key, or neither for a self-signed certificate",
+            ))
+        }
+        (None, Some(k)) => {
+            return Err(err(
+                k.span().start,
+                "[tls] private_key is set without certificate".into(),
+                "set both certificate and private_key, or neither for a self-signed certificate",
+            ))
+        }
     };
 
     let mut domains = Vec::new();
@@ -229,7 +249,11 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             }
             for d in list {
                 if !valid_domain(d.get_ref()) {
-                    return Err(err(d.span().start, format!("{:?} is not a valid domain", d.get_ref()), "write a domain name such as \"example.net\" (no @, no brackets, no trailing dot)"));
+                    return Err(err(
+                        d.span().start,
+                        format!("{:?} is not a valid domain", d.get_ref()),
+                        "write a domain name such as \"example.net\" (no @, no brackets, no trailing dot)",
+                    ));
                 }
                 domains.push(d.into_inner().to_lowercase());
             }
@@ -248,7 +272,13 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             let mut chars = d.get_ref().chars();
             match (chars.next(), chars.next()) {
                 (Some(c), None) if "+-_=".contains(c) => Some(c),
-                _ => return Err(err(d.span().start, format!("recipient_delimiter {:?} is not one character of + - _ =", d.get_ref()), "use \"+\" (the common choice) or remove the key")),
+                _ => {
+                    return Err(err(
+                        d.span().start,
+                        format!("recipient_delimiter {:?} is not one character of + - _ =", d.get_ref()),
+                        "use \"+\" (the common choice) or remove the key",
+                    ))
+                }
             }
         }
     };
@@ -272,8 +302,9 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     }
     if let Some(f) = raw.mx.recipients_file {
         let path = crate::absolute(base, f.get_ref());
-        let content = std::fs::read_to_string(&path)
-            .map_err(|e| err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line"))?;
+        let content = std::fs::read_to_string(&path).map_err(|e| {
+            err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line")
+        })?;
         let list = recipients.get_or_insert_with(Vec::new);
         for (n, line) in content.lines().enumerate() {
             let line = line.trim();
@@ -298,7 +329,11 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
     if method == DeliveryMethod::Lmtp && lmtp.is_none() {
-        return Err(err(text.find("method").unwrap_or(0), "delivery method is lmtp but no lmtp address is set".into(), "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]"));
+        return Err(err(
+            text.find("method").unwrap_or(0),
+            "delivery method is lmtp but no lmtp address is set".into(),
+            "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]",
+        ));
     }
     let delivery = Delivery {
         method,
@@ -379,7 +414,19 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config { hostname, data_dir, log_format: raw.log.format.unwrap_or_default(), log_level, tls_files, mx: Mx { domains, recipients, recipient_delimiter }, delivery, submission, outbound, http, listeners })
+    Ok(Config {
+        hostname,
+        data_dir,
+        log_format: raw.log.format.unwrap_or_default(),
+        log_level,
+        tls_files,
+        mx: Mx { domains, recipients, recipient_delimiter },
+        delivery,
+        submission,
+        outbound,
+        http,
+        listeners,
+    })
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first
@@ -428,7 +475,8 @@ mod tests {
         let c = check("hostname = \"mx.example.net\"").unwrap();
         assert_eq!(c.mx.domains, vec!["mx.example.net", "localhost"]);
         let ports: Vec<(u16, Service, TlsMode)> = c.listeners.iter().map(|l| (l.address.port(), l.service, l.tls)).collect();
-        let expected = vec![(2525, Service::Mx, TlsMode::Starttls), (5870, Service::Submission, TlsMode::Starttls), (4650, Service::Submission, TlsMode::Implicit)];
+        let expected =
+            vec![(2525, Service::Mx, TlsMode::Starttls), (5870, Service::Submission, TlsMode::Starttls), (4650, Service::Submission, TlsMode::Implicit)];
         assert_eq!(ports, expected);
         assert_eq!(c.submission.accounts, Path::new("/etc/port25-data/accounts.db"));
         assert_eq!(c.data_dir, Path::new("/etc/port25-data"));

@@ -81,11 +81,23 @@ impl Submission {
     }
 
     /// Like `new`, with remote recipients accepted into the outbound queue.
-    pub fn with_outbound(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+    pub fn with_outbound(
+        config: SubmissionConfig,
+        accounts: Arc<Accounts>,
+        mx: Arc<MxPolicy>,
+        hostname: &str,
+        outbound: port25_outbound::Enqueuer,
+    ) -> Arc<Submission> {
         Self::build(config, accounts, mx, hostname, Some(outbound))
     }
 
-    fn build(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
+    fn build(
+        config: SubmissionConfig,
+        accounts: Arc<Accounts>,
+        mx: Arc<MxPolicy>,
+        hostname: &str,
+        outbound: Option<port25_outbound::Enqueuer>,
+    ) -> Arc<Submission> {
         Arc::new(Submission {
             accounts,
             guard: AuthGuard::new(config.guard),

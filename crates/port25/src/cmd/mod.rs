@@ -1,14 +1,14 @@
 //! One module per subcommand.
 pub mod config;
-pub mod dns;
 pub mod dkim;
+pub mod dns;
 pub mod egress;
 pub mod egress_flows;
 pub mod migration;
 pub mod outbound;
 pub mod queue;
+pub mod report;
 pub mod serve;
 pub mod serve_http;
-pub mod users;
 pub mod spampot;
-pub mod report;
+pub mod users;

@@ -34,7 +34,10 @@ impl Drop for Serve {
 /// listener logged `port25.server.listening`.
 fn serve(net: &Net, role: &str, dir: &Path, domain: &str, listeners: &[(&str, &str, &str, &str)], extra: &str) -> Serve {
     let data = dir.join(role);
-    let mut cfg = format!("hostname = \"mx.{domain}\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\n[http]\nenabled = false\n[mx]\ndomains = [\"{domain}\"]\n", data.display());
+    let mut cfg = format!(
+        "hostname = \"mx.{domain}\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\n[http]\nenabled = false\n[mx]\ndomains = [\"{domain}\"]\n",
+        data.display()
+    );
     for (name, address, service, tls) in listeners {
         cfg += &format!("[[listener]]\nname = \"{name}\"\naddress = \"{address}\"\nservice = \"{service}\"\ntls = \"{tls}\"\n");
     }

@@ -327,7 +327,20 @@ print(a, b, t.mail("alice@example.net")[0], t.rcpt("victim@elsewhere.example")[0
     }
     // A logged-in user may send to other domains (that is submission: the
     // outbound queue carries it), but never through a routing trick.
-    let remote = ["foreign domain", "quoted local part at a foreign domain", "local domain as a prefix", "local domain label inside a foreign name", "subdomain of a local domain", "localhost is not local here", "null sender", "spoofed local sender", "HELO claiming to be us", "foreign postmaster", "IDN look-alike", "trailing dot"];
+    let remote = [
+        "foreign domain",
+        "quoted local part at a foreign domain",
+        "local domain as a prefix",
+        "local domain label inside a foreign name",
+        "subdomain of a local domain",
+        "localhost is not local here",
+        "null sender",
+        "spoofed local sender",
+        "HELO claiming to be us",
+        "foreign postmaster",
+        "IDN look-alike",
+        "trailing dot",
+    ];
     accepted.retain(|a| !remote.iter().any(|r| a.starts_with(&format!("{r}: "))));
     assert!(accepted.is_empty(), "relayed: {accepted:#?}");
     // The same tricks after a login over STARTTLS on 587 and on port 25 with
@@ -355,7 +368,8 @@ print("done")
     std::thread::sleep(Duration::from_millis(300));
     // Only bounces (from the outbound queue, for names that do not resolve)
     // may reach a local mailbox.
-    let local: Vec<String> = s.all_mail().iter().map(|m| String::from_utf8_lossy(m).into_owned()).filter(|m| !m.contains("report-type=delivery-status")).collect();
+    let local: Vec<String> =
+        s.all_mail().iter().map(|m| String::from_utf8_lossy(m).into_owned()).filter(|m| !m.contains("report-type=delivery-status")).collect();
     assert!(local.is_empty(), "remote recipients must go to the outbound queue, not to local mailboxes: {local:?}");
 }
 
