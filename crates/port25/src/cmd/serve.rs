@@ -230,7 +230,7 @@ fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enq
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
-fn stop_signals() -> impl std::future::Future<Output = ()> {
+pub(crate) fn stop_signals() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
@@ -240,10 +240,4 @@ fn stop_signals() -> impl std::future::Future<Output = ()> {
             _ = int.recv() => {}
         }
     }
-}
-
-/// Waits for SIGTERM/SIGINT, installing the handlers only when first polled;
-/// prefer `stop_signals()` early in start-up.
-pub(crate) async fn wait_for_signal() {
-    stop_signals().await
 }

@@ -75,6 +75,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 async fn sensor(config: Config) -> anyhow::Result<()> {
+    // Handlers before binding: a SIGTERM during start-up stops, not kills.
+    let stop = super::serve::stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), sensor = %config.sensor, data_dir = %config.data_dir.display());
     let root = config.data_dir.join("capture");
     let store = Store::open(&StoreConfig {
@@ -111,7 +113,7 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(port25_spampot::run(shared, bound, shutdown.clone()));
     let shipping = shipper.map(|s| tokio::spawn(s.run(shutdown.clone())));
     let feeding = hpfeeds.map(|(feed, rx)| tokio::spawn(port25_collect::hpfeeds::run(feed, rx, shutdown.clone())));
-    super::serve::wait_for_signal().await;
+    stop.await;
     shutdown.cancel();
     let _ = server.await;
     for task in shipping.into_iter().chain(feeding) {
@@ -133,6 +135,7 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
     ev::init(format, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("collect").build()?;
     runtime.block_on(async {
+        let stop = super::serve::stop_signals();
         std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot bind {}", config.listen))?;
         emit!(info, ev::SERVER_LISTENING, listener = "collect", address = %listener.local_addr()?, service = "collect");
@@ -140,7 +143,7 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
         let server = tokio::spawn(port25_collect::collector::run(config, listener, shutdown.clone()));
         tokio::select! {
             r = server => r?.map_err(anyhow::Error::msg)?,
-            _ = super::serve::wait_for_signal() => shutdown.cancel(),
+            _ = stop => shutdown.cancel(),
         }
         emit!(info, ev::SERVER_STOPPED);
         anyhow::Ok(())
