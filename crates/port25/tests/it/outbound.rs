@@ -84,6 +84,20 @@ fn history(s: &Server) -> String {
     std::fs::read_to_string(s.data().join("outbound/history.log")).unwrap_or_default()
 }
 
+/// history.log once it has a line containing `needle`: the journal thread
+/// appends it shortly after the event that announced the outcome.
+fn wait_history(s: &Server, needle: &str) -> String {
+    let start = Instant::now();
+    loop {
+        let h = history(s);
+        if h.contains(needle) {
+            return h;
+        }
+        assert!(start.elapsed() < WAIT, "history.log never got {needle:?}:\n{h}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Postfix's smtp-sink on `addr`, dumping each message into a directory.
 struct Sink {
     child: Child,
@@ -159,7 +173,7 @@ fn delivers_over_ipv6_with_starttls_and_bounces_unknown_users_with_a_dsn() {
         assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
     }
     assert!(!dsn.contains("bob@remote.example\r\nAction"), "bob was delivered, not bounced");
-    let h = history(&a);
+    let h = wait_history(&a, "nobody@remote.example\tbounced");
     assert!(h.lines().any(|l| l.contains("bob@remote.example\tdelivered\t250")), "{h}");
     assert!(h.lines().any(|l| l.contains("nobody@remote.example\tbounced\t550")), "{h}");
 }
@@ -193,7 +207,7 @@ fn deferred_while_the_mx_is_down_then_delivered_to_smtp_sink() {
     let msgs = sink.messages();
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].contains("Subject: deferred first"), "{}", msgs[0]);
-    assert!(history(&a).contains("carol@later.example\tdelivered"));
+    wait_history(&a, "carol@later.example\tdelivered");
 }
 
 #[test]
@@ -223,11 +237,7 @@ fn tls_required_but_not_offered_is_deferred_never_sent_in_clear() {
     let out = Command::new(BIN).args(["queue", "delete", &id, "--data-dir"]).arg(a.data()).output().unwrap();
     assert!(out.status.success());
     wait_events(&a, "port25.outbound.control", "command", "delete", 1);
-    let start = Instant::now();
-    while !history(&a).contains("dave@tls.example\tdeleted") {
-        assert!(start.elapsed() < WAIT, "not deleted: {}", history(&a));
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_history(&a, "dave@tls.example\tdeleted");
     assert!(a.all_mail().is_empty(), "no DSN for a deleted message");
 }
 
