@@ -56,8 +56,24 @@ pub struct Exceeded {
 
 pub struct Quota {
     config: QuotaConfig,
-    /// Per login: (time, recipients) of each message in the last day.
-    sent: Mutex<HashMap<String, VecDeque<(Instant, u32)>>>,
+    sent: Mutex<HashMap<String, SendLog>>,
+}
+
+/// One login's messages of the last day, oldest first, each with the
+/// running total of recipients before it. A window's counts are then two
+/// binary searches and a subtraction: the checks run at every MAIL and
+/// RCPT, and a role account may send thousands of messages a day, so a
+/// scan of the log per check would cost more than the message itself.
+#[derive(Default)]
+struct SendLog {
+    entries: VecDeque<Sent>,
+}
+
+struct Sent {
+    at: Instant,
+    recipients: u32,
+    /// Recipients of every earlier message still in the log or not.
+    recipients_before: u64,
 }
 
 struct Window {
@@ -66,16 +82,35 @@ struct Window {
     oldest: Option<Instant>,
 }
 
-fn window(log: Option<&VecDeque<(Instant, u32)>>, now: Instant, span: Duration) -> Window {
-    let mut w = Window { messages: 0, recipients: 0, oldest: None };
-    for &(t, r) in log.into_iter().flatten() {
-        if now.duration_since(t) < span {
-            w.messages += 1;
-            w.recipients += r;
-            w.oldest = Some(w.oldest.map_or(t, |o: Instant| o.min(t)));
-        }
+impl SendLog {
+    fn window(&self, now: Instant, span: Duration) -> Window {
+        let first = self.entries.partition_point(|e| now.saturating_duration_since(e.at) >= span);
+        let (Some(oldest), Some(last)) = (self.entries.get(first), self.entries.back()) else {
+            return Window { messages: 0, recipients: 0, oldest: None };
+        };
+        let recipients = last.recipients_before + u64::from(last.recipients) - oldest.recipients_before;
+        Window { messages: (self.entries.len() - first) as u32, recipients: recipients.min(u64::from(u32::MAX)) as u32, oldest: Some(oldest.at) }
     }
-    w
+
+    fn push(&mut self, now: Instant, recipients: u32) {
+        while self.entries.front().is_some_and(|e| now.saturating_duration_since(e.at) >= DAY) {
+            self.entries.pop_front();
+        }
+        // Sessions record concurrently, so `now` may be a hair older than
+        // the last entry: keep the log sorted for the binary search.
+        let (at, recipients_before) = match self.entries.back() {
+            Some(last) => (now.max(last.at), last.recipients_before + u64::from(last.recipients)),
+            None => (now, 0),
+        };
+        self.entries.push_back(Sent { at, recipients, recipients_before });
+    }
+}
+
+fn window(log: Option<&SendLog>, now: Instant, span: Duration) -> Window {
+    match log {
+        Some(log) => log.window(now, span),
+        None => Window { messages: 0, recipients: 0, oldest: None },
+    }
 }
 
 fn over(limit: &'static str, max: u32, used: u32, oldest: Option<Instant>, span: Duration, now: Instant) -> Result<(), Exceeded> {
@@ -90,7 +125,7 @@ impl Quota {
         Quota { config, sent: Mutex::new(HashMap::new()) }
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, HashMap<String, VecDeque<(Instant, u32)>>> {
+    fn log(&self) -> std::sync::MutexGuard<'_, HashMap<String, SendLog>> {
         self.sent.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -120,12 +155,7 @@ impl Quota {
 
     /// After the message is stored.
     pub fn record(&self, login: &str, recipients: u32, now: Instant) {
-        let mut log = self.log();
-        let entry = log.entry(login.to_owned()).or_default();
-        while entry.front().is_some_and(|&(t, _)| now.duration_since(t) >= DAY) {
-            entry.pop_front();
-        }
-        entry.push_back((now, recipients));
+        self.log().entry(login.to_owned()).or_default().push(now, recipients);
     }
 }
 
@@ -158,5 +188,34 @@ mod tests {
         q.record("a", 1, later);
         assert_eq!(q.check_message("a", c, later).unwrap_err().limit, "messages_per_day");
         assert!(q.check_message("a", c, t0 + DAY + Duration::from_secs(61)).is_ok());
+    }
+
+    /// The running sums give what a scan of every message would.
+    #[test]
+    fn windows_from_running_sums_equal_a_scan() {
+        let t0 = Instant::now();
+        let mut log = SendLog::default();
+        let mut naive: Vec<(Instant, u32)> = Vec::new();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut t = t0;
+        for i in 0..5000u32 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            t += Duration::from_secs(x % 90);
+            let r = (x % 12) as u32;
+            log.push(t, r);
+            naive.push((t, r));
+            if i % 97 == 0 {
+                for span in [HOUR, DAY] {
+                    let w = log.window(t, span);
+                    let inside: Vec<_> = naive.iter().filter(|(at, _)| t.duration_since(*at) < span).collect();
+                    assert_eq!(w.messages as usize, inside.len());
+                    assert_eq!(w.recipients, inside.iter().map(|(_, r)| r).sum::<u32>());
+                    assert_eq!(w.oldest, inside.first().map(|(at, _)| *at));
+                }
+            }
+        }
+        assert!(log.entries.len() < naive.len(), "entries older than a day are dropped");
     }
 }
