@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# Checks bench/auth_client.py against Postfix's smtp-source on the plain MX
-# path (no TLS, no AUTH), so that its submission figures can be trusted:
-# one port25 MX, the same sessions (one message of SIZE bytes each, PROCS in
-# parallel) from smtp-source and from auth_client.py in "plain" mode, each
-# reported as messages/s. If the Python generator is much slower than
-# smtp-source, it is the bottleneck and its figures are a floor, not a
-# measure of the server.
+# Checks smtp-load (bench/loadgen) against Postfix's smtp-source on the
+# plain MX path (no TLS, no AUTH), so that its submission figures can be
+# trusted: one port25 MX, the same sessions (one message of SIZE bytes
+# each, PROCS in parallel, MSGS sessions) from smtp-source and from
+# smtp-load --tls none, ROUNDS rounds alternating which goes first; per
+# run messages/s and the generator's own CPU time. If smtp-load were much
+# slower than smtp-source, or used much more CPU per message, it would be
+# the bottleneck and its figures a floor, not a measure of the server.
 #
 # Usage: bench/loadgen-check.sh     (needs smtp-source: apt-get install postfix)
-# Env:   PROCS=4 MSGS=2000 SIZE=2048 SECONDS_EACH=10 PORT=2528
-#        PORT25_BIN=target/release/port25 (built if missing); KEEP=1
+# Env:   PROCS=4 MSGS=5000 SIZE=2048 ROUNDS=3 PORT=2528
+#        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
+#        (both built if missing); KEEP=1
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROCS=${PROCS:-4}
-MSGS=${MSGS:-2000}
+MSGS=${MSGS:-5000}
 SIZE=${SIZE:-2048}
-SECONDS_EACH=${SECONDS_EACH:-10}
+ROUNDS=${ROUNDS:-3}
 PORT=${PORT:-2528}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
+LOADGEN=${LOADGEN:-$ROOT/target/release/smtp-load}
 KEEP=${KEEP:-0}
 command -v smtp-source >/dev/null || { echo "FAIL: smtp-source missing (apt-get install postfix)" >&2; exit 1; }
-[ -x "$PORT25_BIN" ] || (cd "$ROOT" && cargo build --release -p port25)
+{ [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
 WORK=$(mktemp -d /var/tmp/port25-loadgen.XXXXXX)
 P25_PID=
@@ -32,7 +35,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-cat >"$WORK/port25.toml" <<EOF
+cat >"$WORK/port25.toml" <<TOML
 hostname = "bench-port25.localdomain"
 data_dir = "$WORK/data"
 [log]
@@ -43,15 +46,45 @@ domains = ["bench.example"]
 name = "mx"
 address = "127.0.0.1:$PORT"
 tls = "none"
-EOF
+TOML
 "$PORT25_BIN" serve --config "$WORK/port25.toml" 2>"$WORK/port25.log" &
 P25_PID=$!
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
 
-echo "load generator check on the plain MX path: $PROCS parallel sessions, one ${SIZE}-byte message each"
+# Runs a command; prints "wall_seconds cpu_seconds" of it (children's rusage).
+timed() {
+  python3 -c '
+import resource, subprocess, sys, time
+t = time.monotonic()
+subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("%.3f %.3f" % (time.monotonic() - t, r.ru_utime + r.ru_stime))' "$@"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+echo "load generator check on the plain MX path: $PROCS parallel sessions, $MSGS sessions of one ${SIZE}-byte message, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-start=$(date +%s.%N)
-smtp-source -s "$PROCS" -m "$MSGS" -l "$SIZE" -f sender@client.example -t rcpt@bench.example "127.0.0.1:$PORT"
-end=$(date +%s.%N)
-echo "smtp-source     $(awk -v n="$MSGS" -v a="$start" -v b="$end" 'BEGIN { printf "%d messages in %.2fs: %.1f messages/s", n, b - a, n / (b - a) }')"
-echo "auth_client.py  $(python3 "$ROOT/bench/auth_client.py" 127.0.0.1 "$PORT" plain rcpt@bench.example - "$PROCS" "$SECONDS_EACH" 1 "$SIZE")"
+declare -A RATE CPU
+for round in $(seq "$ROUNDS"); do
+  order=(smtp-source smtp-load)
+  [ $((round % 2)) = 0 ] && order=(smtp-load smtp-source)
+  for gen in "${order[@]}"; do
+    if [ "$gen" = smtp-source ]; then
+      read -r wall cpu < <(timed smtp-source -s "$PROCS" -m "$MSGS" -l "$SIZE" -f sender@client.example -t rcpt@bench.example "127.0.0.1:$PORT")
+    else
+      read -r wall cpu < <(timed "$LOADGEN" --server "127.0.0.1:$PORT" --tls none --from sender@client.example --to rcpt@bench.example \
+        --concurrency "$PROCS" --sessions "$MSGS" --size "$SIZE")
+    fi
+    rate=$(awk -v n="$MSGS" -v w="$wall" 'BEGIN { printf "%.1f", n / w }')
+    per=$(awk -v n="$MSGS" -v c="$cpu" 'BEGIN { printf "%.3f", 1000 * c / n }')
+    RATE[$gen]+="$rate "
+    CPU[$gen]+="$per "
+    printf '%-12s round %s  %s messages in %6.2fs: %7.1f messages/s, generator CPU %s ms/message\n' "$gen" "$round" "$MSGS" "$wall" "$rate" "$per"
+  done
+done
+echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+# shellcheck disable=SC2086
+src=$(median ${RATE[smtp-source]}); ld=$(median ${RATE[smtp-load]})
+# shellcheck disable=SC2086
+echo "median messages/s: smtp-source $src, smtp-load $ld (ratio $(awk -v a="$ld" -v b="$src" 'BEGIN { printf "%.2f", a / b }'));" \
+  "generator CPU ms/message: smtp-source $(median ${CPU[smtp-source]}), smtp-load $(median ${CPU[smtp-load]})"

@@ -4,15 +4,15 @@
 #
 # Starts a throwaway port25 (own TOML and data_dir under a temp directory,
 # submission with implicit TLS on 127.0.0.1:$PORT, Maildir delivery, log
-# level warn), adds one argon2id user, then runs bench/auth_client.py:
-# PROCS client processes doing, back to back for SECONDS, implicit TLS +
+# level warn), adds one argon2id user, then runs smtp-load (bench/loadgen):
+# PROCS concurrent clients doing, back to back for SECONDS, implicit TLS +
 # EHLO + AUTH PLAIN + MSGS messages of SIZE bytes + QUIT. Once with
 # password_cache_secs = 3600 and once with 0 (every login pays argon2id).
 # The brute-force limits are not involved: every login succeeds.
 #
 # Usage: bench/submission-auth.sh
 # Env:   PROCS=4 SECONDS_EACH=10 MSGS=1 SIZE=2048 PORT=4651 MODE=implicit|starttls
-#        PORT25_BIN=target/release/port25 (built if missing); KEEP=1 keeps the temp dir
+#        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load (built if missing); KEEP=1 keeps the temp dir
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,12 +23,13 @@ SIZE=${SIZE:-2048}
 PORT=${PORT:-4651}
 MODE=${MODE:-implicit}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
+LOADGEN=${LOADGEN:-$ROOT/target/release/smtp-load}
 KEEP=${KEEP:-0}
 USER_LOGIN=bench@bench.example
 PASSWORD='bench password'
 
-if [ ! -x "$PORT25_BIN" ]; then
-  (cd "$ROOT" && cargo build --release -p port25)
+if [ ! -x "$PORT25_BIN" ] || [ ! -x "$LOADGEN" ]; then
+  (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 fi
 TMP=$(mktemp -d /var/tmp/port25-auth-bench.XXXXXX)
 cleanup() {
@@ -70,13 +71,14 @@ TOML
     sleep 0.1
   done
   local result
-  result=$(python3 "$ROOT/bench/auth_client.py" 127.0.0.1 "$PORT" "$MODE" "$USER_LOGIN" "$PASSWORD" "$PROCS" "$SECONDS_EACH" "$MSGS" "$SIZE")
+  result=$("$LOADGEN" --server "127.0.0.1:$PORT" --tls "$MODE" --login "$USER_LOGIN" --password "$PASSWORD" \
+    --concurrency "$PROCS" --seconds "$SECONDS_EACH" --messages "$MSGS" --size "$SIZE")
   kill "$P25_PID"; wait "$P25_PID" 2>/dev/null || true
   P25_PID=
   echo "password_cache_secs=$cache  $result"
 }
 
-echo "port25 submission AUTH benchmark: $MODE TLS, $PROCS client processes, ${SECONDS_EACH}s each, $MSGS message(s) of $SIZE bytes per session"
+echo "port25 submission AUTH benchmark: $MODE TLS, $PROCS clients, ${SECONDS_EACH}s each, $MSGS message(s) of $SIZE bytes per session"
 echo "machine: $(nproc) CPUs, $(uname -r)"
 run 3600
 run 0

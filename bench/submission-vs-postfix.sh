@@ -3,8 +3,9 @@
 # TLS like port 465) and port25 (submission listener, implicit TLS, one
 # argon2id account, verified-password cache on), issue 8.
 #
-# The same load generator (bench/auth_client.py) runs against each: PROCS
-# processes doing sessions back to back for SECONDS_EACH: implicit TLS,
+# The same load generator (smtp-load, bench/loadgen: Rust, one client
+# thread, so the servers get the CPU) runs against each: PROCS concurrent
+# clients doing sessions back to back for SECONDS_EACH: implicit TLS,
 # EHLO, AUTH PLAIN, MSGS messages of SIZE bytes to a local Maildir, QUIT.
 # Twice per server: MSGS=1 (sessions/s) and MSGS=10 (messages/s). Both
 # servers deliver to Maildir in the background; both fsync before 250.
@@ -18,7 +19,8 @@
 # Usage: bench/submission-vs-postfix.sh     (as root; installs postfix and
 #        sasl2-bin if missing)
 # Env:   PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
-#        PORT25_BIN=target/release/port25 (built if missing); KEEP=1
+#        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
+#        (both built if missing); KEEP=1
 #        BASE_BIN= (off) BASE_PORT=4663
 set -euo pipefail
 
@@ -29,6 +31,7 @@ SIZE=${SIZE:-2048}
 PF_PORT=${PF_PORT:-4661}
 P25_PORT=${P25_PORT:-4662}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
+LOADGEN=${LOADGEN:-$ROOT/target/release/smtp-load}
 KEEP=${KEEP:-0}
 ROUNDS=${ROUNDS:-3}
 BASE_BIN=${BASE_BIN:-}
@@ -46,7 +49,7 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 fi
-[ -x "$PORT25_BIN" ] || (cd "$ROOT" && cargo build --release -p port25)
+{ [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
 WORK=$(mktemp -d /var/tmp/port25-subbench.XXXXXX)
 chmod 755 "$WORK"
@@ -201,11 +204,28 @@ port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; p
 unit_of() { if [ "$1" = 1 ]; then echo session; else echo message; fi; }
 
 load() { # port msgs
-  python3 "$ROOT/bench/auth_client.py" 127.0.0.1 "$1" implicit "$LOGIN" "$PASSWORD" "$PROCS" "$SECONDS_EACH" "$2" "$SIZE"
+  "$LOADGEN" --server "127.0.0.1:$1" --tls implicit --login "$LOGIN" --password "$PASSWORD" \
+    --concurrency "$PROCS" --seconds "$SECONDS_EACH" --messages "$2" --size "$SIZE"
+}
+# Each server's Maildir (the bench login's), and a wait until it holds every
+# message the server accepted so far: nothing lost, and each run starts
+# from an idle server instead of one still delivering the previous run.
+maildir_of() { case $1 in postfix) echo "$PF/vmail/$DOMAIN/bench/new" ;; port25) echo "$WORK/port25/data/mail/$DOMAIN/bench/new" ;;
+  port25-base) echo "$WORK/port25-base/data/mail/$DOMAIN/bench/new" ;; esac; }
+declare -A ACCEPTED
+drain() { # name
+  local dir got i
+  dir=$(maildir_of "$1")
+  for ((i = 0; i < 600; i++)); do
+    got=$(find "$dir" -maxdepth 1 -type f 2>/dev/null | wc -l)
+    [ "$got" -ge "${ACCEPTED[$1]}" ] && break
+    sleep 0.1
+  done
+  [ "$got" = "${ACCEPTED[$1]}" ] || die "$1: $got messages in $dir, expected ${ACCEPTED[$1]}"
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-echo "submission benchmark: implicit TLS + AUTH PLAIN, $PROCS client processes, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
+echo "submission benchmark: implicit TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATES CPU
 for msgs in 1 10; do
@@ -216,6 +236,9 @@ for msgs in 1 10; do
       name=${SERVERS[$(((k + round - 1) % n))]}
       t0=$(server_ticks "$name")
       out=$(load "$(port_of "$name")" "$msgs")
+      ACCEPTED[$name]=$((${ACCEPTED[$name]:-0} + $(field "$out" messages)))
+      drain "$name"
+      # After the drain: the CPU a run costs includes delivering its mail.
       t1=$(server_ticks "$name")
       rate=$(field "$out" "$key")
       cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field "$out" "$count")" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')
@@ -226,6 +249,7 @@ for msgs in 1 10; do
   done
 done
 echo
+echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]}"; done)"
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 for msgs in 1 10; do
   # shellcheck disable=SC2086
