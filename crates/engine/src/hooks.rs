@@ -40,6 +40,14 @@ pub struct SessionInfo {
     pub auth: Option<String>,
 }
 
+impl SessionInfo {
+    /// A session that has just connected: nothing said, no TLS, no login.
+    /// (One constructor, so a field added later has one place to start.)
+    pub fn new(id: String, listener: Arc<str>, peer: SocketAddr, local: SocketAddr) -> SessionInfo {
+        SessionInfo { id, listener, peer, local, proxied_by: None, helo: None, esmtp: false, tls: None, auth: None }
+    }
+}
+
 /// Whether a listener's policy offers SMTP AUTH (RFC 4954).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuthOffer {

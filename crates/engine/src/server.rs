@@ -73,17 +73,7 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
 
 async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
     let local = tcp.local_addr().unwrap_or(socket_peer);
-    let mut info = SessionInfo {
-        id: session_id(),
-        listener: settings.name.clone(),
-        peer: socket_peer,
-        local,
-        proxied_by: None,
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth: None,
-    };
+    let mut info = SessionInfo::new(session_id(), settings.name.clone(), socket_peer, local);
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();
     if settings.proxy_protocol {

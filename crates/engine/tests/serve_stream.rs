@@ -39,17 +39,7 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
         limits: Limits::default(),
         drain_timeout: Duration::from_secs(1),
     });
-    let info = SessionInfo {
-        id: port25_engine::session_id(),
-        listener: "tunnel".into(),
-        peer,
-        local: addr,
-        proxied_by: None,
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth: None,
-    };
+    let info = SessionInfo::new(port25_engine::session_id(), "tunnel".into(), peer, addr);
     let hooks = Arc::new(Capture(Mutex::new(Vec::new())));
     let task = tokio::spawn(port25_engine::serve_stream(info, server, b"EHLO c.example\r\n", settings, hooks.clone(), CancellationToken::new()));
     client.write_all(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<v@c.example>\r\nDATA\r\n").await.unwrap();

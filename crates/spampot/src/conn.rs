@@ -189,17 +189,7 @@ async fn smtp(conn: &Conn, tcp: TcpStream, buffered: &[u8], tunnel: Option<Tunne
     let mut settings = (*conn.shared.smtp).clone();
     settings.name = conn.listener.clone();
     settings.hostname = host.clone();
-    let info = SessionInfo {
-        id: conn.session.clone(),
-        listener: conn.listener.clone(),
-        peer: conn.peer,
-        local: conn.local,
-        proxied_by: None,
-        helo: None,
-        esmtp: false,
-        tls: None,
-        auth: None,
-    };
+    let info = SessionInfo::new(conn.session.clone(), conn.listener.clone(), conn.peer, conn.local);
     if tunnel.is_some() {
         tokio::time::sleep(std::time::Duration::from_millis(conn.shared.config.tunnel_banner_delay_ms)).await;
     }
