@@ -49,6 +49,9 @@ hostname = "bench-port25.localdomain"
 data_dir = "$WORK/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["bench.example"]
 [[listener]]

@@ -23,7 +23,9 @@ PORT=${PORT:-2528}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 LOADGEN=${LOADGEN:-$ROOT/target/release/smtp-load}
 KEEP=${KEEP:-0}
-command -v smtp-source >/dev/null || { echo "FAIL: smtp-source missing (apt-get install postfix)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
+command -v smtp-source >/dev/null || die "smtp-source missing (apt-get install postfix)"
 { [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
 WORK=$(mktemp -d /var/tmp/port25-loadgen.XXXXXX)
@@ -40,6 +42,9 @@ hostname = "bench-port25.localdomain"
 data_dir = "$WORK/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["bench.example"]
 [[listener]]
@@ -49,7 +54,7 @@ tls = "none"
 TOML
 "$PORT25_BIN" serve --config "$WORK/port25.toml" 2>"$WORK/port25.log" &
 P25_PID=$!
-for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+wait_port "$PORT" 10 || die "port25 is not answering on $PORT (see $WORK/port25.log)"
 
 # Runs a command; prints "wall_seconds cpu_seconds" of it (children's rusage).
 timed() {
@@ -60,7 +65,6 @@ subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("%.3f %.3f" % (time.monotonic() - t, r.ru_utime + r.ru_stime))' "$@"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 echo "load generator check on the plain MX path: $PROCS parallel sessions, $MSGS sessions of one ${SIZE}-byte message, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -30,12 +30,10 @@ TIMEOUT=${TIMEOUT:-600}
 KEEP=${KEEP:-0}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (Postfix needs it)"
-if ! command -v postfix >/dev/null || ! command -v smtp-source >/dev/null; then
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null
-fi
+install_postfix
 [ -x "$PORT25_BIN" ] || (cd "$ROOT" && cargo build --release -p port25)
 
 WORK=$(mktemp -d /var/tmp/port25-outbench.XXXXXX)
@@ -51,14 +49,6 @@ cleanup() {
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-wait_port() {
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c3 <&3 | grep -q 220" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 now() { date +%s.%N; }
 
 # --- the sink both deliver to ----------------------------------------------------
@@ -93,28 +83,7 @@ defer_transports = $1
 EOF
 }
 pf_main smtp
-cat >"$PF/etc/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+postfix_master_cf "127.0.0.1:$PF_PORT inet n - n - - smtpd" >"$PF/etc/master.cf"
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start"
 wait_port $PF_PORT 20 || die "postfix smtpd not listening"
@@ -130,6 +99,9 @@ hostname = "bench-port25.localdomain"
 data_dir = "$P25/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["bench.example"]
 [submission]
@@ -211,7 +183,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
         p=$(run_postfix); echo "round $r postfix: $p msgs/s"; PF_RATES+=("$p")
     fi
 done
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 PF_MED=$(median "${PF_RATES[@]}")
 P25_MED=$(median "${P25_RATES[@]}")
 echo "median postfix: $PF_MED msgs/s"

@@ -41,15 +41,12 @@ DOMAIN=bench.example
 RCPT=rcpt@$DOMAIN
 SENDER=sender@client.example
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (Postfix needs it)"
 
 # --- prerequisites -----------------------------------------------------------
-if ! command -v postfix >/dev/null || ! command -v smtp-source >/dev/null; then
-    echo "installing postfix (debconf: No configuration)"
-    echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postfix >/dev/null
-fi
+install_postfix
 if [ ! -x "$PORT25_BIN" ]; then
     (cd "$ROOT" && cargo build --release -p port25)
 fi
@@ -69,14 +66,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() { # port seconds
-    local i
-    for ((i = 0; i < $2 * 10; i++)); do
-        if timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c3 <&3 | grep -q 220" 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
 count_files() { # dir -> number of regular files (0 if missing)
     if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi
 }
@@ -115,32 +104,7 @@ $PF_MAIN_EXTRA
 EOF
 # master.cf: Debian's services, nothing chrooted (the chroot would need a
 # copy of /etc files), smtpd only on the bench port.
-cat >"$PF/etc/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+postfix_master_cf "127.0.0.1:$PF_PORT inet n - n - - smtpd" >"$PF/etc/master.cf"
 PF_VERSION=$(postconf -c "$PF/etc" -h mail_version 2>/dev/null || echo "?")
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true   # creates the queue tree
 postfix -c "$PF/etc" start >/dev/null 2>&1 || { cat "$PF/maillog" 2>/dev/null; die "postfix did not start"; }
@@ -161,6 +125,9 @@ hostname = "bench-port25.localdomain"
 data_dir = "$P25/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["$DOMAIN"]
 [delivery]
@@ -209,14 +176,8 @@ P25_TOTAL=0
 # CPU ticks used so far by one server. port25: the process (exited threads
 # included). Postfix: master + its reaped children (cutime/cstime) + the
 # children still alive, which is monotonic as children come and go.
-ticks_of() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 server_ticks() { # name
-    local pid t c
-    if [ "$1" = port25 ]; then ticks_of "$P25_PID"; return; fi
-    pid=$(cat "$PF/queue/pid/master.pid" 2>/dev/null | tr -d ' ')
-    t=$(ticks_of "$pid")
-    for c in $(pgrep -P "$pid" || true); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0))); done
-    echo "$t"
+    if [ "$1" = port25 ]; then ticks_of "$P25_PID"; else postfix_ticks "$PF/queue"; fi
 }
 machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat; }
 HZ=$(getconf CLK_TCK)
@@ -275,7 +236,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 PF_MED=$(median "${PF_RATES[@]}")
 P25_MED=$(median "${P25_RATES[@]}")
 RATIO=$(awk -v a="$P25_MED" -v b="$PF_MED" 'BEGIN { printf "%.2f", a / b }')

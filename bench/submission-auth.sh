@@ -47,6 +47,9 @@ hostname = "bench.example"
 data_dir = "$TMP/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["bench.example"]
 [submission]

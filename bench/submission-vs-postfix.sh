@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Submission side by side: Postfix (smtpd with Cyrus SASL, sasldb, implicit
-# TLS like port 465) and port25 (submission listener, implicit TLS, one
-# argon2id account, verified-password cache on), issue 8.
+# Submission side by side: Postfix (smtpd with Cyrus SASL, sasldb, STARTTLS
+# required as on port 587, or implicit TLS as on 465 with MODE=implicit) and
+# port25 (submission listener, the same TLS mode, one argon2id account,
+# verified-password cache on), issue 8.
 #
 # The same load generator (smtp-load, bench/loadgen: Rust, one client
 # thread, so the servers get the CPU) runs against each: PROCS concurrent
-# clients doing sessions back to back for SECONDS_EACH: implicit TLS,
-# EHLO, AUTH PLAIN, MSGS messages of SIZE bytes to a local Maildir, QUIT.
+# clients doing sessions back to back for SECONDS_EACH: STARTTLS (or
+# implicit TLS), EHLO, AUTH PLAIN, MSGS messages of SIZE bytes to a local Maildir, QUIT.
 # Twice per server: MSGS=1 (sessions/s) and MSGS=10 (messages/s). Both
 # servers deliver to Maildir in the background; both fsync before 250.
 #
@@ -18,7 +19,7 @@
 #
 # Usage: bench/submission-vs-postfix.sh     (as root; installs postfix and
 #        sasl2-bin if missing)
-# Env:   PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
+# Env:   MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
 #        (both built if missing); KEEP=1
 #        BASE_BIN= (off) BASE_PORT=4663
@@ -26,6 +27,12 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PROCS=${PROCS:-4}
+MODE=${MODE:-starttls}
+case $MODE in
+  starttls) PF_WRAPPER= ;;
+  implicit) PF_WRAPPER="-o smtpd_tls_wrappermode=yes" ;;
+  *) echo "FAIL: MODE must be starttls or implicit" >&2; exit 1 ;;
+esac
 SECONDS_EACH=${SECONDS_EACH:-10}
 SIZE=${SIZE:-2048}
 PF_PORT=${PF_PORT:-4661}
@@ -40,15 +47,10 @@ DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (Postfix needs it)"
-need=()
-command -v postfix >/dev/null || need+=(postfix)
-command -v saslpasswd2 >/dev/null || need+=(sasl2-bin libsasl2-modules libsasl2-modules-db)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
-fi
+install_postfix sasl2-bin libsasl2-modules libsasl2-modules-db
 { [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
 WORK=$(mktemp -d /var/tmp/port25-subbench.XXXXXX)
@@ -65,13 +67,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_tls_port() { # port
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null && return 0
-    sleep 0.1
-  done
-  return 1
-}
 
 # --- Postfix with Cyrus SASL (sasldb) --------------------------------------------
 mkdir -p "$PF/etc/sasl" "$PF/queue" "$PF/data" "$PF/vmail"
@@ -123,32 +118,10 @@ smtpd_recipient_restrictions = permit_sasl_authenticated, reject
 smtpd_sender_login_maps = static:$LOGIN
 smtpd_sender_restrictions = reject_sender_login_mismatch
 EOF
-cat >"$PF/etc/master.cf" <<EOF
-127.0.0.1:$PF_PORT inet n - n - - smtpd -o smtpd_tls_wrappermode=yes
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-smtp      unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+postfix_master_cf "127.0.0.1:$PF_PORT inet n - n - - smtpd $PF_WRAPPER" >"$PF/etc/master.cf"
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start (see $PF/maillog)"
-wait_tls_port "$PF_PORT" || die "postfix is not listening on $PF_PORT"
+wait_port "$PF_PORT" 10 tcp || die "postfix is not listening on $PF_PORT"
 
 # --- port25 (and optionally port25-base) ------------------------------------------
 start_port25() { # bin dir port -> sets STARTED_PID
@@ -158,6 +131,9 @@ hostname = "bench-port25.localdomain"
 data_dir = "$2/data"
 [log]
 level = "warn"
+# No HTTP listener: a port25 serve already running on :8025 would stop this one.
+[http]
+enabled = false
 [mx]
 domains = ["$DOMAIN"]
 [submission]
@@ -169,12 +145,12 @@ recipients_per_day = 0
 name = "submissions"
 address = "127.0.0.1:$3"
 service = "submission"
-tls = "implicit"
+tls = "$MODE"
 EOF
   echo "$PASSWORD" | "$1" users add "$LOGIN" --config "$2/port25.toml" >/dev/null
   "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
   STARTED_PID=$!
-  wait_tls_port "$3" || die "$1 is not listening on $3"
+  wait_port "$3" 10 tcp || die "$1 is not listening on $3"
 }
 start_port25 "$PORT25_BIN" "$WORK/port25" "$P25_PORT"
 P25_PID=$STARTED_PID
@@ -187,24 +163,19 @@ fi
 
 # CPU ticks used so far by one server (as bench/smtp-accept.sh). port25: the
 # process. Postfix: master + its reaped children + the children alive.
-ticks_of() { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 server_ticks() { # name
-  local pid t c
   case $1 in
-    port25) ticks_of "$P25_PID"; return ;;
-    port25-base) ticks_of "$BASE_PID"; return ;;
+    port25) ticks_of "$P25_PID" ;;
+    port25-base) ticks_of "$BASE_PID" ;;
+    postfix) postfix_ticks "$PF/queue" ;;
   esac
-  pid=$(tr -d ' ' <"$PF/queue/pid/master.pid" 2>/dev/null)
-  t=$(ticks_of "$pid")
-  for c in $(pgrep -P "$pid" || true); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0))); done
-  echo "$t"
 }
 HZ=$(getconf CLK_TCK)
 port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; port25-base) echo "$BASE_PORT" ;; esac; }
 unit_of() { if [ "$1" = 1 ]; then echo session; else echo message; fi; }
 
 load() { # port msgs
-  "$LOADGEN" --server "127.0.0.1:$1" --tls implicit --login "$LOGIN" --password "$PASSWORD" \
+  "$LOADGEN" --server "127.0.0.1:$1" --tls "$MODE" --login "$LOGIN" --password "$PASSWORD" \
     --concurrency "$PROCS" --seconds "$SECONDS_EACH" --messages "$2" --size "$SIZE"
 }
 # Each server's Maildir (the bench login's), and a wait until it holds every
@@ -224,8 +195,7 @@ drain() { # name
   [ "$got" = "${ACCEPTED[$1]}" ] || die "$1: $got messages in $dir, expected ${ACCEPTED[$1]}"
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
-echo "submission benchmark: implicit TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
+echo "submission benchmark: $MODE TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATES CPU
 for msgs in 1 10; do
