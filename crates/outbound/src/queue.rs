@@ -11,7 +11,7 @@
 //! ones get their next attempt by exponential backoff with jitter until
 //! `max_lifetime`, when they are bounced as expired.
 
-use crate::client::{Session, Verdict};
+use crate::client::{ClientSettings, ConnectFailure, Session, Verdict};
 use crate::dns::{Dns, Route};
 use crate::dsn::{self, Kind, RcptReport};
 use crate::journal::{Journal, Record};
@@ -217,7 +217,7 @@ impl Queue {
                 Verdict::Deferred { reply, status } => {
                     let age = Duration::from_secs(unix(now).saturating_sub(e.msg.received_at));
                     if age >= self.settings.max_lifetime {
-                        let diagnostic = format!("{reply} (gave up: still undeliverable after {} hours)", age.as_secs() / 3600);
+                        let diagnostic = format!("{reply} (gave up: not delivered within {})", dsn::span(self.settings.max_lifetime));
                         emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %diagnostic, attempts = e.state.attempts, expired = true);
                         let report = RcptReport { rcpt: to, status: "4.4.7".into(), remote_mta: remote.clone(), diagnostic };
                         bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Expired));
@@ -506,7 +506,7 @@ async fn connection(ctx: &Ctx, dest: &str, jobs: &Jobs) {
     let mut tls_failure = false;
     'hosts: for host in &hosts {
         for ip in &host.addrs {
-            match Session::connect(SocketAddr::new(*ip, port), &host.name, &s.client, policy, auth).await {
+            match connect(SocketAddr::new(*ip, port), &host.name, dest, &s.client, policy, auth).await {
                 Ok(sess) => {
                     session = Some(sess);
                     break 'hosts;
@@ -544,4 +544,24 @@ async fn connection(ctx: &Ctx, dest: &str, jobs: &Jobs) {
         }
     }
     session.quit().await;
+}
+
+/// Connects to one MX address; when its STARTTLS handshake fails and TLS
+/// is only opportunistic, connects once more without STARTTLS (what
+/// Postfix does: plaintext is no worse than no TLS offered at all).
+async fn connect(
+    addr: SocketAddr,
+    host: &str,
+    dest: &str,
+    client: &ClientSettings,
+    policy: TlsPolicy,
+    auth: Option<(&str, &str)>,
+) -> Result<Session, ConnectFailure> {
+    match Session::connect(addr, host, client, policy, auth).await {
+        Err(f) if f.retry_cleartext => {
+            emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %dest, host = %host, address = %addr.ip(), reason = %f.reason, fallback = "cleartext");
+            Session::connect(addr, host, client, TlsPolicy::Cleartext, auth).await
+        }
+        r => r,
+    }
 }
