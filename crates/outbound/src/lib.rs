@@ -6,7 +6,9 @@
 //! (`data_dir/outbound`, same batch + done-log format and crash recovery as
 //! the local one). On top of it:
 //! - [`queue`]: the scheduler (per-recipient state, backoff with jitter,
-//!   expiry, per-destination connection limits, connection reuse);
+//!   expiry, per-destination connection limits);
+//! - `connection`: one connection task (route, connect, the jobs it
+//!   carries one after another: connection reuse);
 //! - [`journal`]: the writer thread for done logs, state and history;
 //! - [`state`], [`reply`], [`backoff`], [`dsn`]: pure formats and rules;
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
@@ -16,6 +18,7 @@
 
 pub mod backoff;
 pub mod client;
+mod connection;
 pub mod dkim;
 pub mod dns;
 pub mod dsn;
