@@ -1,11 +1,12 @@
 //! A hand-made remote MX for the outbound tests: just enough SMTP, with the
 //! misbehaviour a test asks for (a small SIZE, a STARTTLS that breaks, 550
-//! to every RCPT, a drop in the middle of DATA), and a
+//! to every RCPT, a drop in the middle of DATA, a slow greeting), and a
 //! record of what every connection said, so tests can count connections
 //! and sessions and check whether a message body was sent at all.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,11 +28,13 @@ pub struct Script {
     pub rcpt: &'static str,
     /// Close after reading a few bytes of the message: no reply to the dot.
     pub drop_in_data: bool,
+    /// Wait this long before the greeting (makes connections overlap).
+    pub greeting_delay: Duration,
 }
 
 impl Default for Script {
     fn default() -> Script {
-        Script { ehlo: vec!["8BITMIME"], starttls: BrokenTls::Garbage, rcpt: "250 2.1.5 ok", drop_in_data: false }
+        Script { ehlo: vec!["8BITMIME"], starttls: BrokenTls::Garbage, rcpt: "250 2.1.5 ok", drop_in_data: false, greeting_delay: Duration::ZERO }
     }
 }
 
@@ -41,6 +44,7 @@ impl Default for Script {
 pub struct Conn {
     pub commands: Vec<String>,
     pub messages: Vec<String>,
+    pub quit: bool,
 }
 
 impl Conn {
@@ -52,13 +56,17 @@ impl Conn {
 
 pub struct Scripted {
     conns: Arc<Mutex<Vec<Conn>>>,
+    /// The most connections open at the same time.
+    max_open: Arc<AtomicUsize>,
 }
 
 impl Scripted {
     pub fn start(addr: SocketAddr, script: Script) -> Scripted {
         let listener = TcpListener::bind(addr).unwrap();
         let conns: Arc<Mutex<Vec<Conn>>> = Arc::default();
-        let c = conns.clone();
+        let max_open: Arc<AtomicUsize> = Arc::default();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (c, m) = (conns.clone(), max_open.clone());
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { break };
@@ -67,17 +75,26 @@ impl Scripted {
                     list.push(Conn::default());
                     list.len() - 1
                 };
-                let (c, script) = (c.clone(), script.clone());
+                let now = open.fetch_add(1, Ordering::SeqCst) + 1;
+                m.fetch_max(now, Ordering::SeqCst);
+                let (c, open, script) = (c.clone(), open.clone(), script.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(stream, &script, &c, index);
+                    let _ = serve(stream, &script, &c, index, &open);
+                    if !c.lock().unwrap()[index].quit {
+                        open.fetch_sub(1, Ordering::SeqCst);
+                    }
                 });
             }
         });
-        Scripted { conns }
+        Scripted { conns, max_open }
     }
 
     pub fn conns(&self) -> Vec<Conn> {
         self.conns.lock().unwrap().clone()
+    }
+
+    pub fn max_open(&self) -> usize {
+        self.max_open.load(Ordering::SeqCst)
     }
 
     /// Every command of every connection, in order.
@@ -86,8 +103,9 @@ impl Scripted {
     }
 }
 
-fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index: usize) -> std::io::Result<()> {
+fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index: usize, open: &AtomicUsize) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    std::thread::sleep(script.greeting_delay);
     stream.write_all(b"220 scripted.example ESMTP\r\n")?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut accepted = 0;
@@ -141,6 +159,9 @@ fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index
                 "250 2.0.0 queued\r\n".into()
             }
             "QUIT" => {
+                // No longer open once the client may see 221 and connect again.
+                conns.lock().unwrap()[index].quit = true;
+                open.fetch_sub(1, Ordering::SeqCst);
                 stream.write_all(b"221 2.0.0 bye\r\n")?;
                 return Ok(());
             }
