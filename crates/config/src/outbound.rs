@@ -23,7 +23,7 @@ pub(crate) struct RawOutbound {
     smarthost_require_tls: Option<bool>,
     require_tls: Option<Vec<String>>,
     first_retry_secs: Option<Spanned<u64>>,
-    max_retry_secs: Option<u64>,
+    max_retry_secs: Option<Spanned<u64>>,
     retry_jitter: Option<Spanned<f64>>,
     max_lifetime_secs: Option<Spanned<u64>>,
     delay_warning_secs: Option<u64>,
@@ -173,6 +173,19 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         Some(j) => j.into_inner(),
         None => 0.2,
     };
+    let first_retry = positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?;
+    let max_retry = match raw.max_retry_secs {
+        // 0 would mean a retry every 100 ms, forever.
+        Some(m) if Duration::from_secs(*m.get_ref()) < first_retry => {
+            return Err(err(
+                m.span().start,
+                format!("max_retry_secs {} is less than first_retry_secs ({})", m.get_ref(), first_retry.as_secs()),
+                "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
+            ))
+        }
+        Some(m) => Duration::from_secs(m.into_inner()),
+        None => Duration::from_secs(4000).max(first_retry),
+    };
     let idle_connection = match raw.idle_connection_secs {
         // Servers may close an idle client after 5 minutes (RFC 5321 4.5.3.2.7).
         Some(s) if *s.get_ref() > 300 => {
@@ -217,8 +230,8 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         smarthost_auth,
         smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
         require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
-        first_retry: positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?,
-        max_retry: Duration::from_secs(raw.max_retry_secs.unwrap_or(4000)),
+        first_retry,
+        max_retry,
         retry_jitter,
         max_lifetime: positive_secs(raw.max_lifetime_secs, 5 * 86400, "max_lifetime_secs")?,
         delay_warning: match raw.delay_warning_secs.unwrap_or(4 * 3600) {
@@ -262,5 +275,9 @@ mod tests {
         let e = parse("[outbound]\n\nidle_connection_secs = 900\n", Path::new("/f"), Path::new("/")).unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.hint.contains("300"), "{}", e.hint);
+        let e = parse("[outbound]\nfirst_retry_secs = 60\nmax_retry_secs = 0\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let c = parse("[outbound]\nfirst_retry_secs = 5000\n", Path::new("/f"), Path::new("/")).unwrap();
+        assert_eq!(c.outbound.max_retry.as_secs(), 5000, "the default cap is never below the first delay");
     }
 }
