@@ -23,13 +23,14 @@ pub(crate) struct RawOutbound {
     smarthost_require_tls: Option<bool>,
     require_tls: Option<Vec<String>>,
     first_retry_secs: Option<Spanned<u64>>,
-    max_retry_secs: Option<u64>,
+    max_retry_secs: Option<Spanned<u64>>,
     retry_jitter: Option<Spanned<f64>>,
     max_lifetime_secs: Option<Spanned<u64>>,
     delay_warning_secs: Option<u64>,
     connections_per_destination: Option<Spanned<usize>>,
     max_connections: Option<Spanned<usize>>,
     messages_per_connection: Option<Spanned<usize>>,
+    idle_connection_secs: Option<Spanned<u64>>,
     connect_timeout_secs: Option<u64>,
     command_timeout_secs: Option<u64>,
     data_timeout_secs: Option<u64>,
@@ -68,6 +69,8 @@ pub struct Outbound {
     pub connections_per_destination: usize,
     pub max_connections: usize,
     pub messages_per_connection: usize,
+    /// Zero: QUIT as soon as nothing is waiting.
+    pub idle_connection: Duration,
     pub connect_timeout: Duration,
     pub command_timeout: Duration,
     pub data_timeout: Duration,
@@ -170,6 +173,31 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         Some(j) => j.into_inner(),
         None => 0.2,
     };
+    let first_retry = positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?;
+    let max_retry = match raw.max_retry_secs {
+        // 0 would mean a retry every 100 ms, forever.
+        Some(m) if Duration::from_secs(*m.get_ref()) < first_retry => {
+            return Err(err(
+                m.span().start,
+                format!("max_retry_secs {} is less than first_retry_secs ({})", m.get_ref(), first_retry.as_secs()),
+                "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
+            ))
+        }
+        Some(m) => Duration::from_secs(m.into_inner()),
+        None => Duration::from_secs(4000).max(first_retry),
+    };
+    let idle_connection = match raw.idle_connection_secs {
+        // Servers may close an idle client after 5 minutes (RFC 5321 4.5.3.2.7).
+        Some(s) if *s.get_ref() > 300 => {
+            return Err(err(
+                s.span().start,
+                format!("idle_connection_secs {} is more than remote servers wait", s.get_ref()),
+                "use at most 300 (RFC 5321 4.5.3.2.7); a few seconds is plenty",
+            ))
+        }
+        Some(s) => Duration::from_secs(s.into_inner()),
+        None => Duration::from_secs(2),
+    };
     let port = match raw.port {
         Some(p) if *p.get_ref() == 0 => return Err(err(p.span().start, "port 0 cannot be connected to".into(), "remove the key: remote MXes listen on 25")),
         Some(p) => p.into_inner(),
@@ -202,8 +230,8 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         smarthost_auth,
         smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
         require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
-        first_retry: positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?,
-        max_retry: Duration::from_secs(raw.max_retry_secs.unwrap_or(4000)),
+        first_retry,
+        max_retry,
         retry_jitter,
         max_lifetime: positive_secs(raw.max_lifetime_secs, 5 * 86400, "max_lifetime_secs")?,
         delay_warning: match raw.delay_warning_secs.unwrap_or(4 * 3600) {
@@ -213,6 +241,7 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         connections_per_destination: positive_usize(raw.connections_per_destination, 20, "connections_per_destination")?,
         max_connections: positive_usize(raw.max_connections, 200, "max_connections")?,
         messages_per_connection: positive_usize(raw.messages_per_connection, 100, "messages_per_connection")?,
+        idle_connection,
         connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(30).max(1)),
         command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(300).max(1)),
         data_timeout: Duration::from_secs(raw.data_timeout_secs.unwrap_or(600).max(1)),
@@ -240,5 +269,15 @@ mod tests {
         assert!(e.hint.contains("127.0.0.1:5353"));
         let e = parse("[outbound]\nsmarthost_username = \"u\"\n", Path::new("/f"), Path::new("/")).unwrap_err();
         assert_eq!(e.line, 2);
+        assert_eq!(c.outbound.idle_connection.as_secs(), 2);
+        let c = parse("[outbound]\nidle_connection_secs = 0\n", Path::new("/f"), Path::new("/")).unwrap();
+        assert!(c.outbound.idle_connection.is_zero());
+        let e = parse("[outbound]\n\nidle_connection_secs = 900\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
+        assert!(e.hint.contains("300"), "{}", e.hint);
+        let e = parse("[outbound]\nfirst_retry_secs = 60\nmax_retry_secs = 0\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let c = parse("[outbound]\nfirst_retry_secs = 5000\n", Path::new("/f"), Path::new("/")).unwrap();
+        assert_eq!(c.outbound.max_retry.as_secs(), 5000, "the default cap is never below the first delay");
     }
 }

@@ -64,6 +64,9 @@ pub struct ConnectFailure {
     /// TLS required but not offered, or failed: a new connection to the
     /// same host would not help.
     pub tls: bool,
+    /// The STARTTLS handshake failed under the opportunistic policy: the
+    /// same address may be tried again with [`TlsPolicy::Cleartext`].
+    pub retry_cleartext: bool,
 }
 
 /// The result for one recipient of a transaction.
@@ -128,7 +131,8 @@ impl Session {
         policy: TlsPolicy,
         auth: Option<(&str, &str)>,
     ) -> Result<Session, ConnectFailure> {
-        let fail = |reason: String| ConnectFailure { reason, tls: false };
+        let fail = |reason: String| ConnectFailure { reason, tls: false, retry_cleartext: false };
+        let tls_fail = |reason: String| ConnectFailure { reason, tls: true, retry_cleartext: false };
         let stream = match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(fail(format!("connect to {host}[{addr}]: {e}"))),
@@ -149,18 +153,20 @@ impl Session {
             return Err(fail(format!("{host}[{addr}] greeted with {}", greeting.one_line())));
         }
         s.hello().await.map_err(fail)?;
-        if s.ext.starttls {
+        if s.ext.starttls && policy != TlsPolicy::Cleartext {
             let r = s.command("STARTTLS").await.map_err(fail)?;
             if r.code == 220 {
                 if let Err(e) = s.start_tls().await {
-                    return Err(ConnectFailure { reason: format!("TLS handshake with {host}[{addr}] failed: {e}"), tls: true });
+                    // Credentials are never sent in clear because of a broken handshake.
+                    let retry_cleartext = policy == TlsPolicy::Opportunistic && auth.is_none();
+                    return Err(ConnectFailure { reason: format!("TLS handshake with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
                 }
                 s.hello().await.map_err(fail)?;
             } else if policy == TlsPolicy::Required {
-                return Err(ConnectFailure { reason: format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line()), tls: true });
+                return Err(tls_fail(format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line())));
             }
         } else if policy == TlsPolicy::Required {
-            return Err(ConnectFailure { reason: format!("TLS is required but {host}[{addr}] does not offer STARTTLS"), tls: true });
+            return Err(tls_fail(format!("TLS is required but {host}[{addr}] does not offer STARTTLS")));
         }
         if let Some((user, password)) = auth {
             let token = base64(format!("\0{user}\0{password}").as_bytes());

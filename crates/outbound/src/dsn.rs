@@ -33,6 +33,17 @@ pub fn status_of(enhanced: Option<&str>, code: u16) -> String {
     }
 }
 
+/// "5 days", "4 hours", "90 seconds": the largest whole unit, for people.
+pub fn span(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    let (n, unit) = [(86400, "day"), (3600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(u, _)| s >= *u && s.is_multiple_of(*u))
+        .map(|(u, name)| (s / u, name))
+        .unwrap_or((s, "second"));
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
+}
+
 fn date(unix: u64) -> String {
     port25_engine::received::rfc5322_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
 }
@@ -101,6 +112,12 @@ pub fn build(hostname: &str, message: &SpooledMessage, kind: Kind, rcpts: &[Rcpt
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spans_read_as_people_write_them() {
+        let d = std::time::Duration::from_secs;
+        assert_eq!([span(d(432_000)), span(d(14_400)), span(d(90)), span(d(60)), span(d(1))], ["5 days", "4 hours", "90 seconds", "1 minute", "1 second"]);
+    }
 
     #[test]
     fn a_bounce_is_a_multipart_report_with_one_status_per_recipient() {

@@ -6,7 +6,11 @@
 //! (`data_dir/outbound`, same batch + done-log format and crash recovery as
 //! the local one). On top of it:
 //! - [`queue`]: the scheduler (per-recipient state, backoff with jitter,
-//!   expiry, per-destination connection limits, connection reuse);
+//!   expiry, DSNs, operator commands);
+//! - `route`, `dest`, `connection`: a domain's MX addresses in order; the
+//!   job queue and connection limit of each MX address, shared by every
+//!   domain it serves; one connection task, which carries those jobs one
+//!   after another and idles briefly for more (connection reuse);
 //! - [`journal`]: the writer thread for done logs, state and history;
 //! - [`state`], [`reply`], [`backoff`], [`dsn`]: pure formats and rules;
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
@@ -16,12 +20,15 @@
 
 pub mod backoff;
 pub mod client;
+mod connection;
+mod dest;
 pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod journal;
 pub mod queue;
 pub mod reply;
+mod route;
 pub mod settings;
 pub mod state;
 pub mod tls_policy;

@@ -2,19 +2,25 @@
 //!
 //! Every open recipient of the outbound spool is an entry with its state
 //! (attempts, next attempt, last reply). Entries that are due are grouped
-//! by destination (recipient domain, or the smarthost) and by message, so
-//! one transaction carries all recipients of a message at that domain.
-//! Each destination has a job queue and at most
-//! `connections_per_destination` connection tasks, which take jobs one
-//! after another over the same connection. Results come back here:
+//! by recipient domain (or the smarthost) and by message, so one
+//! transaction carries all recipients of a message at that domain. Each
+//! domain's route is looked up ([`crate::route`]), then its jobs wait at
+//! the MX address they go to ([`crate::dest`]): every address has a job
+//! queue and at most `connections_per_destination` connection tasks
+//! ([`crate::connection`]), which take jobs one after another over the same
+//! connection, whichever domain they are for. Results come back here:
 //! delivered and bounced recipients are journaled as finished, deferred
 //! ones get their next attempt by exponential backoff with jitter until
 //! `max_lifetime`, when they are bounced as expired.
 
-use crate::client::{Session, Verdict};
-use crate::dns::{Dns, Route};
+use crate::client::ConnectFailure;
+use crate::client::Verdict;
+use crate::connection::{connection, Ctx};
+use crate::dest::{Dests, Job, Target};
+use crate::dns::Dns;
 use crate::dsn::{self, Kind, RcptReport};
 use crate::journal::{Journal, Record};
+use crate::route::Candidate;
 use crate::settings::Settings;
 use crate::state::{parse_state, HistoryLine, Outcome, RcptState};
 use crate::tls_policy::{policy_for, TlsPolicy};
@@ -23,10 +29,9 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_queue::{PendingBatch, Spool, SpooledMessage};
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::net::SocketAddr;
+use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -45,41 +50,26 @@ struct Entry {
     in_flight: bool,
 }
 
-struct Job {
-    msg: Arc<SpooledMessage>,
-    /// (entry id, recipient index in msg.rcpts)
-    entries: Vec<(u64, usize)>,
-}
-
-type Jobs = Arc<Mutex<VecDeque<Job>>>;
-
-#[derive(Default)]
-struct Dest {
-    jobs: Jobs,
-    active: usize,
-}
-
-enum Event {
+pub(crate) enum Event {
     Results {
         results: Vec<(u64, Verdict)>,
         remote: Option<String>,
     },
+    /// The route lookup for `domain` ended.
+    Routed {
+        domain: String,
+        jobs: Vec<Job>,
+        route: Result<Vec<Candidate>, Verdict>,
+    },
     Closed {
-        dest: String,
+        target: Target,
+        failure: Option<ConnectFailure>,
     },
     /// A bounce was stored (or is not needed): finish these; else retry later.
     Bounced {
         finished: Vec<(u64, Outcome, String)>,
         stored: bool,
     },
-}
-
-/// What connection tasks share.
-struct Ctx {
-    settings: Arc<Settings>,
-    dns: Dns,
-    events: mpsc::UnboundedSender<Event>,
-    stopping: CancellationToken,
 }
 
 pub struct Queue {
@@ -92,7 +82,7 @@ pub struct Queue {
     root: PathBuf,
     entries: HashMap<u64, Entry>,
     heap: BinaryHeap<Reverse<(u64, u64)>>,
-    dests: HashMap<String, Dest>,
+    dests: Dests,
     next_id: u64,
     connections: Arc<Semaphore>,
     hold: bool,
@@ -134,8 +124,8 @@ impl Queue {
         self.journal.send(Record::Register { seq: batch.seq, open });
     }
 
-    /// Moves every due entry into its destination's jobs and starts
-    /// connections for them.
+    /// Groups every due entry into jobs (one per message and domain) and
+    /// looks up each domain's route; `routed` then queues them.
     fn dispatch(&mut self) {
         if self.hold || self.ctx.stopping.is_cancelled() {
             return;
@@ -152,38 +142,106 @@ impl Queue {
                 continue;
             }
             e.in_flight = true;
-            let key = match &self.settings.smarthost {
+            let domain = match &self.settings.smarthost {
                 Some(_) => "[smarthost]".to_owned(),
                 None => domain_of(&e.msg.rcpts[e.r]),
             };
-            grouped.entry((key, e.seq, e.m)).or_insert_with(|| Job { msg: e.msg.clone(), entries: Vec::new() }).entries.push((id, e.r));
+            let job = grouped.entry((domain.clone(), e.seq, e.m)).or_insert_with(|| Job {
+                msg: e.msg.clone(),
+                entries: Vec::new(),
+                domain,
+                policy: TlsPolicy::Opportunistic,
+                route: Arc::from([]),
+                next: 0,
+                failure: None,
+            });
+            job.entries.push((id, e.r));
         }
-        let mut touched = Vec::new();
-        for ((dest, _, _), job) in grouped {
-            self.dests.entry(dest.clone()).or_default().jobs.lock().expect("jobs lock").push_back(job);
-            touched.push(dest);
+        let mut by_domain: HashMap<String, Vec<Job>> = HashMap::new();
+        for ((domain, _, _), job) in grouped {
+            by_domain.entry(domain).or_default().push(job);
         }
-        touched.sort();
-        touched.dedup();
-        for dest in touched {
-            self.start_connections(&dest);
+        for (domain, jobs) in by_domain {
+            let ctx = self.ctx.clone();
+            tokio::spawn(async move {
+                let route = crate::route::lookup(&ctx.settings, &ctx.dns, &domain).await;
+                let _ = ctx.events.send(Event::Routed { domain, jobs, route });
+            });
         }
     }
 
-    fn start_connections(&mut self, dest: &str) {
+    fn policy(&self, domain: &str) -> TlsPolicy {
+        match &self.settings.smarthost {
+            Some(h) if h.require_tls => TlsPolicy::Required,
+            Some(_) => TlsPolicy::Opportunistic,
+            None => policy_for(domain, &self.settings.require_tls),
+        }
+    }
+
+    /// A domain's route is known: its jobs wait at their first candidate,
+    /// or get the lookup's verdict.
+    fn routed(&mut self, domain: &str, jobs: Vec<Job>, route: Result<Vec<Candidate>, Verdict>) {
+        match route {
+            Ok(candidates) => {
+                let (route, policy) = (Arc::<[Candidate]>::from(candidates), self.policy(domain));
+                let jobs = jobs.into_iter().map(|j| Job { route: route.clone(), policy, ..j }).collect();
+                self.place(jobs);
+            }
+            Err(verdict) => {
+                let results = jobs.iter().flat_map(|j| j.entries.iter().map(|(id, _)| (*id, verdict.clone()))).collect();
+                self.results(results, None);
+            }
+        }
+    }
+
+    /// Queues jobs at their current candidate and starts connections
+    /// there; a job with no candidate left is deferred with the last
+    /// connection failure.
+    fn place(&mut self, jobs: Vec<Job>) {
+        let mut touched = Vec::new();
+        let mut deferred = Vec::new();
+        for job in jobs {
+            match self.dests.push(job) {
+                Ok(target) => touched.push(target),
+                Err(job) => {
+                    let (reason, tls) = job.failure.clone().unwrap_or_else(|| ("no host to connect to".into(), false));
+                    let status = if tls { "4.7.5" } else { "4.4.1" };
+                    let verdict = Verdict::Deferred { reply: format!("451 {status} {reason}"), status: status.into() };
+                    deferred.extend(job.entries.iter().map(|(id, _)| (*id, verdict.clone())));
+                }
+            }
+        }
+        touched.sort_by_key(|t| (t.addr, t.policy == TlsPolicy::Required));
+        touched.dedup();
+        for target in touched {
+            self.start_connections(&target);
+        }
+        if !deferred.is_empty() {
+            self.results(deferred, None);
+        }
+    }
+
+    fn start_connections(&mut self, target: &Target) {
+        // Stopping: connections finish, no new one starts (jobs stay on disk).
+        if self.ctx.stopping.is_cancelled() {
+            return;
+        }
         let limit = self.settings.connections_per_destination;
-        let Some(d) = self.dests.get_mut(dest) else { return };
-        let pending = d.jobs.lock().expect("jobs lock").len();
+        let Some(d) = self.dests.get_mut(target) else { return };
         // One connection per messages_per_connection jobs is enough.
-        let wanted = pending.div_ceil(self.settings.messages_per_connection.max(1)).min(limit);
+        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1)).min(limit);
         while d.active < wanted {
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else { break };
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
+                // Every slot is taken: idle connections give theirs up.
+                self.ctx.slots_wanted.notify_waiters();
+                break;
+            };
             d.active += 1;
-            let (ctx, jobs, dest) = (self.ctx.clone(), d.jobs.clone(), dest.to_owned());
+            let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
             tokio::spawn(async move {
-                connection(&ctx, &dest, &jobs).await;
+                let failure = connection(&ctx, &target, &host, &shared).await.err();
                 drop(permit);
-                let _ = ctx.events.send(Event::Closed { dest });
+                let _ = ctx.events.send(Event::Closed { target, failure });
             });
         }
     }
@@ -217,7 +275,7 @@ impl Queue {
                 Verdict::Deferred { reply, status } => {
                     let age = Duration::from_secs(unix(now).saturating_sub(e.msg.received_at));
                     if age >= self.settings.max_lifetime {
-                        let diagnostic = format!("{reply} (gave up: still undeliverable after {} hours)", age.as_secs() / 3600);
+                        let diagnostic = format!("{reply} (gave up: not delivered within {})", dsn::span(self.settings.max_lifetime));
                         emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %diagnostic, attempts = e.state.attempts, expired = true);
                         let report = RcptReport { rcpt: to, status: "4.4.7".into(), remote_mta: remote.clone(), diagnostic };
                         bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Expired));
@@ -324,7 +382,7 @@ impl Queue {
         let oldest = self.entries.values().map(|e| now.saturating_sub(e.msg.received_at)).max().unwrap_or(0);
         let deferred = self.entries.values().filter(|e| e.state.attempts > 0).count();
         let attempts: u64 = self.entries.values().map(|e| u64::from(e.state.attempts)).sum();
-        let connections = self.dests.values().map(|d| d.active).sum::<usize>();
+        let connections = self.dests.connections();
         emit!(
             info,
             ev::OUTBOUND_STATS,
@@ -393,7 +451,7 @@ pub async fn run(
     let journal = Journal::start(outbound.spool().clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let stopping = CancellationToken::new();
-    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone() });
+    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots_wanted: Default::default() });
     let mut q = Queue {
         connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
         hold: settings.hold,
@@ -406,7 +464,7 @@ pub async fn run(
         root,
         entries: HashMap::new(),
         heap: BinaryHeap::new(),
-        dests: HashMap::new(),
+        dests: Dests::default(),
         next_id: 0,
     };
     for b in recovered {
@@ -430,7 +488,7 @@ pub async fn run(
     // Stop: running connections end after their current message.
     stopping.cancel();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while q.dests.values().any(|d| d.active > 0) {
+    while q.dests.connections() > 0 {
         match tokio::time::timeout_at(deadline, event_rx.recv()).await {
             Ok(Some(e)) => q.event(e),
             _ => break,
@@ -445,103 +503,16 @@ impl Queue {
         match e {
             Event::Results { results, remote } => self.results(results, remote),
             Event::Bounced { finished, stored } => self.bounced(finished, stored),
-            Event::Closed { dest } => {
-                if let Some(d) = self.dests.get_mut(&dest) {
-                    d.active -= 1;
-                }
+            Event::Routed { domain, jobs, route } => self.routed(&domain, jobs, route),
+            Event::Closed { target, failure } => {
+                let moved = self.dests.closed(&target, failure);
+                self.place(moved);
                 // A slot is free: any destination still waiting may use it.
-                let waiting: Vec<String> = self.dests.iter().filter(|(_, d)| !d.jobs.lock().expect("jobs lock").is_empty()).map(|(k, _)| k.clone()).collect();
-                for k in waiting {
-                    self.start_connections(&k);
+                for t in self.dests.waiting() {
+                    self.start_connections(&t);
                 }
-                self.dests.retain(|_, d| d.active > 0 || !d.jobs.lock().expect("jobs lock").is_empty());
+                self.dests.prune();
             }
         }
     }
-}
-
-fn take(jobs: &Jobs) -> Option<Job> {
-    jobs.lock().expect("jobs lock").pop_front()
-}
-
-/// Gives every waiting job of the destination the same verdict.
-fn fail_all(ctx: &Ctx, jobs: &Jobs, verdict: Verdict, remote: Option<String>) {
-    let mut results = Vec::new();
-    while let Some(job) = take(jobs) {
-        results.extend(job.entries.iter().map(|(id, _)| (*id, verdict.clone())));
-    }
-    if !results.is_empty() {
-        let _ = ctx.events.send(Event::Results { results, remote });
-    }
-}
-
-/// One connection task: find the route, connect, send jobs until none is
-/// left, the connection breaks or `messages_per_connection` is reached.
-async fn connection(ctx: &Ctx, dest: &str, jobs: &Jobs) {
-    let s = &ctx.settings;
-    let (route, port, policy, auth) = match &s.smarthost {
-        Some(h) => {
-            let policy = if h.require_tls { TlsPolicy::Required } else { TlsPolicy::Opportunistic };
-            let auth = h.auth.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-            let route = match ctx.dns.addresses(&h.host).await {
-                Ok(addrs) if !addrs.is_empty() => Ok(Route::Hosts(vec![crate::dns::Host { name: h.host.clone(), preference: 0, addrs }])),
-                Ok(_) => Err(crate::dns::DnsFailure { permanent: false, reason: format!("smarthost {} has no address", h.host) }),
-                Err(e) => Err(e),
-            };
-            (route, h.port, policy, auth)
-        }
-        None => (ctx.dns.route(dest).await, s.port, policy_for(dest, &s.require_tls), None),
-    };
-    let hosts = match route {
-        Ok(Route::Hosts(h)) => h,
-        Ok(Route::NullMx) => {
-            let reply = format!("556 5.1.10 {dest} does not accept mail (null MX, RFC 7505)");
-            return fail_all(ctx, jobs, Verdict::Failed { reply, status: "5.1.10".into() }, None);
-        }
-        Err(f) if f.permanent => return fail_all(ctx, jobs, Verdict::Failed { reply: format!("550 5.1.2 {}", f.reason), status: "5.1.2".into() }, None),
-        Err(f) => return fail_all(ctx, jobs, Verdict::Deferred { reply: format!("451 4.4.3 {}", f.reason), status: "4.4.3".into() }, None),
-    };
-    let mut session = None;
-    let mut failures = Vec::new();
-    let mut tls_failure = false;
-    'hosts: for host in &hosts {
-        for ip in &host.addrs {
-            match Session::connect(SocketAddr::new(*ip, port), &host.name, &s.client, policy, auth).await {
-                Ok(sess) => {
-                    session = Some(sess);
-                    break 'hosts;
-                }
-                Err(f) => {
-                    emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %dest, host = %host.name, address = %ip, reason = %f.reason);
-                    tls_failure |= f.tls;
-                    failures.push(f.reason);
-                }
-            }
-        }
-    }
-    let Some(mut session) = session else {
-        let status = if tls_failure { "4.7.5" } else { "4.4.1" };
-        let reply = format!("451 {status} {}", failures.last().cloned().unwrap_or_else(|| "no host to connect to".into()));
-        return fail_all(ctx, jobs, Verdict::Deferred { reply, status: status.into() }, None);
-    };
-    let remote = Some(format!("{} [{}]", session.host, session.addr.ip()));
-    let mut sent = 0;
-    while sent < s.messages_per_connection && !ctx.stopping.is_cancelled() {
-        let Some(job) = take(jobs) else { break };
-        sent += 1;
-        let rcpts: Vec<&str> = job.entries.iter().map(|(_, r)| job.msg.rcpts[*r].as_str()).collect();
-        match session.send(&job.msg.from, &rcpts, &job.msg.content).await {
-            Ok(verdicts) => {
-                let results = job.entries.iter().map(|(id, _)| *id).zip(verdicts).collect();
-                let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
-            }
-            Err(reason) => {
-                let verdict = Verdict::Deferred { reply: format!("451 4.4.2 {reason}"), status: "4.4.2".into() };
-                let results = job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect();
-                let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
-                return;
-            }
-        }
-    }
-    session.quit().await;
 }

@@ -27,9 +27,13 @@ pub struct Settings {
     pub max_lifetime: Duration,
     /// A sender is told once that a recipient is still deferred after this.
     pub delay_warning: Option<Duration>,
+    /// Per MX address (and TLS policy), whichever domains it serves.
     pub connections_per_destination: usize,
     pub max_connections: usize,
     pub messages_per_connection: usize,
+    /// How long a connection with nothing to send waits for another
+    /// message to the same MX before QUIT.
+    pub idle_connection: Duration,
     pub client: ClientSettings,
     /// Senders in these domains get their DSNs by local delivery.
     pub local_domains: Vec<String>,

@@ -3,19 +3,26 @@
 //! self-signed, so a failed verification must not stop mail; encryption
 //! still protects against passive listeners. Domains listed in
 //! `require_tls` get their mail deferred, never sent in clear, when the
-//! remote does not offer STARTTLS or the handshake fails.
+//! remote does not offer STARTTLS or the handshake fails; for the others
+//! a failed handshake means one more connection to the same MX without
+//! STARTTLS ([`TlsPolicy::Cleartext`]).
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, SignatureScheme};
 use std::sync::Arc;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TlsPolicy {
     /// STARTTLS when offered, plaintext otherwise or when it fails.
     Opportunistic,
     /// STARTTLS or no delivery (deferred with 4.7.5).
     Required,
+    /// No STARTTLS even when offered: the second try at an MX whose
+    /// handshake failed under `Opportunistic`. A server that offers TLS
+    /// but cannot complete it (expired setup, broken middlebox) still gets
+    /// its mail, as Postfix retries such a server in cleartext.
+    Cleartext,
 }
 
 /// Accepts any certificate but still checks the handshake signatures.

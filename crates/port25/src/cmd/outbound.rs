@@ -36,6 +36,7 @@ pub fn settings(config: &Config) -> Settings {
         connections_per_destination: o.connections_per_destination,
         max_connections: o.max_connections,
         messages_per_connection: o.messages_per_connection,
+        idle_connection: o.idle_connection,
         client: ClientSettings {
             helo_name: o.helo_name.clone().unwrap_or_else(|| config.hostname.clone()),
             connect_timeout: o.connect_timeout,

@@ -5,16 +5,17 @@
 
 use crate::dns::{DnsServer, Rr};
 use crate::harness::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use crate::scripted::{Script, Scripted};
+use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(40);
+pub(crate) const WAIT: Duration = Duration::from_secs(40);
 
 /// A port that is free on every one of `ips` right now.
-fn free_port(ips: &[IpAddr]) -> u16 {
+pub(crate) fn free_port(ips: &[IpAddr]) -> u16 {
     'search: for _ in 0..100 {
         let first = TcpListener::bind(SocketAddr::new(ips[0], 0)).unwrap();
         let port = first.local_addr().unwrap().port();
@@ -28,17 +29,40 @@ fn free_port(ips: &[IpAddr]) -> u16 {
     panic!("no common free port on {ips:?}");
 }
 
-fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
+pub(crate) fn v4(a: u8, b: u8, c: u8, d: u8) -> Ipv4Addr {
     Ipv4Addr::new(a, b, c, d)
+}
+
+/// A remote MX address 127.0.`net`.1 on a free port, and a DNS server
+/// that names it as `mx.<domain>`, the MX of `domain`.
+pub(crate) fn one_mx(net: u8, domain: &str) -> (SocketAddr, DnsServer) {
+    let ip = v4(127, 0, net, 1);
+    let port = free_port(&[IpAddr::V4(ip)]);
+    let dns = DnsServer::start();
+    dns.mx(domain, &format!("mx.{domain}"), ip);
+    (SocketAddr::new(IpAddr::V4(ip), port), dns)
+}
+
+/// `port25 users add` on `s`'s configuration: a submission login that may
+/// send as `addresses`.
+pub(crate) fn add_user(s: &Server, login: &str, addresses: &[&str], password: &str) {
+    let mut add = Command::new(BIN);
+    add.args(["users", "add", login]);
+    for a in addresses {
+        add.args(["--address", a]);
+    }
+    let mut add = add.arg("--config").arg(s.dir.path().join("port25.toml")).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    assert!(add.wait().unwrap().success());
 }
 
 /// The sending port25: submission from trusted loopback devices (no AUTH
 /// needed), local domain example.net, outbound through `dns` to `port`.
-fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
+pub(crate) fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
     sender_in("example.net", dns, port, extra)
 }
 
-fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
+pub(crate) fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
     let mx = format!(
         "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
          first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
@@ -47,11 +71,11 @@ fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
     Server::start(&mx, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
 }
 
-fn submit(s: &Server, to: &[&str], subject: &str) {
+pub(crate) fn submit(s: &Server, to: &[&str], subject: &str) {
     submit_as(s, "alice@example.net", to, subject)
 }
 
-fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
+pub(crate) fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
     let mut c = Client::open(s.addr());
     assert!(c.cmd("EHLO laptop.example").starts_with("250"));
     let body = format!("From: Alice <{from}>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
@@ -60,11 +84,11 @@ fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
     c.cmd("QUIT");
 }
 
-fn events_where(s: &Server, id: &str, key: &str, value: &str) -> Vec<serde_json::Value> {
+pub(crate) fn events_where(s: &Server, id: &str, key: &str, value: &str) -> Vec<serde_json::Value> {
     s.events(id).into_iter().filter(|e| e[key].as_str().is_some_and(|v| v.contains(value))).collect()
 }
 
-fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize) -> Vec<serde_json::Value> {
+pub(crate) fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize) -> Vec<serde_json::Value> {
     let start = Instant::now();
     loop {
         let found = events_where(s, id, key, value);
@@ -80,32 +104,45 @@ fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize) -> Vec<se
     }
 }
 
-fn history(s: &Server) -> String {
+pub(crate) fn history(s: &Server) -> String {
     std::fs::read_to_string(s.data().join("outbound/history.log")).unwrap_or_default()
 }
 
-/// history.log once it has a line containing `needle`: the journal thread
-/// appends it shortly after the event that announced the outcome.
-fn wait_history(s: &Server, needle: &str) -> String {
+/// Waits until history.log has a line containing `needle`; returns it all.
+pub(crate) fn wait_history(s: &Server, needle: &str) -> String {
     let start = Instant::now();
     loop {
         let h = history(s);
         if h.contains(needle) {
             return h;
         }
-        assert!(start.elapsed() < WAIT, "history.log never got {needle:?}:\n{h}");
+        assert!(start.elapsed() < WAIT, "history.log never got {needle:?}: {h}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
+/// Waits until the outbound spool holds no batch file: every recipient finished.
+pub(crate) fn wait_spool_empty(s: &Server, wait: Duration) {
+    let start = Instant::now();
+    let batches = s.data().join("outbound/batches");
+    loop {
+        let left = std::fs::read_dir(&batches).map(|d| d.count()).unwrap_or(0);
+        if left == 0 {
+            return;
+        }
+        assert!(start.elapsed() < wait, "the outbound spool still holds {left} batch file(s)");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Postfix's smtp-sink on `addr`, dumping each message into a directory.
-struct Sink {
+pub(crate) struct Sink {
     child: Child,
     dir: tempfile::TempDir,
 }
 
 impl Sink {
-    fn start(addr: SocketAddr) -> Sink {
+    pub(crate) fn start(addr: SocketAddr) -> Sink {
         let bin = require("smtp-sink");
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
@@ -126,8 +163,21 @@ impl Sink {
         Sink { child, dir }
     }
 
-    fn messages(&self) -> Vec<String> {
+    pub(crate) fn messages(&self) -> Vec<String> {
         read_dir_files(self.dir.path()).into_iter().map(|b| String::from_utf8_lossy(&b).into_owned()).collect()
+    }
+
+    /// The messages once there are `n`: smtp-sink may finish writing a
+    /// dump file after its 250, so a delivered event can come first.
+    pub(crate) fn wait_messages(&self, n: usize) -> Vec<String> {
+        let start = Instant::now();
+        loop {
+            let msgs = self.messages();
+            if msgs.len() >= n || start.elapsed() > WAIT {
+                return msgs;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
@@ -204,7 +254,7 @@ fn deferred_while_the_mx_is_down_then_delivered_to_smtp_sink() {
     assert!(deferred[0]["reason"].as_str().unwrap().starts_with("451 4.4.1"), "{deferred:?}");
     let sink = Sink::start(SocketAddr::new(ip, port));
     wait_events(&a, "port25.outbound.delivered", "to", "carol@later.example", 1);
-    let msgs = sink.messages();
+    let msgs = sink.wait_messages(1);
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].contains("Subject: deferred first"), "{}", msgs[0]);
     wait_history(&a, "carol@later.example\tdelivered");
@@ -241,51 +291,18 @@ fn tls_required_but_not_offered_is_deferred_never_sent_in_clear() {
     assert!(a.all_mail().is_empty(), "no DSN for a deleted message");
 }
 
-/// Accepts the transaction, then closes the connection in the middle of
-/// the message; counts connections.
-fn dropping_server(addr: SocketAddr) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
-    let listener = TcpListener::bind(addr).unwrap();
-    let count = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let c = count.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { break };
-            c.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = stream.write_all(b"220 dropper.example ESMTP\r\n");
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 {
-                let reply: &[u8] = match line.get(..4).unwrap_or("").to_ascii_uppercase().as_str() {
-                    "EHLO" | "HELO" => b"250 dropper.example\r\n",
-                    "DATA" => b"354 go ahead\r\n",
-                    _ => b"250 ok\r\n",
-                };
-                let _ = stream.write_all(reply);
-                if reply.starts_with(b"354") {
-                    let mut some = [0u8; 16];
-                    let _ = reader.read(&mut some);
-                    break;
-                }
-                line.clear();
-            }
-            // Dropped mid-DATA: no reply to the final dot.
-        }
-    });
-    count
-}
-
 #[test]
 fn a_remote_that_drops_mid_data_gets_the_message_again_later() {
     let ip = IpAddr::V4(v4(127, 0, 4, 1));
     let port = free_port(&[ip]);
     let dns = DnsServer::start();
     dns.mx("drop.example", "mx.drop.example", v4(127, 0, 4, 1));
-    let connections = dropping_server(SocketAddr::new(ip, port));
+    let remote = Scripted::start(SocketAddr::new(ip, port), Script { drop_in_data: true, ..Script::default() });
     let a = sender(&dns, port, "");
     submit(&a, &["erin@drop.example"], "dropped");
     let deferred = wait_events(&a, "port25.outbound.deferred", "to", "erin@drop.example", 2);
     assert!(deferred[0]["reason"].as_str().unwrap().starts_with("451 4.4.2"), "{deferred:?}");
-    assert!(connections.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(remote.conns().len() >= 2);
     assert!(a.events("port25.outbound.delivered").is_empty());
     assert!(!history(&a).contains("erin@drop.example"), "never finished");
 }
@@ -327,16 +344,7 @@ fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
     a.spawn();
     let out = Command::new(BIN).args(["queue", "release", "--data-dir"]).arg(a.data()).output().unwrap();
     assert!(out.status.success());
-    let start = Instant::now();
-    let batches = a.data().join("outbound/batches");
-    loop {
-        let left = std::fs::read_dir(&batches).map(|d| d.count()).unwrap_or(0);
-        if left == 0 || start.elapsed() > WAIT * 2 {
-            assert_eq!(left, 0, "the outbound spool still holds batches");
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_spool_empty(&a, WAIT * 2);
     std::thread::sleep(Duration::from_millis(500));
     let mut subjects = subjects_in(&b.maildir("crash.example", "frank"));
     let total = subjects.len();
@@ -426,15 +434,7 @@ fn smarthost_with_auth_plain_relays_everything_to_one_host() {
         "domains = [\"relay.example\"]",
         &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n"),
     );
-    let mut add = Command::new(BIN)
-        .args(["users", "add", "relayuser@relay.example", "--address", "@example.net", "--config"])
-        .arg(b.dir.path().join("port25.toml"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    add.stdin.take().unwrap().write_all(b"relay-secret\n").unwrap();
-    assert!(add.wait().unwrap().success());
+    add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");
     let secret = b.dir.path().join("smarthost.pass");
     std::fs::write(&secret, "relay-secret\n").unwrap();
     // No DNS entry at all: smarthost mode never looks up MX records.

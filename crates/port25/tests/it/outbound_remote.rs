@@ -1,0 +1,143 @@
+//! The outbound SMTP client against remote MXes that limit or misbehave
+//! (a SIZE smaller than the message, a STARTTLS handshake that fails), and
+//! how connections are shared: per MX host, whichever domains it serves.
+
+use crate::dns::DnsServer;
+use crate::harness::*;
+use crate::outbound::*;
+use crate::scripted::{BrokenTls, Script, Scripted};
+use std::process::Command;
+use std::time::Duration;
+
+#[test]
+fn outbound_a_message_over_the_remote_size_limit_bounces_5_3_4_without_being_sent() {
+    let (mx, dns) = one_mx(11, "small.example");
+    let remote = Scripted::start(mx, Script { ehlo: vec!["SIZE 200", "PIPELINING"], ..Script::default() });
+    let a = sender(&dns, mx.port(), "");
+    submit(&a, &["max@small.example"], "too big for them");
+    let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
+    assert_eq!(dsn.len(), 1, "no DSN; log: {:?}", a.events("port25.outbound.bounced"));
+    let dsn = String::from_utf8_lossy(&dsn[0]);
+    for want in [
+        "Final-Recipient: rfc822; max@small.example\r\nAction: failed\r\nStatus: 5.3.4\r\n",
+        "Remote-MTA: dns; mx.small.example [127.0.11.1]",
+        "Diagnostic-Code: smtp; 552 5.3.4 message size ",
+        "exceeds the limit of 200",
+        "Subject: too big for them",
+    ] {
+        assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
+    }
+    assert!(wait_history(&a, "max@small.example\tbounced\t552 5.3.4").contains("bounced"));
+    // The remote saw EHLO, never a transaction, never the body.
+    let verbs = remote.all_verbs();
+    assert!(verbs.contains(&"EHLO".to_owned()), "{verbs:?}");
+    assert!(!verbs.iter().any(|v| v == "MAIL" || v == "RCPT" || v == "DATA"), "{verbs:?}");
+    assert!(remote.conns().iter().all(|c| c.messages.is_empty()));
+    assert!(a.events("port25.outbound.deferred").is_empty(), "a permanent failure is not retried");
+}
+
+/// A remote that offers STARTTLS, answers 220, then breaks the handshake.
+fn broken_tls(net: u8, starttls: BrokenTls, extra: &str) -> (Server, Scripted, DnsServer) {
+    let (mx, dns) = one_mx(net, "badtls.example");
+    let remote = Scripted::start(mx, Script { ehlo: vec!["STARTTLS", "8BITMIME"], starttls, ..Script::default() });
+    let a = sender(&dns, mx.port(), extra);
+    submit(&a, &["ned@badtls.example"], "after a broken handshake");
+    (a, remote, dns)
+}
+
+#[test]
+fn outbound_a_failed_starttls_handshake_is_retried_in_cleartext_for_an_opportunistic_domain() {
+    let (a, remote, _dns) = broken_tls(13, BrokenTls::Garbage, "");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ned@badtls.example", 1);
+    assert_eq!(delivered[0]["attempts"], 1, "delivered at the first attempt: {delivered:?}");
+    let failed = wait_events(&a, "port25.outbound.connect_failed", "reason", "TLS handshake", 1);
+    assert_eq!(failed[0]["fallback"], "cleartext", "{failed:?}");
+    let conns = remote.conns();
+    assert_eq!(conns.len(), 2, "{conns:?}");
+    assert_eq!(conns[0].verbs(), ["EHLO", "STARTTLS"]);
+    // The same MX again, this time without STARTTLS.
+    assert!(!conns[1].verbs().contains(&"STARTTLS".to_owned()), "{conns:?}");
+    assert_eq!(conns[1].messages.len(), 1);
+    assert!(conns[1].messages[0].contains("Subject: after a broken handshake"), "{}", conns[1].messages[0]);
+}
+
+#[test]
+fn outbound_a_failed_starttls_handshake_defers_a_require_tls_domain_and_never_sends_in_clear() {
+    let (a, remote, _dns) = broken_tls(14, BrokenTls::Close, "require_tls = [\"badtls.example\"]");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "ned@badtls.example", 2);
+    for d in &deferred {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS handshake"), "{reason}");
+    }
+    assert!(a.events("port25.outbound.delivered").is_empty());
+    let conns = remote.conns();
+    assert!(conns.len() >= 2, "{conns:?}");
+    // Each attempt stops at the handshake: no cleartext retry, no MAIL.
+    for c in &conns {
+        assert_eq!(c.verbs(), ["EHLO", "STARTTLS"], "{conns:?}");
+    }
+}
+
+/// one.example and two.example, each with its own MX name, both on
+/// 127.0.`net`.1: one host serving two domains, as hosted mail does.
+fn shared_mx(net: u8, script: Script, extra: &str) -> (Server, Scripted, DnsServer) {
+    let (mx, dns) = one_mx(net, "one.example");
+    dns.mx("two.example", "mx2.hosting.example", v4(127, 0, net, 1));
+    let remote = Scripted::start(mx, script);
+    let a = sender(&dns, mx.port(), extra);
+    (a, remote, dns)
+}
+
+fn release(a: &Server) {
+    let out = Command::new(BIN).args(["queue", "release", "--data-dir"]).arg(a.data()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn outbound_messages_for_two_domains_with_the_same_mx_go_over_one_connection() {
+    let (a, remote, _dns) = shared_mx(15, Script::default(), "idle_connection_secs = 5");
+    // One after the other, as a user sends them: the connection that
+    // carried the first is still open for the second.
+    submit(&a, &["ann@one.example"], "to the first domain");
+    wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
+    submit(&a, &["bea@two.example"], "to the second domain");
+    wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    let conns = remote.conns();
+    assert_eq!(conns.len(), 1, "one connection for both domains: {conns:?}");
+    let verbs = conns[0].verbs();
+    assert_eq!(verbs.iter().filter(|v| *v == "MAIL").count(), 2, "{verbs:?}");
+    assert_eq!(verbs.iter().filter(|v| *v == "EHLO").count(), 1, "{verbs:?}");
+    assert!(conns[0].commands.contains(&"RCPT TO:<ann@one.example>".to_owned()) && conns[0].commands.contains(&"RCPT TO:<bea@two.example>".to_owned()));
+}
+
+#[test]
+fn outbound_the_connection_limit_is_per_mx_host_whichever_domains_it_serves() {
+    // Slow greetings make connections overlap if more than one is allowed.
+    let script = Script { greeting_delay: Duration::from_millis(300), ..Script::default() };
+    let (a, remote, _dns) = shared_mx(16, script, "hold = true\nconnections_per_destination = 1\nmessages_per_connection = 1");
+    for to in ["c1@one.example", "c2@one.example", "d1@two.example", "d2@two.example"] {
+        submit(&a, &[to], to);
+    }
+    release(&a);
+    wait_events(&a, "port25.outbound.delivered", "to", "@", 4);
+    assert_eq!(remote.conns().len(), 4, "messages_per_connection = 1");
+    assert_eq!(remote.max_open(), 1, "two domains, one MX host: one connection at a time");
+}
+
+#[test]
+fn outbound_a_domain_whose_first_mx_is_down_joins_the_connection_to_its_second() {
+    // one.example: MX 5 on 127.0.17.2 (nothing listens), then MX 10 on the
+    // host that also serves two.example, which has a connection open.
+    let (a, remote, dns) = shared_mx(17, Script::default(), "idle_connection_secs = 5");
+    dns.add("one.example", crate::dns::Rr::Mx(5, "mx.down.example".into())).add("mx.down.example", crate::dns::Rr::A(v4(127, 0, 17, 2)));
+    submit(&a, &["bea@two.example"], "opens the connection");
+    wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    submit(&a, &["ann@one.example"], "after its first MX failed");
+    let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
+    assert_eq!(delivered[0]["attempts"], 1, "{delivered:?}");
+    let failed = wait_events(&a, "port25.outbound.connect_failed", "address", "127.0.17.2", 1);
+    assert_eq!(failed[0]["destination"], "one.example", "{failed:?}");
+    let conns = remote.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert_eq!(conns[0].messages.len(), 2, "{conns:?}");
+}
