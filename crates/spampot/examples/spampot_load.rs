@@ -7,9 +7,9 @@
 //! for `SECONDS`. The sessions are opened first, `CONNECT_AT_ONCE` at a
 //! time, and the clock starts when all are open: the figure is the rate
 //! that `CLIENTS` open sessions sustain, not how fast a server accepts a
-//! burst of connections (a listen backlog of 5, as Python's smtpd has,
-//! drops SYNs from a burst of 200 and the kernel retries them 1, 3, 7 s
-//! later). `socks5` first tunnels through a SOCKS5 proxy bait to
+//! burst of connections (behind a listen backlog of 5, as Python's smtpd
+//! has, the rest of a burst waits for the kernel's retries, a second and
+//! more later). `socks5` first tunnels through a SOCKS5 proxy bait to
 //! "mxN.example:25"; `smtp` speaks SMTP directly (an open-relay bait, or
 //! any other SMTP honeypot), so one client measures both paths and every
 //! server it is pointed at. `idle` opens SOCKS5 tunnels, reads the banner
