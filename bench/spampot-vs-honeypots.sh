@@ -30,7 +30,8 @@
 # time (utime+stime from /proc/PID/stat; both servers are one process) per
 # message, the client's CPU time. At the end: medians, ratio port25/honeypots.
 #
-# Usage: bench/spampot-vs-honeypots.sh          (installs honeypots in a venv)
+# Usage: bench/spampot-vs-honeypots.sh   (creates the honeypots venv if it
+#        does not exist; one that exists but does not hold that version stops it)
 # Env:   ROUNDS=3 DURATION=20 WARMUP=2 (seconds of a verified, uncounted run
 #        per server first; 0: none) CLIENTS=200 SIZE=2048 RCPTS=10
 #        PIPELINING=off|auto|on  P25_PORT=32525 HP_PORT=32526 KEEP=1
@@ -73,6 +74,8 @@ sys.exit(version("honeypots") != sys.argv[1])
 PY
 }
 if ! hp_python_ok; then
+    [ ! -e "$HONEYPOTS_VENV" ] ||
+        die "$HONEYPOTS_VENV exists but holds no importable honeypots $HONEYPOTS_VERSION: remove it, or set HONEYPOTS_VENV to another directory"
     if [ -z "$PYTHON" ]; then
         for p in python3.11 python3.10 python3.9 python3; do
             if command -v $p >/dev/null && $p -c 'import sys; sys.exit(not (3, 8) <= sys.version_info < (3, 12))'; then PYTHON=$p; break; fi
@@ -80,10 +83,10 @@ if ! hp_python_ok; then
     fi
     [ -n "$PYTHON" ] || die "no Python from 3.8 to 3.11 for honeypots $HONEYPOTS_VERSION (it needs the smtpd and asyncore modules, removed in 3.12); set PYTHON="
     echo "installing honeypots==$HONEYPOTS_VERSION into $HONEYPOTS_VENV ($($PYTHON --version))"
-    rm -rf "$HONEYPOTS_VENV"
-    "$PYTHON" -m venv "$HONEYPOTS_VENV" || die "$PYTHON -m venv $HONEYPOTS_VENV failed"
-    "$HONEYPOTS_VENV/bin/pip" install -q "honeypots==$HONEYPOTS_VERSION" || die "pip install honeypots==$HONEYPOTS_VERSION failed"
-    hp_python_ok || die "honeypots $HONEYPOTS_VERSION installed in $HONEYPOTS_VENV but honeypots.smtp_server does not import"
+    "$PYTHON" -m venv "$HONEYPOTS_VENV" || { rm -rf "$HONEYPOTS_VENV"; die "$PYTHON -m venv $HONEYPOTS_VENV failed"; }
+    "$HONEYPOTS_VENV/bin/pip" install -q "honeypots==$HONEYPOTS_VERSION" ||
+        { rm -rf "$HONEYPOTS_VENV"; die "pip install honeypots==$HONEYPOTS_VERSION failed"; }
+    hp_python_ok || { rm -rf "$HONEYPOTS_VENV"; die "honeypots $HONEYPOTS_VERSION installed but honeypots.smtp_server does not import with $PYTHON"; }
 fi
 HP_SERVER=$("$HONEYPOTS_VENV/bin/python" -c 'import honeypots.smtp_server as m; print(m.__file__)' 2>/dev/null)
 
