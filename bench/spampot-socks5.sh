@@ -11,8 +11,15 @@
 # Targets from the issue: >= 2000 messages/s (2 KB, 10 recipients, 200
 # clients) and 20000 idle tunnels in < 512 MB RSS.
 #
+# The load generator is crates/spampot/examples/spampot_load.rs (mode
+# socks5); bench/spampot-vs-honeypots.sh drives the same one on plain SMTP.
+# It opens all sessions first (all at once here: CONNECT_AT_ONCE=$CLIENTS)
+# and starts the clock when they are open; it exits non-zero if a client
+# fails, which stops this script.
+#
 # Usage: bench/spampot-socks5.sh      Env: CLIENTS=200 DURATION=20 SIZE=2048
 #        RCPTS=10 IDLE=20000 HOLD=5 PORT=31080 KEEP=1 CARGO_TARGET_DIR
+#        (and the generator's: PIPELINING, MSGS_PER_CONN, CONNECT_AT_ONCE)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,11 +31,10 @@ IDLE=${IDLE:-20000}
 HOLD=${HOLD:-5}
 PORT=${PORT:-31080}
 KEEP=${KEEP:-0}
-TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
+export CONNECT_AT_ONCE=${CONNECT_AT_ONCE:-$CLIENTS}
 
-(cd "$ROOT" && cargo build --release -q -p port25 && cargo build --release -q -p port25-spampot --example socks5_load)
-BIN=$TARGET/release/port25
-LOAD=$TARGET/release/examples/socks5_load
+. "$ROOT/bench/spampot-common.sh"
+spampot_build
 
 # Sensor and client are separate processes: each needs IDLE descriptors
 # plus a few. Where the hard limit cannot be raised (containers without
@@ -42,45 +48,32 @@ fi
 ulimit -n "$NEED"
 
 WORK=$(mktemp -d /var/tmp/port25-spampot.XXXXXX)
-PID=
+SENSOR_PID=
 cleanup() {
     set +e
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then kill -TERM "$PID"; wait "$PID" 2>/dev/null; fi
+    stop_pids "$SENSOR_PID"
     if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 
-cat >"$WORK/spampot.toml" <<CONF
-sensor = "bench"
-data_dir = "$WORK/data"
-log_level = "warn"
-[[listener]]
-name = "socks"
-address = "127.0.0.1:$PORT"
-kind = "proxy"
-[limits]
-max_connections = $((IDLE + 1000))
-max_connections_per_source = $((IDLE + 1000))
-CONF
-"$BIN" spampot --config "$WORK/spampot.toml" 2>"$WORK/sensor.log" &
-PID=$!
+spampot_start "$WORK" proxy "$PORT" $((IDLE + 1000))
 sleep 1
 
 echo "== load: $CLIENTS clients, $SIZE B, $RCPTS rcpts, $DURATION s, every body different"
-"$LOAD" load "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
+"$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
 echo "== load: the same, one campaign (identical bodies, stored once)"
-UNIQUE=0 "$LOAD" load "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
+UNIQUE=0 "$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
 LOGGED=$(cat "$WORK"/data/capture/events/*.jsonl | grep -c '"port25.spampot.message"' || true)
 echo "message events in the capture log: $LOGGED; bodies on disk: $(find "$WORK/data/capture/bodies" -name '*.zst' | wc -l)"
 
 echo "== idle: $IDLE tunnels"
 "$LOAD" idle "127.0.0.1:$PORT" "$IDLE" "$HOLD" >"$WORK/idle.out" &
 CLIENT=$!
-until grep -q idle_open "$WORK/idle.out"; do
+until grep -qs idle_open "$WORK/idle.out"; do
     kill -0 $CLIENT 2>/dev/null || break
     sleep 0.5
 done
-RSS=$(awk '/VmRSS/ {print $2}' /proc/$PID/status)
+RSS=$(awk '/VmRSS/ {print $2}' /proc/$SENSOR_PID/status)
 wait $CLIENT
 cat "$WORK/idle.out"
 echo "sensor VmRSS with the idle tunnels open: $((RSS / 1024)) MB"
