@@ -41,12 +41,15 @@ pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &
         }
     };
     shared.connected.fetch_add(1, Ordering::SeqCst);
-    let remote = Some(format!("{} [{}]", session.host, session.addr.ip()));
     let mut sent = 0;
     let mut broken = false;
     while sent < s.messages_per_connection && !ctx.stopping.is_cancelled() {
         let Some(job) = next_job(ctx, shared).await else { break };
         sent += 1;
+        // Reports name the MX of the job's own domain: domains sharing the
+        // address may know it by other names (the session's SNI is the
+        // first job's; a connection has only one).
+        let remote = Some(format!("{} [{}]", job.mx_host(), session.addr.ip()));
         let rcpts: Vec<&str> = job.entries.iter().map(|(_, r)| job.msg.rcpts[*r].as_str()).collect();
         let results = match session.send(&job.msg.from, &rcpts, &job.msg.content).await {
             Ok(verdicts) => job.entries.iter().map(|(id, _)| *id).zip(verdicts).collect(),
@@ -56,7 +59,7 @@ pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &
                 job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect()
             }
         };
-        let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
+        let _ = ctx.events.send(Event::Results { results, remote });
         if broken {
             break;
         }

@@ -44,6 +44,11 @@ impl Job {
     pub fn target(&self) -> Option<Target> {
         self.route.get(self.next).map(|c| Target { addr: c.addr, policy: self.policy })
     }
+
+    /// The name of the MX this job is at, as its domain's MX record says.
+    pub fn mx_host(&self) -> &str {
+        self.route.get(self.next).map_or("", |c| c.host.as_str())
+    }
 }
 
 /// What the connection tasks of one target share with the scheduler.
@@ -76,7 +81,8 @@ impl Shared {
 
 pub(crate) struct Dest {
     pub shared: Arc<Shared>,
-    /// The MX name of the first job that came here: SNI and reports.
+    /// The MX name of the first job that came here, for SNI and the
+    /// connection's events (results name each job's own MX).
     pub host: String,
     /// Connection tasks running (connecting, sending or idle).
     pub active: usize,
@@ -92,7 +98,7 @@ impl Dests {
     /// none left.
     pub fn push(&mut self, job: Job) -> Result<Target, Job> {
         let Some(target) = job.target() else { return Err(job) };
-        let host = job.route[job.next].host.clone();
+        let host = job.mx_host().to_owned();
         let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0 });
         d.shared.jobs.lock().expect("jobs lock").push_back(job);
         d.shared.wake.notify_one();

@@ -99,9 +99,13 @@ fn outbound_messages_for_two_domains_with_the_same_mx_go_over_one_connection() {
     // One after the other, as a user sends them: the connection that
     // carried the first is still open for the second.
     submit(&a, &["ann@one.example"], "to the first domain");
-    wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
+    let ann = wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
     submit(&a, &["bea@two.example"], "to the second domain");
-    wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    let bea = wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    // Each delivery names its own domain's MX (as the DSN's Remote-MTA
+    // would), not the name the shared connection was opened with.
+    assert_eq!(ann[0]["host"], "mx.one.example [127.0.15.1]", "{ann:?}");
+    assert_eq!(bea[0]["host"], "mx2.hosting.example [127.0.15.1]", "{bea:?}");
     let conns = remote.conns();
     assert_eq!(conns.len(), 1, "one connection for both domains: {conns:?}");
     let verbs = conns[0].verbs();
