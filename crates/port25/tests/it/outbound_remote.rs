@@ -6,6 +6,7 @@ use crate::dns::DnsServer;
 use crate::harness::*;
 use crate::outbound::*;
 use crate::scripted::{BrokenTls, Script, Scripted};
+use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -64,15 +65,22 @@ fn outbound_a_failed_starttls_handshake_is_retried_in_cleartext_for_an_opportuni
 #[test]
 fn outbound_a_failed_starttls_handshake_defers_a_require_tls_domain_and_never_sends_in_clear() {
     let (a, remote, _dns) = broken_tls(14, BrokenTls::Close, "require_tls = [\"badtls.example\"]");
-    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "ned@badtls.example", 2);
+    // Each attempt stops at the handshake: no cleartext retry, no MAIL.
+    deferred_at_starttls(&a, &remote, "ned@badtls.example", "TLS handshake");
+}
+
+/// `to` was deferred twice with 4.7.5 and a reason containing `why`, never
+/// delivered, and every connection (at least two) ended after STARTTLS:
+/// nothing else (AUTH, MAIL, a message) was sent.
+fn deferred_at_starttls(a: &Server, remote: &Scripted, to: &str, why: &str) {
+    let deferred = wait_events(a, "port25.outbound.deferred", "to", to, 2);
     for d in &deferred {
         let reason = d["reason"].as_str().unwrap();
-        assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS handshake"), "{reason}");
+        assert!(reason.starts_with("451 4.7.5") && reason.contains(why), "{reason}");
     }
     assert!(a.events("port25.outbound.delivered").is_empty());
     let conns = remote.conns();
     assert!(conns.len() >= 2, "{conns:?}");
-    // Each attempt stops at the handshake: no cleartext retry, no MAIL.
     for c in &conns {
         assert_eq!(c.verbs(), ["EHLO", "STARTTLS"], "{conns:?}");
     }
@@ -144,4 +152,20 @@ fn outbound_a_domain_whose_first_mx_is_down_joins_the_connection_to_its_second()
     let conns = remote.conns();
     assert_eq!(conns.len(), 1, "{conns:?}");
     assert_eq!(conns[0].messages.len(), 2, "{conns:?}");
+}
+
+#[test]
+fn outbound_a_smarthost_that_offers_starttls_then_refuses_it_never_gets_the_password_in_clear() {
+    let ip = IpAddr::V4(v4(127, 0, 18, 1));
+    let port = free_port(&[ip]);
+    let script = Script { ehlo: vec!["STARTTLS", "AUTH PLAIN LOGIN", "8BITMIME"], starttls: BrokenTls::Refuse, ..Script::default() };
+    let remote = Scripted::start(SocketAddr::new(ip, port), script);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("smarthost.pass");
+    std::fs::write(&secret, "relay-secret\n").unwrap();
+    let extra = format!("smarthost = \"127.0.18.1:{port}\"\nsmarthost_username = \"relayuser\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let a = sender(&DnsServer::start(), 25, &extra);
+    submit(&a, &["ivan@relay.example"], "not over a refused STARTTLS");
+    // Each attempt ends at the refused STARTTLS: no AUTH (the password).
+    deferred_at_starttls(&a, &remote, "ivan@relay.example", "refused it (454 4.7.0");
 }
