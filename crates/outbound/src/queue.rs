@@ -32,7 +32,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -228,8 +228,10 @@ impl Queue {
         }
         let limit = self.settings.connections_per_destination;
         let Some(d) = self.dests.get_mut(target) else { return };
-        // One connection per messages_per_connection jobs is enough.
-        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1)).min(limit);
+        // One connection per messages_per_connection jobs is enough; fewer
+        // where connecting failed lately (dest.rs: no reconnect storm).
+        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1));
+        let wanted = d.allowed(wanted, limit, Instant::now());
         while d.active < wanted {
             let Ok(permit) = self.connections.clone().try_acquire_owned() else {
                 // Every slot is taken: idle connections give theirs up.
@@ -505,13 +507,13 @@ impl Queue {
             Event::Bounced { finished, stored } => self.bounced(finished, stored),
             Event::Routed { domain, jobs, route } => self.routed(&domain, jobs, route),
             Event::Closed { target, failure } => {
-                let moved = self.dests.closed(&target, failure);
+                let moved = self.dests.closed(&target, failure, Instant::now());
                 self.place(moved);
                 // A slot is free: any destination still waiting may use it.
                 for t in self.dests.waiting() {
                     self.start_connections(&t);
                 }
-                self.dests.prune();
+                self.dests.prune(Instant::now());
             }
         }
     }

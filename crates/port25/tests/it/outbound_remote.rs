@@ -169,3 +169,28 @@ fn outbound_a_smarthost_that_offers_starttls_then_refuses_it_never_gets_the_pass
     // Each attempt ends at the refused STARTTLS: no AUTH (the password).
     deferred_at_starttls(&a, &remote, "ivan@relay.example", "refused it (454 4.7.0");
 }
+
+#[test]
+fn outbound_an_mx_that_takes_one_connection_per_client_gets_its_mail_without_a_reconnect_storm() {
+    // The MX greets a second concurrent connection with 421, as MXes that
+    // limit connections per client do; we may open up to 4.
+    let (mx, dns) = one_mx(19, "onebyone.example");
+    let remote = Scripted::start(mx, Script { max_sessions: 1, ..Script::default() });
+    let a = sender(&dns, mx.port(), "hold = true\nconnections_per_destination = 4\nmessages_per_connection = 5");
+    let mut c = Client::open(a.addr());
+    c.cmd("EHLO laptop.example");
+    for i in 0..20 {
+        let body = format!("From: alice@example.net\r\nSubject: one by one {i}\r\n\r\nbody {i}\r\n");
+        assert_eq!(code(&c.send_mail("alice@example.net", &["olga@onebyone.example"], &body)), 250);
+    }
+    c.cmd("QUIT");
+    release(&a);
+    wait_events(&a, "port25.outbound.delivered", "to", "olga@onebyone.example", 20);
+    let conns = remote.conns();
+    let refused = conns.iter().filter(|c| c.commands.is_empty()).count();
+    // 4 connections carry 5 messages each; the first burst (4 at once)
+    // meets 421s, then no new connection is tried while one works.
+    assert!(conns.len() < 10, "{} connections, {refused} refused with 421", conns.len());
+    assert!(refused <= 3, "{} connections, {refused} refused with 421", conns.len());
+    assert_eq!(conns.iter().map(|c| c.messages.len()).sum::<usize>(), 20);
+}
