@@ -177,6 +177,12 @@ impl Dests {
         self.map.iter().filter(|(_, d)| d.shared.pending() > 0).map(|(t, _)| *t).collect()
     }
 
+    /// Targets with jobs but no connection at all: after
+    /// `start_connections`, those that found every slot taken.
+    pub fn starved(&self) -> usize {
+        self.map.values().filter(|d| d.active == 0 && d.shared.pending() > 0).count()
+    }
+
     /// Forgets targets with neither connections nor jobs (but remembers a
     /// lowered limit until its pause is over).
     pub fn prune(&mut self, now: Instant) {

@@ -194,3 +194,29 @@ fn outbound_an_mx_that_takes_one_connection_per_client_gets_its_mail_without_a_r
     assert!(refused <= 3, "{} connections, {refused} refused with 421", conns.len());
     assert_eq!(conns.iter().map(|c| c.messages.len()).sum::<usize>(), 20);
 }
+
+#[test]
+fn outbound_an_idle_connection_gives_its_only_slot_to_a_destination_that_waits() {
+    // One connection slot in all; idle connections would stay a minute.
+    let (first, second) = (v4(127, 0, 20, 1), v4(127, 0, 20, 2));
+    let port = free_port(&[IpAddr::V4(first), IpAddr::V4(second)]);
+    let dns = DnsServer::start();
+    dns.mx("first.example", "mx.first.example", first).mx("second.example", "mx.second.example", second);
+    // A slow greeting: the first connection is still busy (not idle)
+    // when the second destination starts waiting for the slot.
+    let slow = Scripted::start(SocketAddr::new(IpAddr::V4(first), port), Script { greeting_delay: Duration::from_millis(1500), ..Script::default() });
+    let other = Scripted::start(SocketAddr::new(IpAddr::V4(second), port), Script::default());
+    let a = sender(&dns, port, "max_connections = 1\nidle_connection_secs = 60");
+    submit(&a, &["fay@first.example"], "takes the only slot");
+    submit(&a, &["gus@second.example"], "waits for it");
+    let start = std::time::Instant::now();
+    wait_events(&a, "port25.outbound.delivered", "to", "fay@first.example", 1);
+    wait_events(&a, "port25.outbound.delivered", "to", "gus@second.example", 1);
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(15), "the second destination waited {waited:?} (idle_connection_secs = 60)");
+    assert_eq!(other.conns()[0].messages.len(), 1);
+    // The first connection gave its slot up at once, with a QUIT.
+    let conns = slow.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert!(conns[0].quit, "{conns:?}");
+}
