@@ -189,9 +189,10 @@ fn outbound_an_mx_that_takes_one_connection_per_client_gets_its_mail_without_a_r
     let conns = remote.conns();
     let refused = conns.iter().filter(|c| c.commands.is_empty()).count();
     // 4 connections carry 5 messages each; the first burst (4 at once)
-    // meets 421s, then no new connection is tried while one works.
+    // meets three 421s, then no new connection is tried while one works
+    // (but one probe every 10 s, should the machine be that slow).
     assert!(conns.len() < 10, "{} connections, {refused} refused with 421", conns.len());
-    assert!(refused <= 3, "{} connections, {refused} refused with 421", conns.len());
+    assert!(refused <= 4, "{} connections, {refused} refused with 421", conns.len());
     assert_eq!(conns.iter().map(|c| c.messages.len()).sum::<usize>(), 20);
 }
 
@@ -208,6 +209,11 @@ fn outbound_an_idle_connection_gives_its_only_slot_to_a_destination_that_waits()
     let other = Scripted::start(SocketAddr::new(IpAddr::V4(second), port), Script::default());
     let a = sender(&dns, port, "max_connections = 1\nidle_connection_secs = 60");
     submit(&a, &["fay@first.example"], "takes the only slot");
+    let start = std::time::Instant::now();
+    while slow.conns().is_empty() {
+        assert!(start.elapsed() < WAIT, "no connection to the first MX");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     submit(&a, &["gus@second.example"], "waits for it");
     let start = std::time::Instant::now();
     wait_events(&a, "port25.outbound.delivered", "to", "fay@first.example", 1);
