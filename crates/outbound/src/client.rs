@@ -164,6 +164,10 @@ impl Session {
                 s.hello().await.map_err(fail)?;
             } else if policy == TlsPolicy::Required {
                 return Err(tls_fail(format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line())));
+            } else if auth.is_some() {
+                // It offered TLS, so the password goes in clear only where
+                // no TLS is offered at all, never because STARTTLS failed.
+                return Err(tls_fail(format!("{host}[{addr}] offered STARTTLS but refused it ({}): AUTH is not sent in clear", r.one_line())));
             }
         } else if policy == TlsPolicy::Required {
             return Err(tls_fail(format!("TLS is required but {host}[{addr}] does not offer STARTTLS")));

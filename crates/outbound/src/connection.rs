@@ -3,7 +3,8 @@
 //! waiting for that address one after another over it, whatever their
 //! domain. With nothing left to send it stays open `idle_connection` for
 //! the next message (as Postfix's connection cache does), unless another
-//! destination needs its connection slot. Results go back as events.
+//! destination waits for its connection slot ([`Slots`]). Results go back
+//! as events.
 
 use crate::client::{ClientSettings, ConnectFailure, Session, Verdict};
 use crate::dest::{Job, Shared, Target};
@@ -13,7 +14,7 @@ use crate::tls_policy::TlsPolicy;
 use port25_events as ev;
 use port25_events::emit;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -24,13 +25,51 @@ pub(crate) struct Ctx {
     pub dns: crate::dns::Dns,
     pub events: mpsc::UnboundedSender<Event>,
     pub stopping: CancellationToken,
-    /// Every connection slot is taken and a destination waits: idle
-    /// connections close.
-    pub slots_wanted: Notify,
+    /// Destinations waiting for a connection slot: idle connections give
+    /// theirs up.
+    pub slots: Slots,
 }
 
-/// Runs one connection to `target`; `Err` when it could not be set up.
-pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &Shared) -> Result<(), ConnectFailure> {
+/// The destinations that have jobs but no connection because every slot
+/// (`max_connections`) is taken, and the idle connections closing for
+/// them. A level, not a wake-up: a connection that goes idle later (it
+/// was sending when the destination started waiting) still sees it, so
+/// an idle connection never holds a slot a destination waits for.
+#[derive(Default)]
+pub(crate) struct Slots {
+    /// Set by the queue after every routing and every closed connection.
+    starved: AtomicUsize,
+    /// Idle connections that chose to close and whose end the queue has
+    /// not seen yet: one per starved destination is enough.
+    yielding: AtomicUsize,
+    /// Wakes the connections that are idle when `starved` is set.
+    wake: Notify,
+}
+
+impl Slots {
+    pub fn set_starved(&self, n: usize) {
+        self.starved.store(n, Ordering::SeqCst);
+        if n > self.yielding.load(Ordering::SeqCst) {
+            self.wake.notify_waiters();
+        }
+    }
+
+    /// An idle connection asks whether to close for a waiting destination:
+    /// yes for as many connections as destinations wait.
+    pub fn claim(&self) -> bool {
+        let starved = self.starved.load(Ordering::SeqCst);
+        self.yielding.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |y| (y < starved).then_some(y + 1)).is_ok()
+    }
+
+    /// The queue saw a connection that claimed its slot close.
+    pub fn yielded(&self) {
+        let _ = self.yielding.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |y| y.checked_sub(1));
+    }
+}
+
+/// Runs one connection to `target`; `Err` when it could not be set up,
+/// `Ok(true)` when it closed to give its slot to a waiting destination.
+pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &Shared) -> Result<bool, ConnectFailure> {
     let s = &ctx.settings;
     let auth = s.smarthost.as_ref().and_then(|h| h.auth.as_ref()).map(|(u, p)| (u.as_str(), p.as_str()));
     let mut session = match connect(target.addr, host, shared, &s.client, target.policy, auth).await {
@@ -41,12 +80,23 @@ pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &
         }
     };
     shared.connected.fetch_add(1, Ordering::SeqCst);
-    let remote = Some(format!("{} [{}]", session.host, session.addr.ip()));
     let mut sent = 0;
     let mut broken = false;
+    let mut yielded = false;
     while sent < s.messages_per_connection && !ctx.stopping.is_cancelled() {
-        let Some(job) = next_job(ctx, shared).await else { break };
+        let job = match next_job(ctx, shared).await {
+            Next::Job(job) => job,
+            Next::Close => break,
+            Next::Yield => {
+                yielded = true;
+                break;
+            }
+        };
         sent += 1;
+        // Reports name the MX of the job's own domain: domains sharing the
+        // address may know it by other names (the session's SNI is the
+        // first job's; a connection has only one).
+        let remote = Some(format!("{} [{}]", job.mx_host(), session.addr.ip()));
         let rcpts: Vec<&str> = job.entries.iter().map(|(_, r)| job.msg.rcpts[*r].as_str()).collect();
         let results = match session.send(&job.msg.from, &rcpts, &job.msg.content).await {
             Ok(verdicts) => job.entries.iter().map(|(id, _)| *id).zip(verdicts).collect(),
@@ -56,7 +106,7 @@ pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &
                 job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect()
             }
         };
-        let _ = ctx.events.send(Event::Results { results, remote: remote.clone() });
+        let _ = ctx.events.send(Event::Results { results, remote });
         if broken {
             break;
         }
@@ -65,22 +115,38 @@ pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &
     if !broken {
         session.quit().await;
     }
-    Ok(())
+    Ok(yielded)
+}
+
+enum Next {
+    Job(Job),
+    /// Idle too long, or stopping.
+    Close,
+    /// Close: a destination waits for this connection's slot.
+    Yield,
 }
 
 /// The next job for this address: one waiting now, or one that arrives
-/// while the connection idles; `None` to close.
-async fn next_job(ctx: &Ctx, shared: &Shared) -> Option<Job> {
+/// while the connection idles.
+async fn next_job(ctx: &Ctx, shared: &Shared) -> Next {
     let deadline = tokio::time::Instant::now() + ctx.settings.idle_connection;
     loop {
         if let Some(job) = shared.take() {
-            return Some(job);
+            return Next::Job(job);
+        }
+        // Listening before looking: a destination that starts waiting
+        // between the look and the select still wakes us.
+        let wanted = ctx.slots.wake.notified();
+        tokio::pin!(wanted);
+        wanted.as_mut().enable();
+        if ctx.slots.claim() {
+            return Next::Yield;
         }
         tokio::select! {
             _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep_until(deadline) => return None,
-            _ = ctx.stopping.cancelled() => return None,
-            _ = ctx.slots_wanted.notified() => return None,
+            _ = tokio::time::sleep_until(deadline) => return Next::Close,
+            _ = ctx.stopping.cancelled() => return Next::Close,
+            _ = &mut wanted => {}
         }
     }
 }
@@ -102,5 +168,28 @@ async fn connect(
             Session::connect(addr, host, client, TlsPolicy::Cleartext, auth).await
         }
         r => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_idle_connection_closes_per_waiting_destination() {
+        let slots = Slots::default();
+        assert!(!slots.claim(), "nobody waits: idle connections stay");
+        slots.set_starved(2);
+        assert!(slots.claim() && slots.claim());
+        assert!(!slots.claim(), "two destinations wait: two connections close, not more");
+        // One closed and its destination got the slot; the other still waits.
+        slots.yielded();
+        slots.set_starved(1);
+        assert!(!slots.claim(), "the second connection is still closing for it");
+        slots.yielded();
+        assert!(slots.claim(), "that one closed but the slot went elsewhere: the next idle one closes");
+        slots.yielded();
+        slots.set_starved(0);
+        assert!(!slots.claim());
     }
 }

@@ -5,6 +5,17 @@
 //! candidate; when connecting there fails, every job waiting there moves
 //! on to its own next candidate, so a domain whose first MX is down joins
 //! the connection another domain already has to its second.
+//!
+//! When connecting to an address fails while other connections to it
+//! work (an MX that limits connections per client and greets the extra
+//! ones with 421), the jobs stay for those, and the address's limit drops
+//! to the number that work: no new connection is opened there until
+//! [`PROBE_PAUSE`] has passed, then one more at a time. This is Postfix's
+//! per-destination concurrency feedback (lower on a connection or
+//! greeting failure, never below one; raise on success, with
+//! hysteresis), with the hysteresis counted in time rather than in
+//! deliveries, so that failed attempts come at most one per pause
+//! however fast the working connections deliver — not at network speed.
 
 use crate::client::ConnectFailure;
 use crate::route::Candidate;
@@ -14,7 +25,14 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+
+/// After a failed connection to an address, how long before one more
+/// connection than those that work is tried there. Not a setting: a few
+/// seconds bound the failed attempts (one per pause) and still let a
+/// remote that recovered get its parallelism back within minutes.
+pub(crate) const PROBE_PAUSE: Duration = Duration::from_secs(10);
 
 /// Where a connection goes. A session that ended up without TLS must not
 /// carry mail of a require-TLS domain, hence the policy in the key.
@@ -43,6 +61,11 @@ pub(crate) struct Job {
 impl Job {
     pub fn target(&self) -> Option<Target> {
         self.route.get(self.next).map(|c| Target { addr: c.addr, policy: self.policy })
+    }
+
+    /// The name of the MX this job is at, as its domain's MX record says.
+    pub fn mx_host(&self) -> &str {
+        self.route.get(self.next).map_or("", |c| c.host.as_str())
     }
 }
 
@@ -76,10 +99,32 @@ impl Shared {
 
 pub(crate) struct Dest {
     pub shared: Arc<Shared>,
-    /// The MX name of the first job that came here: SNI and reports.
+    /// The MX name of the first job that came here, for SNI and the
+    /// connection's events (results name each job's own MX).
     pub host: String,
     /// Connection tasks running (connecting, sending or idle).
     pub active: usize,
+    /// Set by a failed connection: (how many may be open, until when no
+    /// more may be tried).
+    throttle: Option<(usize, Instant)>,
+}
+
+impl Dest {
+    /// How many of the `wanted` connections (at most `max`) may be open
+    /// now: all, unless a failed connection lowered the limit; one more
+    /// each time `PROBE_PAUSE` has passed and the limit is in the way.
+    pub fn allowed(&mut self, wanted: usize, max: usize, now: Instant) -> usize {
+        let Some((limit, until)) = &mut self.throttle else { return wanted.min(max) };
+        if wanted > *limit && now >= *until {
+            *limit += 1;
+            *until = now + PROBE_PAUSE;
+        }
+        if *limit >= max {
+            self.throttle = None;
+            return wanted.min(max);
+        }
+        wanted.min(*limit)
+    }
 }
 
 #[derive(Default)]
@@ -92,8 +137,8 @@ impl Dests {
     /// none left.
     pub fn push(&mut self, job: Job) -> Result<Target, Job> {
         let Some(target) = job.target() else { return Err(job) };
-        let host = job.route[job.next].host.clone();
-        let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0 });
+        let host = job.mx_host().to_owned();
+        let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0, throttle: None });
         d.shared.jobs.lock().expect("jobs lock").push_back(job);
         d.shared.wake.notify_one();
         Ok(target)
@@ -103,15 +148,18 @@ impl Dests {
         self.map.get_mut(target)
     }
 
-    /// A connection task of `target` ended. When it could not connect and
-    /// no other connection to that address works, the jobs waiting there
-    /// are given back, each to move on to its next candidate.
-    pub fn closed(&mut self, target: &Target, failure: Option<ConnectFailure>) -> Vec<Job> {
+    /// A connection task of `target` ended. When it could not connect,
+    /// the address takes no more connections than those that work for a
+    /// while, and when no other connection to it works or is still being
+    /// set up, the jobs waiting there are given back, each to move on to
+    /// its next candidate.
+    pub fn closed(&mut self, target: &Target, failure: Option<ConnectFailure>, now: Instant) -> Vec<Job> {
         let Some(d) = self.map.get_mut(target) else { return Vec::new() };
         d.active -= 1;
         let mut moved = Vec::new();
         if let Some(f) = failure {
-            if d.shared.connected.load(Ordering::SeqCst) == 0 {
+            d.throttle = Some((d.shared.connected.load(Ordering::SeqCst).max(1), now + PROBE_PAUSE));
+            if d.active == 0 {
                 let mut jobs = d.shared.jobs.lock().expect("jobs lock");
                 while let Some(mut job) = jobs.pop_front() {
                     let tls = f.tls || job.failure.as_ref().is_some_and(|(_, t)| *t);
@@ -129,9 +177,16 @@ impl Dests {
         self.map.iter().filter(|(_, d)| d.shared.pending() > 0).map(|(t, _)| *t).collect()
     }
 
-    /// Forgets targets with neither connections nor jobs.
-    pub fn prune(&mut self) {
-        self.map.retain(|_, d| d.active > 0 || d.shared.pending() > 0);
+    /// Targets with jobs but no connection at all: after
+    /// `start_connections`, those that found every slot taken.
+    pub fn starved(&self) -> usize {
+        self.map.values().filter(|d| d.active == 0 && d.shared.pending() > 0).count()
+    }
+
+    /// Forgets targets with neither connections nor jobs (but remembers a
+    /// lowered limit until its pause is over).
+    pub fn prune(&mut self, now: Instant) {
+        self.map.retain(|_, d| d.active > 0 || d.shared.pending() > 0 || d.throttle.is_some_and(|(_, until)| now < until));
     }
 
     pub fn connections(&self) -> usize {
@@ -169,16 +224,56 @@ mod tests {
         let failure = || Some(ConnectFailure { reason: "refused".into(), tls: false, retry_cleartext: false });
         // Another connection to the address works: the jobs stay for it.
         d.get_mut(&t1).unwrap().shared.connected.store(1, Ordering::SeqCst);
-        assert!(d.closed(&t1, failure()).is_empty());
+        let now = Instant::now();
+        assert!(d.closed(&t1, failure(), now).is_empty());
         d.get_mut(&t1).unwrap().shared.connected.store(0, Ordering::SeqCst);
-        let moved = d.closed(&t1, failure());
+        let moved = d.closed(&t1, failure(), now);
         assert_eq!(moved.len(), 2);
         assert!(moved.iter().all(|j| j.next == 1 && j.failure == Some(("refused".into(), false))));
         let mut moved = moved.into_iter();
         let to_mx2 = d.push(moved.next().unwrap()).ok().unwrap();
         assert_eq!(to_mx2.addr, "127.0.0.2:25".parse().unwrap());
         assert!(d.push(moved.next().unwrap()).is_err(), "two.example has no other MX");
-        d.prune();
+        d.prune(now);
         assert_eq!(d.waiting(), vec![to_mx2]);
+    }
+
+    #[test]
+    fn a_failed_connection_holds_the_address_to_those_that_work_then_probes_one_more_per_pause() {
+        let one: Arc<[Candidate]> = Arc::from([Candidate { host: "mx1".into(), addr: "127.0.0.1:25".parse().unwrap() }]);
+        let mut d = Dests::default();
+        let t = d.push(job(1, "one.example", &one)).ok().unwrap();
+        let now = Instant::now();
+        assert_eq!(d.get_mut(&t).unwrap().allowed(9, 4, now), 4, "no failure: up to the maximum");
+        // Three connections; one works, another is greeted with 421.
+        d.get_mut(&t).unwrap().active = 3;
+        d.get_mut(&t).unwrap().shared.connected.store(1, Ordering::SeqCst);
+        let failure = || Some(ConnectFailure { reason: "421".into(), tls: false, retry_cleartext: false });
+        assert!(d.closed(&t, failure(), now).is_empty(), "one still works and one is connecting: the jobs stay");
+        let dest = d.get_mut(&t).unwrap();
+        assert_eq!(dest.allowed(9, 4, now), 1, "only as many as work");
+        assert_eq!(dest.allowed(9, 4, now + PROBE_PAUSE / 2), 1);
+        let later = now + PROBE_PAUSE;
+        assert_eq!(dest.allowed(1, 4, later), 1, "not needed: the limit stays");
+        assert_eq!(dest.allowed(9, 4, later), 2, "one more after the pause");
+        assert_eq!(dest.allowed(9, 4, later), 2, "and only one per pause");
+        // The probe fails too: back to those that work.
+        assert!(d.closed(&t, failure(), later).is_empty());
+        assert_eq!(d.get_mut(&t).unwrap().allowed(9, 4, later), 1);
+        let dest = d.get_mut(&t).unwrap();
+        let mut at = later;
+        for n in 2..=4 {
+            at += PROBE_PAUSE;
+            assert_eq!(dest.allowed(9, 4, at), n);
+        }
+        assert!(dest.throttle.is_none(), "back at the maximum: no throttle left");
+        // Pruned only after its pause: a new job finds the lowered limit.
+        d.get_mut(&t).unwrap().shared.jobs.lock().unwrap().clear();
+        d.get_mut(&t).unwrap().active = 1;
+        assert!(d.closed(&t, failure(), at).is_empty());
+        d.prune(at);
+        assert_eq!(d.get_mut(&t).unwrap().allowed(9, 4, at), 1);
+        d.prune(at + PROBE_PAUSE);
+        assert!(d.get_mut(&t).is_none());
     }
 }

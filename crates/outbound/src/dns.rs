@@ -8,8 +8,10 @@
 
 use hickory_resolver::config::{ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts};
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::net::DnsError;
 use hickory_resolver::net::NetError;
-use hickory_resolver::proto::rr::RData;
+use hickory_resolver::proto::op::ResponseCode;
+use hickory_resolver::proto::rr::{RData, RecordType};
 use hickory_resolver::TokioResolver;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -35,6 +37,16 @@ pub enum Route {
 pub struct DnsFailure {
     pub permanent: bool,
     pub reason: String,
+}
+
+/// A definite "there are none": NXDOMAIN, or NOERROR without records of
+/// that type (NODATA). hickory reports other answers (SERVFAIL, REFUSED)
+/// as "no records" too; those, like timeouts, are temporary failures.
+fn no_such_records(e: &NetError) -> bool {
+    match e {
+        NetError::Dns(DnsError::NoRecordsFound(n)) => matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError),
+        _ => false,
+    }
 }
 
 #[derive(Clone)]
@@ -81,15 +93,36 @@ impl Dns {
         }
     }
 
-    /// A and AAAA records of a host; empty when it has none.
+    /// A and AAAA records of a host (IPv6 first); empty only when the DNS
+    /// said so for both.
+    ///
+    /// Not `lookup_ip`: when both of its questions fail it returns the
+    /// AAAA error alone, so "no AAAA record" would hide an A question that
+    /// timed out or got SERVFAIL, and the mail would bounce as if the host
+    /// had no address.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
         if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').trim_start_matches("IPv6:").parse::<IpAddr>() {
             return Ok(vec![ip]);
         }
-        match self.resolver.lookup_ip(Self::fqdn(host)).await {
-            Ok(l) => Ok(l.iter().collect()),
-            Err(e) if e.is_no_records_found() || e.is_nx_domain() => Ok(Vec::new()),
-            Err(e) => Err(DnsFailure { permanent: false, reason: format!("address lookup for {host} failed: {e}") }),
+        let name = Self::fqdn(host);
+        let (v6, v4) = tokio::join!(self.resolver.lookup(name.as_str(), RecordType::AAAA), self.resolver.lookup(name.as_str(), RecordType::A));
+        let mut addrs = Vec::new();
+        let mut failed = None;
+        for answer in [v6, v4] {
+            match answer {
+                Ok(l) => addrs.extend(l.answers().iter().filter_map(|r| match &r.data {
+                    RData::A(a) => Some(IpAddr::V4(a.0)),
+                    RData::AAAA(a) => Some(IpAddr::V6(a.0)),
+                    _ => None,
+                })),
+                Err(e) if no_such_records(&e) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
+        match failed {
+            // What one question found is used, as lookup_ip does.
+            Some(e) if addrs.is_empty() => Err(DnsFailure { permanent: false, reason: format!("address lookup for {host} failed: {e}") }),
+            _ => Ok(addrs),
         }
     }
 
@@ -107,7 +140,7 @@ impl Dns {
             Err(e) if e.is_nx_domain() => {
                 return Err(DnsFailure { permanent: true, reason: format!("domain {domain} does not exist (NXDOMAIN)") });
             }
-            Err(e) if e.is_no_records_found() => Vec::new(),
+            Err(e) if no_such_records(&e) => Vec::new(),
             Err(e) => return Err(DnsFailure { permanent: false, reason: format!("MX lookup for {domain} failed: {e}") }),
         };
         if mx.len() == 1 && mx[0].0 == 0 && (mx[0].1 == "." || mx[0].1.is_empty()) {

@@ -32,7 +32,7 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +64,8 @@ pub(crate) enum Event {
     Closed {
         target: Target,
         failure: Option<ConnectFailure>,
+        /// It closed to give its slot to a waiting destination.
+        yielded: bool,
     },
     /// A bounce was stored (or is not needed): finish these; else retry later.
     Bounced {
@@ -228,20 +230,24 @@ impl Queue {
         }
         let limit = self.settings.connections_per_destination;
         let Some(d) = self.dests.get_mut(target) else { return };
-        // One connection per messages_per_connection jobs is enough.
-        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1)).min(limit);
+        // One connection per messages_per_connection jobs is enough; fewer
+        // where connecting failed lately (dest.rs: no reconnect storm).
+        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1));
+        let wanted = d.allowed(wanted, limit, Instant::now());
         while d.active < wanted {
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                // Every slot is taken: idle connections give theirs up.
-                self.ctx.slots_wanted.notify_waiters();
-                break;
-            };
+            // Every slot taken: a destination left without any connection
+            // is counted in `Event` handling, and idle connections give
+            // theirs up (connection.rs, Slots).
+            let Ok(permit) = self.connections.clone().try_acquire_owned() else { break };
             d.active += 1;
             let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
             tokio::spawn(async move {
-                let failure = connection(&ctx, &target, &host, &shared).await.err();
+                let (failure, yielded) = match connection(&ctx, &target, &host, &shared).await {
+                    Ok(yielded) => (None, yielded),
+                    Err(f) => (Some(f), false),
+                };
                 drop(permit);
-                let _ = ctx.events.send(Event::Closed { target, failure });
+                let _ = ctx.events.send(Event::Closed { target, failure, yielded });
             });
         }
     }
@@ -451,7 +457,7 @@ pub async fn run(
     let journal = Journal::start(outbound.spool().clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let stopping = CancellationToken::new();
-    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots_wanted: Default::default() });
+    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
         connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
         hold: settings.hold,
@@ -503,15 +509,22 @@ impl Queue {
         match e {
             Event::Results { results, remote } => self.results(results, remote),
             Event::Bounced { finished, stored } => self.bounced(finished, stored),
-            Event::Routed { domain, jobs, route } => self.routed(&domain, jobs, route),
-            Event::Closed { target, failure } => {
-                let moved = self.dests.closed(&target, failure);
+            Event::Routed { domain, jobs, route } => {
+                self.routed(&domain, jobs, route);
+                self.ctx.slots.set_starved(self.dests.starved());
+            }
+            Event::Closed { target, failure, yielded } => {
+                if yielded {
+                    self.ctx.slots.yielded();
+                }
+                let moved = self.dests.closed(&target, failure, Instant::now());
                 self.place(moved);
                 // A slot is free: any destination still waiting may use it.
                 for t in self.dests.waiting() {
                     self.start_connections(&t);
                 }
-                self.dests.prune();
+                self.dests.prune(Instant::now());
+                self.ctx.slots.set_starved(self.dests.starved());
             }
         }
     }

@@ -9,7 +9,9 @@ pub struct Smarthost {
     pub host: String,
     pub port: u16,
     /// (username, password) for AUTH PLAIN, sent only after STARTTLS
-    /// unless `require_tls` is off and the smarthost offers no TLS.
+    /// unless `require_tls` is off and the smarthost offers no STARTTLS
+    /// at all. A STARTTLS that is offered but refused or broken means no
+    /// AUTH: the connection fails and the mail is deferred (4.7.5).
     pub auth: Option<(String, String)>,
     pub require_tls: bool,
 }

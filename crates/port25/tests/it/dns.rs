@@ -1,6 +1,7 @@
 //! A small authoritative DNS server for the delivery tests: answers A,
 //! AAAA and MX questions over UDP from a table the test fills, NXDOMAIN for
-//! names it does not know, NODATA for known names without that type.
+//! names it does not know, NODATA for known names without that type, and
+//! SERVFAIL or no answer at all for the questions a test makes fail.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
@@ -25,11 +26,22 @@ impl Rr {
     }
 }
 
+/// How a question that a test makes fail is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// RCODE 2: the server could not answer.
+    ServFail,
+    /// No answer: the client times out.
+    Silent,
+}
+
 type Table = Arc<Mutex<HashMap<String, Vec<Rr>>>>;
+type Failures = Arc<Mutex<HashMap<(String, u16), Failure>>>;
 
 pub struct DnsServer {
     pub addr: SocketAddr,
     table: Table,
+    failures: Failures,
 }
 
 fn encode_name(name: &str, out: &mut Vec<u8>) {
@@ -63,20 +75,33 @@ impl DnsServer {
         let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
         let addr = socket.local_addr().unwrap();
         let table: Table = Arc::default();
-        let t = table.clone();
+        let failures: Failures = Arc::default();
+        let (t, f) = (table.clone(), failures.clone());
         std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while let Ok((n, from)) = socket.recv_from(&mut buf) {
                 let q = &buf[..n];
                 let Some((name, qtype, end)) = question(q) else { continue };
+                let failure = f.lock().unwrap().get(&(name.clone(), qtype)).copied();
+                if failure == Some(Failure::Silent) {
+                    continue;
+                }
                 let table = t.lock().unwrap();
                 let records = table.get(&name);
-                let answers: Vec<&Rr> = records.map(|r| r.iter().filter(|rr| rr.rtype() == qtype).collect()).unwrap_or_default();
+                let answers: Vec<&Rr> = match failure {
+                    Some(_) => Vec::new(),
+                    None => records.map(|r| r.iter().filter(|rr| rr.rtype() == qtype).collect()).unwrap_or_default(),
+                };
+                let rcode = match (failure, records) {
+                    (Some(_), _) => 2,
+                    (None, None) => 3,
+                    (None, Some(_)) => 0,
+                };
                 let mut out = Vec::new();
                 out.extend_from_slice(&q[..2]);
                 // QR, opcode 0, AA, RD copied; RA; rcode NXDOMAIN when unknown.
                 out.push(0x84 | (q[2] & 1));
-                out.push(0x80 | if records.is_none() { 3 } else { 0 });
+                out.push(0x80 | rcode);
                 out.extend_from_slice(&1u16.to_be_bytes());
                 out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
                 out.extend_from_slice(&[0, 0, 0, 0]);
@@ -101,7 +126,16 @@ impl DnsServer {
                 let _ = socket.send_to(&out, from);
             }
         });
-        DnsServer { addr, table }
+        DnsServer { addr, table, failures }
+    }
+
+    /// `name` exists (NODATA for the types it has no records of), but
+    /// questions for its records of type `rtype` (1 A, 28 AAAA, 15 MX)
+    /// fail as `how` says.
+    pub fn fail(&self, name: &str, rtype: u16, how: Failure) -> &DnsServer {
+        self.table.lock().unwrap().entry(name.to_lowercase()).or_default();
+        self.failures.lock().unwrap().insert((name.to_lowercase(), rtype), how);
+        self
     }
 
     pub fn add(&self, name: &str, rr: Rr) -> &DnsServer {

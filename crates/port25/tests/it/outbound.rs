@@ -3,7 +3,7 @@
 //! test runs. Each test has its own loopback addresses (127.0.N.x) and one
 //! port shared by them, which the sender's `[outbound] port` points at.
 
-use crate::dns::{DnsServer, Rr};
+use crate::dns::{DnsServer, Failure, Rr};
 use crate::harness::*;
 use crate::scripted::{Script, Scripted};
 use std::io::Write;
@@ -240,6 +240,33 @@ fn null_mx_bounces_at_once_without_connecting() {
     assert!(dsn.contains("Status: 5.1.10") && dsn.contains("null MX"), "{dsn}");
     assert!(a.events("port25.outbound.connect_failed").is_empty());
     assert!(a.events("port25.outbound.deferred").is_empty(), "a null MX is never retried");
+}
+
+/// A domain without MX whose A question fails (SERVFAIL, or no answer
+/// at all) while AAAA says "no such record": nothing says the domain has
+/// no address, so its mail is deferred (4.4.3) and kept, never bounced.
+fn dns_failure_defers(how: Failure, extra: &str) {
+    let dns = DnsServer::start();
+    dns.fail("flaky.example", 1, how);
+    let a = sender(&dns, 25, extra);
+    submit(&a, &["lee@flaky.example"], "during a DNS failure");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "lee@flaky.example", 2);
+    for d in &deferred {
+        assert!(d["reason"].as_str().unwrap().starts_with("451 4.4.3"), "{deferred:?}");
+    }
+    assert!(a.events("port25.outbound.bounced").is_empty(), "bounced: {:?}", a.events("port25.outbound.bounced"));
+    assert!(a.events("port25.outbound.dsn").is_empty());
+    assert!(!history(&a).contains("lee@flaky.example"), "never finished");
+}
+
+#[test]
+fn outbound_servfail_for_the_address_of_a_domain_without_mx_defers_instead_of_bouncing() {
+    dns_failure_defers(Failure::ServFail, "");
+}
+
+#[test]
+fn outbound_a_dns_timeout_for_the_address_of_a_domain_without_mx_defers_instead_of_bouncing() {
+    dns_failure_defers(Failure::Silent, "dns_timeout_secs = 1");
 }
 
 #[test]

@@ -6,6 +6,7 @@ use crate::dns::DnsServer;
 use crate::harness::*;
 use crate::outbound::*;
 use crate::scripted::{BrokenTls, Script, Scripted};
+use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
 use std::time::Duration;
 
@@ -64,15 +65,22 @@ fn outbound_a_failed_starttls_handshake_is_retried_in_cleartext_for_an_opportuni
 #[test]
 fn outbound_a_failed_starttls_handshake_defers_a_require_tls_domain_and_never_sends_in_clear() {
     let (a, remote, _dns) = broken_tls(14, BrokenTls::Close, "require_tls = [\"badtls.example\"]");
-    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "ned@badtls.example", 2);
+    // Each attempt stops at the handshake: no cleartext retry, no MAIL.
+    deferred_at_starttls(&a, &remote, "ned@badtls.example", "TLS handshake");
+}
+
+/// `to` was deferred twice with 4.7.5 and a reason containing `why`, never
+/// delivered, and every connection (at least two) ended after STARTTLS:
+/// nothing else (AUTH, MAIL, a message) was sent.
+fn deferred_at_starttls(a: &Server, remote: &Scripted, to: &str, why: &str) {
+    let deferred = wait_events(a, "port25.outbound.deferred", "to", to, 2);
     for d in &deferred {
         let reason = d["reason"].as_str().unwrap();
-        assert!(reason.starts_with("451 4.7.5") && reason.contains("TLS handshake"), "{reason}");
+        assert!(reason.starts_with("451 4.7.5") && reason.contains(why), "{reason}");
     }
     assert!(a.events("port25.outbound.delivered").is_empty());
     let conns = remote.conns();
     assert!(conns.len() >= 2, "{conns:?}");
-    // Each attempt stops at the handshake: no cleartext retry, no MAIL.
     for c in &conns {
         assert_eq!(c.verbs(), ["EHLO", "STARTTLS"], "{conns:?}");
     }
@@ -99,9 +107,13 @@ fn outbound_messages_for_two_domains_with_the_same_mx_go_over_one_connection() {
     // One after the other, as a user sends them: the connection that
     // carried the first is still open for the second.
     submit(&a, &["ann@one.example"], "to the first domain");
-    wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
+    let ann = wait_events(&a, "port25.outbound.delivered", "to", "ann@one.example", 1);
     submit(&a, &["bea@two.example"], "to the second domain");
-    wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    let bea = wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
+    // Each delivery names its own domain's MX (as the DSN's Remote-MTA
+    // would), not the name the shared connection was opened with.
+    assert_eq!(ann[0]["host"], "mx.one.example [127.0.15.1]", "{ann:?}");
+    assert_eq!(bea[0]["host"], "mx2.hosting.example [127.0.15.1]", "{bea:?}");
     let conns = remote.conns();
     assert_eq!(conns.len(), 1, "one connection for both domains: {conns:?}");
     let verbs = conns[0].verbs();
@@ -140,4 +152,77 @@ fn outbound_a_domain_whose_first_mx_is_down_joins_the_connection_to_its_second()
     let conns = remote.conns();
     assert_eq!(conns.len(), 1, "{conns:?}");
     assert_eq!(conns[0].messages.len(), 2, "{conns:?}");
+}
+
+#[test]
+fn outbound_a_smarthost_that_offers_starttls_then_refuses_it_never_gets_the_password_in_clear() {
+    let ip = IpAddr::V4(v4(127, 0, 18, 1));
+    let port = free_port(&[ip]);
+    let script = Script { ehlo: vec!["STARTTLS", "AUTH PLAIN LOGIN", "8BITMIME"], starttls: BrokenTls::Refuse, ..Script::default() };
+    let remote = Scripted::start(SocketAddr::new(ip, port), script);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("smarthost.pass");
+    std::fs::write(&secret, "relay-secret\n").unwrap();
+    let extra = format!("smarthost = \"127.0.18.1:{port}\"\nsmarthost_username = \"relayuser\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let a = sender(&DnsServer::start(), 25, &extra);
+    submit(&a, &["ivan@relay.example"], "not over a refused STARTTLS");
+    // Each attempt ends at the refused STARTTLS: no AUTH (the password).
+    deferred_at_starttls(&a, &remote, "ivan@relay.example", "refused it (454 4.7.0");
+}
+
+#[test]
+fn outbound_an_mx_that_takes_one_connection_per_client_gets_its_mail_without_a_reconnect_storm() {
+    // The MX greets a second concurrent connection with 421, as MXes that
+    // limit connections per client do; we may open up to 4.
+    let (mx, dns) = one_mx(19, "onebyone.example");
+    let remote = Scripted::start(mx, Script { max_sessions: 1, ..Script::default() });
+    let a = sender(&dns, mx.port(), "hold = true\nconnections_per_destination = 4\nmessages_per_connection = 5");
+    let mut c = Client::open(a.addr());
+    c.cmd("EHLO laptop.example");
+    for i in 0..20 {
+        let body = format!("From: alice@example.net\r\nSubject: one by one {i}\r\n\r\nbody {i}\r\n");
+        assert_eq!(code(&c.send_mail("alice@example.net", &["olga@onebyone.example"], &body)), 250);
+    }
+    c.cmd("QUIT");
+    release(&a);
+    wait_events(&a, "port25.outbound.delivered", "to", "olga@onebyone.example", 20);
+    let conns = remote.conns();
+    let refused = conns.iter().filter(|c| c.commands.is_empty()).count();
+    // 4 connections carry 5 messages each; the first burst (4 at once)
+    // meets three 421s, then no new connection is tried while one works
+    // (but one probe every 10 s, should the machine be that slow).
+    assert!(conns.len() < 10, "{} connections, {refused} refused with 421", conns.len());
+    assert!(refused <= 4, "{} connections, {refused} refused with 421", conns.len());
+    assert_eq!(conns.iter().map(|c| c.messages.len()).sum::<usize>(), 20);
+}
+
+#[test]
+fn outbound_an_idle_connection_gives_its_only_slot_to_a_destination_that_waits() {
+    // One connection slot in all; idle connections would stay a minute.
+    let (first, second) = (v4(127, 0, 20, 1), v4(127, 0, 20, 2));
+    let port = free_port(&[IpAddr::V4(first), IpAddr::V4(second)]);
+    let dns = DnsServer::start();
+    dns.mx("first.example", "mx.first.example", first).mx("second.example", "mx.second.example", second);
+    // A slow greeting: the first connection is still busy (not idle)
+    // when the second destination starts waiting for the slot.
+    let slow = Scripted::start(SocketAddr::new(IpAddr::V4(first), port), Script { greeting_delay: Duration::from_millis(1500), ..Script::default() });
+    let other = Scripted::start(SocketAddr::new(IpAddr::V4(second), port), Script::default());
+    let a = sender(&dns, port, "max_connections = 1\nidle_connection_secs = 60");
+    submit(&a, &["fay@first.example"], "takes the only slot");
+    let start = std::time::Instant::now();
+    while slow.conns().is_empty() {
+        assert!(start.elapsed() < WAIT, "no connection to the first MX");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    submit(&a, &["gus@second.example"], "waits for it");
+    let start = std::time::Instant::now();
+    wait_events(&a, "port25.outbound.delivered", "to", "fay@first.example", 1);
+    wait_events(&a, "port25.outbound.delivered", "to", "gus@second.example", 1);
+    let waited = start.elapsed();
+    assert!(waited < Duration::from_secs(15), "the second destination waited {waited:?} (idle_connection_secs = 60)");
+    assert_eq!(other.conns()[0].messages.len(), 1);
+    // The first connection gave its slot up at once, with a QUIT.
+    let conns = slow.conns();
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    assert!(conns[0].quit, "{conns:?}");
 }

@@ -1,8 +1,9 @@
 //! A hand-made remote MX for the outbound tests: just enough SMTP, with the
-//! misbehaviour a test asks for (a small SIZE, a STARTTLS that breaks, 550
-//! to every RCPT, a drop in the middle of DATA, a slow greeting), and a
-//! record of what every connection said, so tests can count connections
-//! and sessions and check whether a message body was sent at all.
+//! misbehaviour a test asks for (a small SIZE, a STARTTLS that breaks or is
+//! refused, 550 to every RCPT, a drop in the middle of DATA, a slow
+//! greeting, 421 to connections beyond a limit), and a record of what
+//! every connection said, so tests can count connections and sessions and
+//! check whether a message body was sent at all.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,6 +18,8 @@ pub enum BrokenTls {
     Garbage,
     /// Close at once.
     Close,
+    /// No 220: "454 4.7.0 TLS not available", and the session goes on.
+    Refuse,
 }
 
 #[derive(Clone, Debug)]
@@ -30,11 +33,21 @@ pub struct Script {
     pub drop_in_data: bool,
     /// Wait this long before the greeting (makes connections overlap).
     pub greeting_delay: Duration,
+    /// More connections than this open at once (0: no limit) are greeted
+    /// with 421, as an MX that limits connections per client does.
+    pub max_sessions: usize,
 }
 
 impl Default for Script {
     fn default() -> Script {
-        Script { ehlo: vec!["8BITMIME"], starttls: BrokenTls::Garbage, rcpt: "250 2.1.5 ok", drop_in_data: false, greeting_delay: Duration::ZERO }
+        Script {
+            ehlo: vec!["8BITMIME"],
+            starttls: BrokenTls::Garbage,
+            rcpt: "250 2.1.5 ok",
+            drop_in_data: false,
+            greeting_delay: Duration::ZERO,
+            max_sessions: 0,
+        }
     }
 }
 
@@ -106,6 +119,10 @@ impl Scripted {
 fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index: usize, open: &AtomicUsize) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     std::thread::sleep(script.greeting_delay);
+    if script.max_sessions > 0 && open.load(Ordering::SeqCst) > script.max_sessions {
+        stream.write_all(b"421 4.7.0 too many connections from your address\r\n")?;
+        return Ok(());
+    }
     stream.write_all(b"220 scripted.example ESMTP\r\n")?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut accepted = 0;
@@ -123,6 +140,7 @@ fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index
                 let last = lines.len() - 1;
                 lines.iter().enumerate().map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' })).collect()
             }
+            "STARTTLS" if script.starttls == BrokenTls::Refuse => "454 4.7.0 TLS not available\r\n".into(),
             "STARTTLS" => {
                 stream.write_all(b"220 2.0.0 ready to start TLS\r\n")?;
                 if script.starttls == BrokenTls::Garbage {
@@ -170,6 +188,8 @@ fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index
                 "250 2.0.0 ok\r\n".into()
             }
             "HELO" | "MAIL" | "NOOP" => "250 2.0.0 ok\r\n".into(),
+            // Any login: what matters to tests is whether AUTH was sent.
+            "AUTH" => "235 2.7.0 authenticated\r\n".into(),
             _ => "502 5.5.2 not implemented\r\n".into(),
         };
         stream.write_all(reply.as_bytes())?;
