@@ -113,3 +113,26 @@ async fn dialogue<S: AsyncRead + AsyncWrite + Unpin>(plan: &Plan, mut s: Smtp<S>
     }
     s.command(b"QUIT\r\n", 221, "QUIT").await.map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_about_the_size_asked_in_crlf_lines_that_need_no_dot_stuffing() {
+        for size in [0, 300, 2048, 100_000] {
+            let b = body("a@x.example", "b@y.example", size);
+            assert!(b.len() <= size.max(160) && b.len() + 78 > size, "{size}: {} bytes", b.len());
+            let text = String::from_utf8(b).unwrap();
+            assert!(text.ends_with("\r\n") && !text.replace("\r\n", "").contains(['\r', '\n']), "CRLF only");
+            assert!(text.split("\r\n").all(|l| !l.starts_with('.')));
+            assert!(text.contains("\r\nFrom: <a@x.example>\r\n"));
+        }
+    }
+
+    #[test]
+    fn plain_initial_response_is_rfc_4616() {
+        // base64("\0user\0pass")
+        assert_eq!(plain_initial_response("user", "pass"), "AHVzZXIAcGFzcw==");
+    }
+}
