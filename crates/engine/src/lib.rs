@@ -7,9 +7,11 @@
 //!
 //! Layout: pure parsers first ([`command`], [`address`], [`data`],
 //! [`proxy`], [`input`]'s line splitter), then the I/O: [`session`] (the
-//! state machine), [`server`] (accept loop, connection cap, PROXY header,
-//! implicit TLS, drain on shutdown), [`tls`] (certificates).
+//! state machine), [`accept`] (the accept loop, connection cap and drain
+//! that the spampot shares), [`server`] (PROXY header, implicit TLS, the
+//! SMTP listener over [`accept`]), [`tls`] (certificates).
 
+pub mod accept;
 pub mod address;
 pub mod command;
 pub mod data;

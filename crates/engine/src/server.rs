@@ -1,7 +1,8 @@
-//! The listener loop: accept, cap connections, read a PROXY header or do the
-//! implicit TLS handshake, run a session; on shutdown stop accepting and
-//! drain the sessions that are still in a transaction.
+//! The SMTP listener over the shared [`crate::accept`] loop (connection
+//! cap, drain on shutdown): per connection, read a PROXY header or do the
+//! implicit TLS handshake, then run a session.
 
+use crate::accept::{accept_loop, drain, Refused};
 use crate::hooks::{Hooks, SessionInfo};
 use crate::input::Input;
 use crate::proxy::{self, ProxyHeader};
@@ -14,7 +15,7 @@ use port25_events::emit;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -36,37 +37,17 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     let tracker = TaskTracker::new();
     let sessions = shutdown.child_token();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = shutdown.cancelled() => break,
-        };
-        let (tcp, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) => {
-                // EMFILE and friends: back off instead of spinning.
-                emit!(warn, ev::SESSION_LIMIT, listener = %settings.name, limit = "accept", error = %e);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
+    let refused = |r: Refused<'_>| match r {
+        Refused::Accept(e) => emit!(warn, ev::SESSION_LIMIT, listener = %settings.name, limit = "accept", error = %e),
+        Refused::Full(tcp, peer) => {
             emit!(info, ev::SESSION_LIMIT, listener = %settings.name, peer = %peer, limit = "max_connections");
             let _ = tcp.try_write(&R::TOO_MANY_CONNECTIONS.to_wire());
-            continue;
-        };
-        let _ = tcp.set_nodelay(true);
-        let settings = settings.clone();
-        let hooks = hooks.clone();
-        let token = sessions.clone();
-        tracker.spawn(async move {
-            start_session(tcp, peer, settings, hooks, token).await;
-            drop(permit);
-        });
-    }
-    tracker.close();
+        }
+    };
+    let serve = |tcp, peer| start_session(tcp, peer, settings.clone(), hooks.clone(), sessions.clone());
+    accept_loop(&listener, &slots, &tracker, &shutdown, refused, serve).await;
     emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
-    if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
+    if !drain(&tracker, settings.drain_timeout).await {
         emit!(warn, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
     }
 }

@@ -89,6 +89,5 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<(config::Listener, TcpListe
     for l in loops {
         let _ = l.await;
     }
-    tracker.close();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tracker.wait()).await;
+    port25_engine::accept::drain(&tracker, Duration::from_secs(10)).await;
 }
