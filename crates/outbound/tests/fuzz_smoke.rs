@@ -1,5 +1,6 @@
 //! Smoke fuzzing on stable, run by CI: the seeds in fuzz/seeds/smtp_reply
-//! and fuzz/seeds/outbound_state, mutated deterministically, through the
+//! and fuzz/seeds/outbound_state, mutated deterministically by the shared
+//! mutator (fuzz/src/smoke.rs, aimed with reply-code bytes), through the
 //! libFuzzer targets' property checks (fuzz/src/outbound.rs, included).
 //! The real fuzzing is `cargo fuzz run smtp_reply` / `outbound_state`.
 

@@ -1,6 +1,7 @@
 //! Smoke fuzzing on stable, run by CI: random spool messages round-tripped
 //! through the batch format, and the seed batch files in fuzz/seeds/ mutated
-//! (with and without repaired checksums) fed to the decoder. The properties
+//! (the shared mutator, fuzz/src/smoke.rs, aimed with the format's magic and
+//! lengths) fed to the decoder with and without repaired checksums. The properties
 //! are the libFuzzer target's, from fuzz/src/queue.rs, included here. The
 //! real fuzzing is `cargo fuzz run spool_record` (see fuzz/README.md).
 
@@ -50,7 +51,7 @@ fn random_messages_round_trip() {
 
 #[test]
 fn mutated_batches() {
-    smoke::smoke_with("spool_record", 3000, 0x5eed_0102, &MUTATOR, checks::spool_record);
+    smoke::smoke_with("spool_record", 30_000, 0x5eed_0102, &MUTATOR, checks::spool_record);
 }
 
 #[test]
