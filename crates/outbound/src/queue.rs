@@ -33,7 +33,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub fn now_ms() -> u64 {
@@ -86,7 +86,12 @@ pub struct Queue {
     heap: BinaryHeap<Reverse<(u64, u64)>>,
     dests: Dests,
     next_id: u64,
-    connections: Arc<Semaphore>,
+    /// Connection slots taken (at most `max_connections`). Counted here
+    /// rather than by a semaphore that the connection tasks release, so a
+    /// slot becomes free only when the queue handles its `Closed` event,
+    /// where it is handed on: a destination whose route lookup ends in
+    /// between cannot take it first.
+    open: usize,
     hold: bool,
 }
 
@@ -238,7 +243,10 @@ impl Queue {
             // Every slot taken: a destination left without any connection
             // is counted in `Event` handling, and idle connections give
             // theirs up (connection.rs, Slots).
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else { break };
+            if self.open >= self.settings.max_connections.max(1) {
+                break;
+            }
+            self.open += 1;
             d.active += 1;
             let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
             tokio::spawn(async move {
@@ -246,7 +254,6 @@ impl Queue {
                     Ok(yielded) => (None, yielded),
                     Err(f) => (Some(f), false),
                 };
-                drop(permit);
                 let _ = ctx.events.send(Event::Closed { target, failure, yielded });
             });
         }
@@ -459,7 +466,7 @@ pub async fn run(
     let stopping = CancellationToken::new();
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
-        connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        open: 0,
         hold: settings.hold,
         settings,
         ctx,
@@ -514,6 +521,7 @@ impl Queue {
                 self.ctx.slots.set_starved(self.dests.starved());
             }
             Event::Closed { target, failure, yielded } => {
+                self.open -= 1;
                 if yielded {
                     self.ctx.slots.yielded();
                 }
