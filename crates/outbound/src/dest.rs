@@ -16,6 +16,14 @@
 //! hysteresis), with the hysteresis counted in time rather than in
 //! deliveries, so that failed attempts come at most one per pause
 //! however fast the working connections deliver — not at network speed.
+//!
+//! Free connection slots (`max_connections`, all addresses together) go
+//! round-robin ([`Dests::in_turn`]), as Postfix's queue manager rotates
+//! its list of destinations: a destination that waits with no connection
+//! at all comes before one that has connections and wants more, and
+//! among equals the one that has waited longest since it was last served
+//! comes first, so a busy destination cannot take back every slot it
+//! frees while another has mail and no connection.
 
 use crate::client::ConnectFailure;
 use crate::route::Candidate;
@@ -107,6 +115,11 @@ pub(crate) struct Dest {
     /// Set by a failed connection: (how many may be open, until when no
     /// more may be tried).
     throttle: Option<(usize, Instant)>,
+    /// Its place in the line for connection slots: when (a tick of
+    /// `Dests::turns`) it last got a slot, lost a connection, or started
+    /// waiting with neither jobs nor connections before. The lowest has
+    /// waited longest.
+    turn: u64,
 }
 
 impl Dest {
@@ -130,6 +143,8 @@ impl Dest {
 #[derive(Default)]
 pub(crate) struct Dests {
     map: HashMap<Target, Dest>,
+    /// Counts up: the source of `Dest::turn`.
+    turns: u64,
 }
 
 impl Dests {
@@ -138,7 +153,12 @@ impl Dests {
     pub fn push(&mut self, job: Job) -> Result<Target, Job> {
         let Some(target) = job.target() else { return Err(job) };
         let host = job.mx_host().to_owned();
-        let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0, throttle: None });
+        self.turns += 1;
+        let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0, throttle: None, turn: 0 });
+        if d.active == 0 && d.shared.pending() == 0 {
+            // It starts waiting now, whenever it was last served.
+            d.turn = self.turns;
+        }
         d.shared.jobs.lock().expect("jobs lock").push_back(job);
         d.shared.wake.notify_one();
         Ok(target)
@@ -146,6 +166,16 @@ impl Dests {
 
     pub fn get_mut(&mut self, target: &Target) -> Option<&mut Dest> {
         self.map.get_mut(target)
+    }
+
+    /// A connection to `target` starts: it has one more, and goes to the
+    /// back of the line for the next slot.
+    pub fn opened(&mut self, target: &Target) {
+        self.turns += 1;
+        if let Some(d) = self.map.get_mut(target) {
+            d.active += 1;
+            d.turn = self.turns;
+        }
     }
 
     /// A connection task of `target` ended. When it could not connect,
@@ -156,6 +186,9 @@ impl Dests {
     pub fn closed(&mut self, target: &Target, failure: Option<ConnectFailure>, now: Instant) -> Vec<Job> {
         let Some(d) = self.map.get_mut(target) else { return Vec::new() };
         d.active -= 1;
+        // The slot it frees goes to those that have waited longer.
+        self.turns += 1;
+        d.turn = self.turns;
         let mut moved = Vec::new();
         if let Some(f) = failure {
             d.throttle = Some((d.shared.connected.load(Ordering::SeqCst).max(1), now + PROBE_PAUSE));
@@ -172,13 +205,24 @@ impl Dests {
         moved
     }
 
-    /// Targets with jobs waiting.
+    /// Targets with jobs waiting, in turn.
     pub fn waiting(&self) -> Vec<Target> {
-        self.map.iter().filter(|(_, d)| d.shared.pending() > 0).map(|(t, _)| *t).collect()
+        let mut waiting = self.map.iter().filter(|(_, d)| d.shared.pending() > 0).map(|(t, _)| *t).collect::<Vec<_>>();
+        self.in_turn(&mut waiting);
+        waiting
+    }
+
+    /// Puts `targets` in the order in which they get free connection
+    /// slots: those without any connection first, then those that have
+    /// some; in each, the one that has waited longest first (not the
+    /// map's order, in which a busy destination could come first at
+    /// every slot it frees).
+    pub fn in_turn(&self, targets: &mut [Target]) {
+        targets.sort_by_key(|t| self.map.get(t).map(|d| (d.active > 0, d.turn)));
     }
 
     /// Targets with jobs but no connection at all: after
-    /// `start_connections`, those that found every slot taken.
+    /// `Queue::fill`, those that found every slot taken.
     pub fn starved(&self) -> usize {
         self.map.values().filter(|d| d.active == 0 && d.shared.pending() > 0).count()
     }
@@ -236,6 +280,39 @@ mod tests {
         assert!(d.push(moved.next().unwrap()).is_err(), "two.example has no other MX");
         d.prune(now);
         assert_eq!(d.waiting(), vec![to_mx2]);
+    }
+
+    #[test]
+    fn free_slots_go_first_to_destinations_without_a_connection_then_round_robin() {
+        let at = |a: &str| -> Arc<[Candidate]> { Arc::from([Candidate { host: "mx".into(), addr: a.parse().unwrap() }]) };
+        let mut d = Dests::default();
+        // A destination that had mail once and has nothing left now (kept,
+        // as one whose limit was lowered is).
+        let late = d.push(job(9, "late.example", &at("127.0.0.9:25"))).ok().unwrap();
+        d.get_mut(&late).unwrap().shared.jobs.lock().unwrap().clear();
+        // A busy destination with two connections and jobs for more.
+        let busy = d.push(job(1, "busy.example", &at("127.0.0.1:25"))).ok().unwrap();
+        d.push(job(2, "busy.example", &at("127.0.0.1:25"))).ok().unwrap();
+        d.opened(&busy);
+        d.opened(&busy);
+        // Then three destinations with mail, in this order, and no slot.
+        let others: Vec<Target> = (2..5).map(|i| d.push(job(i, "other.example", &at(&format!("127.0.0.{i}:25")))).ok().unwrap()).collect();
+        assert_eq!(d.waiting(), [others[0], others[1], others[2], busy], "without a connection first, in the order they came");
+        // The busy one frees a slot: it goes behind them all the same.
+        assert!(d.closed(&busy, None, Instant::now()).is_empty());
+        assert_eq!(d.waiting(), [others[0], others[1], others[2], busy]);
+        // The first gets it: now it has a connection, and it is the one
+        // served last.
+        d.opened(&others[0]);
+        assert_eq!(d.waiting(), [others[1], others[2], busy, others[0]]);
+        // A connection of the busy one closes: the other that has one has
+        // waited longer for another.
+        d.opened(&busy);
+        assert_eq!(d.waiting(), [others[1], others[2], others[0], busy]);
+        // The one that had nothing left gets new mail: it waits from now
+        // on, after those that waited before, not from when it came first.
+        d.push(job(10, "late.example", &at("127.0.0.9:25"))).ok().unwrap();
+        assert_eq!(d.waiting(), [others[1], others[2], late, others[0], busy]);
     }
 
     #[test]

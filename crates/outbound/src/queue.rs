@@ -33,7 +33,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 pub fn now_ms() -> u64 {
@@ -86,7 +86,12 @@ pub struct Queue {
     heap: BinaryHeap<Reverse<(u64, u64)>>,
     dests: Dests,
     next_id: u64,
-    connections: Arc<Semaphore>,
+    /// Connection slots taken (at most `max_connections`). Counted here
+    /// rather than by a semaphore that the connection tasks release, so a
+    /// slot becomes free only when the queue handles its `Closed` event,
+    /// where it is handed on: a destination whose route lookup ends in
+    /// between cannot take it first.
+    open: usize,
     hold: bool,
 }
 
@@ -187,7 +192,8 @@ impl Queue {
             Ok(candidates) => {
                 let (route, policy) = (Arc::<[Candidate]>::from(candidates), self.policy(domain));
                 let jobs = jobs.into_iter().map(|j| Job { route: route.clone(), policy, ..j }).collect();
-                self.place(jobs);
+                let touched = self.place(jobs);
+                self.fill(touched);
             }
             Err(verdict) => {
                 let results = jobs.iter().flat_map(|j| j.entries.iter().map(|(id, _)| (*id, verdict.clone()))).collect();
@@ -196,10 +202,10 @@ impl Queue {
         }
     }
 
-    /// Queues jobs at their current candidate and starts connections
-    /// there; a job with no candidate left is deferred with the last
-    /// connection failure.
-    fn place(&mut self, jobs: Vec<Job>) {
+    /// Queues jobs at their current candidate and returns those targets
+    /// (the caller starts connections); a job with no candidate left is
+    /// deferred with the last connection failure.
+    fn place(&mut self, jobs: Vec<Job>) -> Vec<Target> {
         let mut touched = Vec::new();
         let mut deferred = Vec::new();
         for job in jobs {
@@ -215,41 +221,56 @@ impl Queue {
         }
         touched.sort_by_key(|t| (t.addr, t.policy == TlsPolicy::Required));
         touched.dedup();
-        for target in touched {
-            self.start_connections(&target);
-        }
         if !deferred.is_empty() {
             self.results(deferred, None);
         }
+        touched
     }
 
-    fn start_connections(&mut self, target: &Target) {
+    /// Hands free connection slots to `targets`, one connection at a time
+    /// and in turn (`Dests::in_turn`: those without a connection first,
+    /// then the one waiting longest), round after round until the slots
+    /// run out or none wants another. One at a time, not all a
+    /// destination wants at once, so that a busy destination cannot take
+    /// a slot it has just freed while another waits with no connection.
+    fn fill(&mut self, mut targets: Vec<Target>) {
+        self.dests.in_turn(&mut targets);
+        // Each destination given a connection went to the back of the
+        // line, in this order: the next round is in turn too.
+        while !targets.is_empty() && self.open < self.settings.max_connections.max(1) {
+            targets.retain(|t| self.open_one(t));
+        }
+    }
+
+    /// Starts one more connection to `target` if a slot is free and the
+    /// destination wants one: one per messages_per_connection jobs, fewer
+    /// where connecting failed lately (dest.rs: no reconnect storm).
+    fn open_one(&mut self, target: &Target) -> bool {
         // Stopping: connections finish, no new one starts (jobs stay on disk).
-        if self.ctx.stopping.is_cancelled() {
-            return;
+        // Every slot taken: a destination left without any connection is
+        // counted in `Event` handling, and idle connections give theirs
+        // up (connection.rs, Slots).
+        if self.ctx.stopping.is_cancelled() || self.open >= self.settings.max_connections.max(1) {
+            return false;
         }
         let limit = self.settings.connections_per_destination;
-        let Some(d) = self.dests.get_mut(target) else { return };
-        // One connection per messages_per_connection jobs is enough; fewer
-        // where connecting failed lately (dest.rs: no reconnect storm).
-        let wanted = d.shared.pending().div_ceil(self.settings.messages_per_connection.max(1));
-        let wanted = d.allowed(wanted, limit, Instant::now());
-        while d.active < wanted {
-            // Every slot taken: a destination left without any connection
-            // is counted in `Event` handling, and idle connections give
-            // theirs up (connection.rs, Slots).
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else { break };
-            d.active += 1;
-            let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
-            tokio::spawn(async move {
-                let (failure, yielded) = match connection(&ctx, &target, &host, &shared).await {
-                    Ok(yielded) => (None, yielded),
-                    Err(f) => (Some(f), false),
-                };
-                drop(permit);
-                let _ = ctx.events.send(Event::Closed { target, failure, yielded });
-            });
+        let per = self.settings.messages_per_connection.max(1);
+        let Some(d) = self.dests.get_mut(target) else { return false };
+        let wanted = d.allowed(d.shared.pending().div_ceil(per), limit, Instant::now());
+        if d.active >= wanted {
+            return false;
         }
+        let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
+        self.dests.opened(&target);
+        self.open += 1;
+        tokio::spawn(async move {
+            let (failure, yielded) = match connection(&ctx, &target, &host, &shared).await {
+                Ok(yielded) => (None, yielded),
+                Err(f) => (Some(f), false),
+            };
+            let _ = ctx.events.send(Event::Closed { target, failure, yielded });
+        });
+        true
     }
 
     fn finish(&mut self, id: u64, outcome: Outcome, reply: String) {
@@ -459,7 +480,7 @@ pub async fn run(
     let stopping = CancellationToken::new();
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
-        connections: Arc::new(Semaphore::new(settings.max_connections.max(1))),
+        open: 0,
         hold: settings.hold,
         settings,
         ctx,
@@ -514,15 +535,18 @@ impl Queue {
                 self.ctx.slots.set_starved(self.dests.starved());
             }
             Event::Closed { target, failure, yielded } => {
+                self.open -= 1;
                 if yielded {
                     self.ctx.slots.yielded();
                 }
                 let moved = self.dests.closed(&target, failure, Instant::now());
+                // Jobs that move on to their next address wait there in
+                // turn with the others.
                 self.place(moved);
-                // A slot is free: any destination still waiting may use it.
-                for t in self.dests.waiting() {
-                    self.start_connections(&t);
-                }
+                // A slot is free: it goes to the destinations still
+                // waiting, in turn (not to the moved jobs first).
+                let waiting = self.dests.waiting();
+                self.fill(waiting);
                 self.dests.prune(Instant::now());
                 self.ctx.slots.set_starved(self.dests.starved());
             }

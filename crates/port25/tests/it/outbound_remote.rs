@@ -8,7 +8,7 @@ use crate::outbound::*;
 use crate::scripted::{BrokenTls, Script, Scripted};
 use std::net::{IpAddr, SocketAddr};
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 #[test]
 fn outbound_a_message_over_the_remote_size_limit_bounces_5_3_4_without_being_sent() {
@@ -225,4 +225,65 @@ fn outbound_an_idle_connection_gives_its_only_slot_to_a_destination_that_waits()
     let conns = slow.conns();
     assert_eq!(conns.len(), 1, "{conns:?}");
     assert!(conns[0].quit, "{conns:?}");
+}
+
+#[test]
+fn outbound_a_freed_slot_goes_to_destinations_without_a_connection_before_a_busy_one() {
+    // Two connection slots in all, both taken by busy.example: 20 messages
+    // to a slow MX (each answered after 400 ms), one per connection, so
+    // its connections end and free their slots every 400 ms. Then one
+    // message to 19 other domains, each with an MX of its own: 19
+    // destinations with mail and no connection, which must get the next
+    // free slots before busy.example gets them back (about one busy
+    // message-time), not wait for its backlog (about 4 s).
+    // 19, not one: the scheduler used to offer a freed slot in HashMap
+    // order, which put one such destination before the busy one about
+    // every second run, and all 19 about one run in 20.
+    const N: usize = 20;
+    const OTHERS: u8 = 19;
+    let ip = |i: u8| v4(127, 0, 21, i);
+    let ips: Vec<IpAddr> = (1..=OTHERS + 1).map(|i| IpAddr::V4(ip(i))).collect();
+    let port = free_port(&ips);
+    let dns = DnsServer::start();
+    dns.mx("busy.example", "mx.busy.example", ip(1));
+    let busy = Scripted::start(SocketAddr::new(ips[0], port), Script { data_delay: Duration::from_millis(400), ..Script::default() });
+    let others: Vec<Scripted> = (2..=OTHERS + 1)
+        .map(|i| {
+            dns.mx(&format!("d{i}.example"), &format!("mx.d{i}.example"), ip(i));
+            Scripted::start(SocketAddr::new(IpAddr::V4(ip(i)), port), Script::default())
+        })
+        .collect();
+    let a = sender(&dns, port, "hold = true\nmax_connections = 2\nmessages_per_connection = 1");
+    let mut c = Client::open(a.addr());
+    c.cmd("EHLO laptop.example");
+    for i in 0..N {
+        let body = format!("From: alice@example.net\r\nSubject: backlog {i}\r\n\r\nbody {i}\r\n");
+        assert_eq!(code(&c.send_mail("alice@example.net", &["bob@busy.example"], &body)), 250);
+    }
+    c.cmd("QUIT");
+    release(&a);
+    // Two messages taken: busy.example has had both slots, and has them.
+    let start = Instant::now();
+    while busy.taken().len() < 2 {
+        assert!(start.elapsed() < WAIT, "busy.example got no mail");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let rcpts: Vec<String> = (2..=OTHERS + 1).map(|i| format!("u@d{i}.example")).collect();
+    let rcpts: Vec<&str> = rcpts.iter().map(String::as_str).collect();
+    let queued = Instant::now();
+    submit(&a, &rcpts, "waits for a slot");
+    let start = Instant::now();
+    while others.iter().any(|o| o.taken().is_empty()) {
+        assert!(start.elapsed() < WAIT, "not every other destination got its message");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let last = others.iter().flat_map(Scripted::taken).max().unwrap();
+    // At most the two messages busy.example was sending when the others
+    // were queued, and two more should a slot free before their routes
+    // are known: about one busy message-time, not the backlog.
+    let meanwhile = busy.taken().into_iter().filter(|t| *t > queued && *t <= last).count();
+    assert!(meanwhile <= 4, "busy.example delivered {meanwhile} messages before the last of the others ({:?} after they were queued)", last - queued);
+    // And its backlog is delivered too, afterwards.
+    wait_events(&a, "port25.outbound.delivered", "to", "bob@busy.example", N);
+    assert_eq!(busy.taken().len(), N);
 }

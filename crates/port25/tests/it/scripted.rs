@@ -1,15 +1,17 @@
 //! A hand-made remote MX for the outbound tests: just enough SMTP, with the
 //! misbehaviour a test asks for (a small SIZE, a STARTTLS that breaks or is
 //! refused, 550 to every RCPT, a drop in the middle of DATA, a slow
-//! greeting, 421 to connections beyond a limit), and a record of what
-//! every connection said, so tests can count connections and sessions and
-//! check whether a message body was sent at all.
+//! greeting or a slow reply to each message, 421 to connections beyond a
+//! limit), and a record of what every connection said and when each
+//! message was taken, so tests can count connections and sessions, check
+//! whether a message body was sent at all, and order deliveries to
+//! different servers.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// What follows our "220" to STARTTLS.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -33,6 +35,9 @@ pub struct Script {
     pub drop_in_data: bool,
     /// Wait this long before the greeting (makes connections overlap).
     pub greeting_delay: Duration,
+    /// Wait this long before the 250 to each message's final dot (a slow
+    /// MX: a connection is busy at least this long per message).
+    pub data_delay: Duration,
     /// More connections than this open at once (0: no limit) are greeted
     /// with 421, as an MX that limits connections per client does.
     pub max_sessions: usize,
@@ -46,17 +51,19 @@ impl Default for Script {
             rcpt: "250 2.1.5 ok",
             drop_in_data: false,
             greeting_delay: Duration::ZERO,
+            data_delay: Duration::ZERO,
             max_sessions: 0,
         }
     }
 }
 
 /// What one connection said: its commands (without CRLF) and the
-/// messages it sent after DATA.
+/// messages it sent after DATA, with when each was answered 250.
 #[derive(Clone, Debug, Default)]
 pub struct Conn {
     pub commands: Vec<String>,
     pub messages: Vec<String>,
+    pub taken: Vec<Instant>,
     pub quit: bool,
 }
 
@@ -113,6 +120,13 @@ impl Scripted {
     /// Every command of every connection, in order.
     pub fn all_verbs(&self) -> Vec<String> {
         self.conns().iter().flat_map(Conn::verbs).collect()
+    }
+
+    /// When each message (of every connection) was answered 250, in order.
+    pub fn taken(&self) -> Vec<Instant> {
+        let mut taken: Vec<Instant> = self.conns().iter().flat_map(|c| c.taken.clone()).collect();
+        taken.sort();
+        taken
     }
 }
 
@@ -172,7 +186,11 @@ fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index
                     }
                     message.push_str(&l);
                 }
-                conns.lock().unwrap()[index].messages.push(message);
+                std::thread::sleep(script.data_delay);
+                let mut list = conns.lock().unwrap();
+                list[index].messages.push(message);
+                list[index].taken.push(Instant::now());
+                drop(list);
                 accepted = 0;
                 "250 2.0.0 queued\r\n".into()
             }
