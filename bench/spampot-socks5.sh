@@ -59,12 +59,22 @@ trap cleanup EXIT
 spampot_start "$WORK" proxy "$PORT" $((IDLE + 1000))
 sleep 1
 
+# messages=N from the generator's summary line (what got 250 queued as).
+acked() { sed -n 's/^messages=\([0-9]*\) .*/\1/p' "$1"; }
 echo "== load: $CLIENTS clients, $SIZE B, $RCPTS rcpts, $DURATION s, every body different"
-"$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
+"$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS" | tee "$WORK/unique.out"
 echo "== load: the same, one campaign (identical bodies, stored once)"
-UNIQUE=0 "$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS"
+UNIQUE=0 "$LOAD" socks5 "127.0.0.1:$PORT" "$CLIENTS" "$DURATION" "$SIZE" "$RCPTS" | tee "$WORK/campaign.out"
 LOGGED=$(cat "$WORK"/data/capture/events/*.jsonl | grep -c '"port25.spampot.message"' || true)
-echo "message events in the capture log: $LOGGED; bodies on disk: $(find "$WORK/data/capture/bodies" -name '*.zst' | wc -l)"
+BODIES=$(find "$WORK/data/capture/bodies" -name '*.zst' | wc -l)
+UNIQUE_ACKED=$(acked "$WORK/unique.out")
+CAMPAIGN_ACKED=$(acked "$WORK/campaign.out")
+echo "message events in the capture log: $LOGGED; bodies on disk: $BODIES"
+# Every acknowledged message is an event; every unique body a file, the
+# campaign one more (its body is stored once).
+[ "$LOGGED" = $((UNIQUE_ACKED + CAMPAIGN_ACKED)) ] || { echo "FAIL: $LOGGED events for $((UNIQUE_ACKED + CAMPAIGN_ACKED)) acknowledged messages" >&2; exit 1; }
+[ "$BODIES" = $((UNIQUE_ACKED + 1)) ] || { echo "FAIL: $BODIES bodies for $UNIQUE_ACKED unique messages and one campaign" >&2; exit 1; }
+echo "checked: events = acknowledged messages ($LOGGED), bodies = unique messages + 1 ($BODIES)"
 
 echo "== idle: $IDLE tunnels"
 "$LOAD" idle "127.0.0.1:$PORT" "$IDLE" "$HOLD" >"$WORK/idle.out" &
