@@ -63,9 +63,15 @@ pub(crate) fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
 }
 
 pub(crate) fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -> Server {
+    sender_retrying(domain, dns, port, (1, 2), extra)
+}
+
+/// `sender_in` with retries `first` seconds after the first failure, at
+/// most `max` apart.
+pub(crate) fn sender_retrying(domain: &str, dns: &DnsServer, port: u16, (first, max): (u64, u64), extra: &str) -> Server {
     let mx = format!(
         "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
-         first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
+         first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
         dns.addr
     );
     Server::start(&mx, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
@@ -285,6 +291,40 @@ fn deferred_while_the_mx_is_down_then_delivered_to_smtp_sink() {
     assert_eq!(msgs.len(), 1);
     assert!(msgs[0].contains("Subject: deferred first"), "{}", msgs[0]);
     wait_history(&a, "carol@later.example\tdelivered");
+}
+
+/// `port25 queue retry ID` and `port25 queue flush`: deferred mail whose
+/// next attempt is an hour away goes out when the operator says so, one
+/// message for retry, everything for flush.
+#[test]
+fn queue_retry_and_flush_send_deferred_mail_now_instead_of_in_an_hour() {
+    let ip = IpAddr::V4(v4(127, 0, 30, 1));
+    let port = free_port(&[ip]);
+    let dns = DnsServer::start();
+    dns.mx("hourly.example", "mx.hourly.example", v4(127, 0, 30, 1));
+    let a = sender_retrying("example.net", &dns, port, (3600, 3600), "");
+    submit(&a, &["una@hourly.example"], "retried by the operator");
+    submit(&a, &["vic@hourly.example"], "flushed by the operator");
+    let una = wait_events(&a, "port25.outbound.deferred", "to", "una@hourly.example", 1);
+    wait_events(&a, "port25.outbound.deferred", "to", "vic@hourly.example", 1);
+    assert_eq!(una[0]["retry_in"].as_u64(), Some(3600), "{una:?}");
+    let id = una[0]["id"].as_str().unwrap().to_owned();
+    let queue = |args: &[&str]| {
+        let out = Command::new(BIN).arg("queue").args(args).arg("--data-dir").arg(a.data()).output().unwrap();
+        assert!(out.status.success(), "queue {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let list = queue(&["list"]);
+    assert!(list.contains("una@hourly.example") && list.contains("vic@hourly.example"), "{list}");
+    let sink = Sink::start(SocketAddr::new(ip, port));
+    queue(&["retry", &id]);
+    wait_events(&a, "port25.outbound.delivered", "to", "una@hourly.example", 1);
+    assert!(sink.wait_messages(1)[0].contains("Subject: retried by the operator"));
+    assert!(events_where(&a, "port25.outbound.delivered", "to", "vic@hourly.example").is_empty(), "retry ID sends only that message");
+    queue(&["flush"]);
+    wait_events(&a, "port25.outbound.delivered", "to", "vic@hourly.example", 1);
+    wait_history(&a, "vic@hourly.example\tdelivered");
+    assert!(!queue(&["list"]).contains("hourly.example"), "nothing left queued");
 }
 
 #[test]
