@@ -61,6 +61,7 @@ catalogue! {
     OUTBOUND_BOUNCED = "port25.outbound.bounced";
     OUTBOUND_DSN = "port25.outbound.dsn";
     OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed";
+    OUTBOUND_CONNECTION_PANICKED = "port25.outbound.connection_panicked";
     OUTBOUND_STATS = "port25.outbound.stats";
     OUTBOUND_CONTROL = "port25.outbound.control";
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed";

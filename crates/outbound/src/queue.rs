@@ -264,9 +264,20 @@ impl Queue {
         self.dests.opened(&target);
         self.open += 1;
         tokio::spawn(async move {
-            let (failure, yielded) = match connection(&ctx, &target, &host, &shared).await {
-                Ok(yielded) => (None, yielded),
-                Err(f) => (Some(f), false),
+            // The session runs as a task of its own so that a panic in it
+            // still ends in `Closed`: the queue frees a slot only there, and
+            // a lost `Closed` would keep the slot until the next start.
+            let session = tokio::spawn({
+                let (ctx, shared, host) = (ctx.clone(), shared.clone(), host.clone());
+                async move { connection(&ctx, &target, &host, &shared).await }
+            });
+            let (failure, yielded) = match session.await {
+                Ok(Ok(yielded)) => (None, yielded),
+                Ok(Err(f)) => (Some(f), false),
+                Err(e) => {
+                    emit!(error, ev::OUTBOUND_CONNECTION_PANICKED, destination = %shared.domains(), host = %host, address = %target.addr.ip(), error = %e);
+                    (None, false)
+                }
             };
             let _ = ctx.events.send(Event::Closed { target, failure, yielded });
         });
