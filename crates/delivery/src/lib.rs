@@ -1,11 +1,11 @@
 //! Delivery of spooled mail.
 //!
-//! Local delivery for now: [`maildir`] (the embedded default) and [`lmtp`]
+//! Local delivery: [`maildir`] (the embedded default) and [`lmtp`]
 //! (hand-off to an existing mailbox server such as Dovecot). [`local`] is
 //! the loop that takes committed batches from the spool, delivers each
-//! recipient, records progress in the batch's done log and retries what was
-//! deferred. Remote delivery over SMTP (DNS MX, STARTTLS, DSN) comes next
-//! and shares the loop's bookkeeping.
+//! recipient, records progress in the batch's done log, retries what was
+//! deferred and has the sender told (a DSN, through the [`local::Bounce`]
+//! hook) of what failed for good. Remote delivery is the outbound crate's.
 
 pub mod lmtp;
 pub mod local;

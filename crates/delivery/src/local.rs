@@ -5,13 +5,21 @@
 //! only after the delivery itself is durable; deferred ones are tried again
 //! with a growing delay. At shutdown the loop stops taking batches and lets
 //! the running attempts end; what is left stays in the spool for next time.
+//!
+//! A recipient that fails for good (the mailbox server's 5xx) was accepted
+//! with a 250 earlier, so its sender must be told (RFC 5321 §6.1): the
+//! [`Bounce`] hook stores a DSN first, and only then is the recipient
+//! finished; if the DSN cannot be stored the recipient is tried again.
 
 use crate::lmtp::Lmtp;
 use crate::maildir::Maildir;
 use crate::outcome::{RcptOutcome, Work};
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{DoneLog, PendingBatch, Spool};
+use port25_queue::{DoneLog, PendingBatch, Spool, SpooledMessage};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Semaphore};
@@ -22,6 +30,12 @@ use tokio_util::task::TaskTracker;
 const PARALLEL_BATCHES: usize = 4;
 const FIRST_RETRY: Duration = Duration::from_secs(1);
 const MAX_RETRY: Duration = Duration::from_secs(300);
+
+/// Stores the DSN for `message`'s recipients (indices, with the mailbox
+/// server's reply) that failed for good; Ok once it is durable (or when
+/// none is due: a null sender gets none). Supplied by the binary, which
+/// has the DSN writer and the outbound queue; local delivery stays local.
+pub type Bounce = Arc<dyn Fn(Arc<SpooledMessage>, Vec<(usize, String)>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -46,6 +60,7 @@ pub async fn run(
     recovered: Vec<PendingBatch>,
     mut ready: mpsc::UnboundedReceiver<PendingBatch>,
     target: Arc<Target>,
+    bounce: Bounce,
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(PARALLEL_BATCHES));
@@ -66,9 +81,9 @@ pub async fn run(
             p = slots.clone().acquire_owned() => p.expect("semaphore never closed"),
             _ = shutdown.cancelled() => break,
         };
-        let (spool, target, shutdown) = (spool.clone(), target.clone(), shutdown.clone());
+        let (spool, target, bounce, shutdown) = (spool.clone(), target.clone(), bounce.clone(), shutdown.clone());
         tracker.spawn(async move {
-            deliver_batch(&spool, batch, &target, &shutdown).await;
+            deliver_batch(&spool, batch, &target, &bounce, &shutdown).await;
             drop(permit);
         });
     }
@@ -76,7 +91,7 @@ pub async fn run(
     tracker.wait().await;
 }
 
-async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shutdown: &CancellationToken) {
+async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, bounce: &Bounce, shutdown: &CancellationToken) {
     let mut log = DoneLog::new(spool, batch.seq);
     let mut todo: Vec<Work> = batch
         .messages
@@ -92,6 +107,7 @@ async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shut
         // After one attempt, files from before the crash have been seen.
         recovered = true;
         let mut finished = Vec::new();
+        let mut failed: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
         for (m, r, outcome) in &results {
             let msg = &batch.messages[*m];
             match outcome {
@@ -101,10 +117,24 @@ async fn deliver_batch(spool: &Spool, batch: PendingBatch, target: &Target, shut
                 }
                 RcptOutcome::Failed(why) => {
                     emit!(warn, ev::DELIVERY_FAILED, id = %msg.id, to = %msg.rcpts[*r], reason = %why);
-                    finished.push((*m, *r));
+                    failed.entry(*m).or_default().push((*r, why.clone()));
                 }
                 RcptOutcome::Deferred(why) => {
                     emit!(warn, ev::DELIVERY_DEFERRED, id = %msg.id, to = %msg.rcpts[*r], reason = %why, retry_in = delay.as_secs());
+                }
+            }
+        }
+        // Failed for good: finished once the sender's DSN is stored.
+        for (m, rcpts) in failed {
+            let done: Vec<_> = rcpts.iter().map(|(r, _)| (m, *r)).collect();
+            let msg = &batch.messages[m];
+            match bounce(msg.clone(), rcpts).await {
+                Ok(()) => finished.extend(done),
+                Err(e) => {
+                    for (_, r) in done {
+                        let reason = format!("failed for good, but the sender's DSN could not be stored ({e}): tried again");
+                        emit!(error, ev::DELIVERY_DEFERRED, id = %msg.id, to = %msg.rcpts[r], reason = %reason, retry_in = delay.as_secs());
+                    }
                 }
             }
         }

@@ -19,6 +19,7 @@
 //! See docs/queue.md for the operator's view.
 
 pub mod backoff;
+pub mod bounce;
 pub mod client;
 mod connection;
 mod dest;

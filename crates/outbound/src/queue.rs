@@ -356,18 +356,7 @@ impl Queue {
     }
 
     fn dsn_message(&self, msg: &SpooledMessage, kind: Kind, reports: &[RcptReport]) -> SpooledMessage {
-        let now = now_ms() / 1000;
-        let content = dsn::build(&self.settings.hostname, msg, kind, reports, now);
-        let tag = if matches!(kind, Kind::Failed) { "B" } else { "W" };
-        SpooledMessage {
-            id: format!("{}{tag}{:04X}", msg.id, fastrand::u16(..)),
-            received_at: now,
-            peer: "local".into(),
-            helo: self.settings.hostname.clone(),
-            from: String::new(),
-            rcpts: vec![msg.from.clone()],
-            content,
-        }
+        crate::bounce::dsn_message(&self.settings.hostname, msg, kind, reports, now_ms() / 1000)
     }
 
     /// Stores a DSN (a local sender's by local delivery, others through
@@ -375,16 +364,15 @@ impl Queue {
     /// only after the DSN is stored, so a crash repeats a DSN rather than
     /// losing it.
     fn spawn_dsn(&self, msg: Arc<SpooledMessage>, dsn: Option<SpooledMessage>, count: usize, finished: Option<Vec<(u64, Outcome, String)>>) {
-        let local = self.settings.local_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain_of(&msg.from)));
-        let (spool, outbound, events) = (self.local.clone(), self.outbound.clone(), self.events.clone());
+        let store = crate::bounce::DsnStore { local_domains: self.settings.local_domains.clone(), local: self.local.clone(), outbound: self.outbound.clone() };
+        let events = self.events.clone();
         let kind = if finished.is_some() { "failed" } else { "delayed" };
         tokio::spawn(async move {
             let mut stored = true;
             match dsn {
                 Some(d) => {
                     let (dsn_id, to) = (d.id.clone(), d.rcpts[0].clone());
-                    let r = if local { spool.commit(d).await } else { outbound.enqueue(d).await };
-                    match r {
+                    match store.store(d).await {
                         Ok(()) => emit!(info, ev::OUTBOUND_DSN, id = %msg.id, dsn = %dsn_id, to = %to, kind, recipients = count),
                         Err(e) => {
                             stored = false;

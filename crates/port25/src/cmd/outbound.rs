@@ -18,6 +18,18 @@ pub struct Running {
     pub stop: CancellationToken,
 }
 
+/// Local delivery's hook for recipients its mailbox server refused for
+/// good: the sender's DSN, stored like the outbound queue's own (local
+/// senders by local delivery, others through the outbound queue).
+pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer) -> port25_delivery::local::Bounce {
+    let store = port25_outbound::bounce::DsnStore { local_domains: config.mx.domains.clone(), local, outbound };
+    let hostname = config.hostname.clone();
+    Arc::new(move |msg, failed| {
+        let (store, hostname) = (store.clone(), hostname.clone());
+        Box::pin(async move { store.bounce_local(&hostname, &msg, &failed).await })
+    })
+}
+
 pub fn settings(config: &Config) -> Settings {
     let o = &config.outbound;
     Settings {

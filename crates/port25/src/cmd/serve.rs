@@ -118,7 +118,8 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
-    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), delivery_stop.clone()));
+    let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone());
+    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, delivery_stop.clone()));
 
     let mx = Arc::new(MxPolicy::new(
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },

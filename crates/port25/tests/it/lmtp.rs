@@ -5,11 +5,12 @@ use crate::harness::*;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-#[test]
-fn lmtp_delivers_per_recipient() {
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("lmtp.sock");
-    let out_dir = dir.path().join("delivered");
+/// aiosmtpd's LMTP server on a Unix socket in `dir`: "full@" gets 452
+/// (try later), "gone@" 550 5.1.1 (never), everyone else a file named by
+/// the recipient in `dir/delivered`, starting with "MAIL FROM <sender>".
+fn start_lmtpd(dir: &std::path::Path) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let sock = dir.join("lmtp.sock");
+    let out_dir = dir.join("delivered");
     std::fs::create_dir_all(&out_dir).unwrap();
     let script = r#"
 import asyncio, sys, os
@@ -19,6 +20,8 @@ class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address.startswith("full@"):
             return "452 4.2.2 Mailbox full"
+        if address.startswith("gone@"):
+            return "550 5.1.1 No such user here"
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
     async def handle_DATA(self, server, session, envelope):
@@ -37,11 +40,25 @@ asyncio.run(main())
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
     assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
+    (lmtpd, sock, out_dir)
+}
 
+/// An MX for example.net delivering over LMTP to `sock`, and a client that
+/// has said EHLO to it.
+fn lmtp_mx(sock: &std::path::Path) -> (Server, Client) {
     let mx = format!("domains = [\"example.net\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"", sock.display());
     let s = Server::start(&mx, MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
+    (s, c)
+}
+
+#[test]
+fn lmtp_delivers_per_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lmtpd, sock, out_dir) = start_lmtpd(dir.path());
+
+    let (s, mut c) = lmtp_mx(&sock);
     let r = c.send_mail("s@remote.example", &["alice@example.net", "full@example.net"], "Subject: lmtp\r\n\r\n..dot\r\nbody");
     assert!(r.starts_with("250"), "{r}");
     let start = std::time::Instant::now();
@@ -58,6 +75,54 @@ asyncio.run(main())
     assert_eq!(deferred["to"], "full@example.net");
     assert!(deferred["reason"].as_str().unwrap().contains("452 4.2.2 Mailbox full"));
     assert!(!out_dir.join("full@example.net").exists());
+    let _ = lmtpd.kill();
+    let _ = lmtpd.wait();
+}
+
+/// A recipient the mailbox server refuses for good after the MX said 250
+/// (RFC 5321 §6.1): the sender gets a DSN (here a local sender, so by
+/// local delivery through the same LMTP server), the other recipient its
+/// copy; a null sender gets no DSN.
+#[test]
+fn lmtp_permanent_failure_after_acceptance_bounces_to_the_sender() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lmtpd, sock, out_dir) = start_lmtpd(dir.path());
+    let (s, mut c) = lmtp_mx(&sock);
+    let r = c.send_mail("carol@example.net", &["alice@example.net", "gone@example.net"], "Subject: to a gone user\r\n\r\nhello");
+    assert!(r.starts_with("250"), "{r}");
+    let dsn_file = out_dir.join("carol@example.net");
+    let start = std::time::Instant::now();
+    while !dsn_file.exists() {
+        assert!(start.elapsed() < Duration::from_secs(15), "no DSN reached carol; events: {:?}", s.events("port25.outbound.dsn"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let dsn = std::fs::read_to_string(&dsn_file).unwrap();
+    for want in [
+        "MAIL FROM <>\n",
+        "Content-Type: multipart/report; report-type=delivery-status",
+        "Final-Recipient: rfc822; gone@example.net",
+        "Action: failed",
+        "Status: 5.1.1",
+        "550 5.1.1 No such user here",
+        "Subject: to a gone user",
+    ] {
+        assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
+    }
+    assert!(!dsn.contains("Final-Recipient: rfc822; alice@example.net"), "alice was delivered, not bounced");
+    assert!(std::fs::read_to_string(out_dir.join("alice@example.net")).unwrap().contains("Subject: to a gone user"));
+    let failed = s.wait_event("port25.delivery.failed", Duration::from_secs(5)).expect("failed event");
+    assert_eq!(failed["to"], "gone@example.net");
+
+    // A bounce to a gone user (null sender): finished, no DSN of a DSN.
+    let r = c.send_mail("", &["gone@example.net"], "Subject: a bounce\r\n\r\nundeliverable");
+    assert!(r.starts_with("250"), "{r}");
+    let start = std::time::Instant::now();
+    while !s.events("port25.outbound.dsn").iter().any(|e| e["kind"] == "none (null sender)") {
+        assert!(start.elapsed() < Duration::from_secs(15), "no null-sender decision: {:?}", s.events("port25.outbound.dsn"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(s.events("port25.outbound.dsn").iter().filter(|e| e["kind"] == "failed").count(), 1, "one DSN in all");
     let _ = lmtpd.kill();
     let _ = lmtpd.wait();
 }

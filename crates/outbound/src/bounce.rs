@@ -1,0 +1,102 @@
+//! Where a DSN goes once built: to the original sender, by local delivery
+//! when the sender's domain is one of ours, through the outbound queue
+//! otherwise. Shared by the outbound queue (remote failures, expiry,
+//! warnings) and by local delivery (a mailbox server that refuses a
+//! recipient for good after the message was accepted): both must tell the
+//! sender, RFC 5321 §6.1, and never a null sender.
+
+use crate::dsn::{self, Kind, RcptReport};
+use crate::Enqueuer;
+use port25_events as ev;
+use port25_events::emit;
+use port25_queue::{Spool, SpoolError, SpooledMessage};
+
+/// The DSN for `msg` as a message of its own: from the null sender to
+/// `msg.from` (which must not be empty), its id the original's with "B"
+/// (bounce) or "W" (warning) and a random suffix.
+pub fn dsn_message(hostname: &str, msg: &SpooledMessage, kind: Kind, reports: &[RcptReport], now: u64) -> SpooledMessage {
+    let content = dsn::build(hostname, msg, kind, reports, now);
+    let tag = if matches!(kind, Kind::Failed) { "B" } else { "W" };
+    SpooledMessage {
+        id: format!("{}{tag}{:04X}", msg.id, fastrand::u16(..)),
+        received_at: now,
+        peer: "local".into(),
+        helo: hostname.to_owned(),
+        from: String::new(),
+        rcpts: vec![msg.from.clone()],
+        content,
+    }
+}
+
+/// Where DSNs are stored: the local spool for our own domains' senders,
+/// the outbound queue for everyone else's.
+#[derive(Clone)]
+pub struct DsnStore {
+    pub local_domains: Vec<String>,
+    pub local: Spool,
+    pub outbound: Enqueuer,
+}
+
+impl DsnStore {
+    /// Stores `dsn` durably (returns once it is fsynced).
+    pub async fn store(&self, dsn: SpooledMessage) -> Result<(), SpoolError> {
+        let to = dsn.rcpts.first().map(String::as_str).unwrap_or_default();
+        let domain = to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            self.local.commit(dsn).await
+        } else {
+            self.outbound.enqueue(dsn).await
+        }
+    }
+}
+
+impl DsnStore {
+    /// The bounce for recipients of `msg` that local delivery failed for
+    /// good after the message was accepted (`failed`: recipient index and
+    /// why, e.g. the mailbox server's "550 5.1.1 no such user"): one DSN
+    /// to the sender, stored before Ok; none for a null sender.
+    pub async fn bounce_local(&self, hostname: &str, msg: &SpooledMessage, failed: &[(usize, String)]) -> Result<(), String> {
+        if msg.from.is_empty() {
+            emit!(info, ev::OUTBOUND_DSN, id = %msg.id, to = "", kind = "none (null sender)", recipients = failed.len());
+            return Ok(());
+        }
+        let reports: Vec<RcptReport> = failed
+            .iter()
+            .map(|(r, why)| RcptReport { rcpt: msg.rcpts[*r].clone(), status: status_of_text(why), remote_mta: None, diagnostic: why.clone() })
+            .collect();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let dsn = dsn_message(hostname, msg, Kind::Failed, &reports, now);
+        let (dsn_id, to) = (dsn.id.clone(), dsn.rcpts[0].clone());
+        match self.store(dsn).await {
+            Ok(()) => {
+                emit!(info, ev::OUTBOUND_DSN, id = %msg.id, dsn = %dsn_id, to = %to, kind = "failed", recipients = failed.len());
+                Ok(())
+            }
+            Err(e) => {
+                emit!(error, ev::OUTBOUND_DSN, id = %msg.id, to = %to, kind = "failed", error = %e);
+                Err(e.to_string())
+            }
+        }
+    }
+}
+
+/// The RFC 3463 status of a reply given as text ("550 5.1.1 ..."): its
+/// enhanced code, else one from its basic code; 5.0.0 for a reason that is
+/// not a reply at all (a mailbox name that cannot be made safe).
+fn status_of_text(why: &str) -> String {
+    let Some(code) = why.get(..3).and_then(|c| c.parse::<u16>().ok()) else {
+        return "5.0.0".into();
+    };
+    let reply = crate::reply::Reply { code, lines: vec![why.get(4..).unwrap_or("").to_owned()] };
+    dsn::status_of(reply.enhanced(), code)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn status_from_a_mailbox_servers_reply_text() {
+        assert_eq!(super::status_of_text("550 5.1.1 No such user"), "5.1.1");
+        assert_eq!(super::status_of_text("552 Mailbox over quota"), "5.0.0");
+        assert_eq!(super::status_of_text("no safe mailbox name for ../x@example.net"), "5.0.0");
+    }
+}
