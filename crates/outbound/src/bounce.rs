@@ -39,13 +39,33 @@ pub struct DsnStore {
 
 impl DsnStore {
     /// Stores `dsn` durably (returns once it is fsynced).
-    pub async fn store(&self, dsn: SpooledMessage) -> Result<(), SpoolError> {
-        let to = dsn.rcpts.first().map(String::as_str).unwrap_or_default();
-        let domain = to.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
-        if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+    async fn store(&self, dsn: SpooledMessage) -> Result<(), SpoolError> {
+        let domain = crate::queue::domain_of(dsn.rcpts.first().map(String::as_str).unwrap_or_default());
+        if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
             self.local.commit(dsn).await
         } else {
             self.outbound.enqueue(dsn).await
+        }
+    }
+
+    /// Stores the DSN about message `id` and logs it; `None` is the
+    /// decision that none is due (RFC 5321 §6.1: never to a null
+    /// reverse-path). Ok once the sender is told or need not be.
+    pub async fn send(&self, id: &str, dsn: Option<SpooledMessage>, kind: &str, recipients: usize) -> Result<(), String> {
+        let Some(dsn) = dsn else {
+            emit!(info, ev::OUTBOUND_DSN, id = %id, to = "", kind = "none (null sender)", recipients);
+            return Ok(());
+        };
+        let (dsn_id, to) = (dsn.id.clone(), dsn.rcpts[0].clone());
+        match self.store(dsn).await {
+            Ok(()) => {
+                emit!(info, ev::OUTBOUND_DSN, id = %id, dsn = %dsn_id, to = %to, kind, recipients);
+                Ok(())
+            }
+            Err(e) => {
+                emit!(error, ev::OUTBOUND_DSN, id = %id, to = %to, kind, error = %e);
+                Err(e.to_string())
+            }
         }
     }
 }
@@ -56,27 +76,12 @@ impl DsnStore {
     /// why, e.g. the mailbox server's "550 5.1.1 no such user"): one DSN
     /// to the sender, stored before Ok; none for a null sender.
     pub async fn bounce_local(&self, hostname: &str, msg: &SpooledMessage, failed: &[(usize, String)]) -> Result<(), String> {
-        if msg.from.is_empty() {
-            emit!(info, ev::OUTBOUND_DSN, id = %msg.id, to = "", kind = "none (null sender)", recipients = failed.len());
-            return Ok(());
-        }
         let reports: Vec<RcptReport> = failed
             .iter()
             .map(|(r, why)| RcptReport { rcpt: msg.rcpts[*r].clone(), status: status_of_text(why), remote_mta: None, diagnostic: why.clone() })
             .collect();
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        let dsn = dsn_message(hostname, msg, Kind::Failed, &reports, now);
-        let (dsn_id, to) = (dsn.id.clone(), dsn.rcpts[0].clone());
-        match self.store(dsn).await {
-            Ok(()) => {
-                emit!(info, ev::OUTBOUND_DSN, id = %msg.id, dsn = %dsn_id, to = %to, kind = "failed", recipients = failed.len());
-                Ok(())
-            }
-            Err(e) => {
-                emit!(error, ev::OUTBOUND_DSN, id = %msg.id, to = %to, kind = "failed", error = %e);
-                Err(e.to_string())
-            }
-        }
+        let dsn = (!msg.from.is_empty()).then(|| dsn_message(hostname, msg, Kind::Failed, &reports, crate::queue::now_ms() / 1000));
+        self.send(&msg.id, dsn, "failed", failed.len()).await
     }
 }
 

@@ -13,6 +13,7 @@
 //! ones get their next attempt by exponential backoff with jitter until
 //! `max_lifetime`, when they are bounced as expired.
 
+use crate::bounce::DsnStore;
 use crate::client::ConnectFailure;
 use crate::client::Verdict;
 use crate::connection::{connection, Ctx};
@@ -79,8 +80,8 @@ pub struct Queue {
     ctx: Arc<Ctx>,
     events: mpsc::UnboundedSender<Event>,
     journal: Journal,
-    local: Spool,
-    outbound: Enqueuer,
+    /// Where DSNs go: the local spool or back into this queue.
+    dsns: DsnStore,
     root: PathBuf,
     entries: HashMap<u64, Entry>,
     heap: BinaryHeap<Reverse<(u64, u64)>>,
@@ -95,7 +96,7 @@ pub struct Queue {
     hold: bool,
 }
 
-fn domain_of(rcpt: &str) -> String {
+pub(crate) fn domain_of(rcpt: &str) -> String {
     rcpt.rsplit_once('@').map(|(_, d)| d.to_ascii_lowercase()).unwrap_or_default()
 }
 
@@ -364,25 +365,10 @@ impl Queue {
     /// only after the DSN is stored, so a crash repeats a DSN rather than
     /// losing it.
     fn spawn_dsn(&self, msg: Arc<SpooledMessage>, dsn: Option<SpooledMessage>, count: usize, finished: Option<Vec<(u64, Outcome, String)>>) {
-        let store = crate::bounce::DsnStore { local_domains: self.settings.local_domains.clone(), local: self.local.clone(), outbound: self.outbound.clone() };
-        let events = self.events.clone();
+        let (store, events) = (self.dsns.clone(), self.events.clone());
         let kind = if finished.is_some() { "failed" } else { "delayed" };
         tokio::spawn(async move {
-            let mut stored = true;
-            match dsn {
-                Some(d) => {
-                    let (dsn_id, to) = (d.id.clone(), d.rcpts[0].clone());
-                    match store.store(d).await {
-                        Ok(()) => emit!(info, ev::OUTBOUND_DSN, id = %msg.id, dsn = %dsn_id, to = %to, kind, recipients = count),
-                        Err(e) => {
-                            stored = false;
-                            emit!(error, ev::OUTBOUND_DSN, id = %msg.id, to = %to, kind, error = %e);
-                        }
-                    }
-                }
-                // RFC 5321 §6.1: never a DSN for a null reverse-path.
-                None => emit!(info, ev::OUTBOUND_DSN, id = %msg.id, to = "", kind = "none (null sender)", recipients = count),
-            }
+            let stored = store.send(&msg.id, dsn, kind, count).await.is_ok();
             if let Some(finished) = finished {
                 let _ = events.send(Event::Bounced { finished, stored });
             }
@@ -481,12 +467,11 @@ pub async fn run(
     let mut q = Queue {
         open: 0,
         hold: settings.hold,
+        dsns: DsnStore { local_domains: settings.local_domains.clone(), local, outbound },
         settings,
         ctx,
         events,
         journal,
-        local,
-        outbound,
         root,
         entries: HashMap::new(),
         heap: BinaryHeap::new(),
