@@ -1,55 +1,52 @@
 //! The client side of one SMTP conversation: write a command, read the
 //! whole (possibly multi-line) reply, insist on the expected code. Any other
 //! reply ends the session with an error naming the command and the reply, so
-//! a benchmark cannot count a refused message as sent.
+//! a benchmark cannot count a refused message as sent. Replies are parsed by
+//! the outbound client's parser (`port25_outbound::reply`), not a second one.
 
-use anyhow::{anyhow, bail, Result};
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
+use anyhow::{bail, Result};
+use port25_outbound::reply::{self, Reply};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub struct Smtp<S> {
-    io: BufReader<S>,
-    line: String,
-}
-
-/// A reply: its code and its last line (enough for errors).
-pub struct Reply {
-    pub code: u16,
-    pub text: String,
+    io: S,
+    /// Read but not yet parsed.
+    buf: Vec<u8>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
     pub fn new(stream: S) -> Smtp<S> {
-        Smtp { io: BufReader::with_capacity(4096, stream), line: String::new() }
+        Smtp { io: stream, buf: Vec::with_capacity(4096) }
     }
 
     /// The stream back, for STARTTLS. Refuses if the server sent anything
     /// after its 220 (data injected before the handshake, RFC 3207 §5).
     pub fn into_inner(self) -> Result<S> {
-        if !self.io.buffer().is_empty() {
-            bail!("server sent {} bytes after its STARTTLS reply", self.io.buffer().len());
+        if !self.buf.is_empty() {
+            bail!("server sent {} bytes after its STARTTLS reply", self.buf.len());
         }
-        Ok(self.io.into_inner())
+        Ok(self.io)
     }
 
     pub async fn reply(&mut self) -> Result<Reply> {
         loop {
-            self.line.clear();
-            if self.io.read_line(&mut self.line).await? == 0 {
+            if let Some((r, used)) = reply::parse(&self.buf)? {
+                self.buf.drain(..used);
+                return Ok(r);
+            }
+            let mut chunk = [0u8; 4096];
+            let n = self.io.read(&mut chunk).await?;
+            if n == 0 {
                 bail!("connection closed by the server");
             }
-            let l = self.line.trim_end_matches(['\r', '\n']);
-            let code: u16 = l.get(..3).and_then(|c| c.parse().ok()).ok_or_else(|| anyhow!("not an SMTP reply: {l:?}"))?;
-            if l.as_bytes().get(3) != Some(&b'-') {
-                let text = l.to_string();
-                return Ok(Reply { code, text });
-            }
+            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 
     pub async fn expect(&mut self, want: u16, what: &str) -> Result<Reply> {
         let r = self.reply().await?;
         if r.code != want {
-            bail!("{what}: expected {want}, got {:?}", r.text);
+            bail!("{what}: expected {want}, got {:?}", r.one_line());
         }
         Ok(r)
     }
@@ -60,9 +57,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Smtp<S> {
     }
 
     pub async fn send(&mut self, bytes: &[u8]) -> Result<()> {
-        let w = self.io.get_mut();
-        w.write_all(bytes).await?;
-        w.flush().await?;
+        self.io.write_all(bytes).await?;
+        self.io.flush().await?;
         Ok(())
     }
 }
