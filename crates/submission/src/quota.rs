@@ -60,8 +60,8 @@ pub struct Quota {
 }
 
 /// One login's messages of the last day, oldest first, each with the
-/// running total of recipients before it. A window's counts are then two
-/// binary searches and a subtraction: the checks run at every MAIL and
+/// running total of recipients before it. A window's counts are then one
+/// binary search and a subtraction: the checks run at every MAIL and
 /// RCPT, and a role account may send thousands of messages a day, so a
 /// scan of the log per check would cost more than the message itself.
 #[derive(Default)]
@@ -76,6 +76,7 @@ struct Sent {
     recipients_before: u64,
 }
 
+#[derive(Default)]
 struct Window {
     messages: u32,
     recipients: u32,
@@ -86,7 +87,7 @@ impl SendLog {
     fn window(&self, now: Instant, span: Duration) -> Window {
         let first = self.entries.partition_point(|e| now.saturating_duration_since(e.at) >= span);
         let (Some(oldest), Some(last)) = (self.entries.get(first), self.entries.back()) else {
-            return Window { messages: 0, recipients: 0, oldest: None };
+            return Window::default();
         };
         let recipients = last.recipients_before + u64::from(last.recipients) - oldest.recipients_before;
         Window { messages: (self.entries.len() - first) as u32, recipients: recipients.min(u64::from(u32::MAX)) as u32, oldest: Some(oldest.at) }
@@ -107,10 +108,7 @@ impl SendLog {
 }
 
 fn window(log: Option<&SendLog>, now: Instant, span: Duration) -> Window {
-    match log {
-        Some(log) => log.window(now, span),
-        None => Window { messages: 0, recipients: 0, oldest: None },
-    }
+    log.map_or_else(Window::default, |log| log.window(now, span))
 }
 
 fn over(limit: &'static str, max: u32, used: u32, oldest: Option<Instant>, span: Duration, now: Instant) -> Result<(), Exceeded> {
