@@ -1,5 +1,6 @@
-# Shared by the bench/ scripts that run a throwaway Postfix beside port25
-# (smtp-accept.sh, submission-vs-postfix.sh, outbound.sh, loadgen-check.sh):
+# Shared by the bench/ scripts that run a peer beside port25 (a throwaway
+# Postfix in smtp-accept.sh, submission-vs-postfix.sh, outbound.sh,
+# loadgen-check.sh; the Python honeypot in spampot-vs-honeypots.sh):
 # sourced, not run. One copy of the Postfix services list, the median and
 # the CPU accounting, so the side-by-side scripts measure the same way.
 
@@ -75,5 +76,6 @@ postfix_ticks() {
   echo "$t"
 }
 
-# The median of the arguments (the mean of the middle two for an even count).
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { if (NR % 2) print a[(NR + 1) / 2]; else printf "%.1f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+# The median of the arguments (the mean of the middle two for an even
+# count, not rounded: CPU figures are fractions of a millisecond).
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }

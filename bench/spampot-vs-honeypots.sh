@@ -57,7 +57,8 @@ HONEYPOTS_VENV=${HONEYPOTS_VENV:-/var/tmp/port25-honeypots-$HONEYPOTS_VERSION}
 PYTHON=${PYTHON:-}
 BODY_END='End of bench message.'   # the generator's last body line
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 case $PIPELINING in off | auto | on) ;; *) die "PIPELINING=$PIPELINING: off, auto or on" ;; esac
 [ "$RCPTS" -ge 1 ] || die "RCPTS must be at least 1"
 for tool in zstd timeout; do command -v $tool >/dev/null || die "$tool is missing (apt-get install $tool)"; done
@@ -214,7 +215,6 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 check_bodies
 
-median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { m = NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2; print m }'; }
 P25_MED=$(median "${P25_RATES[@]}")
 HP_MED=$(median "${HP_RATES[@]}")
 echo
