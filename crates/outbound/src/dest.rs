@@ -145,6 +145,13 @@ pub(crate) struct Dests {
     map: HashMap<Target, Dest>,
     /// Counts up: the source of `Dest::turn`.
     turns: u64,
+    /// Connection slots taken, all targets together (at most
+    /// `max_connections`): the sum of every `Dest::active`, kept as it
+    /// changes. The queue counts slots here rather than with a semaphore
+    /// that the connection tasks release, so a slot becomes free only when
+    /// the queue handles its `Closed` event, where it is handed on: a
+    /// destination whose route lookup ends in between cannot take it first.
+    open: usize,
 }
 
 impl Dests {
@@ -172,6 +179,7 @@ impl Dests {
     /// back of the line for the next slot.
     pub fn opened(&mut self, target: &Target) {
         self.turns += 1;
+        self.open += 1;
         if let Some(d) = self.map.get_mut(target) {
             d.active += 1;
             d.turn = self.turns;
@@ -184,6 +192,7 @@ impl Dests {
     /// set up, the jobs waiting there are given back, each to move on to
     /// its next candidate.
     pub fn closed(&mut self, target: &Target, failure: Option<ConnectFailure>, now: Instant) -> Vec<Job> {
+        self.open -= 1;
         let Some(d) = self.map.get_mut(target) else { return Vec::new() };
         d.active -= 1;
         // The slot it frees goes to those that have waited longer.
@@ -233,8 +242,9 @@ impl Dests {
         self.map.retain(|_, d| d.active > 0 || d.shared.pending() > 0 || d.throttle.is_some_and(|(_, until)| now < until));
     }
 
+    /// Connection tasks running, all targets together.
     pub fn connections(&self) -> usize {
-        self.map.values().map(|d| d.active).sum()
+        self.open
     }
 }
 
@@ -264,7 +274,8 @@ mod tests {
         let t1 = d.push(job(1, "one.example", &one)).ok().unwrap();
         assert_eq!(d.push(job(2, "two.example", &two)).ok().unwrap(), t1, "same address, same queue");
         assert_eq!(d.waiting(), vec![t1]);
-        d.get_mut(&t1).unwrap().active = 2;
+        d.opened(&t1);
+        d.opened(&t1);
         let failure = || Some(ConnectFailure { reason: "refused".into(), tls: false, retry_cleartext: false });
         // Another connection to the address works: the jobs stay for it.
         d.get_mut(&t1).unwrap().shared.connected.store(1, Ordering::SeqCst);
@@ -323,7 +334,9 @@ mod tests {
         let now = Instant::now();
         assert_eq!(d.get_mut(&t).unwrap().allowed(9, 4, now), 4, "no failure: up to the maximum");
         // Three connections; one works, another is greeted with 421.
-        d.get_mut(&t).unwrap().active = 3;
+        for _ in 0..3 {
+            d.opened(&t);
+        }
         d.get_mut(&t).unwrap().shared.connected.store(1, Ordering::SeqCst);
         let failure = || Some(ConnectFailure { reason: "421".into(), tls: false, retry_cleartext: false });
         assert!(d.closed(&t, failure(), now).is_empty(), "one still works and one is connecting: the jobs stay");
@@ -346,7 +359,7 @@ mod tests {
         assert!(dest.throttle.is_none(), "back at the maximum: no throttle left");
         // Pruned only after its pause: a new job finds the lowered limit.
         d.get_mut(&t).unwrap().shared.jobs.lock().unwrap().clear();
-        d.get_mut(&t).unwrap().active = 1;
+        // The last of the three connections fails too.
         assert!(d.closed(&t, failure(), at).is_empty());
         d.prune(at);
         assert_eq!(d.get_mut(&t).unwrap().allowed(9, 4, at), 1);

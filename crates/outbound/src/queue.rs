@@ -87,12 +87,6 @@ pub struct Queue {
     heap: BinaryHeap<Reverse<(u64, u64)>>,
     dests: Dests,
     next_id: u64,
-    /// Connection slots taken (at most `max_connections`). Counted here
-    /// rather than by a semaphore that the connection tasks release, so a
-    /// slot becomes free only when the queue handles its `Closed` event,
-    /// where it is handed on: a destination whose route lookup ends in
-    /// between cannot take it first.
-    open: usize,
     hold: bool,
 }
 
@@ -238,7 +232,7 @@ impl Queue {
         self.dests.in_turn(&mut targets);
         // Each destination given a connection went to the back of the
         // line, in this order: the next round is in turn too.
-        while !targets.is_empty() && self.open < self.settings.max_connections.max(1) {
+        while !targets.is_empty() && self.dests.connections() < self.settings.max_connections.max(1) {
             targets.retain(|t| self.open_one(t));
         }
     }
@@ -251,7 +245,7 @@ impl Queue {
         // Every slot taken: a destination left without any connection is
         // counted in `Event` handling, and idle connections give theirs
         // up (connection.rs, Slots).
-        if self.ctx.stopping.is_cancelled() || self.open >= self.settings.max_connections.max(1) {
+        if self.ctx.stopping.is_cancelled() || self.dests.connections() >= self.settings.max_connections.max(1) {
             return false;
         }
         let limit = self.settings.connections_per_destination;
@@ -263,7 +257,6 @@ impl Queue {
         }
         let (ctx, shared, host, target) = (self.ctx.clone(), d.shared.clone(), d.host.clone(), *target);
         self.dests.opened(&target);
-        self.open += 1;
         tokio::spawn(async move {
             // The session runs as a task of its own so that a panic in it
             // still ends in `Closed`: the queue frees a slot only there, and
@@ -465,7 +458,6 @@ pub async fn run(
     let stopping = CancellationToken::new();
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
-        open: 0,
         hold: settings.hold,
         dsns: DsnStore { local_domains: settings.local_domains.clone(), local, outbound },
         settings,
@@ -519,7 +511,6 @@ impl Queue {
                 self.ctx.slots.set_starved(self.dests.starved());
             }
             Event::Closed { target, failure, yielded } => {
-                self.open -= 1;
                 if yielded {
                     self.ctx.slots.yielded();
                 }
