@@ -13,7 +13,8 @@
 #     must agree); goal >= 1 M records/s.
 #
 # Every measurement is repeated $ROUNDS times; medians and ratios are printed.
-# Usage: bench/egress.sh  (as root for the nft load; pip install pytricia)
+# Usage: bench/egress.sh  (as root: it installs nftables, nfdump, bc and
+#        GNU time with apt-get and pytricia with pip when they are missing)
 # Env:   PREFIXES=200000 ADDRS=10000000 PY_ADDRS=2000000 FLOWS=2000000 ROUNDS=5
 #        CARGO_TARGET_DIR (default target/) KEEP=1 keeps the temp directory
 set -euo pipefail
@@ -34,6 +35,19 @@ cleanup() {
   [ "${KEEP:-0}" = 1 ] && echo "kept $W" || rm -rf "$W"
 }
 trap cleanup EXIT
+
+# The peers and tools this script runs, installed when missing (a fresh
+# machine has none of them).
+need=()
+for c in nft:nftables nfcapd:nfdump nfreplay:nfdump bc:bc ip:iproute2; do
+  command -v "${c%%:*}" >/dev/null || need+=("${c#*:}")
+done
+[ -x /usr/bin/time ] || need+=(time)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
+fi
+python3 -c 'import pytricia' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore pytricia
 
 (cd "$ROOT" && cargo build --release -q -p port25 -p port25-egress --examples)
 

@@ -121,6 +121,11 @@ pub const DEFAULT_BLOCKED: &[u16] = &[25];
 /// Submission (587), submissions (465), and the web: the ports the seeds
 /// insist stay open so that blocking 25 costs customers nothing.
 pub const DEFAULT_PROTECTED: &[u16] = &[587, 465, 80, 443];
+/// Submission (RFC 6409) and submissions (RFC 8314): protected whatever
+/// `protected_ports` says, since the block is harmless only while customers
+/// can still reach their provider on them. An empty `protected_ports` must
+/// not turn that guard off.
+pub const ALWAYS_PROTECTED: &[u16] = &[587, 465];
 
 fn port_name(p: u16) -> &'static str {
     match p {
@@ -185,7 +190,13 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
     if blocked_ports.is_empty() {
         return Err(err(blocked_span, "blocked_ports is empty: the policy would block nothing".into(), "list 25, or remove the key for the default [25]"));
     }
-    let protected_ports = ports(s.protected_ports, DEFAULT_PROTECTED, "protected_ports")?;
+    let mut protected_ports = ports(s.protected_ports, DEFAULT_PROTECTED, "protected_ports")?;
+    for p in ALWAYS_PROTECTED {
+        if !protected_ports.contains(p) {
+            protected_ports.push(*p);
+        }
+    }
+    protected_ports.sort_unstable();
     if let Some(p) = blocked_ports.iter().find(|p| protected_ports.contains(p)) {
         return Err(err(
             blocked_span,
@@ -361,6 +372,14 @@ prefixes = ["198.51.100.25"]
         let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", &OK[10..]));
         assert!(e.starts_with("p.toml:2:17: port 587 (message submission, RFC 6409) is protected"), "{e}");
         assert!(e.contains("fix:"));
+    }
+
+    #[test]
+    fn submission_ports_stay_protected_with_an_empty_list() {
+        let p = parse(&format!("[policy]\nprotected_ports = []\n{}", &OK[10..]), Path::new("p.toml")).unwrap();
+        assert_eq!(p.protected_ports, [465, 587]);
+        let e = parse_err(&format!("[policy]\nprotected_ports = []\nblocked_ports = [25, 465]\n{}", &OK[10..]));
+        assert!(e.starts_with("p.toml:3:17: port 465"), "{e}");
     }
 
     #[test]

@@ -10,8 +10,8 @@ mod cmd;
     version,
     about = "Port 25 management: mail submission kept apart from transport, egress policy, SpamPots, reports",
     long_about = "port25 runs a provider's MX (port 25, transport only, never an open relay), \
-                  authenticated submission (587/465) and, later, the access network's egress policy, SpamPots sensors \
-                  and reports.\n\nStart here:  port25 serve        (built-in defaults: MX on 127.0.0.1:2525, \
+                  authenticated submission (587/465) with its outbound queue, the access network's egress policy \
+                  (port25 egress), SpamPots sensors (port25 spampot) and the reports that measure them (port25 report).\n\nStart here:  port25 serve        (built-in defaults: MX on 127.0.0.1:2525, \
                   submission on 127.0.0.1:5870 (STARTTLS) and 127.0.0.1:4650 (implicit TLS), \
                   self-signed TLS, data in ./port25-data)\n             port25 users add alice@example.net   (password read from standard input)"
 )]
