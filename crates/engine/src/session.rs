@@ -361,7 +361,9 @@ impl<H: Hooks> Session<H> {
         let Some(reservation) = reservation else {
             emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
                 in_flight = self.settings.data_budget.used());
-            self.reply(R::DATA_BUDGET);
+            // The transaction ends here, as after any answer to DATA.
+            self.envelope = None;
+            self.refuse(R::DATA_BUDGET);
             return None;
         };
         self.reply(R::START_DATA);
