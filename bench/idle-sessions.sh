@@ -60,6 +60,8 @@ address = "127.0.0.1:$PORT"
 service = "mx"
 tls = "starttls"
 max_connections = $((SESSIONS + 2000))
+# The sessions come from $SOURCES addresses: the per-client cap is not measured here.
+max_connections_per_client = $SESSIONS
 command_timeout_secs = 3600
 EOF
 "$PORT25_BIN" config check "$WORK/port25.toml" >/dev/null

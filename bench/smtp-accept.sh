@@ -137,6 +137,9 @@ name = "mx"
 address = "127.0.0.1:$P25_PORT"
 service = "mx"
 tls = "none"
+# smtp-source's sessions all come from 127.0.0.1; Postfix's per-client
+# limit is 50 (smtpd_client_connection_count_limit), port25's MX default 20.
+max_connections_per_client = $((SESSIONS > 50 ? SESSIONS * 2 : 100))
 EOF
 "$PORT25_BIN" config check "$P25/port25.toml" >/dev/null
 "$PORT25_BIN" serve --config "$P25/port25.toml" >"$P25/stdout.log" 2>"$P25/stderr.log" &

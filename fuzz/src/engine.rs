@@ -65,6 +65,11 @@ pub fn smtp_command(line: &[u8]) {
         Ok(cmd) => cmd,
         Err(r) => return check_reply(&r, line),
     };
+    if cmd == Command::Http {
+        // Closes the session whatever else the line holds (bytes included).
+        assert!(command::is_http(line), "{line:?}");
+        return;
+    }
     let text = std::str::from_utf8(line).expect("accepted a line that is not UTF-8");
     assert!(!text.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f), "accepted a control character: {line:?}");
     let verb = text.split(' ').next().unwrap_or("");

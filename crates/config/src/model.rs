@@ -13,6 +13,7 @@ use toml::Spanned;
 pub(crate) struct RawConfig {
     hostname: Option<Spanned<String>>,
     data_dir: Option<String>,
+    max_data_memory: Option<Spanned<usize>>,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -71,13 +72,14 @@ struct RawListener {
     #[serde(default)]
     service: Service,
     tls: Option<TlsMode>,
-    #[serde(default)]
-    proxy_protocol: bool,
+    proxy_protocol: Option<Spanned<bool>>,
+    proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
     /// Submission only: offer AUTH before TLS (tests, trusted loopback).
     plaintext_auth: Option<bool>,
     /// MX only: authenticated submission on port 25 during the migration.
     legacy_submission: Option<bool>,
     max_connections: Option<usize>,
+    max_connections_per_client: Option<usize>,
     max_commands_before_mail: Option<u32>,
     max_recipients: Option<usize>,
     max_message_size: Option<usize>,
@@ -127,6 +129,8 @@ pub enum TlsMode {
 pub struct Config {
     pub hostname: String,
     pub data_dir: PathBuf,
+    /// Bytes of message data all sessions together may hold in memory.
+    pub max_data_memory: usize,
     pub log_format: LogFormat,
     pub log_level: String,
     /// (certificate, key); `None` means a self-signed pair in data_dir/tls.
@@ -161,11 +165,15 @@ pub struct Listener {
     pub service: Service,
     pub tls: TlsMode,
     pub proxy_protocol: bool,
+    /// The proxies (load balancers) whose PROXY header is believed.
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
     /// Submission listeners: AUTH offered before TLS (for tests only).
     pub plaintext_auth: bool,
     /// MX listeners: AUTH after STARTTLS still works, each use recorded.
     pub legacy_submission: bool,
     pub max_connections: usize,
+    /// Per client: an IPv4 address or an IPv6 /64.
+    pub max_connections_per_client: usize,
     pub max_commands_before_mail: u32,
     pub max_recipients: usize,
     pub max_message_size: usize,
@@ -194,6 +202,20 @@ pub fn system_hostname() -> String {
     }
 }
 
+/// A network as the configuration writes it: a prefix ("192.0.2.0/28",
+/// "2001:db8::/64") or a single address.
+pub(crate) fn network(s: &str) -> Option<ipnet::IpNet> {
+    let net = s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).ok()?;
+    Some(net.trunc())
+}
+
+/// Default connections per client: the MX 20; submission 50, since a
+/// whole office behind one NAT address submits there.
+pub const MX_CONNECTIONS_PER_CLIENT: usize = 20;
+pub const SUBMISSION_CONNECTIONS_PER_CLIENT: usize = 50;
+/// Default budget for message data in memory, all sessions together.
+pub const MAX_DATA_MEMORY: usize = 256 * 1024 * 1024;
+
 pub(crate) fn valid_domain(d: &str) -> bool {
     !d.is_empty()
         && d.len() <= 253
@@ -221,6 +243,17 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         None => system_hostname(),
     };
     let data_dir = crate::absolute(base, raw.data_dir.as_deref().unwrap_or("port25-data"));
+    let max_data_memory = match raw.max_data_memory {
+        None => MAX_DATA_MEMORY,
+        Some(m) if *m.get_ref() < 1024 * 1024 => {
+            return Err(err(
+                m.span().start,
+                format!("max_data_memory {} is below 1 MiB", m.get_ref()),
+                "give the bytes of message data all sessions together may hold in memory, e.g. 268435456 (256 MiB)",
+            ))
+        }
+        Some(m) => m.into_inner(),
+    };
 
     let tls_files = match (raw.tls.certificate, raw.tls.private_key) {
         (Some(c), Some(k)) => Some((crate::absolute(base, c.get_ref()), crate::absolute(base, k.get_ref()))),
@@ -375,6 +408,30 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
             return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
         }
+        let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
+        let mut proxy_protocol_from = Vec::new();
+        if let Some(list) = &l.proxy_protocol_from {
+            if !proxy_protocol {
+                let hint = "set proxy_protocol = true on this listener, or remove proxy_protocol_from";
+                return Err(err(list.span().start, format!("listener {:?}: proxy_protocol_from without proxy_protocol = true", l.name), hint));
+            }
+            for n in list.get_ref() {
+                match network(n.get_ref()) {
+                    Some(net) => proxy_protocol_from.push(net),
+                    None => {
+                        let hint = "write the load balancer's address or prefix, e.g. \"192.0.2.10\" or \"10.0.0.0/24\"";
+                        return Err(err(n.span().start, format!("proxy_protocol_from: {:?} is not an address or a prefix", n.get_ref()), hint));
+                    }
+                }
+            }
+        }
+        if let Some(p) = l.proxy_protocol.as_ref().filter(|_| proxy_protocol && proxy_protocol_from.is_empty()) {
+            // Believing a header from anyone lets any client name a trusted
+            // address (relaying through trusted_networks) or rotate fake
+            // sources past every per-address limit.
+            let hint = "add proxy_protocol_from = [\"<address or prefix of your load balancer>\"] to this listener: a PROXY header from anyone else is refused";
+            return Err(err(p.span().start, format!("listener {:?}: proxy_protocol = true without proxy_protocol_from", l.name), hint));
+        }
         if l.legacy_submission.is_some() && l.service != Service::Mx {
             let hint = "legacy_submission belongs on the port-25 (service = \"mx\") listener; submission listeners always take AUTH";
             return Err(err(offset, format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name), hint));
@@ -383,6 +440,14 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
             legacy_submission: l.legacy_submission.unwrap_or(false),
             max_connections: positive(l.max_connections, 20_000, "max_connections")?,
+            max_connections_per_client: positive(
+                l.max_connections_per_client,
+                match l.service {
+                    Service::Mx => MX_CONNECTIONS_PER_CLIENT,
+                    Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
+                },
+                "max_connections_per_client",
+            )?,
             max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
             max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
             max_message_size: positive(l.max_message_size, 25 * 1024 * 1024, "max_message_size")?,
@@ -396,7 +461,8 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             name: l.name,
             address: l.address,
             service: l.service,
-            proxy_protocol: l.proxy_protocol,
+            proxy_protocol,
+            proxy_protocol_from,
         });
     }
     if listeners.is_empty() {
@@ -417,6 +483,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     Ok(Config {
         hostname,
         data_dir,
+        max_data_memory,
         log_format: raw.log.format.unwrap_or_default(),
         log_level,
         tls_files,
@@ -445,9 +512,14 @@ fn default_listeners() -> Vec<Listener> {
             service,
             tls,
             proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             plaintext_auth: false,
             legacy_submission: false,
             max_connections: 20_000,
+            max_connections_per_client: match service {
+                Service::Mx => MX_CONNECTIONS_PER_CLIENT,
+                Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
+            },
             max_commands_before_mail: 50,
             max_recipients: 100,
             max_message_size: 25 * 1024 * 1024,
@@ -518,6 +590,26 @@ mod tests {
         assert!(e.message.contains("only for service = \"mx\""), "{e}");
         let e = check("[submission]\nauth_login_lock_after = 0\n").unwrap_err();
         assert_eq!(e.line, 2);
+
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\n").unwrap_err();
+        assert_eq!(e.line, 4, "{e}");
+        assert!(e.message.contains("without proxy_protocol_from") && e.hint.contains("proxy_protocol_from = ["), "{e}");
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = []\n").unwrap_err();
+        assert_eq!(e.line, 4, "an empty list trusts nobody and is refused the same way: {e}");
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/8\", \"lb\"]\n")
+            .unwrap_err();
+        assert_eq!(e.line, 5, "{e}");
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol_from = [\"10.0.0.1\"]\n").unwrap_err();
+        assert!(e.message.contains("without proxy_protocol = true"), "{e}");
+        let c =
+            check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/48\"]\n")
+                .unwrap();
+        assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse().unwrap(), "2001:db8::/48".parse::<ipnet::IpNet>().unwrap()]);
+        assert_eq!(c.listeners[0].max_connections_per_client, 20);
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nmax_connections_per_client = 0\n").unwrap_err();
+        assert!(e.message.contains("max_connections_per_client must be greater than 0"), "{e}");
+        assert_eq!(check("max_data_memory = 1000\n").unwrap_err().line, 1);
+        assert_eq!(check("").unwrap().max_data_memory, 256 * 1024 * 1024);
 
         let two = "[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2525\"\n[[listener]]\nname = \"a\"\naddress = \"127.0.0.1:2526\"\n";
         assert_eq!(check(two).unwrap_err().line, 4);

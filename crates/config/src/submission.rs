@@ -59,10 +59,9 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut trusted_networks = Vec::new();
     for n in raw.trusted_networks.unwrap_or_default() {
-        let parsed = n.get_ref().parse::<ipnet::IpNet>().or_else(|_| n.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-        match parsed {
-            Ok(net) => trusted_networks.push(net.trunc()),
-            Err(_) => {
+        match crate::model::network(n.get_ref()) {
+            Some(net) => trusted_networks.push(net),
+            None => {
                 return Err(err(
                     n.span().start,
                     format!("trusted network {:?} is not an address or a prefix", n.get_ref()),

@@ -45,6 +45,34 @@ pub enum Command {
     Auth(String),
     /// BDAT, ETRN, TURN and the like: recognised, not offered.
     NotImplemented,
+    /// An HTTP request line or header field: a web client or a proxy
+    /// abuser, never an SMTP client. The session answers 521 and closes
+    /// (Postfix's smtpd_forbidden_commands).
+    Http,
+}
+
+/// HTTP methods (RFC 9110 §9, RFC 5789 PATCH, the HTTP/2 preface's PRI).
+const HTTP_METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "PRI"];
+
+/// True for a line that can only be HTTP: it starts with an HTTP method and
+/// a space, ends in an HTTP version (`PROPFIND / HTTP/1.1`), or is a header
+/// field (`Host: ...`, `User-Agent:...`: a token and a colon as its first
+/// word, a form no SMTP command has).
+pub fn is_http(line: &[u8]) -> bool {
+    let first_word = line.split(|&b| b == b' ').next().unwrap_or_default();
+    if line.len() > first_word.len() && HTTP_METHODS.iter().any(|m| first_word.eq_ignore_ascii_case(m.as_bytes())) {
+        return true;
+    }
+    let last_word = line.rsplit(|&b| b == b' ').next().unwrap_or_default();
+    if line.len() > last_word.len() && last_word.len() > 5 && last_word[..5].eq_ignore_ascii_case(b"HTTP/") {
+        return true;
+    }
+    // RFC 9110 §5.1: field-name = token; tchar below.
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    match first_word.iter().position(|&b| b == b':') {
+        Some(colon) => colon > 0 && first_word[..colon].iter().all(tchar),
+        None => false,
+    }
 }
 
 const fn syntax(text: &'static str) -> Reply {
@@ -57,6 +85,9 @@ fn path_error(enhanced: &'static str, what: &str, e: PathError) -> Reply {
 
 /// Parses one command line (without CRLF).
 pub fn parse(line: &[u8]) -> Result<Command, Reply> {
+    if is_http(line) {
+        return Ok(Command::Http);
+    }
     let line = std::str::from_utf8(line).map_err(|_| Reply::new(500, "5.5.2", "Command is not valid UTF-8"))?;
     if line.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
         return Err(Reply::new(500, "5.5.2", "Control character in command"));
@@ -189,5 +220,33 @@ mod tests {
         assert_eq!(parse(b"HELO").unwrap_err().code, 501);
         assert_eq!(parse(b"NOOP \x01").unwrap_err().code, 500);
         assert_eq!(parse(b"\xff").unwrap_err().code, 500);
+    }
+
+    #[test]
+    fn http_requests_and_header_fields_are_recognised() {
+        for line in [
+            &b"GET / HTTP/1.0"[..],
+            b"get /index.html HTTP/1.1",
+            b"POST /x HTTP/1.1",
+            b"HEAD / HTTP/1.1",
+            b"PUT /f HTTP/1.1",
+            b"CONNECT mx.example:25 HTTP/1.0",
+            b"OPTIONS * HTTP/1.1",
+            b"PRI * HTTP/2.0",
+            b"PROPFIND /dav HTTP/1.1",
+            b"Host: 127.0.0.1:2525",
+            b"host:127.0.0.1",
+            b"User-Agent: curl/8.5.0",
+            b"Accept: */*",
+            b"X-Forwarded-For: 192.0.2.1",
+            b"Content-Length: 0",
+            b"Subject: a header line after a refused DATA",
+        ] {
+            assert_eq!(parse(line), Ok(Command::Http), "{}", String::from_utf8_lossy(line));
+        }
+        // SMTP commands, including ones whose words contain colons.
+        for line in [&b"MAIL FROM:<a@b.example>"[..], b"RCPT TO:<postmaster>", b"EHLO get", b"HELO [IPv6:2001:db8::1]", b"NOOP GET / HTTP", b"GET", b"QUIT"] {
+            assert_ne!(parse(line), Ok(Command::Http), "{}", String::from_utf8_lossy(line));
+        }
     }
 }

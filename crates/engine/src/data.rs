@@ -9,6 +9,8 @@
 //! overlong lines are noted and the reader keeps going to the real end, so
 //! the session can answer after the terminator as RFC 5321 requires.
 
+use crate::budget::Reservation;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     /// At the start of a line.
@@ -38,7 +40,14 @@ pub struct DataReader {
     line_len: usize,
     max_line: usize,
     max_size: usize,
+    /// Bytes in `out` before the message (the Received header), not
+    /// counted against `max_size`.
+    base: usize,
+    /// The memory budget the buffer grows within, if any.
+    budget: Option<Reservation>,
     pub oversize: bool,
+    /// The budget for data in flight ran out: the message was dropped.
+    pub over_budget: bool,
     pub line_too_long: bool,
     /// Bytes of the message as received (after unstuffing), counted even when
     /// no longer stored because of the size limit.
@@ -49,19 +58,60 @@ impl DataReader {
     /// `max_line` excludes the CRLF (998 by RFC 5322 §2.1.1);
     /// `max_size` is the largest message stored, in bytes.
     pub fn new(max_line: usize, max_size: usize) -> DataReader {
-        DataReader { state: State::LineStart, line_len: 0, max_line, max_size, oversize: false, line_too_long: false, size: 0 }
+        DataReader {
+            state: State::LineStart,
+            line_len: 0,
+            max_line,
+            max_size,
+            base: 0,
+            budget: None,
+            oversize: false,
+            over_budget: false,
+            line_too_long: false,
+            size: 0,
+        }
+    }
+
+    /// Grows `out` only as far as `reservation` can follow (the capacity
+    /// is what is reserved); `base` bytes already in `out` (the trace
+    /// header written before the message) are not part of the message.
+    pub fn with_budget(mut self, base: usize, reservation: Reservation) -> DataReader {
+        self.base = base;
+        self.budget = Some(reservation);
+        self
+    }
+
+    fn drop_message(&mut self, out: &mut Vec<u8>) {
+        out.clear();
+        out.shrink_to_fit();
+        if let Some(r) = &mut self.budget {
+            r.release();
+        }
     }
 
     fn push(&mut self, out: &mut Vec<u8>, bytes: &[u8]) {
         self.size += bytes.len() as u64;
-        if self.oversize {
+        if self.oversize || self.over_budget {
             return;
         }
-        if out.len() + bytes.len() > self.max_size {
+        if out.len().saturating_sub(self.base) + bytes.len() > self.max_size {
             self.oversize = true;
-            out.clear();
-            out.shrink_to_fit();
+            self.drop_message(out);
             return;
+        }
+        let need = out.len() + bytes.len();
+        if need > out.capacity() {
+            // Doubling as Vec does, but never past the largest message, and
+            // reserved from the budget before the memory is taken.
+            let capacity = (out.capacity() * 2).min(self.base + self.max_size).max(need);
+            if let Some(r) = &mut self.budget {
+                if !r.grow_to(capacity) {
+                    self.over_budget = true;
+                    self.drop_message(out);
+                    return;
+                }
+            }
+            out.reserve_exact(capacity - out.len());
         }
         out.extend_from_slice(bytes);
     }
@@ -184,5 +234,37 @@ mod tests {
         assert!(r.line_too_long && r.oversize);
         assert!(out.is_empty());
         assert_eq!(r.size, 20);
+    }
+
+    #[test]
+    fn the_buffer_grows_within_its_budget_and_is_dropped_past_it() {
+        let budget = crate::budget::DataBudget::new(64 * 1024);
+        let mut out = b"Received: x\r\n".to_vec();
+        let mut r = DataReader::new(998, 1 << 20).with_budget(out.len(), budget.start(0).unwrap());
+        let line = [b'a'; 900];
+        let mut fed = 0;
+        while !r.over_budget {
+            let mut chunk = line.to_vec();
+            chunk.extend_from_slice(b"\r\n");
+            assert_eq!(r.feed(&chunk, &mut out).1, Outcome::NeedMore);
+            fed += 1;
+            assert!(budget.used() <= budget.limit());
+            assert!(out.capacity() <= budget.used() || r.over_budget, "{} > {}", out.capacity(), budget.used());
+            assert!(fed < 100, "64 KiB of budget must run out before 90 KB are kept");
+        }
+        assert!(out.capacity() == 0 && budget.used() == 0, "the message is dropped and its budget given back");
+        // The reader still finds the end, so the session can answer.
+        assert_eq!(r.feed(b"more\r\n.\r\n", &mut out).1, Outcome::End);
+        assert!(out.is_empty() && !r.oversize);
+
+        // Within the budget the header stays in front and does not count
+        // against the size limit.
+        let mut out = b"Received: x\r\n".to_vec();
+        let mut r = DataReader::new(998, 6).with_budget(out.len(), budget.start(0).unwrap());
+        assert_eq!(r.feed(b"abcd\r\n.\r\n", &mut out).1, Outcome::End);
+        assert!(!r.oversize && !r.over_budget);
+        assert_eq!(out, b"Received: x\r\nabcd\r\n");
+        drop(r);
+        assert_eq!(budget.used(), 0);
     }
 }

@@ -6,13 +6,15 @@
 //! commands, errors and time. Policies plug in through [`Hooks`].
 //!
 //! Layout: pure parsers first ([`command`], [`address`], [`data`],
-//! [`proxy`], [`input`]'s line splitter), then the I/O: [`session`] (the
-//! state machine), [`accept`] (the accept loop, connection cap and drain
-//! that the spampot shares), [`server`] (PROXY header, implicit TLS, the
-//! SMTP listener over [`accept`]), [`tls`] (certificates).
+//! [`proxy`], [`input`]'s line splitter), [`budget`] (memory for DATA in
+//! flight), then the I/O: [`session`] (the state machine), [`accept`] (the
+//! accept loop, connection caps overall and per client, and drain, which
+//! the spampot shares), [`server`] (PROXY header, implicit TLS, the SMTP
+//! listener over [`accept`]), [`tls`] (certificates).
 
 pub mod accept;
 pub mod address;
+pub mod budget;
 pub mod command;
 pub mod data;
 pub mod device_tls;
@@ -28,6 +30,7 @@ pub mod settings;
 pub mod stream;
 pub mod tls;
 
+pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
 pub use reply::Reply;
 pub use server::{run, serve_stream, session_id};

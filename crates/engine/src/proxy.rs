@@ -2,6 +2,7 @@
 //! load balancer in front of the listener so the engine sees the real client.
 //! Pure: bytes in, header out; `Ok(None)` means more bytes are needed.
 
+use crate::accept::canonical;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";
@@ -30,7 +31,17 @@ pub enum ProxyError {
 }
 
 /// Parses a header at the start of `buf`, returning it and its length.
+/// IPv4-mapped IPv6 addresses in it (`TCP6 ::ffff:192.0.2.1 ...`) come
+/// back as IPv4, as the accept loop folds socket addresses.
 pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
+    let parsed = parse_any(buf)?;
+    Ok(parsed.map(|(header, used)| match header {
+        ProxyHeader::Proxied { source, destination } => (ProxyHeader::Proxied { source: canonical(source), destination: canonical(destination) }, used),
+        other => (other, used),
+    }))
+}
+
+fn parse_any(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let n = buf.len().min(V2_SIGNATURE.len());
     if buf[..n] == V2_SIGNATURE[..n] {
         return if n < V2_SIGNATURE.len() { Ok(None) } else { parse_v2(buf) };
@@ -138,6 +149,8 @@ mod tests {
         assert!(parse(b"PROXY TCP4 ::1 ::1 1 2\r\n").is_err());
         assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n").is_err());
         assert_eq!(parse(b"EHLO x\r\n"), Err(ProxyError::Missing));
+        let (mapped, _) = parse(b"PROXY TCP6 ::ffff:192.0.2.1 ::ffff:198.51.100.2 1 25\r\n").unwrap().unwrap();
+        assert_eq!(mapped, ProxyHeader::Proxied { source: "192.0.2.1:1".parse().unwrap(), destination: "198.51.100.2:25".parse().unwrap() });
     }
 
     #[test]

@@ -100,6 +100,9 @@ pub mod std_replies {
     pub const TIMEOUT: Reply = Reply::new(421, "4.4.2", "Timeout exceeded; closing connection");
     pub const SHUTDOWN: Reply = Reply::new(421, "4.3.2", "Service shutting down; try again later");
     pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(421, "4.7.0", "Too many connections; try again later");
+    pub const TOO_MANY_FROM_CLIENT: Reply = Reply::new(421, "4.7.0", "Too many connections from your address (IPv6: your /64); close some and try again later");
+    pub const DATA_BUDGET: Reply = Reply::new(452, "4.3.1", "Insufficient system storage: too much mail in progress; try again later");
+    pub const HTTP_ON_SMTP: Reply = Reply::new(521, "5.7.0", "This is an SMTP server, not a web server; closing connection");
     pub const TOO_MANY_COMMANDS: Reply = Reply::new(421, "4.7.0", "Too many commands without a transaction; closing connection");
     pub const TOO_MANY_ERRORS: Reply = Reply::new(421, "4.7.0", "Too many errors; closing connection");
     pub const LOCAL_ERROR: Reply = Reply::new(451, "4.3.0", "Local error in processing; try again later");

@@ -1,8 +1,9 @@
 //! The SMTP listener over the shared [`crate::accept`] loop (connection
-//! cap, drain on shutdown): per connection, read a PROXY header or do the
-//! implicit TLS handshake, then run a session.
+//! cap, drain on shutdown): per connection, read a PROXY header (only from
+//! the listener's trusted proxies), take the client's slot of the
+//! per-client cap, do the implicit TLS handshake, then run a session.
 
-use crate::accept::{accept_loop, drain, Refused};
+use crate::accept::{accept_loop, canonical, drain, Clients, Refused};
 use crate::hooks::{Hooks, SessionInfo};
 use crate::input::Input;
 use crate::proxy::{self, ProxyHeader};
@@ -16,6 +17,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -35,6 +37,7 @@ pub fn session_id() -> String {
 /// then waits up to the drain timeout for open sessions.
 pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
+    let clients = Clients::new(settings.limits.max_connections_per_client);
     let tracker = TaskTracker::new();
     let sessions = shutdown.child_token();
     let refused = |r: Refused<'_>| match r {
@@ -44,7 +47,7 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
             let _ = tcp.try_write(&R::TOO_MANY_CONNECTIONS.to_wire());
         }
     };
-    let serve = |tcp, peer| start_session(tcp, peer, settings.clone(), hooks.clone(), sessions.clone());
+    let serve = |tcp, peer| start_session(tcp, peer, settings.clone(), hooks.clone(), clients.clone(), sessions.clone());
     accept_loop(&listener, &slots, &tracker, &shutdown, refused, serve).await;
     emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
     if !drain(&tracker, settings.drain_timeout).await {
@@ -52,12 +55,24 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
     }
 }
 
-async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
-    let local = tcp.local_addr().unwrap_or(socket_peer);
+async fn start_session<H: Hooks>(
+    tcp: TcpStream,
+    socket_peer: SocketAddr,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    clients: Arc<Clients>,
+    shutdown: CancellationToken,
+) {
+    let local = tcp.local_addr().map(canonical).unwrap_or(socket_peer);
     let mut info = SessionInfo::new(session_id(), settings.name.clone(), socket_peer, local);
     let mut stream = Stream::Plain(tcp);
     let mut input = Input::default();
     if settings.proxy_protocol {
+        if !settings.proxy_protocol_from.iter().any(|net| net.contains(&socket_peer.ip())) {
+            // Not one of our proxies: its header would be a lie it chose.
+            emit!(warn, ev::SESSION_PROXY_UNTRUSTED, session = %info.id, listener = %info.listener, peer = %socket_peer);
+            return;
+        }
         match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await {
             Ok(Ok(ProxyHeader::Proxied { source, destination })) => {
                 emit!(debug, ev::SESSION_PROXY, session = %info.id, proxy = %socket_peer, source = %source, destination = %destination);
@@ -76,6 +91,18 @@ async fn start_session<H: Hooks>(tcp: TcpStream, socket_peer: SocketAddr, settin
             }
         }
     }
+    // The per-client cap counts the real client, so it is taken after the
+    // PROXY header and held for the whole session.
+    let Some(_client) = clients.enter(info.peer.ip()) else {
+        emit!(info, ev::SESSION_LIMIT, session = %info.id, listener = %info.listener, peer = %info.peer, limit = "max_connections_per_client",
+            max = clients.max_per_client());
+        // No plaintext reply where the client expects a TLS handshake.
+        if settings.tls_mode != TlsMode::Implicit {
+            let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.write_all(&R::TOO_MANY_FROM_CLIENT.to_wire())).await;
+            let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.shutdown()).await;
+        }
+        return;
+    };
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
     if settings.tls_mode == TlsMode::Implicit {
         let Some(config) = settings.tls.clone() else { return };

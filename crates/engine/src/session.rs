@@ -22,6 +22,10 @@ use tokio_util::sync::CancellationToken;
 
 mod auth;
 
+/// What a message buffer starts with, reserved from the data budget
+/// before DATA is answered 354.
+const FIRST_DATA_BUFFER: usize = 16 * 1024;
+
 /// Why the session loop ended.
 enum End {
     Quit,
@@ -231,6 +235,11 @@ impl<H: Hooks> Session<H> {
             Command::StartTls => return self.starttls().await,
             Command::Auth(args) => return self.auth(&args, shutdown).await,
             Command::NotImplemented => self.refuse(R::NOT_IMPLEMENTED),
+            Command::Http => {
+                emit!(info, ev::SESSION_PROTOCOL_VIOLATION, session = %self.info.id, peer = %self.info.peer, violation = "HTTP on an SMTP listener");
+                self.reply(R::HTTP_ON_SMTP);
+                return Some(End::Closed("HTTP request"));
+            }
         }
         None
     }
@@ -343,13 +352,30 @@ impl<H: Hooks> Session<H> {
             }
             Some(_) => {}
         }
+        // The trace header goes into the buffer first and the message is
+        // read in behind it, so storing both never copies the message.
+        let id = format!("{}{:03}", self.info.id, self.transactions + 1);
+        let received_header = received::header(&self.info, &self.settings.hostname, self.envelope.as_ref().expect("checked above"), &id);
+        let first = received_header.len() + FIRST_DATA_BUFFER;
+        let reservation = self.settings.data_budget.start(first).and_then(|mut r| r.grow_to(first).then_some(r));
+        let Some(reservation) = reservation else {
+            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
+                in_flight = self.settings.data_budget.used());
+            // The transaction ends here, as after any answer to DATA.
+            self.envelope = None;
+            self.refuse(R::DATA_BUDGET);
+            return None;
+        };
         self.reply(R::START_DATA);
         if self.flush().await.is_err() {
             return Some(End::ClientClosed);
         }
         let limits = self.settings.limits.clone();
-        let mut reader = DataReader::new(limits.max_data_line, limits.max_message_size);
-        let mut body = Vec::with_capacity(4096);
+        let mut body = Vec::with_capacity(first);
+        body.extend_from_slice(&received_header);
+        let header_len = received_header.len();
+        drop(received_header);
+        let mut reader = DataReader::new(limits.max_data_line, limits.max_message_size).with_budget(header_len, reservation);
         let outcome = loop {
             let (used, outcome) = reader.feed(self.input.buffered(), &mut body);
             self.input.consume(used);
@@ -382,6 +408,10 @@ impl<H: Hooks> Session<H> {
         }
         let refusal = if reader.oversize {
             Some((R::SIZE_EXCEEDED, "size"))
+        } else if reader.over_budget {
+            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
+                in_flight = self.settings.data_budget.used());
+            Some((R::DATA_BUDGET, "data_memory"))
         } else if reader.line_too_long {
             Some((R::DATA_LINE_TOO_LONG, "line length"))
         } else {
@@ -392,11 +422,12 @@ impl<H: Hooks> Session<H> {
             self.refuse(reply);
             return None;
         }
-        let id = format!("{}{:03}", self.info.id, self.transactions);
-        let received_header = received::header(&self.info, &self.settings.hostname, &envelope, &id);
-        let size = received_header.len() + body.len();
-        let message = Message { id: id.clone(), received_header, body };
+        let size = body.len();
+        let message = Message::new(id.clone(), body, header_len);
+        // `reader` holds the memory reservation until the policy is done
+        // with the message (stored or refused).
         let decision = self.hooks.data(&self.info, &envelope, message).await;
+        drop(reader);
         match decision {
             Decision::Accept | Decision::AcceptWith(_) => {
                 self.accepted += 1;

@@ -1,6 +1,8 @@
 //! Per-listener settings the engine enforces. The config crate builds these
 //! from the TOML file; tests build them directly.
 
+use crate::budget::DataBudget;
+use ipnet::IpNet;
 use rustls::ServerConfig;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +20,9 @@ pub enum TlsMode {
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections one client may have open at once: an IPv4 address, or
+    /// an IPv6 /64 (see [`crate::accept::client_key`]). Over it: 421 4.7.0.
+    pub max_connections_per_client: usize,
     /// Commands outside a transaction (NOOP, RSET, VRFY, EHLO, ...) before a
     /// successful MAIL; protects against probing and idle abuse.
     pub max_commands_before_mail: u32,
@@ -41,6 +46,7 @@ impl Default for Limits {
     fn default() -> Limits {
         Limits {
             max_connections: 20_000,
+            max_connections_per_client: 20,
             max_commands_before_mail: 50,
             max_recipients: 100,
             max_message_size: 25 * 1024 * 1024,
@@ -63,7 +69,14 @@ pub struct ListenerSettings {
     pub tls: Option<Arc<ServerConfig>>,
     /// Expect a HAProxy PROXY v1/v2 header on every connection.
     pub proxy_protocol: bool,
+    /// The proxies allowed to send that header. A connection from any other
+    /// address is closed unread: whoever can reach the listener directly
+    /// must not choose the address it is judged by.
+    pub proxy_protocol_from: Vec<IpNet>,
     pub limits: Limits,
+    /// Memory for message data in flight; one budget shared by every
+    /// listener of the process.
+    pub data_budget: Arc<DataBudget>,
     /// How long shutdown waits for sessions in a transaction.
     pub drain_timeout: Duration,
 }

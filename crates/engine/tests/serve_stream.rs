@@ -19,7 +19,7 @@ impl Hooks for Capture {
         Decision::Accept
     }
     async fn data(&self, _: &SessionInfo, _: &Envelope, m: Message) -> Decision {
-        self.0.lock().unwrap().push(m.body);
+        self.0.lock().unwrap().push(m.into_body());
         Decision::Accept
     }
 }
@@ -36,7 +36,9 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
         tls_mode: TlsMode::None,
         tls: None,
         proxy_protocol: false,
+        proxy_protocol_from: Vec::new(),
         limits: Limits::default(),
+        data_budget: port25_engine::DataBudget::unlimited(),
         drain_timeout: Duration::from_secs(1),
     });
     let info = SessionInfo::new(port25_engine::session_id(), "tunnel".into(), peer, addr);

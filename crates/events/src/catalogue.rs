@@ -23,6 +23,7 @@ catalogue! {
     SESSION_TIMEOUT = "port25.session.timeout";
     SESSION_PROXY = "port25.session.proxy";
     SESSION_PROXY_INVALID = "port25.session.proxy.invalid";
+    SESSION_PROXY_UNTRUSTED = "port25.session.proxy.untrusted";
     SESSION_LIMIT = "port25.session.limit";
     SESSION_PROTOCOL_VIOLATION = "port25.session.protocol_violation";
 

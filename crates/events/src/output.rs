@@ -1,6 +1,16 @@
 //! Log output: human-readable text for a terminal, JSON lines for machines.
+//!
+//! Field values come from the network (request lines, HELO names, reply
+//! texts), so the text output escapes every control character in them: a
+//! bare CR or LF in a value would otherwise start a forged log line, and an
+//! ESC would drive the operator's terminal. JSON output escapes them already.
 
+use std::fmt::{self, Write as _};
 use std::str::FromStr;
+use tracing::field::Field;
+use tracing_subscriber::field::MakeExt;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::FormatFields;
 use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,7 +43,7 @@ pub fn init(format: LogFormat, level: &str) {
         .with_target(false);
     // A second init (tests) is harmless: keep the first subscriber.
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.fmt_fields(text_fields()).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
     };
 }
@@ -50,8 +60,79 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false);
     let fmt: ExtraLayer = match format {
-        LogFormat::Text => fmt.with_filter(filter).boxed(),
+        LogFormat::Text => fmt.fmt_fields(text_fields()).with_filter(filter).boxed(),
         LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
     };
     let _ = tracing_subscriber::registry().with(vec![fmt, extra]).try_init();
+}
+
+/// Writes through to `inner`, escaping control characters (C0, DEL, C1):
+/// `\r`, `\n`, `\t`, `\u{1b}`, ... as Rust writes them.
+struct Escaping<'a, W: fmt::Write>(&'a mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        let mut rest = s;
+        while let Some(i) = rest.find(char::is_control) {
+            self.0.write_str(&rest[..i])?;
+            let c = rest[i..].chars().next().expect("found at i");
+            write!(self.0, "{}", c.escape_debug())?;
+            rest = &rest[i + c.len_utf8()..];
+        }
+        self.0.write_str(rest)
+    }
+}
+
+/// The text output's fields: `name=value` separated by spaces, the message
+/// first without its name (as tracing's default), control characters in
+/// names and values escaped.
+fn text_fields() -> impl for<'w> FormatFields<'w> + Send + Sync + 'static {
+    tracing_subscriber::fmt::format::debug_fn(|w: &mut Writer<'_>, field: &Field, value: &dyn fmt::Debug| {
+        let mut out = Escaping(w);
+        match field.name() {
+            "message" => write!(out, "{value:?}"),
+            name => write!(out, "{name}={value:?}"),
+        }
+    })
+    .delimited(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn text_output_escapes_control_characters_in_values() {
+        let buf = Buffer::default();
+        let writer = buf.clone();
+        let subscriber =
+            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).fmt_fields(super::text_fields()).finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let url = "/x\rINFO event=\"port25.session.closed\"\n\u{1b}[2J\u{7f}\u{85}é\t";
+            crate::emit!(info, crate::SPAMPOT_HTTP_REQUEST, url = %url, quoted = url, n = 3);
+            tracing::info!("message with a\rCR");
+        });
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text:?}");
+        let want = format!(r#"event="{}" url=/x\rINFO event="{}"\n\u{{1b}}[2J\u{{7f}}\u{{85}}é\t quoted="#, crate::SPAMPOT_HTTP_REQUEST, crate::SESSION_CLOSED);
+        assert!(lines[0].contains(&want), "{text:?}");
+        assert!(lines[0].ends_with(" n=3"), "{text:?}");
+        assert!(lines[1].ends_with(r"message with a\rCR"), "{text:?}");
+        assert!(!text.contains('\r') && !text.contains('\u{1b}') && text.matches('\n').count() == 2, "{text:?}");
+    }
 }

@@ -127,9 +127,9 @@ impl Hooks for MxPolicy {
     }
 
     async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
-        let mut content = message.received_header;
-        content.extend_from_slice(&message.body);
-        self.store(info, envelope, message.id, content).await
+        let id = message.id.clone();
+        // Received header and message are already one buffer: no copy.
+        self.store(info, envelope, id, message.into_content()).await
     }
 }
 

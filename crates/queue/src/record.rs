@@ -42,30 +42,50 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-pub fn encode_message(m: &SpooledMessage, out: &mut Vec<u8>) {
-    let start = out.len();
-    out.extend_from_slice(&[0u8; 8]);
-    put_bytes(out, m.id.as_bytes());
-    out.extend_from_slice(&m.received_at.to_le_bytes());
-    put_bytes(out, m.peer.as_bytes());
-    put_bytes(out, m.helo.as_bytes());
-    put_bytes(out, m.from.as_bytes());
-    out.extend_from_slice(&(m.rcpts.len() as u32).to_le_bytes());
+/// A record up to its content: length, checksum, the envelope fields and
+/// the content's length. The content itself follows it unchanged, so a
+/// writer sends it from the message's own buffer instead of copying every
+/// message of a batch (up to 25 MiB each) into one buffer first.
+pub fn record_head(m: &SpooledMessage) -> Vec<u8> {
+    let mut head = vec![0u8; 8];
+    put_bytes(&mut head, m.id.as_bytes());
+    head.extend_from_slice(&m.received_at.to_le_bytes());
+    put_bytes(&mut head, m.peer.as_bytes());
+    put_bytes(&mut head, m.helo.as_bytes());
+    put_bytes(&mut head, m.from.as_bytes());
+    head.extend_from_slice(&(m.rcpts.len() as u32).to_le_bytes());
     for r in &m.rcpts {
-        put_bytes(out, r.as_bytes());
+        put_bytes(&mut head, r.as_bytes());
     }
-    put_bytes(out, &m.content);
-    let payload_len = (out.len() - start - 8) as u32;
-    let crc = crc32fast::hash(&out[start + 8..]);
-    out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    head.extend_from_slice(&(m.content.len() as u32).to_le_bytes());
+    let payload_len = (head.len() - 8 + m.content.len()) as u32;
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&head[8..]);
+    crc.update(&m.content);
+    head[..4].copy_from_slice(&payload_len.to_le_bytes());
+    head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
+    head
+}
+
+/// Writes a batch file's bytes: the magic, then each record's head and
+/// content.
+pub fn write_batch<'a, W: std::io::Write>(out: &mut W, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> std::io::Result<()> {
+    out.write_all(MAGIC)?;
+    for m in messages {
+        out.write_all(&record_head(m))?;
+        out.write_all(&m.content)?;
+    }
+    Ok(())
+}
+
+pub fn encode_message(m: &SpooledMessage, out: &mut Vec<u8>) {
+    out.extend_from_slice(&record_head(m));
+    out.extend_from_slice(&m.content);
 }
 
 pub fn encode_batch<'a>(messages: impl IntoIterator<Item = &'a SpooledMessage>) -> Vec<u8> {
-    let mut out = MAGIC.to_vec();
-    for m in messages {
-        encode_message(m, &mut out);
-    }
+    let mut out = Vec::new();
+    write_batch(&mut out, messages).expect("writing to a Vec does not fail");
     out
 }
 

@@ -123,8 +123,7 @@ impl Committer {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            let bytes = record::encode_batch(jobs.iter().map(|j| &j.message));
-            match self.write(seq, &bytes) {
+            match self.write(seq, jobs.iter().map(|j| &j.message)) {
                 Ok(()) => {
                     let (messages, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (Arc::new(j.message), j.reply)).unzip();
                     // Announce before answering: once a session has its 250
@@ -145,12 +144,16 @@ impl Committer {
         }
     }
 
-    fn write(&self, seq: u64, bytes: &[u8]) -> io::Result<()> {
+    /// Writes the batch straight from the messages' buffers (a buffered
+    /// writer for the small record heads; contents larger than its buffer
+    /// go to the file directly).
+    fn write<'a>(&self, seq: u64, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> io::Result<()> {
         let name = batch_name(seq);
         let tmp = self.tmp.join(&name);
         let result = (|| {
-            let mut f = File::create(&tmp)?;
-            f.write_all(bytes)?;
+            let mut f = io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+            record::write_batch(&mut f, messages)?;
+            let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
             fs::rename(&tmp, self.batches.join(&name))?;
             sync_dir(&self.batches)

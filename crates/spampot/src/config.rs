@@ -4,7 +4,8 @@
 //! the ports open proxies are found on (docs/spampot.md has the mapping and
 //! the firewall redirects that put them on the real ports).
 
-use serde::Deserialize;
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -28,6 +29,40 @@ pub struct Listener {
     /// Expect a PROXY v1/v2 header (sensor behind NAT or a load balancer).
     #[serde(default)]
     pub proxy_protocol: bool,
+    /// The proxies whose header is believed; a connection from any other
+    /// address is closed unread (else any client could name its source
+    /// and rotate past the per-source caps).
+    #[serde(default, deserialize_with = "networks")]
+    pub proxy_protocol_from: Vec<IpNet>,
+}
+
+/// Addresses or prefixes ("192.0.2.10", "10.0.0.0/24").
+fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    let raw = Vec::<String>::deserialize(d)?;
+    raw.iter()
+        .map(|s| {
+            let net = s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
+            net.map(|n| n.trunc())
+                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an address or a prefix; write e.g. \"192.0.2.10\" or \"10.0.0.0/24\"")))
+        })
+        .collect()
+}
+
+/// Where each listener's `proxy_protocol` key is, for errors with a line.
+#[derive(Deserialize, Default)]
+struct ListenerSpans {
+    #[serde(default)]
+    listener: Vec<ListenerSpan>,
+}
+
+#[derive(Deserialize)]
+struct ListenerSpan {
+    proxy_protocol: Option<toml::Spanned<bool>>,
+    proxy_protocol_from: Option<toml::Spanned<toml::Value>>,
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
 }
 
 /// What a tunnel to a port that is not a mail port gets.
@@ -44,7 +79,11 @@ pub enum Refusal {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Open connections per source: an IPv4 address or an IPv6 /64.
     pub max_connections_per_source: usize,
+    /// Bytes of message data all sessions together may hold in memory;
+    /// past it a message gets 452 4.3.1.
+    pub max_data_memory: usize,
     /// Bytes one connection may send in messages before it is closed.
     pub max_session_bytes: u64,
     pub max_message_size: usize,
@@ -60,6 +99,7 @@ impl Default for Limits {
         Limits {
             max_connections: 20_000,
             max_connections_per_source: 64,
+            max_data_memory: 256 * 1024 * 1024,
             max_session_bytes: 64 * 1024 * 1024,
             max_message_size: 10 * 1024 * 1024,
             max_recipients: 1000,
@@ -122,7 +162,7 @@ pub struct Config {
 }
 
 fn listener(name: &str, port: u16, kind: Kind) -> Listener {
-    Listener { name: name.to_owned(), address: SocketAddr::from(([0, 0, 0, 0], port)), kind, proxy_protocol: false }
+    Listener { name: name.to_owned(), address: SocketAddr::from(([0, 0, 0, 0], port)), kind, proxy_protocol: false, proxy_protocol_from: Vec::new() }
 }
 
 /// The default bait: real port + 10000 (or 10080 for 80).
@@ -169,6 +209,26 @@ impl Config {
             format!("{}:{line}: {}", file.display(), e.message())
         })?;
         c.check().map_err(|e| format!("{}: {e}", file.display()))?;
+        let spans: ListenerSpans = toml::from_str(text).unwrap_or_default();
+        for (n, l) in c.listeners.iter().enumerate() {
+            let span = spans.listener.get(n);
+            if l.proxy_protocol && l.proxy_protocol_from.is_empty() {
+                let line = span.and_then(|s| s.proxy_protocol.as_ref()).map_or(0, |p| line_of(text, p.span().start));
+                return Err(format!(
+                    "{}:{line}: listener {:?}: proxy_protocol = true without proxy_protocol_from; fix: add proxy_protocol_from = [\"<address or prefix of your load balancer>\"] (a PROXY header from anyone else is refused)",
+                    file.display(),
+                    l.name
+                ));
+            }
+            if !l.proxy_protocol && !l.proxy_protocol_from.is_empty() {
+                let line = span.and_then(|s| s.proxy_protocol_from.as_ref()).map_or(0, |p| line_of(text, p.span().start));
+                return Err(format!(
+                    "{}:{line}: listener {:?}: proxy_protocol_from without proxy_protocol = true; fix: set proxy_protocol = true or remove proxy_protocol_from",
+                    file.display(),
+                    l.name
+                ));
+            }
+        }
         Ok(c)
     }
 
@@ -219,6 +279,22 @@ mod tests {
         assert!(e.starts_with("s.toml:4: unknown field `max_conections`"), "{e}");
         let e = Config::parse("refusal_per_port = { \"http\" = \"close\" }\n", Path::new("s.toml")).unwrap_err();
         assert!(e.contains("not a port number"), "{e}");
+    }
+
+    #[test]
+    fn proxy_protocol_needs_the_proxies_it_trusts() {
+        let listener = "[[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:0\"\nkind = \"smtp\"\n";
+        let e = Config::parse(&format!("{listener}proxy_protocol = true\n"), Path::new("s.toml")).unwrap_err();
+        assert!(e.starts_with("s.toml:5: listener \"lb\": proxy_protocol = true without proxy_protocol_from; fix: add proxy_protocol_from"), "{e}");
+        let e = Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = []\n"), Path::new("s.toml")).unwrap_err();
+        assert!(e.starts_with("s.toml:5:"), "{e}");
+        let e = Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"lb.example\"]\n"), Path::new("s.toml")).unwrap_err();
+        assert!(e.starts_with("s.toml:6:") && e.contains("not an address or a prefix"), "{e}");
+        let e = Config::parse(&format!("{listener}proxy_protocol_from = [\"10.0.0.1\"]\n"), Path::new("s.toml")).unwrap_err();
+        assert!(e.starts_with("s.toml:5:") && e.contains("without proxy_protocol = true"), "{e}");
+        let c =
+            Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/64\"]\n"), Path::new("s.toml")).unwrap();
+        assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse::<IpNet>().unwrap(), "2001:db8::/64".parse().unwrap()]);
     }
 }
 

@@ -1,6 +1,8 @@
 //! One bait connection from accept to close: the PROXY header (when the
-//! listener has one), the per-source cap, the proxy handshake or the relay
-//! bait, the SMTP session over the tunnel, and the events around them.
+//! listener has one, and only from its `proxy_protocol_from`), the
+//! per-source cap (the engine's per-client cap: IPv6 counted per /64), the
+//! proxy handshake or the relay bait, the SMTP session over the tunnel, and
+//! the events around them.
 
 use crate::config::{Kind, Listener};
 use crate::policy::CapturePolicy;
@@ -139,17 +141,25 @@ async fn proxy_protocol(conn: &mut Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>)
 }
 
 pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-    let local = tcp.local_addr().unwrap_or(peer);
+    let local = tcp.local_addr().map(port25_engine::accept::canonical).unwrap_or(peer);
     let protocol = match listener.kind {
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",
     };
     let mut conn = Conn { shared, session: port25_engine::session_id(), listener: listener.name.as_str().into(), peer, local, protocol };
     let mut buf = Vec::new();
-    if listener.proxy_protocol && !proxy_protocol(&mut conn, &mut tcp, &mut buf).await {
-        return;
+    if listener.proxy_protocol {
+        if !listener.proxy_protocol_from.iter().any(|net| net.contains(&peer.ip())) {
+            // Anyone else's header would name whatever source it likes.
+            emit!(warn, ev::SESSION_PROXY_UNTRUSTED, session = %conn.session, listener = %conn.listener, peer = %peer);
+            conn.limit("PROXY header from a peer not in proxy_protocol_from");
+            return;
+        }
+        if !proxy_protocol(&mut conn, &mut tcp, &mut buf).await {
+            return;
+        }
     }
-    let Some(_slot) = conn.shared.sources.enter(conn.peer.ip()) else {
+    let Some(_slot) = conn.shared.clients.enter(conn.peer.ip()) else {
         conn.limit("max_connections_per_source");
         return;
     };

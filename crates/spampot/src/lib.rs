@@ -10,7 +10,7 @@
 //! (tests/no_relay.rs holds both).
 //!
 //! Layout: pure parsers ([`sniff`], [`socks4`], [`socks5`], [`http`],
-//! [`probe`]), then [`config`], [`sources`] (per-source caps), [`policy`]
+//! [`probe`]), then [`config`], [`sources`] (messages per source), [`policy`]
 //! (the capture Hooks), [`proxy`] (handshakes), [`conn`] (one connection),
 //! [`server`] (accept loop) and [`run`].
 
@@ -40,6 +40,9 @@ pub struct Shared {
     pub config: config::Config,
     pub store: Store,
     pub sources: Arc<sources::Sources>,
+    /// Open connections per source (an IPv4 address or an IPv6 /64), for
+    /// `max_connections_per_source`: the engine's per-client cap.
+    pub clients: Arc<port25_engine::accept::Clients>,
     /// The total connection cap across listeners.
     pub slots: Arc<Semaphore>,
     /// Engine settings for the fake mail server; cloned per session with
@@ -56,8 +59,10 @@ impl Shared {
             tls_mode: TlsMode::None,
             tls: None,
             proxy_protocol: false,
+            proxy_protocol_from: Vec::new(),
             limits: Limits {
                 max_connections: l.max_connections,
+                max_connections_per_client: l.max_connections_per_source,
                 max_recipients: l.max_recipients,
                 max_message_size: l.max_message_size,
                 command_timeout: Duration::from_secs(l.command_timeout),
@@ -65,10 +70,12 @@ impl Shared {
                 handshake_timeout: Duration::from_secs(l.handshake_timeout),
                 ..Limits::default()
             },
+            data_budget: port25_engine::DataBudget::new(l.max_data_memory),
             drain_timeout: Duration::from_secs(10),
         };
         Arc::new(Shared {
-            sources: sources::Sources::new(l.max_connections_per_source),
+            sources: sources::Sources::new(),
+            clients: port25_engine::accept::Clients::new(l.max_connections_per_source),
             slots: Arc::new(Semaphore::new(l.max_connections)),
             smtp: Arc::new(smtp),
             config,

@@ -40,7 +40,7 @@ impl CapturePolicy {
     }
 
     async fn capture(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Result<Reply, Reply> {
-        let size = message.body.len() as u64;
+        let size = message.body().len() as u64;
         let total = self.bytes.fetch_add(size, Ordering::Relaxed) + size;
         if total > self.shared.config.limits.max_session_bytes {
             emit!(info, ev::SPAMPOT_LIMIT, session = %info.id, peer = %info.peer, reason = "max_session_bytes");
@@ -55,12 +55,13 @@ impl CapturePolicy {
         let facts = probe::Facts {
             earlier_from_source: earlier,
             rcpts: envelope.rcpts.len(),
-            body: &message.body,
+            body: message.body(),
             sensor_addresses: &addresses,
             sensor_port: info.local.port(),
         };
         let (is_probe, reasons) = probe::classify(&facts, self.shared.config.probe_first_messages);
-        let stored = self.shared.store.store_body(message.body).await.map_err(|e| {
+        let id = message.id.clone();
+        let stored = self.shared.store.store_body(message.into_body()).await.map_err(|e| {
             emit!(error, ev::SPAMPOT_STORE_FAILED, what = "body", error = %e);
             Reply::new(451, "4.3.0", "Temporary failure, please try again later")
         })?;
@@ -68,7 +69,7 @@ impl CapturePolicy {
         e.helo = info.helo.clone();
         e.mail_from = Some(path_text(&envelope.from));
         e.rcpt_to = envelope.rcpts.iter().map(rcpt_text).collect();
-        e.message_id = Some(message.id.clone());
+        e.message_id = Some(id.clone());
         e.digest = Some(stored.digest.clone());
         e.size = Some(stored.size);
         e.duplicate = Some(stored.duplicate);
@@ -79,9 +80,9 @@ impl CapturePolicy {
             Reply::new(451, "4.3.0", "Temporary failure, please try again later")
         })?;
         self.messages.fetch_add(1, Ordering::Relaxed);
-        emit!(info, ev::SPAMPOT_MESSAGE, session = %info.id, peer = %info.peer, id = %message.id, from = %envelope.from,
+        emit!(info, ev::SPAMPOT_MESSAGE, session = %info.id, peer = %info.peer, id = %id, from = %envelope.from,
             rcpts = envelope.rcpts.len(), size = stored.size, digest = %stored.digest, probe = is_probe);
-        Ok(Reply::owned(250, "2.0.0", format!("Ok: queued as {}", message.id)))
+        Ok(Reply::owned(250, "2.0.0", format!("Ok: queued as {id}")))
     }
 
     /// An event of this session, stamped now.

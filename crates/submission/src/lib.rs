@@ -394,11 +394,11 @@ impl Hooks for SubmissionPolicy {
         }
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+    async fn data(&self, info: &SessionInfo, envelope: &Envelope, mut message: Message) -> Decision {
         let Some(who) = self.sender_identity(info) else {
             return Decision::Reject(AUTH_REQUIRED);
         };
-        let found = headers::scan(&message.body);
+        let found = headers::scan(message.body());
         if found.from_fields != 1 || found.from.is_empty() {
             return Decision::Reject(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
         }
@@ -412,11 +412,11 @@ impl Hooks for SubmissionPolicy {
         if !added.is_empty() {
             emit!(debug, ev::SUBMISSION_FIXED, session = %info.id, id = %message.id, added = %String::from_utf8_lossy(&added).trim_end());
         }
-        let mut content = message.received_header;
-        content.extend_from_slice(&added);
-        content.extend_from_slice(&message.body);
-        let id = message.id;
-        let decision = self.store(info, envelope, id.clone(), content).await;
+        // Added fields go in behind the Received header, in the message's
+        // own buffer (no second copy of the message).
+        message.insert_after_received(&added);
+        let id = message.id.clone();
+        let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());

@@ -130,6 +130,8 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         false => None,
     };
     let mut servers = Vec::new();
+    // One budget for message data in memory, whichever listener it arrives on.
+    let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
     for l in &config.listeners {
         let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
             format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another server on it?)", l.name, l.address)
@@ -149,8 +151,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
                 _ => tls.clone(),
             },
             proxy_protocol: l.proxy_protocol,
+            proxy_protocol_from: l.proxy_protocol_from.clone(),
             limits: Limits {
                 max_connections: l.max_connections,
+                max_connections_per_client: l.max_connections_per_client,
                 max_commands_before_mail: l.max_commands_before_mail,
                 max_recipients: l.max_recipients,
                 max_message_size: l.max_message_size,
@@ -161,6 +165,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
                 data_timeout: l.data_timeout,
                 handshake_timeout: l.handshake_timeout,
             },
+            data_budget: data_budget.clone(),
             drain_timeout: Duration::from_secs(30),
         });
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);

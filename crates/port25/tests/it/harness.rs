@@ -165,6 +165,20 @@ impl Server {
         None
     }
 
+    /// The events `id` once there are at least `n`, or what there is after
+    /// `wait` (the log is read by another thread, a moment after the
+    /// client saw the reply).
+    pub fn wait_events(&self, id: &str, n: usize, wait: Duration) -> Vec<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            let found = self.events(id);
+            if found.len() >= n || start.elapsed() > wait {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().unwrap().id().to_string();
         assert!(Command::new("kill").args([sig, &pid]).status().unwrap().success());

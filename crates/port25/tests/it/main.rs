@@ -8,6 +8,7 @@ mod clients;
 mod crash;
 mod dns;
 mod http;
+mod listeners;
 mod lmtp;
 mod outbound;
 mod outbound_dsn;

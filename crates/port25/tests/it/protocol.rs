@@ -212,7 +212,7 @@ fn connection_cap_answers_421() {
 
 #[test]
 fn proxy_protocol_v1_and_v2_name_the_real_client() {
-    let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\ntls = \"none\"\n";
+    let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\ntls = \"none\"\n";
     let s = Server::start("domains = [\"example.net\"]", listeners);
     let mut c = Client::connect(s.addr());
     c.send(b"PROXY TCP4 198.51.100.7 192.0.2.25 40000 25\r\n");

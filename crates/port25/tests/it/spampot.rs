@@ -189,7 +189,10 @@ print("sent")
 
 #[test]
 fn swaks_on_the_relay_bait_and_with_a_proxy_protocol_header() {
-    let s = sensor("", "[[listener]]\nname = \"smtp-behind-lb\"\naddress = \"127.0.0.1:0\"\nkind = \"smtp\"\nproxy_protocol = true\n");
+    let s = sensor(
+        "",
+        "[[listener]]\nname = \"smtp-behind-lb\"\naddress = \"127.0.0.1:0\"\nkind = \"smtp\"\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.0/8\"]\n",
+    );
     let swaks = require("swaks");
     let relay = listener(&s, "smtp").to_string();
     let out = Command::new(&swaks)
