@@ -465,7 +465,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let root = outbound.spool().dir().to_owned();
-    std::fs::create_dir_all(root.join("control"))?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(root.join("control"))?;
     let spool = outbound.spool().clone();
     let journal = Journal::start(spool.clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();

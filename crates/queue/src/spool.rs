@@ -29,6 +29,7 @@ use port25_events::emit;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -90,8 +91,13 @@ impl Spool {
         let batches = dir.join("batches");
         let tmp = dir.join("tmp");
         let quarantine = dir.join("quarantine");
+        // Mail: only port25's user may read it, whatever the umask (0700
+        // directories, 0600 files), also where an older version made them.
         for d in [&batches, &tmp, &quarantine] {
-            fs::create_dir_all(d).map_err(io_err(d))?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io_err(d))?;
+        }
+        for d in [dir, &batches, &tmp, &quarantine] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(d))?;
         }
         // Whatever is in tmp/ was never acknowledged.
         for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
@@ -201,7 +207,7 @@ impl Committer {
         let name = batch_name(seq);
         let tmp = self.tmp.join(&name);
         let result = (|| {
-            let mut f = File::create(&tmp)?;
+            let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
             fs::rename(&tmp, self.batches.join(&name))?;
@@ -363,7 +369,7 @@ impl DoneLog {
         }
         if self.file.is_none() {
             let path = self.batches.join(done_name(self.seq));
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let f = OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
             sync_dir(&self.batches)?;
             self.file = Some(f);
         }

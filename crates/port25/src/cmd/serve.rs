@@ -98,7 +98,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    // Mail, accounts and keys live under it: 0700 when made here, whatever the umask.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
     let device_tls = device_tls_config(&config)?;
     let http = super::serve_http::start(&config, metrics).await?;

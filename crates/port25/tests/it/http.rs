@@ -319,7 +319,7 @@ const EVIL_SUBJECT: &str = "<script>window.__xss=2</script> & <b>cheap</b>";
 
 /// A SpamPots sensor that captured one message with a hostile HELO name and
 /// subject, sent by Python's smtplib to its open-relay bait.
-fn sensor_with_a_hostile_capture() -> Server {
+pub(crate) fn sensor_with_a_hostile_capture() -> Server {
     let sensor = Server::start_with("spampot", |dir: &Path| {
         format!(
             "sensor = \"it-sensor\"\ndata_dir = \"{}\"\nlog_format = \"json\"\nlog_level = \"info\"\n\

@@ -9,7 +9,8 @@
 use crate::harness::*;
 use std::time::{Duration, Instant};
 
-const SUBMISSION: &str = "[[listener]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n";
+pub(crate) const SUBMISSION: &str =
+    "[[listener]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n";
 
 fn server(delivery: &str, listeners: &str) -> Server {
     let mx = format!(

@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod crash;
 mod dns;
+mod file_modes;
 mod http;
 mod http_split;
 mod lmtp;
