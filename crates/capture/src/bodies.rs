@@ -12,6 +12,7 @@
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::{self, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -61,7 +62,8 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 impl Bodies {
     pub fn open(root: &Path) -> io::Result<Bodies> {
-        fs::create_dir_all(root.join("tmp"))?;
+        // Captured mail: 0700 directories, 0600 files, whatever the umask.
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(root.join("tmp"))?;
         // Leftovers of a crash between write and rename: never named by an event.
         for e in fs::read_dir(root.join("tmp"))?.flatten() {
             let _ = fs::remove_file(e.path());
@@ -94,14 +96,14 @@ impl Bodies {
         let compressed = zstd::bulk::compress(body, LEVEL)?;
         let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
         {
-            let mut f = File::create(&tmp)?;
+            let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&compressed)?;
             if sync {
                 f.sync_data()?;
             }
         }
         let dir = path.parent().expect("fan-out directory");
-        fs::create_dir_all(dir)?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         fs::rename(&tmp, &path)?;
         if sync {
             sync_dir(dir)?;

@@ -179,11 +179,11 @@ async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: V
         let path = dir.join(segment);
         let events = parsed.events.len();
         let r = tokio::task::spawn_blocking(move || -> std::io::Result<(Plan, u64)> {
-            std::fs::create_dir_all(&dir)?;
+            std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(&dir)?;
             let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let plan = append::plan(have, offset, &body);
             if let Plan::Append { skip } = plan {
-                let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+                let mut f = std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().create(true).append(true), 0o600).open(&path)?;
                 f.write_all(&body[skip..])?;
                 f.sync_data()?;
                 if have == 0 {

@@ -1,6 +1,7 @@
-//! The `[http]` section: the HTTP listener `port25 serve` starts (client
-//! autoconfiguration, /metrics, the operator dashboard, /healthz, /readyz)
-//! and what mail clients are told. The ports mail clients are given are the
+//! The `[http]` section: the two HTTP listeners `port25 serve` starts, a
+//! public one (client autoconfiguration, which mail clients anywhere must
+//! reach) and a private one (/metrics, the operator dashboard, /healthz,
+//! /readyz, for the operator's network only), and what mail clients are told. The ports mail clients are given are the
 //! public ones (587, 465), not the listener addresses: a provider often
 //! maps them (NAT, a load balancer, the unprivileged defaults).
 
@@ -16,6 +17,7 @@ use toml::Spanned;
 pub(crate) struct RawHttp {
     enabled: Option<bool>,
     address: Option<Spanned<String>>,
+    private_address: Option<Spanned<String>>,
     display_name: Option<String>,
     submission_host: Option<Spanned<String>>,
     submission_port: Option<Spanned<u16>>,
@@ -31,8 +33,12 @@ pub(crate) struct RawHttp {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Http {
-    /// `None`: no HTTP listener (`enabled = false`).
+    /// The public listener (autoconfig, autodiscover, mobileconfig);
+    /// `None`: no HTTP listener at all (`enabled = false`).
     pub address: Option<SocketAddr>,
+    /// The private listener (metrics, dashboard, health); `None` with
+    /// `enabled = false`.
+    pub private_address: Option<SocketAddr>,
     /// The provider's name in client profiles; default: the first domain.
     pub display_name: String,
     /// The host mail clients submit to; default: `hostname`.
@@ -57,13 +63,29 @@ impl Eq for Http {}
 
 pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostname: &str, domains: &[String]) -> Result<Http, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
-    let address = match (raw.enabled.unwrap_or(true), raw.address) {
-        (false, _) => None,
-        (true, None) => Some("127.0.0.1:8025".parse().expect("valid")),
-        (true, Some(a)) => Some(a.get_ref().parse::<SocketAddr>().map_err(|_| {
-            err(a.span().start, format!("[http] address {:?} is not an address:port", a.get_ref()), "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")
-        })?),
+    let enabled = raw.enabled.unwrap_or(true);
+    let listen = |v: Option<Spanned<String>>, default: &str, key: &str, example: &str| -> Result<Option<SocketAddr>, ConfigError> {
+        match (enabled, v) {
+            (false, _) => Ok(None),
+            (true, None) => Ok(Some(default.parse().expect("valid"))),
+            (true, Some(a)) => a
+                .get_ref()
+                .parse::<SocketAddr>()
+                .map(Some)
+                .map_err(|_| err(a.span().start, format!("[http] {key} {:?} is not an address:port", a.get_ref()), example)),
+        }
     };
+    let address = listen(raw.address, "127.0.0.1:8025", "address", "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")?;
+    let private_address = listen(raw.private_address, "127.0.0.1:8026", "private_address", "write e.g. \"127.0.0.1:8026\" or \"[2001:db8::1]:8026\"")?;
+    if let (Some(p), Some(q)) = (address, private_address) {
+        if p == q && p.port() != 0 {
+            return Err(err(
+                text.find("private_address").unwrap_or(0),
+                format!("[http] address and private_address are both {p}"),
+                "give the private listener (metrics, dashboard) its own address, reachable only by operators",
+            ));
+        }
+    }
     let host_port = |v: Option<Spanned<String>>, key: &str| -> Result<Option<(String, u16)>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         match v.get_ref().rsplit_once(':') {
@@ -106,6 +128,7 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
     };
     Ok(Http {
         address,
+        private_address,
         display_name: raw.display_name.unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
         submission_host,
         submission_port: port(raw.submission_port, 587, "submission_port")?,
@@ -137,10 +160,15 @@ mod tests {
     fn defaults_and_errors() {
         let c = check("hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n").unwrap();
         assert_eq!(c.http.address, Some("127.0.0.1:8025".parse().unwrap()));
+        assert_eq!(c.http.private_address, Some("127.0.0.1:8026".parse().unwrap()));
         assert_eq!((c.http.submission_host.as_str(), c.http.submission_port, c.http.submissions_port), ("mx.example.net", 587, 465));
         assert_eq!((c.http.display_name.as_str(), c.http.imap.clone(), c.http.migration_threshold), ("example.net", None, 90.0));
         let c = check("[http]\nenabled = false\nimaps = \"imap.example.net:993\"\n").unwrap();
-        assert_eq!((c.http.address, c.http.imaps), (None, Some(("imap.example.net".into(), 993))));
+        assert_eq!((c.http.address, c.http.private_address, c.http.imaps), (None, None, Some(("imap.example.net".into(), 993))));
+        let e = check("[http]\naddress = \"[::]:80\"\nprivate_address = \"[::]:80\"\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = check("[http]\nprivate_address = \"8026\"\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
 
         let e = check("[http]\nsubmission_port = 25\n").unwrap_err();
         assert_eq!(e.line, 2);

@@ -62,6 +62,9 @@ struct RawDelivery {
     maildir: Option<String>,
     lmtp: Option<Spanned<String>>,
     lmtp_timeout_secs: Option<u64>,
+    first_retry_secs: Option<Spanned<u64>>,
+    max_retry_secs: Option<Spanned<u64>>,
+    max_lifetime_secs: Option<Spanned<u64>>,
 }
 
 #[derive(Deserialize)]
@@ -156,6 +159,13 @@ pub struct Delivery {
     pub maildir: PathBuf,
     pub lmtp: Option<String>,
     pub lmtp_timeout: Duration,
+    /// A deferred recipient is tried again after this, then after twice
+    /// as long each time, up to `max_retry`.
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+    /// A recipient still deferred when its message is this old fails for
+    /// good (its sender gets a DSN).
+    pub max_lifetime: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -368,6 +378,11 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]",
         ));
     }
+    let delivery_secs = |v: Option<&Spanned<u64>>, default: u64, key: &str| match v {
+        Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("[delivery] {key} must be at least 1"), "remove the key for the default")),
+        Some(s) => Ok(Duration::from_secs(*s.get_ref())),
+        None => Ok(Duration::from_secs(default)),
+    };
     let delivery = Delivery {
         method,
         maildir: match raw.delivery.maildir {
@@ -376,7 +391,17 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         },
         lmtp: lmtp.map(|(_, a)| a),
         lmtp_timeout: Duration::from_secs(raw.delivery.lmtp_timeout_secs.unwrap_or(60)),
+        first_retry: delivery_secs(raw.delivery.first_retry_secs.as_ref(), 5, "first_retry_secs")?,
+        max_retry: delivery_secs(raw.delivery.max_retry_secs.as_ref(), 300, "max_retry_secs")?,
+        max_lifetime: delivery_secs(raw.delivery.max_lifetime_secs.as_ref(), 5 * 86400, "max_lifetime_secs")?,
     };
+    if delivery.max_retry < delivery.first_retry {
+        return Err(err(
+            raw.delivery.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
+            format!("[delivery] max_retry_secs {} is less than first_retry_secs {}", delivery.max_retry.as_secs(), delivery.first_retry.as_secs()),
+            "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
+        ));
+    }
 
     let raw_listeners = raw.listeners.unwrap_or_default();
     let mut listeners = Vec::new();
@@ -553,6 +578,8 @@ mod tests {
         assert_eq!(c.submission.accounts, Path::new("/etc/port25-data/accounts.db"));
         assert_eq!(c.data_dir, Path::new("/etc/port25-data"));
         assert_eq!(c.delivery.maildir, Path::new("/etc/port25-data/mail"));
+        let d = &c.delivery;
+        assert_eq!((d.first_retry.as_secs(), d.max_retry.as_secs(), d.max_lifetime.as_secs()), (5, 300, 5 * 86400));
     }
 
     #[test]
@@ -572,6 +599,10 @@ mod tests {
         let e = check("[delivery]\nmethod = \"lmtp\"\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.hint.contains("lmtp ="));
+        let e = check("[delivery]\nfirst_retry_secs = 60\nmax_retry_secs = 10\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let e = check("[delivery]\nmax_lifetime_secs = 0\n").unwrap_err();
+        assert_eq!(e.line, 2, "{e}");
 
         let e = check("[log]\nformat = \"xml\"\n").unwrap_err();
         assert_eq!(e.line, 2);

@@ -27,6 +27,7 @@ use std::collections::{BTreeSet, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -126,8 +127,11 @@ impl Maildir {
     fn write_tmp(&self, dir: &Path, name: &str, w: &Work, rcpt: &str, recovered: bool) -> io::Result<Option<PathBuf>> {
         let known = self.created.lock().expect("maildir cache poisoned").contains(dir);
         if !known {
+            // Mail is for its owner only, whatever the umask: 0700
+            // directories (the domain's and the root too, when made here),
+            // 0600 files.
             for sub in ["tmp", "new", "cur"] {
-                fs::create_dir_all(dir.join(sub))?;
+                fs::DirBuilder::new().recursive(true).mode(0o700).create(dir.join(sub))?;
             }
             self.created.lock().expect("maildir cache poisoned").insert(dir.to_owned());
         }
@@ -135,7 +139,7 @@ impl Maildir {
             return Ok(None);
         }
         let tmp = dir.join("tmp").join(name);
-        let mut f = File::create(&tmp).inspect_err(|e| {
+        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).inspect_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
                 // Removed behind our back: create it again on the next try.
                 self.created.lock().expect("maildir cache poisoned").remove(dir);

@@ -58,7 +58,10 @@ pub fn self_signed(dir: &Path, hostname: &str) -> Result<(PathBuf, PathBuf, bool
     if cert.exists() && key.exists() {
         return Ok((cert, key, false));
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.to_owned(), source })?;
+    // It holds the private key: 0700 whatever the umask.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(dir)
+        .map_err(|source| TlsError::Write { path: dir.to_owned(), source })?;
     let names = vec![hostname.to_owned(), "localhost".to_owned()];
     let rcgen::CertifiedKey { cert: c, key_pair } = rcgen::generate_simple_self_signed(names)?;
     write_private(&key, key_pair.serialize_pem().as_bytes())?;

@@ -51,10 +51,12 @@ catalogue! {
     SPOOL_RECOVERED = "port25.spool.recovered";
     SPOOL_QUARANTINED = "port25.spool.quarantined";
     SPOOL_WRITE_FAILED = "port25.spool.write_failed";
+    SPOOL_READ_FAILED = "port25.spool.read_failed";
 
     DELIVERY_DELIVERED = "port25.delivery.delivered";
     DELIVERY_DEFERRED = "port25.delivery.deferred";
     DELIVERY_FAILED = "port25.delivery.failed";
+    DELIVERY_ATTEMPT_PANICKED = "port25.delivery.attempt_panicked";
 
     OUTBOUND_QUEUED = "port25.outbound.queued";
     OUTBOUND_DELIVERED = "port25.outbound.delivered";

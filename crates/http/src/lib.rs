@@ -3,12 +3,19 @@
 //! 25), what Prometheus scrapes, what operators look at, and what process
 //! supervisors and load balancers probe.
 //!
+//! Two listeners, two routers: [`public_router`] serves only what mail
+//! clients anywhere must reach (autoconfig, autodiscover, mobileconfig);
+//! [`private_router`] what only the operator's network should (metrics,
+//! dashboard, health). A path of the one is 404 on the other, so exposing
+//! autoconfig to the internet exposes nothing else.
+//!
 //! Layout, one file per concern: [`autoconfig`] (Thunderbird),
 //! [`autodiscover`] (Outlook), [`mobileconfig`] (Apple), [`email`] (the
 //! address clients send), [`clients`] (what all three say), [`health`],
 //! [`metrics`] (a tracing layer over the event catalogue, and the text
-//! format), [`state`] (what is read from disk per request), [`queue`] and
-//! [`captures`] (spool and SpamPots readers), [`auth`] and [`dashboard`].
+//! format), [`state`] (what is read per request: the spools' in-memory
+//! gauges, accounts, captures), [`captures`] (the SpamPots reader),
+//! [`auth`] and [`dashboard`].
 //! Every document is built from escaped values ([`escape`]).
 
 pub mod auth;
@@ -22,7 +29,6 @@ pub mod escape;
 pub mod health;
 pub mod metrics;
 pub mod mobileconfig;
-pub mod queue;
 pub mod state;
 
 use axum::body::Bytes;
@@ -42,13 +48,21 @@ pub use clients::ClientSettings;
 pub use health::Readiness;
 pub use metrics::{Metrics, MetricsLayer};
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// Mail client autoconfiguration: the public listener.
+pub fn public_router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/mail/config-v1.1.xml", get(mozilla))
         .route("/.well-known/autoconfig/mail/config-v1.1.xml", get(mozilla))
         .route("/autodiscover/autodiscover.xml", post(autodiscover))
         .route("/Autodiscover/Autodiscover.xml", post(autodiscover))
         .route("/mail.mobileconfig", get(mobileconfig))
+        .layer(axum::extract::DefaultBodyLimit::max(autodiscover::MAX_REQUEST))
+        .with_state(state)
+}
+
+/// Metrics, dashboard and health: the private listener.
+pub fn private_router(state: Arc<AppState>) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -59,9 +73,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown`; in-flight requests finish first.
-pub async fn run(listener: tokio::net::TcpListener, state: Arc<AppState>, shutdown: CancellationToken) -> std::io::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+/// Serves `router` until `shutdown`; in-flight requests finish first.
+pub async fn run(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 

@@ -1,7 +1,8 @@
 //! What the HTTP side reads besides the event counters: the accounts store
-//! (operators; migration records), the spool directory and a SpamPots
-//! capture directory. Each is optional so the router also serves a
-//! configuration without them (and tests build it in pieces).
+//! (operators; migration records), the spools' gauges (kept in memory by
+//! the spools themselves: no spool file is read per request) and a
+//! SpamPots capture directory. Each is optional so the router also serves
+//! a configuration without them (and tests build it in pieces).
 
 use crate::captures::CaptureStats;
 use crate::clients::ClientSettings;
@@ -11,7 +12,7 @@ use port25_accounts::migration::{self, DomainReport};
 use port25_accounts::Accounts;
 use port25_events as ev;
 use port25_events::emit;
-use std::path::PathBuf;
+use port25_queue::{Gauges, QueueStatus};
 use std::sync::{Arc, Mutex};
 
 pub struct AppState {
@@ -19,9 +20,9 @@ pub struct AppState {
     pub ready: Readiness,
     pub metrics: Arc<Metrics>,
     pub accounts: Option<Arc<Accounts>>,
-    /// (name, spool directory): `local` (local delivery) and `outbound`
-    /// (remote delivery) share the batch + done-log layout.
-    pub queues: Vec<(&'static str, PathBuf)>,
+    /// (name, what its spool holds): `local` (local delivery) and
+    /// `outbound` (remote delivery).
+    pub queues: Vec<(&'static str, Gauges)>,
     pub captures: Option<Mutex<CaptureStats>>,
     pub migration_days: u32,
     pub migration_threshold: f64,
@@ -35,7 +36,7 @@ pub fn unix_now() -> u64 {
 /// Everything read from disk for one page or scrape.
 pub struct Snapshot {
     pub migration: Result<Vec<DomainReport>, String>,
-    pub queues: Vec<(&'static str, Result<crate::queue::QueueStatus, String>)>,
+    pub queues: Vec<(&'static str, QueueStatus)>,
     pub captures: Option<Result<CaptureView, String>>,
 }
 
@@ -50,16 +51,15 @@ pub struct CaptureView {
 }
 
 impl AppState {
-    /// Reads the migration records, the spool and the captures. Blocking
-    /// (SQLite, files): call from a blocking thread.
+    /// Reads the migration records, the spools' gauges and the captures.
+    /// Blocking (SQLite, files): call from a blocking thread.
     pub fn snapshot(&self, with_subjects: bool) -> Snapshot {
         let now = unix_now();
         let migration = match &self.accounts {
             Some(a) => a.usage().map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold)).map_err(|e| e.to_string()),
             None => Err("no account database".into()),
         };
-        let queues: Vec<_> =
-            self.queues.iter().map(|(name, dir)| (*name, crate::queue::status(dir, now).map_err(|e| format!("{}: {e}", dir.display())))).collect();
+        let queues: Vec<_> = self.queues.iter().map(|(name, gauges)| (*name, gauges.status(now))).collect();
         let captures = self.captures.as_ref().map(|c| {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
             c.refresh().map_err(|e| e.to_string())?;
@@ -83,11 +83,6 @@ impl AppState {
                 emit!(warn, ev::HTTP_ERROR, what = "migration", error = %e);
             }
         }
-        for (name, q) in &queues {
-            if let Err(e) = q {
-                emit!(warn, ev::HTTP_ERROR, what = "queue", queue = name, error = %e);
-            }
-        }
         if let Some(Err(e)) = &captures {
             emit!(warn, ev::HTTP_ERROR, what = "spampot captures", error = %e);
         }
@@ -101,7 +96,7 @@ impl AppState {
         self.metrics.render_counters(&mut out);
         out.family("port25_ready", "gauge", "1 when every SMTP listener is bound and the spool is open (/readyz).");
         out.sample("port25_ready", &[], if self.ready.check().is_ok() { 1.0 } else { 0.0 });
-        type Field = fn(&crate::queue::QueueStatus) -> f64;
+        type Field = fn(&QueueStatus) -> f64;
         let fields: [(&str, &str, Field); 5] = [
             ("port25_queue_messages", "Spooled messages with a recipient not delivered yet, per queue (local, outbound).", |q| q.messages as f64),
             ("port25_queue_recipients", "Recipients not delivered yet, per queue.", |q| q.recipients as f64),
@@ -112,9 +107,7 @@ impl AppState {
         for (name, help, get) in fields {
             out.family(name, "gauge", help);
             for (queue, q) in &snap.queues {
-                if let Ok(q) = q {
-                    out.sample(name, &[("queue", queue.to_string())], get(q));
-                }
+                out.sample(name, &[("queue", queue.to_string())], get(q));
             }
         }
         if let Ok(m) = &snap.migration {

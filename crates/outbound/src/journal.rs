@@ -16,6 +16,7 @@ use port25_queue::{DoneLog, Spool};
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
@@ -61,7 +62,7 @@ pub fn history_file(root: &Path) -> PathBuf {
 impl Journal {
     pub fn start(spool: Spool) -> std::io::Result<Journal> {
         let root = spool.dir().to_owned();
-        fs::create_dir_all(state_dir(&root))?;
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir(&root))?;
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()
             .name("outbound-journal".into())
@@ -137,7 +138,7 @@ impl Writer {
             let path = state_file(&self.root, seq);
             let file = match self.states.entry(seq) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => match OpenOptions::new().create(true).append(true).open(&path) {
+                std::collections::hash_map::Entry::Vacant(v) => match OpenOptions::new().create(true).append(true).mode(0o600).open(&path) {
                     Ok(f) => v.insert(f),
                     Err(e) => {
                         emit!(error, ev::SPOOL_WRITE_FAILED, batch = seq, error = %e, path = %path.display());
@@ -150,7 +151,7 @@ impl Writer {
         if !history.is_empty() {
             let path = history_file(&self.root);
             if self.history.is_none() {
-                self.history = OpenOptions::new().create(true).append(true).open(&path).ok();
+                self.history = OpenOptions::new().create(true).append(true).mode(0o600).open(&path).ok();
             }
             if let Some(f) = &mut self.history {
                 if let Err(e) = f.write_all(history.as_bytes()).and_then(|_| f.sync_data()) {

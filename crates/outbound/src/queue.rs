@@ -28,7 +28,7 @@ use crate::tls_policy::{policy_for, TlsPolicy};
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{PendingBatch, Spool, SpooledMessage};
+use port25_queue::{BatchRef, Spool, SpooledMessage};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -83,6 +83,8 @@ pub struct Queue {
     /// Where DSNs go: the local spool or back into this queue.
     dsns: DsnStore,
     root: PathBuf,
+    /// This queue's own spool, where committed batches are read from.
+    spool: Spool,
     entries: HashMap<u64, Entry>,
     heap: BinaryHeap<Reverse<(u64, u64)>>,
     dests: Dests,
@@ -99,7 +101,18 @@ fn unix(ms: u64) -> u64 {
 }
 
 impl Queue {
-    fn add_batch(&mut self, batch: PendingBatch) {
+    /// Reads a committed batch and queues its open recipients. (This queue
+    /// keeps the messages it schedules in memory; local delivery does not.)
+    fn add_batch(&mut self, batch: BatchRef) {
+        let batch = match self.spool.load(batch) {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                // It stays on disk and is read again at the next start.
+                emit!(error, ev::SPOOL_READ_FAILED, batch = batch.seq, error = %e);
+                return;
+            }
+        };
         let states = match std::fs::read_to_string(crate::journal::state_file(&self.root, batch.seq)) {
             Ok(t) => parse_state(&t),
             Err(_) => Default::default(),
@@ -446,14 +459,15 @@ pub async fn run(
     settings: Arc<Settings>,
     dns: Dns,
     outbound: Enqueuer,
-    recovered: Vec<PendingBatch>,
-    mut ready: mpsc::UnboundedReceiver<PendingBatch>,
+    recovered: Vec<BatchRef>,
+    mut ready: mpsc::UnboundedReceiver<BatchRef>,
     local: Spool,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let root = outbound.spool().dir().to_owned();
-    std::fs::create_dir_all(root.join("control"))?;
-    let journal = Journal::start(outbound.spool().clone())?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(root.join("control"))?;
+    let spool = outbound.spool().clone();
+    let journal = Journal::start(spool.clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let stopping = CancellationToken::new();
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
@@ -465,6 +479,7 @@ pub async fn run(
         events,
         journal,
         root,
+        spool: spool.clone(),
         entries: HashMap::new(),
         heap: BinaryHeap::new(),
         dests: Dests::default(),

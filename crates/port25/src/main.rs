@@ -22,7 +22,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the mail services (MX, submission, local delivery, HTTP on 127.0.0.1:8025) until SIGINT or SIGTERM
+    /// Run the mail services (MX, submission, local delivery, HTTP on 127.0.0.1:8025 and :8026) until SIGINT or SIGTERM
     Serve(cmd::serve::Args),
     /// Check or print the configuration
     #[command(subcommand)]

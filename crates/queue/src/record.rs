@@ -136,6 +136,32 @@ fn decode_payload(p: &[u8]) -> Option<SpooledMessage> {
     (c.pos == p.len()).then_some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content })
 }
 
+/// What recovery needs of a record without reading the message: when it
+/// arrived and how many recipients it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Envelope {
+    pub received_at: u64,
+    pub rcpts: usize,
+}
+
+/// The [`Envelope`] from the first bytes of a record's payload (`prefix`,
+/// of a payload `payload_len` long). None when the prefix ends before the
+/// recipient count, or the fields cannot be those of a payload that long:
+/// the caller reads the whole payload then, and a whole payload that gives
+/// None is malformed. The checksum is not verified here (that needs every
+/// byte); [`decode_batch`] verifies it when the batch is delivered.
+pub fn envelope(prefix: &[u8], payload_len: usize) -> Option<Envelope> {
+    let mut c = Cursor { buf: prefix, pos: 0 };
+    c.bytes()?;
+    let received_at = c.u64()?;
+    for _ in 0..3 {
+        c.bytes()?;
+    }
+    let rcpts = c.u32()? as usize;
+    // Each recipient needs at least its 4-byte length, the content too.
+    (rcpts <= payload_len.saturating_sub(c.pos + 4) / 4).then_some(Envelope { received_at, rcpts })
+}
+
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
     let rest = buf.strip_prefix(MAGIC.as_slice()).ok_or(DecodeError::BadMagic)?;
     let mut out = Vec::new();
@@ -177,6 +203,19 @@ mod tests {
             rcpts: vec!["u@example.net".into(); i % 3 + 1],
             content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
         }
+    }
+
+    #[test]
+    fn envelope_reads_the_fields_before_the_recipients() {
+        let mut out = Vec::new();
+        let m = sample(5);
+        encode_message(&m, &mut out);
+        let payload = &out[8..];
+        assert_eq!(envelope(payload, payload.len()), Some(Envelope { received_at: m.received_at, rcpts: 3 }));
+        // Cut before the recipient count: read more.
+        assert_eq!(envelope(&payload[..20], payload.len()), None);
+        // A count the payload cannot hold is malformed.
+        assert_eq!(envelope(payload, 40), None);
     }
 
     #[test]

@@ -10,18 +10,26 @@
 //!
 //! Delivery progress is kept in a `.done` file next to each batch (one line
 //! "message recipient" per finished recipient, fdatasynced); a batch whose
-//! recipients are all done is deleted. After a crash, [`Spool::open`] reads
-//! every batch and its done file and hands back what is left: nothing that
-//! got a 250 is lost, and a rename either happened whole or not at all, so
-//! nothing is half-written. Leftovers in `tmp/` never got a 250 and are
-//! removed.
+//! recipients are all done is deleted. After a crash, [`Spool::open`] lists
+//! the batches and hands back what is left: nothing that got a 250 is lost,
+//! and a rename either happened whole or not at all, so nothing is
+//! half-written. Leftovers in `tmp/` never got a 250 and are removed.
+//!
+//! What the delivery loops are told of a batch, at commit and at recovery,
+//! is its name ([`BatchRef`]), never its contents: they read it with
+//! [`Spool::load`] when they deliver it and drop it after, so the memory a
+//! backlog takes does not grow with the backlog (a deferred batch waiting
+//! for its retry holds none). Recovery reads only each record's envelope
+//! (arrival time, recipient count) for the [`Gauges`], not the messages.
 
+use crate::gauges::Gauges;
 use crate::record::{self, SpooledMessage};
 use port25_events as ev;
 use port25_events::emit;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -43,15 +51,23 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> SpoolError + '_ {
     move |source| SpoolError::Io { path: path.to_owned(), source }
 }
 
-/// A batch that is on disk and has recipients still to deliver.
+/// A batch on disk with recipients still to deliver, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRef {
+    pub seq: u64,
+    /// Found at start-up (or tried before): a delivery may already have
+    /// happened, so deliverers check for an earlier copy (exactly once).
+    pub recovered: bool,
+}
+
+/// A batch read from disk by [`Spool::load`], for one delivery attempt.
 #[derive(Debug)]
 pub struct PendingBatch {
     pub seq: u64,
     pub messages: Vec<Arc<SpooledMessage>>,
     /// (message index, recipient index) already done.
     pub done: BTreeSet<(usize, usize)>,
-    /// Loaded at start-up: a delivery may already have happened before the
-    /// crash, so deliverers check for an earlier copy (exactly once).
+    /// As [`BatchRef::recovered`].
     pub recovered: bool,
 }
 
@@ -64,32 +80,69 @@ struct Job {
 pub struct Spool {
     dir: Arc<PathBuf>,
     jobs: mpsc::Sender<Job>,
+    gauges: Gauges,
 }
 
 impl Spool {
-    /// Opens (creating) the spool at `dir`, recovers what is pending, and
-    /// starts the committer. New batches are announced on `ready`.
-    pub fn open(dir: &Path, ready: tokio::sync::mpsc::UnboundedSender<PendingBatch>) -> Result<(Spool, Vec<PendingBatch>), SpoolError> {
+    /// Opens (creating) the spool at `dir`, lists what is pending, and
+    /// starts the committer. New batches are announced on `ready`;
+    /// `gauges` follows what the spool holds from now on.
+    pub fn open(dir: &Path, ready: tokio::sync::mpsc::UnboundedSender<BatchRef>, gauges: Gauges) -> Result<(Spool, Vec<BatchRef>), SpoolError> {
         let batches = dir.join("batches");
         let tmp = dir.join("tmp");
         let quarantine = dir.join("quarantine");
+        // Mail: only port25's user may read it, whatever the umask (0700
+        // directories, 0600 files), also where an older version made them.
         for d in [&batches, &tmp, &quarantine] {
-            fs::create_dir_all(d).map_err(io_err(d))?;
+            fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io_err(d))?;
+        }
+        for d in [dir, &batches, &tmp, &quarantine] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(d))?;
         }
         // Whatever is in tmp/ was never acknowledged.
         for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
             let path = entry.map_err(io_err(&tmp))?.path();
             let _ = fs::remove_file(&path);
         }
-        let (pending, max_seq) = recover(&batches, &quarantine)?;
+        let (pending, max_seq) = recover(&batches, &quarantine, &gauges)?;
         let (jobs, rx) = mpsc::channel::<Job>();
-        let committer = Committer { batches, tmp, next_seq: max_seq + 1, ready };
+        let committer = Committer { batches, tmp, next_seq: max_seq + 1, ready, gauges: gauges.clone() };
         std::thread::Builder::new().name("spool-commit".into()).spawn(move || committer.run(rx)).map_err(io_err(dir))?;
-        Ok((Spool { dir: Arc::new(dir.to_owned()), jobs }, pending))
+        Ok((Spool { dir: Arc::new(dir.to_owned()), jobs, gauges }, pending))
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn gauges(&self) -> &Gauges {
+        &self.gauges
+    }
+
+    /// Reads a batch and its done log for one delivery attempt; blocking
+    /// (run it on a blocking thread). `Ok(None)`: the batch is gone (all
+    /// done) or damaged, and then quarantined as at start-up.
+    pub fn load(&self, batch: BatchRef) -> Result<Option<PendingBatch>, SpoolError> {
+        let batches = self.dir.join("batches");
+        let path = batches.join(batch_name(batch.seq));
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(SpoolError::Io { path, source: e }),
+        };
+        match record::decode_batch(&bytes) {
+            Ok(messages) => Ok(Some(PendingBatch {
+                seq: batch.seq,
+                messages: messages.into_iter().map(Arc::new).collect(),
+                done: read_done(&batches.join(done_name(batch.seq))),
+                recovered: batch.recovered,
+            })),
+            Err(e) => {
+                quarantine(&path, &self.dir.join("quarantine"), batch.seq, &e.to_string());
+                self.gauges.quarantine(batch.seq);
+                Ok(None)
+            }
+        }
     }
 
     /// Stores the message durably; returns once it is fsynced.
@@ -108,7 +161,8 @@ struct Committer {
     batches: PathBuf,
     tmp: PathBuf,
     next_seq: u64,
-    ready: tokio::sync::mpsc::UnboundedSender<PendingBatch>,
+    ready: tokio::sync::mpsc::UnboundedSender<BatchRef>,
+    gauges: Gauges,
 }
 
 impl Committer {
@@ -124,14 +178,18 @@ impl Committer {
             let seq = self.next_seq;
             self.next_seq += 1;
             match self.write(seq, jobs.iter().map(|j| &j.message)) {
-                Ok(()) => {
-                    let (messages, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (Arc::new(j.message), j.reply)).unzip();
+                Ok(bytes) => {
+                    let counts = jobs.iter().map(|j| (j.message.received_at, j.message.rcpts.len() as u32)).collect();
+                    // Counted before announced: a delivery that finishes
+                    // the batch at once removes what is already there.
+                    self.gauges.add(seq, bytes, counts);
                     // Announce before answering: once a session has its 250
                     // and ends, a shutdown must still find this batch queued
-                    // for delivery.
-                    let _ = self.ready.send(PendingBatch { seq, messages, done: BTreeSet::new(), recovered: false });
-                    for reply in replies {
-                        let _ = reply.send(Ok(()));
+                    // for delivery. The contents are dropped here; delivery
+                    // reads them from disk (most likely the page cache).
+                    let _ = self.ready.send(BatchRef { seq, recovered: false });
+                    for job in jobs {
+                        let _ = job.reply.send(Ok(()));
                     }
                 }
                 Err(e) => {
@@ -147,16 +205,19 @@ impl Committer {
     /// Writes the batch straight from the messages' buffers (a buffered
     /// writer for the small record heads; contents larger than its buffer
     /// go to the file directly).
-    fn write<'a>(&self, seq: u64, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> io::Result<()> {
+    fn write<'a>(&self, seq: u64, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> io::Result<u64> {
         let name = batch_name(seq);
         let tmp = self.tmp.join(&name);
         let result = (|| {
-            let mut f = io::BufWriter::with_capacity(64 * 1024, File::create(&tmp)?);
+            let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+            let mut f = io::BufWriter::with_capacity(64 * 1024, file);
             record::write_batch(&mut f, messages)?;
             let f = f.into_inner().map_err(|e| e.into_error())?;
             f.sync_all()?;
+            let len = f.metadata()?.len();
             fs::rename(&tmp, self.batches.join(&name))?;
-            sync_dir(&self.batches)
+            sync_dir(&self.batches)?;
+            Ok(len)
         })();
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
@@ -173,7 +234,7 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn recover(batches: &Path, quarantine: &Path) -> Result<(Vec<PendingBatch>, u64), SpoolError> {
+fn recover(batches: &Path, quarantine_dir: &Path, gauges: &Gauges) -> Result<(Vec<BatchRef>, u64), SpoolError> {
     let mut seqs = Vec::new();
     let mut max_seq = 0;
     for entry in fs::read_dir(batches).map_err(io_err(batches))? {
@@ -197,24 +258,81 @@ fn recover(batches: &Path, quarantine: &Path) -> Result<(Vec<PendingBatch>, u64)
         }
     }
     seqs.sort_unstable();
+    gauges.set_quarantined(fs::read_dir(quarantine_dir).map(|d| d.count()).unwrap_or(0));
     let mut pending = Vec::new();
     for seq in seqs {
         let path = batches.join(batch_name(seq));
-        let bytes = fs::read(&path).map_err(io_err(&path))?;
-        match record::decode_batch(&bytes) {
-            Ok(messages) => {
+        match envelopes(&path) {
+            Ok((bytes, messages)) => {
                 let done = read_done(&batches.join(done_name(seq)));
-                let batch = PendingBatch { seq, messages: messages.into_iter().map(Arc::new).collect(), done, recovered: true };
-                emit!(info, ev::SPOOL_RECOVERED, batch = seq, messages = batch.messages.len(), done = batch.done.len());
-                pending.push(batch);
+                let counts =
+                    messages.iter().enumerate().map(|(m, e)| (e.received_at, (0..e.rcpts).filter(|r| !done.contains(&(m, *r))).count() as u32)).collect();
+                gauges.add(seq, bytes, counts);
+                emit!(info, ev::SPOOL_RECOVERED, batch = seq, messages = messages.len(), done = done.len());
+                pending.push(BatchRef { seq, recovered: true });
             }
-            Err(e) => {
-                emit!(error, ev::SPOOL_QUARANTINED, batch = seq, error = %e, path = %path.display());
-                let _ = fs::rename(&path, quarantine.join(batch_name(seq)));
+            Err(Damaged::Io(e)) => return Err(SpoolError::Io { path, source: e }),
+            Err(Damaged::Format(what)) => {
+                quarantine(&path, quarantine_dir, seq, what);
+                gauges.quarantine(seq);
             }
         }
     }
     Ok((pending, max_seq))
+}
+
+fn quarantine(path: &Path, quarantine_dir: &Path, seq: u64, error: &str) {
+    emit!(error, ev::SPOOL_QUARANTINED, batch = seq, error = %error, path = %path.display());
+    let _ = fs::rename(path, quarantine_dir.join(batch_name(seq)));
+}
+
+enum Damaged {
+    Io(io::Error),
+    Format(&'static str),
+}
+
+/// The file size and each record's envelope, reading only the first bytes
+/// of every record and seeking past the message (the checksum is verified
+/// when the batch is loaded for delivery).
+fn envelopes(path: &Path) -> Result<(u64, Vec<record::Envelope>), Damaged> {
+    /// Enough for the fields before the recipients of any real message.
+    const PREFIX: usize = 4096;
+    let mut f = File::open(path).map_err(Damaged::Io)?;
+    let size = f.metadata().map_err(Damaged::Io)?.len();
+    let mut magic = [0u8; record::MAGIC.len()];
+    f.read_exact(&mut magic).map_err(|_| Damaged::Format("not a port25 batch file (bad magic)"))?;
+    if &magic != record::MAGIC {
+        return Err(Damaged::Format("not a port25 batch file (bad magic)"));
+    }
+    let mut pos = magic.len() as u64;
+    let mut out = Vec::new();
+    let mut prefix = Vec::with_capacity(PREFIX);
+    while pos < size {
+        let mut head = [0u8; 8];
+        f.read_exact(&mut head).map_err(|_| Damaged::Format("a record is truncated"))?;
+        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        let end = pos + 8 + len as u64;
+        if end > size {
+            return Err(Damaged::Format("a record is truncated"));
+        }
+        prefix.clear();
+        (&mut f).take(len.min(PREFIX) as u64).read_to_end(&mut prefix).map_err(Damaged::Io)?;
+        let envelope = match record::envelope(&prefix, len) {
+            Some(e) => Some(e),
+            None if len > PREFIX => {
+                // Unusually long fields: the whole payload, this once.
+                f.seek(SeekFrom::Start(pos + 8)).map_err(Damaged::Io)?;
+                prefix.clear();
+                (&mut f).take(len as u64).read_to_end(&mut prefix).map_err(Damaged::Io)?;
+                record::envelope(&prefix, len)
+            }
+            None => None,
+        };
+        out.push(envelope.ok_or(Damaged::Format("a record's fields do not fit it"))?);
+        pos = end;
+        f.seek(SeekFrom::Start(pos)).map_err(Damaged::Io)?;
+    }
+    Ok((size, out))
 }
 
 pub fn done_name(seq: u64) -> String {
@@ -242,11 +360,12 @@ pub struct DoneLog {
     batches: PathBuf,
     seq: u64,
     file: Option<File>,
+    gauges: Gauges,
 }
 
 impl DoneLog {
     pub fn new(spool: &Spool, seq: u64) -> DoneLog {
-        DoneLog { batches: spool.dir.join("batches"), seq, file: None }
+        DoneLog { batches: spool.dir.join("batches"), seq, file: None, gauges: spool.gauges.clone() }
     }
 
     /// Appends and fdatasyncs; call only after the delivery itself is durable.
@@ -256,7 +375,7 @@ impl DoneLog {
         }
         if self.file.is_none() {
             let path = self.batches.join(done_name(self.seq));
-            let f = OpenOptions::new().create(true).append(true).open(&path)?;
+            let f = OpenOptions::new().create(true).append(true).mode(0o600).open(&path)?;
             sync_dir(&self.batches)?;
             self.file = Some(f);
         }
@@ -266,7 +385,9 @@ impl DoneLog {
         }
         let f = self.file.as_mut().expect("opened above");
         f.write_all(text.as_bytes())?;
-        f.sync_data()
+        f.sync_data()?;
+        self.gauges.finished(self.seq, finished);
+        Ok(())
     }
 
     /// Deletes the batch (first) and its done file. A crash in between
@@ -279,6 +400,7 @@ impl DoneLog {
     /// the next commit's directory fsync persists the removal anyway.
     pub fn finish(self) -> io::Result<()> {
         fs::remove_file(self.batches.join(batch_name(self.seq)))?;
+        self.gauges.remove(self.seq);
         // (A recovered batch may have a done file from before the crash.)
         let _ = fs::remove_file(self.batches.join(done_name(self.seq)));
         if self.file.is_none() {
@@ -308,7 +430,7 @@ mod tests {
     async fn concurrent_commits_share_batches_and_survive_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let (spool, pending) = Spool::open(dir.path(), tx).unwrap();
+        let (spool, pending) = Spool::open(dir.path(), tx, Gauges::default()).unwrap();
         assert!(pending.is_empty());
         // Two waves, so there are at least two batches however fast the disk.
         for wave in 0..2 {
@@ -324,11 +446,14 @@ mod tests {
         }
         let mut announced = Vec::new();
         while let Ok(b) = rx.try_recv() {
-            announced.push(b);
+            assert!(!b.recovered);
+            announced.push(spool.load(b).unwrap().unwrap());
         }
         let total: usize = announced.iter().map(|b| b.messages.len()).sum();
         assert_eq!(total, 200);
         assert!(announced.len() < 200, "group commit should batch: {} batches", announced.len());
+        let status = spool.gauges().status(1);
+        assert_eq!((status.batches, status.messages, status.recipients), (announced.len(), 200, 400));
 
         // Finish the first batch entirely, half of the second.
         let first = &announced[0];
@@ -338,16 +463,25 @@ mod tests {
         log.finish().unwrap();
         let second = &announced[1];
         DoneLog::new(&spool, second.seq).record(&[(0, 0)]).unwrap();
+        let status = spool.gauges().status(1);
+        assert_eq!((status.batches, status.messages, status.recipients), (announced.len() - 1, 200 - first.messages.len(), 399 - 2 * first.messages.len()));
         // A torn line from a crash mid-append is ignored.
         OpenOptions::new().append(true).open(dir.path().join("batches").join(done_name(second.seq))).unwrap().write_all(b"0 1").unwrap();
 
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let (_spool, pending) = Spool::open(dir.path(), tx).unwrap();
-        let left: usize = pending.iter().map(|b| b.messages.len()).sum();
-        assert_eq!(left, 200 - first.messages.len());
-        let p2 = pending.iter().find(|b| b.seq == second.seq).unwrap();
-        assert_eq!(p2.done, BTreeSet::from([(0, 0)]));
+        let gauges = Gauges::default();
+        let (spool, pending) = Spool::open(dir.path(), tx, gauges.clone()).unwrap();
         assert!(pending.iter().all(|b| b.recovered));
+        // Recovery counts from the envelopes alone, as the running spool did.
+        assert_eq!(gauges.status(1), status);
+        let loaded: Vec<_> = pending.iter().map(|b| spool.load(*b).unwrap().unwrap()).collect();
+        let left: usize = loaded.iter().map(|b| b.messages.len()).sum();
+        assert_eq!(left, 200 - first.messages.len());
+        let p2 = loaded.iter().find(|b| b.seq == second.seq).unwrap();
+        assert_eq!(p2.done, BTreeSet::from([(0, 0)]));
+        assert!(loaded.iter().all(|b| b.recovered));
+        // A finished batch is gone: nothing to load.
+        assert!(spool.load(BatchRef { seq: first.seq, recovered: true }).unwrap().is_none());
     }
 
     #[test]
@@ -361,10 +495,20 @@ mod tests {
         fs::write(batches.join(batch_name(7)), &bytes).unwrap();
         fs::create_dir_all(dir.path().join("tmp")).unwrap();
         fs::write(dir.path().join("tmp").join(batch_name(8)), b"half").unwrap();
+        // Truncated: found by the envelope scan at start-up.
+        let good = record::encode_batch(&[msg(1), msg(2)]);
+        fs::write(batches.join(batch_name(9)), &good[..good.len() - 3]).unwrap();
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-        let (_spool, pending) = Spool::open(dir.path(), tx).unwrap();
-        assert!(pending.is_empty());
+        let gauges = Gauges::default();
+        let (spool, pending) = Spool::open(dir.path(), tx, gauges.clone()).unwrap();
+        // The flipped bit is inside the content: the envelope scan cannot
+        // see it, the checksum at load does.
+        assert_eq!(pending, vec![BatchRef { seq: 7, recovered: true }]);
+        assert_eq!(fs::read(dir.path().join("quarantine").join(batch_name(9))).unwrap(), &good[..good.len() - 3]);
+        assert_eq!(gauges.status(0).quarantined, 1);
+        assert!(spool.load(pending[0]).unwrap().is_none());
         assert_eq!(fs::read(dir.path().join("quarantine").join(batch_name(7))).unwrap(), bytes);
+        assert_eq!(gauges.status(0), crate::QueueStatus { quarantined: 2, ..Default::default() });
         assert!(fs::read_dir(dir.path().join("tmp")).unwrap().next().is_none());
     }
 }

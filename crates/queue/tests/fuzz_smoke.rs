@@ -3,7 +3,9 @@
 //! (the shared mutator, fuzz/src/smoke.rs, aimed with the format's magic and
 //! lengths) fed to the decoder with and without repaired checksums. The properties
 //! are the libFuzzer target's, from fuzz/src/queue.rs, included here. The
-//! real fuzzing is `cargo fuzz run spool_record` (see fuzz/README.md).
+//! real fuzzing is `cargo fuzz run spool_record` (see fuzz/README.md). The
+//! envelope reader recovery uses (record::envelope) is checked against the
+//! decoder on random messages and their mutants.
 
 #[allow(dead_code)]
 #[path = "../../../fuzz/src/queue.rs"]
@@ -87,4 +89,30 @@ fn test_crc_matches_the_format() {
     *damaged.last_mut().unwrap() ^= 1;
     assert!(port25_queue::record::decode_batch(&damaged).is_err());
     assert_eq!(port25_queue::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content, b"b");
+}
+
+#[test]
+fn envelopes_agree_with_the_decoder_and_survive_mutation() {
+    use port25_queue::record::{encode_message, envelope, Envelope};
+    let mut rng = Rng(0x5eed_0104);
+    let corpus = seeds("spool_record");
+    for _ in 0..3000 {
+        let msg = message(&mut rng);
+        let mut out = Vec::new();
+        encode_message(&msg, &mut out);
+        let payload = &out[8..];
+        let want = Envelope { received_at: msg.received_at, rcpts: msg.rcpts.len() };
+        assert_eq!(envelope(payload, payload.len()), Some(want));
+        // Any prefix gives the same answer or "read more", never another.
+        let cut = rng.below(payload.len() + 1);
+        if let Some(e) = envelope(&payload[..cut], payload.len()) {
+            assert_eq!(e, want);
+        }
+        // Damaged: no panic, and a count it accepts fits the payload.
+        let m = MUTATOR.mutate(&mut rng, payload, &corpus);
+        if let Some(e) = envelope(&m, m.len()) {
+            assert!(e.rcpts <= m.len() / 4, "{e:?} from {} bytes", m.len());
+        }
+        let _ = envelope(&m, rng.next() as usize);
+    }
 }

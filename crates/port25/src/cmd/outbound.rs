@@ -64,7 +64,7 @@ pub fn settings(config: &Config) -> Settings {
 
 /// Opens (and recovers) the outbound spool and starts the scheduler;
 /// `local` receives DSNs for local senders.
-pub fn start(config: &Config, local: Spool) -> anyhow::Result<Running> {
+pub fn start(config: &Config, local: Spool, gauges: port25_queue::Gauges) -> anyhow::Result<Running> {
     let mut servers = config.outbound.nameservers.clone();
     if servers.is_empty() {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -77,7 +77,7 @@ pub fn start(config: &Config, local: Spool) -> anyhow::Result<Running> {
     let dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let dir = config.data_dir.join("outbound");
-    let (spool, recovered) = Spool::open(&dir, tx).with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
+    let (spool, recovered) = Spool::open(&dir, tx, gauges).with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
     let keys: Vec<_> = config.outbound.dkim.iter().map(|k| (k.domain.clone(), k.selector.clone(), k.private_key.clone())).collect();
     let dkim = port25_outbound::dkim::Dkim::load(&keys).map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
     let enqueuer = Enqueuer::with_dkim(spool, dkim);

@@ -119,7 +119,7 @@ fn age(secs: u64) -> String {
 
 fn control(root: &Path, command: &str) -> anyhow::Result<()> {
     let dir = root.join("control");
-    std::fs::create_dir_all(&dir)?;
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(&dir)?;
     let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let tmp = dir.join(format!("{nanos}.tmp"));
     std::fs::write(&tmp, format!("{command}\n"))?;

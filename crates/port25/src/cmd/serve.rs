@@ -25,8 +25,9 @@ pub struct Args {
     /// Configuration file (TOML). Without it, built-in defaults: an MX on
     /// 127.0.0.1:2525, submission on 127.0.0.1:5870 (STARTTLS) and
     /// 127.0.0.1:4650 (implicit TLS), a self-signed certificate, data and
-    /// accounts (`port25 users`) in ./port25-data; HTTP (autoconfig,
-    /// /metrics, /dashboard, /healthz, /readyz) on 127.0.0.1:8025
+    /// accounts (`port25 users`) in ./port25-data; HTTP autoconfig on
+    /// 127.0.0.1:8025, /metrics, /dashboard, /healthz, /readyz on
+    /// 127.0.0.1:8026
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Log format, overriding the file: text or json
@@ -97,13 +98,16 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), hostname = %config.hostname, data_dir = %config.data_dir.display());
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    // Mail, accounts and keys live under it: 0700 when made here, whatever the umask.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
     let device_tls = device_tls_config(&config)?;
     let http = super::serve_http::start(&config, metrics).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
+    let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
     let target = match config.delivery.method {
         DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
         DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
@@ -113,13 +117,14 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         }),
     };
 
-    let outbound = super::outbound::start(&config, spool.clone())?;
+    let outbound = super::outbound::start(&config, spool.clone(), http.gauges.outbound.clone())?;
     http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone());
-    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, delivery_stop.clone()));
+    let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
+    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
     let mx = Arc::new(MxPolicy::new(
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },

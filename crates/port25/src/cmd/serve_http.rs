@@ -1,6 +1,9 @@
-//! The HTTP listener of `port25 serve` (`[http]`, crates/http): bound
-//! before the spool opens so that /healthz answers and /readyz says "not
-//! ready" during start-up; `port25 serve` marks readiness as it goes.
+//! The HTTP listeners of `port25 serve` (`[http]`, crates/http): the
+//! public one (client autoconfiguration) and the private one (metrics,
+//! dashboard, health), bound before the spool opens so that /healthz
+//! answers and /readyz says "not ready" during start-up; `port25 serve`
+//! marks readiness as it goes. The spools' gauges are made here, before
+//! the spools, and handed to them when they open.
 
 use anyhow::Context;
 use port25_config::Config;
@@ -8,20 +11,31 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_http::state::AppState;
 use port25_http::{ClientSettings, Metrics, Readiness};
+use port25_queue::Gauges;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 
 pub struct Http {
     pub ready: Readiness,
+    /// Both listeners; ends when both have.
     pub task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     pub stop: CancellationToken,
+    pub gauges: SpoolGauges,
+}
+
+/// What the local and the outbound spool hold (`/metrics`, the dashboard).
+#[derive(Default)]
+pub struct SpoolGauges {
+    pub local: Gauges,
+    pub outbound: Gauges,
 }
 
 pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Http> {
     let ready = Readiness::default();
     let stop = CancellationToken::new();
-    let Some(address) = config.http.address else {
-        return Ok(Http { ready, task: None, stop });
+    let gauges = SpoolGauges::default();
+    let (Some(public), Some(private)) = (config.http.address, config.http.private_address) else {
+        return Ok(Http { ready, task: None, stop, gauges });
     };
     let h = &config.http;
     let state = AppState {
@@ -37,16 +51,25 @@ pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Htt
         ready: ready.clone(),
         metrics,
         accounts: Some(Arc::new(super::users::open(config)?)),
-        queues: vec![("local", config.data_dir.join("spool")), ("outbound", config.data_dir.join("outbound"))],
+        queues: vec![("local", gauges.local.clone()), ("outbound", gauges.outbound.clone())],
         captures: h.spampot_capture.as_deref().map(|d| Mutex::new(port25_http::captures::CaptureStats::new(d))),
         migration_days: h.migration_days,
         migration_threshold: h.migration_threshold,
         sessions: port25_http::auth::Sessions::new(h.session, h.login_attempts_per_minute),
     };
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .with_context(|| format!("[http] cannot bind {address} (another server on it? set [http] address, or enabled = false)"))?;
-    emit!(info, ev::HTTP_LISTENING, address = %listener.local_addr()?);
-    let task = tokio::spawn(port25_http::run(listener, Arc::new(state), stop.clone()));
-    Ok(Http { ready, task: Some(task), stop })
+    let state = Arc::new(state);
+    let bind = |name: &'static str, address: std::net::SocketAddr, key: &'static str| async move {
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .with_context(|| format!("[http] cannot bind {address} (another server on it? set [http] {key}, or enabled = false)"))?;
+        emit!(info, ev::HTTP_LISTENING, listener = name, address = %listener.local_addr()?);
+        anyhow::Ok(listener)
+    };
+    let public = port25_http::run(bind("public", public, "address").await?, port25_http::public_router(state.clone()), stop.clone());
+    let private = port25_http::run(bind("private", private, "private_address").await?, port25_http::private_router(state), stop.clone());
+    let task = tokio::spawn(async move {
+        let (a, b) = tokio::join!(public, private);
+        a.and(b)
+    });
+    Ok(Http { ready, task: Some(task), stop, gauges })
 }

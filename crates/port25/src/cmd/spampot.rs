@@ -136,7 +136,9 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("collect").build()?;
     runtime.block_on(async {
         let stop = super::serve::stop_signals();
-        std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create {}", config.data_dir.display()))?;
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&config.data_dir)
+            .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
         let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot bind {}", config.listen))?;
         emit!(info, ev::SERVER_LISTENING, listener = "collect", address = %listener.local_addr()?, service = "collect");
         let shutdown = CancellationToken::new();

@@ -30,9 +30,9 @@ pub fn base_config(dir: &Path, mx: &str, listeners: &str) -> String {
     )
 }
 
-/// Tests run in parallel: the HTTP listener too binds port 0 (its address
-/// is in the `port25.http.listening` event).
-pub const HTTP_ON_PORT_0: &str = "[http]\naddress = \"127.0.0.1:0\"\n";
+/// Tests run in parallel: the HTTP listeners too bind port 0 (their
+/// addresses are in the `port25.http.listening` events).
+pub const HTTP_ON_PORT_0: &str = "[http]\naddress = \"127.0.0.1:0\"\nprivate_address = \"127.0.0.1:0\"\n";
 
 pub const MX_LISTENER: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\n";
 

@@ -11,10 +11,26 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The HTTP listener's address, from `port25.http.listening`.
+/// An HTTP listener's address (`public` or `private`), from `port25.http.listening`.
+pub fn listening(s: &Server, listener: &str) -> SocketAddr {
+    let start = Instant::now();
+    loop {
+        if let Some(e) = s.events("port25.http.listening").iter().find(|e| e["listener"] == listener) {
+            return e["address"].as_str().unwrap().parse().unwrap();
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "no port25.http.listening event for the {listener} listener");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The private listener's address (metrics, dashboard, health).
 fn http_addr(s: &Server) -> SocketAddr {
-    let e = s.wait_event("port25.http.listening", Duration::from_secs(10)).expect("port25.http.listening event");
-    e["address"].as_str().unwrap().parse().unwrap()
+    listening(s, "private")
+}
+
+/// The public listener's address (autoconfig).
+fn public_addr(s: &Server) -> SocketAddr {
+    listening(s, "public")
 }
 
 fn addr(s: &Server, name: &str) -> SocketAddr {
@@ -148,7 +164,7 @@ print("ok")
 fn autoconfig_autodiscover_and_mobileconfig_point_at_587_and_465_never_25() {
     let http = "display_name = \"Example <Mail> & Co\"\nsubmission_host = \"smtp.example.net\"\nimaps = \"imap.example.net:993\"\n";
     let s = Server::start_with("serve", |dir| serve(dir, http, MX_LISTENER));
-    let base = format!("http://{}", http_addr(&s));
+    let base = format!("http://{}", public_addr(&s));
     assert_eq!(python(AUTOCONFIG_CHECK, std::slice::from_ref(&base)).trim(), "ok");
 
     // curl, as a client with no XML library would: never a port 25.
@@ -183,7 +199,7 @@ fn autoconfig_autodiscover_and_mobileconfig_point_at_587_and_465_never_25() {
 fn apple_profile_needs_an_imap_server_and_health_endpoints_answer() {
     let s = Server::start_with("serve", |dir| serve(dir, "", MX_LISTENER));
     let base = format!("http://{}", http_addr(&s));
-    let (status, _, body) = curl(&[&format!("{base}/mail.mobileconfig?emailaddress=alice@example.net")]);
+    let (status, _, body) = curl(&[&format!("http://{}/mail.mobileconfig?emailaddress=alice@example.net", public_addr(&s))]);
     assert_eq!(status, 404);
     assert!(body.contains("imaps"), "{body}");
     assert_eq!(curl(&[&format!("{base}/healthz")]).0, 200);
@@ -303,7 +319,7 @@ const EVIL_SUBJECT: &str = "<script>window.__xss=2</script> & <b>cheap</b>";
 
 /// A SpamPots sensor that captured one message with a hostile HELO name and
 /// subject, sent by Python's smtplib to its open-relay bait.
-fn sensor_with_a_hostile_capture() -> Server {
+pub(crate) fn sensor_with_a_hostile_capture() -> Server {
     let sensor = Server::start_with("spampot", |dir: &Path| {
         format!(
             "sensor = \"it-sensor\"\ndata_dir = \"{}\"\nlog_format = \"json\"\nlog_level = \"info\"\n\
