@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod clients;
+mod collect;
 mod crash;
 mod dns;
 mod http;
