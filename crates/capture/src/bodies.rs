@@ -78,17 +78,24 @@ impl Bodies {
 
     /// Stores `body` unless it is already there. Blocking (fsync).
     pub fn put(&self, body: &[u8]) -> io::Result<Put> {
-        self.write(body, true)
+        self.write(body, true, &|| Ok(()))
     }
 
     /// Stores `body` without syncing it: the caller must make it durable
     /// (the event log's group commit does, with one `syncfs` for all the
     /// bodies written since the last group) before anyone relies on it.
     pub fn put_unsynced(&self, body: &[u8]) -> io::Result<Put> {
-        self.write(body, false)
+        self.write(body, false, &|| Ok(()))
     }
 
-    fn write(&self, body: &[u8], sync: bool) -> io::Result<Put> {
+    /// [`Bodies::put_unsynced`], asking `room` first when the body is new
+    /// (a duplicate takes no space): its error is returned and nothing is
+    /// written.
+    pub fn put_unsynced_if_room(&self, body: &[u8], room: &dyn Fn() -> io::Result<()>) -> io::Result<Put> {
+        self.write(body, false, room)
+    }
+
+    fn write(&self, body: &[u8], sync: bool, room: &dyn Fn() -> io::Result<()>) -> io::Result<Put> {
         let digest = digest_hex(body);
         let path = path_of(&self.root, &digest).expect("our own digest is valid");
         // A body seen again is stamped now: the quota removes the bodies
@@ -100,6 +107,7 @@ impl Bodies {
             Err(e) if e.kind() != io::ErrorKind::NotFound && path.exists() => return Ok(Put { digest, duplicate: true, written: 0 }),
             Err(_) => {}
         }
+        room()?;
         let compressed = zstd::bulk::compress(body, LEVEL)?;
         let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
         {

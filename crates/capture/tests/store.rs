@@ -123,3 +123,41 @@ async fn quota_evicts_the_body_seen_least_recently_not_the_one_written_first() {
     assert_eq!(bodies.get(&digests[2]).unwrap(), c);
     assert_eq!(bodies.get(&stored.digest).unwrap(), d);
 }
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "mounting a tmpfs needs root (./test.sh runs as root): {}", String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn new_bodies_are_refused_below_the_free_space_floor_whatever_the_quota() {
+    let fs = Tmpfs::mount("4m");
+    let root = fs.0.path().join("capture");
+    // No quota at all: only the floor stands between captures and a full disk.
+    let store = Store::open(&config(&root, None)).unwrap();
+    let early = store.store_body(noise(7, 2000)).await.unwrap();
+    let (avail, total) = port25_capture::filesystem_space(&root).unwrap();
+    assert_eq!(port25_capture::free_floor(total), total / 50);
+    // Something else fills the disk to 40 KiB above nothing.
+    let filler = fs.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; (avail - 40 * 1024) as usize]).unwrap();
+    let e = store.store_body(noise(8, 2000)).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+    let again = store.store_body(noise(7, 2000)).await.unwrap();
+    assert!(again.duplicate && again.digest == early.digest, "a duplicate takes no space and is still captured");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(!store.store_body(noise(8, 2000)).await.unwrap().duplicate, "with room again, new bodies are stored");
+}

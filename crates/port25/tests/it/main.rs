@@ -21,4 +21,5 @@ mod scripted;
 mod spampot;
 mod spampot_hpfeeds;
 mod spampot_netns;
+mod spampot_quota;
 mod submission;
