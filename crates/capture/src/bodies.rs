@@ -7,7 +7,9 @@
 //! itself, [`Bodies::put_unsynced`] leaves it to the log's group commit
 //! (one `syncfs` per group instead of two fsyncs per body).
 //! Two sessions storing the same new body at once both rename identical
-//! bytes onto the same name, which is harmless.
+//! bytes onto the same name, which is harmless. A body stored again gets
+//! its modification time refreshed: the file time is when the body was last
+//! seen, which is what the quota ([`crate::quota`]) evicts by.
 
 use sha2::{Digest, Sha256};
 use std::fs::{self, File};
@@ -15,6 +17,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::SystemTime;
 
 /// zstd level 3: the library's default; spam compresses well at it and it
 /// costs little CPU per message.
@@ -77,22 +80,36 @@ impl Bodies {
 
     /// Stores `body` unless it is already there. Blocking (fsync).
     pub fn put(&self, body: &[u8]) -> io::Result<Put> {
-        self.write(body, true)
+        self.write(body, true, &|| Ok(()))
     }
 
     /// Stores `body` without syncing it: the caller must make it durable
     /// (the event log's group commit does, with one `syncfs` for all the
     /// bodies written since the last group) before anyone relies on it.
     pub fn put_unsynced(&self, body: &[u8]) -> io::Result<Put> {
-        self.write(body, false)
+        self.write(body, false, &|| Ok(()))
     }
 
-    fn write(&self, body: &[u8], sync: bool) -> io::Result<Put> {
+    /// [`Bodies::put_unsynced`], asking `room` first when the body is new
+    /// (a duplicate takes no space): its error is returned and nothing is
+    /// written.
+    pub fn put_unsynced_if_room(&self, body: &[u8], room: &dyn Fn() -> io::Result<()>) -> io::Result<Put> {
+        self.write(body, false, room)
+    }
+
+    fn write(&self, body: &[u8], sync: bool, room: &dyn Fn() -> io::Result<()>) -> io::Result<Put> {
         let digest = digest_hex(body);
         let path = path_of(&self.root, &digest).expect("our own digest is valid");
-        if path.exists() {
-            return Ok(Put { digest, duplicate: true, written: 0 });
+        // A body seen again is stamped now: the quota removes the bodies
+        // seen least recently first, so a campaign still running keeps its
+        // body however long ago it first came. A body the quota removed
+        // meanwhile is simply written again.
+        match File::open(&path).and_then(|f| f.set_modified(SystemTime::now())) {
+            Ok(()) => return Ok(Put { digest, duplicate: true, written: 0 }),
+            Err(e) if e.kind() != io::ErrorKind::NotFound && path.exists() => return Ok(Put { digest, duplicate: true, written: 0 }),
+            Err(_) => {}
         }
+        room()?;
         let compressed = zstd::bulk::compress(body, LEVEL)?;
         let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
         {

@@ -22,4 +22,4 @@ pub mod time;
 pub mod view;
 
 pub use event::{Destination, Event, FORMAT_VERSION};
-pub use store::{Store, StoreConfig, StoredBody};
+pub use store::{filesystem_space, free_floor, Store, StoreConfig, StoredBody};

@@ -1,5 +1,7 @@
 //! The disk quota: when the store (event segments plus bodies) passes its
-//! limit, the oldest closed segments go first, then the oldest bodies, until
+//! limit, the oldest closed segments go first, then the bodies seen least
+//! recently (a body's file time is refreshed each time it is stored again,
+//! see [`crate::bodies`]), until
 //! usage is back under 90 % of the limit; the rotation is itself logged as a
 //! `port25.spampot.quota.rotated` event so the report knows data is missing.
 //!
@@ -82,6 +84,7 @@ impl Quota {
         if self.usage() > target {
             let mut bodies = Vec::new();
             walk(&self.bodies, &mut bodies);
+            // Least recently seen first (the file time is the last sighting).
             bodies.sort();
             for (_, len, path) in bodies {
                 if self.usage() <= target {

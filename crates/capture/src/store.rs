@@ -17,8 +17,45 @@ pub struct StoreConfig {
     pub sensor: String,
     /// A segment is closed before it would pass this size.
     pub max_segment_bytes: u64,
-    /// Disk quota for segments plus bodies; `None`: unlimited.
+    /// Disk quota for segments plus bodies; `None`: unlimited. Whatever it
+    /// is, new bodies are refused while the filesystem is below
+    /// [`free_floor`].
     pub quota_bytes: Option<u64>,
+}
+
+/// The free space the store never writes a new body into: the smaller of
+/// 2 % of the filesystem and 1 GiB. A sensor shares its disk with the
+/// system; a quota set larger than the disk, or other programs filling it,
+/// must not let captures take the last of it.
+pub fn free_floor(filesystem_bytes: u64) -> u64 {
+    (filesystem_bytes / 50).min(1 << 30)
+}
+
+/// (available to unprivileged users, total) bytes of the filesystem
+/// holding `path`.
+pub fn filesystem_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with a NUL byte"))?;
+    // SAFETY: statvfs writes into the zeroed struct we own and reads the
+    // NUL-terminated path, which outlives the call.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let unit = st.f_frsize as u64;
+    Ok((st.f_bavail as u64 * unit, st.f_blocks as u64 * unit))
+}
+
+/// Err(StorageFull) when the filesystem holding `path` is below its floor.
+fn room_on(path: &std::path::Path) -> io::Result<()> {
+    let (avail, total) = filesystem_space(path)?;
+    if avail < free_floor(total) {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("{avail} bytes free on the capture filesystem, under the floor of {}: new bodies are refused", free_floor(total)),
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -68,11 +105,12 @@ impl Store {
 
     /// Stores a body (once) on a blocking thread. It is durable as soon as
     /// an event recorded after this returns is ([`Store::record_durable`]:
-    /// the log's group commit syncs unsynced bodies first).
+    /// the log's group commit syncs unsynced bodies first). A new body is
+    /// refused (`StorageFull`) while the filesystem is below [`free_floor`].
     pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
         let bodies = self.bodies.clone();
         let size = body.len() as u64;
-        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced(&body)).await.map_err(io::Error::other)??;
+        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced_if_room(&body, &|| room_on(bodies.root()))).await.map_err(io::Error::other)??;
         if !put.duplicate {
             self.dirty.store(true, std::sync::atomic::Ordering::Release);
         }

@@ -79,3 +79,85 @@ async fn quota_removes_oldest_first_and_logs_it() {
     assert!(rotated >= 1);
     assert_eq!(sessions.last().unwrap(), "00000199", "the newest events survive");
 }
+
+/// `n` bytes that zstd cannot shrink.
+fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn quota_evicts_the_body_seen_least_recently_not_the_one_written_first() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three 10 kB bodies fit; a fourth passes the limit and the quota frees
+    // down to 90 % of it: exactly one body goes.
+    let store = Store::open(&config(dir.path(), Some(36_000))).unwrap();
+    let [a, b, c, d] = [1, 2, 3, 4].map(|i| noise(i, 10_000));
+    let mut digests = Vec::new();
+    for body in [&a, &b, &c, &a] {
+        // Distinct file times whatever the clock's granularity.
+        std::thread::sleep(std::time::Duration::from_millis(30));
+        let stored = store.store_body(body.clone()).await.unwrap();
+        let mut e = store.event(port25_events::SPAMPOT_MESSAGE);
+        e.digest = Some(stored.digest.clone());
+        store.record_durable(&e).await.unwrap();
+        digests.push(stored.digest);
+    }
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let stored = store.store_body(d.clone()).await.unwrap();
+    let mut e = store.event(port25_events::SPAMPOT_MESSAGE);
+    e.digest = Some(stored.digest.clone());
+    store.record_durable(&e).await.unwrap();
+    // The writer may still be removing files after the acknowledgement.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let bodies = store.bodies();
+    assert!(bodies.get(&digests[1]).is_err(), "B, last seen before A's second sighting, goes first");
+    assert_eq!(bodies.get(&digests[0]).unwrap(), a, "A, first written but seen again, stays");
+    assert_eq!(bodies.get(&digests[2]).unwrap(), c);
+    assert_eq!(bodies.get(&stored.digest).unwrap(), d);
+}
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted on drop.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).output().unwrap();
+        assert!(out.status.success(), "mounting a tmpfs needs root (./test.sh runs as root): {}", String::from_utf8_lossy(&out.stderr));
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.0.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn new_bodies_are_refused_below_the_free_space_floor_whatever_the_quota() {
+    let fs = Tmpfs::mount("4m");
+    let root = fs.0.path().join("capture");
+    // No quota at all: only the floor stands between captures and a full disk.
+    let store = Store::open(&config(&root, None)).unwrap();
+    let early = store.store_body(noise(7, 2000)).await.unwrap();
+    let (avail, total) = port25_capture::filesystem_space(&root).unwrap();
+    assert_eq!(port25_capture::free_floor(total), total / 50);
+    // Something else fills the disk to 40 KiB above nothing.
+    let filler = fs.0.path().join("filler");
+    std::fs::write(&filler, vec![0u8; (avail - 40 * 1024) as usize]).unwrap();
+    let e = store.store_body(noise(8, 2000)).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+    let again = store.store_body(noise(7, 2000)).await.unwrap();
+    assert!(again.duplicate && again.digest == early.digest, "a duplicate takes no space and is still captured");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(!store.store_body(noise(8, 2000)).await.unwrap().duplicate, "with room again, new bodies are stored");
+}

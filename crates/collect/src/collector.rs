@@ -8,6 +8,15 @@
 //! content-addressed store for all sensors). Both are the capture format
 //! (docs/capture-format.md), so the report reads a collector like a sensor.
 //!
+//! Hostile peers: the token is checked from the request head, before any
+//! body is read; a request without a valid one gets `401` and the
+//! connection is closed (after discarding at most [`PRE_AUTH_LINGER`] bytes
+//! the peer was already sending, so that it reads the answer). Only an
+//! authenticated sensor may send a body of up to [`MAX_BODY`]; `Expect:
+//! 100-continue` is answered once the token is checked. Connections are
+//! capped overall and per client address (IPv4-mapped addresses count as
+//! IPv4, IPv6 per /64); over a cap the connection is closed at once.
+//!
 //! Routes (all need `Authorization: Bearer <token>`):
 //! - `HEAD /v1/bodies/<sha256>`: 200 when held, 404 when not;
 //! - `PUT /v1/bodies/<sha256>`: the sensor's `.zst` file; checked against
@@ -22,27 +31,37 @@ use crate::append::{self, Plan};
 use crate::wire::Conn;
 use port25_capture::bodies::Bodies;
 use port25_capture::{log, reader};
+use port25_engine::accept::{accept_loop, drain, Refused};
 use port25_events as ev;
 use port25_events::emit;
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::Write;
+use std::net::{IpAddr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
-/// Largest request body: a batch of lines or one compressed body.
+/// Largest request body of an authenticated sensor: a batch of lines or
+/// one compressed body.
 pub const MAX_BODY: usize = 64 * 1024 * 1024;
+
+/// What a peer without a valid token can make the collector read past the
+/// request head: the body it was already sending when the `401` went out,
+/// discarded, up to this much.
+pub const PRE_AUTH_LINGER: u64 = 64 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorAuth {
     pub name: String,
-    pub token: String,
+    /// Spanned: a duplicate is reported with its line.
+    pub token: toml::Spanned<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,8 +77,22 @@ pub struct CollectConfig {
     pub hostname: String,
     #[serde(default = "default_log_format")]
     pub log_format: String,
+    /// Connections at once, all clients together.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// Connections at once from one client address (IPv6: one /64).
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
     #[serde(rename = "sensor")]
     pub sensors: Vec<SensorAuth>,
+}
+
+fn default_max_connections() -> usize {
+    256
+}
+
+fn default_max_connections_per_address() -> usize {
+    8
 }
 
 fn default_hostname() -> String {
@@ -73,15 +106,28 @@ fn default_log_format() -> String {
 impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let line_of = |offset: usize| text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1);
         let c: CollectConfig = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0);
+            let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
             format!("{}:{line}: {}", path.display(), e.message())
         })?;
         if c.sensors.is_empty() {
             return Err(format!("{}: add at least one [[sensor]] with name and token", path.display()));
         }
+        if c.max_connections == 0 || c.max_connections_per_address == 0 {
+            return Err(format!("{}: max_connections and max_connections_per_address must be at least 1", path.display()));
+        }
+        let mut seen: HashMap<&str, usize> = HashMap::new();
         for s in &c.sensors {
-            if s.token.len() < 16 {
+            let line = line_of(s.token.span().start);
+            if let Some(first) = seen.insert(s.token.get_ref(), line) {
+                return Err(format!(
+                    "{}:{line}: sensor {:?}: this token is already given on line {first}; give every sensor its own token (the token decides which sensor a request is)",
+                    path.display(),
+                    s.name
+                ));
+            }
+            if s.token.get_ref().len() < 16 {
                 return Err(format!("{}: sensor {:?}: use a token of at least 16 characters", path.display(), s.name));
             }
             if s.name.is_empty() || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) || s.name.starts_with('.') {
@@ -98,20 +144,85 @@ impl CollectConfig {
 struct State {
     root: PathBuf,
     bodies: Bodies,
-    tokens: HashMap<String, String>,
+    /// (SHA-256 of the token, sensor name).
+    tokens: Vec<([u8; 32], String)>,
     /// Appends are serialised: sensors ship one batch at a time anyway.
     append: Mutex<()>,
 }
 
-/// Compares without an early exit on the first differing byte.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+fn sha256(s: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(s).into()
+}
+
+/// Compares two digests without an early exit on the first differing byte.
+/// Comparing digests rather than the tokens themselves means the time
+/// depends on neither token's length nor its content.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    std::hint::black_box(a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y))) == 0
 }
 
 impl State {
+    /// The sensor a request's `Authorization` header belongs to. Every
+    /// configured token is compared (no early exit), so the time does not
+    /// tell which one came close either.
     fn sensor_of(&self, auth: Option<&str>) -> Option<String> {
         let token = auth?.strip_prefix("Bearer ")?.trim();
-        self.tokens.iter().find(|(t, _)| same(t, token)).map(|(_, s)| s.clone())
+        let digest = sha256(token.as_bytes());
+        let mut found = None;
+        for (t, s) in &self.tokens {
+            if same(t, &digest) && found.is_none() {
+                found = Some(s);
+            }
+        }
+        found.cloned()
+    }
+}
+
+/// The key a client's connections are counted under: the address with
+/// IPv4-mapped IPv6 folded to IPv4, or the /64 of an IPv6 address (one
+/// subscriber usually holds a whole /64).
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4,
+    }
+}
+
+/// Connections held per client key; a slot is released when its
+/// [`ClientSlot`] drops.
+struct PerClient {
+    max: usize,
+    held: std::sync::Mutex<HashMap<IpAddr, usize>>,
+}
+
+struct ClientSlot {
+    table: Arc<PerClient>,
+    key: IpAddr,
+}
+
+impl PerClient {
+    fn take(table: &Arc<PerClient>, ip: IpAddr) -> Option<ClientSlot> {
+        let key = client_key(ip);
+        let mut held = table.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
+        if *n >= table.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot { table: table.clone(), key })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut held = self.table.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -218,20 +329,39 @@ async fn serve_conn(state: Arc<State>, tls: tokio_rustls::TlsAcceptor, tcp: toki
     };
     let mut conn = Conn::new(stream, Duration::from_secs(60));
     loop {
-        let (head, body) = match conn.read(MAX_BODY).await {
-            Ok(Some(m)) => m,
+        let head = match conn.read_head().await {
+            Ok(Some(h)) => h,
             _ => return,
         };
         let Some((method, target)) = head.request() else {
             return;
         };
-        let (status, body) = match state.sensor_of(head.header("authorization")) {
-            None => {
-                emit!(warn, ev::COLLECT_REFUSED, peer = %peer, reason = "bad or missing token");
-                text("401 Unauthorized", "")
-            }
-            Some(sensor) => handle(&state, &sensor, method, target, body).await,
+        // The token first, from the head alone: nothing of the body is read
+        // for a peer without one.
+        let Some(sensor) = state.sensor_of(head.header("authorization")) else {
+            let _ = conn.write("HTTP/1.1 401 Unauthorized", &[("Connection", "close")], b"").await;
+            let read = conn.close_lingering(PRE_AUTH_LINGER, Duration::from_secs(1)).await;
+            emit!(warn, ev::COLLECT_REFUSED, peer = %peer, reason = "bad or missing token", bytes_read = read);
+            return;
         };
+        let refuse = match head.content_length() {
+            Err(e) => Some(("400 Bad Request", e.to_string())),
+            Ok(len) if len > MAX_BODY => Some(("413 Content Too Large", format!("a body is at most {MAX_BODY} bytes"))),
+            Ok(_) => None,
+        };
+        if let Some((status, why)) = refuse {
+            let _ = conn.write(&format!("HTTP/1.1 {status}"), &[("Connection", "close")], why.as_bytes()).await;
+            conn.close_lingering(PRE_AUTH_LINGER, Duration::from_secs(1)).await;
+            return;
+        }
+        let len = head.content_length().unwrap_or(0);
+        if head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) && conn.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+            return;
+        }
+        let Ok(body) = conn.read_body(len).await else {
+            return;
+        };
+        let (status, body) = handle(&state, &sensor, method, target, body).await;
         if conn.write(&status, &[("Content-Type", "application/json")], &body).await.is_err() {
             return;
         }
@@ -254,16 +384,37 @@ pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: Cancell
     let state = Arc::new(State {
         bodies: Bodies::open(&config.data_dir.join("bodies")).map_err(|e| e.to_string())?,
         root: config.data_dir.clone(),
-        tokens: config.sensors.iter().map(|s| (s.token.clone(), s.name.clone())).collect(),
+        tokens: config.sensors.iter().map(|s| (sha256(s.token.get_ref().as_bytes()), s.name.clone())).collect(),
         append: Mutex::new(()),
     });
-    loop {
-        let (tcp, peer) = tokio::select! {
-            a = listener.accept() => match a { Ok(a) => a, Err(_) => { tokio::time::sleep(Duration::from_millis(100)).await; continue } },
-            _ = shutdown.cancelled() => return Ok(()),
-        };
-        tokio::spawn(serve_conn(state.clone(), tls.clone(), tcp, peer));
-    }
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let per_client = Arc::new(PerClient { max: config.max_connections_per_address, held: Default::default() });
+    let tracker = TaskTracker::new();
+    accept_loop(
+        &listener,
+        &slots,
+        &tracker,
+        &shutdown,
+        |r| {
+            if let Refused::Full(_, peer) = r {
+                emit!(warn, ev::COLLECT_REFUSED, peer = %peer, reason = "too many connections");
+            }
+        },
+        |tcp, peer| {
+            let slot = PerClient::take(&per_client, peer.ip());
+            let (state, tls) = (state.clone(), tls.clone());
+            async move {
+                let Some(_slot) = slot else {
+                    emit!(warn, ev::COLLECT_REFUSED, peer = %peer, reason = "too many connections from this address");
+                    return;
+                };
+                serve_conn(state, tls, tcp, peer).await;
+            }
+        },
+    )
+    .await;
+    drain(&tracker, Duration::from_secs(5)).await;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -284,8 +435,62 @@ mod tests {
     }
 
     #[test]
+    fn duplicate_tokens_are_refused_with_their_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(
+            &p,
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\n\
+             [[sensor]]\nname = \"b\"\ntoken = \"fedcba9876543210\"\n[[sensor]]\nname = \"c\"\ntoken = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
+        let e = CollectConfig::load(&p).unwrap_err();
+        assert!(e.starts_with(&format!("{}:11: sensor \"c\"", p.display())) && e.contains("already given on line 5"), "{e}");
+    }
+
+    #[test]
     fn tokens_compare_whole() {
-        assert!(same("abc", "abc"));
-        assert!(!same("abc", "abd") && !same("abc", "ab"));
+        let c = CollectConfig {
+            listen: "127.0.0.1:1".parse().unwrap(),
+            data_dir: "x".into(),
+            cert: None,
+            key: None,
+            hostname: default_hostname(),
+            log_format: default_log_format(),
+            max_connections: 1,
+            max_connections_per_address: 1,
+            sensors: vec![],
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let state = State {
+            root: c.data_dir,
+            bodies: Bodies::open(dir.path()).unwrap(),
+            tokens: ["0123456789abcdef", "another-token-0123"].iter().zip(["a", "b"]).map(|(t, s)| (sha256(t.as_bytes()), s.to_owned())).collect(),
+            append: Mutex::new(()),
+        };
+        assert_eq!(state.sensor_of(Some("Bearer 0123456789abcdef")).as_deref(), Some("a"));
+        assert_eq!(state.sensor_of(Some("Bearer another-token-0123")).as_deref(), Some("b"));
+        for bad in ["Bearer 0123456789abcde", "Bearer 0123456789abcdef0", "Bearer ", "0123456789abcdef", "Basic 0123456789abcdef"] {
+            assert_eq!(state.sensor_of(Some(bad)), None, "{bad}");
+        }
+        assert_eq!(state.sensor_of(None), None);
+    }
+
+    #[test]
+    fn clients_are_counted_per_address_v4_mapped_folded_v6_per_64() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        let table = Arc::new(PerClient { max: 2, held: Default::default() });
+        let a = PerClient::take(&table, ip("192.0.2.7")).unwrap();
+        let _b = PerClient::take(&table, ip("::ffff:192.0.2.7")).unwrap();
+        assert!(PerClient::take(&table, ip("192.0.2.7")).is_none(), "the mapped form is the same client");
+        assert!(PerClient::take(&table, ip("192.0.2.8")).is_some());
+        let _c = PerClient::take(&table, ip("2001:db8:1:2::1")).unwrap();
+        let _d = PerClient::take(&table, ip("2001:db8:1:2:ffff::9")).unwrap();
+        assert!(PerClient::take(&table, ip("2001:db8:1:2:1234::1")).is_none(), "one /64 is one client");
+        assert!(PerClient::take(&table, ip("2001:db8:1:3::1")).is_some());
+        drop(a);
+        assert!(PerClient::take(&table, ip("192.0.2.7")).is_some(), "a closed connection frees its slot");
     }
 }

@@ -113,13 +113,19 @@ impl Default for Limits {
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
     pub max_segment_bytes: u64,
-    /// Disk quota for the capture directory; 0 means none.
+    /// Disk quota for the capture directory (1 GiB unless set; 0: no fixed
+    /// size). Whatever it is, new bodies are refused while the filesystem
+    /// has less free than `port25_capture::free_floor`.
     pub quota_bytes: u64,
 }
 
+/// The capture store's quota when none is configured: on by default, so a
+/// sensor left alone cannot fill its disk.
+pub const DEFAULT_QUOTA_BYTES: u64 = 1 << 30;
+
 impl Default for Store {
     fn default() -> Store {
-        Store { max_segment_bytes: 64 * 1024 * 1024, quota_bytes: 0 }
+        Store { max_segment_bytes: 64 * 1024 * 1024, quota_bytes: DEFAULT_QUOTA_BYTES }
     }
 }
 

@@ -5,6 +5,7 @@ mod harness;
 
 mod cli;
 mod clients;
+mod collect;
 mod crash;
 mod dns;
 mod file_modes;
@@ -24,4 +25,5 @@ mod scripted;
 mod spampot;
 mod spampot_hpfeeds;
 mod spampot_netns;
+mod spampot_quota;
 mod submission;
