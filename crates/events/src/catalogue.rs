@@ -65,6 +65,7 @@ catalogue! {
     OUTBOUND_STATS = "port25.outbound.stats";
     OUTBOUND_CONTROL = "port25.outbound.control";
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed";
+    OUTBOUND_TARGET_REFUSED = "port25.outbound.target_refused";
 
     SPAMPOT_CONNECT = "port25.spampot.connect";
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";

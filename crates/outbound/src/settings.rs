@@ -24,6 +24,8 @@ pub struct Settings {
     pub smarthost: Option<Smarthost>,
     /// Domains whose mail is never sent without TLS.
     pub require_tls: Vec<String>,
+    /// Which MX addresses may be connected to.
+    pub targets: crate::targets::TargetPolicy,
     pub backoff: Backoff,
     /// A recipient still deferred this long after arrival is bounced.
     pub max_lifetime: Duration,

@@ -42,6 +42,10 @@ pub fn settings(config: &Config) -> Settings {
             require_tls: o.smarthost_require_tls,
         }),
         require_tls: o.require_tls.clone(),
+        targets: port25_outbound::targets::TargetPolicy {
+            allowed: o.allowed_private_networks.clone(),
+            own: config.listeners.iter().map(|l| l.address).collect(),
+        },
         backoff: Backoff { first: o.first_retry, max: o.max_retry, jitter: o.retry_jitter },
         max_lifetime: o.max_lifetime,
         delay_warning: o.delay_warning,

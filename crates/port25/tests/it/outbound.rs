@@ -56,8 +56,13 @@ pub(crate) fn add_user(s: &Server, login: &str, addresses: &[&str], password: &s
     assert!(add.wait().unwrap().success());
 }
 
+/// The test MXes listen on loopback, which port25 refuses as an MX target
+/// unless allowed (crate::targets in port25-outbound).
+pub(crate) const PRIVATE_MX: &str = "allowed_private_networks = [\"127.0.0.0/8\", \"::1/128\"]";
+
 /// The sending port25: submission from trusted loopback devices (no AUTH
-/// needed), local domain example.net, outbound through `dns` to `port`.
+/// needed), local domain example.net, outbound through `dns` to `port`;
+/// loopback MXes allowed ([`PRIVATE_MX`]).
 pub(crate) fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
     sender_in("example.net", dns, port, extra)
 }
@@ -69,9 +74,11 @@ pub(crate) fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -
 /// `sender_in` with retries `first` seconds after the first failure, at
 /// most `max` apart.
 pub(crate) fn sender_retrying(domain: &str, dns: &DnsServer, port: u16, (first, max): (u64, u64), extra: &str) -> Server {
+    // A test that sets its own list (outbound_targets.rs) gets only that.
+    let private_mx = if extra.contains("allowed_private_networks") { "" } else { PRIVATE_MX };
     let mx = format!(
         "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
-         first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
+         first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{private_mx}\n{extra}\n",
         dns.addr
     );
     Server::start(&mx, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
