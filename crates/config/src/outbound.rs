@@ -240,6 +240,13 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             }
         }
     }
+    if smarthost_ca.is_some() && !smarthost_pin_sha256.is_empty() {
+        return Err(err(
+            text.find("smarthost_pin_sha256").unwrap_or(0),
+            "smarthost_ca and smarthost_pin_sha256 are two ways to verify the smarthost; set one".into(),
+            "a pin trusts the key alone; smarthost_ca trusts a CA and checks the name",
+        ));
+    }
     if (smarthost_ca.is_some() || !smarthost_pin_sha256.is_empty()) && smarthost.is_none() {
         return Err(err(
             text.find("smarthost_").unwrap_or(0),

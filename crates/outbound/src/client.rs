@@ -26,7 +26,13 @@ pub struct ClientSettings {
     pub command_timeout: Duration,
     /// For the reply to the final dot (RFC 5321 §4.5.3.2.6: 10 minutes).
     pub data_timeout: Duration,
+    /// For remote MXes: any certificate (opportunistic TLS).
     pub tls: Arc<rustls::ClientConfig>,
+    /// For the smarthost ([`TlsPolicy::Verified`] and
+    /// [`TlsPolicy::VerifiedIfOffered`]): a verifying configuration
+    /// (`tls_policy::smarthost_config`). None: those policies cannot
+    /// start TLS, so they defer.
+    pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -153,24 +159,36 @@ impl Session {
             return Err(fail(format!("{host}[{addr}] greeted with {}", greeting.one_line())));
         }
         s.hello().await.map_err(fail)?;
+        let verified = matches!(policy, TlsPolicy::Verified | TlsPolicy::VerifiedIfOffered);
+        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified);
         if s.ext.starttls && policy != TlsPolicy::Cleartext {
             let r = s.command("STARTTLS").await.map_err(fail)?;
             if r.code == 220 {
-                if let Err(e) = s.start_tls().await {
-                    // Credentials are never sent in clear because of a broken handshake.
+                let config = if verified { settings.smarthost_tls.clone() } else { Some(settings.tls.clone()) };
+                let started = match config {
+                    Some(config) => s.start_tls(config).await,
+                    None => Err(std::io::Error::other("no verifying TLS configuration for the smarthost")),
+                };
+                if let Err(e) = started {
+                    // Credentials are never sent in clear because of a broken
+                    // handshake, and an unverified smarthost gets nothing.
                     let retry_cleartext = policy == TlsPolicy::Opportunistic && auth.is_none();
-                    return Err(ConnectFailure { reason: format!("TLS handshake with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
+                    let what = if verified { "verified TLS" } else { "TLS handshake" };
+                    return Err(ConnectFailure { reason: format!("{what} with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
                 }
                 s.hello().await.map_err(fail)?;
-            } else if policy == TlsPolicy::Required {
+            } else if must {
                 return Err(tls_fail(format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line())));
             } else if auth.is_some() {
-                // It offered TLS, so the password goes in clear only where
-                // no TLS is offered at all, never because STARTTLS failed.
                 return Err(tls_fail(format!("{host}[{addr}] offered STARTTLS but refused it ({}): AUTH is not sent in clear", r.one_line())));
             }
-        } else if policy == TlsPolicy::Required {
+        } else if must {
             return Err(tls_fail(format!("TLS is required but {host}[{addr}] does not offer STARTTLS")));
+        }
+        if auth.is_some() && !(s.tls && verified) {
+            // Whatever the policy says: credentials only over TLS whose
+            // certificate was verified.
+            return Err(tls_fail(format!("{host}[{addr}]: AUTH is only sent over verified TLS")));
         }
         if let Some((user, password)) = auth {
             let token = base64(format!("\0{user}\0{password}").as_bytes());
@@ -209,7 +227,7 @@ impl Session {
         }
     }
 
-    async fn start_tls(&mut self) -> std::io::Result<()> {
+    async fn start_tls(&mut self, config: Arc<rustls::ClientConfig>) -> std::io::Result<()> {
         let Io::Plain(stream) = std::mem::replace(&mut self.io, Io::Closed) else {
             return Err(std::io::Error::other("STARTTLS on a connection that is not plaintext"));
         };
@@ -219,7 +237,7 @@ impl Session {
             Ok(ip) => ServerName::IpAddress(ip.into()),
             Err(_) => ServerName::try_from(self.host.clone()).unwrap_or(ServerName::IpAddress(self.addr.ip().into())),
         };
-        let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
+        let connector = tokio_rustls::TlsConnector::from(config);
         let tls =
             tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
         self.io = Io::Tls(Box::new(tls));

@@ -12,6 +12,7 @@ mod lmtp;
 mod outbound;
 mod outbound_dsn;
 mod outbound_remote;
+mod outbound_smarthost;
 mod outbound_targets;
 mod postfix;
 mod protocol;

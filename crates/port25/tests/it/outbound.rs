@@ -499,28 +499,34 @@ fn a_real_postfix_is_the_remote_mx() {
 }
 
 /// Smarthost mode: everything goes to one relay, here another port25's
-/// submission service, which requires AUTH: port25's AUTH PLAIN must work.
+/// submission service, which requires AUTH: port25's AUTH PLAIN must work
+/// (over STARTTLS verified with the test CA: never AUTH without it).
 #[test]
 fn smarthost_with_auth_plain_relays_everything_to_one_host() {
     let ip = IpAddr::V4(v4(127, 0, 7, 1));
     let port = free_port(&[ip]);
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key, _) = crate::outbound_smarthost::test_pki(pki.path(), ip);
     let b = Server::start(
-        "domains = [\"relay.example\"]",
-        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n"),
+        &format!("domains = [\"relay.example\"]\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"", cert.display(), key.display()),
+        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"),
     );
     add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");
     let secret = b.dir.path().join("smarthost.pass");
     std::fs::write(&secret, "relay-secret\n").unwrap();
     // No DNS entry at all: smarthost mode never looks up MX records.
     let dns = DnsServer::start();
-    let extra =
-        format!("smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let extra = format!(
+        "smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"\nsmarthost_ca = \"{}\"",
+        secret.display(),
+        ca.display()
+    );
     let a = sender(&dns, 25, &extra);
     submit(&a, &["ivan@relay.example"], "via the smarthost");
     let got = b.wait_for_mail("relay.example", "ivan", 1, WAIT);
     assert_eq!(got.len(), 1, "not relayed: {:?}", a.events("port25.outbound.deferred"));
     let text = String::from_utf8_lossy(&got[0]);
-    assert!(text.contains("with ESMTPA"), "the smarthost saw no AUTH: {text}");
+    assert!(text.contains("with ESMTPSA"), "the smarthost saw no AUTH over TLS: {text}");
     let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ivan@relay.example", 1);
     assert!(delivered[0]["host"].as_str().unwrap().contains("127.0.7.1"), "{delivered:?}");
 }
