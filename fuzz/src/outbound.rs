@@ -49,3 +49,13 @@ pub fn state_records(data: &[u8]) {
         assert_eq!(parse_history(&encode_history(a)), vec![a.clone()]);
     }
 }
+
+/// `outbound_dkim_from` (port25_outbound::dkim::from_domain, which picks
+/// the DKIM key for a submitted message): never panics on any header bytes
+/// (issue 13: `To: Élise` used to panic, so the message got 451 forever);
+/// a domain it returns is non-empty and lower case.
+pub fn dkim_from(data: &[u8]) {
+    if let Some(d) = port25_outbound::dkim::from_domain(data) {
+        assert!(!d.is_empty() && d == d.to_lowercase(), "{d:?}");
+    }
+}

@@ -74,7 +74,7 @@ impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let c: CollectConfig = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0);
+            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(0);
             format!("{}:{line}: {}", path.display(), e.message())
         })?;
         if c.sensors.is_empty() {

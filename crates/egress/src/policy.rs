@@ -358,7 +358,7 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn refuses_protected_ports() {
-        let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", &OK[10..]));
+        let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", OK.get(10..).unwrap()));
         assert!(e.starts_with("p.toml:2:17: port 587 (message submission, RFC 6409) is protected"), "{e}");
         assert!(e.contains("fix:"));
     }

@@ -80,13 +80,13 @@ pub fn from_domain(content: &[u8]) -> Option<String> {
             }
             break;
         }
-        if line.len() >= 5 && line[..5].eq_ignore_ascii_case("from:") {
-            value = Some(line[5..].to_owned());
+        if line.as_bytes().get(..5).is_some_and(|h| h.eq_ignore_ascii_case(b"from:")) {
+            value = line.get(5..).map(str::to_owned);
         }
     }
     let v = value?;
     let addr = match (v.rfind('<'), v.rfind('>')) {
-        (Some(a), Some(b)) if a < b => v[a + 1..b].to_owned(),
+        (Some(a), Some(b)) if a < b => v.get(a + 1..b).unwrap_or_default().to_owned(),
         _ => v.trim().to_owned(),
     };
     let domain = addr.rsplit_once('@')?.1.trim().trim_end_matches('>').to_lowercase();

@@ -102,7 +102,7 @@ fn split_list(s: &str) -> Vec<String> {
 fn mailbox_address(mailbox: &str) -> Option<String> {
     let m = mailbox.trim();
     let addr = match (m.rfind('<'), m.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &m[open + 1..close],
+        (Some(open), Some(close)) if open < close => m.get(open + 1..close).unwrap_or_default(),
         (None, None) => m,
         _ => return None,
     };

@@ -157,7 +157,7 @@ impl SubmissionPolicy {
             return Some(login.to_lowercase());
         }
         if let Some(cert) = device_cert(info) {
-            return Some(format!("device {}", &cert[..16]));
+            return Some(format!("device {}", cert.get(..16).unwrap_or(cert)));
         }
         self.trusted_network(info).map(|n| format!("network {n}"))
     }
