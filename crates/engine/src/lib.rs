@@ -6,7 +6,8 @@
 //! commands, errors and time. Policies plug in through [`Hooks`].
 //!
 //! Layout: pure parsers first ([`command`], [`address`], [`data`],
-//! [`proxy`], [`input`]'s line splitter), then the I/O: [`session`] (the
+//! [`proxy`], [`input`]'s line splitter, [`rfc5322`]'s header fields and
+//! mailboxes for submission and the DKIM signer), then the I/O: [`session`] (the
 //! state machine), [`accept`] (the accept loop, connection cap and drain
 //! that the spampot shares), [`server`] (PROXY header, implicit TLS, the
 //! SMTP listener over [`accept`]), [`tls`] (certificates).
@@ -21,6 +22,7 @@ pub mod input;
 pub mod proxy;
 pub mod received;
 pub mod reply;
+pub mod rfc5322;
 pub mod sasl;
 mod server;
 mod session;

@@ -399,11 +399,12 @@ impl Hooks for SubmissionPolicy {
             return Decision::Reject(AUTH_REQUIRED);
         };
         let found = headers::scan(&message.body);
-        if found.from_fields != 1 || found.from.is_empty() {
-            return Decision::Reject(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
-        }
-        for address in &found.from {
-            if let Err(d) = self.may_send_as(info, &who, address, "the From: header") {
+        let authors = match headers::authors(&found) {
+            Ok(a) => a,
+            Err(reply) => return Decision::Reject(reply),
+        };
+        for (address, field) in authors {
+            if let Err(d) = self.may_send_as(info, &who, address, field) {
                 return d;
             }
         }

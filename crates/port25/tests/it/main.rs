@@ -7,6 +7,7 @@ mod cli;
 mod clients;
 mod crash;
 mod dns;
+mod from_binding;
 mod hostile_bytes;
 mod http;
 mod lmtp;
