@@ -3,6 +3,10 @@
 //! any number of transactions on the same connection (the queue sends the
 //! next message for the same destination instead of reconnecting).
 //!
+//! SMTPUTF8 (RFC 6531) goes on MAIL FROM when the message needs it
+//! (port25_queue::smtputf8); a server that does not offer it gets no such
+//! message: its recipients fail with 5.6.7.
+//!
 //! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
 //! write and the replies are read in order; without it, one at a time.
 //! Every read has a timeout. A reply that is not SMTP or a connection that
@@ -42,6 +46,7 @@ pub struct Extensions {
     pub size: Option<usize>,
     pub auth_plain: bool,
     pub eightbitmime: bool,
+    pub smtputf8: bool,
 }
 
 enum Io {
@@ -211,6 +216,7 @@ impl Session {
                     "STARTTLS" => ext.starttls = !self.tls,
                     "SIZE" => ext.size = v.parse().ok().filter(|&n| n > 0),
                     "8BITMIME" => ext.eightbitmime = true,
+                    "SMTPUTF8" => ext.smtputf8 = true,
                     "AUTH" => ext.auth_plain = v.split_whitespace().any(|m| m.eq_ignore_ascii_case("PLAIN")),
                     _ => {}
                 }
@@ -299,12 +305,24 @@ impl Session {
                 return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.3.4".into() }).collect());
             }
         }
+        // RFC 6531 §3.4: a message that needs SMTPUTF8 is not sent to a
+        // server without it (no downgrade): it fails, and the sender gets
+        // a DSN, rather than arrive with its addresses or headers mangled.
+        let utf8 = port25_queue::smtputf8::needed(from, rcpts.iter().copied(), content);
+        if utf8 && !self.ext.smtputf8 {
+            let reply =
+                format!("550 5.6.7 {} does not support SMTPUTF8 (RFC 6531), which this message needs for its non-ASCII addresses or header fields", self.host);
+            return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.6.7".into() }).collect());
+        }
         let mut mail = format!("MAIL FROM:<{from}>");
         if self.ext.size.is_some() {
             mail.push_str(&format!(" SIZE={}", content.len()));
         }
         if self.ext.eightbitmime && content.iter().any(|&b| b >= 0x80) {
             mail.push_str(" BODY=8BITMIME");
+        }
+        if utf8 {
+            mail.push_str(" SMTPUTF8");
         }
         let timeout = self.settings.command_timeout;
         let (mail_reply, rcpt_replies, data_reply) = if self.ext.pipelining {

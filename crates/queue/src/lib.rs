@@ -1,10 +1,12 @@
 //! port25's durable spool.
 //!
 //! [`record`] is the pure on-disk format; [`spool`] the group-committing
-//! writer, the recovery after a crash and the per-batch progress log. The
+//! writer, the recovery after a crash and the per-batch progress log;
+//! [`smtputf8`] whether a spooled message needs SMTPUTF8 on its next hop. The
 //! scheduler for remote delivery (retries, expiry, DSN) builds on these.
 
 pub mod record;
+pub mod smtputf8;
 pub mod spool;
 
 pub use record::SpooledMessage;

@@ -88,3 +88,10 @@ fn test_crc_matches_the_format() {
     assert!(port25_queue::record::decode_batch(&damaged).is_err());
     assert_eq!(port25_queue::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content, b"b");
 }
+
+#[test]
+fn smtputf8_needed() {
+    const HEADERS: Mutator =
+        Mutator { special: b"\r\n \t;\0\xc3\xa9", pieces: &[b"Received: x\r\n\tby y with UTF8SMTPSA id z;\r\n", b"with ", b"UTF8SMTP", b"\r\n\r\n"] };
+    smoke::smoke_with("smtputf8_needed", 20_000, 0x5e7f_0008, &HEADERS, checks::smtputf8_needed);
+}

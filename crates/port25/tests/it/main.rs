@@ -21,6 +21,7 @@ mod protocol;
 mod relay;
 mod report;
 mod scripted;
+mod smtputf8;
 mod spampot;
 mod spampot_hpfeeds;
 mod spampot_netns;
