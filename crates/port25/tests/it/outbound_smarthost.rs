@@ -164,3 +164,17 @@ fn config_check_says_auth_goes_to_the_smarthost_only_over_verified_tls() {
         "{text}"
     );
 }
+
+#[test]
+fn outbound_a_smarthost_without_credentials_is_verified_too_and_never_falls_back_to_cleartext() {
+    let (_b, at) = smarthost(75, None);
+    let a = sender(&DnsServer::start(), 25, &format!("smarthost = \"{at}\""));
+    submit(&a, &["ivan@relay.example"], "no password, still verified");
+    let deferred = wait_events(&a, "port25.outbound.deferred", "to", "ivan@relay.example", 2);
+    for d in &deferred {
+        let reason = d["reason"].as_str().unwrap();
+        assert!(reason.starts_with("451 4.7.5 verified TLS with") && reason.contains("certificate"), "{reason}");
+    }
+    let fallbacks = events_where(&a, "port25.outbound.connect_failed", "fallback", "cleartext");
+    assert!(fallbacks.is_empty(), "{fallbacks:?}");
+}
