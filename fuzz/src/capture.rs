@@ -35,3 +35,15 @@ pub fn capture_log(data: &[u8]) {
         assert_eq!(&back.events[0].1, e);
     }
 }
+
+/// `capture_body_path` (port25_capture::bodies::path_of): a digest read
+/// from a capture log (which sensors ship over the network) never panics
+/// or leaves the body store; only 64 lower-case hex digits give a path.
+pub fn body_path(data: &[u8]) {
+    let digest = String::from_utf8_lossy(data);
+    let root = std::path::Path::new("/bodies");
+    if let Some(p) = port25_capture::bodies::path_of(root, &digest) {
+        assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{digest:?}");
+        assert_eq!(p, root.join(digest.get(..2).unwrap()).join(digest.get(2..4).unwrap()).join(format!("{digest}.zst")));
+    }
+}

@@ -55,3 +55,15 @@ pub fn parse(text: &str) {
 pub fn config(bytes: &[u8]) {
     parse(&String::from_utf8_lossy(bytes));
 }
+
+/// `port25_config::line_col` (where an error is reported) at every byte
+/// offset of any text, inside UTF-8 characters too (issue 13): never
+/// panics, lines count from 1 and never pass the text's.
+pub fn line_col_everywhere(bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let lines = text.matches('\n').count() + 1;
+    for offset in 0..=text.len() + 1 {
+        let (line, column) = port25_config::line_col(&text, offset);
+        assert!((1..=lines).contains(&line) && column >= 1, "{offset}: {line}:{column}");
+    }
+}

@@ -106,3 +106,16 @@ pub fn policy_text(data: &[u8]) {
         }
     }
 }
+
+/// `egress_time` (port25_egress::report::parse_time, the `--since`/`--until`
+/// of `egress report`): never panics; whole seconds only; a time written
+/// back as RFC 3339 reads back equal.
+pub fn time_arg(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Ok(ms) = port25_egress::report::parse_time(&text) {
+        assert_eq!(ms % 1000, 0, "{text:?}");
+        if let Ok(again) = port25_egress::report::parse_time(&port25_egress::report::rfc3339(ms)) {
+            assert_eq!(again, ms, "{text:?}");
+        }
+    }
+}

@@ -53,3 +53,21 @@ pub fn http_emailaddress(data: &[u8]) {
         assert_eq!(email::parse(&a.full(), &domains), Ok(a));
     }
 }
+
+/// `http_subject` (port25_http::captures::subject_of, the dashboard's
+/// reading of a captured spam's headers): never panics, whatever bytes a
+/// spammer sent (issue 13: `Date: \xff\xff` used to panic); a subject is
+/// one line; a message that starts with an ASCII `Subject:` line has it.
+pub fn http_subject(data: &[u8]) {
+    let subject = port25_http::captures::subject_of(data);
+    if let Some(s) = &subject {
+        assert!(!s.contains('\n'), "{s:?}");
+    }
+    if let Some(rest) = data.strip_prefix(b"Subject:") {
+        let line = rest.split(|&b| b == b'\n').next().unwrap_or_default();
+        if line.is_ascii() && !line.contains(&b'\r') {
+            let want = String::from_utf8_lossy(line).trim().to_owned();
+            assert!(subject.as_deref().is_some_and(|s| s.starts_with(&want)), "{subject:?} lacks {want:?}");
+        }
+    }
+}

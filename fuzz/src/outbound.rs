@@ -49,3 +49,20 @@ pub fn state_records(data: &[u8]) {
         assert_eq!(parse_history(&encode_history(a)), vec![a.clone()]);
     }
 }
+
+/// `outbound_dkim_from` (port25_outbound::dkim::from_domain, which picks
+/// the DKIM key for a submitted message): never panics on any header bytes
+/// (issue 13: `To: Élise` used to panic, so the message got 451 forever);
+/// a domain it returns is non-empty, lower case, without `@`, `<`, `>`,
+/// spaces or line ends, and is the domain of the first From: mailbox as
+/// port25_engine::rfc5322 reads it (the reader sender binding uses).
+pub fn dkim_from(data: &[u8]) {
+    if let Some(d) = port25_outbound::dkim::from_domain(data) {
+        assert!(!d.is_empty() && d == d.to_lowercase(), "{d:?}");
+        assert!(!d.contains(['@', '<', '>', ' ', '\r', '\n', '\t']), "{d:?}");
+        let fields = port25_engine::rfc5322::fields(data).expect("a domain came from readable fields");
+        let from = fields.iter().find(|f| f.is("from")).expect("a From: field");
+        let first = port25_engine::rfc5322::mailbox_list(&from.value).expect("a mailbox list").remove(0);
+        assert!(first.addr_spec.to_lowercase().ends_with(&format!("@{d}")), "{d:?} vs {first:?}");
+    }
+}

@@ -78,3 +78,21 @@ pub fn round_trip(msgs: &[SpooledMessage], cut: usize) {
         assert!(decode_batch(&flipped).is_err(), "bit flip at {cut} went unnoticed");
     }
 }
+
+/// `smtputf8_needed` (port25_queue::smtputf8::needed, read by the outbound
+/// and LMTP clients): the input is split at its first NUL into an envelope
+/// sender and the message. Never panics; a non-ASCII sender always needs
+/// SMTPUTF8; an all-ASCII header section never does.
+pub fn smtputf8_needed(data: &[u8]) {
+    let (from, content) = match data.iter().position(|&b| b == 0) {
+        Some(i) => (String::from_utf8_lossy(&data[..i]).into_owned(), &data[i + 1..]),
+        None => (String::new(), data),
+    };
+    let needed = port25_queue::smtputf8::needed(&from, ["r@example.org"], content);
+    if !from.is_ascii() {
+        assert!(needed, "{from:?}");
+    }
+    if from.is_ascii() && content.is_ascii() {
+        assert!(!needed, "{:?}", String::from_utf8_lossy(content));
+    }
+}

@@ -64,3 +64,22 @@ pub fn complaint(data: &[u8]) {
         assert_eq!(c.evidence, c.evidence.to_ascii_lowercase());
     }
 }
+
+/// `report_dates` (port25_report::date::{parse_day, day_in_name},
+/// parquet_export::millis, arf::parse_date): dates read from capture logs
+/// that sensors ship over the network, file names and abuse reports. Never
+/// panic (issue 13: a multi-byte character at byte 9 of a capture's time
+/// did); a day written back reads back equal; a time's day is its date's.
+pub fn dates(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    for s in [text.as_ref(), text.trim()] {
+        if let Some(d) = port25_report::date::parse_day(s) {
+            assert_eq!(port25_report::date::parse_day(&port25_report::date::format_day(d)), Some(d), "{s:?}");
+        }
+        if let Some(ms) = port25_report::parquet_export::millis(s) {
+            assert_eq!(Some(ms.div_euclid(86_400_000)), port25_report::date::parse_day(s), "{s:?}");
+        }
+        let _ = port25_report::date::day_in_name(s);
+        let _ = arf::parse_date(s);
+    }
+}

@@ -114,3 +114,13 @@ pub fn sniff(data: &[u8]) {
         assert_eq!(sniff::sniff(&data[..1]), Some(p), "only the first byte decides");
     }
 }
+
+/// `sensor_config` (port25_spampot::config::Config::parse): never panics
+/// on any text (the line of a TOML error is counted in bytes, issue 13);
+/// an error names the file and a line within the text.
+pub fn sensor_config(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    if let Err(e) = port25_spampot::config::Config::parse(&text, std::path::Path::new("/f.toml")) {
+        assert!(e.starts_with("/f.toml"), "{e}");
+    }
+}

@@ -23,7 +23,7 @@ pub fn allows(allowed: &[String], address: &str) -> bool {
     let Some((_, domain)) = address.rsplit_once('@') else {
         return false;
     };
-    allowed.iter().any(|a| *a == address || (a.starts_with('@') && a[1..] == *domain))
+    allowed.iter().any(|a| *a == address || a.strip_prefix('@') == Some(domain))
 }
 
 #[cfg(test)]

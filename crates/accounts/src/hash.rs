@@ -35,8 +35,8 @@ fn crypt64(s: &str) -> bool {
 /// `$5$`/`$6$[rounds=N$]salt$hash` with the lengths crypt(3) produces.
 fn sha_crypt_syntax(rest: &str, hash_len: usize) -> bool {
     let mut fields: Vec<&str> = rest.split('$').collect();
-    if fields.first().is_some_and(|f| f.starts_with("rounds=")) {
-        let ok = fields[0]["rounds=".len()..].parse::<u32>().is_ok_and(|n| (1000..=999_999_999).contains(&n));
+    if let Some(rounds) = fields.first().and_then(|f| f.strip_prefix("rounds=")) {
+        let ok = rounds.parse::<u32>().is_ok_and(|n| (1000..=999_999_999).contains(&n));
         if !ok {
             return false;
         }

@@ -59,9 +59,9 @@ pub fn parse_line(line: &str) -> Result<ImportLine, String> {
 
 /// Drops a Dovecot `{SCHEME}` prefix.
 fn strip_scheme(hash: &str) -> &str {
-    match (hash.starts_with('{'), hash.find('}')) {
-        (true, Some(end)) => &hash[end + 1..],
-        _ => hash,
+    match hash.strip_prefix('{').and_then(|h| h.split_once('}')) {
+        Some((_, rest)) => rest,
+        None => hash,
     }
 }
 

@@ -41,7 +41,7 @@ pub fn path_of(root: &Path, digest: &str) -> Option<PathBuf> {
     if digest.len() != 64 || !digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
         return None;
     }
-    Some(root.join(&digest[..2]).join(&digest[2..4]).join(format!("{digest}.zst")))
+    Some(root.join(digest.get(..2)?).join(digest.get(2..4)?).join(format!("{digest}.zst")))
 }
 
 #[derive(Debug, Clone)]
@@ -154,7 +154,7 @@ mod tests {
         assert_eq!(second, Put { digest: first.digest.clone(), duplicate: true, written: 0 });
         assert_eq!(b.get(&first.digest).unwrap(), body);
         let p = path_of(b.root(), &first.digest).unwrap();
-        assert!(p.starts_with(dir.path().join("bodies").join(&first.digest[..2]).join(&first.digest[2..4])));
+        assert!(p.starts_with(dir.path().join("bodies").join(first.digest.get(..2).unwrap()).join(first.digest.get(2..4).unwrap())));
         assert_eq!(first.digest, digest_hex(&body));
         assert!(path_of(b.root(), "../../etc/passwd").is_none());
         assert!(path_of(b.root(), &"A".repeat(64)).is_none());

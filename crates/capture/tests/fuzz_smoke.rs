@@ -14,3 +14,8 @@ mod smoke;
 fn capture_log() {
     smoke::smoke("capture_log", 3000, 0x5a4f_0005, checks::capture_log);
 }
+
+#[test]
+fn body_paths() {
+    smoke::smoke("capture_body_path", 5000, 0x5a4f_0006, checks::body_path);
+}

@@ -106,7 +106,7 @@ fn default_log_format() -> String {
 impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let line_of = |offset: usize| text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1);
+        let line_of = |offset: usize| text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
         let c: CollectConfig = toml::from_str(&text).map_err(|e| {
             let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
             format!("{}:{line}: {}", path.display(), e.message())

@@ -22,10 +22,11 @@ impl ConfigError {
 }
 
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    // Bytes: an offset inside a UTF-8 character must not panic.
     let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |nl| offset - nl - 1) + 1;
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rposition(|&b| b == b'\n').map_or(offset, |nl| offset - nl - 1) + 1;
     (line, column)
 }
 

@@ -21,7 +21,10 @@ pub(crate) struct RawOutbound {
     smarthost_username: Option<String>,
     smarthost_password_file: Option<Spanned<String>>,
     smarthost_require_tls: Option<bool>,
+    smarthost_ca: Option<Spanned<String>>,
+    smarthost_pin_sha256: Option<Spanned<Vec<String>>>,
     require_tls: Option<Vec<String>>,
+    allowed_private_networks: Option<Vec<Spanned<String>>>,
     first_retry_secs: Option<Spanned<u64>>,
     max_retry_secs: Option<Spanned<u64>>,
     retry_jitter: Option<Spanned<f64>>,
@@ -60,7 +63,17 @@ pub struct Outbound {
     /// (username, password read from the file)
     pub smarthost_auth: Option<(String, String)>,
     pub smarthost_require_tls: bool,
+    /// A PEM file of CA certificates that verify the smarthost instead of
+    /// the system's roots.
+    pub smarthost_ca: Option<PathBuf>,
+    /// SHA-256 digests of the SubjectPublicKeyInfo (the key, not the
+    /// certificate: it survives renewals with the same key) that the
+    /// smarthost's certificate must have; any one matches.
+    pub smarthost_pin_sha256: Vec<[u8; 32]>,
     pub require_tls: Vec<String>,
+    /// MX addresses in loopback, private, link-local and other special
+    /// ranges are refused unless they fall in one of these networks.
+    pub allowed_private_networks: Vec<ipnet::IpNet>,
     pub first_retry: Duration,
     pub max_retry: Duration,
     pub retry_jitter: f64,
@@ -100,6 +113,44 @@ fn host_port(s: &str, default_port: u16) -> Option<(String, u16)> {
     };
     let h = h.trim_start_matches('[').trim_end_matches(']');
     (!h.is_empty() && !h.contains(['/', ' ', '@'])).then(|| (h.to_owned(), p))
+}
+
+/// A SHA-256 digest written as 64 hex digits (colons allowed between
+/// pairs) or as base64 (what `openssl ... | base64` prints).
+fn sha256_pin(s: &str) -> Option<[u8; 32]> {
+    let hex: String = s.chars().filter(|&c| c != ':').collect();
+    let mut out = [0u8; 32];
+    if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+        }
+        return Some(out);
+    }
+    let b64 = s.trim_end_matches('=');
+    if b64.len() != 43 {
+        return None;
+    }
+    let mut acc = 0u32;
+    let mut bits = 0;
+    let mut n = 0;
+    for c in b64.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        };
+        acc = acc << 6 | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            *out.get_mut(n)? = (acc >> bits) as u8;
+            n += 1;
+        }
+    }
+    (n == 32).then_some(out)
 }
 
 pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
@@ -152,6 +203,64 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             ))
         }
     };
+    let smarthost_ca = match raw.smarthost_ca {
+        Some(f) => {
+            let path = crate::absolute(base, f.get_ref());
+            let pem = std::fs::read(&path).map_err(|e| {
+                err(
+                    f.span().start,
+                    format!("cannot read smarthost_ca {}: {e}", path.display()),
+                    "give a PEM file of the CA certificates that sign the smarthost's certificate",
+                )
+            })?;
+            if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+                return Err(err(
+                    f.span().start,
+                    format!("smarthost_ca {} holds no PEM certificate", path.display()),
+                    "give a file with -----BEGIN CERTIFICATE----- blocks",
+                ));
+            }
+            Some(path)
+        }
+        None => None,
+    };
+    let mut smarthost_pin_sha256 = Vec::new();
+    if let Some(pins) = raw.smarthost_pin_sha256 {
+        let offset = pins.span().start;
+        for pin in pins.into_inner() {
+            match sha256_pin(&pin) {
+                Some(p) => smarthost_pin_sha256.push(p),
+                None => {
+                    return Err(err(
+                        offset,
+                        format!("smarthost_pin_sha256 {pin:?} is not a SHA-256 digest"),
+                        "write 64 hex digits or base64 (44 characters) of the SHA-256 of the smarthost key's SubjectPublicKeyInfo; see docs/queue.md",
+                    ))
+                }
+            }
+        }
+    }
+    if smarthost_ca.is_some() && !smarthost_pin_sha256.is_empty() {
+        return Err(err(
+            text.find("smarthost_pin_sha256").unwrap_or(0),
+            "smarthost_ca and smarthost_pin_sha256 are two ways to verify the smarthost; set one".into(),
+            "a pin trusts the key alone; smarthost_ca trusts a CA and checks the name",
+        ));
+    }
+    if (smarthost_ca.is_some() || !smarthost_pin_sha256.is_empty()) && smarthost.is_none() {
+        return Err(err(
+            text.find("smarthost_").unwrap_or(0),
+            "smarthost_ca and smarthost_pin_sha256 verify a smarthost, but no smarthost is set".into(),
+            "set smarthost = \"host:port\", or remove them",
+        ));
+    }
+    let mut allowed_private_networks = Vec::new();
+    for n in raw.allowed_private_networks.unwrap_or_default() {
+        match n.get_ref().parse::<ipnet::IpNet>().or_else(|_| n.get_ref().parse::<IpAddr>().map(ipnet::IpNet::from)) {
+            Ok(net) => allowed_private_networks.push(net.trunc()),
+            Err(_) => return Err(err(n.span().start, format!("{:?} is not a network", n.get_ref()), "write a CIDR such as \"10.1.0.0/16\" or one address")),
+        }
+    }
     let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {
         match v {
             Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
@@ -229,7 +338,10 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         smarthost,
         smarthost_auth,
         smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
+        smarthost_ca,
+        smarthost_pin_sha256,
         require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
+        allowed_private_networks,
         first_retry,
         max_retry,
         retry_jitter,
@@ -279,5 +391,27 @@ mod tests {
         assert_eq!(e.line, 3);
         let c = parse("[outbound]\nfirst_retry_secs = 5000\n", Path::new("/f"), Path::new("/")).unwrap();
         assert_eq!(c.outbound.max_retry.as_secs(), 5000, "the default cap is never below the first delay");
+    }
+
+    #[test]
+    fn smarthost_verification_and_private_networks() {
+        let hex = "ab".repeat(32);
+        let t =
+            format!("[outbound]\nsmarthost = \"relay.example:587\"\nsmarthost_pin_sha256 = [\"{hex}\", \"q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\"]\n");
+        let c = parse(&t, Path::new("/f"), Path::new("/")).unwrap();
+        assert_eq!(c.outbound.smarthost_pin_sha256, vec![[0xab; 32], [0xab; 32]]);
+        let e = parse("[outbound]\nsmarthost = \"r:25\"\nsmarthost_pin_sha256 = [\"abc\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let e = parse("[outbound]\nsmarthost_pin_sha256 = []\n", Path::new("/f"), Path::new("/"));
+        assert!(e.is_ok(), "an empty list pins nothing");
+        let e = parse(&format!("[outbound]\nsmarthost_pin_sha256 = [\"{hex}\"]\n"), Path::new("/f"), Path::new("/")).unwrap_err();
+        assert!(e.message.contains("no smarthost"), "{}", e.message);
+        let e = parse("[outbound]\nsmarthost = \"r:25\"\nsmarthost_ca = \"/nonexistent/ca.pem\"\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
+        let c = parse("[outbound]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\", \"10.1.2.3/16\"]\n", Path::new("/f"), Path::new("/")).unwrap();
+        let nets: Vec<String> = c.outbound.allowed_private_networks.iter().map(|n| n.to_string()).collect();
+        assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.0.0/16"]);
+        let e = parse("[outbound]\n\nallowed_private_networks = [\"ten\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 3);
     }
 }

@@ -66,3 +66,8 @@ fn toml_syntax_errors_have_a_message() {
         assert!(!e.message.is_empty(), "{text:?}: {e}");
     }
 }
+
+#[test]
+fn error_positions_at_every_offset() {
+    smoke::smoke_with("config", 3_000, 0xC0F1_6E22, &Mutator { special: b"\n\xc3\xa9\xe2\x82\xac", pieces: &[] }, checks::line_col_everywhere);
+}

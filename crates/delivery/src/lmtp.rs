@@ -40,7 +40,13 @@ pub struct Lmtp {
 type Conn = BufStream<Box<dyn Io>>;
 
 async fn read_reply(conn: &mut Conn) -> std::io::Result<(u16, String)> {
-    let mut text = String::new();
+    let (code, lines) = read_reply_lines(conn).await?;
+    Ok((code, format!("{code} {}", lines.join(" "))))
+}
+
+/// A reply's code and the text of each of its lines.
+async fn read_reply_lines(conn: &mut Conn) -> std::io::Result<(u16, Vec<String>)> {
+    let mut lines = Vec::new();
     loop {
         let mut line = String::new();
         let n = (&mut *conn).take(4096).read_line(&mut line).await?;
@@ -52,12 +58,9 @@ async fn read_reply(conn: &mut Conn) -> std::io::Result<(u16, String)> {
         let Some(code) = code else {
             return Err(std::io::Error::other(format!("malformed LMTP reply {:?}", line.trim_end())));
         };
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        text.push_str(line.get(4..).unwrap_or("").trim_end());
+        lines.push(line.get(4..).unwrap_or("").trim_end().to_owned());
         if bytes.get(3) != Some(&b'-') {
-            return Ok((code, format!("{code} {text}")));
+            return Ok((code, lines));
         }
     }
 }
@@ -95,8 +98,15 @@ pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What the server's LHLO reply offers that the client uses.
+#[derive(Debug, Clone, Copy, Default)]
+struct Offers {
+    smtputf8: bool,
+}
+
 impl Lmtp {
-    async fn connect(&self) -> std::io::Result<Conn> {
+    /// Connects and says LHLO; what the server offers comes with it.
+    async fn connect(&self) -> std::io::Result<(Conn, Offers)> {
         let io: Box<dyn Io> = match &self.address {
             LmtpAddress::Tcp(a) => Box::new(tokio::net::TcpStream::connect(a).await?),
             LmtpAddress::Unix(p) => Box::new(tokio::net::UnixStream::connect(p).await?),
@@ -106,20 +116,36 @@ impl Lmtp {
         if code != 220 {
             return Err(std::io::Error::other(format!("LMTP greeting: {text}")));
         }
-        let (code, text) = command(&mut conn, &format!("LHLO {}", self.hostname)).await?;
+        conn.write_all(format!("LHLO {}\r\n", self.hostname).as_bytes()).await?;
+        conn.flush().await?;
+        let (code, lines) = read_reply_lines(&mut conn).await?;
         if code != 250 {
-            return Err(std::io::Error::other(format!("LHLO refused: {text}")));
+            return Err(std::io::Error::other(format!("LHLO refused: {code} {}", lines.join(" "))));
         }
-        Ok(conn)
+        // The first line greets; each other starts with a keyword.
+        let keyword = |k: &str| lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(k)));
+        Ok((conn, Offers { smtputf8: keyword("SMTPUTF8") }))
     }
 
     pub async fn deliver(&self, work: &[Work]) -> Vec<(usize, usize, RcptOutcome)> {
         let mut results = Vec::new();
         let mut pending: Vec<(usize, usize)> = work.iter().flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r))).collect();
         let attempt = tokio::time::timeout(self.timeout, async {
-            let mut conn = self.connect().await?;
+            let (mut conn, offers) = self.connect().await?;
             for w in work {
-                let (code, text) = command(&mut conn, &format!("MAIL FROM:<{}>", w.message.from)).await?;
+                // RFC 6531: SMTPUTF8 when the message needs it; a server
+                // without it cannot take the message (5.6.7), as outbound.
+                let utf8 = port25_queue::smtputf8::needed(&w.message.from, w.rcpts.iter().map(|&r| w.message.rcpts[r].as_str()), &w.message.content);
+                if utf8 && !offers.smtputf8 {
+                    let text = format!("554 5.6.7 LMTP server {:?} does not support SMTPUTF8 (RFC 6531), which this message needs", self.address);
+                    for &r in &w.rcpts {
+                        results.push((w.index, r, RcptOutcome::Failed(text.clone())));
+                    }
+                    pending.retain(|(m, _)| *m != w.index);
+                    continue;
+                }
+                let utf8 = if utf8 { " SMTPUTF8" } else { "" };
+                let (code, text) = command(&mut conn, &format!("MAIL FROM:<{}>{utf8}", w.message.from)).await?;
                 if code / 100 != 2 {
                     for &r in &w.rcpts {
                         results.push((w.index, r, judge(code, text.clone())));

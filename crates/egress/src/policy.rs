@@ -369,16 +369,16 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn refuses_protected_ports() {
-        let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", &OK[10..]));
+        let e = parse_err(&format!("[policy]\nblocked_ports = [25, 587]\n{}", OK.get(10..).unwrap()));
         assert!(e.starts_with("p.toml:2:17: port 587 (message submission, RFC 6409) is protected"), "{e}");
         assert!(e.contains("fix:"));
     }
 
     #[test]
     fn submission_ports_stay_protected_with_an_empty_list() {
-        let p = parse(&format!("[policy]\nprotected_ports = []\n{}", &OK[10..]), Path::new("p.toml")).unwrap();
+        let p = parse(&format!("[policy]\nprotected_ports = []\n{}", OK.get(10..).unwrap()), Path::new("p.toml")).unwrap();
         assert_eq!(p.protected_ports, [465, 587]);
-        let e = parse_err(&format!("[policy]\nprotected_ports = []\nblocked_ports = [25, 465]\n{}", &OK[10..]));
+        let e = parse_err(&format!("[policy]\nprotected_ports = []\nblocked_ports = [25, 465]\n{}", OK.get(10..).unwrap()));
         assert!(e.starts_with("p.toml:3:17: port 465"), "{e}");
     }
 

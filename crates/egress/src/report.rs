@@ -204,7 +204,7 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
         return Err(bad());
     }
-    let num = |r: std::ops::Range<usize>| s[r].parse::<i64>().map_err(|_| bad());
+    let num = |r: std::ops::Range<usize>| s.get(r).ok_or_else(bad)?.parse::<i64>().map_err(|_| bad());
     let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
     if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
         return Err(bad());

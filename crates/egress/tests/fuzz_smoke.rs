@@ -96,3 +96,8 @@ fn write_seeds() {
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"), dir.join("example.toml")).unwrap();
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge.toml"), dir.join("edge.toml")).unwrap();
 }
+
+#[test]
+fn time_arguments() {
+    smoke("egress_time", 10_000, 0x2545_f491_4f6c_dd1e, checks::time_arg);
+}

@@ -121,7 +121,7 @@ pub(crate) fn split_angle(s: &str) -> Result<(&str, &str), PathError> {
         match c {
             '\\' if in_quote => escaped = true,
             '"' => in_quote = !in_quote,
-            '>' if !in_quote => return Ok((&s[..i], &s[i + 1..])),
+            '>' if !in_quote => return Ok((s.get(..i).unwrap_or_default(), s.get(i + 1..).unwrap_or_default())),
             _ => {}
         }
     }
@@ -151,13 +151,12 @@ fn split_route(inner: &str) -> Result<(Option<&str>, &str), PathError> {
     if !inner.starts_with('@') {
         return Ok((None, inner));
     }
-    let colon = inner.find(':').ok_or(PathError("source route without ':'"))?;
-    let route = &inner[..colon];
+    let (route, mailbox) = inner.split_once(':').ok_or(PathError("source route without ':'"))?;
     for hop in route.split(',') {
         let d = hop.strip_prefix('@').ok_or(PathError("bad source route"))?;
         parse_domain(d)?;
     }
-    Ok((Some(route), &inner[colon + 1..]))
+    Ok((Some(route), mailbox))
 }
 
 pub fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
@@ -180,10 +179,9 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
             }
         }
         let end = end.ok_or(PathError("unterminated quoted local part"))?;
-        (local, true, &q[end..])
+        (local, true, q.get(end..).unwrap_or_default())
     } else {
-        let at = s.rfind('@').ok_or(PathError("address has no domain"))?;
-        let local = &s[..at];
+        let (local, _) = s.rsplit_once('@').ok_or(PathError("address has no domain"))?;
         if local.is_empty() {
             return Err(PathError("empty local part"));
         }
@@ -192,7 +190,7 @@ pub fn parse_mailbox(s: &str) -> Result<Mailbox, PathError> {
                 return Err(PathError("bad local part"));
             }
         }
-        (local.to_owned(), false, &s[at..])
+        (local.to_owned(), false, s.get(local.len()..).unwrap_or_default())
     };
     if local.len() > 64 {
         return Err(PathError("local part longer than 64 octets"));

@@ -92,8 +92,8 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
     if line.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
         return Err(Reply::new(500, "5.5.2", "Control character in command"));
     }
-    let (verb, rest) = match line.find(' ') {
-        Some(i) => (&line[..i], &line[i + 1..]),
+    let (verb, rest) = match line.split_once(' ') {
+        Some(split) => split,
         None => (line, ""),
     };
     let no_args = |cmd: Command| {
@@ -143,7 +143,7 @@ fn strip_keyword<'a>(rest: &'a str, kw: &str) -> Option<&'a str> {
     if !head.eq_ignore_ascii_case(kw) {
         return None;
     }
-    Some(rest[kw.len()..].trim_start_matches(' '))
+    Some(rest.get(kw.len()..)?.trim_start_matches(' '))
 }
 
 fn parse_mail(rest: &str) -> Result<Command, Reply> {

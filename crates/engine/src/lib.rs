@@ -6,11 +6,12 @@
 //! commands, errors and time. Policies plug in through [`Hooks`].
 //!
 //! Layout: pure parsers first ([`command`], [`address`], [`data`],
-//! [`proxy`], [`input`]'s line splitter), [`budget`] (memory for DATA in
-//! flight), then the I/O: [`session`] (the state machine), [`accept`] (the
-//! accept loop, connection caps overall and per client, and drain, which
-//! the spampot shares), [`server`] (PROXY header, implicit TLS, the SMTP
-//! listener over [`accept`]), [`tls`] (certificates).
+//! [`proxy`], [`input`]'s line splitter, [`rfc5322`]'s header fields and
+//! mailboxes for submission and the DKIM signer), [`budget`] (memory for
+//! DATA in flight), then the I/O: [`session`] (the state machine), [`accept`]
+//! (the accept loop, connection caps overall and per client, and drain,
+//! which the spampot shares), [`server`] (PROXY header, implicit TLS, the
+//! SMTP listener over [`accept`]), [`tls`] (certificates).
 
 pub mod accept;
 pub mod address;
@@ -23,6 +24,7 @@ pub mod input;
 pub mod proxy;
 pub mod received;
 pub mod reply;
+pub mod rfc5322;
 pub mod sasl;
 mod server;
 mod session;

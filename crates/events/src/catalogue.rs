@@ -68,6 +68,7 @@ catalogue! {
     OUTBOUND_STATS = "port25.outbound.stats";
     OUTBOUND_CONTROL = "port25.outbound.control";
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed";
+    OUTBOUND_TARGET_REFUSED = "port25.outbound.target_refused";
 
     SPAMPOT_CONNECT = "port25.spampot.connect";
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request";
@@ -150,16 +151,16 @@ mod tests {
                     let text = std::fs::read_to_string(&path).unwrap();
                     for (n, line) in text.lines().enumerate() {
                         let mut rest = line;
-                        while let Some(i) = rest.find("\"port25.") {
-                            let tail = &rest[i + 1..];
-                            let end = tail.find('"').unwrap_or(tail.len());
-                            let id = &tail[..end];
+                        while let Some((_, after)) = rest.split_once("\"port25.") {
+                            let (name, tail) = after.split_once('"').unwrap_or((after, ""));
+                            let id = format!("port25.{name}");
+                            let id = id.as_str();
                             let looks_like_event =
                                 id.matches('.').count() >= 2 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }
-                            rest = &tail[end..];
+                            rest = tail;
                         }
                     }
                 }

@@ -72,14 +72,18 @@ struct Escaping<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        let mut rest = s;
-        while let Some(i) = rest.find(char::is_control) {
-            self.0.write_str(&rest[..i])?;
-            let c = rest[i..].chars().next().expect("found at i");
-            write!(self.0, "{}", c.escape_debug())?;
-            rest = &rest[i + c.len_utf8()..];
+        // Each piece ends with one control character, or is the tail.
+        for piece in s.split_inclusive(char::is_control) {
+            let mut chars = piece.chars();
+            match chars.next_back() {
+                Some(c) if c.is_control() => {
+                    self.0.write_str(chars.as_str())?;
+                    write!(self.0, "{}", c.escape_debug())?;
+                }
+                _ => self.0.write_str(piece)?,
+            }
         }
-        self.0.write_str(rest)
+        Ok(())
     }
 }
 

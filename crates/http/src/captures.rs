@@ -120,13 +120,25 @@ impl CaptureStats {
     }
 }
 
+/// `s` without `prefix` (ASCII, any case). Compared as bytes: `s` is
+/// whatever a spammer sent, and a byte index inside a UTF-8 character
+/// would panic as a `str` slice.
+fn strip_prefix_ignore_ascii_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.as_bytes().get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix.as_bytes()) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
 /// The Subject header of a message, unfolded; pure.
 pub fn subject_of(message: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(&message[..message.len().min(64 * 1024)]);
     let mut lines = text.split('\n').map(|l| l.trim_end_matches('\r')).take_while(|l| !l.is_empty()).peekable();
     while let Some(line) = lines.next() {
-        if line.len() >= 8 && line[..8].eq_ignore_ascii_case("subject:") {
-            let mut value = line[8..].trim().to_owned();
+        if let Some(rest) = strip_prefix_ignore_ascii_case(line, "subject:") {
+            let mut value = rest.trim().to_owned();
             while let Some(next) = lines.peek().filter(|l| l.starts_with([' ', '\t'])) {
                 value.push(' ');
                 value.push_str(next.trim());

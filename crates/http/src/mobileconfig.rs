@@ -16,8 +16,14 @@ use std::fmt::Write;
 
 fn uuid(seed: &str) -> String {
     let d = Sha256::digest(seed.as_bytes());
-    let h: String = d.iter().take(16).map(|b| format!("{b:02X}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    let mut out = String::with_capacity(36);
+    for (i, b) in d.iter().take(16).enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push('-');
+        }
+        let _ = write!(out, "{b:02X}");
+    }
+    out
 }
 
 /// Reverse-DNS identifier of the profile: `net.example.mail.alice`.
@@ -77,6 +83,18 @@ pub fn render(settings: &ClientSettings, address: &Address) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn uuids_have_the_8_4_4_4_12_form() {
+        for seed in ["", "alice@example.net", "\u{c9}lise@\u{e9}.example"] {
+            let u = uuid(seed);
+            let groups: Vec<usize> = u.split('-').map(str::len).collect();
+            assert_eq!(groups, [8, 4, 4, 4, 12], "{u}");
+            assert!(u.bytes().all(|b| b == b'-' || b.is_ascii_digit() || b.is_ascii_uppercase()), "{u}");
+        }
+        // The bytes of SHA-256("") in order, as the old slicing of its hex gave.
+        assert_eq!(uuid(""), "E3B0C442-98FC-1C14-9AFB-F4C8996FB924");
+    }
 
     #[test]
     fn profile() {

@@ -17,3 +17,8 @@ fn autodiscover_requests_keep_their_properties() {
 fn emailaddress_parameters_keep_their_properties() {
     smoke::smoke("http_emailaddress", 20_000, 0x3e4d, checks::http_emailaddress);
 }
+
+#[test]
+fn captured_subjects_never_panic() {
+    smoke::smoke("http_subject", 20_000, 0x5b1e, checks::http_subject);
+}

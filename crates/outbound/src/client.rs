@@ -3,6 +3,10 @@
 //! any number of transactions on the same connection (the queue sends the
 //! next message for the same destination instead of reconnecting).
 //!
+//! SMTPUTF8 (RFC 6531) goes on MAIL FROM when the message needs it
+//! (port25_queue::smtputf8); a server that does not offer it gets no such
+//! message: its recipients fail with 5.6.7.
+//!
 //! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
 //! write and the replies are read in order; without it, one at a time.
 //! Every read has a timeout. A reply that is not SMTP or a connection that
@@ -26,7 +30,13 @@ pub struct ClientSettings {
     pub command_timeout: Duration,
     /// For the reply to the final dot (RFC 5321 §4.5.3.2.6: 10 minutes).
     pub data_timeout: Duration,
+    /// For remote MXes: any certificate (opportunistic TLS).
     pub tls: Arc<rustls::ClientConfig>,
+    /// For the smarthost ([`TlsPolicy::Verified`] and
+    /// [`TlsPolicy::VerifiedIfOffered`]): a verifying configuration
+    /// (`tls_policy::smarthost_config`). None: those policies cannot
+    /// start TLS, so they defer.
+    pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -36,6 +46,7 @@ pub struct Extensions {
     pub size: Option<usize>,
     pub auth_plain: bool,
     pub eightbitmime: bool,
+    pub smtputf8: bool,
 }
 
 enum Io {
@@ -153,24 +164,36 @@ impl Session {
             return Err(fail(format!("{host}[{addr}] greeted with {}", greeting.one_line())));
         }
         s.hello().await.map_err(fail)?;
+        let verified = matches!(policy, TlsPolicy::Verified | TlsPolicy::VerifiedIfOffered);
+        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified);
         if s.ext.starttls && policy != TlsPolicy::Cleartext {
             let r = s.command("STARTTLS").await.map_err(fail)?;
             if r.code == 220 {
-                if let Err(e) = s.start_tls().await {
-                    // Credentials are never sent in clear because of a broken handshake.
+                let config = if verified { settings.smarthost_tls.clone() } else { Some(settings.tls.clone()) };
+                let started = match config {
+                    Some(config) => s.start_tls(config).await,
+                    None => Err(std::io::Error::other("no verifying TLS configuration for the smarthost")),
+                };
+                if let Err(e) = started {
+                    // Credentials are never sent in clear because of a broken
+                    // handshake, and an unverified smarthost gets nothing.
                     let retry_cleartext = policy == TlsPolicy::Opportunistic && auth.is_none();
-                    return Err(ConnectFailure { reason: format!("TLS handshake with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
+                    let what = if verified { "verified TLS" } else { "TLS handshake" };
+                    return Err(ConnectFailure { reason: format!("{what} with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
                 }
                 s.hello().await.map_err(fail)?;
-            } else if policy == TlsPolicy::Required {
+            } else if must {
                 return Err(tls_fail(format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line())));
             } else if auth.is_some() {
-                // It offered TLS, so the password goes in clear only where
-                // no TLS is offered at all, never because STARTTLS failed.
                 return Err(tls_fail(format!("{host}[{addr}] offered STARTTLS but refused it ({}): AUTH is not sent in clear", r.one_line())));
             }
-        } else if policy == TlsPolicy::Required {
+        } else if must {
             return Err(tls_fail(format!("TLS is required but {host}[{addr}] does not offer STARTTLS")));
+        }
+        if auth.is_some() && !(s.tls && verified) {
+            // Whatever the policy says: credentials only over TLS whose
+            // certificate was verified.
+            return Err(tls_fail(format!("{host}[{addr}]: AUTH is only sent over verified TLS")));
         }
         if let Some((user, password)) = auth {
             let token = base64(format!("\0{user}\0{password}").as_bytes());
@@ -193,6 +216,7 @@ impl Session {
                     "STARTTLS" => ext.starttls = !self.tls,
                     "SIZE" => ext.size = v.parse().ok().filter(|&n| n > 0),
                     "8BITMIME" => ext.eightbitmime = true,
+                    "SMTPUTF8" => ext.smtputf8 = true,
                     "AUTH" => ext.auth_plain = v.split_whitespace().any(|m| m.eq_ignore_ascii_case("PLAIN")),
                     _ => {}
                 }
@@ -209,7 +233,7 @@ impl Session {
         }
     }
 
-    async fn start_tls(&mut self) -> std::io::Result<()> {
+    async fn start_tls(&mut self, config: Arc<rustls::ClientConfig>) -> std::io::Result<()> {
         let Io::Plain(stream) = std::mem::replace(&mut self.io, Io::Closed) else {
             return Err(std::io::Error::other("STARTTLS on a connection that is not plaintext"));
         };
@@ -219,7 +243,7 @@ impl Session {
             Ok(ip) => ServerName::IpAddress(ip.into()),
             Err(_) => ServerName::try_from(self.host.clone()).unwrap_or(ServerName::IpAddress(self.addr.ip().into())),
         };
-        let connector = tokio_rustls::TlsConnector::from(self.settings.tls.clone());
+        let connector = tokio_rustls::TlsConnector::from(config);
         let tls =
             tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
         self.io = Io::Tls(Box::new(tls));
@@ -281,12 +305,24 @@ impl Session {
                 return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.3.4".into() }).collect());
             }
         }
+        // RFC 6531 §3.4: a message that needs SMTPUTF8 is not sent to a
+        // server without it (no downgrade): it fails, and the sender gets
+        // a DSN, rather than arrive with its addresses or headers mangled.
+        let utf8 = port25_queue::smtputf8::needed(from, rcpts.iter().copied(), content);
+        if utf8 && !self.ext.smtputf8 {
+            let reply =
+                format!("550 5.6.7 {} does not support SMTPUTF8 (RFC 6531), which this message needs for its non-ASCII addresses or header fields", self.host);
+            return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.6.7".into() }).collect());
+        }
         let mut mail = format!("MAIL FROM:<{from}>");
         if self.ext.size.is_some() {
             mail.push_str(&format!(" SIZE={}", content.len()));
         }
         if self.ext.eightbitmime && content.iter().any(|&b| b >= 0x80) {
             mail.push_str(" BODY=8BITMIME");
+        }
+        if utf8 {
+            mail.push_str(" SMTPUTF8");
         }
         let timeout = self.settings.command_timeout;
         let (mail_reply, rcpt_replies, data_reply) = if self.ext.pipelining {

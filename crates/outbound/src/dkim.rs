@@ -67,30 +67,21 @@ fn read_key(path: &Path) -> Result<RsaKey<Sha256>, String> {
     RsaKey::<Sha256>::from_key_der(der).map_err(|e| format!("{}: not an RSA key: {e}", path.display()))
 }
 
-/// The domain of the first address in the From: header, lower case.
+/// The domain of the From: header's first mailbox, lower case: the key
+/// that signs. Read by port25_engine::rfc5322, the reader submission's
+/// sender binding uses, so the domain that signs is the one that was
+/// checked; a header section or From: it cannot read (or more than one
+/// From: field) signs nothing.
 pub fn from_domain(content: &[u8]) -> Option<String> {
-    let head_end = content.windows(4).position(|w| w == b"\r\n\r\n").map_or(content.len(), |i| i + 2);
-    let head = String::from_utf8_lossy(&content[..head_end]);
-    let mut value = None::<String>;
-    for line in head.split("\r\n") {
-        if let Some(v) = value.as_mut() {
-            if line.starts_with([' ', '\t']) {
-                v.push_str(line);
-                continue;
-            }
-            break;
-        }
-        if line.len() >= 5 && line[..5].eq_ignore_ascii_case("from:") {
-            value = Some(line[5..].to_owned());
-        }
+    let fields = port25_engine::rfc5322::fields(content).ok()?;
+    let mut from = fields.iter().filter(|f| f.is("from"));
+    let field = from.next()?;
+    if from.next().is_some() {
+        return None;
     }
-    let v = value?;
-    let addr = match (v.rfind('<'), v.rfind('>')) {
-        (Some(a), Some(b)) if a < b => v[a + 1..b].to_owned(),
-        _ => v.trim().to_owned(),
-    };
-    let domain = addr.rsplit_once('@')?.1.trim().trim_end_matches('>').to_lowercase();
-    (!domain.is_empty()).then_some(domain)
+    let first = port25_engine::rfc5322::mailbox_list(&field.value).ok()?.into_iter().next()?;
+    let (_, domain) = first.addr_spec.rsplit_once('@')?;
+    Some(domain.to_lowercase())
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
@@ -121,6 +112,11 @@ mod tests {
         assert_eq!(from_domain(b"Subject: x\r\nFROM: Alice <alice@Example.NET>\r\n\r\nbody").as_deref(), Some("example.net"));
         assert_eq!(from_domain(b"From:\r\n bob@b.example\r\nTo: x\r\n\r\n").as_deref(), Some("b.example"));
         assert_eq!(from_domain(b"To: x@y\r\n\r\nFrom: a@b\r\n"), None);
+        // What submission's binding reads, not the last <...>.
+        assert_eq!(from_domain(b"From: \"a@example.net\" <ceo@bank.example>\r\n\r\n").as_deref(), Some("bank.example"));
+        assert_eq!(from_domain(b"From: <ceo@bank.example> <a@example.net>\r\n\r\n"), None);
+        assert_eq!(from_domain(b"Fr om: a@example.net\r\n\r\n"), None);
+        assert_eq!(from_domain(b"To: \xc3\x89lise <e@example.org>\r\nFrom: a@Example.NET\r\n\r\n").as_deref(), Some("example.net"));
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - [`journal`]: the writer thread for done logs, state and history;
 //! - [`state`], [`reply`], [`backoff`], [`dsn`]: pure formats and rules;
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
+//! - [`targets`]: which MX addresses may be connected to (no private
+//!   ranges unless allowed, never our own listeners);
 //! - [`client`] and [`tls_policy`]: the SMTP client, STARTTLS policy.
 //!
 //! See docs/queue.md for the operator's view.
@@ -32,6 +34,7 @@ pub mod reply;
 mod route;
 pub mod settings;
 pub mod state;
+pub mod targets;
 pub mod tls_policy;
 
 pub use queue::run;

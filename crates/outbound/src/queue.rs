@@ -187,8 +187,8 @@ impl Queue {
 
     fn policy(&self, domain: &str) -> TlsPolicy {
         match &self.settings.smarthost {
-            Some(h) if h.require_tls => TlsPolicy::Required,
-            Some(_) => TlsPolicy::Opportunistic,
+            Some(h) if h.require_tls || h.auth.is_some() => TlsPolicy::Verified,
+            Some(_) => TlsPolicy::VerifiedIfOffered,
             None => policy_for(domain, &self.settings.require_tls),
         }
     }
@@ -227,7 +227,7 @@ impl Queue {
                 }
             }
         }
-        touched.sort_by_key(|t| (t.addr, t.policy == TlsPolicy::Required));
+        touched.sort_by_key(|t| (t.addr, t.policy));
         touched.dedup();
         if !deferred.is_empty() {
             self.results(deferred, None);

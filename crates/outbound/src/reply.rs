@@ -97,7 +97,7 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
         if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) || b[0] < b'2' || b[0] > b'5' || (b.len() > 3 && b[3] != b' ' && b[3] != b'-') {
             return Err(ReplyError::BadLine(line.chars().take(80).collect()));
         }
-        let this: u16 = line[..3].parse().expect("three digits");
+        let this = b[..3].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
         match code {
             None => code = Some(this),
             Some(c) if c != this => return Err(ReplyError::MixedCodes(c, this)),

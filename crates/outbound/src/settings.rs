@@ -8,11 +8,12 @@ use std::time::Duration;
 pub struct Smarthost {
     pub host: String,
     pub port: u16,
-    /// (username, password) for AUTH PLAIN, sent only after STARTTLS
-    /// unless `require_tls` is off and the smarthost offers no STARTTLS
-    /// at all. A STARTTLS that is offered but refused or broken means no
-    /// AUTH: the connection fails and the mail is deferred (4.7.5).
+    /// (username, password) for AUTH PLAIN, sent only after STARTTLS with
+    /// a verified certificate, whatever `require_tls` says: no STARTTLS,
+    /// a refused or broken one, or a certificate that does not verify
+    /// means no AUTH, and the mail is deferred (4.7.5).
     pub auth: Option<(String, String)>,
+    /// Never send in clear, even without credentials.
     pub require_tls: bool,
 }
 
@@ -24,6 +25,8 @@ pub struct Settings {
     pub smarthost: Option<Smarthost>,
     /// Domains whose mail is never sent without TLS.
     pub require_tls: Vec<String>,
+    /// Which MX addresses may be connected to.
+    pub targets: crate::targets::TargetPolicy,
     pub backoff: Backoff,
     /// A recipient still deferred this long after arrival is bounced.
     pub max_lifetime: Duration,

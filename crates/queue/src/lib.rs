@@ -2,11 +2,13 @@
 //!
 //! [`record`] is the pure on-disk format; [`spool`] the group-committing
 //! writer, the recovery after a crash and the per-batch progress log;
-//! [`gauges`] what a spool holds, kept in memory for `/metrics`. The
+//! [`gauges`] what a spool holds, kept in memory for `/metrics`.
+//! [`smtputf8`] whether a spooled message needs SMTPUTF8 on its next hop. The
 //! scheduler for remote delivery (retries, expiry, DSN) builds on these.
 
 pub mod gauges;
 pub mod record;
+pub mod smtputf8;
 pub mod spool;
 
 pub use gauges::{Gauges, QueueStatus};

@@ -24,7 +24,7 @@ pub struct Complaint {
 /// Header fields (name lower-cased, value unfolded) and the body.
 pub fn split_message(raw: &str) -> (Vec<(String, String)>, &str) {
     let (head, body) = match raw.find("\r\n\r\n").map(|i| (i, 4)).into_iter().chain(raw.find("\n\n").map(|i| (i, 2))).min_by_key(|x| x.0) {
-        Some((i, n)) => (&raw[..i], &raw[i + n..]),
+        Some((i, n)) => (raw.get(..i).unwrap_or_default(), raw.get(i + n..).unwrap_or_default()),
         None => (raw, ""),
     };
     let mut fields: Vec<(String, String)> = Vec::new();
@@ -48,7 +48,7 @@ fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
 /// The `boundary` parameter of a Content-Type value.
 fn boundary(ct: &str) -> Option<String> {
     let i = ct.to_ascii_lowercase().find("boundary=")?;
-    let v = &ct[i + 9..];
+    let v = ct.get(i + 9..)?;
     let v = if let Some(q) = v.strip_prefix('"') { q.split('"').next()? } else { v.split([';', ' ']).next()? };
     Some(v.to_owned())
 }
@@ -98,7 +98,7 @@ fn source_from_text(text: &str) -> Option<IpAddr> {
     }
     let lower = text.to_ascii_lowercase();
     for (i, _) in lower.match_indices("from ") {
-        let rest = &text[i + 5..];
+        let Some(rest) = text.get(i + 5..) else { continue };
         let rest = rest.strip_prefix("IP ").or_else(|| rest.strip_prefix("ip ")).unwrap_or(rest);
         let word = rest.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == ')' || c == '(').next().unwrap_or("");
         if let Ok(ip) = word.trim_end_matches('.').parse() {

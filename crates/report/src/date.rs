@@ -22,7 +22,8 @@ pub fn parse_day(s: &str) -> Option<i64> {
         return None;
     }
     let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        let t = &s[r];
+        // get: a byte index inside a UTF-8 character is no date.
+        let t = s.get(r)?;
         if t.bytes().all(|c| c.is_ascii_digit()) {
             t.parse().ok()
         } else {
@@ -51,7 +52,7 @@ pub fn day_in_name(name: &str) -> Option<i64> {
         }
         if let Some(t) = name.get(i..i + 8) {
             if t.bytes().all(|c| c.is_ascii_digit()) && b.get(i + 8).is_none_or(|c| !c.is_ascii_digit()) {
-                let iso = format!("{}-{}-{}", &t[..4], &t[4..6], &t[6..]);
+                let iso = format!("{}-{}-{}", t.get(..4)?, t.get(4..6)?, t.get(6..)?);
                 if let Some(d) = parse_day(&iso) {
                     return Some(d);
                 }

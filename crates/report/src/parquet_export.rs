@@ -140,7 +140,7 @@ pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, out: &Path) -> s
             let ip = e.src_ip.as_deref().and_then(|s| s.parse::<std::net::IpAddr>().ok());
             let info = ip.map(|ip| enricher.lookup(ip, day)).unwrap_or_default();
             b.time.push(ms);
-            b.day.push(ba(&e.time[..10]));
+            b.day.push(ba(e.time.get(..10).unwrap_or_default()));
             b.sensor.push(ba(&e.sensor));
             b.src_ip.push(ba(e.src_ip.as_deref().unwrap_or("")));
             opt(&mut b.country, info.country.map(|c| ba(&country_str(c))));

@@ -27,3 +27,8 @@ fn ip4set_lines() {
 fn abuse_reports() {
     smoke::smoke("report_complaint", 5_000, 0x5e04, checks::complaint);
 }
+
+#[test]
+fn dates() {
+    smoke::smoke("report_dates", 20_000, 0x5e05, checks::dates);
+}

@@ -211,7 +211,7 @@ impl Default for Config {
 impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
         let c: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1).unwrap_or(0);
+            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(0);
             format!("{}:{line}: {}", file.display(), e.message())
         })?;
         c.check().map_err(|e| format!("{}: {e}", file.display()))?;

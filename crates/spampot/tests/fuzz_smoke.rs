@@ -30,3 +30,8 @@ fn http_proxy() {
 fn sniff() {
     smoke::smoke("sniff", 1000, 0x5a4f_0004, checks::sniff);
 }
+
+#[test]
+fn sensor_config() {
+    smoke::smoke("sensor_config", 5000, 0x5a4f_0007, checks::sensor_config);
+}

@@ -1,134 +1,86 @@
 //! The message header checks and fixes submission makes (RFC 6409 §8):
-//! find the From: addresses (for sender binding) and whether Date: and
-//! Message-ID: are present, so that the missing ones can be added.
+//! the From: and Sender: addresses (for sender binding) and whether Date:
+//! and Message-ID: are present, so that the missing ones can be added.
 //!
-//! Pure and tolerant of what it reads: a header section that cannot be
-//! understood yields no From: address, and the policy refuses the message
-//! rather than guess (fail closed).
+//! The header section is read by port25_engine::rfc5322, the reader the
+//! DKIM signer uses too, strictly: a field name with white space in it or
+//! before its colon, a line that is no field, or a From:/Sender: that is
+//! not a well-formed mailbox list makes the message unreadable, and the
+//! policy refuses it (554 5.6.0) rather than guess which address a
+//! receiver would show (fail closed).
+
+use port25_engine::reply::Reply;
+use port25_engine::rfc5322;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct HeaderInfo {
-    /// Every address found in every From: field.
+    /// Why the header section (or its From:/Sender:) cannot be read.
+    pub malformed: Option<String>,
+    /// Every address of every From: field.
     pub from: Vec<String>,
     /// From: fields seen (RFC 5322 allows exactly one).
     pub from_fields: usize,
+    /// Every address of every Sender: field.
+    pub sender: Vec<String>,
+    pub sender_fields: usize,
     pub has_date: bool,
     pub has_message_id: bool,
 }
 
-/// Header fields, unfolded: (name, value) up to the first empty line.
-fn fields(message: &[u8]) -> Vec<(String, String)> {
-    let end = if message.starts_with(b"\r\n") { 0 } else { message.windows(4).position(|w| w == b"\r\n\r\n").map_or(message.len(), |p| p + 2) };
-    let text = String::from_utf8_lossy(&message[..end]);
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.split("\r\n") {
-        if line.starts_with([' ', '\t']) {
-            if let Some(last) = out.last_mut() {
-                last.1.push(' ');
-                last.1.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if !name.is_empty() && !name.contains([' ', '\t']) {
-                out.push((name.to_ascii_lowercase(), value.trim().to_owned()));
-            }
-        }
-    }
-    out
-}
-
-/// Removes (comments), handling nesting and quoted strings.
-fn strip_comments(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let (mut depth, mut quoted, mut escaped) = (0u32, false, false);
-    for c in s.chars() {
-        if escaped {
-            escaped = false;
-            if depth == 0 {
-                out.push(c);
-            }
-            continue;
-        }
-        match c {
-            '\\' => {
-                escaped = true;
-                if depth == 0 {
-                    out.push(c);
-                }
-            }
-            '"' if depth == 0 => {
-                quoted = !quoted;
-                out.push(c);
-            }
-            '(' if !quoted => depth += 1,
-            ')' if !quoted && depth > 0 => depth -= 1,
-            _ if depth == 0 => out.push(c),
-            _ => {}
-        }
-    }
-    out
-}
-
-/// Splits a mailbox list at commas outside quotes and angle brackets.
-fn split_list(s: &str) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let (mut quoted, mut angle, mut escaped) = (false, false, false);
-    for c in s.chars() {
-        if escaped {
-            escaped = false;
-            cur.push(c);
-            continue;
-        }
-        match c {
-            '\\' if quoted => escaped = true,
-            '"' => quoted = !quoted,
-            '<' if !quoted => angle = true,
-            '>' if !quoted => angle = false,
-            ',' if !quoted && !angle => {
-                parts.push(std::mem::take(&mut cur));
-                continue;
-            }
-            _ => {}
-        }
-        cur.push(c);
-    }
-    parts.push(cur);
-    parts
-}
-
-/// The addr-spec of one mailbox: inside <...> when present, else the text.
-fn mailbox_address(mailbox: &str) -> Option<String> {
-    let m = mailbox.trim();
-    let addr = match (m.rfind('<'), m.rfind('>')) {
-        (Some(open), Some(close)) if open < close => &m[open + 1..close],
-        (None, None) => m,
-        _ => return None,
-    };
-    let addr = addr.trim();
-    (!addr.is_empty() && addr.contains('@') && !addr.contains([' ', '<', '>', ','])).then(|| addr.to_owned())
-}
-
 pub fn scan(message: &[u8]) -> HeaderInfo {
     let mut info = HeaderInfo::default();
-    for (name, value) in fields(message) {
-        match name.as_str() {
-            "from" => {
-                info.from_fields += 1;
-                for part in split_list(&strip_comments(&value)) {
-                    if !part.trim().is_empty() {
-                        // An unreadable mailbox is kept as it is, so it matches nothing.
-                        info.from.push(mailbox_address(&part).unwrap_or_else(|| part.trim().to_owned()));
-                    }
-                }
+    let fields = match rfc5322::fields(message) {
+        Ok(f) => f,
+        Err(e) => {
+            info.malformed = Some(e.0);
+            return info;
+        }
+    };
+    for f in &fields {
+        let name = f.name.to_ascii_lowercase();
+        let (list, count) = match name.as_str() {
+            "from" => (&mut info.from, &mut info.from_fields),
+            "sender" => (&mut info.sender, &mut info.sender_fields),
+            "date" => {
+                info.has_date = true;
+                continue;
             }
-            "date" => info.has_date = true,
-            "message-id" => info.has_message_id = true,
-            _ => {}
+            "message-id" => {
+                info.has_message_id = true;
+                continue;
+            }
+            _ => continue,
+        };
+        *count += 1;
+        match rfc5322::mailbox_list(&f.value) {
+            Ok(boxes) => list.extend(boxes.into_iter().map(|m| m.addr_spec)),
+            Err(e) => {
+                info.malformed.get_or_insert_with(|| format!("{}: {e}", f.name));
+            }
         }
     }
     info
+}
+
+/// The addresses sender binding must allow, or the reply refusing the
+/// message: a readable header section, exactly one From: field and, for
+/// more than one author, exactly one Sender: mailbox (RFC 5322 §3.6.2:
+/// the Sender is who sent it, so it must be the login's; every author too).
+pub fn authors(info: &HeaderInfo) -> Result<Vec<(&str, &'static str)>, Reply> {
+    if let Some(why) = &info.malformed {
+        return Err(Reply::owned(554, "5.6.0", format!("Malformed message header: {why} (RFC 5322)")));
+    }
+    if info.from_fields != 1 || info.from.is_empty() {
+        return Err(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
+    }
+    if info.sender_fields > 1 || info.sender.len() > 1 {
+        return Err(Reply::new(554, "5.6.0", "Sender: must name exactly one mailbox (RFC 5322 3.6.2)"));
+    }
+    if info.from.len() > 1 && info.sender.is_empty() {
+        return Err(Reply::new(550, "5.6.0", "A From: with several addresses needs a Sender: with your address (RFC 5322 3.6.2)"));
+    }
+    let from = info.from.iter().map(|a| (a.as_str(), "the From: header"));
+    Ok(from.chain(info.sender.iter().map(|a| (a.as_str(), "the Sender: header"))).collect())
 }
 
 /// The header lines to add (RFC 6409 §8.2 Message-ID, §8.3 Date).
@@ -153,14 +105,32 @@ mod tests {
         let h = scan(m);
         assert_eq!(h.from, vec!["alice@example.net", "bob@example.net"]);
         assert_eq!(h.from_fields, 1);
-        assert!(h.has_date && !h.has_message_id);
+        assert!(h.has_date && !h.has_message_id && h.malformed.is_none());
         assert_eq!(scan(b"FROM:alice@example.net\r\n\r\n").from, vec!["alice@example.net"]);
         assert_eq!(scan(b"From: =?UTF-8?B?w6Fs?= <a@x.example>\r\n\r\n").from, vec!["a@x.example"]);
         assert_eq!(scan(b"From: (c) <a@x.example (inner)>\r\n\r\n").from, vec!["a@x.example"]);
-        assert_eq!(scan(b"From: Name <a@x.example\r\n\r\n").from, vec!["Name <a@x.example"], "kept, so it matches nothing");
+        assert!(scan(b"From: Name <a@x.example\r\n\r\n").malformed.is_some());
         assert!(scan(b"\r\nFrom: a@x.example\r\n").from.is_empty(), "that is the body");
         assert_eq!(scan(b"From: a@x.example\r\nFrom: b@x.example\r\n\r\n").from_fields, 2);
         assert!(scan(b"Message-Id: <1@x>\r\n\r\n").has_message_id);
+    }
+
+    #[test]
+    fn authors_who_must_be_the_login() {
+        let ok = |m: &[u8]| authors(&scan(m)).map(|a| a.into_iter().map(|(a, _)| a.to_owned()).collect::<Vec<_>>()).map_err(|r| r.to_string());
+        assert_eq!(ok(b"From: a@x.example\r\n\r\n").unwrap(), ["a@x.example"]);
+        for (m, code) in [
+            (&b"From : a@x.example\r\n\r\n"[..], "554 5.6.0"),
+            (b"Fr om: a@x.example\r\nFrom: b@y.example\r\n\r\n", "554 5.6.0"),
+            (b"From: <ceo@bank.example> <a@x.example>\r\n\r\n", "554 5.6.0"),
+            (b"From: a@x.example, b@y.example\r\n\r\n", "550 5.6.0"),
+            (b"From: a@x.example\r\nSender: a@x.example, b@y.example\r\n\r\n", "554 5.6.0"),
+            (b"Subject: x\r\n\r\n", "550 5.6.0"),
+        ] {
+            let e = ok(m).unwrap_err();
+            assert!(e.starts_with(code), "{:?}: {e}", String::from_utf8_lossy(m));
+        }
+        assert_eq!(ok(b"From: a@x.example, b@y.example\r\nSender: a@x.example\r\n\r\n").unwrap(), ["a@x.example", "b@y.example", "a@x.example"]);
     }
 
     #[test]

@@ -157,7 +157,7 @@ impl SubmissionPolicy {
             return Some(login.to_lowercase());
         }
         if let Some(cert) = device_cert(info) {
-            return Some(format!("device {}", &cert[..16]));
+            return Some(format!("device {}", cert.get(..16).unwrap_or(cert)));
         }
         self.trusted_network(info).map(|n| format!("network {n}"))
     }
@@ -399,11 +399,12 @@ impl Hooks for SubmissionPolicy {
             return Decision::Reject(AUTH_REQUIRED);
         };
         let found = headers::scan(message.body());
-        if found.from_fields != 1 || found.from.is_empty() {
-            return Decision::Reject(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
-        }
-        for address in &found.from {
-            if let Err(d) = self.may_send_as(info, &who, address, "the From: header") {
+        let authors = match headers::authors(&found) {
+            Ok(a) => a,
+            Err(reply) => return Decision::Reject(reply),
+        };
+        for (address, field) in authors {
+            if let Err(d) = self.may_send_as(info, &who, address, field) {
                 return d;
             }
         }

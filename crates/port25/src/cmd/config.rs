@@ -31,6 +31,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     println!("  listener   {} {} {:?} tls={:?}{}", l.name, l.address, l.service, l.tls, if l.proxy_protocol { " proxy_protocol" } else { "" });
                 }
                 println!("  delivery   {:?}", c.delivery.method);
+                if let Some(line) = smarthost_summary(&c) {
+                    println!("  smarthost  {line}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
@@ -43,6 +46,25 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// What `config check` says about the smarthost: how its certificate is
+/// verified, and when AUTH and mail go to it.
+fn smarthost_summary(c: &port25_config::Config) -> Option<String> {
+    let (host, port) = c.outbound.smarthost.as_ref()?;
+    let trust = match super::outbound::smarthost_trust(c) {
+        port25_outbound::tls_policy::SmarthostTrust::SystemRoots => "a certificate for that name from the system's CAs".to_owned(),
+        port25_outbound::tls_policy::SmarthostTrust::Ca(p) => format!("a certificate for that name from the CAs in {}", p.display()),
+        port25_outbound::tls_policy::SmarthostTrust::Pins(p) => format!("a certificate whose key is one of the {} in smarthost_pin_sha256", p.len()),
+    };
+    let when = match (&c.outbound.smarthost_auth, c.outbound.smarthost_require_tls) {
+        (Some((user, _)), _) => format!(
+            "AUTH PLAIN as {user} only after STARTTLS with {trust}; no STARTTLS, a refused one or a certificate that does not verify defers the mail (never AUTH in clear, whatever smarthost_require_tls says)"
+        ),
+        (None, true) => format!("only after STARTTLS with {trust}; otherwise deferred"),
+        (None, false) => format!("STARTTLS with {trust} when offered (one that does not verify defers the mail); in clear only if STARTTLS is not offered"),
+    };
+    Some(format!("{host}:{port}: {when}"))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use port25_config::Config;
 use port25_outbound::backoff::Backoff;
 use port25_outbound::client::ClientSettings;
 use port25_outbound::dns::{resolv_conf_servers, Dns};
+use port25_outbound::tls_policy;
 use port25_outbound::{Enqueuer, Settings, Smarthost};
 use port25_queue::Spool;
 use std::sync::Arc;
@@ -30,9 +31,13 @@ pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer) -> port25
     })
 }
 
-pub fn settings(config: &Config) -> Settings {
+pub fn settings(config: &Config) -> anyhow::Result<Settings> {
     let o = &config.outbound;
-    Settings {
+    let smarthost_tls = match o.smarthost {
+        Some(_) => Some(tls_policy::smarthost_config(&smarthost_trust(config)).map_err(|e| anyhow::anyhow!("[outbound] smarthost: {e}"))?),
+        None => None,
+    };
+    Ok(Settings {
         hostname: config.hostname.clone(),
         port: o.port,
         smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost {
@@ -42,6 +47,10 @@ pub fn settings(config: &Config) -> Settings {
             require_tls: o.smarthost_require_tls,
         }),
         require_tls: o.require_tls.clone(),
+        targets: port25_outbound::targets::TargetPolicy {
+            allowed: o.allowed_private_networks.clone(),
+            own: config.listeners.iter().map(|l| l.address).collect(),
+        },
         backoff: Backoff { first: o.first_retry, max: o.max_retry, jitter: o.retry_jitter },
         max_lifetime: o.max_lifetime,
         delay_warning: o.delay_warning,
@@ -54,11 +63,22 @@ pub fn settings(config: &Config) -> Settings {
             connect_timeout: o.connect_timeout,
             command_timeout: o.command_timeout,
             data_timeout: o.data_timeout,
-            tls: port25_outbound::tls_policy::client_config(),
+            tls: tls_policy::client_config(),
+            smarthost_tls,
         },
         local_domains: config.mx.domains.clone(),
         hold: o.hold,
         stats_interval: o.stats_interval,
+    })
+}
+
+/// How `[outbound]` says the smarthost's certificate is verified.
+pub fn smarthost_trust(config: &Config) -> tls_policy::SmarthostTrust {
+    let o = &config.outbound;
+    match (&o.smarthost_ca, o.smarthost_pin_sha256.is_empty()) {
+        (_, false) => tls_policy::SmarthostTrust::Pins(o.smarthost_pin_sha256.clone()),
+        (Some(ca), true) => tls_policy::SmarthostTrust::Ca(ca.clone()),
+        (None, true) => tls_policy::SmarthostTrust::SystemRoots,
     }
 }
 
@@ -82,6 +102,6 @@ pub fn start(config: &Config, local: Spool, gauges: port25_queue::Gauges) -> any
     let dkim = port25_outbound::dkim::Dkim::load(&keys).map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
     let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)), dns, enqueuer.clone(), recovered, rx, local, stop.clone()));
+    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)?), dns, enqueuer.clone(), recovered, rx, local, stop.clone()));
     Ok(Running { enqueuer, task, stop })
 }

@@ -56,8 +56,13 @@ pub(crate) fn add_user(s: &Server, login: &str, addresses: &[&str], password: &s
     assert!(add.wait().unwrap().success());
 }
 
+/// The test MXes listen on loopback, which port25 refuses as an MX target
+/// unless allowed (crate::targets in port25-outbound).
+pub(crate) const PRIVATE_MX: &str = "allowed_private_networks = [\"127.0.0.0/8\", \"::1/128\"]";
+
 /// The sending port25: submission from trusted loopback devices (no AUTH
-/// needed), local domain example.net, outbound through `dns` to `port`.
+/// needed), local domain example.net, outbound through `dns` to `port`;
+/// loopback MXes allowed ([`PRIVATE_MX`]).
 pub(crate) fn sender(dns: &DnsServer, port: u16, extra: &str) -> Server {
     sender_in("example.net", dns, port, extra)
 }
@@ -69,9 +74,11 @@ pub(crate) fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -
 /// `sender_in` with retries `first` seconds after the first failure, at
 /// most `max` apart.
 pub(crate) fn sender_retrying(domain: &str, dns: &DnsServer, port: u16, (first, max): (u64, u64), extra: &str) -> Server {
+    // A test that sets its own list (outbound_targets.rs) gets only that.
+    let private_mx = if extra.contains("allowed_private_networks") { "" } else { PRIVATE_MX };
     let mx = format!(
         "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
-         first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{extra}\n",
+         first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{private_mx}\n{extra}\n",
         dns.addr
     );
     Server::start(&mx, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
@@ -492,28 +499,34 @@ fn a_real_postfix_is_the_remote_mx() {
 }
 
 /// Smarthost mode: everything goes to one relay, here another port25's
-/// submission service, which requires AUTH: port25's AUTH PLAIN must work.
+/// submission service, which requires AUTH: port25's AUTH PLAIN must work
+/// (over STARTTLS verified with the test CA: never AUTH without it).
 #[test]
 fn smarthost_with_auth_plain_relays_everything_to_one_host() {
     let ip = IpAddr::V4(v4(127, 0, 7, 1));
     let port = free_port(&[ip]);
+    let pki = tempfile::tempdir().unwrap();
+    let (ca, cert, key, _) = crate::outbound_smarthost::test_pki(pki.path(), ip);
     let b = Server::start(
-        "domains = [\"relay.example\"]",
-        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n"),
+        &format!("domains = [\"relay.example\"]\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"", cert.display(), key.display()),
+        &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"),
     );
     add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");
     let secret = b.dir.path().join("smarthost.pass");
     std::fs::write(&secret, "relay-secret\n").unwrap();
     // No DNS entry at all: smarthost mode never looks up MX records.
     let dns = DnsServer::start();
-    let extra =
-        format!("smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let extra = format!(
+        "smarthost = \"127.0.7.1:{port}\"\nsmarthost_username = \"relayuser@relay.example\"\nsmarthost_password_file = \"{}\"\nsmarthost_ca = \"{}\"",
+        secret.display(),
+        ca.display()
+    );
     let a = sender(&dns, 25, &extra);
     submit(&a, &["ivan@relay.example"], "via the smarthost");
     let got = b.wait_for_mail("relay.example", "ivan", 1, WAIT);
     assert_eq!(got.len(), 1, "not relayed: {:?}", a.events("port25.outbound.deferred"));
     let text = String::from_utf8_lossy(&got[0]);
-    assert!(text.contains("with ESMTPA"), "the smarthost saw no AUTH: {text}");
+    assert!(text.contains("with ESMTPSA"), "the smarthost saw no AUTH over TLS: {text}");
     let delivered = wait_events(&a, "port25.outbound.delivered", "to", "ivan@relay.example", 1);
     assert!(delivered[0]["host"].as_str().unwrap().contains("127.0.7.1"), "{delivered:?}");
 }

@@ -167,7 +167,7 @@ fn outbound_a_smarthost_that_offers_starttls_then_refuses_it_never_gets_the_pass
     let a = sender(&DnsServer::start(), 25, &extra);
     submit(&a, &["ivan@relay.example"], "not over a refused STARTTLS");
     // Each attempt ends at the refused STARTTLS: no AUTH (the password).
-    deferred_at_starttls(&a, &remote, "ivan@relay.example", "refused it (454 4.7.0");
+    deferred_at_starttls(&a, &remote, "ivan@relay.example", "refused STARTTLS: 454 4.7.0");
 }
 
 #[test]

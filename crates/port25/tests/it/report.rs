@@ -77,14 +77,14 @@ fn generate_build_and_render() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "no network, no script");
     for id in ["chart_per_day", "chart_countries", "chart_asns", "chart_destinations"] {
-        let start = html.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));
-        let end = start + html[start..].find("</svg>").unwrap();
-        let marks = html[start..end].matches("class=\"mark\"").count();
+        let (_, chart) = html.split_once(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));
+        let (chart, _) = chart.split_once("</svg>").unwrap();
+        let marks = chart.matches("class=\"mark\"").count();
         assert!(marks > 0, "{id} has no data marks");
     }
     let per_day_marks = {
-        let s = html.find("id=\"chart_per_day\"").unwrap();
-        html[s..s + html[s..].find("</svg>").unwrap()].matches("<rect class=\"mark\"").count()
+        let (_, chart) = html.split_once("id=\"chart_per_day\"").unwrap();
+        chart.split_once("</svg>").unwrap().0.matches("<rect class=\"mark\"").count()
     };
     assert_eq!(per_day_marks, 10, "one bar per day");
 
