@@ -5,7 +5,7 @@
 
 use port25_egress::check::deciding_entry;
 use port25_egress::compile::{compile, Target};
-use port25_egress::flow::{pcap, Collector};
+use port25_egress::flow::{pcap, Collector, MAX_TEMPLATES, MAX_TEMPLATES_PER_EXPORTER, MAX_TEMPLATE_FIELDS};
 use port25_egress::policy;
 use port25_egress::prefix::u128_to_ip;
 use port25_egress::table::{Table, NONE};
@@ -29,25 +29,38 @@ pub fn flow_datagram(data: &[u8]) {
 }
 
 /// A stream of datagrams (each prefixed by a 2-byte length; the low bit of
-/// the length's first byte picks one of two exporters) through one
-/// collector: templates learned in one datagram serve the next; every
-/// deferred set ends decoded or counted as without template.
+/// the length's first byte picks one of two exporters; every fifth comes
+/// from an address outside the allow-list instead) through one collector: templates learned
+/// in one datagram serve the next; every deferred set ends decoded or
+/// counted as without template; refused datagrams are counted and leave no
+/// state; the template table stays within its bounds.
 pub fn flow_stream(data: &[u8]) {
     let mut c = Collector::new();
+    c.only_from(vec!["192.0.2.0/30".parse().unwrap()]);
     let mut out = Vec::new();
     let mut rest = data;
-    let mut n = 0;
+    let (mut n, mut refused) = (0, 0);
     while rest.len() >= 2 {
         let len = (u16::from_be_bytes([rest[0], rest[1]]) >> 1) as usize;
-        let exporter = IpAddr::from([192, 0, 2, 1 + (rest[1] & 1)]);
+        let outside = (n + refused) % 5 == 4;
+        let exporter = if outside { IpAddr::from([198, 51, 100, 1]) } else { IpAddr::from([192, 0, 2, 1 + (rest[1] & 1)]) };
         let take = len.min(rest.len() - 2);
+        let before = (c.template_count(), out.len());
         c.datagram(exporter, &rest[2..2 + take], &mut out);
-        n += 1;
+        if outside {
+            refused += 1;
+            assert_eq!((c.template_count(), out.len()), before);
+        } else {
+            n += 1;
+        }
+        assert!(c.template_count() <= MAX_TEMPLATES && c.template_fields() <= MAX_TEMPLATE_FIELDS);
+        assert!(c.template_count_of(exporter) <= MAX_TEMPLATES_PER_EXPORTER);
         rest = &rest[2 + take..];
     }
     c.finish();
     let s = &c.stats;
     assert_eq!(s.datagrams, n);
+    assert_eq!(s.datagrams_refused, refused);
     assert_eq!(s.flows, out.len() as u64);
     assert!(s.sets_recovered <= s.sets_deferred);
     assert!(s.sets_deferred <= s.sets_recovered + s.sets_without_template);

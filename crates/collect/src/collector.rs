@@ -56,6 +56,11 @@ pub const MAX_BODY: usize = 64 * 1024 * 1024;
 /// discarded, up to this much.
 pub const PRE_AUTH_LINGER: u64 = 64 * 1024;
 
+/// The whole request head (and the wait for it on a kept-alive connection)
+/// must come within this: a peer trickling a byte at a time does not hold
+/// its connection slot for longer.
+pub const HEAD_DEADLINE: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SensorAuth {
@@ -234,6 +239,17 @@ fn text(status: &str, msg: &str) -> (String, Vec<u8>) {
     (format!("HTTP/1.1 {status}"), msg.as_bytes().to_vec())
 }
 
+/// `507` while the collector's filesystem is below the capture store's
+/// free-space floor: the sensor keeps its data and retries later.
+fn no_room(root: &Path) -> Option<(String, Vec<u8>)> {
+    let (avail, total) = port25_capture::filesystem_space(root).ok()?;
+    if avail >= port25_capture::free_floor(total) {
+        return None;
+    }
+    emit!(error, ev::COLLECT_REFUSED, reason = "collector disk below its free-space floor", free = avail);
+    Some(text("507 Insufficient Storage", "the collector's disk is nearly full; retry later"))
+}
+
 async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: Vec<u8>) -> (String, Vec<u8>) {
     if let Some(digest) = target.strip_prefix("/v1/bodies/") {
         let Some(path) = port25_capture::bodies::path_of(state.bodies.root(), digest) else {
@@ -248,6 +264,9 @@ async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: V
                 }
             }
             "PUT" => {
+                if let Some(full) = no_room(&state.root) {
+                    return full;
+                }
                 let bodies = state.bodies.clone();
                 let digest = digest.to_owned();
                 let r = tokio::task::spawn_blocking(move || -> Result<(), String> {
@@ -284,6 +303,9 @@ async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: V
         if let Some((_, e)) = parsed.events.iter().find(|(_, e)| e.sensor != sensor) {
             emit!(warn, ev::COLLECT_REFUSED, sensor, reason = "event names another sensor", named = %e.sensor);
             return text("403 Forbidden", "events must name the sensor the token belongs to");
+        }
+        if let Some(full) = no_room(&state.root) {
+            return full;
         }
         let dir = state.root.join("sensors").join(sensor).join("events");
         let _guard = state.append.lock().await;
@@ -329,8 +351,8 @@ async fn serve_conn(state: Arc<State>, tls: tokio_rustls::TlsAcceptor, tcp: toki
     };
     let mut conn = Conn::new(stream, Duration::from_secs(60));
     loop {
-        let head = match conn.read_head().await {
-            Ok(Some(h)) => h,
+        let head = match tokio::time::timeout(HEAD_DEADLINE, conn.read_head()).await {
+            Ok(Ok(Some(h))) => h,
             _ => return,
         };
         let Some((method, target)) = head.request() else {
@@ -448,26 +470,48 @@ mod tests {
         assert!(e.starts_with(&format!("{}:11: sensor \"c\"", p.display())) && e.contains("already given on line 5"), "{e}");
     }
 
-    #[test]
-    fn tokens_compare_whole() {
-        let c = CollectConfig {
-            listen: "127.0.0.1:1".parse().unwrap(),
-            data_dir: "x".into(),
-            cert: None,
-            key: None,
-            hostname: default_hostname(),
-            log_format: default_log_format(),
-            max_connections: 1,
-            max_connections_per_address: 1,
-            sensors: vec![],
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let state = State {
-            root: c.data_dir,
-            bodies: Bodies::open(dir.path()).unwrap(),
+    fn state(root: &Path) -> State {
+        State {
+            root: root.to_owned(),
+            bodies: Bodies::open(&root.join("bodies")).unwrap(),
             tokens: ["0123456789abcdef", "another-token-0123"].iter().zip(["a", "b"]).map(|(t, s)| (sha256(t.as_bytes()), s.to_owned())).collect(),
             append: Mutex::new(()),
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_collector_disk_below_the_floor_answers_507_and_stores_nothing() {
+        let mnt = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(mnt.path()).output().unwrap();
+        assert!(out.status.success(), "mounting a tmpfs needs root (./test.sh runs as root): {}", String::from_utf8_lossy(&out.stderr));
+        struct Umount<'a>(&'a Path);
+        impl Drop for Umount<'_> {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg("-l").arg(self.0).status();
+            }
+        }
+        let _umount = Umount(mnt.path());
+        let root = mnt.path().join("data");
+        let state = state(&root);
+        let raw = b"Subject: x\r\n\r\nbody\r\n".to_vec();
+        let digest = port25_capture::bodies::digest_hex(&raw);
+        let zst = zstd::bulk::compress(&raw, 3).unwrap();
+        let (avail, _) = port25_capture::filesystem_space(&root).unwrap();
+        std::fs::write(mnt.path().join("filler"), vec![0u8; (avail - 40 * 1024) as usize]).unwrap();
+        let (status, _) = handle(&state, "a", "PUT", &format!("/v1/bodies/{digest}"), zst.clone()).await;
+        assert_eq!(status, "HTTP/1.1 507 Insufficient Storage");
+        let (status, _) = handle(&state, "a", "POST", "/v1/events/events-20260101-000001.jsonl?offset=0", Vec::new()).await;
+        assert_eq!(status, "HTTP/1.1 507 Insufficient Storage");
+        assert!(port25_capture::bodies::path_of(state.bodies.root(), &digest).is_some_and(|p| !p.exists()));
+        std::fs::remove_file(mnt.path().join("filler")).unwrap();
+        let (status, _) = handle(&state, "a", "PUT", &format!("/v1/bodies/{digest}"), zst).await;
+        assert_eq!(status, "HTTP/1.1 201 Created");
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = state(dir.path());
         assert_eq!(state.sensor_of(Some("Bearer 0123456789abcdef")).as_deref(), Some("a"));
         assert_eq!(state.sensor_of(Some("Bearer another-token-0123")).as_deref(), Some("b"));
         for bad in ["Bearer 0123456789abcde", "Bearer 0123456789abcdef0", "Bearer ", "0123456789abcdef", "Basic 0123456789abcdef"] {

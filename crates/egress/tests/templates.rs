@@ -155,3 +155,83 @@ fn malformed_datagrams_are_counted_and_skipped() {
     c.datagram(exporter(), &good, &mut out);
     assert_eq!(out, f);
 }
+
+/// IPFIX datagrams from `exporter` defining `ids` (one short template each)
+/// in observation domain `domain`, fed to `c`.
+fn flood(c: &mut Collector, exporter: IpAddr, domain: u32, ids: std::ops::RangeInclusive<u16>) {
+    let mut out = Vec::new();
+    let ids: Vec<u16> = ids.collect();
+    for chunk in ids.chunks(1000) {
+        let sets: Vec<Vec<u8>> = chunk.iter().map(|&id| encode::template_set(true, id, &[(8, 4), (12, 4)])).collect();
+        c.datagram(exporter, &encode::ipfix(domain, EXPORT, 1, &sets), &mut out);
+    }
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_million_template_ids_keep_the_table_at_its_bound() {
+    use port25_egress::flow::{MAX_TEMPLATES, MAX_TEMPLATES_PER_EXPORTER, MAX_TEMPLATE_FIELDS};
+    // One exporter: 16 domains x 62,500 ids = 1,000,000 distinct templates.
+    let mut c = Collector::new();
+    for domain in 0..16 {
+        flood(&mut c, exporter(), domain, 256..=62_755);
+        assert!(c.template_count_of(exporter()) <= MAX_TEMPLATES_PER_EXPORTER);
+    }
+    assert_eq!(c.stats.templates_learned, 1_000_000);
+    assert_eq!(c.template_count(), MAX_TEMPLATES_PER_EXPORTER);
+    assert_eq!(c.stats.templates_evicted, 1_000_000 - MAX_TEMPLATES_PER_EXPORTER as u64);
+    // Spread over 250 exporters (4,000 each, under the per-exporter bound):
+    // the total bound holds.
+    let mut c = Collector::new();
+    for i in 0..250u32 {
+        let e = IpAddr::from([10, 0, (i >> 8) as u8, i as u8]);
+        flood(&mut c, e, 1, 256..=4255);
+        assert!(c.template_count() <= MAX_TEMPLATES && c.template_fields() <= MAX_TEMPLATE_FIELDS);
+    }
+    assert_eq!(c.stats.templates_learned, 1_000_000);
+    assert_eq!(c.template_count(), MAX_TEMPLATES);
+    assert_eq!(c.stats.templates_evicted, 1_000_000 - MAX_TEMPLATES as u64);
+}
+
+#[test]
+fn a_template_sent_again_outlives_newer_ones_nobody_repeats() {
+    use port25_egress::flow::MAX_TEMPLATES_PER_EXPORTER;
+    let mut c = Collector::new();
+    let mut out = Vec::new();
+    let f: Vec<Flow> = (0..2).map(flow).collect();
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4)]), &mut out);
+    let last = 256 + MAX_TEMPLATES_PER_EXPORTER as u16 - 1;
+    flood(&mut c, exporter(), 1, 257..=last);
+    // The router resends 256, as routers do every few minutes.
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, IPFIX_V4)]), &mut out);
+    flood(&mut c, exporter(), 1, last + 1..=last + 10);
+    assert_eq!(c.stats.templates_evicted, 10);
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 3, &[encode::data_set(256, IPFIX_V4, &f, 0)]), &mut out);
+    assert_eq!(out, f, "256 was sent most recently but one: still held");
+    out.clear();
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 4, &[encode::data_set(257, IPFIX_V4, &f, 0)]), &mut out);
+    assert!(out.is_empty() && c.stats.sets_deferred == 1, "257, the oldest, went first");
+}
+
+#[test]
+fn datagrams_from_outside_the_exporter_list_are_dropped_and_counted() {
+    let mut c = Collector::new();
+    c.only_from(vec!["127.0.0.1/32".parse().unwrap(), "2001:db8::/64".parse().unwrap()]);
+    let f: Vec<Flow> = (0..3).map(flow).collect();
+    let d = encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)]);
+    let mut out = Vec::new();
+    for from in ["127.0.0.2", "2001:db8:0:1::1", "::ffff:127.0.0.2"] {
+        c.datagram(from.parse().unwrap(), &d, &mut out);
+    }
+    assert!(out.is_empty());
+    assert_eq!((c.stats.datagrams_refused, c.stats.datagrams, c.template_count()), (3, 0, 0));
+    assert_eq!(c.refused_from.len(), 3);
+    for from in ["127.0.0.1", "::ffff:127.0.0.1", "2001:db8::9"] {
+        c.datagram(from.parse().unwrap(), &d, &mut out);
+    }
+    assert_eq!(out.len(), 9);
+    assert_eq!(c.stats.datagrams, 3);
+    // The mapped and the plain form are one exporter: one template for both.
+    assert_eq!(c.template_count_of("127.0.0.1".parse().unwrap()), 1);
+    assert_eq!(c.template_count(), 2);
+}

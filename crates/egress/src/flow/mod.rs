@@ -5,6 +5,14 @@
 //! templates per exporter and observation domain (v9/IPFIX), and data sets
 //! that arrived before their template, kept (bounded) until it comes.
 //! Malformed input is counted in [`Stats`] and skipped; nothing panics.
+//!
+//! Exports arrive over UDP, from anyone who can send a datagram: the
+//! collector takes an exporter allow-list ([`Collector::only_from`];
+//! datagrams from other addresses are dropped and counted) and bounds every
+//! table an exporter fills: templates per exporter and in total (also by
+//! their total field count, since one template may describe thousands of
+//! fields), the oldest (least recently sent) evicted first and counted;
+//! deferred data sets; options-record boot times.
 
 pub mod encode;
 mod fields;
@@ -16,7 +24,8 @@ mod v9;
 
 pub use template::{Template, TemplateKey};
 
-use std::collections::{HashMap, VecDeque};
+use crate::prefix::{ip_to_u128, Prefix};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
 /// One flow record, whatever the export format.
@@ -55,12 +64,31 @@ pub struct Stats {
     pub sets_without_template: u64,
     /// Records without the fields a flow needs (addresses), skipped.
     pub records_incomplete: u64,
+    /// Templates dropped to stay within [`MAX_TEMPLATES_PER_EXPORTER`],
+    /// [`MAX_TEMPLATES`] or [`MAX_TEMPLATE_FIELDS`] (least recently sent
+    /// first); data for them is deferred until the exporter resends them.
+    pub templates_evicted: u64,
+    /// Datagrams from addresses outside the exporter allow-list, dropped
+    /// undecoded (not counted in `datagrams`).
+    pub datagrams_refused: u64,
 }
 
 /// Bounds on the late-template buffer: an exporter that never sends its
 /// templates must not grow memory without limit.
 pub const MAX_DEFERRED_SETS: usize = 1024;
 pub const MAX_DEFERRED_BYTES: usize = 4 << 20;
+
+/// Bounds on the template table. A router sends a few dozen templates per
+/// observation domain; these leave room for large ones while a flood of
+/// template ids (from one exporter, or spread over many) cannot grow memory.
+pub const MAX_TEMPLATES_PER_EXPORTER: usize = 4096;
+pub const MAX_TEMPLATES: usize = 65_536;
+/// Fields in all templates together (a field takes 12 bytes): about 12 MiB.
+pub const MAX_TEMPLATE_FIELDS: usize = 1 << 20;
+/// Exporter boot times remembered from options records, (exporter, domain).
+pub const MAX_BOOT_TIMES: usize = 4096;
+/// Refused source addresses kept to name in the summary.
+pub const MAX_REFUSED_NAMED: usize = 16;
 
 /// A data set waiting for its template, with the header context needed to
 /// decode its timestamps later.
@@ -79,14 +107,32 @@ pub(crate) struct Context {
     pub init_ms: Option<u64>,
 }
 
+/// A template and when it was last sent (a sequence number: the bound
+/// evicts the smallest).
+struct Held {
+    template: Template,
+    seq: u64,
+}
+
 #[derive(Default)]
 pub struct Collector {
-    templates: HashMap<TemplateKey, Template>,
+    templates: HashMap<TemplateKey, Held>,
+    /// Every held template by `seq`, oldest first.
+    age: BTreeMap<u64, TemplateKey>,
+    /// The same per exporter, for its own bound.
+    age_per_exporter: HashMap<IpAddr, BTreeMap<u64, TemplateKey>>,
+    next_seq: u64,
+    /// Fields in all held templates.
+    fields_held: usize,
     deferred: HashMap<TemplateKey, VecDeque<Deferred>>,
     deferred_sets: usize,
     deferred_bytes: usize,
     /// systemInitTimeMilliseconds per (exporter, domain), from options data.
     init_ms: HashMap<(IpAddr, u32), u64>,
+    /// `None`: every exporter is accepted (a pcap read without --exporter).
+    allowed: Option<Vec<Prefix>>,
+    /// The first [`MAX_REFUSED_NAMED`] refused source addresses.
+    pub refused_from: BTreeSet<IpAddr>,
     pub stats: Stats,
 }
 
@@ -98,9 +144,34 @@ impl Collector {
         Collector::default()
     }
 
+    /// Accepts datagrams only from exporters inside `prefixes` (an
+    /// IPv4-mapped IPv6 source counts as its IPv4 address); the others are
+    /// counted in `datagrams_refused` and not decoded.
+    pub fn only_from(&mut self, prefixes: Vec<Prefix>) {
+        self.allowed = Some(prefixes);
+    }
+
+    fn allows(&self, exporter: IpAddr) -> bool {
+        let Some(allowed) = &self.allowed else {
+            return true;
+        };
+        let (family, v) = ip_to_u128(exporter);
+        allowed.iter().any(|p| p.contains(family, v))
+    }
+
     /// Decodes one export datagram from `exporter`, appending its flows
     /// (and those of deferred sets it unblocks) to `out`.
     pub fn datagram(&mut self, exporter: IpAddr, data: &[u8], out: &mut Vec<Flow>) {
+        if !self.allows(exporter) {
+            self.stats.datagrams_refused += 1;
+            if self.refused_from.len() < MAX_REFUSED_NAMED {
+                self.refused_from.insert(exporter);
+            }
+            return;
+        }
+        // Keyed by the folded address, so that a dual-stack socket's
+        // ::ffff:a.b.c.d and a.b.c.d are one exporter.
+        let exporter = exporter.to_canonical();
         self.stats.datagrams += 1;
         let before = out.len();
         let r = match data.get(..2).map(|v| u16::from_be_bytes([v[0], v[1]])) {
@@ -127,20 +198,62 @@ impl Collector {
         self.templates.len()
     }
 
-    /// Stores a template; decodes what waited for it.
+    /// Templates held for one exporter.
+    pub fn template_count_of(&self, exporter: IpAddr) -> usize {
+        self.age_per_exporter.get(&exporter.to_canonical()).map_or(0, BTreeMap::len)
+    }
+
+    /// Fields in all held templates.
+    pub fn template_fields(&self) -> usize {
+        self.fields_held
+    }
+
+    /// Removes a held template from every index; its fields are released.
+    fn forget(&mut self, key: TemplateKey) -> Option<Template> {
+        let held = self.templates.remove(&key)?;
+        self.age.remove(&held.seq);
+        if let Some(mine) = self.age_per_exporter.get_mut(&key.exporter) {
+            mine.remove(&held.seq);
+            if mine.is_empty() {
+                self.age_per_exporter.remove(&key.exporter);
+            }
+        }
+        self.fields_held -= held.template.fields.len();
+        Some(held.template)
+    }
+
+    /// Stores a template (as the newest); decodes what waited for it.
     pub(crate) fn learn(&mut self, key: TemplateKey, t: Template, out: &mut Vec<Flow>) {
-        match self.templates.get(&key) {
-            Some(old) if *old == t => {}
+        match self.forget(key) {
+            Some(old) if old == t => {}
             Some(_) => self.stats.templates_changed += 1,
             None => self.stats.templates_learned += 1,
         }
-        self.templates.insert(key, t);
+        // Room first: the exporter's own bound, then the totals; the new
+        // template itself is never the one evicted.
+        let fields = t.fields.len();
+        while self.age_per_exporter.get(&key.exporter).is_some_and(|m| m.len() >= MAX_TEMPLATES_PER_EXPORTER) {
+            let oldest = *self.age_per_exporter[&key.exporter].values().next().expect("non-empty");
+            self.forget(oldest);
+            self.stats.templates_evicted += 1;
+        }
+        while self.templates.len() >= MAX_TEMPLATES || (!self.templates.is_empty() && self.fields_held + fields > MAX_TEMPLATE_FIELDS) {
+            let oldest = *self.age.values().next().expect("non-empty");
+            self.forget(oldest);
+            self.stats.templates_evicted += 1;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.age.insert(seq, key);
+        self.age_per_exporter.entry(key.exporter).or_default().insert(seq, key);
+        self.fields_held += fields;
+        self.templates.insert(key, Held { template: t, seq });
         if let Some(waiting) = self.deferred.remove(&key) {
             for d in waiting {
                 self.deferred_sets -= 1;
                 self.deferred_bytes -= d.body.len();
                 self.stats.sets_recovered += 1;
-                let t = self.templates.get(&key).expect("just inserted").clone();
+                let t = self.templates.get(&key).expect("just inserted").template.clone();
                 if self.data_set(key, &t, &d.body, d.ctx, out).is_err() {
                     self.stats.malformed += 1;
                 }
@@ -149,7 +262,7 @@ impl Collector {
     }
 
     pub(crate) fn withdraw(&mut self, key: TemplateKey) {
-        if self.templates.remove(&key).is_some() {
+        if self.forget(key).is_some() {
             self.stats.templates_withdrawn += 1;
         }
     }
@@ -157,8 +270,8 @@ impl Collector {
     /// A data set: decoded now if its template is known, else deferred.
     pub(crate) fn data(&mut self, key: TemplateKey, body: &[u8], ctx: Context, out: &mut Vec<Flow>) -> Result<(), Malformed> {
         match self.templates.get(&key) {
-            Some(t) => {
-                let t = t.clone();
+            Some(held) => {
+                let t = held.template.clone();
                 self.data_set(key, &t, body, ctx, out)
             }
             None => {
@@ -182,7 +295,14 @@ impl Collector {
         let mut options_init = None;
         let r = fields::decode_records(t, body, ctx, out, &mut self.stats, &mut options_init);
         if let Some(init) = options_init {
-            self.init_ms.insert((key.exporter, key.domain), init);
+            let k = (key.exporter, key.domain);
+            if self.init_ms.len() >= MAX_BOOT_TIMES && !self.init_ms.contains_key(&k) {
+                // Bounded like the templates; which one goes matters little
+                // (an exporter repeats its options record).
+                let any = *self.init_ms.keys().next().expect("non-empty");
+                self.init_ms.remove(&any);
+            }
+            self.init_ms.insert(k, init);
         }
         r
     }

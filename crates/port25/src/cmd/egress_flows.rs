@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use port25_egress::flow::{pcap, Collector, Flow};
+use port25_egress::prefix::Prefix;
 use port25_egress::report::{self, Analyzer, Options};
 use port25_egress::{policy, table::Table};
 use std::io::Write;
@@ -20,11 +21,16 @@ enum Format {
 
 #[derive(clap::Args)]
 #[command(after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
-                        --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration\n\n\
+                        --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration;\n                   \
+                        needs --exporter: only the routers named there are heard\n\n\
+                        --exporter CIDR (repeatable) is the allow-list of exporter addresses; datagrams from any\n\
+                        other source are dropped undecoded and counted. --listen refuses to start without one\n\
+                        (UDP comes from anyone). With --pcap it filters the captured sources too.\n\n\
                         A flow counts when it is TCP to a blocked port from an address the policy blocks.\n\
-                        Decoder statistics (malformed datagrams, late or missing templates) go to standard error.\n\n\
+                        Decoder statistics (malformed datagrams, late or missing templates, refused datagrams,\n\
+                        templates evicted by the bounds) go to standard error.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
-                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --duration 3600 --block-at 2026-11-01T00:00:00Z")]
+                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --exporter 192.0.2.0/28 --duration 3600 --block-at 2026-11-01T00:00:00Z")]
 pub struct Args {
     /// The policy file: which addresses are subscribers in blocked space
     #[arg(long, short)]
@@ -32,9 +38,12 @@ pub struct Args {
     /// pcap file(s) of exported datagrams
     #[arg(long)]
     pcap: Vec<PathBuf>,
-    /// Receive exports on this UDP address
+    /// Receive exports on this UDP address (needs --exporter)
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
+    /// Accept exports only from this address or prefix (repeatable; required with --listen)
+    #[arg(long = "exporter", value_name = "CIDR", value_parser = parse_exporter)]
+    exporters: Vec<Prefix>,
     /// With --listen: stop after this many seconds without a datagram (once one came)
     #[arg(long, default_value_t = 5.0)]
     idle: f64,
@@ -55,15 +64,27 @@ pub struct Args {
     block_at: Option<u64>,
 }
 
+fn parse_exporter(s: &str) -> Result<Prefix, String> {
+    s.parse::<Prefix>().map_err(|e| e.to_string())
+}
+
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if a.pcap.is_empty() && a.listen.is_none() {
         anyhow::bail!("no flow source: give --pcap FILE or --listen ADDR (see --help)");
+    }
+    if a.listen.is_some() && a.exporters.is_empty() {
+        anyhow::bail!(
+            "--listen needs at least one --exporter CIDR: the routers allowed to send flows (UDP comes from anyone), e.g. --exporter 192.0.2.1 or --exporter 127.0.0.1 for a local softflowd or nfcapd"
+        );
     }
     let p = policy::load(&a.policy)?;
     let table = Table::new(&p);
     let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: a.block_at };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     let mut collector = Collector::new();
+    if !a.exporters.is_empty() {
+        collector.only_from(a.exporters.clone());
+    }
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped_packets = 0;
 
@@ -84,7 +105,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(addr) = a.listen {
         let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
         // Start-up line for scripts and tests that wait for the socket.
-        eprintln!("port25: listening for NetFlow/IPFIX on udp {}", sock.local_addr()?);
+        let from: Vec<String> = a.exporters.iter().map(ToString::to_string).collect();
+        eprintln!("port25: listening for NetFlow/IPFIX on udp {} from {}", sock.local_addr()?, from.join(", "));
         let started = Instant::now();
         let mut last: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
@@ -114,7 +136,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let rows = analyzer.rows();
     let s = &collector.stats;
     eprintln!(
-        "port25: {} datagrams, {} flows ({} to blocked ports from blocked space, {} subscribers, {} flagged); malformed {}, templates learned {} changed {} withdrawn {}, sets deferred {} recovered {} without template {}, incomplete records {}, non-UDP packets {}",
+        "port25: {} datagrams, {} flows ({} to blocked ports from blocked space, {} subscribers, {} flagged); malformed {}, templates learned {} changed {} withdrawn {} evicted {}, sets deferred {} recovered {} without template {}, incomplete records {}, non-UDP packets {}, refused datagrams {}",
         s.datagrams,
         s.flows,
         analyzer.flows_matched,
@@ -124,12 +146,23 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         s.templates_learned,
         s.templates_changed,
         s.templates_withdrawn,
+        s.templates_evicted,
         s.sets_deferred,
         s.sets_recovered,
         s.sets_without_template,
         s.records_incomplete,
-        skipped_packets
+        skipped_packets,
+        s.datagrams_refused
     );
+    if s.datagrams_refused > 0 {
+        let named: Vec<String> = collector.refused_from.iter().map(ToString::to_string).collect();
+        eprintln!(
+            "port25: refused {} datagrams from sources outside --exporter: {}{}",
+            s.datagrams_refused,
+            named.join(", "),
+            if named.len() >= port25_egress::flow::MAX_REFUSED_NAMED { ", ..." } else { "" }
+        );
+    }
     let with_block = a.block_at.is_some();
     let text = match a.format {
         Format::Table => report::table(&rows, with_block),
@@ -141,6 +174,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     "datagrams": s.datagrams, "flows": s.flows, "flows_matched": analyzer.flows_matched,
                     "malformed": s.malformed, "templates_learned": s.templates_learned,
                     "templates_changed": s.templates_changed, "templates_withdrawn": s.templates_withdrawn,
+                    "templates_evicted": s.templates_evicted, "datagrams_refused": s.datagrams_refused,
                     "sets_deferred": s.sets_deferred, "sets_recovered": s.sets_recovered,
                     "sets_without_template": s.sets_without_template, "records_incomplete": s.records_incomplete,
                 }

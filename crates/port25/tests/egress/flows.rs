@@ -168,7 +168,7 @@ fn export(version: &str, pcap: &std::path::Path, work: &std::path::Path) -> (ser
     let mut port25 = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
         .arg(crate::example_policy())
-        .args(["--listen", &format!("127.0.0.1:{p_p25}"), "--idle", "2", "--format", "json", "--block-at", &BLOCK_AT.to_string()])
+        .args(["--listen", &format!("127.0.0.1:{p_p25}"), "--exporter", "127.0.0.1", "--idle", "2", "--format", "json", "--block-at", &BLOCK_AT.to_string()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -4,6 +4,7 @@
 //! Tests that need root or a tool fail with a message saying so; none skip.
 
 mod cli;
+mod exporters;
 mod flows;
 mod kernel;
 mod mail;
