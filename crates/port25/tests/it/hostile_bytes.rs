@@ -51,8 +51,8 @@ s.quit()
     add_user(&s, "ops@example.net", &[], "ops pw");
     let out = Command::new(BIN).args(["users", "operator", "ops@example.net", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let e = s.wait_event("port25.http.listening", Duration::from_secs(10)).expect("port25.http.listening");
-    let base = format!("http://{}", e["address"].as_str().unwrap());
+    // The dashboard is on the private listener.
+    let base = format!("http://{}", crate::http::listening(&s, "private"));
     let login = Command::new(&curl)
         .args(["-s", "-D", "-", "-o", "/dev/null", "--data-urlencode", "login=ops@example.net", "--data-urlencode", "password=ops pw"])
         .arg(format!("{base}/dashboard/login"))
