@@ -18,7 +18,7 @@
 # MAX_DATA_MEMORY is set.
 #
 # Usage: bench/data-in-flight.sh
-# Env:   SESSIONS=400 MIB=8 SOURCES=25 PORT=2531 FINISH=0 MAX_DATA_MEMORY=
+# Env:   SESSIONS=400 MIB=8 SOURCES=25 PORT=2533 FINISH=0 MAX_DATA_MEMORY=
 #        RSS_LIMIT_MB=1024 PORT25_BIN=target/release/port25 KEEP=1
 set -euo pipefail
 
@@ -26,7 +26,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SESSIONS=${SESSIONS:-400}
 MIB=${MIB:-8}
 SOURCES=${SOURCES:-25}
-PORT=${PORT:-2531}
+PORT=${PORT:-2533}
 FINISH=${FINISH:-0}
 MAX_DATA_MEMORY=${MAX_DATA_MEMORY:-}
 RSS_LIMIT_MB=${RSS_LIMIT_MB:-1024}
@@ -76,9 +76,10 @@ data_timeout_secs = 600
 EOT
 } >"$WORK/port25.toml"
 "$PORT25_BIN" config check "$WORK/port25.toml" >/dev/null
+if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then die "something already listens on 127.0.0.1:$PORT: set PORT"; fi
 "$PORT25_BIN" serve --config "$WORK/port25.toml" >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
 PID=$!
-wait_port "$PORT" 30 || { cat "$WORK/stderr.log"; die "port25 did not answer on $PORT"; }
+wait_port "$PORT" 30 && kill -0 "$PID" 2>/dev/null || { cat "$WORK/stderr.log"; die "port25 did not answer on $PORT"; }
 
 FLAG=
 [ "$FINISH" = 1 ] && FLAG=--finish

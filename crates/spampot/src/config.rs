@@ -250,6 +250,12 @@ impl Config {
         for port in self.refusal_per_port.keys() {
             port.parse::<u16>().map_err(|_| format!("refusal_per_port: {port:?} is not a port number"))?;
         }
+        if self.limits.max_data_memory < 1024 * 1024 {
+            return Err(format!(
+                "[limits] max_data_memory {} is below 1 MiB: give the bytes of message data all sessions together may hold, e.g. 268435456",
+                self.limits.max_data_memory
+            ));
+        }
         if self.sensor.is_empty() || self.sensor.contains(char::is_whitespace) {
             return Err("sensor: give a name without spaces, e.g. sensor = \"br-sp-01\"".into());
         }
@@ -285,6 +291,8 @@ mod tests {
         assert!(e.starts_with("s.toml:4: unknown field `max_conections`"), "{e}");
         let e = Config::parse("refusal_per_port = { \"http\" = \"close\" }\n", Path::new("s.toml")).unwrap_err();
         assert!(e.contains("not a port number"), "{e}");
+        let e = Config::parse("[limits]\nmax_data_memory = 0\n", Path::new("s.toml")).unwrap_err();
+        assert!(e.contains("max_data_memory 0 is below 1 MiB"), "{e}");
     }
 
     #[test]

@@ -28,7 +28,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     println!("  recipients {} addresses", r.len());
                 }
                 for l in &c.listeners {
-                    println!("  listener   {} {} {:?} tls={:?}{}", l.name, l.address, l.service, l.tls, if l.proxy_protocol { " proxy_protocol" } else { "" });
+                    let proxies: Vec<String> = l.proxy_protocol_from.iter().map(|n| n.to_string()).collect();
+                    let proxy = if l.proxy_protocol { format!(" proxy_protocol from {}", proxies.join(",")) } else { String::new() };
+                    println!("  listener   {} {} {:?} tls={:?}{proxy}", l.name, l.address, l.service, l.tls);
                 }
                 println!("  delivery   {:?}", c.delivery.method);
                 if let Some(line) = smarthost_summary(&c) {

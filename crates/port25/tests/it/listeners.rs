@@ -147,7 +147,8 @@ fn config_check_and_the_sensor_refuse_proxy_protocol_without_proxy_protocol_from
 fn the_per_client_cap_answers_421_and_counts_the_real_client() {
     let tables = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nmax_connections_per_client = 3\n\
                   [[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nmax_connections_per_client = 2\n\
-                  proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\n";
+                  proxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\n\
+                  [[listener]]\nname = \"tls\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"implicit\"\nmax_connections_per_client = 1\n";
     let s = serve("", tables);
     let mx = listener(&s, "mx");
     let a = Client::open(mx);
@@ -178,6 +179,21 @@ fn the_per_client_cap_answers_421_and_counts_the_real_client() {
     for (r, want) in [(&r1, 220), (&r2, 220), (&r3, 421), (&r4, 220), (&r5, 220), (&r6, 220), (&r7, 421)] {
         assert_eq!(code(r), want, "{r1}|{r2}|{r3}|{r4}|{r5}|{r6}|{r7}");
     }
+    // On an implicit-TLS listener the slot is held from the connect (a
+    // handshake costs CPU too); over the cap the client gets no plaintext
+    // where it expects TLS, just the close.
+    let tls = listener(&s, "tls");
+    let _holding = TcpStream::connect(tls).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let mut over = TcpStream::connect(tls).unwrap();
+    let _ = over.write_all(b"\x16\x03\x01\x00\x05hello");
+    assert_eq!(read_to_close(&mut over), "");
+    let start = Instant::now();
+    while !s.events("port25.session.limit").iter().any(|e| e["listener"] == "tls" && e["limit"] == "max_connections_per_client") {
+        assert!(start.elapsed() < Duration::from_secs(10), "{:?}", s.events("port25.session.limit"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(s.events("port25.smtp.starttls.failed").is_empty(), "no handshake was attempted over the cap");
     let start = Instant::now();
     while !s.events("port25.session.limit").iter().any(|e| e["peer"] == "[2001:db8:1:2:1234:5678:9abc:def0]:40000") {
         assert!(start.elapsed() < Duration::from_secs(10), "{:?}", s.events("port25.session.limit"));
@@ -203,6 +219,12 @@ fn the_spampot_counts_sources_per_ipv6_slash_64() {
     let (_d, rd) = proxied(lb, "2001:db8:7:8::1");
     assert!(ra.starts_with("220") && rb.starts_with("220") && rd.starts_with("220"), "{ra}|{rb}|{rd}");
     assert_eq!(rc, "", "the third connection of one /64 is closed");
+    // The relay bait is the engine too: HTTP gets 521 and the close.
+    let (mut web, banner) = proxied(lb, "198.51.100.9");
+    assert!(banner.starts_with("220"), "{banner}");
+    web.send(b"GET / HTTP/1.0\r\n\r\n");
+    assert!(web.reply().starts_with("521 5.7.0"));
+    assert!(web.is_closed());
     let limit = wait_events(&s, "port25.spampot.limit", 1);
     assert!(limit.iter().any(|e| e["reason"] == "max_connections_per_source" && e["peer"] == "[2001:db8:7:7::3]:40000"), "{limit:?}");
 
