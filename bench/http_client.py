@@ -1,18 +1,20 @@
 """Load client of bench/http.sh: THREADS keep-alive connections per
-endpoint for SECONDS seconds; prints requests/s, median and p99 latency."""
+endpoint for SECONDS seconds; prints requests/s, median and p99 latency.
+Autoconfig goes to the public listener (PORT), /metrics and /healthz to the
+private one (PRIVATE_PORT)."""
 import http.client, sys, threading, time
 
-host, port, threads, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+host, public, private, threads, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
 AUTODISCOVER = (b'<Autodiscover xmlns="http://schemas.microsoft.com/exchange/autodiscover/outlook/requestschema/2006">'
                 b'<Request><EMailAddress>alice@example.net</EMailAddress></Request></Autodiscover>')
 ENDPOINTS = [
-    ("GET", "/mail/config-v1.1.xml?emailaddress=alice%40example.net", None, b"<port>465</port>"),
-    ("POST", "/autodiscover/autodiscover.xml", AUTODISCOVER, b"<Port>465</Port>"),
-    ("GET", "/metrics", None, b"port25_ready 1"),
-    ("GET", "/healthz", None, b"ok"),
+    (public, "GET", "/mail/config-v1.1.xml?emailaddress=alice%40example.net", None, b"<port>465</port>"),
+    (public, "POST", "/autodiscover/autodiscover.xml", AUTODISCOVER, b"<Port>465</Port>"),
+    (private, "GET", "/metrics", None, b"port25_ready 1"),
+    (private, "GET", "/healthz", None, b"ok"),
 ]
 
-for method, path, body, must in ENDPOINTS:
+for port, method, path, body, must in ENDPOINTS:
     latencies, errors = [], []
     lock = threading.Lock()
     stop = time.monotonic() + seconds

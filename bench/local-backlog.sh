@@ -13,9 +13,15 @@
 # (VmHWM from /proc, the kernel's own high-water mark) against
 # $RSS_LIMIT_MB (exit 1 over it).
 #
+# Then the restart: the same backlog again, this time for stuck@ (so all
+# of it stays in the spool), SIGTERM, a new port25 on the same data, and
+# $RETRY_WATCH seconds of its retries going through every pending batch;
+# its peak RSS is reported and held to the same limit (start-up used to
+# load every pending batch into memory).
+#
 # Usage: bench/local-backlog.sh          (as root; installs postfix for smtp-source)
 # Env:   SIZE_MB=1024 MSGLEN=102400 SESSIONS=20 STUCK_MSGS=20 P25_PORT=2531
-#        RSS_LIMIT_MB=300 DRAIN_TIMEOUT=900 seconds; KEEP=1 keeps the temp
+#        RSS_LIMIT_MB=300 RETRY_WATCH=15 DRAIN_TIMEOUT=900 seconds; KEEP=1 keeps the temp
 #        directory; PORT25_BIN=target/release/port25 (built if missing)
 set -euo pipefail
 
@@ -26,6 +32,7 @@ SESSIONS=${SESSIONS:-20}
 STUCK_MSGS=${STUCK_MSGS:-20}
 P25_PORT=${P25_PORT:-2531}
 RSS_LIMIT_MB=${RSS_LIMIT_MB:-300}
+RETRY_WATCH=${RETRY_WATCH:-15}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-900}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 KEEP=${KEEP:-0}
@@ -79,9 +86,12 @@ EOF
 "$PORT25_BIN" config check "$WORK/port25.toml" >/dev/null
 mkdir -p "$WORK/data/mail/$DOMAIN"
 echo "not a directory" >"$WORK/data/mail/$DOMAIN/stuck"
-"$PORT25_BIN" serve --config "$WORK/port25.toml" >"$WORK/stdout.log" 2>"$WORK/stderr.log" &
-P25_PID=$!
-wait_port "$P25_PORT" 30 || { cat "$WORK/stderr.log"; die "port25 not answering on 127.0.0.1:$P25_PORT"; }
+start_port25() {
+    "$PORT25_BIN" serve --config "$WORK/port25.toml" >"$WORK/stdout.log" 2>>"$WORK/stderr.log" &
+    P25_PID=$!
+    wait_port "$P25_PORT" 60 || { cat "$WORK/stderr.log"; die "port25 not answering on 127.0.0.1:$P25_PORT"; }
+}
+start_port25
 echo "machine:  $(nproc) CPUs, $(uname -r); $("$PORT25_BIN" --version)"
 echo "backlog:  $MSGS messages of $MSGLEN bytes ($SIZE_MB MB) for rcpt@ from $SESSIONS sessions, after $STUCK_MSGS for stuck@ (deferring)"
 echo "work dir: $WORK"
@@ -114,3 +124,18 @@ echo "stuck@:   $STUCK_MSGS messages still deferred, $stuck_left spool files (ba
 [ "$stuck_left" -ge 1 ] || die "stuck@'s batches are gone from the spool"
 echo "port25 peak RSS (VmHWM): $PEAK MB   (limit $RSS_LIMIT_MB MB); now $(rss_mb) MB"
 awk -v p="$PEAK" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }' || die "peak RSS $PEAK MB over $RSS_LIMIT_MB MB"
+
+# The restart with the backlog pending.
+smtp-source -s "$SESSIONS" -m "$MSGS" -l "$MSGLEN" -f sender@client.example -t "stuck@$DOMAIN" "127.0.0.1:$P25_PORT" >"$WORK/smtp-source.log" 2>&1 \
+    || { cat "$WORK/smtp-source.log" >&2; die "smtp-source (stuck@ backlog) failed"; }
+kill -TERM "$P25_PID"; wait "$P25_PID" || true
+PENDING_MB=$(du -sm "$WORK/data/spool/batches" | cut -f1)
+t0=$(date +%s.%N)
+start_port25
+echo "restart:  $PENDING_MB MB pending in the spool; listening after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s, RSS $(rss_mb) MB"
+sleep "$RETRY_WATCH"   # retries (every 1 to 5 s) read every pending batch meanwhile
+PEAK2=$(peak_mb)
+[ "$(count_files "$WORK/data/mail/$DOMAIN/rcpt/new")" = "$MSGS" ] || die "rcpt@'s mailbox changed"
+[ "$(du -sm "$WORK/data/spool/batches" | cut -f1)" -ge "$PENDING_MB" ] || die "pending mail left the spool while stuck@ cannot take it"
+echo "port25 peak RSS after the restart, $RETRY_WATCH s of retries over $PENDING_MB MB pending (VmHWM): $PEAK2 MB   (limit $RSS_LIMIT_MB MB)"
+awk -v p="$PEAK2" -v l="$RSS_LIMIT_MB" 'BEGIN { exit !(p <= l) }' || die "peak RSS $PEAK2 MB over $RSS_LIMIT_MB MB"

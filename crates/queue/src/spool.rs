@@ -97,7 +97,9 @@ impl Spool {
             fs::DirBuilder::new().recursive(true).mode(0o700).create(d).map_err(io_err(d))?;
         }
         for d in [dir, &batches, &tmp, &quarantine] {
-            fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(d))?;
+            if fs::metadata(d).map_err(io_err(d))?.permissions().mode() & 0o077 != 0 {
+                fs::set_permissions(d, fs::Permissions::from_mode(0o700)).map_err(io_err(d))?;
+            }
         }
         // Whatever is in tmp/ was never acknowledged.
         for entry in fs::read_dir(&tmp).map_err(io_err(&tmp))? {
@@ -482,6 +484,22 @@ mod tests {
         assert!(loaded.iter().all(|b| b.recovered));
         // A finished batch is gone: nothing to load.
         assert!(spool.load(BatchRef { seq: first.seq, recovered: true }).unwrap().is_none());
+    }
+
+    #[test]
+    fn spool_directories_are_0700_even_where_an_older_version_made_them_wider() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        fs::create_dir_all(spool.join("batches")).unwrap();
+        for d in [&spool, &spool.join("batches")] {
+            fs::set_permissions(d, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
+        let _ = Spool::open(&spool, tx, Gauges::default()).unwrap();
+        for d in [&spool, &spool.join("batches"), &spool.join("tmp"), &spool.join("quarantine")] {
+            assert_eq!(fs::metadata(d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        }
     }
 
     #[test]

@@ -110,3 +110,79 @@ fn a_recipient_deferred_past_its_lifetime_fails_for_good_and_the_sender_is_told(
     assert!(dsn.contains("Final-Recipient: rfc822; stuck@example.net") && dsn.contains("Action: failed"), "{dsn}");
     wait_until("an empty spool", Duration::from_secs(10), || std::fs::read_dir(s.data().join("spool/batches")).unwrap().count() == 0);
 }
+
+/// aiosmtpd's LMTP server on a Unix socket: every RCPT is accepted, and
+/// after DATA "full@" gets 452 4.2.2 (over quota: try later) while each
+/// other recipient gets 250 and a line in `dir/delivered/<recipient>`.
+fn start_quota_lmtpd(dir: &std::path::Path) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
+    let sock = dir.join("lmtp.sock");
+    let out = dir.join("delivered");
+    std::fs::create_dir_all(&out).unwrap();
+    let script = r#"
+import asyncio, sys, os
+from aiosmtpd.lmtp import LMTP
+sock, out = sys.argv[1], sys.argv[2]
+class Handler:
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+    async def handle_DATA(self, server, session, envelope):
+        replies = []
+        for r in envelope.rcpt_tos:
+            if r.startswith("full@"):
+                replies.append("452 4.2.2 Mailbox full")
+            else:
+                with open(os.path.join(out, r), "ab") as f:
+                    f.write(b"one message\n")
+                replies.append("250 2.0.0 delivered")
+        # LMTP: one reply per recipient after the final dot (RFC 2033 4.2).
+        return "\r\n".join(replies)
+async def main():
+    loop = asyncio.get_running_loop()
+    await loop.create_unix_server(lambda: LMTP(Handler()), sock)
+    print("ready", flush=True)
+    await asyncio.sleep(3600)
+asyncio.run(main())
+"#;
+    let mut lmtpd = std::process::Command::new("python3").arg("-c").arg(script).arg(&sock).arg(&out).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
+    (lmtpd, sock, out)
+}
+
+/// The issue's case: a mailbox over quota behind LMTP (452 after DATA,
+/// which no RCPT-time check can see) while mail for others arrives.
+#[test]
+fn an_lmtp_mailbox_over_quota_does_not_hold_back_anyone_else() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut lmtpd, sock, out) = start_quota_lmtpd(dir.path());
+    let mx = format!(
+        "domains = [\"example.net\"]\nrecipients = [\"full@example.net\", \"alice@example.net\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"\nfirst_retry_secs = 1\nmax_retry_secs = 2\n",
+        sock.display()
+    );
+    let s = Server::start(&mx, MX_LISTENER);
+    for i in 0..8 {
+        let mut c = Client::open(s.addr());
+        c.cmd("EHLO client.example");
+        assert_eq!(code(&c.send_mail("s@remote.example", &["full@example.net"], &format!("Subject: full {i}\r\n\r\nx"))), 250);
+        c.cmd("QUIT");
+    }
+    wait_until("8 deferrals of full@", Duration::from_secs(15), || deferred_for(&s, "full@example.net") >= 8);
+    let reason = s.events("port25.delivery.deferred")[0]["reason"].as_str().unwrap().to_owned();
+    assert!(reason.contains("452 4.2.2 Mailbox full"), "{reason}");
+
+    let mut c = Client::open(s.addr());
+    c.cmd("EHLO client.example");
+    for i in 0..20 {
+        assert_eq!(code(&c.send_mail("s@remote.example", &["alice@example.net", "full@example.net"], &format!("Subject: a{i}\r\n\r\nx"))), 250);
+    }
+    c.cmd("QUIT");
+    let delivered = || std::fs::read_to_string(out.join("alice@example.net")).map(|t| t.lines().count()).unwrap_or(0);
+    wait_until("20 messages for alice through LMTP", Duration::from_secs(15), || delivered() >= 20);
+    assert_eq!(delivered(), 20, "each message once");
+    assert!(!out.join("full@example.net").exists());
+    assert!(s.events("port25.delivery.failed").is_empty(), "deferred, not given up: {:?}", s.events("port25.delivery.failed"));
+    let _ = lmtpd.kill();
+    let _ = lmtpd.wait();
+}
