@@ -22,6 +22,7 @@ pub(crate) struct RawHttp {
     submission_host: Option<Spanned<String>>,
     submission_port: Option<Spanned<u16>>,
     submissions_port: Option<Spanned<u16>>,
+    offer_first: Option<Spanned<String>>,
     imap: Option<Spanned<String>>,
     imaps: Option<Spanned<String>>,
     spampot_capture: Option<String>,
@@ -45,6 +46,9 @@ pub struct Http {
     pub submission_host: String,
     pub submission_port: u16,
     pub submissions_port: u16,
+    /// Which port client profiles list first: 587 (STARTTLS, the default,
+    /// the seeds' "Configure 587!") or 465 (implicit TLS). Both are listed.
+    pub implicit_tls_first: bool,
     /// (host, port) of IMAP with STARTTLS, when the provider has one.
     pub imap: Option<(String, u16)>,
     /// (host, port) of IMAP over implicit TLS.
@@ -112,6 +116,20 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         Some(h) => h.into_inner().to_lowercase(),
         None => hostname.to_lowercase(),
     };
+    let implicit_tls_first = match raw.offer_first {
+        None => false,
+        Some(v) => match v.get_ref().as_str() {
+            "587" | "submission" => false,
+            "465" | "submissions" => true,
+            other => {
+                return Err(err(
+                    v.span().start,
+                    format!("[http] offer_first {other:?} is neither submission port"),
+                    "write \"587\" (STARTTLS first, the default) or \"465\" (implicit TLS first)",
+                ))
+            }
+        },
+    };
     let migration_threshold = match raw.migration_threshold {
         Some(t) if !(0.0..=100.0).contains(t.get_ref()) => {
             return Err(err(t.span().start, "[http] migration_threshold is a percentage".into(), "write a number from 0 to 100 (the seeds' mark is 90)"))
@@ -133,6 +151,7 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         submission_host,
         submission_port: port(raw.submission_port, 587, "submission_port")?,
         submissions_port: port(raw.submissions_port, 465, "submissions_port")?,
+        implicit_tls_first,
         imap: host_port(raw.imap, "imap")?,
         imaps: host_port(raw.imaps, "imaps")?,
         spampot_capture: raw.spampot_capture.map(|p| crate::absolute(base, &p)),

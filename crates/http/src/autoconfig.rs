@@ -60,15 +60,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outgoing_is_465_then_587_never_25() {
+    fn outgoing_is_587_then_465_never_25_unless_the_operator_prefers_465() {
         let s = ClientSettings::sample();
         let doc = render(&s, None);
         assert!(doc.contains("<domain>example.net</domain>") && doc.contains("<domain>example.org</domain>"));
         assert!(doc.contains("<displayName>Example &lt;Mail&gt; &amp; Co</displayName>"));
         let i465 = doc.find("<port>465</port>").unwrap();
         let i587 = doc.find("<port>587</port>").unwrap();
-        assert!(i465 < i587);
+        assert!(i587 < i465, "587 first by default");
         assert!(!doc.contains("<port>25</port>"));
+        let implicit = ClientSettings { implicit_tls_first: true, ..ClientSettings::sample() };
+        let doc465 = render(&implicit, None);
+        assert!(doc465.find("<port>465</port>").unwrap() < doc465.find("<port>587</port>").unwrap());
         assert!(doc.contains("<username>%EMAILADDRESS%</username>"));
         let a = Address { local: "o'neil".into(), domain: "example.org".into() };
         let doc = render(&s, Some(&a));

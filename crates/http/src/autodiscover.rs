@@ -160,8 +160,9 @@ mod tests {
         let s = ClientSettings::sample();
         let a = Address { local: "alice".into(), domain: "example.net".into() };
         let doc = render(&s, &a);
-        assert!(doc.contains("<Type>SMTP</Type>\n        <Server>smtp.example.net</Server>\n        <Port>465</Port>"));
-        assert!(doc.contains("<Port>587</Port>") && !doc.contains("<Port>25</Port>"));
+        assert!(doc.contains("<Type>SMTP</Type>\n        <Server>smtp.example.net</Server>\n        <Port>587</Port>"));
+        assert!(doc.find("<Port>587</Port>").unwrap() < doc.find("<Port>465</Port>").unwrap());
+        assert!(!doc.contains("<Port>25</Port>"));
         assert!(doc.contains("<Encryption>TLS</Encryption>"));
         assert!(render_error(600, "<bad>").contains("&lt;bad&gt;"));
     }

@@ -12,6 +12,8 @@ pub struct ClientSettings {
     pub submission_port: u16,
     /// 465, implicit TLS (RFC 8314).
     pub submissions_port: u16,
+    /// List 465 before 587 ([http] offer_first = "465"); default 587 first.
+    pub implicit_tls_first: bool,
     pub imap: Option<(String, u16)>,
     pub imaps: Option<(String, u16)>,
 }
@@ -32,14 +34,19 @@ pub struct Server<'a> {
 }
 
 impl ClientSettings {
-    /// Outgoing servers in the order clients should try them: implicit TLS
-    /// first (RFC 8314 section 3.3 asks clients to prefer it), then 587.
-    /// Port 25 never appears: config refuses it.
+    /// Outgoing servers in the order clients should try them: 587 first by
+    /// default (the port the seeds' campaign asked users to configure, and
+    /// the one every client knows), 465 first when the operator prefers
+    /// implicit TLS (RFC 8314 section 3.3). Both are always listed; port 25
+    /// never appears: config refuses it.
     pub fn outgoing(&self) -> [Server<'_>; 2] {
-        [
-            Server { host: &self.submission_host, port: self.submissions_port, security: Security::Implicit },
-            Server { host: &self.submission_host, port: self.submission_port, security: Security::StartTls },
-        ]
+        let starttls = Server { host: &self.submission_host, port: self.submission_port, security: Security::StartTls };
+        let implicit = Server { host: &self.submission_host, port: self.submissions_port, security: Security::Implicit };
+        if self.implicit_tls_first {
+            [implicit, starttls]
+        } else {
+            [starttls, implicit]
+        }
     }
 
     /// Incoming (IMAP) servers, implicit TLS first; empty when none is set.
@@ -62,6 +69,7 @@ impl ClientSettings {
             submission_host: "smtp.example.net".into(),
             submission_port: 587,
             submissions_port: 465,
+            implicit_tls_first: false,
             imap: None,
             imaps: Some(("imap.example.net".into(), 993)),
         }

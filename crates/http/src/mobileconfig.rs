@@ -101,7 +101,7 @@ mod tests {
         let mut s = ClientSettings::sample();
         let a = Address { local: "alice".into(), domain: "example.net".into() };
         let doc = render(&s, &a).unwrap();
-        assert!(doc.contains("<key>OutgoingMailServerPortNumber</key>\n      <integer>465</integer>"));
+        assert!(doc.contains("<key>OutgoingMailServerPortNumber</key>\n      <integer>587</integer>"));
         assert!(doc.contains("<string>net.example.mail.alice</string>"));
         assert!(doc.contains("<string>Example &lt;Mail&gt; &amp; Co mail</string>"));
         assert_eq!(render(&s, &a), render(&s, &a), "stable UUIDs");

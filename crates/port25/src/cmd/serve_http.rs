@@ -45,6 +45,7 @@ pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Htt
             submission_host: h.submission_host.clone(),
             submission_port: h.submission_port,
             submissions_port: h.submissions_port,
+            implicit_tls_first: h.implicit_tls_first,
             imap: h.imap.clone(),
             imaps: h.imaps.clone(),
         },

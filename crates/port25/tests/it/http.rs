@@ -108,7 +108,7 @@ for path in ["/mail/config-v1.1.xml", "/.well-known/autoconfig/mail/config-v1.1.
     assert p.get("id") == "example.org" and [d.text for d in p.findall("domain")] == ["example.org"], body
     assert p.findtext("displayName") == "Example <Mail> & Co", p.findtext("displayName")
     out = servers(root, "outgoingServer")
-    assert out == [("smtp", "smtp.example.net", 465, "SSL", "bob@example.org"), ("smtp", "smtp.example.net", 587, "STARTTLS", "bob@example.org")], out
+    assert out == [("smtp", "smtp.example.net", 587, "STARTTLS", "bob@example.org"), ("smtp", "smtp.example.net", 465, "SSL", "bob@example.org")], out
     assert servers(root, "incomingServer") == [("imap", "imap.example.net", 993, "SSL", "bob@example.org")]
     assert all(s.findtext("authentication") == "password-cleartext" for s in root.iter("outgoingServer"))
 st, h, body = get("/mail/config-v1.1.xml")
@@ -134,8 +134,8 @@ for path in ["/autodiscover/autodiscover.xml", "/Autodiscover/Autodiscover.xml"]
                p.findtext("r:SSL", namespaces=NS), p.findtext("r:Encryption", namespaces=NS), p.findtext("r:LoginName", namespaces=NS),
                p.findtext("r:AuthRequired", namespaces=NS)) for p in root.iterfind(".//r:Protocol", NS)]
     assert protos == [("IMAP", "imap.example.net", 993, "on", "SSL", "alice@example.net", "on"),
-                      ("SMTP", "smtp.example.net", 465, "on", "SSL", "alice@example.net", "on"),
-                      ("SMTP", "smtp.example.net", 587, "on", "TLS", "alice@example.net", "on")], protos
+                      ("SMTP", "smtp.example.net", 587, "on", "TLS", "alice@example.net", "on"),
+                      ("SMTP", "smtp.example.net", 465, "on", "SSL", "alice@example.net", "on")], protos
     assert root.findtext(".//r:Action", namespaces=NS) == "settings"
 st, h, body = get("/autodiscover/autodiscover.xml", (REQ % "eve@elsewhere.example").encode())
 assert st == 200 and ET.fromstring(body).findtext(".//{*}ErrorCode") == "601", body
@@ -152,7 +152,7 @@ plist = plistlib.loads(body)
 assert plist["PayloadType"] == "Configuration" and plist["PayloadVersion"] == 1
 mail = plist["PayloadContent"][0]
 assert mail["PayloadType"] == "com.apple.mail.managed"
-assert (mail["OutgoingMailServerHostName"], mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"]) == ("smtp.example.net", 465, True), mail
+assert (mail["OutgoingMailServerHostName"], mail["OutgoingMailServerPortNumber"], mail["OutgoingMailServerUseSSL"]) == ("smtp.example.net", 587, True), mail
 assert (mail["IncomingMailServerHostName"], mail["IncomingMailServerPortNumber"], mail["IncomingMailServerUseSSL"]) == ("imap.example.net", 993, True)
 assert mail["EmailAddress"] == mail["OutgoingMailServerUsername"] == "alice@example.net"
 assert mail["EmailAccountDescription"] == "Example <Mail> & Co"
