@@ -61,6 +61,7 @@ mod tests {
             from: "a@example.net".into(),
             rcpts: (0..rcpts).map(|i| format!("r{i}@example.org")).collect(),
             content: b"x\r\n".to_vec(),
+            from_mx: false,
         };
         std::fs::write(batches.join(port25_queue::spool::batch_name(1)), encode_batch([&m("old", 100, 2), &m("new", 900, 1)])).unwrap();
         // Message 0 is finished, message 1 half: a torn last line counts as not done.

@@ -28,7 +28,7 @@ use crate::tls_policy::{policy_for, TlsPolicy};
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{PendingBatch, Spool, SpooledMessage};
+use port25_queue::{PendingBatch, SpooledMessage};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -448,7 +448,7 @@ pub async fn run(
     outbound: Enqueuer,
     recovered: Vec<PendingBatch>,
     mut ready: mpsc::UnboundedReceiver<PendingBatch>,
-    local: Spool,
+    dsns: DsnStore,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let root = outbound.spool().dir().to_owned();
@@ -459,7 +459,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
         hold: settings.hold,
-        dsns: DsnStore { local_domains: settings.local_domains.clone(), local, outbound },
+        dsns,
         settings,
         ctx,
         events,

@@ -23,7 +23,17 @@ pub struct SpooledMessage {
     pub rcpts: Vec<String>,
     /// Trace header plus message, CRLF line ends.
     pub content: Vec<u8>,
+    /// Arrived on port 25 without AUTH (the MX policy): the envelope sender
+    /// is only what the client claimed, so a DSN to it after acceptance
+    /// may be backscatter (`[mx] bounce_after_accept`). Stored as a flags
+    /// byte after the content, written only when a flag is set: records
+    /// written before it (no byte) read as false, and each batch keeps one
+    /// encoding.
+    pub from_mx: bool,
 }
+
+/// Flag bits of the byte after the content.
+const FLAG_FROM_MX: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -55,6 +65,9 @@ pub fn encode_message(m: &SpooledMessage, out: &mut Vec<u8>) {
         put_bytes(out, r.as_bytes());
     }
     put_bytes(out, &m.content);
+    if m.from_mx {
+        out.push(FLAG_FROM_MX);
+    }
     let payload_len = (out.len() - start - 8) as u32;
     let crc = crc32fast::hash(&out[start + 8..]);
     out[start..start + 4].copy_from_slice(&payload_len.to_le_bytes());
@@ -113,7 +126,13 @@ fn decode_payload(p: &[u8]) -> Option<SpooledMessage> {
         rcpts.push(c.string()?);
     }
     let content = c.bytes()?.to_vec();
-    (c.pos == p.len()).then_some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content })
+    // The flags byte follows only when a flag is set: one encoding each.
+    let from_mx = match p.len() - c.pos {
+        0 => false,
+        1 if c.take(1)?[0] == FLAG_FROM_MX => true,
+        _ => return None,
+    };
+    Some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content, from_mx })
 }
 
 pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
@@ -156,6 +175,7 @@ mod tests {
             from: if i.is_multiple_of(2) { String::new() } else { "a@b.example".into() },
             rcpts: vec!["u@example.net".into(); i % 3 + 1],
             content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+            from_mx: i.is_multiple_of(3),
         }
     }
 
@@ -163,6 +183,25 @@ mod tests {
     fn round_trip() {
         let msgs: Vec<_> = (0..5).map(sample).collect();
         assert_eq!(decode_batch(&encode_batch(&msgs)).unwrap(), msgs);
+    }
+
+    #[test]
+    fn the_flags_byte_is_there_only_when_a_flag_is_set() {
+        let mut m = sample(1);
+        m.from_mx = false;
+        let without = encode_batch(&[m.clone()]);
+        m.from_mx = true;
+        let with = encode_batch(&[m.clone()]);
+        assert_eq!(with.len(), without.len() + 1, "records without flags keep the format from before the byte");
+        assert_eq!(decode_batch(&with).unwrap(), vec![m]);
+        // Any other byte there (a zero, an unknown flag) is not a record.
+        for other in [0u8, 2, 3] {
+            let mut bad = with.clone();
+            *bad.last_mut().unwrap() = other;
+            let payload = bad[MAGIC.len() + 8..].to_vec();
+            bad[MAGIC.len() + 4..MAGIC.len() + 8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            assert!(matches!(decode_batch(&bad), Err(DecodeError::Malformed { .. })), "flags byte {other}");
+        }
     }
 
     #[test]

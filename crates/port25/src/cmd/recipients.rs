@@ -1,0 +1,74 @@
+//! Which recipients exist, for `port25 serve`: the directories behind the
+//! MX's one question (crates/mx/src/directory.rs), and the MX's answer
+//! handed to the DSN store for local senders.
+//!
+//! In the order asked: the `[mx] recipients` lists (kept by the MX itself),
+//! the addresses and whole domains of `port25 users` accounts (SQLite, read
+//! on a blocking thread), and, when local delivery is LMTP, the mailbox
+//! server's own answer to an RCPT probe, cached ([mx] verify_*).
+
+use port25_accounts::Accounts;
+use port25_config::{Config, DeliveryMethod};
+use port25_delivery::lmtp::{Lmtp, Probe};
+use port25_mx::directory::{Answer, CacheSettings, Cached, Exists, RecipientDirectory};
+use port25_mx::MxPolicy;
+use port25_outbound::bounce::{LocalMailboxes, MailboxAnswer};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The addresses and `@domain`s of `port25 users` accounts; read at each
+/// question, so an account added while the server runs receives at once.
+struct AccountAddresses(Arc<Accounts>);
+
+impl RecipientDirectory for AccountAddresses {
+    fn exists<'a>(&'a self, address: &'a str) -> Answer<'a> {
+        let (accounts, address) = (self.0.clone(), address.to_owned());
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || accounts.has_address(&address)).await {
+                Ok(Ok(true)) => Exists::Yes,
+                Ok(Ok(false)) => Exists::No,
+                Ok(Err(e)) => Exists::CannotTell(format!("account database: {e}")),
+                Err(e) => Exists::CannotTell(format!("account lookup: {e}")),
+            }
+        })
+    }
+}
+
+/// The LMTP server's answer to `RCPT TO` (a probe without DATA).
+struct LmtpProbe {
+    lmtp: Lmtp,
+    timeout: Duration,
+}
+
+impl RecipientDirectory for LmtpProbe {
+    fn exists<'a>(&'a self, address: &'a str) -> Answer<'a> {
+        Box::pin(async move {
+            match self.lmtp.probe(address, self.timeout).await {
+                Probe::Exists => Exists::Yes,
+                Probe::Unknown(_) => Exists::No,
+                Probe::CannotTell(why) => Exists::CannotTell(why),
+            }
+        })
+    }
+}
+
+/// The directories after the MX's own lists, in the order asked.
+pub fn directories(config: &Config, accounts: Arc<Accounts>, lmtp: Option<&Lmtp>) -> Vec<Arc<dyn RecipientDirectory>> {
+    let mut out: Vec<Arc<dyn RecipientDirectory>> = vec![Arc::new(AccountAddresses(accounts))];
+    if let (DeliveryMethod::Lmtp, Some(lmtp)) = (config.delivery.method, lmtp) {
+        let v = &config.mx.verify;
+        let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
+        out.push(Arc::new(Cached::new(LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout }, cache)));
+    }
+    out
+}
+
+/// The MX resolves a local sender's address for its DSN as it resolves a
+/// recipient, and says whether it has a mailbox.
+pub struct MxMailboxes(pub Arc<MxPolicy>);
+
+impl LocalMailboxes for MxMailboxes {
+    fn mailbox_of<'a>(&'a self, sender: &'a str) -> MailboxAnswer<'a> {
+        Box::pin(self.0.mailbox_of(sender))
+    }
+}
