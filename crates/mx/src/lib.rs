@@ -38,11 +38,16 @@ pub struct MxConfig {
     /// Local domains where any plain local part is accepted (one mailbox
     /// each): only where the operator wrote so (`[mx] catch_all`).
     pub catch_all: Vec<String>,
+    /// Local delivery makes a directory per mailbox (Maildir): a mailbox
+    /// whose name is not a plain local part could never be delivered, so
+    /// it is refused at RCPT, whatever a directory says.
+    pub plain_names_only: bool,
 }
 
 pub struct MxPolicy {
     domains: Vec<String>,
     catch_all: Vec<String>,
+    plain_names_only: bool,
     directory: AnyOf,
     delimiter: Option<char>,
     spool: Spool,
@@ -58,10 +63,11 @@ fn user_unknown(to: &ForwardPath) -> Decision {
     Decision::Reject(Reply::owned(550, "5.1.1", format!("<{to}>: Recipient address rejected: user unknown")))
 }
 
-/// Characters allowed in a local part of a catch-all domain: what can
-/// safely become a mailbox directory.
+/// Characters allowed in a local part of a catch-all domain (and, with
+/// Maildir, of every mailbox): what can safely become a mailbox directory
+/// (crates/delivery/src/maildir.rs accepts the same).
 fn plain_local_part(local: &str) -> bool {
-    !local.starts_with('.') && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
+    !local.starts_with('.') && local.len() <= 255 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
 }
 
 impl MxPolicy {
@@ -69,6 +75,7 @@ impl MxPolicy {
         MxPolicy {
             domains: config.domains.iter().map(|d| d.to_lowercase()).collect(),
             catch_all: config.catch_all.iter().map(|d| d.to_lowercase()).collect(),
+            plain_names_only: config.plain_names_only,
             directory: AnyOf(config.recipients.iter().map(|r| Arc::new(Listed::new(r)) as Arc<dyn RecipientDirectory>).collect()),
             delimiter: config.recipient_delimiter,
             spool,
@@ -115,7 +122,7 @@ impl MxPolicy {
         if base == "postmaster" {
             return Exists::Yes;
         }
-        if base.is_empty() {
+        if base.is_empty() || (self.plain_names_only && !plain_local_part(base)) {
             return Exists::No;
         }
         if self.catch_all.iter().any(|d| d == domain) {
@@ -259,6 +266,7 @@ mod tests {
             recipients: Some(vec!["alice@example.net".into()]),
             recipient_delimiter: Some(delimiter),
             catch_all: vec!["open.example".into()],
+            plain_names_only: false,
         };
         MxPolicy::new(&config, spool).with_directory(Arc::new(Server))
     }
@@ -301,6 +309,20 @@ mod tests {
         assert_eq!(code(&mx, &rt, "-x@example.net"), 550);
         assert_eq!(code(&mx, &rt, "alice-x@example.net"), 250);
         assert_eq!(code(&mx, &rt, "alice+x@example.net"), 550, "only the configured delimiter");
+
+        // With Maildir, a listed mailbox that cannot be a directory name is
+        // refused now rather than failing at delivery.
+        let (spool, _) = Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0).unwrap();
+        let config = MxConfig {
+            domains: vec!["example.net".into()],
+            recipients: Some(vec!["o/brien@example.net".into(), "ok@example.net".into()]),
+            recipient_delimiter: None,
+            catch_all: vec![],
+            plain_names_only: true,
+        };
+        let mx = MxPolicy::new(&config, spool);
+        assert_eq!(code(&mx, &rt, "o/brien@example.net"), 550);
+        assert_eq!(code(&mx, &rt, "ok@example.net"), 250);
     }
 
     #[test]

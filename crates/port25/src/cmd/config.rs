@@ -51,4 +51,15 @@ mod tests {
     fn the_documented_default_file_is_valid() {
         port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
     }
+
+    /// Neither the documented default nor the built-in one accepts any
+    /// plain local part: no recipient list, no catch-all, and no DSN to
+    /// an unverified sender after acceptance (docs/mx.md).
+    #[test]
+    fn no_default_accepts_mail_for_anyone() {
+        let dist = port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+        for mx in [dist.mx, port25_config::embedded_default().mx] {
+            assert_eq!((mx.recipients, mx.catch_all, mx.bounce_after_accept), (None, vec![], false));
+        }
+    }
 }

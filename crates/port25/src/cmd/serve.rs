@@ -126,6 +126,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         recipients: config.mx.recipients.clone(),
         recipient_delimiter: config.mx.recipient_delimiter,
         catch_all: config.mx.catch_all.clone(),
+        plain_names_only: config.delivery.method == DeliveryMethod::Maildir,
     };
     let mx =
         super::recipients::directories(&config, accounts.clone(), lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool.clone()), MxPolicy::with_directory);

@@ -9,6 +9,7 @@ mod crash;
 mod dns;
 mod http;
 mod lmtp;
+mod mx_recipients;
 mod outbound;
 mod outbound_dsn;
 mod outbound_remote;
