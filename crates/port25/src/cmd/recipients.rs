@@ -34,16 +34,27 @@ impl RecipientDirectory for AccountAddresses {
     }
 }
 
+/// At most this many probes talk to the LMTP server at once: a flood of
+/// RCPTs for random names (each a cache miss) must not become a flood of
+/// connections to the mailbox server. Others wait, within their timeout.
+const PARALLEL_PROBES: usize = 16;
+
 /// The LMTP server's answer to `RCPT TO` (a probe without DATA).
 struct LmtpProbe {
     lmtp: Lmtp,
     timeout: Duration,
+    slots: tokio::sync::Semaphore,
 }
 
 impl RecipientDirectory for LmtpProbe {
     fn exists<'a>(&'a self, address: &'a str) -> Answer<'a> {
         Box::pin(async move {
-            match self.lmtp.probe(address, self.timeout).await {
+            let started = tokio::time::Instant::now();
+            let Ok(Ok(_slot)) = tokio::time::timeout(self.timeout, self.slots.acquire()).await else {
+                return Exists::CannotTell(format!("{PARALLEL_PROBES} verifications already in progress"));
+            };
+            let left = self.timeout.saturating_sub(started.elapsed());
+            match self.lmtp.probe(address, left).await {
                 Probe::Exists => Exists::Yes,
                 Probe::Unknown(_) => Exists::No,
                 Probe::CannotTell(why) => Exists::CannotTell(why),
@@ -58,7 +69,8 @@ pub fn directories(config: &Config, accounts: Arc<Accounts>, lmtp: Option<&Lmtp>
     if let (DeliveryMethod::Lmtp, Some(lmtp)) = (config.delivery.method, lmtp) {
         let v = &config.mx.verify;
         let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
-        out.push(Arc::new(Cached::new(LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout }, cache)));
+        let probe = LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
+        out.push(Arc::new(Cached::new(probe, cache)));
     }
     out
 }
