@@ -63,6 +63,8 @@ pub const MAX_DIAGNOSTIC: usize = 900;
 /// (a message with no header section, or no empty line, is not returned
 /// whole), cut at a line boundary within [`MAX_RETURNED_HEADERS`].
 fn original_headers(content: &[u8]) -> &[u8] {
+    // Only whole lines within the limit count: never look further.
+    let content = &content[..content.len().min(MAX_RETURNED_HEADERS)];
     let mut end = 0;
     let mut first = true;
     while end < content.len() {
@@ -70,7 +72,7 @@ fn original_headers(content: &[u8]) -> &[u8] {
         let line = &content[end..end + nl];
         let field = line.iter().position(|&b| b == b':').is_some_and(|colon| colon > 0 && line[..colon].iter().all(|b| (33..=126).contains(b)));
         let folded = !first && line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
-        if !(field || folded) || end + nl + 2 > MAX_RETURNED_HEADERS {
+        if !(field || folded) {
             break;
         }
         end += nl + 2;

@@ -27,6 +27,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 if let Some(r) = &c.mx.recipients {
                     println!("  recipients {} addresses", r.len());
                 }
+                if !c.mx.catch_all.is_empty() {
+                    println!("  catch_all  {}", c.mx.catch_all.join(", "));
+                }
                 for l in &c.listeners {
                     println!("  listener   {} {} {:?} tls={:?}{}", l.name, l.address, l.service, l.tls, if l.proxy_protocol { " proxy_protocol" } else { "" });
                 }
