@@ -64,7 +64,6 @@ pub fn settings(config: &Config) -> Settings {
             data_timeout: o.data_timeout,
             tls: port25_outbound::tls_policy::client_config(),
         },
-        local_domains: config.mx.domains.clone(),
         hold: o.hold,
         stats_interval: o.stats_interval,
     }
