@@ -355,3 +355,32 @@ fn mx_recipients_a_dsn_to_a_local_sender_goes_to_its_resolved_mailbox_or_nowhere
     assert!(events_where(&a, "port25.outbound.dsn", "to", "ghost").is_empty());
     drop(b);
 }
+
+#[test]
+fn mx_recipients_a_hostile_remote_reply_reaches_the_sender_only_as_clean_bounded_lines() {
+    // A remote MX whose 550 carries a bare CR (to start a header of its own
+    // in our DSN), an escape sequence and a 3000-character line.
+    let hostile: &'static str = Box::leak(format!("550-5.1.1 gone\rX-Injected: yes\x1b[2J\r\n550-{}\r\n550 5.1.1 end", "A".repeat(3000)).into_boxed_str());
+    let ip = std::net::IpAddr::V4(crate::outbound::v4(127, 0, 32, 1));
+    let port = crate::outbound::free_port(&[ip]);
+    let dns = crate::dns::DnsServer::start();
+    dns.mx("hostile.example", "mx.hostile.example", crate::outbound::v4(127, 0, 32, 1));
+    let _remote = crate::scripted::Scripted::start(std::net::SocketAddr::new(ip, port), crate::scripted::Script { rcpt: hostile, ..Default::default() });
+    let a = crate::outbound::sender(&dns, port, "");
+    submit_as(&a, "alice@example.net", &["victim@hostile.example"], "to a hostile MX");
+    let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
+    assert_eq!(dsn.len(), 1, "no DSN: {:?}", a.events("port25.outbound.bounced"));
+    let text = String::from_utf8_lossy(&dsn[0]).into_owned();
+    assert!(text.contains("Final-Recipient: rfc822; victim@hostile.example"), "{text}");
+    assert!(!text.replace("\r\n", "").contains(['\r', '\n']), "a bare CR or LF in the DSN:\n{text:?}");
+    assert!(!text.contains('\u{1b}'), "an escape sequence in the DSN");
+    assert!(!text.contains("\r\nX-Injected: yes"), "the remote's text became a header line");
+    assert!(text.lines().all(|l| l.len() <= 998), "a line over 998 bytes");
+    let human = &text[text.find("<victim@hostile.example>: ").expect("the human-readable line")..text.find("Content-Description: Delivery report").unwrap()];
+    assert!(human.contains("550 5.1.1 gone X-Injected: yes"), "{human}");
+    assert!(human.lines().all(|l| l.chars().count() <= 76), "{human}");
+    assert!(text.contains("Diagnostic-Code: smtp; 550 5.1.1 gone X-Injected: yes"), "{text}");
+    // history.log has one line per finished recipient, whatever the remote sent.
+    let h = crate::outbound::wait_history(&a, "victim@hostile.example\tbounced\t");
+    assert!(h.lines().all(|l| l.split('\t').count() == 5), "{h:?}");
+}
