@@ -272,6 +272,20 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     let failed = s.wait_event("port25.mx.verify_failed", WAIT).expect("verify_failed event");
     assert!(failed["reason"].as_str().unwrap().contains("451 4.3.0") || failed["to"] == "carol@example.net", "{failed}");
     assert!(s.events("port25.mx.verify_failed").iter().any(|e| e["to"] == "carol@example.net"));
+
+    // A server that takes the connection and never answers: 450 once
+    // verify_timeout_secs (3) has passed, not a session that hangs.
+    let script = "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(64)\nprint('ready', flush=True)\nconns = []\nwhile True:\n    c, _ = s.accept()\n    conns.append(c)\n";
+    let mut silent = Command::new("python3").arg("-c").arg(script).arg(&sock).stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(silent.stdout.take().unwrap()), &mut line).unwrap();
+    assert_eq!(line.trim(), "ready");
+    let started = Instant::now();
+    let r = rcpt_code(&s, "victim@anywhere.example", "dave@example.net");
+    assert!(r.starts_with("450 4.1.1"), "silent LMTP server: {r}");
+    assert!(started.elapsed() >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let _ = silent.kill();
+    let _ = silent.wait();
 }
 
 #[test]
