@@ -34,30 +34,20 @@ pub trait RecipientDirectory: Send + Sync {
     fn exists<'a>(&'a self, address: &'a str) -> Answer<'a>;
 }
 
-/// Addresses and whole domains (`@example.net`) known in advance: the
-/// `[mx] recipients` list and file.
+/// Addresses known in advance: the `[mx] recipients` list and file (a
+/// whole domain is `[mx] catch_all`, which the MX itself applies).
 #[derive(Debug, Default)]
 pub struct Listed {
     addresses: HashSet<String>,
-    domains: HashSet<String>,
 }
 
 impl Listed {
     pub fn new<S: AsRef<str>>(entries: impl IntoIterator<Item = S>) -> Listed {
-        let mut l = Listed::default();
-        for e in entries {
-            let e = e.as_ref().to_lowercase();
-            match e.strip_prefix('@') {
-                Some(domain) => l.domains.insert(domain.to_owned()),
-                None => l.addresses.insert(e),
-            };
-        }
-        l
+        Listed { addresses: entries.into_iter().map(|e| e.as_ref().to_lowercase()).collect() }
     }
 
     pub fn contains(&self, address: &str) -> bool {
-        let address = address.to_lowercase();
-        self.addresses.contains(&address) || address.rsplit_once('@').is_some_and(|(_, d)| self.domains.contains(d))
+        self.addresses.contains(&address.to_lowercase())
     }
 }
 
@@ -193,12 +183,11 @@ mod tests {
     }
 
     #[test]
-    fn listed_addresses_and_domains() {
-        let l = Listed::new(["Alice@Example.net", "@role.example"]);
+    fn listed_addresses() {
+        let l = Listed::new(["Alice@Example.net"]);
         assert!(l.contains("alice@example.net"));
-        assert!(l.contains("anyone@role.example"));
         assert!(!l.contains("bob@example.net"));
-        assert!(!l.contains("x@sub.role.example"));
+        assert!(!l.contains("alice@example.net.evil"));
         assert_eq!(block(l.exists("bob@example.net")), Exists::No);
     }
 

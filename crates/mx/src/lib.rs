@@ -30,8 +30,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 pub struct MxConfig {
     /// Local domains, any case.
     pub domains: Vec<String>,
-    /// Addresses (or `@domain`) known to exist: `[mx] recipients` and
-    /// `recipients_file`. More directories: [`MxPolicy::with_directory`].
+    /// Addresses known to exist: `[mx] recipients` and `recipients_file`.
+    /// More directories: [`MxPolicy::with_directory`].
     pub recipients: Option<Vec<String>>,
     /// Address extension separator ("user+tag@..." delivers to "user").
     pub recipient_delimiter: Option<char>,
