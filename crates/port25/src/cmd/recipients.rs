@@ -8,11 +8,13 @@
 //! server's own answer to an RCPT probe, cached ([mx] verify_*).
 
 use port25_accounts::Accounts;
-use port25_config::{Config, DeliveryMethod};
+use port25_config::Config;
 use port25_delivery::lmtp::{Lmtp, Probe};
+use port25_delivery::Target;
 use port25_mx::directory::{Answer, CacheSettings, Cached, Exists, RecipientDirectory};
-use port25_mx::MxPolicy;
+use port25_mx::{MxConfig, MxPolicy};
 use port25_outbound::bounce::{LocalMailboxes, MailboxAnswer};
+use port25_queue::Spool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -63,10 +65,26 @@ impl RecipientDirectory for LmtpProbe {
     }
 }
 
+/// The MX policy with every directory of this configuration behind it.
+pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target) -> Arc<MxPolicy> {
+    let mx_config = MxConfig {
+        domains: config.mx.domains.clone(),
+        recipients: config.mx.recipients.clone(),
+        recipient_delimiter: config.mx.recipient_delimiter,
+        catch_all: config.mx.catch_all.clone(),
+        plain_names_only: matches!(target, Target::Maildir(_)),
+    };
+    let lmtp = match target {
+        Target::Lmtp(l) => Some(l),
+        _ => None,
+    };
+    Arc::new(directories(config, accounts, lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory))
+}
+
 /// The directories after the MX's own lists, in the order asked.
-pub fn directories(config: &Config, accounts: Arc<Accounts>, lmtp: Option<&Lmtp>) -> Vec<Arc<dyn RecipientDirectory>> {
+fn directories(config: &Config, accounts: Arc<Accounts>, lmtp: Option<&Lmtp>) -> Vec<Arc<dyn RecipientDirectory>> {
     let mut out: Vec<Arc<dyn RecipientDirectory>> = vec![Arc::new(AccountAddresses(accounts))];
-    if let (DeliveryMethod::Lmtp, Some(lmtp)) = (config.delivery.method, lmtp) {
+    if let Some(lmtp) = lmtp {
         let v = &config.mx.verify;
         let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
         let probe = LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };

@@ -11,7 +11,7 @@ use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
 use port25_engine::{Limits, ListenerSettings};
 use port25_events as ev;
 use port25_events::emit;
-use port25_mx::{MxConfig, MxPolicy};
+use port25_mx::MxPolicy;
 use port25_outbound::bounce::LocalMailboxes;
 use port25_queue::Spool;
 use port25_submission::{Submission, SubmissionPolicy};
@@ -117,20 +117,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
     let accounts = Arc::new(super::users::open(&config)?);
-    let lmtp = match &target {
-        Target::Lmtp(l) => Some(l),
-        _ => None,
-    };
-    let mx_config = MxConfig {
-        domains: config.mx.domains.clone(),
-        recipients: config.mx.recipients.clone(),
-        recipient_delimiter: config.mx.recipient_delimiter,
-        catch_all: config.mx.catch_all.clone(),
-        plain_names_only: config.delivery.method == DeliveryMethod::Maildir,
-    };
-    let mx =
-        super::recipients::directories(&config, accounts.clone(), lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool.clone()), MxPolicy::with_directory);
-    let mx = Arc::new(mx);
+    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target);
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
     let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone())?;
