@@ -15,6 +15,7 @@ struct Message {
     from: String,
     rcpts: Vec<String>,
     content: Vec<u8>,
+    from_mx: bool,
 }
 
 impl From<Message> for SpooledMessage {
@@ -27,6 +28,7 @@ impl From<Message> for SpooledMessage {
             from: m.from,
             rcpts: m.rcpts,
             content: m.content,
+            from_mx: m.from_mx,
         }
     }
 }

@@ -213,6 +213,14 @@ impl Accounts {
         Ok(self.store().addresses(&login.to_lowercase())?)
     }
 
+    /// Whether `address` (resolved: no extension) receives mail here: one
+    /// of an account's addresses, or in a domain an account has whole
+    /// (`@domain`). The MX asks it at RCPT; blocking (SQLite), so call it
+    /// from a blocking thread.
+    pub fn has_address(&self, address: &str) -> Result<bool> {
+        Ok(self.store().has_address(&address.to_lowercase())?)
+    }
+
     /// A login's own sending limits (all `None` when it has none).
     pub fn limits(&self, login: &str) -> Result<UserLimits> {
         Ok(self.store().limits(&login.to_lowercase())?)
@@ -301,8 +309,12 @@ mod tests {
         a.set_limits("Alice@example.net", &l).unwrap();
         assert_eq!(a.limits("alice@example.net").unwrap(), l);
         assert!(matches!(a.set_limits("nobody", &l), Err(AccountsError::UnknownUser(_))));
+        assert!(a.has_address("Alice@example.net").unwrap());
+        assert!(!a.has_address("bob@example.net").unwrap());
         a.set_addresses("alice@example.net", &["@example.net".into()]).unwrap();
         assert!(a.may_send_as("alice@example.net", "anyone@example.net").unwrap());
+        assert!(a.has_address("bob@example.net").unwrap(), "a whole domain of an account");
+        assert!(!a.has_address("bob@example.org").unwrap());
         assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());
 
         let users = a.list().unwrap();

@@ -39,6 +39,9 @@ CREATE TABLE IF NOT EXISTS usage (
 CREATE TABLE IF NOT EXISTS operators (
     login   TEXT PRIMARY KEY NOT NULL REFERENCES users(login) ON DELETE CASCADE
 );
+-- The MX asks at every RCPT whether an address (or its @domain) is one of
+-- an account's: looked up by address, not by login.
+CREATE INDEX IF NOT EXISTS addresses_by_address ON addresses(address);
 ";
 
 pub struct Store {
@@ -90,6 +93,13 @@ impl Store {
         let mut stmt = self.db.prepare_cached("SELECT address FROM addresses WHERE login = ?1 ORDER BY address")?;
         let rows = stmt.query_map([login], |r| r.get(0))?;
         rows.collect()
+    }
+
+    /// Whether some login has `address` (lower case) or its whole domain.
+    pub fn has_address(&self, address: &str) -> rusqlite::Result<bool> {
+        let domain = address.rsplit_once('@').map(|(_, d)| format!("@{d}")).unwrap_or_default();
+        let mut stmt = self.db.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 OR address = ?2 LIMIT 1")?;
+        Ok(stmt.query_row([address, domain.as_str()], |_| Ok(())).optional()?.is_some())
     }
 
     /// Inserts or replaces a user and its addresses in one transaction.

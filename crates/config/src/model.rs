@@ -53,6 +53,12 @@ struct RawMx {
     recipients: Option<Vec<Spanned<String>>>,
     recipients_file: Option<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
+    catch_all: Option<Vec<Spanned<String>>>,
+    bounce_after_accept: Option<bool>,
+    verify_timeout_secs: Option<u64>,
+    verify_positive_ttl_secs: Option<u64>,
+    verify_negative_ttl_secs: Option<u64>,
+    verify_cache_entries: Option<usize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -151,6 +157,20 @@ pub struct Mx {
     pub domains: Vec<String>,
     pub recipients: Option<Vec<String>>,
     pub recipient_delimiter: Option<char>,
+    /// Local domains where any plain local part is accepted.
+    pub catch_all: Vec<String>,
+    /// DSNs for unauthenticated port-25 mail that fails after acceptance.
+    pub bounce_after_accept: bool,
+    /// Recipient verification against the LMTP server at RCPT.
+    pub verify: Verify,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Verify {
+    pub timeout: Duration,
+    pub positive_ttl: Duration,
+    pub negative_ttl: Duration,
+    pub cache_entries: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -362,6 +382,33 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
 
+    let mut catch_all = Vec::new();
+    for d in raw.mx.catch_all.unwrap_or_default() {
+        if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
+            return Err(err(
+                d.span().start,
+                format!("catch_all domain {:?} is not one of [mx] domains", d.get_ref()),
+                "list it in [mx] domains too, or remove it from catch_all",
+            ));
+        }
+        catch_all.push(d.into_inner().to_lowercase());
+    }
+    let verify = Verify {
+        timeout: Duration::from_secs(match raw.mx.verify_timeout_secs {
+            Some(0) => {
+                return Err(err(
+                    text.find("verify_timeout_secs").unwrap_or(0),
+                    "verify_timeout_secs must be greater than 0".into(),
+                    "remove the key for the default (10)",
+                ))
+            }
+            t => t.unwrap_or(10),
+        }),
+        positive_ttl: Duration::from_secs(raw.mx.verify_positive_ttl_secs.unwrap_or(3600)),
+        negative_ttl: Duration::from_secs(raw.mx.verify_negative_ttl_secs.unwrap_or(300)),
+        cache_entries: raw.mx.verify_cache_entries.unwrap_or(100_000),
+    };
+
     let method = raw.delivery.method.unwrap_or_default();
     let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
     if let Some((offset, addr)) = &lmtp {
@@ -512,7 +559,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         log_format: raw.log.format.unwrap_or_default(),
         log_level,
         tls_files,
-        mx: Mx { domains, recipients, recipient_delimiter },
+        mx: Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false), verify },
         delivery,
         submission,
         outbound,
@@ -609,6 +656,12 @@ mod tests {
 
         let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
         assert_eq!(e.line, 3);
+
+        let e = check("[mx]\ndomains = [\"a.example\"]\ncatch_all = [\"b.example\"]\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
+        let c = check("[mx]\ndomains = [\"a.example\", \"B.example\"]\ncatch_all = [\"b.EXAMPLE\"]\n").unwrap();
+        assert_eq!((c.mx.catch_all, c.mx.bounce_after_accept), (vec!["b.example".to_owned()], false));
+        assert_eq!(check("[mx]\nverify_timeout_secs = 0\n").unwrap_err().line, 2);
 
         let e = check("[submission]\ntrusted_networks = [\"10.0.0.0/8\", \"printer\"]\n").unwrap_err();
         assert_eq!(e.line, 2);

@@ -202,6 +202,60 @@ impl Lmtp {
     }
 }
 
+/// The mailbox server's answer to "does this recipient exist?".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    Exists,
+    /// Refused for good (5xx): the server's reply.
+    Unknown(String),
+    /// Down, slow, or a 4xx: why.
+    CannotTell(String),
+}
+
+impl Lmtp {
+    /// Asks the server whether `rcpt` exists, as delivery will ask it:
+    /// LHLO, `MAIL FROM:<>`, `RCPT TO:<rcpt>`, then RSET and QUIT, no DATA
+    /// (Postfix's address verification). The MX asks it at RCPT time so it
+    /// refuses there what delivery would refuse after acceptance.
+    pub async fn probe(&self, rcpt: &str, timeout: Duration) -> Probe {
+        if rcpt.chars().any(|c| c.is_control() || c.is_whitespace() || c == '<' || c == '>') {
+            return Probe::Unknown(format!("{rcpt:?} is not an address"));
+        }
+        let attempt = tokio::time::timeout(timeout, async {
+            let (mut conn, offers) = self.connect().await?;
+            // A non-ASCII mailbox is asked about as delivery will send it:
+            // with SMTPUTF8, and refused where the server lacks it (delivery
+            // would fail 5.6.7 after acceptance).
+            let mail = match (rcpt.is_ascii(), offers.smtputf8) {
+                (true, _) => "MAIL FROM:<>",
+                (false, true) => "MAIL FROM:<> SMTPUTF8",
+                (false, false) => {
+                    let _ = command(&mut conn, "QUIT").await;
+                    return Ok(Probe::Unknown("5.6.7 the mailbox server does not offer SMTPUTF8 for a non-ASCII address".into()));
+                }
+            };
+            let (code, text) = command(&mut conn, mail).await?;
+            if code / 100 != 2 {
+                return Ok(Probe::CannotTell(format!("MAIL FROM:<> refused: {text}")));
+            }
+            let (code, text) = command(&mut conn, &format!("RCPT TO:<{rcpt}>")).await?;
+            let _ = command(&mut conn, "RSET").await;
+            let _ = command(&mut conn, "QUIT").await;
+            Ok::<Probe, std::io::Error>(match code {
+                200..=299 => Probe::Exists,
+                500..=599 => Probe::Unknown(text),
+                _ => Probe::CannotTell(text),
+            })
+        })
+        .await;
+        match attempt {
+            Ok(Ok(p)) => p,
+            Ok(Err(e)) => Probe::CannotTell(format!("LMTP {:?}: {e}", self.address)),
+            Err(_) => Probe::CannotTell(format!("LMTP {:?}: no answer within {} s", self.address, timeout.as_secs())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -189,6 +189,7 @@ mod tests {
             from: "s@remote.example".into(),
             rcpts: rcpts.iter().map(|s| s.to_string()).collect(),
             content: b"Subject: hi\r\n\r\nbody\r\n".to_vec(),
+            from_mx: false,
         };
         Work { message: Arc::new(message), index: 0, rcpts: (0..rcpts.len()).collect() }
     }

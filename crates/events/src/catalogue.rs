@@ -40,6 +40,8 @@ catalogue! {
     SMTP_AUTH_ACCEPTED = "port25.smtp.auth.accepted";
     SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
 
+    MX_VERIFY_FAILED = "port25.mx.verify_failed";
+
     SUBMISSION_ACCEPTED = "port25.submission.accepted";
     SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";
     SUBMISSION_LOCKOUT = "port25.submission.lockout";
@@ -63,6 +65,7 @@ catalogue! {
     OUTBOUND_DEFERRED = "port25.outbound.deferred";
     OUTBOUND_BOUNCED = "port25.outbound.bounced";
     OUTBOUND_DSN = "port25.outbound.dsn";
+    OUTBOUND_DSN_SUPPRESSED = "port25.outbound.dsn_suppressed";
     OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed";
     OUTBOUND_CONNECTION_PANICKED = "port25.outbound.connection_panicked";
     OUTBOUND_STATS = "port25.outbound.stats";

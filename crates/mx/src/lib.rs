@@ -1,31 +1,54 @@
 //! The MX policy: port 25 as transport only.
 //!
-//! Mail is accepted for the configured local domains (and, when a recipient
-//! list is given, only for its addresses); every other recipient is refused
-//! as relaying, whatever form it takes: another domain, an address literal
+//! Mail is accepted for the configured local domains, and there only for
+//! recipients that exist ([`directory`]: the `[mx] recipients` lists,
+//! `port25 users` accounts, the LMTP server's answer, or a domain the
+//! operator made a catch-all); every other recipient is refused as
+//! relaying, whatever form it takes: another domain, an address literal
 //! (even `[127.0.0.1]`), a source route, a `%` or `!` routing hack, or a
 //! quoted local part that hides one. No AUTH is offered, so nothing can
 //! unlock relaying here: submission is a different listener and policy.
+//!
+//! The mailbox an address resolves to (lower case, extension after the
+//! delimiter removed) is what is judged, never the raw local part: what
+//! RCPT accepts is exactly what local delivery will deliver, so a message
+//! accepted here does not come back later as a bounce to a sender that may
+//! be forged (backscatter).
 
+pub mod directory;
+
+use directory::{AnyOf, Exists, Listed, RecipientDirectory};
 use port25_engine::address::{Domain, ForwardPath, Mailbox};
 use port25_engine::{Decision, Envelope, Hooks, Message, Reply, SessionInfo};
+use port25_events as ev;
+use port25_events::emit;
 use port25_queue::{Spool, SpooledMessage};
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct MxConfig {
     /// Local domains, any case.
     pub domains: Vec<String>,
-    /// When set, only these addresses (plus postmaster) are accepted.
+    /// Addresses known to exist: `[mx] recipients` and `recipients_file`.
+    /// More directories: [`MxPolicy::with_directory`].
     pub recipients: Option<Vec<String>>,
     /// Address extension separator ("user+tag@..." delivers to "user").
     pub recipient_delimiter: Option<char>,
+    /// Local domains where any plain local part is accepted (one mailbox
+    /// each): only where the operator wrote so (`[mx] catch_all`).
+    pub catch_all: Vec<String>,
+    /// Local delivery makes a directory per mailbox (Maildir): a mailbox
+    /// whose name is not a plain local part could never be delivered, so
+    /// it is refused at RCPT, whatever a directory says.
+    pub plain_names_only: bool,
 }
 
 pub struct MxPolicy {
     domains: Vec<String>,
-    recipients: Option<HashSet<String>>,
+    catch_all: Vec<String>,
+    plain_names_only: bool,
+    directory: AnyOf,
     delimiter: Option<char>,
     spool: Spool,
 }
@@ -36,20 +59,34 @@ fn relay_denied(to: &ForwardPath, why: &str) -> Decision {
     Decision::Reject(Reply::owned(554, "5.7.1", format!("<{to}>: {RELAY_DENIED} ({why})")))
 }
 
-/// Characters allowed in a local part when no recipient list is configured
-/// (catch-all per domain): what can safely become a mailbox directory.
+fn user_unknown(to: &ForwardPath) -> Decision {
+    Decision::Reject(Reply::owned(550, "5.1.1", format!("<{to}>: Recipient address rejected: user unknown")))
+}
+
+/// Characters allowed in a local part of a catch-all domain (and, with
+/// Maildir, of every mailbox): what can safely become a mailbox directory
+/// (crates/delivery/src/maildir.rs accepts the same).
 fn plain_local_part(local: &str) -> bool {
-    !local.starts_with('.') && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
+    !local.starts_with('.') && local.len() <= 255 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
 }
 
 impl MxPolicy {
     pub fn new(config: &MxConfig, spool: Spool) -> MxPolicy {
         MxPolicy {
             domains: config.domains.iter().map(|d| d.to_lowercase()).collect(),
-            recipients: config.recipients.as_ref().map(|r| r.iter().map(|a| a.to_lowercase()).collect()),
+            catch_all: config.catch_all.iter().map(|d| d.to_lowercase()).collect(),
+            plain_names_only: config.plain_names_only,
+            directory: AnyOf(config.recipients.iter().map(|r| Arc::new(Listed::new(r)) as Arc<dyn RecipientDirectory>).collect()),
             delimiter: config.recipient_delimiter,
             spool,
         }
+    }
+
+    /// Adds a directory asked at RCPT after the configured lists (accounts,
+    /// the LMTP server): a recipient exists when any directory knows it.
+    pub fn with_directory(mut self, directory: Arc<dyn RecipientDirectory>) -> MxPolicy {
+        self.directory.0.push(directory);
+        self
     }
 
     fn primary_domain(&self) -> &str {
@@ -64,20 +101,57 @@ impl MxPolicy {
     pub fn resolve(&self, to: &ForwardPath) -> String {
         match to {
             ForwardPath::Postmaster => format!("postmaster@{}", self.primary_domain()),
-            ForwardPath::Mailbox { mailbox, .. } => {
-                let local = mailbox.local.to_lowercase();
-                let base = match self.delimiter {
-                    Some(d) => local.split(d).next().unwrap_or(&local).to_owned(),
-                    None => local,
-                };
-                format!("{base}@{}", mailbox.domain.to_string().to_lowercase())
-            }
+            ForwardPath::Mailbox { mailbox, .. } => self.resolve_parts(&mailbox.local, &mailbox.domain.to_string()),
         }
     }
 
-    /// The verdict on a recipient: local and deliverable, or refused as
-    /// relaying or unknown. Submission uses it for its local recipients.
-    pub fn check(&self, to: &ForwardPath) -> Decision {
+    fn resolve_parts(&self, local: &str, domain: &str) -> String {
+        let local = local.to_lowercase();
+        let base = match self.delimiter {
+            Some(d) => local.split(d).next().unwrap_or(&local).to_owned(),
+            None => local,
+        };
+        format!("{base}@{}", domain.to_lowercase())
+    }
+
+    /// Whether a resolved address has a mailbox: postmaster always (RFC
+    /// 5321 §4.5.1), never an empty base (`+tag@`), any plain local part of
+    /// a catch-all domain, else what the directories say.
+    async fn exists(&self, address: &str) -> Exists {
+        let Some((base, domain)) = address.rsplit_once('@') else { return Exists::No };
+        if base == "postmaster" {
+            return Exists::Yes;
+        }
+        if base.is_empty() || (self.plain_names_only && !plain_local_part(base)) {
+            return Exists::No;
+        }
+        if self.catch_all.iter().any(|d| d == domain) {
+            return if plain_local_part(base) { Exists::Yes } else { Exists::No };
+        }
+        self.directory.exists(address).await
+    }
+
+    /// The mailbox a DSN to `sender` (an address in a local domain, as
+    /// written in MAIL FROM) is delivered to, resolved as RCPT would:
+    /// `Ok(None)` when it has none (a forged local sender gets no mailbox
+    /// made for it), `Err` when the directory cannot tell now.
+    pub async fn mailbox_of(&self, sender: &str) -> Result<Option<String>, String> {
+        let Some((local, domain)) = sender.rsplit_once('@') else { return Ok(None) };
+        if !self.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
+            return Ok(None);
+        }
+        let address = self.resolve_parts(local, domain);
+        match self.exists(&address).await {
+            Exists::Yes => Ok(Some(address)),
+            Exists::No => Ok(None),
+            Exists::CannotTell(why) => Err(why),
+        }
+    }
+
+    /// The verdict on a recipient: local and deliverable, refused as
+    /// relaying or unknown, or 450 while its directory cannot tell.
+    /// Submission uses it for its local recipients.
+    pub async fn check(&self, to: &ForwardPath) -> Decision {
         let (mailbox, source_route): (&Mailbox, _) = match to {
             ForwardPath::Postmaster => return Decision::Accept,
             ForwardPath::Mailbox { mailbox, source_route } => (mailbox, source_route),
@@ -94,18 +168,14 @@ impl MxPolicy {
         if mailbox.quoted || mailbox.local.contains(['%', '!', '@', ':']) {
             return relay_denied(to, "routing characters in the local part are not accepted");
         }
-        let address = self.resolve(to);
-        if address.starts_with("postmaster@") {
-            return Decision::Accept;
-        }
-        let known = match &self.recipients {
-            Some(list) => list.contains(&address),
-            None => plain_local_part(&mailbox.local),
-        };
-        if known {
-            Decision::Accept
-        } else {
-            Decision::Reject(Reply::owned(550, "5.1.1", format!("<{to}>: Recipient address rejected: user unknown")))
+        match self.exists(&self.resolve(to)).await {
+            Exists::Yes => Decision::Accept,
+            Exists::No => user_unknown(to),
+            Exists::CannotTell(why) => {
+                emit!(warn, ev::MX_VERIFY_FAILED, to = %to, reason = %why);
+                let text = format!("<{to}>: Recipient address rejected: unverified address: the mailbox server cannot tell now; try again later");
+                Decision::Reject(Reply::owned(450, "4.1.1", text))
+            }
         }
     }
 }
@@ -123,13 +193,13 @@ impl Hooks for MxPolicy {
     }
 
     async fn rcpt(&self, _info: &SessionInfo, _envelope: &Envelope, to: &ForwardPath) -> Decision {
-        self.check(to)
+        self.check(to).await
     }
 
     async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
         let id = message.id.clone();
         // Received header and message are already one buffer: no copy.
-        self.store(info, envelope, id, message.into_content()).await
+        self.spool(info, envelope, id, message.into_content(), true).await
     }
 }
 
@@ -138,6 +208,11 @@ impl MxPolicy {
     /// `Accept`); shared with submission, whose local recipients go the
     /// same way.
     pub async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
+        self.spool(info, envelope, id, content, false).await
+    }
+
+    /// `from_mx`: unauthenticated port-25 mail, whose sender is unverified.
+    async fn spool(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>, from_mx: bool) -> Decision {
         let mut rcpts: Vec<String> = Vec::with_capacity(envelope.rcpts.len());
         for r in &envelope.rcpts {
             let a = self.resolve(r);
@@ -153,11 +228,113 @@ impl MxPolicy {
             from: envelope.from.to_string(),
             rcpts,
             content,
+            from_mx,
         };
         match self.spool.commit(spooled).await {
             Ok(()) => Decision::Accept,
             // The spool event says what failed; the client only learns to retry.
             Err(_) => Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::directory::Answer;
+    use super::*;
+    use port25_engine::address::parse_forward_path;
+
+    /// Knows nobody, and cannot tell for "down@...": a mailbox server.
+    struct Server;
+    impl RecipientDirectory for Server {
+        fn exists<'a>(&'a self, address: &'a str) -> Answer<'a> {
+            let down = address.starts_with("down@");
+            Box::pin(async move {
+                if down {
+                    Exists::CannotTell("connection refused".into())
+                } else {
+                    Exists::No
+                }
+            })
+        }
+    }
+
+    fn policy(dir: &std::path::Path, delimiter: char) -> MxPolicy {
+        let (spool, _) = Spool::open(dir, tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+        let config = MxConfig {
+            domains: vec!["example.net".into(), "open.example".into()],
+            recipients: Some(vec!["alice@example.net".into()]),
+            recipient_delimiter: Some(delimiter),
+            catch_all: vec!["open.example".into()],
+            plain_names_only: false,
+        };
+        MxPolicy::new(&config, spool).with_directory(Arc::new(Server))
+    }
+
+    fn code(mx: &MxPolicy, rt: &tokio::runtime::Runtime, to: &str) -> u16 {
+        match rt.block_on(mx.check(&parse_forward_path(to).unwrap())) {
+            Decision::Accept | Decision::AcceptWith(_) => 250,
+            Decision::Reject(r) | Decision::Disconnect(r) => r.code,
+        }
+    }
+
+    #[test]
+    fn only_mailboxes_that_exist_are_accepted_judged_after_the_delimiter() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mx = policy(dir.path(), '+');
+        let cases = [
+            ("alice@example.net", 250),
+            ("Alice+news@EXAMPLE.net", 250),
+            ("alice+@example.net", 250),
+            ("+a@example.net", 550),
+            ("+@example.net", 550),
+            ("+alice@example.net", 550),
+            ("bob@example.net", 550),
+            ("root@example.net", 550),
+            ("admin@example.net", 550),
+            ("bob+alice@example.net", 550),
+            ("down@example.net", 450),
+            ("postmaster@example.net", 250),
+            ("Postmaster", 250),
+            ("anyone@open.example", 250),
+            ("+x@open.example", 550),
+            ("a/b@open.example", 550),
+            ("alice@elsewhere.example", 554),
+        ];
+        for (to, want) in cases {
+            assert_eq!(code(&mx, &rt, to), want, "{to}");
+        }
+        let mx = policy(dir.path(), '-');
+        assert_eq!(code(&mx, &rt, "-x@example.net"), 550);
+        assert_eq!(code(&mx, &rt, "alice-x@example.net"), 250);
+        assert_eq!(code(&mx, &rt, "alice+x@example.net"), 550, "only the configured delimiter");
+
+        // With Maildir, a listed mailbox that cannot be a directory name is
+        // refused now rather than failing at delivery.
+        let (spool, _) = Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+        let config = MxConfig {
+            domains: vec!["example.net".into()],
+            recipients: Some(vec!["o/brien@example.net".into(), "ok@example.net".into()]),
+            recipient_delimiter: None,
+            catch_all: vec![],
+            plain_names_only: true,
+        };
+        let mx = MxPolicy::new(&config, spool);
+        assert_eq!(code(&mx, &rt, "o/brien@example.net"), 550);
+        assert_eq!(code(&mx, &rt, "ok@example.net"), 250);
+    }
+
+    #[test]
+    fn a_local_senders_mailbox_is_resolved_and_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let mx = policy(dir.path(), '+');
+        let of = |s: &str| rt.block_on(mx.mailbox_of(s));
+        assert_eq!(of("Alice+news@Example.NET"), Ok(Some("alice@example.net".into())));
+        assert_eq!(of("forged@example.net"), Ok(None));
+        assert_eq!(of("+x@example.net"), Ok(None));
+        assert_eq!(of("someone@remote.example"), Ok(None));
+        assert!(of("down@example.net").is_err());
     }
 }

@@ -4,12 +4,23 @@
 //! warnings) and by local delivery (a mailbox server that refuses a
 //! recipient for good after the message was accepted): both must tell the
 //! sender, RFC 5321 §6.1, and never a null sender.
+//!
+//! Two exceptions keep port25 from sending backscatter. A local sender's
+//! DSN goes to the mailbox its address resolves to, as the MX resolves a
+//! recipient (`alice+news@` to alice's), and only when that mailbox exists:
+//! a forged local sender gets no mailbox made for it. And mail that came
+//! unauthenticated on port 25 (its sender is whatever the client claimed)
+//! gets no DSN after acceptance unless `[mx] bounce_after_accept` says so;
+//! the MX refuses unknown recipients at RCPT, so this is rare (docs/mx.md).
 
 use crate::dsn::{self, Kind, RcptReport};
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{Spool, SpoolError, SpooledMessage};
+use port25_queue::{Spool, SpooledMessage};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
 
 /// The DSN for `msg` as a message of its own: from the null sender to
 /// `msg.from` (which must not be empty), its id the original's with "B"
@@ -25,7 +36,17 @@ pub fn dsn_message(hostname: &str, msg: &SpooledMessage, kind: Kind, reports: &[
         from: String::new(),
         rcpts: vec![msg.from.clone()],
         content,
+        from_mx: false,
     }
+}
+
+pub type MailboxAnswer<'a> = Pin<Box<dyn Future<Output = Result<Option<String>, String>> + Send + 'a>>;
+
+/// The mailbox a local sender's DSN is delivered to (the MX's answer in
+/// `port25 serve`): `Ok(None)` when the address has none, `Err` when its
+/// directory cannot tell now (the DSN is then tried again later).
+pub trait LocalMailboxes: Send + Sync {
+    fn mailbox_of<'a>(&'a self, sender: &'a str) -> MailboxAnswer<'a>;
 }
 
 /// Where DSNs are stored: the local spool for our own domains' senders,
@@ -34,17 +55,34 @@ pub fn dsn_message(hostname: &str, msg: &SpooledMessage, kind: Kind, reports: &[
 pub struct DsnStore {
     pub local_domains: Vec<String>,
     pub local: Spool,
+    pub mailboxes: Arc<dyn LocalMailboxes>,
     pub outbound: Enqueuer,
+    /// `[mx] bounce_after_accept`: DSNs for unauthenticated port-25 mail.
+    pub bounce_after_accept: bool,
+}
+
+/// What became of a DSN.
+enum Stored {
+    Stored,
+    /// Not sent, and never will be: why.
+    Suppressed(&'static str),
 }
 
 impl DsnStore {
     /// Stores `dsn` durably (returns once it is fsynced).
-    async fn store(&self, dsn: SpooledMessage) -> Result<(), SpoolError> {
-        let domain = crate::queue::domain_of(dsn.rcpts.first().map(String::as_str).unwrap_or_default());
-        if self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
-            self.local.commit(dsn).await
-        } else {
-            self.outbound.enqueue(dsn).await
+    async fn store(&self, mut dsn: SpooledMessage) -> Result<Stored, String> {
+        let to = dsn.rcpts.first().cloned().unwrap_or_default();
+        let domain = crate::queue::domain_of(&to);
+        if !self.local_domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)) {
+            return self.outbound.enqueue(dsn).await.map(|()| Stored::Stored).map_err(|e| e.to_string());
+        }
+        match self.mailboxes.mailbox_of(&to).await {
+            Ok(Some(mailbox)) => {
+                dsn.rcpts = vec![mailbox];
+                self.local.commit(dsn).await.map(|()| Stored::Stored).map_err(|e| e.to_string())
+            }
+            Ok(None) => Ok(Stored::Suppressed("the sender is in a local domain but has no mailbox")),
+            Err(why) => Err(format!("cannot tell whether the sender has a mailbox: {why}")),
         }
     }
 
@@ -58,13 +96,17 @@ impl DsnStore {
         };
         let (dsn_id, to) = (dsn.id.clone(), dsn.rcpts[0].clone());
         match self.store(dsn).await {
-            Ok(()) => {
+            Ok(Stored::Stored) => {
                 emit!(info, ev::OUTBOUND_DSN, id = %id, dsn = %dsn_id, to = %to, kind, recipients);
+                Ok(())
+            }
+            Ok(Stored::Suppressed(reason)) => {
+                emit!(warn, ev::OUTBOUND_DSN_SUPPRESSED, id = %id, to = %to, reason, recipients);
                 Ok(())
             }
             Err(e) => {
                 emit!(error, ev::OUTBOUND_DSN, id = %id, to = %to, kind, error = %e);
-                Err(e.to_string())
+                Err(e)
             }
         }
     }
@@ -74,8 +116,14 @@ impl DsnStore {
     /// The bounce for recipients of `msg` that local delivery failed for
     /// good after the message was accepted (`failed`: recipient index and
     /// why, e.g. the mailbox server's "550 5.1.1 no such user"): one DSN
-    /// to the sender, stored before Ok; none for a null sender.
+    /// to the sender, stored before Ok; none for a null sender, nor for
+    /// unauthenticated port-25 mail unless `bounce_after_accept`.
     pub async fn bounce_local(&self, hostname: &str, msg: &SpooledMessage, failed: &[(usize, String)]) -> Result<(), String> {
+        if msg.from_mx && !self.bounce_after_accept && !msg.from.is_empty() {
+            let reason = "unauthenticated port-25 mail and [mx] bounce_after_accept = false";
+            emit!(warn, ev::OUTBOUND_DSN_SUPPRESSED, id = %msg.id, to = %msg.from, reason, recipients = failed.len());
+            return Ok(());
+        }
         let reports: Vec<RcptReport> = failed
             .iter()
             .map(|(r, why)| RcptReport { rcpt: msg.rcpts[*r].clone(), status: status_of_text(why), remote_mta: None, diagnostic: why.clone() })

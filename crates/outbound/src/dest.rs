@@ -261,6 +261,7 @@ mod tests {
             from: "a@example.net".into(),
             rcpts: vec![format!("x@{domain}")],
             content: Vec::new(),
+            from_mx: false,
         });
         Job { msg, entries: vec![(id, 0)], domain: domain.into(), policy: TlsPolicy::Opportunistic, route: route.clone(), next: 0, failure: None }
     }

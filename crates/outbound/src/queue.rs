@@ -461,7 +461,7 @@ pub async fn run(
     outbound: Enqueuer,
     recovered: Vec<BatchRef>,
     mut ready: mpsc::UnboundedReceiver<BatchRef>,
-    local: Spool,
+    dsns: DsnStore,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let root = outbound.spool().dir().to_owned();
@@ -473,7 +473,7 @@ pub async fn run(
     let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
     let mut q = Queue {
         hold: settings.hold,
-        dsns: DsnStore { local_domains: settings.local_domains.clone(), local, outbound },
+        dsns,
         settings,
         ctx,
         events,

@@ -10,6 +10,8 @@
 pub const MAX_LINE: usize = 4096;
 /// More continuation lines than this: a server stuck in a loop.
 pub const MAX_LINES: usize = 200;
+/// [`Reply::one_line`] keeps at most this many characters of the text.
+pub const MAX_ONE_LINE: usize = 1000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
@@ -51,9 +53,12 @@ impl Reply {
         ok.then_some(word)
     }
 
-    /// "550 5.1.1 text text": for logs, queue records and DSNs.
+    /// "550 5.1.1 text text": for logs, queue records and DSNs. The text
+    /// is the remote server's: control characters (a bare CR inside a
+    /// line, a tab that would split a history.log field) become spaces,
+    /// and it is cut after [`MAX_ONE_LINE`] characters.
     pub fn one_line(&self) -> String {
-        let text = self.lines.join(" ");
+        let text: String = self.lines.join(" ").chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_ONE_LINE).collect();
         let text = text.trim();
         if text.is_empty() {
             self.code.to_string()
@@ -128,6 +133,20 @@ mod tests {
             assert_eq!(parse(&ehlo[..cut]).unwrap(), None, "cut {cut}");
         }
         assert_eq!(parse(b"250\r\n").unwrap().unwrap().0.one_line(), "250");
+    }
+
+    #[test]
+    fn one_line_is_one_bounded_line_of_text() {
+        let mut evil = b"550-5.1.1 gone\rInjected: yes\tX\x1b[2J\r\n".to_vec();
+        for _ in 0..100 {
+            evil.extend_from_slice(format!("550-{}\r\n", "A".repeat(1000)).as_bytes());
+        }
+        evil.extend_from_slice(b"550 end\r\n");
+        let (r, _) = parse(&evil).unwrap().unwrap();
+        let line = r.one_line();
+        assert!(line.starts_with("550 5.1.1 gone Injected: yes X [2J AAA"), "{line}");
+        assert!(!line.chars().any(char::is_control));
+        assert!(line.chars().count() <= MAX_ONE_LINE + 4);
     }
 
     #[test]

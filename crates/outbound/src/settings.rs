@@ -40,8 +40,6 @@ pub struct Settings {
     /// message to the same MX before QUIT.
     pub idle_connection: Duration,
     pub client: ClientSettings,
-    /// Senders in these domains get their DSNs by local delivery.
-    pub local_domains: Vec<String>,
     /// Start with delivery held (messages queue, nothing is sent) until
     /// `port25 queue release`.
     pub hold: bool,

@@ -23,7 +23,17 @@ pub struct SpooledMessage {
     pub rcpts: Vec<String>,
     /// Trace header plus message, CRLF line ends.
     pub content: Vec<u8>,
+    /// Arrived on port 25 without AUTH (the MX policy): the envelope sender
+    /// is only what the client claimed, so a DSN to it after acceptance
+    /// may be backscatter (`[mx] bounce_after_accept`). Stored as a flags
+    /// byte after the content, written only when a flag is set: records
+    /// written before it (no byte) read as false, and each batch keeps one
+    /// encoding.
+    pub from_mx: bool,
 }
+
+/// Flag bits of the byte after the content.
+const FLAG_FROM_MX: u8 = 1;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
@@ -58,22 +68,35 @@ pub fn record_head(m: &SpooledMessage) -> Vec<u8> {
         put_bytes(&mut head, r.as_bytes());
     }
     head.extend_from_slice(&(m.content.len() as u32).to_le_bytes());
-    let payload_len = (head.len() - 8 + m.content.len()) as u32;
+    let tail = trailer(m);
+    let payload_len = (head.len() - 8 + m.content.len() + tail.len()) as u32;
     let mut crc = crc32fast::Hasher::new();
     crc.update(&head[8..]);
     crc.update(&m.content);
+    crc.update(tail);
     head[..4].copy_from_slice(&payload_len.to_le_bytes());
     head[4..8].copy_from_slice(&crc.finalize().to_le_bytes());
     head
 }
 
-/// Writes a batch file's bytes: the magic, then each record's head and
-/// content.
+/// What follows the content: the flags byte, only when a flag is set (so
+/// records without flags keep their older, one encoding).
+pub fn trailer(m: &SpooledMessage) -> &'static [u8] {
+    if m.from_mx {
+        &[FLAG_FROM_MX]
+    } else {
+        &[]
+    }
+}
+
+/// Writes a batch file's bytes: the magic, then each record's head,
+/// content and trailer.
 pub fn write_batch<'a, W: std::io::Write>(out: &mut W, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> std::io::Result<()> {
     out.write_all(MAGIC)?;
     for m in messages {
         out.write_all(&record_head(m))?;
         out.write_all(&m.content)?;
+        out.write_all(trailer(m))?;
     }
     Ok(())
 }
@@ -81,6 +104,7 @@ pub fn write_batch<'a, W: std::io::Write>(out: &mut W, messages: impl IntoIterat
 pub fn encode_message(m: &SpooledMessage, out: &mut Vec<u8>) {
     out.extend_from_slice(&record_head(m));
     out.extend_from_slice(&m.content);
+    out.extend_from_slice(trailer(m));
 }
 
 pub fn encode_batch<'a>(messages: impl IntoIterator<Item = &'a SpooledMessage>) -> Vec<u8> {
@@ -133,7 +157,13 @@ fn decode_payload(p: &[u8]) -> Option<SpooledMessage> {
         rcpts.push(c.string()?);
     }
     let content = c.bytes()?.to_vec();
-    (c.pos == p.len()).then_some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content })
+    // The flags byte follows only when a flag is set: one encoding each.
+    let from_mx = match p.len() - c.pos {
+        0 => false,
+        1 if c.take(1)?[0] == FLAG_FROM_MX => true,
+        _ => return None,
+    };
+    Some(SpooledMessage { id, received_at, peer, helo, from, rcpts, content, from_mx })
 }
 
 /// What recovery needs of a record without reading the message: when it
@@ -202,6 +232,7 @@ mod tests {
             from: if i.is_multiple_of(2) { String::new() } else { "a@b.example".into() },
             rcpts: vec!["u@example.net".into(); i % 3 + 1],
             content: format!("Subject: {i}\r\n\r\nbody\r\n").into_bytes(),
+            from_mx: i.is_multiple_of(3),
         }
     }
 
@@ -222,6 +253,25 @@ mod tests {
     fn round_trip() {
         let msgs: Vec<_> = (0..5).map(sample).collect();
         assert_eq!(decode_batch(&encode_batch(&msgs)).unwrap(), msgs);
+    }
+
+    #[test]
+    fn the_flags_byte_is_there_only_when_a_flag_is_set() {
+        let mut m = sample(1);
+        m.from_mx = false;
+        let without = encode_batch(&[m.clone()]);
+        m.from_mx = true;
+        let with = encode_batch(&[m.clone()]);
+        assert_eq!(with.len(), without.len() + 1, "records without flags keep the format from before the byte");
+        assert_eq!(decode_batch(&with).unwrap(), vec![m]);
+        // Any other byte there (a zero, an unknown flag) is not a record.
+        for other in [0u8, 2, 3] {
+            let mut bad = with.clone();
+            *bad.last_mut().unwrap() = other;
+            let payload = bad[MAGIC.len() + 8..].to_vec();
+            bad[MAGIC.len() + 4..MAGIC.len() + 8].copy_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+            assert!(matches!(decode_batch(&bad), Err(DecodeError::Malformed { .. })), "flags byte {other}");
+        }
     }
 
     #[test]

@@ -425,6 +425,7 @@ mod tests {
             from: "f@x.example".into(),
             rcpts: vec!["a@x.example".into(), "b@x.example".into()],
             content: vec![b'x'; 100],
+            from_mx: false,
         }
     }
 

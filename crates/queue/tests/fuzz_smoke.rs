@@ -38,6 +38,7 @@ fn message(rng: &mut Rng) -> SpooledMessage {
             let len = rng.below(300);
             rng.bytes(len)
         },
+        from_mx: rng.below(2) == 1,
     }
 }
 
@@ -82,6 +83,7 @@ fn test_crc_matches_the_format() {
         from: String::new(),
         rcpts: vec!["r".into()],
         content: b"c".to_vec(),
+        from_mx: false,
     }];
     let bytes = port25_queue::record::encode_batch(&msgs);
     assert_eq!(checks::fix_crcs(&bytes), bytes);

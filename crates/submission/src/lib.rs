@@ -274,6 +274,7 @@ impl SubmissionPolicy {
                 from: envelope.from.to_string(),
                 rcpts,
                 content: content.clone(),
+                from_mx: false,
             };
             if outbound.enqueue(spooled).await.is_err() {
                 return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
@@ -383,7 +384,7 @@ impl Hooks for SubmissionPolicy {
         }
         if !self.shared.is_remote(to) {
             // Local, or a relay trick the MX names precisely (literal, route, %).
-            match self.shared.mx.check(to) {
+            match self.shared.mx.check(to).await {
                 Decision::Accept | Decision::AcceptWith(_) => {}
                 refusal => return refusal,
             }

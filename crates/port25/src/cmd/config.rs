@@ -27,6 +27,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 if let Some(r) = &c.mx.recipients {
                     println!("  recipients {} addresses", r.len());
                 }
+                if !c.mx.catch_all.is_empty() {
+                    println!("  catch_all  {}", c.mx.catch_all.join(", "));
+                }
                 for l in &c.listeners {
                     let proxies: Vec<String> = l.proxy_protocol_from.iter().map(|n| n.to_string()).collect();
                     let proxy = if l.proxy_protocol { format!(" proxy_protocol from {}", proxies.join(",")) } else { String::new() };
@@ -74,5 +77,16 @@ mod tests {
     #[test]
     fn the_documented_default_file_is_valid() {
         port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+    }
+
+    /// Neither the documented default nor the built-in one accepts any
+    /// plain local part: no recipient list, no catch-all, and no DSN to
+    /// an unverified sender after acceptance (docs/mx.md).
+    #[test]
+    fn no_default_accepts_mail_for_anyone() {
+        let dist = port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+        for mx in [dist.mx, port25_config::embedded_default().mx] {
+            assert_eq!((mx.recipients, mx.catch_all, mx.bounce_after_accept), (None, vec![], false));
+        }
     }
 }

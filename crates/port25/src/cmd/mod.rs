@@ -7,6 +7,7 @@ pub mod egress_flows;
 pub mod migration;
 pub mod outbound;
 pub mod queue;
+pub mod recipients;
 pub mod report;
 pub mod serve;
 pub mod serve_http;

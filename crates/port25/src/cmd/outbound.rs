@@ -4,6 +4,7 @@
 use anyhow::Context;
 use port25_config::Config;
 use port25_outbound::backoff::Backoff;
+use port25_outbound::bounce::{DsnStore, LocalMailboxes};
 use port25_outbound::client::ClientSettings;
 use port25_outbound::dns::{resolv_conf_servers, Dns};
 use port25_outbound::tls_policy;
@@ -19,11 +20,18 @@ pub struct Running {
     pub stop: CancellationToken,
 }
 
+/// Where DSNs go: local senders' to the mailbox the MX resolves their
+/// address to (when it has one), by local delivery; others' through the
+/// outbound queue.
+fn dsn_store(config: &Config, local: Spool, outbound: Enqueuer, mailboxes: Arc<dyn LocalMailboxes>) -> DsnStore {
+    DsnStore { local_domains: config.mx.domains.clone(), local, mailboxes, outbound, bounce_after_accept: config.mx.bounce_after_accept }
+}
+
 /// Local delivery's hook for recipients its mailbox server refused for
 /// good: the sender's DSN, stored like the outbound queue's own (local
 /// senders by local delivery, others through the outbound queue).
-pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer) -> port25_delivery::local::Bounce {
-    let store = port25_outbound::bounce::DsnStore { local_domains: config.mx.domains.clone(), local, outbound };
+pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer, mailboxes: Arc<dyn LocalMailboxes>) -> port25_delivery::local::Bounce {
+    let store = dsn_store(config, local, outbound, mailboxes);
     let hostname = config.hostname.clone();
     Arc::new(move |msg, failed| {
         let (store, hostname) = (store.clone(), hostname.clone());
@@ -66,7 +74,6 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
             tls: tls_policy::client_config(),
             smarthost_tls,
         },
-        local_domains: config.mx.domains.clone(),
         hold: o.hold,
         stats_interval: o.stats_interval,
     })
@@ -83,8 +90,8 @@ pub fn smarthost_trust(config: &Config) -> tls_policy::SmarthostTrust {
 }
 
 /// Opens (and recovers) the outbound spool and starts the scheduler;
-/// `local` receives DSNs for local senders.
-pub fn start(config: &Config, local: Spool, gauges: port25_queue::Gauges) -> anyhow::Result<Running> {
+/// `local` receives DSNs for local senders that have a mailbox.
+pub fn start(config: &Config, local: Spool, mailboxes: Arc<dyn LocalMailboxes>, gauges: port25_queue::Gauges) -> anyhow::Result<Running> {
     let mut servers = config.outbound.nameservers.clone();
     if servers.is_empty() {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -102,6 +109,7 @@ pub fn start(config: &Config, local: Spool, gauges: port25_queue::Gauges) -> any
     let dkim = port25_outbound::dkim::Dkim::load(&keys).map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
     let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
-    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)?), dns, enqueuer.clone(), recovered, rx, local, stop.clone()));
+    let dsns = dsn_store(config, local, enqueuer.clone(), mailboxes);
+    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)?), dns, enqueuer.clone(), recovered, rx, dsns, stop.clone()));
     Ok(Running { enqueuer, task, stop })
 }

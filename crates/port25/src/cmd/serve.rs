@@ -11,7 +11,8 @@ use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
 use port25_engine::{Limits, ListenerSettings};
 use port25_events as ev;
 use port25_events::emit;
-use port25_mx::{MxConfig, MxPolicy};
+use port25_mx::MxPolicy;
+use port25_outbound::bounce::LocalMailboxes;
 use port25_queue::Spool;
 use port25_submission::{Submission, SubmissionPolicy};
 use std::path::PathBuf;
@@ -117,21 +118,23 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         }),
     };
 
-    let outbound = super::outbound::start(&config, spool.clone(), http.gauges.outbound.clone())?;
+    // The MX accepts only recipients that exist (accounts, lists, the LMTP
+    // server's answer); DSNs to local senders ask it the same question.
+    let accounts = Arc::new(super::users::open(&config)?);
+    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target);
+    let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
+
+    let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone())?;
     http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
-    let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone());
+    let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes);
     let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
-    let mx = Arc::new(MxPolicy::new(
-        &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
-        spool,
-    ));
     let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
-        true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
+        true => Some(submission(&config, accounts, mx.clone(), outbound.enqueuer.clone())?),
         false => None,
     };
     let mut servers = Vec::new();
@@ -213,9 +216,13 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
 /// The state every submission listener shares: accounts, brute-force and
 /// sending limits.
-fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> anyhow::Result<Arc<Submission>> {
+fn submission(
+    config: &Config,
+    accounts: Arc<port25_accounts::Accounts>,
+    mx: Arc<MxPolicy>,
+    outbound: port25_outbound::Enqueuer,
+) -> anyhow::Result<Arc<Submission>> {
     let s = &config.submission;
-    let accounts = Arc::new(super::users::open(config)?);
     let settings = port25_submission::SubmissionConfig {
         guard: port25_submission::guard::GuardConfig {
             window: s.auth_failure_window,

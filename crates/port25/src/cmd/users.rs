@@ -20,7 +20,7 @@ pub struct Common {
 pub enum Command {
     /// Add a login with a new password (argon2id), read from standard input
     #[command(
-        after_help = "Examples:\n  port25 users add alice@example.net          (asks for the password)\n  echo 's3cret' | port25 users add alice@example.net --address alice@example.net --address @example.org\n\nWithout --address, a login that is an address may send as itself only."
+        after_help = "Examples:\n  port25 users add alice@example.net          (asks for the password)\n  echo 's3cret' | port25 users add alice@example.net --address alice@example.net --address @example.org\n\nWithout --address, a login that is an address may send as itself only. The addresses (and @domains) also receive mail: the MX accepts them at RCPT."
     )]
     Add {
         login: String,

@@ -57,8 +57,11 @@ impl Server {
         s
     }
 
+    /// The MX accepts only mailboxes that exist (docs/mx.md): the ones
+    /// these tests mail.
     pub fn mx() -> Server {
-        Server::start("domains = [\"example.net\", \"example.org\"]", MX_LISTENER)
+        let recipients = "recipients = [\"alice@example.net\", \"bob@example.net\", \"henry@example.net\", \"carol@example.org\"]";
+        Server::start(&format!("domains = [\"example.net\", \"example.org\"]\n{recipients}"), MX_LISTENER)
     }
 
     /// (Re)starts the process on the same configuration and data.

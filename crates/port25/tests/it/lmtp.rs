@@ -8,6 +8,8 @@ use std::time::Duration;
 /// aiosmtpd's LMTP server on a Unix socket in `dir`: "full@" gets 452
 /// (try later), "gone@" 550 5.1.1 (never), everyone else a file named by
 /// the recipient in `dir/delivered`, starting with "MAIL FROM <sender>".
+/// The first RCPT for "full@" and "gone@" (the MX's verification probe)
+/// is accepted: the mailbox filled up or was deleted after the MX checked.
 fn start_lmtpd(dir: &std::path::Path) -> (std::process::Child, std::path::PathBuf, std::path::PathBuf) {
     let sock = dir.join("lmtp.sock");
     let out_dir = dir.join("delivered");
@@ -16,8 +18,12 @@ fn start_lmtpd(dir: &std::path::Path) -> (std::process::Child, std::path::PathBu
 import asyncio, sys, os
 from aiosmtpd.lmtp import LMTP
 sock, out = sys.argv[1], sys.argv[2]
+probed = set()
 class Handler:
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address.split("@")[0] in ("full", "gone") and address not in probed:
+            probed.add(address)
+            return "250 2.1.5 OK"
         if address.startswith("full@"):
             return "452 4.2.2 Mailbox full"
         if address.startswith("gone@"):
@@ -46,7 +52,9 @@ asyncio.run(main())
 /// An MX for example.net delivering over LMTP to `sock`, and a client that
 /// has said EHLO to it.
 fn lmtp_mx(sock: &std::path::Path) -> (Server, Client) {
-    let mx = format!("domains = [\"example.net\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"", sock.display());
+    // Bounces after acceptance to an unauthenticated sender are what this
+    // file tests (tests/it/mx_recipients.rs tests the default, none).
+    let mx = format!("domains = [\"example.net\"]\nbounce_after_accept = true\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"", sock.display());
     let s = Server::start(&mx, MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");

@@ -16,6 +16,7 @@ mod http_split;
 mod listeners;
 mod lmtp;
 mod local_retry;
+mod mx_recipients;
 mod outbound;
 mod outbound_dsn;
 mod outbound_remote;

@@ -77,7 +77,7 @@ pub(crate) fn sender_retrying(domain: &str, dns: &DnsServer, port: u16, (first, 
     // A test that sets its own list (outbound_targets.rs) gets only that.
     let private_mx = if extra.contains("allowed_private_networks") { "" } else { PRIVATE_MX };
     let mx = format!(
-        "domains = [\"{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
+        "domains = [\"{domain}\"]\nrecipients = [\"alice@{domain}\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {port}\n\
          first_retry_secs = {first}\nmax_retry_secs = {max}\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{private_mx}\n{extra}\n",
         dns.addr
     );
@@ -399,7 +399,10 @@ fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
     let port = free_port(&[ip]);
     let dns = DnsServer::start();
     dns.mx("crash.example", "mx.crash.example", v4(127, 0, 5, 1));
-    let b = Server::start("domains = [\"crash.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.5.1:{port}\"\ntls = \"none\"\n"));
+    let b = Server::start(
+        "domains = [\"crash.example\"]\nrecipients = [\"frank@crash.example\"]",
+        &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.5.1:{port}\"\ntls = \"none\"\n"),
+    );
     let mut a = sender(&dns, port, "hold = true\nconnections_per_destination = 2\nmessages_per_connection = 10");
     let mut c = Client::open(a.addr());
     c.cmd("EHLO laptop.example");
@@ -451,7 +454,10 @@ fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
 
     let dns = DnsServer::start();
     dns.mx("signed.example", "mx.signed.example", v4(127, 0, 6, 1));
-    let b = Server::start("domains = [\"signed.example\"]", &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.6.1:{port}\"\n"));
+    let b = Server::start(
+        "domains = [\"signed.example\"]\nrecipients = [\"grace@signed.example\"]",
+        &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.6.1:{port}\"\n"),
+    );
     let a = sender(&dns, port, &format!("[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"", key.display()));
     submit(&a, &["grace@signed.example"], "signed by port25");
     let got = b.wait_for_mail("signed.example", "grace", 1, WAIT);
@@ -508,7 +514,11 @@ fn smarthost_with_auth_plain_relays_everything_to_one_host() {
     let pki = tempfile::tempdir().unwrap();
     let (ca, cert, key, _) = crate::outbound_smarthost::test_pki(pki.path(), ip);
     let b = Server::start(
-        &format!("domains = [\"relay.example\"]\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"", cert.display(), key.display()),
+        &format!(
+            "domains = [\"relay.example\"]\nrecipients = [\"ivan@relay.example\"]\n[tls]\ncertificate = \"{}\"\nprivate_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
         &format!("[[listener]]\nname = \"sub\"\naddress = \"127.0.7.1:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"),
     );
     add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");

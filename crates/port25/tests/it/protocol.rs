@@ -65,7 +65,7 @@ fn dot_stuffing_and_8bit_are_kept_exactly() {
 #[test]
 fn limits_answer_with_rfc_codes() {
     let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nmax_recipients = 3\nmax_message_size = 2000\nmax_command_line = 512\nmax_commands_before_mail = 5\n";
-    let s = Server::start("domains = [\"example.net\"]", listeners);
+    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"u0@example.net\", \"u1@example.net\", \"u2@example.net\"]", listeners);
     let mut c = ready(&s);
     let ehlo = c.cmd("EHLO client.example");
     assert!(ehlo.contains("250-SIZE 2000\r\n"), "{ehlo}");
@@ -213,7 +213,7 @@ fn connection_cap_answers_421() {
 #[test]
 fn proxy_protocol_v1_and_v2_name_the_real_client() {
     let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\ntls = \"none\"\n";
-    let s = Server::start("domains = [\"example.net\"]", listeners);
+    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"alice@example.net\", \"bob@example.net\"]", listeners);
     let mut c = Client::connect(s.addr());
     c.send(b"PROXY TCP4 198.51.100.7 192.0.2.25 40000 25\r\n");
     assert!(c.reply().starts_with("220"));

@@ -23,7 +23,7 @@ fn listeners(submission: &str) -> String {
 }
 
 fn server(submission: &str) -> Server {
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
+    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }
@@ -287,7 +287,10 @@ fn auth_exchange_byte_by_byte() {
 #[test]
 fn no_relay_on_any_submission_listener_without_or_with_login() {
     let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    let s = Server::start(
+        "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]",
+        &(listeners("") + extra),
+    );
     users(&s, &["add", ALICE], ALICE_PW);
     // Without a login, nothing at all; after a failed login, neither.
     let mut c = Client::open(addr(&s, "plain"));
@@ -614,7 +617,10 @@ fn device_client_certificates_submit_without_login_and_are_recorded() {
 #[test]
 fn legacy_submission_on_port_25_is_recorded_and_reported() {
     let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]", &(listeners("") + extra));
+    let s = Server::start(
+        "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]",
+        &(listeners("") + extra),
+    );
     users(&s, &["add", ALICE], ALICE_PW);
     users(&s, &["add", "carol@example.net"], "carol pw");
     let script = r#"
