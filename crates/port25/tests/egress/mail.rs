@@ -133,6 +133,8 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
         "[outbound]\nsmarthost = \"100.64.25.25:25\"\n",
     );
     add_user(dir.path(), "mta", "alice@provider.example");
+    // The MX accepts only mailboxes that exist: carol, whom alice mails, too.
+    add_user(dir.path(), "mta", "carol@provider.example");
     let remote = serve(
         &net,
         "mx",
@@ -143,6 +145,8 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
         &[("mx", "100.64.25.25:25", "mx", "none"), ("mx6", "[2001:db8:ffff::25]:25", "mx", "none")],
         "",
     );
+
+    add_user(dir.path(), "mx", "bob@remote.example");
 
     // Direct delivery from the subscriber: refused at the router, IPv4 and IPv6.
     for server in ["100.64.25.25:25", "[2001:db8:ffff::25]:25"] {

@@ -168,6 +168,21 @@ impl Server {
         None
     }
 
+    /// The first event `id` that `matches`, waiting up to `wait` for it (the
+    /// log is read by another thread, a moment after the client's reply).
+    pub fn wait_event_where(&self, id: &str, wait: Duration, matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+        let start = Instant::now();
+        loop {
+            if let Some(v) = self.events(id).into_iter().find(&matches) {
+                return Some(v);
+            }
+            if start.elapsed() > wait {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The events `id` once there are at least `n`, or what there is after
     /// `wait` (the log is read by another thread, a moment after the
     /// client saw the reply).

@@ -46,7 +46,7 @@ fn smarthost(net: u8, cert: Option<(&Path, &Path)>) -> (Server, SocketAddr) {
         None => String::new(),
     };
     let b = Server::start(
-        &format!("domains = [\"relay.example\"]\n{tls}"),
+        &format!("domains = [\"relay.example\"]\nrecipients = [\"ivan@relay.example\"]\n{tls}"),
         &format!("[[listener]]\nname = \"sub\"\naddress = \"{ip}:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"),
     );
     add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");
