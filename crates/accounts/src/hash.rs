@@ -1,8 +1,14 @@
 //! Password hashes: argon2id for every new password, and verification of
 //! the crypt-style hashes a provider brings from its old system
 //! (SHA-512-crypt `$6$`, SHA-256-crypt `$5$`, bcrypt `$2a$/$2b$/$2y$`), so
-//! users migrate without a password reset. A user who logs in with an
-//! imported hash keeps it; `port25 users passwd` replaces it with argon2id.
+//! users migrate without a password reset. The first successful login with
+//! an imported hash replaces it with argon2id ([`is_current`] says which
+//! hashes are kept); `port25 users passwd` does too.
+//!
+//! Cheaper hashes must not answer faster than the argon2id dummy that
+//! unknown logins are checked against, or the time tells which logins
+//! exist: a failed check of a hash that is not [`is_current`] runs the
+//! dummy argon2id as well (crate::Accounts::verify).
 
 use argon2::{Argon2, PasswordHasher, PasswordVerifier};
 use sha_crypt::ShaCrypt;
@@ -80,11 +86,35 @@ pub fn scheme(hash: &str) -> Result<Scheme, String> {
     Err("unknown hash type: expected $argon2id$, $6$ (SHA-512-crypt), $5$ (SHA-256-crypt) or $2b$/$2y$/$2a$ (bcrypt)".into())
 }
 
+/// True for an argon2id hash at least as costly as [`new_hash`] makes
+/// (memory and passes): kept as it is. Anything else is replaced by a new
+/// argon2id hash at the next successful login, and padded with the dummy's
+/// work when a check fails.
+pub fn is_current(hash: &str) -> bool {
+    let Ok(h) = argon2::PasswordHash::new(hash) else { return false };
+    let Ok(params) = argon2::Params::try_from(&h) else { return false };
+    h.algorithm == argon2::ARGON2ID_IDENT && params.m_cost() >= argon2::Params::DEFAULT_M_COST && params.t_cost() >= argon2::Params::DEFAULT_T_COST
+}
+
+#[cfg(test)]
+thread_local! {
+    /// argon2 computations on this thread, so tests can see the work done.
+    pub(crate) static ARGON2_RUNS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+fn argon2_ran() {
+    #[cfg(test)]
+    ARGON2_RUNS.with(|c| c.set(c.get() + 1));
+}
+
 /// Checks a password against a stored hash. Constant-time in the libraries.
 pub fn verify(password: &str, hash: &str) -> bool {
     match scheme(hash) {
         Ok(Scheme::Argon2) => match argon2::PasswordHash::new(hash) {
-            Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+            Ok(h) => {
+                argon2_ran();
+                Argon2::default().verify_password(password.as_bytes(), &h).is_ok()
+            }
             Err(_) => false,
         },
         Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok(),
@@ -96,6 +126,7 @@ pub fn verify(password: &str, hash: &str) -> bool {
 /// A new argon2id hash (RFC 9106, the argon2 crate's defaults: 19 MiB, t=2,
 /// p=1, OWASP's recommendation) with a random salt.
 pub fn new_hash(password: &str) -> String {
+    argon2_ran();
     Argon2::default().hash_password(password.as_bytes()).expect("argon2 with default parameters and a random salt").to_string()
 }
 
@@ -135,6 +166,13 @@ mod tests {
         assert!(verify("correct horse", &h));
         assert!(!verify("correct horse ", &h));
         assert_ne!(h, new_hash("correct horse"), "salted");
+        assert!(is_current(&h) && is_current(dummy_hash()));
+        let cheap = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(1024, 1, 1, None).unwrap());
+        let cheap = cheap.hash_password(b"correct horse").unwrap().to_string();
+        assert!(verify("correct horse", &cheap) && !is_current(&cheap), "{cheap}");
+        for h in [SHA512, SHA512_ROUNDS, BCRYPT] {
+            assert!(!is_current(h));
+        }
     }
 
     #[test]

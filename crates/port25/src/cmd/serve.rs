@@ -100,7 +100,14 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
     let device_tls = device_tls_config(&config)?;
-    let http = super::serve_http::start(&config, metrics).await?;
+    // One password gate for SMTP AUTH and the dashboard: one guard, one
+    // bound; opened when either is served.
+    let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
+    let gate = match wants_submission || config.http.address.is_some() {
+        true => Some(Arc::new(gate(&config)?)),
+        false => None,
+    };
+    let http = super::serve_http::start(&config, metrics, gate.clone()).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx)?;
@@ -125,9 +132,9 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         &MxConfig { domains: config.mx.domains.clone(), recipients: config.mx.recipients.clone(), recipient_delimiter: config.mx.recipient_delimiter },
         spool,
     ));
-    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
-        true => Some(submission(&config, mx.clone(), outbound.enqueuer.clone())?),
-        false => None,
+    let submission = match (&gate, wants_submission) {
+        (Some(gate), true) => Some(submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
+        _ => None,
     };
     let mut servers = Vec::new();
     for l in &config.listeners {
@@ -201,13 +208,13 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     Ok(())
 }
 
-/// The state every submission listener shares: accounts, brute-force and
-/// sending limits.
-fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> anyhow::Result<Arc<Submission>> {
+/// The accounts and the password gate: brute-force limits and the bounds
+/// on password checks, shared by submission and the dashboard.
+fn gate(config: &Config) -> anyhow::Result<port25_accounts::gate::Gate> {
     let s = &config.submission;
     let accounts = Arc::new(super::users::open(config)?);
-    let settings = port25_submission::SubmissionConfig {
-        guard: port25_submission::guard::GuardConfig {
+    let gate = port25_accounts::gate::GateConfig {
+        guard: port25_accounts::guard::GuardConfig {
             window: s.auth_failure_window,
             slow_after: s.auth_slow_after,
             delay_step: s.auth_delay_step,
@@ -217,6 +224,18 @@ fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enq
             lockout: s.auth_lockout,
             known_for: s.auth_known_device,
         },
+        max_verifications: s.auth_concurrent_checks as usize,
+        verification_wait: s.auth_check_wait,
+        in_flight_per_address: s.auth_in_flight_per_address,
+    };
+    Ok(port25_accounts::gate::Gate::new(accounts, gate))
+}
+
+/// The state every submission listener shares: the gate, sending limits.
+fn submission(config: &Config, gate: Arc<port25_accounts::gate::Gate>, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+    let s = &config.submission;
+    let settings = port25_submission::SubmissionConfig {
+        max_sessions_per_login: s.max_sessions_per_login,
         quota: port25_submission::quota::QuotaConfig {
             messages_per_hour: s.messages_per_hour,
             messages_per_day: s.messages_per_day,
@@ -227,7 +246,7 @@ fn submission(config: &Config, mx: Arc<MxPolicy>, outbound: port25_outbound::Enq
         trusted_networks: s.trusted_networks.clone(),
         recipient_delimiter: config.mx.recipient_delimiter,
     };
-    Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
+    Submission::with_outbound(settings, gate, mx, &config.hostname, outbound)
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
