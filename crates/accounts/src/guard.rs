@@ -340,6 +340,19 @@ mod tests {
         g.finish(r, Finish::Failure, now)
     }
 
+    /// Alice logs in from home, then four addresses fail for her: her login
+    /// is locked everywhere but at home.
+    fn lock_alice_but_home(g: &AuthGuard, now: Instant) -> IpAddr {
+        let home = ip("198.51.100.7");
+        let r = g.reserve(home, Some("alice"), now).unwrap();
+        let _ = g.finish(r, Finish::Success, now);
+        // A distributed guesser: one failure from each of many addresses.
+        for i in 0..4 {
+            fail(g, ip(&format!("203.0.113.{i}")), "alice", now);
+        }
+        home
+    }
+
     fn delay(g: &AuthGuard, a: IpAddr, login: &str, now: Instant) -> Result<u64, Refusal> {
         let r = g.reserve(a, Some(login), now)?;
         let d = r.delay.as_secs();
@@ -400,13 +413,7 @@ mod tests {
     fn login_lock_spares_known_devices_and_ends() {
         let g = AuthGuard::new(config());
         let t0 = Instant::now();
-        let home = ip("198.51.100.7");
-        let r = g.reserve(home, Some("alice"), t0).unwrap();
-        let _ = g.finish(r, Finish::Success, t0);
-        // A distributed guesser: one failure from each of many addresses.
-        for i in 0..4 {
-            fail(&g, ip(&format!("203.0.113.{i}")), "alice", t0);
-        }
+        let home = lock_alice_but_home(&g, t0);
         assert!(matches!(g.reserve(ip("203.0.113.99"), Some("alice"), t0), Err(Refusal::Locked { scope: Scope::Login, .. })));
         assert!(g.reserve(home, Some("alice"), t0).is_ok(), "alice's own device is not locked out");
         // Attempts during the lock are refused before counting, so they do
@@ -423,12 +430,7 @@ mod tests {
         let c = GuardConfig { window: Duration::from_secs(60), lockout: Duration::from_secs(900), ..config() };
         let g = AuthGuard::new(c);
         let t0 = Instant::now();
-        let home = ip("198.51.100.7");
-        let r = g.reserve(home, Some("alice"), t0).unwrap();
-        let _ = g.finish(r, Finish::Success, t0);
-        for i in 0..4 {
-            fail(&g, ip(&format!("203.0.113.{i}")), "alice", t0);
-        }
+        let home = lock_alice_but_home(&g, t0);
         let t1 = t0 + Duration::from_secs(120);
         assert!(g.finish(g.reserve(home, Some("alice"), t1).unwrap(), Finish::Failure, t1).is_empty());
         let r = g.finish(g.reserve(home, Some("alice"), t1).unwrap(), Finish::Success, t1);
