@@ -7,6 +7,9 @@
 //! - an attempt is reserved in the guard in the same step that checks the
 //!   locks, and counted as a failure or success when its check ends, so
 //!   parallel attempts never verify more passwords than the lock allows;
+//!   when failures and pending attempts have reached the lock, an attempt
+//!   waits (at most `verification_wait`) for the pending ones to end: if
+//!   they were right it goes on, if they locked the login it is refused;
 //! - at most `max_verifications` password checks run at once (argon2id
 //!   takes 19 MiB and tens of ms each); an attempt waits at most
 //!   `verification_wait` for a slot, then is answered "try again later"
@@ -95,6 +98,8 @@ pub struct Gate {
     wait: Duration,
     per_address: u32,
     in_flight: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    /// Woken whenever a reservation ends.
+    ended: Arc<tokio::sync::Notify>,
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     verifications: Arc<AtomicU64>,
@@ -122,13 +127,16 @@ impl Drop for InFlight {
 /// before its check ends (a client gone, a shutdown).
 struct Held {
     guard: Arc<AuthGuard>,
+    ended: Arc<tokio::sync::Notify>,
     reservation: Option<Reservation>,
 }
 
 impl Held {
     fn finish(mut self, how: Finish) -> Vec<Lockout> {
         let r = self.reservation.take().expect("finished once");
-        self.guard.finish(r, how, Instant::now())
+        let locks = self.guard.finish(r, how, Instant::now());
+        self.ended.notify_waiters();
+        locks
     }
 }
 
@@ -136,6 +144,7 @@ impl Drop for Held {
     fn drop(&mut self) {
         if let Some(r) = self.reservation.take() {
             let _ = self.guard.finish(r, Finish::Cancelled, Instant::now());
+            self.ended.notify_waiters();
         }
     }
 }
@@ -158,6 +167,7 @@ impl Gate {
             wait: config.verification_wait,
             per_address: config.in_flight_per_address.max(1),
             in_flight: Arc::default(),
+            ended: Arc::default(),
             running: Arc::default(),
             peak: Arc::default(),
             verifications: Arc::default(),
@@ -195,25 +205,35 @@ impl Gate {
             _ => None,
         };
         let key = if early.is_some() { None } else { login.as_deref() };
-        let reservation = match self.guard.reserve(a.ip, key, Instant::now()) {
-            Ok(r) => r,
-            Err(Refusal::Locked { scope, remaining }) => return Outcome::Locked { scope, remaining },
-            Err(Refusal::Pending { scope: Scope::Address }) => {
-                return Outcome::Busy { reason: "failed and pending logins from this address have reached the lock" }
-            }
-            Err(Refusal::Pending { scope: Scope::Login }) => {
-                return Outcome::Busy { reason: "failed and pending attempts for this login have reached the lock" }
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let reservation = loop {
+            // Registered before the check, so an end in between is not missed.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let scope = match self.guard.reserve(a.ip, key, Instant::now()) {
+                Ok(r) => break r,
+                Err(Refusal::Locked { scope, remaining }) => return Outcome::Locked { scope, remaining },
+                Err(Refusal::Pending { scope }) => scope,
+            };
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return Outcome::Busy {
+                    reason: match scope {
+                        Scope::Address => "failed and pending logins from this address have reached the lock",
+                        Scope::Login => "failed and pending attempts for this login have reached the lock",
+                    },
+                };
             }
         };
         let delay = reservation.delay;
-        let held = Held { guard: self.guard.clone(), reservation: Some(reservation) };
+        let held = Held { guard: self.guard.clone(), ended: self.ended.clone(), reservation: Some(reservation) };
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
         if let Some(reason) = early {
             return Outcome::Refused { reason, locks: held.finish(Finish::Failure) };
         }
-        let permit = match tokio::time::timeout(self.wait, self.slots.clone().acquire_owned()).await {
+        let permit = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
             Ok(Ok(p)) => p,
             _ => return Outcome::Busy { reason: "every password check is busy" },
         };
@@ -308,6 +328,24 @@ mod tests {
         assert_eq!(locks[0].scope, Scope::Login);
         let locked = g.attempt(attempt("192.0.2.1", "alice@x.example", "right")).await;
         assert!(matches!(locked, Outcome::Locked { scope: Scope::Login, .. }), "{locked:?}");
+    }
+
+    /// Right passwords in parallel, more than the lock: the later ones wait
+    /// for the pending ones instead of being refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_right_passwords_wait_for_the_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GateConfig { guard: GuardConfig { user_lock_after: 3, ..GuardConfig::default() }, in_flight_per_address: 100, ..GateConfig::default() };
+        let g = gate(dir.path(), config);
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let g = g.clone();
+                tokio::spawn(async move { g.attempt(attempt(&format!("192.0.2.{i}"), "alice@x.example", "right")).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Outcome::Valid { .. }));
+        }
     }
 
     #[tokio::test]

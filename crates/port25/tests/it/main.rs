@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod auth_limits;
 mod cli;
 mod clients;
 mod crash;
