@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// The HTTP listener's address, from `port25.http.listening`.
-fn http_addr(s: &Server) -> SocketAddr {
+pub(crate) fn http_addr(s: &Server) -> SocketAddr {
     let e = s.wait_event("port25.http.listening", Duration::from_secs(10)).expect("port25.http.listening event");
     e["address"].as_str().unwrap().parse().unwrap()
 }
@@ -30,7 +30,7 @@ fn python(script: &str, args: &[String]) -> String {
 }
 
 /// `port25 ARGS --config <the server's file>`, with `stdin`.
-fn port25(s: &Server, args: &[&str], stdin: &str) -> std::process::Output {
+pub(crate) fn port25(s: &Server, args: &[&str], stdin: &str) -> std::process::Output {
     use std::io::Write;
     let mut child = Command::new(BIN)
         .args(args)
@@ -45,13 +45,13 @@ fn port25(s: &Server, args: &[&str], stdin: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-fn add_user(s: &Server, login: &str, password: &str) {
+pub(crate) fn add_user(s: &Server, login: &str, password: &str) {
     let out = port25(s, &["users", "add", login], password);
     assert!(out.status.success(), "users add {login}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// curl; returns (status code, headers, body).
-fn curl(args: &[&str]) -> (u16, String, String) {
+pub(crate) fn curl(args: &[&str]) -> (u16, String, String) {
     let out = Command::new(require("curl")).args(["-s", "-D", "-", "--max-time", "20"]).args(args).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));

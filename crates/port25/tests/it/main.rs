@@ -7,6 +7,7 @@ mod auth_limits;
 mod cli;
 mod clients;
 mod crash;
+mod dashboard_auth;
 mod dns;
 mod http;
 mod lmtp;
