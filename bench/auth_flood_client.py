@@ -3,8 +3,9 @@
 
 Opens --sessions connections to --host:--port (a submission listener with
 plaintext AUTH, so the client spends no CPU on TLS), spread over loopback
-source addresses 127.0.0.2, 127.0.0.3, ... (--sources); on each reads the 220
-banner and sends EHLO. With every session established, all of them send
+source addresses 127.0.0.2, 127.0.0.3, ... (--sources), at most
+--concurrency connects in flight; on each reads the 220 banner and sends
+EHLO. With every session established, all of them send
 AUTH PLAIN at once: session i logs in as --login with a wrong password when
 i is even, as a made-up login when odd. While the replies come in, the
 server's VmRSS is sampled every 10 ms from /proc/PID/status; at the end its
@@ -40,16 +41,20 @@ async def read_reply(reader, timeout):
             return int(line[:3])
 
 
-async def session(i, args, connected, go, codes):
+async def session(i, args, connecting, connected, go, codes):
     source = f"127.0.0.{2 + i % args.sources}"
     try:
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(args.host, args.port, local_addr=(source, 0)), args.timeout)
-        await read_reply(reader, args.timeout)
-        writer.write(b"EHLO flood.example\r\n")
-        await read_reply(reader, args.timeout)
+        # A bounded number of connects in flight: a thousand SYNs at once
+        # overflow the listen backlog, and the flood is of AUTHs, not connects.
+        async with connecting:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(args.host, args.port, local_addr=(source, 0)), args.timeout)
+            await read_reply(reader, args.timeout)
+            writer.write(b"EHLO flood.example\r\n")
+            await read_reply(reader, args.timeout)
     except Exception as e:  # a session that never got going is counted, not fatal
-        codes["connect failed"] = codes.get("connect failed", 0) + 1
+        key = f"no session ({type(e).__name__} {e})"[:80]
+        codes[key] = codes.get(key, 0) + 1
         connected.release()
         return
     connected.release()
@@ -74,13 +79,15 @@ async def main():
     p.add_argument("--sources", type=int, default=4)
     p.add_argument("--login", required=True)
     p.add_argument("--timeout", type=float, default=120)
+    p.add_argument("--concurrency", type=int, default=128, help="connects in flight while the sessions are set up")
     args = p.parse_args()
 
     before = status(args.pid, "VmRSS")
     connected = asyncio.Semaphore(0)
     go = asyncio.Event()
     codes = {}
-    tasks = [asyncio.create_task(session(i, args, connected, go, codes)) for i in range(args.sessions)]
+    connecting = asyncio.Semaphore(args.concurrency)
+    tasks = [asyncio.create_task(session(i, args, connecting, connected, go, codes)) for i in range(args.sessions)]
     for _ in range(args.sessions):
         await connected.acquire()
     established = status(args.pid, "VmRSS")
