@@ -230,6 +230,27 @@ mod tests {
         assert_eq!(parse_hop("198.51.100.1:80"), Some(ip("198.51.100.1")));
     }
 
+    /// Forwarded headers are attacker bytes when a proxy passes them on.
+    #[test]
+    fn forwarded_header_smoke_fuzz() {
+        let pieces: [&[u8]; 12] = [b"for=", b"\"", b"[", b"]", b":", b",", b";", b"2001:db8::1", b"198.51.100.7", b"\xff\xfe", b"unknown", b"=="];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..20_000 {
+            let mut v = Vec::new();
+            for _ in 0..(x % 9) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                v.extend_from_slice(pieces[(x % pieces.len() as u64) as usize]);
+            }
+            x = x.wrapping_add(1);
+            for hop in forwarded_for(&v).into_iter().flatten() {
+                assert!(!matches!(hop, IpAddr::V6(a) if a.to_ipv4_mapped().is_some()), "hops are folded");
+            }
+            let _ = parse_hop(&String::from_utf8_lossy(&v));
+        }
+    }
+
     #[test]
     fn sessions_expire() {
         let s = Sessions::new(Duration::from_secs(60), 3);
