@@ -42,11 +42,7 @@ command -v python3 >/dev/null || die "python3 is needed for the client"
 if [ ! -x "$PORT25_BIN" ]; then
     (cd "$ROOT" && cargo build --release -p port25)
 fi
-NEED=$((SESSIONS + 1000))
-if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NEED" ]; then
-    ulimit -Hn "$NEED" 2>/dev/null || die "hard limit on open files is $(ulimit -Hn), need $NEED (run as root)"
-fi
-ulimit -n "$NEED"
+open_files $((SESSIONS + 1000))
 
 WORK=$(mktemp -d /var/tmp/port25-auth-flood.XXXXXX)
 PID=
