@@ -21,18 +21,13 @@ SOURCES=${SOURCES:-4}
 PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 KEEP=${KEEP:-0}
 
-die() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
 command -v python3 >/dev/null || die "python3 is needed for the client"
 if [ ! -x "$PORT25_BIN" ]; then
     (cd "$ROOT" && cargo build --release -p port25)
 fi
 
-# Server and client each need one descriptor per session (plus some).
-NEED=$((SESSIONS + 1000))
-if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$NEED" ]; then
-    ulimit -Hn "$NEED" 2>/dev/null || die "hard limit on open files is $(ulimit -Hn), need $NEED (run as root)"
-fi
-ulimit -n "$NEED"
+open_files $((SESSIONS + 1000))
 
 WORK=$(mktemp -d /var/tmp/port25-idle.XXXXXX)
 PID=

@@ -6,6 +6,15 @@
 
 die() { echo "FAIL: $*" >&2; exit 1; }
 
+# Raises this shell's open-file limit to N (a server and its client each
+# need one descriptor per session, plus some).
+open_files() { # N
+  if [ "$(ulimit -Hn)" != unlimited ] && [ "$(ulimit -Hn)" -lt "$1" ]; then
+    ulimit -Hn "$1" 2>/dev/null || die "hard limit on open files is $(ulimit -Hn), need $1 (run as root)"
+  fi
+  ulimit -n "$1"
+}
+
 # Postfix (and its smtp-source / smtp-sink tools) from Debian, configured
 # "No configuration" so the package starts nothing of its own; extra
 # packages (e.g. Cyrus SASL) as arguments.

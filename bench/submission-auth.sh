@@ -58,6 +58,9 @@ messages_per_hour = 0
 messages_per_day = 0
 recipients_per_hour = 0
 recipients_per_day = 0
+# PROCS sessions of one login from one address, whatever PROCS is.
+max_sessions_per_login = 100000
+auth_in_flight_per_address = 100000
 [[listener]]
 name = "submissions"
 address = "127.0.0.1:$PORT"

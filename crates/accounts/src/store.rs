@@ -123,6 +123,20 @@ impl Store {
         Ok(true)
     }
 
+    /// The hash of a login that is an operator.
+    pub fn operator_hash(&self, login: &str) -> rusqlite::Result<Option<String>> {
+        self.db
+            .prepare_cached("SELECT u.hash FROM users u JOIN operators o ON o.login = u.login WHERE u.login = ?1")?
+            .query_row([login], |r| r.get(0))
+            .optional()
+    }
+
+    /// Replaces `old` by `new` (a rehash of the same password) unless the
+    /// hash changed meanwhile (`port25 users passwd`); true when replaced.
+    pub fn replace_hash(&self, login: &str, old: &str, new: &str) -> rusqlite::Result<bool> {
+        Ok(self.db.execute("UPDATE users SET hash = ?3 WHERE login = ?1 AND hash = ?2", params![login, old, new])? == 1)
+    }
+
     pub fn set_hash(&self, login: &str, hash: &str) -> rusqlite::Result<bool> {
         Ok(self.db.execute("UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1", params![login, hash, now()])? == 1)
     }

@@ -30,6 +30,8 @@ pub(crate) struct RawHttp {
     migration_threshold: Option<Spanned<f64>>,
     session_hours: Option<Spanned<u64>>,
     login_attempts_per_minute: Option<Spanned<u32>>,
+    trusted_proxies: Option<Vec<Spanned<String>>>,
+    cookie_secure: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -59,6 +61,12 @@ pub struct Http {
     pub migration_threshold: f64,
     pub session: Duration,
     pub login_attempts_per_minute: u32,
+    /// Peers whose X-Forwarded-For / Forwarded headers name the client;
+    /// from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The dashboard cookie's Secure flag (set it when clients reach the
+    /// dashboard over HTTPS, e.g. through a TLS proxy).
+    pub cookie_secure: bool,
 }
 
 // Config derives Eq; the one float (migration_threshold) is checked to be
@@ -144,9 +152,30 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
             None => Ok(default),
         }
     };
+    let mut trusted_proxies = Vec::new();
+    for p in raw.trusted_proxies.unwrap_or_default() {
+        let parsed = p.get_ref().parse::<ipnet::IpNet>().or_else(|_| p.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match parsed {
+            // An IPv4-mapped proxy address is the IPv4 address (peers are folded too).
+            Ok(ipnet::IpNet::V6(n)) if n.addr().to_ipv4_mapped().is_some() && n.prefix_len() >= 96 => {
+                let v4 = n.addr().to_ipv4_mapped().expect("checked");
+                trusted_proxies.push(ipnet::IpNet::new(v4.into(), n.prefix_len() - 96).expect("at most 32").trunc());
+            }
+            Ok(net) => trusted_proxies.push(net.trunc()),
+            Err(_) => {
+                return Err(err(
+                    p.span().start,
+                    format!("[http] trusted proxy {:?} is not an address or a prefix", p.get_ref()),
+                    "write e.g. \"127.0.0.1\" or \"2001:db8:5::/64\": the addresses your TLS proxy connects from",
+                ))
+            }
+        }
+    }
     Ok(Http {
         address,
         private_address,
+        trusted_proxies,
+        cookie_secure: raw.cookie_secure.unwrap_or(false),
         display_name: raw.display_name.unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
         submission_host,
         submission_port: port(raw.submission_port, 587, "submission_port")?,
@@ -198,6 +227,11 @@ mod tests {
         assert_eq!(e.line, 2, "{e}");
         let e = check("[http]\nmigration_threshold = 190.0\n").unwrap_err();
         assert_eq!(e.line, 2, "{e}");
+        let c = check("[http]\ntrusted_proxies = [\"127.0.0.1\", \"::ffff:10.0.0.0/104\", \"2001:db8::/64\"]\ncookie_secure = true\n").unwrap();
+        let proxies: Vec<String> = c.http.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!((proxies.join(" "), c.http.cookie_secure), ("127.0.0.1/32 10.0.0.0/8 2001:db8::/64".into(), true));
+        let e = check("[http]\n\ntrusted_proxies = [\"proxy.example\"]\n").unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
         let e = check("[http]\nsesion_hours = 1\n").unwrap_err();
         assert!(e.message.contains("unknown field"), "{e}");
     }

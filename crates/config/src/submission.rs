@@ -29,6 +29,10 @@ pub(crate) struct RawSubmission {
     auth_login_lock_after: Option<Spanned<u32>>,
     auth_lockout_secs: Option<u64>,
     auth_known_device_days: Option<u64>,
+    auth_concurrent_checks: Option<Spanned<u32>>,
+    auth_check_wait_ms: Option<u64>,
+    auth_in_flight_per_address: Option<Spanned<u32>>,
+    max_sessions_per_login: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +57,15 @@ pub struct Submission {
     pub auth_login_lock_after: u32,
     pub auth_lockout: Duration,
     pub auth_known_device: Duration,
+    /// Password checks (argon2id, 19 MiB each) running at once, for SMTP
+    /// AUTH and the dashboard together.
+    pub auth_concurrent_checks: u32,
+    /// How long a login waits for a free check before 454 4.7.0.
+    pub auth_check_wait: Duration,
+    /// Logins in progress at once per client address (IPv6: its /64).
+    pub auth_in_flight_per_address: u32,
+    /// Authenticated sessions one login may hold at once.
+    pub max_sessions_per_login: u32,
 }
 
 pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
@@ -77,6 +90,13 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
                 format!("{key} must be at least 1"),
                 "remove the key for the default, or give the number of failures that starts a lockout",
             )),
+            Some(s) => Ok(s.into_inner()),
+            None => Ok(default),
+        }
+    };
+    let at_least_one = |v: Option<Spanned<u32>>, default: u32, key: &str| -> Result<u32, ConfigError> {
+        match v {
+            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
             Some(s) => Ok(s.into_inner()),
             None => Ok(default),
         }
@@ -115,6 +135,10 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
         auth_login_lock_after: lock(raw.auth_login_lock_after, 10, "auth_login_lock_after")?,
         auth_lockout: Duration::from_secs(raw.auth_lockout_secs.unwrap_or(900)),
         auth_known_device: Duration::from_secs(raw.auth_known_device_days.unwrap_or(30) * 86400),
+        auth_concurrent_checks: at_least_one(raw.auth_concurrent_checks, 4, "auth_concurrent_checks")?,
+        auth_check_wait: Duration::from_millis(raw.auth_check_wait_ms.unwrap_or(5000)),
+        auth_in_flight_per_address: at_least_one(raw.auth_in_flight_per_address, 8, "auth_in_flight_per_address")?,
+        max_sessions_per_login: at_least_one(raw.max_sessions_per_login, 10, "max_sessions_per_login")?,
     })
 }
 
@@ -128,6 +152,10 @@ mod tests {
         assert_eq!(e.line, 2);
         assert!(e.message.contains("not a readable file"), "{e}");
         let c = crate::parse("[submission]\npassword_cache_secs = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap();
-        assert_eq!((c.submission.password_cache, c.submission.device_ca), (None, None));
+        assert_eq!((c.submission.password_cache, &c.submission.device_ca), (None, &None));
+        let c = &c.submission;
+        assert_eq!((c.auth_concurrent_checks, c.auth_in_flight_per_address, c.max_sessions_per_login), (4, 8, 10));
+        let e = crate::parse("[submission]\n\nmax_sessions_per_login = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap_err();
+        assert_eq!(e.line, 3, "{e}");
     }
 }

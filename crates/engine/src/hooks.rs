@@ -178,6 +178,14 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// The message is complete; answering `Accept` promises it is stored.
     fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> impl Future<Output = Decision> + Send;
+
+    /// The transaction (if any) is over: RSET, EHLO/HELO, STARTTLS, or
+    /// DATA answered either way. What a policy reserved for it at MAIL or
+    /// RCPT and did not commit in `data` is given back here.
+    fn reset(&self, _info: &SessionInfo) {}
+
+    /// The session has ended, however it ended (called once, on drop).
+    fn closed(&self, _info: &SessionInfo) {}
 }
 
 #[cfg(test)]

@@ -48,6 +48,13 @@ pub(crate) struct Session<H: Hooks> {
     started: Instant,
 }
 
+/// However the session ends (a return, a dropped task), the policy hears it.
+impl<H: Hooks> Drop for Session<H> {
+    fn drop(&mut self) {
+        self.hooks.closed(&self.info);
+    }
+}
+
 impl<H: Hooks> Session<H> {
     pub(crate) fn new(info: SessionInfo, settings: Arc<ListenerSettings>, hooks: Arc<H>, stream: Stream, input: Input) -> Self {
         Session {
@@ -218,9 +225,14 @@ impl<H: Hooks> Session<H> {
             Command::Helo(helo) => self.ehlo(helo, false),
             Command::Mail { from, params } => self.mail(from, params),
             Command::Rcpt { to } => self.rcpt(to).await,
-            Command::Data => return self.data(shutdown).await,
+            Command::Data => {
+                let end = self.data(shutdown).await;
+                self.hooks.reset(&self.info);
+                return end;
+            }
             Command::Rset => {
                 self.envelope = None;
+                self.hooks.reset(&self.info);
                 self.reply(R::OK);
             }
             Command::Noop => self.reply(R::OK),
@@ -252,6 +264,7 @@ impl<H: Hooks> Session<H> {
         emit!(debug, ev::SMTP_EHLO, session = %self.info.id, helo = %helo, esmtp);
         // EHLO/HELO reset any transaction (RFC 5321 §4.1.4).
         self.envelope = None;
+        self.hooks.reset(&self.info);
         self.info.helo = Some(helo);
         self.info.esmtp = esmtp;
         let host = &self.settings.hostname;
@@ -488,6 +501,7 @@ impl<H: Hooks> Session<H> {
                 self.info.helo = None;
                 self.info.auth = None;
                 self.envelope = None;
+                self.hooks.reset(&self.info);
                 None
             }
             Ok(Err(e)) => {

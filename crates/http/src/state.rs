@@ -27,6 +27,12 @@ pub struct AppState {
     pub migration_days: u32,
     pub migration_threshold: f64,
     pub sessions: crate::auth::Sessions,
+    /// The password gate shared with SMTP AUTH (its accounts are `accounts`).
+    pub gate: Option<Arc<port25_accounts::gate::Gate>>,
+    /// `[http] trusted_proxies`: whose forwarded headers name the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// `[http] cookie_secure`.
+    pub cookie_secure: bool,
 }
 
 pub fn unix_now() -> u64 {

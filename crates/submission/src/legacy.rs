@@ -55,4 +55,12 @@ impl Hooks for LegacyMx {
             None => self.mx.data(info, envelope, message).await,
         }
     }
+
+    fn reset(&self, info: &SessionInfo) {
+        self.submission.reset(info);
+    }
+
+    fn closed(&self, info: &SessionInfo) {
+        self.submission.closed(info);
+    }
 }

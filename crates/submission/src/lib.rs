@@ -8,11 +8,16 @@
 //!
 //! Rules, in the order a session meets them:
 //! - AUTH (PLAIN, LOGIN) only after TLS unless the listener allows plaintext
-//!   for tests; failures 535 5.7.8; brute force slowed then locked
-//!   ([`guard`]); MAIL before AUTH 530 5.7.0.
+//!   for tests; failures 535 5.7.8 (also an authzid that is not the login,
+//!   and a login over 255 bytes, neither ever checked); brute force slowed
+//!   then locked, concurrent checks bounded ([`port25_accounts::gate`],
+//!   shared with the dashboard); at most `max_sessions_per_login`
+//!   authenticated sessions per login at once (454 4.7.0 past it); MAIL
+//!   before AUTH 530 5.7.0.
 //! - MAIL FROM and the From: header must be addresses of the login
 //!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
-//! - Per-login limits on messages and recipients ([`quota`]).
+//! - Per-login limits on messages and recipients, reserved at RCPT so that
+//!   parallel sessions share them ([`quota`]).
 //! - Recipients: local ones as the MX accepts them (on to local delivery);
 //!   other domains go to the outbound queue when the server has one
 //!   ([`Submission::with_outbound`]), else they are refused with a
@@ -24,14 +29,15 @@
 //!   AUTH, as any address of a local domain; each use is an event
 //!   (`port25.submission.legacy`) for the migration report.
 
-pub mod guard;
 pub mod headers;
 pub mod legacy;
 pub mod quota;
 
-use guard::{AuthGuard, Check, GuardConfig};
 use ipnet::IpNet;
-use port25_accounts::{Accounts, Verdict};
+use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose};
+/// The brute-force guard moved to the accounts crate, shared with the dashboard.
+pub use port25_accounts::guard;
+use port25_accounts::Accounts;
 use port25_engine::address::{ForwardPath, ReversePath};
 use port25_engine::command::MailParams;
 use port25_engine::sasl::Credentials;
@@ -43,10 +49,11 @@ use quota::{Exceeded, Quota, QuotaConfig};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SubmissionConfig {
-    pub guard: GuardConfig,
     pub quota: QuotaConfig,
+    /// Authenticated sessions one login may hold at once.
+    pub max_sessions_per_login: u32,
     /// Client networks whose devices may submit without AUTH (legacy).
     pub trusted_networks: Vec<IpNet>,
     /// The MX's address extension separator: "alice+news@" is alice's.
@@ -57,13 +64,22 @@ pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication requir
 pub const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
 const AUTH_TEMPORARY: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure; try again later");
 const NULL_SENDER: Reply = Reply::new(553, "5.7.1", "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address");
+impl Default for SubmissionConfig {
+    fn default() -> SubmissionConfig {
+        SubmissionConfig { quota: QuotaConfig::default(), max_sessions_per_login: 10, trusted_networks: Vec::new(), recipient_delimiter: None }
+    }
+}
+
 const REMOTE_UNAVAILABLE: &str = "delivery to other domains is not available on this server yet (no outbound queue); only local recipients are accepted";
 
 /// State shared by every submission listener of the process.
 pub struct Submission {
     accounts: Arc<Accounts>,
-    guard: AuthGuard,
+    gate: Arc<Gate>,
     quota: Quota,
+    max_sessions_per_login: u32,
+    /// Authenticated sessions: session id -> login, and per login how many.
+    sessions: std::sync::Mutex<LoggedIn>,
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
@@ -76,32 +92,23 @@ pub struct Submission {
 }
 
 impl Submission {
-    pub fn new(config: SubmissionConfig, accounts: Arc<Accounts>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
-        Self::build(config, accounts, mx, hostname, None)
+    /// `gate` checks passwords (its accounts are the submission accounts).
+    pub fn new(config: SubmissionConfig, gate: Arc<Gate>, mx: Arc<MxPolicy>, hostname: &str) -> Arc<Submission> {
+        Self::build(config, gate, mx, hostname, None)
     }
 
     /// Like `new`, with remote recipients accepted into the outbound queue.
-    pub fn with_outbound(
-        config: SubmissionConfig,
-        accounts: Arc<Accounts>,
-        mx: Arc<MxPolicy>,
-        hostname: &str,
-        outbound: port25_outbound::Enqueuer,
-    ) -> Arc<Submission> {
-        Self::build(config, accounts, mx, hostname, Some(outbound))
+    pub fn with_outbound(config: SubmissionConfig, gate: Arc<Gate>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+        Self::build(config, gate, mx, hostname, Some(outbound))
     }
 
-    fn build(
-        config: SubmissionConfig,
-        accounts: Arc<Accounts>,
-        mx: Arc<MxPolicy>,
-        hostname: &str,
-        outbound: Option<port25_outbound::Enqueuer>,
-    ) -> Arc<Submission> {
+    fn build(config: SubmissionConfig, gate: Arc<Gate>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
         Arc::new(Submission {
-            accounts,
-            guard: AuthGuard::new(config.guard),
+            accounts: gate.accounts().clone(),
+            gate,
             quota: Quota::new(config.quota),
+            max_sessions_per_login: config.max_sessions_per_login.max(1),
+            sessions: Default::default(),
             mx,
             hostname: hostname.to_owned(),
             trusted: config.trusted_networks,
@@ -126,8 +133,53 @@ impl Submission {
         }
     }
 
+    /// Counts an authenticated session for `login`; false past the cap.
+    fn enter_session(&self, session: &str, login: &str) -> bool {
+        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if s.by_session.get(session).is_some_and(|l| l == login) {
+            return true;
+        }
+        if s.per_login.get(login).is_some_and(|&n| n >= self.max_sessions_per_login) {
+            return false;
+        }
+        s.leave(session);
+        s.by_session.insert(session.to_owned(), login.to_owned());
+        *s.per_login.entry(login.to_owned()).or_insert(0) += 1;
+        true
+    }
+
+    fn leave_session(&self, session: &str) {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).leave(session);
+    }
+
     fn is_remote(&self, to: &ForwardPath) -> bool {
         matches!(to, ForwardPath::Mailbox { mailbox, source_route: None } if !self.mx.is_local(&mailbox.domain))
+    }
+}
+
+#[derive(Default)]
+struct LoggedIn {
+    by_session: std::collections::HashMap<String, String>,
+    per_login: std::collections::HashMap<String, u32>,
+}
+
+impl LoggedIn {
+    fn leave(&mut self, session: &str) {
+        let Some(login) = self.by_session.remove(session) else { return };
+        if let Some(n) = self.per_login.get_mut(&login) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_login.remove(&login);
+            }
+        }
+    }
+}
+
+/// A login as logged: made-up logins may be kilobytes long.
+fn loggable(login: &str) -> std::borrow::Cow<'_, str> {
+    match login.chars().nth(80) {
+        Some(_) => format!("{}… ({} bytes)", login.chars().take(80).collect::<String>(), login.len()).into(),
+        None => login.into(),
     }
 }
 
@@ -222,13 +274,13 @@ impl SubmissionPolicy {
         }
     }
 
-    fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str) -> Decision {
-        let now = Instant::now();
-        emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason);
-        for lock in self.shared.guard.failure(info.peer.ip(), login, now) {
+    fn auth_failure(&self, info: &SessionInfo, login: &str, reason: &str, locks: Vec<guard::Lockout>) -> Decision {
+        let user = loggable(login);
+        emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason);
+        for lock in locks {
             let key = match lock.scope {
                 guard::Scope::Address => guard::address_key(info.peer.ip()).to_string(),
-                guard::Scope::Login => login.to_owned(),
+                guard::Scope::Login => login.to_lowercase(),
             };
             emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %key, failures = lock.failures, seconds = lock.duration.as_secs());
         }
@@ -294,51 +346,50 @@ impl Hooks for SubmissionPolicy {
     }
 
     async fn authenticate(&self, info: &SessionInfo, credentials: &Credentials) -> Decision {
-        let login = credentials.username.to_lowercase();
-        if credentials.authzid.as_ref().is_some_and(|z| !z.eq_ignore_ascii_case(&login)) {
-            return self.auth_failure(info, &login, "authorization identity differs from the login");
-        }
-        match self.shared.guard.check(info.peer.ip(), &login, Instant::now()) {
-            Check::Locked { scope, remaining } => {
-                let reason = format!("locked: {}", scope.name());
-                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = %reason);
-                let whose = match scope {
-                    guard::Scope::Address => "from your address",
-                    guard::Scope::Login => "for this login",
-                };
-                let minutes = remaining.as_secs().div_ceil(60).max(1);
-                return Decision::Reject(Reply::owned(454, "4.7.0", format!("Too many failed logins {whose}; try again in {minutes} minutes")));
-            }
-            Check::Allowed { delay } if !delay.is_zero() => tokio::time::sleep(delay).await,
-            Check::Allowed { .. } => {}
-        }
-        let shared = self.shared.clone();
-        let (l, p) = (login.clone(), credentials.password.clone());
-        let (legacy, ip, port) = (self.legacy, info.peer.ip(), info.local.port());
-        let verdict = tokio::task::spawn_blocking(move || {
-            let verdict = shared.accounts.verify(&l, &p);
-            if matches!(verdict, Ok(Verdict::Valid { .. })) {
-                shared.record_use(&l, legacy, ip, port);
-            }
-            verdict
-        })
-        .await;
-        match verdict {
-            Ok(Ok(Verdict::Valid { .. })) => {
-                self.shared.guard.success(info.peer.ip(), &login, Instant::now());
+        let attempt = Attempt {
+            ip: info.peer.ip(),
+            login: &credentials.username,
+            authzid: credentials.authzid.as_deref(),
+            password: &credentials.password,
+            purpose: Purpose::Submission,
+        };
+        let user = loggable(&credentials.username);
+        match self.shared.gate.attempt(attempt).await {
+            Outcome::Valid { login, .. } => {
+                if !self.shared.enter_session(&info.id, &login) {
+                    let max = self.shared.max_sessions_per_login;
+                    emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
+                    return Decision::Reject(Reply::owned(
+                        454,
+                        "4.7.0",
+                        format!("Too many sessions for this login at once (at most {max}); close one or try again later"),
+                    ));
+                }
+                let shared = self.shared.clone();
+                let (l, legacy, ip, port) = (login.clone(), self.legacy, info.peer.ip(), info.local.port());
+                let _ = tokio::task::spawn_blocking(move || shared.record_use(&l, legacy, ip, port)).await;
                 if self.legacy {
                     emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
                 }
                 Decision::Accept
             }
-            Ok(Ok(Verdict::WrongPassword)) => self.auth_failure(info, &login, "wrong password"),
-            Ok(Ok(Verdict::UnknownUser)) => self.auth_failure(info, &login, "unknown login"),
-            Ok(Err(e)) => {
-                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "account database error", error = %e);
+            Outcome::Refused { reason, locks } => self.auth_failure(info, &credentials.username, reason, locks),
+            Outcome::Locked { scope, remaining } => {
+                let reason = format!("locked: {}", scope.name());
+                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = %reason);
+                let whose = match scope {
+                    guard::Scope::Address => "from your address",
+                    guard::Scope::Login => "for this login",
+                };
+                let minutes = remaining.as_secs().div_ceil(60).max(1);
+                Decision::Reject(Reply::owned(454, "4.7.0", format!("Too many failed logins {whose}; try again in {minutes} minutes")))
+            }
+            Outcome::Busy { reason } => {
+                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason);
                 Decision::Reject(AUTH_TEMPORARY)
             }
-            Err(e) => {
-                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "verification task failed", error = %e);
+            Outcome::Error(e) => {
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = "account database error", error = %e);
                 Decision::Reject(AUTH_TEMPORARY)
             }
         }
@@ -389,7 +440,7 @@ impl Hooks for SubmissionPolicy {
                 refusal => return refusal,
             }
         }
-        match self.shared.quota.check_recipient(&who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.reserve_recipient(&info.id, &who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
             Err(e) => self.limit_reply(info, &who, e),
         }
@@ -420,9 +471,18 @@ impl Hooks for SubmissionPolicy {
         let id = message.id.clone();
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {
-            self.shared.quota.record(&who, envelope.rcpts.len() as u32, Instant::now());
+            self.shared.quota.commit(&info.id, Instant::now());
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
         }
         decision
+    }
+
+    fn reset(&self, info: &SessionInfo) {
+        self.shared.quota.release(&info.id);
+    }
+
+    fn closed(&self, info: &SessionInfo) {
+        self.shared.quota.release(&info.id);
+        self.shared.leave_session(&info.id);
     }
 }

@@ -8,6 +8,13 @@
 //! users too. What the server generates (bounces) and mail delivered *to*
 //! the user never pass here, so they never count. Usage lives in memory: a
 //! restart forgives the current window.
+//!
+//! Parallel sessions of one login share its limits: each recipient (and
+//! the message, with its first recipient) is *reserved* at RCPT, counted
+//! with what was sent when the next RCPT or MAIL of any session is checked,
+//! committed when the message is stored, and given back when it is not
+//! (refused at DATA, RSET, EHLO, the session's end without DATA). So N
+//! sessions together never get more than the limit accepted.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -56,7 +63,27 @@ pub struct Exceeded {
 
 pub struct Quota {
     config: QuotaConfig,
-    sent: Mutex<HashMap<String, SendLog>>,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    usage: HashMap<String, Usage>,
+    /// Reservations of each session's transaction in progress.
+    pending: HashMap<String, Pending>,
+}
+
+#[derive(Default)]
+struct Usage {
+    log: SendLog,
+    /// Messages and recipients reserved by transactions in progress.
+    messages: u32,
+    recipients: u32,
+}
+
+struct Pending {
+    who: String,
+    recipients: u32,
 }
 
 /// One login's messages of the last day, oldest first, each with the
@@ -120,11 +147,11 @@ fn over(limit: &'static str, max: u32, used: u32, oldest: Option<Instant>, span:
 
 impl Quota {
     pub fn new(config: QuotaConfig) -> Quota {
-        Quota { config, sent: Mutex::new(HashMap::new()) }
+        Quota { config, state: Mutex::default() }
     }
 
-    fn log(&self) -> std::sync::MutexGuard<'_, HashMap<String, SendLog>> {
-        self.sent.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn defaults(&self) -> &QuotaConfig {
@@ -133,28 +160,70 @@ impl Quota {
 
     /// At MAIL: may this login start another message? `c`: its limits.
     pub fn check_message(&self, login: &str, c: &QuotaConfig, now: Instant) -> Result<(), Exceeded> {
-        let log = self.log();
-        let hour = window(log.get(login), now, HOUR);
-        over("messages_per_hour", c.messages_per_hour, hour.messages, hour.oldest, HOUR, now)?;
-        let day = window(log.get(login), now, DAY);
-        over("messages_per_day", c.messages_per_day, day.messages, day.oldest, DAY, now)
+        let state = self.state();
+        messages_left(state.usage.get(login), c, now)
     }
 
-    /// At RCPT: may the message get one more recipient, `in_message` being
-    /// the recipients it already has?
-    pub fn check_recipient(&self, login: &str, c: &QuotaConfig, in_message: u32, now: Instant) -> Result<(), Exceeded> {
+    /// At RCPT: reserves one more recipient (and, with the first, the
+    /// message) for `session`'s transaction, `in_message` being the
+    /// recipients it already has; refused when that would pass a limit.
+    pub fn reserve_recipient(&self, session: &str, login: &str, c: &QuotaConfig, in_message: u32, now: Instant) -> Result<(), Exceeded> {
         over("recipients_per_message", c.recipients_per_message, in_message, None, HOUR, now)?;
-        let log = self.log();
-        let hour = window(log.get(login), now, HOUR);
-        over("recipients_per_hour", c.recipients_per_hour, hour.recipients + in_message, hour.oldest, HOUR, now)?;
-        let day = window(log.get(login), now, DAY);
-        over("recipients_per_day", c.recipients_per_day, day.recipients + in_message, day.oldest, DAY, now)
+        let mut state = self.state();
+        if state.pending.get(session).is_some_and(|p| p.who != login) {
+            release(&mut state, session);
+        }
+        let first = !state.pending.contains_key(session);
+        let usage = state.usage.get(login);
+        if first {
+            messages_left(usage, c, now)?;
+        }
+        let reserved = usage.map_or(0, |u| u.recipients);
+        let hour = window(usage.map(|u| &u.log), now, HOUR);
+        over("recipients_per_hour", c.recipients_per_hour, hour.recipients.saturating_add(reserved), hour.oldest, HOUR, now)?;
+        let day = window(usage.map(|u| &u.log), now, DAY);
+        over("recipients_per_day", c.recipients_per_day, day.recipients.saturating_add(reserved), day.oldest, DAY, now)?;
+        let usage = state.usage.entry(login.to_owned()).or_default();
+        usage.recipients += 1;
+        usage.messages += u32::from(first);
+        state.pending.entry(session.to_owned()).or_insert_with(|| Pending { who: login.to_owned(), recipients: 0 }).recipients += 1;
+        Ok(())
     }
 
-    /// After the message is stored.
-    pub fn record(&self, login: &str, recipients: u32, now: Instant) {
-        self.log().entry(login.to_owned()).or_default().push(now, recipients);
+    /// After the message is stored: `session`'s reservation becomes a sent
+    /// message.
+    pub fn commit(&self, session: &str, now: Instant) {
+        let mut state = self.state();
+        let Some(p) = release(&mut state, session) else { return };
+        state.usage.entry(p.who).or_default().log.push(now, p.recipients);
     }
+
+    /// The transaction ended without a stored message: its reservation is
+    /// given back. Nothing happens when there is none.
+    pub fn release(&self, session: &str) {
+        release(&mut self.state(), session);
+    }
+}
+
+fn release(state: &mut State, session: &str) -> Option<Pending> {
+    let p = state.pending.remove(session)?;
+    if let Some(u) = state.usage.get_mut(&p.who) {
+        u.messages = u.messages.saturating_sub(1);
+        u.recipients = u.recipients.saturating_sub(p.recipients);
+        if u.messages == 0 && u.log.entries.is_empty() {
+            state.usage.remove(&p.who);
+        }
+    }
+    Some(p)
+}
+
+/// Sent plus reserved messages against the hourly and daily limits.
+fn messages_left(usage: Option<&Usage>, c: &QuotaConfig, now: Instant) -> Result<(), Exceeded> {
+    let reserved = usage.map_or(0, |u| u.messages);
+    let hour = window(usage.map(|u| &u.log), now, HOUR);
+    over("messages_per_hour", c.messages_per_hour, hour.messages.saturating_add(reserved), hour.oldest, HOUR, now)?;
+    let day = window(usage.map(|u| &u.log), now, DAY);
+    over("messages_per_day", c.messages_per_day, day.messages.saturating_add(reserved), day.oldest, DAY, now)
 }
 
 #[cfg(test)]
@@ -170,22 +239,58 @@ mod tests {
         let merged = c.with(&own);
         assert_eq!((merged.messages_per_hour, merged.messages_per_day, merged.recipients_per_message), (0, 3, 1));
         let t0 = Instant::now();
+        let send = |session: &str, rcpts: u32, at: Instant| {
+            for i in 0..rcpts {
+                q.reserve_recipient(session, "a", c, i, at).unwrap();
+            }
+            q.commit(session, at);
+        };
         assert!(q.check_message("a", c, t0).is_ok());
-        assert!(q.check_recipient("a", c, 2, t0).is_ok());
-        assert_eq!(q.check_recipient("a", c, 3, t0).unwrap_err().limit, "recipients_per_message");
-        q.record("a", 3, t0);
-        q.record("a", 1, t0 + Duration::from_secs(60));
+        assert_eq!(q.reserve_recipient("s", "a", c, 3, t0).unwrap_err().limit, "recipients_per_message");
+        send("s", 3, t0);
+        send("s", 1, t0 + Duration::from_secs(60));
         let e = q.check_message("a", c, t0 + Duration::from_secs(120)).unwrap_err();
         assert_eq!((e.limit, e.max, e.retry_after), ("messages_per_hour", 2, Some(Duration::from_secs(3480))));
         assert!(q.check_message("b", c, t0).is_ok(), "limits are per login");
-        // 4 recipients used this hour: a message may have one more.
-        assert!(q.check_recipient("a", c, 0, t0 + Duration::from_secs(120)).is_ok());
-        assert_eq!(q.check_recipient("a", c, 1, t0 + Duration::from_secs(120)).unwrap_err().limit, "recipients_per_hour");
         let later = t0 + Duration::from_secs(3700);
         assert!(q.check_message("a", c, later).is_ok());
-        q.record("a", 1, later);
+        send("s", 1, later);
         assert_eq!(q.check_message("a", c, later).unwrap_err().limit, "messages_per_day");
         assert!(q.check_message("a", c, t0 + DAY + Duration::from_secs(61)).is_ok());
+    }
+
+    /// Issue 13 item 6: quotas used to be checked at MAIL/RCPT and recorded
+    /// after DATA, so N parallel sessions each got the whole limit.
+    #[test]
+    fn parallel_transactions_share_the_limits_and_unsent_ones_give_back() {
+        let c = QuotaConfig { messages_per_hour: 3, messages_per_day: 0, recipients_per_hour: 4, recipients_per_day: 0, recipients_per_message: 0 };
+        let q = Quota::new(c.clone());
+        let t0 = Instant::now();
+        // Three sessions start a message each: the hourly message limit is
+        // taken by their reservations, before any of them is sent.
+        for s in ["s1", "s2", "s3"] {
+            q.reserve_recipient(s, "a", &c, 0, t0).unwrap();
+        }
+        assert_eq!(q.check_message("a", &c, t0).unwrap_err().limit, "messages_per_hour");
+        assert_eq!(q.reserve_recipient("s4", "a", &c, 0, t0).unwrap_err().limit, "messages_per_hour");
+        q.reserve_recipient("s1", "a", &c, 1, t0).unwrap();
+        assert_eq!(q.reserve_recipient("s2", "a", &c, 1, t0).unwrap_err().limit, "recipients_per_hour", "4 recipients reserved");
+        // s2 resets (RSET, end of session): its message and recipient are back.
+        q.release("s2");
+        q.release("s2");
+        q.reserve_recipient("s4", "a", &c, 0, t0).unwrap();
+        q.commit("s1", t0);
+        q.commit("s1", t0);
+        q.commit("s3", t0);
+        q.release("s4");
+        // Sent: 2 messages, 3 recipients.
+        assert!(q.check_message("a", &c, t0).is_ok());
+        q.reserve_recipient("s5", "a", &c, 0, t0).unwrap();
+        assert_eq!(q.reserve_recipient("s5", "a", &c, 1, t0).unwrap_err().limit, "recipients_per_hour");
+        q.release("s5");
+        let state = q.state();
+        assert!(state.pending.is_empty());
+        assert_eq!((state.usage["a"].messages, state.usage["a"].recipients), (0, 0));
     }
 
     /// The running sums give what a scan of every message would.

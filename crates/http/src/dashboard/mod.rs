@@ -4,12 +4,12 @@
 
 pub mod page;
 
-use crate::auth::{clear_cookie, set_cookie, token_from_cookies};
+use crate::auth::{clear_cookie, client_ip, loggable, set_cookie, token_from_cookies};
 use crate::state::AppState;
 use axum::extract::{ConnectInfo, Form, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use port25_accounts::Verdict;
+use port25_accounts::gate::{Attempt, Outcome, Purpose};
 use port25_events as ev;
 use port25_events::emit;
 use std::net::SocketAddr;
@@ -31,13 +31,36 @@ fn html_response(status: StatusCode, body: String) -> Response {
     r
 }
 
-fn operator(state: &AppState, headers: &HeaderMap) -> Option<String> {
+/// The operator of a live session. Checked against the accounts store on
+/// every request (one indexed lookup): a session ends as soon as its login
+/// is deleted, loses the operator flag or gets a new password.
+async fn operator(state: &Arc<AppState>, headers: &HeaderMap) -> Option<String> {
     let cookies = headers.get(header::COOKIE)?.to_str().ok()?;
-    state.sessions.check(token_from_cookies(cookies)?, Instant::now())
+    let token = token_from_cookies(cookies)?.to_owned();
+    let session = state.sessions.check(&token, Instant::now())?;
+    let accounts = state.accounts.clone()?;
+    let login = session.login.clone();
+    let current = tokio::task::spawn_blocking(move || accounts.operator_stamp(&login)).await;
+    match current {
+        Ok(Ok(Some(stamp))) if stamp == session.stamp => Some(session.login),
+        Ok(Ok(_)) => {
+            emit!(info, ev::HTTP_LOGIN_FAILED, login = %session.login, reason = "session ended: login deleted, no longer an operator, or a new password");
+            state.sessions.end(&token);
+            None
+        }
+        Ok(Err(e)) => {
+            emit!(warn, ev::HTTP_ERROR, what = "account database", error = %e);
+            None
+        }
+        Err(e) => {
+            emit!(warn, ev::HTTP_ERROR, what = "account database", error = %e);
+            None
+        }
+    }
 }
 
 pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let Some(login) = operator(&state, &headers) else {
+    let Some(login) = operator(&state, &headers).await else {
         return Redirect::to("/dashboard/login").into_response();
     };
     let s = state.clone();
@@ -62,7 +85,7 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
 }
 
 pub async fn login_form(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if operator(&state, &headers).is_some() {
+    if operator(&state, &headers).await.is_some() {
         return Redirect::to("/dashboard").into_response();
     }
     html_response(StatusCode::OK, page::login(None))
@@ -80,48 +103,56 @@ pub async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    let login = form.login.trim().to_lowercase();
-    if let Err(wait) = state.sessions.attempt(peer.ip(), Instant::now()) {
-        emit!(info, ev::HTTP_LOGIN_FAILED, login = %login, peer = %peer, reason = "too many attempts");
-        let mut r = html_response(
-            StatusCode::TOO_MANY_REQUESTS,
-            page::login(Some(&format!("Too many sign-in attempts from your address; try again in {wait} seconds."))),
-        );
+    let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
+    let shown = loggable(&form.login);
+    let too_many = |wait: u64| {
+        let mut r = html_response(StatusCode::TOO_MANY_REQUESTS, page::login(Some(&format!("Too many sign-in attempts; try again in {wait} seconds."))));
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        return r;
+        r
+    };
+    if let Err(wait) = state.sessions.attempt(client, Instant::now()) {
+        emit!(info, ev::HTTP_LOGIN_FAILED, login = %shown, peer = %client, reason = "too many attempts");
+        return too_many(wait);
     }
-    let Some(accounts) = state.accounts.clone() else {
+    let Some(gate) = state.gate.clone() else {
         return html_response(StatusCode::SERVICE_UNAVAILABLE, page::login(Some("No account database is configured.")));
     };
-    let (l, p) = (login.clone(), form.password);
-    // argon2 is deliberately slow: off the async threads.
-    let checked = tokio::task::spawn_blocking(move || -> Result<(Verdict, bool), String> {
-        let verdict = accounts.verify(&l, &p).map_err(|e| e.to_string())?;
-        let operator = matches!(verdict, Verdict::Valid { .. }) && accounts.is_operator(&l).map_err(|e| e.to_string())?;
-        Ok((verdict, operator))
-    })
-    .await
-    .unwrap_or_else(|e| Err(e.to_string()));
-    let reason = match checked {
-        Ok((Verdict::Valid { .. }, true)) => {
-            emit!(info, ev::HTTP_LOGIN, login = %login, peer = %peer);
-            let token = state.sessions.start(&login, Instant::now());
-            let https = headers.get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+    let attempt = Attempt { ip: client, login: &form.login, authzid: None, password: &form.password, purpose: Purpose::Dashboard };
+    let reason = match gate.attempt(attempt).await {
+        Outcome::Valid { login, stamp: Some(stamp) } => {
+            emit!(info, ev::HTTP_LOGIN, login = %login, peer = %client);
+            let token = state.sessions.start(&login, stamp, Instant::now());
             let mut r = Redirect::to("/dashboard").into_response();
-            if let Ok(v) = HeaderValue::from_str(&set_cookie(&token, state.sessions.lifetime(), https)) {
+            if let Ok(v) = HeaderValue::from_str(&set_cookie(&token, state.sessions.lifetime(), state.cookie_secure)) {
                 r.headers_mut().insert(header::SET_COOKIE, v);
             }
             return r;
         }
-        Ok((Verdict::Valid { .. }, false)) => "not an operator",
-        Ok((Verdict::WrongPassword, _)) => "wrong password",
-        Ok((Verdict::UnknownUser, _)) => "unknown login",
-        Err(e) => {
+        Outcome::Valid { stamp: None, .. } => "no stamp for an operator",
+        Outcome::Refused { reason, locks } => {
+            for lock in locks {
+                let key = match lock.scope {
+                    port25_accounts::guard::Scope::Address => port25_accounts::guard::address_key(client).to_string(),
+                    port25_accounts::guard::Scope::Login => form.login.to_lowercase(),
+                };
+                emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %loggable(&key), failures = lock.failures, seconds = lock.duration.as_secs());
+            }
+            reason
+        }
+        Outcome::Locked { scope, remaining } => {
+            emit!(info, ev::HTTP_LOGIN_FAILED, login = %shown, peer = %client, reason = "locked", scope = scope.name());
+            return too_many(remaining.as_secs().max(1));
+        }
+        Outcome::Busy { reason } => {
+            emit!(info, ev::HTTP_LOGIN_FAILED, login = %shown, peer = %client, reason);
+            return too_many(5);
+        }
+        Outcome::Error(e) => {
             emit!(warn, ev::HTTP_ERROR, what = "account database", error = %e);
             return html_response(StatusCode::INTERNAL_SERVER_ERROR, page::login(Some("The account database cannot be read; see the server log.")));
         }
     };
-    emit!(info, ev::HTTP_LOGIN_FAILED, login = %login, peer = %peer, reason);
+    emit!(info, ev::HTTP_LOGIN_FAILED, login = %shown, peer = %client, reason);
     // One message for every failure: the form does not tell which logins exist.
     html_response(StatusCode::UNAUTHORIZED, page::login(Some("Wrong login or password, or the login is not an operator.")))
 }

@@ -105,7 +105,17 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let tls = tls_config(&config)?;
     let device_tls = device_tls_config(&config)?;
-    let http = super::serve_http::start(&config, metrics).await?;
+    // The accounts: logins for submission and the dashboard, and mailboxes
+    // the MX asks about at RCPT.
+    let accounts = Arc::new(super::users::open(&config)?);
+    // One password gate for SMTP AUTH and the dashboard: one guard, one
+    // bound; made when either is served.
+    let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
+    let gate = match wants_submission || config.http.address.is_some() {
+        true => Some(Arc::new(gate(&config, accounts.clone()))),
+        false => None,
+    };
+    let http = super::serve_http::start(&config, metrics, gate.clone()).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
@@ -120,7 +130,6 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
 
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
-    let accounts = Arc::new(super::users::open(&config)?);
     let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target);
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
@@ -133,9 +142,9 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
-    let submission = match config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission) {
-        true => Some(submission(&config, accounts, mx.clone(), outbound.enqueuer.clone())?),
-        false => None,
+    let submission = match (&gate, wants_submission) {
+        (Some(gate), true) => Some(submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
+        _ => None,
     };
     let mut servers = Vec::new();
     // One budget for message data in memory, whichever listener it arrives on.
@@ -214,17 +223,12 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     Ok(())
 }
 
-/// The state every submission listener shares: accounts, brute-force and
-/// sending limits.
-fn submission(
-    config: &Config,
-    accounts: Arc<port25_accounts::Accounts>,
-    mx: Arc<MxPolicy>,
-    outbound: port25_outbound::Enqueuer,
-) -> anyhow::Result<Arc<Submission>> {
+/// The password gate: brute-force limits and the bounds on password
+/// checks, shared by submission and the dashboard.
+fn gate(config: &Config, accounts: Arc<port25_accounts::Accounts>) -> port25_accounts::gate::Gate {
     let s = &config.submission;
-    let settings = port25_submission::SubmissionConfig {
-        guard: port25_submission::guard::GuardConfig {
+    let gate = port25_accounts::gate::GateConfig {
+        guard: port25_accounts::guard::GuardConfig {
             window: s.auth_failure_window,
             slow_after: s.auth_slow_after,
             delay_step: s.auth_delay_step,
@@ -234,6 +238,18 @@ fn submission(
             lockout: s.auth_lockout,
             known_for: s.auth_known_device,
         },
+        max_verifications: s.auth_concurrent_checks as usize,
+        verification_wait: s.auth_check_wait,
+        in_flight_per_address: s.auth_in_flight_per_address,
+    };
+    port25_accounts::gate::Gate::new(accounts, gate)
+}
+
+/// The state every submission listener shares: the gate, sending limits.
+fn submission(config: &Config, gate: Arc<port25_accounts::gate::Gate>, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+    let s = &config.submission;
+    let settings = port25_submission::SubmissionConfig {
+        max_sessions_per_login: s.max_sessions_per_login,
         quota: port25_submission::quota::QuotaConfig {
             messages_per_hour: s.messages_per_hour,
             messages_per_day: s.messages_per_day,
@@ -244,7 +260,7 @@ fn submission(
         trusted_networks: s.trusted_networks.clone(),
         recipient_delimiter: config.mx.recipient_delimiter,
     };
-    Ok(Submission::with_outbound(settings, accounts, mx, &config.hostname, outbound))
+    Submission::with_outbound(settings, gate, mx, &config.hostname, outbound)
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

@@ -30,7 +30,9 @@ pub struct SpoolGauges {
     pub outbound: Gauges,
 }
 
-pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Http> {
+/// `gate`: the accounts and the password gate shared with submission
+/// (`Some` whenever `[http]` is enabled).
+pub async fn start(config: &Config, metrics: Arc<Metrics>, gate: Option<Arc<port25_accounts::gate::Gate>>) -> anyhow::Result<Http> {
     let ready = Readiness::default();
     let stop = CancellationToken::new();
     let gauges = SpoolGauges::default();
@@ -51,12 +53,15 @@ pub async fn start(config: &Config, metrics: Arc<Metrics>) -> anyhow::Result<Htt
         },
         ready: ready.clone(),
         metrics,
-        accounts: Some(Arc::new(super::users::open(config)?)),
+        accounts: gate.as_ref().map(|g| g.accounts().clone()),
+        gate,
         queues: vec![("local", gauges.local.clone()), ("outbound", gauges.outbound.clone())],
         captures: h.spampot_capture.as_deref().map(|d| Mutex::new(port25_http::captures::CaptureStats::new(d))),
         migration_days: h.migration_days,
         migration_threshold: h.migration_threshold,
         sessions: port25_http::auth::Sessions::new(h.session, h.login_attempts_per_minute),
+        trusted_proxies: h.trusted_proxies.clone(),
+        cookie_secure: h.cookie_secure,
     };
     let state = Arc::new(state);
     let bind = |name: &'static str, address: std::net::SocketAddr, key: &'static str| async move {

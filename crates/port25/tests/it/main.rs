@@ -3,10 +3,12 @@
 
 mod harness;
 
+mod auth_limits;
 mod cli;
 mod clients;
 mod collect;
 mod crash;
+mod dashboard_auth;
 mod dns;
 mod file_modes;
 mod from_binding;

@@ -1,0 +1,406 @@
+//! The one way a password from the network is checked: SMTP AUTH (every
+//! submission listener, legacy AUTH on 25) and the dashboard sign-in both
+//! call [`Gate::attempt`], so they share one brute-force [`guard`] (the same
+//! login and address are counted once, whichever door is knocked on) and
+//! the bounds that keep a flood of logins from exhausting the machine:
+//!
+//! - an attempt is reserved in the guard in the same step that checks the
+//!   locks, and counted as a failure or success when its check ends, so
+//!   parallel attempts never verify more passwords than the lock allows;
+//!   when failures and pending attempts have reached the lock, an attempt
+//!   waits (at most `verification_wait`) for the pending ones to end: if
+//!   they were right it goes on, if they locked the login it is refused;
+//! - at most `max_verifications` password checks run at once (argon2id
+//!   takes 19 MiB and tens of ms each); an attempt waits at most
+//!   `verification_wait` for a slot, then is answered "try again later"
+//!   (454), never accepted;
+//! - at most `in_flight_per_address` attempts per client address (IPv6 per
+//!   /64, IPv4-mapped as IPv4) are in progress at once; more are answered
+//!   454 at once.
+//!
+//! Refused before any password is checked, counted against the address and
+//! never against a login: a malformed login (empty, over 255 bytes, with a
+//! space, control character or ':'), which no account can have, and an
+//! authorization identity (AUTH PLAIN's authzid) that is not the login
+//! itself (acting for another user is not supported).
+//!
+//! [`guard`]: crate::guard
+
+use crate::guard::{self, AuthGuard, Finish, GuardConfig, Lockout, Refusal, Reservation, Scope};
+use crate::{normalize_login, Accounts, Stamp, Verdict};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GateConfig {
+    pub guard: GuardConfig,
+    /// Password checks that may run at once, process-wide.
+    pub max_verifications: usize,
+    /// How long an attempt waits for a free check before 454.
+    pub verification_wait: Duration,
+    /// Attempts in progress at once per client address (/64).
+    pub in_flight_per_address: u32,
+}
+
+impl Default for GateConfig {
+    fn default() -> GateConfig {
+        GateConfig { guard: GuardConfig::default(), max_verifications: 4, verification_wait: Duration::from_secs(5), in_flight_per_address: 8 }
+    }
+}
+
+/// Who asks: submission accepts any account, the dashboard operators only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Submission,
+    Dashboard,
+}
+
+pub struct Attempt<'a> {
+    pub ip: IpAddr,
+    pub login: &'a str,
+    /// AUTH PLAIN's authorization identity, when the client sent one.
+    pub authzid: Option<&'a str>,
+    pub password: &'a str,
+    pub purpose: Purpose,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The password is right; `login` in its stored form; `stamp` for the
+    /// dashboard (see [`Accounts::operator_stamp`]).
+    Valid { login: String, stamp: Option<Stamp> },
+    /// Wrong (535): `reason` for the log; `locks` this failure started.
+    Refused { reason: &'static str, locks: Vec<Lockout> },
+    /// Locked out (454).
+    Locked { scope: Scope, remaining: Duration },
+    /// Not checked now, try again later (454): `reason` for the log.
+    Busy { reason: &'static str },
+    /// The account database failed (454).
+    Error(String),
+}
+
+/// Counters for `/metrics`-style checks and tests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GateStats {
+    /// Password checks run.
+    pub verifications: u64,
+    /// The most that ran at once.
+    pub peak_verifications: usize,
+}
+
+pub struct Gate {
+    accounts: Arc<Accounts>,
+    guard: Arc<AuthGuard>,
+    slots: Arc<tokio::sync::Semaphore>,
+    wait: Duration,
+    per_address: u32,
+    in_flight: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    /// Woken whenever a reservation ends.
+    ended: Arc<tokio::sync::Notify>,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
+    verifications: Arc<AtomicU64>,
+}
+
+/// An attempt in progress from one address (/64); leaves on drop.
+struct InFlight {
+    map: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    key: IpAddr,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// A reservation that is given back uncounted if the attempt is dropped
+/// before its check ends (a client gone, a shutdown).
+struct Held {
+    guard: Arc<AuthGuard>,
+    ended: Arc<tokio::sync::Notify>,
+    reservation: Option<Reservation>,
+}
+
+impl Held {
+    fn finish(mut self, how: Finish) -> Vec<Lockout> {
+        let r = self.reservation.take().expect("finished once");
+        let locks = self.guard.finish(r, how, Instant::now());
+        self.ended.notify_waiters();
+        locks
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(r) = self.reservation.take() {
+            let _ = self.guard.finish(r, Finish::Cancelled, Instant::now());
+            self.ended.notify_waiters();
+        }
+    }
+}
+
+/// One check running; counted for [`GateStats`].
+struct Running<'a>(&'a AtomicUsize);
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Gate {
+    pub fn new(accounts: Arc<Accounts>, config: GateConfig) -> Gate {
+        Gate {
+            accounts,
+            guard: Arc::new(AuthGuard::new(config.guard)),
+            slots: Arc::new(tokio::sync::Semaphore::new(config.max_verifications.max(1))),
+            wait: config.verification_wait,
+            per_address: config.in_flight_per_address.max(1),
+            in_flight: Arc::default(),
+            ended: Arc::default(),
+            running: Arc::default(),
+            peak: Arc::default(),
+            verifications: Arc::default(),
+        }
+    }
+
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+
+    pub fn stats(&self) -> GateStats {
+        GateStats { verifications: self.verifications.load(Ordering::SeqCst), peak_verifications: self.peak.load(Ordering::SeqCst) }
+    }
+
+    fn enter(&self, ip: IpAddr) -> Option<InFlight> {
+        let key = guard::address_key(ip);
+        let mut map = self.in_flight.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= self.per_address {
+            return None;
+        }
+        *n += 1;
+        Some(InFlight { map: self.in_flight.clone(), key })
+    }
+
+    /// Checks one login attempt; see the module for the rules.
+    pub async fn attempt(&self, a: Attempt<'_>) -> Outcome {
+        let Some(_in_flight) = self.enter(a.ip) else {
+            return Outcome::Busy { reason: "too many logins in progress from this address" };
+        };
+        let login = normalize_login(a.login).ok();
+        let early = match (&login, a.authzid) {
+            (None, _) => Some("malformed login (empty, over 255 bytes, or with a space, a control character or ':')"),
+            (Some(l), Some(z)) if normalize_login(z).ok().as_ref() != Some(l) => Some("authorization identity differs from the login"),
+            _ => None,
+        };
+        let key = if early.is_some() { None } else { login.as_deref() };
+        let deadline = tokio::time::Instant::now() + self.wait;
+        let reservation = loop {
+            // Registered before the check, so an end in between is not missed.
+            let ended = self.ended.notified();
+            tokio::pin!(ended);
+            ended.as_mut().enable();
+            let scope = match self.guard.reserve(a.ip, key, Instant::now()) {
+                Ok(r) => break r,
+                Err(Refusal::Locked { scope, remaining }) => return Outcome::Locked { scope, remaining },
+                Err(Refusal::Pending { scope }) => scope,
+            };
+            if tokio::time::timeout_at(deadline, ended).await.is_err() {
+                return Outcome::Busy {
+                    reason: match scope {
+                        Scope::Address => "failed and pending logins from this address have reached the lock",
+                        Scope::Login => "failed and pending attempts for this login have reached the lock",
+                    },
+                };
+            }
+        };
+        let delay = reservation.delay;
+        let held = Held { guard: self.guard.clone(), ended: self.ended.clone(), reservation: Some(reservation) };
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(reason) = early {
+            return Outcome::Refused { reason, locks: held.finish(Finish::Failure) };
+        }
+        let permit = match tokio::time::timeout_at(deadline, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            _ => return Outcome::Busy { reason: "every password check is busy" },
+        };
+        let login = login.expect("checked above");
+        let password = a.password.to_owned();
+        let purpose = a.purpose;
+        let (accounts, running, peak, count) = (self.accounts.clone(), self.running.clone(), self.peak.clone(), self.verifications.clone());
+        // The check and its bookkeeping finish even if the session goes
+        // away meanwhile: the failure is counted, the slot held until done.
+        let task = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;
+            let _running = Running(&running);
+            peak.fetch_max(now_running, Ordering::SeqCst);
+            count.fetch_add(1, Ordering::SeqCst);
+            let checked = match purpose {
+                Purpose::Submission => accounts.verify(&login, &password).map(|v| (v, None)),
+                Purpose::Dashboard => accounts.verify_operator(&login, &password),
+            };
+            let how = match &checked {
+                Ok((Verdict::Valid { .. }, _)) => Finish::Success,
+                Ok(_) => Finish::Failure,
+                Err(_) => Finish::Cancelled,
+            };
+            let locks = held.finish(how);
+            (login, checked, locks)
+        });
+        match task.await {
+            Ok((login, Ok((Verdict::Valid { .. }, stamp)), _)) => Outcome::Valid { login, stamp },
+            Ok((_, Ok((Verdict::WrongPassword, _)), locks)) => Outcome::Refused { reason: "wrong password", locks },
+            Ok((_, Ok((Verdict::UnknownUser, _)), locks)) => {
+                Outcome::Refused { reason: if purpose == Purpose::Dashboard { "unknown login or not an operator" } else { "unknown login" }, locks }
+            }
+            Ok((_, Err(e), _)) => Outcome::Error(e.to_string()),
+            Err(e) => Outcome::Error(format!("the password check failed: {e}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gate(dir: &std::path::Path, config: GateConfig) -> Arc<Gate> {
+        let a = Accounts::open(&dir.join("a.db"), None).unwrap();
+        a.add("alice@x.example", "right", &[]).unwrap();
+        a.add("ops@x.example", "ops pw", &[]).unwrap();
+        a.set_operator("ops@x.example", true).unwrap();
+        Arc::new(Gate::new(Arc::new(a), config))
+    }
+
+    fn attempt<'a>(ip: &str, login: &'a str, password: &'a str) -> Attempt<'a> {
+        Attempt { ip: ip.parse().unwrap(), login, authzid: None, password, purpose: Purpose::Submission }
+    }
+
+    /// Issue 13 item 5: a hundred parallel wrong passwords from one address
+    /// for one login. The lock engages after exactly the configured count,
+    /// every failure recorded is a password checked, and no more checks run
+    /// at once than the bound.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_attempts_verify_no_more_than_the_lock_and_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GateConfig {
+            guard: GuardConfig { slow_after: 100, user_lock_after: 10, ip_lock_after: 1000, ..GuardConfig::default() },
+            max_verifications: 2,
+            in_flight_per_address: 1000,
+            verification_wait: Duration::from_secs(60),
+        };
+        let g = gate(dir.path(), config);
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let g = g.clone();
+                tokio::spawn(async move { g.attempt(attempt("192.0.2.1", "alice@x.example", &format!("guess {i}"))).await })
+            })
+            .collect();
+        let (mut refused, mut busy, mut locks) = (0, 0, Vec::new());
+        for t in tasks {
+            match t.await.unwrap() {
+                Outcome::Refused { reason: "wrong password", locks: l } => {
+                    refused += 1;
+                    locks.extend(l);
+                }
+                Outcome::Busy { .. } | Outcome::Locked { .. } => busy += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        let stats = g.stats();
+        assert_eq!((refused, busy), (10, 90));
+        assert_eq!(stats.verifications, 10, "every check is a recorded failure");
+        assert!(stats.peak_verifications <= 2, "{stats:?}");
+        assert_eq!(locks.len(), 1);
+        assert_eq!(locks[0].scope, Scope::Login);
+        let locked = g.attempt(attempt("192.0.2.1", "alice@x.example", "right")).await;
+        assert!(matches!(locked, Outcome::Locked { scope: Scope::Login, .. }), "{locked:?}");
+    }
+
+    /// Right passwords in parallel, more than the lock: the later ones wait
+    /// for the pending ones instead of being refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn parallel_right_passwords_wait_for_the_pending_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GateConfig { guard: GuardConfig { user_lock_after: 3, ..GuardConfig::default() }, in_flight_per_address: 100, ..GateConfig::default() };
+        let g = gate(dir.path(), config);
+        let tasks: Vec<_> = (0..12)
+            .map(|i| {
+                let g = g.clone();
+                tokio::spawn(async move { g.attempt(attempt(&format!("192.0.2.{i}"), "alice@x.example", "right")).await })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Outcome::Valid { .. }));
+        }
+    }
+
+    #[tokio::test]
+    async fn per_address_cap_and_a_full_gate_answer_busy_never_accept() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GateConfig { max_verifications: 1, in_flight_per_address: 1, verification_wait: Duration::from_millis(1), ..GateConfig::default() };
+        let g = gate(dir.path(), config);
+        // Hold the only slot; the attempt that waits for it gives up.
+        let held = g.slots.clone().acquire_owned().await.unwrap();
+        let busy = g.attempt(attempt("2001:db8::1", "alice@x.example", "right")).await;
+        assert_eq!(busy, Outcome::Busy { reason: "every password check is busy" });
+        drop(held);
+        let _inside = g.enter("2001:db8::2".parse().unwrap()).unwrap();
+        let busy = g.attempt(attempt("2001:db8::3", "alice@x.example", "right")).await;
+        assert_eq!(busy, Outcome::Busy { reason: "too many logins in progress from this address" }, "one /64");
+        let ok = g.attempt(attempt("::ffff:192.0.2.7", "ALICE@x.example", "right")).await;
+        assert_eq!(ok, Outcome::Valid { login: "alice@x.example".into(), stamp: None });
+        assert_eq!(g.stats().verifications, 1, "busy attempts check nothing");
+    }
+
+    /// Issue 13 item 12: ten AUTH PLAIN with authzid "victim" used to lock
+    /// the victim out without a single check; a login over 255 bytes was
+    /// truncated in one place and not in the other.
+    #[tokio::test]
+    async fn mismatched_authzid_and_overlong_logins_are_refused_unchecked_and_never_count_against_a_login() {
+        let dir = tempfile::tempdir().unwrap();
+        let config =
+            GateConfig { guard: GuardConfig { slow_after: 100, user_lock_after: 3, ip_lock_after: 1000, ..GuardConfig::default() }, ..GateConfig::default() };
+        let g = gate(dir.path(), config);
+        let long = format!("{}@x.example", "a".repeat(300));
+        for _ in 0..20 {
+            let a = Attempt { authzid: Some("alice@x.example"), ..attempt("192.0.2.9", "mallory@x.example", "x") };
+            assert!(matches!(g.attempt(a).await, Outcome::Refused { reason: "authorization identity differs from the login", .. }));
+            let a = Attempt { authzid: Some("mallory@x.example"), ..attempt("192.0.2.9", "alice@x.example", "x") };
+            assert!(matches!(g.attempt(a).await, Outcome::Refused { reason: "authorization identity differs from the login", .. }));
+            assert!(matches!(g.attempt(attempt("192.0.2.9", &long, "x")).await, Outcome::Refused { reason, .. } if reason.starts_with("malformed")));
+        }
+        assert_eq!(g.stats().verifications, 0, "nothing hashed");
+        let same = Attempt { authzid: Some("Alice@x.example"), ..attempt("198.51.100.1", "alice@x.example", "right") };
+        assert!(matches!(g.attempt(same).await, Outcome::Valid { .. }), "an authzid equal to the login is fine, and alice is not locked");
+    }
+
+    #[tokio::test]
+    async fn the_dashboard_checks_operators_only_and_shares_the_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GateConfig { guard: GuardConfig { slow_after: 100, user_lock_after: 2, ..GuardConfig::default() }, ..GateConfig::default() };
+        let g = gate(dir.path(), config);
+        let dash = |login, password| Attempt { purpose: Purpose::Dashboard, ..attempt("192.0.2.1", login, password) };
+        let r = g.attempt(dash("alice@x.example", "right")).await;
+        assert!(matches!(r, Outcome::Refused { reason: "unknown login or not an operator", .. }), "{r:?}");
+        assert!(matches!(g.attempt(dash("ops@x.example", "ops pw")).await, Outcome::Valid { stamp: Some(_), .. }));
+        // One failure on the form, one over SMTP: the login is locked for both.
+        assert!(matches!(g.attempt(dash("ops@x.example", "x")).await, Outcome::Refused { .. }));
+        assert!(matches!(g.attempt(attempt("203.0.113.5", "ops@x.example", "y")).await, Outcome::Refused { .. }));
+        assert!(matches!(g.attempt(dash("ops@x.example", "ops pw")).await, Outcome::Valid { .. }), "192.0.2.1 is a known device now");
+        assert!(matches!(g.attempt(attempt("203.0.113.6", "ops@x.example", "ops pw")).await, Outcome::Locked { scope: Scope::Login, .. }));
+    }
+}
