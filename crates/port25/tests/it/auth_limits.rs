@@ -5,9 +5,23 @@
 //! at RCPT, given back by RSET or a session's end) and are capped.
 
 use crate::harness::*;
-use crate::submission::{addr, events, login, port25_b64, python, server, users, ALICE, ALICE_PW};
+use crate::submission::{addr, events, listeners, login, port25_b64, python, users, ALICE, ALICE_PW};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
+
+/// submission's test server, with the per-client connection cap lifted
+/// on the plain listener: these tests open up to 100 sessions from one
+/// address at once, and measure the login gate, not that cap. example.org
+/// takes any mailbox: the limit tests send to many distinct recipients.
+fn server(submission: &str) -> Server {
+    let listeners = listeners(submission).replace("plaintext_auth = true\n", "plaintext_auth = true\nmax_connections_per_client = 1000\n");
+    let s = Server::start(
+        "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]\nrecipient_delimiter = \"+\"\ncatch_all = [\"example.org\"]",
+        &listeners,
+    );
+    users(&s, &["add", ALICE], ALICE_PW);
+    s
+}
 
 /// One session per attempt, all sent at once: the reply codes.
 fn parallel_auth(s: &Server, n: usize, user: &str, password: &str) -> Vec<u16> {
