@@ -146,6 +146,7 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStr
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",
     };
+    let wire = crate::wire::Wire::of(&tcp);
     let mut conn = Conn { shared, session: port25_engine::session_id(), listener: listener.name.as_str().into(), peer, local, protocol };
     let mut buf = Vec::new();
     if listener.proxy_protocol {
@@ -174,10 +175,15 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStr
         Outcome::Closed(reason) => (reason, 0, 0),
     };
     emit!(info, ev::SPAMPOT_SESSION_CLOSED, session = %conn.session, peer = %conn.peer, reason, messages, bytes);
+    // The wire counters are read after the session let go of the stream.
     let mut e = conn.event(ev::SPAMPOT_SESSION_CLOSED);
     e.reason = Some(reason.to_owned());
     e.messages = Some(messages);
     e.bytes = Some(bytes);
+    if let Some((bytes_in, bytes_out)) = wire.counters() {
+        e.bytes_in = Some(bytes_in);
+        e.bytes_out = Some(bytes_out);
+    }
     conn.shared.store.record(&e);
 }
 
