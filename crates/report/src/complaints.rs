@@ -158,7 +158,7 @@ impl Trend {
         }
     }
 
-    pub fn section(&self) -> crate::output::Section {
+    pub fn section(&self, ctx: &crate::output::Context) -> crate::output::Section {
         let mut cols = vec!["month"];
         cols.extend(CATEGORIES);
         cols.push("total");
@@ -184,12 +184,67 @@ impl Trend {
         }
         let series: Vec<(String, Vec<Option<f64>>)> =
             CATEGORIES.iter().map(|c| (c.replace('_', " "), self.per_month.values().map(|m| Some(m.get(c).copied().unwrap_or(0) as f64)).collect())).collect();
-        let chart = crate::svg::lines("chart_complaints", "Complaints per month by category", &months, &series, false);
+        let caption = ctx.caption();
+        let chart = crate::svg::lines(
+            &crate::svg::Frame {
+                id: "chart_complaints",
+                title: "Complaints per month by category",
+                x_title: "Month of arrival (UTC)",
+                y_title: "Complaints per month",
+                caption: &caption,
+                markers: &ctx.markers,
+            },
+            &months,
+            &series,
+            false,
+        );
         let mut notes = self.examples.clone();
         if self.unreadable > 0 {
             notes.push(format!("{} report(s) could not be read and were not counted.", self.unreadable));
         }
         let summary = json!({"reports": self.reports, "arf": self.arf, "unreadable": self.unreadable});
-        crate::output::Section { id: "complaints".into(), title: "Spam complaints".into(), notes, charts: vec![chart], tables: vec![t, ta], summary }
+        let mut tables = vec![t, ta];
+        if !ctx.markers.is_empty() {
+            tables.push(crate::markers::table("before_after", &ctx.markers, &self.series()));
+        }
+        crate::output::Section { id: "complaints".into(), title: "Spam complaints".into(), notes, charts: vec![chart], tables, summary }
+    }
+
+    /// The months from the first to the last report, each dated by its
+    /// first day (a month is on the side of a marker where its first day
+    /// is), per category and in all; months without reports count 0.
+    pub fn series(&self) -> Vec<crate::markers::Series> {
+        let (Some(first), Some(last)) = (self.per_month.keys().next(), self.per_month.keys().next_back()) else {
+            return Vec::new();
+        };
+        let mut months = Vec::new();
+        let mut d = crate::markers::label_day(first).unwrap_or(0);
+        let end = crate::markers::label_day(last).unwrap_or(0);
+        while d <= end {
+            months.push((d, crate::date::format_month(d)));
+            d += 32;
+            d = crate::markers::label_day(&crate::date::format_month(d)).unwrap_or(d);
+        }
+        let mut out = Vec::new();
+        for cat in CATEGORIES.iter().map(Some).chain([None]) {
+            let points = months
+                .iter()
+                .map(|(day, m)| {
+                    let cats = self.per_month.get(m);
+                    let n = match cat {
+                        Some(c) => cats.and_then(|x| x.get(c)).copied().unwrap_or(0),
+                        None => cats.map_or(0, |x| x.values().sum()),
+                    };
+                    (*day, n as f64)
+                })
+                .collect();
+            out.push(crate::markers::Series {
+                section: "complaints".into(),
+                metric: cat.map_or("all complaints".into(), |c| c.replace('_', " ")),
+                per: "month",
+                points,
+            });
+        }
+        out
     }
 }

@@ -6,7 +6,8 @@
 //! A capture directory is either one sensor's store (`<dir>/events/`), a
 //! collector's (`<dir>/sensors/<name>/events/`), or a bare `events/`.
 
-use crate::stats::{Accumulator, Filter};
+use crate::group::{GroupBy, Grouped};
+use crate::stats::Filter;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -105,19 +106,32 @@ pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25
 }
 
 /// Counts a whole capture directory with `threads` workers.
-pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(Accumulator, Damage)> {
+pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(crate::stats::Accumulator, Damage)> {
+    scan_grouped(dir, filter, None, threads, &|_| {}).map(|(g, d)| (g.total, d))
+}
+
+/// [`scan`], and per group when `group` is given. `progress` is told the
+/// bytes of each segment when it has been read.
+pub fn scan_grouped(
+    dir: &Path,
+    filter: &Filter,
+    group: Option<GroupBy>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(Grouped, Damage)> {
     let segs = segments(dir)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::io::Result<(Accumulator, Damage)>> = std::thread::scope(|s| {
+    let results: Vec<std::io::Result<(Grouped, Damage)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 s.spawn(|| {
-                    let mut acc = Accumulator::new(filter.clone());
+                    let mut acc = Grouped::new(filter.clone(), group);
                     let mut damage = Damage::default();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(p) = segs.get(i) else { break };
                         read_segment(p, &mut damage, &mut |e| acc.add(e)).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                        progress(std::fs::metadata(p).map_or(0, |m| m.len()));
                     }
                     Ok((acc, damage))
                 })
@@ -125,7 +139,7 @@ pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(Acc
             .collect();
         workers.into_iter().map(|w| w.join().expect("scan worker panicked")).collect()
     });
-    let mut total = Accumulator::new(filter.clone());
+    let mut total = Grouped::new(filter.clone(), group);
     let mut damage = Damage::default();
     for r in results {
         let (a, d) = r?;

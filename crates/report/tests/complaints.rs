@@ -66,7 +66,7 @@ fn per_month_by_category_and_per_asn() {
     assert_eq!(trend.arf, 3);
     assert_eq!(trend.unreadable, 1);
     assert!(trend.examples[0].contains("reports.mbox:") && trend.examples[0].contains("no source address"), "{:?}", trend.examples);
-    let s = trend.section();
+    let s = trend.section(&Default::default());
     let t = s.tables.iter().find(|t| t.id == "per_month").unwrap();
     assert_eq!(t.columns, ["month", "open_proxy", "direct_delivery", "authenticated", "other", "total"]);
     let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
@@ -79,6 +79,23 @@ fn per_month_by_category_and_per_asn() {
     );
     assert!(s.charts[0].contains("chart_complaints"));
     // 40.3.0.1 (the Maildir's report, "other") is in AS64602's /15.
+
+    // Issue 18: an event on 2009-02-01 splits the months: January before
+    // (4 reports, 2 of them open proxy), February after (2, none).
+    let ctx = port25_report::output::Context {
+        source: "6 complaint reports".into(),
+        window: "2009-01 to 2009-02".into(),
+        markers: vec![port25_report::markers::parse("2009-02-01=port 25 blocked").unwrap()],
+    };
+    let s = trend.section(&ctx);
+    let ba = s.tables.iter().find(|t| t.id == "before_after").unwrap();
+    let row = |metric: &str| ba.rows.iter().find(|r| r[3] == metric).unwrap().clone();
+    let all = row("all complaints");
+    assert_eq!((all[4].as_str(), all[5].as_f64(), all[6].as_f64(), all[8].as_f64()), (Some("month"), Some(4.0), Some(2.0), Some(-50.0)));
+    let proxy = row("open proxy");
+    assert_eq!((proxy[5].as_f64(), proxy[6].as_f64(), proxy[7].as_f64()), (Some(2.0), Some(0.0), Some(-2.0)));
+    assert!(s.charts[0].contains(r#"<line class="marker" data-day="2009-02-01""#) && s.charts[0].contains(">Complaints per month</text>"));
+    assert!(s.charts[0].contains("<figcaption>Source: 6 complaint reports; window: 2009-01 to 2009-02.</figcaption>"));
 }
 
 #[test]

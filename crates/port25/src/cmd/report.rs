@@ -116,6 +116,12 @@ pub struct BuildArgs {
     /// Print the summary as JSON instead of text
     #[arg(long)]
     json: bool,
+    /// A day something changed, DAY=LABEL (e.g. 2013-03-01="port 25 blocked"): every time series is split into before/after it, with the change, and every time chart marks it. Repeatable
+    #[arg(long = "event", value_name = "DAY=LABEL")]
+    events: Vec<String>,
+    /// Also count every capture table per group of sensors, by the site in their events ([site] in spampot.toml): operator, asn, city, access or sensor
+    #[arg(long, value_name = "operator|asn|city|access|sensor")]
+    group_by: Option<port25_report::group::GroupBy>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -162,23 +168,66 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
     for p in &b.enrich {
         enricher.add(p)?;
     }
+    let markers =
+        port25_report::markers::sorted(b.events.iter().map(|e| port25_report::markers::parse(e)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?)
+            .map_err(anyhow::Error::msg)?;
     let mut sections = Vec::new();
     let mut summary = serde_json::Map::new();
+    let mut lead = None;
     if let Some(dir) = &b.capture {
         let filter = Filter { from: day_arg("from", &b.from)?, to: day_arg("to", &b.to)?, sensors: b.sensor.clone() };
-        let (acc, damage) = scan::scan(dir, &filter, b.threads)?;
+        let (grouped, damage) = scan::scan_grouped(dir, &filter, b.group_by, b.threads, &|_| {})?;
         for d in &damage.examples {
             eprintln!("port25 report: {d}");
         }
         let bodies_dir = dir.join("bodies");
         let bodies = if bodies_dir.is_dir() { Some(port25_capture::bodies::Bodies::open(&bodies_dir)?) } else { None };
-        let opt = table1::Options { top: b.top, home: b.home.to_ascii_uppercase(), near_duplicates: !b.no_near_duplicates, ..Default::default() };
-        let r = table1::build(&acc, damage, &enricher, bodies.as_ref(), &opt);
+        let opt = table1::Options {
+            top: b.top,
+            markers: markers.clone(),
+            home: b.home.to_ascii_uppercase(),
+            near_duplicates: !b.no_near_duplicates,
+            ..Default::default()
+        };
+        let mut r = table1::build(&grouped.total, damage, &enricher, bodies.as_ref(), &opt);
+        let sensors = grouped.total.per_sensor.len().max(grouped.total.sites.len());
+        let ctx = |r: &table1::CaptureReport, what: &str| output::Context {
+            source: format!("SpamPots capture {} ({what}{sensors} sensor{})", dir.display(), if sensors == 1 { "" } else { "s" }),
+            window: output::capture_window(r, filter.from, filter.to),
+            markers: markers.clone(),
+        };
+        let mut groups = Vec::new();
+        if let Some(by) = b.group_by {
+            // Near-duplicate clustering reads every body: once, overall.
+            let gopt = table1::Options { near_duplicates: false, ..opt.clone() };
+            for (name, acc) in &grouped.groups {
+                groups.push((name.clone(), table1::build(acc, scan::Damage::default(), &enricher, None, &gopt)));
+            }
+            r.tables.insert(1, table1::groups_table(by.name(), &groups, &r.table1));
+        }
         summary.insert("table1".into(), serde_json::to_value(&r.table1)?);
+        if let Some(by) = b.group_by {
+            let per: serde_json::Map<String, serde_json::Value> =
+                groups.iter().map(|(n, g)| Ok((n.clone(), serde_json::to_value(&g.table1)?))).collect::<Result<_, serde_json::Error>>()?;
+            summary.insert("groups".into(), serde_json::json!({"by": by.name(), "table1": per}));
+        }
         if !b.json {
             print_table1(&r);
+            if let Some(by) = b.group_by {
+                print_groups(by.name(), &groups);
+            }
         }
-        sections.push(output::capture_section(&r));
+        let mut columns = vec![("All sensors".to_string(), &r.table1)];
+        columns.extend(groups.iter().map(|(n, g)| (n.clone(), &g.table1)));
+        lead = Some(output::table1_html(&columns));
+        sections.push(output::capture_section(&r, &ctx(&r, ""), "capture", "SpamPots capture"));
+        if let Some(by) = b.group_by {
+            for (i, (name, g)) in groups.iter().enumerate() {
+                let id = format!("capture-{}-{}", by.name(), i + 1);
+                let what = format!("{} = {name}; of ", by.name());
+                sections.push(output::capture_section(g, &ctx(g, &what), &id, &format!("SpamPots capture, {} = {name}", by.name())));
+            }
+        }
         if let Some(pq) = &b.parquet {
             let rows = port25_report::parquet_export::export(dir, &filter, &enricher, pq).with_context(|| format!("writing {}", pq.display()))?;
             eprintln!("port25 report: wrote {rows} message records to {}", pq.display());
@@ -195,7 +244,18 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             eprintln!("port25 report: {e}");
         }
         let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
-        let s = port25_report::blocklist::section(&dumps, examples, &opt);
+        let ctx = output::Context {
+            source: format!("{} blocklist dump{} ({})", dumps.len(), if dumps.len() == 1 { "" } else { "s" }, list_paths(&b.blocklist)),
+            window: match (dumps.first(), dumps.last()) {
+                (Some(a), Some(z)) => format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day)),
+                _ => "no dumps".into(),
+            },
+            markers: markers.clone(),
+        };
+        let s = port25_report::blocklist::section(&dumps, examples, &opt, &ctx);
+        if !b.json {
+            print_tables(&s, "before_after");
+        }
         if !b.json {
             print_tables(&s, "focus_rank");
         }
@@ -219,9 +279,18 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         for e in &trend.examples {
             eprintln!("port25 report: {e}");
         }
-        let s = trend.section();
+        let ctx = output::Context {
+            source: format!("{} complaint report{} ({})", trend.reports, if trend.reports == 1 { "" } else { "s" }, list_paths(&b.complaints)),
+            window: match (trend.per_month.keys().next(), trend.per_month.keys().next_back()) {
+                (Some(a), Some(z)) => format!("{a} to {z} (months of arrival)"),
+                _ => "no reports".into(),
+            },
+            markers: markers.clone(),
+        };
+        let s = trend.section(&ctx);
         if !b.json {
             print_tables(&s, "per_month");
+            print_tables(&s, "before_after");
         }
         summary.insert("complaints".into(), s.summary.clone());
         sections.push(s);
@@ -233,7 +302,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
     }
     if let Some(out) = &b.out {
-        let html = output::write_dir(out, "port25 report", &sections).with_context(|| format!("writing {}", out.display()))?;
+        let html = output::write_dir(out, "port25 report", lead.as_deref(), &sections).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("port25 report: wrote {} (and report.json, csv/)", html.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -259,14 +328,52 @@ fn print_table1(r: &table1::CaptureReport) {
     if let Some(s) = r.abroad_recipient_share {
         println!("Recipients abroad            {s:.2}%");
     }
+    println!("Connections (proxy, relay)   {}", t.connections);
+    match t.connections_abroad_pct {
+        Some(p) => println!(
+            "Connections from abroad      {p:.2}% ({} of {} placed in a country)",
+            t.connections_abroad.unwrap_or(0),
+            t.connections - t.connections_unknown_country.unwrap_or(0)
+        ),
+        None => println!("Connections from abroad      (no enrichment)"),
+    }
+    if t.sessions > 0 && t.sessions == t.sessions_without_counters {
+        println!("Bytes on the wire            unknown (no session has wire counters: capture format v1)");
+    } else {
+        println!("Bytes on the wire            {} in, {} out", t.bytes_in, t.bytes_out);
+    }
     for n in &r.notes {
         println!("note: {n}");
     }
+    if let Some(t) = r.tables.iter().find(|t| t.id == "before_after") {
+        print_table(t);
+    }
+}
+
+fn print_groups(by: &str, groups: &[(String, table1::CaptureReport)]) {
+    println!("By {by}:");
+    for (name, g) in groups {
+        let t = &g.table1;
+        let abroad = t.connections_abroad_pct.map_or("-".into(), |p| format!("{p:.2}%"));
+        println!(
+            "  {name}: {} emails, {} recipients, {} IPs, {} connections ({abroad} from abroad), {} bytes in, {} bytes out",
+            t.emails, t.recipients, t.unique_ips, t.connections, t.bytes_in, t.bytes_out
+        );
+    }
+}
+
+fn list_paths(p: &[PathBuf]) -> String {
+    p.iter().map(|x| x.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// One table of a section as aligned text on standard output.
 fn print_tables(s: &port25_report::output::Section, id: &str) {
-    let Some(t) = s.tables.iter().find(|t| t.id == id) else { return };
+    if let Some(t) = s.tables.iter().find(|t| t.id == id) {
+        print_table(t);
+    }
+}
+
+fn print_table(t: &port25_report::table::Table) {
     println!("{}", t.title);
     println!("{}", t.columns.join("\t"));
     for r in &t.rows {
