@@ -210,6 +210,12 @@ fn campaign_body(campaign: u32, variant: u32, seed: u64) -> Vec<u8> {
 
 /// Writes the store in `out/capture`, the enrichment files and `truth.json`.
 pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
+    generate_with(p, out, &|_| {})
+}
+
+/// [`generate`], telling `progress` the spam messages written, day by day
+/// (they add up to `p.messages`).
+pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io::Result<Truth> {
     let mut rng = Rng::new(p.seed);
     let asns = plan(p, &mut rng);
     write_enrichment(&asns, out)?;
@@ -398,6 +404,7 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
         if n_day > 0 {
             last_day = day;
         }
+        progress(n_day);
     }
     rt.block_on(log.append_durable(Vec::new()))?;
     drop(log);

@@ -68,6 +68,16 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Feeds one segment to `f` event by event.
 pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::view::EventView<'_>)) -> std::io::Result<()> {
+    read_segment_with(path, damage, f, &|_| {})
+}
+
+/// [`read_segment`], telling `progress` the bytes of each chunk read.
+fn read_segment_with(
+    path: &Path,
+    damage: &mut Damage,
+    f: &mut impl FnMut(&port25_capture::view::EventView<'_>),
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut base = 0u64;
@@ -77,6 +87,7 @@ pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25
         buf.resize(start + CHUNK, 0);
         let n = file.read(&mut buf[start..])?;
         buf.truncate(start + n);
+        progress(n as u64);
         let eof = n == 0;
         // Parse up to the last newline; keep the rest for the next read.
         let cut = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
@@ -111,7 +122,7 @@ pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(cra
 }
 
 /// [`scan`], and per group when `group` is given. `progress` is told the
-/// bytes of each segment when it has been read.
+/// bytes read, chunk by chunk (they add up to the segments' sizes).
 pub fn scan_grouped(
     dir: &Path,
     filter: &Filter,
@@ -130,8 +141,8 @@ pub fn scan_grouped(
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(p) = segs.get(i) else { break };
-                        read_segment(p, &mut damage, &mut |e| acc.add(e)).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
-                        progress(std::fs::metadata(p).map_or(0, |m| m.len()));
+                        read_segment_with(p, &mut damage, &mut |e| acc.add(e), progress)
+                            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                     }
                     Ok((acc, damage))
                 })

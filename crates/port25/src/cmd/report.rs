@@ -61,6 +61,9 @@ struct GenArgs {
     variants: u32,
     #[arg(long, default_value_t = 300)]
     asns: u32,
+    /// No progress bar (there is none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -122,6 +125,66 @@ pub struct BuildArgs {
     /// Also count every capture table per group of sensors, by the site in their events ([site] in spampot.toml): operator, asn, city, access or sensor
     #[arg(long, value_name = "operator|asn|city|access|sensor")]
     group_by: Option<port25_report::group::GroupBy>,
+    /// No progress bars (there are none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A progress bar on standard error while it is a terminal and `--quiet`
+/// is not given; nothing at all otherwise, so logs, pipes and CI output get
+/// no control characters.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// `len` units of `what`; `bytes`: the units are bytes.
+    fn new(quiet: bool, what: &str, len: u64, bytes: bool) -> Progress {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let template = if bytes {
+            "{msg:18} [{bar:32}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+        } else {
+            "{msg:18} [{bar:32}] {human_pos}/{human_len} ({eta} left)"
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+        bar.set_message(what.to_owned());
+        Progress(Some(bar))
+    }
+
+    /// A spinner for a step whose length is not known.
+    fn spinner(quiet: bool, what: &str) -> Progress {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        b.set_style(indicatif::ProgressStyle::with_template("{msg:18} {spinner} {elapsed}").expect("a valid template"));
+        b.set_message(what.to_owned());
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(b))
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
+    fn grow(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc_length(n);
+        }
+    }
+
+    /// Clears the bar: what follows (the summary on standard output) starts
+    /// on a clean line.
+    fn finish(self) {
+        if let Some(b) = self.0 {
+            b.finish_and_clear();
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -139,7 +202,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 variants: g.variants.max(1),
                 asns: g.asns.max(1),
             };
-            let t = generate::generate(&p, &g.out).with_context(|| format!("writing {}", g.out.display()))?;
+            let bar = Progress::new(g.quiet, "generating spam", p.messages, false);
+            let t = generate::generate_with(&p, &g.out, &|n| bar.inc(n)).with_context(|| format!("writing {}", g.out.display()))?;
+            bar.finish();
             println!(
                 "wrote {}: {} events, {} emails, {} recipients, {} probes, {} source IPs, {} ASes, {} countries ({} to {}); truth in truth.json",
                 g.out.display(),
@@ -176,7 +241,10 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut lead = None;
     if let Some(dir) = &b.capture {
         let filter = Filter { from: day_arg("from", &b.from)?, to: day_arg("to", &b.to)?, sensors: b.sensor.clone() };
-        let (grouped, damage) = scan::scan_grouped(dir, &filter, b.group_by, b.threads, &|_| {})?;
+        let size = scan::segments(dir)?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        let bar = Progress::new(b.quiet, "reading capture", size, true);
+        let (grouped, damage) = scan::scan_grouped(dir, &filter, b.group_by, b.threads, &|n| bar.inc(n))?;
+        bar.finish();
         for d in &damage.examples {
             eprintln!("port25 report: {d}");
         }
@@ -189,6 +257,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             near_duplicates: !b.no_near_duplicates,
             ..Default::default()
         };
+        let spin = Progress::spinner(b.quiet, "tables, campaigns");
         let mut r = table1::build(&grouped.total, damage, &enricher, bodies.as_ref(), &opt);
         let sensors = grouped.total.per_sensor.len().max(grouped.total.sites.len());
         let ctx = |r: &table1::CaptureReport, what: &str| output::Context {
@@ -205,6 +274,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             }
             r.tables.insert(1, table1::groups_table(by.name(), &groups, &r.table1));
         }
+        spin.finish();
         summary.insert("table1".into(), serde_json::to_value(&r.table1)?);
         if let Some(by) = b.group_by {
             let per: serde_json::Map<String, serde_json::Value> =
@@ -237,9 +307,12 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         let files = port25_report::blocklist::dated_files(&b.blocklist)?;
         let mut examples = Vec::new();
         let mut dumps = Vec::new();
+        let bar = Progress::new(b.quiet, "blocklist dumps", files.len() as u64, false);
         for (day, f) in files {
             dumps.push(port25_report::blocklist::count(&f, day, &enricher, &mut examples)?);
+            bar.inc(1);
         }
+        bar.finish();
         for e in &examples {
             eprintln!("port25 report: {e}");
         }
@@ -271,11 +344,16 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
         };
         let mut trend = port25_report::complaints::Trend::default();
+        let bar = Progress::new(b.quiet, "complaints", 0, false);
         for p in &b.complaints {
-            for (place, raw) in port25_report::complaints::messages(p)? {
+            let messages = port25_report::complaints::messages(p)?;
+            bar.grow(messages.len() as u64);
+            for (place, raw) in messages {
                 trend.add(&place, &raw, &end_user, &enricher);
+                bar.inc(1);
             }
         }
+        bar.finish();
         for e in &trend.examples {
             eprintln!("port25 report: {e}");
         }

@@ -246,3 +246,45 @@ fn layout(chromium: &Path, out_dir: &Path, width: u32) -> serde_json::Value {
     assert_eq!(u32::from_be_bytes(png[16..20].try_into().unwrap()), width);
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// `port25 ARGS` on a pseudo-terminal: everything it wrote there.
+fn on_terminal(args: &[&str]) -> String {
+    let out = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py")).arg(BIN).args(args).output().unwrap();
+    assert!(out.status.success(), "port25 {args:?} on a terminal: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Progress bars on a terminal; none in a pipe or with --quiet (no control
+/// characters in logs), and the summary on standard output is the same.
+#[test]
+fn progress_bars_only_on_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    let gen = ["report", "generate", p(&synth), "--days", "3", "--sources", "200", "--messages", "3000"];
+    let tty = on_terminal(&gen);
+    assert!(tty.contains("generating spam") && tty.contains("\x1b[2K"), "no progress bar drawn on the terminal: {tty:?}");
+    let piped = run(&gen);
+    assert!(!String::from_utf8_lossy(&piped.stderr).contains("generating") && !piped.stderr.contains(&0x1b), "{piped:?}");
+    let capture = synth.join("capture");
+    let complaints = dir.path().join("abuse.eml");
+    std::fs::write(
+        &complaints,
+        "From: abuse@example.net\r\nDate: Tue, 10 Feb 2009 10:00:00 -0200\r\nSubject: spam from [40.3.0.1]\r\n\r\nSpam from 40.3.0.1\r\n",
+    )
+    .unwrap();
+    let build = ["report", "build", "--capture", p(&capture), "--complaints", p(&complaints)];
+    let tty = on_terminal(&build);
+    for bar in ["reading capture", "complaints"] {
+        assert!(tty.contains(&format!("{bar:18} [")), "no {bar} bar: {tty:?}");
+    }
+    let piped = run(&build);
+    let stderr = String::from_utf8_lossy(&piped.stderr);
+    assert!(!stderr.contains("reading capture") && !stderr.contains('\x1b'), "{stderr}");
+    // The summary is the same: the bars were cleared before it.
+    let summary = String::from_utf8_lossy(&piped.stdout).replace('\n', "\r\n");
+    assert!(tty.contains(summary.lines().next().unwrap()), "{tty:?}");
+    let quiet = on_terminal(&[&build[..], &["--quiet"]].concat());
+    assert!(!quiet.contains("reading capture") && !quiet.contains('\x1b'), "--quiet still draws: {quiet:?}");
+    let quiet = on_terminal(&[&gen[..], &["-q"]].concat());
+    assert!(!quiet.contains("generating spam"), "{quiet:?}");
+}
