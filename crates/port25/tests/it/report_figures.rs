@@ -288,3 +288,34 @@ fn progress_bars_only_on_a_terminal() {
     let quiet = on_terminal(&[&gen[..], &["-q"]].concat());
     assert!(!quiet.contains("generating spam"), "{quiet:?}");
 }
+
+/// A capture in format version 1 (before the wire counters and the site),
+/// through the binary: the same Table 1, bandwidth stated as unknown in
+/// text and HTML (not 0), every event in the group "(no site)".
+#[test]
+fn a_version_1_capture_reports_bandwidth_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let synth = dir.path().join("synth");
+    run(&["report", "generate", p(&synth), "--days", "3", "--sources", "100", "--messages", "1000", "--sensors", "2"]);
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(synth.join("truth.json")).unwrap()).unwrap();
+    for (_, seg) in port25_capture::log::list_segments(&synth.join("capture/events")).unwrap() {
+        let mut v1 = String::new();
+        for line in std::fs::read_to_string(&seg).unwrap().lines() {
+            let mut e: serde_json::Value = serde_json::from_str(line).unwrap();
+            let o = e.as_object_mut().unwrap();
+            o.insert("v".into(), 1.into());
+            o.retain(|k, _| !["site", "bytes_in", "bytes_out"].contains(&k.as_str()));
+            v1.push_str(&format!("{e}\n"));
+        }
+        std::fs::write(&seg, v1).unwrap();
+    }
+    let out_dir = dir.path().join("report");
+    let out = run(&["report", "build", "--capture", p(&synth.join("capture")), "--group-by", "city", "--out", p(&out_dir)]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&format!("Emails collected             {}\n", truth["emails"])), "{stdout}");
+    assert!(stdout.contains("Bytes on the wire            unknown (no session has wire counters: capture format v1)"), "{stdout}");
+    assert!(stdout.contains("By city:\n  (no site): "), "{stdout}");
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    assert!(html.contains("<td>Bytes received on the wire</td><td>unknown</td><td>unknown</td>"), "all sensors and the one group");
+    assert!(!html.contains("chart_bandwidth"), "no bandwidth chart drawn from no counters");
+}
