@@ -103,3 +103,31 @@ fn bad_prefix_list_names_the_line() {
     let e = parse_prefixes("10.0.0.0/8\n10.0.0.0/40\n").unwrap_err();
     assert_eq!(e.line, 2);
 }
+
+/// Issue 18 section 4: an mbox is read as a stream, one message at a time,
+/// each at most MAX_MESSAGE bytes (a line without an end cannot take the
+/// memory), with the same boundaries, places and `>From ` unquoting.
+#[test]
+fn mbox_is_streamed_with_bounded_messages() {
+    use port25_report::complaints::{for_each_message, MAX_MESSAGE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.mbox");
+    let mut text = String::from("From a Thu Jan  1 00:00:00 2009\nSubject: one\n\n>From the start\nbody\n\n");
+    text.push_str("From b Thu Jan  1 00:00:00 2009\nSubject: two\n\n");
+    text.push_str(&"x".repeat(MAX_MESSAGE + 1_000_000)); // one endless line
+    text.push_str("\n\nFrom c Thu Jan  1 00:00:00 2009\nSubject: three\n\nbye\n");
+    std::fs::write(&path, &text).unwrap();
+    let mut seen = Vec::new();
+    for_each_message(&path, &mut |place, raw| {
+        assert!(raw.len() <= MAX_MESSAGE, "{place}: {} bytes", raw.len());
+        seen.push((place.rsplit(':').next().unwrap().to_owned(), raw.len(), raw.starts_with(b"Subject: "), raw.windows(11).any(|w| w == b"\nFrom the s")));
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0], ("1".into(), 35, true, true), "first message, >From unquoted");
+    assert_eq!((seen[1].0.as_str(), seen[1].1, seen[1].2), ("7", MAX_MESSAGE, true));
+    assert_eq!((seen[2].0.as_str(), seen[2].2), ("12", true));
+    // The collecting form gives the same messages.
+    let all = messages(&path).unwrap();
+    assert_eq!(all.iter().map(|m| m.1.len()).collect::<Vec<_>>(), seen.iter().map(|s| s.1).collect::<Vec<_>>());
+}

@@ -155,12 +155,21 @@ impl Progress {
 
     /// A spinner for a step whose length is not known.
     fn spinner(quiet: bool, what: &str) -> Progress {
+        Progress::unbounded(quiet, what, "{msg:18} {spinner} {elapsed}")
+    }
+
+    /// A spinner that counts what was done (its total is not known).
+    fn counter(quiet: bool, what: &str) -> Progress {
+        Progress::unbounded(quiet, what, "{msg:18} {spinner} {human_pos} read ({elapsed})")
+    }
+
+    fn unbounded(quiet: bool, what: &str, template: &str) -> Progress {
         use std::io::IsTerminal;
         if quiet || !std::io::stderr().is_terminal() {
             return Progress(None);
         }
         let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        b.set_style(indicatif::ProgressStyle::with_template("{msg:18} {spinner} {elapsed}").expect("a valid template"));
+        b.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
         b.set_message(what.to_owned());
         b.enable_steady_tick(std::time::Duration::from_millis(120));
         Progress(Some(b))
@@ -169,12 +178,6 @@ impl Progress {
     fn inc(&self, n: u64) {
         if let Some(b) = &self.0 {
             b.inc(n);
-        }
-    }
-
-    fn grow(&self, n: u64) {
-        if let Some(b) = &self.0 {
-            b.inc_length(n);
         }
     }
 
@@ -344,14 +347,13 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
         };
         let mut trend = port25_report::complaints::Trend::default();
-        let bar = Progress::new(b.quiet, "complaints", 0, false);
+        // One message in memory at a time: the trend holds only counts.
+        let bar = Progress::counter(b.quiet, "complaints");
         for p in &b.complaints {
-            let messages = port25_report::complaints::messages(p)?;
-            bar.grow(messages.len() as u64);
-            for (place, raw) in messages {
-                trend.add(&place, &raw, &end_user, &enricher);
+            port25_report::complaints::for_each_message(p, &mut |place, raw| {
+                trend.add(place, raw, &end_user, &enricher);
                 bar.inc(1);
-            }
+            })?;
         }
         bar.finish();
         for e in &trend.examples {

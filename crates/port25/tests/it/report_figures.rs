@@ -274,9 +274,8 @@ fn progress_bars_only_on_a_terminal() {
     .unwrap();
     let build = ["report", "build", "--capture", p(&capture), "--complaints", p(&complaints)];
     let tty = on_terminal(&build);
-    for bar in ["reading capture", "complaints"] {
-        assert!(tty.contains(&format!("{bar:18} [")), "no {bar} bar: {tty:?}");
-    }
+    assert!(tty.contains(&format!("{:18} [", "reading capture")), "no capture bar: {tty:?}");
+    assert!(tty.contains(&format!("{:18} ", "complaints")), "no complaints counter: {tty:?}");
     let piped = run(&build);
     let stderr = String::from_utf8_lossy(&piped.stderr);
     assert!(!stderr.contains("reading capture") && !stderr.contains('\x1b'), "{stderr}");
@@ -318,4 +317,35 @@ fn a_version_1_capture_reports_bandwidth_unknown() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<td>Bytes received on the wire</td><td>unknown</td><td>unknown</td>"), "all sensors and the one group");
     assert!(!html.contains("chart_bandwidth"), "no bandwidth chart drawn from no counters");
+}
+
+/// Complaints are read as a stream (issue 18 section 4): a 48 MB mbox is
+/// counted whole, in the right months, while the process never holds more
+/// than a fraction of it (it held all of it, and a copy, before).
+#[test]
+fn complaints_are_streamed_in_bounded_memory() {
+    let time = require("time");
+    let dir = tempfile::tempdir().unwrap();
+    let mbox = dir.path().join("abuse.mbox");
+    let mut w = std::io::BufWriter::new(std::fs::File::create(&mbox).unwrap());
+    let n = 60_000u64;
+    let pad = "x".repeat(600);
+    for i in 0..n {
+        let month = ["Jan", "Feb", "Mar"][(i * 3 / n) as usize];
+        let ip = format!("40.{}.{}.{}", i % 4, (i / 4) % 256, 1 + i % 250);
+        write!(
+            w,
+            "From MAILER-DAEMON Mon Jan  1 00:00:00 2013\nFrom: reports@spamcop.example\nDate: Mon, 7 {month} 2013 10:00:00 -0300\nSubject: [SpamCop] report {i}\n\nEmail from {ip} / open proxy\n{pad}\n\n"
+        )
+        .unwrap();
+    }
+    drop(w);
+    assert!(std::fs::metadata(&mbox).unwrap().len() > 45_000_000);
+    let out = Command::new(time).args(["-f", "peak %M KiB"]).arg(BIN).args(["report", "build", "--complaints", p(&mbox), "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((json["complaints"]["reports"].as_u64(), json["complaints"]["per_category"]["open_proxy"].as_u64()), (Some(n), Some(n)), "{json}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kib: u64 = stderr.rsplit("peak ").next().and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&stderr);
+    assert!(kib < 40_000, "peak RSS {kib} KiB reading a 48 MB mbox: not streamed");
 }
