@@ -106,30 +106,36 @@ pub fn for_each_message(path: &Path, f: &mut dyn FnMut(&str, &[u8])) -> Result<(
     let file = std::fs::File::open(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
     let mut r = std::io::BufReader::with_capacity(1 << 16, file);
     let err = |e: std::io::Error| InputError::file(path, format!("cannot read: {e}"));
-    let mbox = std::io::BufRead::fill_buf(&mut r).map_err(err)?.starts_with(b"From ");
-    if !mbox {
+    let is_mbox = std::io::BufRead::fill_buf(&mut r).map_err(err)?.starts_with(b"From ");
+    if !is_mbox {
         let mut raw = Vec::new();
         std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, MAX_MESSAGE as u64), &mut raw).map_err(err)?;
         f(&path.display().to_string(), &raw);
         return Ok(());
     }
-    // mbox: a message starts at each "From " line that follows a blank line
-    // (or the start); the "From " line itself is not part of it, and
-    // ">From " lines inside are unquoted.
+    mbox(&mut r, &path.display().to_string(), f).map_err(err)
+}
+
+/// The messages of an mbox read from `r`, one at a time, named
+/// `name:line`: a message starts at each `From ` line that follows a blank
+/// line (or the start); that line is not part of it, and `>From ` lines
+/// inside are unquoted. Each is kept up to [`MAX_MESSAGE`] bytes.
+pub fn mbox(r: &mut impl std::io::BufRead, name: &str, f: &mut dyn FnMut(&str, &[u8])) -> std::io::Result<()> {
     let mut msg: Vec<u8> = Vec::new();
     let mut line: Vec<u8> = Vec::new();
     let (mut line_no, mut start_line) = (0u64, 1u64);
     let mut prev_blank = true;
     loop {
         line.clear();
+        // Enough of a line past the cap to see "From " and blank lines.
         let room = (MAX_MESSAGE - msg.len().min(MAX_MESSAGE)).max(8);
-        if read_line_capped(&mut r, &mut line, room).map_err(err)? == 0 {
+        if read_line_capped(r, &mut line, room)? == 0 {
             break;
         }
         line_no += 1;
         if prev_blank && line.starts_with(b"From ") {
             if line_no > 1 {
-                f(&format!("{}:{start_line}", path.display()), &msg);
+                f(&format!("{name}:{start_line}"), &msg);
             }
             msg.clear();
             start_line = line_no;
@@ -141,7 +147,7 @@ pub fn for_each_message(path: &Path, f: &mut dyn FnMut(&str, &[u8])) -> Result<(
         let keep = text.len().min(MAX_MESSAGE - msg.len().min(MAX_MESSAGE));
         msg.extend_from_slice(&text[..keep]);
     }
-    f(&format!("{}:{start_line}", path.display()), &msg);
+    f(&format!("{name}:{start_line}"), &msg);
     Ok(())
 }
 
