@@ -174,16 +174,16 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStr
         Outcome::Smtp(tunnel) => smtp(&conn, tcp, &buf, tunnel, shutdown).await,
         Outcome::Closed(reason) => (reason, 0, 0),
     };
-    emit!(info, ev::SPAMPOT_SESSION_CLOSED, session = %conn.session, peer = %conn.peer, reason, messages, bytes);
     // The wire counters are read after the session let go of the stream.
+    let counters = wire.counters();
+    let (bytes_in, bytes_out) = (counters.map(|c| c.0), counters.map(|c| c.1));
+    emit!(info, ev::SPAMPOT_SESSION_CLOSED, session = %conn.session, peer = %conn.peer, reason, messages, bytes, bytes_in, bytes_out);
     let mut e = conn.event(ev::SPAMPOT_SESSION_CLOSED);
     e.reason = Some(reason.to_owned());
     e.messages = Some(messages);
     e.bytes = Some(bytes);
-    if let Some((bytes_in, bytes_out)) = wire.counters() {
-        e.bytes_in = Some(bytes_in);
-        e.bytes_out = Some(bytes_out);
-    }
+    e.bytes_in = bytes_in;
+    e.bytes_out = bytes_out;
     conn.shared.store.record(&e);
 }
 

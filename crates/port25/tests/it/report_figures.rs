@@ -106,6 +106,9 @@ fn the_sensor_records_its_site_and_the_bytes_on_the_wire() {
     let out = closed["bytes_out"].as_u64().unwrap();
     assert!(out <= got && out >= got - last.len() as u64, "bytes_out {out}, client read {got}: {closed}");
     assert!(sent > 80_000, "the body is on the wire: {sent}");
+    // The same counters in the sensor's own log (EVENTS.md).
+    let logged = s.events("port25.spampot.session.closed");
+    assert_eq!(logged.last().map(|e| e["bytes_in"].as_u64()), Some(Some(sent)), "{logged:?}");
 }
 
 /// Where the screenshots go: kept after the test, for people to look at.
