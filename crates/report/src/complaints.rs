@@ -76,9 +76,9 @@ pub fn parse_prefixes(text: &str) -> Result<Vec<(IpAddr, u8)>, crate::error::Lin
 pub const MAX_MESSAGE: usize = 16 << 20;
 
 /// Messages in `path`: a Maildir (cur/ and new/), a directory of message
-/// files, an mbox (first line `From `), or one message. Each with where it
-/// was. All in memory: for tests and small inputs; the report streams them
-/// with [`for_each_message`].
+/// files (in directory order), an mbox (first line `From `), or one
+/// message. Each with where it was. All in memory: for tests and small
+/// inputs; the report streams them with [`for_each_message`].
 pub fn messages(path: &Path) -> Result<Vec<(String, Vec<u8>)>, crate::error::InputError> {
     let mut out = Vec::new();
     for_each_message(path, &mut |place, raw| out.push((place.to_owned(), raw.to_vec())))?;
@@ -94,11 +94,14 @@ pub fn for_each_message(path: &Path, f: &mut dyn FnMut(&str, &[u8])) -> Result<(
         let dirs: Vec<PathBuf> =
             if path.join("cur").is_dir() || path.join("new").is_dir() { vec![path.join("cur"), path.join("new")] } else { vec![path.to_owned()] };
         for d in dirs.into_iter().filter(|d| d.is_dir()) {
-            let mut files: Vec<PathBuf> =
-                std::fs::read_dir(&d).map_err(|e| InputError::file(&d, e))?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
-            files.sort();
-            for file in files {
-                for_each_message(&file, f)?;
+            // In directory order, not sorted: a Maildir of millions of
+            // reports is never listed in memory (the counts do not depend
+            // on the order; only which unreadable reports are named first).
+            for entry in std::fs::read_dir(&d).map_err(|e| InputError::file(&d, e))? {
+                let file = entry.map_err(|e| InputError::file(&d, e))?.path();
+                if file.is_file() {
+                    for_each_message(&file, f)?;
+                }
             }
         }
         return Ok(());
