@@ -161,10 +161,11 @@ pub fn thousands(n: u64) -> String {
 pub fn table1_html(columns: &[(String, &crate::table1::Table1)]) -> String {
     use crate::svg::esc;
     type Cell = fn(&crate::table1::Table1) -> String;
-    let rows: [(&str, Cell); 15] = [
+    let rows: [(&str, Cell); 19] = [
         ("Start of data collection", |t| t.start.clone().unwrap_or_else(|| "-".into())),
         ("End of data collection", |t| t.end.clone().unwrap_or_else(|| "-".into())),
         ("Days of data collected", |t| thousands(t.days)),
+        ("Days with spam", |t| thousands(t.days_with_data)),
         ("Emails collected", |t| thousands(t.emails)),
         ("Recipients", |t| thousands(t.recipients)),
         ("Recipients per spam", |t| format!("{:.2}", t.recipients_per_spam)),
@@ -176,7 +177,10 @@ pub fn table1_html(columns: &[(String, &crate::table1::Table1)]) -> String {
         ("Connections from abroad", |t| t.connections_abroad_pct.map_or("n/a".into(), |p| format!("{p:.2} %"))),
         ("Bytes received on the wire", |t| if t.sessions == t.sessions_without_counters && t.sessions > 0 { "unknown".into() } else { thousands(t.bytes_in) }),
         ("Bytes sent on the wire", |t| if t.sessions == t.sessions_without_counters && t.sessions > 0 { "unknown".into() } else { thousands(t.bytes_out) }),
+        ("Sessions without wire counters", |t| thousands(t.sessions_without_counters)),
         ("Probes (proxy tests, not counted above)", |t| thousands(t.probes)),
+        ("Probe recipients", |t| thousands(t.probe_recipients)),
+        ("IPs that sent probes", |t| thousands(t.probe_sources)),
     ];
     let mut h = String::from(
         "<section id=\"table1\"><h2>Table 1: general statistics of the captured emails</h2><div class=\"scroll\"><table class=\"t1\"><tr><th>Figure</th>",
@@ -198,7 +202,9 @@ pub fn table1_html(columns: &[(String, &crate::table1::Table1)]) -> String {
 
 /// Writes the directory; returns the HTML path.
 /// `lead` (Table 1, from [`table1_html`]) opens the page; then each
-/// section: its charts, its notes, its tables.
+/// section: its charts, its notes, its tables (but the plain `table1`
+/// table, which the lead shows formatted, every row of it; it stays in
+/// the JSON and CSV).
 pub fn write_dir(out: &Path, title: &str, lead: Option<&str>, sections: &[Section]) -> std::io::Result<std::path::PathBuf> {
     std::fs::create_dir_all(out.join("csv"))?;
     let mut page = crate::html::Page::new(title);
@@ -212,7 +218,9 @@ pub fn write_dir(out: &Path, title: &str, lead: Option<&str>, sections: &[Sectio
         }
         page.notes(&s.notes);
         for t in &s.tables {
-            page.table(t);
+            if lead.is_none() || t.id != "table1" {
+                page.table(t);
+            }
             let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("csv").join(format!("{}-{}.csv", s.id, t.id)))?);
             t.write_csv(&mut f)?;
             std::io::Write::flush(&mut f)?;

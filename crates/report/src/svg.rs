@@ -55,7 +55,7 @@ fn nice_max(v: f64) -> f64 {
 fn open(out: &mut String, f: &Frame<'_>, h: f64) {
     let _ = write!(
         out,
-        r#"<figure class="chart" id="fig_{id}"><svg class="chart" id="{id}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{t}"><text x="{LEFT}" y="18" font-size="14" font-weight="bold">{t}</text>"#,
+        r#"<figure class="chart" id="fig_{id}"><svg class="chart" id="{id}" viewBox="0 0 {W} {h}" width="{W}" height="{h}" role="img" aria-label="{t}"><text x="{LEFT}" y="18" font-size="15" font-weight="bold">{t}</text>"#,
         id = esc(f.id),
         t = esc(f.title),
     );
@@ -65,7 +65,7 @@ fn open(out: &mut String, f: &Frame<'_>, h: f64) {
 fn axis_titles(out: &mut String, f: &Frame<'_>, plot_top: f64, plot_bottom: f64) {
     let _ = write!(
         out,
-        r#"<text class="axis-title x" x="{:.1}" y="{:.1}" font-size="12" text-anchor="middle">{}</text><text class="axis-title y" transform="translate(16 {:.1}) rotate(-90)" font-size="12" text-anchor="middle">{}</text>"#,
+        r#"<text class="axis-title x" x="{:.1}" y="{:.1}" font-size="13" text-anchor="middle">{}</text><text class="axis-title y" transform="translate(16 {:.1}) rotate(-90)" font-size="13" text-anchor="middle">{}</text>"#,
         LEFT + (W - LEFT - 10.0) / 2.0,
         plot_bottom + 38.0,
         esc(f.x_title),
@@ -98,7 +98,7 @@ fn markers<'m>(out: &mut String, f: &'m Frame<'_>, plot_bottom: f64, x_of_day: i
         let anchor = if x > W * 0.7 { "end" } else { "start" };
         let _ = write!(
             out,
-            r##"<line class="marker" data-day="{d}" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="#444" stroke-width="1.5" stroke-dasharray="5 3"/><text class="marker-label" x="{:.1}" y="{ty:.1}" font-size="11" fill="#444" text-anchor="{anchor}">{}</text>"##,
+            r##"<line class="marker" data-day="{d}" x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{plot_bottom:.1}" stroke="#444" stroke-width="1.5" stroke-dasharray="5 3"/><text class="marker-label" x="{:.1}" y="{ty:.1}" font-size="12" fill="#444" text-anchor="{anchor}">{}</text>"##,
             ty + 2.0,
             if anchor == "end" { x - 3.0 } else { x + 3.0 },
             esc(&text),
@@ -137,7 +137,7 @@ fn y_axis(out: &mut String, max: f64, invert: bool) {
         let label = if invert { (1.0 + (max - 1.0) * f64::from(i) / 4.0).round() } else { v };
         let _ = write!(
             out,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{}" y2="{y:.1}" stroke="#ddd"/><text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text>"##,
             W - 10.0,
             LEFT - 6.0,
             y + 4.0,
@@ -161,14 +161,14 @@ fn fmt_num(v: f64) -> String {
 }
 
 /// Tick labels under the x axis: as many as fit without touching (a
-/// label is about 6.5 px a character at 11 px), the last kept inside.
+/// label is about 7 px a character at 12 px), the last kept inside.
 fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64) {
-    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * 6.5 + 10.0;
+    let widest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(1) as f64 * 7.0 + 12.0;
     let fit = ((W - LEFT - 10.0) / widest).floor().max(1.0) as usize;
     let step = labels.len().div_ceil(fit).max(1);
     for (i, l) in labels.iter().enumerate().step_by(step) {
         let x = x_of(i).min(W - widest / 2.0);
-        let _ = write!(out, r#"<text x="{x:.1}" y="{}" font-size="11" text-anchor="middle">{}</text>"#, H - BOTTOM + 16.0, esc(l));
+        let _ = write!(out, r#"<text x="{x:.1}" y="{}" font-size="12" text-anchor="middle">{}</text>"#, H - BOTTOM + 17.0, esc(l));
     }
 }
 
@@ -210,26 +210,29 @@ pub fn hbars(f: &Frame<'_>, labels: &[String], values: &[f64], unit: &str) -> St
     let mut out = String::new();
     open(&mut out, f, h);
     let max = values.iter().copied().fold(0.0, f64::max).max(f64::MIN_POSITIVE);
-    let plot_w = W - LEFT - 90.0;
+    // Room for the longest label (13 px: up to 8.5 px a character) right
+    // of the y axis title.
+    let left = LEFT.max(34.0 + 8.5 * labels.iter().map(|l| l.chars().count()).max().unwrap_or(0) as f64);
+    let plot_w = W - left - 90.0;
     for (i, v) in values.iter().enumerate() {
         let y = TOP + row * i as f64;
         let _ = write!(
             out,
-            r#"<text x="{}" y="{:.1}" font-size="12" text-anchor="end">{}</text><rect class="mark" x="{LEFT}" y="{y:.1}" width="{:.2}" height="{}" fill="{}" data-value="{v}"><title>{}: {v}{unit}</title></rect><text x="{:.1}" y="{:.1}" font-size="11">{v}{unit}</text>"#,
-            LEFT - 6.0,
+            r#"<text x="{}" y="{:.1}" font-size="13" text-anchor="end">{}</text><rect class="mark" x="{left:.1}" y="{y:.1}" width="{:.2}" height="{}" fill="{}" data-value="{v}"><title>{}: {v}{unit}</title></rect><text x="{:.1}" y="{:.1}" font-size="12">{v}{unit}</text>"#,
+            left - 6.0,
             y + 15.0,
             esc(&labels[i]),
             plot_w * v / max,
             row - 4.0,
             COLORS[i % COLORS.len()],
             esc(&labels[i]),
-            LEFT + plot_w * v / max + 4.0,
+            left + plot_w * v / max + 4.0,
             y + 15.0,
             unit = esc(unit)
         );
     }
     let bottom = TOP + row * values.len() as f64;
-    let _ = write!(out, r##"<line x1="{LEFT}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#999"/>"##, LEFT + plot_w);
+    let _ = write!(out, r##"<line x1="{left:.1}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#999"/>"##, left + plot_w);
     axis_titles(&mut out, f, TOP, bottom - 20.0);
     // Not a time axis: no markers to place, none to mention.
     out.push_str("</svg>");
@@ -281,7 +284,7 @@ pub fn lines(f: &Frame<'_>, labels: &[String], series: &[(String, Vec<Option<f64
         let (lx, ly) = (LEFT + 170.0 * (k % 4) as f64, H + 4.0 + 18.0 * (k / 4) as f64);
         let _ = write!(
             out,
-            r#"<rect x="{lx:.0}" y="{:.0}" width="12" height="12" fill="{color}"/><text x="{:.0}" y="{:.0}" font-size="12">{}</text>"#,
+            r#"<rect x="{lx:.0}" y="{:.0}" width="12" height="12" fill="{color}"/><text x="{:.0}" y="{:.0}" font-size="13">{}</text>"#,
             ly - 10.0,
             lx + 16.0,
             ly,

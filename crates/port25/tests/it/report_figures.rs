@@ -197,14 +197,23 @@ fn report_figures_groups_events_and_layout_in_chromium() {
         html.get(t1..).unwrap_or_default().chars().take(2000).collect::<String>()
     );
     assert!(html.contains(&format!("<td>Connections from abroad</td><td>{share:.2} %</td>")));
+    // Every figure of the plain table1 (JSON, CSV) is in the lead, which
+    // replaces it on the page.
+    let lead = html.get(t1..html.find("</section>").unwrap()).unwrap();
+    let plain = cap["tables"].as_array().unwrap().iter().find(|t| t["id"] == "table1").unwrap();
+    for row in plain["rows"].as_array().unwrap() {
+        let label = row[0].as_str().unwrap().trim_end_matches(" (%)");
+        assert!(lead.contains(&format!("<td>{label}</td>")), "{label} missing from the lead");
+    }
+    assert!(!html.contains("<h3 id=\"table1\">"), "Table 1 twice");
 
     let desktop = layout(&chromium, &out_dir, 1280);
     let phone = layout(&chromium, &out_dir, 390);
     for (width, page) in [(1280, &desktop), (390, &phone)] {
         assert_eq!(page["after_h1"], "table1", "{width}px: the page opens with Table 1");
         assert_eq!(page["first_chart_after_table1"], true);
-        assert_eq!(page["table1"][4][0], "Emails collected");
-        assert_eq!(page["table1"][4][1].as_str(), Some(thousands(emails).as_str()));
+        assert_eq!(page["table1"][5][0], "Emails collected");
+        assert_eq!(page["table1"][5][1].as_str(), Some(thousands(emails).as_str()));
         assert!(page["scroll_width"].as_f64() <= page["viewport"].as_f64(), "{width}px: the page scrolls sideways: {page:#}");
         assert_eq!(page["wider_than_viewport"], serde_json::json!([]), "{width}px");
         let figures = page["figures"].as_array().unwrap();
