@@ -361,3 +361,79 @@ fn complaints_are_streamed_in_bounded_memory() {
     let kib: u64 = stderr.rsplit("peak ").next().and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&stderr);
     assert!(kib < 40_000, "peak RSS {kib} KiB reading a 48 MB mbox: not streamed");
 }
+
+/// `--event` through the binary on blocklist dumps and complaints: the
+/// before/after tables printed and in report.json, the marker on their
+/// time charts, captions naming the inputs and window.
+#[test]
+fn events_split_blocklist_rank_and_complaints() {
+    let dir = tempfile::tempdir().unwrap();
+    let geo = dir.path().join("geo.csv");
+    std::fs::write(&geo, "40.0.0.0,40.0.255.255,BR\n41.0.0.0,41.0.255.255,CN\n42.0.0.0,42.0.255.255,US\n").unwrap();
+    let dumps = dir.path().join("cbl");
+    std::fs::create_dir(&dumps).unwrap();
+    // BR listed most in 2012 (rank 1), then less than CN and US (rank 3).
+    for (date, br) in [("2012-01-01", 50), ("2013-01-01", 40), ("2014-01-01", 5), ("2015-01-01", 3)] {
+        let mut text = String::new();
+        for i in 0..br {
+            text.push_str(&format!("40.0.0.{}\n", i + 1));
+        }
+        for i in 0..20 {
+            text.push_str(&format!("41.0.0.{}\n42.0.0.{}\n", i + 1, i + 1));
+        }
+        std::fs::write(dumps.join(format!("cbl-{date}.txt")), text).unwrap();
+    }
+    let mbox = dir.path().join("abuse.mbox");
+    let mut text = String::new();
+    for (month, n) in [("Jan", 6), ("Feb", 4), ("Mar", 1), ("Apr", 1)] {
+        for i in 0..n {
+            text.push_str(&format!(
+                "From MAILER-DAEMON Mon Jan  1 00:00:00 2013\nFrom: r@spamcop.example\nDate: Mon, 7 {month} 2013 10:00:00 -0300\nSubject: report\n\nEmail from 40.0.0.{} / open proxy\n\n",
+                i + 1
+            ));
+        }
+    }
+    std::fs::write(&mbox, text).unwrap();
+    let out_dir = dir.path().join("report");
+    let out = run(&[
+        "report",
+        "build",
+        "--blocklist",
+        p(&dumps),
+        "--complaints",
+        p(&mbox),
+        "--enrich",
+        p(&geo),
+        "--event",
+        "2013-03-01=port 25 blocked",
+        "--out",
+        p(&out_dir),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // Rank: 1, 1 before; 3, 3 after. Complaints: 6, 4 a month before; 1, 1 after.
+    assert!(
+        stdout.contains("2013-03-01\tport 25 blocked\tblocklist\tBR rank\tdump\t1.0\t3.0\t2.0\t200.0\t2\t2\t2012-01-01..2013-01-01\t2014-01-01..2015-01-01"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "2013-03-01\tport 25 blocked\tcomplaints\tall complaints\tmonth\t5.0\t1.0\t-4.0\t-80.0\t2\t2\t2013-01-01..2013-02-01\t2013-03-01..2013-04-01"
+        ),
+        "{stdout}"
+    );
+    let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
+    for (chart, caption) in [
+        ("chart_rank", format!("Source: 4 blocklist dumps ({}); window: 2012-01-01 to 2015-01-01.", dumps.display())),
+        ("chart_complaints", format!("Source: 12 complaint reports ({}); window: 2013-01 to 2013-04 (months of arrival).", mbox.display())),
+    ] {
+        let (_, rest) = html.split_once(&format!("<figure class=\"chart\" id=\"fig_{chart}\">")).unwrap_or_else(|| panic!("{chart} missing"));
+        let figure = rest.split_once("</figure>").unwrap().0;
+        assert!(figure.contains("<line class=\"marker\" data-day=\"2013-03-01\""), "{chart}: no marker");
+        assert!(figure.contains("class=\"axis-title x\"") && figure.contains("class=\"axis-title y\""), "{chart}");
+        assert!(figure.contains(&format!("<figcaption>{caption}</figcaption>")), "{chart}: {figure}");
+    }
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    for s in json["sections"].as_array().unwrap() {
+        assert!(s["tables"].as_array().unwrap().iter().any(|t| t["id"] == "before_after"), "{} has no before/after", s["id"]);
+    }
+}
