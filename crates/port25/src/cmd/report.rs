@@ -262,11 +262,17 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         };
         let spin = Progress::spinner(b.quiet, "tables, campaigns");
         let mut r = table1::build(&grouped.total, damage, &enricher, bodies.as_ref(), &opt);
-        let sensors = grouped.total.per_sensor.len().max(grouped.total.sites.len());
-        let ctx = |r: &table1::CaptureReport, what: &str| output::Context {
-            source: format!("SpamPots capture {} ({what}{sensors} sensor{})", dir.display(), if sensors == 1 { "" } else { "s" }),
-            window: output::capture_window(r, filter.from, filter.to),
-            markers: markers.clone(),
+        // The sensors seen in the window: with spam, a site or a session.
+        let sensors_of = |a: &port25_report::stats::Accumulator| {
+            a.per_sensor.keys().chain(a.sites.keys()).chain(a.wire.keys().map(|k| &k.0)).collect::<std::collections::BTreeSet<_>>().len()
+        };
+        let ctx = |r: &table1::CaptureReport, acc: &port25_report::stats::Accumulator, what: &str| {
+            let n = sensors_of(acc);
+            output::Context {
+                source: format!("SpamPots capture {} ({what}{n} sensor{})", dir.display(), if n == 1 { "" } else { "s" }),
+                window: output::capture_window(r, filter.from, filter.to),
+                markers: markers.clone(),
+            }
         };
         let mut groups = Vec::new();
         if let Some(by) = b.group_by {
@@ -293,12 +299,13 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         let mut columns = vec![("All sensors".to_string(), &r.table1)];
         columns.extend(groups.iter().map(|(n, g)| (n.clone(), &g.table1)));
         lead = Some(output::table1_html(&columns));
-        sections.push(output::capture_section(&r, &ctx(&r, ""), "capture", "SpamPots capture"));
+        sections.push(output::capture_section(&r, &ctx(&r, &grouped.total, ""), "capture", "SpamPots capture"));
         if let Some(by) = b.group_by {
             for (i, (name, g)) in groups.iter().enumerate() {
                 let id = format!("capture-{}-{}", by.name(), i + 1);
-                let what = format!("{} = {name}; of ", by.name());
-                sections.push(output::capture_section(g, &ctx(g, &what), &id, &format!("SpamPots capture, {} = {name}", by.name())));
+                let what = format!("{} = {name}: ", by.name());
+                let section = output::capture_section(g, &ctx(g, &grouped.groups[name], &what), &id, &format!("SpamPots capture, {} = {name}", by.name()));
+                sections.push(section);
             }
         }
         if let Some(pq) = &b.parquet {

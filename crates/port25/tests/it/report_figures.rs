@@ -226,6 +226,9 @@ fn report_figures_groups_events_and_layout_in_chromium() {
             assert_eq!(f["y_title"].as_array().unwrap().len(), 1, "{width}px: {id} has no visible y axis title: {f}");
             let caption = f["caption"].as_str().unwrap_or_default();
             assert!(caption.starts_with("Source: SpamPots capture ") && caption.contains("; window: 2006-06-10 to 2006-06-21 (UTC)."), "{id}: {caption}");
+            // The whole capture's 5 sensors; a group's own (one operator each).
+            let sensors = if id.contains("capture-operator-") { "operator = Operadora " } else { "(5 sensors)" };
+            assert!(caption.contains(sensors) && (id.contains("capture-operator-") == caption.contains(": 1 sensor)")), "{id}: {caption}");
             assert!(f["caption_box"]["height"].as_f64().unwrap() > 0.0);
             // Time charts carry the event in range and name the other.
             if ["chart_per_day", "chart_bandwidth", "chart_connections"].iter().any(|t| id.starts_with(t)) {
