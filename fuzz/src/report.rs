@@ -1,5 +1,6 @@
 //! Properties of the report's input parsers (port25_report): IP range
-//! files, CAIDA pfx2as, rbldnsd ip4set lines, abuse reports (ARF/plain).
+//! files, CAIDA pfx2as, rbldnsd ip4set lines, abuse reports (ARF/plain)
+//! and the mbox reader they come in.
 //! Each never panics, reports errors with a line inside the input, and what
 //! it accepts is consistent. std and port25_report only (included by
 //! crates/report/tests/fuzz_smoke.rs).
@@ -55,6 +56,40 @@ pub fn ip4set(data: &[u8]) {
             assert_eq!((back.first, back.last), (e.first, e.first));
         }
     }
+}
+
+/// `report_mbox` (port25_report::complaints::mbox, the streaming reader):
+/// the same messages, places and bytes as splitting the whole input at
+/// once (the reader it replaced, bytewise), whatever the chunking of the
+/// reads; never more than MAX_MESSAGE bytes a message.
+pub fn mbox(data: &[u8]) {
+    use port25_report::complaints::{mbox, MAX_MESSAGE};
+    let Some(split) = data.first().map(|b| 1 + usize::from(*b)) else { return };
+    let data = &data[1..];
+    let mut want: Vec<(String, Vec<u8>)> = Vec::new();
+    let (mut start_line, mut msg, mut prev_blank) = (1u64, Vec::new(), true);
+    for (i, line) in data.split_inclusive(|&b| b == b'\n').enumerate() {
+        if prev_blank && line.starts_with(b"From ") {
+            if i > 0 {
+                want.push((format!("m:{start_line}"), std::mem::take(&mut msg)));
+            }
+            start_line = i as u64 + 1;
+            prev_blank = false;
+            continue;
+        }
+        prev_blank = line == b"\n" || line == b"\r\n";
+        msg.extend_from_slice(line.strip_prefix(b">").filter(|l| l.starts_with(b"From ")).unwrap_or(line));
+    }
+    want.push((format!("m:{start_line}"), msg));
+    // Reads of `split` bytes at most: lines cross buffer ends.
+    let mut r = std::io::BufReader::with_capacity(split, data);
+    let mut got = Vec::new();
+    mbox(&mut r, "m", &mut |place, raw| {
+        assert!(raw.len() <= MAX_MESSAGE);
+        got.push((place.to_owned(), raw.to_vec()));
+    })
+    .expect("reading a slice cannot fail");
+    assert_eq!(got, want);
 }
 
 pub fn complaint(data: &[u8]) {

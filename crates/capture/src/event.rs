@@ -7,8 +7,34 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The `v` field of every line; see docs/capture-format.md.
-pub const FORMAT_VERSION: u32 = 1;
+/// The `v` field of every line; see docs/capture-format.md. Version 2 added
+/// the wire counters (`bytes_in`, `bytes_out`) and the sensor's `site`;
+/// a version 1 line reads as a version 2 line without them.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// Where a sensor sits: the access network that hosts it. Set once in the
+/// sensor's configuration (`[site]`) and written in each of its events, so
+/// a report over many sensors can group by operator, city or access type.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Site {
+    /// The access network's operator, e.g. "NET Servicos".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    /// The operator's autonomous system number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub asn: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// The kind of access line: `cable`, `adsl`, `fiber`, `3g`...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<String>,
+}
+
+impl Site {
+    pub fn is_empty(&self) -> bool {
+        *self == Site::default()
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {
@@ -86,6 +112,16 @@ pub struct Event {
     pub messages: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// Session close (v2): TCP payload bytes the client sent and bytes of
+    /// ours it acknowledged, whole connection (PROXY header, handshake and
+    /// SMTP), from the kernel's TCP_INFO.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_in: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_out: Option<u64>,
+    /// The sensor's site (v2), in every event of a sensor that has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub site: Option<Site>,
 }
 
 impl Event {

@@ -21,5 +21,5 @@ mod store;
 pub mod time;
 pub mod view;
 
-pub use event::{Destination, Event, FORMAT_VERSION};
+pub use event::{Destination, Event, Site, FORMAT_VERSION};
 pub use store::{filesystem_space, free_floor, Store, StoreConfig, StoredBody};

@@ -139,6 +139,41 @@ mod tests {
         assert_eq!((s.bad, s.torn, s.complete_len), (p.bad, p.torn, p.complete_len));
     }
 
+    /// A version 1 log (written before the wire counters and the site)
+    /// still reads, through both readers, as version 2 events without them.
+    #[test]
+    fn version_1_lines_still_read() {
+        let v1 = concat!(
+            r#"{"v":1,"event":"port25.spampot.session.closed","sensor":"br-sp-01","time":"2007-01-02T03:04:05.678Z","session":"S1","src_ip":"203.0.113.9","src_port":4000,"dst_port":11080,"protocol":"proxy","reason":"smtp session ended","messages":1,"bytes":2048}"#,
+            "\n"
+        );
+        let p = parse(v1.as_bytes(), 0);
+        assert!(p.bad.is_empty() && p.torn.is_none());
+        let e = &p.events[0].1;
+        assert_eq!((e.v, e.messages, e.bytes, e.bytes_in, e.bytes_out, &e.site), (1, Some(1), Some(2048), None, None, &None));
+        let mut n = 0;
+        parse_views(v1.as_bytes(), 0, |_, v| {
+            assert_eq!((v.v, v.bytes, v.bytes_in, v.site), (1, Some(2048), None, None));
+            n += 1;
+        });
+        assert_eq!(n, 1);
+        // A version 2 line carries them, and both readers agree.
+        let mut e2 = Event::new("port25.spampot.session.closed", "br-sp-01");
+        e2.bytes_in = Some(5120);
+        e2.bytes_out = Some(700);
+        e2.site = Some(crate::Site { operator: Some("NET".into()), asn: Some(28573), city: Some("São Paulo".into()), access: Some("cable".into()) });
+        let line = e2.to_line();
+        assert!(std::str::from_utf8(&line).unwrap().starts_with(r#"{"v":2,"#));
+        assert_eq!(parse(&line, 0).events[0].1, e2);
+        parse_views(&line, 0, |_, v| {
+            let site = v.site.unwrap();
+            assert_eq!(
+                (v.bytes_in, v.bytes_out, site.asn, site.city.as_deref(), site.access.as_deref()),
+                (Some(5120), Some(700), Some(28573), Some("São Paulo"), Some("cable"))
+            );
+        });
+    }
+
     #[test]
     fn unknown_fields_are_ignored() {
         let line = br#"{"v":1,"event":"port25.spampot.message","sensor":"s","time":"t","future_field":[1,2]}

@@ -61,6 +61,8 @@ fn room_on(path: &std::path::Path) -> io::Result<()> {
 #[derive(Clone)]
 pub struct Store {
     sensor: Arc<str>,
+    /// Written in every event when set ([`Store::with_site`]).
+    site: Option<Arc<crate::event::Site>>,
     bodies: Bodies,
     log: Log,
     quota: Option<Arc<Quota>>,
@@ -83,7 +85,14 @@ impl Store {
         let quota = config.quota_bytes.map(|q| Arc::new(Quota::new(q, &events, bodies.root(), &config.sensor)));
         let dirty = crate::log::Dirty::default();
         let log = Log::open(&events, config.max_segment_bytes, quota.clone(), dirty.clone())?;
-        Ok(Store { sensor: config.sensor.as_str().into(), bodies, log, quota, dirty, tap: Arc::default() })
+        Ok(Store { sensor: config.sensor.as_str().into(), site: None, bodies, log, quota, dirty, tap: Arc::default() })
+    }
+
+    /// The sensor's site, written in every event from now on (none when
+    /// `site` is empty).
+    pub fn with_site(mut self, site: crate::event::Site) -> Store {
+        self.site = (!site.is_empty()).then(|| Arc::new(site));
+        self
     }
 
     pub fn sensor(&self) -> &str {
@@ -100,7 +109,9 @@ impl Store {
 
     /// A new event of kind `id` from this sensor, stamped now.
     pub fn event(&self, id: &str) -> Event {
-        Event::new(id, &self.sensor)
+        let mut e = Event::new(id, &self.sensor);
+        e.site = self.site.as_deref().cloned();
+        e
     }
 
     /// Stores a body (once) on a blocking thread. It is durable as soon as

@@ -72,4 +72,23 @@ pub struct EventView<'a> {
     pub messages: Option<u64>,
     #[serde(default)]
     pub bytes: Option<u64>,
+    #[serde(default)]
+    pub bytes_in: Option<u64>,
+    #[serde(default)]
+    pub bytes_out: Option<u64>,
+    #[serde(borrow, default)]
+    pub site: Option<SiteView<'a>>,
+}
+
+/// [`crate::Site`], borrowed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct SiteView<'a> {
+    #[serde(borrow, default)]
+    pub operator: Option<Cow<'a, str>>,
+    #[serde(default)]
+    pub asn: Option<u32>,
+    #[serde(borrow, default)]
+    pub city: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    pub access: Option<Cow<'a, str>>,
 }

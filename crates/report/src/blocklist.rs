@@ -134,7 +134,7 @@ pub struct Options {
     pub chart_countries: usize,
 }
 
-pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options) -> crate::output::Section {
+pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate::output::Context) -> crate::output::Section {
     let days: Vec<String> = dumps.iter().map(|d| crate::date::format_day(d.day)).collect();
     let mut notes = examples;
     let focus = opt.country.to_ascii_uppercase();
@@ -186,13 +186,40 @@ pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options) -> crate::o
     let mut charts = Vec::new();
     let mut series: Vec<(String, Vec<Option<f64>>)> = vec![(focus.clone(), rank_series.remove(&focus).unwrap_or_default())];
     series.extend(rank_series.into_iter().take(9));
-    charts.push(crate::svg::lines("chart_rank", &format!("Rank by listed addresses ({focus} and the top {})", opt.chart_countries), &days, &series, true));
+    let caption = ctx.caption();
+    let title = format!("Rank by listed addresses ({focus} and the top {})", opt.chart_countries);
+    charts.push(crate::svg::lines(
+        &crate::svg::Frame {
+            id: "chart_rank",
+            title: &title,
+            x_title: "Date of the dump",
+            y_title: "Rank (1 = most listed)",
+            caption: &caption,
+            markers: &ctx.markers,
+        },
+        &days,
+        &series,
+        true,
+    ));
     // The ASes with the most listings at any date, at most ten lines.
     let mut asns: Vec<(u32, f64)> = asn_series.iter().map(|(a, v)| (*a, v.iter().flatten().copied().fold(0.0, f64::max))).collect();
     asns.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     let aseries: Vec<(String, Vec<Option<f64>>)> = asns.iter().take(10).map(|(a, _)| (format!("AS{a}"), asn_series[a].clone())).collect();
     if !aseries.is_empty() {
-        charts.push(crate::svg::lines("chart_focus_asns", &format!("{focus}'s ASes in the top {}: listed addresses", opt.top_asns), &days, &aseries, false));
+        let title = format!("{focus}'s ASes in the top {}: listed addresses", opt.top_asns);
+        charts.push(crate::svg::lines(
+            &crate::svg::Frame {
+                id: "chart_focus_asns",
+                title: &title,
+                x_title: "Date of the dump",
+                y_title: "Listed addresses",
+                caption: &caption,
+                markers: &ctx.markers,
+            },
+            &days,
+            &aseries,
+            false,
+        ));
     } else {
         notes.push(format!("None of {focus}'s ASes is in the top {} at any date.", opt.top_asns));
     }
@@ -200,7 +227,30 @@ pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options) -> crate::o
         "country": focus,
         "dumps": dumps.iter().map(|d| json!({"date": crate::date::format_day(d.day), "file": d.path.display().to_string(), "listed": d.listed, "bad_lines": d.bad_lines})).collect::<Vec<_>>(),
     });
-    crate::output::Section { id: "blocklist".into(), title: "Blocklist rank".into(), notes, charts, tables: vec![t_focus, t_asn, t_all], summary }
+    let mut tables = vec![t_focus, t_asn, t_all];
+    if !ctx.markers.is_empty() {
+        tables.push(crate::markers::table("before_after", &ctx.markers, &series_of(dumps, &focus)));
+    }
+    crate::output::Section { id: "blocklist".into(), title: "Blocklist rank".into(), notes, charts, tables, summary }
+}
+
+/// What the `--event` markers split: the followed country's rank (dumps
+/// where it is not listed have no rank and are left out), its listed
+/// addresses and share, per dump.
+fn series_of(dumps: &[Dump], focus: &str) -> Vec<crate::markers::Series> {
+    let mut rank = Vec::new();
+    let mut listed = Vec::new();
+    let mut share = Vec::new();
+    for d in dumps {
+        let n = d.per_country.get(focus).copied().unwrap_or(0);
+        if let Some(r) = ranks(&d.per_country).into_iter().find(|x| x.0 == focus) {
+            rank.push((d.day, r.2 as f64));
+        }
+        listed.push((d.day, n as f64));
+        share.push((d.day, if d.listed == 0 { 0.0 } else { n as f64 * 100.0 / d.listed as f64 }));
+    }
+    let s = |metric: String, points| crate::markers::Series { section: "blocklist".into(), metric, per: "dump", points };
+    vec![s(format!("{focus} rank"), rank), s(format!("{focus} listed addresses"), listed), s(format!("{focus} share of listings (%)"), share)]
 }
 
 #[cfg(test)]

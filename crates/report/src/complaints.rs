@@ -70,57 +70,111 @@ pub fn parse_prefixes(text: &str) -> Result<Vec<(IpAddr, u8)>, crate::error::Lin
     Ok(out)
 }
 
+/// A message is read whole up to this size; past it the rest is skipped
+/// (a report's headers and its feedback part come first), so one huge
+/// message, or a file without line ends, cannot take the memory.
+pub const MAX_MESSAGE: usize = 16 << 20;
+
 /// Messages in `path`: a Maildir (cur/ and new/), a directory of message
-/// files, an mbox (first line `From `), or one message. Each with where it was.
+/// files (in directory order), an mbox (first line `From `), or one
+/// message. Each with where it was. All in memory: for tests and small
+/// inputs; the report streams them with [`for_each_message`].
 pub fn messages(path: &Path) -> Result<Vec<(String, Vec<u8>)>, crate::error::InputError> {
     let mut out = Vec::new();
+    for_each_message(path, &mut |place, raw| out.push((place.to_owned(), raw.to_vec())))?;
+    Ok(out)
+}
+
+/// Hands each message in `path` (as [`messages`] finds them) to `f`, one
+/// at a time, in order: memory is one message (at most [`MAX_MESSAGE`]),
+/// whatever the size of the mbox or the number of files.
+pub fn for_each_message(path: &Path, f: &mut dyn FnMut(&str, &[u8])) -> Result<(), crate::error::InputError> {
+    use crate::error::InputError;
     if path.is_dir() {
         let dirs: Vec<PathBuf> =
             if path.join("cur").is_dir() || path.join("new").is_dir() { vec![path.join("cur"), path.join("new")] } else { vec![path.to_owned()] };
         for d in dirs.into_iter().filter(|d| d.is_dir()) {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
-                .map_err(|e| crate::error::InputError::file(&d, e))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_file())
-                .collect();
-            files.sort();
-            for f in files {
-                out.extend(messages(&f)?);
+            // In directory order, not sorted: a Maildir of millions of
+            // reports is never listed in memory (the counts do not depend
+            // on the order; only which unreadable reports are named first).
+            for entry in std::fs::read_dir(&d).map_err(|e| InputError::file(&d, e))? {
+                let file = entry.map_err(|e| InputError::file(&d, e))?.path();
+                if file.is_file() {
+                    for_each_message(&file, f)?;
+                }
             }
         }
-        return Ok(out);
+        return Ok(());
     }
-    let bytes = crate::error::read(path)?;
-    if bytes.starts_with(b"From ") {
-        // mbox: a message starts at each "From " line that follows a blank line (or the start).
-        let mut start = 0usize;
-        let mut start_line = 1u64;
-        let mut line_no = 1u64;
-        let mut pos = 0usize;
-        let mut prev_blank = true;
-        while pos < bytes.len() {
-            let end = bytes[pos..].iter().position(|&b| b == b'\n').map_or(bytes.len(), |i| pos + i + 1);
-            let line = &bytes[pos..end];
-            if prev_blank && line.starts_with(b"From ") && pos > 0 {
-                out.push((format!("{}:{start_line}", path.display()), strip_from_line(&bytes[start..pos])));
-                start = pos;
-                start_line = line_no;
-            }
-            prev_blank = line == b"\n" || line == b"\r\n";
-            pos = end;
-            line_no += 1;
-        }
-        out.push((format!("{}:{start_line}", path.display()), strip_from_line(&bytes[start..])));
-    } else {
-        out.push((path.display().to_string(), bytes));
+    let file = std::fs::File::open(path).map_err(|e| InputError::file(path, format!("cannot read: {e}")))?;
+    let mut r = std::io::BufReader::with_capacity(1 << 16, file);
+    let err = |e: std::io::Error| InputError::file(path, format!("cannot read: {e}"));
+    let is_mbox = std::io::BufRead::fill_buf(&mut r).map_err(err)?.starts_with(b"From ");
+    if !is_mbox {
+        let mut raw = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(&mut r, MAX_MESSAGE as u64), &mut raw).map_err(err)?;
+        f(&path.display().to_string(), &raw);
+        return Ok(());
     }
-    Ok(out)
+    mbox(&mut r, &path.display().to_string(), f).map_err(err)
 }
 
-/// Drops the mbox separator line and undoes `>From ` quoting.
-fn strip_from_line(m: &[u8]) -> Vec<u8> {
-    let body = m.iter().position(|&b| b == b'\n').map_or(&m[m.len()..], |i| &m[i + 1..]);
-    String::from_utf8_lossy(body).replace("\n>From ", "\nFrom ").into_bytes()
+/// The messages of an mbox read from `r`, one at a time, named
+/// `name:line`: a message starts at each `From ` line that follows a blank
+/// line (or the start); that line is not part of it, and `>From ` lines
+/// inside are unquoted. Each is kept up to [`MAX_MESSAGE`] bytes.
+pub fn mbox(r: &mut impl std::io::BufRead, name: &str, f: &mut dyn FnMut(&str, &[u8])) -> std::io::Result<()> {
+    let mut msg: Vec<u8> = Vec::new();
+    let mut line: Vec<u8> = Vec::new();
+    let (mut line_no, mut start_line) = (0u64, 1u64);
+    let mut prev_blank = true;
+    loop {
+        line.clear();
+        // Enough of a line past the cap to see "From " and blank lines.
+        let room = (MAX_MESSAGE - msg.len().min(MAX_MESSAGE)).max(8);
+        if read_line_capped(r, &mut line, room)? == 0 {
+            break;
+        }
+        line_no += 1;
+        if prev_blank && line.starts_with(b"From ") {
+            if line_no > 1 {
+                f(&format!("{name}:{start_line}"), &msg);
+            }
+            msg.clear();
+            start_line = line_no;
+            prev_blank = false;
+            continue;
+        }
+        prev_blank = line == b"\n" || line == b"\r\n";
+        let text = if line.starts_with(b">From ") { &line[1..] } else { &line[..] };
+        let keep = text.len().min(MAX_MESSAGE - msg.len().min(MAX_MESSAGE));
+        msg.extend_from_slice(&text[..keep]);
+    }
+    f(&format!("{name}:{start_line}"), &msg);
+    Ok(())
+}
+
+/// One line (its `\n` included) into `line`, keeping at most `cap` bytes
+/// of it; the rest of the line is read and dropped. 0 at the end.
+fn read_line_capped(r: &mut impl std::io::BufRead, line: &mut Vec<u8>, cap: usize) -> std::io::Result<usize> {
+    let mut total = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        if buf.is_empty() {
+            return Ok(total);
+        }
+        let (n, end) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let keep = n.min(cap.saturating_sub(line.len()));
+        line.extend_from_slice(&buf[..keep]);
+        r.consume(n);
+        total += n;
+        if end {
+            return Ok(total);
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -158,7 +212,7 @@ impl Trend {
         }
     }
 
-    pub fn section(&self) -> crate::output::Section {
+    pub fn section(&self, ctx: &crate::output::Context) -> crate::output::Section {
         let mut cols = vec!["month"];
         cols.extend(CATEGORIES);
         cols.push("total");
@@ -184,12 +238,73 @@ impl Trend {
         }
         let series: Vec<(String, Vec<Option<f64>>)> =
             CATEGORIES.iter().map(|c| (c.replace('_', " "), self.per_month.values().map(|m| Some(m.get(c).copied().unwrap_or(0) as f64)).collect())).collect();
-        let chart = crate::svg::lines("chart_complaints", "Complaints per month by category", &months, &series, false);
+        let caption = ctx.caption();
+        let chart = crate::svg::lines(
+            &crate::svg::Frame {
+                id: "chart_complaints",
+                title: "Complaints per month by category",
+                x_title: "Month of arrival (UTC)",
+                y_title: "Complaints per month",
+                caption: &caption,
+                markers: &ctx.markers,
+            },
+            &months,
+            &series,
+            false,
+        );
         let mut notes = self.examples.clone();
         if self.unreadable > 0 {
             notes.push(format!("{} report(s) could not be read and were not counted.", self.unreadable));
         }
-        let summary = json!({"reports": self.reports, "arf": self.arf, "unreadable": self.unreadable});
-        crate::output::Section { id: "complaints".into(), title: "Spam complaints".into(), notes, charts: vec![chart], tables: vec![t, ta], summary }
+        let mut per_category: BTreeMap<&str, u64> = CATEGORIES.iter().map(|c| (*c, 0)).collect();
+        for cats in self.per_month.values() {
+            for (c, n) in cats {
+                *per_category.entry(c).or_default() += n;
+            }
+        }
+        let summary = json!({"reports": self.reports, "arf": self.arf, "unreadable": self.unreadable, "per_category": per_category});
+        let mut tables = vec![t, ta];
+        if !ctx.markers.is_empty() {
+            tables.push(crate::markers::table("before_after", &ctx.markers, &self.series()));
+        }
+        crate::output::Section { id: "complaints".into(), title: "Spam complaints".into(), notes, charts: vec![chart], tables, summary }
+    }
+
+    /// The months from the first to the last report, each dated by its
+    /// first day (a month is on the side of a marker where its first day
+    /// is), per category and in all; months without reports count 0.
+    pub fn series(&self) -> Vec<crate::markers::Series> {
+        let (Some(first), Some(last)) = (self.per_month.keys().next(), self.per_month.keys().next_back()) else {
+            return Vec::new();
+        };
+        let mut months = Vec::new();
+        let mut d = crate::markers::label_day(first).unwrap_or(0);
+        let end = crate::markers::label_day(last).unwrap_or(0);
+        while d <= end {
+            months.push((d, crate::date::format_month(d)));
+            d += 32;
+            d = crate::markers::label_day(&crate::date::format_month(d)).unwrap_or(d);
+        }
+        let mut out = Vec::new();
+        for cat in CATEGORIES.iter().map(Some).chain([None]) {
+            let points = months
+                .iter()
+                .map(|(day, m)| {
+                    let cats = self.per_month.get(m);
+                    let n = match cat {
+                        Some(c) => cats.and_then(|x| x.get(c)).copied().unwrap_or(0),
+                        None => cats.map_or(0, |x| x.values().sum()),
+                    };
+                    (*day, n as f64)
+                })
+                .collect();
+            out.push(crate::markers::Series {
+                section: "complaints".into(),
+                metric: cat.map_or("all complaints".into(), |c| c.replace('_', " ")),
+                per: "month",
+                points,
+            });
+        }
+        out
     }
 }

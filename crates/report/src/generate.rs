@@ -123,6 +123,34 @@ pub struct Truth {
     pub per_digest: BTreeMap<String, u64>,
     /// Distinct spam bodies per campaign: the near-duplicate clusters.
     pub campaign_digests: Vec<Vec<String>>,
+    /// Proxy connections, and those from outside BR (the home country).
+    #[serde(default)]
+    pub connections: u64,
+    #[serde(default)]
+    pub connections_abroad: u64,
+    /// Bytes on the wire: sensor -> day -> [in, out].
+    #[serde(default)]
+    pub bandwidth: BTreeMap<String, BTreeMap<String, [u64; 2]>>,
+    /// Spam emails per sensor operator (the sensors' `site`).
+    #[serde(default)]
+    pub per_operator: BTreeMap<String, u64>,
+}
+
+/// The sites of the synthetic sensors, after the white paper: 5 operators,
+/// cable and ADSL, 4 cities. Sensor n (from 1) gets entry n mod 5, city n
+/// mod 4, cable when n is odd.
+pub const OPERATORS: &[(&str, u32)] =
+    &[("Operadora A", 64_496), ("Operadora B", 64_497), ("Operadora C", 64_498), ("Operadora D", 64_499), ("Operadora E", 64_500)];
+pub const CITIES: &[&str] = &["São Paulo", "Rio de Janeiro", "Belo Horizonte", "Porto Alegre"];
+
+pub fn site_of(sensor_no: u64) -> port25_capture::Site {
+    let (op, asn) = OPERATORS[(sensor_no % OPERATORS.len() as u64) as usize];
+    port25_capture::Site {
+        operator: Some(op.into()),
+        asn: Some(asn),
+        city: Some(CITIES[(sensor_no % CITIES.len() as u64) as usize].into()),
+        access: Some(if sensor_no % 2 == 1 { "cable" } else { "adsl" }.into()),
+    }
 }
 
 struct Asn {
@@ -182,6 +210,12 @@ fn campaign_body(campaign: u32, variant: u32, seed: u64) -> Vec<u8> {
 
 /// Writes the store in `out/capture`, the enrichment files and `truth.json`.
 pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
+    generate_with(p, out, &|_| {})
+}
+
+/// [`generate`], telling `progress` the spam messages written, day by day
+/// (they add up to `p.messages`).
+pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io::Result<Truth> {
     let mut rng = Rng::new(p.seed);
     let asns = plan(p, &mut rng);
     write_enrichment(&asns, out)?;
@@ -236,7 +270,9 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
         while sent < n_day {
             let s = rng.weighted(&src_cum);
             let (ip, a) = sources[s];
-            let sensor = format!("br-sp-{:02}", 1 + rng.below(u64::from(p.sensors)));
+            let sensor_no = 1 + rng.below(u64::from(p.sensors));
+            let sensor = format!("br-sp-{sensor_no:02}");
+            let site = site_of(sensor_no);
             let port = BAIT_PORTS[rng.below(BAIT_PORTS.len() as u64) as usize];
             let proxy_type = PROXY_TYPES[rng.weighted(&proxy_cum)].0;
             let requested_port = if rng.below(10) == 0 { 587 } else { 25 };
@@ -255,8 +291,15 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
                 dst_port: Some(port),
                 protocol: Some("proxy".into()),
                 proxy_type: Some(proxy_type.into()),
+                site: Some(site.clone()),
                 ..Event::default()
             };
+            truth.connections += 1;
+            truth.connections_abroad += u64::from(asns[a].country != "BR");
+            // Bytes on the wire: the handshake and SMTP dialogue, plus each
+            // message's body and recipients (see below).
+            let mut wire_in = 60 + rng.below(40);
+            let mut wire_out = 40 + rng.below(20);
             emit(&Event { event: "port25.spampot.connect".into(), proxy_type: None, ..base.clone() }, &mut truth)?;
             let mx = format!("mx{}.example.com", rng.below(50));
             let requested = Destination { host: mx, port: requested_port };
@@ -267,6 +310,8 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
                 let body = format!("Subject: test\r\n\r\nproxy test {}:{port} ok\r\n", sensor_address(&sensor)).into_bytes();
                 let digest = store(&bodies, &mut stored, &body)?;
                 in_session += 1;
+                wire_in += body.len() as u64 + 120;
+                wire_out += 150;
                 truth.probes += 1;
                 truth.probe_recipients += 1;
                 emit(
@@ -304,6 +349,9 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
                 let n_rcpt = 1 + rng.below(18);
                 let rcpt: Vec<String> = (0..n_rcpt).map(|i| format!("u{}@{}", rng.below(1_000_000) + i, DOMAINS[rng.weighted(&dom_cum)].0)).collect();
                 in_session += 1;
+                wire_in += body.len() as u64 + 80 + 40 * n_rcpt;
+                wire_out += 110 + 20 * n_rcpt;
+                *truth.per_operator.entry(site.operator.clone().unwrap_or_default()).or_default() += 1;
                 sent += 1;
                 truth.emails += 1;
                 truth.recipients += n_rcpt;
@@ -342,15 +390,21 @@ pub fn generate(p: &Params, out: &Path) -> std::io::Result<Truth> {
                     proxy_type: None,
                     messages: Some(in_session),
                     bytes: Some(in_session * 1200),
+                    bytes_in: Some(wire_in),
+                    bytes_out: Some(wire_out),
                     reason: Some("client quit".into()),
                     ..base
                 },
                 &mut truth,
             )?;
+            let b = truth.bandwidth.entry(sensor).or_default().entry(day_name.clone()).or_default();
+            b[0] += wire_in;
+            b[1] += wire_out;
         }
         if n_day > 0 {
             last_day = day;
         }
+        progress(n_day);
     }
     rt.block_on(log.append_durable(Vec::new()))?;
     drop(log);

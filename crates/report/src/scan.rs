@@ -6,7 +6,8 @@
 //! A capture directory is either one sensor's store (`<dir>/events/`), a
 //! collector's (`<dir>/sensors/<name>/events/`), or a bare `events/`.
 
-use crate::stats::{Accumulator, Filter};
+use crate::group::{GroupBy, Grouped};
+use crate::stats::Filter;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -67,6 +68,16 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 
 /// Feeds one segment to `f` event by event.
 pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::view::EventView<'_>)) -> std::io::Result<()> {
+    read_segment_with(path, damage, f, &|_| {})
+}
+
+/// [`read_segment`], telling `progress` the bytes of each chunk read.
+fn read_segment_with(
+    path: &Path,
+    damage: &mut Damage,
+    f: &mut impl FnMut(&port25_capture::view::EventView<'_>),
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<()> {
     let mut file = std::fs::File::open(path)?;
     let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
     let mut base = 0u64;
@@ -76,6 +87,7 @@ pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25
         buf.resize(start + CHUNK, 0);
         let n = file.read(&mut buf[start..])?;
         buf.truncate(start + n);
+        progress(n as u64);
         let eof = n == 0;
         // Parse up to the last newline; keep the rest for the next read.
         let cut = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
@@ -105,19 +117,32 @@ pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25
 }
 
 /// Counts a whole capture directory with `threads` workers.
-pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(Accumulator, Damage)> {
+pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(crate::stats::Accumulator, Damage)> {
+    scan_grouped(dir, filter, None, threads, &|_| {}).map(|(g, d)| (g.total, d))
+}
+
+/// [`scan`], and per group when `group` is given. `progress` is told the
+/// bytes read, chunk by chunk (they add up to the segments' sizes).
+pub fn scan_grouped(
+    dir: &Path,
+    filter: &Filter,
+    group: Option<GroupBy>,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> std::io::Result<(Grouped, Damage)> {
     let segs = segments(dir)?;
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::io::Result<(Accumulator, Damage)>> = std::thread::scope(|s| {
+    let results: Vec<std::io::Result<(Grouped, Damage)>> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads.max(1))
             .map(|_| {
                 s.spawn(|| {
-                    let mut acc = Accumulator::new(filter.clone());
+                    let mut acc = Grouped::new(filter.clone(), group);
                     let mut damage = Damage::default();
                     loop {
                         let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let Some(p) = segs.get(i) else { break };
-                        read_segment(p, &mut damage, &mut |e| acc.add(e)).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
+                        read_segment_with(p, &mut damage, &mut |e| acc.add(e), progress)
+                            .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", p.display())))?;
                     }
                     Ok((acc, damage))
                 })
@@ -125,7 +150,7 @@ pub fn scan(dir: &Path, filter: &Filter, threads: usize) -> std::io::Result<(Acc
             .collect();
         workers.into_iter().map(|w| w.join().expect("scan worker panicked")).collect()
     });
-    let mut total = Accumulator::new(filter.clone());
+    let mut total = Grouped::new(filter.clone(), group);
     let mut damage = Damage::default();
     for r in results {
         let (a, d) = r?;

@@ -84,6 +84,37 @@ pub struct Accumulator {
     pub kinds: BTreeMap<String, u64>,
     /// Messages without a usable source address or time (counted, not lost).
     pub unusable: u64,
+    /// Proxy and relay connections (`port25.spampot.connect`) per source
+    /// address, with the day of its first connection in the window: the
+    /// share from abroad is counted per connection, not per message.
+    pub conn_sources: HashMap<IpAddr, Source>,
+    /// Connections whose source is no address.
+    pub conn_unusable: u64,
+    pub conn_per_day: BTreeMap<i64, u64>,
+    /// Bytes on the wire per (sensor, day of the session's close).
+    pub wire: BTreeMap<(String, i64), Wire>,
+    /// Each sensor's site as its latest event in the window gives it.
+    pub sites: HashMap<String, (String, crate::group::Site)>,
+}
+
+/// Sessions and their bytes on the wire (capture format v2 counters).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Wire {
+    pub sessions: u64,
+    /// Sessions whose close event carries the counters (v2 sensors on
+    /// Linux); the others' bytes are unknown, not zero.
+    pub counted: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+impl Wire {
+    pub fn add(&mut self, o: Wire) {
+        self.sessions += o.sessions;
+        self.counted += o.counted;
+        self.bytes_in += o.bytes_in;
+        self.bytes_out += o.bytes_out;
+    }
 }
 
 /// Where an event comes from, for Table 1: a parsed address or none.
@@ -110,8 +141,39 @@ impl Accumulator {
                 self.kinds.insert(e.event.to_string(), 1);
             }
         }
+        if let Some(site) = &e.site {
+            match self.sites.get_mut(&*e.sensor) {
+                Some((t, _)) if **t >= *e.time => {}
+                Some(x) => *x = (e.time.to_string(), crate::group::Site::of(site)),
+                None => {
+                    self.sites.insert(e.sensor.to_string(), (e.time.to_string(), crate::group::Site::of(site)));
+                }
+            }
+        }
         match &*e.event {
             "port25.spampot.message" => {}
+            "port25.spampot.connect" => {
+                *self.conn_per_day.entry(day).or_default() += 1;
+                match source_of(e) {
+                    Some(ip) => {
+                        let s = self.conn_sources.entry(ip).or_insert(Source { count: Count::default(), first_day: day });
+                        s.count.emails += 1;
+                        s.first_day = s.first_day.min(day);
+                    }
+                    None => self.conn_unusable += 1,
+                }
+                return;
+            }
+            "port25.spampot.session.closed" => {
+                let w = Wire {
+                    sessions: 1,
+                    counted: u64::from(e.bytes_in.is_some() && e.bytes_out.is_some()),
+                    bytes_in: e.bytes_in.unwrap_or(0),
+                    bytes_out: e.bytes_out.unwrap_or(0),
+                };
+                self.wire.entry((e.sensor.to_string(), day)).or_default().add(w);
+                return;
+            }
             "port25.spampot.proxy.request" | "port25.spampot.proxy.refused" => {
                 if let Some(r) = &e.requested {
                     *self.handshake_ports.entry(r.port).or_default() += 1;
@@ -266,5 +328,26 @@ impl Accumulator {
             }
         }
         self.unusable += o.unusable;
+        for (k, v) in o.conn_sources {
+            let e = self.conn_sources.entry(k).or_insert(Source { count: Count::default(), first_day: v.first_day });
+            e.count.add(v.count);
+            e.first_day = e.first_day.min(v.first_day);
+        }
+        self.conn_unusable += o.conn_unusable;
+        for (k, v) in o.conn_per_day {
+            *self.conn_per_day.entry(k).or_default() += v;
+        }
+        for (k, v) in o.wire {
+            self.wire.entry(k).or_default().add(v);
+        }
+        for (k, v) in o.sites {
+            match self.sites.get_mut(&k) {
+                Some(mine) if mine.0 >= v.0 => {}
+                Some(mine) => *mine = v,
+                None => {
+                    self.sites.insert(k, v);
+                }
+            }
+        }
     }
 }

@@ -18,6 +18,8 @@ use std::collections::{BTreeMap, HashMap};
 pub struct Options {
     /// Rows in top-N tables.
     pub top: usize,
+    /// `--event` markers, sorted.
+    pub markers: Vec<crate::markers::Marker>,
     /// The sensors' country: destination outside it is "abroad" (the
     /// white paper's 94 %).
     pub home: String,
@@ -27,7 +29,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options { top: 20, home: "BR".into(), near_duplicates: true, similarity: 0.7 }
+        Options { top: 20, markers: Vec::new(), home: "BR".into(), near_duplicates: true, similarity: 0.7 }
     }
 }
 
@@ -52,6 +54,23 @@ pub struct Table1 {
     pub probes: u64,
     pub probe_recipients: u64,
     pub probe_sources: u64,
+    /// Proxy and relay connections (`port25.spampot.connect`), spam or not.
+    pub connections: u64,
+    /// Share of the connections placed in a country that came from outside
+    /// `--home` (the white paper's 99.84 %); None without country
+    /// enrichment or connections.
+    pub connections_abroad_pct: Option<f64>,
+    pub connections_abroad: Option<u64>,
+    /// Connections no enrichment layer places in a country (left out of
+    /// the share).
+    pub connections_unknown_country: Option<u64>,
+    /// Bytes on the wire (capture format v2 session counters).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub sessions: u64,
+    /// Sessions without wire counters (version 1 captures): their bytes
+    /// are unknown and not in the two figures above.
+    pub sessions_without_counters: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,6 +160,35 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         }
     }
 
+    // Connections: one lookup per connecting address, as of its first
+    // connection in the window.
+    let (mut conn_abroad, mut conn_home, mut conn_unknown) = (0u64, 0u64, 0u64);
+    if enriched {
+        for (ip, s) in &acc.conn_sources {
+            match enricher.lookup(*ip, s.first_day).country {
+                Some(c) if country_str(c) == opt.home => conn_home += s.count.emails,
+                Some(_) => conn_abroad += s.count.emails,
+                None => conn_unknown += s.count.emails,
+            }
+        }
+        conn_unknown += acc.conn_unusable;
+        if conn_unknown > 0 {
+            notes.push(format!("{conn_unknown} connections came from addresses no enrichment source places in a country: not in the share from abroad."));
+        }
+    }
+    let connections = acc.conn_per_day.values().sum::<u64>();
+    let mut wire = crate::stats::Wire::default();
+    for w in acc.wire.values() {
+        wire.add(*w);
+    }
+    if wire.sessions > wire.counted {
+        notes.push(format!(
+            "{} of {} sessions have no wire counters (capture format version 1, or a kernel that does not count): their bytes are unknown and not in the bandwidth figures.",
+            wire.sessions - wire.counted,
+            wire.sessions
+        ));
+    }
+
     let table1 = Table1 {
         start: start.map(crate::date::format_day),
         end: end.map(crate::date::format_day),
@@ -156,12 +204,20 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         probes: acc.probes.emails,
         probe_recipients: acc.probes.recipients,
         probe_sources: acc.probe_sources.len() as u64,
+        connections,
+        connections_abroad_pct: (enriched && conn_abroad + conn_home > 0).then(|| round2(conn_abroad as f64 * 100.0 / (conn_abroad + conn_home) as f64)),
+        connections_abroad: enriched.then_some(conn_abroad),
+        connections_unknown_country: enriched.then_some(conn_unknown),
+        bytes_in: wire.bytes_in,
+        bytes_out: wire.bytes_out,
+        sessions: wire.sessions,
+        sessions_without_counters: wire.sessions - wire.counted,
     };
 
     let mut tables = Vec::new();
     let mut t = Table::new("table1", "Table 1: captured spam (probes counted apart)", &["figure", "value"]);
     // In the white paper's order, with its wording.
-    let rows: [(&str, Value); 14] = [
+    let rows: [(&str, Value); 19] = [
         ("Start of data collection", json!(table1.start)),
         ("End of data collection", json!(table1.end)),
         ("Days of data collected", json!(table1.days)),
@@ -176,6 +232,11 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         ("Probes (proxy tests, not counted above)", json!(table1.probes)),
         ("Probe recipients", json!(table1.probe_recipients)),
         ("IPs that sent probes", json!(table1.probe_sources)),
+        ("Proxy and relay connections", json!(table1.connections)),
+        ("Connections from abroad (%)", json!(table1.connections_abroad_pct)),
+        ("Bytes received on the wire", json!(table1.bytes_in)),
+        ("Bytes sent on the wire", json!(table1.bytes_out)),
+        ("Sessions without wire counters", json!(table1.sessions_without_counters)),
     ];
     for (k, v) in rows {
         t.push(vec![json!(k), v]);
@@ -185,6 +246,11 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     let mut t = Table::new("per_day", "Spam per day", &["day", "emails", "recipients", "probes"]);
     for (d, (c, p)) in &acc.per_day {
         t.push(vec![json!(crate::date::format_day(*d)), json!(c.emails), json!(c.recipients), json!(p)]);
+    }
+    tables.push(t);
+    let mut t = Table::new("connections_per_day", "Proxy and relay connections per day", &["day", "connections"]);
+    for (d, n) in &acc.conn_per_day {
+        t.push(vec![json!(crate::date::format_day(*d)), json!(n)]);
     }
     tables.push(t);
     let mut t = Table::new("per_sensor", "Spam per sensor", &["sensor", "emails", "recipients", "probes", "share_pct"]);
@@ -262,6 +328,60 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
 
     tables.extend(campaign_tables(acc, bodies, opt, &mut notes));
 
+    let mut t = Table::new(
+        "bandwidth",
+        "Bytes on the wire per sensor per day (sessions closed that day)",
+        &["sensor", "day", "sessions", "sessions_counted", "bytes_in", "bytes_out"],
+    );
+    for ((sensor, day), w) in &acc.wire {
+        t.push(vec![json!(sensor), json!(crate::date::format_day(*day)), json!(w.sessions), json!(w.counted), json!(w.bytes_in), json!(w.bytes_out)]);
+    }
+    tables.push(t);
+    let mut per_sensor: BTreeMap<&str, (crate::stats::Wire, u64)> = BTreeMap::new();
+    for ((sensor, _), w) in &acc.wire {
+        let e = per_sensor.entry(sensor).or_default();
+        e.0.add(*w);
+        e.1 += 1;
+    }
+    let mut t = Table::new(
+        "bandwidth_per_sensor",
+        "Bytes on the wire per sensor (mean per day over the days with sessions)",
+        &["sensor", "days", "sessions", "sessions_counted", "bytes_in", "bytes_out", "bytes_in_per_day", "bytes_out_per_day"],
+    );
+    for (sensor, (w, days)) in &per_sensor {
+        t.push(vec![
+            json!(sensor),
+            json!(days),
+            json!(w.sessions),
+            json!(w.counted),
+            json!(w.bytes_in),
+            json!(w.bytes_out),
+            json!(w.bytes_in / days),
+            json!(w.bytes_out / days),
+        ]);
+    }
+    tables.push(t);
+    let mut t =
+        Table::new("sensor_sites", "Sensors and where they sit ([site] in their configuration)", &["sensor", "operator", "asn", "city", "access", "emails"]);
+    let mut sensors: Vec<&String> = acc.per_sensor.keys().chain(acc.sites.keys()).collect();
+    sensors.sort();
+    sensors.dedup();
+    for s in sensors {
+        let site = acc.sites.get(s).map(|x| &x.1);
+        t.push(vec![
+            json!(s),
+            json!(site.and_then(|x| x.operator.clone())),
+            json!(site.and_then(|x| x.asn)),
+            json!(site.and_then(|x| x.city.clone())),
+            json!(site.and_then(|x| x.access.clone())),
+            json!(acc.per_sensor.get(s).map_or(0, |x| x.0.emails)),
+        ]);
+    }
+    tables.push(t);
+    if !opt.markers.is_empty() {
+        tables.push(crate::markers::table("before_after", &opt.markers, &capture_series(acc)));
+    }
+
     let mut t = Table::new("event_kinds", "Events in the window by kind", &["event", "count"]);
     for (k, n) in &acc.kinds {
         t.push(vec![json!(k), json!(n)]);
@@ -274,6 +394,68 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         notes.push(format!("{} message event(s) had no usable source address or time and were not counted.", acc.unusable));
     }
     CaptureReport { table1, top5_country_share: top5, abroad_recipient_share: abroad, enrichment: enricher.describe(), notes, damage, tables }
+}
+
+/// The capture's daily series the `--event` markers split.
+pub fn capture_series(acc: &Accumulator) -> Vec<crate::markers::Series> {
+    let series = |metric: &str, m: BTreeMap<i64, f64>| crate::markers::Series {
+        section: "capture".into(),
+        metric: metric.into(),
+        per: "day",
+        points: crate::markers::dense_days(&m),
+    };
+    let mut bytes_in = BTreeMap::new();
+    let mut bytes_out = BTreeMap::new();
+    for ((_, d), w) in &acc.wire {
+        *bytes_in.entry(*d).or_insert(0.0) += w.bytes_in as f64;
+        *bytes_out.entry(*d).or_insert(0.0) += w.bytes_out as f64;
+    }
+    vec![
+        series("spam emails", acc.per_day.iter().map(|(d, c)| (*d, c.0.emails as f64)).collect()),
+        series("recipients", acc.per_day.iter().map(|(d, c)| (*d, c.0.recipients as f64)).collect()),
+        series("connections", acc.conn_per_day.iter().map(|(d, n)| (*d, *n as f64)).collect()),
+        series("bytes in", bytes_in),
+        series("bytes out", bytes_out),
+    ]
+}
+
+/// `--group-by`: the groups side by side (the overall figures are in
+/// Table 1; each group also gets every table in its own section).
+pub fn groups_table(by: &str, groups: &[(String, CaptureReport)], total: &Table1) -> Table {
+    let mut t = Table::new(
+        "groups",
+        &format!("Sensors grouped by {by}"),
+        &[
+            "group",
+            "emails",
+            "share_pct",
+            "recipients",
+            "emails_per_day",
+            "unique_ips",
+            "connections",
+            "connections_abroad_pct",
+            "bytes_in",
+            "bytes_out",
+            "sessions_without_counters",
+        ],
+    );
+    for (name, r) in groups {
+        let g = &r.table1;
+        t.push(vec![
+            json!(name),
+            json!(g.emails),
+            pct(g.emails, total.emails),
+            json!(g.recipients),
+            json!(g.emails_per_day),
+            json!(g.unique_ips),
+            json!(g.connections),
+            json!(g.connections_abroad_pct),
+            json!(g.bytes_in),
+            json!(g.bytes_out),
+            json!(g.sessions_without_counters),
+        ]);
+    }
+    t
 }
 
 fn lifetime(first: &str, last: &str) -> Value {

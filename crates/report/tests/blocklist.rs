@@ -95,7 +95,7 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
     let last_line = std::fs::read_to_string(&files[0].1).unwrap().lines().count();
     assert!(examples[0].contains(&format!(":{last_line}:")), "{}", examples[0]);
 
-    let s = section(&dumps, examples, &Options { country: "br".into(), top_asns: 20, chart_countries: 5 });
+    let s = section(&dumps, examples, &Options { country: "br".into(), top_asns: 20, chart_countries: 5 }, &Default::default());
     let focus = s.tables.iter().find(|t| t.id == "focus_rank").unwrap();
     let ranks: Vec<u64> = focus.rows.iter().map(|r| r[1].as_u64().unwrap()).collect();
     assert_eq!(ranks, BR.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -108,6 +108,28 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
     // 2010: 75 each, below the 20th AS (190): none.
     assert!(asns.rows.iter().all(|r| r[0] != "2010-03-01"));
     assert!(s.charts[0].contains("chart_rank") && s.charts[0].contains(r#"data-value="25""#));
+
+    // Issue 18: "port 25 blocked" on 2011-01-01 splits the rank series:
+    // before, the 2009 and 2010 dumps (ranks 1 and 9); after, 2011-2013
+    // (19, 25, 30); the charts mark the day and the caption names the source.
+    let ctx = port25_report::output::Context {
+        source: "5 blocklist dumps (cbl/)".into(),
+        window: "2009-03-01 to 2013-03-01".into(),
+        markers: vec![port25_report::markers::parse("2011-01-01=port 25 blocked").unwrap()],
+    };
+    let s = section(&dumps, Vec::new(), &Options { country: "br".into(), top_asns: 20, chart_countries: 5 }, &ctx);
+    let ba = s.tables.iter().find(|t| t.id == "before_after").unwrap();
+    let row = |metric: &str| ba.rows.iter().find(|r| r[3] == metric).unwrap().clone();
+    let rank = row("BR rank");
+    assert_eq!((rank[5].as_f64(), rank[6].as_f64(), rank[7].as_f64()), (Some(5.0), Some(24.67), Some(19.67)));
+    assert_eq!((rank[9].as_u64(), rank[10].as_u64(), rank[11].as_str()), (Some(2), Some(3), Some("2009-03-01..2010-03-01")));
+    let listed = row("BR listed addresses");
+    assert_eq!((listed[5].as_f64(), listed[6].as_f64(), listed[8].as_f64()), (Some(650.0), Some(131.67), Some(-79.74)));
+    for c in &s.charts {
+        assert!(c.contains(r#"<line class="marker" data-day="2011-01-01""#) && c.contains(">2011-01-01 port 25 blocked</text>"), "{c}");
+        assert!(c.contains("<figcaption>Source: 5 blocklist dumps (cbl/); window: 2009-03-01 to 2013-03-01.</figcaption>"));
+        assert!(c.contains(">Date of the dump</text>"));
+    }
 }
 
 #[test]

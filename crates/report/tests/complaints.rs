@@ -66,7 +66,7 @@ fn per_month_by_category_and_per_asn() {
     assert_eq!(trend.arf, 3);
     assert_eq!(trend.unreadable, 1);
     assert!(trend.examples[0].contains("reports.mbox:") && trend.examples[0].contains("no source address"), "{:?}", trend.examples);
-    let s = trend.section();
+    let s = trend.section(&Default::default());
     let t = s.tables.iter().find(|t| t.id == "per_month").unwrap();
     assert_eq!(t.columns, ["month", "open_proxy", "direct_delivery", "authenticated", "other", "total"]);
     let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
@@ -79,10 +79,55 @@ fn per_month_by_category_and_per_asn() {
     );
     assert!(s.charts[0].contains("chart_complaints"));
     // 40.3.0.1 (the Maildir's report, "other") is in AS64602's /15.
+
+    // Issue 18: an event on 2009-02-01 splits the months: January before
+    // (4 reports, 2 of them open proxy), February after (2, none).
+    let ctx = port25_report::output::Context {
+        source: "6 complaint reports".into(),
+        window: "2009-01 to 2009-02".into(),
+        markers: vec![port25_report::markers::parse("2009-02-01=port 25 blocked").unwrap()],
+    };
+    let s = trend.section(&ctx);
+    let ba = s.tables.iter().find(|t| t.id == "before_after").unwrap();
+    let row = |metric: &str| ba.rows.iter().find(|r| r[3] == metric).unwrap().clone();
+    let all = row("all complaints");
+    assert_eq!((all[4].as_str(), all[5].as_f64(), all[6].as_f64(), all[8].as_f64()), (Some("month"), Some(4.0), Some(2.0), Some(-50.0)));
+    let proxy = row("open proxy");
+    assert_eq!((proxy[5].as_f64(), proxy[6].as_f64(), proxy[7].as_f64()), (Some(2.0), Some(0.0), Some(-2.0)));
+    assert!(s.charts[0].contains(r#"<line class="marker" data-day="2009-02-01""#) && s.charts[0].contains(">Complaints per month</text>"));
+    assert!(s.charts[0].contains("<figcaption>Source: 6 complaint reports; window: 2009-01 to 2009-02.</figcaption>"));
 }
 
 #[test]
 fn bad_prefix_list_names_the_line() {
     let e = parse_prefixes("10.0.0.0/8\n10.0.0.0/40\n").unwrap_err();
     assert_eq!(e.line, 2);
+}
+
+/// Issue 18 section 4: an mbox is read as a stream, one message at a time,
+/// each at most MAX_MESSAGE bytes (a line without an end cannot take the
+/// memory), with the same boundaries, places and `>From ` unquoting.
+#[test]
+fn mbox_is_streamed_with_bounded_messages() {
+    use port25_report::complaints::{for_each_message, MAX_MESSAGE};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.mbox");
+    let mut text = String::from("From a Thu Jan  1 00:00:00 2009\nSubject: one\n\n>From the start\nbody\n\n");
+    text.push_str("From b Thu Jan  1 00:00:00 2009\nSubject: two\n\n");
+    text.push_str(&"x".repeat(MAX_MESSAGE + 1_000_000)); // one endless line
+    text.push_str("\n\nFrom c Thu Jan  1 00:00:00 2009\nSubject: three\n\nbye\n");
+    std::fs::write(&path, &text).unwrap();
+    let mut seen = Vec::new();
+    for_each_message(&path, &mut |place, raw| {
+        assert!(raw.len() <= MAX_MESSAGE, "{place}: {} bytes", raw.len());
+        seen.push((place.rsplit(':').next().unwrap().to_owned(), raw.len(), raw.starts_with(b"Subject: "), raw.windows(11).any(|w| w == b"\nFrom the s")));
+    })
+    .unwrap();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[0], ("1".into(), 35, true, true), "first message, >From unquoted");
+    assert_eq!((seen[1].0.as_str(), seen[1].1, seen[1].2), ("7", MAX_MESSAGE, true));
+    assert_eq!((seen[2].0.as_str(), seen[2].2), ("12", true));
+    // The collecting form gives the same messages.
+    let all = messages(&path).unwrap();
+    assert_eq!(all.iter().map(|m| m.1.len()).collect::<Vec<_>>(), seen.iter().map(|s| s.1).collect::<Vec<_>>());
 }

@@ -29,6 +29,12 @@ fn abuse_reports() {
 }
 
 #[test]
+fn mbox_streams() {
+    let aim = smoke::Mutator { special: b"\n\r>F ", pieces: &[b"From ", b"\n\nFrom ", b">From ", b"\r\n"] };
+    smoke::smoke_with("report_mbox", 5_000, 0x5e06, &aim, checks::mbox);
+}
+
+#[test]
 fn dates() {
     smoke::smoke("report_dates", 20_000, 0x5e05, checks::dates);
 }

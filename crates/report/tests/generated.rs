@@ -156,3 +156,79 @@ fn without_enrichment_the_report_says_so() {
     assert!(r.notes.iter().any(|n| n.contains("No enrichment")), "{:?}", r.notes);
     assert!(r.tables.iter().all(|t| t.id != "top_countries"));
 }
+
+/// Issue 18, section 1: the figures the seeds quote beyond Table 1, from
+/// the synthetic capture whose answers are known: the share of proxy
+/// connections from abroad (the white paper's 99.84 %), bytes on the wire
+/// per sensor per day, and every figure per sensor operator.
+#[test]
+fn connections_abroad_bandwidth_and_groups_match_the_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(&small(), dir.path()).unwrap();
+    assert!(truth.connections > truth.connections_abroad && truth.connections_abroad > 0, "the plan has BR sources and foreign ones");
+    let by = Some(port25_report::group::GroupBy::Operator);
+    let (g, damage) = port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
+    let r = port25_report::table1::build(&g.total, damage, &enricher(dir.path()), None, &Default::default());
+    let t1 = &r.table1;
+    assert_eq!(t1.connections, truth.connections);
+    assert_eq!(t1.connections_abroad, Some(truth.connections_abroad));
+    assert_eq!(t1.connections_unknown_country, Some(0));
+    let share = ((truth.connections_abroad as f64 * 100.0 / truth.connections as f64) * 100.0).round() / 100.0;
+    assert_eq!(t1.connections_abroad_pct, Some(share));
+
+    // Bandwidth per sensor per day, and in all.
+    let bw = table(&r, "bandwidth");
+    let mut got: BTreeMap<String, BTreeMap<String, [u64; 2]>> = BTreeMap::new();
+    for row in &bw.rows {
+        let cell = |c: &str| row[bw.columns.iter().position(|x| x == c).unwrap()].clone();
+        assert_eq!(cell("sessions"), cell("sessions_counted"));
+        got.entry(cell("sensor").as_str().unwrap().into())
+            .or_default()
+            .insert(cell("day").as_str().unwrap().into(), [cell("bytes_in").as_u64().unwrap(), cell("bytes_out").as_u64().unwrap()]);
+    }
+    assert_eq!(got, truth.bandwidth);
+    let total_in: u64 = truth.bandwidth.values().flat_map(|d| d.values()).map(|b| b[0]).sum();
+    assert_eq!((t1.bytes_in, t1.sessions_without_counters), (total_in, 0));
+
+    // Every sensor's site, and the groups add up to the whole.
+    let sites = table(&r, "sensor_sites");
+    assert_eq!(sites.rows.len(), 3);
+    assert_eq!(sites.rows[0][1], serde_json::json!(port25_report::generate::site_of(1).operator));
+    let per_op: BTreeMap<String, u64> = g.groups.iter().map(|(k, a)| (k.clone(), a.spam.emails)).collect();
+    assert_eq!(per_op, truth.per_operator);
+    assert_eq!(g.groups.values().map(|a| a.conn_per_day.values().sum::<u64>()).sum::<u64>(), truth.connections);
+}
+
+/// A capture written in format version 1 (no wire counters, no site) is
+/// read as before: the same Table 1, bandwidth unknown (not zero), every
+/// event in the group "(no site)".
+#[test]
+fn a_version_1_capture_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let truth = generate(&small(), dir.path()).unwrap();
+    for seg in std::fs::read_dir(dir.path().join("capture/events")).unwrap() {
+        let seg = seg.unwrap().path();
+        let mut v1 = String::new();
+        for line in std::fs::read_to_string(&seg).unwrap().lines() {
+            let mut e: serde_json::Value = serde_json::from_str(line).unwrap();
+            let o = e.as_object_mut().unwrap();
+            assert_eq!(o["v"], 2);
+            o.insert("v".into(), serde_json::json!(1));
+            for k in ["site", "bytes_in", "bytes_out"] {
+                o.remove(k);
+            }
+            v1.push_str(&e.to_string());
+            v1.push('\n');
+        }
+        std::fs::write(&seg, v1).unwrap();
+    }
+    let by = Some(port25_report::group::GroupBy::City);
+    let (g, damage) = port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
+    assert_eq!(damage.bad_lines, 0);
+    let r = port25_report::table1::build(&g.total, damage, &enricher(dir.path()), None, &Default::default());
+    assert_eq!((r.table1.emails, r.table1.unique_ips, r.table1.connections), (truth.emails, truth.unique_ips, truth.connections));
+    assert_eq!((r.table1.bytes_in, r.table1.sessions_without_counters), (0, r.table1.sessions));
+    assert!(r.table1.sessions > 0);
+    assert!(r.notes.iter().any(|n| n.contains("have no wire counters")), "{:?}", r.notes);
+    assert_eq!(g.groups.keys().collect::<Vec<_>>(), vec![port25_report::group::NO_SITE]);
+}

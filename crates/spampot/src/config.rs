@@ -129,6 +129,26 @@ impl Default for Store {
     }
 }
 
+/// `[site]`: where the sensor sits (the white paper's sensors: 5 operators,
+/// cable and ADSL, 4 cities). Written in every capture event, so the report
+/// can group by operator, city and access type (`--group-by`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Site {
+    pub operator: Option<String>,
+    pub asn: Option<u32>,
+    pub city: Option<String>,
+    /// `cable`, `adsl`, `fiber`, `3g`... (free text, one word).
+    pub access: Option<String>,
+}
+
+impl Site {
+    /// The capture format's form of it.
+    pub fn capture(&self) -> port25_capture::Site {
+        port25_capture::Site { operator: self.operator.clone(), asn: self.asn, city: self.city.clone(), access: self.access.clone() }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -159,6 +179,7 @@ pub struct Config {
     pub listeners: Vec<Listener>,
     pub limits: Limits,
     pub store: Store,
+    pub site: Site,
     /// `[ship]`: send the capture log to a collector (url, token, ca_file,
     /// interval_ms, batch_bytes); read by the binary's shipper.
     pub ship: Option<toml::Table>,
@@ -202,6 +223,7 @@ impl Default for Config {
             listeners: default_listeners(),
             limits: Limits::default(),
             store: Store::default(),
+            site: Site::default(),
             ship: None,
             hpfeeds: None,
         }
@@ -255,6 +277,14 @@ impl Config {
                 "[limits] max_data_memory {} is below 1 MiB: give the bytes of message data all sessions together may hold, e.g. 268435456",
                 self.limits.max_data_memory
             ));
+        }
+        for (key, v) in [("operator", &self.site.operator), ("city", &self.site.city), ("access", &self.site.access)] {
+            if v.as_deref().is_some_and(|v| v.trim().is_empty() || v.chars().any(char::is_control)) {
+                return Err(format!("[site] {key}: give a non-empty name without control characters, or leave the key out"));
+            }
+        }
+        if self.site.access.as_deref().is_some_and(|a| a.contains(char::is_whitespace)) {
+            return Err("[site] access: one word, e.g. access = \"cable\" (or \"adsl\", \"fiber\", \"3g\")".into());
         }
         if self.sensor.is_empty() || self.sensor.contains(char::is_whitespace) {
             return Err("sensor: give a name without spaces, e.g. sensor = \"br-sp-01\"".into());
@@ -321,5 +351,22 @@ mod dist {
         let c = super::Config::load(&path).unwrap();
         assert_eq!(c.listeners.len(), 4);
         assert_eq!(c.store.quota_bytes, 50_000_000_000);
+        let site = c.site.capture();
+        assert_eq!(
+            (site.operator.as_deref(), site.asn, site.city.as_deref(), site.access.as_deref()),
+            (Some("Example Telecom"), Some(64500), Some("São Paulo"), Some("cable"))
+        );
+    }
+
+    #[test]
+    fn site_is_checked() {
+        let c = super::Config::parse("[site]\noperator = \"NET\"\nasn = 28573\n", std::path::Path::new("s.toml")).unwrap();
+        assert_eq!((c.site.operator.as_deref(), c.site.asn, c.site.city.as_deref()), (Some("NET"), Some(28573), None));
+        let e = super::Config::parse("[site]\naccess = \"cable modem\"\n", std::path::Path::new("s.toml")).unwrap_err();
+        assert!(e.contains("[site] access: one word"), "{e}");
+        let e = super::Config::parse("[site]\ncity = \" \"\n", std::path::Path::new("s.toml")).unwrap_err();
+        assert!(e.contains("[site] city"), "{e}");
+        let e = super::Config::parse("[site]\nisp = \"x\"\n", std::path::Path::new("s.toml")).unwrap_err();
+        assert!(e.contains("unknown field `isp`"), "{e}");
     }
 }

@@ -146,6 +146,7 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStr
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",
     };
+    let wire = crate::wire::Wire::of(&tcp);
     let mut conn = Conn { shared, session: port25_engine::session_id(), listener: listener.name.as_str().into(), peer, local, protocol };
     let mut buf = Vec::new();
     if listener.proxy_protocol {
@@ -173,11 +174,16 @@ pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStr
         Outcome::Smtp(tunnel) => smtp(&conn, tcp, &buf, tunnel, shutdown).await,
         Outcome::Closed(reason) => (reason, 0, 0),
     };
-    emit!(info, ev::SPAMPOT_SESSION_CLOSED, session = %conn.session, peer = %conn.peer, reason, messages, bytes);
+    // The wire counters are read after the session let go of the stream.
+    let counters = wire.counters();
+    let (bytes_in, bytes_out) = (counters.map(|c| c.0), counters.map(|c| c.1));
+    emit!(info, ev::SPAMPOT_SESSION_CLOSED, session = %conn.session, peer = %conn.peer, reason, messages, bytes, bytes_in, bytes_out);
     let mut e = conn.event(ev::SPAMPOT_SESSION_CLOSED);
     e.reason = Some(reason.to_owned());
     e.messages = Some(messages);
     e.bytes = Some(bytes);
+    e.bytes_in = bytes_in;
+    e.bytes_out = bytes_out;
     conn.shared.store.record(&e);
 }
 

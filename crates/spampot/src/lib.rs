@@ -12,7 +12,8 @@
 //! Layout: pure parsers ([`sniff`], [`socks4`], [`socks5`], [`http`],
 //! [`probe`]), then [`config`], [`sources`] (messages per source), [`policy`]
 //! (the capture Hooks), [`proxy`] (handshakes), [`conn`] (one connection),
-//! [`server`] (accept loop) and [`run`].
+//! [`server`] (accept loop) and [`run`]; [`wire`] counts the bytes on the
+//! wire of each connection.
 
 pub mod config;
 pub mod conn;
@@ -25,6 +26,7 @@ pub mod sniff;
 pub mod socks4;
 pub mod socks5;
 pub mod sources;
+pub mod wire;
 
 use port25_capture::Store;
 use port25_engine::{Limits, ListenerSettings, TlsMode};

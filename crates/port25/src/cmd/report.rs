@@ -61,6 +61,9 @@ struct GenArgs {
     variants: u32,
     #[arg(long, default_value_t = 300)]
     asns: u32,
+    /// No progress bar (there is none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 #[derive(clap::Args)]
@@ -116,6 +119,75 @@ pub struct BuildArgs {
     /// Print the summary as JSON instead of text
     #[arg(long)]
     json: bool,
+    /// A day something changed, DAY=LABEL (e.g. 2013-03-01="port 25 blocked"): every time series is split into before/after it, with the change, and every time chart marks it. Repeatable
+    #[arg(long = "event", value_name = "DAY=LABEL")]
+    events: Vec<String>,
+    /// Also count every capture table per group of sensors, by the site in their events ([site] in spampot.toml): operator, asn, city, access or sensor
+    #[arg(long, value_name = "operator|asn|city|access|sensor")]
+    group_by: Option<port25_report::group::GroupBy>,
+    /// No progress bars (there are none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A progress bar on standard error while it is a terminal and `--quiet`
+/// is not given; nothing at all otherwise, so logs, pipes and CI output get
+/// no control characters.
+struct Progress(Option<indicatif::ProgressBar>);
+
+impl Progress {
+    /// `len` units of `what`; `bytes`: the units are bytes.
+    fn new(quiet: bool, what: &str, len: u64, bytes: bool) -> Progress {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let template = if bytes {
+            "{msg:18} [{bar:32}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
+        } else {
+            "{msg:18} [{bar:32}] {human_pos}/{human_len} ({eta} left)"
+        };
+        let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+        bar.set_message(what.to_owned());
+        Progress(Some(bar))
+    }
+
+    /// A spinner for a step whose length is not known.
+    fn spinner(quiet: bool, what: &str) -> Progress {
+        Progress::unbounded(quiet, what, "{msg:18} {spinner} {elapsed}")
+    }
+
+    /// A spinner that counts what was done (its total is not known).
+    fn counter(quiet: bool, what: &str) -> Progress {
+        Progress::unbounded(quiet, what, "{msg:18} {spinner} {human_pos} read ({elapsed})")
+    }
+
+    fn unbounded(quiet: bool, what: &str, template: &str) -> Progress {
+        use std::io::IsTerminal;
+        if quiet || !std::io::stderr().is_terminal() {
+            return Progress(None);
+        }
+        let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
+        b.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
+        b.set_message(what.to_owned());
+        b.enable_steady_tick(std::time::Duration::from_millis(120));
+        Progress(Some(b))
+    }
+
+    fn inc(&self, n: u64) {
+        if let Some(b) = &self.0 {
+            b.inc(n);
+        }
+    }
+
+    /// Clears the bar: what follows (the summary on standard output) starts
+    /// on a clean line.
+    fn finish(self) {
+        if let Some(b) = self.0 {
+            b.finish_and_clear();
+        }
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -133,7 +205,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 variants: g.variants.max(1),
                 asns: g.asns.max(1),
             };
-            let t = generate::generate(&p, &g.out).with_context(|| format!("writing {}", g.out.display()))?;
+            let bar = Progress::new(g.quiet, "generating spam", p.messages, false);
+            let t = generate::generate_with(&p, &g.out, &|n| bar.inc(n)).with_context(|| format!("writing {}", g.out.display()))?;
+            bar.finish();
             println!(
                 "wrote {}: {} events, {} emails, {} recipients, {} probes, {} source IPs, {} ASes, {} countries ({} to {}); truth in truth.json",
                 g.out.display(),
@@ -162,23 +236,78 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
     for p in &b.enrich {
         enricher.add(p)?;
     }
+    let markers =
+        port25_report::markers::sorted(b.events.iter().map(|e| port25_report::markers::parse(e)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?)
+            .map_err(anyhow::Error::msg)?;
     let mut sections = Vec::new();
     let mut summary = serde_json::Map::new();
+    let mut lead = None;
     if let Some(dir) = &b.capture {
         let filter = Filter { from: day_arg("from", &b.from)?, to: day_arg("to", &b.to)?, sensors: b.sensor.clone() };
-        let (acc, damage) = scan::scan(dir, &filter, b.threads)?;
+        let size = scan::segments(dir)?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
+        let bar = Progress::new(b.quiet, "reading capture", size, true);
+        let (grouped, damage) = scan::scan_grouped(dir, &filter, b.group_by, b.threads, &|n| bar.inc(n))?;
+        bar.finish();
         for d in &damage.examples {
             eprintln!("port25 report: {d}");
         }
         let bodies_dir = dir.join("bodies");
         let bodies = if bodies_dir.is_dir() { Some(port25_capture::bodies::Bodies::open(&bodies_dir)?) } else { None };
-        let opt = table1::Options { top: b.top, home: b.home.to_ascii_uppercase(), near_duplicates: !b.no_near_duplicates, ..Default::default() };
-        let r = table1::build(&acc, damage, &enricher, bodies.as_ref(), &opt);
+        let opt = table1::Options {
+            top: b.top,
+            markers: markers.clone(),
+            home: b.home.to_ascii_uppercase(),
+            near_duplicates: !b.no_near_duplicates,
+            ..Default::default()
+        };
+        let spin = Progress::spinner(b.quiet, "tables, campaigns");
+        let mut r = table1::build(&grouped.total, damage, &enricher, bodies.as_ref(), &opt);
+        // The sensors seen in the window: with spam, a site or a session.
+        let sensors_of = |a: &port25_report::stats::Accumulator| {
+            a.per_sensor.keys().chain(a.sites.keys()).chain(a.wire.keys().map(|k| &k.0)).collect::<std::collections::BTreeSet<_>>().len()
+        };
+        let ctx = |r: &table1::CaptureReport, acc: &port25_report::stats::Accumulator, what: &str| {
+            let n = sensors_of(acc);
+            output::Context {
+                source: format!("SpamPots capture {} ({what}{n} sensor{})", dir.display(), if n == 1 { "" } else { "s" }),
+                window: output::capture_window(r, filter.from, filter.to),
+                markers: markers.clone(),
+            }
+        };
+        let mut groups = Vec::new();
+        if let Some(by) = b.group_by {
+            // Near-duplicate clustering reads every body: once, overall.
+            let gopt = table1::Options { near_duplicates: false, ..opt.clone() };
+            for (name, acc) in &grouped.groups {
+                groups.push((name.clone(), table1::build(acc, scan::Damage::default(), &enricher, None, &gopt)));
+            }
+            r.tables.insert(1, table1::groups_table(by.name(), &groups, &r.table1));
+        }
+        spin.finish();
         summary.insert("table1".into(), serde_json::to_value(&r.table1)?);
+        if let Some(by) = b.group_by {
+            let per: serde_json::Map<String, serde_json::Value> =
+                groups.iter().map(|(n, g)| Ok((n.clone(), serde_json::to_value(&g.table1)?))).collect::<Result<_, serde_json::Error>>()?;
+            summary.insert("groups".into(), serde_json::json!({"by": by.name(), "table1": per}));
+        }
         if !b.json {
             print_table1(&r);
+            if let Some(by) = b.group_by {
+                print_groups(by.name(), &groups);
+            }
         }
-        sections.push(output::capture_section(&r));
+        let mut columns = vec![("All sensors".to_string(), &r.table1)];
+        columns.extend(groups.iter().map(|(n, g)| (n.clone(), &g.table1)));
+        lead = Some(output::table1_html(&columns));
+        sections.push(output::capture_section(&r, &ctx(&r, &grouped.total, ""), "capture", "SpamPots capture"));
+        if let Some(by) = b.group_by {
+            for (i, (name, g)) in groups.iter().enumerate() {
+                let id = format!("capture-{}-{}", by.name(), i + 1);
+                let what = format!("{} = {name}: ", by.name());
+                let section = output::capture_section(g, &ctx(g, &grouped.groups[name], &what), &id, &format!("SpamPots capture, {} = {name}", by.name()));
+                sections.push(section);
+            }
+        }
         if let Some(pq) = &b.parquet {
             let rows = port25_report::parquet_export::export(dir, &filter, &enricher, pq).with_context(|| format!("writing {}", pq.display()))?;
             eprintln!("port25 report: wrote {rows} message records to {}", pq.display());
@@ -188,14 +317,28 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         let files = port25_report::blocklist::dated_files(&b.blocklist)?;
         let mut examples = Vec::new();
         let mut dumps = Vec::new();
+        let bar = Progress::new(b.quiet, "blocklist dumps", files.len() as u64, false);
         for (day, f) in files {
             dumps.push(port25_report::blocklist::count(&f, day, &enricher, &mut examples)?);
+            bar.inc(1);
         }
+        bar.finish();
         for e in &examples {
             eprintln!("port25 report: {e}");
         }
         let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
-        let s = port25_report::blocklist::section(&dumps, examples, &opt);
+        let ctx = output::Context {
+            source: format!("{} blocklist dump{} ({})", dumps.len(), if dumps.len() == 1 { "" } else { "s" }, list_paths(&b.blocklist)),
+            window: match (dumps.first(), dumps.last()) {
+                (Some(a), Some(z)) => format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day)),
+                _ => "no dumps".into(),
+            },
+            markers: markers.clone(),
+        };
+        let s = port25_report::blocklist::section(&dumps, examples, &opt, &ctx);
+        if !b.json {
+            print_tables(&s, "before_after");
+        }
         if !b.json {
             print_tables(&s, "focus_rank");
         }
@@ -211,17 +354,30 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             None => Vec::new(),
         };
         let mut trend = port25_report::complaints::Trend::default();
+        // One message in memory at a time: the trend holds only counts.
+        let bar = Progress::counter(b.quiet, "complaints");
         for p in &b.complaints {
-            for (place, raw) in port25_report::complaints::messages(p)? {
-                trend.add(&place, &raw, &end_user, &enricher);
-            }
+            port25_report::complaints::for_each_message(p, &mut |place, raw| {
+                trend.add(place, raw, &end_user, &enricher);
+                bar.inc(1);
+            })?;
         }
+        bar.finish();
         for e in &trend.examples {
             eprintln!("port25 report: {e}");
         }
-        let s = trend.section();
+        let ctx = output::Context {
+            source: format!("{} complaint report{} ({})", trend.reports, if trend.reports == 1 { "" } else { "s" }, list_paths(&b.complaints)),
+            window: match (trend.per_month.keys().next(), trend.per_month.keys().next_back()) {
+                (Some(a), Some(z)) => format!("{a} to {z} (months of arrival)"),
+                _ => "no reports".into(),
+            },
+            markers: markers.clone(),
+        };
+        let s = trend.section(&ctx);
         if !b.json {
             print_tables(&s, "per_month");
+            print_tables(&s, "before_after");
         }
         summary.insert("complaints".into(), s.summary.clone());
         sections.push(s);
@@ -233,7 +389,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
     }
     if let Some(out) = &b.out {
-        let html = output::write_dir(out, "port25 report", &sections).with_context(|| format!("writing {}", out.display()))?;
+        let html = output::write_dir(out, "port25 report", lead.as_deref(), &sections).with_context(|| format!("writing {}", out.display()))?;
         eprintln!("port25 report: wrote {} (and report.json, csv/)", html.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -259,14 +415,52 @@ fn print_table1(r: &table1::CaptureReport) {
     if let Some(s) = r.abroad_recipient_share {
         println!("Recipients abroad            {s:.2}%");
     }
+    println!("Connections (proxy, relay)   {}", t.connections);
+    match t.connections_abroad_pct {
+        Some(p) => println!(
+            "Connections from abroad      {p:.2}% ({} of {} placed in a country)",
+            t.connections_abroad.unwrap_or(0),
+            t.connections - t.connections_unknown_country.unwrap_or(0)
+        ),
+        None => println!("Connections from abroad      (no enrichment)"),
+    }
+    if t.sessions > 0 && t.sessions == t.sessions_without_counters {
+        println!("Bytes on the wire            unknown (no session has wire counters: capture format v1)");
+    } else {
+        println!("Bytes on the wire            {} in, {} out", t.bytes_in, t.bytes_out);
+    }
     for n in &r.notes {
         println!("note: {n}");
     }
+    if let Some(t) = r.tables.iter().find(|t| t.id == "before_after") {
+        print_table(t);
+    }
+}
+
+fn print_groups(by: &str, groups: &[(String, table1::CaptureReport)]) {
+    println!("By {by}:");
+    for (name, g) in groups {
+        let t = &g.table1;
+        let abroad = t.connections_abroad_pct.map_or("-".into(), |p| format!("{p:.2}%"));
+        println!(
+            "  {name}: {} emails, {} recipients, {} IPs, {} connections ({abroad} from abroad), {} bytes in, {} bytes out",
+            t.emails, t.recipients, t.unique_ips, t.connections, t.bytes_in, t.bytes_out
+        );
+    }
+}
+
+fn list_paths(p: &[PathBuf]) -> String {
+    p.iter().map(|x| x.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 /// One table of a section as aligned text on standard output.
 fn print_tables(s: &port25_report::output::Section, id: &str) {
-    let Some(t) = s.tables.iter().find(|t| t.id == id) else { return };
+    if let Some(t) = s.tables.iter().find(|t| t.id == id) {
+        print_table(t);
+    }
+}
+
+fn print_table(t: &port25_report::table::Table) {
     println!("{}", t.title);
     println!("{}", t.columns.join("\t"));
     for r in &t.rows {

@@ -85,7 +85,8 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
         max_segment_bytes: config.store.max_segment_bytes,
         quota_bytes: (config.store.quota_bytes > 0).then_some(config.store.quota_bytes),
     })
-    .with_context(|| format!("cannot open the capture store in {}", root.display()))?;
+    .with_context(|| format!("cannot open the capture store in {}", root.display()))?
+    .with_site(config.site.capture());
     let mut bound = Vec::new();
     for l in &config.listeners {
         let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {

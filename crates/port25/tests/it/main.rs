@@ -28,6 +28,7 @@ mod postfix;
 mod protocol;
 mod relay;
 mod report;
+mod report_figures;
 mod scripted;
 mod smtputf8;
 mod spampot;

@@ -5,13 +5,13 @@ use crate::harness::BIN;
 use std::path::Path;
 use std::process::Command;
 
-fn run(args: &[&str]) -> std::process::Output {
+pub fn run(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN).args(args).output().expect("port25 runs");
     assert!(out.status.success(), "port25 {args:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     out
 }
 
-fn p(path: &Path) -> &str {
+pub fn p(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
