@@ -260,22 +260,11 @@ impl Accounts {
     /// line is bad. Returns (added, replaced).
     pub fn import(&self, text: &str, replace: bool) -> Result<(usize, usize)> {
         let lines = import::parse(text).map_err(AccountsError::Invalid)?;
-        let mut store = self.store();
-        let (mut added, mut replaced) = (0, 0);
-        for l in &lines {
-            let login = normalize_login(&l.login).map_err(AccountsError::Invalid)?;
-            let existed = store.hash(&login)?.is_some();
-            if existed && !replace {
-                return Err(AccountsError::Exists(login));
-            }
-            store.put(&login, &l.hash, &l.addresses, replace)?;
-            if existed {
-                replaced += 1;
-            } else {
-                added += 1;
-            }
-        }
-        Ok((added, replaced))
+        let logins = lines.iter().map(|l| normalize_login(&l.login)).collect::<std::result::Result<Vec<_>, _>>().map_err(AccountsError::Invalid)?;
+        // One transaction: a login that exists (without `replace`) or a
+        // failed write leaves the store as it was, not half imported.
+        let users = logins.iter().zip(&lines).map(|(login, l)| (login.as_str(), l.hash.as_str(), l.addresses.as_slice()));
+        self.store().put_all(users, replace)?.map_err(AccountsError::Exists)
     }
 
     /// The addresses (and `@domain` entries) `login` may send as.
@@ -407,6 +396,12 @@ mod tests {
         assert_eq!(a.verify("b@x.example", "secret").unwrap(), Verdict::Valid { cached: false });
         assert!(a.import(&format!("a@x.example:{sha}\n"), false).is_err());
         assert_eq!(a.import(&format!("a@x.example:{sha}\n"), true).unwrap(), (0, 1));
+        // A login that exists halfway through the file: the lines before it
+        // are not stored either (they were, one by one, before).
+        let e = a.import(&format!("c@x.example:{sha}\nb@x.example:{sha}\nd@x.example:{sha}\n"), false).unwrap_err();
+        assert!(matches!(e, AccountsError::Exists(ref l) if l == "b@x.example"), "{e}");
+        let logins: Vec<String> = a.list().unwrap().into_iter().map(|u| u.login).collect();
+        assert!(!logins.iter().any(|l| l == "c@x.example" || l == "d@x.example"), "half imported: {logins:?}");
     }
 
     /// Issue 13 item 19: an imported cheap hash must cost what the argon2id

@@ -105,22 +105,31 @@ impl Store {
     /// Inserts or replaces a user and its addresses in one transaction.
     pub fn put(&mut self, login: &str, hash: &str, addresses: &[String], replace: bool) -> rusqlite::Result<bool> {
         let tx = self.db.transaction()?;
-        let exists = tx.query_row("SELECT 1 FROM users WHERE login = ?1", [login], |_| Ok(())).optional()?.is_some();
-        if exists && !replace {
-            return Ok(false);
-        }
-        let t = now();
-        tx.execute(
-            "INSERT INTO users (login, hash, created, updated) VALUES (?1, ?2, ?3, ?3)
-             ON CONFLICT(login) DO UPDATE SET hash = excluded.hash, updated = excluded.updated",
-            params![login, hash, t],
-        )?;
-        tx.execute("DELETE FROM addresses WHERE login = ?1", [login])?;
-        for a in addresses {
-            tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
-        }
+        let Some(_) = put_in(&tx, login, hash, addresses, replace)? else { return Ok(false) };
         tx.commit()?;
         Ok(true)
+    }
+
+    /// Puts every user in one transaction: all or none. `Err(login)` (and
+    /// nothing written) when a login exists and `replace` is false; else
+    /// the counts (added, replaced).
+    pub fn put_all<'a>(
+        &mut self,
+        users: impl IntoIterator<Item = (&'a str, &'a str, &'a [String])>,
+        replace: bool,
+    ) -> rusqlite::Result<Result<(usize, usize), String>> {
+        let tx = self.db.transaction()?;
+        let (mut added, mut replaced) = (0, 0);
+        for (login, hash, addresses) in users {
+            match put_in(&tx, login, hash, addresses, replace)? {
+                // Dropping the transaction rolls back what came before.
+                None => return Ok(Err(login.to_owned())),
+                Some(true) => replaced += 1,
+                Some(false) => added += 1,
+            }
+        }
+        tx.commit()?;
+        Ok(Ok((added, replaced)))
     }
 
     /// The hash of a login that is an operator.
@@ -224,4 +233,24 @@ impl Store {
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         rows.collect()
     }
+}
+
+/// One user into an open transaction: `None` when it exists and `replace`
+/// is false (nothing written), else whether it existed.
+fn put_in(tx: &rusqlite::Transaction<'_>, login: &str, hash: &str, addresses: &[String], replace: bool) -> rusqlite::Result<Option<bool>> {
+    let exists = tx.query_row("SELECT 1 FROM users WHERE login = ?1", [login], |_| Ok(())).optional()?.is_some();
+    if exists && !replace {
+        return Ok(None);
+    }
+    let t = now();
+    tx.execute(
+        "INSERT INTO users (login, hash, created, updated) VALUES (?1, ?2, ?3, ?3)
+         ON CONFLICT(login) DO UPDATE SET hash = excluded.hash, updated = excluded.updated",
+        params![login, hash, t],
+    )?;
+    tx.execute("DELETE FROM addresses WHERE login = ?1", [login])?;
+    for a in addresses {
+        tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
+    }
+    Ok(Some(exists))
 }
