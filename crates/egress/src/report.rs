@@ -21,7 +21,7 @@ use std::net::IpAddr;
 /// in a way that matters here (one report, bounded by the end-user space),
 /// and SipHash was the largest cost per flow.
 #[derive(Default)]
-struct Fx(u64);
+pub(crate) struct Fx(u64);
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {
@@ -36,7 +36,7 @@ impl Hasher for Fx {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -206,18 +206,7 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     }
     let num = |r: std::ops::Range<usize>| s.get(r).ok_or_else(bad)?.parse::<i64>().map_err(|_| bad());
     let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).map(|s| s * 1000).map_err(|_| bad())
+    crate::attribution::civil_ms(y, m, d, hh, mm, ss).ok_or_else(bad)
 }
 
 pub fn table(rows: &[Row], with_block: bool) -> String {

@@ -1,0 +1,128 @@
+//! Reading the attribution sources named on the command line
+//! (`radius:DIR`, `radacct-csv:FILE`, `kea:FILE`, `dhcpd:FILE`,
+//! `dnsmasq:FILE`) into one [`Index`]. The only I/O of attribution; the
+//! parsers it calls are pure.
+
+use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Session, Source, Warnings};
+use std::path::{Path, PathBuf};
+
+/// One `--attribution KIND:PATH`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spec {
+    pub source: Source,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for Spec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Spec, String> {
+        let (kind, path) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected KIND:PATH, KIND one of radius, radacct-csv, kea, dhcpd, dnsmasq"))?;
+        let source = match kind {
+            "radius" => Source::Radius,
+            "radacct-csv" => Source::Radacct,
+            "kea" => Source::Kea,
+            "dhcpd" => Source::Dhcpd,
+            "dnsmasq" => Source::Dnsmasq,
+            _ => return Err(format!("{kind:?} is not an attribution source: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE or dnsmasq:FILE")),
+        };
+        if path.is_empty() {
+            return Err(format!("{s:?}: no path after {kind}:"));
+        }
+        Ok(Spec { source, path: PathBuf::from(path) })
+    }
+}
+
+/// The index over every source, the files read (what [`super::Origin`]
+/// numbers), and the warnings.
+pub struct Loaded {
+    pub index: Index,
+    pub files: Vec<String>,
+    pub warnings: Warnings,
+}
+
+fn read(path: &Path, files: &mut Vec<String>) -> Result<(String, u32), String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    files.push(path.display().to_string());
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), u32::try_from(files.len() - 1).unwrap_or(u32::MAX)))
+}
+
+/// Detail files under `dir` (FreeRADIUS keeps one directory per client,
+/// `detail-YYYYMMDD` in each), sorted by path; `dir` may be a file.
+fn detail_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
+    if dir.is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            detail_files(&p, out)?;
+        } else if p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("detail")) {
+            out.push(p);
+        }
+    }
+    Ok(())
+}
+
+/// Kea's journal, oldest first: `FILE.completed` (the cleanup's merge of
+/// `.1` and `.2`) if present, else `FILE.1` and `FILE.2`; then `FILE`.
+pub fn kea_files(file: &Path) -> Vec<PathBuf> {
+    let with = |suffix: &str| {
+        let mut s = file.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let completed = with(".completed");
+    let mut out: Vec<PathBuf> = if completed.is_file() { vec![completed] } else { [with(".1"), with(".2")].into_iter().filter(|p| p.is_file()).collect() };
+    out.push(file.to_path_buf());
+    out
+}
+
+/// Reads every source; a missing or unreadable path is an error (naming
+/// it), everything inside the files is at most a warning.
+pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
+    let mut files = Vec::new();
+    let mut w = Warnings::default();
+    let mut sessions: Vec<Session> = Vec::new();
+    for spec in specs {
+        match spec.source {
+            Source::Radius => {
+                let mut paths = Vec::new();
+                detail_files(&spec.path, &mut paths)?;
+                if paths.is_empty() {
+                    return Err(format!("{}: no detail files (detail*) in it", spec.path.display()));
+                }
+                let mut events = Vec::new();
+                for p in paths {
+                    let (text, id) = read(&p, &mut files)?;
+                    radius::parse(&text, id, &mut events, &mut w);
+                }
+                sessions.extend(radius::sessions(events, &mut w));
+            }
+            Source::Kea | Source::Dhcpd => {
+                let paths = if spec.source == Source::Kea { kea_files(&spec.path) } else { vec![spec.path.clone()] };
+                let mut rows = Vec::new();
+                for p in paths {
+                    let (text, id) = read(&p, &mut files)?;
+                    if spec.source == Source::Kea {
+                        kea::parse(&text, id, &mut rows, &mut w);
+                    } else {
+                        dhcpd::parse(&text, id, &mut rows, &mut w);
+                    }
+                }
+                sessions.extend(if spec.source == Source::Kea { kea::sessions(rows) } else { dhcpd::sessions(rows) });
+            }
+            Source::Radacct => {
+                let (text, id) = read(&spec.path, &mut files)?;
+                radacct::parse(&text, id, &mut sessions, &mut w);
+            }
+            Source::Dnsmasq => {
+                let (text, id) = read(&spec.path, &mut files)?;
+                dnsmasq::parse(&text, id, &mut sessions, &mut w);
+            }
+        }
+    }
+    let index = Index::build(sessions, &mut w);
+    Ok(Loaded { index, files, warnings: w })
+}
