@@ -16,7 +16,7 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
-use super::{civil_ms, prefix_of, secs_ms, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 use crate::prefix::Prefix;
 use std::collections::HashMap;
 
@@ -172,8 +172,10 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
         return;
     };
     let nas = ["NAS-IP-Address", "NAS-IPv6-Address", "NAS-Identifier", "Packet-Src-IP-Address"].iter().find_map(|k| a.get(k)).cloned().unwrap_or_default();
-    let remote_id = a.get("ADSL-Agent-Remote-Id").cloned();
-    let circuit_id = a.get("ADSL-Agent-Circuit-Id").cloned();
+    // Octet attributes: FreeRADIUS writes them as 0x... hex.
+    let octets = |k: &str| a.get(k).map(|v| if v.starts_with("0x") { unhex(v).map_or_else(|| v.clone(), |b| printable(&b)) } else { v.clone() });
+    let remote_id = octets("ADSL-Agent-Remote-Id");
+    let circuit_id = octets("ADSL-Agent-Circuit-Id");
     let subscriber = [("User-Name", SubscriberKind::UserName), ("Calling-Station-Id", SubscriberKind::CallingStationId)]
         .iter()
         .find_map(|(k, kind)| a.get(k).filter(|v| !v.is_empty()).map(|v| (v.clone(), *kind)))
@@ -359,6 +361,7 @@ mod tests {
 \tAcct-Session-Id = \"s1\"
 \tFramed-IP-Address = 100.64.0.10
 \tDelegated-IPv6-Prefix = 2001:db8:10::/56
+\tADSL-Agent-Remote-Id = 0x7269642d31
 \tNAS-IP-Address = 192.0.2.1
 \tAcct-Delay-Time = 5
 \tTimestamp = 1764673205
@@ -403,14 +406,15 @@ Wed Dec  2 12:20:00 2026
         assert_eq!(ev.len(), 4, "{:?}", w.named);
         assert_eq!(ev[0].time_ms, 1_764_673_200_000, "Timestamp minus Acct-Delay-Time");
         assert_eq!(w.count(WarningKind::Truncated), 1);
-        assert_eq!(w.named[0].origin.line, 35);
+        assert_eq!(w.named[0].origin.line, 36);
         let s = sessions(ev, &mut w);
         assert_eq!(s.len(), 2);
         assert_eq!((s[0].subscriber.as_str(), s[0].kind), ("alice", SubscriberKind::UserName));
         assert_eq!(s[0].id, "192.0.2.1/s1");
         assert_eq!((s[0].start_ms, s[0].end_ms), (1_764_673_200_000, Some(1_764_676_800_000)));
         assert_eq!(s[0].prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(), ["100.64.0.10/32", "2001:db8:10::/56"]);
-        assert_eq!((s[0].origin.line, s[1].origin.line), (1, 27));
+        assert_eq!((s[0].origin.line, s[1].origin.line), (1, 28));
+        assert_eq!(s[0].remote_id.as_deref(), Some("rid-1"));
         assert_eq!((s[1].subscriber.as_str(), s[1].kind), ("02-00-00-00-00-02", SubscriberKind::CallingStationId));
         assert_eq!((s[1].start_ms, s[1].end_ms), (1_764_677_400_000 - 600_000, Some(1_764_677_400_000)));
         assert_eq!(w.count(WarningKind::StopWithoutStart), 1);
