@@ -158,6 +158,9 @@ fn lease(addr: &str, stmts: &Statements, origin: Origin) -> Result<Option<Row>, 
     }
     let Some(start_ms) = starts else { return Err((origin.line, format!("lease {addr}: no starts"))) };
     let expire_ms = ends.flatten().unwrap_or(u64::MAX);
+    if expire_ms < start_ms {
+        return Err((origin.line, format!("lease {addr}: ends before it starts")));
+    }
     let subscriber = remote
         .clone()
         .map(|r| (r, SubscriberKind::RemoteId))
@@ -241,6 +244,19 @@ lease 10.0.0.22 {
         // Released 20 minutes in.
         assert_eq!((s[0].start_ms, s[0].end_ms), (1_764_064_800_000, Some(1_764_066_000_000)));
         assert_eq!((s[1].subscriber.as_str(), s[1].start_ms, s[1].end_ms), ("02:00:00:00:00:21", 1_764_064_800_000, Some(u64::MAX)));
+    }
+
+    #[test]
+    fn a_lease_that_ends_before_it_starts_is_refused() {
+        // Found by the attribution_dhcpd smoke test: it gave a session
+        // ending before its start.
+        let text = "lease 10.0.0.20 {\n  starts 2 2025/11/25 10:00:00;\n  ends 2 2025/01/25 11:00:00;\n  hardware ethernet 02:00:00:00:00:20;\n}\n";
+        let mut w = Warnings::default();
+        let mut rows = Vec::new();
+        parse(text, 0, &mut rows, &mut w);
+        assert!(rows.is_empty());
+        assert_eq!(w.count(WarningKind::BadRecord), 1);
+        assert!(w.named[0].message.contains("ends before it starts"), "{:?}", w.named);
     }
 
     #[test]

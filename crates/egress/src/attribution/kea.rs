@@ -202,7 +202,8 @@ pub(crate) fn timeline(leases: Vec<Lease>) -> Vec<Session> {
             circuit_id: r.circuit_id,
             prefixes: vec![r.prefix],
             start_ms: r.start_ms,
-            end_ms: Some(r.expire_ms),
+            // A journal row never yields a span that ends before it starts.
+            end_ms: Some(r.expire_ms.max(r.start_ms)),
             origin: r.origin,
         });
     }
