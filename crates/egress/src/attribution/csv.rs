@@ -10,57 +10,64 @@ pub struct Record {
     pub terminated: bool,
 }
 
-/// Splits `text` into records. Blank lines are skipped.
-pub fn records(text: &str) -> Vec<Record> {
-    let mut out = Vec::new();
-    let mut line: u32 = 1;
-    let mut chars = text.chars().peekable();
-    while chars.peek().is_some() {
-        let start = line;
-        let mut fields = Vec::new();
-        let mut field = String::new();
-        let mut quoted = false;
-        let mut terminated = false;
-        let mut any = false;
-        while let Some(c) = chars.next() {
-            any = true;
-            if quoted {
-                match c {
-                    '"' if chars.peek() == Some(&'"') => {
-                        chars.next();
-                        field.push('"');
+/// The records of `text`, one at a time (a lease file of a million rows
+/// is never held as fields all at once). Blank lines are skipped.
+pub fn records(text: &str) -> Records<'_> {
+    Records { chars: text.chars().peekable(), line: 1 }
+}
+
+pub struct Records<'a> {
+    chars: std::iter::Peekable<std::str::Chars<'a>>,
+    line: u32,
+}
+
+impl Iterator for Records<'_> {
+    type Item = Record;
+
+    fn next(&mut self) -> Option<Record> {
+        let chars = &mut self.chars;
+        while chars.peek().is_some() {
+            let start = self.line;
+            let mut fields = Vec::new();
+            let mut field = String::new();
+            let mut quoted = false;
+            let mut terminated = false;
+            while let Some(c) = chars.next() {
+                if quoted {
+                    match c {
+                        '"' if chars.peek() == Some(&'"') => {
+                            chars.next();
+                            field.push('"');
+                        }
+                        '"' => quoted = false,
+                        '\n' => {
+                            self.line = self.line.saturating_add(1);
+                            field.push('\n');
+                        }
+                        _ => field.push(c),
                     }
-                    '"' => quoted = false,
+                    continue;
+                }
+                match c {
+                    '"' if field.is_empty() => quoted = true,
+                    ',' => fields.push(std::mem::take(&mut field)),
+                    '\r' if chars.peek() == Some(&'\n') => {}
                     '\n' => {
-                        line = line.saturating_add(1);
-                        field.push('\n');
+                        self.line = self.line.saturating_add(1);
+                        terminated = true;
+                        break;
                     }
                     _ => field.push(c),
                 }
+            }
+            fields.push(field);
+            if fields.len() == 1 && fields[0].is_empty() {
                 continue;
             }
-            match c {
-                '"' if field.is_empty() => quoted = true,
-                ',' => fields.push(std::mem::take(&mut field)),
-                '\r' if chars.peek() == Some(&'\n') => {}
-                '\n' => {
-                    line = line.saturating_add(1);
-                    terminated = true;
-                    break;
-                }
-                _ => field.push(c),
-            }
+            return Some(Record { line: start, fields, terminated });
         }
-        if !any {
-            break;
-        }
-        fields.push(field);
-        if fields.len() == 1 && fields[0].is_empty() {
-            continue;
-        }
-        out.push(Record { line: start, fields, terminated });
+        None
     }
-    out
 }
 
 #[cfg(test)]
@@ -69,7 +76,7 @@ mod tests {
 
     #[test]
     fn quoting_and_lines() {
-        let r = records("a,\"b,\"\"c\"\"\",\n\n\"x\ny\",2\nlast");
+        let r: Vec<Record> = records("a,\"b,\"\"c\"\"\",\n\n\"x\ny\",2\nlast").collect();
         assert_eq!(r.len(), 3);
         assert_eq!(r[0].fields, ["a", "b,\"c\"", ""]);
         assert_eq!((r[0].line, r[0].terminated), (1, true));

@@ -12,7 +12,7 @@
 //! dhcpd when the relay sent them), else `hardware ethernet`, else `uid`.
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
-use super::kea::{timeline, Lease, Row};
+use super::kea::{timeline, Row};
 use super::{civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 
 /// A block's statements with their line numbers.
@@ -187,7 +187,7 @@ fn lease(addr: &str, stmts: &Statements, origin: Origin) -> Result<Option<Row>, 
 
 /// Rows of every file, in order, into leases per address.
 pub fn sessions(rows: Vec<Row>) -> Vec<Session> {
-    timeline(rows.into_iter().map(|r| Lease { row: r, source: Source::Dhcpd }).collect())
+    timeline(rows, Source::Dhcpd)
 }
 
 #[cfg(test)]

@@ -43,9 +43,8 @@ pub struct Row {
 
 /// Reads one lease file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
-    let recs = records(text);
     let mut header: Option<HashMap<String, usize>> = None;
-    for r in recs {
+    for r in records(text) {
         let origin = Origin { file, line: r.line };
         if !r.terminated {
             w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
@@ -132,22 +131,16 @@ fn relay_info(ctx: &str) -> (Option<String>, Option<String>) {
 
 /// Rows of every file, oldest first, into leases per address.
 pub fn sessions(rows: Vec<Row>) -> Vec<Session> {
-    timeline(rows.into_iter().map(|r| Lease { row: r, source: Source::Kea }).collect())
-}
-
-/// A lease row of any DHCP journal (dhcpd's too).
-pub(crate) struct Lease {
-    pub row: Row,
-    pub source: Source,
+    timeline(rows, Source::Kea)
 }
 
 /// Per address, in journal order: each lease runs until the next row for
 /// the address starts; renewals by the same subscriber extend one session.
-pub(crate) fn timeline(leases: Vec<Lease>) -> Vec<Session> {
+pub(crate) fn timeline(rows: Vec<Row>, source: Source) -> Vec<Session> {
     let mut out: Vec<Session> = Vec::new();
     // The open (last) session per prefix, as an index into `out`.
     let mut last: HashMap<Prefix, usize> = HashMap::new();
-    for Lease { row: r, source } in leases {
+    for r in rows {
         let prev = last.get(&r.prefix).copied();
         if r.declined {
             if let Some(i) = prev {

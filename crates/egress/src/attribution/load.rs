@@ -43,7 +43,47 @@ pub struct Loaded {
 fn read(path: &Path, files: &mut Vec<String>) -> Result<(String, u32), String> {
     let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     files.push(path.display().to_string());
-    Ok((String::from_utf8_lossy(&bytes).into_owned(), u32::try_from(files.len() - 1).unwrap_or(u32::MAX)))
+    // One copy of the text: invalid UTF-8 (a stray byte in a user name) is
+    // replaced, valid text is taken as it is.
+    let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    Ok((text, u32::try_from(files.len() - 1).unwrap_or(u32::MAX)))
+}
+
+/// Text read from a detail file at a time: a day's file of a large NAS
+/// runs to gigabytes, and only the sessions need to stay in memory.
+const DETAIL_CHUNK: usize = 8 << 20;
+
+/// Reads a detail file in pieces of about [`DETAIL_CHUNK`], each cut after
+/// a blank line (a record's end), parsing each as it comes.
+fn read_detail(path: &Path, files: &mut Vec<String>, events: &mut Vec<radius::Event>, w: &mut Warnings) -> Result<(), String> {
+    read_detail_in(path, DETAIL_CHUNK, files, events, w)
+}
+
+fn read_detail_in(path: &Path, chunk_size: usize, files: &mut Vec<String>, events: &mut Vec<radius::Event>, w: &mut Warnings) -> Result<(), String> {
+    use std::io::BufRead;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    files.push(path.display().to_string());
+    let id = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
+    let mut r = std::io::BufReader::new(f);
+    let (mut chunk, mut line) = (Vec::new(), Vec::new());
+    let (mut first, mut lines) = (1u32, 0u32);
+    loop {
+        line.clear();
+        let n = r.read_until(b'\n', &mut line).map_err(|e| format!("{}: {e}", path.display()))?;
+        chunk.extend_from_slice(&line);
+        lines = lines.saturating_add(1);
+        let blank = line.iter().all(u8::is_ascii_whitespace) && line.ends_with(b"\n");
+        if n == 0 || (blank && chunk.len() >= chunk_size) {
+            let text = String::from_utf8_lossy(&chunk);
+            radius::parse_chunk(&text, id, first, events, w);
+            first = first.saturating_add(lines - u32::from(n == 0));
+            lines = 0;
+            chunk.clear();
+        }
+        if n == 0 {
+            return Ok(());
+        }
+    }
 }
 
 /// Detail files under `dir` (FreeRADIUS keeps one directory per client,
@@ -95,8 +135,7 @@ pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
                 }
                 let mut events = Vec::new();
                 for p in paths {
-                    let (text, id) = read(&p, &mut files)?;
-                    radius::parse(&text, id, &mut events, &mut w);
+                    read_detail(&p, &mut files, &mut events, &mut w)?;
                 }
                 sessions.extend(radius::sessions(events, &mut w));
             }
@@ -125,4 +164,35 @@ pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
     }
     let index = Index::build(sessions, &mut w);
     Ok(Loaded { index, files, warnings: w })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detail_file_read_in_pieces_reads_as_a_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("detail-20251124");
+        let mut text = String::new();
+        for i in 0..20 {
+            text.push_str(&format!("Mon Nov 24 16:00:00 2025\n\tAcct-Status-Type = Start\n\tUser-Name = \"u{i}\"\n\tAcct-Session-Id = \"{i}\"\n\tFramed-IP-Address = 10.0.0.{i}\n\tTimestamp = {}\n\n", 1_764_000_000 + i));
+            if i % 7 == 3 {
+                text.push_str("\n\tbroken line\n\n");
+            }
+        }
+        text.push_str("Mon Nov 24 16:00:00 2025\n\tAcct-Status-Type = Stop\n");
+        std::fs::write(&path, &text).unwrap();
+        let (mut whole, mut ww) = (Vec::new(), Warnings::default());
+        radius::parse(&text, 0, &mut whole, &mut ww);
+        for size in [1, 100, 1 << 20] {
+            let (mut files, mut events, mut w) = (Vec::new(), Vec::new(), Warnings::default());
+            read_detail_in(&path, size, &mut files, &mut events, &mut w).unwrap();
+            assert_eq!(events, whole, "chunks of {size}");
+            assert_eq!(w.named, ww.named, "chunks of {size}");
+        }
+        assert_eq!(whole.len(), 20);
+        assert_eq!(ww.count(super::super::WarningKind::Truncated), 1);
+        assert_eq!(ww.named.last().unwrap().origin.line, text.lines().count() as u32 - 1);
+    }
 }

@@ -49,10 +49,17 @@ pub struct Event {
 
 /// Reads one detail file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
+    parse_chunk(text, file, 1, out, w);
+}
+
+/// Reads a piece of a detail file that starts on line `first_line` (the
+/// loader reads large files a few MiB at a time, cut after a blank line).
+pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>, w: &mut Warnings) {
     let mut rec: Vec<(u32, &str)> = Vec::new();
     let mut start = 0u32;
     let (lines, _) = super::lines(text);
     for (n, line) in lines {
+        let n = n.saturating_add(first_line - 1);
         if line.trim().is_empty() {
             if !rec.is_empty() {
                 record(&rec, Origin { file, line: start }, out, w);
