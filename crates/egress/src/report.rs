@@ -459,6 +459,68 @@ mod tests {
     }
 
     #[test]
+    fn rows_per_address_and_session_name_the_subscriber() {
+        use crate::attribution::{Origin, Session, Source, SubscriberKind, Warnings};
+        let policy =
+            crate::policy::parse("[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"198.51.100.0/24\"]\n", std::path::Path::new("p.toml"))
+                .unwrap();
+        let lpm = Table::new(&policy);
+        let session = |who: &str, start: u64, end: Option<u64>, line: u32| Session {
+            source: Source::Radius,
+            subscriber: who.into(),
+            kind: SubscriberKind::UserName,
+            id: format!("nas/{who}"),
+            remote_id: None,
+            circuit_id: Some("eth0,1".into()),
+            prefixes: vec!["198.51.100.7".parse().unwrap()],
+            start_ms: start,
+            end_ms: end,
+            origin: Origin { file: 0, line },
+        };
+        let index = Index::build(vec![session("alice", 1000, Some(5000), 1), session("bob", 5000, None, 9)], &mut Warnings::default());
+        let files = vec!["radacct/detail".to_string()];
+        let mut a = Analyzer::new(&policy, &lpm, Options::default());
+        a.attribute(&index, &files);
+        let flow = |src: &str, t: u64| Flow {
+            src: src.parse().unwrap(),
+            dst: "192.0.2.1".parse().unwrap(),
+            src_port: 1,
+            dst_port: 25,
+            proto: 6,
+            tcp_flags: 2,
+            packets: 1,
+            bytes: 40,
+            start_ms: t,
+            end_ms: t,
+        };
+        for f in [flow("198.51.100.7", 2000), flow("198.51.100.7", 3000), flow("198.51.100.7", 6000), flow("198.51.100.8", 6000)] {
+            a.add(&f);
+        }
+        assert_eq!((a.flows_attributed, a.flows_unattributed), (3, 1));
+        let rows = a.rows();
+        assert_eq!(rows.len(), 3);
+        let who: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.session().map(|s| s.subscriber.as_str())).collect();
+        assert_eq!(who, [Some("alice"), Some("bob"), None]);
+        assert_eq!(rows[0].flows, 2);
+        assert_eq!(rows[0].attribution.session().unwrap().record, "radacct/detail:1");
+        let t = table(&rows, false, true);
+        assert!(t.contains("alice (user-name)") && t.contains("radius nas/bob 198.51.100.7/32 1970-01-01T00:00:05Z..open radacct/detail:9"), "{t}");
+        let c = csv(&rows, false, true);
+        let line = c.lines().nth(1).unwrap();
+        assert!(
+            line.ends_with(",alice,user-name,radius,nas/alice,198.51.100.7/32,1970-01-01T00:00:01Z,1970-01-01T00:00:05Z,,\"eth0,1\",radacct/detail:1"),
+            "{line}"
+        );
+        assert!(c.lines().nth(3).unwrap().ends_with(",,,,,,,,,,"), "{c}");
+        let j = serde_json::to_value(&rows).unwrap();
+        assert!(j[2]["attribution"].is_null() && j[1]["attribution"]["session_end"].is_null(), "{j}");
+        // Without an index there is no attribution field at all.
+        let mut plain = Analyzer::new(&policy, &lpm, Options::default());
+        plain.add(&flow("198.51.100.7", 2000));
+        assert!(serde_json::to_value(plain.rows()).unwrap()[0].get("attribution").is_none());
+    }
+
+    #[test]
     fn window_peak() {
         let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
         let ev: Vec<(u64, IpAddr)> = (0..20).map(|i| (i as u64 * 100_000, ip(i))).collect();

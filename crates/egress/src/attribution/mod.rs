@@ -220,11 +220,11 @@ impl fmt::Display for Named<'_> {
     }
 }
 
-/// Text as the report shows it: control characters (and the separators
-/// of the CSV and table output) replaced, at most 128 characters, so a
-/// hostile user name cannot forge lines.
+/// Text as the report shows it: control characters replaced, at most 128
+/// characters, so a hostile user name cannot forge lines (the CSV output
+/// quotes what needs quoting, JSON escapes).
 pub fn clean(s: &str) -> String {
-    s.chars().take(128).map(|c| if c.is_control() || c == ',' || c == '"' { '?' } else { c }).collect()
+    s.chars().take(128).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
 /// Unix milliseconds from a civil UTC date and time (days-from-civil,
@@ -370,7 +370,7 @@ mod tests {
 
     #[test]
     fn cleaned_for_output() {
-        assert_eq!(clean("a\nb,c\"d"), "a?b?c?d");
+        assert_eq!(clean("a\nb,c\"d\u{85}"), "a?b,c\"d?");
         assert_eq!(clean(&"é".repeat(300)).chars().count(), 128);
     }
 }
