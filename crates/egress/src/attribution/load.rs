@@ -171,6 +171,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn kea_rotated_files_are_read_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("kea-leases4.csv");
+        let header = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+        let row = |mac: &str, expire: u64| format!("{header}10.0.0.1,{mac},,3600,{expire},1,0,0,,0,\n");
+        std::fs::write(format!("{}.1", base.display()), row("02:00:00:00:00:01", 1_764_003_600)).unwrap();
+        std::fs::write(format!("{}.2", base.display()), row("02:00:00:00:00:02", 1_764_007_200)).unwrap();
+        std::fs::write(&base, row("02:00:00:00:00:03", 1_764_010_800)).unwrap();
+        let spec: Spec = format!("kea:{}", base.display()).parse().unwrap();
+        let who = |l: &Loaded, t: u64| l.index.lookup("10.0.0.1".parse().unwrap(), t * 1000).map(|i| l.index.session(i).subscriber.clone());
+        let l = load(std::slice::from_ref(&spec)).unwrap();
+        assert_eq!(l.files.len(), 3);
+        assert!(l.files[0].ends_with(".1") && l.files[1].ends_with(".2"), "{:?}", l.files);
+        assert_eq!(who(&l, 1_764_001_000).as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(who(&l, 1_764_004_000).as_deref(), Some("02:00:00:00:00:02"));
+        assert_eq!(who(&l, 1_764_010_000).as_deref(), Some("02:00:00:00:00:03"));
+        // The cleanup's result replaces .1 and .2.
+        std::fs::write(format!("{}.completed", base.display()), row("02:00:00:00:00:02", 1_764_007_200)).unwrap();
+        let l = load(&[spec]).unwrap();
+        assert_eq!(l.files.len(), 2);
+        assert_eq!(who(&l, 1_764_001_000), None);
+        assert_eq!(who(&l, 1_764_004_000).as_deref(), Some("02:00:00:00:00:02"));
+        assert!("nope:x".parse::<Spec>().is_err() && "kea:".parse::<Spec>().is_err());
+        let missing = load(&["kea:/nonexistent/leases.csv".parse().unwrap()]);
+        assert!(missing.is_err_and(|e| e.contains("/nonexistent/leases.csv")));
+    }
+
+    #[test]
     fn a_detail_file_read_in_pieces_reads_as_a_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("detail-20251124");
