@@ -225,47 +225,43 @@ fn event_timestamp(v: &str) -> Option<u64> {
     civil_ms(year.parse().ok()?, m, day.parse().ok()?, hh, mm, ss).map(|ms| ms / 1000)
 }
 
-/// A session being replayed.
-struct Open {
-    session: Session,
-}
-
 /// Replays the events of every file, in time order, into sessions.
 pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
     events.sort_by_key(|e| (e.time_ms, e.origin));
-    let mut open: HashMap<(String, String), Open> = HashMap::new();
+    // Open sessions per NAS, then per Acct-Session-Id: an Accounting-On
+    // closes one NAS's sessions without looking at the others'.
+    let mut open: HashMap<String, HashMap<String, Session>> = HashMap::new();
     let mut out = Vec::new();
-    let close = |o: Open, end: u64, out: &mut Vec<Session>, w: &mut Warnings| {
-        let mut s = o.session;
+    let close = |mut s: Session, end: u64, out: &mut Vec<Session>, w: &mut Warnings| {
         s.end_ms = Some(end.max(s.start_ms));
         finish(s, out, w);
     };
     for e in events {
         if e.status == Status::NasReset {
-            let keys: Vec<(String, String)> = open.keys().filter(|k| k.0 == e.nas).cloned().collect();
-            for k in keys {
-                let o = open.remove(&k).expect("listed");
-                close(o, e.time_ms, &mut out, w);
+            let mut gone: Vec<Session> = open.remove(&e.nas).map(|m| m.into_values().collect()).unwrap_or_default();
+            gone.sort_by_key(|s| s.origin);
+            for s in gone {
+                close(s, e.time_ms, &mut out, w);
             }
             continue;
         }
-        let key = (e.nas.clone(), e.session_id.clone());
+        let nas = open.entry(e.nas.clone()).or_default();
         match e.status {
             Status::Start => {
-                if let Some(o) = open.remove(&key) {
-                    if o.session.start_ms != e.time_ms {
+                if let Some(s) = nas.remove(&e.session_id) {
+                    if s.start_ms != e.time_ms {
                         w.add(
                             WarningKind::StartWhileOpen,
                             e.origin,
-                            format!("Start for session {} which is open since line {}: closed here", super::clean(&e.session_id), o.session.origin.line),
+                            format!("Start for session {} which is open since line {}: closed here", super::clean(&e.session_id), s.origin.line),
                         );
                     }
-                    close(o, e.time_ms, &mut out, w);
+                    close(s, e.time_ms, &mut out, w);
                 }
-                open.insert(key, Open { session: new_session(&e, e.time_ms) });
+                nas.insert(e.session_id.clone(), new_session(&e, e.time_ms));
             }
-            Status::Interim => match open.get_mut(&key) {
-                Some(o) => update(&mut o.session, &e),
+            Status::Interim => match nas.get_mut(&e.session_id) {
+                Some(s) => update(s, &e),
                 None => {
                     let start = e.time_ms.saturating_sub(e.session_time.and_then(secs_ms).unwrap_or(0));
                     w.add(
@@ -273,13 +269,13 @@ pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
                         e.origin,
                         format!("Interim-Update for session {} without its Start: opened at its Acct-Session-Time", super::clean(&e.session_id)),
                     );
-                    open.insert(key, Open { session: new_session(&e, start) });
+                    nas.insert(e.session_id.clone(), new_session(&e, start));
                 }
             },
-            Status::Stop => match open.remove(&key) {
-                Some(mut o) => {
-                    update(&mut o.session, &e);
-                    close(o, e.time_ms, &mut out, w);
+            Status::Stop => match nas.remove(&e.session_id) {
+                Some(mut s) => {
+                    update(&mut s, &e);
+                    close(s, e.time_ms, &mut out, w);
                 }
                 None => {
                     w.add(
@@ -296,10 +292,10 @@ pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
             Status::NasReset => unreachable!("handled above"),
         }
     }
-    let mut rest: Vec<Open> = open.into_values().collect();
-    rest.sort_by_key(|o| o.session.origin);
-    for o in rest {
-        finish(o.session, &mut out, w);
+    let mut rest: Vec<Session> = open.into_values().flat_map(HashMap::into_values).collect();
+    rest.sort_by_key(|s| s.origin);
+    for s in rest {
+        finish(s, &mut out, w);
     }
     out
 }
