@@ -13,7 +13,7 @@
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
 use super::kea::{timeline, Row};
-use super::{civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 
 /// A block's statements with their line numbers.
 type Statements = Vec<(u32, String)>;
@@ -161,6 +161,7 @@ fn lease(addr: &str, stmts: &Statements, origin: Origin) -> Result<Option<Row>, 
     if expire_ms < start_ms {
         return Err((origin.line, format!("lease {addr}: ends before it starts")));
     }
+    let (remote, circuit, hw, uid) = (nonempty(remote), nonempty(circuit), nonempty(hw), nonempty(uid));
     let subscriber = remote
         .clone()
         .map(|r| (r, SubscriberKind::RemoteId))
@@ -257,6 +258,17 @@ lease 10.0.0.22 {
         assert!(rows.is_empty());
         assert_eq!(w.count(WarningKind::BadRecord), 1);
         assert!(w.named[0].message.contains("ends before it starts"), "{:?}", w.named);
+    }
+
+    #[test]
+    fn an_empty_agent_option_names_nobody() {
+        // Found by attribution_dhcpd: `option agent.remote-id ;` became an
+        // empty subscriber name.
+        let text = "lease 10.0.0.20 {\n  starts 2 2025/11/25 10:00:00;\n  ends 2 2025/11/25 11:00:00;\n  option agent.remote-id ;\n  hardware ethernet 02:00:00:00:00:20;\n}\n";
+        let mut rows = Vec::new();
+        parse(text, 0, &mut rows, &mut Warnings::default());
+        let s = sessions(rows);
+        assert_eq!((s[0].subscriber.as_str(), s[0].kind), ("02:00:00:00:00:20", SubscriberKind::HardwareAddress));
     }
 
     #[test]

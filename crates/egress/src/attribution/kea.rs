@@ -20,7 +20,7 @@
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
 use super::csv::records;
-use super::{option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 use crate::prefix::{Family, Prefix};
 use std::collections::HashMap;
 
@@ -85,6 +85,7 @@ fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin) -> Result<Optio
     let start_ms = secs_ms(expire.saturating_sub(valid)).ok_or("expire out of range")?;
     let state = col("state").trim().parse::<u64>().unwrap_or(0);
     let (circuit_id, remote_id) = relay_info(&col("user_context"));
+    let (circuit_id, remote_id) = (nonempty(circuit_id), nonempty(remote_id));
     let subscriber = remote_id
         .clone()
         .map(|r| (r, SubscriberKind::RemoteId))
@@ -236,6 +237,17 @@ mod tests {
         assert_eq!(s[2].end_ms, Some(1_764_001_800_000));
         // Reclaimed (state 2): the same lease.
         assert_eq!((s[3].start_ms, s[3].end_ms), (1_764_000_000_000, Some(1_764_003_600_000)));
+    }
+
+    #[test]
+    fn an_empty_option82_suboption_names_nobody() {
+        // Found by attribution_kea: an empty circuit-id became an empty
+        // subscriber name.
+        let text = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n10.0.0.10,02:00:00:00:00:02,,3600,1764009000,1,0,0,,0,{ \"ISC\": { \"relay-agent-info\": { \"sub-options\": \"0x01000200\" } } }\n";
+        let mut rows = Vec::new();
+        parse(text, 0, &mut rows, &mut Warnings::default());
+        let s = sessions(rows);
+        assert_eq!((s[0].subscriber.as_str(), s[0].kind, &s[0].circuit_id), ("02:00:00:00:00:02", SubscriberKind::HardwareAddress, &None));
     }
 
     #[test]

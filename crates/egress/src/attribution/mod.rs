@@ -294,14 +294,21 @@ pub fn option82(b: &[u8]) -> (Option<String>, Option<String>) {
     while i + 2 <= b.len() {
         let (code, len) = (b[i], b[i + 1] as usize);
         let Some(v) = b.get(i + 2..i + 2 + len) else { break };
+        // An empty sub-option names nobody.
         match code {
-            1 => circuit = Some(printable(v)),
-            2 => remote = Some(printable(v)),
+            1 if !v.is_empty() => circuit = Some(printable(v)),
+            2 if !v.is_empty() => remote = Some(printable(v)),
             _ => {}
         }
         i += 2 + len;
     }
     (circuit, remote)
+}
+
+/// `None` for an absent or empty value: an empty remote-id, circuit-id or
+/// hardware address names nobody.
+pub(crate) fn nonempty(v: Option<String>) -> Option<String> {
+    v.filter(|s| !s.trim().is_empty())
 }
 
 /// Bytes as text if printable ASCII, else as colon-separated hex.
@@ -348,6 +355,7 @@ mod tests {
 
     #[test]
     fn option82_suboptions() {
+        assert_eq!(option82(&[1, 0, 2, 0]), (None, None));
         let (c, r) = option82(&[1, 4, b'e', b't', b'h', b'0', 2, 3, 0xaa, 0xbb, 0xcc, 9, 1]);
         assert_eq!(c.as_deref(), Some("eth0"));
         assert_eq!(r.as_deref(), Some("aa:bb:cc"));

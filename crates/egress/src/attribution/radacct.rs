@@ -53,6 +53,9 @@ fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin, w: &mut Warning
         Some(t) => Some(sql_time(t).ok_or_else(|| format!("acctstoptime {:?} is not a time", super::clean(t)))?),
         None => None,
     };
+    if end_ms.is_some_and(|e| e < start_ms) {
+        return Err("acctstoptime is before acctstarttime".into());
+    }
     let mut prefixes = Vec::new();
     for name in ["framedipaddress", "framedipv6address", "framedipv6prefix", "delegatedipv6prefix"] {
         if let Some(v) = col(name) {
@@ -137,6 +140,7 @@ mod tests {
 3,s3,,bob,192.0.2.1,yesterday,,,100.64.0.3,
 4,s4,,carol,192.0.2.1,2025-11-24 16:00:00,,,,
 5,s5,,dave,192.0.2.1,2025-11-24 21:30:00+05:30,,,100.64.0.5,
+7,s7,,frank,192.0.2.1,2025-11-24 16:00:00,2024-11-24 17:00:00,,100.64.0.7,
 6,s6,,erin,192.0.2.1,2025-11-24 16:00:00,,,100.64.0.6";
         let mut w = Warnings::default();
         let mut s = Vec::new();
@@ -147,7 +151,9 @@ mod tests {
         assert_eq!((s[1].subscriber.as_str(), s[1].kind, s[1].id.as_str(), s[1].end_ms), ("02-00,x", SubscriberKind::CallingStationId, "192.0.2.1/s2", None));
         assert_eq!(s[1].start_ms, 1_764_001_800_000);
         assert_eq!(s[2].start_ms, 1_764_000_000_000, "+05:30");
-        assert_eq!((w.count(WarningKind::BadRecord), w.count(WarningKind::Incomplete), w.count(WarningKind::Truncated)), (1, 1, 1));
+        // Row 7 (found by attribution_radacct) stops before it starts.
+        assert_eq!((w.count(WarningKind::BadRecord), w.count(WarningKind::Incomplete), w.count(WarningKind::Truncated)), (2, 1, 1));
+        assert!(w.named.iter().any(|x| x.origin.line == 7 && x.message.contains("before acctstarttime")), "{:?}", w.named);
         assert_eq!(w.named.iter().find(|x| x.kind == WarningKind::BadRecord).unwrap().origin.line, 4);
     }
 }

@@ -16,7 +16,7 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
-use super::{civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 use crate::prefix::Prefix;
 use std::collections::HashMap;
 
@@ -181,8 +181,8 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
     let nas = ["NAS-IP-Address", "NAS-IPv6-Address", "NAS-Identifier", "Packet-Src-IP-Address"].iter().find_map(|k| a.get(k)).cloned().unwrap_or_default();
     // Octet attributes: FreeRADIUS writes them as 0x... hex.
     let octets = |k: &str| a.get(k).map(|v| if v.starts_with("0x") { unhex(v).map_or_else(|| v.clone(), |b| printable(&b)) } else { v.clone() });
-    let remote_id = octets("ADSL-Agent-Remote-Id");
-    let circuit_id = octets("ADSL-Agent-Circuit-Id");
+    let remote_id = nonempty(octets("ADSL-Agent-Remote-Id"));
+    let circuit_id = nonempty(octets("ADSL-Agent-Circuit-Id"));
     let subscriber = [("User-Name", SubscriberKind::UserName), ("Calling-Station-Id", SubscriberKind::CallingStationId)]
         .iter()
         .find_map(|(k, kind)| a.get(k).filter(|v| !v.is_empty()).map(|v| (v.clone(), *kind)))
