@@ -364,3 +364,66 @@ fn kea_lease_to_udhcpc_names_the_subscriber_of_a_flow() {
     assert!(row(&report, &ip, None)["attribution"].is_null(), "{report:#}");
     assert!(stderr.contains("flows attributed 1, unattributed 1"), "{stderr}");
 }
+
+#[test]
+fn dhcpd_dnsmasq_and_radacct_files_name_subscribers_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = now();
+    let day = |t: u64| {
+        // dhcpd's `W YYYY/MM/DD HH:MM:SS` (UTC); the weekday is not read.
+        let s = port25_egress::report::rfc3339(t * 1000);
+        format!("0 {} {}", s.get(..10).unwrap().replace('-', "/"), s.get(11..19).unwrap())
+    };
+    std::fs::write(
+        dir.path().join("dhcpd.leases"),
+        format!(
+            "lease 198.51.100.81 {{\n  starts {};\n  ends {};\n  binding state active;\n  hardware ethernet 02:00:00:00:00:81;\n  option agent.remote-id \"cpe-81\";\n}}\n",
+            day(n - 3600),
+            day(n + 3600)
+        ),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("dnsmasq.leases"), format!("{} 02:00:00:00:00:82 198.51.100.82 laptop *\n", n + 3600)).unwrap();
+    std::fs::write(
+        dir.path().join("radacct.csv"),
+        format!(
+            "radacctid,acctsessionid,username,nasipaddress,acctstarttime,acctstoptime,callingstationid,framedipaddress\n1,x1,\"carol, jr\",192.0.2.1,{},,,198.51.100.83\n",
+            port25_egress::report::rfc3339((n - 600) * 1000)
+        ),
+    )
+    .unwrap();
+    let pcap = dir.path().join("exports.pcap");
+    exports(&[attempt("198.51.100.81", n - 60), attempt("198.51.100.82", n - 60), attempt("198.51.100.83", n - 60)], &pcap);
+    let p = |f: &str| dir.path().join(f).display().to_string();
+    let sources = [format!("dhcpd:{}", p("dhcpd.leases")), format!("dnsmasq:{}", p("dnsmasq.leases")), format!("radacct-csv:{}", p("radacct.csv"))];
+    let (json, _) = egress_flows(&pcap, &sources, "json");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let a = &row(&report, "198.51.100.81", Some("cpe-81"))["attribution"];
+    assert_eq!((a["subscriber_kind"].as_str(), a["source"].as_str()), (Some("remote-id"), Some("dhcpd")), "{a:#}");
+    let b = &row(&report, "198.51.100.82", Some("02:00:00:00:00:82"))["attribution"];
+    assert_eq!((b["source"].as_str(), b["session"].as_str()), (Some("dnsmasq"), Some("198.51.100.82/32 laptop")), "{b:#}");
+    let c = &row(&report, "198.51.100.83", Some("carol, jr"))["attribution"];
+    assert_eq!((c["source"].as_str(), c["session"].as_str()), (Some("radacct-csv"), Some("192.0.2.1/x1")), "{c:#}");
+    // CSV keeps the comma inside one quoted field.
+    let (csv, _) = egress_flows(&pcap, &sources, "csv");
+    assert!(csv.lines().any(|l| l.starts_with("198.51.100.83,") && l.contains(",\"carol, jr\",user-name,radacct-csv,")), "{csv}");
+    // Bad sources are refused before anything is read.
+    let out = Command::new(BIN)
+        .args(["egress", "flows", "--policy"])
+        .arg(example_policy())
+        .arg("--pcap")
+        .arg(&pcap)
+        .args(["--attribution", "ldap:/x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not an attribution source"), "{out:?}");
+    let out = Command::new(BIN)
+        .args(["egress", "flows", "--policy"])
+        .arg(example_policy())
+        .arg("--pcap")
+        .arg(&pcap)
+        .args(["--attribution", "kea:/nonexistent/kea-leases4.csv"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kea-leases4.csv"), "{out:?}");
+}
