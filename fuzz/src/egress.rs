@@ -62,6 +62,8 @@ pub fn flow_stream(data: &[u8]) {
     assert_eq!(s.datagrams, n);
     assert_eq!(s.datagrams_refused, refused);
     assert_eq!(s.flows, out.len() as u64);
+    // A datagram is malformed once, also when its deferred sets fail later.
+    assert!(s.malformed <= s.datagrams);
     assert!(s.sets_recovered <= s.sets_deferred);
     assert!(s.sets_deferred <= s.sets_recovered + s.sets_without_template);
 }

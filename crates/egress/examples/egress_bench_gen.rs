@@ -8,15 +8,9 @@ use port25_egress::flow::{encode, pcap, Flow};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
+#[path = "shared/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// N prefixes: /24s in 10.0.0.0/8 and 100.64.0.0/10 for residential and
 /// mobile, /28 and /32 exemptions inside, /48s of IPv6.

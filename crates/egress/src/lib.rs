@@ -13,8 +13,11 @@
 //! - answers "why is this address blocked" and "what does this change do"
 //!   ([`check`], [`diff`]);
 //! - parses NetFlow v5/v9 and IPFIX ([`flow`], pure, no I/O) and turns flow
-//!   records into the list of subscribers still trying port 25 ([`report`]).
+//!   records into the list of subscribers still trying port 25 ([`report`]);
+//! - names the subscriber behind a flow's address at the flow's time from
+//!   RADIUS accounting and DHCP leases ([`attribution`], pure parsers).
 
+pub mod attribution;
 pub mod check;
 pub mod compile;
 pub mod diff;

@@ -7,7 +7,14 @@
 //! addresses within `window` (a mail client talks to one or two servers; a
 //! spambot talks to many MXes). With `block_at`, counts are split into
 //! before and after the block went live.
+//!
+//! With an attribution index ([`Analyzer::attribute`]), each flow is also
+//! looked up by its source address and start time, and rows are per
+//! address and session: one address held by two subscribers in turn gives
+//! two rows, each naming its subscriber and the session or lease that
+//! matched. Nothing is kept per flow for that: a row per (address, session).
 
+use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
 use crate::table::{EntryKind, Table};
@@ -21,7 +28,7 @@ use std::net::IpAddr;
 /// in a way that matters here (one report, bounded by the end-user space),
 /// and SipHash was the largest cost per flow.
 #[derive(Default)]
-struct Fx(u64);
+pub(crate) struct Fx(u64);
 
 impl Hasher for Fx {
     fn finish(&self) -> u64 {
@@ -36,7 +43,7 @@ impl Hasher for Fx {
     }
 }
 
-type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Options {
@@ -66,9 +73,60 @@ pub struct Analyzer<'a> {
     policy: &'a Policy,
     table: &'a Table,
     opts: Options,
-    subs: FxMap<IpAddr, Sub>,
+    subs: FxMap<(IpAddr, u32), Sub>,
+    attribution: Option<(&'a Index, &'a [String])>,
     pub flows_seen: u64,
     pub flows_matched: u64,
+    /// Of the matched flows, with an attribution index: those a session
+    /// covered, and those none did.
+    pub flows_attributed: u64,
+    pub flows_unattributed: u64,
+}
+
+/// No session (attribution off, or none covered the flow).
+const NO_SESSION: u32 = u32::MAX;
+
+/// Who held the address at the flow's time, and the session that says so.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Attributed {
+    pub subscriber: String,
+    /// user-name, calling-station-id, remote-id, circuit-id, hwaddr, client-id, duid
+    pub subscriber_kind: &'static str,
+    /// radius, radacct-csv, kea, dhcpd, dnsmasq
+    pub source: &'static str,
+    /// Acct-Session-Id (with the NAS), or the lease's address and host name.
+    pub session: String,
+    /// The session's address or delegated prefix that covered the flow's source.
+    pub prefix: String,
+    pub session_start: String,
+    /// `None`: still open at the end of the data.
+    pub session_end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub circuit_id: Option<String>,
+    /// `file:line` of the session's first record.
+    pub record: String,
+}
+
+impl Attributed {
+    fn new(s: &Session, ip: IpAddr, files: &[String]) -> Attributed {
+        let (family, v) = crate::prefix::ip_to_u128(ip);
+        let prefix = s.prefixes.iter().filter(|p| p.contains(family, v)).max_by_key(|p| p.len).or(s.prefixes.first());
+        let clean = crate::attribution::clean;
+        Attributed {
+            subscriber: clean(&s.subscriber),
+            subscriber_kind: s.kind.as_str(),
+            source: s.source.as_str(),
+            session: clean(&s.id),
+            prefix: prefix.map(ToString::to_string).unwrap_or_default(),
+            session_start: rfc3339(s.start_ms),
+            session_end: s.end_ms.filter(|e| *e != u64::MAX).map(rfc3339),
+            remote_id: s.remote_id.as_deref().map(clean),
+            circuit_id: s.circuit_id.as_deref().map(clean),
+            record: format!("{}:{}", files.get(s.origin.file as usize).map_or("?", String::as_str), s.origin.line),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -89,11 +147,46 @@ pub struct Row {
     pub flows_before_block: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flows_after_block: Option<u64>,
+    /// With attribution: `null` when no session covered the address then.
+    #[serde(skip_serializing_if = "Attribution::is_off")]
+    pub attribution: Attribution,
+}
+
+/// A row's attribution: off (no index given), or the session found (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attribution {
+    Off,
+    On(Option<Box<Attributed>>),
+}
+
+impl Attribution {
+    fn is_off(&self) -> bool {
+        *self == Attribution::Off
+    }
+
+    pub fn session(&self) -> Option<&Attributed> {
+        match self {
+            Attribution::On(Some(a)) => Some(&**a),
+            _ => None,
+        }
+    }
+}
+
+impl Serialize for Attribution {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.session().serialize(s)
+    }
 }
 
 impl<'a> Analyzer<'a> {
     pub fn new(policy: &'a Policy, table: &'a Table, opts: Options) -> Analyzer<'a> {
-        Analyzer { policy, table, opts, subs: FxMap::default(), flows_seen: 0, flows_matched: 0 }
+        Analyzer { policy, table, opts, subs: FxMap::default(), attribution: None, flows_seen: 0, flows_matched: 0, flows_attributed: 0, flows_unattributed: 0 }
+    }
+
+    /// Names the subscriber of every matched flow from `index` (`files`:
+    /// the names its records' origins point into).
+    pub fn attribute(&mut self, index: &'a Index, files: &'a [String]) {
+        self.attribution = Some((index, files));
     }
 
     #[inline]
@@ -108,7 +201,20 @@ impl<'a> Analyzer<'a> {
         }
         self.flows_matched += 1;
         let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
-        let s = self.subs.entry(f.src).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
+        let session = match self.attribution {
+            None => NO_SESSION,
+            Some((index, _)) => match index.lookup(f.src, f.start_ms) {
+                Some(i) => {
+                    self.flows_attributed += 1;
+                    i
+                }
+                None => {
+                    self.flows_unattributed += 1;
+                    NO_SESSION
+                }
+            },
+        };
+        let s = self.subs.entry((f.src, session)).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
         s.flows[after] += 1;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
@@ -123,7 +229,7 @@ impl<'a> Analyzer<'a> {
         let mut rows: Vec<Row> = self
             .subs
             .iter()
-            .map(|(ip, s)| {
+            .map(|(&(ip, session), s)| {
                 let e = &self.table.entries[s.entry as usize];
                 let (network, class) = match e.kind {
                     EntryKind::Network => (self.policy.networks[e.index].name.clone(), self.policy.networks[e.index].class.as_str().to_owned()),
@@ -133,8 +239,12 @@ impl<'a> Analyzer<'a> {
                 let mut dsts: Vec<IpAddr> = s.events.iter().map(|e| e.1).collect();
                 dsts.sort_unstable();
                 dsts.dedup();
+                let attribution = match self.attribution {
+                    None => Attribution::Off,
+                    Some((index, files)) => Attribution::On((session != NO_SESSION).then(|| Box::new(Attributed::new(index.session(session), ip, files)))),
+                };
                 Row {
-                    subscriber: *ip,
+                    subscriber: ip,
                     network,
                     class,
                     flows: s.flows[0] + s.flows[1],
@@ -147,11 +257,16 @@ impl<'a> Analyzer<'a> {
                     spambot: peak >= self.opts.threshold,
                     flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
                     flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
+                    attribution,
                 }
             })
             .collect();
         rows.sort_by(|a, b| {
-            (b.spambot, b.distinct_destinations, b.flows).cmp(&(a.spambot, a.distinct_destinations, a.flows)).then(a.subscriber.cmp(&b.subscriber))
+            (b.spambot, b.distinct_destinations, b.flows)
+                .cmp(&(a.spambot, a.distinct_destinations, a.flows))
+                .then(a.subscriber.cmp(&b.subscriber))
+                .then(a.first_seen.cmp(&b.first_seen))
+                .then_with(|| a.attribution.session().map(|x| &x.session).cmp(&b.attribution.session().map(|x| &x.session)))
         });
         rows
     }
@@ -206,21 +321,32 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     }
     let num = |r: std::ops::Range<usize>| s.get(r).ok_or_else(bad)?.parse::<i64>().map_err(|_| bad());
     let (y, m, d, hh, mm, ss) = (num(0..4)?, num(5..7)?, num(8..10)?, num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
-        return Err(bad());
-    }
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
-    u64::try_from(secs).map(|s| s * 1000).map_err(|_| bad())
+    crate::attribution::civil_ms(y, m, d, hh, mm, ss).ok_or_else(bad)
 }
 
-pub fn table(rows: &[Row], with_block: bool) -> String {
+/// `alice (user-name)` and `radius 192.0.2.1/s1 100.64.0.1/32 START..END detail:3`
+/// for the table; `-` where no session covered the address.
+fn session_text(a: Option<&Attributed>) -> (String, String) {
+    match a {
+        None => ("-".into(), "-".into()),
+        Some(a) => (
+            format!("{} ({})", a.subscriber, a.subscriber_kind),
+            format!("{} {} {} {}..{} {}", a.source, a.session, a.prefix, a.session_start, a.session_end.as_deref().unwrap_or("open"), a.record),
+        ),
+    }
+}
+
+/// A CSV field, quoted when it holds a separator, a quote or a line end.
+fn csv_field(v: &str) -> String {
+    if v.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", v.replace('"', "\"\""))
+    } else {
+        v.to_owned()
+    }
+}
+
+/// `with_attribution`: the ATTRIBUTED TO and SESSION columns.
+pub fn table(rows: &[Row], with_block: bool, with_attribution: bool) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
@@ -229,6 +355,9 @@ pub fn table(rows: &[Row], with_block: bool) -> String {
     );
     if with_block {
         let _ = write!(s, " {:>7} {:>7}", "BEFORE", "AFTER");
+    }
+    if with_attribution {
+        let _ = write!(s, " {:<32} SESSION", "ATTRIBUTED TO");
     }
     s.push('\n');
     for r in rows {
@@ -248,15 +377,22 @@ pub fn table(rows: &[Row], with_block: bool) -> String {
         if with_block {
             let _ = write!(s, " {:>7} {:>7}", r.flows_before_block.unwrap_or(0), r.flows_after_block.unwrap_or(0));
         }
+        if with_attribution {
+            let (who, session) = session_text(r.attribution.session());
+            let _ = write!(s, " {who:<32} {session}");
+        }
         s.push('\n');
     }
     s
 }
 
-pub fn csv(rows: &[Row], with_block: bool) -> String {
+pub fn csv(rows: &[Row], with_block: bool, with_attribution: bool) -> String {
     let mut s = String::from("subscriber,network,class,flows,packets,bytes,distinct_destinations,peak_destinations_in_window,first_seen,last_seen,spambot");
     if with_block {
         s.push_str(",flows_before_block,flows_after_block");
+    }
+    if with_attribution {
+        s.push_str(",attributed_to,subscriber_kind,source,session,prefix,session_start,session_end,remote_id,circuit_id,record");
     }
     s.push('\n');
     for r in rows {
@@ -279,6 +415,29 @@ pub fn csv(rows: &[Row], with_block: bool) -> String {
         if with_block {
             let _ = write!(s, ",{},{}", r.flows_before_block.unwrap_or(0), r.flows_after_block.unwrap_or(0));
         }
+        if with_attribution {
+            match r.attribution.session() {
+                None => s.push_str(",,,,,,,,,,"),
+                Some(a) => {
+                    let fields = [
+                        a.subscriber.as_str(),
+                        a.subscriber_kind,
+                        a.source,
+                        &a.session,
+                        &a.prefix,
+                        &a.session_start,
+                        a.session_end.as_deref().unwrap_or(""),
+                        a.remote_id.as_deref().unwrap_or(""),
+                        a.circuit_id.as_deref().unwrap_or(""),
+                        &a.record,
+                    ];
+                    for f in fields {
+                        s.push(',');
+                        s.push_str(&csv_field(f));
+                    }
+                }
+            }
+        }
         s.push('\n');
     }
     s
@@ -297,6 +456,68 @@ mod tests {
         }
         assert!(parse_time("2025-13-01T00:00:00Z").is_err());
         assert_eq!(parse_time("17").unwrap(), 17_000);
+    }
+
+    #[test]
+    fn rows_per_address_and_session_name_the_subscriber() {
+        use crate::attribution::{Origin, Session, Source, SubscriberKind, Warnings};
+        let policy =
+            crate::policy::parse("[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"198.51.100.0/24\"]\n", std::path::Path::new("p.toml"))
+                .unwrap();
+        let lpm = Table::new(&policy);
+        let session = |who: &str, start: u64, end: Option<u64>, line: u32| Session {
+            source: Source::Radius,
+            subscriber: who.into(),
+            kind: SubscriberKind::UserName,
+            id: format!("nas/{who}"),
+            remote_id: None,
+            circuit_id: Some("eth0,1".into()),
+            prefixes: vec!["198.51.100.7".parse().unwrap()],
+            start_ms: start,
+            end_ms: end,
+            origin: Origin { file: 0, line },
+        };
+        let index = Index::build(vec![session("alice", 1000, Some(5000), 1), session("bob", 5000, None, 9)], &mut Warnings::default());
+        let files = vec!["radacct/detail".to_string()];
+        let mut a = Analyzer::new(&policy, &lpm, Options::default());
+        a.attribute(&index, &files);
+        let flow = |src: &str, t: u64| Flow {
+            src: src.parse().unwrap(),
+            dst: "192.0.2.1".parse().unwrap(),
+            src_port: 1,
+            dst_port: 25,
+            proto: 6,
+            tcp_flags: 2,
+            packets: 1,
+            bytes: 40,
+            start_ms: t,
+            end_ms: t,
+        };
+        for f in [flow("198.51.100.7", 2000), flow("198.51.100.7", 3000), flow("198.51.100.7", 6000), flow("198.51.100.8", 6000)] {
+            a.add(&f);
+        }
+        assert_eq!((a.flows_attributed, a.flows_unattributed), (3, 1));
+        let rows = a.rows();
+        assert_eq!(rows.len(), 3);
+        let who: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.session().map(|s| s.subscriber.as_str())).collect();
+        assert_eq!(who, [Some("alice"), Some("bob"), None]);
+        assert_eq!(rows[0].flows, 2);
+        assert_eq!(rows[0].attribution.session().unwrap().record, "radacct/detail:1");
+        let t = table(&rows, false, true);
+        assert!(t.contains("alice (user-name)") && t.contains("radius nas/bob 198.51.100.7/32 1970-01-01T00:00:05Z..open radacct/detail:9"), "{t}");
+        let c = csv(&rows, false, true);
+        let line = c.lines().nth(1).unwrap();
+        assert!(
+            line.ends_with(",alice,user-name,radius,nas/alice,198.51.100.7/32,1970-01-01T00:00:01Z,1970-01-01T00:00:05Z,,\"eth0,1\",radacct/detail:1"),
+            "{line}"
+        );
+        assert!(c.lines().nth(3).unwrap().ends_with(",,,,,,,,,,"), "{c}");
+        let j = serde_json::to_value(&rows).unwrap();
+        assert!(j[2]["attribution"].is_null() && j[1]["attribution"]["session_end"].is_null(), "{j}");
+        // Without an index there is no attribution field at all.
+        let mut plain = Analyzer::new(&policy, &lpm, Options::default());
+        plain.add(&flow("198.51.100.7", 2000));
+        assert!(serde_json::to_value(plain.rows()).unwrap()[0].get("attribution").is_none());
     }
 
     #[test]

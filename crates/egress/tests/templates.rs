@@ -235,3 +235,60 @@ fn datagrams_from_outside_the_exporter_list_are_dropped_and_counted() {
     assert_eq!(c.template_count_of("127.0.0.1".parse().unwrap()), 1);
     assert_eq!(c.template_count(), 2);
 }
+
+/// A template with a variable-length field (IPFIX), so a data record can
+/// claim more bytes than its set holds.
+const VARLEN_T: &[(u16, u16)] = &[(8, 4), (12, 4), (1, 65535)];
+
+/// A data set for [`VARLEN_T`] whose one record overruns it: addresses,
+/// then a length byte of 200 with 1 byte behind it.
+fn overrunning_set(template_id: u16) -> Vec<u8> {
+    let mut s = template_id.to_be_bytes().to_vec();
+    s.extend_from_slice(&14u16.to_be_bytes());
+    s.extend_from_slice(&[198, 51, 100, 1, 100, 64, 0, 1, 200, 0]);
+    s
+}
+
+#[test]
+fn a_datagram_is_counted_malformed_once_whatever_fails_in_it() {
+    // Found by egress_flow_datagram (at most one malformed count per
+    // datagram): two data sets that overrun, sent before their template in
+    // the same message, each counted once the template decoded them.
+    let d = encode::ipfix(1, EXPORT, 1, &[overrunning_set(256), overrunning_set(256), encode::template_set(true, 256, VARLEN_T)]);
+    let mut c = Collector::new();
+    let mut out = Vec::new();
+    c.datagram(exporter(), &d, &mut out);
+    assert_eq!((c.stats.datagrams, c.stats.malformed, c.stats.sets_recovered), (1, 1, 2));
+    // A deferred set that fails, and then a set length past the end.
+    let mut d = encode::ipfix(1, EXPORT, 1, &[overrunning_set(256), encode::template_set(true, 256, VARLEN_T), vec![1, 0, 0, 40]]);
+    let n = d.len() as u16;
+    d[2..4].copy_from_slice(&n.to_be_bytes());
+    let mut c = Collector::new();
+    c.datagram(exporter(), &d, &mut out);
+    assert_eq!((c.stats.datagrams, c.stats.malformed), (1, 1));
+    assert!(out.is_empty());
+}
+
+#[test]
+fn a_late_template_counts_an_earlier_datagram_malformed_once() {
+    let mut c = Collector::new();
+    let mut out = Vec::new();
+    // Datagram 1: two sets waiting for template 256 (nothing wrong yet).
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[overrunning_set(256), overrunning_set(256)]), &mut out);
+    assert_eq!((c.stats.malformed, c.stats.sets_deferred), (0, 2));
+    // Datagram 2 brings the template: datagram 1 turns out malformed, once;
+    // datagram 2 itself is fine.
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, VARLEN_T)]), &mut out);
+    assert_eq!((c.stats.datagrams, c.stats.malformed, c.stats.sets_recovered), (2, 1, 2));
+    // A datagram already counted malformed (a set length past its end after
+    // a deferred set) is not counted again when its deferred set fails later.
+    let mut c = Collector::new();
+    let mut d = encode::ipfix(1, EXPORT, 1, &[overrunning_set(257), vec![1, 0, 0, 40]]);
+    let n = d.len() as u16;
+    d[2..4].copy_from_slice(&n.to_be_bytes());
+    c.datagram(exporter(), &d, &mut out);
+    assert_eq!(c.stats.malformed, 1);
+    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 257, VARLEN_T)]), &mut out);
+    assert_eq!((c.stats.datagrams, c.stats.malformed, c.stats.sets_recovered), (2, 1, 1));
+    assert!(out.is_empty());
+}

@@ -49,8 +49,10 @@ pub struct Flow {
 pub struct Stats {
     pub datagrams: u64,
     pub flows: u64,
-    /// Datagrams or sets that could not be decoded (bad header, lengths
-    /// that overrun, unknown version); the rest of the datagram is skipped.
+    /// Datagrams that could not be decoded whole (bad header, lengths that
+    /// overrun, unknown version; the rest of the datagram is skipped), each
+    /// counted once: also when the fault is found in a data set decoded
+    /// later, once its template arrived.
     pub malformed: u64,
     pub templates_learned: u64,
     pub templates_changed: u64,
@@ -95,6 +97,17 @@ pub const MAX_REFUSED_NAMED: usize = 16;
 struct Deferred {
     body: Vec<u8>,
     ctx: Context,
+    /// The datagram it came from (its number in `stats.datagrams`), which
+    /// is the one counted malformed if the set turns out to be.
+    datagram: u64,
+}
+
+/// A datagram with data sets still deferred: how many, and whether it has
+/// been counted malformed already (so that it is counted once).
+#[derive(Default)]
+struct Pending {
+    sets: usize,
+    malformed: bool,
 }
 
 /// Per-datagram header values data records are decoded against.
@@ -127,6 +140,12 @@ pub struct Collector {
     deferred: HashMap<TemplateKey, VecDeque<Deferred>>,
     deferred_sets: usize,
     deferred_bytes: usize,
+    /// Datagrams with deferred sets, by number (at most [`MAX_DEFERRED_SETS`]).
+    pending: HashMap<u64, Pending>,
+    /// The datagram being decoded, and whether something in it (a deferred
+    /// set decoded by a template it carried included) failed to decode.
+    current: u64,
+    current_malformed: bool,
     /// systemInitTimeMilliseconds per (exporter, domain), from options data.
     init_ms: HashMap<(IpAddr, u32), u64>,
     /// `None`: every exporter is accepted (a pcap read without --exporter).
@@ -173,6 +192,8 @@ impl Collector {
         // ::ffff:a.b.c.d and a.b.c.d are one exporter.
         let exporter = exporter.to_canonical();
         self.stats.datagrams += 1;
+        self.current = self.stats.datagrams;
+        self.current_malformed = false;
         let before = out.len();
         let r = match data.get(..2).map(|v| u16::from_be_bytes([v[0], v[1]])) {
             Some(5) => v5::decode(data, out),
@@ -180,8 +201,11 @@ impl Collector {
             Some(10) => ipfix::decode(self, exporter, data, out),
             _ => Err(Malformed("unknown version")),
         };
-        if r.is_err() {
+        if r.is_err() || self.current_malformed {
             self.stats.malformed += 1;
+            if let Some(p) = self.pending.get_mut(&self.current) {
+                p.malformed = true;
+            }
         }
         self.stats.flows += (out.len() - before) as u64;
     }
@@ -190,6 +214,7 @@ impl Collector {
     pub fn finish(&mut self) {
         self.stats.sets_without_template += self.deferred_sets as u64;
         self.deferred.clear();
+        self.pending.clear();
         self.deferred_sets = 0;
         self.deferred_bytes = 0;
     }
@@ -254,10 +279,32 @@ impl Collector {
                 self.deferred_bytes -= d.body.len();
                 self.stats.sets_recovered += 1;
                 let t = self.templates.get(&key).expect("just inserted").template.clone();
-                if self.data_set(key, &t, &d.body, d.ctx, out).is_err() {
-                    self.stats.malformed += 1;
-                }
+                let failed = self.data_set(key, &t, &d.body, d.ctx, out).is_err();
+                self.recovered(d.datagram, failed);
             }
+        }
+    }
+
+    /// A deferred set of datagram `n` was decoded; `failed`: it was
+    /// malformed, so datagram `n` is, counted once. The current datagram is
+    /// counted when it ends (with whatever else fails in it).
+    fn recovered(&mut self, n: u64, failed: bool) {
+        let counted = if n == self.current {
+            self.current_malformed |= failed;
+            true
+        } else {
+            false
+        };
+        let Some(p) = self.pending.get_mut(&n) else {
+            return;
+        };
+        if failed && !counted && !p.malformed {
+            p.malformed = true;
+            self.stats.malformed += 1;
+        }
+        p.sets -= 1;
+        if p.sets == 0 {
+            self.pending.remove(&n);
         }
     }
 
@@ -282,7 +329,8 @@ impl Collector {
                 self.stats.sets_deferred += 1;
                 self.deferred_sets += 1;
                 self.deferred_bytes += body.len();
-                self.deferred.entry(key).or_default().push_back(Deferred { body: body.to_vec(), ctx });
+                self.pending.entry(self.current).or_default().sets += 1;
+                self.deferred.entry(key).or_default().push_back(Deferred { body: body.to_vec(), ctx, datagram: self.current });
                 Ok(())
             }
         }

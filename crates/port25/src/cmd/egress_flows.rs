@@ -2,6 +2,8 @@
 //! list of subscribers that still try port 25.
 
 use anyhow::Context;
+use port25_egress::attribution::load::{self as attribution, Spec};
+use port25_egress::attribution::{Named, WarningKind};
 use port25_egress::flow::{pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
 use port25_egress::report::{self, Analyzer, Options};
@@ -29,8 +31,18 @@ enum Format {
                         A flow counts when it is TCP to a blocked port from an address the policy blocks.\n\
                         Decoder statistics (malformed datagrams, late or missing templates, refused datagrams,\n\
                         templates evicted by the bounds) go to standard error.\n\n\
+                        Attribution (repeatable --attribution KIND:PATH) names the subscriber who held a flow's\n\
+                        source address at the flow's start, and the session or lease that matched:\n  \
+                        radius:DIR        FreeRADIUS accounting detail files (detail* under DIR, or one file)\n  \
+                        radacct-csv:FILE  the SQL radacct table exported as CSV with a header\n  \
+                        kea:FILE          Kea memfile leases (kea-leases4.csv / 6; also FILE.completed or FILE.1, FILE.2)\n  \
+                        dhcpd:FILE        ISC dhcpd.leases\n  \
+                        dnsmasq:FILE      dnsmasq.leases (current leases only: no start time)\n\
+                        Rows are then per address and session; warnings (cut records, Stop without Start,\n\
+                        overlapping sessions) are counted and named file:line on standard error.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
-                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --exporter 192.0.2.0/28 --duration 3600 --block-at 2026-11-01T00:00:00Z")]
+                        port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --exporter 192.0.2.0/28 --duration 3600 --block-at 2026-11-01T00:00:00Z\n  \
+                        port25 egress flows --policy egress.toml --pcap exports.pcap --attribution radius:/var/log/freeradius/radacct --attribution kea:/var/lib/kea/kea-leases4.csv")]
 pub struct Args {
     /// The policy file: which addresses are subscribers in blocked space
     #[arg(long, short)]
@@ -62,6 +74,9 @@ pub struct Args {
     /// When the block went live (Unix seconds or YYYY-MM-DDTHH:MM:SSZ): split counts before/after
     #[arg(long, value_parser = report::parse_time)]
     block_at: Option<u64>,
+    /// Name subscribers from RADIUS accounting or DHCP leases: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
+    #[arg(long = "attribution", value_name = "KIND:PATH")]
+    attribution: Vec<Spec>,
 }
 
 fn parse_exporter(s: &str) -> Result<Prefix, String> {
@@ -80,7 +95,11 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let p = policy::load(&a.policy)?;
     let table = Table::new(&p);
     let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: a.block_at };
+    let loaded = if a.attribution.is_empty() { None } else { Some(attribution::load(&a.attribution).map_err(|e| anyhow::anyhow!("attribution: {e}"))?) };
     let mut analyzer = Analyzer::new(&p, &table, opts);
+    if let Some(l) = &loaded {
+        analyzer.attribute(&l.index, &l.files);
+    }
     let mut collector = Collector::new();
     if !a.exporters.is_empty() {
         collector.only_from(a.exporters.clone());
@@ -163,12 +182,33 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if named.len() >= port25_egress::flow::MAX_REFUSED_NAMED { ", ..." } else { "" }
         );
     }
+    if let Some(l) = &loaded {
+        let w = &l.warnings;
+        let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
+        eprintln!(
+            "port25: attribution: {} sessions over {} prefixes from {} files; flows attributed {}, unattributed {}; warnings {}{}",
+            l.index.sessions.len(),
+            l.index.prefixes(),
+            l.files.len(),
+            analyzer.flows_attributed,
+            analyzer.flows_unattributed,
+            w.total(),
+            if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
+        );
+        for x in &w.named {
+            eprintln!("port25: attribution: {}", Named(x, &l.files));
+        }
+        if w.named.len() as u64 != w.total() {
+            eprintln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
+        }
+    }
     let with_block = a.block_at.is_some();
+    let with_attribution = loaded.is_some();
     let text = match a.format {
-        Format::Table => report::table(&rows, with_block),
-        Format::Csv => report::csv(&rows, with_block),
+        Format::Table => report::table(&rows, with_block, with_attribution),
+        Format::Csv => report::csv(&rows, with_block, with_attribution),
         Format::Json => {
-            let v = serde_json::json!({
+            let mut v = serde_json::json!({
                 "subscribers": rows,
                 "stats": {
                     "datagrams": s.datagrams, "flows": s.flows, "flows_matched": analyzer.flows_matched,
@@ -179,6 +219,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     "sets_without_template": s.sets_without_template, "records_incomplete": s.records_incomplete,
                 }
             });
+            if let Some(l) = &loaded {
+                let w = &l.warnings;
+                let counts: serde_json::Map<String, serde_json::Value> = WarningKind::ALL.iter().map(|k| (k.as_str().to_owned(), w.count(*k).into())).collect();
+                let named: Vec<serde_json::Value> = w
+                    .named
+                    .iter()
+                    .map(|x| serde_json::json!({"file": l.files.get(x.origin.file as usize), "line": x.origin.line, "kind": x.kind.as_str(), "message": x.message}))
+                    .collect();
+                v["attribution"] = serde_json::json!({
+                    "files": l.files, "sessions": l.index.sessions.len(), "prefixes": l.index.prefixes(),
+                    "flows_attributed": analyzer.flows_attributed, "flows_unattributed": analyzer.flows_unattributed,
+                    "warnings": counts, "warnings_named": named,
+                });
+            }
             serde_json::to_string_pretty(&v)? + "\n"
         }
     };

@@ -1,8 +1,10 @@
 //! `port25 egress` end to end: the real binary, the real kernel (network
 //! namespaces, veth, nftables, iptables + ipset) and real flow tools
-//! (softflowd as exporter, nfcapd/nfdump as the reference collector).
+//! (softflowd as exporter, nfcapd/nfdump as the reference collector) and
+//! the attribution sources (FreeRADIUS with radclient, Kea with udhcpc).
 //! Tests that need root or a tool fail with a message saying so; none skip.
 
+mod attribution;
 mod cli;
 mod exporters;
 mod flows;

@@ -1,0 +1,117 @@
+//! Properties of port25_egress's attribution parsers (issue 20): FreeRADIUS
+//! detail files, radacct CSV, Kea memfile leases, dhcpd.leases, dnsmasq
+//! leases, and the interval index over what they yield. Uses only std and
+//! port25_egress, so crates/egress/tests/attribution_fuzz_smoke.rs includes
+//! this file with `#[path]`.
+
+use port25_egress::attribution::{dhcpd, dnsmasq, kea, radacct, radius, Index, Session, Warnings};
+use port25_egress::prefix::u128_to_ip;
+
+/// The text a parser sees (the loader reads files as lossy UTF-8).
+fn text(data: &[u8]) -> String {
+    String::from_utf8_lossy(data).into_owned()
+}
+
+/// What every source must hold: sessions name a subscriber and at least one
+/// prefix, never end before they start, and point at a line of the input;
+/// warnings point at lines of the input and the named ones are counted;
+/// the index built over them answers every session's own prefix at its
+/// start with a session covering that address then, and never answers with
+/// a session that does not cover the address and time asked.
+fn check(text: &str, sessions: Vec<Session>, w: &Warnings) {
+    let lines = text.lines().count() as u32 + 1;
+    for s in &sessions {
+        assert!(!s.prefixes.is_empty(), "{s:?}");
+        assert!(!s.subscriber.is_empty(), "{s:?}");
+        assert!(s.end_ms.is_none_or(|e| e >= s.start_ms), "{s:?}");
+        assert!(s.origin.line >= 1 && s.origin.line <= lines, "line {} of {lines}: {s:?}", s.origin.line);
+    }
+    for x in &w.named {
+        assert!(x.origin.line >= 1 && x.origin.line <= lines, "line {} of {lines}: {x:?}", x.origin.line);
+        assert!(!x.message.is_empty());
+    }
+    assert!(w.named.len() as u64 <= w.total());
+    let mut w2 = Warnings::default();
+    let index = Index::build(sessions.clone(), &mut w2);
+    for s in sessions.iter().take(256) {
+        let open = s.start_ms < s.end_or_max();
+        for p in &s.prefixes {
+            let max = p.family.max();
+            let probes = [
+                (p.first(), s.start_ms, open),
+                (p.last(), s.end_or_max().saturating_sub(1), open),
+                (p.first().wrapping_sub(1) & max, s.start_ms, false),
+                (p.last().wrapping_add(1) & max, s.start_ms, false),
+            ];
+            for (v, t, must) in probes {
+                let ip = u128_to_ip(p.family, v);
+                match index.lookup(ip, t) {
+                    Some(i) => {
+                        // Whatever answers covers the address and the time.
+                        let got = index.session(i);
+                        assert!(got.start_ms <= t && t < got.end_or_max(), "{ip} at {t}: {got:?}");
+                        assert!(got.prefixes.iter().any(|q| q.contains(p.family, v)), "{ip}: {got:?}");
+                    }
+                    None => assert!(!must, "{ip} at {t} unanswered though {s:?} covers it"),
+                }
+            }
+        }
+    }
+}
+
+/// `attribution_radius`: one detail file, replayed into sessions.
+pub fn radius_detail(data: &[u8]) {
+    let t = text(data);
+    let mut w = Warnings::default();
+    let mut events = Vec::new();
+    radius::parse(&t, 0, &mut events, &mut w);
+    let sessions = radius::sessions(events.clone(), &mut w);
+    // The same events in another order (files read in another order)
+    // give the same sessions: replay sorts by time.
+    let mut reversed = events;
+    reversed.reverse();
+    let mut w2 = Warnings::default();
+    assert_eq!(radius::sessions(reversed, &mut w2).len(), sessions.len());
+    check(&t, sessions, &w);
+}
+
+/// `attribution_radacct`: a radacct CSV export.
+pub fn radacct_csv(data: &[u8]) {
+    let t = text(data);
+    let mut w = Warnings::default();
+    let mut sessions = Vec::new();
+    radacct::parse(&t, 0, &mut sessions, &mut w);
+    check(&t, sessions, &w);
+}
+
+/// A DHCP journal: parsed into rows, then leases per address (no more
+/// sessions than rows).
+fn journal(data: &[u8], parse: fn(&str, u32, &mut Vec<kea::Row>, &mut Warnings), sessions: fn(Vec<kea::Row>) -> Vec<Session>) {
+    let t = text(data);
+    let mut w = Warnings::default();
+    let mut rows = Vec::new();
+    parse(&t, 0, &mut rows, &mut w);
+    let n = rows.len();
+    let s = sessions(rows);
+    assert!(s.len() <= n);
+    check(&t, s, &w);
+}
+
+/// `attribution_kea`: a Kea memfile lease file.
+pub fn kea_leases(data: &[u8]) {
+    journal(data, kea::parse, kea::sessions);
+}
+
+/// `attribution_dhcpd`: an ISC dhcpd.leases file.
+pub fn dhcpd_leases(data: &[u8]) {
+    journal(data, dhcpd::parse, dhcpd::sessions);
+}
+
+/// `attribution_dnsmasq`: a dnsmasq lease file.
+pub fn dnsmasq_leases(data: &[u8]) {
+    let t = text(data);
+    let mut w = Warnings::default();
+    let mut sessions = Vec::new();
+    dnsmasq::parse(&t, 0, &mut sessions, &mut w);
+    check(&t, sessions, &w);
+}
