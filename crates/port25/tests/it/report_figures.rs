@@ -107,8 +107,9 @@ fn the_sensor_records_its_site_and_the_bytes_on_the_wire() {
     assert!(out <= got && out >= got - last.len() as u64, "bytes_out {out}, client read {got}: {closed}");
     assert!(sent > 80_000, "the body is on the wire: {sent}");
     // The same counters in the sensor's own log (EVENTS.md).
-    let logged = s.events("port25.spampot.session.closed");
-    assert_eq!(logged.last().map(|e| e["bytes_in"].as_u64()), Some(Some(sent)), "{logged:?}");
+    // (The log is read by another thread: wait for the line.)
+    let logged = s.wait_event_where("port25.spampot.session.closed", Duration::from_secs(10), |e| e["bytes_in"].as_u64() == Some(sent));
+    assert!(logged.is_some(), "no logged session.closed with bytes_in {sent}: {:?}", s.events("port25.spampot.session.closed"));
 }
 
 /// Where the screenshots go: kept after the test, for people to look at.
