@@ -272,10 +272,10 @@ impl Accounts {
         Ok(self.store().addresses(&login.to_lowercase())?)
     }
 
-    /// Whether `address` (resolved: no extension) receives mail here: one
-    /// of an account's addresses, or in a domain an account has whole
-    /// (`@domain`). The MX asks it at RCPT; blocking (SQLite), so call it
-    /// from a blocking thread.
+    /// Whether `address` (resolved: no extension) receives mail here: a
+    /// login or one of an account's addresses; a domain an account has
+    /// whole (`@domain`) is what it may send as, not a catch-all. The MX
+    /// asks it at RCPT; blocking (SQLite), so call it from a blocking thread.
     pub fn has_address(&self, address: &str) -> Result<bool> {
         Ok(self.store().has_address(&address.to_lowercase())?)
     }
@@ -372,7 +372,8 @@ mod tests {
         assert!(!a.has_address("bob@example.net").unwrap());
         a.set_addresses("alice@example.net", &["@example.net".into()]).unwrap();
         assert!(a.may_send_as("alice@example.net", "anyone@example.net").unwrap());
-        assert!(a.has_address("bob@example.net").unwrap(), "a whole domain of an account");
+        assert!(!a.has_address("bob@example.net").unwrap(), "a domain an account may send as is no catch-all");
+        assert!(a.has_address("alice@example.net").unwrap(), "the login itself receives");
         assert!(!a.has_address("bob@example.org").unwrap());
         assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());
 

@@ -95,11 +95,13 @@ impl Store {
         rows.collect()
     }
 
-    /// Whether some login has `address` (lower case) or its whole domain.
+    /// Whether `address` (lower case) is a login or one of a login's
+    /// addresses. A whole domain (`@domain`) a login may send as does not
+    /// count: it would make every name in it a mailbox, a catch-all the
+    /// operator never wrote (`[mx] catch_all` is where one is written).
     pub fn has_address(&self, address: &str) -> rusqlite::Result<bool> {
-        let domain = address.rsplit_once('@').map(|(_, d)| format!("@{d}")).unwrap_or_default();
-        let mut stmt = self.db.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 OR address = ?2 LIMIT 1")?;
-        Ok(stmt.query_row([address, domain.as_str()], |_| Ok(())).optional()?.is_some())
+        let mut stmt = self.db.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 UNION ALL SELECT 1 FROM users WHERE login = ?1 LIMIT 1")?;
+        Ok(stmt.query_row([address], |_| Ok(())).optional()?.is_some())
     }
 
     /// Inserts or replaces a user and its addresses in one transaction.

@@ -67,7 +67,12 @@ fn user_unknown(to: &ForwardPath) -> Decision {
 /// Maildir, of every mailbox): what can safely become a mailbox directory
 /// (crates/delivery/src/maildir.rs accepts the same).
 fn plain_local_part(local: &str) -> bool {
-    !local.starts_with('.') && local.len() <= 255 && local.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
+    // Non-ASCII only as letters and digits: no control, format (bidi
+    // overrides, zero-width), separator (U+2028) or lone combining marks,
+    // which would make names that look alike or break a listing.
+    !local.starts_with('.')
+        && local.len() <= 255
+        && local.chars().all(|c| c.is_ascii_alphanumeric() || "._+-=".contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
 }
 
 impl MxPolicy {
@@ -114,13 +119,16 @@ impl MxPolicy {
         format!("{base}@{}", domain.to_lowercase())
     }
 
-    /// Whether a resolved address has a mailbox: postmaster always (RFC
-    /// 5321 §4.5.1), never an empty base (`+tag@`), any plain local part of
+    /// Whether a resolved address has a mailbox: postmaster always with
+    /// Maildir delivery (RFC 5321 §4.5.1), as the LMTP server says with LMTP; never an empty base (`+tag@`), any plain local part of
     /// a catch-all domain, else what the directories say.
     async fn exists(&self, address: &str) -> Exists {
         let Some((base, domain)) = address.rsplit_once('@') else { return Exists::No };
         if base == "postmaster" {
-            return Exists::Yes;
+            // A Maildir makes the one postmaster/ mailbox per domain; a
+            // mailbox server is asked like for anyone (it must have the
+            // mailbox or an alias), or the mail would be lost after a 250.
+            return if self.plain_names_only { Exists::Yes } else { self.directory.exists(address).await };
         }
         if base.is_empty() || (self.plain_names_only && !plain_local_part(base)) {
             return Exists::No;
@@ -153,7 +161,9 @@ impl MxPolicy {
     /// Submission uses it for its local recipients.
     pub async fn check(&self, to: &ForwardPath) -> Decision {
         let (mailbox, source_route): (&Mailbox, _) = match to {
-            ForwardPath::Postmaster => return Decision::Accept,
+            // Bare <Postmaster> is the primary domain's postmaster, judged
+            // as that address is.
+            ForwardPath::Postmaster => return self.verdict(to).await,
             ForwardPath::Mailbox { mailbox, source_route } => (mailbox, source_route),
         };
         if source_route.is_some() {
@@ -168,6 +178,12 @@ impl MxPolicy {
         if mailbox.quoted || mailbox.local.contains(['%', '!', '@', ':']) {
             return relay_denied(to, "routing characters in the local part are not accepted");
         }
+        self.verdict(to).await
+    }
+
+    /// Accept, 550 or 450 for a local recipient, as its resolved mailbox
+    /// exists, does not or cannot be told now.
+    async fn verdict(&self, to: &ForwardPath) -> Decision {
         match self.exists(&self.resolve(to)).await {
             Exists::Yes => Decision::Accept,
             Exists::No => user_unknown(to),
@@ -240,6 +256,19 @@ impl MxPolicy {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn catch_all_names_are_letters_digits_and_a_few_marks() {
+        for ok in ["alice", "a.b_c+d-e=f", "\u{e9}lise", "\u{4e2d}\u{6587}", "x1"] {
+            assert!(plain_local_part(ok), "{ok:?}");
+        }
+        // Control, format (bidi override, zero-width, BOM), separators, a
+        // lone combining mark: names that look alike or break a listing.
+        for bad in [".a", "a\u{85}b", "a\u{2028}b", "a\u{202e}b", "a\u{200b}b", "\u{feff}a", "\u{301}", "a b", "a/b", "a\\b", ""] {
+            assert!(!plain_local_part(bad) || bad.is_empty(), "{bad:?}");
+        }
+    }
+
     use super::directory::Answer;
     use super::*;
     use port25_engine::address::parse_forward_path;
@@ -295,8 +324,9 @@ mod tests {
             ("admin@example.net", 550),
             ("bob+alice@example.net", 550),
             ("down@example.net", 450),
-            ("postmaster@example.net", 250),
-            ("Postmaster", 250),
+            // A mailbox server is asked about postmaster too (this one has none).
+            ("postmaster@example.net", 550),
+            ("Postmaster", 550),
             ("anyone@open.example", 250),
             ("+x@open.example", 550),
             ("a/b@open.example", 550),
@@ -307,6 +337,12 @@ mod tests {
         }
         let mx = policy(dir.path(), '-');
         assert_eq!(code(&mx, &rt, "-x@example.net"), 550);
+        // With Maildir delivery postmaster always has its one mailbox.
+        let (spool, _) = Spool::open(&dir.path().join("m"), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+        let config = MxConfig { domains: vec!["example.net".into()], recipients: None, recipient_delimiter: None, catch_all: vec![], plain_names_only: true };
+        let maildir = MxPolicy::new(&config, spool).with_directory(Arc::new(Server));
+        assert_eq!(code(&maildir, &rt, "postmaster@example.net"), 250);
+        assert_eq!(code(&maildir, &rt, "Postmaster"), 250);
         assert_eq!(code(&mx, &rt, "alice-x@example.net"), 250);
         assert_eq!(code(&mx, &rt, "alice+x@example.net"), 550, "only the configured delimiter");
 

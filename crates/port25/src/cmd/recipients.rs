@@ -3,7 +3,7 @@
 //! handed to the DSN store for local senders.
 //!
 //! In the order asked: the `[mx] recipients` lists (kept by the MX itself),
-//! the addresses and whole domains of `port25 users` accounts (SQLite, read
+//! the logins and addresses of `port25 users` accounts (SQLite, read
 //! on a blocking thread), and, when local delivery is LMTP, the mailbox
 //! server's own answer to an RCPT probe, cached ([mx] verify_*).
 
@@ -18,7 +18,8 @@ use port25_queue::Spool;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The addresses and `@domain`s of `port25 users` accounts; read at each
+/// The logins and addresses of `port25 users` accounts (not the `@domain`s
+/// they may send as: no catch-all the operator did not write); read at each
 /// question, so an account added while the server runs receives at once.
 struct AccountAddresses(Arc<Accounts>);
 

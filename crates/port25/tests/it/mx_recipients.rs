@@ -70,7 +70,12 @@ fn mx_recipients_only_mailboxes_that_exist_are_accepted_and_refused_names_create
         MX_LISTENER,
     );
     add_user(&s, "alice@example.net", &[], "pw");
+    // carol may send as anyone in example.org: that makes no catch-all.
+    add_user(&s, "carol@example.net", &["@example.org"], "pw");
     let tried = [
+        ("random1@example.org", 550),
+        ("Random2+x@example.org", 550),
+        ("carol@example.net", 250),
         ("+a@example.net", 550),
         ("+@example.net", 550),
         ("+alice@example.net", 550),
@@ -103,7 +108,7 @@ fn mx_recipients_only_mailboxes_that_exist_are_accepted_and_refused_names_create
     assert_eq!(alice.len(), 1, "alice and alice+news are one mailbox: one copy");
     s.wait_for_mail("open.example", "anyone", 1, WAIT);
     let mail = s.data().join("mail");
-    assert_eq!(dirs(&mail.join("example.net")), ["alice", "postmaster"]);
+    assert_eq!(dirs(&mail.join("example.net")), ["alice", "carol", "postmaster"]);
     assert_eq!(dirs(&mail.join("example.org")), ["bob"]);
     assert_eq!(dirs(&mail.join("open.example")), ["anyone"]);
     // Nothing to bounce, so nothing went to the forged sender.
@@ -249,6 +254,11 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "Alice+tag@example.net")), 250, "judged as alice@");
     let r = rcpt_code(&s, "victim@anywhere.example", "nobody@example.net");
     assert!(r.starts_with("550 5.1.1"), "{r}");
+    // postmaster is asked too: this mailbox server has none, and a 250
+    // would lose the message (or bounce it to a forged sender).
+    let r = rcpt_code(&s, "victim@anywhere.example", "postmaster@example.net");
+    assert!(r.starts_with("550 5.1.1"), "postmaster without a mailbox on the LMTP server: {r}");
+    assert_eq!(probes_for(dir.path(), "postmaster@example.net"), 1);
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "nobody@example.net")), 550);
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "+a@example.net")), 550);
     let r = rcpt_code(&s, "victim@anywhere.example", "busy@example.net");
