@@ -154,15 +154,9 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
     };
     let mut trusted_proxies = Vec::new();
     for p in raw.trusted_proxies.unwrap_or_default() {
-        let parsed = p.get_ref().parse::<ipnet::IpNet>().or_else(|_| p.get_ref().parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
-        match parsed {
-            // An IPv4-mapped proxy address is the IPv4 address (peers are folded too).
-            Ok(ipnet::IpNet::V6(n)) if n.addr().to_ipv4_mapped().is_some() && n.prefix_len() >= 96 => {
-                let v4 = n.addr().to_ipv4_mapped().expect("checked");
-                trusted_proxies.push(ipnet::IpNet::new(v4.into(), n.prefix_len() - 96).expect("at most 32").trunc());
-            }
-            Ok(net) => trusted_proxies.push(net.trunc()),
-            Err(_) => {
+        match crate::model::network(p.get_ref()) {
+            Some(net) => trusted_proxies.push(net),
+            None => {
                 return Err(err(
                     p.span().start,
                     format!("[http] trusted proxy {:?} is not an address or a prefix", p.get_ref()),

@@ -232,11 +232,21 @@ pub fn system_hostname() -> String {
     }
 }
 
-/// A network as the configuration writes it: a prefix ("192.0.2.0/28",
-/// "2001:db8::/64") or a single address.
-pub(crate) fn network(s: &str) -> Option<ipnet::IpNet> {
+/// A network as a configuration writes it: a prefix ("192.0.2.0/28",
+/// "2001:db8::/64") or a single address. An IPv4-mapped one
+/// ("::ffff:192.0.2.1", "::ffff:192.0.2.0/120") is the IPv4 network: peers
+/// are folded the same way when they connect, so the mapped form would
+/// never match. Shared by every list of networks (trusted networks, PROXY
+/// and HTTP proxies, allowed MX targets, the sensor's listeners).
+pub fn network(s: &str) -> Option<ipnet::IpNet> {
     let net = s.parse::<ipnet::IpNet>().or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from)).ok()?;
-    Some(net.trunc())
+    Some(match net {
+        ipnet::IpNet::V6(n) if n.prefix_len() >= 96 && n.addr().to_ipv4_mapped().is_some() => {
+            let v4 = n.addr().to_ipv4_mapped().expect("checked");
+            ipnet::IpNet::new(v4.into(), n.prefix_len() - 96).expect("at most 32").trunc()
+        }
+        net => net.trunc(),
+    })
 }
 
 /// Default connections per client: the MX 20; submission 50, since a
@@ -607,6 +617,19 @@ fn default_listeners() -> Vec<Listener> {
 
 #[cfg(test)]
 mod tests {
+    use super::network;
+
+    #[test]
+    fn ipv4_mapped_networks_are_the_ipv4_networks() {
+        let n = |s: &str| network(s).map(|n| n.to_string());
+        assert_eq!(n("::ffff:192.0.2.1").as_deref(), Some("192.0.2.1/32"));
+        assert_eq!(n("::ffff:10.0.0.0/104").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(n("2001:db8::1/64").as_deref(), Some("2001:db8::/64"));
+        assert_eq!(n("::/0").as_deref(), Some("::/0"), "a prefix shorter than the mapped range stays IPv6");
+        assert_eq!(n("10.0.0.1/8").as_deref(), Some("10.0.0.0/8"));
+        assert_eq!(n("not a network"), None);
+    }
+
     use crate::{parse, ConfigError, Service, TlsMode};
     use std::path::Path;
 

@@ -256,9 +256,9 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
     }
     let mut allowed_private_networks = Vec::new();
     for n in raw.allowed_private_networks.unwrap_or_default() {
-        match n.get_ref().parse::<ipnet::IpNet>().or_else(|_| n.get_ref().parse::<IpAddr>().map(ipnet::IpNet::from)) {
-            Ok(net) => allowed_private_networks.push(net.trunc()),
-            Err(_) => return Err(err(n.span().start, format!("{:?} is not a network", n.get_ref()), "write a CIDR such as \"10.1.0.0/16\" or one address")),
+        match crate::model::network(n.get_ref()) {
+            Some(net) => allowed_private_networks.push(net),
+            None => return Err(err(n.span().start, format!("{:?} is not a network", n.get_ref()), "write a CIDR such as \"10.1.0.0/16\" or one address")),
         }
     }
     let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {

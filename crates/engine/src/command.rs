@@ -67,12 +67,13 @@ pub fn is_http(line: &[u8]) -> bool {
     if line.len() > last_word.len() && last_word.len() > 5 && last_word[..5].eq_ignore_ascii_case(b"HTTP/") {
         return true;
     }
-    // RFC 9110 §5.1: field-name = token; tchar below.
+    // RFC 9110 §5.1: field-name = token; tchar below. White space before
+    // the colon (`Host\t: x`, `User-Agent : curl`, the obsolete form) is a
+    // header too: no SMTP command is one token, blanks, then a colon.
     let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
-    match first_word.iter().position(|&b| b == b':') {
-        Some(colon) => colon > 0 && first_word[..colon].iter().all(tchar),
-        None => false,
-    }
+    let name = line.iter().take_while(|b| tchar(b)).count();
+    let blanks = line.iter().skip(name).take_while(|&&b| b == b' ' || b == b'\t').count();
+    name > 0 && line.get(name + blanks) == Some(&b':')
 }
 
 const fn syntax(text: &'static str) -> Reply {
@@ -241,11 +242,24 @@ mod tests {
             b"X-Forwarded-For: 192.0.2.1",
             b"Content-Length: 0",
             b"Subject: a header line after a refused DATA",
+            b"User-Agent : curl/8.5.0",
+            b"Host\t: x",
+            b"X-Foo  \t :bar",
         ] {
             assert_eq!(parse(line), Ok(Command::Http), "{}", String::from_utf8_lossy(line));
         }
         // SMTP commands, including ones whose words contain colons.
-        for line in [&b"MAIL FROM:<a@b.example>"[..], b"RCPT TO:<postmaster>", b"EHLO get", b"HELO [IPv6:2001:db8::1]", b"NOOP GET / HTTP", b"GET", b"QUIT"] {
+        for line in [
+            &b"MAIL FROM:<a@b.example>"[..],
+            b"RCPT TO:<postmaster>",
+            b"EHLO get",
+            b"HELO [IPv6:2001:db8::1]",
+            b"NOOP GET / HTTP",
+            b"GET",
+            b"QUIT",
+            b"MAIL FROM :<a@b.example>",
+            b"EHLO x:y",
+        ] {
             assert_ne!(parse(line), Ok(Command::Http), "{}", String::from_utf8_lossy(line));
         }
     }

@@ -66,17 +66,26 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
     let _ = tracing_subscriber::registry().with(vec![fmt, extra]).try_init();
 }
 
-/// Writes through to `inner`, escaping control characters (C0, DEL, C1):
-/// `\r`, `\n`, `\t`, `\u{1b}`, ... as Rust writes them.
+/// Whether a character is written escaped in the text log: control
+/// characters (C0, DEL, C1), and the non-ASCII ones Rust does not print as
+/// they are (format characters such as bidi overrides, zero-width spaces
+/// and the BOM; line and paragraph separators; lone combining marks):
+/// a log line shows what was sent, never a reordered or split line.
+fn escaped(c: char) -> bool {
+    c.is_control() || (!c.is_ascii() && c.escape_debug().next() == Some('\\'))
+}
+
+/// Writes through to `inner`, escaping what [`escaped`] names: `\r`, `\n`,
+/// `\t`, `\u{1b}`, `\u{202e}`, ... as Rust writes them.
 struct Escaping<'a, W: fmt::Write>(&'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
         // Each piece ends with one control character, or is the tail.
-        for piece in s.split_inclusive(char::is_control) {
+        for piece in s.split_inclusive(escaped) {
             let mut chars = piece.chars();
             match chars.next_back() {
-                Some(c) if c.is_control() => {
+                Some(c) if escaped(c) => {
                     self.0.write_str(chars.as_str())?;
                     write!(self.0, "{}", c.escape_debug())?;
                 }
@@ -126,17 +135,22 @@ mod tests {
         let subscriber =
             tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).fmt_fields(super::text_fields()).finish();
         tracing::subscriber::with_default(subscriber, || {
-            let url = "/x\rINFO event=\"port25.session.closed\"\n\u{1b}[2J\u{7f}\u{85}é\t";
+            let url = "/x\rINFO event=\"port25.session.closed\"\n\u{1b}[2J\u{7f}\u{85}é\t\u{202e}\u{2028}\u{feff}\u{200b}";
             crate::emit!(info, crate::SPAMPOT_HTTP_REQUEST, url = %url, quoted = url, n = 3);
             tracing::info!("message with a\rCR");
         });
         let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text:?}");
-        let want = format!(r#"event="{}" url=/x\rINFO event="{}"\n\u{{1b}}[2J\u{{7f}}\u{{85}}é\t quoted="#, crate::SPAMPOT_HTTP_REQUEST, crate::SESSION_CLOSED);
+        let want = format!(
+            r#"event="{}" url=/x\rINFO event="{}"\n\u{{1b}}[2J\u{{7f}}\u{{85}}é\t\u{{202e}}\u{{2028}}\u{{feff}}\u{{200b}} quoted="#,
+            crate::SPAMPOT_HTTP_REQUEST,
+            crate::SESSION_CLOSED
+        );
         assert!(lines[0].contains(&want), "{text:?}");
         assert!(lines[0].ends_with(" n=3"), "{text:?}");
         assert!(lines[1].ends_with(r"message with a\rCR"), "{text:?}");
         assert!(!text.contains('\r') && !text.contains('\u{1b}') && text.matches('\n').count() == 2, "{text:?}");
+        assert!(!text.contains(['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}']), "bidi, separator or zero-width written raw: {text:?}");
     }
 }

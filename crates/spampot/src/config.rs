@@ -41,9 +41,8 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     let raw = Vec::<String>::deserialize(d)?;
     raw.iter()
         .map(|s| {
-            let net = s.parse::<IpNet>().or_else(|_| s.parse::<IpAddr>().map(IpNet::from));
-            net.map(|n| n.trunc())
-                .map_err(|_| serde::de::Error::custom(format!("{s:?} is not an address or a prefix; write e.g. \"192.0.2.10\" or \"10.0.0.0/24\"")))
+            port25_config::network(s)
+                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an address or a prefix; write e.g. \"192.0.2.10\" or \"10.0.0.0/24\"")))
         })
         .collect()
 }
