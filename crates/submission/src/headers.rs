@@ -1,5 +1,6 @@
 //! The message header checks and fixes submission makes (RFC 6409 §8):
-//! the From: and Sender: addresses (for sender binding) and whether Date:
+//! the From:, Sender:, Resent-From: and Resent-Sender: addresses (for
+//! sender binding) and whether Date:
 //! and Message-ID: are present, so that the missing ones can be added.
 //!
 //! The header section is read by port25_engine::rfc5322, the reader the
@@ -23,6 +24,10 @@ pub struct HeaderInfo {
     /// Every address of every Sender: field.
     pub sender: Vec<String>,
     pub sender_fields: usize,
+    /// Every address of every Resent-From: and Resent-Sender: field (RFC
+    /// 5322 §3.6.6: who resent it; bound to the login like From:/Sender:),
+    /// with the field it came from.
+    pub resent: Vec<(String, &'static str)>,
     pub has_date: bool,
     pub has_message_id: bool,
 }
@@ -47,6 +52,16 @@ pub fn scan(message: &[u8]) -> HeaderInfo {
             }
             "message-id" => {
                 info.has_message_id = true;
+                continue;
+            }
+            "resent-from" | "resent-sender" => {
+                let field = if name == "resent-from" { "the Resent-From: header" } else { "the Resent-Sender: header" };
+                match rfc5322::mailbox_list(&f.value) {
+                    Ok(boxes) => info.resent.extend(boxes.into_iter().map(|m| (m.addr_spec, field))),
+                    Err(e) => {
+                        info.malformed.get_or_insert_with(|| format!("{}: {e}", f.name));
+                    }
+                }
                 continue;
             }
             _ => continue,
@@ -80,7 +95,9 @@ pub fn authors(info: &HeaderInfo) -> Result<Vec<(&str, &'static str)>, Reply> {
         return Err(Reply::new(550, "5.6.0", "A From: with several addresses needs a Sender: with your address (RFC 5322 3.6.2)"));
     }
     let from = info.from.iter().map(|a| (a.as_str(), "the From: header"));
-    Ok(from.chain(info.sender.iter().map(|a| (a.as_str(), "the Sender: header"))).collect())
+    let sender = info.sender.iter().map(|a| (a.as_str(), "the Sender: header"));
+    let resent = info.resent.iter().map(|(a, field)| (a.as_str(), *field));
+    Ok(from.chain(sender).chain(resent).collect())
 }
 
 /// The header lines to add (RFC 6409 §8.2 Message-ID, §8.3 Date).
@@ -98,6 +115,15 @@ pub fn additions(info: &HeaderInfo, id: &str, hostname: &str, date: &str) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resent_from_and_resent_sender_are_authors_too() {
+        let h = scan(b"From: alice@example.net\r\nResent-From: ceo@bank.example\r\nResent-Sender: \"x\" <cfo@bank.example>\r\n\r\nbody\r\n");
+        let a = authors(&h).unwrap();
+        assert!(a.contains(&("ceo@bank.example", "the Resent-From: header")), "{a:?}");
+        assert!(a.contains(&("cfo@bank.example", "the Resent-Sender: header")), "{a:?}");
+        assert!(authors(&scan(b"From: a@x.example\r\nResent-From: <a@x.example> <b@y.example>\r\n\r\n")).is_err(), "an unreadable Resent-From refuses");
+    }
 
     #[test]
     fn from_addresses_in_their_usual_forms() {
