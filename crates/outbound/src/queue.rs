@@ -23,7 +23,7 @@ use crate::dsn::{self, Kind, RcptReport};
 use crate::journal::{Journal, Record};
 use crate::route::Candidate;
 use crate::settings::Settings;
-use crate::state::{parse_state, HistoryLine, Outcome, RcptState};
+use crate::state::{HistoryLine, Outcome, RcptState};
 use crate::tls_policy::{policy_for, TlsPolicy};
 use crate::Enqueuer;
 use port25_events as ev;
@@ -113,10 +113,7 @@ impl Queue {
                 return;
             }
         };
-        let states = match std::fs::read_to_string(crate::journal::state_file(&self.root, batch.seq)) {
-            Ok(t) => parse_state(&t),
-            Err(_) => Default::default(),
-        };
+        let states = crate::journal::read_states(&self.root, batch.seq);
         let now = now_ms();
         let mut open = 0;
         for (m, msg) in batch.messages.iter().enumerate() {
