@@ -7,6 +7,7 @@
 //! reads every second (or at its next start): one writer of the queue's
 //! state, never two.
 
+use port25_outbound::control::Control;
 use port25_outbound::journal::{read_history, read_states};
 use port25_outbound::state::RcptState;
 use port25_queue::scan::{Batch, Scan};
@@ -103,14 +104,8 @@ fn age(secs: u64) -> String {
     }
 }
 
-fn control(root: &Path, command: &str) -> anyhow::Result<()> {
-    let dir = root.join("control");
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(&dir)?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let tmp = dir.join(format!("{nanos}.tmp"));
-    std::fs::write(&tmp, format!("{command}\n"))?;
-    // Renamed into place so the server never reads half a command.
-    std::fs::rename(&tmp, dir.join(format!("{nanos}.cmd")))?;
+fn control(root: &Path, command: Control) -> anyhow::Result<()> {
+    port25_outbound::control::send(root, &command)?;
     println!("{command}: queued for the server (carried out within a second while it runs, else at its next start)");
     Ok(())
 }
@@ -169,11 +164,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(now().saturating_sub(h.time)));
             }
         }
-        Cmd::Flush => control(&root, "flush")?,
-        Cmd::Retry { id } => control(&root, &format!("retry {id}"))?,
-        Cmd::Delete { id } => control(&root, &format!("delete {id}"))?,
-        Cmd::Hold => control(&root, "hold")?,
-        Cmd::Release => control(&root, "release")?,
+        Cmd::Flush => control(&root, Control::Flush)?,
+        Cmd::Retry { id } => control(&root, Control::Retry(id))?,
+        Cmd::Delete { id } => control(&root, Control::Delete(id))?,
+        Cmd::Hold => control(&root, Control::Hold)?,
+        Cmd::Release => control(&root, Control::Release)?,
     }
     Ok(ExitCode::SUCCESS)
 }
