@@ -105,14 +105,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Record>) {
-        while let Ok(first) = rx.recv() {
-            let mut round = vec![first];
-            while round.len() < 65536 {
-                match rx.try_recv() {
-                    Ok(r) => round.push(r),
-                    Err(_) => break,
-                }
-            }
+        for round in port25_queue::group::groups(&rx, 65536) {
             self.round(round);
         }
     }

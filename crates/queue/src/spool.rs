@@ -164,14 +164,7 @@ struct Committer {
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
+        for jobs in crate::group::groups(&rx, MAX_BATCH) {
             let seq = self.next_seq;
             self.next_seq += 1;
             match self.write(seq, jobs.iter().map(|j| &j.message)) {
