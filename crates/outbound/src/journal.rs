@@ -9,11 +9,11 @@
 //! its done line is durable; a crash before that sends it again (at least
 //! once), never loses it.
 
-use crate::state::{encode_history, encode_state, HistoryLine, RcptState};
+use crate::state::{encode_history, encode_state, parse_history, parse_state, HistoryLine, RcptState};
 use port25_events as ev;
 use port25_events::emit;
 use port25_queue::{DoneLog, Spool};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -59,6 +59,17 @@ pub fn history_file(root: &Path) -> PathBuf {
     root.join("history.log")
 }
 
+/// The latest state of each open (message, recipient) of a batch; none
+/// when the batch has no state file (no attempt deferred yet).
+pub fn read_states(root: &Path, seq: u64) -> BTreeMap<(usize, usize), RcptState> {
+    parse_state(&fs::read_to_string(state_file(root, seq)).unwrap_or_default())
+}
+
+/// Every finished recipient in `history.log`, oldest first.
+pub fn read_history(root: &Path) -> Vec<HistoryLine> {
+    parse_history(&fs::read_to_string(history_file(root)).unwrap_or_default())
+}
+
 impl Journal {
     pub fn start(spool: Spool) -> std::io::Result<Journal> {
         let root = spool.dir().to_owned();
@@ -94,14 +105,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Record>) {
-        while let Ok(first) = rx.recv() {
-            let mut round = vec![first];
-            while round.len() < 65536 {
-                match rx.try_recv() {
-                    Ok(r) => round.push(r),
-                    Err(_) => break,
-                }
-            }
+        for round in port25_queue::group::groups(&rx, 65536) {
             self.round(round);
         }
     }

@@ -24,6 +24,7 @@ pub mod backoff;
 pub mod bounce;
 pub mod client;
 mod connection;
+pub mod control;
 mod dest;
 pub mod dkim;
 pub mod dns;

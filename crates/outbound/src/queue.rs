@@ -17,13 +17,14 @@ use crate::bounce::DsnStore;
 use crate::client::ConnectFailure;
 use crate::client::Verdict;
 use crate::connection::{connection, Ctx};
+use crate::control::{self, Control};
 use crate::dest::{Dests, Job, Target};
 use crate::dns::Dns;
 use crate::dsn::{self, Kind, RcptReport};
 use crate::journal::{Journal, Record};
 use crate::route::Candidate;
 use crate::settings::Settings;
-use crate::state::{parse_state, HistoryLine, Outcome, RcptState};
+use crate::state::{HistoryLine, Outcome, RcptState};
 use crate::tls_policy::{policy_for, TlsPolicy};
 use crate::Enqueuer;
 use port25_events as ev;
@@ -113,10 +114,7 @@ impl Queue {
                 return;
             }
         };
-        let states = match std::fs::read_to_string(crate::journal::state_file(&self.root, batch.seq)) {
-            Ok(t) => parse_state(&t),
-            Err(_) => Default::default(),
-        };
+        let states = crate::journal::read_states(&self.root, batch.seq);
         let now = now_ms();
         let mut open = 0;
         for (m, msg) in batch.messages.iter().enumerate() {
@@ -416,40 +414,44 @@ impl Queue {
 
     /// Operator commands left by `port25 queue` in `control/`.
     fn control(&mut self) {
-        let dir = self.root.join("control");
-        let Ok(list) = std::fs::read_dir(&dir) else { return };
-        let mut files: Vec<PathBuf> = list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cmd")).collect();
-        files.sort();
-        for path in files {
-            let text = std::fs::read_to_string(&path).unwrap_or_default();
-            let _ = std::fs::remove_file(&path);
-            let mut words = text.split_whitespace();
-            let (verb, arg) = (words.next().unwrap_or(""), words.next());
-            let now = now_ms();
-            let mut matched = 0usize;
-            match (verb, arg) {
-                ("flush", None) | ("retry", Some(_)) => {
-                    for (id, e) in self.entries.iter_mut() {
-                        if !e.in_flight && arg.is_none_or(|a| a == e.msg.id) {
-                            e.due_ms = now;
-                            self.heap.push(Reverse((now, *id)));
-                            matched += 1;
-                        }
-                    }
-                }
-                ("delete", Some(a)) => {
-                    let ids: Vec<u64> = self.entries.iter().filter(|(_, e)| !e.in_flight && e.msg.id == a).map(|(id, _)| *id).collect();
-                    matched = ids.len();
-                    for id in ids {
+        for (text, command) in control::take(&self.root) {
+            let matched = match command {
+                Some(Control::Flush) => self.retry_now(None),
+                Some(Control::Retry(id)) => self.retry_now(Some(&id)),
+                Some(Control::Delete(id)) => {
+                    let ids: Vec<u64> = self.entries.iter().filter(|(_, e)| !e.in_flight && e.msg.id == id).map(|(id, _)| *id).collect();
+                    for &id in &ids {
                         self.finish(id, Outcome::Deleted, "deleted by the operator".into());
                     }
+                    ids.len()
                 }
-                ("hold", None) => self.hold = true,
-                ("release", None) => self.hold = false,
-                _ => {}
-            }
-            emit!(info, ev::OUTBOUND_CONTROL, command = %text.trim(), recipients = matched);
+                Some(Control::Hold) => {
+                    self.hold = true;
+                    0
+                }
+                Some(Control::Release) => {
+                    self.hold = false;
+                    0
+                }
+                None => 0,
+            };
+            emit!(info, ev::OUTBOUND_CONTROL, command = %text, recipients = matched);
         }
+    }
+
+    /// Makes the recipients not in flight (of one message, or all) due
+    /// now; returns how many.
+    fn retry_now(&mut self, message: Option<&str>) -> usize {
+        let now = now_ms();
+        let mut matched = 0;
+        for (id, e) in self.entries.iter_mut() {
+            if !e.in_flight && message.is_none_or(|m| m == e.msg.id) {
+                e.due_ms = now;
+                self.heap.push(Reverse((now, *id)));
+                matched += 1;
+            }
+        }
+        matched
     }
 }
 
@@ -465,7 +467,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let root = outbound.spool().dir().to_owned();
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(root.join("control"))?;
+    control::create_dir(&root)?;
     let spool = outbound.spool().clone();
     let journal = Journal::start(spool.clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();

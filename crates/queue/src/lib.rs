@@ -1,16 +1,23 @@
 //! port25's durable spool.
 //!
-//! [`record`] is the pure on-disk format; [`spool`] the group-committing
-//! writer, the recovery after a crash and the per-batch progress log;
+//! [`record`] is the pure on-disk format; [`scan`] the one reader of a
+//! spool's files (read-only: recovery, delivery and `port25 queue` use
+//! it); [`spool`] the group-committing writer, the recovery after a crash
+//! and the per-batch progress log;
 //! [`gauges`] what a spool holds, kept in memory for `/metrics`.
+//! [`group`] the group commit of the spool and of port25's other durable
+//! logs (the outbound journal, the capture log).
 //! [`smtputf8`] whether a spooled message needs SMTPUTF8 on its next hop. The
 //! scheduler for remote delivery (retries, expiry, DSN) builds on these.
 
 pub mod gauges;
+pub mod group;
 pub mod record;
+pub mod scan;
 pub mod smtputf8;
 pub mod spool;
 
 pub use gauges::{Gauges, QueueStatus};
 pub use record::SpooledMessage;
+pub use scan::Scan;
 pub use spool::{BatchRef, DoneLog, PendingBatch, Spool, SpoolError};

@@ -24,11 +24,13 @@
 
 use crate::gauges::Gauges;
 use crate::record::{self, SpooledMessage};
+use crate::scan::{self, Damaged, Scan};
+pub use crate::scan::{batch_name, done_name};
 use port25_events as ev;
 use port25_events::emit;
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -106,7 +108,7 @@ impl Spool {
             let path = entry.map_err(io_err(&tmp))?.path();
             let _ = fs::remove_file(&path);
         }
-        let (pending, max_seq) = recover(&batches, &quarantine, &gauges)?;
+        let (pending, max_seq) = recover(&Scan::new(dir), &quarantine, &gauges)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let committer = Committer { batches, tmp, next_seq: max_seq + 1, ready, gauges: gauges.clone() };
         std::thread::Builder::new().name("spool-commit".into()).spawn(move || committer.run(rx)).map_err(io_err(dir))?;
@@ -125,21 +127,14 @@ impl Spool {
     /// (run it on a blocking thread). `Ok(None)`: the batch is gone (all
     /// done) or damaged, and then quarantined as at start-up.
     pub fn load(&self, batch: BatchRef) -> Result<Option<PendingBatch>, SpoolError> {
-        let batches = self.dir.join("batches");
-        let path = batches.join(batch_name(batch.seq));
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(SpoolError::Io { path, source: e }),
-        };
-        match record::decode_batch(&bytes) {
-            Ok(messages) => Ok(Some(PendingBatch {
-                seq: batch.seq,
-                messages: messages.into_iter().map(Arc::new).collect(),
-                done: read_done(&batches.join(done_name(batch.seq))),
-                recovered: batch.recovered,
-            })),
-            Err(e) => {
+        let scan = Scan::new(&self.dir);
+        let path = scan.batch_path(batch.seq);
+        match scan.read(batch.seq).map_err(io_err(&path))? {
+            scan::Batch::Gone => Ok(None),
+            scan::Batch::Read { messages, done } => {
+                Ok(Some(PendingBatch { seq: batch.seq, messages: messages.into_iter().map(Arc::new).collect(), done, recovered: batch.recovered }))
+            }
+            scan::Batch::Damaged(e) => {
                 quarantine(&path, &self.dir.join("quarantine"), batch.seq, &e.to_string());
                 self.gauges.quarantine(batch.seq);
                 Ok(None)
@@ -169,14 +164,7 @@ struct Committer {
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        while let Ok(first) = rx.recv() {
-            let mut jobs = vec![first];
-            while jobs.len() < MAX_BATCH {
-                match rx.try_recv() {
-                    Ok(j) => jobs.push(j),
-                    Err(_) => break,
-                }
-            }
+        for jobs in crate::group::groups(&rx, MAX_BATCH) {
             let seq = self.next_seq;
             self.next_seq += 1;
             match self.write(seq, jobs.iter().map(|j| &j.message)) {
@@ -228,132 +216,44 @@ impl Committer {
     }
 }
 
-pub fn batch_name(seq: u64) -> String {
-    format!("{seq:016x}.batch")
-}
-
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-fn recover(batches: &Path, quarantine_dir: &Path, gauges: &Gauges) -> Result<(Vec<BatchRef>, u64), SpoolError> {
-    let mut seqs = Vec::new();
-    let mut max_seq = 0;
-    for entry in fs::read_dir(batches).map_err(io_err(batches))? {
-        let path = entry.map_err(io_err(batches))?.path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        let (stem, ext) = name.split_once('.').unwrap_or((name, ""));
-        let Ok(seq) = u64::from_str_radix(stem, 16) else {
-            continue;
-        };
-        max_seq = max_seq.max(seq);
-        match ext {
-            "batch" => seqs.push(seq),
-            // A done file whose batch is gone: the batch finished and was
-            // deleted just before the crash.
-            "done" if !batches.join(batch_name(seq)).exists() => {
-                let _ = fs::remove_file(&path);
-            }
-            _ => {}
+fn recover(scan: &Scan, quarantine_dir: &Path, gauges: &Gauges) -> Result<(Vec<BatchRef>, u64), SpoolError> {
+    let listing = scan.list().map_err(io_err(scan.dir()))?;
+    // A done file whose batch is gone: the batch finished and was deleted
+    // just before the crash.
+    for seq in listing.done {
+        if !scan.batch_path(seq).exists() {
+            let _ = fs::remove_file(scan.done_path(seq));
         }
     }
-    seqs.sort_unstable();
     gauges.set_quarantined(fs::read_dir(quarantine_dir).map(|d| d.count()).unwrap_or(0));
     let mut pending = Vec::new();
-    for seq in seqs {
-        let path = batches.join(batch_name(seq));
-        match envelopes(&path) {
+    for seq in listing.batches {
+        match scan.envelopes(seq) {
             Ok((bytes, messages)) => {
-                let done = read_done(&batches.join(done_name(seq)));
+                let done = scan.done(seq);
                 let counts =
                     messages.iter().enumerate().map(|(m, e)| (e.received_at, (0..e.rcpts).filter(|r| !done.contains(&(m, *r))).count() as u32)).collect();
                 gauges.add(seq, bytes, counts);
                 emit!(info, ev::SPOOL_RECOVERED, batch = seq, messages = messages.len(), done = done.len());
                 pending.push(BatchRef { seq, recovered: true });
             }
-            Err(Damaged::Io(e)) => return Err(SpoolError::Io { path, source: e }),
+            Err(Damaged::Io(e)) => return Err(SpoolError::Io { path: scan.batch_path(seq), source: e }),
             Err(Damaged::Format(what)) => {
-                quarantine(&path, quarantine_dir, seq, what);
+                quarantine(&scan.batch_path(seq), quarantine_dir, seq, what);
                 gauges.quarantine(seq);
             }
         }
     }
-    Ok((pending, max_seq))
+    Ok((pending, listing.max_seq))
 }
 
 fn quarantine(path: &Path, quarantine_dir: &Path, seq: u64, error: &str) {
     emit!(error, ev::SPOOL_QUARANTINED, batch = seq, error = %error, path = %path.display());
     let _ = fs::rename(path, quarantine_dir.join(batch_name(seq)));
-}
-
-enum Damaged {
-    Io(io::Error),
-    Format(&'static str),
-}
-
-/// The file size and each record's envelope, reading only the first bytes
-/// of every record and seeking past the message (the checksum is verified
-/// when the batch is loaded for delivery).
-fn envelopes(path: &Path) -> Result<(u64, Vec<record::Envelope>), Damaged> {
-    /// Enough for the fields before the recipients of any real message.
-    const PREFIX: usize = 4096;
-    let mut f = File::open(path).map_err(Damaged::Io)?;
-    let size = f.metadata().map_err(Damaged::Io)?.len();
-    let mut magic = [0u8; record::MAGIC.len()];
-    f.read_exact(&mut magic).map_err(|_| Damaged::Format("not a port25 batch file (bad magic)"))?;
-    if &magic != record::MAGIC {
-        return Err(Damaged::Format("not a port25 batch file (bad magic)"));
-    }
-    let mut pos = magic.len() as u64;
-    let mut out = Vec::new();
-    let mut prefix = Vec::with_capacity(PREFIX);
-    while pos < size {
-        let mut head = [0u8; 8];
-        f.read_exact(&mut head).map_err(|_| Damaged::Format("a record is truncated"))?;
-        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-        let end = pos + 8 + len as u64;
-        if end > size {
-            return Err(Damaged::Format("a record is truncated"));
-        }
-        prefix.clear();
-        (&mut f).take(len.min(PREFIX) as u64).read_to_end(&mut prefix).map_err(Damaged::Io)?;
-        let envelope = match record::envelope(&prefix, len) {
-            Some(e) => Some(e),
-            None if len > PREFIX => {
-                // Unusually long fields: the whole payload, this once.
-                f.seek(SeekFrom::Start(pos + 8)).map_err(Damaged::Io)?;
-                prefix.clear();
-                (&mut f).take(len as u64).read_to_end(&mut prefix).map_err(Damaged::Io)?;
-                record::envelope(&prefix, len)
-            }
-            None => None,
-        };
-        out.push(envelope.ok_or(Damaged::Format("a record's fields do not fit it"))?);
-        pos = end;
-        f.seek(SeekFrom::Start(pos)).map_err(Damaged::Io)?;
-    }
-    Ok((size, out))
-}
-
-pub fn done_name(seq: u64) -> String {
-    format!("{seq:016x}.done")
-}
-
-/// Reads "message recipient" lines; a torn last line (crash mid-append) is
-/// ignored, which only means that recipient is tried again.
-fn read_done(path: &Path) -> BTreeSet<(usize, usize)> {
-    let Ok(text) = fs::read_to_string(path) else {
-        return BTreeSet::new();
-    };
-    text.split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| {
-            let (m, r) = l.trim_end().split_once(' ')?;
-            Some((m.parse().ok()?, r.parse().ok()?))
-        })
-        .collect()
 }
 
 /// Records finished recipients of a batch and removes the batch when all

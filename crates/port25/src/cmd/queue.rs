@@ -7,7 +7,10 @@
 //! reads every second (or at its next start): one writer of the queue's
 //! state, never two.
 
-use port25_outbound::state::{parse_history, parse_state, RcptState};
+use port25_outbound::control::Control;
+use port25_outbound::journal::{read_history, read_states};
+use port25_outbound::state::RcptState;
+use port25_queue::scan::{Batch, Scan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -59,36 +62,20 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-fn read_done(path: &Path) -> BTreeSet<(usize, usize)> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .split_inclusive('\n')
-        .filter(|l| l.ends_with('\n'))
-        .filter_map(|l| {
-            let (m, r) = l.trim_end().split_once(' ')?;
-            Some((m.parse().ok()?, r.parse().ok()?))
-        })
-        .collect()
-}
-
 fn open_recipients(root: &Path) -> anyhow::Result<Vec<Open>> {
     let mut out = Vec::new();
-    let batches = root.join("batches");
-    let Ok(dir) = std::fs::read_dir(&batches) else { return Ok(out) };
-    let mut names: Vec<PathBuf> = dir.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "batch")).collect();
-    names.sort();
-    for path in names {
-        let Ok(bytes) = std::fs::read(&path) else { continue };
-        let messages = match port25_queue::record::decode_batch(&bytes) {
-            Ok(m) => m,
-            Err(e) => {
-                eprintln!("{}: {e} (the server quarantines it at start)", path.display());
+    let scan = Scan::new(root);
+    let Ok(listing) = scan.list() else { return Ok(out) };
+    for seq in listing.batches {
+        let (messages, done) = match scan.read(seq) {
+            Ok(Batch::Read { messages, done }) => (messages, done),
+            Ok(Batch::Damaged(e)) => {
+                eprintln!("{}: {e} (the server quarantines it at start)", scan.batch_path(seq).display());
                 continue;
             }
+            Ok(Batch::Gone) | Err(_) => continue,
         };
-        let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
-        let done = read_done(&batches.join(format!("{stem}.done")));
-        let states = parse_state(&std::fs::read_to_string(root.join("state").join(format!("{stem}.state"))).unwrap_or_default());
+        let states = read_states(root, seq);
         for (m, msg) in messages.into_iter().enumerate() {
             for (r, rcpt) in msg.rcpts.iter().enumerate() {
                 if done.contains(&(m, r)) {
@@ -117,14 +104,8 @@ fn age(secs: u64) -> String {
     }
 }
 
-fn control(root: &Path, command: &str) -> anyhow::Result<()> {
-    let dir = root.join("control");
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700).create(&dir)?;
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let tmp = dir.join(format!("{nanos}.tmp"));
-    std::fs::write(&tmp, format!("{command}\n"))?;
-    // Renamed into place so the server never reads half a command.
-    std::fs::rename(&tmp, dir.join(format!("{nanos}.cmd")))?;
+fn control(root: &Path, command: Control) -> anyhow::Result<()> {
+    port25_outbound::control::send(root, &command)?;
     println!("{command}: queued for the server (carried out within a second while it runs, else at its next start)");
     Ok(())
 }
@@ -166,8 +147,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Cmd::Show { id } => {
             let open: Vec<Open> = open_recipients(&root)?.into_iter().filter(|o| o.id == id).collect();
-            let history: Vec<_> =
-                parse_history(&std::fs::read_to_string(root.join("history.log")).unwrap_or_default()).into_iter().filter(|h| h.id == id).collect();
+            let history: Vec<_> = read_history(&root).into_iter().filter(|h| h.id == id).collect();
             if open.is_empty() && history.is_empty() {
                 eprintln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
                 return Ok(ExitCode::from(1));
@@ -184,11 +164,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(now().saturating_sub(h.time)));
             }
         }
-        Cmd::Flush => control(&root, "flush")?,
-        Cmd::Retry { id } => control(&root, &format!("retry {id}"))?,
-        Cmd::Delete { id } => control(&root, &format!("delete {id}"))?,
-        Cmd::Hold => control(&root, "hold")?,
-        Cmd::Release => control(&root, "release")?,
+        Cmd::Flush => control(&root, Control::Flush)?,
+        Cmd::Retry { id } => control(&root, Control::Retry(id))?,
+        Cmd::Delete { id } => control(&root, Control::Delete(id))?,
+        Cmd::Hold => control(&root, Control::Hold)?,
+        Cmd::Release => control(&root, Control::Release)?,
     }
     Ok(ExitCode::SUCCESS)
 }
