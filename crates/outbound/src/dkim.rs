@@ -10,9 +10,18 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 use std::path::Path;
 
-/// Header fields signed when present (RFC 6376 §5.4.1's list, trimmed).
+/// Header fields signed (RFC 6376 §5.4.1's list, trimmed). mail-auth signs
+/// every instance present and lists a name it did not find once more, which
+/// signs its absence (RFC 6376 §5.4.2): so From: written twice is
+/// oversigned (a second From: added later breaks the signature), and
+/// Sender: and the Resent-* fields, absent from most mail, cannot be added
+/// after signing either.
 const SIGNED: &[&str] = &[
     "From",
+    "From",
+    "Sender",
+    "Resent-From",
+    "Resent-Sender",
     "Reply-To",
     "Subject",
     "Date",
@@ -129,6 +138,11 @@ mod tests {
         let dkim = Dkim::load(&[("example.net".into(), "sel".into(), path)]).unwrap();
         let h = dkim.sign(b"From: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n").unwrap().unwrap();
         assert!(h.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") && h.contains("d=example.net") && h.contains("s=sel"), "{h}");
+        // From: oversigned, Sender: and Resent-From: signed as absent.
+        let tag: String = h.split("h=").nth(1).unwrap().split(';').next().unwrap().split_whitespace().collect();
+        let names: Vec<String> = tag.split(':').map(str::to_ascii_lowercase).collect();
+        assert_eq!(names.iter().filter(|n| *n == "from").count(), 2, "{tag}");
+        assert!(names.iter().any(|n| n == "sender") && names.iter().any(|n| n == "resent-from"), "{tag}");
         assert!(dkim.sign(b"From: a@other.example\r\n\r\nx\r\n").is_none());
     }
 }

@@ -477,6 +477,15 @@ fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
     std::fs::write(&msg, tampered).unwrap();
     let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED");
+    // Header fields added after signing must fail too: a Sender: or a
+    // Resent-From: (signed as absent), and a second From: (oversigned).
+    let signed = String::from_utf8_lossy(&got[0]).into_owned();
+    let (head, body) = signed.split_once("\r\n\r\n").expect("a header section");
+    for added in ["Sender: ceo@bank.example", "Resent-From: ceo@bank.example", "From: ceo@bank.example"] {
+        std::fs::write(&msg, format!("{head}\r\n{added}\r\n\r\n{body}")).unwrap();
+        let out = Command::new("python3").arg("-c").arg(script).arg(&msg).arg(&txt).output().unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "FAILED", "{added} added after signing still verified");
+    }
 }
 
 /// A real Postfix as the remote MX (it relays on to a port25 MX, where the
