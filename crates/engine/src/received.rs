@@ -11,13 +11,17 @@ pub fn rfc5322_date(t: SystemTime) -> String {
 }
 
 /// Keeps a client-supplied HELO name from breaking the header's comment
-/// syntax or folding: only printable characters without parentheses.
-fn sanitize(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() || c == '(' || c == ')' || c == '\\' { '?' } else { c }).collect()
+/// syntax or folding: only printable characters without parentheses. Non-
+/// ASCII stays only in a message that arrived with SMTPUTF8, and never as
+/// format or separator characters (bidi overrides, U+2028, zero-width),
+/// which Rust's escape_debug does not print as they are.
+fn sanitize(s: &str, utf8: bool) -> String {
+    let printable = |c: char| c.is_ascii_graphic() || c == ' ' || (utf8 && !c.is_ascii() && c.escape_debug().next() != Some('\\'));
+    s.chars().map(|c| if !printable(c) || c == '(' || c == ')' || c == '\\' { '?' } else { c }).collect()
 }
 
 pub fn header(info: &SessionInfo, hostname: &str, envelope: &Envelope, id: &str) -> Vec<u8> {
-    let helo = sanitize(info.helo.as_deref().unwrap_or("unknown"));
+    let helo = sanitize(info.helo.as_deref().unwrap_or("unknown"), envelope.params.smtputf8);
     let ip = match info.peer.ip() {
         std::net::IpAddr::V4(v4) => format!("[{v4}]"),
         std::net::IpAddr::V6(v6) => format!("[IPv6:{v6}]"),
@@ -48,4 +52,18 @@ pub fn header(info: &SessionInfo, hostname: &str, envelope: &Envelope, id: &str)
         rfc5322_date(SystemTime::now())
     )
     .into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sanitize;
+
+    #[test]
+    fn helo_names_stay_printable_and_ascii_unless_smtputf8() {
+        assert_eq!(sanitize("mx.example.net", false), "mx.example.net");
+        assert_eq!(sanitize("a(b)\\c\r\n", false), "a?b??c??");
+        assert_eq!(sanitize("\u{e9}t\u{e9}.example", false), "?t?.example");
+        assert_eq!(sanitize("\u{e9}t\u{e9}.example", true), "\u{e9}t\u{e9}.example");
+        assert_eq!(sanitize("a\u{202e}b\u{2028}c\u{feff}\u{200b}", true), "a?b?c??");
+    }
 }
