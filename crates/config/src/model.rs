@@ -364,6 +364,23 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         if local.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
             return Err(err(offset, format!("recipient {addr:?} is not in a local domain"), "add its domain to [mx] domains or remove the address"));
         }
+        // The MX judges the mailbox after the delimiter, unquoted: an entry
+        // with either could never match, so it would refuse that mail.
+        if let Some(d) = recipient_delimiter.filter(|d| local.contains(*d)) {
+            let base = local.split(d).next().unwrap_or_default();
+            return Err(err(
+                offset,
+                format!("recipient {addr:?} contains the recipient_delimiter {d:?}: the MX looks up the mailbox without its extension, so it never matches"),
+                &format!("list the mailbox itself, \"{base}@{domain}\" (its extensions are accepted with it)"),
+            ));
+        }
+        if local.contains(['"', '\\']) {
+            return Err(err(
+                offset,
+                format!("recipient {addr:?} is quoted: quoted local parts are refused at RCPT, so it never matches"),
+                "list a plain address",
+            ));
+        }
         Ok(addr.to_lowercase())
     };
     if let Some(list) = raw.mx.recipients {
@@ -677,6 +694,9 @@ mod tests {
         let e = check("[log]\nformat = \"xml\"\n").unwrap_err();
         assert_eq!(e.line, 2);
 
+        let e = check("[mx]\ndomains = [\"a.example\"]\nrecipient_delimiter = \"+\"\nrecipients = [\"list+news@a.example\"]\n").unwrap_err();
+        assert!(e.message.contains("contains the recipient_delimiter") && e.hint.contains("\"list@a.example\""), "{e}");
+        assert!(check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"list+news@a.example\"]\n").is_ok(), "no delimiter: + is part of the name");
         let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
         assert_eq!(e.line, 3);
 
