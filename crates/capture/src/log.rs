@@ -164,7 +164,7 @@ const MAX_GROUP: usize = 1024;
 
 fn writer_loop(mut w: Writer, rx: mpsc::Receiver<Request>, quota: Option<Arc<Quota>>, dirty: Dirty) {
     let mut buf: Vec<u8> = Vec::new();
-    for mut group in port25_queue::group::groups(&rx, MAX_GROUP) {
+    for mut group in port25_groupcommit::groups(&rx, MAX_GROUP) {
         let result = sync_bodies(&w, &group, &dirty).and_then(|()| write_group(&mut w, &group, &mut buf));
         if let Err(e) = &result {
             port25_events::emit!(error, port25_events::SPAMPOT_STORE_FAILED, what = "event log", error = %e);

@@ -105,7 +105,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self, rx: mpsc::Receiver<Record>) {
-        for round in port25_queue::group::groups(&rx, 65536) {
+        for round in port25_groupcommit::groups(&rx, 65536) {
             self.round(round);
         }
     }

@@ -5,13 +5,13 @@
 //! it); [`spool`] the group-committing writer, the recovery after a crash
 //! and the per-batch progress log;
 //! [`gauges`] what a spool holds, kept in memory for `/metrics`.
-//! [`group`] the group commit of the spool and of port25's other durable
-//! logs (the outbound journal, the capture log).
+//! The group-commit loop itself is port25_groupcommit, shared with the
+//! outbound journal and the capture log (which must not depend on this
+//! crate: the spampot cannot reach the spool).
 //! [`smtputf8`] whether a spooled message needs SMTPUTF8 on its next hop. The
 //! scheduler for remote delivery (retries, expiry, DSN) builds on these.
 
 pub mod gauges;
-pub mod group;
 pub mod record;
 pub mod scan;
 pub mod smtputf8;

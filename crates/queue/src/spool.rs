@@ -164,7 +164,7 @@ struct Committer {
 
 impl Committer {
     fn run(mut self, rx: mpsc::Receiver<Job>) {
-        for jobs in crate::group::groups(&rx, MAX_BATCH) {
+        for jobs in port25_groupcommit::groups(&rx, MAX_BATCH) {
             let seq = self.next_seq;
             self.next_seq += 1;
             match self.write(seq, jobs.iter().map(|j| &j.message)) {
