@@ -3,6 +3,7 @@
 //! answers DATA once per accepted recipient, so outcomes are per recipient.
 
 use crate::outcome::{RcptOutcome, Work};
+use port25_wire::stuff::dot_stuff;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
@@ -78,24 +79,6 @@ fn judge(code: u16, text: String) -> RcptOutcome {
         500..=599 => RcptOutcome::Failed(text),
         _ => RcptOutcome::Deferred(text),
     }
-}
-
-/// Dot-stuffs CRLF text for DATA (RFC 5321 §4.5.2) and appends the end mark.
-pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 16);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// What the server's LHLO reply offers that the client uses.
@@ -176,7 +159,9 @@ impl Lmtp {
                     }
                     continue;
                 }
-                conn.write_all(&dot_stuff(&w.message.content)).await?;
+                let mut body = Vec::new();
+                dot_stuff(&w.message.content, &mut body);
+                conn.write_all(&body).await?;
                 conn.flush().await?;
                 for &r in &accepted {
                     let (code, text) = read_reply(&mut conn).await?;
@@ -261,9 +246,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stuffing_and_addresses() {
-        assert_eq!(dot_stuff(b".a\r\nb\r\n..\r\n"), b"..a\r\nb\r\n...\r\n.\r\n");
-        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+    fn addresses() {
         assert_eq!("unix:/run/lmtp".parse::<LmtpAddress>(), Ok(LmtpAddress::Unix("/run/lmtp".into())));
         assert_eq!("127.0.0.1:24".parse::<LmtpAddress>(), Ok(LmtpAddress::Tcp("127.0.0.1:24".into())));
         assert!("nonsense".parse::<LmtpAddress>().is_err());

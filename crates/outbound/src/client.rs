@@ -15,6 +15,7 @@
 
 use crate::reply::{self, Reply};
 use crate::tls_policy::TlsPolicy;
+use port25_wire::stuff::dot_stuff;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -97,23 +98,6 @@ fn verdict_from(r: &Reply) -> Verdict {
     } else {
         Verdict::Delivered(r.one_line())
     }
-}
-
-/// RFC 5321 §4.5.2 transparency, and a final CRLF if the content lacks one.
-pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
-    out.reserve(content.len() + 64);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !content.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
 }
 
 pub fn base64(input: &[u8]) -> String {
@@ -407,10 +391,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn dot_stuffing_and_base64() {
-        let mut out = Vec::new();
-        dot_stuff(b".a\r\nb\r\n..c\r\n.", &mut out);
-        assert_eq!(out, b"..a\r\nb\r\n...c\r\n..\r\n.\r\n");
+    fn base64_of_auth_plain() {
         assert_eq!(base64(b"\0u\0p"), "AHUAcA==");
         assert_eq!(base64(b"abc"), "YWJj");
         assert_eq!(base64(b"ab"), "YWI=");
