@@ -4,4 +4,5 @@
 //! Pure functions over bytes, no I/O; every other port25 crate may depend
 //! on this one and it depends on none of them.
 
+pub mod base64;
 pub mod stuff;
