@@ -5,4 +5,5 @@
 //! on this one and it depends on none of them.
 
 pub mod base64;
+pub mod reply;
 pub mod stuff;
