@@ -30,7 +30,10 @@ mod server;
 mod session;
 pub mod settings;
 pub mod stream;
-pub mod tls;
+/// Certificates and the rustls server configuration: the port25-tls
+/// crate, which the collector uses without the engine; named here too for
+/// the engine's callers.
+pub use port25_tls as tls;
 
 pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
