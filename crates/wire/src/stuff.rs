@@ -43,14 +43,6 @@ mod tests {
         out
     }
 
-    #[test]
-    fn dots_that_start_a_line_are_doubled() {
-        assert_eq!(stuffed(b".a\r\nb\r\n..c\r\n."), b"..a\r\nb\r\n...c\r\n..\r\n.\r\n");
-        assert_eq!(stuffed(b".a\r\nb\r\n..\r\n"), b"..a\r\nb\r\n...\r\n.\r\n");
-        assert_eq!(stuffed(b"a.b\r\n"), b"a.b\r\n.\r\n");
-        assert_eq!(stuffed(b"a\n.b\r\n"), b"a\n..b\r\n.\r\n");
-    }
-
     /// RFC 5321 §4.1.1.4: the end of data is `<CRLF>.<CRLF>` whatever the
     /// content's last line ends in. LMTP delivery (delivery/src/lmtp.rs)
     /// added the CRLF only when the last byte was not an LF, so content
@@ -59,11 +51,21 @@ mod tests {
     /// added one unless the content ended in CRLF, also to empty content.
     #[test]
     fn the_end_mark_is_always_crlf_dot_crlf() {
-        assert_eq!(stuffed(b"no newline"), b"no newline\r\n.\r\n");
-        assert_eq!(stuffed(b"bare lf\n"), b"bare lf\n\r\n.\r\n");
-        assert_eq!(stuffed(b"bare cr\r"), b"bare cr\r\r\n.\r\n");
-        assert_eq!(stuffed(b"crlf\r\n"), b"crlf\r\n.\r\n");
-        assert_eq!(stuffed(b""), b".\r\n");
+        let cases: [(&[u8], &[u8]); 9] = [
+            // §4.5.2: a dot that starts a line is doubled, after a bare LF too.
+            (b".a\r\nb\r\n..c\r\n.", b"..a\r\nb\r\n...c\r\n..\r\n.\r\n"),
+            (b".a\r\nb\r\n..\r\n", b"..a\r\nb\r\n...\r\n.\r\n"),
+            (b"a.b\r\n", b"a.b\r\n.\r\n"),
+            (b"a\n.b\r\n", b"a\n..b\r\n.\r\n"),
+            (b"no newline", b"no newline\r\n.\r\n"),
+            (b"bare lf\n", b"bare lf\n\r\n.\r\n"),
+            (b"bare cr\r", b"bare cr\r\r\n.\r\n"),
+            (b"crlf\r\n", b"crlf\r\n.\r\n"),
+            (b"", b".\r\n"),
+        ];
+        for (content, wire) in cases {
+            assert_eq!(stuffed(content), wire, "{content:?}");
+        }
         for content in [&b"x"[..], b"x\n", b"x\r", b"x\r\n", b".", b"\n", b"\r\n", b"a\r\n\r\n"] {
             let out = stuffed(content);
             assert!(out.ends_with(b"\r\n.\r\n"), "{content:?} -> {out:?}");
