@@ -1,4 +1,5 @@
-//! The SMTP client's reply parser: port25_outbound::reply::parse.
+//! The SMTP client's reply parser: port25_wire::reply::parse (through port25_outbound::reply), shared
+//! with LMTP delivery.
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| port25_fuzz::outbound::smtp_reply(data));

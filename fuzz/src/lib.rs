@@ -4,7 +4,8 @@
 //! properties the fuzzer checks). Every function panics when a property is
 //! violated; that panic is what libFuzzer reports as a crash.
 //!
-//! Each module only uses `std` and the one port25 crate it checks, so it
+//! Each module only uses `std` and the one port25 crate it checks (and
+//! that crate's own port25 dependencies: engine.rs uses port25_wire), so it
 //! compiles inside that crate's integration tests as well.
 
 pub mod capture;

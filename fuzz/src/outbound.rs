@@ -1,5 +1,5 @@
 //! Properties of the outbound queue's parsers: the SMTP client's reply
-//! parser (`port25_outbound::reply`) and the queue's state and history
+//! parser (`port25_outbound::reply`, that is `port25_wire::reply`, shared with LMTP delivery) and the queue's state and history
 //! records (`port25_outbound::state`).
 
 use port25_outbound::reply::parse;

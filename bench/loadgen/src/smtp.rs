@@ -2,7 +2,7 @@
 //! whole (possibly multi-line) reply, insist on the expected code. Any other
 //! reply ends the session with an error naming the command and the reply, so
 //! a benchmark cannot count a refused message as sent. Replies are parsed by
-//! the outbound client's parser (`port25_outbound::reply`), not a second one.
+//! the outbound client's parser (`port25_outbound::reply`, i.e. `port25_wire::reply`), not a second one.
 
 use anyhow::{bail, Result};
 use port25_outbound::reply::{self, Reply};

@@ -31,9 +31,9 @@ use crate::append::{self, Plan};
 use crate::wire::Conn;
 use port25_capture::bodies::Bodies;
 use port25_capture::{log, reader};
-use port25_engine::accept::{accept_loop, drain, Refused};
 use port25_events as ev;
 use port25_events::emit;
+use port25_listen::accept::{accept_loop, drain, Refused};
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::fs::OpenOptions;
@@ -395,14 +395,14 @@ pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: Cancell
     let (cert, key) = match (&config.cert, &config.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
-            let (c, k, fresh) = port25_engine::tls::self_signed(&config.data_dir.join("tls"), &config.hostname).map_err(|e| e.to_string())?;
+            let (c, k, fresh) = port25_listen::tls::self_signed(&config.data_dir.join("tls"), &config.hostname).map_err(|e| e.to_string())?;
             if fresh {
                 emit!(info, ev::TLS_CERT_GENERATED, path = %c.display(), hostname = %config.hostname);
             }
             (c, k)
         }
     };
-    let tls = tokio_rustls::TlsAcceptor::from(port25_engine::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
+    let tls = tokio_rustls::TlsAcceptor::from(port25_listen::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
     let state = Arc::new(State {
         bodies: Bodies::open(&config.data_dir.join("bodies")).map_err(|e| e.to_string())?,
         root: config.data_dir.clone(),

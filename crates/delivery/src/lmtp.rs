@@ -3,6 +3,8 @@
 //! answers DATA once per accepted recipient, so outcomes are per recipient.
 
 use crate::outcome::{RcptOutcome, Work};
+use port25_wire::reply;
+use port25_wire::stuff::dot_stuff;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufStream};
@@ -44,23 +46,21 @@ async fn read_reply(conn: &mut Conn) -> std::io::Result<(u16, String)> {
     Ok((code, format!("{code} {}", lines.join(" "))))
 }
 
-/// A reply's code and the text of each of its lines.
+/// A reply's code and the text of each of its lines, read with the one
+/// reply parser (port25_wire::reply) one line at a time, so nothing after
+/// the reply is taken from the connection. What is not a reply (no code,
+/// codes mixed in one reply, a line or a reply too long) is an error.
 async fn read_reply_lines(conn: &mut Conn) -> std::io::Result<(u16, Vec<String>)> {
-    let mut lines = Vec::new();
+    let mut buf = Vec::new();
     loop {
-        let mut line = String::new();
-        let n = (&mut *conn).take(4096).read_line(&mut line).await?;
+        let n = (&mut *conn).take(reply::MAX_LINE as u64 + 2).read_until(b'\n', &mut buf).await?;
         if n == 0 {
             return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "LMTP server closed the connection"));
         }
-        let bytes = line.as_bytes();
-        let code = line.get(..3).and_then(|c| c.parse::<u16>().ok()).filter(|_| bytes.len() >= 4 || line.trim_end().len() == 3);
-        let Some(code) = code else {
-            return Err(std::io::Error::other(format!("malformed LMTP reply {:?}", line.trim_end())));
-        };
-        lines.push(line.get(4..).unwrap_or("").trim_end().to_owned());
-        if bytes.get(3) != Some(&b'-') {
-            return Ok((code, lines));
+        match reply::parse(&buf) {
+            Ok(Some((r, _))) => return Ok((r.code, r.lines.iter().map(|l| l.trim_end().to_owned()).collect())),
+            Ok(None) => {}
+            Err(e) => return Err(std::io::Error::other(format!("malformed LMTP reply: {e}"))),
         }
     }
 }
@@ -78,24 +78,6 @@ fn judge(code: u16, text: String) -> RcptOutcome {
         500..=599 => RcptOutcome::Failed(text),
         _ => RcptOutcome::Deferred(text),
     }
-}
-
-/// Dot-stuffs CRLF text for DATA (RFC 5321 §4.5.2) and appends the end mark.
-pub fn dot_stuff(content: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(content.len() + 16);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !line_start {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-    out
 }
 
 /// What the server's LHLO reply offers that the client uses.
@@ -176,7 +158,9 @@ impl Lmtp {
                     }
                     continue;
                 }
-                conn.write_all(&dot_stuff(&w.message.content)).await?;
+                let mut body = Vec::new();
+                dot_stuff(&w.message.content, &mut body);
+                conn.write_all(&body).await?;
                 conn.flush().await?;
                 for &r in &accepted {
                     let (code, text) = read_reply(&mut conn).await?;
@@ -261,11 +245,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stuffing_and_addresses() {
-        assert_eq!(dot_stuff(b".a\r\nb\r\n..\r\n"), b"..a\r\nb\r\n...\r\n.\r\n");
-        assert_eq!(dot_stuff(b"no newline"), b"no newline\r\n.\r\n");
+    fn addresses() {
         assert_eq!("unix:/run/lmtp".parse::<LmtpAddress>(), Ok(LmtpAddress::Unix("/run/lmtp".into())));
         assert_eq!("127.0.0.1:24".parse::<LmtpAddress>(), Ok(LmtpAddress::Tcp("127.0.0.1:24".into())));
         assert!("nonsense".parse::<LmtpAddress>().is_err());
+    }
+
+    /// Replies are read with the wire crate's parser, one at a time, and
+    /// what is no reply is an error (the old reader took "+12" for a code
+    /// and let a multi-line reply change its code).
+    #[tokio::test]
+    async fn replies_are_read_one_at_a_time_and_garbage_is_an_error() {
+        async fn conn(server_says: &[u8]) -> Conn {
+            let (client, mut server) = tokio::io::duplex(1 << 16);
+            server.write_all(server_says).await.unwrap();
+            drop(server);
+            BufStream::new(Box::new(client) as Box<dyn Io>)
+        }
+        let mut c = conn(b"250-lmtp.example\r\n250-SMTPUTF8\r\n250 PIPELINING \r\n250 2.1.5 ok\r\n452 4.2.2 full\r\n").await;
+        assert_eq!(read_reply_lines(&mut c).await.unwrap(), (250, vec!["lmtp.example".into(), "SMTPUTF8".into(), "PIPELINING".into()]));
+        assert_eq!(read_reply(&mut c).await.unwrap(), (250, "250 2.1.5 ok".into()));
+        assert_eq!(read_reply(&mut c).await.unwrap(), (452, "452 4.2.2 full".into()));
+        assert_eq!(read_reply(&mut c).await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);
+        for garbage in [&b"+12 x\r\n"[..], b"250-a\r\n550 b\r\n", b"hello\r\n", b"650 x\r\n"] {
+            let mut c = conn(garbage).await;
+            let e = read_reply(&mut c).await.unwrap_err();
+            assert!(e.to_string().starts_with("malformed LMTP reply"), "{garbage:?}: {e}");
+        }
+        let mut long = vec![b'2'; reply::MAX_LINE + 10];
+        long.extend_from_slice(b"\r\n");
+        let mut c = conn(&long).await;
+        assert!(read_reply(&mut c).await.unwrap_err().to_string().starts_with("malformed LMTP reply"));
     }
 }

@@ -13,7 +13,6 @@
 //! which the spampot shares), [`server`] (PROXY header, implicit TLS, the
 //! SMTP listener over [`accept`]), [`tls`] (certificates).
 
-pub mod accept;
 pub mod address;
 pub mod budget;
 pub mod command;
@@ -30,7 +29,10 @@ mod server;
 mod session;
 pub mod settings;
 pub mod stream;
-pub mod tls;
+/// The accept loop and the certificates are port25-listen's (the
+/// collector uses them without the engine); named here too for the
+/// engine's callers (the spampot, serve.rs).
+pub use port25_listen::{accept, tls};
 
 pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};

@@ -136,12 +136,13 @@ impl DsnStore {
 /// The RFC 3463 status of a reply given as text ("550 5.1.1 ..."): its
 /// enhanced code, else one from its basic code; 5.0.0 for a reason that is
 /// not a reply at all (a mailbox name that cannot be made safe).
+/// Read with the one reply parser, so "+12 x" is no reply (it was code 12).
 fn status_of_text(why: &str) -> String {
-    let Some(code) = why.get(..3).and_then(|c| c.parse::<u16>().ok()) else {
-        return "5.0.0".into();
-    };
-    let reply = crate::reply::Reply { code, lines: vec![why.get(4..).unwrap_or("").to_owned()] };
-    dsn::status_of(reply.enhanced(), code)
+    let line = [why.as_bytes(), b"\r\n"].concat();
+    match crate::reply::parse(&line) {
+        Ok(Some((reply, _))) => dsn::status_of(reply.enhanced(), reply.code),
+        _ => "5.0.0".into(),
+    }
 }
 
 #[cfg(test)]
@@ -151,5 +152,7 @@ mod tests {
         assert_eq!(super::status_of_text("550 5.1.1 No such user"), "5.1.1");
         assert_eq!(super::status_of_text("552 Mailbox over quota"), "5.0.0");
         assert_eq!(super::status_of_text("no safe mailbox name for ../x@example.net"), "5.0.0");
+        assert_eq!(super::status_of_text("+12 not a reply"), "5.0.0");
+        assert_eq!(super::status_of_text("550"), "5.0.0");
     }
 }

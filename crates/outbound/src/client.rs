@@ -15,6 +15,7 @@
 
 use crate::reply::{self, Reply};
 use crate::tls_policy::TlsPolicy;
+use port25_wire::stuff::dot_stuff;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -99,39 +100,6 @@ fn verdict_from(r: &Reply) -> Verdict {
     }
 }
 
-/// RFC 5321 §4.5.2 transparency, and a final CRLF if the content lacks one.
-pub fn dot_stuff(content: &[u8], out: &mut Vec<u8>) {
-    out.reserve(content.len() + 64);
-    let mut line_start = true;
-    for &b in content {
-        if line_start && b == b'.' {
-            out.push(b'.');
-        }
-        out.push(b);
-        line_start = b == b'\n';
-    }
-    if !content.ends_with(b"\r\n") {
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b".\r\n");
-}
-
-pub fn base64(input: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in input.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, &b)| acc | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 impl Session {
     /// Connects, reads the greeting, says EHLO and does STARTTLS (and AUTH
     /// when credentials are given) as `policy` asks.
@@ -196,7 +164,7 @@ impl Session {
             return Err(tls_fail(format!("{host}[{addr}]: AUTH is only sent over verified TLS")));
         }
         if let Some((user, password)) = auth {
-            let token = base64(format!("\0{user}\0{password}").as_bytes());
+            let token = port25_wire::base64::encode(format!("\0{user}\0{password}").as_bytes());
             let r = s.command(&format!("AUTH PLAIN {token}")).await.map_err(fail)?;
             if r.code != 235 {
                 return Err(fail(format!("{host}[{addr}] refused AUTH PLAIN for {user}: {}", r.one_line())));
@@ -399,20 +367,5 @@ impl Session {
     /// Says QUIT; errors do not matter any more.
     pub async fn quit(mut self) {
         let _ = tokio::time::timeout(Duration::from_secs(5), self.command("QUIT")).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dot_stuffing_and_base64() {
-        let mut out = Vec::new();
-        dot_stuff(b".a\r\nb\r\n..c\r\n.", &mut out);
-        assert_eq!(out, b"..a\r\nb\r\n...c\r\n..\r\n.\r\n");
-        assert_eq!(base64(b"\0u\0p"), "AHUAcA==");
-        assert_eq!(base64(b"abc"), "YWJj");
-        assert_eq!(base64(b"ab"), "YWI=");
     }
 }

@@ -94,7 +94,7 @@ pub fn from_domain(content: &[u8]) -> Option<String> {
 }
 
 fn pem(label: &str, der: &[u8]) -> String {
-    let b64 = crate::client::base64(der);
+    let b64 = port25_wire::base64::encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
@@ -108,7 +108,7 @@ fn pem(label: &str, der: &[u8]) -> String {
 pub fn keygen(bits: usize) -> Result<(String, String), String> {
     let pair = mail_auth::dkim::generate::DkimKeyPair::generate_rsa(bits).map_err(|e| e.to_string())?;
     let private = pem("RSA PRIVATE KEY", pair.private_key());
-    let txt = format!("v=DKIM1; k=rsa; p={}", crate::client::base64(pair.public_key()));
+    let txt = format!("v=DKIM1; k=rsa; p={}", port25_wire::base64::encode(pair.public_key()));
     Ok((private, txt))
 }
 

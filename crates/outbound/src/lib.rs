@@ -12,7 +12,8 @@
 //!   domain it serves; one connection task, which carries those jobs one
 //!   after another and idles briefly for more (connection reuse);
 //! - [`journal`]: the writer thread for done logs, state and history;
-//! - [`state`], [`reply`], [`backoff`], [`dsn`]: pure formats and rules;
+//! - [`state`], [`backoff`], [`dsn`]: pure formats and rules (replies are
+//!   parsed by [`port25_wire::reply`]);
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
 //! - [`targets`]: which MX addresses may be connected to (no private
 //!   ranges unless allowed, never our own listeners);
@@ -31,7 +32,9 @@ pub mod dns;
 pub mod dsn;
 pub mod journal;
 pub mod queue;
-pub mod reply;
+/// The SMTP reply parser is the wire crate's, shared with LMTP delivery;
+/// named here too for the fuzz checks and the load generator.
+pub use port25_wire::reply;
 mod route;
 pub mod settings;
 pub mod state;

@@ -1,4 +1,5 @@
-//! TLS server configuration: an operator's certificate, or a self-signed one
+//! TLS server configuration for every port25 listener (the SMTP engine's,
+//! the collector's HTTPS): an operator's certificate, or a self-signed one
 //! generated on first start (and kept, so clients that pinned it keep working).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -35,7 +36,7 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
 }
 
 /// Reads a PEM certificate chain and its private key.
-pub(crate) fn load_pair(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+pub fn load_pair(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
     let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_owned(), source });
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;

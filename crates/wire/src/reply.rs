@@ -1,4 +1,5 @@
-//! SMTP replies as a client reads them (RFC 5321 §4.2). Pure, fuzzed.
+//! SMTP replies as a client reads them (RFC 5321 §4.2; LMTP's are the
+//! same, RFC 2033): the outbound SMTP client and LMTP delivery. Pure, fuzzed.
 //!
 //! [`parse`] takes the bytes read so far and returns a complete reply and
 //! the bytes it used, `None` when more input is needed, or an error for
