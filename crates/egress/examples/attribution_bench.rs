@@ -19,9 +19,12 @@ use std::time::Instant;
 /// The egress_bench_gen flows' time (Unix seconds).
 const T0: u64 = 1_764_000_000;
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+// The smoke tests' xorshift generator (std only, made to be included):
+// fixed seeds, so runs compare.
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
+mod smoke;
+use smoke::Rng;
 
 /// The i-th address: 10.0.0.0 upwards, so egress_bench_gen's subscribers
 /// (10.0.0-7.x) are among the first.

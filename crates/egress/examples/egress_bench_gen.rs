@@ -8,9 +8,12 @@ use port25_egress::flow::{encode, pcap, Flow};
 use std::fmt::Write;
 use std::net::IpAddr;
 
-#[path = "shared/rng.rs"]
-mod rng;
-use rng::Rng;
+// The smoke tests' xorshift generator (std only, made to be included):
+// fixed seeds, so runs compare.
+#[allow(dead_code)]
+#[path = "../../../fuzz/src/smoke.rs"]
+mod smoke;
+use smoke::Rng;
 
 /// N prefixes: /24s in 10.0.0.0/8 and 100.64.0.0/10 for residential and
 /// mobile, /28 and /32 exemptions inside, /48s of IPv6.
