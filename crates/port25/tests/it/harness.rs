@@ -341,3 +341,14 @@ impl Server {
         }
     }
 }
+
+/// Starts `python3 -c script args...`, a test peer that prints "ready" once
+/// it listens, and returns when it has; `missing` says what to install when
+/// it never does (e.g. "pip install aiosmtpd").
+pub fn python_peer(script: &str, args: &[&std::ffi::OsStr], missing: &str) -> Child {
+    let mut child = Command::new("python3").arg("-c").arg(script).args(args).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert_eq!(line.trim(), "ready", "the Python test peer did not start ({missing})");
+    child
+}

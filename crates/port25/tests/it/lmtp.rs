@@ -2,7 +2,7 @@
 //! .ci/install-deps), including a per-recipient failure.
 
 use crate::harness::*;
-use std::process::{Command, Stdio};
+
 use std::time::Duration;
 
 /// aiosmtpd's LMTP server on a Unix socket in `dir`: "full@" gets 452
@@ -42,10 +42,7 @@ async def main():
     await asyncio.sleep(3600)
 asyncio.run(main())
 "#;
-    let mut lmtpd = Command::new("python3").arg("-c").arg(script).arg(&sock).arg(&out_dir).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
+    let lmtpd = python_peer(script, &[sock.as_os_str(), out_dir.as_os_str()], "aiosmtpd LMTP server: pip install aiosmtpd");
     (lmtpd, sock, out_dir)
 }
 

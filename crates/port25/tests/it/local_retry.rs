@@ -144,10 +144,7 @@ async def main():
     await asyncio.sleep(3600)
 asyncio.run(main())
 "#;
-    let mut lmtpd = std::process::Command::new("python3").arg("-c").arg(script).arg(&sock).arg(&out).stdout(std::process::Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
+    let lmtpd = python_peer(script, &[sock.as_os_str(), out.as_os_str()], "aiosmtpd LMTP server: pip install aiosmtpd");
     (lmtpd, sock, out)
 }
 

@@ -8,7 +8,7 @@
 
 use crate::harness::*;
 use crate::outbound::{add_user, events_where, one_mx, submit_as, wait_events, WAIT};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Runs a Python smtplib script against `s` (argv: host, port, then
@@ -205,10 +205,7 @@ async def main():
     await asyncio.sleep(3600)
 asyncio.run(main())
 "#;
-    let mut lmtpd = Command::new("python3").arg("-c").arg(script).arg(&sock).arg(dir).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(lmtpd.stdout.take().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim(), "ready", "aiosmtpd LMTP server did not start (pip install aiosmtpd)");
+    let lmtpd = python_peer(script, &[sock.as_os_str(), dir.as_os_str()], "aiosmtpd LMTP server: pip install aiosmtpd");
     (lmtpd, sock)
 }
 
@@ -286,10 +283,7 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     // A server that takes the connection and never answers: 450 once
     // verify_timeout_secs (3) has passed, not a session that hangs.
     let script = "import socket, sys, time\ns = socket.socket(socket.AF_UNIX)\ns.bind(sys.argv[1])\ns.listen(64)\nprint('ready', flush=True)\nconns = []\nwhile True:\n    c, _ = s.accept()\n    conns.append(c)\n";
-    let mut silent = Command::new("python3").arg("-c").arg(script).arg(&sock).stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(silent.stdout.take().unwrap()), &mut line).unwrap();
-    assert_eq!(line.trim(), "ready");
+    let mut silent = python_peer(script, &[sock.as_os_str()], "a silent socket server");
     let started = Instant::now();
     let r = rcpt_code(&s, "victim@anywhere.example", "dave@example.net");
     assert!(r.starts_with("450 4.1.1"), "silent LMTP server: {r}");

@@ -7,10 +7,9 @@
 use crate::harness::*;
 use crate::outbound::*;
 use crate::scripted::{Script, Scripted};
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 /// aiosmtpd on `addr` (SMTP) or on a Unix socket (LMTP), with SMTPUTF8
@@ -47,15 +46,8 @@ asyncio.run(main())
 impl Aiosmtpd {
     fn start(kind: &str, at: &str, utf8: bool, dir: &Path) -> Aiosmtpd {
         let log = dir.join(format!("{kind}-{}.jsonl", if utf8 { "utf8" } else { "ascii" }));
-        let mut child = Command::new("python3")
-            .args(["-c", AIOSMTPD, kind, at, if utf8 { "yes" } else { "no" }])
-            .arg(&log)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        assert_eq!(line.trim(), "ready", "aiosmtpd did not start (pip install aiosmtpd)");
+        let args = [kind.as_ref(), at.as_ref(), std::ffi::OsStr::new(if utf8 { "yes" } else { "no" }), log.as_os_str()];
+        let child = python_peer(AIOSMTPD, &args, "aiosmtpd: pip install aiosmtpd");
         Aiosmtpd { child, log }
     }
 
