@@ -12,11 +12,11 @@ pub fn rfc5322_date(t: SystemTime) -> String {
 
 /// Keeps a client-supplied HELO name from breaking the header's comment
 /// syntax or folding: only printable characters without parentheses. Non-
-/// ASCII stays only in a message that arrived with SMTPUTF8, and never as
-/// format or separator characters (bidi overrides, U+2028, zero-width),
-/// which Rust's escape_debug does not print as they are.
+/// ASCII stays only in a message that arrived with SMTPUTF8, and never what
+/// the text log escapes (control, format and separator characters: bidi
+/// overrides, U+2028, zero-width).
 fn sanitize(s: &str, utf8: bool) -> String {
-    let printable = |c: char| c.is_ascii_graphic() || c == ' ' || (utf8 && !c.is_ascii() && c.escape_debug().next() != Some('\\'));
+    let printable = |c: char| !port25_events::escaped(c) && (c.is_ascii() || utf8);
     s.chars().map(|c| if !printable(c) || c == '(' || c == ')' || c == '\\' { '?' } else { c }).collect()
 }
 

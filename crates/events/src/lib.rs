@@ -14,7 +14,7 @@ pub mod catalogue;
 mod output;
 
 pub use catalogue::*;
-pub use output::{init, init_with, ExtraLayer, LogFormat};
+pub use output::{escaped, init, init_with, ExtraLayer, LogFormat};
 
 /// Logs one catalogued event: `emit!(info, SESSION_CONNECT, peer = %addr)`.
 #[macro_export]

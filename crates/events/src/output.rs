@@ -70,8 +70,9 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
 /// characters (C0, DEL, C1), and the non-ASCII ones Rust does not print as
 /// they are (format characters such as bidi overrides, zero-width spaces
 /// and the BOM; line and paragraph separators; lone combining marks):
-/// a log line shows what was sent, never a reordered or split line.
-fn escaped(c: char) -> bool {
+/// a log line shows what was sent, never a reordered or split line. The
+/// Received header's HELO name keeps out the same characters.
+pub fn escaped(c: char) -> bool {
     c.is_control() || (!c.is_ascii() && c.escape_debug().next() == Some('\\'))
 }
 

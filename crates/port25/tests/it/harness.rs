@@ -158,14 +158,7 @@ impl Server {
     }
 
     pub fn wait_event(&self, id: &str, wait: Duration) -> Option<serde_json::Value> {
-        let start = Instant::now();
-        while start.elapsed() < wait {
-            if let Some(v) = self.events(id).into_iter().next() {
-                return Some(v);
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        None
+        self.wait_event_where(id, wait, |_| true)
     }
 
     /// The first event `id` that `matches`, waiting up to `wait` for it (the
