@@ -5,7 +5,7 @@
 //! at RCPT, given back by RSET or a session's end) and are capped.
 
 use crate::harness::*;
-use crate::submission::{addr, events, listeners, login, port25_b64, python, users, ALICE, ALICE_PW};
+use crate::submission::{addr, events, listeners, login, port25_b64, python, users, ALICE, ALICE_PW, MX};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -15,10 +15,7 @@ use std::time::Duration;
 /// takes any mailbox: the limit tests send to many distinct recipients.
 fn server(submission: &str) -> Server {
     let listeners = listeners(submission).replace("plaintext_auth = true\n", "plaintext_auth = true\nmax_connections_per_client = 1000\n");
-    let s = Server::start(
-        "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]\nrecipient_delimiter = \"+\"\ncatch_all = [\"example.org\"]",
-        &listeners,
-    );
+    let s = Server::start(&format!("{MX}\ncatch_all = [\"example.org\"]"), &listeners);
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }

@@ -22,8 +22,11 @@ pub(crate) fn listeners(submission: &str) -> String {
     )
 }
 
+/// The test server's [mx]: its domains and the local mailboxes that exist.
+pub(crate) const MX: &str = "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]\nrecipient_delimiter = \"+\"";
+
 pub(crate) fn server(submission: &str) -> Server {
-    let s = Server::start("domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]\nrecipient_delimiter = \"+\"", &listeners(submission));
+    let s = Server::start(MX, &listeners(submission));
     users(&s, &["add", ALICE], ALICE_PW);
     s
 }
