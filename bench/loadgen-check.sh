@@ -47,6 +47,8 @@ level = "warn"
 enabled = false
 [mx]
 domains = ["bench.example"]
+# The MX accepts only mailboxes that exist: both clients' one recipient.
+recipients = ["rcpt@bench.example"]
 [[listener]]
 name = "mx"
 address = "127.0.0.1:$PORT"

@@ -130,6 +130,8 @@ level = "warn"
 enabled = false
 [mx]
 domains = ["$DOMAIN"]
+# The MX accepts only mailboxes that exist: smtp-source's one recipient.
+recipients = ["$RCPT"]
 [delivery]
 method = "maildir"
 [[listener]]
