@@ -1,5 +1,5 @@
-//! A small authoritative DNS server for the delivery tests: answers A,
-//! AAAA and MX questions over UDP from a table the test fills, NXDOMAIN for
+//! A small authoritative DNS server for the tests: answers A, AAAA, MX,
+//! PTR, TXT and SRV questions over UDP from a table the test fills, NXDOMAIN for
 //! names it does not know, NODATA for known names without that type, and
 //! SERVFAIL or no answer at all for the questions a test makes fail.
 
@@ -14,6 +14,14 @@ pub enum Rr {
     Aaaa(Ipv6Addr),
     /// (preference, exchange); exchange "." is a null MX (RFC 7505).
     Mx(u16, String),
+    /// A reverse-DNS name (the question is `4.3.2.1.in-addr.arpa`).
+    Ptr(String),
+    /// One TXT record made of these character-strings (each at most 255
+    /// bytes; SPF, DKIM keys and DMARC policies longer than that are split
+    /// by the test, as a zone file would).
+    Txt(Vec<String>),
+    /// (priority, weight, port, target), RFC 2782.
+    Srv(u16, u16, u16, String),
 }
 
 impl Rr {
@@ -22,6 +30,9 @@ impl Rr {
             Rr::A(_) => 1,
             Rr::Aaaa(_) => 28,
             Rr::Mx(..) => 15,
+            Rr::Ptr(_) => 12,
+            Rr::Txt(_) => 16,
+            Rr::Srv(..) => 33,
         }
     }
 }
@@ -119,6 +130,19 @@ impl DnsServer {
                             data.extend_from_slice(&pref.to_be_bytes());
                             encode_name(exchange, &mut data);
                         }
+                        Rr::Ptr(target) => encode_name(target, &mut data),
+                        Rr::Txt(strings) => {
+                            for text in strings {
+                                data.push(text.len() as u8);
+                                data.extend_from_slice(text.as_bytes());
+                            }
+                        }
+                        Rr::Srv(priority, weight, port, target) => {
+                            for n in [priority, weight, port] {
+                                data.extend_from_slice(&n.to_be_bytes());
+                            }
+                            encode_name(target, &mut data);
+                        }
                     }
                     out.extend_from_slice(&(data.len() as u16).to_be_bytes());
                     out.extend_from_slice(&data);
@@ -143,9 +167,38 @@ impl DnsServer {
         self
     }
 
+    /// The PTR record of `ip` (v4 or v6), under in-addr.arpa / ip6.arpa.
+    pub fn ptr(&self, ip: std::net::IpAddr, name: &str) -> &DnsServer {
+        self.add(&reverse_name(ip), Rr::Ptr(name.into()))
+    }
+
+    /// A TXT record of one string, split into 255-byte character-strings.
+    pub fn txt(&self, name: &str, text: &str) -> &DnsServer {
+        let chunks = text.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+        self.add(name, Rr::Txt(chunks))
+    }
+
     /// An MX record and the A record of its exchange.
     pub fn mx(&self, domain: &str, host: &str, ip: Ipv4Addr) -> &DnsServer {
         self.add(domain, Rr::Mx(10, host.into())).add(host, Rr::A(ip))
+    }
+}
+
+/// `4.3.2.1.in-addr.arpa` for 1.2.3.4; nibbles under `ip6.arpa` for v6.
+pub fn reverse_name(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0])
+        }
+        std::net::IpAddr::V6(v6) => {
+            let mut labels: Vec<String> = Vec::new();
+            for byte in v6.octets().iter().rev() {
+                labels.push(format!("{:x}", byte & 0xF));
+                labels.push(format!("{:x}", byte >> 4));
+            }
+            format!("{}.ip6.arpa", labels.join("."))
+        }
     }
 }
 
@@ -167,4 +220,27 @@ fn answers_like_a_dns_server() {
     assert_eq!(buf[3] & 0xF, 0);
     assert_eq!(u16::from_be_bytes([buf[6], buf[7]]), 1);
     assert_eq!(&buf[n - 4..n], &[127, 0, 0, 9]);
+}
+
+#[test]
+fn answers_ptr_and_txt() {
+    let dns = DnsServer::start();
+    dns.ptr("192.0.2.7".parse().unwrap(), "mail.d.example");
+    dns.txt("d.example", "v=spf1 -all");
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let ask = |name: &str, qtype: u8| {
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        encode_name(name, &mut q);
+        q.extend_from_slice(&[0, qtype, 0, 1]);
+        s.send_to(&q, dns.addr).unwrap();
+        let mut buf = [0u8; 512];
+        let n = s.recv(&mut buf).unwrap();
+        buf[..n].to_vec()
+    };
+    let txt = ask("d.example", 16);
+    assert!(txt.ends_with(b"\x0bv=spf1 -all"), "{txt:?}");
+    let ptr = ask("7.2.0.192.in-addr.arpa", 12);
+    assert!(ptr.ends_with(b"\x04mail\x01d\x07example\x00"), "{ptr:?}");
+    assert_eq!(reverse_name("2001:db8::1".parse().unwrap()).len(), 72);
 }
