@@ -35,7 +35,7 @@ pub mod stream;
 pub use port25_listen::{accept, tls};
 
 pub use budget::DataBudget;
-pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
+pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, Reset, SessionInfo, TlsInfo};
 pub use reply::Reply;
 pub use server::{run, serve_stream, session_id};
 pub use settings::{Limits, ListenerSettings, TlsMode};

@@ -87,6 +87,8 @@ pub mod std_replies {
     pub const BARE_LF: Reply = Reply::new(521, "5.5.2", "Bare <LF> received; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
     pub const BARE_CR_DATA: Reply = Reply::new(521, "5.5.2", "Bare <CR> in message; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
     pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
+    /// Every command but QUIT after a greeting that refused the session (RFC 5321 §3.1).
+    pub const REFUSED_SESSION: Reply = Reply::new(503, "5.5.1", "Bad sequence of commands: this server refused the session; send QUIT");
     pub const NEED_HELO: Reply = Reply::new(503, "5.5.1", "Send EHLO or HELO first");
     pub const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already specified; send RSET to start over");
     pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Send MAIL first");

@@ -7,7 +7,7 @@
 use crate::address::{ForwardPath, ReversePath};
 use crate::command::{self, Command, MailParams};
 use crate::data::{DataReader, Outcome};
-use crate::hooks::{Decision, Envelope, Hooks, Message, SessionInfo, TlsInfo};
+use crate::hooks::{Envelope, Hooks, Message, Reset, SessionInfo, TlsInfo, Verdict};
 use crate::input::{Input, Line};
 use crate::received;
 use crate::reply::{std_replies as R, Reply};
@@ -37,6 +37,11 @@ pub(crate) struct Session<H: Hooks> {
     pub info: SessionInfo,
     settings: Arc<ListenerSettings>,
     hooks: Arc<H>,
+    /// The policy's state for this session ([`Hooks::State`]).
+    state: H::State,
+    /// The policy refused the session at connect: every command but QUIT
+    /// gets 503 (RFC 5321 §3.1).
+    refused: bool,
     stream: Stream,
     input: Input,
     out: Vec<u8>,
@@ -51,7 +56,7 @@ pub(crate) struct Session<H: Hooks> {
 /// However the session ends (a return, a dropped task), the policy hears it.
 impl<H: Hooks> Drop for Session<H> {
     fn drop(&mut self) {
-        self.hooks.closed(&self.info);
+        self.hooks.closed(&self.info, &mut self.state);
     }
 }
 
@@ -61,6 +66,8 @@ impl<H: Hooks> Session<H> {
             info,
             settings,
             hooks,
+            state: H::State::default(),
+            refused: false,
             stream,
             input,
             out: Vec::new(),
@@ -77,18 +84,21 @@ impl<H: Hooks> Session<H> {
         if let Some((version, cipher)) = self.stream.tls_info() {
             self.info.tls = Some(TlsInfo { version, cipher, client_cert: self.stream.client_cert_sha256() });
         }
-        let end = match self.hooks.connect(&self.info) {
-            Decision::Accept | Decision::AcceptWith(_) => {
+        let end = match self.hooks.connect(&self.info, &mut self.state).await.verdict() {
+            Verdict::Accept(banner) => {
                 // A policy may give its own greeting (the spampot plays the
                 // requested host's server, which must not say "port25").
-                let banner = match self.hooks.connect_banner(&self.info) {
-                    Some(r) => r,
-                    None => Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)),
-                };
+                let banner = banner.unwrap_or_else(|| Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)));
                 self.reply(banner);
                 self.serve(&shutdown).await
             }
-            Decision::Reject(r) | Decision::Disconnect(r) => {
+            Verdict::Refuse(r) => {
+                emit!(info, ev::SESSION_REFUSED, session = %self.info.id, peer = %self.info.peer, reply = %r);
+                self.reply(r);
+                self.refused = true;
+                self.serve(&shutdown).await
+            }
+            Verdict::Close(r) => {
                 emit!(info, ev::SESSION_REFUSED, session = %self.info.id, peer = %self.info.peer, reply = %r);
                 self.reply(r);
                 End::Closed("refused at connect")
@@ -220,19 +230,23 @@ impl<H: Hooks> Session<H> {
         if !matches!(cmd, Command::Mail { .. } | Command::Rcpt { .. } | Command::Data | Command::Quit) {
             self.commands_before_mail += 1;
         }
+        if self.refused && !matches!(cmd, Command::Quit | Command::Http) {
+            self.refuse(R::REFUSED_SESSION);
+            return None;
+        }
         match cmd {
-            Command::Ehlo(helo) => self.ehlo(helo, true),
-            Command::Helo(helo) => self.ehlo(helo, false),
-            Command::Mail { from, params } => self.mail(from, params),
-            Command::Rcpt { to } => self.rcpt(to).await,
+            Command::Ehlo(helo) => return self.ehlo(helo, true).await,
+            Command::Helo(helo) => return self.ehlo(helo, false).await,
+            Command::Mail { from, params } => return self.mail(from, params).await,
+            Command::Rcpt { to } => return self.rcpt(to).await,
             Command::Data => {
                 let end = self.data(shutdown).await;
-                self.hooks.reset(&self.info);
+                self.hooks.reset(&self.info, &mut self.state, Reset::Data);
                 return end;
             }
             Command::Rset => {
                 self.envelope = None;
-                self.hooks.reset(&self.info);
+                self.hooks.reset(&self.info, &mut self.state, Reset::Rset);
                 self.reply(R::OK);
             }
             Command::Noop => self.reply(R::OK),
@@ -256,24 +270,40 @@ impl<H: Hooks> Session<H> {
         None
     }
 
-    fn ehlo(&mut self, helo: String, esmtp: bool) {
-        if let Decision::Reject(r) | Decision::Disconnect(r) = self.hooks.ehlo(&self.info, &helo) {
-            self.refuse(r);
-            return;
-        }
+    /// A policy's refusal that ends the session: its reply, then close.
+    fn close(&mut self, r: Reply, why: &'static str) -> Option<End> {
+        self.reply(r);
+        Some(End::Closed(why))
+    }
+
+    async fn ehlo(&mut self, helo: String, esmtp: bool) -> Option<End> {
+        let greeting = match self.hooks.ehlo(&self.info, &mut self.state, &helo).await.verdict() {
+            Verdict::Accept(greeting) => greeting,
+            Verdict::Refuse(r) => {
+                self.refuse(r);
+                return None;
+            }
+            Verdict::Close(r) => return self.close(r, "policy closed the session at EHLO"),
+        };
         emit!(debug, ev::SMTP_EHLO, session = %self.info.id, helo = %helo, esmtp);
         // EHLO/HELO reset any transaction (RFC 5321 §4.1.4).
         self.envelope = None;
-        self.hooks.reset(&self.info);
+        self.hooks.reset(&self.info, &mut self.state, Reset::Helo);
         self.info.helo = Some(helo);
         self.info.esmtp = esmtp;
         let host = &self.settings.hostname;
         if !esmtp {
-            self.reply(Reply::owned(250, "2.0.0", host.clone()));
-            return;
+            self.reply(greeting.unwrap_or_else(|| Reply::owned(250, "2.0.0", host.clone())));
+            return None;
         }
+        // A policy's greeting replaces the first line; the extensions are
+        // the engine's (they say what it does).
+        let first = match greeting {
+            Some(r) => r.text.replace(['\r', '\n'], " "),
+            None => format!("{host} greets {}", self.info.peer.ip()),
+        };
         let mut lines = vec![
-            format!("{host} greets {}", self.info.peer.ip()),
+            first,
             "PIPELINING".to_owned(),
             format!("SIZE {}", self.settings.limits.max_message_size),
             "8BITMIME".to_owned(),
@@ -287,70 +317,90 @@ impl<H: Hooks> Session<H> {
             lines.push("AUTH PLAIN LOGIN".to_owned());
         }
         // The EHLO reply has no enhanced codes on its keyword lines.
-        let last = lines.len() - 1;
-        for (i, l) in lines.iter().enumerate() {
-            let sep = if i == last { ' ' } else { '-' };
-            self.out.extend_from_slice(format!("250{sep}{l}\r\n").as_bytes());
-        }
+        Reply { code: 250, enhanced: None, text: lines.join("\n").into() }.write_to(&mut self.out);
+        None
     }
 
-    fn mail(&mut self, from: ReversePath, params: MailParams) {
+    async fn mail(&mut self, from: ReversePath, params: MailParams) -> Option<End> {
         if self.info.helo.is_none() {
-            return self.refuse(R::NEED_HELO);
+            self.refuse(R::NEED_HELO);
+            return None;
         }
         if self.envelope.is_some() {
-            return self.refuse(R::NESTED_MAIL);
+            self.refuse(R::NESTED_MAIL);
+            return None;
         }
         if let ReversePath::Mailbox(m) = &from {
             if !m.is_ascii() && !params.smtputf8 {
-                return self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"));
+                self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires the SMTPUTF8 parameter"));
+                return None;
             }
         }
         if params.size.is_some_and(|s| s > self.settings.limits.max_message_size as u64) {
             emit!(info, ev::SMTP_MAIL_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %from, reason = "size");
-            return self.refuse(R::SIZE_EXCEEDED);
+            self.refuse(R::SIZE_EXCEEDED);
+            return None;
         }
-        match self.hooks.mail(&self.info, &from, &params) {
-            Decision::Accept | Decision::AcceptWith(_) => {
+        match self.hooks.mail(&self.info, &mut self.state, &from, &params).await.verdict() {
+            Verdict::Accept(reply) => {
                 emit!(debug, ev::SMTP_MAIL_ACCEPTED, session = %self.info.id, from = %from);
                 self.commands_before_mail = 0;
                 self.envelope = Some(Envelope { from, params, rcpts: Vec::new() });
-                self.reply(R::SENDER_OK);
+                self.reply(reply.unwrap_or(R::SENDER_OK));
+                None
             }
-            Decision::Reject(r) | Decision::Disconnect(r) => {
+            Verdict::Refuse(r) => {
                 emit!(info, ev::SMTP_MAIL_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %from, reply = %r);
                 self.refuse(r);
+                None
+            }
+            Verdict::Close(r) => {
+                emit!(info, ev::SMTP_MAIL_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %from, reply = %r);
+                self.close(r, "policy closed the session at MAIL")
             }
         }
     }
 
-    async fn rcpt(&mut self, to: ForwardPath) {
+    async fn rcpt(&mut self, to: ForwardPath) -> Option<End> {
         let Some(envelope) = self.envelope.as_ref() else {
-            return self.refuse(R::NEED_MAIL);
+            self.refuse(R::NEED_MAIL);
+            return None;
         };
         if envelope.rcpts.len() >= self.settings.limits.max_recipients {
             emit!(info, ev::SMTP_RCPT_REJECTED, session = %self.info.id, peer = %self.info.peer, to = %to, reason = "max_recipients");
-            return self.reply(R::TOO_MANY_RCPTS);
+            self.reply(R::TOO_MANY_RCPTS);
+            return None;
         }
         if let ForwardPath::Mailbox { mailbox, .. } = &to {
             if !mailbox.is_ascii() && !envelope.params.smtputf8 {
-                return self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8 in MAIL FROM"));
+                self.refuse(Reply::new(553, "5.6.7", "Non-ASCII address requires SMTPUTF8 in MAIL FROM"));
+                return None;
             }
         }
-        match self.hooks.rcpt(&self.info, envelope, &to).await {
-            Decision::Accept | Decision::AcceptWith(_) => {
+        match self.hooks.rcpt(&self.info, &mut self.state, envelope, &to).await.verdict() {
+            Verdict::Accept(reply) => {
                 emit!(debug, ev::SMTP_RCPT_ACCEPTED, session = %self.info.id, to = %to);
                 if let Some(e) = self.envelope.as_mut() {
                     e.rcpts.push(to);
                 }
-                self.reply(R::RECIPIENT_OK);
+                self.reply(reply.unwrap_or(R::RECIPIENT_OK));
+                None
             }
-            Decision::Reject(r) | Decision::Disconnect(r) => {
-                emit!(info, ev::SMTP_RCPT_REJECTED, session = %self.info.id, peer = %self.info.peer,
-                    from = %self.envelope.as_ref().map(|e| e.from.to_string()).unwrap_or_default(), to = %to, reply = %r);
+            Verdict::Refuse(r) => {
+                self.rcpt_rejected(&to, &r);
                 self.refuse(r);
+                None
+            }
+            Verdict::Close(r) => {
+                self.rcpt_rejected(&to, &r);
+                self.close(r, "policy closed the session at RCPT")
             }
         }
+    }
+
+    fn rcpt_rejected(&self, to: &ForwardPath, r: &Reply) {
+        emit!(info, ev::SMTP_RCPT_REJECTED, session = %self.info.id, peer = %self.info.peer,
+            from = %self.envelope.as_ref().map(|e| e.from.to_string()).unwrap_or_default(), to = %to, reply = %r);
     }
 
     async fn data(&mut self, shutdown: &CancellationToken) -> Option<End> {
@@ -439,27 +489,22 @@ impl<H: Hooks> Session<H> {
         let message = Message::new(id.clone(), body, header_len);
         // `reader` holds the memory reservation until the policy is done
         // with the message (stored or refused).
-        let decision = self.hooks.data(&self.info, &envelope, message).await;
+        let verdict = self.hooks.data(&self.info, &mut self.state, &envelope, message).await.verdict();
         drop(reader);
-        match decision {
-            Decision::Accept | Decision::AcceptWith(_) => {
+        match verdict {
+            Verdict::Accept(reply) => {
                 self.accepted += 1;
                 emit!(info, ev::SMTP_DATA_ACCEPTED, session = %self.info.id, peer = %self.info.peer, id = %id,
                     from = %envelope.from, rcpts = envelope.rcpts.len(), size);
-                let reply = match decision {
-                    Decision::AcceptWith(r) => r,
-                    _ => Reply::owned(250, "2.0.0", format!("Ok: queued as {id}")),
-                };
-                self.reply(reply);
+                self.reply(reply.unwrap_or_else(|| Reply::owned(250, "2.0.0", format!("Ok: queued as {id}"))));
             }
-            Decision::Reject(r) => {
+            Verdict::Refuse(r) => {
                 emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reply = %r);
                 self.refuse(r);
             }
-            Decision::Disconnect(r) => {
+            Verdict::Close(r) => {
                 emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reply = %r);
-                self.reply(r);
-                return Some(End::Closed("policy closed the session after DATA"));
+                return self.close(r, "policy closed the session after DATA");
             }
         }
         let _ = shutdown;
@@ -501,7 +546,7 @@ impl<H: Hooks> Session<H> {
                 self.info.helo = None;
                 self.info.auth = None;
                 self.envelope = None;
-                self.hooks.reset(&self.info);
+                self.hooks.reset(&self.info, &mut self.state, Reset::StartTls);
                 None
             }
             Ok(Err(e)) => {

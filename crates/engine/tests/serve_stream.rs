@@ -2,23 +2,25 @@
 //! bytes already read from it, a per-session hostname and a policy banner
 //! (how the spampot hands a SOCKS/HTTP tunnel to the engine).
 
+mod common;
+
 use port25_engine::address::ForwardPath;
-use port25_engine::{Decision, Envelope, Hooks, Limits, ListenerSettings, Message, Reply, SessionInfo, TlsMode};
+use port25_engine::{Decision, Envelope, Hooks, Message, Reply, SessionInfo};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 struct Capture(Mutex<Vec<Vec<u8>>>);
 
 impl Hooks for Capture {
-    fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
-        Some(Reply::owned(220, "2.0.0", "mx.requested.example ESMTP Postfix".to_owned()))
+    type State = ();
+    async fn connect(&self, _info: &SessionInfo, _: &mut ()) -> Decision {
+        Decision::AcceptWith(Reply::owned(220, "2.0.0", "mx.requested.example ESMTP Postfix".to_owned()))
     }
-    async fn rcpt(&self, _: &SessionInfo, _: &Envelope, _: &ForwardPath) -> Decision {
+    async fn rcpt(&self, _: &SessionInfo, _: &mut (), _: &Envelope, _: &ForwardPath) -> Decision {
         Decision::Accept
     }
-    async fn data(&self, _: &SessionInfo, _: &Envelope, m: Message) -> Decision {
+    async fn data(&self, _: &SessionInfo, _: &mut (), _: &Envelope, m: Message) -> Decision {
         self.0.lock().unwrap().push(m.into_body());
         Decision::Accept
     }
@@ -30,17 +32,7 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
     let addr = listener.local_addr().unwrap();
     let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
     let (server, peer) = listener.accept().await.unwrap();
-    let settings = Arc::new(ListenerSettings {
-        name: "tunnel".into(),
-        hostname: "mx.requested.example".into(),
-        tls_mode: TlsMode::None,
-        tls: None,
-        proxy_protocol: false,
-        proxy_protocol_from: Vec::new(),
-        limits: Limits::default(),
-        data_budget: port25_engine::DataBudget::unlimited(),
-        drain_timeout: Duration::from_secs(1),
-    });
+    let settings = common::plain_settings("tunnel", "mx.requested.example");
     let info = SessionInfo::new(port25_engine::session_id(), "tunnel".into(), peer, addr);
     let hooks = Arc::new(Capture(Mutex::new(Vec::new())));
     let task = tokio::spawn(port25_engine::serve_stream(info, server, b"EHLO c.example\r\n", settings, hooks.clone(), CancellationToken::new()));

@@ -203,16 +203,20 @@ pub const USE_SUBMISSION: Reply = Reply::new(
     "Port 25 is for mail between servers and offers no AUTH: set your mail client to port 587 (STARTTLS) or 465 (SSL/TLS) with your login",
 );
 
+/// The MX decides from its configuration and directories alone: it keeps
+/// no state per session (a screening policy composed with it keeps its own).
 impl Hooks for MxPolicy {
+    type State = ();
+
     fn auth_refused(&self, _info: &SessionInfo) -> Reply {
         USE_SUBMISSION
     }
 
-    async fn rcpt(&self, _info: &SessionInfo, _envelope: &Envelope, to: &ForwardPath) -> Decision {
+    async fn rcpt(&self, _info: &SessionInfo, _state: &mut (), _envelope: &Envelope, to: &ForwardPath) -> Decision {
         self.check(to).await
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+    async fn data(&self, info: &SessionInfo, _state: &mut (), envelope: &Envelope, message: Message) -> Decision {
         let id = message.id.clone();
         // Received header and message are already one buffer: no copy.
         self.spool(info, envelope, id, message.into_content(), true).await

@@ -94,17 +94,21 @@ impl CapturePolicy {
     }
 }
 
+/// The policy value is already one per session (it carries the proxy
+/// layer's facts), so the engine's per-session state is unused.
 impl Hooks for CapturePolicy {
-    fn connect_banner(&self, _info: &SessionInfo) -> Option<Reply> {
+    type State = ();
+
+    async fn connect(&self, _info: &SessionInfo, _state: &mut ()) -> Decision {
         // Postfix's default greeting, without an enhanced code as Postfix sends it.
-        Some(Reply { code: 220, enhanced: None, text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into() })
+        Decision::AcceptWith(Reply { code: 220, enhanced: None, text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into() })
     }
 
-    async fn rcpt(&self, _info: &SessionInfo, _envelope: &Envelope, _to: &ForwardPath) -> Decision {
+    async fn rcpt(&self, _info: &SessionInfo, _state: &mut (), _envelope: &Envelope, _to: &ForwardPath) -> Decision {
         Decision::Accept
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+    async fn data(&self, info: &SessionInfo, _state: &mut (), envelope: &Envelope, message: Message) -> Decision {
         match self.capture(info, envelope, message).await {
             Ok(r) => Decision::AcceptWith(r),
             Err(r) if r.code == 421 => Decision::Disconnect(r),

@@ -9,7 +9,7 @@ use crate::{Submission, SubmissionPolicy};
 use port25_engine::address::{ForwardPath, ReversePath};
 use port25_engine::command::MailParams;
 use port25_engine::sasl::Credentials;
-use port25_engine::{AuthOffer, Decision, Envelope, Hooks, Message, SessionInfo};
+use port25_engine::{AuthOffer, Decision, Envelope, Hooks, Message, Reset, SessionInfo};
 use port25_mx::MxPolicy;
 use std::sync::Arc;
 
@@ -26,41 +26,47 @@ impl LegacyMx {
     }
 }
 
+/// The state of both policies: the MX's for anonymous transport, the
+/// submission's for a client that logged in.
 impl Hooks for LegacyMx {
+    type State = (<MxPolicy as Hooks>::State, <SubmissionPolicy as Hooks>::State);
+
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         AuthOffer::AfterTls
     }
 
-    async fn authenticate(&self, info: &SessionInfo, credentials: &Credentials) -> Decision {
-        self.submission.authenticate(info, credentials).await
+    async fn authenticate(&self, info: &SessionInfo, state: &mut Self::State, credentials: &Credentials) -> Decision {
+        self.submission.authenticate(info, &mut state.1, credentials).await
     }
 
-    fn mail(&self, info: &SessionInfo, from: &ReversePath, params: &MailParams) -> Decision {
+    async fn mail(&self, info: &SessionInfo, state: &mut Self::State, from: &ReversePath, params: &MailParams) -> Decision {
         match info.auth {
-            Some(_) => self.submission.mail(info, from, params),
-            None => self.mx.mail(info, from, params),
+            Some(_) => self.submission.mail(info, &mut state.1, from, params).await,
+            None => self.mx.mail(info, &mut state.0, from, params).await,
         }
     }
 
-    async fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> Decision {
+    async fn rcpt(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, to: &ForwardPath) -> Decision {
         match info.auth {
-            Some(_) => self.submission.rcpt(info, envelope, to).await,
-            None => self.mx.rcpt(info, envelope, to).await,
+            Some(_) => self.submission.rcpt(info, &mut state.1, envelope, to).await,
+            None => self.mx.rcpt(info, &mut state.0, envelope, to).await,
         }
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, message: Message) -> Decision {
+    async fn data(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, message: Message) -> Decision {
         match info.auth {
-            Some(_) => self.submission.data(info, envelope, message).await,
-            None => self.mx.data(info, envelope, message).await,
+            Some(_) => self.submission.data(info, &mut state.1, envelope, message).await,
+            None => self.mx.data(info, &mut state.0, envelope, message).await,
         }
     }
 
-    fn reset(&self, info: &SessionInfo) {
-        self.submission.reset(info);
+    fn reset(&self, info: &SessionInfo, state: &mut Self::State, why: Reset) {
+        self.mx.reset(info, &mut state.0, why);
+        self.submission.reset(info, &mut state.1, why);
     }
 
-    fn closed(&self, info: &SessionInfo) {
-        self.submission.closed(info);
+    fn closed(&self, info: &SessionInfo, state: &mut Self::State) {
+        self.mx.closed(info, &mut state.0);
+        self.submission.closed(info, &mut state.1);
     }
 }

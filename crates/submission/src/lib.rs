@@ -41,7 +41,7 @@ use port25_accounts::Accounts;
 use port25_engine::address::{ForwardPath, ReversePath};
 use port25_engine::command::MailParams;
 use port25_engine::sasl::Credentials;
-use port25_engine::{AuthOffer, Decision, Envelope, Hooks, Message, Reply, SessionInfo};
+use port25_engine::{AuthOffer, Decision, Envelope, Hooks, Message, Reply, Reset, SessionInfo};
 use port25_events as ev;
 use port25_events::emit;
 use port25_mx::MxPolicy;
@@ -78,8 +78,9 @@ pub struct Submission {
     gate: Arc<Gate>,
     quota: Quota,
     max_sessions_per_login: u32,
-    /// Authenticated sessions: session id -> login, and per login how many.
-    sessions: std::sync::Mutex<LoggedIn>,
+    /// Authenticated sessions per login (each session's own login is in
+    /// its [`SessionState`]).
+    sessions: std::sync::Mutex<std::collections::HashMap<String, u32>>,
     mx: Arc<MxPolicy>,
     hostname: String,
     trusted: Vec<IpNet>,
@@ -133,23 +134,24 @@ impl Submission {
         }
     }
 
-    /// Counts an authenticated session for `login`; false past the cap.
-    fn enter_session(&self, session: &str, login: &str) -> bool {
-        let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
-        if s.by_session.get(session).is_some_and(|l| l == login) {
+    /// Counts an authenticated session for `login` (the session's login
+    /// until now is `held`, updated); false past the cap.
+    fn enter_session(&self, held: &mut Option<String>, login: &str) -> bool {
+        if held.as_deref() == Some(login) {
             return true;
         }
-        if s.per_login.get(login).is_some_and(|&n| n >= self.max_sessions_per_login) {
+        let mut per_login = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if per_login.get(login).is_some_and(|&n| n >= self.max_sessions_per_login) {
             return false;
         }
-        s.leave(session);
-        s.by_session.insert(session.to_owned(), login.to_owned());
-        *s.per_login.entry(login.to_owned()).or_insert(0) += 1;
+        leave(&mut per_login, held.take());
+        *per_login.entry(login.to_owned()).or_insert(0) += 1;
+        *held = Some(login.to_owned());
         true
     }
 
-    fn leave_session(&self, session: &str) {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner()).leave(session);
+    fn leave_session(&self, held: &mut Option<String>) {
+        leave(&mut self.sessions.lock().unwrap_or_else(|p| p.into_inner()), held.take());
     }
 
     fn is_remote(&self, to: &ForwardPath) -> bool {
@@ -157,22 +159,35 @@ impl Submission {
     }
 }
 
-#[derive(Default)]
-struct LoggedIn {
-    by_session: std::collections::HashMap<String, String>,
-    per_login: std::collections::HashMap<String, u32>,
-}
-
-impl LoggedIn {
-    fn leave(&mut self, session: &str) {
-        let Some(login) = self.by_session.remove(session) else { return };
-        if let Some(n) = self.per_login.get_mut(&login) {
-            *n -= 1;
-            if *n == 0 {
-                self.per_login.remove(&login);
-            }
+fn leave(per_login: &mut std::collections::HashMap<String, u32>, login: Option<String>) {
+    let Some(login) = login else { return };
+    if let Some(n) = per_login.get_mut(&login) {
+        *n -= 1;
+        if *n == 0 {
+            per_login.remove(&login);
         }
     }
+}
+
+/// A submission session's state ([`Hooks::State`]): the login it counts
+/// against `max_sessions_per_login`, and what its transaction resolved at
+/// MAIL.
+#[derive(Default)]
+pub struct SessionState {
+    login: Option<String>,
+    sender: Option<Sender>,
+}
+
+/// Who sends in this transaction, as which addresses and with which
+/// limits: read from the accounts database once, at MAIL, on a blocking
+/// thread, and used by RCPT and DATA until the transaction ends.
+struct Sender {
+    /// The login, or a device (its certificate, its trusted network).
+    who: String,
+    /// The addresses and `@domain` entries a login may send as; `None` for
+    /// a device, which may use any address of a local domain.
+    addresses: Option<Vec<String>>,
+    limits: QuotaConfig,
 }
 
 /// A login as logged: made-up logins may be kilobytes long.
@@ -214,16 +229,35 @@ impl SubmissionPolicy {
         self.trusted_network(info).map(|n| format!("network {n}"))
     }
 
-    /// The limits that apply to `who`: its own where it has them.
-    fn limits(&self, info: &SessionInfo) -> QuotaConfig {
-        let defaults = self.shared.quota.defaults();
-        match &info.auth {
-            Some(login) => match self.shared.accounts.limits(login) {
-                Ok(own) => defaults.with(&own),
-                Err(_) => defaults.clone(),
-            },
-            None => defaults.clone(),
-        }
+    /// Resolves the transaction's sender: for a login its addresses and
+    /// its own limits (where it has them), read on a blocking thread: the
+    /// accounts database is SQLite, and a runtime worker waiting on it
+    /// would stall every session it serves.
+    async fn resolve(&self, info: &SessionInfo, who: String) -> Result<Sender, Decision> {
+        let defaults = self.shared.quota.defaults().clone();
+        let Some(login) = info.auth.clone() else {
+            return Ok(Sender { who, addresses: None, limits: defaults });
+        };
+        let accounts = self.shared.accounts.clone();
+        let read = tokio::task::spawn_blocking(move || (accounts.addresses(&login), accounts.limits(&login))).await;
+        let (addresses, limits) = match read {
+            Ok(r) => r,
+            Err(e) => {
+                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", error = %e);
+                return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
+            }
+        };
+        let addresses = match addresses {
+            Ok(a) => a,
+            Err(e) => {
+                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", error = %e);
+                return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
+            }
+        };
+        // Without its own limits (or when they cannot be read) a login has
+        // the configured ones: never none.
+        let limits = limits.map(|own| defaults.with(&own)).unwrap_or(defaults);
+        Ok(Sender { who, addresses: Some(addresses), limits })
     }
 
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
@@ -240,21 +274,16 @@ impl SubmissionPolicy {
     }
 
     /// Sender binding for one address; `field` names where it came from.
-    fn may_send_as(&self, info: &SessionInfo, who: &str, address: &str, field: &str) -> Result<(), Decision> {
-        let allowed = match &info.auth {
-            Some(login) => match self.shared.accounts.addresses(login) {
-                Ok(list) => {
-                    if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
-                        return Ok(());
-                    }
-                    let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
-                    format!("login {login} may send as {list}")
+    fn may_send_as(&self, info: &SessionInfo, sender: &Sender, address: &str, field: &str) -> Result<(), Decision> {
+        let who = &sender.who;
+        let allowed = match &sender.addresses {
+            Some(list) => {
+                if port25_accounts::address::allows(list, address) || self.allows_base(list, address) {
+                    return Ok(());
                 }
-                Err(e) => {
-                    emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field, error = %e);
-                    return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
-                }
-            },
+                let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
+                format!("login {who} may send as {list}")
+            }
             // A trusted device may use any address of a local domain.
             None => match address.rsplit_once('@').and_then(|(_, d)| port25_engine::address::parse_domain(d).ok()) {
                 Some(domain) if self.shared.mx.is_local(&domain) => return Ok(()),
@@ -340,12 +369,17 @@ impl SubmissionPolicy {
     }
 }
 
+/// Submission resolves the sender once per transaction, at MAIL, and keeps
+/// it in the session's state for RCPT and DATA; the login's session slot
+/// is held in the state too, and given back when the session closes.
 impl Hooks for SubmissionPolicy {
+    type State = SessionState;
+
     fn auth_offer(&self, _info: &SessionInfo) -> AuthOffer {
         self.offer
     }
 
-    async fn authenticate(&self, info: &SessionInfo, credentials: &Credentials) -> Decision {
+    async fn authenticate(&self, info: &SessionInfo, state: &mut SessionState, credentials: &Credentials) -> Decision {
         let attempt = Attempt {
             ip: info.peer.ip(),
             login: &credentials.username,
@@ -356,7 +390,7 @@ impl Hooks for SubmissionPolicy {
         let user = loggable(&credentials.username);
         match self.shared.gate.attempt(attempt).await {
             Outcome::Valid { login, .. } => {
-                if !self.shared.enter_session(&info.id, &login) {
+                if !self.shared.enter_session(&mut state.login, &login) {
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
                     return Decision::Reject(Reply::owned(
@@ -395,7 +429,8 @@ impl Hooks for SubmissionPolicy {
         }
     }
 
-    fn mail(&self, info: &SessionInfo, from: &ReversePath, _params: &MailParams) -> Decision {
+    async fn mail(&self, info: &SessionInfo, state: &mut SessionState, from: &ReversePath, _params: &MailParams) -> Decision {
+        state.sender = None;
         let Some(who) = self.sender_identity(info) else {
             return Decision::Reject(AUTH_REQUIRED);
         };
@@ -408,18 +443,26 @@ impl Hooks for SubmissionPolicy {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");
             return Decision::Reject(NULL_SENDER);
         };
-        if let Err(d) = self.may_send_as(info, &who, &mailbox.to_string(), "MAIL FROM") {
+        let sender = match self.resolve(info, who).await {
+            Ok(s) => s,
+            Err(d) => return d,
+        };
+        if let Err(d) = self.may_send_as(info, &sender, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&who, &self.limits(info), Instant::now()) {
-            Ok(()) => Decision::Accept,
-            Err(e) => self.limit_reply(info, &who, e),
+        match self.shared.quota.check_message(&sender.who, &sender.limits, Instant::now()) {
+            Ok(()) => {
+                state.sender = Some(sender);
+                Decision::Accept
+            }
+            Err(e) => self.limit_reply(info, &sender.who, e),
         }
     }
 
-    async fn rcpt(&self, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> Decision {
-        let Some(who) = self.sender_identity(info) else {
-            return Decision::Reject(AUTH_REQUIRED);
+    async fn rcpt(&self, info: &SessionInfo, state: &mut SessionState, envelope: &Envelope, to: &ForwardPath) -> Decision {
+        // MAIL was accepted, so it resolved the sender; without one, refuse.
+        let Some(sender) = &state.sender else {
+            return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
         };
         if let ForwardPath::Mailbox { mailbox, source_route: None } = to {
             if !self.shared.mx.is_local(&mailbox.domain) {
@@ -440,15 +483,15 @@ impl Hooks for SubmissionPolicy {
                 refusal => return refusal,
             }
         }
-        match self.shared.quota.reserve_recipient(&info.id, &who, &self.limits(info), envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.reserve_recipient(&info.id, &sender.who, &sender.limits, envelope.rcpts.len() as u32, Instant::now()) {
             Ok(()) => Decision::Accept,
-            Err(e) => self.limit_reply(info, &who, e),
+            Err(e) => self.limit_reply(info, &sender.who, e),
         }
     }
 
-    async fn data(&self, info: &SessionInfo, envelope: &Envelope, mut message: Message) -> Decision {
-        let Some(who) = self.sender_identity(info) else {
-            return Decision::Reject(AUTH_REQUIRED);
+    async fn data(&self, info: &SessionInfo, state: &mut SessionState, envelope: &Envelope, mut message: Message) -> Decision {
+        let Some(sender) = &state.sender else {
+            return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
         };
         let found = headers::scan(message.body());
         let authors = match headers::authors(&found) {
@@ -456,7 +499,7 @@ impl Hooks for SubmissionPolicy {
             Err(reply) => return Decision::Reject(reply),
         };
         for (address, field) in authors {
-            if let Err(d) = self.may_send_as(info, &who, address, field) {
+            if let Err(d) = self.may_send_as(info, sender, address, field) {
                 return d;
             }
         }
@@ -472,17 +515,18 @@ impl Hooks for SubmissionPolicy {
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.commit(&info.id, Instant::now());
-            emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
+            emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %sender.who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
         }
         decision
     }
 
-    fn reset(&self, info: &SessionInfo) {
+    fn reset(&self, info: &SessionInfo, state: &mut SessionState, _why: Reset) {
+        state.sender = None;
         self.shared.quota.release(&info.id);
     }
 
-    fn closed(&self, info: &SessionInfo) {
+    fn closed(&self, info: &SessionInfo, state: &mut SessionState) {
         self.shared.quota.release(&info.id);
-        self.shared.leave_session(&info.id);
+        self.shared.leave_session(&mut state.login);
     }
 }

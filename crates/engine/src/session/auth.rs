@@ -3,7 +3,7 @@
 //! is the policy's business (the session only remembers who it is).
 
 use super::{End, Session};
-use crate::hooks::{AuthOffer, Decision, Hooks};
+use crate::hooks::{AuthOffer, Hooks, Verdict};
 use crate::input::Line;
 use crate::reply::{std_replies as R, Reply};
 use crate::sasl::{self, Credentials, Mechanism};
@@ -60,28 +60,23 @@ impl<H: Hooks> Session<H> {
             }
             Err(Abort::End(end)) => return Some(end),
         };
-        match self.hooks.authenticate(&self.info, &credentials).await {
-            decision @ (Decision::Accept | Decision::AcceptWith(_)) => {
-                emit!(info, ev::SMTP_AUTH_ACCEPTED, session = %self.info.id, peer = %self.info.peer,
-                    user = %credentials.username, mechanism = credentials.mechanism.name());
+        let verdict = self.hooks.authenticate(&self.info, &mut self.state, &credentials).await.verdict();
+        let (user, mechanism) = (&credentials.username, credentials.mechanism.name());
+        match verdict {
+            Verdict::Accept(reply) => {
+                emit!(info, ev::SMTP_AUTH_ACCEPTED, session = %self.info.id, peer = %self.info.peer, user = %user, mechanism);
                 self.info.auth = Some(credentials.username);
-                self.reply(match decision {
-                    Decision::AcceptWith(r) => r,
-                    _ => SUCCESS,
-                });
+                self.reply(reply.unwrap_or(SUCCESS));
                 None
             }
-            Decision::Reject(r) => {
-                emit!(info, ev::SMTP_AUTH_REJECTED, session = %self.info.id, peer = %self.info.peer,
-                    user = %credentials.username, mechanism = credentials.mechanism.name(), reply = %r);
+            Verdict::Refuse(r) => {
+                emit!(info, ev::SMTP_AUTH_REJECTED, session = %self.info.id, peer = %self.info.peer, user = %user, mechanism, reply = %r);
                 self.refuse(r);
                 None
             }
-            Decision::Disconnect(r) => {
-                emit!(info, ev::SMTP_AUTH_REJECTED, session = %self.info.id, peer = %self.info.peer,
-                    user = %credentials.username, mechanism = credentials.mechanism.name(), reply = %r);
-                self.reply(r);
-                Some(End::Closed("policy closed the session after AUTH"))
+            Verdict::Close(r) => {
+                emit!(info, ev::SMTP_AUTH_REJECTED, session = %self.info.id, peer = %self.info.peer, user = %user, mechanism, reply = %r);
+                self.close(r, "policy closed the session after AUTH")
             }
         }
     }
