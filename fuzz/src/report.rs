@@ -94,7 +94,7 @@ pub fn mbox(data: &[u8]) {
 
 pub fn complaint(data: &[u8]) {
     if let Ok(c) = arf::parse(data) {
-        let (y, _, _) = port25_report::date::civil_from_days(c.day);
+        let (y, _, _) = port25_time::civil_from_days(c.day);
         assert!((1970..=9999).contains(&y), "day {} out of range", c.day);
         assert_eq!(c.evidence, c.evidence.to_ascii_lowercase());
     }

@@ -298,7 +298,7 @@ impl Accounts {
     /// Records an authenticated submission (`legacy`: on port 25), for
     /// `port25 migration report`.
     pub fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) -> Result<()> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        let now = port25_time::unix_secs() as i64;
         Ok(self.store().record_use(&login.to_lowercase(), legacy, now, &ip.to_string(), port)?)
     }
 

@@ -3,7 +3,6 @@
 
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
@@ -67,10 +66,6 @@ fn private_file(path: &Path) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Store {
@@ -149,7 +144,7 @@ impl Store {
     }
 
     pub fn set_hash(&self, login: &str, hash: &str) -> rusqlite::Result<bool> {
-        Ok(self.db.execute("UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1", params![login, hash, now()])? == 1)
+        Ok(self.db.execute("UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1", params![login, hash, port25_time::unix_secs() as i64])? == 1)
     }
 
     pub fn set_addresses(&mut self, login: &str, addresses: &[String]) -> rusqlite::Result<()> {
@@ -244,7 +239,7 @@ fn put_in(tx: &rusqlite::Transaction<'_>, login: &str, hash: &str, addresses: &[
     if exists && !replace {
         return Ok(None);
     }
-    let t = now();
+    let t = port25_time::unix_secs() as i64;
     tx.execute(
         "INSERT INTO users (login, hash, created, updated) VALUES (?1, ?2, ?3, ?3)
          ON CONFLICT(login) DO UPDATE SET hash = excluded.hash, updated = excluded.updated",

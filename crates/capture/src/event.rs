@@ -131,7 +131,7 @@ impl Event {
             v: FORMAT_VERSION,
             event: id.to_owned(),
             sensor: sensor.to_owned(),
-            time: crate::time::rfc3339(std::time::SystemTime::now()),
+            time: port25_time::rfc3339_millis(std::time::SystemTime::now()),
             ..Event::default()
         }
     }

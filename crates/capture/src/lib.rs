@@ -18,7 +18,6 @@ pub mod log;
 pub mod quota;
 pub mod reader;
 mod store;
-pub mod time;
 pub mod view;
 
 pub use event::{Destination, Event, Site, FORMAT_VERSION};

@@ -78,7 +78,7 @@ impl Writer {
             }
             seq = last + 1;
         }
-        let day = crate::time::day(SystemTime::now());
+        let day = port25_time::day(SystemTime::now());
         let file = Self::create(dir, &day, seq)?;
         Ok(Writer { dir: dir.to_owned(), max_segment, file, day, seq, size: 0 })
     }
@@ -91,7 +91,7 @@ impl Writer {
 
     /// Starts the next segment if `len` more bytes do not belong in this one.
     fn rotate_for(&mut self, len: u64) -> io::Result<()> {
-        let today = crate::time::day(SystemTime::now());
+        let today = port25_time::day(SystemTime::now());
         if today != self.day || (self.size > 0 && self.size + len > self.max_segment) {
             self.file.sync_data()?;
             self.seq += 1;

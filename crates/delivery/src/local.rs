@@ -171,7 +171,7 @@ async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target
         return None;
     }
     let results = target.deliver(todo.clone(), batch.recovered).await;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = port25_time::unix_secs();
     let mut finished = Vec::new();
     let mut failed: BTreeMap<usize, Vec<(usize, String)>> = BTreeMap::new();
     for (m, r, outcome) in results {

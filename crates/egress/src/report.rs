@@ -293,20 +293,9 @@ fn peak_in_window(events: &[(u64, IpAddr)], window: u64) -> usize {
     best
 }
 
-/// Unix milliseconds as RFC 3339 UTC (days-from-civil inverse, Howard Hinnant).
+/// Unix milliseconds as RFC 3339 UTC, to the second.
 pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = ((secs / 86400) as i64, secs % 86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    port25_time::rfc3339_secs(ms / 1000)
 }
 
 /// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ` into Unix milliseconds.

@@ -16,7 +16,6 @@ use port25_events::emit;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -28,7 +27,7 @@ static SESSION_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A session id that is unique in this process and, being time-based,
 /// across restarts: 10 hex digits of seconds-and-millis, 5 of a counter.
 pub fn session_id() -> String {
-    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0) as u64;
+    let millis = port25_time::unix_millis();
     let n = SESSION_COUNTER.fetch_add(1, Ordering::Relaxed);
     format!("{:010X}{:05X}", millis & 0xff_ffff_ffff, n & 0xf_ffff)
 }

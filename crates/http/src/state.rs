@@ -35,10 +35,6 @@ pub struct AppState {
     pub cookie_secure: bool,
 }
 
-pub fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// Everything read from disk for one page or scrape.
 pub struct Snapshot {
     pub migration: Result<Vec<DomainReport>, String>,
@@ -60,7 +56,7 @@ impl AppState {
     /// Reads the migration records, the spools' gauges and the captures.
     /// Blocking (SQLite, files): call from a blocking thread.
     pub fn snapshot(&self, with_subjects: bool) -> Snapshot {
-        let now = unix_now();
+        let now = port25_time::unix_secs();
         let migration = match &self.accounts {
             Some(a) => a.usage().map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold)).map_err(|e| e.to_string()),
             None => Err("no account database".into()),
@@ -69,7 +65,7 @@ impl AppState {
         let captures = self.captures.as_ref().map(|c| {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
             c.refresh().map_err(|e| e.to_string())?;
-            let hour_ago = port25_capture::time::rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
+            let hour_ago = port25_time::rfc3339_millis(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
             let recent = c.recent().into_iter().map(|m| {
                 let subject = if with_subjects && !m.digest.is_empty() { c.subject(&m.digest) } else { None };
                 (m, subject)

@@ -24,7 +24,6 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_queue::{Spool, SpooledMessage};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct MxConfig {
@@ -242,7 +241,7 @@ impl MxPolicy {
         }
         let spooled = SpooledMessage {
             id,
-            received_at: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+            received_at: port25_time::unix_secs(),
             peer: info.peer.to_string(),
             helo: info.helo.clone().unwrap_or_default(),
             from: envelope.from.to_string(),

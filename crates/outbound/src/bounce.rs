@@ -128,7 +128,7 @@ impl DsnStore {
             .iter()
             .map(|(r, why)| RcptReport { rcpt: msg.rcpts[*r].clone(), status: status_of_text(why), remote_mta: None, diagnostic: why.clone() })
             .collect();
-        let dsn = (!msg.from.is_empty()).then(|| dsn_message(hostname, msg, Kind::Failed, &reports, crate::queue::now_ms() / 1000));
+        let dsn = (!msg.from.is_empty()).then(|| dsn_message(hostname, msg, Kind::Failed, &reports, port25_time::unix_secs()));
         self.send(&msg.id, dsn, "failed", failed.len()).await
     }
 }

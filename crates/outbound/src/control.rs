@@ -10,7 +10,6 @@ use std::fmt;
 use std::io;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Control {
@@ -67,7 +66,7 @@ pub fn create_dir(root: &Path) -> io::Result<()> {
 pub fn send(root: &Path, command: &Control) -> io::Result<()> {
     create_dir(root)?;
     let dir = dir(root);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let nanos = port25_time::unix_nanos();
     let tmp = dir.join(format!("{nanos}.tmp"));
     std::fs::write(&tmp, format!("{command}\n"))?;
     // Renamed into place so the scheduler never reads half a command.

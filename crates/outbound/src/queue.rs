@@ -34,13 +34,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
-}
 
 struct Entry {
     seq: u64,
@@ -115,7 +111,7 @@ impl Queue {
             }
         };
         let states = crate::journal::read_states(&self.root, batch.seq);
-        let now = now_ms();
+        let now = port25_time::unix_millis();
         let mut open = 0;
         for (m, msg) in batch.messages.iter().enumerate() {
             if !batch.recovered {
@@ -143,7 +139,7 @@ impl Queue {
         if self.hold || self.ctx.stopping.is_cancelled() {
             return;
         }
-        let now = now_ms();
+        let now = port25_time::unix_millis();
         let mut grouped: HashMap<(String, u64, usize), Job> = HashMap::new();
         while let Some(Reverse((due, id))) = self.heap.peek().copied() {
             if due > now {
@@ -291,12 +287,12 @@ impl Queue {
 
     fn finish(&mut self, id: u64, outcome: Outcome, reply: String) {
         let Some(e) = self.entries.remove(&id) else { return };
-        let history = HistoryLine { time: now_ms() / 1000, id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
+        let history = HistoryLine { time: port25_time::unix_secs(), id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
         self.journal.send(Record::Finished { seq: e.seq, m: e.m, r: e.r, history });
     }
 
     fn results(&mut self, results: Vec<(u64, Verdict)>, remote: Option<String>) {
-        let now = now_ms();
+        let now = port25_time::unix_millis();
         type Group = (Arc<SpooledMessage>, Vec<(u64, RcptReport, Outcome)>);
         let mut bounces: HashMap<(u64, usize), Group> = HashMap::new();
         let mut warnings: HashMap<(u64, usize), (Arc<SpooledMessage>, Vec<RcptReport>)> = HashMap::new();
@@ -361,7 +357,7 @@ impl Queue {
     }
 
     fn dsn_message(&self, msg: &SpooledMessage, kind: Kind, reports: &[RcptReport]) -> SpooledMessage {
-        crate::bounce::dsn_message(&self.settings.hostname, msg, kind, reports, now_ms() / 1000)
+        crate::bounce::dsn_message(&self.settings.hostname, msg, kind, reports, port25_time::unix_secs())
     }
 
     /// Stores a DSN (a local sender's by local delivery, others through
@@ -386,14 +382,14 @@ impl Queue {
             } else if let Some(e) = self.entries.get_mut(&id) {
                 // Try the DSN again later, through a new attempt.
                 e.in_flight = false;
-                e.due_ms = now_ms() + self.settings.backoff.first.as_millis() as u64;
+                e.due_ms = port25_time::unix_millis() + self.settings.backoff.first.as_millis() as u64;
                 self.heap.push(Reverse((e.due_ms, id)));
             }
         }
     }
 
     fn stats(&self) {
-        let now = now_ms() / 1000;
+        let now = port25_time::unix_secs();
         let messages: std::collections::HashSet<(u64, usize)> = self.entries.values().map(|e| (e.seq, e.m)).collect();
         let oldest = self.entries.values().map(|e| now.saturating_sub(e.msg.received_at)).max().unwrap_or(0);
         let deferred = self.entries.values().filter(|e| e.state.attempts > 0).count();
@@ -442,7 +438,7 @@ impl Queue {
     /// Makes the recipients not in flight (of one message, or all) due
     /// now; returns how many.
     fn retry_now(&mut self, message: Option<&str>) -> usize {
-        let now = now_ms();
+        let now = port25_time::unix_millis();
         let mut matched = 0;
         for (id, e) in self.entries.iter_mut() {
             if !e.in_flight && message.is_none_or(|m| m == e.msg.id) {
@@ -494,7 +490,8 @@ pub async fn run(
     let mut stats = tokio::time::interval(q.settings.stats_interval);
     loop {
         q.dispatch();
-        let wait = q.heap.peek().map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(now_ms()))).unwrap_or(Duration::from_secs(3600));
+        let wait =
+            q.heap.peek().map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(port25_time::unix_millis()))).unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,

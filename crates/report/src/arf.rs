@@ -82,7 +82,7 @@ pub fn parse_date(s: &str) -> Option<i64> {
             continue;
         };
         if (1..=31).contains(&d) && (1970..=9999).contains(&y) {
-            return Some(crate::date::days_from_civil(y, m as u32 + 1, d));
+            return Some(port25_time::days_from_civil(y, m as u32 + 1, d));
         }
     }
     None

@@ -1,19 +1,7 @@
 //! Calendar days as integers (days since 1970-01-01, UTC) and the few
-//! textual forms the inputs use. The capture crate already converts days to
-//! dates; this adds the inverse and the parsers.
+//! textual forms the inputs use; the arithmetic is port25-time's.
 
-pub use port25_capture::time::civil_from_days;
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use port25_time::{civil_from_days, days_from_civil};
 
 /// `YYYY-MM-DD` (the first ten bytes of an RFC 3339 time) to a day number.
 pub fn parse_day(s: &str) -> Option<i64> {

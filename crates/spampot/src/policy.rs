@@ -89,7 +89,7 @@ impl CapturePolicy {
     pub fn event(&self, id: &str) -> Event {
         let mut e = self.base.clone();
         e.event = id.to_owned();
-        e.time = port25_capture::time::rfc3339(std::time::SystemTime::now());
+        e.time = port25_time::rfc3339_millis(std::time::SystemTime::now());
         e
     }
 }

@@ -349,7 +349,7 @@ impl SubmissionPolicy {
             }
             let spooled = port25_queue::SpooledMessage {
                 id: id.clone(),
-                received_at: SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+                received_at: port25_time::unix_secs(),
                 peer: info.peer.to_string(),
                 helo: info.helo.clone().unwrap_or_default(),
                 from: envelope.from.to_string(),

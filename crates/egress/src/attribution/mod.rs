@@ -227,26 +227,10 @@ pub fn clean(s: &str) -> String {
     s.chars().take(128).map(|c| if c.is_control() { '?' } else { c }).collect()
 }
 
-/// Unix milliseconds from a civil UTC date and time (days-from-civil,
-/// Howard Hinnant); `None` for a date before 1970 or out of range.
+/// Unix milliseconds from a civil UTC date and time; `None` for a date
+/// before 1970 or a field out of range.
 pub fn civil_ms(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<u64> {
-    if !(1..=12).contains(&m)
-        || !(1..=31).contains(&d)
-        || !(0..=23).contains(&hh)
-        || !(0..=59).contains(&mm)
-        || !(0..=60).contains(&ss)
-        || !(0..=9999).contains(&y)
-    {
-        return None;
-    }
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let mp = if m > 2 { m - 3 } else { m + 9 };
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(days * 86400 + hh * 3600 + mm * 60 + ss).ok().map(|s| s * 1000)
+    port25_time::unix_from_civil(y, m, d, hh, mm, ss).map(|s| s * 1000)
 }
 
 /// An address or `address/len` as a prefix, host bits cleared (sources

@@ -39,7 +39,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         None => port25_config::embedded_default(),
     };
     let accounts = super::users::open(&config)?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64;
+    let now = port25_time::unix_secs() as i64;
     let report = migration::report(&accounts.usage()?, now, days, threshold);
     let all_met = report.iter().all(|d| d.threshold_met);
     if json {

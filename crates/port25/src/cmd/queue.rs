@@ -14,7 +14,6 @@ use port25_queue::scan::{Batch, Scan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 #[derive(clap::Args)]
 #[command(
@@ -56,10 +55,6 @@ struct Open {
     rcpt: String,
     state: RcptState,
     content: Vec<u8>,
-}
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn open_recipients(root: &Path) -> anyhow::Result<Vec<Open>> {
@@ -126,7 +121,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Cmd::List => {
             let open = open_recipients(&root)?;
-            let now = now();
+            let now = port25_time::unix_secs();
             println!("{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  last reply", "id", "age", "from", "to", "try", "next");
             for o in &open {
                 let next = if o.state.next_attempt > now { age(o.state.next_attempt - now) } else { "now".into() };
@@ -153,7 +148,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             if let Some(o) = open.first() {
-                println!("id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes", o.from, age(now().saturating_sub(o.received_at)), o.content.len());
+                println!(
+                    "id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes",
+                    o.from,
+                    age(port25_time::unix_secs().saturating_sub(o.received_at)),
+                    o.content.len()
+                );
                 let head = o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
                 println!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
             }
@@ -161,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 println!("queued {}: {} attempt(s), next at {}, last reply: {}", o.rcpt, o.state.attempts, o.state.next_attempt, o.state.last_reply);
             }
             for h in history {
-                println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(now().saturating_sub(h.time)));
+                println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(port25_time::unix_secs().saturating_sub(h.time)));
             }
         }
         Cmd::Flush => control(&root, Control::Flush)?,

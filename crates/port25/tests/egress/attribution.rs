@@ -9,15 +9,12 @@ use crate::netns::Net;
 use crate::{example_policy, require, BIN};
 use port25_egress::flow::encode::{self, IPFIX_V4, IPFIX_V6};
 use port25_egress::flow::{pcap, Flow};
+use port25_time::unix_secs as now;
 use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, Ipv4Addr, UdpSocket};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
+use std::time::Duration;
 
 fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
