@@ -11,6 +11,7 @@
 //! codes, reasons the code writes); nothing a client sends becomes a label.
 
 use port25_events as ev;
+use port25_events::field;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -110,11 +111,11 @@ impl Metrics {
     fn observe(&self, id: &str, f: &Fields) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *g;
-        let session = f.get("session").to_owned();
+        let session = f.get(field::SESSION).to_owned();
         let stage = |id: &str| id.trim_start_matches("port25.").replace('.', "_");
         match id {
             ev::SESSION_CONNECT => {
-                let listener = f.get("listener").to_owned();
+                let listener = f.get(field::LISTENER).to_owned();
                 Self::add(inner, "port25_sessions_total", vec![("listener", bounded(&listener))]);
                 *inner.active.entry(bounded(&listener)).or_default() += 1;
                 if inner.order.len() >= MAX_SESSIONS {
@@ -132,22 +133,22 @@ impl Metrics {
             }
             ev::SMTP_EHLO => {
                 if let Some(s) = inner.sessions.get_mut(&session) {
-                    s.1 = f.get("helo").to_owned();
+                    s.1 = f.get(field::HELO).to_owned();
                 }
             }
             ev::SMTP_DATA_ACCEPTED => {
                 let listener = inner.sessions.get(&session).map(|s| bounded(&s.0)).unwrap_or_else(|| "unknown".into());
                 Self::add(inner, "port25_messages_accepted_total", vec![("listener", listener)]);
             }
-            ev::SUBMISSION_AUTH_FAILED => Self::add(inner, "port25_auth_failures_total", vec![("reason", bounded(f.get("reason")))]),
-            ev::SUBMISSION_LOCKOUT => Self::add(inner, "port25_auth_lockouts_total", vec![("scope", bounded(f.get("scope")))]),
-            ev::SUBMISSION_LEGACY => Self::add(inner, "port25_legacy_submissions_total", vec![("listener", bounded(f.get("listener")))]),
+            ev::SUBMISSION_AUTH_FAILED => Self::add(inner, "port25_auth_failures_total", vec![("reason", bounded(f.get(field::REASON)))]),
+            ev::SUBMISSION_LOCKOUT => Self::add(inner, "port25_auth_lockouts_total", vec![("scope", bounded(f.get(field::SCOPE)))]),
+            ev::SUBMISSION_LEGACY => Self::add(inner, "port25_legacy_submissions_total", vec![("listener", bounded(f.get(field::LISTENER)))]),
             ev::DELIVERY_DELIVERED | ev::DELIVERY_DEFERRED | ev::DELIVERY_FAILED => {
                 let outcome = id.rsplit('.').next().unwrap_or("other").to_owned();
                 Self::add(inner, "port25_delivery_total", vec![("outcome", outcome)]);
             }
             ev::SPAMPOT_MESSAGE => Self::add(inner, "port25_spampot_messages_total", vec![]),
-            ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get("kind")))]),
+            ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))]),
             ev::SMTP_MAIL_REJECTED
             | ev::SMTP_RCPT_REJECTED
             | ev::SMTP_DATA_REJECTED
@@ -156,7 +157,7 @@ impl Metrics {
             | ev::SESSION_PROTOCOL_VIOLATION
             | ev::SUBMISSION_SENDER_REJECTED
             | ev::SUBMISSION_LIMIT => {
-                let reason = match (f.get("reason"), f.get("limit"), f.get("violation"), f.get("reply")) {
+                let reason = match (f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION), f.get(field::REPLY)) {
                     (r, _, _, _) if !r.is_empty() => bounded(r),
                     (_, l, _, _) if !l.is_empty() => bounded(l),
                     (_, _, v, _) if !v.is_empty() => bounded(v),
@@ -165,8 +166,16 @@ impl Metrics {
                 };
                 Self::add(inner, "port25_rejections_total", vec![("stage", stage(id)), ("reason", reason)]);
                 let (listener, helo) = inner.sessions.get(&session).cloned().unwrap_or_default();
-                let subject = [f.get("from"), f.get("to"), f.get("sender"), f.get("user")].into_iter().find(|s| !s.is_empty()).unwrap_or("").to_owned();
-                let why = [f.get("reply"), f.get("reason"), f.get("limit"), f.get("violation")].into_iter().find(|s| !s.is_empty()).unwrap_or("").to_owned();
+                let subject = [f.get(field::FROM), f.get(field::TO), f.get(field::SENDER), f.get(field::USER)]
+                    .into_iter()
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("")
+                    .to_owned();
+                let why = [f.get(field::REPLY), f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION)]
+                    .into_iter()
+                    .find(|s| !s.is_empty())
+                    .unwrap_or("")
+                    .to_owned();
                 if inner.recent.len() >= RECENT_REJECTIONS {
                     inner.recent.pop_front();
                 }
@@ -175,7 +184,7 @@ impl Metrics {
                     time: std::time::SystemTime::now(),
                     event,
                     listener,
-                    peer: f.get("peer").to_owned(),
+                    peer: f.get(field::PEER).to_owned(),
                     helo,
                     subject,
                     reason: why,
@@ -290,6 +299,43 @@ impl MetricsLayer {
 mod tests {
     use super::*;
     use tracing_subscriber::layer::SubscriberExt;
+
+    /// What `observe` reads from each event is a field the catalogue
+    /// lists for it (a field renamed there must be renamed here).
+    #[test]
+    fn the_fields_read_per_event_are_catalogued_for_it() {
+        let reads: &[(&str, &[&str])] = &[
+            (ev::SESSION_CONNECT, &[field::SESSION, field::LISTENER]),
+            (ev::SESSION_CLOSED, &[field::SESSION]),
+            (ev::SMTP_EHLO, &[field::SESSION, field::HELO]),
+            (ev::SMTP_DATA_ACCEPTED, &[field::SESSION]),
+            (ev::SUBMISSION_AUTH_FAILED, &[field::REASON]),
+            (ev::SUBMISSION_LOCKOUT, &[field::SCOPE]),
+            (ev::SUBMISSION_LEGACY, &[field::LISTENER]),
+            (ev::HTTP_AUTOCONFIG, &[field::KIND]),
+        ];
+        for (id, names) in reads {
+            for name in *names {
+                assert!(ev::fields(id).contains(name), "{id} has no field {name}");
+            }
+        }
+        // A rejection is counted by why (one of these) and listed by who.
+        let why = [field::REASON, field::LIMIT, field::VIOLATION, field::REPLY];
+        let rejections = [
+            ev::SMTP_MAIL_REJECTED,
+            ev::SMTP_RCPT_REJECTED,
+            ev::SMTP_DATA_REJECTED,
+            ev::SESSION_REFUSED,
+            ev::SESSION_LIMIT,
+            ev::SESSION_PROTOCOL_VIOLATION,
+            ev::SUBMISSION_SENDER_REJECTED,
+            ev::SUBMISSION_LIMIT,
+        ];
+        for id in rejections {
+            assert!(why.iter().any(|w| ev::fields(id).contains(w)), "{id} says no why");
+            assert!(ev::fields(id).contains(&field::SESSION), "{id} has no session");
+        }
+    }
 
     #[test]
     fn events_become_counters() {

@@ -243,14 +243,14 @@ impl SubmissionPolicy {
         let (addresses, limits) = match read {
             Ok(r) => r,
             Err(e) => {
-                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", error = %e);
+                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", reason = "account database error", error = %e);
                 return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
             }
         };
         let addresses = match addresses {
             Ok(a) => a,
             Err(e) => {
-                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", error = %e);
+                emit!(error, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, field = "MAIL FROM", reason = "account database error", error = %e);
                 return Err(Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR));
             }
         };
@@ -290,7 +290,7 @@ impl SubmissionPolicy {
                 _ => "devices on trusted networks may only send as addresses of this provider's domains".to_owned(),
             },
         };
-        emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field);
+        emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field, reason = "not an address of the sender");
         Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
     }
 
@@ -440,7 +440,7 @@ impl Hooks for SubmissionPolicy {
             emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, network = %network, certificate = %cert, listener = %info.listener, from = %from);
         }
         let ReversePath::Mailbox(mailbox) = from else {
-            emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM");
+            emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM", reason = "null sender");
             return Decision::Reject(NULL_SENDER);
         };
         let sender = match self.resolve(info, who).await {
