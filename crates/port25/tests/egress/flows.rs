@@ -53,13 +53,13 @@ fn frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8) -> Vec<u8>
 }
 
 pub(crate) struct Traffic {
-    packets: Vec<(u32, Vec<u8>)>,
+    pub(crate) packets: Vec<(u32, Vec<u8>)>,
 }
 
 impl Traffic {
     /// One connection attempt: a SYN and its retransmission a second later
     /// (one flow of two packets, as a blocked client produces with drop).
-    fn attempt(&mut self, t: u32, src: &str, dst: &str, sport: u16, dport: u16) {
+    pub(crate) fn attempt(&mut self, t: u32, src: &str, dst: &str, sport: u16, dport: u16) {
         let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
         self.packets.push((t, frame(s, d, sport, dport, 0x02)));
         self.packets.push((t + 1, frame(s, d, sport, dport, 0x02)));

@@ -13,6 +13,8 @@ mod kernel;
 mod mail;
 mod netns;
 mod nfcapd;
+mod plan;
+mod stages;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
 

@@ -33,6 +33,23 @@ fn nfcapd(port: u16, dir: &std::path::Path, extra: &[&str]) -> Kill {
     )
 }
 
+/// softflowd (IPFIX) -> one nfcapd writing uncompressed into `dir`.
+pub(crate) fn store(pcap: &std::path::Path, dir: &std::path::Path) {
+    for tool in ["softflowd", "nfcapd"] {
+        require(tool);
+    }
+    let port = free_udp_port();
+    let mut n = nfcapd(port, dir, &[]);
+    std::thread::sleep(Duration::from_millis(700));
+    {
+        let _guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
+        must("softflowd", &["-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", &format!("127.0.0.1:{port}"), "-v", "10"]);
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    must("kill", &["-TERM", &n.0.id().to_string()]);
+    n.0.wait().unwrap();
+}
+
 fn flows_json(path: &std::path::Path) -> (serde_json::Value, String) {
     let out = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
