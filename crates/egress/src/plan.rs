@@ -372,6 +372,13 @@ mod tests {
     const PROVIDERS: &str = "[[provider]]\nname = \"example-mail\"\nhosts = [\"100.64.200.1\", \"2001:db8:ffff:25::/64\"]\nsubmission = \"smtp.example-mail.test\"\ndomains = [\"example-mail.test\"]\nautoconfig = \"https://autoconfig.example-mail.test/mail/config-v1.1.xml\"\n";
 
     #[test]
+    fn the_documented_providers_file_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/providers.toml");
+        let p = parse_providers(&std::fs::read_to_string(&path).unwrap(), &path).unwrap();
+        assert_eq!(p[0].submission, "smtp.example-mail.test");
+    }
+
+    #[test]
     fn providers_file_errors_name_the_line() {
         let p = parse_providers(PROVIDERS, Path::new("providers.toml")).unwrap();
         assert_eq!(p[0].name, "example-mail");
