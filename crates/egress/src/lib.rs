@@ -26,6 +26,7 @@ pub mod check;
 pub mod compile;
 pub mod diff;
 pub mod flow;
+pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod prefix;

@@ -60,7 +60,9 @@ enum Command {
     /// Find subscribers still trying port 25, from NetFlow v5/v9 or IPFIX (UDP or pcap files)
     Flows(super::egress_flows::Args),
     /// Staged rollout: per network, who is still on port 25 (bot or unmigrated mail client, with evidence) and whether it is ready to enforce
-    Plan(super::egress_plan::Args),
+    Plan(Box<super::egress_plan::Args>),
+    /// One notice per subscriber still on port 25 (pt-BR or English, overridable) as Maildir, mbox or CSV; sent only with --send
+    Notify(Box<super::egress_notify::Args>),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -102,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Command::Flows(a) => super::egress_flows::run(a),
-        Command::Plan(a) => super::egress_plan::run(a),
+        Command::Plan(a) => super::egress_plan::run(*a),
+        Command::Notify(a) => super::egress_notify::run(*a),
     }
 }

@@ -20,6 +20,41 @@ enum Format {
     Json,
 }
 
+/// What `egress plan` and `egress notify` both read.
+#[derive(clap::Args)]
+pub struct Inputs {
+    /// The policy file (networks, their mode and enforce_from date)
+    #[arg(long, short)]
+    pub policy: PathBuf,
+    /// The providers file: each mail provider's submission hosts, domains and autoconfig (see dist/providers.toml)
+    #[arg(long)]
+    pub providers: PathBuf,
+    /// pcap file(s) of exported NetFlow/IPFIX datagrams
+    #[arg(long)]
+    pub pcap: Vec<PathBuf>,
+    /// nfdump 1.7 file(s) or directories of them
+    #[arg(long, value_name = "PATH")]
+    pub nfcapd: Vec<PathBuf>,
+    /// Name subscribers: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
+    #[arg(long = "attribution", value_name = "KIND:PATH")]
+    pub attribution: Vec<Spec>,
+    /// The stage of each network as of this time (Unix seconds or YYYY-MM-DDTHH:MM:SSZ; default: now)
+    #[arg(long, value_parser = report::parse_time)]
+    pub at: Option<u64>,
+    /// Bot: distinct destinations within one window
+    #[arg(long, default_value_t = 10)]
+    pub threshold: usize,
+    /// Window in seconds
+    #[arg(long, default_value_t = 600)]
+    pub window: u64,
+    /// Bot: attempts within one minute
+    #[arg(long, default_value_t = 30)]
+    pub rate: usize,
+    /// Mail client: at most this many destinations
+    #[arg(long, default_value_t = 3)]
+    pub client_destinations: usize,
+}
+
 #[derive(clap::Args)]
 #[command(after_help = "Flows (at least one source) are those recorded while the networks were monitored (mode = \"monitor\"\n\
                         in the policy); a network's flows from its enforce_from date on are left out.\n\n\
@@ -35,21 +70,8 @@ enum Format {
                         Example:\n  port25 egress plan --policy egress.toml --providers providers.toml --nfcapd /var/cache/nfdump \\\n    \
                         --attribution radius:/var/log/freeradius/radacct --readiness example-mail.signed.json --key example-mail.pub")]
 pub struct Args {
-    /// The policy file (networks, their mode and enforce_from date)
-    #[arg(long, short)]
-    policy: PathBuf,
-    /// The providers file: each mail provider's submission hosts, domains and autoconfig (see dist/providers.toml)
-    #[arg(long)]
-    providers: PathBuf,
-    /// pcap file(s) of exported NetFlow/IPFIX datagrams
-    #[arg(long)]
-    pcap: Vec<PathBuf>,
-    /// nfdump 1.7 file(s) or directories of them
-    #[arg(long, value_name = "PATH")]
-    nfcapd: Vec<PathBuf>,
-    /// Name subscribers: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
-    #[arg(long = "attribution", value_name = "KIND:PATH")]
-    attribution: Vec<Spec>,
+    #[command(flatten)]
+    inputs: Inputs,
     /// A provider's signed migration report (port25 migration sign), repeatable; needs --key
     #[arg(long, value_name = "FILE")]
     readiness: Vec<PathBuf>,
@@ -59,38 +81,29 @@ pub struct Args {
     /// Share (percent) of a provider's users that must be on 587/465
     #[arg(long, default_value_t = 90.0)]
     readiness_threshold: f64,
-    /// The stage of each network as of this time (Unix seconds or YYYY-MM-DDTHH:MM:SSZ; default: now)
-    #[arg(long, value_parser = report::parse_time)]
-    at: Option<u64>,
-    /// Bot: distinct destinations within one window
-    #[arg(long, default_value_t = 10)]
-    threshold: usize,
-    /// Window in seconds
-    #[arg(long, default_value_t = 600)]
-    window: u64,
-    /// Bot: attempts within one minute
-    #[arg(long, default_value_t = 30)]
-    rate: usize,
-    /// Mail client: at most this many destinations
-    #[arg(long, default_value_t = 3)]
-    client_destinations: usize,
     /// table | json
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     format: Format,
 }
 
-pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    if a.pcap.is_empty() && a.nfcapd.is_empty() {
+/// The providers and the plan of every blocked network.
+pub struct Analysed {
+    pub providers: Vec<plan::Provider>,
+    pub plans: Vec<plan::NetworkPlan>,
+    pub at: u64,
+}
+
+/// Reads the inputs and classifies every subscriber seen on 25.
+pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_threshold: f64) -> anyhow::Result<Analysed> {
+    if i.pcap.is_empty() && i.nfcapd.is_empty() {
         anyhow::bail!("no flows: give --pcap FILE or --nfcapd PATH (the flows seen while the networks were monitored)");
     }
-    let p = policy::load(&a.policy)?;
-    let text = std::fs::read_to_string(&a.providers).with_context(|| format!("reading {}", a.providers.display()))?;
-    let providers = plan::parse_providers(&text, &a.providers)?;
-    let at = a.at.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
-    let readiness = load_readiness(&a.readiness, &a.key, &providers, a.readiness_threshold)?;
+    let p = policy::load(&i.policy)?;
+    let providers = load_providers(&i.providers)?;
+    let at = i.at.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
     let table = Table::new(&p);
-    let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: None };
-    let loaded = if a.attribution.is_empty() { None } else { Some(attribution::load(&a.attribution).map_err(|e| anyhow::anyhow!("attribution: {e}"))?) };
+    let opts = Options { window_ms: i.window * 1000, threshold: i.threshold, block_at_ms: None };
+    let loaded = if i.attribution.is_empty() { None } else { Some(attribution::load(&i.attribution).map_err(|e| anyhow::anyhow!("attribution: {e}"))?) };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     if let Some(l) = &loaded {
         analyzer.attribute(&l.index, &l.files);
@@ -99,19 +112,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     // from its enforce_from date on are what the block stopped.
     analyzer.only_before(p.networks.iter().map(|n| n.enforce_from_ms).collect());
     let mut collector = Collector::new();
-    super::egress_flows::read_pcaps(&a.pcap, &mut collector, &mut analyzer)?;
-    let nf = super::egress_flows::read_nfcapd(&a.nfcapd, &mut analyzer)?;
+    super::egress_flows::read_pcaps(&i.pcap, &mut collector, &mut analyzer)?;
+    let nf = super::egress_flows::read_nfcapd(&i.nfcapd, &mut analyzer)?;
     for x in &nf.named {
         eprintln!("port25: nfcapd: {x}");
     }
     let rows = analyzer.rows();
     let t = Thresholds {
-        bot_destinations: a.threshold,
-        bot_rate_per_minute: a.rate,
-        client_destinations: a.client_destinations,
-        readiness_percent: a.readiness_threshold,
+        bot_destinations: i.threshold,
+        bot_rate_per_minute: i.rate,
+        client_destinations: i.client_destinations,
+        readiness_percent: readiness_threshold,
     };
-    let plans = plan::plan(&p, &rows, &providers, &readiness, &t, at);
+    let plans = plan::plan(&p, &rows, &providers, readiness, &t, at);
     eprintln!(
         "port25: plan: {} flows read ({} on blocked ports from blocked space, {} after an enforce_from date left out), {} subscribers on 25",
         analyzer.flows_seen,
@@ -119,11 +132,24 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         analyzer.flows_after_enforcement,
         rows.len()
     );
+    Ok(Analysed { providers, plans, at })
+}
+
+pub fn load_providers(path: &std::path::Path) -> anyhow::Result<Vec<plan::Provider>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(plan::parse_providers(&text, path)?)
+}
+
+pub fn run(a: Args) -> anyhow::Result<ExitCode> {
+    let providers = load_providers(&a.inputs.providers)?;
+    let readiness = load_readiness(&a.readiness, &a.key, &providers, a.readiness_threshold)?;
+    let r = analyse(&a.inputs, &readiness, a.readiness_threshold)?;
+    let plans = r.plans;
     let out = match a.format {
         Format::Table => plan::text(&plans),
         Format::Json => {
             serde_json::to_string_pretty(
-                &serde_json::json!({"at": report::rfc3339(at), "networks": plans, "readiness": readiness.values().collect::<Vec<_>>()}),
+                &serde_json::json!({"at": report::rfc3339(r.at), "networks": plans, "readiness": readiness.values().collect::<Vec<_>>()}),
             )? + "\n"
         }
     };

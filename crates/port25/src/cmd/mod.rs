@@ -4,6 +4,7 @@ pub mod dkim;
 pub mod dns;
 pub mod egress;
 pub mod egress_flows;
+pub mod egress_notify;
 pub mod egress_plan;
 pub mod migration;
 pub mod migration_sign;

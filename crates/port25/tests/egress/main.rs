@@ -13,6 +13,7 @@ mod kernel;
 mod mail;
 mod netns;
 mod nfcapd;
+mod notify;
 mod plan;
 mod stages;
 
