@@ -16,7 +16,7 @@ use std::fmt::Write;
 
 /// The languages with built-in templates.
 pub const LANGUAGES: &[&str] = &["pt-BR", "en"];
-pub const KINDS: &[Kind] = &[Kind::MailClient, Kind::Bot, Kind::Unclassified];
+pub const KINDS: &[Kind] = &[Kind::OpenProxy, Kind::MailClient, Kind::Bot, Kind::Unclassified];
 /// A template larger than this is refused (they are a page of text).
 pub const MAX_TEMPLATE: usize = 64 << 10;
 
@@ -28,6 +28,8 @@ fn builtin(language: &str, kind: Kind) -> &'static str {
         ("en", Kind::MailClient) => include_str!("../notices/en/mail-client.txt"),
         ("en", Kind::Bot) => include_str!("../notices/en/bot.txt"),
         ("en", Kind::Unclassified) => include_str!("../notices/en/unclassified.txt"),
+        ("en", Kind::OpenProxy) => include_str!("../notices/en/open-proxy.txt"),
+        (_, Kind::OpenProxy) => include_str!("../notices/pt-BR/open-proxy.txt"),
         (_, Kind::MailClient) => include_str!("../notices/pt-BR/mail-client.txt"),
         (_, Kind::Bot) => include_str!("../notices/pt-BR/bot.txt"),
         (_, Kind::Unclassified) => include_str!("../notices/pt-BR/unclassified.txt"),

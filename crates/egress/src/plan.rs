@@ -12,6 +12,11 @@
 //! - **mail client**: few destinations, all of them submission hosts of a
 //!   known provider: a mail program still set to port 25, which the block
 //!   would break until it is moved to 587/465 (the notice tells how);
+//! - **open proxy**: inbound connections on the ports open proxies are
+//!   abused on (1080, 3128, 8080, 8000, 6588, 80) from many outside
+//!   addresses, followed by port-25 flows: listed apart from the bots with
+//!   the inbound sources, ports and timing, so the subscriber can be told
+//!   which program to close;
 //! - **unclassified**: few destinations that are no known provider's (a
 //!   server on a residential line, or a provider missing from the file):
 //!   someone must look.
@@ -146,17 +151,23 @@ pub struct Thresholds {
     pub client_destinations: usize,
     /// The share (percent) of a provider's users that must be on 587/465.
     pub readiness_percent: f64,
+    /// An open proxy: inbound proxy-port connections from at least this
+    /// many outside addresses, followed by port-25 flows.
+    pub proxy_sources: usize,
 }
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
-        Thresholds { bot_destinations: 10, bot_rate_per_minute: 30, client_destinations: 3, readiness_percent: 90.0 }
+        Thresholds { bot_destinations: 10, bot_rate_per_minute: 30, client_destinations: 3, readiness_percent: 90.0, proxy_sources: 5 }
     }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Kind {
+    /// Receives connections on proxy ports from many outside addresses,
+    /// then sends on 25: a program relaying for others.
+    OpenProxy,
     Bot,
     MailClient,
     Unclassified,
@@ -165,6 +176,7 @@ pub enum Kind {
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
+            Kind::OpenProxy => "open-proxy",
             Kind::Bot => "bot",
             Kind::MailClient => "mail-client",
             Kind::Unclassified => "unclassified",
@@ -209,6 +221,7 @@ pub struct NetworkPlan {
     pub enforce_from: Option<String>,
     pub subscribers: Vec<Subscriber>,
     pub bots: usize,
+    pub open_proxies: usize,
     pub mail_clients: usize,
     pub unclassified: usize,
     /// "ready to enforce", "enforcing", or "not ready".
@@ -234,7 +247,26 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
     let more = if known.len() > 5 { format!(" and {} more", known.len() - 5) } else { String::new() };
     let dests = format!("{}{more}", top.join(", "));
     let rate = row.peak_flows_per_minute;
-    let (kind, provider, evidence) = if row.peak_destinations_in_window >= t.bot_destinations || rate >= t.bot_rate_per_minute {
+    let proxy = row.inbound.as_ref().filter(|i| i.sources >= t.proxy_sources && i.smtp_after > 0);
+    let (kind, provider, evidence) = if let Some(i) = proxy {
+        let ports: Vec<String> = i.ports.iter().map(|(p, n)| format!("{p} x{n}")).collect();
+        let first_after = i.smtp_first_after_ms.unwrap_or(i.first_ms);
+        (
+            Kind::OpenProxy,
+            None,
+            format!(
+                "inbound connections on proxy ports ({}) from {}{} outside addresses, {} to {}; then {} port-25 flows, the first {} s after the first inbound, to {} destinations: {dests}: a program on this connection relays for others (an open proxy); close it",
+                ports.join(", "),
+                i.sources,
+                if i.sources >= crate::report::MAX_INBOUND_SOURCES { "+" } else { "" },
+                rfc3339(i.first_ms),
+                rfc3339(i.last_ms),
+                i.smtp_after,
+                first_after.saturating_sub(i.first_ms) / 1000,
+                row.distinct_destinations
+            ),
+        )
+    } else if row.peak_destinations_in_window >= t.bot_destinations || rate >= t.bot_rate_per_minute {
         let why = if row.peak_destinations_in_window >= t.bot_destinations {
             format!("{} distinct destinations within one window (threshold {})", row.peak_destinations_in_window, t.bot_destinations)
         } else {
@@ -283,7 +315,7 @@ pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &B
         let mut subs: Vec<Subscriber> = rows.iter().filter(|r| r.network == n.name).map(|r| classify(r, providers, t)).collect();
         subs.sort_by_key(|a| (a.kind as u8, std::cmp::Reverse(a.flows), a.address));
         let count = |k: Kind| subs.iter().filter(|s| s.kind == k).count();
-        let (bots, clients, unclassified) = (count(Kind::Bot), count(Kind::MailClient), count(Kind::Unclassified));
+        let (bots, clients, unclassified, proxies) = (count(Kind::Bot), count(Kind::MailClient), count(Kind::Unclassified), count(Kind::OpenProxy));
         let mode_now = n.mode_at(at_ms);
         let mut blockers = Vec::new();
         let mut notes = Vec::new();
@@ -317,6 +349,10 @@ pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &B
         if bots > 0 {
             notes.push(format!("{bots} bot(s) on port 25: enforcing stops them"));
         }
+        if proxies > 0 {
+            notes
+                .push(format!("{proxies} open prox(ies) relaying to port 25: enforcing stops the mail, the subscriber must close the program (egress notify)"));
+        }
         if subs.is_empty() {
             notes.push("no port-25 attempts seen in the flows given".into());
         }
@@ -332,6 +368,7 @@ pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &B
             enforce_from: n.enforce_from_ms.map(rfc3339),
             subscribers: subs,
             bots,
+            open_proxies: proxies,
             mail_clients: clients,
             unclassified,
             verdict: verdict.to_owned(),
@@ -349,7 +386,11 @@ pub fn text(plans: &[NetworkPlan]) -> String {
     for p in plans {
         let from = p.enforce_from.as_deref().map_or_else(String::new, |d| format!(", enforce from {d}"));
         let _ = writeln!(s, "network {} ({}): mode {}{from}: {}", p.network, p.class, p.mode_now, p.verdict.to_uppercase());
-        let _ = writeln!(s, "  seen on 25: {} bot(s), {} mail client(s), {} unclassified", p.bots, p.mail_clients, p.unclassified);
+        let _ = writeln!(
+            s,
+            "  seen on 25: {} open prox(ies), {} bot(s), {} mail client(s), {} unclassified",
+            p.open_proxies, p.bots, p.mail_clients, p.unclassified
+        );
         for b in &p.blockers {
             let _ = writeln!(s, "  blocks: {b}");
         }

@@ -85,6 +85,8 @@ pub struct Analyzer<'a> {
     cutoff: Option<Vec<Option<u64>>>,
     /// Matched flows left out because they started after their network's cut-off.
     pub flows_after_enforcement: u64,
+    /// Inbound proxy-port connections per subscriber address in blocked space.
+    inbound: FxMap<IpAddr, InboundSeen>,
 }
 
 /// No session (attribution off, or none covered the flow).
@@ -160,6 +162,45 @@ pub struct Row {
     /// Most flows that started within one minute (for `egress plan`).
     #[serde(skip)]
     pub peak_flows_per_minute: usize,
+    /// `first_seen` in Unix milliseconds.
+    #[serde(skip)]
+    pub first_ms: u64,
+    /// Inbound connections on open-proxy ports to this address from
+    /// outside the policy's space (for `egress plan`), if any were seen.
+    #[serde(skip)]
+    pub inbound: Option<Inbound>,
+}
+
+/// The ports open proxies are abused on (the ports the SpamPots sensors
+/// are attacked on): SOCKS, Squid, HTTP alternates, the AnalogX proxy, HTTP.
+pub const PROXY_PORTS: &[u16] = &[80, 1080, 3128, 6588, 8000, 8080];
+/// Distinct inbound sources remembered per subscriber: enough to say
+/// "many", and memory stays bounded by the subscribers.
+pub const MAX_INBOUND_SOURCES: usize = 1024;
+
+/// Inbound TCP to a subscriber on proxy ports from outside addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inbound {
+    pub flows: u64,
+    /// Distinct source addresses (at most [`MAX_INBOUND_SOURCES`] counted).
+    pub sources: usize,
+    /// Flows per destination port, ascending by port.
+    pub ports: Vec<(u16, u64)>,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// This row's port-25 flows that started at or after the first inbound
+    /// connection, and when the first of them started.
+    pub smtp_after: u64,
+    pub smtp_first_after_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct InboundSeen {
+    flows: u64,
+    sources: std::collections::HashSet<IpAddr, BuildHasherDefault<Fx>>,
+    ports: std::collections::BTreeMap<u16, u64>,
+    first_ms: u64,
+    last_ms: u64,
 }
 
 /// A row's attribution: off (no index given), or the session found (if any).
@@ -202,6 +243,7 @@ impl<'a> Analyzer<'a> {
             flows_unattributed: 0,
             cutoff: None,
             flows_after_enforcement: 0,
+            inbound: FxMap::default(),
         }
     }
 
@@ -228,7 +270,13 @@ impl<'a> Analyzer<'a> {
     #[inline]
     pub fn add_counted(&mut self, f: &Flow, n: u64) {
         self.flows_seen += n;
-        if f.proto != 6 || !self.policy.blocked_ports.contains(&f.dst_port) {
+        if f.proto != 6 {
+            return;
+        }
+        if !self.policy.blocked_ports.contains(&f.dst_port) {
+            if PROXY_PORTS.contains(&f.dst_port) {
+                self.inbound(f, n);
+            }
             return;
         }
         let entry = self.table.lookup(f.src);
@@ -264,6 +312,22 @@ impl<'a> Analyzer<'a> {
         s.events.push((f.start_ms, f.dst));
         s.first = s.first.min(f.start_ms);
         s.last = s.last.max(f.end_ms.max(f.start_ms));
+    }
+
+    /// An inbound connection on a proxy port: kept when it comes from
+    /// outside the policy's space to an address in blocked space.
+    fn inbound(&mut self, f: &Flow, n: u64) {
+        if self.table.lookup(f.src) != crate::table::NONE || !self.table.is_blocked(self.table.lookup(f.dst)) {
+            return;
+        }
+        let e = self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
+        e.flows += n;
+        if e.sources.len() < MAX_INBOUND_SOURCES {
+            e.sources.insert(f.src);
+        }
+        *e.ports.entry(f.dst_port).or_default() += n;
+        e.first_ms = e.first_ms.min(f.start_ms);
+        e.last_ms = e.last_ms.max(f.end_ms.max(f.start_ms));
     }
 
     /// Rows sorted: spambots first, then by distinct destinations, flows,
@@ -306,6 +370,19 @@ impl<'a> Analyzer<'a> {
                     attribution,
                     destinations,
                     peak_flows_per_minute: peak_rate(&s.events, 60_000),
+                    first_ms: s.first,
+                    inbound: self.inbound.get(&ip).map(|i| {
+                        let after: Vec<u64> = s.events.iter().map(|e| e.0).filter(|t| *t >= i.first_ms).collect();
+                        Inbound {
+                            flows: i.flows,
+                            sources: i.sources.len(),
+                            ports: i.ports.iter().map(|(p, c)| (*p, *c)).collect(),
+                            first_ms: i.first_ms,
+                            last_ms: i.last_ms,
+                            smtp_after: after.len() as u64,
+                            smtp_first_after_ms: after.iter().min().copied(),
+                        }
+                    }),
                 }
             })
             .collect();

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
-#[command(after_help = "Templates: built in for pt-BR and en, one per kind (mail-client, bot, unclassified); --templates DIR\n\
+#[command(after_help = "Templates: built in for pt-BR and en, one per kind (open-proxy, mail-client, bot, unclassified); --templates DIR\n\
                         overrides any of them with DIR/LANG/KIND.txt (first line \"Subject: ...\", then the body; placeholders\n\
                         {{address}} {{subscriber}} {{network}} {{kind}} {{provider}} {{submission}} {{autoconfig}}\n\
                         {{enforce_from}} {{evidence}} {{first_seen}} {{last_seen}}; an unknown one is refused with file:line).\n\n\
@@ -48,8 +48,8 @@ pub struct Args {
     /// Directory of templates overriding the built-in ones (LANG/KIND.txt)
     #[arg(long)]
     templates: Option<PathBuf>,
-    /// Which subscribers: mail-client, bot, unclassified (comma-separated)
-    #[arg(long, default_value = "mail-client,bot,unclassified", value_delimiter = ',')]
+    /// Which subscribers: open-proxy, mail-client, bot, unclassified (comma-separated)
+    #[arg(long, default_value = "open-proxy,mail-client,bot,unclassified", value_delimiter = ',')]
     kinds: Vec<String>,
     /// Send through this submission server: smtp://HOST:PORT (STARTTLS) or smtps://HOST:PORT
     #[arg(long, value_name = "URL")]
@@ -161,7 +161,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let kinds: Vec<Kind> = a
         .kinds
         .iter()
-        .map(|k| KINDS.iter().copied().find(|x| x.as_str() == k).ok_or_else(|| anyhow::anyhow!("--kinds: {k:?} is not mail-client, bot or unclassified")))
+        .map(|k| {
+            KINDS.iter().copied().find(|x| x.as_str() == k).ok_or_else(|| anyhow::anyhow!("--kinds: {k:?} is not open-proxy, mail-client, bot or unclassified"))
+        })
         .collect::<anyhow::Result<_>>()?;
     let sender = match &a.send {
         None => None,
@@ -255,8 +257,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
     }
     eprintln!(
-        "port25: notify: {} notices ({} mail-client, {} bot, {} unclassified); {} without a contact; sent {sent}, failed {failed}{}",
+        "port25: notify: {} notices ({} open-proxy, {} mail-client, {} bot, {} unclassified); {} without a contact; sent {sent}, failed {failed}{}",
         rendered.len(),
+        rendered.iter().filter(|m| m.kind == "open-proxy").count(),
         rendered.iter().filter(|m| m.kind == "mail-client").count(),
         rendered.iter().filter(|m| m.kind == "bot").count(),
         rendered.iter().filter(|m| m.kind == "unclassified").count(),

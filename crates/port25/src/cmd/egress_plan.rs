@@ -53,6 +53,9 @@ pub struct Inputs {
     /// Mail client: at most this many destinations
     #[arg(long, default_value_t = 3)]
     pub client_destinations: usize,
+    /// Open proxy: inbound connections on proxy ports (1080, 3128, 8080, 8000, 6588, 80) from at least this many outside addresses, then port 25
+    #[arg(long, default_value_t = 5)]
+    pub proxy_sources: usize,
 }
 
 #[derive(clap::Args)]
@@ -63,7 +66,9 @@ pub struct Inputs {
                         attempts in one minute (--rate)\n  \
                         mail-client   at most --client-destinations destinations, all submission hosts of a provider\n                \
                         in --providers: a mail program still set to port 25 (send it the notice)\n  \
-                        unclassified  few destinations, not all of them a known provider's: review\n\
+                        unclassified  few destinations, not all of them a known provider's: review\n  \
+                        open-proxy    inbound connections on proxy ports (1080, 3128, 8080, 8000, 6588, 80) from at\n                \
+                        least --proxy-sources outside addresses, then port 25: a program relaying for others\n\
                         A monitored network is READY TO ENFORCE when no mail client and no unclassified sender is\n\
                         left and, with --readiness, every provider its mail clients use is past --readiness-threshold.\n\n\
                         Exit status: 0 every monitored network is ready (or enforcing), 1 one is not, 2 error.\n\n\
@@ -123,6 +128,7 @@ pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_th
         bot_rate_per_minute: i.rate,
         client_destinations: i.client_destinations,
         readiness_percent: readiness_threshold,
+        proxy_sources: i.proxy_sources,
     };
     let plans = plan::plan(&p, &rows, &providers, readiness, &t, at);
     eprintln!(

@@ -132,7 +132,7 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     // 198.51.100.77 and the IPv6 bot, the mail client, and the dynamic network's unclassified sender.
-    assert!(err.contains("port25: notify: 4 notices (1 mail-client, 2 bot, 1 unclassified); 2 without a contact; sent 2, failed 0"), "{err}");
+    assert!(err.contains("port25: notify: 4 notices (0 open-proxy, 1 mail-client, 2 bot, 1 unclassified); 2 without a contact; sent 2, failed 0"), "{err}");
 
     let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 4);

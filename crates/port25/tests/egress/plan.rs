@@ -159,3 +159,47 @@ fn network_with_only_bots_on_25_is_ready_to_enforce() {
     assert_eq!((res["bots"].as_u64(), res["mail_clients"].as_u64(), res["unclassified"].as_u64()), (Some(1), Some(0), Some(0)));
     assert!(res["blockers"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn open_proxy_is_listed_apart_from_bots_with_inbound_evidence() {
+    let work = tempfile::tempdir().unwrap();
+    let w = work.path();
+    let policy = staged_policy(w);
+    let providers = w.join("providers.toml");
+    std::fs::write(&providers, PROVIDERS).unwrap();
+    let mut t = Traffic { packets: Vec::new() };
+    // 12 outside addresses connect to the subscriber's SOCKS and Squid ports...
+    for i in 0..12u32 {
+        let port = if i % 3 == 0 { 3128 } else { 1080 };
+        t.attempt(T0 + i, &format!("100.66.0.{}", i + 1), "198.51.100.90", 50000 + i as u16, port);
+    }
+    // ...and from then on it sends on 25 to 20 MXes: relayed spam.
+    for i in 0..20u32 {
+        t.attempt(T0 + 20 + i, "198.51.100.90", &format!("100.64.{}.25", i + 1), 41000 + i as u16, 25);
+    }
+    // A bot with no inbound connections, and a web server at home (inbound
+    // on 80 from two addresses, no port 25): neither is an open proxy.
+    for i in 0..15u32 {
+        t.attempt(T0 + i * 3, "198.51.100.77", &format!("100.64.{}.25", 100 + i), 42000 + i as u16, 25);
+    }
+    for i in 0..2u32 {
+        t.attempt(T0 + i, &format!("100.66.1.{}", i + 1), "198.51.100.91", 52000 + i as u16, 80);
+    }
+    let pcap = w.join("proxy.pcap");
+    std::fs::write(&pcap, t.pcap()).unwrap();
+    let flows = w.join("flows");
+    crate::nfcapd::store(&pcap, &flows);
+    let (_, v, err) = plan(&policy, &flows, &providers, &[]);
+    let res = network(&v, "residential-broadband");
+    assert_eq!((res["open_proxies"].as_u64(), res["bots"].as_u64()), (Some(1), Some(1)), "{err}\n{res}");
+    let subs = res["subscribers"].as_array().unwrap();
+    let proxy = subs.iter().find(|s| s["address"] == "198.51.100.90").unwrap();
+    assert_eq!(proxy["kind"], "open-proxy", "{proxy}");
+    let ev = proxy["evidence"].as_str().unwrap();
+    // (softflowd stamps the capture's very first packet oddly, so the
+    // exact second of the first inbound is not asserted.)
+    assert!(ev.starts_with("inbound connections on proxy ports (1080 x8, 3128 x4) from 12 outside addresses, 2025-11-24T16:00:"), "{ev}");
+    assert!(ev.contains("then 20 port-25 flows, the first ") && ev.contains("an open proxy"), "{ev}");
+    assert_eq!(subs.iter().find(|s| s["address"] == "198.51.100.77").unwrap()["kind"], "bot");
+    assert!(subs.iter().all(|s| s["address"] != "198.51.100.91"), "{res}");
+}
