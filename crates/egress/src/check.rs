@@ -4,7 +4,7 @@
 //! for the most specific prefix), independently of the flattened [`Table`];
 //! tests hold the two to the same answers.
 
-use crate::policy::{Action, Policy};
+use crate::policy::{Action, Mode, Policy};
 use crate::prefix::{ip_to_u128, Prefix};
 use crate::table::EntryKind;
 use std::fmt::Write;
@@ -17,6 +17,10 @@ pub struct Decision {
     /// True when a TCP connection from this address to the port is blocked
     /// (with no port: to the blocked ports).
     pub blocked: bool,
+    /// True when the address is blocked space whose network is still in
+    /// `mode = "monitor"`: attempts are counted and logged, not blocked
+    /// (`blocked` is then false).
+    pub monitored: bool,
     /// The deciding entry: kind, index into the policy list, matching prefix.
     pub rule: Option<(EntryKind, usize, Prefix)>,
 }
@@ -47,10 +51,18 @@ pub fn deciding_entry(policy: &Policy, ip: IpAddr) -> Option<(EntryKind, usize, 
 }
 
 pub fn decide(policy: &Policy, ip: IpAddr, port: Option<u16>) -> Decision {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    decide_at(policy, ip, port, now)
+}
+
+/// The decision with each network in its rollout stage at `at_ms`.
+pub fn decide_at(policy: &Policy, ip: IpAddr, port: Option<u16>, at_ms: u64) -> Decision {
     let rule = deciding_entry(policy, ip);
     let in_blocked_space = matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].block);
+    let monitoring = matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].mode_at(at_ms) == Mode::Monitor);
     let port_blocked = port.is_none_or(|p| policy.blocked_ports.contains(&p));
-    Decision { address: ip, port, blocked: in_blocked_space && port_blocked, rule }
+    let hit = in_blocked_space && port_blocked;
+    Decision { address: ip, port, blocked: hit && !monitoring, monitored: hit && monitoring, rule }
 }
 
 fn ports(list: &[u16]) -> String {
@@ -69,6 +81,8 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
             Action::Drop => "BLOCKED (drop)",
             Action::Reject => "BLOCKED (reject with TCP reset)",
         }
+    } else if d.monitored {
+        "MONITORED (counted and logged, not blocked yet)"
     } else {
         "PASS"
     };
@@ -84,6 +98,11 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
                     n.class.as_str(),
                     ports(&policy.blocked_ports)
                 );
+                if n.mode == Mode::Monitor {
+                    let when =
+                        n.enforce_from_ms.map_or_else(|| "no enforcement date yet".to_owned(), |t| format!("enforced from {}", crate::report::rfc3339(t)));
+                    let _ = writeln!(s, "  stage: mode = \"monitor\" (line {}), {when}", n.line);
+                }
             } else {
                 let _ = writeln!(s, "  why:  the network is {} with block = false: its customers may run their own mail servers", n.class.as_str());
             }

@@ -15,13 +15,19 @@
 //! - parses NetFlow v5/v9 and IPFIX ([`flow`], pure, no I/O) and turns flow
 //!   records into the list of subscribers still trying port 25 ([`report`]);
 //! - names the subscriber behind a flow's address at the flow's time from
-//!   RADIUS accounting and DHCP leases ([`attribution`], pure parsers).
+//!   RADIUS accounting and DHCP leases ([`attribution`], pure parsers);
+//! - reads nfdump's own files ([`flow::nfcapd`]) as a flow source;
+//! - plans the staged rollout: per network, who is still on 25 (bot or
+//!   unmigrated mail client, with the evidence) and whether it is ready to
+//!   enforce ([`plan`]).
 
 pub mod attribution;
 pub mod check;
 pub mod compile;
 pub mod diff;
 pub mod flow;
+pub mod notify;
+pub mod plan;
 pub mod policy;
 pub mod prefix;
 pub mod report;

@@ -33,6 +33,7 @@ struct RawSettings {
     log: Option<bool>,
     counters: Option<bool>,
     table: Option<Spanned<String>>,
+    monitor_log_group: Option<Spanned<i64>>,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +43,8 @@ struct RawNetwork {
     class: Spanned<String>,
     prefixes: Vec<Spanned<String>>,
     block: Option<bool>,
+    mode: Option<Spanned<String>>,
+    enforce_from: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +88,25 @@ pub enum Action {
     Reject,
 }
 
+/// Where a blocked network stands in the staged rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Count and log port-25 attempts, no verdict: subscribers keep
+    /// sending while the plan finds who they are.
+    Monitor,
+    /// Block.
+    Enforce,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Monitor => "monitor",
+            Mode::Enforce => "enforce",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Network {
     pub name: String,
@@ -92,6 +114,20 @@ pub struct Network {
     pub block: bool,
     pub prefixes: Vec<Prefix>,
     pub line: usize,
+    /// `monitor` until `enforce_from` (if given), `enforce` otherwise.
+    pub mode: Mode,
+    /// Unix milliseconds from which a monitored network is enforced.
+    pub enforce_from_ms: Option<u64>,
+}
+
+impl Network {
+    /// The stage at `at_ms`: a monitored network with a date enforces from it.
+    pub fn mode_at(&self, at_ms: u64) -> Mode {
+        match (self.mode, self.enforce_from_ms) {
+            (Mode::Monitor, Some(from)) if at_ms >= from => Mode::Enforce,
+            (m, _) => m,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,11 +149,15 @@ pub struct Policy {
     pub counters: bool,
     /// Table (nftables), chain and set name stem for every dialect.
     pub table: String,
+    /// The nflog group monitored networks log to (`log group N`).
+    pub monitor_log_group: u16,
     pub networks: Vec<Network>,
     pub exemptions: Vec<Exemption>,
 }
 
 pub const DEFAULT_BLOCKED: &[u16] = &[25];
+/// The nflog group of monitored networks' log rules (nftables `log group`).
+pub const DEFAULT_MONITOR_LOG_GROUP: u16 = 25;
 /// Submission (587), submissions (465), and the web: the ports the seeds
 /// insist stay open so that blocking 25 costs customers nothing.
 pub const DEFAULT_PROTECTED: &[u16] = &[587, 465, 80, 443];
@@ -237,6 +277,17 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         }
     };
 
+    let monitor_log_group = match &s.monitor_log_group {
+        None => DEFAULT_MONITOR_LOG_GROUP,
+        Some(g) => u16::try_from(*g.get_ref()).map_err(|_| {
+            err(
+                g.span().start,
+                format!("monitor_log_group {} is not an nflog group", g.get_ref()),
+                "use a number from 0 to 65535 (the group ulogd2 listens on)",
+            )
+        })?,
+    };
+
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut check_name = |n: &Spanned<String>| -> Result<String, ConfigError> {
         let v = n.get_ref();
@@ -284,7 +335,45 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
             }
         };
         let prefixes = prefixes(&n.prefixes, n.name.span().start, &format!("network {name:?}"))?;
-        networks.push(Network { name, class, block: n.block.unwrap_or(class.blocks_by_default()), prefixes, line: line_of(at) });
+        let block = n.block.unwrap_or(class.blocks_by_default());
+        let mode = match &n.mode {
+            None => Mode::Enforce,
+            Some(m) => match m.get_ref().as_str() {
+                "monitor" => Mode::Monitor,
+                "enforce" => Mode::Enforce,
+                other => {
+                    return Err(err(
+                        m.span().start,
+                        format!("mode {other:?} is neither \"monitor\" nor \"enforce\""),
+                        "\"monitor\" counts and logs port-25 attempts without blocking; \"enforce\" blocks",
+                    ))
+                }
+            },
+        };
+        if let (Some(m), false) = (&n.mode, block) {
+            return Err(err(
+                m.span().start,
+                format!("network {name:?} is not blocked (block = false or class business): a mode means nothing for it"),
+                "remove mode, or set block = true to roll the block out in stages",
+            ));
+        }
+        let enforce_from_ms = match &n.enforce_from {
+            None => None,
+            Some(d) => {
+                if mode != Mode::Monitor {
+                    return Err(err(
+                        d.span().start,
+                        "enforce_from is the date a monitored network starts enforcing; this network has no mode = \"monitor\"".into(),
+                        "set mode = \"monitor\" with enforce_from, or remove enforce_from to enforce now",
+                    ));
+                }
+                Some(
+                    crate::report::parse_time(d.get_ref())
+                        .map_err(|e| err(d.span().start, format!("enforce_from: {e}"), "write a UTC time such as \"2027-03-01T00:00:00Z\""))?,
+                )
+            }
+        };
+        networks.push(Network { name, class, block, prefixes, line: line_of(at), mode, enforce_from_ms });
     }
     let mut exemptions = Vec::new();
     for x in &raw.exemptions {
@@ -329,6 +418,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         log: s.log.unwrap_or(true),
         counters: s.counters.unwrap_or(true),
         table,
+        monitor_log_group,
         networks,
         exemptions,
     })
@@ -397,6 +487,28 @@ prefixes = ["198.51.100.25"]
         assert!(e.starts_with("p.toml:2:10: action \"deny\""), "{e}");
         let e = parse_err("");
         assert!(e.contains("no [[network]]"), "{e}");
+    }
+
+    #[test]
+    fn staged_modes_and_dates() {
+        let net = |extra: &str| format!("[[network]]\nname = \"a\"\nclass = \"residential\"\nprefixes = [\"10.0.0.0/8\"]\n{extra}");
+        let p = parse(&net("mode = \"monitor\"\nenforce_from = \"2027-03-01T00:00:00Z\"\n"), Path::new("p")).unwrap();
+        let n = &p.networks[0];
+        assert_eq!((n.mode, n.enforce_from_ms), (Mode::Monitor, Some(1_803_859_200_000)));
+        assert_eq!(n.mode_at(1_803_859_199_999), Mode::Monitor);
+        assert_eq!(n.mode_at(1_803_859_200_000), Mode::Enforce);
+        assert_eq!(p.monitor_log_group, 25);
+        assert_eq!(parse(&net(""), Path::new("p")).unwrap().networks[0].mode, Mode::Enforce);
+        let e = parse_err(&net("mode = \"watch\"\n"));
+        assert!(e.starts_with("p.toml:5:8: mode \"watch\""), "{e}");
+        let e = parse_err(&net("enforce_from = \"2027-03-01T00:00:00Z\"\n"));
+        assert!(e.starts_with("p.toml:5:16: enforce_from is the date"), "{e}");
+        let e = parse_err(&net("mode = \"monitor\"\nenforce_from = \"1 March\"\n"));
+        assert!(e.starts_with("p.toml:6:16: enforce_from: \"1 March\""), "{e}");
+        let e = parse_err(&net("mode = \"monitor\"\nblock = false\n"));
+        assert!(e.contains("is not blocked"), "{e}");
+        let e = parse_err(&format!("[policy]\nmonitor_log_group = 70000\n{}", net("")));
+        assert!(e.starts_with("p.toml:2:21: monitor_log_group 70000"), "{e}");
     }
 
     #[test]

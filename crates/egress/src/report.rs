@@ -81,6 +81,12 @@ pub struct Analyzer<'a> {
     /// covered, and those none did.
     pub flows_attributed: u64,
     pub flows_unattributed: u64,
+    /// With [`Analyzer::only_before`]: each network's cut-off time.
+    cutoff: Option<Vec<Option<u64>>>,
+    /// Matched flows left out because they started after their network's cut-off.
+    pub flows_after_enforcement: u64,
+    /// Inbound proxy-port connections per subscriber address in blocked space.
+    inbound: FxMap<IpAddr, InboundSeen>,
 }
 
 /// No session (attribution off, or none covered the flow).
@@ -150,6 +156,51 @@ pub struct Row {
     /// With attribution: `null` when no session covered the address then.
     #[serde(skip_serializing_if = "Attribution::is_off")]
     pub attribution: Attribution,
+    /// Each destination and its flows, most flows first (for `egress plan`).
+    #[serde(skip)]
+    pub destinations: Vec<(IpAddr, u64)>,
+    /// Most flows that started within one minute (for `egress plan`).
+    #[serde(skip)]
+    pub peak_flows_per_minute: usize,
+    /// `first_seen` in Unix milliseconds.
+    #[serde(skip)]
+    pub first_ms: u64,
+    /// Inbound connections on open-proxy ports to this address from
+    /// outside the policy's space (for `egress plan`), if any were seen.
+    #[serde(skip)]
+    pub inbound: Option<Inbound>,
+}
+
+/// The ports open proxies are abused on (the ports the SpamPots sensors
+/// are attacked on): SOCKS, Squid, HTTP alternates, the AnalogX proxy, HTTP.
+pub const PROXY_PORTS: &[u16] = &[80, 1080, 3128, 6588, 8000, 8080];
+/// Distinct inbound sources remembered per subscriber: enough to say
+/// "many", and memory stays bounded by the subscribers.
+pub const MAX_INBOUND_SOURCES: usize = 1024;
+
+/// Inbound TCP to a subscriber on proxy ports from outside addresses.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Inbound {
+    pub flows: u64,
+    /// Distinct source addresses (at most [`MAX_INBOUND_SOURCES`] counted).
+    pub sources: usize,
+    /// Flows per destination port, ascending by port.
+    pub ports: Vec<(u16, u64)>,
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// This row's port-25 flows that started at or after the first inbound
+    /// connection, and when the first of them started.
+    pub smtp_after: u64,
+    pub smtp_first_after_ms: Option<u64>,
+}
+
+#[derive(Default)]
+struct InboundSeen {
+    flows: u64,
+    sources: std::collections::HashSet<IpAddr, BuildHasherDefault<Fx>>,
+    ports: std::collections::BTreeMap<u16, u64>,
+    first_ms: u64,
+    last_ms: u64,
 }
 
 /// A row's attribution: off (no index given), or the session found (if any).
@@ -180,7 +231,27 @@ impl Serialize for Attribution {
 
 impl<'a> Analyzer<'a> {
     pub fn new(policy: &'a Policy, table: &'a Table, opts: Options) -> Analyzer<'a> {
-        Analyzer { policy, table, opts, subs: FxMap::default(), attribution: None, flows_seen: 0, flows_matched: 0, flows_attributed: 0, flows_unattributed: 0 }
+        Analyzer {
+            policy,
+            table,
+            opts,
+            subs: FxMap::default(),
+            attribution: None,
+            flows_seen: 0,
+            flows_matched: 0,
+            flows_attributed: 0,
+            flows_unattributed: 0,
+            cutoff: None,
+            flows_after_enforcement: 0,
+            inbound: FxMap::default(),
+        }
+    }
+
+    /// Counts only flows that start before their network's cut-off
+    /// (`cutoff[i]` for `policy.networks[i]`; `None`: no cut-off), as
+    /// `egress plan` does with each network's enforce_from date.
+    pub fn only_before(&mut self, cutoff: Vec<Option<u64>>) {
+        self.cutoff = Some(cutoff);
     }
 
     /// Names the subscriber of every matched flow from `index` (`files`:
@@ -191,36 +262,72 @@ impl<'a> Analyzer<'a> {
 
     #[inline]
     pub fn add(&mut self, f: &Flow) {
-        self.flows_seen += 1;
-        if f.proto != 6 || !self.policy.blocked_ports.contains(&f.dst_port) {
+        self.add_counted(f, 1);
+    }
+
+    /// A record that stands for `n` flows (an aggregated nfdump record):
+    /// counted `n` times, its packets and destination once.
+    #[inline]
+    pub fn add_counted(&mut self, f: &Flow, n: u64) {
+        self.flows_seen += n;
+        if f.proto != 6 {
+            return;
+        }
+        if !self.policy.blocked_ports.contains(&f.dst_port) {
+            if PROXY_PORTS.contains(&f.dst_port) {
+                self.inbound(f, n);
+            }
             return;
         }
         let entry = self.table.lookup(f.src);
         if !self.table.is_blocked(entry) {
             return;
         }
-        self.flows_matched += 1;
+        if let Some(cutoff) = &self.cutoff {
+            let e = &self.table.entries[entry as usize];
+            if e.kind == EntryKind::Network && cutoff.get(e.index).copied().flatten().is_some_and(|t| f.start_ms >= t) {
+                self.flows_after_enforcement += n;
+                return;
+            }
+        }
+        self.flows_matched += n;
         let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
         let session = match self.attribution {
             None => NO_SESSION,
             Some((index, _)) => match index.lookup(f.src, f.start_ms) {
                 Some(i) => {
-                    self.flows_attributed += 1;
+                    self.flows_attributed += n;
                     i
                 }
                 None => {
-                    self.flows_unattributed += 1;
+                    self.flows_unattributed += n;
                     NO_SESSION
                 }
             },
         };
         let s = self.subs.entry((f.src, session)).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
-        s.flows[after] += 1;
+        s.flows[after] += n;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
         s.events.push((f.start_ms, f.dst));
         s.first = s.first.min(f.start_ms);
         s.last = s.last.max(f.end_ms.max(f.start_ms));
+    }
+
+    /// An inbound connection on a proxy port: kept when it comes from
+    /// outside the policy's space to an address in blocked space.
+    fn inbound(&mut self, f: &Flow, n: u64) {
+        if self.table.lookup(f.src) != crate::table::NONE || !self.table.is_blocked(self.table.lookup(f.dst)) {
+            return;
+        }
+        let e = self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
+        e.flows += n;
+        if e.sources.len() < MAX_INBOUND_SOURCES {
+            e.sources.insert(f.src);
+        }
+        *e.ports.entry(f.dst_port).or_default() += n;
+        e.first_ms = e.first_ms.min(f.start_ms);
+        e.last_ms = e.last_ms.max(f.end_ms.max(f.start_ms));
     }
 
     /// Rows sorted: spambots first, then by distinct destinations, flows,
@@ -236,9 +343,12 @@ impl<'a> Analyzer<'a> {
                     EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
                 };
                 let peak = peak_in_window(&s.events, self.opts.window_ms);
-                let mut dsts: Vec<IpAddr> = s.events.iter().map(|e| e.1).collect();
-                dsts.sort_unstable();
-                dsts.dedup();
+                let mut per_dst: FxMap<IpAddr, u64> = FxMap::default();
+                for e in &s.events {
+                    *per_dst.entry(e.1).or_default() += 1;
+                }
+                let mut destinations: Vec<(IpAddr, u64)> = per_dst.into_iter().collect();
+                destinations.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                 let attribution = match self.attribution {
                     None => Attribution::Off,
                     Some((index, files)) => Attribution::On((session != NO_SESSION).then(|| Box::new(Attributed::new(index.session(session), ip, files)))),
@@ -250,7 +360,7 @@ impl<'a> Analyzer<'a> {
                     flows: s.flows[0] + s.flows[1],
                     packets: s.packets[0] + s.packets[1],
                     bytes: s.bytes,
-                    distinct_destinations: dsts.len(),
+                    distinct_destinations: destinations.len(),
                     first_seen: rfc3339(s.first),
                     last_seen: rfc3339(s.last),
                     peak_destinations_in_window: peak,
@@ -258,6 +368,21 @@ impl<'a> Analyzer<'a> {
                     flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
                     flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
                     attribution,
+                    destinations,
+                    peak_flows_per_minute: peak_rate(&s.events, 60_000),
+                    first_ms: s.first,
+                    inbound: self.inbound.get(&ip).map(|i| {
+                        let after: Vec<u64> = s.events.iter().map(|e| e.0).filter(|t| *t >= i.first_ms).collect();
+                        Inbound {
+                            flows: i.flows,
+                            sources: i.sources.len(),
+                            ports: i.ports.iter().map(|(p, c)| (*p, *c)).collect(),
+                            first_ms: i.first_ms,
+                            last_ms: i.last_ms,
+                            smtp_after: after.len() as u64,
+                            smtp_first_after_ms: after.iter().min().copied(),
+                        }
+                    }),
                 }
             })
             .collect();
@@ -270,6 +395,20 @@ impl<'a> Analyzer<'a> {
         });
         rows
     }
+}
+
+/// The most events within any `window` span.
+fn peak_rate(events: &[(u64, IpAddr)], window: u64) -> usize {
+    let mut t: Vec<u64> = events.iter().map(|e| e.0).collect();
+    t.sort_unstable();
+    let (mut lo, mut best) = (0, 0);
+    for hi in 0..t.len() {
+        while t[hi] - t[lo] >= window {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
 }
 
 /// The most distinct destinations seen within any `window` span.

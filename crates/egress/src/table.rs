@@ -9,7 +9,7 @@
 //!
 //! The compilers get (blocked, exempt) sets and always match exempt first.
 
-use crate::policy::Policy;
+use crate::policy::{Mode, Policy};
 use crate::prefix::{merge_ranges, range_to_prefixes, Family, Prefix, Range};
 use std::net::IpAddr;
 
@@ -205,12 +205,26 @@ impl Table {
     /// choices (blocked ranges alone, or blocked and exempt ranges merged)
     /// the one with fewer prefixes is kept.
     pub fn sets(&self, family: Family) -> (Vec<Prefix>, Vec<Prefix>) {
+        let (blocked, _, exempt) = self.staged(family, &|_| true);
+        (blocked, exempt)
+    }
+
+    /// The sets of a staged rollout at `at_ms`: (enforced, monitored,
+    /// exempt). Monitored space is blocked space whose network is in
+    /// `mode = "monitor"` then; its rules count and log without a verdict.
+    /// Each of the first two may cover exempt holes (matched first), never
+    /// the other's space.
+    pub fn staged_sets(&self, policy: &Policy, family: Family, at_ms: u64) -> (Vec<Prefix>, Vec<Prefix>, Vec<Prefix>) {
+        self.staged(family, &|e: &Entry| e.kind != EntryKind::Network || policy.networks[e.index].mode_at(at_ms) == Mode::Enforce)
+    }
+
+    fn staged(&self, family: Family, enforced: &dyn Fn(&Entry) -> bool) -> (Vec<Prefix>, Vec<Prefix>, Vec<Prefix>) {
         let segs = match family {
             Family::V4 => &self.v4,
             Family::V6 => &self.v6,
         };
-        let ranges = |f: &dyn Fn(bool) -> bool| -> Vec<Range> {
-            segs.iter().filter(|s| f(self.entries[s.entry as usize].blocked)).map(|s| Range { family, first: s.first, last: s.last }).collect()
+        let ranges = |f: &dyn Fn(&Entry) -> bool| -> Vec<Range> {
+            segs.iter().filter(|s| f(&self.entries[s.entry as usize])).map(|s| Range { family, first: s.first, last: s.last }).collect()
         };
         let to_prefixes = |r: Vec<Range>| {
             let mut out = Vec::new();
@@ -219,13 +233,21 @@ impl Table {
             }
             out
         };
-        let disjoint = to_prefixes(ranges(&|b| b));
-        let exempt = to_prefixes(ranges(&|b| !b));
-        if disjoint.is_empty() {
-            return (disjoint, exempt);
-        }
-        let covering = to_prefixes(ranges(&|_| true));
-        let blocked = if covering.len() < disjoint.len() { covering } else { disjoint };
-        (blocked, exempt)
+        let exempt = to_prefixes(ranges(&|e| !e.blocked));
+        let smallest = |stage: &dyn Fn(&Entry) -> bool| {
+            let disjoint = to_prefixes(ranges(&|e| e.blocked && stage(e)));
+            if disjoint.is_empty() {
+                return disjoint;
+            }
+            let covering = to_prefixes(ranges(&|e| !e.blocked || stage(e)));
+            if covering.len() < disjoint.len() {
+                covering
+            } else {
+                disjoint
+            }
+        };
+        let enforce = smallest(&|e| enforced(e));
+        let monitor = smallest(&|e| !enforced(e));
+        (enforce, monitor, exempt)
     }
 }

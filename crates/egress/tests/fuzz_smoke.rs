@@ -38,6 +38,11 @@ fn pcap_files() {
 }
 
 #[test]
+fn nfcapd_files() {
+    smoke("egress_nfcapd", 3_000, 0x51_7c_c1_b7_27_22_0a_97, checks::nfcapd_file);
+}
+
+#[test]
 fn policies() {
     smoke("egress_policy", 3_000, 0x8cb9_2ba7_2f3d_8dd7, checks::policy_text);
 }

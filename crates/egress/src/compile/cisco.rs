@@ -26,7 +26,9 @@ pub fn render(s: &Sets) -> String {
         out.push_str("! IOS ACLs cannot send TCP resets: reject is compiled as deny.\n");
     }
     let log = if p.log { " log" } else { "" };
-    for (family, blocked, exempt) in [(Family::V4, &s.blocked_v4, &s.exempt_v4), (Family::V6, &s.blocked_v6, &s.exempt_v6)] {
+    for (family, blocked, exempt, monitor) in
+        [(Family::V4, &s.blocked_v4, &s.exempt_v4, &s.monitor_v4), (Family::V6, &s.blocked_v6, &s.exempt_v6, &s.monitor_v6)]
+    {
         match family {
             Family::V4 => {
                 let _ = writeln!(out, "no ip access-list extended {name}-V4\nip access-list extended {name}-V4");
@@ -39,6 +41,14 @@ pub fn render(s: &Sets) -> String {
         for x in exempt.iter() {
             for port in &p.blocked_ports {
                 let _ = writeln!(out, " permit tcp {} any eq {port}", source(x));
+            }
+        }
+        if !monitor.is_empty() {
+            out.push_str(" remark monitored end-user space: permitted and logged until enforced\n");
+            for m in monitor.iter() {
+                for port in &p.blocked_ports {
+                    let _ = writeln!(out, " permit tcp {} any eq {port} log", source(m));
+                }
             }
         }
         out.push_str(" remark end-user space: no direct SMTP\n");

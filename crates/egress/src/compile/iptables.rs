@@ -3,10 +3,18 @@
 //! The chain is hooked into FORWARD once by the operator (see docs/egress.md):
 //! a restore file cannot add a jump idempotently.
 
-use super::{Sets, LOG_PREFIX};
+use super::{Sets, LOG_PREFIX, MONITOR_PREFIX};
 use crate::policy::Action;
 use crate::prefix::{Family, Prefix};
 use std::fmt::Write;
+
+/// The ipset of monitored space (created only while a network is monitored).
+pub fn monitor_set_name(table: &str, family: Family) -> String {
+    match family {
+        Family::V4 => format!("{table}_mon4"),
+        Family::V6 => format!("{table}_mon6"),
+    }
+}
 
 pub fn set_names(table: &str, family: Family) -> (String, String) {
     match family {
@@ -33,9 +41,15 @@ fn members(v: &[Prefix]) -> Vec<String> {
 pub fn render_ipset(s: &Sets) -> String {
     let mut out = s.header("#");
     let t = &s.policy.table;
-    for (family, fam, blocked, exempt) in [(Family::V4, "inet", &s.blocked_v4, &s.exempt_v4), (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6)] {
+    for (family, fam, blocked, exempt, monitor) in
+        [(Family::V4, "inet", &s.blocked_v4, &s.exempt_v4, &s.monitor_v4), (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6, &s.monitor_v6)]
+    {
         let (user, ex) = set_names(t, family);
-        for (name, v) in [(user, blocked), (ex, exempt)] {
+        let mut sets = vec![(user, blocked), (ex, exempt)];
+        if s.monitoring {
+            sets.push((monitor_set_name(t, family), monitor));
+        }
+        for (name, v) in sets {
             let m = members(v);
             let maxelem = (m.len() * 2).max(65536);
             let _ = writeln!(out, "create {name} hash:net family {fam} hashsize 1024 maxelem {maxelem} counters -exist");
@@ -57,6 +71,17 @@ pub fn render_rules(s: &Sets, family: Family) -> String {
     let m = format!("-p tcp -m multiport --dports {ports}");
     let _ = writeln!(out, "*filter\n:{chain} - [0:0]");
     let _ = writeln!(out, "-A {chain} {m} -m set --match-set {ex} src -m comment --comment \"exempt\" -j ACCEPT");
+    if s.monitoring {
+        // Monitored space: a rule with no target counts every attempt, a
+        // rate-limited LOG names them; neither decides, so the packet
+        // leaves the chain and goes on.
+        let mon = monitor_set_name(&p.table, family);
+        let _ = writeln!(out, "-A {chain} {m} -m set --match-set {mon} src -m comment --comment \"monitor: count\"");
+        let _ = writeln!(
+            out,
+            "-A {chain} {m} -m set --match-set {mon} src -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"{MONITOR_PREFIX}\" --log-level info"
+        );
+    }
     if p.log {
         let _ = writeln!(
             out,

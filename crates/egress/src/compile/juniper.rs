@@ -21,6 +21,10 @@ pub fn render(s: &Sets) -> String {
     list(&mut out, &format!("{stem}-enduser-v4"), &s.blocked_v4);
     list(&mut out, &format!("{stem}-exempt-v4"), &s.exempt_v4);
     list(&mut out, &format!("{stem}-enduser-v6"), &s.blocked_v6);
+    if s.monitoring {
+        list(&mut out, &format!("{stem}-monitor-v4"), &s.monitor_v4);
+        list(&mut out, &format!("{stem}-monitor-v6"), &s.monitor_v6);
+    }
     list(&mut out, &format!("{stem}-exempt-v6"), &s.exempt_v6);
     out.push_str("}\nfirewall {\n");
     let ports = if p.blocked_ports.len() == 1 {
@@ -32,9 +36,9 @@ pub fn render(s: &Sets) -> String {
         Action::Drop => "discard;",
         Action::Reject => "reject tcp-reset;",
     };
-    for (fam, v, proto, empty_b, empty_e) in [
-        ("inet", "v4", "protocol", s.blocked_v4.is_empty(), s.exempt_v4.is_empty()),
-        ("inet6", "v6", "next-header", s.blocked_v6.is_empty(), s.exempt_v6.is_empty()),
+    for (fam, v, proto, empty_b, empty_e, empty_m) in [
+        ("inet", "v4", "protocol", s.blocked_v4.is_empty(), s.exempt_v4.is_empty(), s.monitor_v4.is_empty()),
+        ("inet6", "v6", "next-header", s.blocked_v6.is_empty(), s.exempt_v6.is_empty(), s.monitor_v6.is_empty()),
     ] {
         let _ = writeln!(out, "    family {fam} {{\n        replace: filter {stem}-{v} {{");
         let term = |out: &mut String, name: &str, list: &str, then: &str| {
@@ -47,6 +51,12 @@ pub fn render(s: &Sets) -> String {
         if !empty_e {
             let count = if p.counters { format!("                    count {stem}-exempt-{v};\n") } else { String::new() };
             term(&mut out, "exempt", "exempt", &format!("{count}                    accept;\n"));
+        }
+        if !empty_m {
+            // Log only: count and syslog, then on to the next term (the
+            // enforced list does not hold this space; the default accepts).
+            let count = if p.counters { format!("                    count {stem}-monitor-{v};\n") } else { String::new() };
+            term(&mut out, "monitor-smtp", "monitor", &format!("{count}                    syslog;\n                    next term;\n"));
         }
         if !empty_b {
             let count = if p.counters { format!("                    count {stem}-blocked-{v};\n") } else { String::new() };

@@ -4,7 +4,7 @@
 //! it again replaces the table atomically (one transaction) instead of
 //! failing or duplicating rules.
 
-use super::{Sets, LOG_PREFIX};
+use super::{Sets, LOG_PREFIX, MONITOR_PREFIX};
 use crate::policy::Action;
 use crate::prefix::Prefix;
 use std::fmt::Write;
@@ -31,9 +31,18 @@ pub fn render(s: &Sets) -> String {
     set(&mut out, "enduser_v6", "ipv6_addr", &s.blocked_v6);
     set(&mut out, "exempt_v4", "ipv4_addr", &s.exempt_v4);
     set(&mut out, "exempt_v6", "ipv6_addr", &s.exempt_v6);
+    if s.monitoring {
+        set(&mut out, "monitor_v4", "ipv4_addr", &s.monitor_v4);
+        set(&mut out, "monitor_v6", "ipv6_addr", &s.monitor_v6);
+    }
     if p.counters {
         for c in ["blocked_v4", "blocked_v6", "exempt_v4", "exempt_v6"] {
             let _ = writeln!(out, "\tcounter {c} {{\n\t}}");
+        }
+        if s.monitoring {
+            for c in ["monitor_v4", "monitor_v6"] {
+                let _ = writeln!(out, "\tcounter {c} {{\n\t}}");
+            }
         }
     }
     let ports = if p.blocked_ports.len() == 1 {
@@ -55,6 +64,15 @@ pub fn render(s: &Sets) -> String {
             }
         };
         let _ = writeln!(out, "\t\t{fam} saddr @exempt_{v} tcp dport {ports} {}accept comment \"exempt\"", count("exempt"));
+        if s.monitoring {
+            // No verdict: the packet goes on to the chain's accept policy.
+            let _ = writeln!(
+                out,
+                "\t\t{fam} saddr @monitor_{v} tcp dport {ports} {}log prefix \"{MONITOR_PREFIX}\" group {} comment \"monitor: log only\"",
+                count("monitor"),
+                p.monitor_log_group
+            );
+        }
         if p.log {
             let _ =
                 writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} limit rate 10/second burst 20 packets log prefix \"{LOG_PREFIX}\" level info");

@@ -1,7 +1,7 @@
 //! The same ruleset as nft.rs in libnftables' JSON schema (`nft -j -f`),
 //! for controllers that drive nftables through its JSON API.
 
-use super::{Sets, LOG_PREFIX};
+use super::{Sets, LOG_PREFIX, MONITOR_PREFIX};
 use crate::policy::Action;
 use crate::prefix::Prefix;
 use serde_json::{json, Value};
@@ -28,7 +28,10 @@ pub fn render(s: &Sets) -> String {
         ("enduser_v6", "ipv6_addr", &s.blocked_v6),
         ("exempt_v4", "ipv4_addr", &s.exempt_v4),
         ("exempt_v6", "ipv6_addr", &s.exempt_v6),
-    ] {
+    ]
+    .into_iter()
+    .chain(if s.monitoring { vec![("monitor_v4", "ipv4_addr", &s.monitor_v4), ("monitor_v6", "ipv6_addr", &s.monitor_v6)] } else { vec![] })
+    {
         let mut set = json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
         if !v.is_empty() {
             set["elem"] = elems(v);
@@ -36,7 +39,8 @@ pub fn render(s: &Sets) -> String {
         cmds.push(json!({"add": {"set": set}}));
     }
     if p.counters {
-        for c in ["blocked_v4", "blocked_v6", "exempt_v4", "exempt_v6"] {
+        let monitor: &[&str] = if s.monitoring { &["monitor_v4", "monitor_v6"] } else { &[] };
+        for c in ["blocked_v4", "blocked_v6", "exempt_v4", "exempt_v6"].iter().chain(monitor) {
             cmds.push(json!({"add": {"counter": {"family": "inet", "table": t, "name": c}}}));
         }
     }
@@ -62,6 +66,14 @@ pub fn render(s: &Sets) -> String {
         }
         e.push(json!({"accept": null}));
         cmds.push(rule(e, Some("exempt")));
+        if s.monitoring {
+            let mut e = m("monitor");
+            if p.counters {
+                e.push(json!({"counter": format!("monitor_{v}")}));
+            }
+            e.push(json!({"log": {"prefix": MONITOR_PREFIX, "group": p.monitor_log_group}}));
+            cmds.push(rule(e, Some("monitor: log only")));
+        }
         if p.log {
             let mut e = m("enduser");
             e.push(json!({"limit": {"rate": 10, "per": "second", "burst": 20, "burst_unit": "packets"}}));

@@ -17,6 +17,8 @@
 pub mod encode;
 mod fields;
 mod ipfix;
+pub mod lz;
+pub mod nfcapd;
 pub mod pcap;
 mod template;
 mod v5;

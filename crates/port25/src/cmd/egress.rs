@@ -25,6 +25,10 @@ enum Command {
                             nftables-json  the same for nft -j -f\n  ipset          ipset restore -exist input (load first)\n  \
                             iptables       iptables-restore --noflush input (IPv4 chain)\n  ip6tables      ip6tables-restore --noflush input (IPv6 chain)\n  \
                             cisco          Cisco IOS extended ACLs\n  juniper        Junos firewall filters and prefix lists\n\n\
+                            Staged rollout: a [[network]] with mode = \"monitor\" compiles to rules that count and log\n\
+                            port-25 attempts without a verdict (nftables counter + log group N, iptables LOG, Cisco\n\
+                            permit ... log, Junos syslog + next term) until its enforce_from date; compile again on or\n\
+                            after that date (or give --at) to enforce it.\n\n\
                             Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft")]
     Compile {
         /// The policy file (see dist/egress.toml)
@@ -36,6 +40,9 @@ enum Command {
         /// Write here instead of standard output
         #[arg(long, short)]
         output: Option<PathBuf>,
+        /// Compile each network's rollout stage as of this time (Unix seconds or YYYY-MM-DDTHH:MM:SSZ; default: now)
+        #[arg(long, value_parser = port25_egress::report::parse_time)]
+        at: Option<u64>,
     },
     /// Say whether TCP from ADDRESS to PORT (default: the blocked ports) is blocked, which rule decides, and why
     #[command(after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25")]
@@ -52,13 +59,20 @@ enum Command {
     Diff { old: PathBuf, new: PathBuf },
     /// Find subscribers still trying port 25, from NetFlow v5/v9 or IPFIX (UDP or pcap files)
     Flows(super::egress_flows::Args),
+    /// Staged rollout: per network, who is still on port 25 (bot or unmigrated mail client, with evidence) and whether it is ready to enforce
+    Plan(Box<super::egress_plan::Args>),
+    /// One notice per subscriber still on port 25 (pt-BR or English, overridable) as Maildir, mbox or CSV; sent only with --send
+    Notify(Box<super::egress_notify::Args>),
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
-        Command::Compile { policy, target, output } => {
+        Command::Compile { policy, target, output, at } => {
             let p = policy::load(&policy)?;
-            let text = compile::compile(&p, target);
+            let text = match at {
+                Some(t) => compile::compile_at(&p, target, t),
+                None => compile::compile(&p, target),
+            };
             match output {
                 Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
                 None => std::io::stdout().lock().write_all(text.as_bytes())?,
@@ -90,5 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(1))
         }
         Command::Flows(a) => super::egress_flows::run(a),
+        Command::Plan(a) => super::egress_plan::run(*a),
+        Command::Notify(a) => super::egress_notify::run(*a),
     }
 }

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use port25_egress::attribution::load::{self as attribution, Spec};
 use port25_egress::attribution::{Named, WarningKind};
-use port25_egress::flow::{pcap, Collector, Flow};
+use port25_egress::flow::{nfcapd, pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
 use port25_egress::report::{self, Analyzer, Options};
 use port25_egress::{policy, table::Table};
@@ -23,6 +23,8 @@ enum Format {
 
 #[derive(clap::Args)]
 #[command(after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
+                        --nfcapd PATH    nfdump 1.7 files as nfcapd stores them (uncompressed, LZ4 or LZO); a\n                   \
+                        directory means its nfcapd.* files (not nfcapd.current.*), in name order\n  \
                         --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration;\n                   \
                         needs --exporter: only the routers named there are heard\n\n\
                         --exporter CIDR (repeatable) is the allow-list of exporter addresses; datagrams from any\n\
@@ -50,6 +52,9 @@ pub struct Args {
     /// pcap file(s) of exported datagrams
     #[arg(long)]
     pcap: Vec<PathBuf>,
+    /// nfdump 1.7 file(s) or director(ies) of them, as nfcapd writes (repeatable)
+    #[arg(long, value_name = "PATH")]
+    nfcapd: Vec<PathBuf>,
     /// Receive exports on this UDP address (needs --exporter)
     #[arg(long)]
     listen: Option<std::net::SocketAddr>,
@@ -84,8 +89,8 @@ fn parse_exporter(s: &str) -> Result<Prefix, String> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<ExitCode> {
-    if a.pcap.is_empty() && a.listen.is_none() {
-        anyhow::bail!("no flow source: give --pcap FILE or --listen ADDR (see --help)");
+    if a.pcap.is_empty() && a.nfcapd.is_empty() && a.listen.is_none() {
+        anyhow::bail!("no flow source: give --pcap FILE, --nfcapd PATH or --listen ADDR (see --help)");
     }
     if a.listen.is_some() && a.exporters.is_empty() {
         anyhow::bail!(
@@ -107,20 +112,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped_packets = 0;
 
-    for file in &a.pcap {
-        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        for d in reader.by_ref() {
-            collector.datagram(d.src, d.payload, &mut flows);
-            for f in flows.drain(..) {
-                analyzer.add(&f);
-            }
-        }
-        skipped_packets += reader.skipped;
-        if reader.truncated {
-            eprintln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
-        }
-    }
+    skipped_packets += read_pcaps(&a.pcap, &mut collector, &mut analyzer)?;
+    let nf = read_nfcapd(&a.nfcapd, &mut analyzer)?;
     if let Some(addr) = a.listen {
         let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
         // Start-up line for scripts and tests that wait for the socket.
@@ -182,6 +175,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if named.len() >= port25_egress::flow::MAX_REFUSED_NAMED { ", ..." } else { "" }
         );
     }
+    if !a.nfcapd.is_empty() {
+        let t = &nf.stats;
+        eprintln!(
+            "port25: nfcapd: {} files, {} blocks, {} records, {} flows; corrupt blocks {}, malformed records {}, incomplete records {}, other records {}, files cut short {}",
+            nf.files, t.blocks, t.records, t.flows, t.blocks_corrupt, t.records_malformed, t.records_incomplete, t.records_other, nf.truncated
+        );
+        for p in &nf.named {
+            eprintln!("port25: nfcapd: {p}");
+        }
+        if nf.named.len() as u64 != nf.problems {
+            eprintln!("port25: nfcapd: (the first {} problems of each file are named; {} in all)", nfcapd::MAX_NAMED, nf.problems);
+        }
+    }
     if let Some(l) = &loaded {
         let w = &l.warnings;
         let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
@@ -219,6 +225,15 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     "sets_without_template": s.sets_without_template, "records_incomplete": s.records_incomplete,
                 }
             });
+            if !a.nfcapd.is_empty() {
+                let t = &nf.stats;
+                v["nfcapd"] = serde_json::json!({
+                    "files": nf.files, "blocks": t.blocks, "records": t.records, "flows": t.flows,
+                    "blocks_corrupt": t.blocks_corrupt, "records_malformed": t.records_malformed,
+                    "records_incomplete": t.records_incomplete, "records_other": t.records_other,
+                    "files_cut_short": nf.truncated, "problems": nf.problems, "problems_named": nf.named,
+                });
+            }
             if let Some(l) = &loaded {
                 let w = &l.warnings;
                 let counts: serde_json::Map<String, serde_json::Value> = WarningKind::ALL.iter().map(|k| (k.as_str().to_owned(), w.count(*k).into())).collect();
@@ -238,4 +253,94 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the nfcapd files held, over all of them.
+#[derive(Default)]
+pub(crate) struct NfcapdRead {
+    pub files: u64,
+    pub stats: nfcapd::Stats,
+    pub truncated: u64,
+    pub problems: u64,
+    /// `FILE: byte OFFSET: message`, the first few of each file.
+    pub named: Vec<String>,
+}
+
+/// The files `--nfcapd PATH` names: PATH itself, or a directory's
+/// nfcapd.* files (the one nfcapd is writing, nfcapd.current.*, left out)
+/// in name order, which is time order.
+fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_owned()]);
+    }
+    let mut files = Vec::new();
+    for e in std::fs::read_dir(path).with_context(|| format!("listing {}", path.display()))? {
+        let e = e?;
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("nfcapd.") && !name.starts_with("nfcapd.current") && e.file_type()?.is_file() {
+            files.push(e.path());
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        anyhow::bail!("{}: no nfcapd.* files in this directory", path.display());
+    }
+    Ok(files)
+}
+
+/// Streams every block of every file into the analyzer: two block buffers
+/// of memory whatever the files' sizes.
+pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow::Result<NfcapdRead> {
+    let mut r = NfcapdRead::default();
+    let mut flows = Vec::new();
+    for path in paths {
+        for file in nfcapd_files(path)? {
+            let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
+            let mut reader = nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f)).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            while reader.next_block(&mut flows).with_context(|| format!("reading {}", file.display()))? {
+                for (f, n) in &flows {
+                    analyzer.add_counted(f, *n);
+                }
+            }
+            let s = &reader.stats;
+            r.files += 1;
+            r.stats.blocks += s.blocks;
+            r.stats.records += s.records;
+            r.stats.flows += s.flows;
+            r.stats.blocks_corrupt += s.blocks_corrupt;
+            r.stats.blocks_other += s.blocks_other;
+            r.stats.records_malformed += s.records_malformed;
+            r.stats.records_incomplete += s.records_incomplete;
+            r.stats.records_other += s.records_other;
+            r.truncated += u64::from(s.truncated);
+            r.problems += reader.problems_total;
+            for p in &reader.problems {
+                r.named.push(format!("{}: byte {}: {}", file.display(), p.offset, p.message));
+            }
+        }
+    }
+    Ok(r)
+}
+
+/// Decodes every exported datagram of the pcap files into the analyzer;
+/// the number of non-UDP packets skipped.
+pub(crate) fn read_pcaps(files: &[PathBuf], collector: &mut Collector, analyzer: &mut Analyzer) -> anyhow::Result<u64> {
+    let mut flows: Vec<Flow> = Vec::with_capacity(64);
+    let mut skipped = 0;
+    for file in files {
+        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        for d in reader.by_ref() {
+            collector.datagram(d.src, d.payload, &mut flows);
+            for f in flows.drain(..) {
+                analyzer.add(&f);
+            }
+        }
+        skipped += reader.skipped;
+        if reader.truncated {
+            eprintln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
+        }
+    }
+    Ok(skipped)
 }

@@ -25,6 +25,12 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Create an Ed25519 key pair to sign reports with (the access networks get FILE.pub)
+    Keygen(super::migration_sign::KeygenArgs),
+    /// Sign a report (migration report --json) for an access network's `egress plan --readiness`
+    Sign(super::migration_sign::SignArgs),
+    /// Check a signed report against the given public key(s)
+    Verify(super::migration_sign::VerifyArgs),
 }
 
 fn time(t: i64) -> String {
@@ -33,7 +39,12 @@ fn time(t: i64) -> String {
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Report { days, threshold, json, config } = cmd;
+    let (days, threshold, json, config) = match cmd {
+        Command::Report { days, threshold, json, config } => (days, threshold, json, config),
+        Command::Keygen(a) => return super::migration_sign::keygen(a),
+        Command::Sign(a) => return super::migration_sign::sign(a),
+        Command::Verify(a) => return super::migration_sign::verify(a),
+    };
     let config = match &config {
         Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => port25_config::embedded_default(),

@@ -9,7 +9,7 @@ fn check_names_the_rule_and_exits_by_verdict() {
     let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.77", "25"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.starts_with("198.51.100.77 -> TCP port 25: BLOCKED (reject with TCP reset)\n  rule: network \"residential-broadband\" (residential), prefix 198.51.100.0/24, policy line 50\n"), "{text}");
+    assert!(text.starts_with("198.51.100.77 -> TCP port 25: BLOCKED (reject with TCP reset)\n  rule: network \"residential-broadband\" (residential), prefix 198.51.100.0/24, policy line 62\n"), "{text}");
 
     let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.77", "587"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));

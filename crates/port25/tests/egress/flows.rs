@@ -11,9 +11,9 @@ use std::net::{IpAddr, UdpSocket};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const T0: u32 = 1_764_000_000;
+pub(crate) const T0: u32 = 1_764_000_000;
 /// The block goes live 30 minutes after T0.
-const BLOCK_AT: u32 = T0 + 1800;
+pub(crate) const BLOCK_AT: u32 = T0 + 1800;
 
 fn csum(b: &[u8]) -> u16 {
     let mut s: u32 = b.chunks(2).map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32).sum();
@@ -52,20 +52,20 @@ fn frame(src: IpAddr, dst: IpAddr, sport: u16, dport: u16, flags: u8) -> Vec<u8>
     f
 }
 
-struct Traffic {
-    packets: Vec<(u32, Vec<u8>)>,
+pub(crate) struct Traffic {
+    pub(crate) packets: Vec<(u32, Vec<u8>)>,
 }
 
 impl Traffic {
     /// One connection attempt: a SYN and its retransmission a second later
     /// (one flow of two packets, as a blocked client produces with drop).
-    fn attempt(&mut self, t: u32, src: &str, dst: &str, sport: u16, dport: u16) {
+    pub(crate) fn attempt(&mut self, t: u32, src: &str, dst: &str, sport: u16, dport: u16) {
         let (s, d) = (src.parse().unwrap(), dst.parse().unwrap());
         self.packets.push((t, frame(s, d, sport, dport, 0x02)));
         self.packets.push((t + 1, frame(s, d, sport, dport, 0x02)));
     }
 
-    fn pcap(mut self) -> Vec<u8> {
+    pub(crate) fn pcap(mut self) -> Vec<u8> {
         self.packets.sort_by_key(|p| p.0);
         let mut out = Vec::new();
         for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
@@ -82,7 +82,7 @@ impl Traffic {
 }
 
 /// Subscribers and what they do; addresses follow dist/egress.toml.
-fn traffic() -> Traffic {
+pub(crate) fn traffic() -> Traffic {
     let mut t = Traffic { packets: Vec::new() };
     // A spambot: 40 distinct MXes within ten minutes, before and after the block.
     for i in 0..40u32 {
@@ -119,14 +119,14 @@ const NFDUMP_FILTER: &str = "proto tcp and dst port 25 and (src net 198.51.100.0
 /// softflowd 1.1 hangs after reading a file when given its own -p/-c
 /// paths, and without them every instance uses /var/run/softflowd.ctl:
 /// one at a time.
-static SOFTFLOWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static SOFTFLOWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn free_udp_port() -> u16 {
+pub(crate) fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// (flows, packets, distinct destinations) per subscriber, from nfdump.
-fn nfdump_counts(dir: &std::path::Path) -> BTreeMap<String, (u64, u64, u64)> {
+pub(crate) fn nfdump_counts(dir: &std::path::Path) -> BTreeMap<String, (u64, u64, u64)> {
     let d = dir.to_str().unwrap();
     let mut out = BTreeMap::new();
     let agg = must("nfdump", &["-6", "-R", d, "-q", "-A", "srcip", "-o", "fmt:%sa %fl %pkt", NFDUMP_FILTER]);
@@ -142,7 +142,7 @@ fn nfdump_counts(dir: &std::path::Path) -> BTreeMap<String, (u64, u64, u64)> {
     out
 }
 
-fn port25_counts(report: &serde_json::Value) -> BTreeMap<String, (u64, u64, u64)> {
+pub(crate) fn port25_counts(report: &serde_json::Value) -> BTreeMap<String, (u64, u64, u64)> {
     report["subscribers"]
         .as_array()
         .unwrap()
@@ -156,7 +156,7 @@ fn port25_counts(report: &serde_json::Value) -> BTreeMap<String, (u64, u64, u64)
         .collect()
 }
 
-fn spambots(report: &serde_json::Value) -> Vec<String> {
+pub(crate) fn spambots(report: &serde_json::Value) -> Vec<String> {
     report["subscribers"].as_array().unwrap().iter().filter(|r| r["spambot"] == true).map(|r| r["subscriber"].as_str().unwrap().to_owned()).collect()
 }
 
@@ -202,7 +202,7 @@ fn export(version: &str, pcap: &std::path::Path, work: &std::path::Path) -> (ser
     (report, nfdump_counts(&nf_dir))
 }
 
-fn expected(with_v6: bool) -> BTreeMap<String, (u64, u64, u64)> {
+pub(crate) fn expected(with_v6: bool) -> BTreeMap<String, (u64, u64, u64)> {
     let mut m = BTreeMap::new();
     m.insert("198.51.100.77".to_owned(), (40, 80, 40));
     m.insert("198.51.100.8".to_owned(), (3, 6, 1));

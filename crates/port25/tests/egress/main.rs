@@ -1,7 +1,8 @@
 //! `port25 egress` end to end: the real binary, the real kernel (network
 //! namespaces, veth, nftables, iptables + ipset) and real flow tools
 //! (softflowd as exporter, nfcapd/nfdump as the reference collector) and
-//! the attribution sources (FreeRADIUS with radclient, Kea with udhcpc).
+//! the attribution sources (FreeRADIUS with radclient, Kea with udhcpc),
+//! nfcapd's own files read directly.
 //! Tests that need root or a tool fail with a message saying so; none skip.
 
 mod attribution;
@@ -11,6 +12,10 @@ mod flows;
 mod kernel;
 mod mail;
 mod netns;
+mod nfcapd;
+mod notify;
+mod plan;
+mod stages;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
 

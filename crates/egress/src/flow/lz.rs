@@ -1,0 +1,247 @@
+//! The two block decompressors nfdump 1.7 writes with: LZ4 (the block
+//! format, what `LZ4_compress_default` produces) and LZO1X (what
+//! `lzo1x_1_compress` produces). Both are small, pure and written here so
+//! that every byte of a file from the ISP's flow store goes through code
+//! that is fuzzed with the rest (fuzz target `egress_nfcapd`).
+//!
+//! Both refuse, never panic: a back reference before the start of the
+//! output, a length that runs past the input, or output beyond `max` (the
+//! caller's bound on a block, so a crafted block cannot make memory grow)
+//! is an error.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LzError {
+    /// The input ends inside an instruction.
+    InputOverrun,
+    /// The output would exceed the caller's bound.
+    OutputOverrun,
+    /// A match refers to bytes before the start of the output (or offset 0).
+    LookBehind,
+    /// LZO: the end-of-stream marker is missing, or bytes follow it.
+    NoEnd,
+}
+
+impl LzError {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LzError::InputOverrun => "compressed data ends early",
+            LzError::OutputOverrun => "decompresses beyond the block size limit",
+            LzError::LookBehind => "a match points before the start of the block",
+            LzError::NoEnd => "no end-of-stream marker where the data ends",
+        }
+    }
+}
+
+/// Copies a match of `len` bytes from `dist` bytes back (the regions may
+/// overlap: a distance shorter than the length repeats the pattern).
+#[inline]
+fn copy_match(out: &mut Vec<u8>, dist: usize, len: usize, max: usize) -> Result<(), LzError> {
+    if dist == 0 || dist > out.len() {
+        return Err(LzError::LookBehind);
+    }
+    if out.len() + len > max {
+        return Err(LzError::OutputOverrun);
+    }
+    let start = out.len() - dist;
+    if dist >= len {
+        out.extend_from_within(start..start + len);
+    } else {
+        for i in 0..len {
+            let b = out[start + i];
+            out.push(b);
+        }
+    }
+    Ok(())
+}
+
+#[inline]
+fn copy_literals(out: &mut Vec<u8>, input: &[u8], ip: &mut usize, len: usize, max: usize) -> Result<(), LzError> {
+    let lit = input.get(*ip..ip.checked_add(len).ok_or(LzError::InputOverrun)?).ok_or(LzError::InputOverrun)?;
+    if out.len() + len > max {
+        return Err(LzError::OutputOverrun);
+    }
+    out.extend_from_slice(lit);
+    *ip += len;
+    Ok(())
+}
+
+/// A byte at `ip`, advancing.
+#[inline]
+fn byte(input: &[u8], ip: &mut usize) -> Result<usize, LzError> {
+    let b = *input.get(*ip).ok_or(LzError::InputOverrun)?;
+    *ip += 1;
+    Ok(b as usize)
+}
+
+/// A length continued in following bytes: each 0 adds 255, the first
+/// non-zero byte ends it (LZO's encoding of long runs).
+fn lzo_long(input: &[u8], ip: &mut usize, base: usize) -> Result<usize, LzError> {
+    let mut n = 0usize;
+    loop {
+        match byte(input, ip)? {
+            0 => n = n.checked_add(255).ok_or(LzError::InputOverrun)?,
+            b => return Ok(n + base + b),
+        }
+    }
+}
+
+/// LZ4 block format: sequences of (token, literals, offset, match), the
+/// last one literals only. Appends to `out` (cleared first), at most `max` bytes.
+pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError> {
+    out.clear();
+    let mut ip = 0usize;
+    loop {
+        let token = byte(input, &mut ip)?;
+        let mut lit = token >> 4;
+        if lit == 15 {
+            loop {
+                let b = byte(input, &mut ip)?;
+                lit = lit.checked_add(b).ok_or(LzError::InputOverrun)?;
+                if b != 255 {
+                    break;
+                }
+            }
+        }
+        copy_literals(out, input, &mut ip, lit, max)?;
+        if ip == input.len() {
+            return Ok(());
+        }
+        let lo = byte(input, &mut ip)?;
+        let hi = byte(input, &mut ip)?;
+        let dist = lo | hi << 8;
+        let mut len = (token & 15) + 4;
+        if token & 15 == 15 {
+            loop {
+                let b = byte(input, &mut ip)?;
+                len = len.checked_add(b).ok_or(LzError::InputOverrun)?;
+                if b != 255 {
+                    break;
+                }
+            }
+        }
+        copy_match(out, dist, len, max)?;
+    }
+}
+
+/// LZO1X (the format of `lzo1x_1_compress`, decoded as
+/// `lzo1x_decompress_safe` does). `state` is what the previous instruction
+/// left: 0 after a match with no trailing literals, 1..=3 after that many
+/// trailing literals, 4 after a literal run; instructions below 16 mean
+/// different things in each.
+pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError> {
+    out.clear();
+    let mut ip = 0usize;
+    let mut state;
+    // The first byte may start with a literal run of its own encoding.
+    match input.first() {
+        None => return Err(LzError::InputOverrun),
+        Some(&b) if b > 17 => {
+            ip = 1;
+            let n = b as usize - 17;
+            copy_literals(out, input, &mut ip, n, max)?;
+            state = if n < 4 { n } else { 4 };
+        }
+        Some(_) => state = 0,
+    }
+    loop {
+        let t = byte(input, &mut ip)?;
+        // The low two bits of an instruction's last offset byte (or of the
+        // instruction itself) say how many literals follow the match.
+        let trailing;
+        if t >= 64 {
+            // M2: 3..=8 bytes from up to 2 KiB back.
+            let h = byte(input, &mut ip)?;
+            let dist = 1 + ((t >> 2) & 7) + (h << 3);
+            copy_match(out, dist, (t >> 5) + 1, max)?;
+            trailing = t & 3;
+        } else if t >= 32 {
+            // M3: any length, up to 16 KiB back.
+            let len = if t & 31 == 0 { lzo_long(input, &mut ip, 31)? } else { t & 31 };
+            let lo = byte(input, &mut ip)?;
+            let hi = byte(input, &mut ip)?;
+            let d = lo | hi << 8;
+            copy_match(out, 1 + (d >> 2), len + 2, max)?;
+            trailing = lo & 3;
+        } else if t >= 16 {
+            // M4: 16..48 KiB back; distance 16384 exactly ends the stream.
+            let len = if t & 7 == 0 { lzo_long(input, &mut ip, 7)? } else { t & 7 };
+            let lo = byte(input, &mut ip)?;
+            let hi = byte(input, &mut ip)?;
+            let d = lo | hi << 8;
+            let dist = ((t & 8) << 11) + (d >> 2);
+            if dist == 0 {
+                return if ip == input.len() { Ok(()) } else { Err(LzError::NoEnd) };
+            }
+            copy_match(out, dist + 0x4000, len + 2, max)?;
+            trailing = lo & 3;
+        } else if state == 0 {
+            // A literal run of 3 or more.
+            let len = if t == 0 { lzo_long(input, &mut ip, 15)? } else { t };
+            copy_literals(out, input, &mut ip, len + 3, max)?;
+            state = 4;
+            continue;
+        } else {
+            // M1: a short match whose meaning depends on what came before.
+            let h = byte(input, &mut ip)?;
+            if state == 4 {
+                copy_match(out, 1 + 0x800 + (t >> 2) + (h << 2), 3, max)?;
+            } else {
+                copy_match(out, 1 + (t >> 2) + (h << 2), 2, max)?;
+            }
+            trailing = t & 3;
+        }
+        copy_literals(out, input, &mut ip, trailing, max)?;
+        state = trailing;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lz4_literals_and_overlapping_match() {
+        // "abc" then a match of 9 from 3 back: "abcabcabcabc", then "xy".
+        let block = [0x35, b'a', b'b', b'c', 3, 0, 0x20, b'x', b'y'];
+        let mut out = Vec::new();
+        lz4_block(&block, &mut out, 100).unwrap();
+        assert_eq!(out, b"abcabcabcabcxy");
+        assert_eq!(lz4_block(&block, &mut out, 10), Err(LzError::OutputOverrun));
+        assert_eq!(lz4_block(&[0x10, b'a', 5, 0], &mut out, 100), Err(LzError::LookBehind));
+        assert_eq!(lz4_block(&[0x10, b'a', 0, 0], &mut out, 100), Err(LzError::LookBehind));
+        assert_eq!(lz4_block(&[0x50, b'a'], &mut out, 100), Err(LzError::InputOverrun));
+        assert_eq!(lz4_block(&[], &mut out, 100), Err(LzError::InputOverrun));
+    }
+
+    #[test]
+    fn lzo_first_run_matches_and_end_marker() {
+        // First byte 17+5: five literals "hello"; then M2 of 3 from 5 back
+        // ("hel"), no trailing literals; then the end marker 0x11 0 0.
+        let m2 = 64 | ((5 - 1) & 7) << 2;
+        let block = [22, b'h', b'e', b'l', b'l', b'o', m2, 0, 0x11, 0, 0];
+        let mut out = Vec::new();
+        lzo1x(&block, &mut out, 100).unwrap();
+        assert_eq!(out, b"hellohel");
+        // Bytes after the end marker, and no end marker at all.
+        let mut extra = block.to_vec();
+        extra.push(0);
+        assert_eq!(lzo1x(&extra, &mut out, 100), Err(LzError::NoEnd));
+        assert_eq!(lzo1x(&block[..8], &mut out, 100), Err(LzError::InputOverrun));
+        // A match before the start.
+        assert_eq!(lzo1x(&[18, b'a', 64 | 7 << 2, 9, 0x11, 0, 0], &mut out, 100), Err(LzError::LookBehind));
+    }
+
+    #[test]
+    fn lzo_long_literal_run_after_a_match() {
+        // state 0 at the start (first byte <= 17): a run of 0 -> 15 + 255 + 2 + 3 = 275 literals.
+        let mut block = vec![0, 0, 2];
+        block.extend(std::iter::repeat_n(b'z', 275));
+        // M3 (t = 32 + 1: 3 bytes) from 1 back with 2 trailing literals.
+        block.extend([33, 2, 0, b'!', b'?']);
+        block.extend([0x11, 0, 0]);
+        let mut out = Vec::new();
+        lzo1x(&block, &mut out, 1000).unwrap();
+        assert_eq!(out.len(), 275 + 3 + 2);
+        assert!(out.ends_with(b"zzz!?"));
+    }
+}
