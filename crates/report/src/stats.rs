@@ -23,10 +23,10 @@ pub struct Filter {
 }
 
 impl Filter {
-    fn day_ok(&self, day: i64) -> bool {
+    pub fn day_ok(&self, day: i64) -> bool {
         self.from.is_none_or(|f| day >= f) && self.to.is_none_or(|t| day <= t)
     }
-    fn sensor_ok(&self, s: &str) -> bool {
+    pub fn sensor_ok(&self, s: &str) -> bool {
         self.sensors.is_empty() || self.sensors.iter().any(|x| x == s)
     }
 }

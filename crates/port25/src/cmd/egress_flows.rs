@@ -8,7 +8,6 @@ use port25_egress::flow::{pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
 use port25_egress::report::{self, Analyzer, Options};
 use port25_egress::{policy, table::Table};
-use std::io::Write;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +76,9 @@ pub struct Args {
     /// Name subscribers from RADIUS accounting or DHCP leases: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
     #[arg(long = "attribution", value_name = "KIND:PATH")]
     attribution: Vec<Spec>,
+    /// No progress bar over the --pcap files (there is none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn parse_exporter(s: &str) -> Result<Prefix, String> {
@@ -107,25 +109,33 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped_packets = 0;
 
+    let total = a.pcap.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let bar = super::progress::Progress::new(a.quiet, "reading flows", total, true);
     for file in &a.pcap {
         let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        for d in reader.by_ref() {
+        let mut done = 0;
+        #[allow(clippy::while_let_on_iterator)] // the loop reads reader.position()
+        while let Some(d) = reader.next() {
             collector.datagram(d.src, d.payload, &mut flows);
             for f in flows.drain(..) {
                 analyzer.add(&f);
             }
+            bar.inc((reader.position() - done) as u64);
+            done = reader.position();
         }
+        bar.inc((data.len() - done) as u64);
         skipped_packets += reader.skipped;
         if reader.truncated {
-            eprintln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
+            errln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
         }
     }
+    bar.finish();
     if let Some(addr) = a.listen {
         let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
         // Start-up line for scripts and tests that wait for the socket.
         let from: Vec<String> = a.exporters.iter().map(ToString::to_string).collect();
-        eprintln!("port25: listening for NetFlow/IPFIX on udp {} from {}", sock.local_addr()?, from.join(", "));
+        errln!("port25: listening for NetFlow/IPFIX on udp {} from {}", sock.local_addr()?, from.join(", "));
         let started = Instant::now();
         let mut last: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
@@ -154,7 +164,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let rows = analyzer.rows();
     let s = &collector.stats;
-    eprintln!(
+    errln!(
         "port25: {} datagrams, {} flows ({} to blocked ports from blocked space, {} subscribers, {} flagged); malformed {}, templates learned {} changed {} withdrawn {} evicted {}, sets deferred {} recovered {} without template {}, incomplete records {}, non-UDP packets {}, refused datagrams {}",
         s.datagrams,
         s.flows,
@@ -175,7 +185,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     );
     if s.datagrams_refused > 0 {
         let named: Vec<String> = collector.refused_from.iter().map(ToString::to_string).collect();
-        eprintln!(
+        errln!(
             "port25: refused {} datagrams from sources outside --exporter: {}{}",
             s.datagrams_refused,
             named.join(", "),
@@ -185,7 +195,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &loaded {
         let w = &l.warnings;
         let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
-        eprintln!(
+        errln!(
             "port25: attribution: {} sessions over {} prefixes from {} files; flows attributed {}, unattributed {}; warnings {}{}",
             l.index.sessions.len(),
             l.index.prefixes(),
@@ -196,10 +206,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
         );
         for x in &w.named {
-            eprintln!("port25: attribution: {}", Named(x, &l.files));
+            errln!("port25: attribution: {}", Named(x, &l.files));
         }
         if w.named.len() as u64 != w.total() {
-            eprintln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
+            errln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
         }
     }
     let with_block = a.block_at.is_some();
@@ -236,6 +246,6 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&v)? + "\n"
         }
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    crate::out::write_stdout(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }

@@ -6,6 +6,7 @@ pub mod egress;
 pub mod egress_flows;
 pub mod migration;
 pub mod outbound;
+pub mod progress;
 pub mod queue;
 pub mod recipients;
 pub mod report;
