@@ -6,6 +6,13 @@
 #
 #   bench/report.sh                       # 10 million events, 2 threads
 #   EVENTS=2000000 THREADS=2 bench/report.sh
+#   REPEAT=10 bench/report.sh             # 100 million events in the disk space of 10 million
+#
+# REPEAT=N reads a capture of N times the events: the generated store's
+# segments hard-linked N times under new sequence numbers (no extra disk;
+# the same sources, days and bodies, every count N times), so a 100 M-event
+# capture fits where 44 GB of distinct log would not. ROUNDS=R runs both
+# tools R times and prints the medians and their ratio.
 #
 # The store is written once under $WORK (default /var/tmp/port25-report-bench)
 # and reused when its truth.json matches the parameters. Peak memory of
@@ -32,21 +39,48 @@ if [ ! -f "$SYNTH/truth.json" ]; then
   /usr/bin/time -f "generate: %e s, peak RSS %M KiB" "$BIN" report generate "$SYNTH" --days 466 --messages "$MESSAGES" \
     --sources "$SOURCES" --asns 3006 --campaigns 200 --variants 4 >/dev/null
 fi
-events=$(python3 -c "import json;print(json.load(open('$SYNTH/truth.json'))['events'])")
-size=$(du -sh "$SYNTH/capture/events" | cut -f1)
-echo "store: $events events, $size of event log"
+REPEAT=${REPEAT:-1}
+ROUNDS=${ROUNDS:-1}
+READ=$SYNTH
+if [ "$REPEAT" -gt 1 ]; then
+  READ=$WORK/repeat-$EVENTS-x$REPEAT
+  rm -rf "$READ"
+  mkdir -p "$READ/capture/events"
+  ln -s "$SYNTH/capture/bodies" "$READ/capture/bodies"
+  cp "$SYNTH/geoip.csv" "$SYNTH/routeviews.pfx2as" "$READ/"
+  seq=0
+  for r in $(seq 1 "$REPEAT"); do
+    for f in "$SYNTH"/capture/events/events-*.jsonl; do
+      seq=$((seq + 1))
+      ln "$f" "$READ/capture/events/$(basename "$f" | cut -d- -f1-2)-$(printf '%06d' "$seq").jsonl"
+    done
+  done
+fi
+events=$(( $(python3 -c "import json;print(json.load(open('$SYNTH/truth.json'))['events'])") * REPEAT ))
+size=$(du -shl "$READ/capture/events" | cut -f1)
+echo "store: $events events ($REPEAT x the generated store), $size of event log"
 # Both tools read a warm page cache (read once here), so neither pays the disk for the other.
-cat "$SYNTH"/capture/events/*.jsonl > /dev/null
-/usr/bin/time -f "port25: %e s wall, %U s user, %S s sys, peak RSS %M KiB" "$BIN" report build --capture "$SYNTH/capture" --threads "$THREADS" \
-  --enrich "$SYNTH/geoip.csv" --enrich "$SYNTH/routeviews.pfx2as" --out "$WORK/out-$EVENTS" --json > "$WORK/port25.json" 2> "$WORK/port25.err"
-tail -1 "$WORK/port25.err"
-/usr/bin/time -f "duckdb: %e s wall, %U s user, %S s sys, peak RSS %M KiB" python3 bench/report_duckdb.py "$SYNTH" "$THREADS" > "$WORK/duckdb.json" 2> "$WORK/duckdb.err"
-tail -1 "$WORK/duckdb.err"
-python3 - "$WORK" "$SYNTH" <<'PY'
+cat "$READ"/capture/events/*.jsonl > /dev/null
+for round in $(seq 1 "$ROUNDS"); do
+  /usr/bin/time -f "port25: %e s wall, %U s user, %S s sys, peak RSS %M KiB" "$BIN" report build --capture "$READ/capture" --threads "$THREADS" \
+    --enrich "$READ/geoip.csv" --enrich "$READ/routeviews.pfx2as" --out "$WORK/out-$EVENTS" --json > "$WORK/port25.json" 2> "$WORK/port25.err"
+  tail -1 "$WORK/port25.err" | tee -a "$WORK/times"
+  /usr/bin/time -f "duckdb: %e s wall, %U s user, %S s sys, peak RSS %M KiB" python3 bench/report_duckdb.py "$READ" "$THREADS" > "$WORK/duckdb.json" 2> "$WORK/duckdb.err"
+  tail -1 "$WORK/duckdb.err" | tee -a "$WORK/times"
+done
+python3 - "$WORK/times" "$ROUNDS" <<'PY'
+import statistics, sys
+lines = open(sys.argv[1]).read().splitlines()[-2 * int(sys.argv[2]):]
+wall = lambda tool: [float(l.split(":")[1].split()[0]) for l in lines if l.startswith(tool + ":")]
+p, d = statistics.median(wall("port25")), statistics.median(wall("duckdb"))
+print(f"median wall: port25 {p:.2f} s, duckdb {d:.2f} s; ratio duckdb/port25 {d / p:.2f}")
+PY
+rm -f "$WORK/times"
+python3 - "$WORK" "$EVENTS" <<'PY'
 import json, sys
-work, synth = sys.argv[1], sys.argv[2]
+work, events = sys.argv[1], sys.argv[2]
 d = json.load(open(f"{work}/duckdb.json"))
-r = json.load(open(f"{work}/out-" + synth.rsplit("-", 1)[1] + "/report.json"))["sections"][0]
+r = json.load(open(f"{work}/out-{events}/report.json"))["sections"][0]
 t1 = r["summary"]["table1"]
 tables = {t["id"]: t for t in r["tables"]}
 def col(t, c):

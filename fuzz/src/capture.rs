@@ -47,3 +47,16 @@ pub fn body_path(data: &[u8]) {
         assert_eq!(p, root.join(digest.get(..2).unwrap()).join(digest.get(2..4).unwrap()).join(format!("{digest}.zst")));
     }
 }
+
+/// `capture_fastview` (port25_capture::fastview::parse, the report's fast
+/// path over event lines): never panics, and whenever it answers, serde's
+/// derived deserializer gives the same event (so a line is good or bad
+/// alike for both, and every field is the same).
+pub fn fastview(data: &[u8]) {
+    for line in data.split(|&b| b == b'\n') {
+        if let Some(fast) = port25_capture::fastview::parse(line) {
+            let slow = serde_json::from_slice::<port25_capture::view::EventView>(line);
+            assert_eq!(Some(&fast), slow.as_ref().ok(), "{:?}", String::from_utf8_lossy(line));
+        }
+    }
+}

@@ -118,3 +118,20 @@ pub fn dates(data: &[u8]) {
         let _ = arf::parse_date(s);
     }
 }
+
+/// `report_cbl` (port25_report::cbl::parse, CBL statistics snapshots):
+/// never panics; a refusal says what was expected; bad rows are named by
+/// a line inside the input; counts survive a second read of the same text.
+pub fn cbl(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    match port25_report::cbl::parse(&text) {
+        Ok(s) => {
+            let lines = lines_of(&text).max(1);
+            for b in &s.bad {
+                assert!(b.line >= 1 && b.line <= lines, "bad row at line {} outside 1..={lines}", b.line);
+            }
+            assert_eq!(port25_report::cbl::parse(&text).expect("parsed once"), s);
+        }
+        Err(e) => assert!(e.contains("expected"), "{e}"),
+    }
+}

@@ -122,6 +122,15 @@ fn normalize_addresses(list: &[String]) -> Result<Vec<String>> {
         .collect()
 }
 
+/// What [`Accounts::import_with`] reports as it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportProgress {
+    /// The file parsed: this many logins to write.
+    Parsed(u64),
+    /// This many more logins written (inside the one transaction).
+    Written(u64),
+}
+
 pub struct Accounts {
     store: Mutex<Store>,
     cache: Option<VerifiedCache>,
@@ -259,11 +268,21 @@ impl Accounts {
     /// Imports a whole file (see [`import`]); nothing is written when any
     /// line is bad. Returns (added, replaced).
     pub fn import(&self, text: &str, replace: bool) -> Result<(usize, usize)> {
+        self.import_with(text, replace, &|_| {})
+    }
+
+    /// [`Accounts::import`], telling `progress` how many lines were read
+    /// (once, when they are all parsed) and then each login written.
+    pub fn import_with(&self, text: &str, replace: bool, progress: &dyn Fn(ImportProgress)) -> Result<(usize, usize)> {
         let lines = import::parse(text).map_err(AccountsError::Invalid)?;
+        progress(ImportProgress::Parsed(lines.len() as u64));
         let logins = lines.iter().map(|l| normalize_login(&l.login)).collect::<std::result::Result<Vec<_>, _>>().map_err(AccountsError::Invalid)?;
         // One transaction: a login that exists (without `replace`) or a
         // failed write leaves the store as it was, not half imported.
-        let users = logins.iter().zip(&lines).map(|(login, l)| (login.as_str(), l.hash.as_str(), l.addresses.as_slice()));
+        let users = logins.iter().zip(&lines).map(|(login, l)| {
+            progress(ImportProgress::Written(1));
+            (login.as_str(), l.hash.as_str(), l.addresses.as_slice())
+        });
         self.store().put_all(users, replace)?.map_err(AccountsError::Exists)
     }
 

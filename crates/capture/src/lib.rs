@@ -14,6 +14,7 @@
 
 pub mod bodies;
 pub mod event;
+pub mod fastview;
 pub mod log;
 pub mod quota;
 pub mod reader;

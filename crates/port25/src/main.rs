@@ -2,6 +2,9 @@
 
 use clap::{Parser, Subcommand};
 
+// First: its macros (outln!, errln!, ...) are then in scope in cmd.
+#[macro_use]
+mod out;
 mod cmd;
 
 #[derive(Parser)]
@@ -64,11 +67,19 @@ fn main() -> std::process::ExitCode {
         Command::Report(args) => cmd::report::run(args),
         Command::Dns(c) => cmd::dns::run(c),
     };
-    match result {
+    let code = match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("port25: {err:#}");
+            errln!("port25: {err:#}");
             std::process::ExitCode::from(2)
         }
+    };
+    // A reader that left (EPIPE) is not an error; a full disk behind `>` is.
+    match out::stdout_error() {
+        Some(e) => {
+            errln!("port25: writing standard output: {e}");
+            std::process::ExitCode::from(2)
+        }
+        None => code,
     }
 }

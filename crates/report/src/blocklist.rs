@@ -135,6 +135,15 @@ pub struct Options {
 }
 
 pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate::output::Context) -> crate::output::Section {
+    section_as("blocklist", "Blocklist rank", dumps, examples, opt, ctx)
+}
+
+/// [`section`] under another id and title (the CBL statistics beside the
+/// dumps' section: its charts' ids are prefixed with `id` so both fit on
+/// one page).
+pub fn section_as(id: &str, section_title: &str, dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate::output::Context) -> crate::output::Section {
+    let chart_id = |c: &str| if id == "blocklist" { c.to_owned() } else { format!("{id}_{c}") };
+    let (rank_id, asns_id) = (chart_id("chart_rank"), chart_id("chart_focus_asns"));
     let days: Vec<String> = dumps.iter().map(|d| crate::date::format_day(d.day)).collect();
     let mut notes = examples;
     let focus = opt.country.to_ascii_uppercase();
@@ -190,7 +199,7 @@ pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate
     let title = format!("Rank by listed addresses ({focus} and the top {})", opt.chart_countries);
     charts.push(crate::svg::lines(
         &crate::svg::Frame {
-            id: "chart_rank",
+            id: &rank_id,
             title: &title,
             x_title: "Date of the dump",
             y_title: "Rank (1 = most listed)",
@@ -209,7 +218,7 @@ pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate
         let title = format!("{focus}'s ASes in the top {}: listed addresses", opt.top_asns);
         charts.push(crate::svg::lines(
             &crate::svg::Frame {
-                id: "chart_focus_asns",
+                id: &asns_id,
                 title: &title,
                 x_title: "Date of the dump",
                 y_title: "Listed addresses",
@@ -229,15 +238,15 @@ pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate
     });
     let mut tables = vec![t_focus, t_asn, t_all];
     if !ctx.markers.is_empty() {
-        tables.push(crate::markers::table("before_after", &ctx.markers, &series_of(dumps, &focus)));
+        tables.push(crate::markers::table("before_after", &ctx.markers, &series_of(id, dumps, &focus)));
     }
-    crate::output::Section { id: "blocklist".into(), title: "Blocklist rank".into(), notes, charts, tables, summary }
+    crate::output::Section { id: id.into(), title: section_title.into(), notes, charts, tables, summary }
 }
 
 /// What the `--event` markers split: the followed country's rank (dumps
 /// where it is not listed have no rank and are left out), its listed
 /// addresses and share, per dump.
-fn series_of(dumps: &[Dump], focus: &str) -> Vec<crate::markers::Series> {
+fn series_of(id: &str, dumps: &[Dump], focus: &str) -> Vec<crate::markers::Series> {
     let mut rank = Vec::new();
     let mut listed = Vec::new();
     let mut share = Vec::new();
@@ -249,7 +258,7 @@ fn series_of(dumps: &[Dump], focus: &str) -> Vec<crate::markers::Series> {
         listed.push((d.day, n as f64));
         share.push((d.day, if d.listed == 0 { 0.0 } else { n as f64 * 100.0 / d.listed as f64 }));
     }
-    let s = |metric: String, points| crate::markers::Series { section: "blocklist".into(), metric, per: "dump", points };
+    let s = |metric: String, points| crate::markers::Series { section: id.into(), metric, per: "dump", points };
     vec![s(format!("{focus} rank"), rank), s(format!("{focus} listed addresses"), listed), s(format!("{focus} share of listings (%)"), share)]
 }
 

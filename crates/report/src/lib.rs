@@ -17,6 +17,7 @@
 pub mod arf;
 pub mod blocklist;
 pub mod campaigns;
+pub mod cbl;
 pub mod complaints;
 pub mod date;
 pub mod enrich;
@@ -28,6 +29,7 @@ pub mod ip;
 pub mod ip4set;
 pub mod markers;
 pub mod mmdb;
+pub mod notices;
 pub mod output;
 pub mod parquet_export;
 pub mod pfx2as;

@@ -99,7 +99,7 @@ pub fn domain_country(domain: &str) -> Option<String> {
     Some(if tld == "UK" { "GB".into() } else { tld })
 }
 
-fn top<K: Clone + Ord>(m: &HashMap<K, u64>, n: usize) -> Vec<(K, u64)> {
+fn top<K: Clone + Ord, S>(m: &HashMap<K, u64, S>, n: usize) -> Vec<(K, u64)> {
     let mut v: Vec<(K, u64)> = m.iter().map(|(k, c)| (k.clone(), *c)).collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v.truncate(n);

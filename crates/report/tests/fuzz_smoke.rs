@@ -38,3 +38,9 @@ fn mbox_streams() {
 fn dates() {
     smoke::smoke("report_dates", 20_000, 0x5e05, checks::dates);
 }
+
+#[test]
+fn cbl_snapshots() {
+    let aim = smoke::Mutator { special: b"<>,\n\"", pieces: &[b"<tr>", b"<td>", b"</td>", b"<th>", b"Listings", b"Country", b"ASN", b"AS??", b","] };
+    smoke::smoke_with("report_cbl", 5_000, 0x5e07, &aim, checks::cbl);
+}

@@ -36,6 +36,11 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// Bytes of the file read so far (for a progress bar).
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
     pub fn new(data: &'a [u8]) -> Result<Reader<'a>, PcapError> {
         let magic = data.get(..4).ok_or_else(|| PcapError("not a pcap file: shorter than its header".into()))?;
         let (big_endian, nanos) = match magic {

@@ -20,34 +20,34 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     match cmd {
         Command::Check { file } => match port25_config::load(&file) {
             Ok(c) => {
-                println!("{}: ok", file.display());
-                println!("  hostname   {}", c.hostname);
-                println!("  data_dir   {}", c.data_dir.display());
-                println!("  domains    {}", c.mx.domains.join(", "));
+                outln!("{}: ok", file.display());
+                outln!("  hostname   {}", c.hostname);
+                outln!("  data_dir   {}", c.data_dir.display());
+                outln!("  domains    {}", c.mx.domains.join(", "));
                 if let Some(r) = &c.mx.recipients {
-                    println!("  recipients {} addresses", r.len());
+                    outln!("  recipients {} addresses", r.len());
                 }
                 if !c.mx.catch_all.is_empty() {
-                    println!("  catch_all  {}", c.mx.catch_all.join(", "));
+                    outln!("  catch_all  {}", c.mx.catch_all.join(", "));
                 }
                 for l in &c.listeners {
                     let proxies: Vec<String> = l.proxy_protocol_from.iter().map(|n| n.to_string()).collect();
                     let proxy = if l.proxy_protocol { format!(" proxy_protocol from {}", proxies.join(",")) } else { String::new() };
-                    println!("  listener   {} {} {:?} tls={:?}{proxy}", l.name, l.address, l.service, l.tls);
+                    outln!("  listener   {} {} {:?} tls={:?}{proxy}", l.name, l.address, l.service, l.tls);
                 }
-                println!("  delivery   {:?}", c.delivery.method);
+                outln!("  delivery   {:?}", c.delivery.method);
                 if let Some(line) = smarthost_summary(&c) {
-                    println!("  smarthost  {line}");
+                    outln!("  smarthost  {line}");
                 }
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 Ok(ExitCode::from(2))
             }
         },
         Command::Default => {
-            print!("{DEFAULT_TOML}");
+            out!("{DEFAULT_TOML}");
             Ok(ExitCode::SUCCESS)
         }
     }

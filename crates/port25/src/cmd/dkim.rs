@@ -46,8 +46,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     f.sync_all()?;
     // TXT strings are at most 255 bytes each (RFC 1035); resolvers join them.
     let chunks: Vec<String> = txt.as_bytes().chunks(255).map(|c| format!("\"{}\"", String::from_utf8_lossy(c))).collect();
-    println!("{selector}._domainkey.{domain}. IN TXT ( {} )", chunks.join(" "));
-    eprintln!("private key written to {}; publish the record above, then add [[outbound.dkim]] (see `port25 dkim keygen --help`)", out.display());
+    outln!("{selector}._domainkey.{domain}. IN TXT ( {} )", chunks.join(" "));
+    errln!("private key written to {}; publish the record above, then add [[outbound.dkim]] (see `port25 dkim keygen --help`)", out.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -67,11 +67,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     };
     let domain = domain.trim_end_matches('.').to_lowercase();
     if !config.mx.domains.contains(&domain) {
-        eprintln!("port25 dns records: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first", config.mx.domains.join(", "));
+        errln!("port25 dns records: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first", config.mx.domains.join(", "));
         return Ok(ExitCode::from(2));
     }
     let web_host = web_host.unwrap_or_else(|| config.http.submission_host.clone());
-    print!("{}", records(&domain, &config.http, &web_host, ttl));
+    out!("{}", records(&domain, &config.http, &web_host, ttl));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -75,19 +75,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             match output {
                 Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
-                None => std::io::stdout().lock().write_all(text.as_bytes())?,
+                None => crate::out::write_stdout(text.as_bytes()),
             }
             Ok(ExitCode::SUCCESS)
         }
         Command::Check { policy, address, port } => {
             let p = policy::load(&policy)?;
             let d = check::decide(&p, address, port);
-            print!("{}", check::explain(&p, &d));
+            out!("{}", check::explain(&p, &d));
             Ok(if d.blocked { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
         Command::Diff { old, new } => {
             let (po, pn) = (policy::load(&old)?, policy::load(&new)?);
-            let mut out = std::io::stdout().lock();
+            let mut out = crate::out::Stdout;
             let ports = diff::port_changes(&po, &pn);
             for line in &ports {
                 writeln!(out, "! {line}")?;

@@ -8,7 +8,6 @@ use port25_egress::flow::{nfcapd, pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
 use port25_egress::report::{self, Analyzer, Options};
 use port25_egress::{policy, table::Table};
-use std::io::Write;
 use std::net::UdpSocket;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +81,9 @@ pub struct Args {
     /// Name subscribers from RADIUS accounting or DHCP leases: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
     #[arg(long = "attribution", value_name = "KIND:PATH")]
     attribution: Vec<Spec>,
+    /// No progress bar over the --pcap files (there is none anyway when standard error is not a terminal)
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 fn parse_exporter(s: &str) -> Result<Prefix, String> {
@@ -112,13 +114,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped_packets = 0;
 
-    skipped_packets += read_pcaps(&a.pcap, &mut collector, &mut analyzer)?;
+    skipped_packets += read_pcaps(&a.pcap, a.quiet, &mut collector, &mut analyzer)?;
     let nf = read_nfcapd(&a.nfcapd, &mut analyzer)?;
     if let Some(addr) = a.listen {
         let sock = UdpSocket::bind(addr).with_context(|| format!("binding UDP {addr}"))?;
         // Start-up line for scripts and tests that wait for the socket.
         let from: Vec<String> = a.exporters.iter().map(ToString::to_string).collect();
-        eprintln!("port25: listening for NetFlow/IPFIX on udp {} from {}", sock.local_addr()?, from.join(", "));
+        errln!("port25: listening for NetFlow/IPFIX on udp {} from {}", sock.local_addr()?, from.join(", "));
         let started = Instant::now();
         let mut last: Option<Instant> = None;
         let mut buf = vec![0u8; 65536];
@@ -147,7 +149,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 
     let rows = analyzer.rows();
     let s = &collector.stats;
-    eprintln!(
+    errln!(
         "port25: {} datagrams, {} flows ({} to blocked ports from blocked space, {} subscribers, {} flagged); malformed {}, templates learned {} changed {} withdrawn {} evicted {}, sets deferred {} recovered {} without template {}, incomplete records {}, non-UDP packets {}, refused datagrams {}",
         s.datagrams,
         s.flows,
@@ -168,7 +170,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     );
     if s.datagrams_refused > 0 {
         let named: Vec<String> = collector.refused_from.iter().map(ToString::to_string).collect();
-        eprintln!(
+        errln!(
             "port25: refused {} datagrams from sources outside --exporter: {}{}",
             s.datagrams_refused,
             named.join(", "),
@@ -177,21 +179,21 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     if !a.nfcapd.is_empty() {
         let t = &nf.stats;
-        eprintln!(
+        errln!(
             "port25: nfcapd: {} files, {} blocks, {} records, {} flows; corrupt blocks {}, malformed records {}, incomplete records {}, other records {}, files cut short {}",
             nf.files, t.blocks, t.records, t.flows, t.blocks_corrupt, t.records_malformed, t.records_incomplete, t.records_other, nf.truncated
         );
         for p in &nf.named {
-            eprintln!("port25: nfcapd: {p}");
+            errln!("port25: nfcapd: {p}");
         }
         if nf.named.len() as u64 != nf.problems {
-            eprintln!("port25: nfcapd: (the first {} problems of each file are named; {} in all)", nfcapd::MAX_NAMED, nf.problems);
+            errln!("port25: nfcapd: (the first {} problems of each file are named; {} in all)", nfcapd::MAX_NAMED, nf.problems);
         }
     }
     if let Some(l) = &loaded {
         let w = &l.warnings;
         let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
-        eprintln!(
+        errln!(
             "port25: attribution: {} sessions over {} prefixes from {} files; flows attributed {}, unattributed {}; warnings {}{}",
             l.index.sessions.len(),
             l.index.prefixes(),
@@ -202,10 +204,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             if counts.is_empty() { String::new() } else { format!(" ({})", counts.join(", ")) }
         );
         for x in &w.named {
-            eprintln!("port25: attribution: {}", Named(x, &l.files));
+            errln!("port25: attribution: {}", Named(x, &l.files));
         }
         if w.named.len() as u64 != w.total() {
-            eprintln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
+            errln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
         }
     }
     let with_block = a.block_at.is_some();
@@ -251,7 +253,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&v)? + "\n"
         }
     };
-    std::io::stdout().lock().write_all(text.as_bytes())?;
+    crate::out::write_stdout(text.as_bytes());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -325,22 +327,30 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
 
 /// Decodes every exported datagram of the pcap files into the analyzer;
 /// the number of non-UDP packets skipped.
-pub(crate) fn read_pcaps(files: &[PathBuf], collector: &mut Collector, analyzer: &mut Analyzer) -> anyhow::Result<u64> {
+pub(crate) fn read_pcaps(files: &[PathBuf], quiet: bool, collector: &mut Collector, analyzer: &mut Analyzer) -> anyhow::Result<u64> {
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped = 0;
+    let total = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
+    let bar = super::progress::Progress::new(quiet, "reading flows", total, true);
     for file in files {
         let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
         let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-        for d in reader.by_ref() {
+        let mut done = 0;
+        #[allow(clippy::while_let_on_iterator)] // the loop reads reader.position()
+        while let Some(d) = reader.next() {
             collector.datagram(d.src, d.payload, &mut flows);
             for f in flows.drain(..) {
                 analyzer.add(&f);
             }
+            bar.inc((reader.position() - done) as u64);
+            done = reader.position();
         }
+        bar.inc((data.len() - done) as u64);
         skipped += reader.skipped;
         if reader.truncated {
-            eprintln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
+            errln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
         }
     }
+    bar.finish();
     Ok(skipped)
 }

@@ -249,14 +249,14 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     Ok(()) => sent += 1,
                     Err(e) => {
                         failed += 1;
-                        eprintln!("port25: notify: {} ({}): not sent: {e}", m.key, m.to.as_deref().unwrap_or(""));
+                        errln!("port25: notify: {} ({}): not sent: {e}", m.key, m.to.as_deref().unwrap_or(""));
                     }
                 }
             }
             c.quit();
         }
     }
-    eprintln!(
+    errln!(
         "port25: notify: {} notices ({} open-proxy, {} mail-client, {} bot, {} unclassified); {} without a contact; sent {sent}, failed {failed}{}",
         rendered.len(),
         rendered.iter().filter(|m| m.kind == "open-proxy").count(),

@@ -10,7 +10,6 @@ use port25_egress::plan::{self, Readiness, Thresholds};
 use port25_egress::report::{self, Analyzer, Options};
 use port25_egress::{policy, table::Table};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -117,10 +116,10 @@ pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_th
     // from its enforce_from date on are what the block stopped.
     analyzer.only_before(p.networks.iter().map(|n| n.enforce_from_ms).collect());
     let mut collector = Collector::new();
-    super::egress_flows::read_pcaps(&i.pcap, &mut collector, &mut analyzer)?;
+    super::egress_flows::read_pcaps(&i.pcap, true, &mut collector, &mut analyzer)?;
     let nf = super::egress_flows::read_nfcapd(&i.nfcapd, &mut analyzer)?;
     for x in &nf.named {
-        eprintln!("port25: nfcapd: {x}");
+        errln!("port25: nfcapd: {x}");
     }
     let rows = analyzer.rows();
     let t = Thresholds {
@@ -131,7 +130,7 @@ pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_th
         proxy_sources: i.proxy_sources,
     };
     let plans = plan::plan(&p, &rows, &providers, readiness, &t, at);
-    eprintln!(
+    errln!(
         "port25: plan: {} flows read ({} on blocked ports from blocked space, {} after an enforce_from date left out), {} subscribers on 25",
         analyzer.flows_seen,
         analyzer.flows_matched,
@@ -159,7 +158,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             )? + "\n"
         }
     };
-    std::io::stdout().lock().write_all(out.as_bytes())?;
+    crate::out::write_stdout(out.as_bytes());
     let ready = plans.iter().all(|n| n.verdict != "not ready");
     Ok(if ready { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

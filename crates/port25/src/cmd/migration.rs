@@ -66,18 +66,18 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::json!({"days": days, "threshold": threshold, "all_met": all_met, "domains": domains}));
+        outln!("{}", serde_json::json!({"days": days, "threshold": threshold, "all_met": all_met, "domains": domains}));
     } else {
-        println!("Active users in the last {days} days; threshold {threshold}% submitting only on 587/465");
+        outln!("Active users in the last {days} days; threshold {threshold}% submitting only on 587/465");
         if report.is_empty() {
-            println!("  no authenticated submission recorded yet");
+            outln!("  no authenticated submission recorded yet");
         }
         for d in &report {
             let verdict = if d.threshold_met { "met" } else { "NOT met" };
-            println!("{}: {} active, {} only on 587/465 ({:.1}%): {verdict}", d.domain, d.active, d.submission_only, d.share);
+            outln!("{}: {} active, {} only on 587/465 ({:.1}%): {verdict}", d.domain, d.active, d.submission_only, d.share);
             for s in &d.still_on_25 {
                 let also = if s.also_on_submission { " (also uses 587/465)" } else { "" };
-                println!("  still on 25: {} last from {} at {}{also}", s.login, s.last_ip, time(s.last_seen));
+                outln!("  still on 25: {} last from {} at {}{also}", s.login, s.last_ip, time(s.last_seen));
             }
         }
     }

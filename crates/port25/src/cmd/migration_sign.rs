@@ -103,7 +103,7 @@ pub fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     let public = PathBuf::from(format!("{}.pub", a.out.display()));
     std::fs::write(&public, format!("port25-ed25519-public {} {}\n", a.signer, port25_wire::base64::encode(pair.public_key().as_ref())))
         .with_context(|| format!("writing {}", public.display()))?;
-    eprintln!("port25: private key {} (keep it), public key {} (give it to the access networks)", a.out.display(), public.display());
+    errln!("port25: private key {} (keep it), public key {} (give it to the access networks)", a.out.display(), public.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -155,7 +155,7 @@ pub fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
         "report": report,
         "signature": port25_wire::base64::encode(sig.as_ref()),
     });
-    println!("{}", serde_json::to_string_pretty(&doc)?);
+    outln!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -193,11 +193,11 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     match verify_bytes(&data, &keys) {
         Ok(v) => {
             let domains = v.report["domains"].as_array().map_or(0, Vec::len);
-            println!("good signature by {} at {}: {domains} domain(s), all_met {}", v.signer, v.signed_at, v.report["all_met"]);
+            outln!("good signature by {} at {}: {domains} domain(s), all_met {}", v.signer, v.signed_at, v.report["all_met"]);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            println!("{}: {e}", a.file.display());
+            outln!("{}: {e}", a.file.display());
             Ok(ExitCode::from(1))
         }
     }

@@ -9,6 +9,7 @@ pub mod egress_plan;
 pub mod migration;
 pub mod migration_sign;
 pub mod outbound;
+pub mod progress;
 pub mod queue;
 pub mod recipients;
 pub mod report;

@@ -65,7 +65,7 @@ fn open_recipients(root: &Path) -> anyhow::Result<Vec<Open>> {
         let (messages, done) = match scan.read(seq) {
             Ok(Batch::Read { messages, done }) => (messages, done),
             Ok(Batch::Damaged(e)) => {
-                eprintln!("{}: {e} (the server quarantines it at start)", scan.batch_path(seq).display());
+                errln!("{}: {e} (the server quarantines it at start)", scan.batch_path(seq).display());
                 continue;
             }
             Ok(Batch::Gone) | Err(_) => continue,
@@ -101,7 +101,7 @@ fn age(secs: u64) -> String {
 
 fn control(root: &Path, command: Control) -> anyhow::Result<()> {
     port25_outbound::control::send(root, &command)?;
-    println!("{command}: queued for the server (carried out within a second while it runs, else at its next start)");
+    outln!("{command}: queued for the server (carried out within a second while it runs, else at its next start)");
     Ok(())
 }
 
@@ -111,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (None, Some(c)) => match port25_config::load(c) {
             Ok(c) => c.data_dir,
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
         },
@@ -122,11 +122,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Cmd::List => {
             let open = open_recipients(&root)?;
             let now = port25_time::unix_secs();
-            println!("{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  last reply", "id", "age", "from", "to", "try", "next");
+            outln!("{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  last reply", "id", "age", "from", "to", "try", "next");
             for o in &open {
                 let next = if o.state.next_attempt > now { age(o.state.next_attempt - now) } else { "now".into() };
                 let from = if o.from.is_empty() { "<>" } else { &o.from };
-                println!(
+                outln!(
                     "{:<20} {:>5} {:<30} {:<30} {:>3} {:>6}  {}",
                     o.id,
                     age(now.saturating_sub(o.received_at)),
@@ -138,30 +138,25 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 );
             }
             let messages: BTreeSet<&str> = open.iter().map(|o| o.id.as_str()).collect();
-            println!("{} recipient(s) of {} message(s) queued", open.len(), messages.len());
+            outln!("{} recipient(s) of {} message(s) queued", open.len(), messages.len());
         }
         Cmd::Show { id } => {
             let open: Vec<Open> = open_recipients(&root)?.into_iter().filter(|o| o.id == id).collect();
             let history: Vec<_> = read_history(&root).into_iter().filter(|h| h.id == id).collect();
             if open.is_empty() && history.is_empty() {
-                eprintln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
+                errln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
                 return Ok(ExitCode::from(1));
             }
             if let Some(o) = open.first() {
-                println!(
-                    "id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes",
-                    o.from,
-                    age(port25_time::unix_secs().saturating_sub(o.received_at)),
-                    o.content.len()
-                );
+                outln!("id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes", o.from, age(port25_time::unix_secs().saturating_sub(o.received_at)), o.content.len());
                 let head = o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
-                println!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+                outln!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
             }
             for o in &open {
-                println!("queued {}: {} attempt(s), next at {}, last reply: {}", o.rcpt, o.state.attempts, o.state.next_attempt, o.state.last_reply);
+                outln!("queued {}: {} attempt(s), next at {}, last reply: {}", o.rcpt, o.state.attempts, o.state.next_attempt, o.state.last_reply);
             }
             for h in history {
-                println!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(port25_time::unix_secs().saturating_sub(h.time)));
+                outln!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(port25_time::unix_secs().saturating_sub(h.time)));
             }
         }
         Cmd::Flush => control(&root, Control::Flush)?,

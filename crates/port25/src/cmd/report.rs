@@ -2,6 +2,7 @@
 //! complaint trends, written as one HTML page plus JSON and CSV; and the
 //! synthetic capture generator (`report generate`).
 
+use super::progress::Progress;
 use anyhow::Context;
 use port25_report::{enrich::Enricher, generate, output, scan, stats::Filter, table1};
 use std::path::PathBuf;
@@ -33,6 +34,63 @@ enum Command {
     Generate(GenArgs),
     /// Build a report from captures, blocklist dumps and/or abuse reports
     Build(Box<BuildArgs>),
+    /// Write ARF abuse reports, per AS, about the spam sources a capture saw, to the AS's abuse contact (from an offline file); nothing is sent
+    #[command(long_about = "For every AS that spam sources in the capture belong to (by --enrich, as of each source's first \
+        spam), writes OUT/AS<number>.mbox: one ARF report (RFC 5965 multipart/report, Feedback-Type abuse, Source-IP, \
+        Arrival-Date = first seen, Incidents = messages) per source, most active first, with the evidence (first and last \
+        time, messages, recipients, sensors, proxy types) and the headers of one captured message, addressed to the AS's \
+        abuse mailbox from --contacts: CSV asn,abuse[,name] or an RIR whois export in RPSL (aut-num with abuse-mailbox, or \
+        abuse-c/org naming a role or organisation that has one). OUT/index.csv lists the notices; OUT/no-contact.csv the \
+        ASes without a contact. Nothing is sent: hand the mbox files to your mail system after reading them. \
+        `port25 report build --complaints OUT` reads them back. Details: docs/report.md")]
+    Notices(NoticesArgs),
+}
+
+/// Which capture events count: the days and sensors (`report build` and `report notices`).
+#[derive(clap::Args)]
+struct Window {
+    /// First day counted (YYYY-MM-DD, UTC)
+    #[arg(long)]
+    from: Option<String>,
+    /// Last day counted (YYYY-MM-DD, UTC, inclusive)
+    #[arg(long)]
+    to: Option<String>,
+    /// Count only this sensor (repeatable)
+    #[arg(long)]
+    sensor: Vec<String>,
+}
+
+impl Window {
+    fn filter(&self) -> anyhow::Result<Filter> {
+        Ok(Filter { from: day_arg("from", &self.from)?, to: day_arg("to", &self.to)?, sensors: self.sensor.clone() })
+    }
+}
+
+#[derive(clap::Args)]
+struct NoticesArgs {
+    /// Capture directory (as for report build)
+    #[arg(long)]
+    capture: PathBuf,
+    /// IP-to-AS enrichment (pfx2as, mmdb, ranges; as for report build). Repeatable
+    #[arg(long, required = true)]
+    enrich: Vec<PathBuf>,
+    /// Abuse contacts per AS: CSV asn,abuse[,name] or an RIR whois (RPSL) export. Repeatable; the first file naming an AS wins
+    #[arg(long, required = true)]
+    contacts: Vec<PathBuf>,
+    /// The reporter's address: From: of every notice
+    #[arg(long, value_name = "ADDRESS")]
+    reporter: String,
+    /// The reporter's name in the text
+    #[arg(long, default_value = "The SpamPots project")]
+    organisation: String,
+    /// Output directory (created; refused if it has files, so two runs never mix)
+    #[arg(long, short)]
+    out: PathBuf,
+    #[command(flatten)]
+    window: Window,
+    /// At most this many sources (the most active) per AS
+    #[arg(long, default_value_t = 100)]
+    max_sources: usize,
 }
 
 #[derive(clap::Args)]
@@ -74,15 +132,8 @@ pub struct BuildArgs {
     /// IP enrichment: .mmdb (MaxMind), *pfx2as* (CAIDA), or a low,high,CC|AS range file (e.g. /usr/share/tor/geoip); a directory = dated versions. Repeatable; first answer wins
     #[arg(long)]
     enrich: Vec<PathBuf>,
-    /// First day counted (YYYY-MM-DD, UTC)
-    #[arg(long)]
-    from: Option<String>,
-    /// Last day counted (YYYY-MM-DD, UTC, inclusive)
-    #[arg(long)]
-    to: Option<String>,
-    /// Count only this sensor (repeatable)
-    #[arg(long)]
-    sensor: Vec<String>,
+    #[command(flatten)]
+    window: Window,
     /// Rows in top-N tables
     #[arg(long, default_value_t = 20)]
     top: usize,
@@ -95,12 +146,15 @@ pub struct BuildArgs {
     /// Threads reading the capture log
     #[arg(long, default_value_t = std::thread::available_parallelism().map_or(2, |n| n.get()))]
     threads: usize,
-    /// Also export the capture's message records, enriched, as Parquet to this file
-    #[arg(long)]
+    /// Also export the capture's message records, enriched, as a Parquet dataset in this new directory, Hive-partitioned by day and sensor (DIR/day=YYYY-MM-DD/sensor=NAME/part-NNNNN.parquet; schema and the SQL for Table 1 in docs/report.md)
+    #[arg(long, value_name = "DIR")]
     parquet: Option<PathBuf>,
     /// Blocklist dumps (rbldnsd ip4set or plain address lists), dated in their names; a directory = all its files. Repeatable
     #[arg(long)]
     blocklist: Vec<PathBuf>,
+    /// CBL statistics snapshots (the CBL's country.html / asntraffic.html saved as HTML, or CSV country,listings / asn,listings[,country]), dated in their names; a directory = all its files. A blocklist source beside --blocklist: counts per country and per AS as the CBL gives them. Repeatable
+    #[arg(long)]
+    cbl: Vec<PathBuf>,
     /// Country followed in the blocklist section (its rank over time, its ASes in the top N)
     #[arg(long, default_value = "BR")]
     country: String,
@@ -130,66 +184,6 @@ pub struct BuildArgs {
     quiet: bool,
 }
 
-/// A progress bar on standard error while it is a terminal and `--quiet`
-/// is not given; nothing at all otherwise, so logs, pipes and CI output get
-/// no control characters.
-struct Progress(Option<indicatif::ProgressBar>);
-
-impl Progress {
-    /// `len` units of `what`; `bytes`: the units are bytes.
-    fn new(quiet: bool, what: &str, len: u64, bytes: bool) -> Progress {
-        use std::io::IsTerminal;
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let template = if bytes {
-            "{msg:18} [{bar:32}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)"
-        } else {
-            "{msg:18} [{bar:32}] {human_pos}/{human_len} ({eta} left)"
-        };
-        let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
-        bar.set_message(what.to_owned());
-        Progress(Some(bar))
-    }
-
-    /// A spinner for a step whose length is not known.
-    fn spinner(quiet: bool, what: &str) -> Progress {
-        Progress::unbounded(quiet, what, "{msg:18} {spinner} {elapsed}")
-    }
-
-    /// A spinner that counts what was done (its total is not known).
-    fn counter(quiet: bool, what: &str) -> Progress {
-        Progress::unbounded(quiet, what, "{msg:18} {spinner} {human_pos} read ({elapsed})")
-    }
-
-    fn unbounded(quiet: bool, what: &str, template: &str) -> Progress {
-        use std::io::IsTerminal;
-        if quiet || !std::io::stderr().is_terminal() {
-            return Progress(None);
-        }
-        let b = indicatif::ProgressBar::with_draw_target(None, indicatif::ProgressDrawTarget::stderr());
-        b.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
-        b.set_message(what.to_owned());
-        b.enable_steady_tick(std::time::Duration::from_millis(120));
-        Progress(Some(b))
-    }
-
-    fn inc(&self, n: u64) {
-        if let Some(b) = &self.0 {
-            b.inc(n);
-        }
-    }
-
-    /// Clears the bar: what follows (the summary on standard output) starts
-    /// on a clean line.
-    fn finish(self) {
-        if let Some(b) = self.0 {
-            b.finish_and_clear();
-        }
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Generate(g) => {
@@ -208,7 +202,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let bar = Progress::new(g.quiet, "generating spam", p.messages, false);
             let t = generate::generate_with(&p, &g.out, &|n| bar.inc(n)).with_context(|| format!("writing {}", g.out.display()))?;
             bar.finish();
-            println!(
+            outln!(
                 "wrote {}: {} events, {} emails, {} recipients, {} probes, {} source IPs, {} ASes, {} countries ({} to {}); truth in truth.json",
                 g.out.display(),
                 t.events,
@@ -224,7 +218,80 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Build(b) => build(*b),
+        Command::Notices(n) => notices(n),
     }
+}
+
+fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
+    use port25_report::notices;
+    if !notices::address_ok(&n.reporter) {
+        anyhow::bail!("--reporter {:?}: expected one e-mail address (it is the notices' From:)", n.reporter);
+    }
+    if n.out.exists() && std::fs::read_dir(&n.out).with_context(|| format!("reading {}", n.out.display()))?.next().is_some() {
+        anyhow::bail!("{}: exists and is not empty; give a new directory (notices of two runs must not mix)", n.out.display());
+    }
+    let mut enricher = Enricher::default();
+    for p in &n.enrich {
+        enricher.add(p)?;
+    }
+    let mut contacts = notices::Contacts::default();
+    for p in &n.contacts {
+        let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
+        let (c, bad) = notices::Contacts::parse(&String::from_utf8_lossy(&text)).map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?;
+        for b in bad.iter().take(20) {
+            errln!("port25 report: {}:{}: {}; skipped", p.display(), b.line, b.msg);
+        }
+        for (asn, contact) in c.by_asn {
+            contacts.by_asn.entry(asn).or_insert(contact);
+        }
+    }
+    let filter = n.window.filter()?;
+    let (seen, damage) = notices::sources(&n.capture, &filter)?;
+    for d in &damage.examples {
+        errln!("port25 report: {d}");
+    }
+    let bodies_dir = n.capture.join("bodies");
+    let bodies = if bodies_dir.is_dir() { Some(port25_capture::bodies::Bodies::open(&bodies_dir)?) } else { None };
+    let now = std::time::SystemTime::now();
+    let opt = notices::Options {
+        from: n.reporter.clone(),
+        organisation: n.organisation.clone(),
+        max_sources: n.max_sources.max(1),
+        date: notices::rfc5322(&port25_time::rfc3339_millis(now)).unwrap_or_default(),
+        run_id: format!("{}-{}", port25_time::since_epoch(now).as_secs(), std::process::id()),
+    };
+    let (per_as, no_asn) = notices::build(&seen, &enricher, &contacts, bodies.as_ref(), &opt);
+    std::fs::create_dir_all(&n.out).with_context(|| format!("creating {}", n.out.display()))?;
+    let mut index = String::from("asn,contact,sources,emails,notices,file\n");
+    let mut missing = String::from("asn,sources,emails\n");
+    let (mut written, mut ases, mut lost_sources, mut lost_ases) = (0usize, 0usize, 0usize, 0usize);
+    for a in &per_as {
+        match &a.contact {
+            Some(c) => {
+                let file = format!("AS{}.mbox", a.asn);
+                std::fs::write(n.out.join(&file), &a.mbox).with_context(|| format!("writing {}", n.out.join(&file).display()))?;
+                let k = a.sources.min(opt.max_sources);
+                index.push_str(&format!("{},{},{},{},{k},{file}\n", a.asn, c.address, a.sources, a.emails));
+                written += k;
+                ases += 1;
+            }
+            None => {
+                missing.push_str(&format!("{},{},{}\n", a.asn, a.sources, a.emails));
+                lost_sources += a.sources;
+                lost_ases += 1;
+            }
+        }
+    }
+    std::fs::write(n.out.join("index.csv"), index)?;
+    std::fs::write(n.out.join("no-contact.csv"), missing)?;
+    outln!("wrote {written} notices to {ases} ASes' abuse contacts in {} (index.csv); nothing was sent", n.out.display());
+    if lost_ases > 0 {
+        outln!("{lost_ases} ASes ({lost_sources} sources) have no contact in the contacts files: no-contact.csv");
+    }
+    if no_asn > 0 {
+        outln!("{no_asn} spam messages came from addresses the enrichment maps to no AS: no notice");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn day_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
@@ -243,13 +310,13 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
     let mut summary = serde_json::Map::new();
     let mut lead = None;
     if let Some(dir) = &b.capture {
-        let filter = Filter { from: day_arg("from", &b.from)?, to: day_arg("to", &b.to)?, sensors: b.sensor.clone() };
+        let filter = b.window.filter()?;
         let size = scan::segments(dir)?.iter().map(|p| std::fs::metadata(p).map_or(0, |m| m.len())).sum();
         let bar = Progress::new(b.quiet, "reading capture", size, true);
         let (grouped, damage) = scan::scan_grouped(dir, &filter, b.group_by, b.threads, &|n| bar.inc(n))?;
         bar.finish();
         for d in &damage.examples {
-            eprintln!("port25 report: {d}");
+            errln!("port25 report: {d}");
         }
         let bodies_dir = dir.join("bodies");
         let bodies = if bodies_dir.is_dir() { Some(port25_capture::bodies::Bodies::open(&bodies_dir)?) } else { None };
@@ -309,8 +376,9 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             }
         }
         if let Some(pq) = &b.parquet {
-            let rows = port25_report::parquet_export::export(dir, &filter, &enricher, pq).with_context(|| format!("writing {}", pq.display()))?;
-            eprintln!("port25 report: wrote {rows} message records to {}", pq.display());
+            let first_day = |ip: std::net::IpAddr| grouped.total.sources.get(&ip).map(|s| s.first_day);
+            let w = port25_report::parquet_export::export(dir, &filter, &enricher, &first_day, pq).with_context(|| format!("writing {}", pq.display()))?;
+            errln!("port25 report: wrote {} message records in {} Parquet files under {}", w.rows, w.files, pq.display());
         }
     }
     if !b.blocklist.is_empty() {
@@ -323,19 +391,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             bar.inc(1);
         }
         bar.finish();
-        for e in &examples {
-            eprintln!("port25 report: {e}");
-        }
-        let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
-        let ctx = output::Context {
-            source: format!("{} blocklist dump{} ({})", dumps.len(), if dumps.len() == 1 { "" } else { "s" }, list_paths(&b.blocklist)),
-            window: match (dumps.first(), dumps.last()) {
-                (Some(a), Some(z)) => format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day)),
-                _ => "no dumps".into(),
-            },
-            markers: markers.clone(),
-        };
-        let s = port25_report::blocklist::section(&dumps, examples, &opt, &ctx);
+        let s = rank_section(&b, &markers, ("blocklist", "Blocklist rank", "blocklist dump"), &dumps, examples, &b.blocklist);
         if !b.json {
             print_tables(&s, "before_after");
         }
@@ -343,6 +399,20 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             print_tables(&s, "focus_rank");
         }
         summary.insert("blocklist".into(), s.summary.clone());
+        sections.push(s);
+    }
+    if !b.cbl.is_empty() {
+        let mut examples = Vec::new();
+        let dumps = port25_report::cbl::read(&b.cbl, &mut examples)?;
+        let what = ("cbl", "CBL statistics: rank by country and AS", "CBL statistics snapshot day");
+        let s = rank_section(&b, &markers, what, &dumps, examples, &b.cbl);
+        if !b.json {
+            outln!("CBL statistics");
+            print_tables(&s, "focus_rank");
+            print_tables(&s, "focus_asns");
+            print_tables(&s, "before_after");
+        }
+        summary.insert("cbl".into(), s.summary.clone());
         sections.push(s);
     }
     if !b.complaints.is_empty() {
@@ -364,7 +434,7 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         }
         bar.finish();
         for e in &trend.examples {
-            eprintln!("port25 report: {e}");
+            errln!("port25 report: {e}");
         }
         let ctx = output::Context {
             source: format!("{} complaint report{} ({})", trend.reports, if trend.reports == 1 { "" } else { "s" }, list_paths(&b.complaints)),
@@ -383,54 +453,81 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         sections.push(s);
     }
     if sections.is_empty() {
-        anyhow::bail!("nothing to report: give --capture DIR, --blocklist DUMPS or --complaints REPORTS (see port25 report build --help)");
+        anyhow::bail!("nothing to report: give --capture DIR, --blocklist DUMPS, --cbl SNAPSHOTS or --complaints REPORTS (see port25 report build --help)");
     }
     if b.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
+        outln!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
     }
     if let Some(out) = &b.out {
         let html = output::write_dir(out, "port25 report", lead.as_deref(), &sections).with_context(|| format!("writing {}", out.display()))?;
-        eprintln!("port25 report: wrote {} (and report.json, csv/)", html.display());
+        errln!("port25 report: wrote {} (and report.json, csv/)", html.display());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The rank section over dated counts (blocklist dumps or CBL snapshots):
+/// `what` is (section id, title, what one input is called); the bad lines
+/// found while reading are named on standard error and in its notes.
+fn rank_section(
+    b: &BuildArgs,
+    markers: &[port25_report::markers::Marker],
+    what: (&str, &str, &str),
+    dumps: &[port25_report::blocklist::Dump],
+    examples: Vec<String>,
+    paths: &[PathBuf],
+) -> output::Section {
+    for e in &examples {
+        errln!("port25 report: {e}");
+    }
+    let (id, title, one) = what;
+    let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
+    let ctx = output::Context {
+        source: format!("{} {one}{} ({})", dumps.len(), if dumps.len() == 1 { "" } else { "s" }, list_paths(paths)),
+        window: match (dumps.first(), dumps.last()) {
+            (Some(a), Some(z)) => format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day)),
+            _ => "nothing dated".into(),
+        },
+        markers: markers.to_vec(),
+    };
+    port25_report::blocklist::section_as(id, title, dumps, examples, &opt, &ctx)
 }
 
 fn print_table1(r: &table1::CaptureReport) {
     let t = &r.table1;
     let opt = |v: Option<u64>| v.map_or("(no enrichment)".to_string(), |n| n.to_string());
-    println!("Start of data collection     {}", t.start.as_deref().unwrap_or("-"));
-    println!("End of data collection       {}", t.end.as_deref().unwrap_or("-"));
-    println!("Days of data collected       {}", t.days);
-    println!("Emails collected             {}", t.emails);
-    println!("Recipients                   {}", t.recipients);
-    println!("Recipients per spam          {:.2}", t.recipients_per_spam);
-    println!("Emails per day               {}", t.emails_per_day);
-    println!("Unique sender IPs            {}", t.unique_ips);
-    println!("Unique sender ASes           {}", opt(t.unique_asns));
-    println!("Countries of origin          {}", opt(t.countries));
-    println!("Probes (apart)               {} from {} IPs", t.probes, t.probe_sources);
+    outln!("Start of data collection     {}", t.start.as_deref().unwrap_or("-"));
+    outln!("End of data collection       {}", t.end.as_deref().unwrap_or("-"));
+    outln!("Days of data collected       {}", t.days);
+    outln!("Emails collected             {}", t.emails);
+    outln!("Recipients                   {}", t.recipients);
+    outln!("Recipients per spam          {:.2}", t.recipients_per_spam);
+    outln!("Emails per day               {}", t.emails_per_day);
+    outln!("Unique sender IPs            {}", t.unique_ips);
+    outln!("Unique sender ASes           {}", opt(t.unique_asns));
+    outln!("Countries of origin          {}", opt(t.countries));
+    outln!("Probes (apart)               {} from {} IPs", t.probes, t.probe_sources);
     if let Some(s) = r.top5_country_share {
-        println!("Top 5 countries' share       {s:.2}%");
+        outln!("Top 5 countries' share       {s:.2}%");
     }
     if let Some(s) = r.abroad_recipient_share {
-        println!("Recipients abroad            {s:.2}%");
+        outln!("Recipients abroad            {s:.2}%");
     }
-    println!("Connections (proxy, relay)   {}", t.connections);
+    outln!("Connections (proxy, relay)   {}", t.connections);
     match t.connections_abroad_pct {
-        Some(p) => println!(
+        Some(p) => outln!(
             "Connections from abroad      {p:.2}% ({} of {} placed in a country)",
             t.connections_abroad.unwrap_or(0),
             t.connections - t.connections_unknown_country.unwrap_or(0)
         ),
-        None => println!("Connections from abroad      (no enrichment)"),
+        None => outln!("Connections from abroad      (no enrichment)"),
     }
     if t.sessions > 0 && t.sessions == t.sessions_without_counters {
-        println!("Bytes on the wire            unknown (no session has wire counters: capture format v1)");
+        outln!("Bytes on the wire            unknown (no session has wire counters: capture format v1)");
     } else {
-        println!("Bytes on the wire            {} in, {} out", t.bytes_in, t.bytes_out);
+        outln!("Bytes on the wire            {} in, {} out", t.bytes_in, t.bytes_out);
     }
     for n in &r.notes {
-        println!("note: {n}");
+        outln!("note: {n}");
     }
     if let Some(t) = r.tables.iter().find(|t| t.id == "before_after") {
         print_table(t);
@@ -438,13 +535,18 @@ fn print_table1(r: &table1::CaptureReport) {
 }
 
 fn print_groups(by: &str, groups: &[(String, table1::CaptureReport)]) {
-    println!("By {by}:");
+    outln!("By {by}:");
     for (name, g) in groups {
         let t = &g.table1;
         let abroad = t.connections_abroad_pct.map_or("-".into(), |p| format!("{p:.2}%"));
-        println!(
+        outln!(
             "  {name}: {} emails, {} recipients, {} IPs, {} connections ({abroad} from abroad), {} bytes in, {} bytes out",
-            t.emails, t.recipients, t.unique_ips, t.connections, t.bytes_in, t.bytes_out
+            t.emails,
+            t.recipients,
+            t.unique_ips,
+            t.connections,
+            t.bytes_in,
+            t.bytes_out
         );
     }
 }
@@ -461,9 +563,9 @@ fn print_tables(s: &port25_report::output::Section, id: &str) {
 }
 
 fn print_table(t: &port25_report::table::Table) {
-    println!("{}", t.title);
-    println!("{}", t.columns.join("\t"));
+    outln!("{}", t.title);
+    outln!("{}", t.columns.join("\t"));
     for r in &t.rows {
-        println!("{}", r.iter().map(port25_report::table::cell_text).collect::<Vec<_>>().join("\t"));
+        outln!("{}", r.iter().map(port25_report::table::cell_text).collect::<Vec<_>>().join("\t"));
     }
 }

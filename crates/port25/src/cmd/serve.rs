@@ -41,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => match port25_config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
         },

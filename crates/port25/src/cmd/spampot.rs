@@ -61,7 +61,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => match Config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
         },
@@ -128,7 +128,7 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
     let config = match port25_collect::collector::CollectConfig::load(path) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("{e}");
+            errln!("{e}");
             return Ok(ExitCode::from(2));
         }
     };

@@ -101,6 +101,9 @@ pub enum Command {
         /// Replace logins that already exist (default: refuse the whole file)
         #[arg(long)]
         replace: bool,
+        /// No progress bar (there is none anyway when standard error is not a terminal)
+        #[arg(long, short)]
+        quiet: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -124,14 +127,14 @@ fn read_password(prompt: &str) -> anyhow::Result<String> {
     let stdin = std::io::stdin();
     let tty = stdin.is_terminal();
     if tty {
-        eprint!("{prompt}");
+        err!("{prompt}");
         std::io::stderr().flush()?;
     }
     let _echo = tty.then(EchoOff::new);
     let mut line = String::new();
     stdin.lock().read_line(&mut line)?;
     if tty {
-        eprintln!();
+        errln!();
     }
     let password = line.trim_end_matches(['\r', '\n']).to_owned();
     if password.is_empty() {
@@ -177,7 +180,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let password = read_password("Password: ")?;
             accounts.add(&login, &password, &addresses)?;
             let list = accounts.addresses(&login)?;
-            println!(
+            outln!(
                 "added {} (may send as: {})",
                 login.to_lowercase(),
                 if list.is_empty() { "nothing yet; use port25 users addresses".into() } else { list.join(", ") }
@@ -187,12 +190,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let accounts = open(&config(&common)?)?;
             let password = read_password("New password: ")?;
             accounts.set_password(&login, &password)?;
-            println!("password of {} changed", login.to_lowercase());
+            outln!("password of {} changed", login.to_lowercase());
         }
         Command::Addresses { login, addresses, common } => {
             let accounts = open(&config(&common)?)?;
             accounts.set_addresses(&login, &addresses)?;
-            println!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
+            outln!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
         }
         Command::Limits { login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message, common } => {
             let config = config(&common)?;
@@ -203,9 +206,9 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let show = |name: &str, own: Option<u32>, default: u32| {
                 let value = own.unwrap_or(default);
                 let value = if value == 0 { "no limit".to_owned() } else { value.to_string() };
-                println!("{name:<24}{value}{}", if own.is_some() { "" } else { "  (default)" });
+                outln!("{name:<24}{value}{}", if own.is_some() { "" } else { "  (default)" });
             };
-            println!("limits of {}:", login.to_lowercase());
+            outln!("limits of {}:", login.to_lowercase());
             show("messages_per_hour", own.messages_per_hour, s.messages_per_hour);
             show("messages_per_day", own.messages_per_day, s.messages_per_day);
             show("recipients_per_hour", own.recipients_per_hour, s.recipients_per_hour);
@@ -214,7 +217,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Del { login, common } => {
             open(&config(&common)?)?.delete(&login)?;
-            println!("deleted {}", login.to_lowercase());
+            outln!("deleted {}", login.to_lowercase());
         }
         Command::List { json, common } => {
             let accounts = open(&config(&common)?)?;
@@ -226,26 +229,38 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     if operator {
                         line["operator"] = true.into();
                     }
-                    println!("{line}");
+                    outln!("{line}");
                 } else {
-                    println!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
+                    outln!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
                 }
             }
         }
         Command::Operator { login, revoke, common } => {
             open(&config(&common)?)?.set_operator(&login, !revoke)?;
             match revoke {
-                false => println!("{} may sign in to the dashboard", login.to_lowercase()),
-                true => println!("{} may no longer sign in to the dashboard", login.to_lowercase()),
+                false => outln!("{} may sign in to the dashboard", login.to_lowercase()),
+                true => outln!("{} may no longer sign in to the dashboard", login.to_lowercase()),
             }
         }
-        Command::Import { file, replace, common } => {
+        Command::Import { file, replace, quiet, common } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let accounts = open(&config(&common)?)?;
-            match accounts.import(&text, replace) {
-                Ok((added, replaced)) => println!("imported {}: {added} added, {replaced} replaced", file.display()),
+            let bar = std::cell::RefCell::new(None);
+            let result = accounts.import_with(&text, replace, &|p| match p {
+                port25_accounts::ImportProgress::Parsed(n) => *bar.borrow_mut() = Some(super::progress::Progress::new(quiet, "importing users", n, false)),
+                port25_accounts::ImportProgress::Written(n) => {
+                    if let Some(b) = bar.borrow().as_ref() {
+                        b.inc(n);
+                    }
+                }
+            });
+            if let Some(b) = bar.into_inner() {
+                b.finish();
+            }
+            match result {
+                Ok((added, replaced)) => outln!("imported {}: {added} added, {replaced} replaced", file.display()),
                 Err(port25_accounts::AccountsError::Invalid(e)) => {
-                    eprintln!("{}: {e}\n  nothing was imported; fix the line and run again", file.display());
+                    errln!("{}: {e}\n  nothing was imported; fix the line and run again", file.display());
                     return Ok(ExitCode::from(2));
                 }
                 Err(e) => return Err(e.into()),

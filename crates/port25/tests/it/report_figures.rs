@@ -119,7 +119,7 @@ fn shots_dir() -> PathBuf {
     d
 }
 
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

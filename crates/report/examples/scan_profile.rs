@@ -1,0 +1,35 @@
+//! Where `report build`'s time goes over a capture, step by step, on one
+//! thread (perf is not on every machine): reading the segments, framing
+//! lines, the fast event scanner, serde's deserializer, and counting
+//! (the accumulator). For bench/README.md's report section.
+//!
+//!   cargo run --release -p port25-report --example scan_profile -- CAPTURE_DIR
+
+use std::time::Instant;
+
+fn main() {
+    let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: scan_profile CAPTURE_DIR"));
+    let segs = port25_report::scan::segments(&dir).unwrap();
+    let files: Vec<Vec<u8>> = segs.iter().map(|p| std::fs::read(p).unwrap()).collect();
+    let bytes: usize = files.iter().map(|f| f.len()).sum();
+    let mb = bytes as f64 / 1e6;
+    let step = |name: &str, f: &mut dyn FnMut(&[u8]) -> u64| {
+        let t = Instant::now();
+        let n: u64 = files.iter().map(|b| f(b)).sum();
+        let s = t.elapsed().as_secs_f64();
+        println!("{name:28} {s:7.3} s  {:8.1} MB/s  ({n} lines)", mb / s);
+    };
+    step("frame lines", &mut |b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64);
+    step("fast scanner", &mut |b| b.split(|&c| c == b'\n').filter(|l| port25_capture::fastview::parse(l).is_some()).count() as u64);
+    step("serde", &mut |b| b.split(|&c| c == b'\n').filter(|l| serde_json::from_slice::<port25_capture::view::EventView>(l).is_ok()).count() as u64);
+    let mut acc = port25_report::stats::Accumulator::new(Default::default());
+    step("fast scanner + accumulator", &mut |b| {
+        let mut n = 0;
+        port25_capture::reader::parse_views(b, 0, |_, e| {
+            acc.add(&e);
+            n += 1;
+        });
+        n
+    });
+    println!("{} sources, {} domains, {} campaigns", acc.sources.len(), acc.domains.len(), acc.campaigns.len());
+}
