@@ -10,6 +10,8 @@ pub mod queue;
 pub mod recipients;
 pub mod report;
 pub mod serve;
+pub mod serve_check;
 pub mod serve_http;
 pub mod spampot;
+pub mod systemd;
 pub mod users;

@@ -34,6 +34,11 @@ pub struct Args {
     /// Log format, overriding the file: text or json
     #[arg(long)]
     log_format: Option<String>,
+    /// Check everything serving needs (configuration, certificates and
+    /// keys, directories, ports), print one line per check and exit:
+    /// 0 when all pass, 1 otherwise. For ExecStartPre= and ExecReload=
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -47,6 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => port25_config::embedded_default(),
     };
+    if args.check {
+        return super::serve_check::run(&config);
+    }
+    // Before any thread: it takes the sockets and clears LISTEN_*.
+    let inherited = super::systemd::take_inherited(&config.listeners)?;
     let format = match args.log_format.as_deref() {
         Some(f) => f.parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?,
         None => match config.log_format {
@@ -58,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(port25_http::Metrics::default());
     ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config, metrics))?;
+    runtime.block_on(serve(config, metrics, inherited))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -94,7 +104,7 @@ fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::Serve
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
 }
 
-async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
@@ -150,9 +160,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // One budget for message data in memory, whichever listener it arrives on.
     let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
     for l in &config.listeners {
-        let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
-            format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another server on it?)", l.name, l.address)
-        })?;
+        let listener = inherited.listener(l).await?;
         let bound = listener.local_addr()?;
         let settings = Arc::new(ListenerSettings {
             name: l.name.as_str().into(),
@@ -204,8 +212,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     }
 
     http.ready.listeners_bound();
+    super::systemd::ready(servers.len());
 
     stop.await;
+    super::systemd::stopping();
     http.ready.stopping();
     shutdown.cancel();
     for s in servers {
