@@ -2,6 +2,7 @@
 pub mod config;
 pub mod dkim;
 pub mod dns;
+pub mod dns_check;
 pub mod egress;
 pub mod egress_flows;
 pub mod migration;

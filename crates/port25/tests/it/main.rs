@@ -10,6 +10,7 @@ mod collect;
 mod crash;
 mod dashboard_auth;
 mod dns;
+mod dns_check;
 mod file_modes;
 mod from_binding;
 mod hostile_bytes;
