@@ -14,6 +14,8 @@ catalogue! {
     SERVER_LISTENING = "port25.server.listening";
     SERVER_STOPPING = "port25.server.stopping";
     SERVER_STOPPED = "port25.server.stopped";
+    SERVER_RELOADED = "port25.server.reloaded";
+    SERVER_RELOAD_FAILED = "port25.server.reload_failed";
     CONFIG_INVALID = "port25.config.invalid";
     TLS_CERT_GENERATED = "port25.tls.cert.generated";
 

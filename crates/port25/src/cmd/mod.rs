@@ -9,6 +9,7 @@ pub mod migration;
 pub mod outbound;
 pub mod queue;
 pub mod recipients;
+pub mod reload;
 pub mod report;
 pub mod serve;
 pub mod serve_check;

@@ -68,11 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(port25_http::Metrics::default());
     ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config, metrics, inherited))?;
+    runtime.block_on(serve(config, metrics, inherited, args.config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+/// The certificate every TLS listener serves, through one store that a
+/// reload replaces (cmd/reload.rs); None when no listener uses TLS.
+fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_engine::tls::CertStore>>> {
     if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
         return Ok(None);
     }
@@ -87,24 +89,16 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
             (cert, key)
         }
     };
-    Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
+    Ok(Some(port25_engine::tls::CertStore::load(&cert, &key)?))
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
-fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-    let Some(ca) = &config.submission.device_ca else { return Ok(None) };
-    let (cert, key) = match &config.tls_files {
-        Some(pair) => pair.clone(),
-        None => {
-            let dir = config.data_dir.join("tls");
-            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
-            (cert, key)
-        }
-    };
-    Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
+fn device_tls_config(config: &Config, certs: &Option<Arc<port25_engine::tls::CertStore>>) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (Some(ca), Some(store)) = (&config.submission.device_ca, certs) else { return Ok(None) };
+    Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
 
-async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited, path: Option<PathBuf>) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
@@ -113,8 +107,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let tls = tls_config(&config)?;
-    let device_tls = device_tls_config(&config)?;
+    let certs = cert_store(&config)?;
+    let tls = certs.as_ref().map(|c| c.server_config()).transpose()?;
+    let device_tls = device_tls_config(&config, &certs)?;
+    let _pid = super::reload::spawn(path, config.clone(), certs)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
     let accounts = Arc::new(super::users::open(&config)?);

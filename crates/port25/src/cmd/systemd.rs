@@ -12,7 +12,8 @@
 //! sockets for one listener, stop the start-up: a port that systemd holds
 //! open while nobody accepts on it would swallow connections.
 //!
-//! Notification: `READY=1` once every listener accepts, `STOPPING=1`
+//! Notification: `READY=1` once every listener accepts, `RELOADING=1`
+//! (with `MONOTONIC_USEC`) and `READY=1` around a reload, `STOPPING=1`
 //! when a stop begins, and `WATCHDOG=1` every half `WATCHDOG_USEC` from
 //! the runtime that serves the sessions (a wedged runtime stops pinging
 //! and systemd restarts the service). Without `NOTIFY_SOCKET` all of it
@@ -214,6 +215,16 @@ pub fn ready(listeners: usize) {
     }
 }
 
+/// A reload begins (`RELOADING=1` with the CLOCK_MONOTONIC time systemd
+/// asks for); [`reloaded`] says it is over, whatever the outcome.
+pub fn reloading() {
+    notify(&format!("RELOADING=1\nSTATUS=reloading\nMONOTONIC_USEC={}", monotonic_usec()));
+}
+
+pub fn reloaded(status: &str) {
+    notify(&format!("READY=1\nSTATUS={status}"));
+}
+
 /// A stop begins: sessions drain, then delivery stops.
 pub fn stopping() {
     notify("STOPPING=1\nSTATUS=draining sessions");
@@ -229,6 +240,13 @@ fn watchdog_interval() -> Option<Duration> {
         }
     }
     (usec > 0).then(|| Duration::from_micros(usec / 2).max(Duration::from_millis(10)))
+}
+
+fn monotonic_usec() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: ts is a valid out-pointer.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000 + ts.tv_nsec as u64 / 1_000
 }
 
 #[cfg(test)]

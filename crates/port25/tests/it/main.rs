@@ -29,6 +29,7 @@ mod package;
 mod postfix;
 mod protocol;
 mod relay;
+mod reload;
 mod report;
 mod report_figures;
 mod scripted;

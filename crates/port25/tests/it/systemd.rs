@@ -152,6 +152,13 @@ fn socket_activation_serves_mail_on_the_inherited_socket_and_notifies() {
     }
     assert_eq!(pings, 3, "{seen:?}");
 
+    // A reload: RELOADING=1 (with the monotonic time systemd wants), then READY=1.
+    Command::new("kill").args(["-HUP", &s.child.id().to_string()]).status().unwrap();
+    assert!(wait_notify(&notify, "RELOADING=1", &mut seen), "{seen:?}");
+    assert!(seen.last().unwrap().contains("MONOTONIC_USEC="), "{seen:?}");
+    assert!(wait_notify(&notify, "READY=1", &mut seen), "{seen:?}");
+    assert!(s.wait_log("port25.server.reloaded", Duration::from_secs(5)).is_some());
+
     let status = s.term();
     assert!(wait_notify(&notify, "STOPPING=1", &mut seen), "{seen:?}");
     assert!(status.success(), "{status:?} {:?}", s.log.lock().unwrap());
