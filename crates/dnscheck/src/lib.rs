@@ -250,7 +250,7 @@ async fn mx(dns: &Dns, e: &Expect, out: &mut Out) {
             Ok(a) if a.is_empty() => {
                 let publish = match same_name(host, &e.hostname) {
                     true => e.sending.iter().map(|ip| address_record(host, *ip, out.ttl)).collect(),
-                    false => vec![format!("{host}. {} IN A <the address of {host}>", out.ttl)],
+                    false => vec![format!("{h}. {} IN A <the address of {h}>", out.ttl, h = shown(host))],
                 };
                 out.push(Level::Error, "MX", format!("MX host {} has no A or AAAA record: mail to {d} cannot be delivered", shown(host)), publish);
             }
@@ -330,7 +330,7 @@ async fn ptr(dns: &Dns, e: &Expect, ip: IpAddr, out: &mut Out) {
             Level::Error,
             "PTR",
             format!("{ip} has PTR {}, but that name does not resolve back to {ip} (no forward-confirmed reverse DNS)", shown_names.join(", ")),
-            vec![address_record(first, ip, out.ttl)],
+            vec![address_record(&shown(first), ip, out.ttl)],
         );
     };
     if !same_name(&name, &e.hostname) {

@@ -45,7 +45,13 @@ impl Drop for Running {
 pub fn spawn(path: Option<PathBuf>, running: Config, certs: Option<Arc<CertStore>>) -> anyhow::Result<Running> {
     use tokio::signal::unix::{signal, SignalKind};
     let pid = pid_file(&running);
-    std::fs::write(&pid, format!("{}\n", std::process::id())).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", pid.display()))?;
+    // 0600 like everything in data_dir, whatever the umask.
+    let write = || -> std::io::Result<()> {
+        use std::io::Write;
+        let mut f = std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().write(true).create(true).truncate(true), 0o600).open(&pid)?;
+        writeln!(f, "{}", std::process::id())
+    };
+    write().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", pid.display()))?;
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {

@@ -43,6 +43,14 @@ fn is_default_name(name: &str) -> bool {
     name.is_empty() || name == "unknown" || name.ends_with(".socket")
 }
 
+/// The configured address is the socket's: equal (IPv4-mapped folded), or
+/// both wildcards on one port (`ListenStream=25` binds `[::]:25`, which
+/// also takes IPv4, for a listener written `0.0.0.0:25`).
+fn same_address(configured: SocketAddr, socket: SocketAddr) -> bool {
+    let (c, s) = (configured.ip().to_canonical(), socket.ip().to_canonical());
+    configured.port() == socket.port() && (c == s || (c.is_unspecified() && s.is_unspecified()))
+}
+
 /// Which listener each inherited socket belongs to, by name first, then by
 /// address. Pure, for the tests: `sockets` are (name, local address).
 pub fn assign(listeners: &[(&str, SocketAddr)], sockets: &[(String, SocketAddr)]) -> anyhow::Result<Vec<usize>> {
@@ -51,7 +59,7 @@ pub fn assign(listeners: &[(&str, SocketAddr)], sockets: &[(String, SocketAddr)]
         let by_name = listeners.iter().position(|(l, _)| *l == name.as_str());
         let found = match by_name {
             Some(n) => Some(n),
-            None if is_default_name(name) => listeners.iter().position(|(_, a)| a == local),
+            None if is_default_name(name) => listeners.iter().position(|(_, a)| same_address(*a, *local)),
             None => None,
         };
         let Some(n) = found else {
@@ -264,7 +272,7 @@ mod tests {
         let named = [("submissions".to_owned(), a("[::]:465")), ("mx".to_owned(), a("[::]:25"))];
         assert_eq!(assign(&listeners, &named).unwrap(), vec![2, 0]);
         // systemd-socket-activate without --fdname, a socket unit without FileDescriptorName=
-        let unnamed = [("unknown".to_owned(), a("0.0.0.0:587")), ("port25-mx.socket".to_owned(), a("0.0.0.0:25")), (String::new(), a("0.0.0.0:465"))];
+        let unnamed = [("unknown".to_owned(), a("0.0.0.0:587")), ("port25-mx.socket".to_owned(), a("[::]:25")), (String::new(), a("[::ffff:0.0.0.0]:465"))];
         assert_eq!(assign(&listeners, &unnamed).unwrap(), vec![1, 0, 2]);
     }
 
