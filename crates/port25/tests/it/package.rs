@@ -82,6 +82,19 @@ fn the_debian_package_installs_runs_its_checks_removes_and_purges() {
     assert!(summary.contains("data_dir   /var/lib/port25\n") && summary.contains("listener   mx 0.0.0.0:25 Mx"), "{summary}");
     assert!(summary.contains("listener   submissions 0.0.0.0:465 Submission tls=Implicit"), "{summary}");
 
+    // What ExecStartPre= runs, as the service's user, with the three ports
+    // held the way the socket units hold them (a port already held by
+    // another server on this machine counts the same).
+    let _sockets: Vec<std::net::TcpListener> = [25, 587, 465].iter().filter_map(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).ok()).collect();
+    let pre = Command::new(require("runuser"))
+        .args(["-u", "port25", "--", "/usr/bin/port25", "serve", "--check", "--config", "/etc/port25/port25.toml"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&pre.stdout);
+    assert!(pre.status.success() && said.contains("all checks passed"), "serve --check as port25: {said}{}", String::from_utf8_lossy(&pre.stderr));
+    assert!(said.contains("ok    data_dir: /var/lib/port25 writable, mode 0700"), "{said}");
+    drop(_sockets);
+
     // The user: a system account with no login and no home of its own.
     let user = id("passwd", "port25").expect("user port25");
     let group = id("group", "port25").expect("group port25");
