@@ -5,7 +5,8 @@
 //!
 //! The configuration was parsed already (its errors name file:line:column);
 //! this checks what parsing cannot: the certificate and key files (readable,
-//! PEM, the key belongs to the certificate), the device CA, the DKIM keys,
+//! PEM, the key belongs to the certificate, the chain in date and in order,
+//! the server's name in it), the device CA, the DKIM keys,
 //! the directories serve writes (writable by the user this runs as, data
 //! directory not readable by others), and each listener's address (an
 //! address of this machine; a port below 1024 only through systemd's socket
@@ -62,7 +63,13 @@ fn tls(config: &Config, r: &mut Report) {
     }
     match &config.tls_files {
         Some((cert, key)) => match port25_engine::tls::server_config(cert, key) {
-            Ok(_) => r.ok("tls", format!("certificate {} and key {} load and belong together", cert.display(), key.display())),
+            Ok(_) => {
+                r.ok("tls", format!("certificate {} and key {} load and belong together", cert.display(), key.display()));
+                match certificate(cert, config, rustls::pki_types::UnixTime::now()) {
+                    Ok(facts) => r.ok("certificate", facts),
+                    Err(e) => r.fail("certificate", format!("{}: {e}", cert.display())),
+                }
+            }
             Err(e) => r.fail("tls", format!("{e}; fix [tls] certificate / private_key (PEM, readable by this user)")),
         },
         None => {
@@ -87,6 +94,46 @@ fn tls(config: &Config, r: &mut Report) {
             }
         }
     }
+}
+
+/// How soon before the end of a certificate the check says to renew it.
+const RENEW_WITHIN: u64 = 14 * 24 * 3600;
+
+/// The certificate chain verifies from its first to its last certificate
+/// at `now` (none expired or not yet valid, each signed by the next; the
+/// last is taken as the anchor, the system's roots are not consulted) and
+/// names `hostname` or the submission host. Ok: what it covers, and a
+/// reminder when it ends within 14 days.
+fn certificate(path: &Path, config: &Config, now: rustls::pki_types::UnixTime) -> Result<String, String> {
+    use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+    let pem = std::fs::read(path).map_err(|e| e.to_string())?;
+    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let (first, last) = (chain.first().ok_or("no certificate")?, chain.last().ok_or("no certificate")?);
+    let ee = webpki::EndEntityCert::try_from(first).map_err(|e| format!("the first certificate cannot be read: {e}"))?;
+    let anchor = webpki::anchor_from_trusted_cert(last).map_err(|e| format!("the last certificate cannot be read: {e}"))?;
+    let intermediates = chain.get(1..chain.len().saturating_sub(1)).unwrap_or_default();
+    let verify = |at: UnixTime| {
+        ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, std::slice::from_ref(&anchor), intermediates, at, webpki::KeyUsage::server_auth(), None, None)
+            .map(|_| ())
+    };
+    match verify(now) {
+        Ok(()) => {}
+        Err(webpki::Error::CertExpired { .. }) => return Err("expired: renew it (docs/DEPLOY.md, certbot)".into()),
+        Err(webpki::Error::CertNotValidYet { .. }) => return Err("not valid yet (is the clock right?)".into()),
+        Err(e) => return Err(format!("the chain does not verify ({e:?}): the file must hold the server's certificate first, then each issuer in order")),
+    }
+    let names = [config.hostname.as_str(), config.http.submission_host.as_str()];
+    let covered: Vec<&str> =
+        names.iter().copied().filter(|n| ServerName::try_from(*n).is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())).collect();
+    if covered.is_empty() {
+        return Err(format!("names neither hostname {} nor [http] submission_host {}: clients that verify will refuse it", names[0], names[1]));
+    }
+    let soon = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + RENEW_WITHIN));
+    let ending = match verify(soon) {
+        Err(webpki::Error::CertExpired { .. }) => "; it ends within 14 days: renew it",
+        _ => "",
+    };
+    Ok(format!("valid now for {}{ending}", covered.join(", ")))
 }
 
 fn dkim(config: &Config, r: &mut Report) {
@@ -186,4 +233,51 @@ fn listening_on(addr: SocketAddr) -> bool {
             matches!((cols.get(1).and_then(|l| l.rsplit_once(':')), cols.get(3)), (Some((_, p)), Some(&"0A")) if p == port)
         })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::UnixTime;
+    use std::time::Duration;
+
+    fn config() -> port25_config::Config {
+        port25_config::parse("hostname = \"mx.example.net\"\n[http]\nsubmission_host = \"smtp.example.net\"\n", "t".as_ref(), "".as_ref()).unwrap()
+    }
+
+    fn cert(dir: &std::path::Path, names: &[&str], days: (i64, i64)) -> std::path::PathBuf {
+        let mut p = rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>()).unwrap();
+        let now = rcgen::date_time_ymd(2026, 12, 2);
+        let shift = |d: i64| match d >= 0 {
+            true => now + Duration::from_secs(d as u64 * 86_400),
+            false => now - Duration::from_secs(d.unsigned_abs() * 86_400),
+        };
+        (p.not_before, p.not_after) = (shift(days.0), shift(days.1));
+        let key = rcgen::KeyPair::generate().unwrap();
+        let path = dir.join(format!("{}-{}.pem", names[0], days.1));
+        std::fs::write(&path, p.self_signed(&key).unwrap().pem()).unwrap();
+        path
+    }
+
+    #[test]
+    fn dates_order_and_names_of_the_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = UnixTime::since_unix_epoch(Duration::from_secs(1_796_169_600 + 3600)); // 2026-12-02 01:00 UTC
+        let c = config();
+        let ok = super::certificate(&cert(dir.path(), &["mx.example.net"], (-10, 80)), &c, now).unwrap();
+        assert_eq!(ok, "valid now for mx.example.net");
+        let soon = super::certificate(&cert(dir.path(), &["smtp.example.net"], (-80, 10)), &c, now).unwrap();
+        assert!(soon.contains("smtp.example.net") && soon.contains("within 14 days"), "{soon}");
+        let e = super::certificate(&cert(dir.path(), &["mx.example.net"], (-90, -1)), &c, now).unwrap_err();
+        assert!(e.starts_with("expired"), "{e}");
+        let e = super::certificate(&cert(dir.path(), &["mx.example.net"], (1, 90)), &c, now).unwrap_err();
+        assert!(e.starts_with("not valid yet"), "{e}");
+        let e = super::certificate(&cert(dir.path(), &["www.example.org"], (-1, 90)), &c, now).unwrap_err();
+        assert!(e.contains("names neither hostname mx.example.net nor [http] submission_host smtp.example.net"), "{e}");
+        // Two unrelated certificates: the first is not issued by the second.
+        let a = std::fs::read_to_string(cert(dir.path(), &["mx.example.net"], (-2, 90))).unwrap();
+        let b = std::fs::read_to_string(cert(dir.path(), &["other.example"], (-2, 91))).unwrap();
+        std::fs::write(dir.path().join("chain.pem"), a + &b).unwrap();
+        let e = super::certificate(&dir.path().join("chain.pem"), &c, now).unwrap_err();
+        assert!(e.contains("the chain does not verify"), "{e}");
+    }
 }

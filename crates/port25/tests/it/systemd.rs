@@ -247,6 +247,17 @@ fn serve_check_passes_a_good_setup_and_names_what_is_wrong() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL  tls: certificate and key do not form a usable TLS configuration"), "{out}");
 
+    // A pair that belongs together but expired in 2021.
+    let mut params = rcgen::CertificateParams::new(vec!["mx.test.example".to_owned()]).unwrap();
+    (params.not_before, params.not_after) = (rcgen::date_time_ymd(2020, 1, 1), rcgen::date_time_ymd(2021, 1, 1));
+    let key = rcgen::KeyPair::generate().unwrap();
+    std::fs::write(dir.path().join("old.crt"), params.self_signed(&key).unwrap().pem()).unwrap();
+    std::fs::write(dir.path().join("old.key"), key.serialize_pem()).unwrap();
+    let p = append(&format!("[tls]\ncertificate = \"{d}/old.crt\"\nprivate_key = \"{d}/old.key\"\n", d = dir.path().display()));
+    let (code, out) = check(&p, None);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("FAIL  certificate: {}/old.crt: expired", dir.path().display())), "{out}");
+
     // A data directory others can read.
     std::fs::create_dir(dir.path().join("data")).unwrap();
     std::fs::set_permissions(dir.path().join("data"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
