@@ -222,10 +222,11 @@ fn port(name: &str, addr: SocketAddr, r: &mut Report) {
 }
 
 /// Whether a TCP socket of this machine listens on the address's port (on
-/// any address: a wildcard socket holds them all), from /proc/net/tcp and tcp6.
+/// any address: a wildcard socket holds them all), from /proc/self/net/tcp
+/// and tcp6 (under the unit's ProcSubset=pid, /proc/net itself is hidden).
 fn listening_on(addr: SocketAddr) -> bool {
     let port = format!("{:04X}", addr.port());
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|f| {
+    ["/proc/self/net/tcp", "/proc/self/net/tcp6"].iter().any(|f| {
         let Ok(text) = std::fs::read_to_string(f) else { return false };
         // "  sl  local_address rem_address   st ...": 0A is LISTEN.
         text.lines().skip(1).any(|line| {
