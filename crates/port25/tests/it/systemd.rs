@@ -34,9 +34,13 @@ struct Activated {
 
 impl Activated {
     fn start(port: u16, extra: &[&str], config: &Path) -> Activated {
+        Activated::start_many(&[port], extra, config)
+    }
+
+    fn start_many(ports: &[u16], extra: &[&str], config: &Path) -> Activated {
         let activate = require("systemd-socket-activate");
         let mut child = Command::new(activate)
-            .args(["-l", &format!("127.0.0.1:{port}")])
+            .args(ports.iter().flat_map(|p| ["-l".to_owned(), format!("127.0.0.1:{p}")]))
             .args(extra)
             .args([BIN, "serve", "--config"])
             .arg(config)
@@ -53,7 +57,9 @@ impl Activated {
         });
         let a = Activated { child, log };
         // It binds, then starts the service at the first connection.
-        a.wait_log("Listening on", Duration::from_secs(10)).expect("systemd-socket-activate did not listen");
+        for p in ports {
+            a.wait_log(&format!("Listening on 127.0.0.1:{p} "), Duration::from_secs(10)).expect("systemd-socket-activate did not listen");
+        }
         a
     }
 
@@ -319,4 +325,45 @@ fn under_journald_events_are_journal_entries_with_the_event_id_as_a_field() {
     // Nothing went to the stream as text (no line twice).
     let text_lines: Vec<&serde_json::Value> = entries.iter().filter(|e| e["_TRANSPORT"] == "stdout").collect();
     assert!(text_lines.is_empty(), "{text_lines:#?}");
+}
+
+/// Three sockets, named in another order than the listeners are written:
+/// each is served by its own listener (plain MX, STARTTLS submission,
+/// implicit-TLS submissions), none of which could bind its configured address.
+#[test]
+fn three_sockets_go_to_the_listeners_they_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken: Vec<TcpListener> = (0..3).map(|_| TcpListener::bind("127.0.0.1:0").unwrap()).collect();
+    let at = |i: usize| taken[i].local_addr().unwrap().to_string();
+    let listeners = format!(
+        "[[listener]]\nname = \"mx\"\naddress = \"{}\"\ntls = \"none\"\n\
+         [[listener]]\nname = \"submission\"\naddress = \"{}\"\nservice = \"submission\"\ntls = \"starttls\"\n\
+         [[listener]]\nname = \"submissions\"\naddress = \"{}\"\nservice = \"submission\"\ntls = \"implicit\"\n",
+        at(0),
+        at(1),
+        at(2)
+    );
+    let config = dir.path().join("port25.toml");
+    std::fs::write(&config, base_config(dir.path(), MX, &listeners)).unwrap();
+    let ports = [free_port(), free_port(), free_port()];
+    let (p_submissions, p_mx, p_submission) = (ports[0], ports[1], ports[2]);
+    let mut s = Activated::start_many(&ports, &["--fdname=submissions:mx:submission"], &config);
+    let ehlo = |port: u16, extra: &[&str]| {
+        let out = Command::new(require("swaks")).args(["--server", &format!("127.0.0.1:{port}"), "--quit-after", "EHLO"]).args(extra).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    // The MX: plain, no STARTTLS offered (tls = "none").
+    let (ok, text) = ehlo(p_mx, &[]);
+    assert!(ok && text.contains("<-  250") && !text.contains("STARTTLS"), "{text}");
+    // Submission: STARTTLS offered.
+    let (ok, text) = ehlo(p_submission, &[]);
+    assert!(ok && text.contains("STARTTLS"), "{text}");
+    // Submissions: TLS from the first byte.
+    let (ok, text) = ehlo(p_submissions, &["--tlsc"]);
+    assert!(ok && text.contains("TLS started"), "{text}");
+    for (name, port) in [("mx", p_mx), ("submission", p_submission), ("submissions", p_submissions)] {
+        let bound = format!("\"listener\":\"{name}\",\"address\":\"127.0.0.1:{port}\"");
+        assert!(s.wait_log(&bound, Duration::from_secs(5)).is_some(), "{name} is not on {port}: {:#?}", s.log.lock().unwrap());
+    }
+    assert!(s.term().success());
 }
