@@ -214,6 +214,7 @@ pub async fn check(dns: &Dns, e: &Expect) -> Vec<Finding> {
         ptr(dns, e, *ip, &mut out).await;
     }
     spf(dns, e, &sending, &mut out).await;
+    helo_spf(dns, e, &sending, &mut out).await;
     dkim(dns, e, &mut out).await;
     dmarc(dns, e, &mut out).await;
     mta_sts(dns, e, &mut out).await;
@@ -407,6 +408,37 @@ async fn spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
             vec![out.txt(d, &spf_with(Some(&record.replace("+all", "-all").replace("?all", "-all")), &[]))],
         ),
         _ => {}
+    }
+}
+
+/// The HELO name's own SPF (RFC 7208 §2.3): what receivers check for mail
+/// with an empty MAIL FROM, the bounces and DSNs this server sends.
+async fn helo_spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
+    let h = &e.hostname;
+    if same_name(h, &e.domain) || sending.is_empty() {
+        return;
+    }
+    let want = out.txt(h, "v=spf1 a -all");
+    for ip in sending {
+        let result = dns.spf.verify_spf(SpfParameters::verify_ehlo(*ip, h, h)).await;
+        match result.result() {
+            SpfResult::Pass => out.ok("SPF", format!("{ip} passes the SPF record of the HELO name {h}")),
+            SpfResult::TempError => out.failed("SPF", format!("evaluating the SPF record of {h} for {ip} hit a DNS failure")),
+            SpfResult::None => {
+                return out.push(
+                    Level::Warn,
+                    "SPF",
+                    format!("the HELO name {h} has no SPF record: bounces and DSNs (empty MAIL FROM) are judged by it"),
+                    vec![want],
+                )
+            }
+            other => out.push(
+                Level::Warn,
+                "SPF",
+                format!("the SPF record of the HELO name {h} does not pass {ip} (result {other:?}): bounces and DSNs from it may be refused"),
+                vec![want.clone()],
+            ),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ fn good_zone(dkim: &str) -> Vec<(String, Rr)> {
         ("mx.example.net".into(), Rr::A(SENDER)),
         (reverse_name(SENDER.into()), Rr::Ptr("mx.example.net".into())),
         txt("example.net", "v=spf1 mx -all"),
+        txt("mx.example.net", "v=spf1 a -all"),
         txt("s1._domainkey.example.net", dkim),
         txt("_dmarc.example.net", "v=DMARC1; p=reject; rua=mailto:dmarc@example.net"),
         txt("_mta-sts.example.net", "v=STSv1; id=20261202T1"),
@@ -93,7 +94,7 @@ fn a_correct_zone_passes_every_check() {
     let dns = serve(&zone);
     let (code, out) = check(dir.path(), &dns);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("0 errors, 0 warnings, 11 ok"), "{out}");
+    assert!(out.contains("0 errors, 0 warnings, 12 ok"), "{out}");
     for topic in ["MX", "PTR", "SPF", "DKIM", "DMARC", "MTA-STS", "TLS-RPT", "SRV", "autoconfig"] {
         assert!(out.lines().any(|l| l.starts_with(&format!("ok    {topic} "))), "no ok line for {topic}: {out}");
     }
@@ -186,6 +187,20 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
             0,
             "WARN  SPF        the SPF record of example.net ends in \"+all\"".into(),
             "publish:   example.net. 3600 IN TXT \"v=spf1 mx -all\"".into(),
+        ),
+        (
+            "no SPF for the HELO name",
+            variant(&zone, |n, r| n == "mx.example.net" && is_txt(r), vec![]),
+            0,
+            "WARN  SPF        the HELO name mx.example.net has no SPF record".into(),
+            "publish:   mx.example.net. 3600 IN TXT \"v=spf1 a -all\"".into(),
+        ),
+        (
+            "HELO SPF without the sending address",
+            variant(&zone, |n, r| n == "mx.example.net" && is_txt(r), vec![("mx.example.net", txt("v=spf1 ip4:198.51.100.7 -all"))]),
+            0,
+            "WARN  SPF        the SPF record of the HELO name mx.example.net does not pass 192.0.2.25 (result Fail)".into(),
+            "publish:   mx.example.net. 3600 IN TXT \"v=spf1 a -all\"".into(),
         ),
         (
             "no DKIM record",
