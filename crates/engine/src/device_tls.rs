@@ -6,7 +6,7 @@
 //! which the policy sees in [`crate::TlsInfo::client_cert`].
 
 use crate::stream::Stream;
-use crate::tls::{load_pair, TlsError};
+use crate::tls::{CertStore, TlsError};
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
@@ -16,7 +16,11 @@ use std::sync::Arc;
 /// A server configuration that verifies, but does not require, client
 /// certificates issued by the CA(s) in `device_ca` (PEM).
 pub fn server_config_with_device_ca(cert: &Path, key: &Path, device_ca: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let (certs, key) = load_pair(cert, key)?;
+    server_config_with_device_ca_store(&CertStore::load(cert, key)?, device_ca)
+}
+
+/// The same, serving the certificate of `store` (replaced on reload).
+pub fn server_config_with_device_ca_store(store: &Arc<CertStore>, device_ca: &Path) -> Result<Arc<ServerConfig>, TlsError> {
     let ca_err = |reason: String| TlsError::DeviceCa { path: device_ca.to_owned(), reason };
     let pem = std::fs::read(device_ca).map_err(|e| ca_err(e.to_string()))?;
     let mut roots = RootCertStore::empty();
@@ -33,7 +37,7 @@ pub fn server_config_with_device_ca(cert: &Path, key: &Path, device_ca: &Path) -
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)
-        .with_single_cert(certs, key)?;
+        .with_cert_resolver(store.clone());
     Ok(Arc::new(config))
 }
 

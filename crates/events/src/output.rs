@@ -33,9 +33,17 @@ impl FromStr for LogFormat {
 }
 
 /// Installs the global subscriber; logs go to stderr so stdout stays free for
-/// command output. `RUST_LOG` overrides `level` when set.
+/// command output. `RUST_LOG` overrides `level` when set. Under systemd
+/// (stderr is the journal stream) events go to the journal with their
+/// fields, whatever `format` says (crate::journal).
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    if let Some(journal) = crate::journal::Journal::detect() {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        let _ = tracing_subscriber::registry().with(journal.with_filter(filter)).try_init();
+        return;
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -59,9 +67,10 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false);
-    let fmt: ExtraLayer = match format {
-        LogFormat::Text => fmt.fmt_fields(text_fields()).with_filter(filter).boxed(),
-        LogFormat::Json => fmt.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
+    let fmt: ExtraLayer = match (crate::journal::Journal::detect(), format) {
+        (Some(journal), _) => journal.with_filter(filter).boxed(),
+        (None, LogFormat::Text) => fmt.fmt_fields(text_fields()).with_filter(filter).boxed(),
+        (None, LogFormat::Json) => fmt.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
     };
     let _ = tracing_subscriber::registry().with(vec![fmt, extra]).try_init();
 }
@@ -78,7 +87,7 @@ pub fn escaped(c: char) -> bool {
 
 /// Writes through to `inner`, escaping what [`escaped`] names: `\r`, `\n`,
 /// `\t`, `\u{1b}`, `\u{202e}`, ... as Rust writes them.
-struct Escaping<'a, W: fmt::Write>(&'a mut W);
+pub(crate) struct Escaping<'a, W: fmt::Write>(pub(crate) &'a mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {

@@ -3,9 +3,11 @@
 //! generated on first start (and kept, so clients that pinned it keep working).
 
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -33,6 +35,57 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsEr
         .with_no_client_auth()
         .with_single_cert(certs, key)?;
     Ok(Arc::new(config))
+}
+
+/// The server's certificate and key, replaceable while it serves (SIGHUP,
+/// `port25 reload`): a handshake that starts after [`CertStore::reload`]
+/// gets the new pair, a connection already established keeps the one it
+/// was made with, and a pair that does not load leaves the current one in
+/// place. Every listener's rustls configuration resolves through it.
+#[derive(Debug)]
+pub struct CertStore {
+    current: RwLock<Arc<CertifiedKey>>,
+}
+
+impl CertStore {
+    pub fn load(cert: &Path, key: &Path) -> Result<Arc<CertStore>, TlsError> {
+        Ok(Arc::new(CertStore { current: RwLock::new(Arc::new(certified(cert, key)?)) }))
+    }
+
+    /// Loads the pair (PEM, the key belongs to the certificate) and makes it
+    /// the one new handshakes get; on error nothing changes.
+    pub fn reload(&self, cert: &Path, key: &Path) -> Result<(), TlsError> {
+        let fresh = Arc::new(certified(cert, key)?);
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        Ok(())
+    }
+
+    /// The end-entity certificate new handshakes get.
+    pub fn certificate(&self) -> CertificateDer<'static> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).cert[0].clone()
+    }
+
+    /// A server configuration (no client certificates) resolving through this store.
+    pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(self.clone());
+        Ok(Arc::new(config))
+    }
+}
+
+impl ResolvesServerCert for CertStore {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+}
+
+/// The pair as rustls signs with it, refused when the key is not the
+/// certificate's.
+fn certified(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let (certs, key) = load_pair(cert, key)?;
+    Ok(CertifiedKey::from_der(certs, key, &rustls::crypto::ring::default_provider())?)
 }
 
 /// Reads a PEM certificate chain and its private key.
@@ -85,6 +138,25 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
 
 #[cfg(test)]
 mod tests {
+    /// A new pair is served to new handshakes; a broken one changes nothing.
+    #[test]
+    fn the_store_swaps_only_a_pair_that_loads() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (ca, ka, _) = super::self_signed(a.path(), "a.example").unwrap();
+        let (cb, kb, _) = super::self_signed(b.path(), "b.example").unwrap();
+        let store = super::CertStore::load(&ca, &ka).unwrap();
+        store.server_config().unwrap();
+        let first = store.certificate();
+        // b's certificate with a's key: refused, a stays.
+        let e = store.reload(&cb, &ka).unwrap_err().to_string();
+        assert!(e.contains("do not form"), "{e}");
+        let e = store.reload(&a.path().join("missing.crt"), &ka).unwrap_err().to_string();
+        assert!(e.contains("missing.crt"), "{e}");
+        assert_eq!(store.certificate(), first);
+        store.reload(&cb, &kb).unwrap();
+        assert_ne!(store.certificate(), first);
+    }
+
     #[test]
     fn generated_pair_loads_and_is_reused() {
         let dir = tempfile::tempdir().unwrap();

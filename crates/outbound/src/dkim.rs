@@ -112,6 +112,27 @@ pub fn keygen(bits: usize) -> Result<(String, String), String> {
     Ok((private, txt))
 }
 
+/// What DNS must hold for a configured key: the TXT value `keygen` prints
+/// ("v=DKIM1; k=rsa; p=<PKCS#1 RSAPublicKey>"), and the p= values that
+/// publish the same key (that one, and the SubjectPublicKeyInfo form some
+/// tools write), for `port25 dns check`.
+pub fn public_record(path: &Path) -> Result<(String, Vec<String>), String> {
+    use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
+    use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
+    let der = PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
+    let key = match &der {
+        PrivateKeyDer::Pkcs1(k) => rsa::RsaPrivateKey::from_pkcs1_der(k.secret_pkcs1_der()).map_err(|e| e.to_string()),
+        PrivateKeyDer::Pkcs8(k) => rsa::RsaPrivateKey::from_pkcs8_der(k.secret_pkcs8_der()).map_err(|e| e.to_string()),
+        _ => Err("not an RSA key".to_owned()),
+    }
+    .map_err(|e| format!("{}: not an RSA key: {e}", path.display()))?;
+    let public = key.to_public_key();
+    let pkcs1 = public.to_pkcs1_der().map_err(|e| e.to_string())?;
+    let spki = public.to_public_key_der().map_err(|e| e.to_string())?;
+    let p = port25_wire::base64::encode(pkcs1.as_bytes());
+    Ok((format!("v=DKIM1; k=rsa; p={p}"), vec![p, port25_wire::base64::encode(spki.as_bytes())]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,6 +156,8 @@ mod tests {
         assert!(txt.starts_with("v=DKIM1; k=rsa; p=MI"));
         let path = dir.path().join("k.pem");
         std::fs::write(&path, private).unwrap();
+        // The record dns check expects is the one keygen printed.
+        assert_eq!(public_record(&path).unwrap().0, txt);
         let dkim = Dkim::load(&[("example.net".into(), "sel".into(), path)]).unwrap();
         let h = dkim.sign(b"From: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n").unwrap().unwrap();
         assert!(h.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") && h.contains("d=example.net") && h.contains("s=sel"), "{h}");

@@ -27,6 +27,8 @@ struct Cli {
 enum Command {
     /// Run the mail services (MX, submission, local delivery, HTTP on 127.0.0.1:8025 and :8026) until SIGINT or SIGTERM
     Serve(cmd::serve::Args),
+    /// Tell the running server (its pid file in data_dir) to read its certificates and configuration again (SIGHUP)
+    Reload(cmd::reload::Args),
     /// Check or print the configuration
     #[command(subcommand)]
     Config(cmd::config::Command),
@@ -57,6 +59,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
+        Command::Reload(args) => cmd::reload::run(args),
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
         Command::Migration(c) => cmd::migration::run(c),

@@ -29,6 +29,31 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Check DOMAIN's live DNS: MX, PTR/FCrDNS, SPF, DKIM, DMARC, MTA-STS, TLS-RPT, submission SRV, autoconfig
+    #[command(after_help = "Example:\n  port25 dns check example.net --config /etc/port25/port25.toml\n\n\
+        Each finding says what is wrong and prints the record to publish (zone-file syntax). The server's name is \
+        [outbound] helo_name or hostname; the sending addresses are that name's A/AAAA records unless --sending-ip \
+        names them; DKIM records are compared with the [[outbound.dkim]] keys of DOMAIN. Exit status: 0 when nothing \
+        is wrong (warnings allowed), 1 when something is, 2 on a usage or configuration error.")]
+    Check {
+        /// A domain from [mx] domains
+        domain: String,
+        /// Configuration file; default: built-in defaults
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Name server to ask (ADDRESS or ADDRESS:PORT, repeatable); default: [outbound] nameservers, else /etc/resolv.conf
+        #[arg(long)]
+        nameserver: Vec<String>,
+        /// An address mail leaves from (repeatable); default: the addresses of the server's name
+        #[arg(long)]
+        sending_ip: Vec<std::net::IpAddr>,
+        /// Host serving autoconfig/autodiscover and the MTA-STS policy over HTTPS (default: [http] submission_host)
+        #[arg(long)]
+        web_host: Option<String>,
+        /// Time to live of the suggested records, in seconds
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+    },
 }
 
 fn fqdn(name: &str) -> String {
@@ -60,7 +85,12 @@ pub fn records(domain: &str, http: &port25_config::Http, web_host: &str, ttl: u3
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Records { domain, web_host, ttl, config } = cmd;
+    let (domain, web_host, ttl, config) = match cmd {
+        Command::Records { domain, web_host, ttl, config } => (domain, web_host, ttl, config),
+        Command::Check { domain, config, nameserver, sending_ip, web_host, ttl } => {
+            return super::dns_check::run(&domain, config, &nameserver, sending_ip, web_host, ttl)
+        }
+    };
     let config = match &config {
         Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => port25_config::embedded_default(),

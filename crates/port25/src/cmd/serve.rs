@@ -34,6 +34,11 @@ pub struct Args {
     /// Log format, overriding the file: text or json
     #[arg(long)]
     log_format: Option<String>,
+    /// Check everything serving needs (configuration, certificates and
+    /// keys, directories, ports), print one line per check and exit:
+    /// 0 when all pass, 1 otherwise. For ExecStartPre= and ExecReload=
+    #[arg(long)]
+    check: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -47,6 +52,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => port25_config::embedded_default(),
     };
+    if args.check {
+        return super::serve_check::run(&config);
+    }
+    // Before any thread: it takes the sockets and clears LISTEN_*.
+    let inherited = super::systemd::take_inherited(&config.listeners)?;
     let format = match args.log_format.as_deref() {
         Some(f) => f.parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?,
         None => match config.log_format {
@@ -58,11 +68,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let metrics = Arc::new(port25_http::Metrics::default());
     ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config, metrics))?;
+    runtime.block_on(serve(config, metrics, inherited, args.config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+/// The certificate every TLS listener serves, through one store that a
+/// reload replaces (cmd/reload.rs); None when no listener uses TLS.
+fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_engine::tls::CertStore>>> {
     if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
         return Ok(None);
     }
@@ -77,24 +89,16 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
             (cert, key)
         }
     };
-    Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
+    Ok(Some(port25_engine::tls::CertStore::load(&cert, &key)?))
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
-fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
-    let Some(ca) = &config.submission.device_ca else { return Ok(None) };
-    let (cert, key) = match &config.tls_files {
-        Some(pair) => pair.clone(),
-        None => {
-            let dir = config.data_dir.join("tls");
-            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
-            (cert, key)
-        }
-    };
-    Ok(Some(port25_engine::device_tls::server_config_with_device_ca(&cert, &key, ca)?))
+fn device_tls_config(config: &Config, certs: &Option<Arc<port25_engine::tls::CertStore>>) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+    let (Some(ca), Some(store)) = (&config.submission.device_ca, certs) else { return Ok(None) };
+    Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
 
-async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited, path: Option<PathBuf>) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
@@ -103,8 +107,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let tls = tls_config(&config)?;
-    let device_tls = device_tls_config(&config)?;
+    let certs = cert_store(&config)?;
+    let tls = certs.as_ref().map(|c| c.server_config()).transpose()?;
+    let device_tls = device_tls_config(&config, &certs)?;
+    let _pid = super::reload::spawn(path, config.clone(), certs)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
     let accounts = Arc::new(super::users::open(&config)?);
@@ -150,9 +156,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // One budget for message data in memory, whichever listener it arrives on.
     let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
     for l in &config.listeners {
-        let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
-            format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another server on it?)", l.name, l.address)
-        })?;
+        let listener = inherited.listener(l).await?;
         let bound = listener.local_addr()?;
         let settings = Arc::new(ListenerSettings {
             name: l.name.as_str().into(),
@@ -204,8 +208,10 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     }
 
     http.ready.listeners_bound();
+    super::systemd::ready(servers.len());
 
     stop.await;
+    super::systemd::stopping();
     http.ready.stopping();
     shutdown.cancel();
     for s in servers {
