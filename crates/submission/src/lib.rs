@@ -134,7 +134,9 @@ impl Submission {
     }
 
     /// Counts an authenticated session for `login`; false past the cap.
-    fn enter_session(&self, session: &str, login: &str) -> bool {
+    /// `addresses`: what a remote directory said the login may send as,
+    /// kept for the session (`None`: the accounts are asked).
+    fn enter_session(&self, session: &str, login: &str, addresses: Option<Vec<String>>) -> bool {
         let mut s = self.sessions.lock().unwrap_or_else(|p| p.into_inner());
         if s.by_session.get(session).is_some_and(|l| l == login) {
             return true;
@@ -144,8 +146,24 @@ impl Submission {
         }
         s.leave(session);
         s.by_session.insert(session.to_owned(), login.to_owned());
+        if let Some(a) = addresses {
+            s.addresses.insert(session.to_owned(), a);
+        }
         *s.per_login.entry(login.to_owned()).or_insert(0) += 1;
         true
+    }
+
+    /// The addresses a session's login may send as: the directory's answer
+    /// at AUTH when a remote directory checks logins, else the accounts'.
+    fn addresses(&self, session: &str, login: &str) -> port25_accounts::Result<Vec<String>> {
+        if let Some(a) = self.sessions.lock().unwrap_or_else(|p| p.into_inner()).addresses.get(session) {
+            return Ok(a.clone());
+        }
+        if self.gate.directory().is_some() {
+            // Logged in through the directory, yet no addresses kept: nothing allowed.
+            return Ok(Vec::new());
+        }
+        self.accounts.addresses(login)
     }
 
     fn leave_session(&self, session: &str) {
@@ -160,11 +178,14 @@ impl Submission {
 #[derive(Default)]
 struct LoggedIn {
     by_session: std::collections::HashMap<String, String>,
+    /// Sessions logged in through a remote directory: its addresses.
+    addresses: std::collections::HashMap<String, Vec<String>>,
     per_login: std::collections::HashMap<String, u32>,
 }
 
 impl LoggedIn {
     fn leave(&mut self, session: &str) {
+        self.addresses.remove(session);
         let Some(login) = self.by_session.remove(session) else { return };
         if let Some(n) = self.per_login.get_mut(&login) {
             *n -= 1;
@@ -242,7 +263,7 @@ impl SubmissionPolicy {
     /// Sender binding for one address; `field` names where it came from.
     fn may_send_as(&self, info: &SessionInfo, who: &str, address: &str, field: &str) -> Result<(), Decision> {
         let allowed = match &info.auth {
-            Some(login) => match self.shared.accounts.addresses(login) {
+            Some(login) => match self.shared.addresses(&info.id, login) {
                 Ok(list) => {
                     if port25_accounts::address::allows(&list, address) || self.allows_base(&list, address) {
                         return Ok(());
@@ -352,11 +373,12 @@ impl Hooks for SubmissionPolicy {
             authzid: credentials.authzid.as_deref(),
             password: &credentials.password,
             purpose: Purpose::Submission,
+            secured: info.tls.is_some(),
         };
         let user = loggable(&credentials.username);
         match self.shared.gate.attempt(attempt).await {
-            Outcome::Valid { login, .. } => {
-                if !self.shared.enter_session(&info.id, &login) {
+            Outcome::Valid { login, addresses, .. } => {
+                if !self.shared.enter_session(&info.id, &login, addresses) {
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
                     return Decision::Reject(Reply::owned(
@@ -389,7 +411,7 @@ impl Hooks for SubmissionPolicy {
                 Decision::Reject(AUTH_TEMPORARY)
             }
             Outcome::Error(e) => {
-                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = "account database error", error = %e);
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = "account database or directory unavailable", error = %e);
                 Decision::Reject(AUTH_TEMPORARY)
             }
         }

@@ -9,6 +9,7 @@ mod clients;
 mod collect;
 mod crash;
 mod dashboard_auth;
+mod directory;
 mod dns;
 mod file_modes;
 mod from_binding;

@@ -1,0 +1,213 @@
+//! Logins checked against the provider's directory ([submission.directory],
+//! crates/directory), each test with its own real server in a temp dir on
+//! free ports: Dovecot 2.3 (dovecot-core) with a passwd-file database,
+//! OpenLDAP slapd (slapd, ldap-utils) and PostgreSQL 15 (postgresql).
+//! Real clients: swaks through port25's submission and MX listeners.
+
+use crate::harness::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub(crate) fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn swaks(args: &[&str]) -> String {
+    let out = Command::new(require("swaks")).args(args).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// Waits until `path` exists (a socket a server creates).
+fn wait_for(what: &str, ready: impl Fn() -> bool, log: &Path) {
+    let start = Instant::now();
+    while !ready() {
+        if start.elapsed() > Duration::from_secs(20) {
+            panic!("{what} did not start; its log: {}", std::fs::read_to_string(log).unwrap_or_default());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Stops a server on drop: SIGTERM to its process group (Dovecot's auth
+/// process would otherwise go on answering on the connections it has),
+/// then SIGKILL if it lingers. Start it with [`own_group`].
+pub(crate) struct Stop(pub Option<Child>);
+
+/// A server in a process group of its own, so [`Stop`] ends all of it.
+pub(crate) fn own_group(c: &mut Command) -> &mut Command {
+    std::os::unix::process::CommandExt::process_group(c, 0)
+}
+
+impl Stop {
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = Command::new("kill").arg("-TERM").arg("--").arg(format!("-{}", c.id())).status();
+            let start = Instant::now();
+            while c.try_wait().ok().flatten().is_none() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A Dovecot 2.3 auth server (no mail protocols) with a passwd-file
+/// database: an auth-client socket, an auth-userdb socket and an inet
+/// auth listener.
+pub(crate) struct Dovecot {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub server: Stop,
+}
+
+impl Dovecot {
+    /// `passwd`: the passwd-file lines.
+    pub fn start(passwd: &str) -> Dovecot {
+        let dovecot = require("dovecot");
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let port = free_port();
+        std::fs::write(d.join("passwd"), passwd).unwrap();
+        let conf = format!(
+            "base_dir = {d}/run\nstate_dir = {d}/state\nlog_path = {d}/dovecot.log\nprotocols =\nssl = no\n\
+             auth_mechanisms = plain login\ndisable_plaintext_auth = no\nauth_failure_delay = 0\n\
+             passdb {{\n  driver = passwd-file\n  args = {d}/passwd\n}}\n\
+             userdb {{\n  driver = passwd-file\n  args = {d}/passwd\n  default_fields = uid=65534 gid=65534 home={d}/home/%u\n}}\n\
+             service auth {{\n  unix_listener {d}/auth-client {{\n    mode = 0666\n  }}\n  unix_listener {d}/auth-userdb {{\n    mode = 0666\n  }}\n\
+             \x20 inet_listener {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n}}\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("dovecot.conf"), conf).unwrap();
+        let child = own_group(&mut Command::new(dovecot))
+            .arg("-F")
+            .arg("-c")
+            .arg(d.join("dovecot.conf"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        let server = Stop(Some(child));
+        let (client, log) = (d.join("auth-client"), d.join("dovecot.log"));
+        wait_for("dovecot", || client.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), &log);
+        Dovecot { dir, port, server }
+    }
+
+    pub fn socket(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+/// The MX's domain and nothing listed: recipients are the directory's.
+const MX: &str = "domains = [\"example.net\"]\nrecipient_delimiter = \"+\"";
+
+pub(crate) fn port25_with(directory: &str) -> Server {
+    let listeners = format!(
+        "[submission.directory]\n{directory}\n{MX_LISTENER}\
+         [[listener]]\nname = \"submission\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"starttls\"\n\
+         [[listener]]\nname = \"submissions\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"implicit\"\n"
+    );
+    Server::start(MX, &listeners)
+}
+
+pub(crate) fn addr(s: &Server, name: &str) -> String {
+    s.addrs.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no listener {name}: {:?}", s.addrs)).1.to_string()
+}
+
+/// swaks AUTH through port25's 587-style listener.
+pub(crate) fn submit(s: &Server, mech: &str, user: &str, password: &str, from: &str, to: &str) -> String {
+    let sub = addr(s, "submission");
+    swaks(&["--server", &sub, "--tls", "--auth", mech, "--auth-user", user, "--auth-password", password, "--from", from, "--to", to])
+}
+
+/// One RCPT on the MX: its reply code.
+pub(crate) fn rcpt(s: &Server, to: &str) -> u16 {
+    let mut c = Client::open(s.addr());
+    assert_eq!(code(&c.cmd("EHLO client.example")), 250);
+    assert_eq!(code(&c.cmd("MAIL FROM:<someone@remote.example>")), 250);
+    code(&c.cmd(&format!("RCPT TO:<{to}>")))
+}
+
+const PASSWD: &str = "alice@example.net:{PLAIN}alice pw::::::port25_addresses=alice@example.net,@role.example.net\n\
+                      bob@example.net:{PLAIN}bob pw::::::\n";
+
+/// Issue 16 §1: port25 as Postfix's smtpd_sasl_type = dovecot. PLAIN and
+/// LOGIN through the UNIX socket accepted with the right password and
+/// refused with the wrong one; the addresses from the reply bind the
+/// sender; the MX asks the userdb whether a recipient exists; Dovecot
+/// stopped: 454 at AUTH, 450 at RCPT, never an accepted login.
+#[test]
+fn dovecot_unix_socket_logins_addresses_recipients_and_454_when_stopped() {
+    let mut dovecot = Dovecot::start(PASSWD);
+    let directory = format!(
+        "type = \"dovecot\"\nauth_socket = \"{}\"\nuserdb_socket = \"{}\"\n",
+        dovecot.socket("auth-client").display(),
+        dovecot.socket("auth-userdb").display()
+    );
+    let s = port25_with(&directory);
+    let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "{t}");
+    let t = submit(&s, "LOGIN", "alice@example.net", "alice pw", "news@role.example.net", "bob@example.net");
+    assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "a whole domain from port25_addresses: {t}");
+    let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "bob@example.net", "bob@example.net");
+    assert!(t.contains("<~* 553 5.7.1"), "bob's address is not alice's: {t}");
+    let t = submit(&s, "PLAIN", "alice@example.net", "wrong", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~* 535 5.7.8"), "{t}");
+    let t = submit(&s, "LOGIN", "bob@example.net", "alice pw", "bob@example.net", "alice@example.net");
+    assert!(t.contains("<~* 535 5.7.8"), "alice's password is not bob's: {t}");
+    let t = submit(&s, "PLAIN", "nobody@example.net", "x", "nobody@example.net", "alice@example.net");
+    assert!(t.contains("<~* 535 5.7.8"), "{t}");
+    let t = submit(&s, "PLAIN", "bob@example.net", "bob pw", "bob@example.net", "alice+tag@example.net");
+    assert!(t.contains("<~  250 2.0.0 Ok: queued"), "without port25_addresses, the login itself: {t}");
+    let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
+    assert_eq!(mail.len(), 2);
+    assert_eq!(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10)).len(), 1);
+
+    assert_eq!(rcpt(&s, "bob@example.net"), 250, "the userdb knows bob");
+    assert_eq!(rcpt(&s, "nobody@example.net"), 550, "and not nobody");
+
+    dovecot.server.stop();
+    let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "Dovecot down: {t}");
+    assert_eq!(rcpt(&s, "carol@example.net"), 450, "cannot tell is no yes");
+    let failed =
+        s.wait_event_where("port25.submission.auth.failed", Duration::from_secs(5), |e| e["error"].as_str().is_some_and(|e| e.contains("dovecot directory")));
+    assert!(failed.is_some(), "{:?}", s.events("port25.submission.auth.failed"));
+}
+
+/// The inet listener (Dovecot on another host): the same protocol over TCP.
+#[test]
+fn dovecot_over_tcp() {
+    let dovecot = Dovecot::start(PASSWD);
+    let s = port25_with(&format!("type = \"dovecot\"\nauth_socket = \"127.0.0.1:{}\"\n", dovecot.port));
+    let t = submit(&s, "LOGIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~  235 2.7.0"), "{t}");
+    // No userdb socket: the MX cannot ask Dovecot, and knows no one else.
+    assert!(t.contains("<~* 550"), "{t}");
+    let t = submit(&s, "PLAIN", "alice@example.net", "bad", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~* 535 5.7.8"), "{t}");
+}
+
+/// A Dovecot that accepts the connection and never answers: 454 within the
+/// directory's timeout, never a login.
+#[test]
+fn a_silent_directory_is_454_in_time() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let s = port25_with(&format!("type = \"dovecot\"\nauth_socket = \"127.0.0.1:{port}\"\ntimeout_ms = 500\n"));
+    let started = Instant::now();
+    let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
+    assert!(t.contains("<~* 454 4.7.0"), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    drop(silent);
+}
