@@ -132,7 +132,7 @@ pub(crate) fn submit(s: &Server, mech: &str, user: &str, password: &str, from: &
 
 /// One RCPT on the MX: its reply code.
 pub(crate) fn rcpt(s: &Server, to: &str) -> u16 {
-    let mut c = Client::open(s.addr());
+    let mut c = Client::open(addr(s, "mx").parse().unwrap());
     assert_eq!(code(&c.cmd("EHLO client.example")), 250);
     assert_eq!(code(&c.cmd("MAIL FROM:<someone@remote.example>")), 250);
     code(&c.cmd(&format!("RCPT TO:<{to}>")))

@@ -10,6 +10,7 @@ mod collect;
 mod crash;
 mod dashboard_auth;
 mod directory;
+mod directory_ldap;
 mod dns;
 mod file_modes;
 mod from_binding;
