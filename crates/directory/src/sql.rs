@@ -2,7 +2,7 @@
 //! returns the stored hash in its first column (argon2id, bcrypt,
 //! SHA-512-crypt and SHA-256-crypt, as `port25 users import` reads) and,
 //! optionally, the addresses in its second (text, comma or space
-//! separated, or text[]); `recipient_query` (`$1` = the address) returns a
+//! separated, or text[]; NULL or none: the login itself); `recipient_query` (`$1` = the address) returns a
 //! row when the address receives mail. Values are only ever bound, never
 //! pasted into the query text (the configuration refuses a query without
 //! exactly `$1`).
@@ -95,6 +95,8 @@ impl Postgres {
                 crate::addresses(text.as_deref())
             }
         };
+        // NULL or no address at all: the login itself, when it is one.
+        let addresses = if addresses.is_empty() { port25_accounts::default_addresses(c.login) } else { addresses };
         if let Some(cache) = &self.cache {
             if cache.hit(&hash, c.login, c.password) {
                 return Ok(Checked::Valid { login: c.login.to_owned(), addresses, cached: true });

@@ -11,6 +11,7 @@ mod crash;
 mod dashboard_auth;
 mod directory;
 mod directory_ldap;
+mod directory_sql;
 mod dns;
 mod file_modes;
 mod from_binding;
