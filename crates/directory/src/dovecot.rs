@@ -6,8 +6,9 @@
 //! them, the addresses a login may send as come from a userdb lookup on the
 //! `auth-userdb` socket.
 //!
-//! Connections are kept and reused (one request at a time each); one that
-//! answered something unexpected, or timed out, is dropped. The parser is
+//! Connections are kept and reused (one request at a time each) after an
+//! answer port25 accepts; one that answered anything else, or too late,
+//! is dropped. The parser is
 //! [`proto`] (pure, fuzzed).
 
 pub mod proto;
@@ -141,7 +142,9 @@ impl Dovecot {
 
     /// Sends one request and reads up to the reply to it (the master
     /// protocol's VERSION and SPID lines come first on a new connection).
-    async fn ask(&self, socket: Socket, id: u32, request: &str) -> Result<ServerLine, Unavailable> {
+    /// The connection comes back with the reply: the caller keeps it
+    /// ([`Dovecot::keep`]) only when the reply was one it accepts.
+    async fn ask(&self, socket: Socket, id: u32, request: &str) -> Result<(ServerLine, Conn), Unavailable> {
         let exchange = async {
             let mut c = self.conn(socket).await?;
             c.send(request).await?;
@@ -149,10 +152,7 @@ impl Dovecot {
                 match c.line().await? {
                     ServerLine::Version { major: 1, .. } | ServerLine::Other(_) => {}
                     ServerLine::Version { major, minor } => return Err(format!("auth protocol version {major}.{minor}, expected 1.x")),
-                    reply if reply.id() == Some(id) => {
-                        self.keep(socket, c);
-                        return Ok(reply);
-                    }
+                    reply if reply.id() == Some(id) => return Ok((reply, c)),
                     other => return Err(format!("unexpected {other:?}")),
                 }
             }
@@ -163,9 +163,16 @@ impl Dovecot {
     /// The userdb's record of `user`: `None` when it has none.
     async fn userdb(&self, user: &str) -> Result<Option<proto::Params>, Unavailable> {
         let id = self.id();
-        match self.ask(Socket::Userdb, id, &proto::user_lookup(id, &self.config.service, user)).await? {
-            ServerLine::User { params, .. } => Ok(Some(params)),
-            ServerLine::NotFound { .. } => Ok(None),
+        let (reply, conn) = self.ask(Socket::Userdb, id, &proto::user_lookup(id, &self.config.service, user)).await?;
+        match reply {
+            ServerLine::User { params, .. } => {
+                self.keep(Socket::Userdb, conn);
+                Ok(Some(params))
+            }
+            ServerLine::NotFound { .. } => {
+                self.keep(Socket::Userdb, conn);
+                Ok(None)
+            }
             ServerLine::Fail { params, .. } => Err(format!("userdb lookup failed: {}", proto::param(&params, "reason").unwrap_or("no reason given"))),
             other => Err(format!("unexpected {other:?} to a userdb lookup")),
         }
@@ -174,12 +181,14 @@ impl Dovecot {
     async fn check(&self, c: Credentials<'_>) -> Result<Checked, Unavailable> {
         let id = self.id();
         let request = proto::auth_plain(id, &self.config.service, c.login, c.password, Some(c.client), c.secured);
-        match self.ask(Socket::Auth, id, &request).await? {
+        let (reply, conn) = self.ask(Socket::Auth, id, &request).await?;
+        match reply {
             ServerLine::Ok { params, .. } => {
                 // The name Dovecot logged in (it may differ: "alice" ->
                 // "alice@example.net"); one no account could have is refused.
                 let user = proto::param(&params, "user").unwrap_or(c.login);
                 let login = port25_accounts::normalize_login(user).map_err(|e| format!("Dovecot answered user {user:?}: {e}"))?;
+                self.keep(Socket::Auth, conn);
                 let addresses = match proto::param(&params, &self.config.addresses_field) {
                     Some(v) => crate::addresses([v]),
                     None if self.config.userdb.is_some() => match self.userdb(&login).await? {
@@ -197,6 +206,7 @@ impl Dovecot {
                 if params.iter().any(|(k, _)| k == "temp") {
                     return Err(format!("temporary failure: {}", proto::param(&params, "reason").unwrap_or("no reason given")));
                 }
+                self.keep(Socket::Auth, conn);
                 Ok(Checked::WrongPassword)
             }
             ServerLine::Cont { .. } => Err("a challenge to a whole PLAIN response".into()),

@@ -211,3 +211,67 @@ fn a_silent_directory_is_454_in_time() {
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     drop(silent);
 }
+
+/// A fake Dovecot auth server: the handshake, then for the n-th connection
+/// the n-th reply of `replies` to its AUTH request ("{id}" replaced).
+fn fake_dovecot(replies: Vec<Vec<u8>>) -> u16 {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for (stream, reply) in listener.incoming().zip(replies) {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.write_all(b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nSPID\t1\nCUID\t1\nCOOKIE\t00\nDONE\n");
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                if let Some(id) = line.strip_prefix("AUTH\t").and_then(|r| r.split('\t').next()) {
+                    let reply = String::from_utf8_lossy(&reply).replace("{id}", id);
+                    let _ = stream.write_all(reply.as_bytes());
+                    break;
+                }
+                line.clear();
+            }
+            // Held open: a reader waiting for the LF must give up on its own.
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_secs(30));
+                drop(stream);
+            });
+        }
+    });
+    port
+}
+
+/// Issue 16, bad input: reply lines over Dovecot's limit (16 KiB), with
+/// control characters raw or escaped, or never ending are refused: 454,
+/// never a login; the same server answering sanely logs in.
+#[test]
+fn hostile_dovecot_replies_are_refused_with_454() {
+    let long = format!("OK\t{{id}}\tuser=alice@example.net\tx={}\n", "a".repeat(17_000)).into_bytes();
+    let endless = vec![b'a'; 40_000];
+    let replies = vec![
+        long,
+        endless,
+        b"OK\t{id}\tuser=alice@example.net\x01nMAIL FROM:<x>\n".to_vec(),
+        b"OK\t{id}\tuser=alice@example.net\r\n".to_vec(),
+        b"OK\t{id}\tuser=alice@example.net\x00\n".to_vec(),
+        b"OK\t{id}\tuser=alice@example.net\x1b[2J\n".to_vec(),
+        b"OK\t{id}\tuser=al ice\n".to_vec(),
+        b"CONT\t{id}\t\n".to_vec(),
+        b"OK\t{id}\tuser=alice@example.net\n".to_vec(),
+    ];
+    let n = replies.len();
+    let port = fake_dovecot(replies);
+    let s = port25_with(&format!("type = \"dovecot\"\nauth_socket = \"127.0.0.1:{port}\"\ntimeout_ms = 2000\n"));
+    for i in 0..n - 1 {
+        let t = submit(&s, "PLAIN", "alice@example.net", "pw", "alice@example.net", "alice@example.net");
+        assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "reply {i}: {t}");
+    }
+    let t = submit(&s, "PLAIN", "alice@example.net", "pw", "alice@example.net", "alice@example.net");
+    let errors_so_far: Vec<String> = s.events("port25.submission.auth.failed").iter().map(|e| e.to_string()).collect();
+    assert!(t.contains("<~  235 2.7.0"), "the sane reply: {errors_so_far:?}");
+    let errors: Vec<String> = s.events("port25.submission.auth.failed").iter().filter_map(|e| e["error"].as_str().map(str::to_owned)).collect();
+    assert!(errors.iter().any(|e| e.contains("longer than 16384")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("control character 0x0a")), "{errors:?}");
+    assert!(errors.iter().any(|e| e.contains("control character 0x1b")), "{errors:?}");
+}
