@@ -183,6 +183,13 @@ impl Dovecot {
         let request = proto::auth_plain(id, &self.config.service, c.login, c.password, Some(c.client), c.secured);
         let (reply, conn) = self.ask(Socket::Auth, id, &request).await?;
         match reply {
+            // Dovecot's "the password is right, but do not log in" (a
+            // disabled account, a referral): its own login processes
+            // refuse it, and so does port25.
+            ServerLine::Ok { params, .. } if proto::param(&params, "nologin").is_some() => {
+                self.keep(Socket::Auth, conn);
+                Ok(Checked::WrongPassword)
+            }
             ServerLine::Ok { params, .. } => {
                 // The name Dovecot logged in (it may differ: "alice" ->
                 // "alice@example.net"); one no account could have is refused.

@@ -139,7 +139,8 @@ pub(crate) fn rcpt(s: &Server, to: &str) -> u16 {
 }
 
 const PASSWD: &str = "alice@example.net:{PLAIN}alice pw::::::port25_addresses=alice@example.net,@role.example.net\n\
-                      bob@example.net:{PLAIN}bob pw::::::\n";
+                      bob@example.net:{PLAIN}bob pw::::::\n\
+                      carol@example.net:{PLAIN}carol pw::::::nologin reason=disabled\n";
 
 /// Issue 16 §1: port25 as Postfix's smtpd_sasl_type = dovecot. PLAIN and
 /// LOGIN through the UNIX socket accepted with the right password and
@@ -165,6 +166,8 @@ fn dovecot_unix_socket_logins_addresses_recipients_and_454_when_stopped() {
     assert!(t.contains("<~* 535 5.7.8"), "{t}");
     let t = submit(&s, "LOGIN", "bob@example.net", "alice pw", "bob@example.net", "alice@example.net");
     assert!(t.contains("<~* 535 5.7.8"), "alice's password is not bob's: {t}");
+    let t = submit(&s, "PLAIN", "carol@example.net", "carol pw", "carol@example.net", "alice@example.net");
+    assert!(t.contains("<~* 535 5.7.8") && !t.contains("235"), "nologin: Dovecot says OK, and do not log in: {t}");
     let t = submit(&s, "PLAIN", "nobody@example.net", "x", "nobody@example.net", "alice@example.net");
     assert!(t.contains("<~* 535 5.7.8"), "{t}");
     let t = submit(&s, "PLAIN", "bob@example.net", "bob pw", "bob@example.net", "alice+tag@example.net");
@@ -179,7 +182,7 @@ fn dovecot_unix_socket_logins_addresses_recipients_and_454_when_stopped() {
     dovecot.server.stop();
     let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
     assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "Dovecot down: {t}");
-    assert_eq!(rcpt(&s, "carol@example.net"), 450, "cannot tell is no yes");
+    assert_eq!(rcpt(&s, "dave@example.net"), 450, "cannot tell is no yes");
     let failed =
         s.wait_event_where("port25.submission.auth.failed", Duration::from_secs(5), |e| e["error"].as_str().is_some_and(|e| e.contains("dovecot directory")));
     assert!(failed.is_some(), "{:?}", s.events("port25.submission.auth.failed"));
