@@ -247,7 +247,8 @@ fn fake_dovecot(replies: Vec<Vec<u8>>) -> u16 {
 
 /// Issue 16, bad input: reply lines over Dovecot's limit (16 KiB), with
 /// control characters raw or escaped, or never ending are refused: 454,
-/// never a login; the same server answering sanely logs in.
+/// never a login, and never counted as a failure of the login or the
+/// address; the same server answering sanely logs in.
 #[test]
 fn hostile_dovecot_replies_are_refused_with_454() {
     let long = format!("OK\t{{id}}\tuser=alice@example.net\tx={}\n", "a".repeat(17_000)).into_bytes();
@@ -265,7 +266,10 @@ fn hostile_dovecot_replies_are_refused_with_454() {
     ];
     let n = replies.len();
     let port = fake_dovecot(replies);
-    let s = port25_with(&format!("type = \"dovecot\"\nauth_socket = \"127.0.0.1:{port}\"\ntimeout_ms = 2000\n"));
+    // A directory's failures are not the login's: with locks after three
+    // failures, eight refused replies must not lock alice or the address.
+    let locks = "[submission]\nauth_login_lock_after = 3\nauth_address_lock_after = 3\n";
+    let s = port25_with(&format!("type = \"dovecot\"\nauth_socket = \"127.0.0.1:{port}\"\ntimeout_ms = 2000\n{locks}"));
     for i in 0..n - 1 {
         let t = submit(&s, "PLAIN", "alice@example.net", "pw", "alice@example.net", "alice@example.net");
         assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "reply {i}: {t}");
