@@ -17,6 +17,7 @@ pub mod spampot;
 
 // --- submission ---
 pub mod accounts;
+pub mod directory;
 pub mod sasl;
 pub mod smoke;
 pub mod submission;

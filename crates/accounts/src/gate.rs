@@ -24,9 +24,17 @@
 //! authorization identity (AUTH PLAIN's authzid) that is not the login
 //! itself (acting for another user is not supported).
 //!
+//! With a [`RemoteDirectory`] ([`Gate::with_directory`]), submission
+//! logins are checked there instead of in the SQLite accounts, under the
+//! same guard and bounds, within `directory_timeout`: a directory that is
+//! down, slow or answers garbage gives [`Outcome::Error`] (454), never an
+//! accepted login, and is not counted as a failure of the login. The
+//! dashboard's operators are always the SQLite accounts'.
+//!
 //! [`guard`]: crate::guard
 
 use crate::guard::{self, AuthGuard, Finish, GuardConfig, Lockout, Refusal, Reservation, Scope};
+use crate::remote::{Checked, Credentials, RemoteDirectory};
 use crate::{normalize_login, Accounts, Stamp, Verdict};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -65,20 +73,23 @@ pub struct Attempt<'a> {
     pub authzid: Option<&'a str>,
     pub password: &'a str,
     pub purpose: Purpose,
+    /// The client talked TLS (a remote directory may want to know).
+    pub secured: bool,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The password is right; `login` in its stored form; `stamp` for the
-    /// dashboard (see [`Accounts::operator_stamp`]).
-    Valid { login: String, stamp: Option<Stamp> },
+    /// dashboard (see [`Accounts::operator_stamp`]); `addresses` what a
+    /// remote directory says it may send as (`None`: ask the accounts).
+    Valid { login: String, stamp: Option<Stamp>, addresses: Option<Vec<String>> },
     /// Wrong (535): `reason` for the log; `locks` this failure started.
     Refused { reason: &'static str, locks: Vec<Lockout> },
     /// Locked out (454).
     Locked { scope: Scope, remaining: Duration },
     /// Not checked now, try again later (454): `reason` for the log.
     Busy { reason: &'static str },
-    /// The account database failed (454).
+    /// The account database or the directory failed or was too slow (454).
     Error(String),
 }
 
@@ -93,6 +104,8 @@ pub struct GateStats {
 
 pub struct Gate {
     accounts: Arc<Accounts>,
+    /// Submission logins are checked there when set.
+    remote: Option<(Arc<dyn RemoteDirectory>, Duration)>,
     guard: Arc<AuthGuard>,
     slots: Arc<tokio::sync::Semaphore>,
     wait: Duration,
@@ -162,6 +175,7 @@ impl Gate {
     pub fn new(accounts: Arc<Accounts>, config: GateConfig) -> Gate {
         Gate {
             accounts,
+            remote: None,
             guard: Arc::new(AuthGuard::new(config.guard)),
             slots: Arc::new(tokio::sync::Semaphore::new(config.max_verifications.max(1))),
             wait: config.verification_wait,
@@ -172,6 +186,18 @@ impl Gate {
             peak: Arc::default(),
             verifications: Arc::default(),
         }
+    }
+
+    /// Submission logins checked by `directory`, each answer awaited at
+    /// most `timeout`.
+    pub fn with_directory(mut self, directory: Arc<dyn RemoteDirectory>, timeout: Duration) -> Gate {
+        self.remote = Some((directory, timeout));
+        self
+    }
+
+    /// The remote directory submission logins are checked by, if any.
+    pub fn directory(&self) -> Option<&Arc<dyn RemoteDirectory>> {
+        self.remote.as_ref().map(|(d, _)| d)
     }
 
     pub fn accounts(&self) -> &Arc<Accounts> {
@@ -238,6 +264,9 @@ impl Gate {
             _ => return Outcome::Busy { reason: "every password check is busy" },
         };
         let login = login.expect("checked above");
+        if let (Some((directory, timeout)), Purpose::Submission) = (&self.remote, a.purpose) {
+            return self.remote_check(directory.clone(), *timeout, permit, held, login, a).await;
+        }
         let password = a.password.to_owned();
         let purpose = a.purpose;
         let (accounts, running, peak, count) = (self.accounts.clone(), self.running.clone(), self.peak.clone(), self.verifications.clone());
@@ -262,12 +291,56 @@ impl Gate {
             (login, checked, locks)
         });
         match task.await {
-            Ok((login, Ok((Verdict::Valid { .. }, stamp)), _)) => Outcome::Valid { login, stamp },
+            Ok((login, Ok((Verdict::Valid { .. }, stamp)), _)) => Outcome::Valid { login, stamp, addresses: None },
             Ok((_, Ok((Verdict::WrongPassword, _)), locks)) => Outcome::Refused { reason: "wrong password", locks },
             Ok((_, Ok((Verdict::UnknownUser, _)), locks)) => {
                 Outcome::Refused { reason: if purpose == Purpose::Dashboard { "unknown login or not an operator" } else { "unknown login" }, locks }
             }
             Ok((_, Err(e), _)) => Outcome::Error(e.to_string()),
+            Err(e) => Outcome::Error(format!("the password check failed: {e}")),
+        }
+    }
+
+    /// A submission login checked by the remote directory. Like the local
+    /// check it runs in a task of its own, so the failure is counted and
+    /// the slot held until the directory answered (or the time is up) even
+    /// when the session goes away. Down, slow or garbled: an error (454),
+    /// not counted against the login.
+    async fn remote_check(
+        &self,
+        directory: Arc<dyn RemoteDirectory>,
+        timeout: Duration,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        held: Held,
+        login: String,
+        a: Attempt<'_>,
+    ) -> Outcome {
+        let (password, client, secured) = (a.password.to_owned(), a.ip, a.secured);
+        let (running, peak, count) = (self.running.clone(), self.peak.clone(), self.verifications.clone());
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            let now_running = running.fetch_add(1, Ordering::SeqCst) + 1;
+            let _running = Running(&running);
+            peak.fetch_max(now_running, Ordering::SeqCst);
+            count.fetch_add(1, Ordering::SeqCst);
+            let credentials = Credentials { login: &login, password: &password, client, secured };
+            let checked = match tokio::time::timeout(timeout, directory.verify(credentials)).await {
+                Ok(Ok(c)) => Ok(c),
+                Ok(Err(e)) => Err(format!("{} directory: {e}", directory.kind())),
+                Err(_) => Err(format!("{} directory: no answer within {} ms", directory.kind(), timeout.as_millis())),
+            };
+            let how = match &checked {
+                Ok(Checked::Valid { .. }) => Finish::Success,
+                Ok(_) => Finish::Failure,
+                Err(_) => Finish::Cancelled,
+            };
+            (checked, held.finish(how))
+        });
+        match task.await {
+            Ok((Ok(Checked::Valid { login, addresses, .. }), _)) => Outcome::Valid { login, stamp: None, addresses: Some(addresses) },
+            Ok((Ok(Checked::WrongPassword), locks)) => Outcome::Refused { reason: "wrong password", locks },
+            Ok((Ok(Checked::UnknownUser), locks)) => Outcome::Refused { reason: "unknown login", locks },
+            Ok((Err(e), _)) => Outcome::Error(e),
             Err(e) => Outcome::Error(format!("the password check failed: {e}")),
         }
     }
@@ -286,7 +359,7 @@ mod tests {
     }
 
     fn attempt<'a>(ip: &str, login: &'a str, password: &'a str) -> Attempt<'a> {
-        Attempt { ip: ip.parse().unwrap(), login, authzid: None, password, purpose: Purpose::Submission }
+        Attempt { ip: ip.parse().unwrap(), login, authzid: None, password, purpose: Purpose::Submission, secured: true }
     }
 
     /// Issue 13 item 5: a hundred parallel wrong passwords from one address
@@ -362,7 +435,7 @@ mod tests {
         let busy = g.attempt(attempt("2001:db8::3", "alice@x.example", "right")).await;
         assert_eq!(busy, Outcome::Busy { reason: "too many logins in progress from this address" }, "one /64");
         let ok = g.attempt(attempt("::ffff:192.0.2.7", "ALICE@x.example", "right")).await;
-        assert_eq!(ok, Outcome::Valid { login: "alice@x.example".into(), stamp: None });
+        assert_eq!(ok, Outcome::Valid { login: "alice@x.example".into(), stamp: None, addresses: None });
         assert_eq!(g.stats().verifications, 1, "busy attempts check nothing");
     }
 

@@ -8,7 +8,9 @@
 //! rate), [`address`] (exact addresses and whole domains), [`import`] (the
 //! `login:hash[:addresses]` file format), [`guard`] (brute-force limits)
 //! and [`gate`] (the one way a password is checked from the network: SMTP
-//! AUTH and the dashboard share its guard and its bounds).
+//! AUTH and the dashboard share its guard and its bounds), [`remote`] (the
+//! seam where a directory the provider runs, crates/directory, checks
+//! submission logins instead).
 //!
 //! Logins are case-insensitive (stored in lower case, at most 255 bytes:
 //! [`normalize_login`]). [`Accounts::verify`] is blocking (password
@@ -21,6 +23,7 @@ pub mod guard;
 pub mod hash;
 pub mod import;
 pub mod migration;
+pub mod remote;
 mod store;
 
 use cache::VerifiedCache;

@@ -33,6 +33,7 @@ pub(crate) struct RawSubmission {
     auth_check_wait_ms: Option<u64>,
     auth_in_flight_per_address: Option<Spanned<u32>>,
     max_sessions_per_login: Option<Spanned<u32>>,
+    directory: Option<crate::directory::RawDirectory>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +67,9 @@ pub struct Submission {
     pub auth_in_flight_per_address: u32,
     /// Authenticated sessions one login may hold at once.
     pub max_sessions_per_login: u32,
+    /// Logins checked by a directory the provider runs instead of the
+    /// SQLite accounts (`[submission.directory]`).
+    pub directory: Option<crate::directory::Directory>,
 }
 
 pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
@@ -139,6 +143,10 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
         auth_check_wait: Duration::from_millis(raw.auth_check_wait_ms.unwrap_or(5000)),
         auth_in_flight_per_address: at_least_one(raw.auth_in_flight_per_address, 8, "auth_in_flight_per_address")?,
         max_sessions_per_login: at_least_one(raw.max_sessions_per_login, 10, "max_sessions_per_login")?,
+        directory: match raw.directory {
+            Some(d) => Some(crate::directory::resolve(d, text, file, base)?),
+            None => None,
+        },
     })
 }
 

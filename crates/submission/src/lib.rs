@@ -175,6 +175,9 @@ fn leave(per_login: &mut std::collections::HashMap<String, u32>, login: Option<S
 #[derive(Default)]
 pub struct SessionState {
     login: Option<String>,
+    /// What a remote directory said at AUTH the login may send as (kept
+    /// for the session; `None` when the accounts database is asked).
+    directory_addresses: Option<Vec<String>>,
     sender: Option<Sender>,
 }
 
@@ -233,13 +236,27 @@ impl SubmissionPolicy {
     /// its own limits (where it has them), read on a blocking thread: the
     /// accounts database is SQLite, and a runtime worker waiting on it
     /// would stall every session it serves.
-    async fn resolve(&self, info: &SessionInfo, who: String) -> Result<Sender, Decision> {
+    async fn resolve(&self, info: &SessionInfo, directory_addresses: Option<&Vec<String>>, who: String) -> Result<Sender, Decision> {
         let defaults = self.shared.quota.defaults().clone();
         let Some(login) = info.auth.clone() else {
             return Ok(Sender { who, addresses: None, limits: defaults });
         };
+        // Logged in through a remote directory: its answer at AUTH is the
+        // list (none kept: nothing allowed); the accounts file is not asked.
+        let from_directory = match directory_addresses {
+            Some(a) => Some(a.clone()),
+            None if self.shared.gate.directory().is_some() => Some(Vec::new()),
+            None => None,
+        };
         let accounts = self.shared.accounts.clone();
-        let read = tokio::task::spawn_blocking(move || (accounts.addresses(&login), accounts.limits(&login))).await;
+        let read = tokio::task::spawn_blocking(move || {
+            let addresses = match from_directory {
+                Some(a) => Ok(a),
+                None => accounts.addresses(&login),
+            };
+            (addresses, accounts.limits(&login))
+        })
+        .await;
         let (addresses, limits) = match read {
             Ok(r) => r,
             Err(e) => {
@@ -386,10 +403,11 @@ impl Hooks for SubmissionPolicy {
             authzid: credentials.authzid.as_deref(),
             password: &credentials.password,
             purpose: Purpose::Submission,
+            secured: info.tls.is_some(),
         };
         let user = loggable(&credentials.username);
         match self.shared.gate.attempt(attempt).await {
-            Outcome::Valid { login, .. } => {
+            Outcome::Valid { login, addresses, .. } => {
                 if !self.shared.enter_session(&mut state.login, &login) {
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
@@ -399,6 +417,7 @@ impl Hooks for SubmissionPolicy {
                         format!("Too many sessions for this login at once (at most {max}); close one or try again later"),
                     ));
                 }
+                state.directory_addresses = addresses;
                 let shared = self.shared.clone();
                 let (l, legacy, ip, port) = (login.clone(), self.legacy, info.peer.ip(), info.local.port());
                 let _ = tokio::task::spawn_blocking(move || shared.record_use(&l, legacy, ip, port)).await;
@@ -423,7 +442,7 @@ impl Hooks for SubmissionPolicy {
                 Decision::Reject(AUTH_TEMPORARY)
             }
             Outcome::Error(e) => {
-                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = "account database error", error = %e);
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = "account database or directory unavailable", error = %e);
                 Decision::Reject(AUTH_TEMPORARY)
             }
         }
@@ -443,7 +462,7 @@ impl Hooks for SubmissionPolicy {
             emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = "<>", field = "MAIL FROM", reason = "null sender");
             return Decision::Reject(NULL_SENDER);
         };
-        let sender = match self.resolve(info, who).await {
+        let sender = match self.resolve(info, state.directory_addresses.as_ref(), who).await {
             Ok(s) => s,
             Err(d) => return d,
         };

@@ -117,9 +117,9 @@ pub async fn login(
     let Some(gate) = state.gate.clone() else {
         return html_response(StatusCode::SERVICE_UNAVAILABLE, page::login(Some("No account database is configured.")));
     };
-    let attempt = Attempt { ip: client, login: &form.login, authzid: None, password: &form.password, purpose: Purpose::Dashboard };
+    let attempt = Attempt { ip: client, login: &form.login, authzid: None, password: &form.password, purpose: Purpose::Dashboard, secured: false };
     let reason = match gate.attempt(attempt).await {
-        Outcome::Valid { login, stamp: Some(stamp) } => {
+        Outcome::Valid { login, stamp: Some(stamp), .. } => {
             emit!(info, ev::HTTP_LOGIN, login = %login, peer = %client);
             let token = state.sessions.start(&login, stamp, Instant::now());
             let mut r = Redirect::to("/dashboard").into_response();

@@ -5,8 +5,11 @@
 //! In the order asked: the `[mx] recipients` lists (kept by the MX itself),
 //! the logins and addresses of `port25 users` accounts (SQLite, read
 //! on a blocking thread), and, when local delivery is LMTP, the mailbox
-//! server's own answer to an RCPT probe, cached ([mx] verify_*).
+//! server's own answer to an RCPT probe, cached ([mx] verify_*); and
+//! the provider's directory (`[submission.directory]`, Dovecot's userdb,
+//! LDAP or PostgreSQL) when it is configured to tell, cached the same way.
 
+use port25_accounts::remote::RemoteDirectory;
 use port25_accounts::Accounts;
 use port25_config::Config;
 use port25_delivery::lmtp::{Lmtp, Probe};
@@ -66,8 +69,38 @@ impl RecipientDirectory for LmtpProbe {
     }
 }
 
+/// The provider's directory (Dovecot userdb, LDAP, PostgreSQL), asked at
+/// most [`PARALLEL_PROBES`] at a time and at most `[mx] verify_timeout_ms`
+/// each; down or slow is "cannot tell" (450), never a yes.
+struct Provider {
+    directory: Arc<dyn RemoteDirectory>,
+    timeout: Duration,
+    slots: tokio::sync::Semaphore,
+}
+
+impl RecipientDirectory for Provider {
+    fn exists<'a>(&'a self, address: &'a str) -> Answer<'a> {
+        Box::pin(async move {
+            let kind = self.directory.kind();
+            let asked = async {
+                let _slot = self.slots.acquire().await;
+                match self.directory.exists(address) {
+                    Some(answer) => answer.await,
+                    None => Err("not configured to look up recipients".into()),
+                }
+            };
+            match tokio::time::timeout(self.timeout, asked).await {
+                Ok(Ok(true)) => Exists::Yes,
+                Ok(Ok(false)) => Exists::No,
+                Ok(Err(e)) => Exists::CannotTell(format!("{kind} directory: {e}")),
+                Err(_) => Exists::CannotTell(format!("{kind} directory: no answer within {} ms", self.timeout.as_millis())),
+            }
+        })
+    }
+}
+
 /// The MX policy with every directory of this configuration behind it.
-pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target) -> Arc<MxPolicy> {
+pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target, provider: Option<Arc<dyn RemoteDirectory>>) -> Arc<MxPolicy> {
     let mx_config = MxConfig {
         domains: config.mx.domains.clone(),
         recipients: config.mx.recipients.clone(),
@@ -79,7 +112,17 @@ pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target:
         Target::Lmtp(l) => Some(l),
         _ => None,
     };
-    Arc::new(directories(config, accounts, lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory))
+    let mut directories = directories(config, accounts, lmtp);
+    // Asked only when it can tell (a Dovecot without userdb_socket, an LDAP
+    // without recipient_filter, a PostgreSQL without recipient_query cannot).
+    let asks = config.submission.directory.as_ref().is_some_and(|d| d.recipients);
+    if let Some(directory) = provider.filter(|d| asks && d.exists("").is_some()) {
+        let v = &config.mx.verify;
+        let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
+        let provider = Provider { directory, timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
+        directories.push(Arc::new(Cached::new(provider, cache)));
+    }
+    Arc::new(directories.into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory))
 }
 
 /// The directories after the MX's own lists, in the order asked.

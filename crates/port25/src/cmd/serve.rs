@@ -114,11 +114,17 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
     let accounts = Arc::new(super::users::open(&config)?);
+    // A directory the provider runs ([submission.directory]): submission
+    // logins, and the MX's recipients, are asked there.
+    let directory = match &config.submission.directory {
+        Some(d) => Some(port25_directory::open(d).map_err(|e| anyhow::anyhow!("[submission.directory]: {e}"))?),
+        None => None,
+    };
     // One password gate for SMTP AUTH and the dashboard: one guard, one
     // bound; made when either is served.
     let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
     let gate = match wants_submission || config.http.address.is_some() {
-        true => Some(Arc::new(gate(&config, accounts.clone()))),
+        true => Some(Arc::new(gate(&config, accounts.clone(), directory.clone()))),
         false => None,
     };
     let http = super::serve_http::start(&config, metrics, gate.clone()).await?;
@@ -136,7 +142,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
 
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
-    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target);
+    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target, directory.clone());
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
     let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone())?;
@@ -231,7 +237,11 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
 
 /// The password gate: brute-force limits and the bounds on password
 /// checks, shared by submission and the dashboard.
-fn gate(config: &Config, accounts: Arc<port25_accounts::Accounts>) -> port25_accounts::gate::Gate {
+fn gate(
+    config: &Config,
+    accounts: Arc<port25_accounts::Accounts>,
+    directory: Option<Arc<dyn port25_accounts::remote::RemoteDirectory>>,
+) -> port25_accounts::gate::Gate {
     let s = &config.submission;
     let gate = port25_accounts::gate::GateConfig {
         guard: port25_accounts::guard::GuardConfig {
@@ -248,7 +258,11 @@ fn gate(config: &Config, accounts: Arc<port25_accounts::Accounts>) -> port25_acc
         verification_wait: s.auth_check_wait,
         in_flight_per_address: s.auth_in_flight_per_address,
     };
-    port25_accounts::gate::Gate::new(accounts, gate)
+    let gate = port25_accounts::gate::Gate::new(accounts, gate);
+    match (directory, &config.submission.directory) {
+        (Some(d), Some(c)) => gate.with_directory(d, c.timeout),
+        _ => gate,
+    }
 }
 
 /// The state every submission listener shares: the gate, sending limits.
