@@ -10,12 +10,14 @@
 mod error;
 mod http;
 mod model;
+mod mxauth;
 mod outbound;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;
+pub use mxauth::{AuthAction, Greylist, MxAuth, DEBIAN_PUBLIC_SUFFIX_LIST};
 pub use outbound::{DkimKey, Outbound};
 pub use submission::Submission;
 

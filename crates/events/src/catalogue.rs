@@ -41,6 +41,9 @@ catalogue! {
     SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected";
 
     MX_VERIFY_FAILED = "port25.mx.verify_failed";
+    MX_AUTH = "port25.mx.auth";
+    MX_AUTH_REJECTED = "port25.mx.auth.rejected";
+    MX_GREYLIST = "port25.mx.greylist";
 
     SUBMISSION_ACCEPTED = "port25.submission.accepted";
     SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";

@@ -66,8 +66,9 @@ impl RecipientDirectory for LmtpProbe {
     }
 }
 
-/// The MX policy with every directory of this configuration behind it.
-pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target) -> Arc<MxPolicy> {
+/// The MX policy with every directory of this configuration behind it
+/// (and sender authentication and greylisting where configured).
+pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target) -> anyhow::Result<Arc<MxPolicy>> {
     let mx_config = MxConfig {
         domains: config.mx.domains.clone(),
         recipients: config.mx.recipients.clone(),
@@ -79,7 +80,8 @@ pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target:
         Target::Lmtp(l) => Some(l),
         _ => None,
     };
-    Arc::new(directories(config, accounts, lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory))
+    let mx = directories(config, accounts, lmtp).into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory);
+    Ok(Arc::new(super::mx_auth::attach(config, mx)?))
 }
 
 /// The directories after the MX's own lists, in the order asked.
