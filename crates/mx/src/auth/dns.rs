@@ -57,6 +57,9 @@ pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolv
     opts.attempts = 2;
     // Names are always absolute here: never append a search domain.
     opts.ndots = 0;
+    // Only DNS speaks for a sender: /etc/hosts would make iprev pass for
+    // any address the machine lists (127.0.0.1 is "localhost" there).
+    opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
     let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
     *builder.options_mut() = opts;
     builder.build().map_err(|e| format!("cannot start the DNS resolver: {e}"))
