@@ -270,9 +270,11 @@ impl Authenticator {
     }
 
     /// Every DKIM signature's result (at most `max_signatures`), with its
-    /// d= domain.
-    pub async fn dkim(&self, message: &[u8]) -> Vec<(Check, String)> {
-        let Some(mut parsed) = AuthenticatedMessage::parse(message) else {
+    /// d= domain. `parsed` is `None` for a message without a header section.
+    /// (mail-auth parses strictly: no `l=` signatures, so at most four body
+    /// hashes, whatever the number of DKIM-Signature fields.)
+    pub async fn dkim(&self, parsed: Option<AuthenticatedMessage<'_>>) -> Vec<(Check, String)> {
+        let Some(mut parsed) = parsed else {
             let c = Check { method: "dkim", outcome: Outcome::None, reason: "the message has no header to check".into(), props: vec![] };
             return vec![(c, String::new())];
         };
@@ -317,8 +319,10 @@ impl Authenticator {
 
     /// Every check for one message, and what to do with it.
     pub async fn check(&self, sender: &Sender<'_>, message: &[u8]) -> Report {
+        let parsed = AuthenticatedMessage::parse(message);
+        let authors = parsed.as_ref().map(author_domains).unwrap_or_default();
         let (iprev, spf_helo, spf_from, dkim) =
-            tokio::join!(self.iprev(sender.ip), self.spf(sender, None), self.spf(sender, Some(sender.mail_from)), self.dkim(message));
+            tokio::join!(self.iprev(sender.ip), self.spf(sender, None), self.spf(sender, Some(sender.mail_from)), self.dkim(parsed));
         let mut checks = vec![iprev, spf_helo, spf_from.clone()];
         let spf_domain = match sender.mail_from.rsplit_once('@') {
             Some((_, d)) => d.to_owned(),
@@ -329,7 +333,6 @@ impl Authenticator {
 
         let mut verdict = Verdict::Accept;
         let mut dmarc_passed = false;
-        let authors = author_domains(message);
         if authors.is_empty() {
             checks.push(Check { method: "dmarc", outcome: Outcome::None, reason: "no From: address with a domain".into(), props: vec![] });
         }
@@ -382,8 +385,7 @@ fn worse(so_far: Verdict, action: Action, why: String) -> Verdict {
 const MAX_AUTHOR_DOMAINS: usize = 4;
 
 /// The distinct domains of the From: addresses, lower case.
-pub fn author_domains(message: &[u8]) -> Vec<String> {
-    let Some(parsed) = AuthenticatedMessage::parse(message) else { return Vec::new() };
+fn author_domains(parsed: &AuthenticatedMessage<'_>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for from in &parsed.from {
         if let Some((_, d)) = from.rsplit_once('@') {
