@@ -420,3 +420,26 @@ fn greylisting_defers_the_first_attempt_and_accepts_the_retry() {
     // Triplets are in the SQLite database under data_dir.
     assert!(Path::new(&s.data().join("greylist.sqlite")).exists());
 }
+
+/// SPF `-all` failing for MAIL FROM (no DMARC record): by default only
+/// the header says so (forwarded mail fails SPF, RFC 7489 10.1);
+/// `spf_fail = "reject"` refuses it with 550 5.7.1, `"tag"` tags it.
+#[test]
+fn spf_fail_action_is_configurable() {
+    let dns = DnsServer::start();
+    dns.txt("strict.example", "v=spf1 ip4:192.0.2.1 -all");
+    let m = "From: a@strict.example\r\nSubject: spf\r\n\r\nbody\r\n";
+    for (action, code, tagged) in [("ignore", 250, false), ("tag", 250, true), ("reject", 550, false)] {
+        let s = mx_with_auth(&dns, &format!("spf_fail = \"{action}\"\n"));
+        let r = smtplib(s.addr(), "127.0.0.6", "h.test", "a@strict.example", "alice@example.net", m);
+        assert_eq!(r["data"][0], code, "{action}: {r}");
+        if code == 550 {
+            assert!(r["data"][1].as_str().unwrap().starts_with("5.7.1"), "{r}");
+            continue;
+        }
+        let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(20));
+        let text = String::from_utf8_lossy(&mail[0]).into_owned();
+        assert_eq!(find(&authentication_results(&text)[0].1, "spf", "smtp.mailfrom").1, "fail", "{text}");
+        assert_eq!(text.contains("X-Port25-Tag: \"SPF: strict.example does not designate 127.0.0.6"), tagged, "{action}: {text}");
+    }
+}
