@@ -249,6 +249,16 @@ fn forged_from_is_rejected_where_dmarc_says_reject() {
     // The sender's own domain in MAIL FROM does not help either.
     let r = smtplib(s.addr(), "127.0.0.2", "mail.evil.example", "ceo@bank.example", "alice@example.net", forged);
     assert_eq!(r["data"][0], 550, "SPF of bank.example fails for 127.0.0.2: {r}");
+    // A subdomain of it (the organizational domain's record applies, sp=
+    // defaults to p=), and a second From: field that would hide it.
+    for variant in [
+        forged.replace("ceo@bank.example", "ceo@pay.bank.example"),
+        forged.replace("From: CEO <ceo@bank.example>\r\n", "From: me@evil.example\r\nFrom: CEO <ceo@bank.example>\r\n"),
+        forged.replace("From: CEO <ceo@bank.example>", "From: me@evil.example, CEO <ceo@bank.example>"),
+    ] {
+        let r = smtplib(s.addr(), "127.0.0.2", "mail.evil.example", "x@evil.example", "alice@example.net", &variant);
+        assert_eq!(r["data"][0], 550, "{variant}: {r}");
+    }
     let ev = s.wait_event("port25.mx.auth.rejected", Duration::from_secs(5)).expect("event");
     assert!(ev["results"].as_str().unwrap().contains("dmarc=fail"), "{ev}");
     // p=quarantine: accepted, tagged.
