@@ -91,17 +91,7 @@ impl Greylist {
     /// Opens (creating) the triplet database. `auth` gives the resolver and
     /// SPF for the exemptions.
     pub fn open(settings: Settings, auth: Arc<Authenticator>) -> Result<Greylist, String> {
-        let db = Connection::open(&settings.path).map_err(|e| format!("greylist database {}: {e}", settings.path.display()))?;
-        db.execute_batch(
-            "PRAGMA journal_mode=WAL;
-             PRAGMA synchronous=NORMAL;
-             CREATE TABLE IF NOT EXISTS triplet (net TEXT NOT NULL, sender TEXT NOT NULL, rcpt TEXT NOT NULL,
-                 first_seen INTEGER NOT NULL, passed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (net, sender, rcpt));
-             CREATE INDEX IF NOT EXISTS triplet_age ON triplet (passed, first_seen);
-             CREATE TABLE IF NOT EXISTS allowed (net TEXT NOT NULL, domain TEXT NOT NULL, until INTEGER NOT NULL,
-                 PRIMARY KEY (net, domain));",
-        )
-        .map_err(|e| format!("greylist database {}: {e}", settings.path.display()))?;
+        let db = open_db(&settings.path)?;
         Ok(Greylist { db: Arc::new(Mutex::new(db)), settings, auth, last_prune: AtomicU64::new(0) })
     }
 
@@ -187,6 +177,22 @@ impl Greylist {
         let (spf, dnswl) = tokio::join!(spf, dnswl);
         spf.or(dnswl)
     }
+}
+
+/// Opens (creating) the triplet database.
+fn open_db(path: &std::path::Path) -> Result<Connection, String> {
+    let db = Connection::open(path).map_err(|e| format!("greylist database {}: {e}", path.display()))?;
+    db.execute_batch(
+        "PRAGMA journal_mode=WAL;
+         PRAGMA synchronous=NORMAL;
+         CREATE TABLE IF NOT EXISTS triplet (net TEXT NOT NULL, sender TEXT NOT NULL, rcpt TEXT NOT NULL,
+             first_seen INTEGER NOT NULL, passed INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (net, sender, rcpt));
+         CREATE INDEX IF NOT EXISTS triplet_age ON triplet (passed, first_seen);
+         CREATE TABLE IF NOT EXISTS allowed (net TEXT NOT NULL, domain TEXT NOT NULL, until INTEGER NOT NULL,
+             PRIMARY KEY (net, domain));",
+    )
+    .map_err(|e| format!("greylist database {}: {e}", path.display()))?;
+    Ok(db)
 }
 
 /// The DNSBL/DNSWL question name of an address (RFC 5782 2.1, 2.4).
@@ -286,5 +292,27 @@ mod tests {
         assert_eq!(network("192.0.2.77".parse().unwrap(), 32, 128), "192.0.2.77/32");
         assert_eq!(network("192.0.2.77".parse().unwrap(), 0, 0), "0.0.0.0/0");
         assert_eq!(reversed("192.0.2.7".parse().unwrap()), "7.2.0.192");
+    }
+
+    #[test]
+    fn triplets_wait_pass_and_stay_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Mutex::new(open_db(&dir.path().join("g.sqlite")).unwrap());
+        let state = |rcpt: &str, delay| lookup(&db, "192.0.2.0/24", "a@d.example", "d.example", rcpt, delay, 86400, 86400).unwrap();
+        assert!(matches!(state("r@x", 300), State::New));
+        insert(&db, "192.0.2.0/24", "a@d.example", "r@x", 100, false, 86400, 86400).unwrap();
+        assert!(matches!(state("r@x", 300), State::Wait(w) if w > 290 && w <= 300));
+        // With no delay left the retry passes and allowlists network and domain.
+        assert!(matches!(state("r@x", 0), State::Retried));
+        assert!(matches!(state("other@x", 300), State::Allowed));
+        // Never more than max_entries triplets: the oldest pending give way.
+        for i in 0..250 {
+            insert(&db, "198.51.100.0/24", &format!("s{i}@e.example"), "r@x", 100, i % 50 == 0, 86400, 86400).unwrap();
+        }
+        let n: i64 = db.lock().unwrap().query_row("SELECT count(*) FROM triplet", [], |r| r.get(0)).unwrap();
+        assert!(n <= 100, "{n} triplets");
+        // The passed one is kept.
+        let passed: i64 = db.lock().unwrap().query_row("SELECT count(*) FROM triplet WHERE passed = 1", [], |r| r.get(0)).unwrap();
+        assert_eq!(passed, 1);
     }
 }
