@@ -42,7 +42,7 @@ pub fn ar_strip(data: &[u8]) {
     // Quoting any text (DNS, HELO, MAIL FROM) for our field never ends it.
     let text = String::from_utf8_lossy(data);
     let v = value(&text);
-    assert!(!v.contains(['\r', '\n', '\0']), "{v:?}");
+    assert!(v.is_ascii() && !v.contains(|c: char| c.is_ascii_control()), "{v:?}");
     assert!(!v.is_empty());
     if let Some(inner) = v.strip_prefix('"') {
         // A quoted-string closes exactly at its end.

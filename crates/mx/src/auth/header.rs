@@ -16,8 +16,10 @@ const MAX_COMMENT_DEPTH: usize = 16;
 
 /// A value as RFC 8601's `pvalue` or `value` (RFC 2045 token or
 /// quoted-string): as is when it is a plain token, else quoted with `"`
-/// and `\` escaped; control characters (CR, LF, NUL, ...) become `?` so
-/// nothing from DNS or the client can end the field or start another.
+/// and `\` escaped; control characters (CR, LF, NUL, ...) and anything not
+/// ASCII (bidi overrides, text the message's encoding may not allow)
+/// become `?`, so nothing from DNS or the client can end the field, start
+/// another, or read differently than it is.
 pub fn value(s: &str) -> String {
     const TSPECIALS: &str = "()<>@,;:\\\"/[]?= ";
     let token = !s.is_empty() && s.chars().all(|c| c.is_ascii_graphic() && !TSPECIALS.contains(c));
@@ -31,7 +33,8 @@ pub fn value(s: &str) -> String {
     out
 }
 
-/// A quoted-string of `chars`: `"` and `\` escaped, controls as `?`.
+/// A quoted-string of `chars`: `"` and `\` escaped, controls and
+/// non-ASCII as `?`.
 fn push_quoted(out: &mut String, chars: impl Iterator<Item = char>) {
     out.push('"');
     for c in chars {
@@ -40,7 +43,7 @@ fn push_quoted(out: &mut String, chars: impl Iterator<Item = char>) {
                 out.push('\\');
                 out.push(c);
             }
-            c if c.is_control() => out.push('?'),
+            c if c.is_ascii_control() || !c.is_ascii() => out.push('?'),
             c => out.push(c),
         }
     }

@@ -397,3 +397,46 @@ fn author_domains(parsed: &AuthenticatedMessage<'_>) -> Vec<String> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_explains_each_check_and_the_verdict() {
+        let check = |method, outcome, reason: &str, props: Vec<(&'static str, String)>| Check { method, outcome, reason: reason.into(), props };
+        let report = Report {
+            checks: vec![
+                check("iprev", Outcome::Pass, "192.0.2.1 is mail.d.example, which resolves back to it", vec![("policy.iprev", "192.0.2.1".into())]),
+                check("spf", Outcome::Fail, "d.example does not designate 192.0.2.1\u{202e}\r\nX: y", vec![("smtp.mailfrom", "a@d.example".into())]),
+                check("dmarc", Outcome::Fail, "no aligned pass", vec![("header.from", "d.example".into()), ("policy.dmarc", "reject".into())]),
+            ],
+            verdict: Verdict::Reject("DMARC policy of d.example (p=reject): no aligned pass".into()),
+        };
+        let text = report.to_string();
+        assert_eq!(
+            text,
+            "iprev  pass      policy.iprev=192.0.2.1\n       192.0.2.1 is mail.d.example, which resolves back to it\n\
+             spf    fail      smtp.mailfrom=a@d.example\n       d.example does not designate 192.0.2.1\\u{202e}\\r\\nX: y\n\
+             dmarc  fail      header.from=d.example policy.dmarc=reject\n       no aligned pass\n\
+             verdict: reject 550 5.7.1 (DMARC policy of d.example (p=reject): no aligned pass)\n"
+        );
+        assert_eq!(report.get("dmarc").unwrap().outcome, Outcome::Fail);
+        // The header field: one result per folded line, nothing from DNS can end it.
+        let field = header::format("mx.example.net", &report.checks);
+        assert!(field.starts_with("Authentication-Results: mx.example.net;\r\n\tiprev=pass reason=\""), "{field}");
+        assert_eq!(field.matches("\r\n").count(), 4, "{field}");
+        assert!(field.contains("reason=\"d.example does not designate 192.0.2.1???X: y\""), "{field}");
+        assert_eq!(header::format("mx.example.net", &[]), "Authentication-Results: mx.example.net; none\r\n");
+    }
+
+    #[test]
+    fn the_strictest_action_wins() {
+        let v = worse(Verdict::Accept, Action::Tag, "q".into());
+        assert_eq!(v, Verdict::Tag("q".into()));
+        let v = worse(v, Action::Reject, "r".into());
+        assert_eq!(v, Verdict::Reject("r".into()));
+        assert_eq!(worse(v.clone(), Action::Tag, "t".into()), v);
+        assert_eq!(worse(Verdict::Accept, Action::Ignore, "i".into()), Verdict::Accept);
+    }
+}
