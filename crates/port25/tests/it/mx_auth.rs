@@ -371,7 +371,8 @@ fn hostile_dns_answers_are_permerrors_not_crashes() {
         let ars = authentication_results(&text);
         assert_eq!(find(&ars[0].1, "spf", "smtp.mailfrom").1, *want, "{domain}: {text}");
     }
-    // The huge record: whatever the resolver makes of it, an error result, accepted.
+    // The huge record (4 KB, more than a UDP answer holds; this DNS server
+    // has no TCP): an error result (temperror here), never a pass, accepted.
     let m = "From: a@huge.example\r\nSubject: huge\r\n\r\nbody\r\n";
     let r = smtplib(s.addr(), "127.0.0.1", "h.test", "a@huge.example", "bob@example.net", m);
     assert_eq!(r["data"][0], 250, "{r}");
@@ -385,10 +386,10 @@ fn hostile_dns_answers_are_permerrors_not_crashes() {
     let text = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: key")).unwrap();
     let ars = authentication_results(&text);
     let dkim = find(&ars[0].1, "dkim", "header.d");
-    assert!(["permerror", "fail", "neutral"].contains(&dkim.1.as_str()), "{text}");
+    assert_eq!(dkim.1, "permerror", "{text}");
     let text = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: huge")).unwrap();
     let spf = find(&authentication_results(&text)[0].1, "spf", "smtp.mailfrom").1.clone();
-    assert!(["permerror", "temperror", "pass"].contains(&spf.as_str()), "{text}");
+    assert!(["permerror", "temperror", "fail"].contains(&spf.as_str()), "{text}");
 }
 
 /// Greylisting with Python smtplib: the first attempt gets 451 4.7.1, a
