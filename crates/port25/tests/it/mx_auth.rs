@@ -402,10 +402,14 @@ fn hostile_dns_answers_are_permerrors_not_crashes() {
 fn greylisting_defers_the_first_attempt_and_accepts_the_retry() {
     let dns = DnsServer::start();
     dns.txt("big.example", "v=spf1 ip4:127.0.0.0/8 -all");
+    // A DNSWL: 127.0.0.11 listed (127.0.10.2), 127.0.0.12 answered with
+    // dnswl.org's "query refused" code, which lists nobody.
+    dns.add("11.0.0.127.wl.test", crate::dns::Rr::A(Ipv4Addr::new(127, 0, 10, 2)));
+    dns.add("12.0.0.127.wl.test", crate::dns::Rr::A(Ipv4Addr::new(127, 0, 0, 255)));
     let s = Server::start(
         &format!(
             "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\", \"bob@example.net\"]\n\
-             [mx.auth]\nnameservers = [\"{}\"]\ndns_timeout_secs = 2\n[mx.greylist]\nenabled = true\ndelay_secs = 10\ndnswl = []\n",
+             [mx.auth]\nnameservers = [\"{}\"]\ndns_timeout_secs = 2\n[mx.greylist]\nenabled = true\ndelay_secs = 10\ndnswl = [\"wl.test\"]\n",
             dns.addr
         ),
         MX_LISTENER,
@@ -430,6 +434,10 @@ fn greylisting_defers_the_first_attempt_and_accepts_the_retry() {
     assert_eq!(r["rcpt"][0], 250, "{r}");
     let ev = s.wait_event_where("port25.mx.greylist", Duration::from_secs(5), |v| v["reason"].as_str().is_some_and(|r| r.starts_with("SPF pass")));
     assert!(ev.is_some(), "{:?}", s.events("port25.mx.greylist"));
+    let r = smtplib(s.addr(), "127.0.0.11", "h.listed.example", "a@listed.example", "alice@example.net", m);
+    assert_eq!(r["rcpt"][0], 250, "DNSWL-listed: {r}");
+    let r = smtplib(s.addr(), "127.0.0.12", "h.refused.example", "a@refused.example", "alice@example.net", m);
+    assert_eq!(r["rcpt"][0], 451, "127.0.0.255 is no listing: {r}");
     // Triplets are in the SQLite database under data_dir.
     assert!(Path::new(&s.data().join("greylist.sqlite")).exists());
 }
