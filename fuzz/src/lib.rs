@@ -33,3 +33,5 @@ pub mod http;
 
 // --- dnscheck ---
 pub mod dnscheck;
+// --- mx ---
+pub mod mx;

@@ -11,6 +11,7 @@ mod directory;
 mod error;
 mod http;
 mod model;
+mod mxauth;
 mod outbound;
 mod submission;
 
@@ -18,6 +19,7 @@ pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, L
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;
+pub use mxauth::{AuthAction, Greylist, MxAuth, DEBIAN_PUBLIC_SUFFIX_LIST};
 pub use outbound::{DkimKey, Outbound};
 pub use submission::Submission;
 

@@ -59,6 +59,10 @@ struct RawMx {
     verify_positive_ttl_secs: Option<u64>,
     verify_negative_ttl_secs: Option<u64>,
     verify_cache_entries: Option<usize>,
+    #[serde(default)]
+    auth: crate::mxauth::RawMxAuth,
+    #[serde(default)]
+    greylist: crate::mxauth::RawGreylist,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,6 +167,10 @@ pub struct Mx {
     pub bounce_after_accept: bool,
     /// Recipient verification against the LMTP server at RCPT.
     pub verify: Verify,
+    /// `[mx.auth]`: SPF, DKIM, DMARC, iprev at the end of DATA.
+    pub auth: crate::mxauth::MxAuth,
+    /// `[mx.greylist]`: greylisting at RCPT.
+    pub greylist: crate::mxauth::Greylist,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -579,6 +587,8 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+    let mx_auth = crate::mxauth::resolve_auth(raw.mx.auth, &hostname, text, file, base)?;
+    let mx_greylist = crate::mxauth::resolve_greylist(raw.mx.greylist, &data_dir, text, file, base)?;
     Ok(Config {
         hostname,
         data_dir,
@@ -586,7 +596,16 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         log_format: raw.log.format.unwrap_or_default(),
         log_level,
         tls_files,
-        mx: Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false), verify },
+        mx: Mx {
+            domains,
+            recipients,
+            recipient_delimiter,
+            catch_all,
+            bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false),
+            verify,
+            auth: mx_auth,
+            greylist: mx_greylist,
+        },
         delivery,
         submission,
         outbound,

@@ -153,10 +153,11 @@ fn sha256_pin(s: &str) -> Option<[u8; 32]> {
     (n == 32).then_some(out)
 }
 
-pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
-    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+/// `nameservers = [...]` (here and in `[mx.auth]`): addresses, port 53
+/// unless given.
+pub(crate) fn nameservers(raw: Option<Vec<Spanned<String>>>, err: &dyn Fn(usize, String, &str) -> ConfigError) -> Result<Vec<SocketAddr>, ConfigError> {
     let mut nameservers = Vec::new();
-    for n in raw.nameservers.unwrap_or_default() {
+    for n in raw.unwrap_or_default() {
         let parsed = n.get_ref().parse::<SocketAddr>().or_else(|_| n.get_ref().parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
         match parsed {
             Ok(a) => nameservers.push(a),
@@ -169,6 +170,12 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             }
         }
     }
+    Ok(nameservers)
+}
+
+pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let nameservers = nameservers(raw.nameservers, &err)?;
     let smarthost = match raw.smarthost {
         Some(s) => match host_port(s.get_ref(), 25) {
             Some(hp) => Some(hp),

@@ -87,6 +87,9 @@ catalogue! {
     SMTP_AUTH_REJECTED = "port25.smtp.auth.rejected" [session, peer, user, mechanism, reply];
 
     MX_VERIFY_FAILED = "port25.mx.verify_failed" [to, reason];
+    MX_AUTH = "port25.mx.auth" [session, peer, from, results, tagged];
+    MX_AUTH_REJECTED = "port25.mx.auth.rejected" [session, peer, from, results, reason];
+    MX_GREYLIST = "port25.mx.greylist" [session, peer, from, to, action, reason];
 
     SUBMISSION_ACCEPTED = "port25.submission.accepted" [session, user, id, from, rcpts];
     SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed" [session, peer, user, reason, error];

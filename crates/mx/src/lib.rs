@@ -15,7 +15,9 @@
 //! accepted here does not come back later as a bounce to a sender that may
 //! be forged (backscatter).
 
+pub mod auth;
 pub mod directory;
+pub mod greylist;
 
 use directory::{AnyOf, Exists, Listed, RecipientDirectory};
 use port25_engine::address::{Domain, ForwardPath, Mailbox};
@@ -50,6 +52,10 @@ pub struct MxPolicy {
     directory: AnyOf,
     delimiter: Option<char>,
     spool: Spool,
+    /// Sender authentication at the end of DATA ([`auth`]).
+    auth: Option<Arc<auth::Authenticator>>,
+    /// Greylisting at RCPT ([`greylist`]).
+    greylist: Option<Arc<greylist::Greylist>>,
 }
 
 const RELAY_DENIED: &str = "Relay access denied: this MX accepts mail only for its own domains";
@@ -83,7 +89,22 @@ impl MxPolicy {
             directory: AnyOf(config.recipients.iter().map(|r| Arc::new(Listed::new(r)) as Arc<dyn RecipientDirectory>).collect()),
             delimiter: config.recipient_delimiter,
             spool,
+            auth: None,
+            greylist: None,
         }
+    }
+
+    /// Checks SPF, DKIM, DMARC and iprev of every message at the end of
+    /// DATA and adds our Authentication-Results field ([`auth`]).
+    pub fn with_auth(mut self, auth: Arc<auth::Authenticator>) -> MxPolicy {
+        self.auth = Some(auth);
+        self
+    }
+
+    /// Greylists recipients at RCPT ([`greylist`]).
+    pub fn with_greylist(mut self, greylist: Arc<greylist::Greylist>) -> MxPolicy {
+        self.greylist = Some(greylist);
+        self
     }
 
     /// Adds a directory asked at RCPT after the configured lists (accounts,
@@ -211,14 +232,89 @@ impl Hooks for MxPolicy {
         USE_SUBMISSION
     }
 
-    async fn rcpt(&self, _info: &SessionInfo, _state: &mut (), _envelope: &Envelope, to: &ForwardPath) -> Decision {
-        self.check(to).await
+    async fn rcpt(&self, info: &SessionInfo, _state: &mut (), envelope: &Envelope, to: &ForwardPath) -> Decision {
+        let decision = self.check(to).await;
+        match (&self.greylist, &decision) {
+            (Some(greylist), Decision::Accept) => self.greylisted(greylist, info, envelope, to).await,
+            _ => decision,
+        }
     }
 
     async fn data(&self, info: &SessionInfo, _state: &mut (), envelope: &Envelope, message: Message) -> Decision {
         let id = message.id.clone();
-        // Received header and message are already one buffer: no copy.
-        self.spool(info, envelope, id, message.into_content(), true).await
+        let content = match &self.auth {
+            Some(auth) => match authenticate(auth, info, envelope, message).await {
+                Ok(content) => content,
+                Err(refused) => return refused,
+            },
+            // Received header and message are already one buffer: no copy.
+            None => message.into_content(),
+        };
+        self.spool(info, envelope, id, content, true).await
+    }
+}
+
+/// The SMTP view of a session for the checks: canonical client address,
+/// HELO name, MAIL FROM without brackets.
+fn sender_of<'a>(info: &'a SessionInfo, from: &'a str) -> auth::Sender<'a> {
+    auth::Sender { ip: info.peer.ip().to_canonical(), helo: info.helo.as_deref().unwrap_or(""), mail_from: from }
+}
+
+/// Runs the checks on a message; `Ok` is the content to store (our
+/// Received field, our Authentication-Results field, the message without
+/// fields that claim our authserv-id), `Err` the refusal.
+async fn authenticate(auth: &auth::Authenticator, info: &SessionInfo, envelope: &Envelope, message: Message) -> Result<Vec<u8>, Decision> {
+    let from = envelope.from.to_string();
+    {
+        let sender = sender_of(info, &from);
+        let report = auth.check(&sender, message.body()).await;
+        let results: Vec<String> = report.checks.iter().map(|c| format!("{}={}", c.method, c.outcome.as_str())).collect();
+        let results = results.join(" ");
+        if let auth::Verdict::Reject(why) = &report.verdict {
+            emit!(info, ev::MX_AUTH_REJECTED, session = %info.id, peer = %info.peer, from = %from, results = %results, reason = %why);
+            let text = format!("Message rejected: {why}");
+            return Err(Decision::Reject(Reply::owned(550, "5.7.1", text)));
+        }
+        let tag = match &report.verdict {
+            auth::Verdict::Tag(why) => Some(why.clone()),
+            _ => None,
+        };
+        emit!(info, ev::MX_AUTH, session = %info.id, peer = %info.peer, from = %from, results = %results, tagged = tag.is_some());
+        let header_len = message.received_header().len();
+        let mut content = message.into_content();
+        let ours: Vec<std::ops::Range<usize>> = auth::header::strip_ours(&content[header_len..], &auth.settings().authserv_id)
+            .into_iter()
+            .map(|r| r.start + header_len..r.end + header_len)
+            .collect();
+        auth::header::remove_ranges(&mut content, &ours);
+        let mut fields = auth.header(&report);
+        if let Some(why) = tag {
+            fields.push_str(&format!("X-Port25-Tag: {}\r\n", auth::header::value(&why)));
+        }
+        content.splice(header_len..header_len, fields.into_bytes());
+        Ok(content)
+    }
+}
+
+impl MxPolicy {
+    async fn greylisted(&self, greylist: &greylist::Greylist, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> Decision {
+        let from = envelope.from.to_string();
+        let rcpt = self.resolve(to);
+        match greylist.check(&sender_of(info, &from), &rcpt).await {
+            greylist::Answer::Pass(why) => {
+                emit!(info, ev::MX_GREYLIST, session = %info.id, peer = %info.peer, from = %from, to = %rcpt, action = "pass", reason = %why);
+                Decision::Accept
+            }
+            greylist::Answer::Defer(secs) => {
+                emit!(info, ev::MX_GREYLIST, session = %info.id, peer = %info.peer, from = %from, to = %rcpt, action = "defer", reason = %format!("{secs}s to wait"));
+                let text = format!("<{to}>: Greylisted: this server delays mail from new senders; please try again in {secs} seconds (RFC 6647)");
+                Decision::Reject(Reply::owned(451, "4.7.1", text))
+            }
+            greylist::Answer::Error(why) => {
+                emit!(warn, ev::MX_GREYLIST, session = %info.id, peer = %info.peer, from = %from, to = %rcpt, action = "error", reason = %why);
+                Decision::Reject(Reply::owned(451, "4.3.0", format!("<{to}>: Temporary local problem; please try again later")))
+            }
+        }
     }
 }
 

@@ -100,7 +100,8 @@ impl RecipientDirectory for Provider {
 }
 
 /// The MX policy with every directory of this configuration behind it.
-pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target, provider: Option<Arc<dyn RemoteDirectory>>) -> Arc<MxPolicy> {
+/// (and sender authentication and greylisting where configured).
+pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target, provider: Option<Arc<dyn RemoteDirectory>>) -> anyhow::Result<Arc<MxPolicy>> {
     let mx_config = MxConfig {
         domains: config.mx.domains.clone(),
         recipients: config.mx.recipients.clone(),
@@ -122,7 +123,8 @@ pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target:
         let provider = Provider { directory, timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
         directories.push(Arc::new(Cached::new(provider, cache)));
     }
-    Arc::new(directories.into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory))
+    let mx = directories.into_iter().fold(MxPolicy::new(&mx_config, spool), MxPolicy::with_directory);
+    Ok(Arc::new(super::mx_auth::attach(config, mx)?))
 }
 
 /// The directories after the MX's own lists, in the order asked.

@@ -142,7 +142,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
 
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
-    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target, directory.clone());
+    let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target, directory.clone())?;
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
     let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone())?;

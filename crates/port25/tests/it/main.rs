@@ -27,6 +27,7 @@ mod http_split;
 mod listeners;
 mod lmtp;
 mod local_retry;
+mod mx_auth;
 mod mx_recipients;
 mod outbound;
 mod outbound_dsn;

@@ -22,6 +22,11 @@ fn free_port() -> u16 {
 /// A throwaway Postfix instance listening on `port` that sends every mail
 /// for example.net to port25 at `mx`, with opportunistic TLS.
 pub(crate) fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
+    start_postfix_with(port, mx, "")
+}
+
+/// [`start_postfix`] with more main.cf lines (milters: tests/it/mx_auth.rs).
+pub(crate) fn start_postfix_with(port: u16, mx: std::net::SocketAddr, extra_main_cf: &str) -> Postfix {
     require("postfix");
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -36,7 +41,7 @@ pub(crate) fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
          mydestination =\nalias_maps =\nalias_database =\nlocal_recipient_maps =\nmynetworks = 127.0.0.0/8\nsmtpd_relay_restrictions = permit_mynetworks, reject\n\
          transport_maps = inline:{{ example.net=smtp:[127.0.0.1]:{mxport} }}\nrelayhost =\n\
          smtp_tls_security_level = may\nsmtp_tls_loglevel = 1\nsmtp_dns_support_level = disabled\n\
-         maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\nbiff = no\n",
+         maillog_file = {d}/maillog\nmaillog_file_prefixes = {d}\nbiff = no\n{extra_main_cf}",
         q = d.join("queue").display(),
         data = d.join("data").display(),
         mxport = mx.port(),
@@ -81,24 +86,28 @@ pub(crate) fn start_postfix(port: u16, mx: std::net::SocketAddr) -> Postfix {
     Postfix { dir }
 }
 
+/// A session with Postfix's smtpd on `port` once it greets (220).
+pub(crate) fn wait_smtpd(port: u16) -> Client {
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+            let mut c = Client { stream: stream.try_clone().unwrap(), reader: std::io::BufReader::new(stream) };
+            if c.reply().starts_with("220") {
+                return c;
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "postfix did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn postfix_relays_into_port25_over_starttls() {
     let s = Server::mx();
     let port = free_port();
     let pf = start_postfix(port, s.addr());
-    // Wait for Postfix's smtpd.
-    let start = std::time::Instant::now();
-    let mut c = loop {
-        if let Ok(stream) = std::net::TcpStream::connect(("127.0.0.1", port)) {
-            stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-            let mut c = Client { stream: stream.try_clone().unwrap(), reader: std::io::BufReader::new(stream) };
-            if c.reply().starts_with("220") {
-                break c;
-            }
-        }
-        assert!(start.elapsed() < Duration::from_secs(20), "postfix did not start");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let mut c = wait_smtpd(port);
     c.cmd("EHLO client.remote.example");
     for i in 0..3 {
         let r =
