@@ -11,12 +11,14 @@ mod error;
 mod http;
 mod model;
 mod outbound;
+mod screen;
 mod submission;
 
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;
 pub use outbound::{DkimKey, Outbound};
+pub use screen::{parse_code_filter, Screen, ScreenAction, ScreenList};
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

@@ -59,6 +59,8 @@ struct RawMx {
     verify_positive_ttl_secs: Option<u64>,
     verify_negative_ttl_secs: Option<u64>,
     verify_cache_entries: Option<usize>,
+    #[serde(default)]
+    screen: crate::screen::RawScreen,
 }
 
 #[derive(Deserialize, Default)]
@@ -163,6 +165,8 @@ pub struct Mx {
     pub bounce_after_accept: bool,
     /// Recipient verification against the LMTP server at RCPT.
     pub verify: Verify,
+    /// Screening before the banner (`[mx.screen]`).
+    pub screen: crate::screen::Screen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,7 +272,7 @@ pub(crate) fn valid_domain(d: &str) -> bool {
         })
 }
 
-pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
 
     let hostname = match raw.hostname {
@@ -314,6 +318,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     };
 
+    let screen = crate::screen::resolve(std::mem::take(&mut raw.mx.screen), text, file, base)?;
     let mut domains = Vec::new();
     match raw.mx.domains {
         Some(list) => {
@@ -578,6 +583,15 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
+    // The screen talks in clear before the banner: an implicit-TLS port-25
+    // listener could not be screened, and must not be left out silently.
+    if let Some(l) = listeners.iter().find(|l| screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission) {
+        return Err(err(
+            text.find("[mx.screen]").unwrap_or(0),
+            format!("[mx.screen] is enabled but listener {:?} is an MX with implicit TLS, which cannot be screened before the banner", l.name),
+            "use tls = \"starttls\" on port-25 listeners (RFC 3207), or disable [mx.screen]",
+        ));
+    }
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
     Ok(Config {
         hostname,
@@ -586,7 +600,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         log_format: raw.log.format.unwrap_or_default(),
         log_level,
         tls_files,
-        mx: Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false), verify },
+        mx: Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false), verify, screen },
         delivery,
         submission,
         outbound,

@@ -24,5 +24,6 @@ pub mod diff;
 pub mod flow;
 pub mod policy;
 pub mod prefix;
+pub mod publish;
 pub mod report;
 pub mod table;

@@ -42,6 +42,11 @@ catalogue! {
 
     MX_VERIFY_FAILED = "port25.mx.verify_failed";
 
+    SCREEN_CHECK = "port25.screen.check";
+    SCREEN_VERDICT = "port25.screen.verdict";
+    SCREEN_LIST_UNUSABLE = "port25.screen.list_unusable";
+    SCREEN_ALLOWLIST_FAILED = "port25.screen.allowlist_failed";
+
     SUBMISSION_ACCEPTED = "port25.submission.accepted";
     SUBMISSION_AUTH_FAILED = "port25.submission.auth.failed";
     SUBMISSION_LOCKOUT = "port25.submission.lockout";

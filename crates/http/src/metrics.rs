@@ -147,6 +147,16 @@ impl Metrics {
                 Self::add(inner, "port25_delivery_total", vec![("outcome", outcome)]);
             }
             ev::SPAMPOT_MESSAGE => Self::add(inner, "port25_spampot_messages_total", vec![]),
+            ev::SCREEN_CHECK => {
+                Self::add(inner, "port25_screen_checks_total", vec![("check", bounded(f.get("check"))), ("outcome", bounded(f.get("outcome")))])
+            }
+            ev::SCREEN_VERDICT => {
+                let check = match f.get("check") {
+                    "" => "none".to_owned(),
+                    c => bounded(c),
+                };
+                Self::add(inner, "port25_screen_verdicts_total", vec![("verdict", bounded(f.get("verdict"))), ("check", check)]);
+            }
             ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get("kind")))]),
             ev::SMTP_MAIL_REJECTED
             | ev::SMTP_RCPT_REJECTED
@@ -213,7 +223,7 @@ impl Metrics {
     }
 }
 
-const COUNTERS: [(&str, &str); 9] = [
+const COUNTERS: [(&str, &str); 11] = [
     ("port25_sessions_total", "SMTP sessions accepted, per listener."),
     ("port25_messages_accepted_total", "Messages answered 250 after DATA (on disk), per listener."),
     ("port25_rejections_total", "Refusals: stage is the event (smtp_rcpt_rejected...), reason the enhanced status code or the limit."),
@@ -223,6 +233,11 @@ const COUNTERS: [(&str, &str); 9] = [
     ("port25_delivery_total", "Delivery attempts per recipient, per outcome (delivered, deferred, failed)."),
     ("port25_spampot_messages_total", "Messages captured by a SpamPots sensor in this process."),
     ("port25_autoconfig_requests_total", "Client configuration documents served, per kind (mozilla, autodiscover, mobileconfig)."),
+    ("port25_screen_checks_total", "Screening checks before the banner, per check (end_user, rate, dnsbl, rdns, pregreet, allowlist) and outcome."),
+    (
+        "port25_screen_verdicts_total",
+        "Screening verdicts before the banner (pass, allowlisted, ignore, tag, tempfail, reject, non_smtp, hangup), per deciding check.",
+    ),
 ];
 
 /// Builds Prometheus text exposition format 0.0.4.

@@ -5,6 +5,7 @@ pub mod dns;
 pub mod egress;
 pub mod egress_flows;
 pub mod migration;
+pub mod mx;
 pub mod outbound;
 pub mod queue;
 pub mod recipients;
