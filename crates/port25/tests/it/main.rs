@@ -29,6 +29,7 @@ mod protocol;
 mod relay;
 mod report;
 mod report_figures;
+mod screen;
 mod scripted;
 mod smtputf8;
 mod spampot;
