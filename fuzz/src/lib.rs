@@ -29,3 +29,6 @@ pub mod report;
 
 // --- http ---
 pub mod http;
+
+// --- screen ---
+pub mod screen;
