@@ -78,6 +78,9 @@ impl Lookups {
         opts.negative_min_ttl = Some(cfg.dns_cache_min_ttl);
         opts.positive_max_ttl = Some(cfg.dns_cache_max_ttl);
         opts.negative_max_ttl = Some(cfg.dns_cache_max_ttl);
+        // A busy MX asks a few questions per new client at once; past this
+        // many in flight hickory answers "busy", which counts for nothing.
+        opts.max_active_requests = 1024;
         let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
         *builder.options_mut() = opts;
         let resolver = builder.build().map_err(|e| format!("DNS resolver: {e}"))?;
