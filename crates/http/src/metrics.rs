@@ -44,7 +44,13 @@ struct Inner {
     sessions: HashMap<String, (String, String)>,
     order: VecDeque<String>,
     recent: VecDeque<Rejection>,
+    /// Screening verdicts per (day since the epoch, verdict, deciding
+    /// check), the last [`SCREEN_DAYS`] days.
+    screen_days: BTreeMap<(u64, String, String), u64>,
 }
+
+/// Days of screening verdicts the dashboard shows.
+pub const SCREEN_DAYS: u64 = 14;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -155,6 +161,9 @@ impl Metrics {
                     "" => "none".to_owned(),
                     c => bounded(c),
                 };
+                let day = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 86_400);
+                *inner.screen_days.entry((day, bounded(f.get("verdict")), check.clone())).or_default() += 1;
+                inner.screen_days.retain(|(d, _, _), _| d + SCREEN_DAYS > day);
                 Self::add(inner, "port25_screen_verdicts_total", vec![("verdict", bounded(f.get("verdict"))), ("check", check)]);
             }
             ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get("kind")))]),
@@ -198,6 +207,15 @@ impl Metrics {
     /// The most recent rejections, newest first.
     pub fn recent_rejections(&self) -> Vec<Rejection> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).recent.iter().rev().cloned().collect()
+    }
+
+    /// Screening verdicts per day (days since the epoch, newest first),
+    /// verdict and deciding check.
+    pub fn screen_days(&self) -> Vec<(u64, String, String, u64)> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<_> = g.screen_days.iter().map(|((d, v, c), n)| (*d, v.clone(), c.clone(), *n)).collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)).then_with(|| a.2.cmp(&b.2)));
+        rows
     }
 
     /// Sum of a counter over all its label sets.
@@ -317,6 +335,9 @@ mod tests {
             emit!(info, ev::SMTP_RCPT_REJECTED, session = "s1", peer = "192.0.2.1:1", to = "a@b", reply = %"554 5.7.1 relay denied");
             emit!(info, ev::SMTP_DATA_ACCEPTED, session = "s1", id = "x");
             emit!(info, ev::SUBMISSION_AUTH_FAILED, session = "s2", user = "u", reason = "wrong password");
+            emit!(info, ev::SCREEN_VERDICT, session = "s3", verdict = "reject", check = "end_user", score = 0);
+            emit!(info, ev::SCREEN_VERDICT, session = "s4", verdict = "pass", check = "", score = 0);
+            emit!(debug, ev::SCREEN_CHECK, session = "s4", check = "dnsbl", list = "bl.example", outcome = "unusable");
             tracing::info!(note = "not catalogued");
         });
         let mut out = Exposition::default();
@@ -326,6 +347,11 @@ mod tests {
         assert!(out.text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
         assert!(out.text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
         assert!(out.text.contains("port25_sessions_active{listener=\"mx\"} 1"));
+        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"pass\",check=\"none\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"), "{}", out.text);
+        let days = m.screen_days();
+        assert_eq!(days.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3)).collect::<Vec<_>>(), vec![("pass", "none", 1), ("reject", "end_user", 1)]);
         let r = m.recent_rejections();
         assert_eq!((r[0].helo.as_str(), r[0].subject.as_str(), r[0].listener.as_str()), ("<script>x</script>", "a@b", "mx"));
     }
