@@ -86,13 +86,24 @@ impl Drop for Rbldnsd {
 /// every zone. Questions under a routed suffix go to that server (rbldnsd,
 /// or a socket that reads and drops), the rest to the test DNS server.
 fn router(routes: Vec<(&'static str, SocketAddr)>, default: SocketAddr) -> SocketAddr {
+    counting_router(routes, default).0
+}
+
+/// Questions asked so far, per name.
+type Asked = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+/// [`router`], counting the questions per name.
+fn counting_router(routes: Vec<(&'static str, SocketAddr)>, default: SocketAddr) -> (SocketAddr, Asked) {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = socket.local_addr().unwrap();
+    let asked = Asked::default();
+    let counts = asked.clone();
     std::thread::spawn(move || {
         let mut buf = [0u8; 1500];
         while let Ok((n, from)) = socket.recv_from(&mut buf) {
             let query = buf[..n].to_vec();
             let name = qname(&query).unwrap_or_default();
+            *counts.lock().unwrap().entry(name.clone()).or_default() += 1;
             let upstream = routes.iter().find(|(suffix, _)| name == *suffix || name.ends_with(&format!(".{suffix}"))).map_or(default, |r| r.1);
             let back = socket.try_clone().unwrap();
             std::thread::spawn(move || {
@@ -106,7 +117,7 @@ fn router(routes: Vec<(&'static str, SocketAddr)>, default: SocketAddr) -> Socke
             });
         }
     });
-    addr
+    (addr, asked)
 }
 
 /// A DNS question (A, IN, recursion desired) for `name`.
@@ -448,12 +459,14 @@ fn mx_explain_prints_each_check() {
 }
 
 /// `tag`: a listed client keeps its socket and its message carries the
-/// X-Port25-Screen header; the per-address rate answers 421 past its limit.
+/// X-Port25-Screen header; the per-address rate answers 421 past its limit;
+/// the list's answer is cached (its TTL, held within the configured bounds),
+/// so the screened client's three connections asked the list once.
 #[test]
 fn tag_action_and_connection_rate() {
     let rbl = Rbldnsd::start(&[("bl.test", "ip4set", "127.0.0.51 :127.0.0.2:listed\n")]);
     let dns = DnsServer::start();
-    let resolver = router(vec![("bl.test", rbl.addr)], dns.addr);
+    let (resolver, asked) = counting_router(vec![("bl.test", rbl.addr)], dns.addr);
     let extra = "score_action = \"tag\"\nrate_per_address = 3\n[[mx.screen.dnsbl]]\nzone = \"bl.test\"\nweight = 3\n";
     let server = Server::start(&screen_config(resolver, false, extra), MX_LISTENER);
     assert_eq!(smtplib_from("127.0.0.51", server.addr(), "tagged"), "sent");
@@ -468,4 +481,6 @@ fn tag_action_and_connection_rate() {
     let mut over = connect_from("127.0.0.51", server.addr());
     let r = over.reply();
     assert!(r.starts_with("421 4.7.0 [127.0.0.51]: more than the allowed new connections per address"), "{r:?}");
+    assert_eq!(server.events("port25.screen.check").iter().filter(|e| e["list"] == "bl.test").count(), 3, "three screenings");
+    assert_eq!(asked.lock().unwrap().get("51.0.0.127.bl.test").copied(), Some(1), "{:?}", asked.lock().unwrap());
 }
