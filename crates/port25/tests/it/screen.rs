@@ -349,6 +349,12 @@ fn generic_reverse_dns_refused_mta_name_passes() {
     assert_eq!(smtplib_from("192.0.2.32", server.addr(), "from an MTA"), "sent");
     // No PTR at all: 1 point, under the threshold.
     assert_eq!(smtplib_from("192.0.2.33", server.addr(), "no ptr"), "sent");
+    // A PTR name of 250 bytes (the longest a name gets): judged, no crash.
+    let long = format!("{}.{}.{}.{}.test", "a".repeat(61), "b".repeat(61), "c".repeat(61), "d".repeat(59));
+    assert_eq!(long.len(), 250);
+    dns.ptr(ip("192.0.2.34"), &long);
+    assert_eq!(smtplib_from("192.0.2.34", server.addr(), "long ptr"), "sent");
+    assert!(server.events("port25.screen.check").iter().any(|e| e["outcome"] == "unconfirmed" && e["reason"].as_str().unwrap().starts_with(&long)));
     let outcomes: Vec<String> =
         server.events("port25.screen.check").iter().filter(|e| e["check"] == "rdns").map(|e| e["outcome"].as_str().unwrap().to_owned()).collect();
     for o in ["unconfirmed", "generic", "confirmed", "no_ptr"] {
