@@ -35,3 +35,5 @@ pub mod http;
 pub mod dnscheck;
 // --- mx ---
 pub mod mx;
+// --- screen ---
+pub mod screen;

@@ -13,6 +13,7 @@ mod http;
 mod model;
 mod mxauth;
 mod outbound;
+mod screen;
 mod submission;
 
 pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, Ldap, LdapLogin, Postgresql};
@@ -21,6 +22,7 @@ pub use http::Http;
 pub use model::*;
 pub use mxauth::{AuthAction, Greylist, MxAuth, DEBIAN_PUBLIC_SUFFIX_LIST};
 pub use outbound::{DkimKey, Outbound};
+pub use screen::{parse_code_filter, Screen, ScreenAction, ScreenList};
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

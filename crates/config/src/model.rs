@@ -63,6 +63,8 @@ struct RawMx {
     auth: crate::mxauth::RawMxAuth,
     #[serde(default)]
     greylist: crate::mxauth::RawGreylist,
+    #[serde(default)]
+    screen: crate::screen::RawScreen,
 }
 
 #[derive(Deserialize, Default)]
@@ -171,6 +173,8 @@ pub struct Mx {
     pub auth: crate::mxauth::MxAuth,
     /// `[mx.greylist]`: greylisting at RCPT.
     pub greylist: crate::mxauth::Greylist,
+    /// Screening before the banner (`[mx.screen]`).
+    pub screen: crate::screen::Screen,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +280,7 @@ pub(crate) fn valid_domain(d: &str) -> bool {
         })
 }
 
-pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
 
     let hostname = match raw.hostname {
@@ -322,6 +326,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     };
 
+    let screen = crate::screen::resolve(std::mem::take(&mut raw.mx.screen), text, file, base)?;
     let mut domains = Vec::new();
     match raw.mx.domains {
         Some(list) => {
@@ -586,6 +591,15 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
 
+    // The screen talks in clear before the banner: an implicit-TLS port-25
+    // listener could not be screened, and must not be left out silently.
+    if let Some(l) = listeners.iter().find(|l| screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission) {
+        return Err(err(
+            text.find("[mx.screen]").unwrap_or(0),
+            format!("[mx.screen] is enabled but listener {:?} is an MX with implicit TLS, which cannot be screened before the banner", l.name),
+            "use tls = \"starttls\" on port-25 listeners (RFC 3207), or disable [mx.screen]",
+        ));
+    }
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
     let mx_auth = crate::mxauth::resolve_auth(raw.mx.auth, &hostname, text, file, base)?;
     let mx_greylist = crate::mxauth::resolve_greylist(raw.mx.greylist, &data_dir, text, file, base)?;
@@ -605,6 +619,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             verify,
             auth: mx_auth,
             greylist: mx_greylist,
+            screen,
         },
         delivery,
         submission,

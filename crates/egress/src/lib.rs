@@ -30,5 +30,6 @@ pub mod notify;
 pub mod plan;
 pub mod policy;
 pub mod prefix;
+pub mod publish;
 pub mod report;
 pub mod table;

@@ -196,6 +196,22 @@ impl Table {
         entry != NONE && self.entries[entry as usize].blocked
     }
 
+    /// Exactly the blocked space of one family (exempt holes left out), as
+    /// the fewest disjoint prefixes: what a DNSBL of the end-user space
+    /// lists (`egress publish`), where nothing is matched "exempt first".
+    pub fn blocked_prefixes(&self, family: Family) -> Vec<Prefix> {
+        let segs = match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        };
+        let ranges = segs.iter().filter(|s| self.entries[s.entry as usize].blocked).map(|s| Range { family, first: s.first, last: s.last }).collect();
+        let mut out = Vec::new();
+        for r in merge_ranges(ranges) {
+            range_to_prefixes(r, &mut out);
+        }
+        out
+    }
+
     /// The prefix sets the firewalls need for one family: (blocked, exempt).
     ///
     /// "Exempt" is every range decided by an exemption or by a network that

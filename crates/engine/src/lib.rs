@@ -37,5 +37,5 @@ pub use port25_listen::{accept, tls};
 pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, Reset, SessionInfo, TlsInfo};
 pub use reply::Reply;
-pub use server::{run, serve_stream, session_id};
+pub use server::{run, run_with, serve_stream, session_id, Admitted};
 pub use settings::{Limits, ListenerSettings, TlsMode};

@@ -3,7 +3,7 @@
 //! the listener's trusted proxies), take the client's slot of the
 //! per-client cap, do the implicit TLS handshake, then run a session.
 
-use crate::accept::{accept_loop, canonical, drain, Clients, Refused};
+use crate::accept::{accept_loop, canonical, drain, ClientSlot, Clients, Refused};
 use crate::hooks::{Hooks, SessionInfo};
 use crate::input::Input;
 use crate::proxy::{self, ProxyHeader};
@@ -35,6 +35,30 @@ pub fn session_id() -> String {
 /// Serves SMTP on an already bound listener until `shutdown` is cancelled,
 /// then waits up to the drain timeout for open sessions.
 pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+    let session_settings = settings.clone();
+    run_with(listener, settings, shutdown, move |admitted, sessions| start_session(admitted, session_settings.clone(), hooks.clone(), sessions)).await
+}
+
+/// A connection past the PROXY header (only from trusted proxies) and
+/// holding its client's slot of the per-client cap: what [`run_with`]
+/// hands to its callback. `input` holds what arrived after the header.
+pub struct Admitted {
+    pub info: SessionInfo,
+    pub tcp: TcpStream,
+    pub input: Input,
+    /// The client's slot; the session holds it until it ends.
+    pub slot: ClientSlot,
+}
+
+/// The listener every SMTP port shares (connection cap, PROXY header,
+/// per-client cap, drain on shutdown), with what happens to an admitted
+/// connection given by `serve`: the engine's session ([`run`]), or the
+/// MX's screening before it (crates/screen).
+pub async fn run_with<S, F>(listener: TcpListener, settings: Arc<ListenerSettings>, shutdown: CancellationToken, serve: S)
+where
+    S: Fn(Admitted, CancellationToken) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     let clients = Clients::new(settings.limits.max_connections_per_client);
     let tracker = TaskTracker::new();
@@ -46,22 +70,26 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
             let _ = tcp.try_write(&R::TOO_MANY_CONNECTIONS.to_wire());
         }
     };
-    let serve = |tcp, peer| start_session(tcp, peer, settings.clone(), hooks.clone(), clients.clone(), sessions.clone());
-    accept_loop(&listener, &slots, &tracker, &shutdown, refused, serve).await;
+    let serve = Arc::new(serve);
+    let connection = |tcp, peer| {
+        let (settings, clients, sessions, serve) = (settings.clone(), clients.clone(), sessions.clone(), serve.clone());
+        async move {
+            if let Some(admitted) = admit(tcp, peer, &settings, &clients).await {
+                serve(admitted, sessions).await;
+            }
+        }
+    };
+    accept_loop(&listener, &slots, &tracker, &shutdown, refused, connection).await;
     emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
     if !drain(&tracker, settings.drain_timeout).await {
         emit!(warn, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
     }
 }
 
-async fn start_session<H: Hooks>(
-    tcp: TcpStream,
-    socket_peer: SocketAddr,
-    settings: Arc<ListenerSettings>,
-    hooks: Arc<H>,
-    clients: Arc<Clients>,
-    shutdown: CancellationToken,
-) {
+/// Reads the PROXY header where the listener expects one (closing the
+/// connection of anyone who is not a trusted proxy), then takes the
+/// client's slot of the per-client cap (421 when it has none left).
+async fn admit(tcp: TcpStream, socket_peer: SocketAddr, settings: &ListenerSettings, clients: &Arc<Clients>) -> Option<Admitted> {
     let local = tcp.local_addr().map(canonical).unwrap_or(socket_peer);
     let mut info = SessionInfo::new(session_id(), settings.name.clone(), socket_peer, local);
     let mut stream = Stream::Plain(tcp);
@@ -70,7 +98,7 @@ async fn start_session<H: Hooks>(
         if !settings.proxy_protocol_from.iter().any(|net| net.contains(&socket_peer.ip())) {
             // Not one of our proxies: its header would be a lie it chose.
             emit!(warn, ev::SESSION_PROXY_UNTRUSTED, session = %info.id, listener = %info.listener, peer = %socket_peer);
-            return;
+            return None;
         }
         match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await {
             Ok(Ok(ProxyHeader::Proxied { source, destination })) => {
@@ -82,17 +110,17 @@ async fn start_session<H: Hooks>(
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = %e);
-                return;
+                return None;
             }
             Err(_) => {
                 emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = "timeout");
-                return;
+                return None;
             }
         }
     }
     // The per-client cap counts the real client, so it is taken after the
     // PROXY header and held for the whole session.
-    let Some(_client) = clients.enter(info.peer.ip()) else {
+    let Some(slot) = clients.enter(info.peer.ip()) else {
         emit!(info, ev::SESSION_LIMIT, session = %info.id, listener = %info.listener, peer = %info.peer, limit = "max_connections_per_client",
             max = clients.max_per_client());
         // No plaintext reply where the client expects a TLS handshake.
@@ -100,15 +128,22 @@ async fn start_session<H: Hooks>(
             let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.write_all(&R::TOO_MANY_FROM_CLIENT.to_wire())).await;
             let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.shutdown()).await;
         }
-        return;
+        return None;
     };
+    let Stream::Plain(tcp) = stream else { return None };
+    Some(Admitted { info, tcp, input, slot })
+}
+
+async fn start_session<H: Hooks>(admitted: Admitted, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+    let Admitted { info, tcp, input, slot: _client } = admitted;
+    let mut stream = Stream::Plain(tcp);
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
     if settings.tls_mode == TlsMode::Implicit {
         let Some(config) = settings.tls.clone() else { return };
         let Stream::Plain(tcp) = stream else { return };
         // Bytes read with the PROXY header belong to the TLS handshake.
         if !input.buffered().is_empty() {
-            emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %socket_peer, error = "data after PROXY header before TLS");
+            emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %info.proxied_by.unwrap_or(info.peer), error = "data after PROXY header before TLS");
             return;
         }
         let acceptor = tokio_rustls::TlsAcceptor::from(config);

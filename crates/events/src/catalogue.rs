@@ -49,8 +49,11 @@ pub mod field {
     pub const VIOLATION: &str = "violation";
     pub const SCOPE: &str = "scope";
     pub const KIND: &str = "kind";
+    pub const CHECK: &str = "check";
+    pub const OUTCOME: &str = "outcome";
+    pub const VERDICT: &str = "verdict";
     /// Every constant above.
-    pub const ALL: &[&str] = &[SESSION, LISTENER, PEER, HELO, FROM, TO, SENDER, USER, REPLY, REASON, LIMIT, VIOLATION, SCOPE, KIND];
+    pub const ALL: &[&str] = &[SESSION, LISTENER, PEER, HELO, FROM, TO, SENDER, USER, REPLY, REASON, LIMIT, VIOLATION, SCOPE, KIND, CHECK, OUTCOME, VERDICT];
 }
 
 catalogue! {
@@ -98,6 +101,11 @@ catalogue! {
     SUBMISSION_LIMIT = "port25.submission.limit" [session, user, limit, max, retry_after_secs];
     SUBMISSION_LEGACY = "port25.submission.legacy" [session, peer, network, certificate, listener, from, port, user];
     SUBMISSION_FIXED = "port25.submission.fixed" [session, id, added];
+    SCREEN_CHECK = "port25.screen.check" [session, peer, check, list, outcome, score, reason];
+    SCREEN_VERDICT = "port25.screen.verdict" [session, listener, peer, verdict, check, score, reply, seconds];
+    SCREEN_LIST_UNUSABLE = "port25.screen.list_unusable" [list, reason];
+    SCREEN_ALLOWLIST_FAILED = "port25.screen.allowlist_failed" [error];
+
 
     SPOOL_RECOVERED = "port25.spool.recovered" [batch, messages, done];
     SPOOL_QUARANTINED = "port25.spool.quarantined" [batch, path, error];

@@ -45,7 +45,13 @@ struct Inner {
     sessions: HashMap<String, (String, String)>,
     order: VecDeque<String>,
     recent: VecDeque<Rejection>,
+    /// Screening verdicts per (day since the epoch, verdict, deciding
+    /// check), the last [`SCREEN_DAYS`] days.
+    screen_days: BTreeMap<(u64, String, String), u64>,
 }
+
+/// Days of screening verdicts the dashboard shows.
+pub const SCREEN_DAYS: u64 = 14;
 
 #[derive(Default)]
 pub struct Metrics {
@@ -148,6 +154,19 @@ impl Metrics {
                 Self::add(inner, "port25_delivery_total", vec![("outcome", outcome)]);
             }
             ev::SPAMPOT_MESSAGE => Self::add(inner, "port25_spampot_messages_total", vec![]),
+            ev::SCREEN_CHECK => {
+                Self::add(inner, "port25_screen_checks_total", vec![("check", bounded(f.get(field::CHECK))), ("outcome", bounded(f.get(field::OUTCOME)))])
+            }
+            ev::SCREEN_VERDICT => {
+                let check = match f.get(field::CHECK) {
+                    "" => "none".to_owned(),
+                    c => bounded(c),
+                };
+                let day = port25_time::unix_secs() / 86_400;
+                *inner.screen_days.entry((day, bounded(f.get(field::VERDICT)), check.clone())).or_default() += 1;
+                inner.screen_days.retain(|(d, _, _), _| d + SCREEN_DAYS > day);
+                Self::add(inner, "port25_screen_verdicts_total", vec![("verdict", bounded(f.get(field::VERDICT))), ("check", check)]);
+            }
             ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))]),
             ev::SMTP_MAIL_REJECTED
             | ev::SMTP_RCPT_REJECTED
@@ -199,6 +218,15 @@ impl Metrics {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).recent.iter().rev().cloned().collect()
     }
 
+    /// Screening verdicts per day (days since the epoch, newest first),
+    /// verdict and deciding check.
+    pub fn screen_days(&self) -> Vec<(u64, String, String, u64)> {
+        let g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut rows: Vec<_> = g.screen_days.iter().map(|((d, v, c), n)| (*d, v.clone(), c.clone(), *n)).collect();
+        rows.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)).then_with(|| a.2.cmp(&b.2)));
+        rows
+    }
+
     /// Sum of a counter over all its label sets.
     pub fn total(&self, name: &str) -> u64 {
         self.inner.lock().unwrap_or_else(|p| p.into_inner()).counters.iter().filter(|((n, _), _)| *n == name).map(|(_, v)| v).sum()
@@ -222,7 +250,7 @@ impl Metrics {
     }
 }
 
-const COUNTERS: [(&str, &str); 9] = [
+const COUNTERS: [(&str, &str); 11] = [
     ("port25_sessions_total", "SMTP sessions accepted, per listener."),
     ("port25_messages_accepted_total", "Messages answered 250 after DATA (on disk), per listener."),
     ("port25_rejections_total", "Refusals: stage is the event (smtp_rcpt_rejected...), reason the enhanced status code or the limit."),
@@ -232,6 +260,11 @@ const COUNTERS: [(&str, &str); 9] = [
     ("port25_delivery_total", "Delivery attempts per recipient, per outcome (delivered, deferred, failed)."),
     ("port25_spampot_messages_total", "Messages captured by a SpamPots sensor in this process."),
     ("port25_autoconfig_requests_total", "Client configuration documents served, per kind (mozilla, autodiscover, mobileconfig)."),
+    ("port25_screen_checks_total", "Screening checks before the banner, per check (end_user, rate, dnsbl, rdns, pregreet, allowlist) and outcome."),
+    (
+        "port25_screen_verdicts_total",
+        "Screening verdicts before the banner (pass, allowlisted, ignore, tag, tempfail, reject, non_smtp, hangup), per deciding check.",
+    ),
 ];
 
 /// Builds Prometheus text exposition format 0.0.4.
@@ -348,6 +381,9 @@ mod tests {
             emit!(info, ev::SMTP_RCPT_REJECTED, session = "s1", peer = "192.0.2.1:1", to = "a@b", reply = %"554 5.7.1 relay denied");
             emit!(info, ev::SMTP_DATA_ACCEPTED, session = "s1", id = "x");
             emit!(info, ev::SUBMISSION_AUTH_FAILED, session = "s2", user = "u", reason = "wrong password");
+            emit!(info, ev::SCREEN_VERDICT, session = "s3", verdict = "reject", check = "end_user", score = 0);
+            emit!(info, ev::SCREEN_VERDICT, session = "s4", verdict = "pass", check = "", score = 0);
+            emit!(debug, ev::SCREEN_CHECK, session = "s4", check = "dnsbl", list = "bl.example", outcome = "unusable");
             tracing::info!(note = "not catalogued");
         });
         let mut out = Exposition::default();
@@ -357,6 +393,11 @@ mod tests {
         assert!(out.text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
         assert!(out.text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
         assert!(out.text.contains("port25_sessions_active{listener=\"mx\"} 1"));
+        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"pass\",check=\"none\"} 1"), "{}", out.text);
+        assert!(out.text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"), "{}", out.text);
+        let days = m.screen_days();
+        assert_eq!(days.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3)).collect::<Vec<_>>(), vec![("pass", "none", 1), ("reject", "end_user", 1)]);
         let r = m.recent_rejections();
         assert_eq!((r[0].helo.as_str(), r[0].subject.as_str(), r[0].listener.as_str()), ("<script>x</script>", "a@b", "mx"));
     }

@@ -38,8 +38,11 @@ enum Command {
     /// Migration off port 25: the share of active users on 587/465
     #[command(subcommand)]
     Migration(cmd::migration::Command),
-    /// Access-network egress policy: compile, check, diff, flows
+    /// Access-network egress policy: compile, check, diff, flows, publish
     Egress(cmd::egress::Args),
+    /// The MX's screening before the banner: explain (every check's answer, score and reason for an address)
+    #[command(subcommand)]
+    Mx(cmd::mx::Command),
     /// SpamPots sensor: open-proxy and open-relay bait that captures and never delivers
     #[command(long_about = cmd::spampot::LONG_ABOUT)]
     Spampot(cmd::spampot::Args),
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Users(c) => cmd::users::run(c),
         Command::Migration(c) => cmd::migration::run(c),
         Command::Egress(args) => cmd::egress::run(args),
+        Command::Mx(c) => cmd::mx::run(c),
         Command::Spampot(args) => cmd::spampot::run(args),
         Command::Queue(args) => cmd::queue::run(args),
         Command::Dkim(c) => cmd::dkim::run(c),

@@ -79,6 +79,7 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         accepted: m.total("port25_messages_accepted_total"),
         rejections: m.total("port25_rejections_total"),
         auth_failures: m.total("port25_auth_failures_total"),
+        screen: m.screen_days(),
     };
     let body = page::dashboard(&login, state.migration_threshold, state.migration_days, &snap, &m.recent_rejections(), &counters);
     html_response(StatusCode::OK, body)

@@ -59,6 +59,9 @@ pub struct Counters {
     pub accepted: u64,
     pub rejections: u64,
     pub auth_failures: u64,
+    /// Screening verdicts per day: (day since the epoch, verdict, deciding
+    /// check, count), newest day first.
+    pub screen: Vec<(u64, String, String, u64)>,
 }
 
 pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rejections: &[Rejection], counters: &Counters) -> String {
@@ -75,6 +78,7 @@ pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rej
     );
     migration(&mut b, threshold, days, snap);
     queue(&mut b, snap);
+    screening(&mut b, &counters.screen);
     recent_rejections(&mut b, rejections);
     captures(&mut b, snap);
     layout("port25 dashboard", &b)
@@ -152,6 +156,29 @@ fn queue(b: &mut String, snap: &Snapshot) {
         );
     }
     b.push_str("</table>\n<p><small>The outbound queue in detail: <code>port25 queue list</code>.</small></p>\n");
+}
+
+/// Screening before the banner, per day: how much direct-to-MX mail from
+/// end-user space is refused (check "end_user"), by lists, rDNS, pregreet.
+fn screening(b: &mut String, rows: &[(u64, String, String, u64)]) {
+    b.push_str("<h2>Screening before the banner (port 25)</h2>\n");
+    if rows.is_empty() {
+        b.push_str("<p id=\"screening\">No screened connections since start (<code>[mx.screen]</code>, docs/screen.md).</p>\n");
+        return;
+    }
+    b.push_str("<table id=\"screening\"><tr><th>day (UTC)</th><th>verdict</th><th>decided by</th><th class=\"n\">connections</th></tr>\n");
+    for (day, verdict, check, n) in rows {
+        let date = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(day * 86_400));
+        let date = date.get(..16).unwrap_or(&date).to_owned();
+        let _ = writeln!(
+            b,
+            "<tr data-verdict=\"{v}\" data-check=\"{c}\" data-count=\"{n}\"><td>{}</td><td>{v}</td><td>{c}</td><td class=\"n\">{n}</td></tr>",
+            html(&date),
+            v = html(verdict),
+            c = html(check),
+        );
+    }
+    b.push_str("</table>\n<p><small>end_user: the operator's own end-user space (its egress policy); score: DNSBL and reverse DNS; pregreet: talked before the banner. Since the last start.</small></p>\n");
 }
 
 fn recent_rejections(b: &mut String, rejections: &[Rejection]) {
@@ -267,9 +294,18 @@ mod tests {
             subject: evil.into(),
             reason: evil.into(),
         };
-        let page = dashboard(evil, 90.0, 30, &snap, &[r], &Counters { sessions: 1, accepted: 0, rejections: 1, auth_failures: 0 });
+        let page = dashboard(
+            evil,
+            90.0,
+            30,
+            &snap,
+            &[r],
+            &Counters { sessions: 1, accepted: 0, rejections: 1, auth_failures: 0, screen: vec![(20_000, "reject".into(), "<end_user>".into(), 3)] },
+        );
         assert!(!page.contains("<script"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("data-share=\"50.0\""));
+        // Screening per day: 20000 days after the epoch is 2024-10-04.
+        assert!(page.contains("<td>Fri, 04 Oct 2024</td><td>reject</td><td>&lt;end_user&gt;</td><td class=\"n\">3</td>"), "{page}");
     }
 }

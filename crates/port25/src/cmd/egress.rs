@@ -2,7 +2,7 @@
 //! flow analysis (flows, in egress_flows.rs).
 
 use anyhow::Context;
-use port25_egress::{check, compile, diff, policy};
+use port25_egress::{check, compile, diff, policy, publish};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -63,6 +63,45 @@ enum Command {
     Plan(Box<super::egress_plan::Args>),
     /// One notice per subscriber still on port 25 (pt-BR or English, overridable) as Maildir, mbox or CSV; sent only with --send
     Notify(Box<super::egress_notify::Args>),
+    /// Write the policy's end-user space (blocked networks, exemptions left out) as a DNSBL zone for other MXes
+    #[command(after_help = "Formats:\n  rbldnsd  one combined dataset ($SOA, $NS, $TTL, an ip4set and an ip6trie section):\n           \
+                            rbldnsd -b 192.0.2.53/53 ZONE:combined:FILE\n  bind     a master zone file of reversed names (*.c.b.a for a /24, nibbles for IPv6)\n\n\
+                            Listed addresses answer --code (default 127.0.0.10, like the Spamhaus PBL's ISP-maintained entries) and a TXT\n\
+                            record telling the person to use port 587 with their login; 127.0.0.2 is listed as RFC 5782's test entry.\n\
+                            An MX (port25's [mx.screen], Postfix's postscreen_dnsbl_sites, ...) then refuses direct delivery from that space.\n\n\
+                            Example:\n  port25 egress publish --policy egress.toml --format rbldnsd --zone enduser.dnsbl.isp.example \\\n      \
+                            --ns ns1.isp.example -o enduser.rbldnsd")]
+    Publish {
+        #[arg(long, short)]
+        policy: PathBuf,
+        /// rbldnsd | bind
+        #[arg(long, short, default_value = "rbldnsd")]
+        format: publish::Format,
+        /// The list's zone name
+        #[arg(long)]
+        zone: String,
+        /// A name server of the zone (repeat for more; default: ns.ZONE)
+        #[arg(long)]
+        ns: Vec<String>,
+        /// The SOA's responsible person as a name (default: hostmaster.ZONE)
+        #[arg(long)]
+        hostmaster: Option<String>,
+        /// SOA serial (default: the current time in Unix seconds)
+        #[arg(long)]
+        serial: Option<u32>,
+        /// TTL of every record, in seconds
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+        /// The A record of a listed address (127.0.0.0/8, RFC 5782)
+        #[arg(long, default_value = "127.0.0.10")]
+        code: std::net::Ipv4Addr,
+        /// The TXT record (default: names the policy and says to use port 587 with a login)
+        #[arg(long)]
+        text: Option<String>,
+        /// Write here instead of standard output
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -106,5 +145,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Flows(a) => super::egress_flows::run(a),
         Command::Plan(a) => super::egress_plan::run(*a),
         Command::Notify(a) => super::egress_notify::run(*a),
+        Command::Publish { policy, format, zone, ns, hostmaster, serial, ttl, code, text, output } => {
+            let p = policy::load(&policy)?;
+            let name = zone.trim_end_matches('.').to_owned();
+            if name.is_empty() || name.split('.').any(|l| l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+                anyhow::bail!("--zone {zone:?} is not a DNS name (e.g. enduser.dnsbl.isp.example)");
+            }
+            if code.octets()[0] != 127 || code == std::net::Ipv4Addr::new(127, 0, 0, 1) {
+                anyhow::bail!("--code {code} is not a listing code: RFC 5782 codes are in 127.0.0.0/8, 127.0.0.1 excluded");
+            }
+            let serial = serial.unwrap_or_else(|| port25_time::unix_secs() as u32);
+            let z = publish::Zone {
+                ns: if ns.is_empty() { vec![format!("ns.{name}")] } else { ns },
+                hostmaster: hostmaster.unwrap_or_else(|| format!("hostmaster.{name}")),
+                serial,
+                ttl,
+                code,
+                text: text.unwrap_or_else(|| publish::default_text(&p)),
+                name,
+            };
+            let out = publish::publish(&p, &z, format);
+            match output {
+                Some(path) => std::fs::write(&path, out).with_context(|| format!("writing {}", path.display()))?,
+                None => crate::out::write_stdout(out.as_bytes()),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod egress_plan;
 pub mod migration;
 pub mod migration_sign;
 pub mod mx_auth;
+pub mod mx;
 pub mod outbound;
 pub mod progress;
 pub mod queue;

@@ -158,6 +158,13 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
         (Some(gate), true) => Some(submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
         _ => None,
     };
+    // Screening before the banner, shared by the port-25 listeners
+    // (docs/screen.md); built before any listener binds, so a bad
+    // end-user policy stops start-up.
+    let screener = match config.mx.screen.enabled {
+        true => Some(Arc::new(port25_screen::Screener::new(&config.mx.screen, &config.hostname, &config.data_dir).map_err(anyhow::Error::msg)?)),
+        false => None,
+    };
     let mut servers = Vec::new();
     // One budget for message data in memory, whichever listener it arrives on.
     let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
@@ -200,6 +207,12 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
             (Service::Mx, Some(shared)) if l.legacy_submission => {
                 let policy = Arc::new(port25_submission::legacy::LegacyMx::new(mx.clone(), shared.clone()));
                 tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
+            }
+            // Screened: plain port-25 listeners only (legacy_submission
+            // carries authenticated submission, which is never screened).
+            (Service::Mx, _) if screener.is_some() && l.tls != TlsMode::Implicit => {
+                let screener = screener.clone().expect("checked");
+                tokio::spawn(port25_screen::server::run(listener, settings, mx.clone(), screener, shutdown.clone()))
             }
             (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
             (Service::Submission, Some(shared)) => {

@@ -45,6 +45,7 @@ mod report;
 mod report_cbl;
 mod report_figures;
 mod report_notices;
+mod screen;
 mod scripted;
 mod smtputf8;
 mod spampot;
