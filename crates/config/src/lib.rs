@@ -7,12 +7,14 @@
 //! the value they judge (`toml::Spanned`). `dist/port25.toml` documents every
 //! key with its default.
 
+mod abuse;
 mod error;
 mod http;
 mod model;
 mod outbound;
 mod submission;
 
+pub use abuse::Abuse;
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     outbound: crate::outbound::RawOutbound,
     #[serde(default)]
     http: crate::http::RawHttp,
+    #[serde(default)]
+    abuse: crate::abuse::RawAbuse,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
 }
@@ -149,6 +151,7 @@ pub struct Config {
     pub submission: crate::submission::Submission,
     pub outbound: crate::outbound::Outbound,
     pub http: crate::http::Http,
+    pub abuse: crate::abuse::Abuse,
     pub listeners: Vec<Listener>,
 }
 
@@ -577,6 +580,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
+    let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
 
     let log_level = raw.log.level.unwrap_or_else(|| "info".into());
     Ok(Config {
@@ -591,6 +595,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         submission,
         outbound,
         http,
+        abuse,
         listeners,
     })
 }

@@ -69,6 +69,17 @@ catalogue! {
     OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed";
     OUTBOUND_CONNECTION_PANICKED = "port25.outbound.connection_panicked";
     OUTBOUND_STATS = "port25.outbound.stats";
+    OUTBOUND_HELD = "port25.outbound.held";
+
+    ABUSE_SIGNAL = "port25.abuse.signal";
+    ABUSE_ACTION = "port25.abuse.action";
+    ABUSE_COMPLAINT = "port25.abuse.complaint";
+    ABUSE_LOCKED = "port25.abuse.locked";
+    ABUSE_NOTICE = "port25.abuse.notice";
+    ABUSE_STATE_FAILED = "port25.abuse.state.failed";
+    ABUSE_INDEX_FAILED = "port25.abuse.index.failed";
+    ABUSE_INDEX_DROPPED = "port25.abuse.index.dropped";
+    ABUSE_INDEX_PRUNED = "port25.abuse.index.pruned";
     OUTBOUND_CONTROL = "port25.outbound.control";
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed";
     OUTBOUND_TARGET_REFUSED = "port25.outbound.target_refused";

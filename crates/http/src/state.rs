@@ -33,6 +33,10 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[http] cookie_secure`.
     pub cookie_secure: bool,
+    /// The abuse desk's gauges (complaints per login and day, held and
+    /// locked logins, first complaint to action), Prometheus text appended
+    /// to /metrics and shown on the dashboard; crates/abuse via the binary.
+    pub abuse: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
 pub fn unix_now() -> u64 {
@@ -146,6 +150,9 @@ impl AppState {
             out.sample("port25_spampot_captures_last_hour", &[], c.last_hour as f64);
             out.family("port25_spampot_sources", "gauge", "Distinct source addresses that sent captured messages.");
             out.sample("port25_spampot_sources", &[], c.sources as f64);
+        }
+        if let Some(abuse) = &self.abuse {
+            out.text.push_str(&abuse());
         }
         out.text
     }

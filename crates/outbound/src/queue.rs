@@ -50,6 +50,8 @@ struct Entry {
     state: RcptState,
     due_ms: u64,
     in_flight: bool,
+    /// Kept back by `Settings::holds`; out of the heap until let go.
+    held: bool,
 }
 
 pub(crate) enum Event {
@@ -91,6 +93,8 @@ pub struct Queue {
     dests: Dests,
     next_id: u64,
     hold: bool,
+    /// Entries kept back by `Settings::holds` (0: `unhold` has nothing to do).
+    held: usize,
 }
 
 pub(crate) fn domain_of(rcpt: &str) -> String {
@@ -130,7 +134,7 @@ impl Queue {
                 let due_ms = (state.next_attempt * 1000).max(now);
                 let id = self.next_id;
                 self.next_id += 1;
-                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false });
+                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false, held: false });
                 self.heap.push(Reverse((due_ms, id)));
             }
         }
@@ -152,6 +156,14 @@ impl Queue {
             self.heap.pop();
             let Some(e) = self.entries.get_mut(&id) else { continue };
             if e.due_ms != due || e.in_flight {
+                continue;
+            }
+            if self.settings.holds.held(&e.msg.id) {
+                if !e.held {
+                    e.held = true;
+                    self.held += 1;
+                    emit!(info, ev::OUTBOUND_HELD, id = %e.msg.id);
+                }
                 continue;
             }
             e.in_flight = true;
@@ -291,6 +303,9 @@ impl Queue {
 
     fn finish(&mut self, id: u64, outcome: Outcome, reply: String) {
         let Some(e) = self.entries.remove(&id) else { return };
+        if e.held {
+            self.held -= 1;
+        }
         let history = HistoryLine { time: now_ms() / 1000, id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
         self.journal.send(Record::Finished { seq: e.seq, m: e.m, r: e.r, history });
     }
@@ -412,8 +427,25 @@ impl Queue {
         );
     }
 
+    /// Held entries that are held no more are due now.
+    fn unhold(&mut self) {
+        if self.held == 0 {
+            return;
+        }
+        let now = now_ms();
+        for (id, e) in self.entries.iter_mut() {
+            if e.held && !self.settings.holds.held(&e.msg.id) {
+                e.held = false;
+                self.held -= 1;
+                e.due_ms = now;
+                self.heap.push(Reverse((now, *id)));
+            }
+        }
+    }
+
     /// Operator commands left by `port25 queue` in `control/`.
     fn control(&mut self) {
+        self.unhold();
         for (text, command) in control::take(&self.root) {
             let matched = match command {
                 Some(Control::Flush) => self.retry_now(None),
@@ -486,6 +518,7 @@ pub async fn run(
         heap: BinaryHeap::new(),
         dests: Dests::default(),
         next_id: 0,
+        held: 0,
     };
     for b in recovered {
         q.add_batch(b);
