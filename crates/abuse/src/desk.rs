@@ -42,6 +42,9 @@ CREATE TABLE IF NOT EXISTS released(id TEXT PRIMARY KEY, time_ms INTEGER);
 CREATE TABLE IF NOT EXISTS cursor(name TEXT PRIMARY KEY, value INTEGER);
 ";
 
+/// A connection to the desk's database.
+pub type Db = Connection;
+
 /// The desk's database under `data_dir`.
 pub fn db_path(data_dir: &Path) -> PathBuf {
     data_dir.join("abuse").join("abuse.sqlite")

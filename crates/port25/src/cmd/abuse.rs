@@ -276,3 +276,54 @@ fn print_message(m: &port25_abuse::index::MessageRow) {
         println!("    rcpt        {}  {} at {}{}", r.rcpt, r.outcome, r.time, if r.detail.is_empty() { String::new() } else { format!(": {}", r.detail) });
     }
 }
+
+fn desk_db(config: &Config) -> anyhow::Result<port25_abuse::desk::Db> {
+    let path = port25_abuse::desk::db_path(&config.data_dir);
+    port25_abuse::desk::open_db(&path).map_err(|e| anyhow::anyhow!("cannot open the abuse desk's database {}: {e}", path.display()))
+}
+
+/// `port25 users explain LOGIN`.
+pub fn explain(config: &Config, login: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let e = port25_abuse::desk::explain(&desk_db(config)?, login)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&e)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match (&e.action, &e.since) {
+        (Some(a), Some(since)) => println!("{login}: {a} since {since}\n  why: {}", e.reason.as_deref().unwrap_or("")),
+        _ => println!("{login}: no action in force"),
+    }
+    if let Some(f) = &e.first_complaint {
+        println!("  first complaint: {f}");
+    }
+    if e.signals.is_empty() {
+        println!("signals: none");
+    } else {
+        println!("signals (newest first):");
+        for s in &e.signals {
+            println!("  {}  {:<12} {:<5} {}", s.time, s.signal, s.action, s.evidence);
+        }
+    }
+    if !e.days.is_empty() {
+        println!("history (UTC days):\n  {:<10} {:>8} {:>10} {:>10} {:>7}", "day", "messages", "recipients", "complaints", "bounces");
+        for d in &e.days {
+            println!("  {:<10} {:>8} {:>10} {:>10} {:>7}", d.day, d.messages, d.recipients, d.complaints, d.bounces);
+        }
+    }
+    if !e.networks.is_empty() {
+        println!("came from:");
+        for (kind, value, first) in &e.networks {
+            println!("  {kind:<8} {value:<24} first {first}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `port25 users release LOGIN`.
+pub fn release(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
+    match port25_abuse::desk::release(&desk_db(config)?, login)? {
+        Some(was) => println!("{login}: {was} lifted (the server applies it within a second; held mail goes out)"),
+        None => println!("{login}: no action was in force"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod abuse;
 mod auth_limits;
 mod cli;
 mod clients;
