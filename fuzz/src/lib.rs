@@ -27,5 +27,8 @@ pub mod outbound;
 // --- report ---
 pub mod report;
 
+// --- abuse ---
+pub mod abuse;
+
 // --- http ---
 pub mod http;

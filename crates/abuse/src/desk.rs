@@ -358,7 +358,14 @@ impl Desk {
         if !stronger {
             return;
         }
-        let held: Vec<String> = if action >= Action::Hold { queued_ids(&self.db(), login).unwrap_or_default() } else { Vec::new() };
+        let held: Vec<String> = if action >= Action::Hold {
+            // Everything this login sent so far must be in the index first,
+            // or mail queued a moment ago would slip out.
+            self.index.sync(Duration::from_secs(5));
+            queued_ids(&self.db(), login).unwrap_or_default()
+        } else {
+            Vec::new()
+        };
         {
             let mut s = self.state();
             s.actions.insert(login.to_owned(), InForce { action });
@@ -504,28 +511,20 @@ impl Desk {
         if file.take(MAX_REPORT * 4).read_to_end(&mut buf).is_err() {
             return;
         }
-        // Only whole messages: up to the last "From " line start that is
-        // not the first byte (the rest waits for its end to be written).
-        let starts: Vec<usize> = (0..buf.len()).filter(|&i| (i == 0 || buf[i - 1] == b'\n') && buf[i..].starts_with(b"From ")).collect();
-        let Some(&last) = starts.last() else { return };
-        let complete_to = if last == 0 {
-            if buf.ends_with(b"\n\n") {
-                buf.len()
-            } else {
-                return;
-            }
-        } else {
-            last
+        // Only whole messages: up to the last "From " line that follows a
+        // blank line (the rest waits for its end to be written), split by
+        // the report crate's mbox reader.
+        let blank_before = |i: usize| i == 0 || buf[..i].ends_with(b"\n\n") || buf[..i].ends_with(b"\n\r\n");
+        let starts: Vec<usize> = (0..buf.len()).filter(|&i| (i == 0 || buf[i - 1] == b'\n') && blank_before(i) && buf[i..].starts_with(b"From ")).collect();
+        let complete_to = match starts.last() {
+            Some(&last) if last > 0 => last,
+            Some(_) if buf.ends_with(b"\n\n") || buf.ends_with(b"\r\n\r\n") => buf.len(),
+            _ => return,
         };
-        for w in starts.iter().copied().chain(std::iter::once(complete_to)).collect::<Vec<_>>().windows(2) {
-            let (a, b) = (w[0], w[1]);
-            if a >= complete_to {
-                break;
-            }
-            let msg = &buf[a..b.min(complete_to)];
-            let body = msg.iter().position(|&c| c == b'\n').map_or(&msg[..0], |i| &msg[i + 1..]);
-            self.complaint(body);
-        }
+        let mut whole = &buf[..complete_to];
+        let _ = port25_report::complaints::mbox(&mut whole, "abuse", &mut |_, raw| {
+            self.complaint(raw);
+        });
         Self::set_cursor(&self.db(), &key, (offset + complete_to as u64) as i64);
     }
 
@@ -751,4 +750,77 @@ pub fn held_messages(db: &Connection) -> rusqlite::Result<Vec<(String, String)>>
     )?;
     let rows = st.query_map([now_ms() - 7 * 86_400_000], |r| Ok((r.get(0)?, r.get(1)?)))?;
     rows.collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn desk(dir: &Path, mailbox: &Path) -> Arc<Desk> {
+        Desk::open(Config {
+            data_dir: dir.to_owned(),
+            hostname: "mx.example.net".into(),
+            retention: Duration::from_secs(86400),
+            rules: Rules::default(),
+            lock_text: "locked".into(),
+            notify: None,
+            mailbox: Some(mailbox.to_owned()),
+            enrich: None,
+            reports_per_hour: 100,
+        })
+        .unwrap()
+    }
+
+    fn verdicts(d: &Desk) -> Vec<String> {
+        d.db()
+            .prepare("SELECT verdict || ' ' || reason FROM complaints ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn an_mbox_is_read_on_from_where_it_stopped_whole_messages_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let mbox = dir.path().join("abuse.mbox");
+        let report = |n: u32| format!("From fbl@mail.example Mon Dec  1 10:00:00 2026\nFrom: fbl@mail.example\nSubject: {n}\n\nno quoted header {n}\n\n");
+        std::fs::write(&mbox, format!("{}{}", report(1), report(2))).unwrap();
+        let d = desk(dir.path(), &mbox);
+        d.tick();
+        assert_eq!(verdicts(&d).len(), 1, "the second may still be written: {:?}", verdicts(&d));
+        // Its end shows when the next one starts; a half-written third waits.
+        let mut f = std::fs::OpenOptions::new().append(true).open(&mbox).unwrap();
+        std::io::Write::write_all(&mut f, b"From x Mon Dec  1 10:00:01 2026\nFrom: x@y\nSubj").unwrap();
+        d.tick();
+        d.tick();
+        let v = verdicts(&d);
+        assert_eq!(v.len(), 2, "{v:?}");
+        assert!(v.iter().all(|v| v.starts_with("unparsed no multipart report and no quoted Received")), "{v:?}");
+    }
+
+    #[test]
+    fn a_held_logins_mail_is_held_until_released_one_by_one_or_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desk(dir.path(), &dir.path().join("none"));
+        d.submitted("S1", "S1A", "alice@example.net", Some("<m1@x>"), &["a@r.example".into()]);
+        assert!(!d.held("S1A"));
+        // Raised before the index writer has caught up: held all the same.
+        d.raise("alice@example.net", Kind::Recipients, "test".into());
+        assert!(d.held("S1A"), "mail queued before the signal is held too");
+        d.submitted("S1", "S1B", "alice@example.net", None, &[]);
+        assert!(d.held("S1B"));
+        assert_eq!(d.locked("alice@example.net"), None, "hold is no lock");
+        let cli = open_db(&db_path(dir.path())).unwrap();
+        release_message(&cli, "S1A").unwrap();
+        d.tick();
+        assert!(!d.held("S1A") && d.held("S1B"));
+        assert_eq!(release(&cli, "alice@example.net").unwrap().as_deref(), Some("hold"));
+        d.tick();
+        assert!(!d.held("S1B"));
+        let e = explain(&cli, "alice@example.net").unwrap();
+        assert_eq!(e.action, None);
+        assert_eq!(e.signals.iter().map(|s| s.signal.as_str()).collect::<Vec<_>>(), ["released", "recipients"]);
+    }
 }
