@@ -1,11 +1,12 @@
 //! Complaints matched to mail we really sent, pure.
 //!
 //! A complaint is attacker-controlled text, so it is attributed to a
-//! login only through what an outsider cannot make up: a `Received:`
-//! header that says `by <our hostname> (port25) with ESMTPSA id <queue
-//! id>` naming a queue id the index knows as an authenticated submission,
-//! *and* the reported message's Message-ID equal to the one we recorded
-//! for that queue id. A report naming a login, a From: address or a
+//! login only through what an outsider cannot make up: our DKIM signature
+//! (its `b=` value, recorded for each message we signed), or a
+//! `Received:` header that says `by <our hostname> (port25) with ESMTPSA
+//! id <queue id>` naming a queue id the index knows as an authenticated
+//! submission *and* the reported message's Message-ID equal to the one we
+//! recorded for that queue id. A report naming a login, a From: address or a
 //! Message-ID alone attributes nothing. The same message reported again
 //! counts once; reports are limited per reporter (the address that handed
 //! the report to our MX, from our own top `Received:` header).
@@ -70,8 +71,23 @@ pub fn our_queue_ids(headers: &[(String, String)], hostname: &str) -> Vec<String
 }
 
 /// Attributes a report: `lookup(queue id)` gives the login and
-/// Message-ID the index recorded, None for an id it does not know.
-pub fn attribute(report: &Report, hostname: &str, lookup: impl Fn(&str) -> Option<(Option<String>, Option<String>)>) -> Verdict {
+/// Message-ID the index recorded, None for an id it does not know;
+/// `signed(digest)` the queue id and login of the message we signed with
+/// that DKIM signature.
+pub fn attribute(
+    report: &Report,
+    hostname: &str,
+    lookup: impl Fn(&str) -> Option<(Option<String>, Option<String>)>,
+    signed: impl Fn(&str) -> Option<(String, Option<String>)>,
+) -> Verdict {
+    for (name, value) in &report.headers {
+        if name != "dkim-signature" {
+            continue;
+        }
+        if let Some((queue_id, Some(login))) = port25_outbound::dkim::signature_digest(value).and_then(|d| signed(&d)) {
+            return Verdict::Ours { login, queue_id };
+        }
+    }
     let ids = our_queue_ids(&report.headers, hostname);
     if ids.is_empty() {
         return Verdict::NotOurs(format!("no Received: header by {hostname} (port25) with an authenticated submission's queue id"));
@@ -174,17 +190,35 @@ mod tests {
         let lookup = |id: &str| (id == "18A2B3C4D5E6F0001").then(|| (Some("alice@example.net".to_owned()), Some("m1@example.net".to_owned())));
         let mid = ("message-id".to_owned(), "<m1@example.net>".to_owned());
         let ok = report(vec![received("mx.example.net"), mid.clone()]);
-        assert_eq!(attribute(&ok, "MX.example.net", lookup), Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() });
+        let unsigned = |_: &str| None;
+        let lookup = |id: &str| lookup(id);
+        let attribute = |r: &Report, h: &str, l: &dyn Fn(&str) -> Option<(Option<String>, Option<String>)>| attribute(r, h, l, unsigned);
+        assert_eq!(attribute(&ok, "MX.example.net", &lookup), Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() });
         // Another host's header with our id format: not ours.
-        assert!(matches!(attribute(&report(vec![received("mx.evil.example"), mid.clone()]), "mx.example.net", lookup), Verdict::NotOurs(_)));
+        assert!(matches!(attribute(&report(vec![received("mx.evil.example"), mid.clone()]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
         // Our id, another Message-ID: a forged report about alice.
         let forged = report(vec![received("mx.example.net"), ("message-id".into(), "<other@x>".into())]);
-        assert!(matches!(attribute(&forged, "mx.example.net", lookup), Verdict::NotOurs(w) if w.contains("forged")));
-        assert!(matches!(attribute(&report(vec![received("mx.example.net")]), "mx.example.net", lookup), Verdict::NotOurs(w) if w.contains("no Message-ID")));
+        assert!(matches!(attribute(&forged, "mx.example.net", &lookup), Verdict::NotOurs(w) if w.contains("forged")));
+        assert!(matches!(attribute(&report(vec![received("mx.example.net")]), "mx.example.net", &lookup), Verdict::NotOurs(w) if w.contains("no Message-ID")));
         // An unauthenticated (MX) Received header of ours names no login.
         let mx = ("received".to_owned(), "from x ([192.0.2.1]) by mx.example.net (port25) with ESMTPS id 18A2B3C4D5E6F0001;".to_owned());
-        assert!(matches!(attribute(&report(vec![mx, mid.clone()]), "mx.example.net", lookup), Verdict::NotOurs(_)));
-        assert!(matches!(attribute(&report(vec![mid]), "mx.example.net", lookup), Verdict::NotOurs(_)));
+        assert!(matches!(attribute(&report(vec![mx, mid.clone()]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
+        assert!(matches!(attribute(&report(vec![mid]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
+    }
+
+    #[test]
+    fn our_dkim_signature_attributes_without_our_received_header() {
+        let sig = ("dkim-signature".to_owned(), "v=1; a=rsa-sha256; d=example.net; s=p25; h=From:Subject; bh=AAAA; b=SGVsbG8g d29ybGQ=".to_owned());
+        let digest = port25_outbound::dkim::signature_digest(&sig.1).unwrap();
+        let signed = |d: &str| (d == digest).then(|| ("18A2B3C4D5E6F0001".to_owned(), Some("alice@example.net".to_owned())));
+        let nothing = |_: &str| None;
+        assert_eq!(
+            attribute(&report(vec![sig.clone()]), "mx.example.net", nothing, signed),
+            Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() }
+        );
+        // Another signature (a forger's, or someone else's) attributes nothing.
+        let other = ("dkim-signature".to_owned(), sig.1.replace("b=SGVs", "b=XGVs"));
+        assert!(matches!(attribute(&report(vec![other]), "mx.example.net", nothing, signed), Verdict::NotOurs(_)));
     }
 
     #[test]

@@ -116,6 +116,8 @@ pub struct Desk {
     state: Mutex<State>,
     rate: Mutex<RateLimit>,
     notices: Mutex<Option<Box<NoticeFn>>>,
+    /// When the desk's own tables were last pruned.
+    pruned: Mutex<Option<std::time::Instant>>,
 }
 
 fn today() -> i64 {
@@ -128,7 +130,15 @@ impl Desk {
         let db = open_db(&path)?;
         let index = Index::start(&path, cfg.retention)?;
         let rate = RateLimit::new(cfg.reports_per_hour);
-        let desk = Arc::new(Desk { cfg, index, db: Mutex::new(db), state: Mutex::new(State::default()), rate: Mutex::new(rate), notices: Mutex::new(None) });
+        let desk = Arc::new(Desk {
+            cfg,
+            index,
+            db: Mutex::new(db),
+            state: Mutex::new(State::default()),
+            rate: Mutex::new(rate),
+            notices: Mutex::new(None),
+            pruned: Mutex::new(None),
+        });
         desk.reload()?;
         Ok(desk)
     }
@@ -256,7 +266,8 @@ impl Desk {
             id: queue_id.into(),
             session: session.into(),
             time_ms: now_ms(),
-            message_id: message_id.map(|m| index::bare_message_id(m).to_owned()),
+            // A header line is at most 998 characters (RFC 5322 2.1.1).
+            message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998).map(str::to_owned),
             login: Some(login.into()),
             sender: None,
             size: None,
@@ -408,6 +419,29 @@ impl Desk {
             self.read_mailbox(&mb);
         }
         self.save_days();
+        self.prune();
+    }
+
+    /// Hourly: complaints, signals and history past the retention, and
+    /// one-by-one releases of mail long gone, leave the database.
+    fn prune(&self) {
+        {
+            let mut p = self.pruned.lock().unwrap_or_else(|p| p.into_inner());
+            if p.is_some_and(|t| t.elapsed() < Duration::from_secs(3600)) {
+                return;
+            }
+            *p = Some(std::time::Instant::now());
+        }
+        let cutoff = now_ms() - self.cfg.retention.as_millis() as i64;
+        let db = self.db();
+        let r = db
+            .execute("DELETE FROM complaints WHERE time_ms < ?1", [cutoff])
+            .and_then(|_| db.execute("DELETE FROM signals WHERE time_ms < ?1", [cutoff]))
+            .and_then(|_| db.execute("DELETE FROM daily WHERE day < ?1", [cutoff.div_euclid(86_400_000).min(today() - HISTORY_DAYS)]))
+            .and_then(|_| db.execute("DELETE FROM released WHERE time_ms < ?1", [now_ms() - 8 * 86_400_000]));
+        if let Err(e) = r {
+            emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
+        }
     }
 
     fn cursor(db: &Connection, name: &str) -> i64 {
@@ -553,7 +587,7 @@ impl Desk {
                         return "unparsed";
                     }
                 });
-            complaints::attribute(&report, &self.cfg.hostname, |id| reader.sent_by(id).ok().flatten())
+            complaints::attribute(&report, &self.cfg.hostname, |id| reader.sent_by(id).ok().flatten(), |d| reader.signed(d).ok().flatten())
         };
         match verdict {
             Verdict::NotOurs(why) => {
@@ -643,6 +677,45 @@ impl Desk {
         }
         out.push_str(&format!("# HELP port25_abuse_index_dropped_total Index records dropped (writer behind).\n# TYPE port25_abuse_index_dropped_total counter\nport25_abuse_index_dropped_total {}\n", self.index.dropped()));
         out
+    }
+}
+
+/// A login as the dashboard lists it.
+#[derive(Debug, Clone, Serialize)]
+pub struct LoginRow {
+    pub login: String,
+    pub action: Option<String>,
+    pub since: Option<String>,
+    pub reason: Option<String>,
+    pub complaints_today: i64,
+    pub to_action_secs: Option<i64>,
+}
+
+impl Desk {
+    /// Logins with an action in force or complaints today (at most 200).
+    pub fn logins(&self) -> Vec<LoginRow> {
+        let db = self.db();
+        let sql = "SELECT l.login, l.action, l.since_ms, l.reason, (SELECT count(*) FROM complaints c WHERE c.login = l.login AND c.verdict = 'ours' AND c.time_ms >= ?1),
+                   CASE WHEN l.since_ms >= l.first_complaint_ms THEN (l.since_ms - l.first_complaint_ms) / 1000 END
+                   FROM logins l WHERE l.action IS NOT NULL OR l.login IN (SELECT login FROM complaints WHERE verdict = 'ours' AND time_ms >= ?1)
+                   ORDER BY l.since_ms DESC LIMIT 200";
+        let rows = db.prepare_cached(sql).and_then(|mut st| {
+            st.query_map([today() * 86_400_000], |r| {
+                Ok(LoginRow {
+                    login: r.get(0)?,
+                    action: r.get(1)?,
+                    since: r.get::<_, Option<i64>>(2)?.map(index::utc),
+                    reason: r.get(3)?,
+                    complaints_today: r.get(4)?,
+                    to_action_secs: r.get(5)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        });
+        rows.unwrap_or_else(|e| {
+            emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
+            Vec::new()
+        })
     }
 }
 

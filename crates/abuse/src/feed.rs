@@ -102,6 +102,10 @@ impl Feed {
                 }));
                 out
             }
+            ev::OUTBOUND_QUEUED => match f.get("dkim").filter(|d| !d.is_empty()) {
+                Some(d) => vec![Record::Dkim { id: get("id"), digest: d.clone() }],
+                None => vec![],
+            },
             ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
                 outcome(f, "delivered", if id == ev::DELIVERY_DELIVERED { "local mailbox".into() } else { get("host") + " " + &get("reply") })
             }
@@ -173,6 +177,7 @@ const READ: &[&str] = &[
     ev::SMTP_MAIL_ACCEPTED,
     ev::SMTP_RCPT_ACCEPTED,
     ev::SMTP_DATA_ACCEPTED,
+    ev::OUTBOUND_QUEUED,
     ev::OUTBOUND_DELIVERED,
     ev::OUTBOUND_DEFERRED,
     ev::OUTBOUND_BOUNCED,

@@ -76,6 +76,11 @@ pub enum Record {
         detail: String,
         time_ms: i64,
     },
+    /// The fingerprint of the DKIM signature we put on message `id`.
+    Dkim {
+        id: String,
+        digest: String,
+    },
     /// Everything sent before it is committed once this is answered.
     Sync(std::sync::mpsc::Sender<()>),
 }
@@ -87,7 +92,8 @@ CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, listener TEXT, ip TEXT,
     start_ms INTEGER, end_ms INTEGER, tls TEXT, login TEXT);
 CREATE INDEX IF NOT EXISTS sessions_client ON sessions(ip, start_ms);
 CREATE INDEX IF NOT EXISTS sessions_start ON sessions(start_ms);
-CREATE TABLE IF NOT EXISTS messages(id TEXT PRIMARY KEY, session TEXT, time_ms INTEGER, message_id TEXT, login TEXT, sender TEXT, size INTEGER);
+CREATE TABLE IF NOT EXISTS messages(id TEXT PRIMARY KEY, session TEXT, time_ms INTEGER, message_id TEXT, login TEXT, sender TEXT, size INTEGER, dkim TEXT);
+CREATE INDEX IF NOT EXISTS messages_dkim ON messages(dkim) WHERE dkim IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_mid ON messages(message_id);
 CREATE INDEX IF NOT EXISTS messages_session ON messages(session);
 CREATE INDEX IF NOT EXISTS messages_time ON messages(time_ms);
@@ -230,6 +236,9 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
         Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
             c.prepare_cached("INSERT OR REPLACE INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
                 .execute(params![id, rcpt, outcome, detail, time_ms])?;
+        }
+        Record::Dkim { id, digest } => {
+            c.prepare_cached("UPDATE messages SET dkim = ?2 WHERE id = ?1")?.execute(params![id, digest])?;
         }
         Record::Sync(_) => {}
     }
@@ -457,6 +466,14 @@ impl Reader {
         let rows = st.query_map([id], |r| Ok(RcptRow { rcpt: r.get(0)?, outcome: r.get(1)?, detail: r.get(2)?, time: utc(r.get(3)?) }))?;
         m.recipients = rows.collect::<rusqlite::Result<_>>()?;
         Ok(Some(m))
+    }
+
+    /// The queue id and login of the message we signed with this DKIM
+    /// signature (its [`port25_outbound::dkim::signature_digest`]).
+    pub fn signed(&self, digest: &str) -> rusqlite::Result<Option<(String, Option<String>)>> {
+        self.conn
+            .prepare_cached("SELECT id, login FROM messages WHERE dkim = ?1")
+            .and_then(|mut st| st.query_row([digest], |r| Ok((r.get(0)?, r.get(1)?))).optional())
     }
 
     /// The login and Message-ID recorded for queue id `id`.

@@ -33,10 +33,30 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[http] cookie_secure`.
     pub cookie_secure: bool,
-    /// The abuse desk's gauges (complaints per login and day, held and
-    /// locked logins, first complaint to action), Prometheus text appended
-    /// to /metrics and shown on the dashboard; crates/abuse via the binary.
-    pub abuse: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    /// The abuse desk (crates/abuse, through the binary): its gauges on
+    /// /metrics, its logins on the dashboard.
+    pub abuse: Option<Arc<dyn AbuseView>>,
+}
+
+/// What the HTTP side shows of the abuse desk (docs/abuse.md).
+pub trait AbuseView: Send + Sync {
+    /// Prometheus text: complaints per login and day, held and locked
+    /// logins, first complaint to action.
+    fn exposition(&self) -> String;
+    /// Logins with an action in force or complaints today.
+    fn logins(&self) -> Vec<AbuseRow>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbuseRow {
+    pub login: String,
+    /// hold, lock, tag, or empty (complaints only)
+    pub action: String,
+    pub since: String,
+    pub reason: String,
+    pub complaints_today: i64,
+    /// Seconds from the first complaint to the action, when both exist.
+    pub to_action_secs: Option<i64>,
 }
 
 pub fn unix_now() -> u64 {
@@ -48,6 +68,8 @@ pub struct Snapshot {
     pub migration: Result<Vec<DomainReport>, String>,
     pub queues: Vec<(&'static str, QueueStatus)>,
     pub captures: Option<Result<CaptureView, String>>,
+    /// The abuse desk's logins, when it runs.
+    pub abuse: Option<Vec<AbuseRow>>,
 }
 
 pub struct CaptureView {
@@ -96,7 +118,8 @@ impl AppState {
         if let Some(Err(e)) = &captures {
             emit!(warn, ev::HTTP_ERROR, what = "spampot captures", error = %e);
         }
-        Snapshot { migration, queues, captures }
+        let abuse = self.abuse.as_ref().map(|a| a.logins());
+        Snapshot { migration, queues, captures, abuse }
     }
 
     /// The whole /metrics document.
@@ -152,7 +175,7 @@ impl AppState {
             out.sample("port25_spampot_sources", &[], c.sources as f64);
         }
         if let Some(abuse) = &self.abuse {
-            out.text.push_str(&abuse());
+            out.text.push_str(&abuse.exposition());
         }
         out.text
     }

@@ -123,7 +123,8 @@ impl Queue {
         let mut open = 0;
         for (m, msg) in batch.messages.iter().enumerate() {
             if !batch.recovered {
-                emit!(info, ev::OUTBOUND_QUEUED, id = %msg.id, from = %msg.from, rcpts = msg.rcpts.len(), size = msg.content.len());
+                let dkim = crate::dkim::content_digest(&msg.content).unwrap_or_default();
+                emit!(info, ev::OUTBOUND_QUEUED, id = %msg.id, from = %msg.from, rcpts = msg.rcpts.len(), size = msg.content.len(), dkim = %dkim);
             }
             for r in 0..msg.rcpts.len() {
                 if batch.done.contains(&(m, r)) {

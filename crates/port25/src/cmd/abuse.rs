@@ -80,6 +80,29 @@ impl port25_submission::Watch for Watch {
     }
 }
 
+/// The HTTP side's view of the desk (/metrics, the dashboard).
+pub struct View(pub Arc<Desk>);
+
+impl port25_http::state::AbuseView for View {
+    fn exposition(&self) -> String {
+        self.0.metrics()
+    }
+    fn logins(&self) -> Vec<port25_http::state::AbuseRow> {
+        self.0
+            .logins()
+            .into_iter()
+            .map(|l| port25_http::state::AbuseRow {
+                login: l.login,
+                action: l.action.unwrap_or_default(),
+                since: l.since.unwrap_or_default(),
+                reason: l.reason.unwrap_or_default(),
+                complaints_today: l.complaints_today,
+                to_action_secs: l.to_action_secs,
+            })
+            .collect()
+    }
+}
+
 /// The outbound queue asks the desk which messages to keep.
 pub fn holds(desk: &Option<Arc<Desk>>) -> port25_outbound::settings::Holds {
     match desk {

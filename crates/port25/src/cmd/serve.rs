@@ -123,7 +123,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, feed: port25_
     if let Some(d) = &desk {
         feed.set_index(d.index().clone());
     }
-    let abuse_metrics = desk.clone().map(|d| Arc::new(move || d.metrics()) as Arc<dyn Fn() -> String + Send + Sync>);
+    let abuse_metrics = desk.clone().map(|d| Arc::new(super::abuse::View(d)) as Arc<dyn port25_http::state::AbuseView>);
     let http = super::serve_http::start(&config, metrics, gate.clone(), abuse_metrics).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();

@@ -37,7 +37,7 @@ pub async fn start(
     config: &Config,
     metrics: Arc<Metrics>,
     gate: Option<Arc<port25_accounts::gate::Gate>>,
-    abuse: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    abuse: Option<Arc<dyn port25_http::state::AbuseView>>,
 ) -> anyhow::Result<Http> {
     let ready = Readiness::default();
     let stop = CancellationToken::new();

@@ -345,3 +345,62 @@ fn abuse_a_login_from_a_new_country_behind_the_configured_proxy_raises_its_signa
     let explain = stdout(&port25(&s, &["users", "explain", "alice@example.net"]));
     assert!(explain.contains("new_country") && explain.contains("203.0.113.9"), "{explain}");
 }
+
+/// An ARF report with only the reported message's headers
+/// (text/rfc822-headers), our Received header taken out, as some feedback
+/// loops redact: argv[1] the message as the remote got it, argv[2] out.
+const ARF_HEADERS_ONLY: &str = r#"
+import sys, email, email.policy
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.message import Message
+original = email.message_from_bytes(open(sys.argv[1], "rb").read(), policy=email.policy.compat32)
+del original["Received"]
+r = MIMEMultipart("report", report_type="feedback-report")
+r["From"] = "fbl@mailprovider.example"
+r["Subject"] = "FBL"
+r["Date"] = email.utils.formatdate(usegmt=True)
+r.attach(MIMEText("abuse report\n"))
+fb = Message()
+fb.set_type("message/feedback-report")
+fb.set_payload("Feedback-Type: abuse\r\nVersion: 1\r\nSource-IP: 127.0.0.1\r\n")
+r.attach(fb)
+h = Message()
+h.set_type("text/rfc822-headers")
+h.set_payload("".join(k + ": " + v + "\r\n" for k, v in original.items()))
+r.attach(h)
+open(sys.argv[2], "wb").write(r.as_bytes(policy=email.policy.SMTP).replace(b"\r\n", b"\n").replace(b"\n", b"\r\n"))
+"#;
+
+#[test]
+fn abuse_a_report_keeping_only_our_dkim_signature_is_attributed_by_it() {
+    use crate::outbound::one_mx;
+    use crate::scripted::{Script, Scripted};
+    let dir = tempfile::tempdir().unwrap();
+    let (mx, dns) = one_mx(72, "remote.example");
+    let remote = Scripted::start(mx, Script::default());
+    let key = dir.path().join("example.net.pem");
+    let out =
+        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "1024", "--out"]).arg(&key).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let outbound = format!(
+        "[outbound]\nnameservers = [\"{}\"]\nport = {}\nallowed_private_networks = [\"127.0.0.0/8\"]\n[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"\n",
+        dns.addr,
+        mx.port(),
+        key.display()
+    );
+    let s = server("mailbox = \"data/mail/example.net/abuse\"\n", &outbound, "");
+    let sent = submit(&s, &["carol@remote.example".into()]);
+    let got = wait_for("the remote's copy", || remote.conns().iter().flat_map(|c| c.messages.clone()).next());
+    assert!(got.starts_with("DKIM-Signature:"), "{got}");
+    let copy = dir.path().join("copy.eml");
+    std::fs::write(&copy, got.as_bytes()).unwrap();
+    let report = dir.path().join("report.eml");
+    python(ARF_HEADERS_ONLY, &[copy.to_str().unwrap(), report.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&report).unwrap();
+    assert!(!text.contains("(port25) with"), "our Received header is gone: {text}");
+    let m = addr(&s, "mx");
+    python(DELIVER, &[&m.ip().to_string(), &m.port().to_string(), report.to_str().unwrap()]);
+    let c = s.wait_event("port25.abuse.complaint", WAIT).expect("the report read");
+    assert_eq!((c["verdict"].as_str(), c["user"].as_str(), c["id"].as_str()), (Some("ours"), Some("alice@example.net"), Some(sent.queue_id.as_str())), "{c}");
+}
