@@ -181,6 +181,8 @@ mod tests {
         ("received".into(), format!("from laptop ([198.51.100.7]) by {by} (port25) with ESMTPSA id 18A2B3C4D5E6F0001 (using TLSv1_3 ...); Mon, 1 Dec 2026"))
     }
 
+    type Lookup<'a> = dyn Fn(&str) -> Option<(Option<String>, Option<String>)> + 'a;
+
     fn report(headers: Vec<(String, String)>) -> Report {
         Report { arf: true, feedback_type: Some("abuse".into()), headers }
     }
@@ -191,8 +193,7 @@ mod tests {
         let mid = ("message-id".to_owned(), "<m1@example.net>".to_owned());
         let ok = report(vec![received("mx.example.net"), mid.clone()]);
         let unsigned = |_: &str| None;
-        let lookup = |id: &str| lookup(id);
-        let attribute = |r: &Report, h: &str, l: &dyn Fn(&str) -> Option<(Option<String>, Option<String>)>| attribute(r, h, l, unsigned);
+        let attribute = |r: &Report, h: &str, l: &Lookup<'_>| attribute(r, h, l, unsigned);
         assert_eq!(attribute(&ok, "MX.example.net", &lookup), Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() });
         // Another host's header with our id format: not ours.
         assert!(matches!(attribute(&report(vec![received("mx.evil.example"), mid.clone()]), "mx.example.net", &lookup), Verdict::NotOurs(_)));

@@ -11,11 +11,11 @@
 
 use crate::index::{now_ms, Index, Record};
 use port25_events as ev;
+use port25_events::fields::{Catalogued, Fields};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::layer::{Context, Layer};
 
 /// Sessions with pending state at most; beyond it new ones keep none.
 const MAX_SESSIONS: usize = 50_000;
@@ -144,30 +144,7 @@ impl FeedLayer {
     }
 }
 
-#[derive(Default)]
-struct Fields(HashMap<&'static str, String>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, f: &Field, v: &str) {
-        self.0.insert(f.name(), v.to_owned());
-    }
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        self.0.insert(f.name(), format!("{v:?}"));
-    }
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.0.insert(f.name(), v.to_string());
-    }
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.0.insert(f.name(), v.to_string());
-    }
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.0.insert(f.name(), v.to_string());
-    }
-}
-
-/// Only the events the index reads.
-struct Catalogued;
-
+/// The events the index reads.
 const READ: &[&str] = &[
     ev::SESSION_PROXY,
     ev::SESSION_CONNECT,
@@ -185,19 +162,6 @@ const READ: &[&str] = &[
     ev::DELIVERY_DEFERRED,
     ev::DELIVERY_FAILED,
 ];
-
-impl<S> Filter<S> for Catalogued {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_event() && meta.fields().field("event").is_some()
-    }
-    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_event() && meta.fields().field("event").is_some() {
-            tracing::subscriber::Interest::always()
-        } else {
-            tracing::subscriber::Interest::never()
-        }
-    }
-}
 
 impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {

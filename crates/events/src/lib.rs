@@ -11,6 +11,7 @@
 //! with the id in the `event` field. [`init`] chooses human text or JSON lines.
 
 pub mod catalogue;
+pub mod fields;
 mod output;
 
 pub use catalogue::*;
