@@ -16,7 +16,7 @@ bash .ci/install-deps
 python3 -c 'import aiosmtpd' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore aiosmtpd
 # dkimpy: the second DKIM implementation that verifies port25's signatures.
 python3 -c 'import dkim' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore dkimpy
-# report: mmdb-writer builds MaxMind test databases; pyarrow reads the Parquet export
+# report: mmdb-writer builds MaxMind test databases (also the abuse desk's new-country test, tests/it/abuse.rs); pyarrow reads the Parquet export
 python3 -c 'import mmdb_writer, netaddr, pyarrow' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore mmdb-writer netaddr pyarrow
 # Prometheus' own text-format parser, for the /metrics test
 python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus-client

@@ -16,13 +16,16 @@
 # the ratio of medians. BASE_BIN: a second port25 binary (e.g. the build
 # before a change) run as a third server, "port25-base", in the same rounds,
 # so before and after are measured under the same machine load.
+# BASE_ABUSE=off: port25-base runs with [abuse] enabled = false (no trace
+# index, no account signals): with BASE_BIN set to the same binary, the
+# cost of keeping the index, in the same rounds (issue 19).
 #
 # Usage: bench/submission-vs-postfix.sh     (as root; installs postfix and
 #        sasl2-bin if missing)
 # Env:   MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
 #        (both built if missing); KEEP=1
-#        BASE_BIN= (off) BASE_PORT=4663
+#        BASE_BIN= (off) BASE_PORT=4663 BASE_ABUSE=on|off
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -43,6 +46,7 @@ KEEP=${KEEP:-0}
 ROUNDS=${ROUNDS:-3}
 BASE_BIN=${BASE_BIN:-}
 BASE_PORT=${BASE_PORT:-4663}
+BASE_ABUSE=${BASE_ABUSE:-on}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -124,7 +128,7 @@ postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start (see $P
 wait_port "$PF_PORT" 10 tcp || die "postfix is not listening on $PF_PORT"
 
 # --- port25 (and optionally port25-base) ------------------------------------------
-start_port25() { # bin dir port -> sets STARTED_PID
+start_port25() { # bin dir port [abuse on|off] -> sets STARTED_PID
   mkdir -p "$2"
   cat >"$2/port25.toml" <<EOF
 hostname = "bench-port25.localdomain"
@@ -149,6 +153,8 @@ name = "submissions"
 address = "127.0.0.1:$3"
 service = "submission"
 tls = "$MODE"
+[abuse]
+enabled = $([ "${4:-on}" = off ] && echo false || echo true)
 EOF
   echo "$PASSWORD" | "$1" users add "$LOGIN" --config "$2/port25.toml" >/dev/null
   "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
@@ -159,7 +165,7 @@ start_port25 "$PORT25_BIN" "$WORK/port25" "$P25_PORT"
 P25_PID=$STARTED_PID
 SERVERS=(postfix port25)
 if [ -n "$BASE_BIN" ]; then
-  start_port25 "$BASE_BIN" "$WORK/port25-base" "$BASE_PORT"
+  start_port25 "$BASE_BIN" "$WORK/port25-base" "$BASE_PORT" "$BASE_ABUSE"
   BASE_PID=$STARTED_PID
   SERVERS+=(port25-base)
 fi

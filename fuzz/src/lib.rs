@@ -28,6 +28,9 @@ pub mod outbound;
 // --- report ---
 pub mod report;
 
+// --- abuse ---
+pub mod abuse;
+
 // --- http ---
 pub mod http;
 

@@ -8,6 +8,7 @@
 //! key with its default.
 
 mod directory;
+mod abuse;
 mod error;
 mod http;
 mod model;
@@ -17,6 +18,7 @@ mod screen;
 mod submission;
 
 pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, Ldap, LdapLogin, Postgresql};
+pub use abuse::Abuse;
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     outbound: crate::outbound::RawOutbound,
     #[serde(default)]
     http: crate::http::RawHttp,
+    #[serde(default)]
+    abuse: crate::abuse::RawAbuse,
     #[serde(default, rename = "listener")]
     listeners: Option<Vec<Spanned<RawListener>>>,
 }
@@ -155,6 +157,7 @@ pub struct Config {
     pub submission: crate::submission::Submission,
     pub outbound: crate::outbound::Outbound,
     pub http: crate::http::Http,
+    pub abuse: crate::abuse::Abuse,
     pub listeners: Vec<Listener>,
 }
 
@@ -590,6 +593,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
+    let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
 
     // The screen talks in clear before the banner: an implicit-TLS port-25
     // listener could not be screened, and must not be left out silently.
@@ -625,6 +629,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         submission,
         outbound,
         http,
+        abuse,
         listeners,
     })
 }

@@ -117,7 +117,7 @@ catalogue! {
     DELIVERY_FAILED = "port25.delivery.failed" [id, to, reason];
     DELIVERY_ATTEMPT_PANICKED = "port25.delivery.attempt_panicked" [error];
 
-    OUTBOUND_QUEUED = "port25.outbound.queued" [id, from, rcpts, size];
+    OUTBOUND_QUEUED = "port25.outbound.queued" [id, from, rcpts, size, dkim];
     OUTBOUND_DELIVERED = "port25.outbound.delivered" [id, to, host, reply, attempts];
     OUTBOUND_DEFERRED = "port25.outbound.deferred" [id, to, reason, attempts, retry_in];
     OUTBOUND_BOUNCED = "port25.outbound.bounced" [id, to, reply, attempts, expired];
@@ -126,6 +126,17 @@ catalogue! {
     OUTBOUND_CONNECT_FAILED = "port25.outbound.connect_failed" [destination, host, address, reason, fallback];
     OUTBOUND_CONNECTION_PANICKED = "port25.outbound.connection_panicked" [destination, host, address, error];
     OUTBOUND_STATS = "port25.outbound.stats" [recipients, messages, deferred, oldest_secs, attempts, connections, hold];
+    OUTBOUND_HELD = "port25.outbound.held" [id];
+
+    ABUSE_SIGNAL = "port25.abuse.signal" [user, signal, action, evidence];
+    ABUSE_ACTION = "port25.abuse.action" [user, action, signal, seconds_since_first_complaint, what];
+    ABUSE_COMPLAINT = "port25.abuse.complaint" [reporter, verdict, user, id, reason];
+    ABUSE_LOCKED = "port25.abuse.locked" [session, peer, user];
+    ABUSE_NOTICE = "port25.abuse.notice" [to, id, error];
+    ABUSE_STATE_FAILED = "port25.abuse.state.failed" [error];
+    ABUSE_INDEX_FAILED = "port25.abuse.index.failed" [path, error, dropped];
+    ABUSE_INDEX_DROPPED = "port25.abuse.index.dropped" [records, queue, reported];
+    ABUSE_INDEX_PRUNED = "port25.abuse.index.pruned" [rows, retention_days];
     OUTBOUND_CONTROL = "port25.outbound.control" [command, recipients];
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed" [id, error];
     OUTBOUND_TARGET_REFUSED = "port25.outbound.target_refused" [destination, host, address, reason];

@@ -12,6 +12,7 @@
 
 pub mod catalogue;
 pub mod journal;
+pub mod fields;
 mod output;
 
 pub use catalogue::*;

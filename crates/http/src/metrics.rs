@@ -12,11 +12,11 @@
 
 use port25_events as ev;
 use port25_events::field;
+use port25_events::fields::{Catalogued, Fields};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
-use tracing::field::{Field, Visit};
-use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::layer::{Context, Layer};
 
 /// Remembered HELO names and listeners of open sessions; beyond this many
 /// the oldest are dropped (only a label or a dashboard column is lost).
@@ -56,34 +56,6 @@ pub const SCREEN_DAYS: u64 = 14;
 #[derive(Default)]
 pub struct Metrics {
     inner: Mutex<Inner>,
-}
-
-/// One event's fields, as strings.
-#[derive(Default)]
-struct Fields(HashMap<&'static str, String>);
-
-impl Visit for Fields {
-    fn record_str(&mut self, f: &Field, v: &str) {
-        self.0.insert(f.name(), v.to_owned());
-    }
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        self.0.insert(f.name(), format!("{v:?}"));
-    }
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.0.insert(f.name(), v.to_string());
-    }
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.0.insert(f.name(), v.to_string());
-    }
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.0.insert(f.name(), v.to_string());
-    }
-}
-
-impl Fields {
-    fn get(&self, k: &str) -> &str {
-        self.0.get(k).map_or("", String::as_str)
-    }
 }
 
 /// The enhanced status code of an SMTP reply ("550 5.7.1 ..." gives
@@ -294,22 +266,6 @@ impl Exposition {
 
 /// The tracing layer; see the module documentation.
 pub struct MetricsLayer(pub Arc<Metrics>);
-
-/// Lets through only callsites that carry an `event` field.
-struct Catalogued;
-
-impl<S> Filter<S> for Catalogued {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_event() && meta.fields().field("event").is_some()
-    }
-    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_event() && meta.fields().field("event").is_some() {
-            tracing::subscriber::Interest::always()
-        } else {
-            tracing::subscriber::Interest::never()
-        }
-    }
-}
 
 impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {

@@ -33,6 +33,30 @@ pub struct AppState {
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// `[http] cookie_secure`.
     pub cookie_secure: bool,
+    /// The abuse desk (crates/abuse, through the binary): its gauges on
+    /// /metrics, its logins on the dashboard.
+    pub abuse: Option<Arc<dyn AbuseView>>,
+}
+
+/// What the HTTP side shows of the abuse desk (docs/abuse.md).
+pub trait AbuseView: Send + Sync {
+    /// Prometheus text: complaints per login and day, held and locked
+    /// logins, first complaint to action.
+    fn exposition(&self) -> String;
+    /// Logins with an action in force or complaints today.
+    fn logins(&self) -> Vec<AbuseRow>;
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AbuseRow {
+    pub login: String,
+    /// hold, lock, tag, or empty (complaints only)
+    pub action: String,
+    pub since: String,
+    pub reason: String,
+    pub complaints_today: i64,
+    /// Seconds from the first complaint to the action, when both exist.
+    pub to_action_secs: Option<i64>,
 }
 
 /// Everything read from disk for one page or scrape.
@@ -40,6 +64,8 @@ pub struct Snapshot {
     pub migration: Result<Vec<DomainReport>, String>,
     pub queues: Vec<(&'static str, QueueStatus)>,
     pub captures: Option<Result<CaptureView, String>>,
+    /// The abuse desk's logins, when it runs.
+    pub abuse: Option<Vec<AbuseRow>>,
 }
 
 pub struct CaptureView {
@@ -88,7 +114,8 @@ impl AppState {
         if let Some(Err(e)) = &captures {
             emit!(warn, ev::HTTP_ERROR, what = "spampot captures", error = %e);
         }
-        Snapshot { migration, queues, captures }
+        let abuse = self.abuse.as_ref().map(|a| a.logins());
+        Snapshot { migration, queues, captures, abuse }
     }
 
     /// The whole /metrics document.
@@ -142,6 +169,9 @@ impl AppState {
             out.sample("port25_spampot_captures_last_hour", &[], c.last_hour as f64);
             out.family("port25_spampot_sources", "gauge", "Distinct source addresses that sent captured messages.");
             out.sample("port25_spampot_sources", &[], c.sources as f64);
+        }
+        if let Some(abuse) = &self.abuse {
+            out.text.push_str(&abuse.exposition());
         }
         out.text
     }

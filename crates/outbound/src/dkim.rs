@@ -133,6 +133,37 @@ pub fn public_record(path: &Path) -> Result<(String, Vec<String>), String> {
     Ok((format!("v=DKIM1; k=rsa; p={p}"), vec![p, port25_wire::base64::encode(spki.as_bytes())]))
 }
 
+/// A short fingerprint (128 bits of SHA-256, hex) of a DKIM-Signature
+/// field's `b=` tag, the signature itself with white space removed: what
+/// the abuse desk records of each message we signed, and looks for among a
+/// complaint's reported headers. No one can make a signature of ours over
+/// a message without our key, so a match is mail we really sent.
+/// `value`: the field's value, folded or not.
+pub fn signature_digest(value: &str) -> Option<String> {
+    use sha2::Digest as _;
+    let b = value.split(';').find_map(|tag| tag.split_once('=').filter(|(name, _)| name.trim() == "b").map(|(_, v)| v))?;
+    let b: String = b.chars().filter(|c| !c.is_whitespace()).collect();
+    if b.is_empty() || b.len() > 4096 || !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=') {
+        return None;
+    }
+    let d = sha2::Sha256::digest(b.as_bytes());
+    Some(d[..16].iter().map(|x| format!("{x:02x}")).collect())
+}
+
+/// [`signature_digest`] of the DKIM-Signature field our signer put first
+/// in `content`, if any.
+pub fn content_digest(content: &[u8]) -> Option<String> {
+    let rest = content.strip_prefix(b"DKIM-Signature:")?;
+    let mut end = 0;
+    while let Some(i) = rest.get(end..).and_then(|r| r.windows(2).position(|w| w == b"\r\n")) {
+        end += i + 2;
+        if !matches!(rest.get(end), Some(b' ' | b'\t')) {
+            break;
+        }
+    }
+    signature_digest(&String::from_utf8_lossy(rest.get(..end).unwrap_or(rest)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,6 +178,18 @@ mod tests {
         assert_eq!(from_domain(b"From: <ceo@bank.example> <a@example.net>\r\n\r\n"), None);
         assert_eq!(from_domain(b"Fr om: a@example.net\r\n\r\n"), None);
         assert_eq!(from_domain(b"To: \xc3\x89lise <e@example.org>\r\nFrom: a@Example.NET\r\n\r\n").as_deref(), Some("example.net"));
+    }
+
+    #[test]
+    fn a_signature_fingerprint_is_the_b_tag_without_white_space() {
+        let folded = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.net; s=p25; bh=AAAA;\r\n\tb=SGVsbG8g\r\n d29ybGQ=\r\nFrom: a@example.net\r\n\r\nbody";
+        let d = content_digest(folded).unwrap();
+        assert_eq!(d.len(), 32);
+        assert_eq!(signature_digest("v=1; bh=AAAA; b = SGVsbG8gd29ybGQ=").as_deref(), Some(d.as_str()), "the same signature, unfolded");
+        assert_ne!(signature_digest("v=1; b=SGVsbG8gd29ybGR=").as_deref(), Some(d.as_str()));
+        assert_eq!(signature_digest("v=1; bh=AAAA"), None, "bh= is not b=");
+        assert_eq!(signature_digest("v=1; b=<script>"), None);
+        assert_eq!(content_digest(b"From: a@example.net\r\nDKIM-Signature: b=AAAA\r\n\r\n"), None, "only the field our signer puts first");
     }
 
     #[test]

@@ -46,6 +46,8 @@ struct Entry {
     state: RcptState,
     due_ms: u64,
     in_flight: bool,
+    /// Kept back by `Settings::holds`; out of the heap until let go.
+    held: bool,
 }
 
 pub(crate) enum Event {
@@ -87,6 +89,8 @@ pub struct Queue {
     dests: Dests,
     next_id: u64,
     hold: bool,
+    /// Entries kept back by `Settings::holds` (0: `unhold` has nothing to do).
+    held: usize,
 }
 
 pub(crate) fn domain_of(rcpt: &str) -> String {
@@ -115,7 +119,8 @@ impl Queue {
         let mut open = 0;
         for (m, msg) in batch.messages.iter().enumerate() {
             if !batch.recovered {
-                emit!(info, ev::OUTBOUND_QUEUED, id = %msg.id, from = %msg.from, rcpts = msg.rcpts.len(), size = msg.content.len());
+                let dkim = crate::dkim::content_digest(&msg.content).unwrap_or_default();
+                emit!(info, ev::OUTBOUND_QUEUED, id = %msg.id, from = %msg.from, rcpts = msg.rcpts.len(), size = msg.content.len(), dkim = %dkim);
             }
             for r in 0..msg.rcpts.len() {
                 if batch.done.contains(&(m, r)) {
@@ -126,7 +131,7 @@ impl Queue {
                 let due_ms = (state.next_attempt * 1000).max(now);
                 let id = self.next_id;
                 self.next_id += 1;
-                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false });
+                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false, held: false });
                 self.heap.push(Reverse((due_ms, id)));
             }
         }
@@ -148,6 +153,14 @@ impl Queue {
             self.heap.pop();
             let Some(e) = self.entries.get_mut(&id) else { continue };
             if e.due_ms != due || e.in_flight {
+                continue;
+            }
+            if self.settings.holds.held(&e.msg.id) {
+                if !e.held {
+                    e.held = true;
+                    self.held += 1;
+                    emit!(info, ev::OUTBOUND_HELD, id = %e.msg.id);
+                }
                 continue;
             }
             e.in_flight = true;
@@ -287,6 +300,9 @@ impl Queue {
 
     fn finish(&mut self, id: u64, outcome: Outcome, reply: String) {
         let Some(e) = self.entries.remove(&id) else { return };
+        if e.held {
+            self.held -= 1;
+        }
         let history = HistoryLine { time: port25_time::unix_secs(), id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
         self.journal.send(Record::Finished { seq: e.seq, m: e.m, r: e.r, history });
     }
@@ -408,8 +424,25 @@ impl Queue {
         );
     }
 
+    /// Held entries that are held no more are due now.
+    fn unhold(&mut self) {
+        if self.held == 0 {
+            return;
+        }
+        let now = port25_time::unix_millis();
+        for (id, e) in self.entries.iter_mut() {
+            if e.held && !self.settings.holds.held(&e.msg.id) {
+                e.held = false;
+                self.held -= 1;
+                e.due_ms = now;
+                self.heap.push(Reverse((now, *id)));
+            }
+        }
+    }
+
     /// Operator commands left by `port25 queue` in `control/`.
     fn control(&mut self) {
+        self.unhold();
         for (text, command) in control::take(&self.root) {
             let matched = match command {
                 Some(Control::Flush) => self.retry_now(None),
@@ -482,6 +515,7 @@ pub async fn run(
         heap: BinaryHeap::new(),
         dests: Dests::default(),
         next_id: 0,
+        held: 0,
     };
     for b in recovered {
         q.add_batch(b);

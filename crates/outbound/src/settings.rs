@@ -44,4 +44,31 @@ pub struct Settings {
     /// `port25 queue release`.
     pub hold: bool,
     pub stats_interval: Duration,
+    /// Messages kept back one by one (the abuse desk's held logins).
+    pub holds: Holds,
+}
+
+/// Which messages (by id) the queue keeps instead of sending, asked when
+/// a message is due and again every second while it is held; none by
+/// default. The abuse desk (crates/abuse) answers it through the binary.
+#[derive(Clone, Default)]
+pub struct Holds(Option<std::sync::Arc<HeldFn>>);
+
+/// Whether the message with this id is held.
+pub type HeldFn = dyn Fn(&str) -> bool + Send + Sync;
+
+impl Holds {
+    pub fn new(held: impl Fn(&str) -> bool + Send + Sync + 'static) -> Holds {
+        Holds(Some(std::sync::Arc::new(held)))
+    }
+
+    pub fn held(&self, id: &str) -> bool {
+        self.0.as_ref().is_some_and(|f| f(id))
+    }
+}
+
+impl std::fmt::Debug for Holds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Holds(set)" } else { "Holds(none)" })
+    }
 }

@@ -56,6 +56,8 @@ enum Command {
     /// DNS records mail clients use to find submission (RFC 6186 SRV) and autoconfig/autodiscover
     #[command(subcommand)]
     Dns(cmd::dns::Command),
+    /// Who sent this? Sessions, login, client address and port, TLS, envelope and each recipient's outcome, by Message-ID, queue id or client address and time
+    Trace(cmd::abuse::TraceArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -73,6 +75,7 @@ fn main() -> std::process::ExitCode {
         Command::Dkim(c) => cmd::dkim::run(c),
         Command::Report(args) => cmd::report::run(args),
         Command::Dns(c) => cmd::dns::run(c),
+        Command::Trace(args) => cmd::abuse::trace(args),
     };
     let code = match result {
         Ok(code) => code,

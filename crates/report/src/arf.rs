@@ -108,6 +108,38 @@ fn source_from_text(text: &str) -> Option<IpAddr> {
     None
 }
 
+/// The header fields (names lower-cased, values unfolded) of the message
+/// a report is about, for matching it to mail we sent: the
+/// `message/rfc822` or `text/rfc822-headers` part of a multipart report
+/// (ARF, X-ARF) or of a forward as an attachment; in a plain forward, the
+/// quoted header block in the body, from its first `Received:` line.
+/// Another use of this parser (one parser): [`parse`] classifies, this
+/// attributes.
+pub fn reported_headers(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
+    let raw = String::from_utf8_lossy(raw);
+    let (fields, body) = split_message(&raw);
+    let ct = field(&fields, "content-type").unwrap_or("text/plain");
+    if ct.to_ascii_lowercase().starts_with("multipart/") {
+        let b = boundary(ct).ok_or("multipart report without a boundary parameter")?;
+        for p in parts(body, &b) {
+            let (h, pb) = split_message(p);
+            let pct = field(&h, "content-type").unwrap_or("text/plain").to_ascii_lowercase();
+            if pct.starts_with("message/rfc822") || pct.starts_with("text/rfc822-headers") {
+                let (reported, _) = split_message(pb);
+                if reported.is_empty() {
+                    return Err("the reported message part has no header fields".into());
+                }
+                return Ok(reported);
+            }
+        }
+        return Err("no message/rfc822 or text/rfc822-headers part: the reported message is missing".into());
+    }
+    let lower = body.to_ascii_lowercase();
+    let start = if lower.starts_with("received:") { Some(0) } else { lower.find("\nreceived:").map(|i| i + 1) };
+    let quoted = start.and_then(|i| body.get(i..)).ok_or("no multipart report and no quoted Received: header in the text")?;
+    Ok(split_message(quoted).0)
+}
+
 pub fn parse(raw: &[u8]) -> Result<Complaint, String> {
     let raw = String::from_utf8_lossy(raw);
     let (fields, body) = split_message(&raw);
@@ -176,6 +208,19 @@ Subject: Earn money\r\n\r\nSpam Spam Spam\r\n--part1_13d.2e68ed54--\r\n";
         assert_eq!(c.day, crate::date::parse_day("2005-03-08").unwrap(), "Arrival-Date wins over Date");
         assert_eq!(c.feedback_type.as_deref(), Some("abuse"));
         assert!(c.evidence.contains("open proxy") && c.evidence.contains("with esmtp id"));
+    }
+
+    #[test]
+    fn the_reported_messages_headers_from_arf_or_a_plain_forward() {
+        let h = reported_headers(ARF.as_bytes()).unwrap();
+        assert_eq!(h.iter().find(|f| f.0 == "subject").map(|f| f.1.as_str()), Some("Earn money"));
+        assert!(h.iter().any(|f| f.0 == "received" && f.1.contains("with ESMTP id M63d4137594e46")), "unfolded: {h:?}");
+        let plain = "Subject: spam\n\nLook at this:\nReceived: from a by b with ESMTPSA id Q1;\n d\nMessage-ID: <m@x>\n\nbody\n";
+        let h = reported_headers(plain.as_bytes()).unwrap();
+        assert_eq!(h.iter().map(|f| f.0.as_str()).collect::<Vec<_>>(), ["received", "message-id"]);
+        let no_part = ARF.replace("Content-Type: message/rfc822", "Content-Type: text/plain");
+        assert!(reported_headers(no_part.as_bytes()).unwrap_err().contains("reported message is missing"));
+        assert!(reported_headers(b"Subject: x\n\nnothing quoted\n").unwrap_err().contains("no quoted Received"));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct HeaderInfo {
     pub resent: Vec<(String, &'static str)>,
     pub has_date: bool,
     pub has_message_id: bool,
+    /// The (first) Message-ID field's value, for the abuse desk's index.
+    pub message_id: Option<String>,
 }
 
 pub fn scan(message: &[u8]) -> HeaderInfo {
@@ -52,6 +54,7 @@ pub fn scan(message: &[u8]) -> HeaderInfo {
             }
             "message-id" => {
                 info.has_message_id = true;
+                info.message_id.get_or_insert_with(|| f.value.trim().to_owned());
                 continue;
             }
             "resent-from" | "resent-sender" => {

@@ -90,6 +90,21 @@ pub struct Submission {
     recorded: std::sync::Mutex<std::collections::HashMap<(String, bool), Instant>>,
     /// Where mail for other domains goes; `None`: refused with 451.
     outbound: Option<port25_outbound::Enqueuer>,
+    /// The abuse desk, when the server runs one ([`Submission::set_watch`]).
+    watch: std::sync::OnceLock<Arc<dyn Watch>>,
+}
+
+/// The abuse desk's view of submission (crates/abuse, wired by the
+/// binary): told of each login and each message before it is stored,
+/// asked whether a login is locked. Blocking calls (the desk's database):
+/// the policy makes them off the async workers.
+pub trait Watch: Send + Sync {
+    /// The text after 454 4.7.0 when `login` is locked.
+    fn locked(&self, login: &str) -> Option<String>;
+    fn logged_in(&self, info: &SessionInfo, login: &str);
+    /// Before the message is stored: a held login's mail must be known as
+    /// held before the outbound queue can pick it up.
+    fn submitted(&self, info: &SessionInfo, login: &str, id: &str, message_id: Option<&str>, rcpts: &[String]);
 }
 
 impl Submission {
@@ -116,7 +131,20 @@ impl Submission {
             delimiter: config.recipient_delimiter,
             recorded: Default::default(),
             outbound,
+            watch: Default::default(),
         })
+    }
+
+    /// Lets the abuse desk watch logins and messages (set once).
+    pub fn set_watch(&self, watch: Arc<dyn Watch>) {
+        let _ = self.watch.set(watch);
+    }
+
+    /// 454 4.7.0 with the desk's text when `login` is locked.
+    fn locked(&self, info: &SessionInfo, login: &str) -> Option<Decision> {
+        let text = self.watch.get()?.locked(login)?;
+        emit!(info, ev::ABUSE_LOCKED, session = %info.id, peer = %info.peer, user = %login);
+        Some(Decision::Reject(Reply::owned(454, "4.7.0", text)))
     }
 
     /// Records a successful login for the migration report (blocking).
@@ -408,6 +436,9 @@ impl Hooks for SubmissionPolicy {
         let user = loggable(&credentials.username);
         match self.shared.gate.attempt(attempt).await {
             Outcome::Valid { login, addresses, .. } => {
+                if let Some(refusal) = self.shared.locked(info, &login) {
+                    return refusal;
+                }
                 if !self.shared.enter_session(&mut state.login, &login) {
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
@@ -420,7 +451,14 @@ impl Hooks for SubmissionPolicy {
                 state.directory_addresses = addresses;
                 let shared = self.shared.clone();
                 let (l, legacy, ip, port) = (login.clone(), self.legacy, info.peer.ip(), info.local.port());
-                let _ = tokio::task::spawn_blocking(move || shared.record_use(&l, legacy, ip, port)).await;
+                let watched = info.clone();
+                let _ = tokio::task::spawn_blocking(move || {
+                    shared.record_use(&l, legacy, ip, port);
+                    if let Some(w) = shared.watch.get() {
+                        w.logged_in(&watched, &l);
+                    }
+                })
+                .await;
                 if self.legacy {
                     emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
                 }
@@ -453,6 +491,10 @@ impl Hooks for SubmissionPolicy {
         let Some(who) = self.sender_identity(info) else {
             return Decision::Reject(AUTH_REQUIRED);
         };
+        // Locked while the session was open: no new transaction.
+        if let Some(refusal) = info.auth.as_deref().and_then(|l| self.shared.locked(info, &l.to_lowercase())) {
+            return refusal;
+        }
         if info.auth.is_none() {
             let network = self.trusted_network(info).map(|n| n.to_string()).unwrap_or_default();
             let cert = device_cert(info).unwrap_or_default();
@@ -531,6 +573,12 @@ impl Hooks for SubmissionPolicy {
         // own buffer (no second copy of the message).
         message.insert_after_received(&added);
         let id = message.id.clone();
+        if let (Some(w), Some(login)) = (self.shared.watch.get(), &info.auth) {
+            let message_id = found.message_id.clone().unwrap_or_else(|| format!("<{id}@{}>", self.shared.hostname));
+            let rcpts: Vec<String> = envelope.rcpts.iter().map(|r| r.to_string()).collect();
+            let (w, info, login, id) = (w.clone(), info.clone(), login.to_lowercase(), id.clone());
+            let _ = tokio::task::spawn_blocking(move || w.submitted(&info, &login, &id, Some(&message_id), &rcpts)).await;
+        }
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.commit(&info.id, Instant::now());

@@ -81,7 +81,33 @@ pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rej
     screening(&mut b, &counters.screen);
     recent_rejections(&mut b, rejections);
     captures(&mut b, snap);
+    abuse(&mut b, snap);
     layout("port25 dashboard", &b)
+}
+
+fn abuse(b: &mut String, snap: &Snapshot) {
+    let Some(rows) = &snap.abuse else { return };
+    b.push_str("<h2>Abuse desk</h2>\n<p>Logins held, locked or tagged, and logins with complaints today (UTC). <code>port25 users explain LOGIN</code> says why; <code>port25 users release LOGIN</code> undoes it (docs/abuse.md).</p>\n");
+    if rows.is_empty() {
+        b.push_str("<p id=\"abuse-empty\">No login is held or locked, and no complaint today.</p>\n");
+        return;
+    }
+    b.push_str("<table id=\"abuse\"><tr><th>login</th><th>action</th><th>since</th><th class=\"n\">complaints today</th><th class=\"n\">first complaint to action</th><th>why</th></tr>\n");
+    for r in rows {
+        let _ = writeln!(
+            b,
+            "<tr class=\"abuse-login\" data-action=\"{}\" data-complaints=\"{}\"><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td></tr>",
+            html(&r.action),
+            r.complaints_today,
+            html(&r.login),
+            html(&r.action),
+            html(&r.since),
+            r.complaints_today,
+            r.to_action_secs.map(|s| format!("{s} s")).unwrap_or_else(|| "-".into()),
+            html(&r.reason)
+        );
+    }
+    b.push_str("</table>\n");
 }
 
 fn migration(b: &mut String, threshold: f64, days: u32, snap: &Snapshot) {
@@ -257,7 +283,7 @@ fn captures(b: &mut String, snap: &Snapshot) {
 mod tests {
     use super::*;
     use crate::captures::Captured;
-    use crate::state::CaptureView;
+    use crate::state::{AbuseRow, CaptureView};
     use port25_accounts::migration::{DomainReport, StillOn25};
 
     #[test]
@@ -284,6 +310,7 @@ mod tests {
                     Some(evil.into()),
                 )],
             })),
+            abuse: Some(vec![AbuseRow { login: evil.into(), action: "lock".into(), reason: evil.into(), complaints_today: 3, ..Default::default() }]),
         };
         let r = Rejection {
             time: std::time::SystemTime::now(),
@@ -307,5 +334,6 @@ mod tests {
         assert!(page.contains("data-share=\"50.0\""));
         // Screening per day: 20000 days after the epoch is 2024-10-04.
         assert!(page.contains("<td>Fri, 04 Oct 2024</td><td>reject</td><td>&lt;end_user&gt;</td><td class=\"n\">3</td>"), "{page}");
+        assert!(page.contains("<tr class=\"abuse-login\" data-action=\"lock\" data-complaints=\"3\">"), "{page}");
     }
 }

@@ -1,4 +1,5 @@
 //! One module per subcommand.
+pub mod abuse;
 pub mod config;
 pub mod dkim;
 pub mod dns;

@@ -76,6 +76,7 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
         },
         hold: o.hold,
         stats_interval: o.stats_interval,
+        holds: Default::default(),
     })
 }
 
@@ -91,7 +92,13 @@ pub fn smarthost_trust(config: &Config) -> tls_policy::SmarthostTrust {
 
 /// Opens (and recovers) the outbound spool and starts the scheduler;
 /// `local` receives DSNs for local senders that have a mailbox.
-pub fn start(config: &Config, local: Spool, mailboxes: Arc<dyn LocalMailboxes>, gauges: port25_queue::Gauges) -> anyhow::Result<Running> {
+pub fn start(
+    config: &Config,
+    local: Spool,
+    mailboxes: Arc<dyn LocalMailboxes>,
+    gauges: port25_queue::Gauges,
+    holds: port25_outbound::settings::Holds,
+) -> anyhow::Result<Running> {
     let mut servers = config.outbound.nameservers.clone();
     if servers.is_empty() {
         let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
@@ -110,6 +117,6 @@ pub fn start(config: &Config, local: Spool, mailboxes: Arc<dyn LocalMailboxes>, 
     let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
     let dsns = dsn_store(config, local, enqueuer.clone(), mailboxes);
-    let task = tokio::spawn(port25_outbound::run(Arc::new(settings(config)?), dns, enqueuer.clone(), recovered, rx, dsns, stop.clone()));
+    let task = tokio::spawn(port25_outbound::run(Arc::new(Settings { holds, ..settings(config)? }), dns, enqueuer.clone(), recovered, rx, dsns, stop.clone()));
     Ok(Running { enqueuer, task, stop })
 }

@@ -41,11 +41,28 @@ enum Cmd {
     /// Try the recipients of one message now
     Retry { id: String },
     /// Remove a message from the queue without delivering it and without a DSN
-    Delete { id: String },
+    #[command(after_help = "With --login: every message of the login that the abuse desk holds (`port25 queue held`).")]
+    Delete {
+        #[arg(required_unless_present = "login")]
+        id: Option<String>,
+        /// Every held message of this login
+        #[arg(long, conflicts_with = "id")]
+        login: Option<String>,
+    },
     /// Stop sending (mail keeps queueing) until `release`
     Hold,
-    /// Resume sending after `hold` or `[outbound] hold = true`
-    Release,
+    /// Resume sending after `hold` or `[outbound] hold = true`; with an id, send one message the abuse desk holds
+    #[command(
+        after_help = "Examples:\n  port25 queue release                    # after port25 queue hold\n  port25 queue release 18C2A9B7E4100001   # one held message of a held or locked login\n  port25 queue release --login alice@example.net   # all of them (the login stays held)"
+    )]
+    Release {
+        id: Option<String>,
+        /// Every held message of this login
+        #[arg(long, conflicts_with = "id")]
+        login: Option<String>,
+    },
+    /// Messages the abuse desk holds (logins on hold or locked: `port25 users explain LOGIN`)
+    Held,
 }
 
 struct Open {
@@ -97,6 +114,15 @@ fn age(secs: u64) -> String {
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86400),
     }
+}
+
+/// (queue id, login) of the messages the abuse desk holds.
+fn held(data_dir: &Path) -> anyhow::Result<Vec<(String, String)>> {
+    let path = port25_abuse::desk::db_path(data_dir);
+    if !path.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(port25_abuse::desk::held_messages(&port25_abuse::desk::open_db(&path)?)?)
 }
 
 fn control(root: &Path, command: Control) -> anyhow::Result<()> {
@@ -161,9 +187,41 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Cmd::Flush => control(&root, Control::Flush)?,
         Cmd::Retry { id } => control(&root, Control::Retry(id))?,
-        Cmd::Delete { id } => control(&root, Control::Delete(id))?,
+        Cmd::Delete { id: Some(id), .. } => control(&root, Control::Delete(id))?,
+        Cmd::Delete { id: None, login } => {
+            let login = login.unwrap_or_default().to_lowercase();
+            for (id, _) in held(&data_dir)?.into_iter().filter(|(_, l)| *l == login) {
+                control(&root, Control::Delete(id))?;
+            }
+        }
         Cmd::Hold => control(&root, Control::Hold)?,
-        Cmd::Release => control(&root, Control::Release)?,
+        Cmd::Release { id: None, login: None } => control(&root, Control::Release)?,
+        Cmd::Release { id, login } => {
+            let db = port25_abuse::desk::open_db(&port25_abuse::desk::db_path(&data_dir))?;
+            let ids: Vec<String> = match (id, login) {
+                (Some(id), _) => vec![id],
+                (None, l) => {
+                    let l = l.unwrap_or_default().to_lowercase();
+                    held(&data_dir)?.into_iter().filter(|(_, x)| *x == l).map(|(id, _)| id).collect()
+                }
+            };
+            for id in &ids {
+                port25_abuse::desk::release_message(&db, id)?;
+                println!("release {id}: the server sends it within a second");
+            }
+            if ids.is_empty() {
+                println!("no held message of that login");
+            }
+        }
+        Cmd::Held => {
+            let queued: BTreeSet<String> = open_recipients(&root)?.into_iter().map(|o| o.id).collect();
+            let held: Vec<(String, String)> = held(&data_dir)?.into_iter().filter(|(id, _)| queued.contains(id)).collect();
+            println!("{:<20} login", "id");
+            for (id, login) in &held {
+                println!("{id:<20} {login}");
+            }
+            println!("{} held message(s)", held.len());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -66,9 +66,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The metrics layer sees every catalogued event (crates/http/src/metrics.rs).
     let metrics = Arc::new(port25_http::Metrics::default());
-    ev::init_with(format, &config.log_level, port25_http::MetricsLayer::boxed(metrics.clone()));
+    // The abuse desk's trace index is fed by the same events (crates/abuse/src/feed.rs).
+    let feed = port25_abuse::feed::FeedLayer::default();
+    let layers: Vec<ev::ExtraLayer> = vec![port25_http::MetricsLayer::boxed(metrics.clone()), feed.clone().boxed()];
+    ev::init_with(format, &config.log_level, Box::new(layers));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("port25").build()?;
-    runtime.block_on(serve(config, metrics, inherited, args.config))?;
+    runtime.block_on(serve(config, metrics, inherited, args.config, feed))?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -98,7 +101,7 @@ fn device_tls_config(config: &Config, certs: &Option<Arc<port25_engine::tls::Cer
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
 
-async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited, path: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited, path: Option<PathBuf>, feed: port25_abuse::feed::FeedLayer) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
@@ -127,7 +130,13 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
         true => Some(Arc::new(gate(&config, accounts.clone(), directory.clone()))),
         false => None,
     };
-    let http = super::serve_http::start(&config, metrics, gate.clone()).await?;
+    // The abuse desk (docs/abuse.md): the trace index and the signals.
+    let desk = super::abuse::open(&config)?;
+    if let Some(d) = &desk {
+        feed.set_index(d.index().clone());
+    }
+    let abuse_metrics = desk.clone().map(|d| Arc::new(super::abuse::View(d)) as Arc<dyn port25_http::state::AbuseView>);
+    let http = super::serve_http::start(&config, metrics, gate.clone(), abuse_metrics).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
@@ -145,12 +154,12 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
     let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target, directory.clone())?;
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
-    let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone())?;
+    let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone(), super::abuse::holds(&desk))?;
     http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
-    let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes);
+    let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes.clone());
     let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
@@ -165,6 +174,13 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
         true => Some(Arc::new(port25_screen::Screener::new(&config.mx.screen, &config.hostname, &config.data_dir).map_err(anyhow::Error::msg)?)),
         false => None,
     };
+    let desk_stop = CancellationToken::new();
+    if let Some(d) = &desk {
+        if let Some(s) = &submission {
+            s.set_watch(Arc::new(super::abuse::Watch(d.clone())));
+        }
+        super::abuse::start(d.clone(), &config, spool.clone(), outbound.enqueuer.clone(), mailboxes.clone(), desk_stop.clone());
+    }
     let mut servers = Vec::new();
     // One budget for message data in memory, whichever listener it arrives on.
     let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
@@ -238,6 +254,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited
     }
     delivery_stop.cancel();
     outbound.stop.cancel();
+    desk_stop.cancel();
     let _ = delivery.await;
     let _ = outbound.task.await;
     http.stop.cancel();

@@ -32,7 +32,13 @@ pub struct SpoolGauges {
 
 /// `gate`: the accounts and the password gate shared with submission
 /// (`Some` whenever `[http]` is enabled).
-pub async fn start(config: &Config, metrics: Arc<Metrics>, gate: Option<Arc<port25_accounts::gate::Gate>>) -> anyhow::Result<Http> {
+/// `abuse`: the abuse desk's gauges, appended to /metrics.
+pub async fn start(
+    config: &Config,
+    metrics: Arc<Metrics>,
+    gate: Option<Arc<port25_accounts::gate::Gate>>,
+    abuse: Option<Arc<dyn port25_http::state::AbuseView>>,
+) -> anyhow::Result<Http> {
     let ready = Readiness::default();
     let stop = CancellationToken::new();
     let gauges = SpoolGauges::default();
@@ -62,6 +68,7 @@ pub async fn start(config: &Config, metrics: Arc<Metrics>, gate: Option<Arc<port
         sessions: port25_http::auth::Sessions::new(h.session, h.login_attempts_per_minute),
         trusted_proxies: h.trusted_proxies.clone(),
         cookie_secure: h.cookie_secure,
+        abuse,
     };
     let state = Arc::new(state);
     let bind = |name: &'static str, address: std::net::SocketAddr, key: &'static str| async move {

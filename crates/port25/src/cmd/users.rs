@@ -89,6 +89,24 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Why a login is tagged, held or locked: the abuse desk's signals with their evidence (docs/abuse.md)
+    #[command(
+        after_help = "Example:  port25 users explain alice@example.net\n\nShows the action in force and since when, each signal with its evidence, the login's daily counts\n(its own history) and the networks, ASNs and countries it came from."
+    )]
+    Explain {
+        login: String,
+        /// One JSON object
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Lift the abuse desk's hold or lock on a login (its held mail then goes out: delete it first with `port25 queue delete --login`)
+    Release {
+        login: String,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Import users with existing hashes from a file of login:hash[:addresses] lines
     #[command(after_help = "The file has one user per line:  login:hash[:addresses]\n  \
         hash       $6$... (SHA-512-crypt), $5$... (SHA-256-crypt), $2b$/$2y$/$2a$... (bcrypt) or $argon2id$...;\n             \
@@ -242,6 +260,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 true => outln!("{} may no longer sign in to the dashboard", login.to_lowercase()),
             }
         }
+        Command::Explain { login, json, common } => return super::abuse::explain(&config(&common)?, &login.to_lowercase(), json),
+        Command::Release { login, common } => return super::abuse::release(&config(&common)?, &login.to_lowercase()),
         Command::Import { file, replace, quiet, common } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let accounts = open(&config(&common)?)?;

@@ -7,6 +7,7 @@
 
 mod harness;
 
+mod abuse;
 mod auth_limits;
 mod broken_pipe;
 mod cli;

@@ -1,0 +1,210 @@
+//! The index fed from the event catalogue: a tracing layer beside the
+//! metrics layer, so the engine, delivery and the outbound queue need no
+//! index code of their own and the event ids stay the one contract
+//! (docs/EVENTS.md). What no event carries (the login, the Message-ID
+//! header) the submission policy adds through [`crate::Desk`].
+//!
+//! [`Feed::record`] is pure bookkeeping (event id and fields in, index
+//! records out), tested without a subscriber. Per open session it keeps
+//! the proxy address and the accepted recipients of the transaction in
+//! progress, both bounded.
+
+use crate::index::{now_ms, Index, Record};
+use port25_events as ev;
+use port25_events::fields::{Catalogued, Fields};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use tracing_subscriber::layer::{Context, Layer};
+
+/// Sessions with pending state at most; beyond it new ones keep none.
+const MAX_SESSIONS: usize = 50_000;
+/// Recipients remembered per transaction (the engine caps them lower).
+const MAX_RCPTS: usize = 2_000;
+
+#[derive(Default)]
+struct Pending {
+    proxy: Option<String>,
+    rcpts: Vec<String>,
+}
+
+/// The bookkeeping between events; [`FeedLayer`] calls it.
+#[derive(Default)]
+pub struct Feed {
+    sessions: HashMap<String, Pending>,
+}
+
+/// An address as the index keys it: without brackets, lower-cased.
+pub fn rcpt_key(to: &str) -> String {
+    to.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase()
+}
+
+impl Feed {
+    /// The index records one event makes (`fields` by name).
+    pub fn record(&mut self, id: &str, f: &HashMap<&'static str, String>) -> Vec<Record> {
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        let now = now_ms();
+        match id {
+            ev::SESSION_PROXY => {
+                if self.sessions.len() < MAX_SESSIONS {
+                    self.sessions.entry(get("session")).or_default().proxy = Some(get("proxy"));
+                }
+                vec![]
+            }
+            ev::SESSION_CONNECT => {
+                let session = get("session");
+                let proxy = self.sessions.get_mut(&session).and_then(|p| p.proxy.take());
+                let Ok(peer) = get("peer").parse::<SocketAddr>() else { return vec![] };
+                if self.sessions.len() < MAX_SESSIONS {
+                    self.sessions.entry(session.clone()).or_default();
+                }
+                let ip = peer.ip().to_canonical().to_string();
+                vec![Record::Session { id: session, listener: get("listener"), ip, port: peer.port(), local: get("local"), proxy, time_ms: now }]
+            }
+            ev::SESSION_CLOSED | ev::SESSION_REFUSED => {
+                let session = get("session");
+                self.sessions.remove(&session);
+                vec![Record::SessionEnd { id: session, time_ms: now }]
+            }
+            ev::SMTP_STARTTLS => vec![Record::Tls { session: get("session"), version: get("version") }],
+            ev::SMTP_MAIL_ACCEPTED => {
+                if let Some(p) = self.sessions.get_mut(&get("session")) {
+                    p.rcpts.clear();
+                }
+                vec![]
+            }
+            ev::SMTP_RCPT_ACCEPTED => {
+                if let Some(p) = self.sessions.get_mut(&get("session")) {
+                    if p.rcpts.len() < MAX_RCPTS {
+                        p.rcpts.push(rcpt_key(&get("to")));
+                    }
+                }
+                vec![]
+            }
+            ev::SMTP_DATA_ACCEPTED => {
+                let (session, qid) = (get("session"), get("id"));
+                let rcpts = self.sessions.get_mut(&session).map(|p| std::mem::take(&mut p.rcpts)).unwrap_or_default();
+                let mut out = vec![Record::Message {
+                    id: qid.clone(),
+                    session,
+                    time_ms: now,
+                    message_id: None,
+                    login: None,
+                    sender: Some(get("from")),
+                    size: get("size").parse().ok(),
+                }];
+                out.extend(rcpts.into_iter().map(|rcpt| Record::Rcpt {
+                    id: qid.clone(),
+                    rcpt,
+                    outcome: "accepted".into(),
+                    detail: String::new(),
+                    time_ms: now,
+                }));
+                out
+            }
+            ev::OUTBOUND_QUEUED => match f.get("dkim").filter(|d| !d.is_empty()) {
+                Some(d) => vec![Record::Dkim { id: get("id"), digest: d.clone() }],
+                None => vec![],
+            },
+            ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
+                outcome(f, "delivered", if id == ev::DELIVERY_DELIVERED { "local mailbox".into() } else { get("host") + " " + &get("reply") })
+            }
+            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(f, "deferred", get("reason")),
+            ev::OUTBOUND_BOUNCED => {
+                let kind = if get("expired") == "true" { "expired" } else { "bounced" };
+                outcome(f, kind, get("reply"))
+            }
+            ev::DELIVERY_FAILED => outcome(f, "bounced", get("reason")),
+            _ => vec![],
+        }
+    }
+}
+
+fn outcome(f: &HashMap<&'static str, String>, outcome: &str, detail: String) -> Vec<Record> {
+    let (Some(id), Some(to)) = (f.get("id"), f.get("to")) else { return vec![] };
+    vec![Record::Rcpt { id: id.clone(), rcpt: rcpt_key(to), outcome: outcome.into(), detail: detail.trim().to_owned(), time_ms: now_ms() }]
+}
+
+/// The layer; the index is set once the server has opened it (events
+/// before that are not indexed).
+#[derive(Clone, Default)]
+pub struct FeedLayer {
+    index: Arc<OnceLock<Index>>,
+    feed: Arc<Mutex<Feed>>,
+}
+
+impl FeedLayer {
+    pub fn set_index(&self, index: Index) {
+        let _ = self.index.set(index);
+    }
+
+    /// The layer with its callsite filter, for `port25_events::init_with`.
+    pub fn boxed(self) -> port25_events::ExtraLayer {
+        Box::new(self.with_filter(Catalogued))
+    }
+}
+
+/// The events the index reads.
+const READ: &[&str] = &[
+    ev::SESSION_PROXY,
+    ev::SESSION_CONNECT,
+    ev::SESSION_CLOSED,
+    ev::SESSION_REFUSED,
+    ev::SMTP_STARTTLS,
+    ev::SMTP_MAIL_ACCEPTED,
+    ev::SMTP_RCPT_ACCEPTED,
+    ev::SMTP_DATA_ACCEPTED,
+    ev::OUTBOUND_QUEUED,
+    ev::OUTBOUND_DELIVERED,
+    ev::OUTBOUND_DEFERRED,
+    ev::OUTBOUND_BOUNCED,
+    ev::DELIVERY_DELIVERED,
+    ev::DELIVERY_DEFERRED,
+    ev::DELIVERY_FAILED,
+];
+
+impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
+    fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
+        let Some(index) = self.index.get() else { return };
+        let mut f = Fields::default();
+        event.record(&mut f);
+        let Some(id) = f.0.get("event").cloned() else { return };
+        let Some(&id) = READ.iter().find(|r| **r == id) else { return };
+        let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, &f.0);
+        for r in records {
+            index.send(r);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
+        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_session_its_recipients_and_their_outcomes_become_records() {
+        let mut feed = Feed::default();
+        assert!(feed.record(ev::SESSION_PROXY, &fields(&[("session", "S1"), ("proxy", "10.0.0.1:9")])).is_empty());
+        let r = feed
+            .record(ev::SESSION_CONNECT, &fields(&[("session", "S1"), ("listener", "sub"), ("peer", "[::ffff:198.51.100.7]:40123"), ("local", "1.2.3.4:587")]));
+        assert!(matches!(&r[..], [Record::Session { ip, port: 40123, proxy: Some(p), .. }] if ip == "198.51.100.7" && p == "10.0.0.1:9"), "{r:?}");
+        feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
+        feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "dropped@x.example")]));
+        // A second MAIL starts a new transaction: the first's recipients go.
+        feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
+        feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "Bob@Remote.Example")]));
+        let r = feed.record(ev::SMTP_DATA_ACCEPTED, &fields(&[("session", "S1"), ("id", "S1A"), ("from", "a@b"), ("size", "42")]));
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert!(matches!(&r[1], Record::Rcpt { rcpt, outcome, .. } if rcpt == "bob@remote.example" && outcome == "accepted"));
+        let r = feed.record(ev::OUTBOUND_BOUNCED, &fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]));
+        assert!(matches!(&r[..], [Record::Rcpt { outcome, detail, .. }] if outcome == "expired" && detail == "550 no"));
+        assert!(matches!(&feed.record(ev::SESSION_CLOSED, &fields(&[("session", "S1")]))[..], [Record::SessionEnd { .. }]));
+        assert!(feed.sessions.is_empty());
+        // A peer that is no address makes no session (nothing to look up by).
+        assert!(feed.record(ev::SESSION_CONNECT, &fields(&[("session", "S2"), ("peer", "garbage")])).is_empty());
+    }
+}

@@ -1,0 +1,568 @@
+//! The trace index: one row per session, per message and per recipient,
+//! written as the server runs, so that "who sent this?" is a B-tree lookup
+//! and never a scan of logs.
+//!
+//! Writes go through one thread ([`Index::send`] never blocks a session):
+//! it takes every record waiting, writes them in one transaction (WAL,
+//! `synchronous = NORMAL`: no fsync per round; the index is evidence for
+//! the abuse desk, not mail, and a crash loses at most the last rounds),
+//! and drops rows older than the retention once an hour. The queue between
+//! sessions and the writer is bounded; when it is full a record is dropped
+//! and counted (`port25.abuse.index.dropped`), a session never waits.
+//!
+//! Lookups ([`Reader`]) open their own connection: `port25 trace` reads
+//! while the server writes.
+
+use port25_events as ev;
+use port25_events::emit;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Records waiting for the writer at most; beyond it they are dropped.
+pub const QUEUE: usize = 100_000;
+/// A session longer than this is not found by a window that starts after
+/// it began (sessions end within minutes; the engine's timeouts see to it).
+const MAX_SESSION_MS: i64 = 86_400_000;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One thing the server saw, for the index.
+#[derive(Debug, Clone)]
+pub enum Record {
+    Session {
+        id: String,
+        listener: String,
+        ip: String,
+        port: u16,
+        local: String,
+        proxy: Option<String>,
+        time_ms: i64,
+    },
+    SessionEnd {
+        id: String,
+        time_ms: i64,
+    },
+    Tls {
+        session: String,
+        version: String,
+    },
+    Login {
+        session: String,
+        login: String,
+    },
+    /// A message stored (queue id). Fields not known by the sender of
+    /// the record are `None` and keep what another record wrote.
+    Message {
+        id: String,
+        session: String,
+        time_ms: i64,
+        message_id: Option<String>,
+        login: Option<String>,
+        sender: Option<String>,
+        size: Option<i64>,
+    },
+    Rcpt {
+        id: String,
+        rcpt: String,
+        outcome: String,
+        detail: String,
+        time_ms: i64,
+    },
+    /// The fingerprint of the DKIM signature we put on message `id`.
+    Dkim {
+        id: String,
+        digest: String,
+    },
+    /// Everything sent before it is committed once this is answered.
+    Sync(std::sync::mpsc::Sender<()>),
+}
+
+pub const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, listener TEXT, ip TEXT, port INTEGER, local TEXT, proxy TEXT,
+    start_ms INTEGER, end_ms INTEGER, tls TEXT, login TEXT);
+CREATE INDEX IF NOT EXISTS sessions_client ON sessions(ip, start_ms);
+CREATE INDEX IF NOT EXISTS sessions_start ON sessions(start_ms);
+CREATE TABLE IF NOT EXISTS messages(id TEXT PRIMARY KEY, session TEXT, time_ms INTEGER, message_id TEXT, login TEXT, sender TEXT, size INTEGER, dkim TEXT);
+CREATE INDEX IF NOT EXISTS messages_dkim ON messages(dkim) WHERE dkim IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_mid ON messages(message_id);
+CREATE INDEX IF NOT EXISTS messages_session ON messages(session);
+CREATE INDEX IF NOT EXISTS messages_time ON messages(time_ms);
+CREATE INDEX IF NOT EXISTS messages_login ON messages(login, time_ms);
+CREATE TABLE IF NOT EXISTS rcpts(id TEXT, rcpt TEXT, outcome TEXT, detail TEXT, time_ms INTEGER, PRIMARY KEY(id, rcpt)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS rcpts_time ON rcpts(time_ms);
+";
+
+/// Opens (creating) the index database at `path` with its schema.
+pub fn open(path: &Path) -> rusqlite::Result<Connection> {
+    if let Some(dir) = path.parent() {
+        use std::os::unix::fs::DirBuilderExt;
+        let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
+    }
+    let c = Connection::open(path)?;
+    c.busy_timeout(Duration::from_secs(5))?;
+    c.execute_batch(SCHEMA)?;
+    Ok(c)
+}
+
+/// The writer's handle: cheap to clone, never blocks.
+#[derive(Clone)]
+pub struct Index {
+    tx: SyncSender<Record>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl Index {
+    /// Starts the writer thread over the database at `path`; rows older
+    /// than `retention` are removed hourly.
+    pub fn start(path: &Path, retention: Duration) -> rusqlite::Result<Index> {
+        let conn = open(path)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let (d, path) = (dropped.clone(), path.to_owned());
+        std::thread::Builder::new()
+            .name("abuse-index".into())
+            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, path }.run(rx))
+            .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+        Ok(Index { tx, dropped })
+    }
+
+    pub fn send(&self, r: Record) {
+        match self.tx.try_send(r) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    /// Waits (at most `wait`) until every record sent before is committed.
+    pub fn sync(&self, wait: Duration) -> bool {
+        let (tx, rx) = std::sync::mpsc::channel();
+        if self.tx.send(Record::Sync(tx)).is_err() {
+            return false;
+        }
+        rx.recv_timeout(wait).is_ok()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+struct Writer {
+    conn: Connection,
+    retention: Duration,
+    pruned: Option<Instant>,
+    dropped: Arc<AtomicU64>,
+    path: PathBuf,
+}
+
+impl Writer {
+    fn run(mut self, rx: Receiver<Record>) {
+        let mut reported = 0;
+        for round in port25_groupcommit::groups(&rx, 4096) {
+            if let Err(e) = self.round(round) {
+                emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
+            }
+            let dropped = self.dropped.load(Ordering::Relaxed);
+            if dropped != reported {
+                emit!(warn, ev::ABUSE_INDEX_DROPPED, records = dropped - reported, queue = QUEUE);
+                reported = dropped;
+            }
+            if self.pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+                self.pruned = Some(Instant::now());
+                match prune(&self.conn, now_ms() - self.retention.as_millis() as i64) {
+                    Ok(n) if n > 0 => emit!(info, ev::ABUSE_INDEX_PRUNED, rows = n, retention_days = self.retention.as_secs() / 86400),
+                    Ok(_) => {}
+                    Err(e) => emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e),
+                }
+            }
+        }
+    }
+
+    fn round(&mut self, round: Vec<Record>) -> rusqlite::Result<()> {
+        let mut syncs = Vec::new();
+        let tx = self.conn.transaction()?;
+        for r in round {
+            if let Record::Sync(s) = r {
+                syncs.push(s);
+            } else {
+                write(&tx, &r)?;
+            }
+        }
+        tx.commit()?;
+        for s in syncs {
+            let _ = s.send(());
+        }
+        Ok(())
+    }
+}
+
+/// Writes one record (the writer, and the bench's loader, use it).
+pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
+    match r {
+        Record::Session { id, listener, ip, port, local, proxy, time_ms } => {
+            c.prepare_cached("INSERT OR IGNORE INTO sessions(id, listener, ip, port, local, proxy, start_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
+                .execute(params![id, listener, ip, port, local, proxy, time_ms])?;
+        }
+        Record::SessionEnd { id, time_ms } => {
+            c.prepare_cached("UPDATE sessions SET end_ms = ?2 WHERE id = ?1")?.execute(params![id, time_ms])?;
+        }
+        Record::Tls { session, version } => {
+            c.prepare_cached("UPDATE sessions SET tls = ?2 WHERE id = ?1")?.execute(params![session, version])?;
+        }
+        Record::Login { session, login } => {
+            c.prepare_cached("UPDATE sessions SET login = ?2 WHERE id = ?1")?.execute(params![session, login])?;
+        }
+        Record::Message { id, session, time_ms, message_id, login, sender, size } => {
+            c.prepare_cached(
+                "INSERT INTO messages(id, session, time_ms, message_id, login, sender, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT(id) DO UPDATE SET message_id = coalesce(excluded.message_id, message_id), login = coalesce(excluded.login, login),
+                 sender = coalesce(excluded.sender, sender), size = coalesce(excluded.size, size)",
+            )?
+            .execute(params![id, session, time_ms, message_id, login, sender, size])?;
+        }
+        Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+            c.prepare_cached("INSERT OR REPLACE INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(params![id, rcpt, outcome, detail, time_ms])?;
+        }
+        Record::Dkim { id, digest } => {
+            c.prepare_cached("UPDATE messages SET dkim = ?2 WHERE id = ?1")?.execute(params![id, digest])?;
+        }
+        Record::Sync(_) => {}
+    }
+    Ok(())
+}
+
+/// Removes rows older than `cutoff_ms`; returns how many.
+pub fn prune(c: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
+    let mut n = c.execute("DELETE FROM sessions WHERE start_ms < ?1", [cutoff_ms])?;
+    n += c.execute("DELETE FROM messages WHERE time_ms < ?1", [cutoff_ms])?;
+    n += c.execute("DELETE FROM rcpts WHERE time_ms < ?1", [cutoff_ms])?;
+    Ok(n)
+}
+
+/// `<id@host>` or `id@host`: the angle brackets are not part of the key.
+pub fn bare_message_id(s: &str) -> &str {
+    let s = s.trim();
+    s.strip_prefix('<').and_then(|s| s.strip_suffix('>')).unwrap_or(s)
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session: String,
+    pub listener: String,
+    pub client_ip: String,
+    pub client_port: u16,
+    pub local: String,
+    pub proxied_by: Option<String>,
+    pub start: String,
+    pub end: Option<String>,
+    pub tls: Option<String>,
+    pub login: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RcptRow {
+    pub rcpt: String,
+    /// accepted (not tried yet), delivered, deferred, bounced, expired, deleted
+    pub outcome: String,
+    pub detail: String,
+    pub time: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MessageRow {
+    pub queue_id: String,
+    pub session: String,
+    pub time: String,
+    pub message_id: Option<String>,
+    pub login: Option<String>,
+    pub sender: Option<String>,
+    pub size: Option<i64>,
+    pub recipients: Vec<RcptRow>,
+}
+
+/// What `port25 trace` prints: the sessions found and their messages.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Trace {
+    pub sessions: Vec<SessionRow>,
+    pub messages: Vec<MessageRow>,
+}
+
+/// How to find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    MessageId(String),
+    QueueId(String),
+    /// Sessions from this client address (and source port) alive between
+    /// the two times (ms since the epoch).
+    Client {
+        ip: IpAddr,
+        port: Option<u16>,
+        from_ms: i64,
+        to_ms: i64,
+    },
+}
+
+/// UTC, to the millisecond: `2026-12-02T13:14:04.123Z`.
+pub fn utc(ms: i64) -> String {
+    let days = ms.div_euclid(86_400_000);
+    let rest = ms.rem_euclid(86_400_000);
+    let (h, m, s, milli) = (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000);
+    format!("{}T{h:02}:{m:02}:{s:02}.{milli:03}Z", port25_report::date::format_day(days))
+}
+
+/// Parses `2026-12-02T13:14:04Z` (seconds and fraction optional, `Z` or
+/// none: always UTC) or seconds since the epoch.
+pub fn parse_utc(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<i64>() {
+        return secs.checked_mul(1000);
+    }
+    let s = s.strip_suffix('Z').unwrap_or(s);
+    let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    let day = port25_report::date::parse_day(date)?;
+    let mut parts = time.split(':');
+    let h: i64 = parts.next()?.parse().ok()?;
+    let m: i64 = parts.next().unwrap_or("0").parse().ok()?;
+    let sec_part = parts.next().unwrap_or("0");
+    let (sec, frac) = sec_part.split_once('.').unwrap_or((sec_part, ""));
+    let sec: i64 = sec.parse().ok()?;
+    if parts.next().is_some() || h > 23 || m > 59 || sec > 60 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let milli: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
+    Some(day * 86_400_000 + h * 3_600_000 + m * 60_000 + sec * 1000 + milli)
+}
+
+/// A read-only view for lookups.
+pub struct Reader {
+    conn: Connection,
+}
+
+impl Reader {
+    pub fn open(path: &Path) -> rusqlite::Result<Reader> {
+        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        conn.busy_timeout(Duration::from_secs(5))?;
+        Ok(Reader { conn })
+    }
+
+    pub fn from_connection(conn: Connection) -> Reader {
+        Reader { conn }
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// At most `limit` sessions (newest first) and their messages.
+    pub fn trace(&self, q: &Query, limit: usize) -> rusqlite::Result<Trace> {
+        let mut t = Trace::default();
+        let limit = limit as i64;
+        match q {
+            Query::MessageId(mid) => {
+                let ids = self.ids("SELECT id FROM messages WHERE message_id = ?1 ORDER BY time_ms DESC LIMIT ?2", params![bare_message_id(mid), limit])?;
+                self.messages_and_sessions(&mut t, ids)?;
+            }
+            Query::QueueId(id) => {
+                let ids = self.ids("SELECT id FROM messages WHERE id = ?1 LIMIT ?2", params![id, limit])?;
+                self.messages_and_sessions(&mut t, ids)?;
+            }
+            Query::Client { ip, port, from_ms, to_ms } => {
+                let ip = ip.to_canonical().to_string();
+                let sessions = self.ids(
+                    "SELECT id FROM sessions WHERE ip = ?1 AND start_ms BETWEEN ?2 AND ?3 AND (end_ms IS NULL OR end_ms >= ?4)
+                     AND (?5 IS NULL OR port = ?5) ORDER BY start_ms DESC LIMIT ?6",
+                    params![ip, from_ms - MAX_SESSION_MS, to_ms, from_ms, port, limit],
+                )?;
+                for s in &sessions {
+                    if let Some(row) = self.session(s)? {
+                        t.sessions.push(row);
+                    }
+                    let ids = self.ids("SELECT id FROM messages WHERE session = ?1 ORDER BY time_ms LIMIT ?2", params![s, limit])?;
+                    for id in ids {
+                        if let Some(m) = self.message(&id)? {
+                            t.messages.push(m);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(t)
+    }
+
+    fn ids(&self, sql: &str, p: impl rusqlite::Params) -> rusqlite::Result<Vec<String>> {
+        let mut st = self.conn.prepare_cached(sql)?;
+        let rows = st.query_map(p, |r| r.get::<_, String>(0))?;
+        rows.collect()
+    }
+
+    fn messages_and_sessions(&self, t: &mut Trace, ids: Vec<String>) -> rusqlite::Result<()> {
+        for id in ids {
+            let Some(m) = self.message(&id)? else { continue };
+            if !t.sessions.iter().any(|s| s.session == m.session) {
+                if let Some(s) = self.session(&m.session)? {
+                    t.sessions.push(s);
+                }
+            }
+            t.messages.push(m);
+        }
+        Ok(())
+    }
+
+    pub fn session(&self, id: &str) -> rusqlite::Result<Option<SessionRow>> {
+        self.conn
+            .prepare_cached("SELECT id, listener, ip, port, local, proxy, start_ms, end_ms, tls, login FROM sessions WHERE id = ?1")?
+            .query_row([id], |r| {
+                Ok(SessionRow {
+                    session: r.get(0)?,
+                    listener: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    client_ip: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    client_port: r.get::<_, Option<u16>>(3)?.unwrap_or(0),
+                    local: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    proxied_by: r.get(5)?,
+                    start: utc(r.get::<_, Option<i64>>(6)?.unwrap_or(0)),
+                    end: r.get::<_, Option<i64>>(7)?.map(utc),
+                    tls: r.get(8)?,
+                    login: r.get(9)?,
+                })
+            })
+            .optional()
+    }
+
+    pub fn message(&self, id: &str) -> rusqlite::Result<Option<MessageRow>> {
+        let Some(mut m) = self
+            .conn
+            .prepare_cached("SELECT id, session, time_ms, message_id, login, sender, size FROM messages WHERE id = ?1")?
+            .query_row([id], |r| {
+                Ok(MessageRow {
+                    queue_id: r.get(0)?,
+                    session: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                    time: utc(r.get::<_, Option<i64>>(2)?.unwrap_or(0)),
+                    message_id: r.get(3)?,
+                    login: r.get(4)?,
+                    sender: r.get(5)?,
+                    size: r.get(6)?,
+                    recipients: Vec::new(),
+                })
+            })
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let mut st = self.conn.prepare_cached("SELECT rcpt, outcome, detail, time_ms FROM rcpts WHERE id = ?1 ORDER BY rcpt")?;
+        let rows = st.query_map([id], |r| Ok(RcptRow { rcpt: r.get(0)?, outcome: r.get(1)?, detail: r.get(2)?, time: utc(r.get(3)?) }))?;
+        m.recipients = rows.collect::<rusqlite::Result<_>>()?;
+        Ok(Some(m))
+    }
+
+    /// The queue id and login of the message we signed with this DKIM
+    /// signature (its [`port25_outbound::dkim::signature_digest`]).
+    pub fn signed(&self, digest: &str) -> rusqlite::Result<Option<(String, Option<String>)>> {
+        self.conn
+            .prepare_cached("SELECT id, login FROM messages WHERE dkim = ?1")
+            .and_then(|mut st| st.query_row([digest], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+    }
+
+    /// The login and Message-ID recorded for queue id `id`.
+    pub fn sent_by(&self, id: &str) -> rusqlite::Result<Option<(Option<String>, Option<String>)>> {
+        self.conn.prepare_cached("SELECT login, message_id FROM messages WHERE id = ?1")?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_are_utc_both_ways() {
+        let ms = parse_utc("2026-12-02T13:14:04.5Z").unwrap();
+        assert_eq!(utc(ms), "2026-12-02T13:14:04.500Z");
+        assert_eq!(parse_utc("2026-12-02T13:14"), Some(ms - 4500));
+        assert_eq!(parse_utc("2026-12-02"), parse_utc("2026-12-02T00:00:00Z"));
+        assert_eq!(parse_utc("1700000000"), Some(1_700_000_000_000));
+        for bad in ["", "2026-13-01", "2026-12-02T25:00", "2026-12-02T10:00:00:00", "2026-12-02T10:00:00.x", "x"] {
+            assert_eq!(parse_utc(bad), None, "{bad:?}");
+        }
+        assert_eq!(bare_message_id(" <a@b> "), "a@b");
+    }
+
+    #[test]
+    fn written_rows_are_found_by_each_key_and_pruned_after_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let index = Index::start(&path, Duration::from_secs(86400)).unwrap();
+        let t0 = now_ms();
+        index.send(Record::Session {
+            id: "S1".into(),
+            listener: "submission".into(),
+            ip: "203.0.113.9".into(),
+            port: 40001,
+            local: "192.0.2.1:587".into(),
+            proxy: None,
+            time_ms: t0,
+        });
+        index.send(Record::Session {
+            id: "S2".into(),
+            listener: "submission".into(),
+            ip: "203.0.113.9".into(),
+            port: 40002,
+            local: "192.0.2.1:587".into(),
+            proxy: None,
+            time_ms: t0,
+        });
+        index.send(Record::Login { session: "S1".into(), login: "alice@example.net".into() });
+        index.send(Record::Tls { session: "S1".into(), version: "TLSv1_3".into() });
+        let msg = |mid: Option<&str>, login: Option<&str>| Record::Message {
+            id: "S1A".into(),
+            session: "S1".into(),
+            time_ms: t0 + 5,
+            message_id: mid.map(Into::into),
+            login: login.map(Into::into),
+            sender: None,
+            size: Some(10),
+        };
+        // Two writers of one message, in either order, make one row.
+        index.send(msg(None, Some("alice@example.net")));
+        index.send(msg(Some("m1@example.net"), None));
+        index.send(Record::Rcpt { id: "S1A".into(), rcpt: "x@remote.example".into(), outcome: "accepted".into(), detail: String::new(), time_ms: t0 + 5 });
+        index.send(Record::Rcpt { id: "S1A".into(), rcpt: "x@remote.example".into(), outcome: "delivered".into(), detail: "250 ok".into(), time_ms: t0 + 9 });
+        index.send(Record::SessionEnd { id: "S1".into(), time_ms: t0 + 20 });
+        index.send(Record::SessionEnd { id: "S2".into(), time_ms: t0 + 20 });
+        assert!(index.sync(Duration::from_secs(10)));
+        let r = Reader::open(&path).unwrap();
+        let by_mid = r.trace(&Query::MessageId("<m1@example.net>".into()), 10).unwrap();
+        assert_eq!(by_mid.messages.len(), 1);
+        let m = &by_mid.messages[0];
+        assert_eq!((m.login.as_deref(), m.size), (Some("alice@example.net"), Some(10)));
+        assert_eq!(m.recipients[0].outcome, "delivered");
+        assert_eq!(by_mid.sessions[0].tls.as_deref(), Some("TLSv1_3"));
+        assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), by_mid);
+        let ip = "203.0.113.9".parse().unwrap();
+        let by_port = r.trace(&Query::Client { ip, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap();
+        assert_eq!(by_port.sessions.len(), 1, "the port tells two sessions of one address apart (RFC 6302)");
+        assert_eq!(by_port.messages, by_mid.messages);
+        assert_eq!(r.trace(&Query::Client { ip, port: None, from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap().sessions.len(), 2);
+        assert!(
+            r.trace(&Query::Client { ip, port: None, from_ms: t0 + 60_000, to_ms: t0 + 70_000 }, 10).unwrap().sessions.is_empty(),
+            "ended before the window"
+        );
+        let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
+        assert_eq!(r.trace(&Query::Client { ip: mapped, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap().sessions.len(), 1);
+        let c = open(&path).unwrap();
+        assert!(prune(&c, t0 + 10_000).unwrap() >= 4);
+        assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), Trace::default());
+    }
+}
