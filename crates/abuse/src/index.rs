@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Records waiting for the writer at most; beyond it they are dropped.
 pub const QUEUE: usize = 100_000;
@@ -31,7 +31,7 @@ pub const QUEUE: usize = 100_000;
 const MAX_SESSION_MS: i64 = 86_400_000;
 
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    port25_time::unix_millis() as i64
 }
 
 /// One thing the server saw, for the index.

@@ -51,7 +51,7 @@ pub fn deciding_entry(policy: &Policy, ip: IpAddr) -> Option<(EntryKind, usize, 
 }
 
 pub fn decide(policy: &Policy, ip: IpAddr, port: Option<u16>) -> Decision {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = port25_time::unix_millis();
     decide_at(policy, ip, port, now)
 }
 

@@ -140,7 +140,7 @@ impl<'a> Sets<'a> {
 
 /// Compiles a policy for one target, staged as of now.
 pub fn compile(policy: &Policy, target: Target) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+    let now = port25_time::unix_millis();
     compile_at(policy, target, now)
 }
 

@@ -214,7 +214,7 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         Some(p) => match port25_config::load(p) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
         },
@@ -225,7 +225,7 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
         (_, Some(q), _) => Query::QueueId(q.clone()),
         (_, _, Some(c)) => {
             let Some((ip, port)) = client(c) else {
-                eprintln!("port25 trace: --client {c:?} is not an address or address:port (IPv6 with a port: [2001:db8::7]:40123)");
+                errln!("port25 trace: --client {c:?} is not an address or address:port (IPv6 with a port: [2001:db8::7]:40123)");
                 return Ok(ExitCode::from(2));
             };
             let now = port25_abuse::index::now_ms();
@@ -239,26 +239,26 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
             let (from_ms, to_ms) = match (time(&args.from, now - 86_400_000, "from"), time(&args.to, now, "to")) {
                 (Ok(f), Ok(t)) => (f, t),
                 (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("{e}");
+                    errln!("{e}");
                     return Ok(ExitCode::from(2));
                 }
             };
             Query::Client { ip, port, from_ms, to_ms }
         }
         (None, None, None) => {
-            eprintln!("port25 trace: give --message-id, --queue-id or --client (see port25 trace --help)");
+            errln!("port25 trace: give --message-id, --queue-id or --client (see port25 trace --help)");
             return Ok(ExitCode::from(2));
         }
     };
     let path = port25_abuse::desk::db_path(&config.data_dir);
     if !path.exists() {
-        eprintln!("port25 trace: no index at {} ([abuse] enabled = true in the server's configuration, and has it run?)", path.display());
+        errln!("port25 trace: no index at {} ([abuse] enabled = true in the server's configuration, and has it run?)", path.display());
         return Ok(ExitCode::from(2));
     }
     let reader = Reader::open(&path).map_err(|e| anyhow::anyhow!("cannot open the index {}: {e}", path.display()))?;
     let t = reader.trace(&query, args.limit.max(1))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&t)?);
+        outln!("{}", serde_json::to_string_pretty(&t)?);
     } else {
         print_trace(&t);
     }
@@ -267,7 +267,7 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
 
 fn print_trace(t: &Trace) {
     if t.sessions.is_empty() && t.messages.is_empty() {
-        println!("nothing found");
+        outln!("nothing found");
         return;
     }
     for s in &t.sessions {
@@ -275,28 +275,28 @@ fn print_trace(t: &Trace) {
             true => format!("[{}]:{}", s.client_ip, s.client_port),
             false => format!("{}:{}", s.client_ip, s.client_port),
         };
-        println!("session {} on listener {} ({})", s.session, s.listener, s.local);
-        println!("  client  {client}{}", s.proxied_by.as_deref().map(|p| format!(" (via proxy {p})")).unwrap_or_default());
-        println!("  time    {} .. {}", s.start, s.end.as_deref().unwrap_or("(open)"));
-        println!("  login   {}", s.login.as_deref().unwrap_or("(none)"));
-        println!("  tls     {}", s.tls.as_deref().unwrap_or("(none)"));
+        outln!("session {} on listener {} ({})", s.session, s.listener, s.local);
+        outln!("  client  {client}{}", s.proxied_by.as_deref().map(|p| format!(" (via proxy {p})")).unwrap_or_default());
+        outln!("  time    {} .. {}", s.start, s.end.as_deref().unwrap_or("(open)"));
+        outln!("  login   {}", s.login.as_deref().unwrap_or("(none)"));
+        outln!("  tls     {}", s.tls.as_deref().unwrap_or("(none)"));
         for m in t.messages.iter().filter(|m| m.session == s.session) {
             print_message(m);
         }
     }
     for m in t.messages.iter().filter(|m| !t.sessions.iter().any(|s| s.session == m.session)) {
-        println!("session {} (not in the index any more)", m.session);
+        outln!("session {} (not in the index any more)", m.session);
         print_message(m);
     }
 }
 
 fn print_message(m: &port25_abuse::index::MessageRow) {
-    println!("  message {} at {}", m.queue_id, m.time);
-    println!("    message-id  {}", m.message_id.as_deref().map(|x| format!("<{x}>")).unwrap_or("(none)".into()));
-    println!("    login       {}", m.login.as_deref().unwrap_or("(none)"));
-    println!("    mail from   <{}>  size {}", m.sender.as_deref().unwrap_or(""), m.size.map(|s| s.to_string()).unwrap_or("?".into()));
+    outln!("  message {} at {}", m.queue_id, m.time);
+    outln!("    message-id  {}", m.message_id.as_deref().map(|x| format!("<{x}>")).unwrap_or("(none)".into()));
+    outln!("    login       {}", m.login.as_deref().unwrap_or("(none)"));
+    outln!("    mail from   <{}>  size {}", m.sender.as_deref().unwrap_or(""), m.size.map(|s| s.to_string()).unwrap_or("?".into()));
     for r in &m.recipients {
-        println!("    rcpt        {}  {} at {}{}", r.rcpt, r.outcome, r.time, if r.detail.is_empty() { String::new() } else { format!(": {}", r.detail) });
+        outln!("    rcpt        {}  {} at {}{}", r.rcpt, r.outcome, r.time, if r.detail.is_empty() { String::new() } else { format!(": {}", r.detail) });
     }
 }
 
@@ -309,34 +309,34 @@ fn desk_db(config: &Config) -> anyhow::Result<port25_abuse::desk::Db> {
 pub fn explain(config: &Config, login: &str, json: bool) -> anyhow::Result<ExitCode> {
     let e = port25_abuse::desk::explain(&desk_db(config)?, login)?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&e)?);
+        outln!("{}", serde_json::to_string_pretty(&e)?);
         return Ok(ExitCode::SUCCESS);
     }
     match (&e.action, &e.since) {
-        (Some(a), Some(since)) => println!("{login}: {a} since {since}\n  why: {}", e.reason.as_deref().unwrap_or("")),
-        _ => println!("{login}: no action in force"),
+        (Some(a), Some(since)) => outln!("{login}: {a} since {since}\n  why: {}", e.reason.as_deref().unwrap_or("")),
+        _ => outln!("{login}: no action in force"),
     }
     if let Some(f) = &e.first_complaint {
-        println!("  first complaint: {f}");
+        outln!("  first complaint: {f}");
     }
     if e.signals.is_empty() {
-        println!("signals: none");
+        outln!("signals: none");
     } else {
-        println!("signals (newest first):");
+        outln!("signals (newest first):");
         for s in &e.signals {
-            println!("  {}  {:<12} {:<5} {}", s.time, s.signal, s.action, s.evidence);
+            outln!("  {}  {:<12} {:<5} {}", s.time, s.signal, s.action, s.evidence);
         }
     }
     if !e.days.is_empty() {
-        println!("history (UTC days):\n  {:<10} {:>8} {:>10} {:>10} {:>7}", "day", "messages", "recipients", "complaints", "bounces");
+        outln!("history (UTC days):\n  {:<10} {:>8} {:>10} {:>10} {:>7}", "day", "messages", "recipients", "complaints", "bounces");
         for d in &e.days {
-            println!("  {:<10} {:>8} {:>10} {:>10} {:>7}", d.day, d.messages, d.recipients, d.complaints, d.bounces);
+            outln!("  {:<10} {:>8} {:>10} {:>10} {:>7}", d.day, d.messages, d.recipients, d.complaints, d.bounces);
         }
     }
     if !e.networks.is_empty() {
-        println!("came from:");
+        outln!("came from:");
         for (kind, value, first) in &e.networks {
-            println!("  {kind:<8} {value:<24} first {first}");
+            outln!("  {kind:<8} {value:<24} first {first}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -345,8 +345,8 @@ pub fn explain(config: &Config, login: &str, json: bool) -> anyhow::Result<ExitC
 /// `port25 users release LOGIN`.
 pub fn release(config: &Config, login: &str) -> anyhow::Result<ExitCode> {
     match port25_abuse::desk::release(&desk_db(config)?, login)? {
-        Some(was) => println!("{login}: {was} lifted (the server applies it within a second; held mail goes out)"),
-        None => println!("{login}: no action was in force"),
+        Some(was) => outln!("{login}: {was} lifted (the server applies it within a second; held mail goes out)"),
+        None => outln!("{login}: no action was in force"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -18,7 +18,7 @@ pub fn run(
         Some(path) => match port25_config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}");
+                errln!("{e}");
                 return Ok(ExitCode::from(2));
             }
         },
@@ -26,7 +26,7 @@ pub fn run(
     };
     let domain = domain.trim_end_matches('.').to_lowercase();
     if !config.mx.domains.contains(&domain) {
-        eprintln!("port25 dns check: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first", config.mx.domains.join(", "));
+        errln!("port25 dns check: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first", config.mx.domains.join(", "));
         return Ok(ExitCode::from(2));
     }
     let mut servers = Vec::new();
@@ -35,7 +35,7 @@ pub fn run(
         match addr {
             Ok(a) => servers.push(a),
             Err(_) => {
-                eprintln!("port25 dns check: --nameserver {n:?} is not an address or address:port");
+                errln!("port25 dns check: --nameserver {n:?} is not an address or address:port");
                 return Ok(ExitCode::from(2));
             }
         }
@@ -48,7 +48,7 @@ pub fn run(
         servers = port25_outbound::dns::resolv_conf_servers(&text);
     }
     if servers.is_empty() {
-        eprintln!("port25 dns check: no name server: give --nameserver, set [outbound] nameservers, or fill /etc/resolv.conf");
+        errln!("port25 dns check: no name server: give --nameserver, set [outbound] nameservers, or fill /etc/resolv.conf");
         return Ok(ExitCode::from(2));
     }
     let mut dkim = Vec::new();
@@ -72,7 +72,7 @@ pub fn run(
         let dns = port25_dnscheck::Dns::new(&servers, config.outbound.dns_timeout).map_err(anyhow::Error::msg)?;
         anyhow::Ok(port25_dnscheck::check(&dns, &expect).await)
     })?;
-    print!("{}", port25_dnscheck::render(&domain, &findings));
+    out!("{}", port25_dnscheck::render(&domain, &findings));
     let failed = findings.iter().any(|f| f.level == port25_dnscheck::Level::Error);
     Ok(if failed { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }

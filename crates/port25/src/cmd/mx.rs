@@ -51,7 +51,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         };
         anyhow::Ok((verdict, helo_line, screener.allow.contains(address)))
     })?;
-    print!("{}", render(address, screen, &verdict, helo_line.as_deref(), allowlisted));
+    out!("{}", render(address, screen, &verdict, helo_line.as_deref(), allowlisted));
     Ok(match verdict.outcome {
         Outcome::Reject | Outcome::Tempfail | Outcome::NonSmtp => ExitCode::from(1),
         _ => ExitCode::SUCCESS,

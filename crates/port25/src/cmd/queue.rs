@@ -207,20 +207,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             for id in &ids {
                 port25_abuse::desk::release_message(&db, id)?;
-                println!("release {id}: the server sends it within a second");
+                outln!("release {id}: the server sends it within a second");
             }
             if ids.is_empty() {
-                println!("no held message of that login");
+                outln!("no held message of that login");
             }
         }
         Cmd::Held => {
             let queued: BTreeSet<String> = open_recipients(&root)?.into_iter().map(|o| o.id).collect();
             let held: Vec<(String, String)> = held(&data_dir)?.into_iter().filter(|(id, _)| queued.contains(id)).collect();
-            println!("{:<20} login", "id");
+            outln!("{:<20} login", "id");
             for (id, login) in &held {
-                println!("{id:<20} {login}");
+                outln!("{id:<20} {login}");
             }
-            println!("{} held message(s)", held.len());
+            outln!("{} held message(s)", held.len());
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -125,7 +125,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(path) => match port25_config::load(path) {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("{e}\nport25 reload: not sent; the server would refuse this file too");
+                errln!("{e}\nport25 reload: not sent; the server would refuse this file too");
                 return Ok(ExitCode::from(2));
             }
         },
@@ -135,7 +135,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let pid: i32 = match std::fs::read_to_string(&file).ok().and_then(|t| t.trim().parse().ok()) {
         Some(p) if p > 1 => p,
         _ => {
-            eprintln!(
+            errln!(
                 "port25 reload: no running server: {} is missing or unreadable (is port25 serve running with data_dir {}?)",
                 file.display(),
                 config.data_dir.display()
@@ -148,14 +148,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let is_serve = words.first().is_some_and(|w| w.ends_with(b"port25")) && words.iter().any(|w| *w == b"serve");
     if !is_serve {
-        eprintln!("port25 reload: {} names pid {pid}, which is not a running port25 serve (a stale file: remove it)", file.display());
+        errln!("port25 reload: {} names pid {pid}, which is not a running port25 serve (a stale file: remove it)", file.display());
         return Ok(ExitCode::from(1));
     }
     // SAFETY: kill(2) with a checked pid and a valid signal.
     if unsafe { libc::kill(pid, libc::SIGHUP) } != 0 {
-        eprintln!("port25 reload: cannot signal pid {pid}: {}", std::io::Error::last_os_error());
+        errln!("port25 reload: cannot signal pid {pid}: {}", std::io::Error::last_os_error());
         return Ok(ExitCode::from(1));
     }
-    println!("sent SIGHUP to port25 serve (pid {pid}); its log says port25.server.reloaded or port25.server.reload_failed");
+    outln!("sent SIGHUP to port25 serve (pid {pid}); its log says port25.server.reloaded or port25.server.reload_failed");
     Ok(ExitCode::SUCCESS)
 }

@@ -26,11 +26,11 @@ struct Report {
 
 impl Report {
     fn ok(&mut self, what: &str, detail: impl std::fmt::Display) {
-        println!("ok    {what}: {detail}");
+        outln!("ok    {what}: {detail}");
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display) {
         self.failed += 1;
-        println!("FAIL  {what}: {detail}");
+        outln!("FAIL  {what}: {detail}");
     }
 }
 
@@ -49,10 +49,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         }
     }
     if r.failed > 0 {
-        println!("{} check(s) failed: port25 serve would not start (or would refuse that part)", r.failed);
+        outln!("{} check(s) failed: port25 serve would not start (or would refuse that part)", r.failed);
         return Ok(ExitCode::from(1));
     }
-    println!("all checks passed");
+    outln!("all checks passed");
     Ok(ExitCode::SUCCESS)
 }
 
