@@ -7,8 +7,8 @@
 //! the value they judge (`toml::Spanned`). `dist/port25.toml` documents every
 //! key with its default.
 
-mod directory;
 mod abuse;
+mod directory;
 mod error;
 mod http;
 mod model;
@@ -17,8 +17,8 @@ mod outbound;
 mod screen;
 mod submission;
 
-pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, Ldap, LdapLogin, Postgresql};
 pub use abuse::Abuse;
+pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, Ldap, LdapLogin, Postgresql};
 pub use error::{line_col, ConfigError};
 pub use http::Http;
 pub use model::*;

@@ -11,8 +11,8 @@
 //! with the id in the `event` field. [`init`] chooses human text or JSON lines.
 
 pub mod catalogue;
-pub mod journal;
 pub mod fields;
+pub mod journal;
 mod output;
 
 pub use catalogue::*;

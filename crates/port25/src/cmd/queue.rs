@@ -174,7 +174,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(1));
             }
             if let Some(o) = open.first() {
-                outln!("id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes", o.from, age(port25_time::unix_secs().saturating_sub(o.received_at)), o.content.len());
+                outln!(
+                    "id: {id}\nfrom: <{}>\nreceived: {} ago\nsize: {} bytes",
+                    o.from,
+                    age(port25_time::unix_secs().saturating_sub(o.received_at)),
+                    o.content.len()
+                );
                 let head = o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
                 outln!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
             }

@@ -101,7 +101,13 @@ impl RecipientDirectory for Provider {
 
 /// The MX policy with every directory of this configuration behind it.
 /// (and sender authentication and greylisting where configured).
-pub fn mx_policy(config: &Config, spool: Spool, accounts: Arc<Accounts>, target: &Target, provider: Option<Arc<dyn RemoteDirectory>>) -> anyhow::Result<Arc<MxPolicy>> {
+pub fn mx_policy(
+    config: &Config,
+    spool: Spool,
+    accounts: Arc<Accounts>,
+    target: &Target,
+    provider: Option<Arc<dyn RemoteDirectory>>,
+) -> anyhow::Result<Arc<MxPolicy>> {
     let mx_config = MxConfig {
         domains: config.mx.domains.clone(),
         recipients: config.mx.recipients.clone(),

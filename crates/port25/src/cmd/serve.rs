@@ -101,7 +101,13 @@ fn device_tls_config(config: &Config, certs: &Option<Arc<port25_engine::tls::Cer
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
 
-async fn serve(config: Config, metrics: Arc<port25_http::Metrics>, mut inherited: super::systemd::Inherited, path: Option<PathBuf>, feed: port25_abuse::feed::FeedLayer) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    metrics: Arc<port25_http::Metrics>,
+    mut inherited: super::systemd::Inherited,
+    path: Option<PathBuf>,
+    feed: port25_abuse::feed::FeedLayer,
+) -> anyhow::Result<()> {
     // Handlers first: a SIGTERM that arrives while the listeners are being
     // set up must mean "stop gracefully", not the default "die at once".
     let stop = stop_signals();
