@@ -5,8 +5,10 @@
 //! them, the score and the verdict with the reply the client would get.
 //! The checks that need a live connection (pregreet, rate) are not run.
 //!
-//! Sender authentication (SPF/DKIM/DMARC for --from/--message) prints as
-//! further sections of the same report when it is wired in.
+//! With `--from` and/or `--message`, sender authentication follows in the
+//! same report: iprev, SPF for the HELO name and MAIL FROM, DKIM and DMARC
+//! of the message as `[mx.auth]` would judge it at the end of DATA, each
+//! with its reason, and that verdict (docs/mx-auth.md).
 
 use port25_screen::verdict::{Outcome, Verdict};
 use std::fmt::Write;
@@ -20,13 +22,23 @@ pub enum Command {
     #[command(after_help = "Uses [mx.screen] of the configuration (lists, weights, actions, resolvers, end_user_policy), \
         whether or not it is enabled, and asks the same DNS servers the MX would.\n\
         Exit status: 0 the client would pass, 1 it would be refused (reject or tempfail), 2 error.\n\n\
-        Example:\n  port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net")]
+        With --from or --message, the sender authentication [mx.auth] would do at the end of DATA follows \
+        (iprev, SPF for HELO and MAIL FROM, DKIM, DMARC), whether or not [mx.auth] is enabled; \
+        a message DMARC would reject also makes the exit status 1.\n\n\
+        Examples:\n  port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net\n  \
+        port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net --from ceo@bank.example --message suspect.eml")]
     Explain {
         /// The client's IPv4 or IPv6 address
         address: IpAddr,
         /// The name the client would give in EHLO/HELO
         #[arg(long)]
         helo: Option<String>,
+        /// The envelope sender (MAIL FROM) to check with SPF; "" for the null sender
+        #[arg(long)]
+        from: Option<String>,
+        /// A message (RFC 5322, as received) whose DKIM signatures and DMARC policy to check
+        #[arg(long)]
+        message: Option<PathBuf>,
         /// Configuration file; default: built-in defaults
         #[arg(long, short)]
         config: Option<PathBuf>,
@@ -34,13 +46,18 @@ pub enum Command {
 }
 
 pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
-    let Command::Explain { address, helo, config } = cmd;
+    let Command::Explain { address, helo, from, message, config } = cmd;
     let config = match &config {
         Some(path) => port25_config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => port25_config::embedded_default(),
     };
     let screen = &config.mx.screen;
     let allow = port25_screen::allow::Allowlist::read(&port25_screen::allowlist_path(&config.data_dir), screen.allowlist_entries)?;
+    // Read before any lookup: a missing file is the user's error, said first.
+    let message = match &message {
+        Some(path) => Some(std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (verdict, helo_line, allowlisted) = runtime.block_on(async {
         let screener = port25_screen::Screener::with_allowlist(screen, &config.hostname, allow).map_err(anyhow::Error::msg)?;
@@ -52,10 +69,16 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         anyhow::Ok((verdict, helo_line, screener.allow.contains(address)))
     })?;
     out!("{}", render(address, screen, &verdict, helo_line.as_deref(), allowlisted));
-    Ok(match verdict.outcome {
-        Outcome::Reject | Outcome::Tempfail | Outcome::NonSmtp => ExitCode::from(1),
-        _ => ExitCode::SUCCESS,
-    })
+    let mut refused = matches!(verdict.outcome, Outcome::Reject | Outcome::Tempfail | Outcome::NonSmtp);
+    if from.is_some() || message.is_some() {
+        let auth = super::mx_auth::authenticator(&config)?;
+        let mail_from = from.as_deref().unwrap_or("").trim_start_matches('<').trim_end_matches('>');
+        let sender = port25_mx::auth::Sender { ip: address.to_canonical(), helo: helo.as_deref().unwrap_or(""), mail_from };
+        let report = runtime.block_on(auth.check(&sender, message.as_deref().unwrap_or(b"")));
+        out!("\nsender authentication (what [mx.auth] would do at the end of DATA):\n{report}");
+        refused |= matches!(report.verdict, port25_mx::auth::Verdict::Reject(_));
+    }
+    Ok(if refused { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 
 /// The HELO name against the address: the forward-confirmed PTR name, or

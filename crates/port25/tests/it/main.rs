@@ -29,6 +29,7 @@ mod listeners;
 mod lmtp;
 mod local_retry;
 mod mx_auth;
+mod mx_explain_auth;
 mod mx_recipients;
 mod outbound;
 mod outbound_dsn;
