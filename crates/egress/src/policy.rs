@@ -140,26 +140,13 @@ fn port_name(p: u16) -> &'static str {
 
 /// Reads and checks a policy file.
 pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_owned(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read the policy file: {e}"),
-        hint: "give the path of an egress policy (see dist/egress.toml)".into(),
-    })?;
+    let text = port25_config::read(path, "the policy file", "give the path of an egress policy (see dist/egress.toml)")?;
     parse(&text, path)
 }
 
 /// Parses policy text; `file` only names the source in errors.
 pub fn parse(text: &str, file: &Path) -> Result<Policy, ConfigError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let mut msg = e.message().trim_end().to_owned();
-        if msg.is_empty() {
-            msg = "TOML syntax error".into();
-        }
-        ConfigError::at(file, text, offset, msg, "see dist/egress.toml for every key and its meaning")
-    })?;
+    let raw: RawPolicy = port25_config::from_toml(text, file, "see dist/egress.toml for every key and its meaning")?;
     resolve(raw, text, file)
 }
 

@@ -67,9 +67,9 @@ impl Shared {
                 max_connections_per_client: l.max_connections_per_source,
                 max_recipients: l.max_recipients,
                 max_message_size: l.max_message_size,
-                command_timeout: Duration::from_secs(l.command_timeout),
-                data_timeout: Duration::from_secs(l.command_timeout),
-                handshake_timeout: Duration::from_secs(l.handshake_timeout),
+                command_timeout: Duration::from_secs(l.command_timeout_secs),
+                data_timeout: Duration::from_secs(l.data_timeout_secs),
+                handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
                 ..Limits::default()
             },
             data_budget: port25_engine::DataBudget::new(l.max_data_memory),
