@@ -201,18 +201,66 @@ pub struct Listener {
     pub plaintext_auth: bool,
     /// MX listeners: AUTH after STARTTLS still works, each use recorded.
     pub legacy_submission: bool,
+    /// What the SMTP engine enforces on this listener.
+    pub limits: Limits,
+}
+
+/// What an SMTP listener enforces, the engine's [`Limits`] type too
+/// (port25-engine uses this one), so a listener's limits go from the file
+/// to the engine without a translation, and their defaults are written
+/// here only: [`Limits::default`] for the MX, [`Limits::for_service`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
     pub max_connections: usize,
-    /// Per client: an IPv4 address or an IPv6 /64.
+    /// Connections one client may have open at once: an IPv4 address, or
+    /// an IPv6 /64. Over it: 421 4.7.0.
     pub max_connections_per_client: usize,
+    /// Commands outside a transaction (NOOP, RSET, VRFY, EHLO, ...) before a
+    /// successful MAIL; protects against probing and idle abuse.
     pub max_commands_before_mail: u32,
     pub max_recipients: usize,
+    /// Largest message accepted, in bytes (advertised in SIZE).
     pub max_message_size: usize,
+    /// Longest command line, CRLF included.
     pub max_command_line: usize,
+    /// Longest message line, CRLF excluded (998 per RFC 5322 §2.1.1).
     pub max_data_line: usize,
     pub max_errors: u32,
+    /// Wait for each command (RFC 5321 §4.5.3.2.7 says at least 5 minutes).
     pub command_timeout: Duration,
+    /// Wait for each block of message data (§4.5.3.2.6: 3 minutes).
     pub data_timeout: Duration,
+    /// How long a PROXY header or a TLS handshake may take.
     pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 20_000,
+            max_connections_per_client: MX_CONNECTIONS_PER_CLIENT,
+            max_commands_before_mail: 50,
+            max_recipients: 100,
+            max_message_size: 25 * 1024 * 1024,
+            max_command_line: 2048,
+            max_data_line: 998,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults of a listener of `service`.
+    pub fn for_service(service: Service) -> Limits {
+        let per_client = match service {
+            Service::Mx => MX_CONNECTIONS_PER_CLIENT,
+            Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
+        };
+        Limits { max_connections_per_client: per_client, ..Limits::default() }
+    }
 }
 
 pub fn system_hostname() -> String {
@@ -491,6 +539,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         if l.address.port() != 0 && !addresses.insert(l.address) {
             return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
         }
+        let d = Limits::for_service(l.service);
         let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
             match v {
                 Some(0) => Err(err(offset, format!("listener {:?}: {key} must be greater than 0", l.name), "remove the key to use the default")),
@@ -498,11 +547,14 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
                 None => Ok(default),
             }
         };
-        let max_command_line = positive(l.max_command_line, 2048, "max_command_line")?;
+        let secs = |v: Option<u64>, default: Duration, key: &str| -> Result<Duration, ConfigError> {
+            positive(v.map(|v| v as usize), default.as_secs() as usize, key).map(|s| Duration::from_secs(s as u64))
+        };
+        let max_command_line = positive(l.max_command_line, d.max_command_line, "max_command_line")?;
         if max_command_line < 512 {
             return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
         }
-        let max_data_line = positive(l.max_data_line, 998, "max_data_line")?;
+        let max_data_line = positive(l.max_data_line, d.max_data_line, "max_data_line")?;
         if l.plaintext_auth.is_some() && l.service != Service::Submission {
             let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
             return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
@@ -538,24 +590,19 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
             legacy_submission: l.legacy_submission.unwrap_or(false),
-            max_connections: positive(l.max_connections, 20_000, "max_connections")?,
-            max_connections_per_client: positive(
-                l.max_connections_per_client,
-                match l.service {
-                    Service::Mx => MX_CONNECTIONS_PER_CLIENT,
-                    Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
-                },
-                "max_connections_per_client",
-            )?,
-            max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
-            max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
-            max_message_size: positive(l.max_message_size, 25 * 1024 * 1024, "max_message_size")?,
-            max_command_line,
-            max_data_line,
-            max_errors: l.max_errors.unwrap_or(20),
-            command_timeout: Duration::from_secs(positive(l.command_timeout_secs.map(|v| v as usize), 300, "command_timeout_secs")? as u64),
-            data_timeout: Duration::from_secs(positive(l.data_timeout_secs.map(|v| v as usize), 180, "data_timeout_secs")? as u64),
-            handshake_timeout: Duration::from_secs(positive(l.handshake_timeout_secs.map(|v| v as usize), 30, "handshake_timeout_secs")? as u64),
+            limits: Limits {
+                max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
+                max_connections_per_client: positive(l.max_connections_per_client, d.max_connections_per_client, "max_connections_per_client")?,
+                max_commands_before_mail: l.max_commands_before_mail.unwrap_or(d.max_commands_before_mail),
+                max_recipients: positive(l.max_recipients, d.max_recipients, "max_recipients")?,
+                max_message_size: positive(l.max_message_size, d.max_message_size, "max_message_size")?,
+                max_command_line,
+                max_data_line,
+                max_errors: l.max_errors.unwrap_or(d.max_errors),
+                command_timeout: secs(l.command_timeout_secs, d.command_timeout, "command_timeout_secs")?,
+                data_timeout: secs(l.data_timeout_secs, d.data_timeout, "data_timeout_secs")?,
+                handshake_timeout: secs(l.handshake_timeout_secs, d.handshake_timeout, "handshake_timeout_secs")?,
+            },
             tls: l.tls.unwrap_or(TlsMode::Starttls),
             name: l.name,
             address: l.address,
@@ -614,20 +661,7 @@ fn default_listeners() -> Vec<Listener> {
             proxy_protocol_from: Vec::new(),
             plaintext_auth: false,
             legacy_submission: false,
-            max_connections: 20_000,
-            max_connections_per_client: match service {
-                Service::Mx => MX_CONNECTIONS_PER_CLIENT,
-                Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
-            },
-            max_commands_before_mail: 50,
-            max_recipients: 100,
-            max_message_size: 25 * 1024 * 1024,
-            max_command_line: 2048,
-            max_data_line: 998,
-            max_errors: 20,
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(180),
-            handshake_timeout: Duration::from_secs(30),
+            limits: Limits::for_service(service),
         })
         .collect()
 }
@@ -732,7 +766,7 @@ mod tests {
             check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/48\"]\n")
                 .unwrap();
         assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse().unwrap(), "2001:db8::/48".parse::<ipnet::IpNet>().unwrap()]);
-        assert_eq!(c.listeners[0].max_connections_per_client, 20);
+        assert_eq!(c.listeners[0].limits.max_connections_per_client, 20);
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nmax_connections_per_client = 0\n").unwrap_err();
         assert!(e.message.contains("max_connections_per_client must be greater than 0"), "{e}");
         assert_eq!(check("max_data_memory = 1000\n").unwrap_err().line, 1);

@@ -8,7 +8,7 @@
 use anyhow::Context;
 use port25_config::{Config, DeliveryMethod, LogFormat, Service, TlsMode};
 use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
-use port25_engine::{Limits, ListenerSettings};
+use port25_engine::ListenerSettings;
 use port25_events as ev;
 use port25_events::emit;
 use port25_mx::MxPolicy;
@@ -169,19 +169,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
             },
             proxy_protocol: l.proxy_protocol,
             proxy_protocol_from: l.proxy_protocol_from.clone(),
-            limits: Limits {
-                max_connections: l.max_connections,
-                max_connections_per_client: l.max_connections_per_client,
-                max_commands_before_mail: l.max_commands_before_mail,
-                max_recipients: l.max_recipients,
-                max_message_size: l.max_message_size,
-                max_command_line: l.max_command_line,
-                max_data_line: l.max_data_line,
-                max_errors: l.max_errors,
-                command_timeout: l.command_timeout,
-                data_timeout: l.data_timeout,
-                handshake_timeout: l.handshake_timeout,
-            },
+            limits: l.limits.clone(),
             data_budget: data_budget.clone(),
             drain_timeout: Duration::from_secs(30),
         });
