@@ -49,13 +49,13 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawMx {
-    domains: Option<Vec<Spanned<String>>>,
+    domains: Option<Spanned<Vec<Spanned<String>>>>,
     recipients: Option<Vec<Spanned<String>>>,
     recipients_file: Option<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
     catch_all: Option<Vec<Spanned<String>>>,
     bounce_after_accept: Option<bool>,
-    verify_timeout_secs: Option<u64>,
+    verify_timeout_secs: Option<Spanned<u64>>,
     verify_positive_ttl_secs: Option<u64>,
     verify_negative_ttl_secs: Option<u64>,
     verify_cache_entries: Option<usize>,
@@ -64,7 +64,7 @@ struct RawMx {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
-    method: Option<DeliveryMethod>,
+    method: Option<Spanned<DeliveryMethod>>,
     maildir: Option<String>,
     lmtp: Option<Spanned<String>>,
     lmtp_timeout_secs: Option<u64>,
@@ -80,7 +80,7 @@ struct RawListener {
     address: SocketAddr,
     #[serde(default)]
     service: Service,
-    tls: Option<TlsMode>,
+    tls: Option<Spanned<TlsMode>>,
     proxy_protocol: Option<Spanned<bool>>,
     proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
     /// Submission only: offer AUTH before TLS (tests, trusted loopback).
@@ -365,10 +365,10 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let mut domains = Vec::new();
     match raw.mx.domains {
         Some(list) => {
-            if list.is_empty() {
-                return Err(err(text.find("domains").unwrap_or(0), "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
+            if list.get_ref().is_empty() {
+                return Err(err(list.span().start, "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
             }
-            for d in list {
+            for d in list.into_inner() {
                 if !valid_domain(d.get_ref()) {
                     return Err(err(
                         d.span().start,
@@ -470,21 +470,18 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     }
     let verify = Verify {
         timeout: Duration::from_secs(match raw.mx.verify_timeout_secs {
-            Some(0) => {
-                return Err(err(
-                    text.find("verify_timeout_secs").unwrap_or(0),
-                    "verify_timeout_secs must be greater than 0".into(),
-                    "remove the key for the default (10)",
-                ))
+            Some(t) if *t.get_ref() == 0 => {
+                return Err(err(t.span().start, "verify_timeout_secs must be greater than 0".into(), "remove the key for the default (10)"))
             }
-            t => t.unwrap_or(10),
+            t => t.map_or(10, Spanned::into_inner),
         }),
         positive_ttl: Duration::from_secs(raw.mx.verify_positive_ttl_secs.unwrap_or(3600)),
         negative_ttl: Duration::from_secs(raw.mx.verify_negative_ttl_secs.unwrap_or(300)),
         cache_entries: raw.mx.verify_cache_entries.unwrap_or(100_000),
     };
 
-    let method = raw.delivery.method.unwrap_or_default();
+    let method_at = raw.delivery.method.as_ref().map_or(0, |m| m.span().start);
+    let method = raw.delivery.method.map(Spanned::into_inner).unwrap_or_default();
     let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
     if let Some((offset, addr)) = &lmtp {
         let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
@@ -495,7 +492,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     }
     if method == DeliveryMethod::Lmtp && lmtp.is_none() {
         return Err(err(
-            text.find("method").unwrap_or(0),
+            method_at,
             "delivery method is lmtp but no lmtp address is set".into(),
             "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]",
         ));
@@ -587,6 +584,12 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
             let hint = "legacy_submission belongs on the port-25 (service = \"mx\") listener; submission listeners always take AUTH";
             return Err(err(offset, format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name), hint));
         }
+        let tls_at = l.tls.as_ref().map_or(offset, |t| t.span().start);
+        let tls = l.tls.as_ref().map_or(TlsMode::Starttls, |t| *t.get_ref());
+        if l.service == Service::Submission && tls == TlsMode::None && !l.plaintext_auth.unwrap_or(false) {
+            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
+            return Err(err(tls_at, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
+        }
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
             legacy_submission: l.legacy_submission.unwrap_or(false),
@@ -603,7 +606,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
                 data_timeout: secs(l.data_timeout_secs, d.data_timeout, "data_timeout_secs")?,
                 handshake_timeout: secs(l.handshake_timeout_secs, d.handshake_timeout, "handshake_timeout_secs")?,
             },
-            tls: l.tls.unwrap_or(TlsMode::Starttls),
+            tls,
             name: l.name,
             address: l.address,
             service: l.service,
@@ -613,13 +616,6 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     }
     if listeners.is_empty() {
         listeners = default_listeners();
-    }
-    for l in &listeners {
-        if l.service == Service::Submission && l.tls == TlsMode::None && !l.plaintext_auth {
-            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
-            let offset = text.find(&format!("\"{}\"", l.name)).unwrap_or(0);
-            return Err(err(offset, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
-        }
     }
     let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
@@ -703,6 +699,47 @@ mod tests {
         assert_eq!((d.first_retry.as_secs(), d.max_retry.as_secs(), d.max_lifetime.as_secs()), (5, 300, 5 * 86400));
     }
 
+    /// An error points at the value it judges (toml's span), not at the
+    /// first place the key's name appears: here a comment above it.
+    #[test]
+    fn error_positions_come_from_the_parser_not_a_text_search() {
+        let cases = [
+            ("# domains: the mail domains\n[mx]\ndomains = []\n", 3, "[mx] domains is empty"),
+            ("# verify_timeout_secs, method\n[mx]\nverify_timeout_secs = 0\n", 3, "verify_timeout_secs must be greater than 0"),
+            ("# method = lmtp needs lmtp\n[delivery]\nmethod = \"lmtp\"\n", 3, "delivery method is lmtp but no lmtp address is set"),
+            (
+                "# \"sub\" is below\n[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\n",
+                6,
+                "listener \"sub\": submission without TLS can never authenticate anyone",
+            ),
+            (
+                "# private_address\n[http]\naddress = \"127.0.0.1:8025\"\nprivate_address = \"127.0.0.1:8025\"\n",
+                4,
+                "[http] address and private_address are both 127.0.0.1:8025",
+            ),
+            (
+                "# smarthost_username below\n[outbound]\nsmarthost = \"relay.example\"\nsmarthost_username = \"u\"\n",
+                4,
+                "smarthost_username and smarthost_password_file go together",
+            ),
+            (
+                "# smarthost_pin_sha256\n[outbound]\nsmarthost = \"relay.example\"\nsmarthost_ca = \"/nonexistent\"\n",
+                4,
+                "cannot read smarthost_ca /nonexistent",
+            ),
+            (
+                &format!("# smarthost_ca, smarthost_pin_sha256\n[outbound]\nsmarthost_pin_sha256 = [\"{}\"]\n", "ab".repeat(32)),
+                3,
+                "smarthost_ca and smarthost_pin_sha256 verify a smarthost, but no smarthost is set",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let e = check(text).unwrap_err();
+            assert!(e.message.starts_with(message), "{text}: {e}");
+            assert_eq!(e.line, line, "{text}: {e}");
+        }
+    }
+
     #[test]
     fn errors_name_line_and_fix() {
         let e = check("hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n").unwrap_err();
@@ -746,7 +783,7 @@ mod tests {
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n").unwrap_err();
         assert!(e.message.contains("only for service"), "{e}");
         let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
-        assert_eq!(e.line, 2, "{e}");
+        assert_eq!(e.line, 5, "the tls line: {e}");
         let e = check("[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\nlegacy_submission = true\n").unwrap_err();
         assert!(e.message.contains("only for service = \"mx\""), "{e}");
         let e = check("[submission]\nauth_login_lock_after = 0\n").unwrap_err();
