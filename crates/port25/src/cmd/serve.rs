@@ -70,14 +70,14 @@ fn tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::ServerConfig
         Some(pair) => pair.clone(),
         None => {
             let dir = config.data_dir.join("tls");
-            let (cert, key, fresh) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            let (cert, key, fresh) = port25_listen::tls::self_signed(&dir, &config.hostname)?;
             if fresh {
                 emit!(info, ev::TLS_CERT_GENERATED, path = %cert.display(), hostname = %config.hostname);
             }
             (cert, key)
         }
     };
-    Ok(Some(port25_engine::tls::server_config(&cert, &key)?))
+    Ok(Some(port25_listen::tls::server_config(&cert, &key)?))
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
@@ -87,7 +87,7 @@ fn device_tls_config(config: &Config) -> anyhow::Result<Option<Arc<rustls::Serve
         Some(pair) => pair.clone(),
         None => {
             let dir = config.data_dir.join("tls");
-            let (cert, key, _) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            let (cert, key, _) = port25_listen::tls::self_signed(&dir, &config.hostname)?;
             (cert, key)
         }
     };
