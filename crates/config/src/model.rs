@@ -362,8 +362,36 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     };
 
+    let mx = resolve_mx(raw.mx, &hostname, text, file, base)?;
+    let delivery = resolve_delivery(raw.delivery, &data_dir, text, file, base)?;
+    let listeners = resolve_listeners(raw.listeners.unwrap_or_default(), text, file)?;
+    let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
+    let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
+    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &mx.domains)?;
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+    Ok(Config {
+        hostname,
+        data_dir,
+        max_data_memory,
+        log_format: raw.log.format.unwrap_or_default(),
+        log_level,
+        tls_files,
+        mx,
+        delivery,
+        submission,
+        outbound,
+        http,
+        listeners,
+    })
+}
+
+/// `[mx]`: the local domains (the host name and localhost unless listed),
+/// the recipients that exist, the delimiter, catch-alls, verification.
+fn resolve_mx(mx: RawMx, hostname: &str, text: &str, file: &Path, base: &Path) -> Result<Mx, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut domains = Vec::new();
-    match raw.mx.domains {
+    match mx.domains {
         Some(list) => {
             if list.get_ref().is_empty() {
                 return Err(err(list.span().start, "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
@@ -387,7 +415,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
 
-    let recipient_delimiter = match raw.mx.recipient_delimiter {
+    let recipient_delimiter = match mx.recipient_delimiter {
         None => None,
         Some(d) => {
             let mut chars = d.get_ref().chars();
@@ -404,6 +432,45 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     };
 
+    let recipients = resolve_recipients(mx.recipients, mx.recipients_file, &domains, recipient_delimiter, text, file, base)?;
+    let mut catch_all = Vec::new();
+    for d in mx.catch_all.unwrap_or_default() {
+        if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
+            return Err(err(
+                d.span().start,
+                format!("catch_all domain {:?} is not one of [mx] domains", d.get_ref()),
+                "list it in [mx] domains too, or remove it from catch_all",
+            ));
+        }
+        catch_all.push(d.into_inner().to_lowercase());
+    }
+    let verify = Verify {
+        timeout: Duration::from_secs(match mx.verify_timeout_secs {
+            Some(t) if *t.get_ref() == 0 => {
+                return Err(err(t.span().start, "verify_timeout_secs must be greater than 0".into(), "remove the key for the default (10)"))
+            }
+            t => t.map_or(10, Spanned::into_inner),
+        }),
+        positive_ttl: Duration::from_secs(mx.verify_positive_ttl_secs.unwrap_or(3600)),
+        negative_ttl: Duration::from_secs(mx.verify_negative_ttl_secs.unwrap_or(300)),
+        cache_entries: mx.verify_cache_entries.unwrap_or(100_000),
+    };
+
+    Ok(Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: mx.bounce_after_accept.unwrap_or(false), verify })
+}
+
+/// `[mx] recipients` and `recipients_file`: full addresses of the local
+/// domains, as the MX will judge them (no extension, unquoted).
+fn resolve_recipients(
+    listed: Option<Vec<Spanned<String>>>,
+    recipients_file: Option<Spanned<String>>,
+    domains: &[String],
+    recipient_delimiter: Option<char>,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut recipients: Option<Vec<String>> = None;
     let check_recipient = |addr: &str, offset: usize| -> Result<String, ConfigError> {
         let Some((local, domain)) = addr.rsplit_once('@') else {
@@ -431,14 +498,14 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
         Ok(addr.to_lowercase())
     };
-    if let Some(list) = raw.mx.recipients {
+    if let Some(list) = listed {
         let mut out = Vec::new();
         for r in list {
             out.push(check_recipient(r.get_ref(), r.span().start)?);
         }
         recipients = Some(out);
     }
-    if let Some(f) = raw.mx.recipients_file {
+    if let Some(f) = recipients_file {
         let path = crate::absolute(base, f.get_ref());
         let content = std::fs::read_to_string(&path).map_err(|e| {
             err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line")
@@ -457,32 +524,15 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         }
     }
 
-    let mut catch_all = Vec::new();
-    for d in raw.mx.catch_all.unwrap_or_default() {
-        if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
-            return Err(err(
-                d.span().start,
-                format!("catch_all domain {:?} is not one of [mx] domains", d.get_ref()),
-                "list it in [mx] domains too, or remove it from catch_all",
-            ));
-        }
-        catch_all.push(d.into_inner().to_lowercase());
-    }
-    let verify = Verify {
-        timeout: Duration::from_secs(match raw.mx.verify_timeout_secs {
-            Some(t) if *t.get_ref() == 0 => {
-                return Err(err(t.span().start, "verify_timeout_secs must be greater than 0".into(), "remove the key for the default (10)"))
-            }
-            t => t.map_or(10, Spanned::into_inner),
-        }),
-        positive_ttl: Duration::from_secs(raw.mx.verify_positive_ttl_secs.unwrap_or(3600)),
-        negative_ttl: Duration::from_secs(raw.mx.verify_negative_ttl_secs.unwrap_or(300)),
-        cache_entries: raw.mx.verify_cache_entries.unwrap_or(100_000),
-    };
+    Ok(recipients)
+}
 
-    let method_at = raw.delivery.method.as_ref().map_or(0, |m| m.span().start);
-    let method = raw.delivery.method.map(Spanned::into_inner).unwrap_or_default();
-    let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
+/// `[delivery]`: Maildir (under data_dir unless set) or LMTP, and retries.
+fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Delivery, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let method_at = raw.method.as_ref().map_or(0, |m| m.span().start);
+    let method = raw.method.map(Spanned::into_inner).unwrap_or_default();
+    let lmtp = raw.lmtp.map(|l| (l.span().start, l.into_inner()));
     if let Some((offset, addr)) = &lmtp {
         let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
             || addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
@@ -504,25 +554,31 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     };
     let delivery = Delivery {
         method,
-        maildir: match raw.delivery.maildir {
+        maildir: match raw.maildir {
             Some(m) => crate::absolute(base, &m),
             None => data_dir.join("mail"),
         },
         lmtp: lmtp.map(|(_, a)| a),
-        lmtp_timeout: Duration::from_secs(raw.delivery.lmtp_timeout_secs.unwrap_or(60)),
-        first_retry: delivery_secs(raw.delivery.first_retry_secs.as_ref(), 5, "first_retry_secs")?,
-        max_retry: delivery_secs(raw.delivery.max_retry_secs.as_ref(), 300, "max_retry_secs")?,
-        max_lifetime: delivery_secs(raw.delivery.max_lifetime_secs.as_ref(), 5 * 86400, "max_lifetime_secs")?,
+        lmtp_timeout: Duration::from_secs(raw.lmtp_timeout_secs.unwrap_or(60)),
+        first_retry: delivery_secs(raw.first_retry_secs.as_ref(), 5, "first_retry_secs")?,
+        max_retry: delivery_secs(raw.max_retry_secs.as_ref(), 300, "max_retry_secs")?,
+        max_lifetime: delivery_secs(raw.max_lifetime_secs.as_ref(), 5 * 86400, "max_lifetime_secs")?,
     };
     if delivery.max_retry < delivery.first_retry {
         return Err(err(
-            raw.delivery.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
+            raw.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
             format!("[delivery] max_retry_secs {} is less than first_retry_secs {}", delivery.max_retry.as_secs(), delivery.first_retry.as_secs()),
             "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
         ));
     }
 
-    let raw_listeners = raw.listeners.unwrap_or_default();
+    Ok(delivery)
+}
+
+/// `[[listener]]`: each checked at its own position, with its service's
+/// default limits; none at all gives the three unprivileged defaults.
+fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file: &Path) -> Result<Vec<Listener>, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut listeners = Vec::new();
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
@@ -617,25 +673,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     if listeners.is_empty() {
         listeners = default_listeners();
     }
-    let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
-    let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
-    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
-
-    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    Ok(Config {
-        hostname,
-        data_dir,
-        max_data_memory,
-        log_format: raw.log.format.unwrap_or_default(),
-        log_level,
-        tls_files,
-        mx: Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false), verify },
-        delivery,
-        submission,
-        outbound,
-        http,
-        listeners,
-    })
+    Ok(listeners)
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first
