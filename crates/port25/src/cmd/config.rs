@@ -57,7 +57,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// verified, and when AUTH and mail go to it.
 fn smarthost_summary(c: &port25_config::Config) -> Option<String> {
     let (host, port) = c.outbound.smarthost.as_ref()?;
-    let trust = match super::outbound::smarthost_trust(c) {
+    let trust = match super::wiring::smarthost_trust(c) {
         port25_outbound::tls_policy::SmarthostTrust::SystemRoots => "a certificate for that name from the system's CAs".to_owned(),
         port25_outbound::tls_policy::SmarthostTrust::Ca(p) => format!("a certificate for that name from the CAs in {}", p.display()),
         port25_outbound::tls_policy::SmarthostTrust::Pins(p) => format!("a certificate whose key is one of the {} in smarthost_pin_sha256", p.len()),

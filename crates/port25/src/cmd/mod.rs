@@ -13,3 +13,4 @@ pub mod serve;
 pub mod serve_http;
 pub mod spampot;
 pub mod users;
+pub mod wiring;

@@ -6,19 +6,15 @@
 //! on shutdown the listeners drain first, then delivery stops.
 
 use anyhow::Context;
-use port25_config::{Config, DeliveryMethod, LogFormat, Service, TlsMode};
-use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
-use port25_engine::ListenerSettings;
+use port25_config::{Config, Service, TlsMode};
 use port25_events as ev;
 use port25_events::emit;
-use port25_mx::MxPolicy;
 use port25_outbound::bounce::LocalMailboxes;
 use port25_queue::Spool;
-use port25_submission::{Submission, SubmissionPolicy};
+use port25_submission::SubmissionPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -49,10 +45,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let format = match args.log_format.as_deref() {
         Some(f) => f.parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?,
-        None => match config.log_format {
-            LogFormat::Text => ev::LogFormat::Text,
-            LogFormat::Json => ev::LogFormat::Json,
-        },
+        None => super::wiring::log_format(config.log_format),
     };
     // The metrics layer sees every catalogued event (crates/http/src/metrics.rs).
     let metrics = Arc::new(port25_http::Metrics::default());
@@ -103,8 +96,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
-    let tls = tls_config(&config)?;
-    let device_tls = device_tls_config(&config)?;
+    let tls = super::wiring::ListenerTls { server: tls_config(&config)?, device: device_tls_config(&config)? };
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
     let accounts = Arc::new(super::users::open(&config)?);
@@ -112,21 +104,14 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     // bound; made when either is served.
     let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
     let gate = match wants_submission || config.http.address.is_some() {
-        true => Some(Arc::new(gate(&config, accounts.clone()))),
+        true => Some(Arc::new(super::wiring::gate(&config, accounts.clone()))),
         false => None,
     };
     let http = super::serve_http::start(&config, metrics, gate.clone()).await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
-    let target = match config.delivery.method {
-        DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
-        DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
-            address: config.delivery.lmtp.as_deref().unwrap_or_default().parse().map_err(anyhow::Error::msg)?,
-            hostname: config.hostname.clone(),
-            timeout: config.delivery.lmtp_timeout,
-        }),
-    };
+    let target = super::wiring::delivery_target(&config)?;
 
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
@@ -139,11 +124,11 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes);
-    let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
+    let retry = super::wiring::delivery_retry(&config);
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
     let submission = match (&gate, wants_submission) {
-        (Some(gate), true) => Some(submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
+        (Some(gate), true) => Some(super::wiring::submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
         _ => None,
     };
     let mut servers = Vec::new();
@@ -154,25 +139,7 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
             format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another server on it?)", l.name, l.address)
         })?;
         let bound = listener.local_addr()?;
-        let settings = Arc::new(ListenerSettings {
-            name: l.name.as_str().into(),
-            hostname: config.hostname.clone(),
-            tls_mode: match l.tls {
-                TlsMode::None => port25_engine::TlsMode::None,
-                TlsMode::Starttls => port25_engine::TlsMode::StartTls,
-                TlsMode::Implicit => port25_engine::TlsMode::Implicit,
-            },
-            tls: match (l.tls, l.service, &device_tls) {
-                (TlsMode::None, _, _) => None,
-                (_, Service::Submission, Some(d)) => Some(d.clone()),
-                _ => tls.clone(),
-            },
-            proxy_protocol: l.proxy_protocol,
-            proxy_protocol_from: l.proxy_protocol_from.clone(),
-            limits: l.limits.clone(),
-            data_budget: data_budget.clone(),
-            drain_timeout: Duration::from_secs(30),
-        });
+        let settings = Arc::new(super::wiring::listener_settings(&config, l, &tls, &data_budget));
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
             (Service::Mx, Some(shared)) if l.legacy_submission => {
@@ -209,46 +176,6 @@ async fn serve(config: Config, metrics: Arc<port25_http::Metrics>) -> anyhow::Re
     }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
-}
-
-/// The password gate: brute-force limits and the bounds on password
-/// checks, shared by submission and the dashboard.
-fn gate(config: &Config, accounts: Arc<port25_accounts::Accounts>) -> port25_accounts::gate::Gate {
-    let s = &config.submission;
-    let gate = port25_accounts::gate::GateConfig {
-        guard: port25_accounts::guard::GuardConfig {
-            window: s.auth_failure_window,
-            slow_after: s.auth_slow_after,
-            delay_step: s.auth_delay_step,
-            max_delay: s.auth_max_delay,
-            ip_lock_after: s.auth_address_lock_after,
-            user_lock_after: s.auth_login_lock_after,
-            lockout: s.auth_lockout,
-            known_for: s.auth_known_device,
-        },
-        max_verifications: s.auth_concurrent_checks as usize,
-        verification_wait: s.auth_check_wait,
-        in_flight_per_address: s.auth_in_flight_per_address,
-    };
-    port25_accounts::gate::Gate::new(accounts, gate)
-}
-
-/// The state every submission listener shares: the gate, sending limits.
-fn submission(config: &Config, gate: Arc<port25_accounts::gate::Gate>, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
-    let s = &config.submission;
-    let settings = port25_submission::SubmissionConfig {
-        max_sessions_per_login: s.max_sessions_per_login,
-        quota: port25_submission::quota::QuotaConfig {
-            messages_per_hour: s.messages_per_hour,
-            messages_per_day: s.messages_per_day,
-            recipients_per_hour: s.recipients_per_hour,
-            recipients_per_day: s.recipients_per_day,
-            recipients_per_message: s.recipients_per_message,
-        },
-        trusted_networks: s.trusted_networks.clone(),
-        recipient_delimiter: config.mx.recipient_delimiter,
-    };
-    Submission::with_outbound(settings, gate, mx, &config.hostname, outbound)
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.
