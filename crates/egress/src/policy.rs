@@ -152,9 +152,36 @@ pub fn parse(text: &str, file: &Path) -> Result<Policy, ConfigError> {
 
 fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
-    let line_of = |offset: usize| port25_config::line_col(text, offset).0;
+    let (blocked_ports, protected_ports) = port_lists(&raw.policy, text, file)?;
+    let (action, table) = action_and_table(&raw.policy, text, file)?;
+    let (networks, exemptions) = spaces(&raw, text, file)?;
+    opposite_verdicts(&networks, file)?;
     let s = raw.policy;
+    if networks.is_empty() {
+        return Err(err(
+            0,
+            "the policy lists no [[network]]: nothing is end-user space".into(),
+            "add a [[network]] with a class and prefixes (see dist/egress.toml)",
+        ));
+    }
 
+    Ok(Policy {
+        name: s.name.map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
+        blocked_ports,
+        protected_ports,
+        action,
+        log: s.log.unwrap_or(true),
+        counters: s.counters.unwrap_or(true),
+        table,
+        networks,
+        exemptions,
+    })
+}
+
+/// `blocked_ports` and `protected_ports` (587 and 465 always among the
+/// protected), sorted; a port in both is refused.
+fn port_lists(s: &RawSettings, text: &str, file: &Path) -> Result<(Vec<u16>, Vec<u16>), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let ports = |list: Option<Spanned<Vec<Spanned<i64>>>>, default: &[u16], key: &str| -> Result<Vec<u16>, ConfigError> {
         let Some(list) = list else {
             let mut v = default.to_vec();
@@ -173,11 +200,11 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         Ok(out.into_iter().collect())
     };
     let blocked_span = s.blocked_ports.as_ref().map_or(0, |l| l.span().start);
-    let blocked_ports = ports(s.blocked_ports, DEFAULT_BLOCKED, "blocked_ports")?;
+    let blocked_ports = ports(s.blocked_ports.clone(), DEFAULT_BLOCKED, "blocked_ports")?;
     if blocked_ports.is_empty() {
         return Err(err(blocked_span, "blocked_ports is empty: the policy would block nothing".into(), "list 25, or remove the key for the default [25]"));
     }
-    let mut protected_ports = ports(s.protected_ports, DEFAULT_PROTECTED, "protected_ports")?;
+    let mut protected_ports = ports(s.protected_ports.clone(), DEFAULT_PROTECTED, "protected_ports")?;
     for p in ALWAYS_PROTECTED {
         if !protected_ports.contains(p) {
             protected_ports.push(*p);
@@ -195,6 +222,12 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         ));
     }
 
+    Ok((blocked_ports, protected_ports))
+}
+
+/// `action` (reject unless "drop") and the firewall `table` name.
+fn action_and_table(s: &RawSettings, text: &str, file: &Path) -> Result<(Action, String), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let action = match &s.action {
         None => Action::Reject,
         Some(a) => match a.get_ref().as_str() {
@@ -224,6 +257,14 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         }
     };
 
+    Ok((action, table))
+}
+
+/// The `[[network]]` and `[[exempt]]` entries: names unique and simple,
+/// classes known, prefixes valid.
+fn spaces(raw: &RawPolicy, text: &str, file: &Path) -> Result<(Vec<Network>, Vec<Exemption>), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let line_of = |offset: usize| port25_config::line_col(text, offset).0;
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut check_name = |n: &Spanned<String>| -> Result<String, ConfigError> {
         let v = n.get_ref();
@@ -282,10 +323,14 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         exemptions.push(Exemption { name, reason: x.reason.clone(), prefixes, line: line_of(at) });
     }
 
-    // The same prefix in two networks with opposite verdicts has no
-    // meaningful winner under longest-prefix match: refuse it.
+    Ok((networks, exemptions))
+}
+
+/// The same prefix in two networks with opposite verdicts has no
+/// meaningful winner under longest-prefix match: refused.
+fn opposite_verdicts(networks: &[Network], file: &Path) -> Result<(), ConfigError> {
     let mut seen: HashMap<Prefix, (usize, bool, &str)> = HashMap::new();
-    for n in &networks {
+    for n in networks {
         for p in &n.prefixes {
             if let Some((line, block, other)) = seen.insert(*p, (n.line, n.block, &n.name)) {
                 if block != n.block {
@@ -300,25 +345,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
             }
         }
     }
-    if networks.is_empty() {
-        return Err(err(
-            0,
-            "the policy lists no [[network]]: nothing is end-user space".into(),
-            "add a [[network]] with a class and prefixes (see dist/egress.toml)",
-        ));
-    }
-
-    Ok(Policy {
-        name: s.name.map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
-        blocked_ports,
-        protected_ports,
-        action,
-        log: s.log.unwrap_or(true),
-        counters: s.counters.unwrap_or(true),
-        table,
-        networks,
-        exemptions,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
