@@ -1,4 +1,4 @@
-//! The SMTP client's reply parser: port25_wire::reply::parse (through port25_outbound::reply), shared
+//! The SMTP client's reply parser: port25_wire::reply::parse, shared
 //! with LMTP delivery.
 #![no_main]
 

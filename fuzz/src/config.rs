@@ -39,7 +39,7 @@ pub fn parse(text: &str) {
             names.dedup();
             assert_eq!(names.len(), c.listeners.len(), "duplicate listener names");
             for l in &c.listeners {
-                assert!(l.max_command_line >= 512 && l.max_data_line > 0 && l.max_message_size > 0, "{l:?}");
+                assert!(l.limits.max_command_line >= 512 && l.limits.max_data_line > 0 && l.limits.max_message_size > 0, "{l:?}");
             }
             if let Some(r) = &c.mx.recipients {
                 for a in r {

@@ -1,9 +1,9 @@
 //! Properties of the outbound queue's parsers: the SMTP client's reply
-//! parser (`port25_outbound::reply`, that is `port25_wire::reply`, shared with LMTP delivery) and the queue's state and history
+//! parser (`port25_wire::reply`, shared with LMTP delivery) and the queue's state and history
 //! records (`port25_outbound::state`).
 
-use port25_outbound::reply::parse;
 use port25_outbound::state::{encode_history, encode_state, parse_history, parse_state};
+use port25_wire::reply::parse;
 
 /// `parse` never panics; a reply it returns used a non-empty prefix that
 /// ends in LF, parses the same from exactly that prefix, and written back

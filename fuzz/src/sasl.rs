@@ -29,11 +29,11 @@ pub fn auth_command(input: &[u8]) {
 /// A response line: accepted base64 is canonical (re-encodes to itself).
 pub fn response(input: &[u8]) {
     match sasl::decode_response(input) {
-        Ok(bytes) => assert_eq!(sasl::base64_encode(&bytes).as_bytes(), input, "non-canonical base64 accepted"),
+        Ok(bytes) => assert_eq!(port25_wire::base64::encode(&bytes).as_bytes(), input, "non-canonical base64 accepted"),
         Err(r) => assert_eq!(r.code, 501),
     }
-    let encoded = sasl::base64_encode(input);
-    assert_eq!(sasl::base64_decode(encoded.as_bytes()).as_deref(), Some(input), "round trip");
+    let encoded = port25_wire::base64::encode(input);
+    assert_eq!(port25_wire::base64::decode(encoded.as_bytes()).as_deref(), Some(input), "round trip");
 }
 
 /// A PLAIN message: what is accepted rebuilds the input exactly.

@@ -2,10 +2,10 @@
 //! whole (possibly multi-line) reply, insist on the expected code. Any other
 //! reply ends the session with an error naming the command and the reply, so
 //! a benchmark cannot count a refused message as sent. Replies are parsed by
-//! the outbound client's parser (`port25_outbound::reply`, i.e. `port25_wire::reply`), not a second one.
+//! the outbound client's parser (`port25_wire::reply`), not a second one.
 
 use anyhow::{bail, Result};
-use port25_outbound::reply::{self, Reply};
+use port25_wire::reply::{self, Reply};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 pub struct Smtp<S> {

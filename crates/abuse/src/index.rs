@@ -108,6 +108,8 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         use std::os::unix::fs::DirBuilderExt;
         let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
     }
+    // Who sent what to whom: port25's user only (docs/abuse.md).
+    port25_groupcommit::private::private_file(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.execute_batch(SCHEMA)?;

@@ -89,7 +89,7 @@ pub fn check_login(login: &str) -> std::result::Result<(), String> {
 /// no space, control character or ':'. Anything else is refused everywhere
 /// (never truncated), so no account can have such a login.
 pub fn normalize_login(login: &str) -> std::result::Result<String, String> {
-    let lower = login.to_lowercase();
+    let lower = Login::of(login).into_string();
     if login.is_empty() || login.len() > MAX_LOGIN || lower.len() > MAX_LOGIN {
         return Err(format!("a login is 1 to {MAX_LOGIN} bytes long"));
     }
@@ -97,6 +97,39 @@ pub fn normalize_login(login: &str) -> std::result::Result<String, String> {
         return Err(format!("login {login:?} contains a space, a control character or ':'"));
     }
     Ok(lower)
+}
+
+/// A login in the one form that is stored, looked up, counted by the
+/// guard and shown: lower case. Made once from what was typed (AUTH, the
+/// CLI, the dashboard form), so no caller lowers a login by itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Login(String);
+
+impl Login {
+    /// A login as typed, checked ([`normalize_login`]: what may be stored).
+    pub fn parse(typed: &str) -> std::result::Result<Login, String> {
+        normalize_login(typed).map(Login)
+    }
+
+    /// A login as typed, for looking up, counting or showing: lowered and
+    /// not checked (one that could not be stored finds nothing).
+    pub fn of(typed: &str) -> Login {
+        Login(typed.to_lowercase())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
 /// What a signed-in dashboard session was granted on: a digest of the
@@ -171,7 +204,7 @@ impl Accounts {
     /// is gone or no longer an operator. One indexed lookup: cheap enough
     /// for every dashboard request.
     pub fn operator_stamp(&self, login: &str) -> Result<Option<Stamp>> {
-        Ok(self.store().operator_hash(&login.to_lowercase())?.as_deref().map(Stamp::of_hash))
+        Ok(self.store().operator_hash(Login::of(login).as_str())?.as_deref().map(Stamp::of_hash))
     }
 
     /// Every path does at least the dummy's argon2id work: an unknown login
@@ -227,7 +260,7 @@ impl Accounts {
     }
 
     pub fn set_password(&self, login: &str, password: &str) -> Result<()> {
-        let login = login.to_lowercase();
+        let login = Login::of(login).into_string();
         if !self.store().set_hash(&login, &hash::new_hash(password))? {
             return Err(AccountsError::UnknownUser(login));
         }
@@ -238,7 +271,7 @@ impl Accounts {
     }
 
     pub fn set_addresses(&self, login: &str, addresses: &[String]) -> Result<()> {
-        let login = login.to_lowercase();
+        let login = Login::of(login).into_string();
         let addresses = normalize_addresses(addresses)?;
         let mut store = self.store();
         if store.hash(&login)?.is_none() {
@@ -248,7 +281,7 @@ impl Accounts {
     }
 
     pub fn delete(&self, login: &str) -> Result<()> {
-        let login = login.to_lowercase();
+        let login = Login::of(login).into_string();
         if !self.store().delete(&login)? {
             return Err(AccountsError::UnknownUser(login));
         }
@@ -291,7 +324,7 @@ impl Accounts {
 
     /// The addresses (and `@domain` entries) `login` may send as.
     pub fn addresses(&self, login: &str) -> Result<Vec<String>> {
-        Ok(self.store().addresses(&login.to_lowercase())?)
+        Ok(self.store().addresses(Login::of(login).as_str())?)
     }
 
     /// Whether `address` (resolved: no extension) receives mail here: a
@@ -304,12 +337,12 @@ impl Accounts {
 
     /// A login's own sending limits (all `None` when it has none).
     pub fn limits(&self, login: &str) -> Result<UserLimits> {
-        Ok(self.store().limits(&login.to_lowercase())?)
+        Ok(self.store().limits(Login::of(login).as_str())?)
     }
 
     /// Replaces a login's own limits (`None` fields: the configured default).
     pub fn set_limits(&self, login: &str, limits: &UserLimits) -> Result<()> {
-        let login = login.to_lowercase();
+        let login = Login::of(login).into_string();
         let store = self.store();
         if store.hash(&login)?.is_none() {
             return Err(AccountsError::UnknownUser(login));
@@ -321,7 +354,7 @@ impl Accounts {
     /// `port25 migration report`.
     pub fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) -> Result<()> {
         let now = port25_time::unix_secs() as i64;
-        Ok(self.store().record_use(&login.to_lowercase(), legacy, now, &ip.to_string(), port)?)
+        Ok(self.store().record_use(Login::of(login).as_str(), legacy, now, &ip.to_string(), port)?)
     }
 
     pub fn usage(&self) -> Result<Vec<migration::Use>> {
@@ -330,7 +363,7 @@ impl Accounts {
 
     /// Lets `login` sign in to the operator dashboard (or stops it).
     pub fn set_operator(&self, login: &str, operator: bool) -> Result<()> {
-        let login = login.to_lowercase();
+        let login = Login::of(login).into_string();
         if !self.store().set_operator(&login, operator)? {
             return Err(AccountsError::UnknownUser(login));
         }
@@ -338,7 +371,7 @@ impl Accounts {
     }
 
     pub fn is_operator(&self, login: &str) -> Result<bool> {
-        Ok(self.store().is_operator(&login.to_lowercase())?)
+        Ok(self.store().is_operator(Login::of(login).as_str())?)
     }
 
     pub fn may_send_as(&self, login: &str, sender: &str) -> Result<bool> {
@@ -349,6 +382,25 @@ impl Accounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_login_has_one_form_whatever_was_typed() {
+        assert_eq!(Login::parse("Alice@Example.NET").unwrap(), Login::of("alice@example.net"));
+        assert_eq!(Login::of("ALICE").to_string(), "alice");
+        for bad in ["", "a b", "a:b", "a\u{7}b", &"x".repeat(MAX_LOGIN + 1)] {
+            assert!(Login::parse(bad).is_err(), "{bad:?}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let accounts = Accounts::open(&dir.path().join("a.db"), None).unwrap();
+        accounts.add("Alice@Example.NET", "pw", &[]).unwrap();
+        let typed = "ALICE@example.net";
+        assert_eq!(accounts.addresses(typed).unwrap(), ["alice@example.net"]);
+        accounts.set_operator(typed, true).unwrap();
+        assert!(accounts.is_operator(typed).unwrap());
+        accounts.set_limits(typed, &UserLimits::default()).unwrap();
+        accounts.delete(typed).unwrap();
+        assert!(matches!(accounts.delete("alice@example.net"), Err(AccountsError::UnknownUser(l)) if l == "alice@example.net"));
+    }
 
     #[test]
     fn operator_flag() {

@@ -47,30 +47,9 @@ pub struct Store {
     db: Connection,
 }
 
-/// The database holds password hashes: it is made 0600 before SQLite opens
-/// it, whatever the umask (SQLite gives its -wal and -shm files the
-/// database's mode), and one an older version left readable is narrowed.
-fn private_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let f = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path)?;
-    let mut sidecars = [path.as_os_str().to_owned(), path.as_os_str().to_owned()];
-    sidecars[0].push("-wal");
-    sidecars[1].push("-shm");
-    if f.metadata()?.permissions().mode() & 0o077 != 0 {
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    for p in sidecars {
-        match std::fs::metadata(&p) {
-            Ok(m) if m.permissions().mode() & 0o077 != 0 => std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 impl Store {
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        private_file(path)
+        port25_groupcommit::private::private_file(path)
             .map_err(|e| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(format!("{}: {e}", path.display()))))?;
         let db = Connection::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;

@@ -110,12 +110,10 @@ fn default_log_format() -> String {
 
 impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let line_of = |offset: usize| text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1;
-        let c: CollectConfig = toml::from_str(&text).map_err(|e| {
-            let line = e.span().map(|s| line_of(s.start)).unwrap_or(0);
-            format!("{}:{line}: {}", path.display(), e.message())
-        })?;
+        let text =
+            port25_config::read(path, "the collector configuration", "give the path of a collect.toml (see dist/collect.toml)").map_err(|e| e.to_string())?;
+        let line_of = |offset: usize| port25_config::line_col(&text, offset).0;
+        let c: CollectConfig = port25_config::from_toml(&text, path, "see dist/collect.toml for every key").map_err(|e| e.to_string())?;
         if c.sensors.is_empty() {
             return Err(format!("{}: add at least one [[sensor]] with name and token", path.display()));
         }

@@ -88,11 +88,12 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         }
     };
     let address = listen(raw.address, "127.0.0.1:8025", "address", "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")?;
+    let private_at = raw.private_address.as_ref().map_or(0, |a| a.span().start);
     let private_address = listen(raw.private_address, "127.0.0.1:8026", "private_address", "write e.g. \"127.0.0.1:8026\" or \"[2001:db8::1]:8026\"")?;
     if let (Some(p), Some(q)) = (address, private_address) {
         if p == q && p.port() != 0 {
             return Err(err(
-                text.find("private_address").unwrap_or(0),
+                private_at,
                 format!("[http] address and private_address are both {p}"),
                 "give the private listener (metrics, dashboard) its own address, reachable only by operators",
             ));

@@ -32,15 +32,42 @@ use std::path::{Path, PathBuf};
 /// Reads and checks a configuration file. Relative paths in it are relative
 /// to the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+    let text = read(path, "the configuration file", "check the path given with --config, or run without --config for the built-in defaults")?;
+    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    parse(&text, path, &base)
+}
+
+/// Reads a TOML file of port25's (`what` names it in the error, `hint`
+/// says what to do): the read half of the one load-and-error path that
+/// port25.toml, the egress policy, spampot.toml and collect.toml share.
+pub fn read(path: &Path, what: &str, hint: &str) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|e| ConfigError {
         file: path.to_owned(),
         line: 0,
         column: 0,
-        message: format!("cannot read the configuration file: {e}"),
-        hint: "check the path given with --config, or run without --config for the built-in defaults".into(),
-    })?;
-    let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    parse(&text, path, &base)
+        message: format!("cannot read {what}: {e}"),
+        hint: hint.into(),
+    })
+}
+
+/// Deserializes TOML text, an error naming file:line:column (from toml's
+/// span), a message even where toml gives none, and a fix: `hint`, or, for
+/// a key renamed to the `_secs` convention, the new name.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str, file: &Path, hint: &str) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let message = toml_message(&e, text, offset);
+        let hint = renamed_key(&message).unwrap_or_else(|| hint.to_owned());
+        ConfigError::at(file, text, offset, message, hint)
+    })
+}
+
+/// Durations are whole seconds and their keys say so (`_secs`): an
+/// unknown key `X` where `X_secs` is expected gets that as its fix.
+fn renamed_key(message: &str) -> Option<String> {
+    let key = message.strip_prefix("unknown field `")?.split('`').next()?;
+    let renamed = format!("{key}_secs");
+    message.contains(&format!("`{renamed}`")).then(|| format!("rename {key} to {renamed} (the same number of seconds)"))
 }
 
 /// The built-in configuration `port25 serve` uses without a file: relative
@@ -51,10 +78,7 @@ pub fn embedded_default() -> Config {
 
 /// Parses configuration text; `file` is only used in error messages.
 pub fn parse(text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
-    let raw: model::RawConfig = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        ConfigError::at(file, text, offset, toml_message(&e, text, offset), "see dist/port25.toml for every key, its type and its default")
-    })?;
+    let raw: model::RawConfig = from_toml(text, file, "see dist/port25.toml for every key, its type and its default")?;
     model::resolve(raw, text, file, base)
 }
 

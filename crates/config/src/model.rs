@@ -51,13 +51,13 @@ struct RawTls {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawMx {
-    domains: Option<Vec<Spanned<String>>>,
+    domains: Option<Spanned<Vec<Spanned<String>>>>,
     recipients: Option<Vec<Spanned<String>>>,
     recipients_file: Option<Spanned<String>>,
     recipient_delimiter: Option<Spanned<String>>,
     catch_all: Option<Vec<Spanned<String>>>,
     bounce_after_accept: Option<bool>,
-    verify_timeout_secs: Option<u64>,
+    verify_timeout_secs: Option<Spanned<u64>>,
     verify_positive_ttl_secs: Option<u64>,
     verify_negative_ttl_secs: Option<u64>,
     verify_cache_entries: Option<usize>,
@@ -72,7 +72,7 @@ struct RawMx {
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct RawDelivery {
-    method: Option<DeliveryMethod>,
+    method: Option<Spanned<DeliveryMethod>>,
     maildir: Option<String>,
     lmtp: Option<Spanned<String>>,
     lmtp_timeout_secs: Option<u64>,
@@ -88,7 +88,7 @@ struct RawListener {
     address: SocketAddr,
     #[serde(default)]
     service: Service,
-    tls: Option<TlsMode>,
+    tls: Option<Spanned<TlsMode>>,
     proxy_protocol: Option<Spanned<bool>>,
     proxy_protocol_from: Option<Spanned<Vec<Spanned<String>>>>,
     /// Submission only: offer AUTH before TLS (tests, trusted loopback).
@@ -216,18 +216,66 @@ pub struct Listener {
     pub plaintext_auth: bool,
     /// MX listeners: AUTH after STARTTLS still works, each use recorded.
     pub legacy_submission: bool,
+    /// What the SMTP engine enforces on this listener.
+    pub limits: Limits,
+}
+
+/// What an SMTP listener enforces, the engine's [`Limits`] type too
+/// (port25-engine uses this one), so a listener's limits go from the file
+/// to the engine without a translation, and their defaults are written
+/// here only: [`Limits::default`] for the MX, [`Limits::for_service`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
     pub max_connections: usize,
-    /// Per client: an IPv4 address or an IPv6 /64.
+    /// Connections one client may have open at once: an IPv4 address, or
+    /// an IPv6 /64. Over it: 421 4.7.0.
     pub max_connections_per_client: usize,
+    /// Commands outside a transaction (NOOP, RSET, VRFY, EHLO, ...) before a
+    /// successful MAIL; protects against probing and idle abuse.
     pub max_commands_before_mail: u32,
     pub max_recipients: usize,
+    /// Largest message accepted, in bytes (advertised in SIZE).
     pub max_message_size: usize,
+    /// Longest command line, CRLF included.
     pub max_command_line: usize,
+    /// Longest message line, CRLF excluded (998 per RFC 5322 §2.1.1).
     pub max_data_line: usize,
     pub max_errors: u32,
+    /// Wait for each command (RFC 5321 §4.5.3.2.7 says at least 5 minutes).
     pub command_timeout: Duration,
+    /// Wait for each block of message data (§4.5.3.2.6: 3 minutes).
     pub data_timeout: Duration,
+    /// How long a PROXY header or a TLS handshake may take.
     pub handshake_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_connections: 20_000,
+            max_connections_per_client: MX_CONNECTIONS_PER_CLIENT,
+            max_commands_before_mail: 50,
+            max_recipients: 100,
+            max_message_size: 25 * 1024 * 1024,
+            max_command_line: 2048,
+            max_data_line: 998,
+            max_errors: 20,
+            command_timeout: Duration::from_secs(300),
+            data_timeout: Duration::from_secs(180),
+            handshake_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults of a listener of `service`.
+    pub fn for_service(service: Service) -> Limits {
+        let per_client = match service {
+            Service::Mx => MX_CONNECTIONS_PER_CLIENT,
+            Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
+        };
+        Limits { max_connections_per_client: per_client, ..Limits::default() }
+    }
 }
 
 pub fn system_hostname() -> String {
@@ -283,7 +331,7 @@ pub(crate) fn valid_domain(d: &str) -> bool {
         })
 }
 
-pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
+pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> Result<Config, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
 
     let hostname = match raw.hostname {
@@ -329,14 +377,55 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         }
     };
 
-    let screen = crate::screen::resolve(std::mem::take(&mut raw.mx.screen), text, file, base)?;
+    // Where a screening error points: its `enabled` line.
+    let screen_at = raw.mx.screen.enabled.as_ref().map_or(0, |e| e.span().start);
+    let mx = resolve_mx(raw.mx, &hostname, &data_dir, text, file, base)?;
+    let delivery = resolve_delivery(raw.delivery, &data_dir, text, file, base)?;
+    let listeners = resolve_listeners(raw.listeners.unwrap_or_default(), text, file)?;
+    let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
+    let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
+    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &mx.domains)?;
+    let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
+    // The screen talks in clear before the banner: an implicit-TLS port-25
+    // listener could not be screened, and must not be left out silently.
+    if let Some(l) = listeners.iter().find(|l| mx.screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission) {
+        return Err(err(
+            screen_at,
+            format!("[mx.screen] is enabled but listener {:?} is an MX with implicit TLS, which cannot be screened before the banner", l.name),
+            "use tls = \"starttls\" on port-25 listeners (RFC 3207), or disable [mx.screen]",
+        ));
+    }
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
+    Ok(Config {
+        hostname,
+        data_dir,
+        max_data_memory,
+        log_format: raw.log.format.unwrap_or_default(),
+        log_level,
+        tls_files,
+        mx,
+        delivery,
+        submission,
+        outbound,
+        http,
+        abuse,
+        listeners,
+    })
+}
+
+/// `[mx]`: the local domains (the host name and localhost unless listed),
+/// the recipients that exist, the delimiter, catch-alls, verification.
+fn resolve_mx(mut mx: RawMx, hostname: &str, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Mx, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let screen = crate::screen::resolve(std::mem::take(&mut mx.screen), text, file, base)?;
     let mut domains = Vec::new();
-    match raw.mx.domains {
+    match mx.domains {
         Some(list) => {
-            if list.is_empty() {
-                return Err(err(text.find("domains").unwrap_or(0), "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
+            if list.get_ref().is_empty() {
+                return Err(err(list.span().start, "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
             }
-            for d in list {
+            for d in list.into_inner() {
                 if !valid_domain(d.get_ref()) {
                     return Err(err(
                         d.span().start,
@@ -355,7 +444,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         }
     }
 
-    let recipient_delimiter = match raw.mx.recipient_delimiter {
+    let recipient_delimiter = match mx.recipient_delimiter {
         None => None,
         Some(d) => {
             let mut chars = d.get_ref().chars();
@@ -372,6 +461,47 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         }
     };
 
+    let recipients = resolve_recipients(mx.recipients, mx.recipients_file, &domains, recipient_delimiter, text, file, base)?;
+    let mut catch_all = Vec::new();
+    for d in mx.catch_all.unwrap_or_default() {
+        if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
+            return Err(err(
+                d.span().start,
+                format!("catch_all domain {:?} is not one of [mx] domains", d.get_ref()),
+                "list it in [mx] domains too, or remove it from catch_all",
+            ));
+        }
+        catch_all.push(d.into_inner().to_lowercase());
+    }
+    let verify = Verify {
+        timeout: Duration::from_secs(match mx.verify_timeout_secs {
+            Some(t) if *t.get_ref() == 0 => {
+                return Err(err(t.span().start, "verify_timeout_secs must be greater than 0".into(), "remove the key for the default (10)"))
+            }
+            t => t.map_or(10, Spanned::into_inner),
+        }),
+        positive_ttl: Duration::from_secs(mx.verify_positive_ttl_secs.unwrap_or(3600)),
+        negative_ttl: Duration::from_secs(mx.verify_negative_ttl_secs.unwrap_or(300)),
+        cache_entries: mx.verify_cache_entries.unwrap_or(100_000),
+    };
+
+    let auth = crate::mxauth::resolve_auth(mx.auth, hostname, text, file, base)?;
+    let greylist = crate::mxauth::resolve_greylist(mx.greylist, data_dir, text, file, base)?;
+    Ok(Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: mx.bounce_after_accept.unwrap_or(false), verify, auth, greylist, screen })
+}
+
+/// `[mx] recipients` and `recipients_file`: full addresses of the local
+/// domains, as the MX will judge them (no extension, unquoted).
+fn resolve_recipients(
+    listed: Option<Vec<Spanned<String>>>,
+    recipients_file: Option<Spanned<String>>,
+    domains: &[String],
+    recipient_delimiter: Option<char>,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut recipients: Option<Vec<String>> = None;
     let check_recipient = |addr: &str, offset: usize| -> Result<String, ConfigError> {
         let Some((local, domain)) = addr.rsplit_once('@') else {
@@ -399,14 +529,14 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         }
         Ok(addr.to_lowercase())
     };
-    if let Some(list) = raw.mx.recipients {
+    if let Some(list) = listed {
         let mut out = Vec::new();
         for r in list {
             out.push(check_recipient(r.get_ref(), r.span().start)?);
         }
         recipients = Some(out);
     }
-    if let Some(f) = raw.mx.recipients_file {
+    if let Some(f) = recipients_file {
         let path = crate::absolute(base, f.get_ref());
         let content = std::fs::read_to_string(&path).map_err(|e| {
             err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line")
@@ -425,35 +555,15 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         }
     }
 
-    let mut catch_all = Vec::new();
-    for d in raw.mx.catch_all.unwrap_or_default() {
-        if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
-            return Err(err(
-                d.span().start,
-                format!("catch_all domain {:?} is not one of [mx] domains", d.get_ref()),
-                "list it in [mx] domains too, or remove it from catch_all",
-            ));
-        }
-        catch_all.push(d.into_inner().to_lowercase());
-    }
-    let verify = Verify {
-        timeout: Duration::from_secs(match raw.mx.verify_timeout_secs {
-            Some(0) => {
-                return Err(err(
-                    text.find("verify_timeout_secs").unwrap_or(0),
-                    "verify_timeout_secs must be greater than 0".into(),
-                    "remove the key for the default (10)",
-                ))
-            }
-            t => t.unwrap_or(10),
-        }),
-        positive_ttl: Duration::from_secs(raw.mx.verify_positive_ttl_secs.unwrap_or(3600)),
-        negative_ttl: Duration::from_secs(raw.mx.verify_negative_ttl_secs.unwrap_or(300)),
-        cache_entries: raw.mx.verify_cache_entries.unwrap_or(100_000),
-    };
+    Ok(recipients)
+}
 
-    let method = raw.delivery.method.unwrap_or_default();
-    let lmtp = raw.delivery.lmtp.map(|l| (l.span().start, l.into_inner()));
+/// `[delivery]`: Maildir (under data_dir unless set) or LMTP, and retries.
+fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Delivery, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let method_at = raw.method.as_ref().map_or(0, |m| m.span().start);
+    let method = raw.method.map(Spanned::into_inner).unwrap_or_default();
+    let lmtp = raw.lmtp.map(|l| (l.span().start, l.into_inner()));
     if let Some((offset, addr)) = &lmtp {
         let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
             || addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
@@ -463,7 +573,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
     }
     if method == DeliveryMethod::Lmtp && lmtp.is_none() {
         return Err(err(
-            text.find("method").unwrap_or(0),
+            method_at,
             "delivery method is lmtp but no lmtp address is set".into(),
             "add lmtp = \"unix:/run/dovecot/lmtp\" (or host:port) under [delivery]",
         ));
@@ -475,25 +585,31 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
     };
     let delivery = Delivery {
         method,
-        maildir: match raw.delivery.maildir {
+        maildir: match raw.maildir {
             Some(m) => crate::absolute(base, &m),
             None => data_dir.join("mail"),
         },
         lmtp: lmtp.map(|(_, a)| a),
-        lmtp_timeout: Duration::from_secs(raw.delivery.lmtp_timeout_secs.unwrap_or(60)),
-        first_retry: delivery_secs(raw.delivery.first_retry_secs.as_ref(), 5, "first_retry_secs")?,
-        max_retry: delivery_secs(raw.delivery.max_retry_secs.as_ref(), 300, "max_retry_secs")?,
-        max_lifetime: delivery_secs(raw.delivery.max_lifetime_secs.as_ref(), 5 * 86400, "max_lifetime_secs")?,
+        lmtp_timeout: Duration::from_secs(raw.lmtp_timeout_secs.unwrap_or(60)),
+        first_retry: delivery_secs(raw.first_retry_secs.as_ref(), 5, "first_retry_secs")?,
+        max_retry: delivery_secs(raw.max_retry_secs.as_ref(), 300, "max_retry_secs")?,
+        max_lifetime: delivery_secs(raw.max_lifetime_secs.as_ref(), 5 * 86400, "max_lifetime_secs")?,
     };
     if delivery.max_retry < delivery.first_retry {
         return Err(err(
-            raw.delivery.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
+            raw.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
             format!("[delivery] max_retry_secs {} is less than first_retry_secs {}", delivery.max_retry.as_secs(), delivery.first_retry.as_secs()),
             "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
         ));
     }
 
-    let raw_listeners = raw.listeners.unwrap_or_default();
+    Ok(delivery)
+}
+
+/// `[[listener]]`: each checked at its own position, with its service's
+/// default limits; none at all gives the three unprivileged defaults.
+fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file: &Path) -> Result<Vec<Listener>, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut listeners = Vec::new();
     let mut names = HashSet::new();
     let mut addresses = HashSet::new();
@@ -507,6 +623,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
         if l.address.port() != 0 && !addresses.insert(l.address) {
             return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
         }
+        let d = Limits::for_service(l.service);
         let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
             match v {
                 Some(0) => Err(err(offset, format!("listener {:?}: {key} must be greater than 0", l.name), "remove the key to use the default")),
@@ -514,11 +631,14 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
                 None => Ok(default),
             }
         };
-        let max_command_line = positive(l.max_command_line, 2048, "max_command_line")?;
+        let secs = |v: Option<u64>, default: Duration, key: &str| -> Result<Duration, ConfigError> {
+            positive(v.map(|v| v as usize), default.as_secs() as usize, key).map(|s| Duration::from_secs(s as u64))
+        };
+        let max_command_line = positive(l.max_command_line, d.max_command_line, "max_command_line")?;
         if max_command_line < 512 {
             return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
         }
-        let max_data_line = positive(l.max_data_line, 998, "max_data_line")?;
+        let max_data_line = positive(l.max_data_line, d.max_data_line, "max_data_line")?;
         if l.plaintext_auth.is_some() && l.service != Service::Submission {
             let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
             return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
@@ -551,28 +671,29 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
             let hint = "legacy_submission belongs on the port-25 (service = \"mx\") listener; submission listeners always take AUTH";
             return Err(err(offset, format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name), hint));
         }
+        let tls_at = l.tls.as_ref().map_or(offset, |t| t.span().start);
+        let tls = l.tls.as_ref().map_or(TlsMode::Starttls, |t| *t.get_ref());
+        if l.service == Service::Submission && tls == TlsMode::None && !l.plaintext_auth.unwrap_or(false) {
+            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
+            return Err(err(tls_at, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
+        }
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
             legacy_submission: l.legacy_submission.unwrap_or(false),
-            max_connections: positive(l.max_connections, 20_000, "max_connections")?,
-            max_connections_per_client: positive(
-                l.max_connections_per_client,
-                match l.service {
-                    Service::Mx => MX_CONNECTIONS_PER_CLIENT,
-                    Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
-                },
-                "max_connections_per_client",
-            )?,
-            max_commands_before_mail: l.max_commands_before_mail.unwrap_or(50),
-            max_recipients: positive(l.max_recipients, 100, "max_recipients")?,
-            max_message_size: positive(l.max_message_size, 25 * 1024 * 1024, "max_message_size")?,
-            max_command_line,
-            max_data_line,
-            max_errors: l.max_errors.unwrap_or(20),
-            command_timeout: Duration::from_secs(positive(l.command_timeout_secs.map(|v| v as usize), 300, "command_timeout_secs")? as u64),
-            data_timeout: Duration::from_secs(positive(l.data_timeout_secs.map(|v| v as usize), 180, "data_timeout_secs")? as u64),
-            handshake_timeout: Duration::from_secs(positive(l.handshake_timeout_secs.map(|v| v as usize), 30, "handshake_timeout_secs")? as u64),
-            tls: l.tls.unwrap_or(TlsMode::Starttls),
+            limits: Limits {
+                max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
+                max_connections_per_client: positive(l.max_connections_per_client, d.max_connections_per_client, "max_connections_per_client")?,
+                max_commands_before_mail: l.max_commands_before_mail.unwrap_or(d.max_commands_before_mail),
+                max_recipients: positive(l.max_recipients, d.max_recipients, "max_recipients")?,
+                max_message_size: positive(l.max_message_size, d.max_message_size, "max_message_size")?,
+                max_command_line,
+                max_data_line,
+                max_errors: l.max_errors.unwrap_or(d.max_errors),
+                command_timeout: secs(l.command_timeout_secs, d.command_timeout, "command_timeout_secs")?,
+                data_timeout: secs(l.data_timeout_secs, d.data_timeout, "data_timeout_secs")?,
+                handshake_timeout: secs(l.handshake_timeout_secs, d.handshake_timeout, "handshake_timeout_secs")?,
+            },
+            tls,
             name: l.name,
             address: l.address,
             service: l.service,
@@ -583,55 +704,7 @@ pub(crate) fn resolve(mut raw: RawConfig, text: &str, file: &Path, base: &Path) 
     if listeners.is_empty() {
         listeners = default_listeners();
     }
-    for l in &listeners {
-        if l.service == Service::Submission && l.tls == TlsMode::None && !l.plaintext_auth {
-            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
-            let offset = text.find(&format!("\"{}\"", l.name)).unwrap_or(0);
-            return Err(err(offset, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
-        }
-    }
-    let submission = crate::submission::resolve(raw.submission, text, file, base, &data_dir)?;
-    let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
-    let http = crate::http::resolve(raw.http, text, file, base, &hostname, &domains)?;
-    let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
-
-    // The screen talks in clear before the banner: an implicit-TLS port-25
-    // listener could not be screened, and must not be left out silently.
-    if let Some(l) = listeners.iter().find(|l| screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission) {
-        return Err(err(
-            text.find("[mx.screen]").unwrap_or(0),
-            format!("[mx.screen] is enabled but listener {:?} is an MX with implicit TLS, which cannot be screened before the banner", l.name),
-            "use tls = \"starttls\" on port-25 listeners (RFC 3207), or disable [mx.screen]",
-        ));
-    }
-    let log_level = raw.log.level.unwrap_or_else(|| "info".into());
-    let mx_auth = crate::mxauth::resolve_auth(raw.mx.auth, &hostname, text, file, base)?;
-    let mx_greylist = crate::mxauth::resolve_greylist(raw.mx.greylist, &data_dir, text, file, base)?;
-    Ok(Config {
-        hostname,
-        data_dir,
-        max_data_memory,
-        log_format: raw.log.format.unwrap_or_default(),
-        log_level,
-        tls_files,
-        mx: Mx {
-            domains,
-            recipients,
-            recipient_delimiter,
-            catch_all,
-            bounce_after_accept: raw.mx.bounce_after_accept.unwrap_or(false),
-            verify,
-            auth: mx_auth,
-            greylist: mx_greylist,
-            screen,
-        },
-        delivery,
-        submission,
-        outbound,
-        http,
-        abuse,
-        listeners,
-    })
+    Ok(listeners)
 }
 
 /// Unprivileged stand-ins for 25, 587 and 465, so that a first
@@ -653,20 +726,7 @@ fn default_listeners() -> Vec<Listener> {
             proxy_protocol_from: Vec::new(),
             plaintext_auth: false,
             legacy_submission: false,
-            max_connections: 20_000,
-            max_connections_per_client: match service {
-                Service::Mx => MX_CONNECTIONS_PER_CLIENT,
-                Service::Submission => SUBMISSION_CONNECTIONS_PER_CLIENT,
-            },
-            max_commands_before_mail: 50,
-            max_recipients: 100,
-            max_message_size: 25 * 1024 * 1024,
-            max_command_line: 2048,
-            max_data_line: 998,
-            max_errors: 20,
-            command_timeout: Duration::from_secs(300),
-            data_timeout: Duration::from_secs(180),
-            handshake_timeout: Duration::from_secs(30),
+            limits: Limits::for_service(service),
         })
         .collect()
 }
@@ -706,6 +766,47 @@ mod tests {
         assert_eq!(c.delivery.maildir, Path::new("/etc/port25-data/mail"));
         let d = &c.delivery;
         assert_eq!((d.first_retry.as_secs(), d.max_retry.as_secs(), d.max_lifetime.as_secs()), (5, 300, 5 * 86400));
+    }
+
+    /// An error points at the value it judges (toml's span), not at the
+    /// first place the key's name appears: here a comment above it.
+    #[test]
+    fn error_positions_come_from_the_parser_not_a_text_search() {
+        let cases = [
+            ("# domains: the mail domains\n[mx]\ndomains = []\n", 3, "[mx] domains is empty"),
+            ("# verify_timeout_secs, method\n[mx]\nverify_timeout_secs = 0\n", 3, "verify_timeout_secs must be greater than 0"),
+            ("# method = lmtp needs lmtp\n[delivery]\nmethod = \"lmtp\"\n", 3, "delivery method is lmtp but no lmtp address is set"),
+            (
+                "# \"sub\" is below\n[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\n",
+                6,
+                "listener \"sub\": submission without TLS can never authenticate anyone",
+            ),
+            (
+                "# private_address\n[http]\naddress = \"127.0.0.1:8025\"\nprivate_address = \"127.0.0.1:8025\"\n",
+                4,
+                "[http] address and private_address are both 127.0.0.1:8025",
+            ),
+            (
+                "# smarthost_username below\n[outbound]\nsmarthost = \"relay.example\"\nsmarthost_username = \"u\"\n",
+                4,
+                "smarthost_username and smarthost_password_file go together",
+            ),
+            (
+                "# smarthost_pin_sha256\n[outbound]\nsmarthost = \"relay.example\"\nsmarthost_ca = \"/nonexistent\"\n",
+                4,
+                "cannot read smarthost_ca /nonexistent",
+            ),
+            (
+                &format!("# smarthost_ca, smarthost_pin_sha256\n[outbound]\nsmarthost_pin_sha256 = [\"{}\"]\n", "ab".repeat(32)),
+                3,
+                "smarthost_ca and smarthost_pin_sha256 verify a smarthost, but no smarthost is set",
+            ),
+        ];
+        for (text, line, message) in cases {
+            let e = check(text).unwrap_err();
+            assert!(e.message.starts_with(message), "{text}: {e}");
+            assert_eq!(e.line, line, "{text}: {e}");
+        }
     }
 
     #[test]
@@ -751,7 +852,7 @@ mod tests {
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n").unwrap_err();
         assert!(e.message.contains("only for service"), "{e}");
         let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
-        assert_eq!(e.line, 2, "{e}");
+        assert_eq!(e.line, 5, "the tls line: {e}");
         let e = check("[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\nlegacy_submission = true\n").unwrap_err();
         assert!(e.message.contains("only for service = \"mx\""), "{e}");
         let e = check("[submission]\nauth_login_lock_after = 0\n").unwrap_err();
@@ -771,7 +872,7 @@ mod tests {
             check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/48\"]\n")
                 .unwrap();
         assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse().unwrap(), "2001:db8::/48".parse::<ipnet::IpNet>().unwrap()]);
-        assert_eq!(c.listeners[0].max_connections_per_client, 20);
+        assert_eq!(c.listeners[0].limits.max_connections_per_client, 20);
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nmax_connections_per_client = 0\n").unwrap_err();
         assert!(e.message.contains("max_connections_per_client must be greater than 0"), "{e}");
         assert_eq!(check("max_data_memory = 1000\n").unwrap_err().line, 1);

@@ -18,7 +18,7 @@ pub(crate) struct RawOutbound {
     dns_timeout_secs: Option<u64>,
     helo_name: Option<String>,
     smarthost: Option<Spanned<String>>,
-    smarthost_username: Option<String>,
+    smarthost_username: Option<Spanned<String>>,
     smarthost_password_file: Option<Spanned<String>>,
     smarthost_require_tls: Option<bool>,
     smarthost_ca: Option<Spanned<String>>,
@@ -199,17 +199,27 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
                     "give a file readable by port25 holding the password",
                 )
             })?;
-            Some((u, password.trim_end_matches(['\r', '\n']).to_owned()))
+            Some((u.into_inner(), password.trim_end_matches(['\r', '\n']).to_owned()))
         }
         (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => {
+        (Some(u), None) => {
             return Err(err(
-                text.find("smarthost_").unwrap_or(0),
+                u.span().start,
+                "smarthost_username and smarthost_password_file go together".into(),
+                "set both, or neither for a smarthost without AUTH",
+            ))
+        }
+        (None, Some(f)) => {
+            return Err(err(
+                f.span().start,
                 "smarthost_username and smarthost_password_file go together".into(),
                 "set both, or neither for a smarthost without AUTH",
             ))
         }
     };
+    // Where the smarthost's verification is written, for the errors below.
+    let ca_at = raw.smarthost_ca.as_ref().map(|f| f.span().start);
+    let pins_at = raw.smarthost_pin_sha256.as_ref().map(|p| p.span().start);
     let smarthost_ca = match raw.smarthost_ca {
         Some(f) => {
             let path = crate::absolute(base, f.get_ref());
@@ -249,14 +259,14 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
     }
     if smarthost_ca.is_some() && !smarthost_pin_sha256.is_empty() {
         return Err(err(
-            text.find("smarthost_pin_sha256").unwrap_or(0),
+            pins_at.unwrap_or(0),
             "smarthost_ca and smarthost_pin_sha256 are two ways to verify the smarthost; set one".into(),
             "a pin trusts the key alone; smarthost_ca trusts a CA and checks the name",
         ));
     }
     if (smarthost_ca.is_some() || !smarthost_pin_sha256.is_empty()) && smarthost.is_none() {
         return Err(err(
-            text.find("smarthost_").unwrap_or(0),
+            ca_at.or(pins_at).unwrap_or(0),
             "smarthost_ca and smarthost_pin_sha256 verify a smarthost, but no smarthost is set".into(),
             "set smarthost = \"host:port\", or remove them",
         ));

@@ -14,7 +14,7 @@ use toml::Spanned;
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawScreen {
-    enabled: Option<bool>,
+    pub(crate) enabled: Option<Spanned<bool>>,
     greet_wait_ms: Option<Spanned<u64>>,
     dns_servers: Option<Vec<Spanned<String>>>,
     dns_timeout_ms: Option<Spanned<u64>>,
@@ -22,7 +22,7 @@ pub(crate) struct RawScreen {
     dns_cache_max_ttl_secs: Option<u64>,
     dns_cache_entries: Option<u64>,
     threshold: Option<i32>,
-    allowlist_threshold: Option<i32>,
+    allowlist_threshold: Option<Spanned<i32>>,
     rdns_no_ptr: Option<i32>,
     rdns_unconfirmed: Option<i32>,
     rdns_address_in_name: Option<i32>,
@@ -214,10 +214,11 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         lists.push(ScreenList { zone: l.zone.into_inner().trim_end_matches('.').to_ascii_lowercase(), codes, weight: l.weight.unwrap_or(3) });
     }
     let threshold = raw.threshold.unwrap_or(3);
-    let allowlist_threshold = raw.allowlist_threshold.unwrap_or(-1);
+    let allowlist_at = raw.allowlist_threshold.as_ref().map_or(0, |a| a.span().start);
+    let allowlist_threshold = raw.allowlist_threshold.map_or(-1, |a| a.into_inner());
     if allowlist_threshold >= threshold {
         return Err(err(
-            text.find("allowlist_threshold").unwrap_or(0),
+            allowlist_at,
             format!("allowlist_threshold {allowlist_threshold} is not below threshold {threshold}"),
             "a score cannot both allowlist and refuse: keep allowlist_threshold below threshold",
         ));
@@ -235,7 +236,7 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         None => 100_000,
     };
     Ok(Screen {
-        enabled: raw.enabled.unwrap_or(false),
+        enabled: raw.enabled.is_some_and(|e| e.into_inner()),
         greet_wait,
         dns_servers,
         dns_timeout,

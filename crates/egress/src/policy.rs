@@ -180,34 +180,50 @@ fn port_name(p: u16) -> &'static str {
 
 /// Reads and checks a policy file.
 pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-        file: path.to_owned(),
-        line: 0,
-        column: 0,
-        message: format!("cannot read the policy file: {e}"),
-        hint: "give the path of an egress policy (see dist/egress.toml)".into(),
-    })?;
+    let text = port25_config::read(path, "the policy file", "give the path of an egress policy (see dist/egress.toml)")?;
     parse(&text, path)
 }
 
 /// Parses policy text; `file` only names the source in errors.
 pub fn parse(text: &str, file: &Path) -> Result<Policy, ConfigError> {
-    let raw: RawPolicy = toml::from_str(text).map_err(|e| {
-        let offset = e.span().map_or(0, |s| s.start);
-        let mut msg = e.message().trim_end().to_owned();
-        if msg.is_empty() {
-            msg = "TOML syntax error".into();
-        }
-        ConfigError::at(file, text, offset, msg, "see dist/egress.toml for every key and its meaning")
-    })?;
+    let raw: RawPolicy = port25_config::from_toml(text, file, "see dist/egress.toml for every key and its meaning")?;
     resolve(raw, text, file)
 }
 
 fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
-    let line_of = |offset: usize| port25_config::line_col(text, offset).0;
+    let (blocked_ports, protected_ports) = port_lists(&raw.policy, text, file)?;
+    let (action, table) = action_and_table(&raw.policy, text, file)?;
+    let monitor_log_group = monitor_log_group(&raw.policy, text, file)?;
+    let (networks, exemptions) = spaces(&raw, text, file)?;
+    opposite_verdicts(&networks, file)?;
     let s = raw.policy;
+    if networks.is_empty() {
+        return Err(err(
+            0,
+            "the policy lists no [[network]]: nothing is end-user space".into(),
+            "add a [[network]] with a class and prefixes (see dist/egress.toml)",
+        ));
+    }
 
+    Ok(Policy {
+        name: s.name.map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
+        blocked_ports,
+        protected_ports,
+        action,
+        log: s.log.unwrap_or(true),
+        counters: s.counters.unwrap_or(true),
+        table,
+        monitor_log_group,
+        networks,
+        exemptions,
+    })
+}
+
+/// `blocked_ports` and `protected_ports` (587 and 465 always among the
+/// protected), sorted; a port in both is refused.
+fn port_lists(s: &RawSettings, text: &str, file: &Path) -> Result<(Vec<u16>, Vec<u16>), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let ports = |list: Option<Spanned<Vec<Spanned<i64>>>>, default: &[u16], key: &str| -> Result<Vec<u16>, ConfigError> {
         let Some(list) = list else {
             let mut v = default.to_vec();
@@ -226,11 +242,11 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         Ok(out.into_iter().collect())
     };
     let blocked_span = s.blocked_ports.as_ref().map_or(0, |l| l.span().start);
-    let blocked_ports = ports(s.blocked_ports, DEFAULT_BLOCKED, "blocked_ports")?;
+    let blocked_ports = ports(s.blocked_ports.clone(), DEFAULT_BLOCKED, "blocked_ports")?;
     if blocked_ports.is_empty() {
         return Err(err(blocked_span, "blocked_ports is empty: the policy would block nothing".into(), "list 25, or remove the key for the default [25]"));
     }
-    let mut protected_ports = ports(s.protected_ports, DEFAULT_PROTECTED, "protected_ports")?;
+    let mut protected_ports = ports(s.protected_ports.clone(), DEFAULT_PROTECTED, "protected_ports")?;
     for p in ALWAYS_PROTECTED {
         if !protected_ports.contains(p) {
             protected_ports.push(*p);
@@ -248,6 +264,12 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         ));
     }
 
+    Ok((blocked_ports, protected_ports))
+}
+
+/// `action` (reject unless "drop") and the firewall `table` name.
+fn action_and_table(s: &RawSettings, text: &str, file: &Path) -> Result<(Action, String), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let action = match &s.action {
         None => Action::Reject,
         Some(a) => match a.get_ref().as_str() {
@@ -277,7 +299,13 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         }
     };
 
-    let monitor_log_group = match &s.monitor_log_group {
+    Ok((action, table))
+}
+
+/// `monitor_log_group`: the nflog group of monitored networks (25 unless set).
+fn monitor_log_group(s: &RawSettings, text: &str, file: &Path) -> Result<u16, ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    Ok(match &s.monitor_log_group {
         None => DEFAULT_MONITOR_LOG_GROUP,
         Some(g) => u16::try_from(*g.get_ref()).map_err(|_| {
             err(
@@ -286,8 +314,14 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
                 "use a number from 0 to 65535 (the group ulogd2 listens on)",
             )
         })?,
-    };
+    })
+}
 
+/// The `[[network]]` and `[[exempt]]` entries: names unique and simple,
+/// classes known, prefixes valid.
+fn spaces(raw: &RawPolicy, text: &str, file: &Path) -> Result<(Vec<Network>, Vec<Exemption>), ConfigError> {
+    let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
+    let line_of = |offset: usize| port25_config::line_col(text, offset).0;
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut check_name = |n: &Spanned<String>| -> Result<String, ConfigError> {
         let v = n.get_ref();
@@ -384,10 +418,14 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
         exemptions.push(Exemption { name, reason: x.reason.clone(), prefixes, line: line_of(at) });
     }
 
-    // The same prefix in two networks with opposite verdicts has no
-    // meaningful winner under longest-prefix match: refuse it.
+    Ok((networks, exemptions))
+}
+
+/// The same prefix in two networks with opposite verdicts has no
+/// meaningful winner under longest-prefix match: refused.
+fn opposite_verdicts(networks: &[Network], file: &Path) -> Result<(), ConfigError> {
     let mut seen: HashMap<Prefix, (usize, bool, &str)> = HashMap::new();
-    for n in &networks {
+    for n in networks {
         for p in &n.prefixes {
             if let Some((line, block, other)) = seen.insert(*p, (n.line, n.block, &n.name)) {
                 if block != n.block {
@@ -402,26 +440,7 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
             }
         }
     }
-    if networks.is_empty() {
-        return Err(err(
-            0,
-            "the policy lists no [[network]]: nothing is end-user space".into(),
-            "add a [[network]] with a class and prefixes (see dist/egress.toml)",
-        ));
-    }
-
-    Ok(Policy {
-        name: s.name.map_or_else(|| "egress".to_owned(), |n| n.into_inner()),
-        blocked_ports,
-        protected_ports,
-        action,
-        log: s.log.unwrap_or(true),
-        counters: s.counters.unwrap_or(true),
-        table,
-        monitor_log_group,
-        networks,
-        exemptions,
-    })
+    Ok(())
 }
 
 #[cfg(test)]

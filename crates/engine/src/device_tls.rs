@@ -6,7 +6,7 @@
 //! which the policy sees in [`crate::TlsInfo::client_cert`].
 
 use crate::stream::Stream;
-use crate::tls::{CertStore, TlsError};
+use port25_listen::tls::{CertStore, TlsError};
 use rustls::pki_types::CertificateDer;
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};

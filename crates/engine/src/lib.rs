@@ -8,10 +8,10 @@
 //! Layout: pure parsers first ([`command`], [`address`], [`data`],
 //! [`proxy`], [`input`]'s line splitter, [`rfc5322`]'s header fields and
 //! mailboxes for submission and the DKIM signer), [`budget`] (memory for
-//! DATA in flight), then the I/O: [`session`] (the state machine), [`accept`]
-//! (the accept loop, connection caps overall and per client, and drain,
-//! which the spampot shares), [`server`] (PROXY header, implicit TLS, the
-//! SMTP listener over [`accept`]), [`tls`] (certificates).
+//! DATA in flight), then the I/O: [`session`] (the state machine) and
+//! [`server`] (PROXY header, implicit TLS, the SMTP listener over
+//! port25-listen's accept loop; certificates are port25-listen's too, and
+//! replies, dot-stuffing and base64 on the wire port25-wire's).
 
 pub mod address;
 pub mod budget;
@@ -29,10 +29,6 @@ mod server;
 mod session;
 pub mod settings;
 pub mod stream;
-/// The accept loop and the certificates are port25-listen's (the
-/// collector uses them without the engine); named here too for the
-/// engine's callers (the spampot, serve.rs).
-pub use port25_listen::{accept, tls};
 
 pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, Reset, SessionInfo, TlsInfo};

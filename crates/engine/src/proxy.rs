@@ -2,7 +2,7 @@
 //! load balancer in front of the listener so the engine sees the real client.
 //! Pure: bytes in, header out; `Ok(None)` means more bytes are needed.
 
-use crate::accept::canonical;
+use port25_listen::accept::canonical;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 const V2_SIGNATURE: &[u8; 12] = b"\r\n\r\n\0\r\nQUIT\n";

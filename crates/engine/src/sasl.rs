@@ -9,9 +9,7 @@
 //! login and password, and is UTF-8 (RFC 4616 §2).
 
 use crate::reply::Reply;
-/// The AUTH responses' base64 is the wire crate's (strict, canonical);
-/// named here as well for the parsers' callers and the fuzz checks.
-pub use port25_wire::base64::{decode as base64_decode, encode as base64_encode};
+use port25_wire::base64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mechanism {
@@ -94,7 +92,7 @@ pub fn decode_response(line: &[u8]) -> Result<Vec<u8>, Reply> {
     if line == b"*" {
         return Err(CANCELLED);
     }
-    base64_decode(line).ok_or(BAD_BASE64)
+    base64::decode(line).ok_or(BAD_BASE64)
 }
 
 fn field(bytes: &[u8]) -> Option<String> {
@@ -140,8 +138,8 @@ mod tests {
 
     #[test]
     fn login_prompts_are_the_base64_of_their_words() {
-        assert_eq!(base64_encode(b"Username:"), LOGIN_USER_PROMPT);
-        assert_eq!(base64_encode(b"Password:"), LOGIN_PASSWORD_PROMPT);
+        assert_eq!(base64::encode(b"Username:"), LOGIN_USER_PROMPT);
+        assert_eq!(base64::encode(b"Password:"), LOGIN_PASSWORD_PROMPT);
     }
 
     #[test]

@@ -1,9 +1,8 @@
-//! The SMTP listener over the shared [`crate::accept`] loop (connection
+//! The SMTP listener over the shared [`port25_listen::accept`] loop (connection
 //! cap, drain on shutdown): per connection, read a PROXY header (only from
 //! the listener's trusted proxies), take the client's slot of the
 //! per-client cap, do the implicit TLS handshake, then run a session.
 
-use crate::accept::{accept_loop, canonical, drain, ClientSlot, Clients, Refused};
 use crate::hooks::{Hooks, SessionInfo};
 use crate::input::Input;
 use crate::proxy::{self, ProxyHeader};
@@ -13,6 +12,7 @@ use crate::settings::{ListenerSettings, TlsMode};
 use crate::stream::Stream;
 use port25_events as ev;
 use port25_events::emit;
+use port25_listen::accept::{accept_loop, canonical, drain, ClientSlot, Clients, Refused};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;

@@ -240,7 +240,7 @@ impl<H: Hooks> Session<H> {
             Command::Mail { from, params } => return self.mail(from, params).await,
             Command::Rcpt { to } => return self.rcpt(to).await,
             Command::Data => {
-                let end = self.data(shutdown).await;
+                let end = self.data().await;
                 self.hooks.reset(&self.info, &mut self.state, Reset::Data);
                 return end;
             }
@@ -403,7 +403,9 @@ impl<H: Hooks> Session<H> {
             from = %self.envelope.as_ref().map(|e| e.from.to_string()).unwrap_or_default(), to = %to, reply = %r);
     }
 
-    async fn data(&mut self, shutdown: &CancellationToken) -> Option<End> {
+    /// DATA: the engine's checks, the message read in behind the trace
+    /// header, the limits, then the policy's verdict.
+    async fn data(&mut self) -> Option<End> {
         match &self.envelope {
             None => {
                 self.refuse(R::NEED_MAIL);
@@ -415,72 +417,18 @@ impl<H: Hooks> Session<H> {
             }
             Some(_) => {}
         }
-        // The trace header goes into the buffer first and the message is
-        // read in behind it, so storing both never copies the message.
         let id = format!("{}{:03}", self.info.id, self.transactions + 1);
-        let received_header = received::header(&self.info, &self.settings.hostname, self.envelope.as_ref().expect("checked above"), &id);
-        let first = received_header.len() + FIRST_DATA_BUFFER;
-        let reservation = self.settings.data_budget.start(first).and_then(|mut r| r.grow_to(first).then_some(r));
-        let Some(reservation) = reservation else {
-            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
-                in_flight = self.settings.data_budget.used());
-            // The transaction ends here, as after any answer to DATA.
-            self.envelope = None;
-            self.refuse(R::DATA_BUDGET);
-            return None;
-        };
+        let (mut body, header_len, mut reader) = self.begin_data(&id)?;
         self.reply(R::START_DATA);
         if self.flush().await.is_err() {
             return Some(End::ClientClosed);
         }
-        let limits = self.settings.limits.clone();
-        let mut body = Vec::with_capacity(first);
-        body.extend_from_slice(&received_header);
-        let header_len = received_header.len();
-        drop(received_header);
-        let mut reader = DataReader::new(limits.max_data_line, limits.max_message_size).with_budget(header_len, reservation);
-        let outcome = loop {
-            let (used, outcome) = reader.feed(self.input.buffered(), &mut body);
-            self.input.consume(used);
-            if outcome != Outcome::NeedMore {
-                break outcome;
-            }
-            match tokio::time::timeout(limits.data_timeout, self.input.fill_data(&mut self.stream)).await {
-                Err(_) => {
-                    emit!(info, ev::SESSION_TIMEOUT, session = %self.info.id, peer = %self.info.peer, phase = "data");
-                    self.reply(R::TIMEOUT);
-                    return Some(End::Closed("timeout in DATA"));
-                }
-                Ok(Ok(0)) | Ok(Err(_)) => return Some(End::ClientClosed),
-                Ok(Ok(_)) => {}
-            }
-        };
-        self.input.shrink();
+        if let Err(end) = self.read_message(&mut reader, &mut body).await {
+            return Some(end);
+        }
         self.transactions += 1;
         let envelope = self.envelope.take().expect("checked above");
-        match outcome {
-            Outcome::BareLf | Outcome::BareCr => {
-                let (reply, what) = if outcome == Outcome::BareLf { (R::BARE_LF, "bare LF in DATA") } else { (R::BARE_CR_DATA, "bare CR in DATA") };
-                emit!(info, ev::SESSION_PROTOCOL_VIOLATION, session = %self.info.id, peer = %self.info.peer, violation = what);
-                emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reason = what);
-                self.reply(reply);
-                return Some(End::Closed(what));
-            }
-            Outcome::NeedMore => unreachable!("loop exits only on an end"),
-            Outcome::End => {}
-        }
-        let refusal = if reader.oversize {
-            Some((R::SIZE_EXCEEDED, "size"))
-        } else if reader.over_budget {
-            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
-                in_flight = self.settings.data_budget.used());
-            Some((R::DATA_BUDGET, "data_memory"))
-        } else if reader.line_too_long {
-            Some((R::DATA_LINE_TOO_LONG, "line length"))
-        } else {
-            None
-        };
-        if let Some((reply, reason)) = refusal {
+        if let Some((reply, reason)) = self.over_limits(&reader) {
             emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reason, size = reader.size);
             self.refuse(reply);
             return None;
@@ -497,18 +445,92 @@ impl<H: Hooks> Session<H> {
                 emit!(info, ev::SMTP_DATA_ACCEPTED, session = %self.info.id, peer = %self.info.peer, id = %id,
                     from = %envelope.from, rcpts = envelope.rcpts.len(), size);
                 self.reply(reply.unwrap_or_else(|| Reply::owned(250, "2.0.0", format!("Ok: queued as {id}"))));
+                None
             }
             Verdict::Refuse(r) => {
                 emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reply = %r);
                 self.refuse(r);
+                None
             }
             Verdict::Close(r) => {
                 emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %envelope.from, reply = %r);
-                return self.close(r, "policy closed the session after DATA");
+                self.close(r, "policy closed the session after DATA")
             }
         }
-        let _ = shutdown;
-        None
+    }
+
+    /// The message buffer with the trace header in it (the message is
+    /// read in behind it, so storing both never copies the message), the
+    /// header's length, and the reader holding the first memory
+    /// reservation; `None` when the
+    /// budget for DATA in flight is spent (refused, transaction over).
+    fn begin_data(&mut self, id: &str) -> Option<(Vec<u8>, usize, DataReader)> {
+        let received_header = received::header(&self.info, &self.settings.hostname, self.envelope.as_ref()?, id);
+        let first = received_header.len() + FIRST_DATA_BUFFER;
+        let reservation = self.settings.data_budget.start(first).and_then(|mut r| r.grow_to(first).then_some(r));
+        let Some(reservation) = reservation else {
+            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
+                in_flight = self.settings.data_budget.used());
+            // The transaction ends here, as after any answer to DATA.
+            self.envelope = None;
+            self.refuse(R::DATA_BUDGET);
+            return None;
+        };
+        let limits = &self.settings.limits;
+        let mut body = Vec::with_capacity(first);
+        body.extend_from_slice(&received_header);
+        let reader = DataReader::new(limits.max_data_line, limits.max_message_size).with_budget(received_header.len(), reservation);
+        Some((body, received_header.len(), reader))
+    }
+
+    /// Reads the message up to its end mark; `Err` ends the session (a
+    /// timeout, the client gone, a bare LF or CR: SMTP smuggling).
+    async fn read_message(&mut self, reader: &mut DataReader, body: &mut Vec<u8>) -> Result<(), End> {
+        let timeout = self.settings.limits.data_timeout;
+        let outcome = loop {
+            let (used, outcome) = reader.feed(self.input.buffered(), body);
+            self.input.consume(used);
+            if outcome != Outcome::NeedMore {
+                break outcome;
+            }
+            match tokio::time::timeout(timeout, self.input.fill_data(&mut self.stream)).await {
+                Err(_) => {
+                    emit!(info, ev::SESSION_TIMEOUT, session = %self.info.id, peer = %self.info.peer, phase = "data");
+                    self.reply(R::TIMEOUT);
+                    return Err(End::Closed("timeout in DATA"));
+                }
+                Ok(Ok(0)) | Ok(Err(_)) => return Err(End::ClientClosed),
+                Ok(Ok(_)) => {}
+            }
+        };
+        self.input.shrink();
+        let (reply, what) = match outcome {
+            Outcome::End => return Ok(()),
+            Outcome::BareLf => (R::BARE_LF, "bare LF in DATA"),
+            Outcome::BareCr => (R::BARE_CR_DATA, "bare CR in DATA"),
+            Outcome::NeedMore => unreachable!("the loop exits only on an end"),
+        };
+        self.transactions += 1;
+        let from = self.envelope.take().map(|e| e.from.to_string()).unwrap_or_default();
+        emit!(info, ev::SESSION_PROTOCOL_VIOLATION, session = %self.info.id, peer = %self.info.peer, violation = what);
+        emit!(info, ev::SMTP_DATA_REJECTED, session = %self.info.id, peer = %self.info.peer, from = %from, reason = what);
+        self.reply(reply);
+        Err(End::Closed(what))
+    }
+
+    /// The limit a complete message broke, if any: its reply and reason.
+    fn over_limits(&self, reader: &DataReader) -> Option<(Reply, &'static str)> {
+        if reader.oversize {
+            Some((R::SIZE_EXCEEDED, "size"))
+        } else if reader.over_budget {
+            emit!(warn, ev::SESSION_LIMIT, session = %self.info.id, peer = %self.info.peer, limit = "data_memory",
+                in_flight = self.settings.data_budget.used());
+            Some((R::DATA_BUDGET, "data_memory"))
+        } else if reader.line_too_long {
+            Some((R::DATA_LINE_TOO_LONG, "line length"))
+        } else {
+            None
+        }
     }
 
     async fn starttls(&mut self) -> Option<End> {

@@ -129,13 +129,13 @@ catalogue! {
     OUTBOUND_HELD = "port25.outbound.held" [id];
 
     ABUSE_SIGNAL = "port25.abuse.signal" [user, signal, action, evidence];
-    ABUSE_ACTION = "port25.abuse.action" [user, action, signal, seconds_since_first_complaint, what];
+    ABUSE_ACTION = "port25.abuse.action" [user, action, signal, seconds_since_first_complaint];
     ABUSE_COMPLAINT = "port25.abuse.complaint" [reporter, verdict, user, id, reason];
     ABUSE_LOCKED = "port25.abuse.locked" [session, peer, user];
     ABUSE_NOTICE = "port25.abuse.notice" [to, id, error];
     ABUSE_STATE_FAILED = "port25.abuse.state.failed" [error];
-    ABUSE_INDEX_FAILED = "port25.abuse.index.failed" [path, error, dropped];
-    ABUSE_INDEX_DROPPED = "port25.abuse.index.dropped" [records, queue, reported];
+    ABUSE_INDEX_FAILED = "port25.abuse.index.failed" [path, error];
+    ABUSE_INDEX_DROPPED = "port25.abuse.index.dropped" [records, queue];
     ABUSE_INDEX_PRUNED = "port25.abuse.index.pruned" [rows, retention_days];
     OUTBOUND_CONTROL = "port25.outbound.control" [command, recipients];
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed" [id, error];

@@ -4,6 +4,10 @@
 //! waiting behind it, writes them all and pays one fsync for the group.
 //! Under load many requests share each fsync; alone, a request waits for
 //! no one.
+//!
+//! [`private::private_file`]: the 0600 files of the SQLite stores.
+
+pub mod private;
 
 use std::sync::mpsc::Receiver;
 

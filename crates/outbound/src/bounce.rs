@@ -139,7 +139,7 @@ impl DsnStore {
 /// Read with the one reply parser, so "+12 x" is no reply (it was code 12).
 fn status_of_text(why: &str) -> String {
     let line = [why.as_bytes(), b"\r\n"].concat();
-    match crate::reply::parse(&line) {
+    match port25_wire::reply::parse(&line) {
         Ok(Some((reply, _))) => dsn::status_of(reply.enhanced(), reply.code),
         _ => "5.0.0".into(),
     }

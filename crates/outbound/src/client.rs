@@ -13,8 +13,8 @@
 //! drops ends the connection, and what was in flight is deferred: only a
 //! 250 to the final dot counts as delivered.
 
-use crate::reply::{self, Reply};
 use crate::tls_policy::TlsPolicy;
+use port25_wire::reply::{self, Reply};
 use port25_wire::stuff::dot_stuff;
 use rustls::pki_types::ServerName;
 use std::net::SocketAddr;

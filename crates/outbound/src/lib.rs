@@ -32,9 +32,6 @@ pub mod dns;
 pub mod dsn;
 pub mod journal;
 pub mod queue;
-/// The SMTP reply parser is the wire crate's, shared with LMTP delivery;
-/// named here too for the fuzz checks and the load generator.
-pub use port25_wire::reply;
 mod route;
 pub mod settings;
 pub mod state;

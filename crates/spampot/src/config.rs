@@ -61,7 +61,7 @@ struct ListenerSpan {
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
-    text.get(..offset).map_or(0, |t| t.matches('\n').count() + 1)
+    port25_config::line_col(text, offset).0
 }
 
 /// What a tunnel to a port that is not a mail port gets.
@@ -88,9 +88,12 @@ pub struct Limits {
     pub max_message_size: usize,
     pub max_recipients: usize,
     /// Seconds for the proxy handshake (and a PROXY header).
-    pub handshake_timeout: u64,
+    pub handshake_timeout_secs: u64,
     /// Seconds to wait for each SMTP command.
-    pub command_timeout: u64,
+    pub command_timeout_secs: u64,
+    /// Seconds to wait for each block of message data (RFC 5321
+    /// §4.5.3.2.6: 3 minutes), not the command timeout.
+    pub data_timeout_secs: u64,
 }
 
 impl Default for Limits {
@@ -102,8 +105,9 @@ impl Default for Limits {
             max_session_bytes: 64 * 1024 * 1024,
             max_message_size: 10 * 1024 * 1024,
             max_recipients: 1000,
-            handshake_timeout: 30,
-            command_timeout: 120,
+            handshake_timeout_secs: 30,
+            command_timeout_secs: 120,
+            data_timeout_secs: 180,
         }
     }
 }
@@ -231,10 +235,7 @@ impl Default for Config {
 
 impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
-        let c: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text.as_bytes()[..s.start.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1).unwrap_or(0);
-            format!("{}:{line}: {}", file.display(), e.message())
-        })?;
+        let c: Config = port25_config::from_toml(text, file, "see dist/spampot.toml for every key").map_err(|e| e.to_string())?;
         c.check().map_err(|e| format!("{}: {e}", file.display()))?;
         let spans: ListenerSpans = toml::from_str(text).unwrap_or_default();
         for (n, l) in c.listeners.iter().enumerate() {
@@ -260,7 +261,8 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = port25_config::read(path, "the sensor configuration", "give the path of a spampot.toml (see dist/spampot.toml), or run without one")
+            .map_err(|e| e.to_string())?;
         Config::parse(&text, path)
     }
 
@@ -296,7 +298,7 @@ impl Config {
     }
 
     pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_secs(self.limits.handshake_timeout)
+        Duration::from_secs(self.limits.handshake_timeout_secs)
     }
 }
 
@@ -317,7 +319,16 @@ mod tests {
         assert_eq!(c.refusal_for(80), Refusal::Close);
         assert_eq!(c.refusal_for(443), Refusal::Refuse);
         let e = Config::parse("sensor = \"s1\"\n\n[limits]\nmax_conections = 3\n", Path::new("s.toml")).unwrap_err();
-        assert!(e.starts_with("s.toml:4: unknown field `max_conections`"), "{e}");
+        assert!(e.starts_with("s.toml:4:1: unknown field `max_conections`"), "{e}");
+        // Durations are in seconds and say so; the old names get the new ones as the fix.
+        let e = Config::parse("[limits]\ncommand_timeout = 3\n", Path::new("s.toml")).unwrap_err();
+        assert!(
+            e.starts_with("s.toml:2:1: unknown field `command_timeout`")
+                && e.ends_with("fix: rename command_timeout to command_timeout_secs (the same number of seconds)"),
+            "{e}"
+        );
+        let c = Config::parse("[limits]\ncommand_timeout_secs = 3\n", Path::new("s.toml")).unwrap();
+        assert_eq!((c.limits.command_timeout_secs, c.limits.data_timeout_secs), (3, 180), "the data timeout is its own");
         let e = Config::parse("refusal_per_port = { \"http\" = \"close\" }\n", Path::new("s.toml")).unwrap_err();
         assert!(e.contains("not a port number"), "{e}");
         let e = Config::parse("[limits]\nmax_data_memory = 0\n", Path::new("s.toml")).unwrap_err();

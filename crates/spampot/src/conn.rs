@@ -141,7 +141,7 @@ async fn proxy_protocol(conn: &mut Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>)
 }
 
 pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
-    let local = tcp.local_addr().map(port25_engine::accept::canonical).unwrap_or(peer);
+    let local = tcp.local_addr().map(port25_listen::accept::canonical).unwrap_or(peer);
     let protocol = match listener.kind {
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",

@@ -44,7 +44,7 @@ pub struct Shared {
     pub sources: Arc<sources::Sources>,
     /// Open connections per source (an IPv4 address or an IPv6 /64), for
     /// `max_connections_per_source`: the engine's per-client cap.
-    pub clients: Arc<port25_engine::accept::Clients>,
+    pub clients: Arc<port25_listen::accept::Clients>,
     /// The total connection cap across listeners.
     pub slots: Arc<Semaphore>,
     /// Engine settings for the fake mail server; cloned per session with
@@ -67,9 +67,9 @@ impl Shared {
                 max_connections_per_client: l.max_connections_per_source,
                 max_recipients: l.max_recipients,
                 max_message_size: l.max_message_size,
-                command_timeout: Duration::from_secs(l.command_timeout),
-                data_timeout: Duration::from_secs(l.command_timeout),
-                handshake_timeout: Duration::from_secs(l.handshake_timeout),
+                command_timeout: Duration::from_secs(l.command_timeout_secs),
+                data_timeout: Duration::from_secs(l.data_timeout_secs),
+                handshake_timeout: Duration::from_secs(l.handshake_timeout_secs),
                 ..Limits::default()
             },
             data_budget: port25_engine::DataBudget::new(l.max_data_memory),
@@ -77,7 +77,7 @@ impl Shared {
         };
         Arc::new(Shared {
             sources: sources::Sources::new(),
-            clients: port25_engine::accept::Clients::new(l.max_connections_per_source),
+            clients: port25_listen::accept::Clients::new(l.max_connections_per_source),
             slots: Arc::new(Semaphore::new(l.max_connections)),
             smtp: Arc::new(smtp),
             config,
@@ -98,5 +98,5 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<(config::Listener, TcpListe
     for l in loops {
         let _ = l.await;
     }
-    port25_engine::accept::drain(&tracker, Duration::from_secs(10)).await;
+    port25_listen::accept::drain(&tracker, Duration::from_secs(10)).await;
 }

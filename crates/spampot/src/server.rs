@@ -1,12 +1,12 @@
 //! The accept loop of one bait listener: the engine's shared
-//! [`port25_engine::accept`] loop with the total connection cap across
+//! [`port25_listen::accept`] loop with the total connection cap across
 //! listeners, then a task per connection ([`crate::conn::serve`]).
 
 use crate::config::Listener;
 use crate::Shared;
-use port25_engine::accept::{self, Refused};
 use port25_events as ev;
 use port25_events::emit;
+use port25_listen::accept::{self, Refused};
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

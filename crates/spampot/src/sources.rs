@@ -2,7 +2,7 @@
 //! past `MAX_SOURCES` entries the table is emptied, so a scan from millions
 //! of addresses cannot grow memory without end (a forgotten source only
 //! looks new again to the probe rule). Open connections per source are
-//! counted by the engine's [`port25_engine::accept::Clients`] (IPv6 per
+//! counted by the engine's [`port25_listen::accept::Clients`] (IPv6 per
 //! /64), which every SMTP listener shares.
 
 use std::collections::HashMap;

@@ -252,7 +252,7 @@ impl SubmissionPolicy {
     /// certificate, or its trusted network).
     fn sender_identity(&self, info: &SessionInfo) -> Option<String> {
         if let Some(login) = &info.auth {
-            return Some(login.to_lowercase());
+            return Some(port25_accounts::Login::of(login).into_string());
         }
         if let Some(cert) = device_cert(info) {
             return Some(format!("device {}", cert.get(..16).unwrap_or(cert)));
@@ -354,7 +354,7 @@ impl SubmissionPolicy {
         for lock in locks {
             let key = match lock.scope {
                 guard::Scope::Address => guard::address_key(info.peer.ip()).to_string(),
-                guard::Scope::Login => login.to_lowercase(),
+                guard::Scope::Login => port25_accounts::Login::of(login).into_string(),
             };
             emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %key, failures = lock.failures, seconds = lock.duration.as_secs());
         }

@@ -134,7 +134,7 @@ pub async fn login(
             for lock in locks {
                 let key = match lock.scope {
                     port25_accounts::guard::Scope::Address => port25_accounts::guard::address_key(client).to_string(),
-                    port25_accounts::guard::Scope::Login => form.login.to_lowercase(),
+                    port25_accounts::guard::Scope::Login => port25_accounts::Login::of(&form.login).into_string(),
                 };
                 emit!(warn, ev::SUBMISSION_LOCKOUT, scope = lock.scope.name(), key = %loggable(&key), failures = lock.failures, seconds = lock.duration.as_secs());
             }

@@ -57,7 +57,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 /// verified, and when AUTH and mail go to it.
 fn smarthost_summary(c: &port25_config::Config) -> Option<String> {
     let (host, port) = c.outbound.smarthost.as_ref()?;
-    let trust = match super::outbound::smarthost_trust(c) {
+    let trust = match super::wiring::smarthost_trust(c) {
         port25_outbound::tls_policy::SmarthostTrust::SystemRoots => "a certificate for that name from the system's CAs".to_owned(),
         port25_outbound::tls_policy::SmarthostTrust::Ca(p) => format!("a certificate for that name from the CAs in {}", p.display()),
         port25_outbound::tls_policy::SmarthostTrust::Pins(p) => format!("a certificate whose key is one of the {} in smarthost_pin_sha256", p.len()),
@@ -77,6 +77,62 @@ mod tests {
     #[test]
     fn the_documented_default_file_is_valid() {
         port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+    }
+
+    /// The documented default is the runtime default: dist/port25.toml as
+    /// shipped parses to the built-in configuration (with its host name and
+    /// domain), and so does it with
+    /// every commented-out `key = value` uncommented, except the keys whose
+    /// line shows an example rather than the default (listed here).
+    #[test]
+    fn the_documented_defaults_are_the_runtime_defaults() {
+        let base = std::path::Path::new("/srv/p25");
+        let parse = |t: &str| port25_config::parse(t, std::path::Path::new("dist/port25.toml"), base).unwrap_or_else(|e| panic!("{e}"));
+        // The shipped file names a host and its domain, as an operator must.
+        let own = "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\nrecipient_delimiter = \"+\"\n";
+        let builtin = port25_config::parse(own, std::path::Path::new("<built-in defaults>"), base).unwrap();
+        assert_eq!(parse(super::DEFAULT_TOML), builtin, "dist/port25.toml as shipped");
+        let examples = [
+            "certificate",
+            "private_key",
+            "recipients",
+            "recipients_file",
+            "catch_all",
+            "lmtp",
+            "device_ca",
+            "helo_name",
+            "smarthost",
+            "smarthost_username",
+            "smarthost_password_file",
+            "smarthost_require_tls",
+            "smarthost_ca",
+            "domain",
+            "selector",
+            "display_name",
+            "submission_host",
+            "imap",
+            "imaps",
+            "spampot_capture",
+            "proxy_protocol_from",
+            "legacy_submission",
+            "plaintext_auth",
+        ];
+        let (mut uncommented, mut text) = (Vec::new(), String::new());
+        for line in super::DEFAULT_TOML.lines() {
+            let setting = line.strip_prefix("# ").filter(|rest| {
+                rest.split_once(" = ").is_some_and(|(key, _)| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !examples.contains(&key))
+            });
+            match setting {
+                Some(rest) => {
+                    uncommented.push(rest.split_once(" = ").map(|(k, _)| k.to_owned()).unwrap_or_default());
+                    text.push_str(rest);
+                }
+                None => text.push_str(line),
+            }
+            text.push('\n');
+        }
+        assert!(uncommented.len() > 60, "only {uncommented:?}");
+        assert_eq!(parse(&text), builtin, "dist/port25.toml with its documented defaults written out: {uncommented:?}");
     }
 
     /// Neither the documented default nor the built-in one accepts any

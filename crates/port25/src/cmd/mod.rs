@@ -24,3 +24,4 @@ pub mod serve_http;
 pub mod spampot;
 pub mod systemd;
 pub mod users;
+pub mod wiring;

@@ -3,12 +3,9 @@
 
 use anyhow::Context;
 use port25_config::Config;
-use port25_outbound::backoff::Backoff;
 use port25_outbound::bounce::{DsnStore, LocalMailboxes};
-use port25_outbound::client::ClientSettings;
 use port25_outbound::dns::{resolv_conf_servers, Dns};
-use port25_outbound::tls_policy;
-use port25_outbound::{Enqueuer, Settings, Smarthost};
+use port25_outbound::Enqueuer;
 use port25_queue::Spool;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -39,57 +36,6 @@ pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer, mailboxes
     })
 }
 
-pub fn settings(config: &Config) -> anyhow::Result<Settings> {
-    let o = &config.outbound;
-    let smarthost_tls = match o.smarthost {
-        Some(_) => Some(tls_policy::smarthost_config(&smarthost_trust(config)).map_err(|e| anyhow::anyhow!("[outbound] smarthost: {e}"))?),
-        None => None,
-    };
-    Ok(Settings {
-        hostname: config.hostname.clone(),
-        port: o.port,
-        smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost {
-            host: host.clone(),
-            port: *port,
-            auth: o.smarthost_auth.clone(),
-            require_tls: o.smarthost_require_tls,
-        }),
-        require_tls: o.require_tls.clone(),
-        targets: port25_outbound::targets::TargetPolicy {
-            allowed: o.allowed_private_networks.clone(),
-            own: config.listeners.iter().map(|l| l.address).collect(),
-        },
-        backoff: Backoff { first: o.first_retry, max: o.max_retry, jitter: o.retry_jitter },
-        max_lifetime: o.max_lifetime,
-        delay_warning: o.delay_warning,
-        connections_per_destination: o.connections_per_destination,
-        max_connections: o.max_connections,
-        messages_per_connection: o.messages_per_connection,
-        idle_connection: o.idle_connection,
-        client: ClientSettings {
-            helo_name: o.helo_name.clone().unwrap_or_else(|| config.hostname.clone()),
-            connect_timeout: o.connect_timeout,
-            command_timeout: o.command_timeout,
-            data_timeout: o.data_timeout,
-            tls: tls_policy::client_config(),
-            smarthost_tls,
-        },
-        hold: o.hold,
-        stats_interval: o.stats_interval,
-        holds: Default::default(),
-    })
-}
-
-/// How `[outbound]` says the smarthost's certificate is verified.
-pub fn smarthost_trust(config: &Config) -> tls_policy::SmarthostTrust {
-    let o = &config.outbound;
-    match (&o.smarthost_ca, o.smarthost_pin_sha256.is_empty()) {
-        (_, false) => tls_policy::SmarthostTrust::Pins(o.smarthost_pin_sha256.clone()),
-        (Some(ca), true) => tls_policy::SmarthostTrust::Ca(ca.clone()),
-        (None, true) => tls_policy::SmarthostTrust::SystemRoots,
-    }
-}
-
 /// Opens (and recovers) the outbound spool and starts the scheduler;
 /// `local` receives DSNs for local senders that have a mailbox.
 pub fn start(
@@ -117,6 +63,14 @@ pub fn start(
     let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
     let dsns = dsn_store(config, local, enqueuer.clone(), mailboxes);
-    let task = tokio::spawn(port25_outbound::run(Arc::new(Settings { holds, ..settings(config)? }), dns, enqueuer.clone(), recovered, rx, dsns, stop.clone()));
+    let task = tokio::spawn(port25_outbound::run(
+        Arc::new(port25_outbound::Settings { holds, ..super::wiring::outbound_settings(config)? }),
+        dns,
+        enqueuer.clone(),
+        recovered,
+        rx,
+        dsns,
+        stop.clone(),
+    ));
     Ok(Running { enqueuer, task, stop })
 }

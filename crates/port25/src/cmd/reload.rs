@@ -12,9 +12,9 @@
 //! `serve` writes its pid to `data_dir/port25.pid` for `port25 reload`.
 
 use port25_config::Config;
-use port25_engine::tls::CertStore;
 use port25_events as ev;
 use port25_events::emit;
+use port25_listen::tls::CertStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;

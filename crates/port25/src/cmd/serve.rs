@@ -6,19 +6,15 @@
 //! on shutdown the listeners drain first, then delivery stops.
 
 use anyhow::Context;
-use port25_config::{Config, DeliveryMethod, LogFormat, Service, TlsMode};
-use port25_delivery::{lmtp::Lmtp, maildir::Maildir, Target};
-use port25_engine::{Limits, ListenerSettings};
+use port25_config::{Config, Service, TlsMode};
 use port25_events as ev;
 use port25_events::emit;
-use port25_mx::MxPolicy;
 use port25_outbound::bounce::LocalMailboxes;
 use port25_queue::Spool;
-use port25_submission::{Submission, SubmissionPolicy};
+use port25_submission::SubmissionPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 #[derive(clap::Args)]
@@ -59,10 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let inherited = super::systemd::take_inherited(&config.listeners)?;
     let format = match args.log_format.as_deref() {
         Some(f) => f.parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?,
-        None => match config.log_format {
-            LogFormat::Text => ev::LogFormat::Text,
-            LogFormat::Json => ev::LogFormat::Json,
-        },
+        None => super::wiring::log_format(config.log_format),
     };
     // The metrics layer sees every catalogued event (crates/http/src/metrics.rs).
     let metrics = Arc::new(port25_http::Metrics::default());
@@ -77,7 +70,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The certificate every TLS listener serves, through one store that a
 /// reload replaces (cmd/reload.rs); None when no listener uses TLS.
-fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_engine::tls::CertStore>>> {
+fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::CertStore>>> {
     if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
         return Ok(None);
     }
@@ -85,18 +78,18 @@ fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_engine::tls::
         Some(pair) => pair.clone(),
         None => {
             let dir = config.data_dir.join("tls");
-            let (cert, key, fresh) = port25_engine::tls::self_signed(&dir, &config.hostname)?;
+            let (cert, key, fresh) = port25_listen::tls::self_signed(&dir, &config.hostname)?;
             if fresh {
                 emit!(info, ev::TLS_CERT_GENERATED, path = %cert.display(), hostname = %config.hostname);
             }
             (cert, key)
         }
     };
-    Ok(Some(port25_engine::tls::CertStore::load(&cert, &key)?))
+    Ok(Some(port25_listen::tls::CertStore::load(&cert, &key)?))
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
-fn device_tls_config(config: &Config, certs: &Option<Arc<port25_engine::tls::CertStore>>) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+fn device_tls_config(config: &Config, certs: &Option<Arc<port25_listen::tls::CertStore>>) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     let (Some(ca), Some(store)) = (&config.submission.device_ca, certs) else { return Ok(None) };
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
@@ -117,8 +110,7 @@ async fn serve(
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let certs = cert_store(&config)?;
-    let tls = certs.as_ref().map(|c| c.server_config()).transpose()?;
-    let device_tls = device_tls_config(&config, &certs)?;
+    let tls = super::wiring::ListenerTls { server: certs.as_ref().map(|c| c.server_config()).transpose()?, device: device_tls_config(&config, &certs)? };
     let _pid = super::reload::spawn(path, config.clone(), certs)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
@@ -133,7 +125,7 @@ async fn serve(
     // bound; made when either is served.
     let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
     let gate = match wants_submission || config.http.address.is_some() {
-        true => Some(Arc::new(gate(&config, accounts.clone(), directory.clone()))),
+        true => Some(Arc::new(super::wiring::gate(&config, accounts.clone(), directory.clone()))),
         false => None,
     };
     // The abuse desk (docs/abuse.md): the trace index and the signals.
@@ -146,14 +138,7 @@ async fn serve(
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
-    let target = match config.delivery.method {
-        DeliveryMethod::Maildir => Target::Maildir(Maildir::new(&config.delivery.maildir, &config.hostname)),
-        DeliveryMethod::Lmtp => Target::Lmtp(Lmtp {
-            address: config.delivery.lmtp.as_deref().unwrap_or_default().parse().map_err(anyhow::Error::msg)?,
-            hostname: config.hostname.clone(),
-            timeout: config.delivery.lmtp_timeout,
-        }),
-    };
+    let target = super::wiring::delivery_target(&config)?;
 
     // The MX accepts only recipients that exist (accounts, lists, the LMTP
     // server's answer); DSNs to local senders ask it the same question.
@@ -166,11 +151,11 @@ async fn serve(
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes.clone());
-    let retry = port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime };
+    let retry = super::wiring::delivery_retry(&config);
     let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
 
     let submission = match (&gate, wants_submission) {
-        (Some(gate), true) => Some(submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
+        (Some(gate), true) => Some(super::wiring::submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
         _ => None,
     };
     // Screening before the banner, shared by the port-25 listeners
@@ -193,37 +178,7 @@ async fn serve(
     for l in &config.listeners {
         let listener = inherited.listener(l).await?;
         let bound = listener.local_addr()?;
-        let settings = Arc::new(ListenerSettings {
-            name: l.name.as_str().into(),
-            hostname: config.hostname.clone(),
-            tls_mode: match l.tls {
-                TlsMode::None => port25_engine::TlsMode::None,
-                TlsMode::Starttls => port25_engine::TlsMode::StartTls,
-                TlsMode::Implicit => port25_engine::TlsMode::Implicit,
-            },
-            tls: match (l.tls, l.service, &device_tls) {
-                (TlsMode::None, _, _) => None,
-                (_, Service::Submission, Some(d)) => Some(d.clone()),
-                _ => tls.clone(),
-            },
-            proxy_protocol: l.proxy_protocol,
-            proxy_protocol_from: l.proxy_protocol_from.clone(),
-            limits: Limits {
-                max_connections: l.max_connections,
-                max_connections_per_client: l.max_connections_per_client,
-                max_commands_before_mail: l.max_commands_before_mail,
-                max_recipients: l.max_recipients,
-                max_message_size: l.max_message_size,
-                max_command_line: l.max_command_line,
-                max_data_line: l.max_data_line,
-                max_errors: l.max_errors,
-                command_timeout: l.command_timeout,
-                data_timeout: l.data_timeout,
-                handshake_timeout: l.handshake_timeout,
-            },
-            data_budget: data_budget.clone(),
-            drain_timeout: Duration::from_secs(30),
-        });
+        let settings = Arc::new(super::wiring::listener_settings(&config, l, &tls, &data_budget));
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
         let server = match (l.service, &submission) {
             (Service::Mx, Some(shared)) if l.legacy_submission => {
@@ -269,54 +224,6 @@ async fn serve(
     }
     emit!(info, ev::SERVER_STOPPED);
     Ok(())
-}
-
-/// The password gate: brute-force limits and the bounds on password
-/// checks, shared by submission and the dashboard.
-fn gate(
-    config: &Config,
-    accounts: Arc<port25_accounts::Accounts>,
-    directory: Option<Arc<dyn port25_accounts::remote::RemoteDirectory>>,
-) -> port25_accounts::gate::Gate {
-    let s = &config.submission;
-    let gate = port25_accounts::gate::GateConfig {
-        guard: port25_accounts::guard::GuardConfig {
-            window: s.auth_failure_window,
-            slow_after: s.auth_slow_after,
-            delay_step: s.auth_delay_step,
-            max_delay: s.auth_max_delay,
-            ip_lock_after: s.auth_address_lock_after,
-            user_lock_after: s.auth_login_lock_after,
-            lockout: s.auth_lockout,
-            known_for: s.auth_known_device,
-        },
-        max_verifications: s.auth_concurrent_checks as usize,
-        verification_wait: s.auth_check_wait,
-        in_flight_per_address: s.auth_in_flight_per_address,
-    };
-    let gate = port25_accounts::gate::Gate::new(accounts, gate);
-    match (directory, &config.submission.directory) {
-        (Some(d), Some(c)) => gate.with_directory(d, c.timeout),
-        _ => gate,
-    }
-}
-
-/// The state every submission listener shares: the gate, sending limits.
-fn submission(config: &Config, gate: Arc<port25_accounts::gate::Gate>, mx: Arc<MxPolicy>, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
-    let s = &config.submission;
-    let settings = port25_submission::SubmissionConfig {
-        max_sessions_per_login: s.max_sessions_per_login,
-        quota: port25_submission::quota::QuotaConfig {
-            messages_per_hour: s.messages_per_hour,
-            messages_per_day: s.messages_per_day,
-            recipients_per_hour: s.recipients_per_hour,
-            recipients_per_day: s.recipients_per_day,
-            recipients_per_message: s.recipients_per_message,
-        },
-        trusted_networks: s.trusted_networks.clone(),
-        recipient_delimiter: config.mx.recipient_delimiter,
-    };
-    Submission::with_outbound(settings, gate, mx, &config.hostname, outbound)
 }
 
 /// Installs the SIGTERM/SIGINT handlers now; the future resolves on either.

@@ -62,7 +62,7 @@ fn tls(config: &Config, r: &mut Report) {
         return;
     }
     match &config.tls_files {
-        Some((cert, key)) => match port25_engine::tls::server_config(cert, key) {
+        Some((cert, key)) => match port25_listen::tls::server_config(cert, key) {
             Ok(_) => {
                 r.ok("tls", format!("certificate {} and key {} load and belong together", cert.display(), key.display()));
                 match certificate(cert, config, rustls::pki_types::UnixTime::now()) {
@@ -76,7 +76,7 @@ fn tls(config: &Config, r: &mut Report) {
             let dir = config.data_dir.join("tls");
             let (cert, key) = (dir.join("selfsigned.crt"), dir.join("selfsigned.key"));
             if cert.exists() && key.exists() {
-                match port25_engine::tls::server_config(&cert, &key) {
+                match port25_listen::tls::server_config(&cert, &key) {
                     Ok(_) => r.ok("tls", format!("self-signed certificate {} (set [tls] certificate for a real one)", cert.display())),
                     Err(e) => r.fail("tls", format!("{e}; remove {} and {} to have a new one made", cert.display(), key.display())),
                 }

@@ -200,7 +200,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let list = accounts.addresses(&login)?;
             outln!(
                 "added {} (may send as: {})",
-                login.to_lowercase(),
+                port25_accounts::Login::of(&login),
                 if list.is_empty() { "nothing yet; use port25 users addresses".into() } else { list.join(", ") }
             );
         }
@@ -208,12 +208,12 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             let accounts = open(&config(&common)?)?;
             let password = read_password("New password: ")?;
             accounts.set_password(&login, &password)?;
-            outln!("password of {} changed", login.to_lowercase());
+            outln!("password of {} changed", port25_accounts::Login::of(&login));
         }
         Command::Addresses { login, addresses, common } => {
             let accounts = open(&config(&common)?)?;
             accounts.set_addresses(&login, &addresses)?;
-            outln!("{} may send as: {}", login.to_lowercase(), accounts.addresses(&login)?.join(", "));
+            outln!("{} may send as: {}", port25_accounts::Login::of(&login), accounts.addresses(&login)?.join(", "));
         }
         Command::Limits { login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message, common } => {
             let config = config(&common)?;
@@ -226,7 +226,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 let value = if value == 0 { "no limit".to_owned() } else { value.to_string() };
                 outln!("{name:<24}{value}{}", if own.is_some() { "" } else { "  (default)" });
             };
-            outln!("limits of {}:", login.to_lowercase());
+            outln!("limits of {}:", port25_accounts::Login::of(&login));
             show("messages_per_hour", own.messages_per_hour, s.messages_per_hour);
             show("messages_per_day", own.messages_per_day, s.messages_per_day);
             show("recipients_per_hour", own.recipients_per_hour, s.recipients_per_hour);
@@ -235,7 +235,7 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         Command::Del { login, common } => {
             open(&config(&common)?)?.delete(&login)?;
-            outln!("deleted {}", login.to_lowercase());
+            outln!("deleted {}", port25_accounts::Login::of(&login));
         }
         Command::List { json, common } => {
             let accounts = open(&config(&common)?)?;
@@ -256,8 +256,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         Command::Operator { login, revoke, common } => {
             open(&config(&common)?)?.set_operator(&login, !revoke)?;
             match revoke {
-                false => outln!("{} may sign in to the dashboard", login.to_lowercase()),
-                true => outln!("{} may no longer sign in to the dashboard", login.to_lowercase()),
+                false => outln!("{} may sign in to the dashboard", port25_accounts::Login::of(&login)),
+                true => outln!("{} may no longer sign in to the dashboard", port25_accounts::Login::of(&login)),
             }
         }
         Command::Explain { login, json, common } => return super::abuse::explain(&config(&common)?, &login.to_lowercase(), json),

@@ -17,7 +17,7 @@ fn config(dir: &Path, http: &str) -> String {
         "hostname = \"mx.example.net\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\nlevel = \"debug\"\n[mx]\ndomains = [\"example.net\"]\n\
          [submission]\nauth_slow_after = 1000\nauth_login_lock_after = 3\n\
          [[listener]]\nname = \"plain\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n\
-         [http]\n{http}\n",
+         [http]\n# the default private address is a fixed port another test may hold\nprivate_address = \"127.0.0.1:0\"\n{http}\n",
         dir.join("data").display()
     )
 }

@@ -54,5 +54,6 @@ mod spampot;
 mod spampot_hpfeeds;
 mod spampot_netns;
 mod spampot_quota;
+mod spampot_timeouts;
 mod submission;
 mod systemd;

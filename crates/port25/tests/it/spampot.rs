@@ -283,7 +283,7 @@ fn absolute_uri_requests_are_answered_without_fetching() {
 
 #[test]
 fn limits_per_source_handshake_size_and_unknown_protocols() {
-    let s = sensor("", "[limits]\nmax_connections_per_source = 2\nhandshake_timeout = 2\n");
+    let s = sensor("", "[limits]\nmax_connections_per_source = 2\nhandshake_timeout_secs = 2\n");
     let proxy = listener(&s, "proxy");
     let a = TcpStream::connect(proxy).unwrap();
     let b = TcpStream::connect(proxy).unwrap();
@@ -603,5 +603,5 @@ fn help_names_the_ports_and_bad_configuration_names_file_and_line() {
     let out = Command::new(BIN).args(["spampot", "--config"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("{}:3: unknown field `max_conections`", bad.display())), "{err}");
+    assert!(err.contains(&format!("{}:3:1: unknown field `max_conections`", bad.display())), "{err}");
 }
