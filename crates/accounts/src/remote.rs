@@ -56,6 +56,9 @@ pub trait RemoteDirectory: Send + Sync {
     /// stored credentials).
     fn verify<'a>(&'a self, credentials: Credentials<'a>) -> Pending<'a, Result<Checked, Unavailable>>;
 
+    /// Whether this backend is configured to tell which recipients exist.
+    fn tells_recipients(&self) -> bool;
+
     /// Whether `address` (resolved: lower case, no extension) receives
     /// mail here; `None` when this backend is not configured to tell.
     fn exists<'a>(&'a self, address: &'a str) -> Option<Pending<'a, Result<bool, Unavailable>>>;

@@ -231,6 +231,10 @@ impl RemoteDirectory for Dovecot {
         Box::pin(self.check(credentials))
     }
 
+    fn tells_recipients(&self) -> bool {
+        self.config.userdb.is_some()
+    }
+
     fn exists<'a>(&'a self, address: &'a str) -> Option<Pending<'a, Result<bool, Unavailable>>> {
         self.config.userdb.as_ref()?;
         Some(Box::pin(async move { Ok(self.userdb(address).await?.is_some()) }))

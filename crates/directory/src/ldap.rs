@@ -199,6 +199,10 @@ impl RemoteDirectory for Ldap {
         Box::pin(self.check(credentials))
     }
 
+    fn tells_recipients(&self) -> bool {
+        self.config.recipient_filter.is_some()
+    }
+
     fn exists<'a>(&'a self, address: &'a str) -> Option<Pending<'a, Result<bool, Unavailable>>> {
         let filter = self.config.recipient_filter.as_deref()?;
         Some(Box::pin(self.lookup(address, filter)))

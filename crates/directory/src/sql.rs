@@ -125,6 +125,10 @@ impl RemoteDirectory for Postgres {
         Box::pin(self.check(credentials))
     }
 
+    fn tells_recipients(&self) -> bool {
+        self.recipient_query.is_some()
+    }
+
     fn exists<'a>(&'a self, address: &'a str) -> Option<Pending<'a, Result<bool, Unavailable>>> {
         let query = self.recipient_query.as_deref()?;
         Some(Box::pin(async move { Ok(!self.rows(query, address).await?.is_empty()) }))

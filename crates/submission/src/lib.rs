@@ -15,7 +15,9 @@
 //!   authenticated sessions per login at once (454 4.7.0 past it); MAIL
 //!   before AUTH 530 5.7.0.
 //! - MAIL FROM and the From: header must be addresses of the login
-//!   (`accounts`), else 553 5.7.1 ([`headers`] reads From:).
+//!   (`accounts`, or what the provider's directory said at AUTH when one
+//!   checks logins: crates/directory), else 553 5.7.1 ([`headers`] reads
+//!   From:).
 //! - Per-login limits on messages and recipients, reserved at RCPT so that
 //!   parallel sessions share them ([`quota`]).
 //! - Recipients: local ones as the MX accepts them (on to local delivery);

@@ -123,7 +123,7 @@ pub fn mx_policy(
     // Asked only when it can tell (a Dovecot without userdb_socket, an LDAP
     // without recipient_filter, a PostgreSQL without recipient_query cannot).
     let asks = config.submission.directory.as_ref().is_some_and(|d| d.recipients);
-    if let Some(directory) = provider.filter(|d| asks && d.exists("").is_some()) {
+    if let Some(directory) = provider.filter(|d| asks && d.tells_recipients()) {
         let v = &config.mx.verify;
         let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
         let provider = Provider { directory, timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };

@@ -137,7 +137,8 @@ const PLAIN_LISTENER: &str = "[[listener]]\nname = \"plain\"\naddress = \"127.0.
 /// Bind as the user by a DN template: plain names log in, the addresses
 /// are their entry's `mail` and `mailAlternateAddress`; a wrong password,
 /// an empty one (an anonymous bind, which slapd accepts) and a login that
-/// tries to change the DN are refused; slapd stopped is 454.
+/// tries to change the DN are refused; StartTLS with the private CA works
+/// and without it is 454; slapd stopped is 454.
 #[test]
 fn ldap_bind_as_user_by_dn_template() {
     let mut slapd = Slapd::start();
@@ -168,6 +169,19 @@ fn ldap_bind_as_user_by_dn_template() {
     let t = submit(&s, "PLAIN", "bob,ou=people,dc=example,dc=net,uid=x", "bob pw", "bob@example.net", "alice@example.net");
     assert!(t.contains("<~* 535") || t.contains("<~* 454"), "{t}");
     assert!(!t.contains("235"), "{t}");
+
+    // StartTLS on ldap://: trusted through ca_file; without it the private
+    // CA is unknown and the login is 454, never sent in clear.
+    let starttls = |ca: &str| {
+        format!("type = \"ldap\"\nurl = \"ldap://127.0.0.1:{}\"\nstarttls = true\n{ca}bind_dn = \"uid={{user}},ou=people,dc=example,dc=net\"\n", slapd.port)
+    };
+    let tls = port25_with(&starttls(&format!("ca_file = \"{}\"\n", d.join("ca.pem").display())));
+    let t = submit(&tls, "PLAIN", "alice", "alice pw", "alice@example.net", "alice@example.net");
+    assert!(t.contains("<~  235 2.7.0"), "StartTLS with the CA: {t}");
+    let untrusted = port25_with(&starttls(""));
+    let t = submit(&untrusted, "PLAIN", "alice", "alice pw", "alice@example.net", "alice@example.net");
+    assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "an unknown CA: {t}");
+
     slapd.server.stop();
     let t = submit(&s, "PLAIN", "alice", "alice pw", "alice@example.net", "bob@example.net");
     assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "slapd down: {t}");
