@@ -101,7 +101,7 @@ CMD=(smtp-source -s "$SESSIONS" -m "$MSGS" -l "$MSGLEN" -M "$HELO" -f "$SENDER" 
 echo "machine:  $(nproc) CPUs, $(uname -r); $("$PORT25_BIN" --version); dnsmasq $(dnsmasq --version | head -1 | awk '{print $3}')"
 echo "command:  ${CMD[*]} 127.0.0.1:PORT   ([mx.auth] off :$OFF_PORT, on :$ON_PORT)"
 
-queries() { grep -c 'query\[' "$WORK/dnsmasq.log" 2>/dev/null || echo 0; }
+queries() { local n; n=$(grep -c 'query\[' "$WORK/dnsmasq.log" 2>/dev/null) || true; echo "${n:-0}"; }
 OFF_RATES=(); ON_RATES=(); OFF_CPU=(); ON_CPU=(); TOTAL=0; ON_QUERIES=0
 HZ=$(getconf CLK_TCK)
 run_one() { # name port

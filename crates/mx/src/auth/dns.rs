@@ -60,9 +60,10 @@ pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolv
     // Only DNS speaks for a sender: /etc/hosts would make iprev pass for
     // any address the machine lists (127.0.0.1 is "localhost" there).
     opts.use_hosts_file = hickory_resolver::config::ResolveHosts::Never;
-    // Every message asks half a dozen questions at the end of DATA; past
-    // hickory's default of 32 in flight it answers "busy", which would turn
-    // a busy MX's checks into temperrors (and so into acceptances).
+    // Every message asks half a dozen questions at the end of DATA; on a
+    // TCP connection to a name server (answers too big for UDP) hickory
+    // answers "busy" past 32 in flight by default, which would turn a busy
+    // MX's checks into temperrors (and so into acceptances).
     opts.max_active_requests = 1024;
     let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
     *builder.options_mut() = opts;

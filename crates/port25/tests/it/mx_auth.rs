@@ -464,3 +464,41 @@ fn spf_fail_action_is_configurable() {
         assert_eq!(text.contains("X-Port25-Tag: \"SPF: strict.example does not designate 127.0.0.6"), tagged, "{action}: {text}");
     }
 }
+
+/// Many forged messages at once (60 sessions from 6 addresses, each
+/// ending DATA together, each with its own envelope domain to look up):
+/// every one is refused, none slips through as a temperror of a resolver
+/// with many questions in flight.
+#[test]
+fn forged_mail_in_a_burst_is_all_refused() {
+    let dns = DnsServer::start();
+    dns.txt("bank.example", "v=spf1 ip4:192.0.2.1 -all");
+    dns.txt("_dmarc.bank.example", "v=DMARC1; p=reject");
+    let s = mx_with_auth(&dns, "");
+    let script = r#"
+import smtplib, sys, threading, json
+port = int(sys.argv[1])
+codes = []
+barrier = threading.Barrier(60)
+def one(i):
+    s = smtplib.SMTP("127.0.0.1", port, timeout=60, source_address=("127.0.1.%d" % (1 + i % 6), 0))
+    s.ehlo("mail.evil.example")
+    s.mail("x%d@evil%d.example" % (i, i))
+    s.rcpt("alice@example.net")
+    s.putcmd("data")
+    s.getreply()
+    barrier.wait()
+    s.send(b"From: ceo@bank.example\r\nSubject: %d\r\n\r\nbody\r\n.\r\n" % i)
+    codes.append(s.getreply()[0])
+    s.close()
+threads = [threading.Thread(target=one, args=(i,)) for i in range(60)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(json.dumps(codes))
+"#;
+    let out = Command::new("python3").arg("-c").arg(script).arg(s.addr().port().to_string()).output().expect("python3");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let codes: Vec<u16> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(codes.len(), 60);
+    assert!(codes.iter().all(|&c| c == 550), "{codes:?}");
+}
