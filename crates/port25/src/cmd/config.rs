@@ -116,6 +116,12 @@ mod tests {
             "proxy_protocol_from",
             "legacy_submission",
             "plaintext_auth",
+            // [mx.screen]: example resolvers, policy and lists
+            "dns_servers",
+            "end_user_policy",
+            "zone",
+            "codes",
+            "weight",
         ];
         let (mut uncommented, mut text) = (Vec::new(), String::new());
         for line in super::DEFAULT_TOML.lines() {
