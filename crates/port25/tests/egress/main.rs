@@ -24,6 +24,19 @@ pub fn example_policy() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml")
 }
 
+/// The example policy with its residential network in `mode = "monitor"`
+/// until `enforce_from`, written to `dir/staged.toml`.
+pub fn staged_policy(dir: &std::path::Path, enforce_from: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(example_policy()).unwrap().replace(
+        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
+        &format!("prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"{enforce_from}\"\n"),
+    );
+    assert!(text.contains("mode = \"monitor\""), "dist/egress.toml no longer has the residential prefixes line");
+    let p = dir.join("staged.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
 /// Panics (never skips) when a peer tool is missing.
 pub fn require(tool: &str) {
     let found = std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);

@@ -9,8 +9,8 @@
 //! - with only bots seen, the network is READY TO ENFORCE (exit 0).
 
 use crate::flows::{traffic, Traffic, T0};
-use crate::{example_policy, must, BIN};
-use std::path::{Path, PathBuf};
+use crate::{must, BIN};
+use std::path::Path;
 use std::process::Command;
 
 const PROVIDERS: &str = r#"[[provider]]
@@ -20,16 +20,6 @@ submission = "smtp.example-mail.test"
 domains = ["example-mail.test"]
 autoconfig = "https://autoconfig.example-mail.test/mail/config-v1.1.xml"
 "#;
-
-fn staged_policy(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(example_policy()).unwrap().replace(
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"2030-01-01T00:00:00Z\"\n",
-    );
-    let p = dir.join("staged.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 /// The report `port25 migration report --json` prints, for one domain.
 fn migration_report(share: f64) -> String {
@@ -67,7 +57,7 @@ fn network<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let pcap = w.join("traffic.pcap");
@@ -139,7 +129,7 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
 fn network_with_only_bots_on_25_is_ready_to_enforce() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let mut t = Traffic { packets: Vec::new() };
@@ -164,7 +154,7 @@ fn network_with_only_bots_on_25_is_ready_to_enforce() {
 fn open_proxy_is_listed_apart_from_bots_with_inbound_evidence() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let mut t = Traffic { packets: Vec::new() };
