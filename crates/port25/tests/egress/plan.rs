@@ -117,6 +117,13 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let (code, _, err) = plan(&policy, &flows, &providers, &["--readiness", tampered.to_str().unwrap(), "--key", pubkey.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("BAD signature"), "{err}");
+    // So is one whose signing time was changed.
+    let signed_text = std::fs::read_to_string(&signed).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&signed_text).unwrap();
+    let redated = w.join("redated.json");
+    std::fs::write(&redated, signed_text.replace(v["signed_at"].as_str().unwrap(), "2031-01-01T00:00:00Z")).unwrap();
+    let out = Command::new(BIN).args(["migration", "verify", "--key"]).arg(&pubkey).arg(&redated).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     // Another provider's key does not vouch for example-mail.
     let other = w.join("other.key");
     must(BIN, &["migration", "keygen", "--out", other.to_str().unwrap(), "--signer", "other-mail"]);
