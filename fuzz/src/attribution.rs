@@ -115,3 +115,39 @@ pub fn dnsmasq_leases(data: &[u8]) {
     dnsmasq::parse(&t, 0, &mut sessions, &mut w);
     check(&t, sessions, &w);
 }
+
+/// CGNAT port-block CSV: never panics; events and warnings point at lines
+/// of the input; blocks never end before they start and their port range
+/// is ordered; the index answers each block's first and last port at its
+/// start with a block of that outside address covering the port then.
+pub fn cgnat_csv(data: &[u8]) {
+    use port25_egress::attribution::cgnat;
+    let t = text(data);
+    let lines = t.split('\n').count() as u32;
+    let (mut events, mut w) = (Vec::new(), Warnings::default());
+    cgnat::parse_csv(&t, 0, &mut events, &mut w);
+    for e in &events {
+        assert!(e.origin.line >= 2 && e.origin.line <= lines, "{e:?}");
+        assert!(e.first <= e.last);
+    }
+    let n = events.len();
+    let blocks = cgnat::blocks(events, &mut w);
+    assert!(blocks.len() <= n);
+    for x in &w.named {
+        assert!(x.origin.line >= 1 && x.origin.line <= lines, "line {} of {lines}: {x:?}", x.origin.line);
+    }
+    for b in &blocks {
+        assert!(b.first <= b.last && b.end_ms.is_none_or(|e| e >= b.start_ms), "{b:?}");
+    }
+    let idx = cgnat::NatIndex::build(blocks.clone());
+    for b in blocks.iter().take(256) {
+        if b.end_ms.is_some_and(|e| e == b.start_ms) {
+            continue;
+        }
+        for port in [b.first, b.last] {
+            let got = idx.lookup(b.outside, port, b.start_ms).map(|i| idx.block(i).clone()).unwrap_or_else(|| panic!("{b:?} unanswered"));
+            assert!(got.outside == b.outside && got.first <= port && port <= got.last, "{got:?} for {b:?}");
+            assert!(got.start_ms <= b.start_ms && got.end_ms.is_none_or(|e| b.start_ms < e), "{got:?} for {b:?}");
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! two rows, each naming its subscriber and the session or lease that
 //! matched. Nothing is kept per flow for that: a row per (address, session).
 
+use crate::attribution::cgnat::{Block, NatIndex};
 use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
@@ -73,8 +74,10 @@ pub struct Analyzer<'a> {
     policy: &'a Policy,
     table: &'a Table,
     opts: Options,
-    subs: FxMap<(IpAddr, u32), Sub>,
+    /// Per (address, session, CGNAT port block).
+    subs: FxMap<(IpAddr, u32, u32), Sub>,
     attribution: Option<(&'a Index, &'a [String])>,
+    nat: Option<&'a NatIndex>,
     pub flows_seen: u64,
     pub flows_matched: u64,
     /// Of the matched flows, with an attribution index: those a session
@@ -113,9 +116,46 @@ pub struct Attributed {
     pub circuit_id: Option<String>,
     /// `file:line` of the session's first record.
     pub record: String,
+    /// Behind a CGNAT: the port block that mapped the flow's public
+    /// address and port to the inside address the session names
+    /// (`OUTSIDE:FIRST-LAST -> INSIDE START..END file:line`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cgnat: Option<String>,
+}
+
+fn block_text(b: &Block, files: &[String]) -> String {
+    format!(
+        "{}:{}-{} -> {} {}..{} {}:{}",
+        b.outside,
+        b.first,
+        b.last,
+        b.inside,
+        rfc3339(b.start_ms),
+        b.end_ms.map_or_else(|| "open".to_owned(), rfc3339),
+        files.get(b.origin.file as usize).map_or("?", String::as_str),
+        b.origin.line
+    )
 }
 
 impl Attributed {
+    /// A port block with no session for its inside address: the inside
+    /// address is what is known.
+    fn nat_only(b: &Block, files: &[String]) -> Attributed {
+        Attributed {
+            subscriber: b.inside.to_string(),
+            subscriber_kind: "inside-address",
+            source: "cgnat",
+            session: String::new(),
+            prefix: b.inside.to_string(),
+            session_start: rfc3339(b.start_ms),
+            session_end: b.end_ms.map(rfc3339),
+            remote_id: None,
+            circuit_id: None,
+            record: format!("{}:{}", files.get(b.origin.file as usize).map_or("?", String::as_str), b.origin.line),
+            cgnat: Some(block_text(b, files)),
+        }
+    }
+
     fn new(s: &Session, ip: IpAddr, files: &[String]) -> Attributed {
         let (family, v) = crate::prefix::ip_to_u128(ip);
         let prefix = s.prefixes.iter().filter(|p| p.contains(family, v)).max_by_key(|p| p.len).or(s.prefixes.first());
@@ -131,6 +171,7 @@ impl Attributed {
             remote_id: s.remote_id.as_deref().map(clean),
             circuit_id: s.circuit_id.as_deref().map(clean),
             record: format!("{}:{}", files.get(s.origin.file as usize).map_or("?", String::as_str), s.origin.line),
+            cgnat: None,
         }
     }
 }
@@ -237,6 +278,7 @@ impl<'a> Analyzer<'a> {
             opts,
             subs: FxMap::default(),
             attribution: None,
+            nat: None,
             flows_seen: 0,
             flows_matched: 0,
             flows_attributed: 0,
@@ -258,6 +300,13 @@ impl<'a> Analyzer<'a> {
     /// the names its records' origins point into).
     pub fn attribute(&mut self, index: &'a Index, files: &'a [String]) {
         self.attribution = Some((index, files));
+    }
+
+    /// Behind a CGNAT: a flow's (source, source port, start) is first
+    /// mapped to the inside address by its port block, and that address is
+    /// looked up in the attribution index. Needs [`Analyzer::attribute`].
+    pub fn attribute_nat(&mut self, nat: &'a NatIndex) {
+        self.nat = Some(nat);
     }
 
     #[inline]
@@ -292,20 +341,28 @@ impl<'a> Analyzer<'a> {
         }
         self.flows_matched += n;
         let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
-        let session = match self.attribution {
-            None => NO_SESSION,
-            Some((index, _)) => match index.lookup(f.src, f.start_ms) {
-                Some(i) => {
-                    self.flows_attributed += n;
-                    i
+        let (session, block) = match self.attribution {
+            None => (NO_SESSION, NO_SESSION),
+            Some((index, _)) => {
+                let block = self.nat.and_then(|nat| nat.lookup(f.src, f.src_port, f.start_ms)).unwrap_or(NO_SESSION);
+                let addr = if block == NO_SESSION { f.src } else { self.nat.expect("looked up").block(block).inside };
+                match index.lookup(addr, f.start_ms) {
+                    Some(i) => {
+                        self.flows_attributed += n;
+                        (i, block)
+                    }
+                    None if block != NO_SESSION => {
+                        self.flows_attributed += n;
+                        (NO_SESSION, block)
+                    }
+                    None => {
+                        self.flows_unattributed += n;
+                        (NO_SESSION, NO_SESSION)
+                    }
                 }
-                None => {
-                    self.flows_unattributed += n;
-                    NO_SESSION
-                }
-            },
+            }
         };
-        let s = self.subs.entry((f.src, session)).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
+        let s = self.subs.entry((f.src, session, block)).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
         s.flows[after] += n;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
@@ -336,7 +393,7 @@ impl<'a> Analyzer<'a> {
         let mut rows: Vec<Row> = self
             .subs
             .iter()
-            .map(|(&(ip, session), s)| {
+            .map(|(&(ip, session, block), s)| {
                 let e = &self.table.entries[s.entry as usize];
                 let (network, class) = match e.kind {
                     EntryKind::Network => (self.policy.networks[e.index].name.clone(), self.policy.networks[e.index].class.as_str().to_owned()),
@@ -351,7 +408,19 @@ impl<'a> Analyzer<'a> {
                 destinations.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
                 let attribution = match self.attribution {
                     None => Attribution::Off,
-                    Some((index, files)) => Attribution::On((session != NO_SESSION).then(|| Box::new(Attributed::new(index.session(session), ip, files)))),
+                    Some((index, files)) => {
+                        let nat = (block != NO_SESSION).then(|| self.nat.expect("a block came from it").block(block));
+                        Attribution::On(match (session != NO_SESSION, nat) {
+                            (true, nat) => {
+                                let inside = nat.map_or(ip, |b| b.inside);
+                                let mut a = Attributed::new(index.session(session), inside, files);
+                                a.cgnat = nat.map(|b| block_text(b, files));
+                                Some(Box::new(a))
+                            }
+                            (false, Some(b)) => Some(Box::new(Attributed::nat_only(b, files))),
+                            (false, None) => None,
+                        })
+                    }
                 };
                 Row {
                     subscriber: ip,
@@ -459,7 +528,16 @@ fn session_text(a: Option<&Attributed>) -> (String, String) {
         None => ("-".into(), "-".into()),
         Some(a) => (
             format!("{} ({})", a.subscriber, a.subscriber_kind),
-            format!("{} {} {} {}..{} {}", a.source, a.session, a.prefix, a.session_start, a.session_end.as_deref().unwrap_or("open"), a.record),
+            format!(
+                "{} {} {} {}..{} {}{}",
+                a.source,
+                a.session,
+                a.prefix,
+                a.session_start,
+                a.session_end.as_deref().unwrap_or("open"),
+                a.record,
+                a.cgnat.as_deref().map_or_else(String::new, |c| format!(" via cgnat {c}"))
+            ),
         ),
     }
 }

@@ -55,6 +55,12 @@ fn dhcpd_lease_files() {
 }
 
 #[test]
+fn cgnat_csv_files() {
+    let m = Mutator { special: SPECIAL, pieces: &[b",allocate,", b",release,", b"65535", b"2025-11-24T16:00:00Z", b"::ffff:198.51.100.77"] };
+    smoke_with("attribution_cgnat", 20_000, 0x8cb9_2ba7_2f3d_8dd9, &m, checks::cgnat_csv);
+}
+
+#[test]
 fn dnsmasq_lease_files() {
     let m = Mutator { special: SPECIAL, pieces: &[b"duid ", b" * ", b"0 ", b"18446744073709551615 "] };
     smoke_with("attribution_dnsmasq", 20_000, 0x8cb9_2ba7_2f3d_8dd8, &m, checks::dnsmasq_leases);

@@ -3,7 +3,8 @@
 //! `dnsmasq:FILE`) into one [`Index`]. The only I/O of attribution; the
 //! parsers it calls are pure.
 
-use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Session, Source, Warnings};
+use super::cgnat::{self, NatIndex, Numbering};
+use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Origin, Session, Source, Warnings};
 use std::path::{Path, PathBuf};
 
 /// One `--attribution KIND:PATH`.
@@ -16,14 +17,22 @@ pub struct Spec {
 impl std::str::FromStr for Spec {
     type Err = String;
     fn from_str(s: &str) -> Result<Spec, String> {
-        let (kind, path) = s.split_once(':').ok_or_else(|| format!("{s:?}: expected KIND:PATH, KIND one of radius, radacct-csv, kea, dhcpd, dnsmasq"))?;
+        let (kind, path) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?}: expected KIND:PATH, KIND one of radius, radacct-csv, kea, dhcpd, dnsmasq, cgnat-csv, cgnat-ipfix"))?;
         let source = match kind {
             "radius" => Source::Radius,
             "radacct-csv" => Source::Radacct,
             "kea" => Source::Kea,
             "dhcpd" => Source::Dhcpd,
             "dnsmasq" => Source::Dnsmasq,
-            _ => return Err(format!("{kind:?} is not an attribution source: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE or dnsmasq:FILE")),
+            "cgnat-csv" => Source::CgnatCsv,
+            "cgnat-ipfix" => Source::CgnatIpfix,
+            _ => {
+                return Err(format!(
+                    "{kind:?} is not an attribution source: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE, cgnat-csv:FILE or cgnat-ipfix:FILE.pcap"
+                ))
+            }
         };
         if path.is_empty() {
             return Err(format!("{s:?}: no path after {kind}:"));
@@ -36,6 +45,8 @@ impl std::str::FromStr for Spec {
 /// numbers), and the warnings.
 pub struct Loaded {
     pub index: Index,
+    /// CGNAT port blocks, when a cgnat source was given.
+    pub nat: Option<NatIndex>,
     pub files: Vec<String>,
     pub warnings: Warnings,
 }
@@ -122,11 +133,55 @@ pub fn kea_files(file: &Path) -> Vec<PathBuf> {
 /// Reads every source; a missing or unreadable path is an error (naming
 /// it), everything inside the files is at most a warning.
 pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
+    load_with(specs, &[])
+}
+
+/// NAT event records of an IPFIX capture, each with the number of the
+/// datagram (packet) it came in as its line.
+fn read_nat_pcap(path: &Path, numbering: &[Numbering], files: &mut Vec<String>, events: &mut Vec<cgnat::Event>, w: &mut Warnings) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    files.push(path.display().to_string());
+    let file = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
+    let mut r = crate::flow::pcap::Reader::new(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut c = crate::flow::Collector::new();
+    let mut flows = Vec::new();
+    let mut n = 0u32;
+    for d in r.by_ref() {
+        n = n.saturating_add(1);
+        let malformed = c.stats.malformed;
+        c.datagram(d.src, d.payload, &mut flows);
+        flows.clear();
+        let origin = Origin { file, line: n };
+        if c.stats.malformed > malformed {
+            w.add(super::WarningKind::BadRecord, origin, "an IPFIX datagram that does not decode (skipped)");
+        }
+        let records = std::mem::take(&mut c.nat_records);
+        cgnat::events_from_records(&records, numbering, origin, events, w);
+    }
+    if r.truncated {
+        w.add(super::WarningKind::Truncated, Origin { file, line: n.saturating_add(1) }, "the capture ends inside a packet");
+    }
+    Ok(())
+}
+
+/// [`load`], with the natEvent numbering of CGNAT exporters.
+pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, String> {
     let mut files = Vec::new();
     let mut w = Warnings::default();
     let mut sessions: Vec<Session> = Vec::new();
+    let mut nat_events: Vec<cgnat::Event> = Vec::new();
+    let mut any_nat = false;
     for spec in specs {
         match spec.source {
+            Source::CgnatCsv => {
+                any_nat = true;
+                let (text, id) = read(&spec.path, &mut files)?;
+                cgnat::parse_csv(&text, id, &mut nat_events, &mut w);
+            }
+            Source::CgnatIpfix => {
+                any_nat = true;
+                read_nat_pcap(&spec.path, numbering, &mut files, &mut nat_events, &mut w)?;
+            }
             Source::Radius => {
                 let mut paths = Vec::new();
                 detail_files(&spec.path, &mut paths)?;
@@ -163,7 +218,8 @@ pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
         }
     }
     let index = Index::build(sessions, &mut w);
-    Ok(Loaded { index, files, warnings: w })
+    let nat = any_nat.then(|| NatIndex::build(cgnat::blocks(nat_events, &mut w)));
+    Ok(Loaded { index, nat, files, warnings: w })
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@
 //! - [`kea`]: Kea's memfile lease CSV (lease4 and lease6), a journal in
 //!   which the last row for an address wins;
 //! - [`dhcpd`]: ISC dhcpd's `dhcpd.leases` journal;
-//! - [`dnsmasq`]: dnsmasq's lease file (a snapshot of current leases).
+//! - [`dnsmasq`]: dnsmasq's lease file (a snapshot of current leases);
+//! - [`cgnat`]: CGNAT port-block logs (RFC 8158 IPFIX NAT events or CSV),
+//!   which turn (public address, port, time) into the inside address the
+//!   sources above name.
 //!
 //! Every source yields [`Session`]s: a subscriber, the prefixes it held
 //! (an IPv4 address, an IPv6 address, or a delegated IPv6 prefix) and a time
@@ -21,6 +24,7 @@
 //! overlapping on one address) is a [`Warning`] naming file and line; no
 //! input is fatal. Memory is that of the sessions, never of the flows.
 
+pub mod cgnat;
 mod csv;
 pub mod dhcpd;
 pub mod dnsmasq;
@@ -43,6 +47,10 @@ pub enum Source {
     Kea,
     Dhcpd,
     Dnsmasq,
+    /// CGNAT port-block logs: never a session of their own, they map a
+    /// public address and port to an inside address.
+    CgnatCsv,
+    CgnatIpfix,
 }
 
 impl Source {
@@ -53,6 +61,8 @@ impl Source {
             Source::Kea => "kea",
             Source::Dhcpd => "dhcpd",
             Source::Dnsmasq => "dnsmasq",
+            Source::CgnatCsv => "cgnat-csv",
+            Source::CgnatIpfix => "cgnat-ipfix",
         }
     }
 }

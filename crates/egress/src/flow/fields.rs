@@ -3,6 +3,7 @@
 
 use super::template::{Template, VARLEN};
 use super::{Context, Flow, Malformed, Stats};
+use crate::attribution::cgnat::NatRecord;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// Unsigned big-endian of any width (IPFIX reduced-size encoding, RFC 7011
@@ -29,6 +30,13 @@ struct Rec {
     start_up: Option<u64>,
     end_up: Option<u64>,
     init: Option<u64>,
+    // RFC 8158 NAT event fields.
+    nat_event: Option<u8>,
+    post_src: Option<IpAddr>,
+    post_port: Option<u16>,
+    range_start: Option<u16>,
+    range_end: Option<u16>,
+    observed_ms: Option<u64>,
 }
 
 fn ip4(v: &[u8]) -> Option<IpAddr> {
@@ -62,6 +70,13 @@ impl Rec {
             152 => self.start_abs = Some(uint(v)),
             153 => self.end_abs = Some(uint(v)),
             160 => self.init = Some(uint(v)),
+            230 => self.nat_event = Some(uint(v) as u8),
+            225 => self.post_src = ip4(v),
+            281 => self.post_src = ip6(v),
+            227 => self.post_port = Some(uint(v) as u16),
+            361 => self.range_start = Some(uint(v) as u16),
+            362 => self.range_end = Some(uint(v) as u16),
+            323 => self.observed_ms = Some(uint(v)),
             _ => {}
         }
     }
@@ -80,14 +95,16 @@ impl Rec {
     }
 }
 
-pub(crate) fn decode_records(
-    t: &Template,
-    body: &[u8],
-    ctx: Context,
-    out: &mut Vec<Flow>,
-    stats: &mut Stats,
-    options_init: &mut Option<u64>,
-) -> Result<(), Malformed> {
+/// What records other than flows go to: an options record's boot time,
+/// NAT events (tagged with their exporter).
+pub(crate) struct Side<'a> {
+    pub options_init: &'a mut Option<u64>,
+    pub nat: &'a mut Vec<NatRecord>,
+    pub exporter: IpAddr,
+}
+
+pub(crate) fn decode_records(t: &Template, body: &[u8], ctx: Context, out: &mut Vec<Flow>, stats: &mut Stats, side: Side) -> Result<(), Malformed> {
+    let Side { options_init, nat, exporter } = side;
     let mut pos = 0usize;
     // Anything shorter than the smallest record is padding.
     while body.len() - pos >= t.min_len.max(1) {
@@ -115,6 +132,25 @@ pub(crate) fn decode_records(
         if t.options {
             if rec.init.is_some() {
                 *options_init = rec.init;
+            }
+            continue;
+        }
+        if let Some(event) = rec.nat_event {
+            // A NAT event (RFC 8158), not a flow: for CGNAT attribution.
+            stats.nat_events += 1;
+            if nat.len() < super::MAX_NAT_RECORDS {
+                nat.push(NatRecord {
+                    exporter,
+                    event,
+                    inside: rec.src,
+                    outside: rec.post_src,
+                    first: rec.range_start,
+                    last: rec.range_end,
+                    port: rec.post_port,
+                    time_ms: rec.observed_ms.or(rec.start_abs).unwrap_or(ctx.export_ms),
+                });
+            } else {
+                stats.nat_events_dropped += 1;
             }
             continue;
         }

@@ -75,7 +75,16 @@ pub struct Stats {
     /// Datagrams from addresses outside the exporter allow-list, dropped
     /// undecoded (not counted in `datagrams`).
     pub datagrams_refused: u64,
+    /// IPFIX NAT event records (RFC 8158, `natEvent` present): kept in
+    /// [`Collector::nat_records`] for CGNAT attribution, not flows.
+    pub nat_events: u64,
+    /// NAT event records dropped because the caller had not taken the
+    /// pending ones ([`MAX_NAT_RECORDS`]).
+    pub nat_events_dropped: u64,
 }
+
+/// NAT event records held until the caller takes them (after each datagram).
+pub const MAX_NAT_RECORDS: usize = 1 << 16;
 
 /// Bounds on the late-template buffer: an exporter that never sends its
 /// templates must not grow memory without limit.
@@ -155,6 +164,8 @@ pub struct Collector {
     /// The first [`MAX_REFUSED_NAMED`] refused source addresses.
     pub refused_from: BTreeSet<IpAddr>,
     pub stats: Stats,
+    /// NAT event records decoded so far (take them with `std::mem::take`).
+    pub nat_records: Vec<crate::attribution::cgnat::NatRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,7 +354,8 @@ impl Collector {
             ctx.init_ms = self.init_ms.get(&(key.exporter, key.domain)).copied();
         }
         let mut options_init = None;
-        let r = fields::decode_records(t, body, ctx, out, &mut self.stats, &mut options_init);
+        let side = fields::Side { options_init: &mut options_init, nat: &mut self.nat_records, exporter: key.exporter };
+        let r = fields::decode_records(t, body, ctx, out, &mut self.stats, side);
         if let Some(init) = options_init {
             let k = (key.exporter, key.domain);
             if self.init_ms.len() >= MAX_BOOT_TIMES && !self.init_ms.contains_key(&k) {

@@ -38,7 +38,12 @@ enum Format {
                         radacct-csv:FILE  the SQL radacct table exported as CSV with a header\n  \
                         kea:FILE          Kea memfile leases (kea-leases4.csv / 6; also FILE.completed or FILE.1, FILE.2)\n  \
                         dhcpd:FILE        ISC dhcpd.leases\n  \
-                        dnsmasq:FILE      dnsmasq.leases (current leases only: no start time)\n\
+                        dnsmasq:FILE      dnsmasq.leases (current leases only: no start time)\n  \
+                        cgnat-csv:FILE    CGNAT port blocks, CSV time,event,inside,outside,port_first,port_last\n  \
+                        cgnat-ipfix:FILE  CGNAT port blocks from RFC 8158 IPFIX NAT events captured to pcap\n                    \
+                        (--cgnat-numbering when the exporter numbers natEvent its own way)\n\
+                        Behind a CGNAT a flow's public address and source port are first mapped to the inside\n\
+                        address by the port block, then that address to the subscriber.\n\
                         Rows are then per address and session; warnings (cut records, Stop without Start,\n\
                         overlapping sessions) are counted and named file:line on standard error.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
@@ -78,12 +83,15 @@ pub struct Args {
     /// When the block went live (Unix seconds or YYYY-MM-DDTHH:MM:SSZ): split counts before/after
     #[arg(long, value_parser = report::parse_time)]
     block_at: Option<u64>,
-    /// Name subscribers from RADIUS accounting or DHCP leases: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
+    /// Name subscribers from RADIUS accounting or DHCP leases: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE; behind a CGNAT also cgnat-csv:FILE or cgnat-ipfix:FILE.pcap (repeatable)
     #[arg(long = "attribution", value_name = "KIND:PATH")]
     attribution: Vec<Spec>,
     /// No progress bar over the --pcap files (there is none anyway when standard error is not a terminal)
     #[arg(long, short)]
     quiet: bool,
+    /// natEvent numbers of a CGNAT exporter: [CIDR=]allocate:N[/N],release:N[/N] (default RFC 8158: allocate 13/1, release 14/2)
+    #[arg(long = "cgnat-numbering", value_name = "SPEC")]
+    cgnat_numbering: Vec<port25_egress::attribution::cgnat::Numbering>,
 }
 
 fn parse_exporter(s: &str) -> Result<Prefix, String> {
@@ -102,10 +110,17 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let p = policy::load(&a.policy)?;
     let table = Table::new(&p);
     let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: a.block_at };
-    let loaded = if a.attribution.is_empty() { None } else { Some(attribution::load(&a.attribution).map_err(|e| anyhow::anyhow!("attribution: {e}"))?) };
+    let loaded = if a.attribution.is_empty() {
+        None
+    } else {
+        Some(attribution::load_with(&a.attribution, &a.cgnat_numbering).map_err(|e| anyhow::anyhow!("attribution: {e}"))?)
+    };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     if let Some(l) = &loaded {
         analyzer.attribute(&l.index, &l.files);
+        if let Some(nat) = &l.nat {
+            analyzer.attribute_nat(nat);
+        }
     }
     let mut collector = Collector::new();
     if !a.exporters.is_empty() {
@@ -193,6 +208,9 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     if let Some(l) = &loaded {
         let w = &l.warnings;
         let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
+        if let Some(nat) = &l.nat {
+            errln!("port25: attribution: {} CGNAT port blocks", nat.blocks.len());
+        }
         errln!(
             "port25: attribution: {} sessions over {} prefixes from {} files; flows attributed {}, unattributed {}; warnings {}{}",
             l.index.sessions.len(),

@@ -34,9 +34,12 @@ pub struct Inputs {
     /// nfdump 1.7 file(s) or directories of them
     #[arg(long, value_name = "PATH")]
     pub nfcapd: Vec<PathBuf>,
-    /// Name subscribers: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE (repeatable)
+    /// Name subscribers: radius:DIR, radacct-csv:FILE, kea:FILE, dhcpd:FILE, dnsmasq:FILE, cgnat-csv:FILE, cgnat-ipfix:FILE.pcap (repeatable)
     #[arg(long = "attribution", value_name = "KIND:PATH")]
     pub attribution: Vec<Spec>,
+    /// natEvent numbers of a CGNAT exporter: [CIDR=]allocate:N[/N],release:N[/N] (default RFC 8158)
+    #[arg(long = "cgnat-numbering", value_name = "SPEC")]
+    pub cgnat_numbering: Vec<port25_egress::attribution::cgnat::Numbering>,
     /// The stage of each network as of this time (Unix seconds or YYYY-MM-DDTHH:MM:SSZ; default: now)
     #[arg(long, value_parser = report::parse_time)]
     pub at: Option<u64>,
@@ -107,10 +110,17 @@ pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_th
     let at = i.at.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
     let table = Table::new(&p);
     let opts = Options { window_ms: i.window * 1000, threshold: i.threshold, block_at_ms: None };
-    let loaded = if i.attribution.is_empty() { None } else { Some(attribution::load(&i.attribution).map_err(|e| anyhow::anyhow!("attribution: {e}"))?) };
+    let loaded = if i.attribution.is_empty() {
+        None
+    } else {
+        Some(attribution::load_with(&i.attribution, &i.cgnat_numbering).map_err(|e| anyhow::anyhow!("attribution: {e}"))?)
+    };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     if let Some(l) = &loaded {
         analyzer.attribute(&l.index, &l.files);
+        if let Some(nat) = &l.nat {
+            analyzer.attribute_nat(nat);
+        }
     }
     // Only the flows of the monitoring period count: a network's flows
     // from its enforce_from date on are what the block stopped.

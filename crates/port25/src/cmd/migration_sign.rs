@@ -169,6 +169,11 @@ pub fn verify_bytes(data: &[u8], keys: &[PublicKey]) -> Result<Verified, String>
     }
     let field = |k: &str| doc[k].as_str().ok_or_else(|| format!("the signed report has no {k:?}"));
     let (signer, signed_at, report, sig) = (field("signer")?, field("signed_at")?, field("report")?, field("signature")?);
+    // Fields are joined with newlines in the signed message: neither may
+    // hold one, or a field boundary could be moved without breaking it.
+    if !signer_ok(signer) || port25_egress::report::parse_time(signed_at).is_err() {
+        return Err("the signer or the signing time is malformed".into());
+    }
     let sig = port25_wire::base64::decode(sig.as_bytes()).ok_or("the signature is not base64")?;
     let Some(key) = keys.iter().find(|k| k.signer == signer) else {
         return Err(format!("signed by {signer:?}, whose key was not given (--key)"));

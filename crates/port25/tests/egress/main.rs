@@ -6,6 +6,7 @@
 //! Tests that need root or a tool fail with a message saying so; none skip.
 
 mod attribution;
+mod cgnat;
 mod cli;
 mod exporters;
 mod flows;
@@ -21,6 +22,19 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_port25");
 
 pub fn example_policy() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml")
+}
+
+/// The example policy with its residential network in `mode = "monitor"`
+/// until `enforce_from`, written to `dir/staged.toml`.
+pub fn staged_policy(dir: &std::path::Path, enforce_from: &str) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(example_policy()).unwrap().replace(
+        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
+        &format!("prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"{enforce_from}\"\n"),
+    );
+    assert!(text.contains("mode = \"monitor\""), "dist/egress.toml no longer has the residential prefixes line");
+    let p = dir.join("staged.toml");
+    std::fs::write(&p, text).unwrap();
+    p
 }
 
 /// Panics (never skips) when a peer tool is missing.

@@ -53,16 +53,6 @@ impl Drop for Kill {
     }
 }
 
-fn staged_policy(dir: &Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(crate::example_policy()).unwrap().replace(
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"2030-01-01T00:00:00Z\"\n",
-    );
-    let p = dir.join("staged.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
-
 /// Subject (decoded) and body of a message file, read by Python's email package.
 fn parse_mail(path: &Path) -> (String, String, String) {
     let py = "import sys, email, email.policy\nm = email.message_from_binary_file(open(sys.argv[1], 'rb'), policy=email.policy.default)\nprint(m['Subject'])\nprint(m['To'] or '-')\nprint(m.get_content())";
@@ -79,7 +69,7 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
     assert!(has_aiosmtpd, "Python's aiosmtpd is required (pip install aiosmtpd; .ci/install-deps does it)");
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let pcap = w.join("traffic.pcap");

@@ -9,8 +9,8 @@
 //! - with only bots seen, the network is READY TO ENFORCE (exit 0).
 
 use crate::flows::{traffic, Traffic, T0};
-use crate::{example_policy, must, BIN};
-use std::path::{Path, PathBuf};
+use crate::{must, BIN};
+use std::path::Path;
 use std::process::Command;
 
 const PROVIDERS: &str = r#"[[provider]]
@@ -20,16 +20,6 @@ submission = "smtp.example-mail.test"
 domains = ["example-mail.test"]
 autoconfig = "https://autoconfig.example-mail.test/mail/config-v1.1.xml"
 "#;
-
-fn staged_policy(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(example_policy()).unwrap().replace(
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"2030-01-01T00:00:00Z\"\n",
-    );
-    let p = dir.join("staged.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 /// The report `port25 migration report --json` prints, for one domain.
 fn migration_report(share: f64) -> String {
@@ -67,7 +57,7 @@ fn network<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value
 fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let pcap = w.join("traffic.pcap");
@@ -127,6 +117,13 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let (code, _, err) = plan(&policy, &flows, &providers, &["--readiness", tampered.to_str().unwrap(), "--key", pubkey.to_str().unwrap()]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("BAD signature"), "{err}");
+    // So is one whose signing time was changed.
+    let signed_text = std::fs::read_to_string(&signed).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&signed_text).unwrap();
+    let redated = w.join("redated.json");
+    std::fs::write(&redated, signed_text.replace(v["signed_at"].as_str().unwrap(), "2031-01-01T00:00:00Z")).unwrap();
+    let out = Command::new(BIN).args(["migration", "verify", "--key"]).arg(&pubkey).arg(&redated).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
     // Another provider's key does not vouch for example-mail.
     let other = w.join("other.key");
     must(BIN, &["migration", "keygen", "--out", other.to_str().unwrap(), "--signer", "other-mail"]);
@@ -139,7 +136,7 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
 fn network_with_only_bots_on_25_is_ready_to_enforce() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let mut t = Traffic { packets: Vec::new() };
@@ -164,7 +161,7 @@ fn network_with_only_bots_on_25_is_ready_to_enforce() {
 fn open_proxy_is_listed_apart_from_bots_with_inbound_evidence() {
     let work = tempfile::tempdir().unwrap();
     let w = work.path();
-    let policy = staged_policy(w);
+    let policy = crate::staged_policy(w, "2030-01-01T00:00:00Z");
     let providers = w.join("providers.toml");
     std::fs::write(&providers, PROVIDERS).unwrap();
     let mut t = Traffic { packets: Vec::new() };

@@ -6,7 +6,7 @@
 //! compiled for the date, the same attempt is refused.
 
 use crate::netns::Net;
-use crate::{example_policy, require, BIN};
+use crate::{require, BIN};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,17 +15,6 @@ const MX4: &str = "100.64.25.25";
 const MX6: &str = "2001:db8:ffff::25";
 const BEFORE: &str = "2029-06-01T00:00:00Z";
 const FROM: &str = "2030-01-01T00:00:00Z";
-
-fn staged_policy(dir: &std::path::Path) -> std::path::PathBuf {
-    let text = std::fs::read_to_string(example_policy()).unwrap().replace(
-        "prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\n",
-        &format!("prefixes = [\"198.51.100.0/24\", \"2001:db8:100::/40\"]\nmode = \"monitor\"\nenforce_from = \"{FROM}\"\n"),
-    );
-    assert!(text.contains("mode = \"monitor\""));
-    let p = dir.join("staged.toml");
-    std::fs::write(&p, text).unwrap();
-    p
-}
 
 fn compile(policy: &std::path::Path, target: &str, at: &str) -> String {
     let out = Command::new(BIN).args(["egress", "compile", "--policy"]).arg(policy).args(["--target", target, "--at", at]).output().unwrap();
@@ -44,7 +33,7 @@ fn monitored_network_is_counted_and_logged_to_nflog_then_enforced_from_its_date(
     require("nft");
     require("tcpdump");
     let dir = tempfile::tempdir().unwrap();
-    let policy = staged_policy(dir.path());
+    let policy = crate::staged_policy(dir.path(), FROM);
     let mut net = Net::build("m");
     net.listen("mx", &[25, 80]);
     net.listen("mta", &[25, 587, 465]);
@@ -73,11 +62,20 @@ fn monitored_network_is_counted_and_logged_to_nflog_then_enforced_from_its_date(
     assert!(nft_counter(&net, "monitor_v4") >= 1);
     assert!(nft_counter(&net, "monitor_v6") >= 1);
     assert_eq!(nft_counter(&net, "blocked_v4"), 0);
-    // ...and logged to nflog group 25.
-    std::thread::sleep(Duration::from_millis(500));
+    // ...and logged to nflog group 25 (tcpdump -U writes each packet as it
+    // comes: read the capture until both families are there, 10 s at most).
+    let seen = |t: &str| t.contains(&format!("> {MX4}.25:")) && t.contains(&format!("> {MX6}.25:"));
+    let mut logged = String::new();
+    for _ in 0..50 {
+        let out = Command::new("tcpdump").args(["-n", "-r"]).arg(&cap).output().unwrap();
+        logged = String::from_utf8_lossy(&out.stdout).into_owned();
+        if seen(&logged) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
     crate::must("kill", &["-INT", &tcpdump.id().to_string()]);
     tcpdump.wait().unwrap();
-    let logged = crate::must("tcpdump", &["-n", "-r", cap.to_str().unwrap()]);
     assert!(logged.contains("198.51.100.77.") && logged.contains(&format!("> {MX4}.25:")), "{logged}");
     assert!(logged.contains("2001:db8:100:1::77.") && logged.contains(&format!("> {MX6}.25:")), "{logged}");
 
@@ -107,7 +105,7 @@ fn monitored_network_passes_and_is_counted_with_iptables() {
     require("iptables-restore");
     require("ipset");
     let dir = tempfile::tempdir().unwrap();
-    let policy = staged_policy(dir.path());
+    let policy = crate::staged_policy(dir.path(), FROM);
     let mut net = Net::build("mi");
     net.listen("mx", &[25]);
     net.exec_stdin("router", &["ipset", "restore", "-exist"], &compile(&policy, "ipset", BEFORE));
