@@ -31,6 +31,13 @@
 //! accepted login, and is not counted as a failure of the login. The
 //! dashboard's operators are always the SQLite accounts'.
 //!
+//! With shared state ([`Gate::with_shared`], several nodes behind one
+//! name), the locks are also read from and failures also counted in the
+//! shared store before and after the local guard's own bookkeeping: a lock
+//! started on any node refuses the login on every node. A store that does
+//! not answer gives 454 (fail closed) or leaves the local guard alone to
+//! decide, as configured.
+//!
 //! [`guard`]: crate::guard
 
 use crate::guard::{self, AuthGuard, Finish, GuardConfig, Lockout, Refusal, Reservation, Scope};
@@ -116,6 +123,8 @@ pub struct Gate {
     running: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
     verifications: Arc<AtomicU64>,
+    /// Locks and failures shared with other nodes, when configured.
+    shared: Option<(port25_shared::Shared, port25_shared::LockRules)>,
 }
 
 /// An attempt in progress from one address (/64); leaves on drop.
@@ -162,6 +171,13 @@ impl Drop for Held {
     }
 }
 
+fn scope_of(s: port25_shared::Scope) -> Scope {
+    match s {
+        port25_shared::Scope::Address => Scope::Address,
+        port25_shared::Scope::Login => Scope::Login,
+    }
+}
+
 /// One check running; counted for [`GateStats`].
 struct Running<'a>(&'a AtomicUsize);
 
@@ -185,7 +201,22 @@ impl Gate {
             running: Arc::default(),
             peak: Arc::default(),
             verifications: Arc::default(),
+            shared: None,
         }
+    }
+
+    /// Locks and failures also kept in `shared` (see the module).
+    pub fn with_shared(mut self, shared: port25_shared::Shared) -> Gate {
+        let c = self.guard.config();
+        let rules = port25_shared::LockRules {
+            window: c.window,
+            address_lock_after: c.ip_lock_after,
+            login_lock_after: c.user_lock_after,
+            lockout: c.lockout,
+            known_for: c.known_for,
+        };
+        self.shared = Some((shared, rules));
+        self
     }
 
     /// Submission logins checked by `directory`, each answer awaited at
@@ -221,6 +252,38 @@ impl Gate {
 
     /// Checks one login attempt; see the module for the rules.
     pub async fn attempt(&self, a: Attempt<'_>) -> Outcome {
+        let Some((shared, rules)) = &self.shared else { return self.attempt_here(a).await };
+        let address = guard::address_key(a.ip).to_string();
+        let login = normalize_login(a.login).ok();
+        let answer = shared.backend().locked(&address, login.as_deref()).await;
+        match shared.settle("locked", answer, None) {
+            Ok(Some((scope, remaining))) => return Outcome::Locked { scope: scope_of(scope), remaining },
+            Ok(None) => {}
+            Err(_) => return Outcome::Busy { reason: "the shared state is unreachable (fail closed)" },
+        }
+        let mut outcome = self.attempt_here(a).await;
+        match &mut outcome {
+            Outcome::Refused { locks, .. } => {
+                let answer = shared.backend().failed(&address, login.as_deref(), *rules).await;
+                for (scope, failures) in shared.settle("failed", answer, Vec::new()).unwrap_or_default() {
+                    let scope = scope_of(scope);
+                    if !locks.iter().any(|l| l.scope == scope) {
+                        locks.push(Lockout { scope, failures, duration: rules.lockout });
+                    }
+                }
+            }
+            Outcome::Valid { .. } => {
+                if let Some(login) = &login {
+                    let answer = shared.backend().succeeded(&address, login, *rules).await;
+                    let _ = shared.settle("succeeded", answer, ());
+                }
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    async fn attempt_here(&self, a: Attempt<'_>) -> Outcome {
         let Some(_in_flight) = self.enter(a.ip) else {
             return Outcome::Busy { reason: "too many logins in progress from this address" };
         };

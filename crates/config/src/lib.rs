@@ -15,6 +15,7 @@ mod model;
 mod mxauth;
 mod outbound;
 mod screen;
+mod shared;
 mod submission;
 
 pub use abuse::Abuse;
@@ -25,6 +26,7 @@ pub use model::*;
 pub use mxauth::{AuthAction, Greylist, MxAuth, DEBIAN_PUBLIC_SUFFIX_LIST};
 pub use outbound::{DkimKey, Outbound};
 pub use screen::{parse_code_filter, Screen, ScreenAction, ScreenList};
+pub use shared::{OnUnreachable, Shared};
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

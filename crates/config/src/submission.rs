@@ -34,6 +34,7 @@ pub(crate) struct RawSubmission {
     auth_in_flight_per_address: Option<Spanned<u32>>,
     max_sessions_per_login: Option<Spanned<u32>>,
     directory: Option<crate::directory::RawDirectory>,
+    shared: Option<crate::shared::RawShared>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +71,9 @@ pub struct Submission {
     /// Logins checked by a directory the provider runs instead of the
     /// SQLite accounts (`[submission.directory]`).
     pub directory: Option<crate::directory::Directory>,
+    /// State shared with other nodes (`[submission.shared]`); `None`: this
+    /// node's own.
+    pub shared: Option<crate::shared::Shared>,
 }
 
 pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
@@ -145,6 +149,10 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
         max_sessions_per_login: at_least_one(raw.max_sessions_per_login, 10, "max_sessions_per_login")?,
         directory: match raw.directory {
             Some(d) => Some(crate::directory::resolve(d, text, file, base)?),
+            None => None,
+        },
+        shared: match raw.shared {
+            Some(s) => Some(crate::shared::resolve(s, text, file)?),
             None => None,
         },
     })

@@ -101,6 +101,7 @@ catalogue! {
     SUBMISSION_LIMIT = "port25.submission.limit" [session, user, limit, max, retry_after_secs];
     SUBMISSION_LEGACY = "port25.submission.legacy" [session, peer, network, certificate, listener, from, port, user];
     SUBMISSION_FIXED = "port25.submission.fixed" [session, id, added];
+    SHARED_UNREACHABLE = "port25.shared.unreachable" [backend, operation, policy, error, suppressed];
     SCREEN_CHECK = "port25.screen.check" [session, peer, check, list, outcome, score, reason];
     SCREEN_VERDICT = "port25.screen.verdict" [session, listener, peer, verdict, check, score, reply, seconds];
     SCREEN_LIST_UNUSABLE = "port25.screen.list_unusable" [list, reason];

@@ -34,6 +34,7 @@
 pub mod headers;
 pub mod legacy;
 pub mod quota;
+mod shared;
 
 use ipnet::IpNet;
 use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose};
@@ -94,6 +95,8 @@ pub struct Submission {
     outbound: Option<port25_outbound::Enqueuer>,
     /// The abuse desk, when the server runs one ([`Submission::set_watch`]).
     watch: std::sync::OnceLock<Arc<dyn Watch>>,
+    /// State shared with other nodes ([`Submission::set_shared`]).
+    shared_state: std::sync::OnceLock<port25_shared::Shared>,
 }
 
 /// The abuse desk's view of submission (crates/abuse, wired by the
@@ -134,12 +137,19 @@ impl Submission {
             recorded: Default::default(),
             outbound,
             watch: Default::default(),
+            shared_state: Default::default(),
         })
     }
 
     /// Lets the abuse desk watch logins and messages (set once).
     pub fn set_watch(&self, watch: Arc<dyn Watch>) {
         let _ = self.watch.set(watch);
+    }
+
+    /// Sending limits, session caps and migration usage also kept in
+    /// `shared` (several nodes behind one name; set once).
+    pub fn set_shared(&self, shared: port25_shared::Shared) {
+        let _ = self.shared_state.set(shared);
     }
 
     /// 454 4.7.0 with the desk's text when `login` is locked.
@@ -150,18 +160,19 @@ impl Submission {
     }
 
     /// Records a successful login for the migration report (blocking).
-    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) {
+    fn record_use(&self, login: &str, legacy: bool, ip: std::net::IpAddr, port: u16) -> bool {
         let now = Instant::now();
         {
             let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
             if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
-                return;
+                return false;
             }
             recorded.insert((login.to_owned(), legacy), now);
         }
         if let Err(e) = self.accounts.record_use(login, legacy, ip, port) {
             emit!(warn, ev::SUBMISSION_AUTH_FAILED, user = %login, reason = "cannot record the use for the migration report", error = %e);
         }
+        true
     }
 
     /// Counts an authenticated session for `login` (the session's login
@@ -209,6 +220,10 @@ pub struct SessionState {
     /// for the session; `None` when the accounts database is asked).
     directory_addresses: Option<Vec<String>>,
     sender: Option<Sender>,
+    /// This transaction's reservations in the shared store.
+    shared_held: Vec<shared::Held>,
+    /// The login's session slot in the shared store: (login, name).
+    shared_session: Option<(String, String)>,
 }
 
 /// Who sends in this transaction, as which addresses and with which
@@ -305,6 +320,55 @@ impl SubmissionPolicy {
         // the configured ones: never none.
         let limits = limits.map(|own| defaults.with(&own)).unwrap_or(defaults);
         Ok(Sender { who, addresses: Some(addresses), limits })
+    }
+
+    fn release_shared(&self, state: &mut SessionState) {
+        if let Some(s) = self.shared.shared_state.get() {
+            shared::release(s, std::mem::take(&mut state.shared_held));
+        }
+    }
+
+    /// The login's session slot in the shared store; the refusal when the
+    /// cap is reached there or the store fails closed.
+    async fn enter_shared_session(&self, info: &SessionInfo, state: &mut SessionState, login: &str) -> Option<Decision> {
+        let s = self.shared.shared_state.get()?;
+        if state.shared_session.as_ref().is_some_and(|(l, _)| l == login) {
+            return None;
+        }
+        if let Some((old, name)) = state.shared_session.take() {
+            shared::leave_session(s, old, name);
+        }
+        let name = s.session_name(&info.id);
+        let max = self.shared.max_sessions_per_login;
+        let answer = s.backend().enter_session(login, &name, max, shared::SESSION_TTL).await;
+        match s.settle("enter_session", answer, true) {
+            Ok(true) => {
+                state.shared_session = Some((login.to_owned(), name));
+                None
+            }
+            Ok(false) => {
+                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login (all nodes)");
+                Some(Decision::Reject(Reply::owned(
+                    454,
+                    "4.7.0",
+                    format!("Too many sessions for this login at once (at most {max}); close one or try again later"),
+                )))
+            }
+            Err(e) => {
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "shared state unreachable", error = %e);
+                Some(Decision::Reject(AUTH_TEMPORARY))
+            }
+        }
+    }
+
+    fn shared_refusal(&self, info: &SessionInfo, who: &str, refused: shared::Refused) -> Decision {
+        match refused {
+            shared::Refused::Over(e) => self.limit_reply(info, who, e),
+            shared::Refused::Unreachable => {
+                emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = "shared state unreachable", max = 0, retry_after_secs = 0);
+                Decision::Reject(Reply::new(454, "4.7.0", "Sending limits cannot be checked right now; try again later"))
+            }
+        }
     }
 
     fn limit_reply(&self, info: &SessionInfo, who: &str, e: Exceeded) -> Decision {
@@ -450,17 +514,29 @@ impl Hooks for SubmissionPolicy {
                         format!("Too many sessions for this login at once (at most {max}); close one or try again later"),
                     ));
                 }
+                if let Some(refusal) = self.enter_shared_session(info, state, &login).await {
+                    self.shared.leave_session(&mut state.login);
+                    return refusal;
+                }
                 state.directory_addresses = addresses;
                 let shared = self.shared.clone();
                 let (l, legacy, ip, port) = (login.clone(), self.legacy, info.peer.ip(), info.local.port());
                 let watched = info.clone();
-                let _ = tokio::task::spawn_blocking(move || {
-                    shared.record_use(&l, legacy, ip, port);
+                let recorded = tokio::task::spawn_blocking(move || {
+                    let recorded = shared.record_use(&l, legacy, ip, port);
                     if let Some(w) = shared.watch.get() {
                         w.logged_in(&watched, &l);
                     }
+                    recorded
                 })
                 .await;
+                if let (Ok(true), Some(s)) = (recorded, self.shared.shared_state.get()) {
+                    let answer = s
+                        .backend()
+                        .record_use(&login, self.legacy, &info.peer.ip().to_canonical().to_string(), info.local.port(), port25_time::unix_secs() as i64)
+                        .await;
+                    let _ = s.settle("record_use", answer, ());
+                }
                 if self.legacy {
                     emit!(info, ev::SUBMISSION_LEGACY, session = %info.id, peer = %info.peer, user = %login, listener = %info.listener, port = info.local.port());
                 }
@@ -513,13 +589,16 @@ impl Hooks for SubmissionPolicy {
         if let Err(d) = self.may_send_as(info, &sender, &mailbox.to_string(), "MAIL FROM") {
             return d;
         }
-        match self.shared.quota.check_message(&sender.who, &sender.limits, Instant::now()) {
-            Ok(()) => {
-                state.sender = Some(sender);
-                Decision::Accept
-            }
-            Err(e) => self.limit_reply(info, &sender.who, e),
+        if let Err(e) = self.shared.quota.check_message(&sender.who, &sender.limits, Instant::now()) {
+            return self.limit_reply(info, &sender.who, e);
         }
+        if let Some(s) = self.shared.shared_state.get() {
+            if let Err(refused) = shared::check_message(s, &sender.who, &sender.limits).await {
+                return self.shared_refusal(info, &sender.who, refused);
+            }
+        }
+        state.sender = Some(sender);
+        Decision::Accept
     }
 
     async fn rcpt(&self, info: &SessionInfo, state: &mut SessionState, envelope: &Envelope, to: &ForwardPath) -> Decision {
@@ -546,9 +625,27 @@ impl Hooks for SubmissionPolicy {
                 refusal => return refusal,
             }
         }
+        // The shared windows first: a local refusal can give this one
+        // recipient back there, while the local quota releases only whole
+        // transactions.
+        let mut held = None;
+        if let Some(s) = self.shared.shared_state.get() {
+            match shared::reserve_recipient(s, &info.id, &sender.who, &sender.limits, envelope.rcpts.is_empty()).await {
+                Ok(h) => held = h,
+                Err(refused) => return self.shared_refusal(info, &sender.who, refused),
+            }
+        }
         match self.shared.quota.reserve_recipient(&info.id, &sender.who, &sender.limits, envelope.rcpts.len() as u32, Instant::now()) {
-            Ok(()) => Decision::Accept,
-            Err(e) => self.limit_reply(info, &sender.who, e),
+            Ok(()) => {
+                state.shared_held.extend(held);
+                Decision::Accept
+            }
+            Err(e) => {
+                if let Some(s) = self.shared.shared_state.get() {
+                    shared::release(s, held.into_iter().collect());
+                }
+                self.limit_reply(info, &sender.who, e)
+            }
         }
     }
 
@@ -584,6 +681,8 @@ impl Hooks for SubmissionPolicy {
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {
             self.shared.quota.commit(&info.id, Instant::now());
+            // Stored: the shared reservations stay in their windows.
+            state.shared_held.clear();
             emit!(info, ev::SUBMISSION_ACCEPTED, session = %info.id, user = %sender.who, id = %id, from = %envelope.from, rcpts = envelope.rcpts.len());
         }
         decision
@@ -592,10 +691,15 @@ impl Hooks for SubmissionPolicy {
     fn reset(&self, info: &SessionInfo, state: &mut SessionState, _why: Reset) {
         state.sender = None;
         self.shared.quota.release(&info.id);
+        self.release_shared(state);
     }
 
     fn closed(&self, info: &SessionInfo, state: &mut SessionState) {
         self.shared.quota.release(&info.id);
         self.shared.leave_session(&mut state.login);
+        self.release_shared(state);
+        if let (Some(s), Some((login, name))) = (self.shared.shared_state.get(), state.shared_session.take()) {
+            shared::leave_session(s, login, name);
+        }
     }
 }

@@ -51,7 +51,13 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     };
     let accounts = super::users::open(&config)?;
     let now = port25_time::unix_secs() as i64;
-    let report = migration::report(&accounts.usage()?, now, days, threshold);
+    // Several nodes: every node's uses, one record per login, from the
+    // shared store (this node's own table holds only its share).
+    let uses = match super::shared::usage(&config)? {
+        Some(uses) => uses,
+        None => accounts.usage()?,
+    };
+    let report = migration::report(&uses, now, days, threshold);
     let all_met = report.iter().all(|d| d.threshold_met);
     if json {
         let domains: Vec<serde_json::Value> = report

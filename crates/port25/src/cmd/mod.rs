@@ -21,6 +21,7 @@ pub mod report;
 pub mod serve;
 pub mod serve_check;
 pub mod serve_http;
+pub mod shared;
 pub mod spampot;
 pub mod systemd;
 pub mod users;

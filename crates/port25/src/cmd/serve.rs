@@ -124,8 +124,13 @@ async fn serve(
     // One password gate for SMTP AUTH and the dashboard: one guard, one
     // bound; made when either is served.
     let wants_submission = config.listeners.iter().any(|l| l.service == Service::Submission || l.legacy_submission);
+    // State shared with the other nodes behind the same name, if any.
+    let shared = super::shared::open(&config).await?;
     let gate = match wants_submission || config.http.address.is_some() {
-        true => Some(Arc::new(super::wiring::gate(&config, accounts.clone(), directory.clone()))),
+        true => Some(Arc::new(match &shared {
+            Some(s) => super::wiring::gate(&config, accounts.clone(), directory.clone()).with_shared(s.clone()),
+            None => super::wiring::gate(&config, accounts.clone(), directory.clone()),
+        })),
         false => None,
     };
     // The abuse desk (docs/abuse.md): the trace index and the signals.
@@ -158,6 +163,9 @@ async fn serve(
         (Some(gate), true) => Some(super::wiring::submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
         _ => None,
     };
+    if let (Some(sub), Some(s)) = (&submission, &shared) {
+        sub.set_shared(s.clone());
+    }
     // Screening before the banner, shared by the port-25 listeners
     // (docs/screen.md); built before any listener binds, so a bad
     // end-user policy stops start-up.

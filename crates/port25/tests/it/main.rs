@@ -49,6 +49,7 @@ mod report_figures;
 mod report_notices;
 mod screen;
 mod scripted;
+mod shared_state;
 mod smtputf8;
 mod spampot;
 mod spampot_hpfeeds;
