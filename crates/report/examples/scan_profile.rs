@@ -3,13 +3,15 @@
 //! lines, the fast event scanner, serde's deserializer, and counting
 //! (the accumulator). For bench/README.md's report section.
 //!
-//!   cargo run --release -p port25-report --example scan_profile -- CAPTURE_DIR
+//!   cargo run --release -p port25-report --example scan_profile -- CAPTURE_DIR [SEGMENTS]
 
 use std::time::Instant;
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: scan_profile CAPTURE_DIR"));
-    let segs = port25_report::scan::segments(&dir).unwrap();
+    let mut segs = port25_report::scan::segments(&dir).unwrap();
+    // At most this many segments (they are read into memory first).
+    segs.truncate(std::env::args().nth(2).map_or(usize::MAX, |n| n.parse().expect("a segment count")));
     let files: Vec<Vec<u8>> = segs.iter().map(|p| std::fs::read(p).unwrap()).collect();
     let bytes: usize = files.iter().map(|f| f.len()).sum();
     let mb = bytes as f64 / 1e6;

@@ -271,14 +271,17 @@ pub struct AsNotices {
 }
 
 /// Builds the notices: sources grouped by their origin AS (the first AS of
-/// a multi-origin prefix, as of the source's first spam), most spam first.
+/// a multi-origin prefix, as of the source's first spam), most spam first;
+/// each AS's are handed to `sink` as soon as they are made (one AS's
+/// notices in memory at a time). Returns the spam from addresses in no AS.
 pub fn build(
     seen: &HashMap<IpAddr, Seen>,
     enricher: &crate::enrich::Enricher,
     contacts: &Contacts,
     bodies: Option<&port25_capture::bodies::Bodies>,
     opt: &Options,
-) -> (Vec<AsNotices>, u64) {
+    sink: &mut dyn FnMut(AsNotices) -> std::io::Result<()>,
+) -> std::io::Result<u64> {
     let mut per_as: BTreeMap<u32, Vec<(&IpAddr, &Seen)>> = BTreeMap::new();
     let mut no_asn = 0u64;
     for (ip, s) in seen {
@@ -287,7 +290,6 @@ pub fn build(
             None => no_asn += s.emails,
         }
     }
-    let mut out = Vec::new();
     for (asn, mut v) in per_as {
         v.sort_by(|a, b| b.1.emails.cmp(&a.1.emails).then(a.0.cmp(b.0)));
         let contact = contacts.by_asn.get(&asn).cloned();
@@ -302,9 +304,9 @@ pub fn build(
                 mbox.push('\n');
             }
         }
-        out.push(AsNotices { asn, contact, sources, emails, mbox });
+        sink(AsNotices { asn, contact, sources, emails, mbox })?;
     }
-    (out, no_asn)
+    Ok(no_asn)
 }
 
 /// One ARF report (RFC 5965) about `ip`, CRLF line ends.

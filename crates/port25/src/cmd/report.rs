@@ -260,16 +260,16 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
         date: notices::rfc5322(&port25_time::rfc3339_millis(now)).unwrap_or_default(),
         run_id: format!("{}-{}", port25_time::since_epoch(now).as_secs(), std::process::id()),
     };
-    let (per_as, no_asn) = notices::build(&seen, &enricher, &contacts, bodies.as_ref(), &opt);
     std::fs::create_dir_all(&n.out).with_context(|| format!("creating {}", n.out.display()))?;
     let mut index = String::from("asn,contact,sources,emails,notices,file\n");
     let mut missing = String::from("asn,sources,emails\n");
     let (mut written, mut ases, mut lost_sources, mut lost_ases) = (0usize, 0usize, 0usize, 0usize);
-    for a in &per_as {
+    let no_asn = notices::build(&seen, &enricher, &contacts, bodies.as_ref(), &opt, &mut |a| {
         match &a.contact {
             Some(c) => {
                 let file = format!("AS{}.mbox", a.asn);
-                std::fs::write(n.out.join(&file), &a.mbox).with_context(|| format!("writing {}", n.out.join(&file).display()))?;
+                std::fs::write(n.out.join(&file), &a.mbox)
+                    .map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", n.out.join(&file).display())))?;
                 let k = a.sources.min(opt.max_sources);
                 index.push_str(&format!("{},{},{},{},{k},{file}\n", a.asn, c.address, a.sources, a.emails));
                 written += k;
@@ -281,7 +281,8 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
                 lost_ases += 1;
             }
         }
-    }
+        Ok(())
+    })?;
     std::fs::write(n.out.join("index.csv"), index)?;
     std::fs::write(n.out.join("no-contact.csv"), missing)?;
     outln!("wrote {written} notices to {ases} ASes' abuse contacts in {} (index.csv); nothing was sent", n.out.display());

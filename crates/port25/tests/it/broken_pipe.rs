@@ -98,3 +98,48 @@ fn a_full_disk_behind_standard_output_is_an_error() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("writing standard output") && stderr.contains("No space left"), "{stderr}");
 }
+
+/// The server's log goes to standard error; when its reader is gone
+/// (`port25 serve 2>&1 | head`), every log event's write fails. The server
+/// must go on serving (tracing-subscriber reported the failed write with
+/// eprintln!, which panicked on the same closed stream) and stop cleanly.
+#[test]
+fn serve_goes_on_when_its_log_reader_has_gone() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listener = format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\n");
+    let config = dir.path().join("port25.toml");
+    std::fs::write(&config, crate::harness::base_config(dir.path(), "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]", &listener)).unwrap();
+    let mut child = Command::new(BIN).args(["serve", "-c", p(&config)]).stdout(closed_pipe()).stderr(closed_pipe()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let stream = loop {
+        if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+            break s;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "port25 serve died with its log closed: {:?}", child.try_wait());
+        assert!(std::time::Instant::now() < deadline, "port25 serve never listened");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10))).unwrap();
+    let mut r = BufReader::new(stream.try_clone().unwrap());
+    let mut w = stream;
+    let mut line = String::new();
+    for round in 0..3 {
+        line.clear();
+        if round == 0 {
+            r.read_line(&mut line).unwrap();
+            assert!(line.starts_with("220 "), "{line:?}");
+        }
+        w.write_all(b"NOOP\r\n").unwrap();
+        line.clear();
+        r.read_line(&mut line).unwrap();
+        assert!(line.starts_with("250 "), "round {round}: {line:?}");
+    }
+    w.write_all(b"QUIT\r\n").unwrap();
+    assert!(child.try_wait().unwrap().is_none(), "port25 serve stopped");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{status:?}");
+}
