@@ -70,7 +70,11 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).with_target(false).log_internal_errors(false);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .log_internal_errors(false);
     let fmt: ExtraLayer = match (crate::journal::Journal::detect(), format) {
         (Some(journal), _) => journal.with_filter(filter).boxed(),
         (None, LogFormat::Text) => fmt.fmt_fields(text_fields()).with_filter(filter).boxed(),
