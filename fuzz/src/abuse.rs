@@ -19,7 +19,10 @@ pub fn report(data: &[u8]) {
     }
     let unknowable = |_: &str| Some((Some("alice".to_owned()), Some("\u{0}never".to_owned())));
     let unsigned = |_: &str| None;
-    assert!(matches!(attribute(&r, host, unknowable, unsigned), Verdict::NotOurs(_)), "attributed without the Message-ID");
+    assert!(
+        matches!(attribute(&r, host, unknowable, unsigned), Verdict::NotOurs(_)),
+        "attributed without the Message-ID"
+    );
     // With the reported Message-ID recorded, only our own Received header attributes.
     let mid = r.headers.iter().find(|f| f.0 == "message-id").map(|f| bare_message_id(&f.1).to_owned());
     let known = |_: &str| Some((Some("alice".to_owned()), mid.clone()));
@@ -27,9 +30,17 @@ pub fn report(data: &[u8]) {
         assert!(our_queue_ids(&r.headers, host).contains(&queue_id));
     }
     // A DKIM signature attributes only the message we recorded it for.
-    let sigs: Vec<String> = r.headers.iter().filter(|f| f.0 == "dkim-signature").filter_map(|f| port25_outbound::dkim::signature_digest(&f.1)).collect();
+    let sigs: Vec<String> = r
+        .headers
+        .iter()
+        .filter(|f| f.0 == "dkim-signature")
+        .filter_map(|f| port25_outbound::dkim::signature_digest(&f.1))
+        .collect();
     let recorded = |d: &str| (d == "\u{0}none").then(|| ("Q".to_owned(), Some("alice".to_owned())));
-    assert!(matches!(attribute(&r, host, |_: &str| None, recorded), Verdict::NotOurs(_)), "a signature we never made: {sigs:?}");
+    assert!(
+        matches!(attribute(&r, host, |_: &str| None, recorded), Verdict::NotOurs(_)),
+        "a signature we never made: {sigs:?}"
+    );
     for s in &sigs {
         assert_eq!(s.len(), 32, "{s:?}");
     }

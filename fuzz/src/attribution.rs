@@ -86,7 +86,11 @@ pub fn radacct_csv(data: &[u8]) {
 
 /// A DHCP journal: parsed into rows, then leases per address (no more
 /// sessions than rows).
-fn journal(data: &[u8], parse: fn(&str, u32, &mut Vec<kea::Row>, &mut Warnings), sessions: fn(Vec<kea::Row>) -> Vec<Session>) {
+fn journal(
+    data: &[u8],
+    parse: fn(&str, u32, &mut Vec<kea::Row>, &mut Warnings),
+    sessions: fn(Vec<kea::Row>) -> Vec<Session>,
+) {
     let t = text(data);
     let mut w = Warnings::default();
     let mut rows = Vec::new();
@@ -145,7 +149,10 @@ pub fn cgnat_csv(data: &[u8]) {
             continue;
         }
         for port in [b.first, b.last] {
-            let got = idx.lookup(b.outside, port, b.start_ms).map(|i| idx.block(i).clone()).unwrap_or_else(|| panic!("{b:?} unanswered"));
+            let got = idx
+                .lookup(b.outside, port, b.start_ms)
+                .map(|i| idx.block(i).clone())
+                .unwrap_or_else(|| panic!("{b:?} unanswered"));
             assert!(got.outside == b.outside && got.first <= port && port <= got.last, "{got:?} for {b:?}");
             assert!(got.start_ms <= b.start_ms && got.end_ms.is_none_or(|e| b.start_ms < e), "{got:?} for {b:?}");
         }

@@ -43,8 +43,14 @@ pub fn body_path(data: &[u8]) {
     let digest = String::from_utf8_lossy(data);
     let root = std::path::Path::new("/bodies");
     if let Some(p) = port25_capture::bodies::path_of(root, &digest) {
-        assert!(digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{digest:?}");
-        assert_eq!(p, root.join(digest.get(..2).unwrap()).join(digest.get(2..4).unwrap()).join(format!("{digest}.zst")));
+        assert!(
+            digest.len() == 64 && digest.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+            "{digest:?}"
+        );
+        assert_eq!(
+            p,
+            root.join(digest.get(..2).unwrap()).join(digest.get(2..4).unwrap()).join(format!("{digest}.zst"))
+        );
     }
 }
 

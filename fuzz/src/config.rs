@@ -33,13 +33,19 @@ pub fn parse(text: &str) {
         Ok(c) => {
             assert!(!c.listeners.is_empty() && !c.mx.domains.is_empty());
             assert!(c.mx.domains.iter().all(|d| *d == d.to_lowercase()), "{:?}", c.mx.domains);
-            assert!(c.data_dir.is_absolute() && c.delivery.maildir.is_absolute(), "paths are resolved against the base");
+            assert!(
+                c.data_dir.is_absolute() && c.delivery.maildir.is_absolute(),
+                "paths are resolved against the base"
+            );
             let mut names: Vec<&str> = c.listeners.iter().map(|l| l.name.as_str()).collect();
             names.sort_unstable();
             names.dedup();
             assert_eq!(names.len(), c.listeners.len(), "duplicate listener names");
             for l in &c.listeners {
-                assert!(l.limits.max_command_line >= 512 && l.limits.max_data_line > 0 && l.limits.max_message_size > 0, "{l:?}");
+                assert!(
+                    l.limits.max_command_line >= 512 && l.limits.max_data_line > 0 && l.limits.max_message_size > 0,
+                    "{l:?}"
+                );
             }
             if let Some(r) = &c.mx.recipients {
                 for a in r {

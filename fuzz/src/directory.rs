@@ -44,8 +44,12 @@ fn check_line(line: &[u8]) {
     assert!(!line.iter().any(|&b| (b < 0x20 && b != b'\t' && b != 1) || b == 0x7f), "{line:?}");
     // ...and none in any value, escaped or not.
     let values: Vec<&str> = match &parsed {
-        ServerLine::Ok { params, .. } | ServerLine::Fail { params, .. } => params.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]).collect(),
-        ServerLine::User { user, params, .. } => std::iter::once(user.as_str()).chain(params.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])).collect(),
+        ServerLine::Ok { params, .. } | ServerLine::Fail { params, .. } => {
+            params.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]).collect()
+        }
+        ServerLine::User { user, params, .. } => {
+            std::iter::once(user.as_str()).chain(params.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()])).collect()
+        }
         ServerLine::Mech(m) => vec![m.as_str()],
         ServerLine::Other(c) => vec![c.as_str()],
         _ => vec![],
@@ -57,7 +61,9 @@ fn check_line(line: &[u8]) {
     let again = match &parsed {
         ServerLine::Ok { id, params } => Some(format!("OK\t{id}{}", written(params))),
         ServerLine::Fail { id, params } => Some(format!("FAIL\t{id}{}", written(params))),
-        ServerLine::User { id, user, params } => Some(format!("USER\t{id}\t{}{}", proto::escape(user), written(params))),
+        ServerLine::User { id, user, params } => {
+            Some(format!("USER\t{id}\t{}{}", proto::escape(user), written(params)))
+        }
         _ => None,
     };
     if let Some(again) = again {

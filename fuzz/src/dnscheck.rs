@@ -16,7 +16,12 @@ pub fn txt(data: &[u8]) {
     if let Some(tags) = records::tags(&text) {
         assert!(tags.len() <= 64, "{} tags", tags.len());
         for (i, (n, v)) in tags.iter().enumerate() {
-            assert!(!n.is_empty() && *n == n.to_ascii_lowercase() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{n:?}");
+            assert!(
+                !n.is_empty()
+                    && *n == n.to_ascii_lowercase()
+                    && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+                "{n:?}"
+            );
             assert!(!v.contains(';') && v.trim_matches([' ', '\t', '\r', '\n']) == v, "{v:?}");
             assert!(tags[..i].iter().all(|(m, _)| m != n), "{n:?} twice");
         }

@@ -5,7 +5,9 @@
 
 use port25_egress::check::deciding_entry;
 use port25_egress::compile::{compile, Target};
-use port25_egress::flow::{lz, nfcapd, pcap, Collector, MAX_TEMPLATES, MAX_TEMPLATES_PER_EXPORTER, MAX_TEMPLATE_FIELDS};
+use port25_egress::flow::{
+    lz, nfcapd, pcap, Collector, MAX_TEMPLATES, MAX_TEMPLATES_PER_EXPORTER, MAX_TEMPLATE_FIELDS,
+};
 use port25_egress::policy;
 use port25_egress::prefix::u128_to_ip;
 use port25_egress::table::{Table, NONE};
@@ -43,7 +45,8 @@ pub fn flow_stream(data: &[u8]) {
     while rest.len() >= 2 {
         let len = (u16::from_be_bytes([rest[0], rest[1]]) >> 1) as usize;
         let outside = (n + refused) % 5 == 4;
-        let exporter = if outside { IpAddr::from([198, 51, 100, 1]) } else { IpAddr::from([192, 0, 2, 1 + (rest[1] & 1)]) };
+        let exporter =
+            if outside { IpAddr::from([198, 51, 100, 1]) } else { IpAddr::from([192, 0, 2, 1 + (rest[1] & 1)]) };
         let take = len.min(rest.len() - 2);
         let before = (c.template_count(), out.len());
         c.datagram(exporter, &rest[2..2 + take], &mut out);
@@ -153,7 +156,11 @@ pub fn policy_text(data: &[u8]) {
                 assert_eq!(compile(&p, *t), compile(&p, *t));
             }
             let table = Table::new(&p);
-            let all = p.networks.iter().flat_map(|n| n.prefixes.iter()).chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
+            let all = p
+                .networks
+                .iter()
+                .flat_map(|n| n.prefixes.iter())
+                .chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
             for pf in all.take(64) {
                 let max = pf.family.max();
                 for v in [pf.first().wrapping_sub(1) & max, pf.first(), pf.last(), pf.last().wrapping_add(1) & max] {

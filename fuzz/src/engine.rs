@@ -159,7 +159,9 @@ fn data_model(input: &[u8]) -> DataModel {
     let mut out = Vec::new();
     let mut longest_line = 0;
     let mut pos = 0;
-    let bare_cr = |line: &[u8], start: usize| line.iter().enumerate().find(|&(k, &c)| c == b'\r' && line.get(k + 1) != Some(&b'\n')).map(|(k, _)| start + k);
+    let bare_cr = |line: &[u8], start: usize| {
+        line.iter().enumerate().find(|&(k, &c)| c == b'\r' && line.get(k + 1) != Some(&b'\n')).map(|(k, _)| start + k)
+    };
     loop {
         let rest = &input[pos..];
         let Some(lf) = rest.iter().position(|&c| c == b'\n') else {
@@ -251,7 +253,8 @@ pub fn data(input: &[u8], max_line: usize, max_size: usize, cuts: &[usize]) {
         // canonically (a lone "." before text is removed by RFC 5321
         // §4.5.2 and cannot be told apart from ".." afterwards).
         let consumed = &input[..whole.used];
-        let canonical = consumed.split(|&c| c == b'\n').all(|l| !l.starts_with(b".") || l.starts_with(b"..") || l == b".\r");
+        let canonical =
+            consumed.split(|&c| c == b'\n').all(|l| !l.starts_with(b".") || l.starts_with(b"..") || l == b".\r");
         if canonical {
             let again = stuff(&whole.out);
             assert_eq!(again, consumed, "re-stuffed output differs from the input");
@@ -296,7 +299,8 @@ pub fn smtp_data(bytes: &[u8]) {
         2 => usize::MAX,
         _ => usize::from(head[0]) * 4,
     };
-    let max_size = if head[1] & 0x80 != 0 { usize::from(u16::from_be_bytes([head[1] & 0x7f, head[2]])) } else { 1 << 20 };
+    let max_size =
+        if head[1] & 0x80 != 0 { usize::from(u16::from_be_bytes([head[1] & 0x7f, head[2]])) } else { 1 << 20 };
     let cuts = split_points(u64::from(head[3]) << 8 | u64::from(head[2]), input.len());
     data(input, max_line, max_size, &cuts);
     let half = input.len() / 2;
@@ -413,7 +417,9 @@ fn proxy_round_trip(b: &[u8]) {
     let rest = &b[38..];
 
     let proto = if v6 { "TCP6" } else { "TCP4" };
-    let mut v1 = format!("PROXY {proto} {} {} {} {}\r\n", source.ip(), destination.ip(), source.port(), destination.port()).into_bytes();
+    let mut v1 =
+        format!("PROXY {proto} {} {} {} {}\r\n", source.ip(), destination.ip(), source.port(), destination.port())
+            .into_bytes();
     let n1 = v1.len();
     v1.extend_from_slice(rest);
     assert_eq!(proxy::parse(&v1), Ok(Some((want.clone(), n1))), "v1 {v1:?}");

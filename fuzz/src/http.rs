@@ -17,14 +17,20 @@ pub fn http_autodiscover(data: &[u8]) {
     match parse_request(data) {
         Ok(r) => {
             assert!(!r.email.is_empty());
-            let doc = format!("<Autodiscover><Request><EMailAddress>{}</EMailAddress></Request></Autodiscover>", port25_http::escape::xml(&r.email));
+            let doc = format!(
+                "<Autodiscover><Request><EMailAddress>{}</EMailAddress></Request></Autodiscover>",
+                port25_http::escape::xml(&r.email)
+            );
             let again = parse_request(doc.as_bytes()).expect("a request built from an accepted address parses");
             // The escaping replaces what XML cannot carry; compare what can.
             if !r.email.chars().any(|c| (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}') {
                 assert_eq!(again.email, r.email.trim());
             }
             // The same request behind a DOCTYPE is refused.
-            assert!(parse_request(&[b"<!DOCTYPE a [<!ENTITY x \"y\">]>".as_slice(), data].concat()).is_err(), "accepted with a DOCTYPE");
+            assert!(
+                parse_request(&[b"<!DOCTYPE a [<!ENTITY x \"y\">]>".as_slice(), data].concat()).is_err(),
+                "accepted with a DOCTYPE"
+            );
         }
         // quick-xml reads the keyword without case.
         Err(ParseError::Doctype) => assert!(String::from_utf8_lossy(data).to_ascii_uppercase().contains("<!DOCTYPE")),
@@ -33,14 +39,25 @@ pub fn http_autodiscover(data: &[u8]) {
 }
 
 fn percent_encode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }
 
 pub fn http_emailaddress(data: &[u8]) {
     let domains = vec!["example.net".to_owned(), "xn--bcher-kva.example".to_owned()];
     let text = String::from_utf8_lossy(data);
     if let Ok(Some(v)) = email::query_param(&text, "emailaddress") {
-        assert_eq!(email::query_param(&format!("emailaddress={}&x=1", percent_encode(&v)), "emailaddress"), Ok(Some(v.clone())));
+        assert_eq!(
+            email::query_param(&format!("emailaddress={}&x=1", percent_encode(&v)), "emailaddress"),
+            Ok(Some(v.clone()))
+        );
         if let Ok(a) = email::parse(&v, &domains) {
             let full = a.full();
             assert!(full.len() <= 254 && !full.chars().any(|c| c.is_control() || "<>\"\\ ".contains(c)), "{full:?}");

@@ -17,7 +17,11 @@ pub fn ar_strip(data: &[u8]) {
         let field = &data[r.clone()];
         let colon = field.iter().position(|&b| b == b':').expect("a field has a colon");
         let name: Vec<u8> = field[..colon].iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
-        assert!(name.eq_ignore_ascii_case(b"Authentication-Results"), "removed a {:?} field", String::from_utf8_lossy(&name));
+        assert!(
+            name.eq_ignore_ascii_case(b"Authentication-Results"),
+            "removed a {:?} field",
+            String::from_utf8_lossy(&name)
+        );
         // Ours (or unreadable), never another server's.
         if let Some(id) = authserv_id_of(&field[colon + 1..]) {
             assert!(id.eq_ignore_ascii_case(ID.as_bytes()), "removed another id {:?}", String::from_utf8_lossy(&id));

@@ -25,7 +25,9 @@ pub fn ranges(data: &[u8]) {
                 }
             }
         }
-        Err(e) => assert!(e.line >= 1 && e.line <= lines_of(text), "error line {} outside 1..={}", e.line, lines_of(text)),
+        Err(e) => {
+            assert!(e.line >= 1 && e.line <= lines_of(text), "error line {} outside 1..={}", e.line, lines_of(text))
+        }
     }
 }
 

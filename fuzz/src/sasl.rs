@@ -42,7 +42,14 @@ pub fn plain(input: &[u8]) {
         Ok(c) => {
             assert_eq!(c.mechanism, Mechanism::Plain);
             assert!(!c.username.is_empty() && !c.password.is_empty());
-            let rebuilt = [c.authzid.as_deref().unwrap_or("").as_bytes(), b"\0", c.username.as_bytes(), b"\0", c.password.as_bytes()].concat();
+            let rebuilt = [
+                c.authzid.as_deref().unwrap_or("").as_bytes(),
+                b"\0",
+                c.username.as_bytes(),
+                b"\0",
+                c.password.as_bytes(),
+            ]
+            .concat();
             assert_eq!(rebuilt, input);
         }
         Err(r) => assert_eq!(r.code, 501),

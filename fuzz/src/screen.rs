@@ -64,12 +64,19 @@ pub fn dnsbl(data: &[u8]) {
     if records.len() <= 32 {
         assert_eq!(std::mem::discriminant(&dnsbl::judge(&reversed)), std::mem::discriminant(&answer), "{records:?}");
     }
-    let rule = port25_config::ScreenList { zone: "bl.example".into(), codes: vec![(Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 9))], weight: 3 };
+    let rule = port25_config::ScreenList {
+        zone: "bl.example".into(),
+        codes: vec![(Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 9))],
+        weight: 3,
+    };
     match &answer {
         Answer::Listed(codes) => {
             assert!(!codes.is_empty());
             for c in codes {
-                assert!(c.octets()[0] == 127 && *c != Ipv4Addr::new(127, 0, 0, 1) && dnsbl::error_meaning(*c).is_none(), "{c} counted");
+                assert!(
+                    c.octets()[0] == 127 && *c != Ipv4Addr::new(127, 0, 0, 1) && dnsbl::error_meaning(*c).is_none(),
+                    "{c} counted"
+                );
             }
             let held = codes.iter().any(|c| (Ipv4Addr::new(127, 0, 0, 2)..=Ipv4Addr::new(127, 0, 0, 9)).contains(c));
             assert_eq!(dnsbl::rule_score(&rule, &answer).is_some(), held, "{codes:?}");

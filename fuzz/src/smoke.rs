@@ -87,7 +87,10 @@ impl Mutator<'_> {
 /// must be at least one.
 pub fn seeds(target: &str) -> Vec<Vec<u8>> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())).map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let corpus: Vec<Vec<u8>> = files.iter().map(|p| std::fs::read(p).unwrap()).collect();
     assert!(!corpus.is_empty(), "no seeds in {}", dir.display());
@@ -107,7 +110,11 @@ pub fn smoke_with(target: &str, n: usize, seed: u64, mutator: &Mutator, check: i
     let corpus = seeds(target);
     let run = |input: &[u8]| {
         if let Err(e) = catch_unwind(AssertUnwindSafe(|| check(input))) {
-            let why = e.downcast_ref::<String>().cloned().or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default();
+            let why = e
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
             panic!("{target}: property violated on input b\"{}\"\n{why}", input.escape_ascii());
         }
     };

@@ -23,7 +23,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
-#[command(name = "smtp-load", about = "SMTP sessions back to back from CONCURRENCY clients: TLS, AUTH PLAIN, MESSAGES messages, QUIT")]
+#[command(
+    name = "smtp-load",
+    about = "SMTP sessions back to back from CONCURRENCY clients: TLS, AUTH PLAIN, MESSAGES messages, QUIT"
+)]
 struct Args {
     /// Server address
     #[arg(long, default_value = "127.0.0.1:4650")]

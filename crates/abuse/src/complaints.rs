@@ -39,7 +39,9 @@ pub struct Report {
 /// (multipart/report; report-type=feedback-report) the ARF fields, which
 /// must parse: malformed ARF is an error with the reason, never guessed.
 pub fn read(raw: &[u8]) -> Result<Report, String> {
-    let (fields, _) = port25_report::arf::split_message(&String::from_utf8_lossy(raw.get(..raw.len().min(64 * 1024)).unwrap_or_default()));
+    let (fields, _) = port25_report::arf::split_message(&String::from_utf8_lossy(
+        raw.get(..raw.len().min(64 * 1024)).unwrap_or_default(),
+    ));
     let ct = fields.iter().find(|f| f.0 == "content-type").map(|f| f.1.to_ascii_lowercase()).unwrap_or_default();
     let arf = ct.starts_with("multipart/report") && ct.contains("feedback-report");
     let feedback_type = if arf { port25_report::arf::parse(raw)?.feedback_type } else { None };
@@ -63,7 +65,12 @@ pub fn our_queue_ids(headers: &[(String, String)], hostname: &str) -> Vec<String
         let mut words = rest.split_whitespace();
         let (Some(with), Some("id"), Some(id)) = (words.next(), words.next(), words.next()) else { continue };
         let id = id.trim_end_matches(';');
-        if with.ends_with('A') && !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric()) && !out.iter().any(|o| o == id) {
+        if with.ends_with('A')
+            && !id.is_empty()
+            && id.len() <= 64
+            && id.bytes().all(|b| b.is_ascii_alphanumeric())
+            && !out.iter().any(|o| o == id)
+        {
             out.push(id.to_owned());
         }
     }
@@ -90,9 +97,12 @@ pub fn attribute(
     }
     let ids = our_queue_ids(&report.headers, hostname);
     if ids.is_empty() {
-        return Verdict::NotOurs(format!("no Received: header by {hostname} (port25) with an authenticated submission's queue id"));
+        return Verdict::NotOurs(format!(
+            "no Received: header by {hostname} (port25) with an authenticated submission's queue id"
+        ));
     }
-    let reported_mid = report.headers.iter().find(|f| f.0 == "message-id").map(|f| crate::index::bare_message_id(&f.1).to_owned());
+    let reported_mid =
+        report.headers.iter().find(|f| f.0 == "message-id").map(|f| crate::index::bare_message_id(&f.1).to_owned());
     let mut why = String::new();
     for id in ids {
         match lookup(&id) {
@@ -100,7 +110,9 @@ pub fn attribute(
             Some((None, _)) => why = format!("queue id {id} was not sent by a login"),
             Some((Some(login), recorded)) => match (&reported_mid, recorded) {
                 (Some(r), Some(ours)) if *r == ours => return Verdict::Ours { login, queue_id: id },
-                (None, _) => why = format!("queue id {id} is ours but the reported message has no Message-ID to confirm it"),
+                (None, _) => {
+                    why = format!("queue id {id} is ours but the reported message has no Message-ID to confirm it")
+                }
                 (Some(r), ours) => {
                     why = format!(
                         "queue id {id} is ours but its Message-ID is not <{r}> (we recorded {}): forged?",
@@ -189,29 +201,47 @@ mod tests {
 
     #[test]
     fn only_our_received_header_with_a_known_id_and_the_same_message_id_attributes() {
-        let lookup = |id: &str| (id == "18A2B3C4D5E6F0001").then(|| (Some("alice@example.net".to_owned()), Some("m1@example.net".to_owned())));
+        let lookup = |id: &str| {
+            (id == "18A2B3C4D5E6F0001")
+                .then(|| (Some("alice@example.net".to_owned()), Some("m1@example.net".to_owned())))
+        };
         let mid = ("message-id".to_owned(), "<m1@example.net>".to_owned());
         let ok = report(vec![received("mx.example.net"), mid.clone()]);
         let unsigned = |_: &str| None;
         let attribute = |r: &Report, h: &str, l: &Lookup<'_>| attribute(r, h, l, unsigned);
-        assert_eq!(attribute(&ok, "MX.example.net", &lookup), Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() });
+        assert_eq!(
+            attribute(&ok, "MX.example.net", &lookup),
+            Verdict::Ours { login: "alice@example.net".into(), queue_id: "18A2B3C4D5E6F0001".into() }
+        );
         // Another host's header with our id format: not ours.
-        assert!(matches!(attribute(&report(vec![received("mx.evil.example"), mid.clone()]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
+        assert!(matches!(
+            attribute(&report(vec![received("mx.evil.example"), mid.clone()]), "mx.example.net", &lookup),
+            Verdict::NotOurs(_)
+        ));
         // Our id, another Message-ID: a forged report about alice.
         let forged = report(vec![received("mx.example.net"), ("message-id".into(), "<other@x>".into())]);
         assert!(matches!(attribute(&forged, "mx.example.net", &lookup), Verdict::NotOurs(w) if w.contains("forged")));
-        assert!(matches!(attribute(&report(vec![received("mx.example.net")]), "mx.example.net", &lookup), Verdict::NotOurs(w) if w.contains("no Message-ID")));
+        assert!(
+            matches!(attribute(&report(vec![received("mx.example.net")]), "mx.example.net", &lookup), Verdict::NotOurs(w) if w.contains("no Message-ID"))
+        );
         // An unauthenticated (MX) Received header of ours names no login.
-        let mx = ("received".to_owned(), "from x ([192.0.2.1]) by mx.example.net (port25) with ESMTPS id 18A2B3C4D5E6F0001;".to_owned());
+        let mx = (
+            "received".to_owned(),
+            "from x ([192.0.2.1]) by mx.example.net (port25) with ESMTPS id 18A2B3C4D5E6F0001;".to_owned(),
+        );
         assert!(matches!(attribute(&report(vec![mx, mid.clone()]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
         assert!(matches!(attribute(&report(vec![mid]), "mx.example.net", &lookup), Verdict::NotOurs(_)));
     }
 
     #[test]
     fn our_dkim_signature_attributes_without_our_received_header() {
-        let sig = ("dkim-signature".to_owned(), "v=1; a=rsa-sha256; d=example.net; s=p25; h=From:Subject; bh=AAAA; b=SGVsbG8g d29ybGQ=".to_owned());
+        let sig = (
+            "dkim-signature".to_owned(),
+            "v=1; a=rsa-sha256; d=example.net; s=p25; h=From:Subject; bh=AAAA; b=SGVsbG8g d29ybGQ=".to_owned(),
+        );
         let digest = port25_outbound::dkim::signature_digest(&sig.1).unwrap();
-        let signed = |d: &str| (d == digest).then(|| ("18A2B3C4D5E6F0001".to_owned(), Some("alice@example.net".to_owned())));
+        let signed =
+            |d: &str| (d == digest).then(|| ("18A2B3C4D5E6F0001".to_owned(), Some("alice@example.net".to_owned())));
         let nothing = |_: &str| None;
         assert_eq!(
             attribute(&report(vec![sig.clone()]), "mx.example.net", nothing, signed),

@@ -179,11 +179,16 @@ impl Desk {
                 }
             }
         }
-        let released: HashSet<String> = db.prepare("SELECT id FROM released")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
+        let released: HashSet<String> =
+            db.prepare("SELECT id FROM released")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
         // Mail counted in memory but not yet in the index stays held.
         let mut held: HashMap<String, String> = {
             let s = self.state();
-            s.held.iter().filter(|(_, l)| actions.get(*l).is_some_and(|f| f.action >= Action::Hold)).map(|(i, l)| (i.clone(), l.clone())).collect()
+            s.held
+                .iter()
+                .filter(|(_, l)| actions.get(*l).is_some_and(|f| f.action >= Action::Hold))
+                .map(|(i, l)| (i.clone(), l.clone()))
+                .collect()
         };
         for (login, f) in &actions {
             if f.action >= Action::Hold {
@@ -241,10 +246,15 @@ impl Desk {
                 if known.contains(&value) {
                     continue;
                 }
-                let _ =
-                    db.execute("INSERT OR IGNORE INTO networks(login, kind, value, first_ms) VALUES (?1, ?2, ?3, ?4)", params![login, name, value, now_ms()]);
+                let _ = db.execute(
+                    "INSERT OR IGNORE INTO networks(login, kind, value, first_ms) VALUES (?1, ?2, ?3, ?4)",
+                    params![login, name, value, now_ms()],
+                );
                 if !known.is_empty() {
-                    raised.push((kind, format!("login from {ip} ({name} {value}); before only from {}", known.join(", "))));
+                    raised.push((
+                        kind,
+                        format!("login from {ip} ({name} {value}); before only from {}", known.join(", ")),
+                    ));
                 }
             }
         }
@@ -290,12 +300,20 @@ impl Desk {
             if r.jump(recipients, baseline.1, r.recipients_per_day) && d.raise(Kind::Recipients) {
                 raise.push((
                     Kind::Recipients,
-                    format!("{recipients} distinct recipients today (UTC); own daily average {:.1}, jump above {}x", baseline.1, r.jump_factor),
+                    format!(
+                        "{recipients} distinct recipients today (UTC); own daily average {:.1}, jump above {}x",
+                        baseline.1, r.jump_factor
+                    ),
                 ));
             }
             if r.jump(d.messages, baseline.0, r.messages_per_day) && d.raise(Kind::Messages) {
-                raise
-                    .push((Kind::Messages, format!("{} messages today (UTC); own daily average {:.1}, jump above {}x", d.messages, baseline.0, r.jump_factor)));
+                raise.push((
+                    Kind::Messages,
+                    format!(
+                        "{} messages today (UTC); own daily average {:.1}, jump above {}x",
+                        d.messages, baseline.0, r.jump_factor
+                    ),
+                ));
             }
         }
         for (kind, evidence) in raise {
@@ -333,7 +351,9 @@ impl Desk {
             return false;
         }
         match s.held.get(queue_id) {
-            Some(login) => !s.released.contains(queue_id) && s.actions.get(login).is_some_and(|f| f.action >= Action::Hold),
+            Some(login) => {
+                !s.released.contains(queue_id) && s.actions.get(login).is_some_and(|f| f.action >= Action::Hold)
+            }
             None => false,
         }
     }
@@ -386,7 +406,9 @@ impl Desk {
         }
         let since_complaint = self
             .db()
-            .query_row("SELECT first_complaint_ms FROM logins WHERE login = ?1", [login], |r| r.get::<_, Option<i64>>(0))
+            .query_row("SELECT first_complaint_ms FROM logins WHERE login = ?1", [login], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
             .ok()
             .flatten()
             .map(|t| (now - t).max(0) / 1000);
@@ -437,7 +459,12 @@ impl Desk {
         let r = db
             .execute("DELETE FROM complaints WHERE time_ms < ?1", [cutoff])
             .and_then(|_| db.execute("DELETE FROM signals WHERE time_ms < ?1", [cutoff]))
-            .and_then(|_| db.execute("DELETE FROM daily WHERE day < ?1", [cutoff.div_euclid(86_400_000).min(today() - HISTORY_DAYS)]))
+            .and_then(|_| {
+                db.execute(
+                    "DELETE FROM daily WHERE day < ?1",
+                    [cutoff.div_euclid(86_400_000).min(today() - HISTORY_DAYS)],
+                )
+            })
             .and_then(|_| db.execute("DELETE FROM released WHERE time_ms < ?1", [now_ms() - 8 * 86_400_000]));
         if let Err(e) = r {
             emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
@@ -445,7 +472,11 @@ impl Desk {
     }
 
     fn cursor(db: &Connection, name: &str) -> i64 {
-        db.query_row("SELECT value FROM cursor WHERE name = ?1", [name], |r| r.get(0)).optional().ok().flatten().unwrap_or(0)
+        db.query_row("SELECT value FROM cursor WHERE name = ?1", [name], |r| r.get(0))
+            .optional()
+            .ok()
+            .flatten()
+            .unwrap_or(0)
     }
 
     fn set_cursor(db: &Connection, name: &str, v: i64) {
@@ -462,7 +493,9 @@ impl Desk {
                 "SELECT m.login, count(*) FROM rcpts r JOIN messages m ON m.id = r.id
                  WHERE r.time_ms > ?1 AND r.time_ms <= ?2 AND r.outcome IN ('bounced', 'expired') AND m.login IS NOT NULL GROUP BY m.login",
             )?;
-            let counts: Vec<(String, i64)> = st.query_map(params![since, until], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<rusqlite::Result<_>>()?;
+            let counts: Vec<(String, i64)> = st
+                .query_map(params![since, until], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
             (counts, until)
         };
         for (login, n) in counts {
@@ -473,7 +506,11 @@ impl Desk {
                 (d.bounces >= self.cfg.rules.bounces_per_day && d.raise(Kind::Bounces)).then_some(d.bounces)
             };
             if let Some(b) = over {
-                self.raise(&login, Kind::Bounces, format!("{b} bounces today (UTC); the limit is {} a day", self.cfg.rules.bounces_per_day));
+                self.raise(
+                    &login,
+                    Kind::Bounces,
+                    format!("{b} bounces today (UTC); the limit is {} a day", self.cfg.rules.bounces_per_day),
+                );
             }
         }
         Self::set_cursor(&self.db(), "bounces", until);
@@ -481,8 +518,12 @@ impl Desk {
     }
 
     fn save_days(&self) {
-        let days: Vec<(String, i64, u64, u64, u64, u64)> =
-            self.state().days.iter().map(|(l, d)| (l.clone(), d.day, d.messages, d.recipients.estimate(), d.complaints, d.bounces)).collect();
+        let days: Vec<(String, i64, u64, u64, u64, u64)> = self
+            .state()
+            .days
+            .iter()
+            .map(|(l, d)| (l.clone(), d.day, d.messages, d.recipients.estimate(), d.complaints, d.bounces))
+            .collect();
         if days.is_empty() {
             return;
         }
@@ -503,11 +544,14 @@ impl Desk {
         let new = path.join("new");
         if new.is_dir() {
             let Ok(list) = std::fs::read_dir(&new) else { return };
-            let mut files: Vec<PathBuf> = list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            let mut files: Vec<PathBuf> =
+                list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
             files.sort();
             for f in files.into_iter().take(REPORTS_PER_TICK) {
                 let raw = match std::fs::metadata(&f) {
-                    Ok(m) if m.len() > MAX_REPORT => Err(format!("report of {} bytes is over the {MAX_REPORT}-byte limit", m.len())),
+                    Ok(m) if m.len() > MAX_REPORT => {
+                        Err(format!("report of {} bytes is over the {MAX_REPORT}-byte limit", m.len()))
+                    }
                     Ok(_) => std::fs::read(&f).map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 };
@@ -549,7 +593,9 @@ impl Desk {
         // blank line (the rest waits for its end to be written), split by
         // the report crate's mbox reader.
         let blank_before = |i: usize| i == 0 || buf[..i].ends_with(b"\n\n") || buf[..i].ends_with(b"\n\r\n");
-        let starts: Vec<usize> = (0..buf.len()).filter(|&i| (i == 0 || buf[i - 1] == b'\n') && blank_before(i) && buf[i..].starts_with(b"From ")).collect();
+        let starts: Vec<usize> = (0..buf.len())
+            .filter(|&i| (i == 0 || buf[i - 1] == b'\n') && blank_before(i) && buf[i..].starts_with(b"From "))
+            .collect();
         let complete_to = match starts.last() {
             Some(&last) if last > 0 => last,
             Some(_) if buf.ends_with(b"\n\n") || buf.ends_with(b"\r\n\r\n") => buf.len(),
@@ -568,7 +614,13 @@ impl Desk {
         let reporter = complaints::reporter(raw, &self.cfg.hostname);
         let now = (now_ms() / 1000) as u64;
         if !self.rate.lock().unwrap_or_else(|p| p.into_inner()).allow(&reporter, now) {
-            self.record_complaint(&reporter, "rate_limited", None, None, &format!("over {} reports an hour from this reporter", self.cfg.reports_per_hour));
+            self.record_complaint(
+                &reporter,
+                "rate_limited",
+                None,
+                None,
+                &format!("over {} reports an hour from this reporter", self.cfg.reports_per_hour),
+            );
             return "rate_limited";
         }
         let report = match complaints::read(raw) {
@@ -579,15 +631,24 @@ impl Desk {
             }
         };
         let verdict = {
-            let reader =
-                index::Reader::from_connection(match Connection::open_with_flags(db_path(&self.cfg.data_dir), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            let reader = index::Reader::from_connection(
+                match Connection::open_with_flags(
+                    db_path(&self.cfg.data_dir),
+                    rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                ) {
                     Ok(c) => c,
                     Err(e) => {
                         emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
                         return "unparsed";
                     }
-                });
-            complaints::attribute(&report, &self.cfg.hostname, |id| reader.sent_by(id).ok().flatten(), |d| reader.signed(d).ok().flatten())
+                },
+            );
+            complaints::attribute(
+                &report,
+                &self.cfg.hostname,
+                |id| reader.sent_by(id).ok().flatten(),
+                |d| reader.signed(d).ok().flatten(),
+            )
         };
         match verdict {
             Verdict::NotOurs(why) => {
@@ -595,9 +656,21 @@ impl Desk {
                 "not_ours"
             }
             Verdict::Ours { login, queue_id } => {
-                let kind = report.feedback_type.clone().unwrap_or_else(|| if report.arf { "abuse".into() } else { "forwarded".into() });
+                let kind = report.feedback_type.clone().unwrap_or_else(|| {
+                    if report.arf {
+                        "abuse".into()
+                    } else {
+                        "forwarded".into()
+                    }
+                });
                 if !self.record_complaint(&reporter, "ours", Some(&login), Some(&queue_id), &kind) {
-                    self.record_complaint(&reporter, "duplicate", Some(&login), Some(&queue_id), "this message was reported before");
+                    self.record_complaint(
+                        &reporter,
+                        "duplicate",
+                        Some(&login),
+                        Some(&queue_id),
+                        "this message was reported before",
+                    );
                     return "duplicate";
                 }
                 let _ = self.db().execute(
@@ -609,10 +682,15 @@ impl Desk {
                     let mut s = self.state();
                     let d = s.days.entry(login.clone()).or_insert_with(|| Day::new(today()));
                     d.complaints += 1;
-                    (d.complaints >= self.cfg.rules.complaints_per_day && d.raise(Kind::Complaints)).then_some(d.complaints)
+                    (d.complaints >= self.cfg.rules.complaints_per_day && d.raise(Kind::Complaints))
+                        .then_some(d.complaints)
                 };
                 if let Some(n) = over {
-                    self.raise(&login, Kind::Complaints, format!("{n} complaints today (UTC), the latest about queue id {queue_id} ({kind})"));
+                    self.raise(
+                        &login,
+                        Kind::Complaints,
+                        format!("{n} complaints today (UTC), the latest about queue id {queue_id} ({kind})"),
+                    );
                 }
                 "ours"
             }
@@ -621,13 +699,21 @@ impl Desk {
 
     /// Stores a complaint's verdict and logs it; false when it is a
     /// message counted before.
-    fn record_complaint(&self, reporter: &str, verdict: &str, login: Option<&str>, queue_id: Option<&str>, reason: &str) -> bool {
+    fn record_complaint(
+        &self,
+        reporter: &str,
+        verdict: &str,
+        login: Option<&str>,
+        queue_id: Option<&str>,
+        reason: &str,
+    ) -> bool {
         let r = self.db().execute(
             "INSERT INTO complaints(time_ms, reporter, verdict, login, queue_id, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             params![now_ms(), reporter, verdict, login, queue_id, reason],
         );
         if let Err(e) = &r {
-            if !matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation) {
+            if !matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::ConstraintViolation)
+            {
                 emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
             }
             return false;
@@ -641,14 +727,23 @@ impl Desk {
         let mut out = String::new();
         let (held, locked) = {
             let s = self.state();
-            (s.actions.values().filter(|f| f.action == Action::Hold).count(), s.actions.values().filter(|f| f.action == Action::Lock).count())
+            (
+                s.actions.values().filter(|f| f.action == Action::Hold).count(),
+                s.actions.values().filter(|f| f.action == Action::Lock).count(),
+            )
         };
-        out.push_str("# HELP port25_abuse_logins Logins with an abuse action in force.\n# TYPE port25_abuse_logins gauge\n");
-        out.push_str(&format!("port25_abuse_logins{{action=\"hold\"}} {held}\nport25_abuse_logins{{action=\"lock\"}} {locked}\n"));
+        out.push_str(
+            "# HELP port25_abuse_logins Logins with an abuse action in force.\n# TYPE port25_abuse_logins gauge\n",
+        );
+        out.push_str(&format!(
+            "port25_abuse_logins{{action=\"hold\"}} {held}\nport25_abuse_logins{{action=\"lock\"}} {locked}\n"
+        ));
         let db = self.db();
         let day_start = today() * 86_400_000;
         out.push_str("# HELP port25_abuse_complaints_today Complaints received today (UTC) by verdict.\n# TYPE port25_abuse_complaints_today gauge\n");
-        if let Ok(mut st) = db.prepare_cached("SELECT verdict, count(*) FROM complaints WHERE time_ms >= ?1 GROUP BY verdict") {
+        if let Ok(mut st) =
+            db.prepare_cached("SELECT verdict, count(*) FROM complaints WHERE time_ms >= ?1 GROUP BY verdict")
+        {
             if let Ok(rows) = st.query_map([day_start], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))) {
                 for (v, n) in rows.flatten() {
                     out.push_str(&format!("port25_abuse_complaints_today{{verdict=\"{v}\"}} {n}\n"));
@@ -765,7 +860,12 @@ pub fn explain(db: &Connection, login: &str) -> rusqlite::Result<Explanation> {
     let mut e = Explanation { login: login.to_owned(), ..Default::default() };
     if let Some((action, since, reason, first)) = db
         .query_row("SELECT action, since_ms, reason, first_complaint_ms FROM logins WHERE login = ?1", [login], |r| {
-            Ok((r.get::<_, Option<String>>(0)?, r.get::<_, Option<i64>>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, Option<i64>>(3)?))
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<i64>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+            ))
         })
         .optional()?
     {
@@ -774,11 +874,17 @@ pub fn explain(db: &Connection, login: &str) -> rusqlite::Result<Explanation> {
         e.reason = reason;
         e.first_complaint = first.map(index::utc);
     }
-    let mut st = db.prepare("SELECT time_ms, kind, action, evidence FROM signals WHERE login = ?1 ORDER BY time_ms DESC LIMIT 100")?;
+    let mut st = db.prepare(
+        "SELECT time_ms, kind, action, evidence FROM signals WHERE login = ?1 ORDER BY time_ms DESC LIMIT 100",
+    )?;
     e.signals = st
-        .query_map([login], |r| Ok(SignalRow { time: index::utc(r.get(0)?), signal: r.get(1)?, action: r.get(2)?, evidence: r.get(3)? }))?
+        .query_map([login], |r| {
+            Ok(SignalRow { time: index::utc(r.get(0)?), signal: r.get(1)?, action: r.get(2)?, evidence: r.get(3)? })
+        })?
         .collect::<rusqlite::Result<_>>()?;
-    let mut st = db.prepare("SELECT day, messages, recipients, complaints, bounces FROM daily WHERE login = ?1 ORDER BY day DESC LIMIT 28")?;
+    let mut st = db.prepare(
+        "SELECT day, messages, recipients, complaints, bounces FROM daily WHERE login = ?1 ORDER BY day DESC LIMIT 28",
+    )?;
     e.days = st
         .query_map([login], |r| {
             Ok(DayRow {
@@ -791,7 +897,9 @@ pub fn explain(db: &Connection, login: &str) -> rusqlite::Result<Explanation> {
         })?
         .collect::<rusqlite::Result<_>>()?;
     let mut st = db.prepare("SELECT kind, value, first_ms FROM networks WHERE login = ?1 ORDER BY first_ms")?;
-    e.networks = st.query_map([login], |r| Ok((r.get(0)?, r.get(1)?, index::utc(r.get(2)?))))?.collect::<rusqlite::Result<_>>()?;
+    e.networks = st
+        .query_map([login], |r| Ok((r.get(0)?, r.get(1)?, index::utc(r.get(2)?))))?
+        .collect::<rusqlite::Result<_>>()?;
     Ok(e)
 }
 
@@ -799,8 +907,12 @@ pub fn explain(db: &Connection, login: &str) -> rusqlite::Result<Explanation> {
 /// first with `port25 queue delete`); the signals stay as history.
 /// Returns the action that was in force.
 pub fn release(db: &Connection, login: &str) -> rusqlite::Result<Option<String>> {
-    let was: Option<String> = db.query_row("SELECT action FROM logins WHERE login = ?1", [login], |r| r.get(0)).optional()?.flatten();
-    db.execute("UPDATE logins SET action = NULL, since_ms = NULL, reason = NULL, first_complaint_ms = NULL WHERE login = ?1", [login])?;
+    let was: Option<String> =
+        db.query_row("SELECT action FROM logins WHERE login = ?1", [login], |r| r.get(0)).optional()?.flatten();
+    db.execute(
+        "UPDATE logins SET action = NULL, since_ms = NULL, reason = NULL, first_complaint_ms = NULL WHERE login = ?1",
+        [login],
+    )?;
     db.execute("INSERT INTO signals(login, time_ms, kind, evidence, action) VALUES (?1, ?2, 'released', 'by the operator', 'none')", params![login, now_ms()])?;
     // Today's signals may be raised again only by new evidence: the day's
     // counts start over from the release.
@@ -858,7 +970,9 @@ mod tests {
     fn an_mbox_is_read_on_from_where_it_stopped_whole_messages_only() {
         let dir = tempfile::tempdir().unwrap();
         let mbox = dir.path().join("abuse.mbox");
-        let report = |n: u32| format!("From fbl@mail.example Mon Dec  1 10:00:00 2026\nFrom: fbl@mail.example\nSubject: {n}\n\nno quoted header {n}\n\n");
+        let report = |n: u32| {
+            format!("From fbl@mail.example Mon Dec  1 10:00:00 2026\nFrom: fbl@mail.example\nSubject: {n}\n\nno quoted header {n}\n\n")
+        };
         std::fs::write(&mbox, format!("{}{}", report(1), report(2))).unwrap();
         let d = desk(dir.path(), &mbox);
         d.tick();

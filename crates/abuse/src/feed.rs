@@ -59,7 +59,15 @@ impl Feed {
                     self.sessions.entry(session.clone()).or_default();
                 }
                 let ip = peer.ip().to_canonical().to_string();
-                vec![Record::Session { id: session, listener: get("listener"), ip, port: peer.port(), local: get("local"), proxy, time_ms: now }]
+                vec![Record::Session {
+                    id: session,
+                    listener: get("listener"),
+                    ip,
+                    port: peer.port(),
+                    local: get("local"),
+                    proxy,
+                    time_ms: now,
+                }]
             }
             ev::SESSION_CLOSED | ev::SESSION_REFUSED => {
                 let session = get("session");
@@ -106,9 +114,11 @@ impl Feed {
                 Some(d) => vec![Record::Dkim { id: get("id"), digest: d.clone() }],
                 None => vec![],
             },
-            ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
-                outcome(f, "delivered", if id == ev::DELIVERY_DELIVERED { "local mailbox".into() } else { get("host") + " " + &get("reply") })
-            }
+            ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => outcome(
+                f,
+                "delivered",
+                if id == ev::DELIVERY_DELIVERED { "local mailbox".into() } else { get("host") + " " + &get("reply") },
+            ),
             ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(f, "deferred", get("reason")),
             ev::OUTBOUND_BOUNCED => {
                 let kind = if get("expired") == "true" { "expired" } else { "bounced" };
@@ -122,7 +132,13 @@ impl Feed {
 
 fn outcome(f: &HashMap<&'static str, String>, outcome: &str, detail: String) -> Vec<Record> {
     let (Some(id), Some(to)) = (f.get("id"), f.get("to")) else { return vec![] };
-    vec![Record::Rcpt { id: id.clone(), rcpt: rcpt_key(to), outcome: outcome.into(), detail: detail.trim().to_owned(), time_ms: now_ms() }]
+    vec![Record::Rcpt {
+        id: id.clone(),
+        rcpt: rcpt_key(to),
+        outcome: outcome.into(),
+        detail: detail.trim().to_owned(),
+        time_ms: now_ms(),
+    }]
 }
 
 /// The layer; the index is set once the server has opened it (events
@@ -189,20 +205,41 @@ mod tests {
     fn a_session_its_recipients_and_their_outcomes_become_records() {
         let mut feed = Feed::default();
         assert!(feed.record(ev::SESSION_PROXY, &fields(&[("session", "S1"), ("proxy", "10.0.0.1:9")])).is_empty());
-        let r = feed
-            .record(ev::SESSION_CONNECT, &fields(&[("session", "S1"), ("listener", "sub"), ("peer", "[::ffff:198.51.100.7]:40123"), ("local", "1.2.3.4:587")]));
-        assert!(matches!(&r[..], [Record::Session { ip, port: 40123, proxy: Some(p), .. }] if ip == "198.51.100.7" && p == "10.0.0.1:9"), "{r:?}");
+        let r = feed.record(
+            ev::SESSION_CONNECT,
+            &fields(&[
+                ("session", "S1"),
+                ("listener", "sub"),
+                ("peer", "[::ffff:198.51.100.7]:40123"),
+                ("local", "1.2.3.4:587"),
+            ]),
+        );
+        assert!(
+            matches!(&r[..], [Record::Session { ip, port: 40123, proxy: Some(p), .. }] if ip == "198.51.100.7" && p == "10.0.0.1:9"),
+            "{r:?}"
+        );
         feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
         feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "dropped@x.example")]));
         // A second MAIL starts a new transaction: the first's recipients go.
         feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
         feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "Bob@Remote.Example")]));
-        let r = feed.record(ev::SMTP_DATA_ACCEPTED, &fields(&[("session", "S1"), ("id", "S1A"), ("from", "a@b"), ("size", "42")]));
+        let r = feed.record(
+            ev::SMTP_DATA_ACCEPTED,
+            &fields(&[("session", "S1"), ("id", "S1A"), ("from", "a@b"), ("size", "42")]),
+        );
         assert_eq!(r.len(), 2, "{r:?}");
-        assert!(matches!(&r[1], Record::Rcpt { rcpt, outcome, .. } if rcpt == "bob@remote.example" && outcome == "accepted"));
-        let r = feed.record(ev::OUTBOUND_BOUNCED, &fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]));
+        assert!(
+            matches!(&r[1], Record::Rcpt { rcpt, outcome, .. } if rcpt == "bob@remote.example" && outcome == "accepted")
+        );
+        let r = feed.record(
+            ev::OUTBOUND_BOUNCED,
+            &fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]),
+        );
         assert!(matches!(&r[..], [Record::Rcpt { outcome, detail, .. }] if outcome == "expired" && detail == "550 no"));
-        assert!(matches!(&feed.record(ev::SESSION_CLOSED, &fields(&[("session", "S1")]))[..], [Record::SessionEnd { .. }]));
+        assert!(matches!(
+            &feed.record(ev::SESSION_CLOSED, &fields(&[("session", "S1")]))[..],
+            [Record::SessionEnd { .. }]
+        ));
         assert!(feed.sessions.is_empty());
         // A peer that is no address makes no session (nothing to look up by).
         assert!(feed.record(ev::SESSION_CONNECT, &fields(&[("session", "S2"), ("peer", "garbage")])).is_empty());

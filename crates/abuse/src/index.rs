@@ -109,7 +109,8 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
         let _ = std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir);
     }
     // Who sent what to whom: port25's user only (docs/abuse.md).
-    port25_groupcommit::private::private_file(path).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    port25_groupcommit::private::private_file(path)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     let c = Connection::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.execute_batch(SCHEMA)?;
@@ -185,7 +186,9 @@ impl Writer {
             if self.pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                 self.pruned = Some(Instant::now());
                 match prune(&self.conn, now_ms() - self.retention.as_millis() as i64) {
-                    Ok(n) if n > 0 => emit!(info, ev::ABUSE_INDEX_PRUNED, rows = n, retention_days = self.retention.as_secs() / 86400),
+                    Ok(n) if n > 0 => {
+                        emit!(info, ev::ABUSE_INDEX_PRUNED, rows = n, retention_days = self.retention.as_secs() / 86400)
+                    }
                     Ok(_) => {}
                     Err(e) => emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e),
                 }
@@ -236,8 +239,10 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
             .execute(params![id, session, time_ms, message_id, login, sender, size])?;
         }
         Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
-            c.prepare_cached("INSERT OR REPLACE INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
-                .execute(params![id, rcpt, outcome, detail, time_ms])?;
+            c.prepare_cached(
+                "INSERT OR REPLACE INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, rcpt, outcome, detail, time_ms])?;
         }
         Record::Dkim { id, digest } => {
             c.prepare_cached("UPDATE messages SET dkim = ?2 WHERE id = ?1")?.execute(params![id, digest])?;
@@ -342,7 +347,13 @@ pub fn parse_utc(s: &str) -> Option<i64> {
     let sec_part = parts.next().unwrap_or("0");
     let (sec, frac) = sec_part.split_once('.').unwrap_or((sec_part, ""));
     let sec: i64 = sec.parse().ok()?;
-    if parts.next().is_some() || h > 23 || m > 59 || sec > 60 || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+    if parts.next().is_some()
+        || h > 23
+        || m > 59
+        || sec > 60
+        || frac.len() > 9
+        || !frac.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let milli: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
@@ -375,7 +386,10 @@ impl Reader {
         let limit = limit as i64;
         match q {
             Query::MessageId(mid) => {
-                let ids = self.ids("SELECT id FROM messages WHERE message_id = ?1 ORDER BY time_ms DESC LIMIT ?2", params![bare_message_id(mid), limit])?;
+                let ids = self.ids(
+                    "SELECT id FROM messages WHERE message_id = ?1 ORDER BY time_ms DESC LIMIT ?2",
+                    params![bare_message_id(mid), limit],
+                )?;
                 self.messages_and_sessions(&mut t, ids)?;
             }
             Query::QueueId(id) => {
@@ -393,7 +407,10 @@ impl Reader {
                     if let Some(row) = self.session(s)? {
                         t.sessions.push(row);
                     }
-                    let ids = self.ids("SELECT id FROM messages WHERE session = ?1 ORDER BY time_ms LIMIT ?2", params![s, limit])?;
+                    let ids = self.ids(
+                        "SELECT id FROM messages WHERE session = ?1 ORDER BY time_ms LIMIT ?2",
+                        params![s, limit],
+                    )?;
                     for id in ids {
                         if let Some(m) = self.message(&id)? {
                             t.messages.push(m);
@@ -426,7 +443,9 @@ impl Reader {
 
     pub fn session(&self, id: &str) -> rusqlite::Result<Option<SessionRow>> {
         self.conn
-            .prepare_cached("SELECT id, listener, ip, port, local, proxy, start_ms, end_ms, tls, login FROM sessions WHERE id = ?1")?
+            .prepare_cached(
+                "SELECT id, listener, ip, port, local, proxy, start_ms, end_ms, tls, login FROM sessions WHERE id = ?1",
+            )?
             .query_row([id], |r| {
                 Ok(SessionRow {
                     session: r.get(0)?,
@@ -464,8 +483,11 @@ impl Reader {
         else {
             return Ok(None);
         };
-        let mut st = self.conn.prepare_cached("SELECT rcpt, outcome, detail, time_ms FROM rcpts WHERE id = ?1 ORDER BY rcpt")?;
-        let rows = st.query_map([id], |r| Ok(RcptRow { rcpt: r.get(0)?, outcome: r.get(1)?, detail: r.get(2)?, time: utc(r.get(3)?) }))?;
+        let mut st =
+            self.conn.prepare_cached("SELECT rcpt, outcome, detail, time_ms FROM rcpts WHERE id = ?1 ORDER BY rcpt")?;
+        let rows = st.query_map([id], |r| {
+            Ok(RcptRow { rcpt: r.get(0)?, outcome: r.get(1)?, detail: r.get(2)?, time: utc(r.get(3)?) })
+        })?;
         m.recipients = rows.collect::<rusqlite::Result<_>>()?;
         Ok(Some(m))
     }
@@ -480,7 +502,10 @@ impl Reader {
 
     /// The login and Message-ID recorded for queue id `id`.
     pub fn sent_by(&self, id: &str) -> rusqlite::Result<Option<(Option<String>, Option<String>)>> {
-        self.conn.prepare_cached("SELECT login, message_id FROM messages WHERE id = ?1")?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()
+        self.conn
+            .prepare_cached("SELECT login, message_id FROM messages WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
     }
 }
 
@@ -539,8 +564,20 @@ mod tests {
         // Two writers of one message, in either order, make one row.
         index.send(msg(None, Some("alice@example.net")));
         index.send(msg(Some("m1@example.net"), None));
-        index.send(Record::Rcpt { id: "S1A".into(), rcpt: "x@remote.example".into(), outcome: "accepted".into(), detail: String::new(), time_ms: t0 + 5 });
-        index.send(Record::Rcpt { id: "S1A".into(), rcpt: "x@remote.example".into(), outcome: "delivered".into(), detail: "250 ok".into(), time_ms: t0 + 9 });
+        index.send(Record::Rcpt {
+            id: "S1A".into(),
+            rcpt: "x@remote.example".into(),
+            outcome: "accepted".into(),
+            detail: String::new(),
+            time_ms: t0 + 5,
+        });
+        index.send(Record::Rcpt {
+            id: "S1A".into(),
+            rcpt: "x@remote.example".into(),
+            outcome: "delivered".into(),
+            detail: "250 ok".into(),
+            time_ms: t0 + 9,
+        });
         index.send(Record::SessionEnd { id: "S1".into(), time_ms: t0 + 20 });
         index.send(Record::SessionEnd { id: "S2".into(), time_ms: t0 + 20 });
         assert!(index.sync(Duration::from_secs(10)));
@@ -553,16 +590,32 @@ mod tests {
         assert_eq!(by_mid.sessions[0].tls.as_deref(), Some("TLSv1_3"));
         assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), by_mid);
         let ip = "203.0.113.9".parse().unwrap();
-        let by_port = r.trace(&Query::Client { ip, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap();
+        let by_port =
+            r.trace(&Query::Client { ip, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap();
         assert_eq!(by_port.sessions.len(), 1, "the port tells two sessions of one address apart (RFC 6302)");
         assert_eq!(by_port.messages, by_mid.messages);
-        assert_eq!(r.trace(&Query::Client { ip, port: None, from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap().sessions.len(), 2);
+        assert_eq!(
+            r.trace(&Query::Client { ip, port: None, from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10)
+                .unwrap()
+                .sessions
+                .len(),
+            2
+        );
         assert!(
-            r.trace(&Query::Client { ip, port: None, from_ms: t0 + 60_000, to_ms: t0 + 70_000 }, 10).unwrap().sessions.is_empty(),
+            r.trace(&Query::Client { ip, port: None, from_ms: t0 + 60_000, to_ms: t0 + 70_000 }, 10)
+                .unwrap()
+                .sessions
+                .is_empty(),
             "ended before the window"
         );
         let mapped: IpAddr = "::ffff:203.0.113.9".parse().unwrap();
-        assert_eq!(r.trace(&Query::Client { ip: mapped, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10).unwrap().sessions.len(), 1);
+        assert_eq!(
+            r.trace(&Query::Client { ip: mapped, port: Some(40001), from_ms: t0 - 1000, to_ms: t0 + 1000 }, 10)
+                .unwrap()
+                .sessions
+                .len(),
+            1
+        );
         let c = open(&path).unwrap();
         assert!(prune(&c, t0 + 10_000).unwrap() >= 4);
         assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), Trace::default());

@@ -32,7 +32,8 @@ mod tests {
 
     #[test]
     fn exact_and_domain_entries() {
-        let allowed: Vec<String> = ["alice@example.net", "@role.example"].iter().map(|a| normalize(a).unwrap()).collect();
+        let allowed: Vec<String> =
+            ["alice@example.net", "@role.example"].iter().map(|a| normalize(a).unwrap()).collect();
         assert!(allows(&allowed, "alice@example.net"));
         assert!(allows(&allowed, "Alice@EXAMPLE.net"));
         assert!(allows(&allowed, "anyone@role.example"));

@@ -35,7 +35,9 @@ impl VerifiedCache {
     pub fn hit(&self, hash: &str, login: &str, password: &str) -> bool {
         let entries = self.entries.lock().expect("cache lock");
         match entries.get(login) {
-            Some((tag, at)) if at.elapsed() < self.ttl => hmac::verify(&self.key, &message(hash, login, password), tag).is_ok(),
+            Some((tag, at)) if at.elapsed() < self.ttl => {
+                hmac::verify(&self.key, &message(hash, login, password), tag).is_ok()
+            }
             _ => false,
         }
     }

@@ -62,7 +62,12 @@ pub struct GateConfig {
 
 impl Default for GateConfig {
     fn default() -> GateConfig {
-        GateConfig { guard: GuardConfig::default(), max_verifications: 4, verification_wait: Duration::from_secs(5), in_flight_per_address: 8 }
+        GateConfig {
+            guard: GuardConfig::default(),
+            max_verifications: 4,
+            verification_wait: Duration::from_secs(5),
+            in_flight_per_address: 8,
+        }
     }
 }
 
@@ -236,7 +241,10 @@ impl Gate {
     }
 
     pub fn stats(&self) -> GateStats {
-        GateStats { verifications: self.verifications.load(Ordering::SeqCst), peak_verifications: self.peak.load(Ordering::SeqCst) }
+        GateStats {
+            verifications: self.verifications.load(Ordering::SeqCst),
+            peak_verifications: self.peak.load(Ordering::SeqCst),
+        }
     }
 
     fn enter(&self, ip: IpAddr) -> Option<InFlight> {
@@ -290,7 +298,9 @@ impl Gate {
         let login = normalize_login(a.login).ok();
         let early = match (&login, a.authzid) {
             (None, _) => Some("malformed login (empty, over 255 bytes, or with a space, a control character or ':')"),
-            (Some(l), Some(z)) if normalize_login(z).ok().as_ref() != Some(l) => Some("authorization identity differs from the login"),
+            (Some(l), Some(z)) if normalize_login(z).ok().as_ref() != Some(l) => {
+                Some("authorization identity differs from the login")
+            }
             _ => None,
         };
         let key = if early.is_some() { None } else { login.as_deref() };
@@ -332,7 +342,8 @@ impl Gate {
         }
         let password = a.password.to_owned();
         let purpose = a.purpose;
-        let (accounts, running, peak, count) = (self.accounts.clone(), self.running.clone(), self.peak.clone(), self.verifications.clone());
+        let (accounts, running, peak, count) =
+            (self.accounts.clone(), self.running.clone(), self.peak.clone(), self.verifications.clone());
         // The check and its bookkeeping finish even if the session goes
         // away meanwhile: the failure is counted, the slot held until done.
         let task = tokio::task::spawn_blocking(move || {
@@ -356,9 +367,14 @@ impl Gate {
         match task.await {
             Ok((login, Ok((Verdict::Valid { .. }, stamp)), _)) => Outcome::Valid { login, stamp, addresses: None },
             Ok((_, Ok((Verdict::WrongPassword, _)), locks)) => Outcome::Refused { reason: "wrong password", locks },
-            Ok((_, Ok((Verdict::UnknownUser, _)), locks)) => {
-                Outcome::Refused { reason: if purpose == Purpose::Dashboard { "unknown login or not an operator" } else { "unknown login" }, locks }
-            }
+            Ok((_, Ok((Verdict::UnknownUser, _)), locks)) => Outcome::Refused {
+                reason: if purpose == Purpose::Dashboard {
+                    "unknown login or not an operator"
+                } else {
+                    "unknown login"
+                },
+                locks,
+            },
             Ok((_, Err(e), _)) => Outcome::Error(e.to_string()),
             Err(e) => Outcome::Error(format!("the password check failed: {e}")),
         }
@@ -400,7 +416,9 @@ impl Gate {
             (checked, held.finish(how))
         });
         match task.await {
-            Ok((Ok(Checked::Valid { login, addresses, .. }), _)) => Outcome::Valid { login, stamp: None, addresses: Some(addresses) },
+            Ok((Ok(Checked::Valid { login, addresses, .. }), _)) => {
+                Outcome::Valid { login, stamp: None, addresses: Some(addresses) }
+            }
             Ok((Ok(Checked::WrongPassword), locks)) => Outcome::Refused { reason: "wrong password", locks },
             Ok((Ok(Checked::UnknownUser), locks)) => Outcome::Refused { reason: "unknown login", locks },
             Ok((Err(e), _)) => Outcome::Error(e),
@@ -442,7 +460,9 @@ mod tests {
         let tasks: Vec<_> = (0..100)
             .map(|i| {
                 let g = g.clone();
-                tokio::spawn(async move { g.attempt(attempt("192.0.2.1", "alice@x.example", &format!("guess {i}"))).await })
+                tokio::spawn(
+                    async move { g.attempt(attempt("192.0.2.1", "alice@x.example", &format!("guess {i}"))).await },
+                )
             })
             .collect();
         let (mut refused, mut busy, mut locks) = (0, 0, Vec::new());
@@ -471,12 +491,18 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn parallel_right_passwords_wait_for_the_pending_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let config = GateConfig { guard: GuardConfig { user_lock_after: 3, ..GuardConfig::default() }, in_flight_per_address: 100, ..GateConfig::default() };
+        let config = GateConfig {
+            guard: GuardConfig { user_lock_after: 3, ..GuardConfig::default() },
+            in_flight_per_address: 100,
+            ..GateConfig::default()
+        };
         let g = gate(dir.path(), config);
         let tasks: Vec<_> = (0..12)
             .map(|i| {
                 let g = g.clone();
-                tokio::spawn(async move { g.attempt(attempt(&format!("192.0.2.{i}"), "alice@x.example", "right")).await })
+                tokio::spawn(
+                    async move { g.attempt(attempt(&format!("192.0.2.{i}"), "alice@x.example", "right")).await },
+                )
             })
             .collect();
         for t in tasks {
@@ -487,7 +513,12 @@ mod tests {
     #[tokio::test]
     async fn per_address_cap_and_a_full_gate_answer_busy_never_accept() {
         let dir = tempfile::tempdir().unwrap();
-        let config = GateConfig { max_verifications: 1, in_flight_per_address: 1, verification_wait: Duration::from_millis(1), ..GateConfig::default() };
+        let config = GateConfig {
+            max_verifications: 1,
+            in_flight_per_address: 1,
+            verification_wait: Duration::from_millis(1),
+            ..GateConfig::default()
+        };
         let g = gate(dir.path(), config);
         // Hold the only slot; the attempt that waits for it gives up.
         let held = g.slots.clone().acquire_owned().await.unwrap();
@@ -508,26 +539,42 @@ mod tests {
     #[tokio::test]
     async fn mismatched_authzid_and_overlong_logins_are_refused_unchecked_and_never_count_against_a_login() {
         let dir = tempfile::tempdir().unwrap();
-        let config =
-            GateConfig { guard: GuardConfig { slow_after: 100, user_lock_after: 3, ip_lock_after: 1000, ..GuardConfig::default() }, ..GateConfig::default() };
+        let config = GateConfig {
+            guard: GuardConfig { slow_after: 100, user_lock_after: 3, ip_lock_after: 1000, ..GuardConfig::default() },
+            ..GateConfig::default()
+        };
         let g = gate(dir.path(), config);
         let long = format!("{}@x.example", "a".repeat(300));
         for _ in 0..20 {
             let a = Attempt { authzid: Some("alice@x.example"), ..attempt("192.0.2.9", "mallory@x.example", "x") };
-            assert!(matches!(g.attempt(a).await, Outcome::Refused { reason: "authorization identity differs from the login", .. }));
+            assert!(matches!(
+                g.attempt(a).await,
+                Outcome::Refused { reason: "authorization identity differs from the login", .. }
+            ));
             let a = Attempt { authzid: Some("mallory@x.example"), ..attempt("192.0.2.9", "alice@x.example", "x") };
-            assert!(matches!(g.attempt(a).await, Outcome::Refused { reason: "authorization identity differs from the login", .. }));
-            assert!(matches!(g.attempt(attempt("192.0.2.9", &long, "x")).await, Outcome::Refused { reason, .. } if reason.starts_with("malformed")));
+            assert!(matches!(
+                g.attempt(a).await,
+                Outcome::Refused { reason: "authorization identity differs from the login", .. }
+            ));
+            assert!(
+                matches!(g.attempt(attempt("192.0.2.9", &long, "x")).await, Outcome::Refused { reason, .. } if reason.starts_with("malformed"))
+            );
         }
         assert_eq!(g.stats().verifications, 0, "nothing hashed");
         let same = Attempt { authzid: Some("Alice@x.example"), ..attempt("198.51.100.1", "alice@x.example", "right") };
-        assert!(matches!(g.attempt(same).await, Outcome::Valid { .. }), "an authzid equal to the login is fine, and alice is not locked");
+        assert!(
+            matches!(g.attempt(same).await, Outcome::Valid { .. }),
+            "an authzid equal to the login is fine, and alice is not locked"
+        );
     }
 
     #[tokio::test]
     async fn the_dashboard_checks_operators_only_and_shares_the_guard() {
         let dir = tempfile::tempdir().unwrap();
-        let config = GateConfig { guard: GuardConfig { slow_after: 100, user_lock_after: 2, ..GuardConfig::default() }, ..GateConfig::default() };
+        let config = GateConfig {
+            guard: GuardConfig { slow_after: 100, user_lock_after: 2, ..GuardConfig::default() },
+            ..GateConfig::default()
+        };
         let g = gate(dir.path(), config);
         let dash = |login, password| Attempt { purpose: Purpose::Dashboard, ..attempt("192.0.2.1", login, password) };
         let r = g.attempt(dash("alice@x.example", "right")).await;
@@ -536,7 +583,13 @@ mod tests {
         // One failure on the form, one over SMTP: the login is locked for both.
         assert!(matches!(g.attempt(dash("ops@x.example", "x")).await, Outcome::Refused { .. }));
         assert!(matches!(g.attempt(attempt("203.0.113.5", "ops@x.example", "y")).await, Outcome::Refused { .. }));
-        assert!(matches!(g.attempt(dash("ops@x.example", "ops pw")).await, Outcome::Valid { .. }), "192.0.2.1 is a known device now");
-        assert!(matches!(g.attempt(attempt("203.0.113.6", "ops@x.example", "ops pw")).await, Outcome::Locked { scope: Scope::Login, .. }));
+        assert!(
+            matches!(g.attempt(dash("ops@x.example", "ops pw")).await, Outcome::Valid { .. }),
+            "192.0.2.1 is a known device now"
+        );
+        assert!(matches!(
+            g.attempt(attempt("203.0.113.6", "ops@x.example", "ops pw")).await,
+            Outcome::Locked { scope: Scope::Login, .. }
+        ));
     }
 }

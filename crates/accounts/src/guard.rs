@@ -278,7 +278,9 @@ impl AuthGuard {
                 // The login's failures are forgotten (never an active lock);
                 // the address's count stays, so a guesser with one valid
                 // account cannot reset it.
-                Finish::Success if rec.locked(now).is_none() => *rec = Record { pending: rec.pending, ..Record::new(now) },
+                Finish::Success if rec.locked(now).is_none() => {
+                    *rec = Record { pending: rec.pending, ..Record::new(now) }
+                }
                 _ => {}
             }
             if rec.idle(now, c.window) {
@@ -414,7 +416,10 @@ mod tests {
         let g = AuthGuard::new(config());
         let t0 = Instant::now();
         let home = lock_alice_but_home(&g, t0);
-        assert!(matches!(g.reserve(ip("203.0.113.99"), Some("alice"), t0), Err(Refusal::Locked { scope: Scope::Login, .. })));
+        assert!(matches!(
+            g.reserve(ip("203.0.113.99"), Some("alice"), t0),
+            Err(Refusal::Locked { scope: Scope::Login, .. })
+        ));
         assert!(g.reserve(home, Some("alice"), t0).is_ok(), "alice's own device is not locked out");
         // Attempts during the lock are refused before counting, so they do
         // not extend it: after the lockout anyone may try again.
@@ -467,7 +472,12 @@ mod tests {
             fail(&g, IpAddr::V4((0x0a00_0000 + i).into()), &format!("u{i}"), t0);
         }
         let state = g.state();
-        assert!(state.logins.len() < SWEEP_AT && state.addresses.len() < SWEEP_AT, "{} {}", state.logins.len(), state.addresses.len());
+        assert!(
+            state.logins.len() < SWEEP_AT && state.addresses.len() < SWEEP_AT,
+            "{} {}",
+            state.logins.len(),
+            state.addresses.len()
+        );
         assert!(state.logins.get("alice").is_some_and(|r| r.locked(t0).is_some()), "locks survive the sweep");
     }
 

@@ -56,7 +56,12 @@ fn sha_crypt_syntax(rest: &str, hash_len: usize) -> bool {
 /// `$2b$NN$` + 22 characters of salt and 31 of hash.
 fn bcrypt_syntax(rest: &str) -> bool {
     match rest.split_once('$') {
-        Some((cost, tail)) => cost.len() == 2 && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c)) && tail.len() == 53 && crypt64(tail),
+        Some((cost, tail)) => {
+            cost.len() == 2
+                && cost.parse::<u32>().is_ok_and(|c| (4..=31).contains(&c))
+                && tail.len() == 53
+                && crypt64(tail)
+        }
         None => false,
     }
 }
@@ -66,26 +71,41 @@ fn bcrypt_syntax(rest: &str) -> bool {
 pub fn scheme(hash: &str) -> Result<Scheme, String> {
     if hash.starts_with("$argon2") {
         return match argon2::PasswordHash::new(hash) {
-            Ok(h) if [argon2::ARGON2ID_IDENT, argon2::ARGON2I_IDENT, argon2::ARGON2D_IDENT].contains(&h.algorithm) => Ok(Scheme::Argon2),
+            Ok(h) if [argon2::ARGON2ID_IDENT, argon2::ARGON2I_IDENT, argon2::ARGON2D_IDENT].contains(&h.algorithm) => {
+                Ok(Scheme::Argon2)
+            }
             Ok(_) => Err("unknown argon2 variant".into()),
             Err(e) => Err(format!("malformed argon2 hash: {e}")),
         };
     }
     if let Some(rest) = hash.strip_prefix("$6$") {
-        return if sha_crypt_syntax(rest, 86) { Ok(Scheme::Sha512Crypt) } else { Err("malformed SHA-512-crypt ($6$) hash".into()) };
+        return if sha_crypt_syntax(rest, 86) {
+            Ok(Scheme::Sha512Crypt)
+        } else {
+            Err("malformed SHA-512-crypt ($6$) hash".into())
+        };
     }
     if let Some(rest) = hash.strip_prefix("$5$") {
-        return if sha_crypt_syntax(rest, 43) { Ok(Scheme::Sha256Crypt) } else { Err("malformed SHA-256-crypt ($5$) hash".into()) };
+        return if sha_crypt_syntax(rest, 43) {
+            Ok(Scheme::Sha256Crypt)
+        } else {
+            Err("malformed SHA-256-crypt ($5$) hash".into())
+        };
     }
     for prefix in ["$2a$", "$2b$", "$2y$"] {
         if let Some(rest) = hash.strip_prefix(prefix) {
-            return if bcrypt_syntax(rest) { Ok(Scheme::Bcrypt) } else { Err(format!("malformed bcrypt ({prefix}) hash")) };
+            return if bcrypt_syntax(rest) {
+                Ok(Scheme::Bcrypt)
+            } else {
+                Err(format!("malformed bcrypt ({prefix}) hash"))
+            };
         }
     }
     if hash.starts_with("$1$") {
         return Err("MD5-crypt ($1$) is too weak to keep; ask the user to set a new password".into());
     }
-    Err("unknown hash type: expected $argon2id$, $6$ (SHA-512-crypt), $5$ (SHA-256-crypt) or $2b$/$2y$/$2a$ (bcrypt)".into())
+    Err("unknown hash type: expected $argon2id$, $6$ (SHA-512-crypt), $5$ (SHA-256-crypt) or $2b$/$2y$/$2a$ (bcrypt)"
+        .into())
 }
 
 /// True for an argon2id hash at least as costly as [`new_hash`] makes
@@ -95,7 +115,9 @@ pub fn scheme(hash: &str) -> Result<Scheme, String> {
 pub fn is_current(hash: &str) -> bool {
     let Ok(h) = argon2::PasswordHash::new(hash) else { return false };
     let Ok(params) = argon2::Params::try_from(&h) else { return false };
-    h.algorithm == argon2::ARGON2ID_IDENT && params.m_cost() >= argon2::Params::DEFAULT_M_COST && params.t_cost() >= argon2::Params::DEFAULT_T_COST
+    h.algorithm == argon2::ARGON2ID_IDENT
+        && params.m_cost() >= argon2::Params::DEFAULT_M_COST
+        && params.t_cost() >= argon2::Params::DEFAULT_T_COST
 }
 
 #[cfg(test)]
@@ -113,7 +135,9 @@ fn argon2_ran() {
 pub fn verify(password: &str, hash: &str) -> bool {
     match scheme(hash) {
         Ok(Scheme::Argon2) => argon2_verify(password.as_bytes(), hash),
-        Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok(),
+        Ok(Scheme::Sha512Crypt | Scheme::Sha256Crypt) => {
+            ShaCrypt::default().verify_password(password.as_bytes(), hash).is_ok()
+        }
         Ok(Scheme::Bcrypt) => bcrypt::verify(password, hash).unwrap_or(false),
         Err(_) => false,
     }
@@ -126,8 +150,10 @@ pub fn new_hash(password: &str) -> String {
     let params = argon2::Params::DEFAULT;
     let salt = Salt::new(&argon2::password_hash::generate_salt()).expect("a salt of the recommended length");
     let mut out = [0u8; argon2::Params::DEFAULT_OUTPUT_LEN];
-    with_blocks(params.block_count(), |blocks| Argon2::default().hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks))
-        .expect("argon2 with default parameters and a random salt");
+    with_blocks(params.block_count(), |blocks| {
+        Argon2::default().hash_password_into_with_memory(password.as_bytes(), &salt, &mut out, blocks)
+    })
+    .expect("argon2 with default parameters and a random salt");
     let phc = argon2::PasswordHash {
         algorithm: argon2::ARGON2ID_IDENT,
         version: Some(argon2::Version::V0x13.into()),
@@ -141,7 +167,10 @@ pub fn new_hash(password: &str) -> String {
 /// Checks `password` against an argon2 PHC string, in pooled memory.
 fn argon2_verify(password: &[u8], hash: &str) -> bool {
     let Ok(h) = argon2::PasswordHash::new(hash) else { return false };
-    let (Ok(algorithm), Ok(params)) = (argon2::Algorithm::try_from(h.algorithm.as_str()), argon2::Params::try_from(&h)) else { return false };
+    let (Ok(algorithm), Ok(params)) = (argon2::Algorithm::try_from(h.algorithm.as_str()), argon2::Params::try_from(&h))
+    else {
+        return false;
+    };
     let version = match h.version.map(argon2::Version::try_from).transpose() {
         Ok(v) => v.unwrap_or_default(),
         Err(_) => return false,
@@ -195,7 +224,8 @@ mod tests {
     // Made by other programs, for the password "secret":
     // `openssl passwd -6 -salt saltsaltsalt secret`, glibc crypt(3) with
     // "$6$rounds=10000$saltsaltsalt", and `htpasswd -bnBC 4 u secret`.
-    const SHA512: &str = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+    const SHA512: &str =
+        "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
     const SHA512_ROUNDS: &str = "$6$rounds=10000$saltsaltsalt$mxZLFC.27fmAOmrI3MHCgrNvevu4IGEUC1gDEROE3aOW7NYpdeD3Aqx8vf/dRCUEMDtPgGPhepq3R/j4C3Yvq/";
     const BCRYPT: &str = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
 
@@ -219,8 +249,15 @@ mod tests {
         assert_ne!(h, new_hash("correct horse"), "salted");
         assert!(is_current(&h) && is_current(dummy_hash()));
         let phc = argon2::PasswordHash::new(&h).unwrap();
-        assert!(Argon2::default().verify_password(b"correct horse", &phc).is_ok(), "the argon2 crate's own verifier agrees");
-        let cheap = Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, argon2::Params::new(1024, 1, 1, None).unwrap());
+        assert!(
+            Argon2::default().verify_password(b"correct horse", &phc).is_ok(),
+            "the argon2 crate's own verifier agrees"
+        );
+        let cheap = Argon2::new(
+            argon2::Algorithm::Argon2id,
+            argon2::Version::V0x13,
+            argon2::Params::new(1024, 1, 1, None).unwrap(),
+        );
         let cheap = argon2::PasswordHasher::hash_password(&cheap, b"correct horse").unwrap().to_string();
         assert!(verify("correct horse", &cheap) && !is_current(&cheap), "{cheap}");
         for h in [SHA512, SHA512_ROUNDS, BCRYPT] {

@@ -69,11 +69,14 @@ fn strip_scheme(hash: &str) -> &str {
 mod tests {
     use super::*;
 
-    const SHA512: &str = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+    const SHA512: &str =
+        "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
 
     #[test]
     fn lines_and_errors() {
-        let text = format!("# users\n\nalice@example.net:{SHA512}\nrole:{{SHA512-CRYPT}}{SHA512}:@example.net, info@example.org\n");
+        let text = format!(
+            "# users\n\nalice@example.net:{SHA512}\nrole:{{SHA512-CRYPT}}{SHA512}:@example.net, info@example.org\n"
+        );
         let lines = parse(&text).unwrap();
         assert_eq!(lines[0].addresses, vec!["alice@example.net"]);
         assert_eq!(lines[1].login, "role");

@@ -154,7 +154,11 @@ pub fn default_addresses(login: &str) -> Vec<String> {
 
 fn normalize_addresses(list: &[String]) -> Result<Vec<String>> {
     list.iter()
-        .map(|a| address::normalize(a).ok_or_else(|| AccountsError::Invalid(format!("{a:?} is not an address (local@domain) or a whole domain (@domain)"))))
+        .map(|a| {
+            address::normalize(a).ok_or_else(|| {
+                AccountsError::Invalid(format!("{a:?} is not an address (local@domain) or a whole domain (@domain)"))
+            })
+        })
         .collect()
 }
 
@@ -177,9 +181,11 @@ impl Accounts {
     /// turns the verified-password cache off.
     pub fn open(path: &Path, cache_ttl: Option<Duration>) -> Result<Accounts> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| AccountsError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| AccountsError::Invalid(format!("cannot create {}: {e}", dir.display())))?;
         }
-        let store = Store::open(path).map_err(|source| AccountsError::Open { path: path.display().to_string(), source })?;
+        let store =
+            Store::open(path).map_err(|source| AccountsError::Open { path: path.display().to_string(), source })?;
         Ok(Accounts { store: Mutex::new(store), cache: cache_ttl.map(|ttl| VerifiedCache::new(ttl, 100_000)) })
     }
 
@@ -312,7 +318,11 @@ impl Accounts {
     pub fn import_with(&self, text: &str, replace: bool, progress: &dyn Fn(ImportProgress)) -> Result<(usize, usize)> {
         let lines = import::parse(text).map_err(AccountsError::Invalid)?;
         progress(ImportProgress::Parsed(lines.len() as u64));
-        let logins = lines.iter().map(|l| normalize_login(&l.login)).collect::<std::result::Result<Vec<_>, _>>().map_err(AccountsError::Invalid)?;
+        let logins = lines
+            .iter()
+            .map(|l| normalize_login(&l.login))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(AccountsError::Invalid)?;
         // One transaction: a login that exists (without `replace`) or a
         // failed write leaves the store as it was, not half imported.
         let users = logins.iter().zip(&lines).map(|(login, l)| {
@@ -399,7 +409,9 @@ mod tests {
         assert!(accounts.is_operator(typed).unwrap());
         accounts.set_limits(typed, &UserLimits::default()).unwrap();
         accounts.delete(typed).unwrap();
-        assert!(matches!(accounts.delete("alice@example.net"), Err(AccountsError::UnknownUser(l)) if l == "alice@example.net"));
+        assert!(
+            matches!(accounts.delete("alice@example.net"), Err(AccountsError::UnknownUser(l)) if l == "alice@example.net")
+        );
     }
 
     #[test]
@@ -434,7 +446,11 @@ mod tests {
         assert!(!a.may_send_as("alice@example.net", "bob@example.net").unwrap());
 
         a.set_password("alice@example.net", "pw two").unwrap();
-        assert_eq!(a.verify("alice@example.net", "pw one").unwrap(), Verdict::WrongPassword, "old password no longer valid, cached or not");
+        assert_eq!(
+            a.verify("alice@example.net", "pw one").unwrap(),
+            Verdict::WrongPassword,
+            "old password no longer valid, cached or not"
+        );
         assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::Valid { cached: false });
 
         assert_eq!(a.limits("alice@example.net").unwrap(), UserLimits::default());
@@ -452,7 +468,10 @@ mod tests {
         assert!(a.set_addresses("alice@example.net", &["bad".into()]).is_err());
 
         let users = a.list().unwrap();
-        assert_eq!(users, vec![User { login: "alice@example.net".into(), scheme: "argon2", addresses: vec!["@example.net".into()] }]);
+        assert_eq!(
+            users,
+            vec![User { login: "alice@example.net".into(), scheme: "argon2", addresses: vec!["@example.net".into()] }]
+        );
         a.delete("alice@example.net").unwrap();
         assert_eq!(a.verify("alice@example.net", "pw two").unwrap(), Verdict::UnknownUser);
         assert!(matches!(a.delete("alice@example.net"), Err(AccountsError::UnknownUser(_))));
@@ -462,7 +481,8 @@ mod tests {
     fn import_is_all_or_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let a = Accounts::open(&dir.path().join("a.db"), None).unwrap();
-        let sha = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+        let sha =
+            "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
         let bcrypt = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
         assert!(a.import(&format!("a@x.example:{sha}\nb@x.example:garbage\n"), false).is_err());
         assert!(a.list().unwrap().is_empty());
@@ -488,7 +508,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = Accounts::open(&dir.path().join("a.db"), None).unwrap();
         let bcrypt = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
-        let sha = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+        let sha =
+            "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
         a.import(&format!("b@x.example:{bcrypt}\ns@x.example:{sha}\n"), false).unwrap();
         let runs = |f: &dyn Fn() -> Verdict| {
             hash::dummy_hash();
@@ -497,11 +518,23 @@ mod tests {
             (v, ARGON2_RUNS.with(|c| c.get()))
         };
         assert_eq!(runs(&|| a.verify("nobody@x.example", "guess").unwrap()), (Verdict::UnknownUser, 1));
-        assert_eq!(runs(&|| a.verify("b@x.example", "guess").unwrap()), (Verdict::WrongPassword, 1), "bcrypt $2y$04$ runs argon2id too");
-        assert_eq!(runs(&|| a.verify("s@x.example", "guess").unwrap()), (Verdict::WrongPassword, 1), "$6$ runs argon2id too");
+        assert_eq!(
+            runs(&|| a.verify("b@x.example", "guess").unwrap()),
+            (Verdict::WrongPassword, 1),
+            "bcrypt $2y$04$ runs argon2id too"
+        );
+        assert_eq!(
+            runs(&|| a.verify("s@x.example", "guess").unwrap()),
+            (Verdict::WrongPassword, 1),
+            "$6$ runs argon2id too"
+        );
         let scheme = |login: &str| a.list().unwrap().into_iter().find(|u| u.login == login).unwrap().scheme;
         assert_eq!(scheme("b@x.example"), "bcrypt");
-        assert_eq!(runs(&|| a.verify("b@x.example", "secret").unwrap()), (Verdict::Valid { cached: false }, 1), "the new argon2id hash");
+        assert_eq!(
+            runs(&|| a.verify("b@x.example", "secret").unwrap()),
+            (Verdict::Valid { cached: false }, 1),
+            "the new argon2id hash"
+        );
         assert_eq!(scheme("b@x.example"), "argon2");
         let stored = a.store().hash("b@x.example").unwrap().unwrap();
         assert!(hash::is_current(&stored), "{stored}");
@@ -518,13 +551,20 @@ mod tests {
         a.add("ops@x.example", "ops pw", &[]).unwrap();
         a.add("user@x.example", "user pw", &[]).unwrap();
         a.set_operator("ops@x.example", true).unwrap();
-        assert_eq!(a.verify_operator("user@x.example", "user pw").unwrap(), (Verdict::UnknownUser, None), "a mail user's right password tells nothing");
+        assert_eq!(
+            a.verify_operator("user@x.example", "user pw").unwrap(),
+            (Verdict::UnknownUser, None),
+            "a mail user's right password tells nothing"
+        );
         let (v, stamp) = a.verify_operator("OPS@x.example", "ops pw").unwrap();
         assert_eq!(v, Verdict::Valid { cached: false });
         assert_eq!(a.operator_stamp("ops@x.example").unwrap(), stamp);
         assert_eq!(a.verify_operator("ops@x.example", "ops pw").unwrap().1, stamp, "cached: same stamp");
         a.set_password("ops@x.example", "new pw").unwrap();
-        assert!(a.operator_stamp("ops@x.example").unwrap().is_some_and(|s| Some(s) != stamp), "a new password, a new stamp");
+        assert!(
+            a.operator_stamp("ops@x.example").unwrap().is_some_and(|s| Some(s) != stamp),
+            "a new password, a new stamp"
+        );
         a.set_operator("ops@x.example", false).unwrap();
         assert_eq!(a.operator_stamp("ops@x.example").unwrap(), None);
 

@@ -85,7 +85,14 @@ mod tests {
     use super::*;
 
     fn u(login: &str, legacy: bool, days_ago: i64, ip: &str) -> Use {
-        Use { login: login.into(), legacy, last_seen: 1_000_000_000 - days_ago * 86400, last_ip: ip.into(), last_port: if legacy { 25 } else { 587 }, uses: 1 }
+        Use {
+            login: login.into(),
+            legacy,
+            last_seen: 1_000_000_000 - days_ago * 86400,
+            last_ip: ip.into(),
+            last_port: if legacy { 25 } else { 587 },
+            uses: 1,
+        }
     }
 
     #[test]
@@ -108,13 +115,24 @@ mod tests {
         let r = report(&uses, now, 30, 90.0);
         assert_eq!(r.len(), 2);
         let net = &r[0];
-        assert_eq!((net.domain.as_str(), net.active, net.submission_only, net.share, net.threshold_met), ("example.net", 10, 9, 90.0, true));
+        assert_eq!(
+            (net.domain.as_str(), net.active, net.submission_only, net.share, net.threshold_met),
+            ("example.net", 10, 9, 90.0, true)
+        );
         assert_eq!(
             net.still_on_25,
-            vec![StillOn25 { login: "mixed@example.net".into(), last_ip: "203.0.113.9".into(), last_seen: now - 3 * 86400, also_on_submission: true }]
+            vec![StillOn25 {
+                login: "mixed@example.net".into(),
+                last_ip: "203.0.113.9".into(),
+                last_seen: now - 3 * 86400,
+                also_on_submission: true
+            }]
         );
         let org = &r[1];
-        assert_eq!((org.domain.as_str(), org.active, org.submission_only, org.share, org.threshold_met), ("example.org", 4, 2, 50.0, false));
+        assert_eq!(
+            (org.domain.as_str(), org.active, org.submission_only, org.share, org.threshold_met),
+            ("example.org", 4, 2, 50.0, false)
+        );
         let logins: Vec<&str> = org.still_on_25.iter().map(|s| s.login.as_str()).collect();
         assert_eq!(logins, vec!["c@example.org", "d@example.org"]);
         // A shorter window: d@ is no longer active, the share rises.

@@ -49,8 +49,12 @@ pub struct Store {
 
 impl Store {
     pub fn open(path: &Path) -> rusqlite::Result<Store> {
-        port25_groupcommit::private::private_file(path)
-            .map_err(|e| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN), Some(format!("{}: {e}", path.display()))))?;
+        port25_groupcommit::private::private_file(path).map_err(|e| {
+            rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CANTOPEN),
+                Some(format!("{}: {e}", path.display())),
+            )
+        })?;
         let db = Connection::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
@@ -74,7 +78,9 @@ impl Store {
     /// count: it would make every name in it a mailbox, a catch-all the
     /// operator never wrote (`[mx] catch_all` is where one is written).
     pub fn has_address(&self, address: &str) -> rusqlite::Result<bool> {
-        let mut stmt = self.db.prepare_cached("SELECT 1 FROM addresses WHERE address = ?1 UNION ALL SELECT 1 FROM users WHERE login = ?1 LIMIT 1")?;
+        let mut stmt = self.db.prepare_cached(
+            "SELECT 1 FROM addresses WHERE address = ?1 UNION ALL SELECT 1 FROM users WHERE login = ?1 LIMIT 1",
+        )?;
         Ok(stmt.query_row([address], |_| Ok(())).optional()?.is_some())
     }
 
@@ -123,7 +129,10 @@ impl Store {
     }
 
     pub fn set_hash(&self, login: &str, hash: &str) -> rusqlite::Result<bool> {
-        Ok(self.db.execute("UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1", params![login, hash, port25_time::unix_secs() as i64])? == 1)
+        Ok(self.db.execute(
+            "UPDATE users SET hash = ?2, updated = ?3 WHERE login = ?1",
+            params![login, hash, port25_time::unix_secs() as i64],
+        )? == 1)
     }
 
     pub fn set_addresses(&mut self, login: &str, addresses: &[String]) -> rusqlite::Result<()> {
@@ -175,9 +184,18 @@ impl Store {
     }
 
     pub fn usage(&self) -> rusqlite::Result<Vec<crate::migration::Use>> {
-        let mut stmt = self.db.prepare("SELECT login, legacy, last_seen, last_ip, last_port, uses FROM usage ORDER BY login, legacy")?;
+        let mut stmt = self
+            .db
+            .prepare("SELECT login, legacy, last_seen, last_ip, last_port, uses FROM usage ORDER BY login, legacy")?;
         let rows = stmt.query_map([], |r| {
-            Ok(crate::migration::Use { login: r.get(0)?, legacy: r.get(1)?, last_seen: r.get(2)?, last_ip: r.get(3)?, last_port: r.get(4)?, uses: r.get(5)? })
+            Ok(crate::migration::Use {
+                login: r.get(0)?,
+                legacy: r.get(1)?,
+                last_seen: r.get(2)?,
+                last_ip: r.get(3)?,
+                last_port: r.get(4)?,
+                uses: r.get(5)?,
+            })
         })?;
         rows.collect()
     }
@@ -200,7 +218,12 @@ impl Store {
     }
 
     pub fn is_operator(&self, login: &str) -> rusqlite::Result<bool> {
-        Ok(self.db.prepare_cached("SELECT 1 FROM operators WHERE login = ?1")?.query_row([login], |_| Ok(())).optional()?.is_some())
+        Ok(self
+            .db
+            .prepare_cached("SELECT 1 FROM operators WHERE login = ?1")?
+            .query_row([login], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// (login, hash) of every user, sorted by login.
@@ -213,7 +236,13 @@ impl Store {
 
 /// One user into an open transaction: `None` when it exists and `replace`
 /// is false (nothing written), else whether it existed.
-fn put_in(tx: &rusqlite::Transaction<'_>, login: &str, hash: &str, addresses: &[String], replace: bool) -> rusqlite::Result<Option<bool>> {
+fn put_in(
+    tx: &rusqlite::Transaction<'_>,
+    login: &str,
+    hash: &str,
+    addresses: &[String],
+    replace: bool,
+) -> rusqlite::Result<Option<bool>> {
     let exists = tx.query_row("SELECT 1 FROM users WHERE login = ?1", [login], |_| Ok(())).optional()?.is_some();
     if exists && !replace {
         return Ok(None);

@@ -106,12 +106,18 @@ impl Bodies {
         // meanwhile is simply written again.
         match File::open(&path).and_then(|f| f.set_modified(SystemTime::now())) {
             Ok(()) => return Ok(Put { digest, duplicate: true, written: 0 }),
-            Err(e) if e.kind() != io::ErrorKind::NotFound && path.exists() => return Ok(Put { digest, duplicate: true, written: 0 }),
+            Err(e) if e.kind() != io::ErrorKind::NotFound && path.exists() => {
+                return Ok(Put { digest, duplicate: true, written: 0 })
+            }
             Err(_) => {}
         }
         room()?;
         let compressed = zstd::bulk::compress(body, LEVEL)?;
-        let tmp = self.root.join("tmp").join(format!("{}-{}", std::process::id(), TMP_COUNTER.fetch_add(1, Ordering::Relaxed)));
+        let tmp = self.root.join("tmp").join(format!(
+            "{}-{}",
+            std::process::id(),
+            TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
         {
             let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
             f.write_all(&compressed)?;
@@ -130,7 +136,8 @@ impl Bodies {
 
     /// The body named by `digest`, decompressed and checked against it.
     pub fn get(&self, digest: &str) -> io::Result<Vec<u8>> {
-        let path = path_of(&self.root, digest).ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest"))?;
+        let path = path_of(&self.root, digest)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "not a SHA-256 hex digest"))?;
         let body = zstd::stream::decode_all(File::open(path)?)?;
         if digest_hex(&body) != digest {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "stored body does not match its digest"));
@@ -154,7 +161,9 @@ mod tests {
         assert_eq!(second, Put { digest: first.digest.clone(), duplicate: true, written: 0 });
         assert_eq!(b.get(&first.digest).unwrap(), body);
         let p = path_of(b.root(), &first.digest).unwrap();
-        assert!(p.starts_with(dir.path().join("bodies").join(first.digest.get(..2).unwrap()).join(first.digest.get(2..4).unwrap())));
+        assert!(p.starts_with(
+            dir.path().join("bodies").join(first.digest.get(..2).unwrap()).join(first.digest.get(2..4).unwrap())
+        ));
         assert_eq!(first.digest, digest_hex(&body));
         assert!(path_of(b.root(), "../../etc/passwd").is_none());
         assert!(path_of(b.root(), &"A".repeat(64)).is_none());

@@ -91,7 +91,11 @@ impl<'a> P<'a> {
         }
         let n = self.i - start;
         // No digits, a leading zero, or a fraction/exponent: serde decides.
-        if n == 0 || (n > 1 && self.b[start] == b'0') || matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'-' | b'+')) || v > max {
+        if n == 0
+            || (n > 1 && self.b[start] == b'0')
+            || matches!(self.peek(), Some(b'.' | b'e' | b'E' | b'-' | b'+'))
+            || v > max
+        {
             return None;
         }
         Some(v)

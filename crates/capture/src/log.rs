@@ -35,7 +35,11 @@ pub fn segment_name(day: &str, seq: u64) -> String {
 pub fn parse_segment_name(name: &str) -> Option<(String, u64)> {
     let rest = name.strip_prefix("events-")?.strip_suffix(".jsonl")?;
     let (day, seq) = rest.split_once('-')?;
-    if day.len() != 8 || !day.bytes().all(|b| b.is_ascii_digit()) || seq.is_empty() || !seq.bytes().all(|b| b.is_ascii_digit()) {
+    if day.len() != 8
+        || !day.bytes().all(|b| b.is_ascii_digit())
+        || seq.is_empty()
+        || !seq.bytes().all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     Some((day.to_owned(), seq.parse().ok()?))
@@ -84,7 +88,8 @@ impl Writer {
     }
 
     fn create(dir: &Path, day: &str, seq: u64) -> io::Result<File> {
-        let file = OpenOptions::new().create_new(true).append(true).mode(0o600).open(dir.join(segment_name(day, seq)))?;
+        let file =
+            OpenOptions::new().create_new(true).append(true).mode(0o600).open(dir.join(segment_name(day, seq)))?;
         File::open(dir)?.sync_all()?;
         Ok(file)
     }

@@ -44,7 +44,13 @@ impl Quota {
         walk(events, &mut files);
         walk(bodies, &mut files);
         let usage = files.iter().map(|f| f.1).sum();
-        Quota { limit, usage: AtomicU64::new(usage), events: events.to_owned(), bodies: bodies.to_owned(), sensor: sensor.to_owned() }
+        Quota {
+            limit,
+            usage: AtomicU64::new(usage),
+            events: events.to_owned(),
+            bodies: bodies.to_owned(),
+            sensor: sensor.to_owned(),
+        }
     }
 
     pub fn usage(&self) -> u64 {
@@ -96,7 +102,14 @@ impl Quota {
         if files == 0 {
             return None;
         }
-        port25_events::emit!(warn, port25_events::SPAMPOT_QUOTA_ROTATED, files, bytes = freed, usage = self.usage(), limit = self.limit);
+        port25_events::emit!(
+            warn,
+            port25_events::SPAMPOT_QUOTA_ROTATED,
+            files,
+            bytes = freed,
+            usage = self.usage(),
+            limit = self.limit
+        );
         let mut e = Event::new(port25_events::SPAMPOT_QUOTA_ROTATED, &self.sensor);
         e.messages = Some(files);
         e.bytes = Some(freed);

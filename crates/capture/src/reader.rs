@@ -71,12 +71,14 @@ pub struct Scanned {
 pub fn parse_views<'a>(bytes: &'a [u8], base: u64, mut f: impl FnMut(u64, crate::view::EventView<'a>)) -> Scanned {
     // The fast path answers for the writer's own lines; serde for the rest
     // (and always gives the same answer where both do: crate::fastview).
-    scan_lines(bytes, base, |offset, line| match crate::fastview::parse(line).or_else(|| serde_json::from_slice::<crate::view::EventView>(line).ok()) {
-        Some(e) => {
-            f(offset, e);
-            true
+    scan_lines(bytes, base, |offset, line| {
+        match crate::fastview::parse(line).or_else(|| serde_json::from_slice::<crate::view::EventView>(line).ok()) {
+            Some(e) => {
+                f(offset, e);
+                true
+            }
+            None => false,
         }
-        None => false,
     })
 }
 
@@ -132,9 +134,17 @@ mod tests {
             assert_eq!(back["event"], *v.event);
             assert_eq!(back.get("src_ip").and_then(|x| x.as_str()), v.src_ip.as_deref());
             let rc: Vec<&str> = v.rcpt_to.iter().map(|r| &**r).collect();
-            assert_eq!(back.get("rcpt_to").map(|x| x.as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect::<Vec<_>>()).unwrap_or_default(), rc);
+            assert_eq!(
+                back.get("rcpt_to")
+                    .map(|x| x.as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect::<Vec<_>>())
+                    .unwrap_or_default(),
+                rc
+            );
             assert_eq!(back.get("probe").and_then(|x| x.as_bool()), v.probe);
-            assert_eq!(back.get("requested").map(|r| r["port"].as_u64().unwrap() as u16), v.requested.as_ref().map(|r| r.port));
+            assert_eq!(
+                back.get("requested").map(|r| r["port"].as_u64().unwrap() as u16),
+                v.requested.as_ref().map(|r| r.port)
+            );
             seen.push(off);
         });
         assert_eq!(seen, p.events.iter().map(|e| e.0).collect::<Vec<_>>());
@@ -152,7 +162,10 @@ mod tests {
         let p = parse(v1.as_bytes(), 0);
         assert!(p.bad.is_empty() && p.torn.is_none());
         let e = &p.events[0].1;
-        assert_eq!((e.v, e.messages, e.bytes, e.bytes_in, e.bytes_out, &e.site), (1, Some(1), Some(2048), None, None, &None));
+        assert_eq!(
+            (e.v, e.messages, e.bytes, e.bytes_in, e.bytes_out, &e.site),
+            (1, Some(1), Some(2048), None, None, &None)
+        );
         let mut n = 0;
         parse_views(v1.as_bytes(), 0, |_, v| {
             assert_eq!((v.v, v.bytes, v.bytes_in, v.site), (1, Some(2048), None, None));
@@ -163,7 +176,12 @@ mod tests {
         let mut e2 = Event::new("port25.spampot.session.closed", "br-sp-01");
         e2.bytes_in = Some(5120);
         e2.bytes_out = Some(700);
-        e2.site = Some(crate::Site { operator: Some("NET".into()), asn: Some(28573), city: Some("São Paulo".into()), access: Some("cable".into()) });
+        e2.site = Some(crate::Site {
+            operator: Some("NET".into()),
+            asn: Some(28573),
+            city: Some("São Paulo".into()),
+            access: Some("cable".into()),
+        });
         let line = e2.to_line();
         assert!(std::str::from_utf8(&line).unwrap().starts_with(r#"{"v":2,"#));
         assert_eq!(parse(&line, 0).events[0].1, e2);

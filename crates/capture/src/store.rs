@@ -35,7 +35,8 @@ pub fn free_floor(filesystem_bytes: u64) -> u64 {
 /// holding `path`.
 pub fn filesystem_space(path: &std::path::Path) -> io::Result<(u64, u64)> {
     use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with a NUL byte"))?;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path with a NUL byte"))?;
     // SAFETY: statvfs writes into the zeroed struct we own and reads the
     // NUL-terminated path, which outlives the call.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
@@ -52,7 +53,10 @@ fn room_on(path: &std::path::Path) -> io::Result<()> {
     if avail < free_floor(total) {
         return Err(io::Error::new(
             io::ErrorKind::StorageFull,
-            format!("{avail} bytes free on the capture filesystem, under the floor of {}: new bodies are refused", free_floor(total)),
+            format!(
+                "{avail} bytes free on the capture filesystem, under the floor of {}: new bodies are refused",
+                free_floor(total)
+            ),
         ));
     }
     Ok(())
@@ -121,7 +125,9 @@ impl Store {
     pub async fn store_body(&self, body: Vec<u8>) -> io::Result<StoredBody> {
         let bodies = self.bodies.clone();
         let size = body.len() as u64;
-        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced_if_room(&body, &|| room_on(bodies.root()))).await.map_err(io::Error::other)??;
+        let put = tokio::task::spawn_blocking(move || bodies.put_unsynced_if_room(&body, &|| room_on(bodies.root())))
+            .await
+            .map_err(io::Error::other)??;
         if !put.duplicate {
             self.dirty.store(true, std::sync::atomic::Ordering::Release);
         }

@@ -24,7 +24,15 @@ fn body_paths() {
 fn fastview_agrees_with_serde() {
     let aim = smoke::Mutator {
         special: b"\"\\{}[],:0-.e\n",
-        pieces: &[b"null", b"true", b"\"v\":1", b"\"rcpt_to\":[]", b"\"requested\":{\"host\":\"h\",\"port\":25}", b"\\u00e9", b"1e5"],
+        pieces: &[
+            b"null",
+            b"true",
+            b"\"v\":1",
+            b"\"rcpt_to\":[]",
+            b"\"requested\":{\"host\":\"h\",\"port\":25}",
+            b"\\u00e9",
+            b"1e5",
+        ],
     };
     smoke::smoke_with("capture_fastview", 20_000, 0x5a4f_0007, &aim, checks::fastview);
 }

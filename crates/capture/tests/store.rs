@@ -51,7 +51,8 @@ async fn quota_removes_oldest_first_and_logs_it() {
     let store = Store::open(&config(dir.path(), Some(40_000))).unwrap();
     for i in 0..200u32 {
         // Incompressible-ish distinct bodies so they count.
-        let body: Vec<u8> = (0..300u32).map(|j| (i.wrapping_mul(2654435761).wrapping_add(j * 40503) >> 7) as u8).collect();
+        let body: Vec<u8> =
+            (0..300u32).map(|j| (i.wrapping_mul(2654435761).wrapping_add(j * 40503) >> 7) as u8).collect();
         let stored = store.store_body(body).await.unwrap();
         let mut e = store.event(port25_events::SPAMPOT_MESSAGE);
         e.digest = Some(stored.digest);
@@ -130,8 +131,16 @@ struct Tmpfs(tempfile::TempDir);
 impl Tmpfs {
     fn mount(size: &str) -> Tmpfs {
         let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(dir.path()).output().unwrap();
-        assert!(out.status.success(), "mounting a tmpfs needs root (./test.sh runs as root): {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (./test.sh runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         Tmpfs(dir)
     }
 }

@@ -110,15 +110,23 @@ fn default_log_format() -> String {
 
 impl CollectConfig {
     pub fn load(path: &Path) -> Result<CollectConfig, String> {
-        let text =
-            port25_config::read(path, "the collector configuration", "give the path of a collect.toml (see dist/collect.toml)").map_err(|e| e.to_string())?;
+        let text = port25_config::read(
+            path,
+            "the collector configuration",
+            "give the path of a collect.toml (see dist/collect.toml)",
+        )
+        .map_err(|e| e.to_string())?;
         let line_of = |offset: usize| port25_config::line_col(&text, offset).0;
-        let c: CollectConfig = port25_config::from_toml(&text, path, "see dist/collect.toml for every key").map_err(|e| e.to_string())?;
+        let c: CollectConfig =
+            port25_config::from_toml(&text, path, "see dist/collect.toml for every key").map_err(|e| e.to_string())?;
         if c.sensors.is_empty() {
             return Err(format!("{}: add at least one [[sensor]] with name and token", path.display()));
         }
         if c.max_connections == 0 || c.max_connections_per_address == 0 {
-            return Err(format!("{}: max_connections and max_connections_per_address must be at least 1", path.display()));
+            return Err(format!(
+                "{}: max_connections and max_connections_per_address must be at least 1",
+                path.display()
+            ));
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for s in &c.sensors {
@@ -133,12 +141,22 @@ impl CollectConfig {
             if s.token.get_ref().len() < 16 {
                 return Err(format!("{}: sensor {:?}: use a token of at least 16 characters", path.display(), s.name));
             }
-            if s.name.is_empty() || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) || s.name.starts_with('.') {
-                return Err(format!("{}: sensor name {:?}: use letters, digits, '-', '_' and '.'", path.display(), s.name));
+            if s.name.is_empty()
+                || !s.name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+                || s.name.starts_with('.')
+            {
+                return Err(format!(
+                    "{}: sensor name {:?}: use letters, digits, '-', '_' and '.'",
+                    path.display(),
+                    s.name
+                ));
             }
         }
         if c.cert.is_some() != c.key.is_some() {
-            return Err(format!("{}: give both cert and key, or neither (a self-signed pair is generated)", path.display()));
+            return Err(format!(
+                "{}: give both cert and key, or neither (a self-signed pair is generated)",
+                path.display()
+            ));
         }
         Ok(c)
     }
@@ -314,7 +332,9 @@ async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: V
             let have = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
             let plan = append::plan(have, offset, &body);
             if let Plan::Append { skip } = plan {
-                let mut f = std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().create(true).append(true), 0o600).open(&path)?;
+                let mut f =
+                    std::os::unix::fs::OpenOptionsExt::mode(OpenOptions::new().create(true).append(true), 0o600)
+                        .open(&path)?;
                 f.write_all(&body[skip..])?;
                 f.sync_data()?;
                 if have == 0 {
@@ -343,7 +363,12 @@ async fn handle(state: &State, sensor: &str, method: &str, target: &str, body: V
     text("404 Not Found", "")
 }
 
-async fn serve_conn(state: Arc<State>, tls: tokio_rustls::TlsAcceptor, tcp: tokio::net::TcpStream, peer: std::net::SocketAddr) {
+async fn serve_conn(
+    state: Arc<State>,
+    tls: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+) {
     let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp)).await else {
         return;
     };
@@ -375,7 +400,9 @@ async fn serve_conn(state: Arc<State>, tls: tokio_rustls::TlsAcceptor, tcp: toki
             return;
         }
         let len = head.content_length().unwrap_or(0);
-        if head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue")) && conn.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err() {
+        if head.header("expect").is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+            && conn.write_raw(b"HTTP/1.1 100 Continue\r\n\r\n").await.is_err()
+        {
             return;
         }
         let Ok(body) = conn.read_body(len).await else {
@@ -393,14 +420,16 @@ pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: Cancell
     let (cert, key) = match (&config.cert, &config.key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
         _ => {
-            let (c, k, fresh) = port25_listen::tls::self_signed(&config.data_dir.join("tls"), &config.hostname).map_err(|e| e.to_string())?;
+            let (c, k, fresh) = port25_listen::tls::self_signed(&config.data_dir.join("tls"), &config.hostname)
+                .map_err(|e| e.to_string())?;
             if fresh {
                 emit!(info, ev::TLS_CERT_GENERATED, path = %c.display(), hostname = %config.hostname);
             }
             (c, k)
         }
     };
-    let tls = tokio_rustls::TlsAcceptor::from(port25_listen::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
+    let tls =
+        tokio_rustls::TlsAcceptor::from(port25_listen::tls::server_config(&cert, &key).map_err(|e| e.to_string())?);
     let state = Arc::new(State {
         bodies: Bodies::open(&config.data_dir.join("bodies")).map_err(|e| e.to_string())?,
         root: config.data_dir.clone(),
@@ -448,9 +477,17 @@ mod tests {
         assert_eq!(c.sensors[0].name, "br-sp-01");
         let dir = tempfile::tempdir().unwrap();
         let bad = dir.path().join("c.toml");
-        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"s\"\ntoken = \"short\"\n").unwrap();
+        std::fs::write(
+            &bad,
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"s\"\ntoken = \"short\"\n",
+        )
+        .unwrap();
         assert!(CollectConfig::load(&bad).unwrap_err().contains("at least 16 characters"));
-        std::fs::write(&bad, "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"../x\"\ntoken = \"0123456789abcdef\"\n").unwrap();
+        std::fs::write(
+            &bad,
+            "listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\n[[sensor]]\nname = \"../x\"\ntoken = \"0123456789abcdef\"\n",
+        )
+        .unwrap();
         assert!(CollectConfig::load(&bad).unwrap_err().contains("sensor name"));
     }
 
@@ -465,14 +502,21 @@ mod tests {
         )
         .unwrap();
         let e = CollectConfig::load(&p).unwrap_err();
-        assert!(e.starts_with(&format!("{}:11: sensor \"c\"", p.display())) && e.contains("already given on line 5"), "{e}");
+        assert!(
+            e.starts_with(&format!("{}:11: sensor \"c\"", p.display())) && e.contains("already given on line 5"),
+            "{e}"
+        );
     }
 
     fn state(root: &Path) -> State {
         State {
             root: root.to_owned(),
             bodies: Bodies::open(&root.join("bodies")).unwrap(),
-            tokens: ["0123456789abcdef", "another-token-0123"].iter().zip(["a", "b"]).map(|(t, s)| (sha256(t.as_bytes()), s.to_owned())).collect(),
+            tokens: ["0123456789abcdef", "another-token-0123"]
+                .iter()
+                .zip(["a", "b"])
+                .map(|(t, s)| (sha256(t.as_bytes()), s.to_owned()))
+                .collect(),
             append: Mutex::new(()),
         }
     }
@@ -480,8 +524,16 @@ mod tests {
     #[tokio::test]
     async fn a_collector_disk_below_the_floor_answers_507_and_stores_nothing() {
         let mnt = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"]).arg(mnt.path()).output().unwrap();
-        assert!(out.status.success(), "mounting a tmpfs needs root (./test.sh runs as root): {}", String::from_utf8_lossy(&out.stderr));
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=4m", "tmpfs"])
+            .arg(mnt.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mounting a tmpfs needs root (./test.sh runs as root): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         struct Umount<'a>(&'a Path);
         impl Drop for Umount<'_> {
             fn drop(&mut self) {
@@ -498,7 +550,8 @@ mod tests {
         std::fs::write(mnt.path().join("filler"), vec![0u8; (avail - 40 * 1024) as usize]).unwrap();
         let (status, _) = handle(&state, "a", "PUT", &format!("/v1/bodies/{digest}"), zst.clone()).await;
         assert_eq!(status, "HTTP/1.1 507 Insufficient Storage");
-        let (status, _) = handle(&state, "a", "POST", "/v1/events/events-20260101-000001.jsonl?offset=0", Vec::new()).await;
+        let (status, _) =
+            handle(&state, "a", "POST", "/v1/events/events-20260101-000001.jsonl?offset=0", Vec::new()).await;
         assert_eq!(status, "HTTP/1.1 507 Insufficient Storage");
         assert!(port25_capture::bodies::path_of(state.bodies.root(), &digest).is_some_and(|p| !p.exists()));
         std::fs::remove_file(mnt.path().join("filler")).unwrap();
@@ -512,7 +565,13 @@ mod tests {
         let state = state(dir.path());
         assert_eq!(state.sensor_of(Some("Bearer 0123456789abcdef")).as_deref(), Some("a"));
         assert_eq!(state.sensor_of(Some("Bearer another-token-0123")).as_deref(), Some("b"));
-        for bad in ["Bearer 0123456789abcde", "Bearer 0123456789abcdef0", "Bearer ", "0123456789abcdef", "Basic 0123456789abcdef"] {
+        for bad in [
+            "Bearer 0123456789abcde",
+            "Bearer 0123456789abcdef0",
+            "Bearer ",
+            "0123456789abcdef",
+            "Basic 0123456789abcdef",
+        ] {
             assert_eq!(state.sensor_of(Some(bad)), None, "{bad}");
         }
         assert_eq!(state.sensor_of(None), None);

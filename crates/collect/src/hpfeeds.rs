@@ -101,9 +101,14 @@ pub fn info_nonce(body: &[u8]) -> Option<&[u8]> {
     body.get(1 + n..).filter(|r| r.len() == 4)
 }
 
-async fn session(config: &HpfeedsConfig, rx: &mut mpsc::Receiver<Vec<u8>>, shutdown: &CancellationToken) -> io::Result<()> {
-    let mut s =
-        tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.broker)).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+async fn session(
+    config: &HpfeedsConfig,
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    shutdown: &CancellationToken,
+) -> io::Result<()> {
+    let mut s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&config.broker))
+        .await
+        .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
     let mut buf = Vec::new();
     let nonce = loop {
         if let Some((op, body, _)) = parse(&buf).map_err(io::Error::other)? {
@@ -113,7 +118,9 @@ async fn session(config: &HpfeedsConfig, rx: &mut mpsc::Receiver<Vec<u8>>, shutd
             break info_nonce(body).ok_or_else(|| io::Error::other("malformed INFO"))?.to_vec();
         }
         let mut chunk = [0u8; 512];
-        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await.map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk))
+            .await
+            .map_err(|_| io::Error::from(io::ErrorKind::TimedOut))??;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

@@ -36,7 +36,9 @@ impl Head {
         }
         match self.header("content-length") {
             None => Ok(0),
-            Some(v) if !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit()) => v.parse().map_err(|_| Error::Length),
+            Some(v) if !v.is_empty() && v.len() <= 12 && v.bytes().all(|b| b.is_ascii_digit()) => {
+                v.parse().map_err(|_| Error::Length)
+            }
             Some(_) => Err(Error::Length),
         }
     }
@@ -72,7 +74,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Head, usize)>, Error> {
     let mut headers = Vec::new();
     for line in lines {
         let (n, v) = line.split_once(':').ok_or(Error::Malformed)?;
-        if n.is_empty() || n.bytes().any(|b| !b.is_ascii_graphic()) || v.bytes().any(|b| b.is_ascii_control() && b != b'\t') {
+        if n.is_empty()
+            || n.bytes().any(|b| !b.is_ascii_graphic())
+            || v.bytes().any(|b| b.is_ascii_control() && b != b'\t')
+        {
             return Err(Error::Malformed);
         }
         headers.push((n.to_owned(), v.trim().to_owned()));

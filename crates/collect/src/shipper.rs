@@ -74,9 +74,12 @@ fn save_position(capture: &Path, p: &Position) -> io::Result<()> {
 
 /// (host, port) of an `https://host:port` URL.
 pub fn parse_url(url: &str) -> Result<(String, u16), String> {
-    let rest = url.strip_prefix("https://").ok_or_else(|| format!("{url}: the collector URL must start with https://"))?;
+    let rest =
+        url.strip_prefix("https://").ok_or_else(|| format!("{url}: the collector URL must start with https://"))?;
     let authority = rest.trim_end_matches('/');
-    let (host, port) = authority.rsplit_once(':').ok_or_else(|| format!("{url}: give the port, e.g. https://collector.example:8443"))?;
+    let (host, port) = authority
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{url}: give the port, e.g. https://collector.example:8443"))?;
     let port = port.parse().map_err(|_| format!("{url}: bad port"))?;
     Ok((host.trim_start_matches('[').trim_end_matches(']').to_owned(), port))
 }
@@ -112,7 +115,8 @@ type Link = Conn<TlsStream<TcpStream>>;
 impl Shipper {
     pub fn new(config: ShipConfig, capture: &Path) -> Result<Shipper, String> {
         let (host, port) = parse_url(&config.url)?;
-        let pem = std::fs::read(&config.ca_file).map_err(|e| format!("ship.ca_file {}: {e}", config.ca_file.display()))?;
+        let pem =
+            std::fs::read(&config.ca_file).map_err(|e| format!("ship.ca_file {}: {e}", config.ca_file.display()))?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile::certs(&mut pem.as_slice()) {
             let cert = cert.map_err(|e| format!("ship.ca_file {}: {e}", config.ca_file.display()))?;
@@ -126,14 +130,21 @@ impl Shipper {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-        Ok(Shipper { config, host, port, tls: tokio_rustls::TlsConnector::from(Arc::new(tls)), capture: capture.to_owned() })
+        Ok(Shipper {
+            config,
+            host,
+            port,
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
+            capture: capture.to_owned(),
+        })
     }
 
     async fn connect(&self) -> io::Result<Link> {
         let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect((self.host.as_str(), self.port)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = tokio::time::timeout(Duration::from_secs(10), self.tls.connect(name, tcp))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS timed out"))??;
@@ -142,11 +153,15 @@ impl Shipper {
 
     async fn request(&self, link: &mut Link, method: &str, target: &str, body: &[u8]) -> io::Result<(u16, Vec<u8>)> {
         let auth = format!("Bearer {}", self.config.token);
-        link.write(&format!("{method} {target} HTTP/1.1"), &[("Host", &self.host), ("Authorization", &auth)], body).await?;
+        link.write(&format!("{method} {target} HTTP/1.1"), &[("Host", &self.host), ("Authorization", &auth)], body)
+            .await?;
         let (head, body) = link.read(1 << 20).await?.ok_or_else(|| io::Error::from(io::ErrorKind::UnexpectedEof))?;
         let status = head.status().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "bad status line"))?;
         if status == 401 || status == 403 {
-            return Err(io::Error::new(io::ErrorKind::PermissionDenied, format!("collector refused the token ({status})")));
+            return Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("collector refused the token ({status})"),
+            ));
         }
         Ok((status, body))
     }
@@ -212,16 +227,21 @@ impl Shipper {
                 };
                 let (status, body) = self.request(l, "PUT", &format!("/v1/bodies/{d}"), &zst).await?;
                 if status != 201 {
-                    return Err(io::Error::other(format!("collector refused body {d}: {status} {}", String::from_utf8_lossy(&body))));
+                    return Err(io::Error::other(format!(
+                        "collector refused body {d}: {status} {}",
+                        String::from_utf8_lossy(&body)
+                    )));
                 }
             }
-            let (status, body) = self.request(l, "POST", &format!("/v1/events/{name}?offset={}", pos.offset), batch).await?;
+            let (status, body) =
+                self.request(l, "POST", &format!("/v1/events/{name}?offset={}", pos.offset), batch).await?;
             #[derive(Deserialize)]
             struct Ack {
                 acked: u64,
             }
-            let ack: Ack =
-                serde_json::from_slice(&body).map_err(|_| io::Error::other(format!("collector answered {status} {}", String::from_utf8_lossy(&body))))?;
+            let ack: Ack = serde_json::from_slice(&body).map_err(|_| {
+                io::Error::other(format!("collector answered {status} {}", String::from_utf8_lossy(&body)))
+            })?;
             match status {
                 // 409: the collector holds a different length (a lost
                 // answer, a restored collector): resume from what it holds.
@@ -231,7 +251,12 @@ impl Shipper {
                     save_position(&self.capture, &pos)?;
                     emit!(debug, ev::SPAMPOT_SHIP_SENT, segment = %name, acked = ack.acked, status);
                 }
-                _ => return Err(io::Error::other(format!("collector answered {status} {}", String::from_utf8_lossy(&body)))),
+                _ => {
+                    return Err(io::Error::other(format!(
+                        "collector answered {status} {}",
+                        String::from_utf8_lossy(&body)
+                    )))
+                }
             }
         }
     }

@@ -27,8 +27,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Conn<S> {
 
     async fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n =
-            tokio::time::timeout(self.timeout, self.stream.read(&mut chunk)).await.map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
+        let n = tokio::time::timeout(self.timeout, self.stream.read(&mut chunk))
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "read timed out"))??;
         self.buf.extend_from_slice(&chunk[..n]);
         self.read_total += n as u64;
         Ok(n)

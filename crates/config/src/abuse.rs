@@ -60,7 +60,8 @@ pub struct Abuse {
 // Config derives Eq; jump_factor is checked finite and positive.
 impl Eq for Abuse {}
 
-pub const DEFAULT_LOCK_TEXT: &str = "This account is locked after signs that it was misused; contact your provider's support to unlock it";
+pub const DEFAULT_LOCK_TEXT: &str =
+    "This account is locked after signs that it was misused; contact your provider's support to unlock it";
 
 pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Result<Abuse, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
@@ -68,12 +69,18 @@ pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Re
         match v {
             None => Ok(default.to_owned()),
             Some(v) if ["tag", "hold", "lock"].contains(&v.get_ref().as_str()) => Ok(v.into_inner()),
-            Some(v) => Err(err(v.span().start, format!("[abuse] {key} = {:?} is not an action", v.get_ref()), "use \"tag\", \"hold\" or \"lock\"")),
+            Some(v) => Err(err(
+                v.span().start,
+                format!("[abuse] {key} = {:?} is not an action", v.get_ref()),
+                "use \"tag\", \"hold\" or \"lock\"",
+            )),
         }
     };
     let positive = |v: Option<Spanned<u64>>, key: &str, default: u64| -> Result<u64, ConfigError> {
         match v {
-            Some(v) if *v.get_ref() == 0 => Err(err(v.span().start, format!("[abuse] {key} must be at least 1"), "remove the key for the default")),
+            Some(v) if *v.get_ref() == 0 => {
+                Err(err(v.span().start, format!("[abuse] {key} must be at least 1"), "remove the key for the default"))
+            }
             Some(v) => Ok(v.into_inner()),
             None => Ok(default),
         }
@@ -92,7 +99,11 @@ pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Re
     if let Some(n) = &raw.notify {
         let ok = n.get_ref().split_once('@').is_some_and(|(l, d)| !l.is_empty() && crate::model::valid_domain(d));
         if !ok {
-            return Err(err(n.span().start, format!("[abuse] notify {:?} is not an address", n.get_ref()), "write e.g. \"abuse-desk@example.net\""));
+            return Err(err(
+                n.span().start,
+                format!("[abuse] notify {:?} is not an address", n.get_ref()),
+                "write e.g. \"abuse-desk@example.net\"",
+            ));
         }
     }
     let lock_text = match raw.lock_text {
@@ -108,7 +119,11 @@ pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Re
     };
     let reports = match raw.reports_per_reporter_per_hour {
         Some(r) if *r.get_ref() == 0 => {
-            return Err(err(r.span().start, "[abuse] reports_per_reporter_per_hour must be at least 1".into(), "remove the key for the default (60)"))
+            return Err(err(
+                r.span().start,
+                "[abuse] reports_per_reporter_per_hour must be at least 1".into(),
+                "remove the key for the default (60)",
+            ))
         }
         Some(r) => r.into_inner(),
         None => 60,
@@ -144,7 +159,12 @@ mod tests {
         let c = crate::parse("", Path::new("t.toml"), Path::new("/etc")).unwrap();
         assert!(c.abuse.enabled);
         assert_eq!((c.abuse.on_complaints.as_str(), c.abuse.on_volume.as_str()), ("lock", "hold"));
-        let c = crate::parse("[abuse]\nmailbox = \"abuse/Maildir\"\non_new_country = \"lock\"\n", Path::new("t.toml"), Path::new("/etc")).unwrap();
+        let c = crate::parse(
+            "[abuse]\nmailbox = \"abuse/Maildir\"\non_new_country = \"lock\"\n",
+            Path::new("t.toml"),
+            Path::new("/etc"),
+        )
+        .unwrap();
         assert_eq!(c.abuse.mailbox.as_deref(), Some(Path::new("/etc/abuse/Maildir")));
         assert_eq!(c.abuse.on_new_country, "lock");
         for (bad, want) in [

@@ -146,7 +146,11 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
             continue;
         }
         if let Some((key, Some(at))) = keys.iter().find(|(_, at)| at.is_some()) {
-            return Err(err(*at, format!("{key} belongs to type = \"{owner}\", not type = \"{kind}\""), "remove it, or change type"));
+            return Err(err(
+                *at,
+                format!("{key} belongs to type = \"{owner}\", not type = \"{kind}\""),
+                "remove it, or change type",
+            ));
         }
     }
     let required = |v: &Option<Spanned<String>>, key: &str, hint: &str| -> Result<String, ConfigError> {
@@ -161,7 +165,11 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
             Some(s) => {
                 let path = crate::absolute(base, s.get_ref());
                 if !path.is_file() {
-                    return Err(err(s.span().start, format!("{key} {} is not a readable file", path.display()), "give an existing file, or remove the key"));
+                    return Err(err(
+                        s.span().start,
+                        format!("{key} {} is not a readable file", path.display()),
+                        "give an existing file, or remove the key",
+                    ));
                 }
                 Ok(Some(path))
             }
@@ -183,30 +191,55 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
                 auth,
                 userdb: raw.userdb_socket.as_ref().map(|s| endpoint(s.get_ref())),
                 service: raw.service.map(|s| s.into_inner()).unwrap_or_else(|| "smtp".into()),
-                addresses_field: raw.addresses_field.map(|s| s.into_inner()).unwrap_or_else(|| "port25_addresses".into()),
+                addresses_field: raw
+                    .addresses_field
+                    .map(|s| s.into_inner())
+                    .unwrap_or_else(|| "port25_addresses".into()),
             })
         }
         "ldap" => {
-            let url = required(&raw.url, "url", "e.g. \"ldaps://ldap.example.net\" or \"ldap://127.0.0.1:389\" with starttls = true")?;
+            let url = required(
+                &raw.url,
+                "url",
+                "e.g. \"ldaps://ldap.example.net\" or \"ldap://127.0.0.1:389\" with starttls = true",
+            )?;
             if !(url.starts_with("ldap://") || url.starts_with("ldaps://")) {
                 let at = raw.url.as_ref().map(|s| s.span().start).unwrap_or(type_at);
-                return Err(err(at, format!("url {url:?} is neither ldap:// nor ldaps://"), "e.g. \"ldaps://ldap.example.net\""));
+                return Err(err(
+                    at,
+                    format!("url {url:?} is neither ldap:// nor ldaps://"),
+                    "e.g. \"ldaps://ldap.example.net\"",
+                ));
             }
             let login = match (&raw.bind_dn, &raw.search_filter) {
                 (Some(t), None) => {
                     if !t.get_ref().contains("{user}") {
-                        return Err(err(t.span().start, "bind_dn has no {user}".into(), "e.g. \"uid={user},ou=people,dc=example,dc=net\""));
+                        return Err(err(
+                            t.span().start,
+                            "bind_dn has no {user}".into(),
+                            "e.g. \"uid={user},ou=people,dc=example,dc=net\"",
+                        ));
                     }
                     LdapLogin::Template(t.get_ref().clone())
                 }
                 (None, Some(f)) => {
                     if !f.get_ref().contains("{user}") {
-                        return Err(err(f.span().start, "search_filter has no {user}".into(), "e.g. \"(&(objectClass=inetOrgPerson)(mail={user}))\""));
+                        return Err(err(
+                            f.span().start,
+                            "search_filter has no {user}".into(),
+                            "e.g. \"(&(objectClass=inetOrgPerson)(mail={user}))\"",
+                        ));
                     }
                     required(&raw.search_base, "search_base", "the base DN the search_filter searches under")?;
                     LdapLogin::Search { filter: f.get_ref().clone() }
                 }
-                (Some(t), Some(_)) => return Err(err(t.span().start, "bind_dn and search_filter are two ways to log in; give one".into(), "keep one of them")),
+                (Some(t), Some(_)) => {
+                    return Err(err(
+                        t.span().start,
+                        "bind_dn and search_filter are two ways to log in; give one".into(),
+                        "keep one of them",
+                    ))
+                }
                 (None, None) => {
                     return Err(err(
                         type_at,
@@ -216,7 +249,12 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
                 }
             };
             if raw.service_dn.is_some() != raw.service_password_file.is_some() {
-                let at = raw.service_dn.as_ref().map(|s| s.span().start).or(raw.service_password_file.as_ref().map(|s| s.span().start)).unwrap_or(type_at);
+                let at = raw
+                    .service_dn
+                    .as_ref()
+                    .map(|s| s.span().start)
+                    .or(raw.service_password_file.as_ref().map(|s| s.span().start))
+                    .unwrap_or(type_at);
                 return Err(err(
                     at,
                     "service_dn and service_password_file go together".into(),
@@ -240,13 +278,17 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
                 login,
                 service_dn: raw.service_dn.map(|s| s.into_inner()),
                 service_password_file: readable(&raw.service_password_file, "service_password_file")?,
-                address_attributes: raw.address_attributes.map(|s| s.into_inner()).unwrap_or_else(|| vec!["mail".into(), "mailAlternateAddress".into()]),
+                address_attributes: raw
+                    .address_attributes
+                    .map(|s| s.into_inner())
+                    .unwrap_or_else(|| vec!["mail".into(), "mailAlternateAddress".into()]),
                 recipient_filter: raw.recipient_filter.map(|s| s.into_inner()),
                 search_base: raw.search_base.map(|s| s.into_inner()),
             })
         }
         "postgresql" => {
-            let connection = required(&raw.connection, "connection", "e.g. \"host=/run/postgresql user=port25 dbname=mail\"")?;
+            let connection =
+                required(&raw.connection, "connection", "e.g. \"host=/run/postgresql user=port25 dbname=mail\"")?;
             let one_parameter = |v: &Option<Spanned<String>>, key: &str, what: &str| -> Result<(), ConfigError> {
                 if let Some(q) = v {
                     let uses = |n: u32| q.get_ref().contains(&format!("${n}"));
@@ -260,7 +302,11 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
                 }
                 Ok(())
             };
-            let login_query = required(&raw.login_query, "login_query", "e.g. \"SELECT password, addresses FROM users WHERE login = $1\"")?;
+            let login_query = required(
+                &raw.login_query,
+                "login_query",
+                "e.g. \"SELECT password, addresses FROM users WHERE login = $1\"",
+            )?;
             one_parameter(&raw.login_query, "login_query", "the login")?;
             one_parameter(&raw.recipient_query, "recipient_query", "the address")?;
             Backend::Postgresql(Postgresql {
@@ -270,16 +316,16 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
                 recipient_query: raw.recipient_query.map(|s| s.into_inner()),
             })
         }
-        other => {
-            return Err(err(
-                type_at,
-                format!("directory type {other:?} is not known"),
-                "type = \"dovecot\", \"ldap\" or \"postgresql\" (or remove [submission.directory] for the SQLite accounts)",
-            ))
-        }
+        other => return Err(err(
+            type_at,
+            format!("directory type {other:?} is not known"),
+            "type = \"dovecot\", \"ldap\" or \"postgresql\" (or remove [submission.directory] for the SQLite accounts)",
+        )),
     };
     let timeout = match raw.timeout_ms {
-        Some(t) if *t.get_ref() == 0 => return Err(err(t.span().start, "timeout_ms must be at least 1".into(), "remove it for the default (3000)")),
+        Some(t) if *t.get_ref() == 0 => {
+            return Err(err(t.span().start, "timeout_ms must be at least 1".into(), "remove it for the default (3000)"))
+        }
         Some(t) => Duration::from_millis(t.into_inner()),
         None => Duration::from_millis(3000),
     };
@@ -313,7 +359,8 @@ mod tests {
         assert_eq!(dv.userdb, Some(Endpoint::Tcp("127.0.0.1:12345".into())));
         assert_eq!((dv.service.as_str(), dv.addresses_field.as_str()), ("smtp", "port25_addresses"));
 
-        let e = parse("[submission.directory]\ntype = \"dovecot\"\nauth_socket = \"/x\"\nurl = \"ldap://x\"\n").unwrap_err();
+        let e = parse("[submission.directory]\ntype = \"dovecot\"\nauth_socket = \"/x\"\nurl = \"ldap://x\"\n")
+            .unwrap_err();
         assert_eq!(e.line, 4);
         assert!(e.message.contains("url belongs to type = \"ldap\""), "{e}");
         let e = parse("[submission.directory]\ntype = \"dovecot\"\n").unwrap_err();
@@ -322,10 +369,16 @@ mod tests {
         assert_eq!(e.line, 2);
 
         let c = parse("[submission.directory]\ntype = \"ldap\"\nurl = \"ldap://127.0.0.1:389\"\nbind_dn = \"uid={user},ou=people,dc=x\"\n").unwrap();
-        assert!(matches!(c.submission.directory.unwrap().backend, Backend::Ldap(Ldap { login: LdapLogin::Template(_), .. })));
-        let e = parse("[submission.directory]\ntype = \"ldap\"\nurl = \"ldap://x\"\nsearch_filter = \"(uid={user})\"\n").unwrap_err();
+        assert!(matches!(
+            c.submission.directory.unwrap().backend,
+            Backend::Ldap(Ldap { login: LdapLogin::Template(_), .. })
+        ));
+        let e =
+            parse("[submission.directory]\ntype = \"ldap\"\nurl = \"ldap://x\"\nsearch_filter = \"(uid={user})\"\n")
+                .unwrap_err();
         assert!(e.message.contains("search_base"), "{e}");
-        let e = parse("[submission.directory]\ntype = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"uid=alice,dc=x\"\n").unwrap_err();
+        let e = parse("[submission.directory]\ntype = \"ldap\"\nurl = \"ldap://x\"\nbind_dn = \"uid=alice,dc=x\"\n")
+            .unwrap_err();
         assert!(e.message.contains("no {user}"), "{e}");
 
         let ok = "[submission.directory]\ntype = \"postgresql\"\nconnection = \"host=/tmp\"\nlogin_query = \"SELECT password FROM users WHERE login = $1\"\n";

@@ -15,7 +15,13 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub fn at(file: &std::path::Path, text: &str, offset: usize, message: impl Into<String>, hint: impl Into<String>) -> ConfigError {
+    pub fn at(
+        file: &std::path::Path,
+        text: &str,
+        offset: usize,
+        message: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> ConfigError {
         let (line, column) = line_col(text, offset);
         ConfigError { file: file.to_owned(), line, column, message: message.into(), hint: hint.into() }
     }

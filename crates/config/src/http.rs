@@ -73,23 +73,37 @@ pub struct Http {
 // in 0..=100, never NaN, so equality is total.
 impl Eq for Http {}
 
-pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostname: &str, domains: &[String]) -> Result<Http, ConfigError> {
+pub(crate) fn resolve(
+    raw: RawHttp,
+    text: &str,
+    file: &Path,
+    base: &Path,
+    hostname: &str,
+    domains: &[String],
+) -> Result<Http, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let enabled = raw.enabled.unwrap_or(true);
-    let listen = |v: Option<Spanned<String>>, default: &str, key: &str, example: &str| -> Result<Option<SocketAddr>, ConfigError> {
+    let listen = |v: Option<Spanned<String>>,
+                  default: &str,
+                  key: &str,
+                  example: &str|
+     -> Result<Option<SocketAddr>, ConfigError> {
         match (enabled, v) {
             (false, _) => Ok(None),
             (true, None) => Ok(Some(default.parse().expect("valid"))),
-            (true, Some(a)) => a
-                .get_ref()
-                .parse::<SocketAddr>()
-                .map(Some)
-                .map_err(|_| err(a.span().start, format!("[http] {key} {:?} is not an address:port", a.get_ref()), example)),
+            (true, Some(a)) => a.get_ref().parse::<SocketAddr>().map(Some).map_err(|_| {
+                err(a.span().start, format!("[http] {key} {:?} is not an address:port", a.get_ref()), example)
+            }),
         }
     };
     let address = listen(raw.address, "127.0.0.1:8025", "address", "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")?;
     let private_at = raw.private_address.as_ref().map_or(0, |a| a.span().start);
-    let private_address = listen(raw.private_address, "127.0.0.1:8026", "private_address", "write e.g. \"127.0.0.1:8026\" or \"[2001:db8::1]:8026\"")?;
+    let private_address = listen(
+        raw.private_address,
+        "127.0.0.1:8026",
+        "private_address",
+        "write e.g. \"127.0.0.1:8026\" or \"[2001:db8::1]:8026\"",
+    )?;
     if let (Some(p), Some(q)) = (address, private_address) {
         if p == q && p.port() != 0 {
             return Err(err(
@@ -102,8 +116,14 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
     let host_port = |v: Option<Spanned<String>>, key: &str| -> Result<Option<(String, u16)>, ConfigError> {
         let Some(v) = v else { return Ok(None) };
         match v.get_ref().rsplit_once(':') {
-            Some((h, p)) if crate::model::valid_domain(h) && p.parse::<u16>().is_ok_and(|p| p > 0) => Ok(Some((h.to_lowercase(), p.parse().expect("checked")))),
-            _ => Err(err(v.span().start, format!("[http] {key} {:?} is not host:port", v.get_ref()), "write e.g. \"imap.example.net:993\"")),
+            Some((h, p)) if crate::model::valid_domain(h) && p.parse::<u16>().is_ok_and(|p| p > 0) => {
+                Ok(Some((h.to_lowercase(), p.parse().expect("checked"))))
+            }
+            _ => Err(err(
+                v.span().start,
+                format!("[http] {key} {:?} is not host:port", v.get_ref()),
+                "write e.g. \"imap.example.net:993\"",
+            )),
         }
     };
     let port = |v: Option<Spanned<u16>>, default: u16, key: &str| -> Result<u16, ConfigError> {
@@ -113,14 +133,22 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
                 format!("[http] {key} = 25: mail clients must never be sent to port 25"),
                 "use 587 (submission, STARTTLS) and 465 (submissions, implicit TLS)",
             )),
-            Some(p) if *p.get_ref() == 0 => Err(err(p.span().start, format!("[http] {key} must be a port number"), "remove the key for the default")),
+            Some(p) if *p.get_ref() == 0 => Err(err(
+                p.span().start,
+                format!("[http] {key} must be a port number"),
+                "remove the key for the default",
+            )),
             Some(p) => Ok(p.into_inner()),
             None => Ok(default),
         }
     };
     let submission_host = match raw.submission_host {
         Some(h) if !crate::model::valid_domain(h.get_ref()) => {
-            return Err(err(h.span().start, format!("[http] submission_host {:?} is not a host name", h.get_ref()), "write e.g. \"smtp.example.net\""))
+            return Err(err(
+                h.span().start,
+                format!("[http] submission_host {:?} is not a host name", h.get_ref()),
+                "write e.g. \"smtp.example.net\"",
+            ))
         }
         Some(h) => h.into_inner().to_lowercase(),
         None => hostname.to_lowercase(),
@@ -141,14 +169,20 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
     };
     let migration_threshold = match raw.migration_threshold {
         Some(t) if !(0.0..=100.0).contains(t.get_ref()) => {
-            return Err(err(t.span().start, "[http] migration_threshold is a percentage".into(), "write a number from 0 to 100 (the seeds' mark is 90)"))
+            return Err(err(
+                t.span().start,
+                "[http] migration_threshold is a percentage".into(),
+                "write a number from 0 to 100 (the seeds' mark is 90)",
+            ))
         }
         Some(t) => t.into_inner(),
         None => 90.0,
     };
     let positive = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<u64, ConfigError> {
         match v {
-            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("[http] {key} must be at least 1"), "remove the key for the default")),
+            Some(s) if *s.get_ref() == 0 => {
+                Err(err(s.span().start, format!("[http] {key} must be at least 1"), "remove the key for the default"))
+            }
             Some(s) => Ok(s.into_inner()),
             None => Ok(default),
         }
@@ -171,7 +205,9 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         private_address,
         trusted_proxies,
         cookie_secure: raw.cookie_secure.unwrap_or(false),
-        display_name: raw.display_name.unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
+        display_name: raw
+            .display_name
+            .unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
         submission_host,
         submission_port: port(raw.submission_port, 587, "submission_port")?,
         submissions_port: port(raw.submissions_port, 465, "submissions_port")?,
@@ -179,7 +215,11 @@ pub(crate) fn resolve(raw: RawHttp, text: &str, file: &Path, base: &Path, hostna
         imap: host_port(raw.imap, "imap")?,
         imaps: host_port(raw.imaps, "imaps")?,
         spampot_capture: raw.spampot_capture.map(|p| crate::absolute(base, &p)),
-        migration_days: positive(raw.migration_days.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))), 30, "migration_days")? as u32,
+        migration_days: positive(
+            raw.migration_days.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))),
+            30,
+            "migration_days",
+        )? as u32,
         migration_threshold,
         session: Duration::from_secs(positive(raw.session_hours, 8, "session_hours")? * 3600),
         login_attempts_per_minute: positive(
@@ -204,10 +244,19 @@ mod tests {
         let c = check("hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n").unwrap();
         assert_eq!(c.http.address, Some("127.0.0.1:8025".parse().unwrap()));
         assert_eq!(c.http.private_address, Some("127.0.0.1:8026".parse().unwrap()));
-        assert_eq!((c.http.submission_host.as_str(), c.http.submission_port, c.http.submissions_port), ("mx.example.net", 587, 465));
-        assert_eq!((c.http.display_name.as_str(), c.http.imap.clone(), c.http.migration_threshold), ("example.net", None, 90.0));
+        assert_eq!(
+            (c.http.submission_host.as_str(), c.http.submission_port, c.http.submissions_port),
+            ("mx.example.net", 587, 465)
+        );
+        assert_eq!(
+            (c.http.display_name.as_str(), c.http.imap.clone(), c.http.migration_threshold),
+            ("example.net", None, 90.0)
+        );
         let c = check("[http]\nenabled = false\nimaps = \"imap.example.net:993\"\n").unwrap();
-        assert_eq!((c.http.address, c.http.private_address, c.http.imaps), (None, None, Some(("imap.example.net".into(), 993))));
+        assert_eq!(
+            (c.http.address, c.http.private_address, c.http.imaps),
+            (None, None, Some(("imap.example.net".into(), 993)))
+        );
         let e = check("[http]\naddress = \"[::]:80\"\nprivate_address = \"[::]:80\"\n").unwrap_err();
         assert_eq!(e.line, 3, "{e}");
         let e = check("[http]\nprivate_address = \"8026\"\n").unwrap_err();

@@ -34,7 +34,11 @@ use std::path::{Path, PathBuf};
 /// Reads and checks a configuration file. Relative paths in it are relative
 /// to the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = read(path, "the configuration file", "check the path given with --config, or run without --config for the built-in defaults")?;
+    let text = read(
+        path,
+        "the configuration file",
+        "check the path given with --config, or run without --config for the built-in defaults",
+    )?;
     let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
     parse(&text, path, &base)
 }

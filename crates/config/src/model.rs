@@ -388,7 +388,10 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
     // The screen talks in clear before the banner: an implicit-TLS port-25
     // listener could not be screened, and must not be left out silently.
-    if let Some(l) = listeners.iter().find(|l| mx.screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission) {
+    if let Some(l) = listeners
+        .iter()
+        .find(|l| mx.screen.enabled && l.service == Service::Mx && l.tls == TlsMode::Implicit && !l.legacy_submission)
+    {
         return Err(err(
             screen_at,
             format!("[mx.screen] is enabled but listener {:?} is an MX with implicit TLS, which cannot be screened before the banner", l.name),
@@ -416,14 +419,25 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
 
 /// `[mx]`: the local domains (the host name and localhost unless listed),
 /// the recipients that exist, the delimiter, catch-alls, verification.
-fn resolve_mx(mut mx: RawMx, hostname: &str, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Mx, ConfigError> {
+fn resolve_mx(
+    mut mx: RawMx,
+    hostname: &str,
+    data_dir: &Path,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Mx, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let screen = crate::screen::resolve(std::mem::take(&mut mx.screen), text, file, base)?;
     let mut domains = Vec::new();
     match mx.domains {
         Some(list) => {
             if list.get_ref().is_empty() {
-                return Err(err(list.span().start, "[mx] domains is empty".into(), "list at least one domain this MX receives mail for"));
+                return Err(err(
+                    list.span().start,
+                    "[mx] domains is empty".into(),
+                    "list at least one domain this MX receives mail for",
+                ));
             }
             for d in list.into_inner() {
                 if !valid_domain(d.get_ref()) {
@@ -461,7 +475,8 @@ fn resolve_mx(mut mx: RawMx, hostname: &str, data_dir: &Path, text: &str, file: 
         }
     };
 
-    let recipients = resolve_recipients(mx.recipients, mx.recipients_file, &domains, recipient_delimiter, text, file, base)?;
+    let recipients =
+        resolve_recipients(mx.recipients, mx.recipients_file, &domains, recipient_delimiter, text, file, base)?;
     let mut catch_all = Vec::new();
     for d in mx.catch_all.unwrap_or_default() {
         if !domains.iter().any(|l| l.eq_ignore_ascii_case(d.get_ref())) {
@@ -476,7 +491,11 @@ fn resolve_mx(mut mx: RawMx, hostname: &str, data_dir: &Path, text: &str, file: 
     let verify = Verify {
         timeout: Duration::from_secs(match mx.verify_timeout_secs {
             Some(t) if *t.get_ref() == 0 => {
-                return Err(err(t.span().start, "verify_timeout_secs must be greater than 0".into(), "remove the key for the default (10)"))
+                return Err(err(
+                    t.span().start,
+                    "verify_timeout_secs must be greater than 0".into(),
+                    "remove the key for the default (10)",
+                ))
             }
             t => t.map_or(10, Spanned::into_inner),
         }),
@@ -487,7 +506,17 @@ fn resolve_mx(mut mx: RawMx, hostname: &str, data_dir: &Path, text: &str, file: 
 
     let auth = crate::mxauth::resolve_auth(mx.auth, hostname, text, file, base)?;
     let greylist = crate::mxauth::resolve_greylist(mx.greylist, data_dir, text, file, base)?;
-    Ok(Mx { domains, recipients, recipient_delimiter, catch_all, bounce_after_accept: mx.bounce_after_accept.unwrap_or(false), verify, auth, greylist, screen })
+    Ok(Mx {
+        domains,
+        recipients,
+        recipient_delimiter,
+        catch_all,
+        bounce_after_accept: mx.bounce_after_accept.unwrap_or(false),
+        verify,
+        auth,
+        greylist,
+        screen,
+    })
 }
 
 /// `[mx] recipients` and `recipients_file`: full addresses of the local
@@ -505,10 +534,18 @@ fn resolve_recipients(
     let mut recipients: Option<Vec<String>> = None;
     let check_recipient = |addr: &str, offset: usize| -> Result<String, ConfigError> {
         let Some((local, domain)) = addr.rsplit_once('@') else {
-            return Err(err(offset, format!("recipient {addr:?} has no @domain"), "write full addresses such as \"alice@example.net\""));
+            return Err(err(
+                offset,
+                format!("recipient {addr:?} has no @domain"),
+                "write full addresses such as \"alice@example.net\"",
+            ));
         };
         if local.is_empty() || !domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
-            return Err(err(offset, format!("recipient {addr:?} is not in a local domain"), "add its domain to [mx] domains or remove the address"));
+            return Err(err(
+                offset,
+                format!("recipient {addr:?} is not in a local domain"),
+                "add its domain to [mx] domains or remove the address",
+            ));
         }
         // The MX judges the mailbox after the delimiter, unquoted: an entry
         // with either could never match, so it would refuse that mail.
@@ -539,7 +576,11 @@ fn resolve_recipients(
     if let Some(f) = recipients_file {
         let path = crate::absolute(base, f.get_ref());
         let content = std::fs::read_to_string(&path).map_err(|e| {
-            err(f.span().start, format!("cannot read recipients_file {}: {e}", path.display()), "give a readable file with one address per line")
+            err(
+                f.span().start,
+                format!("cannot read recipients_file {}: {e}", path.display()),
+                "give a readable file with one address per line",
+            )
         })?;
         let list = recipients.get_or_insert_with(Vec::new);
         for (n, line) in content.lines().enumerate() {
@@ -559,7 +600,13 @@ fn resolve_recipients(
 }
 
 /// `[delivery]`: Maildir (under data_dir unless set) or LMTP, and retries.
-fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Delivery, ConfigError> {
+fn resolve_delivery(
+    raw: RawDelivery,
+    data_dir: &Path,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Delivery, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let method_at = raw.method.as_ref().map_or(0, |m| m.span().start);
     let method = raw.method.map(Spanned::into_inner).unwrap_or_default();
@@ -568,7 +615,11 @@ fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, 
         let ok = addr.strip_prefix("unix:").is_some_and(|p| p.starts_with('/'))
             || addr.rsplit_once(':').is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
         if !ok {
-            return Err(err(*offset, format!("lmtp address {addr:?} is not understood"), "write \"unix:/run/dovecot/lmtp\" or \"127.0.0.1:24\""));
+            return Err(err(
+                *offset,
+                format!("lmtp address {addr:?} is not understood"),
+                "write \"unix:/run/dovecot/lmtp\" or \"127.0.0.1:24\"",
+            ));
         }
     }
     if method == DeliveryMethod::Lmtp && lmtp.is_none() {
@@ -579,7 +630,9 @@ fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, 
         ));
     }
     let delivery_secs = |v: Option<&Spanned<u64>>, default: u64, key: &str| match v {
-        Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("[delivery] {key} must be at least 1"), "remove the key for the default")),
+        Some(s) if *s.get_ref() == 0 => {
+            Err(err(s.span().start, format!("[delivery] {key} must be at least 1"), "remove the key for the default"))
+        }
         Some(s) => Ok(Duration::from_secs(*s.get_ref())),
         None => Ok(Duration::from_secs(default)),
     };
@@ -598,7 +651,11 @@ fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, 
     if delivery.max_retry < delivery.first_retry {
         return Err(err(
             raw.max_retry_secs.as_ref().map_or(0, |s| s.span().start),
-            format!("[delivery] max_retry_secs {} is less than first_retry_secs {}", delivery.max_retry.as_secs(), delivery.first_retry.as_secs()),
+            format!(
+                "[delivery] max_retry_secs {} is less than first_retry_secs {}",
+                delivery.max_retry.as_secs(),
+                delivery.first_retry.as_secs()
+            ),
             "make max_retry_secs at least first_retry_secs: it caps the doubling delays",
         ));
     }
@@ -608,7 +665,11 @@ fn resolve_delivery(raw: RawDelivery, data_dir: &Path, text: &str, file: &Path, 
 
 /// `[[listener]]`: each checked at its own position, with its service's
 /// default limits; none at all gives the three unprivileged defaults.
-fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file: &Path) -> Result<Vec<Listener>, ConfigError> {
+fn resolve_listeners(
+    raw_listeners: Vec<Spanned<RawListener>>,
+    text: &str,
+    file: &Path,
+) -> Result<Vec<Listener>, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut listeners = Vec::new();
     let mut names = HashSet::new();
@@ -617,16 +678,28 @@ fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file:
         let offset = spanned.span().start;
         let l = spanned.into_inner();
         if !names.insert(l.name.clone()) {
-            return Err(err(offset, format!("two listeners are named {:?}", l.name), "give each [[listener]] its own name"));
+            return Err(err(
+                offset,
+                format!("two listeners are named {:?}", l.name),
+                "give each [[listener]] its own name",
+            ));
         }
         // Port 0 (the system picks a free port, as tests do) never collides.
         if l.address.port() != 0 && !addresses.insert(l.address) {
-            return Err(err(offset, format!("two listeners use the address {}", l.address), "give each [[listener]] its own address or port"));
+            return Err(err(
+                offset,
+                format!("two listeners use the address {}", l.address),
+                "give each [[listener]] its own address or port",
+            ));
         }
         let d = Limits::for_service(l.service);
         let positive = |v: Option<usize>, default: usize, key: &str| -> Result<usize, ConfigError> {
             match v {
-                Some(0) => Err(err(offset, format!("listener {:?}: {key} must be greater than 0", l.name), "remove the key to use the default")),
+                Some(0) => Err(err(
+                    offset,
+                    format!("listener {:?}: {key} must be greater than 0", l.name),
+                    "remove the key to use the default",
+                )),
                 Some(n) => Ok(n),
                 None => Ok(default),
             }
@@ -636,26 +709,43 @@ fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file:
         };
         let max_command_line = positive(l.max_command_line, d.max_command_line, "max_command_line")?;
         if max_command_line < 512 {
-            return Err(err(offset, format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name), "use at least 512"));
+            return Err(err(
+                offset,
+                format!("listener {:?}: max_command_line {max_command_line} is below RFC 5321's 512", l.name),
+                "use at least 512",
+            ));
         }
         let max_data_line = positive(l.max_data_line, d.max_data_line, "max_data_line")?;
         if l.plaintext_auth.is_some() && l.service != Service::Submission {
             let hint = "remove plaintext_auth from this listener (the MX never offers AUTH)";
-            return Err(err(offset, format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name), hint));
+            return Err(err(
+                offset,
+                format!("listener {:?}: plaintext_auth is only for service = \"submission\"", l.name),
+                hint,
+            ));
         }
         let proxy_protocol = l.proxy_protocol.as_ref().is_some_and(|p| *p.get_ref());
         let mut proxy_protocol_from = Vec::new();
         if let Some(list) = &l.proxy_protocol_from {
             if !proxy_protocol {
                 let hint = "set proxy_protocol = true on this listener, or remove proxy_protocol_from";
-                return Err(err(list.span().start, format!("listener {:?}: proxy_protocol_from without proxy_protocol = true", l.name), hint));
+                return Err(err(
+                    list.span().start,
+                    format!("listener {:?}: proxy_protocol_from without proxy_protocol = true", l.name),
+                    hint,
+                ));
             }
             for n in list.get_ref() {
                 match network(n.get_ref()) {
                     Some(net) => proxy_protocol_from.push(net),
                     None => {
-                        let hint = "write the load balancer's address or prefix, e.g. \"192.0.2.10\" or \"10.0.0.0/24\"";
-                        return Err(err(n.span().start, format!("proxy_protocol_from: {:?} is not an address or a prefix", n.get_ref()), hint));
+                        let hint =
+                            "write the load balancer's address or prefix, e.g. \"192.0.2.10\" or \"10.0.0.0/24\"";
+                        return Err(err(
+                            n.span().start,
+                            format!("proxy_protocol_from: {:?} is not an address or a prefix", n.get_ref()),
+                            hint,
+                        ));
                     }
                 }
             }
@@ -665,24 +755,41 @@ fn resolve_listeners(raw_listeners: Vec<Spanned<RawListener>>, text: &str, file:
             // address (relaying through trusted_networks) or rotate fake
             // sources past every per-address limit.
             let hint = "add proxy_protocol_from = [\"<address or prefix of your load balancer>\"] to this listener: a PROXY header from anyone else is refused";
-            return Err(err(p.span().start, format!("listener {:?}: proxy_protocol = true without proxy_protocol_from", l.name), hint));
+            return Err(err(
+                p.span().start,
+                format!("listener {:?}: proxy_protocol = true without proxy_protocol_from", l.name),
+                hint,
+            ));
         }
         if l.legacy_submission.is_some() && l.service != Service::Mx {
             let hint = "legacy_submission belongs on the port-25 (service = \"mx\") listener; submission listeners always take AUTH";
-            return Err(err(offset, format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name), hint));
+            return Err(err(
+                offset,
+                format!("listener {:?}: legacy_submission is only for service = \"mx\"", l.name),
+                hint,
+            ));
         }
         let tls_at = l.tls.as_ref().map_or(offset, |t| t.span().start);
         let tls = l.tls.as_ref().map_or(TlsMode::Starttls, |t| *t.get_ref());
         if l.service == Service::Submission && tls == TlsMode::None && !l.plaintext_auth.unwrap_or(false) {
-            let hint = "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
-            return Err(err(tls_at, format!("listener {:?}: submission without TLS can never authenticate anyone", l.name), hint));
+            let hint =
+                "use tls = \"starttls\" (port 587) or \"implicit\" (port 465); plaintext_auth = true is for tests only";
+            return Err(err(
+                tls_at,
+                format!("listener {:?}: submission without TLS can never authenticate anyone", l.name),
+                hint,
+            ));
         }
         listeners.push(Listener {
             plaintext_auth: l.plaintext_auth.unwrap_or(false),
             legacy_submission: l.legacy_submission.unwrap_or(false),
             limits: Limits {
                 max_connections: positive(l.max_connections, d.max_connections, "max_connections")?,
-                max_connections_per_client: positive(l.max_connections_per_client, d.max_connections_per_client, "max_connections_per_client")?,
+                max_connections_per_client: positive(
+                    l.max_connections_per_client,
+                    d.max_connections_per_client,
+                    "max_connections_per_client",
+                )?,
                 max_commands_before_mail: l.max_commands_before_mail.unwrap_or(d.max_commands_before_mail),
                 max_recipients: positive(l.max_recipients, d.max_recipients, "max_recipients")?,
                 max_message_size: positive(l.max_message_size, d.max_message_size, "max_message_size")?,
@@ -757,9 +864,13 @@ mod tests {
     fn empty_file_gives_the_embedded_defaults() {
         let c = check("hostname = \"mx.example.net\"").unwrap();
         assert_eq!(c.mx.domains, vec!["mx.example.net", "localhost"]);
-        let ports: Vec<(u16, Service, TlsMode)> = c.listeners.iter().map(|l| (l.address.port(), l.service, l.tls)).collect();
-        let expected =
-            vec![(2525, Service::Mx, TlsMode::Starttls), (5870, Service::Submission, TlsMode::Starttls), (4650, Service::Submission, TlsMode::Implicit)];
+        let ports: Vec<(u16, Service, TlsMode)> =
+            c.listeners.iter().map(|l| (l.address.port(), l.service, l.tls)).collect();
+        let expected = vec![
+            (2525, Service::Mx, TlsMode::Starttls),
+            (5870, Service::Submission, TlsMode::Starttls),
+            (4650, Service::Submission, TlsMode::Implicit),
+        ];
         assert_eq!(ports, expected);
         assert_eq!(c.submission.accounts, Path::new("/etc/port25-data/accounts.db"));
         assert_eq!(c.data_dir, Path::new("/etc/port25-data"));
@@ -811,7 +922,8 @@ mod tests {
 
     #[test]
     fn errors_name_line_and_fix() {
-        let e = check("hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n").unwrap_err();
+        let e =
+            check("hostname = \"mx.example.net\"\n\n[mx]\ndomains = [\"ok.example\", \"bad domain\"]\n").unwrap_err();
         assert_eq!((e.line, e.message.as_str()), (4, "\"bad domain\" is not a valid domain"));
         assert!(e.to_string().starts_with("/etc/port25.toml:4:"), "{e}");
         assert!(e.to_string().contains("fix:"));
@@ -834,9 +946,15 @@ mod tests {
         let e = check("[log]\nformat = \"xml\"\n").unwrap_err();
         assert_eq!(e.line, 2);
 
-        let e = check("[mx]\ndomains = [\"a.example\"]\nrecipient_delimiter = \"+\"\nrecipients = [\"list+news@a.example\"]\n").unwrap_err();
+        let e = check(
+            "[mx]\ndomains = [\"a.example\"]\nrecipient_delimiter = \"+\"\nrecipients = [\"list+news@a.example\"]\n",
+        )
+        .unwrap_err();
         assert!(e.message.contains("contains the recipient_delimiter") && e.hint.contains("\"list@a.example\""), "{e}");
-        assert!(check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"list+news@a.example\"]\n").is_ok(), "no delimiter: + is part of the name");
+        assert!(
+            check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"list+news@a.example\"]\n").is_ok(),
+            "no delimiter: + is part of the name"
+        );
         let e = check("[mx]\ndomains = [\"a.example\"]\nrecipients = [\"x@b.example\"]\n").unwrap_err();
         assert_eq!(e.line, 3);
 
@@ -851,7 +969,10 @@ mod tests {
         assert!(e.hint.contains("192.0.2.0/28"));
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\nplaintext_auth = true\n").unwrap_err();
         assert!(e.message.contains("only for service"), "{e}");
-        let e = check("[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n").unwrap_err();
+        let e = check(
+            "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\ntls = \"none\"\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, 5, "the tls line: {e}");
         let e = check("[[listener]]\nname = \"s\"\naddress = \"127.0.0.1:587\"\nservice = \"submission\"\nlegacy_submission = true\n").unwrap_err();
         assert!(e.message.contains("only for service = \"mx\""), "{e}");
@@ -861,19 +982,27 @@ mod tests {
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\n").unwrap_err();
         assert_eq!(e.line, 4, "{e}");
         assert!(e.message.contains("without proxy_protocol_from") && e.hint.contains("proxy_protocol_from = ["), "{e}");
-        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = []\n").unwrap_err();
+        let e = check(
+            "[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = []\n",
+        )
+        .unwrap_err();
         assert_eq!(e.line, 4, "an empty list trusts nobody and is refused the same way: {e}");
         let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.0/8\", \"lb\"]\n")
             .unwrap_err();
         assert_eq!(e.line, 5, "{e}");
-        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol_from = [\"10.0.0.1\"]\n").unwrap_err();
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol_from = [\"10.0.0.1\"]\n")
+            .unwrap_err();
         assert!(e.message.contains("without proxy_protocol = true"), "{e}");
         let c =
             check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nproxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/48\"]\n")
                 .unwrap();
-        assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse().unwrap(), "2001:db8::/48".parse::<ipnet::IpNet>().unwrap()]);
+        assert_eq!(
+            c.listeners[0].proxy_protocol_from,
+            vec!["10.0.0.1/32".parse().unwrap(), "2001:db8::/48".parse::<ipnet::IpNet>().unwrap()]
+        );
         assert_eq!(c.listeners[0].limits.max_connections_per_client, 20);
-        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nmax_connections_per_client = 0\n").unwrap_err();
+        let e = check("[[listener]]\nname = \"mx\"\naddress = \"0.0.0.0:25\"\nmax_connections_per_client = 0\n")
+            .unwrap_err();
         assert!(e.message.contains("max_connections_per_client must be greater than 0"), "{e}");
         assert_eq!(check("max_data_memory = 1000\n").unwrap_err().line, 1);
         assert_eq!(check("").unwrap().max_data_memory, 256 * 1024 * 1024);

@@ -82,27 +82,48 @@ pub struct Greylist {
     pub database: PathBuf,
 }
 
-fn positive(v: Option<Spanned<u64>>, default: u64, key: &str, err: &dyn Fn(usize, String, &str) -> ConfigError) -> Result<u64, ConfigError> {
+fn positive(
+    v: Option<Spanned<u64>>,
+    default: u64,
+    key: &str,
+    err: &dyn Fn(usize, String, &str) -> ConfigError,
+) -> Result<u64, ConfigError> {
     match v {
-        Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be greater than 0"), "remove the line for the default")),
+        Some(s) if *s.get_ref() == 0 => {
+            Err(err(s.span().start, format!("{key} must be greater than 0"), "remove the line for the default"))
+        }
         Some(s) => Ok(*s.get_ref()),
         None => Ok(default),
     }
 }
 
-pub(crate) fn resolve_auth(raw: RawMxAuth, hostname: &str, text: &str, file: &Path, base: &Path) -> Result<MxAuth, ConfigError> {
+pub(crate) fn resolve_auth(
+    raw: RawMxAuth,
+    hostname: &str,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<MxAuth, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let nameservers = crate::outbound::nameservers(raw.nameservers, &err)?;
     let authserv_id = match raw.authserv_id {
         Some(id) if !crate::model::valid_domain(id.get_ref()) => {
-            return Err(err(id.span().start, format!("authserv_id {:?} is not a host name", id.get_ref()), "use this MX's name, e.g. \"mx.example.net\""))
+            return Err(err(
+                id.span().start,
+                format!("authserv_id {:?} is not a host name", id.get_ref()),
+                "use this MX's name, e.g. \"mx.example.net\"",
+            ))
         }
         Some(id) => id.into_inner().to_lowercase(),
         None => hostname.to_lowercase(),
     };
     let max_signatures = match raw.max_signatures {
         Some(s) if *s.get_ref() == 0 || *s.get_ref() > 50 => {
-            return Err(err(s.span().start, "max_signatures must be between 1 and 50".into(), "each signature costs a DNS question; 5 is plenty"))
+            return Err(err(
+                s.span().start,
+                "max_signatures must be between 1 and 50".into(),
+                "each signature costs a DNS question; 5 is plenty",
+            ))
         }
         Some(s) => s.into_inner(),
         None => 5,
@@ -117,28 +138,44 @@ pub(crate) fn resolve_auth(raw: RawMxAuth, hostname: &str, text: &str, file: &Pa
         dmarc_quarantine: raw.dmarc_quarantine.unwrap_or(AuthAction::Tag),
         spf_fail: raw.spf_fail.unwrap_or(AuthAction::Ignore),
         max_signatures,
-        public_suffix_list: raw.public_suffix_list.map_or_else(|| PathBuf::from(DEBIAN_PUBLIC_SUFFIX_LIST), |p| crate::absolute(base, &p)),
+        public_suffix_list: raw
+            .public_suffix_list
+            .map_or_else(|| PathBuf::from(DEBIAN_PUBLIC_SUFFIX_LIST), |p| crate::absolute(base, &p)),
     })
 }
 
-pub(crate) fn resolve_greylist(raw: RawGreylist, data_dir: &Path, text: &str, file: &Path, base: &Path) -> Result<Greylist, ConfigError> {
+pub(crate) fn resolve_greylist(
+    raw: RawGreylist,
+    data_dir: &Path,
+    text: &str,
+    file: &Path,
+    base: &Path,
+) -> Result<Greylist, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let prefix = |v: Option<Spanned<u8>>, default: u8, max: u8, key: &str| match v {
-        Some(p) if *p.get_ref() > max || *p.get_ref() < max / 4 => {
-            Err(err(p.span().start, format!("{key} must be between {} and {max}", max / 4), "24 (IPv4) and 64 (IPv6) group a sender's address pool"))
-        }
+        Some(p) if *p.get_ref() > max || *p.get_ref() < max / 4 => Err(err(
+            p.span().start,
+            format!("{key} must be between {} and {max}", max / 4),
+            "24 (IPv4) and 64 (IPv6) group a sender's address pool",
+        )),
         Some(p) => Ok(p.into_inner()),
         None => Ok(default),
     };
     let mut dnswl = Vec::new();
     for z in raw.dnswl.unwrap_or_else(|| vec![Spanned::new(0..0, "list.dnswl.org".to_owned())]) {
         if !crate::model::valid_domain(z.get_ref()) {
-            return Err(err(z.span().start, format!("dnswl zone {:?} is not a domain", z.get_ref()), "e.g. \"list.dnswl.org\", or [] for none"));
+            return Err(err(
+                z.span().start,
+                format!("dnswl zone {:?} is not a domain", z.get_ref()),
+                "e.g. \"list.dnswl.org\", or [] for none",
+            ));
         }
         dnswl.push(z.into_inner().to_lowercase());
     }
     let max_entries = match raw.max_entries {
-        Some(m) if *m.get_ref() < 100 => return Err(err(m.span().start, "max_entries must be at least 100".into(), "the default is 1000000")),
+        Some(m) if *m.get_ref() < 100 => {
+            return Err(err(m.span().start, "max_entries must be at least 100".into(), "the default is 1000000"))
+        }
         Some(m) => m.into_inner(),
         None => 1_000_000,
     };
@@ -170,7 +207,10 @@ mod tests {
         let c = check("hostname = \"mx.example.net\"\n").unwrap();
         assert!(!c.mx.auth.enabled && !c.mx.greylist.enabled);
         assert_eq!(c.mx.auth.authserv_id, "mx.example.net");
-        assert_eq!((c.mx.auth.dmarc_reject, c.mx.auth.dmarc_quarantine, c.mx.auth.spf_fail), (AuthAction::Reject, AuthAction::Tag, AuthAction::Ignore));
+        assert_eq!(
+            (c.mx.auth.dmarc_reject, c.mx.auth.dmarc_quarantine, c.mx.auth.spf_fail),
+            (AuthAction::Reject, AuthAction::Tag, AuthAction::Ignore)
+        );
         assert_eq!(c.mx.greylist.delay.as_secs(), 300);
         assert_eq!(c.mx.greylist.dnswl, vec!["list.dnswl.org"]);
         let c = check("[mx.auth]\nenabled = true\nnameservers = [\"127.0.0.1:5353\", \"::1\"]\ndmarc_reject = \"tag\"\npublic_suffix_list = \"psl.dat\"\n")

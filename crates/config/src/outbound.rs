@@ -155,10 +155,16 @@ fn sha256_pin(s: &str) -> Option<[u8; 32]> {
 
 /// `nameservers = [...]` (here and in `[mx.auth]`): addresses, port 53
 /// unless given.
-pub(crate) fn nameservers(raw: Option<Vec<Spanned<String>>>, err: &dyn Fn(usize, String, &str) -> ConfigError) -> Result<Vec<SocketAddr>, ConfigError> {
+pub(crate) fn nameservers(
+    raw: Option<Vec<Spanned<String>>>,
+    err: &dyn Fn(usize, String, &str) -> ConfigError,
+) -> Result<Vec<SocketAddr>, ConfigError> {
     let mut nameservers = Vec::new();
     for n in raw.unwrap_or_default() {
-        let parsed = n.get_ref().parse::<SocketAddr>().or_else(|_| n.get_ref().parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
+        let parsed = n
+            .get_ref()
+            .parse::<SocketAddr>()
+            .or_else(|_| n.get_ref().parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
         match parsed {
             Ok(a) => nameservers.push(a),
             Err(_) => {
@@ -275,26 +281,40 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
     for n in raw.allowed_private_networks.unwrap_or_default() {
         match crate::model::network(n.get_ref()) {
             Some(net) => allowed_private_networks.push(net),
-            None => return Err(err(n.span().start, format!("{:?} is not a network", n.get_ref()), "write a CIDR such as \"10.1.0.0/16\" or one address")),
+            None => {
+                return Err(err(
+                    n.span().start,
+                    format!("{:?} is not a network", n.get_ref()),
+                    "write a CIDR such as \"10.1.0.0/16\" or one address",
+                ))
+            }
         }
     }
     let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {
         match v {
-            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
+            Some(s) if *s.get_ref() == 0 => {
+                Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
+            }
             Some(s) => Ok(s.into_inner()),
             None => Ok(default),
         }
     };
     let positive_secs = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
         match v {
-            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
+            Some(s) if *s.get_ref() == 0 => {
+                Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
+            }
             Some(s) => Ok(Duration::from_secs(s.into_inner())),
             None => Ok(Duration::from_secs(default)),
         }
     };
     let retry_jitter = match raw.retry_jitter {
         Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
-            return Err(err(j.span().start, format!("retry_jitter {} is not between 0 and 1", j.get_ref()), "use a fraction such as 0.2 (±20%)"))
+            return Err(err(
+                j.span().start,
+                format!("retry_jitter {} is not between 0 and 1", j.get_ref()),
+                "use a fraction such as 0.2 (±20%)",
+            ))
         }
         Some(j) => j.into_inner(),
         None => 0.2,
@@ -325,7 +345,13 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         None => Duration::from_secs(2),
     };
     let port = match raw.port {
-        Some(p) if *p.get_ref() == 0 => return Err(err(p.span().start, "port 0 cannot be connected to".into(), "remove the key: remote MXes listen on 25")),
+        Some(p) if *p.get_ref() == 0 => {
+            return Err(err(
+                p.span().start,
+                "port 0 cannot be connected to".into(),
+                "remove the key: remote MXes listen on 25",
+            ))
+        }
         Some(p) => p.into_inner(),
         None => 25,
     };
@@ -333,8 +359,14 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
     for d in raw.dkim {
         let offset = d.span().start;
         let d = d.into_inner();
-        if d.selector.is_empty() || d.selector.contains(['.', ' ', ';']) && !d.selector.split('.').all(|l| !l.is_empty()) {
-            return Err(err(offset, format!("DKIM selector {:?} is not a DNS label", d.selector), "use e.g. selector = \"port25\""));
+        if d.selector.is_empty()
+            || d.selector.contains(['.', ' ', ';']) && !d.selector.split('.').all(|l| !l.is_empty())
+        {
+            return Err(err(
+                offset,
+                format!("DKIM selector {:?} is not a DNS label", d.selector),
+                "use e.g. selector = \"port25\"",
+            ));
         }
         let path = crate::absolute(base, &d.private_key);
         if !path.exists() {
@@ -367,7 +399,11 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             0 => None,
             s => Some(Duration::from_secs(s)),
         },
-        connections_per_destination: positive_usize(raw.connections_per_destination, 20, "connections_per_destination")?,
+        connections_per_destination: positive_usize(
+            raw.connections_per_destination,
+            20,
+            "connections_per_destination",
+        )?,
         max_connections: positive_usize(raw.max_connections, 200, "max_connections")?,
         messages_per_connection: positive_usize(raw.messages_per_connection, 100, "messages_per_connection")?,
         idle_connection,
@@ -388,7 +424,12 @@ mod tests {
     fn defaults_and_errors() {
         let c = parse("", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap();
         assert_eq!((c.outbound.port, c.outbound.max_lifetime.as_secs(), c.outbound.hold), (25, 432_000, false));
-        let c = parse("[outbound]\nnameservers = [\"127.0.0.1:5353\"]\nsmarthost = \"relay.example:587\"\n", Path::new("/f"), Path::new("/")).unwrap();
+        let c = parse(
+            "[outbound]\nnameservers = [\"127.0.0.1:5353\"]\nsmarthost = \"relay.example:587\"\n",
+            Path::new("/f"),
+            Path::new("/"),
+        )
+        .unwrap();
         assert_eq!(c.outbound.smarthost, Some(("relay.example".into(), 587)));
         assert_eq!(c.outbound.nameservers, vec!["127.0.0.1:5353".parse().unwrap()]);
         let e = parse("[outbound]\nretry_jitter = 3.0\n", Path::new("/f"), Path::new("/")).unwrap_err();
@@ -404,7 +445,8 @@ mod tests {
         let e = parse("[outbound]\n\nidle_connection_secs = 900\n", Path::new("/f"), Path::new("/")).unwrap_err();
         assert_eq!(e.line, 3);
         assert!(e.hint.contains("300"), "{}", e.hint);
-        let e = parse("[outbound]\nfirst_retry_secs = 60\nmax_retry_secs = 0\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        let e = parse("[outbound]\nfirst_retry_secs = 60\nmax_retry_secs = 0\n", Path::new("/f"), Path::new("/"))
+            .unwrap_err();
         assert_eq!(e.line, 3);
         let c = parse("[outbound]\nfirst_retry_secs = 5000\n", Path::new("/f"), Path::new("/")).unwrap();
         assert_eq!(c.outbound.max_retry.as_secs(), 5000, "the default cap is never below the first delay");
@@ -417,18 +459,35 @@ mod tests {
             format!("[outbound]\nsmarthost = \"relay.example:587\"\nsmarthost_pin_sha256 = [\"{hex}\", \"q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=\"]\n");
         let c = parse(&t, Path::new("/f"), Path::new("/")).unwrap();
         assert_eq!(c.outbound.smarthost_pin_sha256, vec![[0xab; 32], [0xab; 32]]);
-        let e = parse("[outbound]\nsmarthost = \"r:25\"\nsmarthost_pin_sha256 = [\"abc\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        let e = parse(
+            "[outbound]\nsmarthost = \"r:25\"\nsmarthost_pin_sha256 = [\"abc\"]\n",
+            Path::new("/f"),
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, 3);
         let e = parse("[outbound]\nsmarthost_pin_sha256 = []\n", Path::new("/f"), Path::new("/"));
         assert!(e.is_ok(), "an empty list pins nothing");
-        let e = parse(&format!("[outbound]\nsmarthost_pin_sha256 = [\"{hex}\"]\n"), Path::new("/f"), Path::new("/")).unwrap_err();
+        let e = parse(&format!("[outbound]\nsmarthost_pin_sha256 = [\"{hex}\"]\n"), Path::new("/f"), Path::new("/"))
+            .unwrap_err();
         assert!(e.message.contains("no smarthost"), "{}", e.message);
-        let e = parse("[outbound]\nsmarthost = \"r:25\"\nsmarthost_ca = \"/nonexistent/ca.pem\"\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        let e = parse(
+            "[outbound]\nsmarthost = \"r:25\"\nsmarthost_ca = \"/nonexistent/ca.pem\"\n",
+            Path::new("/f"),
+            Path::new("/"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, 3);
-        let c = parse("[outbound]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\", \"10.1.2.3/16\"]\n", Path::new("/f"), Path::new("/")).unwrap();
+        let c = parse(
+            "[outbound]\nallowed_private_networks = [\"127.0.0.0/8\", \"::1\", \"10.1.2.3/16\"]\n",
+            Path::new("/f"),
+            Path::new("/"),
+        )
+        .unwrap();
         let nets: Vec<String> = c.outbound.allowed_private_networks.iter().map(|n| n.to_string()).collect();
         assert_eq!(nets, ["127.0.0.0/8", "::1/128", "10.1.0.0/16"]);
-        let e = parse("[outbound]\n\nallowed_private_networks = [\"ten\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        let e =
+            parse("[outbound]\n\nallowed_private_networks = [\"ten\"]\n", Path::new("/f"), Path::new("/")).unwrap_err();
         assert_eq!(e.line, 3);
     }
 }

@@ -131,7 +131,8 @@ pub fn parse_code_filter(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
     let s = s.trim();
     let (first, last) = if let Some((addr, len)) = s.split_once('/') {
         let addr: Ipv4Addr = addr.parse().map_err(|_| format!("{s:?}: {addr:?} is not an IPv4 address"))?;
-        let len: u8 = len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("{s:?}: the prefix length must be 0-32"))?;
+        let len: u8 =
+            len.parse().ok().filter(|l| *l <= 32).ok_or_else(|| format!("{s:?}: the prefix length must be 0-32"))?;
         let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
         let first = u32::from(addr) & mask;
         (Ipv4Addr::from(first), Ipv4Addr::from(first | !mask))
@@ -140,7 +141,8 @@ pub fn parse_code_filter(s: &str) -> Result<(Ipv4Addr, Ipv4Addr), String> {
         let last = match b.parse::<Ipv4Addr>() {
             Ok(l) => l,
             Err(_) => {
-                let octet: u8 = b.parse().map_err(|_| format!("{s:?}: {b:?} is neither an address nor a last octet"))?;
+                let octet: u8 =
+                    b.parse().map_err(|_| format!("{s:?}: {b:?} is neither an address nor a last octet"))?;
                 let o = first.octets();
                 Ipv4Addr::new(o[0], o[1], o[2], octet)
             }
@@ -163,7 +165,9 @@ fn valid_zone(zone: &str) -> bool {
     let zone = zone.strip_suffix('.').unwrap_or(zone);
     !zone.is_empty()
         && zone.len() <= 253
-        && zone.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        && zone.split('.').all(|l| {
+            !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> Result<Screen, ConfigError> {
@@ -180,17 +184,30 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         None => Duration::from_millis(6000),
     };
     let dns_timeout = match raw.dns_timeout_ms {
-        Some(t) if *t.get_ref() == 0 => return Err(err(t.span().start, "dns_timeout_ms is 0".into(), "give the time one DNS question may take, e.g. 2000")),
+        Some(t) if *t.get_ref() == 0 => {
+            return Err(err(
+                t.span().start,
+                "dns_timeout_ms is 0".into(),
+                "give the time one DNS question may take, e.g. 2000",
+            ))
+        }
         Some(t) => Duration::from_millis(t.into_inner()),
         None => Duration::from_millis(2000),
     };
     let mut dns_servers = Vec::new();
     for s in raw.dns_servers.unwrap_or_default() {
-        let parsed = s.get_ref().parse::<SocketAddr>().or_else(|_| s.get_ref().parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
+        let parsed = s
+            .get_ref()
+            .parse::<SocketAddr>()
+            .or_else(|_| s.get_ref().parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)));
         match parsed {
             Ok(a) => dns_servers.push(a),
             Err(_) => {
-                return Err(err(s.span().start, format!("dns server {:?} is not an address", s.get_ref()), "write \"192.0.2.53\" or \"192.0.2.53:5353\""))
+                return Err(err(
+                    s.span().start,
+                    format!("dns server {:?} is not an address", s.get_ref()),
+                    "write \"192.0.2.53\" or \"192.0.2.53:5353\"",
+                ))
             }
         }
     }
@@ -208,10 +225,20 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         for c in l.codes {
             match parse_code_filter(c.get_ref()) {
                 Ok(r) => codes.push(r),
-                Err(e) => return Err(err(c.span().start, e, "write a code (\"127.0.0.2\"), a range (\"127.0.0.10-11\") or a prefix (\"127.0.5.0/24\")")),
+                Err(e) => {
+                    return Err(err(
+                        c.span().start,
+                        e,
+                        "write a code (\"127.0.0.2\"), a range (\"127.0.0.10-11\") or a prefix (\"127.0.5.0/24\")",
+                    ))
+                }
             }
         }
-        lists.push(ScreenList { zone: l.zone.into_inner().trim_end_matches('.').to_ascii_lowercase(), codes, weight: l.weight.unwrap_or(3) });
+        lists.push(ScreenList {
+            zone: l.zone.into_inner().trim_end_matches('.').to_ascii_lowercase(),
+            codes,
+            weight: l.weight.unwrap_or(3),
+        });
     }
     let threshold = raw.threshold.unwrap_or(3);
     let allowlist_at = raw.allowlist_threshold.as_ref().map_or(0, |a| a.span().start);
@@ -224,13 +251,23 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         ));
     }
     let rate_window = match raw.rate_window_secs {
-        Some(w) if *w.get_ref() == 0 => return Err(err(w.span().start, "rate_window_secs is 0".into(), "give the window connections are counted in, e.g. 60")),
+        Some(w) if *w.get_ref() == 0 => {
+            return Err(err(
+                w.span().start,
+                "rate_window_secs is 0".into(),
+                "give the window connections are counted in, e.g. 60",
+            ))
+        }
         Some(w) => Duration::from_secs(w.into_inner()),
         None => Duration::from_secs(60),
     };
     let allowlist_entries = match raw.allowlist_entries {
         Some(n) if *n.get_ref() == 0 => {
-            return Err(err(n.span().start, "allowlist_entries is 0".into(), "give how many passed clients are remembered, e.g. 100000"))
+            return Err(err(
+                n.span().start,
+                "allowlist_entries is 0".into(),
+                "give how many passed clients are remembered, e.g. 100000",
+            ))
         }
         Some(n) => n.into_inner(),
         None => 100_000,
@@ -241,7 +278,9 @@ pub(crate) fn resolve(raw: RawScreen, text: &str, file: &Path, base: &Path) -> R
         dns_servers,
         dns_timeout,
         dns_cache_min_ttl: Duration::from_secs(raw.dns_cache_min_ttl_secs.unwrap_or(60)),
-        dns_cache_max_ttl: Duration::from_secs(raw.dns_cache_max_ttl_secs.unwrap_or(3600).max(raw.dns_cache_min_ttl_secs.unwrap_or(60))),
+        dns_cache_max_ttl: Duration::from_secs(
+            raw.dns_cache_max_ttl_secs.unwrap_or(3600).max(raw.dns_cache_min_ttl_secs.unwrap_or(60)),
+        ),
         dns_cache_entries: raw.dns_cache_entries.unwrap_or(10_000),
         lists,
         threshold,
@@ -287,19 +326,30 @@ mod tests {
         assert_eq!(s.dns_servers, vec!["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()]);
         assert_eq!(
             s.lists[0],
-            ScreenList { zone: "zen.example".into(), codes: vec![("127.0.0.10".parse().unwrap(), "127.0.0.11".parse().unwrap())], weight: 1 }
+            ScreenList {
+                zone: "zen.example".into(),
+                codes: vec![("127.0.0.10".parse().unwrap(), "127.0.0.11".parse().unwrap())],
+                weight: 1
+            }
         );
         assert_eq!(s.lists[1].weight, -5);
     }
 
     #[test]
     fn errors_name_the_line() {
-        let e = check("[mx.screen]\n\n[[mx.screen.dnsbl]]\nzone = \"z.example\"\ncodes = [\"10.0.0.2\"]\n").unwrap_err();
+        let e =
+            check("[mx.screen]\n\n[[mx.screen.dnsbl]]\nzone = \"z.example\"\ncodes = [\"10.0.0.2\"]\n").unwrap_err();
         assert_eq!(e.line, 5, "{e}");
         assert!(e.message.contains("127.0.0.0/8"), "{e}");
-        assert_eq!(check("[mx.screen]\nenabled = true\n[[mx.screen.dnsbl]]\nzone = \"bad zone\"\n").unwrap_err().line, 4);
+        assert_eq!(
+            check("[mx.screen]\nenabled = true\n[[mx.screen.dnsbl]]\nzone = \"bad zone\"\n").unwrap_err().line,
+            4
+        );
         assert_eq!(check("[mx.screen]\nscore_action = \"drop\"\n").unwrap_err().line, 2);
-        assert!(check("[mx.screen]\nthreshold = 1\nallowlist_threshold = 1\n").unwrap_err().message.contains("not below"));
+        assert!(check("[mx.screen]\nthreshold = 1\nallowlist_threshold = 1\n")
+            .unwrap_err()
+            .message
+            .contains("not below"));
         assert_eq!(check("[mx.screen]\n\ndns_servers = [\"ns1\"]\n").unwrap_err().line, 3);
         let implicit = "[mx.screen]\nenabled = true\n[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:25\"\ntls = \"implicit\"\n";
         assert!(check(implicit).unwrap_err().message.contains("cannot be screened"));
@@ -311,7 +361,8 @@ mod tests {
         assert_eq!(parse_code_filter("127.0.5.0/24").unwrap(), (ip("127.0.5.0"), ip("127.0.5.255")));
         assert_eq!(parse_code_filter(" 127.0.0.2 ").unwrap(), (ip("127.0.0.2"), ip("127.0.0.2")));
         assert_eq!(parse_code_filter("127.0.0.10-11").unwrap(), (ip("127.0.0.10"), ip("127.0.0.11")));
-        for bad in ["", "127.0.0.11-10", "10.0.0.1", "127.0.0.2/33", "127.0.0.1-x", "0.0.0.0/0", "127.0.0.0/4", "1.2.3"] {
+        for bad in ["", "127.0.0.11-10", "10.0.0.1", "127.0.0.2/33", "127.0.0.1-x", "0.0.0.0/0", "127.0.0.0/4", "1.2.3"]
+        {
             assert!(parse_code_filter(bad).is_err(), "{bad:?}");
         }
     }
@@ -323,7 +374,12 @@ mod dist {
     /// built-in one.
     #[test]
     fn the_documented_screen_section_is_the_default() {
-        let dist = crate::parse(include_str!("../../../dist/port25.toml"), std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+        let dist = crate::parse(
+            include_str!("../../../dist/port25.toml"),
+            std::path::Path::new("dist/port25.toml"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
         assert_eq!(dist.mx.screen, crate::embedded_default().mx.screen);
     }
 }

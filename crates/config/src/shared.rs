@@ -43,8 +43,15 @@ pub struct Shared {
 pub(crate) fn resolve(raw: RawShared, text: &str, file: &Path) -> Result<Shared, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let url = raw.redis.get_ref();
-    if !url.starts_with("redis://") || url.len() <= "redis://".len() || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(err(raw.redis.span().start, format!("redis {url:?} is not a redis:// URL"), "write e.g. \"redis://127.0.0.1:6379/0\""));
+    if !url.starts_with("redis://")
+        || url.len() <= "redis://".len()
+        || url.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err(err(
+            raw.redis.span().start,
+            format!("redis {url:?} is not a redis:// URL"),
+            "write e.g. \"redis://127.0.0.1:6379/0\"",
+        ));
     }
     let on_unreachable = match raw.on_unreachable {
         None => OnUnreachable::FailClosed,
@@ -61,18 +68,30 @@ pub(crate) fn resolve(raw: RawShared, text: &str, file: &Path) -> Result<Shared,
         },
     };
     let pool = match raw.pool {
-        Some(p) if !(1..=64).contains(p.get_ref()) => return Err(err(p.span().start, "pool must be 1 to 64".into(), "remove the key for the default (4)")),
+        Some(p) if !(1..=64).contains(p.get_ref()) => {
+            return Err(err(p.span().start, "pool must be 1 to 64".into(), "remove the key for the default (4)"))
+        }
         Some(p) => p.into_inner(),
         None => 4,
     };
     let timeout = match raw.timeout_ms {
         Some(t) if !(1..=10_000).contains(t.get_ref()) => {
-            return Err(err(t.span().start, "timeout_ms must be 1 to 10000".into(), "remove the key for the default (250)"))
+            return Err(err(
+                t.span().start,
+                "timeout_ms must be 1 to 10000".into(),
+                "remove the key for the default (250)",
+            ))
         }
         Some(t) => Duration::from_millis(t.into_inner()),
         None => Duration::from_millis(250),
     };
-    Ok(Shared { redis: url.clone(), on_unreachable, pool, timeout, prefix: raw.prefix.unwrap_or_else(|| "port25:".into()) })
+    Ok(Shared {
+        redis: url.clone(),
+        on_unreachable,
+        pool,
+        timeout,
+        prefix: raw.prefix.unwrap_or_else(|| "port25:".into()),
+    })
 }
 
 #[cfg(test)]
@@ -88,7 +107,10 @@ mod tests {
     fn shared_state_is_checked() {
         let c = parse("[submission.shared]\nredis = \"redis://127.0.0.1:6379/0\"\n").unwrap();
         let s = c.submission.shared.unwrap();
-        assert_eq!((s.on_unreachable, s.pool, s.timeout.as_millis(), s.prefix.as_str()), (OnUnreachable::FailClosed, 4, 250, "port25:"));
+        assert_eq!(
+            (s.on_unreachable, s.pool, s.timeout.as_millis(), s.prefix.as_str()),
+            (OnUnreachable::FailClosed, 4, 250, "port25:")
+        );
         let c = parse("[submission.shared]\nredis = \"redis://r:6379/1\"\non_unreachable = \"local\"\n").unwrap();
         assert_eq!(c.submission.shared.unwrap().on_unreachable, OnUnreachable::Local);
         assert!(parse("[submission]\n").unwrap().submission.shared.is_none());

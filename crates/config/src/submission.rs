@@ -76,7 +76,13 @@ pub struct Submission {
     pub shared: Option<crate::shared::Shared>,
 }
 
-pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, data_dir: &Path) -> Result<Submission, ConfigError> {
+pub(crate) fn resolve(
+    raw: RawSubmission,
+    text: &str,
+    file: &Path,
+    base: &Path,
+    data_dir: &Path,
+) -> Result<Submission, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let mut trusted_networks = Vec::new();
     for n in raw.trusted_networks.unwrap_or_default() {
@@ -104,7 +110,9 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
     };
     let at_least_one = |v: Option<Spanned<u32>>, default: u32, key: &str| -> Result<u32, ConfigError> {
         match v {
-            Some(s) if *s.get_ref() == 0 => Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default")),
+            Some(s) if *s.get_ref() == 0 => {
+                Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
+            }
             Some(s) => Ok(s.into_inner()),
             None => Ok(default),
         }
@@ -124,7 +132,11 @@ pub(crate) fn resolve(raw: RawSubmission, text: &str, file: &Path, base: &Path, 
                 let path = crate::absolute(base, p.get_ref());
                 if !path.is_file() {
                     let hint = "give the PEM file of the CA that signs your devices' certificates, or remove device_ca";
-                    return Err(err(p.span().start, format!("device_ca {} is not a readable file", path.display()), hint));
+                    return Err(err(
+                        p.span().start,
+                        format!("device_ca {} is not a readable file", path.display()),
+                        hint,
+                    ));
                 }
                 Some(path)
             }
@@ -164,14 +176,26 @@ mod tests {
 
     #[test]
     fn device_ca_must_exist() {
-        let e = crate::parse("[submission]\ndevice_ca = \"/nonexistent/ca.pem\"\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap_err();
+        let e = crate::parse(
+            "[submission]\ndevice_ca = \"/nonexistent/ca.pem\"\n",
+            Path::new("/etc/port25.toml"),
+            Path::new("/etc"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("not a readable file"), "{e}");
-        let c = crate::parse("[submission]\npassword_cache_secs = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap();
+        let c =
+            crate::parse("[submission]\npassword_cache_secs = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc"))
+                .unwrap();
         assert_eq!((c.submission.password_cache, &c.submission.device_ca), (None, &None));
         let c = &c.submission;
         assert_eq!((c.auth_concurrent_checks, c.auth_in_flight_per_address, c.max_sessions_per_login), (4, 8, 10));
-        let e = crate::parse("[submission]\n\nmax_sessions_per_login = 0\n", Path::new("/etc/port25.toml"), Path::new("/etc")).unwrap_err();
+        let e = crate::parse(
+            "[submission]\n\nmax_sessions_per_login = 0\n",
+            Path::new("/etc/port25.toml"),
+            Path::new("/etc"),
+        )
+        .unwrap_err();
         assert_eq!(e.line, 3, "{e}");
     }
 }

@@ -48,7 +48,13 @@ fn mutated_configurations() {
 
 #[test]
 fn error_lines_on_known_bad_files() {
-    for (text, line) in [("[mx\n", 1), ("a = 1\n", 1), ("\n\n[log]\nformat = \"xml\"\n", 4), ("[mx]\ndomains = []\n", 2), ("x = \"\n", 1)] {
+    for (text, line) in [
+        ("[mx\n", 1),
+        ("a = 1\n", 1),
+        ("\n\n[log]\nformat = \"xml\"\n", 4),
+        ("[mx]\ndomains = []\n", 2),
+        ("x = \"\n", 1),
+    ] {
         checks::parse(text);
         let e = port25_config::parse(text, Path::new("t.toml"), Path::new("/")).unwrap_err();
         assert_eq!(e.line, line, "{text:?}: {e}");
@@ -69,5 +75,11 @@ fn toml_syntax_errors_have_a_message() {
 
 #[test]
 fn error_positions_at_every_offset() {
-    smoke::smoke_with("config", 3_000, 0xC0F1_6E22, &Mutator { special: b"\n\xc3\xa9\xe2\x82\xac", pieces: &[] }, checks::line_col_everywhere);
+    smoke::smoke_with(
+        "config",
+        3_000,
+        0xC0F1_6E22,
+        &Mutator { special: b"\n\xc3\xa9\xe2\x82\xac", pieces: &[] },
+        checks::line_col_everywhere,
+    );
 }

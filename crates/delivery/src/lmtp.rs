@@ -105,21 +105,31 @@ impl Lmtp {
             return Err(std::io::Error::other(format!("LHLO refused: {code} {}", lines.join(" "))));
         }
         // The first line greets; each other starts with a keyword.
-        let keyword = |k: &str| lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(k)));
+        let keyword = |k: &str| {
+            lines.iter().skip(1).any(|l| l.split_whitespace().next().is_some_and(|w| w.eq_ignore_ascii_case(k)))
+        };
         Ok((conn, Offers { smtputf8: keyword("SMTPUTF8") }))
     }
 
     pub async fn deliver(&self, work: &[Work]) -> Vec<(usize, usize, RcptOutcome)> {
         let mut results = Vec::new();
-        let mut pending: Vec<(usize, usize)> = work.iter().flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r))).collect();
+        let mut pending: Vec<(usize, usize)> =
+            work.iter().flat_map(|w| w.rcpts.iter().map(|&r| (w.index, r))).collect();
         let attempt = tokio::time::timeout(self.timeout, async {
             let (mut conn, offers) = self.connect().await?;
             for w in work {
                 // RFC 6531: SMTPUTF8 when the message needs it; a server
                 // without it cannot take the message (5.6.7), as outbound.
-                let utf8 = port25_queue::smtputf8::needed(&w.message.from, w.rcpts.iter().map(|&r| w.message.rcpts[r].as_str()), &w.message.content);
+                let utf8 = port25_queue::smtputf8::needed(
+                    &w.message.from,
+                    w.rcpts.iter().map(|&r| w.message.rcpts[r].as_str()),
+                    &w.message.content,
+                );
                 if utf8 && !offers.smtputf8 {
-                    let text = format!("554 5.6.7 LMTP server {:?} does not support SMTPUTF8 (RFC 6531), which this message needs", self.address);
+                    let text = format!(
+                        "554 5.6.7 LMTP server {:?} does not support SMTPUTF8 (RFC 6531), which this message needs",
+                        self.address
+                    );
                     for &r in &w.rcpts {
                         results.push((w.index, r, RcptOutcome::Failed(text.clone())));
                     }
@@ -215,7 +225,9 @@ impl Lmtp {
                 (false, true) => "MAIL FROM:<> SMTPUTF8",
                 (false, false) => {
                     let _ = command(&mut conn, "QUIT").await;
-                    return Ok(Probe::Unknown("5.6.7 the mailbox server does not offer SMTPUTF8 for a non-ASCII address".into()));
+                    return Ok(Probe::Unknown(
+                        "5.6.7 the mailbox server does not offer SMTPUTF8 for a non-ASCII address".into(),
+                    ));
                 }
             };
             let (code, text) = command(&mut conn, mail).await?;
@@ -262,8 +274,12 @@ mod tests {
             drop(server);
             BufStream::new(Box::new(client) as Box<dyn Io>)
         }
-        let mut c = conn(b"250-lmtp.example\r\n250-SMTPUTF8\r\n250 PIPELINING \r\n250 2.1.5 ok\r\n452 4.2.2 full\r\n").await;
-        assert_eq!(read_reply_lines(&mut c).await.unwrap(), (250, vec!["lmtp.example".into(), "SMTPUTF8".into(), "PIPELINING".into()]));
+        let mut c =
+            conn(b"250-lmtp.example\r\n250-SMTPUTF8\r\n250 PIPELINING \r\n250 2.1.5 ok\r\n452 4.2.2 full\r\n").await;
+        assert_eq!(
+            read_reply_lines(&mut c).await.unwrap(),
+            (250, vec!["lmtp.example".into(), "SMTPUTF8".into(), "PIPELINING".into()])
+        );
         assert_eq!(read_reply(&mut c).await.unwrap(), (250, "250 2.1.5 ok".into()));
         assert_eq!(read_reply(&mut c).await.unwrap(), (452, "452 4.2.2 full".into()));
         assert_eq!(read_reply(&mut c).await.unwrap_err().kind(), std::io::ErrorKind::UnexpectedEof);

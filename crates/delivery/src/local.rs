@@ -55,7 +55,11 @@ pub struct Retry {
 /// server's reply) that failed for good; Ok once it is durable (or when
 /// none is due: a null sender gets none). Supplied by the binary, which
 /// has the DSN writer and the outbound queue; local delivery stays local.
-pub type Bounce = Arc<dyn Fn(Arc<SpooledMessage>, Vec<(usize, String)>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync>;
+pub type Bounce = Arc<
+    dyn Fn(Arc<SpooledMessage>, Vec<(usize, String)>) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync,
+>;
 
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -68,7 +72,9 @@ impl Target {
         match self {
             Target::Maildir(m) => {
                 let m = m.clone();
-                tokio::task::spawn_blocking(move || m.deliver(&work, recovered)).await.unwrap_or_else(|e| panic!("maildir delivery thread panicked: {e}"))
+                tokio::task::spawn_blocking(move || m.deliver(&work, recovered))
+                    .await
+                    .unwrap_or_else(|e| panic!("maildir delivery thread panicked: {e}"))
             }
             Target::Lmtp(l) => l.deliver(&work).await,
         }
@@ -103,7 +109,9 @@ pub async fn run(
         while running.len() < PARALLEL_BATCHES {
             let Some((batch, wait)) = runnable.pop_front() else { break };
             let (spool, target, bounce) = (spool.clone(), target.clone(), bounce.clone());
-            running.spawn(async move { attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait)) });
+            running.spawn(async move {
+                attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait))
+            });
         }
         let next_due = waiting.first_key_value().map(|((due, _), _)| *due);
         tokio::select! {
@@ -145,10 +153,19 @@ fn ended_attempt(ended: Ended, waiting: &mut BTreeMap<(Instant, u64), (BatchRef,
 
 /// One delivery attempt: Some(batch) when recipients are left for a retry
 /// (in `wait`).
-async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target, bounce: &Bounce, lifetime: Duration) -> Option<BatchRef> {
+async fn attempt(
+    spool: &Spool,
+    batch: BatchRef,
+    wait: Duration,
+    target: &Target,
+    bounce: &Bounce,
+    lifetime: Duration,
+) -> Option<BatchRef> {
     let again = BatchRef { seq: batch.seq, recovered: true };
     let loader = spool.clone();
-    let loaded = tokio::task::spawn_blocking(move || loader.load(batch)).await.unwrap_or_else(|e| panic!("spool read thread panicked: {e}"));
+    let loaded = tokio::task::spawn_blocking(move || loader.load(batch))
+        .await
+        .unwrap_or_else(|e| panic!("spool read thread panicked: {e}"));
     let batch = match loaded {
         Ok(Some(b)) => b,
         // Finished (or damaged and quarantined, which was logged).
@@ -163,7 +180,11 @@ async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target
         .messages
         .iter()
         .enumerate()
-        .map(|(i, m)| Work { message: m.clone(), index: i, rcpts: (0..m.rcpts.len()).filter(|r| !batch.done.contains(&(i, *r))).collect() })
+        .map(|(i, m)| Work {
+            message: m.clone(),
+            index: i,
+            rcpts: (0..m.rcpts.len()).filter(|r| !batch.done.contains(&(i, *r))).collect(),
+        })
         .filter(|w| !w.rcpts.is_empty())
         .collect();
     if todo.is_empty() {
@@ -204,7 +225,8 @@ async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target
             Ok(()) => finished.extend(done),
             Err(e) => {
                 for (_, r) in done {
-                    let reason = format!("failed for good, but the sender's DSN could not be stored ({e}): tried again");
+                    let reason =
+                        format!("failed for good, but the sender's DSN could not be stored ({e}): tried again");
                     emit!(error, ev::DELIVERY_DEFERRED, id = %msg.id, to = %msg.rcpts[r], reason = %reason, retry_in = wait.as_secs());
                 }
             }
@@ -224,7 +246,9 @@ async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target
     // The done log fsyncs: on a blocking thread, never on a worker that
     // SMTP sessions are waiting for. Without the record the recipients are
     // tried again, and the delivery's own idempotence keeps that to one copy.
-    let written = tokio::task::spawn_blocking(move || log.record(&finished)).await.unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
+    let written = tokio::task::spawn_blocking(move || log.record(&finished))
+        .await
+        .unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
     if let Err(e) = written {
         emit!(error, ev::SPOOL_WRITE_FAILED, batch = batch.seq, error = %e);
     }
@@ -232,7 +256,9 @@ async fn attempt(spool: &Spool, batch: BatchRef, wait: Duration, target: &Target
 }
 
 async fn finish(log: DoneLog, seq: u64) {
-    let finished = tokio::task::spawn_blocking(move || log.finish()).await.unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
+    let finished = tokio::task::spawn_blocking(move || log.finish())
+        .await
+        .unwrap_or_else(|e| panic!("done log thread panicked: {e}"));
     if let Err(e) = finished {
         emit!(error, ev::SPOOL_WRITE_FAILED, batch = seq, error = %e);
     }

@@ -47,7 +47,10 @@ pub struct Maildir {
 /// Local parts and domains become directory names: allow only what cannot
 /// escape the root or collide with Maildir's own names.
 fn safe_component(s: &str) -> bool {
-    !s.is_empty() && !s.starts_with('.') && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
+    !s.is_empty()
+        && !s.starts_with('.')
+        && s.len() <= 255
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-=".contains(&b) || b >= 0x80)
 }
 
 impl Maildir {
@@ -110,7 +113,8 @@ impl Maildir {
         // Then the names, before the spool records these recipients as done.
         let all_synced = whole_fs && sync_filesystem(&self.root).is_ok();
         let dirs: BTreeSet<&Path> = renamed.iter().filter_map(|(_, _, p)| p.parent()).collect();
-        let synced: BTreeSet<&Path> = dirs.into_iter().filter(|d| all_synced || File::open(d).and_then(|f| f.sync_all()).is_ok()).collect();
+        let synced: BTreeSet<&Path> =
+            dirs.into_iter().filter(|d| all_synced || File::open(d).and_then(|f| f.sync_all()).is_ok()).collect();
         for (m, r, new) in &renamed {
             if new.parent().is_some_and(|d| synced.contains(d)) {
                 results.push((*m, *r, RcptOutcome::Delivered));
@@ -139,12 +143,13 @@ impl Maildir {
             return Ok(None);
         }
         let tmp = dir.join("tmp").join(name);
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).inspect_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                // Removed behind our back: create it again on the next try.
-                self.created.lock().expect("maildir cache poisoned").remove(dir);
-            }
-        })?;
+        let mut f =
+            fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).inspect_err(|e| {
+                if e.kind() == io::ErrorKind::NotFound {
+                    // Removed behind our back: create it again on the next try.
+                    self.created.lock().expect("maildir cache poisoned").remove(dir);
+                }
+            })?;
         f.write_all(&delivery_headers(&w.message.from, rcpt))?;
         f.write_all(&w.message.content)?;
         Ok(Some(tmp))
@@ -171,7 +176,9 @@ fn already_delivered(dir: &Path, name: &str) -> bool {
     let Ok(entries) = fs::read_dir(dir.join("cur")) else {
         return false;
     };
-    entries.filter_map(Result::ok).any(|e| e.file_name().to_str().is_some_and(|n| n == name || n.starts_with(&format!("{name}:"))))
+    entries
+        .filter_map(Result::ok)
+        .any(|e| e.file_name().to_str().is_some_and(|n| n == name || n.starts_with(&format!("{name}:"))))
 }
 
 #[cfg(test)]

@@ -35,9 +35,15 @@ struct Conn {
 impl Conn {
     async fn open(endpoint: &Endpoint) -> Result<Conn, Unavailable> {
         let io: Box<dyn Io> = match endpoint {
-            Endpoint::Unix(path) => Box::new(tokio::net::UnixStream::connect(path).await.map_err(|e| format!("cannot connect to {}: {e}", path.display()))?),
+            Endpoint::Unix(path) => Box::new(
+                tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?,
+            ),
             Endpoint::Tcp(addr) => {
-                let s = tokio::net::TcpStream::connect(addr.as_str()).await.map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+                let s = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
                 let _ = s.set_nodelay(true);
                 Box::new(s)
             }
@@ -83,7 +89,13 @@ enum Socket {
 
 impl Dovecot {
     pub fn new(config: Config, timeout: Duration) -> Dovecot {
-        Dovecot { config, timeout, auth_idle: Mutex::default(), userdb_idle: Mutex::default(), next_id: AtomicU32::new(1) }
+        Dovecot {
+            config,
+            timeout,
+            auth_idle: Mutex::default(),
+            userdb_idle: Mutex::default(),
+            next_id: AtomicU32::new(1),
+        }
     }
 
     fn idle(&self, socket: Socket) -> &Mutex<Vec<Conn>> {
@@ -112,7 +124,9 @@ impl Dovecot {
                 loop {
                     match c.line().await? {
                         ServerLine::Version { major: 1, .. } => {}
-                        ServerLine::Version { major, minor } => return Err(format!("auth protocol version {major}.{minor}, expected 1.x")),
+                        ServerLine::Version { major, minor } => {
+                            return Err(format!("auth protocol version {major}.{minor}, expected 1.x"))
+                        }
                         ServerLine::Mech(m) => plain |= m.eq_ignore_ascii_case("PLAIN"),
                         ServerLine::Done => break,
                         ServerLine::Other(_) => {}
@@ -151,13 +165,17 @@ impl Dovecot {
             loop {
                 match c.line().await? {
                     ServerLine::Version { major: 1, .. } | ServerLine::Other(_) => {}
-                    ServerLine::Version { major, minor } => return Err(format!("auth protocol version {major}.{minor}, expected 1.x")),
+                    ServerLine::Version { major, minor } => {
+                        return Err(format!("auth protocol version {major}.{minor}, expected 1.x"))
+                    }
                     reply if reply.id() == Some(id) => return Ok((reply, c)),
                     other => return Err(format!("unexpected {other:?}")),
                 }
             }
         };
-        tokio::time::timeout(self.timeout, exchange).await.map_err(|_| format!("no answer within {} ms", self.timeout.as_millis()))?
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| format!("no answer within {} ms", self.timeout.as_millis()))?
     }
 
     /// The userdb's record of `user`: `None` when it has none.
@@ -173,7 +191,9 @@ impl Dovecot {
                 self.keep(Socket::Userdb, conn);
                 Ok(None)
             }
-            ServerLine::Fail { params, .. } => Err(format!("userdb lookup failed: {}", proto::param(&params, "reason").unwrap_or("no reason given"))),
+            ServerLine::Fail { params, .. } => {
+                Err(format!("userdb lookup failed: {}", proto::param(&params, "reason").unwrap_or("no reason given")))
+            }
             other => Err(format!("unexpected {other:?} to a userdb lookup")),
         }
     }
@@ -194,7 +214,8 @@ impl Dovecot {
                 // The name Dovecot logged in (it may differ: "alice" ->
                 // "alice@example.net"); one no account could have is refused.
                 let user = proto::param(&params, "user").unwrap_or(c.login);
-                let login = port25_accounts::normalize_login(user).map_err(|e| format!("Dovecot answered user {user:?}: {e}"))?;
+                let login = port25_accounts::normalize_login(user)
+                    .map_err(|e| format!("Dovecot answered user {user:?}: {e}"))?;
                 self.keep(Socket::Auth, conn);
                 let addresses = match proto::param(&params, &self.config.addresses_field) {
                     Some(v) => crate::addresses([v]),
@@ -211,7 +232,10 @@ impl Dovecot {
             }
             ServerLine::Fail { params, .. } => {
                 if params.iter().any(|(k, _)| k == "temp") {
-                    return Err(format!("temporary failure: {}", proto::param(&params, "reason").unwrap_or("no reason given")));
+                    return Err(format!(
+                        "temporary failure: {}",
+                        proto::param(&params, "reason").unwrap_or("no reason given")
+                    ));
                 }
                 self.keep(Socket::Auth, conn);
                 Ok(Checked::WrongPassword)

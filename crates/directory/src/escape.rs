@@ -77,6 +77,9 @@ mod tests {
         assert_eq!(dn_value(" x"), "\\ x");
         assert_eq!(dn_value("a+b\"c<>;\\"), "a\\+b\\\"c\\<\\>\\;\\\\");
         assert_eq!(dn_value("a\nb"), "a\\0ab");
-        assert_eq!(fill("uid={user},ou=people,dc=x", "user", "bob,dc=evil", dn_value), "uid=bob\\,dc\\=evil,ou=people,dc=x");
+        assert_eq!(
+            fill("uid={user},ou=people,dc=x", "user", "bob,dc=evil", dn_value),
+            "uid=bob\\,dc\\=evil,ou=people,dc=x"
+        );
     }
 }

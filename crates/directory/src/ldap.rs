@@ -40,7 +40,12 @@ fn failed(what: &str, e: LdapError) -> Unavailable {
 impl Ldap {
     pub fn new(config: Config, timeout: Duration, cache: Option<Duration>) -> Result<Ldap, String> {
         let service_password = match &config.service_password_file {
-            Some(p) => Some(std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?.trim_end_matches(['\r', '\n']).to_owned()),
+            Some(p) => Some(
+                std::fs::read_to_string(p)
+                    .map_err(|e| format!("{}: {e}", p.display()))?
+                    .trim_end_matches(['\r', '\n'])
+                    .to_owned(),
+            ),
             None => None,
         };
         let tls = match &config.ca_file {
@@ -59,8 +64,9 @@ impl Ldap {
         if let Some(tls) = &self.tls {
             settings = settings.set_config(tls.clone());
         }
-        let (conn, mut ldap) =
-            LdapConnAsync::with_settings(settings, &self.config.url).await.map_err(|e| failed(&format!("cannot connect to {}", self.config.url), e))?;
+        let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &self.config.url)
+            .await
+            .map_err(|e| failed(&format!("cannot connect to {}", self.config.url), e))?;
         ldap3::drive!(conn);
         ldap.with_timeout(self.timeout);
         Ok(ldap)
@@ -69,7 +75,11 @@ impl Ldap {
     /// Binds as the service account, when one is configured.
     async fn service_bind(&self, ldap: &mut ldap3::Ldap) -> Result<(), Unavailable> {
         if let (Some(dn), Some(pw)) = (&self.config.service_dn, &self.service_password) {
-            ldap.simple_bind(dn, pw).await.map_err(|e| failed("service bind", e))?.success().map_err(|e| failed("service bind", e))?;
+            ldap.simple_bind(dn, pw)
+                .await
+                .map_err(|e| failed("service bind", e))?
+                .success()
+                .map_err(|e| failed("service bind", e))?;
         }
         Ok(())
     }
@@ -105,11 +115,18 @@ impl Ldap {
                     Checked::WrongPassword
                 } else {
                     // Its own entry, read as itself; unreadable: the login alone.
-                    let entry = match ldap.search(&dn, Scope::Base, "(objectClass=*)", self.attributes()).await.and_then(|r| r.success()) {
+                    let entry = match ldap
+                        .search(&dn, Scope::Base, "(objectClass=*)", self.attributes())
+                        .await
+                        .and_then(|r| r.success())
+                    {
                         Ok((mut entries, _)) if entries.len() == 1 => Some(SearchEntry::construct(entries.remove(0))),
                         _ => None,
                     };
-                    let addresses = entry.map(|e| self.addresses(&e)).filter(|a| !a.is_empty()).unwrap_or_else(|| port25_accounts::default_addresses(c.login));
+                    let addresses = entry
+                        .map(|e| self.addresses(&e))
+                        .filter(|a| !a.is_empty())
+                        .unwrap_or_else(|| port25_accounts::default_addresses(c.login));
                     Checked::Valid { login: c.login.to_owned(), addresses, cached: false }
                 }
             }
@@ -117,17 +134,23 @@ impl Ldap {
                 self.service_bind(&mut ldap).await?;
                 let base = self.config.search_base.as_deref().unwrap_or_default();
                 let filter = fill(filter, "user", c.login, filter_value);
-                let (mut entries, _) =
-                    ldap.search(base, Scope::Subtree, &filter, self.attributes()).await.and_then(|r| r.success()).map_err(|e| failed("search", e))?;
+                let (mut entries, _) = ldap
+                    .search(base, Scope::Subtree, &filter, self.attributes())
+                    .await
+                    .and_then(|r| r.success())
+                    .map_err(|e| failed("search", e))?;
                 match entries.len() {
                     0 => Checked::UnknownUser,
                     1 => {
                         let entry = SearchEntry::construct(entries.remove(0));
                         let stamp = stamp(&entry);
                         let addresses = self.addresses(&entry);
-                        let addresses = if addresses.is_empty() { port25_accounts::default_addresses(c.login) } else { addresses };
+                        let addresses =
+                            if addresses.is_empty() { port25_accounts::default_addresses(c.login) } else { addresses };
                         match &self.cache {
-                            Some(cache) if cache.hit(&stamp, c.login, c.password) => Checked::Valid { login: c.login.to_owned(), addresses, cached: true },
+                            Some(cache) if cache.hit(&stamp, c.login, c.password) => {
+                                Checked::Valid { login: c.login.to_owned(), addresses, cached: true }
+                            }
                             _ if Self::bind(&mut ldap, &entry.dn, c.password).await? => {
                                 if let Some(cache) = &self.cache {
                                     cache.remember(&stamp, c.login, c.password);
@@ -150,7 +173,11 @@ impl Ldap {
         self.service_bind(&mut ldap).await?;
         let base = self.config.search_base.as_deref().unwrap_or_default();
         let filter = fill(filter, "address", address, filter_value);
-        let (entries, _) = ldap.search(base, Scope::Subtree, &filter, vec!["1.1"]).await.and_then(|r| r.success()).map_err(|e| failed("search", e))?;
+        let (entries, _) = ldap
+            .search(base, Scope::Subtree, &filter, vec!["1.1"])
+            .await
+            .and_then(|r| r.success())
+            .map_err(|e| failed("search", e))?;
         let _ = ldap.unbind().await;
         Ok(!entries.is_empty())
     }

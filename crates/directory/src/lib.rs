@@ -58,7 +58,10 @@ pub fn open(config: &Directory) -> Result<Arc<dyn RemoteDirectory>, String> {
 mod tests {
     #[test]
     fn addresses_are_normalized_and_bad_entries_dropped() {
-        let got = super::addresses(["Alice@X.example, @Role.example", "bob@x.example\tnot-an-address <c@x.example> alice@x.example"]);
+        let got = super::addresses([
+            "Alice@X.example, @Role.example",
+            "bob@x.example\tnot-an-address <c@x.example> alice@x.example",
+        ]);
         assert_eq!(got, ["alice@x.example", "@role.example", "bob@x.example"]);
     }
 }

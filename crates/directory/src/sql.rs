@@ -30,7 +30,8 @@ pub struct Postgres {
 
 impl Postgres {
     pub fn new(c: Config, cache: Option<Duration>) -> Result<Postgres, String> {
-        let mut config: tokio_postgres::Config = c.connection.parse().map_err(|e| format!("connection {:?}: {e}", c.connection))?;
+        let mut config: tokio_postgres::Config =
+            c.connection.parse().map_err(|e| format!("connection {:?}: {e}", c.connection))?;
         if let Some(p) = &c.password_file {
             let pw = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
             config.password(pw.trim_end_matches(['\r', '\n']));
@@ -49,7 +50,8 @@ impl Postgres {
         if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
-        let (client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
+        let (client, connection) =
+            self.config.connect(tokio_postgres::NoTls).await.map_err(|e| format!("cannot connect: {e}"))?;
         tokio::spawn(async move {
             let _ = connection.await;
         });
@@ -61,7 +63,8 @@ impl Postgres {
     /// Rows of `query` with `value` bound as `$1`.
     async fn rows(&self, query: &str, value: &str) -> Result<Vec<tokio_postgres::Row>, Unavailable> {
         let client = self.client().await?;
-        let statement = client.prepare_typed(query, &[Type::TEXT]).await.map_err(|e| format!("query {query:?}: {e}"))?;
+        let statement =
+            client.prepare_typed(query, &[Type::TEXT]).await.map_err(|e| format!("query {query:?}: {e}"))?;
         if statement.params().len() != 1 {
             return Err(format!("query {query:?} has {} parameters, not one", statement.params().len()));
         }
@@ -74,7 +77,10 @@ impl Postgres {
             0 => {
                 let password = c.password.to_owned();
                 // The same work as a wrong password: logins are not probed by time.
-                let _ = tokio::task::spawn_blocking(move || port25_accounts::hash::verify(&password, port25_accounts::hash::dummy_hash())).await;
+                let _ = tokio::task::spawn_blocking(move || {
+                    port25_accounts::hash::verify(&password, port25_accounts::hash::dummy_hash())
+                })
+                .await;
                 return Ok(Checked::UnknownUser);
             }
             1 => &rows[0],
@@ -82,16 +88,21 @@ impl Postgres {
         };
         let hash: String = row.try_get(0).map_err(|e| format!("login_query's first column (the hash): {e}"))?;
         if port25_accounts::hash::scheme(&hash).is_err() {
-            return Err("login_query returned a hash in no scheme port25 knows (argon2, bcrypt, SHA-512-crypt, SHA-256-crypt)".into());
+            return Err(
+                "login_query returned a hash in no scheme port25 knows (argon2, bcrypt, SHA-512-crypt, SHA-256-crypt)"
+                    .into(),
+            );
         }
         let addresses = match row.columns().get(1) {
             None => port25_accounts::default_addresses(c.login),
             Some(col) if *col.type_() == Type::TEXT_ARRAY || *col.type_() == Type::VARCHAR_ARRAY => {
-                let list: Option<Vec<String>> = row.try_get(1).map_err(|e| format!("login_query's second column: {e}"))?;
+                let list: Option<Vec<String>> =
+                    row.try_get(1).map_err(|e| format!("login_query's second column: {e}"))?;
                 crate::addresses(list.iter().flatten().map(String::as_str))
             }
             Some(_) => {
-                let text: Option<String> = row.try_get(1).map_err(|e| format!("login_query's second column (the addresses, text): {e}"))?;
+                let text: Option<String> =
+                    row.try_get(1).map_err(|e| format!("login_query's second column (the addresses, text): {e}"))?;
                 crate::addresses(text.as_deref())
             }
         };

@@ -11,7 +11,19 @@ mod smoke;
 
 /// The protocol's separators and escapes, and its commands.
 const SPECIAL: &[u8] = b"\t\n\r\x01\x00\x7f=0123456789\xff";
-const PIECES: &[&[u8]] = &[b"OK\t", b"FAIL\t", b"USER\t", b"NOTFOUND\t", b"CONT\t", b"VERSION\t1\t2\n", b"\x01t", b"\x01n", b"\x011", b"user=", b"temp"];
+const PIECES: &[&[u8]] = &[
+    b"OK\t",
+    b"FAIL\t",
+    b"USER\t",
+    b"NOTFOUND\t",
+    b"CONT\t",
+    b"VERSION\t1\t2\n",
+    b"\x01t",
+    b"\x01n",
+    b"\x011",
+    b"user=",
+    b"temp",
+];
 
 #[test]
 fn dovecot_replies_keep_their_properties() {

@@ -117,7 +117,11 @@ impl Dns {
         let fqdn = format!("{}.", name.trim_end_matches('.'));
         match self.resolver.lookup(fqdn.as_str(), rtype).await {
             Ok(l) => Ok(l.answers().iter().filter(|r| r.record_type() == rtype).map(|r| r.data.clone()).collect()),
-            Err(NetError::Dns(DnsError::NoRecordsFound(n))) if matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError) => Ok(Vec::new()),
+            Err(NetError::Dns(DnsError::NoRecordsFound(n)))
+                if matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError) =>
+            {
+                Ok(Vec::new())
+            }
             Err(e) => Err(format!("{rtype} lookup of {name} failed: {e}")),
         }
     }
@@ -178,7 +182,9 @@ impl Dns {
             .await?
             .into_iter()
             .filter_map(|r| match r {
-                RData::SRV(s) => Some((s.priority, s.weight, s.port, s.target.to_ascii().trim_end_matches('.').to_lowercase())),
+                RData::SRV(s) => {
+                    Some((s.priority, s.weight, s.port, s.target.to_ascii().trim_end_matches('.').to_lowercase()))
+                }
                 _ => None,
             })
             .collect())
@@ -198,7 +204,12 @@ impl Out {
         self.push(Level::Ok, topic, text, Vec::new());
     }
     fn failed(&mut self, topic: &'static str, error: String) {
-        self.push(Level::Error, topic, format!("could not check: {error}; run it again when the name servers answer"), Vec::new());
+        self.push(
+            Level::Error,
+            topic,
+            format!("could not check: {error}; run it again when the name servers answer"),
+            Vec::new(),
+        );
     }
     fn txt(&self, name: &str, value: &str) -> String {
         format!("{}. {} IN TXT {}", name.trim_end_matches('.'), self.ttl, txt_rdata(value))
@@ -232,18 +243,38 @@ async fn mx(dns: &Dns, e: &Expect, out: &mut Out) {
         Err(err) => return out.failed("MX", err),
     };
     if records.is_empty() {
-        return out.push(Level::Error, "MX", format!("{d} has no MX record: senders fall back to its address records, if any, and many refuse"), vec![want]);
+        return out.push(
+            Level::Error,
+            "MX",
+            format!("{d} has no MX record: senders fall back to its address records, if any, and many refuse"),
+            vec![want],
+        );
     }
     if records.iter().any(|(p, h)| *p == 0 && (h.is_empty() || h == ".")) {
-        return out.push(Level::Error, "MX", format!("{d} has a null MX (\"MX 0 .\", RFC 7505): it says it accepts no mail; replace it"), vec![want]);
+        return out.push(
+            Level::Error,
+            "MX",
+            format!("{d} has a null MX (\"MX 0 .\", RFC 7505): it says it accepts no mail; replace it"),
+            vec![want],
+        );
     }
     if !records.iter().any(|(_, h)| same_name(h, &e.hostname)) {
         let hosts: Vec<String> = records.iter().map(|(p, h)| format!("{p} {}", shown(h))).collect();
-        out.push(Level::Warn, "MX", format!("no MX of {d} names this server ({}); they are: {}", e.hostname, hosts.join(", ")), vec![want.clone()]);
+        out.push(
+            Level::Warn,
+            "MX",
+            format!("no MX of {d} names this server ({}); they are: {}", e.hostname, hosts.join(", ")),
+            vec![want.clone()],
+        );
     }
     for (pref, host) in &records {
         if host.parse::<IpAddr>().is_ok() {
-            out.push(Level::Error, "MX", format!("MX {pref} {} is an address; an MX must name a host (RFC 5321 §5.1)", shown(host)), vec![want.clone()]);
+            out.push(
+                Level::Error,
+                "MX",
+                format!("MX {pref} {} is an address; an MX must name a host (RFC 5321 §5.1)", shown(host)),
+                vec![want.clone()],
+            );
             continue;
         }
         match dns.addresses(host).await {
@@ -253,7 +284,12 @@ async fn mx(dns: &Dns, e: &Expect, out: &mut Out) {
                     true => e.sending.iter().map(|ip| address_record(host, *ip, out.ttl)).collect(),
                     false => vec![format!("{h}. {} IN A <the address of {h}>", out.ttl, h = shown(host))],
                 };
-                out.push(Level::Error, "MX", format!("MX host {} has no A or AAAA record: mail to {d} cannot be delivered", shown(host)), publish);
+                out.push(
+                    Level::Error,
+                    "MX",
+                    format!("MX host {} has no A or AAAA record: mail to {d} cannot be delivered", shown(host)),
+                    publish,
+                );
             }
             Ok(a) => out.ok("MX", format!("{d} MX {pref} {host} ({})", join(&a))),
         }
@@ -330,7 +366,10 @@ async fn ptr(dns: &Dns, e: &Expect, ip: IpAddr, out: &mut Out) {
         return out.push(
             Level::Error,
             "PTR",
-            format!("{ip} has PTR {}, but that name does not resolve back to {ip} (no forward-confirmed reverse DNS)", shown_names.join(", ")),
+            format!(
+                "{ip} has PTR {}, but that name does not resolve back to {ip} (no forward-confirmed reverse DNS)",
+                shown_names.join(", ")
+            ),
             vec![address_record(&shown(first), ip, out.ttl)],
         );
     };
@@ -338,7 +377,11 @@ async fn ptr(dns: &Dns, e: &Expect, ip: IpAddr, out: &mut Out) {
         return out.push(
             Level::Warn,
             "PTR",
-            format!("{ip} has PTR {}, confirmed, but the HELO name is {}: make them the same", shown(&name), e.hostname),
+            format!(
+                "{ip} has PTR {}, confirmed, but the HELO name is {}: make them the same",
+                shown(&name),
+                e.hostname
+            ),
             vec![want, address_record(&e.hostname, ip, out.ttl)],
         );
     }
@@ -366,7 +409,10 @@ async fn spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
             return out.push(
                 Level::Error,
                 "SPF",
-                format!("{d} has {} SPF records; receivers treat that as an error (RFC 7208 §4.5): publish one", many.len()),
+                format!(
+                    "{d} has {} SPF records; receivers treat that as an error (RFC 7208 §4.5): publish one",
+                    many.len()
+                ),
                 vec![out.txt(d, &spf_with(Some(&many[0]), sending))],
             );
         }
@@ -378,7 +424,9 @@ async fn spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
         let result = dns.spf.verify_spf(SpfParameters::verify_mail_from(*ip, &e.hostname, &e.hostname, &sender)).await;
         match result.result() {
             SpfResult::Pass => out.ok("SPF", format!("{ip} passes the SPF record of {d}")),
-            SpfResult::TempError => out.failed("SPF", format!("evaluating the SPF record of {d} for {ip} hit a DNS failure")),
+            SpfResult::TempError => {
+                out.failed("SPF", format!("evaluating the SPF record of {d} for {ip} hit a DNS failure"))
+            }
             SpfResult::PermError => {
                 out.push(
                     Level::Error,
@@ -390,7 +438,12 @@ async fn spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
             }
             other => {
                 missing.push(*ip);
-                out.push(Level::Error, "SPF", format!("the SPF record of {d} does not cover {ip} (result {other:?}): \"{}\"", shown(record)), Vec::new());
+                out.push(
+                    Level::Error,
+                    "SPF",
+                    format!("the SPF record of {d} does not cover {ip} (result {other:?}): \"{}\"", shown(record)),
+                    Vec::new(),
+                );
             }
         }
     }
@@ -404,7 +457,9 @@ async fn spf(dns: &Dns, e: &Expect, sending: &[IpAddr], out: &mut Out) {
         Some('+') | Some('?') => out.push(
             Level::Warn,
             "SPF",
-            format!("the SPF record of {d} ends in \"+all\" or \"?all\": it authorizes (or says nothing about) everyone"),
+            format!(
+                "the SPF record of {d} ends in \"+all\" or \"?all\": it authorizes (or says nothing about) everyone"
+            ),
             vec![out.txt(d, &spf_with(Some(&record.replace("+all", "-all").replace("?all", "-all")), &[]))],
         ),
         _ => {}
@@ -462,7 +517,10 @@ async fn dkim(dns: &Dns, e: &Expect, out: &mut Out) {
                 continue;
             }
         };
-        let keys: Vec<Option<String>> = published.iter().map(|r| tags(r).and_then(|t| tag(&t, "p").map(|p| p.split_ascii_whitespace().collect()))).collect();
+        let keys: Vec<Option<String>> = published
+            .iter()
+            .map(|r| tags(r).and_then(|t| tag(&t, "p").map(|p| p.split_ascii_whitespace().collect())))
+            .collect();
         if published.is_empty() {
             out.push(
                 Level::Error,
@@ -473,12 +531,20 @@ async fn dkim(dns: &Dns, e: &Expect, out: &mut Out) {
         } else if keys.iter().flatten().any(|k| ours.contains(k)) {
             out.ok("DKIM", format!("{name} publishes the configured key"));
         } else if keys.iter().any(|k| k.as_deref() == Some("")) {
-            out.push(Level::Error, "DKIM", format!("the DKIM record at {name} is revoked (empty p=): signatures with the configured key fail"), vec![want]);
+            out.push(
+                Level::Error,
+                "DKIM",
+                format!("the DKIM record at {name} is revoked (empty p=): signatures with the configured key fail"),
+                vec![want],
+            );
         } else if keys.iter().all(Option::is_none) {
             out.push(
                 Level::Error,
                 "DKIM",
-                format!("the DKIM record at {name} cannot be read (not a tag list with p=): \"{}\"", shown(&published[0])),
+                format!(
+                    "the DKIM record at {name} cannot be read (not a tag list with p=): \"{}\"",
+                    shown(&published[0])
+                ),
                 vec![want],
             );
         } else {
@@ -520,7 +586,12 @@ async fn dmarc(dns: &Dns, e: &Expect, out: &mut Out) {
         }
     };
     let Some(t) = tags(record).filter(|t| records::starts_with_version(t, "DMARC1")) else {
-        return out.push(Level::Error, "DMARC", format!("the DMARC record of {d} cannot be read: \"{}\"", shown(record)), vec![suggested]);
+        return out.push(
+            Level::Error,
+            "DMARC",
+            format!("the DMARC record of {d} cannot be read: \"{}\"", shown(record)),
+            vec![suggested],
+        );
     };
     match tag(&t, "p").map(str::to_ascii_lowercase).as_deref() {
         Some("reject") | Some("quarantine") => out.ok("DMARC", format!("{name}: \"{}\"", shown(record))),
@@ -538,7 +609,12 @@ async fn dmarc(dns: &Dns, e: &Expect, out: &mut Out) {
         ),
     }
     if tag(&t, "rua").is_none() {
-        out.push(Level::Warn, "DMARC", format!("the DMARC record of {d} has no rua=: nobody receives the aggregate reports"), Vec::new());
+        out.push(
+            Level::Warn,
+            "DMARC",
+            format!("the DMARC record of {d} has no rua=: nobody receives the aggregate reports"),
+            Vec::new(),
+        );
     }
 }
 
@@ -574,14 +650,17 @@ async fn mta_sts(dns: &Dns, e: &Expect, out: &mut Out) {
             )
         }
     };
-    let id_ok = tags(record)
-        .filter(|t| records::starts_with_version(t, "STSv1"))
-        .and_then(|t| tag(&t, "id").map(|id| !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric())));
+    let id_ok = tags(record).filter(|t| records::starts_with_version(t, "STSv1")).and_then(|t| {
+        tag(&t, "id").map(|id| !id.is_empty() && id.len() <= 32 && id.chars().all(|c| c.is_ascii_alphanumeric()))
+    });
     if id_ok != Some(true) {
         return out.push(
             Level::Error,
             "MTA-STS",
-            format!("the MTA-STS record of {d} is not \"v=STSv1; id=<1 to 32 letters or digits>\": \"{}\"", shown(record)),
+            format!(
+                "the MTA-STS record of {d} is not \"v=STSv1; id=<1 to 32 letters or digits>\": \"{}\"",
+                shown(record)
+            ),
             vec![suggested],
         );
     }
@@ -606,11 +685,16 @@ async fn tls_rpt(dns: &Dns, e: &Expect, out: &mut Out) {
         Err(err) => return out.failed("TLS-RPT", err),
     };
     match records.as_slice() {
-        [] => {
-            out.push(Level::Warn, "TLS-RPT", format!("{d} publishes no TLS-RPT record (RFC 8460): nobody hears about senders' TLS failures"), vec![suggested])
-        }
+        [] => out.push(
+            Level::Warn,
+            "TLS-RPT",
+            format!("{d} publishes no TLS-RPT record (RFC 8460): nobody hears about senders' TLS failures"),
+            vec![suggested],
+        ),
         [one] => {
-            let rua = tags(one).filter(|t| records::starts_with_version(t, "TLSRPTv1")).and_then(|t| tag(&t, "rua").map(str::to_owned));
+            let rua = tags(one)
+                .filter(|t| records::starts_with_version(t, "TLSRPTv1"))
+                .and_then(|t| tag(&t, "rua").map(str::to_owned));
             match rua {
                 Some(r) if r.split(',').all(|u| u.trim().starts_with("mailto:") || u.trim().starts_with("https:")) => {
                     out.ok("TLS-RPT", format!("{name}: \"{}\"", shown(one)))
@@ -618,20 +702,28 @@ async fn tls_rpt(dns: &Dns, e: &Expect, out: &mut Out) {
                 _ => out.push(
                     Level::Error,
                     "TLS-RPT",
-                    format!("the TLS-RPT record of {d} needs rua= with mailto: or https: addresses: \"{}\"", shown(one)),
+                    format!(
+                        "the TLS-RPT record of {d} needs rua= with mailto: or https: addresses: \"{}\"",
+                        shown(one)
+                    ),
                     vec![suggested],
                 ),
             }
         }
-        many => {
-            out.push(Level::Error, "TLS-RPT", format!("{name} has {} TLSRPTv1 records: senders ignore them all (RFC 8460 §3)", many.len()), vec![suggested])
-        }
+        many => out.push(
+            Level::Error,
+            "TLS-RPT",
+            format!("{name} has {} TLSRPTv1 records: senders ignore them all (RFC 8460 §3)", many.len()),
+            vec![suggested],
+        ),
     }
 }
 
 async fn srv(dns: &Dns, e: &Expect, out: &mut Out) {
     let d = &e.domain;
-    for (service, port, priority) in [("_submissions._tcp", e.submissions_port, 0), ("_submission._tcp", e.submission_port, 10)] {
+    for (service, port, priority) in
+        [("_submissions._tcp", e.submissions_port, 0), ("_submission._tcp", e.submission_port, 10)]
+    {
         let name = format!("{service}.{d}");
         let want = format!("{name}. {} IN SRV {priority} 1 {port} {}.", out.ttl, e.submission_host);
         let records = match dns.srv(&name).await {
@@ -642,7 +734,14 @@ async fn srv(dns: &Dns, e: &Expect, out: &mut Out) {
             }
         };
         if records.is_empty() {
-            out.push(Level::Warn, "SRV", format!("no {name} record (RFC 6186): mail clients cannot find submission on port {port} by themselves"), vec![want]);
+            out.push(
+                Level::Warn,
+                "SRV",
+                format!(
+                    "no {name} record (RFC 6186): mail clients cannot find submission on port {port} by themselves"
+                ),
+                vec![want],
+            );
             continue;
         }
         let right = records.iter().any(|(_, _, p, t)| *p == port && same_name(t, &e.submission_host));
@@ -651,11 +750,18 @@ async fn srv(dns: &Dns, e: &Expect, out: &mut Out) {
                 out.push(
                     Level::Error,
                     "SRV",
-                    format!("{name} points clients at port 25, which is for transport only: clients must submit on {port}"),
+                    format!(
+                        "{name} points clients at port 25, which is for transport only: clients must submit on {port}"
+                    ),
                     vec![want.clone()],
                 );
             } else if t.is_empty() || t == "." {
-                out.push(Level::Error, "SRV", format!("{name} says the service is not offered (target \".\")"), vec![want.clone()]);
+                out.push(
+                    Level::Error,
+                    "SRV",
+                    format!("{name} says the service is not offered (target \".\")"),
+                    vec![want.clone()],
+                );
             }
         }
         if right {
@@ -665,7 +771,11 @@ async fn srv(dns: &Dns, e: &Expect, out: &mut Out) {
             out.push(
                 Level::Error,
                 "SRV",
-                format!("{name} is \"{}\", not {}:{port} where submission listens", have.join("\", \""), e.submission_host),
+                format!(
+                    "{name} is \"{}\", not {}:{port} where submission listens",
+                    have.join("\", \""),
+                    e.submission_host
+                ),
                 vec![want],
             );
         }

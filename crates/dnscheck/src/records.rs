@@ -22,7 +22,9 @@ pub fn tags(record: &str) -> Option<Vec<(String, String)>> {
         let (name, value) = part.split_once('=')?;
         let name = name.trim_end_matches([' ', '\t']).to_ascii_lowercase();
         let mut chars = name.chars();
-        if !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        if !chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+            || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
             return None;
         }
         if out.iter().any(|(n, _)| *n == name) || out.len() == MAX_TAGS {
@@ -185,8 +187,14 @@ mod tests {
     fn spf_suggestions_keep_the_record_and_add_before_all() {
         let ip: IpAddr = "192.0.2.25".parse().unwrap();
         let v6: IpAddr = "2001:db8::25".parse().unwrap();
-        assert_eq!(spf_with(Some("v=spf1 mx include:_spf.example.org -all"), &[ip]), "v=spf1 mx include:_spf.example.org ip4:192.0.2.25 -all");
-        assert_eq!(spf_with(Some("v=spf1 redirect=_spf.example.org"), &[ip, v6]), "v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 redirect=_spf.example.org");
+        assert_eq!(
+            spf_with(Some("v=spf1 mx include:_spf.example.org -all"), &[ip]),
+            "v=spf1 mx include:_spf.example.org ip4:192.0.2.25 -all"
+        );
+        assert_eq!(
+            spf_with(Some("v=spf1 redirect=_spf.example.org"), &[ip, v6]),
+            "v=spf1 ip4:192.0.2.25 ip6:2001:db8::25 redirect=_spf.example.org"
+        );
         assert_eq!(spf_with(None, &[ip]), "v=spf1 mx ip4:192.0.2.25 -all");
         assert_eq!(spf_with(Some("v=spf1 a"), &[ip]), "v=spf1 a ip4:192.0.2.25");
         assert!(is_spf("V=SPF1 -all") && is_spf("v=spf1") && !is_spf("v=spf10") && !is_spf("v=spf"));

@@ -15,7 +15,19 @@ use smoke::Mutator;
 
 const MUTATOR: Mutator = Mutator {
     special: b";= \t\r\n\"\\:.,~+-?\0\x1b\xc3\xa9\xff",
-    pieces: &[b"v=DMARC1", b"v=spf1 ", b"v=DKIM1", b"p=", b"rua=mailto:", b" -all", b"redirect=", b"include:", b"ip4:192.0.2.1", b";;", b"=="],
+    pieces: &[
+        b"v=DMARC1",
+        b"v=spf1 ",
+        b"v=DKIM1",
+        b"p=",
+        b"rua=mailto:",
+        b" -all",
+        b"redirect=",
+        b"include:",
+        b"ip4:192.0.2.1",
+        b";;",
+        b"==",
+    ],
 };
 
 #[test]

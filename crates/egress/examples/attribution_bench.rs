@@ -33,12 +33,23 @@ fn addr(i: u64) -> Ipv4Addr {
 }
 
 fn kea(n: u64) -> String {
-    let mut s = String::from("address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n");
+    let mut s = String::from(
+        "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n",
+    );
     let mut r = Rng(11);
     for i in 0..n {
         let v = r.next();
         let cltt = T0 - 1800 - (v % 600);
-        let mac = |k: u64| format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", (k >> 32) as u8, (k >> 24) as u8, (k >> 16) as u8, (k >> 8) as u8, k as u8);
+        let mac = |k: u64| {
+            format!(
+                "02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+                (k >> 32) as u8,
+                (k >> 24) as u8,
+                (k >> 16) as u8,
+                (k >> 8) as u8,
+                k as u8
+            )
+        };
         let _ = writeln!(s, "{},{},,86400,{},1,0,0,,0,", addr(i), mac(i), cltt + 86400);
         match v % 10 {
             // Renewed by the same client.
@@ -75,7 +86,13 @@ fn radius(n: u64) -> String {
 
 fn rss_mb() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|l| l.split_whitespace().next()).and_then(|k| k.parse::<f64>().ok()).unwrap_or(0.0) / 1024.0
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|k| k.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
 }
 
 fn join(spec: &str, flows: usize, rounds: usize) {
@@ -84,14 +101,23 @@ fn join(spec: &str, flows: usize, rounds: usize) {
     let l = load(&[spec]).unwrap();
     let load_s = t.elapsed().as_secs_f64();
     let n = l.index.sessions.len() as u64;
-    println!("load {load_s:.3} s: {n} sessions over {} prefixes, {} warnings, peak RSS {:.1} MB", l.index.prefixes(), l.warnings.total(), rss_mb());
+    println!(
+        "load {load_s:.3} s: {n} sessions over {} prefixes, {} warnings, peak RSS {:.1} MB",
+        l.index.prefixes(),
+        l.warnings.total(),
+        rss_mb()
+    );
     // Nine in ten flows from a leased address, one from outside; times
     // within the day around T0.
     let mut r = Rng(17);
     let probes: Vec<(IpAddr, u64)> = (0..flows)
         .map(|_| {
             let v = r.next();
-            let ip = if v.is_multiple_of(10) { IpAddr::from([192, 168, (v >> 8) as u8, (v >> 16) as u8]) } else { IpAddr::V4(addr((v >> 24) % n.max(1))) };
+            let ip = if v.is_multiple_of(10) {
+                IpAddr::from([192, 168, (v >> 8) as u8, (v >> 16) as u8])
+            } else {
+                IpAddr::V4(addr((v >> 24) % n.max(1)))
+            };
             (ip, (T0 - 1200) * 1000 + (v >> 40) % 80_000_000)
         })
         .collect();

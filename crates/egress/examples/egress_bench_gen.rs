@@ -28,7 +28,8 @@ fn policy(n: usize) -> String {
         for i in 0..per * 9 / 10 {
             let v = r.next();
             if i % 5 == 4 {
-                let _ = writeln!(s, "\"2001:db8:{:x}:{:x}::/64\",", k * 0x1000 + (v as usize & 0xfff), (v >> 16) & 0xffff);
+                let _ =
+                    writeln!(s, "\"2001:db8:{:x}:{:x}::/64\",", k * 0x1000 + (v as usize & 0xfff), (v >> 16) & 0xffff);
             } else {
                 let a = ((k as u64 * 64) + (v & 63)) as u8;
                 let _ = writeln!(s, "\"{}.{}.{}.0/24\",", if k == 3 { 172 } else { 10 + k as u8 }, a, (v >> 8) as u8);
@@ -92,7 +93,11 @@ fn main() {
                     batch.clear();
                 }
             }
-            std::fs::write(out, pcap::write_raw_udp(&datagrams, [192, 0, 2, 1].into(), [192, 0, 2, 2].into(), 2055, t0 as u32)).unwrap();
+            std::fs::write(
+                out,
+                pcap::write_raw_udp(&datagrams, [192, 0, 2, 1].into(), [192, 0, 2, 2].into(), 2055, t0 as u32),
+            )
+            .unwrap();
         }
         _ => panic!("policy | addrs | flows"),
     }

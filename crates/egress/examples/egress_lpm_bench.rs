@@ -14,7 +14,11 @@ fn main() {
     let t = Instant::now();
     let table = Table::new(&p);
     let build = t.elapsed();
-    let addrs: Vec<u32> = std::fs::read_to_string(&args[2]).unwrap().lines().map(|l| u32::from(l.parse::<std::net::Ipv4Addr>().unwrap())).collect();
+    let addrs: Vec<u32> = std::fs::read_to_string(&args[2])
+        .unwrap()
+        .lines()
+        .map(|l| u32::from(l.parse::<std::net::Ipv4Addr>().unwrap()))
+        .collect();
     println!("parse {:.3}s, table {:.3}s, {} addresses", parse.as_secs_f64(), build.as_secs_f64(), addrs.len());
     let mut rates = Vec::new();
     for _ in 0..5 {

@@ -31,7 +31,9 @@ pub fn deciding_entry(policy: &Policy, ip: IpAddr) -> Option<(EntryKind, usize, 
     let mut best: Option<(EntryKind, usize, Prefix)> = None;
     let better = |p: &Prefix, kind: EntryKind, best: &Option<(EntryKind, usize, Prefix)>| match best {
         None => true,
-        Some((bk, _, bp)) => p.len > bp.len || (p.len == bp.len && kind == EntryKind::Exempt && *bk == EntryKind::Network),
+        Some((bk, _, bp)) => {
+            p.len > bp.len || (p.len == bp.len && kind == EntryKind::Exempt && *bk == EntryKind::Network)
+        }
     };
     for (i, n) in policy.networks.iter().enumerate() {
         for p in &n.prefixes {
@@ -59,7 +61,8 @@ pub fn decide(policy: &Policy, ip: IpAddr, port: Option<u16>) -> Decision {
 pub fn decide_at(policy: &Policy, ip: IpAddr, port: Option<u16>, at_ms: u64) -> Decision {
     let rule = deciding_entry(policy, ip);
     let in_blocked_space = matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].block);
-    let monitoring = matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].mode_at(at_ms) == Mode::Monitor);
+    let monitoring =
+        matches!(rule, Some((EntryKind::Network, i, _)) if policy.networks[i].mode_at(at_ms) == Mode::Monitor);
     let port_blocked = port.is_none_or(|p| policy.blocked_ports.contains(&p));
     let hit = in_blocked_space && port_blocked;
     Decision { address: ip, port, blocked: hit && !monitoring, monitored: hit && monitoring, rule }
@@ -90,7 +93,8 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
     match d.rule {
         Some((EntryKind::Network, i, p)) => {
             let n = &policy.networks[i];
-            let _ = writeln!(s, "  rule: network {:?} ({}), prefix {p}, policy line {}", n.name, n.class.as_str(), n.line);
+            let _ =
+                writeln!(s, "  rule: network {:?} ({}), prefix {p}, policy line {}", n.name, n.class.as_str(), n.line);
             if n.block {
                 let _ = writeln!(
                     s,
@@ -99,12 +103,18 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
                     ports(&policy.blocked_ports)
                 );
                 if n.mode == Mode::Monitor {
-                    let when =
-                        n.enforce_from_ms.map_or_else(|| "no enforcement date yet".to_owned(), |t| format!("enforced from {}", crate::report::rfc3339(t)));
+                    let when = n.enforce_from_ms.map_or_else(
+                        || "no enforcement date yet".to_owned(),
+                        |t| format!("enforced from {}", crate::report::rfc3339(t)),
+                    );
                     let _ = writeln!(s, "  stage: mode = \"monitor\" (line {}), {when}", n.line);
                 }
             } else {
-                let _ = writeln!(s, "  why:  the network is {} with block = false: its customers may run their own mail servers", n.class.as_str());
+                let _ = writeln!(
+                    s,
+                    "  why:  the network is {} with block = false: its customers may run their own mail servers",
+                    n.class.as_str()
+                );
             }
         }
         Some((EntryKind::Exempt, i, p)) => {
@@ -115,12 +125,16 @@ pub fn explain(policy: &Policy, d: &Decision) -> String {
         }
         None => {
             let _ = writeln!(s, "  rule: none");
-            let _ = writeln!(s, "  why:  the address is in no end-user network of the policy, so the egress filter leaves it alone");
+            let _ = writeln!(
+                s,
+                "  why:  the address is in no end-user network of the policy, so the egress filter leaves it alone"
+            );
         }
     }
     if let Some(p) = d.port {
         if !policy.blocked_ports.contains(&p) {
-            let protected = if policy.protected_ports.contains(&p) { " and protected: the policy never blocks it" } else { "" };
+            let protected =
+                if policy.protected_ports.contains(&p) { " and protected: the policy never blocks it" } else { "" };
             let _ = writeln!(s, "  port: {p} is not a blocked port{protected}");
         }
     }

@@ -53,7 +53,12 @@ pub fn diff(old: &Policy, new: &Policy) -> Vec<Change> {
                 let mut ps = Vec::new();
                 range_to_prefixes(r, &mut ps);
                 for prefix in ps {
-                    out.push(Change { prefix, now_blocked, old_rule: rule_name(old, &to, eo), new_rule: rule_name(new, &tn, en) });
+                    out.push(Change {
+                        prefix,
+                        now_blocked,
+                        old_rule: rule_name(old, &to, eo),
+                        new_rule: rule_name(new, &tn, en),
+                    });
                 }
             }
         };

@@ -20,8 +20,19 @@ pub const KINDS: &[Kind] = &[Kind::OpenProxy, Kind::MailClient, Kind::Bot, Kind:
 /// A template larger than this is refused (they are a page of text).
 pub const MAX_TEMPLATE: usize = 64 << 10;
 
-pub const PLACEHOLDERS: &[&str] =
-    &["address", "subscriber", "network", "kind", "provider", "submission", "autoconfig", "enforce_from", "evidence", "first_seen", "last_seen"];
+pub const PLACEHOLDERS: &[&str] = &[
+    "address",
+    "subscriber",
+    "network",
+    "kind",
+    "provider",
+    "submission",
+    "autoconfig",
+    "enforce_from",
+    "evidence",
+    "first_seen",
+    "last_seen",
+];
 
 fn builtin(language: &str, kind: Kind) -> &'static str {
     match (language, kind) {
@@ -60,7 +71,10 @@ fn pieces(line_text: &str, origin: &str, line: usize, out: &mut Vec<Piece>) -> R
         };
         let name = name.trim();
         let Some(known) = PLACEHOLDERS.iter().find(|p| **p == name) else {
-            return Err(format!("{origin}:{line}: unknown placeholder {{{{{name}}}}}; known: {}", PLACEHOLDERS.join(", ")));
+            return Err(format!(
+                "{origin}:{line}: unknown placeholder {{{{{name}}}}}; known: {}",
+                PLACEHOLDERS.join(", ")
+            ));
         };
         out.push(Piece::Value(known));
         rest = tail;
@@ -91,7 +105,8 @@ impl Template {
     }
 
     pub fn builtin(language: &str, kind: Kind) -> Template {
-        Template::parse(builtin(language, kind), &format!("built-in {language}/{}", kind.as_str())).expect("built-in templates are valid")
+        Template::parse(builtin(language, kind), &format!("built-in {language}/{}", kind.as_str()))
+            .expect("built-in templates are valid")
     }
 
     fn render(pieces: &[Piece], v: &Values) -> String {
@@ -113,8 +128,12 @@ pub struct Values {
 
 /// Control characters out (CR, LF, tabs, bidi overrides, ...), bounded length.
 fn clean(v: &str) -> String {
-    let s: String =
-        v.chars().filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')).collect();
+    let s: String = v
+        .chars()
+        .filter(|c| {
+            !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+        })
+        .collect();
     s.chars().take(2000).collect()
 }
 
@@ -128,7 +147,13 @@ impl Values {
             ("kind", s.kind.as_str().to_owned()),
             ("provider", p.map_or_else(|| "-".to_owned(), |p| p.name.clone())),
             ("submission", p.map_or_else(|| "-".to_owned(), |p| p.submission.clone())),
-            ("autoconfig", p.map_or_else(|| "-".to_owned(), |p| if p.autoconfig.is_empty() { "-".to_owned() } else { p.autoconfig.clone() })),
+            (
+                "autoconfig",
+                p.map_or_else(
+                    || "-".to_owned(),
+                    |p| if p.autoconfig.is_empty() { "-".to_owned() } else { p.autoconfig.clone() },
+                ),
+            ),
             ("enforce_from", enforce_from.to_owned()),
             ("evidence", s.evidence.clone()),
             ("first_seen", s.first_seen.clone()),
@@ -211,7 +236,15 @@ pub fn check_address(a: &str) -> Result<(), String> {
 
 /// The RFC 5322 message (CRLF line ends): headers, then the body as UTF-8
 /// text. `id` makes the Message-ID unique (e.g. the subscriber and time).
-pub fn message(n: &Notice, from: &str, to: Option<&str>, date: &str, id: &str, s: &Subscriber, language: &str) -> Vec<u8> {
+pub fn message(
+    n: &Notice,
+    from: &str,
+    to: Option<&str>,
+    date: &str,
+    id: &str,
+    s: &Subscriber,
+    language: &str,
+) -> Vec<u8> {
     let mut m = String::new();
     let _ = write!(m, "From: {from}\r\n");
     if let Some(to) = to {
@@ -298,13 +331,27 @@ mod tests {
         let t = Template::parse("Subject: para {{subscriber}} ação\nOlá {{subscriber}}\n", "t.txt").unwrap();
         let s = sub();
         let n = render(&t, &Values::new(&s, "res", None, "-"));
-        let m = String::from_utf8(message(&n, "noc@isp.test", Some("joao@example.test"), "Wed, 2 Dec 2026 13:00:00 +0000", "x1", &s, "pt-BR")).unwrap();
+        let m = String::from_utf8(message(
+            &n,
+            "noc@isp.test",
+            Some("joao@example.test"),
+            "Wed, 2 Dec 2026 13:00:00 +0000",
+            "x1",
+            &s,
+            "pt-BR",
+        ))
+        .unwrap();
         let headers = m.split("\r\n\r\n").next().unwrap();
         assert!(!headers.lines().any(|l| l.starts_with("Bcc:")), "{m}");
         assert!(headers.contains("Subject: =?UTF-8?B?"), "{m}");
         assert!(m.contains("\r\n\r\nOlá joãoBcc: victim@example.com\r\n"), "{m}");
         assert_eq!(b64(b"Ol\xc3\xa1"), "T2zDoQ==");
-        let mb = String::from_utf8(mbox_entry(b"Subject: x\r\n\r\nFrom here\r\n>From there\r\n", "noc@isp.test", "Wed Dec  2 13:00:00 2026")).unwrap();
+        let mb = String::from_utf8(mbox_entry(
+            b"Subject: x\r\n\r\nFrom here\r\n>From there\r\n",
+            "noc@isp.test",
+            "Wed Dec  2 13:00:00 2026",
+        ))
+        .unwrap();
         assert!(mb.contains("\n>From here\n>>From there\n"), "{mb}");
         assert!(check_address("noc@isp.test").is_ok() && check_address("a@b\r\nBcc: x").is_err());
     }

@@ -84,7 +84,11 @@ pub fn parse_providers(text: &str, file: &Path) -> Result<Vec<Provider>, ConfigE
     })?;
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     if raw.providers.len() > MAX_PROVIDERS {
-        return Err(err(0, format!("{} providers; at most {MAX_PROVIDERS}", raw.providers.len()), "split the file or merge providers"));
+        return Err(err(
+            0,
+            format!("{} providers; at most {MAX_PROVIDERS}", raw.providers.len()),
+            "split the file or merge providers",
+        ));
     }
     let mut out: Vec<Provider> = Vec::new();
     for p in &raw.providers {
@@ -99,7 +103,11 @@ pub fn parse_providers(text: &str, file: &Path) -> Result<Vec<Provider>, ConfigE
             ));
         }
         if let Some(prev) = out.iter().find(|o| o.name == name) {
-            return Err(err(p.name.span().start, format!("provider {name:?} is already defined on line {}", prev.line), "give every provider its own name"));
+            return Err(err(
+                p.name.span().start,
+                format!("provider {name:?} is already defined on line {}", prev.line),
+                "give every provider its own name",
+            ));
         }
         if p.hosts.is_empty() {
             return Err(err(
@@ -112,7 +120,9 @@ pub fn parse_providers(text: &str, file: &Path) -> Result<Vec<Provider>, ConfigE
             .hosts
             .iter()
             .map(|h| {
-                h.get_ref().parse::<Prefix>().map_err(|e| err(h.span().start, e.0, "write an address or prefix such as \"192.0.2.10\" or \"2001:db8::/64\""))
+                h.get_ref().parse::<Prefix>().map_err(|e| {
+                    err(h.span().start, e.0, "write an address or prefix such as \"192.0.2.10\" or \"2001:db8::/64\"")
+                })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let submission = p.submission.get_ref().clone();
@@ -158,7 +168,13 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Thresholds {
-        Thresholds { bot_destinations: 10, bot_rate_per_minute: 30, client_destinations: 3, readiness_percent: 90.0, proxy_sources: 5 }
+        Thresholds {
+            bot_destinations: 10,
+            bot_rate_per_minute: 30,
+            client_destinations: 3,
+            readiness_percent: 90.0,
+            proxy_sources: 5,
+        }
     }
 }
 
@@ -234,7 +250,8 @@ pub struct NetworkPlan {
 
 /// Classifies one report row.
 pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber {
-    let known: Vec<(IpAddr, u64, Option<&Provider>)> = row.destinations.iter().map(|&(ip, n)| (ip, n, provider_of(providers, ip))).collect();
+    let known: Vec<(IpAddr, u64, Option<&Provider>)> =
+        row.destinations.iter().map(|&(ip, n)| (ip, n, provider_of(providers, ip))).collect();
     let all_known = !known.is_empty() && known.iter().all(|k| k.2.is_some());
     let top: Vec<String> = known
         .iter()
@@ -268,7 +285,10 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
         )
     } else if row.peak_destinations_in_window >= t.bot_destinations || rate >= t.bot_rate_per_minute {
         let why = if row.peak_destinations_in_window >= t.bot_destinations {
-            format!("{} distinct destinations within one window (threshold {})", row.peak_destinations_in_window, t.bot_destinations)
+            format!(
+                "{} distinct destinations within one window (threshold {})",
+                row.peak_destinations_in_window, t.bot_destinations
+            )
         } else {
             format!("{rate} attempts within one minute (threshold {})", t.bot_rate_per_minute)
         };
@@ -290,7 +310,14 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
         } else {
             "not all of them known providers' submission hosts"
         };
-        (Kind::Unclassified, None, format!("{} flows to {} destination(s), {why}: {dests}; peak {rate}/min", row.flows, row.distinct_destinations))
+        (
+            Kind::Unclassified,
+            None,
+            format!(
+                "{} flows to {} destination(s), {why}: {dests}; peak {rate}/min",
+                row.flows, row.distinct_destinations
+            ),
+        )
     };
     Subscriber {
         address: row.subscriber,
@@ -309,13 +336,22 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
 
 /// The plan for every blocked network of the policy, in policy order.
 /// `readiness`: the verified reports by provider name (absent: unknown).
-pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &BTreeMap<String, Readiness>, t: &Thresholds, at_ms: u64) -> Vec<NetworkPlan> {
+pub fn plan(
+    policy: &Policy,
+    rows: &[Row],
+    providers: &[Provider],
+    readiness: &BTreeMap<String, Readiness>,
+    t: &Thresholds,
+    at_ms: u64,
+) -> Vec<NetworkPlan> {
     let mut out = Vec::new();
     for n in policy.networks.iter().filter(|n| n.block) {
-        let mut subs: Vec<Subscriber> = rows.iter().filter(|r| r.network == n.name).map(|r| classify(r, providers, t)).collect();
+        let mut subs: Vec<Subscriber> =
+            rows.iter().filter(|r| r.network == n.name).map(|r| classify(r, providers, t)).collect();
         subs.sort_by_key(|a| (a.kind as u8, std::cmp::Reverse(a.flows), a.address));
         let count = |k: Kind| subs.iter().filter(|s| s.kind == k).count();
-        let (bots, clients, unclassified, proxies) = (count(Kind::Bot), count(Kind::MailClient), count(Kind::Unclassified), count(Kind::OpenProxy));
+        let (bots, clients, unclassified, proxies) =
+            (count(Kind::Bot), count(Kind::MailClient), count(Kind::Unclassified), count(Kind::OpenProxy));
         let mode_now = n.mode_at(at_ms);
         let mut blockers = Vec::new();
         let mut notes = Vec::new();
@@ -325,7 +361,10 @@ pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &B
                 *per.entry(s.provider.as_deref().unwrap_or("?")).or_default() += 1;
             }
             let list: Vec<String> = per.iter().map(|(p, c)| format!("{p}: {c}")).collect();
-            blockers.push(format!("{clients} mail client(s) still on port 25 ({}): send them the notice (port25 egress notify)", list.join(", ")));
+            blockers.push(format!(
+                "{clients} mail client(s) still on port 25 ({}): send them the notice (port25 egress notify)",
+                list.join(", ")
+            ));
         }
         if unclassified > 0 {
             blockers.push(format!("{unclassified} sender(s) on port 25 to hosts of no known provider: review them (a server on an end-user line, or a provider missing from the providers file)"));
@@ -336,12 +375,17 @@ pub fn plan(policy: &Policy, rows: &[Row], providers: &[Provider], readiness: &B
         if !readiness.is_empty() || !used.is_empty() {
             for p in &used {
                 match readiness.get(*p) {
-                    Some(r) if r.met => notes.push(format!("provider {p}: {:.1}% of users on 587/465 (signed by {} at {})", r.share, r.signed_by, r.signed_at)),
+                    Some(r) if r.met => notes.push(format!(
+                        "provider {p}: {:.1}% of users on 587/465 (signed by {} at {})",
+                        r.share, r.signed_by, r.signed_at
+                    )),
                     Some(r) => blockers.push(format!(
                         "provider {p}: only {:.1}% of its users on 587/465, below {:.0}% (signed by {} at {})",
                         r.share, t.readiness_percent, r.signed_by, r.signed_at
                     )),
-                    None if !readiness.is_empty() => blockers.push(format!("provider {p}: no signed readiness report given (--readiness)")),
+                    None if !readiness.is_empty() => {
+                        blockers.push(format!("provider {p}: no signed readiness report given (--readiness)"))
+                    }
                     None => {}
                 }
             }
@@ -385,7 +429,8 @@ pub fn text(plans: &[NetworkPlan]) -> String {
     let mut s = String::new();
     for p in plans {
         let from = p.enforce_from.as_deref().map_or_else(String::new, |d| format!(", enforce from {d}"));
-        let _ = writeln!(s, "network {} ({}): mode {}{from}: {}", p.network, p.class, p.mode_now, p.verdict.to_uppercase());
+        let _ =
+            writeln!(s, "network {} ({}): mode {}{from}: {}", p.network, p.class, p.mode_now, p.verdict.to_uppercase());
         let _ = writeln!(
             s,
             "  seen on 25: {} open prox(ies), {} bot(s), {} mail client(s), {} unclassified",
@@ -423,11 +468,21 @@ mod tests {
     fn providers_file_errors_name_the_line() {
         let p = parse_providers(PROVIDERS, Path::new("providers.toml")).unwrap();
         assert_eq!(p[0].name, "example-mail");
-        assert_eq!(provider_of(&p, "2001:db8:ffff:25::9".parse().unwrap()).unwrap().submission, "smtp.example-mail.test");
+        assert_eq!(
+            provider_of(&p, "2001:db8:ffff:25::9".parse().unwrap()).unwrap().submission,
+            "smtp.example-mail.test"
+        );
         assert!(provider_of(&p, "100.64.200.2".parse().unwrap()).is_none());
-        let e = parse_providers("[[provider]]\nname = \"x\"\nhosts = [\"100.64.1.1/8\"]\nsubmission = \"s\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        let e = parse_providers(
+            "[[provider]]\nname = \"x\"\nhosts = [\"100.64.1.1/8\"]\nsubmission = \"s\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.starts_with("p.toml:3:10:"), "{e}");
-        let e = parse_providers("[[provider]]\nname = \"x\"\nhosts = []\nsubmission = \"s\"\n", Path::new("p.toml")).unwrap_err().to_string();
+        let e = parse_providers("[[provider]]\nname = \"x\"\nhosts = []\nsubmission = \"s\"\n", Path::new("p.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("lists no hosts"), "{e}");
         let e = parse_providers(&format!("{PROVIDERS}{PROVIDERS}"), Path::new("p.toml")).unwrap_err().to_string();
         assert!(e.contains("already defined on line 1"), "{e}");

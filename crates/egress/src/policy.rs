@@ -180,7 +180,8 @@ fn port_name(p: u16) -> &'static str {
 
 /// Reads and checks a policy file.
 pub fn load(path: &Path) -> Result<Policy, ConfigError> {
-    let text = port25_config::read(path, "the policy file", "give the path of an egress policy (see dist/egress.toml)")?;
+    let text =
+        port25_config::read(path, "the policy file", "give the path of an egress policy (see dist/egress.toml)")?;
     parse(&text, path)
 }
 
@@ -224,27 +225,38 @@ fn resolve(raw: RawPolicy, text: &str, file: &Path) -> Result<Policy, ConfigErro
 /// protected), sorted; a port in both is refused.
 fn port_lists(s: &RawSettings, text: &str, file: &Path) -> Result<(Vec<u16>, Vec<u16>), ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
-    let ports = |list: Option<Spanned<Vec<Spanned<i64>>>>, default: &[u16], key: &str| -> Result<Vec<u16>, ConfigError> {
-        let Some(list) = list else {
-            let mut v = default.to_vec();
-            v.sort_unstable();
-            return Ok(v);
-        };
-        let mut out = BTreeSet::new();
-        for p in list.get_ref() {
-            match u16::try_from(*p.get_ref()) {
-                Ok(n) if n > 0 => {
-                    out.insert(n);
+    let ports =
+        |list: Option<Spanned<Vec<Spanned<i64>>>>, default: &[u16], key: &str| -> Result<Vec<u16>, ConfigError> {
+            let Some(list) = list else {
+                let mut v = default.to_vec();
+                v.sort_unstable();
+                return Ok(v);
+            };
+            let mut out = BTreeSet::new();
+            for p in list.get_ref() {
+                match u16::try_from(*p.get_ref()) {
+                    Ok(n) if n > 0 => {
+                        out.insert(n);
+                    }
+                    _ => {
+                        return Err(err(
+                            p.span().start,
+                            format!("{key}: {} is not a TCP port", p.get_ref()),
+                            "use numbers from 1 to 65535",
+                        ))
+                    }
                 }
-                _ => return Err(err(p.span().start, format!("{key}: {} is not a TCP port", p.get_ref()), "use numbers from 1 to 65535")),
             }
-        }
-        Ok(out.into_iter().collect())
-    };
+            Ok(out.into_iter().collect())
+        };
     let blocked_span = s.blocked_ports.as_ref().map_or(0, |l| l.span().start);
     let blocked_ports = ports(s.blocked_ports.clone(), DEFAULT_BLOCKED, "blocked_ports")?;
     if blocked_ports.is_empty() {
-        return Err(err(blocked_span, "blocked_ports is empty: the policy would block nothing".into(), "list 25, or remove the key for the default [25]"));
+        return Err(err(
+            blocked_span,
+            "blocked_ports is empty: the policy would block nothing".into(),
+            "list 25, or remove the key for the default [25]",
+        ));
     }
     let mut protected_ports = ports(s.protected_ports.clone(), DEFAULT_PROTECTED, "protected_ports")?;
     for p in ALWAYS_PROTECTED {
@@ -288,7 +300,11 @@ fn action_and_table(s: &RawSettings, text: &str, file: &Path) -> Result<(Action,
         None => "port25_egress".to_owned(),
         Some(t) => {
             let v = t.get_ref();
-            if v.is_empty() || v.len() > 24 || !v.starts_with(|c: char| c.is_ascii_alphabetic()) || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            if v.is_empty()
+                || v.len() > 24
+                || !v.starts_with(|c: char| c.is_ascii_alphabetic())
+                || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
                 return Err(err(
                     t.span().start,
                     format!("table {v:?} is not a usable name"),
@@ -333,19 +349,31 @@ fn spaces(raw: &RawPolicy, text: &str, file: &Path) -> Result<(Vec<Network>, Vec
             ));
         }
         if let Some(prev) = names.insert(v.clone(), line_of(n.span().start)) {
-            return Err(err(n.span().start, format!("name {v:?} is already used on line {prev}"), "give every network and exemption its own name"));
+            return Err(err(
+                n.span().start,
+                format!("name {v:?} is already used on line {prev}"),
+                "give every network and exemption its own name",
+            ));
         }
         Ok(v.clone())
     };
     let prefixes = |list: &[Spanned<String>], at: usize, what: &str| -> Result<Vec<Prefix>, ConfigError> {
         if list.is_empty() {
-            return Err(err(at, format!("{what} has no prefixes"), "list at least one prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\""));
+            return Err(err(
+                at,
+                format!("{what} has no prefixes"),
+                "list at least one prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\"",
+            ));
         }
         list.iter()
             .map(|p| {
-                p.get_ref()
-                    .parse::<Prefix>()
-                    .map_err(|e| err(p.span().start, e.0, "write a prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\", or a single address"))
+                p.get_ref().parse::<Prefix>().map_err(|e| {
+                    err(
+                        p.span().start,
+                        e.0,
+                        "write a prefix such as \"198.51.100.0/24\" or \"2001:db8::/32\", or a single address",
+                    )
+                })
             })
             .collect()
     };
@@ -387,7 +415,9 @@ fn spaces(raw: &RawPolicy, text: &str, file: &Path) -> Result<(Vec<Network>, Vec
         if let (Some(m), false) = (&n.mode, block) {
             return Err(err(
                 m.span().start,
-                format!("network {name:?} is not blocked (block = false or class business): a mode means nothing for it"),
+                format!(
+                    "network {name:?} is not blocked (block = false or class business): a mode means nothing for it"
+                ),
                 "remove mode, or set block = true to roll the block out in stages",
             ));
         }
@@ -401,10 +431,13 @@ fn spaces(raw: &RawPolicy, text: &str, file: &Path) -> Result<(Vec<Network>, Vec
                         "set mode = \"monitor\" with enforce_from, or remove enforce_from to enforce now",
                     ));
                 }
-                Some(
-                    crate::report::parse_time(d.get_ref())
-                        .map_err(|e| err(d.span().start, format!("enforce_from: {e}"), "write a UTC time such as \"2027-03-01T00:00:00Z\""))?,
-                )
+                Some(crate::report::parse_time(d.get_ref()).map_err(|e| {
+                    err(
+                        d.span().start,
+                        format!("enforce_from: {e}"),
+                        "write a UTC time such as \"2027-03-01T00:00:00Z\"",
+                    )
+                })?)
             }
         };
         networks.push(Network { name, class, block, prefixes, line: line_of(at), mode, enforce_from_ms });
@@ -485,9 +518,11 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn submission_ports_stay_protected_with_an_empty_list() {
-        let p = parse(&format!("[policy]\nprotected_ports = []\n{}", OK.get(10..).unwrap()), Path::new("p.toml")).unwrap();
+        let p =
+            parse(&format!("[policy]\nprotected_ports = []\n{}", OK.get(10..).unwrap()), Path::new("p.toml")).unwrap();
         assert_eq!(p.protected_ports, [465, 587]);
-        let e = parse_err(&format!("[policy]\nprotected_ports = []\nblocked_ports = [25, 465]\n{}", OK.get(10..).unwrap()));
+        let e =
+            parse_err(&format!("[policy]\nprotected_ports = []\nblocked_ports = [25, 465]\n{}", OK.get(10..).unwrap()));
         assert!(e.starts_with("p.toml:3:17: port 465"), "{e}");
     }
 
@@ -510,7 +545,9 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn staged_modes_and_dates() {
-        let net = |extra: &str| format!("[[network]]\nname = \"a\"\nclass = \"residential\"\nprefixes = [\"10.0.0.0/8\"]\n{extra}");
+        let net = |extra: &str| {
+            format!("[[network]]\nname = \"a\"\nclass = \"residential\"\nprefixes = [\"10.0.0.0/8\"]\n{extra}")
+        };
         let p = parse(&net("mode = \"monitor\"\nenforce_from = \"2027-03-01T00:00:00Z\"\n"), Path::new("p")).unwrap();
         let n = &p.networks[0];
         assert_eq!((n.mode, n.enforce_from_ms), (Mode::Monitor, Some(1_803_859_200_000)));
@@ -532,7 +569,8 @@ prefixes = ["198.51.100.25"]
 
     #[test]
     fn business_is_not_blocked_by_default() {
-        let p = parse("[[network]]\nname = \"b\"\nclass = \"business\"\nprefixes = [\"10.0.0.0/8\"]\n", Path::new("p")).unwrap();
+        let p = parse("[[network]]\nname = \"b\"\nclass = \"business\"\nprefixes = [\"10.0.0.0/8\"]\n", Path::new("p"))
+            .unwrap();
         assert!(!p.networks[0].block);
     }
 }

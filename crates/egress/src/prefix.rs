@@ -91,7 +91,10 @@ impl Prefix {
         self.family == family && v >= self.first() && v <= self.last()
     }
     pub fn covers(&self, other: &Prefix) -> bool {
-        self.family == other.family && self.len <= other.len && other.first() >= self.first() && other.last() <= self.last()
+        self.family == other.family
+            && self.len <= other.len
+            && other.first() >= self.first()
+            && other.last() <= self.last()
     }
     pub fn network(&self) -> IpAddr {
         u128_to_ip(self.family, self.addr)
@@ -129,7 +132,8 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let ip: IpAddr = addr.trim().parse().map_err(|_| PrefixError(format!("{s:?} is not an IPv4 or IPv6 address or prefix")))?;
+        let ip: IpAddr =
+            addr.trim().parse().map_err(|_| PrefixError(format!("{s:?} is not an IPv4 or IPv6 address or prefix")))?;
         // Mapped addresses are not folded here: a prefix written in IPv6
         // notation is meant as IPv6.
         let (family, v) = match ip {
@@ -181,7 +185,9 @@ pub fn merge_ranges(mut ranges: Vec<Range>) -> Vec<Range> {
     let mut out: Vec<Range> = Vec::with_capacity(ranges.len());
     for r in ranges {
         if let Some(last) = out.last_mut() {
-            if last.family == r.family && (r.first <= last.last || r.first == last.last.wrapping_add(1) && last.last != r.family.max()) {
+            if last.family == r.family
+                && (r.first <= last.last || r.first == last.last.wrapping_add(1) && last.last != r.family.max())
+            {
                 last.last = last.last.max(r.last);
                 continue;
             }
@@ -244,6 +250,9 @@ mod tests {
         assert_eq!(out[0].to_string(), "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff/128");
         out.clear();
         range_to_prefixes(Range { family: Family::V4, first: 1, last: 6 }, &mut out);
-        assert_eq!(out.iter().map(|x| x.to_string()).collect::<Vec<_>>(), ["0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/31", "0.0.0.6/32"]);
+        assert_eq!(
+            out.iter().map(|x| x.to_string()).collect::<Vec<_>>(),
+            ["0.0.0.1/32", "0.0.0.2/31", "0.0.0.4/31", "0.0.0.6/32"]
+        );
     }
 }

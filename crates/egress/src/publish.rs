@@ -101,8 +101,15 @@ fn header(policy: &Policy, zone: &Zone, comment: &str, v4: &[Prefix], v6: &[Pref
 fn rbldnsd(policy: &Policy, zone: &Zone, v4: &[Prefix], v6: &[Prefix]) -> String {
     let mut s = header(policy, zone, "#", v4, v6);
     let ns: Vec<String> = zone.ns.iter().map(|n| fqdn(n)).collect();
-    let _ =
-        writeln!(s, "$SOA {} {} {} {} 3600 600 604800 {}", zone.ttl, ns.first().cloned().unwrap_or_default(), fqdn(&zone.hostmaster), zone.serial, zone.ttl);
+    let _ = writeln!(
+        s,
+        "$SOA {} {} {} {} 3600 600 604800 {}",
+        zone.ttl,
+        ns.first().cloned().unwrap_or_default(),
+        fqdn(&zone.hostmaster),
+        zone.serial,
+        zone.ttl
+    );
     let _ = writeln!(s, "$NS {} {}", zone.ttl, ns.join(" "));
     let _ = writeln!(s, "$TTL {}", zone.ttl);
     // rbldnsd's TXT template: "$" is the address asked about.
@@ -163,7 +170,14 @@ fn bind(policy: &Policy, zone: &Zone, v4: &[Prefix], v6: &[Prefix]) -> String {
     let origin = fqdn(&zone.name);
     let ns: Vec<String> = zone.ns.iter().map(|n| fqdn(n)).collect();
     let _ = writeln!(s, "$ORIGIN {origin}\n$TTL {}", zone.ttl);
-    let _ = writeln!(s, "@ IN SOA {} {} ( {} 3600 600 604800 {} )", ns.first().cloned().unwrap_or_default(), fqdn(&zone.hostmaster), zone.serial, zone.ttl);
+    let _ = writeln!(
+        s,
+        "@ IN SOA {} {} ( {} 3600 600 604800 {} )",
+        ns.first().cloned().unwrap_or_default(),
+        fqdn(&zone.hostmaster),
+        zone.serial,
+        zone.ttl
+    );
     for n in &ns {
         let _ = writeln!(s, "@ IN NS {n}");
     }
@@ -213,8 +227,16 @@ mod tests {
         let out = publish(&policy(), &zone(), Format::Rbldnsd);
         assert!(out.contains("$SOA 300 ns1.bl.example. hostmaster.bl.example. 7 3600 600 604800 300\n"), "{out}");
         assert!(out.contains("$NS 300 ns1.bl.example.\n$TTL 300\n$DATASET ip4set:end-user-v4 @\n:127.0.0.10:end-user \\\"space\\\" ($)\n127.0.0.2\n"), "{out}");
-        assert!(out.contains("198.51.100.0/28\n") && out.contains("198.51.100.24/32\n") && out.contains("198.51.100.26/31\n"), "{out}");
-        assert!(!out.contains("198.51.100.25/32") && !out.contains("203.0.113"), "exempt and business space are not listed: {out}");
+        assert!(
+            out.contains("198.51.100.0/28\n")
+                && out.contains("198.51.100.24/32\n")
+                && out.contains("198.51.100.26/31\n"),
+            "{out}"
+        );
+        assert!(
+            !out.contains("198.51.100.25/32") && !out.contains("203.0.113"),
+            "exempt and business space are not listed: {out}"
+        );
         assert!(out.contains("$DATASET ip6trie:end-user-v6 @\n") && out.contains("2001:db8:100::/40\n"), "{out}");
     }
 

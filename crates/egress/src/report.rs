@@ -362,7 +362,11 @@ impl<'a> Analyzer<'a> {
                 }
             }
         };
-        let s = self.subs.entry((f.src, session, block)).or_insert_with(|| Sub { entry, first: u64::MAX, ..Sub::default() });
+        let s = self.subs.entry((f.src, session, block)).or_insert_with(|| Sub {
+            entry,
+            first: u64::MAX,
+            ..Sub::default()
+        });
         s.flows[after] += n;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
@@ -377,7 +381,8 @@ impl<'a> Analyzer<'a> {
         if self.table.lookup(f.src) != crate::table::NONE || !self.table.is_blocked(self.table.lookup(f.dst)) {
             return;
         }
-        let e = self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
+        let e =
+            self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
         e.flows += n;
         if e.sources.len() < MAX_INBOUND_SOURCES {
             e.sources.insert(f.src);
@@ -396,7 +401,10 @@ impl<'a> Analyzer<'a> {
             .map(|(&(ip, session, block), s)| {
                 let e = &self.table.entries[s.entry as usize];
                 let (network, class) = match e.kind {
-                    EntryKind::Network => (self.policy.networks[e.index].name.clone(), self.policy.networks[e.index].class.as_str().to_owned()),
+                    EntryKind::Network => (
+                        self.policy.networks[e.index].name.clone(),
+                        self.policy.networks[e.index].class.as_str().to_owned(),
+                    ),
                     EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
                 };
                 let peak = peak_in_window(&s.events, self.opts.window_ms);
@@ -460,7 +468,9 @@ impl<'a> Analyzer<'a> {
                 .cmp(&(a.spambot, a.distinct_destinations, a.flows))
                 .then(a.subscriber.cmp(&b.subscriber))
                 .then(a.first_seen.cmp(&b.first_seen))
-                .then_with(|| a.attribution.session().map(|x| &x.session).cmp(&b.attribution.session().map(|x| &x.session)))
+                .then_with(|| {
+                    a.attribution.session().map(|x| &x.session).cmp(&b.attribution.session().map(|x| &x.session))
+                })
         });
         rows
     }
@@ -513,7 +523,8 @@ pub fn parse_time(s: &str) -> Result<u64, String> {
     }
     let bad = || format!("{s:?} is neither Unix seconds nor YYYY-MM-DDTHH:MM:SSZ");
     let b = s.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z' {
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
         return Err(bad());
     }
     let num = |r: std::ops::Range<usize>| s.get(r).ok_or_else(bad)?.parse::<i64>().map_err(|_| bad());
@@ -667,9 +678,11 @@ mod tests {
     #[test]
     fn rows_per_address_and_session_name_the_subscriber() {
         use crate::attribution::{Origin, Session, Source, SubscriberKind, Warnings};
-        let policy =
-            crate::policy::parse("[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"198.51.100.0/24\"]\n", std::path::Path::new("p.toml"))
-                .unwrap();
+        let policy = crate::policy::parse(
+            "[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"198.51.100.0/24\"]\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap();
         let lpm = Table::new(&policy);
         let session = |who: &str, start: u64, end: Option<u64>, line: u32| Session {
             source: Source::Radius,
@@ -683,7 +696,10 @@ mod tests {
             end_ms: end,
             origin: Origin { file: 0, line },
         };
-        let index = Index::build(vec![session("alice", 1000, Some(5000), 1), session("bob", 5000, None, 9)], &mut Warnings::default());
+        let index = Index::build(
+            vec![session("alice", 1000, Some(5000), 1), session("bob", 5000, None, 9)],
+            &mut Warnings::default(),
+        );
         let files = vec!["radacct/detail".to_string()];
         let mut a = Analyzer::new(&policy, &lpm, Options::default());
         a.attribute(&index, &files);
@@ -699,18 +715,28 @@ mod tests {
             start_ms: t,
             end_ms: t,
         };
-        for f in [flow("198.51.100.7", 2000), flow("198.51.100.7", 3000), flow("198.51.100.7", 6000), flow("198.51.100.8", 6000)] {
+        for f in [
+            flow("198.51.100.7", 2000),
+            flow("198.51.100.7", 3000),
+            flow("198.51.100.7", 6000),
+            flow("198.51.100.8", 6000),
+        ] {
             a.add(&f);
         }
         assert_eq!((a.flows_attributed, a.flows_unattributed), (3, 1));
         let rows = a.rows();
         assert_eq!(rows.len(), 3);
-        let who: Vec<Option<&str>> = rows.iter().map(|r| r.attribution.session().map(|s| s.subscriber.as_str())).collect();
+        let who: Vec<Option<&str>> =
+            rows.iter().map(|r| r.attribution.session().map(|s| s.subscriber.as_str())).collect();
         assert_eq!(who, [Some("alice"), Some("bob"), None]);
         assert_eq!(rows[0].flows, 2);
         assert_eq!(rows[0].attribution.session().unwrap().record, "radacct/detail:1");
         let t = table(&rows, false, true);
-        assert!(t.contains("alice (user-name)") && t.contains("radius nas/bob 198.51.100.7/32 1970-01-01T00:00:05Z..open radacct/detail:9"), "{t}");
+        assert!(
+            t.contains("alice (user-name)")
+                && t.contains("radius nas/bob 198.51.100.7/32 1970-01-01T00:00:05Z..open radacct/detail:9"),
+            "{t}"
+        );
         let c = csv(&rows, false, true);
         let line = c.lines().nth(1).unwrap();
         assert!(

@@ -204,7 +204,11 @@ impl Table {
             Family::V4 => &self.v4,
             Family::V6 => &self.v6,
         };
-        let ranges = segs.iter().filter(|s| self.entries[s.entry as usize].blocked).map(|s| Range { family, first: s.first, last: s.last }).collect();
+        let ranges = segs
+            .iter()
+            .filter(|s| self.entries[s.entry as usize].blocked)
+            .map(|s| Range { family, first: s.first, last: s.last })
+            .collect();
         let mut out = Vec::new();
         for r in merge_ranges(ranges) {
             range_to_prefixes(r, &mut out);
@@ -231,7 +235,9 @@ impl Table {
     /// Each of the first two may cover exempt holes (matched first), never
     /// the other's space.
     pub fn staged_sets(&self, policy: &Policy, family: Family, at_ms: u64) -> (Vec<Prefix>, Vec<Prefix>, Vec<Prefix>) {
-        self.staged(family, &|e: &Entry| e.kind != EntryKind::Network || policy.networks[e.index].mode_at(at_ms) == Mode::Enforce)
+        self.staged(family, &|e: &Entry| {
+            e.kind != EntryKind::Network || policy.networks[e.index].mode_at(at_ms) == Mode::Enforce
+        })
     }
 
     fn staged(&self, family: Family, enforced: &dyn Fn(&Entry) -> bool) -> (Vec<Prefix>, Vec<Prefix>, Vec<Prefix>) {
@@ -240,7 +246,10 @@ impl Table {
             Family::V6 => &self.v6,
         };
         let ranges = |f: &dyn Fn(&Entry) -> bool| -> Vec<Range> {
-            segs.iter().filter(|s| f(&self.entries[s.entry as usize])).map(|s| Range { family, first: s.first, last: s.last }).collect()
+            segs.iter()
+                .filter(|s| f(&self.entries[s.entry as usize]))
+                .map(|s| Range { family, first: s.first, last: s.last })
+                .collect()
         };
         let to_prefixes = |r: Vec<Range>| {
             let mut out = Vec::new();

@@ -41,7 +41,17 @@ fn radacct_exports() {
 
 #[test]
 fn kea_lease_files() {
-    let m = Mutator { special: SPECIAL, pieces: &[b"&#x2c", b",0,", b",2,", b",1,", b"18446744073709551615", b"{\"ISC\":{\"relay-agent-info\":\"0x02ff\"}}"] };
+    let m = Mutator {
+        special: SPECIAL,
+        pieces: &[
+            b"&#x2c",
+            b",0,",
+            b",2,",
+            b",1,",
+            b"18446744073709551615",
+            b"{\"ISC\":{\"relay-agent-info\":\"0x02ff\"}}",
+        ],
+    };
     smoke_with("attribution_kea", 20_000, 0x9e37_79b9_7f4a_7c16, &m, checks::kea_leases);
 }
 
@@ -49,14 +59,24 @@ fn kea_lease_files() {
 fn dhcpd_lease_files() {
     let m = Mutator {
         special: SPECIAL,
-        pieces: &[b"lease 10.0.0.1 {\n", b"}\n", b"ends never;\n", b"binding state released;\n", b"starts epoch 18446744073709551615;\n", b"\"\\\""],
+        pieces: &[
+            b"lease 10.0.0.1 {\n",
+            b"}\n",
+            b"ends never;\n",
+            b"binding state released;\n",
+            b"starts epoch 18446744073709551615;\n",
+            b"\"\\\"",
+        ],
     };
     smoke_with("attribution_dhcpd", 20_000, 0xd1b5_4a32_d192_ed04, &m, checks::dhcpd_leases);
 }
 
 #[test]
 fn cgnat_csv_files() {
-    let m = Mutator { special: SPECIAL, pieces: &[b",allocate,", b",release,", b"65535", b"2025-11-24T16:00:00Z", b"::ffff:198.51.100.77"] };
+    let m = Mutator {
+        special: SPECIAL,
+        pieces: &[b",allocate,", b",release,", b"65535", b"2025-11-24T16:00:00Z", b"::ffff:198.51.100.77"],
+    };
     smoke_with("attribution_cgnat", 20_000, 0x8cb9_2ba7_2f3d_8dd9, &m, checks::cgnat_csv);
 }
 

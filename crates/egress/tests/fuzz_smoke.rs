@@ -53,7 +53,18 @@ fn flow(i: u32, v6: bool) -> Flow {
     } else {
         (IpAddr::from([198, 51, 100, i as u8]), IpAddr::from([100, 64, 0, i as u8]))
     };
-    Flow { src, dst, src_port: 40000, dst_port: 25, proto: 6, tcp_flags: 2, packets: 2, bytes: 80, start_ms: 1_764_000_000_000, end_ms: 1_764_000_001_000 }
+    Flow {
+        src,
+        dst,
+        src_port: 40000,
+        dst_port: 25,
+        proto: 6,
+        tcp_flags: 2,
+        packets: 2,
+        bytes: 80,
+        start_ms: 1_764_000_000_000,
+        end_ms: 1_764_000_001_000,
+    }
 }
 
 /// Writes the generated seeds: `cargo test -p port25-egress --test fuzz_smoke -- --ignored`.
@@ -74,7 +85,13 @@ fn write_seeds() {
             encode::data_set(257, IPFIX_V6, &f6, 0),
         ],
     );
-    let v9 = encode::v9(1, 1_764_000_002, 3_600_000 + 2000, 1, &[encode::template_set(false, 256, V9_V4), encode::data_set(256, V9_V4, &f4, boot)]);
+    let v9 = encode::v9(
+        1,
+        1_764_000_002,
+        3_600_000 + 2000,
+        1,
+        &[encode::template_set(false, 256, V9_V4), encode::data_set(256, V9_V4, &f4, boot)],
+    );
     let v5 = encode::v5(&f4, 1_764_000_002, 3_600_000);
     let dir = seed_dir("egress_flow_datagram");
     std::fs::create_dir_all(&dir).unwrap();
@@ -94,11 +111,18 @@ fn write_seeds() {
     std::fs::write(dir.join("late-template"), &stream).unwrap();
     let dir = seed_dir("egress_pcap");
     std::fs::create_dir_all(&dir).unwrap();
-    let pcap = port25_egress::flow::pcap::write_raw_udp(&[v5, v9, ipfix], [127, 0, 0, 1].into(), [127, 0, 0, 1].into(), 2055, 1_764_000_002);
+    let pcap = port25_egress::flow::pcap::write_raw_udp(
+        &[v5, v9, ipfix],
+        [127, 0, 0, 1].into(),
+        [127, 0, 0, 1].into(),
+        2055,
+        1_764_000_002,
+    );
     std::fs::write(dir.join("raw-ip"), pcap).unwrap();
     let dir = seed_dir("egress_policy");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"), dir.join("example.toml")).unwrap();
+    std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/egress.toml"), dir.join("example.toml"))
+        .unwrap();
     std::fs::copy(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/edge.toml"), dir.join("edge.toml")).unwrap();
 }
 

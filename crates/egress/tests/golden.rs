@@ -25,7 +25,8 @@ fn check(policy_file: &Path, stem: &str) {
             std::fs::write(&file, &got).unwrap();
             continue;
         }
-        let want = std::fs::read_to_string(&file).unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", file.display()));
+        let want = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with UPDATE_GOLDEN=1 to create it)", file.display()));
         if got != want {
             mismatched.push(file.display().to_string());
             eprintln!("--- {}\n+++ got\n{got}", file.display());

@@ -19,9 +19,17 @@ fn edge() -> Policy {
 /// Addresses near every prefix boundary of the policy, plus random ones.
 fn probes(p: &Policy, rng: &mut Rng) -> Vec<IpAddr> {
     let mut out = Vec::new();
-    let all = p.networks.iter().flat_map(|n| n.prefixes.iter()).chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
+    let all =
+        p.networks.iter().flat_map(|n| n.prefixes.iter()).chain(p.exemptions.iter().flat_map(|x| x.prefixes.iter()));
     for pf in all {
-        for v in [pf.first().wrapping_sub(1), pf.first(), pf.first() + 1, pf.last() - 1, pf.last(), pf.last().wrapping_add(1)] {
+        for v in [
+            pf.first().wrapping_sub(1),
+            pf.first(),
+            pf.first() + 1,
+            pf.last() - 1,
+            pf.last(),
+            pf.last().wrapping_add(1),
+        ] {
             let v = if pf.family == Family::V4 { v & 0xffff_ffff } else { v };
             out.push(u128_to_ip(pf.family, v));
         }

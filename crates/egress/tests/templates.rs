@@ -23,7 +23,11 @@ fn flow(i: u32) -> Flow {
 }
 
 fn flow6(i: u32) -> Flow {
-    Flow { src: format!("2001:db8:100::{i:x}").parse().unwrap(), dst: format!("2001:db8:ffff::{i:x}").parse().unwrap(), ..flow(i) }
+    Flow {
+        src: format!("2001:db8:100::{i:x}").parse().unwrap(),
+        dst: format!("2001:db8:ffff::{i:x}").parse().unwrap(),
+        ..flow(i)
+    }
 }
 
 fn exporter() -> IpAddr {
@@ -62,7 +66,13 @@ fn v5_and_v9_round_trip() {
     assert_eq!(out, flows);
     out.clear();
     let boot = EXPORT as u64 * 1000 - 3_600_000;
-    let d = encode::v9(1, EXPORT, 3_600_000, 1, &[encode::template_set(false, 300, V9_V4), encode::data_set(300, V9_V4, &flows, boot)]);
+    let d = encode::v9(
+        1,
+        EXPORT,
+        3_600_000,
+        1,
+        &[encode::template_set(false, 300, V9_V4), encode::data_set(300, V9_V4, &flows, boot)],
+    );
     c.datagram(exporter(), &d, &mut out);
     assert_eq!(out, flows);
 }
@@ -83,7 +93,13 @@ fn late_template_recovers_deferred_data() {
     // In the same datagram, data before its template also decodes.
     out.clear();
     let boot = EXPORT as u64 * 1000 - 3_600_000;
-    let d = encode::v9(9, EXPORT, 3_600_000, 1, &[encode::data_set(400, V9_V4, &flows[..2], boot), encode::template_set(false, 400, V9_V4)]);
+    let d = encode::v9(
+        9,
+        EXPORT,
+        3_600_000,
+        1,
+        &[encode::data_set(400, V9_V4, &flows[..2], boot), encode::template_set(false, 400, V9_V4)],
+    );
     c.datagram(exporter(), &d, &mut out);
     assert_eq!(out, flows[..2]);
 }
@@ -94,9 +110,27 @@ fn changed_template_applies_to_later_data() {
     let mut out = Vec::new();
     let f6: Vec<Flow> = (0..3).map(flow6).collect();
     let f4: Vec<Flow> = (0..3).map(flow).collect();
-    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f4, 0)]), &mut out);
+    c.datagram(
+        exporter(),
+        &encode::ipfix(
+            1,
+            EXPORT,
+            1,
+            &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f4, 0)],
+        ),
+        &mut out,
+    );
     // Template 256 is redefined (exporter restart with another layout).
-    c.datagram(exporter(), &encode::ipfix(1, EXPORT, 2, &[encode::template_set(true, 256, IPFIX_V6), encode::data_set(256, IPFIX_V6, &f6, 0)]), &mut out);
+    c.datagram(
+        exporter(),
+        &encode::ipfix(
+            1,
+            EXPORT,
+            2,
+            &[encode::template_set(true, 256, IPFIX_V6), encode::data_set(256, IPFIX_V6, &f6, 0)],
+        ),
+        &mut out,
+    );
     assert_eq!(out[..3], f4[..]);
     assert_eq!(out[3..], f6[..]);
     assert_eq!(c.stats.templates_changed, 1);
@@ -142,12 +176,24 @@ fn malformed_datagrams_are_counted_and_skipped() {
     let mut c = Collector::new();
     let mut out = Vec::new();
     let f: Vec<Flow> = (0..3).map(flow).collect();
-    let good = encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)]);
-    let bad: Vec<Vec<u8>> = vec![vec![], vec![0, 10], vec![0, 7, 0, 0], good[..good.len() - 3].to_vec(), encode::v5(&f, EXPORT, 3_600_000)[..60].to_vec(), {
-        let mut d = good.clone();
-        d[18] = 0xff; // a set length past the end
-        d
-    }];
+    let good = encode::ipfix(
+        1,
+        EXPORT,
+        1,
+        &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)],
+    );
+    let bad: Vec<Vec<u8>> = vec![
+        vec![],
+        vec![0, 10],
+        vec![0, 7, 0, 0],
+        good[..good.len() - 3].to_vec(),
+        encode::v5(&f, EXPORT, 3_600_000)[..60].to_vec(),
+        {
+            let mut d = good.clone();
+            d[18] = 0xff; // a set length past the end
+            d
+        },
+    ];
     for d in &bad {
         c.datagram(exporter(), d, &mut out);
     }
@@ -218,7 +264,12 @@ fn datagrams_from_outside_the_exporter_list_are_dropped_and_counted() {
     let mut c = Collector::new();
     c.only_from(vec!["127.0.0.1/32".parse().unwrap(), "2001:db8::/64".parse().unwrap()]);
     let f: Vec<Flow> = (0..3).map(flow).collect();
-    let d = encode::ipfix(1, EXPORT, 1, &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)]);
+    let d = encode::ipfix(
+        1,
+        EXPORT,
+        1,
+        &[encode::template_set(true, 256, IPFIX_V4), encode::data_set(256, IPFIX_V4, &f, 0)],
+    );
     let mut out = Vec::new();
     for from in ["127.0.0.2", "2001:db8:0:1::1", "::ffff:127.0.0.2"] {
         c.datagram(from.parse().unwrap(), &d, &mut out);
@@ -254,13 +305,23 @@ fn a_datagram_is_counted_malformed_once_whatever_fails_in_it() {
     // Found by egress_flow_datagram (at most one malformed count per
     // datagram): two data sets that overrun, sent before their template in
     // the same message, each counted once the template decoded them.
-    let d = encode::ipfix(1, EXPORT, 1, &[overrunning_set(256), overrunning_set(256), encode::template_set(true, 256, VARLEN_T)]);
+    let d = encode::ipfix(
+        1,
+        EXPORT,
+        1,
+        &[overrunning_set(256), overrunning_set(256), encode::template_set(true, 256, VARLEN_T)],
+    );
     let mut c = Collector::new();
     let mut out = Vec::new();
     c.datagram(exporter(), &d, &mut out);
     assert_eq!((c.stats.datagrams, c.stats.malformed, c.stats.sets_recovered), (1, 1, 2));
     // A deferred set that fails, and then a set length past the end.
-    let mut d = encode::ipfix(1, EXPORT, 1, &[overrunning_set(256), encode::template_set(true, 256, VARLEN_T), vec![1, 0, 0, 40]]);
+    let mut d = encode::ipfix(
+        1,
+        EXPORT,
+        1,
+        &[overrunning_set(256), encode::template_set(true, 256, VARLEN_T), vec![1, 0, 0, 40]],
+    );
     let n = d.len() as u16;
     d[2..4].copy_from_slice(&n.to_be_bytes());
     let mut c = Collector::new();

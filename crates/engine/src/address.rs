@@ -238,12 +238,16 @@ mod tests {
 
     #[test]
     fn plain_and_special_forms() {
-        let ForwardPath::Mailbox { mailbox, source_route } = fwd("User.Name+tag@Example.NET").unwrap() else { panic!() };
+        let ForwardPath::Mailbox { mailbox, source_route } = fwd("User.Name+tag@Example.NET").unwrap() else {
+            panic!()
+        };
         assert_eq!(mailbox.local, "User.Name+tag");
         assert!(mailbox.domain.eq_name("example.net"));
         assert!(source_route.is_none());
         assert_eq!(fwd("POSTMASTER").unwrap(), ForwardPath::Postmaster);
-        let ForwardPath::Mailbox { source_route, .. } = fwd("@relay.example,@b.example:u@c.example").unwrap() else { panic!() };
+        let ForwardPath::Mailbox { source_route, .. } = fwd("@relay.example,@b.example:u@c.example").unwrap() else {
+            panic!()
+        };
         assert_eq!(source_route.as_deref(), Some("@relay.example,@b.example"));
         let ForwardPath::Mailbox { mailbox, .. } = fwd("\"a@b\\\"c\"@example.net").unwrap() else { panic!() };
         assert!(mailbox.quoted);

@@ -48,7 +48,11 @@ impl DataBudget {
     }
 
     fn take(&self, n: usize) -> bool {
-        self.used.fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| used.checked_add(n).filter(|&total| total <= self.limit)).is_ok()
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
+                used.checked_add(n).filter(|&total| total <= self.limit)
+            })
+            .is_ok()
     }
 }
 

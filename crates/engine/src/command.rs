@@ -120,7 +120,9 @@ pub fn parse(line: &[u8]) -> Result<Command, Reply> {
         "EXPN" => Ok(Command::Expn),
         "STARTTLS" => no_args(Command::StartTls),
         "AUTH" => Ok(Command::Auth(rest.trim_end_matches(' ').to_owned())),
-        "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => Ok(Command::NotImplemented),
+        "BDAT" | "ETRN" | "TURN" | "ATRN" | "SEND" | "SOML" | "SAML" | "XCLIENT" | "XFORWARD" => {
+            Ok(Command::NotImplemented)
+        }
         "" => Err(Reply::new(500, "5.5.2", "Empty command")),
         _ => Err(Reply::new(500, "5.5.2", "Command unrecognized")),
     }
@@ -164,7 +166,9 @@ fn parse_mail(rest: &str) -> Result<Command, Reply> {
             }
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("7BIT") => out.body = Some(Body::SevenBit),
             ("BODY", Some(v)) if v.eq_ignore_ascii_case("8BITMIME") => out.body = Some(Body::EightBitMime),
-            ("BODY", _) => return Err(Reply::new(555, "5.5.4", "Unsupported BODY type (7BIT and 8BITMIME are supported)")),
+            ("BODY", _) => {
+                return Err(Reply::new(555, "5.5.4", "Unsupported BODY type (7BIT and 8BITMIME are supported)"))
+            }
             ("SMTPUTF8", None) => out.smtputf8 = true,
             _ => return Err(Reply::owned(555, "5.5.4", format!("Unsupported MAIL parameter {key}"))),
         }
@@ -204,10 +208,17 @@ mod tests {
 
     #[test]
     fn mail_with_parameters() {
-        let Command::Mail { from, params } = parse(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap() else { panic!() };
+        let Command::Mail { from, params } =
+            parse(b"MAIL FROM:<a@b.example> SIZE=1000 BODY=8BITMIME SMTPUTF8").unwrap()
+        else {
+            panic!()
+        };
         assert_eq!(from.to_string(), "a@b.example");
         assert_eq!(params, MailParams { size: Some(1000), body: Some(Body::EightBitMime), smtputf8: true });
-        assert_eq!(parse(b"MAIL FROM:<>").unwrap(), Command::Mail { from: ReversePath::Null, params: MailParams::default() });
+        assert_eq!(
+            parse(b"MAIL FROM:<>").unwrap(),
+            Command::Mail { from: ReversePath::Null, params: MailParams::default() }
+        );
         assert!(parse(b"mail from: <a@b.example>").is_ok(), "space after colon is tolerated");
     }
 

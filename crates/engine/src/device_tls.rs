@@ -20,7 +20,10 @@ pub fn server_config_with_device_ca(cert: &Path, key: &Path, device_ca: &Path) -
 }
 
 /// The same, serving the certificate of `store` (replaced on reload).
-pub fn server_config_with_device_ca_store(store: &Arc<CertStore>, device_ca: &Path) -> Result<Arc<ServerConfig>, TlsError> {
+pub fn server_config_with_device_ca_store(
+    store: &Arc<CertStore>,
+    device_ca: &Path,
+) -> Result<Arc<ServerConfig>, TlsError> {
     let ca_err = |reason: String| TlsError::DeviceCa { path: device_ca.to_owned(), reason };
     let pem = std::fs::read(device_ca).map_err(|e| ca_err(e.to_string()))?;
     let mut roots = RootCertStore::empty();
@@ -32,8 +35,10 @@ pub fn server_config_with_device_ca_store(store: &Arc<CertStore>, device_ca: &Pa
         return Err(ca_err("holds no PEM certificate".into()));
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier =
-        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone()).allow_unauthenticated().build().map_err(|e| ca_err(e.to_string()))?;
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| ca_err(e.to_string()))?;
     let config = ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(verifier)

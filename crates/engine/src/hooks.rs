@@ -234,7 +234,12 @@ pub trait Hooks: Send + Sync + 'static {
 
     /// EHLO or HELO with its name (`info.helo` is still the previous one,
     /// if any). Accepting it resets the transaction ([`Reset::Helo`]).
-    fn ehlo(&self, _info: &SessionInfo, _state: &mut Self::State, _helo: &str) -> impl Future<Output = Decision> + Send {
+    fn ehlo(
+        &self,
+        _info: &SessionInfo,
+        _state: &mut Self::State,
+        _helo: &str,
+    ) -> impl Future<Output = Decision> + Send {
         async { Decision::Accept }
     }
 
@@ -256,7 +261,12 @@ pub trait Hooks: Send + Sync + 'static {
     /// carries the failure reply (535 5.7.8, or 454 4.7.0 when locked
     /// out). Password hashing is slow on purpose, and a policy may also
     /// delay failures to slow down guessing.
-    fn authenticate(&self, _info: &SessionInfo, _state: &mut Self::State, _credentials: &Credentials) -> impl Future<Output = Decision> + Send {
+    fn authenticate(
+        &self,
+        _info: &SessionInfo,
+        _state: &mut Self::State,
+        _credentials: &Credentials,
+    ) -> impl Future<Output = Decision> + Send {
         async { Decision::Reject(crate::reply::std_replies::NO_AUTH) }
     }
 
@@ -264,17 +274,35 @@ pub trait Hooks: Send + Sync + 'static {
     /// MAIL, SMTPUTF8, SIZE): the start of a transaction, where a policy
     /// resolves what holds for all of it (who sends, with which limits)
     /// and keeps it in its state until [`Hooks::reset`].
-    fn mail(&self, _info: &SessionInfo, _state: &mut Self::State, _from: &ReversePath, _params: &MailParams) -> impl Future<Output = Decision> + Send {
+    fn mail(
+        &self,
+        _info: &SessionInfo,
+        _state: &mut Self::State,
+        _from: &ReversePath,
+        _params: &MailParams,
+    ) -> impl Future<Output = Decision> + Send {
         async { Decision::Accept }
     }
 
     /// RCPT TO, for each recipient, with the envelope so far (the
     /// recipients accepted before this one).
-    fn rcpt(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, to: &ForwardPath) -> impl Future<Output = Decision> + Send;
+    fn rcpt(
+        &self,
+        info: &SessionInfo,
+        state: &mut Self::State,
+        envelope: &Envelope,
+        to: &ForwardPath,
+    ) -> impl Future<Output = Decision> + Send;
 
     /// The message is complete and within the limits; answering `Accept`
     /// promises it is stored. [`Hooks::reset`] follows, whatever the answer.
-    fn data(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, message: Message) -> impl Future<Output = Decision> + Send;
+    fn data(
+        &self,
+        info: &SessionInfo,
+        state: &mut Self::State,
+        envelope: &Envelope,
+        message: Message,
+    ) -> impl Future<Output = Decision> + Send;
 
     /// The transaction (if any) is over ([`Reset`] says why). What a policy
     /// reserved for it at MAIL or RCPT and did not commit in `data` is

@@ -36,7 +36,9 @@ pub enum ProxyError {
 pub fn parse(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
     let parsed = parse_any(buf)?;
     Ok(parsed.map(|(header, used)| match header {
-        ProxyHeader::Proxied { source, destination } => (ProxyHeader::Proxied { source: canonical(source), destination: canonical(destination) }, used),
+        ProxyHeader::Proxied { source, destination } => {
+            (ProxyHeader::Proxied { source: canonical(source), destination: canonical(destination) }, used)
+        }
         other => (other, used),
     }))
 }
@@ -78,7 +80,10 @@ fn parse_v1(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 }
                 s.parse().map_err(|_| ProxyError::BadV1("bad port"))
             };
-            ProxyHeader::Proxied { source: SocketAddr::new(ip(src)?, port(sport)?), destination: SocketAddr::new(ip(dst)?, port(dport)?) }
+            ProxyHeader::Proxied {
+                source: SocketAddr::new(ip(src)?, port(sport)?),
+                destination: SocketAddr::new(ip(dst)?, port(dport)?),
+            }
         }
         _ => return Err(ProxyError::BadV1("expected PROXY TCP4|TCP6 src dst sport dport")),
     };
@@ -111,7 +116,10 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                 }
                 let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(body[o], body[o + 1], body[o + 2], body[o + 3]));
                 let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-                ProxyHeader::Proxied { source: SocketAddr::new(ip(0), port(8)), destination: SocketAddr::new(ip(4), port(10)) }
+                ProxyHeader::Proxied {
+                    source: SocketAddr::new(ip(0), port(8)),
+                    destination: SocketAddr::new(ip(4), port(10)),
+                }
             }
             0x21 | 0x22 => {
                 if body.len() < 36 {
@@ -123,7 +131,10 @@ fn parse_v2(buf: &[u8]) -> Result<Option<(ProxyHeader, usize)>, ProxyError> {
                     IpAddr::V6(Ipv6Addr::from(a))
                 };
                 let port = |o: usize| u16::from_be_bytes([body[o], body[o + 1]]);
-                ProxyHeader::Proxied { source: SocketAddr::new(ip(0), port(32)), destination: SocketAddr::new(ip(16), port(34)) }
+                ProxyHeader::Proxied {
+                    source: SocketAddr::new(ip(0), port(32)),
+                    destination: SocketAddr::new(ip(16), port(34)),
+                }
             }
             _ => ProxyHeader::Unknown,
         },
@@ -144,13 +155,25 @@ mod tests {
         }
         let (header, used) = parse(h).unwrap().unwrap();
         assert_eq!(used, 44);
-        assert_eq!(header, ProxyHeader::Proxied { source: "192.0.2.1:56324".parse().unwrap(), destination: "198.51.100.2:25".parse().unwrap() });
+        assert_eq!(
+            header,
+            ProxyHeader::Proxied {
+                source: "192.0.2.1:56324".parse().unwrap(),
+                destination: "198.51.100.2:25".parse().unwrap()
+            }
+        );
         assert_eq!(parse(b"PROXY UNKNOWN\r\n").unwrap().unwrap().0, ProxyHeader::Unknown);
         assert!(parse(b"PROXY TCP4 ::1 ::1 1 2\r\n").is_err());
         assert!(parse(b"PROXY TCP4 1.2.3.4 1.2.3.4 1 2\n").is_err());
         assert_eq!(parse(b"EHLO x\r\n"), Err(ProxyError::Missing));
         let (mapped, _) = parse(b"PROXY TCP6 ::ffff:192.0.2.1 ::ffff:198.51.100.2 1 25\r\n").unwrap().unwrap();
-        assert_eq!(mapped, ProxyHeader::Proxied { source: "192.0.2.1:1".parse().unwrap(), destination: "198.51.100.2:25".parse().unwrap() });
+        assert_eq!(
+            mapped,
+            ProxyHeader::Proxied {
+                source: "192.0.2.1:1".parse().unwrap(),
+                destination: "198.51.100.2:25".parse().unwrap()
+            }
+        );
     }
 
     #[test]
@@ -162,7 +185,13 @@ mod tests {
         h.extend_from_slice(&[0x30, 0x39, 0, 25]);
         let (header, used) = parse(&h).unwrap().unwrap();
         assert_eq!(used, 52);
-        assert_eq!(header, ProxyHeader::Proxied { source: "[2001:db8::1]:12345".parse().unwrap(), destination: "[2001:db8::2]:25".parse().unwrap() });
+        assert_eq!(
+            header,
+            ProxyHeader::Proxied {
+                source: "[2001:db8::1]:12345".parse().unwrap(),
+                destination: "[2001:db8::2]:25".parse().unwrap()
+            }
+        );
         assert_eq!(parse(&h[..30]), Ok(None));
         let mut local = V2_SIGNATURE.to_vec();
         local.extend_from_slice(&[0x20, 0, 0, 0]);

@@ -77,18 +77,28 @@ pub mod std_replies {
     pub const OK: Reply = Reply::new(250, "2.0.0", "Ok");
     pub const SENDER_OK: Reply = Reply::new(250, "2.1.0", "Sender ok");
     pub const RECIPIENT_OK: Reply = Reply::new(250, "2.1.5", "Recipient ok");
-    pub const START_DATA: Reply = Reply { code: 354, enhanced: None, text: std::borrow::Cow::Borrowed("End data with <CR><LF>.<CR><LF>") };
+    pub const START_DATA: Reply =
+        Reply { code: 354, enhanced: None, text: std::borrow::Cow::Borrowed("End data with <CR><LF>.<CR><LF>") };
     pub const BYE: Reply = Reply::new(221, "2.0.0", "Bye");
     pub const VRFY: Reply = Reply::new(252, "2.5.0", "Cannot VRFY user; send some mail and I will try my best");
     pub const READY_TLS: Reply = Reply::new(220, "2.0.0", "Ready to start TLS");
     pub const SYNTAX: Reply = Reply::new(500, "5.5.2", "Syntax error, command unrecognized");
     pub const LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Line too long");
     pub const BARE_CR: Reply = Reply::new(500, "5.5.2", "Bare <CR> in command; SMTP lines end with <CR><LF>");
-    pub const BARE_LF: Reply = Reply::new(521, "5.5.2", "Bare <LF> received; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
-    pub const BARE_CR_DATA: Reply = Reply::new(521, "5.5.2", "Bare <CR> in message; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection");
+    pub const BARE_LF: Reply = Reply::new(
+        521,
+        "5.5.2",
+        "Bare <LF> received; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection",
+    );
+    pub const BARE_CR_DATA: Reply = Reply::new(
+        521,
+        "5.5.2",
+        "Bare <CR> in message; SMTP lines end with <CR><LF> (RFC 5321 2.3.8); closing connection",
+    );
     pub const NOT_IMPLEMENTED: Reply = Reply::new(502, "5.5.1", "Command not implemented");
     /// Every command but QUIT after a greeting that refused the session (RFC 5321 §3.1).
-    pub const REFUSED_SESSION: Reply = Reply::new(503, "5.5.1", "Bad sequence of commands: this server refused the session; send QUIT");
+    pub const REFUSED_SESSION: Reply =
+        Reply::new(503, "5.5.1", "Bad sequence of commands: this server refused the session; send QUIT");
     pub const NEED_HELO: Reply = Reply::new(503, "5.5.1", "Send EHLO or HELO first");
     pub const NESTED_MAIL: Reply = Reply::new(503, "5.5.1", "Sender already specified; send RSET to start over");
     pub const NEED_MAIL: Reply = Reply::new(503, "5.5.1", "Send MAIL first");
@@ -98,17 +108,26 @@ pub mod std_replies {
     pub const NO_AUTH: Reply = Reply::new(503, "5.5.1", "AUTH is not offered on this service");
     pub const TOO_MANY_RCPTS: Reply = Reply::new(452, "4.5.3", "Too many recipients");
     pub const SIZE_EXCEEDED: Reply = Reply::new(552, "5.3.4", "Message size exceeds fixed maximum message size");
-    pub const DATA_LINE_TOO_LONG: Reply = Reply::new(500, "5.5.2", "Message line longer than the limit (RFC 5321 4.5.3.1.6: 1000 octets with CRLF)");
+    pub const DATA_LINE_TOO_LONG: Reply =
+        Reply::new(500, "5.5.2", "Message line longer than the limit (RFC 5321 4.5.3.1.6: 1000 octets with CRLF)");
     pub const TIMEOUT: Reply = Reply::new(421, "4.4.2", "Timeout exceeded; closing connection");
     pub const SHUTDOWN: Reply = Reply::new(421, "4.3.2", "Service shutting down; try again later");
     pub const TOO_MANY_CONNECTIONS: Reply = Reply::new(421, "4.7.0", "Too many connections; try again later");
-    pub const TOO_MANY_FROM_CLIENT: Reply = Reply::new(421, "4.7.0", "Too many connections from your address (IPv6: your /64); close some and try again later");
-    pub const DATA_BUDGET: Reply = Reply::new(452, "4.3.1", "Insufficient system storage: too much mail in progress; try again later");
-    pub const HTTP_ON_SMTP: Reply = Reply::new(521, "5.7.0", "This is an SMTP server, not a web server; closing connection");
-    pub const TOO_MANY_COMMANDS: Reply = Reply::new(421, "4.7.0", "Too many commands without a transaction; closing connection");
+    pub const TOO_MANY_FROM_CLIENT: Reply = Reply::new(
+        421,
+        "4.7.0",
+        "Too many connections from your address (IPv6: your /64); close some and try again later",
+    );
+    pub const DATA_BUDGET: Reply =
+        Reply::new(452, "4.3.1", "Insufficient system storage: too much mail in progress; try again later");
+    pub const HTTP_ON_SMTP: Reply =
+        Reply::new(521, "5.7.0", "This is an SMTP server, not a web server; closing connection");
+    pub const TOO_MANY_COMMANDS: Reply =
+        Reply::new(421, "4.7.0", "Too many commands without a transaction; closing connection");
     pub const TOO_MANY_ERRORS: Reply = Reply::new(421, "4.7.0", "Too many errors; closing connection");
     pub const LOCAL_ERROR: Reply = Reply::new(451, "4.3.0", "Local error in processing; try again later");
-    pub const HELP: Reply = Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\nSee RFC 5321");
+    pub const HELP: Reply =
+        Reply::new(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP STARTTLS\nSee RFC 5321");
 }
 
 #[cfg(test)]

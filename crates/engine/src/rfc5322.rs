@@ -91,9 +91,16 @@ pub fn fields(message: &[u8]) -> Result<Vec<Field>, HeaderError> {
         };
         let name = &line[..colon];
         if name.is_empty() || !name.iter().all(|&b| (33..=126).contains(&b)) {
-            return err(format!("header line {} has a malformed field name (spaces or other characters before the colon): {}", n + 1, shown(line)));
+            return err(format!(
+                "header line {} has a malformed field name (spaces or other characters before the colon): {}",
+                n + 1,
+                shown(line)
+            ));
         }
-        out.push(Field { name: String::from_utf8_lossy(name).into_owned(), value: String::from_utf8_lossy(&line[colon + 1..]).into_owned() });
+        out.push(Field {
+            name: String::from_utf8_lossy(name).into_owned(),
+            value: String::from_utf8_lossy(&line[colon + 1..]).into_owned(),
+        });
     }
     Ok(out)
 }
@@ -152,7 +159,9 @@ fn tokens(value: &str) -> Result<Vec<Token>, HeaderError> {
                 let mut s = String::new();
                 loop {
                     match chars.next() {
-                        Some('\\') => s.push(chars.next().ok_or(HeaderError("a quoted string ends in a backslash".into()))?),
+                        Some('\\') => {
+                            s.push(chars.next().ok_or(HeaderError("a quoted string ends in a backslash".into()))?)
+                        }
                         Some('"') => break,
                         Some(c) => s.push(c),
                         None => return err("unterminated quoted string"),
@@ -270,8 +279,10 @@ impl Parser {
             return err(format!("{local:?} is not an address (no @domain)"));
         }
         let domain = self.domain()?;
-        let needs_quotes = quoted && (local.is_empty() || local.split('.').any(|w| w.is_empty() || !w.chars().all(is_atext)));
-        let local = if needs_quotes { format!("\"{}\"", local.replace('\\', "\\\\").replace('"', "\\\"")) } else { local };
+        let needs_quotes =
+            quoted && (local.is_empty() || local.split('.').any(|w| w.is_empty() || !w.chars().all(is_atext)));
+        let local =
+            if needs_quotes { format!("\"{}\"", local.replace('\\', "\\\\").replace('"', "\\\"")) } else { local };
         Ok(format!("{local}@{domain}"))
     }
 
@@ -430,7 +441,10 @@ mod tests {
         }
         assert!(fields(b"\r\nFrom: a@x\r\n").unwrap().is_empty(), "that is the body");
         assert!(fields(b"X-\xc3\xa9: \xff\r\n\r\n").unwrap_err().0.contains("malformed field name"));
-        assert_eq!(fields(b"To: \xc3\x89lise <e@example.org>\r\n\r\n").unwrap()[0].value, " \u{c9}lise <e@example.org>");
+        assert_eq!(
+            fields(b"To: \xc3\x89lise <e@example.org>\r\n\r\n").unwrap()[0].value,
+            " \u{c9}lise <e@example.org>"
+        );
     }
 
     #[test]
@@ -438,7 +452,10 @@ mod tests {
         for (v, want) in [
             ("alice@example.net", vec!["alice@example.net"]),
             (" Alice <alice@example.net>", vec!["alice@example.net"]),
-            ("\"Doe, Alice\" <alice@example.net> (work), bob@example.net", vec!["alice@example.net", "bob@example.net"]),
+            (
+                "\"Doe, Alice\" <alice@example.net> (work), bob@example.net",
+                vec!["alice@example.net", "bob@example.net"],
+            ),
             ("\"alice@example.net\" <ceo@bank.example>", vec!["ceo@bank.example"]),
             ("ceo@bank.example (alice@example.net)", vec!["ceo@bank.example"]),
             ("(alice@example.net) ceo@bank.example", vec!["ceo@bank.example"]),
@@ -476,7 +493,10 @@ mod tests {
             assert!(addrs(bad).is_err(), "{bad:?} gave {:?}", addrs(bad));
         }
         let l = address_list("friends: a@x.example, B <b@y.example>;, c@z.example").unwrap();
-        assert_eq!(l.iter().map(|m| m.addr_spec.as_str()).collect::<Vec<_>>(), ["a@x.example", "b@y.example", "c@z.example"]);
+        assert_eq!(
+            l.iter().map(|m| m.addr_spec.as_str()).collect::<Vec<_>>(),
+            ["a@x.example", "b@y.example", "c@z.example"]
+        );
         assert!(address_list("undisclosed-recipients:;").unwrap().is_empty());
         assert_eq!(single_mailbox("Bob <b@y.example>").unwrap().display_name.as_deref(), Some("Bob"));
         assert!(single_mailbox("a@x.example, b@y.example").is_err());

@@ -58,10 +58,13 @@ impl std::fmt::Debug for Credentials {
 
 pub const CANCELLED: Reply = Reply::new(501, "5.0.0", "Authentication cancelled");
 pub const BAD_BASE64: Reply = Reply::new(501, "5.5.2", "Cannot decode the response: it is not valid base64");
-pub const UNKNOWN_MECHANISM: Reply = Reply::new(504, "5.5.4", "Unrecognized authentication type; this server offers PLAIN and LOGIN");
+pub const UNKNOWN_MECHANISM: Reply =
+    Reply::new(504, "5.5.4", "Unrecognized authentication type; this server offers PLAIN and LOGIN");
 pub const SYNTAX: Reply = Reply::new(501, "5.5.4", "Syntax: AUTH <mechanism> [initial-response]");
-pub const BAD_PLAIN: Reply = Reply::new(501, "5.5.2", "Malformed PLAIN response: expected [authzid] NUL login NUL password in UTF-8");
-pub const BAD_LOGIN: Reply = Reply::new(501, "5.5.2", "Malformed LOGIN response: the login and the password must be non-empty UTF-8");
+pub const BAD_PLAIN: Reply =
+    Reply::new(501, "5.5.2", "Malformed PLAIN response: expected [authzid] NUL login NUL password in UTF-8");
+pub const BAD_LOGIN: Reply =
+    Reply::new(501, "5.5.2", "Malformed LOGIN response: the login and the password must be non-empty UTF-8");
 
 /// Longest login or password accepted (RFC 4616 §2 allows up to 255 octets
 /// each; a little more room costs nothing and helps long passphrases).
@@ -146,7 +149,10 @@ mod tests {
     fn auth_command_arguments() {
         assert_eq!(parse_auth("PLAIN").unwrap(), AuthCommand { mechanism: Mechanism::Plain, initial: None });
         assert_eq!(parse_auth("plain =").unwrap().initial, Some(Vec::new()));
-        assert_eq!(parse_auth("LOGIN YWxpY2U=").unwrap(), AuthCommand { mechanism: Mechanism::Login, initial: Some(b"alice".to_vec()) });
+        assert_eq!(
+            parse_auth("LOGIN YWxpY2U=").unwrap(),
+            AuthCommand { mechanism: Mechanism::Login, initial: Some(b"alice".to_vec()) }
+        );
         assert_eq!(parse_auth("CRAM-MD5").unwrap_err().code, 504);
         assert_eq!(parse_auth("").unwrap_err().code, 501);
         assert_eq!(parse_auth("PLAIN a b").unwrap_err(), SYNTAX);

@@ -34,9 +34,17 @@ pub fn session_id() -> String {
 
 /// Serves SMTP on an already bound listener until `shutdown` is cancelled,
 /// then waits up to the drain timeout for open sessions.
-pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+pub async fn run<H: Hooks>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    shutdown: CancellationToken,
+) {
     let session_settings = settings.clone();
-    run_with(listener, settings, shutdown, move |admitted, sessions| start_session(admitted, session_settings.clone(), hooks.clone(), sessions)).await
+    run_with(listener, settings, shutdown, move |admitted, sessions| {
+        start_session(admitted, session_settings.clone(), hooks.clone(), sessions)
+    })
+    .await
 }
 
 /// A connection past the PROXY header (only from trusted proxies) and
@@ -54,8 +62,12 @@ pub struct Admitted {
 /// per-client cap, drain on shutdown), with what happens to an admitted
 /// connection given by `serve`: the engine's session ([`run`]), or the
 /// MX's screening before it (crates/screen).
-pub async fn run_with<S, F>(listener: TcpListener, settings: Arc<ListenerSettings>, shutdown: CancellationToken, serve: S)
-where
+pub async fn run_with<S, F>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    shutdown: CancellationToken,
+    serve: S,
+) where
     S: Fn(Admitted, CancellationToken) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
@@ -89,7 +101,12 @@ where
 /// Reads the PROXY header where the listener expects one (closing the
 /// connection of anyone who is not a trusted proxy), then takes the
 /// client's slot of the per-client cap (421 when it has none left).
-async fn admit(tcp: TcpStream, socket_peer: SocketAddr, settings: &ListenerSettings, clients: &Arc<Clients>) -> Option<Admitted> {
+async fn admit(
+    tcp: TcpStream,
+    socket_peer: SocketAddr,
+    settings: &ListenerSettings,
+    clients: &Arc<Clients>,
+) -> Option<Admitted> {
     let local = tcp.local_addr().map(canonical).unwrap_or(socket_peer);
     let mut info = SessionInfo::new(session_id(), settings.name.clone(), socket_peer, local);
     let mut stream = Stream::Plain(tcp);
@@ -100,7 +117,8 @@ async fn admit(tcp: TcpStream, socket_peer: SocketAddr, settings: &ListenerSetti
             emit!(warn, ev::SESSION_PROXY_UNTRUSTED, session = %info.id, listener = %info.listener, peer = %socket_peer);
             return None;
         }
-        match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await {
+        match tokio::time::timeout(settings.limits.handshake_timeout, read_proxy_header(&mut stream, &mut input)).await
+        {
             Ok(Ok(ProxyHeader::Proxied { source, destination })) => {
                 emit!(debug, ev::SESSION_PROXY, session = %info.id, proxy = %socket_peer, source = %source, destination = %destination);
                 info.proxied_by = Some(socket_peer);
@@ -125,7 +143,11 @@ async fn admit(tcp: TcpStream, socket_peer: SocketAddr, settings: &ListenerSetti
             max = clients.max_per_client());
         // No plaintext reply where the client expects a TLS handshake.
         if settings.tls_mode != TlsMode::Implicit {
-            let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.write_all(&R::TOO_MANY_FROM_CLIENT.to_wire())).await;
+            let _ = tokio::time::timeout(
+                settings.limits.handshake_timeout,
+                stream.write_all(&R::TOO_MANY_FROM_CLIENT.to_wire()),
+            )
+            .await;
             let _ = tokio::time::timeout(settings.limits.handshake_timeout, stream.shutdown()).await;
         }
         return None;
@@ -134,7 +156,12 @@ async fn admit(tcp: TcpStream, socket_peer: SocketAddr, settings: &ListenerSetti
     Some(Admitted { info, tcp, input, slot })
 }
 
-async fn start_session<H: Hooks>(admitted: Admitted, settings: Arc<ListenerSettings>, hooks: Arc<H>, shutdown: CancellationToken) {
+async fn start_session<H: Hooks>(
+    admitted: Admitted,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    shutdown: CancellationToken,
+) {
     let Admitted { info, tcp, input, slot: _client } = admitted;
     let mut stream = Stream::Plain(tcp);
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);

@@ -61,7 +61,13 @@ impl<H: Hooks> Drop for Session<H> {
 }
 
 impl<H: Hooks> Session<H> {
-    pub(crate) fn new(info: SessionInfo, settings: Arc<ListenerSettings>, hooks: Arc<H>, stream: Stream, input: Input) -> Self {
+    pub(crate) fn new(
+        info: SessionInfo,
+        settings: Arc<ListenerSettings>,
+        hooks: Arc<H>,
+        stream: Stream,
+        input: Input,
+    ) -> Self {
         Session {
             info,
             settings,
@@ -88,7 +94,8 @@ impl<H: Hooks> Session<H> {
             Verdict::Accept(banner) => {
                 // A policy may give its own greeting (the spampot plays the
                 // requested host's server, which must not say "port25").
-                let banner = banner.unwrap_or_else(|| Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)));
+                let banner = banner
+                    .unwrap_or_else(|| Reply::owned(220, "2.0.0", format!("{} ESMTP port25", self.settings.hostname)));
                 self.reply(banner);
                 self.serve(&shutdown).await
             }
@@ -156,7 +163,10 @@ impl<H: Hooks> Session<H> {
             }
             let limits = &self.settings.limits;
             let in_transaction = self.envelope.is_some();
-            let read = tokio::time::timeout(limits.command_timeout, self.input.fill(&mut self.stream, limits.max_command_line));
+            let read = tokio::time::timeout(
+                limits.command_timeout,
+                self.input.fill(&mut self.stream, limits.max_command_line),
+            );
             let result = tokio::select! {
                 r = read => r,
                 _ = shutdown.cancelled(), if !in_transaction => {
@@ -479,7 +489,8 @@ impl<H: Hooks> Session<H> {
         let limits = &self.settings.limits;
         let mut body = Vec::with_capacity(first);
         body.extend_from_slice(&received_header);
-        let reader = DataReader::new(limits.max_data_line, limits.max_message_size).with_budget(received_header.len(), reservation);
+        let reader = DataReader::new(limits.max_data_line, limits.max_message_size)
+            .with_budget(received_header.len(), reservation);
         Some((body, received_header.len(), reader))
     }
 

@@ -93,7 +93,10 @@ impl Client {
                 }
             }
             let mut chunk = [0u8; 4096];
-            match tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut chunk)).await.expect("the server answers within 10 s") {
+            match tokio::time::timeout(Duration::from_secs(10), self.tcp.read(&mut chunk))
+                .await
+                .expect("the server answers within 10 s")
+            {
                 Ok(0) | Err(_) => return "closed".into(),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
             }
@@ -142,8 +145,14 @@ async fn session(stage: Stage, decision: Decision, commands: &[&str]) -> (Vec<St
     (replies, trail)
 }
 
-const TRANSACTION: &[&str] =
-    &["EHLO client.example\r\n", "MAIL FROM:<a@client.example>\r\n", "RCPT TO:<r@test.example>\r\n", "DATA\r\n", "Subject: t\r\n\r\nhi\r\n.\r\n", "QUIT\r\n"];
+const TRANSACTION: &[&str] = &[
+    "EHLO client.example\r\n",
+    "MAIL FROM:<a@client.example>\r\n",
+    "RCPT TO:<r@test.example>\r\n",
+    "DATA\r\n",
+    "Subject: t\r\n\r\nhi\r\n.\r\n",
+    "QUIT\r\n",
+];
 
 #[tokio::test]
 async fn disconnect_at_rcpt_closes_the_connection_after_its_421() {
@@ -167,39 +176,73 @@ async fn disconnect_at_mail_and_at_ehlo_close_the_connection() {
 
 #[tokio::test]
 async fn a_reject_with_421_closes_as_the_code_says() {
-    let (replies, _) = session(Stage::Rcpt, Decision::Reject(Reply::new(421, "4.3.2", "Shutting down")), TRANSACTION).await;
+    let (replies, _) =
+        session(Stage::Rcpt, Decision::Reject(Reply::new(421, "4.3.2", "Shutting down")), TRANSACTION).await;
     assert_eq!(&replies[3..], ["421 4.3.2 Shutting down", "closed"], "{replies:?}");
 }
 
 #[tokio::test]
 async fn accept_with_replies_reach_the_client_at_every_stage() {
-    let (replies, _) = session(Stage::Connect, Decision::AcceptWith(Reply::owned(220, "2.0.0", "mx.other.example ESMTP Postfix")), TRANSACTION).await;
+    let (replies, _) = session(
+        Stage::Connect,
+        Decision::AcceptWith(Reply::owned(220, "2.0.0", "mx.other.example ESMTP Postfix")),
+        TRANSACTION,
+    )
+    .await;
     assert_eq!(replies[0], "220 2.0.0 mx.other.example ESMTP Postfix");
 
-    let (replies, _) = session(Stage::Ehlo, Decision::AcceptWith(Reply::owned(250, "2.0.0", "Hello client.example, pleased to meet you")), TRANSACTION).await;
-    assert!(replies[1].starts_with("250-Hello client.example, pleased to meet you\r\n250-PIPELINING\r\n"), "{replies:?}");
+    let (replies, _) = session(
+        Stage::Ehlo,
+        Decision::AcceptWith(Reply::owned(250, "2.0.0", "Hello client.example, pleased to meet you")),
+        TRANSACTION,
+    )
+    .await;
+    assert!(
+        replies[1].starts_with("250-Hello client.example, pleased to meet you\r\n250-PIPELINING\r\n"),
+        "{replies:?}"
+    );
     assert!(replies[1].ends_with("250 ENHANCEDSTATUSCODES"), "{replies:?}");
-    let (replies, _) = session(Stage::Ehlo, Decision::AcceptWith(Reply::owned(250, "2.0.0", "Hi there")), &["HELO client.example\r\n"]).await;
+    let (replies, _) = session(
+        Stage::Ehlo,
+        Decision::AcceptWith(Reply::owned(250, "2.0.0", "Hi there")),
+        &["HELO client.example\r\n"],
+    )
+    .await;
     assert_eq!(replies[1], "250 2.0.0 Hi there");
 
-    let (replies, _) =
-        session(Stage::Mail, Decision::AcceptWith(Reply::owned(250, "2.1.0", "Sender <a@client.example> ok, you have 3 messages left")), TRANSACTION).await;
+    let (replies, _) = session(
+        Stage::Mail,
+        Decision::AcceptWith(Reply::owned(250, "2.1.0", "Sender <a@client.example> ok, you have 3 messages left")),
+        TRANSACTION,
+    )
+    .await;
     assert_eq!(replies[2], "250 2.1.0 Sender <a@client.example> ok, you have 3 messages left");
     assert!(replies[5].starts_with("250 2.0.0 Ok: queued as "), "the transaction goes on: {replies:?}");
 
-    let (replies, _) = session(Stage::Rcpt, Decision::AcceptWith(Reply::owned(250, "2.1.5", "Recipient ok (greylisting passed)")), TRANSACTION).await;
+    let (replies, _) = session(
+        Stage::Rcpt,
+        Decision::AcceptWith(Reply::owned(250, "2.1.5", "Recipient ok (greylisting passed)")),
+        TRANSACTION,
+    )
+    .await;
     assert_eq!(replies[3], "250 2.1.5 Recipient ok (greylisting passed)");
     assert_eq!(replies[4], "354 End data with <CR><LF>.<CR><LF>", "the recipient counts: {replies:?}");
 
-    let (replies, _) = session(Stage::Data, Decision::AcceptWith(Reply::owned(250, "2.0.0", "Ok: kept as evidence")), TRANSACTION).await;
+    let (replies, _) =
+        session(Stage::Data, Decision::AcceptWith(Reply::owned(250, "2.0.0", "Ok: kept as evidence")), TRANSACTION)
+            .await;
     assert_eq!(replies[5], "250 2.0.0 Ok: kept as evidence");
 }
 
 #[tokio::test]
 async fn reject_at_connect_answers_503_until_quit() {
     let no = Reply::new(554, "5.7.1", "Your address is in end-user space; use your provider's submission server");
-    let (replies, trail) =
-        session(Stage::Connect, Decision::Reject(no), &["EHLO client.example\r\n", "MAIL FROM:<a@client.example>\r\n", "STARTTLS\r\n", "QUIT\r\n"]).await;
+    let (replies, trail) = session(
+        Stage::Connect,
+        Decision::Reject(no),
+        &["EHLO client.example\r\n", "MAIL FROM:<a@client.example>\r\n", "STARTTLS\r\n", "QUIT\r\n"],
+    )
+    .await;
     assert_eq!(replies[0], "554 5.7.1 Your address is in end-user space; use your provider's submission server");
     for r in &replies[1..4] {
         assert!(r.starts_with("503 5.5.1 "), "{replies:?}");
@@ -207,7 +250,8 @@ async fn reject_at_connect_answers_503_until_quit() {
     assert_eq!(replies[4], "221 2.0.0 Bye");
     assert_eq!(trail, ["connect", "closed"], "no hook runs for a refused session");
 
-    let (replies, trail) = session(Stage::Connect, Decision::Disconnect(Reply::new(421, "4.7.0", "Come back later")), TRANSACTION).await;
+    let (replies, trail) =
+        session(Stage::Connect, Decision::Disconnect(Reply::new(421, "4.7.0", "Come back later")), TRANSACTION).await;
     assert_eq!(replies, ["421 4.7.0 Come back later", "closed"]);
     assert_eq!(trail, ["connect", "closed"]);
 }
@@ -216,7 +260,8 @@ async fn reject_at_connect_answers_503_until_quit() {
 async fn replies_always_agree_with_the_decision() {
     // A refusal dressed as a success is answered 451: the client must not
     // believe a recipient was taken that the engine dropped.
-    let (replies, _) = session(Stage::Rcpt, Decision::Reject(Reply::new(250, "2.1.5", "Recipient ok")), TRANSACTION).await;
+    let (replies, _) =
+        session(Stage::Rcpt, Decision::Reject(Reply::new(250, "2.1.5", "Recipient ok")), TRANSACTION).await;
     assert_eq!(replies[3], "451 4.3.0 Local error in processing; try again later");
     assert_eq!(replies[4], "503 5.5.1 Send RCPT first; no valid recipients", "{replies:?}");
     // An acceptance with a failure code gets the standard reply.
@@ -226,10 +271,32 @@ async fn replies_always_agree_with_the_decision() {
 
 #[tokio::test]
 async fn one_state_per_session_sees_every_hook_and_reset() {
-    let commands = ["EHLO client.example\r\n", "MAIL FROM:<a@client.example>\r\n", "RCPT TO:<r@test.example>\r\n", "RCPT TO:<s@test.example>\r\n", "RSET\r\n"];
+    let commands = [
+        "EHLO client.example\r\n",
+        "MAIL FROM:<a@client.example>\r\n",
+        "RCPT TO:<r@test.example>\r\n",
+        "RCPT TO:<s@test.example>\r\n",
+        "RSET\r\n",
+    ];
     let mut commands = commands.to_vec();
     commands.extend_from_slice(&TRANSACTION[1..]);
     let (replies, trail) = session(Stage::Data, Decision::Accept, &commands).await;
     assert!(replies[9].starts_with("250 2.0.0 Ok: queued as "), "{replies:?}");
-    assert_eq!(trail, ["connect", "ehlo", "reset Helo", "mail", "rcpt 0", "rcpt 1", "reset Rset", "mail", "rcpt 0", "data", "reset Data", "closed"]);
+    assert_eq!(
+        trail,
+        [
+            "connect",
+            "ehlo",
+            "reset Helo",
+            "mail",
+            "rcpt 0",
+            "rcpt 1",
+            "reset Rset",
+            "mail",
+            "rcpt 0",
+            "data",
+            "reset Data",
+            "closed"
+        ]
+    );
 }

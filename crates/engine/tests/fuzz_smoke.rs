@@ -17,8 +17,22 @@ use port25_engine::data::{DataReader, Outcome};
 use smoke::{seeds, Mutator, Rng};
 
 const SPECIAL: &[u8] = b"\r\n.\0 <>@\":\\[],\t\x7f\xff";
-const PIECES: &[&[u8]] =
-    &[b"\r\n", b".\r\n", b"\r\n.\r\n", b"\n.\n", b"\r.\r", b"..", b"@", b"<>", b"\"", b"[IPv6:", b"PROXY ", b"TCP4 ", b"\r\n\r\n\0\r\nQUIT\n", b"\xc3\xa3"];
+const PIECES: &[&[u8]] = &[
+    b"\r\n",
+    b".\r\n",
+    b"\r\n.\r\n",
+    b"\n.\n",
+    b"\r.\r",
+    b"..",
+    b"@",
+    b"<>",
+    b"\"",
+    b"[IPv6:",
+    b"PROXY ",
+    b"TCP4 ",
+    b"\r\n\r\n\0\r\nQUIT\n",
+    b"\xc3\xa3",
+];
 const MUTATOR: Mutator = Mutator { special: SPECIAL, pieces: PIECES };
 
 #[test]
@@ -50,7 +64,9 @@ fn proxy_header() {
 fn data_round_trip_of_random_messages() {
     let mut rng = Rng(0x5eed_0006);
     for _ in 0..2000 {
-        let body: Vec<u8> = (0..rng.below(200)).map(|_| if rng.below(4) == 0 { SPECIAL[rng.below(4)] } else { rng.next() as u8 }).collect();
+        let body: Vec<u8> = (0..rng.below(200))
+            .map(|_| if rng.below(4) == 0 { SPECIAL[rng.below(4)] } else { rng.next() as u8 })
+            .collect();
         let trailer_len = rng.below(20);
         let trailer = rng.bytes(trailer_len);
         let cuts = checks::split_points(rng.next(), body.len() + trailer.len());

@@ -35,7 +35,14 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
     let settings = common::plain_settings("tunnel", "mx.requested.example");
     let info = SessionInfo::new(port25_engine::session_id(), "tunnel".into(), peer, addr);
     let hooks = Arc::new(Capture(Mutex::new(Vec::new())));
-    let task = tokio::spawn(port25_engine::serve_stream(info, server, b"EHLO c.example\r\n", settings, hooks.clone(), CancellationToken::new()));
+    let task = tokio::spawn(port25_engine::serve_stream(
+        info,
+        server,
+        b"EHLO c.example\r\n",
+        settings,
+        hooks.clone(),
+        CancellationToken::new(),
+    ));
     client.write_all(b"MAIL FROM:<a@b.example>\r\nRCPT TO:<v@c.example>\r\nDATA\r\n").await.unwrap();
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -48,7 +55,12 @@ async fn a_session_over_an_accepted_stream_starts_with_buffered_bytes() {
     client.read_to_end(&mut seen).await.unwrap();
     task.await.unwrap();
     let text = String::from_utf8_lossy(&seen);
-    assert!(text.starts_with("220 2.0.0 mx.requested.example ESMTP Postfix\r\n250-mx.requested.example greets 127.0.0.1\r\n"), "{text}");
+    assert!(
+        text.starts_with(
+            "220 2.0.0 mx.requested.example ESMTP Postfix\r\n250-mx.requested.example greets 127.0.0.1\r\n"
+        ),
+        "{text}"
+    );
     assert!(text.contains("250 2.0.0 Ok: queued as "), "{text}");
     assert_eq!(hooks.0.lock().unwrap().as_slice(), &[b"Subject: x\r\n\r\nhi\r\n".to_vec()]);
 }

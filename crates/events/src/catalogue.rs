@@ -53,7 +53,10 @@ pub mod field {
     pub const OUTCOME: &str = "outcome";
     pub const VERDICT: &str = "verdict";
     /// Every constant above.
-    pub const ALL: &[&str] = &[SESSION, LISTENER, PEER, HELO, FROM, TO, SENDER, USER, REPLY, REASON, LIMIT, VIOLATION, SCOPE, KIND, CHECK, OUTCOME, VERDICT];
+    pub const ALL: &[&str] = &[
+        SESSION, LISTENER, PEER, HELO, FROM, TO, SENDER, USER, REPLY, REASON, LIMIT, VIOLATION, SCOPE, KIND, CHECK,
+        OUTCOME, VERDICT,
+    ];
 }
 
 catalogue! {
@@ -201,7 +204,12 @@ mod tests {
         let text = std::fs::read_to_string(workspace_root().join("docs/EVENTS.md")).expect("docs/EVENTS.md exists");
         text.lines()
             .filter_map(|line| line.strip_prefix("| `"))
-            .filter_map(|rest| Some((rest.split('`').next()?.to_owned(), rest.trim_end().trim_end_matches('|').rsplit(" | ").next()?.to_owned())))
+            .filter_map(|rest| {
+                Some((
+                    rest.split('`').next()?.to_owned(),
+                    rest.trim_end().trim_end_matches('|').rsplit(" | ").next()?.to_owned(),
+                ))
+            })
             .collect()
     }
 
@@ -282,7 +290,11 @@ mod tests {
                         let Some(event) = super::EVENTS.iter().find(|e| e.name == name) else { continue };
                         checked += 1;
                         for arg in args.iter().skip(2).filter(|a| !a.starts_with('"')) {
-                            let field: String = arg.trim_start_matches(['%', '?']).chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+                            let field: String = arg
+                                .trim_start_matches(['%', '?'])
+                                .chars()
+                                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                                .collect();
                             if !event.fields.contains(&field.as_str()) {
                                 bad.push(format!("{}:{line}: {} has no field {field:?}", path.display(), event.id));
                             }
@@ -302,7 +314,10 @@ mod tests {
             assert!(seen.insert(*id), "duplicate id {id}");
             let parts: Vec<_> = id.split('.').collect();
             assert!(parts.len() >= 3 && parts[0] == "port25", "bad id {id}");
-            assert!(id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'), "bad id {id}");
+            assert!(
+                id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_'),
+                "bad id {id}"
+            );
         }
     }
 
@@ -326,8 +341,10 @@ mod tests {
                             let (name, tail) = after.split_once('"').unwrap_or((after, ""));
                             let id = format!("port25.{name}");
                             let id = id.as_str();
-                            let looks_like_event =
-                                id.matches('.').count() >= 2 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
+                            let looks_like_event = id.matches('.').count() >= 2
+                                && id
+                                    .chars()
+                                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '_');
                             if looks_like_event && !ALL.contains(&id) {
                                 bad.push(format!("{}:{}: {id}", path.display(), n + 1));
                             }

@@ -150,10 +150,15 @@ mod tests {
     fn text_output_escapes_control_characters_in_values() {
         let buf = Buffer::default();
         let writer = buf.clone();
-        let subscriber =
-            tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).with_target(false).fmt_fields(super::text_fields()).finish();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_target(false)
+            .fmt_fields(super::text_fields())
+            .finish();
         tracing::subscriber::with_default(subscriber, || {
-            let url = "/x\rINFO event=\"port25.session.closed\"\n\u{1b}[2J\u{7f}\u{85}é\t\u{202e}\u{2028}\u{feff}\u{200b}";
+            let url =
+                "/x\rINFO event=\"port25.session.closed\"\n\u{1b}[2J\u{7f}\u{85}é\t\u{202e}\u{2028}\u{feff}\u{200b}";
             crate::emit!(info, crate::SPAMPOT_HTTP_REQUEST, url = %url, quoted = url, n = 3);
             tracing::info!("message with a\rCR");
         });
@@ -169,6 +174,9 @@ mod tests {
         assert!(lines[0].ends_with(" n=3"), "{text:?}");
         assert!(lines[1].ends_with(r"message with a\rCR"), "{text:?}");
         assert!(!text.contains('\r') && !text.contains('\u{1b}') && text.matches('\n').count() == 2, "{text:?}");
-        assert!(!text.contains(['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}']), "bidi, separator or zero-width written raw: {text:?}");
+        assert!(
+            !text.contains(['\u{202e}', '\u{2028}', '\u{feff}', '\u{200b}']),
+            "bidi, separator or zero-width written raw: {text:?}"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub fn private_file(path: &Path) -> std::io::Result<()> {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
         match std::fs::metadata(&p) {
-            Ok(m) if m.permissions().mode() & 0o077 != 0 => std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?,
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600))?
+            }
             _ => {}
         }
     }

@@ -57,7 +57,8 @@ pub fn client_ip(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[ipnet
         return peer;
     }
     // RFC 7239 first; X-Forwarded-For only when there is no Forwarded.
-    let mut hops: Vec<Option<IpAddr>> = headers.get_all("forwarded").iter().flat_map(|v| forwarded_for(v.as_bytes())).collect();
+    let mut hops: Vec<Option<IpAddr>> =
+        headers.get_all("forwarded").iter().flat_map(|v| forwarded_for(v.as_bytes())).collect();
     if hops.is_empty() {
         hops = headers
             .get_all("x-forwarded-for")
@@ -174,7 +175,11 @@ pub fn token_from_cookies(header: &str) -> Option<&str> {
 /// The Set-Cookie value; `secure` from the configuration (`[http]
 /// cookie_secure`), never from the request.
 pub fn set_cookie(token: &str, max_age: Duration, secure: bool) -> String {
-    format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}", max_age.as_secs(), if secure { "; Secure" } else { "" })
+    format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",
+        max_age.as_secs(),
+        if secure { "; Secure" } else { "" }
+    )
 }
 
 pub fn clear_cookie() -> String {
@@ -217,23 +222,47 @@ mod tests {
         let xff = headers(&[("x-forwarded-for", "198.51.100.9, 203.0.113.7")]);
         assert_eq!(client_ip(ip("192.0.2.1"), &xff, &trusted), ip("192.0.2.1"), "a client's own header is ignored");
         assert_eq!(client_ip(ip("::ffff:192.0.2.1"), &xff, &trusted), ip("192.0.2.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff, &trusted), ip("203.0.113.7"), "the hop the proxy saw, not what the client wrote before it");
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &xff, &trusted),
+            ip("203.0.113.7"),
+            "the hop the proxy saw, not what the client wrote before it"
+        );
         assert_eq!(client_ip(ip("::ffff:127.0.0.1"), &xff, &trusted), ip("203.0.113.7"));
         let chain = headers(&[("x-forwarded-for", "203.0.113.7"), ("x-forwarded-for", "10.1.2.3")]);
         assert_eq!(client_ip(ip("127.0.0.1"), &chain, &trusted), ip("203.0.113.7"), "through two trusted proxies");
-        let fwd = headers(&[("forwarded", "for=198.51.100.1, for=\"[2001:db8::7]:4711\";proto=https"), ("x-forwarded-for", "203.0.113.7")]);
+        let fwd = headers(&[
+            ("forwarded", "for=198.51.100.1, for=\"[2001:db8::7]:4711\";proto=https"),
+            ("x-forwarded-for", "203.0.113.7"),
+        ]);
         assert_eq!(client_ip(ip("127.0.0.1"), &fwd, &trusted), ip("2001:db8::7"));
         let junk = headers(&[("forwarded", "for=unknown")]);
         assert_eq!(client_ip(ip("127.0.0.1"), &junk, &trusted), ip("127.0.0.1"));
         assert_eq!(client_ip(ip("127.0.0.1"), &HeaderMap::new(), &trusted), ip("127.0.0.1"));
-        assert_eq!(client_ip(ip("127.0.0.1"), &xff, &[]), ip("127.0.0.1"), "no proxy configured: no header is believed");
+        assert_eq!(
+            client_ip(ip("127.0.0.1"), &xff, &[]),
+            ip("127.0.0.1"),
+            "no proxy configured: no header is believed"
+        );
         assert_eq!(parse_hop("198.51.100.1:80"), Some(ip("198.51.100.1")));
     }
 
     /// Forwarded headers are attacker bytes when a proxy passes them on.
     #[test]
     fn forwarded_header_smoke_fuzz() {
-        let pieces: [&[u8]; 12] = [b"for=", b"\"", b"[", b"]", b":", b",", b";", b"2001:db8::1", b"198.51.100.7", b"\xff\xfe", b"unknown", b"=="];
+        let pieces: [&[u8]; 12] = [
+            b"for=",
+            b"\"",
+            b"[",
+            b"]",
+            b":",
+            b",",
+            b";",
+            b"2001:db8::1",
+            b"198.51.100.7",
+            b"\xff\xfe",
+            b"unknown",
+            b"==",
+        ];
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
         for _ in 0..20_000 {
             let mut v = Vec::new();

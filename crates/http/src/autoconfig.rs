@@ -22,7 +22,9 @@ fn socket_type(s: Security) -> &'static str {
 pub fn render(settings: &ClientSettings, address: Option<&Address>) -> String {
     let (id, domains): (&str, Vec<&str>) = match address {
         Some(a) => (&a.domain, vec![&a.domain]),
-        None => (settings.domains.first().map_or("", String::as_str), settings.domains.iter().map(String::as_str).collect()),
+        None => {
+            (settings.domains.first().map_or("", String::as_str), settings.domains.iter().map(String::as_str).collect())
+        }
     };
     // %EMAILADDRESS% is Thunderbird's placeholder; with an address we know
     // the login already (logins are addresses).

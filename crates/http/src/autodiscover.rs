@@ -15,7 +15,8 @@ use crate::escape::xml;
 use quick_xml::events::Event;
 use std::fmt::Write;
 
-pub const OUTLOOK_RESPONSE_SCHEMA: &str = "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
+pub const OUTLOOK_RESPONSE_SCHEMA: &str =
+    "http://schemas.microsoft.com/exchange/autodiscover/outlook/responseschema/2006a";
 const RESPONSE_NS: &str = "http://schemas.microsoft.com/exchange/autodiscover/responseschema/2006";
 /// Largest request body accepted; a real one is about 400 bytes.
 pub const MAX_REQUEST: usize = 16 * 1024;
@@ -63,7 +64,9 @@ pub fn parse_request(body: &[u8]) -> Result<Request, ParseError> {
                     return Err(ParseError::TooDeep);
                 }
             }
-            Event::Empty(e) if path.is_empty() && e.local_name().as_ref() != b"Autodiscover" => return Err(ParseError::NotAutodiscover),
+            Event::Empty(e) if path.is_empty() && e.local_name().as_ref() != b"Autodiscover" => {
+                return Err(ParseError::NotAutodiscover)
+            }
             Event::End(_) => {
                 path.pop();
             }
@@ -96,9 +99,18 @@ pub fn render(settings: &ClientSettings, address: &Address) -> String {
         format!("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<Autodiscover xmlns=\"{RESPONSE_NS}\">\n  <Response xmlns=\"{OUTLOOK_RESPONSE_SCHEMA}\">\n");
     let _ = writeln!(out, "    <User><DisplayName>{login}</DisplayName></User>");
     out.push_str("    <Account>\n      <AccountType>email</AccountType>\n      <Action>settings</Action>\n");
-    let servers = settings.incoming().into_iter().map(|s| ("IMAP", s)).chain(settings.outgoing().into_iter().map(|s| ("SMTP", s)));
+    let servers = settings
+        .incoming()
+        .into_iter()
+        .map(|s| ("IMAP", s))
+        .chain(settings.outgoing().into_iter().map(|s| ("SMTP", s)));
     for (kind, s) in servers {
-        let _ = writeln!(out, "      <Protocol>\n        <Type>{kind}</Type>\n        <Server>{}</Server>\n        <Port>{}</Port>", xml(s.host), s.port);
+        let _ = writeln!(
+            out,
+            "      <Protocol>\n        <Type>{kind}</Type>\n        <Server>{}</Server>\n        <Port>{}</Port>",
+            xml(s.host),
+            s.port
+        );
         let _ = writeln!(out, "        <DomainRequired>off</DomainRequired>\n        <LoginName>{login}</LoginName>\n        <SPA>off</SPA>");
         // SSL on = encrypted; Encryption says which kind (SSL = implicit, TLS = STARTTLS).
         let encryption = if s.security == Security::Implicit { "SSL" } else { "TLS" };
@@ -140,7 +152,10 @@ mod tests {
         assert_eq!(r.email, "alice@example.net");
         assert_eq!(r.schema.as_deref(), Some(OUTLOOK_RESPONSE_SCHEMA));
         let prefixed = "<a:Autodiscover xmlns:a=\"x\"><a:Request><a:EMailAddress>b&amp;c@example.net</a:EMailAddress></a:Request></a:Autodiscover>";
-        assert_eq!(parse_request(prefixed.as_bytes()).unwrap(), Request { email: "b&c@example.net".into(), schema: None });
+        assert_eq!(
+            parse_request(prefixed.as_bytes()).unwrap(),
+            Request { email: "b&c@example.net".into(), schema: None }
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ impl CaptureStats {
     pub fn refresh(&mut self) -> std::io::Result<()> {
         let events = self.dir.join("events");
         if !events.is_dir() {
-            return Err(std::io::Error::new(std::io::ErrorKind::NotFound, format!("{} is not a capture directory (no events/)", self.dir.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{} is not a capture directory (no events/)", self.dir.display()),
+            ));
         }
         for (_, path) in port25_capture::log::list_segments(&events)? {
             let from = self.offsets.get(&path).copied().unwrap_or(0);
@@ -156,7 +159,10 @@ mod tests {
 
     #[test]
     fn subjects() {
-        assert_eq!(subject_of(b"From: a\r\nSubject: <script>x</script>\r\n  more\r\n\r\nSubject: body"), Some("<script>x</script> more".into()));
+        assert_eq!(
+            subject_of(b"From: a\r\nSubject: <script>x</script>\r\n  more\r\n\r\nSubject: body"),
+            Some("<script>x</script> more".into())
+        );
         assert_eq!(subject_of(b"From: a\r\n\r\nSubject: in the body"), None);
     }
 

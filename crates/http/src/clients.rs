@@ -41,7 +41,8 @@ impl ClientSettings {
     /// never appears: config refuses it.
     pub fn outgoing(&self) -> [Server<'_>; 2] {
         let starttls = Server { host: &self.submission_host, port: self.submission_port, security: Security::StartTls };
-        let implicit = Server { host: &self.submission_host, port: self.submissions_port, security: Security::Implicit };
+        let implicit =
+            Server { host: &self.submission_host, port: self.submissions_port, security: Security::Implicit };
         if self.implicit_tls_first {
             [implicit, starttls]
         } else {

@@ -60,9 +60,13 @@ pub fn parse(text: &str, domains: &[String]) -> Result<Address, EmailError> {
     let domain = domain.strip_suffix('.').unwrap_or(domain).to_ascii_lowercase();
     let domain_ok = !domain.is_empty()
         && domain.len() <= 253
-        && domain
-            .split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && !l.starts_with('-') && !l.ends_with('-') && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
+        && domain.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
     if !domain_ok {
         return Err(EmailError::BadDomain);
     }
@@ -115,7 +119,10 @@ mod tests {
 
     #[test]
     fn addresses() {
-        assert_eq!(parse("Alice.B+tag@Example.NET", &ours()), Ok(Address { local: "Alice.B+tag".into(), domain: "example.net".into() }));
+        assert_eq!(
+            parse("Alice.B+tag@Example.NET", &ours()),
+            Ok(Address { local: "Alice.B+tag".into(), domain: "example.net".into() })
+        );
         assert_eq!(parse("a@example.org.", &ours()).unwrap().domain, "example.org");
         assert_eq!(parse("", &ours()), Err(EmailError::Missing));
         assert_eq!(parse("alice", &ours()), Err(EmailError::NoAt));
@@ -128,7 +135,10 @@ mod tests {
 
     #[test]
     fn query_strings() {
-        assert_eq!(query_param("emailaddress=alice%40example.net", "emailaddress"), Ok(Some("alice@example.net".into())));
+        assert_eq!(
+            query_param("emailaddress=alice%40example.net", "emailaddress"),
+            Ok(Some("alice@example.net".into()))
+        );
         assert_eq!(query_param("x=1&emailaddress=a+b&emailaddress=c", "emailaddress"), Ok(Some("a b".into())));
         assert_eq!(query_param("x=1", "emailaddress"), Ok(None));
         assert_eq!(query_param("emailaddress=%4", "emailaddress"), Err(EmailError::BadEncoding));

@@ -32,7 +32,10 @@ pub fn html(s: &str) -> String {
 mod tests {
     #[test]
     fn markup_and_controls() {
-        assert_eq!(super::xml("<script>alert('x')</script> & \"q\""), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;");
+        assert_eq!(
+            super::xml("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
         assert_eq!(super::xml("a\u{0}b\u{1b}c\u{FFFF}"), "a\u{FFFD}b\u{FFFD}c\u{FFFD}");
         assert_eq!(super::xml("ação\tok"), "ação\tok");
     }

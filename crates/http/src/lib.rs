@@ -74,13 +74,18 @@ pub fn private_router(state: Arc<AppState>) -> Router {
 }
 
 /// Serves `router` until `shutdown`; in-flight requests finish first.
-pub async fn run(listener: tokio::net::TcpListener, router: Router, shutdown: CancellationToken) -> std::io::Result<()> {
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], body.into()).into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], body.into())
+        .into_response()
 }
 
 fn xml_response(content_type: &'static str, body: String) -> Response {
@@ -90,7 +95,8 @@ fn xml_response(content_type: &'static str, body: String) -> Response {
 /// The `emailaddress` query parameter, checked against our domains:
 /// `Ok(None)` when absent, `Err` with the answer to send when bad.
 fn query_address(state: &AppState, query: Option<&str>) -> Result<Option<email::Address>, Box<Response>> {
-    let value = email::query_param(query.unwrap_or(""), "emailaddress").map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, format!("{e}\n"))))?;
+    let value = email::query_param(query.unwrap_or(""), "emailaddress")
+        .map_err(|e| Box::new(text(StatusCode::BAD_REQUEST, format!("{e}\n"))))?;
     match value {
         None => Ok(None),
         Some(v) => match email::parse(&v, &state.clients.domains) {
@@ -101,26 +107,44 @@ fn query_address(state: &AppState, query: Option<&str>) -> Result<Option<email::
     }
 }
 
-async fn mozilla(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(query): RawQuery) -> Response {
+async fn mozilla(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let address = match query_address(&state, query.as_deref()) {
         Ok(a) => a,
         Err(r) => return *r,
     };
-    let domain = address.as_ref().map_or_else(|| state.clients.domains.first().cloned().unwrap_or_default(), |a| a.domain.clone());
+    let domain = address
+        .as_ref()
+        .map_or_else(|| state.clients.domains.first().cloned().unwrap_or_default(), |a| a.domain.clone());
     emit!(info, ev::HTTP_AUTOCONFIG, kind = "mozilla", domain = %domain, peer = %peer);
     xml_response("application/xml; charset=utf-8", autoconfig::render(&state.clients, address.as_ref()))
 }
 
-async fn autodiscover(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, body: Bytes) -> Response {
+async fn autodiscover(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Bytes,
+) -> Response {
     let xml = "application/xml; charset=utf-8";
     let request = match autodiscover::parse_request(&body) {
         Ok(r) => r,
         Err(e) => {
-            return (StatusCode::BAD_REQUEST, [(header::CONTENT_TYPE, xml)], autodiscover::render_error(600, &format!("Invalid Request: {e}"))).into_response()
+            return (
+                StatusCode::BAD_REQUEST,
+                [(header::CONTENT_TYPE, xml)],
+                autodiscover::render_error(600, &format!("Invalid Request: {e}")),
+            )
+                .into_response()
         }
     };
     if request.schema.as_deref().is_some_and(|s| s != autodiscover::OUTLOOK_RESPONSE_SCHEMA) {
-        let msg = format!("Provider is not available: only {} is served (IMAP/SMTP settings), not Exchange ActiveSync", autodiscover::OUTLOOK_RESPONSE_SCHEMA);
+        let msg = format!(
+            "Provider is not available: only {} is served (IMAP/SMTP settings), not Exchange ActiveSync",
+            autodiscover::OUTLOOK_RESPONSE_SCHEMA
+        );
         return xml_response(xml, autodiscover::render_error(601, &msg));
     }
     match email::parse(&request.email, &state.clients.domains) {
@@ -132,14 +156,26 @@ async fn autodiscover(State(state): State<Arc<AppState>>, ConnectInfo(peer): Con
     }
 }
 
-async fn mobileconfig(State(state): State<Arc<AppState>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, RawQuery(query): RawQuery) -> Response {
+async fn mobileconfig(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    RawQuery(query): RawQuery,
+) -> Response {
     let address = match query_address(&state, query.as_deref()) {
         Ok(Some(a)) => a,
-        Ok(None) => return text(StatusCode::BAD_REQUEST, "an Apple profile is made for one account: add ?emailaddress=you@your.domain\n"),
+        Ok(None) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "an Apple profile is made for one account: add ?emailaddress=you@your.domain\n",
+            )
+        }
         Err(r) => return *r,
     };
     let Some(profile) = mobileconfig::render(&state.clients, &address) else {
-        return text(StatusCode::NOT_FOUND, "Apple's mail profile needs an incoming (IMAP) server, and none is configured ([http] imaps or imap)\n");
+        return text(
+            StatusCode::NOT_FOUND,
+            "Apple's mail profile needs an incoming (IMAP) server, and none is configured ([http] imaps or imap)\n",
+        );
     };
     emit!(info, ev::HTTP_AUTOCONFIG, kind = "mobileconfig", domain = %address.domain, peer = %peer);
     let disposition = format!("attachment; filename=\"{}.mobileconfig\"", address.domain);
@@ -152,7 +188,12 @@ async fn mobileconfig(State(state): State<Arc<AppState>>, ConnectInfo(peer): Con
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     match tokio::task::spawn_blocking(move || state.exposition()).await {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], body).into_response(),
+        Ok(body) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))],
+            body,
+        )
+            .into_response(),
         Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("metrics: {e}\n")),
     }
 }

@@ -64,7 +64,12 @@ fn reply_reason(reply: &str) -> String {
     let mut words = reply.split_whitespace();
     let code = words.next().unwrap_or("");
     match words.next() {
-        Some(w) if w.split('.').count() == 3 && w.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) => w.to_owned(),
+        Some(w)
+            if w.split('.').count() == 3
+                && w.split('.').all(|p| !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            w.to_owned()
+        }
         _ if code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()) => code.to_owned(),
         _ => "other".into(),
     }
@@ -118,17 +123,25 @@ impl Metrics {
                 let listener = inner.sessions.get(&session).map(|s| bounded(&s.0)).unwrap_or_else(|| "unknown".into());
                 Self::add(inner, "port25_messages_accepted_total", vec![("listener", listener)]);
             }
-            ev::SUBMISSION_AUTH_FAILED => Self::add(inner, "port25_auth_failures_total", vec![("reason", bounded(f.get(field::REASON)))]),
-            ev::SUBMISSION_LOCKOUT => Self::add(inner, "port25_auth_lockouts_total", vec![("scope", bounded(f.get(field::SCOPE)))]),
-            ev::SUBMISSION_LEGACY => Self::add(inner, "port25_legacy_submissions_total", vec![("listener", bounded(f.get(field::LISTENER)))]),
+            ev::SUBMISSION_AUTH_FAILED => {
+                Self::add(inner, "port25_auth_failures_total", vec![("reason", bounded(f.get(field::REASON)))])
+            }
+            ev::SUBMISSION_LOCKOUT => {
+                Self::add(inner, "port25_auth_lockouts_total", vec![("scope", bounded(f.get(field::SCOPE)))])
+            }
+            ev::SUBMISSION_LEGACY => {
+                Self::add(inner, "port25_legacy_submissions_total", vec![("listener", bounded(f.get(field::LISTENER)))])
+            }
             ev::DELIVERY_DELIVERED | ev::DELIVERY_DEFERRED | ev::DELIVERY_FAILED => {
                 let outcome = id.rsplit('.').next().unwrap_or("other").to_owned();
                 Self::add(inner, "port25_delivery_total", vec![("outcome", outcome)]);
             }
             ev::SPAMPOT_MESSAGE => Self::add(inner, "port25_spampot_messages_total", vec![]),
-            ev::SCREEN_CHECK => {
-                Self::add(inner, "port25_screen_checks_total", vec![("check", bounded(f.get(field::CHECK))), ("outcome", bounded(f.get(field::OUTCOME)))])
-            }
+            ev::SCREEN_CHECK => Self::add(
+                inner,
+                "port25_screen_checks_total",
+                vec![("check", bounded(f.get(field::CHECK))), ("outcome", bounded(f.get(field::OUTCOME)))],
+            ),
             ev::SCREEN_VERDICT => {
                 let check = match f.get(field::CHECK) {
                     "" => "none".to_owned(),
@@ -137,9 +150,15 @@ impl Metrics {
                 let day = port25_time::unix_secs() / 86_400;
                 *inner.screen_days.entry((day, bounded(f.get(field::VERDICT)), check.clone())).or_default() += 1;
                 inner.screen_days.retain(|(d, _, _), _| d + SCREEN_DAYS > day);
-                Self::add(inner, "port25_screen_verdicts_total", vec![("verdict", bounded(f.get(field::VERDICT))), ("check", check)]);
+                Self::add(
+                    inner,
+                    "port25_screen_verdicts_total",
+                    vec![("verdict", bounded(f.get(field::VERDICT))), ("check", check)],
+                );
             }
-            ev::HTTP_AUTOCONFIG => Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))]),
+            ev::HTTP_AUTOCONFIG => {
+                Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))])
+            }
             ev::SMTP_MAIL_REJECTED
             | ev::SMTP_RCPT_REJECTED
             | ev::SMTP_DATA_REJECTED
@@ -148,13 +167,14 @@ impl Metrics {
             | ev::SESSION_PROTOCOL_VIOLATION
             | ev::SUBMISSION_SENDER_REJECTED
             | ev::SUBMISSION_LIMIT => {
-                let reason = match (f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION), f.get(field::REPLY)) {
-                    (r, _, _, _) if !r.is_empty() => bounded(r),
-                    (_, l, _, _) if !l.is_empty() => bounded(l),
-                    (_, _, v, _) if !v.is_empty() => bounded(v),
-                    (_, _, _, reply) if !reply.is_empty() => reply_reason(reply),
-                    _ => "other".into(),
-                };
+                let reason =
+                    match (f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION), f.get(field::REPLY)) {
+                        (r, _, _, _) if !r.is_empty() => bounded(r),
+                        (_, l, _, _) if !l.is_empty() => bounded(l),
+                        (_, _, v, _) if !v.is_empty() => bounded(v),
+                        (_, _, _, reply) if !reply.is_empty() => reply_reason(reply),
+                        _ => "other".into(),
+                    };
                 Self::add(inner, "port25_rejections_total", vec![("stage", stage(id)), ("reason", reason)]);
                 let (listener, helo) = inner.sessions.get(&session).cloned().unwrap_or_default();
                 let subject = [f.get(field::FROM), f.get(field::TO), f.get(field::SENDER), f.get(field::USER)]
@@ -201,7 +221,14 @@ impl Metrics {
 
     /// Sum of a counter over all its label sets.
     pub fn total(&self, name: &str) -> u64 {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).counters.iter().filter(|((n, _), _)| *n == name).map(|(_, v)| v).sum()
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters
+            .iter()
+            .filter(|((n, _), _)| *n == name)
+            .map(|(_, v)| v)
+            .sum()
     }
 
     /// The counters and the active-session gauge in the text format.
@@ -345,17 +372,35 @@ mod tests {
         let mut out = Exposition::default();
         m.render_counters(&mut out);
         assert!(out.text.contains("port25_sessions_total{listener=\"mx\"} 1"), "{}", out.text);
-        assert!(out.text.contains("port25_rejections_total{stage=\"smtp_rcpt_rejected\",reason=\"5.7.1\"} 1"), "{}", out.text);
+        assert!(
+            out.text.contains("port25_rejections_total{stage=\"smtp_rcpt_rejected\",reason=\"5.7.1\"} 1"),
+            "{}",
+            out.text
+        );
         assert!(out.text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
         assert!(out.text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
         assert!(out.text.contains("port25_sessions_active{listener=\"mx\"} 1"));
-        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"), "{}", out.text);
+        assert!(
+            out.text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"),
+            "{}",
+            out.text
+        );
         assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"pass\",check=\"none\"} 1"), "{}", out.text);
-        assert!(out.text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"), "{}", out.text);
+        assert!(
+            out.text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"),
+            "{}",
+            out.text
+        );
         let days = m.screen_days();
-        assert_eq!(days.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3)).collect::<Vec<_>>(), vec![("pass", "none", 1), ("reject", "end_user", 1)]);
+        assert_eq!(
+            days.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3)).collect::<Vec<_>>(),
+            vec![("pass", "none", 1), ("reject", "end_user", 1)]
+        );
         let r = m.recent_rejections();
-        assert_eq!((r[0].helo.as_str(), r[0].subject.as_str(), r[0].listener.as_str()), ("<script>x</script>", "a@b", "mx"));
+        assert_eq!(
+            (r[0].helo.as_str(), r[0].subject.as_str(), r[0].listener.as_str()),
+            ("<script>x</script>", "a@b", "mx")
+        );
     }
 
     #[test]

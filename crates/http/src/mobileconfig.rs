@@ -71,7 +71,10 @@ pub fn render(settings: &ClientSettings, address: &Address) -> Option<String> {
     out += &p;
     out += "    </dict>\n  </array>\n";
     let top = |k: &str, v: &str| format!("  <key>{k}</key>\n  <string>{}</string>\n", xml(v));
-    out += &top("PayloadDescription", &format!("Sends mail through {} on port {} (TLS); never port 25.", outgoing.host, outgoing.port));
+    out += &top(
+        "PayloadDescription",
+        &format!("Sends mail through {} on port {} (TLS); never port 25.", outgoing.host, outgoing.port),
+    );
     out += &top("PayloadDisplayName", &format!("{} mail", settings.display_name));
     out += &top("PayloadIdentifier", &id);
     out += &top("PayloadType", "Configuration");

@@ -84,14 +84,18 @@ impl AppState {
     pub fn snapshot(&self, with_subjects: bool) -> Snapshot {
         let now = port25_time::unix_secs();
         let migration = match &self.accounts {
-            Some(a) => a.usage().map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold)).map_err(|e| e.to_string()),
+            Some(a) => a
+                .usage()
+                .map(|u| migration::report(&u, now as i64, self.migration_days, self.migration_threshold))
+                .map_err(|e| e.to_string()),
             None => Err("no account database".into()),
         };
         let queues: Vec<_> = self.queues.iter().map(|(name, gauges)| (*name, gauges.status(now))).collect();
         let captures = self.captures.as_ref().map(|c| {
             let mut c = c.lock().unwrap_or_else(|p| p.into_inner());
             c.refresh().map_err(|e| e.to_string())?;
-            let hour_ago = port25_time::rfc3339_millis(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
+            let hour_ago =
+                port25_time::rfc3339_millis(std::time::SystemTime::now() - std::time::Duration::from_secs(3600));
             let recent = c.recent().into_iter().map(|m| {
                 let subject = if with_subjects && !m.digest.is_empty() { c.subject(&m.digest) } else { None };
                 (m, subject)
@@ -127,11 +131,19 @@ impl AppState {
         out.sample("port25_ready", &[], if self.ready.check().is_ok() { 1.0 } else { 0.0 });
         type Field = fn(&QueueStatus) -> f64;
         let fields: [(&str, &str, Field); 5] = [
-            ("port25_queue_messages", "Spooled messages with a recipient not delivered yet, per queue (local, outbound).", |q| q.messages as f64),
+            (
+                "port25_queue_messages",
+                "Spooled messages with a recipient not delivered yet, per queue (local, outbound).",
+                |q| q.messages as f64,
+            ),
             ("port25_queue_recipients", "Recipients not delivered yet, per queue.", |q| q.recipients as f64),
-            ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting, per queue.", |q| q.oldest_age as f64),
+            ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting, per queue.", |q| {
+                q.oldest_age as f64
+            }),
             ("port25_queue_bytes", "Size of the queue's batch files.", |q| q.bytes as f64),
-            ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", |q| q.quarantined as f64),
+            ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", |q| {
+                q.quarantined as f64
+            }),
         ];
         for (name, help, get) in fields {
             out.family(name, "gauge", help);
@@ -140,7 +152,11 @@ impl AppState {
             }
         }
         if let Ok(m) = &snap.migration {
-            out.family("port25_migration_threshold_percent", "gauge", "The share of active users that must submit only on 587/465.");
+            out.family(
+                "port25_migration_threshold_percent",
+                "gauge",
+                "The share of active users that must submit only on 587/465.",
+            );
             out.sample("port25_migration_threshold_percent", &[], self.migration_threshold);
             type Get = fn(&DomainReport) -> f64;
             let families: [(&str, &str, Get); 4] = [
@@ -161,7 +177,11 @@ impl AppState {
             }
         }
         if let Some(Ok(c)) = &snap.captures {
-            out.family("port25_spampot_captures_total", "counter", "Messages in the SpamPots capture directory ([http] spampot_capture).");
+            out.family(
+                "port25_spampot_captures_total",
+                "counter",
+                "Messages in the SpamPots capture directory ([http] spampot_capture).",
+            );
             out.sample("port25_spampot_captures_total", &[], c.messages as f64);
             out.family("port25_spampot_connections_total", "counter", "Connections recorded in the capture directory.");
             out.sample("port25_spampot_connections_total", &[], c.connections as f64);

@@ -93,8 +93,9 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<(Vec<CertificateDer<'static>
     let read = |p: &Path| std::fs::read(p).map_err(|source| TlsError::Read { path: p.to_owned(), source });
     let cert_pem = read(cert)?;
     let key_pem = read(key)?;
-    let certs: Vec<CertificateDer<'static>> =
-        rustls_pemfile::certs(&mut cert_pem.as_slice()).collect::<Result<_, _>>().map_err(|source| TlsError::Read { path: cert.to_owned(), source })?;
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+        .collect::<Result<_, _>>()
+        .map_err(|source| TlsError::Read { path: cert.to_owned(), source })?;
     if certs.is_empty() {
         return Err(TlsError::NoCertificate { path: cert.to_owned() });
     }

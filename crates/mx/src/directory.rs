@@ -205,7 +205,11 @@ mod tests {
 
     #[test]
     fn cache_keeps_yes_and_no_but_never_cannot_tell_and_stays_bounded() {
-        let settings = CacheSettings { positive_ttl: Duration::from_secs(60), negative_ttl: Duration::from_secs(60), max_entries: 100 };
+        let settings = CacheSettings {
+            positive_ttl: Duration::from_secs(60),
+            negative_ttl: Duration::from_secs(60),
+            max_entries: 100,
+        };
         let c = Cached::new(Server(AtomicUsize::new(0)), settings);
         let asked = || c.inner.0.load(Ordering::SeqCst);
         assert_eq!(block(c.exists("alice@example.net")), Exists::Yes);
@@ -226,7 +230,8 @@ mod tests {
 
     #[test]
     fn cache_answers_expire() {
-        let settings = CacheSettings { positive_ttl: Duration::from_secs(60), negative_ttl: Duration::ZERO, max_entries: 100 };
+        let settings =
+            CacheSettings { positive_ttl: Duration::from_secs(60), negative_ttl: Duration::ZERO, max_entries: 100 };
         let c = Cached::new(Server(AtomicUsize::new(0)), settings);
         block(c.exists("nobody@example.net"));
         block(c.exists("nobody@example.net"));

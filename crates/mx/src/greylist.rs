@@ -107,7 +107,8 @@ impl Greylist {
         let rcpt = rcpt.to_ascii_lowercase();
         // What the database says, before any DNS question.
         let known = {
-            let (db, net, from, domain, rcpt) = (self.db.clone(), net.clone(), from.clone(), domain.clone(), rcpt.clone());
+            let (db, net, from, domain, rcpt) =
+                (self.db.clone(), net.clone(), from.clone(), domain.clone(), rcpt.clone());
             let delay = self.settings.delay.as_secs();
             let max_wait = self.settings.max_wait.as_secs();
             let allow = self.settings.allowlist_for.as_secs();
@@ -136,7 +137,9 @@ impl Greylist {
                 if prune {
                     self.last_prune.store(now(), Ordering::Relaxed);
                 }
-                let inserted = tokio::task::spawn_blocking(move || insert(&db, &net, &from, &rcpt, max, prune, max_wait, allow)).await;
+                let inserted =
+                    tokio::task::spawn_blocking(move || insert(&db, &net, &from, &rcpt, max, prune, max_wait, allow))
+                        .await;
                 match inserted {
                     Ok(Ok(())) => {}
                     Ok(Err(e)) => return Answer::Error(e),
@@ -160,7 +163,11 @@ impl Greylist {
         let dnswl = async {
             for zone in &self.settings.dnswl {
                 let name = format!("{}.{}.", reversed(sender.ip), zone.trim_end_matches('.'));
-                let answer = tokio::time::timeout(self.auth.settings().timeout, self.auth.resolver().lookup(name, RecordType::A)).await;
+                let answer = tokio::time::timeout(
+                    self.auth.settings().timeout,
+                    self.auth.resolver().lookup(name, RecordType::A),
+                )
+                .await;
                 if let Ok(Ok(lookup)) = answer {
                     let listed = lookup.answers().iter().any(|r| match &r.data {
                         // 127.0.0.255: dnswl.org's "query refused"; 127.255.255.x: RFC 5782 errors.
@@ -182,7 +189,8 @@ impl Greylist {
 /// Opens (creating) the triplet database.
 fn open_db(path: &std::path::Path) -> Result<Connection, String> {
     // Senders and recipients: port25's user only.
-    port25_groupcommit::private::private_file(path).map_err(|e| format!("greylist database {}: {e}", path.display()))?;
+    port25_groupcommit::private::private_file(path)
+        .map_err(|e| format!("greylist database {}: {e}", path.display()))?;
     let db = Connection::open(path).map_err(|e| format!("greylist database {}: {e}", path.display()))?;
     db.execute_batch(
         "PRAGMA journal_mode=WAL;
@@ -224,25 +232,42 @@ enum State {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn lookup(db: &Mutex<Connection>, net: &str, from: &str, domain: &str, rcpt: &str, delay: u64, max_wait: u64, allow: u64) -> Result<State, String> {
+fn lookup(
+    db: &Mutex<Connection>,
+    net: &str,
+    from: &str,
+    domain: &str,
+    rcpt: &str,
+    delay: u64,
+    max_wait: u64,
+    allow: u64,
+) -> Result<State, String> {
     let db = db.lock().unwrap_or_else(|p| p.into_inner());
     let t = now();
     let e = |e: rusqlite::Error| format!("greylist database: {e}");
-    let allowed: Option<i64> =
-        db.query_row("SELECT until FROM allowed WHERE net = ?1 AND domain = ?2", params![net, domain], |r| r.get(0)).optional().map_err(e)?;
+    let allowed: Option<i64> = db
+        .query_row("SELECT until FROM allowed WHERE net = ?1 AND domain = ?2", params![net, domain], |r| r.get(0))
+        .optional()
+        .map_err(e)?;
     if allowed.is_some_and(|u| u as u64 > t) {
         return Ok(State::Allowed);
     }
     let seen: Option<(i64, i64)> = db
-        .query_row("SELECT first_seen, passed FROM triplet WHERE net = ?1 AND sender = ?2 AND rcpt = ?3", params![net, from, rcpt], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT first_seen, passed FROM triplet WHERE net = ?1 AND sender = ?2 AND rcpt = ?3",
+            params![net, from, rcpt],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()
         .map_err(e)?;
     let Some((first, passed)) = seen else { return Ok(State::New) };
     let age = t.saturating_sub(first as u64);
     if passed != 0 || (age >= delay && age <= max_wait) {
-        db.execute("UPDATE triplet SET passed = 1 WHERE net = ?1 AND sender = ?2 AND rcpt = ?3", params![net, from, rcpt]).map_err(e)?;
+        db.execute(
+            "UPDATE triplet SET passed = 1 WHERE net = ?1 AND sender = ?2 AND rcpt = ?3",
+            params![net, from, rcpt],
+        )
+        .map_err(e)?;
         db.execute(
             "INSERT INTO allowed (net, domain, until) VALUES (?1, ?2, ?3) ON CONFLICT (net, domain) DO UPDATE SET until = excluded.until",
             params![net, domain, (t + allow) as i64],
@@ -252,19 +277,30 @@ fn lookup(db: &Mutex<Connection>, net: &str, from: &str, domain: &str, rcpt: &st
     }
     if age > max_wait {
         // Too late: start again.
-        db.execute("DELETE FROM triplet WHERE net = ?1 AND sender = ?2 AND rcpt = ?3", params![net, from, rcpt]).map_err(e)?;
+        db.execute("DELETE FROM triplet WHERE net = ?1 AND sender = ?2 AND rcpt = ?3", params![net, from, rcpt])
+            .map_err(e)?;
         return Ok(State::New);
     }
     Ok(State::Wait(delay - age))
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert(db: &Mutex<Connection>, net: &str, from: &str, rcpt: &str, max: usize, prune: bool, max_wait: u64, allow: u64) -> Result<(), String> {
+fn insert(
+    db: &Mutex<Connection>,
+    net: &str,
+    from: &str,
+    rcpt: &str,
+    max: usize,
+    prune: bool,
+    max_wait: u64,
+    allow: u64,
+) -> Result<(), String> {
     let db = db.lock().unwrap_or_else(|p| p.into_inner());
     let t = now() as i64;
     let e = |e: rusqlite::Error| format!("greylist database: {e}");
     if prune {
-        db.execute("DELETE FROM triplet WHERE passed = 0 AND first_seen < ?1", params![t - max_wait as i64]).map_err(e)?;
+        db.execute("DELETE FROM triplet WHERE passed = 0 AND first_seen < ?1", params![t - max_wait as i64])
+            .map_err(e)?;
         db.execute("DELETE FROM triplet WHERE passed = 1 AND first_seen < ?1", params![t - allow as i64]).map_err(e)?;
         db.execute("DELETE FROM allowed WHERE until < ?1", params![t]).map_err(e)?;
     }
@@ -278,7 +314,11 @@ fn insert(db: &Mutex<Connection>, net: &str, from: &str, rcpt: &str, max: usize,
         )
         .map_err(e)?;
     }
-    db.execute("INSERT OR IGNORE INTO triplet (net, sender, rcpt, first_seen) VALUES (?1, ?2, ?3, ?4)", params![net, from, rcpt, t]).map_err(e)?;
+    db.execute(
+        "INSERT OR IGNORE INTO triplet (net, sender, rcpt, first_seen) VALUES (?1, ?2, ?3, ?4)",
+        params![net, from, rcpt, t],
+    )
+    .map_err(e)?;
     Ok(())
 }
 
@@ -300,7 +340,9 @@ mod tests {
     fn triplets_wait_pass_and_stay_bounded() {
         let dir = tempfile::tempdir().unwrap();
         let db = Mutex::new(open_db(&dir.path().join("g.sqlite")).unwrap());
-        let state = |rcpt: &str, delay| lookup(&db, "192.0.2.0/24", "a@d.example", "d.example", rcpt, delay, 86400, 86400).unwrap();
+        let state = |rcpt: &str, delay| {
+            lookup(&db, "192.0.2.0/24", "a@d.example", "d.example", rcpt, delay, 86400, 86400).unwrap()
+        };
         assert!(matches!(state("r@x", 300), State::New));
         insert(&db, "192.0.2.0/24", "a@d.example", "r@x", 100, false, 86400, 86400).unwrap();
         assert!(matches!(state("r@x", 300), State::Wait(w) if w > 290 && w <= 300));
@@ -314,7 +356,8 @@ mod tests {
         let n: i64 = db.lock().unwrap().query_row("SELECT count(*) FROM triplet", [], |r| r.get(0)).unwrap();
         assert!(n <= 100, "{n} triplets");
         // The passed one is kept.
-        let passed: i64 = db.lock().unwrap().query_row("SELECT count(*) FROM triplet WHERE passed = 1", [], |r| r.get(0)).unwrap();
+        let passed: i64 =
+            db.lock().unwrap().query_row("SELECT count(*) FROM triplet WHERE passed = 1", [], |r| r.get(0)).unwrap();
         assert_eq!(passed, 1);
     }
 }

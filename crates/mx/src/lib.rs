@@ -77,7 +77,9 @@ fn plain_local_part(local: &str) -> bool {
     // which would make names that look alike or break a listing.
     !local.starts_with('.')
         && local.len() <= 255
-        && local.chars().all(|c| c.is_ascii_alphanumeric() || "._+-=".contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+-=".contains(c) || (!c.is_ascii() && c.is_alphanumeric()))
 }
 
 impl MxPolicy {
@@ -86,7 +88,9 @@ impl MxPolicy {
             domains: config.domains.iter().map(|d| d.to_lowercase()).collect(),
             catch_all: config.catch_all.iter().map(|d| d.to_lowercase()).collect(),
             plain_names_only: config.plain_names_only,
-            directory: AnyOf(config.recipients.iter().map(|r| Arc::new(Listed::new(r)) as Arc<dyn RecipientDirectory>).collect()),
+            directory: AnyOf(
+                config.recipients.iter().map(|r| Arc::new(Listed::new(r)) as Arc<dyn RecipientDirectory>).collect(),
+            ),
             delimiter: config.recipient_delimiter,
             spool,
             auth: None,
@@ -263,12 +267,18 @@ fn sender_of<'a>(info: &'a SessionInfo, from: &'a str) -> auth::Sender<'a> {
 /// Runs the checks on a message; `Ok` is the content to store (our
 /// Received field, our Authentication-Results field, the message without
 /// fields that claim our authserv-id), `Err` the refusal.
-async fn authenticate(auth: &auth::Authenticator, info: &SessionInfo, envelope: &Envelope, message: Message) -> Result<Vec<u8>, Decision> {
+async fn authenticate(
+    auth: &auth::Authenticator,
+    info: &SessionInfo,
+    envelope: &Envelope,
+    message: Message,
+) -> Result<Vec<u8>, Decision> {
     let from = envelope.from.to_string();
     {
         let sender = sender_of(info, &from);
         let report = auth.check(&sender, message.body()).await;
-        let results: Vec<String> = report.checks.iter().map(|c| format!("{}={}", c.method, c.outcome.as_str())).collect();
+        let results: Vec<String> =
+            report.checks.iter().map(|c| format!("{}={}", c.method, c.outcome.as_str())).collect();
         let results = results.join(" ");
         if let auth::Verdict::Reject(why) = &report.verdict {
             emit!(info, ev::MX_AUTH_REJECTED, session = %info.id, peer = %info.peer, from = %from, results = %results, reason = %why);
@@ -282,10 +292,11 @@ async fn authenticate(auth: &auth::Authenticator, info: &SessionInfo, envelope: 
         emit!(info, ev::MX_AUTH, session = %info.id, peer = %info.peer, from = %from, results = %results, tagged = tag.is_some());
         let header_len = message.received_header().len();
         let mut content = message.into_content();
-        let ours: Vec<std::ops::Range<usize>> = auth::header::strip_ours(&content[header_len..], &auth.settings().authserv_id)
-            .into_iter()
-            .map(|r| r.start + header_len..r.end + header_len)
-            .collect();
+        let ours: Vec<std::ops::Range<usize>> =
+            auth::header::strip_ours(&content[header_len..], &auth.settings().authserv_id)
+                .into_iter()
+                .map(|r| r.start + header_len..r.end + header_len)
+                .collect();
         auth::header::remove_ranges(&mut content, &ours);
         let mut fields = auth.header(&report);
         if let Some(why) = tag {
@@ -297,7 +308,13 @@ async fn authenticate(auth: &auth::Authenticator, info: &SessionInfo, envelope: 
 }
 
 impl MxPolicy {
-    async fn greylisted(&self, greylist: &greylist::Greylist, info: &SessionInfo, envelope: &Envelope, to: &ForwardPath) -> Decision {
+    async fn greylisted(
+        &self,
+        greylist: &greylist::Greylist,
+        info: &SessionInfo,
+        envelope: &Envelope,
+        to: &ForwardPath,
+    ) -> Decision {
         let from = envelope.from.to_string();
         let rcpt = self.resolve(to);
         match greylist.check(&sender_of(info, &from), &rcpt).await {
@@ -312,7 +329,11 @@ impl MxPolicy {
             }
             greylist::Answer::Error(why) => {
                 emit!(warn, ev::MX_GREYLIST, session = %info.id, peer = %info.peer, from = %from, to = %rcpt, action = "error", reason = %why);
-                Decision::Reject(Reply::owned(451, "4.3.0", format!("<{to}>: Temporary local problem; please try again later")))
+                Decision::Reject(Reply::owned(
+                    451,
+                    "4.3.0",
+                    format!("<{to}>: Temporary local problem; please try again later"),
+                ))
             }
         }
     }
@@ -327,7 +348,14 @@ impl MxPolicy {
     }
 
     /// `from_mx`: unauthenticated port-25 mail, whose sender is unverified.
-    async fn spool(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>, from_mx: bool) -> Decision {
+    async fn spool(
+        &self,
+        info: &SessionInfo,
+        envelope: &Envelope,
+        id: String,
+        content: Vec<u8>,
+        from_mx: bool,
+    ) -> Decision {
         let mut rcpts: Vec<String> = Vec::with_capacity(envelope.rcpts.len());
         for r in &envelope.rcpts {
             let a = self.resolve(r);
@@ -363,7 +391,19 @@ mod tests {
         }
         // Control, format (bidi override, zero-width, BOM), separators, a
         // lone combining mark: names that look alike or break a listing.
-        for bad in [".a", "a\u{85}b", "a\u{2028}b", "a\u{202e}b", "a\u{200b}b", "\u{feff}a", "\u{301}", "a b", "a/b", "a\\b", ""] {
+        for bad in [
+            ".a",
+            "a\u{85}b",
+            "a\u{2028}b",
+            "a\u{202e}b",
+            "a\u{200b}b",
+            "\u{feff}a",
+            "\u{301}",
+            "a b",
+            "a/b",
+            "a\\b",
+            "",
+        ] {
             assert!(!plain_local_part(bad) || bad.is_empty(), "{bad:?}");
         }
     }
@@ -388,7 +428,8 @@ mod tests {
     }
 
     fn policy(dir: &std::path::Path, delimiter: char) -> MxPolicy {
-        let (spool, _) = Spool::open(dir, tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+        let (spool, _) =
+            Spool::open(dir, tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
         let config = MxConfig {
             domains: vec!["example.net".into(), "open.example".into()],
             recipients: Some(vec!["alice@example.net".into()]),
@@ -437,8 +478,19 @@ mod tests {
         let mx = policy(dir.path(), '-');
         assert_eq!(code(&mx, &rt, "-x@example.net"), 550);
         // With Maildir delivery postmaster always has its one mailbox.
-        let (spool, _) = Spool::open(&dir.path().join("m"), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
-        let config = MxConfig { domains: vec!["example.net".into()], recipients: None, recipient_delimiter: None, catch_all: vec![], plain_names_only: true };
+        let (spool, _) = Spool::open(
+            &dir.path().join("m"),
+            tokio::sync::mpsc::unbounded_channel().0,
+            port25_queue::Gauges::default(),
+        )
+        .unwrap();
+        let config = MxConfig {
+            domains: vec!["example.net".into()],
+            recipients: None,
+            recipient_delimiter: None,
+            catch_all: vec![],
+            plain_names_only: true,
+        };
         let maildir = MxPolicy::new(&config, spool).with_directory(Arc::new(Server));
         assert_eq!(code(&maildir, &rt, "postmaster@example.net"), 250);
         assert_eq!(code(&maildir, &rt, "Postmaster"), 250);
@@ -447,7 +499,8 @@ mod tests {
 
         // With Maildir, a listed mailbox that cannot be a directory name is
         // refused now rather than failing at delivery.
-        let (spool, _) = Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+        let (spool, _) =
+            Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
         let config = MxConfig {
             domains: vec!["example.net".into()],
             recipients: Some(vec!["o/brien@example.net".into(), "ok@example.net".into()]),

@@ -11,7 +11,9 @@ mod smoke;
 
 #[test]
 fn authentication_results_stripper_keeps_its_properties() {
-    let mutator =
-        smoke::Mutator { special: b"\r\n\t ;:()\"\\", pieces: &[b"Authentication-Results:", b"mx.example.net", b"\r\n\r\n", b"\r\n\t", b"(", b")", b"\""] };
+    let mutator = smoke::Mutator {
+        special: b"\r\n\t ;:()\"\\",
+        pieces: &[b"Authentication-Results:", b"mx.example.net", b"\r\n\r\n", b"\r\n\t", b"(", b")", b"\""],
+    };
     smoke::smoke_with("mx_ar_strip", 30_000, 0xa125, &mutator, checks::ar_strip);
 }

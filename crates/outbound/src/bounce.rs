@@ -25,7 +25,13 @@ use std::sync::Arc;
 /// The DSN for `msg` as a message of its own: from the null sender to
 /// `msg.from` (which must not be empty), its id the original's with "B"
 /// (bounce) or "W" (warning) and a random suffix.
-pub fn dsn_message(hostname: &str, msg: &SpooledMessage, kind: Kind, reports: &[RcptReport], now: u64) -> SpooledMessage {
+pub fn dsn_message(
+    hostname: &str,
+    msg: &SpooledMessage,
+    kind: Kind,
+    reports: &[RcptReport],
+    now: u64,
+) -> SpooledMessage {
     let content = dsn::build(hostname, msg, kind, reports, now);
     let tag = if matches!(kind, Kind::Failed) { "B" } else { "W" };
     SpooledMessage {
@@ -89,7 +95,13 @@ impl DsnStore {
     /// Stores the DSN about message `id` and logs it; `None` is the
     /// decision that none is due (RFC 5321 §6.1: never to a null
     /// reverse-path). Ok once the sender is told or need not be.
-    pub async fn send(&self, id: &str, dsn: Option<SpooledMessage>, kind: &str, recipients: usize) -> Result<(), String> {
+    pub async fn send(
+        &self,
+        id: &str,
+        dsn: Option<SpooledMessage>,
+        kind: &str,
+        recipients: usize,
+    ) -> Result<(), String> {
         let Some(dsn) = dsn else {
             emit!(info, ev::OUTBOUND_DSN, id = %id, to = "", kind = "none (null sender)", recipients);
             return Ok(());
@@ -118,7 +130,12 @@ impl DsnStore {
     /// why, e.g. the mailbox server's "550 5.1.1 no such user"): one DSN
     /// to the sender, stored before Ok; none for a null sender, nor for
     /// unauthenticated port-25 mail unless `bounce_after_accept`.
-    pub async fn bounce_local(&self, hostname: &str, msg: &SpooledMessage, failed: &[(usize, String)]) -> Result<(), String> {
+    pub async fn bounce_local(
+        &self,
+        hostname: &str,
+        msg: &SpooledMessage,
+        failed: &[(usize, String)],
+    ) -> Result<(), String> {
         if msg.from_mx && !self.bounce_after_accept && !msg.from.is_empty() {
             let reason = "unauthenticated port-25 mail and [mx] bounce_after_accept = false";
             emit!(warn, ev::OUTBOUND_DSN_SUPPRESSED, id = %msg.id, to = %msg.from, reason, recipients = failed.len());
@@ -126,9 +143,15 @@ impl DsnStore {
         }
         let reports: Vec<RcptReport> = failed
             .iter()
-            .map(|(r, why)| RcptReport { rcpt: msg.rcpts[*r].clone(), status: status_of_text(why), remote_mta: None, diagnostic: why.clone() })
+            .map(|(r, why)| RcptReport {
+                rcpt: msg.rcpts[*r].clone(),
+                status: status_of_text(why),
+                remote_mta: None,
+                diagnostic: why.clone(),
+            })
             .collect();
-        let dsn = (!msg.from.is_empty()).then(|| dsn_message(hostname, msg, Kind::Failed, &reports, port25_time::unix_secs()));
+        let dsn = (!msg.from.is_empty())
+            .then(|| dsn_message(hostname, msg, Kind::Failed, &reports, port25_time::unix_secs()));
         self.send(&msg.id, dsn, "failed", failed.len()).await
     }
 }

@@ -147,13 +147,20 @@ impl Session {
                     // handshake, and an unverified smarthost gets nothing.
                     let retry_cleartext = policy == TlsPolicy::Opportunistic && auth.is_none();
                     let what = if verified { "verified TLS" } else { "TLS handshake" };
-                    return Err(ConnectFailure { reason: format!("{what} with {host}[{addr}] failed: {e}"), tls: !retry_cleartext, retry_cleartext });
+                    return Err(ConnectFailure {
+                        reason: format!("{what} with {host}[{addr}] failed: {e}"),
+                        tls: !retry_cleartext,
+                        retry_cleartext,
+                    });
                 }
                 s.hello().await.map_err(fail)?;
             } else if must {
                 return Err(tls_fail(format!("TLS is required but {host}[{addr}] refused STARTTLS: {}", r.one_line())));
             } else if auth.is_some() {
-                return Err(tls_fail(format!("{host}[{addr}] offered STARTTLS but refused it ({}): AUTH is not sent in clear", r.one_line())));
+                return Err(tls_fail(format!(
+                    "{host}[{addr}] offered STARTTLS but refused it ({}): AUTH is not sent in clear",
+                    r.one_line()
+                )));
             }
         } else if must {
             return Err(tls_fail(format!("TLS is required but {host}[{addr}] does not offer STARTTLS")));
@@ -212,8 +219,9 @@ impl Session {
             Err(_) => ServerName::try_from(self.host.clone()).unwrap_or(ServerName::IpAddress(self.addr.ip().into())),
         };
         let connector = tokio_rustls::TlsConnector::from(config);
-        let tls =
-            tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream)).await.map_err(|_| std::io::Error::other("timed out"))??;
+        let tls = tokio::time::timeout(self.settings.command_timeout, connector.connect(name, stream))
+            .await
+            .map_err(|_| std::io::Error::other("timed out"))??;
         self.io = Io::Tls(Box::new(tls));
         self.tls = true;
         Ok(())
@@ -253,7 +261,9 @@ impl Session {
                 Ok(Ok(0)) => return Err(format!("{}[{}] closed the connection", self.host, self.addr)),
                 Ok(Ok(n)) => self.buf.extend_from_slice(&chunk[..n]),
                 Ok(Err(e)) => return Err(format!("read from {}[{}]: {e}", self.host, self.addr)),
-                Err(_) => return Err(format!("{}[{}] did not answer within {} s", self.host, self.addr, timeout.as_secs())),
+                Err(_) => {
+                    return Err(format!("{}[{}] did not answer within {} s", self.host, self.addr, timeout.as_secs()))
+                }
             }
         }
     }
@@ -269,8 +279,12 @@ impl Session {
     pub async fn send(&mut self, from: &str, rcpts: &[&str], content: &[u8]) -> Result<Vec<Verdict>, String> {
         if let Some(max) = self.ext.size {
             if content.len() > max {
-                let reply = format!("552 5.3.4 message size {} exceeds the limit of {} at {}", content.len(), max, self.host);
-                return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.3.4".into() }).collect());
+                let reply =
+                    format!("552 5.3.4 message size {} exceeds the limit of {} at {}", content.len(), max, self.host);
+                return Ok(rcpts
+                    .iter()
+                    .map(|_| Verdict::Failed { reply: reply.clone(), status: "5.3.4".into() })
+                    .collect());
             }
         }
         // RFC 6531 §3.4: a message that needs SMTPUTF8 is not sent to a
@@ -280,7 +294,10 @@ impl Session {
         if utf8 && !self.ext.smtputf8 {
             let reply =
                 format!("550 5.6.7 {} does not support SMTPUTF8 (RFC 6531), which this message needs for its non-ASCII addresses or header fields", self.host);
-            return Ok(rcpts.iter().map(|_| Verdict::Failed { reply: reply.clone(), status: "5.6.7".into() }).collect());
+            return Ok(rcpts
+                .iter()
+                .map(|_| Verdict::Failed { reply: reply.clone(), status: "5.6.7".into() })
+                .collect());
         }
         let mut mail = format!("MAIL FROM:<{from}>");
         if self.ext.size.is_some() {

@@ -69,7 +69,12 @@ impl Slots {
 
 /// Runs one connection to `target`; `Err` when it could not be set up,
 /// `Ok(true)` when it closed to give its slot to a waiting destination.
-pub(crate) async fn connection(ctx: &Ctx, target: &Target, host: &str, shared: &Shared) -> Result<bool, ConnectFailure> {
+pub(crate) async fn connection(
+    ctx: &Ctx,
+    target: &Target,
+    host: &str,
+    shared: &Shared,
+) -> Result<bool, ConnectFailure> {
     let s = &ctx.settings;
     let auth = s.smarthost.as_ref().and_then(|h| h.auth.as_ref()).map(|(u, p)| (u.as_str(), p.as_str()));
     let mut session = match connect(target.addr, host, shared, &s.client, target.policy, auth).await {

@@ -77,7 +77,8 @@ pub fn send(root: &Path, command: &Control) -> io::Result<()> {
 /// (trimmed, for the log) and the command, None when it is not one.
 pub fn take(root: &Path) -> Vec<(String, Option<Control>)> {
     let Ok(list) = std::fs::read_dir(dir(root)) else { return Vec::new() };
-    let mut files: Vec<PathBuf> = list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cmd")).collect();
+    let mut files: Vec<PathBuf> =
+        list.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "cmd")).collect();
     files.sort();
     files
         .into_iter()
@@ -97,7 +98,13 @@ mod tests {
     #[test]
     fn what_the_cli_sends_the_scheduler_takes_in_order() {
         let root = tempfile::tempdir().unwrap();
-        let all = [Control::Flush, Control::Retry("4F1A2B3C0000001".into()), Control::Delete("X1".into()), Control::Hold, Control::Release];
+        let all = [
+            Control::Flush,
+            Control::Retry("4F1A2B3C0000001".into()),
+            Control::Delete("X1".into()),
+            Control::Hold,
+            Control::Release,
+        ];
         for c in &all {
             send(root.path(), c).unwrap();
             // Distinct names even on a coarse clock.

@@ -161,7 +161,13 @@ impl Dests {
         let Some(target) = job.target() else { return Err(job) };
         let host = job.mx_host().to_owned();
         self.turns += 1;
-        let d = self.map.entry(target).or_insert_with(|| Dest { shared: Arc::default(), host, active: 0, throttle: None, turn: 0 });
+        let d = self.map.entry(target).or_insert_with(|| Dest {
+            shared: Arc::default(),
+            host,
+            active: 0,
+            throttle: None,
+            turn: 0,
+        });
         if d.active == 0 && d.shared.pending() == 0 {
             // It starts waiting now, whenever it was last served.
             d.turn = self.turns;
@@ -239,7 +245,8 @@ impl Dests {
     /// Forgets targets with neither connections nor jobs (but remembers a
     /// lowered limit until its pause is over).
     pub fn prune(&mut self, now: Instant) {
-        self.map.retain(|_, d| d.active > 0 || d.shared.pending() > 0 || d.throttle.is_some_and(|(_, until)| now < until));
+        self.map
+            .retain(|_, d| d.active > 0 || d.shared.pending() > 0 || d.throttle.is_some_and(|(_, until)| now < until));
     }
 
     /// Connection tasks running, all targets together.
@@ -263,7 +270,15 @@ mod tests {
             content: Vec::new(),
             from_mx: false,
         });
-        Job { msg, entries: vec![(id, 0)], domain: domain.into(), policy: TlsPolicy::Opportunistic, route: route.clone(), next: 0, failure: None }
+        Job {
+            msg,
+            entries: vec![(id, 0)],
+            domain: domain.into(),
+            policy: TlsPolicy::Opportunistic,
+            route: route.clone(),
+            next: 0,
+            failure: None,
+        }
     }
 
     #[test]
@@ -296,7 +311,8 @@ mod tests {
 
     #[test]
     fn free_slots_go_first_to_destinations_without_a_connection_then_round_robin() {
-        let at = |a: &str| -> Arc<[Candidate]> { Arc::from([Candidate { host: "mx".into(), addr: a.parse().unwrap() }]) };
+        let at =
+            |a: &str| -> Arc<[Candidate]> { Arc::from([Candidate { host: "mx".into(), addr: a.parse().unwrap() }]) };
         let mut d = Dests::default();
         // A destination that had mail once and has nothing left now (kept,
         // as one whose limit was lowered is).
@@ -308,8 +324,13 @@ mod tests {
         d.opened(&busy);
         d.opened(&busy);
         // Then three destinations with mail, in this order, and no slot.
-        let others: Vec<Target> = (2..5).map(|i| d.push(job(i, "other.example", &at(&format!("127.0.0.{i}:25")))).ok().unwrap()).collect();
-        assert_eq!(d.waiting(), [others[0], others[1], others[2], busy], "without a connection first, in the order they came");
+        let others: Vec<Target> =
+            (2..5).map(|i| d.push(job(i, "other.example", &at(&format!("127.0.0.{i}:25")))).ok().unwrap()).collect();
+        assert_eq!(
+            d.waiting(),
+            [others[0], others[1], others[2], busy],
+            "without a connection first, in the order they came"
+        );
         // The busy one frees a slot: it goes behind them all the same.
         assert!(d.closed(&busy, None, Instant::now()).is_empty());
         assert_eq!(d.waiting(), [others[0], others[1], others[2], busy]);
@@ -329,7 +350,8 @@ mod tests {
 
     #[test]
     fn a_failed_connection_holds_the_address_to_those_that_work_then_probes_one_more_per_pause() {
-        let one: Arc<[Candidate]> = Arc::from([Candidate { host: "mx1".into(), addr: "127.0.0.1:25".parse().unwrap() }]);
+        let one: Arc<[Candidate]> =
+            Arc::from([Candidate { host: "mx1".into(), addr: "127.0.0.1:25".parse().unwrap() }]);
         let mut d = Dests::default();
         let t = d.push(job(1, "one.example", &one)).ok().unwrap();
         let now = Instant::now();

@@ -52,7 +52,10 @@ impl Dkim {
         let mut out = Vec::new();
         for (domain, selector, path) in keys {
             let domain = domain.to_lowercase();
-            let signer = DkimSigner::from_key(read_key(path)?).domain(domain.clone()).selector(selector.clone()).headers(SIGNED.iter().copied());
+            let signer = DkimSigner::from_key(read_key(path)?)
+                .domain(domain.clone())
+                .selector(selector.clone())
+                .headers(SIGNED.iter().copied());
             out.push(Key { domain, selector: selector.clone(), signer });
         }
         Ok(Dkim { keys: out })
@@ -67,12 +70,18 @@ impl Dkim {
     pub fn sign(&self, content: &[u8]) -> Option<Result<String, String>> {
         let domain = from_domain(content)?;
         let key = self.keys.iter().find(|k| k.domain == domain)?;
-        Some(key.signer.sign(content).map(|s| s.to_header()).map_err(|e| format!("DKIM signing for {domain} failed: {e}")))
+        Some(
+            key.signer
+                .sign(content)
+                .map(|s| s.to_header())
+                .map_err(|e| format!("DKIM signing for {domain} failed: {e}")),
+        )
     }
 }
 
 fn read_key(path: &Path) -> Result<RsaKey<Sha256>, String> {
-    let der = PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
+    let der =
+        PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
     RsaKey::<Sha256>::from_key_der(der).map_err(|e| format!("{}: not an RSA key: {e}", path.display()))
 }
 
@@ -119,7 +128,8 @@ pub fn keygen(bits: usize) -> Result<(String, String), String> {
 pub fn public_record(path: &Path) -> Result<(String, Vec<String>), String> {
     use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPublicKey};
     use rsa::pkcs8::{DecodePrivateKey, EncodePublicKey};
-    let der = PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
+    let der =
+        PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: not a PEM private key: {e}", path.display()))?;
     let key = match &der {
         PrivateKeyDer::Pkcs1(k) => rsa::RsaPrivateKey::from_pkcs1_der(k.secret_pkcs1_der()).map_err(|e| e.to_string()),
         PrivateKeyDer::Pkcs8(k) => rsa::RsaPrivateKey::from_pkcs8_der(k.secret_pkcs8_der()).map_err(|e| e.to_string()),
@@ -141,9 +151,13 @@ pub fn public_record(path: &Path) -> Result<(String, Vec<String>), String> {
 /// `value`: the field's value, folded or not.
 pub fn signature_digest(value: &str) -> Option<String> {
     use sha2::Digest as _;
-    let b = value.split(';').find_map(|tag| tag.split_once('=').filter(|(name, _)| name.trim() == "b").map(|(_, v)| v))?;
+    let b =
+        value.split(';').find_map(|tag| tag.split_once('=').filter(|(name, _)| name.trim() == "b").map(|(_, v)| v))?;
     let b: String = b.chars().filter(|c| !c.is_whitespace()).collect();
-    if b.is_empty() || b.len() > 4096 || !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=') {
+    if b.is_empty()
+        || b.len() > 4096
+        || !b.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'+' || c == b'/' || c == b'=')
+    {
         return None;
     }
     let d = sha2::Sha256::digest(b.as_bytes());
@@ -170,14 +184,20 @@ mod tests {
 
     #[test]
     fn from_domain_reads_display_names_and_folding() {
-        assert_eq!(from_domain(b"Subject: x\r\nFROM: Alice <alice@Example.NET>\r\n\r\nbody").as_deref(), Some("example.net"));
+        assert_eq!(
+            from_domain(b"Subject: x\r\nFROM: Alice <alice@Example.NET>\r\n\r\nbody").as_deref(),
+            Some("example.net")
+        );
         assert_eq!(from_domain(b"From:\r\n bob@b.example\r\nTo: x\r\n\r\n").as_deref(), Some("b.example"));
         assert_eq!(from_domain(b"To: x@y\r\n\r\nFrom: a@b\r\n"), None);
         // What submission's binding reads, not the last <...>.
         assert_eq!(from_domain(b"From: \"a@example.net\" <ceo@bank.example>\r\n\r\n").as_deref(), Some("bank.example"));
         assert_eq!(from_domain(b"From: <ceo@bank.example> <a@example.net>\r\n\r\n"), None);
         assert_eq!(from_domain(b"Fr om: a@example.net\r\n\r\n"), None);
-        assert_eq!(from_domain(b"To: \xc3\x89lise <e@example.org>\r\nFrom: a@Example.NET\r\n\r\n").as_deref(), Some("example.net"));
+        assert_eq!(
+            from_domain(b"To: \xc3\x89lise <e@example.org>\r\nFrom: a@Example.NET\r\n\r\n").as_deref(),
+            Some("example.net")
+        );
     }
 
     #[test]
@@ -185,11 +205,19 @@ mod tests {
         let folded = b"DKIM-Signature: v=1; a=rsa-sha256; d=example.net; s=p25; bh=AAAA;\r\n\tb=SGVsbG8g\r\n d29ybGQ=\r\nFrom: a@example.net\r\n\r\nbody";
         let d = content_digest(folded).unwrap();
         assert_eq!(d.len(), 32);
-        assert_eq!(signature_digest("v=1; bh=AAAA; b = SGVsbG8gd29ybGQ=").as_deref(), Some(d.as_str()), "the same signature, unfolded");
+        assert_eq!(
+            signature_digest("v=1; bh=AAAA; b = SGVsbG8gd29ybGQ=").as_deref(),
+            Some(d.as_str()),
+            "the same signature, unfolded"
+        );
         assert_ne!(signature_digest("v=1; b=SGVsbG8gd29ybGR=").as_deref(), Some(d.as_str()));
         assert_eq!(signature_digest("v=1; bh=AAAA"), None, "bh= is not b=");
         assert_eq!(signature_digest("v=1; b=<script>"), None);
-        assert_eq!(content_digest(b"From: a@example.net\r\nDKIM-Signature: b=AAAA\r\n\r\n"), None, "only the field our signer puts first");
+        assert_eq!(
+            content_digest(b"From: a@example.net\r\nDKIM-Signature: b=AAAA\r\n\r\n"),
+            None,
+            "only the field our signer puts first"
+        );
     }
 
     #[test]
@@ -203,7 +231,10 @@ mod tests {
         assert_eq!(public_record(&path).unwrap().0, txt);
         let dkim = Dkim::load(&[("example.net".into(), "sel".into(), path)]).unwrap();
         let h = dkim.sign(b"From: a@example.net\r\nSubject: hi\r\n\r\nbody\r\n").unwrap().unwrap();
-        assert!(h.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") && h.contains("d=example.net") && h.contains("s=sel"), "{h}");
+        assert!(
+            h.starts_with("DKIM-Signature: v=1; a=rsa-sha256;") && h.contains("d=example.net") && h.contains("s=sel"),
+            "{h}"
+        );
         // From: oversigned, Sender: and Resent-From: signed as absent.
         let tag: String = h.split("h=").nth(1).unwrap().split(';').next().unwrap().split_whitespace().collect();
         let names: Vec<String> = tag.split(':').map(str::to_ascii_lowercase).collect();

@@ -44,7 +44,9 @@ pub struct DnsFailure {
 /// as "no records" too; those, like timeouts, are temporary failures.
 fn no_such_records(e: &NetError) -> bool {
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(n)) => matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError),
+        NetError::Dns(DnsError::NoRecordsFound(n)) => {
+            matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError)
+        }
         _ => false,
     }
 }
@@ -101,11 +103,15 @@ impl Dns {
     /// timed out or got SERVFAIL, and the mail would bounce as if the host
     /// had no address.
     pub async fn addresses(&self, host: &str) -> Result<Vec<IpAddr>, DnsFailure> {
-        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').trim_start_matches("IPv6:").parse::<IpAddr>() {
+        if let Ok(ip) = host.trim_start_matches('[').trim_end_matches(']').trim_start_matches("IPv6:").parse::<IpAddr>()
+        {
             return Ok(vec![ip]);
         }
         let name = Self::fqdn(host);
-        let (v6, v4) = tokio::join!(self.resolver.lookup(name.as_str(), RecordType::AAAA), self.resolver.lookup(name.as_str(), RecordType::A));
+        let (v6, v4) = tokio::join!(
+            self.resolver.lookup(name.as_str(), RecordType::AAAA),
+            self.resolver.lookup(name.as_str(), RecordType::A)
+        );
         let mut addrs = Vec::new();
         let mut failed = None;
         for answer in [v6, v4] {
@@ -121,7 +127,9 @@ impl Dns {
         }
         match failed {
             // What one question found is used, as lookup_ip does.
-            Some(e) if addrs.is_empty() => Err(DnsFailure { permanent: false, reason: format!("address lookup for {host} failed: {e}") }),
+            Some(e) if addrs.is_empty() => {
+                Err(DnsFailure { permanent: false, reason: format!("address lookup for {host} failed: {e}") })
+            }
             _ => Ok(addrs),
         }
     }
@@ -138,10 +146,15 @@ impl Dns {
                 })
                 .collect::<Vec<_>>(),
             Err(e) if e.is_nx_domain() => {
-                return Err(DnsFailure { permanent: true, reason: format!("domain {domain} does not exist (NXDOMAIN)") });
+                return Err(DnsFailure {
+                    permanent: true,
+                    reason: format!("domain {domain} does not exist (NXDOMAIN)"),
+                });
             }
             Err(e) if no_such_records(&e) => Vec::new(),
-            Err(e) => return Err(DnsFailure { permanent: false, reason: format!("MX lookup for {domain} failed: {e}") }),
+            Err(e) => {
+                return Err(DnsFailure { permanent: false, reason: format!("MX lookup for {domain} failed: {e}") })
+            }
         };
         if mx.len() == 1 && mx[0].0 == 0 && (mx[0].1 == "." || mx[0].1.is_empty()) {
             return Ok(Route::NullMx);
@@ -151,7 +164,10 @@ impl Dns {
             // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
             let addrs = self.addresses(domain).await?;
             if addrs.is_empty() {
-                return Err(DnsFailure { permanent: true, reason: format!("domain {domain} has neither MX nor address records") });
+                return Err(DnsFailure {
+                    permanent: true,
+                    reason: format!("domain {domain} has neither MX nor address records"),
+                });
             }
             return Ok(Route::Hosts(vec![Host { name: domain.to_owned(), preference: 0, addrs }]));
         }
@@ -169,7 +185,8 @@ impl Dns {
             }
         }
         if hosts.is_empty() {
-            return Err(last_error.unwrap_or(DnsFailure { permanent: false, reason: format!("no MX host of {domain} has an address") }));
+            return Err(last_error
+                .unwrap_or(DnsFailure { permanent: false, reason: format!("no MX host of {domain} has an address") }));
         }
         Ok(Route::Hosts(hosts))
     }
@@ -181,7 +198,8 @@ mod tests {
 
     #[test]
     fn reads_resolv_conf() {
-        let s = resolv_conf_servers("# x\nnameserver 127.0.0.53\nsearch a\nnameserver fe80::1%eth0\nnameserver bogus\n");
+        let s =
+            resolv_conf_servers("# x\nnameserver 127.0.0.53\nsearch a\nnameserver fe80::1%eth0\nnameserver bogus\n");
         assert_eq!(s, vec!["127.0.0.53:53".parse().unwrap(), "[fe80::1]:53".parse().unwrap()]);
     }
 }

@@ -70,7 +70,10 @@ fn original_headers(content: &[u8]) -> &[u8] {
     while end < content.len() {
         let Some(nl) = content[end..].windows(2).position(|w| w == b"\r\n") else { break };
         let line = &content[end..end + nl];
-        let field = line.iter().position(|&b| b == b':').is_some_and(|colon| colon > 0 && line[..colon].iter().all(|b| (33..=126).contains(b)));
+        let field = line
+            .iter()
+            .position(|&b| b == b':')
+            .is_some_and(|colon| colon > 0 && line[..colon].iter().all(|b| (33..=126).contains(b)));
         let folded = !first && line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
         if !(field || folded) {
             break;
@@ -142,14 +145,26 @@ pub fn build(hostname: &str, message: &SpooledMessage, kind: Kind, rcpts: &[Rcpt
     if let Kind::Delayed { until } = kind {
         human.push_str(&format!("\r\nDelivery will be attempted until {}.\r\n", date(until)));
     }
-    let mut status = format!("Reporting-MTA: dns; {hostname}\r\nX-Port25-Queue-ID: {}\r\nArrival-Date: {}\r\n", message.id, date(message.received_at));
+    let mut status = format!(
+        "Reporting-MTA: dns; {hostname}\r\nX-Port25-Queue-ID: {}\r\nArrival-Date: {}\r\n",
+        message.id,
+        date(message.received_at)
+    );
     for r in rcpts {
-        status.push_str(&format!("\r\nFinal-Recipient: rfc822; {}\r\nAction: {action}\r\nStatus: {}\r\n", one_line(&r.rcpt), one_line(&r.status)));
+        status.push_str(&format!(
+            "\r\nFinal-Recipient: rfc822; {}\r\nAction: {action}\r\nStatus: {}\r\n",
+            one_line(&r.rcpt),
+            one_line(&r.status)
+        ));
         if let Some(mta) = &r.remote_mta {
             status.push_str(&format!("Remote-MTA: dns; {}\r\n", one_line(mta)));
         }
         // Diagnostic text comes from remote servers: one line, bounded.
-        status.push_str(&format!("Diagnostic-Code: smtp; {}\r\nLast-Attempt-Date: {}\r\n", one_line(&r.diagnostic), date(now)));
+        status.push_str(&format!(
+            "Diagnostic-Code: smtp; {}\r\nLast-Attempt-Date: {}\r\n",
+            one_line(&r.diagnostic),
+            date(now)
+        ));
         if let Kind::Delayed { until } = kind {
             status.push_str(&format!("Will-Retry-Until: {}\r\n", date(until)));
         }
@@ -177,7 +192,10 @@ mod tests {
     #[test]
     fn spans_read_as_people_write_them() {
         let d = std::time::Duration::from_secs;
-        assert_eq!([span(d(432_000)), span(d(14_400)), span(d(90)), span(d(60)), span(d(1))], ["5 days", "4 hours", "90 seconds", "1 minute", "1 second"]);
+        assert_eq!(
+            [span(d(432_000)), span(d(14_400)), span(d(90)), span(d(60)), span(d(1))],
+            ["5 days", "4 hours", "90 seconds", "1 minute", "1 second"]
+        );
     }
 
     #[test]
@@ -221,13 +239,19 @@ mod tests {
     }
 
     fn bounce(content: Vec<u8>, diagnostic: &str) -> String {
-        let r = RcptReport { rcpt: "+a@example.net".into(), status: "5.0.0".into(), remote_mta: None, diagnostic: diagnostic.into() };
+        let r = RcptReport {
+            rcpt: "+a@example.net".into(),
+            status: "5.0.0".into(),
+            remote_mta: None,
+            diagnostic: diagnostic.into(),
+        };
         String::from_utf8(build("mx.example.net", &message(content), Kind::Failed, &[r], 1_700_000_100)).unwrap()
     }
 
     /// The part after the text/rfc822-headers part's own header.
     fn returned(dsn: &str) -> &str {
-        let (_, part) = dsn.split_once("Content-Type: text/rfc822-headers\r\n\r\n").expect("a text/rfc822-headers part");
+        let (_, part) =
+            dsn.split_once("Content-Type: text/rfc822-headers\r\n\r\n").expect("a text/rfc822-headers part");
         part.rsplit_once("\r\n--").expect("the closing boundary").0
     }
 
@@ -247,11 +271,17 @@ mod tests {
         // line within 32 KiB.
         let mut content = Vec::new();
         while content.len() < 4 << 20 {
-            content.extend_from_slice(b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\tfolded\r\n");
+            content.extend_from_slice(
+                b"X-Filler: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\tfolded\r\n",
+            );
         }
         let dsn = bounce(content, "550 no");
         let headers = returned(&dsn);
-        assert!(headers.len() <= MAX_RETURNED_HEADERS && headers.len() > MAX_RETURNED_HEADERS - 100, "{}", headers.len());
+        assert!(
+            headers.len() <= MAX_RETURNED_HEADERS && headers.len() > MAX_RETURNED_HEADERS - 100,
+            "{}",
+            headers.len()
+        );
         assert!(headers.ends_with("\r\n"));
         assert!(dsn.len() < MAX_RETURNED_HEADERS + 4096);
 

@@ -75,9 +75,9 @@ impl Journal {
         let root = spool.dir().to_owned();
         fs::DirBuilder::new().recursive(true).mode(0o700).create(state_dir(&root))?;
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("outbound-journal".into())
-            .spawn(move || Writer { spool, root, batches: HashMap::new(), states: HashMap::new(), history: None }.run(rx))?;
+        std::thread::Builder::new().name("outbound-journal".into()).spawn(move || {
+            Writer { spool, root, batches: HashMap::new(), states: HashMap::new(), history: None }.run(rx)
+        })?;
         Ok(Journal { tx })
     }
 
@@ -127,7 +127,9 @@ impl Writer {
                 Record::Register { seq, open } => {
                     self.batches.entry(seq).or_insert_with(|| (DoneLog::new(&self.spool, seq), 0)).1 += open;
                 }
-                Record::State { seq, m, r, state } => states.entry(seq).or_default().push_str(&encode_state(m, r, &state)),
+                Record::State { seq, m, r, state } => {
+                    states.entry(seq).or_default().push_str(&encode_state(m, r, &state))
+                }
                 Record::Finished { seq, m, r, history: h } => {
                     history.push_str(&encode_history(&h));
                     done.entry(seq).or_default().push((m, r));
@@ -142,13 +144,15 @@ impl Writer {
             let path = state_file(&self.root, seq);
             let file = match self.states.entry(seq) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::hash_map::Entry::Vacant(v) => match OpenOptions::new().create(true).append(true).mode(0o600).open(&path) {
-                    Ok(f) => v.insert(f),
-                    Err(e) => {
-                        emit!(error, ev::SPOOL_WRITE_FAILED, batch = seq, error = %e, path = %path.display());
-                        continue;
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    match OpenOptions::new().create(true).append(true).mode(0o600).open(&path) {
+                        Ok(f) => v.insert(f),
+                        Err(e) => {
+                            emit!(error, ev::SPOOL_WRITE_FAILED, batch = seq, error = %e, path = %path.display());
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let _ = file.write_all(text.as_bytes());
         }

@@ -83,7 +83,9 @@ impl Enqueuer {
                     message.content = content;
                 }
                 // Sent unsigned rather than not at all; the event says why.
-                Some(Err(e)) => port25_events::emit!(error, port25_events::OUTBOUND_DKIM_FAILED, id = %message.id, error = %e),
+                Some(Err(e)) => {
+                    port25_events::emit!(error, port25_events::OUTBOUND_DKIM_FAILED, id = %message.id, error = %e)
+                }
                 None => {}
             }
         }

@@ -131,7 +131,10 @@ impl Queue {
                 let due_ms = (state.next_attempt * 1000).max(now);
                 let id = self.next_id;
                 self.next_id += 1;
-                self.entries.insert(id, Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false, held: false });
+                self.entries.insert(
+                    id,
+                    Entry { seq: batch.seq, m, r, msg: msg.clone(), state, due_ms, in_flight: false, held: false },
+                );
                 self.heap.push(Reverse((due_ms, id)));
             }
         }
@@ -211,7 +214,8 @@ impl Queue {
                 self.fill(touched);
             }
             Err(verdict) => {
-                let results = jobs.iter().flat_map(|j| j.entries.iter().map(|(id, _)| (*id, verdict.clone()))).collect();
+                let results =
+                    jobs.iter().flat_map(|j| j.entries.iter().map(|(id, _)| (*id, verdict.clone()))).collect();
                 self.results(results, None);
             }
         }
@@ -303,7 +307,13 @@ impl Queue {
         if e.held {
             self.held -= 1;
         }
-        let history = HistoryLine { time: port25_time::unix_secs(), id: e.msg.id.clone(), rcpt: e.msg.rcpts[e.r].clone(), outcome, reply };
+        let history = HistoryLine {
+            time: port25_time::unix_secs(),
+            id: e.msg.id.clone(),
+            rcpt: e.msg.rcpts[e.r].clone(),
+            outcome,
+            reply,
+        };
         self.journal.send(Record::Finished { seq: e.seq, m: e.m, r: e.r, history });
     }
 
@@ -325,15 +335,27 @@ impl Queue {
                 Verdict::Failed { reply, status } => {
                     emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %reply, attempts = e.state.attempts);
                     let report = RcptReport { rcpt: to, status, remote_mta: remote.clone(), diagnostic: reply };
-                    bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Bounced));
+                    bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((
+                        id,
+                        report,
+                        Outcome::Bounced,
+                    ));
                 }
                 Verdict::Deferred { reply, status } => {
                     let age = Duration::from_secs(unix(now).saturating_sub(e.msg.received_at));
                     if age >= self.settings.max_lifetime {
-                        let diagnostic = format!("{reply} (gave up: not delivered within {})", dsn::span(self.settings.max_lifetime));
+                        let diagnostic = format!(
+                            "{reply} (gave up: not delivered within {})",
+                            dsn::span(self.settings.max_lifetime)
+                        );
                         emit!(warn, ev::OUTBOUND_BOUNCED, id = %e.msg.id, to = %to, reply = %diagnostic, attempts = e.state.attempts, expired = true);
-                        let report = RcptReport { rcpt: to, status: "4.4.7".into(), remote_mta: remote.clone(), diagnostic };
-                        bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((id, report, Outcome::Expired));
+                        let report =
+                            RcptReport { rcpt: to, status: "4.4.7".into(), remote_mta: remote.clone(), diagnostic };
+                        bounces.entry((e.seq, e.m)).or_insert_with(|| (e.msg.clone(), Vec::new())).1.push((
+                            id,
+                            report,
+                            Outcome::Expired,
+                        ));
                         continue;
                     }
                     let delay = self.settings.backoff.delay(e.state.attempts, fastrand::f64());
@@ -380,7 +402,13 @@ impl Queue {
     /// this queue); for bounces (`finished`), the recipients are finished
     /// only after the DSN is stored, so a crash repeats a DSN rather than
     /// losing it.
-    fn spawn_dsn(&self, msg: Arc<SpooledMessage>, dsn: Option<SpooledMessage>, count: usize, finished: Option<Vec<(u64, Outcome, String)>>) {
+    fn spawn_dsn(
+        &self,
+        msg: Arc<SpooledMessage>,
+        dsn: Option<SpooledMessage>,
+        count: usize,
+        finished: Option<Vec<(u64, Outcome, String)>>,
+    ) {
         let (store, events) = (self.dsns.clone(), self.events.clone());
         let kind = if finished.is_some() { "failed" } else { "delayed" };
         tokio::spawn(async move {
@@ -448,7 +476,12 @@ impl Queue {
                 Some(Control::Flush) => self.retry_now(None),
                 Some(Control::Retry(id)) => self.retry_now(Some(&id)),
                 Some(Control::Delete(id)) => {
-                    let ids: Vec<u64> = self.entries.iter().filter(|(_, e)| !e.in_flight && e.msg.id == id).map(|(id, _)| *id).collect();
+                    let ids: Vec<u64> = self
+                        .entries
+                        .iter()
+                        .filter(|(_, e)| !e.in_flight && e.msg.id == id)
+                        .map(|(id, _)| *id)
+                        .collect();
                     for &id in &ids {
                         self.finish(id, Outcome::Deleted, "deleted by the operator".into());
                     }
@@ -501,7 +534,13 @@ pub async fn run(
     let journal = Journal::start(spool.clone())?;
     let (events, mut event_rx) = mpsc::unbounded_channel();
     let stopping = CancellationToken::new();
-    let ctx = Arc::new(Ctx { settings: settings.clone(), dns, events: events.clone(), stopping: stopping.clone(), slots: Default::default() });
+    let ctx = Arc::new(Ctx {
+        settings: settings.clone(),
+        dns,
+        events: events.clone(),
+        stopping: stopping.clone(),
+        slots: Default::default(),
+    });
     let mut q = Queue {
         hold: settings.hold,
         dsns,
@@ -524,8 +563,11 @@ pub async fn run(
     let mut stats = tokio::time::interval(q.settings.stats_interval);
     loop {
         q.dispatch();
-        let wait =
-            q.heap.peek().map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(port25_time::unix_millis()))).unwrap_or(Duration::from_secs(3600));
+        let wait = q
+            .heap
+            .peek()
+            .map(|Reverse((due, _))| Duration::from_millis(due.saturating_sub(port25_time::unix_millis())))
+            .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             biased;
             _ = shutdown.cancelled() => break,

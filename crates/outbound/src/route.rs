@@ -26,7 +26,9 @@ pub(crate) async fn lookup(settings: &Settings, dns: &Dns, domain: &str) -> Resu
     let (route, port) = match &settings.smarthost {
         Some(h) => {
             let route = match dns.addresses(&h.host).await {
-                Ok(addrs) if !addrs.is_empty() => Ok(Route::Hosts(vec![Host { name: h.host.clone(), preference: 0, addrs }])),
+                Ok(addrs) if !addrs.is_empty() => {
+                    Ok(Route::Hosts(vec![Host { name: h.host.clone(), preference: 0, addrs }]))
+                }
                 Ok(_) => Err(DnsFailure { permanent: false, reason: format!("smarthost {} has no address", h.host) }),
                 Err(e) => Err(e),
             };
@@ -36,14 +38,21 @@ pub(crate) async fn lookup(settings: &Settings, dns: &Dns, domain: &str) -> Resu
     };
     match route {
         Ok(Route::Hosts(hosts)) => {
-            let all = hosts.iter().flat_map(|h| h.addrs.iter().map(|ip| Candidate { host: h.name.clone(), addr: SocketAddr::new(*ip, port) }));
+            let all = hosts.iter().flat_map(|h| {
+                h.addrs.iter().map(|ip| Candidate { host: h.name.clone(), addr: SocketAddr::new(*ip, port) })
+            });
             if settings.smarthost.is_some() {
                 return Ok(all.collect());
             }
             permitted(settings, domain, all.collect())
         }
-        Ok(Route::NullMx) => Err(Verdict::Failed { reply: format!("556 5.1.10 {domain} does not accept mail (null MX, RFC 7505)"), status: "5.1.10".into() }),
-        Err(f) if f.permanent => Err(Verdict::Failed { reply: format!("550 5.1.2 {}", f.reason), status: "5.1.2".into() }),
+        Ok(Route::NullMx) => Err(Verdict::Failed {
+            reply: format!("556 5.1.10 {domain} does not accept mail (null MX, RFC 7505)"),
+            status: "5.1.10".into(),
+        }),
+        Err(f) if f.permanent => {
+            Err(Verdict::Failed { reply: format!("550 5.1.2 {}", f.reason), status: "5.1.2".into() })
+        }
         Err(f) => Err(Verdict::Deferred { reply: format!("451 4.4.3 {}", f.reason), status: "4.4.3".into() }),
     }
 }
@@ -65,7 +74,10 @@ fn permitted(settings: &Settings, domain: &str, all: Vec<Candidate>) -> Result<V
     match refused {
         Some((c, r)) if ok.is_empty() => {
             let status = if r.looping { "4.4.6" } else { "4.4.4" };
-            Err(Verdict::Deferred { reply: format!("451 {status} MX {} of {domain}: {}", c.host, r.reason), status: status.into() })
+            Err(Verdict::Deferred {
+                reply: format!("451 {status} MX {} of {domain}: {}", c.host, r.reason),
+                status: status.into(),
+            })
         }
         _ => Ok(ok),
     }

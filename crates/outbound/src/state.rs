@@ -130,7 +130,13 @@ mod tests {
 
     #[test]
     fn history_round_trips() {
-        let h = HistoryLine { time: 5, id: "ABC".into(), rcpt: "a@b.example".into(), outcome: Outcome::Bounced, reply: "550\t5.1.1 no".into() };
+        let h = HistoryLine {
+            time: 5,
+            id: "ABC".into(),
+            rcpt: "a@b.example".into(),
+            outcome: Outcome::Bounced,
+            reply: "550\t5.1.1 no".into(),
+        };
         let text = encode_history(&h);
         assert_eq!(parse_history(&text), vec![HistoryLine { reply: "550 5.1.1 no".into(), ..h }]);
         assert!(parse_history("1\tx\ty\tdelivered").is_empty());

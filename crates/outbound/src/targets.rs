@@ -51,7 +51,9 @@ fn special_v6(ip: Ipv6Addr) -> Option<&'static str> {
         0x2001 if s[1] == 0x0db8 => "documentation (2001:db8::/32)",
         // NAT64 (RFC 6052) and 6to4 (RFC 3056) carry an IPv4 address that a
         // gateway would connect to: judge that one.
-        0x0064 if s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] => return special_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8)),
+        0x0064 if s[1] == 0xff9b && s[2..6] == [0, 0, 0, 0] => {
+            return special_v4(Ipv4Addr::new((s[6] >> 8) as u8, s[6] as u8, (s[7] >> 8) as u8, s[7] as u8))
+        }
         0x2002 => return special_v4(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8)),
         // IPv4-compatible (deprecated) and other addresses in ::/8.
         0 => "reserved (::/8)",
@@ -122,7 +124,9 @@ impl TargetPolicy {
             l.port() == target.port()
                 && (lip == ip
                     || lip.is_unspecified()
-                        && (special_range(ip) == Some("loopback") || ip.is_unspecified() || interfaces.iter().any(|i| i.to_canonical() == ip)))
+                        && (special_range(ip) == Some("loopback")
+                            || ip.is_unspecified()
+                            || interfaces.iter().any(|i| i.to_canonical() == ip)))
         });
         if ours {
             return Err(Refusal { reason: format!("{target} is port25's own listener (mail loop)"), looping: true });
@@ -179,14 +183,25 @@ mod tests {
             let got = special_range(ip(a));
             assert!(got.is_some_and(|k| k.contains(kind)), "{a}: {got:?}");
         }
-        for a in ["192.0.43.10", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2a00:1450:4001::1b", "::ffff:8.8.8.8", "64:ff9b::808:808"] {
+        for a in [
+            "192.0.43.10",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2a00:1450:4001::1b",
+            "::ffff:8.8.8.8",
+            "64:ff9b::808:808",
+        ] {
             assert_eq!(special_range(ip(a)), None, "{a}");
         }
     }
 
     #[test]
     fn allowed_networks_and_own_listeners() {
-        let p = TargetPolicy { allowed: vec!["127.0.0.0/8".parse().unwrap()], own: vec!["127.0.0.1:2525".parse().unwrap(), "[::]:25".parse().unwrap()] };
+        let p = TargetPolicy {
+            allowed: vec!["127.0.0.0/8".parse().unwrap()],
+            own: vec!["127.0.0.1:2525".parse().unwrap(), "[::]:25".parse().unwrap()],
+        };
         let public = ip("192.0.43.10");
         assert!(p.check("127.0.5.1:26".parse().unwrap(), &[]).is_ok(), "allowed network");
         assert!(p.check("127.0.5.1:25".parse().unwrap(), &[]).unwrap_err().looping, "[::]:25 listens on loopback too");
@@ -196,7 +211,10 @@ mod tests {
         let r = p.check("10.0.0.1:25".parse().unwrap(), &[]).unwrap_err();
         assert!(!r.looping && r.reason.contains("allowed_private_networks"), "{r:?}");
         assert!(p.check(SocketAddr::new(public, 25), &[]).is_ok());
-        assert!(p.check(SocketAddr::new(public, 25), &[public]).unwrap_err().looping, "[::]:25 listens on every interface address");
+        assert!(
+            p.check(SocketAddr::new(public, 25), &[public]).unwrap_err().looping,
+            "[::]:25 listens on every interface address"
+        );
         assert!(p.check(SocketAddr::new(public, 26), &[public]).is_ok());
         assert!(p.check("[::ffff:127.0.0.1]:2525".parse().unwrap(), &[]).unwrap_err().looping, "IPv4-mapped is folded");
         assert!(!interface_addresses().is_empty(), "at least the loopback interface");

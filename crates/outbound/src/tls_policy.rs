@@ -70,10 +70,20 @@ impl ServerCertVerifier for KeyVerifier {
             Err(rustls::Error::General(format!("the certificate's key (SHA-256 {hex}) is not in smarthost_pin_sha256")))
         }
     }
-    fn verify_tls12_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
-    fn verify_tls13_signature(&self, message: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Result<HandshakeSignatureValid, rustls::Error> {
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
         rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -114,8 +124,9 @@ pub enum SmarthostTrust {
 /// The client configuration for STARTTLS to the smarthost.
 pub fn smarthost_config(trust: &SmarthostTrust) -> Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder =
-        ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().expect("ring supports the default protocol versions");
+    let builder = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default protocol versions");
     let verifier: Arc<dyn ServerCertVerifier> = match trust {
         SmarthostTrust::Pins(pins) => Arc::new(KeyVerifier { provider: provider.clone(), pins: Some(pins.clone()) }),
         SmarthostTrust::SystemRoots | SmarthostTrust::Ca(_) => {
@@ -155,8 +166,9 @@ pub fn smarthost_config(trust: &SmarthostTrust) -> Result<Arc<ClientConfig>, Str
 /// The SHA-256 of a certificate's SubjectPublicKeyInfo (DER, with its
 /// SEQUENCE header: what `openssl pkey -pubin -outform der` writes).
 pub fn spki_sha256(cert: &CertificateDer<'_>) -> Result<[u8; 32], rustls::Error> {
-    let ee = webpki::EndEntityCert::try_from(cert)
-        .map_err(|e| rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e)))))?;
+    let ee = webpki::EndEntityCert::try_from(cert).map_err(|e| {
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(rustls::OtherError(Arc::new(e))))
+    })?;
     Ok(sha2::Sha256::digest(ee.subject_public_key_info().as_ref()).into())
 }
 

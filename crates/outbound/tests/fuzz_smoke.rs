@@ -27,6 +27,9 @@ fn outbound_state_seeds_and_mutants() {
 
 #[test]
 fn dkim_from_domain_seeds_and_mutants() {
-    const HEADERS: Mutator = Mutator { special: b"\r\n :<>@\"(),\\\t\xff\xc3\x89\xe2", pieces: &[b"From:", b"\r\n ", b"=?UTF-8?B?w4k=?=", b"\xc3\x89"] };
+    const HEADERS: Mutator = Mutator {
+        special: b"\r\n :<>@\"(),\\\t\xff\xc3\x89\xe2",
+        pieces: &[b"From:", b"\r\n ", b"=?UTF-8?B?w4k=?=", b"\xc3\x89"],
+    };
     smoke::smoke_with("outbound_dkim_from", 20_000, 0x9E37_79B9_7F4A_7C15, &HEADERS, checks::dkim_from);
 }

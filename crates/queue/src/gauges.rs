@@ -79,7 +79,8 @@ impl Gauges {
     /// The figures now (`now`: seconds since the Unix epoch).
     pub fn status(&self, now: u64) -> QueueStatus {
         let inner = self.inner();
-        let mut s = QueueStatus { batches: inner.batches.len(), quarantined: inner.quarantined, ..QueueStatus::default() };
+        let mut s =
+            QueueStatus { batches: inner.batches.len(), quarantined: inner.quarantined, ..QueueStatus::default() };
         for b in inner.batches.values() {
             s.bytes += b.bytes;
             for (at, left) in &b.messages {
@@ -104,7 +105,10 @@ mod tests {
         g.add(1, 300, vec![(100, 2), (900, 1)]);
         g.add(2, 50, vec![(950, 1)]);
         g.finished(1, &[(0, 0), (0, 1), (1, 0)]);
-        assert_eq!(g.status(1000), QueueStatus { batches: 2, messages: 1, recipients: 1, oldest_age: 50, bytes: 350, quarantined: 0 });
+        assert_eq!(
+            g.status(1000),
+            QueueStatus { batches: 2, messages: 1, recipients: 1, oldest_age: 50, bytes: 350, quarantined: 0 }
+        );
         g.remove(2);
         g.quarantine(1);
         assert_eq!(g.status(1000), QueueStatus { quarantined: 1, ..QueueStatus::default() });

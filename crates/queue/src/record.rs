@@ -91,7 +91,10 @@ pub fn trailer(m: &SpooledMessage) -> &'static [u8] {
 
 /// Writes a batch file's bytes: the magic, then each record's head,
 /// content and trailer.
-pub fn write_batch<'a, W: std::io::Write>(out: &mut W, messages: impl IntoIterator<Item = &'a SpooledMessage>) -> std::io::Result<()> {
+pub fn write_batch<'a, W: std::io::Write>(
+    out: &mut W,
+    messages: impl IntoIterator<Item = &'a SpooledMessage>,
+) -> std::io::Result<()> {
     out.write_all(MAGIC)?;
     for m in messages {
         out.write_all(&record_head(m))?;
@@ -211,7 +214,11 @@ pub fn decode_batch(buf: &[u8]) -> Result<Vec<SpooledMessage>, DecodeError> {
         if crc32fast::hash(payload) != crc {
             return Err(DecodeError::Checksum { index, offset });
         }
-        let m = decode_payload(payload).ok_or(DecodeError::Malformed { index, offset, what: "fields do not fit the record" })?;
+        let m = decode_payload(payload).ok_or(DecodeError::Malformed {
+            index,
+            offset,
+            what: "fields do not fit the record",
+        })?;
         out.push(m);
         rest = &rest[8 + len..];
         offset += 8 + len;

@@ -49,7 +49,9 @@ fn arrived_with_smtputf8(head: &[u8]) -> bool {
     let mut words = field.split([' ', '\t', ';']);
     while let Some(w) = words.next() {
         if w.eq_ignore_ascii_case("with") {
-            return words.find(|w| !w.is_empty()).is_some_and(|p| p.strip_prefix(UTF8_PROTOCOL).is_some_and(|marks| matches!(marks, "" | "S" | "A" | "SA")));
+            return words.find(|w| !w.is_empty()).is_some_and(|p| {
+                p.strip_prefix(UTF8_PROTOCOL).is_some_and(|marks| matches!(marks, "" | "S" | "A" | "SA"))
+            });
         }
     }
     false
@@ -66,15 +68,24 @@ mod tests {
     #[test]
     fn envelope_or_utf8_headers_of_an_smtputf8_arrival() {
         let ascii = format!("{UTF8_RECEIVED}Subject: hi\r\n\r\nbody \u{e9}\r\n");
-        assert!(!needed("a@b.example", ["c@d.example"], ascii.as_bytes()), "ASCII headers; a non-ASCII body needs 8BITMIME only");
+        assert!(
+            !needed("a@b.example", ["c@d.example"], ascii.as_bytes()),
+            "ASCII headers; a non-ASCII body needs 8BITMIME only"
+        );
         assert!(needed("\u{e9}@b.example", ["c@d.example"], b"Subject: x\r\n\r\n"));
         assert!(needed("a@b.example", ["c@d.example", "\u{e9}@d.example"], b"Subject: x\r\n\r\n"));
         let utf8 = format!("{UTF8_RECEIVED}Subject: caf\u{e9}\r\n\r\nbody\r\n");
         assert!(needed("a@b.example", ["c@d.example"], utf8.as_bytes()));
         let signed = format!("DKIM-Signature: v=1; d=b.example;\r\n\tb=xyz\r\n{utf8}");
-        assert!(needed("a@b.example", ["c@d.example"], signed.as_bytes()), "our DKIM-Signature stands above our Received");
+        assert!(
+            needed("a@b.example", ["c@d.example"], signed.as_bytes()),
+            "our DKIM-Signature stands above our Received"
+        );
         let came_plain = format!("{PLAIN_RECEIVED}Subject: caf\u{e9}\r\n\r\nbody\r\n");
-        assert!(!needed("a@b.example", ["c@d.example"], came_plain.as_bytes()), "arrived without SMTPUTF8: goes on as it came");
+        assert!(
+            !needed("a@b.example", ["c@d.example"], came_plain.as_bytes()),
+            "arrived without SMTPUTF8: goes on as it came"
+        );
         // Only the topmost Received counts: an older hop's is not ours.
         let older = format!("{PLAIN_RECEIVED}{UTF8_RECEIVED}Subject: caf\u{e9}\r\n\r\n");
         assert!(!needed("a@b.example", ["c@d.example"], older.as_bytes()));

@@ -89,7 +89,11 @@ impl Spool {
     /// Opens (creating) the spool at `dir`, lists what is pending, and
     /// starts the committer. New batches are announced on `ready`;
     /// `gauges` follows what the spool holds from now on.
-    pub fn open(dir: &Path, ready: tokio::sync::mpsc::UnboundedSender<BatchRef>, gauges: Gauges) -> Result<(Spool, Vec<BatchRef>), SpoolError> {
+    pub fn open(
+        dir: &Path,
+        ready: tokio::sync::mpsc::UnboundedSender<BatchRef>,
+        gauges: Gauges,
+    ) -> Result<(Spool, Vec<BatchRef>), SpoolError> {
         let batches = dir.join("batches");
         let tmp = dir.join("tmp");
         let quarantine = dir.join("quarantine");
@@ -111,7 +115,10 @@ impl Spool {
         let (pending, max_seq) = recover(&Scan::new(dir), &quarantine, &gauges)?;
         let (jobs, rx) = mpsc::channel::<Job>();
         let committer = Committer { batches, tmp, next_seq: max_seq + 1, ready, gauges: gauges.clone() };
-        std::thread::Builder::new().name("spool-commit".into()).spawn(move || committer.run(rx)).map_err(io_err(dir))?;
+        std::thread::Builder::new()
+            .name("spool-commit".into())
+            .spawn(move || committer.run(rx))
+            .map_err(io_err(dir))?;
         Ok((Spool { dir: Arc::new(dir.to_owned()), jobs, gauges }, pending))
     }
 
@@ -131,9 +138,12 @@ impl Spool {
         let path = scan.batch_path(batch.seq);
         match scan.read(batch.seq).map_err(io_err(&path))? {
             scan::Batch::Gone => Ok(None),
-            scan::Batch::Read { messages, done } => {
-                Ok(Some(PendingBatch { seq: batch.seq, messages: messages.into_iter().map(Arc::new).collect(), done, recovered: batch.recovered }))
-            }
+            scan::Batch::Read { messages, done } => Ok(Some(PendingBatch {
+                seq: batch.seq,
+                messages: messages.into_iter().map(Arc::new).collect(),
+                done,
+                recovered: batch.recovered,
+            })),
             scan::Batch::Damaged(e) => {
                 quarantine(&path, &self.dir.join("quarantine"), batch.seq, &e.to_string());
                 self.gauges.quarantine(batch.seq);
@@ -235,8 +245,11 @@ fn recover(scan: &Scan, quarantine_dir: &Path, gauges: &Gauges) -> Result<(Vec<B
         match scan.envelopes(seq) {
             Ok((bytes, messages)) => {
                 let done = scan.done(seq);
-                let counts =
-                    messages.iter().enumerate().map(|(m, e)| (e.received_at, (0..e.rcpts).filter(|r| !done.contains(&(m, *r))).count() as u32)).collect();
+                let counts = messages
+                    .iter()
+                    .enumerate()
+                    .map(|(m, e)| (e.received_at, (0..e.rcpts).filter(|r| !done.contains(&(m, *r))).count() as u32))
+                    .collect();
                 gauges.add(seq, bytes, counts);
                 emit!(info, ev::SPOOL_RECOVERED, batch = seq, messages = messages.len(), done = done.len());
                 pending.push(BatchRef { seq, recovered: true });
@@ -367,9 +380,17 @@ mod tests {
         let second = &announced[1];
         DoneLog::new(&spool, second.seq).record(&[(0, 0)]).unwrap();
         let status = spool.gauges().status(1);
-        assert_eq!((status.batches, status.messages, status.recipients), (announced.len() - 1, 200 - first.messages.len(), 399 - 2 * first.messages.len()));
+        assert_eq!(
+            (status.batches, status.messages, status.recipients),
+            (announced.len() - 1, 200 - first.messages.len(), 399 - 2 * first.messages.len())
+        );
         // A torn line from a crash mid-append is ignored.
-        OpenOptions::new().append(true).open(dir.path().join("batches").join(done_name(second.seq))).unwrap().write_all(b"0 1").unwrap();
+        OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("batches").join(done_name(second.seq)))
+            .unwrap()
+            .write_all(b"0 1")
+            .unwrap();
 
         let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
         let gauges = Gauges::default();

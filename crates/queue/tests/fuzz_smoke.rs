@@ -121,7 +121,9 @@ fn envelopes_agree_with_the_decoder_and_survive_mutation() {
 
 #[test]
 fn smtputf8_needed() {
-    const HEADERS: Mutator =
-        Mutator { special: b"\r\n \t;\0\xc3\xa9", pieces: &[b"Received: x\r\n\tby y with UTF8SMTPSA id z;\r\n", b"with ", b"UTF8SMTP", b"\r\n\r\n"] };
+    const HEADERS: Mutator = Mutator {
+        special: b"\r\n \t;\0\xc3\xa9",
+        pieces: &[b"Received: x\r\n\tby y with UTF8SMTPSA id z;\r\n", b"with ", b"UTF8SMTP", b"\r\n\r\n"],
+    };
     smoke::smoke_with("smtputf8_needed", 20_000, 0x5e7f_0008, &HEADERS, checks::smtputf8_needed);
 }

@@ -22,8 +22,14 @@ fn main() {
         println!("{name:28} {s:7.3} s  {:8.1} MB/s  ({n} lines)", mb / s);
     };
     step("frame lines", &mut |b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64);
-    step("fast scanner", &mut |b| b.split(|&c| c == b'\n').filter(|l| port25_capture::fastview::parse(l).is_some()).count() as u64);
-    step("serde", &mut |b| b.split(|&c| c == b'\n').filter(|l| serde_json::from_slice::<port25_capture::view::EventView>(l).is_ok()).count() as u64);
+    step("fast scanner", &mut |b| {
+        b.split(|&c| c == b'\n').filter(|l| port25_capture::fastview::parse(l).is_some()).count() as u64
+    });
+    step("serde", &mut |b| {
+        b.split(|&c| c == b'\n')
+            .filter(|l| serde_json::from_slice::<port25_capture::view::EventView>(l).is_ok())
+            .count() as u64
+    });
     let mut acc = port25_report::stats::Accumulator::new(Default::default());
     step("fast scanner + accumulator", &mut |b| {
         let mut n = 0;

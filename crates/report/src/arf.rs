@@ -23,7 +23,13 @@ pub struct Complaint {
 
 /// Header fields (name lower-cased, value unfolded) and the body.
 pub fn split_message(raw: &str) -> (Vec<(String, String)>, &str) {
-    let (head, body) = match raw.find("\r\n\r\n").map(|i| (i, 4)).into_iter().chain(raw.find("\n\n").map(|i| (i, 2))).min_by_key(|x| x.0) {
+    let (head, body) = match raw
+        .find("\r\n\r\n")
+        .map(|i| (i, 4))
+        .into_iter()
+        .chain(raw.find("\n\n").map(|i| (i, 2)))
+        .min_by_key(|x| x.0)
+    {
         Some((i, n)) => (raw.get(..i).unwrap_or_default(), raw.get(i + n..).unwrap_or_default()),
         None => (raw, ""),
     };
@@ -78,7 +84,11 @@ pub fn parse_date(s: &str) -> Option<i64> {
     }
     let words: Vec<&str> = s.split([' ', ',']).filter(|w| !w.is_empty()).collect();
     for w in words.windows(3) {
-        let (Ok(d), Some(m), Ok(y)) = (w[0].parse::<u32>(), MONTHS.iter().position(|m| w[1].to_ascii_lowercase().starts_with(m)), w[2].parse::<i64>()) else {
+        let (Ok(d), Some(m), Ok(y)) = (
+            w[0].parse::<u32>(),
+            MONTHS.iter().position(|m| w[1].to_ascii_lowercase().starts_with(m)),
+            w[2].parse::<i64>(),
+        ) else {
             continue;
         };
         if (1..=31).contains(&d) && (1970..=9999).contains(&y) {
@@ -100,7 +110,10 @@ fn source_from_text(text: &str) -> Option<IpAddr> {
     for (i, _) in lower.match_indices("from ") {
         let Some(rest) = text.get(i + 5..) else { continue };
         let rest = rest.strip_prefix("IP ").or_else(|| rest.strip_prefix("ip ")).unwrap_or(rest);
-        let word = rest.split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == ')' || c == '(').next().unwrap_or("");
+        let word = rest
+            .split(|c: char| c.is_whitespace() || c == ',' || c == ';' || c == ')' || c == '(')
+            .next()
+            .unwrap_or("");
         if let Ok(ip) = word.trim_end_matches('.').parse() {
             return Some(ip);
         }
@@ -136,7 +149,8 @@ pub fn reported_headers(raw: &[u8]) -> Result<Vec<(String, String)>, String> {
     }
     let lower = body.to_ascii_lowercase();
     let start = if lower.starts_with("received:") { Some(0) } else { lower.find("\nreceived:").map(|i| i + 1) };
-    let quoted = start.and_then(|i| body.get(i..)).ok_or("no multipart report and no quoted Received: header in the text")?;
+    let quoted =
+        start.and_then(|i| body.get(i..)).ok_or("no multipart report and no quoted Received: header in the text")?;
     Ok(split_message(quoted).0)
 }
 
@@ -167,7 +181,8 @@ pub fn parse(raw: &[u8]) -> Result<Complaint, String> {
         let fb = feedback.ok_or("ARF report without a message/feedback-report part")?;
         let source = match field(&fb, "source-ip") {
             Some(s) => s.parse().map_err(|_| format!("Source-IP {s:?} is not an IP address"))?,
-            None => source_from_text(&original).ok_or("ARF report without Source-IP and no [address] in the reported message's Received headers")?,
+            None => source_from_text(&original)
+                .ok_or("ARF report without Source-IP and no [address] in the reported message's Received headers")?,
         };
         let day = field(&fb, "arrival-date")
             .or(field(&fb, "received-date"))
@@ -177,12 +192,17 @@ pub fn parse(raw: &[u8]) -> Result<Complaint, String> {
         let (orig_fields, _) = split_message(&original);
         let received: Vec<&str> = orig_fields.iter().filter(|f| f.0 == "received").map(|f| f.1.as_str()).collect();
         let evidence = format!("{human}\n{}", received.join("\n")).to_ascii_lowercase();
-        return Ok(Complaint { arf: true, feedback_type: field(&fb, "feedback-type").map(|s| s.to_ascii_lowercase()), source, day, evidence });
+        return Ok(Complaint {
+            arf: true,
+            feedback_type: field(&fb, "feedback-type").map(|s| s.to_ascii_lowercase()),
+            source,
+            day,
+            evidence,
+        });
     }
-    let source = field(&fields, "x-source-ip")
-        .and_then(|s| s.parse().ok())
-        .or_else(|| source_from_text(body))
-        .ok_or("no source address found (no Source-IP, no [address] in quoted Received headers, no \"from <address>\")")?;
+    let source = field(&fields, "x-source-ip").and_then(|s| s.parse().ok()).or_else(|| source_from_text(body)).ok_or(
+        "no source address found (no Source-IP, no [address] in quoted Received headers, no \"from <address>\")",
+    )?;
     let day = report_date.ok_or("report without a Date header")?;
     Ok(Complaint { arf: false, feedback_type: None, source, day, evidence: body.to_ascii_lowercase() })
 }

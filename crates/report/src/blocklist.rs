@@ -45,8 +45,12 @@ pub fn dated_files(paths: &[PathBuf]) -> Result<Vec<(i64, PathBuf)>, crate::erro
         };
         for f in files {
             let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let day = crate::date::day_in_name(&name)
-                .ok_or_else(|| crate::error::InputError::file(&f, "blocklist dumps need their date in the file name (YYYY-MM-DD, YYYYMMDD or YYYY-MM)"))?;
+            let day = crate::date::day_in_name(&name).ok_or_else(|| {
+                crate::error::InputError::file(
+                    &f,
+                    "blocklist dumps need their date in the file name (YYYY-MM-DD, YYYYMMDD or YYYY-MM)",
+                )
+            })?;
             out.push((day, f));
         }
     }
@@ -55,7 +59,12 @@ pub fn dated_files(paths: &[PathBuf]) -> Result<Vec<(i64, PathBuf)>, crate::erro
 }
 
 /// Reads and counts one dump. `examples` collects the first bad lines.
-pub fn count(path: &Path, day: i64, enricher: &Enricher, examples: &mut Vec<String>) -> Result<Dump, crate::error::InputError> {
+pub fn count(
+    path: &Path,
+    day: i64,
+    enricher: &Enricher,
+    examples: &mut Vec<String>,
+) -> Result<Dump, crate::error::InputError> {
     let bytes = crate::error::read(path)?;
     let text = String::from_utf8_lossy(&bytes);
     let mut d = Dump { day, path: path.to_owned(), ..Dump::default() };
@@ -134,24 +143,46 @@ pub struct Options {
     pub chart_countries: usize,
 }
 
-pub fn section(dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate::output::Context) -> crate::output::Section {
+pub fn section(
+    dumps: &[Dump],
+    examples: Vec<String>,
+    opt: &Options,
+    ctx: &crate::output::Context,
+) -> crate::output::Section {
     section_as("blocklist", "Blocklist rank", dumps, examples, opt, ctx)
 }
 
 /// [`section`] under another id and title (the CBL statistics beside the
 /// dumps' section: its charts' ids are prefixed with `id` so both fit on
 /// one page).
-pub fn section_as(id: &str, section_title: &str, dumps: &[Dump], examples: Vec<String>, opt: &Options, ctx: &crate::output::Context) -> crate::output::Section {
+pub fn section_as(
+    id: &str,
+    section_title: &str,
+    dumps: &[Dump],
+    examples: Vec<String>,
+    opt: &Options,
+    ctx: &crate::output::Context,
+) -> crate::output::Section {
     let chart_id = |c: &str| if id == "blocklist" { c.to_owned() } else { format!("{id}_{c}") };
     let (rank_id, asns_id) = (chart_id("chart_rank"), chart_id("chart_focus_asns"));
     let days: Vec<String> = dumps.iter().map(|d| crate::date::format_day(d.day)).collect();
     let mut notes = examples;
     let focus = opt.country.to_ascii_uppercase();
-    let mut t_all = Table::new("country_rank", "Listed addresses per country and rank, per dump", &["date", "rank", "country", "listed", "share_pct"]);
-    let mut t_focus =
-        Table::new("focus_rank", &format!("{focus}: rank and listed addresses per dump"), &["date", "rank", "listed", "share_pct", "countries_ranked"]);
-    let mut t_asn =
-        Table::new("focus_asns", &format!("{focus}: its ASes in the top {} ASes, per dump", opt.top_asns), &["date", "asn", "listed", "rank_among_all_asns"]);
+    let mut t_all = Table::new(
+        "country_rank",
+        "Listed addresses per country and rank, per dump",
+        &["date", "rank", "country", "listed", "share_pct"],
+    );
+    let mut t_focus = Table::new(
+        "focus_rank",
+        &format!("{focus}: rank and listed addresses per dump"),
+        &["date", "rank", "listed", "share_pct", "countries_ranked"],
+    );
+    let mut t_asn = Table::new(
+        "focus_asns",
+        &format!("{focus}: its ASes in the top {} ASes, per dump", opt.top_asns),
+        &["date", "asn", "listed", "rank_among_all_asns"],
+    );
     let mut rank_series: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
     let mut asn_series: BTreeMap<u32, Vec<Option<f64>>> = BTreeMap::new();
     // Countries that were ever in the top `chart_countries`: drawn too.
@@ -165,7 +196,9 @@ pub fn section_as(id: &str, section_title: &str, dumps: &[Dump], examples: Vec<S
             }
         }
         match r.iter().find(|x| x.0 == focus) {
-            Some((_, n, k)) => t_focus.push(vec![json!(days[i]), json!(k), json!(n), pct(*n, d.listed), json!(r.len())]),
+            Some((_, n, k)) => {
+                t_focus.push(vec![json!(days[i]), json!(k), json!(n), pct(*n, d.listed), json!(r.len())])
+            }
             None => t_focus.push(vec![json!(days[i]), json!(null), json!(0), pct(0, d.listed), json!(r.len())]),
         }
         for (a, n, k) in ranks(&d.per_asn).into_iter().take(opt.top_asns) {
@@ -185,15 +218,21 @@ pub fn section_as(id: &str, section_title: &str, dumps: &[Dump], examples: Vec<S
             ));
         }
         if d.unknown_country > 0 {
-            notes.push(format!("{}: {} listed addresses have no known country (not ranked).", d.path.display(), d.unknown_country));
+            notes.push(format!(
+                "{}: {} listed addresses have no known country (not ranked).",
+                d.path.display(),
+                d.unknown_country
+            ));
         }
     }
     for c in &drawn {
-        let v: Vec<Option<f64>> = dumps.iter().map(|d| ranks(&d.per_country).into_iter().find(|x| &x.0 == c).map(|x| x.2 as f64)).collect();
+        let v: Vec<Option<f64>> =
+            dumps.iter().map(|d| ranks(&d.per_country).into_iter().find(|x| &x.0 == c).map(|x| x.2 as f64)).collect();
         rank_series.insert(c.clone(), v);
     }
     let mut charts = Vec::new();
-    let mut series: Vec<(String, Vec<Option<f64>>)> = vec![(focus.clone(), rank_series.remove(&focus).unwrap_or_default())];
+    let mut series: Vec<(String, Vec<Option<f64>>)> =
+        vec![(focus.clone(), rank_series.remove(&focus).unwrap_or_default())];
     series.extend(rank_series.into_iter().take(9));
     let caption = ctx.caption();
     let title = format!("Rank by listed addresses ({focus} and the top {})", opt.chart_countries);
@@ -211,9 +250,11 @@ pub fn section_as(id: &str, section_title: &str, dumps: &[Dump], examples: Vec<S
         true,
     ));
     // The ASes with the most listings at any date, at most ten lines.
-    let mut asns: Vec<(u32, f64)> = asn_series.iter().map(|(a, v)| (*a, v.iter().flatten().copied().fold(0.0, f64::max))).collect();
+    let mut asns: Vec<(u32, f64)> =
+        asn_series.iter().map(|(a, v)| (*a, v.iter().flatten().copied().fold(0.0, f64::max))).collect();
     asns.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    let aseries: Vec<(String, Vec<Option<f64>>)> = asns.iter().take(10).map(|(a, _)| (format!("AS{a}"), asn_series[a].clone())).collect();
+    let aseries: Vec<(String, Vec<Option<f64>>)> =
+        asns.iter().take(10).map(|(a, _)| (format!("AS{a}"), asn_series[a].clone())).collect();
     if !aseries.is_empty() {
         let title = format!("{focus}'s ASes in the top {}: listed addresses", opt.top_asns);
         charts.push(crate::svg::lines(
@@ -259,7 +300,11 @@ fn series_of(id: &str, dumps: &[Dump], focus: &str) -> Vec<crate::markers::Serie
         share.push((d.day, if d.listed == 0 { 0.0 } else { n as f64 * 100.0 / d.listed as f64 }));
     }
     let s = |metric: String, points| crate::markers::Series { section: id.into(), metric, per: "dump", points };
-    vec![s(format!("{focus} rank"), rank), s(format!("{focus} listed addresses"), listed), s(format!("{focus} share of listings (%)"), share)]
+    vec![
+        s(format!("{focus} rank"), rank),
+        s(format!("{focus} listed addresses"), listed),
+        s(format!("{focus} share of listings (%)"), share),
+    ]
 }
 
 #[cfg(test)]

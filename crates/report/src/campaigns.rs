@@ -39,7 +39,11 @@ fn fnv(bytes: &[u8], mut h: u64) -> u64 {
 /// The MinHash signature of a body: lower-cased alphanumeric words, every
 /// run of five (or the whole text when shorter) is a shingle.
 pub fn signature(body: &[u8]) -> Signature {
-    let words: Vec<Vec<u8>> = body.split(|b| !b.is_ascii_alphanumeric() && *b < 0x80).filter(|w| !w.is_empty()).map(|w| w.to_ascii_lowercase()).collect();
+    let words: Vec<Vec<u8>> = body
+        .split(|b| !b.is_ascii_alphanumeric() && *b < 0x80)
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
     let mut sig = [u64::MAX; HASHES];
     let n = words.len().saturating_sub(SHINGLE - 1).max(1);
     for i in 0..n {

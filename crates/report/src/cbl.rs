@@ -42,7 +42,8 @@ pub struct Snapshot {
 }
 
 /// What the refusal of an unknown layout says.
-pub const EXPECTED: &str = "not a CBL statistics snapshot: expected an HTML table with a header row holding a \"Country\" or \"ASN\" column \
+pub const EXPECTED: &str =
+    "not a CBL statistics snapshot: expected an HTML table with a header row holding a \"Country\" or \"ASN\" column \
 and a \"Listings\" (or \"Count\") column (the CBL's country.html or asntraffic.html, saved), or CSV with the header \
 \"country,listings\" or \"asn,listings\" (optionally \",country\")";
 
@@ -158,7 +159,11 @@ fn asn(s: &str) -> Result<Option<u32>, String> {
 /// CSV lines split on commas (double quotes around a cell are removed),
 /// each with its line number.
 fn csv_rows(text: &str) -> Vec<(u64, Vec<String>)> {
-    text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#')).map(|(i, l)| (i as u64 + 1, csv_fields(l))).collect()
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|(i, l)| (i as u64 + 1, csv_fields(l)))
+        .collect()
 }
 
 /// One CSV line's fields: commas inside double quotes are data, `""`
@@ -199,7 +204,10 @@ fn html_rows(text: &str, lower: &str) -> Vec<(u64, Vec<String>)> {
             let next = ["<td", "<th"].iter().filter_map(|t| lower.get(c..row_end).and_then(|s| s.find(t))).min();
             let Some(j) = next.map(|j| j + c) else { break };
             let Some(open_end) = lower.get(j..row_end).and_then(|s| s.find('>')).map(|k| k + j + 1) else { break };
-            let close = ["<td", "<th", "</td", "</th"].iter().filter_map(|t| lower.get(open_end..row_end).and_then(|s| s.find(t))).min();
+            let close = ["<td", "<th", "</td", "</th"]
+                .iter()
+                .filter_map(|t| lower.get(open_end..row_end).and_then(|s| s.find(t)))
+                .min();
             let cell_end = close.map_or(row_end, |k| k + open_end);
             cells.push(cell_text(text.get(open_end..cell_end).unwrap_or("")));
             c = cell_end;
@@ -224,13 +232,26 @@ fn cell_text(html: &str) -> String {
             break;
         }
     }
-    s.replace("&nbsp;", " ").replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&").trim().to_owned()
+    s.replace("&nbsp;", " ")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&amp;", "&")
+        .trim()
+        .to_owned()
 }
 
 /// Snapshots of one day (a country page and/or an AS page) as a dump the
 /// blocklist section ranks.
-pub fn dump(day: i64, files: &[(std::path::PathBuf, Snapshot)]) -> Result<crate::blocklist::Dump, crate::error::InputError> {
-    let mut d = crate::blocklist::Dump { day, path: files.first().map(|f| f.0.clone()).unwrap_or_default(), ..Default::default() };
+pub fn dump(
+    day: i64,
+    files: &[(std::path::PathBuf, Snapshot)],
+) -> Result<crate::blocklist::Dump, crate::error::InputError> {
+    let mut d = crate::blocklist::Dump {
+        day,
+        path: files.first().map(|f| f.0.clone()).unwrap_or_default(),
+        ..Default::default()
+    };
     let mut seen: Vec<Kind> = Vec::new();
     let (mut by_country, mut by_asn) = (0u64, 0u64);
     for (path, s) in files {
@@ -275,7 +296,10 @@ pub fn dump(day: i64, files: &[(std::path::PathBuf, Snapshot)]) -> Result<crate:
 /// Reads the snapshots given (files, or directories of them), dated by
 /// their names, into one dump per day; bad rows go to `examples` as
 /// `file:line: why`.
-pub fn read(paths: &[std::path::PathBuf], examples: &mut Vec<String>) -> Result<Vec<crate::blocklist::Dump>, crate::error::InputError> {
+pub fn read(
+    paths: &[std::path::PathBuf],
+    examples: &mut Vec<String>,
+) -> Result<Vec<crate::blocklist::Dump>, crate::error::InputError> {
     let mut by_day: std::collections::BTreeMap<i64, Vec<(std::path::PathBuf, Snapshot)>> = Default::default();
     for (day, f) in crate::blocklist::dated_files(paths)? {
         let bytes = crate::error::read(&f)?;
@@ -306,7 +330,14 @@ mod tests {
     fn country_page() {
         let s = parse(COUNTRY_HTML).unwrap();
         assert_eq!(s.kind, Kind::Country);
-        assert_eq!(s.rows, vec![(Key::Country(Some("IN".into())), 1_234_567), (Key::Country(Some("BR".into())), 98_765), (Key::Country(None), 12)]);
+        assert_eq!(
+            s.rows,
+            vec![
+                (Key::Country(Some("IN".into())), 1_234_567),
+                (Key::Country(Some("BR".into())), 98_765),
+                (Key::Country(None), 12)
+            ]
+        );
         assert_eq!(s.bad, vec![LineError::new(7, "country \"Atlantis\" has no two-letter ISO code")]);
     }
 
@@ -329,7 +360,13 @@ mod tests {
 
     #[test]
     fn unknown_layouts_are_refused_saying_what_was_expected() {
-        for text in ["", "127.0.0.2\n192.0.2.0/24\n", "<table><tr><td>IP</td><td>when</td></tr></table>", "ip,listings\n1.2.3.4,1\n", "country,listings\n"] {
+        for text in [
+            "",
+            "127.0.0.2\n192.0.2.0/24\n",
+            "<table><tr><td>IP</td><td>when</td></tr></table>",
+            "ip,listings\n1.2.3.4,1\n",
+            "country,listings\n",
+        ] {
             let e = parse(text).unwrap_err();
             assert!(e.contains("expected an HTML table") && e.contains("country,listings"), "{text:?}: {e}");
         }
@@ -340,7 +377,13 @@ mod tests {
         let c = parse("country,listings\nBR,10\nUS,30\n??,2\n").unwrap();
         let a = parse("asn,listings,country\nAS1,6,BR\nAS2,30,US\n").unwrap();
         let d = dump(5, &[("c.csv".into(), c.clone()), ("a.csv".into(), a)]).unwrap();
-        assert_eq!((d.listed, d.unknown_country, d.per_country["BR"], d.per_asn[&1], d.asn_country[&1].as_str()), (42, 2, 10, 6, "BR"));
-        assert!(dump(5, &[("c.csv".into(), c.clone()), ("d.csv".into(), c)]).unwrap_err().to_string().contains("second CBL country snapshot"));
+        assert_eq!(
+            (d.listed, d.unknown_country, d.per_country["BR"], d.per_asn[&1], d.asn_country[&1].as_str()),
+            (42, 2, 10, 6, "BR")
+        );
+        assert!(dump(5, &[("c.csv".into(), c.clone()), ("d.csv".into(), c)])
+            .unwrap_err()
+            .to_string()
+            .contains("second CBL country snapshot"));
     }
 }

@@ -25,8 +25,21 @@ pub const CATEGORIES: [&str; 4] = ["open_proxy", "direct_delivery", "authenticat
 
 const AUTH: &[&str] = &["esmtpa", "esmtpsa", "authenticated sender", "authenticated", "asmtp"];
 const PROXY: &[&str] = &["open proxy", "proxy"];
-const END_USER: &[&str] =
-    &["dynamic", "dial-up", "dialup", "residential", "dsl", "dhcp", "cable", "ppp", "pool", "botnet", "spambot", "direct delivery", ".dyn."];
+const END_USER: &[&str] = &[
+    "dynamic",
+    "dial-up",
+    "dialup",
+    "residential",
+    "dsl",
+    "dhcp",
+    "cable",
+    "ppp",
+    "pool",
+    "botnet",
+    "spambot",
+    "direct delivery",
+    ".dyn.",
+];
 
 pub fn classify(c: &Complaint, end_user: &[(IpAddr, u8)]) -> &'static str {
     let has = |words: &[&str]| words.iter().any(|w| c.evidence.contains(w));
@@ -58,12 +71,16 @@ pub fn parse_prefixes(text: &str) -> Result<Vec<(IpAddr, u8)>, crate::error::Lin
             continue;
         }
         let (a, len) = l.split_once('/').unwrap_or((l, ""));
-        let ip: IpAddr = a.parse().map_err(|_| crate::error::LineError::new(i as u64 + 1, format!("{a:?} is not an IP address")))?;
+        let ip: IpAddr =
+            a.parse().map_err(|_| crate::error::LineError::new(i as u64 + 1, format!("{a:?} is not an IP address")))?;
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let len = if len.is_empty() {
             max
         } else {
-            len.parse().ok().filter(|n| *n <= max).ok_or_else(|| crate::error::LineError::new(i as u64 + 1, format!("{len:?} is not a prefix length")))?
+            len.parse()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| crate::error::LineError::new(i as u64 + 1, format!("{len:?} is not a prefix length")))?
         };
         out.push((ip, len));
     }
@@ -91,8 +108,11 @@ pub fn messages(path: &Path) -> Result<Vec<(String, Vec<u8>)>, crate::error::Inp
 pub fn for_each_message(path: &Path, f: &mut dyn FnMut(&str, &[u8])) -> Result<(), crate::error::InputError> {
     use crate::error::InputError;
     if path.is_dir() {
-        let dirs: Vec<PathBuf> =
-            if path.join("cur").is_dir() || path.join("new").is_dir() { vec![path.join("cur"), path.join("new")] } else { vec![path.to_owned()] };
+        let dirs: Vec<PathBuf> = if path.join("cur").is_dir() || path.join("new").is_dir() {
+            vec![path.join("cur"), path.join("new")]
+        } else {
+            vec![path.to_owned()]
+        };
         for d in dirs.into_iter().filter(|d| d.is_dir()) {
             // In directory order, not sorted: a Maildir of millions of
             // reports is never listed in memory (the counts do not depend
@@ -236,8 +256,15 @@ impl Trend {
             row.push(json!(cats.values().sum::<u64>()));
             ta.push(row);
         }
-        let series: Vec<(String, Vec<Option<f64>>)> =
-            CATEGORIES.iter().map(|c| (c.replace('_', " "), self.per_month.values().map(|m| Some(m.get(c).copied().unwrap_or(0) as f64)).collect())).collect();
+        let series: Vec<(String, Vec<Option<f64>>)> = CATEGORIES
+            .iter()
+            .map(|c| {
+                (
+                    c.replace('_', " "),
+                    self.per_month.values().map(|m| Some(m.get(c).copied().unwrap_or(0) as f64)).collect(),
+                )
+            })
+            .collect();
         let caption = ctx.caption();
         let chart = crate::svg::lines(
             &crate::svg::Frame {
@@ -267,7 +294,14 @@ impl Trend {
         if !ctx.markers.is_empty() {
             tables.push(crate::markers::table("before_after", &ctx.markers, &self.series()));
         }
-        crate::output::Section { id: "complaints".into(), title: "Spam complaints".into(), notes, charts: vec![chart], tables, summary }
+        crate::output::Section {
+            id: "complaints".into(),
+            title: "Spam complaints".into(),
+            notes,
+            charts: vec![chart],
+            tables,
+            summary,
+        }
     }
 
     /// The months from the first to the last report, each dated by its

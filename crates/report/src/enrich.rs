@@ -83,8 +83,12 @@ impl Enricher {
             let files = crate::error::files_in(path)?;
             for f in files {
                 let name = f.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                let day = crate::date::day_in_name(&name)
-                    .ok_or_else(|| InputError::file(&f, "a dated directory's files need a date in their name (YYYY-MM-DD, YYYYMMDD or YYYY-MM)"))?;
+                let day = crate::date::day_in_name(&name).ok_or_else(|| {
+                    InputError::file(
+                        &f,
+                        "a dated directory's files need a date in their name (YYYY-MM-DD, YYYYMMDD or YYYY-MM)",
+                    )
+                })?;
                 versions.push((day, open_source(&f)?));
             }
             if versions.is_empty() {

@@ -139,8 +139,13 @@ pub struct Truth {
 /// The sites of the synthetic sensors, after the white paper: 5 operators,
 /// cable and ADSL, 4 cities. Sensor n (from 1) gets entry n mod 5, city n
 /// mod 4, cable when n is odd.
-pub const OPERATORS: &[(&str, u32)] =
-    &[("Operadora A", 64_496), ("Operadora B", 64_497), ("Operadora C", 64_498), ("Operadora D", 64_499), ("Operadora E", 64_500)];
+pub const OPERATORS: &[(&str, u32)] = &[
+    ("Operadora A", 64_496),
+    ("Operadora B", 64_497),
+    ("Operadora C", 64_498),
+    ("Operadora D", 64_499),
+    ("Operadora E", 64_500),
+];
 pub const CITIES: &[&str] = &["São Paulo", "Rio de Janeiro", "Belo Horizonte", "Porto Alegre"];
 
 pub fn site_of(sensor_no: u64) -> port25_capture::Site {
@@ -190,9 +195,10 @@ fn plan(p: &Params, rng: &mut Rng) -> Vec<Asn> {
 fn campaign_body(campaign: u32, variant: u32, seed: u64) -> Vec<u8> {
     let mut r = Rng::new(seed ^ (u64::from(campaign) << 32) ^ 0xC0FFEE);
     const WORDS: &[&str] = &[
-        "cheap", "pills", "offer", "watch", "replica", "stock", "alert", "loan", "rate", "free", "casino", "bonus", "discount", "pharmacy", "deal", "limited",
-        "click", "here", "today", "now", "best", "price", "online", "secure", "order", "winner", "prize", "claim", "money", "fast", "credit", "approved",
-        "investor", "shares", "growth", "viagra", "rolex", "degree", "diploma", "meet",
+        "cheap", "pills", "offer", "watch", "replica", "stock", "alert", "loan", "rate", "free", "casino", "bonus",
+        "discount", "pharmacy", "deal", "limited", "click", "here", "today", "now", "best", "price", "online",
+        "secure", "order", "winner", "prize", "claim", "money", "fast", "credit", "approved", "investor", "shares",
+        "growth", "viagra", "rolex", "degree", "diploma", "meet",
     ];
     let mut text = format!("Subject: campaign {campaign} {}\r\n\r\n", WORDS[r.below(WORDS.len() as u64) as usize]);
     for line in 0..12 {
@@ -280,7 +286,13 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
             let session = format!("{session_no:016X}");
             // Times increase within a day: 86,400 s shared by the day's sessions.
             second = (second + 1 + rng.below(86_400 / (n_day / 3 + 1) + 1)).min(86_399);
-            let time = format!("{day_name}T{:02}:{:02}:{:02}.{:03}Z", second / 3600, second / 60 % 60, second % 60, rng.below(1000));
+            let time = format!(
+                "{day_name}T{:02}:{:02}:{:02}.{:03}Z",
+                second / 3600,
+                second / 60 % 60,
+                second % 60,
+                rng.below(1000)
+            );
             let base = Event {
                 v: port25_capture::FORMAT_VERSION,
                 sensor: sensor.clone(),
@@ -303,11 +315,19 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
             emit(&Event { event: "port25.spampot.connect".into(), proxy_type: None, ..base.clone() }, &mut truth)?;
             let mx = format!("mx{}.example.com", rng.below(50));
             let requested = Destination { host: mx, port: requested_port };
-            emit(&Event { event: "port25.spampot.proxy.request".into(), requested: Some(requested.clone()), ..base.clone() }, &mut truth)?;
+            emit(
+                &Event {
+                    event: "port25.spampot.proxy.request".into(),
+                    requested: Some(requested.clone()),
+                    ..base.clone()
+                },
+                &mut truth,
+            )?;
             let mut in_session = 0u64;
             if !probed[s] {
                 probed[s] = true;
-                let body = format!("Subject: test\r\n\r\nproxy test {}:{port} ok\r\n", sensor_address(&sensor)).into_bytes();
+                let body =
+                    format!("Subject: test\r\n\r\nproxy test {}:{port} ok\r\n", sensor_address(&sensor)).into_bytes();
                 let digest = store(&bodies, &mut stored, &body)?;
                 in_session += 1;
                 wire_in += body.len() as u64 + 120;
@@ -326,7 +346,11 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
                         duplicate: Some(digest.1),
                         digest: Some(digest.0),
                         probe: Some(true),
-                        probe_reasons: vec!["first-message-from-source".into(), "single-recipient".into(), "mentions-sensor-address".into()],
+                        probe_reasons: vec![
+                            "first-message-from-source".into(),
+                            "single-recipient".into(),
+                            "mentions-sensor-address".into(),
+                        ],
                         ..base.clone()
                     },
                     &mut truth,
@@ -347,7 +371,9 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
                     }
                 };
                 let n_rcpt = 1 + rng.below(18);
-                let rcpt: Vec<String> = (0..n_rcpt).map(|i| format!("u{}@{}", rng.below(1_000_000) + i, DOMAINS[rng.weighted(&dom_cum)].0)).collect();
+                let rcpt: Vec<String> = (0..n_rcpt)
+                    .map(|i| format!("u{}@{}", rng.below(1_000_000) + i, DOMAINS[rng.weighted(&dom_cum)].0))
+                    .collect();
                 in_session += 1;
                 wire_in += body.len() as u64 + 80 + 40 * n_rcpt;
                 wire_out += 110 + 20 * n_rcpt;

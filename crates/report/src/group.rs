@@ -84,7 +84,9 @@ impl Site {
     pub fn key(&self, by: GroupBy) -> String {
         let unset = || format!("(no {})", by.name());
         match by {
-            GroupBy::Operator => self.operator.clone().or_else(|| self.asn.map(|a| format!("AS{a}"))).unwrap_or_else(unset),
+            GroupBy::Operator => {
+                self.operator.clone().or_else(|| self.asn.map(|a| format!("AS{a}"))).unwrap_or_else(unset)
+            }
             GroupBy::Asn => self.asn.map(|a| format!("AS{a}")).unwrap_or_else(unset),
             GroupBy::City => self.city.clone().unwrap_or_else(unset),
             GroupBy::Access => self.access.clone().unwrap_or_else(unset),
@@ -138,8 +140,14 @@ mod tests {
             br#"{"v":2,"event":"port25.spampot.connect","sensor":"s1","time":"2007-01-01T00:00:00.000Z","site":{"asn":28573,"city":"Recife","access":"adsl"}}"#;
         let e: EventView = serde_json::from_slice(line).unwrap();
         assert_eq!(GroupBy::Operator.key(&e), "AS28573", "the AS stands for an unnamed operator");
-        assert_eq!((GroupBy::City.key(&e), GroupBy::Access.key(&e), GroupBy::Sensor.key(&e)), ("Recife".into(), "adsl".into(), "s1".into()));
-        let v1: EventView = serde_json::from_slice(br#"{"v":1,"event":"port25.spampot.connect","sensor":"s1","time":"2007-01-01T00:00:00.000Z"}"#).unwrap();
+        assert_eq!(
+            (GroupBy::City.key(&e), GroupBy::Access.key(&e), GroupBy::Sensor.key(&e)),
+            ("Recife".into(), "adsl".into(), "s1".into())
+        );
+        let v1: EventView = serde_json::from_slice(
+            br#"{"v":1,"event":"port25.spampot.connect","sensor":"s1","time":"2007-01-01T00:00:00.000Z"}"#,
+        )
+        .unwrap();
         assert_eq!(GroupBy::City.key(&v1), NO_SITE);
     }
 }

@@ -15,7 +15,8 @@ pub struct Page {
 
 // Narrow screens: charts scale down with the page (their viewBox), wide
 // tables scroll inside their own box instead of widening the page.
-const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 12px;color:#222;overflow-wrap:break-word}\
+const STYLE: &str =
+    "body{font-family:sans-serif;max-width:1000px;margin:2em auto;padding:0 12px;color:#222;overflow-wrap:break-word}\
 table{border-collapse:collapse;margin:0;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
 th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}.notes li{color:#555}\
 .scroll{overflow-x:auto;max-width:100%;margin:1em 0}\

@@ -67,7 +67,12 @@ pub fn parse_line(line: &str) -> Result<Option<Entry>, String> {
     }
     // `:value` sets the default; an IPv6 address such as `::1` (plain
     // lists) also starts with a colon, and is an entry.
-    if line.starts_with(':') && line.split_whitespace().next().is_none_or(|w| w.split('/').next().is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err())) {
+    if line.starts_with(':')
+        && line
+            .split_whitespace()
+            .next()
+            .is_none_or(|w| w.split('/').next().is_none_or(|a| a.parse::<std::net::Ipv6Addr>().is_err()))
+    {
         return Ok(None);
     }
     let (excluded, rest) = match line.strip_prefix('!') {
@@ -113,11 +118,17 @@ mod tests {
 
     #[test]
     fn forms() {
-        assert_eq!(parse_line("1.2.3.4").unwrap(), Some(Entry { first: k("1.2.3.4"), last: k("1.2.3.4"), excluded: false }));
+        assert_eq!(
+            parse_line("1.2.3.4").unwrap(),
+            Some(Entry { first: k("1.2.3.4"), last: k("1.2.3.4"), excluded: false })
+        );
         assert_eq!(parse_line("1.2.3.4 :127.0.0.2:Listed").unwrap().unwrap().last, k("1.2.3.4"));
         assert_eq!(parse_line("1.2.3.4:127.0.0.2:x").unwrap().unwrap().first, k("1.2.3.4"));
         assert_eq!(parse_line("1.2.3.0/24").unwrap().unwrap().size(), 256);
-        assert_eq!(parse_line("1.2.3").unwrap().unwrap(), Entry { first: k("1.2.3.0"), last: k("1.2.3.255"), excluded: false });
+        assert_eq!(
+            parse_line("1.2.3").unwrap().unwrap(),
+            Entry { first: k("1.2.3.0"), last: k("1.2.3.255"), excluded: false }
+        );
         assert_eq!(parse_line("10").unwrap().unwrap().size(), 1 << 24);
         assert_eq!(parse_line("1.2.3.4-1.2.3.9").unwrap().unwrap().size(), 6);
         assert!(parse_line("!1.2.3.5").unwrap().unwrap().excluded);

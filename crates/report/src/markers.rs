@@ -27,9 +27,9 @@ impl Marker {
 /// `YYYY-MM-DD=label` (the label may be empty: the date names it).
 pub fn parse(arg: &str) -> Result<Marker, String> {
     let (day, label) = arg.split_once('=').unwrap_or((arg, ""));
-    let d = crate::date::parse_day(day.trim())
-        .filter(|_| day.trim().len() == 10)
-        .ok_or_else(|| format!("--event {arg:?}: expected YYYY-MM-DD=label, e.g. --event 2013-03-01=\"port 25 blocked\""))?;
+    let d = crate::date::parse_day(day.trim()).filter(|_| day.trim().len() == 10).ok_or_else(|| {
+        format!("--event {arg:?}: expected YYYY-MM-DD=label, e.g. --event 2013-03-01=\"port 25 blocked\"")
+    })?;
     if label.chars().any(char::is_control) {
         return Err(format!("--event {arg:?}: the label has control characters"));
     }
@@ -41,7 +41,12 @@ pub fn parse(arg: &str) -> Result<Marker, String> {
 pub fn sorted(mut v: Vec<Marker>) -> Result<Vec<Marker>, String> {
     v.sort_by_key(|m| m.day);
     if let Some(w) = v.windows(2).find(|w| w[0].day == w[1].day) {
-        return Err(format!("--event: two markers on {} ({:?} and {:?}); give one", w[0].date(), w[0].label, w[1].label));
+        return Err(format!(
+            "--event: two markers on {} ({:?} and {:?}); give one",
+            w[0].date(),
+            w[0].label,
+            w[1].label
+        ));
     }
     Ok(v)
 }
@@ -77,7 +82,8 @@ pub fn periods(markers: &[Marker], i: usize) -> ((Option<i64>, i64), (i64, Optio
 }
 
 fn mean(points: &[(i64, f64)], from: Option<i64>, to: Option<i64>) -> (usize, Option<f64>, Option<i64>, Option<i64>) {
-    let inside: Vec<&(i64, f64)> = points.iter().filter(|(d, _)| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d < t)).collect();
+    let inside: Vec<&(i64, f64)> =
+        points.iter().filter(|(d, _)| from.is_none_or(|f| *d >= f) && to.is_none_or(|t| *d < t)).collect();
     if inside.is_empty() {
         return (0, None, None, None);
     }
@@ -173,12 +179,26 @@ mod tests {
     #[test]
     fn adjacent_periods_and_change() {
         let d = |s: &str| crate::date::parse_day(s).unwrap();
-        let markers = vec![Marker { day: d("2013-01-03"), label: "a".into() }, Marker { day: d("2013-01-05"), label: "b".into() }];
+        let markers = vec![
+            Marker { day: d("2013-01-03"), label: "a".into() },
+            Marker { day: d("2013-01-05"), label: "b".into() },
+        ];
         // 10, 10 | 4, 4 | 1, 1, 1
-        let points: Vec<(i64, f64)> = [10.0, 10.0, 4.0, 4.0, 1.0, 1.0, 1.0].iter().enumerate().map(|(i, v)| (d("2013-01-01") + i as i64, *v)).collect();
-        let t = table("before_after", &markers, &[Series { section: "capture".into(), metric: "emails".into(), per: "day", points }]);
+        let points: Vec<(i64, f64)> = [10.0, 10.0, 4.0, 4.0, 1.0, 1.0, 1.0]
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (d("2013-01-01") + i as i64, *v))
+            .collect();
+        let t = table(
+            "before_after",
+            &markers,
+            &[Series { section: "capture".into(), metric: "emails".into(), per: "day", points }],
+        );
         let col = |r: usize, c: &str| t.rows[r][t.columns.iter().position(|x| x == c).unwrap()].clone();
-        assert_eq!((col(0, "before"), col(0, "after"), col(0, "change"), col(0, "change_pct")), (json!(10.0), json!(4.0), json!(-6.0), json!(-60.0)));
+        assert_eq!(
+            (col(0, "before"), col(0, "after"), col(0, "change"), col(0, "change_pct")),
+            (json!(10.0), json!(4.0), json!(-6.0), json!(-60.0))
+        );
         assert_eq!((col(1, "before"), col(1, "after"), col(1, "change_pct")), (json!(4.0), json!(1.0), json!(-75.0)));
         assert_eq!((col(1, "before_window"), col(1, "after_points")), (json!("2013-01-03..2013-01-04"), json!(3)));
     }

@@ -37,7 +37,8 @@ pub struct Answer {
 impl Mmdb {
     pub fn open(path: &Path) -> Result<Mmdb, InputError> {
         let bytes = crate::error::read(path)?;
-        let reader = maxminddb::Reader::from_source(bytes).map_err(|e| InputError::file(path, format!("not a MaxMind DB (.mmdb) file: {e}")))?;
+        let reader = maxminddb::Reader::from_source(bytes)
+            .map_err(|e| InputError::file(path, format!("not a MaxMind DB (.mmdb) file: {e}")))?;
         Ok(Mmdb { reader })
     }
 

@@ -30,7 +30,8 @@ pub struct Contacts {
 }
 
 /// What the refusal of an unknown contacts file says.
-pub const EXPECTED: &str = "not an abuse-contacts file: expected CSV with the header \"asn,abuse\" (optionally \",name\") \
+pub const EXPECTED: &str =
+    "not an abuse-contacts file: expected CSV with the header \"asn,abuse\" (optionally \",name\") \
 or an RIR whois export in RPSL (aut-num: objects with abuse-mailbox:, or abuse-c:/org: naming a role or organisation \
 that has one); an RIR delegated-stats file has no contacts";
 
@@ -43,7 +44,10 @@ pub fn address_ok(a: &str) -> bool {
         && d.contains('.')
         && !d.contains('@')
         && a.len() <= 254
-        && a.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'(' | b')' | b'\\' | b'[' | b']' | b':'))
+        && a.bytes().all(|b| {
+            b.is_ascii_graphic()
+                && !matches!(b, b'<' | b'>' | b',' | b';' | b'"' | b'(' | b')' | b'\\' | b'[' | b']' | b':')
+        })
 }
 
 fn asn_of(s: &str) -> Option<u32> {
@@ -64,11 +68,14 @@ impl Contacts {
     }
 
     fn csv(text: &str) -> Result<(Contacts, Vec<LineError>), String> {
-        let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+        let mut lines =
+            text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
         let (_, header) = lines.next().ok_or(EXPECTED)?;
         let names: Vec<String> = crate::cbl::csv_fields(header).into_iter().map(|c| c.to_ascii_lowercase()).collect();
         let col = |want: &[&str]| names.iter().position(|n| want.contains(&n.as_str()));
-        let (Some(a), Some(m)) = (col(&["asn"]), col(&["abuse", "abuse-mailbox", "email", "contact"])) else { return Err(EXPECTED.into()) };
+        let (Some(a), Some(m)) = (col(&["asn"]), col(&["abuse", "abuse-mailbox", "email", "contact"])) else {
+            return Err(EXPECTED.into());
+        };
         let n = col(&["name", "as-name", "org"]);
         let mut c = Contacts::default();
         let mut bad = Vec::new();
@@ -79,7 +86,10 @@ impl Contacts {
                 continue;
             };
             if !address_ok(addr) {
-                bad.push(LineError::new(i as u64 + 1, format!("{:?} is not an e-mail address", addr.chars().take(60).collect::<String>())));
+                bad.push(LineError::new(
+                    i as u64 + 1,
+                    format!("{:?} is not an e-mail address", addr.chars().take(60).collect::<String>()),
+                ));
                 continue;
             }
             let name = n.and_then(|n| f.get(n)).filter(|x| !x.is_empty()).cloned();
@@ -146,10 +156,17 @@ impl Contacts {
                 Some(m) if address_ok(&m) => {
                     c.by_asn.insert(asn, Contact { address: m, name: get(o, "as-name") });
                 }
-                Some(m) => {
-                    bad.push(LineError::new(o.line, format!("AS{asn}: abuse mailbox {:?} is not an e-mail address", m.chars().take(60).collect::<String>())))
-                }
-                None => bad.push(LineError::new(o.line, format!("AS{asn}: no abuse-mailbox (directly, or in its abuse-c/org object)"))),
+                Some(m) => bad.push(LineError::new(
+                    o.line,
+                    format!(
+                        "AS{asn}: abuse mailbox {:?} is not an e-mail address",
+                        m.chars().take(60).collect::<String>()
+                    ),
+                )),
+                None => bad.push(LineError::new(
+                    o.line,
+                    format!("AS{asn}: no abuse-mailbox (directly, or in its abuse-c/org object)"),
+                )),
             }
         }
         if aut_nums == 0 {
@@ -175,7 +192,10 @@ pub struct Seen {
 
 /// Spam (not probes) per source address in a capture, within `filter`.
 /// Memory: one entry per distinct source, like the report's own table.
-pub fn sources(dir: &std::path::Path, filter: &crate::stats::Filter) -> std::io::Result<(HashMap<IpAddr, Seen>, crate::scan::Damage)> {
+pub fn sources(
+    dir: &std::path::Path,
+    filter: &crate::stats::Filter,
+) -> std::io::Result<(HashMap<IpAddr, Seen>, crate::scan::Damage)> {
     let mut seen: HashMap<IpAddr, Seen> = HashMap::new();
     let mut damage = crate::scan::Damage::default();
     for seg in crate::scan::segments(dir)? {
@@ -188,7 +208,12 @@ pub fn sources(dir: &std::path::Path, filter: &crate::stats::Filter) -> std::io:
                 return;
             }
             let Some(ip) = e.src_ip.as_deref().and_then(|s| s.parse::<IpAddr>().ok()) else { return };
-            let s = seen.entry(ip).or_insert_with(|| Seen { first: e.time.to_string(), last: e.time.to_string(), first_day: day, ..Seen::default() });
+            let s = seen.entry(ip).or_insert_with(|| Seen {
+                first: e.time.to_string(),
+                last: e.time.to_string(),
+                first_day: day,
+                ..Seen::default()
+            });
             s.emails += 1;
             s.recipients += e.rcpt_to.len() as u64;
             if *e.time < *s.first {
@@ -217,7 +242,10 @@ pub fn sources(dir: &std::path::Path, filter: &crate::stats::Filter) -> std::io:
 /// `2006-06-10T12:34:56.789Z` as an RFC 5322 date, `Sat, 10 Jun 2006 12:34:56 +0000`.
 pub fn rfc5322(t: &str) -> Option<String> {
     let day = crate::date::parse_day(t)?;
-    let hms = t.get(11..19).filter(|x| x.len() == 8 && x.as_bytes()[2] == b':' && x.as_bytes()[5] == b':').unwrap_or("00:00:00");
+    let hms = t
+        .get(11..19)
+        .filter(|x| x.len() == 8 && x.as_bytes()[2] == b':' && x.as_bytes()[5] == b':')
+        .unwrap_or("00:00:00");
     let wd = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][day.rem_euclid(7) as usize];
     let (y, m, d) = port25_time::civil_from_days(day);
     let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"][(m - 1) as usize];
@@ -227,7 +255,11 @@ pub fn rfc5322(t: &str) -> Option<String> {
 /// The header section of a stored body, at most `max` bytes, lines ending
 /// CRLF, only printable ASCII kept (it goes into a text/rfc822-headers part).
 pub fn sample_headers(body: &[u8], max: usize) -> String {
-    let end = body.windows(4).position(|w| w == b"\r\n\r\n").or_else(|| body.windows(2).position(|w| w == b"\n\n")).unwrap_or(body.len());
+    let end = body
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .or_else(|| body.windows(2).position(|w| w == b"\n\n"))
+        .unwrap_or(body.len());
     let head = &body[..end.min(max)];
     let mut s = String::new();
     for line in head.split(|&b| b == b'\n') {
@@ -298,7 +330,11 @@ pub fn build(
         let mut mbox = String::new();
         if let Some(c) = &contact {
             for (i, (ip, s)) in v.iter().take(opt.max_sources).enumerate() {
-                let sample = s.sample.as_deref().and_then(|d| bodies.and_then(|b| b.get(d).ok())).map(|b| sample_headers(&b, 8192));
+                let sample = s
+                    .sample
+                    .as_deref()
+                    .and_then(|d| bodies.and_then(|b| b.get(d).ok()))
+                    .map(|b| sample_headers(&b, 8192));
                 mbox.push_str(&format!("From {} {}\n", opt.from, "Thu Jan  1 00:00:00 1970"));
                 mbox.push_str(&message(asn, c, ip, s, sample.as_deref(), opt, i));
                 mbox.push('\n');
@@ -315,14 +351,27 @@ fn message(asn: u32, c: &Contact, ip: &IpAddr, s: &Seen, sample: Option<&str>, o
     let first = rfc5322(&s.first).unwrap_or_else(|| opt.date.clone());
     let last = rfc5322(&s.last).unwrap_or_else(|| opt.date.clone());
     let sensors = s.sensors.iter().cloned().collect::<Vec<_>>().join(", ");
-    let via = if s.proxy_types.is_empty() { "open-proxy/open-relay bait".to_owned() } else { s.proxy_types.iter().cloned().collect::<Vec<_>>().join(", ") };
+    let via = if s.proxy_types.is_empty() {
+        "open-proxy/open-relay bait".to_owned()
+    } else {
+        s.proxy_types.iter().cloned().collect::<Vec<_>>().join(", ")
+    };
     let name = c.name.as_deref().map(|n| format!(" ({n})")).unwrap_or_default();
     let mut m = String::new();
     m.push_str(&format!("From: {}\r\nTo: {}\r\nDate: {}\r\n", opt.from, c.address, opt.date));
-    m.push_str(&format!("Subject: Abuse report: spam from {ip} (AS{asn}), {} messages seen by SpamPots sensors\r\n", s.emails));
-    m.push_str(&format!("Message-ID: <arf-{}-{asn}-{n}@{}>\r\n", opt.run_id, opt.from.rsplit_once('@').map_or("localhost", |x| x.1)));
+    m.push_str(&format!(
+        "Subject: Abuse report: spam from {ip} (AS{asn}), {} messages seen by SpamPots sensors\r\n",
+        s.emails
+    ));
+    m.push_str(&format!(
+        "Message-ID: <arf-{}-{asn}-{n}@{}>\r\n",
+        opt.run_id,
+        opt.from.rsplit_once('@').map_or("localhost", |x| x.1)
+    ));
     m.push_str("Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n");
-    m.push_str(&format!("Content-Type: multipart/report; report-type=feedback-report;\r\n\tboundary=\"{boundary}\"\r\n\r\n"));
+    m.push_str(&format!(
+        "Content-Type: multipart/report; report-type=feedback-report;\r\n\tboundary=\"{boundary}\"\r\n\r\n"
+    ));
     m.push_str("This is a multipart message in MIME format (an abuse report, RFC 5965).\r\n\r\n");
     m.push_str(&format!("--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"));
     m.push_str(&format!(
@@ -360,7 +409,10 @@ mod tests {
 
     #[test]
     fn csv_and_rpsl_contacts() {
-        let (c, bad) = Contacts::parse("asn,abuse,name\nAS28573,abuse@claro.example,CLARO\n18881,abuse@gvt.example\nx,y\n64500,abuse at isp\n").unwrap();
+        let (c, bad) = Contacts::parse(
+            "asn,abuse,name\nAS28573,abuse@claro.example,CLARO\n18881,abuse@gvt.example\nx,y\n64500,abuse at isp\n",
+        )
+        .unwrap();
         assert_eq!(c.by_asn[&28573], Contact { address: "abuse@claro.example".into(), name: Some("CLARO".into()) });
         assert_eq!(c.by_asn[&18881].address, "abuse@gvt.example");
         assert_eq!(bad.iter().map(|b| b.line).collect::<Vec<_>>(), vec![4, 5]);
@@ -372,7 +424,8 @@ aut-num: AS1\nabuse-mailbox: abuse@one.example\n\naut-num: AS2\nas-name: NONE\n"
         assert_eq!(c.by_asn[&3333].address, "abuse@ripe.example");
         assert_eq!(c.by_asn[&1].address, "abuse@one.example");
         assert!(bad[0].msg.contains("AS2: no abuse-mailbox"));
-        for t in ["", "2|lacnic|20130301|asn\nlacnic|BR|asn|28573|1|20000101|allocated\n", "ip,abuse\n1.2.3.4,a@b.c\n"] {
+        for t in ["", "2|lacnic|20130301|asn\nlacnic|BR|asn|28573|1|20000101|allocated\n", "ip,abuse\n1.2.3.4,a@b.c\n"]
+        {
             assert!(Contacts::parse(t).unwrap_err().contains("expected CSV"), "{t:?}");
         }
     }
@@ -380,7 +433,14 @@ aut-num: AS1\nabuse-mailbox: abuse@one.example\n\naut-num: AS2\nas-name: NONE\n"
     #[test]
     fn addresses_cannot_inject() {
         assert!(address_ok("abuse@isp.example"));
-        for a in ["abuse@isp.example\r\nBcc: x@y.z", "a@b.example, c@d.example", "<a@b.example>", "no-at", "a@nodot", "a b@c.example"] {
+        for a in [
+            "abuse@isp.example\r\nBcc: x@y.z",
+            "a@b.example, c@d.example",
+            "<a@b.example>",
+            "no-at",
+            "a@nodot",
+            "a b@c.example",
+        ] {
             assert!(!address_ok(a), "{a:?}");
         }
     }
@@ -388,7 +448,10 @@ aut-num: AS1\nabuse-mailbox: abuse@one.example\n\naut-num: AS2\nas-name: NONE\n"
     #[test]
     fn dates_and_headers() {
         assert_eq!(rfc5322("2006-06-10T12:34:56.789Z").unwrap(), "Sat, 10 Jun 2006 12:34:56 +0000");
-        assert_eq!(crate::arf::parse_date(&rfc5322("2013-03-01T00:00:00Z").unwrap()), crate::date::parse_day("2013-03-01"));
+        assert_eq!(
+            crate::arf::parse_date(&rfc5322("2013-03-01T00:00:00Z").unwrap()),
+            crate::date::parse_day("2013-03-01")
+        );
         let h = sample_headers(b"Received: x\r\nFrom bad\r\nSubject: \xff\x01hi\r\n\r\nbody", 100);
         assert_eq!(h, "Received: x\r\n>From bad\r\nSubject: ??hi\r\n");
     }

@@ -55,7 +55,14 @@ impl Context {
 }
 
 /// A frame for a chart of this context.
-fn frame<'a>(ctx: &'a Context, caption: &'a str, id: &'a str, title: &'a str, x_title: &'a str, y_title: &'a str) -> crate::svg::Frame<'a> {
+fn frame<'a>(
+    ctx: &'a Context,
+    caption: &'a str,
+    id: &'a str,
+    title: &'a str,
+    x_title: &'a str,
+    y_title: &'a str,
+) -> crate::svg::Frame<'a> {
     crate::svg::Frame { id, title, x_title, y_title, caption, markers: &ctx.markers }
 }
 
@@ -82,7 +89,8 @@ pub fn capture_section(r: &CaptureReport, ctx: &Context, id: &str, title: &str) 
     if let Some(t) = find(&r.tables, "bandwidth") {
         // All sensors together, per day.
         let mut per_day: std::collections::BTreeMap<String, (f64, f64)> = std::collections::BTreeMap::new();
-        for ((d, i), o) in texts(col(t, "day")).into_iter().zip(nums(col(t, "bytes_in"))).zip(nums(col(t, "bytes_out"))) {
+        for ((d, i), o) in texts(col(t, "day")).into_iter().zip(nums(col(t, "bytes_in"))).zip(nums(col(t, "bytes_out")))
+        {
             let e = per_day.entry(d).or_default();
             e.0 += i;
             e.1 += o;
@@ -111,8 +119,24 @@ pub fn capture_section(r: &CaptureReport, ctx: &Context, id: &str, title: &str) 
         ));
     }
     for (table, name, title, label_col, y_title, x_title, prefix) in [
-        ("top_countries", "countries", "Origin: share of spam by country", "country", "Country of the source address", "Share of spam emails (%)", ""),
-        ("top_asns", "asns", "Origin: share of spam by AS", "asn", "Autonomous system of the source", "Share of spam emails (%)", "AS"),
+        (
+            "top_countries",
+            "countries",
+            "Origin: share of spam by country",
+            "country",
+            "Country of the source address",
+            "Share of spam emails (%)",
+            "",
+        ),
+        (
+            "top_asns",
+            "asns",
+            "Origin: share of spam by AS",
+            "asn",
+            "Autonomous system of the source",
+            "Share of spam emails (%)",
+            "AS",
+        ),
         (
             "dest_countries",
             "destinations",
@@ -122,13 +146,26 @@ pub fn capture_section(r: &CaptureReport, ctx: &Context, id: &str, title: &str) 
             "Share of recipients (%)",
             "",
         ),
-        ("groups", "groups", "Share of spam by sensor group", "group", "Group of sensors", "Share of spam emails (%)", ""),
+        (
+            "groups",
+            "groups",
+            "Share of spam by sensor group",
+            "group",
+            "Group of sensors",
+            "Share of spam emails (%)",
+            "",
+        ),
     ] {
         if let Some(t) = find(&r.tables, table) {
             let n = t.rows.len().min(10);
             let labels: Vec<String> = texts(col(t, label_col)).into_iter().map(|a| format!("{prefix}{a}")).collect();
             let cid = chart_id(name);
-            charts.push(crate::svg::hbars(&frame(ctx, &caption, &cid, title, x_title, y_title), &labels[..n], &nums(col(t, "share_pct"))[..n], "%"));
+            charts.push(crate::svg::hbars(
+                &frame(ctx, &caption, &cid, title, x_title, y_title),
+                &labels[..n],
+                &nums(col(t, "share_pct"))[..n],
+                "%",
+            ));
         }
     }
     let summary = serde_json::json!({
@@ -175,8 +212,20 @@ pub fn table1_html(columns: &[(String, &crate::table1::Table1)]) -> String {
         ("Countries of origin", |t| t.countries.map_or("n/a".to_string(), thousands)),
         ("Proxy and relay connections", |t| thousands(t.connections)),
         ("Connections from abroad", |t| t.connections_abroad_pct.map_or("n/a".into(), |p| format!("{p:.2} %"))),
-        ("Bytes received on the wire", |t| if t.sessions == t.sessions_without_counters && t.sessions > 0 { "unknown".into() } else { thousands(t.bytes_in) }),
-        ("Bytes sent on the wire", |t| if t.sessions == t.sessions_without_counters && t.sessions > 0 { "unknown".into() } else { thousands(t.bytes_out) }),
+        ("Bytes received on the wire", |t| {
+            if t.sessions == t.sessions_without_counters && t.sessions > 0 {
+                "unknown".into()
+            } else {
+                thousands(t.bytes_in)
+            }
+        }),
+        ("Bytes sent on the wire", |t| {
+            if t.sessions == t.sessions_without_counters && t.sessions > 0 {
+                "unknown".into()
+            } else {
+                thousands(t.bytes_out)
+            }
+        }),
         ("Sessions without wire counters", |t| thousands(t.sessions_without_counters)),
         ("Probes (proxy tests, not counted above)", |t| thousands(t.probes)),
         ("Probe recipients", |t| thousands(t.probe_recipients)),
@@ -205,7 +254,12 @@ pub fn table1_html(columns: &[(String, &crate::table1::Table1)]) -> String {
 /// section: its charts, its notes, its tables (but the plain `table1`
 /// table, which the lead shows formatted, every row of it; it stays in
 /// the JSON and CSV).
-pub fn write_dir(out: &Path, title: &str, lead: Option<&str>, sections: &[Section]) -> std::io::Result<std::path::PathBuf> {
+pub fn write_dir(
+    out: &Path,
+    title: &str,
+    lead: Option<&str>,
+    sections: &[Section],
+) -> std::io::Result<std::path::PathBuf> {
     std::fs::create_dir_all(out.join("csv"))?;
     let mut page = crate::html::Page::new(title);
     if let Some(lead) = lead {
@@ -221,7 +275,8 @@ pub fn write_dir(out: &Path, title: &str, lead: Option<&str>, sections: &[Sectio
             if lead.is_none() || t.id != "table1" {
                 page.table(t);
             }
-            let mut f = std::io::BufWriter::new(std::fs::File::create(out.join("csv").join(format!("{}-{}.csv", s.id, t.id)))?);
+            let mut f =
+                std::io::BufWriter::new(std::fs::File::create(out.join("csv").join(format!("{}-{}.csv", s.id, t.id)))?);
             t.write_csv(&mut f)?;
             std::io::Write::flush(&mut f)?;
         }

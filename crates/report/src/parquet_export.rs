@@ -200,13 +200,17 @@ impl Parts {
                 let p = self.open.remove(&lru).expect("just found");
                 self.close(p)?;
             }
-            let dir = self.out.join(format!("day={}", crate::date::format_day(day))).join(format!("sensor={}", escape_partition(sensor)));
+            let dir = self
+                .out
+                .join(format!("day={}", crate::date::format_day(day)))
+                .join(format!("sensor={}", escape_partition(sensor)));
             std::fs::create_dir_all(&dir)?;
             let n = self.made.entry(key.clone()).or_default();
             let path = dir.join(format!("part-{n:05}.parquet"));
             let tmp = dir.join(format!(".part-{n:05}.parquet.tmp"));
             *n += 1;
-            let w = SerializedFileWriter::new(std::fs::File::create(&tmp)?, self.schema.clone(), self.props.clone()).map_err(other)?;
+            let w = SerializedFileWriter::new(std::fs::File::create(&tmp)?, self.schema.clone(), self.props.clone())
+                .map_err(other)?;
             self.open.insert(key.clone(), Part { w, tmp, path, batch: Batch::default(), used: 0 });
         }
         let p = self.open.get_mut(&key).expect("opened above");
@@ -253,7 +257,13 @@ pub struct Written {
 /// parts would be counted twice). `first_spam_day` gives a spam source's
 /// first day in the window (the report's accumulator knows it); without
 /// an answer the message's own day is used.
-pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, first_spam_day: &dyn Fn(IpAddr) -> Option<i64>, out: &Path) -> std::io::Result<Written> {
+pub fn export(
+    dir: &Path,
+    filter: &Filter,
+    enricher: &Enricher,
+    first_spam_day: &dyn Fn(IpAddr) -> Option<i64>,
+    out: &Path,
+) -> std::io::Result<Written> {
     if out.exists() && (!out.is_dir() || std::fs::read_dir(out)?.next().is_some()) {
         return Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,
@@ -263,7 +273,16 @@ pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, first_spam_day: 
     std::fs::create_dir_all(out)?;
     let schema = Arc::new(parquet::schema::parser::parse_message_type(SCHEMA).expect("the schema above parses"));
     let props = Arc::new(WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default())).build());
-    let mut parts = Parts { out: out.to_owned(), schema, props, open: HashMap::new(), made: HashMap::new(), buffered: 0, clock: 0, files: 0 };
+    let mut parts = Parts {
+        out: out.to_owned(),
+        schema,
+        props,
+        open: HashMap::new(),
+        made: HashMap::new(),
+        buffered: 0,
+        clock: 0,
+        files: 0,
+    };
     let mut rows = 0u64;
     let mut err: Option<std::io::Error> = None;
     let mut damage = crate::scan::Damage::default();
@@ -283,7 +302,9 @@ pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, first_spam_day: 
             let info = match ip {
                 None => Info::default(),
                 Some(ip) if probe => enricher.lookup(ip, day),
-                Some(ip) => infos.entry(ip).or_insert_with(|| enricher.lookup(ip, first_spam_day(ip).unwrap_or(day))).clone(),
+                Some(ip) => {
+                    infos.entry(ip).or_insert_with(|| enricher.lookup(ip, first_spam_day(ip).unwrap_or(day))).clone()
+                }
             };
             let p = match parts.part(day, &e.sensor) {
                 Ok(p) => p,
@@ -310,7 +331,13 @@ pub fn export(dir: &Path, filter: &Filter, enricher: &Enricher, first_spam_day: 
             opt(&mut b.proxy_type, e.proxy_type.as_deref().map(ba));
             opt(&mut b.requested_port, e.requested.as_ref().map(|r| i32::from(r.port)));
             b.recipients.push(e.rcpt_to.len() as i64);
-            opt(&mut b.recipient_domain, e.rcpt_to.first().and_then(|r| r.rsplit_once('@')).map(|x| ba(&x.1.trim_end_matches('.').to_ascii_lowercase())));
+            opt(
+                &mut b.recipient_domain,
+                e.rcpt_to
+                    .first()
+                    .and_then(|r| r.rsplit_once('@'))
+                    .map(|x| ba(&x.1.trim_end_matches('.').to_ascii_lowercase())),
+            );
             opt(&mut b.digest, e.digest.as_deref().map(ba));
             opt(&mut b.size, e.size.map(|s| s as i64));
             b.probe.push(probe);
@@ -336,7 +363,10 @@ mod tests {
     #[test]
     fn times() {
         assert_eq!(super::millis("1970-01-02T00:00:01.500Z"), Some(86_401_500));
-        assert_eq!(super::millis("2006-06-10T00:00:00Z"), Some(crate::date::parse_day("2006-06-10").unwrap() * 86_400_000));
+        assert_eq!(
+            super::millis("2006-06-10T00:00:00Z"),
+            Some(crate::date::parse_day("2006-06-10").unwrap() * 86_400_000)
+        );
         assert_eq!(super::millis("2006-06-10"), None);
     }
 

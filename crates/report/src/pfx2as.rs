@@ -28,17 +28,26 @@ impl Pfx2as {
             }
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() != 3 {
-                return Err(LineError::new(line_no, format!("expected prefix, length and AS separated by tabs, found {} field(s)", f.len())));
+                return Err(LineError::new(
+                    line_no,
+                    format!("expected prefix, length and AS separated by tabs, found {} field(s)", f.len()),
+                ));
             }
-            let ip: IpAddr = f[0].parse().map_err(|_| LineError::new(line_no, format!("{:?} is not an IP address", f[0])))?;
+            let ip: IpAddr =
+                f[0].parse().map_err(|_| LineError::new(line_no, format!("{:?} is not an IP address", f[0])))?;
             let max = if ip.is_ipv4() { 32 } else { 128 };
-            let len: u8 =
-                f[1].parse().ok().filter(|l| *l <= max).ok_or_else(|| LineError::new(line_no, format!("{:?} is not a prefix length (0-{max})", f[1])))?;
-            let asns: Vec<u32> = f[2]
-                .split(['_', ','])
-                .map(|a| a.parse::<u32>())
-                .collect::<Result<_, _>>()
-                .map_err(|_| LineError::new(line_no, format!("{:?} is not an AS number, a_b (multi-origin) or a,b (AS set)", f[2])))?;
+            let len: u8 = f[1]
+                .parse()
+                .ok()
+                .filter(|l| *l <= max)
+                .ok_or_else(|| LineError::new(line_no, format!("{:?} is not a prefix length (0-{max})", f[1])))?;
+            let asns: Vec<u32> =
+                f[2].split(['_', ',']).map(|a| a.parse::<u32>()).collect::<Result<_, _>>().map_err(|_| {
+                    LineError::new(
+                        line_no,
+                        format!("{:?} is not an AS number, a_b (multi-origin) or a,b (AS set)", f[2]),
+                    )
+                })?;
             let l = crate::ip::len128(ip, len);
             let net = crate::ip::mask(crate::ip::key(ip), l);
             let e = t.by_len.entry((l, net)).or_default();
@@ -78,7 +87,8 @@ mod tests {
 
     #[test]
     fn longest_match_and_multi_origin() {
-        let t = Pfx2as::parse("20.0.0.0\t8\t100\n20.1.0.0\t16\t200_300\n20.1.2.0\t24\t400,500\n2001:db8::\t32\t600\n").unwrap();
+        let t = Pfx2as::parse("20.0.0.0\t8\t100\n20.1.0.0\t16\t200_300\n20.1.2.0\t24\t400,500\n2001:db8::\t32\t600\n")
+            .unwrap();
         assert_eq!(t.lookup("20.9.9.9".parse().unwrap()), Some(&[100][..]));
         assert_eq!(t.lookup("20.1.9.9".parse().unwrap()), Some(&[200, 300][..]));
         assert_eq!(t.lookup("20.1.2.3".parse().unwrap()), Some(&[400, 500][..]));

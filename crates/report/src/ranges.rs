@@ -52,7 +52,10 @@ impl Ranges {
             let sep = if line.contains('\t') { '\t' } else { ',' };
             let f: Vec<&str> = line.split(sep).map(|x| x.trim().trim_matches('"')).collect();
             if f.len() < 3 {
-                return Err(LineError::new(line_no, format!("expected low{sep}high{sep}value, found {} field(s)", f.len())));
+                return Err(LineError::new(
+                    line_no,
+                    format!("expected low{sep}high{sep}value, found {} field(s)", f.len()),
+                ));
             }
             let mut v4 = None;
             let lo = bound(f[0], &mut v4).map_err(|m| LineError::new(line_no, m))?;
@@ -64,15 +67,19 @@ impl Ranges {
             if f[2] == "??" {
                 continue;
             }
-            let value =
-                parse_value(f[2]).ok_or_else(|| LineError::new(line_no, format!("{:?} is neither a two-letter country code nor an AS number", f[2])))?;
+            let value = parse_value(f[2]).ok_or_else(|| {
+                LineError::new(line_no, format!("{:?} is neither a two-letter country code nor an AS number", f[2]))
+            })?;
             rows.push((lo, hi, value, line_no));
         }
         rows.sort_by_key(|r| r.0);
         for w in rows.windows(2) {
             if w[1].0 <= w[0].1 {
                 let (a, b) = (w[0].3.min(w[1].3), w[0].3.max(w[1].3));
-                return Err(LineError::new(b, format!("this range overlaps the one on line {a} at {}", crate::ip::from_key(w[1].0))));
+                return Err(LineError::new(
+                    b,
+                    format!("this range overlaps the one on line {a} at {}", crate::ip::from_key(w[1].0)),
+                ));
             }
         }
         Ok(Ranges { rows: rows.into_iter().map(|r| (r.0, r.1, r.2)).collect() })

@@ -46,7 +46,8 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         event_dirs.push(dir.join("events"));
     }
     if dir.join("sensors").is_dir() {
-        let mut names: Vec<_> = std::fs::read_dir(dir.join("sensors"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir.join("sensors"))?.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         names.sort();
         event_dirs.extend(names.into_iter().map(|p| p.join("events")).filter(|p| p.is_dir()));
     }
@@ -67,7 +68,11 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 }
 
 /// Feeds one segment to `f` event by event.
-pub fn read_segment(path: &Path, damage: &mut Damage, f: &mut impl FnMut(&port25_capture::view::EventView<'_>)) -> std::io::Result<()> {
+pub fn read_segment(
+    path: &Path,
+    damage: &mut Damage,
+    f: &mut impl FnMut(&port25_capture::view::EventView<'_>),
+) -> std::io::Result<()> {
     read_segment_with(path, damage, f, &|_| {})
 }
 
@@ -99,13 +104,17 @@ fn read_segment_with(
             damage.bad_lines += 1;
             let rel = (off - base) as usize;
             let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
-            damage.note(format!("{}:{line}: not a capture event (bad JSON or missing fields); skipped", path.display()));
+            damage
+                .note(format!("{}:{line}: not a capture event (bad JSON or missing fields); skipped", path.display()));
         }
         if let Some(off) = parsed.torn {
             damage.torn_tails += 1;
             let rel = (off - base) as usize;
             let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
-            damage.note(format!("{}:{line}: torn last line (no newline: the sensor stopped while writing); skipped", path.display()));
+            damage.note(format!(
+                "{}:{line}: torn last line (no newline: the sensor stopped while writing); skipped",
+                path.display()
+            ));
         }
         if eof {
             return Ok(());

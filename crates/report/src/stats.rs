@@ -162,7 +162,8 @@ impl Accumulator {
                 *self.conn_per_day.entry(day).or_default() += 1;
                 match source_of(e) {
                     Some(ip) => {
-                        let s = self.conn_sources.entry(ip).or_insert(Source { count: Count::default(), first_day: day });
+                        let s =
+                            self.conn_sources.entry(ip).or_insert(Source { count: Count::default(), first_day: day });
                         s.count.emails += 1;
                         s.first_day = s.first_day.min(day);
                     }
@@ -269,7 +270,12 @@ impl Accumulator {
                     }
                 }
                 None => {
-                    let k = Campaign { count: c, first: e.time.to_string(), last: e.time.to_string(), size: e.size.unwrap_or(0) };
+                    let k = Campaign {
+                        count: c,
+                        first: e.time.to_string(),
+                        last: e.time.to_string(),
+                        size: e.size.unwrap_or(0),
+                    };
                     self.campaigns.insert(d.to_string(), k);
                 }
             }
@@ -372,7 +378,9 @@ mod tests {
     use super::*;
 
     fn message(rcpt: &str) -> String {
-        format!(r#"{{"v":2,"event":"port25.spampot.message","sensor":"s1","time":"2007-01-01T00:00:00.000Z","src_ip":"192.0.2.1","rcpt_to":["{rcpt}"]}}"#)
+        format!(
+            r#"{{"v":2,"event":"port25.spampot.message","sensor":"s1","time":"2007-01-01T00:00:00.000Z","src_ip":"192.0.2.1","rcpt_to":["{rcpt}"]}}"#
+        )
     }
 
     #[test]

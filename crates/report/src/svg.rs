@@ -19,7 +19,8 @@ const H: f64 = 280.0;
 const LEFT: f64 = 78.0;
 const BOTTOM: f64 = 56.0;
 const TOP: f64 = 44.0;
-const COLORS: &[&str] = &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
+const COLORS: &[&str] =
+    &["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
 
 /// What every chart has besides its data.
 #[derive(Debug, Clone)]
@@ -85,7 +86,12 @@ fn close(out: &mut String, f: &Frame<'_>, missed: &[&Marker]) {
 
 /// Markers as dashed lines at the x of their day; `x_of_day` places a day
 /// (None: outside the axis). Returns the markers it could not place.
-fn markers<'m>(out: &mut String, f: &'m Frame<'_>, plot_bottom: f64, x_of_day: impl Fn(i64) -> Option<f64>) -> Vec<&'m Marker> {
+fn markers<'m>(
+    out: &mut String,
+    f: &'m Frame<'_>,
+    plot_bottom: f64,
+    x_of_day: impl Fn(i64) -> Option<f64>,
+) -> Vec<&'m Marker> {
     let mut missed = Vec::new();
     for (k, m) in f.markers.iter().enumerate() {
         let Some(x) = x_of_day(m.day) else {
@@ -168,7 +174,12 @@ fn x_labels(out: &mut String, labels: &[String], x_of: impl Fn(usize) -> f64) {
     let step = labels.len().div_ceil(fit).max(1);
     for (i, l) in labels.iter().enumerate().step_by(step) {
         let x = x_of(i).min(W - widest / 2.0);
-        let _ = write!(out, r#"<text x="{x:.1}" y="{}" font-size="12" text-anchor="middle">{}</text>"#, H - BOTTOM + 17.0, esc(l));
+        let _ = write!(
+            out,
+            r#"<text x="{x:.1}" y="{}" font-size="12" text-anchor="middle">{}</text>"#,
+            H - BOTTOM + 17.0,
+            esc(l)
+        );
     }
 }
 
@@ -232,7 +243,11 @@ pub fn hbars(f: &Frame<'_>, labels: &[String], values: &[f64], unit: &str) -> St
         );
     }
     let bottom = TOP + row * values.len() as f64;
-    let _ = write!(out, r##"<line x1="{left:.1}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#999"/>"##, left + plot_w);
+    let _ = write!(
+        out,
+        r##"<line x1="{left:.1}" y1="{bottom:.1}" x2="{:.1}" y2="{bottom:.1}" stroke="#999"/>"##,
+        left + plot_w
+    );
     axis_titles(&mut out, f, TOP, bottom - 20.0);
     // Not a time axis: no markers to place, none to mention.
     out.push_str("</svg>");
@@ -252,7 +267,13 @@ pub fn lines(f: &Frame<'_>, labels: &[String], series: &[(String, Vec<Option<f64
     let plot_h = H - TOP - BOTTOM;
     let n = labels.len().max(2);
     let x_of = |i: usize| LEFT + plot_w * i as f64 / (n - 1) as f64;
-    let y_of = |v: f64| if invert { TOP + plot_h * (v - 1.0).max(0.0) / (max - 1.0).max(1.0) } else { H - BOTTOM - plot_h * v / max };
+    let y_of = |v: f64| {
+        if invert {
+            TOP + plot_h * (v - 1.0).max(0.0) / (max - 1.0).max(1.0)
+        } else {
+            H - BOTTOM - plot_h * v / max
+        }
+    };
     for (k, (name, vals)) in series.iter().enumerate() {
         let color = COLORS[k % COLORS.len()];
         let mut pts = String::new();
@@ -271,14 +292,19 @@ pub fn lines(f: &Frame<'_>, labels: &[String], series: &[(String, Vec<Option<f64
                     );
                 }
                 None if !pts.is_empty() => {
-                    let _ = write!(out, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.trim_end());
+                    let _ = write!(
+                        out,
+                        r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#,
+                        pts.trim_end()
+                    );
                     pts.clear();
                 }
                 None => {}
             }
         }
         if !pts.is_empty() {
-            let _ = write!(out, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.trim_end());
+            let _ =
+                write!(out, r#"<polyline fill="none" stroke="{color}" stroke-width="2" points="{}"/>"#, pts.trim_end());
         }
         out.push_str(&marks);
         let (lx, ly) = (LEFT + 170.0 * (k % 4) as f64, H + 4.0 + 18.0 * (k / 4) as f64);
@@ -304,7 +330,14 @@ mod tests {
     use super::*;
 
     fn frame<'a>(id: &'a str, title: &'a str, markers: &'a [Marker]) -> Frame<'a> {
-        Frame { id, title, x_title: "Day (UTC)", y_title: "Emails per day", caption: "Source: test, 2013-01-01 to 2013-01-03.", markers }
+        Frame {
+            id,
+            title,
+            x_title: "Day (UTC)",
+            y_title: "Emails per day",
+            caption: "Source: test, 2013-01-01 to 2013-01-03.",
+            markers,
+        }
     }
 
     #[test]
@@ -314,7 +347,12 @@ mod tests {
         assert!(s.contains(r#"data-value="5""#) && s.starts_with("<figure") && s.ends_with("</figcaption></figure>"));
         let s = hbars(&frame("c", "<Shares>", &[]), &["TW".into()], &[42.5], "%");
         assert!(s.contains("&lt;Shares&gt;") && s.contains("42.5%"));
-        let s = lines(&frame("r", "Rank", &[]), &["x".into(), "y".into(), "z".into()], &[("BR".into(), vec![Some(1.0), None, Some(25.0)])], true);
+        let s = lines(
+            &frame("r", "Rank", &[]),
+            &["x".into(), "y".into(), "z".into()],
+            &[("BR".into(), vec![Some(1.0), None, Some(25.0)])],
+            true,
+        );
         assert_eq!(s.matches("<polyline").count(), 2, "a gap splits the line");
         assert_eq!(s.matches(r#"class="mark""#).count(), 2);
     }
@@ -324,11 +362,22 @@ mod tests {
     #[test]
     fn titles_captions_and_markers() {
         let d = |s: &str| crate::date::parse_day(s).unwrap();
-        let ms = [Marker { day: d("2013-01-02"), label: "port 25 blocked".into() }, Marker { day: d("2014-01-01"), label: "later".into() }];
+        let ms = [
+            Marker { day: d("2013-01-02"), label: "port 25 blocked".into() },
+            Marker { day: d("2014-01-01"), label: "later".into() },
+        ];
         let days: Vec<String> = ["2013-01-01", "2013-01-02", "2013-01-03"].iter().map(|s| s.to_string()).collect();
         let f = frame("t", "T", &ms);
-        for svg in [bars(&f, &days, &[1.0, 2.0, 3.0]), lines(&f, &days, &[("a".into(), vec![Some(1.0), Some(2.0), Some(3.0)])], false)] {
-            assert!(svg.contains(r#"class="axis-title x""#) && svg.contains(">Day (UTC)</text>") && svg.contains(">Emails per day</text>"), "{svg}");
+        for svg in [
+            bars(&f, &days, &[1.0, 2.0, 3.0]),
+            lines(&f, &days, &[("a".into(), vec![Some(1.0), Some(2.0), Some(3.0)])], false),
+        ] {
+            assert!(
+                svg.contains(r#"class="axis-title x""#)
+                    && svg.contains(">Day (UTC)</text>")
+                    && svg.contains(">Emails per day</text>"),
+                "{svg}"
+            );
             assert_eq!(svg.matches(r#"<line class="marker" data-day="2013-01-02""#).count(), 1);
             assert!(svg.contains(">2013-01-02 port 25 blocked</text>"));
             assert!(svg.contains("<figcaption>Source: test, 2013-01-01 to 2013-01-03. Event 2014-01-01 (later) is outside this chart.</figcaption>"), "{svg}");
@@ -344,6 +393,8 @@ mod tests {
         assert!(svg.contains(r#"data-day="2013-02-15""#) && !svg.contains("outside"));
         // Shares are no time axis: titles and caption, no marker.
         let svg = hbars(&f, &["TW".into()], &[50.0], "%");
-        assert!(svg.contains("axis-title") && svg.contains("<figcaption>Source: test") && !svg.contains("class=\"marker\""));
+        assert!(
+            svg.contains("axis-title") && svg.contains("<figcaption>Source: test") && !svg.contains("class=\"marker\"")
+        );
     }
 }

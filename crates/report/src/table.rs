@@ -16,7 +16,12 @@ pub struct Table {
 
 impl Table {
     pub fn new(id: &str, title: &str, columns: &[&str]) -> Table {
-        Table { id: id.into(), title: title.into(), columns: columns.iter().map(|c| c.to_string()).collect(), rows: Vec::new() }
+        Table {
+            id: id.into(),
+            title: title.into(),
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            rows: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, row: Vec<Value>) {

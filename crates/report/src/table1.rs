@@ -106,7 +106,13 @@ fn top<K: Clone + Ord, S>(m: &HashMap<K, u64, S>, n: usize) -> Vec<(K, u64)> {
     v
 }
 
-pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Option<&port25_capture::bodies::Bodies>, opt: &Options) -> CaptureReport {
+pub fn build(
+    acc: &Accumulator,
+    damage: Damage,
+    enricher: &Enricher,
+    bodies: Option<&port25_capture::bodies::Bodies>,
+    opt: &Options,
+) -> CaptureReport {
     let mut notes = Vec::new();
     let enriched = !enricher.is_empty();
     if !enriched {
@@ -205,7 +211,8 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         probe_recipients: acc.probes.recipients,
         probe_sources: acc.probe_sources.len() as u64,
         connections,
-        connections_abroad_pct: (enriched && conn_abroad + conn_home > 0).then(|| round2(conn_abroad as f64 * 100.0 / (conn_abroad + conn_home) as f64)),
+        connections_abroad_pct: (enriched && conn_abroad + conn_home > 0)
+            .then(|| round2(conn_abroad as f64 * 100.0 / (conn_abroad + conn_home) as f64)),
         connections_abroad: enriched.then_some(conn_abroad),
         connections_unknown_country: enriched.then_some(conn_unknown),
         bytes_in: wire.bytes_in,
@@ -270,30 +277,45 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
 
     let mut top5 = None;
     if enriched {
-        let mut t = Table::new("top_countries", "Origin: countries", &["rank", "country", "emails", "share_pct", "ips"]);
+        let mut t =
+            Table::new("top_countries", "Origin: countries", &["rank", "country", "emails", "share_pct", "ips"]);
         let list = top(&by_country, opt.top);
         top5 = Some(round2(list.iter().take(5).map(|x| x.1).sum::<u64>() as f64 * 100.0 / spam.emails.max(1) as f64));
         for (i, (c, n)) in list.iter().enumerate() {
             t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.emails), json!(ips_by_country[c])]);
         }
         tables.push(t);
-        let mut t = Table::new("top_asns", "Origin: autonomous systems", &["rank", "asn", "country", "emails", "share_pct", "ips"]);
+        let mut t = Table::new(
+            "top_asns",
+            "Origin: autonomous systems",
+            &["rank", "asn", "country", "emails", "share_pct", "ips"],
+        );
         for (i, (a, n)) in top(&by_asn, opt.top).iter().enumerate() {
-            t.push(vec![json!(i + 1), json!(a), json!(asn_country.get(a)), json!(n), pct(*n, spam.emails), json!(ips_by_asn[a])]);
+            t.push(vec![
+                json!(i + 1),
+                json!(a),
+                json!(asn_country.get(a)),
+                json!(n),
+                pct(*n, spam.emails),
+                json!(ips_by_asn[a]),
+            ]);
         }
         tables.push(t);
     }
     let per_ip: HashMap<std::net::IpAddr, u64> = acc.sources.iter().map(|(k, v)| (*k, v.count.emails)).collect();
-    let mut t = Table::new("top_ips", "Origin: source addresses", &["rank", "ip", "country", "asn", "emails", "share_pct"]);
+    let mut t =
+        Table::new("top_ips", "Origin: source addresses", &["rank", "ip", "country", "asn", "emails", "share_pct"]);
     for (i, (ip, n)) in top(&per_ip, opt.top).iter().enumerate() {
         let info = ip_info.get(ip);
         let cc = info.and_then(|x| x.country).map(country_str);
-        let asn = info.map(|x| x.asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("_")).filter(|s| !s.is_empty());
+        let asn =
+            info.map(|x| x.asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("_")).filter(|s| !s.is_empty());
         t.push(vec![json!(i + 1), json!(ip.to_string()), json!(cc), json!(asn), json!(n), pct(*n, spam.emails)]);
     }
     tables.push(t);
 
-    let mut t = Table::new("dest_domains", "Destination: recipient domains", &["rank", "domain", "recipients", "share_pct"]);
+    let mut t =
+        Table::new("dest_domains", "Destination: recipient domains", &["rank", "domain", "recipients", "share_pct"]);
     for (i, (d, n)) in top(&acc.domains, opt.top).iter().enumerate() {
         t.push(vec![json!(i + 1), json!(d), json!(n), pct(*n, spam.recipients)]);
     }
@@ -303,8 +325,13 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         *dest.entry(domain_country(d).unwrap_or_else(|| "gTLD".into())).or_default() += n;
     }
     let home_n = dest.get(&opt.home).copied().unwrap_or(0);
-    let abroad = (spam.recipients > 0).then(|| round2((spam.recipients - home_n) as f64 * 100.0 / spam.recipients as f64));
-    let mut t = Table::new("dest_countries", "Destination: country of the recipient domain (ccTLD)", &["rank", "country", "recipients", "share_pct"]);
+    let abroad =
+        (spam.recipients > 0).then(|| round2((spam.recipients - home_n) as f64 * 100.0 / spam.recipients as f64));
+    let mut t = Table::new(
+        "dest_countries",
+        "Destination: country of the recipient domain (ccTLD)",
+        &["rank", "country", "recipients", "share_pct"],
+    );
     for (i, (c, n)) in top(&dest, usize::MAX).iter().enumerate() {
         t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.recipients)]);
     }
@@ -320,9 +347,14 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     }
     tables.push(t);
     let mut t = Table::new("requested_ports", "Destination port requested", &["port", "emails", "handshakes"]);
-    let ports: std::collections::BTreeSet<u16> = acc.requested_ports.keys().chain(acc.handshake_ports.keys()).copied().collect();
+    let ports: std::collections::BTreeSet<u16> =
+        acc.requested_ports.keys().chain(acc.handshake_ports.keys()).copied().collect();
     for p in ports {
-        t.push(vec![json!(p), json!(acc.requested_ports.get(&p).copied().unwrap_or(0)), json!(acc.handshake_ports.get(&p).copied().unwrap_or(0))]);
+        t.push(vec![
+            json!(p),
+            json!(acc.requested_ports.get(&p).copied().unwrap_or(0)),
+            json!(acc.handshake_ports.get(&p).copied().unwrap_or(0)),
+        ]);
     }
     tables.push(t);
 
@@ -334,7 +366,14 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         &["sensor", "day", "sessions", "sessions_counted", "bytes_in", "bytes_out"],
     );
     for ((sensor, day), w) in &acc.wire {
-        t.push(vec![json!(sensor), json!(crate::date::format_day(*day)), json!(w.sessions), json!(w.counted), json!(w.bytes_in), json!(w.bytes_out)]);
+        t.push(vec![
+            json!(sensor),
+            json!(crate::date::format_day(*day)),
+            json!(w.sessions),
+            json!(w.counted),
+            json!(w.bytes_in),
+            json!(w.bytes_out),
+        ]);
     }
     tables.push(t);
     let mut per_sensor: BTreeMap<&str, (crate::stats::Wire, u64)> = BTreeMap::new();
@@ -346,7 +385,16 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     let mut t = Table::new(
         "bandwidth_per_sensor",
         "Bytes on the wire per sensor (mean per day over the days with sessions)",
-        &["sensor", "days", "sessions", "sessions_counted", "bytes_in", "bytes_out", "bytes_in_per_day", "bytes_out_per_day"],
+        &[
+            "sensor",
+            "days",
+            "sessions",
+            "sessions_counted",
+            "bytes_in",
+            "bytes_out",
+            "bytes_in_per_day",
+            "bytes_out_per_day",
+        ],
     );
     for (sensor, (w, days)) in &per_sensor {
         t.push(vec![
@@ -361,8 +409,11 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
         ]);
     }
     tables.push(t);
-    let mut t =
-        Table::new("sensor_sites", "Sensors and where they sit ([site] in their configuration)", &["sensor", "operator", "asn", "city", "access", "emails"]);
+    let mut t = Table::new(
+        "sensor_sites",
+        "Sensors and where they sit ([site] in their configuration)",
+        &["sensor", "operator", "asn", "city", "access", "emails"],
+    );
     let mut sensors: Vec<&String> = acc.per_sensor.keys().chain(acc.sites.keys()).collect();
     sensors.sort();
     sensors.dedup();
@@ -388,12 +439,26 @@ pub fn build(acc: &Accumulator, damage: Damage, enricher: &Enricher, bodies: Opt
     }
     tables.push(t);
     if damage.bad_lines + damage.torn_tails > 0 {
-        notes.push(format!("{} bad line(s) and {} torn tail(s) in the capture log were skipped (see damage).", damage.bad_lines, damage.torn_tails));
+        notes.push(format!(
+            "{} bad line(s) and {} torn tail(s) in the capture log were skipped (see damage).",
+            damage.bad_lines, damage.torn_tails
+        ));
     }
     if acc.unusable > 0 {
-        notes.push(format!("{} message event(s) had no usable source address or time and were not counted.", acc.unusable));
+        notes.push(format!(
+            "{} message event(s) had no usable source address or time and were not counted.",
+            acc.unusable
+        ));
     }
-    CaptureReport { table1, top5_country_share: top5, abroad_recipient_share: abroad, enrichment: enricher.describe(), notes, damage, tables }
+    CaptureReport {
+        table1,
+        top5_country_share: top5,
+        abroad_recipient_share: abroad,
+        enrichment: enricher.describe(),
+        notes,
+        damage,
+        tables,
+    }
 }
 
 /// The capture's daily series the `--event` markers split.
@@ -469,12 +534,20 @@ fn lifetime(first: &str, last: &str) -> Value {
 type Cluster = (u64, u64, u64, String, String);
 
 /// Exact campaigns (one body digest) and near-duplicate clusters.
-fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bodies>, opt: &Options, notes: &mut Vec<String>) -> Vec<Table> {
+fn campaign_tables(
+    acc: &Accumulator,
+    bodies: Option<&port25_capture::bodies::Bodies>,
+    opt: &Options,
+    notes: &mut Vec<String>,
+) -> Vec<Table> {
     let mut out = Vec::new();
     let mut list: Vec<(&String, &crate::stats::Campaign)> = acc.campaigns.iter().collect();
     list.sort_by(|a, b| b.1.count.emails.cmp(&a.1.count.emails).then_with(|| a.0.cmp(b.0)));
-    let mut t =
-        Table::new("campaigns", "Campaigns: identical bodies (SHA-256)", &["rank", "digest", "emails", "recipients", "size", "first", "last", "lifetime_days"]);
+    let mut t = Table::new(
+        "campaigns",
+        "Campaigns: identical bodies (SHA-256)",
+        &["rank", "digest", "emails", "recipients", "size", "first", "last", "lifetime_days"],
+    );
     for (i, (d, c)) in list.iter().take(opt.top).enumerate() {
         t.push(vec![
             json!(i + 1),
@@ -505,7 +578,9 @@ fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bo
         }
     }
     if missing > 0 {
-        notes.push(format!("{missing} bodies were missing or unreadable (quota rotation?): left out of near-duplicate clustering."));
+        notes.push(format!(
+            "{missing} bodies were missing or unreadable (quota rotation?): left out of near-duplicate clustering."
+        ));
     }
     let ids = crate::campaigns::cluster(&sigs, opt.similarity);
     let mut clusters: BTreeMap<usize, Cluster> = BTreeMap::new();
@@ -530,7 +605,16 @@ fn campaign_tables(acc: &Accumulator, bodies: Option<&port25_capture::bodies::Bo
         &["rank", "example_digest", "bodies", "emails", "recipients", "first", "last", "lifetime_days"],
     );
     for (i, (id, (n, e, r, f, l))) in cl.iter().take(opt.top).enumerate() {
-        t.push(vec![json!(i + 1), json!(members[*id].0), json!(n), json!(e), json!(r), json!(f), json!(l), lifetime(f, l)]);
+        t.push(vec![
+            json!(i + 1),
+            json!(members[*id].0),
+            json!(n),
+            json!(e),
+            json!(r),
+            json!(f),
+            json!(l),
+            lifetime(f, l),
+        ]);
     }
     out.push(t);
     notes.push(format!("{} distinct bodies form {} near-duplicate clusters.", members.len(), cl.len()));

@@ -69,7 +69,8 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
     let dumps_dir = dir.path().join("cbl");
     std::fs::create_dir(&dumps_dir).unwrap();
     for (k, (br, _)) in BR.iter().enumerate() {
-        let mut text = String::from("$SOA 3600 cbl.example hostmaster 0 600 300 86400 300\n:127.0.0.2:Blocked\n# dump\n");
+        let mut text =
+            String::from("$SOA 3600 cbl.example hostmaster 0 600 300 86400 300\n:127.0.0.2:Blocked\n# dump\n");
         br_lines(*br, &mut text);
         for i in 1..=OTHERS {
             for j in 0..(100 + 10 * (i as u32 - 1)) {
@@ -95,7 +96,12 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
     let last_line = std::fs::read_to_string(&files[0].1).unwrap().lines().count();
     assert!(examples[0].contains(&format!(":{last_line}:")), "{}", examples[0]);
 
-    let s = section(&dumps, examples, &Options { country: "br".into(), top_asns: 20, chart_countries: 5 }, &Default::default());
+    let s = section(
+        &dumps,
+        examples,
+        &Options { country: "br".into(), top_asns: 20, chart_countries: 5 },
+        &Default::default(),
+    );
     let focus = s.tables.iter().find(|t| t.id == "focus_rank").unwrap();
     let ranks: Vec<u64> = focus.rows.iter().map(|r| r[1].as_u64().unwrap()).collect();
     assert_eq!(ranks, BR.iter().map(|x| x.1).collect::<Vec<_>>());
@@ -122,12 +128,21 @@ fn rank_from_first_to_twenty_fifth_and_top_asns() {
     let row = |metric: &str| ba.rows.iter().find(|r| r[3] == metric).unwrap().clone();
     let rank = row("BR rank");
     assert_eq!((rank[5].as_f64(), rank[6].as_f64(), rank[7].as_f64()), (Some(5.0), Some(24.67), Some(19.67)));
-    assert_eq!((rank[9].as_u64(), rank[10].as_u64(), rank[11].as_str()), (Some(2), Some(3), Some("2009-03-01..2010-03-01")));
+    assert_eq!(
+        (rank[9].as_u64(), rank[10].as_u64(), rank[11].as_str()),
+        (Some(2), Some(3), Some("2009-03-01..2010-03-01"))
+    );
     let listed = row("BR listed addresses");
     assert_eq!((listed[5].as_f64(), listed[6].as_f64(), listed[8].as_f64()), (Some(650.0), Some(131.67), Some(-79.74)));
     for c in &s.charts {
-        assert!(c.contains(r#"<line class="marker" data-day="2011-01-01""#) && c.contains(">2011-01-01 port 25 blocked</text>"), "{c}");
-        assert!(c.contains("<figcaption>Source: 5 blocklist dumps (cbl/); window: 2009-03-01 to 2013-03-01.</figcaption>"));
+        assert!(
+            c.contains(r#"<line class="marker" data-day="2011-01-01""#)
+                && c.contains(">2011-01-01 port 25 blocked</text>"),
+            "{c}"
+        );
+        assert!(
+            c.contains("<figcaption>Source: 5 blocklist dumps (cbl/); window: 2009-03-01 to 2013-03-01.</figcaption>")
+        );
         assert!(c.contains(">Date of the dump</text>"));
     }
 }

@@ -14,7 +14,9 @@ Content-Type: multipart/report; report-type=feedback-report; boundary=\"b1\"\n\n
 }
 
 fn plain(date: &str, ip: &str, text: &str) -> String {
-    format!("From: reports@spamcop.example\nDate: {date}\nSubject: [SpamCop] report\n\nEmail from {ip} / {date}\n{text}\n")
+    format!(
+        "From: reports@spamcop.example\nDate: {date}\nSubject: [SpamCop] report\n\nEmail from {ip} / {date}\n{text}\n"
+    )
 }
 
 #[test]
@@ -22,7 +24,12 @@ fn per_month_by_category_and_per_asn() {
     let dir = tempfile::tempdir().unwrap();
     // 2009-01: 2 open proxy, 1 direct (end-user prefix), 1 authenticated; 2009-02: 1 direct (words), 1 other; 1 unreadable.
     let mbox = [
-        arf("Mon, 5 Jan 2009 10:00:00 -0200", "40.0.0.1", "Spam sent through an open proxy at this address", "from x ([40.0.0.1]) by mx with SMTP"),
+        arf(
+            "Mon, 5 Jan 2009 10:00:00 -0200",
+            "40.0.0.1",
+            "Spam sent through an open proxy at this address",
+            "from x ([40.0.0.1]) by mx with SMTP",
+        ),
         plain("Tue, 6 Jan 2009 10:00:00 -0200", "40.0.0.2", "Probable open proxy"),
         arf("Wed, 7 Jan 2009 10:00:00 -0200", "40.1.0.9", "Abuse report", "from pc ([40.1.0.9]) by mx with SMTP"),
         arf(
@@ -45,9 +52,11 @@ fn per_month_by_category_and_per_asn() {
     for d in ["cur", "new", "tmp"] {
         std::fs::create_dir_all(md.join(d)).unwrap();
     }
-    std::fs::write(md.join("new/1.eml"), plain("Tue, 10 Feb 2009 10:00:00 -0200", "40.3.0.1", "Unsolicited mail")).unwrap();
+    std::fs::write(md.join("new/1.eml"), plain("Tue, 10 Feb 2009 10:00:00 -0200", "40.3.0.1", "Unsolicited mail"))
+        .unwrap();
     std::fs::write(dir.path().join("geo.csv"), "40.0.0.0,40.3.255.255,BR\n").unwrap();
-    std::fs::write(dir.path().join("a.pfx2as"), "40.0.0.0\t16\t64600\n40.1.0.0\t16\t64601\n40.2.0.0\t15\t64602\n").unwrap();
+    std::fs::write(dir.path().join("a.pfx2as"), "40.0.0.0\t16\t64600\n40.1.0.0\t16\t64601\n40.2.0.0\t15\t64602\n")
+        .unwrap();
     let mut e = Enricher::default();
     e.add(&dir.path().join("geo.csv")).unwrap();
     e.add(&dir.path().join("a.pfx2as")).unwrap();
@@ -65,17 +74,27 @@ fn per_month_by_category_and_per_asn() {
     assert_eq!(trend.reports, 6);
     assert_eq!(trend.arf, 3);
     assert_eq!(trend.unreadable, 1);
-    assert!(trend.examples[0].contains("reports.mbox:") && trend.examples[0].contains("no source address"), "{:?}", trend.examples);
+    assert!(
+        trend.examples[0].contains("reports.mbox:") && trend.examples[0].contains("no source address"),
+        "{:?}",
+        trend.examples
+    );
     let s = trend.section(&Default::default());
     let t = s.tables.iter().find(|t| t.id == "per_month").unwrap();
     assert_eq!(t.columns, ["month", "open_proxy", "direct_delivery", "authenticated", "other", "total"]);
-    let rows: Vec<Vec<String>> = t.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
+    let rows: Vec<Vec<String>> =
+        t.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
     assert_eq!(rows, vec![vec!["2009-01", "2", "1", "1", "0", "4"], vec!["2009-02", "0", "1", "0", "1", "2"]]);
     let a = s.tables.iter().find(|t| t.id == "per_asn").unwrap();
-    let rows: Vec<Vec<String>> = a.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
+    let rows: Vec<Vec<String>> =
+        a.rows.iter().map(|r| r.iter().map(port25_report::table::cell_text).collect()).collect();
     assert_eq!(
         rows,
-        vec![vec!["64602", "BR", "0", "1", "1", "1", "3"], vec!["64600", "BR", "2", "0", "0", "0", "2"], vec!["64601", "BR", "0", "1", "0", "0", "1"],]
+        vec![
+            vec!["64602", "BR", "0", "1", "1", "1", "3"],
+            vec!["64600", "BR", "2", "0", "0", "0", "2"],
+            vec!["64601", "BR", "0", "1", "0", "0", "1"],
+        ]
     );
     assert!(s.charts[0].contains("chart_complaints"));
     // 40.3.0.1 (the Maildir's report, "other") is in AS64602's /15.
@@ -91,10 +110,16 @@ fn per_month_by_category_and_per_asn() {
     let ba = s.tables.iter().find(|t| t.id == "before_after").unwrap();
     let row = |metric: &str| ba.rows.iter().find(|r| r[3] == metric).unwrap().clone();
     let all = row("all complaints");
-    assert_eq!((all[4].as_str(), all[5].as_f64(), all[6].as_f64(), all[8].as_f64()), (Some("month"), Some(4.0), Some(2.0), Some(-50.0)));
+    assert_eq!(
+        (all[4].as_str(), all[5].as_f64(), all[6].as_f64(), all[8].as_f64()),
+        (Some("month"), Some(4.0), Some(2.0), Some(-50.0))
+    );
     let proxy = row("open proxy");
     assert_eq!((proxy[5].as_f64(), proxy[6].as_f64(), proxy[7].as_f64()), (Some(2.0), Some(0.0), Some(-2.0)));
-    assert!(s.charts[0].contains(r#"<line class="marker" data-day="2009-02-01""#) && s.charts[0].contains(">Complaints per month</text>"));
+    assert!(
+        s.charts[0].contains(r#"<line class="marker" data-day="2009-02-01""#)
+            && s.charts[0].contains(">Complaints per month</text>")
+    );
     assert!(s.charts[0].contains("<figcaption>Source: 6 complaint reports; window: 2009-01 to 2009-02.</figcaption>"));
 }
 
@@ -120,7 +145,12 @@ fn mbox_is_streamed_with_bounded_messages() {
     let mut seen = Vec::new();
     for_each_message(&path, &mut |place, raw| {
         assert!(raw.len() <= MAX_MESSAGE, "{place}: {} bytes", raw.len());
-        seen.push((place.rsplit(':').next().unwrap().to_owned(), raw.len(), raw.starts_with(b"Subject: "), raw.windows(11).any(|w| w == b"\nFrom the s")));
+        seen.push((
+            place.rsplit(':').next().unwrap().to_owned(),
+            raw.len(),
+            raw.starts_with(b"Subject: "),
+            raw.windows(11).any(|w| w == b"\nFrom the s"),
+        ));
     })
     .unwrap();
     assert_eq!(seen.len(), 3);

@@ -48,7 +48,11 @@ a.to_db_file(out + "/GeoLite2-ASN.mmdb")
 fn maxmind_databases() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new("python3").arg("-c").arg(WRITER).arg(dir.path()).output().expect("python3 runs");
-    assert!(out.status.success(), "mmdb-writer failed (pip install mmdb-writer netaddr; test.sh does): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mmdb-writer failed (pip install mmdb-writer netaddr; test.sh does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut e = Enricher::default();
     e.add(&dir.path().join("GeoLite2-Country.mmdb")).unwrap();
     e.add(&dir.path().join("GeoLite2-ASN.mmdb")).unwrap();

@@ -41,6 +41,9 @@ fn dates() {
 
 #[test]
 fn cbl_snapshots() {
-    let aim = smoke::Mutator { special: b"<>,\n\"", pieces: &[b"<tr>", b"<td>", b"</td>", b"<th>", b"Listings", b"Country", b"ASN", b"AS??", b","] };
+    let aim = smoke::Mutator {
+        special: b"<>,\n\"",
+        pieces: &[b"<tr>", b"<td>", b"</td>", b"<th>", b"Listings", b"Country", b"ASN", b"AS??", b","],
+    };
     smoke::smoke_with("report_cbl", 5_000, 0x5e07, &aim, checks::cbl);
 }

@@ -6,7 +6,17 @@ use port25_report::stats::Filter;
 use std::collections::BTreeMap;
 
 fn small() -> Params {
-    Params { seed: 42, days: 7, sensors: 3, sources: 300, messages: 5_000, campaigns: 8, variants: 3, asns: 40, ..Params::default() }
+    Params {
+        seed: 42,
+        days: 7,
+        sensors: 3,
+        sources: 300,
+        messages: 5_000,
+        campaigns: 8,
+        variants: 3,
+        asns: 40,
+        ..Params::default()
+    }
 }
 
 #[test]
@@ -17,7 +27,10 @@ fn generator_is_deterministic() {
     let tb = generate(&small(), b.path()).unwrap();
     assert_eq!(ta, tb);
     assert_eq!(ta.emails, 5_000);
-    assert_eq!(std::fs::read(a.path().join("truth.json")).unwrap(), std::fs::read(b.path().join("truth.json")).unwrap());
+    assert_eq!(
+        std::fs::read(a.path().join("truth.json")).unwrap(),
+        std::fs::read(b.path().join("truth.json")).unwrap()
+    );
     assert_eq!(std::fs::read(a.path().join("geoip.csv")).unwrap(), std::fs::read(b.path().join("geoip.csv")).unwrap());
     let other = generate(&Params { seed: 43, ..small() }, tempfile::tempdir().unwrap().path()).unwrap();
     assert_ne!(other.per_ip, ta.per_ip);
@@ -37,7 +50,8 @@ fn counts_match_the_truth() {
     assert_eq!(acc.kinds.values().sum::<u64>(), truth.events);
     let per_ip: BTreeMap<String, u64> = acc.sources.iter().map(|(k, v)| (k.to_string(), v.count.emails)).collect();
     assert_eq!(per_ip, truth.per_ip);
-    let per_day: BTreeMap<String, u64> = acc.per_day.iter().map(|(d, c)| (port25_report::date::format_day(*d), c.0.emails)).collect();
+    let per_day: BTreeMap<String, u64> =
+        acc.per_day.iter().map(|(d, c)| (port25_report::date::format_day(*d), c.0.emails)).collect();
     assert_eq!(per_day, truth.per_day);
     let per_sensor: BTreeMap<String, u64> = acc.per_sensor.iter().map(|(s, c)| (s.clone(), c.0.emails)).collect();
     assert_eq!(per_sensor, truth.per_sensor);
@@ -53,7 +67,10 @@ fn counts_match_the_truth() {
             *by_day.entry(*d).or_default() += n;
         }
     }
-    assert_eq!(by_day.into_iter().map(|(d, n)| (port25_report::date::format_day(d), n)).collect::<BTreeMap<_, _>>(), truth.per_day);
+    assert_eq!(
+        by_day.into_iter().map(|(d, n)| (port25_report::date::format_day(d), n)).collect::<BTreeMap<_, _>>(),
+        truth.per_day
+    );
     let digests: BTreeMap<String, u64> = acc.campaigns.iter().map(|(d, c)| (d.clone(), c.count.emails)).collect();
     assert_eq!(digests, truth.per_digest);
 }
@@ -117,26 +134,42 @@ fn table1_top_lists_and_campaigns_match_the_truth() {
     assert_eq!(t1.probes, truth.probes);
     assert_eq!(t1.probe_sources, truth.probes, "every source probes once");
 
-    let want: Vec<serde_json::Value> = expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    let want: Vec<serde_json::Value> =
+        expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
     assert_eq!(column(table(&r, "top_countries"), "country"), want);
-    let want: Vec<serde_json::Value> = expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.1)).collect();
+    let want: Vec<serde_json::Value> =
+        expected_top(&truth.per_country, 10).into_iter().map(|x| serde_json::json!(x.1)).collect();
     assert_eq!(column(table(&r, "top_countries"), "emails"), want);
-    let want: Vec<serde_json::Value> = expected_top(&truth.per_asn, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    let want: Vec<serde_json::Value> =
+        expected_top(&truth.per_asn, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
     assert_eq!(column(table(&r, "top_asns"), "asn"), want);
-    let want: Vec<serde_json::Value> = expected_top(&truth.per_ip, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    let want: Vec<serde_json::Value> =
+        expected_top(&truth.per_ip, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
     assert_eq!(column(table(&r, "top_ips"), "ip"), want);
-    let want: Vec<serde_json::Value> = expected_top(&truth.per_domain, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
+    let want: Vec<serde_json::Value> =
+        expected_top(&truth.per_domain, 10).into_iter().map(|x| serde_json::json!(x.0)).collect();
     assert_eq!(column(table(&r, "dest_domains"), "domain"), want);
     let top5: u64 = expected_top(&truth.per_country, 5).iter().map(|x| x.1).sum();
     assert_eq!(r.top5_country_share, Some(((top5 as f64 * 100.0 / truth.emails as f64) * 100.0).round() / 100.0));
     let br: u64 = truth.per_domain.iter().filter(|(d, _)| d.ends_with(".br")).map(|x| x.1).sum();
-    assert_eq!(r.abroad_recipient_share, Some((((truth.recipients - br) as f64 * 100.0 / truth.recipients as f64) * 100.0).round() / 100.0));
+    assert_eq!(
+        r.abroad_recipient_share,
+        Some((((truth.recipients - br) as f64 * 100.0 / truth.recipients as f64) * 100.0).round() / 100.0)
+    );
 
     // Near-duplicates: one cluster per campaign, holding its variants.
     let nd = table(&r, "near_duplicates");
     assert_eq!(nd.rows.len(), truth.campaign_digests.len().min(10));
-    let got: Vec<(u64, u64)> = column(nd, "emails").iter().zip(column(nd, "bodies")).map(|(e, b)| (e.as_u64().unwrap(), b.as_u64().unwrap())).collect();
-    let mut want: Vec<(u64, u64)> = truth.campaign_digests.iter().map(|c| (c.iter().map(|d| truth.per_digest[d]).sum::<u64>(), c.len() as u64)).collect();
+    let got: Vec<(u64, u64)> = column(nd, "emails")
+        .iter()
+        .zip(column(nd, "bodies"))
+        .map(|(e, b)| (e.as_u64().unwrap(), b.as_u64().unwrap()))
+        .collect();
+    let mut want: Vec<(u64, u64)> = truth
+        .campaign_digests
+        .iter()
+        .map(|c| (c.iter().map(|d| truth.per_digest[d]).sum::<u64>(), c.len() as u64))
+        .collect();
     want.sort_by(|a, b| b.cmp(a));
     assert_eq!(got, want);
     // Exact campaigns: the largest digest.
@@ -165,9 +198,13 @@ fn without_enrichment_the_report_says_so() {
 fn connections_abroad_bandwidth_and_groups_match_the_truth() {
     let dir = tempfile::tempdir().unwrap();
     let truth = generate(&small(), dir.path()).unwrap();
-    assert!(truth.connections > truth.connections_abroad && truth.connections_abroad > 0, "the plan has BR sources and foreign ones");
+    assert!(
+        truth.connections > truth.connections_abroad && truth.connections_abroad > 0,
+        "the plan has BR sources and foreign ones"
+    );
     let by = Some(port25_report::group::GroupBy::Operator);
-    let (g, damage) = port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
+    let (g, damage) =
+        port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
     let r = port25_report::table1::build(&g.total, damage, &enricher(dir.path()), None, &Default::default());
     let t1 = &r.table1;
     assert_eq!(t1.connections, truth.connections);
@@ -182,9 +219,10 @@ fn connections_abroad_bandwidth_and_groups_match_the_truth() {
     for row in &bw.rows {
         let cell = |c: &str| row[bw.columns.iter().position(|x| x == c).unwrap()].clone();
         assert_eq!(cell("sessions"), cell("sessions_counted"));
-        got.entry(cell("sensor").as_str().unwrap().into())
-            .or_default()
-            .insert(cell("day").as_str().unwrap().into(), [cell("bytes_in").as_u64().unwrap(), cell("bytes_out").as_u64().unwrap()]);
+        got.entry(cell("sensor").as_str().unwrap().into()).or_default().insert(
+            cell("day").as_str().unwrap().into(),
+            [cell("bytes_in").as_u64().unwrap(), cell("bytes_out").as_u64().unwrap()],
+        );
     }
     assert_eq!(got, truth.bandwidth);
     let total_in: u64 = truth.bandwidth.values().flat_map(|d| d.values()).map(|b| b[0]).sum();
@@ -223,10 +261,14 @@ fn a_version_1_capture_still_reads() {
         std::fs::write(&seg, v1).unwrap();
     }
     let by = Some(port25_report::group::GroupBy::City);
-    let (g, damage) = port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
+    let (g, damage) =
+        port25_report::scan::scan_grouped(&dir.path().join("capture"), &Filter::default(), by, 2, &|_| {}).unwrap();
     assert_eq!(damage.bad_lines, 0);
     let r = port25_report::table1::build(&g.total, damage, &enricher(dir.path()), None, &Default::default());
-    assert_eq!((r.table1.emails, r.table1.unique_ips, r.table1.connections), (truth.emails, truth.unique_ips, truth.connections));
+    assert_eq!(
+        (r.table1.emails, r.table1.unique_ips, r.table1.connections),
+        (truth.emails, truth.unique_ips, truth.connections)
+    );
     assert_eq!((r.table1.bytes_in, r.table1.sessions_without_counters), (0, r.table1.sessions));
     assert!(r.table1.sessions > 0);
     assert!(r.notes.iter().any(|n| n.contains("have no wire counters")), "{:?}", r.notes);

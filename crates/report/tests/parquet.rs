@@ -6,13 +6,24 @@ use port25_report::generate::{generate, Params};
 #[test]
 fn pyarrow_reads_the_export() {
     let dir = tempfile::tempdir().unwrap();
-    let p = Params { seed: 5, days: 4, sensors: 2, sources: 150, messages: 3_000, campaigns: 5, asns: 30, ..Params::default() };
+    let p = Params {
+        seed: 5,
+        days: 4,
+        sensors: 2,
+        sources: 150,
+        messages: 3_000,
+        campaigns: 5,
+        asns: 30,
+        ..Params::default()
+    };
     let truth = generate(&p, dir.path()).unwrap();
     let mut e = port25_report::enrich::Enricher::default();
     e.add(&dir.path().join("geoip.csv")).unwrap();
     e.add(&dir.path().join("routeviews.pfx2as")).unwrap();
     let out = dir.path().join("dataset");
-    let w = port25_report::parquet_export::export(&dir.path().join("capture"), &Default::default(), &e, &|_| None, &out).unwrap();
+    let w =
+        port25_report::parquet_export::export(&dir.path().join("capture"), &Default::default(), &e, &|_| None, &out)
+            .unwrap();
     let rows = w.rows;
     assert_eq!(rows, truth.emails + truth.probes);
     // One file per (day, sensor) here: the capture is in time order.
@@ -30,7 +41,11 @@ print(json.dumps({"rows": len(t["probe"]), "emails": len(spam), "recipients": su
   "ips": len({t["src_ip"][i] for i in spam}), "countries": countries, "first": str(min(t["time"])), "schema": str(pq.read_schema(first_file)), "days": sorted(set(str(d) for d in t["day"]))}))
 "#;
     let o = std::process::Command::new("python3").arg("-c").arg(script).arg(&out).output().expect("python3 runs");
-    assert!(o.status.success(), "pyarrow failed (pip install pyarrow; test.sh does): {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "pyarrow failed (pip install pyarrow; test.sh does): {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["rows"], rows);
     assert_eq!(v["emails"], truth.emails);

@@ -76,7 +76,9 @@ pub fn judge(records: &[Ipv4Addr]) -> Answer {
 /// counts and a weight; a zone may appear in several entries.
 pub fn rule_score(rule: &ScreenList, answer: &Answer) -> Option<(i32, Ipv4Addr)> {
     let Answer::Listed(codes) = answer else { return None };
-    let hit = codes.iter().find(|c| rule.codes.is_empty() || rule.codes.iter().any(|(first, last)| first <= *c && *c <= last))?;
+    let hit = codes
+        .iter()
+        .find(|c| rule.codes.is_empty() || rule.codes.iter().any(|(first, last)| first <= *c && *c <= last))?;
     Some((rule.weight, *hit))
 }
 
@@ -125,7 +127,10 @@ mod tests {
     #[test]
     fn only_documented_codes_list_and_error_codes_make_a_list_unusable() {
         assert_eq!(judge(&[]), Answer::NotListed);
-        assert_eq!(judge(&[ip("127.0.0.2"), ip("127.0.0.2"), ip("127.0.0.10")]), Answer::Listed(vec![ip("127.0.0.2"), ip("127.0.0.10")]));
+        assert_eq!(
+            judge(&[ip("127.0.0.2"), ip("127.0.0.2"), ip("127.0.0.10")]),
+            Answer::Listed(vec![ip("127.0.0.2"), ip("127.0.0.10")])
+        );
         for e in ["127.255.255.252", "127.255.255.254", "127.255.255.255"] {
             assert_eq!(judge(&[ip("127.0.0.2"), ip(e)]), Answer::Unusable(ip(e)), "{e}");
             assert!(error_meaning(ip(e)).is_some());
@@ -138,7 +143,8 @@ mod tests {
 
     #[test]
     fn filters_weigh_codes_apart() {
-        let pbl = ScreenList { zone: "zen.example".into(), codes: vec![(ip("127.0.0.10"), ip("127.0.0.11"))], weight: 1 };
+        let pbl =
+            ScreenList { zone: "zen.example".into(), codes: vec![(ip("127.0.0.10"), ip("127.0.0.11"))], weight: 1 };
         let sbl = ScreenList { zone: "zen.example".into(), codes: vec![(ip("127.0.0.2"), ip("127.0.0.9"))], weight: 3 };
         let any = ScreenList { zone: "zen.example".into(), codes: vec![], weight: 2 };
         let a = judge(&[ip("127.0.0.11")]);

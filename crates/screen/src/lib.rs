@@ -53,7 +53,8 @@ impl Screener {
     /// what to fix.
     pub fn new(cfg: &Screen, hostname: &str, data_dir: &Path) -> Result<Screener, String> {
         let path = allowlist_path(data_dir);
-        let allow = allow::Allowlist::open(&path, cfg.allowlist_entries).map_err(|e| format!("screen allowlist {}: {e}", path.display()))?;
+        let allow = allow::Allowlist::open(&path, cfg.allowlist_entries)
+            .map_err(|e| format!("screen allowlist {}: {e}", path.display()))?;
         Screener::with_allowlist(cfg, hostname, allow)
     }
 
@@ -62,7 +63,8 @@ impl Screener {
     pub fn with_allowlist(cfg: &Screen, hostname: &str, allow: allow::Allowlist) -> Result<Screener, String> {
         let end_user = match &cfg.end_user_policy {
             Some(path) => {
-                let policy = port25_egress::policy::load(path).map_err(|e| format!("[mx.screen] end_user_policy: {e}"))?;
+                let policy =
+                    port25_egress::policy::load(path).map_err(|e| format!("[mx.screen] end_user_policy: {e}"))?;
                 let table = Table::new(&policy);
                 Some((policy, table))
             }

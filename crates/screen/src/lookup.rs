@@ -42,7 +42,9 @@ fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
 /// timeouts, are failures.
 fn none(e: &NetError) -> bool {
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(n)) => matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError),
+        NetError::Dns(DnsError::NoRecordsFound(n)) => {
+            matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError)
+        }
         _ => false,
     }
 }
@@ -52,7 +54,8 @@ impl Lookups {
         let servers = match cfg.dns_servers.is_empty() {
             false => cfg.dns_servers.clone(),
             true => {
-                let text = std::fs::read_to_string("/etc/resolv.conf").map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+                let text = std::fs::read_to_string("/etc/resolv.conf")
+                    .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
                 let s = resolv_conf_servers(&text);
                 if s.is_empty() {
                     return Err("/etc/resolv.conf names no nameserver; set [mx.screen] dns_servers".into());
@@ -206,6 +209,9 @@ mod tests {
     fn reverse_names() {
         assert_eq!(reverse_name("192.0.2.7".parse().unwrap()), "7.2.0.192.in-addr.arpa.");
         assert!(reverse_name("2001:db8::1".parse().unwrap()).ends_with(".8.b.d.0.1.0.0.2.ip6.arpa."));
-        assert_eq!(resolv_conf_servers("nameserver 127.0.0.53\nnameserver x\n"), vec!["127.0.0.53:53".parse().unwrap()]);
+        assert_eq!(
+            resolv_conf_servers("nameserver 127.0.0.53\nnameserver x\n"),
+            vec!["127.0.0.53:53".parse().unwrap()]
+        );
     }
 }

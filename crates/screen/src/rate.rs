@@ -117,7 +117,11 @@ mod tests {
             assert_eq!(r.arrive(IpAddr::from(i.to_be_bytes()), t), Ok(()));
         }
         assert_eq!(r.arrive("192.0.2.1".parse().unwrap(), t), Err(Over::TableFull));
-        assert_eq!(r.arrive("192.0.2.1".parse().unwrap(), t + Duration::from_secs(60)), Ok(()), "expired windows make room");
+        assert_eq!(
+            r.arrive("192.0.2.1".parse().unwrap(), t + Duration::from_secs(60)),
+            Ok(()),
+            "expired windows make room"
+        );
         assert!(r.table.lock().unwrap().len() <= 10);
     }
 }

@@ -137,7 +137,9 @@ fn contains_bounded(hay: &[u8], needle: &[u8], hex: bool) -> bool {
     }
     let digitish = |b: u8| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() };
     hay.windows(needle.len()).enumerate().any(|(i, w)| {
-        w == needle && !i.checked_sub(1).and_then(|p| hay.get(p)).is_some_and(|b| digitish(*b)) && !hay.get(i + needle.len()).is_some_and(|b| digitish(*b))
+        w == needle
+            && !i.checked_sub(1).and_then(|p| hay.get(p)).is_some_and(|b| digitish(*b))
+            && !hay.get(i + needle.len()).is_some_and(|b| digitish(*b))
     })
 }
 
@@ -175,7 +177,9 @@ fn address_form(ip: IpAddr, name: &[u8]) -> Option<&'static str> {
             let s = v6.segments();
             let full: Vec<String> = s.iter().map(|g| format!("{g:x}")).collect();
             let padded: Vec<String> = s.iter().map(|g| format!("{g:04x}")).collect();
-            if contains_bounded(name, full.join("-").as_bytes(), true) || contains_bounded(name, padded.join("-").as_bytes(), true) {
+            if contains_bounded(name, full.join("-").as_bytes(), true)
+                || contains_bounded(name, padded.join("-").as_bytes(), true)
+            {
                 return Some("dashed");
             }
             // The interface identifier (low 64 bits) as one hex run, or
@@ -221,8 +225,12 @@ mod tests {
         assert!(check("192.0.2.7", "mail.example.net").is_empty());
         assert!(check("192.0.2.7", "mx1.pool.example").is_empty(), "the registered domain's own labels");
         // Digits around the address are another address.
-        assert!(check("192.0.2.7", "host-192-0-2-71.isp.example").iter().all(|f| !matches!(f, Finding::AddressInName(_))));
-        assert!(check("192.0.2.7", "host-1192-0-2-7.isp.example").iter().all(|f| !matches!(f, Finding::AddressInName(_))));
+        assert!(check("192.0.2.7", "host-192-0-2-71.isp.example")
+            .iter()
+            .all(|f| !matches!(f, Finding::AddressInName(_))));
+        assert!(check("192.0.2.7", "host-1192-0-2-7.isp.example")
+            .iter()
+            .all(|f| !matches!(f, Finding::AddressInName(_))));
     }
 
     #[test]
@@ -230,7 +238,10 @@ mod tests {
         let f = check("198.51.100.9", "adsl123.dyn.isp.example");
         assert_eq!(f, vec![Finding::DynamicToken("adsl".into()), Finding::DynamicToken("dyn".into())]);
         let f = check("198.51.100.9", "CPE-Cable_Modem.customer.ISP.example.");
-        assert!(f.contains(&Finding::DynamicToken("cable".into())) && f.contains(&Finding::DynamicToken("customer".into())), "{f:?}");
+        assert!(
+            f.contains(&Finding::DynamicToken("cable".into())) && f.contains(&Finding::DynamicToken("customer".into())),
+            "{f:?}"
+        );
         assert!(check("198.51.100.9", "dynamics.example.net").is_empty(), "whole tokens only");
     }
 

@@ -25,7 +25,9 @@ use port25_engine::address::{ForwardPath, ReversePath};
 use port25_engine::command::MailParams;
 use port25_engine::reply::std_replies as R;
 use port25_engine::sasl::Credentials;
-use port25_engine::{Admitted, AuthOffer, Decision, Envelope, Hooks, ListenerSettings, Message, Reply, Reset, SessionInfo};
+use port25_engine::{
+    Admitted, AuthOffer, Decision, Envelope, Hooks, ListenerSettings, Message, Reply, Reset, SessionInfo,
+};
 use port25_events as ev;
 use port25_events::emit;
 use std::net::IpAddr;
@@ -42,7 +44,13 @@ const PREGREET_READ: usize = 512;
 /// Serves a port-25 listener with screening until `shutdown`, then drains:
 /// the engine's listener (connection caps, PROXY header, drain) with the
 /// screen between admission and the session.
-pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings>, hooks: Arc<H>, screener: Arc<Screener>, shutdown: CancellationToken) {
+pub async fn run<H: Hooks>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    screener: Arc<Screener>,
+    shutdown: CancellationToken,
+) {
     let session_settings = settings.clone();
     port25_engine::run_with(listener, settings, shutdown, move |admitted, sessions| {
         connection(admitted, session_settings.clone(), hooks.clone(), screener.clone(), sessions)
@@ -50,7 +58,13 @@ pub async fn run<H: Hooks>(listener: TcpListener, settings: Arc<ListenerSettings
     .await
 }
 
-async fn connection<H: Hooks>(admitted: Admitted, settings: Arc<ListenerSettings>, hooks: Arc<H>, screener: Arc<Screener>, shutdown: CancellationToken) {
+async fn connection<H: Hooks>(
+    admitted: Admitted,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    screener: Arc<Screener>,
+    shutdown: CancellationToken,
+) {
     // The client's slot of the per-client cap is held to the end.
     let Admitted { info, mut tcp, input, slot: _client } = admitted;
     // Bytes that came with the PROXY header are the client talking first.
@@ -78,7 +92,9 @@ async fn connection<H: Hooks>(admitted: Admitted, settings: Arc<ListenerSettings
         .await;
         return;
     }
-    if matches!(verdict.outcome, Outcome::Pass | Outcome::Allowlisted) && !verdict.lines.iter().any(|l| l.check == "allowlist") {
+    if matches!(verdict.outcome, Outcome::Pass | Outcome::Allowlisted)
+        && !verdict.lines.iter().any(|l| l.check == "allowlist")
+    {
         if let Err(e) = screener.allow.insert(info.peer.ip(), screener.cfg.pass_ttl.as_secs()) {
             emit!(warn, ev::SCREEN_ALLOWLIST_FAILED, error = %e);
         }
@@ -115,7 +131,13 @@ impl Screener {
         // 2. A client that passed before.
         if early.is_empty() && self.allow.contains(ip) {
             let mut v = verdict::judge(&self.cfg, ip, &self.hostname, &ev);
-            v.lines.push(verdict::Line { check: "allowlist", list: String::new(), outcome: "hit", score: 0, reason: "passed before".into() });
+            v.lines.push(verdict::Line {
+                check: "allowlist",
+                list: String::new(),
+                outcome: "hit",
+                score: 0,
+                reason: "passed before".into(),
+            });
             if v.outcome == Outcome::Pass {
                 v.outcome = Outcome::Allowlisted;
             }
@@ -123,7 +145,8 @@ impl Screener {
         }
         // 3. The teaser, the questions, the wait.
         let teaser = format!("220-{} ESMTP\r\n", self.hostname);
-        if !matches!(tokio::time::timeout(Duration::from_secs(10), tcp.write_all(teaser.as_bytes())).await, Ok(Ok(()))) {
+        if !matches!(tokio::time::timeout(Duration::from_secs(10), tcp.write_all(teaser.as_bytes())).await, Ok(Ok(())))
+        {
             return (None, early);
         }
         let deadline = tokio::time::Instant::now() + self.cfg.greet_wait;
@@ -203,7 +226,12 @@ impl Screener {
             .zones()
             .iter()
             .zip(lists)
-            .map(|(z, a)| (z.clone(), a.clone().unwrap_or_else(|| crate::dnsbl::Answer::Failed("no answer within greet_wait".into()))))
+            .map(|(z, a)| {
+                (
+                    z.clone(),
+                    a.clone().unwrap_or_else(|| crate::dnsbl::Answer::Failed("no answer within greet_wait".into())),
+                )
+            })
             .collect()
     }
 
@@ -214,11 +242,17 @@ impl Screener {
     }
 
     fn rate_verdict(&self, ip: IpAddr, over: crate::rate::Over) -> Verdict {
-        let reason = format!("more than the allowed new connections {} in {} s", over.as_str(), self.cfg.rate_window.as_secs());
-        let line = verdict::Line { check: "rate", list: String::new(), outcome: "over", score: 0, reason: reason.clone() };
+        let reason =
+            format!("more than the allowed new connections {} in {} s", over.as_str(), self.cfg.rate_window.as_secs());
+        let line =
+            verdict::Line { check: "rate", list: String::new(), outcome: "over", score: 0, reason: reason.clone() };
         let (outcome, reply) = match self.cfg.rate_action {
-            port25_config::ScreenAction::Reject => (Outcome::Reject, Some(Reply::owned(554, "5.7.1", format!("[{ip}]: {reason}")))),
-            port25_config::ScreenAction::Tempfail => (Outcome::Tempfail, Some(Reply::owned(421, "4.7.0", format!("[{ip}]: {reason}; try again later")))),
+            port25_config::ScreenAction::Reject => {
+                (Outcome::Reject, Some(Reply::owned(554, "5.7.1", format!("[{ip}]: {reason}"))))
+            }
+            port25_config::ScreenAction::Tempfail => {
+                (Outcome::Tempfail, Some(Reply::owned(421, "4.7.0", format!("[{ip}]: {reason}; try again later"))))
+            }
             port25_config::ScreenAction::Tag => (Outcome::Tag, None),
             port25_config::ScreenAction::Ignore => (Outcome::Monitored, None),
         };
@@ -291,13 +325,25 @@ impl<H: Hooks> Hooks for Tagged<H> {
     async fn authenticate(&self, info: &SessionInfo, state: &mut H::State, credentials: &Credentials) -> Decision {
         self.inner.authenticate(info, state, credentials).await
     }
-    async fn mail(&self, info: &SessionInfo, state: &mut H::State, from: &ReversePath, params: &MailParams) -> Decision {
+    async fn mail(
+        &self,
+        info: &SessionInfo,
+        state: &mut H::State,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> Decision {
         self.inner.mail(info, state, from, params).await
     }
     async fn rcpt(&self, info: &SessionInfo, state: &mut H::State, envelope: &Envelope, to: &ForwardPath) -> Decision {
         self.inner.rcpt(info, state, envelope, to).await
     }
-    async fn data(&self, info: &SessionInfo, state: &mut H::State, envelope: &Envelope, mut message: Message) -> Decision {
+    async fn data(
+        &self,
+        info: &SessionInfo,
+        state: &mut H::State,
+        envelope: &Envelope,
+        mut message: Message,
+    ) -> Decision {
         if let Some(tag) = &self.tag {
             // Our own text (fixed words, numbers, check names): no CR/LF.
             let clean: String = tag.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').collect();

@@ -135,7 +135,8 @@ fn refusal(action: ScreenAction, text: String) -> Reply {
 
 /// Does `bytes` (sent before the banner) look like HTTP or a proxy request?
 pub fn looks_non_smtp(bytes: &[u8]) -> bool {
-    const METHODS: &[&[u8]] = &[b"GET ", b"POST ", b"HEAD ", b"PUT ", b"CONNECT ", b"OPTIONS ", b"DELETE ", b"PATCH ", b"TRACE ", b"PROXY "];
+    const METHODS: &[&[u8]] =
+        &[b"GET ", b"POST ", b"HEAD ", b"PUT ", b"CONNECT ", b"OPTIONS ", b"DELETE ", b"PATCH ", b"TRACE ", b"PROXY "];
     let upper: Vec<u8> = bytes.iter().take(16).map(u8::to_ascii_uppercase).collect();
     // SOCKS4/5 greetings start with their version byte.
     METHODS.iter().any(|m| upper.starts_with(m)) || matches!(bytes.first(), Some(4 | 5))
@@ -147,7 +148,8 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
     // The end-user network: a policy, not a score.
     let end_user_fired = match &ev.end_user {
         Some(e) => {
-            let reason = format!("in end-user network {:?} ({}, prefix {}) of the egress policy", e.network, e.class, e.prefix);
+            let reason =
+                format!("in end-user network {:?} ({}, prefix {}) of the egress policy", e.network, e.class, e.prefix);
             lines.push(Line { check: "end_user", list: String::new(), outcome: "inside", score: 0, reason });
             true
         }
@@ -159,7 +161,13 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
     for (zone, answer) in &ev.dnsbl {
         let entries: Vec<_> = cfg.lists.iter().filter(|l| &l.zone == zone).collect();
         match answer {
-            Answer::NotListed => lines.push(Line { check: "dnsbl", list: zone.clone(), outcome: "clean", score: 0, reason: "not listed".into() }),
+            Answer::NotListed => lines.push(Line {
+                check: "dnsbl",
+                list: zone.clone(),
+                outcome: "clean",
+                score: 0,
+                reason: "not listed".into(),
+            }),
             Answer::Listed(codes) => {
                 let codes_text = codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
                 let mut weight = 0i32;
@@ -182,7 +190,10 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
                 list: zone.clone(),
                 outcome: "unusable",
                 score: 0,
-                reason: format!("error answer {code}: {} (counts for nothing)", dnsbl::error_meaning(*code).unwrap_or("error")),
+                reason: format!(
+                    "error answer {code}: {} (counts for nothing)",
+                    dnsbl::error_meaning(*code).unwrap_or("error")
+                ),
             }),
             Answer::Bogus(codes) => lines.push(Line {
                 check: "dnsbl",
@@ -194,9 +205,13 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
                     codes.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
                 ),
             }),
-            Answer::Failed(why) => {
-                lines.push(Line { check: "dnsbl", list: zone.clone(), outcome: "error", score: 0, reason: format!("no answer: {why} (counts for nothing)") })
-            }
+            Answer::Failed(why) => lines.push(Line {
+                check: "dnsbl",
+                list: zone.clone(),
+                outcome: "error",
+                score: 0,
+                reason: format!("no answer: {why} (counts for nothing)"),
+            }),
         }
     }
     // Reverse DNS.
@@ -205,11 +220,21 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
         Some(Rdns::NoPtr) => {
             score = score.saturating_add(cfg.rdns_no_ptr);
             score_reasons.push("no reverse DNS name".into());
-            lines.push(Line { check: "rdns", list: String::new(), outcome: "no_ptr", score: cfg.rdns_no_ptr, reason: format!("no PTR record for {ip}") });
+            lines.push(Line {
+                check: "rdns",
+                list: String::new(),
+                outcome: "no_ptr",
+                score: cfg.rdns_no_ptr,
+                reason: format!("no PTR record for {ip}"),
+            });
         }
-        Some(Rdns::TempError(why)) => {
-            lines.push(Line { check: "rdns", list: String::new(), outcome: "error", score: 0, reason: format!("no answer: {why} (counts for nothing)") })
-        }
+        Some(Rdns::TempError(why)) => lines.push(Line {
+            check: "rdns",
+            list: String::new(),
+            outcome: "error",
+            score: 0,
+            reason: format!("no answer: {why} (counts for nothing)"),
+        }),
         Some(Rdns::Names { names, confirmed }) => {
             let name = confirmed.clone().or_else(|| names.first().cloned()).unwrap_or_default();
             match confirmed {
@@ -246,7 +271,13 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
                 if weight > 0 {
                     score_reasons.push(format!("generic reverse DNS name {name}"));
                 }
-                lines.push(Line { check: "rdns", list: String::new(), outcome, score: weight, reason: format!("{name}: {f}") });
+                lines.push(Line {
+                    check: "rdns",
+                    list: String::new(),
+                    outcome,
+                    score: weight,
+                    reason: format!("{name}: {f}"),
+                });
             }
         }
     }
@@ -254,7 +285,13 @@ pub fn judge(cfg: &Screen, ip: IpAddr, hostname: &str, ev: &Evidence) -> Verdict
     if let Some(p) = &ev.pregreet {
         let shown: String = p.bytes.iter().map(|b| std::ascii::escape_default(*b).to_string()).collect();
         let (check, outcome) = if p.non_smtp { ("pregreet", "non_smtp") } else { ("pregreet", "talked_first") };
-        lines.push(Line { check, list: String::new(), outcome, score: 0, reason: format!("sent {shown:?} before the greeting") });
+        lines.push(Line {
+            check,
+            list: String::new(),
+            outcome,
+            score: 0,
+            reason: format!("sent {shown:?} before the greeting"),
+        });
     }
 
     let mut verdict = Verdict { lines, score, outcome: Outcome::Pass, decided_by: "", reply: None, tag: None };
@@ -313,8 +350,16 @@ mod tests {
     fn cfg() -> Screen {
         let mut c = port25_config::embedded_default().mx.screen;
         c.lists = vec![
-            ScreenList { zone: "bl.example".into(), codes: vec![("127.0.0.2".parse().unwrap(), "127.0.0.9".parse().unwrap())], weight: 3 },
-            ScreenList { zone: "bl.example".into(), codes: vec![("127.0.0.10".parse().unwrap(), "127.0.0.11".parse().unwrap())], weight: 1 },
+            ScreenList {
+                zone: "bl.example".into(),
+                codes: vec![("127.0.0.2".parse().unwrap(), "127.0.0.9".parse().unwrap())],
+                weight: 3,
+            },
+            ScreenList {
+                zone: "bl.example".into(),
+                codes: vec![("127.0.0.10".parse().unwrap(), "127.0.0.11".parse().unwrap())],
+                weight: 1,
+            },
             ScreenList { zone: "wl.example".into(), codes: vec![], weight: -5 },
         ];
         c
@@ -332,7 +377,10 @@ mod tests {
 
     #[test]
     fn listed_clients_are_refused_with_the_reason() {
-        let ev = Evidence { dnsbl: vec![("bl.example".into(), listed("127.0.0.2")), ("wl.example".into(), Answer::NotListed)], ..Default::default() };
+        let ev = Evidence {
+            dnsbl: vec![("bl.example".into(), listed("127.0.0.2")), ("wl.example".into(), Answer::NotListed)],
+            ..Default::default()
+        };
         let v = run(&cfg(), &ev);
         assert_eq!((v.outcome, v.score, v.decided_by), (Outcome::Reject, 3, "score"));
         let reply = v.reply.unwrap().to_string();
@@ -343,7 +391,10 @@ mod tests {
     fn pbl_codes_weigh_apart_and_dnswl_allowlists() {
         let ev = Evidence { dnsbl: vec![("bl.example".into(), listed("127.0.0.10"))], ..Default::default() };
         assert_eq!(run(&cfg(), &ev).outcome, Outcome::Pass, "weight 1 is under the threshold");
-        let ev = Evidence { dnsbl: vec![("bl.example".into(), listed("127.0.0.2")), ("wl.example".into(), listed("127.0.0.2"))], ..Default::default() };
+        let ev = Evidence {
+            dnsbl: vec![("bl.example".into(), listed("127.0.0.2")), ("wl.example".into(), listed("127.0.0.2"))],
+            ..Default::default()
+        };
         let v = run(&cfg(), &ev);
         assert_eq!((v.outcome, v.score), (Outcome::Allowlisted, -2));
     }
@@ -353,10 +404,16 @@ mod tests {
         let mut c = cfg();
         c.threshold = 1;
         c.allowlist_threshold = -1;
-        for answer in
-            [Answer::Unusable("127.255.255.254".parse().unwrap()), Answer::Failed("timeout".into()), Answer::Bogus(vec!["127.0.0.1".parse().unwrap()])]
-        {
-            let ev = Evidence { dnsbl: vec![("bl.example".into(), answer.clone())], rdns: Some(Rdns::TempError("timeout".into())), ..Default::default() };
+        for answer in [
+            Answer::Unusable("127.255.255.254".parse().unwrap()),
+            Answer::Failed("timeout".into()),
+            Answer::Bogus(vec!["127.0.0.1".parse().unwrap()]),
+        ] {
+            let ev = Evidence {
+                dnsbl: vec![("bl.example".into(), answer.clone())],
+                rdns: Some(Rdns::TempError("timeout".into())),
+                ..Default::default()
+            };
             let v = run(&c, &ev);
             assert_eq!((v.outcome, v.score), (Outcome::Pass, 0), "{answer:?}");
         }
@@ -371,14 +428,20 @@ mod tests {
         assert_eq!((v.outcome, v.score), (Outcome::Reject, 3), "{:?}", v.lines);
         assert!(v.reply.unwrap().text.contains("port 587"));
         let names = vec!["mail.example.net".to_owned()];
-        let ev = Evidence { rdns: Some(Rdns::Names { names, confirmed: Some("mail.example.net".into()) }), ..Default::default() };
+        let ev = Evidence {
+            rdns: Some(Rdns::Names { names, confirmed: Some("mail.example.net".into()) }),
+            ..Default::default()
+        };
         assert_eq!(run(&cfg(), &ev).outcome, Outcome::Pass);
     }
 
     #[test]
     fn actions_per_check() {
         let mut c = cfg();
-        let ev = Evidence { end_user: Some(EndUser { network: "dsl".into(), class: "residential", prefix: "192.0.2.0/24".into() }), ..Default::default() };
+        let ev = Evidence {
+            end_user: Some(EndUser { network: "dsl".into(), class: "residential", prefix: "192.0.2.0/24".into() }),
+            ..Default::default()
+        };
         let v = run(&c, &ev);
         assert_eq!((v.outcome, v.decided_by), (Outcome::Reject, "end_user"));
         assert!(v.reply.as_ref().unwrap().to_string().starts_with("554 5.7.1 192.0.2.7 is end-user address space"));
@@ -394,7 +457,10 @@ mod tests {
         let ev = Evidence { pregreet: Some(Pregreet { bytes: b"EHLO x\r\n".to_vec(), non_smtp: false }), ..ev };
         let v = run(&c, &ev);
         assert_eq!((v.outcome, v.decided_by), (Outcome::Reject, "pregreet"));
-        let ev = Evidence { pregreet: Some(Pregreet { bytes: b"GET / HTTP/1.1\r\n".to_vec(), non_smtp: true }), ..Default::default() };
+        let ev = Evidence {
+            pregreet: Some(Pregreet { bytes: b"GET / HTTP/1.1\r\n".to_vec(), non_smtp: true }),
+            ..Default::default()
+        };
         assert_eq!(run(&c, &ev).reply.unwrap().code, 521);
     }
 

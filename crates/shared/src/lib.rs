@@ -98,7 +98,12 @@ pub trait SharedState: Send + Sync {
 
     /// Counts a failed attempt; returns the locks it started (with the
     /// failure count that started each).
-    fn failed<'a>(&'a self, address: &'a str, login: Option<&'a str>, rules: LockRules) -> Pending<'a, Vec<(Scope, u32)>>;
+    fn failed<'a>(
+        &'a self,
+        address: &'a str,
+        login: Option<&'a str>,
+        rules: LockRules,
+    ) -> Pending<'a, Vec<(Scope, u32)>>;
 
     /// A successful login: its failures are forgotten (never an active
     /// lock) and `address` becomes one of its known devices.
@@ -167,7 +172,14 @@ const EVENT_EVERY: Duration = Duration::from_secs(5);
 impl Shared {
     pub fn new(backend: Arc<dyn SharedState>, policy: OnUnreachable) -> Shared {
         let node = format!("{:x}-{:x}", std::process::id(), random());
-        Shared { backend, policy, node: node.into(), seq: Arc::default(), last_event: Arc::default(), suppressed: Arc::default() }
+        Shared {
+            backend,
+            policy,
+            node: node.into(),
+            seq: Arc::default(),
+            last_event: Arc::default(),
+            suppressed: Arc::default(),
+        }
     }
 
     pub fn policy(&self) -> OnUnreachable {
@@ -191,7 +203,12 @@ impl Shared {
     /// The backend's answer, or for an unreachable store: `Err` when
     /// failing closed, `local` (the node decides alone) otherwise; either
     /// way a loud event.
-    pub fn settle<T>(&self, operation: &'static str, answer: Result<T, Unreachable>, local: T) -> Result<T, Unreachable> {
+    pub fn settle<T>(
+        &self,
+        operation: &'static str,
+        answer: Result<T, Unreachable>,
+        local: T,
+    ) -> Result<T, Unreachable> {
         match answer {
             Ok(v) => Ok(v),
             Err(e) => {

@@ -135,7 +135,9 @@ impl Redis {
 
     async fn eval<R: FromValue>(&self, script: &str, keys: Vec<String>, args: Vec<String>) -> Result<R, Unreachable> {
         let script = if script.contains("now") { format!("{NOW}{script}") } else { script.to_owned() };
-        match tokio::time::timeout(self.timeout, self.pool.next_connected().eval::<R, _, _, _>(script, keys, args)).await {
+        match tokio::time::timeout(self.timeout, self.pool.next_connected().eval::<R, _, _, _>(script, keys, args))
+            .await
+        {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Unreachable(format!("redis: {e}"))),
             Err(_) => Err(Unreachable(format!("redis: no answer within {} ms", self.timeout.as_millis()))),
@@ -196,7 +198,8 @@ impl SharedState for Redis {
     fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<(Scope, Duration)>> {
         Box::pin(async move {
             let l = login.unwrap_or("");
-            let keys = vec![self.key(&["lock", "a", address]), self.key(&["lock", "l", l]), self.key(&["known", l, address])];
+            let keys =
+                vec![self.key(&["lock", "a", address]), self.key(&["lock", "l", l]), self.key(&["known", l, address])];
             let (which, left) = pair(self.eval(LOCKED, keys, vec![flag(login.is_some())]).await?)?;
             let left = Duration::from_millis(left.max(0) as u64);
             Ok(match which {
@@ -207,10 +210,20 @@ impl SharedState for Redis {
         })
     }
 
-    fn failed<'a>(&'a self, address: &'a str, login: Option<&'a str>, rules: LockRules) -> Pending<'a, Vec<(Scope, u32)>> {
+    fn failed<'a>(
+        &'a self,
+        address: &'a str,
+        login: Option<&'a str>,
+        rules: LockRules,
+    ) -> Pending<'a, Vec<(Scope, u32)>> {
         Box::pin(async move {
             let l = login.unwrap_or("");
-            let keys = vec![self.key(&["fail", "a", address]), self.key(&["lock", "a", address]), self.key(&["fail", "l", l]), self.key(&["lock", "l", l])];
+            let keys = vec![
+                self.key(&["fail", "a", address]),
+                self.key(&["lock", "a", address]),
+                self.key(&["fail", "l", l]),
+                self.key(&["lock", "l", l]),
+            ];
             let args = vec![
                 ms(rules.window),
                 rules.address_lock_after.max(1).to_string(),
@@ -232,7 +245,11 @@ impl SharedState for Redis {
 
     fn succeeded<'a>(&'a self, address: &'a str, login: &'a str, rules: LockRules) -> Pending<'a, ()> {
         Box::pin(async move {
-            let keys = vec![self.key(&["fail", "l", login]), self.key(&["lock", "l", login]), self.key(&["known", login, address])];
+            let keys = vec![
+                self.key(&["fail", "l", login]),
+                self.key(&["lock", "l", login]),
+                self.key(&["known", login, address]),
+            ];
             let _: i64 = self.eval(SUCCEEDED, keys, vec![ms(rules.known_for)]).await?;
             Ok(())
         })
@@ -251,7 +268,11 @@ impl SharedState for Redis {
                 args.push(w.max.to_string());
             }
             let (i, wait) = pair(self.eval(RESERVE, keys, args).await?)?;
-            Ok(if i > 0 { Err(Full { index: i as usize - 1, retry_after: Duration::from_millis(wait.max(0) as u64) }) } else { Ok(()) })
+            Ok(if i > 0 {
+                Err(Full { index: i as usize - 1, retry_after: Duration::from_millis(wait.max(0) as u64) })
+            } else {
+                Ok(())
+            })
         })
     }
 
@@ -268,7 +289,13 @@ impl SharedState for Redis {
 
     fn enter_session<'a>(&'a self, login: &'a str, session: &'a str, max: u32, ttl: Duration) -> Pending<'a, bool> {
         Box::pin(async move {
-            let n: i64 = self.eval(ENTER, vec![self.key(&["sessions", login])], vec![session.to_owned(), max.max(1).to_string(), ms(ttl)]).await?;
+            let n: i64 = self
+                .eval(
+                    ENTER,
+                    vec![self.key(&["sessions", login])],
+                    vec![session.to_owned(), max.max(1).to_string(), ms(ttl)],
+                )
+                .await?;
             Ok(n == 1)
         })
     }
@@ -280,7 +307,13 @@ impl SharedState for Redis {
     fn record_use<'a>(&'a self, login: &'a str, legacy: bool, ip: &'a str, port: u16, unix: i64) -> Pending<'a, ()> {
         Box::pin(async move {
             let field = format!("{}:{login}", flag(legacy));
-            let _: i64 = self.eval(RECORD, vec![self.key(&["usage"])], vec![field, unix.to_string(), ip.to_owned(), port.to_string()]).await?;
+            let _: i64 = self
+                .eval(
+                    RECORD,
+                    vec![self.key(&["usage"])],
+                    vec![field, unix.to_string(), ip.to_owned(), port.to_string()],
+                )
+                .await?;
             Ok(())
         })
     }
@@ -289,7 +322,9 @@ impl SharedState for Redis {
         Box::pin(async move {
             let all = tokio::time::timeout(
                 self.timeout * 20,
-                self.pool.next_connected().hgetall::<std::collections::HashMap<String, String>, _>(self.key(&["usage"])),
+                self.pool
+                    .next_connected()
+                    .hgetall::<std::collections::HashMap<String, String>, _>(self.key(&["usage"])),
             )
             .await
             .map_err(|_| Unreachable("redis: the usage records did not arrive in time".into()))?
@@ -303,7 +338,8 @@ impl SharedState for Redis {
 
 impl Redis {
     async fn release_raw(&self, key: String, member: &str) -> Result<(), Unreachable> {
-        let _: i64 = self.eval("redis.call('ZREM', KEYS[1], ARGV[1]) return 1", vec![key], vec![member.to_owned()]).await?;
+        let _: i64 =
+            self.eval("redis.call('ZREM', KEYS[1], ARGV[1]) return 1", vec![key], vec![member.to_owned()]).await?;
         Ok(())
     }
 }
@@ -315,10 +351,19 @@ mod tests {
     #[test]
     fn usage_values_parse_or_are_dropped() {
         let u = parse_use("1:alice@example.org", "1700000000 192.0.2.1 25 7").unwrap();
-        assert_eq!((u.login.as_str(), u.legacy, u.last_seen, u.last_port, u.uses), ("alice@example.org", true, 1700000000, 25, 7));
-        for (f, v) in
-            [("2:a", "1 x 25 1"), ("1:", "1 x 25 1"), ("0:a", "1 x 25"), ("0:a", "1 x 99999 1"), ("0:a", "1 x 25 1 extra"), ("0:a", ""), ("a", "1 x 2 3")]
-        {
+        assert_eq!(
+            (u.login.as_str(), u.legacy, u.last_seen, u.last_port, u.uses),
+            ("alice@example.org", true, 1700000000, 25, 7)
+        );
+        for (f, v) in [
+            ("2:a", "1 x 25 1"),
+            ("1:", "1 x 25 1"),
+            ("0:a", "1 x 25"),
+            ("0:a", "1 x 99999 1"),
+            ("0:a", "1 x 25 1 extra"),
+            ("0:a", ""),
+            ("a", "1 x 2 3"),
+        ] {
             assert_eq!(parse_use(f, v), None, "{f} {v}");
         }
     }

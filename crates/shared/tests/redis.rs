@@ -41,7 +41,12 @@ fn start() -> Server {
 }
 
 async fn node(port: u16) -> Redis {
-    let c = RedisConfig { url: format!("redis://127.0.0.1:{port}/0"), pool: 2, timeout: Duration::from_millis(500), prefix: "t:".into() };
+    let c = RedisConfig {
+        url: format!("redis://127.0.0.1:{port}/0"),
+        pool: 2,
+        timeout: Duration::from_millis(500),
+        prefix: "t:".into(),
+    };
     Redis::connect(&c).await.unwrap()
 }
 
@@ -112,7 +117,10 @@ async fn sessions_are_capped_across_nodes_and_usage_is_one_record_per_login() {
     b.record_use("bob@example.org", true, "192.0.2.3", 25, 1500).await.unwrap();
     let uses = a.usage().await.unwrap();
     assert_eq!(uses.len(), 2, "{uses:?}");
-    assert_eq!((uses[0].login.as_str(), uses[0].uses, uses[0].last_seen, uses[0].last_port), ("alice@example.org", 2, 2000, 465));
+    assert_eq!(
+        (uses[0].login.as_str(), uses[0].uses, uses[0].last_seen, uses[0].last_port),
+        ("alice@example.org", 2, 2000, 465)
+    );
     assert!(uses[1].legacy);
 }
 

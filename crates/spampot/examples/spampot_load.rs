@@ -101,7 +101,10 @@ async fn reply(c: &mut Conn) -> std::io::Result<Vec<String>> {
     loop {
         let mut line = String::new();
         if c.read_line(&mut line).await? == 0 {
-            return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, format!("connection closed after {lines:?}")));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("connection closed after {lines:?}"),
+            ));
         }
         let last = line.as_bytes().get(3) != Some(&b'-');
         lines.push(line);
@@ -127,7 +130,10 @@ async fn expect(c: &mut Conn, n: usize, code: &str) -> std::io::Result<()> {
 async fn expect_in(run: &Run, c: &mut Conn, n: usize, code: &str) -> std::io::Result<()> {
     match tokio::time::timeout(run.reply_timeout, expect(c, n, code)).await {
         Ok(r) => r,
-        Err(_) => Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("no {code} reply in {:?}", run.reply_timeout))),
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no {code} reply in {:?}", run.reply_timeout),
+        )),
     }
 }
 
@@ -165,7 +171,12 @@ async fn open(run: &Run, n: usize) -> std::io::Result<(Conn, bool)> {
     };
     let (c, lines) = match tokio::time::timeout(run.reply_timeout, session).await {
         Ok(r) => r?,
-        Err(_) => return Err(std::io::Error::new(std::io::ErrorKind::TimedOut, format!("session not open in {:?}", run.reply_timeout))),
+        Err(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("session not open in {:?}", run.reply_timeout),
+            ))
+        }
     };
     run.connections.fetch_add(1, Ordering::Relaxed);
     let offered = lines.iter().any(|l| l.get(4..).is_some_and(|k| k.trim_end().eq_ignore_ascii_case("PIPELINING")));
@@ -199,9 +210,14 @@ async fn sender(
         let _ = ready.send(());
         first?
     };
-    let until = go.wait_for(Option::is_some).await.map_err(|_| std::io::Error::other("the run was called off"))?.expect("waited for Some");
+    let until = go
+        .wait_for(Option::is_some)
+        .await
+        .map_err(|_| std::io::Error::other("the run was called off"))?
+        .expect("waited for Some");
     let mail = b"MAIL FROM:<bench@spam.example>\r\n".to_vec();
-    let rcpts: Vec<Vec<u8>> = (0..run.rcpts).map(|r| format!("RCPT TO:<victim{r}@example.com>\r\n").into_bytes()).collect();
+    let rcpts: Vec<Vec<u8>> =
+        (0..run.rcpts).map(|r| format!("RCPT TO:<victim{r}@example.com>\r\n").into_bytes()).collect();
     let envelope: Vec<u8> = [mail.clone(), rcpts.concat(), b"DATA\r\n".to_vec()].concat();
     let mut session = Some(first);
     let mut i = 0u64;
@@ -241,7 +257,10 @@ async fn sender(
 }
 
 fn env<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a valid value"))).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}={v}: not a valid value")))
+        .unwrap_or(default)
 }
 
 async fn load(transport: Transport, addr: String, clients: usize, seconds: u64, size: usize, rcpts: usize) {
@@ -269,7 +288,9 @@ async fn load(transport: Transport, addr: String, clients: usize, seconds: u64, 
     let (ready_tx, mut ready) = mpsc::unbounded_channel();
     let (go, go_rx) = watch::channel(None);
     let opening = Instant::now();
-    let tasks: Vec<_> = (0..clients).map(|n| tokio::spawn(sender(run.clone(), n, gate.clone(), ready_tx.clone(), go_rx.clone()))).collect();
+    let tasks: Vec<_> = (0..clients)
+        .map(|n| tokio::spawn(sender(run.clone(), n, gate.clone(), ready_tx.clone(), go_rx.clone())))
+        .collect();
     drop(ready_tx);
     // Every client reports once (a client that panicked reports by
     // dropping its sender).
@@ -345,7 +366,11 @@ async fn idle(addr: String, clients: usize, hold: u64) {
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_else(|| panic!("usage: see the header of crates/spampot/examples/spampot_load.rs"));
+    let arg = |i: usize| {
+        args.get(i)
+            .cloned()
+            .unwrap_or_else(|| panic!("usage: see the header of crates/spampot/examples/spampot_load.rs"))
+    };
     let num = |i: usize| arg(i).parse::<u64>().unwrap_or_else(|_| panic!("argument {i} ({}) is not a number", arg(i)));
     let (addr, clients) = (arg(2), num(3) as usize);
     match arg(1).as_str() {

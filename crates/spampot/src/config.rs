@@ -41,8 +41,11 @@ fn networks<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
     let raw = Vec::<String>::deserialize(d)?;
     raw.iter()
         .map(|s| {
-            port25_config::network(s)
-                .ok_or_else(|| serde::de::Error::custom(format!("{s:?} is not an address or a prefix; write e.g. \"192.0.2.10\" or \"10.0.0.0/24\"")))
+            port25_config::network(s).ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{s:?} is not an address or a prefix; write e.g. \"192.0.2.10\" or \"10.0.0.0/24\""
+                ))
+            })
         })
         .collect()
 }
@@ -148,7 +151,12 @@ pub struct Site {
 impl Site {
     /// The capture format's form of it.
     pub fn capture(&self) -> port25_capture::Site {
-        port25_capture::Site { operator: self.operator.clone(), asn: self.asn, city: self.city.clone(), access: self.access.clone() }
+        port25_capture::Site {
+            operator: self.operator.clone(),
+            asn: self.asn,
+            city: self.city.clone(),
+            access: self.access.clone(),
+        }
     }
 }
 
@@ -192,7 +200,13 @@ pub struct Config {
 }
 
 fn listener(name: &str, port: u16, kind: Kind) -> Listener {
-    Listener { name: name.to_owned(), address: SocketAddr::from(([0, 0, 0, 0], port)), kind, proxy_protocol: false, proxy_protocol_from: Vec::new() }
+    Listener {
+        name: name.to_owned(),
+        address: SocketAddr::from(([0, 0, 0, 0], port)),
+        kind,
+        proxy_protocol: false,
+        proxy_protocol_from: Vec::new(),
+    }
 }
 
 /// The default bait: real port + 10000 (or 10080 for 80).
@@ -235,7 +249,8 @@ impl Default for Config {
 
 impl Config {
     pub fn parse(text: &str, file: &Path) -> Result<Config, String> {
-        let c: Config = port25_config::from_toml(text, file, "see dist/spampot.toml for every key").map_err(|e| e.to_string())?;
+        let c: Config =
+            port25_config::from_toml(text, file, "see dist/spampot.toml for every key").map_err(|e| e.to_string())?;
         c.check().map_err(|e| format!("{}: {e}", file.display()))?;
         let spans: ListenerSpans = toml::from_str(text).unwrap_or_default();
         for (n, l) in c.listeners.iter().enumerate() {
@@ -249,7 +264,8 @@ impl Config {
                 ));
             }
             if !l.proxy_protocol && !l.proxy_protocol_from.is_empty() {
-                let line = span.and_then(|s| s.proxy_protocol_from.as_ref()).map_or(0, |p| line_of(text, p.span().start));
+                let line =
+                    span.and_then(|s| s.proxy_protocol_from.as_ref()).map_or(0, |p| line_of(text, p.span().start));
                 return Err(format!(
                     "{}:{line}: listener {:?}: proxy_protocol_from without proxy_protocol = true; fix: set proxy_protocol = true or remove proxy_protocol_from",
                     file.display(),
@@ -261,8 +277,12 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Config, String> {
-        let text = port25_config::read(path, "the sensor configuration", "give the path of a spampot.toml (see dist/spampot.toml), or run without one")
-            .map_err(|e| e.to_string())?;
+        let text = port25_config::read(
+            path,
+            "the sensor configuration",
+            "give the path of a spampot.toml (see dist/spampot.toml), or run without one",
+        )
+        .map_err(|e| e.to_string())?;
         Config::parse(&text, path)
     }
 
@@ -281,7 +301,9 @@ impl Config {
         }
         for (key, v) in [("operator", &self.site.operator), ("city", &self.site.city), ("access", &self.site.access)] {
             if v.as_deref().is_some_and(|v| v.trim().is_empty() || v.chars().any(char::is_control)) {
-                return Err(format!("[site] {key}: give a non-empty name without control characters, or leave the key out"));
+                return Err(format!(
+                    "[site] {key}: give a non-empty name without control characters, or leave the key out"
+                ));
             }
         }
         if self.site.access.as_deref().is_some_and(|a| a.contains(char::is_whitespace)) {
@@ -328,7 +350,11 @@ mod tests {
             "{e}"
         );
         let c = Config::parse("[limits]\ncommand_timeout_secs = 3\n", Path::new("s.toml")).unwrap();
-        assert_eq!((c.limits.command_timeout_secs, c.limits.data_timeout_secs), (3, 180), "the data timeout is its own");
+        assert_eq!(
+            (c.limits.command_timeout_secs, c.limits.data_timeout_secs),
+            (3, 180),
+            "the data timeout is its own"
+        );
         let e = Config::parse("refusal_per_port = { \"http\" = \"close\" }\n", Path::new("s.toml")).unwrap_err();
         assert!(e.contains("not a port number"), "{e}");
         let e = Config::parse("[limits]\nmax_data_memory = 0\n", Path::new("s.toml")).unwrap_err();
@@ -340,15 +366,28 @@ mod tests {
         let listener = "[[listener]]\nname = \"lb\"\naddress = \"127.0.0.1:0\"\nkind = \"smtp\"\n";
         let e = Config::parse(&format!("{listener}proxy_protocol = true\n"), Path::new("s.toml")).unwrap_err();
         assert!(e.starts_with("s.toml:5: listener \"lb\": proxy_protocol = true without proxy_protocol_from; fix: add proxy_protocol_from"), "{e}");
-        let e = Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = []\n"), Path::new("s.toml")).unwrap_err();
+        let e =
+            Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = []\n"), Path::new("s.toml"))
+                .unwrap_err();
         assert!(e.starts_with("s.toml:5:"), "{e}");
-        let e = Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"lb.example\"]\n"), Path::new("s.toml")).unwrap_err();
+        let e = Config::parse(
+            &format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"lb.example\"]\n"),
+            Path::new("s.toml"),
+        )
+        .unwrap_err();
         assert!(e.starts_with("s.toml:6:") && e.contains("not an address or a prefix"), "{e}");
-        let e = Config::parse(&format!("{listener}proxy_protocol_from = [\"10.0.0.1\"]\n"), Path::new("s.toml")).unwrap_err();
+        let e = Config::parse(&format!("{listener}proxy_protocol_from = [\"10.0.0.1\"]\n"), Path::new("s.toml"))
+            .unwrap_err();
         assert!(e.starts_with("s.toml:5:") && e.contains("without proxy_protocol = true"), "{e}");
-        let c =
-            Config::parse(&format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/64\"]\n"), Path::new("s.toml")).unwrap();
-        assert_eq!(c.listeners[0].proxy_protocol_from, vec!["10.0.0.1/32".parse::<IpNet>().unwrap(), "2001:db8::/64".parse().unwrap()]);
+        let c = Config::parse(
+            &format!("{listener}proxy_protocol = true\nproxy_protocol_from = [\"10.0.0.1\", \"2001:db8::/64\"]\n"),
+            Path::new("s.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.listeners[0].proxy_protocol_from,
+            vec!["10.0.0.1/32".parse::<IpNet>().unwrap(), "2001:db8::/64".parse().unwrap()]
+        );
     }
 }
 
@@ -370,7 +409,8 @@ mod dist {
 
     #[test]
     fn site_is_checked() {
-        let c = super::Config::parse("[site]\noperator = \"NET\"\nasn = 28573\n", std::path::Path::new("s.toml")).unwrap();
+        let c =
+            super::Config::parse("[site]\noperator = \"NET\"\nasn = 28573\n", std::path::Path::new("s.toml")).unwrap();
         assert_eq!((c.site.operator.as_deref(), c.site.asn, c.site.city.as_deref()), (Some("NET"), Some(28573), None));
         let e = super::Config::parse("[site]\naccess = \"cable modem\"\n", std::path::Path::new("s.toml")).unwrap_err();
         assert!(e.contains("[site] access: one word"), "{e}");

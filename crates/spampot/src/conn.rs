@@ -140,14 +140,27 @@ async fn proxy_protocol(conn: &mut Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>)
     }
 }
 
-pub async fn serve(shared: Arc<Shared>, listener: Arc<Listener>, mut tcp: TcpStream, peer: SocketAddr, shutdown: CancellationToken) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: Arc<Listener>,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    shutdown: CancellationToken,
+) {
     let local = tcp.local_addr().map(port25_listen::accept::canonical).unwrap_or(peer);
     let protocol = match listener.kind {
         Kind::Proxy => "proxy",
         Kind::Smtp => "smtp",
     };
     let wire = crate::wire::Wire::of(&tcp);
-    let mut conn = Conn { shared, session: port25_engine::session_id(), listener: listener.name.as_str().into(), peer, local, protocol };
+    let mut conn = Conn {
+        shared,
+        session: port25_engine::session_id(),
+        listener: listener.name.as_str().into(),
+        peer,
+        local,
+        protocol,
+    };
     let mut buf = Vec::new();
     if listener.proxy_protocol {
         if !listener.proxy_protocol_from.iter().any(|net| net.contains(&peer.ip())) {
@@ -196,7 +209,13 @@ fn banner_host(shared: &Shared, tunnel: Option<&Tunnel>) -> String {
     }
 }
 
-async fn smtp(conn: &Conn, tcp: TcpStream, buffered: &[u8], tunnel: Option<Tunnel>, shutdown: CancellationToken) -> (&'static str, u64, u64) {
+async fn smtp(
+    conn: &Conn,
+    tcp: TcpStream,
+    buffered: &[u8],
+    tunnel: Option<Tunnel>,
+    shutdown: CancellationToken,
+) -> (&'static str, u64, u64) {
     let host = banner_host(&conn.shared, tunnel.as_ref());
     let base = match &tunnel {
         Some(t) => conn.tunnel_event("", t),

@@ -80,7 +80,9 @@ pub fn parse_authority(s: &str, default: Option<u16>) -> Result<(String, u16), E
         }
     };
     let port = match port {
-        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => p.parse().map_err(|_| Error::Target)?,
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()) => {
+            p.parse().map_err(|_| Error::Target)?
+        }
         Some(_) => return Err(Error::Target),
         None => default.ok_or(Error::Target)?,
     };
@@ -137,10 +139,15 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
     let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let request_line = lines.next().ok_or(Error::RequestLine)?;
     let mut parts = request_line.split(' ');
-    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+    let (Some(method), Some(target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
         return Err(Error::RequestLine);
     };
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) || !version.starts_with("HTTP/1.") || version.len() != 8 {
+    if method.is_empty()
+        || !method.bytes().all(|b| b.is_ascii_uppercase())
+        || !version.starts_with("HTTP/1.")
+        || version.len() != 8
+    {
         return Err(Error::RequestLine);
     }
     let target = parse_target(method, target)?;
@@ -162,7 +169,10 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Request, usize)>, Error> {
             creds = Some(credentials(value));
         }
     }
-    Ok(Some((Request { method: method.to_owned(), target, version: version.to_owned(), user_agent, credentials: creds }, end)))
+    Ok(Some((
+        Request { method: method.to_owned(), target, version: version.to_owned(), user_agent, credentials: creds },
+        end,
+    )))
 }
 
 #[cfg(test)]
@@ -189,7 +199,12 @@ mod tests {
         let (r, _) = parse(b"GET http://user@Example.COM:8080/judge.php?x=1 HTTP/1.0\n\n").unwrap().unwrap();
         assert_eq!(
             r.target,
-            Target::Absolute { scheme: "http".into(), host: "example.com".into(), port: 8080, url: "http://user@Example.COM:8080/judge.php?x=1".into() }
+            Target::Absolute {
+                scheme: "http".into(),
+                host: "example.com".into(),
+                port: 8080,
+                url: "http://user@Example.COM:8080/judge.php?x=1".into()
+            }
         );
         let (r, _) = parse(b"POST http://example.org HTTP/1.1\r\n\r\n").unwrap().unwrap();
         assert!(matches!(r.target, Target::Absolute { port: 80, .. }));

@@ -93,7 +93,13 @@ pub async fn run(shared: Arc<Shared>, listeners: Vec<(config::Listener, TcpListe
     let tracker = TaskTracker::new();
     let mut loops = Vec::new();
     for (config, listener) in listeners {
-        loops.push(tokio::spawn(server::accept_loop(shared.clone(), Arc::new(config), listener, shutdown.clone(), tracker.clone())));
+        loops.push(tokio::spawn(server::accept_loop(
+            shared.clone(),
+            Arc::new(config),
+            listener,
+            shutdown.clone(),
+            tracker.clone(),
+        )));
     }
     for l in loops {
         let _ = l.await;

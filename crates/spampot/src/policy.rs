@@ -101,7 +101,11 @@ impl Hooks for CapturePolicy {
 
     async fn connect(&self, _info: &SessionInfo, _state: &mut ()) -> Decision {
         // Postfix's default greeting, without an enhanced code as Postfix sends it.
-        Decision::AcceptWith(Reply { code: 220, enhanced: None, text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into() })
+        Decision::AcceptWith(Reply {
+            code: 220,
+            enhanced: None,
+            text: format!("{} ESMTP {}", self.host, self.shared.config.smtp_software).into(),
+        })
     }
 
     async fn rcpt(&self, _info: &SessionInfo, _state: &mut (), _envelope: &Envelope, _to: &ForwardPath) -> Decision {

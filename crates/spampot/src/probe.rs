@@ -65,7 +65,15 @@ mod tests {
         let probe = b"Subject: test\r\n\r\nproxy 198.51.100.7:1080 works\r\n";
         assert_eq!(
             classify(&facts(0, 1, probe, &addrs), 3),
-            (true, vec!["first-message-from-source", "single-recipient", "mentions-sensor-address", "mentions-sensor-port"])
+            (
+                true,
+                vec![
+                    "first-message-from-source",
+                    "single-recipient",
+                    "mentions-sensor-address",
+                    "mentions-sensor-port"
+                ]
+            )
         );
         let bulk = b"Subject: cheap\r\n\r\nbuy\r\n";
         assert_eq!(classify(&facts(0, 10, bulk, &addrs), 3), (false, vec!["first-message-from-source"]));

@@ -105,7 +105,11 @@ async fn socks5_handshake(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -
         }
     }
     let req = read_until!(conn, tcp, buf, 6 + 256, socks5::parse_request);
-    let tunnel = Tunnel { proxy_type: "socks5", requested: Destination { host: req.host.to_string(), port: req.port }, credentials };
+    let tunnel = Tunnel {
+        proxy_type: "socks5",
+        requested: Destination { host: req.host.to_string(), port: req.port },
+        credentials,
+    };
     conn.proxy_request(&tunnel);
     if req.command != 1 {
         conn.refused(&tunnel, "only CONNECT is offered");
@@ -137,7 +141,11 @@ async fn http_request(conn: &Conn, tcp: &mut TcpStream, buf: &mut Vec<u8>) -> Ou
     let req = read_until!(conn, tcp, buf, http::MAX_HEAD, http::parse);
     match req.target {
         Target::Connect { host, port } => {
-            let tunnel = Tunnel { proxy_type: "http-connect", requested: Destination { host, port }, credentials: req.credentials };
+            let tunnel = Tunnel {
+                proxy_type: "http-connect",
+                requested: Destination { host, port },
+                credentials: req.credentials,
+            };
             conn.proxy_request(&tunnel);
             if !conn.is_mail_port(port) {
                 conn.refused(&tunnel, "not a mail port");

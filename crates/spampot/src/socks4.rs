@@ -106,7 +106,10 @@ mod tests {
         }
         let (r, used) = parse(v4).unwrap().unwrap();
         assert_eq!(used, 12);
-        assert_eq!(r, Request { command: 1, port: 25, host: Host::Ip(Ipv4Addr::new(192, 0, 2, 1)), user_id: "bob".into() });
+        assert_eq!(
+            r,
+            Request { command: 1, port: 25, host: Host::Ip(Ipv4Addr::new(192, 0, 2, 1)), user_id: "bob".into() }
+        );
 
         let v4a = b"\x04\x01\x02\x4b\x00\x00\x00\x01\x00mx.example.com\x00";
         for n in 0..v4a.len() {
@@ -114,7 +117,10 @@ mod tests {
         }
         let (r, used) = parse(v4a).unwrap().unwrap();
         assert_eq!(used, v4a.len());
-        assert_eq!(r, Request { command: 1, port: 587, host: Host::Name("mx.example.com".into()), user_id: String::new() });
+        assert_eq!(
+            r,
+            Request { command: 1, port: 587, host: Host::Name("mx.example.com".into()), user_id: String::new() }
+        );
     }
 
     #[test]

@@ -182,9 +182,15 @@ mod tests {
         for n in 0..name.len() {
             assert_eq!(parse_request(&name[..n]), Ok(None), "prefix {n}");
         }
-        assert_eq!(parse_request(name), Ok(Some((Request { command: 1, host: Host::Name("mx.example.com".into()), port: 25 }, name.len()))));
+        assert_eq!(
+            parse_request(name),
+            Ok(Some((Request { command: 1, host: Host::Name("mx.example.com".into()), port: 25 }, name.len())))
+        );
         let v4 = b"\x05\x01\x00\x01\xc0\x00\x02\x01\x02\x4bEHLO";
-        assert_eq!(parse_request(v4), Ok(Some((Request { command: 1, host: Host::V4(Ipv4Addr::new(192, 0, 2, 1)), port: 587 }, 10))));
+        assert_eq!(
+            parse_request(v4),
+            Ok(Some((Request { command: 1, host: Host::V4(Ipv4Addr::new(192, 0, 2, 1)), port: 587 }, 10)))
+        );
         let mut v6 = b"\x05\x01\x00\x04".to_vec();
         v6.extend_from_slice(&"2001:db8::25".parse::<Ipv6Addr>().unwrap().octets());
         v6.extend_from_slice(&[0, 25]);

@@ -40,7 +40,15 @@ impl Wire {
         let mut len = std::mem::size_of::<TcpInfo>() as libc::socklen_t;
         // SAFETY: getsockopt writes at most `len` bytes into `info`, which
         // we own and which is `len` bytes long; the fd is open (owned).
-        let rc = unsafe { libc::getsockopt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_INFO, (&mut info as *mut TcpInfo).cast(), &mut len) };
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut TcpInfo).cast(),
+                &mut len,
+            )
+        };
         (rc == 0 && len as usize >= std::mem::size_of::<TcpInfo>()).then_some((info.bytes_received, info.bytes_acked))
     }
 }

@@ -9,12 +9,24 @@ use std::process::Command;
 fn dependency_closure() -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
-    let out = Command::new(cargo).args(["metadata", "--format-version", "1", "--manifest-path"]).arg(&manifest).output().expect("cargo metadata runs");
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--manifest-path"])
+        .arg(&manifest)
+        .output()
+        .expect("cargo metadata runs");
     assert!(out.status.success(), "cargo metadata: {}", String::from_utf8_lossy(&out.stderr));
     let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let nodes = meta["resolve"]["nodes"].as_array().unwrap();
-    let name_of = |id: &str| meta["packages"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["name"].as_str().unwrap().to_owned();
-    let root = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "port25-spampot").unwrap()["id"].as_str().unwrap().to_owned();
+    let name_of = |id: &str| {
+        meta["packages"].as_array().unwrap().iter().find(|p| p["id"] == id).unwrap()["name"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let root = meta["packages"].as_array().unwrap().iter().find(|p| p["name"] == "port25-spampot").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let mut seen = BTreeSet::new();
     let mut stack = vec![root];
     while let Some(id) = stack.pop() {
@@ -34,7 +46,9 @@ fn dependency_closure() -> BTreeSet<String> {
 fn no_delivery_or_queue_crate_and_no_mail_client_in_the_dependency_closure() {
     let deps = dependency_closure();
     assert!(deps.contains("port25-engine") && deps.contains("port25-capture"), "{deps:?}");
-    for forbidden in ["port25-delivery", "port25-queue", "lettre", "mail-send", "reqwest", "hyper", "ureq", "hickory-resolver"] {
+    for forbidden in
+        ["port25-delivery", "port25-queue", "lettre", "mail-send", "reqwest", "hyper", "ureq", "hickory-resolver"]
+    {
         assert!(!deps.contains(forbidden), "the spampot must not depend on {forbidden}: {deps:?}");
     }
 }

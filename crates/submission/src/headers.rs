@@ -89,13 +89,21 @@ pub fn authors(info: &HeaderInfo) -> Result<Vec<(&str, &'static str)>, Reply> {
         return Err(Reply::owned(554, "5.6.0", format!("Malformed message header: {why} (RFC 5322)")));
     }
     if info.from_fields != 1 || info.from.is_empty() {
-        return Err(Reply::new(550, "5.6.0", "The message needs exactly one From: header field with your address (RFC 5322 3.6)"));
+        return Err(Reply::new(
+            550,
+            "5.6.0",
+            "The message needs exactly one From: header field with your address (RFC 5322 3.6)",
+        ));
     }
     if info.sender_fields > 1 || info.sender.len() > 1 {
         return Err(Reply::new(554, "5.6.0", "Sender: must name exactly one mailbox (RFC 5322 3.6.2)"));
     }
     if info.from.len() > 1 && info.sender.is_empty() {
-        return Err(Reply::new(550, "5.6.0", "A From: with several addresses needs a Sender: with your address (RFC 5322 3.6.2)"));
+        return Err(Reply::new(
+            550,
+            "5.6.0",
+            "A From: with several addresses needs a Sender: with your address (RFC 5322 3.6.2)",
+        ));
     }
     let from = info.from.iter().map(|a| (a.as_str(), "the From: header"));
     let sender = info.sender.iter().map(|a| (a.as_str(), "the Sender: header"));
@@ -125,7 +133,10 @@ mod tests {
         let a = authors(&h).unwrap();
         assert!(a.contains(&("ceo@bank.example", "the Resent-From: header")), "{a:?}");
         assert!(a.contains(&("cfo@bank.example", "the Resent-Sender: header")), "{a:?}");
-        assert!(authors(&scan(b"From: a@x.example\r\nResent-From: <a@x.example> <b@y.example>\r\n\r\n")).is_err(), "an unreadable Resent-From refuses");
+        assert!(
+            authors(&scan(b"From: a@x.example\r\nResent-From: <a@x.example> <b@y.example>\r\n\r\n")).is_err(),
+            "an unreadable Resent-From refuses"
+        );
     }
 
     #[test]
@@ -146,7 +157,11 @@ mod tests {
 
     #[test]
     fn authors_who_must_be_the_login() {
-        let ok = |m: &[u8]| authors(&scan(m)).map(|a| a.into_iter().map(|(a, _)| a.to_owned()).collect::<Vec<_>>()).map_err(|r| r.to_string());
+        let ok = |m: &[u8]| {
+            authors(&scan(m))
+                .map(|a| a.into_iter().map(|(a, _)| a.to_owned()).collect::<Vec<_>>())
+                .map_err(|r| r.to_string())
+        };
         assert_eq!(ok(b"From: a@x.example\r\n\r\n").unwrap(), ["a@x.example"]);
         for (m, code) in [
             (&b"From : a@x.example\r\n\r\n"[..], "554 5.6.0"),
@@ -159,7 +174,10 @@ mod tests {
             let e = ok(m).unwrap_err();
             assert!(e.starts_with(code), "{:?}: {e}", String::from_utf8_lossy(m));
         }
-        assert_eq!(ok(b"From: a@x.example, b@y.example\r\nSender: a@x.example\r\n\r\n").unwrap(), ["a@x.example", "b@y.example", "a@x.example"]);
+        assert_eq!(
+            ok(b"From: a@x.example, b@y.example\r\nSender: a@x.example\r\n\r\n").unwrap(),
+            ["a@x.example", "b@y.example", "a@x.example"]
+        );
     }
 
     #[test]

@@ -39,21 +39,39 @@ impl Hooks for LegacyMx {
         self.submission.authenticate(info, &mut state.1, credentials).await
     }
 
-    async fn mail(&self, info: &SessionInfo, state: &mut Self::State, from: &ReversePath, params: &MailParams) -> Decision {
+    async fn mail(
+        &self,
+        info: &SessionInfo,
+        state: &mut Self::State,
+        from: &ReversePath,
+        params: &MailParams,
+    ) -> Decision {
         match info.auth {
             Some(_) => self.submission.mail(info, &mut state.1, from, params).await,
             None => self.mx.mail(info, &mut state.0, from, params).await,
         }
     }
 
-    async fn rcpt(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, to: &ForwardPath) -> Decision {
+    async fn rcpt(
+        &self,
+        info: &SessionInfo,
+        state: &mut Self::State,
+        envelope: &Envelope,
+        to: &ForwardPath,
+    ) -> Decision {
         match info.auth {
             Some(_) => self.submission.rcpt(info, &mut state.1, envelope, to).await,
             None => self.mx.rcpt(info, &mut state.0, envelope, to).await,
         }
     }
 
-    async fn data(&self, info: &SessionInfo, state: &mut Self::State, envelope: &Envelope, message: Message) -> Decision {
+    async fn data(
+        &self,
+        info: &SessionInfo,
+        state: &mut Self::State,
+        envelope: &Envelope,
+        message: Message,
+    ) -> Decision {
         match info.auth {
             Some(_) => self.submission.data(info, &mut state.1, envelope, message).await,
             None => self.mx.data(info, &mut state.0, envelope, message).await,

@@ -63,13 +63,23 @@ pub struct SubmissionConfig {
     pub recipient_delimiter: Option<char>,
 }
 
-pub const AUTH_REQUIRED: Reply = Reply::new(530, "5.7.0", "Authentication required: this is the submission service; log in with AUTH before sending");
+pub const AUTH_REQUIRED: Reply = Reply::new(
+    530,
+    "5.7.0",
+    "Authentication required: this is the submission service; log in with AUTH before sending",
+);
 pub const AUTH_FAILED: Reply = Reply::new(535, "5.7.8", "Authentication credentials invalid");
 const AUTH_TEMPORARY: Reply = Reply::new(454, "4.7.0", "Temporary authentication failure; try again later");
-const NULL_SENDER: Reply = Reply::new(553, "5.7.1", "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address");
+const NULL_SENDER: Reply =
+    Reply::new(553, "5.7.1", "A null sender (MAIL FROM:<>) is not accepted from mail clients; use your address");
 impl Default for SubmissionConfig {
     fn default() -> SubmissionConfig {
-        SubmissionConfig { quota: QuotaConfig::default(), max_sessions_per_login: 10, trusted_networks: Vec::new(), recipient_delimiter: None }
+        SubmissionConfig {
+            quota: QuotaConfig::default(),
+            max_sessions_per_login: 10,
+            trusted_networks: Vec::new(),
+            recipient_delimiter: None,
+        }
     }
 }
 
@@ -119,11 +129,23 @@ impl Submission {
     }
 
     /// Like `new`, with remote recipients accepted into the outbound queue.
-    pub fn with_outbound(config: SubmissionConfig, gate: Arc<Gate>, mx: Arc<MxPolicy>, hostname: &str, outbound: port25_outbound::Enqueuer) -> Arc<Submission> {
+    pub fn with_outbound(
+        config: SubmissionConfig,
+        gate: Arc<Gate>,
+        mx: Arc<MxPolicy>,
+        hostname: &str,
+        outbound: port25_outbound::Enqueuer,
+    ) -> Arc<Submission> {
         Self::build(config, gate, mx, hostname, Some(outbound))
     }
 
-    fn build(config: SubmissionConfig, gate: Arc<Gate>, mx: Arc<MxPolicy>, hostname: &str, outbound: Option<port25_outbound::Enqueuer>) -> Arc<Submission> {
+    fn build(
+        config: SubmissionConfig,
+        gate: Arc<Gate>,
+        mx: Arc<MxPolicy>,
+        hostname: &str,
+        outbound: Option<port25_outbound::Enqueuer>,
+    ) -> Arc<Submission> {
         Arc::new(Submission {
             accounts: gate.accounts().clone(),
             gate,
@@ -164,7 +186,10 @@ impl Submission {
         let now = Instant::now();
         {
             let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
-            if recorded.get(&(login.to_owned(), legacy)).is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60)) {
+            if recorded
+                .get(&(login.to_owned(), legacy))
+                .is_some_and(|t| now.duration_since(*t) < std::time::Duration::from_secs(60))
+            {
                 return false;
             }
             recorded.insert((login.to_owned(), legacy), now);
@@ -257,7 +282,11 @@ pub struct SubmissionPolicy {
 impl SubmissionPolicy {
     /// `plaintext_auth` offers AUTH before TLS: for tests only.
     pub fn new(shared: Arc<Submission>, plaintext_auth: bool) -> SubmissionPolicy {
-        SubmissionPolicy { shared, offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls }, legacy: false }
+        SubmissionPolicy {
+            shared,
+            offer: if plaintext_auth { AuthOffer::Always } else { AuthOffer::AfterTls },
+            legacy: false,
+        }
     }
 
     fn trusted_network(&self, info: &SessionInfo) -> Option<IpNet> {
@@ -281,7 +310,12 @@ impl SubmissionPolicy {
     /// its own limits (where it has them), read on a blocking thread: the
     /// accounts database is SQLite, and a runtime worker waiting on it
     /// would stall every session it serves.
-    async fn resolve(&self, info: &SessionInfo, directory_addresses: Option<&Vec<String>>, who: String) -> Result<Sender, Decision> {
+    async fn resolve(
+        &self,
+        info: &SessionInfo,
+        directory_addresses: Option<&Vec<String>>,
+        who: String,
+    ) -> Result<Sender, Decision> {
         let defaults = self.shared.quota.defaults().clone();
         let Some(login) = info.auth.clone() else {
             return Ok(Sender { who, addresses: None, limits: defaults });
@@ -330,7 +364,12 @@ impl SubmissionPolicy {
 
     /// The login's session slot in the shared store; the refusal when the
     /// cap is reached there or the store fails closed.
-    async fn enter_shared_session(&self, info: &SessionInfo, state: &mut SessionState, login: &str) -> Option<Decision> {
+    async fn enter_shared_session(
+        &self,
+        info: &SessionInfo,
+        state: &mut SessionState,
+        login: &str,
+    ) -> Option<Decision> {
         let s = self.shared.shared_state.get()?;
         if state.shared_session.as_ref().is_some_and(|(l, _)| l == login) {
             return None;
@@ -366,7 +405,11 @@ impl SubmissionPolicy {
             shared::Refused::Over(e) => self.limit_reply(info, who, e),
             shared::Refused::Unreachable => {
                 emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = "shared state unreachable", max = 0, retry_after_secs = 0);
-                Decision::Reject(Reply::new(454, "4.7.0", "Sending limits cannot be checked right now; try again later"))
+                Decision::Reject(Reply::new(
+                    454,
+                    "4.7.0",
+                    "Sending limits cannot be checked right now; try again later",
+                ))
             }
         }
     }
@@ -376,9 +419,17 @@ impl SubmissionPolicy {
         emit!(warn, ev::SUBMISSION_LIMIT, session = %info.id, user = %who, limit = e.limit, max = e.max, retry_after_secs = retry.unwrap_or(0));
         let text = match (e.limit, retry) {
             ("recipients_per_message", _) => {
-                return Decision::Reject(Reply::owned(452, "4.5.3", format!("Too many recipients for one message: the limit for {who} is {}", e.max)))
+                return Decision::Reject(Reply::owned(
+                    452,
+                    "4.5.3",
+                    format!("Too many recipients for one message: the limit for {who} is {}", e.max),
+                ))
             }
-            (limit, Some(secs)) => format!("Sending limit reached for {who}: {limit} is {}; try again in {} minutes", e.max, secs.div_ceil(60).max(1)),
+            (limit, Some(secs)) => format!(
+                "Sending limit reached for {who}: {limit} is {}; try again in {} minutes",
+                e.max,
+                secs.div_ceil(60).max(1)
+            ),
             (limit, None) => format!("Sending limit reached for {who}: {limit} is {}", e.max),
         };
         Decision::Reject(Reply::owned(450, "4.7.1", text))
@@ -392,7 +443,8 @@ impl SubmissionPolicy {
                 if port25_accounts::address::allows(list, address) || self.allows_base(list, address) {
                     return Ok(());
                 }
-                let list = if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
+                let list =
+                    if list.is_empty() { "no address at all (ask your provider)".to_owned() } else { list.join(", ") };
                 format!("login {who} may send as {list}")
             }
             // A trusted device may use any address of a local domain.
@@ -402,7 +454,11 @@ impl SubmissionPolicy {
             },
         };
         emit!(info, ev::SUBMISSION_SENDER_REJECTED, session = %info.id, user = %who, sender = %address, field, reason = "not an address of the sender");
-        Err(Decision::Reject(Reply::owned(553, "5.7.1", format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"))))
+        Err(Decision::Reject(Reply::owned(
+            553,
+            "5.7.1",
+            format!("Sender address rejected: <{address}> in {field} is not yours; {allowed}"),
+        )))
     }
 
     /// "alice+news@example.net" with "+" as the delimiter is alice's too.
@@ -439,7 +495,8 @@ impl SubmissionPolicy {
     /// fails the client retries and the remote recipients may get the
     /// message twice: duplicates over losses.)
     async fn store(&self, info: &SessionInfo, envelope: &Envelope, id: String, content: Vec<u8>) -> Decision {
-        let (remote, local): (Vec<ForwardPath>, Vec<ForwardPath>) = envelope.rcpts.iter().cloned().partition(|r| self.shared.is_remote(r));
+        let (remote, local): (Vec<ForwardPath>, Vec<ForwardPath>) =
+            envelope.rcpts.iter().cloned().partition(|r| self.shared.is_remote(r));
         if !remote.is_empty() {
             let Some(outbound) = &self.shared.outbound else {
                 return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
@@ -511,7 +568,9 @@ impl Hooks for SubmissionPolicy {
                     return Decision::Reject(Reply::owned(
                         454,
                         "4.7.0",
-                        format!("Too many sessions for this login at once (at most {max}); close one or try again later"),
+                        format!(
+                            "Too many sessions for this login at once (at most {max}); close one or try again later"
+                        ),
                     ));
                 }
                 if let Some(refusal) = self.enter_shared_session(info, state, &login).await {
@@ -533,7 +592,13 @@ impl Hooks for SubmissionPolicy {
                 if let (Ok(true), Some(s)) = (recorded, self.shared.shared_state.get()) {
                     let answer = s
                         .backend()
-                        .record_use(&login, self.legacy, &info.peer.ip().to_canonical().to_string(), info.local.port(), port25_time::unix_secs() as i64)
+                        .record_use(
+                            &login,
+                            self.legacy,
+                            &info.peer.ip().to_canonical().to_string(),
+                            info.local.port(),
+                            port25_time::unix_secs() as i64,
+                        )
                         .await;
                     let _ = s.settle("record_use", answer, ());
                 }
@@ -551,7 +616,11 @@ impl Hooks for SubmissionPolicy {
                     guard::Scope::Login => "for this login",
                 };
                 let minutes = remaining.as_secs().div_ceil(60).max(1);
-                Decision::Reject(Reply::owned(454, "4.7.0", format!("Too many failed logins {whose}; try again in {minutes} minutes")))
+                Decision::Reject(Reply::owned(
+                    454,
+                    "4.7.0",
+                    format!("Too many failed logins {whose}; try again in {minutes} minutes"),
+                ))
             }
             Outcome::Busy { reason } => {
                 emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason);
@@ -564,7 +633,13 @@ impl Hooks for SubmissionPolicy {
         }
     }
 
-    async fn mail(&self, info: &SessionInfo, state: &mut SessionState, from: &ReversePath, _params: &MailParams) -> Decision {
+    async fn mail(
+        &self,
+        info: &SessionInfo,
+        state: &mut SessionState,
+        from: &ReversePath,
+        _params: &MailParams,
+    ) -> Decision {
         state.sender = None;
         let Some(who) = self.sender_identity(info) else {
             return Decision::Reject(AUTH_REQUIRED);
@@ -601,7 +676,13 @@ impl Hooks for SubmissionPolicy {
         Decision::Accept
     }
 
-    async fn rcpt(&self, info: &SessionInfo, state: &mut SessionState, envelope: &Envelope, to: &ForwardPath) -> Decision {
+    async fn rcpt(
+        &self,
+        info: &SessionInfo,
+        state: &mut SessionState,
+        envelope: &Envelope,
+        to: &ForwardPath,
+    ) -> Decision {
         // MAIL was accepted, so it resolved the sender; without one, refuse.
         let Some(sender) = &state.sender else {
             return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
@@ -614,7 +695,11 @@ impl Hooks for SubmissionPolicy {
                 // Authenticated users relay to domain names; an address
                 // literal would bypass DNS and any per-domain TLS policy.
                 if matches!(mailbox.domain, port25_engine::address::Domain::Literal(_)) {
-                    return Decision::Reject(Reply::owned(550, "5.7.1", format!("<{to}>: address literals are not accepted as recipients; use a domain name")));
+                    return Decision::Reject(Reply::owned(
+                        550,
+                        "5.7.1",
+                        format!("<{to}>: address literals are not accepted as recipients; use a domain name"),
+                    ));
                 }
             }
         }
@@ -635,7 +720,13 @@ impl Hooks for SubmissionPolicy {
                 Err(refused) => return self.shared_refusal(info, &sender.who, refused),
             }
         }
-        match self.shared.quota.reserve_recipient(&info.id, &sender.who, &sender.limits, envelope.rcpts.len() as u32, Instant::now()) {
+        match self.shared.quota.reserve_recipient(
+            &info.id,
+            &sender.who,
+            &sender.limits,
+            envelope.rcpts.len() as u32,
+            Instant::now(),
+        ) {
             Ok(()) => {
                 state.shared_held.extend(held);
                 Decision::Accept
@@ -649,7 +740,13 @@ impl Hooks for SubmissionPolicy {
         }
     }
 
-    async fn data(&self, info: &SessionInfo, state: &mut SessionState, envelope: &Envelope, mut message: Message) -> Decision {
+    async fn data(
+        &self,
+        info: &SessionInfo,
+        state: &mut SessionState,
+        envelope: &Envelope,
+        mut message: Message,
+    ) -> Decision {
         let Some(sender) = &state.sender else {
             return Decision::Reject(port25_engine::reply::std_replies::LOCAL_ERROR);
         };
@@ -676,7 +773,8 @@ impl Hooks for SubmissionPolicy {
             let message_id = found.message_id.clone().unwrap_or_else(|| format!("<{id}@{}>", self.shared.hostname));
             let rcpts: Vec<String> = envelope.rcpts.iter().map(|r| r.to_string()).collect();
             let (w, info, login, id) = (w.clone(), info.clone(), login.to_lowercase(), id.clone());
-            let _ = tokio::task::spawn_blocking(move || w.submitted(&info, &login, &id, Some(&message_id), &rcpts)).await;
+            let _ =
+                tokio::task::spawn_blocking(move || w.submitted(&info, &login, &id, Some(&message_id), &rcpts)).await;
         }
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {

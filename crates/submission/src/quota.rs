@@ -48,7 +48,13 @@ impl QuotaConfig {
 
 impl Default for QuotaConfig {
     fn default() -> QuotaConfig {
-        QuotaConfig { messages_per_hour: 200, messages_per_day: 1000, recipients_per_hour: 500, recipients_per_day: 2000, recipients_per_message: 100 }
+        QuotaConfig {
+            messages_per_hour: 200,
+            messages_per_day: 1000,
+            recipients_per_hour: 500,
+            recipients_per_day: 2000,
+            recipients_per_message: 100,
+        }
     }
 }
 
@@ -117,7 +123,11 @@ impl SendLog {
             return Window::default();
         };
         let recipients = last.recipients_before + u64::from(last.recipients) - oldest.recipients_before;
-        Window { messages: (self.entries.len() - first) as u32, recipients: recipients.min(u64::from(u32::MAX)) as u32, oldest: Some(oldest.at) }
+        Window {
+            messages: (self.entries.len() - first) as u32,
+            recipients: recipients.min(u64::from(u32::MAX)) as u32,
+            oldest: Some(oldest.at),
+        }
     }
 
     fn push(&mut self, now: Instant, recipients: u32) {
@@ -138,7 +148,14 @@ fn window(log: Option<&SendLog>, now: Instant, span: Duration) -> Window {
     log.map_or_else(Window::default, |log| log.window(now, span))
 }
 
-fn over(limit: &'static str, max: u32, used: u32, oldest: Option<Instant>, span: Duration, now: Instant) -> Result<(), Exceeded> {
+fn over(
+    limit: &'static str,
+    max: u32,
+    used: u32,
+    oldest: Option<Instant>,
+    span: Duration,
+    now: Instant,
+) -> Result<(), Exceeded> {
     if max == 0 || used < max {
         return Ok(());
     }
@@ -167,7 +184,14 @@ impl Quota {
     /// At RCPT: reserves one more recipient (and, with the first, the
     /// message) for `session`'s transaction, `in_message` being the
     /// recipients it already has; refused when that would pass a limit.
-    pub fn reserve_recipient(&self, session: &str, login: &str, c: &QuotaConfig, in_message: u32, now: Instant) -> Result<(), Exceeded> {
+    pub fn reserve_recipient(
+        &self,
+        session: &str,
+        login: &str,
+        c: &QuotaConfig,
+        in_message: u32,
+        now: Instant,
+    ) -> Result<(), Exceeded> {
         over("recipients_per_message", c.recipients_per_message, in_message, None, HOUR, now)?;
         let mut state = self.state();
         if state.pending.get(session).is_some_and(|p| p.who != login) {
@@ -180,13 +204,31 @@ impl Quota {
         }
         let reserved = usage.map_or(0, |u| u.recipients);
         let hour = window(usage.map(|u| &u.log), now, HOUR);
-        over("recipients_per_hour", c.recipients_per_hour, hour.recipients.saturating_add(reserved), hour.oldest, HOUR, now)?;
+        over(
+            "recipients_per_hour",
+            c.recipients_per_hour,
+            hour.recipients.saturating_add(reserved),
+            hour.oldest,
+            HOUR,
+            now,
+        )?;
         let day = window(usage.map(|u| &u.log), now, DAY);
-        over("recipients_per_day", c.recipients_per_day, day.recipients.saturating_add(reserved), day.oldest, DAY, now)?;
+        over(
+            "recipients_per_day",
+            c.recipients_per_day,
+            day.recipients.saturating_add(reserved),
+            day.oldest,
+            DAY,
+            now,
+        )?;
         let usage = state.usage.entry(login.to_owned()).or_default();
         usage.recipients += 1;
         usage.messages += u32::from(first);
-        state.pending.entry(session.to_owned()).or_insert_with(|| Pending { who: login.to_owned(), recipients: 0 }).recipients += 1;
+        state
+            .pending
+            .entry(session.to_owned())
+            .or_insert_with(|| Pending { who: login.to_owned(), recipients: 0 })
+            .recipients += 1;
         Ok(())
     }
 
@@ -232,10 +274,20 @@ mod tests {
 
     #[test]
     fn hourly_daily_and_per_message_limits() {
-        let c = QuotaConfig { messages_per_hour: 2, messages_per_day: 3, recipients_per_hour: 5, recipients_per_day: 0, recipients_per_message: 3 };
+        let c = QuotaConfig {
+            messages_per_hour: 2,
+            messages_per_day: 3,
+            recipients_per_hour: 5,
+            recipients_per_day: 0,
+            recipients_per_message: 3,
+        };
         let q = Quota::new(c.clone());
         let c = &c;
-        let own = port25_accounts::UserLimits { messages_per_hour: Some(0), recipients_per_message: Some(1), ..Default::default() };
+        let own = port25_accounts::UserLimits {
+            messages_per_hour: Some(0),
+            recipients_per_message: Some(1),
+            ..Default::default()
+        };
         let merged = c.with(&own);
         assert_eq!((merged.messages_per_hour, merged.messages_per_day, merged.recipients_per_message), (0, 3, 1));
         let t0 = Instant::now();
@@ -263,7 +315,13 @@ mod tests {
     /// after DATA, so N parallel sessions each got the whole limit.
     #[test]
     fn parallel_transactions_share_the_limits_and_unsent_ones_give_back() {
-        let c = QuotaConfig { messages_per_hour: 3, messages_per_day: 0, recipients_per_hour: 4, recipients_per_day: 0, recipients_per_message: 0 };
+        let c = QuotaConfig {
+            messages_per_hour: 3,
+            messages_per_day: 0,
+            recipients_per_hour: 4,
+            recipients_per_day: 0,
+            recipients_per_message: 0,
+        };
         let q = Quota::new(c.clone());
         let t0 = Instant::now();
         // Three sessions start a message each: the hourly message limit is
@@ -274,7 +332,11 @@ mod tests {
         assert_eq!(q.check_message("a", &c, t0).unwrap_err().limit, "messages_per_hour");
         assert_eq!(q.reserve_recipient("s4", "a", &c, 0, t0).unwrap_err().limit, "messages_per_hour");
         q.reserve_recipient("s1", "a", &c, 1, t0).unwrap();
-        assert_eq!(q.reserve_recipient("s2", "a", &c, 1, t0).unwrap_err().limit, "recipients_per_hour", "4 recipients reserved");
+        assert_eq!(
+            q.reserve_recipient("s2", "a", &c, 1, t0).unwrap_err().limit,
+            "recipients_per_hour",
+            "4 recipients reserved"
+        );
         // s2 resets (RSET, end of session): its message and recipient are back.
         q.release("s2");
         q.release("s2");

@@ -57,13 +57,22 @@ fn windows(who: &str, c: &QuotaConfig, recipient: bool, message: bool) -> (Vec<W
     (w, names)
 }
 
-async fn take(shared: &Shared, windows: &[Window], names: &[&'static str], member: Option<&str>) -> Result<(), Refused> {
+async fn take(
+    shared: &Shared,
+    windows: &[Window],
+    names: &[&'static str],
+    member: Option<&str>,
+) -> Result<(), Refused> {
     let answer = shared.backend().reserve(windows, member).await;
     match shared.settle(if member.is_some() { "reserve" } else { "check" }, answer, Ok(())) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(full)) => {
             let w = &windows[full.index.min(windows.len() - 1)];
-            Err(Refused::Over(Exceeded { limit: names[full.index.min(names.len() - 1)], max: w.max, retry_after: Some(full.retry_after) }))
+            Err(Refused::Over(Exceeded {
+                limit: names[full.index.min(names.len() - 1)],
+                max: w.max,
+                retry_after: Some(full.retry_after),
+            }))
         }
         Err(_) => Err(Refused::Unreachable),
     }
@@ -79,7 +88,13 @@ pub(crate) async fn check_message(shared: &Shared, who: &str, c: &QuotaConfig) -
 }
 
 /// RCPT: reserves the recipient (and the message with its first one).
-pub(crate) async fn reserve_recipient(shared: &Shared, session: &str, who: &str, c: &QuotaConfig, first: bool) -> Result<Option<Held>, Refused> {
+pub(crate) async fn reserve_recipient(
+    shared: &Shared,
+    session: &str,
+    who: &str,
+    c: &QuotaConfig,
+    first: bool,
+) -> Result<Option<Held>, Refused> {
     let (w, names) = windows(who, c, true, first);
     if w.is_empty() {
         return Ok(None);

@@ -21,7 +21,12 @@ use std::time::Duration;
 fn policy(dir: &std::path::Path) -> (SubmissionPolicy, Arc<Accounts>) {
     let accounts = Arc::new(Accounts::open(&dir.join("accounts.db"), None).unwrap());
     accounts.add("alice@example.net", "correct horse", &[]).unwrap();
-    let (spool, _) = port25_queue::Spool::open(&dir.join("spool"), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+    let (spool, _) = port25_queue::Spool::open(
+        &dir.join("spool"),
+        tokio::sync::mpsc::unbounded_channel().0,
+        port25_queue::Gauges::default(),
+    )
+    .unwrap();
     let mx_config = MxConfig {
         domains: vec!["example.net".into()],
         recipients: Some(vec!["bob@example.net".into()]),
@@ -39,7 +44,12 @@ fn mail_reads_the_accounts_database_off_the_runtime_thread() {
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let (policy, accounts) = rt.block_on(async { policy(dir.path()) });
-    let mut info = SessionInfo::new("S1".into(), "submission".into(), "192.0.2.7:40000".parse().unwrap(), "192.0.2.1:587".parse().unwrap());
+    let mut info = SessionInfo::new(
+        "S1".into(),
+        "submission".into(),
+        "192.0.2.7:40000".parse().unwrap(),
+        "192.0.2.1:587".parse().unwrap(),
+    );
     info.helo = Some("laptop".into());
     info.auth = Some("alice@example.net".into());
     let from = parse_reverse_path("alice@example.net").unwrap();
@@ -76,7 +86,10 @@ fn mail_reads_the_accounts_database_off_the_runtime_thread() {
         let decision = policy.mail(&info, &mut state, &from, &MailParams::default()).await;
         let waited = started.elapsed();
         ticker.abort();
-        assert!(waited >= Duration::from_millis(500), "MAIL waited for the accounts store ({waited:?}): the test holds it");
+        assert!(
+            waited >= Duration::from_millis(500),
+            "MAIL waited for the accounts store ({waited:?}): the test holds it"
+        );
         // The transaction's sender was resolved once: RCPT uses it even
         // with the database gone.
         let envelope = Envelope { from: from.clone(), params: MailParams::default(), rcpts: vec![] };
@@ -88,5 +101,8 @@ fn mail_reads_the_accounts_database_off_the_runtime_thread() {
     holder.join().unwrap();
     writer.join().unwrap().unwrap();
     assert_eq!(decision, Decision::Accept);
-    assert!(ticked >= 10, "the runtime thread was blocked while MAIL read SQLite: the timer ticked {ticked} times while MAIL waited");
+    assert!(
+        ticked >= 10,
+        "the runtime thread was blocked while MAIL read SQLite: the timer ticked {ticked} times while MAIL waited"
+    );
 }

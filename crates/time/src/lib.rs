@@ -56,8 +56,12 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 /// field out of range (month 13, hour 24; a leap second 60 is taken), a
 /// year past 9999, or a time before 1970.
 pub fn unix_from_civil(y: i64, m: i64, d: i64, hh: i64, mm: i64, ss: i64) -> Option<u64> {
-    let valid =
-        (1..=12).contains(&m) && (1..=31).contains(&d) && (0..=23).contains(&hh) && (0..=59).contains(&mm) && (0..=60).contains(&ss) && (0..=9999).contains(&y);
+    let valid = (1..=12).contains(&m)
+        && (1..=31).contains(&d)
+        && (0..=23).contains(&hh)
+        && (0..=59).contains(&mm)
+        && (0..=60).contains(&ss)
+        && (0..=9999).contains(&y);
     if !valid {
         return None;
     }

@@ -70,7 +70,17 @@ mod tests {
     fn base64_is_strict_and_round_trips() {
         assert_eq!(decode(b"AGFsaWNlAHNlY3JldA==").unwrap(), b"\0alice\0secret");
         assert_eq!(decode(b"").unwrap(), b"");
-        for bad in [&b"AGFsaWNlAHNlY3JldA"[..], b"AGFs aWNl", b"AG=s", b"A===", b"QQ==QQ==", b"QR==", b"QUI=x", b"-_-_", b"QUJD\r\n"] {
+        for bad in [
+            &b"AGFsaWNlAHNlY3JldA"[..],
+            b"AGFs aWNl",
+            b"AG=s",
+            b"A===",
+            b"QQ==QQ==",
+            b"QR==",
+            b"QUI=x",
+            b"-_-_",
+            b"QUJD\r\n",
+        ] {
             assert!(decode(bad).is_none(), "{:?}", String::from_utf8_lossy(bad));
         }
         for n in 0..40u8 {

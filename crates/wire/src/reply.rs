@@ -59,7 +59,8 @@ impl Reply {
     /// line, a tab that would split a history.log field) become spaces,
     /// and it is cut after [`MAX_ONE_LINE`] characters.
     pub fn one_line(&self) -> String {
-        let text: String = self.lines.join(" ").chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_ONE_LINE).collect();
+        let text: String =
+            self.lines.join(" ").chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_ONE_LINE).collect();
         let text = text.trim();
         if text.is_empty() {
             self.code.to_string()
@@ -100,7 +101,12 @@ pub fn parse(buf: &[u8]) -> Result<Option<(Reply, usize)>, ReplyError> {
         let line = String::from_utf8_lossy(raw);
         pos += nl + 1;
         let b = line.as_bytes();
-        if b.len() < 3 || !b[..3].iter().all(u8::is_ascii_digit) || b[0] < b'2' || b[0] > b'5' || (b.len() > 3 && b[3] != b' ' && b[3] != b'-') {
+        if b.len() < 3
+            || !b[..3].iter().all(u8::is_ascii_digit)
+            || b[0] < b'2'
+            || b[0] > b'5'
+            || (b.len() > 3 && b[3] != b' ' && b[3] != b'-')
+        {
             return Err(ReplyError::BadLine(line.chars().take(80).collect()));
         }
         let this = b[..3].iter().fold(0u16, |n, d| n * 10 + u16::from(d - b'0'));
@@ -129,7 +135,10 @@ mod tests {
         let (r, n) = parse(ehlo).unwrap().unwrap();
         assert_eq!(n, ehlo.len());
         let kw: Vec<_> = r.ehlo_keywords().map(|(k, v)| (k, v.to_owned())).collect();
-        assert_eq!(kw, vec![("PIPELINING".into(), "".into()), ("SIZE".into(), "1000".into()), ("STARTTLS".into(), "".into())]);
+        assert_eq!(
+            kw,
+            vec![("PIPELINING".into(), "".into()), ("SIZE".into(), "1000".into()), ("STARTTLS".into(), "".into())]
+        );
         for cut in 0..ehlo.len() {
             assert_eq!(parse(&ehlo[..cut]).unwrap(), None, "cut {cut}");
         }

@@ -158,9 +158,11 @@ impl ServerLine {
     /// The request id a reply answers.
     pub fn id(&self) -> Option<u32> {
         match self {
-            ServerLine::Ok { id, .. } | ServerLine::Fail { id, .. } | ServerLine::Cont { id } | ServerLine::User { id, .. } | ServerLine::NotFound { id } => {
-                Some(*id)
-            }
+            ServerLine::Ok { id, .. }
+            | ServerLine::Fail { id, .. }
+            | ServerLine::Cont { id }
+            | ServerLine::User { id, .. }
+            | ServerLine::NotFound { id } => Some(*id),
             _ => None,
         }
     }
@@ -190,7 +192,9 @@ pub fn parse(line: &[u8]) -> Result<ServerLine, ProtoError> {
     Ok(match command {
         "" => return Err(ProtoError::Malformed("an empty command")),
         "VERSION" => {
-            let n = |i: usize| f.get(i).and_then(|v| v.parse::<u32>().ok()).ok_or(ProtoError::Malformed("VERSION without two numbers"));
+            let n = |i: usize| {
+                f.get(i).and_then(|v| v.parse::<u32>().ok()).ok_or(ProtoError::Malformed("VERSION without two numbers"))
+            };
             ServerLine::Version { major: n(1)?, minor: n(2)? }
         }
         "MECH" => ServerLine::Mech(f.get(1).cloned().ok_or(ProtoError::Malformed("MECH without a name"))?),
@@ -224,7 +228,14 @@ pub fn master_hello() -> String {
 }
 
 /// An AUTH PLAIN request carrying the whole response (RFC 4616).
-pub fn auth_plain(id: u32, service: &str, login: &str, password: &str, client: Option<std::net::IpAddr>, secured: bool) -> String {
+pub fn auth_plain(
+    id: u32,
+    service: &str,
+    login: &str,
+    password: &str,
+    client: Option<std::net::IpAddr>,
+    secured: bool,
+) -> String {
     let mut response = Vec::with_capacity(login.len() + password.len() + 2);
     response.push(0);
     response.extend_from_slice(login.as_bytes());
@@ -277,7 +288,13 @@ mod tests {
         assert_eq!(parse(b"COOKIE\tabc").unwrap(), ServerLine::Other("COOKIE".into()));
         assert_eq!(
             parse(b"OK\t7\tuser=alice@x.example\tport25_addresses=a@x.example b@x.example").unwrap(),
-            ServerLine::Ok { id: 7, params: vec![("user".into(), "alice@x.example".into()), ("port25_addresses".into(), "a@x.example b@x.example".into())] }
+            ServerLine::Ok {
+                id: 7,
+                params: vec![
+                    ("user".into(), "alice@x.example".into()),
+                    ("port25_addresses".into(), "a@x.example b@x.example".into())
+                ]
+            }
         );
         let fail = parse(b"FAIL\t8\tuser=bob\ttemp\treason=a\x01tb").unwrap_err();
         assert_eq!(fail, ProtoError::ControlCharacter(b'\t'), "an escaped TAB is still a control character in a value");
@@ -286,7 +303,9 @@ mod tests {
             ServerLine::Fail { id: 8, params: vec![("user".into(), "bob".into()), ("temp".into(), String::new())] }
         );
         assert_eq!(parse(b"NOTFOUND\t3").unwrap(), ServerLine::NotFound { id: 3 });
-        assert!(matches!(parse(b"USER\t4\talice\tmail=a@x.example").unwrap(), ServerLine::User { id: 4, ref user, .. } if user == "alice"));
+        assert!(
+            matches!(parse(b"USER\t4\talice\tmail=a@x.example").unwrap(), ServerLine::User { id: 4, ref user, .. } if user == "alice")
+        );
     }
 
     #[test]
@@ -311,7 +330,10 @@ mod tests {
         let line = auth_plain(5, "smtp", "alice", "pw\tx", Some("::ffff:192.0.2.1".parse().unwrap()), true);
         assert_eq!(
             line,
-            format!("AUTH\t5\tPLAIN\tservice=smtp\tsecured\trip=192.0.2.1\tno-penalty\tresp={}\n", port25_wire::base64::encode(b"\0alice\0pw\tx"))
+            format!(
+                "AUTH\t5\tPLAIN\tservice=smtp\tsecured\trip=192.0.2.1\tno-penalty\tresp={}\n",
+                port25_wire::base64::encode(b"\0alice\0pw\tx")
+            )
         );
         assert_eq!(user_lookup(1, "smtp", "a\tb"), "USER\t1\ta\u{1}tb\tservice=smtp\n");
         assert_eq!(fields(b"a\x01tb").unwrap_err(), ProtoError::ControlCharacter(b'\t'));

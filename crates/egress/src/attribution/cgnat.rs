@@ -127,7 +127,11 @@ pub fn parse_csv(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) 
     match lines.next() {
         Some((_, h)) if h.trim_end_matches('\r').trim() == "time,event,inside,outside,port_first,port_last" => {}
         _ => {
-            w.add(WarningKind::BadRecord, origin(0), "the header must be time,event,inside,outside,port_first,port_last");
+            w.add(
+                WarningKind::BadRecord,
+                origin(0),
+                "the header must be time,event,inside,outside,port_first,port_last",
+            );
             return;
         }
     }
@@ -162,13 +166,26 @@ fn csv_row(line: &str) -> Result<Event, String> {
         "release" => Action::Release,
         other => return Err(format!("event {:?} is neither allocate nor release", super::clean(other))),
     };
-    let ip = |s: &str, what: &str| s.parse::<IpAddr>().map(|a| a.to_canonical()).map_err(|_| format!("{what} {:?} is not an address", super::clean(s)));
-    let port = |s: &str, what: &str| s.parse::<u16>().map_err(|_| format!("{what} {:?} is not a port", super::clean(s)));
+    let ip = |s: &str, what: &str| {
+        s.parse::<IpAddr>()
+            .map(|a| a.to_canonical())
+            .map_err(|_| format!("{what} {:?} is not an address", super::clean(s)))
+    };
+    let port =
+        |s: &str, what: &str| s.parse::<u16>().map_err(|_| format!("{what} {:?} is not a port", super::clean(s)));
     let (first, last) = (port(f[4], "port_first")?, port(f[5], "port_last")?);
     if first > last {
         return Err(format!("port_first {first} is above port_last {last}"));
     }
-    Ok(Event { action, inside: ip(f[2], "inside")?, outside: ip(f[3], "outside")?, first, last, time_ms, origin: Origin { file: 0, line: 0 } })
+    Ok(Event {
+        action,
+        inside: ip(f[2], "inside")?,
+        outside: ip(f[3], "outside")?,
+        first,
+        last,
+        time_ms,
+        origin: Origin { file: 0, line: 0 },
+    })
 }
 
 /// One IPFIX NAT event record, before the numbering says what it means.
@@ -188,7 +205,13 @@ pub struct NatRecord {
 /// Turns decoded NAT records into events by each exporter's numbering;
 /// records of other event numbers (quota, exhaustion) are ignored, records
 /// without the addresses or ports an allocation needs are warnings.
-pub fn events_from_records(records: &[NatRecord], numbering: &[Numbering], origin: Origin, out: &mut Vec<Event>, w: &mut Warnings) {
+pub fn events_from_records(
+    records: &[NatRecord],
+    numbering: &[Numbering],
+    origin: Origin,
+    out: &mut Vec<Event>,
+    w: &mut Warnings,
+) {
     for r in records {
         let n = numbering_for(numbering, r.exporter);
         let action = if n.allocate.contains(&r.event) {
@@ -205,10 +228,20 @@ pub fn events_from_records(records: &[NatRecord], numbering: &[Numbering], origi
             _ => None,
         };
         match (r.inside, r.outside, range) {
-            (Some(inside), Some(outside), Some((first, last))) => {
-                out.push(Event { action, inside: inside.to_canonical(), outside: outside.to_canonical(), first, last, time_ms: r.time_ms, origin })
-            }
-            _ => w.add(WarningKind::Incomplete, origin, format!("natEvent {} from {} without inside, outside address or port range", r.event, r.exporter)),
+            (Some(inside), Some(outside), Some((first, last))) => out.push(Event {
+                action,
+                inside: inside.to_canonical(),
+                outside: outside.to_canonical(),
+                first,
+                last,
+                time_ms: r.time_ms,
+                origin,
+            }),
+            _ => w.add(
+                WarningKind::Incomplete,
+                origin,
+                format!("natEvent {} from {} without inside, outside address or port range", r.event, r.exporter),
+            ),
         }
     }
 }
@@ -226,14 +259,25 @@ pub fn blocks(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Block> {
                     w.add(
                         WarningKind::StartWhileOpen,
                         e.origin,
-                        format!("{}:{}-{} allocated to {} while still {}'s: that one ends here", e.outside, e.first, e.last, e.inside, old.inside),
+                        format!(
+                            "{}:{}-{} allocated to {} while still {}'s: that one ends here",
+                            e.outside, e.first, e.last, e.inside, old.inside
+                        ),
                     );
                     old.end_ms = Some(e.time_ms);
                     out.push(old);
                 }
                 open.insert(
                     key,
-                    Block { outside: e.outside, first: e.first, last: e.last, inside: e.inside, start_ms: e.time_ms, end_ms: None, origin: e.origin },
+                    Block {
+                        outside: e.outside,
+                        first: e.first,
+                        last: e.last,
+                        inside: e.inside,
+                        start_ms: e.time_ms,
+                        end_ms: None,
+                        origin: e.origin,
+                    },
                 );
             }
             Action::Release => match open.remove(&key) {
@@ -327,13 +371,18 @@ mod tests {
         assert_eq!(ev.len(), 5);
         let blocks = blocks(ev, &mut w);
         let idx = NatIndex::build(blocks);
-        let who = |port: u16, t: u64| idx.lookup("198.51.100.77".parse().unwrap(), port, t * 1000).map(|i| idx.block(i).inside.to_string());
+        let who = |port: u16, t: u64| {
+            idx.lookup("198.51.100.77".parse().unwrap(), port, t * 1000).map(|i| idx.block(i).inside.to_string())
+        };
         assert_eq!(who(1500, 1_764_000_100).as_deref(), Some("100.64.0.10"));
         assert_eq!(who(2048, 1_764_000_100).as_deref(), Some("100.64.0.11"));
         assert_eq!(who(1500, 1_764_001_830).as_deref(), None, "released at 16:30, reallocated at 16:31");
         assert_eq!(who(1500, 1_764_001_900).as_deref(), Some("100.64.0.12"));
         assert_eq!(who(4000, 1_764_000_100), None);
-        assert_eq!(idx.lookup("::ffff:198.51.100.77".parse().unwrap(), 1500, 1_764_000_100_000).map(|i| idx.block(i).line()), Some(2));
+        assert_eq!(
+            idx.lookup("::ffff:198.51.100.77".parse().unwrap(), 1500, 1_764_000_100_000).map(|i| idx.block(i).line()),
+            Some(2)
+        );
         assert_eq!(w.count(WarningKind::StopWithoutStart), 1);
         assert_eq!(w.count(WarningKind::BadRecord), 1);
         assert_eq!(w.count(WarningKind::Truncated), 1);

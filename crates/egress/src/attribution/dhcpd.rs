@@ -13,7 +13,10 @@
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
 use super::kea::{timeline, Row};
-use super::{civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{
+    civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
+    Warnings,
+};
 
 /// A block's statements with their line numbers.
 type Statements = Vec<(u32, String)>;
@@ -64,7 +67,11 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
         }
     }
     if let Some((start, _, _)) = block {
-        w.add(WarningKind::Truncated, Origin { file, line: start }, "the file ends inside this lease block (no `}`): not read");
+        w.add(
+            WarningKind::Truncated,
+            Origin { file, line: start },
+            "the file ends inside this lease block (no `}`): not read",
+        );
     } else if skip > 0 {
         w.add(WarningKind::Truncated, Origin { file, line: skip_start }, "the file ends inside this block (no `}`)");
     }
@@ -132,7 +139,8 @@ type Bad = (u32, String);
 fn lease(addr: &str, stmts: &Statements, origin: Origin) -> Result<Option<Row>, Bad> {
     let prefix = prefix_of(addr).ok_or((origin.line, format!("lease {addr:?}: not an address")))?;
     let (mut starts, mut ends) = (None, None);
-    let (mut state, mut hw, mut uid, mut remote, mut circuit, mut hostname) = (String::new(), None, None, None, None, String::new());
+    let (mut state, mut hw, mut uid, mut remote, mut circuit, mut hostname) =
+        (String::new(), None, None, None, None, String::new());
     for (n, s) in stmts {
         let s = s.strip_suffix(';').unwrap_or(s).trim();
         let bad = |what: &str| (*n, format!("{what}: {:?}", super::clean(s)));
@@ -241,10 +249,16 @@ lease 10.0.0.22 {
         assert_eq!(rows[0].hostname, "pc#1");
         let s = sessions(rows);
         assert_eq!(s.len(), 2);
-        assert_eq!((s[0].subscriber.as_str(), s[0].kind, s[0].circuit_id.as_deref()), ("ABC", SubscriberKind::RemoteId, Some("ge-0/0/1:100")));
+        assert_eq!(
+            (s[0].subscriber.as_str(), s[0].kind, s[0].circuit_id.as_deref()),
+            ("ABC", SubscriberKind::RemoteId, Some("ge-0/0/1:100"))
+        );
         // Released 20 minutes in.
         assert_eq!((s[0].start_ms, s[0].end_ms), (1_764_064_800_000, Some(1_764_066_000_000)));
-        assert_eq!((s[1].subscriber.as_str(), s[1].start_ms, s[1].end_ms), ("02:00:00:00:00:21", 1_764_064_800_000, Some(u64::MAX)));
+        assert_eq!(
+            (s[1].subscriber.as_str(), s[1].start_ms, s[1].end_ms),
+            ("02:00:00:00:00:21", 1_764_064_800_000, Some(u64::MAX))
+        );
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
             continue;
         }
         if f.len() < 4 {
-            w.add(WarningKind::BadRecord, origin, format!("{} fields where a lease has 5 (expiry, MAC or IAID, address, hostname, client id)", f.len()));
+            w.add(
+                WarningKind::BadRecord,
+                origin,
+                format!("{} fields where a lease has 5 (expiry, MAC or IAID, address, hostname, client id)", f.len()),
+            );
             continue;
         }
         let Some(expiry) = f[0].parse::<u64>().ok().and_then(secs_ms) else {
@@ -74,7 +78,10 @@ mod tests {
         let mut s = Vec::new();
         parse(text, 0, &mut s, &mut w);
         assert_eq!(s.len(), 3);
-        assert_eq!((s[0].subscriber.as_str(), s[0].end_ms, s[0].id.as_str()), ("02:00:00:00:00:30", Some(1_764_003_600_000), "10.0.0.30/32 pc30"));
+        assert_eq!(
+            (s[0].subscriber.as_str(), s[0].end_ms, s[0].id.as_str()),
+            ("02:00:00:00:00:30", Some(1_764_003_600_000), "10.0.0.30/32 pc30")
+        );
         assert_eq!(s[1].end_ms, None);
         assert_eq!((s[2].subscriber.as_str(), s[2].kind), ("00:03:00:01:bb", SubscriberKind::Duid));
         assert_eq!((w.count(WarningKind::BadRecord), w.count(WarningKind::Truncated)), (1, 1));

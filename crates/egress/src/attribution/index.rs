@@ -195,8 +195,14 @@ mod tests {
     #[test]
     fn address_and_time() {
         let mut w = Warnings::default();
-        let idx =
-            Index::build(vec![s("a", "100.64.0.1", 1000, Some(2000)), s("b", "100.64.0.1", 2000, None), s("c", "2001:db8:1::/56", 0, Some(5000))], &mut w);
+        let idx = Index::build(
+            vec![
+                s("a", "100.64.0.1", 1000, Some(2000)),
+                s("b", "100.64.0.1", 2000, None),
+                s("c", "2001:db8:1::/56", 0, Some(5000)),
+            ],
+            &mut w,
+        );
         assert_eq!(idx.lookup(ip("100.64.0.1"), 999), None);
         assert_eq!(idx.lookup(ip("100.64.0.1"), 1000), Some(0));
         assert_eq!(idx.lookup(ip("100.64.0.1"), 1999), Some(0));
@@ -212,7 +218,8 @@ mod tests {
     #[test]
     fn overlaps_are_warned_and_the_later_start_wins() {
         let mut w = Warnings::default();
-        let idx = Index::build(vec![s("long", "100.64.0.1", 0, Some(100)), s("short", "100.64.0.1", 10, Some(20))], &mut w);
+        let idx =
+            Index::build(vec![s("long", "100.64.0.1", 0, Some(100)), s("short", "100.64.0.1", 10, Some(20))], &mut w);
         assert_eq!(w.count(WarningKind::Overlap), 1);
         assert_eq!(idx.lookup(ip("100.64.0.1"), 5), Some(0));
         assert_eq!(idx.lookup(ip("100.64.0.1"), 15), Some(1));
@@ -223,7 +230,8 @@ mod tests {
     #[test]
     fn the_longest_prefix_wins() {
         let mut w = Warnings::default();
-        let idx = Index::build(vec![s("pd", "2001:db8:1::/56", 0, None), s("na", "2001:db8:1::5/128", 0, None)], &mut w);
+        let idx =
+            Index::build(vec![s("pd", "2001:db8:1::/56", 0, None), s("na", "2001:db8:1::5/128", 0, None)], &mut w);
         assert_eq!(idx.lookup(ip("2001:db8:1::5"), 1), Some(1));
         assert_eq!(idx.lookup(ip("2001:db8:1::6"), 1), Some(0));
     }

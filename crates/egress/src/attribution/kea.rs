@@ -20,7 +20,9 @@
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
 use super::csv::records;
-use super::{nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{
+    nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
+};
 use crate::prefix::{Family, Prefix};
 use std::collections::HashMap;
 
@@ -230,8 +232,14 @@ mod tests {
         assert_eq!(s.len(), 4);
         // pc1 from 1764000000, renewed to 1764005400, cut at the next
         // holder's start (1764005400).
-        assert_eq!((s[0].subscriber.as_str(), s[0].start_ms, s[0].end_ms), ("02:00:00:00:00:01", 1_764_000_000_000, Some(1_764_005_400_000)));
-        assert_eq!((s[1].subscriber.as_str(), s[1].kind, s[1].circuit_id.as_deref()), ("ABCDEF", SubscriberKind::RemoteId, Some("eth1")));
+        assert_eq!(
+            (s[0].subscriber.as_str(), s[0].start_ms, s[0].end_ms),
+            ("02:00:00:00:00:01", 1_764_000_000_000, Some(1_764_005_400_000))
+        );
+        assert_eq!(
+            (s[1].subscriber.as_str(), s[1].kind, s[1].circuit_id.as_deref()),
+            ("ABCDEF", SubscriberKind::RemoteId, Some("eth1"))
+        );
         assert_eq!(s[1].id, "10.0.0.10/32 a,b");
         // Released at 1764001800.
         assert_eq!(s[2].end_ms, Some(1_764_001_800_000));
@@ -247,7 +255,10 @@ mod tests {
         let mut rows = Vec::new();
         parse(text, 0, &mut rows, &mut Warnings::default());
         let s = sessions(rows);
-        assert_eq!((s[0].subscriber.as_str(), s[0].kind, &s[0].circuit_id), ("02:00:00:00:00:02", SubscriberKind::HardwareAddress, &None));
+        assert_eq!(
+            (s[0].subscriber.as_str(), s[0].kind, &s[0].circuit_id),
+            ("02:00:00:00:00:02", SubscriberKind::HardwareAddress, &None)
+        );
     }
 
     #[test]

@@ -66,11 +66,22 @@ const DETAIL_CHUNK: usize = 8 << 20;
 
 /// Reads a detail file in pieces of about [`DETAIL_CHUNK`], each cut after
 /// a blank line (a record's end), parsing each as it comes.
-fn read_detail(path: &Path, files: &mut Vec<String>, events: &mut Vec<radius::Event>, w: &mut Warnings) -> Result<(), String> {
+fn read_detail(
+    path: &Path,
+    files: &mut Vec<String>,
+    events: &mut Vec<radius::Event>,
+    w: &mut Warnings,
+) -> Result<(), String> {
     read_detail_in(path, DETAIL_CHUNK, files, events, w)
 }
 
-fn read_detail_in(path: &Path, chunk_size: usize, files: &mut Vec<String>, events: &mut Vec<radius::Event>, w: &mut Warnings) -> Result<(), String> {
+fn read_detail_in(
+    path: &Path,
+    chunk_size: usize,
+    files: &mut Vec<String>,
+    events: &mut Vec<radius::Event>,
+    w: &mut Warnings,
+) -> Result<(), String> {
     use std::io::BufRead;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     files.push(path.display().to_string());
@@ -104,7 +115,10 @@ fn detail_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), String> {
         out.push(dir.to_path_buf());
         return Ok(());
     }
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -125,7 +139,11 @@ pub fn kea_files(file: &Path) -> Vec<PathBuf> {
         PathBuf::from(s)
     };
     let completed = with(".completed");
-    let mut out: Vec<PathBuf> = if completed.is_file() { vec![completed] } else { [with(".1"), with(".2")].into_iter().filter(|p| p.is_file()).collect() };
+    let mut out: Vec<PathBuf> = if completed.is_file() {
+        vec![completed]
+    } else {
+        [with(".1"), with(".2")].into_iter().filter(|p| p.is_file()).collect()
+    };
     out.push(file.to_path_buf());
     out
 }
@@ -138,7 +156,13 @@ pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
 
 /// NAT event records of an IPFIX capture, each with the number of the
 /// datagram (packet) it came in as its line.
-fn read_nat_pcap(path: &Path, numbering: &[Numbering], files: &mut Vec<String>, events: &mut Vec<cgnat::Event>, w: &mut Warnings) -> Result<(), String> {
+fn read_nat_pcap(
+    path: &Path,
+    numbering: &[Numbering],
+    files: &mut Vec<String>,
+    events: &mut Vec<cgnat::Event>,
+    w: &mut Warnings,
+) -> Result<(), String> {
     let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
     files.push(path.display().to_string());
     let file = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
@@ -159,7 +183,11 @@ fn read_nat_pcap(path: &Path, numbering: &[Numbering], files: &mut Vec<String>, 
         cgnat::events_from_records(&records, numbering, origin, events, w);
     }
     if r.truncated {
-        w.add(super::WarningKind::Truncated, Origin { file, line: n.saturating_add(1) }, "the capture ends inside a packet");
+        w.add(
+            super::WarningKind::Truncated,
+            Origin { file, line: n.saturating_add(1) },
+            "the capture ends inside a packet",
+        );
     }
     Ok(())
 }
@@ -230,13 +258,16 @@ mod tests {
     fn kea_rotated_files_are_read_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("kea-leases4.csv");
-        let header = "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+        let header =
+            "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
         let row = |mac: &str, expire: u64| format!("{header}10.0.0.1,{mac},,3600,{expire},1,0,0,,0,\n");
         std::fs::write(format!("{}.1", base.display()), row("02:00:00:00:00:01", 1_764_003_600)).unwrap();
         std::fs::write(format!("{}.2", base.display()), row("02:00:00:00:00:02", 1_764_007_200)).unwrap();
         std::fs::write(&base, row("02:00:00:00:00:03", 1_764_010_800)).unwrap();
         let spec: Spec = format!("kea:{}", base.display()).parse().unwrap();
-        let who = |l: &Loaded, t: u64| l.index.lookup("10.0.0.1".parse().unwrap(), t * 1000).map(|i| l.index.session(i).subscriber.clone());
+        let who = |l: &Loaded, t: u64| {
+            l.index.lookup("10.0.0.1".parse().unwrap(), t * 1000).map(|i| l.index.session(i).subscriber.clone())
+        };
         let l = load(std::slice::from_ref(&spec)).unwrap();
         assert_eq!(l.files.len(), 3);
         assert!(l.files[0].ends_with(".1") && l.files[1].ends_with(".2"), "{:?}", l.files);

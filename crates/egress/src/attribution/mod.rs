@@ -320,7 +320,13 @@ pub fn unhex(s: &str) -> Option<Vec<u8>> {
     if s.contains(':') {
         return s
             .split(':')
-            .map(|g| if (1..=2).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit()) { u8::from_str_radix(g, 16).ok() } else { None })
+            .map(|g| {
+                if (1..=2).contains(&g.len()) && g.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    u8::from_str_radix(g, 16).ok()
+                } else {
+                    None
+                }
+            })
             .collect();
     }
     let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);

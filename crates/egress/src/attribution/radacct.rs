@@ -26,7 +26,8 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
             break;
         }
         let Some(h) = &header else {
-            let h: HashMap<String, usize> = r.fields.iter().enumerate().map(|(i, f)| (f.trim().to_ascii_lowercase(), i)).collect();
+            let h: HashMap<String, usize> =
+                r.fields.iter().enumerate().map(|(i, f)| (f.trim().to_ascii_lowercase(), i)).collect();
             if !h.contains_key("acctstarttime") || !h.contains_key("framedipaddress") {
                 w.add(WarningKind::BadRecord, origin, "the first line is not a radacct header (acctstarttime, framedipaddress, ... missing): nothing read");
                 return;
@@ -46,7 +47,12 @@ fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin, w: &mut Warning
     if f.len() != h.len() {
         return Err(format!("{} columns where the header has {}", f.len(), h.len()));
     }
-    let col = |name: &str| h.get(name).and_then(|&i| f.get(i)).map(|v| v.trim()).filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null") && *v != "\\N");
+    let col = |name: &str| {
+        h.get(name)
+            .and_then(|&i| f.get(i))
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty() && !v.eq_ignore_ascii_case("null") && *v != "\\N")
+    };
     let start = col("acctstarttime").ok_or("no acctstarttime")?;
     let start_ms = sql_time(start).ok_or_else(|| format!("acctstarttime {:?} is not a time", super::clean(start)))?;
     let end_ms = match col("acctstoptime") {
@@ -59,14 +65,20 @@ fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin, w: &mut Warning
     let mut prefixes = Vec::new();
     for name in ["framedipaddress", "framedipv6address", "framedipv6prefix", "delegatedipv6prefix"] {
         if let Some(v) = col(name) {
-            prefixes.push(prefix_of(v).ok_or_else(|| format!("{name} {:?} is not an address or prefix", super::clean(v)))?);
+            prefixes
+                .push(prefix_of(v).ok_or_else(|| format!("{name} {:?} is not an address or prefix", super::clean(v)))?);
         }
     }
     let id = col("acctuniqueid").or(col("acctsessionid")).unwrap_or_default().to_owned();
-    let Some((subscriber, kind)) =
-        col("username").map(|u| (u, SubscriberKind::UserName)).or_else(|| col("callingstationid").map(|c| (c, SubscriberKind::CallingStationId)))
+    let Some((subscriber, kind)) = col("username")
+        .map(|u| (u, SubscriberKind::UserName))
+        .or_else(|| col("callingstationid").map(|c| (c, SubscriberKind::CallingStationId)))
     else {
-        w.add(WarningKind::Incomplete, origin, format!("session {} names no username or callingstationid", super::clean(&id)));
+        w.add(
+            WarningKind::Incomplete,
+            origin,
+            format!("session {} names no username or callingstationid", super::clean(&id)),
+        );
         return Ok(None);
     };
     if prefixes.is_empty() {
@@ -146,14 +158,27 @@ mod tests {
         let mut s = Vec::new();
         parse(text, 0, &mut s, &mut w);
         assert_eq!(s.len(), 3, "{:?}", w.named);
-        assert_eq!((s[0].subscriber.as_str(), s[0].id.as_str(), s[0].start_ms, s[0].end_ms), ("alice", "u1", 1_764_000_000_000, Some(1_764_003_600_000)));
+        assert_eq!(
+            (s[0].subscriber.as_str(), s[0].id.as_str(), s[0].start_ms, s[0].end_ms),
+            ("alice", "u1", 1_764_000_000_000, Some(1_764_003_600_000))
+        );
         assert_eq!(s[0].prefixes.len(), 2);
-        assert_eq!((s[1].subscriber.as_str(), s[1].kind, s[1].id.as_str(), s[1].end_ms), ("02-00,x", SubscriberKind::CallingStationId, "192.0.2.1/s2", None));
+        assert_eq!(
+            (s[1].subscriber.as_str(), s[1].kind, s[1].id.as_str(), s[1].end_ms),
+            ("02-00,x", SubscriberKind::CallingStationId, "192.0.2.1/s2", None)
+        );
         assert_eq!(s[1].start_ms, 1_764_001_800_000);
         assert_eq!(s[2].start_ms, 1_764_000_000_000, "+05:30");
         // Row 7 (found by attribution_radacct) stops before it starts.
-        assert_eq!((w.count(WarningKind::BadRecord), w.count(WarningKind::Incomplete), w.count(WarningKind::Truncated)), (2, 1, 1));
-        assert!(w.named.iter().any(|x| x.origin.line == 7 && x.message.contains("before acctstarttime")), "{:?}", w.named);
+        assert_eq!(
+            (w.count(WarningKind::BadRecord), w.count(WarningKind::Incomplete), w.count(WarningKind::Truncated)),
+            (2, 1, 1)
+        );
+        assert!(
+            w.named.iter().any(|x| x.origin.line == 7 && x.message.contains("before acctstarttime")),
+            "{:?}",
+            w.named
+        );
         assert_eq!(w.named.iter().find(|x| x.kind == WarningKind::BadRecord).unwrap().origin.line, 4);
     }
 }

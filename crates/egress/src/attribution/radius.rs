@@ -16,7 +16,10 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
-use super::{civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use super::{
+    civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
+    Warnings,
+};
 use crate::prefix::Prefix;
 use std::collections::HashMap;
 
@@ -84,7 +87,11 @@ pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>,
         rec.push((n, line));
     }
     if !rec.is_empty() {
-        w.add(WarningKind::Truncated, Origin { file, line: start }, "the file ends inside this record (no blank line after it): not read");
+        w.add(
+            WarningKind::Truncated,
+            Origin { file, line: start },
+            "the file ends inside this record (no blank line after it): not read",
+        );
     }
 }
 
@@ -146,14 +153,20 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
             continue;
         };
         match name {
-            "Framed-IP-Address" | "Framed-IPv6-Prefix" | "Delegated-IPv6-Prefix" | "Framed-IPv6-Address" => match prefix_of(&value) {
-                Some(p) => {
-                    if !prefixes.contains(&p) {
-                        prefixes.push(p)
+            "Framed-IP-Address" | "Framed-IPv6-Prefix" | "Delegated-IPv6-Prefix" | "Framed-IPv6-Address" => {
+                match prefix_of(&value) {
+                    Some(p) => {
+                        if !prefixes.contains(&p) {
+                            prefixes.push(p)
+                        }
                     }
+                    None => w.add(
+                        WarningKind::BadRecord,
+                        Origin { file: origin.file, line: n },
+                        format!("{name} is not an address or prefix"),
+                    ),
                 }
-                None => w.add(WarningKind::BadRecord, Origin { file: origin.file, line: n }, format!("{name} is not an address or prefix")),
-            },
+            }
             _ => {
                 a.insert(name, value);
             }
@@ -173,21 +186,37 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
         }
     };
     let delay = a.get("Acct-Delay-Time").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-    let received = a.get("Timestamp").and_then(|v| v.parse::<u64>().ok()).or_else(|| a.get("Event-Timestamp").and_then(|v| event_timestamp(v)));
+    let received = a
+        .get("Timestamp")
+        .and_then(|v| v.parse::<u64>().ok())
+        .or_else(|| a.get("Event-Timestamp").and_then(|v| event_timestamp(v)));
     let Some(time_ms) = received.and_then(|t| secs_ms(t.saturating_sub(delay))) else {
         w.add(WarningKind::Incomplete, origin, "no Timestamp or Event-Timestamp: the record cannot be placed in time");
         return;
     };
-    let nas = ["NAS-IP-Address", "NAS-IPv6-Address", "NAS-Identifier", "Packet-Src-IP-Address"].iter().find_map(|k| a.get(k)).cloned().unwrap_or_default();
+    let nas = ["NAS-IP-Address", "NAS-IPv6-Address", "NAS-Identifier", "Packet-Src-IP-Address"]
+        .iter()
+        .find_map(|k| a.get(k))
+        .cloned()
+        .unwrap_or_default();
     // Octet attributes: FreeRADIUS writes them as 0x... hex.
-    let octets = |k: &str| a.get(k).map(|v| if v.starts_with("0x") { unhex(v).map_or_else(|| v.clone(), |b| printable(&b)) } else { v.clone() });
+    let octets = |k: &str| {
+        a.get(k).map(|v| {
+            if v.starts_with("0x") {
+                unhex(v).map_or_else(|| v.clone(), |b| printable(&b))
+            } else {
+                v.clone()
+            }
+        })
+    };
     let remote_id = nonempty(octets("ADSL-Agent-Remote-Id"));
     let circuit_id = nonempty(octets("ADSL-Agent-Circuit-Id"));
-    let subscriber = [("User-Name", SubscriberKind::UserName), ("Calling-Station-Id", SubscriberKind::CallingStationId)]
-        .iter()
-        .find_map(|(k, kind)| a.get(k).filter(|v| !v.is_empty()).map(|v| (v.clone(), *kind)))
-        .or_else(|| remote_id.clone().map(|r| (r, SubscriberKind::RemoteId)))
-        .or_else(|| circuit_id.clone().map(|c| (c, SubscriberKind::CircuitId)));
+    let subscriber =
+        [("User-Name", SubscriberKind::UserName), ("Calling-Station-Id", SubscriberKind::CallingStationId)]
+            .iter()
+            .find_map(|(k, kind)| a.get(k).filter(|v| !v.is_empty()).map(|v| (v.clone(), *kind)))
+            .or_else(|| remote_id.clone().map(|r| (r, SubscriberKind::RemoteId)))
+            .or_else(|| circuit_id.clone().map(|c| (c, SubscriberKind::CircuitId)));
     let session_id = a.get("Acct-Session-Id").cloned().unwrap_or_default();
     if status != Status::NasReset && session_id.is_empty() {
         w.add(WarningKind::Incomplete, origin, "no Acct-Session-Id");
@@ -253,7 +282,11 @@ pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
                         w.add(
                             WarningKind::StartWhileOpen,
                             e.origin,
-                            format!("Start for session {} which is open since line {}: closed here", super::clean(&e.session_id), s.origin.line),
+                            format!(
+                                "Start for session {} which is open since line {}: closed here",
+                                super::clean(&e.session_id),
+                                s.origin.line
+                            ),
                         );
                     }
                     close(s, e.time_ms, &mut out, w);
@@ -267,7 +300,10 @@ pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
                     w.add(
                         WarningKind::InterimWithoutStart,
                         e.origin,
-                        format!("Interim-Update for session {} without its Start: opened at its Acct-Session-Time", super::clean(&e.session_id)),
+                        format!(
+                            "Interim-Update for session {} without its Start: opened at its Acct-Session-Time",
+                            super::clean(&e.session_id)
+                        ),
                     );
                     nas.insert(e.session_id.clone(), new_session(&e, start));
                 }
@@ -281,7 +317,10 @@ pub fn sessions(mut events: Vec<Event>, w: &mut Warnings) -> Vec<Session> {
                     w.add(
                         WarningKind::StopWithoutStart,
                         e.origin,
-                        format!("Stop for session {} without its Start: its span is taken from Acct-Session-Time", super::clean(&e.session_id)),
+                        format!(
+                            "Stop for session {} without its Start: its span is taken from Acct-Session-Time",
+                            super::clean(&e.session_id)
+                        ),
                     );
                     let start = e.time_ms.saturating_sub(e.session_time.and_then(secs_ms).unwrap_or(0));
                     let mut s = new_session(&e, start);
@@ -343,12 +382,22 @@ fn finish(s: Session, out: &mut Vec<Session>, w: &mut Warnings) {
         w.add(
             WarningKind::Incomplete,
             s.origin,
-            format!("session {} names no Framed-IP-Address, Framed-IPv6-Prefix or Delegated-IPv6-Prefix", super::clean(&s.id)),
+            format!(
+                "session {} names no Framed-IP-Address, Framed-IPv6-Prefix or Delegated-IPv6-Prefix",
+                super::clean(&s.id)
+            ),
         );
         return;
     }
     if s.subscriber.is_empty() {
-        w.add(WarningKind::Incomplete, s.origin, format!("session {} names no User-Name, Calling-Station-Id or agent remote/circuit id", super::clean(&s.id)));
+        w.add(
+            WarningKind::Incomplete,
+            s.origin,
+            format!(
+                "session {} names no User-Name, Calling-Station-Id or agent remote/circuit id",
+                super::clean(&s.id)
+            ),
+        );
         return;
     }
     out.push(s);
@@ -415,7 +464,10 @@ Wed Dec  2 12:20:00 2026
         assert_eq!((s[0].subscriber.as_str(), s[0].kind), ("alice", SubscriberKind::UserName));
         assert_eq!(s[0].id, "192.0.2.1/s1");
         assert_eq!((s[0].start_ms, s[0].end_ms), (1_764_673_200_000, Some(1_764_676_800_000)));
-        assert_eq!(s[0].prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(), ["100.64.0.10/32", "2001:db8:10::/56"]);
+        assert_eq!(
+            s[0].prefixes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            ["100.64.0.10/32", "2001:db8:10::/56"]
+        );
         assert_eq!((s[0].origin.line, s[1].origin.line), (1, 28));
         assert_eq!(s[0].remote_id.as_deref(), Some("rid-1"));
         assert_eq!((s[1].subscriber.as_str(), s[1].kind), ("02-00-00-00-00-02", SubscriberKind::CallingStationId));

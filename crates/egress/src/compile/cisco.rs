@@ -26,9 +26,10 @@ pub fn render(s: &Sets) -> String {
         out.push_str("! IOS ACLs cannot send TCP resets: reject is compiled as deny.\n");
     }
     let log = if p.log { " log" } else { "" };
-    for (family, blocked, exempt, monitor) in
-        [(Family::V4, &s.blocked_v4, &s.exempt_v4, &s.monitor_v4), (Family::V6, &s.blocked_v6, &s.exempt_v6, &s.monitor_v6)]
-    {
+    for (family, blocked, exempt, monitor) in [
+        (Family::V4, &s.blocked_v4, &s.exempt_v4, &s.monitor_v4),
+        (Family::V6, &s.blocked_v6, &s.exempt_v6, &s.monitor_v6),
+    ] {
         match family {
             Family::V4 => {
                 let _ = writeln!(out, "no ip access-list extended {name}-V4\nip access-list extended {name}-V4");

@@ -41,9 +41,10 @@ fn members(v: &[Prefix]) -> Vec<String> {
 pub fn render_ipset(s: &Sets) -> String {
     let mut out = s.header("#");
     let t = &s.policy.table;
-    for (family, fam, blocked, exempt, monitor) in
-        [(Family::V4, "inet", &s.blocked_v4, &s.exempt_v4, &s.monitor_v4), (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6, &s.monitor_v6)]
-    {
+    for (family, fam, blocked, exempt, monitor) in [
+        (Family::V4, "inet", &s.blocked_v4, &s.exempt_v4, &s.monitor_v4),
+        (Family::V6, "inet6", &s.blocked_v6, &s.exempt_v6, &s.monitor_v6),
+    ] {
         let (user, ex) = set_names(t, family);
         let mut sets = vec![(user, blocked), (ex, exempt)];
         if s.monitoring {
@@ -52,7 +53,8 @@ pub fn render_ipset(s: &Sets) -> String {
         for (name, v) in sets {
             let m = members(v);
             let maxelem = (m.len() * 2).max(65536);
-            let _ = writeln!(out, "create {name} hash:net family {fam} hashsize 1024 maxelem {maxelem} counters -exist");
+            let _ =
+                writeln!(out, "create {name} hash:net family {fam} hashsize 1024 maxelem {maxelem} counters -exist");
             let _ = writeln!(out, "flush {name}");
             for e in m {
                 let _ = writeln!(out, "add {name} {e}");
@@ -92,7 +94,10 @@ pub fn render_rules(s: &Sets, family: Family) -> String {
         (Action::Drop, _) => "DROP",
         (Action::Reject, _) => "REJECT --reject-with tcp-reset",
     };
-    let _ = writeln!(out, "-A {chain} {m} -m set --match-set {user} src -m comment --comment \"end-user port 25\" -j {verdict}");
+    let _ = writeln!(
+        out,
+        "-A {chain} {m} -m set --match-set {user} src -m comment --comment \"end-user port 25\" -j {verdict}"
+    );
     out.push_str("COMMIT\n");
     out
 }

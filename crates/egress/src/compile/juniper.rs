@@ -49,17 +49,25 @@ pub fn render(s: &Sets) -> String {
         };
         // Junos refuses a term over an empty prefix list; skip it instead.
         if !empty_e {
-            let count = if p.counters { format!("                    count {stem}-exempt-{v};\n") } else { String::new() };
+            let count =
+                if p.counters { format!("                    count {stem}-exempt-{v};\n") } else { String::new() };
             term(&mut out, "exempt", "exempt", &format!("{count}                    accept;\n"));
         }
         if !empty_m {
             // Log only: count and syslog, then on to the next term (the
             // enforced list does not hold this space; the default accepts).
-            let count = if p.counters { format!("                    count {stem}-monitor-{v};\n") } else { String::new() };
-            term(&mut out, "monitor-smtp", "monitor", &format!("{count}                    syslog;\n                    next term;\n"));
+            let count =
+                if p.counters { format!("                    count {stem}-monitor-{v};\n") } else { String::new() };
+            term(
+                &mut out,
+                "monitor-smtp",
+                "monitor",
+                &format!("{count}                    syslog;\n                    next term;\n"),
+            );
         }
         if !empty_b {
-            let count = if p.counters { format!("                    count {stem}-blocked-{v};\n") } else { String::new() };
+            let count =
+                if p.counters { format!("                    count {stem}-blocked-{v};\n") } else { String::new() };
             let log = if p.log { "                    syslog;\n" } else { "" };
             term(&mut out, "enduser-smtp", "enduser", &format!("{count}{log}                    {verdict}\n"));
         }

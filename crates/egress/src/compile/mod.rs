@@ -52,11 +52,12 @@ impl Target {
 impl std::str::FromStr for Target {
     type Err = String;
     fn from_str(s: &str) -> Result<Target, String> {
-        Target::ALL
-            .iter()
-            .find(|(n, _)| *n == s)
-            .map(|(_, t)| *t)
-            .ok_or_else(|| format!("unknown target {s:?}; one of: {}", Target::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")))
+        Target::ALL.iter().find(|(n, _)| *n == s).map(|(_, t)| *t).ok_or_else(|| {
+            format!(
+                "unknown target {s:?}; one of: {}",
+                Target::ALL.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 }
 
@@ -196,13 +197,21 @@ prefixes = ["198.51.100.25"]
     fn monitored_space_gets_count_and_log_rules_without_a_verdict() {
         let p = staged();
         let nft = compile_at(&p, Target::Nftables, BEFORE);
-        assert!(nft.contains("# network \"res-north\": monitor (count and log, no verdict) until 2027-03-01T00:00:00Z"), "{nft}");
+        assert!(
+            nft.contains("# network \"res-north\": monitor (count and log, no verdict) until 2027-03-01T00:00:00Z"),
+            "{nft}"
+        );
         // The monitored /25 (around the exemption) is in the monitor set, not in the enforced one.
-        let set = |name: &str| nft.split(&format!("set {name} {{")).nth(1).unwrap().split('}').next().unwrap().to_owned();
-        assert!(set("monitor_v4").contains("198.51.100.0/25") && !set("enduser_v4").contains("198.51.100.0/25"), "{nft}");
+        let set =
+            |name: &str| nft.split(&format!("set {name} {{")).nth(1).unwrap().split('}').next().unwrap().to_owned();
+        assert!(
+            set("monitor_v4").contains("198.51.100.0/25") && !set("enduser_v4").contains("198.51.100.0/25"),
+            "{nft}"
+        );
         assert!(set("enduser_v4").contains("198.51.100.128/25"), "{nft}");
         assert!(
-            set("monitor_v6").contains("2001:db8:100::/40") && !nft.contains("set enduser_v6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\telements"),
+            set("monitor_v6").contains("2001:db8:100::/40")
+                && !nft.contains("set enduser_v6 {\n\t\ttype ipv6_addr\n\t\tflags interval\n\t\telements"),
             "{nft}"
         );
         let rule = nft.lines().find(|l| l.contains("@monitor_v4")).unwrap();
@@ -215,15 +224,30 @@ prefixes = ["198.51.100.25"]
         assert!(ipt.contains("--match-set port25_egress_mon4 src -m limit --limit 10/sec --limit-burst 20 -j LOG --log-prefix \"port25-monitor: \""), "{ipt}");
         assert!(compile_at(&p, Target::Ipset, BEFORE).contains("add port25_egress_mon4 198.51.100.0/25"));
         let cisco = compile_at(&p, Target::Cisco, BEFORE);
-        assert!(cisco.contains(" permit tcp 198.51.100.0 0.0.0.127 any eq 25 log\n") && !cisco.contains("deny tcp 198.51.100.0 0.0.0.127"), "{cisco}");
+        assert!(
+            cisco.contains(" permit tcp 198.51.100.0 0.0.0.127 any eq 25 log\n")
+                && !cisco.contains("deny tcp 198.51.100.0 0.0.0.127"),
+            "{cisco}"
+        );
         let junos = compile_at(&p, Target::Juniper, BEFORE);
-        assert!(junos.contains("term monitor-smtp {") && junos.contains("syslog;\n                    next term;"), "{junos}");
+        assert!(
+            junos.contains("term monitor-smtp {") && junos.contains("syslog;\n                    next term;"),
+            "{junos}"
+        );
         let json: serde_json::Value = serde_json::from_str(&compile_at(&p, Target::NftablesJson, BEFORE)).unwrap();
-        let rules: Vec<&serde_json::Value> = json["nftables"].as_array().unwrap().iter().filter_map(|c| c["add"].get("rule")).collect();
+        let rules: Vec<&serde_json::Value> =
+            json["nftables"].as_array().unwrap().iter().filter_map(|c| c["add"].get("rule")).collect();
         let mon = rules.iter().find(|r| r["comment"] == "monitor: log only").unwrap();
-        assert_eq!(mon["expr"].as_array().unwrap().last().unwrap(), &serde_json::json!({"log": {"prefix": "port25-monitor: ", "group": 25}}));
+        assert_eq!(
+            mon["expr"].as_array().unwrap().last().unwrap(),
+            &serde_json::json!({"log": {"prefix": "port25-monitor: ", "group": 25}})
+        );
         // Every monitor rule in every dialect is verdict-free.
-        assert!(!mon["expr"].as_array().unwrap().iter().any(|e| e.get("accept").is_some() || e.get("drop").is_some() || e.get("reject").is_some()));
+        assert!(!mon["expr"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e.get("accept").is_some() || e.get("drop").is_some() || e.get("reject").is_some()));
     }
 
     #[test]

@@ -63,7 +63,8 @@ pub fn render(s: &Sets) -> String {
                 String::new()
             }
         };
-        let _ = writeln!(out, "\t\t{fam} saddr @exempt_{v} tcp dport {ports} {}accept comment \"exempt\"", count("exempt"));
+        let _ =
+            writeln!(out, "\t\t{fam} saddr @exempt_{v} tcp dport {ports} {}accept comment \"exempt\"", count("exempt"));
         if s.monitoring {
             // No verdict: the packet goes on to the chain's accept policy.
             let _ = writeln!(
@@ -77,7 +78,11 @@ pub fn render(s: &Sets) -> String {
             let _ =
                 writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} limit rate 10/second burst 20 packets log prefix \"{LOG_PREFIX}\" level info");
         }
-        let _ = writeln!(out, "\t\t{fam} saddr @enduser_{v} tcp dport {ports} {}{verdict} comment \"end-user port 25\"", count("blocked"));
+        let _ = writeln!(
+            out,
+            "\t\t{fam} saddr @enduser_{v} tcp dport {ports} {}{verdict} comment \"end-user port 25\"",
+            count("blocked")
+        );
     }
     out.push_str("\t}\n}\n");
     out

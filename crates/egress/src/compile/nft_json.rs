@@ -9,7 +9,13 @@ use serde_json::{json, Value};
 fn elems(v: &[Prefix]) -> Value {
     Value::Array(
         v.iter()
-            .map(|p| if p.len == p.family.bits() { json!(p.network().to_string()) } else { json!({"prefix": {"addr": p.network().to_string(), "len": p.len}}) })
+            .map(|p| {
+                if p.len == p.family.bits() {
+                    json!(p.network().to_string())
+                } else {
+                    json!({"prefix": {"addr": p.network().to_string(), "len": p.len}})
+                }
+            })
             .collect(),
     )
 }
@@ -30,8 +36,11 @@ pub fn render(s: &Sets) -> String {
         ("exempt_v6", "ipv6_addr", &s.exempt_v6),
     ]
     .into_iter()
-    .chain(if s.monitoring { vec![("monitor_v4", "ipv4_addr", &s.monitor_v4), ("monitor_v6", "ipv6_addr", &s.monitor_v6)] } else { vec![] })
-    {
+    .chain(if s.monitoring {
+        vec![("monitor_v4", "ipv4_addr", &s.monitor_v4), ("monitor_v6", "ipv6_addr", &s.monitor_v6)]
+    } else {
+        vec![]
+    }) {
         let mut set = json!({"family": "inet", "table": t, "name": name, "type": ty, "flags": ["interval"]});
         if !v.is_empty() {
             set["elem"] = elems(v);

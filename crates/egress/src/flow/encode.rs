@@ -6,9 +6,11 @@ use super::Flow;
 use std::net::IpAddr;
 
 /// IPFIX fields for IPv4 flows with absolute millisecond timestamps.
-pub const IPFIX_V4: &[(u16, u16)] = &[(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8)];
+pub const IPFIX_V4: &[(u16, u16)] =
+    &[(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8)];
 /// IPFIX fields for IPv6 flows.
-pub const IPFIX_V6: &[(u16, u16)] = &[(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8)];
+pub const IPFIX_V6: &[(u16, u16)] =
+    &[(27, 16), (28, 16), (7, 2), (11, 2), (4, 1), (6, 1), (2, 8), (1, 8), (152, 8), (153, 8)];
 /// NetFlow v9 fields (IPv4), timestamps relative to the header's uptime.
 pub const V9_V4: &[(u16, u16)] = &[(8, 4), (12, 4), (7, 2), (11, 2), (4, 1), (6, 1), (2, 4), (1, 4), (22, 4), (21, 4)];
 

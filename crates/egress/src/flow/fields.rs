@@ -103,7 +103,14 @@ pub(crate) struct Side<'a> {
     pub exporter: IpAddr,
 }
 
-pub(crate) fn decode_records(t: &Template, body: &[u8], ctx: Context, out: &mut Vec<Flow>, stats: &mut Stats, side: Side) -> Result<(), Malformed> {
+pub(crate) fn decode_records(
+    t: &Template,
+    body: &[u8],
+    ctx: Context,
+    out: &mut Vec<Flow>,
+    stats: &mut Stats,
+    side: Side,
+) -> Result<(), Malformed> {
     let Side { options_init, nat, exporter } = side;
     let mut pos = 0usize;
     // Anything shorter than the smallest record is padding.

@@ -23,7 +23,13 @@ pub fn decode(c: &mut Collector, exporter: IpAddr, d: &[u8], out: &mut Vec<Flow>
     })
 }
 
-fn templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], options: bool, out: &mut Vec<Flow>) -> Result<(), Malformed> {
+fn templates(
+    c: &mut Collector,
+    key: impl Fn(u16) -> TemplateKey,
+    b: &[u8],
+    options: bool,
+    out: &mut Vec<Flow>,
+) -> Result<(), Malformed> {
     let mut pos = 0;
     let header = if options { 6 } else { 4 };
     while b.len() - pos >= header {

@@ -275,7 +275,9 @@ impl Collector {
             self.forget(oldest);
             self.stats.templates_evicted += 1;
         }
-        while self.templates.len() >= MAX_TEMPLATES || (!self.templates.is_empty() && self.fields_held + fields > MAX_TEMPLATE_FIELDS) {
+        while self.templates.len() >= MAX_TEMPLATES
+            || (!self.templates.is_empty() && self.fields_held + fields > MAX_TEMPLATE_FIELDS)
+        {
             let oldest = *self.age.values().next().expect("non-empty");
             self.forget(oldest);
             self.stats.templates_evicted += 1;
@@ -328,7 +330,13 @@ impl Collector {
     }
 
     /// A data set: decoded now if its template is known, else deferred.
-    pub(crate) fn data(&mut self, key: TemplateKey, body: &[u8], ctx: Context, out: &mut Vec<Flow>) -> Result<(), Malformed> {
+    pub(crate) fn data(
+        &mut self,
+        key: TemplateKey,
+        body: &[u8],
+        ctx: Context,
+        out: &mut Vec<Flow>,
+    ) -> Result<(), Malformed> {
         match self.templates.get(&key) {
             Some(held) => {
                 let t = held.template.clone();
@@ -343,13 +351,24 @@ impl Collector {
                 self.deferred_sets += 1;
                 self.deferred_bytes += body.len();
                 self.pending.entry(self.current).or_default().sets += 1;
-                self.deferred.entry(key).or_default().push_back(Deferred { body: body.to_vec(), ctx, datagram: self.current });
+                self.deferred.entry(key).or_default().push_back(Deferred {
+                    body: body.to_vec(),
+                    ctx,
+                    datagram: self.current,
+                });
                 Ok(())
             }
         }
     }
 
-    fn data_set(&mut self, key: TemplateKey, t: &Template, body: &[u8], mut ctx: Context, out: &mut Vec<Flow>) -> Result<(), Malformed> {
+    fn data_set(
+        &mut self,
+        key: TemplateKey,
+        t: &Template,
+        body: &[u8],
+        mut ctx: Context,
+        out: &mut Vec<Flow>,
+    ) -> Result<(), Malformed> {
         if ctx.init_ms.is_none() {
             ctx.init_ms = self.init_ms.get(&(key.exporter, key.domain)).copied();
         }
@@ -373,7 +392,11 @@ impl Collector {
 /// Walks the sets of a v9/IPFIX message from `pos`: (set id, set body).
 /// Fewer than 4 trailing bytes are padding; a set length that is too short
 /// or overruns the message makes the message malformed.
-pub(crate) fn for_each_set(d: &[u8], mut pos: usize, mut f: impl FnMut(u16, &[u8]) -> Result<(), Malformed>) -> Result<(), Malformed> {
+pub(crate) fn for_each_set(
+    d: &[u8],
+    mut pos: usize,
+    mut f: impl FnMut(u16, &[u8]) -> Result<(), Malformed>,
+) -> Result<(), Malformed> {
     while d.len().saturating_sub(pos) >= 4 {
         let id = be16(d, pos)?;
         let len = be16(d, pos + 2)? as usize;

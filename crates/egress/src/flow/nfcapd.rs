@@ -156,8 +156,15 @@ pub fn header(b: &[u8]) -> Result<Header, NfcapdError> {
     }
     match le16(b, 2) {
         2 => {}
-        1 => return Err(NfcapdError("nfdump 1.6 file (layout version 1): convert it with nfdump 1.7, `nfdump -r FILE -w NEW`, then read NEW".into())),
-        v => return Err(NfcapdError(format!("nfdump file layout version {v} is not supported (version 2, nfdump 1.7, is)"))),
+        1 => return Err(NfcapdError(
+            "nfdump 1.6 file (layout version 1): convert it with nfdump 1.7, `nfdump -r FILE -w NEW`, then read NEW"
+                .into(),
+        )),
+        v => {
+            return Err(NfcapdError(format!(
+                "nfdump file layout version {v} is not supported (version 2, nfdump 1.7, is)"
+            )))
+        }
     }
     if b.len() < HEADER_LEN {
         return Err(NfcapdError("nfdump file cut short inside its header".into()));
@@ -166,8 +173,16 @@ pub fn header(b: &[u8]) -> Result<Header, NfcapdError> {
         0 => Compression::None,
         1 => Compression::Lzo,
         3 => Compression::Lz4,
-        2 => return Err(NfcapdError("bz2-compressed nfdump file: rewrite it with LZ4 (`nfdump -r FILE -y -w NEW`) and read NEW".into())),
-        4 => return Err(NfcapdError("zstd-compressed nfdump file: rewrite it with LZ4 (`nfdump -r FILE -y -w NEW`) and read NEW".into())),
+        2 => {
+            return Err(NfcapdError(
+                "bz2-compressed nfdump file: rewrite it with LZ4 (`nfdump -r FILE -y -w NEW`) and read NEW".into(),
+            ))
+        }
+        4 => {
+            return Err(NfcapdError(
+                "zstd-compressed nfdump file: rewrite it with LZ4 (`nfdump -r FILE -y -w NEW`) and read NEW".into(),
+            ))
+        }
         c => return Err(NfcapdError(format!("nfdump file with unknown compression {c}"))),
     };
     if b[17] != 0 {
@@ -227,13 +242,20 @@ impl<R: Read> Reader<R> {
         let mut bh = [0u8; BLOCK_HEADER_LEN];
         let n = read_full(&mut self.r, &mut bh)?;
         if n < BLOCK_HEADER_LEN {
-            return Ok(self.cut(at, format!("the file ends before block {} of {} (cut short?)", self.next_block + 1, self.header.blocks)));
+            return Ok(self.cut(
+                at,
+                format!("the file ends before block {} of {} (cut short?)", self.next_block + 1, self.header.blocks),
+            ));
         }
         let (records, size, kind) = (le32(&bh, 0), le32(&bh, 4) as usize, le16(&bh, 8));
         if size == 0 || size > MAX_BLOCK || records == 0 {
-            return Ok(
-                self.cut(at, format!("block {} header is not credible (size {size}, {records} records); the rest of the file is skipped", self.next_block + 1))
-            );
+            return Ok(self.cut(
+                at,
+                format!(
+                    "block {} header is not credible (size {size}, {records} records); the rest of the file is skipped",
+                    self.next_block + 1
+                ),
+            ));
         }
         self.raw.resize(size, 0);
         let n = read_full(&mut self.r, &mut self.raw)?;
@@ -258,7 +280,8 @@ impl<R: Read> Reader<R> {
             self.problem(at, format!("block {} does not decompress ({c}): {}; skipped", self.next_block, e.as_str()));
             return Ok(true);
         }
-        let body = std::mem::take(if self.header.compression == Compression::None { &mut self.raw } else { &mut self.block });
+        let body =
+            std::mem::take(if self.header.compression == Compression::None { &mut self.raw } else { &mut self.block });
         let r = decode_records(&body, records, &mut self.stats, out);
         if self.header.compression == Compression::None {
             self.raw = body;
@@ -272,7 +295,13 @@ impl<R: Read> Reader<R> {
             } else {
                 format!("{pos} bytes into it, decompressed")
             };
-            self.problem(at, format!("block {}: a record {where_} is malformed ({why}); the rest of the block is skipped", self.next_block));
+            self.problem(
+                at,
+                format!(
+                    "block {}: a record {where_} is malformed ({why}); the rest of the block is skipped",
+                    self.next_block
+                ),
+            );
         }
         Ok(true)
     }
@@ -301,7 +330,12 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 
 /// The records of one decompressed type-3 block. `Err((offset, why))` at
 /// the first record that cannot be walked; flows before it are kept.
-pub fn decode_records(b: &[u8], records: u32, stats: &mut Stats, out: &mut Vec<Counted>) -> Result<(), (usize, &'static str)> {
+pub fn decode_records(
+    b: &[u8],
+    records: u32,
+    stats: &mut Stats,
+    out: &mut Vec<Counted>,
+) -> Result<(), (usize, &'static str)> {
     let mut pos = 0usize;
     for _ in 0..records {
         if b.len() - pos < 4 {
@@ -510,8 +544,16 @@ mod tests {
     fn flows(n: usize) -> Vec<Flow> {
         (0..n)
             .map(|i| Flow {
-                src: if i % 3 == 0 { "2001:db8:100:1::77".parse().unwrap() } else { IpAddr::V4(Ipv4Addr::new(198, 51, 100, (i % 250) as u8)) },
-                dst: if i % 3 == 0 { "2001:db8:ffff::1".parse().unwrap() } else { IpAddr::V4(Ipv4Addr::new(100, 64, 0, 25)) },
+                src: if i % 3 == 0 {
+                    "2001:db8:100:1::77".parse().unwrap()
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(198, 51, 100, (i % 250) as u8))
+                },
+                dst: if i % 3 == 0 {
+                    "2001:db8:ffff::1".parse().unwrap()
+                } else {
+                    IpAddr::V4(Ipv4Addr::new(100, 64, 0, 25))
+                },
                 src_port: 40000 + i as u16,
                 dst_port: 25,
                 proto: 6,

@@ -59,7 +59,10 @@ impl<'a> Reader<'a> {
         let mut r = Reader { data, pos: 24, big_endian, nanos, linktype: 0, skipped: 0, truncated: false };
         r.linktype = r.u32(20) & 0x0fff_ffff;
         if ![0, 1, 12, 101, 113, 276, 228, 229].contains(&r.linktype) {
-            return Err(PcapError(format!("pcap link type {} is not supported (Ethernet, Linux cooked, raw IP and loopback are)", r.linktype)));
+            return Err(PcapError(format!(
+                "pcap link type {} is not supported (Ethernet, Linux cooked, raw IP and loopback are)",
+                r.linktype
+            )));
         }
         Ok(r)
     }

@@ -35,7 +35,12 @@ fn fields(b: &[u8], pos: &mut usize, n: usize, scope: usize) -> Result<Vec<Field
     Ok(out)
 }
 
-fn templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], out: &mut Vec<Flow>) -> Result<(), Malformed> {
+fn templates(
+    c: &mut Collector,
+    key: impl Fn(u16) -> TemplateKey,
+    b: &[u8],
+    out: &mut Vec<Flow>,
+) -> Result<(), Malformed> {
     let mut pos = 0;
     while b.len() - pos >= 4 {
         let id = be16(b, pos)?;
@@ -54,7 +59,12 @@ fn templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], out:
     Ok(())
 }
 
-fn options_templates(c: &mut Collector, key: impl Fn(u16) -> TemplateKey, b: &[u8], out: &mut Vec<Flow>) -> Result<(), Malformed> {
+fn options_templates(
+    c: &mut Collector,
+    key: impl Fn(u16) -> TemplateKey,
+    b: &[u8],
+    out: &mut Vec<Flow>,
+) -> Result<(), Malformed> {
     let mut pos = 0;
     while b.len() - pos >= 6 {
         let id = be16(b, pos)?;

@@ -19,7 +19,8 @@ pub const NEED_TLS: Reply = Reply::new(
 );
 const NEED_EHLO: Reply = Reply::new(503, "5.5.1", "Send EHLO first: AUTH is an ESMTP extension");
 const ALREADY: Reply = Reply::new(503, "5.5.1", "Already authenticated");
-const IN_TRANSACTION: Reply = Reply::new(503, "5.5.1", "AUTH is not permitted during a mail transaction; send RSET first");
+const IN_TRANSACTION: Reply =
+    Reply::new(503, "5.5.1", "AUTH is not permitted during a mail transaction; send RSET first");
 const SUCCESS: Reply = Reply::new(235, "2.7.0", "Authentication successful");
 
 /// Why an exchange stopped before the policy saw credentials.

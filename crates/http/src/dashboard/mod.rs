@@ -17,7 +17,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 /// No script may run, nothing may be loaded from elsewhere, no framing.
-const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+const CSP: &str =
+    "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 fn html_response(status: StatusCode, body: String) -> Response {
     let mut r = (status, body).into_response();
@@ -81,7 +82,14 @@ pub async fn show(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Res
         auth_failures: m.total("port25_auth_failures_total"),
         screen: m.screen_days(),
     };
-    let body = page::dashboard(&login, state.migration_threshold, state.migration_days, &snap, &m.recent_rejections(), &counters);
+    let body = page::dashboard(
+        &login,
+        state.migration_threshold,
+        state.migration_days,
+        &snap,
+        &m.recent_rejections(),
+        &counters,
+    );
     html_response(StatusCode::OK, body)
 }
 
@@ -107,7 +115,10 @@ pub async fn login(
     let client = client_ip(peer.ip(), &headers, &state.trusted_proxies);
     let shown = loggable(&form.login);
     let too_many = |wait: u64| {
-        let mut r = html_response(StatusCode::TOO_MANY_REQUESTS, page::login(Some(&format!("Too many sign-in attempts; try again in {wait} seconds."))));
+        let mut r = html_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            page::login(Some(&format!("Too many sign-in attempts; try again in {wait} seconds."))),
+        );
         r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(wait));
         r
     };
@@ -118,7 +129,14 @@ pub async fn login(
     let Some(gate) = state.gate.clone() else {
         return html_response(StatusCode::SERVICE_UNAVAILABLE, page::login(Some("No account database is configured.")));
     };
-    let attempt = Attempt { ip: client, login: &form.login, authzid: None, password: &form.password, purpose: Purpose::Dashboard, secured: false };
+    let attempt = Attempt {
+        ip: client,
+        login: &form.login,
+        authzid: None,
+        password: &form.password,
+        purpose: Purpose::Dashboard,
+        secured: false,
+    };
     let reason = match gate.attempt(attempt).await {
         Outcome::Valid { login, stamp: Some(stamp), .. } => {
             emit!(info, ev::HTTP_LOGIN, login = %login, peer = %client);
@@ -150,12 +168,18 @@ pub async fn login(
         }
         Outcome::Error(e) => {
             emit!(warn, ev::HTTP_ERROR, what = "account database", error = %e);
-            return html_response(StatusCode::INTERNAL_SERVER_ERROR, page::login(Some("The account database cannot be read; see the server log.")));
+            return html_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                page::login(Some("The account database cannot be read; see the server log.")),
+            );
         }
     };
     emit!(info, ev::HTTP_LOGIN_FAILED, login = %shown, peer = %client, reason);
     // One message for every failure: the form does not tell which logins exist.
-    html_response(StatusCode::UNAUTHORIZED, page::login(Some("Wrong login or password, or the login is not an operator.")))
+    html_response(
+        StatusCode::UNAUTHORIZED,
+        page::login(Some("Wrong login or password, or the login is not an operator.")),
+    )
 }
 
 pub async fn logout(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Response {

@@ -64,7 +64,14 @@ pub struct Counters {
     pub screen: Vec<(u64, String, String, u64)>,
 }
 
-pub fn dashboard(operator: &str, threshold: f64, days: u32, snap: &Snapshot, rejections: &[Rejection], counters: &Counters) -> String {
+pub fn dashboard(
+    operator: &str,
+    threshold: f64,
+    days: u32,
+    snap: &Snapshot,
+    rejections: &[Rejection],
+    counters: &Counters,
+) -> String {
     let mut b = String::new();
     let _ = writeln!(
         b,
@@ -129,7 +136,11 @@ fn migration(b: &mut String, threshold: f64, days: u32, snap: &Snapshot) {
     b.push_str("<table id=\"migration\"><tr><th>domain</th><th class=\"n\">active</th><th class=\"n\">only 587/465</th><th class=\"n\">still on 25</th><th class=\"n\">share</th><th>progress</th><th></th></tr>\n");
     for d in reports {
         let share = (d.share * 10.0).round() / 10.0;
-        let verdict = if d.threshold_met { "<span class=\"ok\">mark met</span>" } else { "<span class=\"no\">below the mark</span>" };
+        let verdict = if d.threshold_met {
+            "<span class=\"ok\">mark met</span>"
+        } else {
+            "<span class=\"no\">below the mark</span>"
+        };
         let _ = writeln!(
             b,
             "<tr class=\"domain\" data-domain=\"{dom}\" data-active=\"{}\" data-submission-only=\"{}\" data-still-on-25=\"{}\" data-share=\"{share:.1}\" data-threshold-met=\"{}\"><td>{dom}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{share:.1}%</td><td><span class=\"bar\" title=\"{share:.1}%\"><span style=\"width:{:.1}%\"></span><i style=\"left:{:.1}%\"></i></span></td><td>{verdict}</td></tr>",
@@ -189,7 +200,9 @@ fn queue(b: &mut String, snap: &Snapshot) {
 fn screening(b: &mut String, rows: &[(u64, String, String, u64)]) {
     b.push_str("<h2>Screening before the banner (port 25)</h2>\n");
     if rows.is_empty() {
-        b.push_str("<p id=\"screening\">No screened connections since start (<code>[mx.screen]</code>, docs/screen.md).</p>\n");
+        b.push_str(
+            "<p id=\"screening\">No screened connections since start (<code>[mx.screen]</code>, docs/screen.md).</p>\n",
+        );
         return;
     }
     b.push_str("<table id=\"screening\"><tr><th>day (UTC)</th><th>verdict</th><th>decided by</th><th class=\"n\">connections</th></tr>\n");
@@ -296,7 +309,12 @@ mod tests {
                 submission_only: 1,
                 share: 50.0,
                 threshold_met: false,
-                still_on_25: vec![StillOn25 { login: evil.into(), last_ip: "192.0.2.1".into(), last_seen: 0, also_on_submission: false }],
+                still_on_25: vec![StillOn25 {
+                    login: evil.into(),
+                    last_ip: "192.0.2.1".into(),
+                    last_seen: 0,
+                    also_on_submission: false,
+                }],
             }]),
             queues: vec![("local", Default::default())],
             captures: Some(Ok(CaptureView {
@@ -306,11 +324,24 @@ mod tests {
                 sources: 1,
                 top: vec![("192.0.2.9".into(), 1)],
                 recent: vec![(
-                    Captured { time: "t".into(), src_ip: "192.0.2.9".into(), helo: evil.into(), mail_from: evil.into(), rcpts: 1, digest: String::new() },
+                    Captured {
+                        time: "t".into(),
+                        src_ip: "192.0.2.9".into(),
+                        helo: evil.into(),
+                        mail_from: evil.into(),
+                        rcpts: 1,
+                        digest: String::new(),
+                    },
                     Some(evil.into()),
                 )],
             })),
-            abuse: Some(vec![AbuseRow { login: evil.into(), action: "lock".into(), reason: evil.into(), complaints_today: 3, ..Default::default() }]),
+            abuse: Some(vec![AbuseRow {
+                login: evil.into(),
+                action: "lock".into(),
+                reason: evil.into(),
+                complaints_today: 3,
+                ..Default::default()
+            }]),
         };
         let r = Rejection {
             time: std::time::SystemTime::now(),
@@ -327,13 +358,22 @@ mod tests {
             30,
             &snap,
             &[r],
-            &Counters { sessions: 1, accepted: 0, rejections: 1, auth_failures: 0, screen: vec![(20_000, "reject".into(), "<end_user>".into(), 3)] },
+            &Counters {
+                sessions: 1,
+                accepted: 0,
+                rejections: 1,
+                auth_failures: 0,
+                screen: vec![(20_000, "reject".into(), "<end_user>".into(), 3)],
+            },
         );
         assert!(!page.contains("<script"), "{page}");
         assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(page.contains("data-share=\"50.0\""));
         // Screening per day: 20000 days after the epoch is 2024-10-04.
-        assert!(page.contains("<td>Fri, 04 Oct 2024</td><td>reject</td><td>&lt;end_user&gt;</td><td class=\"n\">3</td>"), "{page}");
+        assert!(
+            page.contains("<td>Fri, 04 Oct 2024</td><td>reject</td><td>&lt;end_user&gt;</td><td class=\"n\">3</td>"),
+            "{page}"
+        );
         assert!(page.contains("<tr class=\"abuse-login\" data-action=\"lock\" data-complaints=\"3\">"), "{page}");
     }
 }

@@ -20,7 +20,8 @@ impl Suffixes {
     /// Reads the list (the file of Debian's `publicsuffix` package, or
     /// any copy of publicsuffix.org's list).
     pub fn load(path: &std::path::Path) -> Result<Suffixes, String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read the Public Suffix List {}: {e}", path.display()))?;
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read the Public Suffix List {}: {e}", path.display()))?;
         Suffixes::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))
     }
 
@@ -85,7 +86,12 @@ pub async fn evaluate(resolver: &MessageAuthenticator, psl: &Suffixes, inputs: &
         Ok(Some(r)) => (r, false),
         Ok(None) if org != from => match lookup(resolver, &org).await {
             Ok(Some(r)) => (r, true),
-            Ok(None) => return (check(Outcome::None, format!("no DMARC record at _dmarc.{from} or _dmarc.{org}")), Requested::None),
+            Ok(None) => {
+                return (
+                    check(Outcome::None, format!("no DMARC record at _dmarc.{from} or _dmarc.{org}")),
+                    Requested::None,
+                )
+            }
             Err(e) => return (check(Outcome::TempError, format!("_dmarc.{org}: {e}")), Requested::None),
         },
         Ok(None) => return (check(Outcome::None, format!("no DMARC record at _dmarc.{from}")), Requested::None),
@@ -162,7 +168,10 @@ mod tests {
 
     #[test]
     fn organizational_domain_is_one_label_under_the_public_suffix() {
-        let psl = Suffixes::parse(b"// ===BEGIN ICANN DOMAINS===\ncom\nuk\nco.uk\n*.ck\n!www.ck\n// ===END ICANN DOMAINS===\n").unwrap();
+        let psl = Suffixes::parse(
+            b"// ===BEGIN ICANN DOMAINS===\ncom\nuk\nco.uk\n*.ck\n!www.ck\n// ===END ICANN DOMAINS===\n",
+        )
+        .unwrap();
         for (name, org) in [
             ("mail.example.com", "example.com"),
             ("a.b.example.co.uk", "example.co.uk"),

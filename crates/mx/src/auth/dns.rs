@@ -39,7 +39,8 @@ const MAX_NAMES: usize = 256;
 /// The resolver: `servers`, or the system's when empty.
 pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolver, String> {
     let config = if servers.is_empty() {
-        let (config, _) = hickory_resolver::system_conf::read_system_conf().map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
+        let (config, _) = hickory_resolver::system_conf::read_system_conf()
+            .map_err(|e| format!("cannot read /etc/resolv.conf: {e}"))?;
         config
     } else {
         let mut name_servers = Vec::new();
@@ -74,7 +75,9 @@ pub fn resolver(servers: &[SocketAddr], timeout: Duration) -> Result<TokioResolv
 /// that type (NODATA). SERVFAIL, REFUSED and timeouts are errors.
 pub fn is_void(e: &NetError) -> bool {
     match e {
-        NetError::Dns(DnsError::NoRecordsFound(n)) => matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError),
+        NetError::Dns(DnsError::NoRecordsFound(n)) => {
+            matches!(n.response_code, ResponseCode::NXDomain | ResponseCode::NoError)
+        }
         _ => false,
     }
 }

@@ -185,10 +185,20 @@ impl Authenticator {
         self.resolver.resolver()
     }
 
-    async fn timed<F: Future<Output = Check>>(&self, method: &'static str, props: Vec<(&'static str, String)>, f: F) -> Check {
+    async fn timed<F: Future<Output = Check>>(
+        &self,
+        method: &'static str,
+        props: Vec<(&'static str, String)>,
+        f: F,
+    ) -> Check {
         match tokio::time::timeout(self.settings.timeout, f).await {
             Ok(c) => c,
-            Err(_) => Check { method, outcome: Outcome::TempError, reason: format!("no answer within {}s", self.settings.timeout.as_secs()), props },
+            Err(_) => Check {
+                method,
+                outcome: Outcome::TempError,
+                reason: format!("no answer within {}s", self.settings.timeout.as_secs()),
+                props,
+            },
         }
     }
 
@@ -198,11 +208,16 @@ impl Authenticator {
         let props = vec![("policy.iprev", ip.to_string())];
         self.timed("iprev", props.clone(), async {
             let out = self.resolver.verify_iprev(ip).await;
-            let names =
-                out.ptr.as_ref().map(|p| p.iter().take(2).map(|n| n.trim_end_matches('.').to_owned()).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+            let names = out
+                .ptr
+                .as_ref()
+                .map(|p| p.iter().take(2).map(|n| n.trim_end_matches('.').to_owned()).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default();
             let (outcome, reason) = match &out.result {
                 IprevResult::Pass => (Outcome::Pass, format!("{ip} is {names}, which resolves back to it")),
-                IprevResult::Fail(_) => (Outcome::Fail, format!("{ip} has PTR {names}, which does not resolve back to it")),
+                IprevResult::Fail(_) => {
+                    (Outcome::Fail, format!("{ip} has PTR {names}, which does not resolve back to it"))
+                }
                 IprevResult::TempError(e) => (Outcome::TempError, format!("DNS error: {e}")),
                 IprevResult::PermError(mail_auth::Error::Dns(mail_auth::DnsError::RecordNotFound(_))) => {
                     (Outcome::PermError, format!("{ip} has no PTR record (or its name has no address)"))
@@ -275,20 +290,32 @@ impl Authenticator {
     /// hashes, whatever the number of DKIM-Signature fields.)
     pub async fn dkim(&self, parsed: Option<AuthenticatedMessage<'_>>) -> Vec<(Check, String)> {
         let Some(mut parsed) = parsed else {
-            let c = Check { method: "dkim", outcome: Outcome::None, reason: "the message has no header to check".into(), props: vec![] };
+            let c = Check {
+                method: "dkim",
+                outcome: Outcome::None,
+                reason: "the message has no header to check".into(),
+                props: vec![],
+            };
             return vec![(c, String::new())];
         };
         let more = parsed.dkim_headers.len().saturating_sub(self.settings.max_signatures);
         parsed.dkim_headers.truncate(self.settings.max_signatures);
         if parsed.dkim_headers.is_empty() {
-            let reason = if parsed.has_dkim_errors { "no DKIM-Signature that can be read" } else { "no DKIM-Signature" };
-            return vec![(Check { method: "dkim", outcome: Outcome::None, reason: reason.into(), props: vec![] }, String::new())];
+            let reason =
+                if parsed.has_dkim_errors { "no DKIM-Signature that can be read" } else { "no DKIM-Signature" };
+            return vec![(
+                Check { method: "dkim", outcome: Outcome::None, reason: reason.into(), props: vec![] },
+                String::new(),
+            )];
         }
         let verified = match tokio::time::timeout(self.settings.timeout, self.resolver.verify_dkim(&parsed)).await {
             Ok(v) => v,
             Err(_) => {
                 let reason = format!("no answer within {}s", self.settings.timeout.as_secs());
-                return vec![(Check { method: "dkim", outcome: Outcome::TempError, reason, props: vec![] }, String::new())];
+                return vec![(
+                    Check { method: "dkim", outcome: Outcome::TempError, reason, props: vec![] },
+                    String::new(),
+                )];
             }
         };
         let mut out = Vec::new();
@@ -321,8 +348,12 @@ impl Authenticator {
     pub async fn check(&self, sender: &Sender<'_>, message: &[u8]) -> Report {
         let parsed = AuthenticatedMessage::parse(message);
         let authors = parsed.as_ref().map(author_domains).unwrap_or_default();
-        let (iprev, spf_helo, spf_from, dkim) =
-            tokio::join!(self.iprev(sender.ip), self.spf(sender, None), self.spf(sender, Some(sender.mail_from)), self.dkim(parsed));
+        let (iprev, spf_helo, spf_from, dkim) = tokio::join!(
+            self.iprev(sender.ip),
+            self.spf(sender, None),
+            self.spf(sender, Some(sender.mail_from)),
+            self.dkim(parsed)
+        );
         let mut checks = vec![iprev, spf_helo, spf_from.clone()];
         let spf_domain = match sender.mail_from.rsplit_once('@') {
             Some((_, d)) => d.to_owned(),
@@ -334,18 +365,31 @@ impl Authenticator {
         let mut verdict = Verdict::Accept;
         let mut dmarc_passed = false;
         if authors.is_empty() {
-            checks.push(Check { method: "dmarc", outcome: Outcome::None, reason: "no From: address with a domain".into(), props: vec![] });
+            checks.push(Check {
+                method: "dmarc",
+                outcome: Outcome::None,
+                reason: "no From: address with a domain".into(),
+                props: vec![],
+            });
         }
         for from_domain in &authors {
-            let inputs = dmarc::Inputs { from_domain, spf_domain: &spf_domain, spf: spf_from.outcome, dkim: dkim_for_dmarc.clone() };
-            let props = vec![("header.from", from_domain.clone())];
-            let (check, requested) = match tokio::time::timeout(self.settings.timeout, dmarc::evaluate(&self.resolver, &self.psl, &inputs)).await {
-                Ok(r) => r,
-                Err(_) => {
-                    let reason = format!("no answer within {}s", self.settings.timeout.as_secs());
-                    (Check { method: "dmarc", outcome: Outcome::TempError, reason, props }, dmarc::Requested::None)
-                }
+            let inputs = dmarc::Inputs {
+                from_domain,
+                spf_domain: &spf_domain,
+                spf: spf_from.outcome,
+                dkim: dkim_for_dmarc.clone(),
             };
+            let props = vec![("header.from", from_domain.clone())];
+            let (check, requested) =
+                match tokio::time::timeout(self.settings.timeout, dmarc::evaluate(&self.resolver, &self.psl, &inputs))
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(_) => {
+                        let reason = format!("no answer within {}s", self.settings.timeout.as_secs());
+                        (Check { method: "dmarc", outcome: Outcome::TempError, reason, props }, dmarc::Requested::None)
+                    }
+                };
             dmarc_passed |= check.outcome == Outcome::Pass;
             let action = match requested {
                 dmarc::Requested::Reject => self.settings.dmarc_reject,
@@ -404,12 +448,32 @@ mod tests {
 
     #[test]
     fn a_report_explains_each_check_and_the_verdict() {
-        let check = |method, outcome, reason: &str, props: Vec<(&'static str, String)>| Check { method, outcome, reason: reason.into(), props };
+        let check = |method, outcome, reason: &str, props: Vec<(&'static str, String)>| Check {
+            method,
+            outcome,
+            reason: reason.into(),
+            props,
+        };
         let report = Report {
             checks: vec![
-                check("iprev", Outcome::Pass, "192.0.2.1 is mail.d.example, which resolves back to it", vec![("policy.iprev", "192.0.2.1".into())]),
-                check("spf", Outcome::Fail, "d.example does not designate 192.0.2.1\u{202e}\r\nX: y", vec![("smtp.mailfrom", "a@d.example".into())]),
-                check("dmarc", Outcome::Fail, "no aligned pass", vec![("header.from", "d.example".into()), ("policy.dmarc", "reject".into())]),
+                check(
+                    "iprev",
+                    Outcome::Pass,
+                    "192.0.2.1 is mail.d.example, which resolves back to it",
+                    vec![("policy.iprev", "192.0.2.1".into())],
+                ),
+                check(
+                    "spf",
+                    Outcome::Fail,
+                    "d.example does not designate 192.0.2.1\u{202e}\r\nX: y",
+                    vec![("smtp.mailfrom", "a@d.example".into())],
+                ),
+                check(
+                    "dmarc",
+                    Outcome::Fail,
+                    "no aligned pass",
+                    vec![("header.from", "d.example".into()), ("policy.dmarc", "reject".into())],
+                ),
             ],
             verdict: Verdict::Reject("DMARC policy of d.example (p=reject): no aligned pass".into()),
         };

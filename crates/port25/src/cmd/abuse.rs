@@ -61,7 +61,12 @@ pub fn open(config: &Config) -> anyhow::Result<Option<Arc<Desk>>> {
         enrich,
         reports_per_hour: a.reports_per_reporter_per_hour,
     })
-    .map_err(|e| anyhow::anyhow!("cannot open the abuse desk's database {}: {e}", port25_abuse::desk::db_path(&config.data_dir).display()))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open the abuse desk's database {}: {e}",
+            port25_abuse::desk::db_path(&config.data_dir).display()
+        )
+    })?;
     Ok(Some(desk))
 }
 
@@ -117,7 +122,14 @@ pub fn holds(desk: &Option<Arc<Desk>>) -> port25_outbound::settings::Holds {
 /// Ticks the desk every second (on a thread: it reads files and SQLite)
 /// until `stop`; notices to `[abuse] notify` are stored as mail, local
 /// addresses by local delivery, others through the outbound queue.
-pub fn start(desk: Arc<Desk>, config: &Config, local: Spool, outbound: port25_outbound::Enqueuer, mailboxes: Arc<dyn LocalMailboxes>, stop: CancellationToken) {
+pub fn start(
+    desk: Arc<Desk>,
+    config: &Config,
+    local: Spool,
+    outbound: port25_outbound::Enqueuer,
+    mailboxes: Arc<dyn LocalMailboxes>,
+    stop: CancellationToken,
+) {
     let handle = tokio::runtime::Handle::current();
     let (hostname, domains) = (config.hostname.clone(), config.mx.domains.clone());
     desk.on_notice(Box::new(move |n: Notice| {
@@ -252,7 +264,10 @@ pub fn trace(args: TraceArgs) -> anyhow::Result<ExitCode> {
     };
     let path = port25_abuse::desk::db_path(&config.data_dir);
     if !path.exists() {
-        errln!("port25 trace: no index at {} ([abuse] enabled = true in the server's configuration, and has it run?)", path.display());
+        errln!(
+            "port25 trace: no index at {} ([abuse] enabled = true in the server's configuration, and has it run?)",
+            path.display()
+        );
         return Ok(ExitCode::from(2));
     }
     let reader = Reader::open(&path).map_err(|e| anyhow::anyhow!("cannot open the index {}: {e}", path.display()))?;
@@ -276,7 +291,10 @@ fn print_trace(t: &Trace) {
             false => format!("{}:{}", s.client_ip, s.client_port),
         };
         outln!("session {} on listener {} ({})", s.session, s.listener, s.local);
-        outln!("  client  {client}{}", s.proxied_by.as_deref().map(|p| format!(" (via proxy {p})")).unwrap_or_default());
+        outln!(
+            "  client  {client}{}",
+            s.proxied_by.as_deref().map(|p| format!(" (via proxy {p})")).unwrap_or_default()
+        );
         outln!("  time    {} .. {}", s.start, s.end.as_deref().unwrap_or("(open)"));
         outln!("  login   {}", s.login.as_deref().unwrap_or("(none)"));
         outln!("  tls     {}", s.tls.as_deref().unwrap_or("(none)"));
@@ -294,15 +312,26 @@ fn print_message(m: &port25_abuse::index::MessageRow) {
     outln!("  message {} at {}", m.queue_id, m.time);
     outln!("    message-id  {}", m.message_id.as_deref().map(|x| format!("<{x}>")).unwrap_or("(none)".into()));
     outln!("    login       {}", m.login.as_deref().unwrap_or("(none)"));
-    outln!("    mail from   <{}>  size {}", m.sender.as_deref().unwrap_or(""), m.size.map(|s| s.to_string()).unwrap_or("?".into()));
+    outln!(
+        "    mail from   <{}>  size {}",
+        m.sender.as_deref().unwrap_or(""),
+        m.size.map(|s| s.to_string()).unwrap_or("?".into())
+    );
     for r in &m.recipients {
-        outln!("    rcpt        {}  {} at {}{}", r.rcpt, r.outcome, r.time, if r.detail.is_empty() { String::new() } else { format!(": {}", r.detail) });
+        outln!(
+            "    rcpt        {}  {} at {}{}",
+            r.rcpt,
+            r.outcome,
+            r.time,
+            if r.detail.is_empty() { String::new() } else { format!(": {}", r.detail) }
+        );
     }
 }
 
 fn desk_db(config: &Config) -> anyhow::Result<port25_abuse::desk::Db> {
     let path = port25_abuse::desk::db_path(&config.data_dir);
-    port25_abuse::desk::open_db(&path).map_err(|e| anyhow::anyhow!("cannot open the abuse desk's database {}: {e}", path.display()))
+    port25_abuse::desk::open_db(&path)
+        .map_err(|e| anyhow::anyhow!("cannot open the abuse desk's database {}: {e}", path.display()))
 }
 
 /// `port25 users explain LOGIN`.
@@ -328,7 +357,14 @@ pub fn explain(config: &Config, login: &str, json: bool) -> anyhow::Result<ExitC
         }
     }
     if !e.days.is_empty() {
-        outln!("history (UTC days):\n  {:<10} {:>8} {:>10} {:>10} {:>7}", "day", "messages", "recipients", "complaints", "bounces");
+        outln!(
+            "history (UTC days):\n  {:<10} {:>8} {:>10} {:>10} {:>7}",
+            "day",
+            "messages",
+            "recipients",
+            "complaints",
+            "bounces"
+        );
         for d in &e.days {
             outln!("  {:<10} {:>8} {:>10} {:>10} {:>7}", d.day, d.messages, d.recipients, d.complaints, d.bounces);
         }

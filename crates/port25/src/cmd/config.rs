@@ -32,7 +32,11 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 }
                 for l in &c.listeners {
                     let proxies: Vec<String> = l.proxy_protocol_from.iter().map(|n| n.to_string()).collect();
-                    let proxy = if l.proxy_protocol { format!(" proxy_protocol from {}", proxies.join(",")) } else { String::new() };
+                    let proxy = if l.proxy_protocol {
+                        format!(" proxy_protocol from {}", proxies.join(","))
+                    } else {
+                        String::new()
+                    };
                     outln!("  listener   {} {} {:?} tls={:?}{proxy}", l.name, l.address, l.service, l.tls);
                 }
                 outln!("  delivery   {:?}", c.delivery.method);
@@ -58,9 +62,15 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
 fn smarthost_summary(c: &port25_config::Config) -> Option<String> {
     let (host, port) = c.outbound.smarthost.as_ref()?;
     let trust = match super::wiring::smarthost_trust(c) {
-        port25_outbound::tls_policy::SmarthostTrust::SystemRoots => "a certificate for that name from the system's CAs".to_owned(),
-        port25_outbound::tls_policy::SmarthostTrust::Ca(p) => format!("a certificate for that name from the CAs in {}", p.display()),
-        port25_outbound::tls_policy::SmarthostTrust::Pins(p) => format!("a certificate whose key is one of the {} in smarthost_pin_sha256", p.len()),
+        port25_outbound::tls_policy::SmarthostTrust::SystemRoots => {
+            "a certificate for that name from the system's CAs".to_owned()
+        }
+        port25_outbound::tls_policy::SmarthostTrust::Ca(p) => {
+            format!("a certificate for that name from the CAs in {}", p.display())
+        }
+        port25_outbound::tls_policy::SmarthostTrust::Pins(p) => {
+            format!("a certificate whose key is one of the {} in smarthost_pin_sha256", p.len())
+        }
     };
     let when = match (&c.outbound.smarthost_auth, c.outbound.smarthost_require_tls) {
         (Some((user, _)), _) => format!(
@@ -76,7 +86,12 @@ fn smarthost_summary(c: &port25_config::Config) -> Option<String> {
 mod tests {
     #[test]
     fn the_documented_default_file_is_valid() {
-        port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+        port25_config::parse(
+            super::DEFAULT_TOML,
+            std::path::Path::new("dist/port25.toml"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
     }
 
     /// The documented default is the runtime default: dist/port25.toml as
@@ -87,7 +102,9 @@ mod tests {
     #[test]
     fn the_documented_defaults_are_the_runtime_defaults() {
         let base = std::path::Path::new("/srv/p25");
-        let parse = |t: &str| port25_config::parse(t, std::path::Path::new("dist/port25.toml"), base).unwrap_or_else(|e| panic!("{e}"));
+        let parse = |t: &str| {
+            port25_config::parse(t, std::path::Path::new("dist/port25.toml"), base).unwrap_or_else(|e| panic!("{e}"))
+        };
         // The shipped file names a host and its domain, as an operator must.
         let own = "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\nrecipient_delimiter = \"+\"\n";
         let builtin = port25_config::parse(own, std::path::Path::new("<built-in defaults>"), base).unwrap();
@@ -126,7 +143,9 @@ mod tests {
         let (mut uncommented, mut text) = (Vec::new(), String::new());
         for line in super::DEFAULT_TOML.lines() {
             let setting = line.strip_prefix("# ").filter(|rest| {
-                rest.split_once(" = ").is_some_and(|(key, _)| key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !examples.contains(&key))
+                rest.split_once(" = ").is_some_and(|(key, _)| {
+                    key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !examples.contains(&key)
+                })
             });
             match setting {
                 Some(rest) => {
@@ -146,7 +165,12 @@ mod tests {
     /// an unverified sender after acceptance (docs/mx.md).
     #[test]
     fn no_default_accepts_mail_for_anyone() {
-        let dist = port25_config::parse(super::DEFAULT_TOML, std::path::Path::new("dist/port25.toml"), std::path::Path::new("/tmp")).unwrap();
+        let dist = port25_config::parse(
+            super::DEFAULT_TOML,
+            std::path::Path::new("dist/port25.toml"),
+            std::path::Path::new("/tmp"),
+        )
+        .unwrap();
         for mx in [dist.mx, port25_config::embedded_default().mx] {
             assert_eq!((mx.recipients, mx.catch_all, mx.bounce_after_accept), (None, vec![], false));
         }

@@ -26,7 +26,10 @@ pub fn run(
     };
     let domain = domain.trim_end_matches('.').to_lowercase();
     if !config.mx.domains.contains(&domain) {
-        errln!("port25 dns check: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first", config.mx.domains.join(", "));
+        errln!(
+            "port25 dns check: {domain} is not one of the [mx] domains ({}); add it to [mx] domains first",
+            config.mx.domains.join(", ")
+        );
         return Ok(ExitCode::from(2));
     }
     let mut servers = Vec::new();
@@ -48,7 +51,9 @@ pub fn run(
         servers = port25_outbound::dns::resolv_conf_servers(&text);
     }
     if servers.is_empty() {
-        errln!("port25 dns check: no name server: give --nameserver, set [outbound] nameservers, or fill /etc/resolv.conf");
+        errln!(
+            "port25 dns check: no name server: give --nameserver, set [outbound] nameservers, or fill /etc/resolv.conf"
+        );
         return Ok(ExitCode::from(2));
     }
     let mut dkim = Vec::new();

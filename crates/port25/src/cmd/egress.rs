@@ -8,11 +8,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(clap::Args)]
-#[command(after_help = "End-user networks (residential, dynamic, mobile) may not reach TCP port 25 on the Internet; submission (587/465) \
+#[command(
+    after_help = "End-user networks (residential, dynamic, mobile) may not reach TCP port 25 on the Internet; submission (587/465) \
                         and the web stay open; the provider's MTAs and business customers stay free.\n\n\
                         Start from the documented example policy (dist/egress.toml, docs/egress.md):\n  \
                         port25 egress compile --policy dist/egress.toml --target nftables\n  \
-                        port25 egress check --policy dist/egress.toml 198.51.100.77 25")]
+                        port25 egress check --policy dist/egress.toml 198.51.100.77 25"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: Command,
@@ -21,7 +23,8 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Compile the policy for a firewall (prefixes aggregated, deterministic output)
-    #[command(after_help = "Targets:\n  nftables       nft -f ruleset (table inet, interval sets, named counters)\n  \
+    #[command(
+        after_help = "Targets:\n  nftables       nft -f ruleset (table inet, interval sets, named counters)\n  \
                             nftables-json  the same for nft -j -f\n  ipset          ipset restore -exist input (load first)\n  \
                             iptables       iptables-restore --noflush input (IPv4 chain)\n  ip6tables      ip6tables-restore --noflush input (IPv6 chain)\n  \
                             cisco          Cisco IOS extended ACLs\n  juniper        Junos firewall filters and prefix lists\n\n\
@@ -29,7 +32,8 @@ enum Command {
                             port-25 attempts without a verdict (nftables counter + log group N, iptables LOG, Cisco\n\
                             permit ... log, Junos syslog + next term) until its enforce_from date; compile again on or\n\
                             after that date (or give --at) to enforce it.\n\n\
-                            Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft")]
+                            Example:\n  port25 egress compile --policy egress.toml --target nftables > egress.nft && nft -f egress.nft"
+    )]
     Compile {
         /// The policy file (see dist/egress.toml)
         #[arg(long, short)]
@@ -45,7 +49,9 @@ enum Command {
         at: Option<u64>,
     },
     /// Say whether TCP from ADDRESS to PORT (default: the blocked ports) is blocked, which rule decides, and why
-    #[command(after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25")]
+    #[command(
+        after_help = "Exit status: 0 pass, 1 blocked, 2 error.\n\nExample:\n  port25 egress check --policy egress.toml 198.51.100.77 25"
+    )]
     Check {
         #[arg(long, short)]
         policy: PathBuf,
@@ -64,13 +70,15 @@ enum Command {
     /// One notice per subscriber still on port 25 (pt-BR or English, overridable) as Maildir, mbox or CSV; sent only with --send
     Notify(Box<super::egress_notify::Args>),
     /// Write the policy's end-user space (blocked networks, exemptions left out) as a DNSBL zone for other MXes
-    #[command(after_help = "Formats:\n  rbldnsd  one combined dataset ($SOA, $NS, $TTL, an ip4set and an ip6trie section):\n           \
+    #[command(
+        after_help = "Formats:\n  rbldnsd  one combined dataset ($SOA, $NS, $TTL, an ip4set and an ip6trie section):\n           \
                             rbldnsd -b 192.0.2.53/53 ZONE:combined:FILE\n  bind     a master zone file of reversed names (*.c.b.a for a /24, nibbles for IPv6)\n\n\
                             Listed addresses answer --code (default 127.0.0.10, like the Spamhaus PBL's ISP-maintained entries) and a TXT\n\
                             record telling the person to use port 587 with their login; 127.0.0.2 is listed as RFC 5782's test entry.\n\
                             An MX (port25's [mx.screen], Postfix's postscreen_dnsbl_sites, ...) then refuses direct delivery from that space.\n\n\
                             Example:\n  port25 egress publish --policy egress.toml --format rbldnsd --zone enduser.dnsbl.isp.example \\\n      \
-                            --ns ns1.isp.example -o enduser.rbldnsd")]
+                            --ns ns1.isp.example -o enduser.rbldnsd"
+    )]
     Publish {
         #[arg(long, short)]
         policy: PathBuf,
@@ -148,11 +156,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Publish { policy, format, zone, ns, hostmaster, serial, ttl, code, text, output } => {
             let p = policy::load(&policy)?;
             let name = zone.trim_end_matches('.').to_owned();
-            if name.is_empty() || name.split('.').any(|l| l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')) {
+            if name.is_empty()
+                || name
+                    .split('.')
+                    .any(|l| l.is_empty() || l.len() > 63 || !l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            {
                 anyhow::bail!("--zone {zone:?} is not a DNS name (e.g. enduser.dnsbl.isp.example)");
             }
             if code.octets()[0] != 127 || code == std::net::Ipv4Addr::new(127, 0, 0, 1) {
-                anyhow::bail!("--code {code} is not a listing code: RFC 5782 codes are in 127.0.0.0/8, 127.0.0.1 excluded");
+                anyhow::bail!(
+                    "--code {code} is not a listing code: RFC 5782 codes are in 127.0.0.0/8, 127.0.0.1 excluded"
+                );
             }
             let serial = serial.unwrap_or_else(|| port25_time::unix_secs() as u32);
             let z = publish::Zone {

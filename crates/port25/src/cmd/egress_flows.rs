@@ -21,7 +21,8 @@ enum Format {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
+#[command(
+    after_help = "Sources (at least one):\n  --pcap FILE      exported datagrams captured with tcpdump -w (any UDP port)\n  \
                         --nfcapd PATH    nfdump 1.7 files as nfcapd stores them (uncompressed, LZ4 or LZO); a\n                   \
                         directory means its nfcapd.* files (not nfcapd.current.*), in name order\n  \
                         --listen ADDR    receive exports on UDP (e.g. 0.0.0.0:2055) until --idle or --duration;\n                   \
@@ -48,7 +49,8 @@ enum Format {
                         overlapping sessions) are counted and named file:line on standard error.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
                         port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --exporter 192.0.2.0/28 --duration 3600 --block-at 2026-11-01T00:00:00Z\n  \
-                        port25 egress flows --policy egress.toml --pcap exports.pcap --attribution radius:/var/log/freeradius/radacct --attribution kea:/var/lib/kea/kea-leases4.csv")]
+                        port25 egress flows --policy egress.toml --pcap exports.pcap --attribution radius:/var/log/freeradius/radacct --attribution kea:/var/lib/kea/kea-leases4.csv"
+)]
 pub struct Args {
     /// The policy file: which addresses are subscribers in blocked space
     #[arg(long, short)]
@@ -113,7 +115,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     let loaded = if a.attribution.is_empty() {
         None
     } else {
-        Some(attribution::load_with(&a.attribution, &a.cgnat_numbering).map_err(|e| anyhow::anyhow!("attribution: {e}"))?)
+        Some(
+            attribution::load_with(&a.attribution, &a.cgnat_numbering)
+                .map_err(|e| anyhow::anyhow!("attribution: {e}"))?,
+        )
     };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     if let Some(l) = &loaded {
@@ -202,12 +207,20 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             errln!("port25: nfcapd: {p}");
         }
         if nf.named.len() as u64 != nf.problems {
-            errln!("port25: nfcapd: (the first {} problems of each file are named; {} in all)", nfcapd::MAX_NAMED, nf.problems);
+            errln!(
+                "port25: nfcapd: (the first {} problems of each file are named; {} in all)",
+                nfcapd::MAX_NAMED,
+                nf.problems
+            );
         }
     }
     if let Some(l) = &loaded {
         let w = &l.warnings;
-        let counts: Vec<String> = WarningKind::ALL.iter().filter(|k| w.count(**k) > 0).map(|k| format!("{} {}", k.as_str(), w.count(*k))).collect();
+        let counts: Vec<String> = WarningKind::ALL
+            .iter()
+            .filter(|k| w.count(**k) > 0)
+            .map(|k| format!("{} {}", k.as_str(), w.count(*k)))
+            .collect();
         if let Some(nat) = &l.nat {
             errln!("port25: attribution: {} CGNAT port blocks", nat.blocks.len());
         }
@@ -225,7 +238,10 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             errln!("port25: attribution: {}", Named(x, &l.files));
         }
         if w.named.len() as u64 != w.total() {
-            errln!("port25: attribution: (the first {} warnings of each kind are named)", port25_egress::attribution::MAX_WARNINGS_NAMED);
+            errln!(
+                "port25: attribution: (the first {} warnings of each kind are named)",
+                port25_egress::attribution::MAX_WARNINGS_NAMED
+            );
         }
     }
     let with_block = a.block_at.is_some();
@@ -256,7 +272,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             }
             if let Some(l) = &loaded {
                 let w = &l.warnings;
-                let counts: serde_json::Map<String, serde_json::Value> = WarningKind::ALL.iter().map(|k| (k.as_str().to_owned(), w.count(*k).into())).collect();
+                let counts: serde_json::Map<String, serde_json::Value> =
+                    WarningKind::ALL.iter().map(|k| (k.as_str().to_owned(), w.count(*k).into())).collect();
                 let named: Vec<serde_json::Value> = w
                     .named
                     .iter()
@@ -317,7 +334,8 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
     for path in paths {
         for file in nfcapd_files(path)? {
             let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            let mut reader = nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f)).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let mut reader = nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f))
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
             while reader.next_block(&mut flows).with_context(|| format!("reading {}", file.display()))? {
                 for (f, n) in &flows {
                     analyzer.add_counted(f, *n);
@@ -345,7 +363,12 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
 
 /// Decodes every exported datagram of the pcap files into the analyzer;
 /// the number of non-UDP packets skipped.
-pub(crate) fn read_pcaps(files: &[PathBuf], quiet: bool, collector: &mut Collector, analyzer: &mut Analyzer) -> anyhow::Result<u64> {
+pub(crate) fn read_pcaps(
+    files: &[PathBuf],
+    quiet: bool,
+    collector: &mut Collector,
+    analyzer: &mut Analyzer,
+) -> anyhow::Result<u64> {
     let mut flows: Vec<Flow> = Vec::with_capacity(64);
     let mut skipped = 0;
     let total = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(clap::Args)]
-#[command(after_help = "Templates: built in for pt-BR and en, one per kind (open-proxy, mail-client, bot, unclassified); --templates DIR\n\
+#[command(
+    after_help = "Templates: built in for pt-BR and en, one per kind (open-proxy, mail-client, bot, unclassified); --templates DIR\n\
                         overrides any of them with DIR/LANG/KIND.txt (first line \"Subject: ...\", then the body; placeholders\n\
                         {{address}} {{subscriber}} {{network}} {{kind}} {{provider}} {{submission}} {{autoconfig}}\n\
                         {{enforce_from}} {{evidence}} {{first_seen}} {{last_seen}}; an unknown one is refused with file:line).\n\n\
@@ -29,7 +30,8 @@ use std::time::Duration;
                         --send smtp://HOST:587 (STARTTLS) or smtps://HOST:465 sends through a submission server with\n\
                         --login and --password-file; without --send nothing leaves the machine.\n\n\
                         Example:\n  port25 egress notify --policy egress.toml --providers providers.toml --nfcapd /var/cache/nfdump \\\n    \
-                        --attribution radius:/var/log/freeradius/radacct --contacts crm.csv --from noc@isp.example --out maildir:notices")]
+                        --attribution radius:/var/log/freeradius/radacct --contacts crm.csv --from noc@isp.example --out maildir:notices"
+)]
 pub struct Args {
     #[command(flatten)]
     inputs: super::egress_plan::Inputs,
@@ -156,15 +158,19 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let outs = a.out.iter().map(|o| parse_out(o)).collect::<anyhow::Result<Vec<_>>>()?;
     if outs.is_empty() && a.send.is_none() {
-        anyhow::bail!("nowhere to put the notices: give --out maildir:DIR, mbox:FILE or csv:FILE (and --send to send them)");
+        anyhow::bail!(
+            "nowhere to put the notices: give --out maildir:DIR, mbox:FILE or csv:FILE (and --send to send them)"
+        );
     }
-    let kinds: Vec<Kind> = a
-        .kinds
-        .iter()
-        .map(|k| {
-            KINDS.iter().copied().find(|x| x.as_str() == k).ok_or_else(|| anyhow::anyhow!("--kinds: {k:?} is not open-proxy, mail-client, bot or unclassified"))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let kinds: Vec<Kind> =
+        a.kinds
+            .iter()
+            .map(|k| {
+                KINDS.iter().copied().find(|x| x.as_str() == k).ok_or_else(|| {
+                    anyhow::anyhow!("--kinds: {k:?} is not open-proxy, mail-client, bot or unclassified")
+                })
+            })
+            .collect::<anyhow::Result<_>>()?;
     let sender = match &a.send {
         None => None,
         Some(url) => Some(Submission::from_args(url, a.login.as_deref(), a.password_file.as_deref(), a.ca.as_deref())?),
@@ -346,7 +352,12 @@ struct Client {
 }
 
 impl Submission {
-    fn from_args(url: &str, login: Option<&str>, password_file: Option<&Path>, ca: Option<&Path>) -> anyhow::Result<Submission> {
+    fn from_args(
+        url: &str,
+        login: Option<&str>,
+        password_file: Option<&Path>,
+        ca: Option<&Path>,
+    ) -> anyhow::Result<Submission> {
         let (implicit_tls, rest) = if let Some(r) = url.strip_prefix("smtps://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("smtp://") {
@@ -354,15 +365,22 @@ impl Submission {
         } else {
             anyhow::bail!("--send {url:?}: smtp://HOST:PORT (STARTTLS) or smtps://HOST:PORT (implicit TLS)");
         };
-        let (host, port) = rest.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("--send {url:?}: give the port (587 or 465)"))?;
+        let (host, port) =
+            rest.rsplit_once(':').ok_or_else(|| anyhow::anyhow!("--send {url:?}: give the port (587 or 465)"))?;
         let port: u16 = port.trim_end_matches('/').parse().map_err(|_| anyhow::anyhow!("--send {url:?}: bad port"))?;
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let (Some(login), Some(pw)) = (login, password_file) else {
             anyhow::bail!("--send needs --login and --password-file: submission is always authenticated");
         };
-        let password = std::fs::read_to_string(pw).with_context(|| format!("reading {}", pw.display()))?.lines().next().unwrap_or("").to_owned();
+        let password = std::fs::read_to_string(pw)
+            .with_context(|| format!("reading {}", pw.display()))?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
         let ca_path = ca.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/etc/ssl/certs/ca-certificates.crt"));
-        let pem = std::fs::read(&ca_path).with_context(|| format!("reading CA certificates {} (give --ca)", ca_path.display()))?;
+        let pem = std::fs::read(&ca_path)
+            .with_context(|| format!("reading CA certificates {} (give --ca)", ca_path.display()))?;
         let mut roots = rustls::RootCertStore::empty();
         for cert in rustls_pemfile_certs(&pem) {
             let _ = roots.add(cert);
@@ -379,7 +397,8 @@ impl Submission {
     }
 
     fn tls(&self, tcp: TcpStream) -> anyhow::Result<Stream> {
-        let name = rustls::pki_types::ServerName::try_from(self.host.clone()).map_err(|e| anyhow::anyhow!("{}: {e}", self.host))?;
+        let name = rustls::pki_types::ServerName::try_from(self.host.clone())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", self.host))?;
         let conn = rustls::ClientConnection::new(self.tls.clone(), name)?;
         let mut s = rustls::StreamOwned::new(conn, tcp);
         while s.conn.is_handshaking() {
@@ -390,8 +409,12 @@ impl Submission {
 
     fn connect(&self) -> anyhow::Result<Client> {
         use std::net::ToSocketAddrs;
-        let addr = (self.host.as_str(), self.port).to_socket_addrs()?.next().ok_or_else(|| anyhow::anyhow!("{}: no address", self.host))?;
-        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(30)).with_context(|| format!("connecting to {addr}"))?;
+        let addr = (self.host.as_str(), self.port)
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("{}: no address", self.host))?;
+        let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(30))
+            .with_context(|| format!("connecting to {addr}"))?;
         tcp.set_read_timeout(Some(Duration::from_secs(120)))?;
         tcp.set_write_timeout(Some(Duration::from_secs(120)))?;
         let s = if self.implicit_tls { self.tls(tcp)? } else { Stream::Plain(tcp) };
@@ -409,7 +432,8 @@ impl Submission {
             c.expect(Some("EHLO port25-notify"), 250)?;
         }
         let plain = port25_wire::base64::encode(format!("\0{}\0{}", self.login, self.password).as_bytes());
-        c.expect(Some(&format!("AUTH PLAIN {plain}")), 235).map_err(|e| anyhow::anyhow!("login as {} refused: {e}", self.login))?;
+        c.expect(Some(&format!("AUTH PLAIN {plain}")), 235)
+            .map_err(|e| anyhow::anyhow!("login as {} refused: {e}", self.login))?;
         Ok(c)
     }
 }

@@ -61,7 +61,8 @@ pub struct Inputs {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = "Flows (at least one source) are those recorded while the networks were monitored (mode = \"monitor\"\n\
+#[command(
+    after_help = "Flows (at least one source) are those recorded while the networks were monitored (mode = \"monitor\"\n\
                         in the policy); a network's flows from its enforce_from date on are left out.\n\n\
                         Each subscriber seen on port 25 is classified:\n  \
                         bot           many distinct destinations in one window (--threshold, --window) or many\n                \
@@ -75,7 +76,8 @@ pub struct Inputs {
                         left and, with --readiness, every provider its mail clients use is past --readiness-threshold.\n\n\
                         Exit status: 0 every monitored network is ready (or enforcing), 1 one is not, 2 error.\n\n\
                         Example:\n  port25 egress plan --policy egress.toml --providers providers.toml --nfcapd /var/cache/nfdump \\\n    \
-                        --attribution radius:/var/log/freeradius/radacct --readiness example-mail.signed.json --key example-mail.pub")]
+                        --attribution radius:/var/log/freeradius/radacct --readiness example-mail.signed.json --key example-mail.pub"
+)]
 pub struct Args {
     #[command(flatten)]
     inputs: Inputs,
@@ -101,19 +103,28 @@ pub struct Analysed {
 }
 
 /// Reads the inputs and classifies every subscriber seen on 25.
-pub fn analyse(i: &Inputs, readiness: &BTreeMap<String, Readiness>, readiness_threshold: f64) -> anyhow::Result<Analysed> {
+pub fn analyse(
+    i: &Inputs,
+    readiness: &BTreeMap<String, Readiness>,
+    readiness_threshold: f64,
+) -> anyhow::Result<Analysed> {
     if i.pcap.is_empty() && i.nfcapd.is_empty() {
         anyhow::bail!("no flows: give --pcap FILE or --nfcapd PATH (the flows seen while the networks were monitored)");
     }
     let p = policy::load(&i.policy)?;
     let providers = load_providers(&i.providers)?;
-    let at = i.at.unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64));
+    let at = i.at.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    });
     let table = Table::new(&p);
     let opts = Options { window_ms: i.window * 1000, threshold: i.threshold, block_at_ms: None };
     let loaded = if i.attribution.is_empty() {
         None
     } else {
-        Some(attribution::load_with(&i.attribution, &i.cgnat_numbering).map_err(|e| anyhow::anyhow!("attribution: {e}"))?)
+        Some(
+            attribution::load_with(&i.attribution, &i.cgnat_numbering)
+                .map_err(|e| anyhow::anyhow!("attribution: {e}"))?,
+        )
     };
     let mut analyzer = Analyzer::new(&p, &table, opts);
     if let Some(l) = &loaded {
@@ -174,7 +185,12 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// Verified readiness per provider (by the domains its report lists).
-fn load_readiness(files: &[PathBuf], keys: &[PathBuf], providers: &[plan::Provider], threshold: f64) -> anyhow::Result<BTreeMap<String, Readiness>> {
+fn load_readiness(
+    files: &[PathBuf],
+    keys: &[PathBuf],
+    providers: &[plan::Provider],
+    threshold: f64,
+) -> anyhow::Result<BTreeMap<String, Readiness>> {
     let mut out = BTreeMap::new();
     if files.is_empty() {
         return Ok(out);
@@ -185,7 +201,8 @@ fn load_readiness(files: &[PathBuf], keys: &[PathBuf], providers: &[plan::Provid
     let keys = keys.iter().map(|k| super::migration_sign::read_public_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
     for f in files {
         let v = super::migration_sign::verify_file(f, &keys)?;
-        let r = super::migration_sign::readiness(&v, providers, threshold).with_context(|| format!("{}", f.display()))?;
+        let r =
+            super::migration_sign::readiness(&v, providers, threshold).with_context(|| format!("{}", f.display()))?;
         out.insert(r.provider.clone(), r);
     }
     Ok(out)

@@ -9,8 +9,10 @@ use std::process::ExitCode;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Per domain: active users, the share submitting only on 587/465, and who is still on port 25
-    #[command(after_help = "Uses are recorded at each login on the submission listeners and, while an MX listener has \
-        legacy_submission = true, at each login on port 25.\nExit status: 0 when every domain meets the threshold, 1 when one does not, 2 on errors.")]
+    #[command(
+        after_help = "Uses are recorded at each login on the submission listeners and, while an MX listener has \
+        legacy_submission = true, at each login on port 25.\nExit status: 0 when every domain meets the threshold, 1 when one does not, 2 on errors."
+    )]
     Report {
         /// Users seen in the last DAYS days are active
         #[arg(long, default_value_t = 30)]
@@ -80,7 +82,13 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         }
         for d in &report {
             let verdict = if d.threshold_met { "met" } else { "NOT met" };
-            outln!("{}: {} active, {} only on 587/465 ({:.1}%): {verdict}", d.domain, d.active, d.submission_only, d.share);
+            outln!(
+                "{}: {} active, {} only on 587/465 ({:.1}%): {verdict}",
+                d.domain,
+                d.active,
+                d.submission_only,
+                d.share
+            );
             for s in &d.still_on_25 {
                 let also = if s.also_on_submission { " (also uses 587/465)" } else { "" };
                 outln!("  still on 25: {} last from {} at {}{also}", s.login, s.last_ip, time(s.last_seen));

@@ -87,11 +87,16 @@ fn message(signer: &str, signed_at: &str, report: &str) -> Vec<u8> {
 
 pub fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     if !signer_ok(&a.signer) {
-        anyhow::bail!("--signer {:?}: letters, digits, - _ . only, at most 64 (the provider's name in the providers file)", a.signer);
+        anyhow::bail!(
+            "--signer {:?}: letters, digits, - _ . only, at most 64 (the provider's name in the providers file)",
+            a.signer
+        );
     }
     let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("the generated key does not load"))?;
+    let pkcs8 =
+        Ed25519KeyPair::generate_pkcs8(&rng).map_err(|_| anyhow::anyhow!("generating an Ed25519 key failed"))?;
+    let pair =
+        Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).map_err(|_| anyhow::anyhow!("the generated key does not load"))?;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -101,9 +106,16 @@ pub fn keygen(a: KeygenArgs) -> anyhow::Result<ExitCode> {
     writeln!(f, "port25-ed25519-private {} {}", a.signer, port25_wire::base64::encode(pkcs8.as_ref()))?;
     f.sync_all()?;
     let public = PathBuf::from(format!("{}.pub", a.out.display()));
-    std::fs::write(&public, format!("port25-ed25519-public {} {}\n", a.signer, port25_wire::base64::encode(pair.public_key().as_ref())))
-        .with_context(|| format!("writing {}", public.display()))?;
-    errln!("port25: private key {} (keep it), public key {} (give it to the access networks)", a.out.display(), public.display());
+    std::fs::write(
+        &public,
+        format!("port25-ed25519-public {} {}\n", a.signer, port25_wire::base64::encode(pair.public_key().as_ref())),
+    )
+    .with_context(|| format!("writing {}", public.display()))?;
+    errln!(
+        "port25: private key {} (keep it), public key {} (give it to the access networks)",
+        a.out.display(),
+        public.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -114,10 +126,14 @@ fn read_key_line(path: &Path, kind: &str) -> anyhow::Result<(String, Vec<u8>)> {
     let tag = format!("port25-ed25519-{kind}");
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(t), Some(signer), Some(b64), None) if t == tag && signer_ok(signer) => {
-            let key = port25_wire::base64::decode(b64.as_bytes()).ok_or_else(|| anyhow::anyhow!("{}: the key is not base64", path.display()))?;
+            let key = port25_wire::base64::decode(b64.as_bytes())
+                .ok_or_else(|| anyhow::anyhow!("{}: the key is not base64", path.display()))?;
             Ok((signer.to_owned(), key))
         }
-        _ => anyhow::bail!("{}: not a port25 {kind} key (one line: {tag} SIGNER BASE64, from port25 migration keygen)", path.display()),
+        _ => anyhow::bail!(
+            "{}: not a port25 {kind} key (one line: {tag} SIGNER BASE64, from port25 migration keygen)",
+            path.display()
+        ),
     }
 }
 
@@ -131,17 +147,22 @@ pub fn read_public_key(path: &Path) -> anyhow::Result<PublicKey> {
 
 pub fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
     let (signer, pkcs8) = read_key_line(&a.key, "private")?;
-    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|_| anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key", a.key.display()))?;
+    let pair = Ed25519KeyPair::from_pkcs8(&pkcs8)
+        .map_err(|_| anyhow::anyhow!("{}: not an Ed25519 PKCS#8 key", a.key.display()))?;
     let mut report = String::new();
     match a.report.as_deref() {
         None => std::io::stdin().lock().take(MAX_REPORT + 1).read_to_string(&mut report)?,
         Some(p) if p == Path::new("-") => std::io::stdin().lock().take(MAX_REPORT + 1).read_to_string(&mut report)?,
-        Some(p) => std::fs::File::open(p).with_context(|| format!("opening {}", p.display()))?.take(MAX_REPORT + 1).read_to_string(&mut report)?,
+        Some(p) => std::fs::File::open(p)
+            .with_context(|| format!("opening {}", p.display()))?
+            .take(MAX_REPORT + 1)
+            .read_to_string(&mut report)?,
     };
     if report.len() as u64 > MAX_REPORT {
         anyhow::bail!("the report is larger than {MAX_REPORT} bytes");
     }
-    let parsed: serde_json::Value = serde_json::from_str(&report).context("the report is not JSON (give the output of port25 migration report --json)")?;
+    let parsed: serde_json::Value = serde_json::from_str(&report)
+        .context("the report is not JSON (give the output of port25 migration report --json)")?;
     if !parsed["domains"].is_array() {
         anyhow::bail!("the report has no \"domains\" list (give the output of port25 migration report --json)");
     }
@@ -163,12 +184,14 @@ pub fn sign(a: SignArgs) -> anyhow::Result<ExitCode> {
 /// the file must be a key's signer and the signature must verify with it
 /// (the public key carried in the file is never trusted).
 pub fn verify_bytes(data: &[u8], keys: &[PublicKey]) -> Result<Verified, String> {
-    let doc: serde_json::Value = serde_json::from_slice(data).map_err(|e| format!("not a signed report (JSON: {e})"))?;
+    let doc: serde_json::Value =
+        serde_json::from_slice(data).map_err(|e| format!("not a signed report (JSON: {e})"))?;
     if doc["format"] != FORMAT {
         return Err(format!("not a signed report (format is not {FORMAT:?})"));
     }
     let field = |k: &str| doc[k].as_str().ok_or_else(|| format!("the signed report has no {k:?}"));
-    let (signer, signed_at, report, sig) = (field("signer")?, field("signed_at")?, field("report")?, field("signature")?);
+    let (signer, signed_at, report, sig) =
+        (field("signer")?, field("signed_at")?, field("report")?, field("signature")?);
     // Fields are joined with newlines in the signed message: neither may
     // hold one, or a field boundary could be moved without breaking it.
     if !signer_ok(signer) || port25_egress::report::parse_time(signed_at).is_err() {
@@ -178,27 +201,41 @@ pub fn verify_bytes(data: &[u8], keys: &[PublicKey]) -> Result<Verified, String>
     let Some(key) = keys.iter().find(|k| k.signer == signer) else {
         return Err(format!("signed by {signer:?}, whose key was not given (--key)"));
     };
-    UnparsedPublicKey::new(&ED25519, &key.key)
-        .verify(&message(signer, signed_at, report), &sig)
-        .map_err(|_| format!("BAD signature: the report, its signer or its time was changed, or it was not signed with {signer:?}'s key"))?;
-    let report: serde_json::Value = serde_json::from_str(report).map_err(|e| format!("the signed report's text is not JSON: {e}"))?;
+    UnparsedPublicKey::new(&ED25519, &key.key).verify(&message(signer, signed_at, report), &sig).map_err(|_| {
+        format!(
+            "BAD signature: the report, its signer or its time was changed, or it was not signed with {signer:?}'s key"
+        )
+    })?;
+    let report: serde_json::Value =
+        serde_json::from_str(report).map_err(|e| format!("the signed report's text is not JSON: {e}"))?;
     Ok(Verified { signer: signer.to_owned(), signed_at: signed_at.to_owned(), report })
 }
 
 pub fn verify_file(path: &Path, keys: &[PublicKey]) -> anyhow::Result<Verified> {
     let mut data = Vec::new();
-    std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?.take(MAX_REPORT * 2).read_to_end(&mut data)?;
+    std::fs::File::open(path)
+        .with_context(|| format!("opening {}", path.display()))?
+        .take(MAX_REPORT * 2)
+        .read_to_end(&mut data)?;
     verify_bytes(&data, keys).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
 pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
     let keys = a.key.iter().map(|k| read_public_key(k)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut data = Vec::new();
-    std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file.display()))?.take(MAX_REPORT * 2).read_to_end(&mut data)?;
+    std::fs::File::open(&a.file)
+        .with_context(|| format!("opening {}", a.file.display()))?
+        .take(MAX_REPORT * 2)
+        .read_to_end(&mut data)?;
     match verify_bytes(&data, &keys) {
         Ok(v) => {
             let domains = v.report["domains"].as_array().map_or(0, Vec::len);
-            outln!("good signature by {} at {}: {domains} domain(s), all_met {}", v.signer, v.signed_at, v.report["all_met"]);
+            outln!(
+                "good signature by {} at {}: {domains} domain(s), all_met {}",
+                v.signer,
+                v.signed_at,
+                v.report["all_met"]
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -212,7 +249,8 @@ pub fn verify(a: VerifyArgs) -> anyhow::Result<ExitCode> {
 /// lists (by the providers file), the lowest share among them, and
 /// whether that share reaches `threshold`.
 pub fn readiness(v: &Verified, providers: &[Provider], threshold: f64) -> anyhow::Result<Readiness> {
-    let domains = v.report["domains"].as_array().ok_or_else(|| anyhow::anyhow!("the report has no \"domains\" list"))?;
+    let domains =
+        v.report["domains"].as_array().ok_or_else(|| anyhow::anyhow!("the report has no \"domains\" list"))?;
     let mut provider: Option<&Provider> = None;
     let mut share = f64::INFINITY;
     for d in domains {
@@ -223,7 +261,11 @@ pub fn readiness(v: &Verified, providers: &[Provider], threshold: f64) -> anyhow
         };
         if let Some(prev) = provider {
             if prev.name != p.name {
-                anyhow::bail!("the report lists domains of two providers ({} and {}): one report per provider", prev.name, p.name);
+                anyhow::bail!(
+                    "the report lists domains of two providers ({} and {}): one report per provider",
+                    prev.name,
+                    p.name
+                );
             }
         }
         provider = Some(p);
@@ -233,7 +275,17 @@ pub fn readiness(v: &Verified, providers: &[Provider], threshold: f64) -> anyhow
         anyhow::bail!("none of the report's domains belongs to a provider in the providers file (its domains = [...])");
     };
     if p.name != v.signer {
-        anyhow::bail!("the report covers provider {:?} but is signed by {:?}: a provider vouches only for itself", p.name, v.signer);
+        anyhow::bail!(
+            "the report covers provider {:?} but is signed by {:?}: a provider vouches only for itself",
+            p.name,
+            v.signer
+        );
     }
-    Ok(Readiness { provider: p.name.clone(), share, met: share >= threshold, signed_by: v.signer.clone(), signed_at: v.signed_at.clone() })
+    Ok(Readiness {
+        provider: p.name.clone(),
+        share,
+        met: share >= threshold,
+        signed_by: v.signer.clone(),
+        signed_at: v.signed_at.clone(),
+    })
 }

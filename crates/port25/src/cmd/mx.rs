@@ -19,14 +19,16 @@ use std::process::ExitCode;
 #[derive(clap::Subcommand)]
 pub enum Command {
     /// Every screening check's answer, score and reason for ADDRESS, and the verdict
-    #[command(after_help = "Uses [mx.screen] of the configuration (lists, weights, actions, resolvers, end_user_policy), \
+    #[command(
+        after_help = "Uses [mx.screen] of the configuration (lists, weights, actions, resolvers, end_user_policy), \
         whether or not it is enabled, and asks the same DNS servers the MX would.\n\
         Exit status: 0 the client would pass, 1 it would be refused (reject or tempfail), 2 error.\n\n\
         With --from or --message, the sender authentication [mx.auth] would do at the end of DATA follows \
         (iprev, SPF for HELO and MAIL FROM, DKIM, DMARC), whether or not [mx.auth] is enabled; \
         a message DMARC would reject also makes the exit status 1.\n\n\
         Examples:\n  port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net\n  \
-        port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net --from ceo@bank.example --message suspect.eml")]
+        port25 mx explain -c /etc/port25/port25.toml 192.0.2.7 --helo mail.example.net --from ceo@bank.example --message suspect.eml"
+    )]
     Explain {
         /// The client's IPv4 or IPv6 address
         address: IpAddr,
@@ -52,7 +54,10 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
         None => port25_config::embedded_default(),
     };
     let screen = &config.mx.screen;
-    let allow = port25_screen::allow::Allowlist::read(&port25_screen::allowlist_path(&config.data_dir), screen.allowlist_entries)?;
+    let allow = port25_screen::allow::Allowlist::read(
+        &port25_screen::allowlist_path(&config.data_dir),
+        screen.allowlist_entries,
+    )?;
     // Read before any lookup: a missing file is the user's error, said first.
     let message = match &message {
         Some(path) => Some(std::fs::read(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?),
@@ -60,7 +65,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (verdict, helo_line, allowlisted) = runtime.block_on(async {
-        let screener = port25_screen::Screener::with_allowlist(screen, &config.hostname, allow).map_err(anyhow::Error::msg)?;
+        let screener =
+            port25_screen::Screener::with_allowlist(screen, &config.hostname, allow).map_err(anyhow::Error::msg)?;
         let verdict = screener.explain(address).await;
         let helo_line = match &helo {
             Some(h) => Some(helo_check(&screener, address, h, &verdict).await),
@@ -73,7 +79,8 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
     if from.is_some() || message.is_some() {
         let auth = super::mx_auth::authenticator(&config)?;
         let mail_from = from.as_deref().unwrap_or("").trim_start_matches('<').trim_end_matches('>');
-        let sender = port25_mx::auth::Sender { ip: address.to_canonical(), helo: helo.as_deref().unwrap_or(""), mail_from };
+        let sender =
+            port25_mx::auth::Sender { ip: address.to_canonical(), helo: helo.as_deref().unwrap_or(""), mail_from };
         let report = runtime.block_on(auth.check(&sender, message.as_deref().unwrap_or(b"")));
         out!("\nsender authentication (what [mx.auth] would do at the end of DATA):\n{report}");
         refused |= matches!(report.verdict, port25_mx::auth::Verdict::Reject(_));
@@ -95,7 +102,10 @@ async fn helo_check(screener: &port25_screen::Screener, ip: IpAddr, helo: &str, 
             Err(_) => format!("{helo}: not a valid address literal"),
         };
     }
-    if v.lines.iter().any(|l| l.check == "rdns" && l.outcome == "confirmed" && l.reason.split(' ').next() == Some(helo.as_str())) {
+    if v.lines
+        .iter()
+        .any(|l| l.check == "rdns" && l.outcome == "confirmed" && l.reason.split(' ').next() == Some(helo.as_str()))
+    {
         return format!("{helo}: the client's forward-confirmed reverse DNS name");
     }
     match screener.lookups().resolves_to(&helo, ip.to_canonical()).await {
@@ -116,14 +126,20 @@ fn render(ip: IpAddr, screen: &port25_config::Screen, v: &Verdict, helo: Option<
         Outcome::Reject => format!("REJECT (decided by {})", v.decided_by),
         Outcome::NonSmtp => "REFUSED (non-SMTP)".to_owned(),
     };
-    let _ = writeln!(s, "{ip}: {verdict}; score {} (threshold {}, allowlist at {} or below)", v.score, screen.threshold, screen.allowlist_threshold);
+    let _ = writeln!(
+        s,
+        "{ip}: {verdict}; score {} (threshold {}, allowlist at {} or below)",
+        v.score, screen.threshold, screen.allowlist_threshold
+    );
     if !screen.enabled {
-        let _ = writeln!(s, "  note: [mx.screen] enabled = false: the MX does not screen now; this is what it would do");
+        let _ =
+            writeln!(s, "  note: [mx.screen] enabled = false: the MX does not screen now; this is what it would do");
     }
     if screen.end_user_policy.is_none() {
         let _ = writeln!(s, "  end_user  -                    not checked: no [mx.screen] end_user_policy");
     } else if !v.lines.iter().any(|l| l.check == "end_user") {
-        let _ = writeln!(s, "  end_user  outside              0  not in a blocked end-user network of the egress policy");
+        let _ =
+            writeln!(s, "  end_user  outside              0  not in a blocked end-user network of the egress policy");
     }
     if screen.lists.is_empty() {
         let _ = writeln!(s, "  dnsbl     -                    no [[mx.screen.dnsbl]] lists configured");
@@ -135,9 +151,16 @@ fn render(ip: IpAddr, screen: &port25_config::Screen, v: &Verdict, helo: Option<
     if let Some(h) = helo {
         let _ = writeln!(s, "  helo      -                     0  {h}");
     }
-    let _ = writeln!(s, "  pregreet  not run: it needs a live connection (the MX waits {} ms after its 220- teaser)", screen.greet_wait.as_millis());
+    let _ = writeln!(
+        s,
+        "  pregreet  not run: it needs a live connection (the MX waits {} ms after its 220- teaser)",
+        screen.greet_wait.as_millis()
+    );
     if allowlisted {
-        let _ = writeln!(s, "  allowlist the address passed recently: the MX lets it in without screening until its entry expires");
+        let _ = writeln!(
+            s,
+            "  allowlist the address passed recently: the MX lets it in without screening until its entry expires"
+        );
     }
     if let Some(r) = &v.reply {
         let _ = writeln!(s, "  reply:    {r}");

@@ -59,7 +59,8 @@ pub fn attach(config: &Config, mut mx: MxPolicy) -> anyhow::Result<MxPolicy> {
             max_entries: g.max_entries,
         };
         if let Some(dir) = g.database.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("[mx.greylist] database directory {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("[mx.greylist] database directory {}: {e}", dir.display()))?;
         }
         mx = mx.with_greylist(Arc::new(Greylist::open(settings, auth).map_err(anyhow::Error::msg)?));
     }

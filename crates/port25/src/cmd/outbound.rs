@@ -21,13 +21,24 @@ pub struct Running {
 /// address to (when it has one), by local delivery; others' through the
 /// outbound queue.
 fn dsn_store(config: &Config, local: Spool, outbound: Enqueuer, mailboxes: Arc<dyn LocalMailboxes>) -> DsnStore {
-    DsnStore { local_domains: config.mx.domains.clone(), local, mailboxes, outbound, bounce_after_accept: config.mx.bounce_after_accept }
+    DsnStore {
+        local_domains: config.mx.domains.clone(),
+        local,
+        mailboxes,
+        outbound,
+        bounce_after_accept: config.mx.bounce_after_accept,
+    }
 }
 
 /// Local delivery's hook for recipients its mailbox server refused for
 /// good: the sender's DSN, stored like the outbound queue's own (local
 /// senders by local delivery, others through the outbound queue).
-pub fn local_bounce(config: &Config, local: Spool, outbound: Enqueuer, mailboxes: Arc<dyn LocalMailboxes>) -> port25_delivery::local::Bounce {
+pub fn local_bounce(
+    config: &Config,
+    local: Spool,
+    outbound: Enqueuer,
+    mailboxes: Arc<dyn LocalMailboxes>,
+) -> port25_delivery::local::Bounce {
     let store = dsn_store(config, local, outbound, mailboxes);
     let hostname = config.hostname.clone();
     Arc::new(move |msg, failed| {
@@ -57,9 +68,12 @@ pub fn start(
     let dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let dir = config.data_dir.join("outbound");
-    let (spool, recovered) = Spool::open(&dir, tx, gauges).with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
-    let keys: Vec<_> = config.outbound.dkim.iter().map(|k| (k.domain.clone(), k.selector.clone(), k.private_key.clone())).collect();
-    let dkim = port25_outbound::dkim::Dkim::load(&keys).map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
+    let (spool, recovered) = Spool::open(&dir, tx, gauges)
+        .with_context(|| format!("cannot open the outbound queue in {}", dir.display()))?;
+    let keys: Vec<_> =
+        config.outbound.dkim.iter().map(|k| (k.domain.clone(), k.selector.clone(), k.private_key.clone())).collect();
+    let dkim = port25_outbound::dkim::Dkim::load(&keys)
+        .map_err(|e| anyhow::anyhow!("[outbound.dkim]: {e}; make a key with `port25 dkim keygen`"))?;
     let enqueuer = Enqueuer::with_dkim(spool, dkim);
     let stop = CancellationToken::new();
     let dsns = dsn_store(config, local, enqueuer.clone(), mailboxes);

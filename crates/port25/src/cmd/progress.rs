@@ -21,7 +21,9 @@ impl Progress {
             "{msg:18} [{bar:32}] {human_pos}/{human_len} ({per_sec}, {eta} left)"
         };
         let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
-        bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "));
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(template).expect("a valid template").progress_chars("=> "),
+        );
         bar.set_message(what.to_owned());
         Progress(Some(bar))
     }

@@ -41,7 +41,9 @@ enum Cmd {
     /// Try the recipients of one message now
     Retry { id: String },
     /// Remove a message from the queue without delivering it and without a DSN
-    #[command(after_help = "With --login: every message of the login that the abuse desk holds (`port25 queue held`).")]
+    #[command(
+        after_help = "With --login: every message of the login that the abuse desk holds (`port25 queue held`)."
+    )]
     Delete {
         #[arg(required_unless_present = "login")]
         id: Option<String>,
@@ -170,7 +172,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let open: Vec<Open> = open_recipients(&root)?.into_iter().filter(|o| o.id == id).collect();
             let history: Vec<_> = read_history(&root).into_iter().filter(|h| h.id == id).collect();
             if open.is_empty() && history.is_empty() {
-                errln!("no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)");
+                errln!(
+                    "no message {id} in the outbound queue or its history (`port25 queue list` shows the queued ones)"
+                );
                 return Ok(ExitCode::from(1));
             }
             if let Some(o) = open.first() {
@@ -180,14 +184,31 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     age(port25_time::unix_secs().saturating_sub(o.received_at)),
                     o.content.len()
                 );
-                let head = o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
-                outln!("headers:\n{}", String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n"));
+                let head =
+                    o.content.windows(4).position(|w| w == b"\r\n\r\n").map_or(&o.content[..], |i| &o.content[..i]);
+                outln!(
+                    "headers:\n{}",
+                    String::from_utf8_lossy(head).lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+                );
             }
             for o in &open {
-                outln!("queued {}: {} attempt(s), next at {}, last reply: {}", o.rcpt, o.state.attempts, o.state.next_attempt, o.state.last_reply);
+                outln!(
+                    "queued {}: {} attempt(s), next at {}, last reply: {}",
+                    o.rcpt,
+                    o.state.attempts,
+                    o.state.next_attempt,
+                    o.state.last_reply
+                );
             }
             for h in history {
-                outln!("{} {}: {} at {} ({})", h.outcome.name(), h.rcpt, h.reply, h.time, age(port25_time::unix_secs().saturating_sub(h.time)));
+                outln!(
+                    "{} {}: {} at {} ({})",
+                    h.outcome.name(),
+                    h.rcpt,
+                    h.reply,
+                    h.time,
+                    age(port25_time::unix_secs().saturating_sub(h.time))
+                );
             }
         }
         Cmd::Flush => control(&root, Control::Flush)?,
@@ -220,7 +241,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Cmd::Held => {
             let queued: BTreeSet<String> = open_recipients(&root)?.into_iter().map(|o| o.id).collect();
-            let held: Vec<(String, String)> = held(&data_dir)?.into_iter().filter(|(id, _)| queued.contains(id)).collect();
+            let held: Vec<(String, String)> =
+                held(&data_dir)?.into_iter().filter(|(id, _)| queued.contains(id)).collect();
             outln!("{:<20} login", "id");
             for (id, login) in &held {
                 outln!("{id:<20} {login}");

@@ -93,7 +93,9 @@ impl RecipientDirectory for Provider {
                 Ok(Ok(true)) => Exists::Yes,
                 Ok(Ok(false)) => Exists::No,
                 Ok(Err(e)) => Exists::CannotTell(format!("{kind} directory: {e}")),
-                Err(_) => Exists::CannotTell(format!("{kind} directory: no answer within {} ms", self.timeout.as_millis())),
+                Err(_) => {
+                    Exists::CannotTell(format!("{kind} directory: no answer within {} ms", self.timeout.as_millis()))
+                }
             }
         })
     }
@@ -125,7 +127,8 @@ pub fn mx_policy(
     let asks = config.submission.directory.as_ref().is_some_and(|d| d.recipients);
     if let Some(directory) = provider.filter(|d| asks && d.tells_recipients()) {
         let v = &config.mx.verify;
-        let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
+        let cache =
+            CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
         let provider = Provider { directory, timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
         directories.push(Arc::new(Cached::new(provider, cache)));
     }
@@ -138,8 +141,10 @@ fn directories(config: &Config, accounts: Arc<Accounts>, lmtp: Option<&Lmtp>) ->
     let mut out: Vec<Arc<dyn RecipientDirectory>> = vec![Arc::new(AccountAddresses(accounts))];
     if let Some(lmtp) = lmtp {
         let v = &config.mx.verify;
-        let cache = CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
-        let probe = LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
+        let cache =
+            CacheSettings { positive_ttl: v.positive_ttl, negative_ttl: v.negative_ttl, max_entries: v.cache_entries };
+        let probe =
+            LmtpProbe { lmtp: lmtp.clone(), timeout: v.timeout, slots: tokio::sync::Semaphore::new(PARALLEL_PROBES) };
         out.push(Arc::new(Cached::new(probe, cache)));
     }
     out

@@ -48,7 +48,11 @@ pub fn spawn(path: Option<PathBuf>, running: Config, certs: Option<Arc<CertStore
     // 0600 like everything in data_dir, whatever the umask.
     let write = || -> std::io::Result<()> {
         use std::io::Write;
-        let mut f = std::os::unix::fs::OpenOptionsExt::mode(std::fs::OpenOptions::new().write(true).create(true).truncate(true), 0o600).open(&pid)?;
+        let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+            std::fs::OpenOptions::new().write(true).create(true).truncate(true),
+            0o600,
+        )
+        .open(&pid)?;
         writeln!(f, "{}", std::process::id())
     };
     write().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", pid.display()))?;
@@ -148,7 +152,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let words: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
     let is_serve = words.first().is_some_and(|w| w.ends_with(b"port25")) && words.iter().any(|w| *w == b"serve");
     if !is_serve {
-        errln!("port25 reload: {} names pid {pid}, which is not a running port25 serve (a stale file: remove it)", file.display());
+        errln!(
+            "port25 reload: {} names pid {pid}, which is not a running port25 serve (a stale file: remove it)",
+            file.display()
+        );
         return Ok(ExitCode::from(1));
     }
     // SAFETY: kill(2) with a checked pid and a valid signal.
@@ -156,6 +163,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         errln!("port25 reload: cannot signal pid {pid}: {}", std::io::Error::last_os_error());
         return Ok(ExitCode::from(1));
     }
-    outln!("sent SIGHUP to port25 serve (pid {pid}); its log says port25.server.reloaded or port25.server.reload_failed");
+    outln!(
+        "sent SIGHUP to port25 serve (pid {pid}); its log says port25.server.reloaded or port25.server.reload_failed"
+    );
     Ok(ExitCode::SUCCESS)
 }

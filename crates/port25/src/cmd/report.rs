@@ -28,21 +28,25 @@ pub struct Args {
 #[derive(clap::Subcommand)]
 enum Command {
     /// Write a deterministic synthetic capture store with known answers (truth.json)
-    #[command(long_about = "Writes OUT/capture (a real capture store: events and bodies, through the capture crate's writer), \
+    #[command(
+        long_about = "Writes OUT/capture (a real capture store: events and bodies, through the capture crate's writer), \
         OUT/geoip.csv (tor-geoipdb format) and OUT/routeviews.pfx2as (CAIDA format) describing its address plan, and \
-        OUT/truth.json with every figure a correct report must give. Same seed, same bytes.")]
+        OUT/truth.json with every figure a correct report must give. Same seed, same bytes."
+    )]
     Generate(GenArgs),
     /// Build a report from captures, blocklist dumps and/or abuse reports
     Build(Box<BuildArgs>),
     /// Write ARF abuse reports, per AS, about the spam sources a capture saw, to the AS's abuse contact (from an offline file); nothing is sent
-    #[command(long_about = "For every AS that spam sources in the capture belong to (by --enrich, as of each source's first \
+    #[command(
+        long_about = "For every AS that spam sources in the capture belong to (by --enrich, as of each source's first \
         spam), writes OUT/AS<number>.mbox: one ARF report (RFC 5965 multipart/report, Feedback-Type abuse, Source-IP, \
         Arrival-Date = first seen, Incidents = messages) per source, most active first, with the evidence (first and last \
         time, messages, recipients, sensors, proxy types) and the headers of one captured message, addressed to the AS's \
         abuse mailbox from --contacts: CSV asn,abuse[,name] or an RIR whois export in RPSL (aut-num with abuse-mailbox, or \
         abuse-c/org naming a role or organisation that has one). OUT/index.csv lists the notices; OUT/no-contact.csv the \
         ASes without a contact. Nothing is sent: hand the mbox files to your mail system after reading them. \
-        `port25 report build --complaints OUT` reads them back. Details: docs/report.md")]
+        `port25 report build --complaints OUT` reads them back. Details: docs/report.md"
+    )]
     Notices(NoticesArgs),
 }
 
@@ -187,7 +191,8 @@ pub struct BuildArgs {
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Generate(g) => {
-            let start = port25_report::date::parse_day(&g.start).with_context(|| format!("--start {:?}: expected YYYY-MM-DD", g.start))?;
+            let start = port25_report::date::parse_day(&g.start)
+                .with_context(|| format!("--start {:?}: expected YYYY-MM-DD", g.start))?;
             let p = generate::Params {
                 seed: g.seed,
                 start_day: start,
@@ -200,7 +205,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 asns: g.asns.max(1),
             };
             let bar = Progress::new(g.quiet, "generating spam", p.messages, false);
-            let t = generate::generate_with(&p, &g.out, &|n| bar.inc(n)).with_context(|| format!("writing {}", g.out.display()))?;
+            let t = generate::generate_with(&p, &g.out, &|n| bar.inc(n))
+                .with_context(|| format!("writing {}", g.out.display()))?;
             bar.finish();
             outln!(
                 "wrote {}: {} events, {} emails, {} recipients, {} probes, {} source IPs, {} ASes, {} countries ({} to {}); truth in truth.json",
@@ -227,8 +233,13 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
     if !notices::address_ok(&n.reporter) {
         anyhow::bail!("--reporter {:?}: expected one e-mail address (it is the notices' From:)", n.reporter);
     }
-    if n.out.exists() && std::fs::read_dir(&n.out).with_context(|| format!("reading {}", n.out.display()))?.next().is_some() {
-        anyhow::bail!("{}: exists and is not empty; give a new directory (notices of two runs must not mix)", n.out.display());
+    if n.out.exists()
+        && std::fs::read_dir(&n.out).with_context(|| format!("reading {}", n.out.display()))?.next().is_some()
+    {
+        anyhow::bail!(
+            "{}: exists and is not empty; give a new directory (notices of two runs must not mix)",
+            n.out.display()
+        );
     }
     let mut enricher = Enricher::default();
     for p in &n.enrich {
@@ -237,7 +248,8 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
     let mut contacts = notices::Contacts::default();
     for p in &n.contacts {
         let text = std::fs::read(p).with_context(|| format!("reading {}", p.display()))?;
-        let (c, bad) = notices::Contacts::parse(&String::from_utf8_lossy(&text)).map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?;
+        let (c, bad) = notices::Contacts::parse(&String::from_utf8_lossy(&text))
+            .map_err(|m| anyhow::anyhow!("{}: {m}", p.display()))?;
         for b in bad.iter().take(20) {
             errln!("port25 report: {}:{}: {}; skipped", p.display(), b.line, b.msg);
         }
@@ -268,8 +280,9 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
         match &a.contact {
             Some(c) => {
                 let file = format!("AS{}.mbox", a.asn);
-                std::fs::write(n.out.join(&file), &a.mbox)
-                    .map_err(|e| std::io::Error::new(e.kind(), format!("writing {}: {e}", n.out.join(&file).display())))?;
+                std::fs::write(n.out.join(&file), &a.mbox).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("writing {}: {e}", n.out.join(&file).display()))
+                })?;
                 let k = a.sources.min(opt.max_sources);
                 index.push_str(&format!("{},{},{},{},{k},{file}\n", a.asn, c.address, a.sources, a.emails));
                 written += k;
@@ -285,7 +298,10 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
     })?;
     std::fs::write(n.out.join("index.csv"), index)?;
     std::fs::write(n.out.join("no-contact.csv"), missing)?;
-    outln!("wrote {written} notices to {ases} ASes' abuse contacts in {} (index.csv); nothing was sent", n.out.display());
+    outln!(
+        "wrote {written} notices to {ases} ASes' abuse contacts in {} (index.csv); nothing was sent",
+        n.out.display()
+    );
     if lost_ases > 0 {
         outln!("{lost_ases} ASes ({lost_sources} sources) have no contact in the contacts files: no-contact.csv");
     }
@@ -296,7 +312,9 @@ fn notices(n: NoticesArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn day_arg(name: &str, v: &Option<String>) -> anyhow::Result<Option<i64>> {
-    v.as_ref().map(|s| port25_report::date::parse_day(s).with_context(|| format!("--{name} {s:?}: expected YYYY-MM-DD"))).transpose()
+    v.as_ref()
+        .map(|s| port25_report::date::parse_day(s).with_context(|| format!("--{name} {s:?}: expected YYYY-MM-DD")))
+        .transpose()
 }
 
 fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
@@ -304,9 +322,14 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
     for p in &b.enrich {
         enricher.add(p)?;
     }
-    let markers =
-        port25_report::markers::sorted(b.events.iter().map(|e| port25_report::markers::parse(e)).collect::<Result<Vec<_>, _>>().map_err(anyhow::Error::msg)?)
-            .map_err(anyhow::Error::msg)?;
+    let markers = port25_report::markers::sorted(
+        b.events
+            .iter()
+            .map(|e| port25_report::markers::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(anyhow::Error::msg)?,
+    )
+    .map_err(anyhow::Error::msg)?;
     let mut sections = Vec::new();
     let mut summary = serde_json::Map::new();
     let mut lead = None;
@@ -332,12 +355,21 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         let mut r = table1::build(&grouped.total, damage, &enricher, bodies.as_ref(), &opt);
         // The sensors seen in the window: with spam, a site or a session.
         let sensors_of = |a: &port25_report::stats::Accumulator| {
-            a.per_sensor.keys().chain(a.sites.keys()).chain(a.wire.keys().map(|k| &k.0)).collect::<std::collections::BTreeSet<_>>().len()
+            a.per_sensor
+                .keys()
+                .chain(a.sites.keys())
+                .chain(a.wire.keys().map(|k| &k.0))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
         };
         let ctx = |r: &table1::CaptureReport, acc: &port25_report::stats::Accumulator, what: &str| {
             let n = sensors_of(acc);
             output::Context {
-                source: format!("SpamPots capture {} ({what}{n} sensor{})", dir.display(), if n == 1 { "" } else { "s" }),
+                source: format!(
+                    "SpamPots capture {} ({what}{n} sensor{})",
+                    dir.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
                 window: output::capture_window(r, filter.from, filter.to),
                 markers: markers.clone(),
             }
@@ -354,8 +386,10 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         spin.finish();
         summary.insert("table1".into(), serde_json::to_value(&r.table1)?);
         if let Some(by) = b.group_by {
-            let per: serde_json::Map<String, serde_json::Value> =
-                groups.iter().map(|(n, g)| Ok((n.clone(), serde_json::to_value(&g.table1)?))).collect::<Result<_, serde_json::Error>>()?;
+            let per: serde_json::Map<String, serde_json::Value> = groups
+                .iter()
+                .map(|(n, g)| Ok((n.clone(), serde_json::to_value(&g.table1)?)))
+                .collect::<Result<_, serde_json::Error>>()?;
             summary.insert("groups".into(), serde_json::json!({"by": by.name(), "table1": per}));
         }
         if !b.json {
@@ -372,14 +406,25 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             for (i, (name, g)) in groups.iter().enumerate() {
                 let id = format!("capture-{}-{}", by.name(), i + 1);
                 let what = format!("{} = {name}: ", by.name());
-                let section = output::capture_section(g, &ctx(g, &grouped.groups[name], &what), &id, &format!("SpamPots capture, {} = {name}", by.name()));
+                let section = output::capture_section(
+                    g,
+                    &ctx(g, &grouped.groups[name], &what),
+                    &id,
+                    &format!("SpamPots capture, {} = {name}", by.name()),
+                );
                 sections.push(section);
             }
         }
         if let Some(pq) = &b.parquet {
             let first_day = |ip: std::net::IpAddr| grouped.total.sources.get(&ip).map(|s| s.first_day);
-            let w = port25_report::parquet_export::export(dir, &filter, &enricher, &first_day, pq).with_context(|| format!("writing {}", pq.display()))?;
-            errln!("port25 report: wrote {} message records in {} Parquet files under {}", w.rows, w.files, pq.display());
+            let w = port25_report::parquet_export::export(dir, &filter, &enricher, &first_day, pq)
+                .with_context(|| format!("writing {}", pq.display()))?;
+            errln!(
+                "port25 report: wrote {} message records in {} Parquet files under {}",
+                w.rows,
+                w.files,
+                pq.display()
+            );
         }
     }
     if !b.blocklist.is_empty() {
@@ -392,7 +437,14 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             bar.inc(1);
         }
         bar.finish();
-        let s = rank_section(&b, &markers, ("blocklist", "Blocklist rank", "blocklist dump"), &dumps, examples, &b.blocklist);
+        let s = rank_section(
+            &b,
+            &markers,
+            ("blocklist", "Blocklist rank", "blocklist dump"),
+            &dumps,
+            examples,
+            &b.blocklist,
+        );
         if !b.json {
             print_tables(&s, "before_after");
         }
@@ -438,7 +490,12 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
             errln!("port25 report: {e}");
         }
         let ctx = output::Context {
-            source: format!("{} complaint report{} ({})", trend.reports, if trend.reports == 1 { "" } else { "s" }, list_paths(&b.complaints)),
+            source: format!(
+                "{} complaint report{} ({})",
+                trend.reports,
+                if trend.reports == 1 { "" } else { "s" },
+                list_paths(&b.complaints)
+            ),
             window: match (trend.per_month.keys().next(), trend.per_month.keys().next_back()) {
                 (Some(a), Some(z)) => format!("{a} to {z} (months of arrival)"),
                 _ => "no reports".into(),
@@ -460,7 +517,8 @@ fn build(b: BuildArgs) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&serde_json::Value::Object(summary))?);
     }
     if let Some(out) = &b.out {
-        let html = output::write_dir(out, "port25 report", lead.as_deref(), &sections).with_context(|| format!("writing {}", out.display()))?;
+        let html = output::write_dir(out, "port25 report", lead.as_deref(), &sections)
+            .with_context(|| format!("writing {}", out.display()))?;
         errln!("port25 report: wrote {} (and report.json, csv/)", html.display());
     }
     Ok(ExitCode::SUCCESS)
@@ -481,11 +539,14 @@ fn rank_section(
         errln!("port25 report: {e}");
     }
     let (id, title, one) = what;
-    let opt = port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
+    let opt =
+        port25_report::blocklist::Options { country: b.country.clone(), top_asns: b.top_asns, chart_countries: 5 };
     let ctx = output::Context {
         source: format!("{} {one}{} ({})", dumps.len(), if dumps.len() == 1 { "" } else { "s" }, list_paths(paths)),
         window: match (dumps.first(), dumps.last()) {
-            (Some(a), Some(z)) => format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day)),
+            (Some(a), Some(z)) => {
+                format!("{} to {}", port25_report::date::format_day(a.day), port25_report::date::format_day(z.day))
+            }
             _ => "nothing dated".into(),
         },
         markers: markers.to_vec(),

@@ -89,7 +89,10 @@ fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
-fn device_tls_config(config: &Config, certs: &Option<Arc<port25_listen::tls::CertStore>>) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
+fn device_tls_config(
+    config: &Config,
+    certs: &Option<Arc<port25_listen::tls::CertStore>>,
+) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
     let (Some(ca), Some(store)) = (&config.submission.device_ca, certs) else { return Ok(None) };
     Ok(Some(port25_engine::device_tls::server_config_with_device_ca_store(store, ca)?))
 }
@@ -110,7 +113,10 @@ async fn serve(
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
     let certs = cert_store(&config)?;
-    let tls = super::wiring::ListenerTls { server: certs.as_ref().map(|c| c.server_config()).transpose()?, device: device_tls_config(&config, &certs)? };
+    let tls = super::wiring::ListenerTls {
+        server: certs.as_ref().map(|c| c.server_config()).transpose()?,
+        device: device_tls_config(&config, &certs)?,
+    };
     let _pid = super::reload::spawn(path, config.clone(), certs)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
@@ -150,17 +156,33 @@ async fn serve(
     let mx = super::recipients::mx_policy(&config, spool.clone(), accounts.clone(), &target, directory.clone())?;
     let mailboxes: Arc<dyn LocalMailboxes> = Arc::new(super::recipients::MxMailboxes(mx.clone()));
 
-    let outbound = super::outbound::start(&config, spool.clone(), mailboxes.clone(), http.gauges.outbound.clone(), super::abuse::holds(&desk))?;
+    let outbound = super::outbound::start(
+        &config,
+        spool.clone(),
+        mailboxes.clone(),
+        http.gauges.outbound.clone(),
+        super::abuse::holds(&desk),
+    )?;
     http.ready.spool_open();
 
     let shutdown = CancellationToken::new();
     let delivery_stop = CancellationToken::new();
     let bounce = super::outbound::local_bounce(&config, spool.clone(), outbound.enqueuer.clone(), mailboxes.clone());
     let retry = super::wiring::delivery_retry(&config);
-    let delivery = tokio::spawn(port25_delivery::run(spool.clone(), recovered, ready_rx, Arc::new(target), bounce, retry, delivery_stop.clone()));
+    let delivery = tokio::spawn(port25_delivery::run(
+        spool.clone(),
+        recovered,
+        ready_rx,
+        Arc::new(target),
+        bounce,
+        retry,
+        delivery_stop.clone(),
+    ));
 
     let submission = match (&gate, wants_submission) {
-        (Some(gate), true) => Some(super::wiring::submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone())),
+        (Some(gate), true) => {
+            Some(super::wiring::submission(&config, gate.clone(), mx.clone(), outbound.enqueuer.clone()))
+        }
         _ => None,
     };
     if let (Some(sub), Some(s)) = (&submission, &shared) {
@@ -170,7 +192,10 @@ async fn serve(
     // (docs/screen.md); built before any listener binds, so a bad
     // end-user policy stops start-up.
     let screener = match config.mx.screen.enabled {
-        true => Some(Arc::new(port25_screen::Screener::new(&config.mx.screen, &config.hostname, &config.data_dir).map_err(anyhow::Error::msg)?)),
+        true => Some(Arc::new(
+            port25_screen::Screener::new(&config.mx.screen, &config.hostname, &config.data_dir)
+                .map_err(anyhow::Error::msg)?,
+        )),
         false => None,
     };
     let desk_stop = CancellationToken::new();
@@ -178,7 +203,14 @@ async fn serve(
         if let Some(s) = &submission {
             s.set_watch(Arc::new(super::abuse::Watch(d.clone())));
         }
-        super::abuse::start(d.clone(), &config, spool.clone(), outbound.enqueuer.clone(), mailboxes.clone(), desk_stop.clone());
+        super::abuse::start(
+            d.clone(),
+            &config,
+            spool.clone(),
+            outbound.enqueuer.clone(),
+            mailboxes.clone(),
+            desk_stop.clone(),
+        );
     }
     let mut servers = Vec::new();
     // One budget for message data in memory, whichever listener it arrives on.

@@ -64,7 +64,10 @@ fn tls(config: &Config, r: &mut Report) {
     match &config.tls_files {
         Some((cert, key)) => match port25_listen::tls::server_config(cert, key) {
             Ok(_) => {
-                r.ok("tls", format!("certificate {} and key {} load and belong together", cert.display(), key.display()));
+                r.ok(
+                    "tls",
+                    format!("certificate {} and key {} load and belong together", cert.display(), key.display()),
+                );
                 match certificate(cert, config, rustls::pki_types::UnixTime::now()) {
                     Ok(facts) => r.ok("certificate", facts),
                     Err(e) => r.fail("certificate", format!("{}: {e}", cert.display())),
@@ -77,16 +80,30 @@ fn tls(config: &Config, r: &mut Report) {
             let (cert, key) = (dir.join("selfsigned.crt"), dir.join("selfsigned.key"));
             if cert.exists() && key.exists() {
                 match port25_listen::tls::server_config(&cert, &key) {
-                    Ok(_) => r.ok("tls", format!("self-signed certificate {} (set [tls] certificate for a real one)", cert.display())),
-                    Err(e) => r.fail("tls", format!("{e}; remove {} and {} to have a new one made", cert.display(), key.display())),
+                    Ok(_) => r.ok(
+                        "tls",
+                        format!("self-signed certificate {} (set [tls] certificate for a real one)", cert.display()),
+                    ),
+                    Err(e) => r.fail(
+                        "tls",
+                        format!("{e}; remove {} and {} to have a new one made", cert.display(), key.display()),
+                    ),
                 }
             } else {
-                r.ok("tls", format!("a self-signed certificate will be made in {} (set [tls] certificate for a real one)", dir.display()));
+                r.ok(
+                    "tls",
+                    format!(
+                        "a self-signed certificate will be made in {} (set [tls] certificate for a real one)",
+                        dir.display()
+                    ),
+                );
             }
         }
     }
     if let Some(ca) = &config.submission.device_ca {
-        let pair = config.tls_files.clone().unwrap_or_else(|| (config.data_dir.join("tls/selfsigned.crt"), config.data_dir.join("tls/selfsigned.key")));
+        let pair = config.tls_files.clone().unwrap_or_else(|| {
+            (config.data_dir.join("tls/selfsigned.crt"), config.data_dir.join("tls/selfsigned.key"))
+        });
         if pair.0.exists() {
             match port25_engine::device_tls::server_config_with_device_ca(&pair.0, &pair.1, ca) {
                 Ok(_) => r.ok("device CA", ca.display()),
@@ -107,14 +124,25 @@ const RENEW_WITHIN: u64 = 14 * 24 * 3600;
 fn certificate(path: &Path, config: &Config, now: rustls::pki_types::UnixTime) -> Result<String, String> {
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     let pem = std::fs::read(path).map_err(|e| e.to_string())?;
-    let chain: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let chain: Vec<CertificateDer<'static>> =
+        rustls_pemfile::certs(&mut pem.as_slice()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
     let (first, last) = (chain.first().ok_or("no certificate")?, chain.last().ok_or("no certificate")?);
-    let ee = webpki::EndEntityCert::try_from(first).map_err(|e| format!("the first certificate cannot be read: {e}"))?;
-    let anchor = webpki::anchor_from_trusted_cert(last).map_err(|e| format!("the last certificate cannot be read: {e}"))?;
+    let ee =
+        webpki::EndEntityCert::try_from(first).map_err(|e| format!("the first certificate cannot be read: {e}"))?;
+    let anchor =
+        webpki::anchor_from_trusted_cert(last).map_err(|e| format!("the last certificate cannot be read: {e}"))?;
     let intermediates = chain.get(1..chain.len().saturating_sub(1)).unwrap_or_default();
     let verify = |at: UnixTime| {
-        ee.verify_for_usage(webpki::ALL_VERIFICATION_ALGS, std::slice::from_ref(&anchor), intermediates, at, webpki::KeyUsage::server_auth(), None, None)
-            .map(|_| ())
+        ee.verify_for_usage(
+            webpki::ALL_VERIFICATION_ALGS,
+            std::slice::from_ref(&anchor),
+            intermediates,
+            at,
+            webpki::KeyUsage::server_auth(),
+            None,
+            None,
+        )
+        .map(|_| ())
     };
     match verify(now) {
         Ok(()) => {}
@@ -123,10 +151,16 @@ fn certificate(path: &Path, config: &Config, now: rustls::pki_types::UnixTime) -
         Err(e) => return Err(format!("the chain does not verify ({e:?}): the file must hold the server's certificate first, then each issuer in order")),
     }
     let names = [config.hostname.as_str(), config.http.submission_host.as_str()];
-    let covered: Vec<&str> =
-        names.iter().copied().filter(|n| ServerName::try_from(*n).is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok())).collect();
+    let covered: Vec<&str> = names
+        .iter()
+        .copied()
+        .filter(|n| ServerName::try_from(*n).is_ok_and(|sn| ee.verify_is_valid_for_subject_name(&sn).is_ok()))
+        .collect();
     if covered.is_empty() {
-        return Err(format!("names neither hostname {} nor [http] submission_host {}: clients that verify will refuse it", names[0], names[1]));
+        return Err(format!(
+            "names neither hostname {} nor [http] submission_host {}: clients that verify will refuse it",
+            names[0], names[1]
+        ));
     }
     let soon = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now.as_secs() + RENEW_WITHIN));
     let ending = match verify(soon) {
@@ -151,7 +185,9 @@ fn directories(config: &Config, r: &mut Report) {
     if config.delivery.method == DeliveryMethod::Maildir && !config.delivery.maildir.starts_with(&config.data_dir) {
         writable_dir("maildir", &config.delivery.maildir, false, r);
     }
-    if let Some(parent) = config.submission.accounts.parent().filter(|p| !p.starts_with(&config.data_dir) && !p.as_os_str().is_empty()) {
+    if let Some(parent) =
+        config.submission.accounts.parent().filter(|p| !p.starts_with(&config.data_dir) && !p.as_os_str().is_empty())
+    {
         writable_dir("accounts directory", parent, false, r);
     }
 }
@@ -173,7 +209,11 @@ fn writable_dir(what: &str, dir: &Path, private: bool, r: &mut Report) {
                 Ok(()) => r.ok(what, format!("{} will be made (0700)", dir.display())),
                 Err(e) => r.fail(
                     what,
-                    format!("{} does not exist and cannot be made in {}: {e}; create it owned by this user, mode 0700", dir.display(), parent.display()),
+                    format!(
+                        "{} does not exist and cannot be made in {}: {e}; create it owned by this user, mode 0700",
+                        dir.display(),
+                        parent.display()
+                    ),
                 ),
             }
             return;
@@ -184,11 +224,21 @@ fn writable_dir(what: &str, dir: &Path, private: bool, r: &mut Report) {
         return r.fail(what, format!("{} is not a directory", dir.display()));
     }
     if let Err(e) = probe_write(dir) {
-        return r.fail(what, format!("{} is not writable by this user: {e}; chown it to the user port25 runs as", dir.display()));
+        return r.fail(
+            what,
+            format!("{} is not writable by this user: {e}; chown it to the user port25 runs as", dir.display()),
+        );
     }
     let mode = meta.permissions().mode() & 0o777;
     if private && mode & 0o077 != 0 {
-        return r.fail(what, format!("{} is mode {mode:04o}: it holds mail, password hashes and keys; chmod 0700 {}", dir.display(), dir.display()));
+        return r.fail(
+            what,
+            format!(
+                "{} is mode {mode:04o}: it holds mail, password hashes and keys; chmod 0700 {}",
+                dir.display(),
+                dir.display()
+            ),
+        );
     }
     r.ok(what, format!("{} writable, mode {mode:04o}", dir.display()));
 }
@@ -242,7 +292,12 @@ mod tests {
     use std::time::Duration;
 
     fn config() -> port25_config::Config {
-        port25_config::parse("hostname = \"mx.example.net\"\n[http]\nsubmission_host = \"smtp.example.net\"\n", "t".as_ref(), "".as_ref()).unwrap()
+        port25_config::parse(
+            "hostname = \"mx.example.net\"\n[http]\nsubmission_host = \"smtp.example.net\"\n",
+            "t".as_ref(),
+            "".as_ref(),
+        )
+        .unwrap()
     }
 
     fn cert(dir: &std::path::Path, names: &[&str], days: (i64, i64)) -> std::path::PathBuf {

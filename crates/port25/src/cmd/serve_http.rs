@@ -72,14 +72,22 @@ pub async fn start(
     };
     let state = Arc::new(state);
     let bind = |name: &'static str, address: std::net::SocketAddr, key: &'static str| async move {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .with_context(|| format!("[http] cannot bind {address} (another server on it? set [http] {key}, or enabled = false)"))?;
+        let listener = tokio::net::TcpListener::bind(address).await.with_context(|| {
+            format!("[http] cannot bind {address} (another server on it? set [http] {key}, or enabled = false)")
+        })?;
         emit!(info, ev::HTTP_LISTENING, listener = name, address = %listener.local_addr()?);
         anyhow::Ok(listener)
     };
-    let public = port25_http::run(bind("public", public, "address").await?, port25_http::public_router(state.clone()), stop.clone());
-    let private = port25_http::run(bind("private", private, "private_address").await?, port25_http::private_router(state), stop.clone());
+    let public = port25_http::run(
+        bind("public", public, "address").await?,
+        port25_http::public_router(state.clone()),
+        stop.clone(),
+    );
+    let private = port25_http::run(
+        bind("private", private, "private_address").await?,
+        port25_http::private_router(state),
+        stop.clone(),
+    );
     let task = tokio::spawn(async move {
         let (a, b) = tokio::join!(public, private);
         a.and(b)

@@ -11,7 +11,8 @@ use port25_shared::{Redis, RedisConfig, Shared};
 /// node starts while it is down and behaves as `on_unreachable` says.
 pub async fn open(config: &Config) -> anyhow::Result<Option<Shared>> {
     let Some(c) = &config.submission.shared else { return Ok(None) };
-    let redis = RedisConfig { url: c.redis.clone(), pool: c.pool as usize, timeout: c.timeout, prefix: c.prefix.clone() };
+    let redis =
+        RedisConfig { url: c.redis.clone(), pool: c.pool as usize, timeout: c.timeout, prefix: c.prefix.clone() };
     let backend = Redis::connect(&redis).await.map_err(|e| anyhow::anyhow!("[submission.shared]: {e}"))?;
     let policy = match c.on_unreachable {
         OnUnreachable::FailClosed => port25_shared::OnUnreachable::FailClosed,
@@ -29,7 +30,11 @@ pub fn usage(config: &Config) -> anyhow::Result<Option<Vec<port25_accounts::migr
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let Some(shared) = open(config).await? else { return Ok(None) };
-        let records = shared.backend().usage().await.map_err(|e| anyhow::anyhow!("[submission.shared]: the usage records cannot be read: {e}"))?;
+        let records = shared
+            .backend()
+            .usage()
+            .await
+            .map_err(|e| anyhow::anyhow!("[submission.shared]: the usage records cannot be read: {e}"))?;
         Ok(Some(
             records
                 .into_iter()

@@ -67,7 +67,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => Config::default(),
     };
-    let format = args.log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
+    let format = args
+        .log_format
+        .as_deref()
+        .unwrap_or(&config.log_format)
+        .parse::<ev::LogFormat>()
+        .map_err(anyhow::Error::msg)?;
     ev::init(format, &config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("spampot").build()?;
     runtime.block_on(sensor(config))?;
@@ -97,14 +102,16 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     }
     let shipper = match &config.ship {
         Some(table) => {
-            let ship: port25_collect::shipper::ShipConfig = table.clone().try_into().map_err(|e| anyhow::anyhow!("[ship]: {e}"))?;
+            let ship: port25_collect::shipper::ShipConfig =
+                table.clone().try_into().map_err(|e| anyhow::anyhow!("[ship]: {e}"))?;
             Some(port25_collect::shipper::Shipper::new(ship, &root).map_err(anyhow::Error::msg)?)
         }
         None => None,
     };
     let hpfeeds = match &config.hpfeeds {
         Some(table) => {
-            let feed: port25_collect::hpfeeds::HpfeedsConfig = table.clone().try_into().map_err(|e| anyhow::anyhow!("[hpfeeds]: {e}"))?;
+            let feed: port25_collect::hpfeeds::HpfeedsConfig =
+                table.clone().try_into().map_err(|e| anyhow::anyhow!("[hpfeeds]: {e}"))?;
             Some((feed, store.subscribe(10_000).expect("first subscriber")))
         }
         None => None,
@@ -132,7 +139,8 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
             return Ok(ExitCode::from(2));
         }
     };
-    let format = log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
+    let format =
+        log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
     ev::init(format, "info");
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("collect").build()?;
     runtime.block_on(async {
@@ -140,7 +148,9 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| format!("cannot bind {}", config.listen))?;
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot bind {}", config.listen))?;
         emit!(info, ev::SERVER_LISTENING, listener = "collect", address = %listener.local_addr()?, service = "collect");
         let shutdown = CancellationToken::new();
         let server = tokio::spawn(port25_collect::collector::run(config, listener, shutdown.clone()));

@@ -123,7 +123,8 @@ pub fn take_inherited(listeners: &[Listener]) -> anyhow::Result<Inherited> {
         listener.set_nonblocking(true)?;
         sockets.push((name, listener));
     }
-    let shown: Vec<(String, SocketAddr)> = sockets.iter().map(|(n, l)| Ok((n.clone(), l.local_addr()?))).collect::<std::io::Result<_>>()?;
+    let shown: Vec<(String, SocketAddr)> =
+        sockets.iter().map(|(n, l)| Ok((n.clone(), l.local_addr()?))).collect::<std::io::Result<_>>()?;
     let wanted: Vec<(&str, SocketAddr)> = listeners.iter().map(|l| (l.name.as_str(), l.address)).collect();
     let order = assign(&wanted, &shown)?;
     let sockets = sockets.into_iter().zip(order).map(|((_, l), n)| (listeners[n].name.clone(), l)).collect();
@@ -168,7 +169,8 @@ impl Inherited {
     /// The listener's socket: the inherited one, else bound here.
     pub async fn listener(&mut self, l: &Listener) -> anyhow::Result<tokio::net::TcpListener> {
         if let Some(s) = self.take(&l.name) {
-            return tokio::net::TcpListener::from_std(s).with_context(|| format!("listener {:?}: the socket systemd passed", l.name));
+            return tokio::net::TcpListener::from_std(s)
+                .with_context(|| format!("listener {:?}: the socket systemd passed", l.name));
         }
         tokio::net::TcpListener::bind(l.address).await.with_context(|| {
             format!(
@@ -194,7 +196,10 @@ fn notifier() -> Option<&'static Notifier> {
             let bytes = std::os::unix::ffi::OsStrExt::as_bytes(path.as_os_str());
             let addr = match bytes.strip_prefix(b"@") {
                 // An abstract socket (Linux): "@name".
-                Some(name) => <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(name).ok()?,
+                Some(name) => {
+                    <std::os::unix::net::SocketAddr as std::os::linux::net::SocketAddrExt>::from_abstract_name(name)
+                        .ok()?
+                }
                 None => std::os::unix::net::SocketAddr::from_pathname(std::path::Path::new(&path)).ok()?,
             };
             Some(Notifier { socket: UnixDatagram::unbound().ok()?, addr })
@@ -272,7 +277,11 @@ mod tests {
         let named = [("submissions".to_owned(), a("[::]:465")), ("mx".to_owned(), a("[::]:25"))];
         assert_eq!(assign(&listeners, &named).unwrap(), vec![2, 0]);
         // systemd-socket-activate without --fdname, a socket unit without FileDescriptorName=
-        let unnamed = [("unknown".to_owned(), a("0.0.0.0:587")), ("port25-mx.socket".to_owned(), a("[::]:25")), (String::new(), a("[::ffff:0.0.0.0]:465"))];
+        let unnamed = [
+            ("unknown".to_owned(), a("0.0.0.0:587")),
+            ("port25-mx.socket".to_owned(), a("[::]:25")),
+            (String::new(), a("[::ffff:0.0.0.0]:465")),
+        ];
         assert_eq!(assign(&listeners, &unnamed).unwrap(), vec![1, 0, 2]);
     }
 
@@ -283,7 +292,9 @@ mod tests {
         assert!(e.contains("\"smtp\"") && e.contains("FileDescriptorName=") && e.contains("[\"mx\"]"), "{e}");
         let e = assign(&listeners, &[("unknown".to_owned(), a("0.0.0.0:2525"))]).unwrap_err().to_string();
         assert!(e.contains("0.0.0.0:2525"), "{e}");
-        let e = assign(&listeners, &[("mx".to_owned(), a("0.0.0.0:25")), ("unknown".to_owned(), a("0.0.0.0:25"))]).unwrap_err().to_string();
+        let e = assign(&listeners, &[("mx".to_owned(), a("0.0.0.0:25")), ("unknown".to_owned(), a("0.0.0.0:25"))])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("two sockets") && e.contains("fd 4"), "{e}");
     }
 }

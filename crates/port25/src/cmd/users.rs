@@ -46,9 +46,11 @@ pub enum Command {
         common: Common,
     },
     /// Give a login its own sending limits (0 = none); unset ones follow [submission]
-    #[command(after_help = "Examples:\n  port25 users limits news@example.net --messages-per-hour 2000 --recipients-per-message 500\n  \
+    #[command(
+        after_help = "Examples:\n  port25 users limits news@example.net --messages-per-hour 2000 --recipients-per-message 500\n  \
         port25 users limits alice@example.net --messages-per-hour 5     (contain a suspicious account)\n  \
-        port25 users limits alice@example.net                           (back to the defaults)\n\nPrints the limits in force.")]
+        port25 users limits alice@example.net                           (back to the defaults)\n\nPrints the limits in force."
+    )]
     Limits {
         login: String,
         #[arg(long)]
@@ -79,8 +81,10 @@ pub enum Command {
         common: Common,
     },
     /// Let a login sign in to the HTTP operator dashboard (or, with --revoke, stop it)
-    #[command(after_help = "The dashboard (`[http]` in the configuration, /dashboard) shows migration progress, the queue, \
-        recent rejections and SpamPots captures to operators only.\nExample:  port25 users operator ops@example.net")]
+    #[command(
+        after_help = "The dashboard (`[http]` in the configuration, /dashboard) shows migration progress, the queue, \
+        recent rejections and SpamPots captures to operators only.\nExample:  port25 users operator ops@example.net"
+    )]
     Operator {
         login: String,
         /// Take the operator flag away
@@ -137,7 +141,8 @@ fn config(common: &Common) -> anyhow::Result<port25_config::Config> {
 /// Opens the account database the configuration names.
 pub fn open(config: &port25_config::Config) -> anyhow::Result<Accounts> {
     let path = &config.submission.accounts;
-    Accounts::open(path, config.submission.password_cache).with_context(|| format!("cannot open the account database {}", path.display()))
+    Accounts::open(path, config.submission.password_cache)
+        .with_context(|| format!("cannot open the account database {}", path.display()))
 }
 
 /// Reads a password: a prompt without echo on a terminal, else one line.
@@ -215,10 +220,24 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
             accounts.set_addresses(&login, &addresses)?;
             outln!("{} may send as: {}", port25_accounts::Login::of(&login), accounts.addresses(&login)?.join(", "));
         }
-        Command::Limits { login, messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message, common } => {
+        Command::Limits {
+            login,
+            messages_per_hour,
+            messages_per_day,
+            recipients_per_hour,
+            recipients_per_day,
+            recipients_per_message,
+            common,
+        } => {
             let config = config(&common)?;
             let accounts = open(&config)?;
-            let own = port25_accounts::UserLimits { messages_per_hour, messages_per_day, recipients_per_hour, recipients_per_day, recipients_per_message };
+            let own = port25_accounts::UserLimits {
+                messages_per_hour,
+                messages_per_day,
+                recipients_per_hour,
+                recipients_per_day,
+                recipients_per_message,
+            };
             accounts.set_limits(&login, &own)?;
             let s = &config.submission;
             let show = |name: &str, own: Option<u32>, default: u32| {
@@ -249,7 +268,13 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                     }
                     outln!("{line}");
                 } else {
-                    outln!("{}\t{}\t{}{}", u.login, u.scheme, u.addresses.join(","), if operator { "\toperator" } else { "" });
+                    outln!(
+                        "{}\t{}\t{}{}",
+                        u.login,
+                        u.scheme,
+                        u.addresses.join(","),
+                        if operator { "\toperator" } else { "" }
+                    );
                 }
             }
         }
@@ -260,14 +285,18 @@ pub fn run(cmd: Command) -> anyhow::Result<ExitCode> {
                 true => outln!("{} may no longer sign in to the dashboard", port25_accounts::Login::of(&login)),
             }
         }
-        Command::Explain { login, json, common } => return super::abuse::explain(&config(&common)?, &login.to_lowercase(), json),
+        Command::Explain { login, json, common } => {
+            return super::abuse::explain(&config(&common)?, &login.to_lowercase(), json)
+        }
         Command::Release { login, common } => return super::abuse::release(&config(&common)?, &login.to_lowercase()),
         Command::Import { file, replace, quiet, common } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let accounts = open(&config(&common)?)?;
             let bar = std::cell::RefCell::new(None);
             let result = accounts.import_with(&text, replace, &|p| match p {
-                port25_accounts::ImportProgress::Parsed(n) => *bar.borrow_mut() = Some(super::progress::Progress::new(quiet, "importing users", n, false)),
+                port25_accounts::ImportProgress::Parsed(n) => {
+                    *bar.borrow_mut() = Some(super::progress::Progress::new(quiet, "importing users", n, false))
+                }
                 port25_accounts::ImportProgress::Written(n) => {
                     if let Some(b) = bar.borrow().as_ref() {
                         b.inc(n);

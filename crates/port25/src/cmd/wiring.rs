@@ -30,7 +30,12 @@ pub struct ListenerTls {
 
 /// One `[[listener]]` as the SMTP engine runs it; `data_budget` is the
 /// process's one budget for message data in memory.
-pub fn listener_settings(config: &Config, l: &Listener, tls: &ListenerTls, data_budget: &Arc<DataBudget>) -> ListenerSettings {
+pub fn listener_settings(
+    config: &Config,
+    l: &Listener,
+    tls: &ListenerTls,
+    data_budget: &Arc<DataBudget>,
+) -> ListenerSettings {
     ListenerSettings {
         name: l.name.as_str().into(),
         hostname: config.hostname.clone(),
@@ -67,7 +72,11 @@ pub fn delivery_target(config: &Config) -> anyhow::Result<Target> {
 
 /// `[delivery]`: when a deferred local recipient is tried again.
 pub fn delivery_retry(config: &Config) -> port25_delivery::Retry {
-    port25_delivery::Retry { first: config.delivery.first_retry, max: config.delivery.max_retry, lifetime: config.delivery.max_lifetime }
+    port25_delivery::Retry {
+        first: config.delivery.first_retry,
+        max: config.delivery.max_retry,
+        lifetime: config.delivery.max_lifetime,
+    }
 }
 
 /// The password gate: brute-force limits and the bounds on password
@@ -128,7 +137,10 @@ pub fn submission(
 pub fn outbound_settings(config: &Config) -> anyhow::Result<Settings> {
     let o = &config.outbound;
     let smarthost_tls = match o.smarthost {
-        Some(_) => Some(tls_policy::smarthost_config(&smarthost_trust(config)).map_err(|e| anyhow::anyhow!("[outbound] smarthost: {e}"))?),
+        Some(_) => Some(
+            tls_policy::smarthost_config(&smarthost_trust(config))
+                .map_err(|e| anyhow::anyhow!("[outbound] smarthost: {e}"))?,
+        ),
         None => None,
     };
     Ok(Settings {
@@ -185,11 +197,20 @@ mod tests {
         let config = port25_config::embedded_default();
         let budget = DataBudget::new(config.max_data_memory);
         let tls = ListenerTls { server: None, device: None };
-        let modes: Vec<_> =
-            config.listeners.iter().map(|l| listener_settings(&config, l, &tls, &budget)).map(|s| (s.name.to_string(), s.tls_mode, s.limits)).collect();
-        let want =
-            [("mx", port25_engine::TlsMode::StartTls), ("submission", port25_engine::TlsMode::StartTls), ("submissions", port25_engine::TlsMode::Implicit)];
-        for ((name, mode, limits), (l, (want_name, want_mode))) in modes.into_iter().zip(config.listeners.iter().zip(want)) {
+        let modes: Vec<_> = config
+            .listeners
+            .iter()
+            .map(|l| listener_settings(&config, l, &tls, &budget))
+            .map(|s| (s.name.to_string(), s.tls_mode, s.limits))
+            .collect();
+        let want = [
+            ("mx", port25_engine::TlsMode::StartTls),
+            ("submission", port25_engine::TlsMode::StartTls),
+            ("submissions", port25_engine::TlsMode::Implicit),
+        ];
+        for ((name, mode, limits), (l, (want_name, want_mode))) in
+            modes.into_iter().zip(config.listeners.iter().zip(want))
+        {
             assert_eq!((name.as_str(), mode), (want_name, want_mode));
             assert_eq!(limits, l.limits, "{name}: the configured limits, untranslated");
         }

@@ -23,8 +23,20 @@ fn free_udp_port() -> u16 {
 /// A port-25 attempt from `src` at `t` (Unix seconds).
 fn attempt(src: &str, t: u64) -> Flow {
     let src: IpAddr = src.parse().unwrap();
-    let dst: IpAddr = if src.is_ipv4() { "100.64.25.25".parse().unwrap() } else { "2001:db8:ffff::25".parse().unwrap() };
-    Flow { src, dst, src_port: 40000, dst_port: 25, proto: 6, tcp_flags: 2, packets: 2, bytes: 120, start_ms: t * 1000, end_ms: t * 1000 + 1000 }
+    let dst: IpAddr =
+        if src.is_ipv4() { "100.64.25.25".parse().unwrap() } else { "2001:db8:ffff::25".parse().unwrap() };
+    Flow {
+        src,
+        dst,
+        src_port: 40000,
+        dst_port: 25,
+        proto: 6,
+        tcp_flags: 2,
+        packets: 2,
+        bytes: 120,
+        start_ms: t * 1000,
+        end_ms: t * 1000 + 1000,
+    }
 }
 
 /// One IPFIX message holding `flows`, in a pcap.
@@ -54,7 +66,8 @@ fn egress_flows(pcap: &Path, sources: &[String], format: &str) -> (String, Strin
         cmd.args(["--attribution", s]);
     }
     let out = cmd.output().unwrap();
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+    let (stdout, stderr) =
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
     assert!(out.status.success(), "egress flows failed: {stdout}{stderr}");
     (stdout, stderr)
 }
@@ -272,14 +285,29 @@ fn freeradius_accounting_names_the_subscriber_of_a_flow() {
 
     // The warning names the file and the line of dave's Stop record.
     let line = text.lines().position(|l| l.contains("\"s9\"")).unwrap();
-    let header = text.lines().take(line).enumerate().filter(|(_, l)| !l.starts_with('\t') && !l.is_empty()).map(|(i, _)| i + 1).last().unwrap();
+    let header = text
+        .lines()
+        .take(line)
+        .enumerate()
+        .filter(|(_, l)| !l.starts_with('\t') && !l.is_empty())
+        .map(|(i, _)| i + 1)
+        .last()
+        .unwrap();
     let want = format!("{}:{header}: stop_without_start:", detail[0].display());
     assert!(stderr.contains(&want), "{want} not in:\n{stderr}");
 
     // The table names subscribers and sessions too.
     let (table, _) = egress_flows(&pcap, &[source], "table");
-    assert!(table.contains("ATTRIBUTED TO") && table.contains("alice (user-name)") && table.contains("bob (user-name)"), "{table}");
-    assert!(table.lines().any(|l| l.starts_with("198.51.100.77") && l.contains("radius 192.0.2.1/s2 198.51.100.77/32") && l.contains("..open")), "{table}");
+    assert!(
+        table.contains("ATTRIBUTED TO") && table.contains("alice (user-name)") && table.contains("bob (user-name)"),
+        "{table}"
+    );
+    assert!(
+        table.lines().any(|l| l.starts_with("198.51.100.77")
+            && l.contains("radius 192.0.2.1/s2 198.51.100.77/32")
+            && l.contains("..open")),
+        "{table}"
+    );
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -328,11 +356,15 @@ fn kea_lease_to_udhcpc_names_the_subscriber_of_a_flow() {
     // its static address).
     let script = dir.path().join("udhcpc.sh");
     let got = dir.path().join("lease.env");
-    std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip\" > {}\nexit 0\n", got.display())).unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\n[ \"$1\" = bound ] && echo \"$ip\" > {}\nexit 0\n", got.display()))
+        .unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let before = now();
     net.exec("sub", &["udhcpc", "-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "2", "-s", script.to_str().unwrap()]);
-    let ip = std::fs::read_to_string(&got).unwrap_or_else(|e| panic!("udhcpc got no lease ({e}); kea said:\n{seen}")).trim().to_owned();
+    let ip = std::fs::read_to_string(&got)
+        .unwrap_or_else(|e| panic!("udhcpc got no lease ({e}); kea said:\n{seen}"))
+        .trim()
+        .to_owned();
     // Kea wrote the lease before it answered.
     let mut rows = String::new();
     for _ in 0..50 {
@@ -380,7 +412,11 @@ fn dhcpd_dnsmasq_and_radacct_files_name_subscribers_too() {
         ),
     )
     .unwrap();
-    std::fs::write(dir.path().join("dnsmasq.leases"), format!("{} 02:00:00:00:00:82 198.51.100.82 laptop *\n", n + 3600)).unwrap();
+    std::fs::write(
+        dir.path().join("dnsmasq.leases"),
+        format!("{} 02:00:00:00:00:82 198.51.100.82 laptop *\n", n + 3600),
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("radacct.csv"),
         format!(
@@ -390,20 +426,34 @@ fn dhcpd_dnsmasq_and_radacct_files_name_subscribers_too() {
     )
     .unwrap();
     let pcap = dir.path().join("exports.pcap");
-    exports(&[attempt("198.51.100.81", n - 60), attempt("198.51.100.82", n - 60), attempt("198.51.100.83", n - 60)], &pcap);
+    exports(
+        &[attempt("198.51.100.81", n - 60), attempt("198.51.100.82", n - 60), attempt("198.51.100.83", n - 60)],
+        &pcap,
+    );
     let p = |f: &str| dir.path().join(f).display().to_string();
-    let sources = [format!("dhcpd:{}", p("dhcpd.leases")), format!("dnsmasq:{}", p("dnsmasq.leases")), format!("radacct-csv:{}", p("radacct.csv"))];
+    let sources = [
+        format!("dhcpd:{}", p("dhcpd.leases")),
+        format!("dnsmasq:{}", p("dnsmasq.leases")),
+        format!("radacct-csv:{}", p("radacct.csv")),
+    ];
     let (json, _) = egress_flows(&pcap, &sources, "json");
     let report: serde_json::Value = serde_json::from_str(&json).unwrap();
     let a = &row(&report, "198.51.100.81", Some("cpe-81"))["attribution"];
     assert_eq!((a["subscriber_kind"].as_str(), a["source"].as_str()), (Some("remote-id"), Some("dhcpd")), "{a:#}");
     let b = &row(&report, "198.51.100.82", Some("02:00:00:00:00:82"))["attribution"];
-    assert_eq!((b["source"].as_str(), b["session"].as_str()), (Some("dnsmasq"), Some("198.51.100.82/32 laptop")), "{b:#}");
+    assert_eq!(
+        (b["source"].as_str(), b["session"].as_str()),
+        (Some("dnsmasq"), Some("198.51.100.82/32 laptop")),
+        "{b:#}"
+    );
     let c = &row(&report, "198.51.100.83", Some("carol, jr"))["attribution"];
     assert_eq!((c["source"].as_str(), c["session"].as_str()), (Some("radacct-csv"), Some("192.0.2.1/x1")), "{c:#}");
     // CSV keeps the comma inside one quoted field.
     let (csv, _) = egress_flows(&pcap, &sources, "csv");
-    assert!(csv.lines().any(|l| l.starts_with("198.51.100.83,") && l.contains(",\"carol, jr\",user-name,radacct-csv,")), "{csv}");
+    assert!(
+        csv.lines().any(|l| l.starts_with("198.51.100.83,") && l.contains(",\"carol, jr\",user-name,radacct-csv,")),
+        "{csv}"
+    );
     // Bad sources are refused before anything is read.
     let out = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
@@ -413,7 +463,10 @@ fn dhcpd_dnsmasq_and_radacct_files_name_subscribers_too() {
         .args(["--attribution", "ldap:/x"])
         .output()
         .unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not an attribution source"), "{out:?}");
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not an attribution source"),
+        "{out:?}"
+    );
     let out = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
         .arg(example_policy())
@@ -422,5 +475,8 @@ fn dhcpd_dnsmasq_and_radacct_files_name_subscribers_too() {
         .args(["--attribution", "kea:/nonexistent/kea-leases4.csv"])
         .output()
         .unwrap();
-    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kea-leases4.csv"), "{out:?}");
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("/nonexistent/kea-leases4.csv"),
+        "{out:?}"
+    );
 }

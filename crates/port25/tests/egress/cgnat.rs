@@ -80,7 +80,9 @@ fn who(r: &serde_json::Value) -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|row| (row["attribution"]["subscriber"].as_str().unwrap_or("-").to_owned(), row["flows"].as_u64().unwrap()))
+        .map(|row| {
+            (row["attribution"]["subscriber"].as_str().unwrap_or("-").to_owned(), row["flows"].as_u64().unwrap())
+        })
         .collect();
     v.sort();
     v
@@ -95,21 +97,49 @@ fn public_address_and_port_name_the_subscriber_through_port_blocks() {
     std::fs::write(&radacct, RADACCT).unwrap();
     let csv = w.join("cgnat.csv");
     std::fs::write(&csv, CGNAT_CSV).unwrap();
-    let (r, err) = report(&nf, &["--attribution", &format!("radacct-csv:{}", radacct.display()), "--attribution", &format!("cgnat-csv:{}", csv.display())]);
+    let (r, err) = report(
+        &nf,
+        &[
+            "--attribution",
+            &format!("radacct-csv:{}", radacct.display()),
+            "--attribution",
+            &format!("cgnat-csv:{}", csv.display()),
+        ],
+    );
     assert_eq!(who(&r), [("-".to_owned(), 1), ("alice".to_owned(), 1), ("bob".to_owned(), 3)], "{err}\n{r}");
-    let alice = r["subscribers"].as_array().unwrap().iter().find(|x| x["attribution"]["subscriber"] == "alice").unwrap();
+    let alice =
+        r["subscribers"].as_array().unwrap().iter().find(|x| x["attribution"]["subscriber"] == "alice").unwrap();
     let via = alice["attribution"]["cgnat"].as_str().unwrap();
-    assert!(via.starts_with("198.51.100.77:1024-2047 -> 100.64.0.10 2025-11-24T15:59:00Z..open ") && via.ends_with("cgnat.csv:2"), "{via}");
+    assert!(
+        via.starts_with("198.51.100.77:1024-2047 -> 100.64.0.10 2025-11-24T15:59:00Z..open ")
+            && via.ends_with("cgnat.csv:2"),
+        "{via}"
+    );
     assert_eq!(alice["attribution"]["prefix"], "100.64.0.10/32");
     assert!(err.contains("port25: attribution: 2 CGNAT port blocks"), "{err}");
-    assert!(err.contains("cgnat.csv:4: stop_without_start: release of 198.51.100.77:9000-9999 (100.64.0.99) without its allocation"), "{err}");
+    assert!(
+        err.contains(
+            "cgnat.csv:4: stop_without_start: release of 198.51.100.77:9000-9999 (100.64.0.99) without its allocation"
+        ),
+        "{err}"
+    );
 
     // The same blocks as IPFIX NAT events, numbered 3/4 by this exporter.
     let ipfix = w.join("nat-events.pcap");
     must("python3", &["-c", IPFIX_PCAP, ipfix.to_str().unwrap(), &T0.to_string()]);
     let spec = format!("cgnat-ipfix:{}", ipfix.display());
     let radacct_spec = format!("radacct-csv:{}", radacct.display());
-    let (r, err) = report(&nf, &["--attribution", &radacct_spec, "--attribution", &spec, "--cgnat-numbering", "192.0.2.200=allocate:3,release:4"]);
+    let (r, err) = report(
+        &nf,
+        &[
+            "--attribution",
+            &radacct_spec,
+            "--attribution",
+            &spec,
+            "--cgnat-numbering",
+            "192.0.2.200=allocate:3,release:4",
+        ],
+    );
     assert_eq!(who(&r), [("-".to_owned(), 1), ("alice".to_owned(), 1), ("bob".to_owned(), 3)], "{err}\n{r}");
     assert!(err.contains("port25: attribution: 2 CGNAT port blocks"), "{err}");
     // With RFC 8158's numbering 3 and 4 are NAT64 session events: no

@@ -6,20 +6,28 @@ use std::process::Command;
 #[test]
 fn check_names_the_rule_and_exits_by_verdict() {
     let p = example_policy();
-    let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.77", "25"]).output().unwrap();
+    let out =
+        Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.77", "25"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.starts_with("198.51.100.77 -> TCP port 25: BLOCKED (reject with TCP reset)\n  rule: network \"residential-broadband\" (residential), prefix 198.51.100.0/24, policy line 62\n"), "{text}");
 
-    let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.77", "587"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "check", "--policy"])
+        .arg(&p)
+        .args(["198.51.100.77", "587"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("port: 587 is not a blocked port and protected"));
 
-    let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.25", "25"]).output().unwrap();
+    let out =
+        Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["198.51.100.25", "25"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("rule: exemption \"provider-mta\", prefix 198.51.100.25/32"));
 
-    let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["2001:db8:200::9"]).output().unwrap();
+    let out =
+        Command::new(BIN).args(["egress", "check", "--policy"]).arg(&p).args(["2001:db8:200::9"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("network \"business-fibre\" (business)"));
 }
@@ -32,7 +40,13 @@ fn refused_policy_names_file_line_and_fix() {
     let out = Command::new(BIN).args(["egress", "compile", "--policy"]).arg(&bad).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with(&format!("port25: {}:2:17: port 465 (submission over implicit TLS, RFC 8314) is protected", bad.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "port25: {}:2:17: port 465 (submission over implicit TLS, RFC 8314) is protected",
+            bad.display()
+        )),
+        "{err}"
+    );
     assert!(err.contains("fix: remove it from blocked_ports"), "{err}");
     assert!(out.stdout.is_empty());
 }
@@ -74,7 +88,14 @@ fn compile_writes_the_golden_bytes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let golden = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../egress/tests/golden/example.nftables.nft");
     assert_eq!(std::fs::read_to_string(out_file).unwrap(), std::fs::read_to_string(golden).unwrap());
-    let out = Command::new(BIN).args(["egress", "compile", "--policy"]).arg(example_policy()).args(["--target", "pf"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "compile", "--policy"])
+        .arg(example_policy())
+        .args(["--target", "pf"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown target \"pf\"; one of: nftables, nftables-json, ipset, iptables, ip6tables, cisco, juniper"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains(
+        "unknown target \"pf\"; one of: nftables, nftables-json, ipset, iptables, ip6tables, cisco, juniper"
+    ));
 }

@@ -150,25 +150,50 @@ pub(crate) fn port25_counts(report: &serde_json::Value) -> BTreeMap<String, (u64
         .map(|r| {
             (
                 r["subscriber"].as_str().unwrap().to_owned(),
-                (r["flows"].as_u64().unwrap(), r["packets"].as_u64().unwrap(), r["distinct_destinations"].as_u64().unwrap()),
+                (
+                    r["flows"].as_u64().unwrap(),
+                    r["packets"].as_u64().unwrap(),
+                    r["distinct_destinations"].as_u64().unwrap(),
+                ),
             )
         })
         .collect()
 }
 
 pub(crate) fn spambots(report: &serde_json::Value) -> Vec<String> {
-    report["subscribers"].as_array().unwrap().iter().filter(|r| r["spambot"] == true).map(|r| r["subscriber"].as_str().unwrap().to_owned()).collect()
+    report["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["spambot"] == true)
+        .map(|r| r["subscriber"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 /// softflowd -> nfcapd (stores, repeats) -> port25 egress flows --listen.
-fn export(version: &str, pcap: &std::path::Path, work: &std::path::Path) -> (serde_json::Value, BTreeMap<String, (u64, u64, u64)>) {
+fn export(
+    version: &str,
+    pcap: &std::path::Path,
+    work: &std::path::Path,
+) -> (serde_json::Value, BTreeMap<String, (u64, u64, u64)>) {
     let nf_dir = work.join(format!("nfcapd-v{version}"));
     std::fs::create_dir_all(&nf_dir).unwrap();
     let (p_nf, p_p25) = (free_udp_port(), free_udp_port());
     let mut port25 = Command::new(BIN)
         .args(["egress", "flows", "--policy"])
         .arg(crate::example_policy())
-        .args(["--listen", &format!("127.0.0.1:{p_p25}"), "--exporter", "127.0.0.1", "--idle", "2", "--format", "json", "--block-at", &BLOCK_AT.to_string()])
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{p_p25}"),
+            "--exporter",
+            "127.0.0.1",
+            "--idle",
+            "2",
+            "--format",
+            "json",
+            "--block-at",
+            &BLOCK_AT.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -187,7 +212,12 @@ fn export(version: &str, pcap: &std::path::Path, work: &std::path::Path) -> (ser
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
     let guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-    let sf = Command::new("softflowd").args(["-a", "-6", "-d", "-r"]).arg(pcap).args(["-n", &format!("127.0.0.1:{p_nf}"), "-v", version]).output().unwrap();
+    let sf = Command::new("softflowd")
+        .args(["-a", "-6", "-d", "-r"])
+        .arg(pcap)
+        .args(["-n", &format!("127.0.0.1:{p_nf}"), "-v", version])
+        .output()
+        .unwrap();
     drop(guard);
     assert!(sf.status.success(), "softflowd: {}", String::from_utf8_lossy(&sf.stderr));
     let out = port25.wait_with_output().unwrap();
@@ -290,7 +320,24 @@ fn exports_captured_to_pcap_read_back_the_same() {
     std::thread::sleep(Duration::from_millis(700));
     {
         let _guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-        must("ip", &["netns", "exec", &ns, "softflowd", "-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", "127.0.0.1:4739", "-v", "10"]);
+        must(
+            "ip",
+            &[
+                "netns",
+                "exec",
+                &ns,
+                "softflowd",
+                "-a",
+                "-6",
+                "-d",
+                "-r",
+                pcap.to_str().unwrap(),
+                "-n",
+                "127.0.0.1:4739",
+                "-v",
+                "10",
+            ],
+        );
     }
     std::thread::sleep(Duration::from_millis(500));
     must("kill", &["-INT", &tcpdump.id().to_string()]);
@@ -318,7 +365,13 @@ fn exports_captured_to_pcap_read_back_the_same() {
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("subscriber,network,class,flows,packets,bytes,distinct_destinations,peak_destinations_in_window,first_seen,last_seen,spambot\n198.51.100.77,residential-broadband,residential,40,80,"), "{csv}");
     assert_eq!(csv.lines().count(), 5);
-    let table = Command::new(BIN).args(["egress", "flows", "--policy"]).arg(crate::example_policy()).arg("--pcap").arg(&exports).output().unwrap();
+    let table = Command::new(BIN)
+        .args(["egress", "flows", "--policy"])
+        .arg(crate::example_policy())
+        .arg("--pcap")
+        .arg(&exports)
+        .output()
+        .unwrap();
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.lines().nth(1).unwrap().starts_with("198.51.100.77 "), "{table}");
 }

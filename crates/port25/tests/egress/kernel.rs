@@ -12,7 +12,12 @@ const MTA4: &str = "198.51.100.25";
 const MTA6: &str = "2001:db8:100::25";
 
 fn compile(policy: &std::path::Path, target: &str) -> String {
-    let out = Command::new(BIN).args(["egress", "compile", "--policy"]).arg(policy).args(["--target", target]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "compile", "--policy"])
+        .arg(policy)
+        .args(["--target", target])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }

@@ -32,14 +32,23 @@ impl Drop for Serve {
 
 /// Starts `port25 serve` inside `role`'s namespace; returns once every
 /// listener logged `port25.server.listening`.
-fn serve(net: &Net, role: &str, dir: &Path, domain: &str, listeners: &[(&str, &str, &str, &str)], extra: &str) -> Serve {
+fn serve(
+    net: &Net,
+    role: &str,
+    dir: &Path,
+    domain: &str,
+    listeners: &[(&str, &str, &str, &str)],
+    extra: &str,
+) -> Serve {
     let data = dir.join(role);
     let mut cfg = format!(
         "hostname = \"mx.{domain}\"\ndata_dir = \"{}\"\n[log]\nformat = \"json\"\n[http]\nenabled = false\n[mx]\ndomains = [\"{domain}\"]\n",
         data.display()
     );
     for (name, address, service, tls) in listeners {
-        cfg += &format!("[[listener]]\nname = \"{name}\"\naddress = \"{address}\"\nservice = \"{service}\"\ntls = \"{tls}\"\n");
+        cfg += &format!(
+            "[[listener]]\nname = \"{name}\"\naddress = \"{address}\"\nservice = \"{service}\"\ntls = \"{tls}\"\n"
+        );
     }
     cfg += extra;
     let file = dir.join(format!("{role}.toml"));
@@ -87,11 +96,26 @@ fn add_user(dir: &Path, role: &str, login: &str) {
 
 /// swaks arguments: AUTH PLAIN as the subscriber's login, from its address.
 fn submit_as_alice(to: &str) -> [&str; 10] {
-    ["--auth", "PLAIN", "--auth-user", "alice@provider.example", "--auth-password", PASSWORD, "--from", "alice@provider.example", "--to", to]
+    [
+        "--auth",
+        "PLAIN",
+        "--auth-user",
+        "alice@provider.example",
+        "--auth-password",
+        PASSWORD,
+        "--from",
+        "alice@provider.example",
+        "--to",
+        to,
+    ]
 }
 
 fn swaks(net: &Net, role: &str, args: &[&str]) -> String {
-    let out = Command::new("ip").args(["netns", "exec", &net.ns(role), "swaks", "--timeout", "5"]).args(args).output().unwrap();
+    let out = Command::new("ip")
+        .args(["netns", "exec", &net.ns(role), "swaks", "--timeout", "5"])
+        .args(args)
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -150,29 +174,41 @@ fn subscriber_submits_through_the_provider_while_direct_delivery_fails() {
 
     // Direct delivery from the subscriber: refused at the router, IPv4 and IPv6.
     for server in ["100.64.25.25:25", "[2001:db8:ffff::25]:25"] {
-        let t = swaks(&net, "sub", &["--server", server, "--from", "alice@provider.example", "--to", "bob@remote.example"]);
+        let t =
+            swaks(&net, "sub", &["--server", server, "--from", "alice@provider.example", "--to", "bob@remote.example"]);
         assert!(t.contains("Connection refused"), "direct delivery to {server} must fail:\n{t}");
     }
     assert_eq!(mailbox(&remote, "remote.example", "bob", 0), 0);
 
     // Submission from the same subscriber: 587 STARTTLS (v4 and v6) and 465 implicit TLS.
     let auth = submit_as_alice("carol@provider.example");
-    for (server, tls) in [("198.51.100.25:587", "--tls"), ("[2001:db8:100::25]:587", "--tls"), ("198.51.100.25:465", "--tlsc")] {
+    for (server, tls) in
+        [("198.51.100.25:587", "--tls"), ("[2001:db8:100::25]:587", "--tls"), ("198.51.100.25:465", "--tlsc")]
+    {
         let t = swaks(&net, "sub", &[&["--server", server, tls][..], &auth].concat());
-        assert!(t.contains("<~  235 2.7.0 Authentication successful") && t.contains("<~  250 2.0.0 Ok: queued"), "submission via {server}:\n{t}");
+        assert!(
+            t.contains("<~  235 2.7.0 Authentication successful") && t.contains("<~  250 2.0.0 Ok: queued"),
+            "submission via {server}:\n{t}"
+        );
     }
     assert_eq!(mailbox(&provider, "provider.example", "carol", 3), 3);
 
     // A message for the remote domain, submitted by the subscriber, is
     // carried by the provider's outbound queue to the remote MX.
     let remote_rcpt = submit_as_alice("bob@remote.example");
-    let t = swaks(&net, "sub", &[&["--server", "198.51.100.25:587", "--tls", "--header", "Subject: through submission"][..], &remote_rcpt].concat());
+    let t = swaks(
+        &net,
+        "sub",
+        &[&["--server", "198.51.100.25:587", "--tls", "--header", "Subject: through submission"][..], &remote_rcpt]
+            .concat(),
+    );
     assert!(t.contains("<~  250 2.0.0 Ok: queued"), "submission for a remote recipient:\n{t}");
     assert_eq!(mailbox(&remote, "remote.example", "bob", 1), 1, "the submitted message did not reach the remote MX");
 
     // The provider's MTA is exempt: its port-25 hop to the remote MX goes through.
     for server in ["100.64.25.25:25", "[2001:db8:ffff::25]:25"] {
-        let t = swaks(&net, "mta", &["--server", server, "--from", "alice@provider.example", "--to", "bob@remote.example"]);
+        let t =
+            swaks(&net, "mta", &["--server", server, "--from", "alice@provider.example", "--to", "bob@remote.example"]);
         assert!(t.contains("<-  250 2.0.0 Ok: queued"), "MTA -> remote MX {server}:\n{t}");
     }
     assert_eq!(mailbox(&remote, "remote.example", "bob", 3), 3);

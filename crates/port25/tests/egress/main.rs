@@ -39,7 +39,12 @@ pub fn staged_policy(dir: &std::path::Path, enforce_from: &str) -> std::path::Pa
 
 /// Panics (never skips) when a peer tool is missing.
 pub fn require(tool: &str) {
-    let found = std::process::Command::new("sh").arg("-c").arg(format!("command -v {tool}")).output().map(|o| o.status.success()).unwrap_or(false);
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
     assert!(found, "{tool} is required for this test and is not installed: run .ci/install-deps");
 }
 
@@ -50,6 +55,11 @@ pub fn run(cmd: &str, args: &[&str]) -> std::process::Output {
 
 pub fn must(cmd: &str, args: &[&str]) -> String {
     let out = run(cmd, args);
-    assert!(out.status.success(), "{cmd} {args:?} failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{cmd} {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

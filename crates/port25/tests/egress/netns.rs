@@ -133,7 +133,8 @@ impl Net {
 
     /// TCP listeners (IPv4 and IPv6) that accept and close, in `role`.
     pub fn listen(&mut self, role: &str, ports: &[u16]) {
-        let mut args: Vec<String> = vec!["netns".into(), "exec".into(), self.ns(role), "python3".into(), "-c".into(), LISTENER.into()];
+        let mut args: Vec<String> =
+            vec!["netns".into(), "exec".into(), self.ns(role), "python3".into(), "-c".into(), LISTENER.into()];
         args.extend(ports.iter().map(u16::to_string));
         let mut child = Command::new("ip").args(&args).stdout(Stdio::piped()).spawn().unwrap();
         let mut line = String::new();
@@ -163,5 +164,10 @@ impl Drop for Net {
 fn euid() -> u32 {
     // No libc dependency for one call: the effective uid is in /proc.
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|u| u.parse().ok()).unwrap_or(u32::MAX)
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|u| u.parse().ok())
+        .unwrap_or(u32::MAX)
 }

@@ -43,7 +43,10 @@ pub(crate) fn store(pcap: &std::path::Path, dir: &std::path::Path) {
     std::thread::sleep(Duration::from_millis(700));
     {
         let _guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-        must("softflowd", &["-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", &format!("127.0.0.1:{port}"), "-v", "10"]);
+        must(
+            "softflowd",
+            &["-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", &format!("127.0.0.1:{port}"), "-v", "10"],
+        );
     }
     std::thread::sleep(Duration::from_millis(700));
     must("kill", &["-TERM", &n.0.id().to_string()]);
@@ -80,7 +83,10 @@ fn nfcapd_files_agree_with_nfdump_uncompressed_lz4_lzo_and_aggregated() {
     std::thread::sleep(Duration::from_millis(700));
     {
         let _guard = SOFTFLOWD.lock().unwrap_or_else(|e| e.into_inner());
-        must("softflowd", &["-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", &format!("127.0.0.1:{p1}"), "-v", "10"]);
+        must(
+            "softflowd",
+            &["-a", "-6", "-d", "-r", pcap.to_str().unwrap(), "-n", &format!("127.0.0.1:{p1}"), "-v", "10"],
+        );
     }
     std::thread::sleep(Duration::from_millis(700));
     // Each nfcapd writes its file (and the header's block count) on SIGTERM.
@@ -89,15 +95,29 @@ fn nfcapd_files_agree_with_nfdump_uncompressed_lz4_lzo_and_aggregated() {
         k.0.wait().unwrap();
     }
     // nfdump's own tools: the first file aggregated per (source, destination).
-    let first =
-        std::fs::read_dir(&plain).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("nfcapd.")).unwrap();
+    let first = std::fs::read_dir(&plain)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_str().unwrap().starts_with("nfcapd."))
+        .unwrap();
     let agg = work.path().join("agg");
     std::fs::create_dir_all(&agg).unwrap();
-    must("nfdump", &["-r", first.to_str().unwrap(), "-A", "srcip,dstip,proto,dstport", "-w", agg.join("nfcapd.202511241600").to_str().unwrap()]);
+    must(
+        "nfdump",
+        &[
+            "-r",
+            first.to_str().unwrap(),
+            "-A",
+            "srcip,dstip,proto,dstport",
+            "-w",
+            agg.join("nfcapd.202511241600").to_str().unwrap(),
+        ],
+    );
 
     let want = expected(true);
     for (dir, compression) in [(&plain, "uncompressed"), (&lz4, "lz4"), (&lzo, "lzo"), (&agg, "aggregated")] {
-        let header = must("nfdump", &["-v", std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path().to_str().unwrap()]);
+        let header =
+            must("nfdump", &["-v", std::fs::read_dir(dir).unwrap().next().unwrap().unwrap().path().to_str().unwrap()]);
         if compression != "aggregated" && compression != "uncompressed" {
             assert!(header.to_lowercase().contains(&format!("{compression} compressed")), "{compression}: {header}");
         }
@@ -111,13 +131,23 @@ fn nfcapd_files_agree_with_nfdump_uncompressed_lz4_lzo_and_aggregated() {
         assert_eq!(bots, ["198.51.100.77", "2001:db8:100:1::77"], "{compression}");
         let s = &report["nfcapd"];
         assert_eq!(
-            (s["files"].as_u64(), s["blocks_corrupt"].as_u64(), s["records_malformed"].as_u64(), s["problems"].as_u64()),
+            (
+                s["files"].as_u64(),
+                s["blocks_corrupt"].as_u64(),
+                s["records_malformed"].as_u64(),
+                s["problems"].as_u64()
+            ),
             (Some(1), Some(0), Some(0), Some(0)),
             "{compression}: {s}"
         );
         if compression != "aggregated" {
-            let bot = report["subscribers"].as_array().unwrap().iter().find(|r| r["subscriber"] == "198.51.100.77").unwrap();
-            assert_eq!((bot["flows_before_block"].as_u64(), bot["flows_after_block"].as_u64()), (Some(25), Some(15)), "{compression}");
+            let bot =
+                report["subscribers"].as_array().unwrap().iter().find(|r| r["subscriber"] == "198.51.100.77").unwrap();
+            assert_eq!(
+                (bot["flows_before_block"].as_u64(), bot["flows_after_block"].as_u64()),
+                (Some(25), Some(15)),
+                "{compression}"
+            );
         }
     }
 
@@ -133,7 +163,17 @@ fn nfcapd_files_agree_with_nfdump_uncompressed_lz4_lzo_and_aggregated() {
     // Not an nfdump file at all: refused, naming the file.
     let junk = work.path().join("junk.nf");
     std::fs::write(&junk, b"not flows").unwrap();
-    let out = Command::new(BIN).args(["egress", "flows", "--policy"]).arg(crate::example_policy()).arg("--nfcapd").arg(&junk).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "flows", "--policy"])
+        .arg(crate::example_policy())
+        .arg("--nfcapd")
+        .arg(&junk)
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.nf: not an nfdump file (bad magic number)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("junk.nf: not an nfdump file (bad magic number)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

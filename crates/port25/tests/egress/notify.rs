@@ -77,24 +77,78 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
     let flows = w.join("flows");
     crate::nfcapd::store(&pcap, &flows);
     let contacts = w.join("contacts.csv");
-    std::fs::write(&contacts, "subscriber,email,language\n198.51.100.8,joao@example.test,pt-BR\n198.51.100.77,owner77@example.test,en\n").unwrap();
+    std::fs::write(
+        &contacts,
+        "subscriber,email,language\n198.51.100.8,joao@example.test,pt-BR\n198.51.100.77,owner77@example.test,en\n",
+    )
+    .unwrap();
 
     // A submission server: STARTTLS required, then AUTH; its certificate
     // issued by a throwaway CA that --ca names.
-    let (ca, ca_key, cert, key, csr, ext) = (w.join("ca.pem"), w.join("ca.key"), w.join("cert.pem"), w.join("key.pem"), w.join("req.csr"), w.join("ext.cnf"));
+    let (ca, ca_key, cert, key, csr, ext) = (
+        w.join("ca.pem"),
+        w.join("ca.key"),
+        w.join("cert.pem"),
+        w.join("key.pem"),
+        w.join("req.csr"),
+        w.join("ext.cnf"),
+    );
     let p = |x: &std::path::PathBuf| x.to_str().unwrap().to_owned();
-    must("openssl", &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=port25 test CA", "-keyout", &p(&ca_key), "-out", &p(&ca)]);
-    must("openssl", &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p(&key), "-out", &p(&csr)]);
+    must(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=port25 test CA",
+            "-keyout",
+            &p(&ca_key),
+            "-out",
+            &p(&ca),
+        ],
+    );
+    must(
+        "openssl",
+        &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", &p(&key), "-out", &p(&csr)],
+    );
     std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
     must(
         "openssl",
-        &["x509", "-req", "-in", &p(&csr), "-CA", &p(&ca), "-CAkey", &p(&ca_key), "-CAcreateserial", "-days", "1", "-extfile", &p(&ext), "-out", &p(&cert)],
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&ca),
+            "-CAkey",
+            &p(&ca_key),
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&cert),
+        ],
     );
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let received = w.join("received.jsonl");
     let mut server = Kill(
         Command::new("python3")
-            .args(["-c", SERVER, cert.to_str().unwrap(), key.to_str().unwrap(), &port.to_string(), received.to_str().unwrap()])
+            .args([
+                "-c",
+                SERVER,
+                cert.to_str().unwrap(),
+                key.to_str().unwrap(),
+                &port.to_string(),
+                received.to_str().unwrap(),
+            ])
             .stdout(Stdio::piped())
             .spawn()
             .unwrap(),
@@ -115,8 +169,24 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
         .arg("--nfcapd")
         .arg(&flows)
         .args(["--at", "2029-06-01T00:00:00Z", "--from", "noc@isp.test", "--contacts", contacts.to_str().unwrap()])
-        .args(["--out", &format!("maildir:{}", maildir.display()), "--out", &format!("mbox:{}", mbox.display()), "--out", &format!("csv:{}", csv.display())])
-        .args(["--send", &format!("smtp://127.0.0.1:{port}"), "--login", "noc", "--password-file", pw.to_str().unwrap(), "--ca", ca.to_str().unwrap()])
+        .args([
+            "--out",
+            &format!("maildir:{}", maildir.display()),
+            "--out",
+            &format!("mbox:{}", mbox.display()),
+            "--out",
+            &format!("csv:{}", csv.display()),
+        ])
+        .args([
+            "--send",
+            &format!("smtp://127.0.0.1:{port}"),
+            "--login",
+            "noc",
+            "--password-file",
+            pw.to_str().unwrap(),
+            "--ca",
+            ca.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -134,26 +204,52 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
         }
     }
     let (subject, to, body) = parse_mail(&client.expect("the mail client's notice"));
-    assert_eq!(subject, "Ação necessária: configure seu programa de e-mail para a porta 587 antes de 2030-01-01T00:00:00Z");
+    assert_eq!(
+        subject,
+        "Ação necessária: configure seu programa de e-mail para a porta 587 antes de 2030-01-01T00:00:00Z"
+    );
     assert_eq!(to, "joao@example.test");
-    assert!(body.contains("servidor:      smtp.example-mail.test") && body.contains("https://autoconfig.example-mail.test/mail/config-v1.1.xml"), "{body}");
+    assert!(
+        body.contains("servidor:      smtp.example-mail.test")
+            && body.contains("https://autoconfig.example-mail.test/mail/config-v1.1.xml"),
+        "{body}"
+    );
     assert!(body.contains("100.64.200.1 x3 (example-mail submission host)"), "{body}");
     let mbox_text = std::fs::read_to_string(&mbox).unwrap();
-    assert_eq!(mbox_text.matches("\nFrom noc@isp.test ").count() + usize::from(mbox_text.starts_with("From noc@isp.test ")), 4);
+    assert_eq!(
+        mbox_text.matches("\nFrom noc@isp.test ").count() + usize::from(mbox_text.starts_with("From noc@isp.test ")),
+        4
+    );
     let py = "import mailbox, sys\nprint(len(mailbox.mbox(sys.argv[1])))";
     assert_eq!(must("python3", &["-c", py, mbox.to_str().unwrap()]).trim(), "4");
     let csv_text = std::fs::read_to_string(&csv).unwrap();
-    assert!(csv_text.starts_with("subscriber,address,network,kind,provider,email,language,subject,message\n"), "{csv_text}");
-    assert!(csv_text.contains("198.51.100.8,198.51.100.8,residential-broadband,mail-client,example-mail,joao@example.test,pt-BR,"), "{csv_text}");
+    assert!(
+        csv_text.starts_with("subscriber,address,network,kind,provider,email,language,subject,message\n"),
+        "{csv_text}"
+    );
+    assert!(
+        csv_text.contains(
+            "198.51.100.8,198.51.100.8,residential-broadband,mail-client,example-mail,joao@example.test,pt-BR,"
+        ),
+        "{csv_text}"
+    );
 
     // What the submission server received: two messages, over TLS, after the login.
-    let got: Vec<serde_json::Value> = std::fs::read_to_string(&received).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<serde_json::Value> =
+        std::fs::read_to_string(&received).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(got.len(), 2);
     for g in &got {
-        assert_eq!((g["tls"].as_bool(), g["login"].as_str(), g["from"].as_str()), (Some(true), Some("noc"), Some("noc@isp.test")), "{g}");
+        assert_eq!(
+            (g["tls"].as_bool(), g["login"].as_str(), g["from"].as_str()),
+            (Some(true), Some("noc"), Some("noc@isp.test")),
+            "{g}"
+        );
     }
     let bot = got.iter().find(|g| g["rcpt"][0] == "owner77@example.test").unwrap();
-    assert!(bot["data"].as_str().unwrap().contains("Subject: Security notice: a device on your connection is sending spam"), "{bot}");
+    assert!(
+        bot["data"].as_str().unwrap().contains("Subject: Security notice: a device on your connection is sending spam"),
+        "{bot}"
+    );
 
     // Without --send nothing leaves; an override with a typo is refused by file:line.
     let templates = w.join("templates");
@@ -167,15 +263,30 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
             .arg(&providers)
             .arg("--nfcapd")
             .arg(&flows)
-            .args(["--at", "2029-06-01T00:00:00Z", "--from", "noc@isp.test", "--out", &format!("csv:{}", w.join("again.csv").display())])
+            .args([
+                "--at",
+                "2029-06-01T00:00:00Z",
+                "--from",
+                "noc@isp.test",
+                "--out",
+                &format!("csv:{}", w.join("again.csv").display()),
+            ])
             .args(extra)
             .output()
             .unwrap()
     };
     let out = run(&[]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("sent 0, failed 0 (nothing sent: no --send)"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sent 0, failed 0 (nothing sent: no --send)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let out = run(&["--templates", templates.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("en/bot.txt:2: unknown placeholder {{adress}}"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("en/bot.txt:2: unknown placeholder {{adress}}"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(std::fs::read_to_string(&received).unwrap().lines().count(), 2, "nothing more was sent");
 }

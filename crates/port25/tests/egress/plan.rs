@@ -50,7 +50,12 @@ fn plan(policy: &Path, flows: &Path, providers: &Path, extra: &[&str]) -> (Optio
 }
 
 fn network<'a>(plan: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    plan["networks"].as_array().unwrap().iter().find(|n| n["network"] == name).unwrap_or_else(|| panic!("no {name} in {plan}"))
+    plan["networks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["network"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {plan}"))
 }
 
 #[test]
@@ -72,24 +77,57 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let report = w.join("report.json");
     std::fs::write(&report, migration_report(72.0)).unwrap();
     let signed = w.join("report.signed.json");
-    std::fs::write(&signed, must(BIN, &["migration", "sign", "--key", key.to_str().unwrap(), report.to_str().unwrap()])).unwrap();
+    std::fs::write(
+        &signed,
+        must(BIN, &["migration", "sign", "--key", key.to_str().unwrap(), report.to_str().unwrap()]),
+    )
+    .unwrap();
     let good = must(BIN, &["migration", "verify", "--key", pubkey.to_str().unwrap(), signed.to_str().unwrap()]);
     assert!(good.starts_with("good signature by example-mail at "), "{good}");
 
-    let (code, v, err) = plan(&policy, &flows, &providers, &["--readiness", signed.to_str().unwrap(), "--key", pubkey.to_str().unwrap()]);
+    let (code, v, err) = plan(
+        &policy,
+        &flows,
+        &providers,
+        &["--readiness", signed.to_str().unwrap(), "--key", pubkey.to_str().unwrap()],
+    );
     assert_eq!(code, Some(1), "{err}\n{v}");
     let res = network(&v, "residential-broadband");
     assert_eq!((res["mode_now"].as_str(), res["verdict"].as_str()), (Some("monitor"), Some("not ready")), "{res}");
-    let kind = |addr: &str| res["subscribers"].as_array().unwrap().iter().find(|s| s["address"] == addr).unwrap_or_else(|| panic!("{addr} in {res}")).clone();
+    let kind = |addr: &str| {
+        res["subscribers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["address"] == addr)
+            .unwrap_or_else(|| panic!("{addr} in {res}"))
+            .clone()
+    };
     assert_eq!(kind("198.51.100.77")["kind"], "bot");
-    assert!(kind("198.51.100.77")["evidence"].as_str().unwrap().contains("distinct destinations within one window"), "{res}");
+    assert!(
+        kind("198.51.100.77")["evidence"].as_str().unwrap().contains("distinct destinations within one window"),
+        "{res}"
+    );
     assert_eq!(kind("2001:db8:100:1::77")["kind"], "bot");
     let client = kind("198.51.100.8");
-    assert_eq!((client["kind"].as_str(), client["provider"].as_str()), (Some("mail-client"), Some("example-mail")), "{client}");
-    assert!(client["evidence"].as_str().unwrap().contains("100.64.200.1 x3 (example-mail submission host)"), "{client}");
+    assert_eq!(
+        (client["kind"].as_str(), client["provider"].as_str()),
+        (Some("mail-client"), Some("example-mail")),
+        "{client}"
+    );
+    assert!(
+        client["evidence"].as_str().unwrap().contains("100.64.200.1 x3 (example-mail submission host)"),
+        "{client}"
+    );
     let blockers: Vec<&str> = res["blockers"].as_array().unwrap().iter().map(|b| b.as_str().unwrap()).collect();
-    assert!(blockers.iter().any(|b| b.starts_with("1 mail client(s) still on port 25 (example-mail: 1)")), "{blockers:?}");
-    assert!(blockers.iter().any(|b| b.starts_with("provider example-mail: only 72.0% of its users on 587/465, below 90%")), "{blockers:?}");
+    assert!(
+        blockers.iter().any(|b| b.starts_with("1 mail client(s) still on port 25 (example-mail: 1)")),
+        "{blockers:?}"
+    );
+    assert!(
+        blockers.iter().any(|b| b.starts_with("provider example-mail: only 72.0% of its users on 587/465, below 90%")),
+        "{blockers:?}"
+    );
     // The enforced networks are reported as such.
     assert_eq!(network(&v, "dynamic-dialup")["verdict"], "enforcing");
 
@@ -105,7 +143,12 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("network residential-broadband (residential): mode monitor, enforce from 2030-01-01T00:00:00Z: NOT READY"), "{text}");
+    assert!(
+        text.contains(
+            "network residential-broadband (residential): mode monitor, enforce from 2030-01-01T00:00:00Z: NOT READY"
+        ),
+        "{text}"
+    );
     assert!(text.contains("  mail-client  198.51.100.8 of example-mail: "), "{text}");
 
     // A report changed after signing is refused, by verify and by plan.
@@ -114,7 +157,12 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     let out = Command::new(BIN).args(["migration", "verify", "--key"]).arg(&pubkey).arg(&tampered).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("BAD signature"), "{}", String::from_utf8_lossy(&out.stdout));
-    let (code, _, err) = plan(&policy, &flows, &providers, &["--readiness", tampered.to_str().unwrap(), "--key", pubkey.to_str().unwrap()]);
+    let (code, _, err) = plan(
+        &policy,
+        &flows,
+        &providers,
+        &["--readiness", tampered.to_str().unwrap(), "--key", pubkey.to_str().unwrap()],
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("BAD signature"), "{err}");
     // So is one whose signing time was changed.
@@ -127,7 +175,12 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
     // Another provider's key does not vouch for example-mail.
     let other = w.join("other.key");
     must(BIN, &["migration", "keygen", "--out", other.to_str().unwrap(), "--signer", "other-mail"]);
-    let (code, _, err) = plan(&policy, &flows, &providers, &["--readiness", signed.to_str().unwrap(), "--key", &format!("{}.pub", other.display())]);
+    let (code, _, err) = plan(
+        &policy,
+        &flows,
+        &providers,
+        &["--readiness", signed.to_str().unwrap(), "--key", &format!("{}.pub", other.display())],
+    );
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("whose key was not given"), "{err}");
 }
@@ -153,7 +206,10 @@ fn network_with_only_bots_on_25_is_ready_to_enforce() {
     assert_eq!(code, Some(0), "{err}\n{v}");
     let res = network(&v, "residential-broadband");
     assert_eq!(res["verdict"], "ready to enforce", "{res}");
-    assert_eq!((res["bots"].as_u64(), res["mail_clients"].as_u64(), res["unclassified"].as_u64()), (Some(1), Some(0), Some(0)));
+    assert_eq!(
+        (res["bots"].as_u64(), res["mail_clients"].as_u64(), res["unclassified"].as_u64()),
+        (Some(1), Some(0), Some(0))
+    );
     assert!(res["blockers"].as_array().unwrap().is_empty());
 }
 
@@ -195,7 +251,12 @@ fn open_proxy_is_listed_apart_from_bots_with_inbound_evidence() {
     let ev = proxy["evidence"].as_str().unwrap();
     // (softflowd stamps the capture's very first packet oddly, so the
     // exact second of the first inbound is not asserted.)
-    assert!(ev.starts_with("inbound connections on proxy ports (1080 x8, 3128 x4) from 12 outside addresses, 2025-11-24T16:00:"), "{ev}");
+    assert!(
+        ev.starts_with(
+            "inbound connections on proxy ports (1080 x8, 3128 x4) from 12 outside addresses, 2025-11-24T16:00:"
+        ),
+        "{ev}"
+    );
     assert!(ev.contains("then 20 port-25 flows, the first ") && ev.contains("an open proxy"), "{ev}");
     assert_eq!(subs.iter().find(|s| s["address"] == "198.51.100.77").unwrap()["kind"], "bot");
     assert!(subs.iter().all(|s| s["address"] != "198.51.100.91"), "{res}");

@@ -17,7 +17,12 @@ const BEFORE: &str = "2029-06-01T00:00:00Z";
 const FROM: &str = "2030-01-01T00:00:00Z";
 
 fn compile(policy: &std::path::Path, target: &str, at: &str) -> String {
-    let out = Command::new(BIN).args(["egress", "compile", "--policy"]).arg(policy).args(["--target", target, "--at", at]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "compile", "--policy"])
+        .arg(policy)
+        .args(["--target", target, "--at", at])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
@@ -80,7 +85,12 @@ fn monitored_network_is_counted_and_logged_to_nflog_then_enforced_from_its_date(
     assert!(logged.contains("2001:db8:100:1::77.") && logged.contains(&format!("> {MX6}.25:")), "{logged}");
 
     // egress check says so (the date is in the future today).
-    let out = Command::new(BIN).args(["egress", "check", "--policy"]).arg(&policy).args(["198.51.100.77", "25"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["egress", "check", "--policy"])
+        .arg(&policy)
+        .args(["198.51.100.77", "25"])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(text.contains("MONITORED") && text.contains(&format!("enforced from {FROM}")), "{text}");

@@ -49,7 +49,12 @@ fn stdout(o: &Output) -> String {
 
 /// Runs a Python script (args after it); stdout, or a loud failure.
 fn python(script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg("-c").arg(script).args(args).output().expect("python3 (Debian package python3) runs");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 (Debian package python3) runs");
     assert!(out.status.success(), "python failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -83,7 +88,12 @@ fn submit(s: &Server, to: &[String]) -> Sent {
     let a = addr(s, "sub");
     let out = python(SUBMIT, &[&a.ip().to_string(), &a.port().to_string(), &to.join(",")]);
     let w: Vec<&str> = out.split_whitespace().collect();
-    Sent { port: w[0].parse().unwrap(), queue_id: w[1].to_owned(), message_id: w[2].to_owned(), code: w[3].parse().unwrap() }
+    Sent {
+        port: w[0].parse().unwrap(),
+        queue_id: w[1].to_owned(),
+        message_id: w[2].to_owned(),
+        code: w[3].parse().unwrap(),
+    }
 }
 
 fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
@@ -169,10 +179,15 @@ fn abuse_a_burst_to_500_distinct_recipients_holds_the_logins_mail_and_explain_sa
         ids.push(sent.queue_id);
     }
     let signal = s.wait_event("port25.abuse.signal", WAIT).expect("a signal");
-    assert_eq!((signal["signal"].as_str(), signal["action"].as_str(), signal["user"].as_str()), (Some("recipients"), Some("hold"), Some("alice@example.net")));
+    assert_eq!(
+        (signal["signal"].as_str(), signal["action"].as_str(), signal["user"].as_str()),
+        (Some("recipients"), Some("hold"), Some("alice@example.net"))
+    );
     // The messages from the one that crossed the line on are never tried.
     for id in &ids[2..] {
-        wait_for(&format!("{id} held"), || s.events("port25.outbound.held").iter().any(|e| e["id"] == id.as_str()).then_some(()));
+        wait_for(&format!("{id} held"), || {
+            s.events("port25.outbound.held").iter().any(|e| e["id"] == id.as_str()).then_some(())
+        });
     }
     std::thread::sleep(Duration::from_secs(2));
     for id in &ids[2..] {
@@ -192,18 +207,25 @@ fn abuse_a_burst_to_500_distinct_recipients_holds_the_logins_mail_and_explain_sa
     }
     let metrics = wait_for("metrics", || {
         let http = s.wait_event_where("port25.http.listening", WAIT, |e| e["listener"] == "private")?;
-        let out = Command::new("curl").args(["-sS", &format!("http://{}/metrics", http["address"].as_str()?)]).output().ok()?;
+        let out = Command::new("curl")
+            .args(["-sS", &format!("http://{}/metrics", http["address"].as_str()?)])
+            .output()
+            .ok()?;
         Some(String::from_utf8_lossy(&out.stdout).into_owned())
     });
     assert!(metrics.contains("port25_abuse_logins{action=\"hold\"} 1"), "{metrics}");
     // One message let go by the operator is tried; the rest stay.
     assert!(port25(&s, &["queue", "release", &ids[4]]).status.success());
-    wait_for("the released message tried", || s.events("port25.outbound.deferred").iter().any(|e| e["id"] == ids[4].as_str()).then_some(()));
+    wait_for("the released message tried", || {
+        s.events("port25.outbound.deferred").iter().any(|e| e["id"] == ids[4].as_str()).then_some(())
+    });
     assert!(!s.events("port25.outbound.deferred").iter().any(|e| e["id"] == ids[3].as_str()), "still held");
     // Releasing the login lets the rest go.
     let o = port25(&s, &["users", "release", "alice@example.net"]);
     assert!(stdout(&o).contains("hold lifted"), "{}", stdout(&o));
-    wait_for("the rest tried", || s.events("port25.outbound.deferred").iter().any(|e| e["id"] == ids[3].as_str()).then_some(()));
+    wait_for("the rest tried", || {
+        s.events("port25.outbound.deferred").iter().any(|e| e["id"] == ids[3].as_str()).then_some(())
+    });
 }
 
 /// An ARF report as a large mailbox provider sends it (RFC 5965:
@@ -288,7 +310,10 @@ fn abuse_an_arf_report_about_our_mail_is_attributed_to_the_login_and_forged_or_m
     let notice = String::from_utf8_lossy(&s.wait_for_mail("example.net", "desk", 1, WAIT)[0]).into_owned();
     assert!(notice.contains("login alice@example.net locked (complaints)"), "{notice}");
     let explain = stdout(&port25(&s, &["users", "explain", "alice@example.net"]));
-    assert!(explain.contains("lock since") && explain.contains(&sent.queue_id) && explain.contains("first complaint"), "{explain}");
+    assert!(
+        explain.contains("lock since") && explain.contains(&sent.queue_id) && explain.contains("first complaint"),
+        "{explain}"
+    );
 }
 
 #[test]
@@ -298,7 +323,11 @@ fn abuse_a_flood_of_reports_is_rate_limited_per_reporter() {
     let mut c = Client::open(mx);
     c.cmd("EHLO flood.example");
     for i in 0..6 {
-        let r = c.send_mail("x@flood.example", &["abuse@example.net"], &format!("From: x@flood.example\r\nSubject: spam {i}\r\n\r\nnothing quoted\r\n"));
+        let r = c.send_mail(
+            "x@flood.example",
+            &["abuse@example.net"],
+            &format!("From: x@flood.example\r\nSubject: spam {i}\r\n\r\nnothing quoted\r\n"),
+        );
         assert_eq!(code(&r), 250, "{r}");
     }
     let limited = s.wait_events("port25.abuse.complaint", 6, WAIT);
@@ -321,7 +350,11 @@ fn abuse_a_login_from_a_new_country_behind_the_configured_proxy_raises_its_signa
     let dir = tempfile::tempdir().unwrap();
     let mmdb = dir.path().join("country.mmdb");
     let out = Command::new("python3").arg("-c").arg(MMDB).arg(&mmdb).output().expect("python3 runs");
-    assert!(out.status.success(), "mmdb-writer failed (pip install mmdb-writer netaddr; .ci/install-deps does): {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "mmdb-writer failed (pip install mmdb-writer netaddr; .ci/install-deps does): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let proxied = "[[listener]]\nname = \"proxied\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1/32\"]\n";
     let s = server(&format!("enrichment = [\"{}\"]\non_new_country = \"tag\"\n", mmdb.display()), "", proxied);
     let p = addr(&s, "proxied");
@@ -339,7 +372,8 @@ fn abuse_a_login_from_a_new_country_behind_the_configured_proxy_raises_its_signa
     std::thread::sleep(Duration::from_millis(500));
     assert!(s.events("port25.abuse.signal").is_empty(), "the same network and country");
     login_from("203.0.113.9");
-    let signal = s.wait_event_where("port25.abuse.signal", WAIT, |e| e["signal"] == "new_country").expect("new_country");
+    let signal =
+        s.wait_event_where("port25.abuse.signal", WAIT, |e| e["signal"] == "new_country").expect("new_country");
     assert!(signal["evidence"].as_str().unwrap().contains("203.0.113.9 (country RU); before only from BR"), "{signal}");
     assert_eq!(signal["action"], "tag");
     let explain = stdout(&port25(&s, &["users", "explain", "alice@example.net"]));
@@ -380,8 +414,11 @@ fn abuse_a_report_keeping_only_our_dkim_signature_is_attributed_by_it() {
     let (mx, dns) = one_mx(72, "remote.example");
     let remote = Scripted::start(mx, Script::default());
     let key = dir.path().join("example.net.pem");
-    let out =
-        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "1024", "--out"]).arg(&key).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "1024", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let outbound = format!(
         "[outbound]\nnameservers = [\"{}\"]\nport = {}\nallowed_private_networks = [\"127.0.0.0/8\"]\n[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"\n",
@@ -402,5 +439,9 @@ fn abuse_a_report_keeping_only_our_dkim_signature_is_attributed_by_it() {
     let m = addr(&s, "mx");
     python(DELIVER, &[&m.ip().to_string(), &m.port().to_string(), report.to_str().unwrap()]);
     let c = s.wait_event("port25.abuse.complaint", WAIT).expect("the report read");
-    assert_eq!((c["verdict"].as_str(), c["user"].as_str(), c["id"].as_str()), (Some("ours"), Some("alice@example.net"), Some(sent.queue_id.as_str())), "{c}");
+    assert_eq!(
+        (c["verdict"].as_str(), c["user"].as_str(), c["id"].as_str()),
+        (Some("ours"), Some("alice@example.net"), Some(sent.queue_id.as_str())),
+        "{c}"
+    );
 }

@@ -14,7 +14,8 @@ use std::time::Duration;
 /// address at once, and measure the login gate, not that cap. example.org
 /// takes any mailbox: the limit tests send to many distinct recipients.
 fn server(submission: &str) -> Server {
-    let listeners = listeners(submission).replace("plaintext_auth = true\n", "plaintext_auth = true\nmax_connections_per_client = 1000\n");
+    let listeners = listeners(submission)
+        .replace("plaintext_auth = true\n", "plaintext_auth = true\nmax_connections_per_client = 1000\n");
     let s = Server::start(&format!("{MX}\ncatch_all = [\"example.org\"]"), &listeners);
     users(&s, &["add", ALICE], ALICE_PW);
     s
@@ -85,13 +86,18 @@ fn an_authzid_or_an_overlong_login_locks_nobody() {
     assert_eq!(code(&login(&mut c, &long, "long pw")), 235, "the 255-byte login is not locked out by longer ones");
     let failed = events(&s, "port25.submission.auth.failed", 25);
     assert_eq!(failed.iter().filter(|e| e["reason"] == "authorization identity differs from the login").count(), 12);
-    assert!(failed.iter().all(|e| e["user"].as_str().unwrap().len() < 200), "over-long logins are shortened in the log");
+    assert!(
+        failed.iter().all(|e| e["user"].as_str().unwrap().len() < 200),
+        "over-long logins are shortened in the log"
+    );
     assert!(events(&s, "port25.submission.lockout", 0).is_empty());
 }
 
 #[test]
 fn a_lock_outlives_the_failure_window() {
-    let s = server("auth_slow_after = 1000\nauth_login_lock_after = 3\nauth_failure_window_secs = 1\nauth_lockout_secs = 60\n");
+    let s = server(
+        "auth_slow_after = 1000\nauth_login_lock_after = 3\nauth_failure_window_secs = 1\nauth_lockout_secs = 60\n",
+    );
     let script = r#"
 import smtplib, sys, time, json, base64
 port, user, pw = int(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -150,7 +156,11 @@ fn parallel_sessions_never_send_past_the_limits() {
     assert_eq!(sent.trim(), "7", "recipients_per_hour = 7 for all of bob's sessions together");
     let mail = s.data().join("mail").join("example.org");
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let count = || std::fs::read_dir(&mail).map(|d| d.flatten().map(|e| read_dir_files(&e.path().join("new")).len()).sum::<usize>()).unwrap_or(0);
+    let count = || {
+        std::fs::read_dir(&mail)
+            .map(|d| d.flatten().map(|e| read_dir_files(&e.path().join("new")).len()).sum::<usize>())
+            .unwrap_or(0)
+    };
     while count() < 12 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -52,7 +52,10 @@ fn every_command_exits_quietly_when_its_reader_has_gone() {
     let report_out = dir.path().join("report");
     let build = |extra: &[&'static str]| -> Vec<String> {
         let mut v: Vec<String> =
-            ["report", "build", "--capture", p(&capture), "--enrich", p(&synth.join("geoip.csv")), "--enrich"].iter().map(|s| s.to_string()).collect();
+            ["report", "build", "--capture", p(&capture), "--enrich", p(&synth.join("geoip.csv")), "--enrich"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
         v.push(p(&synth.join("routeviews.pfx2as")).into());
         v.extend(extra.iter().map(|s| s.to_string()));
         v
@@ -93,7 +96,11 @@ fn every_command_exits_quietly_when_its_reader_has_gone() {
 
 #[test]
 fn a_full_disk_behind_standard_output_is_an_error() {
-    let out = Command::new(BIN).args(["config", "default"]).stdout(std::fs::File::create("/dev/full").unwrap()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["config", "default"])
+        .stdout(std::fs::File::create("/dev/full").unwrap())
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("writing standard output") && stderr.contains("No space left"), "{stderr}");
@@ -110,8 +117,21 @@ fn serve_goes_on_when_its_log_reader_has_gone() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let listener = format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:{port}\"\n");
     let config = dir.path().join("port25.toml");
-    std::fs::write(&config, crate::harness::base_config(dir.path(), "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]", &listener)).unwrap();
-    let mut child = Command::new(BIN).args(["serve", "-c", p(&config)]).stdout(closed_pipe()).stderr(closed_pipe()).spawn().unwrap();
+    std::fs::write(
+        &config,
+        crate::harness::base_config(
+            dir.path(),
+            "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]",
+            &listener,
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "-c", p(&config)])
+        .stdout(closed_pipe())
+        .stderr(closed_pipe())
+        .spawn()
+        .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     let stream = loop {
         if let Ok(s) = std::net::TcpStream::connect(("127.0.0.1", port)) {

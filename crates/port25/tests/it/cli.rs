@@ -45,7 +45,12 @@ fn serve_with_no_configuration_uses_the_embedded_default() {
     // port may be taken on a shared machine, so only the start-up is checked
     // through its events, then the process is stopped.
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN).args(["serve", "--log-format", "json"]).current_dir(dir.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["serve", "--log-format", "json"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
     let mut seen = Vec::new();

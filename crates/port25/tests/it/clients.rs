@@ -10,14 +10,27 @@ fn swaks_delivers_plain_and_over_starttls() {
     let swaks = require("swaks");
     for (i, tls) in [false, true].into_iter().enumerate() {
         let mut cmd = Command::new(&swaks);
-        cmd.args(["--server", &s.addr().to_string(), "--from", "sender@remote.example", "--to", "alice@example.net", "--ehlo", "client.remote.example"])
-            .args(["--header", &format!("Subject: swaks test {i}"), "--body", "hello from swaks"]);
+        cmd.args([
+            "--server",
+            &s.addr().to_string(),
+            "--from",
+            "sender@remote.example",
+            "--to",
+            "alice@example.net",
+            "--ehlo",
+            "client.remote.example",
+        ])
+        .args(["--header", &format!("Subject: swaks test {i}"), "--body", "hello from swaks"]);
         if tls {
             cmd.arg("--tls");
         }
         let out = cmd.output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "swaks failed: {text}\nserver log: {:#?}", s.log.lock().unwrap().iter().rev().take(6).collect::<Vec<_>>());
+        assert!(
+            out.status.success(),
+            "swaks failed: {text}\nserver log: {:#?}",
+            s.log.lock().unwrap().iter().rev().take(6).collect::<Vec<_>>()
+        );
         // swaks marks lines sent over TLS with "~" instead of "-".
         let queued = if tls { "<~  250 2.0.0 Ok: queued as" } else { "<-  250 2.0.0 Ok: queued as" };
         assert!(text.contains(queued), "{text}");
@@ -71,8 +84,19 @@ except smtplib.SMTPRecipientsRefused as e:
 s.quit()
 print("ok")
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg("127.0.0.1").arg(s.addr().port().to_string()).output().unwrap();
-    assert!(out.status.success(), "smtplib: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg("127.0.0.1")
+        .arg(s.addr().port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "smtplib: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mail = s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10));
     assert_eq!(mail.len(), 1);
     let text = String::from_utf8(mail[0].clone()).unwrap();
@@ -88,9 +112,19 @@ fn curl_smtp_upload() {
     let curl = require("curl");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mail.txt");
-    std::fs::write(&file, "From: c@remote.example\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n").unwrap();
+    std::fs::write(&file, "From: c@remote.example\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n")
+        .unwrap();
     let out = Command::new(curl)
-        .args(["-sS", "--url", &format!("smtp://{}", s.addr()), "--mail-from", "c@remote.example", "--mail-rcpt", "carol@example.org", "--upload-file"])
+        .args([
+            "-sS",
+            "--url",
+            &format!("smtp://{}", s.addr()),
+            "--mail-from",
+            "c@remote.example",
+            "--mail-rcpt",
+            "carol@example.org",
+            "--upload-file",
+        ])
         .arg(&file)
         .output()
         .unwrap();

@@ -67,7 +67,8 @@ fn collector_answers_a_wrong_token_from_the_head_without_reading_the_body() {
     assert!(code == "401" || code == "000", "{code}");
     let start = Instant::now();
     let refusals = loop {
-        let r: Vec<_> = s.events("port25.collect.refused").into_iter().filter(|e| e["reason"] == "bad or missing token").collect();
+        let r: Vec<_> =
+            s.events("port25.collect.refused").into_iter().filter(|e| e["reason"] == "bad or missing token").collect();
         if r.len() >= 2 || start.elapsed() > Duration::from_secs(10) {
             break r;
         }
@@ -100,7 +101,8 @@ fn collector_answers_a_wrong_token_from_the_head_without_reading_the_body() {
     // 100 Continue (and refused here only because it is not zstd).
     let two = dir.path().join("two");
     std::fs::write(&two, vec![b'y'; 2 * 1024 * 1024]).unwrap();
-    let (code, uploaded) = curl_put(&["-H", &format!("Authorization: Bearer {TOKEN}"), "-H", "Expect: 100-continue"], &two, &body_url(&s));
+    let (code, uploaded) =
+        curl_put(&["-H", &format!("Authorization: Bearer {TOKEN}"), "-H", "Expect: 100-continue"], &two, &body_url(&s));
     assert_eq!((code.as_str(), uploaded), ("422", 2 * 1024 * 1024));
 }
 
@@ -127,7 +129,11 @@ fn curl_from(src: &str, s: &Server) -> String {
 fn wait_refused(s: &Server, reason: &str) {
     let start = Instant::now();
     while !s.events("port25.collect.refused").iter().any(|e| e["reason"] == reason) {
-        assert!(start.elapsed() < Duration::from_secs(10), "no refusal {reason:?}: {:?}", s.events("port25.collect.refused"));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no refusal {reason:?}: {:?}",
+            s.events("port25.collect.refused")
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -169,7 +175,12 @@ fn duplicate_tokens_in_collect_toml_stop_start_up() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN).args(["spampot", "collect", "--config"]).arg(&path).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["spampot", "collect", "--config"])
+        .arg(&path)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -52,7 +52,12 @@ fn subjects(mail: &[Vec<u8>]) -> HashMap<String, usize> {
     let mut seen = HashMap::new();
     for m in mail {
         let text = String::from_utf8_lossy(m);
-        let subject = text.lines().find_map(|l| l.strip_prefix("Subject: ")).expect("every message has its subject").trim().to_owned();
+        let subject = text
+            .lines()
+            .find_map(|l| l.strip_prefix("Subject: "))
+            .expect("every message has its subject")
+            .trim()
+            .to_owned();
         *seen.entry(subject).or_insert(0) += 1;
     }
     seen
@@ -97,7 +102,12 @@ fn kill_9_under_load_loses_nothing_and_duplicates_nothing() {
     }
     let seen = subjects(&s.all_mail());
     let missing: Vec<_> = acked.iter().filter(|a| !seen.contains_key(*a)).collect();
-    assert!(missing.is_empty(), "{} acknowledged messages lost, e.g. {:?}", missing.len(), &missing[..missing.len().min(5)]);
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged messages lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
     let dupes: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
     assert!(dupes.is_empty(), "delivered more than once: {dupes:?}");
     assert_eq!(std::fs::read_dir(s.data().join("spool/quarantine")).unwrap().count(), 0, "nothing corrupt");

@@ -32,9 +32,14 @@ fn base(s: &Server) -> String {
 fn sign_in(base: &str, src: &str, login: &str, password: &str, extra: &[&str]) -> (u16, String) {
     let (login, password) = (format!("login={login}"), format!("password={password}"));
     let url = format!("{base}/dashboard/login");
-    let args = [&["--interface", src, "--data-urlencode", &login, "--data-urlencode", &password][..], extra, &[&url]].concat();
+    let args =
+        [&["--interface", src, "--data-urlencode", &login, "--data-urlencode", &password][..], extra, &[&url]].concat();
     let (status, head, _) = curl(&args);
-    let cookie = head.lines().find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: "))).unwrap_or("").to_owned();
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .unwrap_or("")
+        .to_owned();
     (status, cookie)
 }
 
@@ -103,7 +108,8 @@ fn dashboard_sign_in_shares_the_smtp_guard_trusts_only_configured_proxies_and_se
     assert_eq!(last_failed_peer(&s, "2001:db8::7").as_deref(), Some("2001:db8::7"));
 
     // The Secure flag is configuration, not a header (cookie_secure = false).
-    let (status, cookie) = sign_in(&base, "127.0.0.6", "ops@example.net", "ops pw", &["-H", "X-Forwarded-Proto: https"]);
+    let (status, cookie) =
+        sign_in(&base, "127.0.0.6", "ops@example.net", "ops pw", &["-H", "X-Forwarded-Proto: https"]);
     assert_eq!(status, 303, "{cookie}");
     assert!(cookie.contains("HttpOnly") && !cookie.contains("Secure"), "{cookie}");
     assert_eq!(page(&base, &cookie), 200);

@@ -127,7 +127,21 @@ pub(crate) fn addr(s: &Server, name: &str) -> String {
 /// swaks AUTH through port25's 587-style listener.
 pub(crate) fn submit(s: &Server, mech: &str, user: &str, password: &str, from: &str, to: &str) -> String {
     let sub = addr(s, "submission");
-    swaks(&["--server", &sub, "--tls", "--auth", mech, "--auth-user", user, "--auth-password", password, "--from", from, "--to", to])
+    swaks(&[
+        "--server",
+        &sub,
+        "--tls",
+        "--auth",
+        mech,
+        "--auth-user",
+        user,
+        "--auth-password",
+        password,
+        "--from",
+        from,
+        "--to",
+        to,
+    ])
 }
 
 /// One RCPT on the MX: its reply code.
@@ -159,7 +173,10 @@ fn dovecot_unix_socket_logins_addresses_recipients_and_454_when_stopped() {
     let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
     assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "{t}");
     let t = submit(&s, "LOGIN", "alice@example.net", "alice pw", "news@role.example.net", "bob@example.net");
-    assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "a whole domain from port25_addresses: {t}");
+    assert!(
+        t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"),
+        "a whole domain from port25_addresses: {t}"
+    );
     let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "bob@example.net", "bob@example.net");
     assert!(t.contains("<~* 553 5.7.1"), "bob's address is not alice's: {t}");
     let t = submit(&s, "PLAIN", "alice@example.net", "wrong", "alice@example.net", "bob@example.net");
@@ -183,8 +200,9 @@ fn dovecot_unix_socket_logins_addresses_recipients_and_454_when_stopped() {
     let t = submit(&s, "PLAIN", "alice@example.net", "alice pw", "alice@example.net", "bob@example.net");
     assert!(t.contains("<~* 454 4.7.0") && !t.contains("235"), "Dovecot down: {t}");
     assert_eq!(rcpt(&s, "dave@example.net"), 450, "cannot tell is no yes");
-    let failed =
-        s.wait_event_where("port25.submission.auth.failed", Duration::from_secs(5), |e| e["error"].as_str().is_some_and(|e| e.contains("dovecot directory")));
+    let failed = s.wait_event_where("port25.submission.auth.failed", Duration::from_secs(5), |e| {
+        e["error"].as_str().is_some_and(|e| e.contains("dovecot directory"))
+    });
     assert!(failed.is_some(), "{:?}", s.events("port25.submission.auth.failed"));
 }
 
@@ -277,7 +295,11 @@ fn hostile_dovecot_replies_are_refused_with_454() {
     let t = submit(&s, "PLAIN", "alice@example.net", "pw", "alice@example.net", "alice@example.net");
     let errors_so_far: Vec<String> = s.events("port25.submission.auth.failed").iter().map(|e| e.to_string()).collect();
     assert!(t.contains("<~  235 2.7.0"), "the sane reply: {errors_so_far:?}");
-    let errors: Vec<String> = s.events("port25.submission.auth.failed").iter().filter_map(|e| e["error"].as_str().map(str::to_owned)).collect();
+    let errors: Vec<String> = s
+        .events("port25.submission.auth.failed")
+        .iter()
+        .filter_map(|e| e["error"].as_str().map(str::to_owned))
+        .collect();
     assert!(errors.iter().any(|e| e.contains("longer than 16384")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("control character 0x0a")), "{errors:?}");
     assert!(errors.iter().any(|e| e.contains("control character 0x1b")), "{errors:?}");

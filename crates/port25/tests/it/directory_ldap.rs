@@ -43,8 +43,39 @@ impl Slapd {
         std::fs::write(d.join("port25.schema"), SCHEMA).unwrap();
         std::fs::write(d.join("data.ldif"), LDIF).unwrap();
         // A private CA and a certificate for 127.0.0.1 signed by it.
-        openssl(d, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-subj", "/CN=port25 test CA", "-days", "2"]);
-        openssl(d, &["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1"]);
+        openssl(
+            d,
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=port25 test CA",
+                "-days",
+                "2",
+            ],
+        );
+        openssl(
+            d,
+            &[
+                "req",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        );
         std::fs::write(d.join("ext.cnf"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
         openssl(
             d,
@@ -76,7 +107,13 @@ impl Slapd {
             d = d.display()
         );
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
-        let out = Command::new(slapadd).arg("-f").arg(d.join("slapd.conf")).arg("-l").arg(d.join("data.ldif")).output().unwrap();
+        let out = Command::new(slapadd)
+            .arg("-f")
+            .arg(d.join("slapd.conf"))
+            .arg("-l")
+            .arg(d.join("data.ldif"))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "slapadd: {}", String::from_utf8_lossy(&out.stderr));
         let (port, tls_port) = (free_port(), free_port());
         let child = own_group(&mut Command::new(slapd))
@@ -90,8 +127,14 @@ impl Slapd {
             .expect("start slapd");
         let server = Stop(Some(child));
         let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() || std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
-            assert!(start.elapsed() < Duration::from_secs(20), "slapd did not start: {}", std::fs::read_to_string(d.join("slapd.log")).unwrap_or_default());
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+            || std::net::TcpStream::connect(("127.0.0.1", tls_port)).is_err()
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "slapd did not start: {}",
+                std::fs::read_to_string(d.join("slapd.log")).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Slapd { dir, port, tls_port, server }
@@ -100,7 +143,17 @@ impl Slapd {
     /// Changes a user's password as the administrator (ldappasswd).
     pub fn passwd(&self, uid: &str, new: &str) {
         let out = Command::new(require("ldappasswd"))
-            .args(["-x", "-H", &format!("ldap://127.0.0.1:{}", self.port), "-D", "cn=admin,dc=example,dc=net", "-w", "admin secret", "-s", new])
+            .args([
+                "-x",
+                "-H",
+                &format!("ldap://127.0.0.1:{}", self.port),
+                "-D",
+                "cn=admin,dc=example,dc=net",
+                "-w",
+                "admin secret",
+                "-s",
+                new,
+            ])
             .arg(format!("uid={uid},ou=people,dc=example,dc=net"))
             .output()
             .unwrap();
@@ -166,7 +219,8 @@ fn ldap_bind_as_user_by_dn_template() {
     let r = auth_plain_raw(&s, b"\0alice\0");
     assert!([501, 535].contains(&code(&r)), "an empty password is no login: {r}");
     // The DN template escapes: "bob,ou=people" cannot become another DN.
-    let t = submit(&s, "PLAIN", "bob,ou=people,dc=example,dc=net,uid=x", "bob pw", "bob@example.net", "alice@example.net");
+    let t =
+        submit(&s, "PLAIN", "bob,ou=people,dc=example,dc=net,uid=x", "bob pw", "bob@example.net", "alice@example.net");
     assert!(t.contains("<~* 535") || t.contains("<~* 454"), "{t}");
     assert!(!t.contains("235"), "{t}");
 

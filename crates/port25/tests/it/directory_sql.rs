@@ -18,7 +18,9 @@ fn pg_bin(name: &str) -> PathBuf {
         .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect())
         .unwrap_or_default();
     found.sort();
-    found.pop().unwrap_or_else(|| panic!("{name} is not installed (/usr/lib/postgresql/*/bin); run .ci/install-deps (package postgresql)"))
+    found.pop().unwrap_or_else(|| {
+        panic!("{name} is not installed (/usr/lib/postgresql/*/bin); run .ci/install-deps (package postgresql)")
+    })
 }
 
 /// Runs a command as `nobody` (runuser), failing loudly.
@@ -55,7 +57,10 @@ impl Postgres {
 
     fn sql(&self, sql: &str) -> String {
         let host = self.dir.path().display().to_string();
-        as_nobody(&pg_bin("psql"), &["-h", &host, "-p", &self.port.to_string(), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql])
+        as_nobody(
+            &pg_bin("psql"),
+            &["-h", &host, "-p", &self.port.to_string(), "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-qAt", "-c", sql],
+        )
     }
 
     fn stop(&mut self) {
@@ -70,16 +75,22 @@ impl Drop for Postgres {
     fn drop(&mut self) {
         if self.running {
             let data = self.dir.path().join("data").display().to_string();
-            let _ = Command::new("runuser").args(["-u", "nobody", "--"]).arg(pg_bin("pg_ctl")).args(["-D", &data, "-m", "immediate", "-w", "stop"]).output();
+            let _ = Command::new("runuser")
+                .args(["-u", "nobody", "--"])
+                .arg(pg_bin("pg_ctl"))
+                .args(["-D", &data, "-m", "immediate", "-w", "stop"])
+                .output();
         }
     }
 }
 
 /// "secret" in SHA-512-crypt and bcrypt (as crates/accounts' tests), and
 /// "new secret" in SHA-512-crypt (`openssl passwd -6`).
-const SHA512_SECRET: &str = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+const SHA512_SECRET: &str =
+    "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
 const BCRYPT_SECRET: &str = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
-const SHA512_NEW: &str = "$6$pgsaltpgsalt$gcr1aGVgzUS/bUxc./Bsmi8kAnJKi8Ur5k1efc/cersricJwuAe2Tvw95afMgsmNvjV8rLXkneNcXPVKvpv9r1";
+const SHA512_NEW: &str =
+    "$6$pgsaltpgsalt$gcr1aGVgzUS/bUxc./Bsmi8kAnJKi8Ur5k1efc/cersricJwuAe2Tvw95afMgsmNvjV8rLXkneNcXPVKvpv9r1";
 
 #[test]
 fn postgresql_query_with_bound_parameters_addresses_cache_and_454_when_stopped() {
@@ -102,9 +113,15 @@ fn postgresql_query_with_bound_parameters_addresses_cache_and_454_when_stopped()
     );
     let s = port25_with(&directory);
     let t = submit(&s, "PLAIN", "alice@example.net", "secret", "news@role.example.net", "bob@example.net");
-    assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "SHA-512-crypt, a text[] of addresses: {t}");
+    assert!(
+        t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"),
+        "SHA-512-crypt, a text[] of addresses: {t}"
+    );
     let t = submit(&s, "LOGIN", "bob@example.net", "secret", "bob@example.net", "alice@example.net");
-    assert!(t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"), "bcrypt, no addresses: the login: {t}");
+    assert!(
+        t.contains("<~  235 2.7.0") && t.contains("<~  250 2.0.0 Ok: queued"),
+        "bcrypt, no addresses: the login: {t}"
+    );
     let t = submit(&s, "PLAIN", "bob@example.net", "secret", "news@role.example.net", "alice@example.net");
     assert!(t.contains("<~* 553 5.7.1"), "{t}");
     let t = submit(&s, "PLAIN", "alice@example.net", "wrong", "alice@example.net", "bob@example.net");

@@ -26,7 +26,9 @@ fn keygen(dir: &Path) -> String {
 }
 
 fn good_zone(dkim: &str) -> Vec<(String, Rr)> {
-    let txt = |name: &str, v: &str| (name.to_owned(), Rr::Txt(v.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect()));
+    let txt = |name: &str, v: &str| {
+        (name.to_owned(), Rr::Txt(v.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect()))
+    };
     vec![
         ("example.net".into(), Rr::Mx(10, "mx.example.net".into())),
         ("mx.example.net".into(), Rr::A(SENDER)),
@@ -67,7 +69,8 @@ fn config(dir: &Path, dns: &DnsServer) -> std::path::PathBuf {
 }
 
 fn check(dir: &Path, dns: &DnsServer) -> (i32, String) {
-    let out = Command::new(BIN).args(["dns", "check", "example.net", "--config"]).arg(config(dir, dns)).output().unwrap();
+    let out =
+        Command::new(BIN).args(["dns", "check", "example.net", "--config"]).arg(config(dir, dns)).output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -111,11 +114,15 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
     let zone = good_zone(&dkim);
     let other_key = {
         let d = tempfile::tempdir().unwrap();
-        let out =
-            Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--bits", "1024", "--out"]).arg(d.path().join("k.pem")).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["dkim", "keygen", "--domain", "example.net", "--bits", "1024", "--out"])
+            .arg(d.path().join("k.pem"))
+            .output()
+            .unwrap();
         String::from_utf8(out.stdout).unwrap().split('"').skip(1).step_by(2).collect::<String>()
     };
-    let dkim_publish = format!("publish:   s1._domainkey.example.net. 3600 IN TXT \"{}", dkim.chars().take(60).collect::<String>());
+    let dkim_publish =
+        format!("publish:   s1._domainkey.example.net. 3600 IN TXT \"{}", dkim.chars().take(60).collect::<String>());
     let ptr = reverse_name(SENDER.into());
     let cases: Vec<Case> = vec![
         (
@@ -127,14 +134,22 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "null MX",
-            variant(&zone, |n, r| n == "example.net" && matches!(r, Rr::Mx(..)), vec![("example.net", Rr::Mx(0, ".".into()))]),
+            variant(
+                &zone,
+                |n, r| n == "example.net" && matches!(r, Rr::Mx(..)),
+                vec![("example.net", Rr::Mx(0, ".".into()))],
+            ),
             1,
             "null MX".into(),
             "publish:   example.net. 3600 IN MX 10 mx.example.net.".into(),
         ),
         (
             "MX host without an address",
-            variant(&zone, |n, r| n == "example.net" && matches!(r, Rr::Mx(..)), vec![("example.net", Rr::Mx(10, "mail.example.net".into()))]),
+            variant(
+                &zone,
+                |n, r| n == "example.net" && matches!(r, Rr::Mx(..)),
+                vec![("example.net", Rr::Mx(10, "mail.example.net".into()))],
+            ),
             1,
             "ERROR MX         MX host mail.example.net has no A or AAAA record".into(),
             "publish:   mail.example.net. 3600 IN A <the address of mail.example.net>".into(),
@@ -155,9 +170,14 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "PTR to another name than the HELO name",
-            variant(&zone, |n, _| n == ptr, vec![(&ptr, Rr::Ptr("out.example.net".into())), ("out.example.net", Rr::A(SENDER))]),
+            variant(
+                &zone,
+                |n, _| n == ptr,
+                vec![(&ptr, Rr::Ptr("out.example.net".into())), ("out.example.net", Rr::A(SENDER))],
+            ),
             0,
-            "WARN  PTR        192.0.2.25 has PTR out.example.net, confirmed, but the HELO name is mx.example.net".into(),
+            "WARN  PTR        192.0.2.25 has PTR out.example.net, confirmed, but the HELO name is mx.example.net"
+                .into(),
             format!("publish:   {ptr}. 3600 IN PTR mx.example.net."),
         ),
         (
@@ -169,7 +189,11 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "SPF without the sending address",
-            variant(&zone, |n, r| n == "example.net" && is_txt(r), vec![("example.net", txt("v=spf1 ip4:198.51.100.0/24 -all"))]),
+            variant(
+                &zone,
+                |n, r| n == "example.net" && is_txt(r),
+                vec![("example.net", txt("v=spf1 ip4:198.51.100.0/24 -all"))],
+            ),
             1,
             "the SPF record of example.net does not cover 192.0.2.25 (result Fail)".into(),
             "publish:   example.net. 3600 IN TXT \"v=spf1 ip4:198.51.100.0/24 ip4:192.0.2.25 -all\"".into(),
@@ -197,9 +221,14 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "HELO SPF without the sending address",
-            variant(&zone, |n, r| n == "mx.example.net" && is_txt(r), vec![("mx.example.net", txt("v=spf1 ip4:198.51.100.7 -all"))]),
+            variant(
+                &zone,
+                |n, r| n == "mx.example.net" && is_txt(r),
+                vec![("mx.example.net", txt("v=spf1 ip4:198.51.100.7 -all"))],
+            ),
             0,
-            "WARN  SPF        the SPF record of the HELO name mx.example.net does not pass 192.0.2.25 (result Fail)".into(),
+            "WARN  SPF        the SPF record of the HELO name mx.example.net does not pass 192.0.2.25 (result Fail)"
+                .into(),
             "publish:   mx.example.net. 3600 IN TXT \"v=spf1 a -all\"".into(),
         ),
         (
@@ -214,7 +243,12 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
             variant(
                 &zone,
                 |n, _| n == "s1._domainkey.example.net",
-                vec![("s1._domainkey.example.net", Rr::Txt(other_key.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect()))],
+                vec![(
+                    "s1._domainkey.example.net",
+                    Rr::Txt(
+                        other_key.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect(),
+                    ),
+                )],
             ),
             1,
             "holds another key than the configured one".into(),
@@ -222,7 +256,11 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "DKIM record revoked",
-            variant(&zone, |n, _| n == "s1._domainkey.example.net", vec![("s1._domainkey.example.net", txt("v=DKIM1; k=rsa; p="))]),
+            variant(
+                &zone,
+                |n, _| n == "s1._domainkey.example.net",
+                vec![("s1._domainkey.example.net", txt("v=DKIM1; k=rsa; p="))],
+            ),
             1,
             "is revoked (empty p=)".into(),
             dkim_publish.clone(),
@@ -232,11 +270,16 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
             variant(&zone, |n, _| n == "_dmarc.example.net", vec![]),
             1,
             "ERROR DMARC      example.net has no DMARC record".into(),
-            "publish:   _dmarc.example.net. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.net\"".into(),
+            "publish:   _dmarc.example.net. 3600 IN TXT \"v=DMARC1; p=quarantine; rua=mailto:postmaster@example.net\""
+                .into(),
         ),
         (
             "DMARC p=none",
-            variant(&zone, |n, _| n == "_dmarc.example.net", vec![("_dmarc.example.net", txt("v=DMARC1; p=none; rua=mailto:d@example.net"))]),
+            variant(
+                &zone,
+                |n, _| n == "_dmarc.example.net",
+                vec![("_dmarc.example.net", txt("v=DMARC1; p=none; rua=mailto:d@example.net"))],
+            ),
             0,
             "WARN  DMARC      the DMARC policy of example.net is p=none".into(),
             "publish:   _dmarc.example.net. 3600 IN TXT \"v=DMARC1; p=quarantine".into(),
@@ -278,7 +321,11 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "TLS-RPT without rua",
-            variant(&zone, |n, _| n == "_smtp._tls.example.net", vec![("_smtp._tls.example.net", txt("v=TLSRPTv1; ruf=x"))]),
+            variant(
+                &zone,
+                |n, _| n == "_smtp._tls.example.net",
+                vec![("_smtp._tls.example.net", txt("v=TLSRPTv1; ruf=x"))],
+            ),
             1,
             "ERROR TLS-RPT    the TLS-RPT record of example.net needs rua=".into(),
             "publish:   _smtp._tls.example.net. 3600 IN TXT \"v=TLSRPTv1; rua=mailto:tlsrpt@example.net\"".into(),
@@ -292,7 +339,11 @@ fn each_broken_record_is_named_with_the_record_to_publish() {
         ),
         (
             "submission SRV on port 25",
-            variant(&zone, |n, _| n == "_submission._tcp.example.net", vec![("_submission._tcp.example.net", Rr::Srv(10, 1, 25, "mx.example.net".into()))]),
+            variant(
+                &zone,
+                |n, _| n == "_submission._tcp.example.net",
+                vec![("_submission._tcp.example.net", Rr::Srv(10, 1, 25, "mx.example.net".into()))],
+            ),
             1,
             "ERROR SRV        _submission._tcp.example.net points clients at port 25".into(),
             "publish:   _submission._tcp.example.net. 3600 IN SRV 10 1 587 mx.example.net.".into(),
@@ -323,7 +374,11 @@ fn a_lookup_that_fails_is_an_error_not_a_pass() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("ERROR DMARC      could not check: TXT lookup of _dmarc.example.net failed"), "{out}");
     // Outside [mx] domains: refused before any lookup.
-    let out = Command::new(BIN).args(["dns", "check", "other.example", "--config"]).arg(config(dir.path(), &dns)).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["dns", "check", "other.example", "--config"])
+        .arg(config(dir.path(), &dns))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not one of the [mx] domains"));
 }

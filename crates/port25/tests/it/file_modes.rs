@@ -39,7 +39,11 @@ fn mode(p: &Path) -> u32 {
 }
 
 fn files_in(dir: &Path, suffix: &str) -> Vec<PathBuf> {
-    std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.to_string_lossy().ends_with(suffix)).collect()
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect()
 }
 
 fn set_umask_022() {
@@ -56,12 +60,18 @@ fn mail_accounts_spool_and_keys_are_0600_in_0700_directories_under_umask_022() {
     let config = s.dir.path().join("port25.toml");
 
     // accounts.db, made by the CLI while the server has it open (WAL).
-    let mut users = Command::new(BIN).args(["users", "add", "carol@example.net", "--config"]).arg(&config).stdin(Stdio::piped()).spawn().unwrap();
+    let mut users = Command::new(BIN)
+        .args(["users", "add", "carol@example.net", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
     std::io::Write::write_all(&mut users.stdin.take().unwrap(), b"carol pw\n").unwrap();
     assert!(users.wait().unwrap().success());
     // A DKIM key.
     let key = data.join("dkim.pem");
-    let out = Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--out"]).arg(&key).output().unwrap();
+    let out =
+        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--out"]).arg(&key).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
     // A Maildir delivery, then a batch that stays in the spool with a done
@@ -71,10 +81,17 @@ fn mail_accounts_spool_and_keys_are_0600_in_0700_directories_under_umask_022() {
     assert_eq!(code(&c.send_mail("s@remote.example", &["alice@example.net"], "Subject: 1\r\n\r\nsecret")), 250);
     assert_eq!(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10)).len(), 1);
     std::fs::write(data.join("mail/example.net/stuck"), b"not a directory").unwrap();
-    assert_eq!(code(&c.send_mail("s@remote.example", &["alice@example.net", "stuck@example.net"], "Subject: 2\r\n\r\nsecret")), 250);
+    assert_eq!(
+        code(&c.send_mail("s@remote.example", &["alice@example.net", "stuck@example.net"], "Subject: 2\r\n\r\nsecret")),
+        250
+    );
     let start = Instant::now();
     while files_in(&data.join("spool/batches"), ".done").is_empty() {
-        assert!(start.elapsed() < Duration::from_secs(10), "no done file: {:?}", files_in(&data.join("spool/batches"), ""));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no done file: {:?}",
+            files_in(&data.join("spool/batches"), "")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::fs::remove_file(data.join("mail/example.net/stuck")).unwrap();
@@ -84,10 +101,23 @@ fn mail_accounts_spool_and_keys_are_0600_in_0700_directories_under_umask_022() {
     p.cmd("EHLO laptop.example");
     // AUTH PLAIN \0carol@example.net\0carol pw
     assert_eq!(code(&p.cmd("AUTH PLAIN AGNhcm9sQGV4YW1wbGUubmV0AGNhcm9sIHB3")), 235);
-    assert_eq!(code(&p.send_mail("carol@example.net", &["bob@remote.example"], "From: carol@example.net\r\nSubject: 3\r\n\r\nsecret")), 250);
+    assert_eq!(
+        code(&p.send_mail(
+            "carol@example.net",
+            &["bob@remote.example"],
+            "From: carol@example.net\r\nSubject: 3\r\n\r\nsecret"
+        )),
+        250
+    );
 
     // What must be there, each 0600.
-    let mut private = vec![data.join("accounts.db"), data.join("accounts.db-wal"), data.join("accounts.db-shm"), data.join("tls/selfsigned.key"), key];
+    let mut private = vec![
+        data.join("accounts.db"),
+        data.join("accounts.db-wal"),
+        data.join("accounts.db-shm"),
+        data.join("tls/selfsigned.key"),
+        key,
+    ];
     private.extend(files_in(&data.join("spool/batches"), ".batch"));
     private.extend(files_in(&data.join("spool/batches"), ".done"));
     private.extend(files_in(&data.join("mail/example.net/alice/new"), ""));

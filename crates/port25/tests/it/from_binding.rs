@@ -28,7 +28,11 @@ const CASES: &[(&str, &str, &str)] = &[
     ("two From fields", "From: alice@example.net\r\nFrom: ceo@bank.example", "550"),
     ("two authors, no Sender", "From: alice@example.net, ceo@bank.example", "550"),
     ("two authors, Sender alice", "From: alice@example.net, ceo@bank.example\r\nSender: alice@example.net", "553"),
-    ("two own authors, Sender alice", "From: alice@example.net, Alice Two <alice@example.net>\r\nSender: alice@example.net", "250"),
+    (
+        "two own authors, Sender alice",
+        "From: alice@example.net, Alice Two <alice@example.net>\r\nSender: alice@example.net",
+        "250",
+    ),
     ("Sender someone else", "From: alice@example.net\r\nSender: ceo@bank.example", "553"),
     ("Resent-From someone else", "From: alice@example.net\r\nResent-From: ceo@bank.example", "553"),
     ("Resent-Sender someone else", "From: alice@example.net\r\nResent-Sender: ceo@bank.example", "553"),
@@ -76,7 +80,8 @@ fn spoofed_from_headers_are_refused_and_what_is_accepted_python_reads_as_alice()
         .output()
         .expect("python3");
     assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
-    let results: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let results: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(results.len(), CASES.len());
     let mut wrong = Vec::new();
     for ((name, head, want), r) in CASES.iter().zip(&results) {

@@ -41,7 +41,14 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("port25.toml");
         std::fs::write(&config, base_config(dir.path(), mx, listeners)).unwrap();
-        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config, subcommand: "serve" };
+        let mut s = Server {
+            dir,
+            child: None,
+            addrs: Vec::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            config,
+            subcommand: "serve",
+        };
         s.spawn();
         s
     }
@@ -52,7 +59,14 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("port25.toml");
         std::fs::write(&path, config(dir.path())).unwrap();
-        let mut s = Server { dir, child: None, addrs: Vec::new(), log: Arc::new(Mutex::new(Vec::new())), config: path, subcommand };
+        let mut s = Server {
+            dir,
+            child: None,
+            addrs: Vec::new(),
+            log: Arc::new(Mutex::new(Vec::new())),
+            config: path,
+            subcommand,
+        };
         s.spawn();
         s
     }
@@ -60,7 +74,8 @@ impl Server {
     /// The MX accepts only mailboxes that exist (docs/mx.md): the ones
     /// these tests mail.
     pub fn mx() -> Server {
-        let recipients = "recipients = [\"alice@example.net\", \"bob@example.net\", \"henry@example.net\", \"carol@example.org\"]";
+        let recipients =
+            "recipients = [\"alice@example.net\", \"bob@example.net\", \"henry@example.net\", \"carol@example.org\"]";
         Server::start(&format!("domains = [\"example.net\", \"example.org\"]\n{recipients}"), MX_LISTENER)
     }
 
@@ -163,7 +178,12 @@ impl Server {
 
     /// The first event `id` that `matches`, waiting up to `wait` for it (the
     /// log is read by another thread, a moment after the client's reply).
-    pub fn wait_event_where(&self, id: &str, wait: Duration, matches: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
+    pub fn wait_event_where(
+        &self,
+        id: &str,
+        wait: Duration,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
         let start = Instant::now();
         loop {
             if let Some(v) = self.events(id).into_iter().find(&matches) {
@@ -339,7 +359,8 @@ impl Server {
 /// it listens, and returns when it has; `missing` says what to install when
 /// it never does (e.g. "pip install aiosmtpd").
 pub fn python_peer(script: &str, args: &[&std::ffi::OsStr], missing: &str) -> Child {
-    let mut child = Command::new("python3").arg("-c").arg(script).args(args).stdout(Stdio::piped()).spawn().expect("python3");
+    let mut child =
+        Command::new("python3").arg("-c").arg(script).args(args).stdout(Stdio::piped()).spawn().expect("python3");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert_eq!(line.trim(), "ready", "the Python test peer did not start ({missing})");

@@ -49,12 +49,26 @@ s.quit()
         )
     });
     add_user(&s, "ops@example.net", &[], "ops pw");
-    let out = Command::new(BIN).args(["users", "operator", "ops@example.net", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["users", "operator", "ops@example.net", "--config"])
+        .arg(s.dir.path().join("port25.toml"))
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // The dashboard is on the private listener.
     let base = format!("http://{}", crate::http::listening(&s, "private"));
     let login = Command::new(&curl)
-        .args(["-s", "-D", "-", "-o", "/dev/null", "--data-urlencode", "login=ops@example.net", "--data-urlencode", "password=ops pw"])
+        .args([
+            "-s",
+            "-D",
+            "-",
+            "-o",
+            "/dev/null",
+            "--data-urlencode",
+            "login=ops@example.net",
+            "--data-urlencode",
+            "password=ops pw",
+        ])
         .arg(format!("{base}/dashboard/login"))
         .output()
         .unwrap();
@@ -66,7 +80,11 @@ s.quit()
         .unwrap_or_else(|| panic!("no session cookie: {head}"))
         .to_owned();
     for _ in 0..2 {
-        let page = Command::new(&curl).args(["-s", "-w", "\n%{http_code}", "-b", &cookie]).arg(format!("{base}/dashboard")).output().unwrap();
+        let page = Command::new(&curl)
+            .args(["-s", "-w", "\n%{http_code}", "-b", &cookie])
+            .arg(format!("{base}/dashboard"))
+            .output()
+            .unwrap();
         let page = String::from_utf8_lossy(&page.stdout);
         let (body, status) = page.rsplit_once('\n').unwrap();
         assert_eq!(status, "200", "{body}");
@@ -83,10 +101,20 @@ fn a_dkim_signed_message_with_a_non_ascii_header_is_delivered() {
     let remote = Scripted::start(mx, Script { ehlo: vec!["8BITMIME", "SMTPUTF8"], ..Script::default() });
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("example.net.pem");
-    let out =
-        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "1024", "--out"]).arg(&key).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "1024", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let a = sender(&dns, mx.port(), &format!("[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"", key.display()));
+    let a = sender(
+        &dns,
+        mx.port(),
+        &format!(
+            "[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"",
+            key.display()
+        ),
+    );
     let script = r#"
 import smtplib, sys
 s = smtplib.SMTP("127.0.0.1", int(sys.argv[1]), timeout=20)

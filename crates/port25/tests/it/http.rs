@@ -18,7 +18,10 @@ pub fn listening(s: &Server, listener: &str) -> SocketAddr {
         if let Some(e) = s.events("port25.http.listening").iter().find(|e| e["listener"] == listener) {
             return e["address"].as_str().unwrap().parse().unwrap();
         }
-        assert!(start.elapsed() < Duration::from_secs(10), "no port25.http.listening event for the {listener} listener");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no port25.http.listening event for the {listener} listener"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -169,9 +172,13 @@ fn autoconfig_autodiscover_and_mobileconfig_point_at_587_and_465_never_25() {
     assert_eq!(python(AUTOCONFIG_CHECK, std::slice::from_ref(&base)).trim(), "ok");
 
     // curl, as a client with no XML library would: never a port 25.
-    let (status, head, body) = curl(&[&format!("{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice@example.net")]);
+    let (status, head, body) =
+        curl(&[&format!("{base}/.well-known/autoconfig/mail/config-v1.1.xml?emailaddress=alice@example.net")]);
     assert_eq!(status, 200, "{head}");
-    assert!(body.contains("<port>465</port>") && body.contains("<port>587</port>") && !body.contains("<port>25</port>"), "{body}");
+    assert!(
+        body.contains("<port>465</port>") && body.contains("<port>587</port>") && !body.contains("<port>25</port>"),
+        "{body}"
+    );
     let served = s.events("port25.http.autoconfig");
     let kinds: std::collections::BTreeSet<&str> = served.iter().filter_map(|e| e["kind"].as_str()).collect();
     assert_eq!(kinds, ["autodiscover", "mobileconfig", "mozilla"].into_iter().collect());
@@ -200,7 +207,8 @@ fn autoconfig_autodiscover_and_mobileconfig_point_at_587_and_465_never_25() {
 fn apple_profile_needs_an_imap_server_and_health_endpoints_answer() {
     let s = Server::start_with("serve", |dir| serve(dir, "", MX_LISTENER));
     let base = format!("http://{}", http_addr(&s));
-    let (status, _, body) = curl(&[&format!("http://{}/mail.mobileconfig?emailaddress=alice@example.net", public_addr(&s))]);
+    let (status, _, body) =
+        curl(&[&format!("http://{}/mail.mobileconfig?emailaddress=alice@example.net", public_addr(&s))]);
     assert_eq!(status, 404);
     assert!(body.contains("imaps"), "{body}");
     assert_eq!(curl(&[&format!("{base}/healthz")]).0, 200);
@@ -304,7 +312,9 @@ fn metrics_parse_with_prometheus_client_and_count_what_happened() {
     let start = Instant::now();
     let m = loop {
         let m = scrape(&base);
-        if m.get("port25_migration_active_users{\"domain\":\"example.net\"}").is_some() || start.elapsed() > Duration::from_secs(10) {
+        if m.get("port25_migration_active_users{\"domain\":\"example.net\"}").is_some()
+            || start.elapsed() > Duration::from_secs(10)
+        {
             break m;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -343,9 +353,18 @@ s.quit()
 
 /// Logs in with curl's form POST; returns (status, Set-Cookie header).
 fn sign_in(base: &str, login: &str, password: &str) -> (u16, String) {
-    let (status, head, _) =
-        curl(&["--data-urlencode", &format!("login={login}"), "--data-urlencode", &format!("password={password}"), &format!("{base}/dashboard/login")]);
-    let cookie = head.lines().find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: "))).unwrap_or("").to_owned();
+    let (status, head, _) = curl(&[
+        "--data-urlencode",
+        &format!("login={login}"),
+        "--data-urlencode",
+        &format!("password={password}"),
+        &format!("{base}/dashboard/login"),
+    ]);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: ")))
+        .unwrap_or("")
+        .to_owned();
     (status, cookie)
 }
 
@@ -359,7 +378,9 @@ fn dashboard_in_headless_chromium_shows_migration_queue_captures_and_escapes_att
                      [[listener]]\nname = \"submission\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"starttls\"\n";
     let s = Server::start_with("serve", |dir| serve(dir, &http, listeners));
     let base = format!("http://{}", http_addr(&s));
-    for (login, pw) in [("ops@example.net", "ops pw"), ("a@example.net", "a pw"), ("b@example.net", "b pw"), ("c@example.net", "c pw")] {
+    for (login, pw) in
+        [("ops@example.net", "ops pw"), ("a@example.net", "a pw"), ("b@example.net", "b pw"), ("c@example.net", "c pw")]
+    {
         add_user(&s, login, pw);
     }
     let out = port25(&s, &["users", "operator", "ops@example.net"], "");
@@ -378,7 +399,10 @@ s = smtplib.SMTP("127.0.0.1", mx, timeout=20); s.ehlo(helo); s.mail("spam@remote
 print(s.rcpt("victim@elsewhere.example")[0])
 s.quit()
 "#;
-    let out = python(script, &[addr(&s, "mx").port().to_string(), addr(&s, "submission").port().to_string(), EVIL_HELO.into()]);
+    let out = python(
+        script,
+        &[addr(&s, "mx").port().to_string(), addr(&s, "submission").port().to_string(), EVIL_HELO.into()],
+    );
     assert_eq!(out.trim(), "554", "relay refused");
 
     // Not signed in: to the form. Wrong password, and a right password of a
@@ -395,7 +419,8 @@ s.quit()
     // even with the right password.
     let (status, head, _) = curl(&["-d", "login=ops@example.net&password=ops+pw", &format!("{base}/dashboard/login")]);
     assert!(status == 429 && head.to_lowercase().contains("retry-after:"), "{status} {head}");
-    let failed: Vec<_> = s.events("port25.http.login.failed").iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect();
+    let failed: Vec<_> =
+        s.events("port25.http.login.failed").iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect();
     // A mail user's password is never checked on the form (issue 13 item 7).
     assert_eq!(failed, ["wrong password", "unknown login or not an operator", "too many attempts"]);
 
@@ -403,15 +428,30 @@ s.quit()
     let report = port25(&s, &["migration", "report", "--json"], "");
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
     let d = &report["domains"][0];
-    assert_eq!((d["domain"].as_str(), d["active"].as_u64(), d["submission_only"].as_u64()), (Some("example.net"), Some(3), Some(2)), "{report}");
+    assert_eq!(
+        (d["domain"].as_str(), d["active"].as_u64(), d["submission_only"].as_u64()),
+        (Some("example.net"), Some(3), Some(2)),
+        "{report}"
+    );
 
     let shot = s.dir.path().join("dashboard.png");
     let out = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/cdp.py"))
-        .args([chromium.to_str().unwrap(), &format!("{base}/dashboard"), "port25_session", &token, shot.to_str().unwrap()])
+        .args([
+            chromium.to_str().unwrap(),
+            &format!("{base}/dashboard"),
+            "port25_session",
+            &token,
+            shot.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "cdp.py: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "cdp.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let page: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
 
     assert_eq!(page["location"], "/dashboard", "{page:#}");
@@ -420,7 +460,10 @@ s.quit()
     assert_eq!(page["scripts"], 0, "{page:#}");
     assert_eq!(page["xss"], false);
     let helos: Vec<&str> = page["helos"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
-    assert!(helos.iter().filter(|h| **h == EVIL_HELO).count() >= 2, "HELO of the capture and of the refused relay attempt: {helos:?}");
+    assert!(
+        helos.iter().filter(|h| **h == EVIL_HELO).count() >= 2,
+        "HELO of the capture and of the refused relay attempt: {helos:?}"
+    );
     assert_eq!(page["subjects"][0], EVIL_SUBJECT);
     assert!(page["text"].as_str().unwrap().contains(EVIL_HELO));
 
@@ -433,10 +476,18 @@ s.quit()
     assert_eq!(shown["thresholdMet"], "false");
     assert_eq!(page["still"], serde_json::json!(["c@example.net"]));
     // SpamPots: one message from 127.0.0.1.
-    assert_eq!((page["captures"]["messages"].as_str(), page["captures"]["lastHour"].as_str()), (Some("1"), Some("1")), "{page:#}");
+    assert_eq!(
+        (page["captures"]["messages"].as_str(), page["captures"]["lastHour"].as_str()),
+        (Some("1"), Some("1")),
+        "{page:#}"
+    );
     assert_eq!(page["sources"], serde_json::json!([{"source": "127.0.0.1", "messages": "1"}]));
-    let queues: Vec<(&str, &str)> =
-        page["queues"].as_array().unwrap().iter().map(|q| (q["queue"].as_str().unwrap(), q["messages"].as_str().unwrap())).collect();
+    let queues: Vec<(&str, &str)> = page["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["queue"].as_str().unwrap(), q["messages"].as_str().unwrap()))
+        .collect();
     assert_eq!(queues, [("local", "0"), ("outbound", "0")]);
 
     let png = std::fs::read(&shot).unwrap();
@@ -444,7 +495,8 @@ s.quit()
     let _ = std::fs::copy(&shot, std::env::temp_dir().join("port25-dashboard.png"));
 
     // Signing out ends the session on the server, not just in the browser.
-    let (status, head, _) = curl(&["-X", "POST", "-b", &format!("port25_session={token}"), &format!("{base}/dashboard/logout")]);
+    let (status, head, _) =
+        curl(&["-X", "POST", "-b", &format!("port25_session={token}"), &format!("{base}/dashboard/logout")]);
     assert!(status == 303 && head.contains("Max-Age=0"), "{head}");
     let (status, _, _) = curl(&["-b", &format!("port25_session={token}"), &format!("{base}/dashboard")]);
     assert_eq!(status, 303);

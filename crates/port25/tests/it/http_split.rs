@@ -13,7 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn curl(url: &str) -> (u16, String) {
-    let out = Command::new(require("curl")).args(["-s", "--max-time", "20", "-w", "\n%{http_code}", url]).output().unwrap();
+    let out =
+        Command::new(require("curl")).args(["-s", "--max-time", "20", "-w", "\n%{http_code}", url]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, status) = text.rsplit_once('\n').unwrap();
     (status.parse().unwrap(), body.to_owned())
@@ -72,7 +73,10 @@ fn metrics_is_private_and_reads_no_spool_file() {
     for i in 0..N {
         let mut c = Client::open(s.addr());
         c.cmd("EHLO client.example");
-        assert_eq!(code(&c.send_mail("s@remote.example", &["stuck@example.net"], &format!("Subject: {i}\r\n\r\nx"))), 250);
+        assert_eq!(
+            code(&c.send_mail("s@remote.example", &["stuck@example.net"], &format!("Subject: {i}\r\n\r\nx"))),
+            250
+        );
         c.cmd("QUIT");
     }
     let start = Instant::now();
@@ -82,7 +86,8 @@ fn metrics_is_private_and_reads_no_spool_file() {
     }
     let batches = s.data().join("spool/batches");
     let files: Vec<_> = std::fs::read_dir(&batches).unwrap().map(|e| e.unwrap().path()).collect();
-    let on_disk: u64 = files.iter().filter(|p| p.extension().is_some_and(|e| e == "batch")).map(|p| p.metadata().unwrap().len()).sum();
+    let on_disk: u64 =
+        files.iter().filter(|p| p.extension().is_some_and(|e| e == "batch")).map(|p| p.metadata().unwrap().len()).sum();
     assert!(on_disk > 0, "{files:?}");
 
     // Public: autoconfig only. Private: the rest, and no autoconfig.
@@ -101,7 +106,10 @@ fn metrics_is_private_and_reads_no_spool_file() {
         metrics = body;
     }
     let sample = |name: &str| -> f64 {
-        let line = metrics.lines().find(|l| l.starts_with(&format!("{name}{{queue=\"local\"}} "))).unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
+        let line = metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{queue=\"local\"}} ")))
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
         line.rsplit_once(' ').unwrap().1.parse().unwrap()
     };
     assert_eq!(sample("port25_queue_messages"), N as f64);

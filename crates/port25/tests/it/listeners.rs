@@ -66,7 +66,13 @@ fn read_to_close(stream: &mut TcpStream) -> String {
 /// Python and returns the first reply line.
 fn banner_from(source: &str, addr: SocketAddr) -> String {
     let script = "import socket,sys\ns=socket.create_connection(('127.0.0.1',int(sys.argv[1])),timeout=10,source_address=(sys.argv[2],0))\nprint(s.makefile().readline().strip())";
-    let out = Command::new("python3").arg("-c").arg(script).arg(addr.port().to_string()).arg(source).output().expect("python3 runs");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(addr.port().to_string())
+        .arg(source)
+        .output()
+        .expect("python3 runs");
     assert!(out.status.success(), "python: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -84,8 +90,11 @@ fn proxied_submission(name: &str, from: &str) -> String {
 fn a_proxy_header_is_believed_only_from_proxy_protocol_from() {
     // 192.0.2.0/24 may submit without a login (a trusted network). The
     // first listener's proxies are elsewhere; the second's is 127.0.0.1.
-    let tables =
-        format!("{TRUSTED}{}{}", proxied_submission("lb-elsewhere", "\"192.0.2.99\", \"10.0.0.0/8\""), proxied_submission("lb-local", "\"127.0.0.1\""));
+    let tables = format!(
+        "{TRUSTED}{}{}",
+        proxied_submission("lb-elsewhere", "\"192.0.2.99\", \"10.0.0.0/8\""),
+        proxied_submission("lb-local", "\"127.0.0.1\"")
+    );
     let s = serve("", &tables);
     add_user(&s, "alice@example.net");
 
@@ -97,7 +106,11 @@ fn a_proxy_header_is_believed_only_from_proxy_protocol_from() {
     assert_eq!(read_to_close(&mut direct), "", "nothing may be answered to an untrusted PROXY header");
     let refused = wait_events(&s, "port25.session.proxy.untrusted", 1);
     assert_eq!(refused.len(), 1, "{:?}", s.log.lock().unwrap());
-    assert!(refused[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"), "the event names the real peer: {}", refused[0]);
+    assert!(
+        refused[0]["peer"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "the event names the real peer: {}",
+        refused[0]
+    );
     assert_eq!(refused[0]["listener"], "lb-elsewhere");
     // PROXY v2 from the same untrusted peer: the same.
     let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
@@ -113,7 +126,11 @@ fn a_proxy_header_is_believed_only_from_proxy_protocol_from() {
     c.send(b"PROXY TCP4 192.0.2.5 192.0.2.25 40000 587\r\n");
     assert!(c.reply().starts_with("220"));
     c.cmd("EHLO printer.example");
-    let r = c.send_mail("scanner@example.net", &["alice@example.net"], "From: <scanner@example.net>\r\nSubject: scan\r\n\r\nPDF");
+    let r = c.send_mail(
+        "scanner@example.net",
+        &["alice@example.net"],
+        "From: <scanner@example.net>\r\nSubject: scan\r\n\r\nPDF",
+    );
     assert_eq!(code(&r), 250, "{r}");
     let legacy = wait_events(&s, "port25.submission.legacy", 1);
     assert_eq!(legacy[0]["network"], "192.0.2.0/24", "{}", legacy[0]);
@@ -131,7 +148,11 @@ fn config_check_and_the_sensor_refuse_proxy_protocol_without_proxy_protocol_from
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.starts_with(&format!("{}:7:", file.display())), "{err}");
-    assert!(err.contains("proxy_protocol = true without proxy_protocol_from") && err.contains("fix: add proxy_protocol_from = ["), "{err}");
+    assert!(
+        err.contains("proxy_protocol = true without proxy_protocol_from")
+            && err.contains("fix: add proxy_protocol_from = ["),
+        "{err}"
+    );
     let out = Command::new(BIN).args(["serve", "--config"]).arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "serve does not start on it either");
 
@@ -140,7 +161,13 @@ fn config_check_and_the_sensor_refuse_proxy_protocol_without_proxy_protocol_from
     let out = Command::new(BIN).args(["spampot", "--config"]).arg(&sensor).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with(&format!("{}:6: listener \"lb\": proxy_protocol = true without proxy_protocol_from; fix:", sensor.display())), "{err}");
+    assert!(
+        err.starts_with(&format!(
+            "{}:6: listener \"lb\": proxy_protocol = true without proxy_protocol_from; fix:",
+            sensor.display()
+        )),
+        "{err}"
+    );
 }
 
 #[test]
@@ -164,7 +191,12 @@ fn the_per_client_cap_answers_421_and_counts_the_real_client() {
     std::thread::sleep(Duration::from_millis(300));
     let _e = Client::open(mx);
     let limit = wait_events(&s, "port25.session.limit", 1);
-    assert!(limit.iter().any(|e| e["limit"] == "max_connections_per_client" && e["peer"].as_str().unwrap().starts_with("127.0.0.1:")), "{limit:?}");
+    assert!(
+        limit.iter().any(
+            |e| e["limit"] == "max_connections_per_client" && e["peer"].as_str().unwrap().starts_with("127.0.0.1:")
+        ),
+        "{limit:?}"
+    );
 
     // Behind the proxy the cap counts the address the header names, IPv6
     // per /64: rotating addresses inside one /64 does not help.
@@ -189,7 +221,11 @@ fn the_per_client_cap_answers_421_and_counts_the_real_client() {
     let _ = over.write_all(b"\x16\x03\x01\x00\x05hello");
     assert_eq!(read_to_close(&mut over), "");
     let start = Instant::now();
-    while !s.events("port25.session.limit").iter().any(|e| e["listener"] == "tls" && e["limit"] == "max_connections_per_client") {
+    while !s
+        .events("port25.session.limit")
+        .iter()
+        .any(|e| e["listener"] == "tls" && e["limit"] == "max_connections_per_client")
+    {
         assert!(start.elapsed() < Duration::from_secs(10), "{:?}", s.events("port25.session.limit"));
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -226,7 +262,10 @@ fn the_spampot_counts_sources_per_ipv6_slash_64() {
     assert!(web.reply().starts_with("521 5.7.0"));
     assert!(web.is_closed());
     let limit = wait_events(&s, "port25.spampot.limit", 1);
-    assert!(limit.iter().any(|e| e["reason"] == "max_connections_per_source" && e["peer"] == "[2001:db8:7:7::3]:40000"), "{limit:?}");
+    assert!(
+        limit.iter().any(|e| e["reason"] == "max_connections_per_source" && e["peer"] == "[2001:db8:7:7::3]:40000"),
+        "{limit:?}"
+    );
 
     // A PROXY header from a peer outside proxy_protocol_from: closed, and
     // the event names the real peer.
@@ -295,7 +334,10 @@ fn http_on_smtp_listeners_gets_521_and_the_connection_closes() {
         let out = Command::new(&curl).args(["--http0.9", "-sS", "--max-time", "15", &url]).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("\r\n521 5.7.0 "), "{name}: curl got {text:?} {}", String::from_utf8_lossy(&out.stderr));
-        assert!(started.elapsed() < Duration::from_secs(10), "{name}: the server closed the connection, curl did not time out");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{name}: the server closed the connection, curl did not time out"
+        );
         assert!(!text.contains("500 "), "{name}: one reply, not one per header line: {text:?}");
     }
     // Raw sockets: a request line, a header line after EHLO, any case.
@@ -329,7 +371,11 @@ fn ipv4_clients_of_a_dual_stack_listener_are_seen_as_ipv4() {
     let ehlo = c.cmd("EHLO printer.example");
     assert!(ehlo.contains("greets 127.0.0.1\r\n"), "{ehlo}");
     // 127.0.0.1 is a trusted network: no login needed.
-    let r = c.send_mail("scanner@example.net", &["alice@example.net"], "From: <scanner@example.net>\r\nSubject: scan\r\n\r\nPDF");
+    let r = c.send_mail(
+        "scanner@example.net",
+        &["alice@example.net"],
+        "From: <scanner@example.net>\r\nSubject: scan\r\n\r\nPDF",
+    );
     assert_eq!(code(&r), 250, "{r}");
     let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10));
     let text = String::from_utf8_lossy(&mail[0]);
@@ -352,7 +398,13 @@ fn text_logs_escape_a_bare_cr_from_a_spampot_request_line() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BIN).args(["spampot", "--config"]).arg(&config).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["spampot", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<String>();
     let stderr = child.stderr.take().unwrap();
     std::thread::spawn(move || {

@@ -42,7 +42,8 @@ async def main():
     await asyncio.sleep(3600)
 asyncio.run(main())
 "#;
-    let lmtpd = python_peer(script, &[sock.as_os_str(), out_dir.as_os_str()], "aiosmtpd LMTP server: pip install aiosmtpd");
+    let lmtpd =
+        python_peer(script, &[sock.as_os_str(), out_dir.as_os_str()], "aiosmtpd LMTP server: pip install aiosmtpd");
     (lmtpd, sock, out_dir)
 }
 
@@ -51,7 +52,10 @@ asyncio.run(main())
 fn lmtp_mx(sock: &std::path::Path) -> (Server, Client) {
     // Bounces after acceptance to an unauthenticated sender are what this
     // file tests (tests/it/mx_recipients.rs tests the default, none).
-    let mx = format!("domains = [\"example.net\"]\nbounce_after_accept = true\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"", sock.display());
+    let mx = format!(
+        "domains = [\"example.net\"]\nbounce_after_accept = true\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"unix:{}\"",
+        sock.display()
+    );
     let s = Server::start(&mx, MX_LISTENER);
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
@@ -64,7 +68,11 @@ fn lmtp_delivers_per_recipient() {
     let (mut lmtpd, sock, out_dir) = start_lmtpd(dir.path());
 
     let (s, mut c) = lmtp_mx(&sock);
-    let r = c.send_mail("s@remote.example", &["alice@example.net", "full@example.net"], "Subject: lmtp\r\n\r\n..dot\r\nbody");
+    let r = c.send_mail(
+        "s@remote.example",
+        &["alice@example.net", "full@example.net"],
+        "Subject: lmtp\r\n\r\n..dot\r\nbody",
+    );
     assert!(r.starts_with("250"), "{r}");
     let start = std::time::Instant::now();
     while !out_dir.join("alice@example.net").exists() {
@@ -93,12 +101,20 @@ fn lmtp_permanent_failure_after_acceptance_bounces_to_the_sender() {
     let dir = tempfile::tempdir().unwrap();
     let (mut lmtpd, sock, out_dir) = start_lmtpd(dir.path());
     let (s, mut c) = lmtp_mx(&sock);
-    let r = c.send_mail("carol@example.net", &["alice@example.net", "gone@example.net"], "Subject: to a gone user\r\n\r\nhello");
+    let r = c.send_mail(
+        "carol@example.net",
+        &["alice@example.net", "gone@example.net"],
+        "Subject: to a gone user\r\n\r\nhello",
+    );
     assert!(r.starts_with("250"), "{r}");
     let dsn_file = out_dir.join("carol@example.net");
     let start = std::time::Instant::now();
     while !dsn_file.exists() {
-        assert!(start.elapsed() < Duration::from_secs(15), "no DSN reached carol; events: {:?}", s.events("port25.outbound.dsn"));
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no DSN reached carol; events: {:?}",
+            s.events("port25.outbound.dsn")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(200));
@@ -124,7 +140,11 @@ fn lmtp_permanent_failure_after_acceptance_bounces_to_the_sender() {
     assert!(r.starts_with("250"), "{r}");
     let start = std::time::Instant::now();
     while !s.events("port25.outbound.dsn").iter().any(|e| e["kind"] == "none (null sender)") {
-        assert!(start.elapsed() < Duration::from_secs(15), "no null-sender decision: {:?}", s.events("port25.outbound.dsn"));
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "no null-sender decision: {:?}",
+            s.events("port25.outbound.dsn")
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(s.events("port25.outbound.dsn").iter().filter(|e| e["kind"] == "failed").count(), 1, "one DSN in all");

@@ -45,7 +45,10 @@ fn one_deferring_mailbox_does_not_hold_back_anyone_else() {
     for i in 0..8 {
         let mut c = Client::open(s.addr());
         c.cmd("EHLO client.example");
-        assert_eq!(code(&c.send_mail("s@remote.example", &["stuck@example.net"], &format!("Subject: stuck {i}\r\n\r\nx"))), 250);
+        assert_eq!(
+            code(&c.send_mail("s@remote.example", &["stuck@example.net"], &format!("Subject: stuck {i}\r\n\r\nx"))),
+            250
+        );
         c.cmd("QUIT");
     }
     wait_until("8 deferrals of stuck@", Duration::from_secs(15), || deferred_for(&s, "stuck@example.net") >= 8);
@@ -55,12 +58,30 @@ fn one_deferring_mailbox_does_not_hold_back_anyone_else() {
     for i in 0..20 {
         let mut c = Client::open(s.addr());
         c.cmd("EHLO client.example");
-        assert_eq!(code(&c.send_mail("s@remote.example", &["alice@example.net"], &format!("Subject: a{i}\r\n\r\nx"))), 250);
-        assert_eq!(code(&c.send_mail("s@remote.example", &["bob@example.net", "stuck@example.net"], &format!("Subject: b{i}\r\n\r\nx"))), 250);
+        assert_eq!(
+            code(&c.send_mail("s@remote.example", &["alice@example.net"], &format!("Subject: a{i}\r\n\r\nx"))),
+            250
+        );
+        assert_eq!(
+            code(&c.send_mail(
+                "s@remote.example",
+                &["bob@example.net", "stuck@example.net"],
+                &format!("Subject: b{i}\r\n\r\nx")
+            )),
+            250
+        );
         c.cmd("QUIT");
     }
-    assert_eq!(s.wait_for_mail("example.net", "alice", 20, Duration::from_secs(15)).len(), 20, "alice's mail waited behind stuck@");
-    assert_eq!(s.wait_for_mail("example.net", "bob", 20, Duration::from_secs(15)).len(), 20, "bob's mail waited behind stuck@");
+    assert_eq!(
+        s.wait_for_mail("example.net", "alice", 20, Duration::from_secs(15)).len(),
+        20,
+        "alice's mail waited behind stuck@"
+    );
+    assert_eq!(
+        s.wait_for_mail("example.net", "bob", 20, Duration::from_secs(15)).len(),
+        20,
+        "bob's mail waited behind stuck@"
+    );
     let took = start.elapsed();
     assert!(took < Duration::from_secs(15), "{took:?}");
 
@@ -73,12 +94,17 @@ fn one_deferring_mailbox_does_not_hold_back_anyone_else() {
     // ... and gets everything once its mailbox can be written.
     std::fs::remove_file(s.data().join("mail/example.net/stuck")).unwrap();
     assert_eq!(s.wait_for_mail("example.net", "stuck", 28, Duration::from_secs(20)).len(), 28);
-    wait_until("an empty spool", Duration::from_secs(10), || std::fs::read_dir(s.data().join("spool/batches")).unwrap().count() == 0);
+    wait_until("an empty spool", Duration::from_secs(10), || {
+        std::fs::read_dir(s.data().join("spool/batches")).unwrap().count() == 0
+    });
 }
 
 #[test]
 fn a_recipient_deferred_past_its_lifetime_fails_for_good_and_the_sender_is_told() {
-    let s = server("first_retry_secs = 1\nmax_retry_secs = 1\nmax_lifetime_secs = 3\n", &format!("{MX_LISTENER}{SUBMISSION}"));
+    let s = server(
+        "first_retry_secs = 1\nmax_retry_secs = 1\nmax_lifetime_secs = 3\n",
+        &format!("{MX_LISTENER}{SUBMISSION}"),
+    );
     let users = std::process::Command::new(BIN)
         .args(["users", "add", "carol@example.net", "--config"])
         .arg(s.dir.path().join("port25.toml"))
@@ -94,12 +120,18 @@ fn a_recipient_deferred_past_its_lifetime_fails_for_good_and_the_sender_is_told(
     c.cmd("EHLO laptop.example");
     // AUTH PLAIN \0carol@example.net\0carol pw
     assert_eq!(code(&c.cmd("AUTH PLAIN AGNhcm9sQGV4YW1wbGUubmV0AGNhcm9sIHB3")), 235);
-    let r = c.send_mail("carol@example.net", &["alice@example.net", "stuck@example.net"], "From: carol@example.net\r\nSubject: to a full mailbox\r\n\r\nhello");
+    let r = c.send_mail(
+        "carol@example.net",
+        &["alice@example.net", "stuck@example.net"],
+        "From: carol@example.net\r\nSubject: to a full mailbox\r\n\r\nhello",
+    );
     assert_eq!(code(&r), 250, "{r}");
     c.cmd("QUIT");
 
     assert_eq!(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10)).len(), 1);
-    let failed = s.wait_event("port25.delivery.failed", Duration::from_secs(15)).expect("stuck@ given up after max_lifetime_secs");
+    let failed = s
+        .wait_event("port25.delivery.failed", Duration::from_secs(15))
+        .expect("stuck@ given up after max_lifetime_secs");
     assert_eq!(failed["to"], "stuck@example.net");
     assert!(failed["reason"].as_str().unwrap().contains("max_lifetime_secs"), "{failed}");
     assert!(deferred_for(&s, "stuck@example.net") >= 1, "deferred before it expired");
@@ -108,7 +140,9 @@ fn a_recipient_deferred_past_its_lifetime_fails_for_good_and_the_sender_is_told(
     assert_eq!(dsn.len(), 1, "no DSN for carol; dsn events: {:?}", s.events("port25.outbound.dsn"));
     let dsn = String::from_utf8_lossy(&dsn[0]);
     assert!(dsn.contains("Final-Recipient: rfc822; stuck@example.net") && dsn.contains("Action: failed"), "{dsn}");
-    wait_until("an empty spool", Duration::from_secs(10), || std::fs::read_dir(s.data().join("spool/batches")).unwrap().count() == 0);
+    wait_until("an empty spool", Duration::from_secs(10), || {
+        std::fs::read_dir(s.data().join("spool/batches")).unwrap().count() == 0
+    });
 }
 
 /// aiosmtpd's LMTP server on a Unix socket: every RCPT is accepted, and
@@ -162,7 +196,10 @@ fn an_lmtp_mailbox_over_quota_does_not_hold_back_anyone_else() {
     for i in 0..8 {
         let mut c = Client::open(s.addr());
         c.cmd("EHLO client.example");
-        assert_eq!(code(&c.send_mail("s@remote.example", &["full@example.net"], &format!("Subject: full {i}\r\n\r\nx"))), 250);
+        assert_eq!(
+            code(&c.send_mail("s@remote.example", &["full@example.net"], &format!("Subject: full {i}\r\n\r\nx"))),
+            250
+        );
         c.cmd("QUIT");
     }
     wait_until("8 deferrals of full@", Duration::from_secs(15), || deferred_for(&s, "full@example.net") >= 8);
@@ -172,14 +209,25 @@ fn an_lmtp_mailbox_over_quota_does_not_hold_back_anyone_else() {
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
     for i in 0..20 {
-        assert_eq!(code(&c.send_mail("s@remote.example", &["alice@example.net", "full@example.net"], &format!("Subject: a{i}\r\n\r\nx"))), 250);
+        assert_eq!(
+            code(&c.send_mail(
+                "s@remote.example",
+                &["alice@example.net", "full@example.net"],
+                &format!("Subject: a{i}\r\n\r\nx")
+            )),
+            250
+        );
     }
     c.cmd("QUIT");
     let delivered = || std::fs::read_to_string(out.join("alice@example.net")).map(|t| t.lines().count()).unwrap_or(0);
     wait_until("20 messages for alice through LMTP", Duration::from_secs(15), || delivered() >= 20);
     assert_eq!(delivered(), 20, "each message once");
     assert!(!out.join("full@example.net").exists());
-    assert!(s.events("port25.delivery.failed").is_empty(), "deferred, not given up: {:?}", s.events("port25.delivery.failed"));
+    assert!(
+        s.events("port25.delivery.failed").is_empty(),
+        "deferred, not given up: {:?}",
+        s.events("port25.delivery.failed")
+    );
     let _ = lmtpd.kill();
     let _ = lmtpd.wait();
 }

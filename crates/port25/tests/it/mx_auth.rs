@@ -24,7 +24,14 @@ fn mx_with_auth(dns: &DnsServer, extra: &str) -> Server {
 
 /// One SMTP transaction with Python smtplib from `source` (a 127.x
 /// address): each step's reply code and text as JSON.
-fn smtplib(mx: std::net::SocketAddr, source: &str, helo: &str, from: &str, to: &str, message: &str) -> serde_json::Value {
+fn smtplib(
+    mx: std::net::SocketAddr,
+    source: &str,
+    helo: &str,
+    from: &str,
+    to: &str,
+    message: &str,
+) -> serde_json::Value {
     let script = r#"
 import smtplib, sys, json
 port, src, helo, sender, rcpt, msg = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6]
@@ -44,7 +51,13 @@ if code == 250:
 s.quit()
 print(json.dumps(out))
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(mx.port().to_string()).args([source, helo, from, to, message]).output().expect("python3");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(mx.port().to_string())
+        .args([source, helo, from, to, message])
+        .output()
+        .expect("python3");
     assert!(out.status.success(), "python3 smtplib: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -67,7 +80,11 @@ fn authentication_results(message: &str) -> Vec<Results> {
         for p in parts {
             let words = words_outside_quotes(p.trim());
             let (method, result) = words[0].split_once('=').unwrap();
-            let props = words[1..].iter().filter_map(|w| w.split_once('=')).map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned())).collect();
+            let props = words[1..]
+                .iter()
+                .filter_map(|w| w.split_once('='))
+                .map(|(k, v)| (k.to_owned(), v.trim_matches('"').to_owned()))
+                .collect();
             results.push((method.to_owned(), result.to_owned(), props));
         }
         out.push((id, results));
@@ -125,7 +142,10 @@ fn prop<'a>(r: &'a Resinfo, key: &str) -> Option<&'a str> {
 }
 
 fn find<'a>(results: &'a [Resinfo], method: &str, key: &str) -> &'a Resinfo {
-    results.iter().find(|r| r.0 == method && prop(r, key).is_some()).unwrap_or_else(|| panic!("no {method} result with {key} in {results:?}"))
+    results
+        .iter()
+        .find(|r| r.0 == method && prop(r, key).is_some())
+        .unwrap_or_else(|| panic!("no {method} result with {key} in {results:?}"))
 }
 
 /// OpenDKIM signing for remote.example with a fresh key (selector
@@ -171,7 +191,14 @@ fn start_opendkim(dns: &DnsServer, domain: &str) -> OpenDkim {
     std::fs::write(d.join("opendkim.conf"), conf).unwrap();
     let _ = Command::new("chown").arg("-R").arg("opendkim").arg(d).status();
     let log = std::fs::File::create(d.join("opendkim.log")).unwrap();
-    let child = Command::new(opendkim).arg("-f").arg("-x").arg(d.join("opendkim.conf")).stdout(log.try_clone().unwrap()).stderr(log).spawn().unwrap();
+    let child = Command::new(opendkim)
+        .arg("-f")
+        .arg("-x")
+        .arg(d.join("opendkim.conf"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
     let start = Instant::now();
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         let log = std::fs::read_to_string(d.join("opendkim.log")).unwrap_or_default();
@@ -199,7 +226,10 @@ fn postfix_with_opendkim_passes_every_check_and_gets_authentication_results() {
     let milter = start_opendkim(&dns, "remote.example");
     let s = mx_with_auth(&dns, "");
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let extra = format!("smtpd_milters = inet:127.0.0.1:{}\nnon_smtpd_milters = $smtpd_milters\nmilter_default_action = tempfail\n", milter.port);
+    let extra = format!(
+        "smtpd_milters = inet:127.0.0.1:{}\nnon_smtpd_milters = $smtpd_milters\nmilter_default_action = tempfail\n",
+        milter.port
+    );
     let pf = crate::postfix::start_postfix_with(port, s.addr(), &extra);
     let mut c = crate::postfix::wait_smtpd(port);
     c.cmd("EHLO client.remote.example");
@@ -224,9 +254,17 @@ fn postfix_with_opendkim_passes_every_check_and_gets_authentication_results() {
     let helo = find(results, "spf", "smtp.helo");
     assert_eq!((helo.1.as_str(), prop(helo, "smtp.helo")), ("pass", Some("relay.remote.example")), "{results:?}");
     let dkim = find(results, "dkim", "header.d");
-    assert_eq!((dkim.1.as_str(), prop(dkim, "header.d"), prop(dkim, "header.s")), ("pass", Some("remote.example"), Some("pf")), "{results:?}");
+    assert_eq!(
+        (dkim.1.as_str(), prop(dkim, "header.d"), prop(dkim, "header.s")),
+        ("pass", Some("remote.example"), Some("pf")),
+        "{results:?}"
+    );
     let dmarc = find(results, "dmarc", "header.from");
-    assert_eq!((dmarc.1.as_str(), prop(dmarc, "header.from"), prop(dmarc, "policy.dmarc")), ("pass", Some("remote.example"), Some("reject")), "{results:?}");
+    assert_eq!(
+        (dmarc.1.as_str(), prop(dmarc, "header.from"), prop(dmarc, "policy.dmarc")),
+        ("pass", Some("remote.example"), Some("reject")),
+        "{results:?}"
+    );
     assert!(!text.contains("bank.example"), "the forged field is removed: {text}");
 }
 
@@ -363,13 +401,23 @@ fn hostile_dns_answers_are_permerrors_not_crashes() {
     dns.txt("huge.example", &huge);
     dns.txt("badkey._domainkey.keys.example", "v=DKIM1; k=rsa; p=bm90IGEga2V5");
     let s = mx_with_auth(&dns, "");
-    let cases = [("loop.example", "permerror"), ("many.example", "permerror"), ("ten.example", "pass"), ("void.example", "permerror"), ("two.example", "pass")];
+    let cases = [
+        ("loop.example", "permerror"),
+        ("many.example", "permerror"),
+        ("ten.example", "pass"),
+        ("void.example", "permerror"),
+        ("two.example", "pass"),
+    ];
     for (n, (domain, want)) in cases.iter().enumerate() {
         let m = format!("From: a@{domain}\r\nSubject: {n}\r\n\r\nbody\r\n");
         let r = smtplib(s.addr(), "127.0.0.1", "h.test", &format!("a@{domain}"), "alice@example.net", &m);
         assert_eq!(r["data"][0], 250, "{domain}: {r}");
         let mail = s.wait_for_mail("example.net", "alice", n + 1, Duration::from_secs(20));
-        let text = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains(&format!("Subject: {n}\r\n"))).unwrap();
+        let text = mail
+            .iter()
+            .map(|m| String::from_utf8_lossy(m).into_owned())
+            .find(|t| t.contains(&format!("Subject: {n}\r\n")))
+            .unwrap();
         let ars = authentication_results(&text);
         assert_eq!(find(&ars[0].1, "spf", "smtp.mailfrom").1, *want, "{domain}: {text}");
     }
@@ -385,11 +433,13 @@ fn hostile_dns_answers_are_permerrors_not_crashes() {
     assert_eq!(r["data"][0], 250, "{r}");
     let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(20));
     assert_eq!(mail.len(), 2);
-    let text = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: key")).unwrap();
+    let text =
+        mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: key")).unwrap();
     let ars = authentication_results(&text);
     let dkim = find(&ars[0].1, "dkim", "header.d");
     assert_eq!(dkim.1, "permerror", "{text}");
-    let text = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: huge")).unwrap();
+    let text =
+        mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).find(|t| t.contains("Subject: huge")).unwrap();
     let spf = find(&authentication_results(&text)[0].1, "spf", "smtp.mailfrom").1.clone();
     assert!(["permerror", "temperror", "fail"].contains(&spf.as_str()), "{text}");
 }
@@ -432,7 +482,9 @@ fn greylisting_defers_the_first_attempt_and_accepts_the_retry() {
     // SPF pass: exempt at once.
     let r = smtplib(s.addr(), "127.0.0.9", "h.big.example", "news@big.example", "alice@example.net", m);
     assert_eq!(r["rcpt"][0], 250, "{r}");
-    let ev = s.wait_event_where("port25.mx.greylist", Duration::from_secs(5), |v| v["reason"].as_str().is_some_and(|r| r.starts_with("SPF pass")));
+    let ev = s.wait_event_where("port25.mx.greylist", Duration::from_secs(5), |v| {
+        v["reason"].as_str().is_some_and(|r| r.starts_with("SPF pass"))
+    });
     assert!(ev.is_some(), "{:?}", s.events("port25.mx.greylist"));
     let r = smtplib(s.addr(), "127.0.0.11", "h.listed.example", "a@listed.example", "alice@example.net", m);
     assert_eq!(r["rcpt"][0], 250, "DNSWL-listed: {r}");
@@ -461,7 +513,11 @@ fn spf_fail_action_is_configurable() {
         let mail = s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(20));
         let text = String::from_utf8_lossy(&mail[0]).into_owned();
         assert_eq!(find(&authentication_results(&text)[0].1, "spf", "smtp.mailfrom").1, "fail", "{text}");
-        assert_eq!(text.contains("X-Port25-Tag: \"SPF: strict.example does not designate 127.0.0.6"), tagged, "{action}: {text}");
+        assert_eq!(
+            text.contains("X-Port25-Tag: \"SPF: strict.example does not designate 127.0.0.6"),
+            tagged,
+            "{action}: {text}"
+        );
     }
 }
 

@@ -22,7 +22,11 @@ fn mx_explain_checks_sender_authentication_of_a_message() {
     );
     std::fs::write(&config, text).unwrap();
     let message = dir.path().join("m.eml");
-    std::fs::write(&message, "From: CEO <ceo@bank.test>\r\nTo: alice@example.net\r\nSubject: wire the money\r\n\r\nnow\r\n").unwrap();
+    std::fs::write(
+        &message,
+        "From: CEO <ceo@bank.test>\r\nTo: alice@example.net\r\nSubject: wire the money\r\n\r\nnow\r\n",
+    )
+    .unwrap();
     let explain = |ip: &str| {
         let out = Command::new(BIN)
             .args(["mx", "explain", "-c"])
@@ -39,7 +43,11 @@ fn mx_explain_checks_sender_authentication_of_a_message() {
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("sender authentication"), "{text}");
     assert!(line_of(&text, "dmarc").contains("fail"), "dmarc line in:\n{text}");
-    assert!(line_of(&text, "spf").contains("fail") || text.lines().filter(|l| l.starts_with("spf")).any(|l| l.contains("fail")), "{text}");
+    assert!(
+        line_of(&text, "spf").contains("fail")
+            || text.lines().filter(|l| l.starts_with("spf")).any(|l| l.contains("fail")),
+        "{text}"
+    );
     assert!(text.contains("verdict: reject 550 5.7.1"), "{text}");
 
     // From the address SPF lists: SPF passes, aligned with From:, DMARC passes.
@@ -49,7 +57,12 @@ fn mx_explain_checks_sender_authentication_of_a_message() {
     assert_eq!(code, Some(0), "{text}");
 
     // A message file that is not there is named, before any lookup.
-    let out = Command::new(BIN).args(["mx", "explain", "-c"]).arg(&config).args(["192.0.2.99", "--message", "/nonexistent/m.eml"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["mx", "explain", "-c"])
+        .arg(&config)
+        .args(["192.0.2.99", "--message", "/nonexistent/m.eml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/m.eml"), "{out:?}");
 }

@@ -14,7 +14,14 @@ use std::time::{Duration, Instant};
 /// Runs a Python smtplib script against `s` (argv: host, port, then
 /// `args`); it prints one "rcpt CODE" line per RCPT it tried.
 fn smtplib(s: &Server, script: &str, args: &[&str]) -> String {
-    let out = Command::new("python3").arg("-c").arg(script).arg("127.0.0.1").arg(s.addr().port().to_string()).args(args).output().unwrap();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg("127.0.0.1")
+        .arg(s.addr().port().to_string())
+        .args(args)
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "smtplib: {text}");
     text
@@ -56,7 +63,9 @@ fn codes(out: &str) -> Vec<(String, u16)> {
 }
 
 fn dirs(path: &std::path::Path) -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(path).map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    let mut v: Vec<String> = std::fs::read_dir(path)
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
     v.sort();
     v
 }
@@ -158,7 +167,11 @@ print("distinct", len(replies))
     assert_eq!(refused, 76, "{out}");
     assert!(out.contains("distinct 1"), "one reply for every unknown name: {out}");
     std::thread::sleep(Duration::from_millis(300));
-    assert!(!s.data().join("mail").exists() || dirs(&s.data().join("mail/example.net")).is_empty(), "{:?}", dirs(&s.data().join("mail/example.net")));
+    assert!(
+        !s.data().join("mail").exists() || dirs(&s.data().join("mail/example.net")).is_empty(),
+        "{:?}",
+        dirs(&s.data().join("mail/example.net"))
+    );
     assert_eq!(std::fs::read_dir(s.data().join("spool/batches")).unwrap().count(), 0, "nothing spooled");
 }
 
@@ -229,7 +242,11 @@ fn rcpt_code(s: &Server, from: &str, to: &str) -> String {
 }
 
 fn probes_for(dir: &std::path::Path, rcpt: &str) -> usize {
-    std::fs::read_to_string(dir.join("rcpts.log")).unwrap_or_default().lines().filter(|l| *l == format!("<> {rcpt}")).count()
+    std::fs::read_to_string(dir.join("rcpts.log"))
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| *l == format!("<> {rcpt}"))
+        .count()
 }
 
 fn wait_file(path: &std::path::Path) -> String {
@@ -263,7 +280,11 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     // One probe per address while cached: the positive and negative caches.
     assert_eq!(probes_for(dir.path(), "alice@example.net"), 1);
     assert_eq!(probes_for(dir.path(), "nobody@example.net"), 1);
-    assert_eq!(probes_for(dir.path(), "+a@example.net") + probes_for(dir.path(), "@example.net"), 0, "an empty mailbox is never asked");
+    assert_eq!(
+        probes_for(dir.path(), "+a@example.net") + probes_for(dir.path(), "@example.net"),
+        0,
+        "an empty mailbox is never asked"
+    );
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "busy@example.net")), 450);
     assert_eq!(probes_for(dir.path(), "busy@example.net"), 2, "\"cannot tell\" is not cached");
 
@@ -277,8 +298,14 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "alice@example.net")), 250);
     assert_eq!(code(&rcpt_code(&s, "victim@anywhere.example", "nobody@example.net")), 550);
     let failed = s.wait_event("port25.mx.verify_failed", WAIT).expect("verify_failed event");
-    assert!(failed["reason"].as_str().unwrap().contains("451 4.3.0") || failed["to"] == "carol@example.net", "{failed}");
-    assert!(s.wait_event_where("port25.mx.verify_failed", WAIT, |e| e["to"] == "carol@example.net").is_some(), "no verify_failed for carol");
+    assert!(
+        failed["reason"].as_str().unwrap().contains("451 4.3.0") || failed["to"] == "carol@example.net",
+        "{failed}"
+    );
+    assert!(
+        s.wait_event_where("port25.mx.verify_failed", WAIT, |e| e["to"] == "carol@example.net").is_some(),
+        "no verify_failed for carol"
+    );
 
     // A server that takes the connection and never answers: 450 once
     // verify_timeout_secs (3) has passed, not a session that hangs.
@@ -287,7 +314,11 @@ fn mx_recipients_verified_against_the_lmtp_server_at_rcpt_with_caches_and_450_wh
     let started = Instant::now();
     let r = rcpt_code(&s, "victim@anywhere.example", "dave@example.net");
     assert!(r.starts_with("450 4.1.1"), "silent LMTP server: {r}");
-    assert!(started.elapsed() >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() >= Duration::from_secs(3) && started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     let _ = silent.kill();
     let _ = silent.wait();
 }
@@ -302,7 +333,8 @@ fn mx_recipients_a_failure_after_acceptance_bounces_only_when_bounce_after_accep
     let s = lmtp_mx(&sock, "");
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
-    let r = c.send_mail("victim@anywhere.example", &["flaky@example.net"], "Subject: backscatter?\r\n\r\nthe whole spam");
+    let r =
+        c.send_mail("victim@anywhere.example", &["flaky@example.net"], "Subject: backscatter?\r\n\r\nthe whole spam");
     assert_eq!(code(&r), 250, "{r}");
     let suppressed = s.wait_event("port25.outbound.dsn_suppressed", WAIT).expect("dsn_suppressed event");
     assert_eq!(suppressed["to"], "victim@anywhere.example");
@@ -317,11 +349,20 @@ fn mx_recipients_a_failure_after_acceptance_bounces_only_when_bounce_after_accep
     let s = lmtp_mx(&sock, "bounce_after_accept = true");
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
-    let r = c.send_mail("carol+lists@example.net", &["quota@example.net"], "Subject: to a full mailbox\r\n\r\nSECRET BODY LINE");
+    let r = c.send_mail(
+        "carol+lists@example.net",
+        &["quota@example.net"],
+        "Subject: to a full mailbox\r\n\r\nSECRET BODY LINE",
+    );
     assert_eq!(code(&r), 250, "{r}");
     let dsn = wait_file(&dir.path().join("delivered/carol@example.net"));
     assert!(dsn.starts_with("MAIL FROM <>\n"), "{dsn}");
-    for want in ["Content-Type: text/rfc822-headers", "Final-Recipient: rfc822; quota@example.net", "Subject: to a full mailbox", "550 5.1.1 Deleted since"] {
+    for want in [
+        "Content-Type: text/rfc822-headers",
+        "Final-Recipient: rfc822; quota@example.net",
+        "Subject: to a full mailbox",
+        "550 5.1.1 Deleted since",
+    ] {
         assert!(dsn.contains(want), "DSN lacks {want:?}:\n{dsn}");
     }
     assert!(!dsn.contains("SECRET BODY LINE"), "the body never comes back:\n{dsn}");
@@ -367,7 +408,10 @@ fn mx_recipients_a_dsn_to_a_local_sender_goes_to_its_resolved_mailbox_or_nowhere
     let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);
     assert_eq!(dsn.len(), 1);
     let text = String::from_utf8_lossy(&dsn[0]);
-    assert!(text.contains("Final-Recipient: rfc822; nobody@remote.example") && text.contains("Subject: to a stranger"), "{text}");
+    assert!(
+        text.contains("Final-Recipient: rfc822; nobody@remote.example") && text.contains("Subject: to a stranger"),
+        "{text}"
+    );
     wait_events(&a, "port25.outbound.dsn_suppressed", "to", "ghost@example.net", 1);
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(dirs(&a.data().join("mail/example.net")), ["alice"], "no mailbox for alice+news or ghost");
@@ -379,12 +423,17 @@ fn mx_recipients_a_dsn_to_a_local_sender_goes_to_its_resolved_mailbox_or_nowhere
 fn mx_recipients_a_hostile_remote_reply_reaches_the_sender_only_as_clean_bounded_lines() {
     // A remote MX whose 550 carries a bare CR (to start a header of its own
     // in our DSN), an escape sequence and a 3000-character line.
-    let hostile: &'static str = Box::leak(format!("550-5.1.1 gone\rX-Injected: yes\x1b[2J\r\n550-{}\r\n550 5.1.1 end", "A".repeat(3000)).into_boxed_str());
+    let hostile: &'static str = Box::leak(
+        format!("550-5.1.1 gone\rX-Injected: yes\x1b[2J\r\n550-{}\r\n550 5.1.1 end", "A".repeat(3000)).into_boxed_str(),
+    );
     let ip = std::net::IpAddr::V4(crate::outbound::v4(127, 0, 32, 1));
     let port = crate::outbound::free_port(&[ip]);
     let dns = crate::dns::DnsServer::start();
     dns.mx("hostile.example", "mx.hostile.example", crate::outbound::v4(127, 0, 32, 1));
-    let _remote = crate::scripted::Scripted::start(std::net::SocketAddr::new(ip, port), crate::scripted::Script { rcpt: hostile, ..Default::default() });
+    let _remote = crate::scripted::Scripted::start(
+        std::net::SocketAddr::new(ip, port),
+        crate::scripted::Script { rcpt: hostile, ..Default::default() },
+    );
     let a = crate::outbound::sender(&dns, port, "");
     submit_as(&a, "alice@example.net", &["victim@hostile.example"], "to a hostile MX");
     let dsn = a.wait_for_mail("example.net", "alice", 1, WAIT);

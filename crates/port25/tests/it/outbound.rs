@@ -51,7 +51,13 @@ pub(crate) fn add_user(s: &Server, login: &str, addresses: &[&str], password: &s
     for a in addresses {
         add.args(["--address", a]);
     }
-    let mut add = add.arg("--config").arg(s.dir.path().join("port25.toml")).stdin(Stdio::piped()).stdout(Stdio::null()).spawn().unwrap();
+    let mut add = add
+        .arg("--config")
+        .arg(s.dir.path().join("port25.toml"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
     add.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
     assert!(add.wait().unwrap().success());
 }
@@ -73,7 +79,13 @@ pub(crate) fn sender_in(domain: &str, dns: &DnsServer, port: u16, extra: &str) -
 
 /// `sender_in` with retries `first` seconds after the first failure, at
 /// most `max` apart.
-pub(crate) fn sender_retrying(domain: &str, dns: &DnsServer, port: u16, (first, max): (u64, u64), extra: &str) -> Server {
+pub(crate) fn sender_retrying(
+    domain: &str,
+    dns: &DnsServer,
+    port: u16,
+    (first, max): (u64, u64),
+    extra: &str,
+) -> Server {
     // A test that sets its own list (outbound_targets.rs) gets only that.
     let private_mx = if extra.contains("allowed_private_networks") { "" } else { PRIVATE_MX };
     let mx = format!(
@@ -91,7 +103,10 @@ pub(crate) fn submit(s: &Server, to: &[&str], subject: &str) {
 pub(crate) fn submit_as(s: &Server, from: &str, to: &[&str], subject: &str) {
     let mut c = Client::open(s.addr());
     assert!(c.cmd("EHLO laptop.example").starts_with("250"));
-    let body = format!("From: Alice <{from}>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n", to.join(", "));
+    let body = format!(
+        "From: Alice <{from}>\r\nTo: {}\r\nSubject: {subject}\r\n\r\nHello from the outbound test.\r\n",
+        to.join(", ")
+    );
     let r = c.send_mail(from, to, &body);
     assert_eq!(code(&r), 250, "{r}");
     c.cmd("QUIT");
@@ -109,7 +124,12 @@ pub(crate) fn wait_events(s: &Server, id: &str, key: &str, value: &str, n: usize
             assert!(
                 found.len() >= n,
                 "waited for {n} {id} with {key}~{value}; log: {:#?}",
-                s.log.lock().unwrap().iter().filter(|e| e["event"].as_str().unwrap_or("").starts_with("port25.outbound")).collect::<Vec<_>>()
+                s.log
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| e["event"].as_str().unwrap_or("").starts_with("port25.outbound"))
+                    .collect::<Vec<_>>()
             );
             return found;
         }
@@ -206,7 +226,8 @@ fn delivers_over_ipv6_with_starttls_and_bounces_unknown_users_with_a_dsn() {
     let remote = IpAddr::V6(Ipv6Addr::LOCALHOST);
     let port = free_port(&[remote]);
     let dns = DnsServer::start();
-    dns.add("remote.example", Rr::Mx(10, "mx.remote.example".into())).add("mx.remote.example", Rr::Aaaa(Ipv6Addr::LOCALHOST));
+    dns.add("remote.example", Rr::Mx(10, "mx.remote.example".into()))
+        .add("mx.remote.example", Rr::Aaaa(Ipv6Addr::LOCALHOST));
     let b = Server::start(
         "domains = [\"remote.example\"]\nrecipients = [\"bob@remote.example\"]",
         &format!("[[listener]]\nname = \"mx\"\naddress = \"[::1]:{port}\"\n"),
@@ -327,7 +348,10 @@ fn queue_retry_and_flush_send_deferred_mail_now_instead_of_in_an_hour() {
     queue(&["retry", &id]);
     wait_events(&a, "port25.outbound.delivered", "to", "una@hourly.example", 1);
     assert!(sink.wait_messages(1)[0].contains("Subject: retried by the operator"));
-    assert!(events_where(&a, "port25.outbound.delivered", "to", "vic@hourly.example").is_empty(), "retry ID sends only that message");
+    assert!(
+        events_where(&a, "port25.outbound.delivered", "to", "vic@hourly.example").is_empty(),
+        "retry ID sends only that message"
+    );
     queue(&["flush"]);
     wait_events(&a, "port25.outbound.delivered", "to", "vic@hourly.example", 1);
     wait_history(&a, "vic@hourly.example\tdelivered");
@@ -443,8 +467,11 @@ fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
     let port = free_port(&[ip]);
     let keys = tempfile::tempdir().unwrap();
     let key = keys.path().join("example.net.pem");
-    let out =
-        Command::new(BIN).args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "2048", "--out"]).arg(&key).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["dkim", "keygen", "--domain", "example.net", "--selector", "sel1", "--bits", "2048", "--out"])
+        .arg(&key)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let record = String::from_utf8(out.stdout).unwrap();
     assert!(record.starts_with("sel1._domainkey.example.net. IN TXT ("), "{record}");
@@ -458,12 +485,24 @@ fn dkim_signature_made_by_port25_verifies_with_dkimpy() {
         "domains = [\"signed.example\"]\nrecipients = [\"grace@signed.example\"]",
         &format!("[[listener]]\nname = \"mx\"\naddress = \"127.0.6.1:{port}\"\n"),
     );
-    let a = sender(&dns, port, &format!("[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"", key.display()));
+    let a = sender(
+        &dns,
+        port,
+        &format!(
+            "[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"sel1\"\nprivate_key = \"{}\"",
+            key.display()
+        ),
+    );
     submit(&a, &["grace@signed.example"], "signed by port25");
     let got = b.wait_for_mail("signed.example", "grace", 1, WAIT);
     assert_eq!(got.len(), 1, "not delivered: {:?}", a.events("port25.outbound.deferred"));
     let text = String::from_utf8_lossy(&got[0]);
-    assert!(text.contains("DKIM-Signature: v=1; a=rsa-sha256;") && text.contains("d=example.net") && text.contains("s=sel1"), "{text}");
+    assert!(
+        text.contains("DKIM-Signature: v=1; a=rsa-sha256;")
+            && text.contains("d=example.net")
+            && text.contains("s=sel1"),
+        "{text}"
+    );
     let msg = a.dir.path().join("signed.eml");
     std::fs::write(&msg, &got[0]).unwrap();
     let script = "import dkim, sys\nmsg = open(sys.argv[1], 'rb').read()\ntxt = sys.argv[2].encode()\n\

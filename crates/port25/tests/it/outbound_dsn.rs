@@ -11,7 +11,10 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Alice's mailbox on the sender: DSNs for example.net are delivered locally.
 fn dsns_for_alice(a: &Server, n: usize) -> Vec<String> {
-    a.wait_for_mail("example.net", "alice", n, WAIT).into_iter().map(|m| String::from_utf8_lossy(&m).into_owned()).collect()
+    a.wait_for_mail("example.net", "alice", n, WAIT)
+        .into_iter()
+        .map(|m| String::from_utf8_lossy(&m).into_owned())
+        .collect()
 }
 
 fn assert_contains_all(text: &str, wanted: &[&str]) {
@@ -98,7 +101,8 @@ fn outbound_no_dsn_for_a_null_sender_when_a_dsn_bounces_or_expires() {
     let dns = DnsServer::start();
     // bounce.example and far.example answer 550 to every recipient;
     // lost.example's MX is down.
-    let remote = Scripted::start(SocketAddr::new(ip, port), Script { rcpt: "550 5.1.1 no such user", ..Script::default() });
+    let remote =
+        Scripted::start(SocketAddr::new(ip, port), Script { rcpt: "550 5.1.1 no such user", ..Script::default() });
     dns.mx("bounce.example", "mx.bounce.example", v4(127, 0, 10, 1));
     dns.mx("far.example", "mx.far.example", v4(127, 0, 10, 1));
     dns.mx("lost.example", "mx.lost.example", v4(127, 0, 10, 2));

@@ -119,14 +119,18 @@ fn outbound_messages_for_two_domains_with_the_same_mx_go_over_one_connection() {
     let verbs = conns[0].verbs();
     assert_eq!(verbs.iter().filter(|v| *v == "MAIL").count(), 2, "{verbs:?}");
     assert_eq!(verbs.iter().filter(|v| *v == "EHLO").count(), 1, "{verbs:?}");
-    assert!(conns[0].commands.contains(&"RCPT TO:<ann@one.example>".to_owned()) && conns[0].commands.contains(&"RCPT TO:<bea@two.example>".to_owned()));
+    assert!(
+        conns[0].commands.contains(&"RCPT TO:<ann@one.example>".to_owned())
+            && conns[0].commands.contains(&"RCPT TO:<bea@two.example>".to_owned())
+    );
 }
 
 #[test]
 fn outbound_the_connection_limit_is_per_mx_host_whichever_domains_it_serves() {
     // Slow greetings make connections overlap if more than one is allowed.
     let script = Script { greeting_delay: Duration::from_millis(300), ..Script::default() };
-    let (a, remote, _dns) = shared_mx(16, script, "hold = true\nconnections_per_destination = 1\nmessages_per_connection = 1");
+    let (a, remote, _dns) =
+        shared_mx(16, script, "hold = true\nconnections_per_destination = 1\nmessages_per_connection = 1");
     for to in ["c1@one.example", "c2@one.example", "d1@two.example", "d2@two.example"] {
         submit(&a, &[to], to);
     }
@@ -141,7 +145,8 @@ fn outbound_a_domain_whose_first_mx_is_down_joins_the_connection_to_its_second()
     // one.example: MX 5 on 127.0.17.2 (nothing listens), then MX 10 on the
     // host that also serves two.example, which has a connection open.
     let (a, remote, dns) = shared_mx(17, Script::default(), "idle_connection_secs = 5");
-    dns.add("one.example", crate::dns::Rr::Mx(5, "mx.down.example".into())).add("mx.down.example", crate::dns::Rr::A(v4(127, 0, 17, 2)));
+    dns.add("one.example", crate::dns::Rr::Mx(5, "mx.down.example".into()))
+        .add("mx.down.example", crate::dns::Rr::A(v4(127, 0, 17, 2)));
     submit(&a, &["bea@two.example"], "opens the connection");
     wait_events(&a, "port25.outbound.delivered", "to", "bea@two.example", 1);
     submit(&a, &["ann@one.example"], "after its first MX failed");
@@ -158,12 +163,19 @@ fn outbound_a_domain_whose_first_mx_is_down_joins_the_connection_to_its_second()
 fn outbound_a_smarthost_that_offers_starttls_then_refuses_it_never_gets_the_password_in_clear() {
     let ip = IpAddr::V4(v4(127, 0, 18, 1));
     let port = free_port(&[ip]);
-    let script = Script { ehlo: vec!["STARTTLS", "AUTH PLAIN LOGIN", "8BITMIME"], starttls: BrokenTls::Refuse, ..Script::default() };
+    let script = Script {
+        ehlo: vec!["STARTTLS", "AUTH PLAIN LOGIN", "8BITMIME"],
+        starttls: BrokenTls::Refuse,
+        ..Script::default()
+    };
     let remote = Scripted::start(SocketAddr::new(ip, port), script);
     let dir = tempfile::tempdir().unwrap();
     let secret = dir.path().join("smarthost.pass");
     std::fs::write(&secret, "relay-secret\n").unwrap();
-    let extra = format!("smarthost = \"127.0.18.1:{port}\"\nsmarthost_username = \"relayuser\"\nsmarthost_password_file = \"{}\"", secret.display());
+    let extra = format!(
+        "smarthost = \"127.0.18.1:{port}\"\nsmarthost_username = \"relayuser\"\nsmarthost_password_file = \"{}\"",
+        secret.display()
+    );
     let a = sender(&DnsServer::start(), 25, &extra);
     submit(&a, &["ivan@relay.example"], "not over a refused STARTTLS");
     // Each attempt ends at the refused STARTTLS: no AUTH (the password).
@@ -205,7 +217,10 @@ fn outbound_an_idle_connection_gives_its_only_slot_to_a_destination_that_waits()
     dns.mx("first.example", "mx.first.example", first).mx("second.example", "mx.second.example", second);
     // A slow greeting: the first connection is still busy (not idle)
     // when the second destination starts waiting for the slot.
-    let slow = Scripted::start(SocketAddr::new(IpAddr::V4(first), port), Script { greeting_delay: Duration::from_millis(1500), ..Script::default() });
+    let slow = Scripted::start(
+        SocketAddr::new(IpAddr::V4(first), port),
+        Script { greeting_delay: Duration::from_millis(1500), ..Script::default() },
+    );
     let other = Scripted::start(SocketAddr::new(IpAddr::V4(second), port), Script::default());
     let a = sender(&dns, port, "max_connections = 1\nidle_connection_secs = 60");
     submit(&a, &["fay@first.example"], "takes the only slot");
@@ -246,7 +261,10 @@ fn outbound_a_freed_slot_goes_to_destinations_without_a_connection_before_a_busy
     let port = free_port(&ips);
     let dns = DnsServer::start();
     dns.mx("busy.example", "mx.busy.example", ip(1));
-    let busy = Scripted::start(SocketAddr::new(ips[0], port), Script { data_delay: Duration::from_millis(400), ..Script::default() });
+    let busy = Scripted::start(
+        SocketAddr::new(ips[0], port),
+        Script { data_delay: Duration::from_millis(400), ..Script::default() },
+    );
     let others: Vec<Scripted> = (2..=OTHERS + 1)
         .map(|i| {
             dns.mx(&format!("d{i}.example"), &format!("mx.d{i}.example"), ip(i));
@@ -282,7 +300,11 @@ fn outbound_a_freed_slot_goes_to_destinations_without_a_connection_before_a_busy
     // were queued, and two more should a slot free before their routes
     // are known: about one busy message-time, not the backlog.
     let meanwhile = busy.taken().into_iter().filter(|t| *t > queued && *t <= last).count();
-    assert!(meanwhile <= 4, "busy.example delivered {meanwhile} messages before the last of the others ({:?} after they were queued)", last - queued);
+    assert!(
+        meanwhile <= 4,
+        "busy.example delivered {meanwhile} messages before the last of the others ({:?} after they were queued)",
+        last - queued
+    );
     // And its backlog is delivered too, afterwards.
     wait_events(&a, "port25.outbound.delivered", "to", "bob@busy.example", N);
     assert_eq!(busy.taken().len(), N);

@@ -47,7 +47,9 @@ fn smarthost(net: u8, cert: Option<(&Path, &Path)>) -> (Server, SocketAddr) {
     };
     let b = Server::start(
         &format!("domains = [\"relay.example\"]\nrecipients = [\"ivan@relay.example\"]\n{tls}"),
-        &format!("[[listener]]\nname = \"sub\"\naddress = \"{ip}:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"),
+        &format!(
+            "[[listener]]\nname = \"sub\"\naddress = \"{ip}:{port}\"\nservice = \"submission\"\ntls = \"starttls\"\n"
+        ),
     );
     add_user(&b, "relayuser@relay.example", &["@example.net"], "relay-secret");
     (b, SocketAddr::new(ip, port))
@@ -64,7 +66,9 @@ fn sending_through(at: SocketAddr, dir: &Path, extra: &str) -> Server {
 }
 
 fn auth_events(b: &Server) -> usize {
-    b.events("port25.smtp.auth.accepted").len() + b.events("port25.smtp.auth.rejected").len() + b.events("port25.submission.auth.failed").len()
+    b.events("port25.smtp.auth.accepted").len()
+        + b.events("port25.smtp.auth.rejected").len()
+        + b.events("port25.submission.auth.failed").len()
 }
 
 #[test]
@@ -130,7 +134,10 @@ fn outbound_a_smarthost_that_does_not_offer_starttls_gets_no_auth_even_without_s
     let deferred = wait_events(&a, "port25.outbound.deferred", "to", "ivan@relay.example", 2);
     for d in &deferred {
         let reason = d["reason"].as_str().unwrap();
-        assert!(reason.starts_with("451 4.7.5 TLS is required but") && reason.contains("does not offer STARTTLS"), "{reason}");
+        assert!(
+            reason.starts_with("451 4.7.5 TLS is required but") && reason.contains("does not offer STARTTLS"),
+            "{reason}"
+        );
     }
     let conns = remote.conns();
     assert!(conns.len() >= 2, "{conns:?}");

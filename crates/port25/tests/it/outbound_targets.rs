@@ -25,7 +25,10 @@ fn outbound_an_mx_on_loopback_is_not_connected_to_unless_its_network_is_allowed(
     let deferred = wait_events(&a, "port25.outbound.deferred", "to", "root@inside.example", 2);
     for d in &deferred {
         let reason = d["reason"].as_str().unwrap();
-        assert!(reason.starts_with("451 4.4.4 MX mx.inside.example of inside.example: 127.0.61.1 is a loopback address"), "{reason}");
+        assert!(
+            reason.starts_with("451 4.4.4 MX mx.inside.example of inside.example: 127.0.61.1 is a loopback address"),
+            "{reason}"
+        );
         assert!(reason.contains("allowed_private_networks"), "the reason says how to allow it: {reason}");
     }
     let refused = wait_events(&a, "port25.outbound.target_refused", "destination", "inside.example", 1);

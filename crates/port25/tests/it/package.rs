@@ -10,8 +10,14 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-const UNITS: &[&str] =
-    &["port25.service", "port25-mx.socket", "port25-submission.socket", "port25-submissions.socket", "port25-spampot.service", "port25-collector.service"];
+const UNITS: &[&str] = &[
+    "port25.service",
+    "port25-mx.socket",
+    "port25-submission.socket",
+    "port25-submissions.socket",
+    "port25-spampot.service",
+    "port25-collector.service",
+];
 
 /// Runs dpkg, waiting while another installation holds its lock.
 fn dpkg(args: &[&str]) -> String {
@@ -49,9 +55,15 @@ fn id(what: &str, name: &str) -> Option<Vec<String>> {
 
 /// `systemd-analyze security --offline=true UNIT`: the overall exposure.
 fn exposure(unit: &str) -> f64 {
-    let out = Command::new(require("systemd-analyze")).args(["security", "--offline=true", "--no-pager", unit]).output().unwrap();
+    let out = Command::new(require("systemd-analyze"))
+        .args(["security", "--offline=true", "--no-pager", unit])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.contains("Overall exposure level")).unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));
+    let line = text
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("{text}{}", String::from_utf8_lossy(&out.stderr)));
     let figure = line.split(':').nth(1).and_then(|r| r.split_whitespace().next()).and_then(|n| n.parse().ok());
     figure.unwrap_or_else(|| panic!("no figure in {line:?}"))
 }
@@ -66,11 +78,20 @@ fn the_debian_package_installs_runs_its_checks_removes_and_purges() {
     );
     let out_dir = tempfile::tempdir().unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/debian/build-deb.sh");
-    let built = Command::new("bash").arg(&script).arg(BIN).arg(out_dir.path()).env("PORT25_DEB_COMPRESSION", "gzip").output().unwrap();
+    let built = Command::new("bash")
+        .arg(&script)
+        .arg(BIN)
+        .arg(out_dir.path())
+        .env("PORT25_DEB_COMPRESSION", "gzip")
+        .output()
+        .unwrap();
     assert!(built.status.success(), "build-deb.sh: {}", String::from_utf8_lossy(&built.stderr));
     let deb = String::from_utf8_lossy(&built.stdout).trim().to_owned();
     let info = Command::new("dpkg-deb").args(["--info", &deb, "conffiles"]).output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&info.stdout), "/etc/port25/port25.toml\n/etc/port25/spampot.toml\n/etc/port25/collect.toml\n");
+    assert_eq!(
+        String::from_utf8_lossy(&info.stdout),
+        "/etc/port25/port25.toml\n/etc/port25/spampot.toml\n/etc/port25/collect.toml\n"
+    );
 
     let _guard = Installed;
     dpkg(&["--install", &deb]);
@@ -79,19 +100,27 @@ fn the_debian_package_installs_runs_its_checks_removes_and_purges() {
     let check = Command::new("/usr/bin/port25").args(["config", "check", "/etc/port25/port25.toml"]).output().unwrap();
     let summary = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{summary}{}", String::from_utf8_lossy(&check.stderr));
-    assert!(summary.contains("data_dir   /var/lib/port25\n") && summary.contains("listener   mx 0.0.0.0:25 Mx"), "{summary}");
+    assert!(
+        summary.contains("data_dir   /var/lib/port25\n") && summary.contains("listener   mx 0.0.0.0:25 Mx"),
+        "{summary}"
+    );
     assert!(summary.contains("listener   submissions 0.0.0.0:465 Submission tls=Implicit"), "{summary}");
 
     // What ExecStartPre= runs, as the service's user, with the three ports
     // held the way the socket units hold them (a port already held by
     // another server on this machine counts the same).
-    let _sockets: Vec<std::net::TcpListener> = [25, 587, 465].iter().filter_map(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).ok()).collect();
+    let _sockets: Vec<std::net::TcpListener> =
+        [25, 587, 465].iter().filter_map(|p| std::net::TcpListener::bind(("0.0.0.0", *p)).ok()).collect();
     let pre = Command::new(require("runuser"))
         .args(["-u", "port25", "--", "/usr/bin/port25", "serve", "--check", "--config", "/etc/port25/port25.toml"])
         .output()
         .unwrap();
     let said = String::from_utf8_lossy(&pre.stdout);
-    assert!(pre.status.success() && said.contains("all checks passed"), "serve --check as port25: {said}{}", String::from_utf8_lossy(&pre.stderr));
+    assert!(
+        pre.status.success() && said.contains("all checks passed"),
+        "serve --check as port25: {said}{}",
+        String::from_utf8_lossy(&pre.stderr)
+    );
     assert!(said.contains("ok    data_dir: /var/lib/port25 writable, mode 0700"), "{said}");
     drop(_sockets);
 

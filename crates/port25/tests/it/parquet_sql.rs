@@ -27,7 +27,23 @@ fn parquet_table1_in_duckdb_and_spark() {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
     let out = Command::new(BIN)
-        .args(["report", "generate", p(&synth), "--seed", "11", "--days", "6", "--sensors", "3", "--sources", "300", "--messages", "5000", "--asns", "40"])
+        .args([
+            "report",
+            "generate",
+            p(&synth),
+            "--seed",
+            "11",
+            "--days",
+            "6",
+            "--sensors",
+            "3",
+            "--sources",
+            "300",
+            "--messages",
+            "5000",
+            "--asns",
+            "40",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -41,7 +57,16 @@ fn parquet_table1_in_duckdb_and_spark() {
 
     let dataset = dir.path().join("dataset");
     let out = Command::new(BIN)
-        .args(["report", "build", "--capture", p(&synth.join("capture")), "--enrich", p(&synth.join("geoip.csv")), "--enrich", p(&pfx)])
+        .args([
+            "report",
+            "build",
+            "--capture",
+            p(&synth.join("capture")),
+            "--enrich",
+            p(&synth.join("geoip.csv")),
+            "--enrich",
+            p(&pfx),
+        ])
         .args(["--json", "--parquet", p(&dataset)])
         .output()
         .unwrap();
@@ -70,8 +95,14 @@ fn parquet_table1_in_duckdb_and_spark() {
     }
     assert_eq!(days, 6);
     // A second export into the same directory would count everything twice: refused.
-    let again = Command::new(BIN).args(["report", "build", "--capture", p(&synth.join("capture")), "--parquet", p(&dataset)]).output().unwrap();
-    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not an empty directory"), "{again:?}");
+    let again = Command::new(BIN)
+        .args(["report", "build", "--capture", p(&synth.join("capture")), "--parquet", p(&dataset)])
+        .output()
+        .unwrap();
+    assert!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not an empty directory"),
+        "{again:?}"
+    );
 
     let sql = dir.path().join("table1.sql");
     std::fs::write(&sql, documented_sql()).unwrap();
@@ -83,7 +114,8 @@ fn parquet_table1_in_duckdb_and_spark() {
         String::from_utf8_lossy(&run.stdout),
         String::from_utf8_lossy(&run.stderr)
     );
-    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.iter().map(|r| r["engine"].as_str().unwrap()).collect::<Vec<_>>(), ["duckdb", "spark"]);
     // The multi-origin prefix counted both ASes in the report.
     assert!(t1["unique_asns"].as_u64().unwrap() > 1);

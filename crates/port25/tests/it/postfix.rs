@@ -11,7 +11,13 @@ pub(crate) struct Postfix {
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = Command::new("postfix").arg("-c").arg(self.dir.path()).arg("stop").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let _ = Command::new("postfix")
+            .arg("-c")
+            .arg(self.dir.path())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -77,12 +83,33 @@ pub(crate) fn start_postfix_with(port: u16, mx: std::net::SocketAddr, extra_main
     let _ = Command::new("chown").arg("postfix").arg(d.join("data")).status();
     // `postfix check` creates the queue tree with its owners.
     let check_log = std::fs::File::create(d.join("check.log")).unwrap();
-    let _ = Command::new("postfix").arg("-c").arg(d).arg("check").stdin(Stdio::null()).stdout(check_log.try_clone().unwrap()).stderr(check_log).status();
+    let _ = Command::new("postfix")
+        .arg("-c")
+        .arg(d)
+        .arg("check")
+        .stdin(Stdio::null())
+        .stdout(check_log.try_clone().unwrap())
+        .stderr(check_log)
+        .status();
     // The master daemon keeps any pipe it inherits open: give it a file.
     let out = std::fs::File::create(d.join("start.log")).unwrap();
-    let status = Command::new("postfix").arg("-c").arg(d).arg("start").stdin(Stdio::null()).stdout(out.try_clone().unwrap()).stderr(out).status().unwrap();
+    let status = Command::new("postfix")
+        .arg("-c")
+        .arg(d)
+        .arg("start")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .status()
+        .unwrap();
     let read = |f: &str| std::fs::read_to_string(d.join(f)).unwrap_or_default();
-    assert!(status.success(), "postfix start failed: {}\npostfix check said: {}\nmaillog: {}", read("start.log"), read("check.log"), read("maillog"));
+    assert!(
+        status.success(),
+        "postfix start failed: {}\npostfix check said: {}\nmaillog: {}",
+        read("start.log"),
+        read("check.log"),
+        read("maillog")
+    );
     Postfix { dir }
 }
 
@@ -110,8 +137,11 @@ fn postfix_relays_into_port25_over_starttls() {
     let mut c = wait_smtpd(port);
     c.cmd("EHLO client.remote.example");
     for i in 0..3 {
-        let r =
-            c.send_mail("someone@remote.example", &["alice@example.net"], &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"));
+        let r = c.send_mail(
+            "someone@remote.example",
+            &["alice@example.net"],
+            &format!("From: someone@remote.example\r\nSubject: via postfix {i}\r\n\r\nrelayed"),
+        );
         assert!(r.starts_with("250"), "postfix accepted: {r}");
     }
     c.cmd("QUIT");

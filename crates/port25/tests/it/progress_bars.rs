@@ -13,8 +13,18 @@ fn p(path: &Path) -> &str {
 
 /// `port25 ARGS` on a pseudo-terminal (tests/it/pty_run.py): everything written there.
 fn on_terminal(args: &[&str]) -> String {
-    let out = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py")).arg(BIN).args(args).output().unwrap();
-    assert!(out.status.success(), "port25 {args:?} on a terminal: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py"))
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "port25 {args:?} on a terminal: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -25,11 +35,17 @@ fn piped(args: &[&str]) -> (String, String) {
 }
 
 fn assert_bar(tty: &str, what: &str) {
-    assert!(tty.contains(&format!("{what:18} [")) && tty.contains("left)") && tty.contains("\x1b[2K"), "no {what} bar drawn on the terminal: {tty:?}");
+    assert!(
+        tty.contains(&format!("{what:18} [")) && tty.contains("left)") && tty.contains("\x1b[2K"),
+        "no {what} bar drawn on the terminal: {tty:?}"
+    );
 }
 
 fn assert_quiet(stderr: &str, what: &str) {
-    assert!(!stderr.contains(what) && !stderr.contains('\x1b'), "{what}: control characters or a bar where there is no terminal: {stderr:?}");
+    assert!(
+        !stderr.contains(what) && !stderr.contains('\x1b'),
+        "{what}: control characters or a bar where there is no terminal: {stderr:?}"
+    );
 }
 
 #[test]
@@ -50,14 +66,18 @@ fn egress_flows_over_pcap_files_shows_a_bar_on_a_terminal_only() {
 #[test]
 fn users_import_shows_a_bar_on_a_terminal_only() {
     let dir = tempfile::tempdir().unwrap();
-    let hash = Command::new("openssl").args(["passwd", "-6", "-salt", "saltsalt", "secret"]).output().expect("openssl (Debian package openssl) runs");
+    let hash = Command::new("openssl")
+        .args(["passwd", "-6", "-salt", "saltsalt", "secret"])
+        .output()
+        .expect("openssl (Debian package openssl) runs");
     assert!(hash.status.success());
     let hash = String::from_utf8_lossy(&hash.stdout).trim().to_owned();
     let file = dir.path().join("users.txt");
     std::fs::write(&file, (0..3000).map(|i| format!("user{i}@example.net:{hash}\n")).collect::<String>()).unwrap();
     let run = |n: u32, extra: &[&str], tty: bool| {
         let config = dir.path().join(format!("port25-{n}.toml"));
-        std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.path().join(format!("data-{n}")).display())).unwrap();
+        std::fs::write(&config, format!("data_dir = \"{}\"\n", dir.path().join(format!("data-{n}")).display()))
+            .unwrap();
         let args = [&["users", "import", p(&file), "-c", p(&config)][..], extra].concat();
         if tty {
             on_terminal(&args)

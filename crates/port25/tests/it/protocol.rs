@@ -20,10 +20,16 @@ fn smtp_smuggling_variants_are_refused_and_nothing_is_stored() {
     let s = Server::mx();
     // Each body tries to end DATA early with a non-CRLF terminator and
     // smuggle a second message behind it.
-    let smuggled = "MAIL FROM:<ceo@example.net>\r\nRCPT TO:<alice@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n";
-    for (name, terminator) in
-        [("LF.LF", "\n.\n"), ("LF.CRLF", "\n.\r\n"), ("CRLF.LF", "\r\n.\n"), ("CR.CR", "\r.\r"), ("CR.CRLF", "\r.\r\n"), ("CRLF.CR", "\r\n.\r")]
-    {
+    let smuggled =
+        "MAIL FROM:<ceo@example.net>\r\nRCPT TO:<alice@example.net>\r\nDATA\r\nSubject: smuggled\r\n\r\nx\r\n.\r\n";
+    for (name, terminator) in [
+        ("LF.LF", "\n.\n"),
+        ("LF.CRLF", "\n.\r\n"),
+        ("CRLF.LF", "\r\n.\n"),
+        ("CR.CR", "\r.\r"),
+        ("CR.CRLF", "\r.\r\n"),
+        ("CRLF.CR", "\r\n.\r"),
+    ] {
         let mut c = ready(&s);
         begin_data(&mut c, "alice@example.net");
         c.send(format!("Subject: first\r\n\r\nhello{terminator}{smuggled}").as_bytes());
@@ -65,7 +71,10 @@ fn dot_stuffing_and_8bit_are_kept_exactly() {
 #[test]
 fn limits_answer_with_rfc_codes() {
     let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nmax_recipients = 3\nmax_message_size = 2000\nmax_command_line = 512\nmax_commands_before_mail = 5\n";
-    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"u0@example.net\", \"u1@example.net\", \"u2@example.net\"]", listeners);
+    let s = Server::start(
+        "domains = [\"example.net\"]\nrecipients = [\"u0@example.net\", \"u1@example.net\", \"u2@example.net\"]",
+        listeners,
+    );
     let mut c = ready(&s);
     let ehlo = c.cmd("EHLO client.example");
     assert!(ehlo.contains("250-SIZE 2000\r\n"), "{ehlo}");
@@ -179,7 +188,8 @@ r = tls.recv(4096).decode()
 assert r.startswith("503 5.5.1 Send EHLO"), "EHLO state must be reset after TLS: %r" % r
 print("ok")
 "#;
-    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(s.addr().port().to_string()).output().unwrap();
+    let out =
+        std::process::Command::new("python3").arg("-c").arg(script).arg(s.addr().port().to_string()).output().unwrap();
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     let v = s.wait_event("port25.session.protocol_violation", Duration::from_secs(5)).expect("violation logged");
     assert_eq!(v["bytes"], 6);
@@ -213,7 +223,10 @@ fn connection_cap_answers_421() {
 #[test]
 fn proxy_protocol_v1_and_v2_name_the_real_client() {
     let listeners = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\nproxy_protocol = true\nproxy_protocol_from = [\"127.0.0.1\"]\ntls = \"none\"\n";
-    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"alice@example.net\", \"bob@example.net\"]", listeners);
+    let s = Server::start(
+        "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\", \"bob@example.net\"]",
+        listeners,
+    );
     let mut c = Client::connect(s.addr());
     c.send(b"PROXY TCP4 198.51.100.7 192.0.2.25 40000 25\r\n");
     assert!(c.reply().starts_with("220"));
@@ -229,7 +242,8 @@ fn proxy_protocol_v1_and_v2_name_the_real_client() {
     assert!(c.reply().starts_with("220"));
     c.cmd("EHLO proxied6.example");
     assert!(c.send_mail("a@remote.example", &["bob@example.net"], "Subject: v2").starts_with("250"));
-    let alice = String::from_utf8(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10))[0].clone()).unwrap();
+    let alice =
+        String::from_utf8(s.wait_for_mail("example.net", "alice", 1, Duration::from_secs(10))[0].clone()).unwrap();
     assert!(alice.contains("Received: from proxied.example ([198.51.100.7] via proxy 127.0.0.1)"), "{alice}");
     let bob = String::from_utf8(s.wait_for_mail("example.net", "bob", 1, Duration::from_secs(10))[0].clone()).unwrap();
     assert!(bob.contains("([IPv6:2001:db8::7] via proxy 127.0.0.1)"), "{bob}");

@@ -10,14 +10,29 @@ pub(crate) const TRICKS: &[(&str, &str, &str, &str)] = &[
     ("arbitrary address literal", "client.example", "<a@remote.example>", "<victim@[192.0.2.1]>"),
     ("percent hack", "client.example", "<a@remote.example>", "<victim%elsewhere.example@example.net>"),
     ("bang path", "client.example", "<a@remote.example>", "<elsewhere.example!victim@example.net>"),
-    ("quoted local part hiding an address", "client.example", "<a@remote.example>", "<\"victim@elsewhere.example\"@example.net>"),
+    (
+        "quoted local part hiding an address",
+        "client.example",
+        "<a@remote.example>",
+        "<\"victim@elsewhere.example\"@example.net>",
+    ),
     ("quoted percent hack", "client.example", "<a@remote.example>", "<\"victim%elsewhere.example\"@example.net>"),
     ("quoted local part at a foreign domain", "client.example", "<a@remote.example>", "<\"victim\"@elsewhere.example>"),
     ("source route through us", "client.example", "<a@remote.example>", "<@example.net:victim@elsewhere.example>"),
-    ("two-hop source route", "client.example", "<a@remote.example>", "<@example.net,@relay.example:victim@elsewhere.example>"),
+    (
+        "two-hop source route",
+        "client.example",
+        "<a@remote.example>",
+        "<@example.net,@relay.example:victim@elsewhere.example>",
+    ),
     ("double at", "client.example", "<a@remote.example>", "<victim@elsewhere.example@example.net>"),
     ("local domain as a prefix", "client.example", "<a@remote.example>", "<victim@example.net.elsewhere.example>"),
-    ("local domain label inside a foreign name", "client.example", "<a@remote.example>", "<victim@EXAMPLE.NET.evil.example>"),
+    (
+        "local domain label inside a foreign name",
+        "client.example",
+        "<a@remote.example>",
+        "<victim@EXAMPLE.NET.evil.example>",
+    ),
     ("subdomain of a local domain", "client.example", "<a@remote.example>", "<victim@sub.example.net>"),
     ("trailing dot", "client.example", "<a@remote.example>", "<victim@elsewhere.example.>"),
     ("localhost is not local here", "localhost", "<a@remote.example>", "<victim@localhost>"),
@@ -73,7 +88,10 @@ fn classic_relay_tricks_are_all_refused_and_nothing_is_spooled() {
 
 #[test]
 fn recipient_list_unknown_users_and_postmaster() {
-    let s = Server::start("domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"", MX_LISTENER);
+    let s = Server::start(
+        "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\nrecipient_delimiter = \"+\"",
+        MX_LISTENER,
+    );
     let mut c = Client::open(s.addr());
     c.cmd("EHLO client.example");
     c.cmd("MAIL FROM:<a@remote.example>");

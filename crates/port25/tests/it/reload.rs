@@ -66,7 +66,10 @@ impl Peer {
     fn line(&mut self, what: &str) -> String {
         let mut l = String::new();
         self.out.read_line(&mut l).unwrap();
-        l.strip_prefix(&format!("{what} ")).unwrap_or_else(|| panic!("expected {what:?} from the Python peer, got {l:?}")).trim().to_owned()
+        l.strip_prefix(&format!("{what} "))
+            .unwrap_or_else(|| panic!("expected {what:?} from the Python peer, got {l:?}"))
+            .trim()
+            .to_owned()
     }
 }
 
@@ -91,7 +94,12 @@ fn hex(b: &[u8]) -> String {
 
 fn reload(s: &Server) {
     let out = Command::new(BIN).args(["reload", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
-    assert!(out.status.success(), "port25 reload: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "port25 reload: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -7,7 +7,12 @@ use std::process::Command;
 
 pub fn run(args: &[&str]) -> std::process::Output {
     let out = Command::new(BIN).args(args).output().expect("port25 runs");
-    assert!(out.status.success(), "port25 {args:?}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "port25 {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -19,7 +24,21 @@ pub fn p(path: &Path) -> &str {
 fn generate_build_and_render() {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
-    run(&["report", "generate", p(&synth), "--seed", "7", "--days", "10", "--sources", "400", "--messages", "6000", "--asns", "60"]);
+    run(&[
+        "report",
+        "generate",
+        p(&synth),
+        "--seed",
+        "7",
+        "--days",
+        "10",
+        "--sources",
+        "400",
+        "--messages",
+        "6000",
+        "--asns",
+        "60",
+    ]);
     let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(synth.join("truth.json")).unwrap()).unwrap();
 
     // Damage the log: a bad line in the middle and a torn tail at the end.
@@ -30,7 +49,9 @@ fn generate_build_and_render() {
     let mut bytes = std::fs::read(&seg).unwrap();
     let lines_before = bytes.iter().filter(|&&b| b == b'\n').count();
     // A torn last line (split so the event-catalogue test does not take it for an id).
-    bytes.extend_from_slice(concat!("{\"v\":1, this is not json\n{\"v\":1,\"event\":\"port", "25.spampot.mess").as_bytes());
+    bytes.extend_from_slice(
+        concat!("{\"v\":1, this is not json\n{\"v\":1,\"event\":\"port", "25.spampot.mess").as_bytes(),
+    );
     std::fs::write(&seg, &bytes).unwrap();
 
     let out_dir = dir.path().join("report");
@@ -75,7 +96,10 @@ fn generate_build_and_render() {
 
     // The HTML: self-contained (no URL to fetch), charts with data.
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
-    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script"), "no network, no script");
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("<script"),
+        "no network, no script"
+    );
     for id in ["chart_per_day", "chart_countries", "chart_asns", "chart_destinations"] {
         let (_, chart) = html.split_once(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("{id} missing"));
         let (chart, _) = chart.split_once("</svg>").unwrap();
@@ -94,8 +118,12 @@ fn generate_build_and_render() {
     let url = format!("file://{}", out_dir.join("report.html").display());
     let chromium = |extra: &[&str]| {
         let mut c = Command::new("chromium");
-        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1400"]).args(extra).arg(&url);
-        c.output().unwrap_or_else(|e| panic!("chromium is required for this test (apt-get install chromium; .ci/install-deps does): {e}"))
+        c.args(["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--window-size=1000,1400"])
+            .args(extra)
+            .arg(&url);
+        c.output().unwrap_or_else(|e| {
+            panic!("chromium is required for this test (apt-get install chromium; .ci/install-deps does): {e}")
+        })
     };
     let o = chromium(&[&format!("--screenshot={}", shot.display())]);
     assert!(o.status.success(), "chromium: {}", String::from_utf8_lossy(&o.stderr));
@@ -112,9 +140,16 @@ fn bad_inputs_are_named() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(BIN).args(["report", "build", "--capture", p(dir.path())]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("no capture segments"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no capture segments"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(dir.path().join("bad.mmdb"), b"not a database").unwrap();
-    let out = Command::new(BIN).args(["report", "build", "--capture", p(dir.path()), "--enrich", p(&dir.path().join("bad.mmdb"))]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["report", "build", "--capture", p(dir.path()), "--enrich", p(&dir.path().join("bad.mmdb"))])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.mmdb: not a MaxMind DB"), "{err}");
     let out = Command::new(BIN).args(["report", "build"]).output().unwrap();

@@ -37,10 +37,22 @@ fn cbl_statistics_snapshots_rank_the_country_and_its_ases() {
     let cbl = dir.path().join("cbl");
     std::fs::create_dir(&cbl).unwrap();
     // 2009: Brazil first (the slides' "CBL 1st in 2009").
-    std::fs::write(cbl.join("cbl-country-2009-01-01.html"), country_html(&[("BR", 1_234_567), ("IN", 900_000), ("VN", 500_000), ("US", 400_000)])).unwrap();
-    std::fs::write(cbl.join("cbl-asn-2009-01-01.csv"), "asn,listings,country\nAS28573,600000,BR\nAS18881,300000,BR\nAS9829,800000,IN\nAS??,40,\n").unwrap();
+    std::fs::write(
+        cbl.join("cbl-country-2009-01-01.html"),
+        country_html(&[("BR", 1_234_567), ("IN", 900_000), ("VN", 500_000), ("US", 400_000)]),
+    )
+    .unwrap();
+    std::fs::write(
+        cbl.join("cbl-asn-2009-01-01.csv"),
+        "asn,listings,country\nAS28573,600000,BR\nAS18881,300000,BR\nAS9829,800000,IN\nAS??,40,\n",
+    )
+    .unwrap();
     // 2013: Brazil fourth; an AS page as HTML with a bad row.
-    std::fs::write(cbl.join("cbl-country-2013-03-01.csv"), "country,listings\nIN,\"2,000,000\"\nVN,900000\nUS,500000\nBR,100000\n").unwrap();
+    std::fs::write(
+        cbl.join("cbl-country-2013-03-01.csv"),
+        "country,listings\nIN,\"2,000,000\"\nVN,900000\nUS,500000\nBR,100000\n",
+    )
+    .unwrap();
     std::fs::write(
         cbl.join("cbl-asn-2013-03-01.html"),
         "<table>\n<tr><th>ASN</th><th>Listings</th><th>Traffic</th><th>Country</th></tr>\n<tr><td>AS9829</td><td>1,500,000</td><td>3</td><td>IN</td></tr>\n\
@@ -48,22 +60,48 @@ fn cbl_statistics_snapshots_rank_the_country_and_its_ases() {
     )
     .unwrap();
     let out_dir = dir.path().join("report");
-    let out = build(&["--cbl", p(&cbl), "--country", "BR", "--top-asns", "2", "--event", "2011-01-01=port 25 blocked", "--out", p(&out_dir)]);
+    let out = build(&[
+        "--cbl",
+        p(&cbl),
+        "--country",
+        "BR",
+        "--top-asns",
+        "2",
+        "--event",
+        "2011-01-01=port 25 blocked",
+        "--out",
+        p(&out_dir),
+    ]);
     let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{stdout}{stderr}");
-    assert!(stderr.contains(&format!("{}:5: listings \"lots\" is not a count; row skipped", cbl.join("cbl-asn-2013-03-01.html").display())), "{stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
+    assert!(
+        stderr.contains(&format!(
+            "{}:5: listings \"lots\" is not a count; row skipped",
+            cbl.join("cbl-asn-2013-03-01.html").display()
+        )),
+        "{stderr}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     let section = report["sections"].as_array().unwrap().iter().find(|s| s["id"] == "cbl").expect("a cbl section");
-    let table = |id: &str| section["tables"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()["rows"].clone();
+    let table =
+        |id: &str| section["tables"].as_array().unwrap().iter().find(|t| t["id"] == id).unwrap()["rows"].clone();
     // date, rank, listed, share_pct, countries ranked
     let focus = table("focus_rank");
     assert_eq!(focus[0][0], "2009-01-01");
     assert_eq!((focus[0][1].as_u64(), focus[0][2].as_u64()), (Some(1), Some(1_234_567)));
-    assert_eq!((focus[1][0].as_str(), focus[1][1].as_u64(), focus[1][2].as_u64()), (Some("2013-03-01"), Some(4), Some(100_000)));
+    assert_eq!(
+        (focus[1][0].as_str(), focus[1][1].as_u64(), focus[1][2].as_u64()),
+        (Some("2013-03-01"), Some(4), Some(100_000))
+    );
     // BR's ASes in the top 2 ASes: AS28573 in 2009 (second after AS9829), and in 2013 (AS18881's row was bad).
     let asns = table("focus_asns");
-    let rows: Vec<(String, u64, u64)> =
-        asns.as_array().unwrap().iter().map(|r| (r[0].as_str().unwrap().into(), r[1].as_u64().unwrap(), r[2].as_u64().unwrap())).collect();
+    let rows: Vec<(String, u64, u64)> = asns
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r[0].as_str().unwrap().into(), r[1].as_u64().unwrap(), r[2].as_u64().unwrap()))
+        .collect();
     assert_eq!(rows, vec![("2009-01-01".into(), 28573, 600_000), ("2013-03-01".into(), 28573, 60_000)]);
     assert!(stdout.contains("CBL statistics"), "{stdout}");
     // Drawn in the HTML with the deadline marker.
@@ -76,5 +114,10 @@ fn cbl_statistics_snapshots_rank_the_country_and_its_ases() {
     let out = build(&["--cbl", p(&bad)]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains(p(&bad)) && stderr.contains("expected an HTML table") && stderr.contains("\"country,listings\""), "{stderr}");
+    assert!(
+        stderr.contains(p(&bad))
+            && stderr.contains("expected an HTML table")
+            && stderr.contains("\"country,listings\""),
+        "{stderr}"
+    );
 }

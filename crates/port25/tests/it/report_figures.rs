@@ -93,7 +93,11 @@ fn the_sensor_records_its_site_and_the_bytes_on_the_wire() {
             // Every event of the sensor names its site.
             for e in &all {
                 assert_eq!(e["v"], 2, "{e}");
-                assert_eq!(e["site"], serde_json::json!({"operator": "Operadora A", "asn": 64496, "city": "São Paulo", "access": "cable"}), "{e}");
+                assert_eq!(
+                    e["site"],
+                    serde_json::json!({"operator": "Operadora A", "asn": 64496, "city": "São Paulo", "access": "cable"}),
+                    "{e}"
+                );
             }
             break c.clone();
         }
@@ -108,8 +112,14 @@ fn the_sensor_records_its_site_and_the_bytes_on_the_wire() {
     assert!(sent > 80_000, "the body is on the wire: {sent}");
     // The same counters in the sensor's own log (EVENTS.md).
     // (The log is read by another thread: wait for the line.)
-    let logged = s.wait_event_where("port25.spampot.session.closed", Duration::from_secs(10), |e| e["bytes_in"].as_u64() == Some(sent));
-    assert!(logged.is_some(), "no logged session.closed with bytes_in {sent}: {:?}", s.events("port25.spampot.session.closed"));
+    let logged = s.wait_event_where("port25.spampot.session.closed", Duration::from_secs(10), |e| {
+        e["bytes_in"].as_u64() == Some(sent)
+    });
+    assert!(
+        logged.is_some(),
+        "no logged session.closed with bytes_in {sent}: {:?}",
+        s.events("port25.spampot.session.closed")
+    );
 }
 
 /// Where the screenshots go: kept after the test, for people to look at.
@@ -136,7 +146,23 @@ fn report_figures_groups_events_and_layout_in_chromium() {
     let chromium = require("chromium");
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
-    run(&["report", "generate", p(&synth), "--seed", "5", "--days", "12", "--sensors", "5", "--sources", "300", "--messages", "4000", "--asns", "50"]);
+    run(&[
+        "report",
+        "generate",
+        p(&synth),
+        "--seed",
+        "5",
+        "--days",
+        "12",
+        "--sensors",
+        "5",
+        "--sources",
+        "300",
+        "--messages",
+        "4000",
+        "--asns",
+        "50",
+    ]);
     let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(synth.join("truth.json")).unwrap()).unwrap();
     let out_dir = dir.path().join("report");
     let out = run(&[
@@ -160,8 +186,17 @@ fn report_figures_groups_events_and_layout_in_chromium() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let (conns, abroad) = (truth["connections"].as_u64().unwrap(), truth["connections_abroad"].as_u64().unwrap());
     let share = (abroad as f64 * 100.0 / conns as f64 * 100.0).round() / 100.0;
-    assert!(stdout.contains(&format!("Connections from abroad      {share:.2}% ({abroad} of {conns} placed in a country)")), "{stdout}");
-    let bytes_in: u64 = truth["bandwidth"].as_object().unwrap().values().flat_map(|d| d.as_object().unwrap().values()).map(|b| b[0].as_u64().unwrap()).sum();
+    assert!(
+        stdout.contains(&format!("Connections from abroad      {share:.2}% ({abroad} of {conns} placed in a country)")),
+        "{stdout}"
+    );
+    let bytes_in: u64 = truth["bandwidth"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|d| d.as_object().unwrap().values())
+        .map(|b| b[0].as_u64().unwrap())
+        .sum();
     assert!(stdout.contains(&format!("Bytes on the wire            {bytes_in} in,")), "{stdout}");
     assert!(stdout.contains("By operator:\n  Operadora A: "), "{stdout}");
     assert!(stdout.contains("Before and after each event"), "{stdout}");
@@ -181,10 +216,17 @@ fn report_figures_groups_events_and_layout_in_chromium() {
     let row = ba["rows"].as_array().unwrap().iter().find(|r| r[0] == "2006-06-16" && r[3] == "spam emails").unwrap();
     // Spam per day before (10th-15th) and after (16th-21st): the truth's.
     let per_day = truth["per_day"].as_object().unwrap();
-    let mean = |days: std::ops::Range<u32>| days.clone().map(|d| per_day[&format!("2006-06-{d:02}")].as_f64().unwrap()).sum::<f64>() / days.len() as f64;
+    let mean = |days: std::ops::Range<u32>| {
+        days.clone().map(|d| per_day[&format!("2006-06-{d:02}")].as_f64().unwrap()).sum::<f64>() / days.len() as f64
+    };
     let (before, after) = (mean(10..16), mean(16..22));
-    assert_eq!((row[5].as_f64().unwrap(), row[6].as_f64().unwrap()), ((before * 100.0).round() / 100.0, (after * 100.0).round() / 100.0));
-    assert!(std::fs::read_to_string(out_dir.join("csv/capture-before_after.csv")).unwrap().starts_with("event_date,event,section,metric,"));
+    assert_eq!(
+        (row[5].as_f64().unwrap(), row[6].as_f64().unwrap()),
+        ((before * 100.0).round() / 100.0, (after * 100.0).round() / 100.0)
+    );
+    assert!(std::fs::read_to_string(out_dir.join("csv/capture-before_after.csv"))
+        .unwrap()
+        .starts_with("event_date,event,section,metric,"));
 
     // HTML: Table 1 first, with thousands separators, then the charts.
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
@@ -215,7 +257,10 @@ fn report_figures_groups_events_and_layout_in_chromium() {
         assert_eq!(page["first_chart_after_table1"], true);
         assert_eq!(page["table1"][5][0], "Emails collected");
         assert_eq!(page["table1"][5][1].as_str(), Some(thousands(emails).as_str()));
-        assert!(page["scroll_width"].as_f64() <= page["viewport"].as_f64(), "{width}px: the page scrolls sideways: {page:#}");
+        assert!(
+            page["scroll_width"].as_f64() <= page["viewport"].as_f64(),
+            "{width}px: the page scrolls sideways: {page:#}"
+        );
         assert_eq!(page["wider_than_viewport"], serde_json::json!([]), "{width}px");
         let figures = page["figures"].as_array().unwrap();
         assert!(figures.len() >= 6 * 4, "{width}px: {} charts", figures.len());
@@ -226,10 +271,17 @@ fn report_figures_groups_events_and_layout_in_chromium() {
             assert_eq!(f["x_title"].as_array().unwrap().len(), 1, "{width}px: {id} has no visible x axis title: {f}");
             assert_eq!(f["y_title"].as_array().unwrap().len(), 1, "{width}px: {id} has no visible y axis title: {f}");
             let caption = f["caption"].as_str().unwrap_or_default();
-            assert!(caption.starts_with("Source: SpamPots capture ") && caption.contains("; window: 2006-06-10 to 2006-06-21 (UTC)."), "{id}: {caption}");
+            assert!(
+                caption.starts_with("Source: SpamPots capture ")
+                    && caption.contains("; window: 2006-06-10 to 2006-06-21 (UTC)."),
+                "{id}: {caption}"
+            );
             // The whole capture's 5 sensors; a group's own (one operator each).
             let sensors = if id.contains("capture-operator-") { "operator = Operadora " } else { "(5 sensors)" };
-            assert!(caption.contains(sensors) && (id.contains("capture-operator-") == caption.contains(": 1 sensor)")), "{id}: {caption}");
+            assert!(
+                caption.contains(sensors) && (id.contains("capture-operator-") == caption.contains(": 1 sensor)")),
+                "{id}: {caption}"
+            );
             assert!(f["caption_box"]["height"].as_f64().unwrap() > 0.0);
             // Time charts carry the event in range and name the other.
             if ["chart_per_day", "chart_bandwidth", "chart_connections"].iter().any(|t| id.starts_with(t)) {
@@ -239,7 +291,15 @@ fn report_figures_groups_events_and_layout_in_chromium() {
             }
         }
         let ids: Vec<&str> = figures.iter().map(|f| f["id"].as_str().unwrap()).collect();
-        for want in ["chart_per_day", "chart_bandwidth", "chart_connections", "chart_countries", "chart_asns", "chart_destinations", "chart_groups"] {
+        for want in [
+            "chart_per_day",
+            "chart_bandwidth",
+            "chart_connections",
+            "chart_countries",
+            "chart_asns",
+            "chart_destinations",
+            "chart_groups",
+        ] {
             assert!(ids.contains(&want), "{want} missing: {ids:?}");
         }
     }
@@ -255,7 +315,12 @@ fn layout(chromium: &Path, out_dir: &Path, width: u32) -> serde_json::Value {
         .args([p(chromium), &format!("file://{}", out_dir.join("report.html").display()), &width.to_string(), p(&shot)])
         .output()
         .unwrap();
-    assert!(out.status.success(), "report_cdp.py: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "report_cdp.py: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let png = std::fs::read(&shot).expect("screenshot written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 20_000, "screenshot of {} bytes", png.len());
     // The PNG is as wide as the viewport (IHDR width, big-endian at 16).
@@ -265,8 +330,18 @@ fn layout(chromium: &Path, out_dir: &Path, width: u32) -> serde_json::Value {
 
 /// `port25 ARGS` on a pseudo-terminal: everything it wrote there.
 fn on_terminal(args: &[&str]) -> String {
-    let out = Command::new("python3").arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py")).arg(BIN).args(args).output().unwrap();
-    assert!(out.status.success(), "port25 {args:?} on a terminal: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py"))
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "port25 {args:?} on a terminal: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -278,9 +353,15 @@ fn progress_bars_only_on_a_terminal() {
     let synth = dir.path().join("synth");
     let gen = ["report", "generate", p(&synth), "--days", "3", "--sources", "200", "--messages", "3000"];
     let tty = on_terminal(&gen);
-    assert!(tty.contains("generating spam") && tty.contains("\x1b[2K"), "no progress bar drawn on the terminal: {tty:?}");
+    assert!(
+        tty.contains("generating spam") && tty.contains("\x1b[2K"),
+        "no progress bar drawn on the terminal: {tty:?}"
+    );
     let piped = run(&gen);
-    assert!(!String::from_utf8_lossy(&piped.stderr).contains("generating") && !piped.stderr.contains(&0x1b), "{piped:?}");
+    assert!(
+        !String::from_utf8_lossy(&piped.stderr).contains("generating") && !piped.stderr.contains(&0x1b),
+        "{piped:?}"
+    );
     let capture = synth.join("capture");
     let complaints = dir.path().join("abuse.eml");
     std::fs::write(
@@ -325,13 +406,20 @@ fn a_version_1_capture_reports_bandwidth_unknown() {
         std::fs::write(&seg, v1).unwrap();
     }
     let out_dir = dir.path().join("report");
-    let out = run(&["report", "build", "--capture", p(&synth.join("capture")), "--group-by", "city", "--out", p(&out_dir)]);
+    let out =
+        run(&["report", "build", "--capture", p(&synth.join("capture")), "--group-by", "city", "--out", p(&out_dir)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&format!("Emails collected             {}\n", truth["emails"])), "{stdout}");
-    assert!(stdout.contains("Bytes on the wire            unknown (no session has wire counters: capture format v1)"), "{stdout}");
+    assert!(
+        stdout.contains("Bytes on the wire            unknown (no session has wire counters: capture format v1)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("By city:\n  (no site): "), "{stdout}");
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
-    assert!(html.contains("<td>Bytes received on the wire</td><td>unknown</td><td>unknown</td>"), "all sensors and the one group");
+    assert!(
+        html.contains("<td>Bytes received on the wire</td><td>unknown</td><td>unknown</td>"),
+        "all sensors and the one group"
+    );
     assert!(!html.contains("chart_bandwidth"), "no bandwidth chart drawn from no counters");
 }
 
@@ -357,12 +445,22 @@ fn complaints_are_streamed_in_bounded_memory() {
     }
     drop(w);
     assert!(std::fs::metadata(&mbox).unwrap().len() > 45_000_000);
-    let out = Command::new(time).args(["-f", "peak %M KiB"]).arg(BIN).args(["report", "build", "--complaints", p(&mbox), "--json"]).output().unwrap();
+    let out = Command::new(time)
+        .args(["-f", "peak %M KiB"])
+        .arg(BIN)
+        .args(["report", "build", "--complaints", p(&mbox), "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!((json["complaints"]["reports"].as_u64(), json["complaints"]["per_category"]["open_proxy"].as_u64()), (Some(n), Some(n)), "{json}");
+    assert_eq!(
+        (json["complaints"]["reports"].as_u64(), json["complaints"]["per_category"]["open_proxy"].as_u64()),
+        (Some(n), Some(n)),
+        "{json}"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let kib: u64 = stderr.rsplit("peak ").next().and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&stderr);
+    let kib: u64 =
+        stderr.rsplit("peak ").next().and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).expect(&stderr);
     assert!(kib < 40_000, "peak RSS {kib} KiB reading a 48 MB mbox: not streamed");
 }
 
@@ -428,9 +526,17 @@ fn events_split_blocklist_rank_and_complaints() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     for (chart, caption) in [
         ("chart_rank", format!("Source: 4 blocklist dumps ({}); window: 2012-01-01 to 2015-01-01.", dumps.display())),
-        ("chart_complaints", format!("Source: 12 complaint reports ({}); window: 2013-01 to 2013-04 (months of arrival).", mbox.display())),
+        (
+            "chart_complaints",
+            format!(
+                "Source: 12 complaint reports ({}); window: 2013-01 to 2013-04 (months of arrival).",
+                mbox.display()
+            ),
+        ),
     ] {
-        let (_, rest) = html.split_once(&format!("<figure class=\"chart\" id=\"fig_{chart}\">")).unwrap_or_else(|| panic!("{chart} missing"));
+        let (_, rest) = html
+            .split_once(&format!("<figure class=\"chart\" id=\"fig_{chart}\">"))
+            .unwrap_or_else(|| panic!("{chart} missing"));
         let figure = rest.split_once("</figure>").unwrap().0;
         assert!(figure.contains("<line class=\"marker\" data-day=\"2013-03-01\""), "{chart}: no marker");
         assert!(figure.contains("class=\"axis-title x\"") && figure.contains("class=\"axis-title y\""), "{chart}");
@@ -438,6 +544,10 @@ fn events_split_blocklist_rank_and_complaints() {
     }
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(out_dir.join("report.json")).unwrap()).unwrap();
     for s in json["sections"].as_array().unwrap() {
-        assert!(s["tables"].as_array().unwrap().iter().any(|t| t["id"] == "before_after"), "{} has no before/after", s["id"]);
+        assert!(
+            s["tables"].as_array().unwrap().iter().any(|t| t["id"] == "before_after"),
+            "{} has no before/after",
+            s["id"]
+        );
     }
 }

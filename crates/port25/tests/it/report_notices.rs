@@ -19,7 +19,21 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
     let dir = tempfile::tempdir().unwrap();
     let synth = dir.path().join("synth");
     let gen = Command::new(BIN)
-        .args(["report", "generate", p(&synth), "--seed", "3", "--days", "4", "--sources", "120", "--messages", "2000", "--asns", "12"])
+        .args([
+            "report",
+            "generate",
+            p(&synth),
+            "--seed",
+            "3",
+            "--days",
+            "4",
+            "--sources",
+            "120",
+            "--messages",
+            "2000",
+            "--asns",
+            "12",
+        ])
         .output()
         .unwrap();
     assert!(gen.status.success(), "{}", String::from_utf8_lossy(&gen.stderr));
@@ -39,7 +53,9 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
         if i % 2 == 0 {
             csv.push_str(&format!("AS{a},{addr},NET{a}\n"));
         } else {
-            rpsl.push_str(&format!("aut-num:        AS{a}\nas-name:        NET{a}\nabuse-c:        AR{a}-RIPE\nsource:         RIPE\n\n"));
+            rpsl.push_str(&format!(
+                "aut-num:        AS{a}\nas-name:        NET{a}\nabuse-c:        AR{a}-RIPE\nsource:         RIPE\n\n"
+            ));
             rpsl.push_str(&format!("role:           Abuse team\nnic-hdl:        AR{a}-RIPE\nabuse-mailbox:  {addr}\nsource:         RIPE\n\n"));
         }
         contact.insert(*a, addr);
@@ -52,8 +68,26 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
 
     let out_dir = dir.path().join("notices");
     let run = Command::new(BIN)
-        .args(["report", "notices", "--capture", p(&synth.join("capture")), "--enrich", p(&synth.join("routeviews.pfx2as"))])
-        .args(["--contacts", p(&csv_file), "--contacts", p(&rpsl_file), "--reporter", "spampots@cert.example", "--max-sources", "100000", "--out", p(&out_dir)])
+        .args([
+            "report",
+            "notices",
+            "--capture",
+            p(&synth.join("capture")),
+            "--enrich",
+            p(&synth.join("routeviews.pfx2as")),
+        ])
+        .args([
+            "--contacts",
+            p(&csv_file),
+            "--contacts",
+            p(&rpsl_file),
+            "--reporter",
+            "spampots@cert.example",
+            "--max-sources",
+            "100000",
+            "--out",
+            p(&out_dir),
+        ])
         .output()
         .unwrap();
     let (stdout, stderr) = (String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
@@ -73,9 +107,14 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
         files.push(out_dir.join(f[5]));
     }
     let missing = std::fs::read_to_string(out_dir.join("no-contact.csv")).unwrap();
-    let emails_missing: u64 = missing.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap()).sum();
+    let emails_missing: u64 =
+        missing.lines().skip(1).map(|l| l.split(',').nth(2).unwrap().parse::<u64>().unwrap()).sum();
     assert!(missing.lines().skip(1).all(|l| l.starts_with(&format!("{uncovered},"))), "{missing}");
-    assert_eq!(emails_indexed + emails_missing, truth["emails"].as_u64().unwrap(), "every spam message is in one notice or in no-contact.csv");
+    assert_eq!(
+        emails_indexed + emails_missing,
+        truth["emails"].as_u64().unwrap(),
+        "every spam message is in one notice or in no-contact.csv"
+    );
 
     // Python's mailbox + email: real ARF, to the contact, evidence inside.
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/report_notices.py");
@@ -90,9 +129,18 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
             assert_eq!(m["to"], contact[&asn].as_str(), "{file}");
             assert_eq!(m["from"], "spampots@cert.example");
             assert_eq!(m["feedback_type"], "abuse");
-            assert_eq!(m["types"], serde_json::json!(["text/plain", "message/feedback-report", "text/rfc822-headers"]), "{file}");
+            assert_eq!(
+                m["types"],
+                serde_json::json!(["text/plain", "message/feedback-report", "text/rfc822-headers"]),
+                "{file}"
+            );
             let text = m["text"].as_str().unwrap();
-            assert!(text.contains("first seen:") && text.contains("last seen:") && text.contains(&format!("messages:    {}", m["incidents"])), "{text}");
+            assert!(
+                text.contains("first seen:")
+                    && text.contains("last seen:")
+                    && text.contains(&format!("messages:    {}", m["incidents"])),
+                "{text}"
+            );
             assert!(m["headers"].as_str().unwrap().contains("Subject:"), "sample headers: {}", m["headers"]);
             incidents += m["incidents"].as_u64().unwrap();
             notices += 1;
@@ -115,19 +163,42 @@ fn notices_per_as_to_abuse_contacts_read_back_as_arf() {
 
     // A second run into the same directory would mix two runs: refused.
     let again = Command::new(BIN)
-        .args(["report", "notices", "--capture", p(&synth.join("capture")), "--enrich", p(&synth.join("routeviews.pfx2as"))])
+        .args([
+            "report",
+            "notices",
+            "--capture",
+            p(&synth.join("capture")),
+            "--enrich",
+            p(&synth.join("routeviews.pfx2as")),
+        ])
         .args(["--contacts", p(&csv_file), "--reporter", "spampots@cert.example", "--out", p(&out_dir)])
         .output()
         .unwrap();
     assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not empty"));
     // A contacts file in no known layout (an RIR delegated-stats file) is refused saying what was expected.
     let delegated = dir.path().join("delegated-lacnic-extended-latest");
-    std::fs::write(&delegated, "2|lacnic|20130301|3|19700101|20130301|+0000\nlacnic|BR|asn|28573|1|20000101|allocated|abc\n").unwrap();
+    std::fs::write(
+        &delegated,
+        "2|lacnic|20130301|3|19700101|20130301|+0000\nlacnic|BR|asn|28573|1|20000101|allocated|abc\n",
+    )
+    .unwrap();
     let bad = Command::new(BIN)
-        .args(["report", "notices", "--capture", p(&synth.join("capture")), "--enrich", p(&synth.join("routeviews.pfx2as"))])
+        .args([
+            "report",
+            "notices",
+            "--capture",
+            p(&synth.join("capture")),
+            "--enrich",
+            p(&synth.join("routeviews.pfx2as")),
+        ])
         .args(["--contacts", p(&delegated), "--reporter", "spampots@cert.example", "--out", p(&dir.path().join("n2"))])
         .output()
         .unwrap();
     let e = String::from_utf8_lossy(&bad.stderr);
-    assert!(!bad.status.success() && e.contains("expected CSV with the header \"asn,abuse\"") && e.contains("delegated-stats file has no contacts"), "{e}");
+    assert!(
+        !bad.status.success()
+            && e.contains("expected CSV with the header \"asn,abuse\"")
+            && e.contains("delegated-stats file has no contacts"),
+        "{e}"
+    );
 }

@@ -104,7 +104,10 @@ fn counting_router(routes: Vec<(&'static str, SocketAddr)>, default: SocketAddr)
             let query = buf[..n].to_vec();
             let name = qname(&query).unwrap_or_default();
             *counts.lock().unwrap().entry(name.clone()).or_default() += 1;
-            let upstream = routes.iter().find(|(suffix, _)| name == *suffix || name.ends_with(&format!(".{suffix}"))).map_or(default, |r| r.1);
+            let upstream = routes
+                .iter()
+                .find(|(suffix, _)| name == *suffix || name.ends_with(&format!(".{suffix}")))
+                .map_or(default, |r| r.1);
             let back = socket.try_clone().unwrap();
             std::thread::spawn(move || {
                 let up = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -200,7 +203,14 @@ s.sendmail("bob@sender.test", ["alice@example.net"], "Subject: screened\r\n\r\n"
 s.quit()
 print("sent")
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(source).arg(to.port().to_string()).arg(body).output().expect("python3");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(source)
+        .arg(to.port().to_string())
+        .arg(body)
+        .output()
+        .expect("python3");
     assert!(out.status.success(), "smtplib: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
@@ -217,7 +227,9 @@ fn screen_config(dns: SocketAddr, rdns: bool, extra: &str) -> String {
 
 fn verdict_for(server: &Server, peer_ip: &str) -> serde_json::Value {
     server
-        .wait_event_where("port25.screen.verdict", Duration::from_secs(10), |e| e["peer"].as_str().is_some_and(|p| p.starts_with(&format!("{peer_ip}:"))))
+        .wait_event_where("port25.screen.verdict", Duration::from_secs(10), |e| {
+            e["peer"].as_str().is_some_and(|p| p.starts_with(&format!("{peer_ip}:")))
+        })
         .unwrap_or_else(|| panic!("no screen verdict for {peer_ip}; log: {:?}", server.log.lock().unwrap()))
 }
 
@@ -311,10 +323,23 @@ fn dnsbl_lists_served_by_rbldnsd() {
     assert_eq!(mail.len(), 2);
 
     let checks = |list: &str| -> Vec<String> {
-        server.events("port25.screen.check").iter().filter(|e| e["list"] == list).map(|e| e["outcome"].as_str().unwrap_or("").to_owned()).collect()
+        server
+            .events("port25.screen.check")
+            .iter()
+            .filter(|e| e["list"] == list)
+            .map(|e| e["outcome"].as_str().unwrap_or("").to_owned())
+            .collect()
     };
-    assert!(checks("err.test").iter().all(|o| o == "unusable") && !checks("err.test").is_empty(), "{:?}", checks("err.test"));
-    assert!(checks("dead.test").iter().all(|o| o == "error") && !checks("dead.test").is_empty(), "{:?}", checks("dead.test"));
+    assert!(
+        checks("err.test").iter().all(|o| o == "unusable") && !checks("err.test").is_empty(),
+        "{:?}",
+        checks("err.test")
+    );
+    assert!(
+        checks("dead.test").iter().all(|o| o == "error") && !checks("dead.test").is_empty(),
+        "{:?}",
+        checks("dead.test")
+    );
     let warn = server.wait_event("port25.screen.list_unusable", Duration::from_secs(5)).expect("list_unusable event");
     assert_eq!(warn["list"], "err.test");
     assert!(warn["reason"].as_str().unwrap().contains("open or public resolver"), "{warn}");
@@ -345,7 +370,12 @@ fn generic_reverse_dns_refused_mta_name_passes() {
     dns.add("mail.sender.test", crate::dns::Rr::A("192.0.2.32".parse().unwrap()));
     let server = Server::start(&screen_config(dns.addr, true, ""), PROXIED_MX);
     let r = smtplib_from("192.0.2.31", server.addr(), "x");
-    assert!(r.starts_with("refused 554 5.7.1 ") && r.contains("generic reverse DNS name dsl-192-0-2-31.dyn.isp.test") && r.contains("port 587"), "{r}");
+    assert!(
+        r.starts_with("refused 554 5.7.1 ")
+            && r.contains("generic reverse DNS name dsl-192-0-2-31.dyn.isp.test")
+            && r.contains("port 587"),
+        "{r}"
+    );
     assert_eq!(smtplib_from("192.0.2.32", server.addr(), "from an MTA"), "sent");
     // No PTR at all: 1 point, under the threshold.
     assert_eq!(smtplib_from("192.0.2.33", server.addr(), "no ptr"), "sent");
@@ -354,9 +384,16 @@ fn generic_reverse_dns_refused_mta_name_passes() {
     assert_eq!(long.len(), 250);
     dns.ptr(ip("192.0.2.34"), &long);
     assert_eq!(smtplib_from("192.0.2.34", server.addr(), "long ptr"), "sent");
-    assert!(server.events("port25.screen.check").iter().any(|e| e["outcome"] == "unconfirmed" && e["reason"].as_str().unwrap().starts_with(&long)));
-    let outcomes: Vec<String> =
-        server.events("port25.screen.check").iter().filter(|e| e["check"] == "rdns").map(|e| e["outcome"].as_str().unwrap().to_owned()).collect();
+    assert!(server
+        .events("port25.screen.check")
+        .iter()
+        .any(|e| e["outcome"] == "unconfirmed" && e["reason"].as_str().unwrap().starts_with(&long)));
+    let outcomes: Vec<String> = server
+        .events("port25.screen.check")
+        .iter()
+        .filter(|e| e["check"] == "rdns")
+        .map(|e| e["outcome"].as_str().unwrap().to_owned())
+        .collect();
     for o in ["unconfirmed", "generic", "confirmed", "no_ptr"] {
         assert!(outcomes.iter().any(|x| x == o), "{o} in {outcomes:?}");
     }
@@ -386,7 +423,11 @@ fn end_user_policy_refuses_own_subscribers_not_submission() {
 
     let start = Instant::now();
     let r = smtplib_from("127.0.0.40", mx, "x");
-    assert!(r.starts_with("refused 554 5.7.1 127.0.0.40 is end-user address space") && r.contains("port 587 (or 465) with your login"), "{r}");
+    assert!(
+        r.starts_with("refused 554 5.7.1 127.0.0.40 is end-user address space")
+            && r.contains("port 587 (or 465) with your login"),
+        "{r}"
+    );
     assert!(start.elapsed() < Duration::from_millis(1400), "refused before the teaser's wait: {:?}", start.elapsed());
     assert_eq!(smtplib_from("127.0.0.60", mx, "outside"), "sent");
     assert_eq!(smtplib_from("127.0.0.47", mx, "exempt relay"), "sent");
@@ -406,7 +447,19 @@ fn published_end_user_zone_served_by_rbldnsd() {
     std::fs::write(&policy, EGRESS).unwrap();
     let zone_file = dir.path().join("enduser.rbldnsd");
     let out = Command::new(BIN)
-        .args(["egress", "publish", "--format", "rbldnsd", "--zone", "enduser.isp.test", "--ns", "ns1.isp.test", "--serial", "1", "--policy"])
+        .args([
+            "egress",
+            "publish",
+            "--format",
+            "rbldnsd",
+            "--zone",
+            "enduser.isp.test",
+            "--ns",
+            "ns1.isp.test",
+            "--serial",
+            "1",
+            "--policy",
+        ])
         .arg(&policy)
         .arg("-o")
         .arg(&zone_file)
@@ -448,20 +501,35 @@ fn mx_explain_prints_each_check() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("port25.toml");
     let screen = screen_config(resolver, true, "[[mx.screen.dnsbl]]\nzone = \"bl.test\"\nweight = 3\n");
-    std::fs::write(&config, format!("hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[mx]\n{screen}", dir.path().join("data").display())).unwrap();
-    let explain = |args: &[&str]| Command::new(BIN).args(["mx", "explain", "-c"]).arg(&config).args(args).output().unwrap();
+    std::fs::write(
+        &config,
+        format!("hostname = \"mx.test.example\"\ndata_dir = \"{}\"\n[mx]\n{screen}", dir.path().join("data").display()),
+    )
+    .unwrap();
+    let explain =
+        |args: &[&str]| Command::new(BIN).args(["mx", "explain", "-c"]).arg(&config).args(args).output().unwrap();
 
     let out = explain(&["192.0.2.21", "--helo", "bot.example"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.starts_with("192.0.2.21: REJECT (decided by score); score 6"), "{text}");
-    for want in ["dnsbl     bl.test listed        3  listed by bl.test (127.0.0.2)", "rdns      unconfirmed", "generic", "helo      -", "reply:    554 5.7.1"] {
+    for want in [
+        "dnsbl     bl.test listed        3  listed by bl.test (127.0.0.2)",
+        "rdns      unconfirmed",
+        "generic",
+        "helo      -",
+        "reply:    554 5.7.1",
+    ] {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     let out = explain(&["192.0.2.32", "--helo", "mail.sender.test"]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.starts_with("192.0.2.32: PASS; score 0") && text.contains("mail.sender.test: the client's forward-confirmed reverse DNS name"), "{text}");
+    assert!(
+        text.starts_with("192.0.2.32: PASS; score 0")
+            && text.contains("mail.sender.test: the client's forward-confirmed reverse DNS name"),
+        "{text}"
+    );
 }
 
 /// `tag`: a listed client keeps its socket and its message carries the
@@ -487,6 +555,10 @@ fn tag_action_and_connection_rate() {
     let mut over = connect_from("127.0.0.51", server.addr());
     let r = over.reply();
     assert!(r.starts_with("421 4.7.0 [127.0.0.51]: more than the allowed new connections per address"), "{r:?}");
-    assert_eq!(server.events("port25.screen.check").iter().filter(|e| e["list"] == "bl.test").count(), 3, "three screenings");
+    assert_eq!(
+        server.events("port25.screen.check").iter().filter(|e| e["list"] == "bl.test").count(),
+        3,
+        "three screenings"
+    );
     assert_eq!(asked.lock().unwrap().get("51.0.0.127.bl.test").copied(), Some(1), "{:?}", asked.lock().unwrap());
 }

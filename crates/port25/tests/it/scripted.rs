@@ -130,7 +130,13 @@ impl Scripted {
     }
 }
 
-fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index: usize, open: &AtomicUsize) -> std::io::Result<()> {
+fn serve(
+    mut stream: TcpStream,
+    script: &Script,
+    conns: &Mutex<Vec<Conn>>,
+    index: usize,
+    open: &AtomicUsize,
+) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     std::thread::sleep(script.greeting_delay);
     if script.max_sessions > 0 && open.load(Ordering::SeqCst) > script.max_sessions {
@@ -152,7 +158,11 @@ fn serve(mut stream: TcpStream, script: &Script, conns: &Mutex<Vec<Conn>>, index
             "EHLO" => {
                 let lines: Vec<&str> = std::iter::once("scripted.example").chain(script.ehlo.iter().copied()).collect();
                 let last = lines.len() - 1;
-                lines.iter().enumerate().map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' })).collect()
+                lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("250{}{l}\r\n", if i == last { ' ' } else { '-' }))
+                    .collect()
             }
             "STARTTLS" if script.starttls == BrokenTls::Refuse => "454 4.7.0 TLS not available\r\n".into(),
             "STARTTLS" => {

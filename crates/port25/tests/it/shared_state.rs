@@ -23,7 +23,16 @@ impl Redis {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(require("redis-server"))
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--dir", dir.path().to_str().unwrap(), "--save", ""])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                dir.path().to_str().unwrap(),
+                "--save",
+                "",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server (Debian package redis-server)");
@@ -93,7 +102,10 @@ fn send_each(user: &str, pw: &str, ports: &[u16]) -> Vec<u16> {
 #[test]
 fn an_hourly_limit_holds_across_two_nodes() {
     let redis = Redis::start();
-    let (a, b) = (node(&redis, "messages_per_hour = 3\n", "fail_closed"), node(&redis, "messages_per_hour = 3\n", "fail_closed"));
+    let (a, b) = (
+        node(&redis, "messages_per_hour = 3\n", "fail_closed"),
+        node(&redis, "messages_per_hour = 3\n", "fail_closed"),
+    );
     let (pa, pb) = (addr(&a, "plain").port(), addr(&b, "plain").port());
     // Each node alone would take 3: together they take 3.
     assert_eq!(send_each(ALICE, ALICE_PW, &[pa, pb, pa, pb, pb]), vec![250, 250, 250, 450, 450]);
@@ -107,10 +119,18 @@ fn an_hourly_limit_holds_across_two_nodes() {
     assert_eq!(code(&login(&mut c, "bob@example.net", "bob pw")), 235);
     assert_eq!(code(&c.cmd("MAIL FROM:<bob@example.net>")), 250);
     assert_eq!(code(&c.cmd("RCPT TO:<x@example.org>")), 250);
-    assert_eq!(send_each("bob@example.net", "bob pw", &[pb]), vec![450], "bob's third is reserved on node A: node B counts it");
+    assert_eq!(
+        send_each("bob@example.net", "bob pw", &[pb]),
+        vec![450],
+        "bob's third is reserved on node A: node B counts it"
+    );
     assert_eq!(code(&c.cmd("RSET")), 250);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(send_each("bob@example.net", "bob pw", &[pb]), vec![250], "given back by RSET on node A, the place is node B's");
+    assert_eq!(
+        send_each("bob@example.net", "bob pw", &[pb]),
+        vec![250],
+        "given back by RSET on node A, the place is node B's"
+    );
 }
 
 #[test]
@@ -136,7 +156,10 @@ fn a_lock_on_node_a_refuses_the_login_on_node_b() {
 #[test]
 fn the_session_cap_counts_both_nodes() {
     let redis = Redis::start();
-    let (a, b) = (node(&redis, "max_sessions_per_login = 1\n", "fail_closed"), node(&redis, "max_sessions_per_login = 1\n", "fail_closed"));
+    let (a, b) = (
+        node(&redis, "max_sessions_per_login = 1\n", "fail_closed"),
+        node(&redis, "max_sessions_per_login = 1\n", "fail_closed"),
+    );
     let mut on_a = Client::open(addr(&a, "plain"));
     on_a.cmd("EHLO laptop.example");
     assert_eq!(code(&login(&mut on_a, ALICE, ALICE_PW)), 235);
@@ -161,18 +184,37 @@ fn the_migration_report_counts_both_nodes_once() {
     assert_eq!(send_each(ALICE, ALICE_PW, &[addr(&a, "plain").port(), addr(&b, "plain").port()]), vec![250, 250]);
     assert_eq!(send_each("bob@example.net", "bob pw", &[addr(&b, "plain").port()]), vec![250]);
     for s in [&a, &b] {
-        let out = Command::new(BIN).args(["migration", "report", "--json", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+        let out = Command::new(BIN)
+            .args(["migration", "report", "--json", "--config"])
+            .arg(s.dir.path().join("port25.toml"))
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
-        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
-        let d = v["domains"].as_array().unwrap().iter().find(|d| d["domain"] == "example.net").expect("example.net").clone();
+        let v: serde_json::Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|e| panic!("{e}: {text} {}", String::from_utf8_lossy(&out.stderr)));
+        let d = v["domains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["domain"] == "example.net")
+            .expect("example.net")
+            .clone();
         assert_eq!((d["active"].as_u64(), d["submission_only"].as_u64()), (Some(2), Some(2)), "{v}");
     }
     // Without Redis, the report refuses to print one node's share.
     let mut redis = redis;
     redis.stop();
-    let out = Command::new(BIN).args(["migration", "report", "--config"]).arg(a.dir.path().join("port25.toml")).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["migration", "report", "--config"])
+        .arg(a.dir.path().join("port25.toml"))
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("usage records cannot be read"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("usage records cannot be read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

@@ -98,9 +98,19 @@ fn outbound_passes_smtputf8_to_an_mx_that_offers_it() {
     let remote = Aiosmtpd::start("smtp", &mx.to_string(), true, dir.path());
     let a = sender(&dns, mx.port(), "");
     // A non-ASCII recipient; then an ASCII envelope with a UTF-8 Subject.
-    let said = smtplib_utf8(a.addr(), "alice@example.net", "\u{e9}lise@utf8.example", "From: alice@example.net\r\nSubject: 1\r\n\r\nhi\r\n");
+    let said = smtplib_utf8(
+        a.addr(),
+        "alice@example.net",
+        "\u{e9}lise@utf8.example",
+        "From: alice@example.net\r\nSubject: 1\r\n\r\nhi\r\n",
+    );
     assert_eq!(said, "250");
-    let said = smtplib_utf8(a.addr(), "alice@example.net", "bob@utf8.example", "From: alice@example.net\r\nSubject: caf\u{e9}\r\n\r\nhi\r\n");
+    let said = smtplib_utf8(
+        a.addr(),
+        "alice@example.net",
+        "bob@utf8.example",
+        "From: alice@example.net\r\nSubject: caf\u{e9}\r\n\r\nhi\r\n",
+    );
     assert_eq!(said, "250");
     let got = remote.messages(2);
     assert_eq!(got.len(), 2, "{:?}", a.events("port25.outbound.bounced"));
@@ -108,7 +118,8 @@ fn outbound_passes_smtputf8_to_an_mx_that_offers_it() {
         let opts: Vec<&str> = m["mail_options"].as_array().unwrap().iter().map(|o| o.as_str().unwrap()).collect();
         assert!(opts.iter().any(|o| o.eq_ignore_ascii_case("SMTPUTF8")), "{m}");
     }
-    let rcpts: Vec<&str> = got.iter().flat_map(|m| m["rcpt_tos"].as_array().unwrap().iter().map(|r| r.as_str().unwrap())).collect();
+    let rcpts: Vec<&str> =
+        got.iter().flat_map(|m| m["rcpt_tos"].as_array().unwrap().iter().map(|r| r.as_str().unwrap())).collect();
     assert!(rcpts.contains(&"\u{e9}lise@utf8.example") && rcpts.contains(&"bob@utf8.example"), "{rcpts:?}");
     assert!(got.iter().any(|m| m["content"].as_str().unwrap().contains("Subject: caf\u{e9}")), "{got:?}");
 }
@@ -118,7 +129,15 @@ fn outbound_bounces_5_6_7_where_the_mx_lacks_smtputf8_and_sends_ascii_mail_there
     let (mx, dns) = one_mx(65, "old.example");
     let remote = Scripted::start(mx, Script { ehlo: vec!["8BITMIME", "PIPELINING"], ..Script::default() });
     let a = sender(&dns, mx.port(), "");
-    assert_eq!(smtplib_utf8(a.addr(), "alice@example.net", "\u{e9}lise@old.example", "From: alice@example.net\r\nSubject: x\r\n\r\nhi\r\n"), "250");
+    assert_eq!(
+        smtplib_utf8(
+            a.addr(),
+            "alice@example.net",
+            "\u{e9}lise@old.example",
+            "From: alice@example.net\r\nSubject: x\r\n\r\nhi\r\n"
+        ),
+        "250"
+    );
     let bounced = wait_events(&a, "port25.outbound.bounced", "to", "lise@old.example", 1);
     let reply = bounced[0]["reply"].as_str().unwrap();
     assert!(reply.starts_with("550 5.6.7 ") && reply.contains("SMTPUTF8"), "{reply}");
@@ -144,8 +163,12 @@ fn lmtp_passes_smtputf8_when_offered_and_fails_5_6_7_when_not() {
         let sock = dir.path().join(format!("lmtp-{utf8}.sock"));
         let lmtpd = Aiosmtpd::start("lmtp", sock.to_str().unwrap(), utf8, dir.path());
         let s = lmtp_mx(&sock);
-        let said =
-            smtplib_utf8(s.addr(), "\u{e9}lise@remote.example", "alice@example.net", "From: \u{e9}lise@remote.example\r\nSubject: caf\u{e9}\r\n\r\nhi\r\n");
+        let said = smtplib_utf8(
+            s.addr(),
+            "\u{e9}lise@remote.example",
+            "alice@example.net",
+            "From: \u{e9}lise@remote.example\r\nSubject: caf\u{e9}\r\n\r\nhi\r\n",
+        );
         assert_eq!(said, "250");
         if utf8 {
             let got = lmtpd.messages(1);
@@ -153,7 +176,8 @@ fn lmtp_passes_smtputf8_when_offered_and_fails_5_6_7_when_not() {
             assert_eq!(got[0]["mail_from"], "\u{e9}lise@remote.example");
             assert!(got[0]["mail_options"].as_array().unwrap().iter().any(|o| o == "SMTPUTF8"), "{:?}", got[0]);
         } else {
-            let failed = s.wait_event("port25.delivery.failed", Duration::from_secs(20)).expect("port25.delivery.failed");
+            let failed =
+                s.wait_event("port25.delivery.failed", Duration::from_secs(20)).expect("port25.delivery.failed");
             assert!(failed.to_string().contains("5.6.7"), "{failed}");
             assert!(lmtpd.messages(0).is_empty(), "nothing was given to the LMTP server");
         }

@@ -72,7 +72,16 @@ fn body_files(s: &Server) -> usize {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return 0;
         };
-        entries.flatten().map(|e| if e.path().is_dir() { walk(&e.path()) } else { usize::from(e.path().extension().is_some_and(|x| x == "zst")) }).sum()
+        entries
+            .flatten()
+            .map(|e| {
+                if e.path().is_dir() {
+                    walk(&e.path())
+                } else {
+                    usize::from(e.path().extension().is_some_and(|x| x == "zst"))
+                }
+            })
+            .sum()
     }
     walk(&capture_dir(s).join("bodies"))
 }
@@ -104,10 +113,20 @@ fn curl_through_socks4_socks4a_socks5h_and_http_connect_is_captured_never_delive
     let s = sensor("", "");
     let proxy = listener(&s, "proxy").to_string();
     let cases: [(&[&str], &str, &str, &str); 4] = [
-        (&["--proxy", &format!("socks5h://spammer:hunter2@{proxy}")], "smtp://mx.victim.example:25", "socks5", "mx.victim.example"),
+        (
+            &["--proxy", &format!("socks5h://spammer:hunter2@{proxy}")],
+            "smtp://mx.victim.example:25",
+            "socks5",
+            "mx.victim.example",
+        ),
         (&["--proxy", &format!("socks4a://{proxy}")], "smtp://mx.victim.example:587", "socks4a", "mx.victim.example"),
         (&["--proxy", &format!("socks4://{proxy}")], "smtp://192.0.2.25:25", "socks4", "192.0.2.25"),
-        (&["-x", &format!("http://joe:secret@{proxy}"), "--proxytunnel"], "smtp://mx.other.example:25", "http-connect", "mx.other.example"),
+        (
+            &["-x", &format!("http://joe:secret@{proxy}"), "--proxytunnel"],
+            "smtp://mx.other.example:25",
+            "http-connect",
+            "mx.other.example",
+        ),
     ];
     for (args, url, _, host) in &cases {
         let text = curl_smtp(args, url, &["v1@victim.example", "v2@victim.example"]);
@@ -172,8 +191,19 @@ assert code == 250
 s.quit()
 print("sent")
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(proxy.ip().to_string()).arg(proxy.port().to_string()).output().unwrap();
-    assert!(out.status.success(), "python: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(proxy.ip().to_string())
+        .arg(proxy.port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = &wait_capture(&s, "port25.spampot.message", 1)[0];
     assert_eq!(m["username"], "probe-user");
     assert_eq!(m["password"], "probe-pass");
@@ -196,7 +226,16 @@ fn swaks_on_the_relay_bait_and_with_a_proxy_protocol_header() {
     let swaks = require("swaks");
     let relay = listener(&s, "smtp").to_string();
     let out = Command::new(&swaks)
-        .args(["--server", &relay, "--from", "bulk@spam.example", "--to", "a@victim.example,b@victim.example,c@victim.example", "--ehlo", "bulk.example"])
+        .args([
+            "--server",
+            &relay,
+            "--from",
+            "bulk@spam.example",
+            "--to",
+            "a@victim.example,b@victim.example,c@victim.example",
+            "--ehlo",
+            "bulk.example",
+        ])
         .args(["--header", "Subject: relay test", "--body", "relay me"])
         .output()
         .unwrap();
@@ -206,7 +245,16 @@ fn swaks_on_the_relay_bait_and_with_a_proxy_protocol_header() {
     let behind = listener(&s, "smtp-behind-lb").to_string();
     let out = Command::new(&swaks)
         .args(["--server", &behind, "--from", "x@spam.example", "--to", "y@victim.example"])
-        .args(["--proxy-version", "2", "--proxy-family", "AF_INET", "--proxy-source", "203.0.113.9", "--proxy-source-port", "40112"])
+        .args([
+            "--proxy-version",
+            "2",
+            "--proxy-family",
+            "AF_INET",
+            "--proxy-source",
+            "203.0.113.9",
+            "--proxy-source-port",
+            "40112",
+        ])
         .args(["--proxy-dest", "198.51.100.7", "--proxy-dest-port", "25"])
         .output()
         .unwrap();
@@ -232,23 +280,41 @@ fn tunnels_never_connect_anywhere() {
     mail.set_nonblocking(true).unwrap();
     web.set_nonblocking(true).unwrap();
     let (mail_port, web_port) = (mail.local_addr().unwrap().port(), web.local_addr().unwrap().port());
-    let s = sensor(&format!("mail_ports = [25, 587, {mail_port}]\nrefusal_per_port = {{ \"{web_port}\" = \"close\" }}"), "");
+    let s = sensor(
+        &format!("mail_ports = [25, 587, {mail_port}]\nrefusal_per_port = {{ \"{web_port}\" = \"close\" }}"),
+        "",
+    );
     let proxy = listener(&s, "proxy").to_string();
-    let text = curl_smtp(&["--proxy", &format!("socks5://{proxy}")], &format!("smtp://127.0.0.1:{mail_port}"), &["v@victim.example"]);
+    let text = curl_smtp(
+        &["--proxy", &format!("socks5://{proxy}")],
+        &format!("smtp://127.0.0.1:{mail_port}"),
+        &["v@victim.example"],
+    );
     assert!(text.contains("queued as"), "{text}");
     // Another port: SOCKS5 "connection refused" by default, a close when configured.
     let curl = require("curl");
-    let refused =
-        Command::new(&curl).args(["-sv", "--max-time", "10", "--proxy", &format!("socks5h://{proxy}"), "http://www.example.com:8081/"]).output().unwrap();
+    let refused = Command::new(&curl)
+        .args(["-sv", "--max-time", "10", "--proxy", &format!("socks5h://{proxy}"), "http://www.example.com:8081/"])
+        .output()
+        .unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("(5)"), "{}", String::from_utf8_lossy(&refused.stderr));
     let closed = Command::new(&curl)
-        .args(["-sv", "--max-time", "10", "--proxy", &format!("socks5://{proxy}"), &format!("http://127.0.0.1:{web_port}/")])
+        .args([
+            "-sv",
+            "--max-time",
+            "10",
+            "--proxy",
+            &format!("socks5://{proxy}"),
+            &format!("http://127.0.0.1:{web_port}/"),
+        ])
         .output()
         .unwrap();
     assert!(!closed.status.success());
     // HTTP CONNECT to a non-mail port: 503, or a close where configured.
-    for (target, expected) in [("www.example.com:443".to_string(), "HTTP/1.1 503 "), (format!("127.0.0.1:{web_port}"), "")] {
+    for (target, expected) in
+        [("www.example.com:443".to_string(), "HTTP/1.1 503 "), (format!("127.0.0.1:{web_port}"), "")]
+    {
         let mut c = TcpStream::connect(&proxy).unwrap();
         c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         c.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).unwrap();
@@ -269,7 +335,16 @@ fn absolute_uri_requests_are_answered_without_fetching() {
     let s = sensor("", "");
     let proxy = listener(&s, "proxy").to_string();
     let out = Command::new(require("curl"))
-        .args(["-s", "--max-time", "10", "-A", "ProxyJudge/1.0", "-x", &format!("http://{proxy}"), "http://judge.example:8080/azenv.php?x=1"])
+        .args([
+            "-s",
+            "--max-time",
+            "10",
+            "-A",
+            "ProxyJudge/1.0",
+            "-x",
+            &format!("http://{proxy}"),
+            "http://judge.example:8080/azenv.php?x=1",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -312,8 +387,12 @@ fn limits_per_source_handshake_size_and_unknown_protocols() {
     tls.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     assert!(matches!(tls.read(&mut buf), Ok(0) | Err(_)));
     wait_capture_where(&s, "port25.spampot.limit", 1, |l| l["reason"] == "handshake timeout");
-    wait_capture_where(&s, "port25.spampot.protocol.unknown", 1, |u| u["reason"] == "request head longer than 8192 bytes");
-    wait_capture_where(&s, "port25.spampot.protocol.unknown", 1, |u| u["reason"] == "first bytes are neither SOCKS nor HTTP");
+    wait_capture_where(&s, "port25.spampot.protocol.unknown", 1, |u| {
+        u["reason"] == "request head longer than 8192 bytes"
+    });
+    wait_capture_where(&s, "port25.spampot.protocol.unknown", 1, |u| {
+        u["reason"] == "first bytes are neither SOCKS nor HTTP"
+    });
 }
 
 /// kill -9 in the middle of a capture run: every message a client heard
@@ -364,19 +443,31 @@ fn kill9_loses_no_acknowledged_message_and_leaves_no_broken_line() {
     let events = capture_events(&s);
     let messages: Vec<&Value> = events.iter().filter(|e| e["event"] == "port25.spampot.message").collect();
     for id in &acked {
-        let m = messages.iter().find(|m| m["message_id"] == *id.as_str()).unwrap_or_else(|| panic!("acknowledged {id} missing"));
+        let m = messages
+            .iter()
+            .find(|m| m["message_id"] == *id.as_str())
+            .unwrap_or_else(|| panic!("acknowledged {id} missing"));
         let n = body(&s, m["digest"].as_str().unwrap());
         assert!(String::from_utf8_lossy(&n).starts_with("Subject: n"));
     }
     for (_, path) in port25_capture::log::list_segments(&capture_dir(&s).join("events")).unwrap() {
-        assert!(port25_capture::reader::read_file(&path).unwrap().torn.is_none(), "torn line left in {}", path.display());
+        assert!(
+            port25_capture::reader::read_file(&path).unwrap().torn.is_none(),
+            "torn line left in {}",
+            path.display()
+        );
     }
 }
 
 #[test]
 fn starts_with_no_configuration_on_the_documented_ports() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN).args(["spampot", "--log-format", "json"]).current_dir(dir.path()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child = Command::new(BIN)
+        .args(["spampot", "--log-format", "json"])
+        .current_dir(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     let stderr = child.stderr.take().unwrap();
     let mut ports = Vec::new();
     for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
@@ -437,19 +528,38 @@ fn shipping_to_a_collector_survives_its_outage_without_loss_or_duplicates() {
     });
     let port = collector.addr().port();
     let cert = collector.data().join("tls/selfsigned.crt");
-    let s = sensor("", &format!("[ship]\nurl = \"https://localhost:{port}\"\ntoken = \"{TOKEN}\"\nca_file = \"{}\"\ninterval_ms = 100\n", cert.display()));
+    let s = sensor(
+        "",
+        &format!(
+            "[ship]\nurl = \"https://localhost:{port}\"\ntoken = \"{TOKEN}\"\nca_file = \"{}\"\ninterval_ms = 100\n",
+            cert.display()
+        ),
+    );
     let proxy = listener(&s, "proxy").to_string();
     let shipped = collector.data().join("sensors/it-sensor/events");
     for _ in 0..3 {
-        assert!(curl_smtp(&["--proxy", &format!("socks5h://{proxy}")], "smtp://mx.victim.example:25", &["v@victim.example"]).contains("queued as"));
+        assert!(curl_smtp(
+            &["--proxy", &format!("socks5h://{proxy}")],
+            "smtp://mx.victim.example:25",
+            &["v@victim.example"]
+        )
+        .contains("queued as"));
     }
     wait_messages(&shipped, 3);
     // The collector dies; the sensor goes on capturing and catches up later.
     collector.kill9();
     for _ in 0..2 {
-        assert!(curl_smtp(&["--proxy", &format!("socks5h://{proxy}")], "smtp://mx.victim.example:587", &["w@victim.example"]).contains("queued as"));
+        assert!(curl_smtp(
+            &["--proxy", &format!("socks5h://{proxy}")],
+            "smtp://mx.victim.example:587",
+            &["w@victim.example"]
+        )
+        .contains("queued as"));
     }
-    assert!(s.wait_event("port25.spampot.ship.failed", Duration::from_secs(10)).is_some(), "the sensor reports the outage");
+    assert!(
+        s.wait_event("port25.spampot.ship.failed", Duration::from_secs(10)).is_some(),
+        "the sensor reports the outage"
+    );
     collector.spawn();
     let got = wait_messages(&shipped, 5);
     let local = messages_in(&capture_dir(&s).join("events"));
@@ -467,7 +577,17 @@ fn shipping_to_a_collector_survives_its_outage_without_loss_or_duplicates() {
     }
     // A wrong token is refused.
     let out = Command::new(require("curl"))
-        .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST", "-H", "Authorization: Bearer wrong-token-0123456789"])
+        .args([
+            "-sk",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            "-H",
+            "Authorization: Bearer wrong-token-0123456789",
+        ])
         .arg(format!("https://127.0.0.1:{port}/v1/events/events-20260101-000001.jsonl?offset=0"))
         .output()
         .unwrap();
@@ -505,12 +625,29 @@ for kind, dest, dport, user, pw in cases:
     s.quit()
 print("ok")
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(proxy.ip().to_string()).arg(proxy.port().to_string()).output().unwrap();
-    assert!(out.status.success(), "python: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(proxy.ip().to_string())
+        .arg(proxy.port().to_string())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "python: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let m = wait_capture(&s, "port25.spampot.message", 3);
     let seen: Vec<(String, String, u64)> = m
         .iter()
-        .map(|e| (e["proxy_type"].as_str().unwrap().to_owned(), e["requested"]["host"].as_str().unwrap().to_owned(), e["requested"]["port"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["proxy_type"].as_str().unwrap().to_owned(),
+                e["requested"]["host"].as_str().unwrap().to_owned(),
+                e["requested"]["port"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         seen,
@@ -537,7 +674,11 @@ fn proxychains4_wraps_swaks_through_the_socks5_bait() {
     let conf = s.dir.path().join("proxychains.conf");
     std::fs::write(
         &conf,
-        format!("strict_chain\nproxy_dns\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 {} {}\n", proxy.ip(), proxy.port()),
+        format!(
+            "strict_chain\nproxy_dns\ntcp_read_time_out 15000\ntcp_connect_time_out 8000\n[ProxyList]\nsocks5 {} {}\n",
+            proxy.ip(),
+            proxy.port()
+        ),
     )
     .unwrap();
     let out = Command::new(proxychains)
@@ -545,7 +686,16 @@ fn proxychains4_wraps_swaks_through_the_socks5_bait() {
         .arg("-f")
         .arg(&conf)
         .arg(swaks)
-        .args(["--server", "mx.chained.example:25", "--from", "pc@spam.example", "--to", "v@victim.example", "--header", "Subject: chained"])
+        .args([
+            "--server",
+            "mx.chained.example:25",
+            "--from",
+            "pc@spam.example",
+            "--to",
+            "v@victim.example",
+            "--header",
+            "Subject: chained",
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

@@ -47,7 +47,8 @@ fn events_are_published_to_an_hpfeeds_broker() {
         assert!(start.elapsed() < Duration::from_secs(20), "hpfeeds-broker did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
-    let mut sub = Command::new("python3").args(["-c", SUBSCRIBER, &port.to_string()]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut sub =
+        Command::new("python3").args(["-c", SUBSCRIBER, &port.to_string()]).stdout(Stdio::piped()).spawn().unwrap();
     let out = sub.stdout.take().unwrap();
     let _sub = Kill(sub);
     let (tx, rx) = std::sync::mpsc::channel();
@@ -72,12 +73,15 @@ fn events_are_published_to_an_hpfeeds_broker() {
         assert!(start.elapsed() < Duration::from_secs(20), "no message event reached the subscriber");
         let mut c = Client::open(s.addr());
         c.cmd("EHLO hp.example");
-        assert!(c.send_mail("hp@spam.example", &["v@victim.example"], "Subject: hp\r\n\r\nfeed me\r\n").starts_with("250"));
+        assert!(c
+            .send_mail("hp@spam.example", &["v@victim.example"], "Subject: hp\r\n\r\nfeed me\r\n")
+            .starts_with("250"));
         c.cmd("QUIT");
         let got: Vec<String> = rx.try_iter().collect();
         if let Some(line) = got.iter().find(|l| l.contains("\"port25.spampot.message\"")) {
             assert!(line.starts_with("spampot spampot.events {"), "{line}");
-            let json: serde_json::Value = serde_json::from_str(line.split_once(' ').unwrap().1.split_once(' ').unwrap().1).unwrap();
+            let json: serde_json::Value =
+                serde_json::from_str(line.split_once(' ').unwrap().1.split_once(' ').unwrap().1).unwrap();
             assert_eq!(json["sensor"], "hp-sensor");
             assert_eq!(json["mail_from"], "hp@spam.example");
             assert_eq!(json["digest"].as_str().unwrap().len(), 64);

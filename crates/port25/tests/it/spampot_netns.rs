@@ -109,7 +109,11 @@ fn tunnels_to_a_reachable_mx_never_leave_the_sensors_namespace() {
     std::thread::sleep(Duration::from_millis(800));
 
     // The route exists: a direct connection reaches the MX and is seen.
-    let direct = n.exec(&n.sensor).args(["python3", "-c", "import socket; socket.create_connection(('100.64.0.1', 25), timeout=5).close()"]).status().unwrap();
+    let direct = n
+        .exec(&n.sensor)
+        .args(["python3", "-c", "import socket; socket.create_connection(('100.64.0.1', 25), timeout=5).close()"])
+        .status()
+        .unwrap();
     assert!(direct.success());
     assert!(mx_lines.recv_timeout(Duration::from_secs(5)).unwrap().starts_with("accepted 100.64.0.2"));
     let start = Instant::now();
@@ -131,7 +135,8 @@ fn tunnels_to_a_reachable_mx_never_leave_the_sensors_namespace() {
         ),
     )
     .unwrap();
-    let mut sensor = n.exec(&n.sensor).arg(BIN).args(["spampot", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
+    let mut sensor =
+        n.exec(&n.sensor).arg(BIN).args(["spampot", "--config"]).arg(&config).stderr(Stdio::piped()).spawn().unwrap();
     let err = sensor.stderr.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -146,13 +151,20 @@ fn tunnels_to_a_reachable_mx_never_leave_the_sensors_namespace() {
 
     let eml = dir.path().join("m.eml");
     std::fs::write(&eml, "Subject: netns\r\n\r\nhello\r\n").unwrap();
-    for proxy in [["--proxy", "socks5://127.0.0.1:11080"], ["--proxy", "socks5h://127.0.0.1:11080"]].iter().chain(&[["-x", "http://127.0.0.1:11080"]]) {
+    for proxy in [["--proxy", "socks5://127.0.0.1:11080"], ["--proxy", "socks5h://127.0.0.1:11080"]]
+        .iter()
+        .chain(&[["-x", "http://127.0.0.1:11080"]])
+    {
         let mut cmd = n.exec(&n.sensor);
         cmd.arg(&curl).args(["-sv", "--max-time", "20"]).args(proxy.as_slice());
         if proxy[0] == "-x" {
             cmd.arg("--proxytunnel");
         }
-        let out = cmd.args(["smtp://100.64.0.1:25", "--mail-from", "a@spam.example", "--mail-rcpt", "v@victim.example", "-T"]).arg(&eml).output().unwrap();
+        let out = cmd
+            .args(["smtp://100.64.0.1:25", "--mail-from", "a@spam.example", "--mail-rcpt", "v@victim.example", "-T"])
+            .arg(&eml)
+            .output()
+            .unwrap();
         let text = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success() && text.contains("250 2.0.0 Ok: queued as"), "{proxy:?}: {text}");
     }
@@ -160,8 +172,11 @@ fn tunnels_to_a_reachable_mx_never_leave_the_sensors_namespace() {
     let leaked: Vec<String> = packets.try_iter().collect();
     assert!(leaked.is_empty(), "packets left the sensor's namespace: {leaked:?}");
     assert!(mx_lines.try_iter().next().is_none(), "the MX was reached");
-    let events =
-        std::fs::read_dir(dir.path().join("data/capture/events")).unwrap().flatten().map(|e| std::fs::read_to_string(e.path()).unwrap()).collect::<String>();
+    let events = std::fs::read_dir(dir.path().join("data/capture/events"))
+        .unwrap()
+        .flatten()
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
     assert_eq!(events.matches("\"port25.spampot.message\"").count(), 3, "{events}");
     assert_eq!(events.matches("\"requested\":{\"host\":\"100.64.0.1\",\"port\":25}").count(), 6, "{events}");
 }

@@ -26,8 +26,12 @@ fn a_sensor_without_store_settings_enforces_the_default_quota() {
     });
     let mut c = Client::open(s.addr());
     assert!(c.cmd("EHLO quota.example").starts_with("250"));
-    assert!(c.send_mail("a@spam.example", &["v@victim.example"], "Subject: new\r\n\r\nnew body\r\n").starts_with("250"));
-    let rotated = s.wait_event("port25.spampot.quota.rotated", Duration::from_secs(10)).expect("no quota rotation with the default settings");
+    assert!(c
+        .send_mail("a@spam.example", &["v@victim.example"], "Subject: new\r\n\r\nnew body\r\n")
+        .starts_with("250"));
+    let rotated = s
+        .wait_event("port25.spampot.quota.rotated", Duration::from_secs(10))
+        .expect("no quota rotation with the default settings");
     assert_eq!(rotated["limit"].as_u64(), Some(1 << 30), "{rotated}");
     assert!(rotated["bytes"].as_u64().unwrap() >= 3 << 29, "{rotated}");
     assert!(!old.exists(), "the body seen longest ago was removed");

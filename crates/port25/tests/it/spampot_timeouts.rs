@@ -42,7 +42,13 @@ except smtplib.SMTPServerDisconnected:
     code, text = 0, b"closed"
 print(code, text.decode())
 "#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(relay.ip().to_string()).arg(relay.port().to_string()).output().expect("python3 runs");
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(relay.ip().to_string())
+        .arg(relay.port().to_string())
+        .output()
+        .expect("python3 runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "python: {stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.starts_with("421 ") && stdout.contains("Timeout"), "idle past command_timeout_secs: {stdout}");

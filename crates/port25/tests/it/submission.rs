@@ -51,7 +51,11 @@ pub(crate) fn users(s: &Server, args: &[&str], stdin: &str) -> Output {
     // A command that reads nothing may exit before the write: EPIPE is fine.
     let _ = child.stdin.take().unwrap().write_all(format!("{stdin}\n").as_bytes());
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success() || args[0] == "import", "port25 users {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() || args[0] == "import",
+        "port25 users {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out
 }
 
@@ -91,7 +95,8 @@ pub(crate) fn port25_b64(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = String::new();
     for chunk in b.chunks(3) {
-        let n = (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
+        let n =
+            (chunk[0] as u32) << 16 | (*chunk.get(1).unwrap_or(&0) as u32) << 8 | *chunk.get(2).unwrap_or(&0) as u32;
         for i in 0..4 {
             out.push(if i <= chunk.len() { A[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
         }
@@ -105,16 +110,34 @@ fn swaks_plain_over_starttls_and_login_over_implicit_tls() {
     let sub = addr(&s, "submission").to_string();
     let subs = addr(&s, "submissions").to_string();
     let base = ["--from", ALICE, "--to", "bob@example.net", "--auth-user", ALICE, "--auth-password", ALICE_PW];
-    let text = swaks(&[&["--server", sub.as_str(), "--tls", "--auth", "PLAIN", "--header", "Subject: via 587"][..], &base].concat());
+    let text = swaks(
+        &[&["--server", sub.as_str(), "--tls", "--auth", "PLAIN", "--header", "Subject: via 587"][..], &base].concat(),
+    );
     assert!(text.contains("<~  235 2.7.0 Authentication successful"), "{text}");
     assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
-    let text = swaks(&[&["--server", subs.as_str(), "--tlsc", "--auth", "LOGIN", "--header", "Subject: via 465"][..], &base].concat());
+    let text = swaks(
+        &[&["--server", subs.as_str(), "--tlsc", "--auth", "LOGIN", "--header", "Subject: via 465"][..], &base]
+            .concat(),
+    );
     assert!(text.contains("<~  334 VXNlcm5hbWU6") && text.contains("<~  334 UGFzc3dvcmQ6"), "{text}");
     assert!(text.contains("<~  235 2.7.0 Authentication successful"), "{text}");
     assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
     // A wrong password over implicit TLS.
-    let text =
-        swaks(&["--server", &subs, "--tlsc", "--auth", "PLAIN", "--from", ALICE, "--to", "bob@example.net", "--auth-user", ALICE, "--auth-password", "wrong"]);
+    let text = swaks(&[
+        "--server",
+        &subs,
+        "--tlsc",
+        "--auth",
+        "PLAIN",
+        "--from",
+        ALICE,
+        "--to",
+        "bob@example.net",
+        "--auth-user",
+        ALICE,
+        "--auth-password",
+        "wrong",
+    ]);
     assert!(text.contains("<~* 535 5.7.8 Authentication credentials invalid"), "{text}");
 
     let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
@@ -191,19 +214,31 @@ print("ok")
 #[test]
 fn smtplib_starttls_ssl_binding_and_message_fixes() {
     let s = server("");
-    let args = vec!["127.0.0.1".into(), addr(&s, "submission").port().to_string(), addr(&s, "submissions").port().to_string(), ALICE.into(), ALICE_PW.into()];
+    let args = vec![
+        "127.0.0.1".into(),
+        addr(&s, "submission").port().to_string(),
+        addr(&s, "submissions").port().to_string(),
+        ALICE.into(),
+        ALICE_PW.into(),
+    ];
     python(SMTPLIB, &args);
     let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
     assert_eq!(mail.len(), 2);
     let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
     let fixed = texts.iter().find(|t| t.contains("fixed by the MSA")).unwrap();
-    let id_line = fixed.lines().find(|l| l.starts_with("Message-ID: <")).unwrap_or_else(|| panic!("no Message-ID added: {fixed}"));
+    let id_line = fixed
+        .lines()
+        .find(|l| l.starts_with("Message-ID: <"))
+        .unwrap_or_else(|| panic!("no Message-ID added: {fixed}"));
     assert!(id_line.ends_with("@mx.test.example>"), "{id_line}");
     assert!(fixed.lines().any(|l| l.starts_with("Date: ") && l.ends_with(" +0000")), "{fixed}");
     assert!(fixed.contains("with ESMTPSA id"), "{fixed}");
     let kept = texts.iter().find(|t| t.contains("over 465")).unwrap();
     assert_eq!(kept.matches("Message-ID:").count(), 1, "{kept}");
-    assert!(kept.contains("Message-ID: <kept@laptop.example>") && kept.contains("Date: Mon, 23 Nov 2026 10:00:00 +0000"), "{kept}");
+    assert!(
+        kept.contains("Message-ID: <kept@laptop.example>") && kept.contains("Date: Mon, 23 Nov 2026 10:00:00 +0000"),
+        "{kept}"
+    );
     let rejected = events(&s, "port25.submission.sender.rejected", 2);
     let fields: Vec<&str> = rejected.iter().filter_map(|e| e["field"].as_str()).collect();
     assert_eq!(fields, vec!["MAIL FROM", "the From: header"], "{rejected:?}");
@@ -215,18 +250,42 @@ fn curl_smtps_and_starttls_with_user() {
     let s = server("");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("mail.txt");
-    std::fs::write(&file, "From: alice@example.net\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n").unwrap();
+    std::fs::write(&file, "From: alice@example.net\r\nTo: carol@example.org\r\nSubject: via curl\r\n\r\nbody\r\n")
+        .unwrap();
     let user = format!("{ALICE}:{ALICE_PW}");
-    for url in [format!("smtps://127.0.0.1:{}", addr(&s, "submissions").port()), format!("smtp://127.0.0.1:{}", addr(&s, "submission").port())] {
+    for url in [
+        format!("smtps://127.0.0.1:{}", addr(&s, "submissions").port()),
+        format!("smtp://127.0.0.1:{}", addr(&s, "submission").port()),
+    ] {
         let out = Command::new(require("curl"))
-            .args(["-sS", "-k", "--ssl-reqd", "--url", &url, "--user", &user, "--mail-from", ALICE, "--mail-rcpt", "carol@example.org", "--upload-file"])
+            .args([
+                "-sS",
+                "-k",
+                "--ssl-reqd",
+                "--url",
+                &url,
+                "--user",
+                &user,
+                "--mail-from",
+                ALICE,
+                "--mail-rcpt",
+                "carol@example.org",
+                "--upload-file",
+            ])
             .arg(&file)
             .output()
             .unwrap();
         assert!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let out = Command::new(require("curl"))
-        .args(["-sS", "-k", "--url", &format!("smtps://127.0.0.1:{}", addr(&s, "submissions").port()), "--user", &format!("{ALICE}:bad")])
+        .args([
+            "-sS",
+            "-k",
+            "--url",
+            &format!("smtps://127.0.0.1:{}", addr(&s, "submissions").port()),
+            "--user",
+            &format!("{ALICE}:bad"),
+        ])
         .args(["--mail-from", ALICE, "--mail-rcpt", "carol@example.org", "--upload-file"])
         .arg(&file)
         .output()
@@ -258,7 +317,11 @@ fn auth_exchange_byte_by_byte() {
         c.cmd("MAIL FROM:<alice@example.net>"),
         "530 5.7.0 Authentication required: this is the submission service; log in with AUTH before sending\r\n"
     );
-    assert_eq!(c.cmd(&format!("AUTH LOGIN {}", port25_b64(ALICE))), "334 UGFzc3dvcmQ6\r\n", "LOGIN with the user as initial response");
+    assert_eq!(
+        c.cmd(&format!("AUTH LOGIN {}", port25_b64(ALICE))),
+        "334 UGFzc3dvcmQ6\r\n",
+        "LOGIN with the user as initial response"
+    );
     assert_eq!(c.cmd(&port25_b64("wrong")), "535 5.7.8 Authentication credentials invalid\r\n");
     assert_eq!(login(&mut c, ALICE, ALICE_PW), "235 2.7.0 Authentication successful\r\n");
     assert!(login(&mut c, ALICE, ALICE_PW).starts_with("503 5.5.1 Already authenticated"));
@@ -290,7 +353,8 @@ fn auth_exchange_byte_by_byte() {
 
 #[test]
 fn no_relay_on_any_submission_listener_without_or_with_login() {
-    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let extra =
+        "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
     let s = Server::start(
         "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]",
         &(listeners("") + extra),
@@ -367,16 +431,22 @@ for t in tricks:
 print("done")
 "#;
     // Plain foreign addresses are legitimate after a login (see `remote`).
-    let tricks: Vec<String> = crate::relay::TRICKS.iter().filter(|t| !remote.contains(&t.0)).map(|t| t.3.to_owned()).collect();
+    let tricks: Vec<String> =
+        crate::relay::TRICKS.iter().filter(|t| !remote.contains(&t.0)).map(|t| t.3.to_owned()).collect();
     for listener in ["submission", "legacy25"] {
-        let args = [vec![addr(&s, listener).port().to_string(), ALICE.into(), ALICE_PW.into()], tricks.clone()].concat();
+        let args =
+            [vec![addr(&s, listener).port().to_string(), ALICE.into(), ALICE_PW.into()], tricks.clone()].concat();
         assert_eq!(python(script, &args).trim(), "done", "on {listener}");
     }
     std::thread::sleep(Duration::from_millis(300));
     // Only bounces (from the outbound queue, for names that do not resolve)
     // may reach a local mailbox.
-    let local: Vec<String> =
-        s.all_mail().iter().map(|m| String::from_utf8_lossy(m).into_owned()).filter(|m| !m.contains("report-type=delivery-status")).collect();
+    let local: Vec<String> = s
+        .all_mail()
+        .iter()
+        .map(|m| String::from_utf8_lossy(m).into_owned())
+        .filter(|m| !m.contains("report-type=delivery-status"))
+        .collect();
     assert!(local.is_empty(), "remote recipients must go to the outbound queue, not to local mailboxes: {local:?}");
 }
 
@@ -416,19 +486,24 @@ print(json.dumps(out))
     let text = python(script, &[addr(&s, "plain").port().to_string(), ALICE.into(), ALICE_PW.into()]);
     let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(v["phone"], 235);
-    let one: Vec<(u64, f64)> = v["one_address"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
+    let one: Vec<(u64, f64)> =
+        v["one_address"].as_array().unwrap().iter().map(|p| (p[0].as_u64().unwrap(), p[1].as_f64().unwrap())).collect();
     assert!(one.iter().all(|(c, _)| *c == 535), "{one:?}");
     // Only a lower bound: the slow-down is behaviour, a busy machine may add time anywhere.
     assert!(one[3].1 >= 0.28 && one[4].1 >= 0.28, "slowed down after auth_slow_after: {one:?}");
     assert_eq!(v["one_address_locked"][0], 454, "{v}");
-    assert!(v["one_address_locked"][1].as_str().unwrap().contains("4.7.0 Too many failed logins from your address"), "{v}");
+    assert!(
+        v["one_address_locked"][1].as_str().unwrap().contains("4.7.0 Too many failed logins from your address"),
+        "{v}"
+    );
     assert_eq!(v["many"], serde_json::json!([535, 535, 535, 535]));
     assert_eq!(v["login_locked"][0], 454);
     assert!(v["login_locked"][1].as_str().unwrap().contains("for this login"), "{v}");
     assert_eq!(v["phone_during_lock"], 235, "the user's own device is never locked out by others' guesses");
     assert_eq!(v["after_lockout"], 235, "the lock ends");
     let locks = events(&s, "port25.submission.lockout", 2);
-    let scopes: Vec<(&str, &str)> = locks.iter().map(|e| (e["scope"].as_str().unwrap(), e["key"].as_str().unwrap())).collect();
+    let scopes: Vec<(&str, &str)> =
+        locks.iter().map(|e| (e["scope"].as_str().unwrap(), e["key"].as_str().unwrap())).collect();
     assert!(scopes.contains(&("address", "127.0.0.2")), "{scopes:?}");
     assert!(scopes.contains(&("login", ALICE)), "{scopes:?}");
 }
@@ -438,7 +513,10 @@ fn a_login_with_its_own_limits() {
     let s = server("messages_per_hour = 100\n");
     let out = users(&s, &["limits", ALICE, "--messages-per-hour", "1"], "");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("messages_per_hour       1\n") && text.contains("messages_per_day        1000  (default)"), "{text}");
+    assert!(
+        text.contains("messages_per_hour       1\n") && text.contains("messages_per_day        1000  (default)"),
+        "{text}"
+    );
     let mut c = Client::open(addr(&s, "plain"));
     c.cmd("EHLO client.example");
     assert_eq!(code(&login(&mut c, ALICE, ALICE_PW)), 235);
@@ -460,7 +538,10 @@ fn per_login_limits_refuse_with_a_clear_reply() {
     assert_eq!(code(&c.cmd("RCPT TO:<bob@example.net>")), 250);
     assert_eq!(code(&c.cmd("RCPT TO:<carol@example.net>")), 250);
     let r = c.cmd("RCPT TO:<dave@example.net>");
-    assert!(r.starts_with("452 4.5.3 Too many recipients for one message: the limit for alice@example.net is 2"), "{r}");
+    assert!(
+        r.starts_with("452 4.5.3 Too many recipients for one message: the limit for alice@example.net is 2"),
+        "{r}"
+    );
     c.cmd("RSET");
     for _ in 0..2 {
         let r = c.send_mail(ALICE, &["bob@example.net"], "From: alice@example.net\r\n\r\nx");
@@ -468,7 +549,12 @@ fn per_login_limits_refuse_with_a_clear_reply() {
     }
     let start = Instant::now();
     let r = c.cmd("MAIL FROM:<alice@example.net>");
-    assert!(r.starts_with("450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 2; try again in 60 minutes"), "{r}");
+    assert!(
+        r.starts_with(
+            "450 4.7.1 Sending limit reached for alice@example.net: messages_per_hour is 2; try again in 60 minutes"
+        ),
+        "{r}"
+    );
     assert!(start.elapsed() < Duration::from_secs(2), "refused, never silently delayed");
     let ev = events(&s, "port25.submission.limit", 2);
     let limits: Vec<&str> = ev.iter().map(|e| e["limit"].as_str().unwrap()).collect();
@@ -482,7 +568,11 @@ fn trusted_network_devices_submit_without_login_and_are_recorded() {
     let s = server("trusted_networks = [\"127.0.0.1/32\"]\n");
     let mut c = Client::open(addr(&s, "plain"));
     c.cmd("EHLO printer.example");
-    let r = c.send_mail("scanner@example.org", &["alice@example.net"], "From: Scanner <scanner@example.org>\r\nSubject: scan\r\n\r\nPDF");
+    let r = c.send_mail(
+        "scanner@example.org",
+        &["alice@example.net"],
+        "From: Scanner <scanner@example.org>\r\nSubject: scan\r\n\r\nPDF",
+    );
     assert_eq!(code(&r), 250, "{r}");
     let r = c.cmd("MAIL FROM:<printer@elsewhere.example>");
     assert!(r.starts_with("553 5.7.1") && r.contains("this provider's domains"), "{r}");
@@ -505,7 +595,8 @@ fn users_import_list_passwd_and_delete() {
     let sub = addr(&s, "submission").to_string();
     // Hashes made by other programs for the password "secret":
     // `openssl passwd -6 -salt saltsaltsalt secret` and `htpasswd -bnBC 4 u secret`.
-    let sha512 = "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
+    let sha512 =
+        "$6$saltsaltsalt$PMWE8DTlam1JU37Piyk43bHcMxTJq6sgu5DKB0/tGPjanN35jcY68QkpDfPFUGPWX5uCxIQkSPzMmqEiVNgts.";
     let bcrypt = "$2y$04$YLSvQOJ29sg3eEwc.mfkc.UpuzbA8tPu0/YrqKNs2y1dULMTowlhG";
     let file = s.dir.path().join("users.txt");
     std::fs::write(&file, format!("# migrated from the old server\nbob@example.net:{{SHA512-CRYPT}}{sha512}\nrole:{bcrypt}:@example.org\nbad:$1$x$y\n"))
@@ -521,14 +612,34 @@ fn users_import_list_passwd_and_delete() {
     assert_eq!(list, "alice@example.net\targon2\talice@example.net\nbob@example.net\tsha512-crypt\tbob@example.net\nrole\tbcrypt\t@example.org\n");
 
     let send = |user: &str, pw: &str, from: &str| {
-        swaks(&["--server", &sub, "--tls", "--auth", "PLAIN", "--auth-user", user, "--auth-password", pw, "--from", from, "--to", "alice@example.net"])
+        swaks(&[
+            "--server",
+            &sub,
+            "--tls",
+            "--auth",
+            "PLAIN",
+            "--auth-user",
+            user,
+            "--auth-password",
+            pw,
+            "--from",
+            from,
+            "--to",
+            "alice@example.net",
+        ])
     };
-    assert!(send("bob@example.net", "secret", "bob@example.net").contains("<~  250 2.0.0 Ok: queued"), "imported SHA-512-crypt");
+    assert!(
+        send("bob@example.net", "secret", "bob@example.net").contains("<~  250 2.0.0 Ok: queued"),
+        "imported SHA-512-crypt"
+    );
     let t = send("role", "secret", "noreply@example.org");
     assert!(t.contains("<~  250 2.0.0 Ok: queued"), "imported bcrypt, whole domain: {t}");
     assert!(send("role", "secret", "noreply@example.net").contains("<~* 553 5.7.1"), "other domain");
     users(&s, &["passwd", "bob@example.net"], "new secret");
-    assert!(send("bob@example.net", "secret", "bob@example.net").contains("<~* 535 5.7.8"), "old password after passwd");
+    assert!(
+        send("bob@example.net", "secret", "bob@example.net").contains("<~* 535 5.7.8"),
+        "old password after passwd"
+    );
     assert!(send("bob@example.net", "new secret", "bob@example.net").contains("<~  235"));
     assert!(String::from_utf8_lossy(&users(&s, &["list", "--json"], "").stdout)
         .contains(r#"{"addresses":["bob@example.net"],"login":"bob@example.net","scheme":"argon2"}"#));
@@ -565,11 +676,15 @@ print(json.dumps({
 "#;
     let text = python(script, &[addr(&s, "submissions").port().to_string()]);
     // The first line is the JSON; Python's deprecation warnings follow.
-    let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let v: serde_json::Value =
+        serde_json::from_str(text.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(v["default"][0], "TLSv1.3", "{v}");
     assert_eq!(v["tls12"][0], "TLSv1.2", "{v}");
     let suite = v["tls12"][1].as_str().unwrap();
-    assert!(suite.starts_with("ECDHE-") && (suite.contains("GCM") || suite.contains("CHACHA20")), "forward secrecy and AEAD only: {v}");
+    assert!(
+        suite.starts_with("ECDHE-") && (suite.contains("GCM") || suite.contains("CHACHA20")),
+        "forward secrecy and AEAD only: {v}"
+    );
     for weak in ["tls11", "tls10", "cbc_sha1", "rc4_3des"] {
         assert_eq!(v[weak][0], "refused", "{weak} must not be negotiated: {v}");
     }
@@ -599,17 +714,48 @@ fn device_client_certificates_submit_without_login_and_are_recorded() {
     let subs = addr(&s, "submissions").to_string();
     let (dev, key) = (certs.path().join("dev.pem"), certs.path().join("dev.key"));
     let base = ["--server", subs.as_str(), "--tlsc", "--to", "alice@example.net"];
-    let text = swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    let text = swaks(
+        &[
+            &base[..],
+            &["--from", "printer@example.org", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert!(text.contains("<~  250 2.0.0 Ok: queued as"), "{text}");
-    let text = swaks(&[&base[..], &["--from", "printer@elsewhere.example", "--tls-cert", dev.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]].concat());
+    let text = swaks(
+        &[
+            &base[..],
+            &[
+                "--from",
+                "printer@elsewhere.example",
+                "--tls-cert",
+                dev.to_str().unwrap(),
+                "--tls-key",
+                key.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert!(text.contains("<~* 553 5.7.1"), "a device sends only as a local domain: {text}");
     // Without a certificate: a normal client, which must log in.
     let text = swaks(&[&base[..], &["--from", "printer@example.org"]].concat());
     assert!(text.contains("<~* 530 5.7.0"), "{text}");
     // A certificate from another issuer is refused in the handshake.
     let (other, other_key) = (certs.path().join("other.pem"), certs.path().join("other.key"));
-    let text =
-        swaks(&[&base[..], &["--from", "printer@example.org", "--tls-cert", other.to_str().unwrap(), "--tls-key", other_key.to_str().unwrap()]].concat());
+    let text = swaks(
+        &[
+            &base[..],
+            &[
+                "--from",
+                "printer@example.org",
+                "--tls-cert",
+                other.to_str().unwrap(),
+                "--tls-key",
+                other_key.to_str().unwrap(),
+            ],
+        ]
+        .concat(),
+    );
     assert!(!text.contains("250 2.0.0 Ok: queued") && !text.contains("<~  250 2.1.0"), "{text}");
     let legacy = events(&s, "port25.submission.legacy", 2);
     assert_eq!(legacy.len(), 2, "{legacy:?}");
@@ -620,7 +766,8 @@ fn device_client_certificates_submit_without_login_and_are_recorded() {
 
 #[test]
 fn legacy_submission_on_port_25_is_recorded_and_reported() {
-    let extra = "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
+    let extra =
+        "[[listener]]\nname = \"legacy25\"\naddress = \"127.0.0.1:0\"\nservice = \"mx\"\nlegacy_submission = true\n";
     let s = Server::start(
         "domains = [\"example.net\", \"example.org\"]\nrecipients = [\"bob@example.net\", \"carol@example.net\", \"dave@example.net\", \"carol@example.org\"]",
         &(listeners("") + extra),
@@ -652,16 +799,27 @@ print(out)
 "#;
     let ports = [addr(&s, "legacy25"), addr(&s, "mx"), addr(&s, "submission")].map(|a| a.port().to_string());
     let text = python(script, &[ports[0].clone(), ports[1].clone(), ports[2].clone(), ALICE.into(), ALICE_PW.into()]);
-    assert_eq!(text.trim(), "[False, True, 553, 503, True]", "AUTH only after TLS on 25; submission rules after login; legacy off points to 587");
+    assert_eq!(
+        text.trim(),
+        "[False, True, 553, 503, True]",
+        "AUTH only after TLS on 25; submission rules after login; legacy off points to 587"
+    );
     let legacy = events(&s, "port25.submission.legacy", 1);
     assert_eq!(legacy.len(), 1, "{legacy:?}");
-    assert_eq!((legacy[0]["user"].as_str(), legacy[0]["port"].as_u64()), (Some(ALICE), Some(u64::from(addr(&s, "legacy25").port()))));
+    assert_eq!(
+        (legacy[0]["user"].as_str(), legacy[0]["port"].as_u64()),
+        (Some(ALICE), Some(u64::from(addr(&s, "legacy25").port())))
+    );
     let mail = s.wait_for_mail("example.net", "bob", 2, Duration::from_secs(10));
     let texts: Vec<String> = mail.iter().map(|m| String::from_utf8_lossy(m).into_owned()).collect();
     assert!(texts.iter().any(|t| t.contains("Subject: legacy") && t.contains("with ESMTPSA id")), "{texts:?}");
     assert!(texts.iter().any(|t| t.contains("Subject: transport") && t.contains("with ESMTP id")), "{texts:?}");
 
-    let out = Command::new(BIN).args(["migration", "report", "--json", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["migration", "report", "--json", "--config"])
+        .arg(s.dir.path().join("port25.toml"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "threshold not met: {}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let d = &v["domains"][0];
@@ -671,10 +829,15 @@ print(out)
     );
     assert_eq!(d["still_on_25"][0]["login"], ALICE);
     assert_eq!(d["still_on_25"][0]["last_ip"], "127.0.0.1");
-    let out = Command::new(BIN).args(["migration", "report", "--config"]).arg(s.dir.path().join("port25.toml")).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["migration", "report", "--config"])
+        .arg(s.dir.path().join("port25.toml"))
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
-        text.contains("example.net: 2 active, 1 only on 587/465 (50.0%): NOT met") && text.contains("still on 25: alice@example.net last from 127.0.0.1"),
+        text.contains("example.net: 2 active, 1 only on 587/465 (50.0%): NOT met")
+            && text.contains("still on 25: alice@example.net last from 127.0.0.1"),
         "{text}"
     );
 }

@@ -21,7 +21,8 @@ fn free_port() -> u16 {
 
 fn write_config(dir: &Path, mx_address: &str) -> PathBuf {
     let path = dir.join("port25.toml");
-    std::fs::write(&path, base_config(dir, MX, &format!("[[listener]]\nname = \"mx\"\naddress = \"{mx_address}\"\n"))).unwrap();
+    std::fs::write(&path, base_config(dir, MX, &format!("[[listener]]\nname = \"mx\"\naddress = \"{mx_address}\"\n")))
+        .unwrap();
     path
 }
 
@@ -58,7 +59,8 @@ impl Activated {
         let a = Activated { child, log };
         // It binds, then starts the service at the first connection.
         for p in ports {
-            a.wait_log(&format!("Listening on 127.0.0.1:{p} "), Duration::from_secs(10)).expect("systemd-socket-activate did not listen");
+            a.wait_log(&format!("Listening on 127.0.0.1:{p} "), Duration::from_secs(10))
+                .expect("systemd-socket-activate did not listen");
         }
         a
     }
@@ -97,7 +99,16 @@ impl Drop for Activated {
 
 fn swaks(addr: &str) -> (bool, String) {
     let out = Command::new(require("swaks"))
-        .args(["--server", addr, "--from", "bob@remote.example", "--to", "alice@example.net", "--header", "Subject: activated"])
+        .args([
+            "--server",
+            addr,
+            "--from",
+            "bob@remote.example",
+            "--to",
+            "alice@example.net",
+            "--header",
+            "Subject: activated",
+        ])
         .output()
         .unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -138,7 +149,11 @@ fn socket_activation_serves_mail_on_the_inherited_socket_and_notifies() {
     let (ok, text) = swaks(&format!("127.0.0.1:{port}"));
     assert!(ok && text.contains("250 2.0.0 Ok: queued as"), "{text}\nlog: {:?}", s.log.lock().unwrap());
     let mut seen = Vec::new();
-    assert!(wait_notify(&notify, "READY=1", &mut seen), "no READY=1; notifications {seen:?}; log {:?}", s.log.lock().unwrap());
+    assert!(
+        wait_notify(&notify, "READY=1", &mut seen),
+        "no READY=1; notifications {seen:?}; log {:?}",
+        s.log.lock().unwrap()
+    );
     let listening = s.wait_log("port25.server.listening", Duration::from_secs(5)).expect("listening event");
     assert!(listening.contains(&format!("\"address\":\"127.0.0.1:{port}\"")), "{listening}");
     let maildir = dir.path().join("data/mail/example.net/alice/new");
@@ -202,7 +217,9 @@ fn socket_activation_without_names_matches_by_address_and_refuses_a_stranger() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(!status.success());
-    let error = s.wait_log("matches no [[listener]]", Duration::from_secs(5)).unwrap_or_else(|| panic!("{:?}", s.log.lock().unwrap()));
+    let error = s
+        .wait_log("matches no [[listener]]", Duration::from_secs(5))
+        .unwrap_or_else(|| panic!("{:?}", s.log.lock().unwrap()));
     assert!(error.contains("\"smtp\"") && error.contains("FileDescriptorName="), "{error}");
 }
 
@@ -216,7 +233,10 @@ fn check(config: &Path, user: Option<&str>) -> (i32, String) {
         None => Command::new(BIN),
     };
     let out = cmd.args(["serve", "--check", "--config"]).arg(config).output().unwrap();
-    (out.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    (
+        out.status.code().unwrap_or(-1),
+        format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+    )
 }
 
 #[test]
@@ -248,7 +268,11 @@ fn serve_check_passes_a_good_setup_and_names_what_is_wrong() {
     let b = rcgen::generate_simple_self_signed(vec!["mx.test.example".into()]).unwrap();
     std::fs::write(dir.path().join("a.crt"), a.cert.pem()).unwrap();
     std::fs::write(dir.path().join("b.key"), b.key_pair.serialize_pem()).unwrap();
-    let p = append(&format!("[tls]\ncertificate = \"{}/a.crt\"\nprivate_key = \"{}/b.key\"\n", dir.path().display(), dir.path().display()));
+    let p = append(&format!(
+        "[tls]\ncertificate = \"{}/a.crt\"\nprivate_key = \"{}/b.key\"\n",
+        dir.path().display(),
+        dir.path().display()
+    ));
     let (code, out) = check(&p, None);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("FAIL  tls: certificate and key do not form a usable TLS configuration"), "{out}");
@@ -259,7 +283,10 @@ fn serve_check_passes_a_good_setup_and_names_what_is_wrong() {
     let key = rcgen::KeyPair::generate().unwrap();
     std::fs::write(dir.path().join("old.crt"), params.self_signed(&key).unwrap().pem()).unwrap();
     std::fs::write(dir.path().join("old.key"), key.serialize_pem()).unwrap();
-    let p = append(&format!("[tls]\ncertificate = \"{d}/old.crt\"\nprivate_key = \"{d}/old.key\"\n", d = dir.path().display()));
+    let p = append(&format!(
+        "[tls]\ncertificate = \"{d}/old.crt\"\nprivate_key = \"{d}/old.key\"\n",
+        d = dir.path().display()
+    ));
     let (code, out) = check(&p, None);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains(&format!("FAIL  certificate: {}/old.crt: expired", dir.path().display())), "{out}");
@@ -290,7 +317,12 @@ fn serve_check_as_an_unprivileged_user_needs_the_socket_or_the_capability_for_po
     std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
     let (code, out) = check(&config, Some("nobody"));
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains(&format!("FAIL  listener mx: 127.0.0.1:{port}: port {port} is below 1024 and nothing listens on it")), "{out}");
+    assert!(
+        out.contains(&format!(
+            "FAIL  listener mx: 127.0.0.1:{port}: port {port} is below 1024 and nothing listens on it"
+        )),
+        "{out}"
+    );
     assert!(out.contains("port25-mx.socket") && out.contains("CAP_NET_BIND_SERVICE"), "{out}");
     // Held by a socket (what port25-mx.socket does): passes.
     let _held = TcpListener::bind(("127.0.0.1", port)).unwrap();
@@ -302,13 +334,22 @@ fn serve_check_as_an_unprivileged_user_needs_the_socket_or_the_capability_for_po
 fn under_journald_events_are_journal_entries_with_the_event_id_as_a_field() {
     require("unshare");
     require("swaks");
-    assert!(Path::new("/lib/systemd/systemd-journald").exists(), "systemd-journald is missing: apt-get install systemd");
+    assert!(
+        Path::new("/lib/systemd/systemd-journald").exists(),
+        "systemd-journald is missing: apt-get install systemd"
+    );
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), &format!("127.0.0.1:{port}"));
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/journal_ns.sh");
-    let out =
-        Command::new("unshare").args(["-m", "--propagation", "private", "bash"]).arg(&script).arg(BIN).arg(&config).arg(port.to_string()).output().unwrap();
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "bash"])
+        .arg(&script)
+        .arg(BIN)
+        .arg(&config)
+        .arg(port.to_string())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let entries: Vec<serde_json::Value> = stdout.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
@@ -349,7 +390,11 @@ fn three_sockets_go_to_the_listeners_they_name() {
     let (p_submissions, p_mx, p_submission) = (ports[0], ports[1], ports[2]);
     let mut s = Activated::start_many(&ports, &["--fdname=submissions:mx:submission"], &config);
     let ehlo = |port: u16, extra: &[&str]| {
-        let out = Command::new(require("swaks")).args(["--server", &format!("127.0.0.1:{port}"), "--quit-after", "EHLO"]).args(extra).output().unwrap();
+        let out = Command::new(require("swaks"))
+            .args(["--server", &format!("127.0.0.1:{port}"), "--quit-after", "EHLO"])
+            .args(extra)
+            .output()
+            .unwrap();
         (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
     };
     // The MX: plain, no STARTTLS offered (tls = "none").
@@ -363,7 +408,11 @@ fn three_sockets_go_to_the_listeners_they_name() {
     assert!(ok && text.contains("TLS started"), "{text}");
     for (name, port) in [("mx", p_mx), ("submission", p_submission), ("submissions", p_submissions)] {
         let bound = format!("\"listener\":\"{name}\",\"address\":\"127.0.0.1:{port}\"");
-        assert!(s.wait_log(&bound, Duration::from_secs(5)).is_some(), "{name} is not on {port}: {:#?}", s.log.lock().unwrap());
+        assert!(
+            s.wait_log(&bound, Duration::from_secs(5)).is_some(),
+            "{name} is not on {port}: {:#?}",
+            s.log.lock().unwrap()
+        );
     }
     assert!(s.term().success());
 }
