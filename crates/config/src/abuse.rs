@@ -96,7 +96,9 @@ pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Re
         Some(j) => j.into_inner(),
         None => 10.0,
     };
-    if let Some(n) = &raw.notify {
+    // "" is the documented default: nobody is told (as mailbox = "").
+    let notify = raw.notify.filter(|n| !n.get_ref().is_empty());
+    if let Some(n) = &notify {
         let ok = n.get_ref().split_once('@').is_some_and(|(l, d)| !l.is_empty() && crate::model::valid_domain(d));
         if !ok {
             return Err(err(
@@ -133,7 +135,7 @@ pub(crate) fn resolve(raw: RawAbuse, text: &str, file: &Path, base: &Path) -> Re
         retention: Duration::from_secs(positive(raw.retention_days, "retention_days", 90)? * 86400),
         mailbox: raw.mailbox.filter(|m| !m.is_empty()).map(|m| crate::absolute(base, &m)),
         enrichment: raw.enrichment.unwrap_or_default().iter().map(|p| crate::absolute(base, p)).collect(),
-        notify: raw.notify.map(|n| n.into_inner().to_lowercase()),
+        notify: notify.map(|n| n.into_inner().to_lowercase()),
         lock_text,
         recipients_per_day: raw.recipients_per_day.unwrap_or(300),
         messages_per_day: raw.messages_per_day.unwrap_or(300),

@@ -141,8 +141,19 @@ mod tests {
             "weight",
         ];
         let (mut uncommented, mut text) = (Vec::new(), String::new());
+        // Keys under a commented-out table header (`# [submission.directory]`)
+        // show an optional section, not defaults of the table above it.
+        let mut in_commented_table = false;
         for line in super::DEFAULT_TOML.lines() {
-            let setting = line.strip_prefix("# ").filter(|rest| {
+            if line.starts_with('[') {
+                in_commented_table = false;
+            } else if line
+                .strip_prefix("# ")
+                .is_some_and(|rest| rest.starts_with('[') && rest.trim_end().ends_with(']'))
+            {
+                in_commented_table = true;
+            }
+            let setting = line.strip_prefix("# ").filter(|_| !in_commented_table).filter(|rest| {
                 rest.split_once(" = ").is_some_and(|(key, _)| {
                     key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') && !examples.contains(&key)
                 })

@@ -142,6 +142,8 @@ fn dashboard_sign_in_shares_the_smtp_guard_trusts_only_configured_proxies_and_se
     let r = login(&mut c, "ops3@example.net", "ops3 pw");
     assert!(r.starts_with("454 4.7.0 Too many failed logins for this login"), "{r}");
     assert_eq!(sign_in(&base, "127.0.0.10", "ops3@example.net", "ops3 pw", &[]).0, 429);
+    // Logged as the lock is taken, which may trail the replies a little.
+    s.wait_event_where("port25.submission.lockout", std::time::Duration::from_secs(5), |_| true);
     let locks = s.events("port25.submission.lockout");
     assert_eq!(locks.len(), 1, "{locks:?}");
     assert_eq!(locks[0]["key"], "ops3@example.net");
