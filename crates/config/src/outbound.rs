@@ -183,9 +183,9 @@ pub(crate) fn nameservers(
 /// with a message and a hint (see [`ConfigError::at`]).
 type ErrAt<'a> = &'a dyn Fn(usize, String, &str) -> ConfigError;
 
-/// Checks the keys in the order they are written in dist/port25.toml, so
-/// that a file with several mistakes is told the first one first; each
-/// check is a function of its own below.
+/// Checks the keys in the same order as before the split, so that a file
+/// with several mistakes is told the same first one; each check is a
+/// function of its own below.
 pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let nameservers = nameservers(raw.nameservers, &err)?;
