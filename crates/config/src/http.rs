@@ -73,6 +73,13 @@ pub struct Http {
 // in 0..=100, never NaN, so equality is total.
 impl Eq for Http {}
 
+/// How the section's checks report an error: at a byte offset of the file,
+/// with a message and a hint (see [`ConfigError::at`]).
+type ErrAt<'a> = &'a dyn Fn(usize, String, &str) -> ConfigError;
+
+/// Checks the keys in the same order as before the split, so that a file
+/// with several mistakes is told the same first one; each check is a
+/// function of its own below.
 pub(crate) fn resolve(
     raw: RawHttp,
     text: &str,
@@ -82,7 +89,64 @@ pub(crate) fn resolve(
     domains: &[String],
 ) -> Result<Http, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
-    let enabled = raw.enabled.unwrap_or(true);
+    let (address, private_address) = listeners(raw.enabled.unwrap_or(true), raw.address, raw.private_address, &err)?;
+    let submission_host = match raw.submission_host {
+        Some(h) if !crate::model::valid_domain(h.get_ref()) => {
+            return Err(err(
+                h.span().start,
+                format!("[http] submission_host {:?} is not a host name", h.get_ref()),
+                "write e.g. \"smtp.example.net\"",
+            ))
+        }
+        Some(h) => h.into_inner().to_lowercase(),
+        None => hostname.to_lowercase(),
+    };
+    let implicit_tls_first = implicit_tls_first(raw.offer_first, &err)?;
+    let migration_threshold = match raw.migration_threshold {
+        Some(t) if !(0.0..=100.0).contains(t.get_ref()) => {
+            return Err(err(
+                t.span().start,
+                "[http] migration_threshold is a percentage".into(),
+                "write a number from 0 to 100 (the seeds' mark is 90)",
+            ))
+        }
+        Some(t) => t.into_inner(),
+        None => 90.0,
+    };
+    let trusted_proxies = trusted_proxies(raw.trusted_proxies, &err)?;
+    // Widened to u64 so that one check serves the u32 keys too.
+    let widen = |v: Option<Spanned<u32>>| v.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref())));
+    Ok(Http {
+        address,
+        private_address,
+        trusted_proxies,
+        cookie_secure: raw.cookie_secure.unwrap_or(false),
+        display_name: raw
+            .display_name
+            .unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
+        submission_host,
+        submission_port: client_port(raw.submission_port, 587, "submission_port", &err)?,
+        submissions_port: client_port(raw.submissions_port, 465, "submissions_port", &err)?,
+        implicit_tls_first,
+        imap: host_port(raw.imap, "imap", &err)?,
+        imaps: host_port(raw.imaps, "imaps", &err)?,
+        spampot_capture: raw.spampot_capture.map(|p| crate::absolute(base, &p)),
+        migration_days: positive(widen(raw.migration_days), 30, "migration_days", &err)? as u32,
+        migration_threshold,
+        session: Duration::from_secs(positive(raw.session_hours, 8, "session_hours", &err)? * 3600),
+        login_attempts_per_minute: positive(widen(raw.login_attempts_per_minute), 5, "login_attempts_per_minute", &err)?
+            as u32,
+    })
+}
+
+/// The public and the private listener (none when `enabled = false`); they
+/// must differ, or the dashboard and /metrics would be public.
+fn listeners(
+    enabled: bool,
+    address: Option<Spanned<String>>,
+    private_address: Option<Spanned<String>>,
+    err: ErrAt,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), ConfigError> {
     let listen = |v: Option<Spanned<String>>,
                   default: &str,
                   key: &str,
@@ -96,10 +160,10 @@ pub(crate) fn resolve(
             }),
         }
     };
-    let address = listen(raw.address, "127.0.0.1:8025", "address", "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")?;
-    let private_at = raw.private_address.as_ref().map_or(0, |a| a.span().start);
+    let address = listen(address, "127.0.0.1:8025", "address", "write e.g. \"127.0.0.1:8025\" or \"[::]:443\"")?;
+    let private_at = private_address.as_ref().map_or(0, |a| a.span().start);
     let private_address = listen(
-        raw.private_address,
+        private_address,
         "127.0.0.1:8026",
         "private_address",
         "write e.g. \"127.0.0.1:8026\" or \"[2001:db8::1]:8026\"",
@@ -113,82 +177,29 @@ pub(crate) fn resolve(
             ));
         }
     }
-    let host_port = |v: Option<Spanned<String>>, key: &str| -> Result<Option<(String, u16)>, ConfigError> {
-        let Some(v) = v else { return Ok(None) };
-        match v.get_ref().rsplit_once(':') {
-            Some((h, p)) if crate::model::valid_domain(h) && p.parse::<u16>().is_ok_and(|p| p > 0) => {
-                Ok(Some((h.to_lowercase(), p.parse().expect("checked"))))
-            }
-            _ => Err(err(
-                v.span().start,
-                format!("[http] {key} {:?} is not host:port", v.get_ref()),
-                "write e.g. \"imap.example.net:993\"",
-            )),
-        }
-    };
-    let port = |v: Option<Spanned<u16>>, default: u16, key: &str| -> Result<u16, ConfigError> {
-        match v {
-            Some(p) if *p.get_ref() == 25 => Err(err(
-                p.span().start,
-                format!("[http] {key} = 25: mail clients must never be sent to port 25"),
-                "use 587 (submission, STARTTLS) and 465 (submissions, implicit TLS)",
-            )),
-            Some(p) if *p.get_ref() == 0 => Err(err(
-                p.span().start,
-                format!("[http] {key} must be a port number"),
-                "remove the key for the default",
-            )),
-            Some(p) => Ok(p.into_inner()),
-            None => Ok(default),
-        }
-    };
-    let submission_host = match raw.submission_host {
-        Some(h) if !crate::model::valid_domain(h.get_ref()) => {
-            return Err(err(
-                h.span().start,
-                format!("[http] submission_host {:?} is not a host name", h.get_ref()),
-                "write e.g. \"smtp.example.net\"",
-            ))
-        }
-        Some(h) => h.into_inner().to_lowercase(),
-        None => hostname.to_lowercase(),
-    };
-    let implicit_tls_first = match raw.offer_first {
-        None => false,
+    Ok((address, private_address))
+}
+
+/// `offer_first`: which submission port the client setup lists first.
+fn implicit_tls_first(offer_first: Option<Spanned<String>>, err: ErrAt) -> Result<bool, ConfigError> {
+    match offer_first {
+        None => Ok(false),
         Some(v) => match v.get_ref().as_str() {
-            "587" | "submission" => false,
-            "465" | "submissions" => true,
-            other => {
-                return Err(err(
-                    v.span().start,
-                    format!("[http] offer_first {other:?} is neither submission port"),
-                    "write \"587\" (STARTTLS first, the default) or \"465\" (implicit TLS first)",
-                ))
-            }
+            "587" | "submission" => Ok(false),
+            "465" | "submissions" => Ok(true),
+            other => Err(err(
+                v.span().start,
+                format!("[http] offer_first {other:?} is neither submission port"),
+                "write \"587\" (STARTTLS first, the default) or \"465\" (implicit TLS first)",
+            )),
         },
-    };
-    let migration_threshold = match raw.migration_threshold {
-        Some(t) if !(0.0..=100.0).contains(t.get_ref()) => {
-            return Err(err(
-                t.span().start,
-                "[http] migration_threshold is a percentage".into(),
-                "write a number from 0 to 100 (the seeds' mark is 90)",
-            ))
-        }
-        Some(t) => t.into_inner(),
-        None => 90.0,
-    };
-    let positive = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<u64, ConfigError> {
-        match v {
-            Some(s) if *s.get_ref() == 0 => {
-                Err(err(s.span().start, format!("[http] {key} must be at least 1"), "remove the key for the default"))
-            }
-            Some(s) => Ok(s.into_inner()),
-            None => Ok(default),
-        }
-    };
+    }
+}
+
+/// `trusted_proxies`: addresses or prefixes whose X-Forwarded-For is believed.
+fn trusted_proxies(raw: Option<Vec<Spanned<String>>>, err: ErrAt) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     let mut trusted_proxies = Vec::new();
-    for p in raw.trusted_proxies.unwrap_or_default() {
+    for p in raw.unwrap_or_default() {
         match crate::model::network(p.get_ref()) {
             Some(net) => trusted_proxies.push(net),
             None => {
@@ -200,34 +211,49 @@ pub(crate) fn resolve(
             }
         }
     }
-    Ok(Http {
-        address,
-        private_address,
-        trusted_proxies,
-        cookie_secure: raw.cookie_secure.unwrap_or(false),
-        display_name: raw
-            .display_name
-            .unwrap_or_else(|| domains.first().cloned().unwrap_or_else(|| hostname.to_owned())),
-        submission_host,
-        submission_port: port(raw.submission_port, 587, "submission_port")?,
-        submissions_port: port(raw.submissions_port, 465, "submissions_port")?,
-        implicit_tls_first,
-        imap: host_port(raw.imap, "imap")?,
-        imaps: host_port(raw.imaps, "imaps")?,
-        spampot_capture: raw.spampot_capture.map(|p| crate::absolute(base, &p)),
-        migration_days: positive(
-            raw.migration_days.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))),
-            30,
-            "migration_days",
-        )? as u32,
-        migration_threshold,
-        session: Duration::from_secs(positive(raw.session_hours, 8, "session_hours")? * 3600),
-        login_attempts_per_minute: positive(
-            raw.login_attempts_per_minute.map(|s| Spanned::new(s.span(), u64::from(*s.get_ref()))),
-            5,
-            "login_attempts_per_minute",
-        )? as u32,
-    })
+    Ok(trusted_proxies)
+}
+
+/// `imap` and `imaps`: the host:port mail clients are told.
+fn host_port(v: Option<Spanned<String>>, key: &str, err: ErrAt) -> Result<Option<(String, u16)>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    match v.get_ref().rsplit_once(':') {
+        Some((h, p)) if crate::model::valid_domain(h) && p.parse::<u16>().is_ok_and(|p| p > 0) => {
+            Ok(Some((h.to_lowercase(), p.parse().expect("checked"))))
+        }
+        _ => Err(err(
+            v.span().start,
+            format!("[http] {key} {:?} is not host:port", v.get_ref()),
+            "write e.g. \"imap.example.net:993\"",
+        )),
+    }
+}
+
+/// A submission port mail clients are told: never 25, never 0.
+fn client_port(v: Option<Spanned<u16>>, default: u16, key: &str, err: ErrAt) -> Result<u16, ConfigError> {
+    match v {
+        Some(p) if *p.get_ref() == 25 => Err(err(
+            p.span().start,
+            format!("[http] {key} = 25: mail clients must never be sent to port 25"),
+            "use 587 (submission, STARTTLS) and 465 (submissions, implicit TLS)",
+        )),
+        Some(p) if *p.get_ref() == 0 => {
+            Err(err(p.span().start, format!("[http] {key} must be a port number"), "remove the key for the default"))
+        }
+        Some(p) => Ok(p.into_inner()),
+        None => Ok(default),
+    }
+}
+
+/// A count or period that 0 would make meaningless.
+fn positive(v: Option<Spanned<u64>>, default: u64, key: &str, err: ErrAt) -> Result<u64, ConfigError> {
+    match v {
+        Some(s) if *s.get_ref() == 0 => {
+            Err(err(s.span().start, format!("[http] {key} must be at least 1"), "remove the key for the default"))
+        }
+        Some(s) => Ok(s.into_inner()),
+        None => Ok(default),
+    }
 }
 
 #[cfg(test)]

@@ -179,23 +179,121 @@ pub(crate) fn nameservers(
     Ok(nameservers)
 }
 
+/// How the section's checks report an error: at a byte offset of the file,
+/// with a message and a hint (see [`ConfigError::at`]).
+type ErrAt<'a> = &'a dyn Fn(usize, String, &str) -> ConfigError;
+
+/// Checks the keys in the same order as before the split, so that a file
+/// with several mistakes is told the same first one; each check is a
+/// function of its own below.
 pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) -> Result<Outbound, ConfigError> {
     let err = |offset: usize, msg: String, hint: &str| ConfigError::at(file, text, offset, msg, hint);
     let nameservers = nameservers(raw.nameservers, &err)?;
-    let smarthost = match raw.smarthost {
-        Some(s) => match host_port(s.get_ref(), 25) {
-            Some(hp) => Some(hp),
-            None => {
-                return Err(err(
-                    s.span().start,
-                    format!("smarthost {:?} is not host or host:port", s.get_ref()),
-                    "write e.g. \"relay.example.net:587\" or \"192.0.2.25\"",
-                ))
-            }
-        },
-        None => None,
+    let smarthost = smarthost(raw.smarthost, &err)?;
+    let smarthost_auth = smarthost_auth(raw.smarthost_username, raw.smarthost_password_file, base, &err)?;
+    let (smarthost_ca, smarthost_pin_sha256) =
+        smarthost_verification(raw.smarthost_ca, raw.smarthost_pin_sha256, smarthost.is_some(), base, &err)?;
+    let allowed_private_networks = private_networks(raw.allowed_private_networks, &err)?;
+    let (retry_jitter, first_retry, max_retry) =
+        retry_schedule(raw.retry_jitter, raw.first_retry_secs, raw.max_retry_secs, &err)?;
+    let idle_connection = idle_connection(raw.idle_connection_secs, &err)?;
+    let port = match raw.port {
+        Some(p) if *p.get_ref() == 0 => {
+            return Err(err(
+                p.span().start,
+                "port 0 cannot be connected to".into(),
+                "remove the key: remote MXes listen on 25",
+            ))
+        }
+        Some(p) => p.into_inner(),
+        None => 25,
     };
-    let smarthost_auth = match (raw.smarthost_username, raw.smarthost_password_file) {
+    let dkim = dkim_keys(raw.dkim, base, &err)?;
+    Ok(Outbound {
+        hold: raw.hold.unwrap_or(false),
+        port,
+        nameservers,
+        dns_timeout: Duration::from_secs(raw.dns_timeout_secs.unwrap_or(5).max(1)),
+        helo_name: raw.helo_name,
+        smarthost,
+        smarthost_auth,
+        smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
+        smarthost_ca,
+        smarthost_pin_sha256,
+        require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
+        allowed_private_networks,
+        first_retry,
+        max_retry,
+        retry_jitter,
+        max_lifetime: positive_secs(raw.max_lifetime_secs, 5 * 86400, "max_lifetime_secs", &err)?,
+        delay_warning: match raw.delay_warning_secs.unwrap_or(4 * 3600) {
+            0 => None,
+            s => Some(Duration::from_secs(s)),
+        },
+        connections_per_destination: positive_usize(
+            raw.connections_per_destination,
+            20,
+            "connections_per_destination",
+            &err,
+        )?,
+        max_connections: positive_usize(raw.max_connections, 200, "max_connections", &err)?,
+        messages_per_connection: positive_usize(raw.messages_per_connection, 100, "messages_per_connection", &err)?,
+        idle_connection,
+        connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(30).max(1)),
+        command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(300).max(1)),
+        data_timeout: Duration::from_secs(raw.data_timeout_secs.unwrap_or(600).max(1)),
+        stats_interval: positive_secs(raw.stats_interval_secs, 300, "stats_interval_secs", &err)?,
+        dkim,
+    })
+}
+
+/// A count that 0 would make meaningless (no connection at all).
+fn positive_usize(v: Option<Spanned<usize>>, default: usize, key: &str, err: ErrAt) -> Result<usize, ConfigError> {
+    match v {
+        Some(s) if *s.get_ref() == 0 => {
+            Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
+        }
+        Some(s) => Ok(s.into_inner()),
+        None => Ok(default),
+    }
+}
+
+/// A period that 0 would make a busy loop or an immediate expiry.
+fn positive_secs(v: Option<Spanned<u64>>, default: u64, key: &str, err: ErrAt) -> Result<Duration, ConfigError> {
+    match v {
+        Some(s) if *s.get_ref() == 0 => {
+            Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
+        }
+        Some(s) => Ok(Duration::from_secs(s.into_inner())),
+        None => Ok(Duration::from_secs(default)),
+    }
+}
+
+/// `smarthost`: host or host:port, port 25 unless given.
+fn smarthost(raw: Option<Spanned<String>>, err: ErrAt) -> Result<Option<(String, u16)>, ConfigError> {
+    match raw {
+        Some(s) => match host_port(s.get_ref(), 25) {
+            Some(hp) => Ok(Some(hp)),
+            None => Err(err(
+                s.span().start,
+                format!("smarthost {:?} is not host or host:port", s.get_ref()),
+                "write e.g. \"relay.example.net:587\" or \"192.0.2.25\"",
+            )),
+        },
+        None => Ok(None),
+    }
+}
+
+/// `smarthost_username` and `smarthost_password_file`, both or neither; the
+/// password is read now so that a missing file stops the start, not the
+/// first delivery.
+fn smarthost_auth(
+    username: Option<Spanned<String>>,
+    password_file: Option<Spanned<String>>,
+    base: &Path,
+    err: ErrAt,
+) -> Result<Option<(String, String)>, ConfigError> {
+    match (username, password_file) {
         (Some(u), Some(f)) => {
             let path = crate::absolute(base, f.get_ref());
             let password = std::fs::read_to_string(&path).map_err(|e| {
@@ -205,28 +303,35 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
                     "give a file readable by port25 holding the password",
                 )
             })?;
-            Some((u.into_inner(), password.trim_end_matches(['\r', '\n']).to_owned()))
+            Ok(Some((u.into_inner(), password.trim_end_matches(['\r', '\n']).to_owned())))
         }
-        (None, None) => None,
-        (Some(u), None) => {
-            return Err(err(
-                u.span().start,
-                "smarthost_username and smarthost_password_file go together".into(),
-                "set both, or neither for a smarthost without AUTH",
-            ))
-        }
-        (None, Some(f)) => {
-            return Err(err(
-                f.span().start,
-                "smarthost_username and smarthost_password_file go together".into(),
-                "set both, or neither for a smarthost without AUTH",
-            ))
-        }
-    };
+        (None, None) => Ok(None),
+        (Some(u), None) => Err(err(
+            u.span().start,
+            "smarthost_username and smarthost_password_file go together".into(),
+            "set both, or neither for a smarthost without AUTH",
+        )),
+        (None, Some(f)) => Err(err(
+            f.span().start,
+            "smarthost_username and smarthost_password_file go together".into(),
+            "set both, or neither for a smarthost without AUTH",
+        )),
+    }
+}
+
+/// `smarthost_ca` or `smarthost_pin_sha256` (one of them, and only with a
+/// smarthost): the CA file is read and checked now, the pins parsed.
+fn smarthost_verification(
+    ca: Option<Spanned<String>>,
+    pins: Option<Spanned<Vec<String>>>,
+    has_smarthost: bool,
+    base: &Path,
+    err: ErrAt,
+) -> Result<(Option<PathBuf>, Vec<[u8; 32]>), ConfigError> {
     // Where the smarthost's verification is written, for the errors below.
-    let ca_at = raw.smarthost_ca.as_ref().map(|f| f.span().start);
-    let pins_at = raw.smarthost_pin_sha256.as_ref().map(|p| p.span().start);
-    let smarthost_ca = match raw.smarthost_ca {
+    let ca_at = ca.as_ref().map(|f| f.span().start);
+    let pins_at = pins.as_ref().map(|p| p.span().start);
+    let smarthost_ca = match ca {
         Some(f) => {
             let path = crate::absolute(base, f.get_ref());
             let pem = std::fs::read(&path).map_err(|e| {
@@ -248,7 +353,7 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         None => None,
     };
     let mut smarthost_pin_sha256 = Vec::new();
-    if let Some(pins) = raw.smarthost_pin_sha256 {
+    if let Some(pins) = pins {
         let offset = pins.span().start;
         for pin in pins.into_inner() {
             match sha256_pin(&pin) {
@@ -270,15 +375,20 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             "a pin trusts the key alone; smarthost_ca trusts a CA and checks the name",
         ));
     }
-    if (smarthost_ca.is_some() || !smarthost_pin_sha256.is_empty()) && smarthost.is_none() {
+    if (smarthost_ca.is_some() || !smarthost_pin_sha256.is_empty()) && !has_smarthost {
         return Err(err(
             ca_at.or(pins_at).unwrap_or(0),
             "smarthost_ca and smarthost_pin_sha256 verify a smarthost, but no smarthost is set".into(),
             "set smarthost = \"host:port\", or remove them",
         ));
     }
+    Ok((smarthost_ca, smarthost_pin_sha256))
+}
+
+/// `allowed_private_networks`: CIDRs or single addresses.
+fn private_networks(raw: Option<Vec<Spanned<String>>>, err: ErrAt) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     let mut allowed_private_networks = Vec::new();
-    for n in raw.allowed_private_networks.unwrap_or_default() {
+    for n in raw.unwrap_or_default() {
         match crate::model::network(n.get_ref()) {
             Some(net) => allowed_private_networks.push(net),
             None => {
@@ -290,25 +400,17 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
             }
         }
     }
-    let positive_usize = |v: Option<Spanned<usize>>, default: usize, key: &str| -> Result<usize, ConfigError> {
-        match v {
-            Some(s) if *s.get_ref() == 0 => {
-                Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
-            }
-            Some(s) => Ok(s.into_inner()),
-            None => Ok(default),
-        }
-    };
-    let positive_secs = |v: Option<Spanned<u64>>, default: u64, key: &str| -> Result<Duration, ConfigError> {
-        match v {
-            Some(s) if *s.get_ref() == 0 => {
-                Err(err(s.span().start, format!("{key} must be at least 1"), "remove the key for the default"))
-            }
-            Some(s) => Ok(Duration::from_secs(s.into_inner())),
-            None => Ok(Duration::from_secs(default)),
-        }
-    };
-    let retry_jitter = match raw.retry_jitter {
+    Ok(allowed_private_networks)
+}
+
+/// The retry schedule: (jitter, first delay, cap of the doubling delays).
+fn retry_schedule(
+    jitter: Option<Spanned<f64>>,
+    first_secs: Option<Spanned<u64>>,
+    max_secs: Option<Spanned<u64>>,
+    err: ErrAt,
+) -> Result<(f64, Duration, Duration), ConfigError> {
+    let retry_jitter = match jitter {
         Some(j) if !(0.0..=1.0).contains(j.get_ref()) => {
             return Err(err(
                 j.span().start,
@@ -319,8 +421,8 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         Some(j) => j.into_inner(),
         None => 0.2,
     };
-    let first_retry = positive_secs(raw.first_retry_secs, 300, "first_retry_secs")?;
-    let max_retry = match raw.max_retry_secs {
+    let first_retry = positive_secs(first_secs, 300, "first_retry_secs", err)?;
+    let max_retry = match max_secs {
         // 0 would mean a retry every 100 ms, forever.
         Some(m) if Duration::from_secs(*m.get_ref()) < first_retry => {
             return Err(err(
@@ -332,31 +434,28 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         Some(m) => Duration::from_secs(m.into_inner()),
         None => Duration::from_secs(4000).max(first_retry),
     };
-    let idle_connection = match raw.idle_connection_secs {
+    Ok((retry_jitter, first_retry, max_retry))
+}
+
+/// `idle_connection_secs`: how long a connection waits for more mail.
+fn idle_connection(raw: Option<Spanned<u64>>, err: ErrAt) -> Result<Duration, ConfigError> {
+    match raw {
         // Servers may close an idle client after 5 minutes (RFC 5321 4.5.3.2.7).
-        Some(s) if *s.get_ref() > 300 => {
-            return Err(err(
-                s.span().start,
-                format!("idle_connection_secs {} is more than remote servers wait", s.get_ref()),
-                "use at most 300 (RFC 5321 4.5.3.2.7); a few seconds is plenty",
-            ))
-        }
-        Some(s) => Duration::from_secs(s.into_inner()),
-        None => Duration::from_secs(2),
-    };
-    let port = match raw.port {
-        Some(p) if *p.get_ref() == 0 => {
-            return Err(err(
-                p.span().start,
-                "port 0 cannot be connected to".into(),
-                "remove the key: remote MXes listen on 25",
-            ))
-        }
-        Some(p) => p.into_inner(),
-        None => 25,
-    };
+        Some(s) if *s.get_ref() > 300 => Err(err(
+            s.span().start,
+            format!("idle_connection_secs {} is more than remote servers wait", s.get_ref()),
+            "use at most 300 (RFC 5321 4.5.3.2.7); a few seconds is plenty",
+        )),
+        Some(s) => Ok(Duration::from_secs(s.into_inner())),
+        None => Ok(Duration::from_secs(2)),
+    }
+}
+
+/// `[[outbound.dkim]]`: the selector must be a DNS name and the key file
+/// must exist now, not at the first signature.
+fn dkim_keys(raw: Vec<Spanned<RawDkim>>, base: &Path, err: ErrAt) -> Result<Vec<DkimKey>, ConfigError> {
     let mut dkim = Vec::new();
-    for d in raw.dkim {
+    for d in raw {
         let offset = d.span().start;
         let d = d.into_inner();
         if d.selector.is_empty()
@@ -378,41 +477,7 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         }
         dkim.push(DkimKey { domain: d.domain.to_lowercase(), selector: d.selector, private_key: path });
     }
-    Ok(Outbound {
-        hold: raw.hold.unwrap_or(false),
-        port,
-        nameservers,
-        dns_timeout: Duration::from_secs(raw.dns_timeout_secs.unwrap_or(5).max(1)),
-        helo_name: raw.helo_name,
-        smarthost,
-        smarthost_auth,
-        smarthost_require_tls: raw.smarthost_require_tls.unwrap_or(false),
-        smarthost_ca,
-        smarthost_pin_sha256,
-        require_tls: raw.require_tls.unwrap_or_default().into_iter().map(|d| d.to_lowercase()).collect(),
-        allowed_private_networks,
-        first_retry,
-        max_retry,
-        retry_jitter,
-        max_lifetime: positive_secs(raw.max_lifetime_secs, 5 * 86400, "max_lifetime_secs")?,
-        delay_warning: match raw.delay_warning_secs.unwrap_or(4 * 3600) {
-            0 => None,
-            s => Some(Duration::from_secs(s)),
-        },
-        connections_per_destination: positive_usize(
-            raw.connections_per_destination,
-            20,
-            "connections_per_destination",
-        )?,
-        max_connections: positive_usize(raw.max_connections, 200, "max_connections")?,
-        messages_per_connection: positive_usize(raw.messages_per_connection, 100, "messages_per_connection")?,
-        idle_connection,
-        connect_timeout: Duration::from_secs(raw.connect_timeout_secs.unwrap_or(30).max(1)),
-        command_timeout: Duration::from_secs(raw.command_timeout_secs.unwrap_or(300).max(1)),
-        data_timeout: Duration::from_secs(raw.data_timeout_secs.unwrap_or(600).max(1)),
-        stats_interval: positive_secs(raw.stats_interval_secs, 300, "stats_interval_secs")?,
-        dkim,
-    })
+    Ok(dkim)
 }
 
 #[cfg(test)]

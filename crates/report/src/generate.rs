@@ -229,11 +229,52 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
     let bodies = Bodies::open(&capture.join("bodies"))?;
     let log = Log::open(&capture.join("events"), 64 << 20, None, Default::default())?;
     let rt = tokio::runtime::Builder::new_current_thread().build()?;
+    let sources = pick_sources(p, &asns, &mut rng);
+    let mut g = Generator {
+        p,
+        src_cum: cumulative((0..p.sources as u64).map(|r| 1_000_000 / (r + 1))),
+        dom_cum: cumulative(DOMAINS.iter().map(|d| d.1)),
+        proxy_cum: cumulative(PROXY_TYPES.iter().map(|d| d.1)),
+        camp_cum: cumulative((0..p.campaigns as u64).map(|c| 100 / (c + 1) + 1)),
+        asns,
+        sources,
+        rng,
+        sink: Sink { log, bodies, stored: HashSet::new(), lines: 0, rt },
+        truth: Truth {
+            first_day: crate::date::format_day(p.start_day),
+            campaign_digests: vec![Vec::new(); p.campaigns as usize],
+            ..Truth::default()
+        },
+        digests: HashMap::new(),
+        probed: vec![false; p.sources as usize],
+        session_no: 0,
+    };
+    let mut last_day = p.start_day;
+    for d in 0..u64::from(p.days) {
+        let day = p.start_day + d as i64;
+        let n_day = p.messages / u64::from(p.days) + u64::from(d < p.messages % u64::from(p.days));
+        g.day(day, n_day)?;
+        if n_day > 0 {
+            last_day = day;
+        }
+        progress(n_day);
+    }
+    let Generator { sink, mut truth, .. } = g;
+    sink.rt.block_on(sink.log.append_durable(Vec::new()))?;
+    drop(sink);
+    finish_truth(&mut truth, last_day);
+    let mut f = std::fs::File::create(out.join("truth.json"))?;
+    serde_json::to_writer_pretty(&mut f, &truth)?;
+    f.write_all(b"\n")?;
+    Ok(truth)
+}
 
-    // Sources: an AS each (uniform over ASes, so countries follow ORIGIN) and
-    // a Zipf weight (rank^-1, rounded to keep integer weights).
+/// Sources: an AS each (uniform over ASes, so countries follow ORIGIN),
+/// each address drawn once. Their Zipf weight (rank^-1, rounded to keep
+/// integer weights) is `Generator::src_cum`.
+fn pick_sources(p: &Params, asns: &[Asn], rng: &mut Rng) -> Vec<(u32, usize)> {
     let mut seen_ip = HashSet::new();
-    let sources: Vec<(u32, usize)> = (0..p.sources)
+    (0..p.sources)
         .map(|_| loop {
             let a = rng.below(asns.len() as u64) as usize;
             let ip = asns[a].base | (1 + rng.below(65_000) as u32);
@@ -241,199 +282,12 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
                 break (ip, a);
             }
         })
-        .collect();
-    let src_cum = cumulative((0..p.sources as u64).map(|r| 1_000_000 / (r + 1)));
-    let dom_cum = cumulative(DOMAINS.iter().map(|d| d.1));
-    let proxy_cum = cumulative(PROXY_TYPES.iter().map(|d| d.1));
-    let camp_cum = cumulative((0..p.campaigns as u64).map(|c| 100 / (c + 1) + 1));
+        .collect()
+}
 
-    let mut truth = Truth { first_day: crate::date::format_day(p.start_day), ..Truth::default() };
-    truth.campaign_digests = vec![Vec::new(); p.campaigns as usize];
-    let mut digests: HashMap<(u32, u32), String> = HashMap::new();
-    let mut stored: HashSet<String> = HashSet::new();
-    let mut probed = vec![false; p.sources as usize];
-    let mut lines = 0u64;
-    let mut session_no = 0u64;
-    let mut emit = |e: &Event, truth: &mut Truth| -> std::io::Result<()> {
-        truth.events += 1;
-        lines += 1;
-        // The writer thread's queue is unbounded: wait for it every so often
-        // so memory stays flat however many events are generated.
-        if lines.is_multiple_of(20_000) {
-            rt.block_on(log.append_durable(e.to_line()))
-        } else {
-            log.append(e.to_line());
-            Ok(())
-        }
-    };
-    let mut last_day = p.start_day;
-    for d in 0..u64::from(p.days) {
-        let day = p.start_day + d as i64;
-        let n_day = p.messages / u64::from(p.days) + u64::from(d < p.messages % u64::from(p.days));
-        let day_name = crate::date::format_day(day);
-        let mut sent = 0u64;
-        let mut second = 0u64;
-        while sent < n_day {
-            let s = rng.weighted(&src_cum);
-            let (ip, a) = sources[s];
-            let sensor_no = 1 + rng.below(u64::from(p.sensors));
-            let sensor = format!("br-sp-{sensor_no:02}");
-            let site = site_of(sensor_no);
-            let port = BAIT_PORTS[rng.below(BAIT_PORTS.len() as u64) as usize];
-            let proxy_type = PROXY_TYPES[rng.weighted(&proxy_cum)].0;
-            let requested_port = if rng.below(10) == 0 { 587 } else { 25 };
-            session_no += 1;
-            let session = format!("{session_no:016X}");
-            // Times increase within a day: 86,400 s shared by the day's sessions.
-            second = (second + 1 + rng.below(86_400 / (n_day / 3 + 1) + 1)).min(86_399);
-            let time = format!(
-                "{day_name}T{:02}:{:02}:{:02}.{:03}Z",
-                second / 3600,
-                second / 60 % 60,
-                second % 60,
-                rng.below(1000)
-            );
-            let base = Event {
-                v: port25_capture::FORMAT_VERSION,
-                sensor: sensor.clone(),
-                time: time.clone(),
-                session: session.clone(),
-                src_ip: Some(ipv4(ip)),
-                src_port: Some(1024 + rng.below(60_000) as u16),
-                dst_port: Some(port),
-                protocol: Some("proxy".into()),
-                proxy_type: Some(proxy_type.into()),
-                site: Some(site.clone()),
-                ..Event::default()
-            };
-            truth.connections += 1;
-            truth.connections_abroad += u64::from(asns[a].country != "BR");
-            // Bytes on the wire: the handshake and SMTP dialogue, plus each
-            // message's body and recipients (see below).
-            let mut wire_in = 60 + rng.below(40);
-            let mut wire_out = 40 + rng.below(20);
-            emit(&Event { event: "port25.spampot.connect".into(), proxy_type: None, ..base.clone() }, &mut truth)?;
-            let mx = format!("mx{}.example.com", rng.below(50));
-            let requested = Destination { host: mx, port: requested_port };
-            emit(
-                &Event {
-                    event: "port25.spampot.proxy.request".into(),
-                    requested: Some(requested.clone()),
-                    ..base.clone()
-                },
-                &mut truth,
-            )?;
-            let mut in_session = 0u64;
-            if !probed[s] {
-                probed[s] = true;
-                let body =
-                    format!("Subject: test\r\n\r\nproxy test {}:{port} ok\r\n", sensor_address(&sensor)).into_bytes();
-                let digest = store(&bodies, &mut stored, &body)?;
-                in_session += 1;
-                wire_in += body.len() as u64 + 120;
-                wire_out += 150;
-                truth.probes += 1;
-                truth.probe_recipients += 1;
-                emit(
-                    &Event {
-                        event: "port25.spampot.message".into(),
-                        requested: Some(requested.clone()),
-                        helo: Some("checker".into()),
-                        mail_from: Some(format!("check{s}@proxycheck.example")),
-                        rcpt_to: vec![format!("check{s}@proxycheck.example")],
-                        message_id: Some(format!("{session}{in_session:03}")),
-                        size: Some(body.len() as u64),
-                        duplicate: Some(digest.1),
-                        digest: Some(digest.0),
-                        probe: Some(true),
-                        probe_reasons: vec![
-                            "first-message-from-source".into(),
-                            "single-recipient".into(),
-                            "mentions-sensor-address".into(),
-                        ],
-                        ..base.clone()
-                    },
-                    &mut truth,
-                )?;
-            }
-            let batch = (1 + rng.below(5)).min(n_day - sent);
-            for _ in 0..batch {
-                let c = rng.weighted(&camp_cum) as u32;
-                let v = rng.below(u64::from(p.variants)) as u32;
-                let body = campaign_body(c, v, p.seed);
-                let digest = match digests.get(&(c, v)) {
-                    Some(d) => (d.clone(), true),
-                    None => {
-                        let d = store(&bodies, &mut stored, &body)?;
-                        digests.insert((c, v), d.0.clone());
-                        truth.campaign_digests[c as usize].push(d.0.clone());
-                        d
-                    }
-                };
-                let n_rcpt = 1 + rng.below(18);
-                let rcpt: Vec<String> = (0..n_rcpt)
-                    .map(|i| format!("u{}@{}", rng.below(1_000_000) + i, DOMAINS[rng.weighted(&dom_cum)].0))
-                    .collect();
-                in_session += 1;
-                wire_in += body.len() as u64 + 80 + 40 * n_rcpt;
-                wire_out += 110 + 20 * n_rcpt;
-                *truth.per_operator.entry(site.operator.clone().unwrap_or_default()).or_default() += 1;
-                sent += 1;
-                truth.emails += 1;
-                truth.recipients += n_rcpt;
-                *truth.per_day.entry(day_name.clone()).or_default() += 1;
-                *truth.per_sensor.entry(sensor.clone()).or_default() += 1;
-                *truth.per_country.entry(asns[a].country.into()).or_default() += 1;
-                *truth.per_asn.entry(asns[a].number).or_default() += 1;
-                *truth.per_ip.entry(ipv4(ip)).or_default() += 1;
-                *truth.per_proxy_type.entry(proxy_type.into()).or_default() += 1;
-                *truth.per_port.entry(requested_port).or_default() += 1;
-                *truth.per_digest.entry(digest.0.clone()).or_default() += 1;
-                for r in &rcpt {
-                    let dom = r.split_once('@').map(|x| x.1).unwrap_or_default();
-                    *truth.per_domain.entry(dom.into()).or_default() += 1;
-                }
-                emit(
-                    &Event {
-                        event: "port25.spampot.message".into(),
-                        requested: Some(requested.clone()),
-                        helo: Some(format!("host{}.example", rng.below(100))),
-                        mail_from: Some(format!("sales{}@campaign{c}.example", rng.below(1000))),
-                        rcpt_to: rcpt,
-                        message_id: Some(format!("{session}{in_session:03}")),
-                        size: Some(body.len() as u64),
-                        duplicate: Some(digest.1),
-                        digest: Some(digest.0),
-                        probe: Some(false),
-                        ..base.clone()
-                    },
-                    &mut truth,
-                )?;
-            }
-            emit(
-                &Event {
-                    event: "port25.spampot.session.closed".into(),
-                    proxy_type: None,
-                    messages: Some(in_session),
-                    bytes: Some(in_session * 1200),
-                    bytes_in: Some(wire_in),
-                    bytes_out: Some(wire_out),
-                    reason: Some("client quit".into()),
-                    ..base
-                },
-                &mut truth,
-            )?;
-            let b = truth.bandwidth.entry(sensor).or_default().entry(day_name.clone()).or_default();
-            b[0] += wire_in;
-            b[1] += wire_out;
-        }
-        if n_day > 0 {
-            last_day = day;
-        }
-        progress(n_day);
-    }
-    rt.block_on(log.append_durable(Vec::new()))?;
-    drop(log);
+/// The figures derived from the tallies, and a stable order for the
+/// campaign clusters (the report sorts them the same way).
+fn finish_truth(truth: &mut Truth, last_day: i64) {
     truth.last_day = crate::date::format_day(last_day);
     truth.unique_ips = truth.per_ip.len() as u64;
     truth.unique_asns = truth.per_asn.len() as u64;
@@ -443,10 +297,265 @@ pub fn generate_with(p: &Params, out: &Path, progress: &dyn Fn(u64)) -> std::io:
         c.sort();
     }
     truth.campaign_digests.sort();
-    let mut f = std::fs::File::create(out.join("truth.json"))?;
-    serde_json::to_writer_pretty(&mut f, &truth)?;
-    f.write_all(b"\n")?;
-    Ok(truth)
+}
+
+/// Where the events and bodies go: the capture's event log (with the
+/// runtime its durable appends run on) and body store.
+struct Sink {
+    log: Log,
+    bodies: Bodies,
+    /// Digests already stored, so that each body is put once.
+    stored: HashSet<String>,
+    lines: u64,
+    /// Declared last so that it is dropped after the log, as before.
+    rt: tokio::runtime::Runtime,
+}
+
+impl Sink {
+    fn emit(&mut self, e: &Event, truth: &mut Truth) -> std::io::Result<()> {
+        truth.events += 1;
+        self.lines += 1;
+        // The writer thread's queue is unbounded: wait for it every so often
+        // so memory stays flat however many events are generated.
+        if self.lines.is_multiple_of(20_000) {
+            self.rt.block_on(self.log.append_durable(e.to_line()))
+        } else {
+            self.log.append(e.to_line());
+            Ok(())
+        }
+    }
+}
+
+/// The generator's state. Every random draw goes through `rng` in a fixed
+/// order: the same seed gives the same store byte for byte, so the draws
+/// must stay in the order they are made here.
+struct Generator<'a> {
+    p: &'a Params,
+    asns: Vec<Asn>,
+    /// (address, index in `asns`).
+    sources: Vec<(u32, usize)>,
+    src_cum: Vec<u64>,
+    dom_cum: Vec<u64>,
+    proxy_cum: Vec<u64>,
+    camp_cum: Vec<u64>,
+    rng: Rng,
+    sink: Sink,
+    truth: Truth,
+    /// Digest of each (campaign, variant) body already stored.
+    digests: HashMap<(u32, u32), String>,
+    /// Sources that have sent their proxy test already.
+    probed: Vec<bool>,
+    session_no: u64,
+}
+
+/// One proxy session being generated: what its events share, and its
+/// wire counters.
+struct ProxySession {
+    base: Event,
+    requested: Destination,
+    session: String,
+    sensor: String,
+    /// Index of the source in `Generator::sources`.
+    source: usize,
+    port: u16,
+    in_session: u64,
+    wire_in: u64,
+    wire_out: u64,
+}
+
+impl Generator<'_> {
+    /// One day's sessions, until `n_day` spam messages are written.
+    fn day(&mut self, day: i64, n_day: u64) -> std::io::Result<()> {
+        let day_name = crate::date::format_day(day);
+        let mut sent = 0u64;
+        let mut second = 0u64;
+        while sent < n_day {
+            let mut s = self.open_session(&day_name, n_day, &mut second)?;
+            if !self.probed[s.source] {
+                self.probed[s.source] = true;
+                self.probe(&mut s)?;
+            }
+            let batch = (1 + self.rng.below(5)).min(n_day - sent);
+            for _ in 0..batch {
+                self.spam(&mut s, &day_name)?;
+                sent += 1;
+            }
+            self.close_session(s, &day_name)?;
+        }
+        Ok(())
+    }
+
+    /// Draws a session's source, sensor, proxy and time, and writes its
+    /// connect and proxy request events.
+    fn open_session(&mut self, day_name: &str, n_day: u64, second: &mut u64) -> std::io::Result<ProxySession> {
+        let rng = &mut self.rng;
+        let s = rng.weighted(&self.src_cum);
+        let (ip, a) = self.sources[s];
+        let sensor_no = 1 + rng.below(u64::from(self.p.sensors));
+        let sensor = format!("br-sp-{sensor_no:02}");
+        let site = site_of(sensor_no);
+        let port = BAIT_PORTS[rng.below(BAIT_PORTS.len() as u64) as usize];
+        let proxy_type = PROXY_TYPES[rng.weighted(&self.proxy_cum)].0;
+        let requested_port = if rng.below(10) == 0 { 587 } else { 25 };
+        self.session_no += 1;
+        let session = format!("{:016X}", self.session_no);
+        // Times increase within a day: 86,400 s shared by the day's sessions.
+        *second = (*second + 1 + rng.below(86_400 / (n_day / 3 + 1) + 1)).min(86_399);
+        let time = format!(
+            "{day_name}T{:02}:{:02}:{:02}.{:03}Z",
+            *second / 3600,
+            *second / 60 % 60,
+            *second % 60,
+            rng.below(1000)
+        );
+        let base = Event {
+            v: port25_capture::FORMAT_VERSION,
+            sensor: sensor.clone(),
+            time: time.clone(),
+            session: session.clone(),
+            src_ip: Some(ipv4(ip)),
+            src_port: Some(1024 + rng.below(60_000) as u16),
+            dst_port: Some(port),
+            protocol: Some("proxy".into()),
+            proxy_type: Some(proxy_type.into()),
+            site: Some(site.clone()),
+            ..Event::default()
+        };
+        self.truth.connections += 1;
+        self.truth.connections_abroad += u64::from(self.asns[a].country != "BR");
+        // Bytes on the wire: the handshake and SMTP dialogue, plus each
+        // message's body and recipients (see below).
+        let wire_in = 60 + rng.below(40);
+        let wire_out = 40 + rng.below(20);
+        self.sink.emit(
+            &Event { event: "port25.spampot.connect".into(), proxy_type: None, ..base.clone() },
+            &mut self.truth,
+        )?;
+        let mx = format!("mx{}.example.com", self.rng.below(50));
+        let requested = Destination { host: mx, port: requested_port };
+        self.sink.emit(
+            &Event { event: "port25.spampot.proxy.request".into(), requested: Some(requested.clone()), ..base.clone() },
+            &mut self.truth,
+        )?;
+        Ok(ProxySession { base, requested, session, sensor, source: s, port, in_session: 0, wire_in, wire_out })
+    }
+
+    /// A source's first message: the proxy test, counted apart as a probe.
+    fn probe(&mut self, ss: &mut ProxySession) -> std::io::Result<()> {
+        let s = ss.source;
+        let body =
+            format!("Subject: test\r\n\r\nproxy test {}:{} ok\r\n", sensor_address(&ss.sensor), ss.port).into_bytes();
+        let digest = store(&self.sink.bodies, &mut self.sink.stored, &body)?;
+        ss.in_session += 1;
+        ss.wire_in += body.len() as u64 + 120;
+        ss.wire_out += 150;
+        self.truth.probes += 1;
+        self.truth.probe_recipients += 1;
+        self.sink.emit(
+            &Event {
+                event: "port25.spampot.message".into(),
+                requested: Some(ss.requested.clone()),
+                helo: Some("checker".into()),
+                mail_from: Some(format!("check{s}@proxycheck.example")),
+                rcpt_to: vec![format!("check{s}@proxycheck.example")],
+                message_id: Some(format!("{}{:03}", ss.session, ss.in_session)),
+                size: Some(body.len() as u64),
+                duplicate: Some(digest.1),
+                digest: Some(digest.0),
+                probe: Some(true),
+                probe_reasons: vec![
+                    "first-message-from-source".into(),
+                    "single-recipient".into(),
+                    "mentions-sensor-address".into(),
+                ],
+                ..ss.base.clone()
+            },
+            &mut self.truth,
+        )
+    }
+
+    /// One spam message of a campaign variant, tallied in the truth as the
+    /// report must count it.
+    fn spam(&mut self, ss: &mut ProxySession, day_name: &str) -> std::io::Result<()> {
+        let (ip, a) = self.sources[ss.source];
+        let c = self.rng.weighted(&self.camp_cum) as u32;
+        let v = self.rng.below(u64::from(self.p.variants)) as u32;
+        let body = campaign_body(c, v, self.p.seed);
+        let digest = match self.digests.get(&(c, v)) {
+            Some(d) => (d.clone(), true),
+            None => {
+                let d = store(&self.sink.bodies, &mut self.sink.stored, &body)?;
+                self.digests.insert((c, v), d.0.clone());
+                self.truth.campaign_digests[c as usize].push(d.0.clone());
+                d
+            }
+        };
+        let n_rcpt = 1 + self.rng.below(18);
+        let rng = &mut self.rng;
+        let dom_cum = &self.dom_cum;
+        let rcpt: Vec<String> = (0..n_rcpt)
+            .map(|i| format!("u{}@{}", rng.below(1_000_000) + i, DOMAINS[rng.weighted(dom_cum)].0))
+            .collect();
+        ss.in_session += 1;
+        ss.wire_in += body.len() as u64 + 80 + 40 * n_rcpt;
+        ss.wire_out += 110 + 20 * n_rcpt;
+        let truth = &mut self.truth;
+        let operator = ss.base.site.as_ref().and_then(|x| x.operator.clone());
+        *truth.per_operator.entry(operator.unwrap_or_default()).or_default() += 1;
+        truth.emails += 1;
+        truth.recipients += n_rcpt;
+        *truth.per_day.entry(day_name.into()).or_default() += 1;
+        *truth.per_sensor.entry(ss.sensor.clone()).or_default() += 1;
+        *truth.per_country.entry(self.asns[a].country.into()).or_default() += 1;
+        *truth.per_asn.entry(self.asns[a].number).or_default() += 1;
+        *truth.per_ip.entry(ipv4(ip)).or_default() += 1;
+        *truth.per_proxy_type.entry(ss.base.proxy_type.clone().unwrap_or_default()).or_default() += 1;
+        *truth.per_port.entry(ss.requested.port).or_default() += 1;
+        *truth.per_digest.entry(digest.0.clone()).or_default() += 1;
+        for r in &rcpt {
+            let dom = r.split_once('@').map(|x| x.1).unwrap_or_default();
+            *truth.per_domain.entry(dom.into()).or_default() += 1;
+        }
+        self.sink.emit(
+            &Event {
+                event: "port25.spampot.message".into(),
+                requested: Some(ss.requested.clone()),
+                helo: Some(format!("host{}.example", self.rng.below(100))),
+                mail_from: Some(format!("sales{}@campaign{c}.example", self.rng.below(1000))),
+                rcpt_to: rcpt,
+                message_id: Some(format!("{}{:03}", ss.session, ss.in_session)),
+                size: Some(body.len() as u64),
+                duplicate: Some(digest.1),
+                digest: Some(digest.0),
+                probe: Some(false),
+                ..ss.base.clone()
+            },
+            &mut self.truth,
+        )
+    }
+
+    /// The session's close event with its wire counters, added to the
+    /// truth's bandwidth per sensor and day.
+    fn close_session(&mut self, ss: ProxySession, day_name: &str) -> std::io::Result<()> {
+        let ProxySession { base, sensor, in_session, wire_in, wire_out, .. } = ss;
+        self.sink.emit(
+            &Event {
+                event: "port25.spampot.session.closed".into(),
+                proxy_type: None,
+                messages: Some(in_session),
+                bytes: Some(in_session * 1200),
+                bytes_in: Some(wire_in),
+                bytes_out: Some(wire_out),
+                reason: Some("client quit".into()),
+                ..base
+            },
+            &mut self.truth,
+        )?;
+        let b = self.truth.bandwidth.entry(sensor).or_default().entry(day_name.into()).or_default();
+        b[0] += wire_in;
+        b[1] += wire_out;
+        Ok(())
+    }
 }
 
 /// The address a probe mentions: the sensor's (documentation range) address.

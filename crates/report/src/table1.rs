@@ -106,6 +106,29 @@ fn top<K: Clone + Ord, S>(m: &HashMap<K, u64, S>, n: usize) -> Vec<(K, u64)> {
     v
 }
 
+/// Spam counts by origin, from one enrichment lookup per source address.
+/// Empty without enrichment: the origin tables are then left out, and the
+/// address table shows no country or AS.
+#[derive(Default)]
+struct Origin {
+    by_country: HashMap<String, u64>,
+    ips_by_country: HashMap<String, u64>,
+    by_asn: HashMap<u32, u64>,
+    ips_by_asn: HashMap<u32, u64>,
+    /// An AS's country, as of the first of its addresses placed in one.
+    asn_country: HashMap<u32, String>,
+    ip_info: HashMap<std::net::IpAddr, crate::enrich::Info>,
+}
+
+/// Connections by where they came from, relative to `--home`.
+#[derive(Default)]
+struct ConnectionOrigin {
+    abroad: u64,
+    home: u64,
+    /// No layer places the address in a country (or it was unusable).
+    unknown: u64,
+}
+
 pub fn build(
     acc: &Accumulator,
     damage: Damage,
@@ -113,76 +136,113 @@ pub fn build(
     bodies: Option<&port25_capture::bodies::Bodies>,
     opt: &Options,
 ) -> CaptureReport {
+    // The notes keep the order the sections are computed in: tests and
+    // readers see them in the report as before the split.
     let mut notes = Vec::new();
     let enriched = !enricher.is_empty();
     if !enriched {
         notes.push("No enrichment given (--enrich): unique ASes, countries of origin and the AS and country tables are not computed.".into());
     }
-    let day_of = |t: &Option<String>| t.as_deref().and_then(crate::date::parse_day);
-    let (start, end) = (day_of(&acc.first), day_of(&acc.last));
-    let days = match (start, end) {
-        (Some(s), Some(e)) => (e - s + 1) as u64,
-        _ => 0,
+    let (origin, conn) = if enriched {
+        (origin_counts(acc, enricher, &mut notes), connection_origin(acc, enricher, &opt.home, &mut notes))
+    } else {
+        (Origin::default(), ConnectionOrigin::default())
     };
-    let spam = acc.spam;
+    let wire = wire_total(acc, &mut notes);
+    let table1 = table1_figures(acc, enriched, &origin, &conn, &wire);
 
-    // Origin: one lookup per address.
-    let mut by_country: HashMap<String, u64> = HashMap::new();
-    let mut ips_by_country: HashMap<String, u64> = HashMap::new();
-    let mut by_asn: HashMap<u32, u64> = HashMap::new();
-    let mut ips_by_asn: HashMap<u32, u64> = HashMap::new();
-    let mut asn_country: HashMap<u32, String> = HashMap::new();
-    let mut ip_info: HashMap<std::net::IpAddr, crate::enrich::Info> = HashMap::new();
+    let mut tables = vec![table1_table(&table1)];
+    tables.extend(time_and_sensor_tables(acc));
+    let (origin_tables, top5) = origin_tables(acc, enriched, &origin, opt);
+    tables.extend(origin_tables);
+    let (dest_tables, abroad) = destination_tables(acc, opt, &mut notes);
+    tables.extend(dest_tables);
+    tables.extend(proxy_tables(acc));
+    tables.extend(campaign_tables(acc, bodies, opt, &mut notes));
+    tables.extend(bandwidth_tables(acc));
+    tables.push(sensor_sites_table(acc));
+    if !opt.markers.is_empty() {
+        tables.push(crate::markers::table("before_after", &opt.markers, &capture_series(acc)));
+    }
+    let mut t = Table::new("event_kinds", "Events in the window by kind", &["event", "count"]);
+    for (k, n) in &acc.kinds {
+        t.push(vec![json!(k), json!(n)]);
+    }
+    tables.push(t);
+    damage_notes(acc, &damage, &mut notes);
+    CaptureReport {
+        table1,
+        top5_country_share: top5,
+        abroad_recipient_share: abroad,
+        enrichment: enricher.describe(),
+        notes,
+        damage,
+        tables,
+    }
+}
+
+/// Origin of the spam: one lookup per source address, as of the day of its
+/// first spam in the window (not one per event: that is what keeps a
+/// 100 M-event report fast).
+fn origin_counts(acc: &Accumulator, enricher: &Enricher, notes: &mut Vec<String>) -> Origin {
+    let mut o = Origin::default();
     let (mut no_country, mut no_asn) = (0u64, 0u64);
-    if enriched {
-        for (ip, s) in &acc.sources {
-            let info = enricher.lookup(*ip, s.first_day);
-            match info.country {
-                Some(c) => {
-                    let c = country_str(c);
-                    *by_country.entry(c.clone()).or_default() += s.count.emails;
-                    *ips_by_country.entry(c.clone()).or_default() += 1;
-                    for a in &info.asns {
-                        asn_country.entry(*a).or_insert(c.clone());
-                    }
+    for (ip, s) in &acc.sources {
+        let info = enricher.lookup(*ip, s.first_day);
+        match info.country {
+            Some(c) => {
+                let c = country_str(c);
+                *o.by_country.entry(c.clone()).or_default() += s.count.emails;
+                *o.ips_by_country.entry(c.clone()).or_default() += 1;
+                for a in &info.asns {
+                    o.asn_country.entry(*a).or_insert(c.clone());
                 }
-                None => no_country += s.count.emails,
             }
-            if info.asns.is_empty() {
-                no_asn += s.count.emails;
-            }
-            // A multi-origin prefix credits each of its ASes.
-            for a in &info.asns {
-                *by_asn.entry(*a).or_default() += s.count.emails;
-                *ips_by_asn.entry(*a).or_default() += 1;
-            }
-            ip_info.insert(*ip, info);
+            None => no_country += s.count.emails,
         }
-        if no_country > 0 {
-            notes.push(format!("{no_country} emails came from addresses no enrichment source places in a country."));
+        if info.asns.is_empty() {
+            no_asn += s.count.emails;
         }
-        if no_asn > 0 {
-            notes.push(format!("{no_asn} emails came from addresses no enrichment source maps to an AS."));
+        // A multi-origin prefix credits each of its ASes.
+        for a in &info.asns {
+            *o.by_asn.entry(*a).or_default() += s.count.emails;
+            *o.ips_by_asn.entry(*a).or_default() += 1;
         }
+        o.ip_info.insert(*ip, info);
     }
+    if no_country > 0 {
+        notes.push(format!("{no_country} emails came from addresses no enrichment source places in a country."));
+    }
+    if no_asn > 0 {
+        notes.push(format!("{no_asn} emails came from addresses no enrichment source maps to an AS."));
+    }
+    o
+}
 
-    // Connections: one lookup per connecting address, as of its first
-    // connection in the window.
-    let (mut conn_abroad, mut conn_home, mut conn_unknown) = (0u64, 0u64, 0u64);
-    if enriched {
-        for (ip, s) in &acc.conn_sources {
-            match enricher.lookup(*ip, s.first_day).country {
-                Some(c) if country_str(c) == opt.home => conn_home += s.count.emails,
-                Some(_) => conn_abroad += s.count.emails,
-                None => conn_unknown += s.count.emails,
-            }
-        }
-        conn_unknown += acc.conn_unusable;
-        if conn_unknown > 0 {
-            notes.push(format!("{conn_unknown} connections came from addresses no enrichment source places in a country: not in the share from abroad."));
+/// Connections: one lookup per connecting address, as of its first
+/// connection in the window.
+fn connection_origin(acc: &Accumulator, enricher: &Enricher, home: &str, notes: &mut Vec<String>) -> ConnectionOrigin {
+    let mut c = ConnectionOrigin::default();
+    for (ip, s) in &acc.conn_sources {
+        match enricher.lookup(*ip, s.first_day).country {
+            Some(cc) if country_str(cc) == home => c.home += s.count.emails,
+            Some(_) => c.abroad += s.count.emails,
+            None => c.unknown += s.count.emails,
         }
     }
-    let connections = acc.conn_per_day.values().sum::<u64>();
+    c.unknown += acc.conn_unusable;
+    if c.unknown > 0 {
+        notes.push(format!(
+            "{} connections came from addresses no enrichment source places in a country: not in the share from abroad.",
+            c.unknown
+        ));
+    }
+    c
+}
+
+/// Wire counters over all sensors and days; sessions without counters are
+/// said in a note, as their bytes are unknown, not zero.
+fn wire_total(acc: &Accumulator, notes: &mut Vec<String>) -> crate::stats::Wire {
     let mut wire = crate::stats::Wire::default();
     for w in acc.wire.values() {
         wire.add(*w);
@@ -194,8 +254,25 @@ pub fn build(
             wire.sessions
         ));
     }
+    wire
+}
 
-    let table1 = Table1 {
+/// The figures of Table 1; those that need enrichment are None without it.
+fn table1_figures(
+    acc: &Accumulator,
+    enriched: bool,
+    origin: &Origin,
+    conn: &ConnectionOrigin,
+    wire: &crate::stats::Wire,
+) -> Table1 {
+    let day_of = |t: &Option<String>| t.as_deref().and_then(crate::date::parse_day);
+    let (start, end) = (day_of(&acc.first), day_of(&acc.last));
+    let days = match (start, end) {
+        (Some(s), Some(e)) => (e - s + 1) as u64,
+        _ => 0,
+    };
+    let spam = acc.spam;
+    Table1 {
         start: start.map(crate::date::format_day),
         end: end.map(crate::date::format_day),
         days,
@@ -205,25 +282,26 @@ pub fn build(
         recipients_per_spam: if spam.emails == 0 { 0.0 } else { round2(spam.recipients as f64 / spam.emails as f64) },
         emails_per_day: spam.emails.checked_div(days).unwrap_or(0),
         unique_ips: acc.sources.len() as u64,
-        unique_asns: enriched.then_some(by_asn.len() as u64),
-        countries: enriched.then_some(by_country.len() as u64),
+        unique_asns: enriched.then_some(origin.by_asn.len() as u64),
+        countries: enriched.then_some(origin.by_country.len() as u64),
         probes: acc.probes.emails,
         probe_recipients: acc.probes.recipients,
         probe_sources: acc.probe_sources.len() as u64,
-        connections,
-        connections_abroad_pct: (enriched && conn_abroad + conn_home > 0)
-            .then(|| round2(conn_abroad as f64 * 100.0 / (conn_abroad + conn_home) as f64)),
-        connections_abroad: enriched.then_some(conn_abroad),
-        connections_unknown_country: enriched.then_some(conn_unknown),
+        connections: acc.conn_per_day.values().sum::<u64>(),
+        connections_abroad_pct: (enriched && conn.abroad + conn.home > 0)
+            .then(|| round2(conn.abroad as f64 * 100.0 / (conn.abroad + conn.home) as f64)),
+        connections_abroad: enriched.then_some(conn.abroad),
+        connections_unknown_country: enriched.then_some(conn.unknown),
         bytes_in: wire.bytes_in,
         bytes_out: wire.bytes_out,
         sessions: wire.sessions,
         sessions_without_counters: wire.sessions - wire.counted,
-    };
+    }
+}
 
-    let mut tables = Vec::new();
+/// Table 1 as a table, in the white paper's order and with its wording.
+fn table1_table(table1: &Table1) -> Table {
     let mut t = Table::new("table1", "Table 1: captured spam (probes counted apart)", &["figure", "value"]);
-    // In the white paper's order, with its wording.
     let rows: [(&str, Value); 19] = [
         ("Start of data collection", json!(table1.start)),
         ("End of data collection", json!(table1.end)),
@@ -248,8 +326,14 @@ pub fn build(
     for (k, v) in rows {
         t.push(vec![json!(k), v]);
     }
-    tables.push(t);
+    t
+}
 
+/// The series: spam and connections per day, spam per sensor and per
+/// sensor per day.
+fn time_and_sensor_tables(acc: &Accumulator) -> Vec<Table> {
+    let spam = acc.spam;
+    let mut tables = Vec::new();
     let mut t = Table::new("per_day", "Spam per day", &["day", "emails", "recipients", "probes"]);
     for (d, (c, p)) in &acc.per_day {
         t.push(vec![json!(crate::date::format_day(*d)), json!(c.emails), json!(c.recipients), json!(p)]);
@@ -274,15 +358,22 @@ pub fn build(
         }
     }
     tables.push(t);
+    tables
+}
 
+/// Origin tables: top countries and ASes (only with enrichment) and top
+/// source addresses; with the top five countries' share of the spam.
+fn origin_tables(acc: &Accumulator, enriched: bool, origin: &Origin, opt: &Options) -> (Vec<Table>, Option<f64>) {
+    let spam = acc.spam;
+    let mut tables = Vec::new();
     let mut top5 = None;
     if enriched {
         let mut t =
             Table::new("top_countries", "Origin: countries", &["rank", "country", "emails", "share_pct", "ips"]);
-        let list = top(&by_country, opt.top);
+        let list = top(&origin.by_country, opt.top);
         top5 = Some(round2(list.iter().take(5).map(|x| x.1).sum::<u64>() as f64 * 100.0 / spam.emails.max(1) as f64));
         for (i, (c, n)) in list.iter().enumerate() {
-            t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.emails), json!(ips_by_country[c])]);
+            t.push(vec![json!(i + 1), json!(c), json!(n), pct(*n, spam.emails), json!(origin.ips_by_country[c])]);
         }
         tables.push(t);
         let mut t = Table::new(
@@ -290,14 +381,14 @@ pub fn build(
             "Origin: autonomous systems",
             &["rank", "asn", "country", "emails", "share_pct", "ips"],
         );
-        for (i, (a, n)) in top(&by_asn, opt.top).iter().enumerate() {
+        for (i, (a, n)) in top(&origin.by_asn, opt.top).iter().enumerate() {
             t.push(vec![
                 json!(i + 1),
                 json!(a),
-                json!(asn_country.get(a)),
+                json!(origin.asn_country.get(a)),
                 json!(n),
                 pct(*n, spam.emails),
-                json!(ips_by_asn[a]),
+                json!(origin.ips_by_asn[a]),
             ]);
         }
         tables.push(t);
@@ -306,14 +397,21 @@ pub fn build(
     let mut t =
         Table::new("top_ips", "Origin: source addresses", &["rank", "ip", "country", "asn", "emails", "share_pct"]);
     for (i, (ip, n)) in top(&per_ip, opt.top).iter().enumerate() {
-        let info = ip_info.get(ip);
+        let info = origin.ip_info.get(ip);
         let cc = info.and_then(|x| x.country).map(country_str);
         let asn =
             info.map(|x| x.asns.iter().map(|a| a.to_string()).collect::<Vec<_>>().join("_")).filter(|s| !s.is_empty());
         t.push(vec![json!(i + 1), json!(ip.to_string()), json!(cc), json!(asn), json!(n), pct(*n, spam.emails)]);
     }
     tables.push(t);
+    (tables, top5)
+}
 
+/// Destination tables: recipient domains and their ccTLD countries; with
+/// the share of recipients abroad from `--home`.
+fn destination_tables(acc: &Accumulator, opt: &Options, notes: &mut Vec<String>) -> (Vec<Table>, Option<f64>) {
+    let spam = acc.spam;
+    let mut tables = Vec::new();
     let mut t =
         Table::new("dest_domains", "Destination: recipient domains", &["rank", "domain", "recipients", "share_pct"]);
     for (i, (d, n)) in top(&acc.domains, opt.top).iter().enumerate() {
@@ -340,26 +438,34 @@ pub fn build(
         "Destination country is the recipient domain's ccTLD; generic TLDs (.com, .net..., shown as gTLD) are counted as abroad from {} (DNS MX lookup is not done).",
         opt.home
     ));
+    (tables, abroad)
+}
 
+/// What the spammers asked of the proxy: its type, and the destination
+/// ports requested (by spam sent and by handshakes).
+fn proxy_tables(acc: &Accumulator) -> Vec<Table> {
+    let spam = acc.spam;
     let mut t = Table::new("proxy_types", "Proxy type used for spam", &["proxy_type", "emails", "share_pct"]);
     for (k, n) in &acc.proxy_types {
         t.push(vec![json!(k), json!(n), pct(*n, spam.emails)]);
     }
-    tables.push(t);
-    let mut t = Table::new("requested_ports", "Destination port requested", &["port", "emails", "handshakes"]);
+    let mut ports_table =
+        Table::new("requested_ports", "Destination port requested", &["port", "emails", "handshakes"]);
     let ports: std::collections::BTreeSet<u16> =
         acc.requested_ports.keys().chain(acc.handshake_ports.keys()).copied().collect();
     for p in ports {
-        t.push(vec![
+        ports_table.push(vec![
             json!(p),
             json!(acc.requested_ports.get(&p).copied().unwrap_or(0)),
             json!(acc.handshake_ports.get(&p).copied().unwrap_or(0)),
         ]);
     }
-    tables.push(t);
+    vec![t, ports_table]
+}
 
-    tables.extend(campaign_tables(acc, bodies, opt, &mut notes));
-
+/// Bytes on the wire per sensor per day, and per sensor with the mean per
+/// day over the days it had sessions.
+fn bandwidth_tables(acc: &Accumulator) -> Vec<Table> {
     let mut t = Table::new(
         "bandwidth",
         "Bytes on the wire per sensor per day (sessions closed that day)",
@@ -375,14 +481,13 @@ pub fn build(
             json!(w.bytes_out),
         ]);
     }
-    tables.push(t);
     let mut per_sensor: BTreeMap<&str, (crate::stats::Wire, u64)> = BTreeMap::new();
     for ((sensor, _), w) in &acc.wire {
         let e = per_sensor.entry(sensor).or_default();
         e.0.add(*w);
         e.1 += 1;
     }
-    let mut t = Table::new(
+    let mut per_sensor_table = Table::new(
         "bandwidth_per_sensor",
         "Bytes on the wire per sensor (mean per day over the days with sessions)",
         &[
@@ -397,7 +502,7 @@ pub fn build(
         ],
     );
     for (sensor, (w, days)) in &per_sensor {
-        t.push(vec![
+        per_sensor_table.push(vec![
             json!(sensor),
             json!(days),
             json!(w.sessions),
@@ -408,7 +513,11 @@ pub fn build(
             json!(w.bytes_out / days),
         ]);
     }
-    tables.push(t);
+    vec![t, per_sensor_table]
+}
+
+/// Every sensor seen (by spam or by its [site] record) and where it sits.
+fn sensor_sites_table(acc: &Accumulator) -> Table {
     let mut t = Table::new(
         "sensor_sites",
         "Sensors and where they sit ([site] in their configuration)",
@@ -428,16 +537,12 @@ pub fn build(
             json!(acc.per_sensor.get(s).map_or(0, |x| x.0.emails)),
         ]);
     }
-    tables.push(t);
-    if !opt.markers.is_empty() {
-        tables.push(crate::markers::table("before_after", &opt.markers, &capture_series(acc)));
-    }
+    t
+}
 
-    let mut t = Table::new("event_kinds", "Events in the window by kind", &["event", "count"]);
-    for (k, n) in &acc.kinds {
-        t.push(vec![json!(k), json!(n)]);
-    }
-    tables.push(t);
+/// What was skipped: damaged log lines and events that could not be
+/// counted, so that the figures are not taken as complete.
+fn damage_notes(acc: &Accumulator, damage: &Damage, notes: &mut Vec<String>) {
     if damage.bad_lines + damage.torn_tails > 0 {
         notes.push(format!(
             "{} bad line(s) and {} torn tail(s) in the capture log were skipped (see damage).",
@@ -449,15 +554,6 @@ pub fn build(
             "{} message event(s) had no usable source address or time and were not counted.",
             acc.unusable
         ));
-    }
-    CaptureReport {
-        table1,
-        top5_country_share: top5,
-        abroad_recipient_share: abroad,
-        enrichment: enricher.describe(),
-        notes,
-        damage,
-        tables,
     }
 }
 
