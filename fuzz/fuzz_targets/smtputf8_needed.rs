@@ -1,4 +1,4 @@
-//! Whether a spooled message needs SMTPUTF8: port25_queue::smtputf8::needed.
+//! Whether a spooled message needs SMTPUTF8: port25_spool::smtputf8::needed.
 //! Properties: see port25_fuzz::queue::smtputf8_needed.
 #![no_main]
 

@@ -1,10 +1,10 @@
-//! Spool batch files: port25_queue::record::{decode_batch, encode_batch}.
+//! Spool batch files: port25_spool::record::{decode_batch, encode_batch}.
 //! The same bytes are decoded as a batch file (raw and with repaired
 //! checksums) and read through `arbitrary` as messages to round-trip.
 #![no_main]
 
 use arbitrary::{Arbitrary, Unstructured};
-use port25_queue::SpooledMessage;
+use port25_spool::SpooledMessage;
 
 #[derive(Arbitrary, Debug)]
 struct Message {

@@ -1,7 +1,7 @@
-//! Properties of the spool's batch-file format (`port25_queue::record`).
+//! Properties of the spool's batch-file format (`port25_spool::record`).
 
-use port25_queue::record::{decode_batch, encode_batch, MAGIC};
-use port25_queue::SpooledMessage;
+use port25_spool::record::{decode_batch, encode_batch, MAGIC};
+use port25_spool::SpooledMessage;
 
 /// CRC-32 (IEEE), bit by bit: independent of the crate under test.
 pub fn crc32(data: &[u8]) -> u32 {
@@ -79,7 +79,7 @@ pub fn round_trip(msgs: &[SpooledMessage], cut: usize) {
     }
 }
 
-/// `smtputf8_needed` (port25_queue::smtputf8::needed, read by the outbound
+/// `smtputf8_needed` (port25_spool::smtputf8::needed, read by the outbound
 /// and LMTP clients): the input is split at its first NUL into an envelope
 /// sender and the message. Never panics; a non-ASCII sender always needs
 /// SMTPUTF8; an all-ASCII header section never does.
@@ -88,7 +88,7 @@ pub fn smtputf8_needed(data: &[u8]) {
         Some(i) => (String::from_utf8_lossy(&data[..i]).into_owned(), &data[i + 1..]),
         None => (String::new(), data),
     };
-    let needed = port25_queue::smtputf8::needed(&from, ["r@example.org"], content);
+    let needed = port25_spool::smtputf8::needed(&from, ["r@example.org"], content);
     if !from.is_ascii() {
         assert!(needed, "{from:?}");
     }

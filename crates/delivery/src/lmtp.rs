@@ -120,7 +120,7 @@ impl Lmtp {
             for w in work {
                 // RFC 6531: SMTPUTF8 when the message needs it; a server
                 // without it cannot take the message (5.6.7), as outbound.
-                let utf8 = port25_queue::smtputf8::needed(
+                let utf8 = port25_spool::smtputf8::needed(
                     &w.message.from,
                     w.rcpts.iter().map(|&r| w.message.rcpts[r].as_str()),
                     &w.message.content,

@@ -24,7 +24,7 @@ use crate::maildir::Maildir;
 use crate::outcome::{RcptOutcome, Work};
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{BatchRef, DoneLog, Spool, SpooledMessage};
+use port25_spool::{BatchRef, DoneLog, Spool, SpooledMessage};
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;

@@ -184,7 +184,7 @@ fn already_delivered(dir: &Path, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use port25_queue::SpooledMessage;
+    use port25_spool::SpooledMessage;
     use std::sync::Arc;
 
     fn work(rcpts: &[&str]) -> Work {

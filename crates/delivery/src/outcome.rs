@@ -12,7 +12,7 @@ pub enum RcptOutcome {
 /// One message and the recipients (indices into its `rcpts`) to deliver.
 #[derive(Debug, Clone)]
 pub struct Work {
-    pub message: std::sync::Arc<port25_queue::SpooledMessage>,
+    pub message: std::sync::Arc<port25_spool::SpooledMessage>,
     pub index: usize,
     pub rcpts: Vec<usize>,
 }

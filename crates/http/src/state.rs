@@ -12,7 +12,7 @@ use port25_accounts::migration::{self, DomainReport};
 use port25_accounts::Accounts;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{Gauges, QueueStatus};
+use port25_spool::{Gauges, QueueStatus};
 use std::sync::{Arc, Mutex};
 
 pub struct AppState {
@@ -132,16 +132,16 @@ impl AppState {
         type Field = fn(&QueueStatus) -> f64;
         let fields: [(&str, &str, Field); 5] = [
             (
-                "port25_queue_messages",
+                "port25_spool_messages",
                 "Spooled messages with a recipient not delivered yet, per queue (local, outbound).",
                 |q| q.messages as f64,
             ),
-            ("port25_queue_recipients", "Recipients not delivered yet, per queue.", |q| q.recipients as f64),
-            ("port25_queue_oldest_age_seconds", "Age of the oldest message still waiting, per queue.", |q| {
+            ("port25_spool_recipients", "Recipients not delivered yet, per queue.", |q| q.recipients as f64),
+            ("port25_spool_oldest_age_seconds", "Age of the oldest message still waiting, per queue.", |q| {
                 q.oldest_age as f64
             }),
-            ("port25_queue_bytes", "Size of the queue's batch files.", |q| q.bytes as f64),
-            ("port25_queue_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", |q| {
+            ("port25_spool_bytes", "Size of the queue's batch files.", |q| q.bytes as f64),
+            ("port25_spool_quarantined", "Batch files set aside as damaged (see port25.spool.quarantined).", |q| {
                 q.quarantined as f64
             }),
         ];

@@ -24,7 +24,7 @@ use port25_engine::address::{Domain, ForwardPath, Mailbox};
 use port25_engine::{Decision, Envelope, Hooks, Message, Reply, SessionInfo};
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{Spool, SpooledMessage};
+use port25_spool::{Spool, SpooledMessage};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
@@ -429,7 +429,7 @@ mod tests {
 
     fn policy(dir: &std::path::Path, delimiter: char) -> MxPolicy {
         let (spool, _) =
-            Spool::open(dir, tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+            Spool::open(dir, tokio::sync::mpsc::unbounded_channel().0, port25_spool::Gauges::default()).unwrap();
         let config = MxConfig {
             domains: vec!["example.net".into(), "open.example".into()],
             recipients: Some(vec!["alice@example.net".into()]),
@@ -481,7 +481,7 @@ mod tests {
         let (spool, _) = Spool::open(
             &dir.path().join("m"),
             tokio::sync::mpsc::unbounded_channel().0,
-            port25_queue::Gauges::default(),
+            port25_spool::Gauges::default(),
         )
         .unwrap();
         let config = MxConfig {
@@ -500,7 +500,7 @@ mod tests {
         // With Maildir, a listed mailbox that cannot be a directory name is
         // refused now rather than failing at delivery.
         let (spool, _) =
-            Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0, port25_queue::Gauges::default()).unwrap();
+            Spool::open(dir.path(), tokio::sync::mpsc::unbounded_channel().0, port25_spool::Gauges::default()).unwrap();
         let config = MxConfig {
             domains: vec!["example.net".into()],
             recipients: Some(vec!["o/brien@example.net".into(), "ok@example.net".into()]),

@@ -17,7 +17,7 @@ use crate::dsn::{self, Kind, RcptReport};
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{Spool, SpooledMessage};
+use port25_spool::{Spool, SpooledMessage};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;

@@ -4,7 +4,7 @@
 //! next message for the same destination instead of reconnecting).
 //!
 //! SMTPUTF8 (RFC 6531) goes on MAIL FROM when the message needs it
-//! (port25_queue::smtputf8); a server that does not offer it gets no such
+//! (port25_spool::smtputf8); a server that does not offer it gets no such
 //! message: its recipients fail with 5.6.7.
 //!
 //! With PIPELINING (RFC 2920) MAIL, every RCPT and DATA go out in one
@@ -290,7 +290,7 @@ impl Session {
         // RFC 6531 §3.4: a message that needs SMTPUTF8 is not sent to a
         // server without it (no downgrade): it fails, and the sender gets
         // a DSN, rather than arrive with its addresses or headers mangled.
-        let utf8 = port25_queue::smtputf8::needed(from, rcpts.iter().copied(), content);
+        let utf8 = port25_spool::smtputf8::needed(from, rcpts.iter().copied(), content);
         if utf8 && !self.ext.smtputf8 {
             let reply =
                 format!("550 5.6.7 {} does not support SMTPUTF8 (RFC 6531), which this message needs for its non-ASCII addresses or header fields", self.host);

@@ -28,7 +28,7 @@
 use crate::client::ConnectFailure;
 use crate::route::Candidate;
 use crate::tls_policy::TlsPolicy;
-use port25_queue::SpooledMessage;
+use port25_spool::SpooledMessage;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};

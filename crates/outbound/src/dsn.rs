@@ -3,7 +3,7 @@
 //! for mail that is still being retried. Pure: the queue decides when and
 //! to whom (never to a null sender, RFC 5321 §6.1); this only writes bytes.
 
-use port25_queue::SpooledMessage;
+use port25_spool::SpooledMessage;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -12,7 +12,7 @@
 use crate::state::{encode_history, encode_state, parse_history, parse_state, HistoryLine, RcptState};
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{DoneLog, Spool};
+use port25_spool::{DoneLog, Spool};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;

@@ -41,7 +41,7 @@ pub mod tls_policy;
 pub use queue::run;
 pub use settings::{Settings, Smarthost};
 
-use port25_queue::{Spool, SpoolError, SpooledMessage};
+use port25_spool::{Spool, SpoolError, SpooledMessage};
 
 /// Hands messages to the outbound queue: DKIM-signed when the From:
 /// domain has a key, stored durably (fsynced) before `enqueue` returns,

@@ -29,7 +29,7 @@ use crate::tls_policy::{policy_for, TlsPolicy};
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
-use port25_queue::{BatchRef, Spool, SpooledMessage};
+use port25_spool::{BatchRef, Spool, SpooledMessage};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;

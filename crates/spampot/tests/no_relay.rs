@@ -47,7 +47,7 @@ fn no_delivery_or_queue_crate_and_no_mail_client_in_the_dependency_closure() {
     let deps = dependency_closure();
     assert!(deps.contains("port25-engine") && deps.contains("port25-capture"), "{deps:?}");
     for forbidden in
-        ["port25-delivery", "port25-queue", "lettre", "mail-send", "reqwest", "hyper", "ureq", "hickory-resolver"]
+        ["port25-delivery", "port25-spool", "lettre", "mail-send", "reqwest", "hyper", "ureq", "hickory-resolver"]
     {
         assert!(!deps.contains(forbidden), "the spampot must not depend on {forbidden}: {deps:?}");
     }

@@ -515,7 +515,7 @@ impl SubmissionPolicy {
                     }
                 }
             }
-            let spooled = port25_queue::SpooledMessage {
+            let spooled = port25_spool::SpooledMessage {
                 id: id.clone(),
                 received_at: port25_time::unix_secs(),
                 peer: info.peer.to_string(),

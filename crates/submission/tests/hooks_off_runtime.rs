@@ -21,10 +21,10 @@ use std::time::Duration;
 fn policy(dir: &std::path::Path) -> (SubmissionPolicy, Arc<Accounts>) {
     let accounts = Arc::new(Accounts::open(&dir.join("accounts.db"), None).unwrap());
     accounts.add("alice@example.net", "correct horse", &[]).unwrap();
-    let (spool, _) = port25_queue::Spool::open(
+    let (spool, _) = port25_spool::Spool::open(
         &dir.join("spool"),
         tokio::sync::mpsc::unbounded_channel().0,
-        port25_queue::Gauges::default(),
+        port25_spool::Gauges::default(),
     )
     .unwrap();
     let mx_config = MxConfig {

@@ -10,7 +10,7 @@ use port25_engine::SessionInfo;
 use port25_events as ev;
 use port25_events::emit;
 use port25_outbound::bounce::LocalMailboxes;
-use port25_queue::{Spool, SpooledMessage};
+use port25_spool::{Spool, SpooledMessage};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;

@@ -6,7 +6,7 @@ use port25_config::Config;
 use port25_outbound::bounce::{DsnStore, LocalMailboxes};
 use port25_outbound::dns::{resolv_conf_servers, Dns};
 use port25_outbound::Enqueuer;
-use port25_queue::Spool;
+use port25_spool::Spool;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +53,7 @@ pub fn start(
     config: &Config,
     local: Spool,
     mailboxes: Arc<dyn LocalMailboxes>,
-    gauges: port25_queue::Gauges,
+    gauges: port25_spool::Gauges,
     holds: port25_outbound::settings::Holds,
 ) -> anyhow::Result<Running> {
     let mut servers = config.outbound.nameservers.clone();

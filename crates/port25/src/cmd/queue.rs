@@ -10,7 +10,7 @@
 use port25_outbound::control::Control;
 use port25_outbound::journal::{read_history, read_states};
 use port25_outbound::state::RcptState;
-use port25_queue::scan::{Batch, Scan};
+use port25_spool::scan::{Batch, Scan};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

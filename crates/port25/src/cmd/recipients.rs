@@ -17,7 +17,7 @@ use port25_delivery::Target;
 use port25_mx::directory::{Answer, CacheSettings, Cached, Exists, RecipientDirectory};
 use port25_mx::{MxConfig, MxPolicy};
 use port25_outbound::bounce::{LocalMailboxes, MailboxAnswer};
-use port25_queue::Spool;
+use port25_spool::Spool;
 use std::sync::Arc;
 use std::time::Duration;
 

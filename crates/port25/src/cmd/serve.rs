@@ -10,7 +10,7 @@ use port25_config::{Config, Service, TlsMode};
 use port25_events as ev;
 use port25_events::emit;
 use port25_outbound::bounce::LocalMailboxes;
-use port25_queue::Spool;
+use port25_spool::Spool;
 use port25_submission::SubmissionPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -11,7 +11,7 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_http::state::AppState;
 use port25_http::{ClientSettings, Metrics, Readiness};
-use port25_queue::Gauges;
+use port25_spool::Gauges;
 use std::sync::{Arc, Mutex};
 use tokio_util::sync::CancellationToken;
 

@@ -295,13 +295,13 @@ fn metrics_parse_with_prometheus_client_and_count_what_happened() {
     assert_eq!(v("port25_rejections_total{\"reason\":\"5.7.1\",\"stage\":\"smtp_rcpt_rejected\"}"), 1.0);
     assert_eq!(v("port25_auth_failures_total{\"reason\":\"wrong password\"}"), 1.0);
     assert_eq!(v("port25_delivery_total{\"outcome\":\"delivered\"}"), 1.0);
-    assert_eq!(v("port25_queue_messages{\"queue\":\"local\"}"), 0.0);
-    assert_eq!(v("port25_queue_recipients{\"queue\":\"local\"}"), 0.0);
-    assert_eq!(v("port25_queue_messages{\"queue\":\"outbound\"}"), 0.0);
+    assert_eq!(v("port25_spool_messages{\"queue\":\"local\"}"), 0.0);
+    assert_eq!(v("port25_spool_recipients{\"queue\":\"local\"}"), 0.0);
+    assert_eq!(v("port25_spool_messages{\"queue\":\"outbound\"}"), 0.0);
     assert_eq!(v("port25_ready{}"), 1.0);
     assert_eq!(v("port25_migration_threshold_percent{}"), 90.0);
     assert_eq!(m["#type port25_rejections"], "counter");
-    assert_eq!(m["#type port25_queue_oldest_age_seconds"], "gauge");
+    assert_eq!(m["#type port25_spool_oldest_age_seconds"], "gauge");
 
     // Migration share per domain: one login on submission.
     let mut p = Client::open(addr(&s, "plain"));

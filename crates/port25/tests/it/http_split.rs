@@ -112,10 +112,10 @@ fn metrics_is_private_and_reads_no_spool_file() {
             .unwrap_or_else(|| panic!("no {name} in\n{metrics}"));
         line.rsplit_once(' ').unwrap().1.parse().unwrap()
     };
-    assert_eq!(sample("port25_queue_messages"), N as f64);
-    assert_eq!(sample("port25_queue_recipients"), N as f64);
-    assert_eq!(sample("port25_queue_bytes"), on_disk as f64);
-    assert!(sample("port25_queue_oldest_age_seconds") < 60.0);
+    assert_eq!(sample("port25_spool_messages"), N as f64);
+    assert_eq!(sample("port25_spool_recipients"), N as f64);
+    assert_eq!(sample("port25_spool_bytes"), on_disk as f64);
+    assert!(sample("port25_spool_oldest_age_seconds") < 60.0);
     let opened = opens.names();
     assert!(opened.is_empty(), "/metrics opened spool files: {opened:?}");
     // The watch does see an open (so the empty list above means something).

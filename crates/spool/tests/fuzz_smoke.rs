@@ -14,7 +14,7 @@ mod checks;
 #[path = "../../../fuzz/src/smoke.rs"]
 mod smoke;
 
-use port25_queue::SpooledMessage;
+use port25_spool::SpooledMessage;
 use smoke::{seeds, Mutator, Rng};
 
 const SPECIAL: &[u8] = b"\r\n.\0 <>@\":\\[],\t\x7f\xff";
@@ -63,7 +63,7 @@ fn mutated_encodings_of_random_messages() {
     let corpus = seeds("spool_record");
     for _ in 0..1500 {
         let msgs: Vec<SpooledMessage> = (0..1 + rng.below(3)).map(|_| message(&mut rng)).collect();
-        let bytes = port25_queue::record::encode_batch(&msgs);
+        let bytes = port25_spool::record::encode_batch(&msgs);
         let m = MUTATOR.mutate(&mut rng, &bytes, &corpus);
         // spool_record also decodes the mutant with repaired checksums, so
         // the damage reaches the field decoder.
@@ -85,17 +85,17 @@ fn test_crc_matches_the_format() {
         content: b"c".to_vec(),
         from_mx: false,
     }];
-    let bytes = port25_queue::record::encode_batch(&msgs);
+    let bytes = port25_spool::record::encode_batch(&msgs);
     assert_eq!(checks::fix_crcs(&bytes), bytes);
     let mut damaged = bytes.clone();
     *damaged.last_mut().unwrap() ^= 1;
-    assert!(port25_queue::record::decode_batch(&damaged).is_err());
-    assert_eq!(port25_queue::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content, b"b");
+    assert!(port25_spool::record::decode_batch(&damaged).is_err());
+    assert_eq!(port25_spool::record::decode_batch(&checks::fix_crcs(&damaged)).unwrap()[0].content, b"b");
 }
 
 #[test]
 fn envelopes_agree_with_the_decoder_and_survive_mutation() {
-    use port25_queue::record::{encode_message, envelope, Envelope};
+    use port25_spool::record::{encode_message, envelope, Envelope};
     let mut rng = Rng(0x5eed_0104);
     let corpus = seeds("spool_record");
     for _ in 0..3000 {
