@@ -150,7 +150,8 @@ fn collector_caps_connections_per_address_and_overall() {
     // counts it when it accepts it, a moment later on a loaded machine.
     let start = Instant::now();
     while curl_from("127.0.0.3", &s) != "000" {
-        assert!(start.elapsed() < Duration::from_secs(10), "over the overall cap every address is refused");
+        // 30 s: once in five full runs of the suite 10 s were not enough.
+        assert!(start.elapsed() < Duration::from_secs(30), "over the overall cap every address is refused");
         std::thread::sleep(Duration::from_millis(50));
     }
     wait_refused(&s, "too many connections");
