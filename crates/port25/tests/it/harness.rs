@@ -366,3 +366,20 @@ pub fn python_peer(script: &str, args: &[&std::ffi::OsStr], missing: &str) -> Ch
     assert_eq!(line.trim(), "ready", "the Python test peer did not start ({missing})");
     child
 }
+
+/// `port25 ARGS` on a pseudo-terminal (tests/it/pty_run.py): everything written there.
+pub fn on_terminal(args: &[&str]) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py"))
+        .arg(BIN)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "port25 {args:?} on a terminal: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

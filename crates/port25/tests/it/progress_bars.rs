@@ -3,29 +3,12 @@
 //! nothing when standard error is a pipe or with --quiet; what they print
 //! on standard output is the same either way.
 
-use crate::harness::BIN;
+use crate::harness::{on_terminal, BIN};
 use std::path::Path;
 use std::process::Command;
 
 fn p(path: &Path) -> &str {
     path.to_str().unwrap()
-}
-
-/// `port25 ARGS` on a pseudo-terminal (tests/it/pty_run.py): everything written there.
-fn on_terminal(args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py"))
-        .arg(BIN)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "port25 {args:?} on a terminal: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn piped(args: &[&str]) -> (String, String) {

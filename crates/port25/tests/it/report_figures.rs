@@ -328,23 +328,6 @@ fn layout(chromium: &Path, out_dir: &Path, width: u32) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `port25 ARGS` on a pseudo-terminal: everything it wrote there.
-fn on_terminal(args: &[&str]) -> String {
-    let out = Command::new("python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/pty_run.py"))
-        .arg(BIN)
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "port25 {args:?} on a terminal: {}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Progress bars on a terminal; none in a pipe or with --quiet (no control
 /// characters in logs), and the summary on standard output is the same.
 #[test]
