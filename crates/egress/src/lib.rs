@@ -13,7 +13,9 @@
 //! - answers "why is this address blocked" and "what does this change do"
 //!   ([`check`], [`diff`]);
 //! - parses NetFlow v5/v9 and IPFIX ([`flow`], pure, no I/O) and turns flow
-//!   records into the list of subscribers still trying port 25 ([`report`]);
+//!   records into the list of subscribers still trying port 25 ([`report`]),
+//!   with fixed-size state per subscriber ([`window`]): memory follows the
+//!   subscribers, never the flows;
 //! - names the subscriber behind a flow's address at the flow's time from
 //!   RADIUS accounting and DHCP leases ([`attribution`], pure parsers);
 //! - reads nfdump's own files ([`flow::nfcapd`]) as a flow source;
@@ -33,3 +35,4 @@ pub mod prefix;
 pub mod publish;
 pub mod report;
 pub mod table;
+pub mod window;

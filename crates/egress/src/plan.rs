@@ -252,7 +252,10 @@ pub struct NetworkPlan {
 pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber {
     let known: Vec<(IpAddr, u64, Option<&Provider>)> =
         row.destinations.iter().map(|&(ip, n)| (ip, n, provider_of(providers, ip))).collect();
-    let all_known = !known.is_empty() && known.iter().all(|k| k.2.is_some());
+    // Past the per-row cap only the first destinations are listed: the
+    // rest are unknown, so not "all known" (someone must look).
+    let all_listed = row.destinations.len() == row.distinct_destinations;
+    let all_known = all_listed && !known.is_empty() && known.iter().all(|k| k.2.is_some());
     let top: Vec<String> = known
         .iter()
         .take(5)
@@ -261,7 +264,15 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
             None => format!("{ip} x{n}"),
         })
         .collect();
-    let more = if known.len() > 5 { format!(" and {} more", known.len() - 5) } else { String::new() };
+    let more = if row.distinct_destinations > 5 {
+        format!(
+            " and {}{} more",
+            if row.estimated.contains(&"distinct_destinations") { "about " } else { "" },
+            row.distinct_destinations - 5
+        )
+    } else {
+        String::new()
+    };
     let dests = format!("{}{more}", top.join(", "));
     let rate = row.peak_flows_per_minute;
     let proxy = row.inbound.as_ref().filter(|i| i.sources >= t.proxy_sources && i.smtp_after > 0);

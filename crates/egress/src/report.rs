@@ -19,6 +19,7 @@ use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
 use crate::table::{EntryKind, Table};
+use crate::window::{Destinations, Stream, Times, WINDOW_DESTINATIONS};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -59,15 +60,26 @@ impl Default for Options {
     }
 }
 
+/// One row's state: counters and fixed-size summaries ([`crate::window`]),
+/// nothing per flow, so memory follows the rows, never the flows.
 #[derive(Default)]
 struct Sub {
     entry: u32,
     flows: [u64; 2],
     packets: [u64; 2],
     bytes: u64,
-    events: Vec<(u64, IpAddr)>,
     first: u64,
     last: u64,
+    destinations: Destinations,
+    stream: Stream,
+    times: Times,
+}
+
+impl Sub {
+    /// Bytes this row holds on the heap (bounded by the caps of [`crate::window`]).
+    fn heap_bytes(&self) -> usize {
+        self.destinations.heap_bytes() + self.stream.heap_bytes() + self.times.heap_bytes()
+    }
 }
 
 pub struct Analyzer<'a> {
@@ -197,7 +209,8 @@ pub struct Row {
     /// With attribution: `null` when no session covered the address then.
     #[serde(skip_serializing_if = "Attribution::is_off")]
     pub attribution: Attribution,
-    /// Each destination and its flows, most flows first (for `egress plan`).
+    /// Each destination and its flows, most flows first (for `egress plan`):
+    /// the first [`crate::window::MAX_DESTINATIONS`] seen when there were more.
     #[serde(skip)]
     pub destinations: Vec<(IpAddr, u64)>,
     /// Most flows that started within one minute (for `egress plan`).
@@ -210,6 +223,15 @@ pub struct Row {
     /// outside the policy's space (for `egress plan`), if any were seen.
     #[serde(skip)]
     pub inbound: Option<Inbound>,
+    /// The figures that are estimates because a per-row cap of
+    /// [`crate::window`] was reached: `distinct_destinations` (counted by a
+    /// sketch beyond [`crate::window::DISTINCT_EXACT`]), `peak_destinations_in_window` and `peak_flows_per_minute`
+    /// (lower bounds: their cap was reached, or flows arrived further out
+    /// of start-time order than the reorder buffer holds), `inbound` (the
+    /// port-25 flows after the first inbound connection, counted to a
+    /// bucket of start times that spans it). Empty: every figure exact.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub estimated: Vec<&'static str>,
 }
 
 /// The ports open proxies are abused on (the ports the SpamPots sensors
@@ -362,6 +384,7 @@ impl<'a> Analyzer<'a> {
                 }
             }
         };
+        let cap = self.window_cap();
         let s = self.subs.entry((f.src, session, block)).or_insert_with(|| Sub {
             entry,
             first: u64::MAX,
@@ -370,9 +393,30 @@ impl<'a> Analyzer<'a> {
         s.flows[after] += n;
         s.packets[after] += f.packets;
         s.bytes += f.bytes;
-        s.events.push((f.start_ms, f.dst));
+        s.destinations.add(f.dst);
+        s.stream.add(f.start_ms, f.dst, self.opts.window_ms, cap);
+        s.times.add(f.start_ms);
         s.first = s.first.min(f.start_ms);
         s.last = s.last.max(f.end_ms.max(f.start_ms));
+    }
+
+    /// Distinct destinations tracked within one window: enough to reach
+    /// the spambot threshold.
+    fn window_cap(&self) -> usize {
+        self.opts.threshold.max(WINDOW_DESTINATIONS)
+    }
+
+    /// The most heap bytes any row holds (for the tests that hold it
+    /// bounded as flows grow).
+    pub fn max_row_heap_bytes(&self) -> usize {
+        self.subs.values().map(Sub::heap_bytes).max().unwrap_or(0)
+    }
+
+    /// Matched flows that started before a flow of their row already
+    /// taken in start-time order (beyond the reorder buffer of
+    /// [`crate::window::REORDER`] flows per row): counted as starting then.
+    pub fn flows_late(&self) -> u64 {
+        self.subs.values().map(|s| s.stream.late).sum()
     }
 
     /// An inbound connection on a proxy port: kept when it comes from
@@ -407,13 +451,21 @@ impl<'a> Analyzer<'a> {
                     ),
                     EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
                 };
-                let peak = peak_in_window(&s.events, self.opts.window_ms);
-                let mut per_dst: FxMap<IpAddr, u64> = FxMap::default();
-                for e in &s.events {
-                    *per_dst.entry(e.1).or_default() += 1;
+                let mut stream = s.stream.clone();
+                stream.finish(self.opts.window_ms, self.window_cap());
+                let peak = stream.peak_destinations;
+                let (distinct, distinct_estimated) = s.destinations.distinct();
+                let destinations = s.destinations.list();
+                let mut estimated = Vec::new();
+                if distinct_estimated {
+                    estimated.push("distinct_destinations");
                 }
-                let mut destinations: Vec<(IpAddr, u64)> = per_dst.into_iter().collect();
-                destinations.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                if stream.destinations_capped || stream.late > 0 {
+                    estimated.push("peak_destinations_in_window");
+                }
+                if stream.rate_capped || stream.late > 0 {
+                    estimated.push("peak_flows_per_minute");
+                }
                 let attribution = match self.attribution {
                     None => Attribution::Off,
                     Some((index, files)) => {
@@ -437,7 +489,7 @@ impl<'a> Analyzer<'a> {
                     flows: s.flows[0] + s.flows[1],
                     packets: s.packets[0] + s.packets[1],
                     bytes: s.bytes,
-                    distinct_destinations: destinations.len(),
+                    distinct_destinations: distinct,
                     first_seen: rfc3339(s.first),
                     last_seen: rfc3339(s.last),
                     peak_destinations_in_window: peak,
@@ -446,20 +498,24 @@ impl<'a> Analyzer<'a> {
                     flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
                     attribution,
                     destinations,
-                    peak_flows_per_minute: peak_rate(&s.events, 60_000),
+                    peak_flows_per_minute: stream.peak_rate,
                     first_ms: s.first,
                     inbound: self.inbound.get(&ip).map(|i| {
-                        let after: Vec<u64> = s.events.iter().map(|e| e.0).filter(|t| *t >= i.first_ms).collect();
+                        let (smtp_after, smtp_first_after_ms, exact) = s.times.since(i.first_ms);
+                        if !exact {
+                            estimated.push("inbound");
+                        }
                         Inbound {
                             flows: i.flows,
                             sources: i.sources.len(),
                             ports: i.ports.iter().map(|(p, c)| (*p, *c)).collect(),
                             first_ms: i.first_ms,
                             last_ms: i.last_ms,
-                            smtp_after: after.len() as u64,
-                            smtp_first_after_ms: after.iter().min().copied(),
+                            smtp_after,
+                            smtp_first_after_ms,
                         }
                     }),
+                    estimated,
                 }
             })
             .collect();
@@ -474,41 +530,6 @@ impl<'a> Analyzer<'a> {
         });
         rows
     }
-}
-
-/// The most events within any `window` span.
-fn peak_rate(events: &[(u64, IpAddr)], window: u64) -> usize {
-    let mut t: Vec<u64> = events.iter().map(|e| e.0).collect();
-    t.sort_unstable();
-    let (mut lo, mut best) = (0, 0);
-    for hi in 0..t.len() {
-        while t[hi] - t[lo] >= window {
-            lo += 1;
-        }
-        best = best.max(hi - lo + 1);
-    }
-    best
-}
-
-/// The most distinct destinations seen within any `window` span.
-fn peak_in_window(events: &[(u64, IpAddr)], window: u64) -> usize {
-    let mut ev = events.to_vec();
-    ev.sort_unstable();
-    let mut counts: FxMap<IpAddr, usize> = FxMap::default();
-    let (mut lo, mut best) = (0, 0);
-    for hi in 0..ev.len() {
-        *counts.entry(ev[hi].1).or_default() += 1;
-        while ev[hi].0 - ev[lo].0 > window {
-            let c = counts.get_mut(&ev[lo].1).expect("counted on entry");
-            *c -= 1;
-            if *c == 0 {
-                counts.remove(&ev[lo].1);
-            }
-            lo += 1;
-        }
-        best = best.max(counts.len());
-    }
-    best
 }
 
 /// Unix milliseconds as RFC 3339 UTC, to the second.
@@ -578,6 +599,18 @@ pub fn table(rows: &[Row], with_block: bool, with_attribution: bool) -> String {
     }
     s.push('\n');
     for r in rows {
+        // An estimate past a per-row cap: "~" before a sketch's count, "+"
+        // after a lower bound.
+        let dsts = if r.estimated.contains(&"distinct_destinations") {
+            format!("~{}", r.distinct_destinations)
+        } else {
+            r.distinct_destinations.to_string()
+        };
+        let peak = if r.estimated.contains(&"peak_destinations_in_window") {
+            format!("{}+", r.peak_destinations_in_window)
+        } else {
+            r.peak_destinations_in_window.to_string()
+        };
         let _ = write!(
             s,
             "{:<39} {:<22} {:>7} {:>8} {:>6} {:>5} {:<20} {:<20} {:<7}",
@@ -585,8 +618,8 @@ pub fn table(rows: &[Row], with_block: bool, with_attribution: bool) -> String {
             r.network,
             r.flows,
             r.packets,
-            r.distinct_destinations,
-            r.peak_destinations_in_window,
+            dsts,
+            peak,
             r.first_seen,
             r.last_seen,
             if r.spambot { "yes" } else { "no" }
@@ -703,18 +736,7 @@ mod tests {
         let files = vec!["radacct/detail".to_string()];
         let mut a = Analyzer::new(&policy, &lpm, Options::default());
         a.attribute(&index, &files);
-        let flow = |src: &str, t: u64| Flow {
-            src: src.parse().unwrap(),
-            dst: "192.0.2.1".parse().unwrap(),
-            src_port: 1,
-            dst_port: 25,
-            proto: 6,
-            tcp_flags: 2,
-            packets: 1,
-            bytes: 40,
-            start_ms: t,
-            end_ms: t,
-        };
+        let flow = |src: &str, t: u64| smtp(src.parse().unwrap(), "192.0.2.1".parse().unwrap(), t);
         for f in [
             flow("198.51.100.7", 2000),
             flow("198.51.100.7", 3000),
@@ -752,12 +774,166 @@ mod tests {
         assert!(serde_json::to_value(plain.rows()).unwrap()[0].get("attribution").is_none());
     }
 
+    /// The figures as computed before, from every flow's (start, destination).
+    fn reference(events: &[(u64, IpAddr)], window: u64, inbound_from: u64) -> (usize, usize, Vec<(IpAddr, u64)>, u64) {
+        let mut ev = events.to_vec();
+        ev.sort_unstable();
+        let mut counts: FxMap<IpAddr, usize> = FxMap::default();
+        let (mut lo, mut peak) = (0, 0);
+        for hi in 0..ev.len() {
+            *counts.entry(ev[hi].1).or_default() += 1;
+            while ev[hi].0 - ev[lo].0 > window {
+                let c = counts.get_mut(&ev[lo].1).unwrap();
+                *c -= 1;
+                if *c == 0 {
+                    counts.remove(&ev[lo].1);
+                }
+                lo += 1;
+            }
+            peak = peak.max(counts.len());
+        }
+        let (mut lo, mut rate) = (0, 0);
+        for hi in 0..ev.len() {
+            while ev[hi].0 - ev[lo].0 >= 60_000 {
+                lo += 1;
+            }
+            rate = rate.max(hi - lo + 1);
+        }
+        let mut per: FxMap<IpAddr, u64> = FxMap::default();
+        for e in &ev {
+            *per.entry(e.1).or_default() += 1;
+        }
+        let mut dsts: Vec<(IpAddr, u64)> = per.into_iter().collect();
+        dsts.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        (peak, rate, dsts, ev.iter().filter(|e| e.0 >= inbound_from).count() as u64)
+    }
+
+    fn one_network() -> Policy {
+        crate::policy::parse(
+            "[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"198.51.100.0/24\"]\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap()
+    }
+
+    fn smtp(src: IpAddr, dst: IpAddr, t: u64) -> Flow {
+        Flow {
+            src,
+            dst,
+            src_port: 1,
+            dst_port: 25,
+            proto: 6,
+            tcp_flags: 2,
+            packets: 1,
+            bytes: 40,
+            start_ms: t,
+            end_ms: t,
+        }
+    }
+
+    /// Within the caps, the streaming figures are the ones computed from
+    /// every flow: in any order up to the reorder buffer, in start order
+    /// beyond it.
     #[test]
-    fn window_peak() {
-        let ip = |n: u8| IpAddr::from([192, 0, 2, n]);
-        let ev: Vec<(u64, IpAddr)> = (0..20).map(|i| (i as u64 * 100_000, ip(i))).collect();
-        assert_eq!(peak_in_window(&ev, 600_000), 7);
-        assert_eq!(peak_in_window(&ev, 10_000_000), 20);
-        assert_eq!(peak_in_window(&[], 1), 0);
+    fn streaming_figures_equal_the_per_flow_ones_within_the_caps() {
+        let policy = one_network();
+        let lpm = Table::new(&policy);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for round in 0..300 {
+            let opts =
+                Options { window_ms: 1 + next() % 200_000, threshold: 1 + (next() % 12) as usize, block_at_ms: None };
+            let mut a = Analyzer::new(&policy, &lpm, opts);
+            let src = IpAddr::from([198, 51, 100, 7]);
+            let inbound_from = next() % 300_000;
+            let in_order = round % 2 == 1;
+            let n = if in_order { 1 + next() % 2000 } else { 1 + next() % crate::window::REORDER as u64 };
+            let ndst = 1 + next() % crate::window::WINDOW_DESTINATIONS.min(crate::window::MAX_DESTINATIONS) as u64;
+            let mut t = 0;
+            let mut events = Vec::new();
+            for _ in 0..n {
+                let dst = IpAddr::from([192, 0, 2, (next() % ndst) as u8]);
+                t = if in_order { t + next() % 3000 } else { next() % 300_000 };
+                events.push((t, dst));
+                a.add(&smtp(src, dst, t));
+            }
+            // Inbound proxy connections from outside, for the "after" count.
+            for k in 0..3u8 {
+                let inbound = Flow {
+                    src: IpAddr::from([203, 0, 113, k]),
+                    dst: src,
+                    dst_port: 1080,
+                    start_ms: inbound_from + u64::from(k),
+                    end_ms: inbound_from + u64::from(k),
+                    ..smtp(src, src, 0)
+                };
+                a.add(&inbound);
+            }
+            let (peak, rate, dsts, after) = reference(&events, opts.window_ms, inbound_from);
+            let rows = a.rows();
+            assert_eq!(rows.len(), 1);
+            let r = &rows[0];
+            let rate_exact = rate <= crate::window::RATE_CAP;
+            assert_eq!(r.peak_destinations_in_window, peak, "round {round}");
+            if rate_exact {
+                assert_eq!(r.peak_flows_per_minute, rate, "round {round}");
+            } else {
+                assert_eq!(r.peak_flows_per_minute, crate::window::RATE_CAP, "round {round}");
+            }
+            assert_eq!(r.spambot, peak >= opts.threshold);
+            assert_eq!(r.distinct_destinations, dsts.len());
+            assert_eq!(r.destinations, dsts);
+            let i = r.inbound.as_ref().unwrap();
+            if !r.estimated.contains(&"inbound") {
+                assert_eq!(i.smtp_after, after, "round {round}");
+            }
+            assert_eq!(r.estimated.is_empty(), rate_exact && !r.estimated.contains(&"inbound"), "{:?}", r.estimated);
+            assert_eq!(a.flows_late(), 0);
+        }
+    }
+
+    /// A row's state stays within fixed bounds however many flows it gets:
+    /// the figures past a cap are marked estimated.
+    #[test]
+    fn row_state_stays_bounded_as_flows_grow() {
+        use crate::window::*;
+        let policy = one_network();
+        let lpm = Table::new(&policy);
+        let mut a = Analyzer::new(&policy, &lpm, Options::default());
+        let src = IpAddr::from([198, 51, 100, 7]);
+        let bound = MAX_DESTINATIONS.next_power_of_two() * (4 + 32)
+            + 2 * DISTINCT_EXACT * 8
+            + (REORDER + 1).next_power_of_two() * 32
+            + WINDOW_DESTINATIONS.next_power_of_two() * (4 + 16 + 8)
+            + RATE_CAP.next_power_of_two() * 8
+            + 2 * TIME_BUCKETS * 24;
+        let mut sizes = Vec::new();
+        let mut x = 1u64;
+        for i in 0..200_000u64 {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            // Out of order by up to 2 s, to 65 536 destinations.
+            let t = i * 50 + (x >> 60) * 125;
+            a.add(&smtp(src, IpAddr::from([10, 9, (x >> 40) as u8, (x >> 48) as u8]), t));
+            if (i + 1) % 20_000 == 0 {
+                sizes.push(a.max_row_heap_bytes());
+            }
+        }
+        assert!(sizes.iter().all(|&s| s <= bound), "{sizes:?} > {bound}");
+        assert_eq!(sizes.first(), sizes.last(), "{sizes:?}");
+        let r = &a.rows()[0];
+        assert_eq!(r.flows, 200_000);
+        assert!(r.spambot && r.peak_destinations_in_window >= WINDOW_DESTINATIONS, "{}", r.peak_destinations_in_window);
+        assert_eq!(r.peak_flows_per_minute, RATE_CAP);
+        assert_eq!(r.estimated, ["distinct_destinations", "peak_destinations_in_window", "peak_flows_per_minute"]);
+        let err = (r.distinct_destinations as f64 - 65_536.0).abs() / 65_536.0;
+        assert!(err < 0.2, "{}", r.distinct_destinations);
+        assert_eq!(r.destinations.len(), MAX_DESTINATIONS);
+        let j = serde_json::to_value(a.rows()).unwrap();
+        assert_eq!(j[0]["estimated"][0], "distinct_destinations", "{j}");
     }
 }

@@ -188,6 +188,13 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         skipped_packets,
         s.datagrams_refused
     );
+    let estimated = rows.iter().filter(|r| !r.estimated.is_empty()).count();
+    if estimated > 0 {
+        errln!(
+            "port25: {estimated} rows hold estimated figures (a per-subscriber cap was reached, or {} flows came further out of start-time order than the reorder buffer holds): see `estimated` in --format json, ~N and N+ in the table",
+            analyzer.flows_late()
+        );
+    }
     if s.datagrams_refused > 0 {
         let named: Vec<String> = collector.refused_from.iter().map(ToString::to_string).collect();
         errln!(

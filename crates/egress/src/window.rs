@@ -1,0 +1,417 @@
+//! Fixed-size per-subscriber state for the flow analysis ([`crate::report`]):
+//! what used to be computed from every flow's (time, destination), kept
+//! as flows arrive so memory follows the subscribers, never the flows.
+//!
+//! - [`Destinations`]: flows per destination for the first
+//!   [`MAX_DESTINATIONS`] destinations, the number of distinct destinations
+//!   exactly up to [`DISTINCT_EXACT`], and beyond that estimated with a
+//!   HyperLogLog sketch of
+//!   [`SKETCH_REGISTERS`] one-byte registers (standard error about 6.5 %).
+//! - [`Stream`]: the peak distinct destinations within the spambot window
+//!   and the peak flows within one minute. Flows are taken in start-time
+//!   order through a reorder buffer of [`REORDER`] flows per subscriber
+//!   (exporters send a flow when it ends, so start times arrive out of
+//!   order); a flow that starts before one already taken counts as
+//!   starting then (and is counted as late). At most
+//!   max([`WINDOW_DESTINATIONS`], threshold) destinations are tracked within
+//!   one window and [`RATE_CAP`] flow starts within one minute: a peak that
+//!   reaches its cap is a lower bound.
+//! - [`Times`]: the flows' start times in at most [`TIME_BUCKETS`]
+//!   buckets (adjacent times merged when full), for "port-25 flows at or
+//!   after the first inbound proxy connection", whenever that is known.
+//!
+//! Each figure that a cap made an estimate is named in the row's
+//! `estimated` list.
+
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
+
+/// Destinations whose flows are counted one by one, per subscriber.
+pub const MAX_DESTINATIONS: usize = 32;
+/// Distinct destinations counted exactly, per subscriber (as 64-bit hashes).
+pub const DISTINCT_EXACT: usize = 512;
+/// Registers of the distinct-destination sketch (a power of two).
+pub const SKETCH_REGISTERS: usize = 256;
+/// Flows held per subscriber to be taken in start-time order.
+pub const REORDER: usize = 32;
+/// Distinct destinations tracked within one window (at least the spambot threshold).
+pub const WINDOW_DESTINATIONS: usize = 32;
+/// Flow starts tracked within one minute.
+pub const RATE_CAP: usize = 128;
+/// Buckets of the start-time histogram.
+pub const TIME_BUCKETS: usize = 32;
+
+/// An address as one number: IPv4 as its IPv4-mapped IPv6 address.
+#[inline]
+pub(crate) fn key(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(a.to_ipv6_mapped()),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+#[inline]
+pub(crate) fn addr(k: u128) -> IpAddr {
+    Ipv6Addr::from(k).to_canonical()
+}
+
+#[inline]
+fn mix(k: u128) -> u64 {
+    // splitmix64's finalizer over both halves.
+    let mut z = (k as u64) ^ ((k >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// Flows per destination (the first [`MAX_DESTINATIONS`]) and the
+/// distinct destinations: exact up to [`DISTINCT_EXACT`] (a set of 64-bit
+/// hashes), estimated by the sketch beyond.
+///
+/// A flow is matched against a 32-bit tag of each counted destination
+/// first (one or two cache lines), then against the address: the rows are
+/// many and their state is touched once per flow, so cache lines are the cost.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Destinations {
+    tags: Vec<u32>,
+    counted: Vec<(u128, u64)>,
+    /// Open addressing, a power of two long, 0 for empty, at most half full.
+    seen: Vec<u64>,
+    distinct: usize,
+    sketch: Option<Box<[u8; SKETCH_REGISTERS]>>,
+}
+
+impl Destinations {
+    #[inline]
+    pub fn add(&mut self, dst: IpAddr) {
+        let k = key(dst);
+        let h = mix(k);
+        let tag = h as u32;
+        let mut known = false;
+        for (i, &t) in self.tags.iter().enumerate() {
+            if t == tag && self.counted[i].0 == k {
+                self.counted[i].1 += 1;
+                known = true;
+                break;
+            }
+        }
+        if !known && self.counted.len() < MAX_DESTINATIONS {
+            self.tags.push(tag);
+            self.counted.push((k, 1));
+        }
+        match &mut self.sketch {
+            Some(s) => sketch_add(s, h),
+            None => self.see(h.max(1)),
+        }
+    }
+
+    fn see(&mut self, h: u64) {
+        if self.seen.is_empty() {
+            self.seen = vec![0; 16];
+        }
+        let mask = self.seen.len() - 1;
+        let mut i = h as usize & mask;
+        while self.seen[i] != 0 {
+            if self.seen[i] == h {
+                return;
+            }
+            i = (i + 1) & mask;
+        }
+        self.seen[i] = h;
+        self.distinct += 1;
+        if self.distinct > DISTINCT_EXACT {
+            let mut s = Box::new([0u8; SKETCH_REGISTERS]);
+            for &h in self.seen.iter().filter(|&&h| h != 0) {
+                sketch_add(&mut s, h);
+            }
+            self.sketch = Some(s);
+            self.seen = Vec::new();
+        } else if self.distinct * 2 > self.seen.len() {
+            let grown = vec![0; self.seen.len() * 2];
+            let old = std::mem::replace(&mut self.seen, grown);
+            let mask = self.seen.len() - 1;
+            for h in old.into_iter().filter(|&h| h != 0) {
+                let mut i = h as usize & mask;
+                while self.seen[i] != 0 {
+                    i = (i + 1) & mask;
+                }
+                self.seen[i] = h;
+            }
+        }
+    }
+
+    /// Distinct destinations, and whether that is an estimate.
+    pub fn distinct(&self) -> (usize, bool) {
+        match &self.sketch {
+            None => (self.distinct, false),
+            Some(s) => (sketch_estimate(s).max(DISTINCT_EXACT + 1), true),
+        }
+    }
+
+    /// The counted destinations and their flows, most flows first; all of
+    /// them when there are at most [`MAX_DESTINATIONS`].
+    pub fn list(&self) -> Vec<(IpAddr, u64)> {
+        let mut v: Vec<(IpAddr, u64)> = self.counted.iter().map(|d| (addr(d.0), d.1)).collect();
+        v.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.tags.capacity() * 4
+            + self.counted.capacity() * std::mem::size_of::<(u128, u64)>()
+            + self.seen.capacity() * 8
+            + self.sketch.as_ref().map_or(0, |_| SKETCH_REGISTERS)
+    }
+}
+
+fn sketch_add(s: &mut [u8; SKETCH_REGISTERS], h: u64) {
+    let bits = SKETCH_REGISTERS.trailing_zeros();
+    let j = (h >> (64 - bits)) as usize;
+    let rank = ((h << bits) | (1 << (bits - 1))).leading_zeros() as u8 + 1;
+    s[j] = s[j].max(rank);
+}
+
+fn sketch_estimate(s: &[u8; SKETCH_REGISTERS]) -> usize {
+    let m = SKETCH_REGISTERS as f64;
+    let sum: f64 = s.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
+    let e = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
+    let zeros = s.iter().filter(|&&r| r == 0).count();
+    let e = if e <= 2.5 * m && zeros > 0 { m * (m / zeros as f64).ln() } else { e };
+    e.round() as usize
+}
+
+/// The window peaks, computed over flows taken in start-time order.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Stream {
+    /// Flows not yet taken: a min-heap on start time, at most [`REORDER`].
+    pending: BinaryHeap<std::cmp::Reverse<(u64, u128)>>,
+    /// The latest start time taken.
+    taken: Option<u64>,
+    /// Destinations seen within the window before `taken`: tag, address
+    /// and last start, in three arrays (the tags are scanned per flow),
+    /// and the earliest of the last starts.
+    recent_tags: Vec<u32>,
+    recent_keys: Vec<u128>,
+    recent_last: Vec<u64>,
+    oldest: u64,
+    pub peak_destinations: usize,
+    pub destinations_capped: bool,
+    /// Starts within the minute before `taken`.
+    minute: VecDeque<u64>,
+    pub peak_rate: usize,
+    pub rate_capped: bool,
+    /// Flows that started before a flow already taken (beyond the reorder buffer).
+    pub late: u64,
+}
+
+impl Stream {
+    #[inline]
+    pub fn add(&mut self, t: u64, dst: IpAddr, window_ms: u64, cap: usize) {
+        self.pending.push(std::cmp::Reverse((t, key(dst))));
+        if self.pending.len() > REORDER {
+            let std::cmp::Reverse((t, k)) = self.pending.pop().expect("not empty");
+            self.take(t, k, window_ms, cap);
+        }
+    }
+
+    /// Takes the flows still held, in order: the peaks are final.
+    pub fn finish(&mut self, window_ms: u64, cap: usize) {
+        while let Some(std::cmp::Reverse((t, k))) = self.pending.pop() {
+            self.take(t, k, window_ms, cap);
+        }
+    }
+
+    fn take(&mut self, t: u64, k: u128, window_ms: u64, cap: usize) {
+        let t = match self.taken {
+            Some(last) if t < last => {
+                self.late += 1;
+                last
+            }
+            _ => t,
+        };
+        self.taken = Some(t);
+        // Distinct destinations whose last flow started within [t - window,
+        // t]: those that left it never come back (t only grows), so they
+        // are dropped as soon as the earliest leaves.
+        let lo = t.saturating_sub(window_ms);
+        if self.oldest < lo && !self.recent_last.is_empty() {
+            self.expire(lo);
+        }
+        let tag = mix(k) as u32;
+        match (0..self.recent_tags.len()).find(|&i| self.recent_tags[i] == tag && self.recent_keys[i] == k) {
+            Some(i) => self.recent_last[i] = t,
+            None if self.recent_tags.len() < cap => {
+                if self.recent_tags.is_empty() {
+                    self.oldest = t;
+                }
+                self.recent_tags.push(tag);
+                self.recent_keys.push(k);
+                self.recent_last.push(t);
+            }
+            None => self.destinations_capped = true,
+        }
+        self.peak_destinations = self.peak_destinations.max(self.recent_tags.len());
+        // Flows that started within (t - 1 min, t].
+        while self.minute.front().is_some_and(|&f| t - f >= 60_000) {
+            self.minute.pop_front();
+        }
+        if self.minute.len() >= RATE_CAP {
+            self.minute.pop_front();
+            self.rate_capped = true;
+        }
+        self.minute.push_back(t);
+        self.peak_rate = self.peak_rate.max(self.minute.len());
+    }
+
+    fn expire(&mut self, lo: u64) {
+        let mut j = 0;
+        for i in 0..self.recent_last.len() {
+            if self.recent_last[i] >= lo {
+                self.recent_tags[j] = self.recent_tags[i];
+                self.recent_keys[j] = self.recent_keys[i];
+                self.recent_last[j] = self.recent_last[i];
+                j += 1;
+            }
+        }
+        self.recent_tags.truncate(j);
+        self.recent_keys.truncate(j);
+        self.recent_last.truncate(j);
+        self.oldest = self.recent_last.iter().copied().min().unwrap_or(0);
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.pending.capacity() * std::mem::size_of::<(u64, u128)>()
+            + self.recent_tags.capacity() * 4
+            + self.recent_keys.capacity() * 16
+            + self.recent_last.capacity() * 8
+            + self.minute.capacity() * std::mem::size_of::<u64>()
+    }
+}
+
+/// Start times in at most 2 x [`TIME_BUCKETS`] buckets (merged back to
+/// [`TIME_BUCKETS`] when full): (first, last, flows), ascending and disjoint.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Times {
+    buckets: Vec<(u64, u64, u64)>,
+}
+
+impl Times {
+    #[inline]
+    pub fn add(&mut self, t: u64) {
+        let i = self.buckets.partition_point(|b| b.1 < t);
+        if let Some(b) = self.buckets.get_mut(i).filter(|b| b.0 <= t) {
+            b.2 += 1;
+            return;
+        }
+        self.buckets.insert(i, (t, t, 1));
+        if self.buckets.len() >= 2 * TIME_BUCKETS {
+            self.merge();
+        }
+    }
+
+    /// Back to [`TIME_BUCKETS`] buckets, merging the adjacent ones closest
+    /// in time (a gap is merged when it is among the smallest).
+    fn merge(&mut self) {
+        let mut gaps: Vec<u64> = self.buckets.windows(2).map(|w| w[1].0 - w[0].1).collect();
+        let excess = self.buckets.len() - TIME_BUCKETS;
+        let (_, &mut cut, _) = gaps.select_nth_unstable(excess - 1);
+        // Gaps below the cut all merge; gaps equal to it, as many as remain.
+        let mut equal = excess - self.buckets.windows(2).filter(|w| w[1].0 - w[0].1 < cut).count();
+        gaps.clear();
+        let mut out: Vec<(u64, u64, u64)> = Vec::with_capacity(2 * TIME_BUCKETS);
+        for &b in &self.buckets {
+            if let Some(last) = out.last_mut() {
+                let gap = b.0 - last.1;
+                if gap < cut || (gap == cut && equal > 0) {
+                    if gap == cut {
+                        equal -= 1;
+                    }
+                    last.1 = b.1;
+                    last.2 += b.2;
+                    continue;
+                }
+            }
+            out.push(b);
+        }
+        self.buckets = out;
+    }
+
+    /// Flows that started at or after `from`, the first such start, and
+    /// whether both are exact (no bucket spans `from`: otherwise the count
+    /// includes that bucket's flows and the start is its last).
+    pub fn since(&self, from: u64) -> (u64, Option<u64>, bool) {
+        let mut n = 0;
+        let mut first = None;
+        let mut exact = true;
+        for b in self.buckets.iter().rev() {
+            if b.0 >= from {
+                n += b.2;
+                first = Some(b.0);
+            } else if b.1 >= from {
+                n += b.2;
+                first = Some(b.1);
+                exact = false;
+            } else {
+                break;
+            }
+        }
+        (n, first, exact)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.buckets.capacity() * std::mem::size_of::<(u64, u64, u64)>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sketch_estimates_within_its_error() {
+        for n in [600usize, 1000, 10_000, 100_000] {
+            let mut d = Destinations::default();
+            for i in 0..n {
+                d.add(IpAddr::from([192, (i >> 16) as u8, (i >> 8) as u8, i as u8]));
+                // Repeats change nothing.
+                d.add(IpAddr::from([192, 0, 0, 1]));
+            }
+            let (e, estimated) = d.distinct();
+            assert!(estimated);
+            let err = (e as f64 - n as f64).abs() / n as f64;
+            assert!(err < 0.2, "{n}: estimated {e}");
+            assert_eq!(d.list().len(), MAX_DESTINATIONS);
+            assert_eq!(d.heap_bytes(), MAX_DESTINATIONS * (4 + 32) + SKETCH_REGISTERS);
+        }
+        let mut d = Destinations::default();
+        for i in 0..DISTINCT_EXACT {
+            d.add(IpAddr::from([192, 0, (i >> 8) as u8, i as u8]));
+        }
+        assert_eq!(d.distinct(), (DISTINCT_EXACT, false));
+    }
+
+    #[test]
+    fn addresses_round_trip_through_keys() {
+        for ip in ["192.0.2.1", "2001:db8::1", "::1", "0.0.0.0"] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(addr(key(ip)), ip);
+        }
+    }
+
+    #[test]
+    fn times_since_is_exact_until_buckets_merge() {
+        let mut t = Times::default();
+        for s in [5000u64, 1000, 3000, 3000, 9000] {
+            t.add(s);
+        }
+        assert_eq!(t.since(3000), (4, Some(3000), true));
+        assert_eq!(t.since(3001), (2, Some(5000), true));
+        assert_eq!(t.since(10_000), (0, None, true));
+        for s in 0..1000u64 {
+            t.add(s * 7);
+        }
+        assert!(t.buckets.len() < 2 * TIME_BUCKETS);
+        let (n, first, _) = t.since(0);
+        assert_eq!((n, first), (1005, Some(0)));
+    }
+}
