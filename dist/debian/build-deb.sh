@@ -12,7 +12,7 @@
 #                               listeners on 0.0.0.0:25/587/465 (a conffile)
 #   /etc/port25/spampot.toml, collect.toml   the sensor's and collector's examples (conffiles)
 #   /lib/systemd/system/        port25.service, port25-{mx,submission,submissions}.socket,
-#                               port25-spampot.service, port25-collector.service
+#                               port25-spampot.{service,socket}, port25-collector.{service,socket}
 #   /usr/share/doc/port25/      DEPLOY.md, the other docs, examples/bind-capability.conf
 # and maintainer scripts (postinst, prerm, postrm next to this file) that
 # create the port25 system user and /var/lib/port25 (0700), and on purge
@@ -52,7 +52,7 @@ done
 install -m 0640 "$repo/dist/spampot.toml" "$stage/etc/port25/spampot.toml"
 install -m 0640 "$repo/dist/collect.toml" "$stage/etc/port25/collect.toml"
 
-for unit in port25.service port25-mx.socket port25-submission.socket port25-submissions.socket port25-spampot.service port25-collector.service; do
+for unit in port25.service port25-mx.socket port25-submission.socket port25-submissions.socket port25-spampot.service port25-spampot.socket port25-collector.service port25-collector.socket; do
     install -D -m 0644 "$repo/dist/systemd/$unit" "$stage/lib/systemd/system/$unit"
 done
 

@@ -71,10 +71,52 @@ pub async fn run_with<S, F>(
     S: Fn(Admitted, CancellationToken) -> F + Send + Sync + 'static,
     F: std::future::Future<Output = ()> + Send + 'static,
 {
+    let (name, drain_timeout) = (settings.name.clone(), settings.drain_timeout);
+    let tracker = accept_until(listener, settings, &shutdown, shutdown.child_token(), serve).await;
+    emit!(info, ev::SERVER_STOPPING, listener = %name, sessions = tracker.len());
+    if !drain(&tracker, drain_timeout).await {
+        emit!(warn, ev::SERVER_STOPPING, listener = %name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
+    }
+}
+
+/// Sessions with `hooks` on `listener` until `accepting` is cancelled:
+/// [`run`] for one generation of a listener that a reload replaces
+/// (crates/port25/src/cmd/generation.rs). Returns once it stops
+/// accepting, the socket closed; the sessions go on in the tracker until
+/// they end or `sessions` is cancelled.
+pub async fn accept_sessions_until<H: Hooks>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    accepting: &CancellationToken,
+    sessions: CancellationToken,
+) -> TaskTracker {
+    let session_settings = settings.clone();
+    accept_until(listener, settings, accepting, sessions, move |admitted, sessions| {
+        start_session(admitted, session_settings.clone(), hooks.clone(), sessions)
+    })
+    .await
+}
+
+/// [`run_with`]'s accept loop alone: accepts until `accepting` is
+/// cancelled (then drops the listener, so a socket nobody else holds is
+/// closed); the sessions it started stay in the returned tracker, told to
+/// stop by `sessions`. Each call has its own connection cap and
+/// per-client table.
+pub async fn accept_until<S, F>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    accepting: &CancellationToken,
+    sessions: CancellationToken,
+    serve: S,
+) -> TaskTracker
+where
+    S: Fn(Admitted, CancellationToken) -> F + Send + Sync + 'static,
+    F: std::future::Future<Output = ()> + Send + 'static,
+{
     let slots = Arc::new(Semaphore::new(settings.limits.max_connections));
     let clients = Clients::new(settings.limits.max_connections_per_client);
     let tracker = TaskTracker::new();
-    let sessions = shutdown.child_token();
     let refused = |r: Refused<'_>| match r {
         Refused::Accept(e) => emit!(warn, ev::SESSION_LIMIT, listener = %settings.name, limit = "accept", error = %e),
         Refused::Full(tcp, peer) => {
@@ -91,11 +133,9 @@ pub async fn run_with<S, F>(
             }
         }
     };
-    accept_loop(&listener, &slots, &tracker, &shutdown, refused, connection).await;
-    emit!(info, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len());
-    if !drain(&tracker, settings.drain_timeout).await {
-        emit!(warn, ev::SERVER_STOPPING, listener = %settings.name, sessions = tracker.len(), note = "drain timeout; closing remaining sessions");
-    }
+    accept_loop(&listener, &slots, &tracker, accepting, refused, connection).await;
+    drop(listener);
+    tracker
 }
 
 /// Reads the PROXY header where the listener expects one (closing the

@@ -64,8 +64,9 @@ catalogue! {
     SERVER_LISTENING = "port25.server.listening" [listener, address, service, tls, proxy_protocol];
     SERVER_STOPPING = "port25.server.stopping" [listener, sessions, note];
     SERVER_STOPPED = "port25.server.stopped" [];
-    SERVER_RELOADED = "port25.server.reloaded" [certificate, restart_needed];
+    SERVER_RELOADED = "port25.server.reloaded" [certificate, restart_needed, changed, listeners];
     SERVER_RELOAD_FAILED = "port25.server.reload_failed" [error];
+    SERVER_REBIND_FAILED = "port25.server.rebind_failed" [listener, address, error];
     CONFIG_INVALID = "port25.config.invalid" [file, line, error];
     TLS_CERT_GENERATED = "port25.tls.cert.generated" [path, hostname];
 

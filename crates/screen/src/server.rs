@@ -58,6 +58,24 @@ pub async fn run<H: Hooks>(
     .await
 }
 
+/// [`run`] for one generation of a listener that a reload replaces
+/// (crates/port25/src/cmd/generation.rs): accepts until `accepting` is
+/// cancelled and returns the tracker of the sessions still running.
+pub async fn accept_until<H: Hooks>(
+    listener: TcpListener,
+    settings: Arc<ListenerSettings>,
+    hooks: Arc<H>,
+    screener: Arc<Screener>,
+    accepting: &CancellationToken,
+    sessions: CancellationToken,
+) -> tokio_util::task::TaskTracker {
+    let session_settings = settings.clone();
+    port25_engine::accept_until(listener, settings, accepting, sessions, move |admitted, sessions| {
+        connection(admitted, session_settings.clone(), hooks.clone(), screener.clone(), sessions)
+    })
+    .await
+}
+
 async fn connection<H: Hooks>(
     admitted: Admitted,
     settings: Arc<ListenerSettings>,

@@ -1,23 +1,31 @@
 //! Reloading `port25 serve` without a restart: SIGHUP (sent by `port25
 //! reload`, systemd's ExecReload= or a certbot deploy hook) reads the
-//! configuration file again and, if it parses, the certificate and key it
-//! names; new TLS handshakes get the new pair while sessions in progress
-//! finish on the one they started with. Whatever fails (a configuration
-//! that does not parse, a certificate or key missing, unreadable or not a
-//! pair) is logged (`port25.server.reload_failed`, naming the file) and
-//! changes nothing: the server goes on serving. Other settings are not
-//! applied live yet; a reload that sees them changed says which need a
-//! restart (`restart_needed` in `port25.server.reloaded`).
+//! configuration file again and checks it as `serve --check` does (but
+//! the ports: changed listeners are bound by the reload itself). If it
+//! passes, the runtime for it is built beside the running one
+//! (cmd/runtime.rs: domains, recipients, accounts and directory, limits,
+//! screening, sender authentication, DKIM keys, TLS), the certificate and
+//! key are read again, and every listener's next generation accepts with
+//! the new runtime (cmd/generation.rs) while sessions in progress finish
+//! on the one they started with. Whatever fails (a file that does not
+//! parse or fails a check, a part that cannot be built, a certificate or
+//! key missing, unreadable or not a pair) is logged
+//! (`port25.server.reload_failed`, naming the file or the section) and
+//! changes nothing: the server goes on serving. Settings that only a
+//! restart applies are named in `restart_needed` (docs/DEPLOY.md).
 //!
 //! `serve` writes its pid to `data_dir/port25.pid` for `port25 reload`.
 
-use port25_config::Config;
+use super::generation::Listeners;
+use super::runtime::{Fixed, Runtime};
+use port25_config::{Config, TlsMode};
 use port25_events as ev;
 use port25_events::emit;
 use port25_listen::tls::CertStore;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use tokio::signal::unix::Signal;
 
 /// The certificate and key serve uses: `[tls]`'s files, else the kept
 /// self-signed pair in data_dir/tls.
@@ -41,10 +49,11 @@ impl Drop for Running {
     }
 }
 
-/// Writes the pid file and handles SIGHUP from now on.
-pub fn spawn(path: Option<PathBuf>, running: Config, certs: Option<Arc<CertStore>>) -> anyhow::Result<Running> {
+/// Writes the pid file and takes SIGHUP from now on (a HUP that arrives
+/// before [`handle`] starts is kept for it, not fatal).
+pub fn spawn(running: &Config) -> anyhow::Result<(Running, Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
-    let pid = pid_file(&running);
+    let pid = pid_file(running);
     // 0600 like everything in data_dir, whatever the umask.
     let write = || -> std::io::Result<()> {
         use std::io::Write;
@@ -56,63 +65,105 @@ pub fn spawn(path: Option<PathBuf>, running: Config, certs: Option<Arc<CertStore
         writeln!(f, "{}", std::process::id())
     };
     write().map_err(|e| anyhow::anyhow!("cannot write {}: {e}", pid.display()))?;
-    let mut hup = signal(SignalKind::hangup())?;
+    let hup = signal(SignalKind::hangup())?;
+    Ok((Running(pid), hup))
+}
+
+/// What a reload changes: the running runtime and the listeners.
+pub struct Live {
+    /// The configuration file (None: built-in defaults, which do not change).
+    pub path: Option<PathBuf>,
+    pub runtime: Arc<Runtime>,
+    pub fixed: Fixed,
+    pub certs: Option<Arc<CertStore>>,
+    pub listeners: Arc<tokio::sync::Mutex<Listeners>>,
+}
+
+/// Reloads on each SIGHUP, one at a time.
+pub fn handle(mut hup: Signal, mut live: Live) {
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             super::systemd::reloading();
-            let status = reload(path.as_deref(), &running, certs.as_deref());
+            let status = live.reload().await;
             super::systemd::reloaded(status);
         }
     });
-    Ok(Running(pid))
 }
 
-/// One reload; what systemd's STATUS= says afterwards.
-fn reload(path: Option<&Path>, running: &Config, certs: Option<&CertStore>) -> &'static str {
-    let fresh = match path {
-        Some(p) => match port25_config::load(p) {
-            Ok(c) => c,
-            Err(e) => {
-                emit!(error, ev::SERVER_RELOAD_FAILED, error = %e);
-                return "reload refused (configuration); serving with the previous one";
-            }
-        },
-        None => running.clone(),
-    };
-    let (cert, key) = cert_paths(&fresh);
-    if let Some(store) = certs {
-        if let Err(e) = store.reload(&cert, &key) {
-            emit!(error, ev::SERVER_RELOAD_FAILED, error = %e);
-            return "reload refused (certificate); serving with the previous one";
+fn refuse(error: String, status: &'static str) -> &'static str {
+    emit!(error, ev::SERVER_RELOAD_FAILED, error = %error);
+    status
+}
+
+impl Live {
+    /// One reload; what systemd's STATUS= says afterwards.
+    async fn reload(&mut self) -> &'static str {
+        const KEPT: &str = "reload refused; serving with the previous configuration";
+        let running = &self.runtime.config;
+        let fresh = match self.path.as_deref().map(port25_config::load) {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => return refuse(e.to_string(), KEPT),
+            None => running.clone(),
+        };
+        let problems = super::serve_check::problems(&fresh);
+        if !problems.is_empty() {
+            return refuse(format!("{}: {}", file(self.path.as_deref()), problems.join("; ")), KEPT);
         }
+        let config = super::runtime::effective(running, &fresh);
+        let pending = super::runtime::restart_needed(running, &fresh);
+        let changed = changed(running, &config);
+        // The first listener with TLS since the start: a store for it.
+        let certs = match (&self.certs, config.listeners.iter().any(|l| l.tls != TlsMode::None)) {
+            (None, true) => match super::serve::cert_store(&config) {
+                Ok(c) => c,
+                Err(e) => return refuse(format!("{e:#}"), KEPT),
+            },
+            (c, _) => c.clone(),
+        };
+        let next = match self.runtime.next(config, &self.fixed, certs.as_ref()) {
+            Ok(r) => Arc::new(r),
+            Err(e) => return refuse(format!("{}: {e:#}", file(self.path.as_deref())), KEPT),
+        };
+        let (cert, key) = cert_paths(&next.config);
+        if let Some(store) = &certs {
+            if let Err(e) = store.reload(&cert, &key) {
+                return refuse(e.to_string(), "reload refused (certificate); serving with the previous one");
+            }
+        }
+        self.certs = certs;
+        let notes = self.listeners.lock().await.apply(&next).await;
+        self.runtime = next;
+        let (changed, listeners) = (changed.join(", "), notes.join("; "));
+        match pending.is_empty() {
+            true => {
+                emit!(info, ev::SERVER_RELOADED, certificate = %cert.display(), changed = %changed, listeners = %listeners)
+            }
+            false => {
+                emit!(warn, ev::SERVER_RELOADED, certificate = %cert.display(), changed = %changed, listeners = %listeners,
+                restart_needed = %pending.join(", "))
+            }
+        }
+        "accepting mail"
     }
-    let pending = restart_needed(running, &fresh);
-    match pending.is_empty() {
-        true => emit!(info, ev::SERVER_RELOADED, certificate = %cert.display()),
-        false => emit!(warn, ev::SERVER_RELOADED, certificate = %cert.display(), restart_needed = %pending.join(", ")),
-    }
-    "accepting mail"
 }
 
-/// The parts of the configuration that changed but are applied only at
-/// start (everything but the certificate files, for now).
-fn restart_needed(running: &Config, fresh: &Config) -> Vec<&'static str> {
+fn file(path: Option<&Path>) -> String {
+    path.map_or_else(|| "built-in configuration".to_owned(), |p| p.display().to_string())
+}
+
+/// The sections a reload applied live because they changed.
+fn changed(running: &Config, next: &Config) -> Vec<&'static str> {
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
         if changed {
             out.push(name);
         }
     };
-    check(running.hostname != fresh.hostname, "hostname");
-    check(running.data_dir != fresh.data_dir, "data_dir");
-    check(running.max_data_memory != fresh.max_data_memory, "max_data_memory");
-    check(running.log_format != fresh.log_format || running.log_level != fresh.log_level, "[log]");
-    check(running.mx != fresh.mx, "[mx]");
-    check(running.delivery != fresh.delivery, "[delivery]");
-    check(running.submission != fresh.submission, "[submission]");
-    check(running.outbound != fresh.outbound, "[outbound]");
-    check(running.http != fresh.http, "[http]");
-    check(running.listeners != fresh.listeners, "[[listener]]");
+    check(running.mx != next.mx, "[mx]");
+    check(running.submission != next.submission, "[submission]");
+    check(running.outbound.dkim != next.outbound.dkim, "[[outbound.dkim]]");
+    check(running.tls_files != next.tls_files, "[tls]");
+    check(running.listeners != next.listeners, "[[listener]]");
     out
 }
 

@@ -11,7 +11,6 @@ use port25_events as ev;
 use port25_events::emit;
 use port25_outbound::bounce::LocalMailboxes;
 use port25_spool::Spool;
-use port25_submission::SubmissionPolicy;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -70,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// The certificate every TLS listener serves, through one store that a
 /// reload replaces (cmd/reload.rs); None when no listener uses TLS.
-fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::CertStore>>> {
+pub(crate) fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::CertStore>>> {
     if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
         return Ok(None);
     }
@@ -89,7 +88,7 @@ fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::
 }
 
 /// Submission listeners ask for device certificates when a device CA is set.
-fn device_tls_config(
+pub(crate) fn device_tls_config(
     config: &Config,
     certs: &Option<Arc<port25_listen::tls::CertStore>>,
 ) -> anyhow::Result<Option<Arc<rustls::ServerConfig>>> {
@@ -117,7 +116,7 @@ async fn serve(
         server: certs.as_ref().map(|c| c.server_config()).transpose()?,
         device: device_tls_config(&config, &certs)?,
     };
-    let _pid = super::reload::spawn(path, config.clone(), certs)?;
+    let (_pid, hup) = super::reload::spawn(&config)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
     let accounts = Arc::new(super::users::open(&config)?);
@@ -212,47 +211,40 @@ async fn serve(
             desk_stop.clone(),
         );
     }
-    let mut servers = Vec::new();
-    // One budget for message data in memory, whichever listener it arrives on.
-    let data_budget = port25_engine::DataBudget::new(config.max_data_memory);
-    for l in &config.listeners {
-        let listener = inherited.listener(l).await?;
-        let bound = listener.local_addr()?;
-        let settings = Arc::new(super::wiring::listener_settings(&config, l, &tls, &data_budget));
-        emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %bound, service = ?l.service, tls = ?l.tls);
-        let server = match (l.service, &submission) {
-            (Service::Mx, Some(shared)) if l.legacy_submission => {
-                let policy = Arc::new(port25_submission::legacy::LegacyMx::new(mx.clone(), shared.clone()));
-                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
-            }
-            // Screened: plain port-25 listeners only (legacy_submission
-            // carries authenticated submission, which is never screened).
-            (Service::Mx, _) if screener.is_some() && l.tls != TlsMode::Implicit => {
-                let screener = screener.clone().expect("checked");
-                tokio::spawn(port25_screen::server::run(listener, settings, mx.clone(), screener, shutdown.clone()))
-            }
-            (Service::Mx, _) => tokio::spawn(port25_engine::run(listener, settings, mx.clone(), shutdown.clone())),
-            (Service::Submission, Some(shared)) => {
-                let policy = Arc::new(SubmissionPolicy::new(shared.clone(), l.plaintext_auth));
-                tokio::spawn(port25_engine::run(listener, settings, policy, shutdown.clone()))
-            }
-            (Service::Submission, None) => {
-                unreachable!("opened above when any listener is a submission listener")
-            }
-        };
-        servers.push(server);
-    }
+    // The runtime the listeners serve with; a reload builds the next one
+    // (cmd/runtime.rs) and moves the listeners to it (cmd/generation.rs).
+    let fixed = super::runtime::Fixed {
+        spool: spool.clone(),
+        outbound: outbound.enqueuer.spool().clone(),
+        shared: shared.clone(),
+        desk: desk.clone(),
+        data_budget: port25_engine::DataBudget::new(config.max_data_memory),
+    };
+    let runtime = Arc::new(super::runtime::Runtime {
+        config: config.clone(),
+        accounts,
+        directory,
+        gate,
+        mx,
+        submission,
+        screener,
+        tls,
+        enqueuer: outbound.enqueuer.clone(),
+        data_budget: fixed.data_budget.clone(),
+    });
+    let listeners = super::generation::Listeners::start(&runtime, &mut inherited, shutdown.clone()).await?;
+    let count = listeners.len();
+    let listeners = Arc::new(tokio::sync::Mutex::new(listeners));
+    super::reload::handle(hup, super::reload::Live { path, runtime, fixed, certs, listeners: listeners.clone() });
 
     http.ready.listeners_bound();
-    super::systemd::ready(servers.len());
+    super::systemd::ready(count);
 
     stop.await;
     super::systemd::stopping();
     http.ready.stopping();
     shutdown.cancel();
-    for s in servers {
-        let _ = s.await;
-    }
+    listeners.lock().await.wait().await;
     delivery_stop.cancel();
     outbound.stop.cancel();
     desk_stop.cancel();

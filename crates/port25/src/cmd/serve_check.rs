@@ -22,20 +22,38 @@ use std::process::ExitCode;
 
 struct Report {
     failed: usize,
+    /// Collect the failures instead of printing ([`problems`]).
+    collected: Option<Vec<String>>,
 }
 
 impl Report {
     fn ok(&mut self, what: &str, detail: impl std::fmt::Display) {
-        outln!("ok    {what}: {detail}");
+        if self.collected.is_none() {
+            outln!("ok    {what}: {detail}");
+        }
     }
     fn fail(&mut self, what: &str, detail: impl std::fmt::Display) {
         self.failed += 1;
-        outln!("FAIL  {what}: {detail}");
+        match &mut self.collected {
+            Some(list) => list.push(format!("{what}: {detail}")),
+            None => outln!("FAIL  {what}: {detail}"),
+        }
     }
 }
 
+/// The checks of [`run`] but the ports' (a reload binds what changed
+/// itself, cmd/generation.rs), as a list of failures: what a reload
+/// refuses a configuration for.
+pub fn problems(config: &Config) -> Vec<String> {
+    let mut r = Report { failed: 0, collected: Some(Vec::new()) };
+    tls(config, &mut r);
+    dkim(config, &mut r);
+    directories(config, &mut r);
+    r.collected.unwrap_or_default()
+}
+
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
-    let mut r = Report { failed: 0 };
+    let mut r = Report { failed: 0, collected: None };
     r.ok("config", format!("{} listeners, domains {}", config.listeners.len(), config.mx.domains.join(", ")));
     tls(config, &mut r);
     dkim(config, &mut r);

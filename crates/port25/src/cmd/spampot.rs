@@ -67,6 +67,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
         None => Config::default(),
     };
+    // Before any thread: it takes the sockets systemd passed and clears LISTEN_*.
+    let wanted: Vec<(&str, std::net::SocketAddr)> =
+        config.listeners.iter().map(|l| (l.name.as_str(), l.address)).collect();
+    let inherited = super::systemd::take_inherited_for(&wanted)?;
     let format = args
         .log_format
         .as_deref()
@@ -75,11 +79,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(anyhow::Error::msg)?;
     ev::init(format, &config.log_level);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("spampot").build()?;
-    runtime.block_on(sensor(config))?;
+    runtime.block_on(sensor(config, inherited))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn sensor(config: Config) -> anyhow::Result<()> {
+async fn sensor(config: Config, mut inherited: super::systemd::Inherited) -> anyhow::Result<()> {
     // Handlers before binding: a SIGTERM during start-up stops, not kills.
     let stop = super::serve::stop_signals();
     emit!(info, ev::SERVER_STARTING, version = env!("CARGO_PKG_VERSION"), sensor = %config.sensor, data_dir = %config.data_dir.display());
@@ -93,10 +97,10 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     .with_context(|| format!("cannot open the capture store in {}", root.display()))?
     .with_site(config.site.capture());
     let mut bound = Vec::new();
+    let listeners = config.listeners.len();
     for l in &config.listeners {
-        let listener = tokio::net::TcpListener::bind(l.address).await.with_context(|| {
-            format!("listener {:?}: cannot bind {} (ports below 1024 need root or CAP_NET_BIND_SERVICE; is another program on it?)", l.name, l.address)
-        })?;
+        // The socket systemd passed (port25-spampot.socket), else bound here.
+        let listener = inherited.listener(&l.name, l.address).await?;
         emit!(info, ev::SERVER_LISTENING, listener = %l.name, address = %listener.local_addr()?, service = ?l.kind, proxy_protocol = l.proxy_protocol);
         bound.push((l.clone(), listener));
     }
@@ -121,7 +125,9 @@ async fn sensor(config: Config) -> anyhow::Result<()> {
     let server = tokio::spawn(port25_spampot::run(shared, bound, shutdown.clone()));
     let shipping = shipper.map(|s| tokio::spawn(s.run(shutdown.clone())));
     let feeding = hpfeeds.map(|(feed, rx)| tokio::spawn(port25_collect::hpfeeds::run(feed, rx, shutdown.clone())));
+    super::systemd::ready_with(&format!("capturing on {listeners} listeners"));
     stop.await;
+    super::systemd::stopping_with("closing sessions and the capture store");
     shutdown.cancel();
     let _ = server.await;
     for task in shipping.into_iter().chain(feeding) {
@@ -139,6 +145,8 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
             return Ok(ExitCode::from(2));
         }
     };
+    // Before any thread: the socket systemd passed (port25-collector.socket), if any.
+    let mut inherited = super::systemd::take_inherited_for(&[("collect", config.listen)])?;
     let format =
         log_format.as_deref().unwrap_or(&config.log_format).parse::<ev::LogFormat>().map_err(anyhow::Error::msg)?;
     ev::init(format, "info");
@@ -148,15 +156,18 @@ fn collect(path: &std::path::Path, log_format: Option<String>) -> anyhow::Result
         std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
             .create(&config.data_dir)
             .with_context(|| format!("cannot create {}", config.data_dir.display()))?;
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("cannot bind {}", config.listen))?;
+        let listener = inherited.listener("collect", config.listen).await?;
         emit!(info, ev::SERVER_LISTENING, listener = "collect", address = %listener.local_addr()?, service = "collect");
         let shutdown = CancellationToken::new();
-        let server = tokio::spawn(port25_collect::collector::run(config, listener, shutdown.clone()));
+        let mut server = tokio::spawn(port25_collect::collector::run(config, listener, shutdown.clone()));
+        super::systemd::ready_with("receiving captures");
         tokio::select! {
-            r = server => r?.map_err(anyhow::Error::msg)?,
-            _ = stop => shutdown.cancel(),
+            r = &mut server => r?.map_err(anyhow::Error::msg)?,
+            _ = stop => {
+                super::systemd::stopping_with("finishing uploads in progress");
+                shutdown.cancel();
+                (&mut server).await?.map_err(anyhow::Error::msg)?;
+            }
         }
         emit!(info, ev::SERVER_STOPPED);
         anyhow::Ok(())

@@ -1,4 +1,5 @@
-//! systemd integration of `port25 serve`: socket activation
+//! systemd integration of `port25 serve` (and of `port25 spampot` and
+//! `port25 spampot collect`, whose listeners it maps the same way): socket activation
 //! (sd_listen_fds(3)) and service notification (sd_notify(3)), a small
 //! implementation of the two documented protocols instead of libsystemd.
 //!
@@ -87,6 +88,13 @@ pub fn assign(listeners: &[(&str, SocketAddr)], sockets: &[(String, SocketAddr)]
 /// removes the variables so that no child process believes they are its.
 /// Call before any thread starts (it changes the environment).
 pub fn take_inherited(listeners: &[Listener]) -> anyhow::Result<Inherited> {
+    let wanted: Vec<(&str, SocketAddr)> = listeners.iter().map(|l| (l.name.as_str(), l.address)).collect();
+    take_inherited_for(&wanted)
+}
+
+/// [`take_inherited`] for any service's listeners, given as (name,
+/// configured address): the spampot's bait and the collector use it too.
+pub fn take_inherited_for(wanted: &[(&str, SocketAddr)]) -> anyhow::Result<Inherited> {
     let pid = std::env::var("LISTEN_PID").ok();
     let count = std::env::var("LISTEN_FDS").ok();
     let names = std::env::var("LISTEN_FDNAMES").ok();
@@ -125,9 +133,8 @@ pub fn take_inherited(listeners: &[Listener]) -> anyhow::Result<Inherited> {
     }
     let shown: Vec<(String, SocketAddr)> =
         sockets.iter().map(|(n, l)| Ok((n.clone(), l.local_addr()?))).collect::<std::io::Result<_>>()?;
-    let wanted: Vec<(&str, SocketAddr)> = listeners.iter().map(|l| (l.name.as_str(), l.address)).collect();
-    let order = assign(&wanted, &shown)?;
-    let sockets = sockets.into_iter().zip(order).map(|((_, l), n)| (listeners[n].name.clone(), l)).collect();
+    let order = assign(wanted, &shown)?;
+    let sockets = sockets.into_iter().zip(order).map(|((_, l), n)| (wanted[n].0.to_owned(), l)).collect();
     Ok(Inherited { sockets })
 }
 
@@ -166,16 +173,16 @@ impl Inherited {
         Some(self.sockets.swap_remove(i).1)
     }
 
-    /// The listener's socket: the inherited one, else bound here.
-    pub async fn listener(&mut self, l: &Listener) -> anyhow::Result<tokio::net::TcpListener> {
-        if let Some(s) = self.take(&l.name) {
+    /// The socket of the listener `name`: the inherited one, else bound
+    /// here on `address`.
+    pub async fn listener(&mut self, name: &str, address: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+        if let Some(s) = self.take(name) {
             return tokio::net::TcpListener::from_std(s)
-                .with_context(|| format!("listener {:?}: the socket systemd passed", l.name));
+                .with_context(|| format!("listener {name:?}: the socket systemd passed"));
         }
-        tokio::net::TcpListener::bind(l.address).await.with_context(|| {
+        tokio::net::TcpListener::bind(address).await.with_context(|| {
             format!(
-                "listener {:?}: cannot bind {} (ports below 1024 need socket activation (port25-*.socket), CAP_NET_BIND_SERVICE or root; is another server on it?)",
-                l.name, l.address
+                "listener {name:?}: cannot bind {address} (ports below 1024 need socket activation (port25-*.socket), CAP_NET_BIND_SERVICE or root; is another server on it?)"
             )
         })
     }
@@ -216,7 +223,12 @@ pub fn notify(state: &str) -> bool {
 
 /// Every listener accepts: `READY=1`, and the watchdog starts.
 pub fn ready(listeners: usize) {
-    notify(&format!("READY=1\nSTATUS=accepting mail on {listeners} listeners\nMAINPID={}", std::process::id()));
+    ready_with(&format!("accepting mail on {listeners} listeners"));
+}
+
+/// `READY=1` with `status` for systemctl status, and the watchdog starts.
+pub fn ready_with(status: &str) {
+    notify(&format!("READY=1\nSTATUS={status}\nMAINPID={}", std::process::id()));
     if let Some(every) = watchdog_interval() {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -241,6 +253,11 @@ pub fn reloaded(status: &str) {
 /// A stop begins: sessions drain, then delivery stops.
 pub fn stopping() {
     notify("STOPPING=1\nSTATUS=draining sessions");
+}
+
+/// A stop begins, with `status` saying what is being finished.
+pub fn stopping_with(status: &str) {
+    notify(&format!("STOPPING=1\nSTATUS={status}"));
 }
 
 /// Half of `WATCHDOG_USEC` (sd_watchdog_enabled(3)), when the watchdog is

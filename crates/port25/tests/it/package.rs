@@ -16,7 +16,9 @@ const UNITS: &[&str] = &[
     "port25-submission.socket",
     "port25-submissions.socket",
     "port25-spampot.service",
+    "port25-spampot.socket",
     "port25-collector.service",
+    "port25-collector.socket",
 ];
 
 /// Runs dpkg, waiting while another installation holds its lock.

@@ -28,9 +28,9 @@ fn write_config(dir: &Path, mx_address: &str) -> PathBuf {
 
 /// `systemd-socket-activate -l 127.0.0.1:PORT [ARGS] port25 serve --config F`,
 /// its stderr (port25's JSON log) collected.
-struct Activated {
-    child: Child,
-    log: Arc<Mutex<Vec<String>>>,
+pub(crate) struct Activated {
+    pub(crate) child: Child,
+    pub(crate) log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Activated {
@@ -39,12 +39,18 @@ impl Activated {
     }
 
     fn start_many(ports: &[u16], extra: &[&str], config: &Path) -> Activated {
+        Activated::start_port25(ports, extra, &["serve", "--config", config.to_str().unwrap()])
+    }
+
+    /// `systemd-socket-activate -l 127.0.0.1:PORT... [EXTRA] port25 ARGS`
+    /// (systemd_spampot.rs runs the sensor and the collector this way).
+    pub(crate) fn start_port25(ports: &[u16], extra: &[&str], args: &[&str]) -> Activated {
         let activate = require("systemd-socket-activate");
         let mut child = Command::new(activate)
             .args(ports.iter().flat_map(|p| ["-l".to_owned(), format!("127.0.0.1:{p}")]))
             .args(extra)
-            .args([BIN, "serve", "--config"])
-            .arg(config)
+            .arg(BIN)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -65,7 +71,7 @@ impl Activated {
         a
     }
 
-    fn wait_log(&self, needle: &str, wait: Duration) -> Option<String> {
+    pub(crate) fn wait_log(&self, needle: &str, wait: Duration) -> Option<String> {
         let start = Instant::now();
         while start.elapsed() < wait {
             if let Some(l) = self.log.lock().unwrap().iter().find(|l| l.contains(needle)) {
@@ -76,7 +82,7 @@ impl Activated {
         None
     }
 
-    fn term(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn term(&mut self) -> std::process::ExitStatus {
         // systemd-socket-activate execs the service (Accept=no): this pid is port25's.
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let start = Instant::now();
@@ -115,7 +121,7 @@ fn swaks(addr: &str) -> (bool, String) {
 }
 
 /// Datagrams on the notification socket until one contains `want`.
-fn wait_notify(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> bool {
+pub(crate) fn wait_notify(sock: &UnixDatagram, want: &str, seen: &mut Vec<String>) -> bool {
     let start = Instant::now();
     let mut buf = [0u8; 4096];
     while start.elapsed() < Duration::from_secs(30) {
