@@ -18,9 +18,22 @@
 # the medians and the ratio of medians. After each run the script waits
 # until the server's Maildir holds every message it accepted.
 #
+# SHARED=1 (issue 16, the cost of sharing the limits across nodes): no
+# Postfix; three port25 nodes, the same configuration and load, with the
+# sending limits and the session cap ON (LIMIT messages and recipients per
+# hour and per day, high enough never to refuse) kept in-process
+# ("port25"), in one Redis ("port25-redis", [submission.shared] redis) and
+# in one PostgreSQL ("port25-postgresql", backend = "postgresql"); each
+# store started here (redis-server; initdb + pg_ctl as nobody). Reported:
+# the medians and the throughput each shared store loses against the
+# in-process limits (goal: under 10 %).
+#
 # Usage: bench/submission-dovecot.sh     (as root; installs postfix and
 #        dovecot-core if missing)
+#        SHARED=1 bench/submission-dovecot.sh   (also needs redis-server and
+#        postgresql)
 # Env:   AUTH_CACHE=1 MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4671 P25_PORT=4672
+#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load (built if missing); KEEP=1
 set -euo pipefail
 
@@ -41,6 +54,11 @@ PORT25_BIN=${PORT25_BIN:-$ROOT/target/release/port25}
 LOADGEN=${LOADGEN:-$ROOT/target/release/smtp-load}
 KEEP=${KEEP:-0}
 ROUNDS=${ROUNDS:-3}
+SHARED=${SHARED:-0}
+LIMIT=${LIMIT:-10000000}
+REDIS_PORT=${REDIS_PORT:-4673}
+PG_PORT=${PG_PORT:-4674}
+SHARED_POOL=${SHARED_POOL:-4}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -48,7 +66,14 @@ PASSWORD='bench password'
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 [ "$(id -u)" = 0 ] || die "run as root (Postfix needs it)"
-install_postfix dovecot-core
+if [ "$SHARED" = 1 ]; then
+  command -v dovecot >/dev/null || apt-get install -y -q dovecot-core >/dev/null
+  command -v redis-server >/dev/null || die "redis-server (Debian redis-server) is not installed"
+  PG_BIN=$(find /usr/lib/postgresql -maxdepth 2 -name bin -type d 2>/dev/null | sort | tail -1)
+  [ -x "$PG_BIN/initdb" ] || die "PostgreSQL (Debian postgresql) is not installed"
+else
+  install_postfix dovecot-core
+fi
 command -v dovecot >/dev/null || die "dovecot (dovecot-core) is not installed"
 { [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
@@ -57,9 +82,16 @@ chmod 755 "$WORK"
 PF=$WORK/postfix
 P25_PID=
 DV_PID=
+RD_PID=
+P25R_PID=
+P25G_PID=
 cleanup() {
   set +e
   [ -n "$P25_PID" ] && kill "$P25_PID" 2>/dev/null && wait "$P25_PID" 2>/dev/null
+  [ -n "$P25R_PID" ] && kill "$P25R_PID" 2>/dev/null && wait "$P25R_PID" 2>/dev/null
+  [ -n "$P25G_PID" ] && kill "$P25G_PID" 2>/dev/null && wait "$P25G_PID" 2>/dev/null
+  [ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
+  [ -d "$WORK/pg/data" ] && runuser -u nobody -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1
   [ -n "$DV_PID" ] && kill "$DV_PID" 2>/dev/null && wait "$DV_PID" 2>/dev/null
   [ -f "$PF/etc/main.cf" ] && postfix -c "$PF/etc" stop >/dev/null 2>&1
   if [ "$KEEP" = 1 ]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
@@ -104,6 +136,7 @@ for _ in $(seq 100); do [ -S "$DV/auth-port25" ] && [ -S "$DV/auth-postfix" ] &&
 [ -S "$DV/auth-port25" ] || die "dovecot did not start (see $DV/dovecot.log)"
 
 # --- Postfix with Dovecot SASL --------------------------------------------------
+if [ "$SHARED" != 1 ]; then
 mkdir -p "$PF/etc" "$PF/queue" "$PF/data" "$PF/vmail"
 chown nobody:nogroup "$PF/vmail"
 chown postfix "$PF/data"
@@ -147,10 +180,27 @@ postfix_master_cf "127.0.0.1:$PF_PORT inet n - n - - smtpd $PF_WRAPPER" >"$PF/et
 postfix -c "$PF/etc" check >/dev/null 2>&1 || true
 postfix -c "$PF/etc" start >/dev/null 2>&1 || die "postfix did not start (see $PF/maillog)"
 wait_port "$PF_PORT" 10 tcp || die "postfix is not listening on $PF_PORT"
+fi
+
+# --- SHARED=1: the stores ------------------------------------------------------------
+if [ "$SHARED" = 1 ]; then
+  mkdir -p "$WORK/redis"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly no >/dev/null &
+  RD_PID=$!
+  wait_port "$REDIS_PORT" 10 tcp || die "redis-server is not listening on $REDIS_PORT"
+  mkdir -p "$WORK/pg"
+  chown nobody "$WORK/pg"
+  runuser -u nobody -- "$PG_BIN/initdb" -D "$WORK/pg/data" --auth-local=trust -U nobody >/dev/null
+  runuser -u nobody -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -l "$WORK/pg/pg.log" -w \
+    -o "-p $PG_PORT -k $WORK/pg -c listen_addresses=127.0.0.1" start >/dev/null || die "postgresql did not start (see $WORK/pg/pg.log)"
+fi
 
 # --- port25, asking the same Dovecot ----------------------------------------------
-start_port25() { # bin dir port -> sets STARTED_PID
+start_port25() { # bin dir port [shared keys] -> sets STARTED_PID
   mkdir -p "$2"
+  local limits=0 shared=
+  if [ "$SHARED" = 1 ]; then limits=$LIMIT; fi
+  if [ -n "${4:-}" ]; then shared=$(printf '[submission.shared]\n%s\npool = %s\n' "$4" "$SHARED_POOL"); fi
   cat >"$2/port25.toml" <<EOF
 hostname = "bench-port25.localdomain"
 data_dir = "$2/data"
@@ -165,16 +215,17 @@ domains = ["$DOMAIN"]
 # recipient lookup on either side.
 recipients = ["$LOGIN"]
 [submission]
-messages_per_hour = 0
-messages_per_day = 0
-recipients_per_hour = 0
-recipients_per_day = 0
+messages_per_hour = $limits
+messages_per_day = $limits
+recipients_per_hour = $limits
+recipients_per_day = $limits
 # PROCS sessions of one login from one address, whatever PROCS is.
 max_sessions_per_login = 100000
 auth_in_flight_per_address = 100000
 [submission.directory]
 type = "dovecot"
 auth_socket = "$DV/auth-port25"
+$shared
 [[listener]]
 name = "submissions"
 address = "127.0.0.1:$3"
@@ -188,17 +239,28 @@ EOF
 start_port25 "$PORT25_BIN" "$WORK/port25" "$P25_PORT"
 P25_PID=$STARTED_PID
 SERVERS=(postfix port25)
+if [ "$SHARED" = 1 ]; then
+  start_port25 "$PORT25_BIN" "$WORK/port25-redis" $((P25_PORT + 10)) "redis = \"redis://127.0.0.1:$REDIS_PORT/0\""
+  P25R_PID=$STARTED_PID
+  start_port25 "$PORT25_BIN" "$WORK/port25-postgresql" $((P25_PORT + 11)) \
+    "backend = \"postgresql\"
+connection = \"host=$WORK/pg port=$PG_PORT user=nobody dbname=postgres\""
+  P25G_PID=$STARTED_PID
+  SERVERS=(port25 port25-redis port25-postgresql)
+fi
 
 # CPU ticks used so far by one server (as bench/smtp-accept.sh). port25: the
 # process. Postfix: master + its reaped children + the children alive.
 server_ticks() { # name
   case $1 in
     port25) ticks_of "$P25_PID" ;;
+    port25-redis) ticks_of "$P25R_PID" ;;
+    port25-postgresql) ticks_of "$P25G_PID" ;;
     postfix) postfix_ticks "$PF/queue" ;;
   esac
 }
 HZ=$(getconf CLK_TCK)
-port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; esac; }
+port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; port25-redis) echo $((P25_PORT + 10)) ;; port25-postgresql) echo $((P25_PORT + 11)) ;; esac; }
 unit_of() { if [ "$1" = 1 ]; then echo session; else echo message; fi; }
 
 load() { # port msgs
@@ -208,7 +270,7 @@ load() { # port msgs
 # Each server's Maildir (the bench login's), and a wait until it holds every
 # message the server accepted so far: nothing lost, and each run starts
 # from an idle server instead of one still delivering the previous run.
-maildir_of() { case $1 in postfix) echo "$PF/vmail/$DOMAIN/bench/new" ;; port25) echo "$WORK/port25/data/mail/$DOMAIN/bench/new" ;; esac; }
+maildir_of() { case $1 in postfix) echo "$PF/vmail/$DOMAIN/bench/new" ;; *) echo "$WORK/$1/data/mail/$DOMAIN/bench/new" ;; esac; }
 declare -A ACCEPTED
 drain() { # name
   local dir got i
@@ -221,6 +283,7 @@ drain() { # name
   [ "$got" = "${ACCEPTED[$1]}" ] || die "$1: $got messages in $dir, expected ${ACCEPTED[$1]}"
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+[ "$SHARED" = 1 ] && echo "SHARED=1: sending limits ($LIMIT per hour and per day) and the session cap in-process, in Redis $(redis-server --version | grep -o 'v=[0-9.]*'), in PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); pool $SHARED_POOL"
 echo "submission benchmark, logins checked by Dovecot $(dovecot --version | cut -d" " -f1) (auth cache $([ "$AUTH_CACHE" = 1 ] && echo on || echo off)): $MODE TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATES CPU
@@ -247,6 +310,20 @@ done
 echo
 echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]}"; done)"
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$SHARED" = 1 ]; then
+  # shellcheck disable=SC2086
+  base=$(median ${RATES[port25,1]})
+  for name in "${SERVERS[@]}"; do
+    # shellcheck disable=SC2086
+    med=$(median ${RATES[$name,1]})
+    # shellcheck disable=SC2086
+    cpu=$(median ${CPU[$name,1]})
+    printf 'sessions/s %-18s runs: %-24s median %7s  ratio to in-process %5s  lost %6s  server CPU %s ms/session\n' "$name" "${RATES[$name,1]}" "$med" \
+      "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" \
+      "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.1f %%", b ? 100 * (1 - a / b) : 0 }')" "$cpu"
+  done
+  exit 0
+fi
 for msgs in 1; do
   # shellcheck disable=SC2086
   pf=$(median ${RATES[postfix,$msgs]})

@@ -26,7 +26,7 @@ pub use model::*;
 pub use mxauth::{AuthAction, Greylist, MxAuth, DEBIAN_PUBLIC_SUFFIX_LIST};
 pub use outbound::{DkimKey, Outbound};
 pub use screen::{parse_code_filter, Screen, ScreenAction, ScreenList};
-pub use shared::{OnUnreachable, Shared};
+pub use shared::{OnUnreachable, Shared, Store as SharedStore};
 pub use submission::Submission;
 
 use std::path::{Path, PathBuf};

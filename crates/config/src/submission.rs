@@ -117,6 +117,10 @@ pub(crate) fn resolve(
             None => Ok(default),
         }
     };
+    let directory = match raw.directory {
+        Some(d) => Some(crate::directory::resolve(d, text, file, base)?),
+        None => None,
+    };
     Ok(Submission {
         accounts: match raw.accounts {
             Some(p) => crate::absolute(base, &p),
@@ -159,14 +163,11 @@ pub(crate) fn resolve(
         auth_check_wait: Duration::from_millis(raw.auth_check_wait_ms.unwrap_or(5000)),
         auth_in_flight_per_address: at_least_one(raw.auth_in_flight_per_address, 8, "auth_in_flight_per_address")?,
         max_sessions_per_login: at_least_one(raw.max_sessions_per_login, 10, "max_sessions_per_login")?,
-        directory: match raw.directory {
-            Some(d) => Some(crate::directory::resolve(d, text, file, base)?),
-            None => None,
-        },
         shared: match raw.shared {
-            Some(s) => Some(crate::shared::resolve(s, text, file)?),
+            Some(s) => Some(crate::shared::resolve(s, directory.as_ref(), text, file, base)?),
             None => None,
         },
+        directory,
     })
 }
 

@@ -38,6 +38,9 @@ enum Command {
     /// Migration off port 25: the share of active users on 587/465
     #[command(subcommand)]
     Migration(cmd::migration::Command),
+    /// State shared by several nodes ([submission.shared]): the PostgreSQL schema
+    #[command(subcommand)]
+    Shared(cmd::shared::Command),
     /// Access-network egress policy: compile, check, diff, flows, publish
     Egress(cmd::egress::Args),
     /// The MX's screening before the banner: explain (every check's answer, score and reason for an address)
@@ -68,6 +71,7 @@ fn main() -> std::process::ExitCode {
         Command::Config(c) => cmd::config::run(c),
         Command::Users(c) => cmd::users::run(c),
         Command::Migration(c) => cmd::migration::run(c),
+        Command::Shared(c) => cmd::shared::run(c),
         Command::Egress(args) => cmd::egress::run(args),
         Command::Mx(c) => cmd::mx::run(c),
         Command::Spampot(args) => cmd::spampot::run(args),

@@ -10,10 +10,12 @@
 //! lock started on one node refuses the login on the others, and the
 //! migration usage is one record per login however many nodes saw it.
 //!
-//! The seam is [`SharedState`] (Redis now; PostgreSQL, where that is the
-//! provider's backend, is not written yet). Every operation is one Lua
-//! script (atomic on the server, server time, so node clocks do not
-//! matter), run over a fixed-size pool with a short timeout. What happens
+//! The seam is [`SharedState`], with two stores: Redis (every operation is
+//! one Lua script) and PostgreSQL where that is the provider's backend
+//! (every operation is one function call or statement). Either way an
+//! operation is one round trip, atomic on the server with the server's
+//! clock (node clocks do not matter), run over a fixed-size pool with a
+//! short timeout. What happens
 //! when the store does not answer is the operator's choice
 //! ([`OnUnreachable`]): refuse (454 4.7.0) or fall back to the node's own
 //! counters with a loud `port25.shared.unreachable` event.
@@ -26,7 +28,9 @@ use std::time::{Duration, Instant};
 
 use port25_events::{catalogue as ev, emit};
 
+mod postgres;
 mod redis;
+pub use postgres::{Postgres, PostgresConfig, SCHEMA as POSTGRES_SCHEMA};
 pub use redis::{Redis, RedisConfig};
 
 pub type Pending<'a, T> = Pin<Box<dyn Future<Output = Result<T, Unreachable>> + Send + 'a>>;

@@ -7,7 +7,8 @@
 //! 454) when it is longer than [`MAX_LINE`] bytes (Dovecot's own limit for
 //! the auth client protocol, `AUTH_CLIENT_MAX_LINE_LENGTH`), is not UTF-8,
 //! carries a raw control character (anything below 0x20 but TAB and the
-//! escape byte, and DEL), or a field that unescapes to one: nothing a
+//! escape byte, DEL, and the C1 controls U+0080 to U+009F), or a field
+//! that unescapes to one: nothing a
 //! server sends can smuggle a line break or a NUL into a login name or an
 //! address.
 //!
@@ -67,6 +68,11 @@ pub fn fields(line: &[u8]) -> Result<Vec<String>, ProtoError> {
         return Err(ProtoError::ControlCharacter(b));
     }
     let text = std::str::from_utf8(line).map_err(|_| ProtoError::NotUtf8)?;
+    // The C1 controls (U+0080 to U+009F, e.g. U+0085 NEL, a line break to
+    // some readers) are control characters too, in two UTF-8 bytes.
+    if let Some(c) = text.chars().find(|&c| c.is_control() && c != '\t' && c != '\u{1}') {
+        return Err(ProtoError::ControlCharacter(u8::try_from(u32::from(c)).unwrap_or(0xff)));
+    }
     text.split('\t').map(unescape).collect()
 }
 
@@ -322,6 +328,19 @@ mod tests {
         assert!(matches!(parse(b"OK"), Err(ProtoError::Malformed(_))));
         assert!(matches!(parse(b""), Err(ProtoError::Malformed(_))));
         assert_eq!(parse(&vec![b'a'; MAX_LINE]), Err(ProtoError::TooLong));
+    }
+
+    /// Found by the dovecot_reply fuzz property "no value holds a control
+    /// character": U+0085 (NEL) and the other C1 controls passed, being
+    /// two UTF-8 bytes above 0x7f (fuzz/seeds/dovecot_reply/c1_control).
+    #[test]
+    fn c1_control_characters_are_refused() {
+        assert_eq!(parse("OK\t1\tuser=a\u{85}b".as_bytes()), Err(ProtoError::ControlCharacter(0x85)));
+        assert_eq!(parse("USER\t2\t\u{80}alice".as_bytes()), Err(ProtoError::ControlCharacter(0x80)));
+        assert_eq!(parse("FAIL\t3\treason=\u{9f}".as_bytes()), Err(ProtoError::ControlCharacter(0x9f)));
+        assert_eq!(parse("MECH\tPL\u{8d}AIN".as_bytes()), Err(ProtoError::ControlCharacter(0x8d)));
+        // Not controls: accepted as they are.
+        assert!(parse("OK\t1\tuser=\u{a0}\u{e9}l\u{e8}ve\u{2028}".as_bytes()).is_ok());
     }
 
     #[test]

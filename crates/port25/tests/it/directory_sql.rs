@@ -31,14 +31,14 @@ fn as_nobody(program: &Path, args: &[&str]) -> String {
     text
 }
 
-struct Postgres {
-    dir: tempfile::TempDir,
-    port: u16,
+pub(crate) struct Postgres {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) port: u16,
     running: bool,
 }
 
 impl Postgres {
-    fn start() -> Postgres {
+    pub(crate) fn start() -> Postgres {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         // nobody must reach and own its directory.
@@ -55,7 +55,7 @@ impl Postgres {
         Postgres { dir, port, running: true }
     }
 
-    fn sql(&self, sql: &str) -> String {
+    pub(crate) fn sql(&self, sql: &str) -> String {
         let host = self.dir.path().display().to_string();
         as_nobody(
             &pg_bin("psql"),
@@ -63,7 +63,7 @@ impl Postgres {
         )
     }
 
-    fn stop(&mut self) {
+    pub(crate) fn stop(&mut self) {
         if std::mem::take(&mut self.running) {
             let data = self.dir.path().join("data").display().to_string();
             as_nobody(&pg_bin("pg_ctl"), &["-D", &data, "-m", "immediate", "-w", "stop"]);

@@ -51,6 +51,7 @@ mod report_notices;
 mod screen;
 mod scripted;
 mod shared_state;
+mod shared_state_postgresql;
 mod smtputf8;
 mod spampot;
 mod spampot_hpfeeds;

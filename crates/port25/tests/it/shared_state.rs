@@ -1,10 +1,12 @@
 //! Issue 16 §2: two `port25 serve` nodes (own ports, own data dirs, own
-//! account files) sharing one real redis-server started here: a login's
-//! hourly limit holds across both, a lock started on node A refuses the
-//! login on node B, the session cap counts both, `port25 migration report`
-//! counts both nodes' usage once; and with Redis stopped, fail_closed
-//! answers 454 4.7.0 while local accepts with a port25.shared.unreachable
-//! event. Clients are Python smtplib.
+//! account files) sharing one real store started here, a redis-server or
+//! (shared_state_postgresql.rs) a PostgreSQL: a login's hourly limit holds
+//! across both, a lock started on node A refuses the login on node B, the
+//! session cap counts both, `port25 migration report` counts both nodes'
+//! usage once; and with the store stopped, fail_closed answers 454 4.7.0
+//! while local accepts with a port25.shared.unreachable event. Clients are
+//! Python smtplib. Each case is one function taking the store, run once
+//! per backend.
 
 use crate::harness::*;
 use crate::submission::{addr, events, listeners, login, python, users, ALICE, ALICE_PW, MX};
@@ -59,12 +61,32 @@ impl Drop for Redis {
     }
 }
 
+/// A shared store the test started: the `[submission.shared]` keys that
+/// reach it, its backend's name in events, and stopping it.
+pub(crate) trait Store {
+    fn keys(&self) -> String;
+    fn kind(&self) -> &'static str;
+    fn stop(&mut self);
+}
+
+impl Store for Redis {
+    fn keys(&self) -> String {
+        format!("redis = \"redis://127.0.0.1:{}/0\"\n", self.port)
+    }
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+    fn stop(&mut self) {
+        Redis::stop(self)
+    }
+}
+
 /// One node: submission listeners, `extra` [submission] keys, sharing
-/// `redis` as `on_unreachable` says; alice and bob have accounts.
-fn node(redis: &Redis, extra: &str, on_unreachable: &str) -> Server {
+/// `store` as `on_unreachable` says; alice and bob have accounts.
+pub(crate) fn node(store: &dyn Store, extra: &str, on_unreachable: &str) -> Server {
     let submission = format!(
-        "auth_slow_after = 1000\n{extra}\n[submission.shared]\nredis = \"redis://127.0.0.1:{}/0\"\non_unreachable = \"{on_unreachable}\"\ntimeout_ms = 300\n",
-        redis.port
+        "auth_slow_after = 1000\n{extra}\n[submission.shared]\n{}on_unreachable = \"{on_unreachable}\"\ntimeout_ms = 300\n",
+        store.keys()
     );
     let s = Server::start(&format!("{MX}\ncatch_all = [\"example.org\"]"), &listeners(&submission));
     users(&s, &["add", ALICE], ALICE_PW);
@@ -92,7 +114,7 @@ for i, port in enumerate(ports):
 print(json.dumps(out))
 "#;
 
-fn send_each(user: &str, pw: &str, ports: &[u16]) -> Vec<u16> {
+pub(crate) fn send_each(user: &str, pw: &str, ports: &[u16]) -> Vec<u16> {
     let mut args = vec![user.to_owned(), pw.to_owned()];
     args.extend(ports.iter().map(u16::to_string));
     let text = python(SEND_EACH, &args);
@@ -101,11 +123,12 @@ fn send_each(user: &str, pw: &str, ports: &[u16]) -> Vec<u16> {
 
 #[test]
 fn an_hourly_limit_holds_across_two_nodes() {
-    let redis = Redis::start();
-    let (a, b) = (
-        node(&redis, "messages_per_hour = 3\n", "fail_closed"),
-        node(&redis, "messages_per_hour = 3\n", "fail_closed"),
-    );
+    hourly_limit(&Redis::start());
+}
+
+pub(crate) fn hourly_limit(redis: &dyn Store) {
+    let (a, b) =
+        (node(redis, "messages_per_hour = 3\n", "fail_closed"), node(redis, "messages_per_hour = 3\n", "fail_closed"));
     let (pa, pb) = (addr(&a, "plain").port(), addr(&b, "plain").port());
     // Each node alone would take 3: together they take 3.
     assert_eq!(send_each(ALICE, ALICE_PW, &[pa, pb, pa, pb, pb]), vec![250, 250, 250, 450, 450]);
@@ -135,9 +158,12 @@ fn an_hourly_limit_holds_across_two_nodes() {
 
 #[test]
 fn a_lock_on_node_a_refuses_the_login_on_node_b() {
-    let redis = Redis::start();
+    lock_across(&Redis::start());
+}
+
+pub(crate) fn lock_across(redis: &dyn Store) {
     let extra = "auth_login_lock_after = 3\nauth_address_lock_after = 100\n";
-    let (a, b) = (node(&redis, extra, "fail_closed"), node(&redis, extra, "fail_closed"));
+    let (a, b) = (node(redis, extra, "fail_closed"), node(redis, extra, "fail_closed"));
     for _ in 0..3 {
         let mut c = Client::open(addr(&a, "plain"));
         c.cmd("EHLO guesser.example");
@@ -155,10 +181,13 @@ fn a_lock_on_node_a_refuses_the_login_on_node_b() {
 
 #[test]
 fn the_session_cap_counts_both_nodes() {
-    let redis = Redis::start();
+    session_cap(&Redis::start());
+}
+
+pub(crate) fn session_cap(redis: &dyn Store) {
     let (a, b) = (
-        node(&redis, "max_sessions_per_login = 1\n", "fail_closed"),
-        node(&redis, "max_sessions_per_login = 1\n", "fail_closed"),
+        node(redis, "max_sessions_per_login = 1\n", "fail_closed"),
+        node(redis, "max_sessions_per_login = 1\n", "fail_closed"),
     );
     let mut on_a = Client::open(addr(&a, "plain"));
     on_a.cmd("EHLO laptop.example");
@@ -178,7 +207,10 @@ fn the_session_cap_counts_both_nodes() {
 
 #[test]
 fn the_migration_report_counts_both_nodes_once() {
-    let redis = Redis::start();
+    migration_report(Redis::start());
+}
+
+pub(crate) fn migration_report(mut redis: impl Store) {
     let (a, b) = (node(&redis, "", "fail_closed"), node(&redis, "", "fail_closed"));
     // alice on both nodes, bob on node B only.
     assert_eq!(send_each(ALICE, ALICE_PW, &[addr(&a, "plain").port(), addr(&b, "plain").port()]), vec![250, 250]);
@@ -201,8 +233,7 @@ fn the_migration_report_counts_both_nodes_once() {
             .clone();
         assert_eq!((d["active"].as_u64(), d["submission_only"].as_u64()), (Some(2), Some(2)), "{v}");
     }
-    // Without Redis, the report refuses to print one node's share.
-    let mut redis = redis;
+    // Without the store, the report refuses to print one node's share.
     redis.stop();
     let out = Command::new(BIN)
         .args(["migration", "report", "--config"])
@@ -219,7 +250,10 @@ fn the_migration_report_counts_both_nodes_once() {
 
 #[test]
 fn redis_stopped_fails_closed_with_454() {
-    let mut redis = Redis::start();
+    stopped_fails_closed(Redis::start());
+}
+
+pub(crate) fn stopped_fails_closed(mut redis: impl Store) {
     let a = node(&redis, "", "fail_closed");
     let mut c = Client::open(addr(&a, "plain"));
     c.cmd("EHLO laptop.example");
@@ -232,13 +266,16 @@ fn redis_stopped_fails_closed_with_454() {
     let r = login(&mut c, ALICE, ALICE_PW);
     assert!(r.starts_with("454 4.7.0"), "AUTH: {r}");
     let e = a.wait_event("port25.shared.unreachable", Duration::from_secs(5)).expect("the event");
-    assert_eq!((e["policy"].as_str(), e["backend"].as_str()), (Some("fail_closed"), Some("redis")), "{e}");
+    assert_eq!((e["policy"].as_str(), e["backend"].as_str()), (Some("fail_closed"), Some(redis.kind())), "{e}");
     assert!(a.all_mail().is_empty());
 }
 
 #[test]
 fn redis_stopped_with_local_accepts_and_says_so() {
-    let mut redis = Redis::start();
+    stopped_local(Redis::start());
+}
+
+pub(crate) fn stopped_local(mut redis: impl Store) {
     let a = node(&redis, "", "local");
     redis.stop();
     assert_eq!(send_each(ALICE, ALICE_PW, &[addr(&a, "plain").port()]), vec![250]);
