@@ -36,6 +36,8 @@ pub mod http;
 
 // --- dnscheck ---
 pub mod dnscheck;
+// --- wire: MTA-STS ---
+pub mod mta_sts;
 // --- mx ---
 pub mod mx;
 // --- screen ---

@@ -24,6 +24,11 @@ pub(crate) struct RawOutbound {
     smarthost_ca: Option<Spanned<String>>,
     smarthost_pin_sha256: Option<Spanned<Vec<String>>>,
     require_tls: Option<Vec<String>>,
+    mta_sts: Option<Spanned<String>>,
+    mta_sts_ca: Option<Spanned<String>>,
+    mta_sts_port: Option<Spanned<u16>>,
+    mta_sts_timeout_secs: Option<u64>,
+    tls_rpt: Option<Spanned<String>>,
     allowed_private_networks: Option<Vec<Spanned<String>>>,
     first_retry_secs: Option<Spanned<u64>>,
     max_retry_secs: Option<Spanned<u64>>,
@@ -71,6 +76,17 @@ pub struct Outbound {
     /// smarthost's certificate must have; any one matches.
     pub smarthost_pin_sha256: Vec<[u8; 32]>,
     pub require_tls: Vec<String>,
+    /// MTA-STS (RFC 8461) for recipient domains: fetch, cache and apply
+    /// their policies (`mta_sts = "on"`, the default).
+    pub mta_sts: bool,
+    /// A PEM file of CA certificates trusted for MTA-STS (policy hosts and
+    /// MX certificates) besides the system's.
+    pub mta_sts_ca: Option<PathBuf>,
+    /// The HTTPS port policies are fetched from: 443, except in tests.
+    pub mta_sts_port: u16,
+    pub mta_sts_timeout: Duration,
+    /// TLS-RPT (RFC 8460) reports written to data_dir/tls-rpt.
+    pub tls_rpt: bool,
     /// MX addresses in loopback, private, link-local and other special
     /// ranges are refused unless they fall in one of these networks.
     pub allowed_private_networks: Vec<ipnet::IpNet>,
@@ -209,7 +225,35 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         None => 25,
     };
     let dkim = dkim_keys(raw.dkim, base, &err)?;
+    let mta_sts = on_off(raw.mta_sts, "mta_sts", &err)?;
+    let tls_rpt = on_off(raw.tls_rpt, "tls_rpt", &err)?;
+    let mta_sts_ca = match raw.mta_sts_ca {
+        Some(ca) => {
+            let path = crate::absolute(base, ca.get_ref());
+            std::fs::metadata(&path).map_err(|e| {
+                err(
+                    ca.span().start,
+                    format!("cannot read mta_sts_ca {}: {e}", path.display()),
+                    "give a PEM file of CA certificates, or remove the key for the system's CAs only",
+                )
+            })?;
+            Some(path)
+        }
+        None => None,
+    };
+    let mta_sts_port = match raw.mta_sts_port {
+        Some(p) if *p.get_ref() == 0 => {
+            return Err(err(p.span().start, "mta_sts_port 0 cannot be connected to".into(), "remove the key: 443"))
+        }
+        Some(p) => p.into_inner(),
+        None => 443,
+    };
     Ok(Outbound {
+        mta_sts,
+        mta_sts_ca,
+        mta_sts_port,
+        mta_sts_timeout: Duration::from_secs(raw.mta_sts_timeout_secs.unwrap_or(60).max(1)),
+        tls_rpt,
         hold: raw.hold.unwrap_or(false),
         port,
         nameservers,
@@ -245,6 +289,22 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         stats_interval: positive_secs(raw.stats_interval_secs, 300, "stats_interval_secs", &err)?,
         dkim,
     })
+}
+
+/// `"on"` (the default) or `"off"`.
+fn on_off(v: Option<Spanned<String>>, key: &str, err: ErrAt) -> Result<bool, ConfigError> {
+    match v {
+        None => Ok(true),
+        Some(s) => match s.get_ref().as_str() {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            other => Err(err(
+                s.span().start,
+                format!("{key} = {other:?} is not \"on\" or \"off\""),
+                "write \"on\" or \"off\"",
+            )),
+        },
+    }
 }
 
 /// A count that 0 would make meaningless (no connection at all).

@@ -65,6 +65,10 @@ pub struct Expect {
     /// The HTTPS host for autoconfig/autodiscover and the MTA-STS policy.
     pub web_host: String,
     pub ttl: u32,
+    /// Fetches the domain's MTA-STS policy to validate it (the outbound
+    /// queue's fetcher: same CAs, size limit, timeout, no redirects);
+    /// None: only the TXT record and the policy host's address are checked.
+    pub sts: Option<port25_outbound::mta_sts::Fetcher>,
 }
 
 #[derive(Debug, Clone)]
@@ -672,7 +676,62 @@ async fn mta_sts(dns: &Dns, e: &Expect, out: &mut Out) {
             format!("{name} announces a policy but {policy_host} has no address, so senders cannot fetch it; publish the name {policy}"),
             vec![format!("{policy_host}. {} IN CNAME {}.", out.ttl, e.web_host)],
         ),
-        Ok(_) => out.ok("MTA-STS", format!("{name}: \"{}\"; {policy_host} resolves (serve the policy there over HTTPS)", shown(record))),
+        Ok(addrs) => match &e.sts {
+            None => out.ok("MTA-STS", format!("{name}: \"{}\"; {policy_host} resolves (serve the policy there over HTTPS)", shown(record))),
+            Some(fetcher) => sts_policy(fetcher, e, &addrs, &policy_host, out).await,
+        },
+    }
+}
+
+/// Fetches and reads the policy as a sending MTA would (RFC 8461 §3.3):
+/// it must parse, and name this server among its MX patterns.
+async fn sts_policy(
+    fetcher: &port25_outbound::mta_sts::Fetcher,
+    e: &Expect,
+    addrs: &[IpAddr],
+    policy_host: &str,
+    out: &mut Out,
+) {
+    use port25_wire::mta_sts::Mode;
+    let url = format!("https://{policy_host}{}", port25_wire::mta_sts::POLICY_PATH);
+    let example = format!("version: STSv1 / mode: enforce / mx: {} / max_age: 604800", e.hostname);
+    let policy = match fetcher.fetch(&e.domain, addrs).await {
+        Ok(p) => p,
+        Err(f) => {
+            return out.push(
+                Level::Error,
+                "MTA-STS",
+                format!(
+                    "{url}: {} ({}): senders apply no policy; serve text/plain there with: {example}",
+                    f.reason, f.result_type
+                ),
+                Vec::new(),
+            )
+        }
+    };
+    let summary = format!("mode {}, mx {}, max_age {}", policy.mode.as_str(), policy.mx.join(" "), policy.max_age);
+    if policy.mode != Mode::None && !policy.allows(&e.hostname) {
+        return out.push(
+            Level::Error,
+            "MTA-STS",
+            format!("{url} ({summary}) does not name this server, {}: senders that enforce it will not deliver here; add \"mx: {}\"", e.hostname, e.hostname),
+            Vec::new(),
+        );
+    }
+    match policy.mode {
+        Mode::Enforce => out.ok("MTA-STS", format!("{url}: {summary}")),
+        Mode::Testing => out.push(
+            Level::Warn,
+            "MTA-STS",
+            format!("{url}: {summary}: senders report TLS failures (TLS-RPT) but still deliver without verified TLS; switch to mode: enforce once the reports are clean"),
+            Vec::new(),
+        ),
+        Mode::None => out.push(
+            Level::Warn,
+            "MTA-STS",
+            format!("{url}: mode none withdraws the policy; serve: {example}"),
+            Vec::new(),
+        ),
     }
 }
 

@@ -145,6 +145,11 @@ catalogue! {
     OUTBOUND_CONTROL = "port25.outbound.control" [command, recipients];
     OUTBOUND_DKIM_FAILED = "port25.outbound.dkim_failed" [id, error];
     OUTBOUND_TARGET_REFUSED = "port25.outbound.target_refused" [destination, host, address, reason];
+    OUTBOUND_MTA_STS_POLICY = "port25.outbound.mta_sts.policy" [destination, id, mode, max_age, mx];
+    OUTBOUND_MTA_STS_FAILED = "port25.outbound.mta_sts.failed" [destination, result, reason, fallback];
+    OUTBOUND_MTA_STS_NO_ROOTS = "port25.outbound.mta_sts.no_roots" [];
+    OUTBOUND_TLS_POLICY_FAILED = "port25.outbound.tls_policy.failed" [destination, policy, mode, result, host, address, reason];
+    OUTBOUND_TLS_RPT_FAILED = "port25.outbound.tls_rpt.failed" [path, error];
 
     SPAMPOT_CONNECT = "port25.spampot.connect" [session, listener, peer, protocol];
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request" [session, peer, proxy_type, username, host, port];

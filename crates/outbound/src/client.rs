@@ -38,6 +38,10 @@ pub struct ClientSettings {
     /// (`tls_policy::smarthost_config`). None: those policies cannot
     /// start TLS, so they defer.
     pub smarthost_tls: Option<Arc<rustls::ClientConfig>>,
+    /// Checks MX certificates under MTA-STS ([`TlsPolicy::Sts`],
+    /// [`TlsPolicy::StsTesting`]); None: MTA-STS is off, and those policies
+    /// are never chosen (`Sts` would defer).
+    pub sts: Option<crate::mta_sts::Fetcher>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -65,6 +69,11 @@ pub struct Session {
     pub addr: SocketAddr,
     pub ext: Extensions,
     pub tls: bool,
+    /// Under [`TlsPolicy::StsTesting`]: why the certificate did not pass
+    /// (TLS-RPT result type, reason); the mail is sent all the same.
+    pub tls_failure: Option<(&'static str, String)>,
+    /// Our end of the connection (TLS-RPT's sending-mta-ip).
+    pub local_ip: Option<std::net::IpAddr>,
     settings: ClientSettings,
 }
 
@@ -79,6 +88,9 @@ pub struct ConnectFailure {
     /// The STARTTLS handshake failed under the opportunistic policy: the
     /// same address may be tried again with [`TlsPolicy::Cleartext`].
     pub retry_cleartext: bool,
+    /// Under an MTA-STS policy, what failed as TLS-RPT (RFC 8460 §4.3)
+    /// names it: `starttls-not-supported`, `certificate-host-mismatch`, ...
+    pub result: Option<&'static str>,
 }
 
 /// The result for one recipient of a transaction.
@@ -110,14 +122,20 @@ impl Session {
         policy: TlsPolicy,
         auth: Option<(&str, &str)>,
     ) -> Result<Session, ConnectFailure> {
-        let fail = |reason: String| ConnectFailure { reason, tls: false, retry_cleartext: false };
-        let tls_fail = |reason: String| ConnectFailure { reason, tls: true, retry_cleartext: false };
+        let fail = |reason: String| ConnectFailure { reason, tls: false, retry_cleartext: false, result: None };
+        let tls_fail = |reason: String| ConnectFailure {
+            reason,
+            tls: true,
+            retry_cleartext: false,
+            result: policy.sts().then_some("starttls-not-supported"),
+        };
         let stream = match tokio::time::timeout(settings.connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(fail(format!("connect to {host}[{addr}]: {e}"))),
             Err(_) => return Err(fail(format!("connect to {host}[{addr}]: timed out"))),
         };
         let _ = stream.set_nodelay(true);
+        let local_ip = stream.local_addr().ok().map(|a| a.ip());
         let mut s = Session {
             io: Io::Plain(stream),
             buf: Vec::with_capacity(4096),
@@ -125,6 +143,8 @@ impl Session {
             addr,
             ext: Extensions::default(),
             tls: false,
+            tls_failure: None,
+            local_ip,
             settings: settings.clone(),
         };
         let greeting = s.read_reply(settings.command_timeout).await.map_err(fail)?;
@@ -133,7 +153,7 @@ impl Session {
         }
         s.hello().await.map_err(fail)?;
         let verified = matches!(policy, TlsPolicy::Verified | TlsPolicy::VerifiedIfOffered);
-        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified);
+        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified | TlsPolicy::Sts);
         if s.ext.starttls && policy != TlsPolicy::Cleartext {
             let r = s.command("STARTTLS").await.map_err(fail)?;
             if r.code == 220 {
@@ -145,13 +165,36 @@ impl Session {
                 if let Err(e) = started {
                     // Credentials are never sent in clear because of a broken
                     // handshake, and an unverified smarthost gets nothing.
-                    let retry_cleartext = policy == TlsPolicy::Opportunistic && auth.is_none();
+                    let retry_cleartext =
+                        matches!(policy, TlsPolicy::Opportunistic | TlsPolicy::StsTesting) && auth.is_none();
                     let what = if verified { "verified TLS" } else { "TLS handshake" };
                     return Err(ConnectFailure {
                         reason: format!("{what} with {host}[{addr}] failed: {e}"),
                         tls: !retry_cleartext,
                         retry_cleartext,
+                        result: policy.sts().then_some("validation-failure"),
                     });
+                }
+                if policy.sts() {
+                    // RFC 8461 §4.2: valid for the MX name, from a trusted CA.
+                    let checked = match (&settings.sts, &s.io) {
+                        (Some(sts), Io::Tls(t)) => {
+                            sts.verify_mx(t.get_ref().1.peer_certificates().unwrap_or_default(), host)
+                        }
+                        _ => Err(("validation-failure", "MTA-STS is off: no certificate check".to_owned())),
+                    };
+                    if let Err((result, reason)) = checked {
+                        if policy == TlsPolicy::Sts {
+                            // Nothing more is said on this connection, EHLO included.
+                            return Err(ConnectFailure {
+                                reason: format!("{host}[{addr}] under MTA-STS enforce: {reason}"),
+                                tls: true,
+                                retry_cleartext: false,
+                                result: Some(result),
+                            });
+                        }
+                        s.tls_failure = Some((result, reason));
+                    }
                 }
                 s.hello().await.map_err(fail)?;
             } else if must {
@@ -178,6 +221,17 @@ impl Session {
             }
         }
         Ok(s)
+    }
+
+    /// Whether this session's certificate is valid for `host` under
+    /// MTA-STS (another domain's MX name for the same address, which
+    /// shares the connection).
+    pub fn verify_mx(&self, host: &str) -> Result<(), (&'static str, String)> {
+        match (&self.settings.sts, &self.io) {
+            (Some(sts), Io::Tls(t)) => sts.verify_mx(t.get_ref().1.peer_certificates().unwrap_or_default(), host),
+            (None, _) => Err(("validation-failure", "MTA-STS is off: no certificate check".to_owned())),
+            _ => Err(("starttls-not-supported", format!("no TLS with {}", self.host))),
+        }
     }
 
     async fn hello(&mut self) -> Result<(), String> {

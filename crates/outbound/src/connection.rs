@@ -28,6 +28,44 @@ pub(crate) struct Ctx {
     /// Destinations waiting for a connection slot: idle connections give
     /// theirs up.
     pub slots: Slots,
+    /// TLS-RPT: sessions under a policy, counted per domain and day.
+    pub reports: Option<Arc<crate::tls_rpt::TlsRpt>>,
+}
+
+impl Ctx {
+    /// Counts one session to `host` for `domain` under `policy` (TLS-RPT)
+    /// and logs a failure.
+    #[allow(clippy::too_many_arguments)]
+    fn report(
+        &self,
+        domain: &str,
+        sts: &crate::tls_rpt::PolicyDesc,
+        mode: TlsPolicy,
+        host: &str,
+        addr: SocketAddr,
+        local: Option<std::net::IpAddr>,
+        failure: Option<(&'static str, &str)>,
+    ) {
+        if let Some((result, reason)) = failure {
+            let mode = if mode == TlsPolicy::Sts { "enforce" } else { "testing" };
+            emit!(warn, ev::OUTBOUND_TLS_POLICY_FAILED, destination = %domain, policy = sts.policy_type, mode = mode, result = result, host = %host, address = %addr.ip(), reason = %reason);
+        }
+        let Some(reports) = &self.reports else { return };
+        match failure {
+            None => reports.success(domain, sts),
+            Some((result_type, info)) => reports.failure(
+                domain,
+                sts,
+                &crate::tls_rpt::Failure {
+                    result_type,
+                    receiving_mx_hostname: Some(host),
+                    receiving_ip: Some(addr.ip()),
+                    sending_mta_ip: local,
+                    additional_information: info,
+                },
+            ),
+        }
+    }
 }
 
 /// The destinations that have jobs but no connection because every slot
@@ -77,7 +115,7 @@ pub(crate) async fn connection(
 ) -> Result<bool, ConnectFailure> {
     let s = &ctx.settings;
     let auth = s.smarthost.as_ref().and_then(|h| h.auth.as_ref()).map(|(u, p)| (u.as_str(), p.as_str()));
-    let mut session = match connect(target.addr, host, shared, &s.client, target.policy, auth).await {
+    let (mut session, retried) = match connect(ctx, target.addr, host, shared, target.policy, auth).await {
         Ok(session) => session,
         Err(f) => {
             emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %shared.domains(), host = %host, address = %target.addr.ip(), reason = %f.reason);
@@ -88,6 +126,8 @@ pub(crate) async fn connection(
     let mut sent = 0;
     let mut broken = false;
     let mut yielded = false;
+    // Domains whose session this connection already counted (TLS-RPT).
+    let mut counted: Vec<String> = Vec::new();
     while sent < s.messages_per_connection && !ctx.stopping.is_cancelled() {
         let job = match next_job(ctx, shared).await {
             Next::Job(job) => job,
@@ -98,6 +138,29 @@ pub(crate) async fn connection(
             }
         };
         sent += 1;
+        if let (true, Some(sts)) = (target.policy.sts(), job.sts.clone()) {
+            // The session was checked for the first job's MX name; another
+            // domain's MX at the same address is checked for its own.
+            let check = if !session.tls {
+                Err(("starttls-not-supported", format!("{} did not do TLS", job.mx_host())))
+            } else if job.mx_host().eq_ignore_ascii_case(&session.host) {
+                session.tls_failure.clone().map_or(Ok(()), Err)
+            } else {
+                session.verify_mx(job.mx_host())
+            };
+            if !counted.contains(&job.domain) && !retried {
+                counted.push(job.domain.clone());
+                let failure = check.as_ref().err().map(|(r, why)| (*r, why.as_str()));
+                ctx.report(&job.domain, &sts, target.policy, job.mx_host(), session.addr, session.local_ip, failure);
+            }
+            if let (TlsPolicy::Sts, Err((_, why))) = (target.policy, &check) {
+                // Never sent: deferred until a certificate valid for its MX.
+                let verdict = Verdict::Deferred { reply: format!("451 4.7.5 {why}"), status: "4.7.5".into() };
+                let results = job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect();
+                let _ = ctx.events.send(Event::Results { results, remote: None });
+                continue;
+            }
+        }
         // Reports name the MX of the job's own domain: domains sharing the
         // address may know it by other names (the session's SNI is the
         // first job's; a connection has only one).
@@ -157,22 +220,38 @@ async fn next_job(ctx: &Ctx, shared: &Shared) -> Next {
 }
 
 /// Connects to one MX address; when its STARTTLS handshake fails and TLS
-/// is only opportunistic, connects once more without STARTTLS (what
-/// Postfix does: plaintext is no worse than no TLS offered at all).
+/// is only opportunistic (or MTA-STS `testing`), connects once more
+/// without STARTTLS (what Postfix does: plaintext is no worse than no TLS
+/// offered at all), and says so (`true`: that session's failure is
+/// already counted for TLS-RPT). A failure under an MTA-STS policy is
+/// counted for every domain waiting here.
 async fn connect(
+    ctx: &Ctx,
     addr: SocketAddr,
     host: &str,
     shared: &Shared,
-    client: &ClientSettings,
     policy: TlsPolicy,
     auth: Option<(&str, &str)>,
-) -> Result<Session, ConnectFailure> {
+) -> Result<(Session, bool), ConnectFailure> {
+    let client: &ClientSettings = &ctx.settings.client;
+    let report = |f: &ConnectFailure| {
+        if let (true, Some(result)) = (policy.sts(), f.result) {
+            for (domain, sts) in shared.sts_domains() {
+                ctx.report(&domain, &sts, policy, host, addr, None, Some((result, &f.reason)));
+            }
+        }
+    };
     match Session::connect(addr, host, client, policy, auth).await {
         Err(f) if f.retry_cleartext => {
+            report(&f);
             emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %shared.domains(), host = %host, address = %addr.ip(), reason = %f.reason, fallback = "cleartext");
-            Session::connect(addr, host, client, TlsPolicy::Cleartext, auth).await
+            Session::connect(addr, host, client, TlsPolicy::Cleartext, auth).await.map(|s| (s, true))
         }
-        r => r,
+        Err(f) => {
+            report(&f);
+            Err(f)
+        }
+        Ok(s) => Ok((s, false)),
     }
 }
 

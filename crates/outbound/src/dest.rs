@@ -64,6 +64,8 @@ pub(crate) struct Job {
     /// Why the candidates before `next` failed: the last reason, and
     /// whether any failed for TLS (then it is deferred with 4.7.5).
     pub failure: Option<(String, bool)>,
+    /// The domain's MTA-STS policy as TLS-RPT reports it, when it has one.
+    pub sts: Option<Arc<crate::tls_rpt::PolicyDesc>>,
 }
 
 impl Job {
@@ -94,6 +96,21 @@ impl Shared {
 
     pub fn pending(&self) -> usize {
         self.jobs.lock().expect("jobs lock").len()
+    }
+
+    /// The domains of the waiting jobs that have an MTA-STS policy, each
+    /// once, with the policy (TLS-RPT counts a failed connection for each).
+    pub fn sts_domains(&self) -> Vec<(String, Arc<crate::tls_rpt::PolicyDesc>)> {
+        let mut d: Vec<(String, Arc<crate::tls_rpt::PolicyDesc>)> = self
+            .jobs
+            .lock()
+            .expect("jobs lock")
+            .iter()
+            .filter_map(|j| Some((j.domain.clone(), j.sts.clone()?)))
+            .collect();
+        d.sort_by(|a, b| a.0.cmp(&b.0));
+        d.dedup_by(|a, b| a.0 == b.0);
+        d
     }
 
     /// The domains of the waiting jobs, for events.
@@ -157,6 +174,10 @@ pub(crate) struct Dests {
 impl Dests {
     /// Queues a job at its current candidate; gives it back when it has
     /// none left.
+    // The job comes back by value only when it has no candidate left (once
+    // per job at most): boxing it for that would cost an allocation on
+    // every push.
+    #[allow(clippy::result_large_err)]
     pub fn push(&mut self, job: Job) -> Result<Target, Job> {
         let Some(target) = job.target() else { return Err(job) };
         let host = job.mx_host().to_owned();
@@ -278,6 +299,7 @@ mod tests {
             route: route.clone(),
             next: 0,
             failure: None,
+            sts: None,
         }
     }
 
@@ -292,7 +314,8 @@ mod tests {
         assert_eq!(d.waiting(), vec![t1]);
         d.opened(&t1);
         d.opened(&t1);
-        let failure = || Some(ConnectFailure { reason: "refused".into(), tls: false, retry_cleartext: false });
+        let failure =
+            || Some(ConnectFailure { reason: "refused".into(), tls: false, retry_cleartext: false, result: None });
         // Another connection to the address works: the jobs stay for it.
         d.get_mut(&t1).unwrap().shared.connected.store(1, Ordering::SeqCst);
         let now = Instant::now();
@@ -361,7 +384,8 @@ mod tests {
             d.opened(&t);
         }
         d.get_mut(&t).unwrap().shared.connected.store(1, Ordering::SeqCst);
-        let failure = || Some(ConnectFailure { reason: "421".into(), tls: false, retry_cleartext: false });
+        let failure =
+            || Some(ConnectFailure { reason: "421".into(), tls: false, retry_cleartext: false, result: None });
         assert!(d.closed(&t, failure(), now).is_empty(), "one still works and one is connecting: the jobs stay");
         let dest = d.get_mut(&t).unwrap();
         assert_eq!(dest.allowed(9, 4, now), 1, "only as many as work");

@@ -134,6 +134,23 @@ impl Dns {
         }
     }
 
+    /// The TXT records at `name` (each one's strings joined); empty when
+    /// the DNS says there are none (NXDOMAIN, NODATA).
+    pub async fn txt(&self, name: &str) -> Result<Vec<String>, DnsFailure> {
+        match self.resolver.lookup(Self::fqdn(name), RecordType::TXT).await {
+            Ok(l) => Ok(l
+                .answers()
+                .iter()
+                .filter_map(|r| match &r.data {
+                    RData::TXT(t) => Some(String::from_utf8_lossy(&t.txt_data.concat()).into_owned()),
+                    _ => None,
+                })
+                .collect()),
+            Err(e) if no_such_records(&e) => Ok(Vec::new()),
+            Err(e) => Err(DnsFailure { permanent: false, reason: format!("TXT lookup for {name} failed: {e}") }),
+        }
+    }
+
     /// The route for mail to `domain`.
     pub async fn route(&self, domain: &str) -> Result<Route, DnsFailure> {
         let mx = match self.resolver.mx_lookup(Self::fqdn(domain)).await {

@@ -17,7 +17,10 @@
 //! - [`dns`]: MX/A/AAAA lookup with hickory-resolver, null MX;
 //! - [`targets`]: which MX addresses may be connected to (no private
 //!   ranges unless allowed, never our own listeners);
-//! - [`client`] and [`tls_policy`]: the SMTP client, STARTTLS policy.
+//! - [`client`] and [`tls_policy`]: the SMTP client, STARTTLS policy;
+//! - [`mta_sts`] and [`tls_rpt`]: recipient domains' MTA-STS policies
+//!   (RFC 8461, fetched and cached) and the TLS-RPT reports (RFC 8460) of
+//!   sessions under them (docs/outbound-tls.md).
 //!
 //! See docs/queue.md for the operator's view.
 
@@ -26,17 +29,20 @@ pub mod bounce;
 pub mod client;
 mod connection;
 pub mod control;
+pub mod dane;
 mod dest;
 pub mod dkim;
 pub mod dns;
 pub mod dsn;
 pub mod journal;
+pub mod mta_sts;
 pub mod queue;
 mod route;
 pub mod settings;
 pub mod state;
 pub mod targets;
 pub mod tls_policy;
+pub mod tls_rpt;
 
 pub use queue::run;
 pub use settings::{Settings, Smarthost};

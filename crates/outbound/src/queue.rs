@@ -26,10 +26,12 @@ use crate::route::Candidate;
 use crate::settings::Settings;
 use crate::state::{HistoryLine, Outcome, RcptState};
 use crate::tls_policy::{policy_for, TlsPolicy};
+use crate::tls_rpt::PolicyDesc;
 use crate::Enqueuer;
 use port25_events as ev;
 use port25_events::emit;
 use port25_spool::{BatchRef, Spool, SpooledMessage};
+use port25_wire::mta_sts::Mode;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::path::PathBuf;
@@ -60,6 +62,8 @@ pub(crate) enum Event {
         domain: String,
         jobs: Vec<Job>,
         route: Result<Vec<Candidate>, Verdict>,
+        /// The domain's MTA-STS policy, when it has one in force.
+        sts: Option<(TlsPolicy, Arc<PolicyDesc>)>,
     },
     Closed {
         target: Target,
@@ -179,6 +183,7 @@ impl Queue {
                 route: Arc::from([]),
                 next: 0,
                 failure: None,
+                sts: None,
             });
             job.entries.push((id, e.r));
         }
@@ -190,7 +195,8 @@ impl Queue {
             let ctx = self.ctx.clone();
             tokio::spawn(async move {
                 let route = crate::route::lookup(&ctx.settings, &ctx.dns, &domain).await;
-                let _ = ctx.events.send(Event::Routed { domain, jobs, route });
+                let (route, sts) = sts_route(&ctx, &domain, route).await;
+                let _ = ctx.events.send(Event::Routed { domain, jobs, route, sts });
             });
         }
     }
@@ -205,11 +211,26 @@ impl Queue {
 
     /// A domain's route is known: its jobs wait at their first candidate,
     /// or get the lookup's verdict.
-    fn routed(&mut self, domain: &str, jobs: Vec<Job>, route: Result<Vec<Candidate>, Verdict>) {
+    fn routed(
+        &mut self,
+        domain: &str,
+        jobs: Vec<Job>,
+        route: Result<Vec<Candidate>, Verdict>,
+        sts: Option<(TlsPolicy, Arc<PolicyDesc>)>,
+    ) {
         match route {
             Ok(candidates) => {
-                let (route, policy) = (Arc::<[Candidate]>::from(candidates), self.policy(domain));
-                let jobs = jobs.into_iter().map(|j| Job { route: route.clone(), policy, ..j }).collect();
+                let policy = self.policy(domain);
+                // MTA-STS enforce is stricter than require_tls (a verified
+                // certificate); testing is not, so require_tls wins there.
+                let (policy, sts) = match sts {
+                    Some((TlsPolicy::StsTesting, _)) if policy == TlsPolicy::Required => (policy, None),
+                    Some((p, desc)) => (p, Some(desc)),
+                    None => (policy, None),
+                };
+                let route = Arc::<[Candidate]>::from(candidates);
+                let jobs =
+                    jobs.into_iter().map(|j| Job { route: route.clone(), policy, sts: sts.clone(), ..j }).collect();
                 let touched = self.place(jobs);
                 self.fill(touched);
             }
@@ -517,6 +538,68 @@ impl Queue {
     }
 }
 
+/// Applies the domain's MTA-STS policy (crate::mta_sts) to its route:
+/// under `enforce` only the MX hosts the policy names stay, and a domain
+/// left with none is deferred (4.7.5), never sent elsewhere; under
+/// `testing` every MX stays and those not named are reported (TLS-RPT).
+/// The smarthost (one server the operator chose and verifies) is exempt.
+async fn sts_route(
+    ctx: &Ctx,
+    domain: &str,
+    route: Result<Vec<Candidate>, Verdict>,
+) -> (Result<Vec<Candidate>, Verdict>, Option<(TlsPolicy, Arc<PolicyDesc>)>) {
+    let (Some(sts), None, Ok(candidates)) = (&ctx.settings.sts, &ctx.settings.smarthost, &route) else {
+        return (route, None);
+    };
+    let found = sts.lookup(&ctx.dns, domain).await;
+    let desc = found
+        .policy
+        .as_ref()
+        .map(|p| Arc::new(PolicyDesc { policy_type: "sts", policy_string: p.lines(), mx_host: p.mx.clone() }));
+    if let (Some(failure), Some(reports)) = (&found.failure, &ctx.reports) {
+        let none = PolicyDesc { policy_type: "no-policy-found", policy_string: Vec::new(), mx_host: Vec::new() };
+        let f = crate::tls_rpt::Failure {
+            result_type: failure.result_type,
+            receiving_mx_hostname: None,
+            receiving_ip: None,
+            sending_mta_ip: None,
+            additional_information: &failure.reason,
+        };
+        reports.failure(domain, desc.as_deref().unwrap_or(&none), &f);
+    }
+    let (Some(policy), Some(desc)) = (found.policy, desc) else { return (route, None) };
+    let mode = if policy.mode == Mode::Enforce { TlsPolicy::Sts } else { TlsPolicy::StsTesting };
+    let mut hosts: Vec<&str> = candidates.iter().filter(|c| !policy.allows(&c.host)).map(|c| c.host.as_str()).collect();
+    hosts.dedup();
+    for host in &hosts {
+        let why = format!("MX {host} is not in the MTA-STS policy of {domain} (mx: {})", policy.mx.join(", "));
+        let addr = candidates.iter().find(|c| c.host == *host).map(|c| c.addr);
+        emit!(warn, ev::OUTBOUND_TLS_POLICY_FAILED, destination = %domain, policy = "sts", mode = policy.mode.as_str(), result = "validation-failure", host = %host, address = %addr.map(|a| a.ip().to_string()).unwrap_or_default(), reason = %why);
+        if let Some(reports) = &ctx.reports {
+            let f = crate::tls_rpt::Failure {
+                result_type: "validation-failure",
+                receiving_mx_hostname: Some(host),
+                receiving_ip: addr.map(|a| a.ip()),
+                sending_mta_ip: None,
+                additional_information: &why,
+            };
+            reports.failure(domain, &desc, &f);
+        }
+    }
+    if mode == TlsPolicy::StsTesting {
+        return (route, Some((mode, desc)));
+    }
+    let allowed: Vec<Candidate> = candidates.iter().filter(|c| policy.allows(&c.host)).cloned().collect();
+    if allowed.is_empty() {
+        let reply = format!(
+            "451 4.7.5 no MX of {domain} is named by its MTA-STS policy (mx: {}): not sent elsewhere",
+            policy.mx.join(", ")
+        );
+        return (Err(Verdict::Deferred { reply, status: "4.7.5".into() }), None);
+    }
+    (Ok(allowed), Some((mode, desc)))
+}
+
 /// Runs the queue until `shutdown`; then lets connections finish the
 /// message they are sending and makes every record durable.
 pub async fn run(
@@ -540,6 +623,7 @@ pub async fn run(
         events: events.clone(),
         stopping: stopping.clone(),
         slots: Default::default(),
+        reports: settings.tls_rpt.clone(),
     });
     let mut q = Queue {
         hold: settings.hold,
@@ -596,8 +680,8 @@ impl Queue {
         match e {
             Event::Results { results, remote } => self.results(results, remote),
             Event::Bounced { finished, stored } => self.bounced(finished, stored),
-            Event::Routed { domain, jobs, route } => {
-                self.routed(&domain, jobs, route);
+            Event::Routed { domain, jobs, route, sts } => {
+                self.routed(&domain, jobs, route, sts);
                 self.ctx.slots.set_starved(self.dests.starved());
             }
             Event::Closed { target, failure, yielded } => {

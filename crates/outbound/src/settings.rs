@@ -46,6 +46,10 @@ pub struct Settings {
     pub stats_interval: Duration,
     /// Messages kept back one by one (the abuse desk's held logins).
     pub holds: Holds,
+    /// MTA-STS (`[outbound] mta_sts = "on"`): recipient domains' policies.
+    pub sts: Option<std::sync::Arc<crate::mta_sts::Sts>>,
+    /// TLS-RPT reports of sessions under a policy (with `sts`).
+    pub tls_rpt: Option<std::sync::Arc<crate::tls_rpt::TlsRpt>>,
 }
 
 /// Which messages (by id) the queue keeps instead of sending, asked when

@@ -41,6 +41,22 @@ pub enum TlsPolicy {
     /// when offered (a failed verification defers the mail, it never
     /// falls back), plaintext only when it offers no STARTTLS at all.
     VerifiedIfOffered,
+    /// A domain with an MTA-STS policy in `enforce` mode (RFC 8461 §5):
+    /// STARTTLS with a certificate valid for the MX name
+    /// (`mta_sts::Fetcher::verify_mx`), or no delivery (4.7.5). The MX
+    /// names that do not match the policy were dropped from the route.
+    Sts,
+    /// MTA-STS in `testing` mode: as [`TlsPolicy::Opportunistic`], with the
+    /// certificate checked as under `Sts` and any failure reported
+    /// (TLS-RPT) rather than acted on.
+    StsTesting,
+}
+
+impl TlsPolicy {
+    /// Under an MTA-STS policy: sessions are checked and counted (TLS-RPT).
+    pub fn sts(self) -> bool {
+        matches!(self, TlsPolicy::Sts | TlsPolicy::StsTesting)
+    }
 }
 
 /// Checks the handshake signatures with the certificate's key, and the
@@ -133,13 +149,7 @@ pub fn smarthost_config(trust: &SmarthostTrust) -> Result<Arc<ClientConfig>, Str
             let mut roots = rustls::RootCertStore::empty();
             let source = match trust {
                 SmarthostTrust::Ca(path) => {
-                    let certs = CertificateDer::pem_file_iter(path)
-                        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                        .map_err(|e| format!("smarthost_ca {}: {e}", path.display()))?;
-                    let (added, _) = roots.add_parsable_certificates(certs);
-                    if added == 0 {
-                        return Err(format!("smarthost_ca {} holds no usable CA certificate", path.display()));
-                    }
+                    add_ca_file(&mut roots, path, "smarthost_ca")?;
                     path.display().to_string()
                 }
                 _ => {
@@ -161,6 +171,19 @@ pub fn smarthost_config(trust: &SmarthostTrust) -> Result<Arc<ClientConfig>, Str
         }
     };
     Ok(Arc::new(builder.dangerous().with_custom_certificate_verifier(verifier).with_no_client_auth()))
+}
+
+/// Adds the CA certificates of the PEM file at `path` (the setting `key`)
+/// to `roots`; a file without any usable one is an error.
+pub(crate) fn add_ca_file(roots: &mut rustls::RootCertStore, path: &std::path::Path, key: &str) -> Result<(), String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .and_then(|i| i.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{key} {}: {e}", path.display()))?;
+    let (added, _) = roots.add_parsable_certificates(certs);
+    if added == 0 {
+        return Err(format!("{key} {} holds no usable CA certificate", path.display()));
+    }
+    Ok(())
 }
 
 /// The SHA-256 of a certificate's SubjectPublicKeyInfo (DER, with its

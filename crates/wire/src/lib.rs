@@ -5,5 +5,6 @@
 //! on this one and it depends on none of them.
 
 pub mod base64;
+pub mod mta_sts;
 pub mod reply;
 pub mod stuff;

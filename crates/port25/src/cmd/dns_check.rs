@@ -71,6 +71,15 @@ pub fn run(
         submissions_port: config.http.submissions_port,
         web_host: web_host.unwrap_or_else(|| config.http.submission_host.clone()),
         ttl,
+        // The same CAs, port and timeout as deliveries use ([outbound] mta_sts_*).
+        sts: Some(
+            port25_outbound::mta_sts::Fetcher::new(
+                config.outbound.mta_sts_ca.as_deref(),
+                config.outbound.mta_sts_port,
+                config.outbound.mta_sts_timeout,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let findings = runtime.block_on(async {

@@ -143,7 +143,29 @@ pub fn outbound_settings(config: &Config) -> anyhow::Result<Settings> {
         ),
         None => None,
     };
+    // MTA-STS applies to remote MXes only: not with a smarthost.
+    let fetcher = match (o.mta_sts, &o.smarthost) {
+        (true, None) => Some(
+            port25_outbound::mta_sts::Fetcher::new(o.mta_sts_ca.as_deref(), o.mta_sts_port, o.mta_sts_timeout)
+                .map_err(|e| anyhow::anyhow!("[outbound] mta_sts: {e}"))?,
+        ),
+        _ => None,
+    };
+    let sts = match &fetcher {
+        Some(f) => {
+            let dir = config.data_dir.join("mta-sts");
+            let sts = port25_outbound::mta_sts::Sts::new(f.clone(), dir.clone())
+                .map_err(|e| anyhow::anyhow!("[outbound] mta_sts: cannot create {}: {e}", dir.display()))?;
+            Some(std::sync::Arc::new(sts))
+        }
+        None => None,
+    };
+    let tls_rpt = (o.tls_rpt && sts.is_some()).then(|| {
+        std::sync::Arc::new(port25_outbound::tls_rpt::TlsRpt::new(config.data_dir.join("tls-rpt"), &config.hostname))
+    });
     Ok(Settings {
+        sts,
+        tls_rpt,
         hostname: config.hostname.clone(),
         port: o.port,
         smarthost: o.smarthost.as_ref().map(|(host, port)| Smarthost {
@@ -171,6 +193,7 @@ pub fn outbound_settings(config: &Config) -> anyhow::Result<Settings> {
             data_timeout: o.data_timeout,
             tls: tls_policy::client_config(),
             smarthost_tls,
+            sts: fetcher,
         },
         hold: o.hold,
         stats_interval: o.stats_interval,

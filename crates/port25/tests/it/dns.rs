@@ -167,6 +167,12 @@ impl DnsServer {
         self
     }
 
+    /// Forgets every record of `name` (then NXDOMAIN, until added again).
+    pub fn remove(&self, name: &str) -> &DnsServer {
+        self.table.lock().unwrap().remove(&name.to_lowercase());
+        self
+    }
+
     /// The PTR record of `ip` (v4 or v6), under in-addr.arpa / ip6.arpa.
     pub fn ptr(&self, ip: std::net::IpAddr, name: &str) -> &DnsServer {
         self.add(&reverse_name(ip), Rr::Ptr(name.into()))

@@ -38,7 +38,8 @@ fn good_zone(dkim: &str) -> Vec<(String, Rr)> {
         txt("s1._domainkey.example.net", dkim),
         txt("_dmarc.example.net", "v=DMARC1; p=reject; rua=mailto:dmarc@example.net"),
         txt("_mta-sts.example.net", "v=STSv1; id=20261202T1"),
-        ("mta-sts.example.net".into(), Rr::A(WEB)),
+        // The policy is fetched: crate::mta_sts::serve_policy serves it there.
+        ("mta-sts.example.net".into(), Rr::A(Ipv4Addr::LOCALHOST)),
         txt("_smtp._tls.example.net", "v=TLSRPTv1; rua=mailto:tlsrpt@example.net"),
         ("_submissions._tcp.example.net".into(), Rr::Srv(0, 1, 465, "mx.example.net".into())),
         ("_submission._tcp.example.net".into(), Rr::Srv(10, 1, 587, "mx.example.net".into())),
@@ -55,11 +56,19 @@ fn serve(zone: &[(String, Rr)]) -> DnsServer {
     dns
 }
 
+/// The good zone's MTA-STS policy (served by crate::mta_sts::serve_policy).
+const POLICY: &str = "version: STSv1\nmode: enforce\nmx: mx.example.net\nmax_age: 604800\n";
+
 fn config(dir: &Path, dns: &DnsServer) -> std::path::PathBuf {
     let path = dir.join(format!("port25-{}.toml", dns.addr.port()));
+    // The policy server's test CA and port, when the test runs one.
+    let sts = match std::fs::read_to_string(dir.join("mta-sts.port")) {
+        Ok(port) => format!("mta_sts_ca = \"{}/ca.pem\"\nmta_sts_port = {port}\n", dir.display()),
+        Err(_) => String::new(),
+    };
     let text = format!(
         "hostname = \"mx.example.net\"\ndata_dir = \"{d}/data\"\n[mx]\ndomains = [\"example.net\"]\n\
-         [outbound]\nnameservers = [\"{ns}\"]\ndns_timeout_secs = 2\n[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"s1\"\nprivate_key = \"{d}/s1.pem\"\n\
+         [outbound]\nnameservers = [\"{ns}\"]\ndns_timeout_secs = 2\nmta_sts_timeout_secs = 5\n{sts}[[outbound.dkim]]\ndomain = \"example.net\"\nselector = \"s1\"\nprivate_key = \"{d}/s1.pem\"\n\
          [http]\nsubmission_host = \"mx.example.net\"\n",
         d = dir.display(),
         ns = dns.addr
@@ -93,6 +102,7 @@ fn is_txt(r: &Rr) -> bool {
 #[test]
 fn a_correct_zone_passes_every_check() {
     let dir = tempfile::tempdir().unwrap();
+    let _web = crate::mta_sts::serve_policy(dir.path(), "example.net", POLICY);
     let zone = good_zone(&keygen(dir.path()));
     let dns = serve(&zone);
     let (code, out) = check(dir.path(), &dns);
@@ -110,6 +120,7 @@ type Case<'a> = (&'a str, Vec<(String, Rr)>, i32, String, String);
 #[test]
 fn each_broken_record_is_named_with_the_record_to_publish() {
     let dir = tempfile::tempdir().unwrap();
+    let _web = crate::mta_sts::serve_policy(dir.path(), "example.net", POLICY);
     let dkim = keygen(dir.path());
     let zone = good_zone(&dkim);
     let other_key = {

@@ -28,6 +28,7 @@ mod http_split;
 mod listeners;
 mod lmtp;
 mod local_retry;
+mod mta_sts;
 mod mx_auth;
 mod mx_explain_auth;
 mod mx_recipients;
