@@ -150,6 +150,7 @@ catalogue! {
     OUTBOUND_MTA_STS_NO_ROOTS = "port25.outbound.mta_sts.no_roots" [];
     OUTBOUND_TLS_POLICY_FAILED = "port25.outbound.tls_policy.failed" [destination, policy, mode, result, host, address, reason];
     OUTBOUND_TLS_RPT_FAILED = "port25.outbound.tls_rpt.failed" [path, error];
+    OUTBOUND_TLS_RPT_SENT = "port25.outbound.tls_rpt.sent" [destination, day, id, to];
 
     SPAMPOT_CONNECT = "port25.spampot.connect" [session, listener, peer, protocol];
     SPAMPOT_PROXY_REQUEST = "port25.spampot.proxy.request" [session, peer, proxy_type, username, host, port];

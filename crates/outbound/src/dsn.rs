@@ -44,7 +44,7 @@ pub fn span(d: std::time::Duration) -> String {
     format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
-fn date(unix: u64) -> String {
+pub(crate) fn date(unix: u64) -> String {
     port25_engine::received::rfc5322_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix))
 }
 

@@ -643,6 +643,19 @@ pub async fn run(
     for b in recovered {
         q.add_batch(b);
     }
+    if let Some(reports) = q.settings.tls_rpt.clone() {
+        // Finished days' TLS-RPT reports go out at start and every hour.
+        let (dns, outbound, stop) = (q.ctx.dns.clone(), outbound.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut hourly = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = hourly.tick() => reports.send_finished(&dns, &outbound).await,
+                }
+            }
+        });
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut stats = tokio::time::interval(q.settings.stats_interval);
     loop {

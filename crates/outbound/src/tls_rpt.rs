@@ -42,19 +42,33 @@ pub struct TlsRpt {
     open: Mutex<HashMap<(String, String), Value>>,
 }
 
-/// The UTC date of a Unix time, YYYY-MM-DD (civil-from-days, H. Hinnant).
+/// The UTC date of a Unix time, YYYY-MM-DD.
 pub fn day_of(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (y, m, d) = port25_time::civil_from_days((unix / 86_400) as i64);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The `mailto:` addresses of the `rua=` of a domain's `_smtp._tls` TXT
+/// records (RFC 8460 §3): exactly one record must start with
+/// `v=TLSRPTv1`; at most 10 addresses, each a plain `local@domain`
+/// (anything that could break an SMTP command or a header is dropped).
+/// `https:` URIs are not supported (the report stays on disk).
+pub fn mailto_rua<S: AsRef<str>>(records: &[S]) -> Vec<String> {
+    let ours: Vec<&str> = records.iter().map(AsRef::as_ref).filter(|r| r.starts_with("v=TLSRPTv1")).collect();
+    let [record] = ours.as_slice() else { return Vec::new() };
+    let Some(rua) = record.split(';').map(|f| f.trim_matches([' ', '\t'])).find_map(|f| f.strip_prefix("rua=")) else {
+        return Vec::new();
+    };
+    rua.split(',')
+        .filter_map(|u| u.trim_matches([' ', '\t']).strip_prefix("mailto:"))
+        .filter(|a| {
+            a.len() <= 254
+                && a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'))
+                && a.bytes().all(|b| b.is_ascii_alphanumeric() || b"@.-_+=".contains(&b))
+        })
+        .take(10)
+        .map(str::to_owned)
+        .collect()
 }
 
 impl std::fmt::Debug for TlsRpt {
@@ -93,6 +107,97 @@ impl TlsRpt {
         add(report, policy, failure);
         if let Err(e) = write(&path, report) {
             emit!(error, ev::OUTBOUND_TLS_RPT_FAILED, path = %path.display(), error = %e);
+        }
+    }
+
+    /// Mails the reports of finished days (before today) that are not sent
+    /// yet to the `rua=mailto:` of their domain, through `outbound`;
+    /// marks each with `DOMAIN.json.sent` (also when the domain asks for
+    /// none). A DNS failure leaves it for the next round.
+    pub async fn send_finished(&self, dns: &crate::dns::Dns, outbound: &crate::Enqueuer) {
+        let today = day_of(port25_time::unix_secs());
+        let Ok(days) = std::fs::read_dir(&self.dir) else { return };
+        let mut days: Vec<String> = days.filter_map(|d| d.ok()?.file_name().into_string().ok()).collect();
+        days.sort();
+        for day in days.into_iter().filter(|d| d.len() == 10 && *d < today) {
+            let Ok(files) = std::fs::read_dir(self.dir.join(&day)) else { continue };
+            for f in files.filter_map(|f| f.ok()) {
+                let path = f.path();
+                let Some(domain) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".json"))
+                else {
+                    continue;
+                };
+                let sent = path.with_extension("json.sent");
+                if sent.exists() {
+                    continue;
+                }
+                let rua = match dns.txt(&format!("_smtp._tls.{domain}")).await {
+                    Ok(records) => mailto_rua(&records),
+                    Err(_) => continue,
+                };
+                let Ok(json) = std::fs::read(&path) else { continue };
+                let mut done = format!("{}\n", rua.join(","));
+                if !rua.is_empty() {
+                    let message = self.message(&day, domain, &json, rua.clone());
+                    let id = message.id.clone();
+                    if let Err(e) = outbound.enqueue(message).await {
+                        emit!(error, ev::OUTBOUND_TLS_RPT_FAILED, path = %path.display(), error = %e);
+                        continue;
+                    }
+                    emit!(info, ev::OUTBOUND_TLS_RPT_SENT, destination = %domain, day = %day, id = %id, to = %rua.join(","));
+                    done = format!("{id} {done}");
+                }
+                if let Err(e) = std::fs::write(&sent, done) {
+                    emit!(error, ev::OUTBOUND_TLS_RPT_FAILED, path = %sent.display(), error = %e);
+                }
+            }
+        }
+    }
+
+    /// The report as mail (RFC 8460 §5.3): multipart/report with the JSON
+    /// gzipped as application/tlsrpt+gzip, from the null sender (a report
+    /// that cannot be delivered makes no bounce).
+    fn message(&self, day: &str, domain: &str, json: &[u8], rcpts: Vec<String>) -> port25_spool::SpooledMessage {
+        use std::io::Write;
+        let now = port25_time::unix_secs();
+        let host = &self.hostname;
+        let report_id = format!("{day}_{domain}@{host}");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        let _ = gz.write_all(json);
+        let gz = gz.finish().unwrap_or_default();
+        let b64 = port25_wire::base64::encode(&gz);
+        let mut body = String::new();
+        for chunk in b64.as_bytes().chunks(76) {
+            body.push_str(&String::from_utf8_lossy(chunk));
+            body.push_str("\r\n");
+        }
+        let boundary = format!("tlsrpt-{:016x}", fastrand::u64(..));
+        // The filename's Unix times of the day's first and last second.
+        let part = |r: std::ops::Range<usize>, default: i64| day.get(r).and_then(|v| v.parse().ok()).unwrap_or(default);
+        let (y, m, d) = (part(0..4, 1970), part(5..7, 1), part(8..10, 1));
+        let at = |hh, mm, ss| port25_time::unix_from_civil(y, m, d, hh, mm, ss).unwrap_or(0);
+        let content = format!(
+            "From: TLS reports <postmaster@{host}>\r\nTo: {to}\r\nSubject: Report Domain: {domain} Submitter: {host} Report-ID: <{report_id}>\r\n\
+             Date: {date}\r\nMessage-ID: <{report_id}.{now}.tlsrpt>\r\nTLS-Report-Domain: {domain}\r\nTLS-Report-Submitter: {host}\r\n\
+             MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=\"tlsrpt\"; boundary=\"{boundary}\"\r\n\r\n\
+             --{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+             The TLS report (RFC 8460) of {host} for {domain} on {day} (UTC) is attached.\r\n\r\n\
+             --{boundary}\r\nContent-Type: application/tlsrpt+gzip\r\nContent-Transfer-Encoding: base64\r\n\
+             Content-Disposition: attachment; filename=\"{host}!{domain}!{start}!{end}.json.gz\"\r\n\r\n{body}\r\n--{boundary}--\r\n",
+            to = rcpts.iter().map(|r| format!("<{r}>")).collect::<Vec<_>>().join(", "),
+            date = crate::dsn::date(now),
+            start = at(0, 0, 0),
+            end = at(23, 59, 59),
+        );
+        port25_spool::SpooledMessage {
+            id: format!("R{now:X}{:04X}", fastrand::u16(..)),
+            received_at: now,
+            peer: "local".into(),
+            helo: host.clone(),
+            from: String::new(),
+            rcpts,
+            content: content.into_bytes(),
+            from_mx: false,
         }
     }
 
@@ -206,6 +311,15 @@ fn policies_push(report: &mut Value, policy: Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_mailto_rua_only() {
+        let r = ["v=TLSRPTv1; rua=mailto:tls@them.example, https://r.example/x,mailto:b@x.example"];
+        assert_eq!(mailto_rua(&r), ["tls@them.example", "b@x.example"]);
+        assert!(mailto_rua(&["v=TLSRPTv1; rua=mailto:a@b.example", "v=TLSRPTv1; rua=mailto:c@d.example"]).is_empty());
+        assert!(mailto_rua(&["v=TLSRPTv1; rua=mailto:a@b.example>\r\nRCPT TO:<x@y"]).is_empty());
+        assert!(mailto_rua(&["v=spf1 -all"]).is_empty());
+    }
 
     #[test]
     fn days_are_utc_dates() {

@@ -123,6 +123,7 @@ mod tests {
             "smarthost_password_file",
             "smarthost_require_tls",
             "smarthost_ca",
+            "mta_sts_ca",
             "domain",
             "selector",
             "display_name",

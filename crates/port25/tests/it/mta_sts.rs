@@ -44,7 +44,7 @@ fn leaf(dir: &Path, ca: &(rcgen::Certificate, rcgen::KeyPair), names: &[&str]) -
 }
 
 const MX: &str = r#"
-import asyncio, json, ssl, sys
+import asyncio, email, email.policy, gzip, json, ssl, sys
 from aiosmtpd.smtp import SMTP
 host, port, cert, key, log = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
 def note(what, session, **more):
@@ -57,7 +57,13 @@ class Handler:
         envelope.mail_options.extend(options)
         return "250 OK"
     async def handle_DATA(self, server, session, envelope):
-        note("DATA", session, rcpts=envelope.rcpt_tos)
+        msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
+        report = None
+        for part in msg.walk():
+            if part.get_content_type() == "application/tlsrpt+gzip":
+                report = json.loads(gzip.decompress(part.get_payload(decode=True)))
+        note("DATA", session, rcpts=envelope.rcpt_tos, type=msg.get_content_type(), report=report,
+             report_type=msg.get_param("report-type"), domain=str(msg["TLS-Report-Domain"]), subject=str(msg["Subject"]))
         return "250 2.0.0 taken"
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(cert, key)
@@ -431,4 +437,32 @@ fn dns_check_fetches_and_validates_the_mta_sts_policy_with_the_same_parser() {
     assert!(line.contains("max_age \"soon\" is not 1 to 10 digits") && line.contains("sts-policy-invalid"), "{line}");
     let (_, line) = dns_check_sts(TESTING.replace("*.them.example", "*.example.net").as_str());
     assert!(line.starts_with("WARN  MTA-STS") && line.contains("mode testing"), "{line}");
+}
+
+#[test]
+fn tls_rpt_a_finished_days_report_is_mailed_gzipped_to_the_rua_mailto_address() {
+    let them = Them::start(166, &["mx.them.example"], TESTING);
+    them.dns.txt("_smtp._tls.them.example", "v=TLSRPTv1; rua=mailto:tlsrpt@them.example");
+    let mut a = them.sender("");
+    submit(&a, &["bob@them.example"], "counted");
+    assert_eq!(them.wait_data(1).len(), 1);
+    let written = report(&a, 1);
+    // That report as a finished day's (2026-01-01), then a restart: it is sent.
+    let past = a.data().join("tls-rpt/2026-01-01");
+    std::fs::create_dir_all(&past).unwrap();
+    std::fs::write(past.join("them.example.json"), serde_json::to_vec(&written).unwrap()).unwrap();
+    a.kill9();
+    a.spawn();
+    let got = them.wait_data(2);
+    let mail = got.iter().find(|d| d["rcpts"] == serde_json::json!(["tlsrpt@them.example"]));
+    let mail =
+        mail.unwrap_or_else(|| panic!("no report mailed: {got:?} {:?}", a.events("port25.outbound.tls_rpt.sent")));
+    assert_eq!(mail["type"], "multipart/report");
+    assert_eq!(mail["report_type"], "tlsrpt");
+    assert_eq!(mail["domain"], "them.example");
+    assert!(mail["subject"].as_str().unwrap().starts_with("Report Domain: them.example Submitter: "), "{mail}");
+    assert_eq!(mail["report"], written, "the attachment is not the report");
+    assert!(past.join("them.example.json.sent").exists());
+    // Today's report is not finished: not sent.
+    assert_eq!(a.events("port25.outbound.tls_rpt.sent").len(), 1);
 }
