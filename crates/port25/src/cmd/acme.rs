@@ -251,10 +251,7 @@ impl Acme {
     /// (stored before it is used).
     async fn account(&self) -> anyhow::Result<Account> {
         let s = &self.settings;
-        let builder = || match &s.ca_file {
-            Some(ca) => Account::builder_with_root(ca).with_context(|| format!("[tls.acme] ca_file {}", ca.display())),
-            None => Account::builder().context("the system's roots"),
-        };
+        let builder = || anyhow::Ok(Account::builder_with_http(Box::new(Bounded::new(s.ca_file.as_deref())?)));
         let path = self.dir.join("account.json");
         #[derive(serde::Serialize, serde::Deserialize)]
         struct Stored {
@@ -331,6 +328,62 @@ impl Acme {
         order.finalize_csr(csr.der()).await.context("finalize")?;
         let chain = order.poll_certificate(&patience).await.context("the certificate")?;
         Ok((chain, key.serialize_pem()))
+    }
+}
+
+/// The most an ACME answer's body may be (a directory, an order, a
+/// chain: a few KiB); longer is garbage, and the order fails.
+const MAX_RESPONSE: usize = 256 * 1024;
+
+/// The ACME client's HTTPS: verified with `ca_file`'s roots or the
+/// system's, each response body cut off (an error) past [`MAX_RESPONSE`].
+struct Bounded(
+    hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        instant_acme::BodyWrapper<bytes::Bytes>,
+    >,
+);
+
+impl Bounded {
+    fn new(ca_file: Option<&Path>) -> anyhow::Result<Bounded> {
+        let mut roots = rustls::RootCertStore::empty();
+        match ca_file {
+            Some(ca) => {
+                let pem = std::fs::read(ca).with_context(|| format!("[tls.acme] ca_file {}", ca.display()))?;
+                for c in rustls_pemfile::certs(&mut pem.as_slice()) {
+                    roots.add(c?).with_context(|| format!("[tls.acme] ca_file {}", ca.display()))?;
+                }
+            }
+            None => {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+        }
+        if roots.is_empty() {
+            bail!("no roots to verify the directory with (ca_file, or the system's store)");
+        }
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let https = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls).https_only().enable_http1().build();
+        Ok(Bounded(hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build(https)))
+    }
+}
+
+impl instant_acme::HttpClient for Bounded {
+    fn request(
+        &self,
+        req: http::Request<instant_acme::BodyWrapper<bytes::Bytes>>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<instant_acme::BytesResponse, instant_acme::Error>> + Send>,
+    > {
+        let answer = self.0.request(req);
+        Box::pin(async move {
+            let rsp = answer.await.map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            Ok(instant_acme::BytesResponse::from(rsp.map(|b| http_body_util::Limited::new(b, MAX_RESPONSE))))
+        })
     }
 }
 

@@ -365,13 +365,23 @@ fn renewal_swaps_the_certificate_for_new_handshakes_only() {
 
 /// A tiny HTTPS "directory" answering garbage (with the test CA's
 /// certificate, so only the answer is wrong).
-fn garbage_directory(pebble_dir: &Path) -> (Child, u16) {
+fn garbage_directory(pebble_dir: &Path, how: &str) -> (Child, u16) {
     let port = free_port();
     let script = r#"
 import http.server, ssl, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
         body = b"<html>this is not an ACME directory</html>" * 100
+        if self.server.endless:
+            # No end: 64 MiB and more of garbage, which must not all be read.
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                while True:
+                    self.wfile.write(b"[" * 65536)
+            except Exception:
+                return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -380,7 +390,8 @@ class H(http.server.BaseHTTPRequestHandler):
     do_HEAD = do_GET
     do_POST = do_GET
     def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s = http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+s.endless = sys.argv[4] == "endless"
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
 ctx.load_cert_chain(sys.argv[2], sys.argv[3])
 s.socket = ctx.wrap_socket(s.socket, server_side=True)
@@ -389,7 +400,12 @@ s.serve_forever()
 "#;
     let child = crate::harness::python_peer(
         script,
-        &[port.to_string().as_ref(), pebble_dir.join("cert.pem").as_os_str(), pebble_dir.join("key.pem").as_os_str()],
+        &[
+            port.to_string().as_ref(),
+            pebble_dir.join("cert.pem").as_os_str(),
+            pebble_dir.join("key.pem").as_os_str(),
+            how.as_ref(),
+        ],
         "python3",
     );
     (child, port)
@@ -431,26 +447,33 @@ fn a_failing_directory_keeps_the_old_certificate_and_backs_off() {
 
     // Restarted on a directory answering garbage: the stored certificate
     // is served from the start, the garbage is never trusted.
-    let (mut garbage, port) = garbage_directory(&pebble_dir);
+    // An endless body is cut off (bounded memory), not read for ever.
     let mut s = s;
-    s.signal("-TERM");
-    s.stop_wait();
-    let config = s.dir.path().join("port25.toml");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&pebble.directory(), &format!("https://localhost:{port}/dir"));
-    std::fs::write(&config, text).unwrap();
-    s.log.lock().unwrap().clear();
-    s.spawn();
-    let failures = s.wait_events("port25.tls.acme.order_failed", 2, Duration::from_secs(60));
-    assert!(failures.len() >= 2, "{failures:?}");
-    assert!(failures.iter().all(|f| f["directory"].as_str().unwrap().contains(&port.to_string())), "{failures:?}");
-    let (sn, _, _) = seen(tls_port, "implicit", &root);
-    assert_eq!(serial(&sn), serial(&first));
-    assert!(s.events("port25.tls.acme.installed").is_empty());
-    assert!(s.child.as_mut().unwrap().try_wait().unwrap().is_none(), "port25 is still running");
-    let _ = garbage.kill();
-    let _ = garbage.wait();
+    let mut previous = pebble.directory();
+    for how in ["garbage", "endless"] {
+        let (mut garbage, port) = garbage_directory(&pebble_dir, how);
+        s.signal("-TERM");
+        s.stop_wait();
+        let config = s.dir.path().join("port25.toml");
+        let directory = format!("https://localhost:{port}/dir");
+        let text = std::fs::read_to_string(&config).unwrap().replace(&previous, &directory);
+        std::fs::write(&config, text).unwrap();
+        previous = directory;
+        s.log.lock().unwrap().clear();
+        s.spawn();
+        let failures = s.wait_events("port25.tls.acme.order_failed", 2, Duration::from_secs(60));
+        assert!(failures.len() >= 2, "{how}: {failures:?}");
+        assert!(failures.iter().all(|f| f["directory"].as_str().unwrap().contains(&port.to_string())), "{failures:?}");
+        if how == "endless" {
+            assert!(failures[0]["error"].as_str().unwrap().contains("length limit"), "{failures:?}");
+        }
+        let (sn, _, _) = seen(tls_port, "implicit", &root);
+        assert_eq!(serial(&sn), serial(&first), "{how}");
+        assert!(s.events("port25.tls.acme.installed").is_empty());
+        assert!(s.child.as_mut().unwrap().try_wait().unwrap().is_none(), "port25 is still running");
+        let _ = garbage.kill();
+        let _ = garbage.wait();
+    }
 }
 
 /// `serve --check` knows `[tls.acme]`: no certificate yet is fine (serve
