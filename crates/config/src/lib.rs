@@ -8,6 +8,7 @@
 //! key with its default.
 
 mod abuse;
+mod acme;
 mod directory;
 mod error;
 mod http;
@@ -19,6 +20,7 @@ mod shared;
 mod submission;
 
 pub use abuse::Abuse;
+pub use acme::{Acme, AcmeChallenge};
 pub use directory::{Backend as DirectoryBackend, Directory, Dovecot, Endpoint, Ldap, LdapLogin, Postgresql};
 pub use error::{line_col, ConfigError};
 pub use http::Http;

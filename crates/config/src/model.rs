@@ -46,6 +46,7 @@ struct RawLog {
 struct RawTls {
     certificate: Option<Spanned<String>>,
     private_key: Option<Spanned<String>>,
+    acme: Option<Spanned<crate::acme::RawAcme>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -152,6 +153,8 @@ pub struct Config {
     pub log_level: String,
     /// (certificate, key); `None` means a self-signed pair in data_dir/tls.
     pub tls_files: Option<(PathBuf, PathBuf)>,
+    /// `[tls.acme]`: the certificate comes from an ACME CA (crates/port25/src/cmd/acme.rs).
+    pub acme: Option<crate::acme::Acme>,
     pub mx: Mx,
     pub delivery: Delivery,
     pub submission: crate::submission::Submission,
@@ -358,6 +361,14 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         Some(m) => m.into_inner(),
     };
 
+    let acme_raw = raw.tls.acme;
+    if let (Some(_), Some(c)) = (&acme_raw, &raw.tls.certificate) {
+        return Err(err(
+            c.span().start,
+            "[tls] certificate is set and so is [tls.acme]".into(),
+            "use either your own files (certificate, private_key) or [tls.acme], not both",
+        ));
+    }
     let tls_files = match (raw.tls.certificate, raw.tls.private_key) {
         (Some(c), Some(k)) => Some((crate::absolute(base, c.get_ref()), crate::absolute(base, k.get_ref()))),
         (None, None) => None,
@@ -386,6 +397,15 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
     let outbound = crate::outbound::resolve(raw.outbound, text, file, base)?;
     let http = crate::http::resolve(raw.http, text, file, base, &hostname, &mx.domains)?;
     let abuse = crate::abuse::resolve(raw.abuse, text, file, base)?;
+    let acme = match acme_raw {
+        Some(a) => {
+            let at = a.span().start;
+            let acme = crate::acme::resolve(a.into_inner(), text, file, base, at)?;
+            crate::acme::check_reachable(&acme, &http, &listeners, text, file, at)?;
+            Some(acme)
+        }
+        None => None,
+    };
     // The screen talks in clear before the banner: an implicit-TLS port-25
     // listener could not be screened, and must not be left out silently.
     if let Some(l) = listeners
@@ -407,6 +427,7 @@ pub(crate) fn resolve(raw: RawConfig, text: &str, file: &Path, base: &Path) -> R
         log_format: raw.log.format.unwrap_or_default(),
         log_level,
         tls_files,
+        acme,
         mx,
         delivery,
         submission,

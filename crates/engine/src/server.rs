@@ -213,9 +213,22 @@ async fn start_session<H: Hooks>(
             emit!(info, ev::SESSION_PROXY_INVALID, session = %info.id, peer = %info.proxied_by.unwrap_or(info.peer), error = "data after PROXY header before TLS");
             return;
         }
-        let acceptor = tokio_rustls::TlsAcceptor::from(config);
-        match tokio::time::timeout(settings.limits.handshake_timeout, acceptor.accept(tcp)).await {
-            Ok(Ok(tls)) => stream = Stream::Tls(Box::new(tls)),
+        // The ClientHello first: an ACME TLS-ALPN-01 validation (ALPN
+        // acme-tls/1) gets the challenge certificate and nothing more.
+        let handshake = async {
+            let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+            let (config, acme) = port25_listen::tls::for_client_hello(&config, &start.client_hello());
+            let tls = start.into_stream(config).await?;
+            std::io::Result::Ok((tls, acme))
+        };
+        match tokio::time::timeout(settings.limits.handshake_timeout, handshake).await {
+            Ok(Ok((mut tls, true))) => {
+                let domain = tls.get_ref().1.server_name().unwrap_or_default().to_owned();
+                emit!(info, ev::ACME_CHALLENGE_SERVED, challenge = "tls-alpn-01", peer = %info.peer, domain = %domain);
+                let _ = tokio::time::timeout(settings.limits.handshake_timeout, tls.shutdown()).await;
+                return;
+            }
+            Ok(Ok((tls, false))) => stream = Stream::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 emit!(info, ev::SMTP_STARTTLS_FAILED, session = %info.id, peer = %info.peer, error = %e);
                 return;

@@ -69,6 +69,10 @@ catalogue! {
     SERVER_REBIND_FAILED = "port25.server.rebind_failed" [listener, address, error];
     CONFIG_INVALID = "port25.config.invalid" [file, line, error];
     TLS_CERT_GENERATED = "port25.tls.cert.generated" [path, hostname];
+    ACME_ORDER_STARTED = "port25.tls.acme.order_started" [directory, domains, reason];
+    ACME_CERT_INSTALLED = "port25.tls.acme.installed" [path, domains, serial, not_after, renew_at];
+    ACME_ORDER_FAILED = "port25.tls.acme.order_failed" [directory, error, retry_in_secs, attempt];
+    ACME_CHALLENGE_SERVED = "port25.tls.acme.challenge_served" [challenge, peer, domain];
 
     SESSION_CONNECT = "port25.session.connect" [session, listener, peer, local];
     SESSION_REFUSED = "port25.session.refused" [session, peer, reply];

@@ -18,6 +18,7 @@
 //! [`auth`] and [`dashboard`].
 //! Every document is built from escaped values ([`escape`]).
 
+pub mod acme;
 pub mod auth;
 pub mod autoconfig;
 pub mod autodiscover;
@@ -81,6 +82,10 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let app = router.into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+}
+
+fn typed(status: StatusCode, content_type: &'static str, body: String) -> Response {
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
 }
 
 fn text(status: StatusCode, body: impl Into<String>) -> Response {

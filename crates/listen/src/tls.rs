@@ -81,6 +81,85 @@ impl ResolvesServerCert for CertStore {
     }
 }
 
+/// The ALPN protocol of ACME's TLS-ALPN-01 validation (RFC 8737).
+pub const ACME_TLS_ALPN: &[u8] = b"acme-tls/1";
+
+/// The TLS-ALPN-01 challenge certificates being validated, by domain: a
+/// handshake offering ALPN `acme-tls/1` (and only such a handshake) gets
+/// the one for its SNI name, or fails.
+#[derive(Debug, Default)]
+pub struct AcmeAlpnCerts(RwLock<std::collections::HashMap<String, Arc<CertifiedKey>>>);
+
+impl AcmeAlpnCerts {
+    pub fn insert(&self, domain: &str, cert: Arc<CertifiedKey>) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).insert(domain.to_ascii_lowercase(), cert);
+    }
+
+    pub fn remove(&self, domain: &str) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).remove(&domain.to_ascii_lowercase());
+    }
+
+    fn get(&self, domain: &str) -> Option<Arc<CertifiedKey>> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).get(&domain.to_ascii_lowercase()).cloned()
+    }
+}
+
+fn offers_acme_alpn(hello: &ClientHello<'_>) -> bool {
+    hello.alpn().is_some_and(|mut protocols| protocols.any(|p| p == ACME_TLS_ALPN))
+}
+
+/// The store's pair, or the challenge certificate when the client asks for
+/// `acme-tls/1`.
+#[derive(Debug)]
+struct AcmeResolver {
+    store: Arc<CertStore>,
+    challenges: Arc<AcmeAlpnCerts>,
+}
+
+impl ResolvesServerCert for AcmeResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        match offers_acme_alpn(&hello) {
+            true => self.challenges.get(hello.server_name()?),
+            false => self.store.resolve(hello),
+        }
+    }
+}
+
+impl CertStore {
+    /// As [`CertStore::server_config`], answering ACME TLS-ALPN-01
+    /// validations too: for the implicit-TLS listeners, whose handshakes
+    /// go through [`for_client_hello`] (which takes `acme-tls/1` out of the
+    /// ALPN list for every other client, so that a client offering some
+    /// other protocol is not refused).
+    pub fn server_config_with_acme_alpn(
+        self: &Arc<Self>,
+        challenges: Arc<AcmeAlpnCerts>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
+        let mut config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_cert_resolver(Arc::new(AcmeResolver { store: self.clone(), challenges }));
+        config.alpn_protocols = vec![ACME_TLS_ALPN.to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// The configuration an implicit-TLS handshake goes on with, once its
+/// ClientHello is read, and whether it is an ACME TLS-ALPN-01 validation
+/// (the connection is closed after the handshake, RFC 8737 section 3). A
+/// configuration that does not answer ACME is returned as it is.
+pub fn for_client_hello(config: &Arc<ServerConfig>, hello: &ClientHello<'_>) -> (Arc<ServerConfig>, bool) {
+    if !config.alpn_protocols.iter().any(|p| p == ACME_TLS_ALPN) {
+        return (config.clone(), false);
+    }
+    if offers_acme_alpn(hello) {
+        return (config.clone(), true);
+    }
+    let mut plain = (**config).clone();
+    plain.alpn_protocols.retain(|p| p != ACME_TLS_ALPN);
+    (Arc::new(plain), false)
+}
+
 /// The pair as rustls signs with it, refused when the key is not the
 /// certificate's.
 fn certified(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 pub mod abuse;
+pub mod acme;
 pub mod config;
 pub mod dkim;
 pub mod dns;

@@ -29,11 +29,19 @@ use tokio::signal::unix::Signal;
 
 /// The certificate and key serve uses: `[tls]`'s files, else the kept
 /// self-signed pair in data_dir/tls.
+/// With `[tls.acme]`: the CA's pair in data_dir/acme once it is usable.
 pub fn cert_paths(config: &Config) -> (PathBuf, PathBuf) {
     match &config.tls_files {
         Some(pair) => pair.clone(),
+        None if acme_usable(config) => super::acme::paths(&config.data_dir),
         None => (config.data_dir.join("tls/selfsigned.crt"), config.data_dir.join("tls/selfsigned.key")),
     }
+}
+
+/// `[tls.acme]` is set and its stored certificate is one we may serve
+/// (its key, every domain, within its dates).
+pub fn acme_usable(config: &Config) -> bool {
+    config.acme.as_ref().is_some_and(|a| super::acme::usable(&config.data_dir, &a.domains).is_ok())
 }
 
 fn pid_file(config: &Config) -> PathBuf {

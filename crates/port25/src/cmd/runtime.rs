@@ -76,6 +76,8 @@ pub fn effective(running: &Config, fresh: &Config) -> Config {
     out.http = running.http.clone();
     out.abuse = running.abuse.clone();
     out.submission.shared = running.submission.shared.clone();
+    // [tls.acme]: its order loop and the TLS-ALPN-01 answerer start with serve.
+    out.acme = running.acme.clone();
     // [outbound]: the queue runs with its start-up settings; the DKIM
     // keys are submission's (it signs at enqueue) and change live.
     out.outbound = port25_config::Outbound { dkim: fresh.outbound.dkim.clone(), ..running.outbound.clone() };
@@ -101,6 +103,7 @@ pub fn restart_needed(running: &Config, fresh: &Config) -> Vec<&'static str> {
     check(kept.http != fresh.http, "[http]");
     check(kept.abuse != fresh.abuse, "[abuse]");
     check(kept.submission.shared != fresh.submission.shared, "[submission.shared]");
+    check(kept.acme != fresh.acme, "[tls.acme]");
     out
 }
 
@@ -198,6 +201,9 @@ impl Runtime {
         let tls = super::wiring::ListenerTls {
             server: certs.map(|c| c.server_config()).transpose()?,
             device: super::serve::device_tls_config(&config, &certs.cloned())?,
+            // Built at start over the same certificate store ([tls.acme] is
+            // restart-only), so it serves whatever a reload put there.
+            implicit: self.tls.implicit.clone(),
         };
         Ok(Runtime {
             config,

@@ -70,11 +70,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// The certificate every TLS listener serves, through one store that a
 /// reload replaces (cmd/reload.rs); None when no listener uses TLS.
 pub(crate) fn cert_store(config: &Config) -> anyhow::Result<Option<Arc<port25_listen::tls::CertStore>>> {
-    if config.listeners.iter().all(|l| l.tls == TlsMode::None) {
+    if config.listeners.iter().all(|l| l.tls == TlsMode::None) && config.acme.is_none() {
         return Ok(None);
     }
     let (cert, key) = match &config.tls_files {
         Some(pair) => pair.clone(),
+        // [tls.acme]: the stored certificate when it is usable, else the
+        // self-signed one until the CA's arrives (cmd/acme.rs).
+        None if super::reload::acme_usable(config) => super::acme::paths(&config.data_dir),
         None => {
             let dir = config.data_dir.join("tls");
             let (cert, key, fresh) = port25_listen::tls::self_signed(&dir, &config.hostname)?;
@@ -111,11 +114,18 @@ async fn serve(
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&config.data_dir)
         .with_context(|| format!("cannot create data_dir {}", config.data_dir.display()))?;
+    let acme = super::acme::Acme::new(&config)?;
     let certs = cert_store(&config)?;
     let tls = super::wiring::ListenerTls {
         server: certs.as_ref().map(|c| c.server_config()).transpose()?,
         device: device_tls_config(&config, &certs)?,
+        // [tls.acme] with TLS-ALPN-01: the implicit-TLS listeners answer it.
+        implicit: match (&certs, acme.as_ref().and_then(|a| a.alpn())) {
+            (Some(c), Some(alpn)) => Some(c.server_config_with_acme_alpn(alpn)?),
+            _ => None,
+        },
     };
+    let acme_store = certs.clone();
     let (_pid, hup) = super::reload::spawn(&config)?;
     // The accounts: logins for submission and the dashboard, and mailboxes
     // the MX asks about at RCPT.
@@ -144,7 +154,9 @@ async fn serve(
         feed.set_index(d.index().clone());
     }
     let abuse_metrics = desk.clone().map(|d| Arc::new(super::abuse::View(d)) as Arc<dyn port25_http::state::AbuseView>);
-    let http = super::serve_http::start(&config, metrics, gate.clone(), abuse_metrics).await?;
+    let http =
+        super::serve_http::start(&config, metrics, gate.clone(), abuse_metrics, acme.as_ref().and_then(|a| a.http01()))
+            .await?;
 
     let (ready_tx, ready_rx) = tokio::sync::mpsc::unbounded_channel();
     let (spool, recovered) = Spool::open(&config.data_dir.join("spool"), ready_tx, http.gauges.local.clone())?;
@@ -239,11 +251,21 @@ async fn serve(
 
     http.ready.listeners_bound();
     super::systemd::ready(count);
+    // [tls.acme]: orders once the CA can reach the challenge listeners.
+    let acme_stop = CancellationToken::new();
+    let acme_task = match (acme, acme_store) {
+        (Some(a), Some(store)) => Some(tokio::spawn(a.run(config.data_dir.clone(), store, acme_stop.clone()))),
+        _ => None,
+    };
 
     stop.await;
     super::systemd::stopping();
     http.ready.stopping();
     shutdown.cancel();
+    acme_stop.cancel();
+    if let Some(t) = acme_task {
+        let _ = t.await;
+    }
     listeners.lock().await.wait().await;
     delivery_stop.cancel();
     outbound.stop.cancel();

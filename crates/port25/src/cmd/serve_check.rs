@@ -93,6 +93,7 @@ fn tls(config: &Config, r: &mut Report) {
             }
             Err(e) => r.fail("tls", format!("{e}; fix [tls] certificate / private_key (PEM, readable by this user)")),
         },
+        None if config.acme.is_some() => acme(config, r),
         None => {
             let dir = config.data_dir.join("tls");
             let (cert, key) = (dir.join("selfsigned.crt"), dir.join("selfsigned.key"));
@@ -128,6 +129,45 @@ fn tls(config: &Config, r: &mut Report) {
                 Err(e) => r.fail("device CA", format!("{e}; fix [submission] device_ca")),
             }
         }
+    }
+}
+
+/// `[tls.acme]`: the stored certificate if usable; none (or an unusable
+/// one) is fine, since serve orders one at start, but an unreadable
+/// `ca_file` is not.
+fn acme(config: &Config, r: &mut Report) {
+    let Some(a) = &config.acme else { return };
+    if let Some(ca) = &a.ca_file {
+        let roots = std::fs::read(ca).map_err(|e| e.to_string()).and_then(|pem| {
+            match rustls_pemfile::certs(&mut pem.as_slice()).next() {
+                Some(Ok(_)) => Ok(()),
+                _ => Err("no PEM certificate in it".to_owned()),
+            }
+        });
+        if let Err(e) = roots {
+            r.fail("acme", format!("[tls.acme] ca_file {}: {e}", ca.display()));
+            return;
+        }
+    }
+    let (cert, _) = super::acme::paths(&config.data_dir);
+    match super::acme::usable(&config.data_dir, &a.domains) {
+        Ok(facts) => r.ok(
+            "tls",
+            format!(
+                "ACME certificate {} for {} (serial {}), renewed from {} before it ends",
+                cert.display(),
+                a.domains.join(", "),
+                facts.serial,
+                a.directory
+            ),
+        ),
+        Err(why) => r.ok(
+            "tls",
+            format!(
+                "no usable ACME certificate yet ({why}): serve orders one from {} at start and serves a self-signed one until it arrives",
+                a.directory
+            ),
+        ),
     }
 }
 

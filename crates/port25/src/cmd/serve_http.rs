@@ -33,11 +33,13 @@ pub struct SpoolGauges {
 /// `gate`: the accounts and the password gate shared with submission
 /// (`Some` whenever `[http]` is enabled).
 /// `abuse`: the abuse desk's gauges, appended to /metrics.
+/// `acme`: the open HTTP-01 challenges of `[tls.acme]`, answered on the public listener.
 pub async fn start(
     config: &Config,
     metrics: Arc<Metrics>,
     gate: Option<Arc<port25_accounts::gate::Gate>>,
     abuse: Option<Arc<dyn port25_http::state::AbuseView>>,
+    acme: Option<Arc<port25_http::acme::Http01Tokens>>,
 ) -> anyhow::Result<Http> {
     let ready = Readiness::default();
     let stop = CancellationToken::new();
@@ -80,7 +82,11 @@ pub async fn start(
     };
     let public = port25_http::run(
         bind("public", public, "address").await?,
-        port25_http::public_router(state.clone()),
+        match acme {
+            // [tls.acme] with HTTP-01: the CA's requests come here (port 80).
+            Some(tokens) => port25_http::public_router(state.clone()).merge(port25_http::acme::router(tokens)),
+            None => port25_http::public_router(state.clone()),
+        },
         stop.clone(),
     );
     let private = port25_http::run(

@@ -26,6 +26,9 @@ pub fn log_format(format: LogFormat) -> port25_events::LogFormat {
 pub struct ListenerTls {
     pub server: Option<Arc<rustls::ServerConfig>>,
     pub device: Option<Arc<rustls::ServerConfig>>,
+    /// The implicit-TLS listeners' when they answer ACME TLS-ALPN-01
+    /// (`[tls.acme]`); `server` otherwise.
+    pub implicit: Option<Arc<rustls::ServerConfig>>,
 }
 
 /// One `[[listener]]` as the SMTP engine runs it; `data_budget` is the
@@ -48,6 +51,7 @@ pub fn listener_settings(
         tls: match (l.tls, l.service, &tls.device) {
             (TlsMode::None, _, _) => None,
             (_, Service::Submission, Some(d)) => Some(d.clone()),
+            (TlsMode::Implicit, _, _) if tls.implicit.is_some() => tls.implicit.clone(),
             _ => tls.server.clone(),
         },
         proxy_protocol: l.proxy_protocol,
@@ -219,7 +223,7 @@ mod tests {
     fn a_listener_runs_as_configured() {
         let config = port25_config::embedded_default();
         let budget = DataBudget::new(config.max_data_memory);
-        let tls = ListenerTls { server: None, device: None };
+        let tls = ListenerTls { server: None, device: None, implicit: None };
         let modes: Vec<_> = config
             .listeners
             .iter()
