@@ -230,11 +230,17 @@ mod tests {
 
     #[test]
     fn only_what_cannot_change_live_waits_for_a_restart() {
-        let running = parse("hostname = \"a.example\"\n[mx]\ndomains = [\"a.example\"]\n");
-        let fresh = parse(
-            "hostname = \"b.example\"\ndata_dir = \"/elsewhere\"\n[mx]\ndomains = [\"b.example\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"127.0.0.1:24\"\n",
-        );
-        assert_eq!(restart_needed(&running, &fresh), vec!["hostname", "data_dir", "[delivery]"]);
+        // ([http] names derived from the hostname change with it: restart_needed says [http] too.)
+        let http = "[http]\nsubmission_host = \"smtp.example\"\n";
+        let running = parse(&format!("hostname = \"a.example\"\n[mx]\ndomains = [\"a.example\"]\n{http}"));
+        let fresh = parse(&format!(
+            "hostname = \"b.example\"\ndata_dir = \"/elsewhere\"\n[mx]\ndomains = [\"b.example\"]\n[delivery]\nmethod = \"lmtp\"\nlmtp = \"127.0.0.1:24\"\n{http}",
+        ));
+        let pending = restart_needed(&running, &fresh);
+        for name in ["hostname", "data_dir", "[delivery]"] {
+            assert!(pending.contains(&name), "{name} in {pending:?}");
+        }
+        assert!(!pending.iter().any(|p| p.starts_with("[mx") || p.starts_with("[submission]")), "{pending:?}");
         let eff = effective(&running, &fresh);
         assert_eq!(eff.mx.domains, vec!["b.example"], "[mx] applies live");
         assert_eq!((eff.hostname.as_str(), &eff.data_dir), (running.hostname.as_str(), &running.data_dir));
