@@ -113,9 +113,18 @@ fn postgresql_schema_made_by_the_owner_and_bound_values() {
 
     // Past the first event's 5 s, so a failure here would say why.
     std::thread::sleep(Duration::from_millis(5200));
-    let mut c = Client::open(addr(&a, "plain"));
-    c.cmd("EHLO laptop.example");
-    let r = login(&mut c, ALICE, ALICE_PW);
+    // The first operation after it connects and prepares within
+    // timeout_ms (300 ms), which a loaded test machine may miss once.
+    let mut r = String::new();
+    for _ in 0..3 {
+        let mut c = Client::open(addr(&a, "plain"));
+        c.cmd("EHLO laptop.example");
+        r = login(&mut c, ALICE, ALICE_PW);
+        if code(&r) == 235 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(600));
+    }
     assert_eq!(code(&r), 235, "the tables are there now: {r} {:?}", a.events("port25.shared.unreachable"));
     assert_eq!(send_each(ALICE, ALICE_PW, &[addr(&a, "plain").port()]), vec![250]);
 
