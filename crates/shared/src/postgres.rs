@@ -307,17 +307,22 @@ impl Postgres {
     /// Creates the tables and functions unless they are there (under an
     /// advisory lock, so two nodes starting together do not race).
     /// Bounded by [`INIT_WAIT`] rather than the per-operation timeout.
+    /// Then connects every slot of the pool and prepares its statements,
+    /// so the first operations do not pay for it within their timeout.
     pub async fn init(&self) -> Result<(), Unreachable> {
-        let conn = self.conn().await?;
-        match tokio::time::timeout(
-            INIT_WAIT.max(self.timeout),
-            self.schema.get_or_try_init(|| self.create(&conn.client)),
-        )
-        .await
-        {
-            Ok(r) => r.map(|_| ()),
+        let warm = async {
+            let conn = self.conn().await?;
+            self.schema.get_or_try_init(|| self.create(&conn.client)).await?;
+            for _ in 0..self.slots.len() {
+                let conn = self.conn().await?;
+                conn.prepared.get_or_try_init(|| prepare(&conn.client)).await?;
+            }
+            Ok(())
+        };
+        match tokio::time::timeout(INIT_WAIT.max(self.timeout), warm).await {
+            Ok(r) => r,
             Err(_) => Err(Unreachable(format!(
-                "postgresql: the shared-state tables were not made within {} s",
+                "postgresql: the shared-state tables and connections were not ready within {} s",
                 INIT_WAIT.as_secs()
             ))),
         }
@@ -392,14 +397,7 @@ impl Postgres {
         // was down at start); a slow creation is cut off here and finishes
         // on the server, and the next operation finds it done.
         self.bounded(self.schema.get_or_try_init(|| self.create(&conn.client))).await?;
-        self.bounded(conn.prepared.get_or_try_init(|| async {
-            let mut all = Vec::with_capacity(QUERIES.len());
-            for q in QUERIES {
-                all.push(conn.client.prepare(q).await.map_err(sql)?);
-            }
-            Ok::<_, Unreachable>(all)
-        }))
-        .await?;
+        self.bounded(conn.prepared.get_or_try_init(|| prepare(&conn.client))).await?;
         Ok(conn)
     }
 
@@ -440,6 +438,15 @@ impl Postgres {
         k.push_str(&parts.join(":"));
         k
     }
+}
+
+/// Every statement of [`QUERIES`], prepared on `client`.
+async fn prepare(client: &Client) -> Result<Vec<Statement>, Unreachable> {
+    let mut all = Vec::with_capacity(QUERIES.len());
+    for q in QUERIES {
+        all.push(client.prepare(q).await.map_err(sql)?);
+    }
+    Ok(all)
 }
 
 fn sql(e: tokio_postgres::Error) -> Unreachable {
