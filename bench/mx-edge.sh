@@ -184,7 +184,7 @@ PidFile               $PF/opendkim.pid
 AuthservID            bench-postfix.localdomain
 InternalHosts         $PF/nobody-internal
 ResolverConfiguration $PF/unbound.conf
-QueryCache            yes
+QueryCache            no
 Syslog                no
 EOF
 cat >"$PF/opendmarc.conf" <<EOF
