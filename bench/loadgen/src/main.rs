@@ -67,6 +67,26 @@ struct Args {
     /// Resume TLS sessions (off: every session pays a full handshake, as smtplib)
     #[arg(long)]
     resume: bool,
+    /// Local address(es) to connect from: one address or an IPv4 range
+    /// A-B (e.g. 127.0.3.1-127.0.3.100); repeat for more. Sessions take
+    /// them in turn, so one run looks like many clients to a screening MX.
+    #[arg(long = "source")]
+    sources: Vec<String>,
+    /// The EHLO name
+    #[arg(long, default_value = "bench.example")]
+    helo: String,
+    /// Send this file as the message (headers and body; e.g. DKIM-signed
+    /// once beforehand) instead of a generated one: line ends become CRLF,
+    /// lines starting with a dot are stuffed, a Message-ID field is still
+    /// prepended per message (sign without one)
+    #[arg(long, conflicts_with = "size")]
+    message: Option<std::path::PathBuf>,
+    /// Expect the server to refuse every session before its banner ends (a
+    /// listed client meeting a screening MX): a 4xx/5xx reply then the
+    /// close counts as refused; a complete 220 banner counts as let in (the
+    /// session then QUITs); anything else is a failure
+    #[arg(long)]
+    refused: bool,
 }
 
 /// User + system CPU time of this process: the client's share of the
@@ -106,7 +126,17 @@ async fn load(args: Args) -> Result<()> {
         tls: args.tls,
         connector: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         auth: args.login.as_deref().map(|l| session::plain_initial_response(l, &args.password)),
-        body: session::body(&from, &to[0], args.size),
+        body: match &args.message {
+            Some(path) => {
+                session::from_file(&std::fs::read(path).with_context(|| format!("reading {}", path.display()))?)
+            }
+            None => session::body(&from, &to[0], args.size),
+        },
+        sources: session::sources(&args.sources)?,
+        next_source: AtomicU64::new(0),
+        ehlo: format!("EHLO {}\r\n", args.helo).into_bytes(),
+        refused: AtomicU64::new(0),
+        let_in: AtomicU64::new(0),
         from,
         to,
         messages: args.messages,
@@ -118,7 +148,7 @@ async fn load(args: Args) -> Result<()> {
     let start = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency {
-        let (plan, claimed, limit) = (plan.clone(), claimed.clone(), args.sessions);
+        let (plan, claimed, limit, refused) = (plan.clone(), claimed.clone(), args.sessions, args.refused);
         workers.push(tokio::spawn(async move {
             let (mut ok, mut failed, mut first_error) = (0u64, 0u64, None);
             loop {
@@ -129,7 +159,8 @@ async fn load(args: Args) -> Result<()> {
                 if !more {
                     break;
                 }
-                match session::run(&plan).await {
+                let result = if refused { session::expect_refusal(&plan).await } else { session::run(&plan).await };
+                match result {
                     Ok(()) => ok += 1,
                     Err(e) => {
                         failed += 1;
@@ -149,11 +180,12 @@ async fn load(args: Args) -> Result<()> {
     }
     let seconds = start.elapsed().as_secs_f64();
     let messages = plan.sent.load(Ordering::Relaxed);
+    let (refused, let_in) = (plan.refused.load(Ordering::Relaxed), plan.let_in.load(Ordering::Relaxed));
     for e in errors.iter().take(3) {
         eprintln!("smtp-load: session failed: {e:#}");
     }
     println!(
-        "{{\"sessions\": {sessions}, \"messages\": {messages}, \"failures\": {failures}, \"seconds\": {seconds:.2}, \"sessions_per_s\": {:.1}, \"messages_per_s\": {:.1}, \"client_cpu_s\": {:.2}}}",
+        "{{\"sessions\": {sessions}, \"messages\": {messages}, \"refused\": {refused}, \"let_in\": {let_in}, \"failures\": {failures}, \"seconds\": {seconds:.2}, \"sessions_per_s\": {:.1}, \"messages_per_s\": {:.1}, \"client_cpu_s\": {:.2}}}",
         sessions as f64 / seconds,
         messages as f64 / seconds,
         own_cpu_seconds()
