@@ -16,6 +16,14 @@
 # alone (DuckDB's memory grows with the events: at 100 M it would need more
 # than this machine has) and skips the comparison.
 #
+# COMPRESS=1 keeps the generated log compressed: each segment is handed to
+# zstd (-3, the CLI from the Debian package) as soon as the generator has
+# moved on to the next one, so a 100 M-event capture of distinct events
+# (52 GB of JSON) takes a few GB on disk, and `report build` reads the
+# .jsonl.zst segments, decompressing them as it goes (the same lines, the
+# same parser; the decoding is the difference, measured by running the
+# same store both ways).
+#
 # The store is written once under $WORK (default /var/tmp/port25-report-bench)
 # and reused when its truth.json matches the parameters. Peak memory of
 # port25 must not grow with EVENTS: run twice with different EVENTS to see.
@@ -34,12 +42,29 @@ python3 -c 'import duckdb' 2>/dev/null || python3 -m pip install -q --root-user-
 # A session is connect + proxy.request + close around 3 messages on average,
 # plus one probe per source: about 2.07 events per message.
 MESSAGES=$(( EVENTS * 100 / 207 ))
+COMPRESS=${COMPRESS:-0}
 SYNTH=$WORK/synth-$EVENTS
+[ "$COMPRESS" = 1 ] && SYNTH=$WORK/synth-$EVENTS-zst
+# Compresses every closed segment (all but the newest, which the generator
+# may still be writing; all of them with `all`).
+compress_closed() {
+  local segs
+  mapfile -t segs < <(ls "$SYNTH"/capture/events/events-*.jsonl 2>/dev/null | sort)
+  [ "${1:-}" = all ] || [ "${#segs[@]}" = 0 ] || segs=("${segs[@]:0:${#segs[@]}-1}")
+  for f in "${segs[@]}"; do zstd -q -3 --rm "$f"; done
+}
 if [ ! -f "$SYNTH/truth.json" ]; then
   rm -rf "$SYNTH"
   echo "generating $MESSAGES messages from $SOURCES sources into $SYNTH ..."
   /usr/bin/time -f "generate: %e s, peak RSS %M KiB" "$BIN" report generate "$SYNTH" --days 466 --messages "$MESSAGES" \
-    --sources "$SOURCES" --asns 3006 --campaigns 200 --variants 4 >/dev/null
+    --sources "$SOURCES" --asns 3006 --campaigns 200 --variants 4 >/dev/null &
+  gen=$!
+  if [ "$COMPRESS" = 1 ]; then
+    command -v zstd >/dev/null || { echo "COMPRESS=1 needs the zstd CLI (Debian package zstd)" >&2; exit 1; }
+    while kill -0 "$gen" 2>/dev/null; do compress_closed; sleep 2; done
+  fi
+  wait "$gen"
+  [ "$COMPRESS" = 1 ] && compress_closed all
 fi
 REPEAT=${REPEAT:-1}
 ROUNDS=${ROUNDS:-1}
@@ -52,9 +77,9 @@ if [ "$REPEAT" -gt 1 ]; then
   cp "$SYNTH/geoip.csv" "$SYNTH/routeviews.pfx2as" "$READ/"
   seq=0
   for r in $(seq 1 "$REPEAT"); do
-    for f in "$SYNTH"/capture/events/events-*.jsonl; do
+    for f in "$SYNTH"/capture/events/events-*.jsonl*; do
       seq=$((seq + 1))
-      ln "$f" "$READ/capture/events/$(basename "$f" | cut -d- -f1-2)-$(printf '%06d' "$seq").jsonl"
+      ln "$f" "$READ/capture/events/$(basename "$f" | cut -d- -f1-2)-$(printf '%06d' "$seq").jsonl${f##*.jsonl}"
     done
   done
 fi
@@ -62,7 +87,7 @@ events=$(( $(python3 -c "import json;print(json.load(open('$SYNTH/truth.json'))[
 size=$(du -shl "$READ/capture/events" | cut -f1)
 echo "store: $events events ($REPEAT x the generated store), $size of event log"
 # Both tools read a warm page cache (read once here), so neither pays the disk for the other.
-cat "$READ"/capture/events/*.jsonl > /dev/null
+cat "$READ"/capture/events/*.jsonl* > /dev/null
 for round in $(seq 1 "$ROUNDS"); do
   /usr/bin/time -f "port25: %e s wall, %U s user, %S s sys, peak RSS %M KiB" "$BIN" report build --capture "$READ/capture" --threads "$THREADS" \
     --enrich "$READ/geoip.csv" --enrich "$READ/routeviews.pfx2as" --out "$WORK/out-$EVENTS" --json > "$WORK/port25.json" 2> "$WORK/port25.err"

@@ -56,13 +56,21 @@ impl<'a> P<'a> {
         }
         let start = self.i + 1;
         let rest = self.b.get(start..)?;
-        let n = rest.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+        // The closing quote or an escape, found with SIMD (memchr2), then
+        // no control character before it, checked without branching per
+        // byte (the loop vectorises): the same test as one byte-by-byte
+        // scan, several times faster on the capture's long lines.
+        let n = memchr::memchr2(b'"', b'\\', rest)?;
         if rest[n] != b'"' {
+            return None;
+        }
+        let s = &rest[..n];
+        if s.iter().fold(false, |ctl, &c| ctl | (c < 0x20)) {
             return None;
         }
         self.i = start + n + 1;
         // Non-ASCII must be valid UTF-8 (serde checks the same for a borrowed str).
-        std::str::from_utf8(&rest[..n]).ok()
+        std::str::from_utf8(s).ok()
     }
 
     #[inline]
@@ -128,12 +136,13 @@ impl<'a> P<'a> {
 
     fn strings(&mut self) -> Option<Vec<Cow<'a, str>>> {
         self.eat(b'[')?;
-        let mut v = Vec::new();
         self.ws();
         if self.peek() == Some(b']') {
             self.i += 1;
-            return Some(v);
+            return Some(Vec::new());
         }
+        // Room for a typical spam's recipients at once (not 1, 2, 4, 8, 16).
+        let mut v = Vec::with_capacity(16);
         loop {
             v.push(Cow::Borrowed(self.str()?));
             self.ws();

@@ -39,21 +39,23 @@ pub fn parse(bytes: &[u8], base: u64) -> Parsed {
 /// `line_ok` (false: not a valid event, recorded in `bad`); a last line
 /// without its newline is `torn`.
 fn scan_lines<'a>(bytes: &'a [u8], base: u64, mut line_ok: impl FnMut(u64, &'a [u8]) -> bool) -> Scanned {
-    let mut out = Scanned { complete_len: base, ..Scanned::default() };
+    let mut out = Scanned::default();
     let mut pos = 0usize;
-    while pos < bytes.len() {
-        let Some(nl) = bytes[pos..].iter().position(|&b| b == b'\n') else {
-            out.torn = Some(base + pos as u64);
-            break;
-        };
-        let line = &bytes[pos..pos + nl];
+    // memchr: the line ends found with SIMD, several times faster than a
+    // byte-by-byte search on the report's gigabytes of log.
+    for nl in memchr::memchr_iter(b'\n', bytes) {
+        let line = &bytes[pos..nl];
         let offset = base + pos as u64;
         if !line.is_empty() && !line_ok(offset, line) {
             out.bad.push(offset);
         }
-        pos += nl + 1;
-        out.complete_len = base + pos as u64;
+        pos = nl + 1;
+        out.lines += 1;
     }
+    if pos < bytes.len() {
+        out.torn = Some(base + pos as u64);
+    }
+    out.complete_len = base + pos as u64;
     out
 }
 
@@ -63,6 +65,9 @@ pub struct Scanned {
     pub bad: Vec<u64>,
     pub torn: Option<u64>,
     pub complete_len: u64,
+    /// Complete lines (newlines) read, empty ones included: a caller
+    /// reading chunk by chunk numbers lines without counting them again.
+    pub lines: u64,
 }
 
 /// [`parse`] for bulk readers: each event is handed to `f` as a borrowed

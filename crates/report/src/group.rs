@@ -81,6 +81,14 @@ impl Site {
         }
     }
 
+    /// Whether `v` says the same as this site (no need to copy it again).
+    pub fn is(&self, v: &SiteView<'_>) -> bool {
+        self.operator.as_deref() == v.operator.as_deref()
+            && self.asn == v.asn
+            && self.city.as_deref() == v.city.as_deref()
+            && self.access.as_deref() == v.access.as_deref()
+    }
+
     pub fn key(&self, by: GroupBy) -> String {
         let unset = || format!("(no {})", by.name());
         match by {

@@ -56,15 +56,62 @@ pub fn segments(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     }
     let mut out = Vec::new();
     for d in event_dirs {
-        out.extend(port25_capture::log::list_segments(&d)?.into_iter().map(|(_, p)| p));
+        out.extend(list(&d)?);
     }
     if out.is_empty() {
         return Err(std::io::Error::new(
             std::io::ErrorKind::NotFound,
-            format!("{}: no capture segments (events-YYYYMMDD-NNNNNN.jsonl) in events/, sensors/*/events/ or the directory itself", dir.display()),
+            format!("{}: no capture segments (events-YYYYMMDD-NNNNNN.jsonl or .jsonl.zst) in events/, sensors/*/events/ or the directory itself", dir.display()),
         ));
     }
     Ok(out)
+}
+
+/// Compressed segments end in this (one or more zstd frames of a segment's
+/// lines: `zstd FILE` of a closed segment, for archives).
+pub const ZSTD_SUFFIX: &str = ".zst";
+
+/// The segments of one `events/` directory in sequence order, plain or
+/// zstd-compressed. A sequence number present both ways (a compression
+/// that stopped half way) is refused: counting either could be wrong.
+fn list(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let plain = name.strip_suffix(ZSTD_SUFFIX).unwrap_or(name);
+        if let Some((_, seq)) = port25_capture::log::parse_segment_name(plain) {
+            out.push((seq, e.path()));
+        }
+    }
+    out.sort();
+    if let Some(w) = out.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!(
+                "{} and {}: the same segment twice (plain and compressed?); keep one",
+                w[0].1.display(),
+                w[1].1.display()
+            ),
+        ));
+    }
+    Ok(out.into_iter().map(|(_, p)| p).collect())
+}
+
+/// A reader telling `progress` the bytes it reads (the file's bytes, so a
+/// compressed segment's progress adds up to its size on disk).
+struct Counted<'p, R> {
+    inner: R,
+    progress: &'p (dyn Fn(u64) + Sync),
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
 }
 
 /// Feeds one segment to `f` event by event.
@@ -83,34 +130,43 @@ fn read_segment_with(
     f: &mut impl FnMut(&port25_capture::view::EventView<'_>),
     progress: &(dyn Fn(u64) + Sync),
 ) -> std::io::Result<()> {
-    let mut file = std::fs::File::open(path)?;
-    let mut buf: Vec<u8> = Vec::with_capacity(CHUNK);
+    let file = Counted { inner: std::fs::File::open(path)?, progress };
+    let compressed = path.extension().is_some_and(|x| x == ZSTD_SUFFIX.trim_start_matches('.'));
+    // zstd's decoder keeps its window (at most 128 MiB: the library's
+    // default limit, a larger frame is refused) and a small input buffer.
+    let mut file: Box<dyn Read> =
+        if compressed { Box::new(zstd::stream::read::Decoder::new(file)?) } else { Box::new(file) };
+    // `buf[..filled]` holds what is read and not yet parsed: the start of
+    // a line cut by the previous read. The buffer is zeroed once and reused;
+    // it grows (a chunk at a time, as far as the segment) only for a line
+    // longer than half a chunk.
+    let mut buf: Vec<u8> = vec![0; CHUNK];
+    let mut filled = 0usize;
     let mut base = 0u64;
     let mut line_no = 1u64;
     loop {
-        let start = buf.len();
-        buf.resize(start + CHUNK, 0);
-        let n = file.read(&mut buf[start..])?;
-        buf.truncate(start + n);
-        progress(n as u64);
+        if buf.len() - filled < CHUNK / 2 {
+            buf.resize(filled + CHUNK, 0);
+        }
+        let n = file.read(&mut buf[filled..])?;
+        filled += n;
         let eof = n == 0;
         // Parse up to the last newline; keep the rest for the next read.
-        let cut = if eof { buf.len() } else { buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        let cut = if eof { filled } else { memchr::memrchr(b'\n', &buf[..filled]).map_or(0, |i| i + 1) };
         if cut == 0 && !eof {
             continue;
         }
         let parsed = port25_capture::reader::parse_views(&buf[..cut], base, |_, e| f(&e));
+        let line_of = |off: u64| line_no + memchr::memchr_iter(b'\n', &buf[..(off - base) as usize]).count() as u64;
         for off in &parsed.bad {
             damage.bad_lines += 1;
-            let rel = (off - base) as usize;
-            let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
+            let line = line_of(*off);
             damage
                 .note(format!("{}:{line}: not a capture event (bad JSON or missing fields); skipped", path.display()));
         }
         if let Some(off) = parsed.torn {
             damage.torn_tails += 1;
-            let rel = (off - base) as usize;
-            let line = line_no + buf[..rel].iter().filter(|&&b| b == b'\n').count() as u64;
+            let line = line_of(off);
             damage.note(format!(
                 "{}:{line}: torn last line (no newline: the sensor stopped while writing); skipped",
                 path.display()
@@ -119,9 +175,10 @@ fn read_segment_with(
         if eof {
             return Ok(());
         }
-        line_no += buf[..cut].iter().filter(|&&b| b == b'\n').count() as u64;
+        line_no += parsed.lines;
         base += cut as u64;
-        buf.drain(..cut);
+        buf.copy_within(cut..filled, 0);
+        filled -= cut;
     }
 }
 

@@ -101,6 +101,15 @@ pub struct Accumulator {
     pub wire: BTreeMap<(String, i64), Wire>,
     /// Each sensor's site as its latest event in the window gives it.
     pub sites: Map<String, (String, crate::group::Site)>,
+    /// Scratch key for `wire` lookups (reused, so counting a session
+    /// allocates nothing once its sensor and day are known).
+    wire_key: (String, i64),
+}
+
+/// Overwrites `to` with `s`, reusing its allocation.
+fn set(to: &mut String, s: &str) {
+    to.clear();
+    to.push_str(s);
 }
 
 /// Sessions and their bytes on the wire (capture format v2 counters).
@@ -150,7 +159,14 @@ impl Accumulator {
         if let Some(site) = &e.site {
             match self.sites.get_mut(&*e.sensor) {
                 Some((t, _)) if **t >= *e.time => {}
-                Some(x) => *x = (e.time.to_string(), crate::group::Site::of(site)),
+                // Times rise along the log: this is most events. The
+                // strings are overwritten in place, not allocated anew.
+                Some((t, s)) => {
+                    set(t, &e.time);
+                    if !s.is(site) {
+                        *s = crate::group::Site::of(site);
+                    }
+                }
                 None => {
                     self.sites.insert(e.sensor.to_string(), (e.time.to_string(), crate::group::Site::of(site)));
                 }
@@ -178,7 +194,15 @@ impl Accumulator {
                     bytes_in: e.bytes_in.unwrap_or(0),
                     bytes_out: e.bytes_out.unwrap_or(0),
                 };
-                self.wire.entry((e.sensor.to_string(), day)).or_default().add(w);
+                // Looked up with a reused key: no allocation per session.
+                set(&mut self.wire_key.0, &e.sensor);
+                self.wire_key.1 = day;
+                match self.wire.get_mut(&self.wire_key) {
+                    Some(x) => x.add(w),
+                    None => {
+                        self.wire.insert(self.wire_key.clone(), w);
+                    }
+                }
                 return;
             }
             "port25.spampot.proxy.request" | "port25.spampot.proxy.refused" => {
@@ -206,10 +230,10 @@ impl Accumulator {
         };
         self.spam.add(c);
         if self.first.as_deref().is_none_or(|f| *e.time < *f) {
-            self.first = Some(e.time.to_string());
+            set(self.first.get_or_insert_default(), &e.time);
         }
         if self.last.as_deref().is_none_or(|l| *e.time > *l) {
-            self.last = Some(e.time.to_string());
+            set(self.last.get_or_insert_default(), &e.time);
         }
         self.per_day.entry(day).or_default().0.add(c);
         match self.per_sensor.get_mut(&*e.sensor) {
@@ -263,10 +287,10 @@ impl Accumulator {
                 Some(k) => {
                     k.count.add(c);
                     if *e.time < *k.first {
-                        k.first = e.time.to_string();
+                        set(&mut k.first, &e.time);
                     }
                     if *e.time > *k.last {
-                        k.last = e.time.to_string();
+                        set(&mut k.last, &e.time);
                     }
                 }
                 None => {

@@ -130,7 +130,7 @@ struct GenArgs {
 
 #[derive(clap::Args)]
 pub struct BuildArgs {
-    /// Capture directory: a sensor's (has events/), a collector's (has sensors/*/events/), or an events/ directory
+    /// Capture directory: a sensor's (has events/), a collector's (has sensors/*/events/), or an events/ directory; segments plain (.jsonl) or zstd-compressed (.jsonl.zst)
     #[arg(long)]
     capture: Option<PathBuf>,
     /// IP enrichment: .mmdb (MaxMind), *pfx2as* (CAIDA), or a low,high,CC|AS range file (e.g. /usr/share/tor/geoip); a directory = dated versions. Repeatable; first answer wins
