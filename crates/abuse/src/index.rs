@@ -3,10 +3,16 @@
 //! and never a scan of logs.
 //!
 //! Writes go through one thread ([`Index::send`] never blocks a session):
-//! it takes every record waiting, writes them in one transaction (WAL,
-//! `synchronous = NORMAL`: no fsync per round; the index is evidence for
-//! the abuse desk, not mail, and a crash loses at most the last rounds),
-//! and drops rows older than the retention once an hour. The queue between
+//! it gathers records for up to [`ROUND`] (or [`ROUND_MAX`] records, or
+//! until someone waits in [`Index::sync`]), folds the records of one row
+//! into one write ([`coalesce`]: a message's two records, a recipient's
+//! `accepted` then `delivered`, a session's start, login, TLS and end) and
+//! writes the round in one transaction (WAL, `synchronous = NORMAL`: no
+//! fsync per round; the index is evidence for the abuse desk, not mail,
+//! and a crash loses at most the last rounds). One commit per round, not
+//! per message: each commit rewrites the B-tree pages it touched into the
+//! WAL, so per-message commits cost more than the rows themselves. Rows
+//! older than the retention are dropped once an hour. The queue between
 //! sessions and the writer is bounded; when it is full a record is dropped
 //! and counted (`port25.abuse.index.dropped`), a session never waits.
 //!
@@ -26,6 +32,10 @@ use std::time::{Duration, Instant};
 
 /// Records waiting for the writer at most; beyond it they are dropped.
 pub const QUEUE: usize = 100_000;
+/// How long the writer gathers records before it commits them.
+pub const ROUND: Duration = Duration::from_millis(50);
+/// Records per round at most.
+pub const ROUND_MAX: usize = 8192;
 /// A session longer than this is not found by a window that starts after
 /// it began (sessions end within minutes; the engine's timeouts see to it).
 const MAX_SESSION_MS: i64 = 86_400_000;
@@ -174,7 +184,7 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: Receiver<Record>) {
         let mut reported = 0;
-        for round in port25_groupcommit::groups(&rx, 4096) {
+        while let Some(round) = gather(&rx, ROUND, ROUND_MAX) {
             if let Err(e) = self.round(round) {
                 emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
             }
@@ -199,7 +209,7 @@ impl Writer {
     fn round(&mut self, round: Vec<Record>) -> rusqlite::Result<()> {
         let mut syncs = Vec::new();
         let tx = self.conn.transaction()?;
-        for r in round {
+        for r in coalesce(round) {
             if let Record::Sync(s) = r {
                 syncs.push(s);
             } else {
@@ -212,6 +222,70 @@ impl Writer {
         }
         Ok(())
     }
+}
+
+/// One round: the first record to arrive, then what arrives within
+/// `window` of it, at most `max`; a [`Record::Sync`] ends the round at
+/// once (someone waits). `None` once every sender is gone.
+fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Record>> {
+    let first = rx.recv().ok()?;
+    let deadline = Instant::now() + window;
+    let mut round = vec![first];
+    while round.len() < max && !matches!(round.last(), Some(Record::Sync(_))) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(r) => round.push(r),
+            Err(_) => break,
+        }
+    }
+    Some(round)
+}
+
+/// The round with the records of one row folded into the first of them
+/// (so that every record that needs the row, such as a message's DKIM
+/// digest, still comes after it): a message's records (later values
+/// that are `Some` win, as the upsert does) and a recipient's outcomes
+/// (the last wins, as `INSERT OR REPLACE` does). What it writes is what
+/// writing the records one by one writes.
+pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
+    use std::collections::HashMap;
+    let mut out: Vec<Record> = Vec::with_capacity(round.len());
+    let mut messages: HashMap<String, usize> = HashMap::new();
+    let mut rcpts: HashMap<(String, String), usize> = HashMap::new();
+    for r in round {
+        match r {
+            Record::Message { id, session, time_ms, message_id, login, sender, size } => match messages.get(&id) {
+                Some(&i) => {
+                    if let Record::Message { message_id: m, login: l, sender: s, size: z, .. } = &mut out[i] {
+                        *m = message_id.or(m.take());
+                        *l = login.or(l.take());
+                        *s = sender.or(s.take());
+                        *z = size.or(z.take());
+                    }
+                }
+                None => {
+                    messages.insert(id.clone(), out.len());
+                    out.push(Record::Message { id, session, time_ms, message_id, login, sender, size });
+                }
+            },
+            Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+                let key = (id, rcpt);
+                match rcpts.get(&key) {
+                    Some(&i) => {
+                        if let Record::Rcpt { outcome: o, detail: d, time_ms: t, .. } = &mut out[i] {
+                            (*o, *d, *t) = (outcome, detail, time_ms);
+                        }
+                    }
+                    None => {
+                        rcpts.insert(key.clone(), out.len());
+                        out.push(Record::Rcpt { id: key.0, rcpt: key.1, outcome, detail, time_ms });
+                    }
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Writes one record (the writer, and the bench's loader, use it).
@@ -524,6 +598,52 @@ mod tests {
             assert_eq!(parse_utc(bad), None, "{bad:?}");
         }
         assert_eq!(bare_message_id(" <a@b> "), "a@b");
+    }
+
+    #[test]
+    fn a_round_folds_the_records_of_one_row_and_writes_what_they_write_one_by_one() {
+        let msg = |mid: Option<&str>, login: Option<&str>, size: Option<i64>| Record::Message {
+            id: "Q1".into(),
+            session: "S1".into(),
+            time_ms: 5,
+            message_id: mid.map(Into::into),
+            login: login.map(Into::into),
+            sender: None,
+            size,
+        };
+        let rcpt = |outcome: &str, t: i64| Record::Rcpt {
+            id: "Q1".into(),
+            rcpt: "x@r.example".into(),
+            outcome: outcome.into(),
+            detail: outcome.to_uppercase(),
+            time_ms: t,
+        };
+        let round = vec![
+            msg(None, Some("alice"), None),
+            rcpt("accepted", 1),
+            Record::Dkim { id: "Q1".into(), digest: "d1".into() },
+            msg(Some("m@x"), None, Some(10)),
+            rcpt("deferred", 2),
+            msg(None, None, Some(11)),
+            rcpt("delivered", 3),
+        ];
+        let folded = coalesce(round.clone());
+        assert_eq!(folded.len(), 3, "{folded:?}");
+        assert!(
+            matches!(&folded[0], Record::Message { message_id: Some(m), login: Some(l), size: Some(11), .. } if m == "m@x" && l == "alice")
+        );
+        assert!(matches!(&folded[1], Record::Rcpt { outcome, time_ms: 3, .. } if outcome == "delivered"));
+        assert!(matches!(&folded[2], Record::Dkim { .. }), "after the row it updates");
+        let rows = |records: Vec<Record>| {
+            let c = Connection::open_in_memory().unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            for r in &records {
+                write(&c, r).unwrap();
+            }
+            let r = Reader::from_connection(c);
+            (r.message("Q1").unwrap(), r.signed("d1").unwrap())
+        };
+        assert_eq!(rows(folded), rows(round));
     }
 
     #[test]
