@@ -433,20 +433,26 @@ pub fn parse_utc(s: &str) -> Option<i64> {
     }
     let s = s.strip_suffix('Z').unwrap_or(s);
     let (date, time) = s.split_once(['T', ' ']).unwrap_or((s, "00:00:00"));
+    // parse_day reads the first ten bytes: nothing may follow them.
+    if date.len() != 10 {
+        return None;
+    }
     let day = port25_report::date::parse_day(date)?;
+    // One or two digits, at most `max`: no sign (i64's parse takes "-9..."
+    // and "+1", and a large negative hour overflowed the sum below).
+    let field = |t: &str, max: i64| -> Option<i64> {
+        if t.is_empty() || t.len() > 2 || !t.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        t.parse().ok().filter(|v| *v <= max)
+    };
     let mut parts = time.split(':');
-    let h: i64 = parts.next()?.parse().ok()?;
-    let m: i64 = parts.next().unwrap_or("0").parse().ok()?;
+    let h = field(parts.next()?, 23)?;
+    let m = field(parts.next().unwrap_or("0"), 59)?;
     let sec_part = parts.next().unwrap_or("0");
     let (sec, frac) = sec_part.split_once('.').unwrap_or((sec_part, ""));
-    let sec: i64 = sec.parse().ok()?;
-    if parts.next().is_some()
-        || h > 23
-        || m > 59
-        || sec > 60
-        || frac.len() > 9
-        || !frac.bytes().all(|b| b.is_ascii_digit())
-    {
+    let sec = field(sec, 60)?;
+    if parts.next().is_some() || frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let milli: i64 = format!("{frac:0<3}").get(..3)?.parse().ok()?;
@@ -613,7 +619,22 @@ mod tests {
         assert_eq!(parse_utc("2026-12-02T13:14"), Some(ms - 4500));
         assert_eq!(parse_utc("2026-12-02"), parse_utc("2026-12-02T00:00:00Z"));
         assert_eq!(parse_utc("1700000000"), Some(1_700_000_000_000));
-        for bad in ["", "2026-13-01", "2026-12-02T25:00", "2026-12-02T10:00:00:00", "2026-12-02T10:00:00.x", "x"] {
+        for bad in [
+            "",
+            "2026-13-01",
+            "2026-12-02T25:00",
+            "2026-12-02T10:00:00:00",
+            "2026-12-02T10:00:00.x",
+            "x",
+            // Signs and trailing digits (the hour overflowed the sum).
+            "2026-12-02T-9223372036854775808:00",
+            "2026-12-02T-1:00",
+            "2026-12-02T+1:00",
+            "2026-12-02T10:-5",
+            "2026-12-02T100:00",
+            "2026-12-0212",
+            "2026-12-02junk",
+        ] {
             assert_eq!(parse_utc(bad), None, "{bad:?}");
         }
         assert_eq!(bare_message_id(" <a@b> "), "a@b");
