@@ -213,8 +213,12 @@ impl Desk {
 
     /// A login authenticated: indexed on its session; a network, ASN or
     /// country it never used raises a signal (once it has a history).
+    /// Reads the login's history for the day too (once a day), so that
+    /// [`Desk::submit`] need not.
     pub fn logged_in(&self, session: &str, login: &str, ip: IpAddr, tls: Option<&str>) {
         self.index.send(Record::Login { session: session.into(), login: login.into() });
+        // Keyed as submission counts it (lower case).
+        self.baseline(&login.to_lowercase());
         if let Some(v) = tls {
             self.index.send(Record::Tls { session: session.into(), version: v.into() });
         }
@@ -271,7 +275,36 @@ impl Desk {
 
     /// A message from `login` is about to be stored: indexed with its
     /// Message-ID; counted; held when the login is (or now becomes) held.
-    pub fn submitted(&self, session: &str, queue_id: &str, login: &str, message_id: Option<&str>, rcpts: &[String]) {
+    /// Blocks (the database) when it raises a signal; [`Desk::submit`] is
+    /// the same without blocking.
+    pub fn submitted(
+        self: &Arc<Self>,
+        session: &str,
+        queue_id: &str,
+        login: &str,
+        message_id: Option<&str>,
+        rcpts: &[String],
+    ) {
+        if let Some(rest) = self.submit(session, queue_id, login, message_id, rcpts) {
+            rest();
+        }
+    }
+
+    /// [`Desk::submitted`] without blocking: the message is indexed,
+    /// counted in memory and marked held when its login is held; what
+    /// would block comes back as a closure to run off the async workers
+    /// before the message is stored: raising a signal (it writes the
+    /// database and may hold this very message), or reading the login's
+    /// history when no login of this day did (a session across midnight;
+    /// [`Desk::logged_in`] reads it otherwise).
+    pub fn submit(
+        self: &Arc<Self>,
+        session: &str,
+        queue_id: &str,
+        login: &str,
+        message_id: Option<&str>,
+        rcpts: &[String],
+    ) -> Option<Box<dyn FnOnce() + Send>> {
         self.index.send(Record::Message {
             id: queue_id.into(),
             session: session.into(),
@@ -282,46 +315,79 @@ impl Desk {
             sender: None,
             size: None,
         });
-        let baseline = self.baseline(login);
-        let mut raise = Vec::new();
-        {
-            let mut s = self.state();
-            let day = today();
-            let d = s.days.entry(login.to_owned()).or_insert_with(|| Day::new(day));
-            if d.day != day {
-                *d = Day::new(day);
-            }
-            d.messages += 1;
-            for r in rcpts {
-                d.recipients.add(&r.to_lowercase());
-            }
-            let r = &self.cfg.rules;
-            let recipients = d.recipients.estimate();
-            if r.jump(recipients, baseline.1, r.recipients_per_day) && d.raise(Kind::Recipients) {
-                raise.push((
-                    Kind::Recipients,
-                    format!(
-                        "{recipients} distinct recipients today (UTC); own daily average {:.1}, jump above {}x",
-                        baseline.1, r.jump_factor
-                    ),
-                ));
-            }
-            if r.jump(d.messages, baseline.0, r.messages_per_day) && d.raise(Kind::Messages) {
-                raise.push((
-                    Kind::Messages,
-                    format!(
-                        "{} messages today (UTC); own daily average {:.1}, jump above {}x",
-                        d.messages, baseline.0, r.jump_factor
-                    ),
-                ));
-            }
+        let (desk, queue_id, login) = (self.clone(), queue_id.to_owned(), login.to_owned());
+        let Some(baseline) = self.cached_baseline(&login) else {
+            let rcpts = rcpts.to_vec();
+            return Some(Box::new(move || {
+                let baseline = desk.baseline(&login);
+                let raise = desk.count(&login, &rcpts, baseline);
+                desk.raise_and_hold(&login, &queue_id, raise);
+            }));
+        };
+        let raise = self.count(&login, rcpts, baseline);
+        if raise.is_empty() {
+            self.hold_if_held(&login, &queue_id);
+            return None;
         }
+        Some(Box::new(move || desk.raise_and_hold(&login, &queue_id, raise)))
+    }
+
+    fn raise_and_hold(&self, login: &str, queue_id: &str, raise: Vec<(Kind, String)>) {
         for (kind, evidence) in raise {
             self.raise(login, kind, evidence);
         }
+        self.hold_if_held(login, queue_id);
+    }
+
+    fn hold_if_held(&self, login: &str, queue_id: &str) {
         let mut s = self.state();
         if s.actions.get(login).is_some_and(|f| f.action >= Action::Hold) {
             s.held.insert(queue_id.to_owned(), login.to_owned());
+        }
+    }
+
+    /// Counts a message in the login's day; the signals it raises.
+    fn count(&self, login: &str, rcpts: &[String], baseline: (f64, f64)) -> Vec<(Kind, String)> {
+        let mut raise = Vec::new();
+        let mut s = self.state();
+        let day = today();
+        let d = s.days.entry(login.to_owned()).or_insert_with(|| Day::new(day));
+        if d.day != day {
+            *d = Day::new(day);
+        }
+        d.messages += 1;
+        for r in rcpts {
+            d.recipients.add(&r.to_lowercase());
+        }
+        let r = &self.cfg.rules;
+        let recipients = d.recipients.estimate();
+        if r.jump(recipients, baseline.1, r.recipients_per_day) && d.raise(Kind::Recipients) {
+            raise.push((
+                Kind::Recipients,
+                format!(
+                    "{recipients} distinct recipients today (UTC); own daily average {:.1}, jump above {}x",
+                    baseline.1, r.jump_factor
+                ),
+            ));
+        }
+        if r.jump(d.messages, baseline.0, r.messages_per_day) && d.raise(Kind::Messages) {
+            raise.push((
+                Kind::Messages,
+                format!(
+                    "{} messages today (UTC); own daily average {:.1}, jump above {}x",
+                    d.messages, baseline.0, r.jump_factor
+                ),
+            ));
+        }
+        raise
+    }
+
+    /// The login's daily averages when read today already.
+    fn cached_baseline(&self, login: &str) -> Option<(f64, f64)> {
+        let day = today();
+        match self.state().baselines.get(login) {
+            Some(&(d, m, r)) if d == day => Some((m, r)),
+            _ => None,
         }
     }
 
@@ -1009,5 +1075,39 @@ mod tests {
         let e = explain(&cli, "alice@example.net").unwrap();
         assert_eq!(e.action, None);
         assert_eq!(e.signals.iter().map(|s| s.signal.as_str()).collect::<Vec<_>>(), ["released", "recipients"]);
+    }
+
+    #[test]
+    fn submitting_blocks_only_to_raise_a_signal_and_memory_follows_the_logins_not_the_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desk(dir.path(), &dir.path().join("none"));
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        // A login's history is read when it logs in: its messages then
+        // need nothing that blocks, until one crosses a limit.
+        d.logged_in("S0", "Alice@Example.net", ip, None);
+        for i in 0..299 {
+            let rest = d.submit("S0", &format!("S0{i}"), "alice@example.net", None, &["a@r.example".into()]);
+            assert!(rest.is_none(), "message {i} handed back work that blocks");
+        }
+        let rest = d.submit("S0", "S0X", "alice@example.net", None, &["a@r.example".into()]);
+        let rest = rest.expect("the 300th message of the day raises the volume signal: that blocks");
+        assert!(!d.held("S0X"), "not yet: the policy runs the rest before it stores the message");
+        rest();
+        assert!(d.held("S0X"), "the message that crossed the line is held");
+        // No login before it this day (a session across midnight): the
+        // history is read off the async workers, and counted all the same.
+        let rest = d.submit("S1", "S1A", "bob@example.net", None, &["x@r.example".into()]);
+        rest.expect("no history read yet for bob")();
+        // Many messages from few logins: the desk keeps per login, not
+        // per message (the held mail of held logins aside).
+        for i in 0..3_000 {
+            let login = format!("u{}@example.net", i % 12);
+            if let Some(rest) = d.submit("S2", &format!("S2{i}"), &login, None, &[format!("r{i}@r.example")]) {
+                rest();
+            }
+        }
+        let s = d.state();
+        assert_eq!((s.days.len(), s.baselines.len()), (14, 14), "alice, bob and twelve logins");
+        assert!(s.held.keys().all(|id| id.starts_with("S0")), "only alice's held mail");
     }
 }

@@ -179,13 +179,34 @@ const READ: &[&str] = &[
     ev::DELIVERY_FAILED,
 ];
 
+/// Reads only the `event` field, and keeps it when the index reads that
+/// event.
+struct EventId(Option<&'static str>);
+
+impl tracing::field::Visit for EventId {
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        if f.name() == "event" {
+            self.0 = READ.iter().find(|r| **r == v).copied();
+        }
+    }
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        if f.name() == "event" {
+            let v = format!("{v:?}");
+            self.0 = READ.iter().find(|r| **r == v).copied();
+        }
+    }
+}
+
 impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let Some(index) = self.index.get() else { return };
+        // The id first: most events (every SMTP command, the queue's own)
+        // are none of the index's, and their other fields are never read.
+        let mut which = EventId(None);
+        event.record(&mut which);
+        let Some(id) = which.0 else { return };
         let mut f = Fields::default();
         event.record(&mut f);
-        let Some(id) = f.0.get("event").cloned() else { return };
-        let Some(&id) = READ.iter().find(|r| **r == id) else { return };
         let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, &f.0);
         for r in records {
             index.send(r);

@@ -111,15 +111,25 @@ pub struct Submission {
 
 /// The abuse desk's view of submission (crates/abuse, wired by the
 /// binary): told of each login and each message before it is stored,
-/// asked whether a login is locked. Blocking calls (the desk's database):
-/// the policy makes them off the async workers.
+/// asked whether a login is locked. `logged_in` blocks (the desk's
+/// database): the policy calls it off the async workers.
 pub trait Watch: Send + Sync {
     /// The text after 454 4.7.0 when `login` is locked.
     fn locked(&self, login: &str) -> Option<String>;
     fn logged_in(&self, info: &SessionInfo, login: &str);
     /// Before the message is stored: a held login's mail must be known as
-    /// held before the outbound queue can pick it up.
-    fn submitted(&self, info: &SessionInfo, login: &str, id: &str, message_id: Option<&str>, rcpts: &[String]);
+    /// held before the outbound queue can pick it up. Does not block; what
+    /// is left that blocks (rarely: a signal raised) comes back, and the
+    /// policy runs it off the async workers before it stores the message.
+    /// Per message, no thread hand-off in the common case.
+    fn submitted(
+        &self,
+        info: &SessionInfo,
+        login: &str,
+        id: &str,
+        message_id: Option<&str>,
+        rcpts: &[String],
+    ) -> Option<Box<dyn FnOnce() + Send>>;
 }
 
 impl Submission {
@@ -772,9 +782,9 @@ impl Hooks for SubmissionPolicy {
         if let (Some(w), Some(login)) = (self.shared.watch.get(), &info.auth) {
             let message_id = found.message_id.clone().unwrap_or_else(|| format!("<{id}@{}>", self.shared.hostname));
             let rcpts: Vec<String> = envelope.rcpts.iter().map(|r| r.to_string()).collect();
-            let (w, info, login, id) = (w.clone(), info.clone(), login.to_lowercase(), id.clone());
-            let _ =
-                tokio::task::spawn_blocking(move || w.submitted(&info, &login, &id, Some(&message_id), &rcpts)).await;
+            if let Some(rest) = w.submitted(info, &login.to_lowercase(), &id, Some(&message_id), &rcpts) {
+                let _ = tokio::task::spawn_blocking(rest).await;
+            }
         }
         let decision = self.store(info, envelope, id.clone(), message.into_content()).await;
         if matches!(decision, Decision::Accept) {

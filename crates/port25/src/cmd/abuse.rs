@@ -80,8 +80,15 @@ impl port25_submission::Watch for Watch {
     fn logged_in(&self, info: &SessionInfo, login: &str) {
         self.0.logged_in(&info.id, login, info.peer.ip(), info.tls.as_ref().map(|t| t.version.as_str()));
     }
-    fn submitted(&self, info: &SessionInfo, login: &str, id: &str, message_id: Option<&str>, rcpts: &[String]) {
-        self.0.submitted(&info.id, id, login, message_id, rcpts);
+    fn submitted(
+        &self,
+        info: &SessionInfo,
+        login: &str,
+        id: &str,
+        message_id: Option<&str>,
+        rcpts: &[String],
+    ) -> Option<Box<dyn FnOnce() + Send>> {
+        self.0.submit(&info.id, id, login, message_id, rcpts)
     }
 }
 

@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-const WAIT: Duration = Duration::from_secs(30);
+pub(crate) const WAIT: Duration = Duration::from_secs(30);
 
 const LISTENERS: &str = "[[listener]]\nname = \"mx\"\naddress = \"127.0.0.1:0\"\n\
 [[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n";
 
 /// A server for example.net with an MX and a submission listener (and
 /// `extra` listeners), the [abuse] section `abuse`; alice may send.
-fn server(abuse: &str, outbound: &str, extra_listeners: &str) -> Server {
+pub(crate) fn server(abuse: &str, outbound: &str, extra_listeners: &str) -> Server {
     let mx = format!(
         "domains = [\"example.net\"]\nrecipients = [\"bob@example.net\", \"abuse@example.net\", \"desk@example.net\"]\n\
          [submission]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\nrecipients_per_message = 0\n\
@@ -31,7 +31,7 @@ fn server(abuse: &str, outbound: &str, extra_listeners: &str) -> Server {
     s
 }
 
-fn addr(s: &Server, name: &str) -> SocketAddr {
+pub(crate) fn addr(s: &Server, name: &str) -> SocketAddr {
     s.addrs.iter().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no listener {name}: {:?}", s.addrs)).1
 }
 
@@ -48,7 +48,7 @@ fn stdout(o: &Output) -> String {
 }
 
 /// Runs a Python script (args after it); stdout, or a loud failure.
-fn python(script: &str, args: &[&str]) -> String {
+pub(crate) fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
         .arg("-c")
         .arg(script)
@@ -96,7 +96,7 @@ fn submit(s: &Server, to: &[String]) -> Sent {
     }
 }
 
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
     loop {
         if let Some(v) = f() {
@@ -231,7 +231,7 @@ fn abuse_a_burst_to_500_distinct_recipients_holds_the_logins_mail_and_explain_sa
 /// An ARF report as a large mailbox provider sends it (RFC 5965:
 /// multipart/report; report-type=feedback-report), built with Python's
 /// email package around the message it received; written to argv[2].
-const ARF: &str = r#"
+pub(crate) const ARF: &str = r#"
 import sys, email, email.policy
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
@@ -259,7 +259,7 @@ open(sys.argv[2], "wb").write(r.as_bytes(policy=email.policy.SMTP).replace(b"\r\
 "#;
 
 /// smtplib to the MX: the report to abuse@example.net.
-const DELIVER: &str = r#"
+pub(crate) const DELIVER: &str = r#"
 import smtplib, sys
 s = smtplib.SMTP(sys.argv[1], int(sys.argv[2]), local_hostname="fbl.mailprovider.example", timeout=30)
 s.sendmail("fbl@mailprovider.example", ["abuse@example.net"], open(sys.argv[3], "rb").read())

@@ -26,6 +26,8 @@ EXPRESSION = r"""JSON.stringify({
   captures: Object.assign({}, (document.getElementById('captures') || {dataset: {}}).dataset),
   sources: [...document.querySelectorAll('tr.source')].map(r => Object.assign({}, r.dataset)),
   queues: [...document.querySelectorAll('tr.queue')].map(r => Object.assign({}, r.dataset)),
+  abuse: [...document.querySelectorAll('tr.abuse-login')].map(r => Object.assign({cells: [...r.cells].map(c => c.textContent)}, r.dataset)),
+  images: document.querySelectorAll('img').length,
   text: document.body.innerText,
 })"""
 

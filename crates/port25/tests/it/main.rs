@@ -8,6 +8,7 @@
 mod harness;
 
 mod abuse;
+mod abuse_dashboard;
 mod acme;
 mod auth_limits;
 mod broken_pipe;
