@@ -9,17 +9,19 @@
 //! insecure one means no DANE.
 //!
 //! The trust anchor is the IANA root key set hickory ships, or the
-//! DNSKEY records of `[outbound] dane_trust_anchor` (a private root or a
-//! test zone).
+//! DNSKEY and DS records of `[outbound] dane_trust_anchor` (a private
+//! root or a test zone); for a DS record the zone's DNSKEY records are
+//! fetched and the one its digest matches is trusted.
 
 use crate::dane::Tlsa;
 use crate::dns::DnsFailure;
 use hickory_resolver::config::ResolverOpts;
 use hickory_resolver::net::runtime::TokioRuntimeProvider;
 use hickory_resolver::net::{DnsError, NetError};
-use hickory_resolver::proto::dnssec::{Proof, TrustAnchors};
+use hickory_resolver::proto::dnssec::rdata::{DNSSECRData, DS};
+use hickory_resolver::proto::dnssec::{Algorithm, DigestType, Proof, TrustAnchors};
 use hickory_resolver::proto::op::ResponseCode;
-use hickory_resolver::proto::rr::{RData, RecordType};
+use hickory_resolver::proto::rr::{LowerName, Name, RData, RecordType};
 use hickory_resolver::TokioResolver;
 use port25_events as ev;
 use port25_events::emit;
@@ -47,7 +49,15 @@ pub struct Validated<T> {
 
 #[derive(Clone)]
 pub struct Dnssec {
-    resolver: TokioResolver,
+    /// Built at the first lookup: DS anchors need the zone's DNSKEY
+    /// records first.
+    resolver: Arc<tokio::sync::OnceCell<TokioResolver>>,
+    servers: Vec<SocketAddr>,
+    timeout: Duration,
+    /// The DNSKEY anchors, and the DS anchors (owner, DS) whose keys are
+    /// fetched and added when the resolver is built.
+    anchors: TrustAnchors,
+    ds: Vec<(Name, DS)>,
     /// The trust anchor's zone, whose DNSKEY records [`Dnssec::probe`]
     /// validates.
     zone: String,
@@ -66,27 +76,84 @@ impl std::fmt::Debug for Dnssec {
 
 impl Dnssec {
     /// A validating resolver asking `servers`; `anchor`: a file of DNSKEY
-    /// records replacing the IANA root anchor.
+    /// and/or DS records replacing the IANA root anchor.
     pub fn new(servers: &[SocketAddr], timeout: Duration, anchor: Option<&Path>) -> Result<Dnssec, String> {
-        let anchors = match anchor {
-            Some(path) => TrustAnchors::from_file(path)
-                .map_err(|e| format!("dane_trust_anchor {}: {e} (DNSKEY records expected)", path.display()))?,
-            None => TrustAnchors::default(),
+        let (anchors, ds) = match anchor {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| format!("dane_trust_anchor {}: {e}", path.display()))?;
+                let (anchors, ds) = parse_anchors(&text).map_err(|e| {
+                    format!("dane_trust_anchor {}: {e} (DNSKEY or DS records expected)", path.display())
+                })?;
+                // TrustAnchors::is_empty counts the root's keys only.
+                let keys = text.lines().filter(|l| l.split_whitespace().any(|f| f.eq_ignore_ascii_case("DNSKEY")));
+                if keys.count() == 0 && ds.is_empty() {
+                    return Err(format!("dane_trust_anchor {}: no DNSKEY or DS record", path.display()));
+                }
+                (anchors, ds)
+            }
+            None => (TrustAnchors::default(), Vec::new()),
         };
-        let config = crate::dns::resolver_config(servers);
-        let mut opts = ResolverOpts::default();
-        opts.timeout = timeout;
-        opts.attempts = 2;
-        opts.ndots = 0;
-        opts.validate = true;
-        let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
-            .with_trust_anchor(Arc::new(anchors));
-        *builder.options_mut() = opts;
         Ok(Dnssec {
-            resolver: builder.build().map_err(|e| format!("DNSSEC resolver: {e}"))?,
+            resolver: Arc::default(),
+            servers: servers.to_vec(),
+            timeout,
+            anchors,
+            ds,
             zone: anchor_zone(anchor),
             probed: Arc::default(),
         })
+    }
+
+    fn builder(&self, validate: bool) -> hickory_resolver::ResolverBuilder<TokioRuntimeProvider> {
+        let mut opts = ResolverOpts::default();
+        opts.timeout = self.timeout;
+        opts.attempts = 2;
+        opts.ndots = 0;
+        opts.validate = validate;
+        let mut builder = TokioResolver::builder_with_config(
+            crate::dns::resolver_config(&self.servers),
+            TokioRuntimeProvider::default(),
+        );
+        *builder.options_mut() = opts;
+        builder
+    }
+
+    /// The validating resolver; with DS anchors, the DNSKEY records of
+    /// their zones are fetched (unvalidated: the DS digest is the check)
+    /// and those a DS covers become anchors. A failure is not kept: the
+    /// next lookup tries again.
+    async fn resolver(&self) -> Result<&TokioResolver, String> {
+        self.resolver
+            .get_or_try_init(|| async {
+                let mut anchors = self.anchors.clone();
+                if !self.ds.is_empty() {
+                    let mut matched = 0;
+                    let plain = self.builder(false).build().map_err(|e| format!("DNSSEC resolver: {e}"))?;
+                    for (name, ds) in &self.ds {
+                        let keys = plain
+                            .lookup(name.clone(), RecordType::DNSKEY)
+                            .await
+                            .map_err(|e| format!("the DNSKEY records of {name} for the DS anchor: {e}"))?;
+                        for r in keys.answers() {
+                            if let RData::DNSSEC(DNSSECRData::DNSKEY(key)) = &r.data {
+                                if ds.covers(name, key).unwrap_or(false) {
+                                    anchors.insert_with_name(key.public_key(), LowerName::from(name));
+                                    matched += 1;
+                                }
+                            }
+                        }
+                    }
+                    if matched == 0 {
+                        return Err("no DNSKEY record matches the DS records of dane_trust_anchor".to_owned());
+                    }
+                }
+                self.builder(true)
+                    .with_trust_anchor(Arc::new(anchors))
+                    .build()
+                    .map_err(|e| format!("DNSSEC resolver: {e}"))
+            })
+            .await
     }
 
     async fn lookup<T>(
@@ -96,7 +163,8 @@ impl Dnssec {
         pick: impl Fn(&RData) -> Option<T>,
     ) -> Result<Validated<T>, DnsFailure> {
         let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
-        match self.resolver.lookup(fqdn.as_str(), rtype).await {
+        let resolver = self.resolver().await.map_err(|reason| DnsFailure { permanent: false, reason })?;
+        match resolver.lookup(fqdn.as_str(), rtype).await {
             Ok(l) => {
                 let mut security = Security::Secure;
                 let mut records = Vec::new();
@@ -208,4 +276,63 @@ pub fn anchor_zone(anchor: Option<&Path>) -> String {
         .and_then(|l| l.split_whitespace().next())
         .unwrap_or(".")
         .to_owned()
+}
+
+/// The DNSKEY records (hickory's parser) and the DS records (`NAME [TTL]
+/// [IN] DS TAG ALGORITHM DIGEST-TYPE HEX`) of a trust anchor file.
+fn parse_anchors(text: &str) -> Result<(TrustAnchors, Vec<(Name, DS)>), String> {
+    let mut keys = String::new();
+    let mut ds = Vec::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split(';').next().unwrap_or("").split_whitespace().collect();
+        match fields.iter().position(|f| f.eq_ignore_ascii_case("DS")) {
+            Some(at) if at >= 1 && fields.len() >= at + 5 => {
+                let name = Name::from_ascii(fields[0]).map_err(|e| format!("{}: {e}", fields[0]))?;
+                let num = |i: usize| fields[at + i].parse::<u16>().map_err(|_| format!("bad DS record: {line}"));
+                let (tag, alg, digest_type) = (num(1)?, num(2)?, num(3)?);
+                let hex: String = fields[at + 4..].concat();
+                let digest = (0..hex.len())
+                    .step_by(2)
+                    .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+                    .collect::<Option<Vec<u8>>>()
+                    .filter(|d| !d.is_empty())
+                    .ok_or_else(|| format!("bad DS digest: {line}"))?;
+                let (Ok(alg), Ok(digest_type)) = (u8::try_from(alg), u8::try_from(digest_type)) else {
+                    return Err(format!("bad DS record: {line}"));
+                };
+                ds.push((name, DS::new(tag, Algorithm::from_u8(alg), DigestType::from(digest_type), digest)));
+            }
+            Some(_) => return Err(format!("bad DS record: {line}")),
+            None => {
+                keys.push_str(line);
+                keys.push('\n');
+            }
+        }
+    }
+    let anchors = keys.parse::<TrustAnchors>().map_err(|e| e.to_string())?;
+    Ok((anchors, ds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trust_anchor_files_hold_dnskey_and_ds_records() {
+        let (keys, ds) = parse_anchors(
+            "; the root KSK-2017, as IANA publishes it\n\
+             . IN DS 20326 8 2 E06D44B80B8F1D39A95C0B0D7C65D08458E880409BBC683457104237C7F8EC8D\n\
+             example. 3600 IN DS 1 13 2 e06d44b8 0b8f\n",
+        )
+        .unwrap();
+        assert!(keys.is_empty());
+        assert_eq!(ds.len(), 2);
+        assert_eq!(ds[0].0, Name::root());
+        assert_eq!((ds[0].1.key_tag(), ds[0].1.digest().len()), (20326, 32));
+        assert_eq!(ds[1].1.digest(), &[0xe0, 0x6d, 0x44, 0xb8, 0x0b, 0x8f]);
+        for bad in ["x. IN DS 1 13 2", "x. IN DS 1 13 2 zz", "x. IN DS 70000 13 2 00", "DS 1 13 2 00"] {
+            assert!(parse_anchors(bad).is_err(), "{bad}");
+        }
+        assert_eq!(anchor_zone(None), ".");
+    }
 }

@@ -175,8 +175,9 @@ impl World {
         sign("dane.test.zone", parent, &parent_key);
         sign("bogus.dane.test.zone", child("bogus.dane.test", 6), &bogus_signer);
         std::fs::write(d.join("plain.dane.test.zone"), child("plain.dane.test", 5)).unwrap();
-        // The trust anchor: the parent's key (its DNSKEY record).
+        // The trust anchor: the parent's key (its DNSKEY record), or its DS.
         std::fs::copy(d.join(format!("{parent_key}.key")), d.join("anchor.key")).unwrap();
+        std::fs::copy(d.join(format!("{parent_key}.ds")), d.join("anchor.ds")).unwrap();
 
         let dns_port = free_port(&[IpAddr::V4(v4(127, 0, 0, 1))]);
         let conf = format!(
@@ -225,12 +226,18 @@ impl World {
     /// The sending port25: nsd as its name server, the zone's key as its
     /// trust anchor, DANE on (the default) and MTA-STS off.
     fn sender(&self) -> Server {
+        self.sender_trusting("anchor.key")
+    }
+
+    /// The same with `anchor` (a file in the zone's directory) as the
+    /// trust anchor.
+    fn sender_trusting(&self, anchor: &str) -> Server {
         let cfg = format!(
             "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {}\n\
              first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{PRIVATE_MX}\nmta_sts = \"off\"\ndane_trust_anchor = \"{}\"\n",
             self.dns,
             self.port,
-            self.dir.path().join("anchor.key").display()
+            self.dir.path().join(anchor).display()
         );
         Server::start(&cfg, "[[listener]]\nname = \"sub\"\naddress = \"127.0.0.1:0\"\nservice = \"submission\"\ntls = \"none\"\nplaintext_auth = true\n")
     }
@@ -337,4 +344,18 @@ fn a_bogus_signature_defers_and_never_connects() {
     deferred_never_sent(&a, "bob@mail.bogus.dane.test", &log, "DNSSEC");
     let f = a.wait_event("port25.outbound.tls_policy.failed", WAIT).expect("no failure logged");
     assert_eq!(f["result"], "dnssec-invalid", "{f}");
+}
+
+#[test]
+fn a_ds_record_as_trust_anchor_works_as_the_key_it_names() {
+    let mut w = World::start(176);
+    let good = w.mx("good.dane.test");
+    let bad = w.mx("bad.dane.test");
+    let a = w.sender_trusting("anchor.ds");
+    submit(&a, &["bob@good.dane.test"], "dane with a DS anchor");
+    let got = wait_data(&good);
+    assert_eq!(got.len(), 1, "not delivered: {:?}", a.events("port25.outbound.deferred"));
+    assert!(a.wait_event("port25.outbound.dane", WAIT).is_some(), "DANE did not apply");
+    submit(&a, &["bob@bad.dane.test"], "must not leave");
+    deferred_never_sent(&a, "bob@bad.dane.test", &bad, "TLSA");
 }
