@@ -150,6 +150,7 @@ impl World {
         let parent = format!(
             "$ORIGIN dane.test.\n$TTL 300\n@ IN SOA ns.dane.test. hostmaster.dane.test. 1 3600 600 86400 300\n@ IN NS ns.dane.test.\nns IN A 127.0.0.1\n\
              good IN MX 10 mx.good.dane.test.\nmx.good IN A {}\n_25._tcp.mx.good IN TLSA 3 1 1 {}\n\
+             _mta-sts.good IN TXT \"v=STSv1; id=1\"\nmta-sts.good IN A 127.0.0.1\n\
              bad IN MX 10 mx.bad.dane.test.\nmx.bad IN A {}\n_25._tcp.mx.bad IN TLSA 3 1 1 {bad_tlsa}\n\
              ta IN MX 10 mx.ta.dane.test.\nmx.ta IN A {}\n_25._tcp.mx.ta IN TLSA 2 0 1 {ca_sha}\n\
              taname IN MX 10 mx.taname.dane.test.\nmx.taname IN A {}\n_25._tcp.mx.taname IN TLSA 2 0 1 {ca_sha}\n\
@@ -232,9 +233,13 @@ impl World {
     /// The same with `anchor` (a file in the zone's directory) as the
     /// trust anchor.
     fn sender_trusting(&self, anchor: &str) -> Server {
+        self.sender_with(anchor, "mta_sts = \"off\"")
+    }
+
+    fn sender_with(&self, anchor: &str, extra: &str) -> Server {
         let cfg = format!(
             "domains = [\"example.net\"]\nrecipients = [\"alice@example.net\"]\n[submission]\ntrusted_networks = [\"127.0.0.0/8\"]\nmessages_per_hour = 0\nmessages_per_day = 0\nrecipients_per_hour = 0\nrecipients_per_day = 0\n[outbound]\nnameservers = [\"{}\"]\nport = {}\n\
-             first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{PRIVATE_MX}\nmta_sts = \"off\"\ndane_trust_anchor = \"{}\"\n",
+             first_retry_secs = 1\nmax_retry_secs = 2\nretry_jitter = 0.0\nstats_interval_secs = 1\nconnect_timeout_secs = 5\ncommand_timeout_secs = 10\n{PRIVATE_MX}\n{extra}\ndane_trust_anchor = \"{}\"\n",
             self.dns,
             self.port,
             self.dir.path().join(anchor).display()
@@ -358,4 +363,33 @@ fn a_ds_record_as_trust_anchor_works_as_the_key_it_names() {
     assert!(a.wait_event("port25.outbound.dane", WAIT).is_some(), "DANE did not apply");
     submit(&a, &["bob@bad.dane.test"], "must not leave");
     deferred_never_sent(&a, "bob@bad.dane.test", &bad, "TLSA");
+}
+
+/// A domain with both: its MX's self-signed certificate fails MTA-STS
+/// `enforce` (no CA, RFC 8461 §4.2: with `dane = "off"` the mail waits
+/// with 4.7.5), but its TLSA record matches, and DANE takes precedence
+/// (as Postfix documents).
+#[test]
+fn dane_takes_precedence_over_an_mta_sts_enforce_policy() {
+    let mut w = World::start(177);
+    let log = w.mx("good.dane.test");
+    let policy = "version: STSv1\nmode: enforce\nmx: mx.good.dane.test\nmax_age: 86400\n";
+    let web = tempfile::tempdir().unwrap();
+    let (_policy_server, web_port) = crate::mta_sts::serve_policy(web.path(), "good.dane.test", policy);
+    let extra = format!(
+        "mta_sts_ca = \"{}\"\nmta_sts_port = {web_port}\nmta_sts_timeout_secs = 5",
+        web.path().join("ca.pem").display()
+    );
+    let a = w.sender_with("anchor.key", &extra);
+    submit(&a, &["bob@good.dane.test"], "dane over mta-sts");
+    let got = wait_data(&log);
+    assert_eq!(got.len(), 1, "not delivered: {:?}", a.events("port25.outbound.deferred"));
+    let fetched = a.wait_event("port25.outbound.mta_sts.policy", WAIT).expect("the MTA-STS policy was not fetched");
+    assert_eq!(fetched["mode"], "enforce");
+    assert!(a.wait_event("port25.outbound.dane", WAIT).is_some(), "DANE did not apply");
+    assert!(
+        a.events("port25.outbound.tls_policy.failed").is_empty(),
+        "{:?}",
+        a.events("port25.outbound.tls_policy.failed")
+    );
 }
