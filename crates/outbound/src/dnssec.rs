@@ -206,11 +206,13 @@ impl Dnssec {
         }
     }
 
-    /// Whether validation works through the configured name servers, as
-    /// the last probe (at most [`PROBE_EVERY`] ago) found. When it does
-    /// not (a resolver that strips DNSSEC records, which would make every
-    /// answer bogus), every answer counts as insecure: no DANE, as Postfix
-    /// has none without a validating resolver. Logged when it changes.
+    /// Whether validation applies, as the last probe (at most
+    /// [`PROBE_EVERY`] ago) found. When the name servers give no DNSKEY
+    /// records for the anchor's zone at all (they serve no DNSSEC), every
+    /// answer counts as insecure: no DANE, as Postfix has none without a
+    /// validating resolver. When they give them but they do not validate,
+    /// validation stays on (every signed answer is bogus: deferred).
+    /// Either is logged at each probe.
     pub async fn validating(&self) -> bool {
         let last = *self.probed.lock().expect("dnssec probe");
         if let Some((at, ok)) = last {
@@ -219,26 +221,41 @@ impl Dnssec {
             }
         }
         let result = self.probe().await;
-        let ok = result.is_ok();
-        if let Err(e) = result {
-            if last.is_none_or(|(_, was)| was) {
-                emit!(warn, ev::OUTBOUND_DANE_NO_VALIDATION, error = %e);
-            }
+        let ok = match &result {
+            Ok(()) => true,
+            // The DNSKEY records are there but do not validate (a wrong
+            // anchor, stripped signatures, an attack): fail closed, every
+            // signed answer is bogus and its mail deferred.
+            Err((served, _)) => *served,
+        };
+        if let Err((_, e)) = &result {
+            // At most once per PROBE_EVERY: only an expired result is probed again.
+            emit!(warn, ev::OUTBOUND_DANE_NO_VALIDATION, error = %e, dane = if ok { "enforced" } else { "off" });
         }
         *self.probed.lock().expect("dnssec probe") = Some((Instant::now(), ok));
         ok
     }
 
     /// Whether the DNSKEY records of the trust anchor's zone validate
-    /// through the configured name servers.
-    pub async fn probe(&self) -> Result<(), String> {
+    /// through the configured name servers; when not, whether the name
+    /// servers give DNSKEY records at all (`true`: DNSSEC is served, so
+    /// validation stays on and fails closed; `false`: they serve no DNSSEC).
+    pub async fn probe(&self) -> Result<(), (bool, String)> {
         let zone = self.zone.as_str();
-        let v = self.lookup(zone, RecordType::DNSKEY, |_| Some(())).await.map_err(|f| f.reason)?;
-        match v.security {
-            Security::Secure => Ok(()),
-            Security::Insecure => Err(format!("the DNSKEY records of {zone} are not signed or not passed on")),
-            Security::Bogus(why) => Err(why),
-        }
+        let why = match self.lookup(zone, RecordType::DNSKEY, |_| Some(())).await {
+            Ok(Validated { security: Security::Secure, .. }) => return Ok(()),
+            Ok(Validated { security: Security::Bogus(why), .. }) => why,
+            Ok(_) => format!("the DNSKEY records of {zone} are not signed"),
+            Err(f) => f.reason,
+        };
+        let served = match self.builder(false).build() {
+            Ok(plain) => plain
+                .lookup(zone, RecordType::DNSKEY)
+                .await
+                .is_ok_and(|l| l.answers().iter().any(|r| matches!(&r.data, RData::DNSSEC(DNSSECRData::DNSKEY(_))))),
+            Err(_) => false,
+        };
+        Err((served, why))
     }
 
     /// The MX exchanges of `domain` (lower case, no trailing dot).

@@ -179,6 +179,9 @@ impl World {
         // The trust anchor: the parent's key (its DNSKEY record), or its DS.
         std::fs::copy(d.join(format!("{parent_key}.key")), d.join("anchor.key")).unwrap();
         std::fs::copy(d.join(format!("{parent_key}.ds")), d.join("anchor.ds")).unwrap();
+        // A key for dane.test that signed nothing.
+        let stranger = keygen(d, "dane.test");
+        std::fs::copy(d.join(format!("{stranger}.key")), d.join("stranger.key")).unwrap();
 
         let dns_port = free_port(&[IpAddr::V4(v4(127, 0, 0, 1))]);
         let conf = format!(
@@ -392,4 +395,18 @@ fn dane_takes_precedence_over_an_mta_sts_enforce_policy() {
         "{:?}",
         a.events("port25.outbound.tls_policy.failed")
     );
+}
+
+/// The zone signed with another key than the anchor: every answer is
+/// bogus, the mail waits (4.7.5) and the MX is never connected to; the
+/// warning says validation fails and DANE stays enforced.
+#[test]
+fn a_zone_signed_with_another_key_than_the_anchor_defers() {
+    let mut w = World::start(178);
+    let log = w.mx("good.dane.test");
+    let a = w.sender_trusting("stranger.key");
+    submit(&a, &["bob@good.dane.test"], "anchor mismatch");
+    deferred_never_sent(&a, "bob@good.dane.test", &log, "DNSSEC");
+    let warned = a.wait_event("port25.outbound.dane.no_validation", WAIT).expect("no warning");
+    assert_eq!(warned["dane"], "enforced", "{warned}");
 }
