@@ -29,6 +29,8 @@ pub(crate) struct RawOutbound {
     mta_sts_port: Option<Spanned<u16>>,
     mta_sts_timeout_secs: Option<u64>,
     tls_rpt: Option<Spanned<String>>,
+    dane: Option<Spanned<String>>,
+    dane_trust_anchor: Option<Spanned<String>>,
     allowed_private_networks: Option<Vec<Spanned<String>>>,
     first_retry_secs: Option<Spanned<u64>>,
     max_retry_secs: Option<Spanned<u64>>,
@@ -87,6 +89,12 @@ pub struct Outbound {
     pub mta_sts_timeout: Duration,
     /// TLS-RPT (RFC 8460) reports written to data_dir/tls-rpt.
     pub tls_rpt: bool,
+    /// DANE (RFC 7672) for remote MXes with DNSSEC-secure TLSA records
+    /// (`dane = "auto"`, the default; `"off"`).
+    pub dane: bool,
+    /// DNSKEY records trusted instead of the IANA root key (a private
+    /// root, tests).
+    pub dane_trust_anchor: Option<PathBuf>,
     /// MX addresses in loopback, private, link-local and other special
     /// ranges are refused unless they fall in one of these networks.
     pub allowed_private_networks: Vec<ipnet::IpNet>,
@@ -227,20 +235,13 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
     let dkim = dkim_keys(raw.dkim, base, &err)?;
     let mta_sts = on_off(raw.mta_sts, "mta_sts", &err)?;
     let tls_rpt = on_off(raw.tls_rpt, "tls_rpt", &err)?;
-    let mta_sts_ca = match raw.mta_sts_ca {
-        Some(ca) => {
-            let path = crate::absolute(base, ca.get_ref());
-            std::fs::metadata(&path).map_err(|e| {
-                err(
-                    ca.span().start,
-                    format!("cannot read mta_sts_ca {}: {e}", path.display()),
-                    "give a PEM file of CA certificates, or remove the key for the system's CAs only",
-                )
-            })?;
-            Some(path)
-        }
-        None => None,
-    };
+    let mta_sts_ca = existing_file(
+        raw.mta_sts_ca,
+        "mta_sts_ca",
+        "give a PEM file of CA certificates, or remove the key for the system's CAs only",
+        base,
+        &err,
+    )?;
     let mta_sts_port = match raw.mta_sts_port {
         Some(p) if *p.get_ref() == 0 => {
             return Err(err(p.span().start, "mta_sts_port 0 cannot be connected to".into(), "remove the key: 443"))
@@ -248,7 +249,30 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
         Some(p) => p.into_inner(),
         None => 443,
     };
+    let dane = match raw.dane {
+        None => true,
+        Some(s) => match s.get_ref().as_str() {
+            "auto" => true,
+            "off" => false,
+            other => {
+                return Err(err(
+                    s.span().start,
+                    format!("dane = {other:?} is not \"auto\" or \"off\""),
+                    "write \"auto\" or \"off\"",
+                ))
+            }
+        },
+    };
+    let dane_trust_anchor = existing_file(
+        raw.dane_trust_anchor,
+        "dane_trust_anchor",
+        "give a file of DNSKEY records, or remove the key for the IANA root key",
+        base,
+        &err,
+    )?;
     Ok(Outbound {
+        dane,
+        dane_trust_anchor,
         mta_sts,
         mta_sts_ca,
         mta_sts_port,
@@ -292,6 +316,22 @@ pub(crate) fn resolve(raw: RawOutbound, text: &str, file: &Path, base: &Path) ->
 }
 
 /// `"on"` (the default) or `"off"`.
+/// A file setting (relative to the configuration's directory) that must
+/// exist.
+fn existing_file(
+    v: Option<Spanned<String>>,
+    key: &str,
+    hint: &str,
+    base: &Path,
+    err: ErrAt,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(v) = v else { return Ok(None) };
+    let path = crate::absolute(base, v.get_ref());
+    std::fs::metadata(&path)
+        .map_err(|e| err(v.span().start, format!("cannot read {key} {}: {e}", path.display()), hint))?;
+    Ok(Some(path))
+}
+
 fn on_off(v: Option<Spanned<String>>, key: &str, err: ErrAt) -> Result<bool, ConfigError> {
     match v {
         None => Ok(true),
@@ -575,6 +615,20 @@ mod tests {
         assert_eq!(e.line, 3);
         let c = parse("[outbound]\nfirst_retry_secs = 5000\n", Path::new("/f"), Path::new("/")).unwrap();
         assert_eq!(c.outbound.max_retry.as_secs(), 5000, "the default cap is never below the first delay");
+    }
+
+    #[test]
+    fn dane_is_auto_by_default_and_its_anchor_must_exist() {
+        let c = parse("", Path::new("/f"), Path::new("/")).unwrap();
+        assert!(c.outbound.dane && c.outbound.dane_trust_anchor.is_none());
+        let c = parse("[outbound]\ndane = \"off\"\n", Path::new("/f"), Path::new("/")).unwrap();
+        assert!(!c.outbound.dane);
+        let e = parse("[outbound]\ndane = \"on\"\n", Path::new("/f"), Path::new("/")).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.hint.contains("auto"), "{}", e.hint);
+        let e = parse("[outbound]\n\ndane_trust_anchor = \"/nonexistent/root.key\"\n", Path::new("/f"), Path::new("/"))
+            .unwrap_err();
+        assert_eq!(e.line, 3);
     }
 
     #[test]

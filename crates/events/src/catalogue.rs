@@ -153,6 +153,8 @@ catalogue! {
     OUTBOUND_MTA_STS_FAILED = "port25.outbound.mta_sts.failed" [destination, result, reason, fallback];
     OUTBOUND_MTA_STS_NO_ROOTS = "port25.outbound.mta_sts.no_roots" [];
     OUTBOUND_TLS_POLICY_FAILED = "port25.outbound.tls_policy.failed" [destination, policy, mode, result, host, address, reason];
+    OUTBOUND_DANE = "port25.outbound.dane" [destination, host, records];
+    OUTBOUND_DANE_NO_VALIDATION = "port25.outbound.dane.no_validation" [error, dane];
     OUTBOUND_TLS_RPT_FAILED = "port25.outbound.tls_rpt.failed" [path, error];
     OUTBOUND_TLS_RPT_SENT = "port25.outbound.tls_rpt.sent" [destination, day, id, to];
 

@@ -121,6 +121,7 @@ impl Session {
         settings: &ClientSettings,
         policy: TlsPolicy,
         auth: Option<(&str, &str)>,
+        dane: Option<&crate::dane::DaneHost>,
     ) -> Result<Session, ConnectFailure> {
         let fail = |reason: String| ConnectFailure { reason, tls: false, retry_cleartext: false, result: None };
         let tls_fail = |reason: String| ConnectFailure {
@@ -153,7 +154,7 @@ impl Session {
         }
         s.hello().await.map_err(fail)?;
         let verified = matches!(policy, TlsPolicy::Verified | TlsPolicy::VerifiedIfOffered);
-        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified | TlsPolicy::Sts);
+        let must = matches!(policy, TlsPolicy::Required | TlsPolicy::Verified | TlsPolicy::Sts | TlsPolicy::Dane);
         if s.ext.starttls && policy != TlsPolicy::Cleartext {
             let r = s.command("STARTTLS").await.map_err(fail)?;
             if r.code == 220 {
@@ -176,18 +177,24 @@ impl Session {
                     });
                 }
                 if policy.sts() {
-                    // RFC 8461 §4.2: valid for the MX name, from a trusted CA.
-                    let checked = match (&settings.sts, &s.io) {
-                        (Some(sts), Io::Tls(t)) => {
+                    // RFC 8461 §4.2: valid for the MX name, from a trusted CA;
+                    // RFC 7672 §3: the chain matches the TLSA records.
+                    let checked = match (policy, dane, &settings.sts, &s.io) {
+                        (TlsPolicy::Dane, Some(d), _, Io::Tls(_)) => s.verify_dane(d),
+                        (TlsPolicy::Dane, None, _, _) => {
+                            Err(("tlsa-invalid", "no TLSA records to check the certificate with".to_owned()))
+                        }
+                        (_, _, Some(sts), Io::Tls(t)) => {
                             sts.verify_mx(t.get_ref().1.peer_certificates().unwrap_or_default(), host)
                         }
                         _ => Err(("validation-failure", "MTA-STS is off: no certificate check".to_owned())),
                     };
                     if let Err((result, reason)) = checked {
-                        if policy == TlsPolicy::Sts {
+                        if policy.enforced() {
+                            let what = if policy == TlsPolicy::Dane { "DANE" } else { "MTA-STS enforce" };
                             // Nothing more is said on this connection, EHLO included.
                             return Err(ConnectFailure {
-                                reason: format!("{host}[{addr}] under MTA-STS enforce: {reason}"),
+                                reason: format!("{host}[{addr}] under {what}: {reason}"),
                                 tls: true,
                                 retry_cleartext: false,
                                 result: Some(result),
@@ -232,6 +239,22 @@ impl Session {
             (None, _) => Err(("validation-failure", "MTA-STS is off: no certificate check".to_owned())),
             _ => Err(("starttls-not-supported", format!("no TLS with {}", self.host))),
         }
+    }
+
+    /// Whether this session's certificate chain matches `dane`'s TLSA
+    /// records (another domain's MX at the same address is checked for
+    /// its own).
+    pub fn verify_dane(&self, dane: &crate::dane::DaneHost) -> Result<(), (&'static str, String)> {
+        let Io::Tls(t) = &self.io else { return Err(("starttls-not-supported", format!("no TLS with {}", self.host))) };
+        let chain = t.get_ref().1.peer_certificates().unwrap_or_default();
+        let mut why = String::new();
+        for name in &dane.names {
+            match crate::dane::verify(chain, &dane.records, name) {
+                Ok(()) => return Ok(()),
+                Err(e) => why = e,
+            }
+        }
+        Err(("tlsa-invalid", format!("the certificate of {} matches none of its TLSA records: {why}", self.host)))
     }
 
     async fn hello(&mut self) -> Result<(), String> {

@@ -47,7 +47,11 @@ impl Ctx {
         failure: Option<(&'static str, &str)>,
     ) {
         if let Some((result, reason)) = failure {
-            let mode = if mode == TlsPolicy::Sts { "enforce" } else { "testing" };
+            let mode = match mode {
+                TlsPolicy::Sts => "enforce",
+                TlsPolicy::Dane => "dane",
+                _ => "testing",
+            };
             emit!(warn, ev::OUTBOUND_TLS_POLICY_FAILED, destination = %domain, policy = sts.policy_type, mode = mode, result = result, host = %host, address = %addr.ip(), reason = %reason);
         }
         let Some(reports) = &self.reports else { return };
@@ -138,11 +142,15 @@ pub(crate) async fn connection(
             }
         };
         sent += 1;
-        if let (true, Some(sts)) = (target.policy.sts(), job.sts.clone()) {
+        if let (true, Some(sts)) = (target.policy.sts(), job.reported()) {
             // The session was checked for the first job's MX name; another
             // domain's MX at the same address is checked for its own.
             let check = if !session.tls {
                 Err(("starttls-not-supported", format!("{} did not do TLS", job.mx_host())))
+            } else if let (TlsPolicy::Dane, Some(dane)) = (target.policy, job.dane()) {
+                session.verify_dane(&dane)
+            } else if target.policy == TlsPolicy::Dane {
+                Err(("tlsa-invalid", format!("no TLSA records for {}", job.mx_host())))
             } else if job.mx_host().eq_ignore_ascii_case(&session.host) {
                 session.tls_failure.clone().map_or(Ok(()), Err)
             } else {
@@ -153,7 +161,7 @@ pub(crate) async fn connection(
                 let failure = check.as_ref().err().map(|(r, why)| (*r, why.as_str()));
                 ctx.report(&job.domain, &sts, target.policy, job.mx_host(), session.addr, session.local_ip, failure);
             }
-            if let (TlsPolicy::Sts, Err((_, why))) = (target.policy, &check) {
+            if let (true, Err((_, why))) = (target.policy.enforced(), &check) {
                 // Never sent: deferred until a certificate valid for its MX.
                 let verdict = Verdict::Deferred { reply: format!("451 4.7.5 {why}"), status: "4.7.5".into() };
                 let results = job.entries.iter().map(|(id, _)| (*id, verdict.clone())).collect();
@@ -241,11 +249,12 @@ async fn connect(
             }
         }
     };
-    match Session::connect(addr, host, client, policy, auth).await {
+    let dane = shared.first_dane();
+    match Session::connect(addr, host, client, policy, auth, dane.as_deref()).await {
         Err(f) if f.retry_cleartext => {
             report(&f);
             emit!(info, ev::OUTBOUND_CONNECT_FAILED, destination = %shared.domains(), host = %host, address = %addr.ip(), reason = %f.reason, fallback = "cleartext");
-            Session::connect(addr, host, client, TlsPolicy::Cleartext, auth).await.map(|s| (s, true))
+            Session::connect(addr, host, client, TlsPolicy::Cleartext, auth, None).await.map(|s| (s, true))
         }
         Err(f) => {
             report(&f);

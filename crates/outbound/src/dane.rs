@@ -66,6 +66,18 @@ impl Tlsa {
     }
 }
 
+/// What DANE needs for one MX host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaneHost {
+    /// The TLSA records at `_25._tcp.HOST` (at least one usable).
+    pub records: Vec<crate::dane::Tlsa>,
+    /// The names a DANE-TA certificate may be valid for (RFC 7672
+    /// §3.2.2): the MX host, then the recipient domain.
+    pub names: Vec<String>,
+    /// The policy as TLS-RPT reports it (`tlsa`).
+    pub desc: std::sync::Arc<crate::tls_rpt::PolicyDesc>,
+}
+
 /// Whether the chain the server sent (its certificate first) matches one of
 /// the usable `records` (at least one must be usable: the caller checked),
 /// for the reference name `host`. `Err` says why not.

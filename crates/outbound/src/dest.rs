@@ -70,7 +70,20 @@ pub(crate) struct Job {
 
 impl Job {
     pub fn target(&self) -> Option<Target> {
-        self.route.get(self.next).map(|c| Target { addr: c.addr, policy: self.policy })
+        self.route
+            .get(self.next)
+            .map(|c| Target { addr: c.addr, policy: if c.dane.is_some() { TlsPolicy::Dane } else { self.policy } })
+    }
+
+    /// DANE for the MX this job is at, when its TLSA records apply.
+    pub fn dane(&self) -> Option<Arc<crate::dane::DaneHost>> {
+        self.route.get(self.next).and_then(|c| c.dane.clone())
+    }
+
+    /// The policy TLS-RPT counts this job's sessions under: DANE's for an
+    /// MX with TLSA records (DANE takes precedence), else MTA-STS's.
+    pub fn reported(&self) -> Option<Arc<crate::tls_rpt::PolicyDesc>> {
+        self.dane().map(|d| d.desc.clone()).or_else(|| self.sts.clone())
     }
 
     /// The name of the MX this job is at, as its domain's MX record says.
@@ -106,11 +119,18 @@ impl Shared {
             .lock()
             .expect("jobs lock")
             .iter()
-            .filter_map(|j| Some((j.domain.clone(), j.sts.clone()?)))
+            .filter_map(|j| Some((j.domain.clone(), j.reported()?)))
             .collect();
         d.sort_by(|a, b| a.0.cmp(&b.0));
         d.dedup_by(|a, b| a.0 == b.0);
         d
+    }
+
+    /// DANE for this address, as the first waiting job's MX has it (every
+    /// job at a [`TlsPolicy::Dane`] target has its own; the session is
+    /// checked again for each).
+    pub fn first_dane(&self) -> Option<Arc<crate::dane::DaneHost>> {
+        self.jobs.lock().expect("jobs lock").front().and_then(Job::dane)
     }
 
     /// The domains of the waiting jobs, for events.
@@ -305,7 +325,7 @@ mod tests {
 
     #[test]
     fn domains_share_an_address_and_move_on_together_when_it_fails() {
-        let c = |host: &str, a: &str| Candidate { host: host.into(), addr: a.parse().unwrap() };
+        let c = |host: &str, a: &str| Candidate { host: host.into(), addr: a.parse().unwrap(), dane: None };
         let one: Arc<[Candidate]> = Arc::from([c("mx1", "127.0.0.1:25"), c("mx2", "127.0.0.2:25")]);
         let two: Arc<[Candidate]> = Arc::from([c("mx1", "127.0.0.1:25")]);
         let mut d = Dests::default();
@@ -334,8 +354,9 @@ mod tests {
 
     #[test]
     fn free_slots_go_first_to_destinations_without_a_connection_then_round_robin() {
-        let at =
-            |a: &str| -> Arc<[Candidate]> { Arc::from([Candidate { host: "mx".into(), addr: a.parse().unwrap() }]) };
+        let at = |a: &str| -> Arc<[Candidate]> {
+            Arc::from([Candidate { host: "mx".into(), addr: a.parse().unwrap(), dane: None }])
+        };
         let mut d = Dests::default();
         // A destination that had mail once and has nothing left now (kept,
         // as one whose limit was lowered is).
@@ -374,7 +395,7 @@ mod tests {
     #[test]
     fn a_failed_connection_holds_the_address_to_those_that_work_then_probes_one_more_per_pause() {
         let one: Arc<[Candidate]> =
-            Arc::from([Candidate { host: "mx1".into(), addr: "127.0.0.1:25".parse().unwrap() }]);
+            Arc::from([Candidate { host: "mx1".into(), addr: "127.0.0.1:25".parse().unwrap(), dane: None }]);
         let mut d = Dests::default();
         let t = d.push(job(1, "one.example", &one)).ok().unwrap();
         let now = Instant::now();

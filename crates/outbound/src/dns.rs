@@ -54,6 +54,8 @@ fn no_such_records(e: &NetError) -> bool {
 #[derive(Clone)]
 pub struct Dns {
     resolver: TokioResolver,
+    /// DNSSEC-validated lookups for DANE (`[outbound] dane = "auto"`).
+    pub dnssec: Option<crate::dnssec::Dnssec>,
 }
 
 /// Name servers from resolv.conf text ("nameserver 192.0.2.53" lines).
@@ -65,18 +67,23 @@ pub fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
+/// `servers` for hickory: UDP, then TCP for truncated answers.
+pub(crate) fn resolver_config(servers: &[SocketAddr]) -> ResolverConfig {
+    let mut name_servers = Vec::new();
+    for s in servers {
+        let mut udp = ConnectionConfig::udp();
+        udp.port = s.port();
+        let mut tcp = ConnectionConfig::tcp();
+        tcp.port = s.port();
+        name_servers.push(NameServerConfig::new(s.ip(), true, vec![udp, tcp]));
+    }
+    ResolverConfig::from_parts(None, vec![], name_servers)
+}
+
 impl Dns {
     /// A resolver asking `servers` (UDP, then TCP for truncated answers).
     pub fn new(servers: &[SocketAddr], timeout: Duration) -> Result<Dns, NetError> {
-        let mut name_servers = Vec::new();
-        for s in servers {
-            let mut udp = ConnectionConfig::udp();
-            udp.port = s.port();
-            let mut tcp = ConnectionConfig::tcp();
-            tcp.port = s.port();
-            name_servers.push(NameServerConfig::new(s.ip(), true, vec![udp, tcp]));
-        }
-        let config = ResolverConfig::from_parts(None, vec![], name_servers);
+        let config = resolver_config(servers);
         let mut opts = ResolverOpts::default();
         opts.timeout = timeout;
         opts.attempts = 2;
@@ -84,7 +91,7 @@ impl Dns {
         opts.ndots = 0;
         let mut builder = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default());
         *builder.options_mut() = opts;
-        Ok(Dns { resolver: builder.build()? })
+        Ok(Dns { resolver: builder.build()?, dnssec: None })
     }
 
     fn fqdn(name: &str) -> String {

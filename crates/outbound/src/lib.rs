@@ -33,6 +33,7 @@ pub mod dane;
 mod dest;
 pub mod dkim;
 pub mod dns;
+pub mod dnssec;
 pub mod dsn;
 pub mod journal;
 pub mod mta_sts;

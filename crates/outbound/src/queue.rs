@@ -20,6 +20,7 @@ use crate::connection::{connection, Ctx};
 use crate::control::{self, Control};
 use crate::dest::{Dests, Job, Target};
 use crate::dns::Dns;
+use crate::dnssec::Security;
 use crate::dsn::{self, Kind, RcptReport};
 use crate::journal::{Journal, Record};
 use crate::route::Candidate;
@@ -196,6 +197,7 @@ impl Queue {
             tokio::spawn(async move {
                 let route = crate::route::lookup(&ctx.settings, &ctx.dns, &domain).await;
                 let (route, sts) = sts_route(&ctx, &domain, route).await;
+                let route = dane_route(&ctx, &domain, route).await;
                 let _ = ctx.events.send(Event::Routed { domain, jobs, route, sts });
             });
         }
@@ -598,6 +600,106 @@ async fn sts_route(
         return (Err(Verdict::Deferred { reply, status: "4.7.5".into() }), None);
     }
     (Ok(allowed), Some((mode, desc)))
+}
+
+/// Applies DANE (RFC 7672 §2.2) to a domain's route: when its MX answer
+/// is DNSSEC-secure, each MX host's TLSA records (`_25._tcp.HOST`) are
+/// looked up, validated too; a host with usable records from a secure
+/// answer gets them (its candidates are then [`TlsPolicy::Dane`]). A bogus
+/// MX answer defers the domain (4.7.5); a bogus or failed TLSA lookup
+/// drops that host (the others are tried; none left: deferred); an
+/// insecure answer, or records none of which is usable, leave the host
+/// as it was (MTA-STS if any, else opportunistic TLS). With a secure MX
+/// answer, hosts the validated answer does not name are dropped (the
+/// route came from a lookup without validation). The smarthost is exempt.
+async fn dane_route(
+    ctx: &Ctx,
+    domain: &str,
+    route: Result<Vec<Candidate>, Verdict>,
+) -> Result<Vec<Candidate>, Verdict> {
+    let (Some(dnssec), None, Ok(candidates)) = (&ctx.dns.dnssec, &ctx.settings.smarthost, &route) else {
+        return route;
+    };
+    let defer = |reason: String| Verdict::Deferred { reply: format!("451 4.7.5 {reason}"), status: "4.7.5".into() };
+    let report = |host: Option<&str>, result: &'static str, why: &str| {
+        emit!(warn, ev::OUTBOUND_TLS_POLICY_FAILED, destination = %domain, policy = "tlsa", mode = "dane", result = result, host = host.unwrap_or(""), address = "", reason = %why);
+        if let Some(reports) = &ctx.reports {
+            let desc = PolicyDesc { policy_type: "tlsa", policy_string: Vec::new(), mx_host: Vec::new() };
+            let f = crate::tls_rpt::Failure {
+                result_type: result,
+                receiving_mx_hostname: host,
+                receiving_ip: None,
+                sending_mta_ip: None,
+                additional_information: why,
+            };
+            reports.failure(domain, &desc, &f);
+        }
+    };
+    if !dnssec.validating().await {
+        return route;
+    }
+    let mx = match dnssec.mx(domain).await {
+        Ok(mx) => mx,
+        Err(f) => return Err(Verdict::Deferred { reply: format!("451 4.4.3 {}", f.reason), status: "4.4.3".into() }),
+    };
+    match mx.security {
+        Security::Insecure => return route,
+        Security::Bogus(why) => {
+            report(None, "dnssec-invalid", &why);
+            return Err(defer(format!("the MX records of {domain} fail DNSSEC validation ({why}): not sent")));
+        }
+        Security::Secure => {}
+    }
+    let mut hosts: Vec<String> = candidates.iter().map(|c| c.host.to_ascii_lowercase()).collect();
+    hosts.dedup();
+    let mut out = Vec::new();
+    let mut last = None;
+    for host in hosts {
+        if !mx.records.contains(&host) {
+            last = Some(format!("MX {host} of {domain} is not in its DNSSEC-validated MX records"));
+            continue;
+        }
+        let dane = match dnssec.tlsa(&host).await {
+            Err(f) => {
+                report(Some(&host), "tlsa-invalid", &f.reason);
+                last = Some(f.reason);
+                continue;
+            }
+            Ok(t) => match t.security {
+                Security::Bogus(why) => {
+                    report(Some(&host), "dnssec-invalid", &why);
+                    last = Some(format!("the TLSA records of {host} fail DNSSEC validation ({why})"));
+                    continue;
+                }
+                Security::Secure if t.records.iter().any(crate::dane::Tlsa::usable) => {
+                    let records: Vec<crate::dane::Tlsa> = t.records.into_iter().filter(|r| r.usable()).collect();
+                    emit!(info, ev::OUTBOUND_DANE, destination = %domain, host = %host, records = records.len());
+                    let desc = PolicyDesc {
+                        policy_type: "tlsa",
+                        policy_string: records.iter().map(crate::dane::Tlsa::presentation).collect(),
+                        mx_host: vec![host.clone()],
+                    };
+                    Some(Arc::new(crate::dane::DaneHost {
+                        records,
+                        names: vec![host.clone(), domain.to_ascii_lowercase()],
+                        desc: Arc::new(desc),
+                    }))
+                }
+                _ => None,
+            },
+        };
+        out.extend(
+            candidates
+                .iter()
+                .filter(|c| c.host.eq_ignore_ascii_case(&host))
+                .map(|c| Candidate { dane: dane.clone(), ..c.clone() }),
+        );
+    }
+    if out.is_empty() {
+        let why = last.unwrap_or_else(|| format!("no MX host of {domain} is usable"));
+        return Err(defer(format!("{why}: not sent")));
+    }
+    Ok(out)
 }
 
 /// Runs the queue until `shutdown`; then lets connections finish the

@@ -19,6 +19,9 @@ use std::net::SocketAddr;
 pub(crate) struct Candidate {
     pub host: String,
     pub addr: SocketAddr,
+    /// DANE (RFC 7672): this MX host's usable TLSA records, from secure
+    /// answers; `None`: no DANE for it.
+    pub dane: Option<std::sync::Arc<crate::dane::DaneHost>>,
 }
 
 /// The candidates for mail to `domain` (ignored in smarthost mode).
@@ -39,7 +42,11 @@ pub(crate) async fn lookup(settings: &Settings, dns: &Dns, domain: &str) -> Resu
     match route {
         Ok(Route::Hosts(hosts)) => {
             let all = hosts.iter().flat_map(|h| {
-                h.addrs.iter().map(|ip| Candidate { host: h.name.clone(), addr: SocketAddr::new(*ip, port) })
+                h.addrs.iter().map(|ip| Candidate {
+                    host: h.name.clone(),
+                    addr: SocketAddr::new(*ip, port),
+                    dane: None,
+                })
             });
             if settings.smarthost.is_some() {
                 return Ok(all.collect());

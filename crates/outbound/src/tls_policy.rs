@@ -50,12 +50,23 @@ pub enum TlsPolicy {
     /// certificate checked as under `Sts` and any failure reported
     /// (TLS-RPT) rather than acted on.
     StsTesting,
+    /// An MX host with usable TLSA records from DNSSEC-secure answers
+    /// (RFC 7672): STARTTLS with a certificate chain that matches them
+    /// (crate::dane::verify), or no delivery (4.7.5). Takes precedence
+    /// over MTA-STS.
+    Dane,
 }
 
 impl TlsPolicy {
-    /// Under an MTA-STS policy: sessions are checked and counted (TLS-RPT).
+    /// Under an MTA-STS policy or DANE: sessions are checked and counted
+    /// (TLS-RPT).
     pub fn sts(self) -> bool {
-        matches!(self, TlsPolicy::Sts | TlsPolicy::StsTesting)
+        matches!(self, TlsPolicy::Sts | TlsPolicy::StsTesting | TlsPolicy::Dane)
+    }
+
+    /// A failed check defers the mail (never sent unverified).
+    pub fn enforced(self) -> bool {
+        matches!(self, TlsPolicy::Sts | TlsPolicy::Dane)
     }
 }
 

@@ -124,6 +124,7 @@ mod tests {
             "smarthost_require_tls",
             "smarthost_ca",
             "mta_sts_ca",
+            "dane_trust_anchor",
             "domain",
             "selector",
             "display_name",

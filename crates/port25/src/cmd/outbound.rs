@@ -65,7 +65,17 @@ pub fn start(
             servers.push(std::net::SocketAddr::from(([127, 0, 0, 1], 53)));
         }
     }
-    let dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
+    let mut dns = Dns::new(&servers, config.outbound.dns_timeout).context("cannot set up the DNS resolver")?;
+    // DANE applies to remote MXes only: not with a smarthost.
+    if config.outbound.dane && config.outbound.smarthost.is_none() {
+        let anchor = config.outbound.dane_trust_anchor.as_deref();
+        let dnssec = port25_outbound::dnssec::Dnssec::new(&servers, config.outbound.dns_timeout, anchor)
+            .map_err(|e| anyhow::anyhow!("[outbound] dane: {e}"))?;
+        // Says at start whether validation works (and logs it if not).
+        let probe = dnssec.clone();
+        tokio::spawn(async move { probe.validating().await });
+        dns.dnssec = Some(dnssec);
+    }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let dir = config.data_dir.join("outbound");
     let (spool, recovered) = Spool::open(&dir, tx, gauges)

@@ -164,7 +164,9 @@ pub fn outbound_settings(config: &Config) -> anyhow::Result<Settings> {
         }
         None => None,
     };
-    let tls_rpt = (o.tls_rpt && sts.is_some()).then(|| {
+    // TLS-RPT counts sessions under MTA-STS and DANE policies.
+    let dane = o.dane && o.smarthost.is_none();
+    let tls_rpt = (o.tls_rpt && (sts.is_some() || dane)).then(|| {
         std::sync::Arc::new(port25_outbound::tls_rpt::TlsRpt::new(config.data_dir.join("tls-rpt"), &config.hostname))
     });
     Ok(Settings {

@@ -16,6 +16,7 @@ mod cli;
 mod clients;
 mod collect;
 mod crash;
+mod dane;
 mod dashboard_auth;
 mod directory;
 mod directory_ldap;
