@@ -67,6 +67,10 @@ pub(crate) trait Store {
     fn keys(&self) -> String;
     fn kind(&self) -> &'static str;
     fn stop(&mut self);
+    /// `[submission.shared] timeout_ms` for the nodes sharing it.
+    fn timeout_ms(&self) -> u64 {
+        300
+    }
 }
 
 impl Store for Redis {
@@ -85,8 +89,9 @@ impl Store for Redis {
 /// `store` as `on_unreachable` says; alice and bob have accounts.
 pub(crate) fn node(store: &dyn Store, extra: &str, on_unreachable: &str) -> Server {
     let submission = format!(
-        "auth_slow_after = 1000\n{extra}\n[submission.shared]\n{}on_unreachable = \"{on_unreachable}\"\ntimeout_ms = 300\n",
-        store.keys()
+        "auth_slow_after = 1000\n{extra}\n[submission.shared]\n{}on_unreachable = \"{on_unreachable}\"\ntimeout_ms = {}\n",
+        store.keys(),
+        store.timeout_ms()
     );
     let s = Server::start(&format!("{MX}\ncatch_all = [\"example.org\"]"), &listeners(&submission));
     users(&s, &["add", ALICE], ALICE_PW);
