@@ -116,7 +116,24 @@ pub async fn run(
         let next_due = waiting.first_key_value().map(|((due, _), _)| *due);
         tokio::select! {
             biased;
-            _ = shutdown.cancelled() => break,
+            _ = shutdown.cancelled() => {
+                // select! is biased to shutdown: a batch whose notice was
+                // ready at the same moment was committed before it and is
+                // started too, PARALLEL_BATCHES at a time.
+                while let Ok(b) = ready.try_recv() {
+                    runnable.push_back((b, retry.first));
+                }
+                while let Some((batch, wait)) = runnable.pop_front() {
+                    if running.len() >= PARALLEL_BATCHES {
+                        running.join_next().await;
+                    }
+                    let (spool, target, bounce) = (spool.clone(), target.clone(), bounce.clone());
+                    running.spawn(async move {
+                        attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait))
+                    });
+                }
+                break;
+            }
             Some(ended) = running.join_next(), if !running.is_empty() => ended_attempt(ended, &mut waiting, retry),
             b = ready.recv(), if open => match b {
                 Some(b) => runnable.push_back((b, retry.first)),
