@@ -1,11 +1,20 @@
 //! Where `report build`'s time goes over a capture, step by step, on one
 //! thread (perf is not on every machine): reading the segments, framing
 //! lines, the fast event scanner, serde's deserializer, and counting
-//! (the accumulator). For bench/README.md's report section.
+//! (the accumulator). For bench/README.md's report section. Each step is
+//! timed by the wall clock and by the thread's CPU time (the steadier
+//! figure on a shared machine).
 //!
 //!   cargo run --release -p port25-report --example scan_profile -- CAPTURE_DIR [SEGMENTS]
 
 use std::time::Instant;
+
+/// This thread's CPU time in seconds (Linux `/proc/thread-self/schedstat`):
+/// on a shared machine the wall clock measures the neighbours, this does not.
+fn cpu() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").expect("/proc/thread-self/schedstat (Linux)");
+    s.split_whitespace().next().and_then(|n| n.parse::<f64>().ok()).expect("schedstat's first field") / 1e9
+}
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("usage: scan_profile CAPTURE_DIR"));
@@ -16,10 +25,10 @@ fn main() {
     let bytes: usize = files.iter().map(|f| f.len()).sum();
     let mb = bytes as f64 / 1e6;
     let step = |name: &str, f: &mut dyn FnMut(&[u8]) -> u64| {
-        let t = Instant::now();
+        let (t, c) = (Instant::now(), cpu());
         let n: u64 = files.iter().map(|b| f(b)).sum();
-        let s = t.elapsed().as_secs_f64();
-        println!("{name:28} {s:7.3} s  {:8.1} MB/s  ({n} lines)", mb / s);
+        let (s, c) = (t.elapsed().as_secs_f64(), cpu() - c);
+        println!("{name:28} {s:7.3} s  {c:7.3} s CPU  {:8.1} MB/s of CPU  ({n} lines)", mb / c);
     };
     step("frame lines (byte loop)", &mut |b| b.split(|&c| c == b'\n').filter(|l| !l.is_empty()).count() as u64);
     // What the reader does since: memchr's SIMD search for the line ends.
