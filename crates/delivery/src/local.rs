@@ -94,6 +94,11 @@ pub async fn run(
     let mut runnable: VecDeque<(BatchRef, Duration)> = recovered.into_iter().map(|b| (b, retry.first)).collect();
     let mut waiting: BTreeMap<(Instant, u64), (BatchRef, Duration)> = BTreeMap::new();
     let mut running = JoinSet::new();
+    // One attempt at a batch, as a task of its own.
+    let attempt_of = |batch: BatchRef, wait: Duration| {
+        let (spool, target, bounce) = (spool.clone(), target.clone(), bounce.clone());
+        async move { attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait)) }
+    };
     let mut open = true;
     loop {
         // Take what is there before starting anything: an attempt that has
@@ -108,10 +113,7 @@ pub async fn run(
         // is free (as the sessions that committed them have ended).
         while running.len() < PARALLEL_BATCHES {
             let Some((batch, wait)) = runnable.pop_front() else { break };
-            let (spool, target, bounce) = (spool.clone(), target.clone(), bounce.clone());
-            running.spawn(async move {
-                attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait))
-            });
+            running.spawn(attempt_of(batch, wait));
         }
         let next_due = waiting.first_key_value().map(|((due, _), _)| *due);
         tokio::select! {
@@ -127,10 +129,7 @@ pub async fn run(
                     if running.len() >= PARALLEL_BATCHES {
                         running.join_next().await;
                     }
-                    let (spool, target, bounce) = (spool.clone(), target.clone(), bounce.clone());
-                    running.spawn(async move {
-                        attempt(&spool, batch, wait, &target, &bounce, retry.lifetime).await.map(|b| (b, wait))
-                    });
+                    running.spawn(attempt_of(batch, wait));
                 }
                 break;
             }
