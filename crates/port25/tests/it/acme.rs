@@ -11,11 +11,12 @@
 use crate::directory::free_port;
 use crate::dns::{DnsServer, Rr};
 use crate::harness::{require, Server};
-use std::io::{BufRead, BufReader, Write};
+use crate::reload::Peer;
+use std::io::Write;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const DOMAIN: &str = "mail.acme.test";
@@ -188,46 +189,14 @@ else:
     old.quit()
 "#;
 
-struct Peer {
-    child: Child,
-    stdin: ChildStdin,
-    out: BufReader<ChildStdout>,
-}
-
-impl Peer {
-    fn start(port: u16, mode: &str, root: &Path) -> Peer {
-        let mut child = Command::new("python3")
-            .args(["-c", PEER, "127.0.0.1", &port.to_string(), mode])
-            .arg(root)
-            .arg(DOMAIN)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3");
-        let (stdin, out) = (child.stdin.take().unwrap(), BufReader::new(child.stdout.take().unwrap()));
-        Peer { child, stdin, out }
-    }
-
-    fn line(&mut self, what: &str) -> String {
-        let mut l = String::new();
-        self.out.read_line(&mut l).unwrap();
-        l.strip_prefix(&format!("{what} "))
-            .unwrap_or_else(|| panic!("expected {what:?} from the Python peer, got {l:?}"))
-            .trim()
-            .to_owned()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The Python TLS client stepping through PEER (reload.rs's peer runner).
+fn peer(port: u16, mode: &str, root: &Path) -> Peer {
+    Peer::run(PEER, &["127.0.0.1", &port.to_string(), mode, &root.display().to_string(), DOMAIN])
 }
 
 /// (serial, names, issuer) of the certificate a verifying client sees.
 fn seen(port: u16, mode: &str, root: &Path) -> (String, String, String) {
-    let mut p = Peer::start(port, mode, root);
+    let mut p = peer(port, mode, root);
     let line = p.line("cert");
     let mut words = line.splitn(3, ' ').map(str::to_owned);
     (words.next().unwrap(), words.next().unwrap(), words.next().unwrap_or_default())
@@ -348,7 +317,7 @@ fn renewal_swaps_the_certificate_for_new_handshakes_only() {
     let first = installed(&s, &pebble, 1)[0]["serial"].as_str().unwrap().to_owned();
     let (root, _) = pebble.issuers();
     let mx = s.addrs.iter().find(|(n, _)| n == "mx").unwrap().1.port();
-    let mut old = Peer::start(mx, "across", &root);
+    let mut old = peer(mx, "across", &root);
     let before = old.line("cert");
     let got = installed(&s, &pebble, 2);
     let second = got[1]["serial"].as_str().unwrap().to_owned();

@@ -45,16 +45,24 @@ else:
     old.quit()
 "#;
 
-struct Peer {
+/// A Python TLS peer the test steps through: it writes "WHAT value"
+/// lines and waits on its standard input (acme.rs drives its own script).
+pub(crate) struct Peer {
     child: Child,
-    stdin: ChildStdin,
+    pub(crate) stdin: ChildStdin,
     out: BufReader<ChildStdout>,
 }
 
 impl Peer {
     fn start(s: &Server, mode: &str) -> Peer {
+        Peer::run(PEER, &["127.0.0.1", &s.addr().port().to_string(), mode])
+    }
+
+    /// `python3 -c script args...`
+    pub(crate) fn run(script: &str, args: &[&str]) -> Peer {
         let mut child = Command::new("python3")
-            .args(["-c", PEER, "127.0.0.1", &s.addr().port().to_string(), mode])
+            .args(["-c", script])
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -63,7 +71,7 @@ impl Peer {
         Peer { child, stdin, out }
     }
 
-    fn line(&mut self, what: &str) -> String {
+    pub(crate) fn line(&mut self, what: &str) -> String {
         let mut l = String::new();
         self.out.read_line(&mut l).unwrap();
         l.strip_prefix(&format!("{what} "))
