@@ -30,9 +30,9 @@
 # names dnsmasq, so the machine's resolver is untouched. The DNS questions
 # per message are the queries dnsmasq logs during a run (from the good and
 # the listed sessions), divided by the messages accepted, printed per run
-# with a breakdown by type: the warm-up runs give the cold figure (every
-# client new to the server, its caches empty), the measured runs the warm
-# one. Before trusting the figures the script checks, in dnsmasq's log,
+# with a breakdown by purpose: the warm-up runs give the cold figure (every
+# client new to the server, its caches empty; also per new client, the
+# client addresses asked about), the measured runs the warm one. Before trusting the figures the script checks, in dnsmasq's log,
 # that each server asked the PTR of good clients and the A of their names
 # during its warm-up, and, in every stored message, that the client's name
 # came from the DNS: port25's Authentication-Results has iprev=pass naming
@@ -226,6 +226,12 @@ dns_breakdown() {
 good_ptr_asked() {
     dns_slice "$1" "$2" | { grep -oE "query\[PTR\] [0-9]+\.$REV_NET\.in-addr\.arpa" || true; } \
         | awk '{ split($2, o, "."); if (o[1] >= 1 && o[1] <= 100) print o[1] }' | sort -u | wc -l
+}
+# Distinct client addresses a slice asked about (PTR or the list), good or
+# listed: the new clients a warm-up's questions are spread over.
+clients_asked() {
+    dns_slice "$1" "$2" | { grep -oE "query\[[A-Z]+\] [0-9]+\.$REV_NET\.(in-addr\.arpa|bl\.bench)" || true; } \
+        | awk '{ split($2, o, "."); print o[1] }' | sort -u | wc -l
 }
 good_a_asked() {
     dns_slice "$1" "$2" | { grep -oE "query\[A\] mta-[0-9]+\.$SENDER_DOMAIN" || true; } | sort -u | wc -l
@@ -433,10 +439,13 @@ run() { # server seconds label
         if [ "$1" = postfix ]; then RATE_postfix+=("$rate"); CPU_postfix+=("$cpu"); DNSQ_postfix+=("$qpm")
         else RATE_port25+=("$rate"); CPU_port25+=("$cpu"); DNSQ_port25+=("$qpm"); fi
     else
-        COLD_DNSQ[$1]=$qpm
+        # Per message, a warm-up's figure depends on how many messages the
+        # run took after each client's first one; per new client it does not.
+        local ptr a clients
+        clients=$(clients_asked "$q0" "$q1")
+        COLD_DNSQ[$1]="$qpm/msg, $(awk -v q="$(dns_slice "$q0" "$q1" | wc -l)" -v c="$clients" 'BEGIN { printf "%.2f", c ? q / c : 0 }') per new client ($clients met)"
         # The reverse-DNS work is real only if the server asked: the PTR of
         # the good clients it met and the A of their names (FCrDNS).
-        local ptr a
         ptr=$(good_ptr_asked "$q0" "$q1"); a=$(good_a_asked "$q0" "$q1")
         printf '         rDNS:   asked dnsmasq the PTR of %s good clients and the A of %s of their names\n' "$ptr" "$a"
         { [ "$ptr" -gt 0 ] && [ "$a" -gt 0 ]; } || die "$1 did not ask the DNS for its good clients' PTR and A during the warm-up"
@@ -524,5 +533,6 @@ done
 
 pf=$(median "${RATE_postfix[@]}"); p25=$(median "${RATE_port25[@]}")
 echo "median:   postfix $pf msg/s ($(median "${CPU_postfix[@]}") ms CPU/msg, $(median "${DNSQ_postfix[@]}") DNS q/msg), port25 $p25 msg/s ($(median "${CPU_port25[@]}") ms CPU/msg, $(median "${DNSQ_port25[@]}") DNS q/msg)"
-echo "DNS q/msg: cold (warm-up: every client new, caches empty) postfix ${COLD_DNSQ[postfix]}, port25 ${COLD_DNSQ[port25]}; warm (median of the runs) postfix $(median "${DNSQ_postfix[@]}"), port25 $(median "${DNSQ_port25[@]}")"
+echo "DNS:      cold (warm-up: caches empty, every client new) postfix ${COLD_DNSQ[postfix]}, port25 ${COLD_DNSQ[port25]}"
+echo "DNS:      warm (median of the runs) postfix $(median "${DNSQ_postfix[@]}")/msg, port25 $(median "${DNSQ_port25[@]}")/msg"
 echo "ratio:    port25/postfix $(awk -v a="$p25" -v b="$pf" 'BEGIN { printf "%.2f", b ? a / b : 0 }') (goal >= 3)"
