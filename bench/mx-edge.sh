@@ -18,7 +18,8 @@
 # DNS: one dnsmasq on $DNS_IP:53 answers everything both servers ask: the
 # PTR and A records of every client address (FCrDNS holds for the good
 # ones: $NET.N <-> mta-N.sender.example; the listed ones are
-# dyn-198-18-14-N.pool.isp.example, which resolve back too), the SPF, DKIM
+# dyn-198-18-14-N.pool.isp.example for the default NET, which resolve
+# back too), the SPF, DKIM
 # key and DMARC (p=reject) records of sender.example, the HELO name's SPF;
 # questions for the list bl.bench go on to one rbldnsd ($RBL_IP:53), which
 # lists the listed half of the clients. Records carry a TTL of 300 s
@@ -32,17 +33,18 @@
 # the listed sessions), divided by the messages accepted, printed per run
 # with a breakdown by purpose: the warm-up runs give the cold figure (every
 # client new to the server, its caches empty; also per new client, the
-# client addresses asked about), the measured runs the warm one. Before trusting the figures the script checks, in dnsmasq's log,
-# that each server asked the PTR of good clients and the A of their names
-# during its warm-up, and, in every stored message, that the client's name
-# came from the DNS: port25's Authentication-Results has iprev=pass naming
+# client addresses asked about), the measured runs the warm one. Before
+# trusting the figures the script checks, in dnsmasq's log, that each
+# server asked the PTR of good clients and the A of their names during its
+# warm-up, and, in every stored message, that the client's name came from
+# the DNS: port25's Authentication-Results has iprev=pass naming
 # mta-N.sender.example for $NET.N, Postfix's Received line names the
 # client mta-N.sender.example (smtpd writes "unknown" when FCrDNS fails).
 #
 # Load: smtp-load (bench/loadgen, Rust, one thread) runs $GOOD_CONC
 # sessions in parallel from the good addresses $NET.1-100 (EHLO
 # mta.sender.example, MAIL FROM alice@sender.example, one message of about
-# 2 KB DKIM-signed once by dkimpy (rsa-sha256, 2048 bits, relaxed/relaxed),
+# 2.6 KB DKIM-signed once by dkimpy (rsa-sha256, 2048 bits, relaxed/relaxed),
 # so SPF, DKIM, DMARC and iprev all pass), and, at the same time, a second
 # smtp-load with $LISTED_CONC sessions from the listed addresses
 # $NET.101-200 that expects to be refused before the banner. Every
