@@ -60,7 +60,10 @@
 # let in), server CPU ms per accepted message (port25: its process;
 # Postfix: master and every descendant (smtpd, postscreen, dnsblog,
 # cleanup, virtual, the policyd-spf processes of spawn, ...) plus the
-# opendkim and opendmarc daemons; the DNS servers in neither), DNS
+# opendkim and opendmarc daemons; the DNS servers in neither), read once
+# the server's Maildir holds every message accepted so far: the CPU
+# includes delivering them, and the next run starts with an idle server
+# (the wait is printed), DNS
 # questions per message; then medians and the ratio port25/Postfix. Fails
 # when a good session failed (any unexpected reply), a listed session got
 # something other than a refusal or the banner, an accepted message is
@@ -388,6 +391,22 @@ for f in opendkim opendmarc; do [ -s "$PF/$f.pid" ] && kill -0 "$(cat "$PF/$f.pi
 PF_MAILDIR=$PF/vmail/$DOMAIN/rcpt/new
 P25_MAILDIR=$P25/data/mail/$DOMAIN/rcpt/new
 count_files() { if [ -d "$1" ]; then find "$1" -type f | wc -l; else echo 0; fi; }
+maildir_of() { if [ "$1" = postfix ]; then echo "$PF_MAILDIR"; else echo "$P25_MAILDIR"; fi; }
+# Waits until the server's Maildir holds every message it accepted so far
+# and prints the seconds that took: a run's delivery work is done (and
+# counted in its CPU) before the next run starts, so no run pays for the
+# backlog of the one before it.
+drain() { # server
+    local dir i start
+    dir=$(maildir_of "$1"); start=$(date +%s.%N)
+    for ((i = 0; i < 1200; i++)); do
+        [ "$(count_files "$dir")" -ge "${ACCEPTED_TOTAL[$1]}" ] && break
+        sleep 0.5
+    done
+    [ "$(count_files "$dir")" -ge "${ACCEPTED_TOTAL[$1]}" ] \
+        || die "$1: ${ACCEPTED_TOTAL[$1]} accepted, $(count_files "$dir") in its Maildir after 600 s"
+    awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "%.1f", e - s }'
+}
 # Ticks of a process and all its living descendants, each with its reaped
 # children's: every process that ran under it is counted once.
 tree_ticks() { # pid
@@ -417,7 +436,7 @@ declare -A ACCEPTED_TOTAL=([postfix]=0 [port25]=0) COLD_DNSQ
 declare -a RATE_postfix RATE_port25 CPU_postfix CPU_port25 DNSQ_postfix DNSQ_port25
 json() { python3 -c 'import json,sys; d=json.loads(sys.argv[1]); print(*(d[k] for k in sys.argv[2:]))' "$@"; }
 run() { # server seconds label
-    local port t0 t1 q0 q1 good listed acc secs lref lin rate cpu qpm
+    local port t0 t1 q0 q1 good listed acc secs lref lin rate cpu qpm waited
     port=$(port_of "$1")
     t0=$(server_ticks "$1"); q0=$(dns_lines)
     "$LOADGEN" --server "$SERVER_IP:$port" --tls none --refused --source "$LISTED" --helo "$HELO" \
@@ -427,17 +446,18 @@ run() { # server seconds label
         --message "$WORK/message.eml" --concurrency "$GOOD_CONC" --seconds "$2" 2>"$WORK/good.err") \
         || { postfix_side_errors "$1"; die "$1: a good session failed: $(cat "$WORK/good.err") $good"; }
     wait "$lpid" || die "$1: a listed session failed: $(cat "$WORK/listed.err") $(cat "$WORK/listed.json")"
-    t1=$(server_ticks "$1")
-    sleep 1 # dnsmasq's last log lines of the run
-    q1=$(dns_lines)
     read -r acc secs < <(json "$good" messages seconds)
     read -r lref lin < <(json "$(cat "$WORK/listed.json")" refused let_in)
     ACCEPTED_TOTAL[$1]=$((ACCEPTED_TOTAL[$1] + acc))
+    waited=$(drain "$1")
+    t1=$(server_ticks "$1")
+    sleep 1 # dnsmasq's last log lines of the run
+    q1=$(dns_lines)
     rate=$(awk -v a="$acc" -v s="$secs" 'BEGIN { printf "%.1f", a / s }')
     cpu=$(awk -v t=$((t1 - t0)) -v a="$acc" -v hz="$HZ" 'BEGIN { printf "%.3f", a ? t * 1000 / hz / a : 0 }')
     qpm=$(awk -v q="$(dns_slice "$q0" "$q1" | wc -l)" -v a="$acc" 'BEGIN { printf "%.3f", a ? q / a : 0 }')
-    printf '%-8s %-7s %8s msg/s  %6s listed refused/s  %7s ms CPU/msg  %6s DNS q/msg  (listed let in %s; load %s)\n' \
-        "$1" "$3" "$rate" "$(awk -v l="$lref" -v s="$secs" 'BEGIN { printf "%.1f", l / s }')" "$cpu" "$qpm" "$lin" "$(cut -d' ' -f1 /proc/loadavg)"
+    printf '%-8s %-7s %8s msg/s  %6s listed refused/s  %7s ms CPU/msg  %6s DNS q/msg  (listed let in %s; all in the Maildir %ss after the load; load %s)\n' \
+        "$1" "$3" "$rate" "$(awk -v l="$lref" -v s="$secs" 'BEGIN { printf "%.1f", l / s }')" "$cpu" "$qpm" "$lin" "$waited" "$(cut -d' ' -f1 /proc/loadavg)"
     printf '         DNS:    %s\n' "$(dns_breakdown "$q0" "$q1" "$acc")"
     if [ "$3" = run ]; then
         if [ "$1" = postfix ]; then RATE_postfix+=("$rate"); CPU_postfix+=("$cpu"); DNSQ_postfix+=("$qpm")
