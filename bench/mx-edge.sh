@@ -18,9 +18,9 @@
 # DNS: one dnsmasq on $DNS_IP:53 answers everything both servers ask: the
 # PTR and A records of every client address (FCrDNS holds for the good
 # ones: $NET.N <-> mta-N.sender.example; the listed ones are
-# dyn-198-18-14-N.pool.isp.example for the default NET, which resolve
-# back too), the SPF, DKIM
-# key and DMARC (p=reject) records of sender.example, the HELO name's SPF;
+# dyn-198-18-14-N.pool.isp.example for the default NET, which resolve back
+# too), the SPF, DKIM key and DMARC (p=reject) records of sender.example,
+# the HELO name's SPF;
 # questions for the list bl.bench go on to one rbldnsd ($RBL_IP:53), which
 # lists the listed half of the clients. Records carry a TTL of 300 s
 # (dnsmasq's local records, rbldnsd's $TTL), so caches can work. port25 is
@@ -228,17 +228,17 @@ dns_breakdown() {
             print ""
         }'
 }
-# Distinct names of good clients asked in a slice: PTR of $NET.1-100 and A
-# of mta-1..100.sender.example (args: from to).
-good_ptr_asked() {
-    dns_slice "$1" "$2" | { grep -oE "query\[PTR\] [0-9]+\.$REV_NET\.in-addr\.arpa" || true; } \
-        | awk '{ split($2, o, "."); if (o[1] >= 1 && o[1] <= 100) print o[1] }' | sort -u | wc -l
-}
 # Distinct client addresses a slice asked about (PTR or the list), good or
 # listed: the new clients a warm-up's questions are spread over.
 clients_asked() {
     dns_slice "$1" "$2" | { grep -oE "query\[[A-Z]+\] [0-9]+\.$REV_NET\.(in-addr\.arpa|bl\.bench)" || true; } \
         | awk '{ split($2, o, "."); print o[1] }' | sort -u | wc -l
+}
+# Distinct names of good clients asked in a slice: PTR of $NET.1-100 and A
+# of mta-1..100.sender.example (args: from to).
+good_ptr_asked() {
+    dns_slice "$1" "$2" | { grep -oE "query\[PTR\] [0-9]+\.$REV_NET\.in-addr\.arpa" || true; } \
+        | awk '{ split($2, o, "."); if (o[1] >= 1 && o[1] <= 100) print o[1] }' | sort -u | wc -l
 }
 good_a_asked() {
     dns_slice "$1" "$2" | { grep -oE "query\[A\] mta-[0-9]+\.$SENDER_DOMAIN" || true; } | sort -u | wc -l
