@@ -28,14 +28,15 @@ install_postfix() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 }
 
-# Waits until something on 127.0.0.1:PORT answers 220 (SMTP greeting) or,
-# with tcp as the third argument, merely accepts (implicit TLS listeners).
+# Waits until something on WAIT_HOST:PORT (WAIT_HOST: 127.0.0.1 unless the
+# script sets it) answers 220 (SMTP greeting) or, with tcp as the third
+# argument, merely accepts (implicit TLS listeners).
 wait_port() { # port seconds [tcp]
   local i
   for ((i = 0; i < $2 * 10; i++)); do
     if [ "${3:-}" = tcp ]; then
-      (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    elif timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1; head -c3 <&3 | grep -q 220" 2>/dev/null; then
+      (exec 3<>"/dev/tcp/${WAIT_HOST:-127.0.0.1}/$1") 2>/dev/null && return 0
+    elif timeout 2 bash -c "exec 3<>/dev/tcp/${WAIT_HOST:-127.0.0.1}/$1; head -c3 <&3 | grep -q 220" 2>/dev/null; then
       return 0
     fi
     sleep 0.1
