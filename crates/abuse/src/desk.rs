@@ -9,11 +9,16 @@
 //! history), `networks` (networks, ASNs and countries a login came from),
 //! `complaints` (each report and its verdict) and `released` (held
 //! messages the operator let go). The CLI changes these tables; the server
-//! notices within a second (`PRAGMA data_version`) and applies them.
+//! notices within a second and applies them: `PRAGMA data_version` says
+//! another connection wrote (the index writer does, every round), and the
+//! `generation` row, which triggers on `logins` and `released` bump, says
+//! whether it was a change the desk must read; only then are they read.
 //!
 //! In memory: per login the day's counters (fixed size), the actions in
-//! force, and the queue ids of held logins' mail (bounded by the outbound
-//! queue itself).
+//! force, the messages released one by one, and the held logins' mail of
+//! the last moments that the index may not hold yet. Whether a queued
+//! message is held is asked of the index (its login) only while some
+//! login is on hold, so memory follows the logins, never their mail.
 
 use crate::complaints::{self, RateLimit, Verdict};
 use crate::index::{self, now_ms, Index, Record};
@@ -39,6 +44,13 @@ CREATE TABLE IF NOT EXISTS complaints(time_ms INTEGER, reporter TEXT, verdict TE
 CREATE INDEX IF NOT EXISTS complaints_time ON complaints(time_ms);
 CREATE UNIQUE INDEX IF NOT EXISTS complaints_once ON complaints(queue_id) WHERE verdict = 'ours';
 CREATE TABLE IF NOT EXISTS released(id TEXT PRIMARY KEY, time_ms INTEGER);
+CREATE TABLE IF NOT EXISTS generation(n INTEGER NOT NULL);
+INSERT INTO generation(n) SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM generation);
+CREATE TRIGGER IF NOT EXISTS logins_insert AFTER INSERT ON logins BEGIN UPDATE generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS logins_update AFTER UPDATE ON logins BEGIN UPDATE generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS logins_delete AFTER DELETE ON logins BEGIN UPDATE generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS released_insert AFTER INSERT ON released BEGIN UPDATE generation SET n = n + 1; END;
+CREATE TRIGGER IF NOT EXISTS released_delete AFTER DELETE ON released BEGIN UPDATE generation SET n = n + 1; END;
 CREATE TABLE IF NOT EXISTS cursor(name TEXT PRIMARY KEY, value INTEGER);
 ";
 
@@ -103,11 +115,28 @@ struct State {
     /// (day computed for, messages, recipients): the login's daily averages.
     baselines: HashMap<String, (i64, f64, f64)>,
     actions: HashMap<String, InForce>,
-    /// Queue id -> login, for the mail of held and locked logins.
-    held: HashMap<String, String>,
+    /// Queue id -> (login, when), for mail of held and locked logins taken
+    /// in the last moments: the index writer may not have stored it yet.
+    /// Dropped once the index has it ([`Desk::forget_indexed`]).
+    recent: HashMap<String, (String, i64)>,
     released: HashSet<String>,
     data_version: i64,
+    generation: i64,
 }
+
+impl State {
+    fn holds(&self, login: &str) -> bool {
+        self.actions.get(login).is_some_and(|f| f.action >= Action::Hold)
+    }
+
+    fn any_hold(&self) -> bool {
+        self.actions.values().any(|f| f.action >= Action::Hold)
+    }
+}
+
+/// How long a held login's message stays in memory before the desk asks
+/// whether the index has it (the writer commits every 50 ms).
+const RECENT_MS: i64 = 5_000;
 
 pub struct Desk {
     cfg: Config,
@@ -161,16 +190,26 @@ impl Desk {
     }
 
     /// Reads the actions in force and the released messages again, when
-    /// another connection (the CLI) changed the database.
+    /// another connection (the CLI) changed them.
     fn reload(&self) -> rusqlite::Result<()> {
         let db = self.db();
         let version: i64 = db.query_row("PRAGMA data_version", [], |r| r.get(0))?;
         if self.state().data_version == version && version != 0 {
             return Ok(());
         }
+        // The index writer changes data_version every round; the desk's
+        // tables change only when someone acts.
+        let generation: i64 = db.query_row("SELECT n FROM generation", [], |r| r.get(0))?;
+        {
+            let mut s = self.state();
+            if s.data_version != 0 && s.generation == generation {
+                s.data_version = version.max(1);
+                return Ok(());
+            }
+        }
         let mut actions = HashMap::new();
         {
-            let mut st = db.prepare("SELECT login, action FROM logins WHERE action IS NOT NULL")?;
+            let mut st = db.prepare_cached("SELECT login, action FROM logins WHERE action IS NOT NULL")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
             for row in rows {
                 let (login, action) = row?;
@@ -179,26 +218,13 @@ impl Desk {
                 }
             }
         }
-        let released: HashSet<String> =
-            db.prepare("SELECT id FROM released")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?;
-        // Mail counted in memory but not yet in the index stays held.
-        let mut held: HashMap<String, String> = {
-            let s = self.state();
-            s.held
-                .iter()
-                .filter(|(_, l)| actions.get(*l).is_some_and(|f| f.action >= Action::Hold))
-                .map(|(i, l)| (i.clone(), l.clone()))
-                .collect()
-        };
-        for (login, f) in &actions {
-            if f.action >= Action::Hold {
-                for id in queued_ids(&db, login)? {
-                    held.insert(id, login.clone());
-                }
-            }
-        }
+        let released: HashSet<String> = db
+            .prepare_cached("SELECT id FROM released")?
+            .query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
         let mut s = self.state();
         s.data_version = version.max(1);
+        s.generation = generation;
         // A login released by the operator starts its day over: only new
         // evidence raises a signal again.
         let released_logins: Vec<String> = s.actions.keys().filter(|l| !actions.contains_key(*l)).cloned().collect();
@@ -207,8 +233,31 @@ impl Desk {
         }
         s.actions = actions;
         s.released = released;
-        s.held = held;
+        let State { recent, actions, .. } = &mut *s;
+        recent.retain(|_, (login, _)| actions.get(login).is_some_and(|f| f.action >= Action::Hold));
         Ok(())
+    }
+
+    /// Drops from memory the held mail the index has stored by now; what it
+    /// has not (a record dropped when its queue was full) stays.
+    fn forget_indexed(&self) {
+        let due: Vec<String> = {
+            let s = self.state();
+            let cutoff = now_ms() - RECENT_MS;
+            s.recent.iter().filter(|(_, (_, at))| *at < cutoff).map(|(id, _)| id.clone()).collect()
+        };
+        if due.is_empty() {
+            return;
+        }
+        let stored: Vec<String> = {
+            let db = self.db();
+            let Ok(mut st) = db.prepare_cached("SELECT 1 FROM messages WHERE id = ?1") else { return };
+            due.into_iter().filter(|id| st.exists([id]).unwrap_or(false)).collect()
+        };
+        let mut s = self.state();
+        for id in stored {
+            s.recent.remove(&id);
+        }
     }
 
     /// A login authenticated: indexed on its session; a network, ASN or
@@ -341,8 +390,8 @@ impl Desk {
 
     fn hold_if_held(&self, login: &str, queue_id: &str) {
         let mut s = self.state();
-        if s.actions.get(login).is_some_and(|f| f.action >= Action::Hold) {
-            s.held.insert(queue_id.to_owned(), login.to_owned());
+        if s.holds(login) {
+            s.recent.insert(queue_id.to_owned(), (login.to_owned(), now_ms()));
         }
     }
 
@@ -411,16 +460,29 @@ impl Desk {
     }
 
     /// Whether the outbound queue must keep message `queue_id` for now.
+    /// Free while no login is on hold; then one primary-key lookup in the
+    /// index for the message's login. A lookup that fails holds the
+    /// message (it is retried; mail of a held login must not slip out).
     pub fn held(&self, queue_id: &str) -> bool {
-        let s = self.state();
-        if s.held.is_empty() {
-            return false;
-        }
-        match s.held.get(queue_id) {
-            Some(login) => {
-                !s.released.contains(queue_id) && s.actions.get(login).is_some_and(|f| f.action >= Action::Hold)
+        {
+            let s = self.state();
+            if !s.any_hold() || s.released.contains(queue_id) {
+                return false;
             }
-            None => false,
+            if let Some((login, _)) = s.recent.get(queue_id) {
+                return s.holds(login);
+            }
+        }
+        let login: rusqlite::Result<Option<Option<String>>> = self
+            .db()
+            .prepare_cached("SELECT login FROM messages WHERE id = ?1")
+            .and_then(|mut st| st.query_row([queue_id], |r| r.get(0)).optional());
+        match login {
+            Ok(login) => login.flatten().is_some_and(|l| self.state().holds(&l)),
+            Err(e) => {
+                emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
+                true
+            }
         }
     }
 
@@ -455,21 +517,12 @@ impl Desk {
         if !stronger {
             return;
         }
-        let held: Vec<String> = if action >= Action::Hold {
-            // Everything this login sent so far must be in the index first,
-            // or mail queued a moment ago would slip out.
+        if action >= Action::Hold {
+            // Everything this login sent so far must be in the index first
+            // (held() asks it), or mail queued a moment ago would slip out.
             self.index.sync(Duration::from_secs(5));
-            queued_ids(&self.db(), login).unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        {
-            let mut s = self.state();
-            s.actions.insert(login.to_owned(), InForce { action });
-            for id in held {
-                s.held.insert(id, login.to_owned());
-            }
         }
+        self.state().actions.insert(login.to_owned(), InForce { action });
         let since_complaint = self
             .db()
             .query_row("SELECT first_complaint_ms FROM logins WHERE login = ?1", [login], |r| {
@@ -500,6 +553,7 @@ impl Desk {
         if let Err(e) = self.reload() {
             emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
         }
+        self.forget_indexed();
         if let Err(e) = self.bounces() {
             emit!(error, ev::ABUSE_STATE_FAILED, error = %e);
         }
@@ -886,12 +940,6 @@ fn label(s: &str) -> String {
 }
 
 /// Queue ids of `login`'s mail of the last week (what may still be queued).
-fn queued_ids(db: &Connection, login: &str) -> rusqlite::Result<Vec<String>> {
-    let mut st = db.prepare_cached("SELECT id FROM messages WHERE login = ?1 AND time_ms >= ?2")?;
-    let rows = st.query_map(params![login, now_ms() - 7 * 86_400_000], |r| r.get(0))?;
-    rows.collect()
-}
-
 /// What `port25 users explain` prints.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Explanation {
@@ -1108,6 +1156,34 @@ mod tests {
         }
         let s = d.state();
         assert_eq!((s.days.len(), s.baselines.len()), (14, 14), "alice, bob and twelve logins");
-        assert!(s.held.keys().all(|id| id.starts_with("S0")), "only alice's held mail");
+        assert!(s.recent.keys().all(|id| id.starts_with("S0")), "only alice's held mail, and only the last moments'");
+    }
+
+    #[test]
+    fn a_held_logins_mail_leaves_memory_once_indexed_and_stays_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desk(dir.path(), &dir.path().join("none"));
+        d.raise("carol@example.net", Kind::Recipients, "test".into());
+        for i in 0..500 {
+            d.submitted("S3", &format!("S3M{i}"), "carol@example.net", None, &["r@r.example".into()]);
+        }
+        d.submitted("S4", "S4M", "dave@example.net", None, &["r@r.example".into()]);
+        assert_eq!(d.state().recent.len(), 500);
+        // Later: the index has them all, so memory lets them go...
+        d.index.sync(Duration::from_secs(5));
+        for (_, at) in d.state().recent.values_mut() {
+            *at -= RECENT_MS + 1;
+        }
+        d.tick();
+        assert!(d.state().recent.is_empty(), "memory holds no mail the index has");
+        // ...and they are held all the same, read from the index; the
+        // other login's mail is not.
+        assert!((0..500).all(|i| d.held(&format!("S3M{i}"))));
+        assert!(!d.held("S4M") && !d.held("unknown"));
+        // The operator's release reaches the server through the triggers.
+        let cli = open_db(&db_path(dir.path())).unwrap();
+        release(&cli, "carol@example.net").unwrap();
+        d.tick();
+        assert!(!d.held("S3M0"));
     }
 }
