@@ -26,6 +26,11 @@
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
 #        (both built if missing); KEEP=1
 #        BASE_BIN= (off) BASE_PORT=4663 BASE_ABUSE=on|off
+#        WORK_PARENT=/var/tmp: where the servers' queues and Maildirs go. A
+#        tmpfs mounted 0755 takes the filesystem out (Postfix refuses a
+#        world-writable parent such as /dev/shm): ext4's inode allocation
+#        for new files costs more in some directories than in others,
+#        which can hide a small difference between two port25 instances.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -57,7 +62,7 @@ PASSWORD='bench password'
 install_postfix sasl2-bin libsasl2-modules libsasl2-modules-db
 { [ -x "$PORT25_BIN" ] && [ -x "$LOADGEN" ]; } || (cd "$ROOT" && cargo build --release -p port25 -p port25-loadgen)
 
-WORK=$(mktemp -d /var/tmp/port25-subbench.XXXXXX)
+WORK=$(mktemp -d "${WORK_PARENT:-/var/tmp}/port25-subbench.XXXXXX")
 chmod 755 "$WORK"
 PF=$WORK/postfix
 P25_PID=
