@@ -539,10 +539,12 @@ pub fn rfc3339(ms: u64) -> String {
 
 /// Parses Unix seconds or `YYYY-MM-DDTHH:MM:SSZ` into Unix milliseconds.
 pub fn parse_time(s: &str) -> Result<u64, String> {
-    if let Ok(n) = s.parse::<u64>() {
-        return Ok(n * 1000);
-    }
     let bad = || format!("{s:?} is neither Unix seconds nor YYYY-MM-DDTHH:MM:SSZ");
+    if let Ok(n) = s.parse::<u64>() {
+        // A count of seconds too large for milliseconds in a u64 (past the
+        // year 584 million) is no time any log or flow record holds.
+        return n.checked_mul(1000).ok_or_else(bad);
+    }
     let b = s.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
     {
@@ -703,6 +705,9 @@ mod tests {
         assert_eq!(rfc3339(1_764_000_000_000), "2025-11-24T16:00:00Z");
         for t in [0u64, 951_782_400, 1_764_000_000, 4_102_444_800] {
             assert_eq!(parse_time(&rfc3339(t * 1000)).unwrap(), t * 1000);
+        }
+        for huge in [u64::MAX.to_string(), (u64::MAX / 1000 + 1).to_string()] {
+            assert!(parse_time(&huge).unwrap_err().contains("neither Unix seconds"), "{huge}");
         }
         assert!(parse_time("2025-13-01T00:00:00Z").is_err());
         assert_eq!(parse_time("17").unwrap(), 17_000);

@@ -133,7 +133,7 @@ impl Queue {
                 }
                 open += 1;
                 let state = states.get(&(m, r)).cloned().unwrap_or_default();
-                let due_ms = (state.next_attempt * 1000).max(now);
+                let due_ms = state.next_attempt.saturating_mul(1000).max(now);
                 let id = self.next_id;
                 self.next_id += 1;
                 self.entries.insert(

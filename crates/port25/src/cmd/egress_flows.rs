@@ -76,8 +76,8 @@ pub struct Args {
     /// table | json | csv
     #[arg(long, short, value_enum, default_value_t = Format::Table)]
     format: Format,
-    /// Spambot window in seconds
-    #[arg(long, default_value_t = 600)]
+    /// Spambot window in seconds (1 to 31622400, a leap year)
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
     window: u64,
     /// Spambot threshold: distinct destination addresses within one window
     #[arg(long, default_value_t = 10)]

@@ -46,8 +46,8 @@ pub struct Inputs {
     /// Bot: distinct destinations within one window
     #[arg(long, default_value_t = 10)]
     pub threshold: usize,
-    /// Window in seconds
-    #[arg(long, default_value_t = 600)]
+    /// Window in seconds (1 to 31622400, a leap year)
+    #[arg(long, default_value_t = 600, value_parser = clap::value_parser!(u64).range(1..=31_622_400))]
     pub window: u64,
     /// Bot: attempts within one minute
     #[arg(long, default_value_t = 30)]
