@@ -252,7 +252,14 @@ impl Accumulator {
         s.count.add(c);
         s.first_day = s.first_day.min(day);
         for r in &e.rcpt_to {
-            let domain = r.rsplit_once('@').map_or("", |x| x.1).trim_end_matches('.');
+            // The last '@', found by a plain loop that inlines: recipients
+            // are short, and `rsplit_once` called core's memrchr once per
+            // recipient (3 % of report build's perf samples at 46 M recipients).
+            let domain = match r.bytes().rposition(|b| b == b'@') {
+                Some(at) => r.get(at + 1..).unwrap_or(""),
+                None => "",
+            }
+            .trim_end_matches('.');
             // Counted in lower case: look up in lower case too (a mixed-case
             // domain once reset the lower-case one's count to 1).
             let lower;
