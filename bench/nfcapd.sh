@@ -15,6 +15,10 @@
 # Usage: bench/nfcapd.sh   (as root: installs nfdump, bc and GNU time with
 #        apt-get when missing)
 # Env:   FLOWS=2000000 ROUNDS=5 CARGO_TARGET_DIR (default target/) KEEP=1
+#        DATA=DIR: the three files are written there and, on later runs
+#        with the same FLOWS, read from there instead of generated again
+#        PORT25=BIN: time this port25 binary (e.g. a build of an earlier
+#        commit) instead of building the worktree's
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -40,7 +44,10 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${need[@]}" >/dev/null
 fi
-(cd "$ROOT" && cargo build --release -q -p port25 --bin port25 && cargo build --release -q -p port25-egress --examples)
+if [ -z "${PORT25:-}" ]; then
+  (cd "$ROOT" && cargo build --release -q -p port25 --bin port25)
+  PORT25=$R/port25
+fi
 
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # One run: "wall cpu maxrss_kb" of the command.
@@ -52,8 +59,6 @@ run() {
   awk -v w="$(echo "$e - $s" | bc -l)" '{print w, $1 + $2, $3}' "$W/t.txt"
 }
 
-echo "== $FLOWS NetFlow v5 records into nfcapd"
-"$R/examples/egress_bench_gen" flows "$FLOWS" "$W/flows.pcap"
 cat > "$W/flows.toml" <<'TOML'
 [[network]]
 name = "residential"
@@ -64,39 +69,51 @@ name = "mta"
 prefixes = ["10.0.0.25"]
 TOML
 FILTER='proto tcp and dst port 25 and src net 10.0.0.0/16 and not src host 10.0.0.25'
-mkdir -p "$W/nf"
-nfcapd -p 2057 -b 127.0.0.1 -B 33554432 -w "$W/nf" -t 3600 >/dev/null 2>&1 &
-NFCAPD_PID=$!
-sleep 0.5
-python3 "$ROOT/bench/egress_replay.py" "$W/flows.pcap" 127.0.0.1 2057
-sleep 1
-kill -TERM "$NFCAPD_PID"; wait "$NFCAPD_PID" 2>/dev/null || true; NFCAPD_PID=
-rm -f "$W/flows.pcap"
-PLAIN=$(ls "$W"/nf/nfcapd.* | head -1)
-stored=$(nfdump -r "$PLAIN" -q -A proto -o 'fmt:%fl' | awk '{s+=$1} END {print s}')
-[ "$stored" = "$FLOWS" ] || die "nfcapd stored $stored of $FLOWS records: the replay lost datagrams"
-nfdump -r "$PLAIN" -y -w "$W/lz4.nf"
-nfdump -r "$PLAIN" -z -w "$W/lzo.nf"
-ls -l "$PLAIN" "$W/lz4.nf" "$W/lzo.nf" | awk '{printf "  %-60s %6.1f MB\n", $NF, $5 / 1e6}'
+D=${DATA:-$W}
+mkdir -p "$D"
+PLAIN=$D/plain.nf
+if [ -n "${DATA:-}" ] && [ "$(cat "$D/flows" 2>/dev/null)" = "$FLOWS" ] && [ -s "$D/lzo.nf" ]; then
+  echo "== $FLOWS NetFlow v5 records, as nfcapd stored them before, from $D"
+else
+  echo "== $FLOWS NetFlow v5 records into nfcapd"
+  rm -f "$D/flows"
+  (cd "$ROOT" && cargo build --release -q -p port25-egress --example egress_bench_gen)
+  "$R/examples/egress_bench_gen" flows "$FLOWS" "$W/flows.pcap"
+  mkdir -p "$W/nf"
+  nfcapd -p 2057 -b 127.0.0.1 -B 33554432 -w "$W/nf" -t 3600 >/dev/null 2>&1 &
+  NFCAPD_PID=$!
+  sleep 0.5
+  python3 "$ROOT/bench/egress_replay.py" "$W/flows.pcap" 127.0.0.1 2057
+  sleep 1
+  kill -TERM "$NFCAPD_PID"; wait "$NFCAPD_PID" 2>/dev/null || true; NFCAPD_PID=
+  rm -f "$W/flows.pcap"
+  mv "$(ls "$W"/nf/nfcapd.* | head -1)" "$PLAIN"
+  stored=$(nfdump -r "$PLAIN" -q -A proto -o 'fmt:%fl' | awk '{s+=$1} END {print s}')
+  [ "$stored" = "$FLOWS" ] || die "nfcapd stored $stored of $FLOWS records: the replay lost datagrams"
+  nfdump -r "$PLAIN" -y -w "$D/lz4.nf"
+  nfdump -r "$PLAIN" -z -w "$D/lzo.nf"
+  echo "$FLOWS" > "$D/flows"
+fi
+ls -l "$PLAIN" "$D/lz4.nf" "$D/lzo.nf" | awk '{printf "  %-60s %6.1f MB\n", $NF, $5 / 1e6}'
 
-for f in "$PLAIN" "$W/lz4.nf" "$W/lzo.nf"; do
+for f in "$PLAIN" "$D/lz4.nf" "$D/lzo.nf"; do
   name=$(basename "$f")
-  "$R/port25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv 2>/dev/null | tail -n +2 | awk -F, '{print $1, $4}' | sort > "$W/ours.txt"
+  "$PORT25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv 2>/dev/null | tail -n +2 | awk -F, '{print $1, $4}' | sort > "$W/ours.txt"
   nfdump -r "$f" -q -A srcip -o 'fmt:%sa %fl' "$FILTER" | awk '{print $1, $2}' | sort > "$W/nfdump.txt"
   cmp -s "$W/ours.txt" "$W/nfdump.txt" || { diff "$W/ours.txt" "$W/nfdump.txt" | head >&2; die "$name: per-subscriber counts differ from nfdump's"; }
   echo "  $name: per-subscriber port-25 flow counts agree with nfdump ($(wc -l < "$W/ours.txt") subscribers)"
 done
 
-for f in "$PLAIN" "$W/lz4.nf" "$W/lzo.nf"; do
+for f in "$PLAIN" "$D/lz4.nf" "$D/lzo.nf"; do
   case $f in *lz4.nf) kind=LZ4 ;; *lzo.nf) kind=LZO ;; *) kind=uncompressed ;; esac
   : > "$W/ours.runs"; : > "$W/peer.runs"
   for i in $(seq "$ROUNDS"); do
     if [ $((i % 2)) = 1 ]; then
-      run "$R/port25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv >> "$W/ours.runs"
+      run "$PORT25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv >> "$W/ours.runs"
       run nfdump -r "$f" -q -A srcip -o 'fmt:%sa %fl' "$FILTER" >> "$W/peer.runs"
     else
       run nfdump -r "$f" -q -A srcip -o 'fmt:%sa %fl' "$FILTER" >> "$W/peer.runs"
-      run "$R/port25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv >> "$W/ours.runs"
+      run "$PORT25" egress flows -p "$W/flows.toml" --nfcapd "$f" -f csv >> "$W/ours.runs"
     fi
   done
   ow=$(awk '{print $1}' "$W/ours.runs" | median); pw=$(awk '{print $1}' "$W/peer.runs" | median)

@@ -23,7 +23,7 @@
 //! Each figure that a cap made an estimate is named in the row's
 //! `estimated` list.
 
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv6Addr};
 
 /// Destinations whose flows are counted one by one, per subscriber.
@@ -56,7 +56,7 @@ pub(crate) fn addr(k: u128) -> IpAddr {
 }
 
 #[inline]
-fn mix(k: u128) -> u64 {
+pub(crate) fn mix(k: u128) -> u64 {
     // splitmix64's finalizer over both halves.
     let mut z = (k as u64) ^ ((k >> 64) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -82,30 +82,52 @@ pub(crate) struct Destinations {
 }
 
 impl Destinations {
-    #[inline]
+    #[cfg(test)]
     pub fn add(&mut self, dst: IpAddr) {
-        let k = key(dst);
+        self.add_key(key(dst));
+    }
+
+    /// A flow to the destination whose [`key`] is `k`.
+    #[inline]
+    pub fn add_key(&mut self, k: u128) {
         let h = mix(k);
+        // Every counted destination's hash is in `seen`, so a destination
+        // new to `seen` is not counted yet and the tags need no scan: the
+        // common case (a new destination) touches one line of `seen`.
+        let repeat = match &mut self.sketch {
+            Some(s) => {
+                sketch_add(s, h);
+                true
+            }
+            None => !self.see(h.max(1)),
+        };
         let tag = h as u32;
-        let mut known = false;
-        for (i, &t) in self.tags.iter().enumerate() {
-            if t == tag && self.counted[i].0 == k {
-                self.counted[i].1 += 1;
-                known = true;
-                break;
+        if repeat {
+            for (i, &t) in self.tags.iter().enumerate() {
+                if t == tag && self.counted[i].0 == k {
+                    self.counted[i].1 += 1;
+                    return;
+                }
             }
         }
-        if !known && self.counted.len() < MAX_DESTINATIONS {
+        if self.counted.len() < MAX_DESTINATIONS {
             self.tags.push(tag);
             self.counted.push((k, 1));
         }
-        match &mut self.sketch {
-            Some(s) => sketch_add(s, h),
-            None => self.see(h.max(1)),
+    }
+
+    /// The slot of the exact set where the destination whose [`key`] is
+    /// `k` is looked for first: reading it ahead brings it into cache.
+    #[inline]
+    pub fn warm(&self, k: u128) -> u64 {
+        match self.seen.len() {
+            0 => 0,
+            n => self.seen[mix(k).max(1) as usize & (n - 1)],
         }
     }
 
-    fn see(&mut self, h: u64) {
+    /// Adds a hash to the exact set; false when it was there already.
+    fn see(&mut self, h: u64) -> bool {
         if self.seen.is_empty() {
             self.seen = vec![0; 16];
         }
@@ -113,7 +135,7 @@ impl Destinations {
         let mut i = h as usize & mask;
         while self.seen[i] != 0 {
             if self.seen[i] == h {
-                return;
+                return false;
             }
             i = (i + 1) & mask;
         }
@@ -138,6 +160,7 @@ impl Destinations {
                 self.seen[i] = h;
             }
         }
+        true
     }
 
     /// Distinct destinations, and whether that is an estimate.
@@ -183,8 +206,11 @@ fn sketch_estimate(s: &[u8; SKETCH_REGISTERS]) -> usize {
 /// The window peaks, computed over flows taken in start-time order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stream {
-    /// Flows not yet taken: a min-heap on start time, at most [`REORDER`].
-    pending: BinaryHeap<std::cmp::Reverse<(u64, u128)>>,
+    /// Flows not yet taken, at most [`REORDER`], in (start, destination)
+    /// order: flows mostly arrive in start order, so a new one goes at or
+    /// near the back and the earliest leaves from the front (a heap moved
+    /// every flow through its levels).
+    pending: VecDeque<(u64, u128)>,
     /// The latest start time taken.
     taken: Option<u64>,
     /// Destinations seen within the window before `taken`: tag, address
@@ -205,18 +231,29 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
+    /// A flow that started at `t` to the destination whose [`key`] is `k`.
     #[inline]
-    pub fn add(&mut self, t: u64, dst: IpAddr, window_ms: u64, cap: usize) {
-        self.pending.push(std::cmp::Reverse((t, key(dst))));
-        if self.pending.len() > REORDER {
-            let std::cmp::Reverse((t, k)) = self.pending.pop().expect("not empty");
-            self.take(t, k, window_ms, cap);
+    pub fn add_key(&mut self, t: u64, k: u128, window_ms: u64, cap: usize) {
+        let v = (t, k);
+        if self.pending.len() >= REORDER {
+            // Full: the earliest of the held flows and this one is taken.
+            let first = self.pending.front().copied().expect("REORDER > 0");
+            if v <= first {
+                return self.take(v.0, v.1, window_ms, cap);
+            }
+            self.pending.pop_front();
+            self.take(first.0, first.1, window_ms, cap);
         }
+        let mut i = self.pending.len();
+        while i > 0 && self.pending[i - 1] > v {
+            i -= 1;
+        }
+        self.pending.insert(i, v);
     }
 
     /// Takes the flows still held, in order: the peaks are final.
     pub fn finish(&mut self, window_ms: u64, cap: usize) {
-        while let Some(std::cmp::Reverse((t, k))) = self.pending.pop() {
+        while let Some((t, k)) = self.pending.pop_front() {
             self.take(t, k, window_ms, cap);
         }
     }
@@ -238,7 +275,7 @@ impl Stream {
             self.expire(lo);
         }
         let tag = mix(k) as u32;
-        match (0..self.recent_tags.len()).find(|&i| self.recent_tags[i] == tag && self.recent_keys[i] == k) {
+        match find_tag(&self.recent_tags, &self.recent_keys, tag, k) {
             Some(i) => self.recent_last[i] = t,
             None if self.recent_tags.len() < cap => {
                 if self.recent_tags.is_empty() {
@@ -288,6 +325,25 @@ impl Stream {
     }
 }
 
+/// Where `k` (whose tag is `tag`) is in `keys`. The tags are compared 16
+/// at a time without a branch per tag (the set is scanned for every flow
+/// and is usually full of other destinations), then the keys of the
+/// matching tags.
+#[inline]
+fn find_tag(tags: &[u32], keys: &[u128], tag: u32, k: u128) -> Option<usize> {
+    for (c, chunk) in tags.chunks(16).enumerate() {
+        let mut m = chunk.iter().enumerate().fold(0u32, |m, (j, &t)| m | u32::from(t == tag) << j);
+        while m != 0 {
+            let i = c * 16 + m.trailing_zeros() as usize;
+            if keys[i] == k {
+                return Some(i);
+            }
+            m &= m - 1;
+        }
+    }
+    None
+}
+
 /// Start times in at most 2 x [`TIME_BUCKETS`] buckets (merged back to
 /// [`TIME_BUCKETS`] when full): (first, last, flows), ascending and disjoint.
 #[derive(Debug, Clone, Default)]
@@ -298,7 +354,15 @@ pub(crate) struct Times {
 impl Times {
     #[inline]
     pub fn add(&mut self, t: u64) {
-        let i = self.buckets.partition_point(|b| b.1 < t);
+        // Start times mostly grow: the last bucket first.
+        let i = match self.buckets.last_mut() {
+            Some(b) if b.1 < t => self.buckets.len(),
+            Some(b) if b.0 <= t => {
+                b.2 += 1;
+                return;
+            }
+            _ => self.buckets.partition_point(|b| b.1 < t),
+        };
         if let Some(b) = self.buckets.get_mut(i).filter(|b| b.0 <= t) {
             b.2 += 1;
             return;
@@ -312,28 +376,34 @@ impl Times {
     /// Back to [`TIME_BUCKETS`] buckets, merging the adjacent ones closest
     /// in time (a gap is merged when it is among the smallest).
     fn merge(&mut self) {
-        let mut gaps: Vec<u64> = self.buckets.windows(2).map(|w| w[1].0 - w[0].1).collect();
+        // In place, the gaps on the stack: this runs every TIME_BUCKETS
+        // new start times of a row.
+        let mut gaps = [0u64; 2 * TIME_BUCKETS];
+        let n = self.buckets.len() - 1;
+        for (g, w) in gaps.iter_mut().zip(self.buckets.windows(2)) {
+            *g = w[1].0 - w[0].1;
+        }
         let excess = self.buckets.len() - TIME_BUCKETS;
-        let (_, &mut cut, _) = gaps.select_nth_unstable(excess - 1);
+        let (_, &mut cut, _) = gaps[..n].select_nth_unstable(excess - 1);
         // Gaps below the cut all merge; gaps equal to it, as many as remain.
         let mut equal = excess - self.buckets.windows(2).filter(|w| w[1].0 - w[0].1 < cut).count();
-        gaps.clear();
-        let mut out: Vec<(u64, u64, u64)> = Vec::with_capacity(2 * TIME_BUCKETS);
-        for &b in &self.buckets {
-            if let Some(last) = out.last_mut() {
-                let gap = b.0 - last.1;
-                if gap < cut || (gap == cut && equal > 0) {
-                    if gap == cut {
-                        equal -= 1;
-                    }
-                    last.1 = b.1;
-                    last.2 += b.2;
-                    continue;
+        let mut j = 0;
+        for i in 1..self.buckets.len() {
+            let b = self.buckets[i];
+            let last = &mut self.buckets[j];
+            let gap = b.0 - last.1;
+            if gap < cut || (gap == cut && equal > 0) {
+                if gap == cut {
+                    equal -= 1;
                 }
+                last.1 = b.1;
+                last.2 += b.2;
+            } else {
+                j += 1;
+                self.buckets[j] = b;
             }
-            out.push(b);
         }
-        self.buckets = out;
+        self.buckets.truncate(j + 1);
     }
 
     /// Flows that started at or after `from`, the first such start, and

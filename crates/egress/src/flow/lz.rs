@@ -32,36 +32,81 @@ impl LzError {
     }
 }
 
-/// Copies a match of `len` bytes from `dist` bytes back (the regions may
-/// overlap: a distance shorter than the length repeats the pattern).
+/// Bytes past `max` the output buffer holds: short copies are done as
+/// one fixed 16- or 32-byte move (no call to memmove for a few bytes),
+/// which may write up to this far past the end of what they copy; later
+/// copies overwrite it, and the caller reads only the decoded length.
+pub const SLACK: usize = 32;
+
+/// The output buffer, `max + SLACK` long: grown (and zeroed) once, then
+/// reused as it is by every block.
+fn prepare(out: &mut Vec<u8>, max: usize) {
+    if out.len() < max + SLACK {
+        out.resize(max + SLACK, 0);
+    }
+}
+
+/// Copies a match of `len` bytes from `dist` bytes back to `*op` (the
+/// regions may overlap: a distance shorter than the length repeats the
+/// pattern).
 #[inline]
-fn copy_match(out: &mut Vec<u8>, dist: usize, len: usize, max: usize) -> Result<(), LzError> {
-    if dist == 0 || dist > out.len() {
+fn copy_match(out: &mut [u8], op: &mut usize, dist: usize, len: usize, max: usize) -> Result<(), LzError> {
+    let o = *op;
+    if dist == 0 || dist > o {
         return Err(LzError::LookBehind);
     }
-    if out.len() + len > max {
+    if len > max - o {
         return Err(LzError::OutputOverrun);
     }
-    let start = out.len() - dist;
-    if dist >= len {
-        out.extend_from_within(start..start + len);
+    let start = o - dist;
+    *op = o + len;
+    // o + len <= max, so a fixed move of up to SLACK bytes stays inside.
+    if len <= 16 && dist >= 16 {
+        let (done, rest) = out.split_at_mut(o);
+        rest[..16].copy_from_slice(&done[start..start + 16]);
+    } else if len <= 32 && dist >= 32 {
+        let (done, rest) = out.split_at_mut(o);
+        rest[..32].copy_from_slice(&done[start..start + 32]);
+    } else if dist >= len {
+        out.copy_within(start..start + len, o);
     } else {
-        for i in 0..len {
-            let b = out[start + i];
-            out.push(b);
+        // Overlapping: the match repeats the last `dist` bytes. Everything
+        // from `start` on has that period, and so does each copy of it
+        // placed at a multiple of `dist`: copy in chunks that double, not
+        // byte by byte.
+        let mut at = o;
+        while at < o + len {
+            let n = (at - start).min(o + len - at);
+            out.copy_within(start..start + n, at);
+            at += n;
         }
     }
     Ok(())
 }
 
 #[inline]
-fn copy_literals(out: &mut Vec<u8>, input: &[u8], ip: &mut usize, len: usize, max: usize) -> Result<(), LzError> {
-    let lit = input.get(*ip..ip.checked_add(len).ok_or(LzError::InputOverrun)?).ok_or(LzError::InputOverrun)?;
-    if out.len() + len > max {
+fn copy_literals(
+    out: &mut [u8],
+    op: &mut usize,
+    input: &[u8],
+    ip: &mut usize,
+    len: usize,
+    max: usize,
+) -> Result<(), LzError> {
+    let (i, o) = (*ip, *op);
+    if len > input.len() - i {
+        return Err(LzError::InputOverrun);
+    }
+    if len > max - o {
         return Err(LzError::OutputOverrun);
     }
-    out.extend_from_slice(lit);
-    *ip += len;
+    if len <= 16 && input.len() - i >= 16 {
+        out[o..o + 16].copy_from_slice(&input[i..i + 16]);
+    } else {
+        out[o..o + len].copy_from_slice(&input[i..i + len]);
+    }
+    *ip = i + len;
+    *op = o + len;
     Ok(())
 }
 
@@ -86,10 +131,13 @@ fn lzo_long(input: &[u8], ip: &mut usize, base: usize) -> Result<usize, LzError>
 }
 
 /// LZ4 block format: sequences of (token, literals, offset, match), the
-/// last one literals only. Appends to `out` (cleared first), at most `max` bytes.
-pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError> {
-    out.clear();
-    let mut ip = 0usize;
+/// last one literals only. Decodes into `out` (used as a buffer of
+/// `max` + [`SLACK`] bytes, kept between calls) and returns the decoded
+/// length, at most `max`: the block is `out[..n]`.
+pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, LzError> {
+    prepare(out, max);
+    let out = &mut out[..];
+    let (mut ip, mut op) = (0usize, 0usize);
     loop {
         let token = byte(input, &mut ip)?;
         let mut lit = token >> 4;
@@ -102,9 +150,9 @@ pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzEr
                 }
             }
         }
-        copy_literals(out, input, &mut ip, lit, max)?;
+        copy_literals(out, &mut op, input, &mut ip, lit, max)?;
         if ip == input.len() {
-            return Ok(());
+            return Ok(op);
         }
         let lo = byte(input, &mut ip)?;
         let hi = byte(input, &mut ip)?;
@@ -119,7 +167,7 @@ pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzEr
                 }
             }
         }
-        copy_match(out, dist, len, max)?;
+        copy_match(out, &mut op, dist, len, max)?;
     }
 }
 
@@ -127,10 +175,11 @@ pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzEr
 /// `lzo1x_decompress_safe` does). `state` is what the previous instruction
 /// left: 0 after a match with no trailing literals, 1..=3 after that many
 /// trailing literals, 4 after a literal run; instructions below 16 mean
-/// different things in each.
-pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError> {
-    out.clear();
-    let mut ip = 0usize;
+/// different things in each. Output as [`lz4_block`]'s.
+pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, LzError> {
+    prepare(out, max);
+    let out = &mut out[..];
+    let (mut ip, mut op) = (0usize, 0usize);
     let mut state;
     // The first byte may start with a literal run of its own encoding.
     match input.first() {
@@ -138,7 +187,7 @@ pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError>
         Some(&b) if b > 17 => {
             ip = 1;
             let n = b as usize - 17;
-            copy_literals(out, input, &mut ip, n, max)?;
+            copy_literals(out, &mut op, input, &mut ip, n, max)?;
             state = if n < 4 { n } else { 4 };
         }
         Some(_) => state = 0,
@@ -152,7 +201,7 @@ pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError>
             // M2: 3..=8 bytes from up to 2 KiB back.
             let h = byte(input, &mut ip)?;
             let dist = 1 + ((t >> 2) & 7) + (h << 3);
-            copy_match(out, dist, (t >> 5) + 1, max)?;
+            copy_match(out, &mut op, dist, (t >> 5) + 1, max)?;
             trailing = t & 3;
         } else if t >= 32 {
             // M3: any length, up to 16 KiB back.
@@ -160,7 +209,7 @@ pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError>
             let lo = byte(input, &mut ip)?;
             let hi = byte(input, &mut ip)?;
             let d = lo | hi << 8;
-            copy_match(out, 1 + (d >> 2), len + 2, max)?;
+            copy_match(out, &mut op, 1 + (d >> 2), len + 2, max)?;
             trailing = lo & 3;
         } else if t >= 16 {
             // M4: 16..48 KiB back; distance 16384 exactly ends the stream.
@@ -170,27 +219,27 @@ pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<(), LzError>
             let d = lo | hi << 8;
             let dist = ((t & 8) << 11) + (d >> 2);
             if dist == 0 {
-                return if ip == input.len() { Ok(()) } else { Err(LzError::NoEnd) };
+                return if ip == input.len() { Ok(op) } else { Err(LzError::NoEnd) };
             }
-            copy_match(out, dist + 0x4000, len + 2, max)?;
+            copy_match(out, &mut op, dist + 0x4000, len + 2, max)?;
             trailing = lo & 3;
         } else if state == 0 {
             // A literal run of 3 or more.
             let len = if t == 0 { lzo_long(input, &mut ip, 15)? } else { t };
-            copy_literals(out, input, &mut ip, len + 3, max)?;
+            copy_literals(out, &mut op, input, &mut ip, len + 3, max)?;
             state = 4;
             continue;
         } else {
             // M1: a short match whose meaning depends on what came before.
             let h = byte(input, &mut ip)?;
             if state == 4 {
-                copy_match(out, 1 + 0x800 + (t >> 2) + (h << 2), 3, max)?;
+                copy_match(out, &mut op, 1 + 0x800 + (t >> 2) + (h << 2), 3, max)?;
             } else {
-                copy_match(out, 1 + (t >> 2) + (h << 2), 2, max)?;
+                copy_match(out, &mut op, 1 + (t >> 2) + (h << 2), 2, max)?;
             }
             trailing = t & 3;
         }
-        copy_literals(out, input, &mut ip, trailing, max)?;
+        copy_literals(out, &mut op, input, &mut ip, trailing, max)?;
         state = trailing;
     }
 }
@@ -204,13 +253,42 @@ mod tests {
         // "abc" then a match of 9 from 3 back: "abcabcabcabc", then "xy".
         let block = [0x35, b'a', b'b', b'c', 3, 0, 0x20, b'x', b'y'];
         let mut out = Vec::new();
-        lz4_block(&block, &mut out, 100).unwrap();
-        assert_eq!(out, b"abcabcabcabcxy");
+        let n = lz4_block(&block, &mut out, 100).unwrap();
+        assert_eq!(&out[..n], b"abcabcabcabcxy");
         assert_eq!(lz4_block(&block, &mut out, 10), Err(LzError::OutputOverrun));
         assert_eq!(lz4_block(&[0x10, b'a', 5, 0], &mut out, 100), Err(LzError::LookBehind));
         assert_eq!(lz4_block(&[0x10, b'a', 0, 0], &mut out, 100), Err(LzError::LookBehind));
         assert_eq!(lz4_block(&[0x50, b'a'], &mut out, 100), Err(LzError::InputOverrun));
         assert_eq!(lz4_block(&[], &mut out, 100), Err(LzError::InputOverrun));
+    }
+
+    #[test]
+    fn overlapping_matches_repeat_the_pattern_at_every_distance() {
+        // A literal run of 20 distinct bytes, then a match of every length
+        // from every distance up to it, checked against byte-by-byte copying.
+        for dist in 1..=20usize {
+            for len in 4..=100usize {
+                // Token: 15+ literals, the match length's nibble; then
+                // the literal count's extra byte, the literals, the
+                // distance, the match length's extra byte; then an empty
+                // last sequence.
+                let extra = len - 4;
+                let mut block = vec![0xf0 | extra.min(15) as u8, 20 - 15];
+                block.extend(b'a'..b'a' + 20);
+                block.extend([dist as u8, 0]);
+                if extra >= 15 {
+                    block.push((extra - 15) as u8);
+                }
+                block.push(0);
+                let mut want: Vec<u8> = (b'a'..b'a' + 20).collect();
+                for _ in 0..len {
+                    want.push(want[want.len() - dist]);
+                }
+                let mut out = Vec::new();
+                let n = lz4_block(&block, &mut out, 1000).unwrap();
+                assert_eq!(out[..n], want, "distance {dist}, length {len}");
+            }
+        }
     }
 
     #[test]
@@ -220,8 +298,8 @@ mod tests {
         let m2 = 64 | ((5 - 1) & 7) << 2;
         let block = [22, b'h', b'e', b'l', b'l', b'o', m2, 0, 0x11, 0, 0];
         let mut out = Vec::new();
-        lzo1x(&block, &mut out, 100).unwrap();
-        assert_eq!(out, b"hellohel");
+        let n = lzo1x(&block, &mut out, 100).unwrap();
+        assert_eq!(&out[..n], b"hellohel");
         // Bytes after the end marker, and no end marker at all.
         let mut extra = block.to_vec();
         extra.push(0);
@@ -240,8 +318,8 @@ mod tests {
         block.extend([33, 2, 0, b'!', b'?']);
         block.extend([0x11, 0, 0]);
         let mut out = Vec::new();
-        lzo1x(&block, &mut out, 1000).unwrap();
-        assert_eq!(out.len(), 275 + 3 + 2);
-        assert!(out.ends_with(b"zzz!?"));
+        let n = lzo1x(&block, &mut out, 1000).unwrap();
+        assert_eq!(n, 275 + 3 + 2);
+        assert!(out[..n].ends_with(b"zzz!?"));
     }
 }

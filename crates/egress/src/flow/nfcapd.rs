@@ -127,12 +127,15 @@ pub struct Reader<R: Read> {
     pub problems_total: u64,
 }
 
+#[inline]
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
+#[inline]
 fn le32(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
 }
+#[inline]
 fn le64(b: &[u8], at: usize) -> u64 {
     let mut v = [0u8; 8];
     v.copy_from_slice(&b[at..at + 8]);
@@ -222,6 +225,14 @@ impl<R: Read> Reader<R> {
     /// `Ok(false)` at the end of the file; `Err` only for an I/O error.
     pub fn next_block(&mut self, out: &mut Vec<Counted>) -> std::io::Result<bool> {
         out.clear();
+        self.next_block_each(|f, n| out.push((*f, n)))
+    }
+
+    /// Decodes the next data block, handing each flow and the flows it
+    /// stands for to `each` as it is decoded (no per-block list of flows:
+    /// the records are read where the block buffer holds them).
+    /// `Ok(false)` at the end of the file; `Err` only for an I/O error.
+    pub fn next_block_each(&mut self, mut each: impl FnMut(&Flow, u64)) -> std::io::Result<bool> {
         if self.done {
             return Ok(false);
         }
@@ -270,24 +281,24 @@ impl<R: Read> Reader<R> {
             return Ok(true);
         }
         let decoded = match self.header.compression {
-            Compression::None => Ok(()),
+            Compression::None => Ok(size),
             Compression::Lzo => lz::lzo1x(&self.raw, &mut self.block, MAX_BLOCK),
             Compression::Lz4 => lz::lz4_block(&self.raw, &mut self.block, MAX_BLOCK),
         };
-        if let Err(e) = decoded {
-            self.stats.blocks_corrupt += 1;
-            let c = self.header.compression.as_str();
-            self.problem(at, format!("block {} does not decompress ({c}): {}; skipped", self.next_block, e.as_str()));
-            return Ok(true);
-        }
-        let body =
-            std::mem::take(if self.header.compression == Compression::None { &mut self.raw } else { &mut self.block });
-        let r = decode_records(&body, records, &mut self.stats, out);
-        if self.header.compression == Compression::None {
-            self.raw = body;
-        } else {
-            self.block = body;
-        }
+        let n = match decoded {
+            Ok(n) => n,
+            Err(e) => {
+                self.stats.blocks_corrupt += 1;
+                let c = self.header.compression.as_str();
+                self.problem(
+                    at,
+                    format!("block {} does not decompress ({c}): {}; skipped", self.next_block, e.as_str()),
+                );
+                return Ok(true);
+            }
+        };
+        let body = if self.header.compression == Compression::None { &self.raw[..] } else { &self.block[..n] };
+        let r = decode_records(body, records, &mut self.stats, &mut each);
         if let Err((pos, why)) = r {
             self.stats.records_malformed += 1;
             let where_ = if self.header.compression == Compression::None {
@@ -328,13 +339,14 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// The records of one decompressed type-3 block. `Err((offset, why))` at
-/// the first record that cannot be walked; flows before it are kept.
+/// The records of one decompressed type-3 block, each flow handed to
+/// `each`. `Err((offset, why))` at the first record that cannot be walked;
+/// flows before it were handed over.
 pub fn decode_records(
     b: &[u8],
     records: u32,
     stats: &mut Stats,
-    out: &mut Vec<Counted>,
+    each: &mut impl FnMut(&Flow, u64),
 ) -> Result<(), (usize, &'static str)> {
     let mut pos = 0usize;
     for _ in 0..records {
@@ -348,9 +360,9 @@ pub fn decode_records(
         stats.records += 1;
         if kind == V3_RECORD {
             match v3(&b[pos..pos + size]) {
-                Ok(Some(c)) => {
+                Ok(Some((f, n))) => {
                     stats.flows += 1;
-                    out.push(c);
+                    each(&f, n);
                 }
                 Ok(None) => stats.records_incomplete += 1,
                 Err(why) => return Err((pos, why)),
@@ -364,6 +376,7 @@ pub fn decode_records(
 }
 
 /// One V3 record: `Ok(None)` when it lacks addresses or the generic flow.
+#[inline]
 fn v3(r: &[u8]) -> Result<Option<Counted>, &'static str> {
     if r.len() < V3_HEADER_LEN {
         return Err("V3 record shorter than its header");

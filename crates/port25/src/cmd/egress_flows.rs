@@ -337,17 +337,15 @@ fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
 /// of memory whatever the files' sizes.
 pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow::Result<NfcapdRead> {
     let mut r = NfcapdRead::default();
-    let mut flows = Vec::new();
     for path in paths {
         for file in nfcapd_files(path)? {
             let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
             let mut reader = nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f))
                 .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            while reader.next_block(&mut flows).with_context(|| format!("reading {}", file.display()))? {
-                for (f, n) in &flows {
-                    analyzer.add_counted(f, *n);
-                }
-            }
+            while reader
+                .next_block_each(|f, n| analyzer.add_counted(f, n))
+                .with_context(|| format!("reading {}", file.display()))?
+            {}
             let s = &reader.stats;
             r.files += 1;
             r.stats.blocks += s.blocks;
