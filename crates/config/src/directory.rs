@@ -287,8 +287,11 @@ pub(crate) fn resolve(raw: RawDirectory, text: &str, file: &Path, base: &Path) -
             })
         }
         "postgresql" => {
-            let connection =
-                required(&raw.connection, "connection", "e.g. \"host=/run/postgresql user=port25 dbname=mail\"")?;
+            let connection = required(&raw.connection, "connection", crate::postgres_connection::EXAMPLE)?;
+            if let Some(c) = &raw.connection {
+                crate::postgres_connection::check(c)
+                    .map_err(|(at, msg)| err(at, msg, crate::postgres_connection::EXAMPLE))?;
+            }
             let one_parameter = |v: &Option<Spanned<String>>, key: &str, what: &str| -> Result<(), ConfigError> {
                 if let Some(q) = v {
                     let uses = |n: u32| q.get_ref().contains(&format!("${n}"));

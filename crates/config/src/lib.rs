@@ -15,6 +15,7 @@ mod http;
 mod model;
 mod mxauth;
 mod outbound;
+mod postgres_connection;
 mod screen;
 mod shared;
 mod submission;

@@ -120,14 +120,11 @@ pub(crate) fn resolve(
                     None => None,
                 };
                 match (&raw.connection, directory.map(|d| &d.backend)) {
-                    (Some(c), _) if c.get_ref().trim().is_empty() || c.get_ref().chars().any(char::is_control) => {
-                        return Err(err(
-                            c.span().start,
-                            "connection is empty or holds a control character".into(),
-                            "e.g. \"host=/run/postgresql user=port25 dbname=mail\"",
-                        ))
+                    (Some(c), _) => {
+                        crate::postgres_connection::check(c)
+                            .map_err(|(at, msg)| err(at, msg, crate::postgres_connection::EXAMPLE))?;
+                        Store::Postgresql { connection: c.get_ref().clone(), password_file }
                     }
-                    (Some(c), _) => Store::Postgresql { connection: c.get_ref().clone(), password_file },
                     (None, Some(crate::directory::Backend::Postgresql(d))) => Store::Postgresql {
                         connection: d.connection.clone(),
                         password_file: password_file.or_else(|| d.password_file.clone()),

@@ -40,6 +40,34 @@ fn config_check_reports_file_line_and_fix() {
 }
 
 #[test]
+fn config_check_names_a_postgresql_connection_string_that_would_not_connect() {
+    // The directory's and the shared store's strings are parsed when the file
+    // is read, not when serve first opens the database: a typo is a line.
+    let dir = tempfile::tempdir().unwrap();
+    let head = "hostname = \"mx.example.net\"\n[mx]\ndomains = [\"example.net\"]\n";
+    let directory = "[submission.directory]\ntype = \"postgresql\"\nlogin_query = \"SELECT password FROM users WHERE login = $1\"\n";
+    let cases = [
+        (format!("{head}{directory}connection = \"host=/run/postgresql port=fivefourthreetwo\"\n"), 7),
+        (format!("{head}{directory}connection = \"host=/run/postgresql\"\n[submission.shared]\nbackend = \"postgresql\"\nconnection = \"hots=db.example\"\n"), 10),
+    ];
+    for (i, (text, line)) in cases.iter().enumerate() {
+        let file = dir.path().join(format!("pg{i}.toml"));
+        std::fs::write(&file, text).unwrap();
+        let out = Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.starts_with(&format!("{}:{line}:", file.display())), "{err}");
+        assert!(err.contains("is not a PostgreSQL connection string"), "{err}");
+        assert!(err.contains("fix: libpq key=value pairs or a postgresql:// URL"), "{err}");
+    }
+    // The same file with a good string passes.
+    let file = dir.path().join("good.toml");
+    std::fs::write(&file, format!("{head}{directory}connection = \"postgresql://port25@db.example/mail\"\n")).unwrap();
+    let out = Command::new(BIN).args(["config", "check"]).arg(&file).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
 fn serve_with_no_configuration_uses_the_embedded_default() {
     // Run in an empty directory: data goes to ./port25-data. The default
     // port may be taken on a shared machine, so only the start-up is checked
