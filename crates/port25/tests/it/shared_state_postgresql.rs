@@ -147,3 +147,76 @@ fn postgresql_schema_made_by_the_owner_and_bound_values() {
     let usage = pg.sql("SELECT login, legacy, uses > 0 FROM port25_shared_usage");
     assert_eq!(usage.trim(), format!("{ALICE}|f|t"), "alice's use recorded, nobody else's: {usage}");
 }
+
+/// The entry counts the triggers keep (`'#' || key` rows) against a plain
+/// count of the entries, after each thing that adds or removes entries:
+/// reservations (new members and a member reserved again), a full window,
+/// a release, entries past their window, the sweep, sessions entering and
+/// leaving, and a database whose entries were made before the counts were
+/// kept (the schema run again counts them once).
+#[test]
+fn postgresql_kept_entry_counts_match_the_entries_through_every_change() {
+    let pg = Postgres::start();
+    let schema = String::from_utf8(Command::new(BIN).args(["shared", "schema"]).output().unwrap().stdout).unwrap();
+    pg.sql(&schema);
+    let agree = |when: &str| {
+        let diff = pg.sql(
+            "SELECT count(*) FROM (SELECT key, count(*) AS n FROM port25_shared_entry GROUP BY key) e \
+             FULL JOIN (SELECT substr(key, 2) AS key, n FROM port25_shared_key WHERE key LIKE '#%') c USING (key) \
+             WHERE e.n IS DISTINCT FROM c.n",
+        );
+        assert_eq!(diff.trim(), "0", "{when}: {}", pg.sql("SELECT key, n FROM port25_shared_key"));
+    };
+    let reserve = |member: &str, span_ms: u32| {
+        pg.sql(&format!(
+            "SELECT port25_shared_reserve(ARRAY['w:h', 'w:d'], ARRAY[{span_ms}, 86400000]::bigint[], ARRAY[3, 100], '{member}')"
+        ))
+    };
+    for m in ["m1", "m2", "m3"] {
+        assert_eq!(reserve(m, 3_600_000).trim(), "{0,0}");
+    }
+    agree("three reserved");
+    // The hour window is full: the answer names it (1) and the wait.
+    assert!(reserve("m2", 3_600_000).trim().starts_with("{1,"), "reserved again in a full hour");
+    assert!(reserve("m4", 3_600_000).trim().starts_with("{1,"), "the fourth in an hour of three is refused");
+    agree("a full window refused");
+    pg.sql("DELETE FROM port25_shared_entry WHERE key = ANY(ARRAY['w:h', 'w:d']) AND member = 'm1'");
+    agree("one released");
+    assert_eq!(reserve("m4", 3_600_000).trim(), "{0,0}", "a released place is free again");
+    // Entries 1 ms long: past their window at the next reservation, which
+    // deletes them before counting.
+    pg.sql("DELETE FROM port25_shared_entry WHERE key = 'w:h'");
+    agree("the hour emptied");
+    for m in ["s1", "s2", "s3"] {
+        assert_eq!(reserve(m, 1).trim(), "{0,0}");
+    }
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(reserve("s4", 1).trim(), "{0,0}", "entries past their window do not count");
+    agree("entries past their window");
+    std::thread::sleep(Duration::from_millis(20));
+    pg.sql("SELECT port25_shared_expire(10000)");
+    agree("after the sweep");
+    assert_eq!(pg.sql("SELECT count(*) FROM port25_shared_key WHERE key = '#w:h'").trim(), "0", "an empty count goes");
+    for s in ["a", "b"] {
+        assert_eq!(pg.sql(&format!("SELECT port25_shared_enter('sessions:x', '{s}', 2, 60000)")).trim(), "t");
+    }
+    assert_eq!(pg.sql("SELECT port25_shared_enter('sessions:x', 'c', 2, 60000)").trim(), "f", "a third of two");
+    pg.sql("DELETE FROM port25_shared_entry WHERE key = ANY(ARRAY['sessions:x']) AND member = 'a'");
+    assert_eq!(pg.sql("SELECT port25_shared_enter('sessions:x', 'c', 2, 60000)").trim(), "t", "one left");
+    agree("sessions");
+
+    // An older schema: no triggers, no counts, entries already there.
+    pg.sql(
+        "DROP TRIGGER port25_shared_entry_inserted ON port25_shared_entry; \
+         DROP TRIGGER port25_shared_entry_deleted ON port25_shared_entry; \
+         DELETE FROM port25_shared_key WHERE key LIKE '#%'; \
+         DROP FUNCTION port25_shared_entries(text) CASCADE",
+    );
+    pg.sql(
+        "INSERT INTO port25_shared_entry SELECT 'w:old', 'o' || i, now(), now() + interval '1 hour' \
+         FROM generate_series(1, 250) i",
+    );
+    pg.sql(&schema);
+    agree("the schema run over an older one");
+    assert_eq!(pg.sql("SELECT n FROM port25_shared_key WHERE key = '#w:old'").trim(), "250");
+}
