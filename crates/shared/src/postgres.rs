@@ -143,55 +143,6 @@ BEGIN
     ON CONFLICT (key) DO UPDATE SET n = 1, expires = excluded.expires;
 END $$;
 
--- The number of entries under each entry key, kept in port25_shared_key
--- under '#' || key (expiring never: the row goes when its count reaches 0),
--- by the two statement triggers below, whatever adds or removes entries
--- (a reservation, a release, a session leaving, the sweep). A reservation
--- reads one row instead of counting its window's entries under the key's
--- lock: a login sending 100,000 a day made each of its reservations count
--- 100,000 rows, one after the other.
-CREATE OR REPLACE FUNCTION port25_shared_counted() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-  IF TG_OP = 'INSERT' THEN
-    INSERT INTO port25_shared_key AS c (key, n, expires)
-      SELECT '#' || key, count(*), 'infinity' FROM new_rows GROUP BY key ORDER BY 1
-      ON CONFLICT (key) DO UPDATE SET n = c.n + excluded.n;
-  ELSE
-    -- Rows locked in key order, as every other writer takes them, so a
-    -- sweep and a reservation never wait for each other in a circle.
-    PERFORM 1 FROM port25_shared_key
-      WHERE key IN (SELECT DISTINCT '#' || key FROM old_rows) ORDER BY key FOR UPDATE;
-    UPDATE port25_shared_key c SET n = c.n - d.n
-      FROM (SELECT '#' || key AS key, count(*) AS n FROM old_rows GROUP BY key) d WHERE c.key = d.key;
-    DELETE FROM port25_shared_key
-      WHERE key IN (SELECT DISTINCT '#' || key FROM old_rows) AND n <= 0;
-  END IF;
-  RETURN NULL;
-END $$;
-
-DO $$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_trigger
-                 WHERE tgrelid = 'port25_shared_entry'::regclass AND tgname = 'port25_shared_entry_deleted') THEN
-    -- Entries made before the counts were kept (an older schema) are counted once.
-    INSERT INTO port25_shared_key (key, n, expires)
-      SELECT '#' || key, count(*), 'infinity' FROM port25_shared_entry GROUP BY key
-      ON CONFLICT (key) DO UPDATE SET n = excluded.n, expires = excluded.expires;
-    CREATE TRIGGER port25_shared_entry_inserted AFTER INSERT ON port25_shared_entry
-      REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION port25_shared_counted();
-    CREATE TRIGGER port25_shared_entry_deleted AFTER DELETE ON port25_shared_entry
-      REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION port25_shared_counted();
-  END IF;
-END $$;
-
--- The count of live entries under key: past entries are deleted first
--- (their trigger lowers the count), then the count row is read.
-CREATE OR REPLACE FUNCTION port25_shared_entries(p_key text) RETURNS integer
-LANGUAGE sql STABLE AS $$
-  SELECT coalesce((SELECT n FROM port25_shared_key WHERE key = '#' || p_key), 0)
-$$;
-
 -- One entry `member` in every window (keys[i]: at most maxes[i] entries
 -- younger than spans_ms[i]), all or none; member '' only checks. Returns
 -- {0, 0}, or {i, ms until the oldest entry of the full window i leaves}.
@@ -203,10 +154,8 @@ BEGIN
   FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
     DELETE FROM port25_shared_entry
       WHERE key = p_keys[i] AND at <= now() - p_spans_ms[i] * interval '1 millisecond';
-    c := port25_shared_entries(p_keys[i]);
+    SELECT count(*), min(at) INTO c, oldest FROM port25_shared_entry WHERE key = p_keys[i];
     IF c >= p_maxes[i] THEN
-      -- The (key, at) index gives the oldest without reading the others.
-      SELECT min(at) INTO oldest FROM port25_shared_entry WHERE key = p_keys[i];
       RETURN ARRAY[i, port25_shared_ms(oldest + p_spans_ms[i] * interval '1 millisecond')];
     END IF;
   END LOOP;
@@ -227,7 +176,7 @@ BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended(p_k, 25));
   DELETE FROM port25_shared_entry WHERE key = p_k AND expires <= now();
   IF EXISTS (SELECT 1 FROM port25_shared_entry WHERE key = p_k AND member = p_session) THEN RETURN true; END IF;
-  IF port25_shared_entries(p_k) >= p_max THEN RETURN false; END IF;
+  IF (SELECT count(*) FROM port25_shared_entry WHERE key = p_k) >= p_max THEN RETURN false; END IF;
   INSERT INTO port25_shared_entry (key, member, at, expires)
     VALUES (p_k, p_session, now(), now() + p_ttl_ms * interval '1 millisecond');
   RETURN true;
@@ -248,11 +197,9 @@ BEGIN
 END $$;
 "#;
 
-/// What proves the schema is there (the last function [`SCHEMA`] makes, and
-/// the entry counts' function, which an older schema lacks).
+/// What proves the schema is there (the last function [`SCHEMA`] makes).
 const PRESENT: &str = "SELECT to_regprocedure('port25_shared_expire(integer)') IS NOT NULL \
-                       AND to_regclass('port25_shared_usage') IS NOT NULL \
-                       AND to_regprocedure('port25_shared_entries(text)') IS NOT NULL";
+                       AND to_regclass('port25_shared_usage') IS NOT NULL";
 
 /// Every statement the operations run, prepared once per connection (so
 /// an operation is one Bind/Execute round trip, never a Parse first).
