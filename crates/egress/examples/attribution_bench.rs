@@ -100,7 +100,7 @@ fn join(spec: &str, flows: usize, rounds: usize) {
     let t = Instant::now();
     let l = load(&[spec]).unwrap();
     let load_s = t.elapsed().as_secs_f64();
-    let n = l.index.sessions.len() as u64;
+    let n = l.index.len() as u64;
     println!(
         "load {load_s:.3} s: {n} sessions over {} prefixes, {} warnings, peak RSS {:.1} MB",
         l.index.prefixes(),
