@@ -253,16 +253,18 @@ pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, Stri
             }
             Source::Kea | Source::Dhcpd => {
                 let paths = if spec.source == Source::Kea { kea_files(&spec.path) } else { vec![spec.path.clone()] };
-                let mut rows = Vec::new();
+                // Rows go into the leases as they are read: only the
+                // leases are kept.
+                let mut t = kea::Timeline::new(spec.source);
                 for p in paths {
                     let (text, id) = read(&p, &mut files)?;
                     if spec.source == Source::Kea {
-                        kea::parse(&text, id, &mut rows, &mut w);
+                        kea::parse_each(&text, id, &mut |r| t.row(r), &mut w);
                     } else {
-                        dhcpd::parse(&text, id, &mut rows, &mut w);
+                        dhcpd::parse_each(&text, id, &mut |r| t.row(r), &mut w);
                     }
                 }
-                add(&mut store, if spec.source == Source::Kea { kea::sessions(rows) } else { dhcpd::sessions(rows) });
+                store.append(t.finish());
             }
             Source::Radacct => {
                 let (text, id) = read(&spec.path, &mut files)?;
