@@ -27,6 +27,22 @@ struct Seg {
     session: u32,
 }
 
+/// A prefix (its address in two halves: 24 bytes where a `u128` would
+/// pad to 32) and its segments, `segs[first..first + n]`.
+#[derive(Debug, Clone, Copy)]
+struct Dir {
+    lo: u64,
+    hi: u64,
+    first: u32,
+    n: u32,
+}
+
+impl Dir {
+    fn addr(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+}
+
 /// The prefixes of one family and length: sorted, each with its run of
 /// segments, found through a hash of `u32` slots (a few bytes a prefix,
 /// where a map of vectors cost an allocation and some 80 bytes each).
@@ -34,9 +50,9 @@ struct Table {
     family: Family,
     len: u8,
     mask: u128,
-    addrs: Vec<u128>,
-    /// Prefix `i`'s segments are `segs[first[i]..first[i + 1]]`.
-    first: Vec<u32>,
+    /// The prefixes, sorted, each with where its segments are: one read
+    /// finds both.
+    dir: Vec<Dir>,
     segs: Vec<Seg>,
     slots: Slots,
 }
@@ -44,8 +60,11 @@ struct Table {
 impl Table {
     #[inline]
     fn segs(&self, addr: u128) -> Option<&[Seg]> {
-        let i = self.slots.find(crate::window::mix(addr), |i| self.addrs[i as usize] == addr)? as usize;
-        self.segs.get(self.first[i] as usize..self.first[i + 1] as usize)
+        let (lo, hi) = (addr as u64, (addr >> 64) as u64);
+        let d = &self.dir;
+        let i = self.slots.find(crate::window::mix(addr), |i| d[i as usize].lo == lo && d[i as usize].hi == hi)?;
+        let d = d[i as usize];
+        self.segs.get(d.first as usize..d.first as usize + d.n as usize)
     }
 }
 
@@ -95,29 +114,27 @@ impl Index {
                         family,
                         len,
                         mask,
-                        addrs: Vec::new(),
-                        first: vec![0],
+                        dir: Vec::new(),
                         segs: Vec::new(),
                         slots: Slots::default(),
                     });
                     tables.last_mut().expect("pushed")
                 }
             };
+            let first = t.segs.len();
             flatten(&items, &store, warnings, &mut t.segs);
             // Segments of one table stay under u32: sessions are u32, and
             // flattening gives at most two segments per claim.
-            let Ok(end) = u32::try_from(t.segs.len()) else { break };
-            t.addrs.push(addr);
-            t.first.push(end);
+            let (Ok(first), Ok(n)) = (u32::try_from(first), u32::try_from(t.segs.len() - first)) else { break };
+            t.dir.push(Dir { lo: addr as u64, hi: (addr >> 64) as u64, first, n });
         }
         drop(claims);
         for t in &mut tables {
-            t.addrs.shrink_to_fit();
-            t.first.shrink_to_fit();
+            t.dir.shrink_to_fit();
             t.segs.shrink_to_fit();
-            let addrs = &t.addrs;
-            for (i, &a) in addrs.iter().enumerate() {
-                t.slots.insert(crate::window::mix(a), i as u32, |j| crate::window::mix(addrs[j as usize]));
+            let dir = &t.dir;
+            for (i, d) in dir.iter().enumerate() {
+                t.slots.insert(crate::window::mix(d.addr()), i as u32, |j| crate::window::mix(dir[j as usize].addr()));
             }
         }
         tables.sort_by(|a, b| b.len.cmp(&a.len).then(a.family.cmp(&b.family)));
@@ -158,7 +175,7 @@ impl Index {
 
     /// Distinct prefixes indexed.
     pub fn prefixes(&self) -> usize {
-        self.tables.iter().map(|t| t.addrs.len()).sum()
+        self.tables.iter().map(|t| t.dir.len()).sum()
     }
 
     /// Memory held by the sessions and the tables, bytes.
@@ -167,7 +184,11 @@ impl Index {
             + self
                 .tables
                 .iter()
-                .map(|t| t.addrs.capacity() * 16 + t.first.capacity() * 4 + t.segs.capacity() * 24 + t.slots.bytes())
+                .map(|t| {
+                    t.dir.capacity() * std::mem::size_of::<Dir>()
+                        + t.segs.capacity() * std::mem::size_of::<Seg>()
+                        + t.slots.bytes()
+                })
                 .sum::<usize>()
     }
 }

@@ -20,7 +20,7 @@
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
 use super::csv::records;
-use super::store::{Slots, Store};
+use super::store::{Slots, Store, LEASE_ID};
 use super::{
     nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
 };
@@ -219,13 +219,14 @@ impl Timeline {
             }
             self.current[i as usize] = false;
         }
-        let id = if r.hostname.is_empty() { r.prefix.to_string() } else { format!("{} {}", r.prefix, r.hostname) };
-        let Some(i) = self.store.push_parts(
+        // The id is the prefix and the host name: only the name is stored.
+        let Some(host) = self.store.strings.intern(&r.hostname) else { return };
+        let Some(i) = self.store.push_ids(
             self.source,
             *kind,
             subscriber,
-            None,
-            &id,
+            LEASE_ID,
+            host,
             r.remote_id.as_deref(),
             r.circuit_id.as_deref(),
             &[r.prefix],

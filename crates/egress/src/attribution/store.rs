@@ -14,6 +14,10 @@ use std::hash::{BuildHasher, RandomState};
 
 /// No string (an absent option-82 value, or no NAS part in an id).
 pub(crate) const NONE: u32 = u32::MAX;
+/// As a record's `id_scope`: the id is the lease's prefix, then a space
+/// and the text `id` names if that is not empty (a DHCP lease's address
+/// and host name, not stored twice).
+pub(crate) const LEASE_ID: u32 = u32::MAX - 1;
 
 /// Open-addressing hash set of `u32` handles whose keys live elsewhere (in
 /// an arena, a record): 4 bytes a slot, where a `HashMap<String, u32>`
@@ -120,7 +124,7 @@ impl Strings {
         if let Some(id) = self.set.find(h, |id| self.get(id) == s) {
             return Some(id);
         }
-        let id = u32::try_from(self.starts.len()).ok().filter(|&id| id != NONE)?;
+        let id = u32::try_from(self.starts.len()).ok().filter(|&id| id < LEASE_ID)?;
         self.starts.push(self.text.len() as u64);
         self.text.push_str(s);
         let Strings { text, starts, set, hasher } = self;
@@ -284,6 +288,14 @@ impl Store {
         let id = self.strings.get(r.id);
         let id = match r.id_scope {
             NONE => id.to_owned(),
+            LEASE_ID => {
+                let p = self.prefixes_of(r).first().map(ToString::to_string).unwrap_or_default();
+                if id.is_empty() {
+                    p
+                } else {
+                    format!("{p} {id}")
+                }
+            }
             scope if self.strings.get(scope).is_empty() => id.to_owned(),
             scope => format!("{}/{id}", self.strings.get(scope)),
         };
