@@ -27,13 +27,17 @@ struct Seg {
     session: u32,
 }
 
-/// A prefix (its address in two halves: 24 bytes where a `u128` would
-/// pad to 32) and its segments, `segs[first..first + n]`.
+/// A prefix (its address in two halves: a `u128` would pad the entry to
+/// 48 bytes) and its `n` segments: when it has one (most prefixes: one
+/// lease, one session) the segment itself, so a lookup reads one entry;
+/// else `segs[start..start + n]`.
 #[derive(Debug, Clone, Copy)]
 struct Dir {
     lo: u64,
     hi: u64,
-    first: u32,
+    start: u64,
+    end: u64,
+    session: u32,
     n: u32,
 }
 
@@ -58,13 +62,19 @@ struct Table {
 }
 
 impl Table {
+    /// The session holding `addr` (this table's prefix of it) at `t_ms`.
     #[inline]
-    fn segs(&self, addr: u128) -> Option<&[Seg]> {
+    fn lookup(&self, addr: u128, t_ms: u64) -> Option<u32> {
         let (lo, hi) = (addr as u64, (addr >> 64) as u64);
         let d = &self.dir;
         let i = self.slots.find(crate::window::mix(addr), |i| d[i as usize].lo == lo && d[i as usize].hi == hi)?;
         let d = d[i as usize];
-        self.segs.get(d.first as usize..d.first as usize + d.n as usize)
+        if d.n == 1 {
+            return (d.start <= t_ms && t_ms < d.end).then_some(d.session);
+        }
+        let segs = self.segs.get(d.start as usize..d.start as usize + d.n as usize)?;
+        let i = segs.partition_point(|s| s.start <= t_ms);
+        (i > 0 && t_ms < segs[i - 1].end).then(|| segs[i - 1].session)
     }
 }
 
@@ -123,10 +133,18 @@ impl Index {
             };
             let first = t.segs.len();
             flatten(&items, &store, warnings, &mut t.segs);
-            // Segments of one table stay under u32: sessions are u32, and
-            // flattening gives at most two segments per claim.
-            let (Ok(first), Ok(n)) = (u32::try_from(first), u32::try_from(t.segs.len() - first)) else { break };
-            t.dir.push(Dir { lo: addr as u64, hi: (addr >> 64) as u64, first, n });
+            // A prefix's segments number under u32 (at most two per claim,
+            // and claims on one prefix are distinct sessions, numbered in
+            // u32) but the check costs nothing.
+            let Ok(n) = u32::try_from(t.segs.len() - first) else { break };
+            let (lo, hi) = (addr as u64, (addr >> 64) as u64);
+            t.dir.push(match t.segs.pop() {
+                Some(s) if n == 1 => Dir { lo, hi, start: s.start, end: s.end, session: s.session, n },
+                popped => {
+                    t.segs.extend(popped);
+                    Dir { lo, hi, start: first as u64, end: 0, session: 0, n }
+                }
+            });
         }
         drop(claims);
         for t in &mut tables {
@@ -150,10 +168,8 @@ impl Index {
             if t.family != family {
                 continue;
             }
-            let Some(segs) = t.segs(v & t.mask) else { continue };
-            let i = segs.partition_point(|s| s.start <= t_ms);
-            if i > 0 && t_ms < segs[i - 1].end {
-                return Some(segs[i - 1].session);
+            if let Some(s) = t.lookup(v & t.mask, t_ms) {
+                return Some(s);
             }
         }
         None
