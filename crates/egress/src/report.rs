@@ -587,7 +587,7 @@ impl<'a> Analyzer<'a> {
                         Attribution::On(match (session != NO_SESSION, nat) {
                             (true, nat) => {
                                 let inside = nat.map_or(ip, |b| b.inside);
-                                let mut a = Attributed::new(index.session(session), inside, files);
+                                let mut a = Attributed::new(&index.session(session), inside, files);
                                 a.cgnat = nat.map(|b| block_text(b, files));
                                 Some(Box::new(a))
                             }

@@ -28,6 +28,14 @@ fn radius_detail_files() {
             b"\tFramed-IP-Address = ::ffff:1.2.3.4\n",
             b"\n\n",
             b"\\777",
+            // The replay as read (the loader's) must equal the replay in
+            // time order: resets, interims, sessions repeated and undone.
+            b"\tAcct-Status-Type = Accounting-On\n",
+            b"\tAcct-Status-Type = Interim-Update\n",
+            b"\tNAS-IP-Address = 192.0.2.9\n",
+            b"\tAcct-Session-Id = \"s1\"\n",
+            b"\tTimestamp = 1764673205\n",
+            b"\tAcct-Session-Time = 60\n",
         ],
     };
     smoke_with("attribution_radius", 20_000, 0x51_7c_c1_b7_27_22_0a_95, &m, checks::radius_detail);

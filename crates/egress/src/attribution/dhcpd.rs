@@ -2,7 +2,7 @@
 //!
 //! Like Kea's memfile it is a journal: dhcpd appends a block each time a
 //! lease changes and rewrites the file now and then, so the last block for
-//! an address wins (the same rules, `kea::timeline`). A block runs from
+//! an address wins (the same rules, `kea::Timeline`). A block runs from
 //! `starts` to `ends` (UTC, `W YYYY/MM/DD HH:MM:SS`; `epoch N` under
 //! `db-time-format local`; `never`). `binding state active` holds the
 //! address; `free`, `released`, `expired` and `abandoned` say the holder
@@ -12,7 +12,7 @@
 //! dhcpd when the relay sent them), else `hardware ethernet`, else `uid`.
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
-use super::kea::{timeline, Row};
+use super::kea::{Row, Timeline};
 use super::{
     civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
     Warnings,
@@ -23,6 +23,11 @@ type Statements = Vec<(u32, String)>;
 
 /// Reads one lease file into rows, in file order.
 pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
+    parse_each(text, file, &mut |r| out.push(r), w);
+}
+
+/// [`parse`], each lease handed to `each` as it is read.
+pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) {
     // (first line, address, statements) of the lease block being read.
     let mut block: Option<(u32, String, Statements)> = None;
     // Depth of other blocks being skipped (failover, ia-na ...).
@@ -43,7 +48,7 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
                 let (start, addr, stmts) = (*start, std::mem::take(addr), std::mem::take(stmts));
                 block = None;
                 match lease(&addr, &stmts, Origin { file, line: start }) {
-                    Ok(Some(r)) => out.push(r),
+                    Ok(Some(r)) => each(r),
                     Ok(None) => {}
                     Err((line, why)) => w.add(WarningKind::BadRecord, Origin { file, line }, why),
                 }
@@ -196,7 +201,11 @@ fn lease(addr: &str, stmts: &Statements, origin: Origin) -> Result<Option<Row>, 
 
 /// Rows of every file, in order, into leases per address.
 pub fn sessions(rows: Vec<Row>) -> Vec<Session> {
-    timeline(rows, Source::Dhcpd)
+    let mut t = Timeline::new(Source::Dhcpd);
+    for r in rows {
+        t.row(r);
+    }
+    t.finish().iter().collect()
 }
 
 #[cfg(test)]
@@ -257,7 +266,8 @@ lease 10.0.0.22 {
         assert_eq!((s[0].start_ms, s[0].end_ms), (1_764_064_800_000, Some(1_764_066_000_000)));
         assert_eq!(
             (s[1].subscriber.as_str(), s[1].start_ms, s[1].end_ms),
-            ("02:00:00:00:00:21", 1_764_064_800_000, Some(u64::MAX))
+            // `ends never`: open, as Session documents it.
+            ("02:00:00:00:00:21", 1_764_064_800_000, None)
         );
     }
 

@@ -8,16 +8,14 @@
 //! overlap is a warning. A lookup tries the prefix lengths present, longest
 //! first (an address assigned on its own beats the delegated prefix it sits
 //! in), each one hash probe and a binary search. Memory is a few words per
-//! session and prefix; nothing is kept per lookup.
+//! session and prefix (see `store`); nothing is kept per lookup.
 
+use super::store::{Slots, Store};
 use super::{Session, WarningKind, Warnings};
 use crate::prefix::{ip_to_u128, Family};
-use crate::report::FxMap;
 use std::collections::BinaryHeap;
 use std::net::IpAddr;
 
-/// A prefix: family, length, first address.
-type Key = (Family, u8, u128);
 /// A session's claim on a prefix: (start, end, session).
 type Item = (u64, u64, u32);
 
@@ -29,15 +27,59 @@ struct Seg {
     session: u32,
 }
 
+/// A prefix (its address in two halves: a `u128` would pad the entry to
+/// 48 bytes) and its `n` segments: when it has one (most prefixes: one
+/// lease, one session) the segment itself, so a lookup reads one entry;
+/// else `segs[start..start + n]`.
+#[derive(Debug, Clone, Copy)]
+struct Dir {
+    lo: u64,
+    hi: u64,
+    start: u64,
+    end: u64,
+    session: u32,
+    n: u32,
+}
+
+impl Dir {
+    fn addr(&self) -> u128 {
+        (u128::from(self.hi) << 64) | u128::from(self.lo)
+    }
+}
+
+/// The prefixes of one family and length: sorted, each with its run of
+/// segments, found through a hash of `u32` slots (a few bytes a prefix,
+/// where a map of vectors cost an allocation and some 80 bytes each).
 struct Table {
     family: Family,
     len: u8,
     mask: u128,
-    segs: FxMap<u128, Vec<Seg>>,
+    /// The prefixes, sorted, each with where its segments are: one read
+    /// finds both.
+    dir: Vec<Dir>,
+    segs: Vec<Seg>,
+    slots: Slots,
+}
+
+impl Table {
+    /// The session holding `addr` (this table's prefix of it) at `t_ms`.
+    #[inline]
+    fn lookup(&self, addr: u128, t_ms: u64) -> Option<u32> {
+        let (lo, hi) = (addr as u64, (addr >> 64) as u64);
+        let d = &self.dir;
+        let i = self.slots.find(crate::window::mix(addr), |i| d[i as usize].lo == lo && d[i as usize].hi == hi)?;
+        let d = d[i as usize];
+        if d.n == 1 {
+            return (d.start <= t_ms && t_ms < d.end).then_some(d.session);
+        }
+        let segs = self.segs.get(d.start as usize..d.start as usize + d.n as usize)?;
+        let i = segs.partition_point(|s| s.start <= t_ms);
+        (i > 0 && t_ms < segs[i - 1].end).then(|| segs[i - 1].session)
+    }
 }
 
 pub struct Index {
-    pub sessions: Vec<Session>,
+    store: Store,
     /// Longest prefix length first.
     tables: Vec<Table>,
 }
@@ -45,39 +87,76 @@ pub struct Index {
 impl Index {
     /// Indexes `sessions`; overlaps between sessions on one prefix are
     /// added to `warnings`.
-    pub fn build(sessions: Vec<Session>, warnings: &mut Warnings) -> Index {
-        let mut groups: FxMap<Key, Vec<Item>> = FxMap::default();
-        for (i, s) in sessions.iter().enumerate() {
+    pub fn build(sessions: impl Into<Store>, warnings: &mut Warnings) -> Index {
+        let mut store: Store = sessions.into();
+        store.shrink();
+        // Every (prefix, session), sorted by prefix then by the session's
+        // (start, end, number): one flat vector of 32-byte entries, grouped
+        // by sorting rather than by a map of vectors.
+        let mut claims: Vec<(u128, u32, u8, Family)> = Vec::new();
+        for (i, r) in store.recs.iter().enumerate() {
             let Ok(i) = u32::try_from(i) else { break };
-            let end = s.end_or_max();
-            if end <= s.start_ms {
+            if r.end_ms <= r.start_ms {
                 continue;
             }
-            for p in &s.prefixes {
-                groups.entry((p.family, p.len, p.addr)).or_default().push((s.start_ms, end, i));
+            for p in store.prefixes_of(r) {
+                claims.push((p.addr, i, p.len, p.family));
             }
         }
-        let mut tables: Vec<Table> = Vec::new();
-        let mut keys: Vec<Key> = groups.keys().copied().collect();
+        let recs = &store.recs;
+        let item = |i: u32| (recs[i as usize].start_ms, recs[i as usize].end_ms, i);
         // Deterministic warnings: prefixes in order.
-        keys.sort_unstable();
-        for key in keys {
-            let items = groups.remove(&key).expect("listed");
-            let segs = flatten(items, &sessions, warnings);
-            let (family, len, addr) = key;
-            let t = match tables.iter_mut().position(|t| t.family == family && t.len == len) {
-                Some(i) => &mut tables[i],
-                None => {
+        claims.sort_unstable_by(|a, b| (a.3, a.2, a.0).cmp(&(b.3, b.2, b.0)).then_with(|| item(a.1).cmp(&item(b.1))));
+        let mut tables: Vec<Table> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
+        let mut rest = &claims[..];
+        while let Some(&(addr, _, len, family)) = rest.first() {
+            let n = rest.iter().take_while(|c| (c.0, c.2, c.3) == (addr, len, family)).count();
+            items.clear();
+            items.extend(rest[..n].iter().map(|c| item(c.1)));
+            rest = &rest[n..];
+            let t = match tables.last_mut() {
+                Some(t) if t.family == family && t.len == len => t,
+                _ => {
                     let host = family.bits() - len;
                     let mask = if host == 128 { 0 } else { family.max() & !((1u128 << host) - 1) };
-                    tables.push(Table { family, len, mask, segs: FxMap::default() });
+                    tables.push(Table {
+                        family,
+                        len,
+                        mask,
+                        dir: Vec::new(),
+                        segs: Vec::new(),
+                        slots: Slots::default(),
+                    });
                     tables.last_mut().expect("pushed")
                 }
             };
-            t.segs.insert(addr, segs);
+            let first = t.segs.len();
+            flatten(&items, &store, warnings, &mut t.segs);
+            // A prefix's segments number under u32 (at most two per claim,
+            // and claims on one prefix are distinct sessions, numbered in
+            // u32) but the check costs nothing.
+            let Ok(n) = u32::try_from(t.segs.len() - first) else { break };
+            let (lo, hi) = (addr as u64, (addr >> 64) as u64);
+            t.dir.push(match t.segs.pop() {
+                Some(s) if n == 1 => Dir { lo, hi, start: s.start, end: s.end, session: s.session, n },
+                popped => {
+                    t.segs.extend(popped);
+                    Dir { lo, hi, start: first as u64, end: 0, session: 0, n }
+                }
+            });
+        }
+        drop(claims);
+        for t in &mut tables {
+            t.dir.shrink_to_fit();
+            t.segs.shrink_to_fit();
+            let dir = &t.dir;
+            for (i, d) in dir.iter().enumerate() {
+                t.slots.insert(crate::window::mix(d.addr()), i as u32, |j| crate::window::mix(dir[j as usize].addr()));
+            }
         }
         tables.sort_by(|a, b| b.len.cmp(&a.len).then(a.family.cmp(&b.family)));
-        Index { sessions, tables }
+        Index { store, tables }
     }
 
     /// The session holding `ip` at `t_ms`, if any (IPv4-mapped IPv6
@@ -89,33 +168,54 @@ impl Index {
             if t.family != family {
                 continue;
             }
-            let Some(segs) = t.segs.get(&(v & t.mask)) else { continue };
-            let i = segs.partition_point(|s| s.start <= t_ms);
-            if i > 0 && t_ms < segs[i - 1].end {
-                return Some(segs[i - 1].session);
+            if let Some(s) = t.lookup(v & t.mask, t_ms) {
+                return Some(s);
             }
         }
         None
     }
 
-    pub fn session(&self, i: u32) -> &Session {
-        &self.sessions[i as usize]
+    /// Session `i` (a number [`Index::lookup`] gave).
+    pub fn session(&self, i: u32) -> Session {
+        self.store.get(i).expect("a session number the index gave")
+    }
+
+    /// Sessions indexed.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
     }
 
     /// Distinct prefixes indexed.
     pub fn prefixes(&self) -> usize {
-        self.tables.iter().map(|t| t.segs.len()).sum()
+        self.tables.iter().map(|t| t.dir.len()).sum()
+    }
+
+    /// Memory held by the sessions and the tables, bytes.
+    pub fn bytes(&self) -> usize {
+        self.store.bytes()
+            + self
+                .tables
+                .iter()
+                .map(|t| {
+                    t.dir.capacity() * std::mem::size_of::<Dir>()
+                        + t.segs.capacity() * std::mem::size_of::<Seg>()
+                        + t.slots.bytes()
+                })
+                .sum::<usize>()
     }
 }
 
-/// Disjoint segments from possibly overlapping `(start, end, session)`:
-/// at every moment the covering session that started last (later in the
-/// input on a tie) holds the prefix.
-fn flatten(mut items: Vec<Item>, sessions: &[Session], warnings: &mut Warnings) -> Vec<Seg> {
-    items.sort_unstable();
-    if items.len() == 1 {
-        let (start, end, session) = items[0];
-        return vec![Seg { start, end, session }];
+/// Disjoint segments from possibly overlapping `(start, end, session)`
+/// (sorted): at every moment the covering session that started last (later
+/// in the input on a tie) holds the prefix. Appended to `out`.
+fn flatten(items: &[Item], store: &Store, warnings: &mut Warnings, out: &mut Vec<Seg>) {
+    if let [(start, end, session)] = *items {
+        out.push(Seg { start, end, session });
+        return;
     }
     let mut bounds: Vec<u64> = items.iter().flat_map(|&(s, e, _)| [s, e]).collect();
     bounds.sort_unstable();
@@ -124,7 +224,7 @@ fn flatten(mut items: Vec<Item>, sessions: &[Session], warnings: &mut Warnings) 
     // are dropped lazily when they reach the top.
     let mut heap: BinaryHeap<(u64, u32, u64)> = BinaryHeap::new();
     let mut next = 0;
-    let mut out: Vec<Seg> = Vec::new();
+    let first = out.len();
     for (bi, &b) in bounds.iter().enumerate() {
         while heap.peek().is_some_and(|&(_, _, end)| end <= b) {
             heap.pop();
@@ -133,7 +233,7 @@ fn flatten(mut items: Vec<Item>, sessions: &[Session], warnings: &mut Warnings) 
             let (start, end, session) = items[next];
             // Whatever is on top now is open at `b` (ended ones were popped).
             if let Some(&(_, other, _)) = heap.peek() {
-                overlap(sessions, other, session, warnings);
+                overlap(store, other, session, warnings);
             }
             heap.push((start, session, end));
             next += 1;
@@ -143,16 +243,23 @@ fn flatten(mut items: Vec<Item>, sessions: &[Session], warnings: &mut Warnings) 
         }
         let Some(&(_, session, _)) = heap.peek() else { continue };
         let Some(&end) = bounds.get(bi + 1) else { continue };
+        // Only this prefix's own segments merge (`out` holds others' too).
+        let own = out.len() > first;
         match out.last_mut() {
-            Some(last) if last.session == session && last.end == b => last.end = end,
+            Some(last) if own && last.session == session && last.end == b => last.end = end,
             _ => out.push(Seg { start: b, end, session }),
         }
     }
-    out
 }
 
-fn overlap(sessions: &[Session], earlier: u32, later: u32, warnings: &mut Warnings) {
-    let (a, b) = (&sessions[earlier as usize], &sessions[later as usize]);
+fn overlap(store: &Store, earlier: u32, later: u32, warnings: &mut Warnings) {
+    if !warnings.names(WarningKind::Overlap) {
+        // Counted only: no need to build the message.
+        let origin = store.recs[later as usize].origin;
+        warnings.add(WarningKind::Overlap, origin, String::new());
+        return;
+    }
+    let (Some(a), Some(b)) = (store.get(earlier), store.get(later)) else { return };
     warnings.add(
         WarningKind::Overlap,
         b.origin,

@@ -20,6 +20,7 @@
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
 use super::csv::records;
+use super::store::{Slots, Store, LEASE_ID};
 use super::{
     nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
 };
@@ -45,6 +46,11 @@ pub struct Row {
 
 /// Reads one lease file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
+    parse_each(text, file, &mut |r| out.push(r), w);
+}
+
+/// [`parse`], each row handed to `each` as it is read.
+pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) {
     let mut header: Option<HashMap<String, usize>> = None;
     for r in records(text) {
         let origin = Origin { file, line: r.line };
@@ -61,7 +67,7 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
             continue;
         };
         match row(h, &r.fields, origin) {
-            Ok(Some(row)) => out.push(row),
+            Ok(Some(row)) => each(row),
             Ok(None) => {}
             Err(why) => w.add(WarningKind::BadRecord, origin, why),
         }
@@ -134,26 +140,51 @@ fn relay_info(ctx: &str) -> (Option<String>, Option<String>) {
 
 /// Rows of every file, oldest first, into leases per address.
 pub fn sessions(rows: Vec<Row>) -> Vec<Session> {
-    timeline(rows, Source::Kea)
+    let mut t = Timeline::new(Source::Kea);
+    for r in rows {
+        t.row(r);
+    }
+    t.finish().iter().collect()
 }
 
 /// Per address, in journal order: each lease runs until the next row for
 /// the address starts; renewals by the same subscriber extend one session.
-pub(crate) fn timeline(rows: Vec<Row>, source: Source) -> Vec<Session> {
-    let mut out: Vec<Session> = Vec::new();
-    // The open (last) session per prefix, as an index into `out`.
-    let mut last: HashMap<Prefix, usize> = HashMap::new();
-    for r in rows {
-        let prev = last.get(&r.prefix).copied();
+/// Rows are taken as they are read and only the leases kept, compactly.
+pub struct Timeline {
+    source: Source,
+    store: Store,
+    /// The last session of each prefix, by number; it is open (the
+    /// prefix's current lease) while `current` says so.
+    last: Slots,
+    current: Vec<bool>,
+}
+
+fn prefix_hash(p: &Prefix) -> u64 {
+    crate::window::mix(p.addr ^ (u128::from(p.len) << 120) ^ (u128::from(p.family == Family::V6) << 127))
+}
+
+impl Timeline {
+    pub fn new(source: Source) -> Timeline {
+        Timeline { source, store: Store::default(), last: Slots::default(), current: Vec::new() }
+    }
+
+    fn prefix(&self, i: u32) -> Option<&Prefix> {
+        self.store.prefixes_of(&self.store.recs[i as usize]).first()
+    }
+
+    /// Applies the next row of the journal.
+    pub fn row(&mut self, r: Row) {
+        let hash = prefix_hash(&r.prefix);
+        let prev = self.last.find(hash, |i| self.prefix(i) == Some(&r.prefix)).filter(|&i| self.current[i as usize]);
         if r.declined {
             if let Some(i) = prev {
-                let s = &mut out[i];
-                if r.start_ms > s.start_ms && r.start_ms < s.end_or_max() {
-                    s.end_ms = Some(r.start_ms);
+                let s = &mut self.store.recs[i as usize];
+                if r.start_ms > s.start_ms && r.start_ms < s.end_ms {
+                    s.end_ms = r.start_ms;
                 }
-                last.remove(&r.prefix);
+                self.current[i as usize] = false;
             }
-            continue;
+            return;
         }
         if r.released {
             // The holder is gone, at the row's expire if that is a time
@@ -161,49 +192,62 @@ pub(crate) fn timeline(rows: Vec<Row>, source: Source) -> Vec<Session> {
             // lease's start there, which says nothing).
             match prev {
                 Some(i) => {
-                    let s = &mut out[i];
-                    if r.expire_ms > s.start_ms && r.expire_ms < s.end_or_max() {
-                        s.end_ms = Some(r.expire_ms);
+                    let s = &mut self.store.recs[i as usize];
+                    if r.expire_ms > s.start_ms && r.expire_ms < s.end_ms {
+                        s.end_ms = r.expire_ms;
                     }
-                    last.remove(&r.prefix);
-                    continue;
+                    self.current[i as usize] = false;
+                    return;
                 }
                 // The first word on this lease is that it ended (dhcpd's
                 // free or released lease): it still says who held it when.
                 None if r.expire_ms > r.start_ms => {}
-                None => continue,
+                None => return,
             }
         }
-        let Some((subscriber, kind)) = r.subscriber.clone() else { continue };
+        let Some((subscriber, kind)) = &r.subscriber else { return };
         if let Some(i) = prev {
-            let s = &mut out[i];
-            if s.subscriber == subscriber && r.start_ms <= s.end_or_max() && r.start_ms >= s.start_ms {
+            let same = self.store.strings.get(self.store.recs[i as usize].subscriber) == subscriber;
+            let s = &mut self.store.recs[i as usize];
+            if same && r.start_ms <= s.end_ms && r.start_ms >= s.start_ms {
                 // The same client renewing (or Kea reclaiming it).
-                s.end_ms = Some(r.expire_ms.max(s.end_or_max()));
-                continue;
+                s.end_ms = r.expire_ms.max(s.end_ms);
+                return;
             }
-            if r.start_ms < s.end_or_max() {
-                s.end_ms = Some(r.start_ms.max(s.start_ms));
+            if r.start_ms < s.end_ms {
+                s.end_ms = r.start_ms.max(s.start_ms);
             }
+            self.current[i as usize] = false;
         }
-        if !r.released {
-            last.insert(r.prefix, out.len());
-        }
-        out.push(Session {
-            source,
+        // The id is the prefix and the host name: only the name is stored.
+        let Some(host) = self.store.strings.intern(&r.hostname) else { return };
+        let Some(i) = self.store.push_ids(
+            self.source,
+            *kind,
             subscriber,
-            kind,
-            id: if r.hostname.is_empty() { r.prefix.to_string() } else { format!("{} {}", r.prefix, r.hostname) },
-            remote_id: r.remote_id,
-            circuit_id: r.circuit_id,
-            prefixes: vec![r.prefix],
-            start_ms: r.start_ms,
+            LEASE_ID,
+            host,
+            r.remote_id.as_deref(),
+            r.circuit_id.as_deref(),
+            &[r.prefix],
+            r.start_ms,
             // A journal row never yields a span that ends before it starts.
-            end_ms: Some(r.expire_ms.max(r.start_ms)),
-            origin: r.origin,
-        });
+            r.expire_ms.max(r.start_ms),
+            r.origin,
+        ) else {
+            return;
+        };
+        self.current.push(!r.released);
+        if !r.released {
+            let Timeline { store, last, .. } = self;
+            let first = |j: u32| store.prefixes_of(&store.recs[j as usize]).first().copied();
+            last.replace(hash, i, |j| first(j) == Some(r.prefix), |j| first(j).map_or(0, |p| prefix_hash(&p)));
+        }
     }
-    out
+
+    pub fn finish(self) -> Store {
+        self.store
+    }
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! parsers it calls are pure.
 
 use super::cgnat::{self, NatIndex, Numbering};
-use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Origin, Session, Source, Warnings};
+use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Origin, Session, Source, Store, Warnings};
 use std::path::{Path, PathBuf};
 
 /// One `--attribution KIND:PATH`.
@@ -65,27 +65,26 @@ fn read(path: &Path, files: &mut Vec<String>) -> Result<(String, u32), String> {
 const DETAIL_CHUNK: usize = 8 << 20;
 
 /// Reads a detail file in pieces of about [`DETAIL_CHUNK`], each cut after
-/// a blank line (a record's end), parsing each as it comes.
+/// a blank line (a record's end), handing each record to `each` as it is
+/// read; `file` is its number in the loader's names.
 fn read_detail(
     path: &Path,
-    files: &mut Vec<String>,
-    events: &mut Vec<radius::Event>,
+    file: u32,
+    each: &mut dyn FnMut(radius::Record<'_>),
     w: &mut Warnings,
 ) -> Result<(), String> {
-    read_detail_in(path, DETAIL_CHUNK, files, events, w)
+    read_detail_in(path, DETAIL_CHUNK, file, each, w)
 }
 
 fn read_detail_in(
     path: &Path,
     chunk_size: usize,
-    files: &mut Vec<String>,
-    events: &mut Vec<radius::Event>,
+    file: u32,
+    each: &mut dyn FnMut(radius::Record<'_>),
     w: &mut Warnings,
 ) -> Result<(), String> {
     use std::io::BufRead;
     let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    files.push(path.display().to_string());
-    let id = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
     let mut r = std::io::BufReader::new(f);
     let (mut chunk, mut line) = (Vec::new(), Vec::new());
     let (mut first, mut lines) = (1u32, 0u32);
@@ -97,7 +96,7 @@ fn read_detail_in(
         let blank = line.iter().all(u8::is_ascii_whitespace) && line.ends_with(b"\n");
         if n == 0 || (blank && chunk.len() >= chunk_size) {
             let text = String::from_utf8_lossy(&chunk);
-            radius::parse_chunk(&text, id, first, events, w);
+            radius::records(&text, file, first, each, w);
             first = first.saturating_add(lines - u32::from(n == 0));
             lines = 0;
             chunk.clear();
@@ -106,6 +105,32 @@ fn read_detail_in(
             return Ok(());
         }
     }
+}
+
+/// The sessions of a `radius:DIR`: every detail file's records replayed as
+/// they are read ([`radius::Replay`]: memory is the sessions', not the
+/// records'); if some session's records are out of time order across the
+/// files, read again and replayed in time order ([`radius::sessions`],
+/// which holds every record).
+fn radius_sessions(paths: &[PathBuf], files: &mut Vec<String>, w: &mut Warnings) -> Result<Store, String> {
+    let first = files.len();
+    let mut replay = radius::Replay::new();
+    for p in paths {
+        files.push(p.display().to_string());
+        let id = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
+        read_detail(p, id, &mut |r| replay.record(&r), w)?;
+    }
+    if let Some(store) = replay.finish(w) {
+        return Ok(store);
+    }
+    // The warnings about the records themselves were counted above.
+    let mut again = Warnings::default();
+    let mut events = Vec::new();
+    for (i, p) in paths.iter().enumerate() {
+        let id = u32::try_from(first + i).unwrap_or(u32::MAX);
+        read_detail(p, id, &mut |r| events.push(r.to_event()), &mut again)?;
+    }
+    Ok(Store::from(radius::sessions(events, w)))
 }
 
 /// Detail files under `dir` (FreeRADIUS keeps one directory per client,
@@ -196,7 +221,14 @@ fn read_nat_pcap(
 pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, String> {
     let mut files = Vec::new();
     let mut w = Warnings::default();
-    let mut sessions: Vec<Session> = Vec::new();
+    // Each source's sessions go into the compact store as soon as that
+    // source is read, so only one source's `Session`s exist at a time.
+    let mut store = Store::default();
+    let add = |store: &mut Store, sessions: Vec<Session>| {
+        for s in &sessions {
+            store.push(s);
+        }
+    };
     let mut nat_events: Vec<cgnat::Event> = Vec::new();
     let mut any_nat = false;
     for spec in specs {
@@ -216,36 +248,39 @@ pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, Stri
                 if paths.is_empty() {
                     return Err(format!("{}: no detail files (detail*) in it", spec.path.display()));
                 }
-                let mut events = Vec::new();
-                for p in paths {
-                    read_detail(&p, &mut files, &mut events, &mut w)?;
-                }
-                sessions.extend(radius::sessions(events, &mut w));
+                let st = radius_sessions(&paths, &mut files, &mut w)?;
+                store.append(st);
             }
             Source::Kea | Source::Dhcpd => {
                 let paths = if spec.source == Source::Kea { kea_files(&spec.path) } else { vec![spec.path.clone()] };
-                let mut rows = Vec::new();
+                // Rows go into the leases as they are read: only the
+                // leases are kept.
+                let mut t = kea::Timeline::new(spec.source);
                 for p in paths {
                     let (text, id) = read(&p, &mut files)?;
                     if spec.source == Source::Kea {
-                        kea::parse(&text, id, &mut rows, &mut w);
+                        kea::parse_each(&text, id, &mut |r| t.row(r), &mut w);
                     } else {
-                        dhcpd::parse(&text, id, &mut rows, &mut w);
+                        dhcpd::parse_each(&text, id, &mut |r| t.row(r), &mut w);
                     }
                 }
-                sessions.extend(if spec.source == Source::Kea { kea::sessions(rows) } else { dhcpd::sessions(rows) });
+                store.append(t.finish());
             }
             Source::Radacct => {
                 let (text, id) = read(&spec.path, &mut files)?;
+                let mut sessions = Vec::new();
                 radacct::parse(&text, id, &mut sessions, &mut w);
+                add(&mut store, sessions);
             }
             Source::Dnsmasq => {
                 let (text, id) = read(&spec.path, &mut files)?;
+                let mut sessions = Vec::new();
                 dnsmasq::parse(&text, id, &mut sessions, &mut w);
+                add(&mut store, sessions);
             }
         }
     }
-    let index = Index::build(sessions, &mut w);
+    let index = Index::build(store, &mut w);
     let nat = any_nat.then(|| NatIndex::build(cgnat::blocks(nat_events, &mut w)));
     Ok(Loaded { index, nat, files, warnings: w })
 }
@@ -266,7 +301,7 @@ mod tests {
         std::fs::write(&base, row("02:00:00:00:00:03", 1_764_010_800)).unwrap();
         let spec: Spec = format!("kea:{}", base.display()).parse().unwrap();
         let who = |l: &Loaded, t: u64| {
-            l.index.lookup("10.0.0.1".parse().unwrap(), t * 1000).map(|i| l.index.session(i).subscriber.clone())
+            l.index.lookup("10.0.0.1".parse().unwrap(), t * 1000).map(|i| l.index.session(i).subscriber)
         };
         let l = load(std::slice::from_ref(&spec)).unwrap();
         assert_eq!(l.files.len(), 3);
@@ -286,6 +321,34 @@ mod tests {
     }
 
     #[test]
+    fn detail_files_out_of_time_order_are_replayed_in_time_order() {
+        // client-b's file sorts after client-a's but holds the Start of the
+        // session whose Stop is in client-a's: read again, replayed in
+        // time order, the session found whole and nothing warned twice.
+        let dir = tempfile::tempdir().unwrap();
+        let rec = |status: &str, t: u64| {
+            format!("Mon Nov 24 16:00:00 2025\n\tAcct-Status-Type = {status}\n\tUser-Name = \"alice\"\n\tAcct-Session-Id = \"s1\"\n\tFramed-IP-Address = 100.64.0.1\n\tNAS-IP-Address = 192.0.2.1\n\tTimestamp = {t}\n\n")
+        };
+        for (client, text) in
+            [("client-a", rec("Stop", 1_764_003_600) + "\tbroken\n\n"), ("client-b", rec("Start", 1_764_000_000))]
+        {
+            std::fs::create_dir(dir.path().join(client)).unwrap();
+            std::fs::write(dir.path().join(client).join("detail-20251124"), text).unwrap();
+        }
+        let l = load(&[format!("radius:{}", dir.path().display()).parse().unwrap()]).unwrap();
+        assert_eq!(l.files.len(), 2);
+        assert_eq!(l.index.len(), 1);
+        let s = l.index.session(l.index.lookup("100.64.0.1".parse().unwrap(), 1_764_001_000_000).unwrap());
+        assert_eq!(
+            (s.subscriber.as_str(), s.start_ms, s.end_ms),
+            ("alice", 1_764_000_000_000, Some(1_764_003_600_000))
+        );
+        assert_eq!((s.origin.file, s.origin.line), (1, 1));
+        assert_eq!(l.warnings.total(), 2, "{:?}", l.warnings.named);
+        assert_eq!(l.warnings.count(super::super::WarningKind::BadRecord), 1);
+    }
+
+    #[test]
     fn a_detail_file_read_in_pieces_reads_as_a_whole() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("detail-20251124");
@@ -301,8 +364,8 @@ mod tests {
         let (mut whole, mut ww) = (Vec::new(), Warnings::default());
         radius::parse(&text, 0, &mut whole, &mut ww);
         for size in [1, 100, 1 << 20] {
-            let (mut files, mut events, mut w) = (Vec::new(), Vec::new(), Warnings::default());
-            read_detail_in(&path, size, &mut files, &mut events, &mut w).unwrap();
+            let (mut events, mut w) = (Vec::new(), Warnings::default());
+            read_detail_in(&path, size, 0, &mut |r| events.push(r.to_event()), &mut w).unwrap();
             assert_eq!(events, whole, "chunks of {size}");
             assert_eq!(w.named, ww.named, "chunks of {size}");
         }

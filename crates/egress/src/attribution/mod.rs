@@ -33,8 +33,10 @@ pub mod kea;
 pub mod load;
 pub mod radacct;
 pub mod radius;
+mod store;
 
 pub use index::Index;
+pub use store::Store;
 
 use crate::prefix::Prefix;
 use std::fmt;
@@ -198,6 +200,12 @@ impl Warnings {
         if *n as usize <= MAX_WARNINGS_NAMED {
             self.named.push(Warning { kind, origin, message: message.into() });
         }
+    }
+
+    /// Whether the next warning of `kind` would be kept to name (so its
+    /// message is worth formatting).
+    pub fn names(&self, kind: WarningKind) -> bool {
+        self.count(kind) < MAX_WARNINGS_NAMED as u64
     }
 
     pub fn count(&self, kind: WarningKind) -> u64 {

@@ -16,12 +16,14 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
+use super::store::{Slots, Store, NONE};
 use super::{
-    civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
-    Warnings,
+    civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
 };
+use super::{Warning, MAX_WARNINGS_NAMED};
 use crate::prefix::Prefix;
-use std::collections::HashMap;
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -50,6 +52,40 @@ pub struct Event {
     pub origin: Origin,
 }
 
+/// One accounting record as read, borrowing from the text where it can
+/// (most values are bare or quoted without escapes): reading a detail file
+/// allocates little per record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record<'a> {
+    pub status: Status,
+    pub time_ms: u64,
+    pub nas: Cow<'a, str>,
+    pub session_id: Cow<'a, str>,
+    pub subscriber: Option<(Cow<'a, str>, SubscriberKind)>,
+    pub remote_id: Option<Cow<'a, str>>,
+    pub circuit_id: Option<Cow<'a, str>>,
+    pub prefixes: Vec<Prefix>,
+    pub session_time: Option<u64>,
+    pub origin: Origin,
+}
+
+impl Record<'_> {
+    pub fn to_event(&self) -> Event {
+        Event {
+            status: self.status,
+            time_ms: self.time_ms,
+            nas: self.nas.clone().into_owned(),
+            session_id: self.session_id.clone().into_owned(),
+            subscriber: self.subscriber.as_ref().map(|(s, k)| (s.clone().into_owned(), *k)),
+            remote_id: self.remote_id.clone().map(Cow::into_owned),
+            circuit_id: self.circuit_id.clone().map(Cow::into_owned),
+            prefixes: self.prefixes.clone(),
+            session_time: self.session_time,
+            origin: self.origin,
+        }
+    }
+}
+
 /// Reads one detail file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
     parse_chunk(text, file, 1, out, w);
@@ -58,6 +94,12 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
 /// Reads a piece of a detail file that starts on line `first_line` (the
 /// loader reads large files a few MiB at a time, cut after a blank line).
 pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>, w: &mut Warnings) {
+    records(text, file, first_line, &mut |r| out.push(r.to_event()), w);
+}
+
+/// Each record of a piece of a detail file (starting on `first_line`),
+/// handed to `each` as it is read.
+pub fn records(text: &str, file: u32, first_line: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
     let mut rec: Vec<(u32, &str)> = Vec::new();
     let mut start = 0u32;
     let (lines, _) = super::lines(text);
@@ -65,7 +107,7 @@ pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>,
         let n = n.saturating_add(first_line - 1);
         if line.trim().is_empty() {
             if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, out, w);
+                record(&rec, Origin { file, line: start }, each, w);
                 rec.clear();
             }
             continue;
@@ -74,7 +116,7 @@ pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>,
             // A date line opens the next record (the previous one should
             // have ended with a blank line; read it anyway).
             if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, out, w);
+                record(&rec, Origin { file, line: start }, each, w);
                 rec.clear();
             }
             start = n;
@@ -96,7 +138,7 @@ pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>,
 }
 
 /// `Name = value` with the value unquoted.
-fn attribute(line: &str) -> Option<(&str, String)> {
+fn attribute(line: &str) -> Option<(&str, Cow<'_, str>)> {
     let (name, value) = line.trim().split_once('=')?;
     let name = name.trim();
     if name.is_empty() || name.contains(char::is_whitespace) {
@@ -107,9 +149,12 @@ fn attribute(line: &str) -> Option<(&str, String)> {
 
 /// A detail-file value: bare, or `"..."` with `\"`, `\\`, `\n`, `\r`,
 /// `\t` and octal `\NNN` escapes.
-fn unquote(v: &str) -> Option<String> {
-    let Some(inner) = v.strip_prefix('"') else { return Some(v.to_owned()) };
+fn unquote(v: &str) -> Option<Cow<'_, str>> {
+    let Some(inner) = v.strip_prefix('"') else { return Some(Cow::Borrowed(v)) };
     let inner = inner.strip_suffix('"')?;
+    if !inner.contains('\\') {
+        return Some(Cow::Borrowed(inner));
+    }
     let mut out: Vec<u8> = Vec::with_capacity(inner.len());
     let b = inner.as_bytes();
     let mut i = 0;
@@ -138,11 +183,29 @@ fn unquote(v: &str) -> Option<String> {
         }
         i += 2;
     }
-    Some(String::from_utf8_lossy(&out).into_owned())
+    Some(Cow::Owned(String::from_utf8_lossy(&out).into_owned()))
 }
 
-fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut Warnings) {
-    let mut a: HashMap<&str, String> = HashMap::new();
+/// The attributes a record is read for (the last of each wins).
+#[derive(Default)]
+struct Attrs<'a> {
+    status: Option<Cow<'a, str>>,
+    delay: Option<Cow<'a, str>>,
+    timestamp: Option<Cow<'a, str>>,
+    event_timestamp: Option<Cow<'a, str>>,
+    /// NAS-IP-Address, NAS-IPv6-Address, NAS-Identifier,
+    /// Packet-Src-IP-Address: the first present names the NAS.
+    nas: [Option<Cow<'a, str>>; 4],
+    remote_id: Option<Cow<'a, str>>,
+    circuit_id: Option<Cow<'a, str>>,
+    user_name: Option<Cow<'a, str>>,
+    calling_station: Option<Cow<'a, str>>,
+    session_id: Option<Cow<'a, str>>,
+    session_time: Option<Cow<'a, str>>,
+}
+
+fn record<'a>(lines: &[(u32, &'a str)], origin: Origin, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
+    let mut a = Attrs::default();
     let mut prefixes = Vec::new();
     for &(n, line) in lines {
         if !line.starts_with([' ', '\t']) {
@@ -152,7 +215,7 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
             w.add(WarningKind::BadRecord, Origin { file: origin.file, line: n }, "not an `Attribute = value` line");
             continue;
         };
-        match name {
+        let slot = match name {
             "Framed-IP-Address" | "Framed-IPv6-Prefix" | "Delegated-IPv6-Prefix" | "Framed-IPv6-Address" => {
                 match prefix_of(&value) {
                     Some(p) => {
@@ -166,13 +229,27 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
                         format!("{name} is not an address or prefix"),
                     ),
                 }
+                continue;
             }
-            _ => {
-                a.insert(name, value);
-            }
-        }
+            "Acct-Status-Type" => &mut a.status,
+            "Acct-Delay-Time" => &mut a.delay,
+            "Timestamp" => &mut a.timestamp,
+            "Event-Timestamp" => &mut a.event_timestamp,
+            "NAS-IP-Address" => &mut a.nas[0],
+            "NAS-IPv6-Address" => &mut a.nas[1],
+            "NAS-Identifier" => &mut a.nas[2],
+            "Packet-Src-IP-Address" => &mut a.nas[3],
+            "ADSL-Agent-Remote-Id" => &mut a.remote_id,
+            "ADSL-Agent-Circuit-Id" => &mut a.circuit_id,
+            "User-Name" => &mut a.user_name,
+            "Calling-Station-Id" => &mut a.calling_station,
+            "Acct-Session-Id" => &mut a.session_id,
+            "Acct-Session-Time" => &mut a.session_time,
+            _ => continue,
+        };
+        *slot = Some(value);
     }
-    let status = match a.get("Acct-Status-Type").map(String::as_str) {
+    let status = match a.status.as_deref() {
         Some("Start" | "1") => Status::Start,
         Some("Stop" | "2") => Status::Stop,
         Some("Interim-Update" | "Alive" | "3") => Status::Interim,
@@ -185,44 +262,39 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
             return;
         }
     };
-    let delay = a.get("Acct-Delay-Time").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let delay = a.delay.as_deref().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     let received = a
-        .get("Timestamp")
+        .timestamp
+        .as_deref()
         .and_then(|v| v.parse::<u64>().ok())
-        .or_else(|| a.get("Event-Timestamp").and_then(|v| event_timestamp(v)));
+        .or_else(|| a.event_timestamp.as_deref().and_then(event_timestamp));
     let Some(time_ms) = received.and_then(|t| secs_ms(t.saturating_sub(delay))) else {
         w.add(WarningKind::Incomplete, origin, "no Timestamp or Event-Timestamp: the record cannot be placed in time");
         return;
     };
-    let nas = ["NAS-IP-Address", "NAS-IPv6-Address", "NAS-Identifier", "Packet-Src-IP-Address"]
-        .iter()
-        .find_map(|k| a.get(k))
-        .cloned()
-        .unwrap_or_default();
+    let [n0, n1, n2, n3] = a.nas;
+    let nas = n0.or(n1).or(n2).or(n3).unwrap_or_default();
     // Octet attributes: FreeRADIUS writes them as 0x... hex.
-    let octets = |k: &str| {
-        a.get(k).map(|v| {
-            if v.starts_with("0x") {
-                unhex(v).map_or_else(|| v.clone(), |b| printable(&b))
-            } else {
-                v.clone()
-            }
-        })
+    let octets = |v: Option<Cow<'a, str>>| {
+        v.map(|v| if v.starts_with("0x") { unhex(&v).map_or(v, |b| Cow::Owned(printable(&b))) } else { v })
+            .filter(|v| !v.trim().is_empty())
     };
-    let remote_id = nonempty(octets("ADSL-Agent-Remote-Id"));
-    let circuit_id = nonempty(octets("ADSL-Agent-Circuit-Id"));
-    let subscriber =
-        [("User-Name", SubscriberKind::UserName), ("Calling-Station-Id", SubscriberKind::CallingStationId)]
-            .iter()
-            .find_map(|(k, kind)| a.get(k).filter(|v| !v.is_empty()).map(|v| (v.clone(), *kind)))
-            .or_else(|| remote_id.clone().map(|r| (r, SubscriberKind::RemoteId)))
-            .or_else(|| circuit_id.clone().map(|c| (c, SubscriberKind::CircuitId)));
-    let session_id = a.get("Acct-Session-Id").cloned().unwrap_or_default();
+    // An empty remote-id or circuit-id names nobody.
+    let remote_id = octets(a.remote_id);
+    let circuit_id = octets(a.circuit_id);
+    let subscriber = a
+        .user_name
+        .filter(|v| !v.is_empty())
+        .map(|v| (v, SubscriberKind::UserName))
+        .or_else(|| a.calling_station.filter(|v| !v.is_empty()).map(|v| (v, SubscriberKind::CallingStationId)))
+        .or_else(|| remote_id.clone().map(|r| (r, SubscriberKind::RemoteId)))
+        .or_else(|| circuit_id.clone().map(|c| (c, SubscriberKind::CircuitId)));
+    let session_id = a.session_id.unwrap_or_default();
     if status != Status::NasReset && session_id.is_empty() {
         w.add(WarningKind::Incomplete, origin, "no Acct-Session-Id");
         return;
     }
-    out.push(Event {
+    each(Record {
         status,
         time_ms,
         nas,
@@ -231,7 +303,7 @@ fn record(lines: &[(u32, &str)], origin: Origin, out: &mut Vec<Event>, w: &mut W
         remote_id,
         circuit_id,
         prefixes,
-        session_time: a.get("Acct-Session-Time").and_then(|v| v.parse().ok()),
+        session_time: a.session_time.as_deref().and_then(|v| v.parse().ok()),
         origin,
     });
 }
@@ -403,6 +475,332 @@ fn finish(s: Session, out: &mut Vec<Session>, w: &mut Warnings) {
     out.push(s);
 }
 
+/// When a warning happens in [`sessions`]' time-ordered replay: (phase:
+/// records, then the sessions left open at the end; the record's time and
+/// origin; the step within the record; the origin of the session it is
+/// about, which orders the sessions one Accounting-On closes).
+type When = (u8, u64, Origin, u8, Origin);
+
+const NO_ORIGIN: Origin = Origin { file: 0, line: 0 };
+
+/// A session of the replay besides its record in the store.
+#[derive(Debug, Clone, Copy)]
+struct Side {
+    /// The last record of its (NAS, Acct-Session-Id) applied to it.
+    last: (u64, Origin),
+    open: bool,
+    /// `false`: dropped when it closed (no address or no subscriber).
+    kept: bool,
+}
+
+#[derive(Debug, Default)]
+struct Nas {
+    /// The latest record of this NAS applied, and its latest
+    /// Accounting-On/Off.
+    latest: Option<(u64, Origin)>,
+    reset: Option<(u64, Origin)>,
+    /// Sessions opened on this NAS (some since closed): what an
+    /// Accounting-On/Off closes.
+    open: Vec<u32>,
+    nopen: usize,
+}
+
+/// [`sessions`] without holding the records: each record is applied as it
+/// is read, to the latest session of its (NAS, Acct-Session-Id), and only
+/// the sessions are kept, compactly. [`sessions`] replays in time order;
+/// records come in file order, which is time order per session in any
+/// detail file FreeRADIUS writes. Where it is not (a record older than one
+/// already applied to its session, or than its NAS's last Accounting-On),
+/// [`Replay::finish`] says so and the caller replays with [`sessions`].
+/// Otherwise the result is [`sessions`]' own: the same sessions in the same
+/// order, the same warnings counted and named.
+#[derive(Debug, Default)]
+pub struct Replay {
+    store: Store,
+    side: Vec<Side>,
+    /// The latest session of each (NAS, Acct-Session-Id), by number.
+    keys: Slots,
+    nas: HashMap<u32, Nas>,
+    /// Warnings by kind: all counted, the first [`MAX_WARNINGS_NAMED`] by
+    /// when they happen in time order kept (a few more between trims).
+    counts: BTreeMap<WarningKind, u64>,
+    first: BTreeMap<WarningKind, Vec<(When, Warning)>>,
+    out_of_order: bool,
+}
+
+impl Replay {
+    pub fn new() -> Replay {
+        Replay::default()
+    }
+
+    /// Counts a warning, keeping it (its message built by `message`) if
+    /// it may be among the first named of its kind in time order.
+    fn warn(&mut self, kind: WarningKind, when: When, origin: Origin, message: impl FnOnce(&Store) -> String) {
+        *self.counts.entry(kind).or_default() += 1;
+        let kept = self.first.entry(kind).or_default();
+        if kept.iter().filter(|(w, _)| *w < when).count() >= MAX_WARNINGS_NAMED {
+            return;
+        }
+        kept.push((when, Warning { kind, origin, message: message(&self.store) }));
+        if kept.len() >= 2 * MAX_WARNINGS_NAMED {
+            kept.sort_by_key(|(w, _)| *w);
+            kept.truncate(MAX_WARNINGS_NAMED);
+        }
+    }
+
+    fn key_hash(nas: u32, sid: u32) -> u64 {
+        crate::window::mix((u128::from(nas) << 32) | u128::from(sid))
+    }
+
+    /// Applies one record (in file order).
+    pub fn record(&mut self, e: &Record<'_>) {
+        if self.out_of_order {
+            return;
+        }
+        let at = (e.time_ms, e.origin);
+        let Some(nas) = self.store.strings.intern(&e.nas) else { return self.full() };
+        let n = self.nas.entry(nas).or_default();
+        if e.status == Status::NasReset {
+            if n.latest.is_some_and(|l| l > at) {
+                self.out_of_order = true;
+                return;
+            }
+            n.latest = Some(at);
+            n.reset = Some(at);
+            let mut gone: Vec<u32> =
+                std::mem::take(&mut n.open).into_iter().filter(|&i| self.side[i as usize].open).collect();
+            n.nopen = 0;
+            gone.sort_by_key(|&i| self.store.recs[i as usize].origin);
+            for i in gone {
+                let origin = self.store.recs[i as usize].origin;
+                self.close(i, e.time_ms, at, (0, e.time_ms, e.origin, 1, origin));
+            }
+            return;
+        }
+        if n.reset.is_some_and(|r| r > at) {
+            self.out_of_order = true;
+            return;
+        }
+        n.latest = n.latest.max(Some(at));
+        let Some(sid) = self.store.strings.intern(&e.session_id) else { return self.full() };
+        let hash = Replay::key_hash(nas, sid);
+        let recs = &self.store.recs;
+        let latest = self.keys.find(hash, |i| recs[i as usize].id_scope == nas && recs[i as usize].id == sid);
+        if let Some(l) = latest {
+            if self.side[l as usize].last > at {
+                self.out_of_order = true;
+                return;
+            }
+        }
+        let open = latest.filter(|&l| self.side[l as usize].open);
+        let when = |step| (0, e.time_ms, e.origin, step, NO_ORIGIN);
+        let since = || e.time_ms.saturating_sub(e.session_time.and_then(secs_ms).unwrap_or(0));
+        match e.status {
+            Status::Start => {
+                if let Some(l) = open {
+                    let s = self.store.recs[l as usize];
+                    if s.start_ms != e.time_ms {
+                        self.warn(WarningKind::StartWhileOpen, when(0), e.origin, |_| {
+                            format!(
+                                "Start for session {} which is open since line {}: closed here",
+                                super::clean(&e.session_id),
+                                s.origin.line
+                            )
+                        });
+                    }
+                    self.close(l, e.time_ms, at, when(1));
+                }
+                self.open(e, nas, sid, e.time_ms, hash);
+            }
+            Status::Interim => match open {
+                Some(l) => {
+                    self.update(l, e);
+                    self.side[l as usize].last = at;
+                }
+                None => {
+                    self.warn(WarningKind::InterimWithoutStart, when(0), e.origin, |_| {
+                        format!(
+                            "Interim-Update for session {} without its Start: opened at its Acct-Session-Time",
+                            super::clean(&e.session_id)
+                        )
+                    });
+                    self.open(e, nas, sid, since(), hash);
+                }
+            },
+            Status::Stop => match open {
+                Some(l) => {
+                    self.update(l, e);
+                    self.close(l, e.time_ms, at, when(0));
+                }
+                None => {
+                    self.warn(WarningKind::StopWithoutStart, when(0), e.origin, |_| {
+                        format!(
+                            "Stop for session {} without its Start: its span is taken from Acct-Session-Time",
+                            super::clean(&e.session_id)
+                        )
+                    });
+                    if let Some(i) = self.open(e, nas, sid, since(), hash) {
+                        self.close(i, e.time_ms, at, when(1));
+                    }
+                }
+            },
+            Status::NasReset => unreachable!("handled above"),
+        }
+    }
+
+    /// Past `u32` sessions or strings (beyond what memory holds): the
+    /// caller's fallback says so no worse.
+    fn full(&mut self) {
+        self.out_of_order = true;
+    }
+
+    /// A new open session from `e`, the latest of its key.
+    fn open(&mut self, e: &Record<'_>, nas: u32, sid: u32, start_ms: u64, hash: u64) -> Option<u32> {
+        let (subscriber, kind) = match &e.subscriber {
+            Some((s, k)) => (s.as_ref(), *k),
+            None => ("", SubscriberKind::UserName),
+        };
+        let st = &mut self.store;
+        let Some(i) = st.push_ids(
+            Source::Radius,
+            kind,
+            subscriber,
+            nas,
+            sid,
+            e.remote_id.as_deref(),
+            e.circuit_id.as_deref(),
+            &e.prefixes,
+            start_ms,
+            u64::MAX,
+            e.origin,
+        ) else {
+            self.full();
+            return None;
+        };
+        self.side.push(Side { last: (e.time_ms, e.origin), open: true, kept: true });
+        let recs = &self.store.recs;
+        self.keys.replace(
+            hash,
+            i,
+            |j| recs[j as usize].id_scope == nas && recs[j as usize].id == sid,
+            |j| Replay::key_hash(recs[j as usize].id_scope, recs[j as usize].id),
+        );
+        let n = self.nas.entry(nas).or_default();
+        n.open.push(i);
+        n.nopen += 1;
+        // Closed sessions stay in the list until an Accounting-On or
+        // this: the list stays within twice the open ones.
+        if n.open.len() > 2 * n.nopen + 16 {
+            let side = &self.side;
+            n.open.retain(|&j| side[j as usize].open);
+        }
+        Some(i)
+    }
+
+    /// A later record of the session adds what the earlier ones lacked.
+    fn update(&mut self, i: u32, e: &Record<'_>) {
+        let st = &mut self.store;
+        let r = st.recs[i as usize];
+        let new: Vec<Prefix> = e.prefixes.iter().filter(|p| !st.prefixes_of(&r).contains(p)).copied().collect();
+        if !new.is_empty() {
+            st.append_prefixes(i, &new);
+        }
+        let mut r = st.recs[i as usize];
+        if st.strings.get(r.subscriber).is_empty() {
+            if let Some((name, kind)) = &e.subscriber {
+                let Some(id) = st.strings.intern(name) else { return self.out_of_order = true };
+                (r.subscriber, r.kind) = (id, *kind);
+            }
+        }
+        if r.remote_id == NONE {
+            if let Some(v) = &e.remote_id {
+                let Some(id) = st.strings.intern(v) else { return self.out_of_order = true };
+                r.remote_id = id;
+            }
+        }
+        if r.circuit_id == NONE {
+            if let Some(v) = &e.circuit_id {
+                let Some(id) = st.strings.intern(v) else { return self.out_of_order = true };
+                r.circuit_id = id;
+            }
+        }
+        st.recs[i as usize] = r;
+    }
+
+    /// Closes session `i` at `end` (not before its start) because of the
+    /// record at `at`, keeping it if it can attribute.
+    fn close(&mut self, i: u32, end: u64, at: (u64, Origin), when: When) {
+        let r = &mut self.store.recs[i as usize];
+        r.end_ms = end.max(r.start_ms);
+        let side = &mut self.side[i as usize];
+        (side.last, side.open) = (at, false);
+        if let Some(n) = self.nas.get_mut(&r.id_scope) {
+            n.nopen = n.nopen.saturating_sub(1);
+        }
+        self.check(i, when);
+    }
+
+    /// [`finish`]: a session without an address or a subscriber is a
+    /// warning, and dropped.
+    fn check(&mut self, i: u32, when: When) {
+        let r = self.store.recs[i as usize];
+        let what = if r.nprefixes == 0 {
+            "names no Framed-IP-Address, Framed-IPv6-Prefix or Delegated-IPv6-Prefix"
+        } else if self.store.strings.get(r.subscriber).is_empty() {
+            "names no User-Name, Calling-Station-Id or agent remote/circuit id"
+        } else {
+            return;
+        };
+        self.side[i as usize].kept = false;
+        self.warn(WarningKind::Incomplete, when, r.origin, |st| {
+            format!("session {} {what}", super::clean(&st.get(i).map(|s| s.id).unwrap_or_default()))
+        });
+    }
+
+    /// The sessions, in [`sessions`]' order, and the replay's warnings
+    /// added to `w`; `None` if the records came out of time order for some
+    /// session (replay them with [`sessions`]).
+    pub fn finish(mut self, w: &mut Warnings) -> Option<Store> {
+        if self.out_of_order {
+            return None;
+        }
+        // Sessions still open: finished in the order of their first record.
+        let mut rest: Vec<u32> = (0..self.side.len() as u32).filter(|&i| self.side[i as usize].open).collect();
+        rest.sort_by_key(|&i| self.store.recs[i as usize].origin);
+        for i in rest {
+            let origin = self.store.recs[i as usize].origin;
+            self.check(i, (1, 0, NO_ORIGIN, 0, origin));
+        }
+        // [`sessions`] emits a session when it closes: in the order of the
+        // closing record, those one Accounting-On closes by their origin,
+        // those left open last.
+        let side = &self.side;
+        let recs = &self.store.recs;
+        let mut order: Vec<u32> = (0..side.len() as u32).filter(|&i| side[i as usize].kept).collect();
+        order.sort_by_key(|&i| {
+            let s = side[i as usize];
+            (s.open, if s.open { (0, NO_ORIGIN) } else { s.last }, recs[i as usize].origin)
+        });
+        self.side = Vec::new();
+        self.keys = Slots::default();
+        self.store.keep_in_order(order);
+        let mut named: Vec<(When, Warning)> = self.first.into_values().flatten().collect();
+        named.sort_by_key(|(w, _)| *w);
+        let mut kept: BTreeMap<WarningKind, u64> = BTreeMap::new();
+        for (_, x) in named {
+            let k = kept.entry(x.kind).or_default();
+            if (*k as usize) < MAX_WARNINGS_NAMED {
+                *k += 1;
+                w.add(x.kind, x.origin, x.message);
+            }
+        }
+        for (kind, n) in self.counts {
+            *w.counts.entry(kind).or_default() += n - kept.get(&kind).copied().unwrap_or(0);
+        }
+        Some(self.store)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,6 +871,91 @@ Wed Dec  2 12:20:00 2026
         assert_eq!((s[1].subscriber.as_str(), s[1].kind), ("02-00-00-00-00-02", SubscriberKind::CallingStationId));
         assert_eq!((s[1].start_ms, s[1].end_ms), (1_764_677_400_000 - 600_000, Some(1_764_677_400_000)));
         assert_eq!(w.count(WarningKind::StopWithoutStart), 1);
+    }
+
+    /// The records of `text` replayed as read, if in time order per
+    /// session.
+    fn as_read(text: &str) -> Option<(Vec<Session>, Warnings)> {
+        let mut w = Warnings::default();
+        let mut replay = Replay::new();
+        records(text, 0, 1, &mut |r| replay.record(&r), &mut w);
+        let store = replay.finish(&mut w)?;
+        Some((store.iter().collect(), w))
+    }
+
+    fn in_time_order(text: &str) -> (Vec<Session>, Warnings) {
+        let mut w = Warnings::default();
+        let mut ev = Vec::new();
+        parse(text, 0, &mut ev, &mut w);
+        (sessions(ev, &mut w), w)
+    }
+
+    fn rec(status: &str, sid: &str, nas: &str, t: u64, extra: &str) -> String {
+        format!("d\n\tAcct-Status-Type = {status}\n\tAcct-Session-Id = {sid}\n\tNAS-IP-Address = {nas}\n\tTimestamp = {t}\n{extra}\n")
+    }
+
+    #[test]
+    fn replayed_as_read_as_in_time_order() {
+        let ip = |i: u32| format!("\tUser-Name = u{i}\n\tFramed-IP-Address = 10.0.0.{i}\n");
+        let mut text = String::from(DETAIL);
+        text.push('\n');
+        // Sessions on two NASes, interleaved; one NAS restarts with two
+        // sessions open (closed in the order they started, whatever the
+        // order they close in); a Start repeated; a Stop that names no
+        // address (dropped, counted); sessions left open.
+        for (status, sid, nas, t, extra) in [
+            ("Start", "a", "n1", 100, ip(1)),
+            ("Start", "b", "n2", 101, ip(2)),
+            ("Start", "c", "n1", 102, ip(3)),
+            ("Interim-Update", "a", "n1", 103, "\tFramed-IPv6-Prefix = 2001:db8::/64\n".into()),
+            ("Start", "c", "n1", 104, ip(3)),
+            ("Accounting-On", "", "n1", 105, String::new()),
+            ("Stop", "b", "n2", 106, String::new()),
+            ("Stop", "x", "n2", 107, "\tUser-Name = ux\n".into()),
+            ("Start", "a", "n1", 108, ip(4)),
+            ("Interim-Update", "y", "n2", 109, ip(5)),
+            ("Start", "z", "n2", 110, "\tFramed-IP-Address = 10.0.0.6\n".into()),
+        ] {
+            text.push_str(&rec(status, sid, nas, t, &extra));
+        }
+        let (want, ww) = in_time_order(&text);
+        let (got, w) = as_read(&text).expect("in order");
+        assert_eq!(got, want);
+        assert_eq!((&w.counts, &w.named), (&ww.counts, &ww.named));
+        assert_eq!(want.len(), 9, "{want:#?}");
+        assert_eq!(w.count(WarningKind::Incomplete), 2, "{:?}", w.named);
+        assert_eq!(w.count(WarningKind::StartWhileOpen), 1);
+        // Many warnings of one kind: the same ones named.
+        let mut text = String::new();
+        for i in (0..60).rev() {
+            text.push_str(&rec("Stop", &format!("s{i}"), "n1", 1000 + i, "\tUser-Name = u\n"));
+        }
+        assert!(as_read(&text).is_some());
+        text.push_str(&rec("Start", "s0", "n1", 5000, &ip(1)));
+        let (got, w) = as_read(&text).expect("per session, in order");
+        let (want, ww) = in_time_order(&text);
+        assert_eq!(got, want);
+        assert_eq!((&w.counts, &w.named), (&ww.counts, &ww.named));
+        assert_eq!(w.count(WarningKind::Incomplete), 60);
+        assert_eq!(w.named.len(), 2 * MAX_WARNINGS_NAMED, "incomplete and stop_without_start");
+    }
+
+    #[test]
+    fn records_out_of_time_order_are_said_to_be() {
+        // A Stop read before its Start (a later file holding earlier
+        // records), and a NAS's records older than its restart.
+        let late = rec("Stop", "a", "n1", 200, "") + &rec("Start", "a", "n1", 100, "\tUser-Name = u\n");
+        assert!(as_read(&late).is_none());
+        let reset = rec("Accounting-On", "", "n1", 200, "") + &rec("Start", "a", "n1", 100, "\tUser-Name = u\n");
+        assert!(as_read(&reset).is_none());
+        let reset = rec("Start", "a", "n1", 300, "\tUser-Name = u\n") + &rec("Accounting-On", "", "n1", 200, "");
+        assert!(as_read(&reset).is_none());
+        // Other sessions' records may interleave in any time order.
+        let other = rec("Start", "a", "n1", 300, "\tUser-Name = u\n\tFramed-IP-Address = 10.0.0.1\n")
+            + &rec("Start", "b", "n1", 100, "\tUser-Name = v\n\tFramed-IP-Address = 10.0.0.1\n");
+        let (got, _) = as_read(&other).expect("per session, in order");
+        assert_eq!(got, in_time_order(&other).0);
+        assert_eq!(got.len(), 2);
     }
 
     #[test]

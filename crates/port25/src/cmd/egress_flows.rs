@@ -233,7 +233,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         }
         errln!(
             "port25: attribution: {} sessions over {} prefixes from {} files; flows attributed {}, unattributed {}; warnings {}{}",
-            l.index.sessions.len(),
+            l.index.len(),
             l.index.prefixes(),
             l.files.len(),
             analyzer.flows_attributed,
@@ -287,7 +287,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                     .map(|x| serde_json::json!({"file": l.files.get(x.origin.file as usize), "line": x.origin.line, "kind": x.kind.as_str(), "message": x.message}))
                     .collect();
                 v["attribution"] = serde_json::json!({
-                    "files": l.files, "sessions": l.index.sessions.len(), "prefixes": l.index.prefixes(),
+                    "files": l.files, "sessions": l.index.len(), "prefixes": l.index.prefixes(),
                     "flows_attributed": analyzer.flows_attributed, "flows_unattributed": analyzer.flows_unattributed,
                     "warnings": counts, "warnings_named": named,
                 });
