@@ -122,6 +122,13 @@ struct State {
     released: HashSet<String>,
     data_version: i64,
     generation: i64,
+    /// Per login the networks, ASNs and countries the `networks` table
+    /// has for it (read or written by this process; rows are never
+    /// removed), so that a login from a known place, most logins, reads
+    /// no database. At most [`NETWORKS_KNOWN`] in all; past that the table
+    /// is asked.
+    networks: HashMap<String, Vec<(&'static str, String)>>,
+    networks_known: usize,
 }
 
 impl State {
@@ -132,10 +139,25 @@ impl State {
     fn any_hold(&self) -> bool {
         self.actions.values().any(|f| f.action >= Action::Hold)
     }
+
+    fn knows_network(&self, login: &str, kind: &str, value: &str) -> bool {
+        self.networks.get(login).is_some_and(|v| v.iter().any(|(k, x)| *k == kind && x == value))
+    }
+
+    fn remember_network(&mut self, login: &str, kind: &'static str, value: String) {
+        if self.networks_known < NETWORKS_KNOWN && !self.knows_network(login, kind, &value) {
+            self.networks.entry(login.to_owned()).or_default().push((kind, value));
+            self.networks_known += 1;
+        }
+    }
 }
 
+/// Networks, ASNs and countries of logins remembered in memory at most
+/// (a few MB); the `networks` table has them all.
+const NETWORKS_KNOWN: usize = 100_000;
+
 /// How long a held login's message stays in memory before the desk asks
-/// whether the index has it (the writer commits every 50 ms).
+/// whether the index has it (the writer commits every 200 ms).
 const RECENT_MS: i64 = 5_000;
 
 pub struct Desk {
@@ -272,7 +294,7 @@ impl Desk {
             self.index.send(Record::Tls { session: session.into(), version: v.into() });
         }
         let ip = ip.to_canonical();
-        let mut seen: Vec<(Kind, &str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
+        let mut seen: Vec<(Kind, &'static str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
         if let Some(e) = &self.cfg.enrich {
             let info = e.lookup(ip, today());
             if let Some(c) = info.country {
@@ -282,8 +304,11 @@ impl Desk {
                 seen.push((Kind::NewAsn, "asn", format!("AS{a}")));
             }
         }
+        // Where the login came from before: mostly remembered already.
+        seen.retain(|(_, name, value)| !self.state().knows_network(login, name, value));
         let mut raised = Vec::new();
-        {
+        let mut known_now = Vec::new();
+        if !seen.is_empty() {
             let db = self.db();
             for (kind, name, value) in seen {
                 let known: Vec<String> = match db
@@ -297,18 +322,29 @@ impl Desk {
                     }
                 };
                 if known.contains(&value) {
+                    known_now.push((name, value));
                     continue;
                 }
-                let _ = db.execute(
+                let stored = db.execute(
                     "INSERT OR IGNORE INTO networks(login, kind, value, first_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![login, name, value, now_ms()],
                 );
+                match stored {
+                    Ok(_) => known_now.push((name, value.clone())),
+                    Err(e) => emit!(error, ev::ABUSE_STATE_FAILED, error = %e),
+                }
                 if !known.is_empty() {
                     raised.push((
                         kind,
                         format!("login from {ip} ({name} {value}); before only from {}", known.join(", ")),
                     ));
                 }
+            }
+        }
+        if !known_now.is_empty() {
+            let mut s = self.state();
+            for (name, value) in known_now {
+                s.remember_network(login, name, value);
             }
         }
         for (kind, evidence) in raised {
@@ -400,7 +436,11 @@ impl Desk {
         let mut raise = Vec::new();
         let mut s = self.state();
         let day = today();
-        let d = s.days.entry(login.to_owned()).or_insert_with(|| Day::new(day));
+        // The login's key is allocated once a day, not per message.
+        if !s.days.contains_key(login) {
+            s.days.insert(login.to_owned(), Day::new(day));
+        }
+        let Some(d) = s.days.get_mut(login) else { return raise };
         if d.day != day {
             *d = Day::new(day);
         }

@@ -4,9 +4,11 @@
 //!
 //! Writes go through one thread ([`Index::send`] never blocks a session):
 //! it gathers records for up to [`ROUND`] (or [`ROUND_MAX`] records, or
-//! until someone waits in [`Index::sync`]), folds the records of one row
-//! into one write ([`coalesce`]: a message's two records, a recipient's
-//! `accepted` then `delivered`, a session's start, login, TLS and end) and
+//! until someone waits in [`Index::sync`]), sleeping while it does (a
+//! record sent wakes nobody: one wake-up per round, not per record),
+//! folds the records of one row into one write ([`coalesce`]: a
+//! message's two records, a recipient's `accepted` then `delivered`, a
+//! session's start, login, TLS and end) and
 //! writes the round in one transaction (WAL, `synchronous = NORMAL`: no
 //! fsync per round; the index is evidence for the abuse desk, not mail,
 //! and a crash loses at most the last rounds). One commit per round, not
@@ -26,14 +28,17 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Records waiting for the writer at most; beyond it they are dropped.
 pub const QUEUE: usize = 100_000;
-/// How long the writer gathers records before it commits them.
-pub const ROUND: Duration = Duration::from_millis(50);
+/// How long the writer gathers records before it commits them. Longer
+/// rounds fold more of a session's records into its one row and commit
+/// less often; [`Index::sync`] ends a round at once for whoever needs the
+/// rows now (a hold, the tests).
+pub const ROUND: Duration = Duration::from_millis(200);
 /// Records per round at most.
 pub const ROUND_MAX: usize = 8192;
 /// A session longer than this is not found by a window that starts after
@@ -55,6 +60,11 @@ pub enum Record {
         local: String,
         proxy: Option<String>,
         time_ms: i64,
+        /// What [`Record::Tls`], [`Record::Login`] and [`Record::SessionEnd`]
+        /// set, when [`coalesce`] folded them in (`None`: left as it is).
+        tls: Option<String>,
+        login: Option<String>,
+        end_ms: Option<i64>,
     },
     SessionEnd {
         id: String,
@@ -151,6 +161,8 @@ pub fn open_bulk(path: &Path) -> rusqlite::Result<Connection> {
 pub struct Index {
     tx: SyncSender<Record>,
     dropped: Arc<AtomicU64>,
+    /// The writer, woken by [`Index::sync`] (it sleeps while it gathers).
+    writer: std::thread::Thread,
 }
 
 impl Index {
@@ -161,11 +173,11 @@ impl Index {
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let (d, path) = (dropped.clone(), path.to_owned());
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("abuse-index".into())
             .spawn(move || Writer { conn, retention, pruned: None, dropped: d, path }.run(rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Index { tx, dropped })
+        Ok(Index { tx, dropped, writer: writer.thread().clone() })
     }
 
     pub fn send(&self, r: Record) {
@@ -184,6 +196,8 @@ impl Index {
         if self.tx.send(Record::Sync(tx)).is_err() {
             return false;
         }
+        // The writer may be asleep for the rest of its round.
+        self.writer.unpark();
         rx.recv_timeout(wait).is_ok()
     }
 
@@ -245,16 +259,28 @@ impl Writer {
 
 /// One round: the first record to arrive, then what arrives within
 /// `window` of it, at most `max`; a [`Record::Sync`] ends the round at
-/// once (someone waits). `None` once every sender is gone.
+/// once (someone waits, and [`Index::sync`] wakes the writer). `None`
+/// once every sender is gone.
+///
+/// Between records the writer sleeps (`park_timeout`) instead of waiting
+/// in `recv`: a receiver blocked in `recv` is woken by every send, a
+/// futex call on the session's side and a context switch per record,
+/// about ten per message.
 fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Record>> {
     let first = rx.recv().ok()?;
     let deadline = Instant::now() + window;
     let mut round = vec![first];
     while round.len() < max && !matches!(round.last(), Some(Record::Sync(_))) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        match rx.try_recv() {
             Ok(r) => round.push(r),
-            Err(_) => break,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
         }
     }
     Some(round)
@@ -263,16 +289,42 @@ fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Rec
 /// The round with the records of one row folded into the first of them
 /// (so that every record that needs the row, such as a message's DKIM
 /// digest, still comes after it): a message's records (later values
-/// that are `Some` win, as the upsert does) and a recipient's outcomes
-/// (the last wins, as `INSERT OR REPLACE` does). What it writes is what
-/// writing the records one by one writes.
+/// that are `Some` win, as the upsert does), a recipient's outcomes
+/// (the last wins, as `INSERT OR REPLACE` does) and a session's TLS,
+/// login and end when its start is in the round (the last wins, as the
+/// updates do). What it writes is what writing the records one by one
+/// writes; a session of a few messages becomes one insert instead of an
+/// insert and three updates.
 pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
     use std::collections::HashMap;
     let mut out: Vec<Record> = Vec::with_capacity(round.len());
     let mut messages: HashMap<String, usize> = HashMap::new();
     let mut rcpts: HashMap<(String, String), usize> = HashMap::new();
+    let mut sessions: HashMap<String, usize> = HashMap::new();
+    // The session row that `id` updates, when its start is in the round.
+    fn started<'a>(out: &'a mut [Record], sessions: &HashMap<String, usize>, id: &str) -> Option<&'a mut Record> {
+        sessions.get(id).map(|&i| &mut out[i])
+    }
     for r in round {
         match r {
+            Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+                // A second start of one id is ignored by the insert but its
+                // fields still apply (the upsert): it stays a record of its own.
+                sessions.entry(id.clone()).or_insert(out.len());
+                out.push(Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms });
+            }
+            Record::Tls { session, version } => match started(&mut out, &sessions, &session) {
+                Some(Record::Session { tls, .. }) => *tls = Some(version),
+                _ => out.push(Record::Tls { session, version }),
+            },
+            Record::Login { session, login } => match started(&mut out, &sessions, &session) {
+                Some(Record::Session { login: l, .. }) => *l = Some(login),
+                _ => out.push(Record::Login { session, login }),
+            },
+            Record::SessionEnd { id, time_ms } => match started(&mut out, &sessions, &id) {
+                Some(Record::Session { end_ms, .. }) => *end_ms = Some(time_ms),
+                _ => out.push(Record::SessionEnd { id, time_ms }),
+            },
             Record::Message { id, session, time_ms, message_id, login, sender, size } => match messages.get(&id) {
                 Some(&i) => {
                     if let Record::Message { message_id: m, login: l, sender: s, size: z, .. } = &mut out[i] {
@@ -310,9 +362,15 @@ pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
 /// Writes one record (the writer, and the bench's loader, use it).
 pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
     match r {
-        Record::Session { id, listener, ip, port, local, proxy, time_ms } => {
-            c.prepare_cached("INSERT OR IGNORE INTO sessions(id, listener, ip, port, local, proxy, start_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-                .execute(params![id, listener, ip, port, local, proxy, time_ms])?;
+        Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+            // A session's start is written once (a second one is ignored);
+            // what was folded into it sets its fields as the updates would.
+            c.prepare_cached(
+                "INSERT INTO sessions(id, listener, ip, port, local, proxy, start_ms, tls, login, end_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(id) DO UPDATE SET tls = coalesce(excluded.tls, tls), login = coalesce(excluded.login, login),
+                 end_ms = coalesce(excluded.end_ms, end_ms)",
+            )?
+            .execute(params![id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms])?;
         }
         Record::SessionEnd { id, time_ms } => {
             c.prepare_cached("UPDATE sessions SET end_ms = ?2 WHERE id = ?1")?.execute(params![id, time_ms])?;
@@ -651,6 +709,9 @@ mod tests {
                 local: "192.0.2.1:587".into(),
                 proxy: None,
                 time_ms: 1_700_000_000_000 + i as i64,
+                tls: None,
+                login: None,
+                end_ms: None,
             },
             Record::Message {
                 id: id.clone(),
@@ -758,6 +819,66 @@ mod tests {
     }
 
     #[test]
+    fn a_sessions_login_tls_and_end_fold_into_its_start_when_in_the_same_round() {
+        let start = |id: &str, t: i64| Record::Session {
+            id: id.into(),
+            listener: "submission".into(),
+            ip: "203.0.113.9".into(),
+            port: 40001,
+            local: "192.0.2.1:587".into(),
+            proxy: None,
+            time_ms: t,
+            tls: None,
+            login: None,
+            end_ms: None,
+        };
+        // S0 started in an earlier round: its records stay updates.
+        let earlier = vec![start("S0", 1)];
+        let round = vec![
+            Record::Login { session: "S0".into(), login: "bob".into() },
+            start("S1", 2),
+            Record::Tls { session: "S1".into(), version: "TLSv1_2".into() },
+            Record::Login { session: "S1".into(), login: "alice".into() },
+            Record::Tls { session: "S1".into(), version: "TLSv1_3".into() },
+            Record::SessionEnd { id: "S0".into(), time_ms: 8 },
+            Record::SessionEnd { id: "S1".into(), time_ms: 9 },
+        ];
+        let folded = coalesce(round.clone());
+        assert_eq!(folded.len(), 3, "{folded:?}");
+        assert!(
+            matches!(&folded[1], Record::Session { id, tls: Some(t), login: Some(l), end_ms: Some(9), .. }
+                if id == "S1" && t == "TLSv1_3" && l == "alice"),
+            "{folded:?}"
+        );
+        let rows = |records: Vec<Record>| {
+            let c = Connection::open_in_memory().unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            for r in earlier.iter().chain(&records) {
+                write(&c, r).unwrap();
+            }
+            let r = Reader::from_connection(c);
+            (r.session("S0").unwrap(), r.session("S1").unwrap())
+        };
+        let (s0, s1) = rows(folded.clone());
+        assert_eq!(s0.as_ref().and_then(|s| s.login.as_deref()), Some("bob"));
+        assert_eq!(s1.as_ref().and_then(|s| s.tls.as_deref()), Some("TLSv1_3"));
+        assert_eq!((s0, s1), rows(round), "what one by one writes");
+        // A start seen twice keeps what the first one's row was given.
+        let twice = coalesce(vec![
+            start("S2", 3),
+            Record::Login { session: "S2".into(), login: "carol".into() },
+            start("S2", 4),
+        ]);
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        for r in &twice {
+            write(&c, r).unwrap();
+        }
+        let s2 = Reader::from_connection(c).session("S2").unwrap().unwrap();
+        assert_eq!((s2.login.as_deref(), s2.start.as_str()), (Some("carol"), utc(3).as_str()));
+    }
+
+    #[test]
     fn written_rows_are_found_by_each_key_and_pruned_after_retention() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("abuse.sqlite");
@@ -771,6 +892,9 @@ mod tests {
             local: "192.0.2.1:587".into(),
             proxy: None,
             time_ms: t0,
+            tls: None,
+            login: None,
+            end_ms: None,
         });
         index.send(Record::Session {
             id: "S2".into(),
@@ -780,6 +904,9 @@ mod tests {
             local: "192.0.2.1:587".into(),
             proxy: None,
             time_ms: t0,
+            tls: None,
+            login: None,
+            end_ms: None,
         });
         index.send(Record::Login { session: "S1".into(), login: "alice@example.net".into() });
         index.send(Record::Tls { session: "S1".into(), version: "TLSv1_3".into() });
