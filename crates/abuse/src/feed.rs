@@ -315,6 +315,41 @@ mod tests {
     }
 
     #[test]
+    fn events_through_the_layer_are_found_by_trace_whatever_other_fields_they_carry() {
+        use crate::index::{Query, Reader};
+        use port25_events::emit;
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let layer = FeedLayer::default();
+        let index = Index::start(&path, std::time::Duration::from_secs(86400)).unwrap();
+        layer.set_index(index.clone());
+        let subscriber = tracing_subscriber::registry().with(layer.boxed());
+        tracing::subscriber::with_default(subscriber, || {
+            // As the engine and local delivery emit them, with fields the
+            // index does not read in between.
+            emit!(info, ev::SESSION_CONNECT, session = %"S9", listener = %"submission", peer = %"203.0.113.5:41000", local = %"192.0.2.1:587");
+            emit!(info, ev::SMTP_STARTTLS, session = %"S9", version = %"TLSv1_3", cipher = %"TLS13_AES_128_GCM_SHA256");
+            emit!(info, ev::SMTP_MAIL_ACCEPTED, session = %"S9", from = %"a@example.net");
+            emit!(debug, ev::SMTP_RCPT_ACCEPTED, session = %"S9", to = %"<Bob@Remote.Example>");
+            emit!(info, ev::SMTP_DATA_ACCEPTED, session = %"S9", peer = %"203.0.113.5:41000", id = %"S9A", from = %"a@example.net", size = 1234u64, rcpts = 1u64);
+            emit!(info, ev::DELIVERY_DELIVERED, id = %"S9A", to = %"bob@remote.example");
+            emit!(info, ev::SESSION_CLOSED, session = %"S9", seconds = 0.5);
+        });
+        assert!(index.sync(std::time::Duration::from_secs(10)));
+        let t = Reader::open(&path).unwrap().trace(&Query::QueueId("S9A".into()), 10).unwrap();
+        let (s, m) = (&t.sessions[0], &t.messages[0]);
+        assert_eq!((s.client_ip.as_str(), s.client_port, s.tls.as_deref()), ("203.0.113.5", 41000, Some("TLSv1_3")));
+        assert!(s.end.is_some(), "{s:?}");
+        assert_eq!((m.sender.as_deref(), m.size), (Some("a@example.net"), Some(1234)));
+        assert_eq!(m.recipients.len(), 1, "{m:?}");
+        assert_eq!(
+            (m.recipients[0].rcpt.as_str(), m.recipients[0].outcome.as_str()),
+            ("bob@remote.example", "delivered")
+        );
+    }
+
+    #[test]
     fn a_session_its_recipients_and_their_outcomes_become_records() {
         let mut feed = Feed::default();
         assert!(feed.record(ev::SESSION_PROXY, fields(&[("session", "S1"), ("proxy", "10.0.0.1:9")])).is_empty());

@@ -120,6 +120,9 @@ CREATE INDEX IF NOT EXISTS messages_time ON messages(time_ms);
 CREATE INDEX IF NOT EXISTS messages_login ON messages(login, time_ms);
 CREATE TABLE IF NOT EXISTS rcpts(id TEXT, rcpt TEXT, outcome TEXT, detail TEXT, time_ms INTEGER, PRIMARY KEY(id, rcpt)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rcpts_time ON rcpts(time_ms);
+-- The desk counts bounces every second: over this one it reads the few
+-- bounced rows only, not every recipient of the last second.
+CREATE INDEX IF NOT EXISTS rcpts_bounced ON rcpts(time_ms) WHERE outcome IN ('bounced', 'expired');
 ";
 
 /// Opens (creating) the index database at `path` with its schema.
@@ -163,6 +166,34 @@ pub struct Index {
     dropped: Arc<AtomicU64>,
     /// The writer, woken by [`Index::sync`] (it sleeps while it gathers).
     writer: std::thread::Thread,
+    progress: Arc<Progress>,
+}
+
+/// How far the writer got, so that whether a record is in the database
+/// can be known without reading it ([`Index::written`]).
+struct Progress {
+    base: Instant,
+    /// Every record sent before `base` + this many nanoseconds is written
+    /// (or lost, which `lost` counts).
+    through: AtomicU64,
+    /// Records dropped (queue full) and rounds that failed, ever.
+    lost: AtomicU64,
+}
+
+impl Progress {
+    fn advance(&self, to: Instant) {
+        let nanos = to.saturating_duration_since(self.base).as_nanos().min(u64::MAX as u128) as u64;
+        self.through.fetch_max(nanos, Ordering::AcqRel);
+    }
+}
+
+/// When a record was sent, for [`Index::written`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    /// Losses before it was sent.
+    lost: u64,
+    /// Taken after it was sent.
+    at: Instant,
 }
 
 impl Index {
@@ -172,33 +203,61 @@ impl Index {
         let conn = open(path)?;
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let (d, path) = (dropped.clone(), path.to_owned());
+        let progress = Arc::new(Progress { base: Instant::now(), through: AtomicU64::new(0), lost: AtomicU64::new(0) });
+        let (d, p, path) = (dropped.clone(), progress.clone(), path.to_owned());
         let writer = std::thread::Builder::new()
             .name("abuse-index".into())
-            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, path }.run(rx))
+            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, progress: p, path }.run(rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Index { tx, dropped, writer: writer.thread().clone() })
+        Ok(Index { tx, dropped, writer: writer.thread().clone(), progress })
     }
 
     pub fn send(&self, r: Record) {
         match self.tx.try_send(r) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// [`Index::send`], and a mark to ask [`Index::written`] about later.
+    pub fn send_marked(&self, r: Record) -> Sent {
+        let lost = self.progress.lost.load(Ordering::SeqCst);
+        self.send(r);
+        Sent { lost, at: Instant::now() }
+    }
+
+    /// True when the record is in the database for certain: the writer
+    /// has written every record sent before it, and nothing was lost
+    /// since (a record dropped, a round that failed). False says
+    /// "not known": ask the database.
+    pub fn written(&self, sent: &Sent) -> bool {
+        let through = self.progress.through.load(Ordering::Acquire);
+        let at = sent.at.saturating_duration_since(self.progress.base).as_nanos();
+        at < through as u128 && self.progress.lost.load(Ordering::SeqCst) == sent.lost
     }
 
     /// Waits (at most `wait`) until every record sent before is committed.
     pub fn sync(&self, wait: Duration) -> bool {
         let (tx, rx) = std::sync::mpsc::channel();
+        let before = Instant::now();
         if self.tx.send(Record::Sync(tx)).is_err() {
             return false;
         }
         // The writer may be asleep for the rest of its round.
         self.writer.unpark();
-        rx.recv_timeout(wait).is_ok()
+        // Answered only once its round is committed: what was sent
+        // before it is written.
+        let done = rx.recv_timeout(wait).is_ok();
+        if done {
+            self.progress.advance(before);
+        }
+        done
     }
 
     pub fn dropped(&self) -> u64 {
@@ -211,15 +270,21 @@ struct Writer {
     retention: Duration,
     pruned: Option<Instant>,
     dropped: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     path: PathBuf,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Record>) {
         let mut reported = 0;
-        while let Some(round) = gather(&rx, ROUND, ROUND_MAX) {
+        while let Some((round, drained)) = gather(&rx, ROUND, ROUND_MAX) {
             if let Err(e) = self.round(round) {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
                 emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
+            }
+            // Lost or written, every record sent before `drained` is done.
+            if let Some(t) = drained {
+                self.progress.advance(t);
             }
             let dropped = self.dropped.load(Ordering::Relaxed);
             if dropped != reported {
@@ -260,21 +325,26 @@ impl Writer {
 /// One round: the first record to arrive, then what arrives within
 /// `window` of it, at most `max`; a [`Record::Sync`] ends the round at
 /// once (someone waits, and [`Index::sync`] wakes the writer). `None`
-/// once every sender is gone.
+/// once every sender is gone. With it, the last instant the queue was
+/// seen empty (taken before looking): every record sent before it is in
+/// this round or an earlier one.
 ///
 /// Between records the writer sleeps (`park_timeout`) instead of waiting
 /// in `recv`: a receiver blocked in `recv` is woken by every send, a
 /// futex call on the session's side and a context switch per record,
 /// about ten per message.
-fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Record>> {
+fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<(Vec<Record>, Option<Instant>)> {
     let first = rx.recv().ok()?;
     let deadline = Instant::now() + window;
     let mut round = vec![first];
+    let mut drained = None;
     while round.len() < max && !matches!(round.last(), Some(Record::Sync(_))) {
+        let looked = Instant::now();
         match rx.try_recv() {
             Ok(r) => round.push(r),
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
+                drained = Some(looked);
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
                     break;
@@ -283,7 +353,7 @@ fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Rec
             }
         }
     }
-    Some(round)
+    Some((round, drained))
 }
 
 /// The round with the records of one row folded into the first of them
@@ -876,6 +946,26 @@ mod tests {
         }
         let s2 = Reader::from_connection(c).session("S2").unwrap().unwrap();
         assert_eq!((s2.login.as_deref(), s2.start.as_str()), (Some("carol"), utc(3).as_str()));
+    }
+
+    #[test]
+    fn a_record_is_known_written_once_the_writer_is_past_it_and_nothing_was_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let index = Index::start(&path, Duration::from_secs(86400)).unwrap();
+        let login = |n: &str| Record::Login { session: "S1".into(), login: n.into() };
+        let first = index.send_marked(login("a"));
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(index.written(&first));
+        // A record lost after one was sent: whether that one is written
+        // is no longer known from memory (the database says).
+        let second = index.send_marked(login("b"));
+        index.progress.lost.fetch_add(1, Ordering::SeqCst);
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(!index.written(&second));
+        let third = index.send_marked(login("c"));
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(index.written(&third), "sent after the loss");
     }
 
     #[test]
