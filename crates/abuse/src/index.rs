@@ -903,7 +903,7 @@ mod tests {
             end_ms: None,
         };
         // S0 started in an earlier round: its records stay updates.
-        let earlier = vec![start("S0", 1)];
+        let earlier = [start("S0", 1)];
         let round = vec![
             Record::Login { session: "S0".into(), login: "bob".into() },
             start("S1", 2),
