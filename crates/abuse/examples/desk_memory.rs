@@ -54,6 +54,9 @@ fn main() {
             local: "192.0.2.1:587".into(),
             proxy: None,
             time_ms: now_ms(),
+            tls: None,
+            login: None,
+            end_ms: None,
         });
         desk.logged_in(&session, &login, ip, Some("TLSv1_3"));
         let qid = format!("{session}A");

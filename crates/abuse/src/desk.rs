@@ -109,19 +109,34 @@ struct InForce {
     action: Action,
 }
 
+/// A held login's message the index may not have yet.
+struct Recent {
+    login: String,
+    /// When it was taken (ms), and when its index record was sent.
+    at: i64,
+    sent: index::Sent,
+}
+
 #[derive(Default)]
 struct State {
     days: HashMap<String, Day>,
     /// (day computed for, messages, recipients): the login's daily averages.
     baselines: HashMap<String, (i64, f64, f64)>,
     actions: HashMap<String, InForce>,
-    /// Queue id -> (login, when), for mail of held and locked logins taken
+    /// Queue id -> its login, for mail of held and locked logins taken
     /// in the last moments: the index writer may not have stored it yet.
     /// Dropped once the index has it ([`Desk::forget_indexed`]).
-    recent: HashMap<String, (String, i64)>,
+    recent: HashMap<String, Recent>,
     released: HashSet<String>,
     data_version: i64,
     generation: i64,
+    /// Per login the networks, ASNs and countries the `networks` table
+    /// has for it (read or written by this process; rows are never
+    /// removed), so that a login from a known place, most logins, reads
+    /// no database. At most [`NETWORKS_KNOWN`] in all; past that the table
+    /// is asked.
+    networks: HashMap<String, Vec<(&'static str, String)>>,
+    networks_known: usize,
 }
 
 impl State {
@@ -132,10 +147,25 @@ impl State {
     fn any_hold(&self) -> bool {
         self.actions.values().any(|f| f.action >= Action::Hold)
     }
+
+    fn knows_network(&self, login: &str, kind: &str, value: &str) -> bool {
+        self.networks.get(login).is_some_and(|v| v.iter().any(|(k, x)| *k == kind && x == value))
+    }
+
+    fn remember_network(&mut self, login: &str, kind: &'static str, value: String) {
+        if self.networks_known < NETWORKS_KNOWN && !self.knows_network(login, kind, &value) {
+            self.networks.entry(login.to_owned()).or_default().push((kind, value));
+            self.networks_known += 1;
+        }
+    }
 }
 
+/// Networks, ASNs and countries of logins remembered in memory at most
+/// (a few MB); the `networks` table has them all.
+const NETWORKS_KNOWN: usize = 100_000;
+
 /// How long a held login's message stays in memory before the desk asks
-/// whether the index has it (the writer commits every 50 ms).
+/// whether the index has it (the writer commits every 200 ms).
 const RECENT_MS: i64 = 5_000;
 
 pub struct Desk {
@@ -234,17 +264,20 @@ impl Desk {
         s.actions = actions;
         s.released = released;
         let State { recent, actions, .. } = &mut *s;
-        recent.retain(|_, (login, _)| actions.get(login).is_some_and(|f| f.action >= Action::Hold));
+        recent.retain(|_, r| actions.get(&r.login).is_some_and(|f| f.action >= Action::Hold));
         Ok(())
     }
 
     /// Drops from memory the held mail the index has stored by now; what it
-    /// has not (a record dropped when its queue was full) stays.
+    /// has not (a record dropped when its queue was full) stays. The
+    /// writer's progress says so for most without reading the database;
+    /// the rest (something was lost since) is looked up once old enough.
     fn forget_indexed(&self) {
         let due: Vec<String> = {
-            let s = self.state();
+            let mut s = self.state();
+            s.recent.retain(|_, r| !self.index.written(&r.sent));
             let cutoff = now_ms() - RECENT_MS;
-            s.recent.iter().filter(|(_, (_, at))| *at < cutoff).map(|(id, _)| id.clone()).collect()
+            s.recent.iter().filter(|(_, r)| r.at < cutoff).map(|(id, _)| id.clone()).collect()
         };
         if due.is_empty() {
             return;
@@ -272,7 +305,7 @@ impl Desk {
             self.index.send(Record::Tls { session: session.into(), version: v.into() });
         }
         let ip = ip.to_canonical();
-        let mut seen: Vec<(Kind, &str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
+        let mut seen: Vec<(Kind, &'static str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
         if let Some(e) = &self.cfg.enrich {
             let info = e.lookup(ip, today());
             if let Some(c) = info.country {
@@ -282,8 +315,11 @@ impl Desk {
                 seen.push((Kind::NewAsn, "asn", format!("AS{a}")));
             }
         }
+        // Where the login came from before: mostly remembered already.
+        seen.retain(|(_, name, value)| !self.state().knows_network(login, name, value));
         let mut raised = Vec::new();
-        {
+        let mut known_now = Vec::new();
+        if !seen.is_empty() {
             let db = self.db();
             for (kind, name, value) in seen {
                 let known: Vec<String> = match db
@@ -297,18 +333,29 @@ impl Desk {
                     }
                 };
                 if known.contains(&value) {
+                    known_now.push((name, value));
                     continue;
                 }
-                let _ = db.execute(
+                let stored = db.execute(
                     "INSERT OR IGNORE INTO networks(login, kind, value, first_ms) VALUES (?1, ?2, ?3, ?4)",
                     params![login, name, value, now_ms()],
                 );
+                match stored {
+                    Ok(_) => known_now.push((name, value.clone())),
+                    Err(e) => emit!(error, ev::ABUSE_STATE_FAILED, error = %e),
+                }
                 if !known.is_empty() {
                     raised.push((
                         kind,
                         format!("login from {ip} ({name} {value}); before only from {}", known.join(", ")),
                     ));
                 }
+            }
+        }
+        if !known_now.is_empty() {
+            let mut s = self.state();
+            for (name, value) in known_now {
+                s.remember_network(login, name, value);
             }
         }
         for (kind, evidence) in raised {
@@ -354,7 +401,7 @@ impl Desk {
         message_id: Option<&str>,
         rcpts: &[String],
     ) -> Option<Box<dyn FnOnce() + Send>> {
-        self.index.send(Record::Message {
+        let sent = self.index.send_marked(Record::Message {
             id: queue_id.into(),
             session: session.into(),
             time_ms: now_ms(),
@@ -364,34 +411,35 @@ impl Desk {
             sender: None,
             size: None,
         });
-        let (desk, queue_id, login) = (self.clone(), queue_id.to_owned(), login.to_owned());
-        let Some(baseline) = self.cached_baseline(&login) else {
-            let rcpts = rcpts.to_vec();
+        let Some(baseline) = self.cached_baseline(login) else {
+            let (desk, queue_id, login, rcpts) = (self.clone(), queue_id.to_owned(), login.to_owned(), rcpts.to_vec());
             return Some(Box::new(move || {
                 let baseline = desk.baseline(&login);
                 let raise = desk.count(&login, &rcpts, baseline);
-                desk.raise_and_hold(&login, &queue_id, raise);
+                desk.raise_and_hold(&login, &queue_id, raise, sent);
             }));
         };
-        let raise = self.count(&login, rcpts, baseline);
+        let raise = self.count(login, rcpts, baseline);
         if raise.is_empty() {
-            self.hold_if_held(&login, &queue_id);
+            // The usual case: nothing allocated beyond the index record.
+            self.hold_if_held(login, queue_id, sent);
             return None;
         }
-        Some(Box::new(move || desk.raise_and_hold(&login, &queue_id, raise)))
+        let (desk, queue_id, login) = (self.clone(), queue_id.to_owned(), login.to_owned());
+        Some(Box::new(move || desk.raise_and_hold(&login, &queue_id, raise, sent)))
     }
 
-    fn raise_and_hold(&self, login: &str, queue_id: &str, raise: Vec<(Kind, String)>) {
+    fn raise_and_hold(&self, login: &str, queue_id: &str, raise: Vec<(Kind, String)>, sent: index::Sent) {
         for (kind, evidence) in raise {
             self.raise(login, kind, evidence);
         }
-        self.hold_if_held(login, queue_id);
+        self.hold_if_held(login, queue_id, sent);
     }
 
-    fn hold_if_held(&self, login: &str, queue_id: &str) {
+    fn hold_if_held(&self, login: &str, queue_id: &str, sent: index::Sent) {
         let mut s = self.state();
         if s.holds(login) {
-            s.recent.insert(queue_id.to_owned(), (login.to_owned(), now_ms()));
+            s.recent.insert(queue_id.to_owned(), Recent { login: login.to_owned(), at: now_ms(), sent });
         }
     }
 
@@ -400,7 +448,11 @@ impl Desk {
         let mut raise = Vec::new();
         let mut s = self.state();
         let day = today();
-        let d = s.days.entry(login.to_owned()).or_insert_with(|| Day::new(day));
+        // The login's key is allocated once a day, not per message.
+        if !s.days.contains_key(login) {
+            s.days.insert(login.to_owned(), Day::new(day));
+        }
+        let Some(d) = s.days.get_mut(login) else { return raise };
         if d.day != day {
             *d = Day::new(day);
         }
@@ -469,8 +521,8 @@ impl Desk {
             if !s.any_hold() || s.released.contains(queue_id) {
                 return false;
             }
-            if let Some((login, _)) = s.recent.get(queue_id) {
-                return s.holds(login);
+            if let Some(r) = s.recent.get(queue_id) {
+                return s.holds(&r.login);
             }
         }
         let login: rusqlite::Result<Option<Option<String>>> = self
@@ -609,6 +661,8 @@ impl Desk {
             let db = self.db();
             let since = Self::cursor(&db, "bounces").max(now_ms() - 86_400_000);
             let until = now_ms() - 1;
+            // `outcome IN (...)` as the index rcpts_bounced has it, word for
+            // word: SQLite uses a partial index only for its own condition.
             let mut st = db.prepare_cached(
                 "SELECT m.login, count(*) FROM rcpts r JOIN messages m ON m.id = r.id
                  WHERE r.time_ms > ?1 AND r.time_ms <= ?2 AND r.outcome IN ('bounced', 'expired') AND m.login IS NOT NULL GROUP BY m.login",
@@ -1169,11 +1223,9 @@ mod tests {
         }
         d.submitted("S4", "S4M", "dave@example.net", None, &["r@r.example".into()]);
         assert_eq!(d.state().recent.len(), 500);
-        // Later: the index has them all, so memory lets them go...
-        d.index.sync(Duration::from_secs(5));
-        for (_, at) in d.state().recent.values_mut() {
-            *at -= RECENT_MS + 1;
-        }
+        // Once the index has them all, memory lets them go (the writer's
+        // progress says so, no waiting)...
+        assert!(d.index.sync(Duration::from_secs(5)));
         d.tick();
         assert!(d.state().recent.is_empty(), "memory holds no mail the index has");
         // ...and they are held all the same, read from the index; the

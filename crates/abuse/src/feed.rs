@@ -8,10 +8,14 @@
 //! records out), tested without a subscriber. Per open session it keeps
 //! the proxy address and the accepted recipients of the transaction in
 //! progress, both bounded.
+//!
+//! The layer runs on the sessions' threads for every catalogued event,
+//! about ten per message: it reads only the few fields the event's id
+//! needs ([`wanted`]) into a small list, no map of every field.
 
 use crate::index::{now_ms, Index, Record};
 use port25_events as ev;
-use port25_events::fields::{Catalogued, Fields};
+use port25_events::fields::Catalogued;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -39,10 +43,81 @@ pub fn rcpt_key(to: &str) -> String {
     to.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase()
 }
 
+/// The fields of an event the index reads: its id's [`wanted`] ones.
+#[derive(Default)]
+pub struct EventFields {
+    want: &'static [&'static str],
+    got: Vec<(&'static str, String)>,
+}
+
+impl EventFields {
+    /// For the event `id`: keeps only the fields it needs.
+    pub fn for_event(id: &str) -> EventFields {
+        let want = wanted(id);
+        EventFields { want, got: Vec::with_capacity(want.len()) }
+    }
+
+    /// Fields given by name (tests, tools).
+    pub fn of(pairs: &[(&'static str, &str)]) -> EventFields {
+        EventFields { want: &[], got: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect() }
+    }
+
+    fn keep(&mut self, name: &'static str, value: impl FnOnce() -> String) {
+        if self.want.contains(&name) {
+            self.got.push((name, value()));
+        }
+    }
+
+    /// The field's value, taken out ("" when absent, or taken before).
+    fn take(&mut self, k: &str) -> String {
+        self.got.iter_mut().find(|(n, _)| *n == k).map(|(_, v)| std::mem::take(v)).unwrap_or_default()
+    }
+
+    fn has(&self, k: &str) -> bool {
+        self.got.iter().any(|(n, v)| *n == k && !v.is_empty())
+    }
+}
+
+impl tracing::field::Visit for EventFields {
+    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
+        self.keep(f.name(), || v.to_owned());
+    }
+    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+        self.keep(f.name(), || format!("{v:?}"));
+    }
+    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
+        self.keep(f.name(), || v.to_string());
+    }
+    fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
+        self.keep(f.name(), || v.to_string());
+    }
+    fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
+        self.keep(f.name(), || v.to_string());
+    }
+}
+
+/// The fields [`Feed::record`] reads of each event it reads.
+pub fn wanted(id: &str) -> &'static [&'static str] {
+    match id {
+        ev::SESSION_PROXY => &["session", "proxy"],
+        ev::SESSION_CONNECT => &["session", "peer", "listener", "local"],
+        ev::SESSION_CLOSED | ev::SESSION_REFUSED | ev::SMTP_MAIL_ACCEPTED => &["session"],
+        ev::SMTP_STARTTLS => &["session", "version"],
+        ev::SMTP_RCPT_ACCEPTED => &["session", "to"],
+        ev::SMTP_DATA_ACCEPTED => &["session", "id", "from", "size"],
+        ev::OUTBOUND_QUEUED => &["id", "dkim"],
+        ev::OUTBOUND_DELIVERED => &["id", "to", "host", "reply"],
+        ev::DELIVERY_DELIVERED => &["id", "to"],
+        ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED | ev::DELIVERY_FAILED => &["id", "to", "reason"],
+        ev::OUTBOUND_BOUNCED => &["id", "to", "reply", "expired"],
+        _ => &[],
+    }
+}
+
 impl Feed {
-    /// The index records one event makes (`fields` by name).
-    pub fn record(&mut self, id: &str, f: &HashMap<&'static str, String>) -> Vec<Record> {
-        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+    /// The index records one event makes (its [`wanted`] fields).
+    pub fn record(&mut self, id: &str, mut f: EventFields) -> Vec<Record> {
+        let mut get = |k: &str| f.take(k);
         let now = now_ms();
         match id {
             ev::SESSION_PROXY => {
@@ -67,6 +142,9 @@ impl Feed {
                     local: get("local"),
                     proxy,
                     time_ms: now,
+                    tls: None,
+                    login: None,
+                    end_ms: None,
                 }]
             }
             ev::SESSION_CLOSED | ev::SESSION_REFUSED => {
@@ -110,31 +188,45 @@ impl Feed {
                 }));
                 out
             }
-            ev::OUTBOUND_QUEUED => match f.get("dkim").filter(|d| !d.is_empty()) {
-                Some(d) => vec![Record::Dkim { id: get("id"), digest: d.clone() }],
-                None => vec![],
+            ev::OUTBOUND_QUEUED => match get("dkim") {
+                d if !d.is_empty() => vec![Record::Dkim { id: get("id"), digest: d }],
+                _ => vec![],
             },
-            ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => outcome(
-                f,
-                "delivered",
-                if id == ev::DELIVERY_DELIVERED { "local mailbox".into() } else { get("host") + " " + &get("reply") },
-            ),
-            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(f, "deferred", get("reason")),
+            ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
+                let detail = if id == ev::DELIVERY_DELIVERED {
+                    "local mailbox".into()
+                } else {
+                    get("host") + " " + &get("reply")
+                };
+                outcome(f, "delivered", detail)
+            }
+            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => {
+                let reason = get("reason");
+                outcome(f, "deferred", reason)
+            }
             ev::OUTBOUND_BOUNCED => {
                 let kind = if get("expired") == "true" { "expired" } else { "bounced" };
-                outcome(f, kind, get("reply"))
+                let reply = get("reply");
+                outcome(f, kind, reply)
             }
-            ev::DELIVERY_FAILED => outcome(f, "bounced", get("reason")),
+            ev::DELIVERY_FAILED => {
+                let reason = get("reason");
+                outcome(f, "bounced", reason)
+            }
             _ => vec![],
         }
     }
 }
 
-fn outcome(f: &HashMap<&'static str, String>, outcome: &str, detail: String) -> Vec<Record> {
-    let (Some(id), Some(to)) = (f.get("id"), f.get("to")) else { return vec![] };
+/// A recipient's outcome; none when the event names no message or
+/// recipient (an empty field counts as absent: nothing to look up by).
+fn outcome(mut f: EventFields, outcome: &str, detail: String) -> Vec<Record> {
+    if !f.has("id") || !f.has("to") {
+        return vec![];
+    }
     vec![Record::Rcpt {
-        id: id.clone(),
-        rcpt: rcpt_key(to),
+        id: f.take("id"),
+        rcpt: rcpt_key(&f.take("to")),
         outcome: outcome.into(),
         detail: detail.trim().to_owned(),
         time_ms: now_ms(),
@@ -205,9 +297,9 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
         let mut which = EventId(None);
         event.record(&mut which);
         let Some(id) = which.0 else { return };
-        let mut f = Fields::default();
+        let mut f = EventFields::for_event(id);
         event.record(&mut f);
-        let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, &f.0);
+        let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, f);
         for r in records {
             index.send(r);
         }
@@ -218,17 +310,52 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
 mod tests {
     use super::*;
 
-    fn fields(pairs: &[(&'static str, &str)]) -> HashMap<&'static str, String> {
-        pairs.iter().map(|(k, v)| (*k, v.to_string())).collect()
+    fn fields(pairs: &[(&'static str, &str)]) -> EventFields {
+        EventFields::of(pairs)
+    }
+
+    #[test]
+    fn events_through_the_layer_are_found_by_trace_whatever_other_fields_they_carry() {
+        use crate::index::{Query, Reader};
+        use port25_events::emit;
+        use tracing_subscriber::layer::SubscriberExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let layer = FeedLayer::default();
+        let index = Index::start(&path, std::time::Duration::from_secs(86400)).unwrap();
+        layer.set_index(index.clone());
+        let subscriber = tracing_subscriber::registry().with(layer.boxed());
+        tracing::subscriber::with_default(subscriber, || {
+            // As the engine and local delivery emit them, with fields the
+            // index does not read in between.
+            emit!(info, ev::SESSION_CONNECT, session = %"S9", listener = %"submission", peer = %"203.0.113.5:41000", local = %"192.0.2.1:587");
+            emit!(info, ev::SMTP_STARTTLS, session = %"S9", version = %"TLSv1_3", cipher = %"TLS13_AES_128_GCM_SHA256");
+            emit!(info, ev::SMTP_MAIL_ACCEPTED, session = %"S9", from = %"a@example.net");
+            emit!(debug, ev::SMTP_RCPT_ACCEPTED, session = %"S9", to = %"<Bob@Remote.Example>");
+            emit!(info, ev::SMTP_DATA_ACCEPTED, session = %"S9", peer = %"203.0.113.5:41000", id = %"S9A", from = %"a@example.net", size = 1234u64, rcpts = 1u64);
+            emit!(info, ev::DELIVERY_DELIVERED, id = %"S9A", to = %"bob@remote.example");
+            emit!(info, ev::SESSION_CLOSED, session = %"S9", seconds = 0.5);
+        });
+        assert!(index.sync(std::time::Duration::from_secs(10)));
+        let t = Reader::open(&path).unwrap().trace(&Query::QueueId("S9A".into()), 10).unwrap();
+        let (s, m) = (&t.sessions[0], &t.messages[0]);
+        assert_eq!((s.client_ip.as_str(), s.client_port, s.tls.as_deref()), ("203.0.113.5", 41000, Some("TLSv1_3")));
+        assert!(s.end.is_some(), "{s:?}");
+        assert_eq!((m.sender.as_deref(), m.size), (Some("a@example.net"), Some(1234)));
+        assert_eq!(m.recipients.len(), 1, "{m:?}");
+        assert_eq!(
+            (m.recipients[0].rcpt.as_str(), m.recipients[0].outcome.as_str()),
+            ("bob@remote.example", "delivered")
+        );
     }
 
     #[test]
     fn a_session_its_recipients_and_their_outcomes_become_records() {
         let mut feed = Feed::default();
-        assert!(feed.record(ev::SESSION_PROXY, &fields(&[("session", "S1"), ("proxy", "10.0.0.1:9")])).is_empty());
+        assert!(feed.record(ev::SESSION_PROXY, fields(&[("session", "S1"), ("proxy", "10.0.0.1:9")])).is_empty());
         let r = feed.record(
             ev::SESSION_CONNECT,
-            &fields(&[
+            fields(&[
                 ("session", "S1"),
                 ("listener", "sub"),
                 ("peer", "[::ffff:198.51.100.7]:40123"),
@@ -239,14 +366,14 @@ mod tests {
             matches!(&r[..], [Record::Session { ip, port: 40123, proxy: Some(p), .. }] if ip == "198.51.100.7" && p == "10.0.0.1:9"),
             "{r:?}"
         );
-        feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
-        feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "dropped@x.example")]));
+        feed.record(ev::SMTP_MAIL_ACCEPTED, fields(&[("session", "S1")]));
+        feed.record(ev::SMTP_RCPT_ACCEPTED, fields(&[("session", "S1"), ("to", "dropped@x.example")]));
         // A second MAIL starts a new transaction: the first's recipients go.
-        feed.record(ev::SMTP_MAIL_ACCEPTED, &fields(&[("session", "S1")]));
-        feed.record(ev::SMTP_RCPT_ACCEPTED, &fields(&[("session", "S1"), ("to", "Bob@Remote.Example")]));
+        feed.record(ev::SMTP_MAIL_ACCEPTED, fields(&[("session", "S1")]));
+        feed.record(ev::SMTP_RCPT_ACCEPTED, fields(&[("session", "S1"), ("to", "Bob@Remote.Example")]));
         let r = feed.record(
             ev::SMTP_DATA_ACCEPTED,
-            &fields(&[("session", "S1"), ("id", "S1A"), ("from", "a@b"), ("size", "42")]),
+            fields(&[("session", "S1"), ("id", "S1A"), ("from", "a@b"), ("size", "42")]),
         );
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(
@@ -254,15 +381,15 @@ mod tests {
         );
         let r = feed.record(
             ev::OUTBOUND_BOUNCED,
-            &fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]),
+            fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]),
         );
         assert!(matches!(&r[..], [Record::Rcpt { outcome, detail, .. }] if outcome == "expired" && detail == "550 no"));
         assert!(matches!(
-            &feed.record(ev::SESSION_CLOSED, &fields(&[("session", "S1")]))[..],
+            &feed.record(ev::SESSION_CLOSED, fields(&[("session", "S1")]))[..],
             [Record::SessionEnd { .. }]
         ));
         assert!(feed.sessions.is_empty());
         // A peer that is no address makes no session (nothing to look up by).
-        assert!(feed.record(ev::SESSION_CONNECT, &fields(&[("session", "S2"), ("peer", "garbage")])).is_empty());
+        assert!(feed.record(ev::SESSION_CONNECT, fields(&[("session", "S2"), ("peer", "garbage")])).is_empty());
     }
 }

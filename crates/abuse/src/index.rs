@@ -4,9 +4,11 @@
 //!
 //! Writes go through one thread ([`Index::send`] never blocks a session):
 //! it gathers records for up to [`ROUND`] (or [`ROUND_MAX`] records, or
-//! until someone waits in [`Index::sync`]), folds the records of one row
-//! into one write ([`coalesce`]: a message's two records, a recipient's
-//! `accepted` then `delivered`, a session's start, login, TLS and end) and
+//! until someone waits in [`Index::sync`]), sleeping while it does (a
+//! record sent wakes nobody: one wake-up per round, not per record),
+//! folds the records of one row into one write ([`coalesce`]: a
+//! message's two records, a recipient's `accepted` then `delivered`, a
+//! session's start, login, TLS and end) and
 //! writes the round in one transaction (WAL, `synchronous = NORMAL`: no
 //! fsync per round; the index is evidence for the abuse desk, not mail,
 //! and a crash loses at most the last rounds). One commit per round, not
@@ -26,14 +28,17 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Records waiting for the writer at most; beyond it they are dropped.
 pub const QUEUE: usize = 100_000;
-/// How long the writer gathers records before it commits them.
-pub const ROUND: Duration = Duration::from_millis(50);
+/// How long the writer gathers records before it commits them. Longer
+/// rounds fold more of a session's records into its one row and commit
+/// less often; [`Index::sync`] ends a round at once for whoever needs the
+/// rows now (a hold, the tests).
+pub const ROUND: Duration = Duration::from_millis(200);
 /// Records per round at most.
 pub const ROUND_MAX: usize = 8192;
 /// A session longer than this is not found by a window that starts after
@@ -55,6 +60,11 @@ pub enum Record {
         local: String,
         proxy: Option<String>,
         time_ms: i64,
+        /// What [`Record::Tls`], [`Record::Login`] and [`Record::SessionEnd`]
+        /// set, when [`coalesce`] folded them in (`None`: left as it is).
+        tls: Option<String>,
+        login: Option<String>,
+        end_ms: Option<i64>,
     },
     SessionEnd {
         id: String,
@@ -110,6 +120,9 @@ CREATE INDEX IF NOT EXISTS messages_time ON messages(time_ms);
 CREATE INDEX IF NOT EXISTS messages_login ON messages(login, time_ms);
 CREATE TABLE IF NOT EXISTS rcpts(id TEXT, rcpt TEXT, outcome TEXT, detail TEXT, time_ms INTEGER, PRIMARY KEY(id, rcpt)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS rcpts_time ON rcpts(time_ms);
+-- The desk counts bounces every second: over this one it reads the few
+-- bounced rows only, not every recipient of the last second.
+CREATE INDEX IF NOT EXISTS rcpts_bounced ON rcpts(time_ms) WHERE outcome IN ('bounced', 'expired');
 ";
 
 /// Opens (creating) the index database at `path` with its schema.
@@ -151,6 +164,36 @@ pub fn open_bulk(path: &Path) -> rusqlite::Result<Connection> {
 pub struct Index {
     tx: SyncSender<Record>,
     dropped: Arc<AtomicU64>,
+    /// The writer, woken by [`Index::sync`] (it sleeps while it gathers).
+    writer: std::thread::Thread,
+    progress: Arc<Progress>,
+}
+
+/// How far the writer got, so that whether a record is in the database
+/// can be known without reading it ([`Index::written`]).
+struct Progress {
+    base: Instant,
+    /// Every record sent before `base` + this many nanoseconds is written
+    /// (or lost, which `lost` counts).
+    through: AtomicU64,
+    /// Records dropped (queue full) and rounds that failed, ever.
+    lost: AtomicU64,
+}
+
+impl Progress {
+    fn advance(&self, to: Instant) {
+        let nanos = to.saturating_duration_since(self.base).as_nanos().min(u64::MAX as u128) as u64;
+        self.through.fetch_max(nanos, Ordering::AcqRel);
+    }
+}
+
+/// When a record was sent, for [`Index::written`].
+#[derive(Debug, Clone, Copy)]
+pub struct Sent {
+    /// Losses before it was sent.
+    lost: u64,
+    /// Taken after it was sent.
+    at: Instant,
 }
 
 impl Index {
@@ -160,31 +203,61 @@ impl Index {
         let conn = open(path)?;
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
-        let (d, path) = (dropped.clone(), path.to_owned());
-        std::thread::Builder::new()
+        let progress = Arc::new(Progress { base: Instant::now(), through: AtomicU64::new(0), lost: AtomicU64::new(0) });
+        let (d, p, path) = (dropped.clone(), progress.clone(), path.to_owned());
+        let writer = std::thread::Builder::new()
             .name("abuse-index".into())
-            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, path }.run(rx))
+            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, progress: p, path }.run(rx))
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Index { tx, dropped })
+        Ok(Index { tx, dropped, writer: writer.thread().clone(), progress })
     }
 
     pub fn send(&self, r: Record) {
         match self.tx.try_send(r) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(TrySendError::Disconnected(_)) => {}
+            Err(TrySendError::Disconnected(_)) => {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
+            }
         }
+    }
+
+    /// [`Index::send`], and a mark to ask [`Index::written`] about later.
+    pub fn send_marked(&self, r: Record) -> Sent {
+        let lost = self.progress.lost.load(Ordering::SeqCst);
+        self.send(r);
+        Sent { lost, at: Instant::now() }
+    }
+
+    /// True when the record is in the database for certain: the writer
+    /// has written every record sent before it, and nothing was lost
+    /// since (a record dropped, a round that failed). False says
+    /// "not known": ask the database.
+    pub fn written(&self, sent: &Sent) -> bool {
+        let through = self.progress.through.load(Ordering::Acquire);
+        let at = sent.at.saturating_duration_since(self.progress.base).as_nanos();
+        at < through as u128 && self.progress.lost.load(Ordering::SeqCst) == sent.lost
     }
 
     /// Waits (at most `wait`) until every record sent before is committed.
     pub fn sync(&self, wait: Duration) -> bool {
         let (tx, rx) = std::sync::mpsc::channel();
+        let before = Instant::now();
         if self.tx.send(Record::Sync(tx)).is_err() {
             return false;
         }
-        rx.recv_timeout(wait).is_ok()
+        // The writer may be asleep for the rest of its round.
+        self.writer.unpark();
+        // Answered only once its round is committed: what was sent
+        // before it is written.
+        let done = rx.recv_timeout(wait).is_ok();
+        if done {
+            self.progress.advance(before);
+        }
+        done
     }
 
     pub fn dropped(&self) -> u64 {
@@ -197,15 +270,21 @@ struct Writer {
     retention: Duration,
     pruned: Option<Instant>,
     dropped: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     path: PathBuf,
 }
 
 impl Writer {
     fn run(mut self, rx: Receiver<Record>) {
         let mut reported = 0;
-        while let Some(round) = gather(&rx, ROUND, ROUND_MAX) {
+        while let Some((round, drained)) = gather(&rx, ROUND, ROUND_MAX) {
             if let Err(e) = self.round(round) {
+                self.progress.lost.fetch_add(1, Ordering::SeqCst);
                 emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
+            }
+            // Lost or written, every record sent before `drained` is done.
+            if let Some(t) = drained {
+                self.progress.advance(t);
             }
             let dropped = self.dropped.load(Ordering::Relaxed);
             if dropped != reported {
@@ -245,34 +324,77 @@ impl Writer {
 
 /// One round: the first record to arrive, then what arrives within
 /// `window` of it, at most `max`; a [`Record::Sync`] ends the round at
-/// once (someone waits). `None` once every sender is gone.
-fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<Vec<Record>> {
+/// once (someone waits, and [`Index::sync`] wakes the writer). `None`
+/// once every sender is gone. With it, the last instant the queue was
+/// seen empty (taken before looking): every record sent before it is in
+/// this round or an earlier one.
+///
+/// Between records the writer sleeps (`park_timeout`) instead of waiting
+/// in `recv`: a receiver blocked in `recv` is woken by every send, a
+/// futex call on the session's side and a context switch per record,
+/// about ten per message.
+fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<(Vec<Record>, Option<Instant>)> {
     let first = rx.recv().ok()?;
     let deadline = Instant::now() + window;
     let mut round = vec![first];
+    let mut drained = None;
     while round.len() < max && !matches!(round.last(), Some(Record::Sync(_))) {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match rx.recv_timeout(left) {
+        let looked = Instant::now();
+        match rx.try_recv() {
             Ok(r) => round.push(r),
-            Err(_) => break,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                drained = Some(looked);
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                std::thread::park_timeout(left);
+            }
         }
     }
-    Some(round)
+    Some((round, drained))
 }
 
 /// The round with the records of one row folded into the first of them
 /// (so that every record that needs the row, such as a message's DKIM
 /// digest, still comes after it): a message's records (later values
-/// that are `Some` win, as the upsert does) and a recipient's outcomes
-/// (the last wins, as `INSERT OR REPLACE` does). What it writes is what
-/// writing the records one by one writes.
+/// that are `Some` win, as the upsert does), a recipient's outcomes
+/// (the last wins, as `INSERT OR REPLACE` does) and a session's TLS,
+/// login and end when its start is in the round (the last wins, as the
+/// updates do). What it writes is what writing the records one by one
+/// writes; a session of a few messages becomes one insert instead of an
+/// insert and three updates.
 pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
     use std::collections::HashMap;
     let mut out: Vec<Record> = Vec::with_capacity(round.len());
     let mut messages: HashMap<String, usize> = HashMap::new();
     let mut rcpts: HashMap<(String, String), usize> = HashMap::new();
+    let mut sessions: HashMap<String, usize> = HashMap::new();
+    // The session row that `id` updates, when its start is in the round.
+    fn started<'a>(out: &'a mut [Record], sessions: &HashMap<String, usize>, id: &str) -> Option<&'a mut Record> {
+        sessions.get(id).map(|&i| &mut out[i])
+    }
     for r in round {
         match r {
+            Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+                // A second start of one id is ignored by the insert but its
+                // fields still apply (the upsert): it stays a record of its own.
+                sessions.entry(id.clone()).or_insert(out.len());
+                out.push(Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms });
+            }
+            Record::Tls { session, version } => match started(&mut out, &sessions, &session) {
+                Some(Record::Session { tls, .. }) => *tls = Some(version),
+                _ => out.push(Record::Tls { session, version }),
+            },
+            Record::Login { session, login } => match started(&mut out, &sessions, &session) {
+                Some(Record::Session { login: l, .. }) => *l = Some(login),
+                _ => out.push(Record::Login { session, login }),
+            },
+            Record::SessionEnd { id, time_ms } => match started(&mut out, &sessions, &id) {
+                Some(Record::Session { end_ms, .. }) => *end_ms = Some(time_ms),
+                _ => out.push(Record::SessionEnd { id, time_ms }),
+            },
             Record::Message { id, session, time_ms, message_id, login, sender, size } => match messages.get(&id) {
                 Some(&i) => {
                     if let Record::Message { message_id: m, login: l, sender: s, size: z, .. } = &mut out[i] {
@@ -310,9 +432,15 @@ pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
 /// Writes one record (the writer, and the bench's loader, use it).
 pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
     match r {
-        Record::Session { id, listener, ip, port, local, proxy, time_ms } => {
-            c.prepare_cached("INSERT OR IGNORE INTO sessions(id, listener, ip, port, local, proxy, start_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?
-                .execute(params![id, listener, ip, port, local, proxy, time_ms])?;
+        Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+            // A session's start is written once (a second one is ignored);
+            // what was folded into it sets its fields as the updates would.
+            c.prepare_cached(
+                "INSERT INTO sessions(id, listener, ip, port, local, proxy, start_ms, tls, login, end_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                 ON CONFLICT(id) DO UPDATE SET tls = coalesce(excluded.tls, tls), login = coalesce(excluded.login, login),
+                 end_ms = coalesce(excluded.end_ms, end_ms)",
+            )?
+            .execute(params![id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms])?;
         }
         Record::SessionEnd { id, time_ms } => {
             c.prepare_cached("UPDATE sessions SET end_ms = ?2 WHERE id = ?1")?.execute(params![id, time_ms])?;
@@ -651,6 +779,9 @@ mod tests {
                 local: "192.0.2.1:587".into(),
                 proxy: None,
                 time_ms: 1_700_000_000_000 + i as i64,
+                tls: None,
+                login: None,
+                end_ms: None,
             },
             Record::Message {
                 id: id.clone(),
@@ -758,6 +889,86 @@ mod tests {
     }
 
     #[test]
+    fn a_sessions_login_tls_and_end_fold_into_its_start_when_in_the_same_round() {
+        let start = |id: &str, t: i64| Record::Session {
+            id: id.into(),
+            listener: "submission".into(),
+            ip: "203.0.113.9".into(),
+            port: 40001,
+            local: "192.0.2.1:587".into(),
+            proxy: None,
+            time_ms: t,
+            tls: None,
+            login: None,
+            end_ms: None,
+        };
+        // S0 started in an earlier round: its records stay updates.
+        let earlier = [start("S0", 1)];
+        let round = vec![
+            Record::Login { session: "S0".into(), login: "bob".into() },
+            start("S1", 2),
+            Record::Tls { session: "S1".into(), version: "TLSv1_2".into() },
+            Record::Login { session: "S1".into(), login: "alice".into() },
+            Record::Tls { session: "S1".into(), version: "TLSv1_3".into() },
+            Record::SessionEnd { id: "S0".into(), time_ms: 8 },
+            Record::SessionEnd { id: "S1".into(), time_ms: 9 },
+        ];
+        let folded = coalesce(round.clone());
+        assert_eq!(folded.len(), 3, "{folded:?}");
+        assert!(
+            matches!(&folded[1], Record::Session { id, tls: Some(t), login: Some(l), end_ms: Some(9), .. }
+                if id == "S1" && t == "TLSv1_3" && l == "alice"),
+            "{folded:?}"
+        );
+        let rows = |records: Vec<Record>| {
+            let c = Connection::open_in_memory().unwrap();
+            c.execute_batch(SCHEMA).unwrap();
+            for r in earlier.iter().chain(&records) {
+                write(&c, r).unwrap();
+            }
+            let r = Reader::from_connection(c);
+            (r.session("S0").unwrap(), r.session("S1").unwrap())
+        };
+        let (s0, s1) = rows(folded.clone());
+        assert_eq!(s0.as_ref().and_then(|s| s.login.as_deref()), Some("bob"));
+        assert_eq!(s1.as_ref().and_then(|s| s.tls.as_deref()), Some("TLSv1_3"));
+        assert_eq!((s0, s1), rows(round), "what one by one writes");
+        // A start seen twice keeps what the first one's row was given.
+        let twice = coalesce(vec![
+            start("S2", 3),
+            Record::Login { session: "S2".into(), login: "carol".into() },
+            start("S2", 4),
+        ]);
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        for r in &twice {
+            write(&c, r).unwrap();
+        }
+        let s2 = Reader::from_connection(c).session("S2").unwrap().unwrap();
+        assert_eq!((s2.login.as_deref(), s2.start.as_str()), (Some("carol"), utc(3).as_str()));
+    }
+
+    #[test]
+    fn a_record_is_known_written_once_the_writer_is_past_it_and_nothing_was_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let index = Index::start(&path, Duration::from_secs(86400)).unwrap();
+        let login = |n: &str| Record::Login { session: "S1".into(), login: n.into() };
+        let first = index.send_marked(login("a"));
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(index.written(&first));
+        // A record lost after one was sent: whether that one is written
+        // is no longer known from memory (the database says).
+        let second = index.send_marked(login("b"));
+        index.progress.lost.fetch_add(1, Ordering::SeqCst);
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(!index.written(&second));
+        let third = index.send_marked(login("c"));
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(index.written(&third), "sent after the loss");
+    }
+
+    #[test]
     fn written_rows_are_found_by_each_key_and_pruned_after_retention() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("abuse.sqlite");
@@ -771,6 +982,9 @@ mod tests {
             local: "192.0.2.1:587".into(),
             proxy: None,
             time_ms: t0,
+            tls: None,
+            login: None,
+            end_ms: None,
         });
         index.send(Record::Session {
             id: "S2".into(),
@@ -780,6 +994,9 @@ mod tests {
             local: "192.0.2.1:587".into(),
             proxy: None,
             time_ms: t0,
+            tls: None,
+            login: None,
+            end_ms: None,
         });
         index.send(Record::Login { session: "S1".into(), login: "alice@example.net".into() });
         index.send(Record::Tls { session: "S1".into(), version: "TLSv1_3".into() });
