@@ -88,6 +88,11 @@ pub struct CollectConfig {
     /// Connections at once from one client address (IPv6: one /64).
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
+    /// Seconds a new connection has to finish its TLS handshake; until
+    /// then it holds a connection slot, so a peer that opens connections
+    /// and never speaks holds them no longer than this.
+    #[serde(default = "default_handshake_timeout_secs")]
+    pub handshake_timeout_secs: u64,
     #[serde(rename = "sensor")]
     pub sensors: Vec<SensorAuth>,
 }
@@ -98,6 +103,10 @@ fn default_max_connections() -> usize {
 
 fn default_max_connections_per_address() -> usize {
     8
+}
+
+fn default_handshake_timeout_secs() -> u64 {
+    30
 }
 
 fn default_hostname() -> String {
@@ -127,6 +136,9 @@ impl CollectConfig {
                 "{}: max_connections and max_connections_per_address must be at least 1",
                 path.display()
             ));
+        }
+        if !(1..=3600).contains(&c.handshake_timeout_secs) {
+            return Err(format!("{}: handshake_timeout_secs must be 1 to 3600", path.display()));
         }
         let mut seen: HashMap<&str, usize> = HashMap::new();
         for s in &c.sensors {
@@ -169,6 +181,8 @@ struct State {
     tokens: Vec<([u8; 32], String)>,
     /// Appends are serialised: sensors ship one batch at a time anyway.
     append: Mutex<()>,
+    /// `handshake_timeout_secs`.
+    handshake_timeout: Duration,
 }
 
 fn sha256(s: &[u8]) -> [u8; 32] {
@@ -369,7 +383,7 @@ async fn serve_conn(
     tcp: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
 ) {
-    let Ok(Ok(stream)) = tokio::time::timeout(Duration::from_secs(30), tls.accept(tcp)).await else {
+    let Ok(Ok(stream)) = tokio::time::timeout(state.handshake_timeout, tls.accept(tcp)).await else {
         return;
     };
     let mut conn = Conn::new(stream, Duration::from_secs(60));
@@ -435,6 +449,7 @@ pub async fn run(config: CollectConfig, listener: TcpListener, shutdown: Cancell
         root: config.data_dir.clone(),
         tokens: config.sensors.iter().map(|s| (sha256(s.token.get_ref().as_bytes()), s.name.clone())).collect(),
         append: Mutex::new(()),
+        handshake_timeout: Duration::from_secs(config.handshake_timeout_secs),
     });
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let per_client = Arc::new(PerClient { max: config.max_connections_per_address, held: Default::default() });
@@ -489,6 +504,15 @@ mod tests {
         )
         .unwrap();
         assert!(CollectConfig::load(&bad).unwrap_err().contains("sensor name"));
+        assert_eq!(c.handshake_timeout_secs, 30);
+        for t in ["0", "3601"] {
+            std::fs::write(
+                &bad,
+                format!("listen = \"127.0.0.1:1\"\ndata_dir = \"x\"\nhandshake_timeout_secs = {t}\n[[sensor]]\nname = \"s\"\ntoken = \"0123456789abcdef\"\n"),
+            )
+            .unwrap();
+            assert!(CollectConfig::load(&bad).unwrap_err().contains("handshake_timeout_secs must be 1 to 3600"), "{t}");
+        }
     }
 
     #[test]
@@ -518,6 +542,7 @@ mod tests {
                 .map(|(t, s)| (sha256(t.as_bytes()), s.to_owned()))
                 .collect(),
             append: Mutex::new(()),
+            handshake_timeout: Duration::from_secs(30),
         }
     }
 

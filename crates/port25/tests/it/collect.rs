@@ -140,7 +140,10 @@ fn wait_refused(s: &Server, reason: &str) {
 
 #[test]
 fn collector_caps_connections_per_address_and_overall() {
-    let s = collector("max_connections = 3\nmax_connections_per_address = 2");
+    // The held connections never start TLS: the handshake deadline must
+    // outlast the test, which on a loaded machine took over 30 s (the
+    // default), and CI saw the first two freed before the overall cap.
+    let s = collector("max_connections = 3\nmax_connections_per_address = 2\nhandshake_timeout_secs = 600");
     let held = [hold_from("127.0.0.1", s.addr()), hold_from("127.0.0.1", s.addr())];
     // hold_from returns once the kernel has the connection; the collector
     // counts it when it accepts it, a moment later on a loaded machine (CI
