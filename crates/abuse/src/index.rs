@@ -41,6 +41,13 @@ pub const QUEUE: usize = 100_000;
 pub const ROUND: Duration = Duration::from_millis(200);
 /// Records per round at most.
 pub const ROUND_MAX: usize = 8192;
+/// The writer's page cache, in KiB (SQLite's negative `cache_size`). The
+/// default 2 MB holds the top of the indexes only: once the index is a
+/// few tens of MB every insert into a secondary index (Message-ID,
+/// login, client) fetches its leaf from the OS again, and the cost per
+/// message grows with the index. A fixed size, so memory stays bounded
+/// whatever the number of messages.
+pub const WRITER_CACHE_KIB: i64 = 32 * 1024;
 /// A session longer than this is not found by a window that starts after
 /// it began (sessions end within minutes; the engine's timeouts see to it).
 const MAX_SESSION_MS: i64 = 86_400_000;
@@ -201,6 +208,7 @@ impl Index {
     /// than `retention` are removed hourly.
     pub fn start(path: &Path, retention: Duration) -> rusqlite::Result<Index> {
         let conn = open(path)?;
+        conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         let (tx, rx) = sync_channel(QUEUE);
         let dropped = Arc::new(AtomicU64::new(0));
         let progress = Arc::new(Progress { base: Instant::now(), through: AtomicU64::new(0), lost: AtomicU64::new(0) });
@@ -240,6 +248,13 @@ impl Index {
         let through = self.progress.through.load(Ordering::Acquire);
         let at = sent.at.saturating_duration_since(self.progress.base).as_nanos();
         at < through as u128 && self.progress.lost.load(Ordering::SeqCst) == sent.lost
+    }
+
+    /// True when every record sent before `t` is done (written, or lost
+    /// and counted): a row missing now is missing for good.
+    pub fn written_before(&self, t: Instant) -> bool {
+        let through = self.progress.through.load(Ordering::Acquire);
+        t.saturating_duration_since(self.progress.base).as_nanos() < through as u128
     }
 
     /// Waits (at most `wait`) until every record sent before is committed.
