@@ -19,13 +19,17 @@
 # BASE_ABUSE=off: port25-base runs with [abuse] enabled = false (no trace
 # index, no account signals): with BASE_BIN set to the same binary, the
 # cost of keeping the index, in the same rounds (issue 19).
+# TOGETHER=1 (with BASE_BIN): port25 and port25-base are loaded at the same
+# time, each by its own smtp-load, so both see the same neighbours on a
+# shared machine; per round the ratio port25 / port25-base of the rate and
+# of the CPU per session or message, and the medians of those ratios.
 #
 # Usage: bench/submission-vs-postfix.sh     (as root; installs postfix and
 #        sasl2-bin if missing)
 # Env:   MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4661 P25_PORT=4662
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load
 #        (both built if missing); KEEP=1
-#        BASE_BIN= (off) BASE_PORT=4663 BASE_ABUSE=on|off
+#        BASE_BIN= (off) BASE_PORT=4663 BASE_ABUSE=on|off TOGETHER=0|1
 #        WORK_PARENT=/var/tmp: where the servers' queues and Maildirs go. A
 #        tmpfs mounted 0755 takes the filesystem out (Postfix refuses a
 #        world-writable parent such as /dev/shm): ext4's inode allocation
@@ -52,6 +56,7 @@ ROUNDS=${ROUNDS:-3}
 BASE_BIN=${BASE_BIN:-}
 BASE_PORT=${BASE_PORT:-4663}
 BASE_ABUSE=${BASE_ABUSE:-on}
+TOGETHER=${TOGETHER:-0}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -211,24 +216,60 @@ drain() { # name
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
 echo "submission benchmark: $MODE TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A RATES CPU
+declare -A RATES CPU RATIO_RATE RATIO_CPU
+# One run of a group of servers loaded at the same time (one server, or
+# port25 and port25-base with TOGETHER=1): rates and CPU per unit.
+declare -A OUT T0
+run_group() { # msgs round name...
+  local msgs=$1 round=$2 name t1 rate cpu
+  shift 2
+  for name in "$@"; do T0[$name]=$(server_ticks "$name"); done
+  local pids=()
+  for name in "$@"; do
+    load "$(port_of "$name")" "$msgs" >"$WORK/out.$name" &
+    pids+=($!)
+  done
+  # The load generators only: a bare `wait` would wait for the servers.
+  wait "${pids[@]}"
+  for name in "$@"; do
+    OUT[$name]=$(cat "$WORK/out.$name")
+    ACCEPTED[$name]=$((${ACCEPTED[$name]:-0} + $(field "${OUT[$name]}" messages)))
+  done
+  for name in "$@"; do
+    drain "$name"
+    # After the drain: the CPU a run costs includes delivering its mail.
+    t1=$(server_ticks "$name")
+    rate=$(field "${OUT[$name]}" "$key")
+    cpu=$(awk -v t=$((t1 - ${T0[$name]})) -v hz="$HZ" -v n="$(field "${OUT[$name]}" "$count")" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }')
+    RATES[$name,$msgs]+="$rate "
+    CPU[$name,$msgs]+="$cpu "
+    LAST_RATE[$name]=$rate
+    LAST_CPU[$name]=$cpu
+    printf '%-11s MSGS=%-2s round %s  %s  server CPU %s ms/%s\n' "$name" "$msgs" "$round" "${OUT[$name]}" "$cpu" "$(unit_of "$msgs")"
+  done
+}
+declare -A LAST_RATE LAST_CPU
 for msgs in 1 10; do
   if [ "$msgs" = 1 ]; then key=sessions_per_s; count=sessions; else key=messages_per_s; count=messages; fi
   for round in $(seq "$ROUNDS"); do
     n=${#SERVERS[@]}
     for k in $(seq 0 $((n - 1))); do
       name=${SERVERS[$(((k + round - 1) % n))]}
-      t0=$(server_ticks "$name")
-      out=$(load "$(port_of "$name")" "$msgs")
-      ACCEPTED[$name]=$((${ACCEPTED[$name]:-0} + $(field "$out" messages)))
-      drain "$name"
-      # After the drain: the CPU a run costs includes delivering its mail.
-      t1=$(server_ticks "$name")
-      rate=$(field "$out" "$key")
-      cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field "$out" "$count")" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')
-      RATES[$name,$msgs]+="$rate "
-      CPU[$name,$msgs]+="$cpu "
-      printf '%-11s MSGS=%-2s round %s  %s  server CPU %s ms/%s\n' "$name" "$msgs" "$round" "$out" "$cpu" "$(unit_of "$msgs")"
+      if [ "$TOGETHER" = 1 ] && [ -n "$BASE_BIN" ]; then
+        case $name in
+          port25-base) continue ;;
+          port25)
+            run_group "$msgs" "$round" port25 port25-base
+            r=$(awk -v a="${LAST_RATE[port25]}" -v b="${LAST_RATE[port25-base]}" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
+            c=$(awk -v a="${LAST_CPU[port25]}" -v b="${LAST_CPU[port25-base]}" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
+            RATIO_RATE[$msgs]+="$r "
+            RATIO_CPU[$msgs]+="$c "
+            echo "            together, round $round: port25 / port25-base rate $r, CPU per $(unit_of "$msgs") $c"
+            continue
+            ;;
+        esac
+      fi
+      run_group "$msgs" "$round" "$name"
     done
   done
 done
@@ -247,3 +288,10 @@ for msgs in 1 10; do
       "$med" "$(awk -v a="$med" -v b="$pf" 'BEGIN { printf "%.2f", b ? a / b : 0 }')" "$cpu" "$(unit_of "$msgs")"
   done
 done
+if [ "$TOGETHER" = 1 ] && [ -n "$BASE_BIN" ]; then
+  for msgs in 1 10; do
+    # shellcheck disable=SC2086
+    printf 'together (MSGS=%s): port25 / port25-base rate per round %s median %s; CPU per %s per round %s median %s\n' "$msgs" \
+      "${RATIO_RATE[$msgs]}" "$(median ${RATIO_RATE[$msgs]})" "$(unit_of "$msgs")" "${RATIO_CPU[$msgs]}" "$(median ${RATIO_CPU[$msgs]})"
+  done
+fi
