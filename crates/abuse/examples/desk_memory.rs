@@ -66,7 +66,7 @@ fn main() {
             index.send(Record::Rcpt {
                 id: qid.clone(),
                 rcpt: r.clone(),
-                outcome: "delivered".into(),
+                outcome: "delivered",
                 detail: "mx.remote.example 250 ok".into(),
                 time_ms: now_ms(),
             });

@@ -80,14 +80,14 @@ fn main() {
                 Record::Rcpt {
                     id: qid.clone(),
                     rcpt: format!("r{}@remote.example", r % 1_000_000),
-                    outcome: "delivered".into(),
+                    outcome: "delivered",
                     detail: "mx.remote.example 250 ok".into(),
                     time_ms: t + 2000,
                 },
                 Record::Rcpt {
                     id: qid.clone(),
                     rcpt: format!("s{}@other.example", r % 1_000_000),
-                    outcome: "delivered".into(),
+                    outcome: "delivered",
                     detail: "mx.other.example 250 ok".into(),
                     time_ms: t + 2100,
                 },

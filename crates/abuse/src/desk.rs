@@ -119,14 +119,14 @@ struct Recent {
 
 #[derive(Default)]
 struct State {
-    days: HashMap<String, Day>,
+    days: crate::FastMap<String, Day>,
     /// (day computed for, messages, recipients): the login's daily averages.
-    baselines: HashMap<String, (i64, f64, f64)>,
-    actions: HashMap<String, InForce>,
+    baselines: crate::FastMap<String, (i64, f64, f64)>,
+    actions: crate::FastMap<String, InForce>,
     /// Queue id -> its login, for mail of held and locked logins taken
     /// in the last moments: the index writer may not have stored it yet.
     /// Dropped once the index has it ([`Desk::forget_indexed`]).
-    recent: HashMap<String, Recent>,
+    recent: crate::FastMap<String, Recent>,
     released: HashSet<String>,
     data_version: i64,
     generation: i64,
@@ -240,7 +240,7 @@ impl Desk {
                 return Ok(());
             }
         }
-        let mut actions = HashMap::new();
+        let mut actions = crate::FastMap::default();
         {
             let mut st = db.prepare_cached("SELECT login, action FROM logins WHERE action IS NOT NULL")?;
             let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
@@ -418,14 +418,17 @@ impl Desk {
             let (desk, queue_id, login, rcpts) = (self.clone(), queue_id.to_owned(), login.to_owned(), rcpts.to_vec());
             return Some(Box::new(move || {
                 let baseline = desk.baseline(&login);
-                let raise = desk.count(&login, &rcpts, baseline);
+                let (raise, _) = desk.count(&login, &rcpts, baseline);
                 desk.raise_and_hold(&login, &queue_id, raise, sent);
             }));
         };
-        let raise = self.count(login, rcpts, baseline);
+        let (raise, holds) = self.count(login, rcpts, baseline);
         if raise.is_empty() {
-            // The usual case: nothing allocated beyond the index record.
-            self.hold_if_held(login, queue_id, sent);
+            // The usual case: nothing allocated beyond the index record,
+            // one look at the state (counted and hold checked together).
+            if holds {
+                self.hold_if_held(login, queue_id, sent);
+            }
             return None;
         }
         let (desk, queue_id, login) = (self.clone(), queue_id.to_owned(), login.to_owned());
@@ -446,22 +449,24 @@ impl Desk {
         }
     }
 
-    /// Counts a message in the login's day; the signals it raises.
-    fn count(&self, login: &str, rcpts: &[String], baseline: (f64, f64)) -> Vec<(Kind, String)> {
+    /// Counts a message in the login's day; the signals it raises, and
+    /// whether the login is held (or locked) now.
+    fn count(&self, login: &str, rcpts: &[String], baseline: (f64, f64)) -> (Vec<(Kind, String)>, bool) {
         let mut raise = Vec::new();
         let mut s = self.state();
+        let holds = s.holds(login);
         let day = today();
         // The login's key is allocated once a day, not per message.
         if !s.days.contains_key(login) {
             s.days.insert(login.to_owned(), Day::new(day));
         }
-        let Some(d) = s.days.get_mut(login) else { return raise };
+        let Some(d) = s.days.get_mut(login) else { return (raise, holds) };
         if d.day != day {
             *d = Day::new(day);
         }
         d.messages += 1;
         for r in rcpts {
-            d.recipients.add(&r.to_lowercase());
+            d.recipients.add(r);
         }
         let r = &self.cfg.rules;
         let recipients = d.recipients.estimate();
@@ -483,7 +488,7 @@ impl Desk {
                 ),
             ));
         }
-        raise
+        (raise, holds)
     }
 
     /// The login's daily averages when read today already.

@@ -16,7 +16,6 @@
 use crate::index::{now_ms, Index, Record};
 use port25_events as ev;
 use port25_events::fields::Catalogued;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::layer::{Context, Layer};
@@ -35,7 +34,7 @@ struct Pending {
 /// The bookkeeping between events; [`FeedLayer`] calls it.
 #[derive(Default)]
 pub struct Feed {
-    sessions: HashMap<String, Pending>,
+    sessions: crate::FastMap<String, Pending>,
 }
 
 /// An address as the index keys it: without brackets, lower-cased.
@@ -182,7 +181,7 @@ impl Feed {
                 out.extend(rcpts.into_iter().map(|rcpt| Record::Rcpt {
                     id: qid.clone(),
                     rcpt,
-                    outcome: "accepted".into(),
+                    outcome: "accepted",
                     detail: String::new(),
                     time_ms: now,
                 }));
@@ -220,14 +219,14 @@ impl Feed {
 
 /// A recipient's outcome; none when the event names no message or
 /// recipient (an empty field counts as absent: nothing to look up by).
-fn outcome(mut f: EventFields, outcome: &str, detail: String) -> Vec<Record> {
+fn outcome(mut f: EventFields, outcome: &'static str, detail: String) -> Vec<Record> {
     if !f.has("id") || !f.has("to") {
         return vec![];
     }
     vec![Record::Rcpt {
         id: f.take("id"),
         rcpt: rcpt_key(&f.take("to")),
-        outcome: outcome.into(),
+        outcome,
         detail: detail.trim().to_owned(),
         time_ms: now_ms(),
     }]
@@ -377,13 +376,15 @@ mod tests {
         );
         assert_eq!(r.len(), 2, "{r:?}");
         assert!(
-            matches!(&r[1], Record::Rcpt { rcpt, outcome, .. } if rcpt == "bob@remote.example" && outcome == "accepted")
+            matches!(&r[1], Record::Rcpt { rcpt, outcome, .. } if rcpt == "bob@remote.example" && *outcome == "accepted")
         );
         let r = feed.record(
             ev::OUTBOUND_BOUNCED,
             fields(&[("id", "S1A"), ("to", "bob@remote.example"), ("reply", "550 no"), ("expired", "true")]),
         );
-        assert!(matches!(&r[..], [Record::Rcpt { outcome, detail, .. }] if outcome == "expired" && detail == "550 no"));
+        assert!(
+            matches!(&r[..], [Record::Rcpt { outcome, detail, .. }] if *outcome == "expired" && detail == "550 no")
+        );
         assert!(matches!(
             &feed.record(ev::SESSION_CLOSED, fields(&[("session", "S1")]))[..],
             [Record::SessionEnd { .. }]

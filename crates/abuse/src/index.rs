@@ -99,7 +99,8 @@ pub enum Record {
     Rcpt {
         id: String,
         rcpt: String,
-        outcome: String,
+        /// accepted, delivered, deferred, bounced or expired.
+        outcome: &'static str,
         detail: String,
         time_ms: i64,
     },
@@ -381,13 +382,13 @@ fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<(Vec<Re
 /// writes; a session of a few messages becomes one insert instead of an
 /// insert and three updates.
 pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
-    use std::collections::HashMap;
+    use crate::FastMap;
     let mut out: Vec<Record> = Vec::with_capacity(round.len());
-    let mut messages: HashMap<String, usize> = HashMap::new();
-    let mut rcpts: HashMap<(String, String), usize> = HashMap::new();
-    let mut sessions: HashMap<String, usize> = HashMap::new();
+    let mut messages: FastMap<String, usize> = FastMap::default();
+    let mut rcpts: FastMap<(String, String), usize> = FastMap::default();
+    let mut sessions: FastMap<String, usize> = FastMap::default();
     // The session row that `id` updates, when its start is in the round.
-    fn started<'a>(out: &'a mut [Record], sessions: &HashMap<String, usize>, id: &str) -> Option<&'a mut Record> {
+    fn started<'a>(out: &'a mut [Record], sessions: &FastMap<String, usize>, id: &str) -> Option<&'a mut Record> {
         sessions.get(id).map(|&i| &mut out[i])
     }
     for r in round {
@@ -810,7 +811,7 @@ mod tests {
             Record::Rcpt {
                 id,
                 rcpt: "x@remote.example".into(),
-                outcome: "delivered".into(),
+                outcome: "delivered",
                 detail: String::new(),
                 time_ms: 1_700_000_000_000 + i as i64,
             },
@@ -868,10 +869,10 @@ mod tests {
             sender: None,
             size,
         };
-        let rcpt = |outcome: &str, t: i64| Record::Rcpt {
+        let rcpt = |outcome: &'static str, t: i64| Record::Rcpt {
             id: "Q1".into(),
             rcpt: "x@r.example".into(),
-            outcome: outcome.into(),
+            outcome,
             detail: outcome.to_uppercase(),
             time_ms: t,
         };
@@ -889,7 +890,7 @@ mod tests {
         assert!(
             matches!(&folded[0], Record::Message { message_id: Some(m), login: Some(l), size: Some(11), .. } if m == "m@x" && l == "alice")
         );
-        assert!(matches!(&folded[1], Record::Rcpt { outcome, time_ms: 3, .. } if outcome == "delivered"));
+        assert!(matches!(&folded[1], Record::Rcpt { outcome, time_ms: 3, .. } if *outcome == "delivered"));
         assert!(matches!(&folded[2], Record::Dkim { .. }), "after the row it updates");
         let rows = |records: Vec<Record>| {
             let c = Connection::open_in_memory().unwrap();
@@ -1030,14 +1031,14 @@ mod tests {
         index.send(Record::Rcpt {
             id: "S1A".into(),
             rcpt: "x@remote.example".into(),
-            outcome: "accepted".into(),
+            outcome: "accepted",
             detail: String::new(),
             time_ms: t0 + 5,
         });
         index.send(Record::Rcpt {
             id: "S1A".into(),
             rcpt: "x@remote.example".into(),
-            outcome: "delivered".into(),
+            outcome: "delivered",
             detail: "250 ok".into(),
             time_ms: t0 + 9,
         });

@@ -25,3 +25,8 @@ pub mod index;
 pub mod signals;
 
 pub use desk::{Config, Desk, Notice};
+
+/// The maps touched for every message (per event, per round, per login):
+/// foldhash, seeded per process, instead of SipHash. Their keys are ids
+/// the server made (sessions, queue ids) or logins that authenticated.
+pub type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

@@ -6,7 +6,6 @@
 //! grows with the number of logins, never with messages or recipients.
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 /// What the desk does when a signal is raised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -138,9 +137,20 @@ impl Default for Distinct {
 }
 
 impl Distinct {
+    /// Counts `value` case-insensitively (addresses as submission counts
+    /// them); allocates only for a value with upper case or non-ASCII.
     pub fn add(&mut self, value: &str) {
-        let h = Sha256::digest(value.as_bytes());
-        let n = u16::from_le_bytes([h[0], h[1]]) as usize % BITS;
+        use std::hash::BuildHasher;
+        // A fixed seed: estimates do not vary from run to run. The hash
+        // is not a secret either way: a sender picks its recipients
+        // from its list, not to collide in 13 bits.
+        const SEED: foldhash::quality::FixedState = foldhash::quality::FixedState::with_seed(0x7025_a6b5_5eed_0019);
+        let h = if value.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+            SEED.hash_one(value.to_lowercase().as_bytes())
+        } else {
+            SEED.hash_one(value.as_bytes())
+        };
+        let n = (h % BITS as u64) as usize;
         self.bits[n / 64] |= 1 << (n % 64);
     }
 
