@@ -10,8 +10,9 @@
 //! Three tables, created with the functions on first use (or beforehand by
 //! the database owner with [`SCHEMA`], printed by `port25 shared schema`):
 //! `port25_shared_key` (failure counts, locks, known devices: a number and
-//! an expiry), `port25_shared_entry` (sliding-window reservations and open
-//! sessions: one row per entry, with its time and expiry) and
+//! an expiry; and each sliding window's entry count, so a reservation
+//! never counts rows), `port25_shared_entry` (sliding-window reservations
+//! and open sessions: one row per entry, with its time and expiry) and
 //! `port25_shared_usage` (the migration records). Every key and usage row
 //! carries the configured prefix, so several deployments can share one
 //! database. Rows expire: every query ignores what is past its expiry,
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, Statement};
 
-use crate::{Full, LockRules, Pending, Scope, SharedState, Unreachable, UseRecord, Window};
+use crate::{Full, LockRules, Pending, Scope, SharedState, Slot as SessionSlot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -167,7 +168,9 @@ BEGIN
       INSERT INTO port25_shared_key (key, n, expires) VALUES (p_key, c, 'infinity')
         ON CONFLICT (key) DO UPDATE SET n = excluded.n, expires = excluded.expires;
     END IF;
-  ELSIF c <= 0 THEN
+  ELSIF c <= 0 OR NOT EXISTS (SELECT 1 FROM port25_shared_entry WHERE key = p_key) THEN
+    -- Empty (one index probe): the row goes, and with it any drift an
+    -- older node's plain DELETE of an entry left.
     DELETE FROM port25_shared_key WHERE key = p_key;
     c := 0;
   END IF;
@@ -182,7 +185,9 @@ DECLARE c integer;
 BEGIN
   IF p_gone > 0 THEN
     UPDATE port25_shared_key SET n = n - p_gone WHERE key = p_key RETURNING n INTO c;
-    IF FOUND AND c <= 0 THEN DELETE FROM port25_shared_key WHERE key = p_key; END IF;
+    IF FOUND AND (c <= 0 OR NOT EXISTS (SELECT 1 FROM port25_shared_entry WHERE key = p_key)) THEN
+      DELETE FROM port25_shared_key WHERE key = p_key;
+    END IF;
   END IF;
 END $$;
 
@@ -246,6 +251,16 @@ BEGIN
   RETURN true;
 END $$;
 
+-- A login's AUTH in one call: port25_shared_succeeded, then
+-- port25_shared_enter's answer for its session slot.
+CREATE OR REPLACE FUNCTION port25_shared_succeeded_enter(p_l_fail text, p_l_lock text, p_known text, p_known_ms bigint,
+  p_k text, p_session text, p_max integer, p_ttl_ms bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM port25_shared_succeeded(p_l_fail, p_l_lock, p_known, p_known_ms);
+  RETURN port25_shared_enter(p_k, p_session, p_max, p_ttl_ms);
+END $$;
+
 -- Expired rows: at most `batch` rows of port25_shared_key (not the
 -- window counts: they never expire, see above), and the expired entries
 -- of at most 32 keys among the first `batch` expired entries (each key's
@@ -276,14 +291,16 @@ END $$;
 "#;
 
 /// What proves the schema is there, in its current version (a database
-/// made before the window counts lacks `port25_shared_release`).
+/// made before the window counts lacks `port25_shared_release` and
+/// `port25_shared_succeeded_enter`).
 const PRESENT: &str = "SELECT to_regprocedure('port25_shared_release(text[], text)') IS NOT NULL \
+                       AND to_regprocedure('port25_shared_succeeded_enter(text, text, text, bigint, text, text, integer, bigint)') IS NOT NULL \
                        AND to_regprocedure('port25_shared_expire(integer)') IS NOT NULL \
                        AND to_regclass('port25_shared_usage') IS NOT NULL";
 
 /// Every statement the operations run, prepared once per connection (so
 /// an operation is one Bind/Execute round trip, never a Parse first).
-const QUERIES: [&str; 10] = [
+const QUERIES: [&str; 11] = [
     "SELECT port25_shared_locked($1, $2, $3, $4)",
     "SELECT port25_shared_failed($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     "SELECT port25_shared_succeeded($1, $2, $3, $4)",
@@ -298,6 +315,7 @@ const QUERIES: [&str; 10] = [
     "SELECT login, legacy, last_seen, last_ip, last_port, uses FROM port25_shared_usage \
      WHERE prefix = $1 ORDER BY login, legacy",
     "SELECT port25_shared_expire($1)",
+    "SELECT port25_shared_succeeded_enter($1, $2, $3, $4, $5, $6, $7, $8)",
 ];
 const LOCKED: usize = 0;
 const FAILED: usize = 1;
@@ -309,6 +327,7 @@ const ENTER: usize = 6;
 const RECORD: usize = 7;
 const USAGE: usize = 8;
 const EXPIRE: usize = 9;
+const SUCCEEDED_ENTER: usize = 10;
 
 /// One connection and its prepared statements.
 struct Conn {
@@ -673,10 +692,35 @@ impl SharedState for Postgres {
         })
     }
 
-    fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
+    fn succeeded_entering<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: SessionSlot<'a>,
+    ) -> Pending<'a, bool> {
         Box::pin(async move {
-            self.run(LEAVE, &[&self.key(&["sessions", login]), &session]).await
+            let row = self
+                .one(
+                    SUCCEEDED_ENTER,
+                    &[
+                        &self.key(&["fail", "l", login]),
+                        &self.key(&["lock", "l", login]),
+                        &self.key(&["known", login, address]),
+                        &ms(rules.known_for),
+                        &self.key(&["sessions", slot.login]),
+                        &slot.session,
+                        &count(slot.max),
+                        &ms(slot.ttl),
+                    ],
+                )
+                .await?;
+            row.try_get(0).map_err(sql)
         })
+    }
+
+    fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { self.run(LEAVE, &[&self.key(&["sessions", login]), &session]).await })
     }
 
     fn record_use<'a>(&'a self, login: &'a str, legacy: bool, ip: &'a str, port: u16, unix: i64) -> Pending<'a, ()> {

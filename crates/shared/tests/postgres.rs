@@ -11,14 +11,16 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use port25_shared::{Postgres, PostgresConfig, SharedState, Window};
+use port25_shared::{LockRules, Postgres, PostgresConfig, Scope, SharedState, Slot, Window};
 
 fn pg_bin(name: &str) -> PathBuf {
     let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
         .map(|d| d.flatten().map(|e| e.path().join("bin").join(name)).filter(|p| p.exists()).collect())
         .unwrap_or_default();
     found.sort();
-    found.pop().unwrap_or_else(|| panic!("{name} is not installed (/usr/lib/postgresql/*/bin): apt-get install postgresql"))
+    found
+        .pop()
+        .unwrap_or_else(|| panic!("{name} is not installed (/usr/lib/postgresql/*/bin): apt-get install postgresql"))
 }
 
 /// PostgreSQL refuses to run as root: every server command runs as nobody.
@@ -153,6 +155,14 @@ async fn window_counts_equal_the_entries_after_every_operation() {
     assert_eq!(a.reserve(&bob, Some("new1")).await.unwrap(), Ok(()));
     assert_eq!(assert_exact(&db, "counted from old entries").await, vec![("t:w:rph:bob".into(), 6, 6)]);
     assert!(b.reserve(&bob, Some("new2")).await.unwrap().is_err(), "six of six");
+
+    // A node of the version before gives an entry back with a plain DELETE:
+    // the count is one too high until the window is next empty.
+    db.execute("DELETE FROM port25_shared_entry WHERE key = 't:w:rph:bob' AND member = 'old0'", &[]).await.unwrap();
+    for m in ["old1", "old2", "old3", "old4", "new1"] {
+        a.release(&["rph:bob".into()], m).await.unwrap();
+    }
+    assert_eq!(assert_exact(&db, "bob's window emptied").await, vec![]);
 }
 
 #[tokio::test]
@@ -181,4 +191,32 @@ async fn expired_entries_leave_the_count_when_reserving_and_when_swept() {
     assert_eq!(assert_exact(&db, "after the sweep").await, vec![]);
     let left: i64 = db.query_one("SELECT count(*) FROM port25_shared_key", &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "no count row outlives its window's entries");
+}
+
+/// AUTH's one call: the login's failures forgotten, the address one of its
+/// devices, and a session slot taken as enter_session would.
+#[tokio::test]
+async fn a_success_and_its_session_slot_in_one_call() {
+    let s = start();
+    let (a, b) = (node(&s).await, node(&s).await);
+    let rules = LockRules {
+        window: Duration::from_secs(600),
+        address_lock_after: 100,
+        login_lock_after: 3,
+        lockout: Duration::from_secs(300),
+        known_for: Duration::from_secs(3600),
+    };
+    let slot = |session| Slot { login: "alice", session, max: 1, ttl: Duration::from_secs(3600) };
+    for _ in 0..2 {
+        assert!(a.failed("203.0.113.1", Some("alice"), rules).await.unwrap().is_empty());
+    }
+    assert!(a.succeeded_entering("198.51.100.7", "alice", rules, slot("a:1")).await.unwrap());
+    for _ in 0..2 {
+        assert!(b.failed("203.0.113.2", Some("alice"), rules).await.unwrap().is_empty(), "the first two forgotten");
+    }
+    assert_eq!(b.failed("203.0.113.2", Some("alice"), rules).await.unwrap(), vec![(Scope::Login, 3)]);
+    assert_eq!(a.locked("198.51.100.7", Some("alice")).await.unwrap(), None, "the known device is spared");
+    assert!(!b.succeeded_entering("198.51.100.7", "alice", rules, slot("b:1")).await.unwrap(), "one of one");
+    a.leave_session("alice", "a:1").await.unwrap();
+    assert!(b.succeeded_entering("198.51.100.7", "alice", rules, slot("b:1")).await.unwrap());
 }
