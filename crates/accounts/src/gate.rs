@@ -89,6 +89,32 @@ pub struct Attempt<'a> {
     pub secured: bool,
 }
 
+/// A valid login the shared store has not been told about yet (see
+/// [`Gate::attempt_deferring`]): its failures are to be forgotten there and
+/// the address known as its device.
+pub struct SharedSuccess {
+    shared: port25_shared::Shared,
+    address: String,
+    login: String,
+    rules: port25_shared::LockRules,
+}
+
+impl SharedSuccess {
+    /// Tells the store (its failure is logged, never refuses the login).
+    pub async fn record(self) {
+        let answer = self.shared.backend().succeeded(&self.address, &self.login, self.rules).await;
+        let _ = self.shared.settle("succeeded", answer, ());
+    }
+
+    /// Tells the store and takes `slot` in the same round trip: whether
+    /// the slot was had, as [`port25_shared::Shared::settle`] decides for an
+    /// unreachable store (`Err` when failing closed).
+    pub async fn record_entering(self, slot: port25_shared::Slot<'_>) -> Result<bool, port25_shared::Unreachable> {
+        let answer = self.shared.backend().succeeded_entering(&self.address, &self.login, self.rules, slot).await;
+        self.shared.settle("enter_session", answer, true)
+    }
+}
+
 #[derive(Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// The password is right; `login` in its stored form; `stamp` for the
@@ -260,16 +286,29 @@ impl Gate {
 
     /// Checks one login attempt; see the module for the rules.
     pub async fn attempt(&self, a: Attempt<'_>) -> Outcome {
-        let Some((shared, rules)) = &self.shared else { return self.attempt_here(a).await };
+        let (outcome, success) = self.attempt_deferring(a).await;
+        if let Some(success) = success {
+            success.record().await;
+        }
+        outcome
+    }
+
+    /// As [`Gate::attempt`], but a valid login's success is not told to
+    /// the shared store yet: the caller does it with what it does next
+    /// (submission takes the login's session slot in the same round trip)
+    /// and must do it, whatever it answers the client.
+    pub async fn attempt_deferring(&self, a: Attempt<'_>) -> (Outcome, Option<SharedSuccess>) {
+        let Some((shared, rules)) = &self.shared else { return (self.attempt_here(a).await, None) };
         let address = guard::address_key(a.ip).to_string();
         let login = normalize_login(a.login).ok();
         let answer = shared.backend().locked(&address, login.as_deref()).await;
         match shared.settle("locked", answer, None) {
-            Ok(Some((scope, remaining))) => return Outcome::Locked { scope: scope_of(scope), remaining },
+            Ok(Some((scope, remaining))) => return (Outcome::Locked { scope: scope_of(scope), remaining }, None),
             Ok(None) => {}
-            Err(_) => return Outcome::Busy { reason: "the shared state is unreachable (fail closed)" },
+            Err(_) => return (Outcome::Busy { reason: "the shared state is unreachable (fail closed)" }, None),
         }
         let mut outcome = self.attempt_here(a).await;
+        let mut success = None;
         match &mut outcome {
             Outcome::Refused { locks, .. } => {
                 let answer = shared.backend().failed(&address, login.as_deref(), *rules).await;
@@ -281,14 +320,11 @@ impl Gate {
                 }
             }
             Outcome::Valid { .. } => {
-                if let Some(login) = &login {
-                    let answer = shared.backend().succeeded(&address, login, *rules).await;
-                    let _ = shared.settle("succeeded", answer, ());
-                }
+                success = login.map(|login| SharedSuccess { shared: shared.clone(), address, login, rules: *rules });
             }
             _ => {}
         }
-        outcome
+        (outcome, success)
     }
 
     async fn attempt_here(&self, a: Attempt<'_>) -> Outcome {

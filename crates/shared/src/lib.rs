@@ -79,6 +79,15 @@ pub struct Full {
     pub retry_after: Duration,
 }
 
+/// One session slot to take, as [`SharedState::enter_session`] has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot<'a> {
+    pub login: &'a str,
+    pub session: &'a str,
+    pub max: u32,
+    pub ttl: Duration,
+}
+
 /// One migration usage record (the accounts' `migration::Use` fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UseRecord {
@@ -125,6 +134,23 @@ pub trait SharedState: Send + Sync {
     fn enter_session<'a>(&'a self, login: &'a str, session: &'a str, max: u32, ttl: Duration) -> Pending<'a, bool>;
 
     fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()>;
+
+    /// A successful login that then takes a session slot: `succeeded`
+    /// followed by `enter_session` for `slot`, answering what the latter
+    /// does. One round trip where the store can (Redis: one script);
+    /// this default makes the two calls.
+    fn succeeded_entering<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: Slot<'a>,
+    ) -> Pending<'a, bool> {
+        Box::pin(async move {
+            self.succeeded(address, login, rules).await?;
+            self.enter_session(slot.login, slot.session, slot.max, slot.ttl).await
+        })
+    }
 
     /// Records a use for the migration report (one record per login and
     /// kind, whichever node saw it).

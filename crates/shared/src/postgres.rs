@@ -10,8 +10,9 @@
 //! Three tables, created with the functions on first use (or beforehand by
 //! the database owner with [`SCHEMA`], printed by `port25 shared schema`):
 //! `port25_shared_key` (failure counts, locks, known devices: a number and
-//! an expiry), `port25_shared_entry` (sliding-window reservations and open
-//! sessions: one row per entry, with its time and expiry) and
+//! an expiry; and each sliding window's entry count, so a reservation
+//! never counts rows), `port25_shared_entry` (sliding-window reservations
+//! and open sessions: one row per entry, with its time and expiry) and
 //! `port25_shared_usage` (the migration records). Every key and usage row
 //! carries the configured prefix, so several deployments can share one
 //! database. Rows expire: every query ignores what is past its expiry,
@@ -29,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, Statement};
 
-use crate::{Full, LockRules, Pending, Scope, SharedState, Unreachable, UseRecord, Window};
+use crate::{Full, LockRules, Pending, Scope, SharedState, Slot as SessionSlot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -143,29 +144,97 @@ BEGIN
     ON CONFLICT (key) DO UPDATE SET n = 1, expires = excluded.expires;
 END $$;
 
+-- A window's entry count is kept in port25_shared_key under the window's
+-- own key (windows' keys never name a lock, a failure count or a known
+-- device), with expires 'infinity' so that table's expiry never removes
+-- it: it is read and changed only under the window key's advisory lock
+-- (reserve, release, the sweep), so nothing outside that lock ever waits
+-- on it, and it always equals the key's entries; no row means "count
+-- them" (a database made before it, or a window left empty).
+
+-- Under the key's advisory lock: deletes the window's entries older than
+-- span_ms and returns how many are left, from the count row (made from
+-- count(*) when missing, dropped when the window is empty).
+CREATE OR REPLACE FUNCTION port25_shared_count(p_key text, p_span_ms bigint) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE gone integer; c integer;
+BEGIN
+  DELETE FROM port25_shared_entry WHERE key = p_key AND at <= now() - p_span_ms * interval '1 millisecond';
+  GET DIAGNOSTICS gone = ROW_COUNT;
+  UPDATE port25_shared_key SET n = n - gone WHERE key = p_key RETURNING n INTO c;
+  IF NOT FOUND THEN
+    SELECT count(*) INTO c FROM port25_shared_entry WHERE key = p_key;
+    IF c > 0 THEN
+      INSERT INTO port25_shared_key (key, n, expires) VALUES (p_key, c, 'infinity')
+        ON CONFLICT (key) DO UPDATE SET n = excluded.n, expires = excluded.expires;
+    END IF;
+  ELSIF c <= 0 OR NOT EXISTS (SELECT 1 FROM port25_shared_entry WHERE key = p_key) THEN
+    -- Empty (one index probe): the row goes, and with it any drift an
+    -- older node's plain DELETE of an entry left.
+    DELETE FROM port25_shared_key WHERE key = p_key;
+    c := 0;
+  END IF;
+  RETURN c;
+END $$;
+
+-- Under the key's advisory lock: `gone` entries of the window were
+-- deleted (by a release or the sweep); its count row follows.
+CREATE OR REPLACE FUNCTION port25_shared_uncount(p_key text, p_gone integer) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE c integer;
+BEGIN
+  IF p_gone > 0 THEN
+    UPDATE port25_shared_key SET n = n - p_gone WHERE key = p_key RETURNING n INTO c;
+    IF FOUND AND (c <= 0 OR NOT EXISTS (SELECT 1 FROM port25_shared_entry WHERE key = p_key)) THEN
+      DELETE FROM port25_shared_key WHERE key = p_key;
+    END IF;
+  END IF;
+END $$;
+
 -- One entry `member` in every window (keys[i]: at most maxes[i] entries
 -- younger than spans_ms[i]), all or none; member '' only checks. Returns
 -- {0, 0}, or {i, ms until the oldest entry of the full window i leaves}.
+-- The cost does not grow with the entries a window holds: expired ones
+-- are deleted once each, the count is one row, the oldest one index probe.
 CREATE OR REPLACE FUNCTION port25_shared_reserve(p_keys text[], p_spans_ms bigint[], p_maxes integer[], p_member text)
 RETURNS bigint[] LANGUAGE plpgsql AS $$
-DECLARE i integer; c integer; oldest timestamptz;
+DECLARE i integer; c integer; oldest timestamptz; added boolean;
 BEGIN
   PERFORM pg_advisory_xact_lock(hashtextextended(k, 25)) FROM (SELECT DISTINCT unnest(p_keys) AS k ORDER BY 1) s;
   FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
-    DELETE FROM port25_shared_entry
-      WHERE key = p_keys[i] AND at <= now() - p_spans_ms[i] * interval '1 millisecond';
-    SELECT count(*), min(at) INTO c, oldest FROM port25_shared_entry WHERE key = p_keys[i];
+    c := port25_shared_count(p_keys[i], p_spans_ms[i]);
     IF c >= p_maxes[i] THEN
+      SELECT min(at) INTO oldest FROM port25_shared_entry WHERE key = p_keys[i];
       RETURN ARRAY[i, port25_shared_ms(oldest + p_spans_ms[i] * interval '1 millisecond')];
     END IF;
   END LOOP;
   IF p_member <> '' THEN
-    INSERT INTO port25_shared_entry (key, member, at, expires)
-      SELECT p_keys[j], p_member, now(), now() + p_spans_ms[j] * interval '1 millisecond'
-      FROM generate_subscripts(p_keys, 1) AS j
-      ON CONFLICT (key, member) DO UPDATE SET at = excluded.at, expires = excluded.expires;
+    FOR i IN 1 .. coalesce(array_length(p_keys, 1), 0) LOOP
+      INSERT INTO port25_shared_entry AS e (key, member, at, expires)
+        VALUES (p_keys[i], p_member, now(), now() + p_spans_ms[i] * interval '1 millisecond')
+        ON CONFLICT (key, member) DO UPDATE SET at = excluded.at, expires = excluded.expires
+        RETURNING (e.xmax = 0) INTO added;
+      IF added THEN
+        INSERT INTO port25_shared_key AS k (key, n, expires) VALUES (p_keys[i], 1, 'infinity')
+          ON CONFLICT (key) DO UPDATE SET n = k.n + 1;
+      END IF;
+    END LOOP;
   END IF;
   RETURN ARRAY[0, 0];
+END $$;
+
+-- Gives `member` back in every window (a transaction that was not
+-- stored), under the keys' advisory locks like reserve.
+CREATE OR REPLACE FUNCTION port25_shared_release(p_keys text[], p_member text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE k text; gone integer;
+BEGIN
+  FOR k IN SELECT DISTINCT unnest(p_keys) ORDER BY 1 LOOP
+    PERFORM pg_advisory_xact_lock(hashtextextended(k, 25));
+    DELETE FROM port25_shared_entry WHERE key = k AND member = p_member;
+    GET DIAGNOSTICS gone = ROW_COUNT;
+    PERFORM port25_shared_uncount(k, gone);
+  END LOOP;
 END $$;
 
 -- One of at most max open sessions under key for session (forgotten after
@@ -182,33 +251,62 @@ BEGIN
   RETURN true;
 END $$;
 
--- Expired rows, at most `batch` of each table per call.
+-- A login's AUTH in one call: port25_shared_succeeded, then
+-- port25_shared_enter's answer for its session slot.
+CREATE OR REPLACE FUNCTION port25_shared_succeeded_enter(p_l_fail text, p_l_lock text, p_known text, p_known_ms bigint,
+  p_k text, p_session text, p_max integer, p_ttl_ms bigint)
+RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM port25_shared_succeeded(p_l_fail, p_l_lock, p_known, p_known_ms);
+  RETURN port25_shared_enter(p_k, p_session, p_max, p_ttl_ms);
+END $$;
+
+-- Expired rows: at most `batch` rows of port25_shared_key (not the
+-- window counts: they never expire, see above), and the expired entries
+-- of at most 32 keys among the first `batch` expired entries (each key's
+-- under its advisory lock, so a window's count follows; a key busy right
+-- now is skipped: its own next reservation deletes them). Returns the
+-- rows deleted, at least `batch` when more keys may have expired entries
+-- and this call made progress (call again).
 CREATE OR REPLACE FUNCTION port25_shared_expire(p_batch integer) RETURNS bigint
 LANGUAGE plpgsql AS $$
-DECLARE a bigint; b bigint;
+DECLARE a bigint; b bigint := 0; gone integer; keys integer := 0; k text;
 BEGIN
   DELETE FROM port25_shared_key WHERE ctid = ANY(ARRAY(
     SELECT ctid FROM port25_shared_key WHERE expires <= now() LIMIT p_batch));
   GET DIAGNOSTICS a = ROW_COUNT;
-  DELETE FROM port25_shared_entry WHERE ctid = ANY(ARRAY(
-    SELECT ctid FROM port25_shared_entry WHERE expires <= now() LIMIT p_batch));
-  GET DIAGNOSTICS b = ROW_COUNT;
+  FOR k IN SELECT DISTINCT s.key FROM (
+      SELECT e.key FROM port25_shared_entry e WHERE e.expires <= now() LIMIT p_batch) s LIMIT 32 LOOP
+    keys := keys + 1;
+    IF pg_try_advisory_xact_lock(hashtextextended(k, 25)) THEN
+      DELETE FROM port25_shared_entry WHERE key = k AND expires <= now();
+      GET DIAGNOSTICS gone = ROW_COUNT;
+      PERFORM port25_shared_uncount(k, gone);
+      b := b + gone;
+    END IF;
+  END LOOP;
+  IF keys = 32 AND b > 0 THEN RETURN greatest(a + b, p_batch); END IF;
   RETURN a + b;
 END $$;
 "#;
 
-/// What proves the schema is there (the last function [`SCHEMA`] makes).
-const PRESENT: &str = "SELECT to_regprocedure('port25_shared_expire(integer)') IS NOT NULL \
+/// What proves the schema is there, in its current version (a database
+/// made before the window counts lacks `port25_shared_release` and
+/// `port25_shared_succeeded_enter`).
+const PRESENT: &str = "SELECT to_regprocedure('port25_shared_release(text[], text)') IS NOT NULL \
+                       AND to_regprocedure('port25_shared_succeeded_enter(text, text, text, bigint, text, text, integer, bigint)') IS NOT NULL \
+                       AND to_regprocedure('port25_shared_expire(integer)') IS NOT NULL \
                        AND to_regclass('port25_shared_usage') IS NOT NULL";
 
 /// Every statement the operations run, prepared once per connection (so
 /// an operation is one Bind/Execute round trip, never a Parse first).
-const QUERIES: [&str; 9] = [
+const QUERIES: [&str; 11] = [
     "SELECT port25_shared_locked($1, $2, $3, $4)",
     "SELECT port25_shared_failed($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     "SELECT port25_shared_succeeded($1, $2, $3, $4)",
     "SELECT port25_shared_reserve($1, $2, $3, $4)",
-    "DELETE FROM port25_shared_entry WHERE key = ANY($1) AND member = $2",
+    "SELECT port25_shared_release($1, $2)",
+    "DELETE FROM port25_shared_entry WHERE key = $1 AND member = $2",
     "SELECT port25_shared_enter($1, $2, $3, $4)",
     "INSERT INTO port25_shared_usage AS u (prefix, login, legacy, last_seen, last_ip, last_port, uses) \
      VALUES ($1, $2, $3, $4, $5, $6, 1) ON CONFLICT (prefix, login, legacy) DO UPDATE SET \
@@ -217,16 +315,19 @@ const QUERIES: [&str; 9] = [
     "SELECT login, legacy, last_seen, last_ip, last_port, uses FROM port25_shared_usage \
      WHERE prefix = $1 ORDER BY login, legacy",
     "SELECT port25_shared_expire($1)",
+    "SELECT port25_shared_succeeded_enter($1, $2, $3, $4, $5, $6, $7, $8)",
 ];
 const LOCKED: usize = 0;
 const FAILED: usize = 1;
 const SUCCEEDED: usize = 2;
 const RESERVE: usize = 3;
 const RELEASE: usize = 4;
-const ENTER: usize = 5;
-const RECORD: usize = 6;
-const USAGE: usize = 7;
-const EXPIRE: usize = 8;
+const LEAVE: usize = 5;
+const ENTER: usize = 6;
+const RECORD: usize = 7;
+const USAGE: usize = 8;
+const EXPIRE: usize = 9;
+const SUCCEEDED_ENTER: usize = 10;
 
 /// One connection and its prepared statements.
 struct Conn {
@@ -591,11 +692,35 @@ impl SharedState for Postgres {
         })
     }
 
-    fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
+    fn succeeded_entering<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: SessionSlot<'a>,
+    ) -> Pending<'a, bool> {
         Box::pin(async move {
-            let keys = vec![self.key(&["sessions", login])];
-            self.run(RELEASE, &[&keys, &session]).await
+            let row = self
+                .one(
+                    SUCCEEDED_ENTER,
+                    &[
+                        &self.key(&["fail", "l", login]),
+                        &self.key(&["lock", "l", login]),
+                        &self.key(&["known", login, address]),
+                        &ms(rules.known_for),
+                        &self.key(&["sessions", slot.login]),
+                        &slot.session,
+                        &count(slot.max),
+                        &ms(slot.ttl),
+                    ],
+                )
+                .await?;
+            row.try_get(0).map_err(sql)
         })
+    }
+
+    fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
+        Box::pin(async move { self.run(LEAVE, &[&self.key(&["sessions", login]), &session]).await })
     }
 
     fn record_use<'a>(&'a self, login: &'a str, legacy: bool, ip: &'a str, port: u16, unix: i64) -> Pending<'a, ()> {

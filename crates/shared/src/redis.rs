@@ -1,5 +1,6 @@
-//! The Redis backend: one Lua script per operation (EVAL is atomic on the
-//! server; each script reads the server's clock with TIME), a fixed pool
+//! The Redis backend: one Lua script per operation (a script is atomic on
+//! the server; each reads the server's clock with TIME; sent once with
+//! SCRIPT LOAD, then run by its hash with EVALSHA), a fixed pool
 //! of multiplexed connections, every command bounded by a timeout. One
 //! Redis server (with a replica for failover if wanted), not Redis Cluster:
 //! a script touches several keys.
@@ -10,11 +11,13 @@
 //! Nothing an attacker sends makes a key live longer or grow past a limit
 //! (a window refuses its `max + 1`th entry).
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use fred::prelude::*;
 
-use crate::{Full, LockRules, Pending, Scope, SharedState, Unreachable, UseRecord, Window};
+use crate::{Full, LockRules, Pending, Scope, SharedState, Slot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -32,7 +35,15 @@ pub struct Redis {
     pool: Pool,
     timeout: Duration,
     prefix: String,
+    /// Each script's text as sent (with [`NOW`] when it reads the clock)
+    /// and its SHA1 once the server has it: a call then sends the 40-byte
+    /// hash (EVALSHA) instead of the script, which the server would hash
+    /// again on every EVAL.
+    scripts: std::sync::RwLock<HashMap<&'static str, Loaded>>,
 }
+
+/// A script's text as sent, and its hash once the server has it.
+type Loaded = (Arc<str>, Option<Arc<str>>);
 
 /// Server time in milliseconds, for every script.
 const NOW: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) ";
@@ -104,6 +115,19 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1";
 
+/// SUCCEEDED then ENTER in one call (a login's AUTH: one round trip).
+/// KEYS: SUCCEEDED's three, then the sessions key; ARGV: known_ms, then
+/// ENTER's session, max, ttl_ms.
+const SUCCEEDED_ENTER: &str = "
+if redis.call('PTTL', KEYS[2]) <= 0 then redis.call('DEL', KEYS[1]) end
+redis.call('SET', KEYS[3], 1, 'PX', ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[4]))
+if redis.call('ZSCORE', KEYS[4], ARGV[2]) then return 1 end
+if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[4], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[4], ARGV[4])
+return 1";
+
 /// ARGV: field, unix seconds, ip, port. Value: 'seen ip port uses'.
 const RECORD: &str = "
 local v = redis.call('HGET', KEYS[1], ARGV[1])
@@ -130,14 +154,40 @@ impl Redis {
             .map_err(|e| format!("redis: {e}"))?;
         let _ = pool.connect_pool();
         let _ = tokio::time::timeout(timeout, pool.wait_for_connect()).await;
-        Ok(Redis { pool, timeout, prefix: config.prefix.clone() })
+        Ok(Redis { pool, timeout, prefix: config.prefix.clone(), scripts: Default::default() })
     }
 
-    async fn eval<R: FromValue>(&self, script: &str, keys: Vec<String>, args: Vec<String>) -> Result<R, Unreachable> {
-        let script = if script.contains("now") { format!("{NOW}{script}") } else { script.to_owned() };
-        match tokio::time::timeout(self.timeout, self.pool.next_connected().eval::<R, _, _, _>(script, keys, args))
-            .await
-        {
+    /// Runs one script: EVALSHA once the server knows it (SCRIPT LOAD the
+    /// first time; loaded again after NOSCRIPT, e.g. a restarted server),
+    /// all of it bounded by the timeout.
+    async fn eval<R: FromValue>(
+        &self,
+        script: &'static str,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<R, Unreachable> {
+        let run = async {
+            let known = self.scripts.read().unwrap_or_else(|p| p.into_inner()).get(script).cloned();
+            let (text, sha) = match known {
+                Some(k) => k,
+                None => {
+                    let text: Arc<str> =
+                        if script.contains("now") { format!("{NOW}{script}").into() } else { script.into() };
+                    (text, None)
+                }
+            };
+            let client = self.pool.next_connected();
+            if let Some(sha) = &sha {
+                match client.evalsha::<R, _, _, _>(sha.to_string(), keys.clone(), args.clone()).await {
+                    Err(e) if e.details().contains("NOSCRIPT") => {}
+                    other => return other,
+                }
+            }
+            let sha: String = client.script_load(text.to_string()).await?;
+            self.scripts.write().unwrap_or_else(|p| p.into_inner()).insert(script, (text, Some(sha.as_str().into())));
+            client.evalsha::<R, _, _, _>(sha, keys, args).await
+        };
+        match tokio::time::timeout(self.timeout, run).await {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Unreachable(format!("redis: {e}"))),
             Err(_) => Err(Unreachable(format!("redis: no answer within {} ms", self.timeout.as_millis()))),
@@ -300,6 +350,26 @@ impl SharedState for Redis {
         })
     }
 
+    fn succeeded_entering<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: Slot<'a>,
+    ) -> Pending<'a, bool> {
+        Box::pin(async move {
+            let keys = vec![
+                self.key(&["fail", "l", login]),
+                self.key(&["lock", "l", login]),
+                self.key(&["known", login, address]),
+                self.key(&["sessions", slot.login]),
+            ];
+            let args = vec![ms(rules.known_for), slot.session.to_owned(), slot.max.max(1).to_string(), ms(slot.ttl)];
+            let n: i64 = self.eval(SUCCEEDED_ENTER, keys, args).await?;
+            Ok(n == 1)
+        })
+    }
+
     fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
         Box::pin(async move { self.release_raw(self.key(&["sessions", login]), session).await })
     }
@@ -338,8 +408,7 @@ impl SharedState for Redis {
 
 impl Redis {
     async fn release_raw(&self, key: String, member: &str) -> Result<(), Unreachable> {
-        let _: i64 =
-            self.eval("redis.call('ZREM', KEYS[1], ARGV[1]) return 1", vec![key], vec![member.to_owned()]).await?;
+        let _: i64 = self.eval(RELEASE, vec![key], vec![member.to_owned()]).await?;
         Ok(())
     }
 }

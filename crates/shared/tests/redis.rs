@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use port25_shared::{LockRules, OnUnreachable, Redis, RedisConfig, Scope, Shared, SharedState, Window};
+use port25_shared::{LockRules, OnUnreachable, Redis, RedisConfig, Scope, Shared, SharedState, Slot, Window};
 
 struct Server {
     child: Child,
@@ -122,6 +122,50 @@ async fn sessions_are_capped_across_nodes_and_usage_is_one_record_per_login() {
         ("alice@example.org", 2, 2000, 465)
     );
     assert!(uses[1].legacy);
+}
+
+/// AUTH's one call: the login's failures forgotten, the address one of
+/// its devices, and a session slot taken as enter_session would.
+#[tokio::test]
+async fn a_success_and_its_session_slot_in_one_call() {
+    let s = start();
+    let (a, b) = (node(s.port).await, node(s.port).await);
+    let slot = |session| Slot { login: "alice", session, max: 2, ttl: Duration::from_secs(3600) };
+    for _ in 0..2 {
+        assert!(a.failed("203.0.113.1", Some("alice"), rules()).await.unwrap().is_empty());
+    }
+    assert!(a.succeeded_entering("198.51.100.7", "alice", rules(), slot("a:1")).await.unwrap());
+    // The two failures were forgotten: two more do not lock, a third does.
+    for _ in 0..2 {
+        assert!(b.failed("203.0.113.2", Some("alice"), rules()).await.unwrap().is_empty());
+    }
+    assert_eq!(b.failed("203.0.113.2", Some("alice"), rules()).await.unwrap(), vec![(Scope::Login, 3)]);
+    assert!(a.locked("203.0.113.9", Some("alice")).await.unwrap().is_some());
+    assert_eq!(a.locked("198.51.100.7", Some("alice")).await.unwrap(), None, "the known device is spared");
+
+    assert!(b.succeeded_entering("198.51.100.7", "alice", rules(), slot("b:1")).await.unwrap());
+    assert!(!b.succeeded_entering("198.51.100.7", "alice", rules(), slot("b:2")).await.unwrap(), "two of two");
+    assert!(a.succeeded_entering("198.51.100.7", "alice", rules(), slot("a:1")).await.unwrap(), "already counted");
+    a.leave_session("alice", "a:1").await.unwrap();
+    assert!(b.enter_session("alice", "b:2", 2, Duration::from_secs(3600)).await.unwrap(), "the left slot is free");
+}
+
+/// Scripts run by hash once loaded; a server that forgot them (restarted,
+/// SCRIPT FLUSH) gets them again without an error reaching the caller.
+#[tokio::test]
+async fn scripts_forgotten_by_the_server_are_loaded_again() {
+    use std::io::{Read, Write};
+    let s = start();
+    let r = node(s.port).await;
+    let w = vec![Window { key: "rph:alice".into(), span: Duration::from_secs(3600), max: 2 }];
+    assert_eq!(r.reserve(&w, Some("m1")).await.unwrap(), Ok(()));
+    let mut c = std::net::TcpStream::connect(("127.0.0.1", s.port)).unwrap();
+    c.write_all(b"SCRIPT FLUSH\r\n").unwrap();
+    let mut reply = [0u8; 5];
+    c.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+    assert_eq!(r.reserve(&w, Some("m2")).await.unwrap(), Ok(()));
+    assert!(r.reserve(&w, Some("m3")).await.unwrap().is_err(), "both entries counted, before and after the flush");
 }
 
 /// Stopped Redis: the node either refuses (fail closed) or decides alone.

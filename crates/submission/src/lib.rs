@@ -37,7 +37,7 @@ pub mod quota;
 mod shared;
 
 use ipnet::IpNet;
-use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose};
+use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose, SharedSuccess};
 /// The brute-force guard moved to the accounts crate, shared with the dashboard.
 pub use port25_accounts::guard;
 use port25_accounts::Accounts;
@@ -374,14 +374,25 @@ impl SubmissionPolicy {
 
     /// The login's session slot in the shared store; the refusal when the
     /// cap is reached there or the store fails closed.
+    /// `success` (the gate's, not told to the shared store yet) goes with
+    /// the slot in one round trip.
     async fn enter_shared_session(
         &self,
         info: &SessionInfo,
         state: &mut SessionState,
         login: &str,
+        success: Option<SharedSuccess>,
     ) -> Option<Decision> {
-        let s = self.shared.shared_state.get()?;
+        let Some(s) = self.shared.shared_state.get() else {
+            if let Some(success) = success {
+                success.record().await;
+            }
+            return None;
+        };
         if state.shared_session.as_ref().is_some_and(|(l, _)| l == login) {
+            if let Some(success) = success {
+                success.record().await;
+            }
             return None;
         }
         if let Some((old, name)) = state.shared_session.take() {
@@ -389,8 +400,15 @@ impl SubmissionPolicy {
         }
         let name = s.session_name(&info.id);
         let max = self.shared.max_sessions_per_login;
-        let answer = s.backend().enter_session(login, &name, max, shared::SESSION_TTL).await;
-        match s.settle("enter_session", answer, true) {
+        let slot = port25_shared::Slot { login, session: &name, max, ttl: shared::SESSION_TTL };
+        let entered = match success {
+            Some(success) => success.record_entering(slot).await,
+            None => {
+                let answer = s.backend().enter_session(login, &name, max, shared::SESSION_TTL).await;
+                s.settle("enter_session", answer, true)
+            }
+        };
+        match entered {
             Ok(true) => {
                 state.shared_session = Some((login.to_owned(), name));
                 None
@@ -567,12 +585,22 @@ impl Hooks for SubmissionPolicy {
             secured: info.tls.is_some(),
         };
         let user = loggable(&credentials.username);
-        match self.shared.gate.attempt(attempt).await {
+        // A valid login's success reaches the shared store with its
+        // session slot, in one round trip (enter_shared_session), or alone
+        // when refused here first.
+        let (outcome, success) = self.shared.gate.attempt_deferring(attempt).await;
+        match outcome {
             Outcome::Valid { login, addresses, .. } => {
                 if let Some(refusal) = self.shared.locked(info, &login) {
+                    if let Some(s) = success {
+                        s.record().await;
+                    }
                     return refusal;
                 }
                 if !self.shared.enter_session(&mut state.login, &login) {
+                    if let Some(s) = success {
+                        s.record().await;
+                    }
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
                     return Decision::Reject(Reply::owned(
@@ -583,7 +611,7 @@ impl Hooks for SubmissionPolicy {
                         ),
                     ));
                 }
-                if let Some(refusal) = self.enter_shared_session(info, state, &login).await {
+                if let Some(refusal) = self.enter_shared_session(info, state, &login, success).await {
                     self.shared.leave_session(&mut state.login);
                     return refusal;
                 }
