@@ -142,6 +142,20 @@ pub struct Analyzer<'a> {
     inbound: FxMap<IpAddr, InboundSeen>,
 }
 
+/// See [`Analyzer::prefilter`].
+#[derive(Clone)]
+pub struct Prefilter {
+    ports: Box<[u8]>,
+}
+
+impl Prefilter {
+    /// Whether [`Analyzer::add_counted`] may do more with `f` than count it.
+    #[inline]
+    pub fn wants(&self, f: &Flow) -> bool {
+        f.proto == 6 && self.ports[f.dst_port as usize] != PORT_OTHER
+    }
+}
+
 /// Matched flows held before they are folded into their rows
 /// ([`Analyzer::fold`]): a fixed buffer (64 bytes a flow), whatever the
 /// number of flows.
@@ -402,6 +416,15 @@ impl<'a> Analyzer<'a> {
     #[inline]
     pub fn add(&mut self, f: &Flow) {
         self.add_counted(f, 1);
+    }
+
+    /// The first test [`Analyzer::add_counted`] makes, on its own: a flow
+    /// it refuses is only counted in `flows_seen`. Readers on other
+    /// threads drop such flows before they reach the analyzer (most flows
+    /// are not TCP to a blocked or proxy port) and add them to
+    /// `flows_seen` themselves.
+    pub fn prefilter(&self) -> Prefilter {
+        Prefilter { ports: self.ports.clone() }
     }
 
     /// A record that stands for `n` flows (an aggregated nfdump record):
