@@ -331,7 +331,7 @@ mod tests {
             block.extend_from_slice(&want);
             // Its match: 4 bytes from 300 back.
             block.extend([44, 1]);
-            want.extend_from_slice(&want[..4].to_vec());
+            want.extend_from_within(..4);
             for _ in 0..200 {
                 let lit = rnd(15) as usize;
                 let len = 4 + rnd(40) as usize;
