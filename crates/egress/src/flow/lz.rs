@@ -38,18 +38,21 @@ impl LzError {
 /// copies overwrite it, and the caller reads only the decoded length.
 pub const SLACK: usize = 32;
 
-/// The output buffer, `max + SLACK` long: grown (and zeroed) once, then
-/// reused as it is by every block.
+/// The output buffer, `max + SLACK` long: allocated once, then reused as
+/// it is by every block. Allocated zeroed by the allocator (fresh pages
+/// from the kernel for a large one) rather than filled: the pages a block
+/// never reaches are never touched, so a 5 MiB bound costs memory only as
+/// far as blocks really go.
 fn prepare(out: &mut Vec<u8>, max: usize) {
     if out.len() < max + SLACK {
-        out.resize(max + SLACK, 0);
+        *out = vec![0; max + SLACK];
     }
 }
 
 /// Copies a match of `len` bytes from `dist` bytes back to `*op` (the
 /// regions may overlap: a distance shorter than the length repeats the
 /// pattern).
-#[inline]
+#[inline(always)]
 fn copy_match(out: &mut [u8], op: &mut usize, dist: usize, len: usize, max: usize) -> Result<(), LzError> {
     let o = *op;
     if dist == 0 || dist > o {
@@ -60,28 +63,35 @@ fn copy_match(out: &mut [u8], op: &mut usize, dist: usize, len: usize, max: usiz
     }
     let start = o - dist;
     *op = o + len;
-    // o + len <= max, so a fixed move of up to SLACK bytes stays inside.
-    if len <= 16 && dist >= 16 {
-        let (done, rest) = out.split_at_mut(o);
-        rest[..16].copy_from_slice(&done[start..start + 16]);
-    } else if len <= 32 && dist >= 32 {
-        let (done, rest) = out.split_at_mut(o);
-        rest[..32].copy_from_slice(&done[start..start + 32]);
-    } else if dist >= len {
-        out.copy_within(start..start + len, o);
-    } else {
-        // Overlapping: the match repeats the last `dist` bytes. Everything
-        // from `start` on has that period, and so does each copy of it
-        // placed at a multiple of `dist`: copy in chunks that double, not
-        // byte by byte.
-        let mut at = o;
-        while at < o + len {
-            let n = (at - start).min(o + len - at);
-            out.copy_within(start..start + n, at);
-            at += n;
+    if dist >= 16 {
+        // 16 bytes at a time, each a fixed move the compiler inlines (no
+        // call to memmove): with the source at least 16 bytes back, each
+        // chunk's source is written before it is read, overlapping or
+        // not. The last chunk may write up to 15 bytes past o + len <=
+        // max, inside SLACK; later copies overwrite them.
+        let mut i = 0;
+        while i < len {
+            out.copy_within(start + i..start + i + 16, o + i);
+            i += 16;
         }
+    } else {
+        repeat(out, start, o, len);
     }
     Ok(())
+}
+
+/// A match closer than 16 bytes: it repeats the last `o - start` bytes.
+/// Everything from `start` on has that period, and so does each copy of
+/// it placed at a multiple of the distance: copy in chunks that double,
+/// not byte by byte.
+#[inline(never)]
+fn repeat(out: &mut [u8], start: usize, o: usize, len: usize) {
+    let mut at = o;
+    while at < o + len {
+        let n = (at - start).min(o + len - at);
+        out.copy_within(start..start + n, at);
+        at += n;
+    }
 }
 
 #[inline]
@@ -141,18 +151,28 @@ pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, L
     loop {
         let token = byte(input, &mut ip)?;
         let mut lit = token >> 4;
-        if lit == 15 {
-            loop {
-                let b = byte(input, &mut ip)?;
-                lit = lit.checked_add(b).ok_or(LzError::InputOverrun)?;
-                if b != 255 {
-                    break;
+        if lit < 15 && input.len() - ip >= 18 && max - op >= 16 {
+            // The common sequence: a short literal run, copied as one
+            // fixed 16-byte move. At least 18 bytes follow, so this is not
+            // the last sequence (which ends the input with its literals)
+            // and its offset is there.
+            out[op..op + 16].copy_from_slice(&input[ip..ip + 16]);
+            ip += lit;
+            op += lit;
+        } else {
+            if lit == 15 {
+                loop {
+                    let b = byte(input, &mut ip)?;
+                    lit = lit.checked_add(b).ok_or(LzError::InputOverrun)?;
+                    if b != 255 {
+                        break;
+                    }
                 }
             }
-        }
-        copy_literals(out, &mut op, input, &mut ip, lit, max)?;
-        if ip == input.len() {
-            return Ok(op);
+            copy_literals(out, &mut op, input, &mut ip, lit, max)?;
+            if ip == input.len() {
+                return Ok(op);
+            }
         }
         let lo = byte(input, &mut ip)?;
         let hi = byte(input, &mut ip)?;
@@ -288,6 +308,56 @@ mod tests {
                 let n = lz4_block(&block, &mut out, 1000).unwrap();
                 assert_eq!(out[..n], want, "distance {dist}, length {len}");
             }
+        }
+    }
+
+    #[test]
+    fn lz4_short_sequences_decode_as_byte_by_byte() {
+        // Many sequences of short literal runs and matches at every
+        // distance from 1 to 300 (the fixed-move paths, and the repeat
+        // of close ones), checked against a byte-by-byte copy.
+        let mut x = 12345u64;
+        let mut rnd = |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        for _ in 0..50 {
+            let (mut block, mut want) = (Vec::new(), Vec::new());
+            // 300 literals: 15 + 255 + 30.
+            block.extend([0xf0, 255, 30]);
+            want.extend((0..300).map(|i| (i * 7) as u8));
+            block.extend_from_slice(&want);
+            // Its match: 4 bytes from 300 back.
+            block.extend([44, 1]);
+            want.extend_from_within(..4);
+            for _ in 0..200 {
+                let lit = rnd(15) as usize;
+                let len = 4 + rnd(40) as usize;
+                let dist = 1 + rnd(300) as usize;
+                let extra = len - 4;
+                block.push((lit as u8) << 4 | extra.min(15) as u8);
+                for _ in 0..lit {
+                    let b = rnd(256) as u8;
+                    block.push(b);
+                    want.push(b);
+                }
+                block.extend([dist as u8, (dist >> 8) as u8]);
+                if extra >= 15 {
+                    block.push((extra - 15) as u8);
+                }
+                for _ in 0..len {
+                    want.push(want[want.len() - dist]);
+                }
+            }
+            block.extend([0x30, b'e', b'n', b'd']);
+            want.extend_from_slice(b"end");
+            let mut out = Vec::new();
+            let n = lz4_block(&block, &mut out, 1 << 16).unwrap();
+            assert_eq!(out[..n], want);
+            // Bounded exactly: one byte less is refused.
+            assert_eq!(lz4_block(&block, &mut out, n - 1), Err(LzError::OutputOverrun));
         }
     }
 

@@ -102,6 +102,21 @@ pub struct Stats {
     pub truncated: bool,
 }
 
+impl Stats {
+    /// Adds `o`'s counts (a block's, or another file's) to these.
+    pub fn add(&mut self, o: &Stats) {
+        self.blocks += o.blocks;
+        self.records += o.records;
+        self.flows += o.flows;
+        self.records_other += o.records_other;
+        self.blocks_other += o.blocks_other;
+        self.blocks_corrupt += o.blocks_corrupt;
+        self.records_malformed += o.records_malformed;
+        self.records_incomplete += o.records_incomplete;
+        self.truncated |= o.truncated;
+    }
+}
+
 /// One problem, at a byte offset of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -233,8 +248,32 @@ impl<R: Read> Reader<R> {
     /// the records are read where the block buffer holds them).
     /// `Ok(false)` at the end of the file; `Err` only for an I/O error.
     pub fn next_block_each(&mut self, mut each: impl FnMut(&Flow, u64)) -> std::io::Result<bool> {
+        let mut raw = std::mem::take(&mut self.raw);
+        let r = self.next_raw(&mut raw);
+        let more = match r {
+            Ok(Some(b)) => {
+                let mut stats = Stats::default();
+                if let Some(p) = decode_block(&b, &raw, &mut self.block, &mut stats, &mut each) {
+                    self.problem(p.offset, p.message);
+                }
+                self.stats.add(&stats);
+                Ok(true)
+            }
+            Ok(None) => Ok(false),
+            Err(e) => Err(e),
+        };
+        self.raw = raw;
+        more
+    }
+
+    /// Reads the next data block as it is stored into `raw` (resized to
+    /// it), without decoding it: [`decode_block`] does that, possibly on
+    /// another thread while this reader goes on to the next block.
+    /// `Ok(None)` at the end of the file (problems that end it early are
+    /// recorded here); `Err` only for an I/O error.
+    pub fn next_raw(&mut self, raw: &mut Vec<u8>) -> std::io::Result<Option<RawBlock>> {
         if self.done {
-            return Ok(false);
+            return Ok(None);
         }
         if self.next_block >= self.header.blocks {
             self.done = true;
@@ -247,82 +286,110 @@ impl<R: Read> Reader<R> {
                     );
                 }
             }
-            return Ok(false);
+            return Ok(None);
         }
         let at = self.offset;
         let mut bh = [0u8; BLOCK_HEADER_LEN];
         let n = read_full(&mut self.r, &mut bh)?;
         if n < BLOCK_HEADER_LEN {
-            return Ok(self.cut(
+            self.cut(
                 at,
                 format!("the file ends before block {} of {} (cut short?)", self.next_block + 1, self.header.blocks),
-            ));
+            );
+            return Ok(None);
         }
         let (records, size, kind) = (le32(&bh, 0), le32(&bh, 4) as usize, le16(&bh, 8));
         if size == 0 || size > MAX_BLOCK || records == 0 {
-            return Ok(self.cut(
+            self.cut(
                 at,
                 format!(
                     "block {} header is not credible (size {size}, {records} records); the rest of the file is skipped",
                     self.next_block + 1
                 ),
-            ));
+            );
+            return Ok(None);
         }
-        self.raw.resize(size, 0);
-        let n = read_full(&mut self.r, &mut self.raw)?;
+        // Only growth is zeroed: a buffer reused block after block costs
+        // no fill once it has reached the largest block.
+        raw.resize(size, 0);
+        let n = read_full(&mut self.r, raw)?;
         if n < size {
-            return Ok(self.cut(at, format!("block {} is cut short: {n} of {size} bytes", self.next_block + 1)));
+            self.cut(at, format!("block {} is cut short: {n} of {size} bytes", self.next_block + 1));
+            return Ok(None);
         }
         self.offset += (BLOCK_HEADER_LEN + size) as u64;
         self.next_block += 1;
         self.stats.blocks += 1;
-        if kind != 3 {
-            self.stats.blocks_other += 1;
-            return Ok(true);
-        }
-        let decoded = match self.header.compression {
-            Compression::None => Ok(size),
-            Compression::Lzo => lz::lzo1x(&self.raw, &mut self.block, MAX_BLOCK),
-            Compression::Lz4 => lz::lz4_block(&self.raw, &mut self.block, MAX_BLOCK),
-        };
-        let n = match decoded {
-            Ok(n) => n,
-            Err(e) => {
-                self.stats.blocks_corrupt += 1;
-                let c = self.header.compression.as_str();
-                self.problem(
-                    at,
-                    format!("block {} does not decompress ({c}): {}; skipped", self.next_block, e.as_str()),
-                );
-                return Ok(true);
-            }
-        };
-        let body = if self.header.compression == Compression::None { &self.raw[..] } else { &self.block[..n] };
-        let r = decode_records(body, records, &mut self.stats, &mut each);
-        if let Err((pos, why)) = r {
-            self.stats.records_malformed += 1;
-            let where_ = if self.header.compression == Compression::None {
-                format!("at byte {}", at + (BLOCK_HEADER_LEN + pos) as u64)
-            } else {
-                format!("{pos} bytes into it, decompressed")
-            };
-            self.problem(
-                at,
-                format!(
-                    "block {}: a record {where_} is malformed ({why}); the rest of the block is skipped",
-                    self.next_block
-                ),
-            );
-        }
-        Ok(true)
+        Ok(Some(RawBlock { number: self.next_block, offset: at, records, kind, compression: self.header.compression }))
     }
 
-    fn cut(&mut self, at: u64, message: String) -> bool {
+    fn cut(&mut self, at: u64, message: String) {
         self.stats.truncated = true;
         self.done = true;
         self.problem(at, message);
-        false
     }
+}
+
+/// A data block as stored, read by [`Reader::next_raw`]: what
+/// [`decode_block`] needs besides its bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawBlock {
+    /// Its place in the file, from 1.
+    pub number: u32,
+    /// The byte offset of its header in the file.
+    pub offset: u64,
+    pub records: u32,
+    pub kind: u16,
+    pub compression: Compression,
+}
+
+/// Decodes one block read by [`Reader::next_raw`] (`raw`: its stored
+/// bytes; `scratch`: the decompression buffer, reused from block to
+/// block), handing each flow to `each` and adding what it found to
+/// `stats` (not `blocks`, which the reader counts). The problem that cut
+/// the block short, if any, to be named with the file.
+pub fn decode_block(
+    b: &RawBlock,
+    raw: &[u8],
+    scratch: &mut Vec<u8>,
+    stats: &mut Stats,
+    each: &mut impl FnMut(&Flow, u64),
+) -> Option<Problem> {
+    if b.kind != 3 {
+        stats.blocks_other += 1;
+        return None;
+    }
+    let decoded = match b.compression {
+        Compression::None => Ok(raw.len()),
+        Compression::Lzo => lz::lzo1x(raw, scratch, MAX_BLOCK),
+        Compression::Lz4 => lz::lz4_block(raw, scratch, MAX_BLOCK),
+    };
+    let n = match decoded {
+        Ok(n) => n,
+        Err(e) => {
+            stats.blocks_corrupt += 1;
+            let c = b.compression.as_str();
+            return Some(Problem {
+                offset: b.offset,
+                message: format!("block {} does not decompress ({c}): {}; skipped", b.number, e.as_str()),
+            });
+        }
+    };
+    let body = if b.compression == Compression::None { raw } else { &scratch[..n] };
+    let (pos, why) = decode_records(body, b.records, stats, each).err()?;
+    stats.records_malformed += 1;
+    let where_ = if b.compression == Compression::None {
+        format!("at byte {}", b.offset + (BLOCK_HEADER_LEN + pos) as u64)
+    } else {
+        format!("{pos} bytes into it, decompressed")
+    };
+    Some(Problem {
+        offset: b.offset,
+        message: format!(
+            "block {}: a record {where_} is malformed ({why}); the rest of the block is skipped",
+            b.number
+        ),
+    })
 }
 
 /// Fills `buf` as far as the reader goes; the count read.

@@ -333,37 +333,254 @@ fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Streams every block of every file into the analyzer: two block buffers
-/// of memory whatever the files' sizes.
-pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow::Result<NfcapdRead> {
-    let mut r = NfcapdRead::default();
-    for path in paths {
-        for file in nfcapd_files(path)? {
-            let f = std::fs::File::open(&file).with_context(|| format!("opening {}", file.display()))?;
-            let mut reader = nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f))
-                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-            while reader
-                .next_block_each(|f, n| analyzer.add_counted(f, n))
-                .with_context(|| format!("reading {}", file.display()))?
-            {}
-            let s = &reader.stats;
-            r.files += 1;
-            r.stats.blocks += s.blocks;
-            r.stats.records += s.records;
-            r.stats.flows += s.flows;
-            r.stats.blocks_corrupt += s.blocks_corrupt;
-            r.stats.blocks_other += s.blocks_other;
-            r.stats.records_malformed += s.records_malformed;
-            r.stats.records_incomplete += s.records_incomplete;
-            r.stats.records_other += s.records_other;
-            r.truncated += u64::from(s.truncated);
-            r.problems += reader.problems_total;
-            for p in &reader.problems {
-                r.named.push(format!("{}: byte {}: {}", file.display(), p.offset, p.message));
+/// A block on its way from a reader thread to the analysis: its stored
+/// bytes, and the flows the analysis wants from it with the counts of what
+/// decoding found. The slots are a fixed few, passed back and forth, so
+/// memory stays a few block buffers whatever the files' sizes.
+#[derive(Default)]
+struct Slot {
+    raw: Vec<u8>,
+    flows: Vec<nfcapd::Counted>,
+    /// Flows the prefilter dropped, which the analysis only counts.
+    dropped: u64,
+    stats: nfcapd::Stats,
+    problem: Option<nfcapd::Problem>,
+    /// Index of the file in the list read.
+    file: usize,
+}
+
+/// What a reader thread hands the analysis, numbered in file order.
+enum Step {
+    Block(Slot),
+    /// A file read to its end: the reader's own counts and problems.
+    FileEnd(Slot, Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>),
+    Failed(anyhow::Error),
+    /// No more files.
+    End,
+    /// A reader thread panicked: the step it would have sent never comes.
+    Lost,
+}
+
+/// The files and the one being read, shared by the reader threads:
+/// taking a block, and its number, is one step under the lock, so the
+/// numbers follow the files' order whatever thread decodes each block.
+struct Feed<'a> {
+    files: &'a [PathBuf],
+    file: usize,
+    reader: Option<Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>>,
+    seq: u64,
+    finished: bool,
+}
+
+/// What the reader thread does next with its slot.
+enum Next {
+    Decode(nfcapd::RawBlock),
+    End,
+    FileEnd(Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>),
+    Failed(anyhow::Error),
+}
+
+impl Feed<'_> {
+    /// Reads the next block into `slot` (opening the next file when one
+    /// ends); its sequence number and what to do with it.
+    fn next(&mut self, slot: &mut Slot) -> (u64, Next) {
+        let seq = self.seq;
+        self.seq += 1;
+        (seq, self.step(slot))
+    }
+
+    fn step(&mut self, slot: &mut Slot) -> Next {
+        if self.finished {
+            return Next::End;
+        }
+        let Some(path) = self.files.get(self.file) else {
+            self.finished = true;
+            return Next::End;
+        };
+        slot.file = self.file;
+        let reader = match &mut self.reader {
+            Some(r) => r,
+            None => {
+                let opened =
+                    std::fs::File::open(path).with_context(|| format!("opening {}", path.display())).and_then(|f| {
+                        nfcapd::Reader::new(std::io::BufReader::with_capacity(1 << 16, f))
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+                    });
+                match opened {
+                    Ok(r) => self.reader.insert(Box::new(r)),
+                    Err(e) => {
+                        self.finished = true;
+                        return Next::Failed(e);
+                    }
+                }
+            }
+        };
+        match reader.next_raw(&mut slot.raw) {
+            Ok(Some(b)) => Next::Decode(b),
+            Ok(None) => {
+                self.file += 1;
+                Next::FileEnd(self.reader.take().expect("being read"))
+            }
+            Err(e) => {
+                self.finished = true;
+                Next::Failed(anyhow::Error::new(e).context(format!("reading {}", path.display())))
             }
         }
     }
+}
+
+/// Sends [`Step::Lost`] if its reader thread unwinds, so that the analysis
+/// does not wait for a block that will never come.
+struct LostGuard<'a>(&'a std::sync::mpsc::Sender<(u64, Step)>);
+
+impl Drop for LostGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = self.0.send((u64::MAX, Step::Lost));
+        }
+    }
+}
+
+/// Reader threads: as many as the machine has cores, at most 4 (the
+/// analysis, on the calling thread, is the rest of the work).
+fn reader_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
+/// Streams every block of every file into the analyzer. Reader threads
+/// read, decompress and decode blocks and drop the flows the analysis
+/// would only count ([`Analyzer::prefilter`]); the calling thread analyzes
+/// the rest in file order, so every figure is what one thread reading the
+/// files in order computes. Memory: a fixed number of block buffers,
+/// whatever the files' sizes.
+pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow::Result<NfcapdRead> {
+    let mut files = Vec::new();
+    for path in paths {
+        files.extend(nfcapd_files(path)?);
+    }
+    let mut r = NfcapdRead::default();
+    if files.is_empty() {
+        return Ok(r);
+    }
+    let threads = reader_threads();
+    let prefilter = analyzer.prefilter();
+    let feed = std::sync::Mutex::new(Feed { files: &files, file: 0, reader: None, seq: 0, finished: false });
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Slot>();
+    let free_rx = std::sync::Mutex::new(free_rx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Step)>();
+    // Two slots per thread: one being decoded, one waiting to be analyzed.
+    for _ in 0..2 * threads + 1 {
+        free_tx.send(Slot::default()).expect("receiver held here");
+    }
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (feed, free_rx, done_tx, prefilter) = (&feed, &free_rx, done_tx.clone(), &prefilter);
+            scope.spawn(move || {
+                let _guard = LostGuard(&done_tx);
+                let mut scratch = Vec::new();
+                loop {
+                    // Err: the analysis is over (finished or failed).
+                    let Ok(mut slot) = free_rx.lock().unwrap_or_else(|e| e.into_inner()).recv() else { return };
+                    let (seq, next) = feed.lock().unwrap_or_else(|e| e.into_inner()).next(&mut slot);
+                    let step = match next {
+                        Next::Decode(b) => {
+                            slot.flows.clear();
+                            slot.stats = nfcapd::Stats::default();
+                            let (flows, dropped) = (&mut slot.flows, &mut slot.dropped);
+                            *dropped = 0;
+                            slot.problem =
+                                nfcapd::decode_block(&b, &slot.raw, &mut scratch, &mut slot.stats, &mut |f, n| {
+                                    if prefilter.wants(f) {
+                                        flows.push((*f, n));
+                                    } else {
+                                        *dropped += n;
+                                    }
+                                });
+                            Step::Block(slot)
+                        }
+                        Next::End => Step::End,
+                        Next::FileEnd(reader) => Step::FileEnd(slot, reader),
+                        Next::Failed(e) => Step::Failed(e),
+                    };
+                    let end = matches!(step, Step::End | Step::Failed(_));
+                    if done_tx.send((seq, step)).is_err() || end {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(done_tx);
+        let analyzed = analyze_in_order(&files, &done_rx, &free_tx, analyzer, &mut r);
+        // Whatever happened, the reader threads stop: no more slots come
+        // back (they wait on none), and what they send is not read.
+        drop(free_tx);
+        drop(done_rx);
+        analyzed
+    })?;
     Ok(r)
+}
+
+/// The analysis side of [`read_nfcapd`]: steps taken in their numbered
+/// order (a few wait while an earlier block is still being decoded).
+fn analyze_in_order(
+    files: &[PathBuf],
+    done: &std::sync::mpsc::Receiver<(u64, Step)>,
+    free: &std::sync::mpsc::Sender<Slot>,
+    analyzer: &mut Analyzer,
+    r: &mut NfcapdRead,
+) -> anyhow::Result<()> {
+    let mut waiting = std::collections::BTreeMap::new();
+    let mut next = 0u64;
+    // Problems named so far for the file being read (blocks' first, then
+    // the reader's own, which come at its end).
+    let mut named_here = 0;
+    loop {
+        let step = match waiting.remove(&next) {
+            Some(step) => step,
+            None => {
+                let (seq, step) = done.recv().context("the nfcapd reader threads stopped early")?;
+                if matches!(step, Step::Lost) {
+                    anyhow::bail!("an nfcapd reader thread failed");
+                }
+                waiting.insert(seq, step);
+                continue;
+            }
+        };
+        next += 1;
+        let slot = match step {
+            Step::Block(slot) => {
+                for (f, n) in &slot.flows {
+                    analyzer.add_counted(f, *n);
+                }
+                analyzer.flows_seen += slot.dropped;
+                r.stats.add(&slot.stats);
+                if let Some(p) = &slot.problem {
+                    r.problems += 1;
+                    if named_here < nfcapd::MAX_NAMED {
+                        named_here += 1;
+                        r.named.push(format!("{}: byte {}: {}", files[slot.file].display(), p.offset, p.message));
+                    }
+                }
+                slot
+            }
+            Step::FileEnd(slot, reader) => {
+                r.files += 1;
+                r.stats.add(&reader.stats);
+                r.truncated += u64::from(reader.stats.truncated);
+                r.problems += reader.problems_total;
+                for p in reader.problems.iter().take(nfcapd::MAX_NAMED - named_here) {
+                    r.named.push(format!("{}: byte {}: {}", files[slot.file].display(), p.offset, p.message));
+                }
+                named_here = 0;
+                slot
+            }
+            Step::Failed(e) => return Err(e),
+            Step::End => return Ok(()),
+            Step::Lost => unreachable!("handled when received"),
+        };
+        // The receiving end lives as long as the reader threads do.
+        let _ = free.send(slot);
+    }
 }
 
 /// Decodes every exported datagram of the pcap files into the analyzer;

@@ -177,3 +177,85 @@ fn nfcapd_files_agree_with_nfdump_uncompressed_lz4_lzo_and_aggregated() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A directory of several files in each compression, one with a block
+/// that does not decompress and one cut short, read by several threads:
+/// the same rows as the flows read one by one, every flow counted once,
+/// and the problems named with their own file, in file order.
+#[test]
+fn nfcapd_directory_read_in_parallel_counts_every_file_in_order() {
+    use port25_egress::flow::nfcapd::{write, Compression};
+    use port25_egress::flow::Flow;
+    let bot = |i: u64, dst: u8| Flow {
+        src: "198.51.100.77".parse().unwrap(),
+        dst: std::net::IpAddr::from([203, 0, 113, dst]),
+        src_port: 40000,
+        dst_port: 25,
+        proto: 6,
+        tcp_flags: 2,
+        packets: 3,
+        bytes: 180,
+        start_ms: 1_764_000_000_000 + i * 1000,
+        end_ms: 1_764_000_000_500 + i * 1000,
+    };
+    // 10 blocks of 30 flows per file: a subscriber's flows run across
+    // blocks and files; other traffic (port 443) is only counted.
+    let file = |from: u64, c: Compression| {
+        let flows: Vec<Flow> = (from..from + 300)
+            .map(|i| {
+                let mut f = bot(i, (i % 200) as u8);
+                if i % 3 == 0 {
+                    f.src = std::net::IpAddr::from([198, 51, 100, (i % 50) as u8]);
+                }
+                if i % 7 == 0 {
+                    f.dst_port = 443;
+                }
+                f
+            })
+            .collect();
+        write(&flows, c, 30)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nfcapd.202511241600"), file(0, Compression::Lz4)).unwrap();
+    // A first block that does not decompress (a match before its start),
+    // then the file's ten good blocks.
+    let good = file(300, Compression::Lzo);
+    let mut bad = good[..40].to_vec();
+    bad.extend_from_slice(&[1, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 0x12, b'a', 64 | 7 << 2, 9]);
+    bad.extend_from_slice(&good[40..]);
+    bad[36..40].copy_from_slice(&11u32.to_le_bytes());
+    std::fs::write(dir.path().join("nfcapd.202511241605"), &bad).unwrap();
+    let cut = file(600, Compression::None);
+    std::fs::write(dir.path().join("nfcapd.202511241610"), &cut[..cut.len() - 100]).unwrap();
+    std::fs::write(dir.path().join("nfcapd.202511241615"), file(900, Compression::Lz4)).unwrap();
+    // The one nfcapd is still writing is left out.
+    std::fs::write(dir.path().join("nfcapd.current.1234"), b"half written").unwrap();
+
+    let (report, err) = flows_json(dir.path());
+    let s = &report["nfcapd"];
+    // The cut file loses its last block (30 records).
+    assert_eq!((s["files"].as_u64(), s["flows"].as_u64()), (Some(4), Some(1200 - 30)), "{s}\n{err}");
+    assert_eq!((s["blocks_corrupt"].as_u64(), s["files_cut_short"].as_u64()), (Some(1), Some(1)), "{s}");
+    let named: Vec<&str> = s["problems_named"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(named[0].contains("nfcapd.202511241605: byte 40: block 1 does not decompress (lzo)"), "{named:?}");
+    assert!(named[1].contains("nfcapd.202511241610: ") && named[1].contains("cut short"), "{named:?}");
+    // What the files hold, counted here: port-25 flows per subscriber.
+    let mut want = std::collections::BTreeMap::new();
+    for i in (0..1200u64).filter(|i| !(870..900).contains(i) && i % 7 != 0) {
+        let src = if i % 3 == 0 { format!("198.51.100.{}", i % 50) } else { "198.51.100.77".into() };
+        *want.entry(src).or_insert(0u64) += 1;
+    }
+    // The example policy exempts its mail server.
+    want.remove("198.51.100.25");
+    let got: std::collections::BTreeMap<String, u64> = report["subscribers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["subscriber"].as_str().unwrap().to_owned(), r["flows"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(got, want, "{err}");
+    // Read in order: the bot's last flow is the last file's.
+    let row = report["subscribers"].as_array().unwrap().iter().find(|r| r["subscriber"] == "198.51.100.77").unwrap();
+    assert_eq!(row["last_seen"], "2025-11-24T16:19:59Z", "{row}");
+}
