@@ -70,6 +70,7 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let log_output_max = filter.max_level_hint();
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -80,7 +81,23 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
         (None, LogFormat::Text) => fmt.fmt_fields(text_fields()).with_filter(filter).boxed(),
         (None, LogFormat::Json) => fmt.json().flatten_event(true).with_current_span(false).with_filter(filter).boxed(),
     };
-    let _ = tracing_subscriber::registry().with(vec![fmt, extra]).try_init();
+    if tracing_subscriber::registry().with(vec![fmt, extra]).try_init().is_ok() {
+        // Records of the `log` crate (rustls, the Redis client, ...) reach
+        // the log output only: the extra layers read catalogued events,
+        // which are tracing events. The bridge installed with the
+        // subscriber lets every level through, so each of their trace!
+        // calls (several per TLS record or Redis command) would ask the
+        // whole subscriber whether it is wanted; the log output's own
+        // level answers at the call instead.
+        log::set_max_level(match log_output_max {
+            Some(l) if l == tracing::level_filters::LevelFilter::OFF => log::LevelFilter::Off,
+            Some(l) if l == tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
+            Some(l) if l == tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
+            Some(l) if l == tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
+            Some(l) if l == tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
+            _ => log::LevelFilter::Trace,
+        });
+    }
 }
 
 /// Whether a character is written escaped in the text log: control
