@@ -126,6 +126,8 @@ pub struct Analyzer<'a> {
     /// the fold's sort buffer.
     held: Vec<Held>,
     order: Vec<u64>,
+    /// The held flows gathered row by row, in the order of `order`.
+    sorted: Vec<Held>,
     attribution: Option<(&'a Index, &'a [String])>,
     nat: Option<&'a NatIndex>,
     pub flows_seen: u64,
@@ -173,15 +175,16 @@ fn inbound_kept(table: &Table, f: &Flow) -> bool {
 }
 
 /// Matched flows held before they are folded into their rows
-/// ([`Analyzer::fold`]): a fixed buffer (64 bytes a flow, 4 MB), whatever
-/// the number of flows. A fold fetches each row's state once for all of
-/// its flows in the batch, so the larger the batch, the more flows share
-/// that fetch: with 2,000 rows, 16,384 flows were about 8 a row and
-/// 65,536 about 32, which took a tenth off the CPU time of reading nfcapd
-/// files (issue 20); larger batches no longer helped.
-const BATCH: usize = 65_536;
+/// ([`Analyzer::fold`]): two fixed buffers (64 bytes a flow, 2 MB each:
+/// as held, and gathered row by row), whatever the number of flows. A
+/// fold fetches each row's state once for all of its flows in the batch,
+/// so the larger the batch, the more flows share that fetch: with 2,000
+/// rows, 16,384 flows were about 8 a row and 32,768 about 16. With the
+/// gathering copy, 32,768 took as much CPU as 65,536 (issue 20 bench).
+const BATCH: usize = 32_768;
 
 /// A matched flow waiting in the batch: what its row's figures need.
+#[derive(Clone, Copy)]
 struct Held {
     row: u32,
     /// 1: at or after `block_at`.
@@ -401,6 +404,7 @@ impl<'a> Analyzer<'a> {
             subs: Vec::new(),
             held: Vec::new(),
             order: Vec::new(),
+            sorted: Vec::new(),
             attribution: None,
             nat: None,
             flows_seen: 0,
@@ -527,9 +531,18 @@ impl<'a> Analyzer<'a> {
         order.extend(self.held.iter().enumerate().map(|(i, h)| u64::from(h.row) << 32 | i as u64));
         order.sort_unstable();
         let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
-        let held = &self.held;
+        // The held flows copied row by row first, in one loop whose reads
+        // do not wait on each other: read in place, each flow was a cache
+        // miss (the batch fills the core's cache) stalling its
+        // row's figures; copied, each row's flows are read in sequence.
+        let mut sorted = std::mem::take(&mut self.sorted);
+        sorted.clear();
+        sorted.extend(order.iter().map(|&o| self.held[o as u32 as usize]));
+        let mut rest = &sorted[..];
         for group in order.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let flows = || group.iter().map(|&o| &held[o as u32 as usize]);
+            let (these, more) = rest.split_at(group.len());
+            rest = more;
+            let flows = || these.iter();
             let s = &mut self.subs[(group[0] >> 32) as usize];
             // The group's destinations are in random places of the row's
             // set of seen destinations: read them all first, in a loop
@@ -552,6 +565,7 @@ impl<'a> Analyzer<'a> {
         }
         self.held.clear();
         self.order = order;
+        self.sorted = sorted;
     }
 
     /// Distinct destinations tracked within one window: enough to reach
