@@ -1008,6 +1008,41 @@ mod tests {
         }
     }
 
+    /// Flows of many subscribers interleaved over several batches give
+    /// each subscriber the row its flows alone give: folding a batch row
+    /// by row keeps every row's flows in the order they came.
+    #[test]
+    fn rows_are_the_same_whatever_flows_of_others_come_between() {
+        let policy = one_network();
+        let lpm = Table::new(&policy);
+        let opts = Options { window_ms: 60_000, threshold: 5, block_at_ms: None };
+        let mut all = Analyzer::new(&policy, &lpm, opts);
+        let mut alone: Vec<Analyzer> = (0..200).map(|_| Analyzer::new(&policy, &lpm, opts)).collect();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut t = [0u64; 200];
+        for _ in 0..3 * BATCH {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let who = (rng % 200) as usize;
+            // Start times out of order within the reorder buffer's reach.
+            t[who] += rng >> 40 & 1023;
+            let start = t[who].saturating_sub(rng >> 20 & 255);
+            let dst = IpAddr::from([192, 0, (rng >> 8) as u8 & 3, (rng >> 32) as u8]);
+            let f = smtp(IpAddr::from([198, 51, 100, who as u8]), dst, start);
+            all.add(&f);
+            alone[who].add(&f);
+        }
+        let rows = all.rows();
+        assert_eq!(rows.len(), 200);
+        for r in &rows {
+            let IpAddr::V4(a) = r.subscriber else { panic!("{}", r.subscriber) };
+            let own = alone[usize::from(a.octets()[3])].rows();
+            assert_eq!(own.len(), 1);
+            assert_eq!(*r, own[0]);
+        }
+    }
+
     /// Within the caps, the streaming figures are the ones computed from
     /// every flow: in any order up to the reorder buffer, in start order
     /// beyond it.
