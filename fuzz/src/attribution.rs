@@ -5,7 +5,7 @@
 //! this file with `#[path]`.
 
 use port25_egress::attribution::{dhcpd, dnsmasq, kea, radacct, radius, Index, Session, Warnings};
-use port25_egress::prefix::u128_to_ip;
+use port25_egress::prefix::{ip_to_u128, u128_to_ip};
 
 /// The text a parser sees (the loader reads files as lossy UTF-8).
 fn text(data: &[u8]) -> String {
@@ -45,6 +45,10 @@ fn check(text: &str, sessions: Vec<Session>, w: &Warnings) {
             ];
             for (v, t, must) in probes {
                 let ip = u128_to_ip(p.family, v);
+                // An IPv6 prefix that takes in ::ffff:0:0/96 (::/80, say)
+                // cannot answer for those addresses: ::ffff:a.b.c.d is the
+                // IPv4 host a.b.c.d to every lookup (prefix::ip_to_u128).
+                let must = must && ip_to_u128(ip).0 == p.family;
                 match index.lookup(ip, t) {
                     Some(i) => {
                         // Whatever answers covers the address and the time.
