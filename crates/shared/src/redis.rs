@@ -76,10 +76,38 @@ local l = 0
 if ARGV[5] == '1' then l = one(KEYS[3], KEYS[4], ARGV[3]) end
 return {a, l}";
 
-const SUCCEEDED: &str = "
-if redis.call('PTTL', KEYS[2]) <= 0 then redis.call('DEL', KEYS[1]) end
-redis.call('SET', KEYS[3], 1, 'PX', ARGV[1])
-return 1";
+/// The body of SUCCEEDED as a Lua function, so that SUCCEEDED_ENTER runs
+/// the very same steps (a macro: `concat!` takes literals only).
+macro_rules! succeeded_fn {
+    () => {
+        "
+local function succeeded(fail, lock, device, device_ms)
+  if redis.call('PTTL', lock) <= 0 then redis.call('DEL', fail) end
+  redis.call('SET', device, 1, 'PX', device_ms)
+end
+"
+    };
+}
+
+/// The body of ENTER as a Lua function (see [`succeeded_fn`]); it reads
+/// `now`, which [`NOW`] defines before it.
+macro_rules! enter_fn {
+    () => {
+        "
+local function enter(k, session, max, ttl_ms)
+  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - tonumber(ttl_ms))
+  if redis.call('ZSCORE', k, session) then return 1 end
+  if redis.call('ZCARD', k) >= tonumber(max) then return 0 end
+  redis.call('ZADD', k, now, session)
+  redis.call('PEXPIRE', k, ttl_ms)
+  return 1
+end
+"
+    };
+}
+
+/// KEYS: the login's failures, its lock, the device's known mark; ARGV: known_ms.
+const SUCCEEDED: &str = concat!(succeeded_fn!(), "succeeded(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\nreturn 1");
 
 /// ARGV: member ('' to only check), then span_ms and max per key.
 const RESERVE: &str = "
@@ -107,26 +135,16 @@ for _, k in ipairs(KEYS) do redis.call('ZREM', k, ARGV[1]) end
 return 1";
 
 /// ARGV: session, max, ttl_ms.
-const ENTER: &str = "
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[3]))
-if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 1 end
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-return 1";
+const ENTER: &str = concat!(enter_fn!(), "return enter(KEYS[1], ARGV[1], ARGV[2], ARGV[3])");
 
 /// SUCCEEDED then ENTER in one call (a login's AUTH: one round trip).
 /// KEYS: SUCCEEDED's three, then the sessions key; ARGV: known_ms, then
 /// ENTER's session, max, ttl_ms.
-const SUCCEEDED_ENTER: &str = "
-if redis.call('PTTL', KEYS[2]) <= 0 then redis.call('DEL', KEYS[1]) end
-redis.call('SET', KEYS[3], 1, 'PX', ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - tonumber(ARGV[4]))
-if redis.call('ZSCORE', KEYS[4], ARGV[2]) then return 1 end
-if redis.call('ZCARD', KEYS[4]) >= tonumber(ARGV[3]) then return 0 end
-redis.call('ZADD', KEYS[4], now, ARGV[2])
-redis.call('PEXPIRE', KEYS[4], ARGV[4])
-return 1";
+const SUCCEEDED_ENTER: &str = concat!(
+    succeeded_fn!(),
+    enter_fn!(),
+    "succeeded(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\nreturn enter(KEYS[4], ARGV[2], ARGV[3], ARGV[4])"
+);
 
 /// ARGV: field, unix seconds, ip, port. Value: 'seen ip port uses'.
 const RECORD: &str = "
