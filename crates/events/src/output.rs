@@ -89,14 +89,9 @@ pub fn init_with(format: LogFormat, level: &str, extra: ExtraLayer) {
         // calls (several per TLS record or Redis command) would ask the
         // whole subscriber whether it is wanted; the log output's own
         // level answers at the call instead.
-        log::set_max_level(match log_output_max {
-            Some(l) if l == tracing::level_filters::LevelFilter::OFF => log::LevelFilter::Off,
-            Some(l) if l == tracing::level_filters::LevelFilter::ERROR => log::LevelFilter::Error,
-            Some(l) if l == tracing::level_filters::LevelFilter::WARN => log::LevelFilter::Warn,
-            Some(l) if l == tracing::level_filters::LevelFilter::INFO => log::LevelFilter::Info,
-            Some(l) if l == tracing::level_filters::LevelFilter::DEBUG => log::LevelFilter::Debug,
-            _ => log::LevelFilter::Trace,
-        });
+        use tracing_log::AsLog;
+        let max = log_output_max.unwrap_or(tracing::level_filters::LevelFilter::TRACE);
+        tracing_log::log::set_max_level(max.as_log());
     }
 }
 

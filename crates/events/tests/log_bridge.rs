@@ -2,6 +2,7 @@
 //! output's level where they are made, not offered to every layer: its own
 //! test binary, since the subscriber is process-wide.
 
+use tracing_log::log;
 use tracing_subscriber::layer::Layer;
 
 struct Nothing;
