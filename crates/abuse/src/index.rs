@@ -246,9 +246,7 @@ impl Index {
     /// since (a record dropped, a round that failed). False says
     /// "not known": ask the database.
     pub fn written(&self, sent: &Sent) -> bool {
-        let through = self.progress.through.load(Ordering::Acquire);
-        let at = sent.at.saturating_duration_since(self.progress.base).as_nanos();
-        at < through as u128 && self.progress.lost.load(Ordering::SeqCst) == sent.lost
+        self.written_before(sent.at) && self.progress.lost.load(Ordering::SeqCst) == sent.lost
     }
 
     /// True when every record sent before `t` is done (written, or lost
