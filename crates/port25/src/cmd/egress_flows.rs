@@ -349,11 +349,14 @@ struct Slot {
     file: usize,
 }
 
+/// An nfcapd file being read.
+type FileReader = nfcapd::Reader<std::io::BufReader<std::fs::File>>;
+
 /// What a reader thread hands the analysis, numbered in file order.
 enum Step {
     Block(Slot),
     /// A file read to its end: the reader's own counts and problems.
-    FileEnd(Slot, Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>),
+    FileEnd(Slot, Box<FileReader>),
     Failed(anyhow::Error),
     /// No more files.
     End,
@@ -367,7 +370,7 @@ enum Step {
 struct Feed<'a> {
     files: &'a [PathBuf],
     file: usize,
-    reader: Option<Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>>,
+    reader: Option<Box<FileReader>>,
     seq: u64,
     finished: bool,
 }
@@ -376,7 +379,7 @@ struct Feed<'a> {
 enum Next {
     Decode(nfcapd::RawBlock),
     End,
-    FileEnd(Box<nfcapd::Reader<std::io::BufReader<std::fs::File>>>),
+    FileEnd(Box<FileReader>),
     Failed(anyhow::Error),
 }
 
@@ -520,6 +523,11 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
     Ok(r)
 }
 
+/// A problem as the report names it: file, byte offset, what was wrong.
+fn named(file: &std::path::Path, p: &nfcapd::Problem) -> String {
+    format!("{}: byte {}: {}", file.display(), p.offset, p.message)
+}
+
 /// The analysis side of [`read_nfcapd`]: steps taken in their numbered
 /// order (a few wait while an earlier block is still being decoded).
 fn analyze_in_order(
@@ -558,7 +566,7 @@ fn analyze_in_order(
                     r.problems += 1;
                     if named_here < nfcapd::MAX_NAMED {
                         named_here += 1;
-                        r.named.push(format!("{}: byte {}: {}", files[slot.file].display(), p.offset, p.message));
+                        r.named.push(named(&files[slot.file], p));
                     }
                 }
                 slot
@@ -569,7 +577,7 @@ fn analyze_in_order(
                 r.truncated += u64::from(reader.stats.truncated);
                 r.problems += reader.problems_total;
                 for p in reader.problems.iter().take(nfcapd::MAX_NAMED - named_here) {
-                    r.named.push(format!("{}: byte {}: {}", files[slot.file].display(), p.offset, p.message));
+                    r.named.push(named(&files[slot.file], p));
                 }
                 named_here = 0;
                 slot
