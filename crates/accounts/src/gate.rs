@@ -106,6 +106,13 @@ impl SharedSuccess {
         let _ = self.shared.settle("succeeded", answer, ());
     }
 
+    /// [`SharedSuccess::record`] when there is a success to tell.
+    pub async fn record_any(success: Option<SharedSuccess>) {
+        if let Some(success) = success {
+            success.record().await;
+        }
+    }
+
     /// Tells the store and takes `slot` in the same round trip: whether
     /// the slot was had, as [`port25_shared::Shared::settle`] decides for an
     /// unreachable store (`Err` when failing closed).
@@ -287,9 +294,7 @@ impl Gate {
     /// Checks one login attempt; see the module for the rules.
     pub async fn attempt(&self, a: Attempt<'_>) -> Outcome {
         let (outcome, success) = self.attempt_deferring(a).await;
-        if let Some(success) = success {
-            success.record().await;
-        }
+        SharedSuccess::record_any(success).await;
         outcome
     }
 

@@ -384,15 +384,11 @@ impl SubmissionPolicy {
         success: Option<SharedSuccess>,
     ) -> Option<Decision> {
         let Some(s) = self.shared.shared_state.get() else {
-            if let Some(success) = success {
-                success.record().await;
-            }
+            SharedSuccess::record_any(success).await;
             return None;
         };
         if state.shared_session.as_ref().is_some_and(|(l, _)| l == login) {
-            if let Some(success) = success {
-                success.record().await;
-            }
+            SharedSuccess::record_any(success).await;
             return None;
         }
         if let Some((old, name)) = state.shared_session.take() {
@@ -592,15 +588,11 @@ impl Hooks for SubmissionPolicy {
         match outcome {
             Outcome::Valid { login, addresses, .. } => {
                 if let Some(refusal) = self.shared.locked(info, &login) {
-                    if let Some(s) = success {
-                        s.record().await;
-                    }
+                    SharedSuccess::record_any(success).await;
                     return refusal;
                 }
                 if !self.shared.enter_session(&mut state.login, &login) {
-                    if let Some(s) = success {
-                        s.record().await;
-                    }
+                    SharedSuccess::record_any(success).await;
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
                     return Decision::Reject(Reply::owned(
