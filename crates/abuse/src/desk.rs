@@ -839,8 +839,8 @@ impl Desk {
         };
         let verdict = {
             let reader = index::Reader::from_connection(
-                match Connection::open_with_flags(
-                    db_path(&self.cfg.data_dir),
+                match port25_sqlite::open_with_flags(
+                    &db_path(&self.cfg.data_dir),
                     rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
                 ) {
                     Ok(c) => c,

@@ -142,7 +142,7 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     // Who sent what to whom: port25's user only (docs/abuse.md).
     port25_groupcommit::private::private_file(path)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let c = Connection::open(path)?;
+    let c = port25_sqlite::open(path)?;
     c.busy_timeout(Duration::from_secs(5))?;
     c.execute_batch(SCHEMA)?;
     // Lookups never wait for the writer only in WAL mode: with a rollback
@@ -608,7 +608,7 @@ pub struct Reader {
 
 impl Reader {
     pub fn open(path: &Path) -> rusqlite::Result<Reader> {
-        let conn = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        let conn = port25_sqlite::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
         conn.busy_timeout(Duration::from_secs(5))?;
         Ok(Reader { conn })
     }

@@ -55,7 +55,7 @@ impl Store {
                 Some(format!("{}: {e}", path.display())),
             )
         })?;
-        let db = Connection::open(path)?;
+        let db = port25_sqlite::open(path)?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "foreign_keys", "ON")?;
@@ -258,4 +258,29 @@ fn put_in(
         tx.execute("INSERT OR IGNORE INTO addresses (login, address) VALUES (?1, ?2)", params![login, a])?;
     }
     Ok(Some(exists))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rusqlite::StatementStatus;
+
+    /// The lookup made at every MAIL FROM is planned once, not at every
+    /// call (see port25_sqlite: with `ORDER BY` over the key it was
+    /// compiled again on each run).
+    #[test]
+    fn the_sender_address_lookup_is_not_compiled_again_at_every_call() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("accounts.db")).unwrap();
+        let addrs = ["b@x.example".to_owned(), "a@x.example".to_owned()];
+        assert!(s.put("alice@x.example", "$argon2id$dummy", &addrs, false).unwrap());
+        for i in 0..30 {
+            let login = if i % 2 == 0 { "alice@x.example" } else { "bob@x.example" };
+            let got = s.addresses(login).unwrap();
+            assert_eq!(got.len(), if i % 2 == 0 { 2 } else { 0 });
+        }
+        assert_eq!(s.addresses("alice@x.example").unwrap(), ["a@x.example", "b@x.example"], "still in order");
+        let st = s.db.prepare_cached("SELECT address FROM addresses WHERE login = ?1 ORDER BY address").unwrap();
+        assert_eq!(st.get_status(StatementStatus::RePrepare), 0);
+    }
 }

@@ -191,7 +191,7 @@ fn open_db(path: &std::path::Path) -> Result<Connection, String> {
     // Senders and recipients: port25's user only.
     port25_groupcommit::private::private_file(path)
         .map_err(|e| format!("greylist database {}: {e}", path.display()))?;
-    let db = Connection::open(path).map_err(|e| format!("greylist database {}: {e}", path.display()))?;
+    let db = port25_sqlite::open(path).map_err(|e| format!("greylist database {}: {e}", path.display()))?;
     db.execute_batch(
         "PRAGMA journal_mode=WAL;
          PRAGMA synchronous=NORMAL;
