@@ -28,7 +28,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -119,18 +119,20 @@ PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS sessions(id TEXT PRIMARY KEY, listener TEXT, ip TEXT, port INTEGER, local TEXT, proxy TEXT,
     start_ms INTEGER, end_ms INTEGER, tls TEXT, login TEXT);
 CREATE INDEX IF NOT EXISTS sessions_client ON sessions(ip, start_ms);
-CREATE INDEX IF NOT EXISTS sessions_start ON sessions(start_ms);
 CREATE TABLE IF NOT EXISTS messages(id TEXT PRIMARY KEY, session TEXT, time_ms INTEGER, message_id TEXT, login TEXT, sender TEXT, size INTEGER, dkim TEXT);
 CREATE INDEX IF NOT EXISTS messages_dkim ON messages(dkim) WHERE dkim IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_mid ON messages(message_id);
 CREATE INDEX IF NOT EXISTS messages_session ON messages(session);
-CREATE INDEX IF NOT EXISTS messages_time ON messages(time_ms);
 CREATE INDEX IF NOT EXISTS messages_login ON messages(login, time_ms);
 CREATE TABLE IF NOT EXISTS rcpts(id TEXT, rcpt TEXT, outcome TEXT, detail TEXT, time_ms INTEGER, PRIMARY KEY(id, rcpt)) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS rcpts_time ON rcpts(time_ms);
 -- The desk counts bounces every second: over this one it reads the few
 -- bounced rows only, not every recipient of the last second.
 CREATE INDEX IF NOT EXISTS rcpts_bounced ON rcpts(time_ms) WHERE outcome IN ('bounced', 'expired');
+-- Indexes by time only pruning read, one B-tree more written per row:
+-- [`prune`] goes by insertion order instead. Gone from older databases.
+DROP INDEX IF EXISTS sessions_start;
+DROP INDEX IF EXISTS messages_time;
+DROP INDEX IF EXISTS rcpts_time;
 ";
 
 /// Opens (creating) the index database at `path` with its schema.
@@ -216,7 +218,9 @@ impl Index {
         let (d, p, path) = (dropped.clone(), progress.clone(), path.to_owned());
         let writer = std::thread::Builder::new()
             .name("abuse-index".into())
-            .spawn(move || Writer { conn, retention, pruned: None, dropped: d, progress: p, path }.run(rx))
+            .spawn(move || {
+                Writer { conn, retention, pruned: None, prune_left: false, dropped: d, progress: p, path }.run(rx)
+            })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
         Ok(Index { tx, dropped, writer: writer.thread().clone(), progress })
     }
@@ -283,6 +287,8 @@ struct Writer {
     conn: Connection,
     retention: Duration,
     pruned: Option<Instant>,
+    /// The last prune stopped at its batch: go on after the next round.
+    prune_left: bool,
     dropped: Arc<AtomicU64>,
     progress: Arc<Progress>,
     path: PathBuf,
@@ -291,8 +297,28 @@ struct Writer {
 impl Writer {
     fn run(mut self, rx: Receiver<Record>) {
         let mut reported = 0;
-        while let Some((round, drained)) = gather(&rx, ROUND, ROUND_MAX) {
-            if let Err(e) = self.round(round) {
+        loop {
+            // With pruning left to do, an idle writer does it instead of
+            // waiting for the next record.
+            let first = if self.prune_left {
+                match rx.recv_timeout(ROUND) {
+                    Ok(r) => Some(r),
+                    Err(RecvTimeoutError::Timeout) => None,
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            } else {
+                match rx.recv() {
+                    Ok(r) => Some(r),
+                    Err(_) => break,
+                }
+            };
+            let (round, drained) = match first {
+                Some(first) => gather(first, &rx, ROUND, ROUND_MAX),
+                None => (Vec::new(), None),
+            };
+            if round.is_empty() {
+                // Only pruning to do (below).
+            } else if let Err(e) = self.round(round) {
                 self.progress.lost.fetch_add(1, Ordering::SeqCst);
                 emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
             }
@@ -305,13 +331,22 @@ impl Writer {
                 emit!(warn, ev::ABUSE_INDEX_DROPPED, records = dropped - reported, queue = QUEUE);
                 reported = dropped;
             }
-            if self.pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
+            if self.prune_left || self.pruned.is_none_or(|t| t.elapsed() > Duration::from_secs(3600)) {
                 self.pruned = Some(Instant::now());
-                match prune(&self.conn, now_ms() - self.retention.as_millis() as i64) {
-                    Ok(n) if n > 0 => {
-                        emit!(info, ev::ABUSE_INDEX_PRUNED, rows = n, retention_days = self.retention.as_secs() / 86400)
+                let now = now_ms();
+                self.prune_left = false;
+                match prune(&self.conn, now - self.retention.as_millis() as i64, now) {
+                    Ok((n, more)) => {
+                        self.prune_left = more;
+                        if n > 0 {
+                            emit!(
+                                info,
+                                ev::ABUSE_INDEX_PRUNED,
+                                rows = n,
+                                retention_days = self.retention.as_secs() / 86400
+                            )
+                        }
                     }
-                    Ok(_) => {}
                     Err(e) => emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e),
                 }
             }
@@ -336,19 +371,17 @@ impl Writer {
     }
 }
 
-/// One round: the first record to arrive, then what arrives within
-/// `window` of it, at most `max`; a [`Record::Sync`] ends the round at
-/// once (someone waits, and [`Index::sync`] wakes the writer). `None`
-/// once every sender is gone. With it, the last instant the queue was
-/// seen empty (taken before looking): every record sent before it is in
+/// One round: `first` (the record that woke the writer), then what
+/// arrives within `window` of it, at most `max`; a [`Record::Sync`] ends
+/// the round at once (someone waits, and [`Index::sync`] wakes the
+/// writer). With it, the last instant the queue was seen empty (taken before looking): every record sent before it is in
 /// this round or an earlier one.
 ///
 /// Between records the writer sleeps (`park_timeout`) instead of waiting
 /// in `recv`: a receiver blocked in `recv` is woken by every send, a
 /// futex call on the session's side and a context switch per record,
 /// about ten per message.
-fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<(Vec<Record>, Option<Instant>)> {
-    let first = rx.recv().ok()?;
+fn gather(first: Record, rx: &Receiver<Record>, window: Duration, max: usize) -> (Vec<Record>, Option<Instant>) {
     let deadline = Instant::now() + window;
     let mut round = vec![first];
     let mut drained = None;
@@ -367,7 +400,7 @@ fn gather(rx: &Receiver<Record>, window: Duration, max: usize) -> Option<(Vec<Re
             }
         }
     }
-    Some((round, drained))
+    (round, drained)
 }
 
 /// The round with the records of one row folded into the first of them
@@ -474,8 +507,14 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
             .execute(params![id, session, time_ms, message_id, login, sender, size])?;
         }
         Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+            // Only for a message the index has: [`prune`] removes a
+            // message's recipients with it, so one without its message
+            // (its record lost, or queued before the index existed) would
+            // stay forever. A later outcome updates the row in place.
             c.prepare_cached(
-                "INSERT OR REPLACE INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO rcpts(id, rcpt, outcome, detail, time_ms)
+                 SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)
+                 ON CONFLICT(id, rcpt) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, time_ms = excluded.time_ms",
             )?
             .execute(params![id, rcpt, outcome, detail, time_ms])?;
         }
@@ -487,12 +526,59 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Removes rows older than `cutoff_ms`; returns how many.
-pub fn prune(c: &Connection, cutoff_ms: i64) -> rusqlite::Result<usize> {
-    let mut n = c.execute("DELETE FROM sessions WHERE start_ms < ?1", [cutoff_ms])?;
-    n += c.execute("DELETE FROM messages WHERE time_ms < ?1", [cutoff_ms])?;
-    n += c.execute("DELETE FROM rcpts WHERE time_ms < ?1", [cutoff_ms])?;
-    Ok(n)
+/// Rows [`prune`] removes from each table in one call at most: a
+/// retention's worth of backlog (the first prune after a long stop, or a
+/// shortened retention) goes in steps between the writer's rounds instead
+/// of one long transaction while records pile up in its queue.
+pub const PRUNE_BATCH: usize = 20_000;
+
+/// Removes sessions and messages (with their recipients) older than
+/// `cutoff_ms`, at most [`PRUNE_BATCH`] of each; returns how many rows
+/// and whether some old ones may be left (call again).
+///
+/// Rows are taken in insertion order (rowid), which is time order, up to
+/// the first one still within retention: no index by time is kept for
+/// this. A row dated more than a day after `now_ms` (a clock that jumped
+/// ahead and came back) does not stop the pruning of the rows after it.
+pub fn prune(c: &Connection, cutoff_ms: i64, now_ms: i64) -> rusqlite::Result<(usize, bool)> {
+    let future = now_ms.saturating_add(86_400_000);
+    let mut n = 0;
+    let mut more = false;
+    for (table, time) in [("messages", "time_ms"), ("sessions", "start_ms")] {
+        let Some((last, rows)) = prefix_older(c, table, time, cutoff_ms, future)? else { continue };
+        if table == "messages" {
+            n += c
+                .prepare_cached("DELETE FROM rcpts WHERE id IN (SELECT id FROM messages WHERE rowid <= ?1)")?
+                .execute([last])?;
+        }
+        n += c.prepare_cached(&format!("DELETE FROM {table} WHERE rowid <= ?1"))?.execute([last])?;
+        more |= rows == PRUNE_BATCH;
+    }
+    Ok((n, more))
+}
+
+/// The last rowid of the oldest rows of `table` (at most [`PRUNE_BATCH`])
+/// that are all older than `cutoff_ms`, and how many they are.
+fn prefix_older(
+    c: &Connection,
+    table: &str,
+    time: &str,
+    cutoff_ms: i64,
+    future: i64,
+) -> rusqlite::Result<Option<(i64, usize)>> {
+    let mut st = c.prepare_cached(&format!("SELECT rowid, {time} FROM {table} ORDER BY rowid LIMIT ?1"))?;
+    let mut rows = st.query([PRUNE_BATCH as i64])?;
+    let mut last = None;
+    let mut count = 0;
+    while let Some(r) = rows.next()? {
+        let t: Option<i64> = r.get(1)?;
+        if t.is_some_and(|t| t >= cutoff_ms && t <= future) {
+            break;
+        }
+        last = Some(r.get::<_, i64>(0)?);
+        count += 1;
+    }
+    Ok(last.map(|l| (l, count)))
 }
 
 /// `<id@host>` or `id@host`: the angle brackets are not part of the key.
@@ -1079,7 +1165,156 @@ mod tests {
             1
         );
         let c = open(&path).unwrap();
-        assert!(prune(&c, t0 + 10_000).unwrap() >= 4);
+        assert!(prune(&c, t0 + 10_000, t0).unwrap().0 >= 4);
         assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), Trace::default());
+    }
+
+    fn session_and_message(c: &Connection, n: u64, t: i64) {
+        let id = format!("P{n:08}");
+        write(
+            c,
+            &Record::Session {
+                id: id.clone(),
+                listener: "submission".into(),
+                ip: "198.51.100.1".into(),
+                port: 1000,
+                local: "192.0.2.1:587".into(),
+                proxy: None,
+                time_ms: t,
+                tls: None,
+                login: None,
+                end_ms: None,
+            },
+        )
+        .unwrap();
+        write(
+            c,
+            &Record::Message {
+                id: format!("{id}A"),
+                session: id.clone(),
+                time_ms: t,
+                message_id: Some(format!("{n}@example.net")),
+                login: Some("alice@example.net".into()),
+                sender: None,
+                size: None,
+            },
+        )
+        .unwrap();
+        for outcome in ["accepted", "delivered"] {
+            write(
+                c,
+                &Record::Rcpt {
+                    id: format!("{id}A"),
+                    rcpt: "bob@remote.example".into(),
+                    outcome,
+                    detail: String::new(),
+                    time_ms: t,
+                },
+            )
+            .unwrap();
+        }
+    }
+
+    fn count(c: &Connection, table: &str) -> i64 {
+        c.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0)).unwrap()
+    }
+
+    #[test]
+    fn pruning_goes_in_batches_by_insertion_order_and_takes_a_messages_recipients_along() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open_bulk(&dir.path().join("abuse.sqlite")).unwrap();
+        let now = now_ms();
+        let old = (PRUNE_BATCH + PRUNE_BATCH / 2) as u64;
+        let tx = c.unchecked_transaction().unwrap();
+        for n in 0..old {
+            session_and_message(&tx, n, now - 90 * 86_400_000);
+        }
+        for n in old..old + 10 {
+            session_and_message(&tx, n, now - 1000);
+        }
+        tx.commit().unwrap();
+        assert_eq!(count(&c, "rcpts"), (old + 10) as i64, "an outcome updates its recipient's row");
+        let cutoff = now - 30 * 86_400_000;
+        let (first, more) = prune(&c, cutoff, now).unwrap();
+        assert!(more, "a batch at most per call");
+        assert_eq!(first, 3 * PRUNE_BATCH, "sessions, messages, recipients");
+        let (second, more) = prune(&c, cutoff, now).unwrap();
+        assert_eq!((second, more), (3 * (old as usize - PRUNE_BATCH), false));
+        assert_eq!(prune(&c, cutoff, now).unwrap(), (0, false));
+        for table in ["sessions", "messages", "rcpts"] {
+            assert_eq!(count(&c, table), 10, "{table}: what is within retention stays");
+        }
+    }
+
+    #[test]
+    fn a_row_dated_far_ahead_does_not_stop_the_pruning_of_the_rows_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = open(&dir.path().join("abuse.sqlite")).unwrap();
+        let now = now_ms();
+        session_and_message(&c, 0, now - 90 * 86_400_000);
+        session_and_message(&c, 1, now + 365 * 86_400_000);
+        session_and_message(&c, 2, now - 80 * 86_400_000);
+        session_and_message(&c, 3, now + 3_600_000);
+        session_and_message(&c, 4, now - 70 * 86_400_000);
+        prune(&c, now - 30 * 86_400_000, now).unwrap();
+        let left: Vec<String> = c
+            .prepare("SELECT id FROM messages ORDER BY rowid")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            left,
+            ["P00000003A", "P00000004A"],
+            "pruned up to the first row within retention (an hour ahead counts)"
+        );
+    }
+
+    #[test]
+    fn an_outcome_for_a_message_the_index_does_not_have_is_not_kept() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        write(
+            &c,
+            &Record::Rcpt {
+                id: "NOPE".into(),
+                rcpt: "bob@remote.example".into(),
+                outcome: "delivered",
+                detail: String::new(),
+                time_ms: 1,
+            },
+        )
+        .unwrap();
+        assert_eq!(count(&c, "rcpts"), 0);
+    }
+
+    #[test]
+    fn an_older_database_loses_the_indexes_by_time_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.execute_batch(
+                "CREATE TABLE sessions(id TEXT PRIMARY KEY, listener TEXT, ip TEXT, port INTEGER, local TEXT, proxy TEXT, start_ms INTEGER, end_ms INTEGER, tls TEXT, login TEXT);
+                 CREATE INDEX sessions_start ON sessions(start_ms);
+                 CREATE TABLE messages(id TEXT PRIMARY KEY, session TEXT, time_ms INTEGER, message_id TEXT, login TEXT, sender TEXT, size INTEGER, dkim TEXT);
+                 CREATE INDEX messages_time ON messages(time_ms);
+                 CREATE TABLE rcpts(id TEXT, rcpt TEXT, outcome TEXT, detail TEXT, time_ms INTEGER, PRIMARY KEY(id, rcpt)) WITHOUT ROWID;
+                 CREATE INDEX rcpts_time ON rcpts(time_ms);",
+            )
+            .unwrap();
+        }
+        let c = open(&path).unwrap();
+        let by_time: i64 = c
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name IN ('sessions_start', 'messages_time', 'rcpts_time')",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(by_time, 0);
+        session_and_message(&c, 0, now_ms());
+        assert_eq!(count(&c, "rcpts"), 1);
     }
 }
