@@ -15,7 +15,7 @@
 
 use crate::index::{now_ms, Index, Record};
 use port25_events as ev;
-use port25_events::fields::Catalogued;
+use port25_events::fields::Named;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::layer::{Context, Layer};
@@ -247,7 +247,7 @@ impl FeedLayer {
 
     /// The layer with its callsite filter, for `port25_events::init_with`.
     pub fn boxed(self) -> port25_events::ExtraLayer {
-        Box::new(self.with_filter(Catalogued))
+        Box::new(self.with_filter(Named(READ)))
     }
 }
 
@@ -270,32 +270,12 @@ const READ: &[&str] = &[
     ev::DELIVERY_FAILED,
 ];
 
-/// Reads only the `event` field, and keeps it when the index reads that
-/// event.
-struct EventId(Option<&'static str>);
-
-impl tracing::field::Visit for EventId {
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        if f.name() == "event" {
-            self.0 = READ.iter().find(|r| **r == v).copied();
-        }
-    }
-    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-        if f.name() == "event" {
-            let v = format!("{v:?}");
-            self.0 = READ.iter().find(|r| **r == v).copied();
-        }
-    }
-}
-
 impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
         let Some(index) = self.index.get() else { return };
-        // The id first: most events (every SMTP command, the queue's own)
-        // are none of the index's, and their other fields are never read.
-        let mut which = EventId(None);
-        event.record(&mut which);
-        let Some(id) = which.0 else { return };
+        // Only the events in READ get here ([`Named`]: chosen once per
+        // callsite, by the id `emit!` gives as the callsite's name).
+        let id = event.metadata().name();
         let mut f = EventFields::for_event(id);
         event.record(&mut f);
         let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, f);

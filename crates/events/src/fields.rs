@@ -23,6 +23,30 @@ impl<S> Filter<S> for Catalogued {
     }
 }
 
+/// Only the catalogued events named (by [`crate::emit!`], whose callsite
+/// name is the event id): decided once per callsite, so every other event
+/// never reaches the layer.
+pub struct Named(pub &'static [&'static str]);
+
+impl Named {
+    fn wants(&self, meta: &tracing::Metadata<'_>) -> bool {
+        meta.is_event() && self.0.contains(&meta.name()) && meta.fields().field("event").is_some()
+    }
+}
+
+impl<S> Filter<S> for Named {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
+        self.wants(meta)
+    }
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        if self.wants(meta) {
+            tracing::subscriber::Interest::always()
+        } else {
+            tracing::subscriber::Interest::never()
+        }
+    }
+}
+
 /// One event's fields, as strings.
 #[derive(Default)]
 pub struct Fields(pub HashMap<&'static str, String>);

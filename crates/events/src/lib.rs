@@ -19,9 +19,13 @@ pub use catalogue::*;
 pub use output::{escaped, init, init_with, ExtraLayer, LogFormat};
 
 /// Logs one catalogued event: `emit!(info, SESSION_CONNECT, peer = %addr)`.
+///
+/// The id is also the callsite's name (so it must be one of the constants):
+/// a layer that reads a few events chooses them once per callsite
+/// ([`fields::Named`]) instead of reading the `event` field of every event.
 #[macro_export]
 macro_rules! emit {
     ($level:ident, $id:expr $(, $($fields:tt)*)?) => {
-        ::tracing::$level!(event = $id $(, $($fields)*)?)
+        ::tracing::$level!(name: $id, event = $id $(, $($fields)*)?)
     };
 }
