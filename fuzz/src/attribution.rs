@@ -74,7 +74,7 @@ pub fn radius_detail(data: &[u8]) {
     // records are out of time order, the very same sessions and warnings.
     let mut w1 = Warnings::default();
     let mut replay = radius::Replay::new();
-    radius::records(&t, 0, 1, &mut |r| replay.record(&r), &mut w1);
+    radius::records(&t, 0, &mut |r| replay.record(&r), &mut w1);
     if let Some(store) = replay.finish(&mut w1) {
         assert_eq!(store.iter().collect::<Vec<_>>(), sessions);
         assert_eq!((&w1.counts, &w1.named), (&w.counts, &w.named));

@@ -13,10 +13,12 @@
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
 use super::kea::{Row, Timeline};
+use super::lines::{too_long, without_cr, Line, Lines};
 use super::{
     civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
     Warnings,
 };
+use std::io::{self, BufRead};
 
 /// A block's statements with their line numbers.
 type Statements = Vec<(u32, String)>;
@@ -28,13 +30,35 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
 
 /// [`parse`], each lease handed to `each` as it is read.
 pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) {
-    // (first line, address, statements) of the lease block being read.
-    let mut block: Option<(u32, String, Statements)> = None;
+    read_each(text.as_bytes(), file, each, w).expect("reading from memory cannot fail");
+}
+
+/// [`parse_each`] from a stream, one line in memory at a time.
+pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) -> io::Result<()> {
+    // (first line, address, statements, whether a line of it was too
+    // long to read) of the lease block being read.
+    let mut block: Option<(u32, String, Statements, bool)> = None;
     // Depth of other blocks being skipped (failover, ia-na ...).
     let mut skip = 0usize;
     let mut skip_start = 0u32;
-    let (lines, _) = super::lines(text);
-    for (n, raw) in lines {
+    let mut lines = Lines::new(r);
+    while let Some(l) = lines.next_line()? {
+        let (n, raw) = match l {
+            Line::Text { n, ref text, terminated } => (n, without_cr(text, terminated)),
+            Line::TooLong { n, .. } => {
+                // Inside a lease block the block is not read: a statement
+                // of it is missing.
+                let what = match &mut block {
+                    Some((_, _, _, cut)) => {
+                        *cut = true;
+                        "this lease block"
+                    }
+                    None => "this line",
+                };
+                w.add(WarningKind::BadRecord, Origin { file, line: n }, too_long(what));
+                continue;
+            }
+        };
         let line = strip_comment(raw).trim();
         if line.is_empty() {
             continue;
@@ -43,10 +67,13 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
             skip = (skip + line.matches('{').count()).saturating_sub(line.matches('}').count());
             continue;
         }
-        if let Some((start, addr, stmts)) = &mut block {
+        if let Some((start, addr, stmts, cut)) = &mut block {
             if line == "}" {
-                let (start, addr, stmts) = (*start, std::mem::take(addr), std::mem::take(stmts));
+                let (start, addr, stmts, cut) = (*start, std::mem::take(addr), std::mem::take(stmts), *cut);
                 block = None;
+                if cut {
+                    continue;
+                }
                 match lease(&addr, &stmts, Origin { file, line: start }) {
                     Ok(Some(r)) => each(r),
                     Ok(None) => {}
@@ -59,7 +86,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
         }
         if let Some(rest) = line.strip_prefix("lease ") {
             match rest.strip_suffix('{') {
-                Some(addr) => block = Some((n, addr.trim().to_owned(), Vec::new())),
+                Some(addr) => block = Some((n, addr.trim().to_owned(), Vec::new(), false)),
                 None => w.add(WarningKind::BadRecord, Origin { file, line: n }, "a lease line without its `{`"),
             }
             continue;
@@ -71,7 +98,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
             skip_start = n;
         }
     }
-    if let Some((start, _, _)) = block {
+    if let Some((start, _, _, _)) = block {
         w.add(
             WarningKind::Truncated,
             Origin { file, line: start },
@@ -80,6 +107,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
     } else if skip > 0 {
         w.add(WarningKind::Truncated, Origin { file, line: skip_start }, "the file ends inside this block (no `}`)");
     }
+    Ok(())
 }
 
 /// The text before a `#` that is not inside a quoted string.

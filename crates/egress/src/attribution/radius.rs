@@ -16,6 +16,7 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
+use super::lines::{too_long, without_cr, Line, Lines};
 use super::store::{Slots, Store, NONE};
 use super::{
     civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
@@ -24,6 +25,7 @@ use super::{Warning, MAX_WARNINGS_NAMED};
 use crate::prefix::Prefix;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -88,53 +90,98 @@ impl Record<'_> {
 
 /// Reads one detail file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
-    parse_chunk(text, file, 1, out, w);
+    records(text, file, &mut |r| out.push(r.to_event()), w);
 }
 
-/// Reads a piece of a detail file that starts on line `first_line` (the
-/// loader reads large files a few MiB at a time, cut after a blank line).
-pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>, w: &mut Warnings) {
-    records(text, file, first_line, &mut |r| out.push(r.to_event()), w);
+/// Each record of a detail file, handed to `each` as it is read.
+pub fn records(text: &str, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
+    read_records(text.as_bytes(), file, each, w).expect("reading from memory cannot fail");
 }
 
-/// Each record of a piece of a detail file (starting on `first_line`),
-/// handed to `each` as it is read.
-pub fn records(text: &str, file: u32, first_line: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
-    let mut rec: Vec<(u32, &str)> = Vec::new();
-    let mut start = 0u32;
-    let (lines, _) = super::lines(text);
-    for (n, line) in lines {
-        let n = n.saturating_add(first_line - 1);
-        if line.trim().is_empty() {
-            if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, each, w);
-                rec.clear();
+/// The lines of the record being read.
+#[derive(Default)]
+struct Pending {
+    text: String,
+    /// Each line's number and where it ends in `text`.
+    ends: Vec<(u32, usize)>,
+    start: u32,
+    /// A line of it was too long to read: the record is not read.
+    cut: bool,
+}
+
+impl Pending {
+    fn push(&mut self, n: u32, line: &str) {
+        if self.ends.is_empty() {
+            self.start = n;
+        }
+        self.text.push_str(line);
+        self.ends.push((n, self.text.len()));
+    }
+
+    /// Reads the record (unless cut) and starts the next.
+    fn emit(&mut self, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
+        if !self.ends.is_empty() && !self.cut {
+            let mut from = 0;
+            let lines: Vec<(u32, &str)> = self
+                .ends
+                .iter()
+                .map(|&(n, end)| {
+                    let line = self.text.get(from..end).unwrap_or_default();
+                    from = end;
+                    (n, line)
+                })
+                .collect();
+            record(&lines, Origin { file, line: self.start }, each, w);
+        }
+        self.text.clear();
+        self.ends.clear();
+        self.cut = false;
+    }
+}
+
+/// [`records`] from a stream: one record's lines in memory at a time.
+pub fn read_records(r: impl BufRead, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) -> io::Result<()> {
+    let mut rec = Pending::default();
+    let mut lines = Lines::new(r);
+    while let Some(l) = lines.next_line()? {
+        let (n, line) = match l {
+            Line::Text { n, ref text, terminated } => (n, without_cr(text, terminated)),
+            Line::TooLong { n, indented } => {
+                let origin = Origin { file, line: n };
+                if indented {
+                    // An attribute of the record: without it the record
+                    // could name someone else.
+                    w.add(WarningKind::BadRecord, origin, too_long("its record"));
+                    rec.push(n, "");
+                    rec.cut = true;
+                } else {
+                    // A date line (never read) opens the next record.
+                    w.add(WarningKind::BadRecord, origin, too_long("this line"));
+                    rec.emit(file, each, w);
+                    rec.push(n, "");
+                }
+                continue;
             }
+        };
+        if line.trim().is_empty() {
+            rec.emit(file, each, w);
             continue;
         }
         if !line.starts_with([' ', '\t']) {
             // A date line opens the next record (the previous one should
             // have ended with a blank line; read it anyway).
-            if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, each, w);
-                rec.clear();
-            }
-            start = n;
-            rec.push((n, line));
-            continue;
+            rec.emit(file, each, w);
         }
-        if rec.is_empty() {
-            start = n;
-        }
-        rec.push((n, line));
+        rec.push(n, line);
     }
-    if !rec.is_empty() {
+    if !rec.ends.is_empty() {
         w.add(
             WarningKind::Truncated,
-            Origin { file, line: start },
+            Origin { file, line: rec.start },
             "the file ends inside this record (no blank line after it): not read",
         );
     }
+    Ok(())
 }
 
 /// `Name = value` with the value unquoted.
@@ -878,7 +925,7 @@ Wed Dec  2 12:20:00 2026
     fn as_read(text: &str) -> Option<(Vec<Session>, Warnings)> {
         let mut w = Warnings::default();
         let mut replay = Replay::new();
-        records(text, 0, 1, &mut |r| replay.record(&r), &mut w);
+        records(text, 0, &mut |r| replay.record(&r), &mut w);
         let store = replay.finish(&mut w)?;
         Some((store.iter().collect(), w))
     }
@@ -894,15 +941,17 @@ Wed Dec  2 12:20:00 2026
         format!("d\n\tAcct-Status-Type = {status}\n\tAcct-Session-Id = {sid}\n\tNAS-IP-Address = {nas}\n\tTimestamp = {t}\n{extra}\n")
     }
 
-    #[test]
-    fn replayed_as_read_as_in_time_order() {
-        let ip = |i: u32| format!("\tUser-Name = u{i}\n\tFramed-IP-Address = 10.0.0.{i}\n");
+    fn ip(i: u32) -> String {
+        format!("\tUser-Name = u{i}\n\tFramed-IP-Address = 10.0.0.{i}\n")
+    }
+
+    /// Sessions on two NASes, interleaved; one NAS restarts with two
+    /// sessions open (closed in the order they started, whatever the order
+    /// they close in); a Start repeated; a Stop that names no address
+    /// (dropped, counted); sessions left open.
+    fn mixed() -> String {
         let mut text = String::from(DETAIL);
         text.push('\n');
-        // Sessions on two NASes, interleaved; one NAS restarts with two
-        // sessions open (closed in the order they started, whatever the
-        // order they close in); a Start repeated; a Stop that names no
-        // address (dropped, counted); sessions left open.
         for (status, sid, nas, t, extra) in [
             ("Start", "a", "n1", 100, ip(1)),
             ("Start", "b", "n2", 101, ip(2)),
@@ -918,6 +967,12 @@ Wed Dec  2 12:20:00 2026
         ] {
             text.push_str(&rec(status, sid, nas, t, &extra));
         }
+        text
+    }
+
+    #[test]
+    fn replayed_as_read_as_in_time_order() {
+        let text = mixed();
         let (want, ww) = in_time_order(&text);
         let (got, w) = as_read(&text).expect("in order");
         assert_eq!(got, want);
