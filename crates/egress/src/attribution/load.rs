@@ -81,8 +81,12 @@ fn read_detail(
 /// The sessions of a `radius:DIR`: every detail file's records replayed as
 /// they are read ([`radius::Replay`]: memory is the sessions', not the
 /// records'); if some session's records are out of time order across the
-/// files, read again and replayed in time order ([`radius::sessions`],
-/// which holds every record).
+/// files, read again, in passes that each replay the next records in time
+/// order ([`radius::replay_in_time_order`]). A pass holds as many records
+/// as fit in what the first replay took when it gave up, at least
+/// [`radius::ORDER_BUDGET`]: memory stays within about twice the sessions'
+/// (the first replay's is given back first), and the bench's million
+/// sessions read out of order take two passes.
 fn radius_sessions(paths: &[PathBuf], files: &mut Vec<String>, w: &mut Warnings) -> Result<Store, String> {
     let first = files.len();
     let mut replay = radius::Replay::new();
@@ -91,17 +95,21 @@ fn radius_sessions(paths: &[PathBuf], files: &mut Vec<String>, w: &mut Warnings)
         let id = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
         read_detail(p, id, &mut |r| replay.record(&r), w)?;
     }
+    let budget = replay.bytes().max(radius::ORDER_BUDGET);
     if let Some(store) = replay.finish(w) {
         return Ok(store);
     }
     // The warnings about the records themselves were counted above.
     let mut again = Warnings::default();
-    let mut events = Vec::new();
-    for (i, p) in paths.iter().enumerate() {
-        let id = u32::try_from(first + i).unwrap_or(u32::MAX);
-        read_detail(p, id, &mut |r| events.push(r.to_event()), &mut again)?;
-    }
-    Ok(Store::from(radius::sessions(events, w)))
+    let mut read_all = |each: &mut dyn FnMut(radius::Record<'_>)| -> Result<(), String> {
+        for (i, p) in paths.iter().enumerate() {
+            let id = u32::try_from(first + i).unwrap_or(u32::MAX);
+            read_detail(p, id, each, &mut again)?;
+        }
+        Ok(())
+    };
+    radius::replay_in_time_order(budget, &mut read_all, w)?
+        .ok_or_else(|| "more RADIUS sessions or names than one index holds (4,294,967,295)".to_string())
 }
 
 /// Detail files under `dir` (FreeRADIUS keeps one directory per client,
