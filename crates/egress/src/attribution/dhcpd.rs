@@ -13,7 +13,7 @@
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
 use super::kea::{Row, Timeline};
-use super::lines::{too_long, without_cr, Line, Lines};
+use super::lines::{record_too_long, too_long, without_cr, Line, Lines, MAX_RECORD};
 use super::{
     civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
     Warnings,
@@ -38,6 +38,8 @@ pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut 
     // (first line, address, statements, whether a line of it was too
     // long to read) of the lease block being read.
     let mut block: Option<(u32, String, Statements, bool)> = None;
+    // The bytes of its statements, bounded by MAX_RECORD.
+    let mut held = 0usize;
     // Depth of other blocks being skipped (failover, ia-na ...).
     let mut skip = 0usize;
     let mut skip_start = 0u32;
@@ -79,14 +81,25 @@ pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut 
                     Ok(None) => {}
                     Err((line, why)) => w.add(WarningKind::BadRecord, Origin { file, line }, why),
                 }
-            } else {
-                stmts.push((n, line.to_owned()));
+            } else if !*cut {
+                held += line.len();
+                if held > MAX_RECORD {
+                    // A block whose `}` never comes: not held further.
+                    *cut = true;
+                    *stmts = Vec::new();
+                    w.add(WarningKind::BadRecord, Origin { file, line: *start }, record_too_long("this lease block"));
+                } else {
+                    stmts.push((n, line.to_owned()));
+                }
             }
             continue;
         }
         if let Some(rest) = line.strip_prefix("lease ") {
             match rest.strip_suffix('{') {
-                Some(addr) => block = Some((n, addr.trim().to_owned(), Vec::new(), false)),
+                Some(addr) => {
+                    block = Some((n, addr.trim().to_owned(), Vec::new(), false));
+                    held = 0;
+                }
                 None => w.add(WarningKind::BadRecord, Origin { file, line: n }, "a lease line without its `{`"),
             }
             continue;
@@ -321,6 +334,22 @@ lease 10.0.0.22 {
         parse(text, 0, &mut rows, &mut Warnings::default());
         let s = sessions(rows);
         assert_eq!((s[0].subscriber.as_str(), s[0].kind), ("02:00:00:00:00:20", SubscriberKind::HardwareAddress));
+    }
+
+    #[test]
+    fn a_block_that_runs_on_is_not_held() {
+        // A lease block over MAX_RECORD (its `}` lost, statements without
+        // end): named at its first line, not read; the next one is.
+        let filler = "  option x 0123456789012345678901234567890123456789012345678901234567890123456789;\n";
+        let text = format!(
+            "lease 10.0.0.20 {{\n  starts epoch 1764064800;\n  hardware ethernet 02:00:00:00:00:20;\n{}}}\nlease 10.0.0.21 {{\n  starts epoch 1764064800;\n  hardware ethernet 02:00:00:00:00:21;\n}}\n",
+            filler.repeat(super::super::lines::MAX_RECORD / 40)
+        );
+        let (mut rows, mut w) = (Vec::new(), Warnings::default());
+        parse(&text, 0, &mut rows, &mut w);
+        assert_eq!(rows.iter().map(|r| r.prefix.to_string()).collect::<Vec<_>>(), ["10.0.0.21/32"]);
+        assert_eq!((w.total(), w.named[0].origin.line), (1, 1), "{:?}", w.named);
+        assert!(w.named[0].message.contains("more than 1 MiB"), "{:?}", w.named);
     }
 
     #[test]

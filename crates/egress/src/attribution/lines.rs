@@ -15,6 +15,12 @@ use std::io::{self, BufRead, Read};
 /// under 2 KiB; detail and dhcpd lines under 300 bytes).
 pub const MAX_LINE: usize = 64 << 10;
 
+/// The most text of one record over several lines (a detail record, a
+/// dhcpd lease block) that is held; real ones are under 4 KiB. A record
+/// that runs on past it (a block whose end never comes) is not read, and
+/// is a warning naming its first line.
+pub const MAX_RECORD: usize = 1 << 20;
+
 /// One line of a source.
 pub(crate) enum Line<'a> {
     /// The text (invalid UTF-8 replaced) without its `\n`; `terminated`
@@ -81,6 +87,11 @@ pub(crate) fn without_cr(text: &str, terminated: bool) -> &str {
     } else {
         text
     }
+}
+
+/// What a parser warns of a record longer than [`MAX_RECORD`].
+pub(crate) fn record_too_long(what: &str) -> String {
+    format!("{what} runs on for more than {} MiB: not read", MAX_RECORD >> 20)
 }
 
 /// What a parser warns of a line longer than [`MAX_LINE`].

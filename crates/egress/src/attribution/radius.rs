@@ -16,7 +16,7 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
-use super::lines::{too_long, without_cr, Line, Lines};
+use super::lines::{record_too_long, too_long, without_cr, Line, Lines, MAX_RECORD};
 use super::store::{Slots, Store, NONE};
 use super::{
     civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
@@ -128,12 +128,21 @@ struct Pending {
 }
 
 impl Pending {
-    fn push(&mut self, n: u32, line: &str) {
+    /// Adds a line; `false` if the record passes [`MAX_RECORD`] with it
+    /// (it is then not read, and no more of its lines are held).
+    fn push(&mut self, n: u32, line: &str) -> bool {
         if self.ends.is_empty() {
             self.start = n;
+        } else if self.cut {
+            return true;
+        }
+        if self.text.len() + line.len() > MAX_RECORD {
+            self.cut = true;
+            return false;
         }
         self.text.push_str(line);
         self.ends.push((n, self.text.len()));
+        true
     }
 
     /// Reads the record (unless cut) and starts the next.
@@ -190,7 +199,9 @@ pub fn read_records(r: impl BufRead, file: u32, each: &mut dyn FnMut(Record<'_>)
             // have ended with a blank line; read it anyway).
             rec.emit(file, each, w);
         }
-        rec.push(n, line);
+        if !rec.push(n, line) {
+            w.add(WarningKind::BadRecord, Origin { file, line: rec.start }, record_too_long("this record"));
+        }
     }
     if !rec.ends.is_empty() {
         w.add(
@@ -1264,6 +1275,20 @@ Wed Dec  2 12:20:00 2026
         let (got, _) = as_read(&other).expect("per session, in order");
         assert_eq!(got, in_time_order(&other).0);
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_record_that_runs_on_is_not_held() {
+        // Attribute lines without a blank line for more than MAX_RECORD:
+        // the record is named at its first line and not read; the next
+        // record is.
+        let filler = "\tVendor-Specific = 0123456789012345678901234567890123456789012345678901234567\n";
+        let first = rec("Start", "a", "n1", 100, &(ip(1) + &filler.repeat(super::super::lines::MAX_RECORD / 40)));
+        let text = first + &rec("Start", "b", "n1", 101, &ip(2));
+        let (s, w) = in_time_order(&text);
+        assert_eq!(s.iter().map(|s| s.subscriber.as_str()).collect::<Vec<_>>(), ["u2"]);
+        assert_eq!((w.total(), w.named[0].origin.line), (1, 1), "{:?}", w.named);
+        assert!(w.named[0].message.contains("more than 1 MiB"), "{:?}", w.named);
     }
 
     #[test]
