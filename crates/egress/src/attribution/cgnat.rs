@@ -25,9 +25,11 @@
 //! are counted warnings naming file:line (for IPFIX, the datagram's number
 //! in the capture). Memory is that of the blocks.
 
+use super::lines::{too_long, Line, Lines};
 use super::{Origin, WarningKind, Warnings};
 use crate::prefix::Prefix;
 use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead};
 use std::net::IpAddr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,37 +124,46 @@ pub fn numbering_for(list: &[Numbering], exporter: IpAddr) -> Numbering {
 
 /// Parses the CSV form; `file` is the index of the file's name.
 pub fn parse_csv(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
-    let mut lines = text.split('\n').enumerate();
-    let origin = |i: usize| Origin { file, line: u32::try_from(i + 1).unwrap_or(u32::MAX) };
-    match lines.next() {
-        Some((_, h)) if h.trim_end_matches('\r').trim() == "time,event,inside,outside,port_first,port_last" => {}
+    read_csv(text.as_bytes(), file, out, w).expect("reading from memory cannot fail");
+}
+
+/// [`parse_csv`] from a stream, one line in memory at a time.
+pub fn read_csv(r: impl BufRead, file: u32, out: &mut Vec<Event>, w: &mut Warnings) -> io::Result<()> {
+    const HEADER: &str = "time,event,inside,outside,port_first,port_last";
+    let origin = |n: u32| Origin { file, line: n };
+    let mut lines = Lines::new(r);
+    match lines.next_line()? {
+        Some(Line::Text { text, .. }) if text.trim_end_matches('\r').trim() == HEADER => {}
         _ => {
-            w.add(
-                WarningKind::BadRecord,
-                origin(0),
-                "the header must be time,event,inside,outside,port_first,port_last",
-            );
-            return;
+            w.add(WarningKind::BadRecord, origin(1), format!("the header must be {HEADER}"));
+            return Ok(());
         }
     }
-    let last = text.split('\n').count();
-    for (i, line) in lines {
-        let line = line.trim_end_matches('\r');
+    while let Some(l) = lines.next_line()? {
+        let (n, text, terminated) = match l {
+            Line::Text { n, text, terminated } => (n, text, terminated),
+            Line::TooLong { n, .. } => {
+                w.add(WarningKind::BadRecord, origin(n), too_long("this row"));
+                continue;
+            }
+        };
+        let line = text.trim_end_matches('\r');
         if line.trim().is_empty() {
             continue;
         }
-        if i + 1 == last && !text.ends_with('\n') {
-            w.add(WarningKind::Truncated, origin(i), "the file ends inside this row (still being written?)");
+        if !terminated {
+            w.add(WarningKind::Truncated, origin(n), "the file ends inside this row (still being written?)");
             continue;
         }
         match csv_row(line) {
             Ok(mut e) => {
-                e.origin = origin(i);
+                e.origin = origin(n);
                 out.push(e);
             }
-            Err(why) => w.add(WarningKind::BadRecord, origin(i), why),
+            Err(why) => w.add(WarningKind::BadRecord, origin(n), why),
         }
     }
+    Ok(())
 }
 
 fn csv_row(line: &str) -> Result<Event, String> {

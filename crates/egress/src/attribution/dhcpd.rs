@@ -13,10 +13,12 @@
 //! DHCPv6 blocks (`ia-na`, `ia-pd`) are skipped.
 
 use super::kea::{Row, Timeline};
+use super::lines::{record_too_long, too_long, without_cr, Line, Lines, MAX_RECORD};
 use super::{
     civil_ms, nonempty, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind,
     Warnings,
 };
+use std::io::{self, BufRead};
 
 /// A block's statements with their line numbers.
 type Statements = Vec<(u32, String)>;
@@ -28,13 +30,37 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
 
 /// [`parse`], each lease handed to `each` as it is read.
 pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) {
-    // (first line, address, statements) of the lease block being read.
-    let mut block: Option<(u32, String, Statements)> = None;
+    read_each(text.as_bytes(), file, each, w).expect("reading from memory cannot fail");
+}
+
+/// [`parse_each`] from a stream, one line in memory at a time.
+pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) -> io::Result<()> {
+    // (first line, address, statements, whether a line of it was too
+    // long to read) of the lease block being read.
+    let mut block: Option<(u32, String, Statements, bool)> = None;
+    // The bytes of its statements, bounded by MAX_RECORD.
+    let mut held = 0usize;
     // Depth of other blocks being skipped (failover, ia-na ...).
     let mut skip = 0usize;
     let mut skip_start = 0u32;
-    let (lines, _) = super::lines(text);
-    for (n, raw) in lines {
+    let mut lines = Lines::new(r);
+    while let Some(l) = lines.next_line()? {
+        let (n, raw) = match l {
+            Line::Text { n, ref text, terminated } => (n, without_cr(text, terminated)),
+            Line::TooLong { n, .. } => {
+                // Inside a lease block the block is not read: a statement
+                // of it is missing.
+                let what = match &mut block {
+                    Some((_, _, _, cut)) => {
+                        *cut = true;
+                        "this lease block"
+                    }
+                    None => "this line",
+                };
+                w.add(WarningKind::BadRecord, Origin { file, line: n }, too_long(what));
+                continue;
+            }
+        };
         let line = strip_comment(raw).trim();
         if line.is_empty() {
             continue;
@@ -43,23 +69,37 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
             skip = (skip + line.matches('{').count()).saturating_sub(line.matches('}').count());
             continue;
         }
-        if let Some((start, addr, stmts)) = &mut block {
+        if let Some((start, addr, stmts, cut)) = &mut block {
             if line == "}" {
-                let (start, addr, stmts) = (*start, std::mem::take(addr), std::mem::take(stmts));
+                let (start, addr, stmts, cut) = (*start, std::mem::take(addr), std::mem::take(stmts), *cut);
                 block = None;
+                if cut {
+                    continue;
+                }
                 match lease(&addr, &stmts, Origin { file, line: start }) {
                     Ok(Some(r)) => each(r),
                     Ok(None) => {}
                     Err((line, why)) => w.add(WarningKind::BadRecord, Origin { file, line }, why),
                 }
-            } else {
-                stmts.push((n, line.to_owned()));
+            } else if !*cut {
+                held += line.len();
+                if held > MAX_RECORD {
+                    // A block whose `}` never comes: not held further.
+                    *cut = true;
+                    *stmts = Vec::new();
+                    w.add(WarningKind::BadRecord, Origin { file, line: *start }, record_too_long("this lease block"));
+                } else {
+                    stmts.push((n, line.to_owned()));
+                }
             }
             continue;
         }
         if let Some(rest) = line.strip_prefix("lease ") {
             match rest.strip_suffix('{') {
-                Some(addr) => block = Some((n, addr.trim().to_owned(), Vec::new())),
+                Some(addr) => {
+                    block = Some((n, addr.trim().to_owned(), Vec::new(), false));
+                    held = 0;
+                }
                 None => w.add(WarningKind::BadRecord, Origin { file, line: n }, "a lease line without its `{`"),
             }
             continue;
@@ -71,7 +111,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
             skip_start = n;
         }
     }
-    if let Some((start, _, _)) = block {
+    if let Some((start, _, _, _)) = block {
         w.add(
             WarningKind::Truncated,
             Origin { file, line: start },
@@ -80,6 +120,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
     } else if skip > 0 {
         w.add(WarningKind::Truncated, Origin { file, line: skip_start }, "the file ends inside this block (no `}`)");
     }
+    Ok(())
 }
 
 /// The text before a `#` that is not inside a quoted string.
@@ -293,6 +334,22 @@ lease 10.0.0.22 {
         parse(text, 0, &mut rows, &mut Warnings::default());
         let s = sessions(rows);
         assert_eq!((s[0].subscriber.as_str(), s[0].kind), ("02:00:00:00:00:20", SubscriberKind::HardwareAddress));
+    }
+
+    #[test]
+    fn a_block_that_runs_on_is_not_held() {
+        // A lease block over MAX_RECORD (its `}` lost, statements without
+        // end): named at its first line, not read; the next one is.
+        let filler = "  option x 0123456789012345678901234567890123456789012345678901234567890123456789;\n";
+        let text = format!(
+            "lease 10.0.0.20 {{\n  starts epoch 1764064800;\n  hardware ethernet 02:00:00:00:00:20;\n{}}}\nlease 10.0.0.21 {{\n  starts epoch 1764064800;\n  hardware ethernet 02:00:00:00:00:21;\n}}\n",
+            filler.repeat(super::super::lines::MAX_RECORD / 40)
+        );
+        let (mut rows, mut w) = (Vec::new(), Warnings::default());
+        parse(&text, 0, &mut rows, &mut w);
+        assert_eq!(rows.iter().map(|r| r.prefix.to_string()).collect::<Vec<_>>(), ["10.0.0.21/32"]);
+        assert_eq!((w.total(), w.named[0].origin.line), (1, 1), "{:?}", w.named);
+        assert!(w.named[0].message.contains("more than 1 MiB"), "{:?}", w.named);
     }
 
     #[test]

@@ -8,19 +8,35 @@
 //! everything before its expiry: read it while the flows are recent. The
 //! subscriber is the MAC address (DHCPv4) or the client DUID (DHCPv6).
 
+use super::lines::{too_long, without_cr, Line, Lines};
 use super::{prefix_of, secs_ms, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
+use std::io::{self, BufRead};
 
 /// Reads one lease file.
 pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
-    let (lines, complete) = super::lines(text);
-    let lines: Vec<(u32, &str)> = lines.collect();
-    let last = lines.len();
-    for (i, (n, line)) in lines.into_iter().enumerate() {
+    read_each(text.as_bytes(), file, &mut |s| out.push(s), w).expect("reading from memory cannot fail");
+}
+
+/// [`parse`] from a stream, one line in memory at a time, each lease
+/// handed to `each` as it is read.
+pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Session), w: &mut Warnings) -> io::Result<()> {
+    let mut lines = Lines::new(r);
+    while let Some(l) = lines.next_line()? {
+        let (n, line) = match l {
+            Line::Text { n, ref text, terminated } => {
+                if !terminated {
+                    let origin = Origin { file, line: n };
+                    w.add(WarningKind::Truncated, origin, "the file ends inside this line (no line end): not read");
+                    break;
+                }
+                (n, without_cr(text, terminated))
+            }
+            Line::TooLong { n, .. } => {
+                w.add(WarningKind::BadRecord, Origin { file, line: n }, too_long("this line"));
+                continue;
+            }
+        };
         let origin = Origin { file, line: n };
-        if i + 1 == last && !complete {
-            w.add(WarningKind::Truncated, origin, "the file ends inside this line (no line end): not read");
-            break;
-        }
         let f: Vec<&str> = line.split_whitespace().collect();
         if f.is_empty() || f[0] == "duid" {
             continue;
@@ -49,7 +65,7 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
             (false, _) => (f[1], SubscriberKind::HardwareAddress),
         };
         let hostname = Some(f[3]).filter(|h| *h != "*");
-        out.push(Session {
+        each(Session {
             source: Source::Dnsmasq,
             subscriber: subscriber.to_owned(),
             kind,
@@ -65,6 +81,7 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
             origin,
         });
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -19,13 +19,15 @@
 //! (`store-extended-info`); else the hardware address, the client id
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
-use super::csv::records;
+use super::csv::{records, Item};
+use super::lines::too_long;
 use super::store::{Slots, Store, LEASE_ID};
 use super::{
     nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
 };
 use crate::prefix::{Family, Prefix};
 use std::collections::HashMap;
+use std::io::{self, BufRead};
 
 /// One lease row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,8 +53,21 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Row>, w: &mut Warnings) {
 
 /// [`parse`], each row handed to `each` as it is read.
 pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) {
+    read_each(text.as_bytes(), file, each, w).expect("reading from memory cannot fail");
+}
+
+/// [`parse_each`] from a stream, one line in memory at a time.
+pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) -> io::Result<()> {
     let mut header: Option<HashMap<String, usize>> = None;
-    for r in records(text) {
+    let mut rows = records(r);
+    while let Some(item) = rows.next_record()? {
+        let r = match item {
+            Item::Record(r) => r,
+            Item::TooLong { line } => {
+                w.add(WarningKind::BadRecord, Origin { file, line }, too_long("this row"));
+                continue;
+            }
+        };
         let origin = Origin { file, line: r.line };
         if !r.terminated {
             w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
@@ -72,6 +87,7 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
             Err(why) => w.add(WarningKind::BadRecord, origin, why),
         }
     }
+    Ok(())
 }
 
 fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin) -> Result<Option<Row>, String> {

@@ -1,10 +1,13 @@
 //! Reading the attribution sources named on the command line
 //! (`radius:DIR`, `radacct-csv:FILE`, `kea:FILE`, `dhcpd:FILE`,
-//! `dnsmasq:FILE`) into one [`Index`]. The only I/O of attribution; the
-//! parsers it calls are pure.
+//! `dnsmasq:FILE`) into one [`Index`]. The only I/O of attribution: it
+//! opens the files and hands each parser a buffered reader, which the
+//! parser reads line by line.
 
 use super::cgnat::{self, NatIndex, Numbering};
-use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Origin, Session, Source, Store, Warnings};
+use super::{dhcpd, dnsmasq, kea, radacct, radius, Index, Origin, Source, Store, Warnings};
+use std::fs::File;
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// One `--attribution KIND:PATH`.
@@ -51,67 +54,39 @@ pub struct Loaded {
     pub warnings: Warnings,
 }
 
-fn read(path: &Path, files: &mut Vec<String>) -> Result<(String, u32), String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+/// Opens a source file for reading as a stream, numbered in `files`.
+fn open(path: &Path, files: &mut Vec<String>) -> Result<(BufReader<File>, u32), String> {
+    let f = File::open(path).map_err(failed(path))?;
     files.push(path.display().to_string());
-    // One copy of the text: invalid UTF-8 (a stray byte in a user name) is
-    // replaced, valid text is taken as it is.
-    let text = String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    Ok((text, u32::try_from(files.len() - 1).unwrap_or(u32::MAX)))
+    Ok((BufReader::with_capacity(1 << 16, f), u32::try_from(files.len() - 1).unwrap_or(u32::MAX)))
 }
 
-/// Text read from a detail file at a time: a day's file of a large NAS
-/// runs to gigabytes, and only the sessions need to stay in memory.
-const DETAIL_CHUNK: usize = 8 << 20;
+/// A read error, naming the file.
+fn failed(path: &Path) -> impl Fn(std::io::Error) -> String + '_ {
+    move |e| format!("{}: {e}", path.display())
+}
 
-/// Reads a detail file in pieces of about [`DETAIL_CHUNK`], each cut after
-/// a blank line (a record's end), handing each record to `each` as it is
-/// read; `file` is its number in the loader's names.
+/// Hands each record of the detail file `path` to `each` as it is read;
+/// `file` is its number in the loader's names.
 fn read_detail(
     path: &Path,
     file: u32,
     each: &mut dyn FnMut(radius::Record<'_>),
     w: &mut Warnings,
 ) -> Result<(), String> {
-    read_detail_in(path, DETAIL_CHUNK, file, each, w)
-}
-
-fn read_detail_in(
-    path: &Path,
-    chunk_size: usize,
-    file: u32,
-    each: &mut dyn FnMut(radius::Record<'_>),
-    w: &mut Warnings,
-) -> Result<(), String> {
-    use std::io::BufRead;
-    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut r = std::io::BufReader::new(f);
-    let (mut chunk, mut line) = (Vec::new(), Vec::new());
-    let (mut first, mut lines) = (1u32, 0u32);
-    loop {
-        line.clear();
-        let n = r.read_until(b'\n', &mut line).map_err(|e| format!("{}: {e}", path.display()))?;
-        chunk.extend_from_slice(&line);
-        lines = lines.saturating_add(1);
-        let blank = line.iter().all(u8::is_ascii_whitespace) && line.ends_with(b"\n");
-        if n == 0 || (blank && chunk.len() >= chunk_size) {
-            let text = String::from_utf8_lossy(&chunk);
-            radius::records(&text, file, first, each, w);
-            first = first.saturating_add(lines - u32::from(n == 0));
-            lines = 0;
-            chunk.clear();
-        }
-        if n == 0 {
-            return Ok(());
-        }
-    }
+    let f = File::open(path).map_err(failed(path))?;
+    radius::read_records(BufReader::with_capacity(1 << 16, f), file, each, w).map_err(failed(path))
 }
 
 /// The sessions of a `radius:DIR`: every detail file's records replayed as
 /// they are read ([`radius::Replay`]: memory is the sessions', not the
 /// records'); if some session's records are out of time order across the
-/// files, read again and replayed in time order ([`radius::sessions`],
-/// which holds every record).
+/// files, read again, in passes that each replay the next records in time
+/// order ([`radius::replay_in_time_order`]). A pass holds as many records
+/// as fit in what the first replay took when it gave up, at least
+/// [`radius::ORDER_BUDGET`]: memory stays within about twice the sessions'
+/// (the first replay's is given back first), and the bench's million
+/// sessions read out of order take two passes.
 fn radius_sessions(paths: &[PathBuf], files: &mut Vec<String>, w: &mut Warnings) -> Result<Store, String> {
     let first = files.len();
     let mut replay = radius::Replay::new();
@@ -120,17 +95,21 @@ fn radius_sessions(paths: &[PathBuf], files: &mut Vec<String>, w: &mut Warnings)
         let id = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
         read_detail(p, id, &mut |r| replay.record(&r), w)?;
     }
+    let budget = replay.bytes().max(radius::ORDER_BUDGET);
     if let Some(store) = replay.finish(w) {
         return Ok(store);
     }
     // The warnings about the records themselves were counted above.
     let mut again = Warnings::default();
-    let mut events = Vec::new();
-    for (i, p) in paths.iter().enumerate() {
-        let id = u32::try_from(first + i).unwrap_or(u32::MAX);
-        read_detail(p, id, &mut |r| events.push(r.to_event()), &mut again)?;
-    }
-    Ok(Store::from(radius::sessions(events, w)))
+    let mut read_all = |each: &mut dyn FnMut(radius::Record<'_>)| -> Result<(), String> {
+        for (i, p) in paths.iter().enumerate() {
+            let id = u32::try_from(first + i).unwrap_or(u32::MAX);
+            read_detail(p, id, each, &mut again)?;
+        }
+        Ok(())
+    };
+    radius::replay_in_time_order(budget, &mut read_all, w)?
+        .ok_or_else(|| "more RADIUS sessions or names than one index holds (4,294,967,295)".to_string())
 }
 
 /// Detail files under `dir` (FreeRADIUS keeps one directory per client,
@@ -221,22 +200,16 @@ fn read_nat_pcap(
 pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, String> {
     let mut files = Vec::new();
     let mut w = Warnings::default();
-    // Each source's sessions go into the compact store as soon as that
-    // source is read, so only one source's `Session`s exist at a time.
+    // Each source's sessions go into the compact store as they are read.
     let mut store = Store::default();
-    let add = |store: &mut Store, sessions: Vec<Session>| {
-        for s in &sessions {
-            store.push(s);
-        }
-    };
     let mut nat_events: Vec<cgnat::Event> = Vec::new();
     let mut any_nat = false;
     for spec in specs {
         match spec.source {
             Source::CgnatCsv => {
                 any_nat = true;
-                let (text, id) = read(&spec.path, &mut files)?;
-                cgnat::parse_csv(&text, id, &mut nat_events, &mut w);
+                let (r, id) = open(&spec.path, &mut files)?;
+                cgnat::read_csv(r, id, &mut nat_events, &mut w).map_err(failed(&spec.path))?;
             }
             Source::CgnatIpfix => {
                 any_nat = true;
@@ -257,26 +230,23 @@ pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, Stri
                 // leases are kept.
                 let mut t = kea::Timeline::new(spec.source);
                 for p in paths {
-                    let (text, id) = read(&p, &mut files)?;
+                    let (r, id) = open(&p, &mut files)?;
                     if spec.source == Source::Kea {
-                        kea::parse_each(&text, id, &mut |r| t.row(r), &mut w);
+                        kea::read_each(r, id, &mut |r| t.row(r), &mut w)
                     } else {
-                        dhcpd::parse_each(&text, id, &mut |r| t.row(r), &mut w);
+                        dhcpd::read_each(r, id, &mut |r| t.row(r), &mut w)
                     }
+                    .map_err(failed(&p))?;
                 }
                 store.append(t.finish());
             }
             Source::Radacct => {
-                let (text, id) = read(&spec.path, &mut files)?;
-                let mut sessions = Vec::new();
-                radacct::parse(&text, id, &mut sessions, &mut w);
-                add(&mut store, sessions);
+                let (r, id) = open(&spec.path, &mut files)?;
+                radacct::read_each(r, id, &mut |s| _ = store.push(&s), &mut w).map_err(failed(&spec.path))?;
             }
             Source::Dnsmasq => {
-                let (text, id) = read(&spec.path, &mut files)?;
-                let mut sessions = Vec::new();
-                dnsmasq::parse(&text, id, &mut sessions, &mut w);
-                add(&mut store, sessions);
+                let (r, id) = open(&spec.path, &mut files)?;
+                dnsmasq::read_each(r, id, &mut |s| _ = store.push(&s), &mut w).map_err(failed(&spec.path))?;
             }
         }
     }
@@ -287,6 +257,7 @@ pub fn load_with(specs: &[Spec], numbering: &[Numbering]) -> Result<Loaded, Stri
 
 #[cfg(test)]
 mod tests {
+    use super::super::{WarningKind, MAX_LINE};
     use super::*;
 
     #[test]
@@ -345,11 +316,11 @@ mod tests {
         );
         assert_eq!((s.origin.file, s.origin.line), (1, 1));
         assert_eq!(l.warnings.total(), 2, "{:?}", l.warnings.named);
-        assert_eq!(l.warnings.count(super::super::WarningKind::BadRecord), 1);
+        assert_eq!(l.warnings.count(WarningKind::BadRecord), 1);
     }
 
     #[test]
-    fn a_detail_file_read_in_pieces_reads_as_a_whole() {
+    fn a_detail_file_read_as_a_stream_reads_as_the_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("detail-20251124");
         let mut text = String::new();
@@ -363,14 +334,149 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         let (mut whole, mut ww) = (Vec::new(), Warnings::default());
         radius::parse(&text, 0, &mut whole, &mut ww);
-        for size in [1, 100, 1 << 20] {
-            let (mut events, mut w) = (Vec::new(), Warnings::default());
-            read_detail_in(&path, size, 0, &mut |r| events.push(r.to_event()), &mut w).unwrap();
-            assert_eq!(events, whole, "chunks of {size}");
-            assert_eq!(w.named, ww.named, "chunks of {size}");
-        }
+        let (mut events, mut w) = (Vec::new(), Warnings::default());
+        read_detail(&path, 0, &mut |r| events.push(r.to_event()), &mut w).unwrap();
+        assert_eq!(events, whole);
+        assert_eq!(w.named, ww.named);
         assert_eq!(whole.len(), 20);
-        assert_eq!(ww.count(super::super::WarningKind::Truncated), 1);
+        assert_eq!(ww.count(WarningKind::Truncated), 1);
         assert_eq!(ww.named.last().unwrap().origin.line, text.lines().count() as u32 - 1);
+    }
+
+    /// A line of `n` bytes that would read as a record if it were short.
+    fn long(n: usize) -> String {
+        "x".repeat(n)
+    }
+
+    /// `(file, line, kind)` of each named warning, the file by its name's end.
+    fn named(l: &Loaded) -> Vec<(String, u32, WarningKind)> {
+        l.warnings
+            .named
+            .iter()
+            .map(|x| {
+                let f = &l.files[x.origin.file as usize];
+                (f.rsplit('/').next().unwrap_or(f).to_owned(), x.origin.line, x.kind)
+            })
+            .collect()
+    }
+
+    fn subscriber(l: &Loaded, ip: &str, t_ms: u64) -> Option<String> {
+        l.index.lookup(ip.parse().unwrap(), t_ms).map(|i| l.index.session(i).subscriber)
+    }
+
+    #[test]
+    fn kea_rotated_files_with_an_overlong_row_and_a_cut_last_row() {
+        // The journal read as a stream: a row longer than MAX_LINE in .1
+        // (a hostname of 64 KiB and more: as if binary garbage) is skipped
+        // and named; .1 ends inside a row (LFC cut it) and its last row is
+        // named; .2 and the file read after it, oldest first.
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("kea-leases4.csv");
+        let header =
+            "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+        let row = |ip: &str, mac: &str, expire: u64, host: &str| format!("{ip},{mac},,3600,{expire},1,0,0,{host},0,\n");
+        let one = format!(
+            "{header}{}{}{}{}",
+            row("10.0.0.1", "02:00:00:00:00:01", 1_764_003_600, "a"),
+            row("10.0.0.2", "02:00:00:00:00:02", 1_764_003_600, &long(MAX_LINE)),
+            row("10.0.0.3", "02:00:00:00:00:03", 1_764_003_600, "c"),
+            "10.0.0.4,02:00:00:00:00:04,,3600,1764"
+        );
+        std::fs::write(format!("{}.1", base.display()), one).unwrap();
+        std::fs::write(
+            format!("{}.2", base.display()),
+            format!("{header}{}", row("10.0.0.1", "02:00:00:00:00:11", 1_764_007_200, "b")),
+        )
+        .unwrap();
+        std::fs::write(&base, format!("{header}{}", row("10.0.0.4", "02:00:00:00:00:14", 1_764_007_200, "d"))).unwrap();
+        let l = load(&[format!("kea:{}", base.display()).parse().unwrap()]).unwrap();
+        assert_eq!(
+            named(&l),
+            [
+                ("kea-leases4.csv.1".to_string(), 3, WarningKind::BadRecord),
+                ("kea-leases4.csv.1".to_string(), 5, WarningKind::Truncated)
+            ]
+        );
+        assert!(l.warnings.named[0].message.contains("longer than 64 KiB"), "{:?}", l.warnings.named);
+        let at = |s: u64| s * 1000;
+        assert_eq!(subscriber(&l, "10.0.0.1", at(1_764_001_000)).as_deref(), Some("02:00:00:00:00:01"));
+        assert_eq!(subscriber(&l, "10.0.0.1", at(1_764_004_000)).as_deref(), Some("02:00:00:00:00:11"));
+        assert_eq!(subscriber(&l, "10.0.0.2", at(1_764_001_000)), None, "the over-long row is not read");
+        assert_eq!(subscriber(&l, "10.0.0.3", at(1_764_001_000)).as_deref(), Some("02:00:00:00:00:03"));
+        assert_eq!(subscriber(&l, "10.0.0.4", at(1_764_001_000)), None, "the cut row is not read");
+        assert_eq!(subscriber(&l, "10.0.0.4", at(1_764_004_000)).as_deref(), Some("02:00:00:00:00:14"));
+    }
+
+    #[test]
+    fn every_source_skips_an_overlong_line_and_names_a_cut_last_line() {
+        // Each source as a file: a line of MAX_LINE + 1 bytes, a record
+        // after it that is read, and a last line without its line end. The
+        // over-long line is a counted warning naming file:line, never read.
+        let dir = tempfile::tempdir().unwrap();
+        let big = long(MAX_LINE + 1);
+        let t0 = 1_764_000_000u64;
+        let detail = |user: &str, ip: &str| {
+            format!("Mon Nov 24 16:00:00 2025\n\tAcct-Status-Type = Start\n\tUser-Name = \"{user}\"\n\tAcct-Session-Id = \"{user}\"\n\tFramed-IP-Address = {ip}\n\tTimestamp = {t0}\n\n")
+        };
+        let cases: [(&str, String, u32, u32); 5] = [
+            // (kind, text, line of the over-long line, line of the cut one)
+            (
+                "radius",
+                format!(
+                    "{}{}\n\t{big}\n\n{}Mon Nov 24 16:00:00 2025\n\tAcct-Status-Type = Start",
+                    detail("u1", "10.0.0.1"),
+                    detail("u2", "10.0.0.2").trim_end(),
+                    detail("u3", "10.0.0.3")
+                ),
+                14,
+                23,
+            ),
+            (
+                "radacct-csv",
+                format!("acctsessionid,username,acctstarttime,acctstoptime,framedipaddress\ns1,u1,2025-11-24 16:00:00,,10.0.0.1\n{big}\ns3,u3,2025-11-24 16:00:00,,10.0.0.3\ns4,u4,2025-11-24"),
+                3,
+                5,
+            ),
+            (
+                "dhcpd",
+                format!("lease 10.0.0.1 {{\n  starts epoch {t0};\n  hardware ethernet u1;\n}}\nlease 10.0.0.2 {{\n  starts epoch {t0};\n  client-hostname \"{big}\";\n  hardware ethernet u2;\n}}\nlease 10.0.0.3 {{\n  starts epoch {t0};\n  hardware ethernet u3;\n}}\nlease 10.0.0.4 {{\n  starts epoch {t0};"),
+                7,
+                14,
+            ),
+            ("dnsmasq", format!("0 u1 10.0.0.1 * *\n{big}\n0 u3 10.0.0.3 * *\n0 u4 10.0.0.4 * *"), 2, 4),
+            // (cgnat: inside addresses of port blocks, no subscribers.)
+            (
+                "cgnat-csv",
+                format!("time,event,inside,outside,port_first,port_last\n{t0},allocate,10.0.0.1,192.0.2.1,1024,2047\n{big}\n{t0},allocate,10.0.0.3,192.0.2.1,2048,3071\n{t0},allocate,10.0.0.4,192.0.2.1,3072,4095"),
+                3,
+                5,
+            ),
+        ];
+        for (kind, text, long_line, cut_line) in cases {
+            let path = dir.path().join(format!("detail-{kind}"));
+            std::fs::write(&path, text).unwrap();
+            let l = load(&[format!("{kind}:{}", path.display()).parse().unwrap()]).unwrap();
+            let name = format!("detail-{kind}");
+            assert_eq!(
+                named(&l),
+                [(name.clone(), long_line, WarningKind::BadRecord), (name, cut_line, WarningKind::Truncated)],
+                "{kind}: {:?}",
+                l.warnings.named
+            );
+            assert!(l.warnings.named[0].message.contains("longer than 64 KiB"), "{kind}: {:?}", l.warnings.named);
+            let t = t0 * 1000;
+            if kind == "cgnat-csv" {
+                let nat = l.nat.as_ref().unwrap();
+                let inside = |port| nat.lookup("192.0.2.1".parse().unwrap(), port, t).map(|i| nat.block(i).inside);
+                assert_eq!(inside(1024), Some("10.0.0.1".parse().unwrap()));
+                assert_eq!(inside(2048), Some("10.0.0.3".parse().unwrap()));
+                assert_eq!(inside(3072), None, "{kind}: the cut row is not read");
+                continue;
+            }
+            assert_eq!(subscriber(&l, "10.0.0.1", t).as_deref(), Some("u1"), "{kind}");
+            assert_eq!(subscriber(&l, "10.0.0.2", t), None, "{kind}: the record with the over-long line");
+            assert_eq!(subscriber(&l, "10.0.0.3", t).as_deref(), Some("u3"), "{kind}");
+            assert_eq!(subscriber(&l, "10.0.0.4", t), None, "{kind}: the cut record");
+        }
     }
 }

@@ -3,8 +3,10 @@
 //!
 //! Access networks hand out addresses dynamically, so an address in a flow
 //! names a subscriber only together with a time. The sources that say who
-//! held which address when, one module each, all pure (text in, records
-//! and warnings out; the caller reads the files, see `load`):
+//! held which address when, one module each, each reading a stream line by
+//! line (any `BufRead`: the loader's files, text in the tests; see `load`)
+//! into records and warnings, one line of at most [`MAX_LINE`] bytes in
+//! memory at a time:
 //!
 //! - [`radius`]: FreeRADIUS accounting detail files (Start, Interim-Update,
 //!   Stop; event time is `Timestamp` minus `Acct-Delay-Time`);
@@ -22,7 +24,8 @@
 //! span. [`Index`] answers (address, time) with the session that covered
 //! it. Anything odd (a record cut short, a Stop without its Start, sessions
 //! overlapping on one address) is a [`Warning`] naming file and line; no
-//! input is fatal. Memory is that of the sessions, never of the flows.
+//! input is fatal. Memory is that of the sessions, never of the flows nor
+//! of the files' size (a lease journal grows with every renewal).
 
 pub mod cgnat;
 mod csv;
@@ -30,12 +33,14 @@ pub mod dhcpd;
 pub mod dnsmasq;
 mod index;
 pub mod kea;
+mod lines;
 pub mod load;
 pub mod radacct;
 pub mod radius;
 mod store;
 
 pub use index::Index;
+pub use lines::MAX_LINE;
 pub use store::Store;
 
 use crate::prefix::Prefix;
@@ -279,13 +284,6 @@ pub fn prefix_of(s: &str) -> Option<Prefix> {
 /// Seconds as milliseconds, `None` past what fits.
 pub(crate) fn secs_ms(s: u64) -> Option<u64> {
     s.checked_mul(1000)
-}
-
-/// Lines of a text with their 1-based numbers, and whether the text ends
-/// with a line end (if not, the last line may be cut short).
-pub(crate) fn lines(text: &str) -> (impl Iterator<Item = (u32, &str)>, bool) {
-    let complete = text.is_empty() || text.ends_with('\n');
-    (text.lines().enumerate().map(|(i, l)| (u32::try_from(i + 1).unwrap_or(u32::MAX), l)), complete)
 }
 
 /// Option 82 (RFC 3046) sub-options 1 (circuit-id) and 2 (remote-id) from

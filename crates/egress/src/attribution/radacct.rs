@@ -12,14 +12,30 @@
 //! they are taken as UTC. The subscriber is `username`, else
 //! `callingstationid`.
 
-use super::csv::records;
+use super::csv::{records, Item};
+use super::lines::too_long;
 use super::{civil_ms, prefix_of, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 use std::collections::HashMap;
+use std::io::{self, BufRead};
 
 /// Reads one export.
 pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
+    read_each(text.as_bytes(), file, &mut |s| out.push(s), w).expect("reading from memory cannot fail");
+}
+
+/// [`parse`] from a stream, one line in memory at a time, each session
+/// handed to `each` as it is read.
+pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Session), w: &mut Warnings) -> io::Result<()> {
     let mut header: Option<HashMap<String, usize>> = None;
-    for r in records(text) {
+    let mut rows = records(r);
+    while let Some(item) = rows.next_record()? {
+        let r = match item {
+            Item::Record(r) => r,
+            Item::TooLong { line } => {
+                w.add(WarningKind::BadRecord, Origin { file, line }, too_long("this row"));
+                continue;
+            }
+        };
         let origin = Origin { file, line: r.line };
         if !r.terminated {
             w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
@@ -30,17 +46,18 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
                 r.fields.iter().enumerate().map(|(i, f)| (f.trim().to_ascii_lowercase(), i)).collect();
             if !h.contains_key("acctstarttime") || !h.contains_key("framedipaddress") {
                 w.add(WarningKind::BadRecord, origin, "the first line is not a radacct header (acctstarttime, framedipaddress, ... missing): nothing read");
-                return;
+                return Ok(());
             }
             header = Some(h);
             continue;
         };
         match row(h, &r.fields, origin, w) {
-            Ok(Some(s)) => out.push(s),
+            Ok(Some(s)) => each(s),
             Ok(None) => {}
             Err(why) => w.add(WarningKind::BadRecord, origin, why),
         }
     }
+    Ok(())
 }
 
 fn row(h: &HashMap<String, usize>, f: &[String], origin: Origin, w: &mut Warnings) -> Result<Option<Session>, String> {

@@ -16,6 +16,7 @@
 //! the option-82 values relayed as `ADSL-Agent-Remote-Id` /
 //! `ADSL-Agent-Circuit-Id` (RFC 4679).
 
+use super::lines::{record_too_long, too_long, without_cr, Line, Lines, MAX_RECORD};
 use super::store::{Slots, Store, NONE};
 use super::{
     civil_ms, prefix_of, printable, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
@@ -24,6 +25,7 @@ use super::{Warning, MAX_WARNINGS_NAMED};
 use crate::prefix::Prefix;
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
+use std::io::{self, BufRead};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
@@ -69,6 +71,24 @@ pub struct Record<'a> {
     pub origin: Origin,
 }
 
+impl Event {
+    /// The record this event was read from.
+    pub fn as_record(&self) -> Record<'_> {
+        Record {
+            status: self.status,
+            time_ms: self.time_ms,
+            nas: Cow::Borrowed(&self.nas),
+            session_id: Cow::Borrowed(&self.session_id),
+            subscriber: self.subscriber.as_ref().map(|(s, k)| (Cow::Borrowed(s.as_str()), *k)),
+            remote_id: self.remote_id.as_deref().map(Cow::Borrowed),
+            circuit_id: self.circuit_id.as_deref().map(Cow::Borrowed),
+            prefixes: self.prefixes.clone(),
+            session_time: self.session_time,
+            origin: self.origin,
+        }
+    }
+}
+
 impl Record<'_> {
     pub fn to_event(&self) -> Event {
         Event {
@@ -88,53 +108,109 @@ impl Record<'_> {
 
 /// Reads one detail file (`file` is its index in the caller's names).
 pub fn parse(text: &str, file: u32, out: &mut Vec<Event>, w: &mut Warnings) {
-    parse_chunk(text, file, 1, out, w);
+    records(text, file, &mut |r| out.push(r.to_event()), w);
 }
 
-/// Reads a piece of a detail file that starts on line `first_line` (the
-/// loader reads large files a few MiB at a time, cut after a blank line).
-pub fn parse_chunk(text: &str, file: u32, first_line: u32, out: &mut Vec<Event>, w: &mut Warnings) {
-    records(text, file, first_line, &mut |r| out.push(r.to_event()), w);
+/// Each record of a detail file, handed to `each` as it is read.
+pub fn records(text: &str, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
+    read_records(text.as_bytes(), file, each, w).expect("reading from memory cannot fail");
 }
 
-/// Each record of a piece of a detail file (starting on `first_line`),
-/// handed to `each` as it is read.
-pub fn records(text: &str, file: u32, first_line: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
-    let mut rec: Vec<(u32, &str)> = Vec::new();
-    let mut start = 0u32;
-    let (lines, _) = super::lines(text);
-    for (n, line) in lines {
-        let n = n.saturating_add(first_line - 1);
-        if line.trim().is_empty() {
-            if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, each, w);
-                rec.clear();
+/// The lines of the record being read.
+#[derive(Default)]
+struct Pending {
+    text: String,
+    /// Each line's number and where it ends in `text`.
+    ends: Vec<(u32, usize)>,
+    start: u32,
+    /// A line of it was too long to read: the record is not read.
+    cut: bool,
+}
+
+impl Pending {
+    /// Adds a line; `false` if the record passes [`MAX_RECORD`] with it
+    /// (it is then not read, and no more of its lines are held).
+    fn push(&mut self, n: u32, line: &str) -> bool {
+        if self.ends.is_empty() {
+            self.start = n;
+        } else if self.cut {
+            return true;
+        }
+        if self.text.len() + line.len() > MAX_RECORD {
+            self.cut = true;
+            return false;
+        }
+        self.text.push_str(line);
+        self.ends.push((n, self.text.len()));
+        true
+    }
+
+    /// Reads the record (unless cut) and starts the next.
+    fn emit(&mut self, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) {
+        if !self.ends.is_empty() && !self.cut {
+            let mut from = 0;
+            let lines: Vec<(u32, &str)> = self
+                .ends
+                .iter()
+                .map(|&(n, end)| {
+                    let line = self.text.get(from..end).unwrap_or_default();
+                    from = end;
+                    (n, line)
+                })
+                .collect();
+            record(&lines, Origin { file, line: self.start }, each, w);
+        }
+        self.text.clear();
+        self.ends.clear();
+        self.cut = false;
+    }
+}
+
+/// [`records`] from a stream: one record's lines in memory at a time.
+pub fn read_records(r: impl BufRead, file: u32, each: &mut dyn FnMut(Record<'_>), w: &mut Warnings) -> io::Result<()> {
+    let mut rec = Pending::default();
+    let mut lines = Lines::new(r);
+    while let Some(l) = lines.next_line()? {
+        let (n, line) = match l {
+            Line::Text { n, ref text, terminated } => (n, without_cr(text, terminated)),
+            Line::TooLong { n, indented } => {
+                let origin = Origin { file, line: n };
+                if indented {
+                    // An attribute of the record: without it the record
+                    // could name someone else.
+                    w.add(WarningKind::BadRecord, origin, too_long("its record"));
+                    rec.push(n, "");
+                    rec.cut = true;
+                } else {
+                    // A date line (never read) opens the next record.
+                    w.add(WarningKind::BadRecord, origin, too_long("this line"));
+                    rec.emit(file, each, w);
+                    rec.push(n, "");
+                }
+                continue;
             }
+        };
+        if line.trim().is_empty() {
+            rec.emit(file, each, w);
             continue;
         }
         if !line.starts_with([' ', '\t']) {
             // A date line opens the next record (the previous one should
             // have ended with a blank line; read it anyway).
-            if !rec.is_empty() {
-                record(&rec, Origin { file, line: start }, each, w);
-                rec.clear();
-            }
-            start = n;
-            rec.push((n, line));
-            continue;
+            rec.emit(file, each, w);
         }
-        if rec.is_empty() {
-            start = n;
+        if !rec.push(n, line) {
+            w.add(WarningKind::BadRecord, Origin { file, line: rec.start }, record_too_long("this record"));
         }
-        rec.push((n, line));
     }
-    if !rec.is_empty() {
+    if !rec.ends.is_empty() {
         w.add(
             WarningKind::Truncated,
-            Origin { file, line: start },
+            Origin { file, line: rec.start },
             "the file ends inside this record (no blank line after it): not read",
         );
     }
+    Ok(())
 }
 
 /// `Name = value` with the value unquoted.
@@ -475,6 +551,189 @@ fn finish(s: Session, out: &mut Vec<Session>, w: &mut Warnings) {
     out.push(s);
 }
 
+/// What [`replay_in_time_order`] holds in memory at a time at least: the
+/// records of one pass, in their compact form (about 100 bytes each).
+pub const ORDER_BUDGET: usize = 64 << 20;
+
+/// A pass over every record, for [`replay_in_time_order`]: hands each to
+/// its argument.
+pub type ReadAll<'r, E> = dyn FnMut(&mut dyn FnMut(Record<'_>)) -> Result<(), E> + 'r;
+
+/// [`sessions`]' answer (the same sessions in the same order, the same
+/// warnings) for records read in any order, with memory bounded by the
+/// sessions and `budget` instead of by the records. `read_all` hands every
+/// record to its argument (in any order) each time it is called: each call
+/// is a pass that keeps the earliest records (by time, then origin) after
+/// those already replayed, as many as fit in `budget` bytes, and replays
+/// them in that order. Passes: the records' compact size over `budget`.
+/// `None` past what one store holds (`u32` sessions or strings).
+pub fn replay_in_time_order<E>(
+    budget: usize,
+    read_all: &mut ReadAll<'_, E>,
+    w: &mut Warnings,
+) -> Result<Option<Store>, E> {
+    use std::collections::BinaryHeap;
+    let mut replay = Replay::new();
+    // The last record replayed: each pass takes only later ones.
+    let mut done: Option<(u64, Origin)> = None;
+    loop {
+        // A max-heap: the latest record held is the first to let go.
+        let mut held: BinaryHeap<Held> = BinaryHeap::new();
+        let (mut bytes, mut more) = (0usize, false);
+        read_all(&mut |r| {
+            let key = (r.time_ms, r.origin);
+            if done.is_some_and(|d| key <= d) {
+                return;
+            }
+            if bytes >= budget && held.peek().is_some_and(|top| key > top.key) {
+                more = true;
+                return;
+            }
+            let h = Held::new(&r);
+            bytes += h.size();
+            held.push(h);
+            // At least one record per pass, however large.
+            while bytes > budget && held.len() > 1 {
+                let Some(top) = held.pop() else { break };
+                bytes -= top.size();
+                more = true;
+            }
+        })?;
+        let batch = held.into_sorted_vec();
+        for h in &batch {
+            replay.record(&h.record());
+        }
+        match batch.last() {
+            Some(h) if more => done = Some(h.key),
+            _ => return Ok(replay.finish(w)),
+        }
+    }
+}
+
+/// A record held by [`replay_in_time_order`]: its time and origin, and the
+/// rest in one allocation (about 100 bytes where a [`Event`] takes 300).
+struct Held {
+    key: (u64, Origin),
+    data: Box<[u8]>,
+}
+
+const KINDS: [SubscriberKind; 7] = [
+    SubscriberKind::UserName,
+    SubscriberKind::CallingStationId,
+    SubscriberKind::RemoteId,
+    SubscriberKind::CircuitId,
+    SubscriberKind::HardwareAddress,
+    SubscriberKind::ClientId,
+    SubscriberKind::Duid,
+];
+const STATUSES: [Status; 4] = [Status::Start, Status::Stop, Status::Interim, Status::NasReset];
+/// The length written for an absent string.
+const ABSENT: u32 = u32::MAX;
+
+impl Held {
+    fn new(r: &Record<'_>) -> Held {
+        let mut d = Vec::with_capacity(64);
+        d.push(STATUSES.iter().position(|s| *s == r.status).unwrap_or(0) as u8);
+        let kind = r.subscriber.as_ref().map(|(_, k)| *k);
+        d.push(kind.and_then(|k| KINDS.iter().position(|x| *x == k)).map_or(u8::MAX, |i| i as u8));
+        match r.session_time {
+            Some(t) => {
+                d.push(1);
+                d.extend_from_slice(&t.to_le_bytes());
+            }
+            None => d.push(0),
+        }
+        let subscriber = r.subscriber.as_ref().map(|(s, _)| s.as_ref());
+        for v in [
+            Some(r.nas.as_ref()),
+            Some(r.session_id.as_ref()),
+            subscriber,
+            r.remote_id.as_deref(),
+            r.circuit_id.as_deref(),
+        ] {
+            match v {
+                // A detail line is at most MAX_LINE bytes, so every value fits.
+                Some(v) => {
+                    d.extend_from_slice(&u32::try_from(v.len()).unwrap_or(ABSENT - 1).to_le_bytes());
+                    d.extend_from_slice(v.as_bytes());
+                }
+                None => d.extend_from_slice(&ABSENT.to_le_bytes()),
+            }
+        }
+        d.extend_from_slice(&u32::try_from(r.prefixes.len()).unwrap_or(0).to_le_bytes());
+        for p in &r.prefixes {
+            d.push(u8::from(p.family == crate::prefix::Family::V6));
+            d.push(p.len);
+            d.extend_from_slice(&p.addr.to_le_bytes());
+        }
+        Held { key: (r.time_ms, r.origin), data: d.into_boxed_slice() }
+    }
+
+    /// Its bytes, with the allocator's rounding and header.
+    fn size(&self) -> usize {
+        std::mem::size_of::<Held>() + self.data.len().next_multiple_of(16) + 16
+    }
+
+    /// The record as it was read.
+    fn record(&self) -> Record<'_> {
+        let mut d: &[u8] = &self.data;
+        let mut take = |n: usize| {
+            let (a, b) = d.split_at(n.min(d.len()));
+            d = b;
+            a
+        };
+        let status = STATUSES[usize::from(take(1)[0]) % STATUSES.len()];
+        let kind = KINDS.get(usize::from(take(1)[0])).copied();
+        let session_time = (take(1)[0] == 1).then(|| u64::from_le_bytes(take(8).try_into().unwrap_or_default()));
+        let mut text = || {
+            let n = u32::from_le_bytes(take(4).try_into().unwrap_or_default());
+            (n != ABSENT).then(|| Cow::Borrowed(std::str::from_utf8(take(n as usize)).unwrap_or_default()))
+        };
+        let (nas, session_id, subscriber, remote_id, circuit_id) = (text(), text(), text(), text(), text());
+        let n = u32::from_le_bytes(take(4).try_into().unwrap_or_default());
+        let prefixes = (0..n)
+            .map(|_| {
+                let (family, len) = (take(1)[0], take(1)[0]);
+                let addr = u128::from_le_bytes(take(16).try_into().unwrap_or_default());
+                let family = if family == 1 { crate::prefix::Family::V6 } else { crate::prefix::Family::V4 };
+                Prefix { family, addr, len }
+            })
+            .collect();
+        Record {
+            status,
+            time_ms: self.key.0,
+            nas: nas.unwrap_or_default(),
+            session_id: session_id.unwrap_or_default(),
+            subscriber: subscriber.zip(kind),
+            remote_id,
+            circuit_id,
+            prefixes,
+            session_time,
+            origin: self.key.1,
+        }
+    }
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Held) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Held {}
+
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Held) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Held {
+    fn cmp(&self, other: &Held) -> std::cmp::Ordering {
+        self.key.cmp(&other.key)
+    }
+}
+
 /// When a warning happens in [`sessions`]' time-ordered replay: (phase:
 /// records, then the sessions left open at the end; the record's time and
 /// origin; the step within the record; the origin of the session it is
@@ -511,7 +770,8 @@ struct Nas {
 /// records come in file order, which is time order per session in any
 /// detail file FreeRADIUS writes. Where it is not (a record older than one
 /// already applied to its session, or than its NAS's last Accounting-On),
-/// [`Replay::finish`] says so and the caller replays with [`sessions`].
+/// [`Replay::finish`] says so and the caller replays with
+/// [`replay_in_time_order`].
 /// Otherwise the result is [`sessions`]' own: the same sessions in the same
 /// order, the same warnings counted and named.
 #[derive(Debug, Default)]
@@ -550,6 +810,11 @@ impl Replay {
 
     fn key_hash(nas: u32, sid: u32) -> u64 {
         crate::window::mix((u128::from(nas) << 32) | u128::from(sid))
+    }
+
+    /// The memory it holds, in bytes.
+    pub fn bytes(&self) -> usize {
+        self.store.bytes() + self.side.capacity() * std::mem::size_of::<Side>() + self.keys.bytes()
     }
 
     /// Applies one record (in file order).
@@ -759,7 +1024,7 @@ impl Replay {
 
     /// The sessions, in [`sessions`]' order, and the replay's warnings
     /// added to `w`; `None` if the records came out of time order for some
-    /// session (replay them with [`sessions`]).
+    /// session (replay them with [`replay_in_time_order`]).
     pub fn finish(mut self, w: &mut Warnings) -> Option<Store> {
         if self.out_of_order {
             return None;
@@ -878,7 +1143,7 @@ Wed Dec  2 12:20:00 2026
     fn as_read(text: &str) -> Option<(Vec<Session>, Warnings)> {
         let mut w = Warnings::default();
         let mut replay = Replay::new();
-        records(text, 0, 1, &mut |r| replay.record(&r), &mut w);
+        records(text, 0, &mut |r| replay.record(&r), &mut w);
         let store = replay.finish(&mut w)?;
         Some((store.iter().collect(), w))
     }
@@ -894,15 +1159,17 @@ Wed Dec  2 12:20:00 2026
         format!("d\n\tAcct-Status-Type = {status}\n\tAcct-Session-Id = {sid}\n\tNAS-IP-Address = {nas}\n\tTimestamp = {t}\n{extra}\n")
     }
 
-    #[test]
-    fn replayed_as_read_as_in_time_order() {
-        let ip = |i: u32| format!("\tUser-Name = u{i}\n\tFramed-IP-Address = 10.0.0.{i}\n");
+    fn ip(i: u32) -> String {
+        format!("\tUser-Name = u{i}\n\tFramed-IP-Address = 10.0.0.{i}\n")
+    }
+
+    /// Sessions on two NASes, interleaved; one NAS restarts with two
+    /// sessions open (closed in the order they started, whatever the order
+    /// they close in); a Start repeated; a Stop that names no address
+    /// (dropped, counted); sessions left open.
+    fn mixed() -> String {
         let mut text = String::from(DETAIL);
         text.push('\n');
-        // Sessions on two NASes, interleaved; one NAS restarts with two
-        // sessions open (closed in the order they started, whatever the
-        // order they close in); a Start repeated; a Stop that names no
-        // address (dropped, counted); sessions left open.
         for (status, sid, nas, t, extra) in [
             ("Start", "a", "n1", 100, ip(1)),
             ("Start", "b", "n2", 101, ip(2)),
@@ -918,6 +1185,58 @@ Wed Dec  2 12:20:00 2026
         ] {
             text.push_str(&rec(status, sid, nas, t, &extra));
         }
+        text
+    }
+
+    #[test]
+    fn records_in_any_order_replayed_in_passes_as_in_time_order() {
+        // Records read newest first (as if the files came in the wrong
+        // order): each pass holds what fits in the budget, and the result
+        // is the time-ordered replay's, sessions and warnings, whatever
+        // the budget (0: one record per pass).
+        // Also more warnings of one kind than are named.
+        let mut many = String::new();
+        for i in 0..60 {
+            many.push_str(&rec("Stop", &format!("s{i}"), "n1", 1000 + i, "\tUser-Name = u\n"));
+        }
+        many.push_str(&rec("Start", "s0", "n1", 5000, &ip(1)));
+        for text in [mixed(), many] {
+            replayed_in_passes(&text);
+        }
+    }
+
+    fn replayed_in_passes(text: &str) {
+        let mut events = Vec::new();
+        parse(text, 0, &mut events, &mut Warnings::default());
+        let mut want_w = Warnings::default();
+        let want = sessions(events.clone(), &mut want_w);
+        events.reverse();
+        for (budget, want_passes) in [(0, events.len()), (600, 0), (1 << 20, 1)] {
+            let (mut w, mut passes) = (Warnings::default(), 0);
+            let store = replay_in_time_order(
+                budget,
+                &mut |each: &mut dyn FnMut(Record<'_>)| -> Result<(), ()> {
+                    passes += 1;
+                    events.iter().for_each(|e| each(e.as_record()));
+                    Ok(())
+                },
+                &mut w,
+            )
+            .unwrap()
+            .expect("within a store's bounds");
+            assert_eq!(store.iter().collect::<Vec<_>>(), want, "budget {budget}");
+            assert_eq!((&w.counts, &w.named), (&want_w.counts, &want_w.named), "budget {budget}");
+            if want_passes > 0 {
+                assert_eq!(passes, want_passes, "budget {budget}");
+            } else {
+                assert!(passes > 1 && passes < events.len(), "budget {budget}: {passes} passes");
+            }
+        }
+    }
+
+    #[test]
+    fn replayed_as_read_as_in_time_order() {
+        let text = mixed();
         let (want, ww) = in_time_order(&text);
         let (got, w) = as_read(&text).expect("in order");
         assert_eq!(got, want);
@@ -956,6 +1275,20 @@ Wed Dec  2 12:20:00 2026
         let (got, _) = as_read(&other).expect("per session, in order");
         assert_eq!(got, in_time_order(&other).0);
         assert_eq!(got.len(), 2);
+    }
+
+    #[test]
+    fn a_record_that_runs_on_is_not_held() {
+        // Attribute lines without a blank line for more than MAX_RECORD:
+        // the record is named at its first line and not read; the next
+        // record is.
+        let filler = "\tVendor-Specific = 0123456789012345678901234567890123456789012345678901234567\n";
+        let first = rec("Start", "a", "n1", 100, &(ip(1) + &filler.repeat(super::super::lines::MAX_RECORD / 40)));
+        let text = first + &rec("Start", "b", "n1", 101, &ip(2));
+        let (s, w) = in_time_order(&text);
+        assert_eq!(s.iter().map(|s| s.subscriber.as_str()).collect::<Vec<_>>(), ["u2"]);
+        assert_eq!((w.total(), w.named[0].origin.line), (1, 1), "{:?}", w.named);
+        assert!(w.named[0].message.contains("more than 1 MiB"), "{:?}", w.named);
     }
 
     #[test]
