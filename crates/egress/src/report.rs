@@ -1155,7 +1155,7 @@ mod tests {
         let bound = MAX_DESTINATIONS.next_power_of_two() * (4 + 32)
             + 2 * DISTINCT_EXACT * 8
             + (REORDER + 1).next_power_of_two() * 32
-            + WINDOW_DESTINATIONS.next_power_of_two() * (4 + 16 + 8)
+            + (2 * WINDOW_DESTINATIONS).next_power_of_two() * (4 + 16 + 8)
             + RATE_CAP.next_power_of_two() * 8
             + 2 * TIME_BUCKETS * 24;
         let mut sizes = Vec::new();
