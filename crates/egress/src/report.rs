@@ -18,7 +18,7 @@ use crate::attribution::cgnat::{Block, NatIndex};
 use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
-use crate::table::{EntryKind, Table};
+use crate::table::{EntryKind, Table, NONE};
 use crate::window::{Destinations, Stream, Times, WINDOW_DESTINATIONS};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -153,17 +153,35 @@ pub struct Prefilter<'a> {
 
 impl Prefilter<'_> {
     /// Whether [`Analyzer::add_counted`] may do more with `f` than count
-    /// it: the same tests, in the same order.
+    /// it (the same tests): `Some` with what the tests found, to be handed
+    /// to [`Analyzer::add_wanted`] with the flow, so that the source
+    /// address is looked up in the policy once per flow, not twice.
     #[inline]
-    pub fn wants(&self, f: &Flow) -> bool {
-        if f.proto != 6 {
-            return false;
+    pub fn wants(&self, f: &Flow) -> Option<Wanted> {
+        classify(&self.ports, self.table, f)
+    }
+}
+
+/// What [`Prefilter::wants`] found out about a flow it keeps: the policy
+/// entry of its source (blocked space, to a blocked port), or [`NONE`]
+/// for an inbound connection on a proxy port kept by [`inbound_kept`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted(u32);
+
+/// The tests [`Analyzer::add_counted`] makes before it keeps anything of
+/// a flow, and their answer.
+#[inline]
+fn classify(ports: &[u8], table: &Table, f: &Flow) -> Option<Wanted> {
+    if f.proto != 6 {
+        return None;
+    }
+    match ports[f.dst_port as usize] {
+        PORT_BLOCKED => {
+            let entry = table.lookup(f.src);
+            table.is_blocked(entry).then_some(Wanted(entry))
         }
-        match self.ports[f.dst_port as usize] {
-            PORT_BLOCKED => self.table.is_blocked(self.table.lookup(f.src)),
-            PORT_PROXY => inbound_kept(self.table, f),
-            _ => false,
-        }
+        PORT_PROXY => inbound_kept(table, f).then_some(Wanted(NONE)),
+        _ => None,
     }
 }
 
@@ -456,18 +474,20 @@ impl<'a> Analyzer<'a> {
     /// counted `n` times, its packets and destination once.
     #[inline]
     pub fn add_counted(&mut self, f: &Flow, n: u64) {
+        match classify(&self.ports, self.table, f) {
+            Some(w) => self.add_wanted(f, n, w),
+            None => self.flows_seen += n,
+        }
+    }
+
+    /// A flow (standing for `n`) that this analyzer's [`Prefilter::wants`]
+    /// kept, with what it found: what [`Analyzer::add_counted`] does with
+    /// it, without the tests made already.
+    #[inline]
+    pub fn add_wanted(&mut self, f: &Flow, n: u64, Wanted(entry): Wanted) {
         self.flows_seen += n;
-        if f.proto != 6 {
-            return;
-        }
-        match self.ports[f.dst_port as usize] {
-            PORT_BLOCKED => {}
-            PORT_PROXY => return self.inbound(f, n),
-            _ => return,
-        }
-        let entry = self.table.lookup(f.src);
-        if !self.table.is_blocked(entry) {
-            return;
+        if entry == NONE {
+            return self.inbound(f, n);
         }
         if let Some(cutoff) = &self.cutoff {
             let e = &self.table.entries[entry as usize];
@@ -589,12 +609,9 @@ impl<'a> Analyzer<'a> {
         self.subs.iter().map(|s| s.stream.late).sum()
     }
 
-    /// An inbound connection on a proxy port: kept when it comes from
-    /// outside the policy's space to an address in blocked space.
+    /// An inbound connection on a proxy port from outside the policy's
+    /// space to an address in blocked space ([`inbound_kept`]).
     fn inbound(&mut self, f: &Flow, n: u64) {
-        if !inbound_kept(self.table, f) {
-            return;
-        }
         let e =
             self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
         e.flows += n;
@@ -1133,8 +1150,8 @@ mod tests {
             f.dst_port = [25, 25, 3128, 8080, 443, 80][(x >> 20) as usize % 6];
             f.proto = if x >> 24 & 7 == 0 { 17 } else { 6 };
             all.add_counted(&f, 1 + (x >> 28) % 2);
-            if pre.wants(&f) {
-                some.add_counted(&f, 1 + (x >> 28) % 2);
+            if let Some(w) = pre.wants(&f) {
+                some.add_wanted(&f, 1 + (x >> 28) % 2, w);
             } else {
                 some.flows_seen += 1 + (x >> 28) % 2;
             }

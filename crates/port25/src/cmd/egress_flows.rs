@@ -6,7 +6,7 @@ use port25_egress::attribution::load::{self as attribution, Spec};
 use port25_egress::attribution::{Named, WarningKind};
 use port25_egress::flow::{nfcapd, pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
-use port25_egress::report::{self, Analyzer, Options};
+use port25_egress::report::{self, Analyzer, Options, Wanted};
 use port25_egress::{policy, table::Table};
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -340,7 +340,8 @@ fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
 #[derive(Default)]
 struct Slot {
     raw: Vec<u8>,
-    flows: Vec<nfcapd::Counted>,
+    /// With what the prefilter found, so the analysis does not look it up again.
+    flows: Vec<(Flow, u64, Wanted)>,
     /// Flows the prefilter dropped, which the analysis only counts.
     dropped: u64,
     stats: nfcapd::Stats,
@@ -493,8 +494,8 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
                             *dropped = 0;
                             slot.problem =
                                 nfcapd::decode_block(&b, &slot.raw, &mut scratch, &mut slot.stats, &mut |f, n| {
-                                    if prefilter.wants(f) {
-                                        flows.push((*f, n));
+                                    if let Some(w) = prefilter.wants(f) {
+                                        flows.push((*f, n, w));
                                     } else {
                                         *dropped += n;
                                     }
@@ -557,8 +558,8 @@ fn analyze_in_order(
         next += 1;
         let slot = match step {
             Step::Block(slot) => {
-                for (f, n) in &slot.flows {
-                    analyzer.add_counted(f, *n);
+                for (f, n, w) in &slot.flows {
+                    analyzer.add_wanted(f, *n, *w);
                 }
                 analyzer.flows_seen += slot.dropped;
                 r.stats.add(&slot.stats);
