@@ -123,10 +123,11 @@ pub struct Analyzer<'a> {
     row_of: FxMap<RowKey, u32>,
     subs: Vec<Sub>,
     /// Matched flows not folded into `subs` yet (at most [`BATCH`]), and
-    /// the fold's sort buffer.
+    /// where the fold places each bucket of rows in `sorted`.
     held: Vec<Held>,
-    order: Vec<u64>,
-    /// The held flows gathered row by row, in the order of `order`.
+    bucket_at: Vec<u32>,
+    /// The held flows placed bucket by bucket (its first `held.len()`;
+    /// never shortened, so it is not filled again for every batch).
     sorted: Vec<Held>,
     attribution: Option<(&'a Index, &'a [String])>,
     nat: Option<&'a NatIndex>,
@@ -421,7 +422,7 @@ impl<'a> Analyzer<'a> {
             row_of: FxMap::default(),
             subs: Vec::new(),
             held: Vec::new(),
-            order: Vec::new(),
+            bucket_at: Vec::new(),
             sorted: Vec::new(),
             attribution: None,
             nat: None,
@@ -546,45 +547,64 @@ impl<'a> Analyzer<'a> {
         if self.held.is_empty() {
             return;
         }
-        let mut order = std::mem::take(&mut self.order);
-        order.clear();
-        order.extend(self.held.iter().enumerate().map(|(i, h)| u64::from(h.row) << 32 | i as u64));
-        order.sort_unstable();
-        let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
-        // The held flows copied row by row first, in one loop whose reads
-        // do not wait on each other: read in place, each flow was a cache
-        // miss (the batch fills the core's cache) stalling its
-        // row's figures; copied, each row's flows are read in sequence.
+        // The held flows placed row by row with a counting sort by row
+        // (by row modulo the number of buckets beyond 2^16 rows: a bucket
+        // then holds a few rows' flows, each in the order they came), in
+        // two loops whose reads do not wait on each other: read in place,
+        // each flow was a cache miss (the batch fills the core's cache)
+        // stalling its row's figures; placed, each row's flows are read in
+        // sequence. Sorting (row, place) pairs cost more than the placing.
+        let buckets = self.subs.len().next_power_of_two().min(1 << 16);
+        let mask = buckets - 1;
+        let mut at = std::mem::take(&mut self.bucket_at);
+        at.clear();
+        at.resize(buckets + 1, 0);
+        for h in &self.held {
+            at[(h.row as usize & mask) + 1] += 1;
+        }
+        for b in 1..=buckets {
+            at[b] += at[b - 1];
+        }
         let mut sorted = std::mem::take(&mut self.sorted);
-        sorted.clear();
-        sorted.extend(order.iter().map(|&o| self.held[o as u32 as usize]));
-        let mut rest = &sorted[..];
-        for group in order.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let (these, more) = rest.split_at(group.len());
-            rest = more;
-            let flows = || these.iter();
-            let s = &mut self.subs[(group[0] >> 32) as usize];
-            // The group's destinations are in random places of the row's
-            // set of seen destinations: read them all first, in a loop
-            // without branches, so the memory fetches overlap instead of
-            // each waiting behind the previous flow's.
-            std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
-            for h in flows() {
-                let after = h.after as usize;
-                s.flows[after] += h.n;
-                s.packets[after] += h.packets;
-                s.bytes += h.bytes;
-                s.first = s.first.min(h.start_ms);
-                s.last = s.last.max(h.end_ms.max(h.start_ms));
-                s.destinations.add_key(h.dst);
-            }
-            for h in flows() {
-                s.stream.add_key(h.start_ms, h.dst, window_ms, cap);
-                s.times.add(h.start_ms);
+        if sorted.len() < self.held.len() {
+            sorted.resize(self.held.len(), self.held[0]);
+        }
+        for h in &self.held {
+            let b = &mut at[h.row as usize & mask];
+            sorted[*b as usize] = *h;
+            *b += 1;
+        }
+        // Now at[b] is where bucket b ends (and b + 1 begins).
+        let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
+        let mut from = 0;
+        for &to in &at[..buckets] {
+            let bucket = &sorted[from as usize..to as usize];
+            from = to;
+            for these in bucket.chunk_by(|a, b| a.row == b.row) {
+                let flows = || these.iter();
+                let s = &mut self.subs[these[0].row as usize];
+                // The group's destinations are in random places of the row's
+                // set of seen destinations: read them all first, in a loop
+                // without branches, so the memory fetches overlap instead of
+                // each waiting behind the previous flow's.
+                std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
+                for h in flows() {
+                    let after = h.after as usize;
+                    s.flows[after] += h.n;
+                    s.packets[after] += h.packets;
+                    s.bytes += h.bytes;
+                    s.first = s.first.min(h.start_ms);
+                    s.last = s.last.max(h.end_ms.max(h.start_ms));
+                    s.destinations.add_key(h.dst);
+                }
+                for h in flows() {
+                    s.stream.add_key(h.start_ms, h.dst, window_ms, cap);
+                    s.times.add(h.start_ms);
+                }
             }
         }
         self.held.clear();
-        self.order = order;
+        self.bucket_at = at;
         self.sorted = sorted;
     }
 
@@ -1058,6 +1078,45 @@ mod tests {
             assert_eq!(own.len(), 1);
             assert_eq!(*r, own[0]);
         }
+    }
+
+    /// Past 2^16 rows a fold's bucket holds the flows of several rows,
+    /// interleaved: each row still gets what its flows alone give (here,
+    /// what analyzers holding a quarter of the rows each, fewer than 2^16,
+    /// give).
+    #[test]
+    fn rows_are_the_same_past_two_to_the_sixteen_rows() {
+        let policy = crate::policy::parse(
+            "[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"10.0.0.0/14\"]\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap();
+        let lpm = Table::new(&policy);
+        let opts = Options { window_ms: 60_000, threshold: 2, block_at_ms: None };
+        let mut all = Analyzer::new(&policy, &lpm, opts);
+        let mut quarters: Vec<Analyzer> = (0..4).map(|_| Analyzer::new(&policy, &lpm, opts)).collect();
+        let rows = 70_000u32;
+        let mut x = 7u64;
+        for round in 0..3u64 {
+            for i in 0..rows {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Every row in a different order each round.
+                let who = (u64::from(i) * 40_503 + round * 977 + (x & 1)) % u64::from(rows);
+                let src = IpAddr::from((0x0a00_0000 + who as u32).to_be_bytes());
+                let f = smtp(src, IpAddr::from([192, 0, 2, (x >> 8) as u8]), 1000 * round + (x >> 20) % 999);
+                all.add(&f);
+                quarters[(who % 4) as usize].add(&f);
+            }
+        }
+        let mut want: Vec<Row> = quarters.iter_mut().flat_map(|a| a.rows()).collect();
+        let mut got = all.rows();
+        assert!(got.len() > 1 << 16, "{}", got.len());
+        let key = |r: &Row| (r.subscriber, r.flows);
+        want.sort_by_key(key);
+        got.sort_by_key(key);
+        assert!(got == want);
     }
 
     /// Within the caps, the streaming figures are the ones computed from
