@@ -169,6 +169,22 @@ impl Prefilter<'_> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wanted(u32);
 
+impl Wanted {
+    /// Which of `n` shards of the analysis ([`Analyzer::shard`]) takes
+    /// the flow: chosen by the subscriber's address, the source of a flow
+    /// to a blocked port and the destination of an inbound proxy-port
+    /// connection, so every row (keyed by its address) and the inbound
+    /// evidence joined to it are one shard's alone.
+    #[inline]
+    pub fn shard(self, f: &Flow, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
+        }
+        let subscriber = if self.0 == NONE { f.dst } else { f.src };
+        (crate::window::mix(crate::window::key(subscriber)) % n as u64) as usize
+    }
+}
+
 /// The tests [`Analyzer::add_counted`] makes before it keeps anything of
 /// a flow, and their answer.
 #[inline]
@@ -459,6 +475,48 @@ impl<'a> Analyzer<'a> {
     #[inline]
     pub fn add(&mut self, f: &Flow) {
         self.add_counted(f, 1);
+    }
+
+    /// An empty analyzer asking the same question (policy, options,
+    /// attribution, cut-offs): a shard of the analysis that another thread
+    /// feeds the flows [`Wanted::shard`] gives it, to be taken back with
+    /// [`Analyzer::absorb`].
+    pub fn shard(&self) -> Analyzer<'a> {
+        let mut a = Analyzer::new(self.policy, self.table, self.opts);
+        a.attribution = self.attribution;
+        a.nat = self.nat;
+        a.cutoff = self.cutoff.clone();
+        a
+    }
+
+    /// Nothing given yet, not even counted: its flows may be split into
+    /// shards by [`Wanted::shard`] (no row exists yet in the wrong one).
+    pub fn is_empty(&self) -> bool {
+        self.flows_seen == 0 && self.subs.is_empty() && self.inbound.is_empty() && self.held.is_empty()
+    }
+
+    /// Takes in a shard's rows, inbound evidence and counts. The shard and
+    /// this analyzer had flows of different subscribers ([`Wanted::shard`]),
+    /// so no row is in both: every figure is the one a single analyzer
+    /// given all the flows in the same order computes.
+    pub fn absorb(&mut self, mut shard: Analyzer<'a>) {
+        self.fold();
+        shard.fold();
+        self.flows_seen += shard.flows_seen;
+        self.flows_matched += shard.flows_matched;
+        self.flows_attributed += shard.flows_attributed;
+        self.flows_unattributed += shard.flows_unattributed;
+        self.flows_after_enforcement += shard.flows_after_enforcement;
+        let base = self.subs.len() as u32;
+        self.subs.append(&mut shard.subs);
+        for (k, i) in shard.row_of.drain() {
+            let twice = self.row_of.insert(k, base + i).is_some();
+            assert!(!twice, "a row in two shards: flows of one subscriber went to two shards");
+        }
+        for (ip, seen) in shard.inbound.drain() {
+            let twice = self.inbound.insert(ip, seen).is_some();
+            assert!(!twice, "inbound evidence in two shards: flows of one subscriber went to two shards");
+        }
     }
 
     /// The tests [`Analyzer::add_counted`] makes before it keeps anything
@@ -1219,6 +1277,46 @@ mod tests {
         assert!(rows.iter().any(|r| r.inbound.is_some()) && rows.len() == 8, "{rows:?}");
         assert_eq!(rows, some.rows());
         assert_eq!((all.flows_seen, all.flows_matched), (some.flows_seen, some.flows_matched));
+    }
+
+    /// Flows split by subscriber into shards, each analyzed apart and
+    /// absorbed back, give the rows and counts one analyzer gives.
+    #[test]
+    fn shards_absorbed_give_the_same_rows() {
+        let p = one_network();
+        let table = Table::new(&p);
+        let opts = Options { window_ms: 30_000, threshold: 3, block_at_ms: Some(9_000_000) };
+        let mut all = Analyzer::new(&p, &table, opts);
+        let mut one = Analyzer::new(&p, &table, opts);
+        let mut shards: Vec<Analyzer> = (1..3).map(|_| one.shard()).collect();
+        let pre = all.prefilter();
+        let mut x = 5u64;
+        for i in 0..40_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let inside = IpAddr::from([198, 51, 100, (x % 64) as u8]);
+            let outside = IpAddr::from([203, 0, 113, (x >> 8) as u8 % 32]);
+            let (src, dst) = if x >> 16 & 1 == 0 { (inside, outside) } else { (outside, inside) };
+            let mut f = smtp(src, dst, 500 * i);
+            f.dst_port = [25, 25, 3128, 8080, 443][(x >> 20) as usize % 5];
+            all.add(&f);
+            match pre.wants(&f) {
+                Some(w) => match w.shard(&f, 3) {
+                    0 => one.add_wanted(&f, 1, w),
+                    k => shards[k - 1].add_wanted(&f, 1, w),
+                },
+                None => one.flows_seen += 1,
+            }
+        }
+        assert!(shards.iter_mut().all(|s| !s.rows().is_empty()));
+        for s in shards {
+            one.absorb(s);
+        }
+        let rows = all.rows();
+        assert!(rows.iter().filter(|r| r.inbound.is_some()).count() > 10 && rows.len() == 64, "{rows:?}");
+        assert_eq!(rows, one.rows());
+        assert_eq!((all.flows_seen, all.flows_matched), (one.flows_seen, one.flows_matched));
     }
 
     #[test]
