@@ -18,7 +18,7 @@ use crate::attribution::cgnat::{Block, NatIndex};
 use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
-use crate::table::{EntryKind, Table};
+use crate::table::{EntryKind, Table, NONE};
 use crate::window::{Destinations, Stream, Times, WINDOW_DESTINATIONS};
 use serde::Serialize;
 use std::collections::HashMap;
@@ -123,10 +123,11 @@ pub struct Analyzer<'a> {
     row_of: FxMap<RowKey, u32>,
     subs: Vec<Sub>,
     /// Matched flows not folded into `subs` yet (at most [`BATCH`]), and
-    /// the fold's sort buffer.
+    /// where the fold places each bucket of rows in `sorted`.
     held: Vec<Held>,
-    order: Vec<u64>,
-    /// The held flows gathered row by row, in the order of `order`.
+    bucket_at: Vec<u32>,
+    /// The held flows placed bucket by bucket (its first `held.len()`;
+    /// never shortened, so it is not filled again for every batch).
     sorted: Vec<Held>,
     attribution: Option<(&'a Index, &'a [String])>,
     nat: Option<&'a NatIndex>,
@@ -153,17 +154,51 @@ pub struct Prefilter<'a> {
 
 impl Prefilter<'_> {
     /// Whether [`Analyzer::add_counted`] may do more with `f` than count
-    /// it: the same tests, in the same order.
+    /// it (the same tests): `Some` with what the tests found, to be handed
+    /// to [`Analyzer::add_wanted`] with the flow, so that the source
+    /// address is looked up in the policy once per flow, not twice.
     #[inline]
-    pub fn wants(&self, f: &Flow) -> bool {
-        if f.proto != 6 {
-            return false;
+    pub fn wants(&self, f: &Flow) -> Option<Wanted> {
+        classify(&self.ports, self.table, f)
+    }
+}
+
+/// What [`Prefilter::wants`] found out about a flow it keeps: the policy
+/// entry of its source (blocked space, to a blocked port), or [`NONE`]
+/// for an inbound connection on a proxy port kept by [`inbound_kept`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted(u32);
+
+impl Wanted {
+    /// Which of `n` shards of the analysis ([`Analyzer::shard`]) takes
+    /// the flow: chosen by the subscriber's address, the source of a flow
+    /// to a blocked port and the destination of an inbound proxy-port
+    /// connection, so every row (keyed by its address) and the inbound
+    /// evidence joined to it are one shard's alone.
+    #[inline]
+    pub fn shard(self, f: &Flow, n: usize) -> usize {
+        if n <= 1 {
+            return 0;
         }
-        match self.ports[f.dst_port as usize] {
-            PORT_BLOCKED => self.table.is_blocked(self.table.lookup(f.src)),
-            PORT_PROXY => inbound_kept(self.table, f),
-            _ => false,
+        let subscriber = if self.0 == NONE { f.dst } else { f.src };
+        (crate::window::mix(crate::window::key(subscriber)) % n as u64) as usize
+    }
+}
+
+/// The tests [`Analyzer::add_counted`] makes before it keeps anything of
+/// a flow, and their answer.
+#[inline]
+fn classify(ports: &[u8], table: &Table, f: &Flow) -> Option<Wanted> {
+    if f.proto != 6 {
+        return None;
+    }
+    match ports[f.dst_port as usize] {
+        PORT_BLOCKED => {
+            let entry = table.lookup(f.src);
+            table.is_blocked(entry).then_some(Wanted(entry))
         }
+        PORT_PROXY => inbound_kept(table, f).then_some(Wanted(NONE)),
+        _ => None,
     }
 }
 
@@ -403,7 +438,7 @@ impl<'a> Analyzer<'a> {
             row_of: FxMap::default(),
             subs: Vec::new(),
             held: Vec::new(),
-            order: Vec::new(),
+            bucket_at: Vec::new(),
             sorted: Vec::new(),
             attribution: None,
             nat: None,
@@ -442,6 +477,48 @@ impl<'a> Analyzer<'a> {
         self.add_counted(f, 1);
     }
 
+    /// An empty analyzer asking the same question (policy, options,
+    /// attribution, cut-offs): a shard of the analysis that another thread
+    /// feeds the flows [`Wanted::shard`] gives it, to be taken back with
+    /// [`Analyzer::absorb`].
+    pub fn shard(&self) -> Analyzer<'a> {
+        let mut a = Analyzer::new(self.policy, self.table, self.opts);
+        a.attribution = self.attribution;
+        a.nat = self.nat;
+        a.cutoff = self.cutoff.clone();
+        a
+    }
+
+    /// Nothing given yet, not even counted: its flows may be split into
+    /// shards by [`Wanted::shard`] (no row exists yet in the wrong one).
+    pub fn is_empty(&self) -> bool {
+        self.flows_seen == 0 && self.subs.is_empty() && self.inbound.is_empty() && self.held.is_empty()
+    }
+
+    /// Takes in a shard's rows, inbound evidence and counts. The shard and
+    /// this analyzer had flows of different subscribers ([`Wanted::shard`]),
+    /// so no row is in both: every figure is the one a single analyzer
+    /// given all the flows in the same order computes.
+    pub fn absorb(&mut self, mut shard: Analyzer<'a>) {
+        self.fold();
+        shard.fold();
+        self.flows_seen += shard.flows_seen;
+        self.flows_matched += shard.flows_matched;
+        self.flows_attributed += shard.flows_attributed;
+        self.flows_unattributed += shard.flows_unattributed;
+        self.flows_after_enforcement += shard.flows_after_enforcement;
+        let base = self.subs.len() as u32;
+        self.subs.append(&mut shard.subs);
+        for (k, i) in shard.row_of.drain() {
+            let twice = self.row_of.insert(k, base + i).is_some();
+            assert!(!twice, "a row in two shards: flows of one subscriber went to two shards");
+        }
+        for (ip, seen) in shard.inbound.drain() {
+            let twice = self.inbound.insert(ip, seen).is_some();
+            assert!(!twice, "inbound evidence in two shards: flows of one subscriber went to two shards");
+        }
+    }
+
     /// The tests [`Analyzer::add_counted`] makes before it keeps anything
     /// of a flow, on their own: a flow they refuse is only counted in
     /// `flows_seen`. Readers on other threads drop such flows before they
@@ -456,18 +533,20 @@ impl<'a> Analyzer<'a> {
     /// counted `n` times, its packets and destination once.
     #[inline]
     pub fn add_counted(&mut self, f: &Flow, n: u64) {
+        match classify(&self.ports, self.table, f) {
+            Some(w) => self.add_wanted(f, n, w),
+            None => self.flows_seen += n,
+        }
+    }
+
+    /// A flow (standing for `n`) that this analyzer's [`Prefilter::wants`]
+    /// kept, with what it found: what [`Analyzer::add_counted`] does with
+    /// it, without the tests made already.
+    #[inline]
+    pub fn add_wanted(&mut self, f: &Flow, n: u64, Wanted(entry): Wanted) {
         self.flows_seen += n;
-        if f.proto != 6 {
-            return;
-        }
-        match self.ports[f.dst_port as usize] {
-            PORT_BLOCKED => {}
-            PORT_PROXY => return self.inbound(f, n),
-            _ => return,
-        }
-        let entry = self.table.lookup(f.src);
-        if !self.table.is_blocked(entry) {
-            return;
+        if entry == NONE {
+            return self.inbound(f, n);
         }
         if let Some(cutoff) = &self.cutoff {
             let e = &self.table.entries[entry as usize];
@@ -526,45 +605,64 @@ impl<'a> Analyzer<'a> {
         if self.held.is_empty() {
             return;
         }
-        let mut order = std::mem::take(&mut self.order);
-        order.clear();
-        order.extend(self.held.iter().enumerate().map(|(i, h)| u64::from(h.row) << 32 | i as u64));
-        order.sort_unstable();
-        let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
-        // The held flows copied row by row first, in one loop whose reads
-        // do not wait on each other: read in place, each flow was a cache
-        // miss (the batch fills the core's cache) stalling its
-        // row's figures; copied, each row's flows are read in sequence.
+        // The held flows placed row by row with a counting sort by row
+        // (by row modulo the number of buckets beyond 2^16 rows: a bucket
+        // then holds a few rows' flows, each in the order they came), in
+        // two loops whose reads do not wait on each other: read in place,
+        // each flow was a cache miss (the batch fills the core's cache)
+        // stalling its row's figures; placed, each row's flows are read in
+        // sequence. Sorting (row, place) pairs cost more than the placing.
+        let buckets = self.subs.len().next_power_of_two().min(1 << 16);
+        let mask = buckets - 1;
+        let mut at = std::mem::take(&mut self.bucket_at);
+        at.clear();
+        at.resize(buckets + 1, 0);
+        for h in &self.held {
+            at[(h.row as usize & mask) + 1] += 1;
+        }
+        for b in 1..=buckets {
+            at[b] += at[b - 1];
+        }
         let mut sorted = std::mem::take(&mut self.sorted);
-        sorted.clear();
-        sorted.extend(order.iter().map(|&o| self.held[o as u32 as usize]));
-        let mut rest = &sorted[..];
-        for group in order.chunk_by(|a, b| a >> 32 == b >> 32) {
-            let (these, more) = rest.split_at(group.len());
-            rest = more;
-            let flows = || these.iter();
-            let s = &mut self.subs[(group[0] >> 32) as usize];
-            // The group's destinations are in random places of the row's
-            // set of seen destinations: read them all first, in a loop
-            // without branches, so the memory fetches overlap instead of
-            // each waiting behind the previous flow's.
-            std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
-            for h in flows() {
-                let after = h.after as usize;
-                s.flows[after] += h.n;
-                s.packets[after] += h.packets;
-                s.bytes += h.bytes;
-                s.first = s.first.min(h.start_ms);
-                s.last = s.last.max(h.end_ms.max(h.start_ms));
-                s.destinations.add_key(h.dst);
-            }
-            for h in flows() {
-                s.stream.add_key(h.start_ms, h.dst, window_ms, cap);
-                s.times.add(h.start_ms);
+        if sorted.len() < self.held.len() {
+            sorted.resize(self.held.len(), self.held[0]);
+        }
+        for h in &self.held {
+            let b = &mut at[h.row as usize & mask];
+            sorted[*b as usize] = *h;
+            *b += 1;
+        }
+        // Now at[b] is where bucket b ends (and b + 1 begins).
+        let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
+        let mut from = 0;
+        for &to in &at[..buckets] {
+            let bucket = &sorted[from as usize..to as usize];
+            from = to;
+            for these in bucket.chunk_by(|a, b| a.row == b.row) {
+                let flows = || these.iter();
+                let s = &mut self.subs[these[0].row as usize];
+                // The group's destinations are in random places of the row's
+                // set of seen destinations: read them all first, in a loop
+                // without branches, so the memory fetches overlap instead of
+                // each waiting behind the previous flow's.
+                std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
+                for h in flows() {
+                    let after = h.after as usize;
+                    s.flows[after] += h.n;
+                    s.packets[after] += h.packets;
+                    s.bytes += h.bytes;
+                    s.first = s.first.min(h.start_ms);
+                    s.last = s.last.max(h.end_ms.max(h.start_ms));
+                    s.destinations.add_key(h.dst);
+                }
+                for h in flows() {
+                    s.stream.add_key(h.start_ms, h.dst, window_ms, cap);
+                    s.times.add(h.start_ms);
+                }
             }
         }
         self.held.clear();
-        self.order = order;
+        self.bucket_at = at;
         self.sorted = sorted;
     }
 
@@ -589,12 +687,9 @@ impl<'a> Analyzer<'a> {
         self.subs.iter().map(|s| s.stream.late).sum()
     }
 
-    /// An inbound connection on a proxy port: kept when it comes from
-    /// outside the policy's space to an address in blocked space.
+    /// An inbound connection on a proxy port from outside the policy's
+    /// space to an address in blocked space ([`inbound_kept`]).
     fn inbound(&mut self, f: &Flow, n: u64) {
-        if !inbound_kept(self.table, f) {
-            return;
-        }
         let e =
             self.inbound.entry(f.dst).or_insert_with(|| InboundSeen { first_ms: u64::MAX, ..InboundSeen::default() });
         e.flows += n;
@@ -1043,6 +1138,45 @@ mod tests {
         }
     }
 
+    /// Past 2^16 rows a fold's bucket holds the flows of several rows,
+    /// interleaved: each row still gets what its flows alone give (here,
+    /// what analyzers holding a quarter of the rows each, fewer than 2^16,
+    /// give).
+    #[test]
+    fn rows_are_the_same_past_two_to_the_sixteen_rows() {
+        let policy = crate::policy::parse(
+            "[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"10.0.0.0/14\"]\n",
+            std::path::Path::new("p.toml"),
+        )
+        .unwrap();
+        let lpm = Table::new(&policy);
+        let opts = Options { window_ms: 60_000, threshold: 2, block_at_ms: None };
+        let mut all = Analyzer::new(&policy, &lpm, opts);
+        let mut quarters: Vec<Analyzer> = (0..4).map(|_| Analyzer::new(&policy, &lpm, opts)).collect();
+        let rows = 70_000u32;
+        let mut x = 7u64;
+        for round in 0..3u64 {
+            for i in 0..rows {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                // Every row in a different order each round.
+                let who = (u64::from(i) * 40_503 + round * 977 + (x & 1)) % u64::from(rows);
+                let src = IpAddr::from((0x0a00_0000 + who as u32).to_be_bytes());
+                let f = smtp(src, IpAddr::from([192, 0, 2, (x >> 8) as u8]), 1000 * round + (x >> 20) % 999);
+                all.add(&f);
+                quarters[(who % 4) as usize].add(&f);
+            }
+        }
+        let mut want: Vec<Row> = quarters.iter_mut().flat_map(|a| a.rows()).collect();
+        let mut got = all.rows();
+        assert!(got.len() > 1 << 16, "{}", got.len());
+        let key = |r: &Row| (r.subscriber, r.flows);
+        want.sort_by_key(key);
+        got.sort_by_key(key);
+        assert!(got == want);
+    }
+
     /// Within the caps, the streaming figures are the ones computed from
     /// every flow: in any order up to the reorder buffer, in start order
     /// beyond it.
@@ -1133,8 +1267,8 @@ mod tests {
             f.dst_port = [25, 25, 3128, 8080, 443, 80][(x >> 20) as usize % 6];
             f.proto = if x >> 24 & 7 == 0 { 17 } else { 6 };
             all.add_counted(&f, 1 + (x >> 28) % 2);
-            if pre.wants(&f) {
-                some.add_counted(&f, 1 + (x >> 28) % 2);
+            if let Some(w) = pre.wants(&f) {
+                some.add_wanted(&f, 1 + (x >> 28) % 2, w);
             } else {
                 some.flows_seen += 1 + (x >> 28) % 2;
             }
@@ -1143,6 +1277,46 @@ mod tests {
         assert!(rows.iter().any(|r| r.inbound.is_some()) && rows.len() == 8, "{rows:?}");
         assert_eq!(rows, some.rows());
         assert_eq!((all.flows_seen, all.flows_matched), (some.flows_seen, some.flows_matched));
+    }
+
+    /// Flows split by subscriber into shards, each analyzed apart and
+    /// absorbed back, give the rows and counts one analyzer gives.
+    #[test]
+    fn shards_absorbed_give_the_same_rows() {
+        let p = one_network();
+        let table = Table::new(&p);
+        let opts = Options { window_ms: 30_000, threshold: 3, block_at_ms: Some(9_000_000) };
+        let mut all = Analyzer::new(&p, &table, opts);
+        let mut one = Analyzer::new(&p, &table, opts);
+        let mut shards: Vec<Analyzer> = (1..3).map(|_| one.shard()).collect();
+        let pre = all.prefilter();
+        let mut x = 5u64;
+        for i in 0..40_000u64 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let inside = IpAddr::from([198, 51, 100, (x % 64) as u8]);
+            let outside = IpAddr::from([203, 0, 113, (x >> 8) as u8 % 32]);
+            let (src, dst) = if x >> 16 & 1 == 0 { (inside, outside) } else { (outside, inside) };
+            let mut f = smtp(src, dst, 500 * i);
+            f.dst_port = [25, 25, 3128, 8080, 443][(x >> 20) as usize % 5];
+            all.add(&f);
+            match pre.wants(&f) {
+                Some(w) => match w.shard(&f, 3) {
+                    0 => one.add_wanted(&f, 1, w),
+                    k => shards[k - 1].add_wanted(&f, 1, w),
+                },
+                None => one.flows_seen += 1,
+            }
+        }
+        assert!(shards.iter_mut().all(|s| !s.rows().is_empty()));
+        for s in shards {
+            one.absorb(s);
+        }
+        let rows = all.rows();
+        assert!(rows.iter().filter(|r| r.inbound.is_some()).count() > 10 && rows.len() == 64, "{rows:?}");
+        assert_eq!(rows, one.rows());
+        assert_eq!((all.flows_seen, all.flows_matched), (one.flows_seen, one.flows_matched));
     }
 
     #[test]
@@ -1155,7 +1329,7 @@ mod tests {
         let bound = MAX_DESTINATIONS.next_power_of_two() * (4 + 32)
             + 2 * DISTINCT_EXACT * 8
             + (REORDER + 1).next_power_of_two() * 32
-            + WINDOW_DESTINATIONS.next_power_of_two() * (4 + 16 + 8)
+            + (2 * WINDOW_DESTINATIONS).next_power_of_two() * (4 + 16 + 8)
             + RATE_CAP.next_power_of_two() * 8
             + 2 * TIME_BUCKETS * 24;
         let mut sizes = Vec::new();

@@ -214,12 +214,20 @@ pub(crate) struct Stream {
     /// The latest start time taken.
     taken: Option<u64>,
     /// Destinations seen within the window before `taken`: tag, address
-    /// and last start, in three arrays (the tags are scanned per flow),
-    /// and the earliest of the last starts.
+    /// and last start, in three arrays (the tags are scanned per flow), in
+    /// the order they were last seen, so the last starts ascend and those
+    /// that leave the window leave from the front, at `head`: nothing is
+    /// moved per flow (compacting the arrays as each one left was most of
+    /// the cost of a flow whose window is full). A destination seen again
+    /// is appended anew and its earlier entry killed: its tag inverted, so
+    /// it matches no lookup of its address. The arrays are compacted only
+    /// when they reach twice the cap, at most once every `cap` flows.
     recent_tags: Vec<u32>,
     recent_keys: Vec<u128>,
     recent_last: Vec<u64>,
-    oldest: u64,
+    head: usize,
+    /// Live entries at and after `head`: the distinct destinations in the window.
+    live: usize,
     pub peak_destinations: usize,
     pub destinations_capped: bool,
     /// Starts within the minute before `taken`.
@@ -268,26 +276,30 @@ impl Stream {
         };
         self.taken = Some(t);
         // Distinct destinations whose last flow started within [t - window,
-        // t]: those that left it never come back (t only grows), so they
-        // are dropped as soon as the earliest leaves.
+        // t]: those that left it never come back (t only grows), and they
+        // are the first ones.
         let lo = t.saturating_sub(window_ms);
-        if self.oldest < lo && !self.recent_last.is_empty() {
-            self.expire(lo);
+        while self.head < self.recent_last.len() && self.recent_last[self.head] < lo {
+            if is_live(self.recent_tags[self.head], self.recent_keys[self.head]) {
+                self.live -= 1;
+            }
+            self.head += 1;
         }
         let tag = mix(k) as u32;
-        match find_tag(&self.recent_tags, &self.recent_keys, tag, k) {
-            Some(i) => self.recent_last[i] = t,
-            None if self.recent_tags.len() < cap => {
-                if self.recent_tags.is_empty() {
-                    self.oldest = t;
-                }
-                self.recent_tags.push(tag);
-                self.recent_keys.push(k);
-                self.recent_last.push(t);
+        let from = self.head;
+        match find_tag(&self.recent_tags[from..], &self.recent_keys[from..], tag, k) {
+            Some(i) => {
+                // Seen again: the entry moves to the back, as the latest.
+                self.recent_tags[from + i] = !tag;
+                self.push_recent(tag, k, t, cap);
+            }
+            None if self.live < cap => {
+                self.live += 1;
+                self.push_recent(tag, k, t, cap);
             }
             None => self.destinations_capped = true,
         }
-        self.peak_destinations = self.peak_destinations.max(self.recent_tags.len());
+        self.peak_destinations = self.peak_destinations.max(self.live);
         // Flows that started within (t - 1 min, t].
         while self.minute.front().is_some_and(|&f| t - f >= 60_000) {
             self.minute.pop_front();
@@ -300,20 +312,28 @@ impl Stream {
         self.peak_rate = self.peak_rate.max(self.minute.len());
     }
 
-    fn expire(&mut self, lo: u64) {
-        let mut j = 0;
-        for i in 0..self.recent_last.len() {
-            if self.recent_last[i] >= lo {
-                self.recent_tags[j] = self.recent_tags[i];
-                self.recent_keys[j] = self.recent_keys[i];
-                self.recent_last[j] = self.recent_last[i];
-                j += 1;
+    /// Appends a destination's entry, first dropping the entries that left
+    /// (before `head`) and the killed ones when the arrays hold twice the
+    /// cap: after that they hold at most `cap`, the live ones.
+    fn push_recent(&mut self, tag: u32, k: u128, t: u64, cap: usize) {
+        if self.recent_tags.len() >= 2 * cap {
+            let mut j = 0;
+            for i in self.head..self.recent_tags.len() {
+                if is_live(self.recent_tags[i], self.recent_keys[i]) {
+                    self.recent_tags[j] = self.recent_tags[i];
+                    self.recent_keys[j] = self.recent_keys[i];
+                    self.recent_last[j] = self.recent_last[i];
+                    j += 1;
+                }
             }
+            self.recent_tags.truncate(j);
+            self.recent_keys.truncate(j);
+            self.recent_last.truncate(j);
+            self.head = 0;
         }
-        self.recent_tags.truncate(j);
-        self.recent_keys.truncate(j);
-        self.recent_last.truncate(j);
-        self.oldest = self.recent_last.iter().copied().min().unwrap_or(0);
+        self.recent_tags.push(tag);
+        self.recent_keys.push(k);
+        self.recent_last.push(t);
     }
 
     pub fn heap_bytes(&self) -> usize {
@@ -323,6 +343,13 @@ impl Stream {
             + self.recent_last.capacity() * 8
             + self.minute.capacity() * std::mem::size_of::<u64>()
     }
+}
+
+/// Whether an entry of [`Stream`]'s window is its destination's latest
+/// (a killed entry's tag is inverted, so it is never its key's tag).
+#[inline]
+fn is_live(tag: u32, k: u128) -> bool {
+    tag == mix(k) as u32
 }
 
 /// Where `k` (whose tag is `tag`) is in `keys`. The tags are compared 16
@@ -458,6 +485,51 @@ mod tests {
             d.add(IpAddr::from([192, 0, (i >> 8) as u8, i as u8]));
         }
         assert_eq!(d.distinct(), (DISTINCT_EXACT, false));
+    }
+
+    /// Past its cap too, the window holds what a map of each destination's
+    /// last start does when it forgets those that left the window and
+    /// refuses new ones while full: the peak, and whether the cap was hit.
+    #[test]
+    fn window_peaks_follow_a_map_of_last_starts_past_the_cap() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for round in 0..200 {
+            let cap = WINDOW_DESTINATIONS + (next() % 8) as usize;
+            let window = 1 + next() % 50_000;
+            // Few destinations: most flows see one again; many: the window fills.
+            let ndst = 1 + next() % if round % 2 == 0 { 40 } else { 4000 };
+            let mut s = Stream::default();
+            let mut map: std::collections::HashMap<u128, u64> = Default::default();
+            let (mut peak, mut capped, mut t) = (0, false, 0u64);
+            for _ in 0..3000 {
+                // Distinct start times: the reorder buffer keeps them in this order.
+                t += 1 + next() % 2000;
+                let d = next() % ndst;
+                let k = key(IpAddr::from([192, 0, (d >> 8) as u8, d as u8]));
+                s.add_key(t, k, window, cap);
+                map.retain(|_, last| *last >= t.saturating_sub(window));
+                if map.contains_key(&k) || map.len() < cap {
+                    map.insert(k, t);
+                } else {
+                    capped = true;
+                }
+                peak = peak.max(map.len());
+            }
+            s.finish(window, cap);
+            assert_eq!((s.peak_destinations, s.destinations_capped), (peak, capped), "round {round}");
+            assert!(
+                s.heap_bytes()
+                    <= (REORDER + 1).next_power_of_two() * 32
+                        + (2 * cap).next_power_of_two() * 28
+                        + RATE_CAP.next_power_of_two() * 8
+            );
+        }
     }
 
     #[test]

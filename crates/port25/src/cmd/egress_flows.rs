@@ -6,7 +6,7 @@ use port25_egress::attribution::load::{self as attribution, Spec};
 use port25_egress::attribution::{Named, WarningKind};
 use port25_egress::flow::{nfcapd, pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
-use port25_egress::report::{self, Analyzer, Options};
+use port25_egress::report::{self, Analyzer, Options, Wanted};
 use port25_egress::{policy, table::Table};
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -340,7 +340,9 @@ fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
 #[derive(Default)]
 struct Slot {
     raw: Vec<u8>,
-    flows: Vec<nfcapd::Counted>,
+    /// Per shard of the analysis ([`Wanted::shard`]), with what the
+    /// prefilter found, so the analysis does not look it up again.
+    flows: Vec<Vec<(Flow, u64, Wanted)>>,
     /// Flows the prefilter dropped, which the analysis only counts.
     dropped: u64,
     stats: nfcapd::Stats,
@@ -450,12 +452,23 @@ fn reader_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
 }
 
+/// Shards of the analysis: as many as the machine has cores, at most 4.
+/// The calling thread analyzes one and puts the blocks in order; each
+/// other shard has a thread.
+fn analysis_shards() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4)
+}
+
 /// Streams every block of every file into the analyzer. Reader threads
-/// read, decompress and decode blocks and drop the flows the analysis
-/// would only count ([`Analyzer::prefilter`]); the calling thread analyzes
-/// the rest in file order, so every figure is what one thread reading the
-/// files in order computes. Memory: a fixed number of block buffers,
-/// whatever the files' sizes.
+/// read, decompress and decode blocks, drop the flows the analysis would
+/// only count ([`Analyzer::prefilter`]) and split the rest by subscriber
+/// address into shards ([`Wanted::shard`]); the calling thread takes the
+/// blocks in file order and analyzes one shard's flows, and a thread per
+/// other shard its own (when the analyzer holds nothing yet: otherwise one
+/// shard). Each subscriber's flows are analyzed in file order by one
+/// analyzer, so every figure is what one thread reading the files in order
+/// computes. Memory: a fixed number of block buffers, whatever the files'
+/// sizes.
 pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow::Result<NfcapdRead> {
     let mut files = Vec::new();
     for path in paths {
@@ -466,13 +479,15 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
         return Ok(r);
     }
     let threads = reader_threads();
+    let shards = if analyzer.is_empty() { analysis_shards() } else { 1 };
     let prefilter = analyzer.prefilter();
     let feed = std::sync::Mutex::new(Feed { files: &files, file: 0, reader: None, seq: 0, finished: false });
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Slot>();
     let free_rx = std::sync::Mutex::new(free_rx);
     let (done_tx, done_rx) = std::sync::mpsc::channel::<(u64, Step)>();
-    // Two slots per thread: one being decoded, one waiting to be analyzed.
-    for _ in 0..2 * threads + 1 {
+    // Two slots per reader thread (one being decoded, one waiting to be
+    // analyzed) and one per shard being analyzed.
+    for _ in 0..2 * threads + shards {
         free_tx.send(Slot::default()).expect("receiver held here");
     }
     std::thread::scope(|scope| {
@@ -487,14 +502,15 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
                     let (seq, next) = feed.lock().unwrap_or_else(|e| e.into_inner()).next(&mut slot);
                     let step = match next {
                         Next::Decode(b) => {
-                            slot.flows.clear();
+                            slot.flows.resize_with(shards, Vec::new);
+                            slot.flows.iter_mut().for_each(Vec::clear);
                             slot.stats = nfcapd::Stats::default();
                             let (flows, dropped) = (&mut slot.flows, &mut slot.dropped);
                             *dropped = 0;
                             slot.problem =
                                 nfcapd::decode_block(&b, &slot.raw, &mut scratch, &mut slot.stats, &mut |f, n| {
-                                    if prefilter.wants(f) {
-                                        flows.push((*f, n));
+                                    if let Some(w) = prefilter.wants(f) {
+                                        flows[w.shard(f, shards)].push((*f, n, w));
                                     } else {
                                         *dropped += n;
                                     }
@@ -512,8 +528,40 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
                 }
             });
         }
+        // The other shards' threads: each analyzes its flows of every block,
+        // in the order the calling thread hands them over.
+        let mut to_shards = Vec::new();
+        let mut joined = Vec::new();
+        for k in 1..shards {
+            let (tx, rx) = std::sync::mpsc::channel::<std::sync::Arc<Slot>>();
+            to_shards.push(tx);
+            let (free_tx, done_tx) = (free_tx.clone(), done_tx.clone());
+            let mut shard = analyzer.shard();
+            joined.push(scope.spawn(move || {
+                let _guard = LostGuard(&done_tx);
+                for slot in rx {
+                    for (f, n, w) in &slot.flows[k] {
+                        shard.add_wanted(f, *n, *w);
+                    }
+                    // The last one done with the block hands the slot back.
+                    if let Some(slot) = std::sync::Arc::into_inner(slot) {
+                        let _ = free_tx.send(slot);
+                    }
+                }
+                shard
+            }));
+        }
         drop(done_tx);
-        let analyzed = analyze_in_order(&files, &done_rx, &free_tx, analyzer, &mut r);
+        let analyzed = analyze_in_order(&files, &done_rx, &free_tx, &to_shards, analyzer, &mut r);
+        // The shards' threads end when their channels close.
+        drop(to_shards);
+        let analyzed = analyzed.and_then(|()| {
+            for j in joined {
+                let shard = j.join().map_err(|_| anyhow::anyhow!("an nfcapd analysis thread failed"))?;
+                analyzer.absorb(shard);
+            }
+            Ok(())
+        });
         // Whatever happened, the reader threads stop: no more slots come
         // back (they wait on none), and what they send is not read.
         drop(free_tx);
@@ -534,6 +582,7 @@ fn analyze_in_order(
     files: &[PathBuf],
     done: &std::sync::mpsc::Receiver<(u64, Step)>,
     free: &std::sync::mpsc::Sender<Slot>,
+    shards: &[std::sync::mpsc::Sender<std::sync::Arc<Slot>>],
     analyzer: &mut Analyzer,
     r: &mut NfcapdRead,
 ) -> anyhow::Result<()> {
@@ -548,7 +597,7 @@ fn analyze_in_order(
             None => {
                 let (seq, step) = done.recv().context("the nfcapd reader threads stopped early")?;
                 if matches!(step, Step::Lost) {
-                    anyhow::bail!("an nfcapd reader thread failed");
+                    anyhow::bail!("an nfcapd reader or analysis thread failed");
                 }
                 waiting.insert(seq, step);
                 continue;
@@ -557,8 +606,12 @@ fn analyze_in_order(
         next += 1;
         let slot = match step {
             Step::Block(slot) => {
-                for (f, n) in &slot.flows {
-                    analyzer.add_counted(f, *n);
+                let slot = std::sync::Arc::new(slot);
+                for s in shards {
+                    s.send(slot.clone()).map_err(|_| anyhow::anyhow!("an nfcapd analysis thread stopped early"))?;
+                }
+                for (f, n, w) in slot.flows.first().into_iter().flatten() {
+                    analyzer.add_wanted(f, *n, *w);
                 }
                 analyzer.flows_seen += slot.dropped;
                 r.stats.add(&slot.stats);
@@ -569,7 +622,11 @@ fn analyze_in_order(
                         r.named.push(named(&files[slot.file], p));
                     }
                 }
-                slot
+                // The last one done with the block hands the slot back.
+                match std::sync::Arc::into_inner(slot) {
+                    Some(slot) => slot,
+                    None => continue,
+                }
             }
             Step::FileEnd(slot, reader) => {
                 r.files += 1;
