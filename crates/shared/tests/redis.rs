@@ -190,3 +190,79 @@ async fn nothing_answers_on_a_port_without_redis() {
     let r = node(port).await;
     assert!(r.enter_session("alice", "x", 1, Duration::from_secs(1)).await.is_err());
 }
+
+/// The node's CPU per store call (issue 16: the client's cost per
+/// session), not a test of behaviour: run by hand with
+/// `cargo test --release -p port25-shared --test redis -- --ignored --nocapture cpu_per_call`.
+/// 20,000 RESERVE calls (four windows, as a recipient's reservation) at
+/// 16 and 64 concurrent callers over the default pool of 4, on two worker
+/// threads as on the bench machine; prints this process's CPU (user +
+/// system, /proc/self/stat) and redis-server's per call.
+#[test]
+#[ignore = "a measurement, run by hand"]
+fn cpu_per_call() {
+    const CALLS: usize = 20_000;
+    let s = start();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    for callers in [16usize, 64] {
+        let r = Arc::new(rt.block_on(async {
+            let c = RedisConfig {
+                url: format!("redis://127.0.0.1:{}/0", s.port),
+                pool: 4,
+                timeout: Duration::from_secs(5),
+                prefix: format!("cost{callers}:"),
+            };
+            Redis::connect(&c).await.unwrap()
+        }));
+        let windows = |i: usize| -> Vec<Window> {
+            ["rph", "rpd", "mph", "mpd"]
+                .iter()
+                .map(|k| Window {
+                    key: format!("{k}:login{}", i % 50),
+                    span: Duration::from_secs(3600),
+                    max: 10_000_000,
+                })
+                .collect()
+        };
+        // Warm up: the connections opened and the script loaded.
+        rt.block_on(async {
+            for i in 0..200 {
+                r.reserve(&windows(i), Some(&format!("w{i}"))).await.unwrap().unwrap();
+            }
+        });
+        let (cpu0, server0, wall0) =
+            (cpu_ticks("self"), cpu_ticks(&s.child.id().to_string()), std::time::Instant::now());
+        rt.block_on(async {
+            let mut tasks = Vec::new();
+            for c in 0..callers {
+                let r = r.clone();
+                tasks.push(tokio::spawn(async move {
+                    for i in (c..CALLS).step_by(callers) {
+                        r.reserve(&windows(i), Some(&format!("m{i}"))).await.unwrap().unwrap();
+                    }
+                }));
+            }
+            for t in tasks {
+                t.await.unwrap();
+            }
+        });
+        let wall = wall0.elapsed();
+        let (cpu, server) = (cpu_ticks("self") - cpu0, cpu_ticks(&s.child.id().to_string()) - server0);
+        let per_call = |ticks: u64| ticks as f64 * 10_000.0 / CALLS as f64;
+        println!(
+            "{CALLS} RESERVE calls, {callers} callers, pool 4: client CPU {:.1} us/call, redis-server {:.1} us/call, {:.0} calls/s",
+            per_call(cpu),
+            per_call(server),
+            CALLS as f64 / wall.as_secs_f64()
+        );
+    }
+}
+
+/// utime + stime of a process in clock ticks (100 per second on Linux).
+fn cpu_ticks(pid: &str) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
