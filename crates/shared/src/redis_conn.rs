@@ -218,16 +218,32 @@ impl Pool {
                 return Err(format!("{why} (tried again within {} ms)", RETRY_AFTER.as_millis()));
             }
         }
-        match Conn::open(&self.ep).await {
-            Ok(c) => {
-                *self.down.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                Ok(Lease { pool: self, conn: Some(c), _permit: permit })
+        let mut attempt = Attempt { pool: self, outcome: None };
+        let opened = Conn::open(&self.ep).await;
+        attempt.outcome = Some(opened.as_ref().err().cloned());
+        opened.map(|c| Lease { pool: self, conn: Some(c), _permit: permit })
+    }
+}
+
+/// A connection attempt, which records its outcome for the next callers
+/// also when its caller stops waiting (a server that does not answer SYN
+/// counts as down, as one that refuses).
+struct Attempt<'a> {
+    pool: &'a Pool,
+    /// `Some(None)`: connected; `Some(Some(e))`: failed; `None`: abandoned.
+    outcome: Option<Option<String>>,
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        let down = match self.outcome.take() {
+            Some(None) => None,
+            Some(Some(e)) => Some((Instant::now(), e)),
+            None => {
+                Some((Instant::now(), format!("no connection to {}:{} in time", self.pool.ep.host, self.pool.ep.port)))
             }
-            Err(e) => {
-                *self.down.lock().unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), e.clone()));
-                Err(e)
-            }
-        }
+        };
+        *self.pool.down.lock().unwrap_or_else(|p| p.into_inner()) = down;
     }
 }
 
@@ -415,6 +431,19 @@ mod tests {
         let e = c.call(&[b"PING", b"b"]).await.unwrap_err();
         assert!(e.contains("over the limit"), "{e}");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    /// A server that takes the connection but never answers AUTH: the
+    /// caller's timeout ends the attempt, and the next callers are told at
+    /// once rather than each waiting out their timeout.
+    #[tokio::test]
+    async fn an_attempt_given_up_counts_as_down() {
+        let (port, accepted) = fake(|_, _| None).await;
+        let pool = Pool::new(endpoint(port), 2);
+        assert!(tokio::time::timeout(Duration::from_millis(100), pool.get()).await.is_err());
+        let e = pool.get().await.err().unwrap();
+        assert!(e.contains("in time") && e.contains("tried again within"), "{e}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     /// Nothing listening: the error names the server, and for a while the
