@@ -133,8 +133,10 @@ impl Parser<'_> {
                 if len > self.limits.bulk {
                     return Err(ProtoError::BulkTooLong(n));
                 }
-                let end = next + len;
-                match self.buf.get(end..end + 2) {
+                // Saturating: `len` is bounded by the caller's limit, which
+                // may be as large as it likes.
+                let end = next.saturating_add(len);
+                match self.buf.get(end..end.saturating_add(2)) {
                     Some(b"\r\n") => Ok(Some((Value::Bulk(Some(self.buf[next..end].to_vec())), end + 2))),
                     Some(_) => Err(ProtoError::BadBulkEnd),
                     // The data or its CRLF not all here yet: what is, must fit.
