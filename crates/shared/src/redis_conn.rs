@@ -24,8 +24,8 @@ use crate::resp::{self, Value, LIMITS};
 
 /// After a failed connection attempt, callers fail at once for this long
 /// instead of each trying again: a store that is down must not slow every
-/// session by a connection attempt (and a node reconnects at most this
-/// often, as before with fred's reconnect policy).
+/// session by a connection attempt (a node reconnects at most this
+/// often).
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 
 /// Where the server is and how to log in: `redis://[user:password@]host[:port][/db]`.
