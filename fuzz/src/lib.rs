@@ -38,6 +38,9 @@ pub mod http;
 pub mod dnscheck;
 // --- wire: MTA-STS ---
 pub mod mta_sts;
+
+// --- shared (issue 16) ---
+pub mod shared;
 // --- mx ---
 pub mod mx;
 // --- screen ---

@@ -30,6 +30,8 @@ use port25_events::{catalogue as ev, emit};
 
 mod postgres;
 mod redis;
+mod redis_conn;
+pub mod resp;
 pub use postgres::{Postgres, PostgresConfig, SCHEMA as POSTGRES_SCHEMA};
 pub use redis::{Redis, RedisConfig};
 

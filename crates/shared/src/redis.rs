@@ -1,9 +1,9 @@
 //! The Redis backend: one Lua script per operation (a script is atomic on
 //! the server; each reads the server's clock with TIME; sent once with
-//! SCRIPT LOAD, then run by its hash with EVALSHA), a fixed pool
-//! of multiplexed connections, every command bounded by a timeout. One
-//! Redis server (with a replica for failover if wanted), not Redis Cluster:
-//! a script touches several keys.
+//! SCRIPT LOAD, then run by its hash with EVALSHA), over a fixed pool of
+//! connections each carrying one command at a time (redis_conn.rs), every
+//! operation bounded by a timeout. One Redis server (with a replica for
+//! failover if wanted), not Redis Cluster: a script touches several keys.
 //!
 //! Every key lives under the configured prefix and expires: failure counts
 //! after the window, locks after the lockout, known devices after
@@ -15,17 +15,18 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::*;
-
+use crate::redis_conn::{text, Endpoint, Pool};
+use crate::resp::Value;
 use crate::{Full, LockRules, Pending, Scope, SharedState, Slot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
     /// `redis://[user:password@]host:port/db`
     pub url: String,
-    /// Connections in the pool (each multiplexes many commands).
+    /// Connections in the pool: at most this many commands at once (each
+    /// connection carries one at a time; more callers wait for a free one).
     pub pool: usize,
-    /// Per command and per connection attempt.
+    /// Per operation: waiting for a connection, connecting, the commands.
     pub timeout: Duration,
     /// Every key starts with it (several deployments on one server).
     pub prefix: String,
@@ -33,6 +34,8 @@ pub struct RedisConfig {
 
 pub struct Redis {
     pool: Pool,
+    /// host:port, for messages.
+    server: String,
     timeout: Duration,
     prefix: String,
     /// Each script's text as sent (with [`NOW`] when it reads the clock)
@@ -155,60 +158,56 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' ' .. ARGV[4]
 return 1";
 
 impl Redis {
-    /// Builds the pool and starts connecting; does not wait for Redis (a
-    /// node starts while it is down, and reconnects every 500 ms).
+    /// Reads the URL and opens one connection if Redis answers within the
+    /// timeout; does not wait longer (a node starts while Redis is down:
+    /// each operation then tries to connect, at most every 500 ms).
     pub async fn connect(config: &RedisConfig) -> Result<Redis, String> {
-        let c = Config::from_url(&config.url).map_err(|e| format!("redis url: {e}"))?;
-        let timeout = config.timeout;
-        let pool = Builder::from_config(c)
-            .with_connection_config(|cc| {
-                cc.connection_timeout = timeout;
-                cc.internal_command_timeout = timeout;
-                cc.max_command_attempts = 1;
-            })
-            .with_performance_config(|p| p.default_command_timeout = timeout)
-            .set_policy(ReconnectPolicy::new_constant(0, 500))
-            .build_pool(config.pool.clamp(1, 64))
-            .map_err(|e| format!("redis: {e}"))?;
-        let _ = pool.connect_pool();
-        let _ = tokio::time::timeout(timeout, pool.wait_for_connect()).await;
-        Ok(Redis { pool, timeout, prefix: config.prefix.clone(), scripts: Default::default() })
+        let ep = Endpoint::parse(&config.url).map_err(|e| format!("redis url: {e}"))?;
+        let server = format!("{}:{}", ep.host, ep.port);
+        let pool = Pool::new(ep, config.pool.clamp(1, 64));
+        let _ = tokio::time::timeout(config.timeout, pool.get()).await;
+        Ok(Redis { pool, server, timeout: config.timeout, prefix: config.prefix.clone(), scripts: Default::default() })
     }
 
     /// Runs one script: EVALSHA once the server knows it (SCRIPT LOAD the
     /// first time; loaded again after NOSCRIPT, e.g. a restarted server),
-    /// all of it bounded by the timeout.
-    async fn eval<R: FromValue>(
-        &self,
-        script: &'static str,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<R, Unreachable> {
+    /// all of it bounded by the timeout. A server's error reply is an
+    /// `Err` too.
+    async fn eval(&self, script: &'static str, keys: &[String], args: &[String]) -> Result<Value, Unreachable> {
         let run = async {
             let known = self.scripts.read().unwrap_or_else(|p| p.into_inner()).get(script).cloned();
-            let (text, sha) = match known {
+            let (body, sha) = match known {
                 Some(k) => k,
                 None => {
-                    let text: Arc<str> =
+                    let body: Arc<str> =
                         if script.contains("now") { format!("{NOW}{script}").into() } else { script.into() };
-                    (text, None)
+                    (body, None)
                 }
             };
-            let client = self.pool.next_connected();
+            let numkeys = keys.len().to_string();
+            let mut conn = self.pool.get().await?;
             if let Some(sha) = &sha {
-                match client.evalsha::<R, _, _, _>(sha.to_string(), keys.clone(), args.clone()).await {
-                    Err(e) if e.details().contains("NOSCRIPT") => {}
-                    other => return other,
+                match conn.call(&evalsha(sha, &numkeys, keys, args)).await? {
+                    Value::Error(e) if e.starts_with(b"NOSCRIPT") => {}
+                    other => return Ok(other),
                 }
             }
-            let sha: String = client.script_load(text.to_string()).await?;
-            self.scripts.write().unwrap_or_else(|p| p.into_inner()).insert(script, (text, Some(sha.as_str().into())));
-            client.evalsha::<R, _, _, _>(sha, keys, args).await
+            let sha: Arc<str> = match conn.call(&[b"SCRIPT", b"LOAD", body.as_bytes()]).await? {
+                Value::Bulk(Some(sha)) if sha.len() == 40 && sha.iter().all(u8::is_ascii_hexdigit) => {
+                    String::from_utf8_lossy(&sha).into()
+                }
+                other => return Err(format!("SCRIPT LOAD answered {}", text(&other))),
+            };
+            self.scripts.write().unwrap_or_else(|p| p.into_inner()).insert(script, (body, Some(sha.clone())));
+            conn.call(&evalsha(&sha, &numkeys, keys, args)).await
         };
         match tokio::time::timeout(self.timeout, run).await {
+            Ok(Ok(Value::Error(e))) => Err(Unreachable(format!("redis {}: {}", self.server, text(&Value::Error(e))))),
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(Unreachable(format!("redis: {e}"))),
-            Err(_) => Err(Unreachable(format!("redis: no answer within {} ms", self.timeout.as_millis()))),
+            Ok(Err(e)) => Err(Unreachable(format!("redis {}: {e}", self.server))),
+            Err(_) => {
+                Err(Unreachable(format!("redis {}: no answer within {} ms", self.server, self.timeout.as_millis())))
+            }
         }
     }
 
@@ -219,11 +218,33 @@ impl Redis {
     }
 }
 
-/// The two numbers every script answers with.
-fn pair(v: Vec<i64>) -> Result<(i64, i64), Unreachable> {
-    match v[..] {
-        [a, b] => Ok((a, b)),
-        _ => Err(Unreachable(format!("redis: a script answered {v:?}"))),
+/// `EVALSHA sha numkeys keys... args...`
+fn evalsha<'a>(sha: &'a str, numkeys: &'a str, keys: &'a [String], args: &'a [String]) -> Vec<&'a [u8]> {
+    let mut v: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+    v.push(b"EVALSHA");
+    v.push(sha.as_bytes());
+    v.push(numkeys.as_bytes());
+    v.extend(keys.iter().map(|k| k.as_bytes()));
+    v.extend(args.iter().map(|a| a.as_bytes()));
+    v
+}
+
+/// The two numbers most scripts answer with.
+fn pair(v: Value) -> Result<(i64, i64), Unreachable> {
+    match v {
+        Value::Array(Some(a)) => match a[..] {
+            [Value::Integer(x), Value::Integer(y)] => Ok((x, y)),
+            _ => Err(Unreachable(format!("redis: a script answered {a:?}"))),
+        },
+        other => Err(Unreachable(format!("redis: a script answered {other:?}"))),
+    }
+}
+
+/// The one number the other scripts answer with.
+fn int(v: Value) -> Result<i64, Unreachable> {
+    match v {
+        Value::Integer(n) => Ok(n),
+        other => Err(Unreachable(format!("redis: a script answered {other:?}"))),
     }
 }
 
@@ -268,7 +289,7 @@ impl SharedState for Redis {
             let l = login.unwrap_or("");
             let keys =
                 vec![self.key(&["lock", "a", address]), self.key(&["lock", "l", l]), self.key(&["known", l, address])];
-            let (which, left) = pair(self.eval(LOCKED, keys, vec![flag(login.is_some())]).await?)?;
+            let (which, left) = pair(self.eval(LOCKED, &keys, &[flag(login.is_some())]).await?)?;
             let left = Duration::from_millis(left.max(0) as u64);
             Ok(match which {
                 1 => Some((Scope::Address, left)),
@@ -299,7 +320,7 @@ impl SharedState for Redis {
                 ms(rules.lockout),
                 flag(login.is_some()),
             ];
-            let (a, l) = pair(self.eval(FAILED, keys, args).await?)?;
+            let (a, l) = pair(self.eval(FAILED, &keys, &args).await?)?;
             let mut started = Vec::new();
             if a > 0 {
                 started.push((Scope::Address, a as u32));
@@ -318,7 +339,7 @@ impl SharedState for Redis {
                 self.key(&["lock", "l", login]),
                 self.key(&["known", login, address]),
             ];
-            let _: i64 = self.eval(SUCCEEDED, keys, vec![ms(rules.known_for)]).await?;
+            int(self.eval(SUCCEEDED, &keys, &[ms(rules.known_for)]).await?)?;
             Ok(())
         })
     }
@@ -329,13 +350,13 @@ impl SharedState for Redis {
             if windows.is_empty() {
                 return Ok(Ok(()));
             }
-            let keys = windows.iter().map(|w| self.key(&["w", &w.key])).collect();
+            let keys: Vec<String> = windows.iter().map(|w| self.key(&["w", &w.key])).collect();
             let mut args = vec![member.unwrap_or("").to_owned()];
             for w in &windows {
                 args.push(ms(w.span));
                 args.push(w.max.to_string());
             }
-            let (i, wait) = pair(self.eval(RESERVE, keys, args).await?)?;
+            let (i, wait) = pair(self.eval(RESERVE, &keys, &args).await?)?;
             Ok(if i > 0 {
                 Err(Full { index: i as usize - 1, retry_after: Duration::from_millis(wait.max(0) as u64) })
             } else {
@@ -349,21 +370,16 @@ impl SharedState for Redis {
             if keys.is_empty() {
                 return Ok(());
             }
-            let keys = keys.iter().map(|k| self.key(&["w", k])).collect();
-            let _: i64 = self.eval(RELEASE, keys, vec![member.to_owned()]).await?;
+            let keys: Vec<String> = keys.iter().map(|k| self.key(&["w", k])).collect();
+            int(self.eval(RELEASE, &keys, &[member.to_owned()]).await?)?;
             Ok(())
         })
     }
 
     fn enter_session<'a>(&'a self, login: &'a str, session: &'a str, max: u32, ttl: Duration) -> Pending<'a, bool> {
         Box::pin(async move {
-            let n: i64 = self
-                .eval(
-                    ENTER,
-                    vec![self.key(&["sessions", login])],
-                    vec![session.to_owned(), max.max(1).to_string(), ms(ttl)],
-                )
-                .await?;
+            let keys = [self.key(&["sessions", login])];
+            let n = int(self.eval(ENTER, &keys, &[session.to_owned(), max.max(1).to_string(), ms(ttl)]).await?)?;
             Ok(n == 1)
         })
     }
@@ -383,7 +399,7 @@ impl SharedState for Redis {
                 self.key(&["sessions", slot.login]),
             ];
             let args = vec![ms(rules.known_for), slot.session.to_owned(), slot.max.max(1).to_string(), ms(slot.ttl)];
-            let n: i64 = self.eval(SUCCEEDED_ENTER, keys, args).await?;
+            let n = int(self.eval(SUCCEEDED_ENTER, &keys, &args).await?)?;
             Ok(n == 1)
         })
     }
@@ -395,29 +411,48 @@ impl SharedState for Redis {
     fn record_use<'a>(&'a self, login: &'a str, legacy: bool, ip: &'a str, port: u16, unix: i64) -> Pending<'a, ()> {
         Box::pin(async move {
             let field = format!("{}:{login}", flag(legacy));
-            let _: i64 = self
-                .eval(
-                    RECORD,
-                    vec![self.key(&["usage"])],
-                    vec![field, unix.to_string(), ip.to_owned(), port.to_string()],
-                )
-                .await?;
+            let args = [field, unix.to_string(), ip.to_owned(), port.to_string()];
+            int(self.eval(RECORD, &[self.key(&["usage"])], &args).await?)?;
             Ok(())
         })
     }
 
+    /// Read in pages (HSCAN, about 1,000 records each) so that no reply
+    /// is larger than the client's bounds however many logins there are;
+    /// a record seen twice while the hash grows is counted once.
     fn usage(&self) -> Pending<'_, Vec<UseRecord>> {
         Box::pin(async move {
-            let all = tokio::time::timeout(
-                self.timeout * 20,
-                self.pool
-                    .next_connected()
-                    .hgetall::<std::collections::HashMap<String, String>, _>(self.key(&["usage"])),
-            )
-            .await
-            .map_err(|_| Unreachable("redis: the usage records did not arrive in time".into()))?
-            .map_err(|e| Unreachable(format!("redis: {e}")))?;
-            let mut out: Vec<UseRecord> = all.iter().filter_map(|(f, v)| parse_use(f, v)).collect();
+            let key = self.key(&["usage"]);
+            let scan = async {
+                let mut conn = self.pool.get().await?;
+                let mut all: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+                let mut cursor = b"0".to_vec();
+                loop {
+                    let page = conn.call(&[b"HSCAN", key.as_bytes(), &cursor, b"COUNT", b"1000"]).await?;
+                    let Value::Array(Some(mut page)) = page else { return Err(text(&page)) };
+                    let (Some(Value::Array(Some(items))), Some(Value::Bulk(Some(next))), None) =
+                        (page.pop(), page.pop(), page.pop())
+                    else {
+                        return Err("HSCAN answered something else than a cursor and records".into());
+                    };
+                    let mut it = items.into_iter();
+                    while let (Some(Value::Bulk(Some(f))), Some(Value::Bulk(Some(v)))) = (it.next(), it.next()) {
+                        all.insert(f, v);
+                    }
+                    if next == b"0" {
+                        return Ok(all);
+                    }
+                    cursor = next;
+                }
+            };
+            let all = tokio::time::timeout(self.timeout * 20, scan)
+                .await
+                .map_err(|_| Unreachable(format!("redis {}: the usage records did not arrive in time", self.server)))?
+                .map_err(|e| Unreachable(format!("redis {}: {e}", self.server)))?;
+            let mut out: Vec<UseRecord> = all
+                .iter()
+                .filter_map(|(f, v)| parse_use(std::str::from_utf8(f).ok()?, std::str::from_utf8(v).ok()?))
+                .collect();
             out.sort_by(|a, b| (&a.login, a.legacy).cmp(&(&b.login, b.legacy)));
             Ok(out)
         })
@@ -426,7 +461,7 @@ impl SharedState for Redis {
 
 impl Redis {
     async fn release_raw(&self, key: String, member: &str) -> Result<(), Unreachable> {
-        let _: i64 = self.eval(RELEASE, vec![key], vec![member.to_owned()]).await?;
+        int(self.eval(RELEASE, &[key], &[member.to_owned()]).await?)?;
         Ok(())
     }
 }
