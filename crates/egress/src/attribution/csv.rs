@@ -2,7 +2,8 @@
 //! quotes) for the radacct export and Kea's memfile, which is CSV without
 //! quotes (Kea escapes commas in values as `&#x2c`, undone by the caller).
 
-use super::lines::{Line, Lines, MAX_LINE};
+use super::lines::{too_long, Line, Lines, MAX_LINE};
+use super::{Origin, WarningKind, Warnings};
 use std::io::{self, BufRead};
 
 /// One record: the line it starts on, its fields, and whether it ended
@@ -44,6 +45,25 @@ struct Partial {
 }
 
 impl<R: BufRead> Records<R> {
+    /// The next whole row of `file`: a row over the limit is skipped and
+    /// a row the file ends inside (no line end) ends the reading, each a
+    /// counted warning naming its line, as the radacct and Kea readers
+    /// both want.
+    pub fn next_row(&mut self, file: u32, w: &mut Warnings) -> io::Result<Option<Record>> {
+        while let Some(item) = self.next_record()? {
+            match item {
+                Item::Record(r) if r.terminated => return Ok(Some(r)),
+                Item::Record(r) => {
+                    let origin = Origin { file, line: r.line };
+                    w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
+                    return Ok(None);
+                }
+                Item::TooLong { line } => w.add(WarningKind::BadRecord, Origin { file, line }, too_long("this row")),
+            }
+        }
+        Ok(None)
+    }
+
     pub fn next_record(&mut self) -> io::Result<Option<Item>> {
         let mut rec: Option<Partial> = None;
         loop {

@@ -19,8 +19,7 @@
 //! (`store-extended-info`); else the hardware address, the client id
 //! (DHCPv4) or the DUID (DHCPv6). Kea writes commas inside values as `&#x2c`.
 
-use super::csv::{records, Item};
-use super::lines::too_long;
+use super::csv::records;
 use super::store::{Slots, Store, LEASE_ID};
 use super::{
     nonempty, option82, prefix_of, secs_ms, unhex, Origin, Session, Source, SubscriberKind, WarningKind, Warnings,
@@ -60,19 +59,8 @@ pub fn parse_each(text: &str, file: u32, each: &mut dyn FnMut(Row), w: &mut Warn
 pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Row), w: &mut Warnings) -> io::Result<()> {
     let mut header: Option<HashMap<String, usize>> = None;
     let mut rows = records(r);
-    while let Some(item) = rows.next_record()? {
-        let r = match item {
-            Item::Record(r) => r,
-            Item::TooLong { line } => {
-                w.add(WarningKind::BadRecord, Origin { file, line }, too_long("this row"));
-                continue;
-            }
-        };
+    while let Some(r) = rows.next_row(file, w)? {
         let origin = Origin { file, line: r.line };
-        if !r.terminated {
-            w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
-            break;
-        }
         if r.fields.first().is_some_and(|f| f == "address") {
             header = Some(r.fields.iter().enumerate().map(|(i, f)| (f.clone(), i)).collect());
             continue;

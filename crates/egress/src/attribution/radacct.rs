@@ -12,8 +12,7 @@
 //! they are taken as UTC. The subscriber is `username`, else
 //! `callingstationid`.
 
-use super::csv::{records, Item};
-use super::lines::too_long;
+use super::csv::records;
 use super::{civil_ms, prefix_of, Origin, Session, Source, SubscriberKind, WarningKind, Warnings};
 use std::collections::HashMap;
 use std::io::{self, BufRead};
@@ -28,19 +27,8 @@ pub fn parse(text: &str, file: u32, out: &mut Vec<Session>, w: &mut Warnings) {
 pub fn read_each(r: impl BufRead, file: u32, each: &mut dyn FnMut(Session), w: &mut Warnings) -> io::Result<()> {
     let mut header: Option<HashMap<String, usize>> = None;
     let mut rows = records(r);
-    while let Some(item) = rows.next_record()? {
-        let r = match item {
-            Item::Record(r) => r,
-            Item::TooLong { line } => {
-                w.add(WarningKind::BadRecord, Origin { file, line }, too_long("this row"));
-                continue;
-            }
-        };
+    while let Some(r) = rows.next_row(file, w)? {
         let origin = Origin { file, line: r.line };
-        if !r.terminated {
-            w.add(WarningKind::Truncated, origin, "the file ends inside this row (no line end): not read");
-            break;
-        }
         let Some(h) = &header else {
             let h: HashMap<String, usize> =
                 r.fields.iter().enumerate().map(|(i, f)| (f.trim().to_ascii_lowercase(), i)).collect();
