@@ -869,6 +869,11 @@ mod tests {
     }
 
     fn message(i: u64) -> [Record; 3] {
+        message_at(i, 1_700_000_000_000 + i as i64)
+    }
+
+    /// Session `S{i}`, its message `S{i}A` and one delivered recipient, at `t`.
+    fn message_at(i: u64, t: i64) -> [Record; 3] {
         let (session, id) = (format!("S{i}"), format!("S{i}A"));
         [
             Record::Session {
@@ -878,7 +883,7 @@ mod tests {
                 port: (1024 + i % 60_000) as u16,
                 local: "192.0.2.1:587".into(),
                 proxy: None,
-                time_ms: 1_700_000_000_000 + i as i64,
+                time_ms: t,
                 tls: None,
                 login: None,
                 end_ms: None,
@@ -886,7 +891,7 @@ mod tests {
             Record::Message {
                 id: id.clone(),
                 session,
-                time_ms: 1_700_000_000_000 + i as i64,
+                time_ms: t,
                 message_id: Some(format!("m{i}@example.net")),
                 login: Some("alice@example.net".into()),
                 sender: None,
@@ -897,7 +902,7 @@ mod tests {
                 rcpt: "x@remote.example".into(),
                 outcome: "delivered",
                 detail: String::new(),
-                time_ms: 1_700_000_000_000 + i as i64,
+                time_ms: t,
             },
         ]
     }
@@ -1169,49 +1174,12 @@ mod tests {
         assert_eq!(r.trace(&Query::QueueId("S1A".into()), 10).unwrap(), Trace::default());
     }
 
+    /// [`message_at`] written, its recipient's outcome written twice (the
+    /// second an update of the row).
     fn session_and_message(c: &Connection, n: u64, t: i64) {
-        let id = format!("P{n:08}");
-        write(
-            c,
-            &Record::Session {
-                id: id.clone(),
-                listener: "submission".into(),
-                ip: "198.51.100.1".into(),
-                port: 1000,
-                local: "192.0.2.1:587".into(),
-                proxy: None,
-                time_ms: t,
-                tls: None,
-                login: None,
-                end_ms: None,
-            },
-        )
-        .unwrap();
-        write(
-            c,
-            &Record::Message {
-                id: format!("{id}A"),
-                session: id.clone(),
-                time_ms: t,
-                message_id: Some(format!("{n}@example.net")),
-                login: Some("alice@example.net".into()),
-                sender: None,
-                size: None,
-            },
-        )
-        .unwrap();
-        for outcome in ["accepted", "delivered"] {
-            write(
-                c,
-                &Record::Rcpt {
-                    id: format!("{id}A"),
-                    rcpt: "bob@remote.example".into(),
-                    outcome,
-                    detail: String::new(),
-                    time_ms: t,
-                },
-            )
-            .unwrap();
+        let records = message_at(n, t);
+        for r in records.iter().chain(&records[2..]) {
+            write(c, r).unwrap();
         }
     }
 
@@ -1266,7 +1234,7 @@ mod tests {
             .collect();
         assert_eq!(
             left,
-            ["P00000003A", "P00000004A"],
+            ["S3A", "S4A"],
             "pruned up to the first row within retention (an hour ahead counts)"
         );
     }
