@@ -1232,11 +1232,7 @@ mod tests {
             .unwrap()
             .map(Result::unwrap)
             .collect();
-        assert_eq!(
-            left,
-            ["S3A", "S4A"],
-            "pruned up to the first row within retention (an hour ahead counts)"
-        );
+        assert_eq!(left, ["S3A", "S4A"], "pruned up to the first row within retention (an hour ahead counts)");
     }
 
     #[test]
