@@ -18,7 +18,9 @@
 # so before and after are measured under the same machine load.
 # BASE_ABUSE=off: port25-base runs with [abuse] enabled = false (no trace
 # index, no account signals): with BASE_BIN set to the same binary, the
-# cost of keeping the index, in the same rounds (issue 19).
+# cost of keeping the index, in the same rounds (issue 19). The volume
+# signal the bench's burst raises is only tagged (on_volume = "tag"): a
+# held login's extra bookkeeping is not what this measures.
 # TOGETHER=1 (with BASE_BIN): port25 and port25-base are loaded at the same
 # time, each by its own smtp-load, so both see the same neighbours on a
 # shared machine; per round the ratio port25 / port25-base of the rate and
@@ -165,6 +167,11 @@ service = "submission"
 tls = "$MODE"
 [abuse]
 enabled = $([ "${4:-on}" = off ] && echo false || echo true)
+# The bench's one login sends thousands of messages a second from nothing:
+# the jump the desk holds by default, and each message of a held login is
+# remembered until the index has it (for the queue to hold). Measured here
+# is keeping the index and counting: the signal is raised, only tagged.
+on_volume = "tag"
 EOF
   echo "$PASSWORD" | "$1" users add "$LOGIN" --config "$2/port25.toml" >/dev/null
   "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
