@@ -15,7 +15,7 @@
 
 use crate::index::{now_ms, Index, Record};
 use port25_events as ev;
-use port25_events::fields::Named;
+use port25_events::fields::{Named, Picked};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use tracing_subscriber::layer::{Context, Layer};
@@ -42,59 +42,6 @@ pub fn rcpt_key(to: &str) -> String {
     to.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase()
 }
 
-/// The fields of an event the index reads: its id's [`wanted`] ones.
-#[derive(Default)]
-pub struct EventFields {
-    want: &'static [&'static str],
-    got: Vec<(&'static str, String)>,
-}
-
-impl EventFields {
-    /// For the event `id`: keeps only the fields it needs.
-    pub fn for_event(id: &str) -> EventFields {
-        let want = wanted(id);
-        EventFields { want, got: Vec::with_capacity(want.len()) }
-    }
-
-    /// Fields given by name (tests, tools).
-    pub fn of(pairs: &[(&'static str, &str)]) -> EventFields {
-        EventFields { want: &[], got: pairs.iter().map(|(k, v)| (*k, v.to_string())).collect() }
-    }
-
-    fn keep(&mut self, name: &'static str, value: impl FnOnce() -> String) {
-        if self.want.contains(&name) {
-            self.got.push((name, value()));
-        }
-    }
-
-    /// The field's value, taken out ("" when absent, or taken before).
-    fn take(&mut self, k: &str) -> String {
-        self.got.iter_mut().find(|(n, _)| *n == k).map(|(_, v)| std::mem::take(v)).unwrap_or_default()
-    }
-
-    fn has(&self, k: &str) -> bool {
-        self.got.iter().any(|(n, v)| *n == k && !v.is_empty())
-    }
-}
-
-impl tracing::field::Visit for EventFields {
-    fn record_str(&mut self, f: &tracing::field::Field, v: &str) {
-        self.keep(f.name(), || v.to_owned());
-    }
-    fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-        self.keep(f.name(), || format!("{v:?}"));
-    }
-    fn record_u64(&mut self, f: &tracing::field::Field, v: u64) {
-        self.keep(f.name(), || v.to_string());
-    }
-    fn record_i64(&mut self, f: &tracing::field::Field, v: i64) {
-        self.keep(f.name(), || v.to_string());
-    }
-    fn record_bool(&mut self, f: &tracing::field::Field, v: bool) {
-        self.keep(f.name(), || v.to_string());
-    }
-}
-
 /// The fields [`Feed::record`] reads of each event it reads.
 pub fn wanted(id: &str) -> &'static [&'static str] {
     match id {
@@ -115,7 +62,7 @@ pub fn wanted(id: &str) -> &'static [&'static str] {
 
 impl Feed {
     /// The index records one event makes (its [`wanted`] fields).
-    pub fn record(&mut self, id: &str, mut f: EventFields) -> Vec<Record> {
+    pub fn record(&mut self, id: &str, mut f: Picked) -> Vec<Record> {
         let mut get = |k: &str| f.take(k);
         let now = now_ms();
         match id {
@@ -219,7 +166,7 @@ impl Feed {
 
 /// A recipient's outcome; none when the event names no message or
 /// recipient (an empty field counts as absent: nothing to look up by).
-fn outcome(mut f: EventFields, outcome: &'static str, detail: String) -> Vec<Record> {
+fn outcome(mut f: Picked, outcome: &'static str, detail: String) -> Vec<Record> {
     if !f.has("id") || !f.has("to") {
         return vec![];
     }
@@ -276,7 +223,7 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
         // Only the events in READ get here ([`Named`]: chosen once per
         // callsite, by the id `emit!` gives as the callsite's name).
         let id = event.metadata().name();
-        let mut f = EventFields::for_event(id);
+        let mut f = Picked::new(wanted(id));
         event.record(&mut f);
         let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, f);
         for r in records {
@@ -289,8 +236,8 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
 mod tests {
     use super::*;
 
-    fn fields(pairs: &[(&'static str, &str)]) -> EventFields {
-        EventFields::of(pairs)
+    fn fields(pairs: &[(&'static str, &str)]) -> Picked {
+        Picked::of(pairs)
     }
 
     #[test]

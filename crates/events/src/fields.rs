@@ -1,27 +1,10 @@
 //! What the layers beside the log (the metrics, the abuse desk's trace
-//! index) share: a filter that lets through only catalogued events (those
-//! with an `event` field, decided once per callsite), and a visitor that
-//! reads an event's fields as strings.
+//! index) share: a filter that lets through only the catalogued events a
+//! layer names (decided once per callsite), and a visitor that reads only
+//! the fields the layer reads of each, as strings.
 
-use std::collections::HashMap;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Filter};
-
-/// Lets through only callsites that carry an `event` field.
-pub struct Catalogued;
-
-impl<S> Filter<S> for Catalogued {
-    fn enabled(&self, meta: &tracing::Metadata<'_>, _: &Context<'_, S>) -> bool {
-        meta.is_event() && meta.fields().field("event").is_some()
-    }
-    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
-        if meta.is_event() && meta.fields().field("event").is_some() {
-            tracing::subscriber::Interest::always()
-        } else {
-            tracing::subscriber::Interest::never()
-        }
-    }
-}
 
 /// Only the catalogued events named (by [`crate::emit!`], whose callsite
 /// name is the event id): decided once per callsite, so every other event
@@ -47,31 +30,64 @@ impl<S> Filter<S> for Named {
     }
 }
 
-/// One event's fields, as strings.
-#[derive(Default)]
-pub struct Fields(pub HashMap<&'static str, String>);
+/// The fields of one event that a layer reads, as strings: only the names
+/// it was made for are kept, so no map of every field and no string for a
+/// field nobody reads. A layer keeps a table of the fields it reads per
+/// event id (the callsite name [`crate::emit!`] gives) and makes one of
+/// these per event from it.
+#[derive(Debug, Default)]
+pub struct Picked {
+    want: &'static [&'static str],
+    got: Vec<(&'static str, String)>,
+}
 
-impl Visit for Fields {
-    fn record_str(&mut self, f: &Field, v: &str) {
-        self.0.insert(f.name(), v.to_owned());
+impl Picked {
+    /// For an event of which only the fields `want` are read.
+    pub fn new(want: &'static [&'static str]) -> Picked {
+        Picked { want, got: Vec::with_capacity(want.len()) }
     }
-    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        self.0.insert(f.name(), format!("{v:?}"));
+
+    /// Fields given by name, all kept (tests, tools).
+    pub fn of(pairs: &[(&'static str, &str)]) -> Picked {
+        Picked { want: &[], got: pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect() }
     }
-    fn record_u64(&mut self, f: &Field, v: u64) {
-        self.0.insert(f.name(), v.to_string());
+
+    fn keep(&mut self, name: &'static str, value: impl FnOnce() -> String) {
+        if self.want.contains(&name) {
+            self.got.push((name, value()));
+        }
     }
-    fn record_i64(&mut self, f: &Field, v: i64) {
-        self.0.insert(f.name(), v.to_string());
+
+    /// A field's value, "" when absent.
+    pub fn get(&self, k: &str) -> &str {
+        self.got.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| v.as_str())
     }
-    fn record_bool(&mut self, f: &Field, v: bool) {
-        self.0.insert(f.name(), v.to_string());
+
+    /// A field's value taken out ("" when absent, or taken before).
+    pub fn take(&mut self, k: &str) -> String {
+        self.got.iter_mut().find(|(n, _)| *n == k).map(|(_, v)| std::mem::take(v)).unwrap_or_default()
+    }
+
+    /// Whether the field is there and not empty.
+    pub fn has(&self, k: &str) -> bool {
+        !self.get(k).is_empty()
     }
 }
 
-impl Fields {
-    /// A field's value, "" when absent.
-    pub fn get(&self, k: &str) -> &str {
-        self.0.get(k).map_or("", String::as_str)
+impl Visit for Picked {
+    fn record_str(&mut self, f: &Field, v: &str) {
+        self.keep(f.name(), || v.to_owned());
+    }
+    fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
+        self.keep(f.name(), || format!("{v:?}"));
+    }
+    fn record_u64(&mut self, f: &Field, v: u64) {
+        self.keep(f.name(), || v.to_string());
+    }
+    fn record_i64(&mut self, f: &Field, v: i64) {
+        self.keep(f.name(), || v.to_string());
+    }
+    fn record_bool(&mut self, f: &Field, v: bool) {
+        self.keep(f.name(), || v.to_string());
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! [`MetricsLayer`] is a tracing layer: every `emit!` in every crate passes
 //! through it, so the services need no metrics code of their own and the
-//! event ids stay the one contract (docs/EVENTS.md). Only callsites with an
-//! `event` field reach it (decided once per callsite by tracing), whatever
-//! the log level. Gauges that describe state (queue, migration, captures)
+//! event ids stay the one contract (docs/EVENTS.md). Only the events it
+//! counts reach it ([`OBSERVED`], decided once per callsite by tracing),
+//! whatever the log level, and of each only the fields it reads ([`reads`])
+//! are turned into strings: it runs on the sessions' threads, for several
+//! events per message. Gauges that describe state (queue, migration, captures)
 //! are read at scrape time by [`crate::state`], not counted here.
 //!
 //! Label values come from bounded sets (listener names, enhanced status
@@ -12,7 +14,7 @@
 
 use port25_events as ev;
 use port25_events::field;
-use port25_events::fields::{Catalogued, Fields};
+use port25_events::fields::{Named, Picked};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -90,8 +92,9 @@ impl Metrics {
         *inner.counters.entry((name, labels)).or_default() += 1;
     }
 
-    /// Counts one catalogued event (the layer calls this; tests too).
-    fn observe(&self, id: &str, f: &Fields) {
+    /// Counts one catalogued event (the layer calls this; tests too), given
+    /// its [`reads`] fields.
+    fn observe(&self, id: &str, f: &Picked) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *g;
         let session = f.get(field::SESSION).to_owned();
@@ -159,14 +162,7 @@ impl Metrics {
             ev::HTTP_AUTOCONFIG => {
                 Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))])
             }
-            ev::SMTP_MAIL_REJECTED
-            | ev::SMTP_RCPT_REJECTED
-            | ev::SMTP_DATA_REJECTED
-            | ev::SESSION_REFUSED
-            | ev::SESSION_LIMIT
-            | ev::SESSION_PROTOCOL_VIOLATION
-            | ev::SUBMISSION_SENDER_REJECTED
-            | ev::SUBMISSION_LIMIT => {
+            id if REJECTIONS.contains(&id) => {
                 let reason =
                     match (f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION), f.get(field::REPLY)) {
                         (r, _, _, _) if !r.is_empty() => bounded(r),
@@ -296,18 +292,99 @@ pub struct MetricsLayer(pub Arc<Metrics>);
 
 impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        let mut f = Fields::default();
+        // Only OBSERVED events get here ([`Named`]); `emit!` makes the id
+        // the callsite's name.
+        let id = event.metadata().name();
+        let mut f = Picked::new(reads(id));
         event.record(&mut f);
-        if let Some(id) = f.0.get("event").cloned() {
-            self.0.observe(&id, &f);
-        }
+        self.0.observe(id, &f);
     }
 }
 
 impl MetricsLayer {
     /// The layer with its callsite filter, ready for `port25_events::init_with`.
     pub fn boxed(metrics: Arc<Metrics>) -> port25_events::ExtraLayer {
-        Box::new(MetricsLayer(metrics).with_filter(Catalogued))
+        Box::new(MetricsLayer(metrics).with_filter(Named(&OBSERVED)))
+    }
+}
+
+/// The refusals counted in `port25_rejections_total` and listed on the
+/// dashboard.
+const REJECTIONS: [&str; 8] = [
+    ev::SMTP_MAIL_REJECTED,
+    ev::SMTP_RCPT_REJECTED,
+    ev::SMTP_DATA_REJECTED,
+    ev::SESSION_REFUSED,
+    ev::SESSION_LIMIT,
+    ev::SESSION_PROTOCOL_VIOLATION,
+    ev::SUBMISSION_SENDER_REJECTED,
+    ev::SUBMISSION_LIMIT,
+];
+
+/// A rejection is counted by why and listed by who: the fields read.
+const REJECTION_READS: &[&str] = &[
+    field::SESSION,
+    field::REASON,
+    field::LIMIT,
+    field::VIOLATION,
+    field::REPLY,
+    field::FROM,
+    field::TO,
+    field::SENDER,
+    field::USER,
+    field::PEER,
+];
+
+/// The other events [`Metrics::observe`] counts.
+const COUNTED: [&str; 14] = [
+    ev::SESSION_CONNECT,
+    ev::SESSION_CLOSED,
+    ev::SMTP_EHLO,
+    ev::SMTP_DATA_ACCEPTED,
+    ev::SUBMISSION_AUTH_FAILED,
+    ev::SUBMISSION_LOCKOUT,
+    ev::SUBMISSION_LEGACY,
+    ev::DELIVERY_DELIVERED,
+    ev::DELIVERY_DEFERRED,
+    ev::DELIVERY_FAILED,
+    ev::SPAMPOT_MESSAGE,
+    ev::SCREEN_CHECK,
+    ev::SCREEN_VERDICT,
+    ev::HTTP_AUTOCONFIG,
+];
+
+/// Every event [`Metrics::observe`] counts: the layer's filter.
+pub static OBSERVED: [&str; 22] = joined(COUNTED, REJECTIONS);
+
+/// `a` then `b`, in a constant (N = A + B, checked when compiled).
+const fn joined<const A: usize, const B: usize, const N: usize>(
+    a: [&'static str; A],
+    b: [&'static str; B],
+) -> [&'static str; N] {
+    assert!(A + B == N);
+    let mut out = [""; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = if i < A { a[i] } else { b[i - A] };
+        i += 1;
+    }
+    out
+}
+
+/// The fields [`Metrics::observe`] reads of each event it counts.
+pub fn reads(id: &str) -> &'static [&'static str] {
+    match id {
+        ev::SESSION_CONNECT => &[field::SESSION, field::LISTENER],
+        ev::SESSION_CLOSED | ev::SMTP_DATA_ACCEPTED => &[field::SESSION],
+        ev::SMTP_EHLO => &[field::SESSION, field::HELO],
+        ev::SUBMISSION_AUTH_FAILED => &[field::REASON],
+        ev::SUBMISSION_LOCKOUT => &[field::SCOPE],
+        ev::SUBMISSION_LEGACY => &[field::LISTENER],
+        ev::SCREEN_CHECK => &[field::CHECK, field::OUTCOME],
+        ev::SCREEN_VERDICT => &[field::CHECK, field::VERDICT],
+        ev::HTTP_AUTOCONFIG => &[field::KIND],
+        id if REJECTIONS.contains(&id) => REJECTION_READS,
+        _ => &[],
     }
 }
 
@@ -317,46 +394,67 @@ mod tests {
     use tracing_subscriber::layer::SubscriberExt;
 
     /// What `observe` reads from each event is a field the catalogue
-    /// lists for it (a field renamed there must be renamed here).
+    /// lists for it (a field renamed there must be renamed here), and
+    /// every event it counts is a catalogued one.
     #[test]
     fn the_fields_read_per_event_are_catalogued_for_it() {
-        let reads: &[(&str, &[&str])] = &[
-            (ev::SESSION_CONNECT, &[field::SESSION, field::LISTENER]),
-            (ev::SESSION_CLOSED, &[field::SESSION]),
-            (ev::SMTP_EHLO, &[field::SESSION, field::HELO]),
-            (ev::SMTP_DATA_ACCEPTED, &[field::SESSION]),
-            (ev::SUBMISSION_AUTH_FAILED, &[field::REASON]),
-            (ev::SUBMISSION_LOCKOUT, &[field::SCOPE]),
-            (ev::SUBMISSION_LEGACY, &[field::LISTENER]),
-            (ev::HTTP_AUTOCONFIG, &[field::KIND]),
-        ];
-        for (id, names) in reads {
-            for name in *names {
+        for id in &OBSERVED {
+            assert!(ev::ALL.contains(id), "{id} is not catalogued");
+            if reads(id) == REJECTION_READS {
+                // Counted by why (one of these) and listed by who: each
+                // rejection has some of the fields, none has them all.
+                let why = [field::REASON, field::LIMIT, field::VIOLATION, field::REPLY];
+                assert!(why.iter().any(|w| ev::fields(id).contains(w)), "{id} says no why");
+                assert!(ev::fields(id).contains(&field::SESSION), "{id} has no session");
+                continue;
+            }
+            for name in reads(id) {
                 assert!(ev::fields(id).contains(name), "{id} has no field {name}");
             }
         }
-        // A rejection is counted by why (one of these) and listed by who.
-        let why = [field::REASON, field::LIMIT, field::VIOLATION, field::REPLY];
-        let rejections = [
-            ev::SMTP_MAIL_REJECTED,
-            ev::SMTP_RCPT_REJECTED,
-            ev::SMTP_DATA_REJECTED,
-            ev::SESSION_REFUSED,
-            ev::SESSION_LIMIT,
-            ev::SESSION_PROTOCOL_VIOLATION,
-            ev::SUBMISSION_SENDER_REJECTED,
-            ev::SUBMISSION_LIMIT,
-        ];
-        for id in rejections {
-            assert!(why.iter().any(|w| ev::fields(id).contains(w)), "{id} says no why");
-            assert!(ev::fields(id).contains(&field::SESSION), "{id} has no session");
+        assert!(REJECTIONS.iter().all(|id| OBSERVED.contains(id)), "a rejection not observed");
+    }
+
+    /// Every event counted, through a real subscriber with the layer's own
+    /// filter: an event missing from [`OBSERVED`] would count nothing.
+    #[test]
+    fn each_observed_event_reaches_its_counter_through_the_layers_filter() {
+        let m = Arc::new(Metrics::default());
+        let subscriber = tracing_subscriber::registry().with(MetricsLayer::boxed(m.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            use port25_events::emit;
+            emit!(info, ev::SESSION_CONNECT, session = "s1", listener = "mx", peer = "192.0.2.1:1");
+            emit!(info, ev::SESSION_CONNECT, session = "s2", listener = "mx", peer = "192.0.2.1:2");
+            emit!(info, ev::SESSION_CLOSED, session = "s2", peer = "192.0.2.1:2");
+            emit!(info, ev::SUBMISSION_LOCKOUT, scope = "login", key = "k", failures = 10u64);
+            emit!(info, ev::SUBMISSION_LEGACY, session = "s1", listener = "mx", user = "u");
+            emit!(info, ev::DELIVERY_DELIVERED, id = "Q1", to = "a@b");
+            emit!(info, ev::DELIVERY_FAILED, id = "Q1", to = "c@b", reason = "no such user");
+            emit!(info, ev::SPAMPOT_MESSAGE, session = "p1", peer = "192.0.2.9:1", size = 10u64);
+            emit!(info, ev::HTTP_AUTOCONFIG, kind = "mozilla", domain = "example.net");
+            emit!(info, ev::SESSION_LIMIT, session = "s3", listener = "mx", limit = "per_client");
+        });
+        let mut out = Exposition::default();
+        m.render_counters(&mut out);
+        for line in [
+            "port25_sessions_total{listener=\"mx\"} 2",
+            "port25_sessions_active{listener=\"mx\"} 1",
+            "port25_auth_lockouts_total{scope=\"login\"} 1",
+            "port25_legacy_submissions_total{listener=\"mx\"} 1",
+            "port25_delivery_total{outcome=\"delivered\"} 1",
+            "port25_delivery_total{outcome=\"failed\"} 1",
+            "port25_spampot_messages_total 1",
+            "port25_autoconfig_requests_total{kind=\"mozilla\"} 1",
+            "port25_rejections_total{stage=\"session_limit\",reason=\"per_client\"} 1",
+        ] {
+            assert!(out.text.contains(line), "{line} not in:\n{}", out.text);
         }
     }
 
     #[test]
     fn events_become_counters() {
         let m = Arc::new(Metrics::default());
-        let subscriber = tracing_subscriber::registry().with(MetricsLayer(m.clone()).with_filter(Catalogued));
+        let subscriber = tracing_subscriber::registry().with(MetricsLayer::boxed(m.clone()));
         tracing::subscriber::with_default(subscriber, || {
             use port25_events::emit;
             emit!(info, ev::SESSION_CONNECT, session = "s1", listener = "mx", peer = "192.0.2.1:1");
