@@ -26,14 +26,20 @@
 # in one PostgreSQL ("port25-postgresql", backend = "postgresql"); each
 # store started here (redis-server; initdb + pg_ctl as nobody). Reported:
 # the medians and the throughput each shared store loses against the
-# in-process limits (goal: under 10 %).
+# in-process limits (goal: under 10 %), and what Redis itself spends: its
+# CPU per session during the port25-redis runs (on a machine whose CPUs
+# the load generator shares, that is throughput lost) and EVALSHA's
+# usec_per_call (INFO commandstats). REDIS_SLOWLOG=1 also logs every
+# command Redis runs (slowlog-log-slower-than 0, which costs Redis a
+# little) and prints each script's calls and microseconds per call, named
+# by the keys it touches.
 #
 # Usage: bench/submission-dovecot.sh     (as root; installs postfix and
 #        dovecot-core if missing)
 #        SHARED=1 bench/submission-dovecot.sh   (also needs redis-server and
 #        postgresql)
 # Env:   AUTH_CACHE=1 MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4671 P25_PORT=4672
-#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4
+#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4 REDIS_SLOWLOG=0
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load (built if missing); KEEP=1
 #        WORK_PARENT=/var/tmp: where the servers' Maildirs, Dovecot, Redis and PostgreSQL
 #        go. A tmpfs takes ext4's per-directory inode allocation (a third of the
@@ -62,6 +68,7 @@ LIMIT=${LIMIT:-10000000}
 REDIS_PORT=${REDIS_PORT:-4673}
 PG_PORT=${PG_PORT:-4674}
 SHARED_POOL=${SHARED_POOL:-4}
+REDIS_SLOWLOG=${REDIS_SLOWLOG:-0}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -191,6 +198,10 @@ if [ "$SHARED" = 1 ]; then
   redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$WORK/redis" --save "" --appendonly no >/dev/null &
   RD_PID=$!
   wait_port "$REDIS_PORT" 10 tcp || die "redis-server is not listening on $REDIS_PORT"
+  if [ "$REDIS_SLOWLOG" = 1 ]; then
+    redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-log-slower-than 0 >/dev/null
+    redis-cli -p "$REDIS_PORT" CONFIG SET slowlog-max-len 1000000 >/dev/null
+  fi
   mkdir -p "$WORK/pg"
   chown nobody "$WORK/pg"
   runuser -u nobody -- "$PG_BIN/initdb" -D "$WORK/pg/data" --auth-local=trust -U nobody >/dev/null
@@ -290,6 +301,8 @@ field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]
 echo "submission benchmark, logins checked by Dovecot $(dovecot --version | cut -d" " -f1) (auth cache $([ "$AUTH_CACHE" = 1 ] && echo on || echo off)): $MODE TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATES CPU
+REDIS_TICKS=0
+REDIS_SESSIONS=0
 for msgs in 1; do
   if [ "$msgs" = 1 ]; then key=sessions_per_s; count=sessions; else key=messages_per_s; count=messages; fi
   for round in $(seq "$ROUNDS"); do
@@ -297,11 +310,16 @@ for msgs in 1; do
     for k in $(seq 0 $((n - 1))); do
       name=${SERVERS[$(((k + round - 1) % n))]}
       t0=$(server_ticks "$name")
+      r0=$(ticks_of "${RD_PID:-0}")
       out=$(load "$(port_of "$name")" "$msgs")
       ACCEPTED[$name]=$((${ACCEPTED[$name]:-0} + $(field "$out" messages)))
       drain "$name"
       # After the drain: the CPU a run costs includes delivering its mail.
       t1=$(server_ticks "$name")
+      if [ "$name" = port25-redis ]; then
+        REDIS_TICKS=$((REDIS_TICKS + $(ticks_of "$RD_PID") - r0))
+        REDIS_SESSIONS=$((REDIS_SESSIONS + $(field "$out" sessions)))
+      fi
       rate=$(field "$out" "$key")
       cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field "$out" "$count")" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')
       RATES[$name,$msgs]+="$rate "
@@ -325,6 +343,28 @@ if [ "$SHARED" = 1 ]; then
       "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" \
       "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.1f %%", b ? 100 * (1 - a / b) : 0 }')" "$cpu"
   done
+  echo "redis-server CPU during the port25-redis runs: $(awk -v t="$REDIS_TICKS" -v hz="$HZ" -v n="$REDIS_SESSIONS" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }') ms/session ($REDIS_SESSIONS sessions)"
+  redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|script|hscan):' | sed 's/^/redis /'
+  if [ "$REDIS_SLOWLOG" = 1 ]; then
+    # Each entry: id, time, microseconds, [command, args...], client, name.
+    # A script is named by its hash and its keys with the login, address
+    # and session parts left out (the words before the first '@' or digit).
+    redis-cli -p "$REDIS_PORT" --json SLOWLOG GET -1 | python3 -c '
+import json, re, sys, collections
+calls = collections.defaultdict(lambda: [0, 0])
+for e in json.load(sys.stdin):
+    args = e[3]
+    if not args or args[0].upper() != "EVALSHA":
+        continue
+    n = int(args[2])
+    keys = [re.sub(r"[:][^:]*[@0-9].*$", "", k) for k in args[3:3 + n]]
+    c = calls[(args[1][:12], " ".join(keys))]
+    c[0] += 1
+    c[1] += e[2]
+for (sha, keys), (n, us) in sorted(calls.items(), key=lambda kv: -kv[1][1]):
+    print("redis script %s %8d calls %7.2f usec_per_call  keys: %s" % (sha, n, us / n, keys))
+'
+  fi
   exit 0
 fi
 for msgs in 1; do

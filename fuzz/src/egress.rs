@@ -71,17 +71,31 @@ pub fn flow_stream(data: &[u8]) {
     assert!(s.sets_deferred <= s.sets_recovered + s.sets_without_template);
 }
 
-/// A pcap file: never panics; every payload lies inside the input.
+/// A pcap file: never panics; every payload lies inside the input; the
+/// streaming reader (what `egress flows` reads files with) yields the same
+/// datagrams and counts as the slice reader.
 pub fn pcap_file(data: &[u8]) {
-    let Ok(mut r) = pcap::Reader::new(data) else { return };
+    let Ok(mut r) = pcap::Reader::new(data) else {
+        assert!(pcap::Stream::new(data).is_err(), "both refuse the header");
+        return;
+    };
+    let mut s = pcap::Stream::new(data).expect("the slice reader took the header");
     let range = data.as_ptr_range();
     let mut total = 0usize;
     for d in r.by_ref() {
         let p = d.payload.as_ptr_range();
         assert!(p.start >= range.start && p.end <= range.end);
         total += d.payload.len();
+        let e = s.next_datagram().expect("reading from memory cannot fail").expect("the stream yields it too");
+        assert_eq!(
+            (e.src, e.src_port, e.dst_port, e.ts_ms, e.payload),
+            (d.src, d.src_port, d.dst_port, d.ts_ms, d.payload)
+        );
         flow_datagram(d.payload);
     }
+    assert!(s.next_datagram().expect("reading from memory cannot fail").is_none());
+    assert_eq!(s.counts(), pcap::Counts { skipped: r.skipped, oversized: r.oversized, truncated: r.truncated });
+    assert!(s.position() <= data.len() as u64);
     assert!(total <= data.len());
 }
 

@@ -1,5 +1,5 @@
 //! The Redis backend: one Lua script per operation (a script is atomic on
-//! the server; each reads the server's clock with TIME; sent once with
+//! the server; the time is the server's clock, TIME; sent once with
 //! SCRIPT LOAD, then run by its hash with EVALSHA), over a fixed pool of
 //! connections each carrying one command at a time (redis_conn.rs), every
 //! operation bounded by a timeout. One Redis server (with a replica for
@@ -10,6 +10,18 @@
 //! `known_for`, windows after their span, session entries after their ttl.
 //! Nothing an attacker sends makes a key live longer or grow past a limit
 //! (a window refuses its `max + 1`th entry).
+//!
+//! Redis's own CPU is the cost here (issue 16: on the nodes' machines it
+//! is throughput lost), and a script costs about one `redis.call` each
+//! (command lookup, arguments, reply), so the scripts take the fewest
+//! calls for the common answer: a window or a session set is counted
+//! (ZCARD) before anything else, and its old entries are removed only
+//! when the count says it may be full; entries younger than the span
+//! never exceed ZCARD, so "room" from ZCARD alone is the answer a trim
+//! then a count would give, and a set never holds more than `max`
+//! entries either way. The clock (TIME) is read only when a script
+//! writes or trims, and its milliseconds are put together as a string
+//! from TIME's two integers, not formatted from a float.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -48,15 +60,29 @@ pub struct Redis {
 /// A script's text as sent, and its hash once the server has it.
 type Loaded = (Arc<str>, Option<Arc<str>>);
 
-/// Server time in milliseconds, for every script.
-const NOW: &str = "local t = redis.call('TIME') local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) ";
+/// Server time in milliseconds, read by `clock()` the first time a script
+/// needs it: `now` (a number, for arithmetic) and `now_s` (the same as
+/// digits, what ZADD stores: no float formatting).
+const NOW: &str = "
+local now, now_s
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now_s = t[1] .. string.sub(string.rep('0', 6 - #t[2]) .. t[2], 1, 3)
+    now = tonumber(now_s)
+  end
+end
+";
 
+/// KEYS: the address's lock, the login's lock, the device's known mark;
+/// ARGV: '1' when there is a login. The known mark is read only when the
+/// login is locked (the only time it matters).
 const LOCKED: &str = "
 local t = redis.call('PTTL', KEYS[1])
 if t > 0 then return {1, t} end
-if ARGV[1] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
+if ARGV[1] == '1' then
   t = redis.call('PTTL', KEYS[2])
-  if t > 0 then return {2, t} end
+  if t > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return {2, t} end
 end
 return {0, 0}";
 
@@ -80,28 +106,43 @@ if ARGV[5] == '1' then l = one(KEYS[3], KEYS[4], ARGV[3]) end
 return {a, l}";
 
 /// The body of SUCCEEDED as a Lua function, so that SUCCEEDED_ENTER runs
-/// the very same steps (a macro: `concat!` takes literals only).
+/// the very same steps (a macro: `concat!` takes literals only). The
+/// failures go without looking at the lock: a login under a lock has no
+/// failure count (FAILED deletes it when it sets the lock and counts
+/// nothing while one holds), so this never forgets a lock's failures.
 macro_rules! succeeded_fn {
     () => {
         "
-local function succeeded(fail, lock, device, device_ms)
-  if redis.call('PTTL', lock) <= 0 then redis.call('DEL', fail) end
+local function succeeded(fail, device, device_ms)
+  redis.call('DEL', fail)
   redis.call('SET', device, 1, 'PX', device_ms)
 end
 "
     };
 }
 
-/// The body of ENTER as a Lua function (see [`succeeded_fn`]); it reads
-/// `now`, which [`NOW`] defines before it.
+/// The body of ENTER as a Lua function (see [`succeeded_fn`]); it calls
+/// `clock()`, which [`NOW`] defines before it. A session already in (and
+/// younger than the ttl) is had and left as it is; a stale entry of it is
+/// entered again as if new (as a trim would have removed it).
 macro_rules! enter_fn {
     () => {
         "
 local function enter(k, session, max, ttl_ms)
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - tonumber(ttl_ms))
-  if redis.call('ZSCORE', k, session) then return 1 end
-  if redis.call('ZCARD', k) >= tonumber(max) then return 0 end
-  redis.call('ZADD', k, now, session)
+  clock()
+  max = tonumber(max)
+  local stale = now - tonumber(ttl_ms)
+  if redis.call('ZCARD', k) < max then
+    if redis.call('ZADD', k, 'NX', now_s, session) == 0 then
+      if tonumber(redis.call('ZSCORE', k, session)) > stale then return 1 end
+      redis.call('ZADD', k, now_s, session)
+    end
+  else
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', stale)
+    if redis.call('ZSCORE', k, session) then return 1 end
+    if redis.call('ZCARD', k) >= max then return 0 end
+    redis.call('ZADD', k, now_s, session)
+  end
   redis.call('PEXPIRE', k, ttl_ms)
   return 1
 end
@@ -109,25 +150,31 @@ end
     };
 }
 
-/// KEYS: the login's failures, its lock, the device's known mark; ARGV: known_ms.
-const SUCCEEDED: &str = concat!(succeeded_fn!(), "succeeded(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\nreturn 1");
+/// KEYS: the login's failures, the device's known mark; ARGV: known_ms.
+const SUCCEEDED: &str = concat!(succeeded_fn!(), "succeeded(KEYS[1], KEYS[2], ARGV[1])\nreturn 1");
 
-/// ARGV: member ('' to only check), then span_ms and max per key.
+/// ARGV: member ('' to only check), then span_ms and max per key. A
+/// window is trimmed only when its count (entries old and young) reaches
+/// its max: then the young ones decide.
 const RESERVE: &str = "
 for i, k in ipairs(KEYS) do
-  local span = tonumber(ARGV[2 * i])
   local max = tonumber(ARGV[2 * i + 1])
-  redis.call('ZREMRANGEBYSCORE', k, '-inf', now - span)
   if redis.call('ZCARD', k) >= max then
-    local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-    local wait = 0
-    if oldest[2] then wait = tonumber(oldest[2]) + span - now end
-    return {i, wait}
+    clock()
+    local span = tonumber(ARGV[2 * i])
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', now - span)
+    if redis.call('ZCARD', k) >= max then
+      local oldest = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+      local wait = 0
+      if oldest[2] then wait = tonumber(oldest[2]) + span - now end
+      return {i, wait}
+    end
   end
 end
 if ARGV[1] ~= '' then
+  clock()
   for i, k in ipairs(KEYS) do
-    redis.call('ZADD', k, now, ARGV[1])
+    redis.call('ZADD', k, now_s, ARGV[1])
     redis.call('PEXPIRE', k, ARGV[2 * i])
   end
 end
@@ -141,12 +188,12 @@ return 1";
 const ENTER: &str = concat!(enter_fn!(), "return enter(KEYS[1], ARGV[1], ARGV[2], ARGV[3])");
 
 /// SUCCEEDED then ENTER in one call (a login's AUTH: one round trip).
-/// KEYS: SUCCEEDED's three, then the sessions key; ARGV: known_ms, then
+/// KEYS: SUCCEEDED's two, then the sessions key; ARGV: known_ms, then
 /// ENTER's session, max, ttl_ms.
 const SUCCEEDED_ENTER: &str = concat!(
     succeeded_fn!(),
     enter_fn!(),
-    "succeeded(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\nreturn enter(KEYS[4], ARGV[2], ARGV[3], ARGV[4])"
+    "succeeded(KEYS[1], KEYS[2], ARGV[1])\nreturn enter(KEYS[3], ARGV[2], ARGV[3], ARGV[4])"
 );
 
 /// ARGV: field, unix seconds, ip, port. Value: 'seen ip port uses'.
@@ -180,7 +227,7 @@ impl Redis {
                 Some(k) => k,
                 None => {
                     let body: Arc<str> =
-                        if script.contains("now") { format!("{NOW}{script}").into() } else { script.into() };
+                        if script.contains("clock()") { format!("{NOW}{script}").into() } else { script.into() };
                     (body, None)
                 }
             };
@@ -334,11 +381,7 @@ impl SharedState for Redis {
 
     fn succeeded<'a>(&'a self, address: &'a str, login: &'a str, rules: LockRules) -> Pending<'a, ()> {
         Box::pin(async move {
-            let keys = vec![
-                self.key(&["fail", "l", login]),
-                self.key(&["lock", "l", login]),
-                self.key(&["known", login, address]),
-            ];
+            let keys = vec![self.key(&["fail", "l", login]), self.key(&["known", login, address])];
             int(self.eval(SUCCEEDED, &keys, &[ms(rules.known_for)]).await?)?;
             Ok(())
         })
@@ -394,7 +437,6 @@ impl SharedState for Redis {
         Box::pin(async move {
             let keys = vec![
                 self.key(&["fail", "l", login]),
-                self.key(&["lock", "l", login]),
                 self.key(&["known", login, address]),
                 self.key(&["sessions", slot.login]),
             ];

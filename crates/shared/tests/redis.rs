@@ -130,6 +130,47 @@ async fn sessions_are_capped_across_nodes_and_usage_is_one_record_per_login() {
     assert!(uses[1].legacy);
 }
 
+/// Entries stop counting once older than their span or ttl, also in a key
+/// kept alive by younger ones (the scripts remove old entries only when a
+/// count reaches its max): a full window has room again, a session slot a
+/// node never left frees, and a session entered again after its ttl
+/// counts from then. Spans of 2 s, steps 1.2 s apart.
+#[tokio::test]
+async fn entries_older_than_their_span_stop_counting() {
+    let s = start();
+    let (a, b) = (node(s.port).await, node(s.port).await);
+    let span = Duration::from_secs(2);
+    let step = Duration::from_millis(1200);
+    let w = vec![
+        Window { key: "rph:alice".into(), span, max: 2 },
+        Window { key: "rpd:alice".into(), span: Duration::from_secs(86400), max: 10 },
+    ];
+    assert_eq!(a.reserve(&w, Some("m1")).await.unwrap(), Ok(()));
+    assert!(a.enter_session("alice", "a:1", 2, span).await.unwrap());
+    assert!(a.enter_session("bob", "s:1", 3, span).await.unwrap());
+    tokio::time::sleep(step).await;
+    assert_eq!(b.reserve(&w, Some("m2")).await.unwrap(), Ok(()));
+    assert_eq!(b.reserve(&w, Some("m3")).await.unwrap().unwrap_err().index, 0, "m1 and m2 fill the window");
+    assert!(b.enter_session("alice", "a:2", 2, span).await.unwrap());
+    assert!(!b.enter_session("alice", "b:1", 2, span).await.unwrap(), "a:1 and a:2 hold both slots");
+    assert!(b.enter_session("bob", "s:2", 3, span).await.unwrap());
+    tokio::time::sleep(step).await;
+    // m1 and a:1 are older than the span now; m2 and a:2 are not.
+    assert_eq!(a.reserve(&w, Some("m3")).await.unwrap(), Ok(()), "m1 no longer counts");
+    let full = a.reserve(&w, Some("m4")).await.unwrap().unwrap_err();
+    assert_eq!(full.index, 0, "m2 and m3 fill the window");
+    assert!(full.retry_after < span, "until m2 leaves: {full:?}");
+    assert!(a.enter_session("alice", "b:1", 2, span).await.unwrap(), "a:1's slot is free");
+    assert!(!a.enter_session("alice", "b:2", 2, span).await.unwrap());
+    // s:1 entered again counts from now: with s:2 and s:3, bob's three
+    // slots are taken (s:1 left as it was would have freed one).
+    assert!(a.enter_session("bob", "s:1", 3, span).await.unwrap());
+    assert!(a.enter_session("bob", "s:3", 3, span).await.unwrap());
+    assert!(!a.enter_session("bob", "s:4", 3, span).await.unwrap(), "s:1, s:2 and s:3 are young");
+    let day = vec![Window { max: 3, ..w[1].clone() }];
+    assert!(a.reserve(&day, None).await.unwrap().is_err(), "the day window still counts m1, m2 and m3");
+}
+
 /// AUTH's one call: the login's failures forgotten, the address one of
 /// its devices, and a session slot taken as enter_session would.
 #[tokio::test]

@@ -158,6 +158,11 @@ pub fn load(specs: &[Spec]) -> Result<Loaded, String> {
     load_with(specs, &[])
 }
 
+/// The warning for a packet longer than a datagram can be.
+fn too_long() -> String {
+    format!("a packet longer than {} KiB (not an IPFIX export; skipped)", crate::flow::pcap::MAX_RECORD / 1024)
+}
+
 /// NAT event records of an IPFIX capture, each with the number of the
 /// datagram (packet) it came in as its line.
 fn read_nat_pcap(
@@ -167,26 +172,38 @@ fn read_nat_pcap(
     events: &mut Vec<cgnat::Event>,
     w: &mut Warnings,
 ) -> Result<(), String> {
-    let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    use crate::flow::pcap;
+    let input = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
     files.push(path.display().to_string());
     let file = u32::try_from(files.len() - 1).unwrap_or(u32::MAX);
-    let mut r = crate::flow::pcap::Reader::new(&data).map_err(|e| format!("{}: {e}", path.display()))?;
+    // Streamed one record at a time: memory does not follow the capture.
+    let mut r = pcap::Stream::new(std::io::BufReader::with_capacity(1 << 16, input))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let mut c = crate::flow::Collector::new();
     let mut flows = Vec::new();
     let mut n = 0u32;
-    for d in r.by_ref() {
+    let mut oversized = 0;
+    while let Some(d) = r.next_datagram().map_err(|e| format!("{}: {e}", path.display()))? {
         n = n.saturating_add(1);
         let malformed = c.stats.malformed;
         c.datagram(d.src, d.payload, &mut flows);
         flows.clear();
         let origin = Origin { file, line: n };
+        // Packets too long to be a datagram, skipped before this one.
+        for _ in oversized..r.counts().oversized {
+            w.add(super::WarningKind::BadRecord, origin, too_long());
+        }
+        oversized = r.counts().oversized;
         if c.stats.malformed > malformed {
             w.add(super::WarningKind::BadRecord, origin, "an IPFIX datagram that does not decode (skipped)");
         }
         let records = std::mem::take(&mut c.nat_records);
         cgnat::events_from_records(&records, numbering, origin, events, w);
     }
-    if r.truncated {
+    for _ in oversized..r.counts().oversized {
+        w.add(super::WarningKind::BadRecord, Origin { file, line: n.saturating_add(1) }, too_long());
+    }
+    if r.counts().truncated {
         w.add(
             super::WarningKind::Truncated,
             Origin { file, line: n.saturating_add(1) },

@@ -661,21 +661,33 @@ pub(crate) fn read_pcaps(
     let total = files.iter().map(|f| std::fs::metadata(f).map_or(0, |m| m.len())).sum();
     let bar = super::progress::Progress::new(quiet, "reading flows", total, true);
     for file in files {
-        let data = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
-        let mut reader = pcap::Reader::new(&data).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        // Streamed one record at a time: memory does not follow the
+        // capture's size (issue 20).
+        let input = std::fs::File::open(file).with_context(|| format!("reading {}", file.display()))?;
+        let len = input.metadata().map_or(0, |m| m.len());
+        let mut reader = pcap::Stream::new(std::io::BufReader::with_capacity(1 << 16, input))
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
         let mut done = 0;
-        #[allow(clippy::while_let_on_iterator)] // the loop reads reader.position()
-        while let Some(d) = reader.next() {
+        while let Some(d) = reader.next_datagram().with_context(|| format!("reading {}", file.display()))? {
             collector.datagram(d.src, d.payload, &mut flows);
             for f in flows.drain(..) {
                 analyzer.add(&f);
             }
-            bar.inc((reader.position() - done) as u64);
+            bar.inc(reader.position() - done);
             done = reader.position();
         }
-        bar.inc((data.len() - done) as u64);
-        skipped += reader.skipped;
-        if reader.truncated {
+        bar.inc(len.saturating_sub(done));
+        let counts = reader.counts();
+        skipped += counts.skipped;
+        if counts.oversized > 0 {
+            errln!(
+                "port25: {}: {} packets longer than {} KiB skipped (not flow exports)",
+                file.display(),
+                counts.oversized,
+                pcap::MAX_RECORD / 1024
+            );
+        }
+        if counts.truncated {
             errln!("port25: {}: the last packet is cut short (capture still running?); read up to it", file.display());
         }
     }
