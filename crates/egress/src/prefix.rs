@@ -47,6 +47,7 @@ pub struct Range {
     pub last: u128,
 }
 
+#[inline]
 pub fn ip_to_u128(ip: IpAddr) -> (Family, u128) {
     match ip {
         IpAddr::V4(a) => (Family::V4, u32::from(a) as u128),

@@ -181,7 +181,9 @@ impl Wanted {
             return 0;
         }
         let subscriber = if self.0 == NONE { f.dst } else { f.src };
-        (crate::window::mix(crate::window::key(subscriber)) % n as u64) as usize
+        // The high word of hash x n: a multiply, where a remainder by a
+        // number known only at run time was a division per flow.
+        ((u128::from(crate::window::mix(crate::window::key(subscriber))) * n as u128) >> 64) as usize
     }
 }
 

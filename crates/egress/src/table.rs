@@ -183,6 +183,7 @@ impl Table {
         self.v6_vals[n - 1]
     }
 
+    #[inline]
     pub fn lookup(&self, ip: IpAddr) -> u32 {
         match crate::prefix::ip_to_u128(ip) {
             (Family::V4, v) => self.lookup_v4(v as u32),

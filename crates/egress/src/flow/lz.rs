@@ -63,7 +63,14 @@ fn copy_match(out: &mut [u8], op: &mut usize, dist: usize, len: usize, max: usiz
     }
     let start = o - dist;
     *op = o + len;
-    if dist >= 16 {
+    if dist >= 32 && len <= 32 {
+        // Most matches of flow records (a field or two of the record
+        // before): one fixed 32-byte move, whose source ends at or before
+        // `o`, so it is a plain copy. It writes at most 31 bytes past
+        // o + len <= max, inside SLACK.
+        let (before, after) = out.split_at_mut(o);
+        after[..32].copy_from_slice(&before[start..start + 32]);
+    } else if dist >= 16 {
         // 16 bytes at a time, each a fixed move the compiler inlines (no
         // call to memmove): with the source at least 16 bytes back, each
         // chunk's source is written before it is read, overlapping or

@@ -41,6 +41,12 @@ const HEADER_LEN: usize = 40;
 const BLOCK_HEADER_LEN: usize = 12;
 const V3_RECORD: u16 = 11;
 const V3_HEADER_LEN: usize = 12;
+/// Element headers (type, length) as one little-endian word: the generic
+/// flow element of 52 bytes and the IPv4 address element of 12.
+const GENERIC_52: u32 = 1 | 52 << 16;
+const IPV4_12: u32 = 2 | 12 << 16;
+/// The V3 header, the generic flow and the IPv4 addresses.
+const V3_COMMON_V4_LEN: usize = V3_HEADER_LEN + 52 + 12;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -451,7 +457,19 @@ fn v3(r: &[u8]) -> Result<Option<Counted>, &'static str> {
     let elements = le16(r, 4);
     let mut pos = V3_HEADER_LEN;
     let (mut generic, mut addrs, mut count) = (None, None, 1u64);
-    for _ in 0..elements {
+    let mut walked = 0;
+    // What nfcapd writes for a NetFlow v5 or IPv4 v9/IPFIX flow starts
+    // with the generic flow element then the IPv4 addresses: both element
+    // headers are checked with one compare each and their contents read at
+    // fixed offsets, the loop below walking only what follows (the same
+    // result as walking them: both lengths are the minimum it accepts).
+    if elements >= 2 && r.len() >= V3_COMMON_V4_LEN && le32(r, 12) == GENERIC_52 && le32(r, 64) == IPV4_12 {
+        generic = Some(&r[16..64]);
+        addrs = Some((IpAddr::V4(Ipv4Addr::from(le32(r, 68))), IpAddr::V4(Ipv4Addr::from(le32(r, 72)))));
+        pos = V3_COMMON_V4_LEN;
+        walked = 2;
+    }
+    for _ in walked..elements {
         if r.len() - pos < 4 {
             return Err("V3 element header past the record");
         }
@@ -665,6 +683,79 @@ mod tests {
             assert!(got.iter().all(|x| x.1 == 1));
             assert_eq!((r.stats.blocks, r.stats.flows, r.problems_total), (4, 1000, 0), "{c:?}");
         }
+    }
+
+    /// A V3 record of these elements (each its type and contents).
+    fn record(elements: &[(u16, Vec<u8>)]) -> Vec<u8> {
+        let size = V3_HEADER_LEN + elements.iter().map(|e| 4 + e.1.len()).sum::<usize>();
+        let mut r = Vec::new();
+        r.extend_from_slice(&V3_RECORD.to_le_bytes());
+        r.extend_from_slice(&(size as u16).to_le_bytes());
+        r.extend_from_slice(&(elements.len() as u16).to_le_bytes());
+        r.extend_from_slice(&[0, 0, 1, 0, 0, 10]);
+        for (kind, body) in elements {
+            r.extend_from_slice(&kind.to_le_bytes());
+            r.extend_from_slice(&((4 + body.len()) as u16).to_le_bytes());
+            r.extend_from_slice(body);
+        }
+        r
+    }
+
+    fn generic(f: &Flow, extra: usize) -> (u16, Vec<u8>) {
+        let mut e = Vec::new();
+        for v in [f.start_ms, f.end_ms, f.end_ms, f.packets, f.bytes] {
+            e.extend_from_slice(&v.to_le_bytes());
+        }
+        e.extend_from_slice(&f.src_port.to_le_bytes());
+        e.extend_from_slice(&f.dst_port.to_le_bytes());
+        e.extend_from_slice(&[f.proto, f.tcp_flags, 0, 0]);
+        e.resize(48 + extra, 0);
+        (1, e)
+    }
+
+    fn ipv4(src: [u8; 4], dst: [u8; 4]) -> (u16, Vec<u8>) {
+        let mut e = u32::from_be_bytes(src).to_le_bytes().to_vec();
+        e.extend_from_slice(&u32::from_be_bytes(dst).to_le_bytes());
+        (2, e)
+    }
+
+    fn decode(records: &[Vec<u8>]) -> Result<Vec<Counted>, (usize, &'static str)> {
+        let mut got = Vec::new();
+        decode_records(&records.concat(), records.len() as u32, &mut Stats::default(), &mut |f, n| got.push((*f, n)))?;
+        Ok(got)
+    }
+
+    #[test]
+    fn records_read_the_same_whatever_the_order_of_their_elements() {
+        // nfcapd's usual layout (generic flow, then IPv4 addresses, then
+        // the rest) is read at fixed offsets: the same elements in another
+        // order or of other lengths, and what follows them (a flow
+        // counter, a later address element that replaces the first), read
+        // as the element walk reads them.
+        let mut f = flows(2)[1];
+        f.src = IpAddr::V4(Ipv4Addr::new(10, 0, 3, 7));
+        f.dst = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 25));
+        let (a, b) = ([10, 0, 3, 7], [192, 0, 2, 25]);
+        let counter = (5u16, 7u64.to_le_bytes().to_vec());
+        let received = (12u16, vec![127, 0, 0, 1]);
+        let usual = record(&[generic(&f, 0), ipv4(a, b), received.clone()]);
+        let swapped = record(&[ipv4(a, b), received.clone(), generic(&f, 0)]);
+        let longer = record(&[generic(&f, 8), ipv4(a, b)]);
+        assert_eq!(decode(&[usual, swapped, longer]).unwrap(), vec![(f, 1); 3]);
+        let counted = record(&[generic(&f, 0), ipv4(a, b), counter.clone()]);
+        let counted_swapped = record(&[counter, ipv4(a, b), generic(&f, 0)]);
+        assert_eq!(decode(&[counted, counted_swapped]).unwrap(), vec![(f, 7); 2]);
+        // A second address element replaces the first, in either place.
+        let mut g = f;
+        g.src = IpAddr::V4(Ipv4Addr::new(10, 0, 9, 9));
+        let twice = record(&[generic(&f, 0), ipv4(a, b), ipv4([10, 0, 9, 9], b)]);
+        let twice_swapped = record(&[ipv4(a, b), generic(&f, 0), ipv4([10, 0, 9, 9], b)]);
+        assert_eq!(decode(&[twice, twice_swapped]).unwrap(), vec![(g, 1); 2]);
+        // The usual headers in a record too short for the addresses: malformed, as walked.
+        let mut cut = record(&[generic(&f, 0), ipv4(a, b)]);
+        cut.truncate(V3_COMMON_V4_LEN - 4);
+        cut[2..4].copy_from_slice(&((V3_COMMON_V4_LEN - 4) as u16).to_le_bytes());
+        assert_eq!(decode(&[cut]), Err((0, "V3 element length")));
     }
 
     #[test]
