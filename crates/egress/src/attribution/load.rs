@@ -277,12 +277,15 @@ mod tests {
     use super::super::{WarningKind, MAX_LINE};
     use super::*;
 
+    /// The first line of a Kea DHCPv4 memfile.
+    const KEA_HEADER: &str =
+        "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+
     #[test]
     fn kea_rotated_files_are_read_oldest_first() {
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("kea-leases4.csv");
-        let header =
-            "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+        let header = KEA_HEADER;
         let row = |mac: &str, expire: u64| format!("{header}10.0.0.1,{mac},,3600,{expire},1,0,0,,0,\n");
         std::fs::write(format!("{}.1", base.display()), row("02:00:00:00:00:01", 1_764_003_600)).unwrap();
         std::fs::write(format!("{}.2", base.display()), row("02:00:00:00:00:02", 1_764_007_200)).unwrap();
@@ -389,8 +392,7 @@ mod tests {
         // named; .2 and the file read after it, oldest first.
         let dir = tempfile::tempdir().unwrap();
         let base = dir.path().join("kea-leases4.csv");
-        let header =
-            "address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n";
+        let header = KEA_HEADER;
         let row = |ip: &str, mac: &str, expire: u64, host: &str| format!("{ip},{mac},,3600,{expire},1,0,0,{host},0,\n");
         let one = format!(
             "{header}{}{}{}{}",

@@ -448,6 +448,13 @@ pub fn decode_records(
     Ok(())
 }
 
+/// The source and destination of an IPv4 address element's contents
+/// (at least 8 bytes).
+#[inline]
+fn v4_pair(e: &[u8]) -> (IpAddr, IpAddr) {
+    (IpAddr::V4(Ipv4Addr::from(le32(e, 0))), IpAddr::V4(Ipv4Addr::from(le32(e, 4))))
+}
+
 /// One V3 record: `Ok(None)` when it lacks addresses or the generic flow.
 #[inline]
 fn v3(r: &[u8]) -> Result<Option<Counted>, &'static str> {
@@ -465,7 +472,7 @@ fn v3(r: &[u8]) -> Result<Option<Counted>, &'static str> {
     // result as walking them: both lengths are the minimum it accepts).
     if elements >= 2 && r.len() >= V3_COMMON_V4_LEN && le32(r, 12) == GENERIC_52 && le32(r, 64) == IPV4_12 {
         generic = Some(&r[16..64]);
-        addrs = Some((IpAddr::V4(Ipv4Addr::from(le32(r, 68))), IpAddr::V4(Ipv4Addr::from(le32(r, 72)))));
+        addrs = Some(v4_pair(&r[68..76]));
         pos = V3_COMMON_V4_LEN;
         walked = 2;
     }
@@ -489,7 +496,7 @@ fn v3(r: &[u8]) -> Result<Option<Counted>, &'static str> {
                 if e.len() < 8 {
                     return Err("IPv4 element too short");
                 }
-                addrs = Some((IpAddr::V4(Ipv4Addr::from(le32(e, 0))), IpAddr::V4(Ipv4Addr::from(le32(e, 4)))));
+                addrs = Some(v4_pair(e));
             }
             3 => {
                 if e.len() < 32 {

@@ -183,12 +183,7 @@ pub struct Reader<'a> {
     data: &'a [u8],
     pos: usize,
     format: Format,
-    /// Packets that were not IPv4/IPv6 UDP or were fragments.
-    pub skipped: u64,
-    /// Records longer than [`MAX_RECORD`], skipped.
-    pub oversized: u64,
-    /// A record header or body cut short at the end of the file.
-    pub truncated: bool,
+    counts: Counts,
 }
 
 impl<'a> Reader<'a> {
@@ -199,7 +194,12 @@ impl<'a> Reader<'a> {
 
     pub fn new(data: &'a [u8]) -> Result<Reader<'a>, PcapError> {
         let format = Format::parse(data)?;
-        Ok(Reader { data, pos: FILE_HEADER, format, skipped: 0, oversized: 0, truncated: false })
+        Ok(Reader { data, pos: FILE_HEADER, format, counts: Counts::default() })
+    }
+
+    /// What was counted so far; complete once the iterator ended.
+    pub fn counts(&self) -> Counts {
+        self.counts
     }
 }
 
@@ -212,22 +212,22 @@ impl<'a> Iterator for Reader<'a> {
                 return None;
             }
             let Some(header) = rest.get(..RECORD_HEADER) else {
-                self.truncated = true;
+                self.counts.truncated = true;
                 return None;
             };
             let record = self.format.record(header);
             let Some(frame) = rest.get(RECORD_HEADER..RECORD_HEADER + record.caplen) else {
-                self.truncated = true;
+                self.counts.truncated = true;
                 return None;
             };
             self.pos += RECORD_HEADER + record.caplen;
             if record.caplen > MAX_RECORD {
-                self.oversized += 1;
+                self.counts.oversized += 1;
                 continue;
             }
             match self.format.datagram(record.ts_ms, frame) {
                 Some(d) => return Some(d),
-                None => self.skipped += 1,
+                None => self.counts.skipped += 1,
             }
         }
     }
@@ -360,7 +360,7 @@ mod tests {
     fn from_slice(data: &[u8]) -> (Vec<Seen>, Counts) {
         let mut r = Reader::new(data).unwrap();
         let seen = r.by_ref().map(|d| (d.src, d.src_port, d.dst_port, d.ts_ms, d.payload.to_vec())).collect();
-        (seen, Counts { skipped: r.skipped, oversized: r.oversized, truncated: r.truncated })
+        (seen, r.counts())
     }
 
     fn from_stream(input: impl Read) -> (Vec<Seen>, Counts, u64) {
