@@ -6,14 +6,24 @@
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Filter};
 
-/// Only the catalogued events named (by [`crate::emit!`], whose callsite
-/// name is the event id): decided once per callsite, so every other event
-/// never reaches the layer.
-pub struct Named(pub &'static [&'static str]);
+/// What a layer reads: each event id it takes (the callsite name
+/// [`crate::emit!`] gives) with the fields it reads of that event. One
+/// table gives both the layer's filter ([`Named`]) and each event's
+/// [`Picked`].
+pub type Reads = &'static [(&'static str, &'static [&'static str])];
+
+/// Only the catalogued events a [`Reads`] table names: decided once per
+/// callsite, so every other event never reaches the layer.
+pub struct Named(pub Reads);
 
 impl Named {
     fn wants(&self, meta: &tracing::Metadata<'_>) -> bool {
-        meta.is_event() && self.0.contains(&meta.name()) && meta.fields().field("event").is_some()
+        meta.is_event() && self.0.iter().any(|(id, _)| *id == meta.name()) && meta.fields().field("event").is_some()
+    }
+
+    /// The fields read of event `id` (none for an event not named).
+    pub fn fields(&self, id: &str) -> &'static [&'static str] {
+        self.0.iter().find(|(e, _)| *e == id).map_or(&[], |(_, f)| f)
     }
 }
 

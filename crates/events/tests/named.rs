@@ -19,7 +19,7 @@ impl<S: tracing::Subscriber> Layer<S> for Seen {
 #[test]
 fn a_named_layer_gets_only_the_events_it_names() {
     let seen = Seen::default();
-    let subscriber = tracing_subscriber::registry().with(seen.clone().with_filter(Named(&[SESSION_CONNECT])));
+    let subscriber = tracing_subscriber::registry().with(seen.clone().with_filter(Named(&[(SESSION_CONNECT, &[])])));
     tracing::subscriber::with_default(subscriber, || {
         for port in [1u16, 2] {
             emit!(info, SESSION_CONNECT, session = %"S1", port);

@@ -3,8 +3,8 @@
 //! [`MetricsLayer`] is a tracing layer: every `emit!` in every crate passes
 //! through it, so the services need no metrics code of their own and the
 //! event ids stay the one contract (docs/EVENTS.md). Only the events it
-//! counts reach it ([`OBSERVED`], decided once per callsite by tracing),
-//! whatever the log level, and of each only the fields it reads ([`reads`])
+//! counts reach it ([`READS`], decided once per callsite by tracing),
+//! whatever the log level, and of each only the fields it reads
 //! are turned into strings: it runs on the sessions' threads, for several
 //! events per message. Gauges that describe state (queue, migration, captures)
 //! are read at scrape time by [`crate::state`], not counted here.
@@ -14,7 +14,7 @@
 
 use port25_events as ev;
 use port25_events::field;
-use port25_events::fields::{Named, Picked};
+use port25_events::fields::{Named, Picked, Reads};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write;
 use std::sync::{Arc, Mutex};
@@ -93,7 +93,7 @@ impl Metrics {
     }
 
     /// Counts one catalogued event (the layer calls this; tests too), given
-    /// its [`reads`] fields.
+    /// its [`READS`] fields.
     fn observe(&self, id: &str, f: &Picked) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let inner = &mut *g;
@@ -162,7 +162,14 @@ impl Metrics {
             ev::HTTP_AUTOCONFIG => {
                 Self::add(inner, "port25_autoconfig_requests_total", vec![("kind", bounded(f.get(field::KIND)))])
             }
-            id if REJECTIONS.contains(&id) => {
+            ev::SMTP_MAIL_REJECTED
+            | ev::SMTP_RCPT_REJECTED
+            | ev::SMTP_DATA_REJECTED
+            | ev::SESSION_REFUSED
+            | ev::SESSION_LIMIT
+            | ev::SESSION_PROTOCOL_VIOLATION
+            | ev::SUBMISSION_SENDER_REJECTED
+            | ev::SUBMISSION_LIMIT => {
                 let reason =
                     match (f.get(field::REASON), f.get(field::LIMIT), f.get(field::VIOLATION), f.get(field::REPLY)) {
                         (r, _, _, _) if !r.is_empty() => bounded(r),
@@ -292,10 +299,10 @@ pub struct MetricsLayer(pub Arc<Metrics>);
 
 impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
     fn on_event(&self, event: &tracing::Event<'_>, _: Context<'_, S>) {
-        // Only OBSERVED events get here ([`Named`]); `emit!` makes the id
-        // the callsite's name.
+        // Only the events in READS get here ([`Named`]); `emit!` makes the
+        // id the callsite's name.
         let id = event.metadata().name();
-        let mut f = Picked::new(reads(id));
+        let mut f = Picked::new(Named(READS).fields(id));
         event.record(&mut f);
         self.0.observe(id, &f);
     }
@@ -304,22 +311,9 @@ impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
 impl MetricsLayer {
     /// The layer with its callsite filter, ready for `port25_events::init_with`.
     pub fn boxed(metrics: Arc<Metrics>) -> port25_events::ExtraLayer {
-        Box::new(MetricsLayer(metrics).with_filter(Named(&OBSERVED)))
+        Box::new(MetricsLayer(metrics).with_filter(Named(READS)))
     }
 }
-
-/// The refusals counted in `port25_rejections_total` and listed on the
-/// dashboard.
-const REJECTIONS: [&str; 8] = [
-    ev::SMTP_MAIL_REJECTED,
-    ev::SMTP_RCPT_REJECTED,
-    ev::SMTP_DATA_REJECTED,
-    ev::SESSION_REFUSED,
-    ev::SESSION_LIMIT,
-    ev::SESSION_PROTOCOL_VIOLATION,
-    ev::SUBMISSION_SENDER_REJECTED,
-    ev::SUBMISSION_LIMIT,
-];
 
 /// A rejection is counted by why and listed by who: the fields read.
 const REJECTION_READS: &[&str] = &[
@@ -335,58 +329,32 @@ const REJECTION_READS: &[&str] = &[
     field::PEER,
 ];
 
-/// The other events [`Metrics::observe`] counts.
-const COUNTED: [&str; 14] = [
-    ev::SESSION_CONNECT,
-    ev::SESSION_CLOSED,
-    ev::SMTP_EHLO,
-    ev::SMTP_DATA_ACCEPTED,
-    ev::SUBMISSION_AUTH_FAILED,
-    ev::SUBMISSION_LOCKOUT,
-    ev::SUBMISSION_LEGACY,
-    ev::DELIVERY_DELIVERED,
-    ev::DELIVERY_DEFERRED,
-    ev::DELIVERY_FAILED,
-    ev::SPAMPOT_MESSAGE,
-    ev::SCREEN_CHECK,
-    ev::SCREEN_VERDICT,
-    ev::HTTP_AUTOCONFIG,
+/// The events [`Metrics::observe`] counts and the fields it reads of
+/// each: the layer's filter and each event's [`Picked`].
+pub const READS: Reads = &[
+    (ev::SESSION_CONNECT, &[field::SESSION, field::LISTENER]),
+    (ev::SESSION_CLOSED, &[field::SESSION]),
+    (ev::SMTP_EHLO, &[field::SESSION, field::HELO]),
+    (ev::SMTP_DATA_ACCEPTED, &[field::SESSION]),
+    (ev::SUBMISSION_AUTH_FAILED, &[field::REASON]),
+    (ev::SUBMISSION_LOCKOUT, &[field::SCOPE]),
+    (ev::SUBMISSION_LEGACY, &[field::LISTENER]),
+    (ev::DELIVERY_DELIVERED, &[]),
+    (ev::DELIVERY_DEFERRED, &[]),
+    (ev::DELIVERY_FAILED, &[]),
+    (ev::SPAMPOT_MESSAGE, &[]),
+    (ev::SCREEN_CHECK, &[field::CHECK, field::OUTCOME]),
+    (ev::SCREEN_VERDICT, &[field::CHECK, field::VERDICT]),
+    (ev::HTTP_AUTOCONFIG, &[field::KIND]),
+    (ev::SMTP_MAIL_REJECTED, REJECTION_READS),
+    (ev::SMTP_RCPT_REJECTED, REJECTION_READS),
+    (ev::SMTP_DATA_REJECTED, REJECTION_READS),
+    (ev::SESSION_REFUSED, REJECTION_READS),
+    (ev::SESSION_LIMIT, REJECTION_READS),
+    (ev::SESSION_PROTOCOL_VIOLATION, REJECTION_READS),
+    (ev::SUBMISSION_SENDER_REJECTED, REJECTION_READS),
+    (ev::SUBMISSION_LIMIT, REJECTION_READS),
 ];
-
-/// Every event [`Metrics::observe`] counts: the layer's filter.
-pub static OBSERVED: [&str; 22] = joined(COUNTED, REJECTIONS);
-
-/// `a` then `b`, in a constant (N = A + B, checked when compiled).
-const fn joined<const A: usize, const B: usize, const N: usize>(
-    a: [&'static str; A],
-    b: [&'static str; B],
-) -> [&'static str; N] {
-    assert!(A + B == N);
-    let mut out = [""; N];
-    let mut i = 0;
-    while i < N {
-        out[i] = if i < A { a[i] } else { b[i - A] };
-        i += 1;
-    }
-    out
-}
-
-/// The fields [`Metrics::observe`] reads of each event it counts.
-pub fn reads(id: &str) -> &'static [&'static str] {
-    match id {
-        ev::SESSION_CONNECT => &[field::SESSION, field::LISTENER],
-        ev::SESSION_CLOSED | ev::SMTP_DATA_ACCEPTED => &[field::SESSION],
-        ev::SMTP_EHLO => &[field::SESSION, field::HELO],
-        ev::SUBMISSION_AUTH_FAILED => &[field::REASON],
-        ev::SUBMISSION_LOCKOUT => &[field::SCOPE],
-        ev::SUBMISSION_LEGACY => &[field::LISTENER],
-        ev::SCREEN_CHECK => &[field::CHECK, field::OUTCOME],
-        ev::SCREEN_VERDICT => &[field::CHECK, field::VERDICT],
-        ev::HTTP_AUTOCONFIG => &[field::KIND],
-        id if REJECTIONS.contains(&id) => REJECTION_READS,
-        _ => &[],
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -398,9 +366,9 @@ mod tests {
     /// every event it counts is a catalogued one.
     #[test]
     fn the_fields_read_per_event_are_catalogued_for_it() {
-        for id in &OBSERVED {
+        for (id, reads) in READS {
             assert!(ev::ALL.contains(id), "{id} is not catalogued");
-            if reads(id) == REJECTION_READS {
+            if *reads == REJECTION_READS {
                 // Counted by why (one of these) and listed by who: each
                 // rejection has some of the fields, none has them all.
                 let why = [field::REASON, field::LIMIT, field::VIOLATION, field::REPLY];
@@ -408,15 +376,27 @@ mod tests {
                 assert!(ev::fields(id).contains(&field::SESSION), "{id} has no session");
                 continue;
             }
-            for name in reads(id) {
+            for name in *reads {
                 assert!(ev::fields(id).contains(name), "{id} has no field {name}");
             }
         }
-        assert!(REJECTIONS.iter().all(|id| OBSERVED.contains(id)), "a rejection not observed");
+        let rejections = [
+            ev::SMTP_MAIL_REJECTED,
+            ev::SMTP_RCPT_REJECTED,
+            ev::SMTP_DATA_REJECTED,
+            ev::SESSION_REFUSED,
+            ev::SESSION_LIMIT,
+            ev::SESSION_PROTOCOL_VIOLATION,
+            ev::SUBMISSION_SENDER_REJECTED,
+            ev::SUBMISSION_LIMIT,
+        ];
+        for id in rejections {
+            assert_eq!(Named(READS).fields(id), REJECTION_READS, "{id}: a rejection not read as one");
+        }
     }
 
     /// Every event counted, through a real subscriber with the layer's own
-    /// filter: an event missing from [`OBSERVED`] would count nothing.
+    /// filter: an event missing from [`READS`] would count nothing.
     #[test]
     fn each_observed_event_reaches_its_counter_through_the_layers_filter() {
         let m = Arc::new(Metrics::default());
