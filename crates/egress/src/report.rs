@@ -220,6 +220,10 @@ fn inbound_kept(table: &Table, f: &Flow) -> bool {
 /// gathering copy, 32,768 took as much CPU as 65,536 (issue 20 bench).
 const BATCH: usize = 32_768;
 
+/// Rows a thread of [`Analyzer::rows`] makes at least: below that, one
+/// thread does it faster than starting another.
+const ROWS_PER_THREAD: usize = 256;
+
 /// A matched flow waiting in the batch: what its row's figures need.
 #[derive(Clone, Copy)]
 struct Held {
@@ -603,7 +607,9 @@ impl<'a> Analyzer<'a> {
     /// order they came, which is all its figures depend on): a row's state
     /// is fetched from memory once for all of its flows in the batch
     /// instead of once per flow, which was most of the time per flow.
-    fn fold(&mut self) {
+    /// Public so that each shard's last fold runs on its own thread
+    /// before [`Analyzer::absorb`] (which folds too, then finds nothing).
+    pub fn fold(&mut self) {
         if self.held.is_empty() {
             return;
         }
@@ -704,90 +710,29 @@ impl<'a> Analyzer<'a> {
     }
 
     /// Rows sorted: spambots first, then by distinct destinations, flows,
-    /// and address, so the output is stable.
+    /// and address, so the output is stable. Rows are made on up to as
+    /// many threads as the machine has cores (at most 4): each row's
+    /// window is replayed to its end ([`Stream::finish`]), which was a
+    /// fifth of `egress flows --nfcapd`'s wall time on one thread.
     pub fn rows(&mut self) -> Vec<Row> {
         self.fold();
-        let mut rows: Vec<Row> = self
-            .row_of
-            .iter()
-            .map(|(&RowKey { ip, session, block }, &i)| {
-                let s = &self.subs[i as usize];
-                let e = &self.table.entries[s.entry as usize];
-                let (network, class) = match e.kind {
-                    EntryKind::Network => (
-                        self.policy.networks[e.index].name.clone(),
-                        self.policy.networks[e.index].class.as_str().to_owned(),
-                    ),
-                    EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
-                };
-                let mut stream = s.stream.clone();
-                stream.finish(self.opts.window_ms, self.window_cap());
-                let peak = stream.peak_destinations;
-                let (distinct, distinct_estimated) = s.destinations.distinct();
-                let destinations = s.destinations.list();
-                let mut estimated = Vec::new();
-                if distinct_estimated {
-                    estimated.push("distinct_destinations");
-                }
-                if stream.destinations_capped || stream.late > 0 {
-                    estimated.push("peak_destinations_in_window");
-                }
-                if stream.rate_capped || stream.late > 0 {
-                    estimated.push("peak_flows_per_minute");
-                }
-                let attribution = match self.attribution {
-                    None => Attribution::Off,
-                    Some((index, files)) => {
-                        let nat = (block != NO_SESSION).then(|| self.nat.expect("a block came from it").block(block));
-                        Attribution::On(match (session != NO_SESSION, nat) {
-                            (true, nat) => {
-                                let inside = nat.map_or(ip, |b| b.inside);
-                                let mut a = Attributed::new(&index.session(session), inside, files);
-                                a.cgnat = nat.map(|b| block_text(b, files));
-                                Some(Box::new(a))
-                            }
-                            (false, Some(b)) => Some(Box::new(Attributed::nat_only(b, files))),
-                            (false, None) => None,
-                        })
-                    }
-                };
-                Row {
-                    subscriber: ip,
-                    network,
-                    class,
-                    flows: s.flows[0] + s.flows[1],
-                    packets: s.packets[0] + s.packets[1],
-                    bytes: s.bytes,
-                    distinct_destinations: distinct,
-                    first_seen: rfc3339(s.first),
-                    last_seen: rfc3339(s.last),
-                    peak_destinations_in_window: peak,
-                    spambot: peak >= self.opts.threshold,
-                    flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
-                    flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
-                    attribution,
-                    destinations,
-                    peak_flows_per_minute: stream.peak_rate,
-                    first_ms: s.first,
-                    inbound: self.inbound.get(&ip).map(|i| {
-                        let (smtp_after, smtp_first_after_ms, exact) = s.times.since(i.first_ms);
-                        if !exact {
-                            estimated.push("inbound");
-                        }
-                        Inbound {
-                            flows: i.flows,
-                            sources: i.sources.len(),
-                            ports: i.ports.iter().map(|(p, c)| (*p, *c)).collect(),
-                            first_ms: i.first_ms,
-                            last_ms: i.last_ms,
-                            smtp_after,
-                            smtp_first_after_ms,
-                        }
-                    }),
-                    estimated,
-                }
+        let keys: Vec<(RowKey, u32)> = self.row_of.iter().map(|(k, i)| (*k, *i)).collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, 4)
+            .min(keys.len().div_ceil(ROWS_PER_THREAD).max(1));
+        let this = &*self;
+        let mut rows: Vec<Row> = if threads == 1 {
+            keys.iter().map(|(k, i)| this.row(*k, *i)).collect()
+        } else {
+            std::thread::scope(|scope| {
+                let made: Vec<_> = keys
+                    .chunks(keys.len().div_ceil(threads))
+                    .map(|part| scope.spawn(move || part.iter().map(|(k, i)| this.row(*k, *i)).collect::<Vec<Row>>()))
+                    .collect();
+                made.into_iter().flat_map(|h| h.join().expect("a row thread panicked")).collect()
             })
-            .collect();
+        };
         rows.sort_by(|a, b| {
             (b.spambot, b.distinct_destinations, b.flows)
                 .cmp(&(a.spambot, a.distinct_destinations, a.flows))
@@ -798,6 +743,84 @@ impl<'a> Analyzer<'a> {
                 })
         });
         rows
+    }
+
+    /// One row's figures (after [`Analyzer::fold`]).
+    fn row(&self, RowKey { ip, session, block }: RowKey, i: u32) -> Row {
+        let s = &self.subs[i as usize];
+        let e = &self.table.entries[s.entry as usize];
+        let (network, class) = match e.kind {
+            EntryKind::Network => {
+                (self.policy.networks[e.index].name.clone(), self.policy.networks[e.index].class.as_str().to_owned())
+            }
+            EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
+        };
+        let mut stream = s.stream.clone();
+        stream.finish(self.opts.window_ms, self.window_cap());
+        let peak = stream.peak_destinations;
+        let (distinct, distinct_estimated) = s.destinations.distinct();
+        let destinations = s.destinations.list();
+        let mut estimated = Vec::new();
+        if distinct_estimated {
+            estimated.push("distinct_destinations");
+        }
+        if stream.destinations_capped || stream.late > 0 {
+            estimated.push("peak_destinations_in_window");
+        }
+        if stream.rate_capped || stream.late > 0 {
+            estimated.push("peak_flows_per_minute");
+        }
+        let attribution = match self.attribution {
+            None => Attribution::Off,
+            Some((index, files)) => {
+                let nat = (block != NO_SESSION).then(|| self.nat.expect("a block came from it").block(block));
+                Attribution::On(match (session != NO_SESSION, nat) {
+                    (true, nat) => {
+                        let inside = nat.map_or(ip, |b| b.inside);
+                        let mut a = Attributed::new(&index.session(session), inside, files);
+                        a.cgnat = nat.map(|b| block_text(b, files));
+                        Some(Box::new(a))
+                    }
+                    (false, Some(b)) => Some(Box::new(Attributed::nat_only(b, files))),
+                    (false, None) => None,
+                })
+            }
+        };
+        Row {
+            subscriber: ip,
+            network,
+            class,
+            flows: s.flows[0] + s.flows[1],
+            packets: s.packets[0] + s.packets[1],
+            bytes: s.bytes,
+            distinct_destinations: distinct,
+            first_seen: rfc3339(s.first),
+            last_seen: rfc3339(s.last),
+            peak_destinations_in_window: peak,
+            spambot: peak >= self.opts.threshold,
+            flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
+            flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
+            attribution,
+            destinations,
+            peak_flows_per_minute: stream.peak_rate,
+            first_ms: s.first,
+            inbound: self.inbound.get(&ip).map(|i| {
+                let (smtp_after, smtp_first_after_ms, exact) = s.times.since(i.first_ms);
+                if !exact {
+                    estimated.push("inbound");
+                }
+                Inbound {
+                    flows: i.flows,
+                    sources: i.sources.len(),
+                    ports: i.ports.iter().map(|(p, c)| (*p, *c)).collect(),
+                    first_ms: i.first_ms,
+                    last_ms: i.last_ms,
+                    smtp_after,
+                    smtp_first_after_ms,
+                }
+            }),
+            estimated,
+        }
     }
 }
 
