@@ -33,13 +33,23 @@
 # command Redis runs (slowlog-log-slower-than 0, which costs Redis a
 # little) and prints each script's calls and microseconds per call, named
 # by the keys it touches.
+# TOGETHER=1 (with SHARED=1): the in-process node and one shared-store node
+# loaded at the same time, each by its own smtp-load (PROCS clients each),
+# first with the Redis node, then with the PostgreSQL one: both see the
+# same neighbours, so a round's ratio (shared / in-process, of sessions/s
+# and of the node's CPU per session) is not the machine's drift between
+# two runs, which on this 2-CPU machine moved one node's rounds by up to
+# 1.5x. The medians of the per-round ratios are reported. redis-server's
+# CPU then slows both nodes of the pair alike (a provider runs it on
+# another host): the ratio is the node's own cost; redis-server's is
+# printed beside it.
 #
 # Usage: bench/submission-dovecot.sh     (as root; installs postfix and
 #        dovecot-core if missing)
 #        SHARED=1 bench/submission-dovecot.sh   (also needs redis-server and
 #        postgresql)
 # Env:   AUTH_CACHE=1 MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4671 P25_PORT=4672
-#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4 REDIS_SLOWLOG=0
+#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4 REDIS_SLOWLOG=0 TOGETHER=0
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load (built if missing); KEEP=1
 #        WORK_PARENT=/var/tmp: where the servers' Maildirs, Dovecot, Redis and PostgreSQL
 #        go. A tmpfs takes ext4's per-directory inode allocation (a third of the
@@ -69,6 +79,7 @@ REDIS_PORT=${REDIS_PORT:-4673}
 PG_PORT=${PG_PORT:-4674}
 SHARED_POOL=${SHARED_POOL:-4}
 REDIS_SLOWLOG=${REDIS_SLOWLOG:-0}
+TOGETHER=${TOGETHER:-0}
 DOMAIN=bench.example
 LOGIN=bench@$DOMAIN
 PASSWORD='bench password'
@@ -303,6 +314,75 @@ echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A RATES CPU
 REDIS_TICKS=0
 REDIS_SESSIONS=0
+if [ "$SHARED" = 1 ] && [ "$TOGETHER" = 1 ]; then
+  # One run of two nodes loaded at once; sets P_RATE[a|b] (sessions/s),
+  # P_CPU[a|b] (ms per session) and P_SESSIONS[b]. Each node's mail is
+  # drained before its CPU is read.
+  declare -A P_RATE P_CPU P_SESSIONS
+  pair() { # a b
+    local ta0 tb0 ta1 tb1 oa ob pa pb
+    ta0=$(server_ticks "$1")
+    tb0=$(server_ticks "$2")
+    load "$(port_of "$1")" 1 > "$WORK/load-a.json" &
+    pa=$!
+    load "$(port_of "$2")" 1 > "$WORK/load-b.json" &
+    pb=$!
+    wait "$pa" || die "smtp-load against $1 failed"
+    wait "$pb" || die "smtp-load against $2 failed"
+    oa=$(cat "$WORK/load-a.json")
+    ob=$(cat "$WORK/load-b.json")
+    ACCEPTED[$1]=$((${ACCEPTED[$1]:-0} + $(field "$oa" messages)))
+    ACCEPTED[$2]=$((${ACCEPTED[$2]:-0} + $(field "$ob" messages)))
+    drain "$1"
+    drain "$2"
+    ta1=$(server_ticks "$1")
+    tb1=$(server_ticks "$2")
+    P_RATE[a]=$(field "$oa" sessions_per_s)
+    P_RATE[b]=$(field "$ob" sessions_per_s)
+    P_SESSIONS[a]=$(field "$oa" sessions)
+    P_SESSIONS[b]=$(field "$ob" sessions)
+    P_CPU[a]=$(awk -v t=$((ta1 - ta0)) -v hz="$HZ" -v n="${P_SESSIONS[a]}" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }')
+    P_CPU[b]=$(awk -v t=$((tb1 - tb0)) -v hz="$HZ" -v n="${P_SESSIONS[b]}" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }')
+  }
+  declare -A RATIO CPURATIO
+  for round in $(seq "$ROUNDS"); do
+    for other in port25-redis port25-postgresql; do
+      r0=$(ticks_of "$RD_PID")
+      # Which node's generator starts first alternates by round.
+      if [ $((round % 2)) = 1 ]; then
+        pair port25 "$other"
+        ra=${P_RATE[a]} ca=${P_CPU[a]} rb=${P_RATE[b]} cb=${P_CPU[b]} nb=${P_SESSIONS[b]}
+      else
+        pair "$other" port25
+        ra=${P_RATE[b]} ca=${P_CPU[b]} rb=${P_RATE[a]} cb=${P_CPU[a]} nb=${P_SESSIONS[a]}
+      fi
+      if [ "$other" = port25-redis ]; then
+        REDIS_TICKS=$((REDIS_TICKS + $(ticks_of "$RD_PID") - r0))
+        REDIS_SESSIONS=$((REDIS_SESSIONS + nb))
+      fi
+      ratio=$(awk -v a="$rb" -v b="$ra" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
+      cratio=$(awk -v a="$cb" -v b="$ca" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
+      RATIO[$other]+="$ratio "
+      CPURATIO[$other]+="$cratio "
+      printf 'round %s  port25 %s sessions/s %s ms/session  %s %s sessions/s %s ms/session  ratio %s  CPU ratio %s\n' \
+        "$round" "$ra" "$ca" "$other" "$rb" "$cb" "$ratio" "$cratio"
+    done
+  done
+  echo
+  echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]}"; done)"
+  echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
+  for other in port25-redis port25-postgresql; do
+    # shellcheck disable=SC2086
+    med=$(median ${RATIO[$other]})
+    # shellcheck disable=SC2086
+    cmed=$(median ${CPURATIO[$other]})
+    printf 'together %-18s sessions/s ratio to in-process per round: %s median %s  lost %s  node CPU/session ratio median %s\n' "$other" "${RATIO[$other]}" "$med" \
+      "$(awk -v a="$med" 'BEGIN { printf "%.1f %%", 100 * (1 - a) }')" "$cmed"
+  done
+  echo "redis-server CPU during the Redis pairs: $(awk -v t="$REDIS_TICKS" -v hz="$HZ" -v n="$REDIS_SESSIONS" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }') ms per Redis-node session"
+  redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|script|hscan):' | sed 's/^/redis /'
+  exit 0
+fi
 for msgs in 1; do
   if [ "$msgs" = 1 ]; then key=sessions_per_s; count=sessions; else key=messages_per_s; count=messages; fi
   for round in $(seq "$ROUNDS"); do

@@ -697,11 +697,7 @@ impl Hooks for SubmissionPolicy {
         if let Err(e) = self.shared.quota.check_message(&sender.who, &sender.limits, Instant::now()) {
             return self.limit_reply(info, &sender.who, e);
         }
-        if let Some(s) = self.shared.shared_state.get() {
-            if let Err(refused) = shared::check_message(s, &sender.who, &sender.limits).await {
-                return self.shared_refusal(info, &sender.who, refused);
-            }
-        }
+        // The shared windows are asked at the first RCPT (shared.rs).
         state.sender = Some(sender);
         Decision::Accept
     }

@@ -7,10 +7,14 @@
 //! The sending limits are the same sliding windows as the local quota: a
 //! recipient (and the message, with its first recipient) is reserved at
 //! RCPT under a name unique across nodes, kept when the message is stored,
-//! and given back when the transaction ends otherwise. MAIL only checks
-//! that the message windows have room. The store not answering is 454
-//! 4.7.0 when failing closed; with `on_unreachable = "local"` the node's
-//! own limits decide.
+//! and given back when the transaction ends otherwise. MAIL does not ask
+//! the store: the first recipient's reservation refuses when a message
+//! window is full, as a Postfix policy service answers at RCPT. (MAIL used
+//! to check the message windows too: one round trip more per session, a
+//! fifth of a session's waits on the store, for a refusal one command
+//! earlier; the node's own quota still answers at MAIL.) The store not
+//! answering is 454 4.7.0 when failing closed; with
+//! `on_unreachable = "local"` the node's own limits decide.
 
 use std::time::Duration;
 
@@ -37,7 +41,9 @@ pub(crate) enum Refused {
     Unreachable,
 }
 
-fn windows(who: &str, c: &QuotaConfig, recipient: bool, message: bool) -> (Vec<Window>, Vec<&'static str>) {
+/// The windows a recipient is reserved in (and its message's, with the
+/// first recipient), with their limits' names.
+fn windows(who: &str, c: &QuotaConfig, message: bool) -> (Vec<Window>, Vec<&'static str>) {
     let mut w = Vec::new();
     let mut names = Vec::new();
     let mut add = |name: &'static str, tag: &str, span, max: u32| {
@@ -50,21 +56,14 @@ fn windows(who: &str, c: &QuotaConfig, recipient: bool, message: bool) -> (Vec<W
         add("messages_per_hour", "mph", HOUR, c.messages_per_hour);
         add("messages_per_day", "mpd", DAY, c.messages_per_day);
     }
-    if recipient {
-        add("recipients_per_hour", "rph", HOUR, c.recipients_per_hour);
-        add("recipients_per_day", "rpd", DAY, c.recipients_per_day);
-    }
+    add("recipients_per_hour", "rph", HOUR, c.recipients_per_hour);
+    add("recipients_per_day", "rpd", DAY, c.recipients_per_day);
     (w, names)
 }
 
-async fn take(
-    shared: &Shared,
-    windows: &[Window],
-    names: &[&'static str],
-    member: Option<&str>,
-) -> Result<(), Refused> {
-    let answer = shared.backend().reserve(windows, member).await;
-    match shared.settle(if member.is_some() { "reserve" } else { "check" }, answer, Ok(())) {
+async fn take(shared: &Shared, windows: &[Window], names: &[&'static str], member: &str) -> Result<(), Refused> {
+    let answer = shared.backend().reserve(windows, Some(member)).await;
+    match shared.settle("reserve", answer, Ok(())) {
         Ok(Ok(())) => Ok(()),
         Ok(Err(full)) => {
             let w = &windows[full.index.min(windows.len() - 1)];
@@ -78,15 +77,6 @@ async fn take(
     }
 }
 
-/// MAIL: room for one more message in every window?
-pub(crate) async fn check_message(shared: &Shared, who: &str, c: &QuotaConfig) -> Result<(), Refused> {
-    let (w, names) = windows(who, c, false, true);
-    if w.is_empty() {
-        return Ok(());
-    }
-    take(shared, &w, &names, None).await
-}
-
 /// RCPT: reserves the recipient (and the message with its first one).
 pub(crate) async fn reserve_recipient(
     shared: &Shared,
@@ -95,12 +85,12 @@ pub(crate) async fn reserve_recipient(
     c: &QuotaConfig,
     first: bool,
 ) -> Result<Option<Held>, Refused> {
-    let (w, names) = windows(who, c, true, first);
+    let (w, names) = windows(who, c, first);
     if w.is_empty() {
         return Ok(None);
     }
     let member = shared.member(session);
-    take(shared, &w, &names, Some(&member)).await?;
+    take(shared, &w, &names, &member).await?;
     Ok(Some(Held { keys: w.into_iter().map(|w| w.key).collect(), member }))
 }
 
