@@ -82,16 +82,31 @@ impl Default for Options {
     }
 }
 
-/// One row's state: counters and fixed-size summaries ([`crate::window`]),
-/// nothing per flow, so memory follows the rows, never the flows.
-#[derive(Default)]
-struct Sub {
-    entry: u32,
+/// One row's counters: updated as each flow is added (they do not depend
+/// on the order of its flows, and the rows' counters together are small
+/// enough to stay in cache), so the batch of [`Analyzer::fold`] carries
+/// only what the order-dependent figures need.
+#[derive(Clone, Copy)]
+struct Counts {
     flows: [u64; 2],
     packets: [u64; 2],
     bytes: u64,
     first: u64,
     last: u64,
+}
+
+impl Default for Counts {
+    fn default() -> Counts {
+        Counts { flows: [0; 2], packets: [0; 2], bytes: 0, first: u64::MAX, last: 0 }
+    }
+}
+
+/// One row's state: counters ([`Counts`], kept beside it) and fixed-size
+/// summaries ([`crate::window`]), nothing per flow, so memory follows the
+/// rows, never the flows.
+#[derive(Default)]
+struct Sub {
+    entry: u32,
     destinations: Destinations,
     stream: Stream,
     times: Times,
@@ -122,6 +137,8 @@ pub struct Analyzer<'a> {
     /// state is touched only once its flow matched.
     row_of: FxMap<RowKey, u32>,
     subs: Vec<Sub>,
+    /// Each row's counters, at the same place as its `subs` entry.
+    counts: Vec<Counts>,
     /// Matched flows not folded into `subs` yet (at most [`BATCH`]), and
     /// where the fold places each bucket of rows in `sorted`.
     held: Vec<Held>,
@@ -212,7 +229,7 @@ fn inbound_kept(table: &Table, f: &Flow) -> bool {
 }
 
 /// Matched flows held before they are folded into their rows
-/// ([`Analyzer::fold`]): two fixed buffers (64 bytes a flow, 2 MB each:
+/// ([`Analyzer::fold`]): two fixed buffers (32 bytes a flow, 1 MB each:
 /// as held, and gathered row by row), whatever the number of flows. A
 /// fold fetches each row's state once for all of its flows in the batch,
 /// so the larger the batch, the more flows share that fetch: with 2,000
@@ -224,17 +241,14 @@ const BATCH: usize = 32_768;
 /// thread does it faster than starting another.
 const ROWS_PER_THREAD: usize = 256;
 
-/// A matched flow waiting in the batch: what its row's figures need.
+/// A matched flow waiting in the batch: what its row's order-dependent
+/// figures need (destinations, windows, start times; the counters were
+/// added already). 32 bytes: the fold's gathering copy of the batch was
+/// most of its cost at 64.
 #[derive(Clone, Copy)]
 struct Held {
     row: u32,
-    /// 1: at or after `block_at`.
-    after: u32,
-    n: u64,
     start_ms: u64,
-    end_ms: u64,
-    packets: u64,
-    bytes: u64,
     /// The destination as [`crate::window::key`].
     dst: u128,
 }
@@ -443,6 +457,7 @@ impl<'a> Analyzer<'a> {
             ports,
             row_of: FxMap::default(),
             subs: Vec::new(),
+            counts: Vec::new(),
             held: Vec::new(),
             bucket_at: Vec::new(),
             sorted: Vec::new(),
@@ -515,6 +530,7 @@ impl<'a> Analyzer<'a> {
         self.flows_after_enforcement += shard.flows_after_enforcement;
         let base = self.subs.len() as u32;
         self.subs.append(&mut shard.subs);
+        self.counts.append(&mut shard.counts);
         for (k, i) in shard.row_of.drain() {
             let twice = self.row_of.insert(k, base + i).is_some();
             assert!(!twice, "a row in two shards: flows of one subscriber went to two shards");
@@ -562,7 +578,6 @@ impl<'a> Analyzer<'a> {
             }
         }
         self.flows_matched += n;
-        let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
         let (session, block) = match self.attribution {
             None => (NO_SESSION, NO_SESSION),
             Some((index, _)) => {
@@ -585,19 +600,18 @@ impl<'a> Analyzer<'a> {
             }
         };
         let row = *self.row_of.entry(RowKey { ip: f.src, session, block }).or_insert_with(|| {
-            self.subs.push(Sub { entry, first: u64::MAX, ..Sub::default() });
+            self.subs.push(Sub { entry, ..Sub::default() });
+            self.counts.push(Counts::default());
             (self.subs.len() - 1) as u32
         });
-        self.held.push(Held {
-            row,
-            after: after as u32,
-            n,
-            start_ms: f.start_ms,
-            end_ms: f.end_ms,
-            packets: f.packets,
-            bytes: f.bytes,
-            dst: crate::window::key(f.dst),
-        });
+        let c = &mut self.counts[row as usize];
+        let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
+        c.flows[after] += n;
+        c.packets[after] += f.packets;
+        c.bytes += f.bytes;
+        c.first = c.first.min(f.start_ms);
+        c.last = c.last.max(f.end_ms.max(f.start_ms));
+        self.held.push(Held { row, start_ms: f.start_ms, dst: crate::window::key(f.dst) });
         if self.held.len() >= BATCH {
             self.fold();
         }
@@ -655,12 +669,6 @@ impl<'a> Analyzer<'a> {
                 // each waiting behind the previous flow's.
                 std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
                 for h in flows() {
-                    let after = h.after as usize;
-                    s.flows[after] += h.n;
-                    s.packets[after] += h.packets;
-                    s.bytes += h.bytes;
-                    s.first = s.first.min(h.start_ms);
-                    s.last = s.last.max(h.end_ms.max(h.start_ms));
                     s.destinations.add_key(h.dst);
                 }
                 for h in flows() {
@@ -713,26 +721,37 @@ impl<'a> Analyzer<'a> {
     /// and address, so the output is stable. Rows are made on up to as
     /// many threads as the machine has cores (at most 4): each row's
     /// window is replayed to its end ([`Stream::finish`]), which was a
-    /// fifth of `egress flows --nfcapd`'s wall time on one thread.
+    /// fifth of `egress flows --nfcapd`'s wall time on one thread. The
+    /// windows are finished in place (a copy of each row's window, made so
+    /// that flows could still be added in order, cost an allocation per
+    /// array of every row): flows added after this are taken after every
+    /// flow before it, and counted late if they started earlier.
     pub fn rows(&mut self) -> Vec<Row> {
         self.fold();
-        let keys: Vec<(RowKey, u32)> = self.row_of.iter().map(|(k, i)| (*k, *i)).collect();
+        // Each row's key, at its place in `subs`, so that each thread takes
+        // its own part of `subs` to finish.
+        let mut keys: Vec<(u32, RowKey)> = self.row_of.iter().map(|(k, i)| (*i, *k)).collect();
+        keys.sort_unstable_by_key(|x| x.0);
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
             .min(keys.len().div_ceil(ROWS_PER_THREAD).max(1));
+        let mut subs = std::mem::take(&mut self.subs);
         let this = &*self;
+        let part = keys.len().div_ceil(threads).max(1);
+        let make = move |(subs, keys): (&mut [Sub], &[(u32, RowKey)])| -> Vec<Row> {
+            subs.iter_mut().zip(keys).map(|(s, (i, k))| this.row(*k, s, &this.counts[*i as usize])).collect()
+        };
         let mut rows: Vec<Row> = if threads == 1 {
-            keys.iter().map(|(k, i)| this.row(*k, *i)).collect()
+            make((&mut subs, &keys))
         } else {
             std::thread::scope(|scope| {
-                let made: Vec<_> = keys
-                    .chunks(keys.len().div_ceil(threads))
-                    .map(|part| scope.spawn(move || part.iter().map(|(k, i)| this.row(*k, *i)).collect::<Vec<Row>>()))
-                    .collect();
+                let made: Vec<_> =
+                    subs.chunks_mut(part).zip(keys.chunks(part)).map(|p| scope.spawn(move || make(p))).collect();
                 made.into_iter().flat_map(|h| h.join().expect("a row thread panicked")).collect()
             })
         };
+        self.subs = subs;
         rows.sort_by(|a, b| {
             (b.spambot, b.distinct_destinations, b.flows)
                 .cmp(&(a.spambot, a.distinct_destinations, a.flows))
@@ -745,9 +764,8 @@ impl<'a> Analyzer<'a> {
         rows
     }
 
-    /// One row's figures (after [`Analyzer::fold`]).
-    fn row(&self, RowKey { ip, session, block }: RowKey, i: u32) -> Row {
-        let s = &self.subs[i as usize];
+    /// One row's figures (after [`Analyzer::fold`]), its window finished.
+    fn row(&self, RowKey { ip, session, block }: RowKey, s: &mut Sub, c: &Counts) -> Row {
         let e = &self.table.entries[s.entry as usize];
         let (network, class) = match e.kind {
             EntryKind::Network => {
@@ -755,8 +773,8 @@ impl<'a> Analyzer<'a> {
             }
             EntryKind::Exempt => (self.policy.exemptions[e.index].name.clone(), "exempt".to_owned()),
         };
-        let mut stream = s.stream.clone();
-        stream.finish(self.opts.window_ms, self.window_cap());
+        s.stream.finish(self.opts.window_ms, self.window_cap());
+        let stream = &s.stream;
         let peak = stream.peak_destinations;
         let (distinct, distinct_estimated) = s.destinations.distinct();
         let destinations = s.destinations.list();
@@ -790,20 +808,20 @@ impl<'a> Analyzer<'a> {
             subscriber: ip,
             network,
             class,
-            flows: s.flows[0] + s.flows[1],
-            packets: s.packets[0] + s.packets[1],
-            bytes: s.bytes,
+            flows: c.flows[0] + c.flows[1],
+            packets: c.packets[0] + c.packets[1],
+            bytes: c.bytes,
             distinct_destinations: distinct,
-            first_seen: rfc3339(s.first),
-            last_seen: rfc3339(s.last),
+            first_seen: rfc3339(c.first),
+            last_seen: rfc3339(c.last),
             peak_destinations_in_window: peak,
             spambot: peak >= self.opts.threshold,
-            flows_before_block: self.opts.block_at_ms.map(|_| s.flows[0]),
-            flows_after_block: self.opts.block_at_ms.map(|_| s.flows[1]),
+            flows_before_block: self.opts.block_at_ms.map(|_| c.flows[0]),
+            flows_after_block: self.opts.block_at_ms.map(|_| c.flows[1]),
             attribution,
             destinations,
             peak_flows_per_minute: stream.peak_rate,
-            first_ms: s.first,
+            first_ms: c.first,
             inbound: self.inbound.get(&ip).map(|i| {
                 let (smtp_after, smtp_first_after_ms, exact) = s.times.since(i.first_ms);
                 if !exact {

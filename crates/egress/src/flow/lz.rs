@@ -387,6 +387,119 @@ mod tests {
     }
 
     #[test]
+    fn lzo_instructions_of_every_kind_decode_as_byte_by_byte() {
+        // Random streams of every instruction (M1 after a match and after
+        // a literal run, M2, M3 and M4 with short and long lengths, short
+        // and long literal runs, 0..=3 trailing literals, matches at every
+        // distance each can reach), checked against a byte-by-byte copy of
+        // what each means.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        // A length over `bits` bits of the instruction, 0 and zero bytes
+        // when it does not fit (lzo_long).
+        fn length(block: &mut Vec<u8>, t: u8, n: usize, bits: usize) {
+            let top = (1 << bits) - 1;
+            if n <= top {
+                block.push(t | n as u8);
+            } else {
+                block.push(t);
+                let mut rest = n - top;
+                while rest > 255 {
+                    block.push(0);
+                    rest -= 255;
+                }
+                block.push(rest as u8);
+            }
+        }
+        for round in 0..40 {
+            let (mut block, mut want) = (Vec::new(), Vec::<u8>::new());
+            // A first run of 20 000 literals (state 0, a long run).
+            length(&mut block, 0, 20_000 - 3, 4);
+            for i in 0..20_000usize {
+                let b = (i * 31 + i / 7) as u8;
+                block.push(b);
+                want.push(b);
+            }
+            let mut state = 4;
+            let push_match =
+                |block: &mut Vec<u8>, want: &mut Vec<u8>, state: &mut usize, rnd: &mut dyn FnMut(usize) -> usize| {
+                    let trailing = rnd(4);
+                    let (dist, len) = match rnd(if *state == 0 { 3 } else { 4 }) {
+                        0 => {
+                            // M2: 3..=8 from 1..=2048 back.
+                            let (dist, len) = (1 + rnd(2048), 3 + rnd(6));
+                            block.push((((len - 1) << 5) | ((dist - 1) & 7) << 2 | trailing) as u8);
+                            block.push(((dist - 1) >> 3) as u8);
+                            (dist, len)
+                        }
+                        1 => {
+                            // M3: from 1..=16384 back, short or long.
+                            let (dist, len) = (1 + rnd(16384), 3 + if rnd(4) == 0 { rnd(600) } else { rnd(31) });
+                            length(block, 32, len - 2, 5);
+                            let d = (dist - 1) << 2 | trailing;
+                            block.extend([d as u8, (d >> 8) as u8]);
+                            (dist, len)
+                        }
+                        2 => {
+                            // M4: from 16385..=20000 back (the first run's reach).
+                            let (dist, len) = (16385 + rnd(3616), 3 + if rnd(4) == 0 { rnd(300) } else { rnd(7) });
+                            let far = dist - 0x4000;
+                            length(block, 16 | ((far >> 14) << 3) as u8, len - 2, 3);
+                            let d = (far & 0x3fff) << 2 | trailing;
+                            block.extend([d as u8, (d >> 8) as u8]);
+                            (dist, len)
+                        }
+                        _ => {
+                            // M1: 2 from 1..=1024 back after a match's
+                            // literals, 3 from 2049..=3072 back after a run.
+                            let (base, len) = if *state == 4 { (2049, 3) } else { (1, 2) };
+                            let d = rnd(1024);
+                            block.extend([((d & 3) << 2 | trailing) as u8, (d >> 2) as u8]);
+                            (base + d, len)
+                        }
+                    };
+                    for _ in 0..len {
+                        want.push(want[want.len() - dist]);
+                    }
+                    for _ in 0..trailing {
+                        let b = rnd(256) as u8;
+                        block.push(b);
+                        want.push(b);
+                    }
+                    *state = trailing;
+                };
+            for _ in 0..2000 {
+                if state == 0 && rnd(3) == 0 {
+                    // A literal run of 4..=18, or a long one.
+                    let n = 4 + if rnd(8) == 0 { rnd(400) } else { rnd(15) };
+                    length(&mut block, 0, n - 3, 4);
+                    for _ in 0..n {
+                        let b = rnd(256) as u8;
+                        block.push(b);
+                        want.push(b);
+                    }
+                    state = 4;
+                } else {
+                    push_match(&mut block, &mut want, &mut state, &mut rnd);
+                }
+            }
+            block.extend([0x11, 0, 0]);
+            let mut out = Vec::new();
+            let n = lzo1x(&block, &mut out, 1 << 20).unwrap_or_else(|e| panic!("round {round}: {e:?}"));
+            assert!(out[..n] == want[..], "round {round}");
+            // Bounded exactly: one byte less is refused; cut anywhere, refused.
+            assert_eq!(lzo1x(&block, &mut out, n - 1), Err(LzError::OutputOverrun));
+            let cut = 20_010 + rnd(block.len() - 20_010);
+            assert!(lzo1x(&block[..cut], &mut out, 1 << 20).is_err());
+        }
+    }
+
+    #[test]
     fn lzo_long_literal_run_after_a_match() {
         // state 0 at the start (first byte <= 17): a run of 0 -> 15 + 255 + 2 + 3 = 275 literals.
         let mut block = vec![0, 0, 2];
