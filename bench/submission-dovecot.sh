@@ -312,6 +312,10 @@ drain() { # name
   [ "$got" = "${ACCEPTED[$1]}" ] || die "$1: $got messages in $dir, expected ${ACCEPTED[$1]}"
 }
 field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+# Milliseconds of CPU per unit: TICKS clock ticks over N units, DIGITS decimals.
+per_unit() { awk -v t="$1" -v hz="$HZ" -v n="$2" -v d="${3:-3}" 'BEGIN { printf "%.*f", d, n ? 1000 * t / hz / n : 0 }'; }
+# What redis-server counted of the scripts (calls, microseconds per call).
+redis_stats() { redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|script|hscan):' | sed 's/^/redis /'; }
 [ "$SHARED" = 1 ] && echo "SHARED=1: sending limits ($LIMIT per hour and per day) and the session cap in-process, in Redis $(redis-server --version | grep -o 'v=[0-9.]*'), in PostgreSQL $("$PG_BIN/postgres" --version | awk '{ print $3 }'); pool $SHARED_POOL"
 echo "submission benchmark, logins checked by Dovecot $(dovecot --version | cut -d" " -f1) (auth cache $([ "$AUTH_CACHE" = 1 ] && echo on || echo off)): $MODE TLS + AUTH PLAIN, $PROCS clients, ${SECONDS_EACH}s per run, ${SIZE}-byte messages, $ROUNDS rounds"
 echo "machine: $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -319,50 +323,41 @@ declare -A RATES CPU
 REDIS_TICKS=0
 REDIS_SESSIONS=0
 if [ "$SHARED" = 1 ] && [ "$TOGETHER" = 1 ]; then
-  # One run of two nodes loaded at once; sets P_RATE[a|b] (sessions/s),
-  # P_CPU[a|b] (ms per session) and P_SESSIONS[b]. Each node's mail is
-  # drained before its CPU is read.
+  # One run of two nodes loaded at once, the first one's generator
+  # started first; sets P_RATE[node] (sessions/s), P_CPU[node] (ms per
+  # session) and P_SESSIONS[node] for both. Each node's mail is drained
+  # before its CPU is read.
   declare -A P_RATE P_CPU P_SESSIONS
   pair() { # a b
-    local ta0 tb0 ta1 tb1 oa ob pa pb
-    ta0=$(server_ticks "$1")
-    tb0=$(server_ticks "$2")
-    load "$(port_of "$1")" 1 > "$WORK/load-a.json" &
-    pa=$!
-    load "$(port_of "$2")" 1 > "$WORK/load-b.json" &
-    pb=$!
-    wait "$pa" || die "smtp-load against $1 failed"
-    wait "$pb" || die "smtp-load against $2 failed"
-    oa=$(cat "$WORK/load-a.json")
-    ob=$(cat "$WORK/load-b.json")
-    ACCEPTED[$1]=$((${ACCEPTED[$1]:-0} + $(field "$oa" messages)))
-    ACCEPTED[$2]=$((${ACCEPTED[$2]:-0} + $(field "$ob" messages)))
-    drain "$1"
-    drain "$2"
-    ta1=$(server_ticks "$1")
-    tb1=$(server_ticks "$2")
-    P_RATE[a]=$(field "$oa" sessions_per_s)
-    P_RATE[b]=$(field "$ob" sessions_per_s)
-    P_SESSIONS[a]=$(field "$oa" sessions)
-    P_SESSIONS[b]=$(field "$ob" sessions)
-    P_CPU[a]=$(awk -v t=$((ta1 - ta0)) -v hz="$HZ" -v n="${P_SESSIONS[a]}" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }')
-    P_CPU[b]=$(awk -v t=$((tb1 - tb0)) -v hz="$HZ" -v n="${P_SESSIONS[b]}" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }')
+    local n out
+    local -a pids=()
+    local -A t0
+    for n in "$1" "$2"; do
+      t0[$n]=$(server_ticks "$n")
+      load "$(port_of "$n")" 1 > "$WORK/load-$n.json" &
+      pids+=($!)
+    done
+    wait "${pids[0]}" || die "smtp-load against $1 failed"
+    wait "${pids[1]}" || die "smtp-load against $2 failed"
+    for n in "$1" "$2"; do
+      out=$(cat "$WORK/load-$n.json")
+      ACCEPTED[$n]=$((${ACCEPTED[$n]:-0} + $(field "$out" messages)))
+      drain "$n"
+      P_RATE[$n]=$(field "$out" sessions_per_s)
+      P_SESSIONS[$n]=$(field "$out" sessions)
+      P_CPU[$n]=$(per_unit $(($(server_ticks "$n") - ${t0[$n]})) "${P_SESSIONS[$n]}")
+    done
   }
   declare -A RATIO CPURATIO
   for round in $(seq "$ROUNDS"); do
     for other in port25-redis port25-postgresql; do
       r0=$(ticks_of "$RD_PID")
       # Which node's generator starts first alternates by round.
-      if [ $((round % 2)) = 1 ]; then
-        pair port25 "$other"
-        ra=${P_RATE[a]} ca=${P_CPU[a]} rb=${P_RATE[b]} cb=${P_CPU[b]} nb=${P_SESSIONS[b]}
-      else
-        pair "$other" port25
-        ra=${P_RATE[b]} ca=${P_CPU[b]} rb=${P_RATE[a]} cb=${P_CPU[a]} nb=${P_SESSIONS[a]}
-      fi
+      if [ $((round % 2)) = 1 ]; then pair port25 "$other"; else pair "$other" port25; fi
+      ra=${P_RATE[port25]} ca=${P_CPU[port25]} rb=${P_RATE[$other]} cb=${P_CPU[$other]}
       if [ "$other" = port25-redis ]; then
         REDIS_TICKS=$((REDIS_TICKS + $(ticks_of "$RD_PID") - r0))
-        REDIS_SESSIONS=$((REDIS_SESSIONS + nb))
+        REDIS_SESSIONS=$((REDIS_SESSIONS + ${P_SESSIONS[$other]}))
       fi
       ratio=$(awk -v a="$rb" -v b="$ra" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
       cratio=$(awk -v a="$cb" -v b="$ca" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
@@ -383,8 +378,8 @@ if [ "$SHARED" = 1 ] && [ "$TOGETHER" = 1 ]; then
     printf 'together %-18s sessions/s ratio to in-process per round: %s median %s  lost %s  node CPU/session ratio median %s\n' "$other" "${RATIO[$other]}" "$med" \
       "$(awk -v a="$med" 'BEGIN { printf "%.1f %%", 100 * (1 - a) }')" "$cmed"
   done
-  echo "redis-server CPU during the Redis pairs: $(awk -v t="$REDIS_TICKS" -v hz="$HZ" -v n="$REDIS_SESSIONS" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }') ms per Redis-node session"
-  redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|script|hscan):' | sed 's/^/redis /'
+  echo "redis-server CPU during the Redis pairs: $(per_unit "$REDIS_TICKS" "$REDIS_SESSIONS") ms per Redis-node session"
+  redis_stats
   exit 0
 fi
 for msgs in 1; do
@@ -405,7 +400,7 @@ for msgs in 1; do
         REDIS_SESSIONS=$((REDIS_SESSIONS + $(field "$out" sessions)))
       fi
       rate=$(field "$out" "$key")
-      cpu=$(awk -v t=$((t1 - t0)) -v hz="$HZ" -v n="$(field "$out" "$count")" 'BEGIN { printf "%.2f", n ? 1000 * t / hz / n : 0 }')
+      cpu=$(per_unit $((t1 - t0)) "$(field "$out" "$count")" 2)
       RATES[$name,$msgs]+="$rate "
       CPU[$name,$msgs]+="$cpu "
       printf '%-11s MSGS=%-2s round %s  %s  server CPU %s ms/%s\n' "$name" "$msgs" "$round" "$out" "$cpu" "$(unit_of "$msgs")"
@@ -427,8 +422,8 @@ if [ "$SHARED" = 1 ]; then
       "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.3f", b ? a / b : 0 }')" \
       "$(awk -v a="$med" -v b="$base" 'BEGIN { printf "%.1f %%", b ? 100 * (1 - a / b) : 0 }')" "$cpu"
   done
-  echo "redis-server CPU during the port25-redis runs: $(awk -v t="$REDIS_TICKS" -v hz="$HZ" -v n="$REDIS_SESSIONS" 'BEGIN { printf "%.3f", n ? 1000 * t / hz / n : 0 }') ms/session ($REDIS_SESSIONS sessions)"
-  redis-cli -p "$REDIS_PORT" INFO commandstats | tr -d '\r' | grep -E '^cmdstat_(evalsha|eval|script|hscan):' | sed 's/^/redis /'
+  echo "redis-server CPU during the port25-redis runs: $(per_unit "$REDIS_TICKS" "$REDIS_SESSIONS") ms/session ($REDIS_SESSIONS sessions)"
+  redis_stats
   if [ "$REDIS_SLOWLOG" = 1 ]; then
     # Each entry: id, time, microseconds, [command, args...], client, name.
     # A script is named by its hash and its keys with the login, address
