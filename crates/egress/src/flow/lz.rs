@@ -318,18 +318,24 @@ mod tests {
         }
     }
 
+    /// A xorshift generator from `seed`: `rnd(n)` is below `n`, the same
+    /// sequence on every run.
+    fn xorshift(seed: u64) -> impl FnMut(usize) -> usize {
+        let mut x = seed;
+        move |n| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        }
+    }
+
     #[test]
     fn lz4_short_sequences_decode_as_byte_by_byte() {
         // Many sequences of short literal runs and matches at every
         // distance from 1 to 300 (the fixed-move paths, and the repeat
         // of close ones), checked against a byte-by-byte copy.
-        let mut x = 12345u64;
-        let mut rnd = |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut rnd = xorshift(12345);
         for _ in 0..50 {
             let (mut block, mut want) = (Vec::new(), Vec::new());
             // 300 literals: 15 + 255 + 30.
@@ -340,9 +346,9 @@ mod tests {
             block.extend([44, 1]);
             want.extend_from_within(..4);
             for _ in 0..200 {
-                let lit = rnd(15) as usize;
-                let len = 4 + rnd(40) as usize;
-                let dist = 1 + rnd(300) as usize;
+                let lit = rnd(15);
+                let len = 4 + rnd(40);
+                let dist = 1 + rnd(300);
                 let extra = len - 4;
                 block.push((lit as u8) << 4 | extra.min(15) as u8);
                 for _ in 0..lit {
@@ -393,13 +399,7 @@ mod tests {
         // and long literal runs, 0..=3 trailing literals, matches at every
         // distance each can reach), checked against a byte-by-byte copy of
         // what each means.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut rnd = |n: usize| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as usize
-        };
+        let mut rnd = xorshift(0x9e37_79b9_7f4a_7c15);
         // A length over `bits` bits of the instruction, 0 and zero bytes
         // when it does not fit (lzo_long).
         fn length(block: &mut Vec<u8>, t: u8, n: usize, bits: usize) {
