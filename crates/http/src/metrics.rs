@@ -395,13 +395,22 @@ mod tests {
         }
     }
 
+    /// The metrics after `events` went through a real subscriber with the
+    /// layer (and its own filter), and their counters as exposed.
+    fn observed(events: impl FnOnce()) -> (Arc<Metrics>, String) {
+        let m = Arc::new(Metrics::default());
+        let subscriber = tracing_subscriber::registry().with(MetricsLayer::boxed(m.clone()));
+        tracing::subscriber::with_default(subscriber, events);
+        let mut out = Exposition::default();
+        m.render_counters(&mut out);
+        (m, out.text)
+    }
+
     /// Every event counted, through a real subscriber with the layer's own
     /// filter: an event missing from [`READS`] would count nothing.
     #[test]
     fn each_observed_event_reaches_its_counter_through_the_layers_filter() {
-        let m = Arc::new(Metrics::default());
-        let subscriber = tracing_subscriber::registry().with(MetricsLayer::boxed(m.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let (_, text) = observed(|| {
             use port25_events::emit;
             emit!(info, ev::SESSION_CONNECT, session = "s1", listener = "mx", peer = "192.0.2.1:1");
             emit!(info, ev::SESSION_CONNECT, session = "s2", listener = "mx", peer = "192.0.2.1:2");
@@ -414,8 +423,6 @@ mod tests {
             emit!(info, ev::HTTP_AUTOCONFIG, kind = "mozilla", domain = "example.net");
             emit!(info, ev::SESSION_LIMIT, session = "s3", listener = "mx", limit = "per_client");
         });
-        let mut out = Exposition::default();
-        m.render_counters(&mut out);
         for line in [
             "port25_sessions_total{listener=\"mx\"} 2",
             "port25_sessions_active{listener=\"mx\"} 1",
@@ -427,15 +434,13 @@ mod tests {
             "port25_autoconfig_requests_total{kind=\"mozilla\"} 1",
             "port25_rejections_total{stage=\"session_limit\",reason=\"per_client\"} 1",
         ] {
-            assert!(out.text.contains(line), "{line} not in:\n{}", out.text);
+            assert!(text.contains(line), "{line} not in:\n{text}");
         }
     }
 
     #[test]
     fn events_become_counters() {
-        let m = Arc::new(Metrics::default());
-        let subscriber = tracing_subscriber::registry().with(MetricsLayer::boxed(m.clone()));
-        tracing::subscriber::with_default(subscriber, || {
+        let (m, text) = observed(|| {
             use port25_events::emit;
             emit!(info, ev::SESSION_CONNECT, session = "s1", listener = "mx", peer = "192.0.2.1:1");
             emit!(debug, ev::SMTP_EHLO, session = "s1", helo = "<script>x</script>");
@@ -447,28 +452,14 @@ mod tests {
             emit!(debug, ev::SCREEN_CHECK, session = "s4", check = "dnsbl", list = "bl.example", outcome = "unusable");
             tracing::info!(note = "not catalogued");
         });
-        let mut out = Exposition::default();
-        m.render_counters(&mut out);
-        assert!(out.text.contains("port25_sessions_total{listener=\"mx\"} 1"), "{}", out.text);
-        assert!(
-            out.text.contains("port25_rejections_total{stage=\"smtp_rcpt_rejected\",reason=\"5.7.1\"} 1"),
-            "{}",
-            out.text
-        );
-        assert!(out.text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
-        assert!(out.text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
-        assert!(out.text.contains("port25_sessions_active{listener=\"mx\"} 1"));
-        assert!(
-            out.text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"),
-            "{}",
-            out.text
-        );
-        assert!(out.text.contains("port25_screen_verdicts_total{verdict=\"pass\",check=\"none\"} 1"), "{}", out.text);
-        assert!(
-            out.text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"),
-            "{}",
-            out.text
-        );
+        assert!(text.contains("port25_sessions_total{listener=\"mx\"} 1"), "{}", text);
+        assert!(text.contains("port25_rejections_total{stage=\"smtp_rcpt_rejected\",reason=\"5.7.1\"} 1"), "{}", text);
+        assert!(text.contains("port25_messages_accepted_total{listener=\"mx\"} 1"));
+        assert!(text.contains("port25_auth_failures_total{reason=\"wrong password\"} 1"));
+        assert!(text.contains("port25_sessions_active{listener=\"mx\"} 1"));
+        assert!(text.contains("port25_screen_verdicts_total{verdict=\"reject\",check=\"end_user\"} 1"), "{}", text);
+        assert!(text.contains("port25_screen_verdicts_total{verdict=\"pass\",check=\"none\"} 1"), "{}", text);
+        assert!(text.contains("port25_screen_checks_total{check=\"dnsbl\",outcome=\"unusable\"} 1"), "{}", text);
         let days = m.screen_days();
         assert_eq!(
             days.iter().map(|r| (r.1.as_str(), r.2.as_str(), r.3)).collect::<Vec<_>>(),
