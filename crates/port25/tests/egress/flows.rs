@@ -283,6 +283,18 @@ fn ipfix_counts_agree_with_nfdump() {
     check_version("10", true);
 }
 
+/// `port25 egress flows` with the example policy over one pcap file.
+fn flows_of_pcap(pcap: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(["egress", "flows", "--policy"])
+        .arg(crate::example_policy())
+        .arg("--pcap")
+        .arg(pcap)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn exports_captured_to_pcap_read_back_the_same() {
     // softflowd's IPFIX datagrams captured by tcpdump on a namespace's
@@ -342,14 +354,8 @@ fn exports_captured_to_pcap_read_back_the_same() {
     std::thread::sleep(Duration::from_millis(500));
     must("kill", &["-INT", &tcpdump.id().to_string()]);
     tcpdump.wait().unwrap();
-    let out = Command::new(BIN)
-        .args(["egress", "flows", "--policy"])
-        .arg(crate::example_policy())
-        .arg("--pcap")
-        .arg(&exports)
-        .args(["--format", "json", "--block-at", &BLOCK_AT.to_string()])
-        .output()
-        .unwrap();
+    let json_args = ["--format", "json", "--block-at", &BLOCK_AT.to_string()];
+    let out = flows_of_pcap(&exports, &json_args);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(port25_counts(&report), expected(true), "{}", String::from_utf8_lossy(&out.stderr));
@@ -366,38 +372,18 @@ fn exports_captured_to_pcap_read_back_the_same() {
     spliced.extend_from_slice(&data[24..]);
     let spliced_path = work.path().join("spliced.pcap");
     std::fs::write(&spliced_path, spliced).unwrap();
-    let out = Command::new(BIN)
-        .args(["egress", "flows", "--policy"])
-        .arg(crate::example_policy())
-        .arg("--pcap")
-        .arg(&spliced_path)
-        .args(["--format", "json", "--block-at", &BLOCK_AT.to_string()])
-        .output()
-        .unwrap();
+    let out = flows_of_pcap(&spliced_path, &json_args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("spliced.pcap: 1 packets longer than 256 KiB skipped (not flow exports)"), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(port25_counts(&report), expected(true), "{stderr}");
     // CSV and table carry the same rows.
-    let csv = Command::new(BIN)
-        .args(["egress", "flows", "--policy"])
-        .arg(crate::example_policy())
-        .arg("--pcap")
-        .arg(&exports)
-        .args(["--format", "csv"])
-        .output()
-        .unwrap();
+    let csv = flows_of_pcap(&exports, &["--format", "csv"]);
     let csv = String::from_utf8(csv.stdout).unwrap();
     assert!(csv.starts_with("subscriber,network,class,flows,packets,bytes,distinct_destinations,peak_destinations_in_window,first_seen,last_seen,spambot\n198.51.100.77,residential-broadband,residential,40,80,"), "{csv}");
     assert_eq!(csv.lines().count(), 5);
-    let table = Command::new(BIN)
-        .args(["egress", "flows", "--policy"])
-        .arg(crate::example_policy())
-        .arg("--pcap")
-        .arg(&exports)
-        .output()
-        .unwrap();
+    let table = flows_of_pcap(&exports, &[]);
     let table = String::from_utf8(table.stdout).unwrap();
     assert!(table.lines().nth(1).unwrap().starts_with("198.51.100.77 "), "{table}");
 }
