@@ -32,11 +32,12 @@
 //! dashboard's operators are always the SQLite accounts'.
 //!
 //! With shared state ([`Gate::with_shared`], several nodes behind one
-//! name), the locks are also read from and failures also counted in the
-//! shared store before and after the local guard's own bookkeeping: a lock
-//! started on any node refuses the login on every node. A store that does
-//! not answer gives 454 (fail closed) or leaves the local guard alone to
-//! decide, as configured.
+//! name), failures are also counted in the shared store and its locks
+//! read, after the local guard's own bookkeeping and in the same round
+//! trip as the failure or the success: a lock started on any node refuses
+//! the login on every node, with the same answer whatever the password
+//! was. A store that does not answer gives 454 (fail closed) or leaves the
+//! local guard alone to decide, as configured.
 //!
 //! [`guard`]: crate::guard
 
@@ -99,26 +100,40 @@ pub struct SharedSuccess {
     rules: port25_shared::LockRules,
 }
 
+/// A lock the shared store holds on a login or an address, as the guard
+/// names it.
+pub type SharedLock = (Scope, Duration);
+
 impl SharedSuccess {
-    /// Tells the store (its failure is logged, never refuses the login).
-    pub async fn record(self) {
-        let answer = self.shared.backend().succeeded(&self.address, &self.login, self.rules).await;
-        let _ = self.shared.settle("succeeded", answer, ());
+    /// Tells the store unless a lock there refuses the login (then nothing
+    /// is recorded and the lock is returned); `Err` when the store does
+    /// not answer and the node fails closed.
+    pub async fn record(self) -> Result<Option<SharedLock>, port25_shared::Unreachable> {
+        let answer = self.shared.backend().succeeded_unless_locked(&self.address, &self.login, self.rules).await;
+        let answer = self.shared.settle("succeeded", answer, Ok(()))?;
+        Ok(answer.err().map(|(scope, left)| (scope_of(scope), left)))
     }
 
     /// [`SharedSuccess::record`] when there is a success to tell.
-    pub async fn record_any(success: Option<SharedSuccess>) {
-        if let Some(success) = success {
-            success.record().await;
+    pub async fn record_any(success: Option<SharedSuccess>) -> Result<Option<SharedLock>, port25_shared::Unreachable> {
+        match success {
+            Some(success) => success.record().await,
+            None => Ok(None),
         }
     }
 
-    /// Tells the store and takes `slot` in the same round trip: whether
-    /// the slot was had, as [`port25_shared::Shared::settle`] decides for an
-    /// unreachable store (`Err` when failing closed).
-    pub async fn record_entering(self, slot: port25_shared::Slot<'_>) -> Result<bool, port25_shared::Unreachable> {
-        let answer = self.shared.backend().succeeded_entering(&self.address, &self.login, self.rules, slot).await;
-        self.shared.settle("enter_session", answer, true)
+    /// Tells the store and takes `slot` in the same round trip, unless a
+    /// lock there refuses the login: whether the slot was had (`Ok(Ok)`),
+    /// the lock (`Ok(Err)`), or `Err` for an unreachable store when
+    /// failing closed (see [`port25_shared::Shared::settle`]).
+    pub async fn record_entering(
+        self,
+        slot: port25_shared::Slot<'_>,
+    ) -> Result<Result<bool, SharedLock>, port25_shared::Unreachable> {
+        let answer =
+            self.shared.backend().succeeded_entering_unless_locked(&self.address, &self.login, self.rules, slot).await;
+        let answer = self.shared.settle("enter_session", answer, Ok(true))?;
+        Ok(answer.map_err(|(scope, left)| (scope_of(scope), left)))
     }
 }
 
@@ -209,6 +224,8 @@ impl Drop for Held {
     }
 }
 
+const UNREACHABLE: &str = "the shared state is unreachable (fail closed)";
+
 fn scope_of(s: port25_shared::Scope) -> Scope {
     match s {
         port25_shared::Scope::Address => Scope::Address,
@@ -294,34 +311,48 @@ impl Gate {
     /// Checks one login attempt; see the module for the rules.
     pub async fn attempt(&self, a: Attempt<'_>) -> Outcome {
         let (outcome, success) = self.attempt_deferring(a).await;
-        SharedSuccess::record_any(success).await;
-        outcome
+        match SharedSuccess::record_any(success).await {
+            Ok(None) => outcome,
+            Ok(Some((scope, remaining))) => Outcome::Locked { scope, remaining },
+            Err(_) => Outcome::Busy { reason: UNREACHABLE },
+        }
     }
 
     /// As [`Gate::attempt`], but a valid login's success is not told to
     /// the shared store yet: the caller does it with what it does next
     /// (submission takes the login's session slot in the same round trip)
-    /// and must do it, whatever it answers the client.
+    /// and must do it, whatever it answers the client; a lock the store
+    /// holds refuses the login then (see [`SharedSuccess`]).
+    ///
+    /// The shared locks are read after the password is checked, in the
+    /// same round trip that counts the failure or records the success:
+    /// one round trip per attempt, not two. A lock therefore answers the
+    /// same (454) whether the password was right or wrong, and a node
+    /// that did not know of a lock checks at most its own guard's
+    /// `user_lock_after` passwords of the locked login before its own
+    /// lock refuses them without a check.
     pub async fn attempt_deferring(&self, a: Attempt<'_>) -> (Outcome, Option<SharedSuccess>) {
         let Some((shared, rules)) = &self.shared else { return (self.attempt_here(a).await, None) };
         let address = guard::address_key(a.ip).to_string();
         let login = normalize_login(a.login).ok();
-        let answer = shared.backend().locked(&address, login.as_deref()).await;
-        match shared.settle("locked", answer, None) {
-            Ok(Some((scope, remaining))) => return (Outcome::Locked { scope: scope_of(scope), remaining }, None),
-            Ok(None) => {}
-            Err(_) => return (Outcome::Busy { reason: "the shared state is unreachable (fail closed)" }, None),
-        }
         let mut outcome = self.attempt_here(a).await;
         let mut success = None;
         match &mut outcome {
             Outcome::Refused { locks, .. } => {
-                let answer = shared.backend().failed(&address, login.as_deref(), *rules).await;
-                for (scope, failures) in shared.settle("failed", answer, Vec::new()).unwrap_or_default() {
-                    let scope = scope_of(scope);
-                    if !locks.iter().any(|l| l.scope == scope) {
-                        locks.push(Lockout { scope, failures, duration: rules.lockout });
+                let answer = shared.backend().failed_unless_locked(&address, login.as_deref(), *rules).await;
+                match shared.settle("failed", answer, Ok(Vec::new())) {
+                    Ok(Ok(started)) => {
+                        for (scope, failures) in started {
+                            let scope = scope_of(scope);
+                            if !locks.iter().any(|l| l.scope == scope) {
+                                locks.push(Lockout { scope, failures, duration: rules.lockout });
+                            }
+                        }
                     }
+                    Ok(Err((scope, remaining))) => outcome = Outcome::Locked { scope: scope_of(scope), remaining },
+                    // A lock cannot be ruled out: answered as a lock or a
+                    // right password would be when failing closed.
+                    Err(_) => outcome = Outcome::Busy { reason: UNREACHABLE },
                 }
             }
             Outcome::Valid { .. } => {

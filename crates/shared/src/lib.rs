@@ -54,6 +54,9 @@ pub enum Scope {
     Login,
 }
 
+/// A lock in force: whose, and how long it still holds.
+pub type Lock = (Scope, Duration);
+
 /// The brute-force limits, as the local guard has them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockRules {
@@ -109,7 +112,7 @@ pub trait SharedState: Send + Sync {
 
     /// The lock that refuses an attempt now, if any: the address's, or the
     /// login's unless `login` succeeded from `address` within `known_for`.
-    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<(Scope, Duration)>>;
+    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<Lock>>;
 
     /// Counts a failed attempt; returns the locks it started (with the
     /// failure count that started each).
@@ -151,6 +154,59 @@ pub trait SharedState: Send + Sync {
         Box::pin(async move {
             self.succeeded(address, login, rules).await?;
             self.enter_session(slot.login, slot.session, slot.max, slot.ttl).await
+        })
+    }
+
+    /// `locked`, then `failed` unless a lock refuses: the lock in force
+    /// (the attempt is not counted), or the locks this failure started.
+    /// After the password was checked, so that a lock and a wrong
+    /// password answer alike (one round trip where the store can; this
+    /// default makes the two calls).
+    fn failed_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: Option<&'a str>,
+        rules: LockRules,
+    ) -> Pending<'a, Result<Vec<(Scope, u32)>, Lock>> {
+        Box::pin(async move {
+            if let Some(lock) = self.locked(address, login).await? {
+                return Ok(Err(lock));
+            }
+            Ok(Ok(self.failed(address, login, rules).await?))
+        })
+    }
+
+    /// `locked`, then `succeeded` unless a lock refuses (nothing is
+    /// recorded then).
+    fn succeeded_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+    ) -> Pending<'a, Result<(), Lock>> {
+        Box::pin(async move {
+            if let Some(lock) = self.locked(address, Some(login)).await? {
+                return Ok(Err(lock));
+            }
+            Ok(Ok(self.succeeded(address, login, rules).await?))
+        })
+    }
+
+    /// `locked`, then `succeeded_entering` unless a lock refuses: a
+    /// login's AUTH after its password was found right, in one round trip
+    /// where the store can (Redis: one script).
+    fn succeeded_entering_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: Slot<'a>,
+    ) -> Pending<'a, Result<bool, Lock>> {
+        Box::pin(async move {
+            if let Some(lock) = self.locked(address, Some(login)).await? {
+                return Ok(Err(lock));
+            }
+            Ok(Ok(self.succeeded_entering(address, login, rules, slot).await?))
         })
     }
 

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, Statement};
 
-use crate::{Full, LockRules, Pending, Scope, SharedState, Slot as SessionSlot, Unreachable, UseRecord, Window};
+use crate::{Full, Lock, LockRules, Pending, Scope, SharedState, Slot as SessionSlot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostgresConfig {
@@ -574,7 +574,7 @@ impl SharedState for Postgres {
         "postgresql"
     }
 
-    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<(Scope, Duration)>> {
+    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<Lock>> {
         Box::pin(async move {
             let l = login.unwrap_or("");
             let row = self

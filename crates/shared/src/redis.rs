@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use crate::redis_conn::{text, Endpoint, Pool};
 use crate::resp::Value;
-use crate::{Full, LockRules, Pending, Scope, SharedState, Slot, Unreachable, UseRecord, Window};
+use crate::{Full, Lock, LockRules, Pending, Scope, SharedState, Slot, Unreachable, UseRecord, Window};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RedisConfig {
@@ -74,17 +74,59 @@ local function clock()
 end
 ";
 
-/// KEYS: the address's lock, the login's lock, the device's known mark;
-/// ARGV: '1' when there is a login. The known mark is read only when the
-/// login is locked (the only time it matters).
-const LOCKED: &str = "
-local t = redis.call('PTTL', KEYS[1])
-if t > 0 then return {1, t} end
-if ARGV[1] == '1' then
-  t = redis.call('PTTL', KEYS[2])
-  if t > 0 and redis.call('EXISTS', KEYS[3]) == 0 then return {2, t} end
+/// The lock that refuses an attempt, as a Lua function: `which, ms` (1
+/// the address's, 2 the login's, 0 none) and whether the login's lock is
+/// on at all (a known device is spared it, but its failures are not
+/// counted either). The known mark is read only when the login is
+/// locked (the only time it matters). A macro, as [`succeeded_fn`].
+macro_rules! lock_fn {
+    () => {
+        "
+local function lock_in_force(a_lock, l_lock, known, with_login)
+  local t = redis.call('PTTL', a_lock)
+  if t > 0 then return 1, t, false end
+  if with_login == '1' then
+    t = redis.call('PTTL', l_lock)
+    if t > 0 then
+      if redis.call('EXISTS', known) == 0 then return 2, t, true end
+      return 0, 0, true
+    end
+  end
+  return 0, 0, false
 end
-return {0, 0}";
+"
+    };
+}
+
+/// KEYS: the address's lock, the login's lock, the device's known mark;
+/// ARGV: '1' when there is a login.
+const LOCKED: &str =
+    concat!(lock_fn!(), "local which, t = lock_in_force(KEYS[1], KEYS[2], KEYS[3], ARGV[1])\nreturn {which, t}");
+
+/// LOCKED, then FAILED's count unless a lock refuses: `{which, ms, a,
+/// l}`. KEYS: the address's failures and lock, the login's failures and
+/// lock, the device's known mark; ARGV: FAILED's. Each lock's PTTL is
+/// read once: a failure under a lock is not counted, as FAILED has it.
+const FAILED_UNLESS_LOCKED: &str = concat!(
+    lock_fn!(),
+    "
+local which, t, login_locked = lock_in_force(KEYS[2], KEYS[4], KEYS[5], ARGV[5])
+if which > 0 then return {which, t, 0, 0} end
+local function count(fail, lock, after)
+  local n = redis.call('INCR', fail)
+  if n == 1 then redis.call('PEXPIRE', fail, ARGV[1]) end
+  if n >= tonumber(after) then
+    redis.call('SET', lock, n, 'PX', ARGV[4])
+    redis.call('DEL', fail)
+    return n
+  end
+  return 0
+end
+local a = count(KEYS[1], KEYS[2], ARGV[2])
+local l = 0
+if ARGV[5] == '1' and not login_locked then l = count(KEYS[3], KEYS[4], ARGV[3]) end
+return {0, 0, a, l}"
+);
 
 /// A failure during a lock is not counted (it would extend it); the count
 /// starts over once the lock is set.
@@ -153,6 +195,18 @@ end
 /// KEYS: the login's failures, the device's known mark; ARGV: known_ms.
 const SUCCEEDED: &str = concat!(succeeded_fn!(), "succeeded(KEYS[1], KEYS[2], ARGV[1])\nreturn 1");
 
+/// LOCKED, then SUCCEEDED unless a lock refuses: `{which, ms}`. KEYS:
+/// the address's lock, the login's lock, the device's known mark, the
+/// login's failures; ARGV: known_ms.
+const SUCCEEDED_UNLESS_LOCKED: &str = concat!(
+    lock_fn!(),
+    succeeded_fn!(),
+    "local which, t = lock_in_force(KEYS[1], KEYS[2], KEYS[3], '1')
+if which > 0 then return {which, t} end
+succeeded(KEYS[4], KEYS[3], ARGV[1])
+return {0, 0}"
+);
+
 /// ARGV: member ('' to only check), then span_ms and max per key. A
 /// window is trimmed only when its count (entries old and young) reaches
 /// its max: then the young ones decide.
@@ -194,6 +248,19 @@ const SUCCEEDED_ENTER: &str = concat!(
     succeeded_fn!(),
     enter_fn!(),
     "succeeded(KEYS[1], KEYS[2], ARGV[1])\nreturn enter(KEYS[3], ARGV[2], ARGV[3], ARGV[4])"
+);
+
+/// LOCKED, then SUCCEEDED_ENTER unless a lock refuses: `{which, ms,
+/// entered}`. KEYS: as SUCCEEDED_UNLESS_LOCKED, then the sessions key;
+/// ARGV: known_ms, then ENTER's session, max, ttl_ms.
+const SUCCEEDED_ENTER_UNLESS_LOCKED: &str = concat!(
+    lock_fn!(),
+    succeeded_fn!(),
+    enter_fn!(),
+    "local which, t = lock_in_force(KEYS[1], KEYS[2], KEYS[3], '1')
+if which > 0 then return {which, t, 0} end
+succeeded(KEYS[4], KEYS[3], ARGV[1])
+return {0, 0, enter(KEYS[5], ARGV[2], ARGV[3], ARGV[4])}"
 );
 
 /// ARGV: field, unix seconds, ip, port. Value: 'seen ip port uses'.
@@ -276,14 +343,33 @@ fn evalsha<'a>(sha: &'a str, numkeys: &'a str, keys: &'a [String], args: &'a [St
     v
 }
 
-/// The two numbers most scripts answer with.
-fn pair(v: Value) -> Result<(i64, i64), Unreachable> {
-    match v {
-        Value::Array(Some(a)) => match a[..] {
-            [Value::Integer(x), Value::Integer(y)] => Ok((x, y)),
-            _ => Err(Unreachable(format!("redis: a script answered {a:?}"))),
-        },
-        other => Err(Unreachable(format!("redis: a script answered {other:?}"))),
+/// A script's array of `N` numbers.
+fn ints<const N: usize>(v: Value) -> Result<[i64; N], Unreachable> {
+    let mut out = [0; N];
+    let all = match &v {
+        Value::Array(Some(a)) if a.len() == N => a.iter().zip(&mut out).all(|(x, o)| match x {
+            Value::Integer(x) => {
+                *o = *x;
+                true
+            }
+            _ => false,
+        }),
+        _ => false,
+    };
+    if all {
+        Ok(out)
+    } else {
+        Err(Unreachable(format!("redis: a script answered {v:?}")))
+    }
+}
+
+/// A lock script's `which, ms`: the lock in force, if any.
+fn lock_of(which: i64, ms: i64) -> Option<Lock> {
+    let left = Duration::from_millis(ms.max(0) as u64);
+    match which {
+        1 => Some((Scope::Address, left)),
+        2 => Some((Scope::Login, left)),
+        _ => None,
     }
 }
 
@@ -293,6 +379,29 @@ fn int(v: Value) -> Result<i64, Unreachable> {
         Value::Integer(n) => Ok(n),
         other => Err(Unreachable(format!("redis: a script answered {other:?}"))),
     }
+}
+
+/// FAILED's ARGV (and FAILED_UNLESS_LOCKED's).
+fn failed_args(rules: LockRules, with_login: bool) -> Vec<String> {
+    vec![
+        ms(rules.window),
+        rules.address_lock_after.max(1).to_string(),
+        rules.login_lock_after.max(1).to_string(),
+        ms(rules.lockout),
+        flag(with_login),
+    ]
+}
+
+/// The locks a failure started, from FAILED's two counts.
+fn started(a: i64, l: i64) -> Vec<(Scope, u32)> {
+    let mut started = Vec::new();
+    if a > 0 {
+        started.push((Scope::Address, a as u32));
+    }
+    if l > 0 {
+        started.push((Scope::Login, l as u32));
+    }
+    started
 }
 
 fn ms(d: Duration) -> String {
@@ -331,18 +440,13 @@ impl SharedState for Redis {
         "redis"
     }
 
-    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<(Scope, Duration)>> {
+    fn locked<'a>(&'a self, address: &'a str, login: Option<&'a str>) -> Pending<'a, Option<Lock>> {
         Box::pin(async move {
             let l = login.unwrap_or("");
             let keys =
                 vec![self.key(&["lock", "a", address]), self.key(&["lock", "l", l]), self.key(&["known", l, address])];
-            let (which, left) = pair(self.eval(LOCKED, &keys, &[flag(login.is_some())]).await?)?;
-            let left = Duration::from_millis(left.max(0) as u64);
-            Ok(match which {
-                1 => Some((Scope::Address, left)),
-                2 => Some((Scope::Login, left)),
-                _ => None,
-            })
+            let [which, left] = ints(self.eval(LOCKED, &keys, &[flag(login.is_some())]).await?)?;
+            Ok(lock_of(which, left))
         })
     }
 
@@ -360,22 +464,61 @@ impl SharedState for Redis {
                 self.key(&["fail", "l", l]),
                 self.key(&["lock", "l", l]),
             ];
-            let args = vec![
-                ms(rules.window),
-                rules.address_lock_after.max(1).to_string(),
-                rules.login_lock_after.max(1).to_string(),
-                ms(rules.lockout),
-                flag(login.is_some()),
+            let [a, l] = ints(self.eval(FAILED, &keys, &failed_args(rules, login.is_some())).await?)?;
+            Ok(started(a, l))
+        })
+    }
+
+    fn failed_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: Option<&'a str>,
+        rules: LockRules,
+    ) -> Pending<'a, Result<Vec<(Scope, u32)>, Lock>> {
+        Box::pin(async move {
+            let l = login.unwrap_or("");
+            let keys = vec![
+                self.key(&["fail", "a", address]),
+                self.key(&["lock", "a", address]),
+                self.key(&["fail", "l", l]),
+                self.key(&["lock", "l", l]),
+                self.key(&["known", l, address]),
             ];
-            let (a, l) = pair(self.eval(FAILED, &keys, &args).await?)?;
-            let mut started = Vec::new();
-            if a > 0 {
-                started.push((Scope::Address, a as u32));
+            let args = failed_args(rules, login.is_some());
+            let [which, left, a, l] = ints(self.eval(FAILED_UNLESS_LOCKED, &keys, &args).await?)?;
+            if let Some(lock) = lock_of(which, left) {
+                return Ok(Err(lock));
             }
-            if l > 0 {
-                started.push((Scope::Login, l as u32));
-            }
-            Ok(started)
+            Ok(Ok(started(a, l)))
+        })
+    }
+
+    fn succeeded_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+    ) -> Pending<'a, Result<(), Lock>> {
+        Box::pin(async move {
+            let keys = self.success_keys(address, login);
+            let [which, left] = ints(self.eval(SUCCEEDED_UNLESS_LOCKED, &keys, &[ms(rules.known_for)]).await?)?;
+            Ok(lock_of(which, left).map_or(Ok(()), Err))
+        })
+    }
+
+    fn succeeded_entering_unless_locked<'a>(
+        &'a self,
+        address: &'a str,
+        login: &'a str,
+        rules: LockRules,
+        slot: Slot<'a>,
+    ) -> Pending<'a, Result<bool, Lock>> {
+        Box::pin(async move {
+            let mut keys = self.success_keys(address, login);
+            keys.push(self.key(&["sessions", slot.login]));
+            let args = vec![ms(rules.known_for), slot.session.to_owned(), slot.max.max(1).to_string(), ms(slot.ttl)];
+            let [which, left, entered] = ints(self.eval(SUCCEEDED_ENTER_UNLESS_LOCKED, &keys, &args).await?)?;
+            Ok(lock_of(which, left).map_or(Ok(entered == 1), Err))
         })
     }
 
@@ -399,7 +542,7 @@ impl SharedState for Redis {
                 args.push(ms(w.span));
                 args.push(w.max.to_string());
             }
-            let (i, wait) = pair(self.eval(RESERVE, &keys, &args).await?)?;
+            let [i, wait] = ints(self.eval(RESERVE, &keys, &args).await?)?;
             Ok(if i > 0 {
                 Err(Full { index: i as usize - 1, retry_after: Duration::from_millis(wait.max(0) as u64) })
             } else {
@@ -502,6 +645,16 @@ impl SharedState for Redis {
 }
 
 impl Redis {
+    /// The keys the *_UNLESS_LOCKED scripts of a success start with.
+    fn success_keys(&self, address: &str, login: &str) -> Vec<String> {
+        vec![
+            self.key(&["lock", "a", address]),
+            self.key(&["lock", "l", login]),
+            self.key(&["known", login, address]),
+            self.key(&["fail", "l", login]),
+        ]
+    }
+
     async fn release_raw(&self, key: String, member: &str) -> Result<(), Unreachable> {
         int(self.eval(RELEASE, &[key], &[member.to_owned()]).await?)?;
         Ok(())

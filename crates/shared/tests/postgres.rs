@@ -11,6 +11,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use port25_shared::{LockRules, Postgres, PostgresConfig, Scope, SharedState, Slot, Window};
 
 fn pg_bin(name: &str) -> PathBuf {
@@ -191,6 +193,12 @@ async fn expired_entries_leave_the_count_when_reserving_and_when_swept() {
     assert_eq!(assert_exact(&db, "after the sweep").await, vec![]);
     let left: i64 = db.query_one("SELECT count(*) FROM port25_shared_key", &[]).await.unwrap().get(0);
     assert_eq!(left, 0, "no count row outlives its window's entries");
+}
+
+#[tokio::test]
+async fn locks_are_read_with_the_outcome() {
+    let s = start();
+    common::locks_are_read_with_the_outcome(&*node(&s).await, &*node(&s).await).await;
 }
 
 /// AUTH's one call: the login's failures forgotten, the address one of its

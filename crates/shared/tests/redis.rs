@@ -6,6 +6,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+
 use port25_shared::{LockRules, OnUnreachable, Redis, RedisConfig, Scope, Shared, SharedState, Slot, Window};
 
 struct Server {
@@ -195,6 +197,12 @@ async fn a_success_and_its_session_slot_in_one_call() {
     assert!(a.succeeded_entering("198.51.100.7", "alice", rules(), slot("a:1")).await.unwrap(), "already counted");
     a.leave_session("alice", "a:1").await.unwrap();
     assert!(b.enter_session("alice", "b:2", 2, Duration::from_secs(3600)).await.unwrap(), "the left slot is free");
+}
+
+#[tokio::test]
+async fn locks_are_read_with_the_outcome() {
+    let s = start();
+    common::locks_are_read_with_the_outcome(&node(s.port).await, &node(s.port).await).await;
 }
 
 /// Scripts run by hash once loaded; a server that forgot them (restarted,

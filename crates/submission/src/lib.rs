@@ -37,7 +37,7 @@ pub mod quota;
 mod shared;
 
 use ipnet::IpNet;
-use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose, SharedSuccess};
+use port25_accounts::gate::{Attempt, Gate, Outcome, Purpose, SharedLock, SharedSuccess};
 /// The brute-force guard moved to the accounts crate, shared with the dashboard.
 pub use port25_accounts::guard;
 use port25_accounts::Accounts;
@@ -50,7 +50,7 @@ use port25_events::emit;
 use port25_mx::MxPolicy;
 use quota::{Exceeded, Quota, QuotaConfig};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 #[derive(Debug, Clone)]
 pub struct SubmissionConfig {
@@ -384,12 +384,10 @@ impl SubmissionPolicy {
         success: Option<SharedSuccess>,
     ) -> Option<Decision> {
         let Some(s) = self.shared.shared_state.get() else {
-            SharedSuccess::record_any(success).await;
-            return None;
+            return self.shared_lock_refusal(info, login, SharedSuccess::record_any(success).await);
         };
         if state.shared_session.as_ref().is_some_and(|(l, _)| l == login) {
-            SharedSuccess::record_any(success).await;
-            return None;
+            return self.shared_lock_refusal(info, login, SharedSuccess::record_any(success).await);
         }
         if let Some((old, name)) = state.shared_session.take() {
             shared::leave_session(s, old, name);
@@ -398,7 +396,11 @@ impl SubmissionPolicy {
         let max = self.shared.max_sessions_per_login;
         let slot = port25_shared::Slot { login, session: &name, max, ttl: shared::SESSION_TTL };
         let entered = match success {
-            Some(success) => success.record_entering(slot).await,
+            Some(success) => match success.record_entering(slot).await {
+                Ok(Err((scope, remaining))) => return Some(self.locked_reply(info, login, scope, remaining)),
+                Ok(Ok(entered)) => Ok(entered),
+                Err(e) => Err(e),
+            },
             None => {
                 let answer = s.backend().enter_session(login, &name, max, shared::SESSION_TTL).await;
                 s.settle("enter_session", answer, true)
@@ -422,6 +424,42 @@ impl SubmissionPolicy {
                 Some(Decision::Reject(AUTH_TEMPORARY))
             }
         }
+    }
+
+    /// The refusal a valid login gets when the shared store holds a lock
+    /// on it or its address, or cannot say (failing closed).
+    fn shared_lock_refusal(
+        &self,
+        info: &SessionInfo,
+        login: &str,
+        recorded: Result<Option<SharedLock>, port25_shared::Unreachable>,
+    ) -> Option<Decision> {
+        match recorded {
+            Ok(None) => None,
+            Ok(Some((scope, remaining))) => Some(self.locked_reply(info, login, scope, remaining)),
+            Err(e) => {
+                emit!(error, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "shared state unreachable", error = %e);
+                Some(Decision::Reject(AUTH_TEMPORARY))
+            }
+        }
+    }
+
+    /// 454 for a login refused by a lock, the guard's or the shared
+    /// store's: the same words either way, and whether the password was
+    /// right or not.
+    fn locked_reply(&self, info: &SessionInfo, user: &str, scope: guard::Scope, remaining: Duration) -> Decision {
+        let reason = format!("locked: {}", scope.name());
+        emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = %reason);
+        let whose = match scope {
+            guard::Scope::Address => "from your address",
+            guard::Scope::Login => "for this login",
+        };
+        let minutes = remaining.as_secs().div_ceil(60).max(1);
+        Decision::Reject(Reply::owned(
+            454,
+            "4.7.0",
+            format!("Too many failed logins {whose}; try again in {minutes} minutes"),
+        ))
     }
 
     fn shared_refusal(&self, info: &SessionInfo, who: &str, refused: shared::Refused) -> Decision {
@@ -587,12 +625,14 @@ impl Hooks for SubmissionPolicy {
         let (outcome, success) = self.shared.gate.attempt_deferring(attempt).await;
         match outcome {
             Outcome::Valid { login, addresses, .. } => {
+                // Refused here first: the success is still told (a lock the
+                // store holds changes nothing then).
                 if let Some(refusal) = self.shared.locked(info, &login) {
-                    SharedSuccess::record_any(success).await;
+                    let _ = SharedSuccess::record_any(success).await;
                     return refusal;
                 }
                 if !self.shared.enter_session(&mut state.login, &login) {
-                    SharedSuccess::record_any(success).await;
+                    let _ = SharedSuccess::record_any(success).await;
                     let max = self.shared.max_sessions_per_login;
                     emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %login, reason = "too many sessions for this login");
                     return Decision::Reject(Reply::owned(
@@ -638,20 +678,7 @@ impl Hooks for SubmissionPolicy {
                 Decision::Accept
             }
             Outcome::Refused { reason, locks } => self.auth_failure(info, &credentials.username, reason, locks),
-            Outcome::Locked { scope, remaining } => {
-                let reason = format!("locked: {}", scope.name());
-                emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason = %reason);
-                let whose = match scope {
-                    guard::Scope::Address => "from your address",
-                    guard::Scope::Login => "for this login",
-                };
-                let minutes = remaining.as_secs().div_ceil(60).max(1);
-                Decision::Reject(Reply::owned(
-                    454,
-                    "4.7.0",
-                    format!("Too many failed logins {whose}; try again in {minutes} minutes"),
-                ))
-            }
+            Outcome::Locked { scope, remaining } => self.locked_reply(info, &user, scope, remaining),
             Outcome::Busy { reason } => {
                 emit!(info, ev::SUBMISSION_AUTH_FAILED, session = %info.id, peer = %info.peer, user = %user, reason);
                 Decision::Reject(AUTH_TEMPORARY)

@@ -178,6 +178,17 @@ pub(crate) fn lock_across(redis: &dyn Store) {
     c.cmd("EHLO laptop.example");
     let r = login(&mut c, ALICE, ALICE_PW);
     assert!(r.starts_with("454 4.7.0 Too many failed logins for this login"), "node B: {r}");
+    // A wrong password gets the very same answer (the lock is read with
+    // the failure, after the check): a lock tells nothing of the password.
+    let mut c = Client::open(addr(&b, "plain"));
+    c.cmd("EHLO guesser.example");
+    let wrong = login(&mut c, ALICE, "guess again");
+    assert_eq!(wrong.split(';').next(), r.split(';').next(), "node B, wrong password: {wrong}");
+    // The right password on node B recorded nothing: still locked on A.
+    let mut c = Client::open(addr(&a, "plain"));
+    c.cmd("EHLO laptop.example");
+    let r = login(&mut c, ALICE, ALICE_PW);
+    assert!(r.starts_with("454 4.7.0 Too many failed logins for this login"), "node A: {r}");
     // bob is not locked, on either node.
     let mut c = Client::open(addr(&b, "plain"));
     c.cmd("EHLO laptop.example");
@@ -273,6 +284,12 @@ pub(crate) fn stopped_fails_closed(mut redis: impl Store) {
     c.cmd("EHLO laptop.example");
     let r = login(&mut c, ALICE, ALICE_PW);
     assert!(r.starts_with("454 4.7.0"), "AUTH: {r}");
+    // A wrong password too: whether a lock holds cannot be known, and a
+    // 535 here would tell the password from the lock's 454.
+    let mut c = Client::open(addr(&a, "plain"));
+    c.cmd("EHLO laptop.example");
+    let r = login(&mut c, ALICE, "wrong");
+    assert!(r.starts_with("454 4.7.0"), "AUTH, wrong password: {r}");
     let e = a.wait_event("port25.shared.unreachable", Duration::from_secs(5)).expect("the event");
     assert_eq!((e["policy"].as_str(), e["backend"].as_str()), (Some("fail_closed"), Some(redis.kind())), "{e}");
     assert!(a.all_mail().is_empty());
