@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::redis_conn::{text, Endpoint, Pool, FLUSH_AFTER};
+use crate::redis_conn::{text, Endpoint, Pool};
 use crate::resp::Value;
 use crate::{Full, Lock, LockRules, Pending, Scope, SharedState, Slot, Unreachable, UseRecord, Window};
 
@@ -45,8 +45,7 @@ pub struct RedisConfig {
 }
 
 pub struct Redis {
-    /// Shared with the flushes of deferred commands.
-    pool: Arc<Pool>,
+    pool: Pool,
     /// host:port, for messages.
     server: String,
     timeout: Duration,
@@ -279,7 +278,7 @@ impl Redis {
     pub async fn connect(config: &RedisConfig) -> Result<Redis, String> {
         let ep = Endpoint::parse(&config.url).map_err(|e| format!("redis url: {e}"))?;
         let server = format!("{}:{}", ep.host, ep.port);
-        let pool = Arc::new(Pool::new(ep, config.pool.clamp(1, 64)));
+        let pool = Pool::new(ep, config.pool.clamp(1, 64));
         let _ = tokio::time::timeout(config.timeout, pool.get()).await;
         Ok(Redis { pool, server, timeout: config.timeout, prefix: config.prefix.clone(), scripts: Default::default() })
     }
@@ -590,32 +589,8 @@ impl SharedState for Redis {
         })
     }
 
-    /// Deferred: a plain ZREM (no script: nothing to decide) that goes
-    /// out with the node's next command, or alone within 10 ms (see
-    /// redis_conn.rs). Nobody waits for it; lost with its connection,
-    /// the entry is forgotten after the session ttl. The node's next
-    /// command on the login's sessions (ENTER, a session of the same
-    /// login) comes after it, so this node never counts its own session
-    /// left; another node may for those few milliseconds.
     fn leave_session<'a>(&'a self, login: &'a str, session: &'a str) -> Pending<'a, ()> {
-        Box::pin(async move {
-            let key = self.key(&["sessions", login]);
-            let zrem: [&[u8]; 3] = [b"ZREM", key.as_bytes(), session.as_bytes()];
-            match self.pool.defer(&zrem) {
-                Some(true) => {
-                    let (pool, timeout) = (self.pool.clone(), self.timeout);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(FLUSH_AFTER).await;
-                        // An error here is the store down: the next
-                        // command waited on says so, loudly.
-                        let _ = tokio::time::timeout(timeout, pool.flush()).await;
-                    });
-                    Ok(())
-                }
-                Some(false) => Ok(()),
-                None => self.release_raw(key, session).await,
-            }
-        })
+        Box::pin(async move { self.release_raw(self.key(&["sessions", login]), session).await })
     }
 
     fn record_use<'a>(&'a self, login: &'a str, legacy: bool, ip: &'a str, port: u16, unix: i64) -> Pending<'a, ()> {

@@ -12,15 +12,6 @@
 //! the server closed while idle (a restart, its `timeout`) is noticed
 //! before it is used. Each new connection authenticates (`AUTH`) and
 //! selects the URL's database.
-//!
-//! A command whose answer nobody waits for (a session giving its slot
-//! back) is deferred ([`Pool::defer`]): it goes out ahead of the next
-//! caller's command on a connection, in the same write, and its reply is
-//! read and dropped before that caller's; a flush sends what no command
-//! took along within [`FLUSH_AFTER`]. Under load that is one round trip
-//! fewer per session on both sides (issue 16), and Redis runs the
-//! deferred command before the command it came with, so a node never
-//! sees its own deferred command undone.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -36,13 +27,6 @@ use crate::resp::{self, Value, LIMITS};
 /// session by a connection attempt (a node reconnects at most this
 /// often).
 const RETRY_AFTER: Duration = Duration::from_millis(500);
-
-/// How long a deferred command waits for a command to go out with before
-/// it is sent alone.
-pub const FLUSH_AFTER: Duration = Duration::from_millis(10);
-/// Deferred commands waiting at most; the next one is not deferred (its
-/// caller sends it now).
-const MAX_DEFERRED: usize = 256;
 
 /// Where the server is and how to log in: `redis://[user:password@]host[:port][/db]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,35 +138,14 @@ impl Conn {
     /// Sends one command and reads its reply. An `Err` leaves the
     /// connection out of step: the caller drops it.
     async fn call(&mut self, args: &[&[u8]]) -> Result<Value, String> {
-        self.call_after(&Deferred::default(), args).await
-    }
-
-    /// `deferred`'s commands, then `args`, in one write; their replies
-    /// read in order, all but the last dropped (a deferred command's
-    /// error reply is its own business: nobody waits for it).
-    async fn call_after(&mut self, deferred: &Deferred, args: &[&[u8]]) -> Result<Value, String> {
         self.write.clear();
-        self.write.extend_from_slice(&deferred.bytes);
         resp::command(&mut self.write, args);
-        self.exchange(deferred.count).await
-    }
-
-    /// Sends the write buffer and reads `skip` replies then one more,
-    /// which it returns.
-    async fn exchange(&mut self, mut skip: usize) -> Result<Value, String> {
         self.stream.write_all(&self.write).await.map_err(|e| format!("sending: {e}"))?;
         self.read.clear();
-        let mut at = 0;
         loop {
-            let parsed = resp::parse(&self.read[at..], &LIMITS).map_err(|e| format!("reply: {e}"))?;
-            if let Some((v, used)) = parsed {
-                at += used;
-                if skip > 0 {
-                    skip -= 1;
-                    continue;
-                }
-                // The replies asked for: anything after them is not ours.
-                if at != self.read.len() {
+            if let Some((v, used)) = resp::parse(&self.read, &LIMITS).map_err(|e| format!("reply: {e}"))? {
+                // One command in flight: anything after its reply is not ours.
+                if used != self.read.len() {
                     return Err("bytes after the reply".into());
                 }
                 return Ok(v);
@@ -222,19 +185,10 @@ pub fn text(v: &Value) -> String {
     }
 }
 
-/// Commands encoded back to back, and how many.
-#[derive(Default)]
-struct Deferred {
-    bytes: Vec<u8>,
-    count: usize,
-}
-
 /// At most `size` connections to one server.
 pub struct Pool {
     ep: Endpoint,
     idle: Mutex<Vec<Conn>>,
-    /// Commands waiting to go out ahead of the next caller's.
-    deferred: Mutex<Deferred>,
     /// One permit per connection that may exist: idle, or held by a
     /// caller.
     permits: Semaphore,
@@ -244,51 +198,7 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(ep: Endpoint, size: usize) -> Pool {
-        Pool {
-            ep,
-            idle: Mutex::new(Vec::with_capacity(size)),
-            deferred: Mutex::default(),
-            permits: Semaphore::new(size),
-            down: Mutex::new(None),
-        }
-    }
-
-    /// Queues a command nobody waits for (see the module). `Some(true)`:
-    /// the queue was empty, the caller schedules a [`Pool::flush`] after
-    /// [`FLUSH_AFTER`]; `Some(false)`: one is scheduled; `None`: the
-    /// queue is full, the caller sends the command itself.
-    pub fn defer(&self, args: &[&[u8]]) -> Option<bool> {
-        let mut d = self.deferred.lock().unwrap_or_else(|p| p.into_inner());
-        if d.count >= MAX_DEFERRED {
-            return None;
-        }
-        resp::command(&mut d.bytes, args);
-        d.count += 1;
-        Some(d.count == 1)
-    }
-
-    fn take_deferred(&self) -> Deferred {
-        std::mem::take(&mut *self.deferred.lock().unwrap_or_else(|p| p.into_inner()))
-    }
-
-    /// Sends the deferred commands no caller took along (none: nothing
-    /// sent). Lost with the connection if it fails: a deferred command
-    /// is one whose loss the store's expiry makes good.
-    pub async fn flush(&self) -> Result<(), String> {
-        if self.deferred.lock().unwrap_or_else(|p| p.into_inner()).count == 0 {
-            return Ok(());
-        }
-        let mut lease = self.get().await?;
-        let d = self.take_deferred();
-        if d.count == 0 {
-            return Ok(());
-        }
-        let mut conn = lease.conn.take().ok_or("the connection was lost by an earlier command")?;
-        conn.write.clear();
-        conn.write.extend_from_slice(&d.bytes);
-        conn.exchange(d.count - 1).await?;
-        lease.conn = Some(conn);
-        Ok(())
+        Pool { ep, idle: Mutex::new(Vec::with_capacity(size)), permits: Semaphore::new(size), down: Mutex::new(None) }
     }
 
     /// A connection for one caller: a free one, or a new one when none is
@@ -353,8 +263,7 @@ impl Lease<'_> {
     /// (the connection stays in step), an `Err` is a lost connection.
     pub async fn call(&mut self, args: &[&[u8]]) -> Result<Value, String> {
         let mut conn = self.conn.take().ok_or("the connection was lost by an earlier command")?;
-        let deferred = self.pool.take_deferred();
-        let v = conn.call_after(&deferred, args).await?;
+        let v = conn.call(args).await?;
         self.conn = Some(conn);
         Ok(v)
     }
@@ -522,45 +431,6 @@ mod tests {
         let e = c.call(&[b"PING", b"b"]).await.unwrap_err();
         assert!(e.contains("over the limit"), "{e}");
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
-    }
-
-    /// Deferred commands go out ahead of the next caller's, in order;
-    /// their replies (an error one included) are read and dropped, the
-    /// caller gets its own. What no command took along goes out with a
-    /// flush; a full queue refuses the next command.
-    #[tokio::test]
-    async fn deferred_commands_go_out_ahead_of_the_next_and_their_replies_are_dropped() {
-        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
-        static SEEN: std::sync::OnceLock<std::sync::Arc<Mutex<Vec<Vec<u8>>>>> = std::sync::OnceLock::new();
-        SEEN.set(seen.clone()).unwrap();
-        let (port, accepted) = fake(|_, line| {
-            SEEN.get().unwrap().lock().unwrap().push(line.to_vec());
-            Some(match line {
-                b"ZREM k a " => b":1\r\n".to_vec(),
-                b"ZREM k b " => b"-WRONGTYPE not a set\r\n".to_vec(),
-                b"GET x " => b"$1\r\nx\r\n".to_vec(),
-                _ => b"+OK\r\n".to_vec(),
-            })
-        })
-        .await;
-        let pool = Pool::new(endpoint(port), 1);
-        assert_eq!(pool.defer(&[b"ZREM", b"k", b"a"]), Some(true), "the first: the caller schedules a flush");
-        assert_eq!(pool.defer(&[b"ZREM", b"k", b"b"]), Some(false));
-        let mut c = pool.get().await.unwrap();
-        assert_eq!(c.call(&[b"GET", b"x"]).await.unwrap(), Value::Bulk(Some(b"x".to_vec())));
-        drop(c);
-        pool.flush().await.unwrap();
-        assert_eq!(pool.defer(&[b"ZREM", b"k", b"c"]), Some(true), "the queue went out with GET");
-        pool.flush().await.unwrap();
-        let lines = seen.lock().unwrap().clone();
-        let lines: Vec<&[u8]> =
-            lines.iter().map(|l| l.as_slice()).filter(|l| l.starts_with(b"ZREM") || l.starts_with(b"GET")).collect();
-        assert_eq!(lines, [&b"ZREM k a "[..], b"ZREM k b ", b"GET x ", b"ZREM k c "]);
-        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection, in step throughout");
-        for i in 0..MAX_DEFERRED {
-            assert!(pool.defer(&[b"ZREM", b"k", i.to_string().as_bytes()]).is_some());
-        }
-        assert_eq!(pool.defer(&[b"ZREM", b"k", b"full"]), None);
     }
 
     /// A server that takes the connection but never answers AUTH: the
