@@ -43,13 +43,19 @@
 # CPU then slows both nodes of the pair alike (a provider runs it on
 # another host): the ratio is the node's own cost; redis-server's is
 # printed beside it.
+# AB_BIN=path (with SHARED=1 TOGETHER=1): a fourth node, "port25-redis-ab",
+# runs that binary against the same Redis, and the pairs are that node
+# and port25-redis (PORT25_BIN) instead: two builds' Redis nodes side by
+# side under the same load, ratio AB_BIN / PORT25_BIN (the machine's
+# noise moved the two runs of one build 10 points apart this way).
+# PG_PAIRS=0 leaves the PostgreSQL pairs out.
 #
 # Usage: bench/submission-dovecot.sh     (as root; installs postfix and
 #        dovecot-core if missing)
 #        SHARED=1 bench/submission-dovecot.sh   (also needs redis-server and
 #        postgresql)
 # Env:   AUTH_CACHE=1 MODE=starttls|implicit PROCS=4 SECONDS_EACH=10 SIZE=2048 ROUNDS=3 PF_PORT=4671 P25_PORT=4672
-#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4 REDIS_SLOWLOG=0 TOGETHER=0
+#        SHARED=0 LIMIT=10000000 REDIS_PORT=4673 PG_PORT=4674 SHARED_POOL=4 REDIS_SLOWLOG=0 TOGETHER=0 AB_BIN= PG_PAIRS=1
 #        PORT25_BIN=target/release/port25 LOADGEN=target/release/smtp-load (built if missing); KEEP=1
 #        WORK_PARENT=/var/tmp: where the servers' Maildirs, Dovecot, Redis and PostgreSQL
 #        go. A tmpfs takes ext4's per-directory inode allocation (a third of the
@@ -78,6 +84,8 @@ LIMIT=${LIMIT:-10000000}
 REDIS_PORT=${REDIS_PORT:-4673}
 PG_PORT=${PG_PORT:-4674}
 SHARED_POOL=${SHARED_POOL:-4}
+AB_BIN=${AB_BIN:-}
+PG_PAIRS=${PG_PAIRS:-1}
 REDIS_SLOWLOG=${REDIS_SLOWLOG:-0}
 TOGETHER=${TOGETHER:-0}
 DOMAIN=bench.example
@@ -276,6 +284,11 @@ if [ "$SHARED" = 1 ]; then
 connection = \"host=$WORK/pg port=$PG_PORT user=nobody dbname=postgres\""
   P25G_PID=$STARTED_PID
   SERVERS=(port25 port25-redis port25-postgresql)
+  if [ -n "$AB_BIN" ]; then
+    start_port25 "$AB_BIN" "$WORK/port25-redis-ab" $((P25_PORT + 12)) "redis = \"redis://127.0.0.1:$REDIS_PORT/0\""
+    P25AB_PID=$STARTED_PID
+    SERVERS+=(port25-redis-ab)
+  fi
 fi
 
 # CPU ticks used so far by one server (as bench/smtp-accept.sh). port25: the
@@ -285,11 +298,12 @@ server_ticks() { # name
     port25) ticks_of "$P25_PID" ;;
     port25-redis) ticks_of "$P25R_PID" ;;
     port25-postgresql) ticks_of "$P25G_PID" ;;
+    port25-redis-ab) ticks_of "$P25AB_PID" ;;
     postfix) postfix_ticks "$PF/queue" ;;
   esac
 }
 HZ=$(getconf CLK_TCK)
-port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; port25-redis) echo $((P25_PORT + 10)) ;; port25-postgresql) echo $((P25_PORT + 11)) ;; esac; }
+port_of() { case $1 in postfix) echo "$PF_PORT" ;; port25) echo "$P25_PORT" ;; port25-redis) echo $((P25_PORT + 10)) ;; port25-postgresql) echo $((P25_PORT + 11)) ;; port25-redis-ab) echo $((P25_PORT + 12)) ;; esac; }
 unit_of() { if [ "$1" = 1 ]; then echo session; else echo message; fi; }
 
 load() { # port msgs
@@ -349,33 +363,39 @@ if [ "$SHARED" = 1 ] && [ "$TOGETHER" = 1 ]; then
     done
   }
   declare -A RATIO CPURATIO
+  # The base of each pair, and the nodes paired with it.
+  BASE=port25 OTHERS=(port25-redis)
+  [ "$PG_PAIRS" = 1 ] && OTHERS+=(port25-postgresql)
+  [ -n "$AB_BIN" ] && BASE=port25-redis OTHERS=(port25-redis-ab)
   for round in $(seq "$ROUNDS"); do
-    for other in port25-redis port25-postgresql; do
+    for other in "${OTHERS[@]}"; do
       r0=$(ticks_of "$RD_PID")
       # Which node's generator starts first alternates by round.
-      if [ $((round % 2)) = 1 ]; then pair port25 "$other"; else pair "$other" port25; fi
-      ra=${P_RATE[port25]} ca=${P_CPU[port25]} rb=${P_RATE[$other]} cb=${P_CPU[$other]}
-      if [ "$other" = port25-redis ]; then
+      if [ $((round % 2)) = 1 ]; then pair "$BASE" "$other"; else pair "$other" "$BASE"; fi
+      ra=${P_RATE[$BASE]} ca=${P_CPU[$BASE]} rb=${P_RATE[$other]} cb=${P_CPU[$other]}
+      if [ "$other" != port25-postgresql ]; then
         REDIS_TICKS=$((REDIS_TICKS + $(ticks_of "$RD_PID") - r0))
         REDIS_SESSIONS=$((REDIS_SESSIONS + ${P_SESSIONS[$other]}))
+        # With AB_BIN both nodes of the pair use Redis.
+        [ -n "$AB_BIN" ] && REDIS_SESSIONS=$((REDIS_SESSIONS + ${P_SESSIONS[$BASE]}))
       fi
       ratio=$(awk -v a="$rb" -v b="$ra" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
       cratio=$(awk -v a="$cb" -v b="$ca" 'BEGIN { printf "%.4f", b ? a / b : 0 }')
       RATIO[$other]+="$ratio "
       CPURATIO[$other]+="$cratio "
-      printf 'round %s  port25 %s sessions/s %s ms/session  %s %s sessions/s %s ms/session  ratio %s  CPU ratio %s\n' \
-        "$round" "$ra" "$ca" "$other" "$rb" "$cb" "$ratio" "$cratio"
+      printf 'round %s  %s %s sessions/s %s ms/session  %s %s sessions/s %s ms/session  ratio %s  CPU ratio %s\n' \
+        "$round" "$BASE" "$ra" "$ca" "$other" "$rb" "$cb" "$ratio" "$cratio"
     done
   done
   echo
-  echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]}"; done)"
+  echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]:-0}"; done)"
   echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
-  for other in port25-redis port25-postgresql; do
+  for other in "${OTHERS[@]}"; do
     # shellcheck disable=SC2086
     med=$(median ${RATIO[$other]})
     # shellcheck disable=SC2086
     cmed=$(median ${CPURATIO[$other]})
-    printf 'together %-18s sessions/s ratio to in-process per round: %s median %s  lost %s  node CPU/session ratio median %s\n' "$other" "${RATIO[$other]}" "$med" \
+    printf 'together %-18s sessions/s ratio to %s per round: %s median %s  lost %s  node CPU/session ratio median %s\n' "$other" "$BASE" "${RATIO[$other]}" "$med" \
       "$(awk -v a="$med" 'BEGIN { printf "%.1f %%", 100 * (1 - a) }')" "$cmed"
   done
   echo "redis-server CPU during the Redis pairs: $(per_unit "$REDIS_TICKS" "$REDIS_SESSIONS") ms per Redis-node session"
@@ -408,7 +428,7 @@ for msgs in 1; do
   done
 done
 echo
-echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]}"; done)"
+echo "every accepted message is in its server's Maildir: $(for n in "${SERVERS[@]}"; do printf '%s %s  ' "$n" "${ACCEPTED[$n]:-0}"; done)"
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$SHARED" = 1 ]; then
   # shellcheck disable=SC2086
