@@ -114,11 +114,13 @@ DV_PID=
 RD_PID=
 P25R_PID=
 P25G_PID=
+P25AB_PID=
 cleanup() {
   set +e
   [ -n "$P25_PID" ] && kill "$P25_PID" 2>/dev/null && wait "$P25_PID" 2>/dev/null
   [ -n "$P25R_PID" ] && kill "$P25R_PID" 2>/dev/null && wait "$P25R_PID" 2>/dev/null
   [ -n "$P25G_PID" ] && kill "$P25G_PID" 2>/dev/null && wait "$P25G_PID" 2>/dev/null
+  [ -n "$P25AB_PID" ] && kill "$P25AB_PID" 2>/dev/null && wait "$P25AB_PID" 2>/dev/null
   [ -n "$RD_PID" ] && kill "$RD_PID" 2>/dev/null && wait "$RD_PID" 2>/dev/null
   [ -d "$WORK/pg/data" ] && runuser -u nobody -- "$PG_BIN/pg_ctl" -D "$WORK/pg/data" -m immediate -w stop >/dev/null 2>&1
   [ -n "$DV_PID" ] && kill "$DV_PID" 2>/dev/null && wait "$DV_PID" 2>/dev/null
@@ -269,6 +271,9 @@ address = "127.0.0.1:$3"
 service = "submission"
 tls = "$MODE"
 EOF
+  # Something else on the port would answer the load instead (another
+  # bench's server): refuse.
+  if ss -Hltn "sport = :$3" | grep -q .; then die "port $3 is already in use: set P25_PORT to another base"; fi
   "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
   STARTED_PID=$!
   wait_port "$3" 10 tcp || die "$1 is not listening on $3"
