@@ -384,10 +384,11 @@ fn generic_reverse_dns_refused_mta_name_passes() {
     assert_eq!(long.len(), 250);
     dns.ptr(ip("192.0.2.34"), &long);
     assert_eq!(smtplib_from("192.0.2.34", server.addr(), "long ptr"), "sent");
-    assert!(server
-        .events("port25.screen.check")
-        .iter()
-        .any(|e| e["outcome"] == "unconfirmed" && e["reason"].as_str().unwrap().starts_with(&long)));
+    // Waited for: the log is read a moment after the session's replies.
+    let long_checked = server.wait_event_where("port25.screen.check", Duration::from_secs(10), |e| {
+        e["outcome"] == "unconfirmed" && e["reason"].as_str().is_some_and(|r| r.starts_with(&long))
+    });
+    assert!(long_checked.is_some(), "{:?}", server.events("port25.screen.check"));
     let outcomes: Vec<String> = server
         .events("port25.screen.check")
         .iter()
@@ -557,10 +558,9 @@ fn tag_action_and_connection_rate() {
     let mut over = connect_from("127.0.0.51", server.addr());
     let r = over.reply();
     assert!(r.starts_with("421 4.7.0 [127.0.0.51]: more than the allowed new connections per address"), "{r:?}");
-    assert_eq!(
-        server.events("port25.screen.check").iter().filter(|e| e["list"] == "bl.test").count(),
-        3,
-        "three screenings"
-    );
+    // The log is read a moment after the replies (the third screening's
+    // event was not in yet once, under load): waited for.
+    let checks = server.wait_events("port25.screen.check", 3, Duration::from_secs(10));
+    assert_eq!(checks.iter().filter(|e| e["list"] == "bl.test").count(), 3, "three screenings: {checks:?}");
     assert_eq!(asked.lock().unwrap().get("51.0.0.127.bl.test").copied(), Some(1), "{:?}", asked.lock().unwrap());
 }
