@@ -153,49 +153,96 @@ fn lzo_long(input: &[u8], ip: &mut usize, base: usize) -> Result<usize, LzError>
 /// length, at most `max`: the block is `out[..n]`.
 pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, LzError> {
     prepare(out, max);
-    let out = &mut out[..];
+    let out = &mut out[..max + SLACK];
     let (mut ip, mut op) = (0usize, 0usize);
     loop {
+        // The common sequence, while the input and the output have room
+        // for the longest one decoded here (token, 14 literals, offset,
+        // one length byte: 18 bytes read; 14 + 32 written): its parts
+        // read and written as fixed moves without a check each. Bytes
+        // follow its literals, so it is not the last sequence (which ends
+        // the input with its literals) and its offset is there.
+        // Flow records repeat a field or a record 84 bytes back: most
+        // matches are from 32 or more back and 32 bytes or shorter.
+        while input.len() - ip >= FAST_INPUT && max - op >= FAST_OUTPUT {
+            let token = input[ip] as usize;
+            if token >= 0xf0 {
+                // 15 or more literals: their length continues in bytes.
+                break;
+            }
+            let lit = token >> 4;
+            let lits: &[u8; 16] = input[ip + 1..ip + 17].try_into().expect("16 bytes");
+            out[op..op + 16].copy_from_slice(lits);
+            op += lit;
+            let at = ip + 1 + lit;
+            let dist = input[at] as usize | (input[at + 1] as usize) << 8;
+            ip = at + 2;
+            // The match length; with 15 in the token, one length byte
+            // adds to it, read without a branch (it is there: the token
+            // had at least 39 bytes after it, and 14 + 2 were used).
+            let ml = token & 15;
+            let ext = usize::from(ml == 15);
+            let len = ml + 4 + ext * input[ip] as usize;
+            if len <= 32 && dist >= 32 && dist <= op {
+                // One fixed 32-byte move whose source ends at or before
+                // `op`: a plain copy. It writes up to op + 32 <= max.
+                ip += ext;
+                let start = op - dist;
+                let (before, after) = out.split_at_mut(op);
+                let src: &[u8; 32] = before[start..start + 32].try_into().expect("32 bytes");
+                after[..32].copy_from_slice(src);
+                op += len;
+                continue;
+            }
+            // Longer, closer, or before the start: the general match.
+            let len = lz4_length(input, &mut ip, ml)?;
+            copy_match(out, &mut op, dist, len, max)?;
+        }
         let token = byte(input, &mut ip)?;
         let mut lit = token >> 4;
-        if lit < 15 && input.len() - ip >= 18 && max - op >= 16 {
-            // The common sequence: a short literal run, copied as one
-            // fixed 16-byte move. At least 18 bytes follow, so this is not
-            // the last sequence (which ends the input with its literals)
-            // and its offset is there.
-            out[op..op + 16].copy_from_slice(&input[ip..ip + 16]);
-            ip += lit;
-            op += lit;
-        } else {
-            if lit == 15 {
-                loop {
-                    let b = byte(input, &mut ip)?;
-                    lit = lit.checked_add(b).ok_or(LzError::InputOverrun)?;
-                    if b != 255 {
-                        break;
-                    }
-                }
-            }
-            copy_literals(out, &mut op, input, &mut ip, lit, max)?;
-            if ip == input.len() {
-                return Ok(op);
-            }
-        }
-        let lo = byte(input, &mut ip)?;
-        let hi = byte(input, &mut ip)?;
-        let dist = lo | hi << 8;
-        let mut len = (token & 15) + 4;
-        if token & 15 == 15 {
+        if lit == 15 {
             loop {
                 let b = byte(input, &mut ip)?;
-                len = len.checked_add(b).ok_or(LzError::InputOverrun)?;
+                lit = lit.checked_add(b).ok_or(LzError::InputOverrun)?;
                 if b != 255 {
                     break;
                 }
             }
         }
-        copy_match(out, &mut op, dist, len, max)?;
+        copy_literals(out, &mut op, input, &mut ip, lit, max)?;
+        if ip == input.len() {
+            return Ok(op);
+        }
+        let lo = byte(input, &mut ip)?;
+        let hi = byte(input, &mut ip)?;
+        let len = lz4_length(input, &mut ip, token & 15)?;
+        copy_match(out, &mut op, lo | hi << 8, len, max)?;
     }
+}
+
+/// Input bytes from a token on for [`lz4_block`]'s and [`lzo1x`]'s fast
+/// loops: the longest instruction they decode without checks reads fewer.
+const FAST_INPUT: usize = 40;
+/// Output bytes left for the fast loops: the most one of their
+/// instructions writes (LZ4: 14 literals then a 32-byte move; LZO: a
+/// 32-byte move then 4 bytes of trailing literals) is below it.
+const FAST_OUTPUT: usize = 64;
+
+/// An LZ4 match length: the token's 4 bits `ml`, plus, when they are 15,
+/// the bytes that follow (each 255 adds and goes on).
+#[inline]
+fn lz4_length(input: &[u8], ip: &mut usize, ml: usize) -> Result<usize, LzError> {
+    let mut len = ml + 4;
+    if ml == 15 {
+        loop {
+            let b = byte(input, ip)?;
+            len = len.checked_add(b).ok_or(LzError::InputOverrun)?;
+            if b != 255 {
+                break;
+            }
+        }
+    }
+    Ok(len)
 }
 
 /// LZO1X (the format of `lzo1x_1_compress`, decoded as
@@ -205,7 +252,7 @@ pub fn lz4_block(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, L
 /// different things in each. Output as [`lz4_block`]'s.
 pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, LzError> {
     prepare(out, max);
-    let out = &mut out[..];
+    let out = &mut out[..max + SLACK];
     let (mut ip, mut op) = (0usize, 0usize);
     let mut state;
     // The first byte may start with a literal run of its own encoding.
@@ -220,6 +267,73 @@ pub fn lzo1x(input: &[u8], out: &mut Vec<u8>, max: usize) -> Result<usize, LzErr
         Some(_) => state = 0,
     }
     loop {
+        // The common instructions (M2; M3 and M4 whose length fits in the
+        // instruction; a literal run of 4..=18 after a match), while the
+        // input and the output have room for the longest of them: read
+        // and written as fixed moves without a check each. The rest (long
+        // lengths, M1, the end marker, the last bytes) go through the
+        // general decoding below, one instruction at a time.
+        while input.len() - ip >= FAST_INPUT && max - op >= FAST_OUTPUT {
+            let t = input[ip] as usize;
+            let (dist, len, trailing);
+            if t >= 64 {
+                // M2: 3..=8 bytes from up to 2 KiB back.
+                let h = input[ip + 1] as usize;
+                dist = 1 + ((t >> 2) & 7) + (h << 3);
+                len = (t >> 5) + 1;
+                trailing = t & 3;
+                ip += 2;
+            } else if t >= 32 {
+                // M3 of 3..=33 bytes (0 in the instruction: a long one).
+                if t & 31 == 0 {
+                    break;
+                }
+                let (lo, hi) = (input[ip + 1] as usize, input[ip + 2] as usize);
+                dist = 1 + ((lo | hi << 8) >> 2);
+                len = (t & 31) + 2;
+                trailing = lo & 3;
+                ip += 3;
+            } else if t >= 16 {
+                // M4 of 3..=9 bytes (not a long one, nor the end marker).
+                let (lo, hi) = (input[ip + 1] as usize, input[ip + 2] as usize);
+                let d = ((t & 8) << 11) + ((lo | hi << 8) >> 2);
+                if t & 7 == 0 || d == 0 {
+                    break;
+                }
+                dist = d + 0x4000;
+                len = (t & 7) + 2;
+                trailing = lo & 3;
+                ip += 3;
+            } else if state == 0 && t != 0 {
+                // A literal run of t + 3 (4..=18) bytes, moved as 32.
+                let lits: &[u8; 32] = input[ip + 1..ip + 33].try_into().expect("32 bytes");
+                out[op..op + 32].copy_from_slice(lits);
+                ip += 1 + t + 3;
+                op += t + 3;
+                state = 4;
+                continue;
+            } else {
+                break;
+            }
+            if len <= 32 && dist >= 32 && dist <= op {
+                // One fixed 32-byte move whose source ends at or before
+                // `op`: a plain copy, up to op + 32 <= max.
+                let start = op - dist;
+                let (before, after) = out.split_at_mut(op);
+                let src: &[u8; 32] = before[start..start + 32].try_into().expect("32 bytes");
+                after[..32].copy_from_slice(src);
+                op += len;
+            } else {
+                copy_match(out, &mut op, dist, len, max)?;
+            }
+            // 0..=3 trailing literals, moved as 4 (input: at most 3 + 3 of
+            // the 40 bytes were used; output: op + 33 + 4 <= max).
+            let lits: &[u8; 4] = input[ip..ip + 4].try_into().expect("4 bytes");
+            out[op..op + 4].copy_from_slice(lits);
+            ip += trailing;
+            op += trailing;
+            state = trailing;
+        }
         let t = byte(input, &mut ip)?;
         // The low two bits of an instruction's last offset byte (or of the
         // instruction itself) say how many literals follow the match.
@@ -511,5 +625,341 @@ mod tests {
         let n = lzo1x(&block, &mut out, 1000).unwrap();
         assert_eq!(n, 275 + 3 + 2);
         assert!(out[..n].ends_with(b"zzz!?"));
+    }
+
+    /// LZ4 decoded byte by byte, with the same checks in the same order
+    /// as [`lz4_block`]'s general path: what every path of it must give.
+    fn lz4_reference(input: &[u8], max: usize) -> Result<Vec<u8>, LzError> {
+        let mut out = Vec::new();
+        let mut ip = 0;
+        let length = |ip: &mut usize, mut n: usize| -> Result<usize, LzError> {
+            if n == 15 {
+                loop {
+                    let b = byte(input, ip)?;
+                    n += b;
+                    if b != 255 {
+                        return Ok(n);
+                    }
+                }
+            }
+            Ok(n)
+        };
+        loop {
+            let token = byte(input, &mut ip)?;
+            let lit = length(&mut ip, token >> 4)?;
+            if lit > input.len() - ip {
+                return Err(LzError::InputOverrun);
+            }
+            if lit > max - out.len() {
+                return Err(LzError::OutputOverrun);
+            }
+            out.extend_from_slice(&input[ip..ip + lit]);
+            ip += lit;
+            if ip == input.len() {
+                return Ok(out);
+            }
+            let dist = byte(input, &mut ip)? | byte(input, &mut ip)? << 8;
+            let len = length(&mut ip, token & 15)? + 4;
+            if dist == 0 || dist > out.len() {
+                return Err(LzError::LookBehind);
+            }
+            if len > max - out.len() {
+                return Err(LzError::OutputOverrun);
+            }
+            for _ in 0..len {
+                out.push(out[out.len() - dist]);
+            }
+        }
+    }
+
+    /// LZO1X decoded byte by byte, with [`lzo1x`]'s general path's checks
+    /// in its order.
+    fn lzo_reference(input: &[u8], max: usize) -> Result<Vec<u8>, LzError> {
+        let mut out: Vec<u8> = Vec::new();
+        let mut ip = 0;
+        let literals = |out: &mut Vec<u8>, ip: &mut usize, n: usize| -> Result<(), LzError> {
+            if n > input.len() - *ip {
+                return Err(LzError::InputOverrun);
+            }
+            if n > max - out.len() {
+                return Err(LzError::OutputOverrun);
+            }
+            out.extend_from_slice(&input[*ip..*ip + n]);
+            *ip += n;
+            Ok(())
+        };
+        let copy = |out: &mut Vec<u8>, dist: usize, len: usize| -> Result<(), LzError> {
+            if dist == 0 || dist > out.len() {
+                return Err(LzError::LookBehind);
+            }
+            if len > max - out.len() {
+                return Err(LzError::OutputOverrun);
+            }
+            for _ in 0..len {
+                out.push(out[out.len() - dist]);
+            }
+            Ok(())
+        };
+        let mut state = 0;
+        match input.first() {
+            None => return Err(LzError::InputOverrun),
+            Some(&b) if b > 17 => {
+                ip = 1;
+                literals(&mut out, &mut ip, b as usize - 17)?;
+                state = (b as usize - 17).min(4);
+            }
+            Some(_) => {}
+        }
+        loop {
+            let t = byte(input, &mut ip)?;
+            let trailing;
+            if t >= 64 {
+                let h = byte(input, &mut ip)?;
+                copy(&mut out, 1 + ((t >> 2) & 7) + (h << 3), (t >> 5) + 1)?;
+                trailing = t & 3;
+            } else if t >= 32 {
+                let len = if t & 31 == 0 { lzo_long(input, &mut ip, 31)? } else { t & 31 };
+                let (lo, hi) = (byte(input, &mut ip)?, byte(input, &mut ip)?);
+                copy(&mut out, 1 + ((lo | hi << 8) >> 2), len + 2)?;
+                trailing = lo & 3;
+            } else if t >= 16 {
+                let len = if t & 7 == 0 { lzo_long(input, &mut ip, 7)? } else { t & 7 };
+                let (lo, hi) = (byte(input, &mut ip)?, byte(input, &mut ip)?);
+                let dist = ((t & 8) << 11) + ((lo | hi << 8) >> 2);
+                if dist == 0 {
+                    return if ip == input.len() { Ok(out) } else { Err(LzError::NoEnd) };
+                }
+                copy(&mut out, dist + 0x4000, len + 2)?;
+                trailing = lo & 3;
+            } else if state == 0 {
+                let len = if t == 0 { lzo_long(input, &mut ip, 15)? } else { t };
+                literals(&mut out, &mut ip, len + 3)?;
+                state = 4;
+                continue;
+            } else {
+                let h = byte(input, &mut ip)?;
+                if state == 4 {
+                    copy(&mut out, 1 + 0x800 + (t >> 2) + (h << 2), 3)?;
+                } else {
+                    copy(&mut out, 1 + (t >> 2) + (h << 2), 2)?;
+                }
+                trailing = t & 3;
+            }
+            literals(&mut out, &mut ip, trailing)?;
+            state = trailing;
+        }
+    }
+
+    /// A decompressor as [`lz4_block`] and [`lzo1x`] are called.
+    type Decoder = fn(&[u8], &mut Vec<u8>, usize) -> Result<usize, LzError>;
+    /// A byte-by-byte decoder: the output, or the error, it must agree with.
+    type Reference = fn(&[u8], usize) -> Result<Vec<u8>, LzError>;
+
+    /// Runs a decoder on `block` with output bounds around its size and
+    /// on damaged copies of it (a byte changed, cut short, a byte added),
+    /// comparing each result, decoded bytes or error, with the reference.
+    fn same_as_reference(block: &[u8], rnd: &mut impl FnMut(usize) -> usize, decode: Decoder, reference: Reference) {
+        let mut out = Vec::new();
+        let check = |b: &[u8], max: usize, out: &mut Vec<u8>| {
+            let got = decode(b, out, max).map(|n| out[..n].to_vec());
+            assert_eq!(got, reference(b, max), "max {max}, block of {}", b.len());
+        };
+        let n = reference(block, 1 << 20).expect("a valid block").len();
+        for max in [n, n - 1, n.saturating_sub(20), n.saturating_sub(63), n / 2, 1 << 20] {
+            check(block, max, &mut out);
+        }
+        for _ in 0..40 {
+            let mut b = block.to_vec();
+            match rnd(3) {
+                0 => {
+                    let i = rnd(b.len());
+                    b[i] = rnd(256) as u8;
+                }
+                1 => b.truncate(rnd(b.len())),
+                _ => b.insert(rnd(b.len() + 1), rnd(256) as u8),
+            }
+            check(&b, 1 << 20, &mut out);
+            check(&b, n, &mut out);
+        }
+    }
+
+    /// A match distance: close ones (1..=16, repeating a short pattern;
+    /// 17..=40, around the 32 of the fixed move) as often as far ones.
+    fn distance(rnd: &mut impl FnMut(usize) -> usize, made: usize) -> usize {
+        let d = match rnd(3) {
+            0 => 1 + rnd(16),
+            1 => 17 + rnd(24),
+            _ => 1 + rnd(made),
+        };
+        d.min(made)
+    }
+
+    #[test]
+    fn lz4_every_path_decodes_as_byte_by_byte() {
+        // Sequences of every kind the fast loop and the general path
+        // meet: 0..=20 literals (15 and more continue in a byte), matches
+        // of 4..=18, 19..=32 (one length byte), 33..=300 (a 255 byte
+        // among them too) from every distance, the last literals ending
+        // anywhere near the end of the input and of the output bound.
+        let mut rnd = xorshift(0x5eed_1234_abcd_0001);
+        for round in 0..300 {
+            let mut block = Vec::new();
+            let mut made = 0usize;
+            let literals = |block: &mut Vec<u8>, made: &mut usize, lit: usize, rnd: &mut dyn FnMut(usize) -> usize| {
+                if lit >= 15 {
+                    block.push((lit - 15) as u8);
+                }
+                for _ in 0..lit {
+                    block.push(rnd(256) as u8);
+                }
+                *made += lit;
+            };
+            let sequences = rnd(if round % 3 == 0 { 4 } else { 60 });
+            for i in 0..sequences {
+                let lit = if i == 0 { 1 + rnd(20) } else { rnd(21) };
+                let len = match rnd(4) {
+                    0 => 4 + rnd(15),
+                    1 => 19 + rnd(14),
+                    2 => 33 + rnd(268),
+                    _ => 4 + 15 + 255 + rnd(40),
+                };
+                let t = block.len();
+                block.push((lit.min(15) << 4 | (len - 4).min(15)) as u8);
+                literals(&mut block, &mut made, lit, &mut rnd);
+                let dist = distance(&mut rnd, made);
+                block.extend([dist as u8, (dist >> 8) as u8]);
+                let mut extra = (len - 4).saturating_sub(15);
+                if len - 4 >= 15 {
+                    while extra >= 255 {
+                        block.push(255);
+                        extra -= 255;
+                    }
+                    block.push(extra as u8);
+                }
+                made += len;
+                debug_assert!(block[t] >> 4 == lit.min(15) as u8);
+            }
+            let lit = rnd(21);
+            block.push((lit.min(15) << 4) as u8);
+            literals(&mut block, &mut made, lit, &mut rnd);
+            same_as_reference(&block, &mut rnd, lz4_block, lz4_reference);
+        }
+    }
+
+    #[test]
+    fn lzo_every_path_decodes_as_byte_by_byte() {
+        // Instructions of every kind (M1 after a match and after a run;
+        // M2; M3 and M4 with lengths in the instruction and continued in
+        // bytes; literal runs short and long; 0..=3 trailing literals)
+        // with close and far distances, ending near the end of the input
+        // and of the output bound, then the end marker.
+        let mut rnd = xorshift(0x5eed_4321_dcba_0002);
+        for round in 0..300 {
+            let mut block = Vec::new();
+            let mut made = 0usize;
+            let mut lits = |block: &mut Vec<u8>, made: &mut usize, n: usize| {
+                for _ in 0..n {
+                    block.push(rnd(256) as u8);
+                }
+                *made += n;
+            };
+            // A first run of 1..=40 in the first byte's own encoding.
+            let first = 1 + (round % 40);
+            block.push((17 + first) as u8);
+            lits(&mut block, &mut made, first);
+            let mut state = first.min(4);
+            let mut rnd = xorshift(round as u64 * 7919 + 1);
+            let instructions = rnd(if round % 3 == 0 { 4 } else { 80 });
+            for _ in 0..instructions {
+                if state == 0 && rnd(3) == 0 {
+                    let n = 4 + if rnd(6) == 0 { rnd(300) } else { rnd(15) };
+                    if n - 3 <= 15 {
+                        block.push((n - 3) as u8);
+                    } else {
+                        block.push(0);
+                        let mut rest = n - 3 - 15;
+                        while rest > 255 {
+                            block.push(0);
+                            rest -= 255;
+                        }
+                        block.push(rest as u8);
+                    }
+                    for _ in 0..n {
+                        block.push(rnd(256) as u8);
+                    }
+                    made += n;
+                    state = 4;
+                    continue;
+                }
+                let trailing = rnd(4);
+                let kind = rnd(if state == 0 { 3 } else { 4 });
+                let len;
+                match kind {
+                    0 => {
+                        let dist = distance(&mut rnd, made).min(2048);
+                        len = 3 + rnd(6);
+                        block.push((((len - 1) << 5) | ((dist - 1) & 7) << 2 | trailing) as u8);
+                        block.push(((dist - 1) >> 3) as u8);
+                    }
+                    1 => {
+                        let dist = distance(&mut rnd, made).min(16384);
+                        len = 3 + if rnd(4) == 0 { rnd(400) } else { rnd(31) };
+                        if len - 2 <= 31 {
+                            block.push((32 | (len - 2)) as u8);
+                        } else {
+                            block.push(32);
+                            let mut rest = len - 2 - 31;
+                            while rest > 255 {
+                                block.push(0);
+                                rest -= 255;
+                            }
+                            block.push(rest as u8);
+                        }
+                        let d = (dist - 1) << 2 | trailing;
+                        block.extend([d as u8, (d >> 8) as u8]);
+                    }
+                    2 => {
+                        // From 16385 back or more: before the start unless
+                        // enough was made (a refused block, also compared).
+                        let far = 1 + rnd(made.saturating_sub(0x4000).clamp(1, 0x4000));
+                        len = 3 + if rnd(4) == 0 { rnd(100) } else { rnd(7) };
+                        if len - 2 <= 7 {
+                            block.push((16 | (len - 2)) as u8);
+                        } else {
+                            block.push(16);
+                            let mut rest = len - 2 - 7;
+                            while rest > 255 {
+                                block.push(0);
+                                rest -= 255;
+                            }
+                            block.push(rest as u8);
+                        }
+                        let d = (far & 0x3fff) << 2 | trailing;
+                        block.extend([d as u8, (d >> 8) as u8]);
+                    }
+                    _ => {
+                        let d = rnd(64);
+                        len = if state == 4 { 3 } else { 2 };
+                        block.extend([((d & 3) << 2 | trailing) as u8, (d >> 2) as u8]);
+                    }
+                }
+                made += len;
+                for _ in 0..trailing {
+                    block.push(rnd(256) as u8);
+                }
+                made += trailing;
+                state = trailing;
+            }
+            block.extend([0x11, 0, 0]);
+            // Some of these refer before the start (M1 and M4 far back
+            // from a short output): the reference says which.
+            let mut out = Vec::new();
+            let whole = lzo_reference(&block, 1 << 20);
+            let got = lzo1x(&block, &mut out, 1 << 20).map(|n| out[..n].to_vec());
+            assert_eq!(got, whole, "round {round}");
+            if whole.is_ok() {
+                same_as_reference(&block, &mut rnd, lzo1x, lzo_reference);
+            }
+        }
     }
 }
