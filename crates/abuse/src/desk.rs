@@ -21,7 +21,7 @@
 //! login is on hold, so memory follows the logins, never their mail.
 
 use crate::complaints::{self, RateLimit, Verdict};
-use crate::index::{self, now_ms, Index, Record};
+use crate::index::{self, now_ms, Index, RecordRef};
 use crate::signals::{network_of, Action, Day, Kind, Rules};
 use port25_events as ev;
 use port25_events::emit;
@@ -301,11 +301,11 @@ impl Desk {
     /// Reads the login's history for the day too (once a day), so that
     /// [`Desk::submit`] need not.
     pub fn logged_in(&self, session: &str, login: &str, ip: IpAddr, tls: Option<&str>) {
-        self.index.send(Record::Login { session: session.into(), login: login.into() });
+        self.index.send_ref(RecordRef::Login { session, login });
         // Keyed as submission counts it (lower case).
         self.baseline(&login.to_lowercase());
         if let Some(v) = tls {
-            self.index.send(Record::Tls { session: session.into(), version: v.into() });
+            self.index.send_ref(RecordRef::Tls { session, version: v });
         }
         let ip = ip.to_canonical();
         let mut seen: Vec<(Kind, &'static str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
@@ -404,13 +404,13 @@ impl Desk {
         message_id: Option<&str>,
         rcpts: &[String],
     ) -> Option<Box<dyn FnOnce() + Send>> {
-        let sent = self.index.send_marked(Record::Message {
-            id: queue_id.into(),
-            session: session.into(),
+        let sent = self.index.send_ref_marked(RecordRef::Message {
+            id: queue_id,
+            session,
             time_ms: now_ms(),
             // A header line is at most 998 characters (RFC 5322 2.1.1).
-            message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998).map(str::to_owned),
-            login: Some(login.into()),
+            message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998),
+            login: Some(login),
             sender: None,
             size: None,
         });
@@ -1254,7 +1254,7 @@ mod tests {
         // A message submitted after the signal's sync but before its hold
         // was in force: its record is on the way to the writer (a round is
         // 200 ms) and the desk did not keep it in memory as held.
-        d.index.send(Record::Message {
+        d.index.send(index::Record::Message {
             id: "S5A".into(),
             session: "S5".into(),
             time_ms: now_ms(),
