@@ -404,17 +404,27 @@ impl Desk {
         message_id: Option<&str>,
         rcpts: &[String],
     ) -> Option<Box<dyn FnOnce() + Send>> {
+        let now = now_ms();
+        let day = now.div_euclid(86_400_000);
         let sent = self.index.send_ref_marked(RecordRef::Message {
             id: queue_id,
             session,
-            time_ms: now_ms(),
+            time_ms: now,
             // A header line is at most 998 characters (RFC 5322 2.1.1).
             message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998),
             login: Some(login),
             sender: None,
             size: None,
         });
-        let Some(baseline) = self.cached_baseline(login) else {
+        // One lock: the baseline read today already, and the count.
+        let counted = {
+            let mut s = self.state();
+            match s.baselines.get(login) {
+                Some(&(d, m, r)) if d == day => Some(self.count_in(&mut s, day, login, rcpts, (m, r))),
+                _ => None,
+            }
+        };
+        let Some((raise, holds)) = counted else {
             let (desk, queue_id, login, rcpts) = (self.clone(), queue_id.to_owned(), login.to_owned(), rcpts.to_vec());
             return Some(Box::new(move || {
                 let baseline = desk.baseline(&login);
@@ -422,7 +432,6 @@ impl Desk {
                 desk.raise_and_hold(&login, &queue_id, raise, sent);
             }));
         };
-        let (raise, holds) = self.count(login, rcpts, baseline);
         if raise.is_empty() {
             // The usual case: nothing allocated beyond the index record,
             // one look at the state (counted and hold checked together).
@@ -452,10 +461,20 @@ impl Desk {
     /// Counts a message in the login's day; the signals it raises, and
     /// whether the login is held (or locked) now.
     fn count(&self, login: &str, rcpts: &[String], baseline: (f64, f64)) -> (Vec<(Kind, String)>, bool) {
+        self.count_in(&mut self.state(), today(), login, rcpts, baseline)
+    }
+
+    /// [`Desk::count`] with the state locked and the day known.
+    fn count_in(
+        &self,
+        s: &mut State,
+        day: i64,
+        login: &str,
+        rcpts: &[String],
+        baseline: (f64, f64),
+    ) -> (Vec<(Kind, String)>, bool) {
         let mut raise = Vec::new();
-        let mut s = self.state();
         let holds = s.holds(login);
-        let day = today();
         // The login's key is allocated once a day, not per message.
         if !s.days.contains_key(login) {
             s.days.insert(login.to_owned(), Day::new(day));
@@ -489,15 +508,6 @@ impl Desk {
             ));
         }
         (raise, holds)
-    }
-
-    /// The login's daily averages when read today already.
-    fn cached_baseline(&self, login: &str) -> Option<(f64, f64)> {
-        let day = today();
-        match self.state().baselines.get(login) {
-            Some(&(d, m, r)) if d == day => Some((m, r)),
-            _ => None,
-        }
     }
 
     /// The login's daily averages (messages, distinct recipients) over the

@@ -74,7 +74,8 @@ impl Feed {
     /// The index records one event makes, handed to `out` borrowed from
     /// the event's fields (nothing allocated for a record itself).
     pub fn record_to(&mut self, id: &str, mut f: Picked, out: &mut dyn FnMut(RecordRef<'_>)) {
-        let now = now_ms();
+        // The clock is read by the events that record a time only (not by
+        // MAIL and RCPT, two of a message's four).
         match id {
             // Beyond MAX_SESSIONS a proxied session keeps no proxy.
             ev::SESSION_PROXY if self.sessions.len() < MAX_SESSIONS => {
@@ -101,7 +102,7 @@ impl Feed {
                     port: peer.port(),
                     local: f.get("local"),
                     proxy: proxy.as_deref(),
-                    time_ms: now,
+                    time_ms: now_ms(),
                     tls: None,
                     login: None,
                     end_ms: None,
@@ -110,7 +111,7 @@ impl Feed {
             ev::SESSION_CLOSED | ev::SESSION_REFUSED => {
                 let session = f.get("session");
                 self.sessions.remove(session);
-                out(RecordRef::SessionEnd { id: session, time_ms: now });
+                out(RecordRef::SessionEnd { id: session, time_ms: now_ms() });
             }
             ev::SMTP_STARTTLS => out(RecordRef::Tls { session: f.get("session"), version: f.get("version") }),
             ev::SMTP_MAIL_ACCEPTED => {
@@ -126,7 +127,7 @@ impl Feed {
                 }
             }
             ev::SMTP_DATA_ACCEPTED => {
-                let (session, qid) = (f.get("session"), f.get("id"));
+                let (session, qid, now) = (f.get("session"), f.get("id"), now_ms());
                 out(RecordRef::Message {
                     id: qid,
                     session,

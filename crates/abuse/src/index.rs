@@ -839,9 +839,11 @@ fn take_round(
 pub fn coalesce<'a>(round: Vec<RecordRef<'a>>) -> Vec<RecordRef<'a>> {
     use crate::FastMap;
     let mut out: Vec<RecordRef<'a>> = Vec::with_capacity(round.len());
-    let mut messages: FastMap<&'a str, usize> = FastMap::default();
-    let mut rcpts: FastMap<(&'a str, &'a str), usize> = FastMap::default();
-    let mut sessions: FastMap<&'a str, usize> = FastMap::default();
+    // Sized for the round at once: no rehash while it is folded.
+    let n = round.len();
+    let mut messages: FastMap<&'a str, usize> = FastMap::with_capacity_and_hasher(n / 2, Default::default());
+    let mut rcpts: FastMap<(&'a str, &'a str), usize> = FastMap::with_capacity_and_hasher(n / 2, Default::default());
+    let mut sessions: FastMap<&'a str, usize> = FastMap::with_capacity_and_hasher(n / 8, Default::default());
     // The session row that `id` updates, when its start is in the round.
     fn started<'o, 'a>(
         out: &'o mut [RecordRef<'a>],
