@@ -165,10 +165,10 @@ impl State {
 const NETWORKS_KNOWN: usize = 100_000;
 
 /// How long a held login's message stays in memory before the desk asks
-/// whether the index has it (the writer commits every 200 ms).
+/// whether the index has it (the writer commits every second).
 const RECENT_MS: i64 = 5_000;
-/// How long [`Desk::held`] waits for the index writer on a miss (a round
-/// is 200 ms at most; the sync ends it at once).
+/// How long [`Desk::held`] waits for the index writer on a miss (the sync
+/// ends its round at once; writing a round takes milliseconds).
 const HELD_SYNC_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Desk {
@@ -847,6 +847,11 @@ impl Desk {
                 return "unparsed";
             }
         };
+        // The report may name a message accepted a moment ago (the index
+        // writer commits every second): what was sent to the index before
+        // is committed first, so that "not ours" never means "not written
+        // yet". Reports are few; the sync ends the writer's round early.
+        self.index.sync(Duration::from_secs(5));
         let verdict = {
             let reader = index::Reader::from_connection(
                 match port25_sqlite::open_with_flags(
@@ -1263,7 +1268,7 @@ mod tests {
         d.raise("erin@example.net", Kind::Recipients, "test".into());
         // A message submitted after the signal's sync but before its hold
         // was in force: its record is on the way to the writer (a round is
-        // 200 ms) and the desk did not keep it in memory as held.
+        // a second) and the desk did not keep it in memory as held.
         d.index.send(index::Record::Message {
             id: "S5A".into(),
             session: "S5".into(),
