@@ -21,7 +21,7 @@
 //! login is on hold, so memory follows the logins, never their mail.
 
 use crate::complaints::{self, RateLimit, Verdict};
-use crate::index::{self, now_ms, Index, Record};
+use crate::index::{self, now_ms, Index, RecordRef};
 use crate::signals::{network_of, Action, Day, Kind, Rules};
 use port25_events as ev;
 use port25_events::emit;
@@ -165,10 +165,10 @@ impl State {
 const NETWORKS_KNOWN: usize = 100_000;
 
 /// How long a held login's message stays in memory before the desk asks
-/// whether the index has it (the writer commits every 200 ms).
+/// whether the index has it (the writer commits every second).
 const RECENT_MS: i64 = 5_000;
-/// How long [`Desk::held`] waits for the index writer on a miss (a round
-/// is 200 ms at most; the sync ends it at once).
+/// How long [`Desk::held`] waits for the index writer on a miss (the sync
+/// ends its round at once; writing a round takes milliseconds).
 const HELD_SYNC_WAIT: Duration = Duration::from_millis(500);
 
 pub struct Desk {
@@ -301,11 +301,11 @@ impl Desk {
     /// Reads the login's history for the day too (once a day), so that
     /// [`Desk::submit`] need not.
     pub fn logged_in(&self, session: &str, login: &str, ip: IpAddr, tls: Option<&str>) {
-        self.index.send(Record::Login { session: session.into(), login: login.into() });
+        self.index.send_ref(RecordRef::Login { session, login });
         // Keyed as submission counts it (lower case).
         self.baseline(&login.to_lowercase());
         if let Some(v) = tls {
-            self.index.send(Record::Tls { session: session.into(), version: v.into() });
+            self.index.send_ref(RecordRef::Tls { session, version: v });
         }
         let ip = ip.to_canonical();
         let mut seen: Vec<(Kind, &'static str, String)> = vec![(Kind::NewNetwork, "network", network_of(ip))];
@@ -404,17 +404,27 @@ impl Desk {
         message_id: Option<&str>,
         rcpts: &[String],
     ) -> Option<Box<dyn FnOnce() + Send>> {
-        let sent = self.index.send_marked(Record::Message {
-            id: queue_id.into(),
-            session: session.into(),
-            time_ms: now_ms(),
+        let now = now_ms();
+        let day = now.div_euclid(86_400_000);
+        let sent = self.index.send_ref_marked(RecordRef::Message {
+            id: queue_id,
+            session,
+            time_ms: now,
             // A header line is at most 998 characters (RFC 5322 2.1.1).
-            message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998).map(str::to_owned),
-            login: Some(login.into()),
+            message_id: message_id.map(index::bare_message_id).filter(|m| m.len() <= 998),
+            login: Some(login),
             sender: None,
             size: None,
         });
-        let Some(baseline) = self.cached_baseline(login) else {
+        // One lock: the baseline read today already, and the count.
+        let counted = {
+            let mut s = self.state();
+            match s.baselines.get(login) {
+                Some(&(d, m, r)) if d == day => Some(self.count_in(&mut s, day, login, rcpts, (m, r))),
+                _ => None,
+            }
+        };
+        let Some((raise, holds)) = counted else {
             let (desk, queue_id, login, rcpts) = (self.clone(), queue_id.to_owned(), login.to_owned(), rcpts.to_vec());
             return Some(Box::new(move || {
                 let baseline = desk.baseline(&login);
@@ -422,7 +432,6 @@ impl Desk {
                 desk.raise_and_hold(&login, &queue_id, raise, sent);
             }));
         };
-        let (raise, holds) = self.count(login, rcpts, baseline);
         if raise.is_empty() {
             // The usual case: nothing allocated beyond the index record,
             // one look at the state (counted and hold checked together).
@@ -452,10 +461,20 @@ impl Desk {
     /// Counts a message in the login's day; the signals it raises, and
     /// whether the login is held (or locked) now.
     fn count(&self, login: &str, rcpts: &[String], baseline: (f64, f64)) -> (Vec<(Kind, String)>, bool) {
+        self.count_in(&mut self.state(), today(), login, rcpts, baseline)
+    }
+
+    /// [`Desk::count`] with the state locked and the day known.
+    fn count_in(
+        &self,
+        s: &mut State,
+        day: i64,
+        login: &str,
+        rcpts: &[String],
+        baseline: (f64, f64),
+    ) -> (Vec<(Kind, String)>, bool) {
         let mut raise = Vec::new();
-        let mut s = self.state();
         let holds = s.holds(login);
-        let day = today();
         // The login's key is allocated once a day, not per message.
         if !s.days.contains_key(login) {
             s.days.insert(login.to_owned(), Day::new(day));
@@ -489,15 +508,6 @@ impl Desk {
             ));
         }
         (raise, holds)
-    }
-
-    /// The login's daily averages when read today already.
-    fn cached_baseline(&self, login: &str) -> Option<(f64, f64)> {
-        let day = today();
-        match self.state().baselines.get(login) {
-            Some(&(d, m, r)) if d == day => Some((m, r)),
-            _ => None,
-        }
     }
 
     /// The login's daily averages (messages, distinct recipients) over the
@@ -837,6 +847,11 @@ impl Desk {
                 return "unparsed";
             }
         };
+        // The report may name a message accepted a moment ago (the index
+        // writer commits every second): what was sent to the index before
+        // is committed first, so that "not ours" never means "not written
+        // yet". Reports are few; the sync ends the writer's round early.
+        self.index.sync(Duration::from_secs(5));
         let verdict = {
             let reader = index::Reader::from_connection(
                 match port25_sqlite::open_with_flags(
@@ -1253,8 +1268,8 @@ mod tests {
         d.raise("erin@example.net", Kind::Recipients, "test".into());
         // A message submitted after the signal's sync but before its hold
         // was in force: its record is on the way to the writer (a round is
-        // 200 ms) and the desk did not keep it in memory as held.
-        d.index.send(Record::Message {
+        // a second) and the desk did not keep it in memory as held.
+        d.index.send(index::Record::Message {
             id: "S5A".into(),
             session: "S5".into(),
             time_ms: now_ms(),

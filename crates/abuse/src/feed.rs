@@ -13,7 +13,7 @@
 //! about ten per message: it reads only the few fields the event's id
 //! needs ([`READS`]) into a small list, no map of every field.
 
-use crate::index::{now_ms, Index, Record};
+use crate::index::{now_ms, Index, Record, RecordRef};
 use port25_events as ev;
 use port25_events::fields::{Named, Picked, Reads};
 use std::net::SocketAddr;
@@ -63,122 +63,125 @@ pub const READS: Reads = &[
 ];
 
 impl Feed {
-    /// The index records one event makes (its [`READS`] fields).
-    pub fn record(&mut self, id: &str, mut f: Picked) -> Vec<Record> {
-        let mut get = |k: &str| f.take(k);
-        let now = now_ms();
+    /// The index records one event makes (its [`READS`] fields), owned
+    /// (tests, tools; the layer uses [`Feed::record_to`]).
+    pub fn record(&mut self, id: &str, f: Picked) -> Vec<Record> {
+        let mut out = Vec::new();
+        self.record_to(id, f, &mut |r| out.push(r.to_record()));
+        out
+    }
+
+    /// The index records one event makes, handed to `out` borrowed from
+    /// the event's fields (nothing allocated for a record itself).
+    pub fn record_to(&mut self, id: &str, mut f: Picked, out: &mut dyn FnMut(RecordRef<'_>)) {
+        // The clock is read by the events that record a time only (not by
+        // MAIL and RCPT, two of a message's four).
         match id {
-            ev::SESSION_PROXY => {
-                if self.sessions.len() < MAX_SESSIONS {
-                    self.sessions.entry(get("session")).or_default().proxy = Some(get("proxy"));
-                }
-                vec![]
+            // Beyond MAX_SESSIONS a proxied session keeps no proxy.
+            ev::SESSION_PROXY if self.sessions.len() < MAX_SESSIONS => {
+                let proxy = f.take("proxy");
+                self.sessions.entry(f.take("session")).or_default().proxy = Some(proxy);
             }
             ev::SESSION_CONNECT => {
-                let session = get("session");
-                let proxy = self.sessions.get_mut(&session).and_then(|p| p.proxy.take());
-                let Ok(peer) = get("peer").parse::<SocketAddr>() else { return vec![] };
-                if self.sessions.len() < MAX_SESSIONS {
-                    self.sessions.entry(session.clone()).or_default();
-                }
+                let session = f.get("session");
+                let Ok(peer) = f.get("peer").parse::<SocketAddr>() else { return };
+                let proxy = match self.sessions.get_mut(session) {
+                    Some(p) => p.proxy.take(),
+                    None => {
+                        if self.sessions.len() < MAX_SESSIONS {
+                            self.sessions.insert(session.to_owned(), Pending::default());
+                        }
+                        None
+                    }
+                };
                 let ip = peer.ip().to_canonical().to_string();
-                vec![Record::Session {
+                out(RecordRef::Session {
                     id: session,
-                    listener: get("listener"),
-                    ip,
+                    listener: f.get("listener"),
+                    ip: &ip,
                     port: peer.port(),
-                    local: get("local"),
-                    proxy,
-                    time_ms: now,
+                    local: f.get("local"),
+                    proxy: proxy.as_deref(),
+                    time_ms: now_ms(),
                     tls: None,
                     login: None,
                     end_ms: None,
-                }]
+                });
             }
             ev::SESSION_CLOSED | ev::SESSION_REFUSED => {
-                let session = get("session");
-                self.sessions.remove(&session);
-                vec![Record::SessionEnd { id: session, time_ms: now }]
+                let session = f.get("session");
+                self.sessions.remove(session);
+                out(RecordRef::SessionEnd { id: session, time_ms: now_ms() });
             }
-            ev::SMTP_STARTTLS => vec![Record::Tls { session: get("session"), version: get("version") }],
+            ev::SMTP_STARTTLS => out(RecordRef::Tls { session: f.get("session"), version: f.get("version") }),
             ev::SMTP_MAIL_ACCEPTED => {
-                if let Some(p) = self.sessions.get_mut(&get("session")) {
+                if let Some(p) = self.sessions.get_mut(f.get("session")) {
                     p.rcpts.clear();
                 }
-                vec![]
             }
             ev::SMTP_RCPT_ACCEPTED => {
-                if let Some(p) = self.sessions.get_mut(&get("session")) {
+                if let Some(p) = self.sessions.get_mut(f.get("session")) {
                     if p.rcpts.len() < MAX_RCPTS {
-                        p.rcpts.push(rcpt_key(&get("to")));
+                        p.rcpts.push(rcpt_key(f.get("to")));
                     }
                 }
-                vec![]
             }
             ev::SMTP_DATA_ACCEPTED => {
-                let (session, qid) = (get("session"), get("id"));
-                let rcpts = self.sessions.get_mut(&session).map(|p| std::mem::take(&mut p.rcpts)).unwrap_or_default();
-                let mut out = vec![Record::Message {
-                    id: qid.clone(),
+                let (session, qid, now) = (f.get("session"), f.get("id"), now_ms());
+                out(RecordRef::Message {
+                    id: qid,
                     session,
                     time_ms: now,
                     message_id: None,
                     login: None,
-                    sender: Some(get("from")),
-                    size: get("size").parse().ok(),
-                }];
-                out.extend(rcpts.into_iter().map(|rcpt| Record::Rcpt {
-                    id: qid.clone(),
-                    rcpt,
-                    outcome: "accepted",
-                    detail: String::new(),
-                    time_ms: now,
-                }));
-                out
+                    sender: Some(f.get("from")),
+                    size: f.get("size").parse().ok(),
+                });
+                if let Some(p) = self.sessions.get_mut(session) {
+                    // Cleared, not dropped: the next transaction reuses it.
+                    for rcpt in p.rcpts.drain(..) {
+                        out(RecordRef::Rcpt { id: qid, rcpt: &rcpt, outcome: "accepted", detail: "", time_ms: now });
+                    }
+                }
             }
-            ev::OUTBOUND_QUEUED => match get("dkim") {
-                d if !d.is_empty() => vec![Record::Dkim { id: get("id"), digest: d }],
-                _ => vec![],
-            },
+            ev::OUTBOUND_QUEUED => {
+                let digest = f.get("dkim");
+                if !digest.is_empty() {
+                    out(RecordRef::Dkim { id: f.get("id"), digest });
+                }
+            }
             ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
-                let detail = if id == ev::DELIVERY_DELIVERED {
-                    "local mailbox".into()
+                if id == ev::DELIVERY_DELIVERED {
+                    outcome(&f, "delivered", "local mailbox", out);
                 } else {
-                    get("host") + " " + &get("reply")
-                };
-                outcome(f, "delivered", detail)
+                    let detail = format!("{} {}", f.get("host"), f.get("reply"));
+                    outcome(&f, "delivered", &detail, out);
+                }
             }
-            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => {
-                let reason = get("reason");
-                outcome(f, "deferred", reason)
-            }
+            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(&f, "deferred", f.get("reason"), out),
             ev::OUTBOUND_BOUNCED => {
-                let kind = if get("expired") == "true" { "expired" } else { "bounced" };
-                let reply = get("reply");
-                outcome(f, kind, reply)
+                let kind = if f.get("expired") == "true" { "expired" } else { "bounced" };
+                outcome(&f, kind, f.get("reply"), out)
             }
-            ev::DELIVERY_FAILED => {
-                let reason = get("reason");
-                outcome(f, "bounced", reason)
-            }
-            _ => vec![],
+            ev::DELIVERY_FAILED => outcome(&f, "bounced", f.get("reason"), out),
+            _ => {}
         }
     }
 }
 
 /// A recipient's outcome; none when the event names no message or
 /// recipient (an empty field counts as absent: nothing to look up by).
-fn outcome(mut f: Picked, outcome: &'static str, detail: String) -> Vec<Record> {
+fn outcome(f: &Picked, outcome: &'static str, detail: &str, out: &mut dyn FnMut(RecordRef<'_>)) {
     if !f.has("id") || !f.has("to") {
-        return vec![];
+        return;
     }
-    vec![Record::Rcpt {
-        id: f.take("id"),
-        rcpt: rcpt_key(&f.take("to")),
+    out(RecordRef::Rcpt {
+        id: f.get("id"),
+        rcpt: &rcpt_key(f.get("to")),
         outcome,
-        detail: detail.trim().to_owned(),
+        detail: detail.trim(),
         time_ms: now_ms(),
-    }]
+    });
 }
 
 /// The layer; the index is set once the server has opened it (events
@@ -208,10 +211,9 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
         let id = event.metadata().name();
         let mut f = Picked::new(Named(READS).fields(id));
         event.record(&mut f);
-        let records = self.feed.lock().unwrap_or_else(|p| p.into_inner()).record(id, f);
-        for r in records {
-            index.send(r);
-        }
+        // One lock for the feed's state; the records go to the index's
+        // queue as they are made (copied there, nothing allocated each).
+        self.feed.lock().unwrap_or_else(|p| p.into_inner()).record_to(id, f, &mut |r| index.send_ref(r));
     }
 }
 

@@ -2,10 +2,12 @@
 //! written as the server runs, so that "who sent this?" is a B-tree lookup
 //! and never a scan of logs.
 //!
-//! Writes go through one thread ([`Index::send`] never blocks a session):
-//! it gathers records for up to [`ROUND`] (or [`ROUND_MAX`] records, or
-//! until someone waits in [`Index::sync`]), sleeping while it does (a
-//! record sent wakes nobody: one wake-up per round, not per record),
+//! Writes go through one thread ([`Index::send`] never waits for it: a
+//! record is copied into a shared buffer under a short lock, no
+//! allocation per record, nothing a session allocated freed by another
+//! thread): it gathers records for up to [`ROUND`] (or [`ROUND_MAX`]
+//! records, or until someone waits in [`Index::sync`]), sleeping while it
+//! does (only a round's first record wakes it: one wake-up per round),
 //! folds the records of one row into one write ([`coalesce`]: a
 //! message's two records, a recipient's `accepted` then `delivered`, a
 //! session's start, login, TLS and end) and
@@ -27,18 +29,23 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Records waiting for the writer at most; beyond it they are dropped.
 pub const QUEUE: usize = 100_000;
+/// Bytes of records waiting for the writer at most (their text: a
+/// bounce's reply can be long); beyond it they are dropped.
+pub const QUEUE_BYTES: usize = 64 << 20;
 /// How long the writer gathers records before it commits them. Longer
-/// rounds fold more of a session's records into its one row and commit
-/// less often; [`Index::sync`] ends a round at once for whoever needs the
-/// rows now (a hold, the tests).
-pub const ROUND: Duration = Duration::from_millis(200);
+/// rounds fold more of a session's records into its one row (a
+/// recipient's `delivered` into its `accepted`) and commit less often: the
+/// writer's CPU per message was 10-20 % lower with 1 s than with 200 ms
+/// (bench/README.md, stop 28). [`Index::sync`] ends a round at once for
+/// whoever needs the rows now (a hold, the tests); `port25 trace` sees a
+/// message a second after it was accepted at most.
+pub const ROUND: Duration = Duration::from_millis(1000);
 /// Records per round at most.
 pub const ROUND_MAX: usize = 8192;
 /// The writer's page cache, in KiB (SQLite's negative `cache_size`). The
@@ -159,6 +166,331 @@ pub fn open(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
+/// A record as the writer reads it: its text borrowed, from a
+/// [`Record`] or from the queue's bytes ([`Index::send_ref`] takes one,
+/// so that a caller holding the strings already allocates nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordRef<'a> {
+    Session {
+        id: &'a str,
+        listener: &'a str,
+        ip: &'a str,
+        port: u16,
+        local: &'a str,
+        proxy: Option<&'a str>,
+        time_ms: i64,
+        tls: Option<&'a str>,
+        login: Option<&'a str>,
+        end_ms: Option<i64>,
+    },
+    SessionEnd {
+        id: &'a str,
+        time_ms: i64,
+    },
+    Tls {
+        session: &'a str,
+        version: &'a str,
+    },
+    Login {
+        session: &'a str,
+        login: &'a str,
+    },
+    Message {
+        id: &'a str,
+        session: &'a str,
+        time_ms: i64,
+        message_id: Option<&'a str>,
+        login: Option<&'a str>,
+        sender: Option<&'a str>,
+        size: Option<i64>,
+    },
+    Rcpt {
+        id: &'a str,
+        rcpt: &'a str,
+        outcome: &'static str,
+        detail: &'a str,
+        time_ms: i64,
+    },
+    Dkim {
+        id: &'a str,
+        digest: &'a str,
+    },
+}
+
+impl Record {
+    /// The record borrowed; `None` for [`Record::Sync`], which writes nothing.
+    pub fn as_ref(&self) -> Option<RecordRef<'_>> {
+        Some(match self {
+            Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+                RecordRef::Session {
+                    id,
+                    listener,
+                    ip,
+                    port: *port,
+                    local,
+                    proxy: proxy.as_deref(),
+                    time_ms: *time_ms,
+                    tls: tls.as_deref(),
+                    login: login.as_deref(),
+                    end_ms: *end_ms,
+                }
+            }
+            Record::SessionEnd { id, time_ms } => RecordRef::SessionEnd { id, time_ms: *time_ms },
+            Record::Tls { session, version } => RecordRef::Tls { session, version },
+            Record::Login { session, login } => RecordRef::Login { session, login },
+            Record::Message { id, session, time_ms, message_id, login, sender, size } => RecordRef::Message {
+                id,
+                session,
+                time_ms: *time_ms,
+                message_id: message_id.as_deref(),
+                login: login.as_deref(),
+                sender: sender.as_deref(),
+                size: *size,
+            },
+            Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+                RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms: *time_ms }
+            }
+            Record::Dkim { id, digest } => RecordRef::Dkim { id, digest },
+            Record::Sync(_) => return None,
+        })
+    }
+}
+
+impl RecordRef<'_> {
+    /// The record with its text owned.
+    pub fn to_record(&self) -> Record {
+        let own = |s: &str| s.to_owned();
+        match *self {
+            RecordRef::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+                Record::Session {
+                    id: own(id),
+                    listener: own(listener),
+                    ip: own(ip),
+                    port,
+                    local: own(local),
+                    proxy: proxy.map(own),
+                    time_ms,
+                    tls: tls.map(own),
+                    login: login.map(own),
+                    end_ms,
+                }
+            }
+            RecordRef::SessionEnd { id, time_ms } => Record::SessionEnd { id: own(id), time_ms },
+            RecordRef::Tls { session, version } => Record::Tls { session: own(session), version: own(version) },
+            RecordRef::Login { session, login } => Record::Login { session: own(session), login: own(login) },
+            RecordRef::Message { id, session, time_ms, message_id, login, sender, size } => Record::Message {
+                id: own(id),
+                session: own(session),
+                time_ms,
+                message_id: message_id.map(own),
+                login: login.map(own),
+                sender: sender.map(own),
+                size,
+            },
+            RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+                Record::Rcpt { id: own(id), rcpt: own(rcpt), outcome, detail: own(detail), time_ms }
+            }
+            RecordRef::Dkim { id, digest } => Record::Dkim { id: own(id), digest: own(digest) },
+        }
+    }
+}
+
+/// The outcomes a recipient's row can have, by their code in the queue.
+const OUTCOMES: [&str; 6] = ["accepted", "delivered", "deferred", "bounced", "expired", "deleted"];
+
+/// The queue's encoding of records: a tag byte, then each field in the
+/// variant's order (text as a u32 length and its bytes, `None` text as
+/// length `u32::MAX`; integers little-endian, an optional one after a
+/// presence byte). Only [`encode`] writes it and only [`decode`] reads it,
+/// within one process.
+mod wire {
+    use super::{RecordRef, OUTCOMES};
+
+    const NONE: u32 = u32::MAX;
+
+    /// Appends `r` to `b`; false (and `b` as it was) when a text is too
+    /// long for the encoding (4 GiB: never, in practice).
+    pub fn encode(b: &mut Vec<u8>, r: &RecordRef<'_>) -> bool {
+        fn text(b: &mut Vec<u8>, s: Option<&str>) -> bool {
+            match s {
+                None => b.extend_from_slice(&NONE.to_le_bytes()),
+                Some(s) => match u32::try_from(s.len()) {
+                    Ok(n) if n != NONE => {
+                        b.extend_from_slice(&n.to_le_bytes());
+                        b.extend_from_slice(s.as_bytes());
+                    }
+                    _ => return false,
+                },
+            }
+            true
+        }
+        fn int(b: &mut Vec<u8>, v: i64) -> bool {
+            b.extend_from_slice(&v.to_le_bytes());
+            true
+        }
+        fn opt_int(b: &mut Vec<u8>, v: Option<i64>) -> bool {
+            match v {
+                None => b.push(0),
+                Some(v) => {
+                    b.push(1);
+                    b.extend_from_slice(&v.to_le_bytes());
+                }
+            }
+            true
+        }
+        let start = b.len();
+        let ok = match *r {
+            RecordRef::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+                b.push(0);
+                let ok = text(b, Some(id)) & text(b, Some(listener)) & text(b, Some(ip));
+                b.extend_from_slice(&port.to_le_bytes());
+                ok & text(b, Some(local))
+                    & text(b, proxy)
+                    & int(b, time_ms)
+                    & text(b, tls)
+                    & text(b, login)
+                    & opt_int(b, end_ms)
+            }
+            RecordRef::SessionEnd { id, time_ms } => {
+                b.push(1);
+                text(b, Some(id)) & int(b, time_ms)
+            }
+            RecordRef::Tls { session, version } => {
+                b.push(2);
+                text(b, Some(session)) & text(b, Some(version))
+            }
+            RecordRef::Login { session, login } => {
+                b.push(3);
+                text(b, Some(session)) & text(b, Some(login))
+            }
+            RecordRef::Message { id, session, time_ms, message_id, login, sender, size } => {
+                b.push(4);
+                text(b, Some(id))
+                    & text(b, Some(session))
+                    & int(b, time_ms)
+                    & text(b, message_id)
+                    & text(b, login)
+                    & text(b, sender)
+                    & opt_int(b, size)
+            }
+            RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+                b.push(5);
+                let ok = text(b, Some(id)) & text(b, Some(rcpt));
+                // Only the outcomes the index knows (the feed and the
+                // desk use no other).
+                let code = OUTCOMES.iter().position(|o| *o == outcome);
+                b.push(code.unwrap_or(0) as u8);
+                ok & code.is_some() & text(b, Some(detail)) & int(b, time_ms)
+            }
+            RecordRef::Dkim { id, digest } => {
+                b.push(6);
+                text(b, Some(id)) & text(b, Some(digest))
+            }
+        };
+        if !ok {
+            b.truncate(start);
+        }
+        ok
+    }
+
+    /// Reads what [`encode`] wrote, record by record.
+    pub struct Decoder<'a> {
+        b: &'a [u8],
+    }
+
+    impl<'a> Decoder<'a> {
+        pub fn new(b: &'a [u8]) -> Decoder<'a> {
+            Decoder { b }
+        }
+
+        fn bytes(&mut self, n: usize) -> Option<&'a [u8]> {
+            let (head, rest) = (self.b.get(..n)?, self.b.get(n..)?);
+            self.b = rest;
+            Some(head)
+        }
+
+        fn byte(&mut self) -> Option<u8> {
+            Some(self.bytes(1)?[0])
+        }
+
+        fn int(&mut self) -> Option<i64> {
+            Some(i64::from_le_bytes(self.bytes(8)?.try_into().ok()?))
+        }
+
+        fn opt_int(&mut self) -> Option<Option<i64>> {
+            match self.byte()? {
+                0 => Some(None),
+                _ => Some(Some(self.int()?)),
+            }
+        }
+
+        fn opt_text(&mut self) -> Option<Option<&'a str>> {
+            let n = u32::from_le_bytes(self.bytes(4)?.try_into().ok()?);
+            if n == NONE {
+                return Some(None);
+            }
+            std::str::from_utf8(self.bytes(n as usize)?).ok().map(Some)
+        }
+
+        fn text(&mut self) -> Option<&'a str> {
+            self.opt_text()?
+        }
+
+        fn record(&mut self) -> Option<RecordRef<'a>> {
+            Some(match self.byte()? {
+                0 => RecordRef::Session {
+                    id: self.text()?,
+                    listener: self.text()?,
+                    ip: self.text()?,
+                    port: u16::from_le_bytes(self.bytes(2)?.try_into().ok()?),
+                    local: self.text()?,
+                    proxy: self.opt_text()?,
+                    time_ms: self.int()?,
+                    tls: self.opt_text()?,
+                    login: self.opt_text()?,
+                    end_ms: self.opt_int()?,
+                },
+                1 => RecordRef::SessionEnd { id: self.text()?, time_ms: self.int()? },
+                2 => RecordRef::Tls { session: self.text()?, version: self.text()? },
+                3 => RecordRef::Login { session: self.text()?, login: self.text()? },
+                4 => RecordRef::Message {
+                    id: self.text()?,
+                    session: self.text()?,
+                    time_ms: self.int()?,
+                    message_id: self.opt_text()?,
+                    login: self.opt_text()?,
+                    sender: self.opt_text()?,
+                    size: self.opt_int()?,
+                },
+                5 => RecordRef::Rcpt {
+                    id: self.text()?,
+                    rcpt: self.text()?,
+                    outcome: OUTCOMES.get(usize::from(self.byte()?))?,
+                    detail: self.text()?,
+                    time_ms: self.int()?,
+                },
+                6 => RecordRef::Dkim { id: self.text()?, digest: self.text()? },
+                _ => return None,
+            })
+        }
+    }
+
+    impl<'a> Iterator for Decoder<'a> {
+        type Item = RecordRef<'a>;
+        fn next(&mut self) -> Option<RecordRef<'a>> {
+            if self.b.is_empty() {
+                return None;
+            }
+            let r = self.record();
+            if r.is_none() {
+                // Not what encode wrote: nothing after it can be read.
+                self.b = &[];
+            }
+            r
+        }
+    }
+}
+
 /// [`open`] for a bulk load (bench/trace.sh's loader): still WAL, so that
 /// lookups go on during the load, but no fsync at all and a page cache
 /// that holds the indexes' hot pages (the default 2 MB thrashes past a
@@ -169,14 +501,51 @@ pub fn open_bulk(path: &Path) -> rusqlite::Result<Connection> {
     Ok(c)
 }
 
-/// The writer's handle: cheap to clone, never blocks.
+/// The writer's handle: cheap to clone, never blocks (beyond a short
+/// lock to append a record).
 #[derive(Clone)]
 pub struct Index {
-    tx: SyncSender<Record>,
-    dropped: Arc<AtomicU64>,
-    /// The writer, woken by [`Index::sync`] (it sleeps while it gathers).
-    writer: std::thread::Thread,
-    progress: Arc<Progress>,
+    shared: Arc<Shared>,
+    handles: Arc<Handles>,
+}
+
+/// What the sessions and the writer share.
+struct Shared {
+    queue: Mutex<Queue>,
+    dropped: AtomicU64,
+    /// False once the writer has stopped: a sync gets no answer.
+    running: AtomicBool,
+    progress: Progress,
+}
+
+/// Alive while some [`Index`] is: the writer holds it weakly, and once
+/// the last handle is gone it writes what is left and ends.
+struct Handles {
+    /// The writer, woken by the first record of a round and by
+    /// [`Index::sync`] (it sleeps while it gathers).
+    writer: OnceLock<std::thread::Thread>,
+}
+
+impl Drop for Handles {
+    fn drop(&mut self) {
+        if let Some(w) = self.writer.get() {
+            w.unpark();
+        }
+    }
+}
+
+/// The records sent and not yet taken by the writer, encoded one after
+/// the other in one buffer ([`wire`]): a record costs the sender a copy
+/// of its text into the buffer and no allocation of its own, and nothing
+/// allocated by a session is freed by the writer (that traffic between
+/// threads made every allocation of the process dearer). The writer takes
+/// the whole buffer at the end of a round and hands back the one it
+/// emptied, so the two buffers are reused.
+#[derive(Default)]
+struct Queue {
+    bytes: Vec<u8>,
+    records: usize,
+    syncs: Vec<std::sync::mpsc::Sender<()>>,
 }
 
 /// How far the writer got, so that whether a record is in the database
@@ -212,36 +581,81 @@ impl Index {
     pub fn start(path: &Path, retention: Duration) -> rusqlite::Result<Index> {
         let conn = open(path)?;
         conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
-        let (tx, rx) = sync_channel(QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let progress = Arc::new(Progress { base: Instant::now(), through: AtomicU64::new(0), lost: AtomicU64::new(0) });
-        let (d, p, path) = (dropped.clone(), progress.clone(), path.to_owned());
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue::default()),
+            dropped: AtomicU64::new(0),
+            running: AtomicBool::new(true),
+            progress: Progress { base: Instant::now(), through: AtomicU64::new(0), lost: AtomicU64::new(0) },
+        });
+        let handles = Arc::new(Handles { writer: OnceLock::new() });
+        let (s, h, path) = (shared.clone(), Arc::downgrade(&handles), path.to_owned());
         let writer = std::thread::Builder::new()
             .name("abuse-index".into())
             .spawn(move || {
-                Writer { conn, retention, pruned: None, prune_left: false, dropped: d, progress: p, path }.run(rx)
+                let w = Writer { conn, retention, pruned: None, prune_left: false, path };
+                w.run(&s, &h);
+                s.running.store(false, Ordering::SeqCst);
             })
             .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-        Ok(Index { tx, dropped, writer: writer.thread().clone(), progress })
+        let _ = handles.writer.set(writer.thread().clone());
+        Ok(Index { shared, handles })
     }
 
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues `r` for the writer ([`Record::Sync`]: see [`Index::sync`]).
     pub fn send(&self, r: Record) {
-        match self.tx.try_send(r) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                self.progress.lost.fetch_add(1, Ordering::SeqCst);
-                self.dropped.fetch_add(1, Ordering::Relaxed);
+        if let Record::Sync(tx) = r {
+            self.queue().syncs.push(tx);
+            self.wake();
+        } else if let Some(r) = r.as_ref() {
+            self.send_ref(r);
+        }
+    }
+
+    /// Queues a record without owning its text: copied into the queue,
+    /// nothing allocated per record.
+    pub fn send_ref(&self, r: RecordRef<'_>) {
+        let mut q = self.queue();
+        let first = q.records == 0;
+        let full = q.records >= QUEUE || q.bytes.len() >= QUEUE_BYTES || !self.shared.running.load(Ordering::Relaxed);
+        if !full && wire::encode(&mut q.bytes, &r) {
+            q.records += 1;
+            let n = q.records;
+            drop(q);
+            // The first record of a round wakes the writer (it sleeps
+            // until then); the others wake nobody, unless the round is full.
+            if first || n == ROUND_MAX {
+                self.wake();
             }
-            Err(TrySendError::Disconnected(_)) => {
-                self.progress.lost.fetch_add(1, Ordering::SeqCst);
+        } else {
+            drop(q);
+            self.shared.progress.lost.fetch_add(1, Ordering::SeqCst);
+            if full {
+                self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             }
+        }
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.handles.writer.get() {
+            w.unpark();
         }
     }
 
     /// [`Index::send`], and a mark to ask [`Index::written`] about later.
     pub fn send_marked(&self, r: Record) -> Sent {
-        let lost = self.progress.lost.load(Ordering::SeqCst);
+        let lost = self.shared.progress.lost.load(Ordering::SeqCst);
         self.send(r);
+        Sent { lost, at: Instant::now() }
+    }
+
+    /// [`Index::send_ref`], and a mark to ask [`Index::written`] about later.
+    pub fn send_ref_marked(&self, r: RecordRef<'_>) -> Sent {
+        let lost = self.shared.progress.lost.load(Ordering::SeqCst);
+        self.send_ref(r);
         Sent { lost, at: Instant::now() }
     }
 
@@ -250,36 +664,37 @@ impl Index {
     /// since (a record dropped, a round that failed). False says
     /// "not known": ask the database.
     pub fn written(&self, sent: &Sent) -> bool {
-        self.written_before(sent.at) && self.progress.lost.load(Ordering::SeqCst) == sent.lost
+        self.written_before(sent.at) && self.shared.progress.lost.load(Ordering::SeqCst) == sent.lost
     }
 
     /// True when every record sent before `t` is done (written, or lost
     /// and counted): a row missing now is missing for good.
     pub fn written_before(&self, t: Instant) -> bool {
-        let through = self.progress.through.load(Ordering::Acquire);
-        t.saturating_duration_since(self.progress.base).as_nanos() < through as u128
+        let p = &self.shared.progress;
+        let through = p.through.load(Ordering::Acquire);
+        t.saturating_duration_since(p.base).as_nanos() < through as u128
     }
 
     /// Waits (at most `wait`) until every record sent before is committed.
     pub fn sync(&self, wait: Duration) -> bool {
         let (tx, rx) = std::sync::mpsc::channel();
         let before = Instant::now();
-        if self.tx.send(Record::Sync(tx)).is_err() {
+        if !self.shared.running.load(Ordering::SeqCst) {
             return false;
         }
-        // The writer may be asleep for the rest of its round.
-        self.writer.unpark();
-        // Answered only once its round is committed: what was sent
-        // before it is written.
+        // Ends the writer's round at once (it may be asleep in it); it
+        // answers once the round is committed: what was sent before the
+        // sync is in it.
+        self.send(Record::Sync(tx));
         let done = rx.recv_timeout(wait).is_ok();
         if done {
-            self.progress.advance(before);
+            self.shared.progress.advance(before);
         }
         done
     }
 
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.shared.dropped.load(Ordering::Relaxed)
     }
 }
 
@@ -289,44 +704,50 @@ struct Writer {
     pruned: Option<Instant>,
     /// The last prune stopped at its batch: go on after the next round.
     prune_left: bool,
-    dropped: Arc<AtomicU64>,
-    progress: Arc<Progress>,
     path: PathBuf,
 }
 
+/// One round taken from the queue.
+struct Round {
+    bytes: Vec<u8>,
+    syncs: Vec<std::sync::mpsc::Sender<()>>,
+    /// Taken before the queue was locked to take it: every record sent
+    /// before this instant is in this round or an earlier one.
+    drained: Instant,
+}
+
 impl Writer {
-    fn run(mut self, rx: Receiver<Record>) {
+    fn run(mut self, s: &Shared, handles: &std::sync::Weak<Handles>) {
         let mut reported = 0;
+        // The buffers the writer emptied, handed back to the queue.
+        let mut spare_bytes = Vec::new();
+        let mut spare_syncs = Vec::new();
         loop {
-            // With pruning left to do, an idle writer does it instead of
-            // waiting for the next record.
-            let first = if self.prune_left {
-                match rx.recv_timeout(ROUND) {
-                    Ok(r) => Some(r),
-                    Err(RecvTimeoutError::Timeout) => None,
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match rx.recv() {
-                    Ok(r) => Some(r),
-                    Err(_) => break,
-                }
+            let Some(round) = take_round(s, handles, self.prune_left, &mut spare_bytes, &mut spare_syncs) else {
+                break;
             };
-            let (round, drained) = match first {
-                Some(first) => gather(first, &rx, ROUND, ROUND_MAX),
-                None => (Vec::new(), None),
-            };
-            if round.is_empty() {
-                // Only pruning to do (below).
-            } else if let Err(e) = self.round(round) {
-                self.progress.lost.fetch_add(1, Ordering::SeqCst);
-                emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
+            if let Some(round) = round {
+                if let Err(e) = self.round(&round.bytes) {
+                    s.progress.lost.fetch_add(1, Ordering::SeqCst);
+                    emit!(error, ev::ABUSE_INDEX_FAILED, path = %self.path.display(), error = %e);
+                    // The syncs go unanswered (dropped): their callers see
+                    // the round failed.
+                } else {
+                    for tx in &round.syncs {
+                        let _ = tx.send(());
+                    }
+                }
+                // Lost or written, every record sent before `drained` is done.
+                s.progress.advance(round.drained);
+                (spare_bytes, spare_syncs) = (round.bytes, round.syncs);
+                spare_bytes.clear();
+                spare_syncs.clear();
+                // A burst's buffer is not kept for ever.
+                if spare_bytes.capacity() > SPARE_BYTES {
+                    spare_bytes = Vec::new();
+                }
             }
-            // Lost or written, every record sent before `drained` is done.
-            if let Some(t) = drained {
-                self.progress.advance(t);
-            }
-            let dropped = self.dropped.load(Ordering::Relaxed);
+            let dropped = s.dropped.load(Ordering::Relaxed);
             if dropped != reported {
                 emit!(warn, ev::ABUSE_INDEX_DROPPED, records = dropped - reported, queue = QUEUE);
                 reported = dropped;
@@ -353,54 +774,60 @@ impl Writer {
         }
     }
 
-    fn round(&mut self, round: Vec<Record>) -> rusqlite::Result<()> {
-        let mut syncs = Vec::new();
+    fn round(&mut self, bytes: &[u8]) -> rusqlite::Result<()> {
         let tx = self.conn.transaction()?;
-        for r in coalesce(round) {
-            if let Record::Sync(s) = r {
-                syncs.push(s);
-            } else {
-                write(&tx, &r)?;
-            }
+        for r in coalesce(wire::Decoder::new(bytes).collect()) {
+            write_ref(&tx, &r)?;
         }
-        tx.commit()?;
-        for s in syncs {
-            let _ = s.send(());
-        }
-        Ok(())
+        tx.commit()
     }
 }
 
-/// One round: `first` (the record that woke the writer), then what
-/// arrives within `window` of it, at most `max`; a [`Record::Sync`] ends
-/// the round at once (someone waits, and [`Index::sync`] wakes the
-/// writer). With it, the last instant the queue was seen empty (taken before looking): every record sent before it is in
-/// this round or an earlier one.
-///
-/// Between records the writer sleeps (`park_timeout`) instead of waiting
-/// in `recv`: a receiver blocked in `recv` is woken by every send, a
-/// futex call on the session's side and a context switch per record,
-/// about ten per message.
-fn gather(first: Record, rx: &Receiver<Record>, window: Duration, max: usize) -> (Vec<Record>, Option<Instant>) {
-    let deadline = Instant::now() + window;
-    let mut round = vec![first];
-    let mut drained = None;
-    while round.len() < max && !matches!(round.last(), Some(Record::Sync(_))) {
+/// The capacity of an emptied buffer kept for the next round at most.
+const SPARE_BYTES: usize = 4 << 20;
+
+/// Waits for a round and takes it: once something is queued, the rest of
+/// [`ROUND`] (the writer sleeps: a record sent wakes nobody but the
+/// round's first, one wake-up per round instead of a futex call on the
+/// session's side and a context switch per record), cut short by
+/// [`ROUND_MAX`] records, a [`Record::Sync`] or the last handle's drop.
+/// `Some(None)`: nothing came within a round while pruning is left to
+/// do; `None`: every handle is gone and nothing is left.
+fn take_round(
+    s: &Shared,
+    handles: &std::sync::Weak<Handles>,
+    prune_left: bool,
+    spare_bytes: &mut Vec<u8>,
+    spare_syncs: &mut Vec<std::sync::mpsc::Sender<()>>,
+) -> Option<Option<Round>> {
+    let mut deadline: Option<Instant> = None;
+    let idle_until = Instant::now() + ROUND;
+    loop {
+        let closed = handles.strong_count() == 0;
         let looked = Instant::now();
-        match rx.try_recv() {
-            Ok(r) => round.push(r),
-            Err(TryRecvError::Disconnected) => break,
-            Err(TryRecvError::Empty) => {
-                drained = Some(looked);
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    break;
+        {
+            let mut q = s.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let pending = q.records > 0 || !q.syncs.is_empty();
+            if pending {
+                let end = *deadline.get_or_insert(looked + ROUND);
+                if looked >= end || closed || !q.syncs.is_empty() || q.records >= ROUND_MAX {
+                    q.records = 0;
+                    let bytes = std::mem::replace(&mut q.bytes, std::mem::take(spare_bytes));
+                    let syncs = std::mem::replace(&mut q.syncs, std::mem::take(spare_syncs));
+                    return Some(Some(Round { bytes, syncs, drained: looked }));
                 }
-                std::thread::park_timeout(left);
+            } else if closed {
+                return None;
+            } else if prune_left && looked >= idle_until {
+                return Some(None);
             }
         }
+        match (deadline, prune_left) {
+            (Some(d), _) => std::thread::park_timeout(d.saturating_duration_since(Instant::now())),
+            (None, true) => std::thread::park_timeout(idle_until.saturating_duration_since(Instant::now())),
+            (None, false) => std::thread::park(),
+        }
     }
-    (round, drained)
 }
 
 /// The round with the records of one row folded into the first of them
@@ -412,74 +839,85 @@ fn gather(first: Record, rx: &Receiver<Record>, window: Duration, max: usize) ->
 /// updates do). What it writes is what writing the records one by one
 /// writes; a session of a few messages becomes one insert instead of an
 /// insert and three updates.
-pub fn coalesce(round: Vec<Record>) -> Vec<Record> {
+pub fn coalesce<'a>(round: Vec<RecordRef<'a>>) -> Vec<RecordRef<'a>> {
     use crate::FastMap;
-    let mut out: Vec<Record> = Vec::with_capacity(round.len());
-    let mut messages: FastMap<String, usize> = FastMap::default();
-    let mut rcpts: FastMap<(String, String), usize> = FastMap::default();
-    let mut sessions: FastMap<String, usize> = FastMap::default();
+    let mut out: Vec<RecordRef<'a>> = Vec::with_capacity(round.len());
+    // Sized for the round at once: no rehash while it is folded.
+    let n = round.len();
+    let mut messages: FastMap<&'a str, usize> = FastMap::with_capacity_and_hasher(n / 2, Default::default());
+    let mut rcpts: FastMap<(&'a str, &'a str), usize> = FastMap::with_capacity_and_hasher(n / 2, Default::default());
+    let mut sessions: FastMap<&'a str, usize> = FastMap::with_capacity_and_hasher(n / 8, Default::default());
     // The session row that `id` updates, when its start is in the round.
-    fn started<'a>(out: &'a mut [Record], sessions: &FastMap<String, usize>, id: &str) -> Option<&'a mut Record> {
+    fn started<'o, 'a>(
+        out: &'o mut [RecordRef<'a>],
+        sessions: &FastMap<&'a str, usize>,
+        id: &str,
+    ) -> Option<&'o mut RecordRef<'a>> {
         sessions.get(id).map(|&i| &mut out[i])
     }
     for r in round {
         match r {
-            Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+            RecordRef::Session { id, .. } => {
                 // A second start of one id is ignored by the insert but its
                 // fields still apply (the upsert): it stays a record of its own.
-                sessions.entry(id.clone()).or_insert(out.len());
-                out.push(Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms });
+                sessions.entry(id).or_insert(out.len());
+                out.push(r);
             }
-            Record::Tls { session, version } => match started(&mut out, &sessions, &session) {
-                Some(Record::Session { tls, .. }) => *tls = Some(version),
-                _ => out.push(Record::Tls { session, version }),
+            RecordRef::Tls { session, version } => match started(&mut out, &sessions, session) {
+                Some(RecordRef::Session { tls, .. }) => *tls = Some(version),
+                _ => out.push(r),
             },
-            Record::Login { session, login } => match started(&mut out, &sessions, &session) {
-                Some(Record::Session { login: l, .. }) => *l = Some(login),
-                _ => out.push(Record::Login { session, login }),
+            RecordRef::Login { session, login } => match started(&mut out, &sessions, session) {
+                Some(RecordRef::Session { login: l, .. }) => *l = Some(login),
+                _ => out.push(r),
             },
-            Record::SessionEnd { id, time_ms } => match started(&mut out, &sessions, &id) {
-                Some(Record::Session { end_ms, .. }) => *end_ms = Some(time_ms),
-                _ => out.push(Record::SessionEnd { id, time_ms }),
+            RecordRef::SessionEnd { id, time_ms } => match started(&mut out, &sessions, id) {
+                Some(RecordRef::Session { end_ms, .. }) => *end_ms = Some(time_ms),
+                _ => out.push(r),
             },
-            Record::Message { id, session, time_ms, message_id, login, sender, size } => match messages.get(&id) {
+            RecordRef::Message { id, message_id, login, sender, size, .. } => match messages.get(id) {
                 Some(&i) => {
-                    if let Record::Message { message_id: m, login: l, sender: s, size: z, .. } = &mut out[i] {
-                        *m = message_id.or(m.take());
-                        *l = login.or(l.take());
-                        *s = sender.or(s.take());
-                        *z = size.or(z.take());
+                    if let RecordRef::Message { message_id: m, login: l, sender: s, size: z, .. } = &mut out[i] {
+                        *m = message_id.or(*m);
+                        *l = login.or(*l);
+                        *s = sender.or(*s);
+                        *z = size.or(*z);
                     }
                 }
                 None => {
-                    messages.insert(id.clone(), out.len());
-                    out.push(Record::Message { id, session, time_ms, message_id, login, sender, size });
+                    messages.insert(id, out.len());
+                    out.push(r);
                 }
             },
-            Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
-                let key = (id, rcpt);
-                match rcpts.get(&key) {
-                    Some(&i) => {
-                        if let Record::Rcpt { outcome: o, detail: d, time_ms: t, .. } = &mut out[i] {
-                            (*o, *d, *t) = (outcome, detail, time_ms);
-                        }
-                    }
-                    None => {
-                        rcpts.insert(key.clone(), out.len());
-                        out.push(Record::Rcpt { id: key.0, rcpt: key.1, outcome, detail, time_ms });
+            RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms } => match rcpts.get(&(id, rcpt)) {
+                Some(&i) => {
+                    if let RecordRef::Rcpt { outcome: o, detail: d, time_ms: t, .. } = &mut out[i] {
+                        (*o, *d, *t) = (outcome, detail, time_ms);
                     }
                 }
-            }
-            other => out.push(other),
+                None => {
+                    rcpts.insert((id, rcpt), out.len());
+                    out.push(r);
+                }
+            },
+            RecordRef::Dkim { .. } => out.push(r),
         }
     }
     out
 }
 
-/// Writes one record (the writer, and the bench's loader, use it).
+/// Writes one record (tests and the bench's loader; see [`write_ref`]).
 pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
-    match r {
-        Record::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
+    match r.as_ref() {
+        Some(r) => write_ref(c, &r),
+        None => Ok(()),
+    }
+}
+
+/// Writes one record (the writer uses it).
+pub fn write_ref(c: &Connection, r: &RecordRef<'_>) -> rusqlite::Result<()> {
+    match *r {
+        RecordRef::Session { id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms } => {
             // A session's start is written once (a second one is ignored);
             // what was folded into it sets its fields as the updates would.
             c.prepare_cached(
@@ -489,16 +927,16 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![id, listener, ip, port, local, proxy, time_ms, tls, login, end_ms])?;
         }
-        Record::SessionEnd { id, time_ms } => {
+        RecordRef::SessionEnd { id, time_ms } => {
             c.prepare_cached("UPDATE sessions SET end_ms = ?2 WHERE id = ?1")?.execute(params![id, time_ms])?;
         }
-        Record::Tls { session, version } => {
+        RecordRef::Tls { session, version } => {
             c.prepare_cached("UPDATE sessions SET tls = ?2 WHERE id = ?1")?.execute(params![session, version])?;
         }
-        Record::Login { session, login } => {
+        RecordRef::Login { session, login } => {
             c.prepare_cached("UPDATE sessions SET login = ?2 WHERE id = ?1")?.execute(params![session, login])?;
         }
-        Record::Message { id, session, time_ms, message_id, login, sender, size } => {
+        RecordRef::Message { id, session, time_ms, message_id, login, sender, size } => {
             c.prepare_cached(
                 "INSERT INTO messages(id, session, time_ms, message_id, login, sender, size) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT(id) DO UPDATE SET message_id = coalesce(excluded.message_id, message_id), login = coalesce(excluded.login, login),
@@ -506,7 +944,7 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![id, session, time_ms, message_id, login, sender, size])?;
         }
-        Record::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+        RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms } => {
             // Only for a message the index has: [`prune`] removes a
             // message's recipients with it, so one without its message
             // (its record lost, or queued before the index existed) would
@@ -518,10 +956,9 @@ pub fn write(c: &Connection, r: &Record) -> rusqlite::Result<()> {
             )?
             .execute(params![id, rcpt, outcome, detail, time_ms])?;
         }
-        Record::Dkim { id, digest } => {
+        RecordRef::Dkim { id, digest } => {
             c.prepare_cached("UPDATE messages SET dkim = ?2 WHERE id = ?1")?.execute(params![id, digest])?;
         }
-        Record::Sync(_) => {}
     }
     Ok(())
 }
@@ -868,6 +1305,10 @@ mod tests {
         assert_eq!(bare_message_id(" <a@b> "), "a@b");
     }
 
+    fn refs(records: &[Record]) -> Vec<RecordRef<'_>> {
+        records.iter().filter_map(Record::as_ref).collect()
+    }
+
     fn message(i: u64) -> [Record; 3] {
         message_at(i, 1_700_000_000_000 + i as i64)
     }
@@ -974,23 +1415,23 @@ mod tests {
             msg(None, None, Some(11)),
             rcpt("delivered", 3),
         ];
-        let folded = coalesce(round.clone());
+        let folded = coalesce(refs(&round));
         assert_eq!(folded.len(), 3, "{folded:?}");
         assert!(
-            matches!(&folded[0], Record::Message { message_id: Some(m), login: Some(l), size: Some(11), .. } if m == "m@x" && l == "alice")
+            matches!(&folded[0], RecordRef::Message { message_id: Some(m), login: Some(l), size: Some(11), .. } if *m == "m@x" && *l == "alice")
         );
-        assert!(matches!(&folded[1], Record::Rcpt { outcome, time_ms: 3, .. } if *outcome == "delivered"));
-        assert!(matches!(&folded[2], Record::Dkim { .. }), "after the row it updates");
-        let rows = |records: Vec<Record>| {
+        assert!(matches!(&folded[1], RecordRef::Rcpt { outcome, time_ms: 3, .. } if *outcome == "delivered"));
+        assert!(matches!(&folded[2], RecordRef::Dkim { .. }), "after the row it updates");
+        let rows = |records: &[RecordRef]| {
             let c = Connection::open_in_memory().unwrap();
             c.execute_batch(SCHEMA).unwrap();
-            for r in &records {
-                write(&c, r).unwrap();
+            for r in records {
+                write_ref(&c, r).unwrap();
             }
             let r = Reader::from_connection(c);
             (r.message("Q1").unwrap(), r.signed("d1").unwrap())
         };
-        assert_eq!(rows(folded), rows(round));
+        assert_eq!(rows(&folded), rows(&refs(&round)));
     }
 
     #[test]
@@ -1018,39 +1459,149 @@ mod tests {
             Record::SessionEnd { id: "S0".into(), time_ms: 8 },
             Record::SessionEnd { id: "S1".into(), time_ms: 9 },
         ];
-        let folded = coalesce(round.clone());
+        let folded = coalesce(refs(&round));
         assert_eq!(folded.len(), 3, "{folded:?}");
         assert!(
-            matches!(&folded[1], Record::Session { id, tls: Some(t), login: Some(l), end_ms: Some(9), .. }
-                if id == "S1" && t == "TLSv1_3" && l == "alice"),
+            matches!(
+                &folded[1],
+                RecordRef::Session { id: "S1", tls: Some("TLSv1_3"), login: Some("alice"), end_ms: Some(9), .. }
+            ),
             "{folded:?}"
         );
-        let rows = |records: Vec<Record>| {
+        let rows = |records: &[RecordRef]| {
             let c = Connection::open_in_memory().unwrap();
             c.execute_batch(SCHEMA).unwrap();
-            for r in earlier.iter().chain(&records) {
-                write(&c, r).unwrap();
+            for r in refs(&earlier).iter().chain(records) {
+                write_ref(&c, r).unwrap();
             }
             let r = Reader::from_connection(c);
             (r.session("S0").unwrap(), r.session("S1").unwrap())
         };
-        let (s0, s1) = rows(folded.clone());
+        let (s0, s1) = rows(&folded);
         assert_eq!(s0.as_ref().and_then(|s| s.login.as_deref()), Some("bob"));
         assert_eq!(s1.as_ref().and_then(|s| s.tls.as_deref()), Some("TLSv1_3"));
-        assert_eq!((s0, s1), rows(round), "what one by one writes");
+        assert_eq!((s0, s1), rows(&refs(&round)), "what one by one writes");
         // A start seen twice keeps what the first one's row was given.
-        let twice = coalesce(vec![
-            start("S2", 3),
-            Record::Login { session: "S2".into(), login: "carol".into() },
-            start("S2", 4),
-        ]);
+        let twice = [start("S2", 3), Record::Login { session: "S2".into(), login: "carol".into() }, start("S2", 4)];
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
-        for r in &twice {
-            write(&c, r).unwrap();
+        for r in &coalesce(refs(&twice)) {
+            write_ref(&c, r).unwrap();
         }
         let s2 = Reader::from_connection(c).session("S2").unwrap().unwrap();
         assert_eq!((s2.login.as_deref(), s2.start.as_str()), (Some("carol"), utc(3).as_str()));
+    }
+
+    #[test]
+    fn every_record_comes_out_of_the_queue_as_it_went_in() {
+        let records = [
+            Record::Session {
+                id: "S1".into(),
+                listener: "submission".into(),
+                ip: "2001:db8::1".into(),
+                port: 65535,
+                local: "[2001:db8::2]:587".into(),
+                proxy: Some("10.0.0.1:9".into()),
+                time_ms: -1,
+                tls: Some("TLSv1_3".into()),
+                login: Some("Zoë@example.net".into()),
+                end_ms: Some(i64::MAX),
+            },
+            Record::Session {
+                id: String::new(),
+                listener: "mx".into(),
+                ip: "203.0.113.9".into(),
+                port: 0,
+                local: String::new(),
+                proxy: None,
+                time_ms: 7,
+                tls: None,
+                login: None,
+                end_ms: None,
+            },
+            Record::SessionEnd { id: "S1".into(), time_ms: 9 },
+            Record::Tls { session: "S1".into(), version: "TLSv1_2".into() },
+            Record::Login { session: "S1".into(), login: "alice".into() },
+            Record::Message {
+                id: "S1001".into(),
+                session: "S1".into(),
+                time_ms: 10,
+                message_id: Some("m@x".into()),
+                login: None,
+                sender: Some(String::new()),
+                size: Some(0),
+            },
+            Record::Message {
+                id: "S1002".into(),
+                session: "S1".into(),
+                time_ms: 11,
+                message_id: None,
+                login: Some("alice".into()),
+                sender: None,
+                size: None,
+            },
+            Record::Rcpt {
+                id: "S1001".into(),
+                rcpt: "bob@remote.example".into(),
+                outcome: "expired",
+                detail: "550 5.1.1 ".repeat(1000),
+                time_ms: 12,
+            },
+            Record::Dkim { id: "S1001".into(), digest: "d1".into() },
+        ];
+        let mut bytes = Vec::new();
+        for r in refs(&records) {
+            assert!(wire::encode(&mut bytes, &r));
+        }
+        assert_eq!(wire::Decoder::new(&bytes).collect::<Vec<_>>(), refs(&records));
+        // An outcome the index does not know is not queued, nor anything
+        // half written of it.
+        let before = bytes.len();
+        let odd = RecordRef::Rcpt { id: "S1", rcpt: "x", outcome: "lost", detail: "", time_ms: 1 };
+        assert!(!wire::encode(&mut bytes, &odd));
+        assert_eq!(bytes.len(), before);
+        // A cut buffer yields the records before the cut, then nothing.
+        let cut = &bytes[..before - 3];
+        assert_eq!(wire::Decoder::new(cut).count(), records.len() - 1);
+    }
+
+    #[test]
+    fn what_was_sent_before_the_last_handle_went_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let index = Index::start(&path, Duration::from_secs(86400)).unwrap();
+        let shared = index.shared.clone();
+        for r in message_at(1, now_ms()) {
+            index.send(r);
+        }
+        drop(index);
+        // The writer ends once it has written them (and lets go of the
+        // database); bounded, so that a writer that never ends fails here.
+        let t = Instant::now();
+        while shared.running.load(Ordering::SeqCst) {
+            assert!(t.elapsed() < Duration::from_secs(30), "the writer did not end");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let found = Reader::open(&path).unwrap().trace(&Query::QueueId("S1A".into()), 10).unwrap();
+        assert_eq!(found.messages.len(), 1);
+        assert_eq!(found.messages[0].recipients.len(), 1);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_what_does_not_fit_and_never_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::start(&dir.path().join("abuse.sqlite"), Duration::from_secs(86400)).unwrap();
+        // A queue as full as senders faster than the writer leave it
+        // (the writer is not woken: it leaves the queue alone).
+        {
+            let mut q = index.queue();
+            q.records = QUEUE;
+        }
+        let lost = index.send_marked(Record::Login { session: "S1".into(), login: "a".into() });
+        assert_eq!(index.dropped(), 1);
+        index.queue().records = 0;
+        assert!(index.sync(Duration::from_secs(10)));
+        assert!(!index.written(&lost), "dropped: not known written");
     }
 
     #[test]
@@ -1065,7 +1616,7 @@ mod tests {
         // A record lost after one was sent: whether that one is written
         // is no longer known from memory (the database says).
         let second = index.send_marked(login("b"));
-        index.progress.lost.fetch_add(1, Ordering::SeqCst);
+        index.shared.progress.lost.fetch_add(1, Ordering::SeqCst);
         assert!(index.sync(Duration::from_secs(10)));
         assert!(!index.written(&second));
         let third = index.send_marked(login("c"));

@@ -128,11 +128,13 @@ const BITS: usize = 8192;
 #[derive(Clone)]
 pub struct Distinct {
     bits: Box<[u64; BITS / 64]>,
+    /// Bits set: [`Distinct::estimate`] is asked at every message.
+    set: u32,
 }
 
 impl Default for Distinct {
     fn default() -> Distinct {
-        Distinct { bits: Box::new([0; BITS / 64]) }
+        Distinct { bits: Box::new([0; BITS / 64]), set: 0 }
     }
 }
 
@@ -151,12 +153,15 @@ impl Distinct {
             SEED.hash_one(value.as_bytes())
         };
         let n = (h % BITS as u64) as usize;
-        self.bits[n / 64] |= 1 << (n % 64);
+        let bit = 1 << (n % 64);
+        if self.bits[n / 64] & bit == 0 {
+            self.bits[n / 64] |= bit;
+            self.set += 1;
+        }
     }
 
     pub fn estimate(&self) -> u64 {
-        let set: u32 = self.bits.iter().map(|w| w.count_ones()).sum();
-        let zero = BITS as f64 - f64::from(set);
+        let zero = BITS as f64 - f64::from(self.set);
         if zero < 1.0 {
             // Saturated: at least this many.
             return (BITS as f64 * (BITS as f64).ln()) as u64;
