@@ -328,8 +328,8 @@ impl Gate {
     /// same round trip that counts the failure or records the success:
     /// one round trip per attempt, not two. A lock therefore answers the
     /// same (454) whether the password was right or wrong, and a node
-    /// that did not know of a lock checks at most its own guard's
-    /// `user_lock_after` passwords of the locked login before its own
+    /// checks at most its own guard's `user_lock_after` wrong passwords of
+    /// a login locked in the store (per failure window) before its own
     /// lock refuses them without a check.
     pub async fn attempt_deferring(&self, a: Attempt<'_>) -> (Outcome, Option<SharedSuccess>) {
         let Some((shared, rules)) = &self.shared else { return (self.attempt_here(a).await, None) };
