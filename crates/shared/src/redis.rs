@@ -98,6 +98,27 @@ end
     };
 }
 
+/// One failure counted under `fail` (the count starts with its window,
+/// ARGV[1]); at `after` the lock is set for ARGV[4] and the count starts
+/// over. The one body of FAILED's and FAILED_UNLESS_LOCKED's counting (a
+/// macro, as [`succeeded_fn`]); each first makes sure no lock holds.
+macro_rules! count_fn {
+    () => {
+        "
+local function count(fail, lock, after)
+  local n = redis.call('INCR', fail)
+  if n == 1 then redis.call('PEXPIRE', fail, ARGV[1]) end
+  if n >= tonumber(after) then
+    redis.call('SET', lock, n, 'PX', ARGV[4])
+    redis.call('DEL', fail)
+    return n
+  end
+  return 0
+end
+"
+    };
+}
+
 /// KEYS: the address's lock, the login's lock, the device's known mark;
 /// ARGV: '1' when there is a login.
 const LOCKED: &str =
@@ -109,19 +130,10 @@ const LOCKED: &str =
 /// read once: a failure under a lock is not counted, as FAILED has it.
 const FAILED_UNLESS_LOCKED: &str = concat!(
     lock_fn!(),
+    count_fn!(),
     "
 local which, t, login_locked = lock_in_force(KEYS[2], KEYS[4], KEYS[5], ARGV[5])
 if which > 0 then return {which, t, 0, 0} end
-local function count(fail, lock, after)
-  local n = redis.call('INCR', fail)
-  if n == 1 then redis.call('PEXPIRE', fail, ARGV[1]) end
-  if n >= tonumber(after) then
-    redis.call('SET', lock, n, 'PX', ARGV[4])
-    redis.call('DEL', fail)
-    return n
-  end
-  return 0
-end
 local a = count(KEYS[1], KEYS[2], ARGV[2])
 local l = 0
 if ARGV[5] == '1' and not login_locked then l = count(KEYS[3], KEYS[4], ARGV[3]) end
@@ -130,22 +142,18 @@ return {0, 0, a, l}"
 
 /// A failure during a lock is not counted (it would extend it); the count
 /// starts over once the lock is set.
-const FAILED: &str = "
+const FAILED: &str = concat!(
+    count_fn!(),
+    "
 local function one(fail, lock, after)
   if redis.call('PTTL', lock) > 0 then return 0 end
-  local n = redis.call('INCR', fail)
-  if n == 1 then redis.call('PEXPIRE', fail, ARGV[1]) end
-  if n >= tonumber(after) then
-    redis.call('SET', lock, n, 'PX', ARGV[4])
-    redis.call('DEL', fail)
-    return n
-  end
-  return 0
+  return count(fail, lock, after)
 end
 local a = one(KEYS[1], KEYS[2], ARGV[2])
 local l = 0
 if ARGV[5] == '1' then l = one(KEYS[3], KEYS[4], ARGV[3]) end
-return {a, l}";
+return {a, l}"
+);
 
 /// The body of SUCCEEDED as a Lua function, so that SUCCEEDED_ENTER runs
 /// the very same steps (a macro: `concat!` takes literals only). The
@@ -457,13 +465,7 @@ impl SharedState for Redis {
         rules: LockRules,
     ) -> Pending<'a, Vec<(Scope, u32)>> {
         Box::pin(async move {
-            let l = login.unwrap_or("");
-            let keys = vec![
-                self.key(&["fail", "a", address]),
-                self.key(&["lock", "a", address]),
-                self.key(&["fail", "l", l]),
-                self.key(&["lock", "l", l]),
-            ];
+            let keys = self.failure_keys(address, login.unwrap_or(""));
             let [a, l] = ints(self.eval(FAILED, &keys, &failed_args(rules, login.is_some())).await?)?;
             Ok(started(a, l))
         })
@@ -477,13 +479,8 @@ impl SharedState for Redis {
     ) -> Pending<'a, Result<Vec<(Scope, u32)>, Lock>> {
         Box::pin(async move {
             let l = login.unwrap_or("");
-            let keys = vec![
-                self.key(&["fail", "a", address]),
-                self.key(&["lock", "a", address]),
-                self.key(&["fail", "l", l]),
-                self.key(&["lock", "l", l]),
-                self.key(&["known", l, address]),
-            ];
+            let mut keys = self.failure_keys(address, l);
+            keys.push(self.key(&["known", l, address]));
             let args = failed_args(rules, login.is_some());
             let [which, left, a, l] = ints(self.eval(FAILED_UNLESS_LOCKED, &keys, &args).await?)?;
             if let Some(lock) = lock_of(which, left) {
@@ -645,6 +642,16 @@ impl SharedState for Redis {
 }
 
 impl Redis {
+    /// FAILED's keys (and the first four of FAILED_UNLESS_LOCKED's).
+    fn failure_keys(&self, address: &str, login: &str) -> Vec<String> {
+        vec![
+            self.key(&["fail", "a", address]),
+            self.key(&["lock", "a", address]),
+            self.key(&["fail", "l", login]),
+            self.key(&["lock", "l", login]),
+        ]
+    }
+
     /// The keys the *_UNLESS_LOCKED scripts of a success start with.
     fn success_keys(&self, address: &str, login: &str) -> Vec<String> {
         vec![
