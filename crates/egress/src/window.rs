@@ -325,7 +325,13 @@ impl Stream {
         while i > 0 && self.pending[i - 1].after(&v) {
             i -= 1;
         }
-        self.pending.insert(i, v);
+        // At the back, the common case, without `insert`'s general move
+        // (a call per flow even when nothing moves).
+        if i == self.pending.len() {
+            self.pending.push_back(v);
+        } else {
+            self.pending.insert(i, v);
+        }
     }
 
     /// Takes the flows still held, in order: the peaks are final.
