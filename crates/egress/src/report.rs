@@ -163,6 +163,14 @@ impl Prefilter<'_> {
     pub fn wants(&self, f: &Flow) -> Option<Wanted> {
         classify(&self.ports, self.table, f)
     }
+
+    /// Whether [`Prefilter::wants`] may keep a flow of this protocol to
+    /// this destination port: `false` means it would not, so a decoder
+    /// need not build the flow (see `flow::nfcapd::decode_block_where`).
+    #[inline]
+    pub fn may_want(&self, proto: u8, dst_port: u16) -> bool {
+        proto == 6 && self.ports[dst_port as usize] != PORT_OTHER
+    }
 }
 
 /// What [`Prefilter::wants`] found out about a flow it keeps: the policy
