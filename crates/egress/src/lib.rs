@@ -34,5 +34,6 @@ pub mod policy;
 pub mod prefix;
 pub mod publish;
 pub mod report;
+mod rows;
 pub mod table;
 pub mod window;

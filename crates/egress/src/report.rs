@@ -18,6 +18,7 @@ use crate::attribution::cgnat::{Block, NatIndex};
 use crate::attribution::{Index, Session};
 use crate::flow::Flow;
 use crate::policy::Policy;
+use crate::rows::{RowIndex, RowKey};
 use crate::table::{EntryKind, Table, NONE};
 use crate::window::{Destinations, Stream, Times, WINDOW_DESTINATIONS};
 use serde::Serialize;
@@ -46,24 +47,6 @@ impl Hasher for Fx {
     #[inline]
     fn write_u64(&mut self, v: u64) {
         self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-    }
-}
-
-/// A row's key: (address, session, CGNAT port block), hashed in one step
-/// (the derived hash of an `IpAddr` and two numbers was several hasher
-/// calls per flow).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RowKey {
-    ip: IpAddr,
-    session: u32,
-    block: u32,
-}
-
-impl std::hash::Hash for RowKey {
-    #[inline]
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        let k = crate::window::key(self.ip) ^ (u128::from(self.session) << 32 | u128::from(self.block));
-        h.write_u64(crate::window::mix(k));
     }
 }
 
@@ -133,9 +116,9 @@ pub struct Analyzer<'a> {
     /// port (a blocked port that is also a proxy port is blocked).
     ports: Box<[u8]>,
     /// Per (address, session, CGNAT port block): the row's place in
-    /// `subs`. The map's entries are small, so it stays in cache; a row's
-    /// state is touched only once its flow matched.
-    row_of: FxMap<RowKey, u32>,
+    /// `subs`. Its slots are small, so it stays in cache; a row's state is
+    /// touched only once its flow matched.
+    row_of: RowIndex,
     subs: Vec<Sub>,
     /// Each row's counters, at the same place as its `subs` entry.
     counts: Vec<Counts>,
@@ -146,6 +129,8 @@ pub struct Analyzer<'a> {
     /// The held flows placed bucket by bucket (its first `held.len()`;
     /// never shortened, so it is not filled again for every batch).
     sorted: Vec<Held>,
+    /// The destinations' hashes of one row's flows in a fold (at most [`BATCH`]).
+    hashes: Vec<u64>,
     attribution: Option<(&'a Index, &'a [String])>,
     nat: Option<&'a NatIndex>,
     pub flows_seen: u64,
@@ -178,6 +163,14 @@ impl Prefilter<'_> {
     pub fn wants(&self, f: &Flow) -> Option<Wanted> {
         classify(&self.ports, self.table, f)
     }
+
+    /// Whether [`Prefilter::wants`] may keep a flow of this protocol to
+    /// this destination port: `false` means it would not, so a decoder
+    /// need not build the flow (see `flow::nfcapd::decode_block_where`).
+    #[inline]
+    pub fn may_want(&self, proto: u8, dst_port: u16) -> bool {
+        proto == 6 && self.ports[dst_port as usize] != PORT_OTHER
+    }
 }
 
 /// What [`Prefilter::wants`] found out about a flow it keeps: the policy
@@ -205,8 +198,9 @@ impl Wanted {
 }
 
 /// The tests [`Analyzer::add_counted`] makes before it keeps anything of
-/// a flow, and their answer.
-#[inline]
+/// a flow, and their answer. Inlined into the decoders' loops: it runs
+/// for every flow read, and a call moved each flow to memory first.
+#[inline(always)]
 fn classify(ports: &[u8], table: &Table, f: &Flow) -> Option<Wanted> {
     if f.proto != 6 {
         return None;
@@ -455,12 +449,13 @@ impl<'a> Analyzer<'a> {
             table,
             opts,
             ports,
-            row_of: FxMap::default(),
+            row_of: RowIndex::default(),
             subs: Vec::new(),
             counts: Vec::new(),
             held: Vec::new(),
             bucket_at: Vec::new(),
             sorted: Vec::new(),
+            hashes: Vec::new(),
             attribution: None,
             nat: None,
             flows_seen: 0,
@@ -531,9 +526,10 @@ impl<'a> Analyzer<'a> {
         let base = self.subs.len() as u32;
         self.subs.append(&mut shard.subs);
         self.counts.append(&mut shard.counts);
-        for (k, i) in shard.row_of.drain() {
-            let twice = self.row_of.insert(k, base + i).is_some();
-            assert!(!twice, "a row in two shards: flows of one subscriber went to two shards");
+        for (i, k) in shard.row_of.keys().iter().enumerate() {
+            let (row, new) = self.row_of.get_or_insert(*k);
+            assert!(new, "a row in two shards: flows of one subscriber went to two shards");
+            debug_assert_eq!(row, base + i as u32);
         }
         for (ip, seen) in shard.inbound.drain() {
             let twice = self.inbound.insert(ip, seen).is_some();
@@ -599,11 +595,11 @@ impl<'a> Analyzer<'a> {
                 }
             }
         };
-        let row = *self.row_of.entry(RowKey { ip: f.src, session, block }).or_insert_with(|| {
+        let (row, new) = self.row_of.get_or_insert(RowKey { ip: f.src, session, block });
+        if new {
             self.subs.push(Sub { entry, ..Sub::default() });
             self.counts.push(Counts::default());
-            (self.subs.len() - 1) as u32
-        });
+        }
         let c = &mut self.counts[row as usize];
         let after = self.opts.block_at_ms.is_some_and(|b| f.start_ms >= b) as usize;
         c.flows[after] += n;
@@ -656,23 +652,28 @@ impl<'a> Analyzer<'a> {
         }
         // Now at[b] is where bucket b ends (and b + 1 begins).
         let (window_ms, cap) = (self.opts.window_ms, self.window_cap());
+        let mut hashes = std::mem::take(&mut self.hashes);
         let mut from = 0;
         for &to in &at[..buckets] {
             let bucket = &sorted[from as usize..to as usize];
             from = to;
             for these in bucket.chunk_by(|a, b| a.row == b.row) {
-                let flows = || these.iter();
+                // Each destination hashed once, for the set of seen
+                // destinations and the window alike (each hashed it apart).
+                hashes.clear();
+                hashes.extend(these.iter().map(|h| crate::window::mix(h.dst)));
+                let flows = || these.iter().zip(&hashes);
                 let s = &mut self.subs[these[0].row as usize];
                 // The group's destinations are in random places of the row's
                 // set of seen destinations: read them all first, in a loop
                 // without branches, so the memory fetches overlap instead of
                 // each waiting behind the previous flow's.
-                std::hint::black_box(flows().fold(0, |x, h| x ^ s.destinations.warm(h.dst)));
-                for h in flows() {
-                    s.destinations.add_key(h.dst);
+                std::hint::black_box(hashes.iter().fold(0, |x, &m| x ^ s.destinations.warm(m)));
+                for (h, &m) in flows() {
+                    s.destinations.add_hashed(h.dst, m);
                 }
-                for h in flows() {
-                    s.stream.add_key(h.start_ms, h.dst, window_ms, cap);
+                for (h, &m) in flows() {
+                    s.stream.add_hashed(h.start_ms, h.dst, m, window_ms, cap);
                     s.times.add(h.start_ms);
                 }
             }
@@ -680,6 +681,7 @@ impl<'a> Analyzer<'a> {
         self.held.clear();
         self.bucket_at = at;
         self.sorted = sorted;
+        self.hashes = hashes;
     }
 
     /// Distinct destinations tracked within one window: enough to reach
@@ -728,26 +730,29 @@ impl<'a> Analyzer<'a> {
     /// flow before it, and counted late if they started earlier.
     pub fn rows(&mut self) -> Vec<Row> {
         self.fold();
-        // Each row's key, at its place in `subs`, so that each thread takes
-        // its own part of `subs` to finish.
-        let mut keys: Vec<(u32, RowKey)> = self.row_of.iter().map(|(k, i)| (*i, *k)).collect();
-        keys.sort_unstable_by_key(|x| x.0);
+        // Each row's key and counters are at its place in `subs`, so that
+        // each thread takes its own part of the three to finish.
+        let mut subs = std::mem::take(&mut self.subs);
+        let this = &*self;
+        let keys = this.row_of.keys();
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .clamp(1, 4)
             .min(keys.len().div_ceil(ROWS_PER_THREAD).max(1));
-        let mut subs = std::mem::take(&mut self.subs);
-        let this = &*self;
         let part = keys.len().div_ceil(threads).max(1);
-        let make = move |(subs, keys): (&mut [Sub], &[(u32, RowKey)])| -> Vec<Row> {
-            subs.iter_mut().zip(keys).map(|(s, (i, k))| this.row(*k, s, &this.counts[*i as usize])).collect()
+        let make = move |((subs, keys), counts): ((&mut [Sub], &[RowKey]), &[Counts])| -> Vec<Row> {
+            subs.iter_mut().zip(keys).zip(counts).map(|((s, k), c)| this.row(*k, s, c)).collect()
         };
         let mut rows: Vec<Row> = if threads == 1 {
-            make((&mut subs, &keys))
+            make(((&mut subs, keys), &this.counts))
         } else {
             std::thread::scope(|scope| {
-                let made: Vec<_> =
-                    subs.chunks_mut(part).zip(keys.chunks(part)).map(|p| scope.spawn(move || make(p))).collect();
+                let made: Vec<_> = subs
+                    .chunks_mut(part)
+                    .zip(keys.chunks(part))
+                    .zip(this.counts.chunks(part))
+                    .map(|p| scope.spawn(move || make(p)))
+                    .collect();
                 made.into_iter().flat_map(|h| h.join().expect("a row thread panicked")).collect()
             })
         };

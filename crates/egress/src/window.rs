@@ -88,9 +88,15 @@ impl Destinations {
     }
 
     /// A flow to the destination whose [`key`] is `k`.
-    #[inline]
+    #[cfg(test)]
     pub fn add_key(&mut self, k: u128) {
-        let h = mix(k);
+        self.add_hashed(k, mix(k));
+    }
+
+    /// A flow to the destination whose [`key`] is `k` and whose [`mix`]
+    /// is `h` (computed once per flow by the caller, who needs it too).
+    #[inline]
+    pub fn add_hashed(&mut self, k: u128, h: u64) {
         // Every counted destination's hash is in `seen`, so a destination
         // new to `seen` is not counted yet and the tags need no scan: the
         // common case (a new destination) touches one line of `seen`.
@@ -111,18 +117,20 @@ impl Destinations {
             }
         }
         if self.counted.len() < MAX_DESTINATIONS {
+            room(&mut self.tags, MAX_DESTINATIONS);
+            room(&mut self.counted, MAX_DESTINATIONS);
             self.tags.push(tag);
             self.counted.push((k, 1));
         }
     }
 
-    /// The slot of the exact set where the destination whose [`key`] is
-    /// `k` is looked for first: reading it ahead brings it into cache.
+    /// The slot of the exact set where the destination whose [`mix`] is
+    /// `h` is looked for first: reading it ahead brings it into cache.
     #[inline]
-    pub fn warm(&self, k: u128) -> u64 {
+    pub fn warm(&self, h: u64) -> u64 {
         match self.seen.len() {
             0 => 0,
-            n => self.seen[mix(k).max(1) as usize & (n - 1)],
+            n => self.seen[h.max(1) as usize & (n - 1)],
         }
     }
 
@@ -203,6 +211,50 @@ fn sketch_estimate(s: &[u8; SKETCH_REGISTERS]) -> usize {
     e.round() as usize
 }
 
+/// Room for one more element in a row's array that never holds more than
+/// `cap`: arrays start small (most rows get few flows) and grow four-fold
+/// up to the cap, not two-fold (each growth is an allocation and a copy,
+/// for every array of every busy row: the doubling was a tenth of the
+/// analysis).
+#[inline]
+fn room<T>(v: &mut Vec<T>, cap: usize) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(grown(v.capacity(), cap) - v.len());
+    }
+}
+
+/// The next capacity of a row's array of at most `cap` elements that is full at `now`.
+#[inline]
+fn grown(now: usize, cap: usize) -> usize {
+    (now * 4).max(4).min(cap.max(now + 1))
+}
+
+/// A flow held by [`Stream`]'s reorder buffer: its start, its
+/// destination's [`key`] and window tag ([`window_tag`], kept so that it
+/// is computed once per flow). 32 bytes, as (start, key) alone are.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    t: u64,
+    tag: u32,
+    k: u128,
+}
+
+impl Pending {
+    /// Taken after `o`: in (start, destination) order.
+    #[inline]
+    fn after(&self, o: &Pending) -> bool {
+        (self.t, self.k) > (o.t, o.k)
+    }
+}
+
+/// A destination's tag in [`Stream`]'s window: 32 bits of its [`mix`]
+/// with the low bit set, so that a killed entry (the bit cleared) matches
+/// no lookup and tells it is dead without hashing its key again.
+#[inline]
+fn window_tag(h: u64) -> u32 {
+    h as u32 | 1
+}
+
 /// The window peaks, computed over flows taken in start-time order.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Stream {
@@ -210,7 +262,7 @@ pub(crate) struct Stream {
     /// order: flows mostly arrive in start order, so a new one goes at or
     /// near the back and the earliest leaves from the front (a heap moved
     /// every flow through its levels).
-    pending: VecDeque<(u64, u128)>,
+    pending: VecDeque<Pending>,
     /// The latest start time taken.
     taken: Option<u64>,
     /// Destinations seen within the window before `taken`: tag, address
@@ -219,13 +271,20 @@ pub(crate) struct Stream {
     /// that leave the window leave from the front, at `head`: nothing is
     /// moved per flow (compacting the arrays as each one left was most of
     /// the cost of a flow whose window is full). A destination seen again
-    /// is appended anew and its earlier entry killed: its tag inverted, so
-    /// it matches no lookup of its address. The arrays are compacted only
-    /// when they reach twice the cap, at most once every `cap` flows.
+    /// is appended anew and its earlier entry killed: the low bit of its
+    /// tag cleared ([`window_tag`]), so it matches no lookup of its
+    /// address. The arrays are compacted only when they reach twice the
+    /// cap, at most once every `cap` flows.
     recent_tags: Vec<u32>,
     recent_keys: Vec<u128>,
     recent_last: Vec<u64>,
     head: usize,
+    /// One bit per value of a tag's top byte, set for every entry of the
+    /// arrays, live or not, since they were last compacted: a destination
+    /// whose bit is clear is not in the window, so the scan is skipped.
+    /// A spambot's flows mostly go to new destinations, each of which
+    /// scanned a full window.
+    near: [u64; 4],
     /// Live entries at and after `head`: the distinct destinations in the window.
     live: usize,
     pub peak_destinations: usize,
@@ -240,33 +299,49 @@ pub(crate) struct Stream {
 
 impl Stream {
     /// A flow that started at `t` to the destination whose [`key`] is `k`.
-    #[inline]
+    #[cfg(test)]
     pub fn add_key(&mut self, t: u64, k: u128, window_ms: u64, cap: usize) {
-        let v = (t, k);
+        self.add_hashed(t, k, mix(k), window_ms, cap);
+    }
+
+    /// A flow that started at `t` to the destination whose [`key`] is `k`
+    /// and whose [`mix`] is `h`.
+    #[inline]
+    pub fn add_hashed(&mut self, t: u64, k: u128, h: u64, window_ms: u64, cap: usize) {
+        let v = Pending { t, tag: window_tag(h), k };
         if self.pending.len() >= REORDER {
             // Full: the earliest of the held flows and this one is taken.
             let first = self.pending.front().copied().expect("REORDER > 0");
-            if v <= first {
-                return self.take(v.0, v.1, window_ms, cap);
+            if !v.after(&first) {
+                return self.take(v, window_ms, cap);
             }
             self.pending.pop_front();
-            self.take(first.0, first.1, window_ms, cap);
+            self.take(first, window_ms, cap);
+        }
+        if self.pending.len() == self.pending.capacity() {
+            self.pending.reserve_exact(grown(self.pending.capacity(), REORDER) - self.pending.len());
         }
         let mut i = self.pending.len();
-        while i > 0 && self.pending[i - 1] > v {
+        while i > 0 && self.pending[i - 1].after(&v) {
             i -= 1;
         }
-        self.pending.insert(i, v);
+        // At the back, the common case, without `insert`'s general move
+        // (a call per flow even when nothing moves).
+        if i == self.pending.len() {
+            self.pending.push_back(v);
+        } else {
+            self.pending.insert(i, v);
+        }
     }
 
     /// Takes the flows still held, in order: the peaks are final.
     pub fn finish(&mut self, window_ms: u64, cap: usize) {
-        while let Some((t, k)) = self.pending.pop_front() {
-            self.take(t, k, window_ms, cap);
+        while let Some(p) = self.pending.pop_front() {
+            self.take(p, window_ms, cap);
         }
     }
 
-    fn take(&mut self, t: u64, k: u128, window_ms: u64, cap: usize) {
+    fn take(&mut self, Pending { t, tag, k }: Pending, window_ms: u64, cap: usize) {
         let t = match self.taken {
             Some(last) if t < last => {
                 self.late += 1;
@@ -280,17 +355,21 @@ impl Stream {
         // are the first ones.
         let lo = t.saturating_sub(window_ms);
         while self.head < self.recent_last.len() && self.recent_last[self.head] < lo {
-            if is_live(self.recent_tags[self.head], self.recent_keys[self.head]) {
+            if is_live(self.recent_tags[self.head]) {
                 self.live -= 1;
             }
             self.head += 1;
         }
-        let tag = mix(k) as u32;
         let from = self.head;
-        match find_tag(&self.recent_tags[from..], &self.recent_keys[from..], tag, k) {
+        let found = if self.may_hold(tag) {
+            find_tag(&self.recent_tags[from..], &self.recent_keys[from..], tag, k)
+        } else {
+            None
+        };
+        match found {
             Some(i) => {
                 // Seen again: the entry moves to the back, as the latest.
-                self.recent_tags[from + i] = !tag;
+                self.recent_tags[from + i] = tag & !1;
                 self.push_recent(tag, k, t, cap);
             }
             None if self.live < cap => {
@@ -308,8 +387,24 @@ impl Stream {
             self.minute.pop_front();
             self.rate_capped = true;
         }
+        if self.minute.len() == self.minute.capacity() {
+            self.minute.reserve_exact(grown(self.minute.capacity(), RATE_CAP) - self.minute.len());
+        }
         self.minute.push_back(t);
         self.peak_rate = self.peak_rate.max(self.minute.len());
+    }
+
+    /// Whether an entry with this tag may be in the arrays (see `near`).
+    #[inline]
+    fn may_hold(&self, tag: u32) -> bool {
+        let b = (tag >> 24) as usize;
+        self.near[b >> 6] >> (b & 63) & 1 != 0
+    }
+
+    #[inline]
+    fn mark_near(&mut self, tag: u32) {
+        let b = (tag >> 24) as usize;
+        self.near[b >> 6] |= 1 << (b & 63);
     }
 
     /// Appends a destination's entry, first dropping the entries that left
@@ -318,11 +413,14 @@ impl Stream {
     fn push_recent(&mut self, tag: u32, k: u128, t: u64, cap: usize) {
         if self.recent_tags.len() >= 2 * cap {
             let mut j = 0;
+            self.near = [0; 4];
             for i in self.head..self.recent_tags.len() {
-                if is_live(self.recent_tags[i], self.recent_keys[i]) {
-                    self.recent_tags[j] = self.recent_tags[i];
+                let live = self.recent_tags[i];
+                if is_live(live) {
+                    self.recent_tags[j] = live;
                     self.recent_keys[j] = self.recent_keys[i];
                     self.recent_last[j] = self.recent_last[i];
+                    self.mark_near(live);
                     j += 1;
                 }
             }
@@ -331,13 +429,17 @@ impl Stream {
             self.recent_last.truncate(j);
             self.head = 0;
         }
+        room(&mut self.recent_tags, 2 * cap);
+        room(&mut self.recent_keys, 2 * cap);
+        room(&mut self.recent_last, 2 * cap);
         self.recent_tags.push(tag);
         self.recent_keys.push(k);
         self.recent_last.push(t);
+        self.mark_near(tag);
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.pending.capacity() * std::mem::size_of::<(u64, u128)>()
+        self.pending.capacity() * std::mem::size_of::<Pending>()
             + self.recent_tags.capacity() * 4
             + self.recent_keys.capacity() * 16
             + self.recent_last.capacity() * 8
@@ -346,10 +448,10 @@ impl Stream {
 }
 
 /// Whether an entry of [`Stream`]'s window is its destination's latest
-/// (a killed entry's tag is inverted, so it is never its key's tag).
+/// (a killed entry's tag has its low bit cleared: [`window_tag`]).
 #[inline]
-fn is_live(tag: u32, k: u128) -> bool {
-    tag == mix(k) as u32
+fn is_live(tag: u32) -> bool {
+    tag & 1 != 0
 }
 
 /// Where `k` (whose tag is `tag`) is in `keys`. The tags are compared 16
@@ -394,6 +496,7 @@ impl Times {
             b.2 += 1;
             return;
         }
+        room(&mut self.buckets, 2 * TIME_BUCKETS);
         self.buckets.insert(i, (t, t, 1));
         if self.buckets.len() >= 2 * TIME_BUCKETS {
             self.merge();

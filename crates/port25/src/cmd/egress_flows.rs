@@ -511,16 +511,26 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
                             slot.flows.resize_with(shards, Vec::new);
                             slot.flows.iter_mut().for_each(Vec::clear);
                             slot.stats = nfcapd::Stats::default();
-                            let (flows, dropped) = (&mut slot.flows, &mut slot.dropped);
-                            *dropped = 0;
-                            slot.problem =
-                                nfcapd::decode_block(&b, &slot.raw, &mut scratch, &mut slot.stats, &mut |f, n| {
+                            let (flows, mut dropped, mut refused) = (&mut slot.flows, 0, 0);
+                            // Flows whose protocol and port the prefilter
+                            // refuses anyway are not even built.
+                            let may_want = |proto, port| prefilter.may_want(proto, port);
+                            slot.problem = nfcapd::decode_block_where(
+                                &b,
+                                &slot.raw,
+                                &mut scratch,
+                                &mut slot.stats,
+                                &may_want,
+                                &mut |n| refused += n,
+                                &mut |f, n| {
                                     if let Some(w) = prefilter.wants(f) {
                                         flows[w.shard(f, shards)].push((*f, n, w));
                                     } else {
-                                        *dropped += n;
+                                        dropped += n;
                                     }
-                                });
+                                },
+                            );
+                            slot.dropped = dropped + refused;
                             Step::Block(slot)
                         }
                         Next::End => Step::End,
