@@ -781,8 +781,21 @@ impl Writer {
         let tx = self.conn.transaction()?;
         {
             let mut writes = Writes::new(&tx);
-            for r in coalesce(wire::Decoder::new(bytes).collect()) {
-                writes.write(&r)?;
+            let records = coalesce(wire::Decoder::new(bytes).collect());
+            // The messages written in this round: their recipients need
+            // no look for the message (coalesced, a message's record comes
+            // before its recipients').
+            let mut written: crate::FastMap<&str, ()> =
+                crate::FastMap::with_capacity_and_hasher(records.len() / 2, Default::default());
+            for r in &records {
+                match *r {
+                    RecordRef::Message { id, .. } => {
+                        writes.write(r)?;
+                        written.insert(id, ());
+                    }
+                    RecordRef::Rcpt { id, .. } if written.contains_key(id) => writes.rcpt_of_written_message(r)?,
+                    _ => writes.write(r)?,
+                }
             }
         }
         tx.commit()
@@ -935,8 +948,9 @@ pub struct Writes<'c> {
     statements: [Option<rusqlite::CachedStatement<'c>>; WRITE_SQL.len()],
 }
 
-/// One per kind of record, in [`Writes::write`]'s order.
-const WRITE_SQL: [&str; 7] = [
+/// One per kind of record, in [`Writes::write`]'s order, then
+/// [`Writes::rcpt_of_written_message`]'s.
+const WRITE_SQL: [&str; 8] = [
     // A session's start is written once (a second one is ignored); what
     // was folded into it sets its fields as the updates would.
     "INSERT INTO sessions(id, listener, ip, port, local, proxy, start_ms, tls, login, end_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -956,6 +970,9 @@ const WRITE_SQL: [&str; 7] = [
      SELECT ?1, ?2, ?3, ?4, ?5 WHERE EXISTS (SELECT 1 FROM messages WHERE id = ?1)
      ON CONFLICT(id, rcpt) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, time_ms = excluded.time_ms",
     "UPDATE messages SET dkim = ?2 WHERE id = ?1",
+    // A recipient of a message known to be there (written in this round).
+    "INSERT INTO rcpts(id, rcpt, outcome, detail, time_ms) VALUES (?1, ?2, ?3, ?4, ?5)
+     ON CONFLICT(id, rcpt) DO UPDATE SET outcome = excluded.outcome, detail = excluded.detail, time_ms = excluded.time_ms",
 ];
 
 impl<'c> Writes<'c> {
@@ -993,6 +1010,19 @@ impl<'c> Writes<'c> {
             RecordRef::Dkim { id, digest } => self.statement(6)?.execute(params![id, digest])?,
         };
         Ok(())
+    }
+
+    /// Writes a recipient's record ([`RecordRef::Rcpt`]; any other as
+    /// [`Writes::write`]) without checking that its message is there: for
+    /// a message this transaction has written.
+    pub fn rcpt_of_written_message(&mut self, r: &RecordRef<'_>) -> rusqlite::Result<()> {
+        match *r {
+            RecordRef::Rcpt { id, rcpt, outcome, detail, time_ms } => {
+                self.statement(7)?.execute(params![id, rcpt, outcome, detail, time_ms])?;
+                Ok(())
+            }
+            _ => self.write(r),
+        }
     }
 }
 
@@ -1939,5 +1969,41 @@ mod tests {
             .collect::<Result<_, _>>()
             .unwrap();
         assert!(plan.iter().any(|p| p.contains("USING INDEX sqlite_autoindex_messages_1 (id>? AND id<?)")), "{plan:?}");
+    }
+
+    /// The writer's rounds: a recipient of a message of the same round or
+    /// of an earlier one is kept, one of a message the index does not have
+    /// is not.
+    #[test]
+    fn a_round_keeps_recipients_of_messages_it_or_an_earlier_round_wrote_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("abuse.sqlite");
+        let index = Index::start(&path, Duration::from_secs(86400)).unwrap();
+        let rcpt = |id: &str, to: &str| Record::Rcpt {
+            id: id.into(),
+            rcpt: to.into(),
+            outcome: "bounced",
+            detail: String::new(),
+            time_ms: now_ms(),
+        };
+        for r in message_at(1, now_ms()) {
+            index.send(r);
+        }
+        index.send(rcpt("NOPE", "x@remote.example"));
+        assert!(index.sync(Duration::from_secs(10)));
+        index.send(rcpt("S1A", "y@remote.example"));
+        index.send(rcpt("GONE", "y@remote.example"));
+        assert!(index.sync(Duration::from_secs(10)));
+        let c = open(&path).unwrap();
+        let rows: Vec<(String, String)> = c
+            .prepare("SELECT id, rcpt FROM rcpts ORDER BY id, rcpt")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected =
+            [("S1A", "x@remote.example"), ("S1A", "y@remote.example")].map(|(a, b)| (a.to_owned(), b.to_owned()));
+        assert_eq!(rows, expected);
     }
 }
