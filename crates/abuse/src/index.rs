@@ -2006,4 +2006,32 @@ mod tests {
             [("S1A", "x@remote.example"), ("S1A", "y@remote.example")].map(|(a, b)| (a.to_owned(), b.to_owned()));
         assert_eq!(rows, expected);
     }
+
+    /// A message's records written one by one (in rounds of their own)
+    /// make one row: each later value that is there wins, a missing one
+    /// keeps what the row has.
+    #[test]
+    fn a_messages_records_in_separate_rounds_make_one_row() {
+        let c = Connection::open_in_memory().unwrap();
+        c.execute_batch(SCHEMA).unwrap();
+        let msg = |mid: Option<&str>, login: Option<&str>, size: Option<i64>| Record::Message {
+            id: "S1A".into(),
+            session: "S1".into(),
+            time_ms: 5,
+            message_id: mid.map(Into::into),
+            login: login.map(Into::into),
+            sender: None,
+            size,
+        };
+        write(&c, &msg(None, Some("alice"), Some(10))).unwrap();
+        write(&c, &msg(Some("m@x"), None, None)).unwrap();
+        write(&c, &msg(None, None, Some(11))).unwrap();
+        let row: (String, String, i64, i64) = c
+            .query_row("SELECT message_id, login, size, time_ms FROM messages WHERE id = 'S1A'", [], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .unwrap();
+        assert_eq!(row, ("m@x".into(), "alice".into(), 11, 5));
+        assert_eq!(count(&c, "messages"), 1);
+    }
 }
