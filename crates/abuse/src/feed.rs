@@ -28,7 +28,11 @@ const MAX_RCPTS: usize = 2_000;
 #[derive(Default)]
 struct Pending {
     proxy: Option<String>,
-    rcpts: Vec<String>,
+    /// The transaction's accepted recipients as index keys, each ended by
+    /// a line feed (no address has one: SMTP refuses control characters
+    /// in a path): one buffer per session, reused, not a string each.
+    rcpts: String,
+    rcpt_count: usize,
 }
 
 /// The bookkeeping between events; [`FeedLayer`] calls it.
@@ -37,9 +41,15 @@ pub struct Feed {
     sessions: crate::FastMap<String, Pending>,
 }
 
-/// An address as the index keys it: without brackets, lower-cased.
-pub fn rcpt_key(to: &str) -> String {
-    to.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase()
+/// An address as the index keys it: without brackets, lower-cased
+/// (allocated only when it has upper case or non-ASCII to lower).
+pub fn rcpt_key(to: &str) -> std::borrow::Cow<'_, str> {
+    let bare = to.trim().trim_start_matches('<').trim_end_matches('>');
+    if bare.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+        bare.to_lowercase().into()
+    } else {
+        bare.into()
+    }
 }
 
 /// The events the index reads, and the fields [`Feed::record`] reads of
@@ -67,20 +77,20 @@ impl Feed {
     /// (tests, tools; the layer uses [`Feed::record_to`]).
     pub fn record(&mut self, id: &str, f: Picked) -> Vec<Record> {
         let mut out = Vec::new();
-        self.record_to(id, f, &mut |r| out.push(r.to_record()));
+        self.record_to(id, &f, &mut |r| out.push(r.to_record()));
         out
     }
 
     /// The index records one event makes, handed to `out` borrowed from
     /// the event's fields (nothing allocated for a record itself).
-    pub fn record_to(&mut self, id: &str, mut f: Picked, out: &mut dyn FnMut(RecordRef<'_>)) {
+    pub fn record_to(&mut self, id: &str, f: &Picked, out: &mut dyn FnMut(RecordRef<'_>)) {
         // The clock is read by the events that record a time only (not by
         // MAIL and RCPT, two of a message's four).
         match id {
             // Beyond MAX_SESSIONS a proxied session keeps no proxy.
             ev::SESSION_PROXY if self.sessions.len() < MAX_SESSIONS => {
-                let proxy = f.take("proxy");
-                self.sessions.entry(f.take("session")).or_default().proxy = Some(proxy);
+                let proxy = f.get("proxy").to_owned();
+                self.sessions.entry(f.get("session").to_owned()).or_default().proxy = Some(proxy);
             }
             ev::SESSION_CONNECT => {
                 let session = f.get("session");
@@ -117,12 +127,16 @@ impl Feed {
             ev::SMTP_MAIL_ACCEPTED => {
                 if let Some(p) = self.sessions.get_mut(f.get("session")) {
                     p.rcpts.clear();
+                    p.rcpt_count = 0;
                 }
             }
             ev::SMTP_RCPT_ACCEPTED => {
                 if let Some(p) = self.sessions.get_mut(f.get("session")) {
-                    if p.rcpts.len() < MAX_RCPTS {
-                        p.rcpts.push(rcpt_key(f.get("to")));
+                    let key = rcpt_key(f.get("to"));
+                    if p.rcpt_count < MAX_RCPTS && !key.contains('\n') {
+                        p.rcpts.push_str(&key);
+                        p.rcpts.push('\n');
+                        p.rcpt_count += 1;
                     }
                 }
             }
@@ -138,10 +152,12 @@ impl Feed {
                     size: f.get("size").parse().ok(),
                 });
                 if let Some(p) = self.sessions.get_mut(session) {
-                    // Cleared, not dropped: the next transaction reuses it.
-                    for rcpt in p.rcpts.drain(..) {
-                        out(RecordRef::Rcpt { id: qid, rcpt: &rcpt, outcome: "accepted", detail: "", time_ms: now });
+                    for rcpt in p.rcpts.lines() {
+                        out(RecordRef::Rcpt { id: qid, rcpt, outcome: "accepted", detail: "", time_ms: now });
                     }
+                    // Cleared, not dropped: the next transaction reuses it.
+                    p.rcpts.clear();
+                    p.rcpt_count = 0;
                 }
             }
             ev::OUTBOUND_QUEUED => {
@@ -152,18 +168,18 @@ impl Feed {
             }
             ev::OUTBOUND_DELIVERED | ev::DELIVERY_DELIVERED => {
                 if id == ev::DELIVERY_DELIVERED {
-                    outcome(&f, "delivered", "local mailbox", out);
+                    outcome(f, "delivered", "local mailbox", out);
                 } else {
                     let detail = format!("{} {}", f.get("host"), f.get("reply"));
-                    outcome(&f, "delivered", &detail, out);
+                    outcome(f, "delivered", &detail, out);
                 }
             }
-            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(&f, "deferred", f.get("reason"), out),
+            ev::OUTBOUND_DEFERRED | ev::DELIVERY_DEFERRED => outcome(f, "deferred", f.get("reason"), out),
             ev::OUTBOUND_BOUNCED => {
                 let kind = if f.get("expired") == "true" { "expired" } else { "bounced" };
-                outcome(&f, kind, f.get("reply"), out)
+                outcome(f, kind, f.get("reply"), out)
             }
-            ev::DELIVERY_FAILED => outcome(&f, "bounced", f.get("reason"), out),
+            ev::DELIVERY_FAILED => outcome(f, "bounced", f.get("reason"), out),
             _ => {}
         }
     }
@@ -209,11 +225,11 @@ impl<S: tracing::Subscriber> Layer<S> for FeedLayer {
         // Only the events in READS get here ([`Named`]: chosen once per
         // callsite, by the id `emit!` gives as the callsite's name).
         let id = event.metadata().name();
-        let mut f = Picked::new(Named(READS).fields(id));
-        event.record(&mut f);
         // One lock for the feed's state; the records go to the index's
         // queue as they are made (copied there, nothing allocated each).
-        self.feed.lock().unwrap_or_else(|p| p.into_inner()).record_to(id, f, &mut |r| index.send_ref(r));
+        Picked::read(Named(READS).fields(id), event, |f| {
+            self.feed.lock().unwrap_or_else(|p| p.into_inner()).record_to(id, f, &mut |r| index.send_ref(r))
+        });
     }
 }
 

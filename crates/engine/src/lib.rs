@@ -33,5 +33,5 @@ pub mod stream;
 pub use budget::DataBudget;
 pub use hooks::{AuthOffer, Decision, Envelope, Hooks, Message, Reset, SessionInfo, TlsInfo};
 pub use reply::Reply;
-pub use server::{accept_sessions_until, accept_until, run, run_with, serve_stream, session_id, Admitted};
+pub use server::{accept_sessions_until, accept_until, queue_id, run, run_with, serve_stream, session_id, Admitted};
 pub use settings::{Limits, ListenerSettings, TlsMode};

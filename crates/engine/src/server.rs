@@ -32,6 +32,15 @@ pub fn session_id() -> String {
     format!("{:010X}{:05X}", millis & 0xff_ffff_ffff, n & 0xf_ffff)
 }
 
+/// The queue id of a session's `transaction`th message (from 1): the
+/// session's id and the number. The abuse desk's index finds a session's
+/// messages by this prefix (it keeps no index by session), so every queue
+/// id begins with its session's id, and session ids all have one length
+/// (no session's id is the beginning of another's).
+pub fn queue_id(session: &str, transaction: u32) -> String {
+    format!("{session}{transaction:03}")
+}
+
 /// Serves SMTP on an already bound listener until `shutdown` is cancelled,
 /// then waits up to the drain timeout for open sessions.
 pub async fn run<H: Hooks>(
@@ -273,4 +282,23 @@ pub async fn serve_stream<H: Hooks>(
     input.push(buffered);
     emit!(info, ev::SESSION_CONNECT, session = %info.id, listener = %info.listener, peer = %info.peer, local = %info.local);
     Session::new(info, settings, hooks, Stream::Plain(tcp), input).run(shutdown).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_queue_id_begins_with_its_session_id_which_begins_no_other_session_id() {
+        let (a, b) = (session_id(), session_id());
+        assert_eq!((a.len(), b.len()), (15, 15), "{a} {b}");
+        assert_ne!(a, b);
+        for n in [1, 2, 999, 1000, u32::MAX] {
+            let id = queue_id(&a, n);
+            assert!(!id.starts_with(&b), "{id}");
+            let number = id.strip_prefix(&a).unwrap_or_else(|| panic!("{id} does not begin with {a}"));
+            assert!(number.bytes().all(|c| c.is_ascii_digit()), "{id}");
+        }
+        assert_eq!(queue_id("S", 7), "S007");
+    }
 }

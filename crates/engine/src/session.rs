@@ -427,7 +427,7 @@ impl<H: Hooks> Session<H> {
             }
             Some(_) => {}
         }
-        let id = format!("{}{:03}", self.info.id, self.transactions + 1);
+        let id = crate::server::queue_id(&self.info.id, self.transactions + 1);
         let (mut body, header_len, mut reader) = self.begin_data(&id)?;
         self.reply(R::START_DATA);
         if self.flush().await.is_err() {

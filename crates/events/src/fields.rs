@@ -3,6 +3,7 @@
 //! layer names (decided once per callsite), and a visitor that reads only
 //! the fields the layer reads of each, as strings.
 
+use std::fmt::Write as _;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::{Context, Filter};
 
@@ -40,42 +41,70 @@ impl<S> Filter<S> for Named {
     }
 }
 
-/// The fields of one event that a layer reads, as strings: only the names
-/// it was made for are kept, so no map of every field and no string for a
-/// field nobody reads. A layer keeps a table of the fields it reads per
-/// event id (the callsite name [`crate::emit!`] gives) and makes one of
-/// these per event from it.
+/// The fields of one event that a layer reads, as text: only the names it
+/// was made for are kept, so no map of every field and no string for a
+/// field nobody reads. The values are written one after the other into
+/// one text buffer, each field a range of it; [`Picked::read`] reuses one
+/// such buffer per thread, so reading an event allocates nothing once the
+/// buffers have grown (about ten events a message, each of a few fields).
 #[derive(Debug, Default)]
 pub struct Picked {
     want: &'static [&'static str],
-    got: Vec<(&'static str, String)>,
+    text: String,
+    got: Vec<(&'static str, usize, usize)>,
+}
+
+/// A kept buffer above this is dropped (a long field once, such as a
+/// remote server's reply, does not stay allocated on a thread for ever).
+const SPARE_TEXT: usize = 4096;
+
+thread_local! {
+    /// The buffers of the last [`Picked::read`] on this thread, emptied.
+    static SPARE: std::cell::Cell<Picked> =
+        const { std::cell::Cell::new(Picked { want: &[], text: String::new(), got: Vec::new() }) };
 }
 
 impl Picked {
-    /// For an event of which only the fields `want` are read.
-    pub fn new(want: &'static [&'static str]) -> Picked {
-        Picked { want, got: Vec::with_capacity(want.len()) }
+    /// Reads the fields `want` of `event` and gives them to `with`, in
+    /// buffers kept per thread. (An event emitted inside `with` gets
+    /// buffers of its own: the kept ones are taken out meanwhile.)
+    pub fn read<R>(want: &'static [&'static str], event: &tracing::Event<'_>, with: impl FnOnce(&Picked) -> R) -> R {
+        let mut f = SPARE.take();
+        f.want = want;
+        event.record(&mut f);
+        let r = with(&f);
+        if f.text.capacity() <= SPARE_TEXT {
+            f.text.clear();
+            f.got.clear();
+            SPARE.set(f);
+        }
+        r
     }
 
     /// Fields given by name, all kept (tests, tools).
     pub fn of(pairs: &[(&'static str, &str)]) -> Picked {
-        Picked { want: &[], got: pairs.iter().map(|(k, v)| (*k, (*v).to_owned())).collect() }
+        let mut f = Picked::default();
+        for (name, value) in pairs {
+            f.push(name, |t| t.push_str(value));
+        }
+        f
     }
 
-    fn keep(&mut self, name: &'static str, value: impl FnOnce() -> String) {
+    fn keep(&mut self, name: &'static str, value: impl FnOnce(&mut String)) {
         if self.want.contains(&name) {
-            self.got.push((name, value()));
+            self.push(name, value);
         }
+    }
+
+    fn push(&mut self, name: &'static str, value: impl FnOnce(&mut String)) {
+        let start = self.text.len();
+        value(&mut self.text);
+        self.got.push((name, start, self.text.len()));
     }
 
     /// A field's value, "" when absent.
     pub fn get(&self, k: &str) -> &str {
-        self.got.iter().find(|(n, _)| *n == k).map_or("", |(_, v)| v.as_str())
-    }
-
-    /// A field's value taken out ("" when absent, or taken before).
-    pub fn take(&mut self, k: &str) -> String {
-        self.got.iter_mut().find(|(n, _)| *n == k).map(|(_, v)| std::mem::take(v)).unwrap_or_default()
+        self.got.iter().find(|(n, ..)| *n == k).and_then(|&(_, a, b)| self.text.get(a..b)).unwrap_or("")
     }
 
     /// Whether the field is there and not empty.
@@ -86,18 +115,25 @@ impl Picked {
 
 impl Visit for Picked {
     fn record_str(&mut self, f: &Field, v: &str) {
-        self.keep(f.name(), || v.to_owned());
+        self.keep(f.name(), |t| t.push_str(v));
     }
     fn record_debug(&mut self, f: &Field, v: &dyn std::fmt::Debug) {
-        self.keep(f.name(), || format!("{v:?}"));
+        // `%` fields come here too (their Debug is the value's Display).
+        self.keep(f.name(), |t| {
+            let _ = write!(t, "{v:?}");
+        });
     }
     fn record_u64(&mut self, f: &Field, v: u64) {
-        self.keep(f.name(), || v.to_string());
+        self.keep(f.name(), |t| {
+            let _ = write!(t, "{v}");
+        });
     }
     fn record_i64(&mut self, f: &Field, v: i64) {
-        self.keep(f.name(), || v.to_string());
+        self.keep(f.name(), |t| {
+            let _ = write!(t, "{v}");
+        });
     }
     fn record_bool(&mut self, f: &Field, v: bool) {
-        self.keep(f.name(), || v.to_string());
+        self.keep(f.name(), |t| t.push_str(if v { "true" } else { "false" }));
     }
 }

@@ -302,9 +302,7 @@ impl<S: tracing::Subscriber> Layer<S> for MetricsLayer {
         // Only the events in READS get here ([`Named`]); `emit!` makes the
         // id the callsite's name.
         let id = event.metadata().name();
-        let mut f = Picked::new(Named(READS).fields(id));
-        event.record(&mut f);
-        self.0.observe(id, &f);
+        Picked::read(Named(READS).fields(id), event, |f| self.0.observe(id, f));
     }
 }
 

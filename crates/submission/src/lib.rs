@@ -823,9 +823,23 @@ impl Hooks for SubmissionPolicy {
         message.insert_after_received(&added);
         let id = message.id.clone();
         if let (Some(w), Some(login)) = (self.shared.watch.get(), &info.auth) {
-            let message_id = found.message_id.clone().unwrap_or_else(|| format!("<{id}@{}>", self.shared.hostname));
+            // The one added above when the message had none.
+            let added_id;
+            let message_id = match &found.message_id {
+                Some(m) => m.as_str(),
+                None => {
+                    added_id = format!("<{id}@{}>", self.shared.hostname);
+                    added_id.as_str()
+                }
+            };
             let rcpts: Vec<String> = envelope.rcpts.iter().map(|r| r.to_string()).collect();
-            if let Some(rest) = w.submitted(info, &login.to_lowercase(), &id, Some(&message_id), &rcpts) {
+            // Logins are mostly lower case already: no copy then.
+            let login: std::borrow::Cow<'_, str> = if login.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) {
+                login.to_lowercase().into()
+            } else {
+                login.as_str().into()
+            };
+            if let Some(rest) = w.submitted(info, &login, &id, Some(message_id), &rcpts) {
                 let _ = tokio::task::spawn_blocking(rest).await;
             }
         }
