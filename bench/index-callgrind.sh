@@ -43,40 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-config() { # dir abuse(on|off)
-  cat <<EOF
-hostname = "bench-port25.localdomain"
-data_dir = "$1/data"
-[log]
-level = "warn"
-[http]
-enabled = false
-[mx]
-domains = ["$DOMAIN"]
-[submission]
-messages_per_hour = 0
-messages_per_day = 0
-recipients_per_hour = 0
-recipients_per_day = 0
-max_sessions_per_login = 100000
-auth_in_flight_per_address = 100000
-[[listener]]
-name = "submissions"
-address = "127.0.0.1:$PORT"
-service = "submission"
-tls = "starttls"
-[abuse]
-enabled = $([ "$2" = off ] && echo false || echo true)
-on_volume = "tag"
-EOF
-}
-
 # Instructions the server executed from start to exit, with SESSIONS sessions.
 instructions() { # binary abuse sessions -> prints the total
   local bin=$1 abuse=$2 sessions=$3 dir out maildir got i
   dir=$WORK/run.$RANDOM
   mkdir -p "$dir"
-  config "$dir" "$abuse" >"$dir/port25.toml"
+  submission_bench_config "$dir" "$PORT" starttls "$abuse" "$DOMAIN" >"$dir/port25.toml"
   echo "$PASSWORD" | "$bin" users add "$LOGIN" --config "$dir/port25.toml" >/dev/null
   valgrind --tool=callgrind --collect-atstart=yes --callgrind-out-file="$dir/callgrind.out" \
     "$bin" serve --config "$dir/port25.toml" 2>"$dir/valgrind.log" &

@@ -142,37 +142,7 @@ wait_port "$PF_PORT" 10 tcp || die "postfix is not listening on $PF_PORT"
 # --- port25 (and optionally port25-base) ------------------------------------------
 start_port25() { # bin dir port [abuse on|off] -> sets STARTED_PID
   mkdir -p "$2"
-  cat >"$2/port25.toml" <<EOF
-hostname = "bench-port25.localdomain"
-data_dir = "$2/data"
-[log]
-level = "warn"
-# No HTTP listener: a port25 serve already running on :8025 would stop this one.
-[http]
-enabled = false
-[mx]
-domains = ["$DOMAIN"]
-[submission]
-messages_per_hour = 0
-messages_per_day = 0
-recipients_per_hour = 0
-recipients_per_day = 0
-# PROCS sessions of one login from one address, whatever PROCS is.
-max_sessions_per_login = 100000
-auth_in_flight_per_address = 100000
-[[listener]]
-name = "submissions"
-address = "127.0.0.1:$3"
-service = "submission"
-tls = "$MODE"
-[abuse]
-enabled = $([ "${4:-on}" = off ] && echo false || echo true)
-# The bench's one login sends thousands of messages a second from nothing:
-# the jump the desk holds by default, and each message of a held login is
-# remembered until the index has it (for the queue to hold). Measured here
-# is keeping the index and counting: the signal is raised, only tagged.
-on_volume = "tag"
-EOF
+  submission_bench_config "$2" "$3" "$MODE" "${4:-on}" "$DOMAIN" >"$2/port25.toml"
   echo "$PASSWORD" | "$1" users add "$LOGIN" --config "$2/port25.toml" >/dev/null
   "$1" serve --config "$2/port25.toml" 2>"$2/port25.log" &
   STARTED_PID=$!
