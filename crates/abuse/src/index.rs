@@ -1461,17 +1461,22 @@ mod tests {
         assert_eq!(after.messages.len(), 1, "committed");
     }
 
-    #[test]
-    fn a_round_folds_the_records_of_one_row_and_writes_what_they_write_one_by_one() {
-        let msg = |mid: Option<&str>, login: Option<&str>, size: Option<i64>| Record::Message {
-            id: "Q1".into(),
+    /// Message `id` of session S1 at time 5, with these of its fields.
+    fn message_record(id: &str, mid: Option<&str>, login: Option<&str>, size: Option<i64>) -> Record {
+        Record::Message {
+            id: id.into(),
             session: "S1".into(),
             time_ms: 5,
             message_id: mid.map(Into::into),
             login: login.map(Into::into),
             sender: None,
             size,
-        };
+        }
+    }
+
+    #[test]
+    fn a_round_folds_the_records_of_one_row_and_writes_what_they_write_one_by_one() {
+        let msg = |mid, login, size| message_record("Q1", mid, login, size);
         let rcpt = |outcome: &'static str, t: i64| Record::Rcpt {
             id: "Q1".into(),
             rcpt: "x@r.example".into(),
@@ -2014,15 +2019,7 @@ mod tests {
     fn a_messages_records_in_separate_rounds_make_one_row() {
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
-        let msg = |mid: Option<&str>, login: Option<&str>, size: Option<i64>| Record::Message {
-            id: "S1A".into(),
-            session: "S1".into(),
-            time_ms: 5,
-            message_id: mid.map(Into::into),
-            login: login.map(Into::into),
-            sender: None,
-            size,
-        };
+        let msg = |mid, login, size| message_record("S1A", mid, login, size);
         write(&c, &msg(None, Some("alice"), Some(10))).unwrap();
         write(&c, &msg(Some("m@x"), None, None)).unwrap();
         write(&c, &msg(None, None, Some(11))).unwrap();
