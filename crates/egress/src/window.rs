@@ -223,6 +223,14 @@ fn room<T>(v: &mut Vec<T>, cap: usize) {
     }
 }
 
+/// [`room`] for a row's queue.
+#[inline]
+fn room_in_queue<T>(v: &mut VecDeque<T>, cap: usize) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(grown(v.capacity(), cap) - v.len());
+    }
+}
+
 /// The next capacity of a row's array of at most `cap` elements that is full at `now`.
 #[inline]
 fn grown(now: usize, cap: usize) -> usize {
@@ -318,9 +326,7 @@ impl Stream {
             self.pending.pop_front();
             self.take(first, window_ms, cap);
         }
-        if self.pending.len() == self.pending.capacity() {
-            self.pending.reserve_exact(grown(self.pending.capacity(), REORDER) - self.pending.len());
-        }
+        room_in_queue(&mut self.pending, REORDER);
         let mut i = self.pending.len();
         while i > 0 && self.pending[i - 1].after(&v) {
             i -= 1;
@@ -387,9 +393,7 @@ impl Stream {
             self.minute.pop_front();
             self.rate_capped = true;
         }
-        if self.minute.len() == self.minute.capacity() {
-            self.minute.reserve_exact(grown(self.minute.capacity(), RATE_CAP) - self.minute.len());
-        }
+        room_in_queue(&mut self.minute, RATE_CAP);
         self.minute.push_back(t);
         self.peak_rate = self.peak_rate.max(self.minute.len());
     }
