@@ -781,19 +781,12 @@ impl Writer {
         let tx = self.conn.transaction()?;
         {
             let mut writes = Writes::new(&tx);
-            let records = coalesce(wire::Decoder::new(bytes).collect());
-            // The messages written in this round: their recipients need
-            // no look for the message (coalesced, a message's record comes
-            // before its recipients').
-            let mut written: crate::FastMap<&str, ()> =
-                crate::FastMap::with_capacity_and_hasher(records.len() / 2, Default::default());
-            for r in &records {
+            let folded = coalesce(wire::Decoder::new(bytes).collect());
+            for (at, r) in folded.records.iter().enumerate() {
                 match *r {
-                    RecordRef::Message { id, .. } => {
-                        writes.write(r)?;
-                        written.insert(id, ());
-                    }
-                    RecordRef::Rcpt { id, .. } if written.contains_key(id) => writes.rcpt_of_written_message(r)?,
+                    // Its message was written a moment ago, in this round:
+                    // no look for it.
+                    RecordRef::Rcpt { id, .. } if folded.message_before(id, at) => writes.rcpt_of_written_message(r)?,
                     _ => writes.write(r)?,
                 }
             }
@@ -858,7 +851,7 @@ fn take_round(
 /// updates do). What it writes is what writing the records one by one
 /// writes; a session of a few messages becomes one insert instead of an
 /// insert and three updates.
-pub fn coalesce<'a>(round: Vec<RecordRef<'a>>) -> Vec<RecordRef<'a>> {
+pub fn coalesce<'a>(round: Vec<RecordRef<'a>>) -> Folded<'a> {
     use crate::FastMap;
     let mut out: Vec<RecordRef<'a>> = Vec::with_capacity(round.len());
     // Sized for the round at once: no rehash while it is folded.
@@ -922,7 +915,22 @@ pub fn coalesce<'a>(round: Vec<RecordRef<'a>>) -> Vec<RecordRef<'a>> {
             RecordRef::Dkim { .. } => out.push(r),
         }
     }
-    out
+    Folded { records: out, messages }
+}
+
+/// A round's records as [`coalesce`] folded them, and where each
+/// message's record is among them (the map the folding made).
+pub struct Folded<'a> {
+    pub records: Vec<RecordRef<'a>>,
+    messages: crate::FastMap<&'a str, usize>,
+}
+
+impl Folded<'_> {
+    /// Whether message `id`'s record comes before place `at` of the
+    /// records: written by this round before what is at `at`.
+    fn message_before(&self, id: &str, at: usize) -> bool {
+        self.messages.get(id).is_some_and(|&i| i < at)
+    }
 }
 
 /// Writes one record (tests and the bench's loader; see [`write_ref`]).
@@ -1493,7 +1501,7 @@ mod tests {
             msg(None, None, Some(11)),
             rcpt("delivered", 3),
         ];
-        let folded = coalesce(refs(&round));
+        let folded = coalesce(refs(&round)).records;
         assert_eq!(folded.len(), 3, "{folded:?}");
         assert!(
             matches!(&folded[0], RecordRef::Message { message_id: Some(m), login: Some(l), size: Some(11), .. } if *m == "m@x" && *l == "alice")
@@ -1537,7 +1545,7 @@ mod tests {
             Record::SessionEnd { id: "S0".into(), time_ms: 8 },
             Record::SessionEnd { id: "S1".into(), time_ms: 9 },
         ];
-        let folded = coalesce(refs(&round));
+        let folded = coalesce(refs(&round)).records;
         assert_eq!(folded.len(), 3, "{folded:?}");
         assert!(
             matches!(
@@ -1563,7 +1571,7 @@ mod tests {
         let twice = [start("S2", 3), Record::Login { session: "S2".into(), login: "carol".into() }, start("S2", 4)];
         let c = Connection::open_in_memory().unwrap();
         c.execute_batch(SCHEMA).unwrap();
-        for r in &coalesce(refs(&twice)) {
+        for r in &coalesce(refs(&twice)).records {
             write_ref(&c, r).unwrap();
         }
         let s2 = Reader::from_connection(c).session("S2").unwrap().unwrap();
