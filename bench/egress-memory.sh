@@ -43,16 +43,17 @@ R=$TARGET/release
 
 (cd "$ROOT" && cargo build --release -q -p port25-egress --example egress_memory_bench)
 
-# Peak RSS in MB of one run (FLOWS MODE), its line on standard error; empty
-# when the run failed (over the address-space cap).
-rss() {
+# One run (FLOWS MODE): prints its line and sets $peak to its peak RSS in
+# MB, or to nothing when it failed (over the address-space cap).
+run() {
     local out
+    peak=
     if out=$(ulimit -v $((MAX_VM_MB * 1024)) && "$R/examples/egress_memory_bench" "$1" "$SUBS" "$2" 2>&1); then
-        echo "$out" >&2
-        echo "$out" | sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p'
+        echo "$out"
+        peak=$(echo "$out" | sed -n 's/.*peak RSS \([0-9]*\) MB.*/\1/p')
     else
-        echo "$out" | tail -n 3 >&2
-        echo "  $2 at $1 flows: failed (over MAX_VM_MB=$MAX_VM_MB?)" >&2
+        echo "$out" | tail -n 3
+        echo "  $2 at $1 flows: failed (over MAX_VM_MB=$MAX_VM_MB?)"
     fi
 }
 
@@ -62,8 +63,10 @@ for mode in $MODES; do
         *) small=$HOSTILE_SMALL large=$HOSTILE_LARGE ;;
     esac
     echo "== $mode: $SUBS subscribers, $small then $large flows"
-    s=$(rss "$small" "$mode")
-    l=$(rss "$large" "$mode")
+    run "$small" "$mode"
+    s=$peak
+    run "$large" "$mode"
+    l=$peak
     if [ -n "$s" ] && [ -n "$l" ]; then
         awk -v s="$s" -v l="$l" -v sf="$small" -v lf="$large" 'BEGIN { printf "  peak RSS %d MB at %d flows, %d MB at %d flows: ratio %.2fx for %dx the flows\n", s, sf, l, lf, (s ? l / s : 0), lf / sf }'
     else

@@ -22,8 +22,10 @@
 //!                         port 1080, 3128 or 8080 from one of 4096 scanners
 //!                         to a new random address, three in four in the
 //!                         residential 2001:db8::/32 and one in four in the
-//!                         IPv4 /16; the tenth a port-25 flow from one of
-//!                         SUBSCRIBERS addresses in the /16, as in v4
+//!                         IPv4 /16; the tenth a port-25 flow, as in v4,
+//!                         from the SUBSCRIBERS addresses of the /16 in turn
+//!                         (so all have their row from about 10 x SUBSCRIBERS
+//!                         flows on: the rows stop growing with the flows)
 //! Each mode but v4 also prints the rows carrying inbound evidence and the
 //! peak RSS before the rows were made (the analyzer's state alone).
 
@@ -152,6 +154,8 @@ struct Flows {
     subs: u32,
     r: Rng,
     t: u64,
+    /// `inbound-sweep`: the subscriber whose port-25 flow is next.
+    turn: u32,
 }
 
 impl Flows {
@@ -183,6 +187,8 @@ impl Flows {
             }
             Mode::InboundSweep => {
                 if (v >> 8).is_multiple_of(10) {
+                    let sub = self.turn;
+                    self.turn = (self.turn + 1) % self.subs;
                     return port25(v4_subscriber(sub), mx(v, false), start);
                 }
                 let port = SCANNED_PORTS[((v >> 12) % 3) as usize];
@@ -254,7 +260,7 @@ fn main() {
     if let Some(index) = &index {
         a.attribute(index, &files);
     }
-    let mut gen = Flows { mode, subs, r: Rng(11), t: T0 };
+    let mut gen = Flows { mode, subs, r: Rng(11), t: T0, turn: 0 };
     let started = std::time::Instant::now();
     for _ in 0..flows {
         a.add(&gen.next());
