@@ -54,7 +54,7 @@ const OUTSIDE_V6: u128 = 0x3fff << 112;
 const MAX_V6_SUBSCRIBERS: u32 = 1 << 24;
 /// Distinct outside scanners in `inbound-sweep`.
 const SCANNERS: u64 = 4096;
-/// The proxy ports `inbound-sweep` scans, in turn.
+/// The proxy ports `inbound-sweep` scans (one drawn at random per probe).
 const SCANNED_PORTS: [u16; 3] = [1080, 3128, 8080];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
