@@ -297,7 +297,7 @@ mod tests {
 
     fn sub() -> Subscriber {
         Subscriber {
-            address: "198.51.100.8".parse().unwrap(),
+            address: crate::sender::Sender::host("198.51.100.8".parse().unwrap()),
             subscriber: Some("joão\r\nBcc: victim@example.com".into()),
             kind: Kind::MailClient,
             provider: Some("example-mail".into()),

@@ -202,7 +202,8 @@ impl Kind {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Subscriber {
-    pub address: IpAddr,
+    /// The address, or the IPv6 prefix, of the row.
+    pub address: crate::sender::Sender,
     /// The attributed subscriber name, when attribution was given and matched.
     pub subscriber: Option<String>,
     pub kind: Kind,
@@ -285,8 +286,8 @@ pub fn classify(row: &Row, providers: &[Provider], t: &Thresholds) -> Subscriber
             format!(
                 "inbound connections on proxy ports ({}) from {}{} outside addresses, {} to {}; then {} port-25 flows, the first {} s after the first inbound, to {} destinations: {dests}: a program on this connection relays for others (an open proxy); close it",
                 ports.join(", "),
+                if i.sources_estimated { "~" } else { "" },
                 i.sources,
-                if i.sources >= crate::report::MAX_INBOUND_SOURCES { "+" } else { "" },
                 rfc3339(i.first_ms),
                 rfc3339(i.last_ms),
                 i.smtp_after,

@@ -102,7 +102,7 @@ impl Destinations {
         // common case (a new destination) touches one line of `seen`.
         let repeat = match &mut self.sketch {
             Some(s) => {
-                sketch_add(s, h);
+                sketch_add(&mut s[..], h);
                 true
             }
             None => !self.see(h.max(1)),
@@ -152,7 +152,7 @@ impl Destinations {
         if self.distinct > DISTINCT_EXACT {
             let mut s = Box::new([0u8; SKETCH_REGISTERS]);
             for &h in self.seen.iter().filter(|&&h| h != 0) {
-                sketch_add(&mut s, h);
+                sketch_add(&mut s[..], h);
             }
             self.sketch = Some(s);
             self.seen = Vec::new();
@@ -175,7 +175,7 @@ impl Destinations {
     pub fn distinct(&self) -> (usize, bool) {
         match &self.sketch {
             None => (self.distinct, false),
-            Some(s) => (sketch_estimate(s).max(DISTINCT_EXACT + 1), true),
+            Some(s) => (sketch_estimate(&s[..]).max(DISTINCT_EXACT + 1), true),
         }
     }
 
@@ -195,15 +195,19 @@ impl Destinations {
     }
 }
 
-fn sketch_add(s: &mut [u8; SKETCH_REGISTERS], h: u64) {
-    let bits = SKETCH_REGISTERS.trailing_zeros();
+/// Adds a hash to a HyperLogLog sketch of `s.len()` one-byte registers
+/// (a power of two).
+pub(crate) fn sketch_add(s: &mut [u8], h: u64) {
+    debug_assert!(s.len().is_power_of_two() && s.len() > 1);
+    let bits = s.len().trailing_zeros();
     let j = (h >> (64 - bits)) as usize;
     let rank = ((h << bits) | (1 << (bits - 1))).leading_zeros() as u8 + 1;
     s[j] = s[j].max(rank);
 }
 
-fn sketch_estimate(s: &[u8; SKETCH_REGISTERS]) -> usize {
-    let m = SKETCH_REGISTERS as f64;
+/// The distinct hashes a sketch of [`sketch_add`] has seen, estimated.
+pub(crate) fn sketch_estimate(s: &[u8]) -> usize {
+    let m = s.len() as f64;
     let sum: f64 = s.iter().map(|&r| 2f64.powi(-i32::from(r))).sum();
     let e = 0.7213 / (1.0 + 1.079 / m) * m * m / sum;
     let zeros = s.iter().filter(|&&r| r == 0).count();

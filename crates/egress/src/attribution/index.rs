@@ -163,16 +163,28 @@ impl Index {
     /// addresses count as IPv4).
     #[inline]
     pub fn lookup(&self, ip: IpAddr, t_ms: u64) -> Option<u32> {
+        self.lookup_prefix(ip, t_ms).map(|(s, _)| s)
+    }
+
+    /// [`Index::lookup`], with the length of the prefix that matched: the
+    /// longest prefix of `ip` a session held at `t_ms`.
+    #[inline]
+    pub fn lookup_prefix(&self, ip: IpAddr, t_ms: u64) -> Option<(u32, u8)> {
         let (family, v) = ip_to_u128(ip);
         for t in &self.tables {
             if t.family != family {
                 continue;
             }
             if let Some(s) = t.lookup(v & t.mask, t_ms) {
-                return Some(s);
+                return Some((s, t.len));
             }
         }
         None
+    }
+
+    /// The length of the shortest IPv6 prefix any session holds.
+    pub fn shortest_v6_prefix(&self) -> Option<u8> {
+        self.tables.iter().filter(|t| t.family == Family::V6).map(|t| t.len).min()
     }
 
     /// Session `i` (a number [`Index::lookup`] gave).

@@ -6,7 +6,7 @@ use port25_egress::attribution::load::{self as attribution, Spec};
 use port25_egress::attribution::{Named, WarningKind};
 use port25_egress::flow::{nfcapd, pcap, Collector, Flow};
 use port25_egress::prefix::Prefix;
-use port25_egress::report::{self, Analyzer, Options, Wanted};
+use port25_egress::report::{self, Analyzer, Options, Wanted, DEFAULT_MAX_INBOUND, DEFAULT_MAX_ROWS};
 use port25_egress::{policy, table::Table};
 use std::net::UdpSocket;
 use std::path::PathBuf;
@@ -47,6 +47,10 @@ enum Format {
                         address by the port block, then that address to the subscriber.\n\
                         Rows are then per address and session; warnings (cut records, Stop without Start,\n\
                         overlapping sessions) are counted and named file:line on standard error.\n\n\
+                        IPv6: a row is the session's delegated prefix that matched, and without a session the\n\
+                        source's /64 (--ipv6-prefix-length): hosts choose their addresses inside their prefix.\n\
+                        Memory is bounded: at most --max-rows rows and --max-inbound subscribers with open-proxy\n\
+                        evidence; what comes past a cap is counted and reported on standard error, never kept.\n\n\
                         Examples:\n  port25 egress flows --policy egress.toml --pcap exports.pcap --format csv\n  \
                         port25 egress flows --policy egress.toml --listen 0.0.0.0:2055 --exporter 192.0.2.0/28 --duration 3600 --block-at 2026-11-01T00:00:00Z\n  \
                         port25 egress flows --policy egress.toml --pcap exports.pcap --attribution radius:/var/log/freeradius/radacct --attribution kea:/var/lib/kea/kea-leases4.csv"
@@ -94,6 +98,54 @@ pub struct Args {
     /// natEvent numbers of a CGNAT exporter: [CIDR=]allocate:N[/N],release:N[/N] (default RFC 8158: allocate 13/1, release 14/2)
     #[arg(long = "cgnat-numbering", value_name = "SPEC")]
     cgnat_numbering: Vec<port25_egress::attribution::cgnat::Numbering>,
+    #[command(flatten)]
+    bounds: Bounds,
+}
+
+/// How rows are made and how many are kept (`egress flows`, `plan`, `notify`).
+#[derive(clap::Args, Clone, Copy)]
+pub struct Bounds {
+    /// IPv6 sources no session names are counted per prefix of this length: the size you delegate (e.g. 56), 128 for one row per address (a session's row is its delegated prefix)
+    #[arg(long = "ipv6-prefix-length", value_name = "BITS", default_value_t = 64, value_parser = clap::value_parser!(u8).range(1..=128))]
+    pub ipv6_prefix_len: u8,
+    /// Keep at most this many rows; flows of senders past it are counted and reported, not kept
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ROWS, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_rows: usize,
+    /// Keep open-proxy evidence (inbound proxy-port connections) for at most this many subscribers
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_INBOUND, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub max_inbound: usize,
+}
+
+impl Bounds {
+    /// The analysis options with these bounds.
+    pub fn options(self, window_s: u64, threshold: usize, block_at_ms: Option<u64>) -> Options {
+        Options {
+            window_ms: window_s * 1000,
+            threshold,
+            block_at_ms,
+            ipv6_prefix_len: self.ipv6_prefix_len,
+            max_rows: self.max_rows,
+            max_inbound: self.max_inbound,
+        }
+    }
+}
+
+/// The bounds' warnings: what was counted but not kept. Standard error.
+pub(crate) fn report_caps(analyzer: &Analyzer, b: &Bounds) {
+    if analyzer.flows_past_row_cap > 0 {
+        errln!(
+            "port25: warning: {} matched flows are counted but in no row: the --max-rows cap of {} rows was reached (raise it, or narrow the flows)",
+            analyzer.flows_past_row_cap,
+            b.max_rows
+        );
+    }
+    let inbound = analyzer.inbound_flows_past_cap();
+    if inbound > 0 {
+        errln!(
+            "port25: warning: {inbound} inbound proxy-port flows are counted but not kept as open-proxy evidence: the --max-inbound cap of {} subscribers was reached",
+            b.max_inbound
+        );
+    }
 }
 
 fn parse_exporter(s: &str) -> Result<Prefix, String> {
@@ -111,7 +163,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
     }
     let p = policy::load(&a.policy)?;
     let table = Table::new(&p);
-    let opts = Options { window_ms: a.window * 1000, threshold: a.threshold, block_at_ms: a.block_at };
+    let opts = a.bounds.options(a.window, a.threshold, a.block_at);
     let loaded = if a.attribution.is_empty() {
         None
     } else {
@@ -188,6 +240,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
         skipped_packets,
         s.datagrams_refused
     );
+    report_caps(&analyzer, &a.bounds);
     let estimated = rows.iter().filter(|r| !r.estimated.is_empty()).count();
     if estimated > 0 {
         errln!(
@@ -261,6 +314,8 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
                 "subscribers": rows,
                 "stats": {
                     "datagrams": s.datagrams, "flows": s.flows, "flows_matched": analyzer.flows_matched,
+                    "flows_past_row_cap": analyzer.flows_past_row_cap,
+                    "inbound_flows_past_cap": analyzer.inbound_flows_past_cap(),
                     "malformed": s.malformed, "templates_learned": s.templates_learned,
                     "templates_changed": s.templates_changed, "templates_withdrawn": s.templates_withdrawn,
                     "templates_evicted": s.templates_evicted, "datagrams_refused": s.datagrams_refused,
@@ -346,7 +401,7 @@ fn nfcapd_files(path: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
 #[derive(Default)]
 struct Slot {
     raw: Vec<u8>,
-    /// Per shard of the analysis ([`Wanted::shard`]), with what the
+    /// Per shard of the analysis ([`report::Prefilter::shard`]), with what the
     /// prefilter found, so the analysis does not look it up again.
     flows: Vec<Vec<(Flow, u64, Wanted)>>,
     /// Flows the prefilter dropped, which the analysis only counts.
@@ -468,7 +523,7 @@ fn analysis_shards() -> usize {
 /// Streams every block of every file into the analyzer. Reader threads
 /// read, decompress and decode blocks, drop the flows the analysis would
 /// only count ([`Analyzer::prefilter`]) and split the rest by subscriber
-/// address into shards ([`Wanted::shard`]); the calling thread takes the
+/// into shards ([`report::Prefilter::shard`]); the calling thread takes the
 /// blocks in file order and analyzes one shard's flows, and a thread per
 /// other shard its own (when the analyzer holds nothing yet: otherwise one
 /// shard). Each subscriber's flows are analyzed in file order by one
@@ -524,7 +579,7 @@ pub(crate) fn read_nfcapd(paths: &[PathBuf], analyzer: &mut Analyzer) -> anyhow:
                                 &mut |n| refused += n,
                                 &mut |f, n| {
                                     if let Some(w) = prefilter.wants(f) {
-                                        flows[w.shard(f, shards)].push((*f, n, w));
+                                        flows[prefilter.shard(w, f, shards)].push((*f, n, w));
                                     } else {
                                         dropped += n;
                                     }

@@ -196,7 +196,7 @@ pub fn run(a: Args) -> anyhow::Result<ExitCode> {
             let provider = s.provider.as_deref().and_then(|n| r.providers.iter().find(|x| x.name == n));
             let t = &templates[&(lang.clone(), s.kind)];
             let n = notify::render(t, &Values::new(s, &p.network, provider, &enforce_from));
-            let id = format!("notify.{stamp}.{}.{}", rendered.len(), s.address.to_string().replace(':', "-"));
+            let id = format!("notify.{stamp}.{}.{}", rendered.len(), s.address.to_string().replace([':', '/'], "-"));
             let message = notify::message(&n, &a.from, to.as_deref(), &date, &id, s, &lang);
             rendered.push(Rendered {
                 key,

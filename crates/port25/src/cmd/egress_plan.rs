@@ -7,7 +7,7 @@ use anyhow::Context;
 use port25_egress::attribution::load::{self as attribution, Spec};
 use port25_egress::flow::Collector;
 use port25_egress::plan::{self, Readiness, Thresholds};
-use port25_egress::report::{self, Analyzer, Options};
+use port25_egress::report::{self, Analyzer};
 use port25_egress::{policy, table::Table};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -58,6 +58,8 @@ pub struct Inputs {
     /// Open proxy: inbound connections on proxy ports (1080, 3128, 8080, 8000, 6588, 80) from at least this many outside addresses, then port 25
     #[arg(long, default_value_t = 5)]
     pub proxy_sources: usize,
+    #[command(flatten)]
+    pub bounds: super::egress_flows::Bounds,
 }
 
 #[derive(clap::Args)]
@@ -117,7 +119,7 @@ pub fn analyse(
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
     });
     let table = Table::new(&p);
-    let opts = Options { window_ms: i.window * 1000, threshold: i.threshold, block_at_ms: None };
+    let opts = i.bounds.options(i.window, i.threshold, None);
     let loaded = if i.attribution.is_empty() {
         None
     } else {
@@ -158,6 +160,7 @@ pub fn analyse(
         analyzer.flows_after_enforcement,
         rows.len()
     );
+    super::egress_flows::report_caps(&analyzer, &i.bounds);
     Ok(Analysed { providers, plans, at })
 }
 

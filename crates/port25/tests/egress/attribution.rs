@@ -272,7 +272,9 @@ fn freeradius_accounting_names_the_subscriber_of_a_flow() {
     assert_eq!(a["remote_id"], "rid-1");
     assert!(a["session_end"].is_string(), "alice's session was stopped: {a:#}");
     assert_eq!(a["record"].as_str().unwrap(), format!("{}:1", detail[0].display()));
-    let v6 = &row(&report, "2001:db8:100:12ab::5", Some("alice"))["attribution"];
+    // The flow from 2001:db8:100:12ab::5 is counted for alice's whole
+    // delegated prefix: its hosts choose their addresses inside it.
+    let v6 = &row(&report, "2001:db8:100:1200::/56", Some("alice"))["attribution"];
     assert_eq!(v6["prefix"], "2001:db8:100:1200::/56", "matched on the delegated prefix: {v6:#}");
     let b = &row(&report, "198.51.100.77", Some("bob"))["attribution"];
     assert_eq!((b["session"].as_str(), &b["session_end"]), (Some("192.0.2.1/s2"), &serde_json::Value::Null), "{b:#}");

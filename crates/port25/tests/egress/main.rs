@@ -6,6 +6,7 @@
 //! Tests that need root or a tool fail with a message saying so; none skip.
 
 mod attribution;
+mod bounds;
 mod cgnat;
 mod cli;
 mod exporters;

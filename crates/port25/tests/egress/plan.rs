@@ -108,7 +108,7 @@ fn plan_classifies_subscribers_and_gates_the_network_on_signed_readiness() {
         kind("198.51.100.77")["evidence"].as_str().unwrap().contains("distinct destinations within one window"),
         "{res}"
     );
-    assert_eq!(kind("2001:db8:100:1::77")["kind"], "bot");
+    assert_eq!(kind("2001:db8:100:1::/64")["kind"], "bot");
     let client = kind("198.51.100.8");
     assert_eq!(
         (client["kind"].as_str(), client["provider"].as_str()),
