@@ -499,4 +499,48 @@ mod tests {
         let e = parse_providers(&format!("{PROVIDERS}{PROVIDERS}"), Path::new("p.toml")).unwrap_err().to_string();
         assert!(e.contains("already defined on line 1"), "{e}");
     }
+
+    /// An IPv6 open proxy: the probes reach any address of its /64 and
+    /// come from more sources than are counted exactly, so the evidence
+    /// names the prefix and says "about".
+    #[test]
+    fn open_proxy_evidence_names_the_prefix_and_an_estimated_source_count() {
+        use crate::flow::Flow;
+        use crate::report::{Analyzer, Options};
+        let policy = crate::policy::parse(
+            "[[network]]\nname = \"res\"\nclass = \"residential\"\nprefixes = [\"2001:db8:100::/40\"]\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let table = crate::table::Table::new(&policy);
+        let mut a = Analyzer::new(&policy, &table, Options::default());
+        let f = |src: IpAddr, dst: IpAddr, port: u16, t: u64| Flow {
+            src,
+            dst,
+            src_port: 40_000,
+            dst_port: port,
+            proto: 6,
+            tcp_flags: 2,
+            packets: 1,
+            bytes: 60,
+            start_ms: t,
+            end_ms: t,
+        };
+        let at = |n: u32, host: u16| IpAddr::from([0x2001, 0xdb8, 0x100, 0x1, 0, 0, n as u16, host]);
+        let outside = |n: u32| IpAddr::from([0x3fff, 0, 0, 0, 0, 0, (n >> 16) as u16, n as u16]);
+        for i in 0..300u32 {
+            a.add(&f(outside(i), at(i, 1), 1080, 1_000 + u64::from(i)));
+        }
+        for i in 0..20u32 {
+            a.add(&f(at(i, 2), outside(100_000 + i), 25, 10_000 + u64::from(i)));
+        }
+        let rows = a.rows();
+        assert_eq!(rows.len(), 1);
+        let s = classify(&rows[0], &[], &Thresholds::default());
+        assert_eq!((s.kind, s.address.to_string().as_str()), (Kind::OpenProxy, "2001:db8:100:1::/64"));
+        let sources = s.evidence.split(" from ~").nth(1).and_then(|r| r.split(' ').next()).map(|n| n.parse::<u32>());
+        let n = sources.expect("an estimated count").unwrap();
+        assert!((200..=400).contains(&n), "{}", s.evidence);
+        assert!(s.evidence.contains("(1080 x300)") && s.evidence.contains("then 20 port-25 flows"), "{}", s.evidence);
+    }
 }

@@ -196,6 +196,12 @@ fn notices_written_as_maildir_mbox_csv_and_sent_through_submission_with_starttls
 
     let files: Vec<_> = std::fs::read_dir(maildir.join("new")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(files.len(), 4);
+    // The IPv6 bot's row is its /64: its notice's file name holds no '/'.
+    let v6: Vec<_> = files
+        .iter()
+        .filter(|f| std::fs::read_to_string(f).unwrap().contains("X-Port25-Address: 2001:db8:100:1::/64\r\n"))
+        .collect();
+    assert_eq!(v6.len(), 1, "{files:?}");
     let mut client = None;
     for f in &files {
         let text = std::fs::read_to_string(f).unwrap();
