@@ -49,6 +49,61 @@ impl Drop for Killed {
     }
 }
 
+/// nsd serving the zones in `d` on 127.0.0.1: its process and port. The
+/// port is free for UDP and TCP when picked, but another test may take it
+/// before nsd binds it: nsd then exits, and a new port is tried.
+fn start_nsd(d: &Path) -> (Killed, u16) {
+    for _ in 0..5 {
+        let dns_port = free_dns_port();
+        let conf = format!(
+            "server:\n  ip-address: 127.0.0.1\n  port: {dns_port}\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{0}\"\n  database: \"\"\n  pidfile: \"{0}/nsd.pid\"\n  xfrdfile: \"{0}/xfrd.state\"\n  zonelistfile: \"{0}/zone.list\"\n  logfile: \"{0}/nsd.log\"\n  server-count: 1\n\
+             remote-control:\n  control-enable: no\n\
+             zone:\n  name: dane.test\n  zonefile: dane.test.zone.signed\n\
+             zone:\n  name: plain.dane.test\n  zonefile: plain.dane.test.zone\n\
+             zone:\n  name: bogus.dane.test\n  zonefile: bogus.dane.test.zone.signed\n",
+            d.display()
+        );
+        std::fs::write(d.join("nsd.conf"), conf).unwrap();
+        let _ = std::fs::remove_file(d.join("nsd.log"));
+        let mut nsd = Killed(
+            Command::new("/usr/sbin/nsd")
+                .args(["-d", "-c"])
+                .arg(d.join("nsd.conf"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("nsd is missing: apt-get install nsd"),
+        );
+        let start = Instant::now();
+        loop {
+            if std::fs::read_to_string(d.join("nsd.log")).unwrap_or_default().contains("nsd started") {
+                return (nsd, dns_port);
+            }
+            if nsd.0.try_wait().unwrap().is_some() {
+                break;
+            }
+            assert!(start.elapsed() < WAIT, "nsd did not start: {}", d.join("nsd.log").display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    panic!(
+        "nsd exited five times without starting: {}",
+        std::fs::read_to_string(d.join("nsd.log")).unwrap_or_default()
+    );
+}
+
+/// A port of 127.0.0.1 free for both UDP and TCP right now.
+fn free_dns_port() -> u16 {
+    for _ in 0..100 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port of 127.0.0.1 free for both UDP and TCP");
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
@@ -183,29 +238,7 @@ impl World {
         let stranger = keygen(d, "dane.test");
         std::fs::copy(d.join(format!("{stranger}.key")), d.join("stranger.key")).unwrap();
 
-        let dns_port = free_port(&[IpAddr::V4(v4(127, 0, 0, 1))]);
-        let conf = format!(
-            "server:\n  ip-address: 127.0.0.1\n  port: {dns_port}\n  username: \"\"\n  chroot: \"\"\n  zonesdir: \"{0}\"\n  database: \"\"\n  pidfile: \"{0}/nsd.pid\"\n  xfrdfile: \"{0}/xfrd.state\"\n  zonelistfile: \"{0}/zone.list\"\n  logfile: \"{0}/nsd.log\"\n  server-count: 1\n\
-             remote-control:\n  control-enable: no\n\
-             zone:\n  name: dane.test\n  zonefile: dane.test.zone.signed\n\
-             zone:\n  name: plain.dane.test\n  zonefile: plain.dane.test.zone\n\
-             zone:\n  name: bogus.dane.test\n  zonefile: bogus.dane.test.zone.signed\n",
-            d.display()
-        );
-        std::fs::write(d.join("nsd.conf"), conf).unwrap();
-        let nsd = Command::new("/usr/sbin/nsd")
-            .args(["-d", "-c"])
-            .arg(d.join("nsd.conf"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nsd is missing: apt-get install nsd");
-        let nsd = Killed(nsd);
-        let start = Instant::now();
-        while !std::fs::read_to_string(d.join("nsd.log")).unwrap_or_default().contains("nsd started") {
-            assert!(start.elapsed() < WAIT, "nsd did not start: {}", d.join("nsd.log").display());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (nsd, dns_port) = start_nsd(d);
         World { dir, dns: SocketAddr::from(([127, 0, 0, 1], dns_port)), port, net, _nsd: nsd, mxes: Vec::new() }
     }
 
