@@ -64,6 +64,11 @@ impl Sources {
             return;
         }
         if self.exact.len() < EXACT_SOURCES {
+            // Most subscribers are probed from one or two addresses: room
+            // for one, then four-fold (a plain push made room for four).
+            if self.exact.len() == self.exact.capacity() {
+                self.exact.reserve_exact((self.exact.len() * 4).clamp(1, EXACT_SOURCES) - self.exact.len());
+            }
             self.exact.push(k);
             return;
         }

@@ -59,8 +59,8 @@ pub struct Options {
 /// counted and as much again in the report, up to about 17 KB for a row
 /// that reached every cap of [`crate::window`] (docs/egress.md).
 pub const DEFAULT_MAX_ROWS: usize = 1_000_000;
-/// Subscribers with inbound evidence kept at most by default: about 330
-/// bytes each ([`crate::inbound`]).
+/// Subscribers with inbound evidence kept at most by default: about 400
+/// bytes each ([`crate::inbound`]; 450 MB at the cap in bench/egress-memory.sh).
 pub const DEFAULT_MAX_INBOUND: usize = 1_000_000;
 
 impl Default for Options {
