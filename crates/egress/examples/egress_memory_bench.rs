@@ -28,6 +28,8 @@
 //!                         flows on: the rows stop growing with the flows)
 //! Each mode but v4 also prints the rows carrying inbound evidence and the
 //! peak RSS before the rows were made (the analyzer's state alone).
+//! IPV6_PREFIX_LEN (default 64) sets the rows of IPv6 sources no session
+//! names, as `egress flows --ipv6-prefix-length` does.
 
 use port25_egress::attribution::{Index, Origin, Session, Source, SubscriberKind, Warnings};
 use port25_egress::flow::Flow;
@@ -256,7 +258,11 @@ fn main() {
         );
         index
     });
-    let mut a = Analyzer::new(&policy, &table, Options { ..Options::default() });
+    // IPV6_PREFIX_LEN: the rows of IPv6 sources no session names (`egress
+    // flows --ipv6-prefix-length`); 56 makes each v6-rotate /56 one row.
+    let ipv6_prefix_len =
+        std::env::var("IPV6_PREFIX_LEN").ok().map_or(64, |v| v.parse().expect("IPV6_PREFIX_LEN: 1 to 128"));
+    let mut a = Analyzer::new(&policy, &table, Options { ipv6_prefix_len, ..Options::default() });
     if let Some(index) = &index {
         a.attribute(index, &files);
     }
