@@ -419,8 +419,12 @@ s.quit()
     // even with the right password.
     let (status, head, _) = curl(&["-d", "login=ops@example.net&password=ops+pw", &format!("{base}/dashboard/login")]);
     assert!(status == 429 && head.to_lowercase().contains("retry-after:"), "{status} {head}");
-    let failed: Vec<_> =
-        s.events("port25.http.login.failed").iter().filter_map(|e| e["reason"].as_str().map(str::to_owned)).collect();
+    // The log is read by another thread a moment after the reply: wait for the third.
+    let failed: Vec<_> = s
+        .wait_events("port25.http.login.failed", 3, Duration::from_secs(10))
+        .iter()
+        .filter_map(|e| e["reason"].as_str().map(str::to_owned))
+        .collect();
     // A mail user's password is never checked on the form (issue 13 item 7).
     assert_eq!(failed, ["wrong password", "unknown login or not an operator", "too many attempts"]);
 
