@@ -517,8 +517,9 @@ impl<'a> Analyzer<'a> {
 
     /// An empty analyzer asking the same question (policy, options,
     /// attribution, cut-offs): a shard of the analysis that another thread
-    /// feeds the flows [`Wanted::shard`] gives it, to be taken back with
+    /// feeds the flows [`Prefilter::shard`] gives it, to be taken back with
     /// [`Analyzer::absorb`].
+    ///
     /// The caps are shared: rows and inbound evidence are made by all the
     /// shards together at most as often as the options allow.
     pub fn shard(&self) -> Analyzer<'a> {
@@ -533,7 +534,7 @@ impl<'a> Analyzer<'a> {
     }
 
     /// Nothing given yet, not even counted: its flows may be split into
-    /// shards by [`Wanted::shard`] (no row exists yet in the wrong one).
+    /// shards by [`Prefilter::shard`] (no row exists yet in the wrong one).
     pub fn is_empty(&self) -> bool {
         self.flows_seen == 0
             && self.subs.is_empty()
@@ -543,7 +544,7 @@ impl<'a> Analyzer<'a> {
     }
 
     /// Takes in a shard's rows, inbound evidence and counts. The shard and
-    /// this analyzer had flows of different subscribers ([`Wanted::shard`]),
+    /// this analyzer had flows of different subscribers ([`Prefilter::shard`]),
     /// so no row is in both: every figure is the one a single analyzer
     /// given all the flows in the same order computes.
     pub fn absorb(&mut self, mut shard: Analyzer<'a>) {
