@@ -184,21 +184,6 @@ mod tests {
     use super::*;
     use std::net::IpAddr;
 
-    fn probe(src: IpAddr, dst: IpAddr, port: u16, t: u64) -> Flow {
-        Flow {
-            src,
-            dst,
-            src_port: 40_000,
-            dst_port: port,
-            proto: 6,
-            tcp_flags: 2,
-            packets: 1,
-            bytes: 60,
-            start_ms: t,
-            end_ms: t,
-        }
-    }
-
     #[test]
     fn sources_are_exact_while_few_then_estimated_in_fixed_memory() {
         let to = Sender::of("2001:db8:1::1".parse().unwrap(), 64);
@@ -206,14 +191,18 @@ mod tests {
         for i in 0..EXACT_SOURCES as u32 {
             // Each source twice: counted once.
             for _ in 0..2 {
-                m.add(to, &probe(IpAddr::from((0xcb00_7100 + i).to_be_bytes()), to.ip, 3128, 1000 + u64::from(i)), 1);
+                m.add(
+                    to,
+                    &Flow::syn(IpAddr::from((0xcb00_7100 + i).to_be_bytes()), to.ip, 3128, 1000 + u64::from(i)),
+                    1,
+                );
             }
         }
         let i = m.get(&to).unwrap();
         assert_eq!((i.flows, i.sources, i.sources_estimated), (2 * EXACT_SOURCES as u64, EXACT_SOURCES, false));
         assert_eq!((i.ports.as_slice(), i.first_ms, i.last_ms), (&[(3128, 32)][..], 1000, 1015));
         for i in 0..20_000u32 {
-            m.add(to, &probe(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), to.ip, 1080, 5000), 1);
+            m.add(to, &Flow::syn(IpAddr::from((0x0a00_0000 + i).to_be_bytes()), to.ip, 1080, 5000), 1);
         }
         let i = m.get(&to).unwrap();
         assert!(i.sources_estimated, "{i:?}");
@@ -230,12 +219,12 @@ mod tests {
         let scanner: IpAddr = "203.0.113.9".parse().unwrap();
         for i in 0..10u16 {
             let to: IpAddr = format!("2001:db8:{i:x}::1").parse().unwrap();
-            m.add(Sender::of(to, 64), &probe(scanner, to, 1080, 1), 2);
+            m.add(Sender::of(to, 64), &Flow::syn(scanner, to, 1080, 1), 2);
         }
         assert_eq!((m.seen.len(), m.flows_past_cap), (3, 14));
         // A subscriber kept is still counted after the cap is reached.
         let first = Sender::of("2001:db8::5".parse().unwrap(), 64);
-        m.add(first, &probe(scanner, first.ip, 8080, 9), 1);
+        m.add(first, &Flow::syn(scanner, first.ip, 8080, 9), 1);
         assert_eq!((m.get(&first).unwrap().flows, m.flows_past_cap), (3, 14));
     }
 }

@@ -514,18 +514,7 @@ mod tests {
         .unwrap();
         let table = crate::table::Table::new(&policy);
         let mut a = Analyzer::new(&policy, &table, Options::default());
-        let f = |src: IpAddr, dst: IpAddr, port: u16, t: u64| Flow {
-            src,
-            dst,
-            src_port: 40_000,
-            dst_port: port,
-            proto: 6,
-            tcp_flags: 2,
-            packets: 1,
-            bytes: 60,
-            start_ms: t,
-            end_ms: t,
-        };
+        let f = Flow::syn;
         let at = |n: u32, host: u16| IpAddr::from([0x2001, 0xdb8, 0x100, 0x1, 0, 0, n as u16, host]);
         let outside = |n: u32| IpAddr::from([0x3fff, 0, 0, 0, 0, 0, (n >> 16) as u16, n as u16]);
         for i in 0..300u32 {

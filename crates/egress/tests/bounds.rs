@@ -19,18 +19,7 @@ fn policy() -> Policy {
 }
 
 fn flow(src: IpAddr, dst: IpAddr, port: u16, t: u64) -> Flow {
-    Flow {
-        src,
-        dst,
-        src_port: 40_000,
-        dst_port: port,
-        proto: 6,
-        tcp_flags: 2,
-        packets: 1,
-        bytes: 40,
-        start_ms: t,
-        end_ms: t,
-    }
+    Flow::syn(src, dst, port, t)
 }
 
 /// xorshift: a new number per call.

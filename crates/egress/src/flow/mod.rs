@@ -46,6 +46,25 @@ pub struct Flow {
     pub end_ms: u64,
 }
 
+impl Flow {
+    /// One unanswered connection attempt: a TCP SYN of one packet from
+    /// port 40000 at `t_ms` (what tests and benches feed the analysis).
+    pub fn syn(src: IpAddr, dst: IpAddr, dst_port: u16, t_ms: u64) -> Flow {
+        Flow {
+            src,
+            dst,
+            src_port: 40_000,
+            dst_port,
+            proto: 6,
+            tcp_flags: 2,
+            packets: 1,
+            bytes: 60,
+            start_ms: t_ms,
+            end_ms: t_ms,
+        }
+    }
+}
+
 /// What the collector has seen; every skipped byte is counted somewhere.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stats {

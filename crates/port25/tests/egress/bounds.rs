@@ -13,19 +13,9 @@ use std::process::Command;
 
 const T0: u64 = 1_764_000_000_000;
 
+/// A SYN at the `i`th tenth of a second from T0.
 fn flow(src: IpAddr, dst: IpAddr, port: u16, i: u64) -> Flow {
-    Flow {
-        src,
-        dst,
-        src_port: 40_000,
-        dst_port: port,
-        proto: 6,
-        tcp_flags: 2,
-        packets: 1,
-        bytes: 60,
-        start_ms: T0 + i * 100,
-        end_ms: T0 + i * 100,
-    }
+    Flow::syn(src, dst, port, T0 + i * 100)
 }
 
 /// IPFIX messages of at most 20 flows each, in a pcap (a flow's family is its source's).
