@@ -101,10 +101,9 @@ struct Seen {
 }
 
 /// The evidence per subscriber, for as many subscribers as the budget
-/// (shared by the shards of one analysis) allows. Hashed
-/// with the standard library's keyed hasher: the keys are addresses an
-/// outside scanner chooses, so an unkeyed hash would let it pick keys
-/// that collide.
+/// (shared by the shards of one analysis) allows. Hashed with the
+/// standard library's keyed hasher: the keys are addresses an outside
+/// scanner chooses, so an unkeyed hash would let it pick keys that collide.
 #[derive(Debug)]
 pub(crate) struct InboundMap {
     seen: HashMap<Sender, Seen>,
