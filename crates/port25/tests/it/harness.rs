@@ -19,6 +19,8 @@ pub struct Server {
     config: PathBuf,
     /// `serve`, or `spampot` for the sensor (words split on spaces).
     subcommand: &'static str,
+    /// The thread reading the running process's stderr into `log`.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The configuration every test starts from; `extra` is appended (it may
@@ -48,6 +50,7 @@ impl Server {
             log: Arc::new(Mutex::new(Vec::new())),
             config,
             subcommand: "serve",
+            reader: None,
         };
         s.spawn();
         s
@@ -66,6 +69,7 @@ impl Server {
             log: Arc::new(Mutex::new(Vec::new())),
             config: path,
             subcommand,
+            reader: None,
         };
         s.spawn();
         s
@@ -102,7 +106,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         let log = self.log.clone();
-        std::thread::spawn(move || {
+        self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -115,7 +119,7 @@ impl Server {
                 }
                 log.lock().unwrap().push(v);
             }
-        });
+        }));
         let expected = self.config_listener_count();
         let mut addrs = Vec::new();
         while addrs.len() < expected {
@@ -219,6 +223,23 @@ impl Server {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+        self.read_log_to_the_end();
+    }
+
+    /// Waits for the log reader to reach the end of the exited process's
+    /// stderr. The process having exited says nothing about what the
+    /// reader has read: without this, events read after a stop (or pushed
+    /// after a test clears the log for a restart) could be missing or stale.
+    fn read_log_to_the_end(&mut self) {
+        let Some(reader) = self.reader.take() else { return };
+        // The pipe closes when the process exits (it starts no child that
+        // outlives it); the bound only turns a hang into a message.
+        let start = Instant::now();
+        while !reader.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(20), "port25's stderr was still open 20 s after it exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        reader.join().expect("the log reader thread panicked");
     }
 }
 
@@ -344,6 +365,7 @@ impl Server {
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                self.read_log_to_the_end();
                 return status;
             }
             if start.elapsed() > Duration::from_secs(40) {
