@@ -204,10 +204,22 @@ impl Server {
     /// `wait` (the log is read by another thread, a moment after the
     /// client saw the reply).
     pub fn wait_events(&self, id: &str, n: usize, wait: Duration) -> Vec<serde_json::Value> {
+        self.wait_events_until(id, wait, |found| found.len() >= n)
+    }
+
+    /// The events `id` once `enough` holds for all of them together (every
+    /// kind a test expects is there, say), or what there is after `wait`:
+    /// for assertions about a set of events rather than a count.
+    pub fn wait_events_until(
+        &self,
+        id: &str,
+        wait: Duration,
+        enough: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
         let start = Instant::now();
         loop {
             let found = self.events(id);
-            if found.len() >= n || start.elapsed() > wait {
+            if enough(&found) || start.elapsed() > wait {
                 return found;
             }
             std::thread::sleep(Duration::from_millis(20));
