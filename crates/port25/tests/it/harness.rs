@@ -105,7 +105,7 @@ impl Server {
             .expect("start port25");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let log = self.log.clone();
+        let lagging = Lagging::start(self.log.clone(), log_lag());
         self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
@@ -117,8 +117,9 @@ impl Server {
                     let addr: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
                     let _ = tx.send((v["listener"].as_str().unwrap().to_owned(), addr));
                 }
-                log.lock().unwrap().push(v);
+                lagging.push(v);
             }
+            lagging.finish();
         }));
         let expected = self.config_listener_count();
         let mut addrs = Vec::new();
@@ -260,6 +261,58 @@ impl Drop for Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// `PORT25_IT_LOG_LAG_MS=N` holds every log line back N ms before the
+/// tests see it: the log reader of a loaded machine, on demand. A test
+/// that asserts on an event it did not wait for fails under it every
+/// time, instead of once in a while on a busy machine.
+fn log_lag() -> Duration {
+    let ms = std::env::var("PORT25_IT_LOG_LAG_MS").ok().map(|v| v.parse().expect("PORT25_IT_LOG_LAG_MS: milliseconds"));
+    Duration::from_millis(ms.unwrap_or(0))
+}
+
+/// Adds lines to a server's log, each `lag` after it was read (at once
+/// when `lag` is zero).
+struct Lagging {
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// With a lag: the lines (and when they were read) to the thread that
+    /// holds them back.
+    delayed: Option<(std::sync::mpsc::Sender<ReadLine>, std::thread::JoinHandle<()>)>,
+}
+
+type ReadLine = (Instant, serde_json::Value);
+
+impl Lagging {
+    fn start(log: Arc<Mutex<Vec<serde_json::Value>>>, lag: Duration) -> Lagging {
+        if lag.is_zero() {
+            return Lagging { log, delayed: None };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<ReadLine>();
+        let to = log.clone();
+        let thread = std::thread::spawn(move || {
+            for (read_at, v) in rx {
+                std::thread::sleep((read_at + lag).saturating_duration_since(Instant::now()));
+                to.lock().unwrap().push(v);
+            }
+        });
+        Lagging { log, delayed: Some((tx, thread)) }
+    }
+
+    fn push(&self, v: serde_json::Value) {
+        match &self.delayed {
+            Some((tx, _)) => tx.send((Instant::now(), v)).expect("the lagging log thread ended"),
+            None => self.log.lock().unwrap().push(v),
+        }
+    }
+
+    /// Returns once every line pushed is in the log.
+    fn finish(self) {
+        if let Some((tx, thread)) = self.delayed {
+            drop(tx);
+            thread.join().expect("the lagging log thread panicked");
         }
     }
 }
