@@ -157,8 +157,10 @@ fn abuse_trace_finds_the_session_by_client_address_source_port_and_time() {
     let o = port25(&s, &["trace", "--client", &client, "--from", "2020-01-01", "--to", "2020-01-02"]);
     assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
     // Every session's log line has the source port and a UTC timestamp.
-    let connect = s.events("port25.session.connect");
-    let ours = connect.iter().find(|e| e["peer"] == client.as_str()).unwrap_or_else(|| panic!("{connect:?}"));
+    // (Waited for: nothing above waited for a log line of that session.)
+    let ours = s
+        .wait_event_where("port25.session.connect", WAIT, |e| e["peer"] == client.as_str())
+        .unwrap_or_else(|| panic!("no connect event for {client}: {:?}", s.events("port25.session.connect")));
     assert!(ours["timestamp"].as_str().unwrap().ends_with('Z'), "{ours}");
 }
 

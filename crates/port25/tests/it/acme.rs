@@ -272,8 +272,12 @@ fn tls_alpn01_is_answered_on_the_implicit_tls_listener() {
     let pebble = Pebble::start(&dns, http_port, tls_port, 90 * 86400);
     let s = port25(&pebble.directory(), &pebble.ca, http_port, tls_port, "challenge = \"tls-alpn-01\"");
     installed(&s, &pebble, 1);
-    let served = s.events("port25.tls.acme.challenge_served");
-    assert!(served.iter().any(|e| e["challenge"] == "tls-alpn-01" && e["domain"] == DOMAIN), "{served:?}");
+    // Logged once the handshake is done, which Pebble may act on first:
+    // not certainly before the certificate is installed, so waited for.
+    let served = s.wait_event_where("port25.tls.acme.challenge_served", Duration::from_secs(10), |e| {
+        e["challenge"] == "tls-alpn-01" && e["domain"] == DOMAIN
+    });
+    assert!(served.is_some(), "{:?}", s.events("port25.tls.acme.challenge_served"));
     let (root, intermediate) = pebble.issuers();
     let (_, names, by) = seen(tls_port, "implicit", &root);
     assert_eq!((names.as_str(), by.as_str()), (DOMAIN, subject(&intermediate).as_str()));

@@ -19,6 +19,8 @@ pub struct Server {
     config: PathBuf,
     /// `serve`, or `spampot` for the sensor (words split on spaces).
     subcommand: &'static str,
+    /// The thread reading the running process's stderr into `log`.
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The configuration every test starts from; `extra` is appended (it may
@@ -48,6 +50,7 @@ impl Server {
             log: Arc::new(Mutex::new(Vec::new())),
             config,
             subcommand: "serve",
+            reader: None,
         };
         s.spawn();
         s
@@ -66,6 +69,7 @@ impl Server {
             log: Arc::new(Mutex::new(Vec::new())),
             config: path,
             subcommand,
+            reader: None,
         };
         s.spawn();
         s
@@ -101,8 +105,8 @@ impl Server {
             .expect("start port25");
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
-        let log = self.log.clone();
-        std::thread::spawn(move || {
+        let lagging = Lagging::start(self.log.clone(), log_lag());
+        self.reader = Some(std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -113,9 +117,10 @@ impl Server {
                     let addr: SocketAddr = v["address"].as_str().unwrap().parse().unwrap();
                     let _ = tx.send((v["listener"].as_str().unwrap().to_owned(), addr));
                 }
-                log.lock().unwrap().push(v);
+                lagging.push(v);
             }
-        });
+            lagging.finish();
+        }));
         let expected = self.config_listener_count();
         let mut addrs = Vec::new();
         while addrs.len() < expected {
@@ -200,10 +205,22 @@ impl Server {
     /// `wait` (the log is read by another thread, a moment after the
     /// client saw the reply).
     pub fn wait_events(&self, id: &str, n: usize, wait: Duration) -> Vec<serde_json::Value> {
+        self.wait_events_until(id, wait, |found| found.len() >= n)
+    }
+
+    /// The events `id` once `enough` holds for all of them together (every
+    /// kind a test expects is there, say), or what there is after `wait`:
+    /// for assertions about a set of events rather than a count.
+    pub fn wait_events_until(
+        &self,
+        id: &str,
+        wait: Duration,
+        enough: impl Fn(&[serde_json::Value]) -> bool,
+    ) -> Vec<serde_json::Value> {
         let start = Instant::now();
         loop {
             let found = self.events(id);
-            if found.len() >= n || start.elapsed() > wait {
+            if enough(&found) || start.elapsed() > wait {
                 return found;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -219,6 +236,23 @@ impl Server {
         let mut child = self.child.take().unwrap();
         child.kill().unwrap();
         child.wait().unwrap();
+        self.read_log_to_the_end();
+    }
+
+    /// Waits for the log reader to reach the end of the exited process's
+    /// stderr. The process having exited says nothing about what the
+    /// reader has read: without this, events read after a stop (or pushed
+    /// after a test clears the log for a restart) could be missing or stale.
+    fn read_log_to_the_end(&mut self) {
+        let Some(reader) = self.reader.take() else { return };
+        // The pipe closes when the process exits (it starts no child that
+        // outlives it); the bound only turns a hang into a message.
+        let start = Instant::now();
+        while !reader.is_finished() {
+            assert!(start.elapsed() < Duration::from_secs(20), "port25's stderr was still open 20 s after it exited");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        reader.join().expect("the log reader thread panicked");
     }
 }
 
@@ -227,6 +261,58 @@ impl Drop for Server {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+    }
+}
+
+/// `PORT25_IT_LOG_LAG_MS=N` holds every log line back N ms before the
+/// tests see it: the log reader of a loaded machine, on demand. A test
+/// that asserts on an event it did not wait for fails under it every
+/// time, instead of once in a while on a busy machine.
+fn log_lag() -> Duration {
+    let ms = std::env::var("PORT25_IT_LOG_LAG_MS").ok().map(|v| v.parse().expect("PORT25_IT_LOG_LAG_MS: milliseconds"));
+    Duration::from_millis(ms.unwrap_or(0))
+}
+
+/// Adds lines to a server's log, each `lag` after it was read (at once
+/// when `lag` is zero).
+struct Lagging {
+    log: Arc<Mutex<Vec<serde_json::Value>>>,
+    /// With a lag: the lines (and when they were read) to the thread that
+    /// holds them back.
+    delayed: Option<(std::sync::mpsc::Sender<ReadLine>, std::thread::JoinHandle<()>)>,
+}
+
+type ReadLine = (Instant, serde_json::Value);
+
+impl Lagging {
+    fn start(log: Arc<Mutex<Vec<serde_json::Value>>>, lag: Duration) -> Lagging {
+        if lag.is_zero() {
+            return Lagging { log, delayed: None };
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<ReadLine>();
+        let to = log.clone();
+        let thread = std::thread::spawn(move || {
+            for (read_at, v) in rx {
+                std::thread::sleep((read_at + lag).saturating_duration_since(Instant::now()));
+                to.lock().unwrap().push(v);
+            }
+        });
+        Lagging { log, delayed: Some((tx, thread)) }
+    }
+
+    fn push(&self, v: serde_json::Value) {
+        match &self.delayed {
+            Some((tx, _)) => tx.send((Instant::now(), v)).expect("the lagging log thread ended"),
+            None => self.log.lock().unwrap().push(v),
+        }
+    }
+
+    /// Returns once every line pushed is in the log.
+    fn finish(self) {
+        if let Some((tx, thread)) = self.delayed {
+            drop(tx);
+            thread.join().expect("the lagging log thread panicked");
         }
     }
 }
@@ -344,6 +430,7 @@ impl Server {
         let start = Instant::now();
         loop {
             if let Some(status) = child.try_wait().unwrap() {
+                self.read_log_to_the_end();
                 return status;
             }
             if start.elapsed() > Duration::from_secs(40) {

@@ -179,9 +179,16 @@ fn autoconfig_autodiscover_and_mobileconfig_point_at_587_and_465_never_25() {
         body.contains("<port>465</port>") && body.contains("<port>587</port>") && !body.contains("<port>25</port>"),
         "{body}"
     );
-    let served = s.events("port25.http.autoconfig");
-    let kinds: std::collections::BTreeSet<&str> = served.iter().filter_map(|e| e["kind"].as_str()).collect();
-    assert_eq!(kinds, ["autodiscover", "mobileconfig", "mozilla"].into_iter().collect());
+    let kinds_of = |served: &[serde_json::Value]| -> std::collections::BTreeSet<String> {
+        served.iter().filter_map(|e| e["kind"].as_str().map(str::to_owned)).collect()
+    };
+    let want: std::collections::BTreeSet<String> =
+        ["autodiscover", "mobileconfig", "mozilla"].into_iter().map(str::to_owned).collect();
+    // The log is read a moment after the replies: wait until every kind is there.
+    let served = s.wait_events_until("port25.http.autoconfig", Duration::from_secs(10), |served| {
+        kinds_of(served).is_superset(&want)
+    });
+    assert_eq!(kinds_of(&served), want);
 
     // The DNS records that make clients find all this.
     let out = port25(&s, &["dns", "records", "example.org"], "");

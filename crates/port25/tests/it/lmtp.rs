@@ -147,7 +147,11 @@ fn lmtp_permanent_failure_after_acceptance_bounces_to_the_sender() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(s.events("port25.outbound.dsn").iter().filter(|e| e["kind"] == "failed").count(), 1, "one DSN in all");
+    // The first DSN is logged after it is stored, so not certainly before
+    // the decision waited for above: wait for it too.
+    let failed_dsns = |all: &[serde_json::Value]| all.iter().filter(|e| e["kind"] == "failed").count();
+    let dsn = s.wait_events_until("port25.outbound.dsn", Duration::from_secs(10), |all| failed_dsns(all) >= 1);
+    assert_eq!(failed_dsns(&dsn), 1, "one DSN in all: {dsn:?}");
     let _ = lmtpd.kill();
     let _ = lmtpd.wait();
 }

@@ -470,7 +470,13 @@ fn tls_rpt_a_finished_days_report_is_mailed_gzipped_to_the_rua_mailto_address() 
     assert_eq!(mail["domain"], "them.example");
     assert!(mail["subject"].as_str().unwrap().starts_with("Report Domain: them.example Submitter: "), "{mail}");
     assert_eq!(mail["report"], written, "the attachment is not the report");
-    assert!(past.join("them.example.json.sent").exists());
+    // The report is logged and marked sent after it is queued, so the
+    // remote may have it first: wait for both.
+    let start = Instant::now();
+    while !past.join("them.example.json.sent").exists() {
+        assert!(start.elapsed() < WAIT, "the report was not marked sent");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     // Today's report is not finished: not sent.
-    assert_eq!(a.events("port25.outbound.tls_rpt.sent").len(), 1);
+    assert_eq!(a.wait_events("port25.outbound.tls_rpt.sent", 1, WAIT).len(), 1);
 }

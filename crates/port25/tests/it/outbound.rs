@@ -156,14 +156,23 @@ pub(crate) fn wait_history(s: &Server, needle: &str) -> String {
 
 /// Waits until the outbound spool holds no batch file: every recipient finished.
 pub(crate) fn wait_spool_empty(s: &Server, wait: Duration) {
+    wait_no_batches(&s.data().join("outbound/batches"), wait, "outbound");
+}
+
+/// Waits until the local delivery spool holds no batch file: everything
+/// accepted is in its mailbox (a batch is removed after its deliveries).
+pub(crate) fn wait_local_spool_empty(s: &Server, wait: Duration) {
+    wait_no_batches(&s.data().join("spool/batches"), wait, "local");
+}
+
+fn wait_no_batches(batches: &Path, wait: Duration, which: &str) {
     let start = Instant::now();
-    let batches = s.data().join("outbound/batches");
     loop {
-        let left = std::fs::read_dir(&batches).map(|d| d.count()).unwrap_or(0);
+        let left = std::fs::read_dir(batches).map(|d| d.count()).unwrap_or(0);
         if left == 0 {
             return;
         }
-        assert!(start.elapsed() < wait, "the outbound spool still holds {left} batch file(s)");
+        assert!(start.elapsed() < wait, "the {which} spool still holds {left} batch file(s)");
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -458,7 +467,9 @@ fn kill_9_during_delivery_loses_nothing_and_the_records_say_what_happened() {
     let out = Command::new(BIN).args(["queue", "release", "--data-dir"]).arg(a.data()).output().unwrap();
     assert!(out.status.success());
     wait_spool_empty(&a, WAIT * 2);
-    std::thread::sleep(Duration::from_millis(500));
+    // Everything a delivered is in b's spool; b's Maildir gets it after its
+    // 250, so wait for b's local delivery to finish rather than for a while.
+    wait_local_spool_empty(&b, WAIT);
     let mut subjects = subjects_in(&b.maildir("crash.example", "frank"));
     let total = subjects.len();
     subjects.sort();

@@ -82,7 +82,8 @@ fn classic_relay_tricks_are_all_refused_and_nothing_is_spooled() {
     let batches = std::fs::read_dir(s.data().join("spool/batches")).unwrap().count();
     assert_eq!(batches, 0, "nothing may be spooled");
     assert!(s.events("port25.smtp.data.accepted").is_empty());
-    let rejected = s.events("port25.smtp.rcpt.rejected");
+    // A sleep does not mean the log reader has caught up: wait for them.
+    let rejected = s.wait_events("port25.smtp.rcpt.rejected", 19, std::time::Duration::from_secs(10));
     assert!(rejected.len() >= 19, "relay refusals are logged: {}", rejected.len());
 }
 
