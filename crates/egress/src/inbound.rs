@@ -123,7 +123,7 @@ impl InboundMap {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.seen.is_empty() && self.flows_past_cap == 0
+        self.seen.is_empty()
     }
 
     /// An inbound connection on a proxy port to `to` (standing for `n`).

@@ -221,10 +221,7 @@ impl Prefilter<'_> {
             return 0;
         }
         let subscriber = if w.0 == NONE { f.dst } else { f.src };
-        let k = match subscriber {
-            IpAddr::V6(a) if a.to_ipv4_mapped().is_none() => Sender::of(subscriber, self.v6_shard_len).ip,
-            _ => subscriber,
-        };
+        let k = Sender::of(subscriber, self.v6_shard_len).ip;
         // The high word of hash x n: a multiply, where a remainder by a
         // number known only at run time was a division per flow.
         ((u128::from(crate::window::mix(crate::window::key(k))) * n as u128) >> 64) as usize
@@ -536,11 +533,7 @@ impl<'a> Analyzer<'a> {
     /// Nothing given yet, not even counted: its flows may be split into
     /// shards by [`Prefilter::shard`] (no row exists yet in the wrong one).
     pub fn is_empty(&self) -> bool {
-        self.flows_seen == 0
-            && self.subs.is_empty()
-            && self.inbound.is_empty()
-            && self.held.is_empty()
-            && self.flows_past_row_cap == 0
+        self.flows_seen == 0 && self.subs.is_empty() && self.inbound.is_empty() && self.held.is_empty()
     }
 
     /// Takes in a shard's rows, inbound evidence and counts. The shard and
@@ -605,28 +598,30 @@ impl<'a> Analyzer<'a> {
             }
         }
         self.flows_matched += n;
+        // The row's IPv6 prefix: the session's that matched, else the default.
         let v6_len = self.opts.ipv6_prefix_len;
-        let (sender, session, block) = match self.attribution {
-            None => (Sender::of(f.src, v6_len), NO_SESSION, NO_SESSION),
+        let (len, session, block) = match self.attribution {
+            None => (v6_len, NO_SESSION, NO_SESSION),
             Some((index, _)) => {
                 let block = self.nat.and_then(|nat| nat.lookup(f.src, f.src_port, f.start_ms)).unwrap_or(NO_SESSION);
                 let addr = if block == NO_SESSION { f.src } else { self.nat.expect("looked up").block(block).inside };
                 match index.lookup_prefix(addr, f.start_ms) {
                     Some((i, len)) => {
                         self.flows_attributed += n;
-                        (Sender::of(f.src, len), i, block)
+                        (len, i, block)
                     }
                     None if block != NO_SESSION => {
                         self.flows_attributed += n;
-                        (Sender::of(f.src, v6_len), NO_SESSION, block)
+                        (v6_len, NO_SESSION, block)
                     }
                     None => {
                         self.flows_unattributed += n;
-                        (Sender::of(f.src, v6_len), NO_SESSION, NO_SESSION)
+                        (v6_len, NO_SESSION, NO_SESSION)
                     }
                 }
             }
         };
+        let sender = Sender::of(f.src, len);
         let rows_left = &self.rows_left;
         let Some((row, new)) = self.row_of.get_or_insert_if(RowKey { sender, session, block }, || rows_left.take())
         else {

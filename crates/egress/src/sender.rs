@@ -29,8 +29,7 @@ pub struct Sender {
 impl Sender {
     /// `ip` alone.
     pub fn host(ip: IpAddr) -> Sender {
-        let (family, v) = ip_to_u128(ip);
-        Sender { ip: u128_to_ip(family, v), len: family.bits() }
+        Sender::of(ip, 128)
     }
 
     /// `ip`'s row without a session: the address itself (IPv4), or its
@@ -45,7 +44,7 @@ impl Sender {
 
     /// The IPv6 prefix of `len` bits (at most 128) holding `v`.
     #[inline]
-    pub(crate) fn prefix(v: u128, len: u8) -> Sender {
+    fn prefix(v: u128, len: u8) -> Sender {
         let len = len.min(128);
         let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
         Sender { ip: u128_to_ip(Family::V6, v & mask), len }
