@@ -120,34 +120,12 @@ fn mx(v: u64, v6: bool) -> IpAddr {
 }
 
 fn port25(src: IpAddr, dst: IpAddr, start: u64) -> Flow {
-    Flow {
-        src,
-        dst,
-        src_port: 40_000,
-        dst_port: 25,
-        proto: 6,
-        tcp_flags: 2,
-        packets: 2,
-        bytes: 120,
-        start_ms: start,
-        end_ms: start + 10,
-    }
+    Flow { packets: 2, bytes: 120, end_ms: start + 10, ..Flow::syn(src, dst, 25, start) }
 }
 
 /// A SYN from outside to a proxy port.
 fn probe(src: IpAddr, dst: IpAddr, dst_port: u16, start: u64) -> Flow {
-    Flow {
-        src,
-        dst,
-        src_port: 40_000,
-        dst_port,
-        proto: 6,
-        tcp_flags: 2,
-        packets: 3,
-        bytes: 180,
-        start_ms: start,
-        end_ms: start + 10,
-    }
+    Flow { packets: 3, bytes: 180, end_ms: start + 10, ..Flow::syn(src, dst, dst_port, start) }
 }
 
 /// The flows of a mode, one at a time.

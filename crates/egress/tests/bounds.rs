@@ -6,7 +6,7 @@
 use port25_egress::attribution::{Index, Origin, Session, Source, SubscriberKind, Warnings};
 use port25_egress::flow::Flow;
 use port25_egress::policy::Policy;
-use port25_egress::report::{Analyzer, Options, Row};
+use port25_egress::report::{Analyzer, Options, Prefilter, Row};
 use port25_egress::table::Table;
 use std::net::IpAddr;
 
@@ -64,6 +64,16 @@ fn session(who: &str, prefixes: &[&str], start_ms: u64) -> Session {
         start_ms,
         end_ms: None,
         origin: Origin { file: 0, line: 1 },
+    }
+}
+
+/// `f` to the shard of `one` and `rest` the prefilter picks, as `egress
+/// flows` splits flows over its threads.
+fn add_to_shard<'a>(pre: &Prefilter<'a>, one: &mut Analyzer<'a>, rest: &mut [Analyzer<'a>], f: &Flow) {
+    let w = pre.wants(f).expect("a flow the analysis keeps");
+    match pre.shard(w, f, rest.len() + 1) {
+        0 => one.add_wanted(f, 1, w),
+        k => rest[k - 1].add_wanted(f, 1, w),
     }
 }
 
@@ -199,11 +209,7 @@ fn rows_stop_at_the_cap_and_what_came_past_it_is_counted() {
     let mut r = Rng(5);
     for i in 0..2_000u64 {
         let f = flow(r.inside([0x2001, 0xdb8, (i % 64) as u16, 0], 48), outside(1), 25, i);
-        let w = pre.wants(&f).expect("blocked space to port 25");
-        match pre.shard(w, &f, 4) {
-            0 => one.add_wanted(&f, 1, w),
-            k => shards[k - 1].add_wanted(&f, 1, w),
-        }
+        add_to_shard(&pre, &mut one, &mut shards, &f);
     }
     for s in shards {
         one.absorb(s);
@@ -260,11 +266,7 @@ fn ipv6_prefix_rows_stay_in_one_shard() {
             _ => flow(inside, dst, 25, i * 10),
         };
         all.add(&f);
-        let w = pre.wants(&f).expect("kept");
-        match pre.shard(w, &f, 3) {
-            0 => one.add_wanted(&f, 1, w),
-            k => shards[k - 1].add_wanted(&f, 1, w),
-        }
+        add_to_shard(&pre, &mut one, &mut shards, &f);
     }
     for s in shards {
         one.absorb(s);
